@@ -1,0 +1,266 @@
+package checks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Assertion is one compiled, type-checked expression over a run's variables.
+type Assertion struct {
+	Source       string
+	program      *vm.Program
+	operands     []operand
+	usesBaseline bool
+}
+
+// operand is a variable reference inside an assertion, evaluated on failure so the reason
+// can quote what was seen.
+type operand struct {
+	text    string
+	program *vm.Program
+}
+
+// Env builds the assertion environment type for a kind's variables: the variables, the
+// common duration_ms, the same variables under baseline, and deploy.
+func Env(vars types.Map) types.Map {
+	own := types.Map{"duration_ms": types.Float64}
+	for k, v := range vars {
+		own[k] = v
+	}
+	env := types.Map{}
+	for k, v := range own {
+		env[k] = v
+	}
+	env["baseline"] = own
+	env["deploy"] = deployType
+	return env
+}
+
+// CompileAssertion compiles src against env. Its errors are plain sentences, with a
+// did-you-mean for misspelt variables.
+func CompileAssertion(src string, env types.Map) (*Assertion, error) {
+	program, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		return nil, explainCompileError(err, env)
+	}
+	a := &Assertion{Source: src, program: program}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return a, nil
+	}
+	seen := map[string]bool{}
+	var texts []string
+	ast.Walk(&tree.Node, visitorFunc(func(n ast.Node) {
+		var text, root string
+		switch x := n.(type) {
+		case *ast.IdentifierNode:
+			text, root = x.Value, x.Value
+		case *ast.MemberNode:
+			text, root = x.String(), memberRoot(x)
+		case *ast.BuiltinNode:
+			if x.Name == "len" {
+				text = x.String()
+			}
+		}
+		if root == "baseline" {
+			a.usesBaseline = true
+		}
+		if text != "" && !seen[text] {
+			seen[text] = true
+			texts = append(texts, text)
+		}
+	}))
+	for _, t := range pruneOperands(texts) {
+		p, err := expr.Compile(t, expr.Env(env))
+		if err != nil {
+			continue // inside a closure (#), say: not meaningful on its own
+		}
+		a.operands = append(a.operands, operand{text: t, program: p})
+	}
+	return a, nil
+}
+
+type visitorFunc func(ast.Node)
+
+func (f visitorFunc) Visit(n *ast.Node) { f(*n) }
+
+func memberRoot(m *ast.MemberNode) string {
+	var n ast.Node = m
+	for {
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			n = x.Node
+		case *ast.IdentifierNode:
+			return x.Value
+		default:
+			return ""
+		}
+	}
+}
+
+// pruneOperands drops references that are the base of a longer one: with baseline.p95_ms
+// there is no point printing all of baseline.
+func pruneOperands(texts []string) []string {
+	var out []string
+	for _, t := range texts {
+		covered := false
+		for _, u := range texts {
+			if u != t && (strings.HasPrefix(u, t+".") || strings.HasPrefix(u, t+"[") || strings.HasPrefix(u, t+"?.")) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+var (
+	unknownName  = regexp.MustCompile(`^unknown name (\S+)`)
+	unknownField = regexp.MustCompile(`^unknown field (\S+)`)
+)
+
+func explainCompileError(err error, env types.Map) error {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return err
+	}
+	msg := fe.Message
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		names := sortedKeys(env)
+		return fmt.Errorf("unknown variable %q; %s", m[1], configs.DidYouMean(m[1], names))
+	}
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		var names []string
+		if b, ok := env["baseline"].(types.Map); ok {
+			names = sortedKeys(b)
+		}
+		return fmt.Errorf("unknown field %q; %s", m[1], configs.DidYouMean(m[1], names))
+	}
+	msg = strings.TrimPrefix(msg, "invalid operation: ")
+	if fe.Column > 0 {
+		return fmt.Errorf("%s (at column %d)", msg, fe.Column+1)
+	}
+	return errors.New(msg)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Eval runs the assertion. When it is false (or cannot be evaluated) the second value says
+// why, quoting the expression and the values of the variables it reads.
+func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, string) {
+	out, err := expr.Run(a.program, env)
+	if err != nil {
+		return false, fmt.Sprintf("%s could not be evaluated: %s", a.Source, firstLine(err.Error()))
+	}
+	if ok, _ := out.(bool); ok {
+		return true, ""
+	}
+	var seen []string
+	for _, op := range a.operands {
+		v, err := expr.Run(op.program, env)
+		if err != nil {
+			continue
+		}
+		s := op.text + " = " + FormatValue(v)
+		if d := details[op.text]; d != "" {
+			s += " (" + d + ")"
+		} else if d := details[strings.TrimPrefix(strings.TrimSuffix(op.text, ")"), "len(")]; d != "" {
+			s += " (" + d + ")"
+		}
+		seen = append(seen, s)
+	}
+	if len(seen) == 0 {
+		return false, a.Source + " is false"
+	}
+	return false, a.Source + " is false: " + strings.Join(seen, ", ")
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// FormatValue prints a variable's value briefly for a reason or a progress line.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nil"
+	case float64:
+		return formatFloat(x)
+	case float32:
+		return formatFloat(float64(x))
+	case string:
+		if len(x) > 80 {
+			return strconv.Quote(x[:80]) + "..."
+		}
+		return strconv.Quote(x)
+	case []string:
+		items := make([]any, len(x))
+		for i, s := range x {
+			items[i] = s
+		}
+		return formatList(items)
+	case []any:
+		return formatList(x)
+	case int, int64, bool:
+		return fmt.Sprint(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	if len(b) > 120 {
+		return string(b[:120]) + "..."
+	}
+	return string(b)
+}
+
+func formatFloat(f float64) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return fmt.Sprint(f)
+	}
+	if math.Abs(f) >= 100 {
+		return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64)
+}
+
+func formatList(items []any) string {
+	const show = 5
+	parts := make([]string, 0, show)
+	for i, it := range items {
+		if i == show {
+			break
+		}
+		parts = append(parts, FormatValue(it))
+	}
+	s := "[" + strings.Join(parts, ", ")
+	if len(items) > show {
+		s += fmt.Sprintf(", ... %d in all", len(items))
+	}
+	return s + "]"
+}

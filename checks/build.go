@@ -1,0 +1,142 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Deps are the shared parts checks are built with. main builds them once.
+type Deps struct {
+	HTTP *HTTPClient
+	// Browser runs browser checks; nil builds browser checks that end as error.
+	Browser BrowserRunner
+}
+
+// kindBuilder builds one kind's Prober and returns its variable types. It reports problems
+// through b and returns a nil Prober when there were any.
+type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
+
+// kindBuilders is the table of kinds this build supports.
+var kindBuilders = map[string]kindBuilder{
+	configs.KindHTTP:   buildHTTP,
+	configs.KindScript: buildScript,
+}
+
+type builder struct {
+	cfg  *configs.Config
+	deps Deps
+	errs configs.Errors
+}
+
+func (b *builder) errf(path, fix, format string, args ...any) {
+	b.errs = append(b.errs, b.cfg.Err(path, fix, format, args...))
+}
+
+// Build compiles every check in cfg: assertions type-checked against the kind's variables,
+// templates parsed and their variables resolved. Its error is configs.Errors.
+func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
+	if deps.HTTP == nil {
+		deps.HTTP = NewHTTPClient("vigil")
+	}
+	b := &builder{cfg: cfg, deps: deps}
+	out := make([]*Check, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		if ch := b.build(c); ch != nil {
+			out = append(out, ch)
+		}
+	}
+	if len(b.errs) > 0 {
+		return nil, b.errs
+	}
+	return out, nil
+}
+
+func (b *builder) build(c *configs.Check) *Check {
+	kb, ok := kindBuilders[c.Kind]
+	if !ok {
+		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
+		return nil
+	}
+	prober, vars := kb(b, c)
+	if prober == nil {
+		return nil
+	}
+	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober}
+	srcs := c.Assert
+	if len(srcs) == 0 {
+		if d, ok := prober.(DefaultAsserter); ok {
+			srcs = d.DefaultAssert()
+		}
+	}
+	env := Env(vars)
+	failed := false
+	for i, src := range srcs {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
+			failed = true
+			continue
+		}
+		ch.asserts = append(ch.asserts, a)
+	}
+	if failed {
+		return nil
+	}
+	return ch
+}
+
+// request compiles a request's templates; known lists the template variables available.
+func (b *builder) request(path string, r *configs.Request, known []string) *RequestTemplate {
+	rt, err := CompileRequest(r)
+	if err != nil {
+		if te, ok := err.(*TemplateError); ok {
+			b.errf(path+"."+te.Field, "templates look like {{ .name }}", "%v", te.Err)
+		} else {
+			b.errf(path, "", "%v", err)
+		}
+		return nil
+	}
+	fields := rt.Fields()
+	bad := false
+	for _, name := range sortedKeys(fields) {
+		if contains(known, name) {
+			continue
+		}
+		fix := configs.DidYouMean(name, known)
+		if n := configs.Nearest(name, known); n == "" {
+			fix = "extract it in an earlier step (extract: {" + name + ": json.PATH}); available: " + strings.Join(known, ", ")
+		}
+		b.errf(path+"."+fields[name], fix, "template reads .%s, which nothing before this request provides", name)
+		bad = true
+	}
+	if bad {
+		return nil
+	}
+	return rt
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Names lists the variables a kind's assertions may use, for documentation and errors.
+func Names(vars types.Map) []string {
+	out := sortedKeys(Env(vars))
+	sort.Strings(out)
+	return out
+}
+
+// BrowserRunner runs browser checks; the browser package implements it.
+type BrowserRunner interface {
+	BrowserProbe(ctx context.Context, spec *configs.BrowserSpec, run *Run) error
+}

@@ -1,0 +1,277 @@
+// Package checks turns configured checks into runnable ones and runs them once. A kind
+// (http, script, browser, ...) implements Prober: it does the work of one run and records
+// variables and a transcript. Check wraps every kind with the same hard deadline,
+// assertion evaluation and outcome rules, so a kind never sleeps, schedules or judges
+// itself: the agent and `vigil run` own time and retries.
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Outcome is the result of one run, as in Argo Rollouts.
+type Outcome string
+
+const (
+	// Pass: every assertion held.
+	Pass Outcome = "pass"
+	// Fail: an assertion was false; the application misbehaved.
+	Fail Outcome = "fail"
+	// Error: vigil could not measure (unreachable before any answer, browser crashed, ...).
+	Error Outcome = "error"
+	// Inconclusive: measured, but nothing to judge by (no baseline yet, an empty query).
+	Inconclusive Outcome = "inconclusive"
+)
+
+// Deploy identifies the deploy a run verifies. Outside a verification it is nil.
+type Deploy struct {
+	ID          string    `json:"id"`
+	Service     string    `json:"service"`
+	Version     string    `json:"version"`
+	Environment string    `json:"environment,omitempty"`
+	Commit      string    `json:"commit,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+}
+
+// Input is what the caller knows that a run may use.
+type Input struct {
+	Deploy *Deploy
+	// Baseline holds the variables of the last passing runs before the deploy, aggregated
+	// by the kind (median where numeric); nil when there is none.
+	Baseline map[string]any
+	// Since bounds windows such as logscan's: only what happened after it counts.
+	Since time.Time
+}
+
+// Artifact is evidence kept with a result, such as a failure screenshot.
+type Artifact struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Data        []byte `json:"-"`
+	// Path is where the artifact was written, once it was.
+	Path string `json:"path,omitempty"`
+}
+
+// Result is one run of one check.
+type Result struct {
+	Check    string         `json:"check"`
+	Kind     string         `json:"kind"`
+	Outcome  Outcome        `json:"outcome"`
+	Reasons  []string       `json:"reasons,omitempty"`
+	Vars     map[string]any `json:"vars,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
+	// Attempts counts runs including retries of error outcomes.
+	Attempts   int         `json:"attempts"`
+	Transcript []string    `json:"transcript,omitempty"`
+	Artifacts  []*Artifact `json:"artifacts,omitempty"`
+	Deploy     *Deploy     `json:"deploy,omitempty"`
+	TraceID    string      `json:"trace_id,omitempty"`
+	Location   string      `json:"location,omitempty"`
+}
+
+// Summary is the first reason, or the outcome when there is none: one line for a list.
+func (r *Result) Summary() string {
+	if len(r.Reasons) > 0 {
+		return r.Reasons[0]
+	}
+	return string(r.Outcome)
+}
+
+// Prober is one kind's work for one run. It fills run.Vars and the transcript and returns
+// nil when it measured what it came to measure, even if the numbers are bad: judging them
+// is the assertions' job. It returns an error when it could not measure (the run is an
+// error) or Inconclusivef(...) when there was nothing to measure.
+type Prober interface {
+	Probe(ctx context.Context, run *Run) error
+}
+
+// Baseliner is implemented by kinds whose baseline is not "median of numeric variables over
+// the last passing runs" (fleet keeps per-instance health, for example).
+type Baseliner interface {
+	Baseline(previous []*Result) map[string]any
+}
+
+// DefaultAsserter is implemented by kinds that judge a run with built-in assertions when the
+// config gives none.
+type DefaultAsserter interface {
+	DefaultAssert() []string
+}
+
+// Run is the state of one run in progress, shared between Check and its Prober.
+type Run struct {
+	Input
+	Vars       map[string]any
+	Transcript *Transcript
+	Artifacts  []*Artifact
+	// TraceID is set by probers whose requests carry a trace context.
+	TraceID string
+
+	failures []string
+	details  map[string]string
+}
+
+// Failf records a failure the kind detects itself (a script step's assertion, a stale
+// reader at timeout); the run fails even if every check-level assertion holds.
+func (r *Run) Failf(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
+
+// Explain attaches a human explanation to a variable, quoted when an assertion over that
+// variable fails: "stale = 1 (reader-b never showed the marker)".
+func (r *Run) Explain(variable, detail string) {
+	if r.details == nil {
+		r.details = map[string]string{}
+	}
+	r.details[variable] = detail
+}
+
+// AddArtifact keeps evidence with the result.
+func (r *Run) AddArtifact(name, contentType string, data []byte) {
+	r.Artifacts = append(r.Artifacts, &Artifact{Name: name, ContentType: contentType, Data: data})
+}
+
+type inconclusiveError struct{ msg string }
+
+func (e *inconclusiveError) Error() string { return e.msg }
+
+// Inconclusivef is the error a Prober returns when there was nothing to judge.
+func Inconclusivef(format string, args ...any) error {
+	return &inconclusiveError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Check is a configured, compiled check, ready to run any number of times concurrently.
+type Check struct {
+	Name    string
+	Kind    string
+	Timeout time.Duration
+	Config  *configs.Check
+
+	prober  Prober
+	asserts []*Assertion
+}
+
+// Assertions returns the compiled assertions, defaults included.
+func (c *Check) Assertions() []*Assertion { return c.asserts }
+
+// Prober returns the kind's implementation.
+func (c *Check) Prober() Prober { return c.prober }
+
+// Baseline aggregates the results of previous runs into the baseline variables.
+func (c *Check) Baseline(previous []*Result) map[string]any {
+	if b, ok := c.prober.(Baseliner); ok {
+		return b.Baseline(previous)
+	}
+	return MedianBaseline(previous)
+}
+
+// UsesBaseline reports whether any assertion reads baseline.*.
+func (c *Check) UsesBaseline() bool {
+	for _, a := range c.asserts {
+		if a.usesBaseline {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the check once within its timeout. It never returns nil and never outlives
+// ctx or the timeout by more than the prober's cleanup.
+func (c *Check) Run(ctx context.Context, in Input) *Result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+
+	run := &Run{Input: in, Vars: map[string]any{}, Transcript: NewTranscript()}
+	err := c.probe(ctx, run)
+	elapsed := time.Since(start)
+	if _, set := run.Vars["duration_ms"]; !set {
+		run.Vars["duration_ms"] = ms(elapsed)
+	}
+	res := &Result{
+		Check: c.Name, Kind: c.Kind, Vars: run.Vars, Started: start, Duration: elapsed, Attempts: 1,
+		Transcript: run.Transcript.Lines(), Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
+	}
+	var inc *inconclusiveError
+	switch {
+	case errors.As(err, &inc):
+		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
+		return res
+	case err != nil:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
+			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
+		}
+		res.Outcome, res.Reasons = Error, []string{err.Error()}
+		return res
+	}
+	res.Outcome, res.Reasons = c.judge(run)
+	return res
+}
+
+// probe runs the prober, turning a panic into an error so one bad run cannot take the
+// agent down.
+func (c *Check) probe(ctx context.Context, run *Run) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error in %s check: %v", c.Kind, p)
+		}
+	}()
+	return c.prober.Probe(ctx, run)
+}
+
+// judge evaluates the kind's own failures and the assertions.
+func (c *Check) judge(run *Run) (Outcome, []string) {
+	reasons := append([]string(nil), run.failures...)
+	env := assertionEnv(run)
+	var noBaseline []string
+	for _, a := range c.asserts {
+		if a.usesBaseline && run.Baseline == nil {
+			noBaseline = append(noBaseline, a.Source)
+			continue
+		}
+		if ok, why := a.Eval(env, run.details); !ok {
+			reasons = append(reasons, why)
+		}
+	}
+	switch {
+	case len(reasons) > 0:
+		return Fail, reasons
+	case len(noBaseline) > 0:
+		return Inconclusive, []string{fmt.Sprintf("no baseline yet: %q compares with runs from before the deploy, and there are none that passed", noBaseline[0])}
+	}
+	return Pass, nil
+}
+
+// assertionEnv is what assertions see: the run's variables, baseline and deploy.
+func assertionEnv(run *Run) map[string]any {
+	env := make(map[string]any, len(run.Vars)+2)
+	for k, v := range run.Vars {
+		env[k] = v
+	}
+	if run.Baseline != nil {
+		env["baseline"] = run.Baseline
+	} else {
+		env["baseline"] = map[string]any{}
+	}
+	d := map[string]any{"id": "", "service": "", "version": "", "environment": "", "commit": ""}
+	if run.Deploy != nil {
+		d = map[string]any{"id": run.Deploy.ID, "service": run.Deploy.Service, "version": run.Deploy.Version,
+			"environment": run.Deploy.Environment, "commit": run.Deploy.Commit}
+	}
+	env["deploy"] = d
+	return env
+}
+
+// deployType is the type of the deploy variable in every assertion.
+var deployType = types.Map{"id": types.String, "service": types.String, "version": types.String,
+	"environment": types.String, "commit": types.String}
+
+// ms converts a duration to float milliseconds, the unit of every *_ms variable.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

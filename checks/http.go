@@ -1,0 +1,106 @@
+package checks
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// HTTPVars are the variables of one HTTP response, shared by http and script steps.
+var HTTPVars = types.Map{
+	"status":           types.Int,
+	"headers":          types.TypeOf(map[string]string{}),
+	"body":             types.String,
+	"json":             types.Any,
+	"url":              types.String,
+	"proto":            types.String,
+	"dns_ms":           types.Float64,
+	"connect_ms":       types.Float64,
+	"tls_ms":           types.Float64,
+	"ttfb_ms":          types.Float64,
+	"cert_expiry_days": types.Float64,
+	"body_bytes":       types.Int,
+	"body_truncated":   types.Bool,
+	"conn_reused":      types.Bool,
+}
+
+// defaultHTTPAssert is blackbox_exporter's default: any 2xx.
+var defaultHTTPAssert = []string{"status >= 200 && status < 300"}
+
+// HTTP is the http kind: one request, judged by assertions over the response.
+type HTTP struct {
+	req    *RequestTemplate
+	client *HTTPClient
+}
+
+// DefaultAssert implements DefaultAsserter.
+func (h *HTTP) DefaultAssert() []string { return defaultHTTPAssert }
+
+// Probe implements Prober.
+func (h *HTTP) Probe(ctx context.Context, run *Run) error {
+	r, err := h.req.Render(map[string]any{"Nonce": NewNonce()})
+	if err != nil {
+		return err
+	}
+	resp, err := h.client.Do(ctx, r, run.Transcript)
+	if err != nil {
+		return err
+	}
+	SetHTTPVars(run, "", resp, time.Now())
+	return nil
+}
+
+// SetHTTPVars records resp as variables. prefix names the variables' owner in
+// explanations ("" for a whole check).
+func SetHTTPVars(run *Run, prefix string, resp *Response, now time.Time) {
+	v := run.Vars
+	v["status"] = resp.Status
+	v["headers"] = flattenHeaders(resp.Header)
+	v["body"] = string(resp.Body)
+	v["json"] = resp.JSON
+	v["url"] = resp.FinalURL
+	v["proto"] = resp.Proto
+	v["dns_ms"] = ms(resp.Timings.DNS)
+	v["connect_ms"] = ms(resp.Timings.Connect)
+	v["tls_ms"] = ms(resp.Timings.TLS)
+	v["ttfb_ms"] = ms(resp.Timings.TTFB)
+	v["duration_ms"] = ms(resp.Timings.Total)
+	v["body_bytes"] = int(resp.BodyBytes)
+	v["body_truncated"] = resp.Truncated
+	v["conn_reused"] = resp.Reused
+	if resp.CertExpiry.IsZero() {
+		v["cert_expiry_days"] = -1.0
+		run.Explain(prefix+"cert_expiry_days", "no TLS certificate: the answer came over plain http")
+	} else {
+		v["cert_expiry_days"] = resp.CertExpiry.Sub(now).Hours() / 24
+	}
+	if resp.Truncated {
+		run.Explain(prefix+"body", "cut at the body size cap")
+		run.Explain(prefix+"json", "not parsed: the body was cut at the size cap")
+	} else if resp.JSON == nil {
+		run.Explain(prefix+"json", "the body is not JSON")
+	}
+	if resp.Reused {
+		run.Explain(prefix+"connect_ms", "a kept-alive connection was reused")
+	}
+}
+
+func flattenHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, vs := range h {
+		out[k] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+func buildHTTP(b *builder, c *configs.Check) (Prober, types.Map) {
+	req := b.request(c.Path()+".request", &c.HTTP.Request, []string{"Nonce"})
+	if req == nil {
+		return nil, nil
+	}
+	return &HTTP{req: req, client: b.deps.HTTP}, HTTPVars
+}

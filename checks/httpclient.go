@@ -1,0 +1,426 @@
+package checks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// HTTPClient is the HTTP machinery every HTTP-based kind shares: one tuned transport per
+// TLS setup, so a thousand checks a second against a few targets hold a few dozen kept-alive
+// connections instead of thousands in TIME_WAIT.
+type HTTPClient struct {
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Wrap, when set, wraps each transport (tracing injects traceparent here).
+	Wrap func(http.RoundTripper) http.RoundTripper
+
+	mu         sync.Mutex
+	transports map[tlsKey]http.RoundTripper
+}
+
+type tlsKey struct {
+	insecure   bool
+	caFile     string
+	serverName string
+}
+
+// NewHTTPClient returns a client with no transports built yet.
+func NewHTTPClient(userAgent string) *HTTPClient {
+	return &HTTPClient{UserAgent: userAgent, transports: map[tlsKey]http.RoundTripper{}}
+}
+
+func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
+	key := tlsKey{opts.InsecureSkipVerify, opts.CAFile, opts.ServerName}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.transports[key]; ok {
+		return t, nil
+	}
+	tc := &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify, ServerName: opts.ServerName} //nolint:gosec // opt-in per check
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificates", opts.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	var rt http.RoundTripper = &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:        tc,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 256 << 10,
+	}
+	if h.Wrap != nil {
+		rt = h.Wrap(rt)
+	}
+	h.transports[key] = rt
+	return rt, nil
+}
+
+// CloseIdle closes kept-alive connections (tests, shutdown).
+func (h *HTTPClient) CloseIdle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range h.transports {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
+// Request is a rendered request, ready to send.
+type Request struct {
+	Method          string
+	URL             string
+	Header          http.Header
+	Body            string
+	Timeout         time.Duration
+	FollowRedirects bool
+	TLS             configs.TLS
+	Auth            configs.Auth
+	MaxBodyBytes    int64
+}
+
+// Timings are a request's phases. Connection phases are zero when a kept-alive connection
+// was reused.
+type Timings struct {
+	DNS, Connect, TLS, TTFB, Total time.Duration
+}
+
+// Response is what came back, with the body read up to the request's cap.
+type Response struct {
+	Status    int
+	Proto     string
+	Header    http.Header
+	Body      []byte
+	BodyBytes int64
+	Truncated bool
+	// JSON is the parsed body, nil when it is not JSON (or was truncated).
+	JSON     any
+	FinalURL string
+	Timings  Timings
+	Reused   bool
+	// CertExpiry is the leaf certificate's NotAfter; zero without TLS.
+	CertExpiry time.Time
+}
+
+// Do sends r and reads the answer. An error means no complete answer: connection refused,
+// a timeout before the response, a broken body. A response with any status is not an error.
+func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Response, error) {
+	rt, err := h.transport(r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	var tm Timings
+	var dnsStart, connStart, tlsStart time.Time
+	reused := false
+	start := time.Now()
+	trace := &httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { dnsStart = time.Now() },
+		DNSDone:           func(httptrace.DNSDoneInfo) { tm.DNS = since(dnsStart) },
+		ConnectStart:      func(string, string) { connStart = time.Now() },
+		ConnectDone:       func(string, string, error) { tm.Connect = since(connStart) },
+		TLSHandshakeStart: func() { tlsStart = time.Now() },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { tm.TLS = since(tlsStart) },
+		GotConn: func(info httptrace.GotConnInfo) {
+			reused = info.Reused
+			if info.Reused {
+				tm.DNS, tm.Connect, tm.TLS = 0, 0, 0
+			}
+		},
+		GotFirstResponseByte: func() { tm.TTFB = time.Since(start) },
+	}
+	var body io.Reader
+	if r.Body != "" {
+		body = strings.NewReader(r.Body)
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.Method, r.URL, body)
+	if err != nil {
+		return nil, fmt.Errorf("building request: %w", err)
+	}
+	for k, vs := range r.Header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" && h.UserAgent != "" {
+		req.Header.Set("User-Agent", h.UserAgent)
+	}
+	switch {
+	case r.Auth.Bearer.IsSet():
+		req.Header.Set("Authorization", "Bearer "+r.Auth.Bearer.Value())
+	case r.Auth.Username != "":
+		req.SetBasicAuth(r.Auth.Username, r.Auth.Password.Value())
+	}
+	if t != nil {
+		t.Printf("> %s %s", r.Method, r.URL)
+		for _, line := range headerLines(req.Header) {
+			t.Printf("> %s", line)
+		}
+		if r.Body != "" {
+			t.Printf("> %s", Trim(r.Body, 300))
+		}
+	}
+	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
+	resp, err := client.Do(req)
+	if err != nil {
+		err = describeHTTPError(ctx, r, err)
+		if t != nil {
+			t.Printf("! %v", err)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	limit := r.MaxBodyBytes
+	if limit <= 0 {
+		limit = configs.DefaultMaxBodyBytes
+	}
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(), Reused: reused}
+	if int64(len(data)) > limit {
+		// Closing without draining drops the connection: cheaper than reading a huge body.
+		data, out.Truncated = data[:limit], true
+	}
+	if readErr != nil {
+		err := describeHTTPError(ctx, r, readErr)
+		if t != nil {
+			t.Printf("< %s after %d body bytes; the body broke off: %v", resp.Status, len(data), err)
+		}
+		return nil, fmt.Errorf("%s, but the body broke off after %d bytes: %w", resp.Status, len(data), err)
+	}
+	tm.Total = time.Since(start)
+	out.Body, out.BodyBytes, out.Timings = data, int64(len(data)), tm
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		out.CertExpiry = resp.TLS.PeerCertificates[0].NotAfter
+	}
+	if !out.Truncated && looksJSON(resp.Header.Get("Content-Type"), data) {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if dec.Decode(&v) == nil && !dec.More() {
+			out.JSON = v
+		}
+	}
+	if t != nil {
+		t.Printf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", resp.Proto, resp.Status, round(tm.Total),
+			round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))
+		for _, line := range headerLines(resp.Header) {
+			t.Printf("< %s", line)
+		}
+		note := ""
+		if out.Truncated {
+			note = fmt.Sprintf(", cut at the %d-byte cap", limit)
+		}
+		t.Printf("< body: %d bytes%s: %s", len(data), note, Trim(string(data), 400))
+	}
+	return out, nil
+}
+
+func since(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if !follow {
+			return http.ErrUseLastResponse
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+// describeHTTPError turns transport errors into a sentence that says what happened.
+func describeHTTPError(ctx context.Context, r *Request, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: timed out: no complete answer within %s", r.Method, r.URL, r.Timeout)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s %s: cancelled", r.Method, r.URL)
+	}
+	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+}
+
+var sensitiveHeaders = map[string]bool{"Authorization": true, "Cookie": true, "Set-Cookie": true,
+	"Proxy-Authorization": true, "X-Api-Key": true}
+
+func headerLines(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		v := strings.Join(h[k], ", ")
+		if sensitiveHeaders[k] {
+			v = "****"
+		}
+		out = append(out, k+": "+Trim(v, 200))
+	}
+	return out
+}
+
+func looksJSON(contentType string, body []byte) bool {
+	if strings.Contains(contentType, "json") {
+		return true
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+// RequestTemplate is a configured request whose URL, body and header values may use
+// {{ .name }} templates, compiled once at load.
+type RequestTemplate struct {
+	base    configs.Request
+	url     *template.Template
+	body    *template.Template
+	headers map[string]*template.Template
+}
+
+// CompileRequest compiles the templates in r. path names r in errors.
+func CompileRequest(r *configs.Request) (*RequestTemplate, error) {
+	rt := &RequestTemplate{base: *r, headers: map[string]*template.Template{}}
+	var err error
+	if rt.url, err = compileTemplate("url", r.URL); err != nil {
+		return nil, err
+	}
+	if rt.body, err = compileTemplate("body", r.Body); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Headers {
+		if rt.headers[k], err = compileTemplate("headers."+k, v); err != nil {
+			return nil, err
+		}
+	}
+	return rt, nil
+}
+
+// TemplateError names which field of a request has a bad template.
+type TemplateError struct {
+	Field string
+	Err   error
+}
+
+func (e *TemplateError) Error() string { return e.Err.Error() }
+
+func compileTemplate(field, s string) (*template.Template, error) {
+	if !strings.Contains(s, "{{") {
+		return nil, nil
+	}
+	t, err := template.New(field).Option("missingkey=error").Parse(s)
+	if err != nil {
+		msg := err.Error()
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+		return nil, &TemplateError{Field: field, Err: fmt.Errorf("bad template: %s", msg)}
+	}
+	return t, nil
+}
+
+// Fields lists the template variables the request reads, with the field that reads each.
+func (rt *RequestTemplate) Fields() map[string]string {
+	out := map[string]string{}
+	add := func(field string, t *template.Template) {
+		if t == nil {
+			return
+		}
+		for _, name := range templateFields(t) {
+			if _, ok := out[name]; !ok {
+				out[name] = field
+			}
+		}
+	}
+	add("url", rt.url)
+	add("body", rt.body)
+	for k, t := range rt.headers {
+		add("headers."+k, t)
+	}
+	return out
+}
+
+// Render fills the templates from data.
+func (rt *RequestTemplate) Render(data map[string]any) (*Request, error) {
+	r := &Request{Method: rt.base.Method, URL: rt.base.URL, Body: rt.base.Body, Header: http.Header{},
+		Timeout: rt.base.Timeout, TLS: rt.base.TLS, Auth: rt.base.Auth, MaxBodyBytes: rt.base.MaxBodyBytes,
+		FollowRedirects: rt.base.FollowRedirects == nil || *rt.base.FollowRedirects}
+	var err error
+	if r.URL, err = execTemplate(rt.url, rt.base.URL, data); err != nil {
+		return nil, err
+	}
+	if r.Body, err = execTemplate(rt.body, rt.base.Body, data); err != nil {
+		return nil, err
+	}
+	for k, v := range rt.base.Headers {
+		hv, err := execTemplate(rt.headers[k], v, data)
+		if err != nil {
+			return nil, err
+		}
+		r.Header.Set(k, hv)
+	}
+	if rt.url != nil {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("the url template rendered %q, which is not an absolute http(s) URL", r.URL)
+		}
+	}
+	return r, nil
+}
+
+func execTemplate(t *template.Template, raw string, data map[string]any) (string, error) {
+	if t == nil {
+		return raw, nil
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("rendering %s: %w", t.Name(), err)
+	}
+	return b.String(), nil
+}

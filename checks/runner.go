@@ -1,0 +1,95 @@
+package checks
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Retry is how error outcomes are retried. Only errors are retried: a fail is an answer.
+type Retry struct {
+	Attempts int           // extra attempts after the first
+	Backoff  time.Duration // first wait; doubles each time, with jitter
+	Max      time.Duration // longest wait
+}
+
+// DefaultBackoff is the first wait before a retry.
+const DefaultBackoff = 500 * time.Millisecond
+
+// RunWithRetries runs c, retrying error outcomes. The result says how many attempts it
+// took and keeps the earlier errors in its transcript.
+func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) *Result {
+	if retry.Backoff <= 0 {
+		retry.Backoff = DefaultBackoff
+	}
+	if retry.Max <= 0 {
+		retry.Max = 5 * time.Second
+	}
+	var earlier []string
+	wait := retry.Backoff
+	for attempt := 1; ; attempt++ {
+		res := c.Run(ctx, in)
+		res.Attempts = attempt
+		if res.Outcome != Error || attempt > retry.Attempts || ctx.Err() != nil {
+			if len(earlier) > 0 {
+				res.Transcript = append(earlier, res.Transcript...)
+			}
+			return res
+		}
+		earlier = append(earlier, "!! attempt "+strconv.Itoa(attempt)+" ended in error: "+res.Summary()+"; retrying")
+		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		t := time.NewTimer(jittered)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			res.Transcript = append(earlier, res.Transcript...)
+			return res
+		case <-t.C:
+		}
+		wait = min(wait*2, retry.Max)
+	}
+}
+
+// RunAll runs checks with at most concurrency at once and returns results in the checks'
+// order. onStart and onDone (either may be nil) report progress; calls are serialised.
+func RunAll(ctx context.Context, list []*Check, concurrency int, in func(*Check) Input, retries func(*Check) Retry,
+	onStart func(*Check), onDone func(*Check, *Result)) []*Result {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	results := make([]*Result, len(list))
+	sem := make(chan struct{}, concurrency)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, c := range list {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if onStart != nil {
+				mu.Lock()
+				onStart(c)
+				mu.Unlock()
+			}
+			var input Input
+			if in != nil {
+				input = in(c)
+			}
+			var r Retry
+			if retries != nil {
+				r = retries(c)
+			}
+			res := RunWithRetries(ctx, c, input, r)
+			results[i] = res
+			if onDone != nil {
+				mu.Lock()
+				onDone(c, res)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}

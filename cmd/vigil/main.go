@@ -1,0 +1,156 @@
+// Command vigil is a post-deploy synthetic acceptance monitor: it runs scripted checks
+// against a live service after each deploy and on a schedule, decides whether the deploy
+// is healthy, and tells people and machines when it is not. This file parses flags and
+// wires packages; the work happens in them.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = ""
+	commit  = ""
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitUnknown = 3
+)
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func exitWith(code int, err error) error { return &exitError{code: code, err: err} }
+
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// execute runs the CLI and returns the process exit code; tests call it directly.
+func execute(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, ee.err)
+		}
+		return ee.code
+	}
+	// cobra's own errors: unknown command or flag, bad arguments.
+	fmt.Fprintf(stderr, "vigil: %v\nRun 'vigil --help' for usage.\n", err)
+	return exitUsage
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vigil",
+		Short: "Post-deploy synthetic acceptance monitor: did that deploy break production?",
+		Long: `vigil runs scripted checks against a live service right after each deploy and on a
+schedule, compares them with what it saw before the deploy, decides a verdict, and when
+the deploy is bad it pages people and calls rollback or halt webhooks.
+
+Start with 'vigil demo'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newDemoCmd())
+	return root
+}
+
+// configPath resolves -c, then $VIGIL_CONFIG, then ./vigil.yaml.
+func configPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if p := os.Getenv("VIGIL_CONFIG"); p != "" {
+		return p
+	}
+	return "vigil.yaml"
+}
+
+// loadConfig loads and validates; a bad config is exit code 2 with every error listed.
+func loadConfig(path string, opts configs.Options) (*configs.Config, error) {
+	cfg, err := configs.Load(configPath(path), opts)
+	if err != nil {
+		return nil, exitWith(exitUsage, err)
+	}
+	return cfg, nil
+}
+
+// buildInfo returns the version, commit and Go version of this binary.
+func buildInfo() (v, c, goVersion string) {
+	v, c = version, commit
+	info, ok := debug.ReadBuildInfo()
+	if ok {
+		goVersion = info.GoVersion
+		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if c == "" {
+					c = s.Value
+				}
+			case "vcs.modified":
+				if s.Value == "true" && c != "" {
+					c += "-dirty"
+				}
+			}
+		}
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return v, c, goVersion
+}
+
+func userAgent() string {
+	v, _, _ := buildInfo()
+	return "vigil/" + v
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print vigil's version, commit and Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, c, g := buildInfo()
+			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s (commit %s, %s)\n", v, c, g)
+			return nil
+		},
+	}
+}

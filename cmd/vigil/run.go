@@ -1,0 +1,243 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/report"
+)
+
+func newValidateCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Load and compile the config (assertions, templates) without running anything",
+		Long: `validate loads the config, applies defaults, checks every key and reference, and
+compiles every assertion and template. It runs nothing. Exit code 0: valid; 2: invalid,
+with every problem listed as FILE:LINE: KEY.PATH: what is wrong; how to fix it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath, configs.Options{})
+			if err != nil {
+				return err
+			}
+			list, err := checks.Build(cfg, checks.Deps{HTTP: checks.NewHTTPClient(userAgent())})
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %d checks, %d services, %d notifiers\n",
+				cfg.File, len(list), len(cfg.Services), len(cfg.Notifiers))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
+	return cmd
+}
+
+type runFlags struct {
+	config      string
+	checks      []string
+	service     string
+	junit       string
+	json        bool
+	concurrency int
+	artifacts   string
+	verbose     bool
+	noRetry     bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the selected checks once, now (a deploy-pipeline post-step)",
+		Long: `run runs every selected check once with bounded concurrency, retrying only checks that
+end in error (vigil could not measure), and prints each result. Use it as the step after
+a deploy in a pipeline.
+
+Exit codes: 0 every check passed; 1 a check failed, errored or was inconclusive;
+2 bad config or usage.`,
+		Example: `  vigil run -c vigil.yaml
+  vigil run --service web --junit results.xml
+  vigil run --check home --check login --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runChecks(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
+	fl.StringArrayVar(&f.checks, "check", nil, "run this check (repeatable; default: all)")
+	fl.StringVar(&f.service, "service", "", "run the checks of this service")
+	fl.StringVar(&f.junit, "junit", "", "write JUnit XML results to this file")
+	fl.BoolVar(&f.json, "json", false, "print results as JSON on stdout instead of lines")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "checks at once (default agent.concurrency)")
+	fl.StringVar(&f.artifacts, "artifacts", "", "folder for evidence such as screenshots (default: a new temporary folder)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the transcript of every check that did not pass")
+	fl.BoolVar(&f.noRetry, "no-retry", false, "do not retry checks that end in error")
+	return cmd
+}
+
+func runChecks(cmd *cobra.Command, f runFlags) error {
+	cfg, err := loadConfig(f.config, configs.Options{})
+	if err != nil {
+		return err
+	}
+	selected, err := selectChecks(cfg, f.checks, f.service)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	env := newRuntime(cfg)
+	defer env.Close()
+	all, err := checks.Build(cfg, env.deps)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	var list []*checks.Check
+	for _, c := range all {
+		if selected[c.Name] {
+			list = append(list, c)
+		}
+	}
+	conc := f.concurrency
+	if conc <= 0 {
+		conc = cfg.Agent.Concurrency
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out := cmd.OutOrStdout()
+	tty := !f.json && isTerminal(out)
+	p := report.NewPrinter(out, tty, f.verbose, len(list))
+	onStart, onDone := p.Start, p.Done
+	if f.json {
+		onStart, onDone = nil, nil
+	}
+	started := time.Now()
+	results := checks.RunAll(ctx, list, conc, nil, func(c *checks.Check) checks.Retry {
+		if f.noRetry {
+			return checks.Retry{}
+		}
+		return checks.Retry{Attempts: *c.Config.Retries}
+	}, onStart, func(c *checks.Check, r *checks.Result) {
+		r.Location = cfg.Agent.Location
+		if err := saveArtifacts(f.artifacts, r); err != nil {
+			r.Reasons = append(r.Reasons, err.Error())
+		}
+		if onDone != nil {
+			onDone(c, r)
+		}
+	})
+	p.Finish()
+	sum := report.Summarize(results, time.Since(started))
+
+	if f.junit != "" {
+		if err := writeFile(f.junit, func(w *os.File) error { return report.WriteJUnit(w, results, sum, started) }); err != nil {
+			return exitWith(exitUsage, fmt.Errorf("--junit: %w", err))
+		}
+	}
+	if f.json {
+		if err := report.WriteJSON(out, results, sum); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(out, sum)
+	}
+	if ctx.Err() != nil {
+		return exitWith(exitFailed, fmt.Errorf("interrupted"))
+	}
+	if !sum.OK() {
+		return exitWith(exitFailed, nil)
+	}
+	return nil
+}
+
+// saveArtifacts writes a result's evidence to dir, or to a new temporary folder.
+func saveArtifacts(dir string, r *checks.Result) error {
+	if len(r.Artifacts) == 0 {
+		return nil
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "vigil-artifacts-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	return report.SaveArtifacts(dir, []*checks.Result{r})
+}
+
+// selectChecks resolves --check and --service into a set of check names.
+func selectChecks(cfg *configs.Config, names []string, service string) (map[string]bool, error) {
+	all := make([]string, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		all = append(all, c.Name)
+	}
+	out := map[string]bool{}
+	if service != "" {
+		s, ok := cfg.Services[service]
+		if !ok {
+			var svcs []string
+			for n := range cfg.Services {
+				svcs = append(svcs, n)
+			}
+			return nil, fmt.Errorf("--service %s: no such service in %s; %s", service, cfg.File, configs.DidYouMean(service, svcs))
+		}
+		for _, n := range s.Checks {
+			out[n] = true
+		}
+	}
+	for _, n := range names {
+		if cfg.CheckByName(n) == nil {
+			return nil, fmt.Errorf("--check %s: no such check in %s; %s", n, cfg.File, configs.DidYouMean(n, all))
+		}
+		out[n] = true
+	}
+	if service == "" && len(names) == 0 {
+		for _, n := range all {
+			out[n] = true
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no checks selected")
+	}
+	return out, nil
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && report.IsTerminal(f)
+}
+
+func writeFile(path string, write func(*os.File) error) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runtime holds the shared parts checks run with, built once per process.
+type runtimeParts struct {
+	deps checks.Deps
+}
+
+func newRuntime(cfg *configs.Config) *runtimeParts {
+	return &runtimeParts{deps: checks.Deps{HTTP: checks.NewHTTPClient(userAgent())}}
+}
+
+func (r *runtimeParts) Close() { r.deps.HTTP.CloseIdle() }

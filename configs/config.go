@@ -1,0 +1,452 @@
+// Package configs is vigil's configuration contract: the types a vigil.yaml decodes into,
+// loading (koanf: YAML file, then VIGIL_* environment, then flags), `${VAR}` expansion,
+// defaults, and validation whose every error names the file, the key path and a fix.
+//
+// configs imports no other vigil package. It checks shapes, references and values; the
+// checks package compiles assertions and templates and reports through the same Error type,
+// so `vigil validate` gives one consistent list.
+package configs
+
+import "time"
+
+// Config is one loaded, defaulted and validated vigil configuration.
+type Config struct {
+	Agent       Agent                `koanf:"agent"`
+	Store       Store                `koanf:"store"`
+	Browser     Browser              `koanf:"browser"`
+	Tracing     Tracing              `koanf:"tracing"`
+	Defaults    Defaults             `koanf:"defaults"`
+	Services    map[string]*Service  `koanf:"services"`
+	Checks      []*Check             `koanf:"checks"`
+	Notifiers   map[string]*Notifier `koanf:"notifiers"`
+	Maintenance []*Maintenance       `koanf:"maintenance"`
+
+	// File is the path the configuration was read from ("" when built in memory).
+	File string `koanf:"-"`
+	// Dir is the folder relative paths (store.dsn, CA files, log globs) are resolved against.
+	Dir string `koanf:"-"`
+
+	lines map[string]int // key path -> line in File, for errors raised after load
+}
+
+// Agent configures the long-running process: its listener and its limits.
+type Agent struct {
+	Listen             string `koanf:"listen"`
+	APIToken           Secret `koanf:"api_token"`
+	Location           string `koanf:"location"`
+	Concurrency        int    `koanf:"concurrency"`
+	BrowserConcurrency int    `koanf:"browser_concurrency"`
+	// PublicURL is how people reach this agent (links in Slack messages and webhooks).
+	PublicURL string `koanf:"public_url"`
+	// StatusPageAuth requires the bearer token for the status page too.
+	StatusPageAuth bool `koanf:"status_page_auth"`
+	// ShutdownGrace is how long runs in flight may finish after SIGTERM before they are cancelled.
+	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+}
+
+// Store configures where runs, deploys, verdicts and the outbox are kept.
+type Store struct {
+	Driver    string        `koanf:"driver"`
+	DSN       string        `koanf:"dsn"`
+	Retention time.Duration `koanf:"retention"`
+}
+
+// Browser configures the Chromium that browser checks share.
+type Browser struct {
+	Path  string   `koanf:"path"`
+	Flags []string `koanf:"flags"`
+}
+
+// Tracing configures OpenTelemetry export. An empty endpoint keeps spans local.
+type Tracing struct {
+	OTLPEndpoint string  `koanf:"otlp_endpoint"`
+	SampleRatio  float64 `koanf:"sample_ratio"`
+}
+
+// Defaults apply to every check that does not set the field itself.
+type Defaults struct {
+	Every            time.Duration `koanf:"every"`
+	Timeout          time.Duration `koanf:"timeout"`
+	Retries          *int          `koanf:"retries"`
+	FailureThreshold int           `koanf:"failure_threshold"`
+	SuccessThreshold int           `koanf:"success_threshold"`
+	Notify           []string      `koanf:"notify"`
+}
+
+// Service groups the checks that verify a deploy of one deployable thing.
+type Service struct {
+	Checks    []string `koanf:"checks"`
+	Verify    Verify   `koanf:"verify"`
+	OnFailure Routes   `koanf:"on_failure"`
+	// DryRun announces what rollback or halt would have been called, without calling it.
+	DryRun bool `koanf:"dry_run"`
+
+	Name string `koanf:"-"`
+}
+
+// Verify is a deploy's verification window, as an Argo Rollouts analysis.
+type Verify struct {
+	Interval              time.Duration `koanf:"interval"`
+	Count                 int           `koanf:"count"`
+	FailureLimit          int           `koanf:"failure_limit"`
+	InconclusiveLimit     int           `koanf:"inconclusive_limit"`
+	ConsecutiveErrorLimit *int          `koanf:"consecutive_error_limit"`
+	// BaselineRuns is how many passing runs before the deploy make up the baseline.
+	BaselineRuns int `koanf:"baseline_runs"`
+}
+
+// Routes maps an event to the notifiers it goes to. In YAML it is either a list (every
+// event goes to those notifiers, each filtering by its own `events`) or a map from event
+// name to a list.
+type Routes map[string][]string
+
+// AnyEvent is the Routes key a plain list decodes to.
+const AnyEvent = "*"
+
+// For returns the notifiers an event is routed to.
+func (r Routes) For(event string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, key := range []string{event, AnyEvent} {
+		for _, n := range r[key] {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// Check kinds.
+const (
+	KindHTTP        = "http"
+	KindScript      = "script"
+	KindBrowser     = "browser"
+	KindPropagation = "propagation"
+	KindSLA         = "sla"
+	KindLogscan     = "logscan"
+	KindPromQL      = "promql"
+	KindFleet       = "fleet"
+)
+
+// Kinds lists every check kind, in the order the README documents them.
+var Kinds = []string{KindHTTP, KindScript, KindBrowser, KindPropagation, KindSLA, KindLogscan, KindPromQL, KindFleet}
+
+// Check is one configured check. Exactly one of the kind fields is set, matching Kind.
+type Check struct {
+	Name             string            `koanf:"name"`
+	Kind             string            `koanf:"kind"`
+	Every            time.Duration     `koanf:"every"`
+	Timeout          time.Duration     `koanf:"timeout"`
+	Retries          *int              `koanf:"retries"`
+	FailureThreshold int               `koanf:"failure_threshold"`
+	SuccessThreshold int               `koanf:"success_threshold"`
+	Notify           []string          `koanf:"notify"`
+	Assert           []string          `koanf:"assert"`
+	Labels           map[string]string `koanf:"labels"`
+	// Service is the service this check belongs to (from services.*.checks); "" for none.
+	Services []string `koanf:"-"`
+
+	HTTP        *HTTPSpec        `koanf:"-"`
+	Script      *ScriptSpec      `koanf:"-"`
+	Browser     *BrowserSpec     `koanf:"-"`
+	Propagation *PropagationSpec `koanf:"-"`
+	SLA         *SLASpec         `koanf:"-"`
+	Logscan     *LogscanSpec     `koanf:"-"`
+	PromQL      *PromQLSpec      `koanf:"-"`
+	Fleet       *FleetSpec       `koanf:"-"`
+
+	// Index is the check's position in the file, for error paths (checks[Index]).
+	Index int `koanf:"-"`
+}
+
+// Path is the check's key path prefix in errors: "checks[3]".
+func (c *Check) Path() string { return indexPath("checks", c.Index) }
+
+// Request is one HTTP request, as http, script steps, sla, propagation and fleet send it.
+type Request struct {
+	Method          string            `koanf:"method"`
+	URL             string            `koanf:"url"`
+	Headers         map[string]string `koanf:"headers"`
+	Body            string            `koanf:"body"`
+	Timeout         time.Duration     `koanf:"timeout"`
+	FollowRedirects *bool             `koanf:"follow_redirects"`
+	TLS             TLS               `koanf:"tls"`
+	Auth            Auth              `koanf:"auth"`
+	MaxBodyBytes    int64             `koanf:"max_body_bytes"`
+}
+
+// TLS options for a request.
+type TLS struct {
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+	CAFile             string `koanf:"ca_file"`
+	ServerName         string `koanf:"server_name"`
+}
+
+// Auth is basic or bearer authentication. Credentials are secrets: never logged or shown.
+type Auth struct {
+	Username string `koanf:"username"`
+	Password Secret `koanf:"password"`
+	Bearer   Secret `koanf:"bearer"`
+}
+
+// HTTPSpec is the http kind: one request, assertions over the response.
+type HTTPSpec struct {
+	Request Request `koanf:"request"`
+}
+
+// ScriptSpec is the script kind: an ordered API journey.
+type ScriptSpec struct {
+	Steps []*ScriptStep `koanf:"steps"`
+}
+
+// ScriptStep is one request of a journey; Extract pulls values for later steps.
+type ScriptStep struct {
+	Name    string            `koanf:"name"`
+	Request Request           `koanf:"request"`
+	Extract map[string]string `koanf:"extract"`
+	Assert  []string          `koanf:"assert"`
+}
+
+// BrowserSpec is the browser kind: a real Chromium page load or journey.
+type BrowserSpec struct {
+	URL          string            `koanf:"url"`
+	WaitFor      string            `koanf:"wait_for"`
+	Steps        []*BrowserStep    `koanf:"steps"`
+	Headers      map[string]string `koanf:"headers"`
+	Cookies      []*Cookie         `koanf:"cookies"`
+	Viewport     Viewport          `koanf:"viewport"`
+	IgnoreErrors []string          `koanf:"ignore_errors"`
+	// NavigationTimeout bounds the first navigation inside the check's timeout.
+	NavigationTimeout time.Duration `koanf:"navigation_timeout"`
+}
+
+// BrowserStep is one action of a browser journey. Exactly one action field is set.
+type BrowserStep struct {
+	Navigate   string        `koanf:"navigate"`
+	Click      string        `koanf:"click"`
+	Type       *TypeArg      `koanf:"type"`
+	WaitFor    string        `koanf:"wait_for"`
+	AssertText *TextArg      `koanf:"assert_text"`
+	Sleep      time.Duration `koanf:"sleep"`
+}
+
+// TypeArg types Text into the element matching Selector.
+type TypeArg struct {
+	Selector string `koanf:"selector"`
+	Text     Secret `koanf:"text"`
+}
+
+// TextArg asserts the element matching Selector contains Contains.
+type TextArg struct {
+	Selector string `koanf:"selector"`
+	Contains string `koanf:"contains"`
+}
+
+// Cookie is set before the first navigation.
+type Cookie struct {
+	Name   string `koanf:"name"`
+	Value  Secret `koanf:"value"`
+	Domain string `koanf:"domain"`
+	Path   string `koanf:"path"`
+}
+
+// Viewport is the browser window size.
+type Viewport struct {
+	Width  int `koanf:"width"`
+	Height int `koanf:"height"`
+}
+
+// PropagationSpec is the propagation kind: write a marker, time until every reader sees it.
+type PropagationSpec struct {
+	Write   Request       `koanf:"write"`
+	Read    []*Reader     `koanf:"read"`
+	Poll    time.Duration `koanf:"poll"`
+	Cleanup *Request      `koanf:"cleanup"`
+	Match   ReadMatch     `koanf:"match"`
+	Backoff BackoffCfg    `koanf:"backoff"`
+}
+
+// Reader is one read endpoint. In YAML it is a URL string or a full request.
+type Reader struct {
+	Name    string    `koanf:"name"`
+	Request Request   `koanf:"request"`
+	Match   ReadMatch `koanf:"match"`
+}
+
+// ReadMatch decides whether a read response shows the marker. The zero value means the
+// body contains the nonce.
+type ReadMatch struct {
+	Contains string `koanf:"contains"`
+	Path     string `koanf:"path"`
+	Expr     string `koanf:"expr"`
+}
+
+// BackoffCfg shapes propagation polling: start at the poll interval, grow by Factor up to Max.
+type BackoffCfg struct {
+	Factor float64       `koanf:"factor"`
+	Max    time.Duration `koanf:"max"`
+}
+
+// SLASpec is the sla kind: a bounded burst with latency percentiles and an error rate.
+type SLASpec struct {
+	Request     Request       `koanf:"request"`
+	Requests    int           `koanf:"requests"`
+	Concurrency int           `koanf:"concurrency"`
+	Rate        float64       `koanf:"rate"`
+	MaxDuration time.Duration `koanf:"max_duration"`
+	AllowLoad   bool          `koanf:"allow_load"`
+	// OKStatus lists the statuses that count as success; default 2xx and 3xx.
+	OKStatus []int `koanf:"ok_status"`
+}
+
+// SLAMaxRequests is the per-run request cap without allow_load.
+const SLAMaxRequests = 2000
+
+// LogscanSpec is the logscan kind: count regex matches in logs written since the deploy.
+type LogscanSpec struct {
+	Source   LogSource     `koanf:"source"`
+	Pattern  string        `koanf:"pattern"`
+	Patterns []string      `koanf:"patterns"`
+	Window   time.Duration `koanf:"window"`
+	Samples  int           `koanf:"samples"`
+}
+
+// LogSource is a file glob or a Loki-style query_range API.
+type LogSource struct {
+	File    string            `koanf:"file"`
+	URL     string            `koanf:"url"`
+	Query   string            `koanf:"query"`
+	Headers map[string]string `koanf:"headers"`
+	Auth    Auth              `koanf:"auth"`
+}
+
+// PromQLSpec is the promql kind: an instant query.
+type PromQLSpec struct {
+	Server  string            `koanf:"server"`
+	Query   string            `koanf:"query"`
+	Headers map[string]string `koanf:"headers"`
+	Auth    Auth              `koanf:"auth"`
+}
+
+// FleetSpec is the fleet kind: every instance's health and version.
+type FleetSpec struct {
+	Targets     FleetTargets `koanf:"targets"`
+	Health      FleetHealth  `koanf:"health"`
+	Version     FleetVersion `koanf:"version"`
+	Concurrency int          `koanf:"concurrency"`
+}
+
+// FleetTargets is a static list of base URLs or a discovery URL plus a gjson path.
+type FleetTargets struct {
+	Static  []string          `koanf:"static"`
+	URL     string            `koanf:"url"`
+	Path    string            `koanf:"path"`
+	Headers map[string]string `koanf:"headers"`
+}
+
+// FleetHealth is the per-instance health request: a path appended to the instance URL.
+type FleetHealth struct {
+	Path   string `koanf:"path"`
+	Status []int  `koanf:"status"`
+}
+
+// FleetVersion is where an instance reports its version: a path, and a gjson field in its
+// JSON answer (empty: the whole trimmed body).
+type FleetVersion struct {
+	Path   string `koanf:"path"`
+	Field  string `koanf:"field"`
+	Header string `koanf:"header"`
+}
+
+// Notifier types.
+const (
+	NotifierSlack     = "slack"
+	NotifierPagerDuty = "pagerduty"
+	NotifierWebhook   = "webhook"
+)
+
+// Notifier is a named destination for events.
+type Notifier struct {
+	Type   string   `koanf:"type"`
+	Events []string `koanf:"events"`
+	DryRun bool     `koanf:"dry_run"`
+
+	// slack
+	Token   Secret `koanf:"token"`
+	Channel string `koanf:"channel"`
+	APIURL  string `koanf:"api_url"`
+
+	// pagerduty
+	RoutingKey Secret `koanf:"routing_key"`
+	Severity   string `koanf:"severity"`
+
+	// webhook (url is also pagerduty's Events v2 endpoint override)
+	URL         string            `koanf:"url"`
+	Secret      Secret            `koanf:"secret"`
+	Headers     map[string]string `koanf:"headers"`
+	Action      string            `koanf:"action"` // rollback, halt, or "" (informational)
+	Timeout     time.Duration     `koanf:"timeout"`
+	MaxAttempts int               `koanf:"max_attempts"`
+
+	Name string `koanf:"-"`
+}
+
+// Events a notifier can receive.
+const (
+	EventDeployFailed       = "deploy_failed"
+	EventDeployHalted       = "deploy_halted"
+	EventDeployInconclusive = "deploy_inconclusive"
+	EventDeployPassed       = "deploy_passed"
+	EventDeployStarted      = "deploy_started"
+	EventCheckFailed        = "check_failed"
+	EventCheckRecovered     = "check_recovered"
+)
+
+// Events lists every event name.
+var Events = []string{EventDeployFailed, EventDeployHalted, EventDeployInconclusive, EventDeployPassed,
+	EventDeployStarted, EventCheckFailed, EventCheckRecovered}
+
+// Maintenance is a recurring or one-off window in which failures are recorded but not sent.
+type Maintenance struct {
+	Name     string   `koanf:"name"`
+	Checks   []string `koanf:"checks"`
+	Services []string `koanf:"services"`
+	// Start and End bound a one-off window (RFC 3339).
+	Start string `koanf:"start"`
+	End   string `koanf:"end"`
+	// Weekly windows: days (mon..sun, empty: every day), a start time of day and a duration.
+	Days     []string      `koanf:"days"`
+	At       string        `koanf:"at"`
+	Duration time.Duration `koanf:"duration"`
+	Timezone string        `koanf:"timezone"`
+	Reason   string        `koanf:"reason"`
+}
+
+// Built-in defaults, applied where neither the check nor the defaults block sets a value.
+const (
+	DefaultEvery            = time.Minute
+	DefaultTimeout          = 10 * time.Second
+	DefaultRetries          = 1
+	DefaultFailureThreshold = 2
+	DefaultSuccessThreshold = 1
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultListen           = "127.0.0.1:9090"
+	DefaultConcurrency      = 32
+	DefaultBrowserConc      = 2
+	DefaultRetention        = 168 * time.Hour
+	DefaultVerifyInterval   = 5 * time.Second
+	DefaultVerifyCount      = 6
+	DefaultBaselineRuns     = 5
+)
+
+// CheckByName returns the named check, or nil.
+func (c *Config) CheckByName(name string) *Check {
+	for _, ch := range c.Checks {
+		if ch.Name == name {
+			return ch
+		}
+	}
+	return nil
+}

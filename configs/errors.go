@@ -1,0 +1,100 @@
+package configs
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Error is one problem in a configuration: where it is, what is wrong and how to fix it.
+type Error struct {
+	File string // config file, or "" when the value came from elsewhere
+	Line int    // 1-based line in File, 0 when unknown
+	// Source names a non-file origin, such as "environment VIGIL_AGENT__LISTEN".
+	Source string
+	Path   string // key path, e.g. checks[2].request.method
+	Msg    string // what is wrong
+	Fix    string // what to do, may be empty
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Source != "":
+		b.WriteString(e.Source)
+		b.WriteString(": ")
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		b.WriteString(e.File)
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	if e.Fix != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Fix)
+	}
+	return b.String()
+}
+
+// Errors is every problem found in one load, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (es Errors) sorted() Errors {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Line != es[j].Line {
+			return es[i].Line < es[j].Line
+		}
+		return es[i].Path < es[j].Path
+	})
+	return es
+}
+
+// Err builds an Error located at path in this configuration. Packages that validate parts
+// of a config after loading (assertions, templates) report through it.
+func (c *Config) Err(path, fix, format string, args ...any) *Error {
+	e := &Error{File: c.File, Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix}
+	if c != nil {
+		e.Line = c.lineOf(path)
+	}
+	return e
+}
+
+// lineOf finds the line of path, or of its nearest ancestor the file has.
+func (c *Config) lineOf(path string) int {
+	for p := path; p != ""; p = parentPath(p) {
+		if l, ok := c.lines[p]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i <= 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func joinPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+func indexPath(parent string, i int) string { return fmt.Sprintf("%s[%d]", parent, i) }

@@ -1,0 +1,252 @@
+package configs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	envprovider "github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+	yamlv3 "go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable that overrides a config key. Nesting uses a
+// double underscore: VIGIL_AGENT__LISTEN sets agent.listen.
+const EnvPrefix = "VIGIL_"
+
+// Options are the non-file inputs of a load.
+type Options struct {
+	// Environ is the environment, as os.Environ returns it; nil means os.Environ().
+	Environ []string
+	// Flags, when set, override keys: FlagKeys maps a flag name to the key path it sets.
+	// Only flags the user changed apply.
+	Flags    *pflag.FlagSet
+	FlagKeys map[string]string
+}
+
+func (o Options) lookupEnv(name string) (string, bool) {
+	env := o.Environ
+	if env == nil {
+		env = os.Environ()
+	}
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Load reads, defaults and validates the config file at path.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fix := "check the path, or pass -c FILE"
+		if errors.Is(err, fs.ErrNotExist) {
+			fix = "create it (see configs/examples/) or pass -c FILE"
+		}
+		return nil, Errors{{File: path, Msg: "cannot read config: " + unwrapPathErr(err), Fix: fix}}
+	}
+	return Parse(path, data, opts)
+}
+
+func unwrapPathErr(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse is Load for bytes already read; name is the file name used in errors and the
+// folder relative paths resolve against.
+func Parse(name string, data []byte, opts Options) (*Config, error) {
+	cfg := &Config{File: name, Dir: filepath.Dir(name)}
+	if abs, err := filepath.Abs(cfg.Dir); err == nil {
+		cfg.Dir = abs
+	}
+
+	lines, err := lineIndex(data)
+	if err != nil {
+		return nil, Errors{yamlError(name, err)}
+	}
+	cfg.lines = lines
+
+	k := koanf.New(".")
+	if err := k.Load(bytesProvider(data), yaml.Parser()); err != nil {
+		return nil, Errors{yamlError(name, err)}
+	}
+
+	// Environment and flags are layered over the file. Only VIGIL_SECTION__KEY variables
+	// are overrides; VIGIL_CONFIG, VIGIL_BROWSER and VIGIL_API_TOKEN are not keys.
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	envSources := map[string]string{}
+	ep := envprovider.Provider(".", envprovider.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(key, value string) (string, any) {
+			rest := strings.TrimPrefix(key, EnvPrefix)
+			if !strings.Contains(rest, "__") {
+				return "", nil
+			}
+			path := strings.ToLower(strings.ReplaceAll(rest, "__", "."))
+			envSources[path] = key
+			return path, value
+		},
+	})
+	if err := k.Load(ep, nil); err != nil {
+		return nil, Errors{{Source: "environment", Msg: err.Error()}}
+	}
+	flagSources := map[string]string{}
+	if opts.Flags != nil {
+		fp := posflag.ProviderWithFlag(opts.Flags, ".", nil, func(f *pflag.Flag) (string, any) {
+			key, ok := opts.FlagKeys[f.Name]
+			if !ok || !f.Changed {
+				return "", nil
+			}
+			flagSources[key] = "flag --" + f.Name
+			return key, posflag.FlagVal(opts.Flags, f)
+		})
+		if err := k.Load(fp, nil); err != nil {
+			return nil, Errors{{Source: "flags", Msg: err.Error()}}
+		}
+	}
+	unset := map[string][]string{}
+	raw := expandMap("", k.Raw(), opts, unset)
+
+	d := &decoder{unset: unset}
+	d.where = func(path string) (string, int, string) {
+		for p := path; p != ""; p = parentPath(p) {
+			if src, ok := envSources[p]; ok {
+				return "", 0, "environment " + src
+			}
+			if src, ok := flagSources[p]; ok {
+				return "", 0, src
+			}
+		}
+		return name, cfg.lineOf(path), ""
+	}
+	d.decode("", raw, reflect.ValueOf(cfg).Elem())
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	cfg.applyDefaults()
+	if errs := cfg.validate(); len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func yamlError(file string, err error) *Error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2], Fix: "check indentation and quoting on this line and the one before"}
+	}
+	if strings.Contains(msg, "cannot unmarshal") {
+		return &Error{File: file, Msg: "the top level must be a mapping of sections (agent, checks, services, ...)", Fix: "see configs/examples/"}
+	}
+	return &Error{File: file, Msg: "invalid YAML: " + msg}
+}
+
+// lineIndex maps every key path in the YAML document to its line.
+func lineIndex(data []byte) (map[string]int, error) {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	lines := map[string]int{}
+	var walk func(path string, n *yamlv3.Node)
+	walk = func(path string, n *yamlv3.Node) {
+		switch n.Kind {
+		case yamlv3.DocumentNode:
+			for _, c := range n.Content {
+				walk(path, c)
+			}
+		case yamlv3.AliasNode:
+			if n.Alias != nil {
+				walk(path, n.Alias)
+			}
+		case yamlv3.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key, val := n.Content[i], n.Content[i+1]
+				if key.Tag == "!!merge" {
+					walk(path, val)
+					continue
+				}
+				p := joinPath(path, key.Value)
+				lines[p] = key.Line
+				walk(p, val)
+			}
+		case yamlv3.SequenceNode:
+			for i, c := range n.Content {
+				p := indexPath(path, i)
+				lines[p] = c.Line
+				walk(p, c)
+			}
+		}
+	}
+	walk("", &doc)
+	return lines, nil
+}
+
+// envRef matches ${NAME} and ${NAME:-default}; $${ is a literal ${.
+var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// expandMap replaces ${VAR} in every string of v. A reference to an unset variable with no
+// default expands to "" and is recorded under its key path in unset, so secrets can fail.
+func expandMap(path string, v any, opts Options, unset map[string][]string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			x[k] = expandMap(joinPath(path, k), val, opts, unset)
+		}
+		return x
+	case []any:
+		for i, val := range x {
+			x[i] = expandMap(indexPath(path, i), val, opts, unset)
+		}
+		return x
+	case string:
+		if !strings.Contains(x, "${") {
+			return x
+		}
+		return envRef.ReplaceAllStringFunc(x, func(ref string) string {
+			if ref == "$${" {
+				return "${"
+			}
+			m := envRef.FindStringSubmatch(ref)
+			if val, ok := opts.lookupEnv(m[1]); ok && val != "" {
+				return val
+			}
+			if strings.Contains(ref, ":-") {
+				return m[2]
+			}
+			unset[path] = append(unset[path], m[1])
+			return ""
+		})
+	}
+	return v
+}
+
+// bytesProvider is a koanf.Provider over bytes already read.
+type bytesProvider []byte
+
+func (b bytesProvider) ReadBytes() ([]byte, error) { return b, nil }
+func (b bytesProvider) Read() (map[string]any, error) {
+	return nil, errors.New("bytesProvider: use ReadBytes")
+}
