@@ -75,6 +75,9 @@ type Result struct {
 	Deploy     *Deploy     `json:"deploy,omitempty"`
 	TraceID    string      `json:"trace_id,omitempty"`
 	Location   string      `json:"location,omitempty"`
+	// Halt says the failure is of the kind that should stop a rollout, not only roll it
+	// back: old-version instances failing once a new version appears (seed 004).
+	Halt string `json:"halt,omitempty"`
 }
 
 // Summary is the first reason, or the outcome when there is none: one line for a list.
@@ -116,7 +119,12 @@ type Run struct {
 
 	failures []string
 	details  map[string]string
+	halt     string
 }
+
+// Halt marks this run's failure as one that should stop the rollout in progress. It only
+// takes effect when the run fails; reason says why (it reaches the halt webhook).
+func (r *Run) Halt(reason string) { r.halt = reason }
 
 // Failf records a failure the kind detects itself (a script step's assertion, a stale
 // reader at timeout); the run fails even if every check-level assertion holds.
@@ -212,6 +220,9 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 		return res
 	}
 	res.Outcome, res.Reasons = c.judge(run)
+	if res.Outcome == Fail {
+		res.Halt = run.halt
+	}
 	return res
 }
 
