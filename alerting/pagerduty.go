@@ -177,6 +177,8 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 		return e
 	case errors.Is(err, errTooLarge):
 		return retryablef(nil, p.name, op, "answered %d with over %d KiB; is url an Events v2 endpoint?", rec.status, maxPagerDutyAnswer>>10)
+	case ctx.Err() != nil:
+		return transportError(ctx, p.name, op, err, p.timeout)
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError

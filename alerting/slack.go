@@ -235,6 +235,9 @@ func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op strin
 	if errors.Is(err, errTooLarge) {
 		return retryablef(nil, s.name, op, "Slack's answer is over %d MiB; is api_url a Slack Web API?", maxSlackAnswer>>20)
 	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return transportError(ctx, s.name, op, err, s.timeout)
+	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	if rec.status != 0 && (errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {

@@ -52,11 +52,15 @@ func render(ev *Event) rendered {
 		head += "\n" + esc(ev.Summary)
 	}
 	r.reply = []slack.Block{section(head)}
-	if facts != nil && ev.Deploy != nil && followUp(ev.Name) {
+	switch {
+	case ev.Name == EventActionResult:
+		// The thread already says which deploy and which webhook; the summary is the news.
+	case ev.Name == configs.EventDeployPassed && facts != nil:
 		// A later deploy that resolves the incident: show which one.
-		r.reply = append(r.reply, facts)
+		r.reply = append(append(r.reply, facts), details...)
+	default:
+		r.reply = append(r.reply, details...)
 	}
-	r.reply = append(r.reply, details...)
 
 	r.fallback = plainEmoji(r.emoji) + " " + r.title
 	if ev.Summary != "" && ev.Name != EventActionResult {
