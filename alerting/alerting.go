@@ -106,7 +106,10 @@ type Notifier interface {
 
 // State is what a notifier remembers about one incident between attempts and restarts:
 // the Slack thread, which steps of which event already succeeded, whether PagerDuty was
-// triggered. The caller stores it per (notifier, incident).
+// triggered. The caller stores it per (notifier, incident) — saving it after every
+// Deliver, failed or not — and delivers one incident's events to one notifier one at a
+// time, in order: two concurrent Delivers for a new incident would open two threads.
+// Keys and values are plain strings (JSON-friendly); a Slack state holds a few KiB.
 type State map[string]string
 
 // Options are what every notifier shares, built in main.

@@ -46,7 +46,18 @@ const (
 	slackEmoji   = "emoji"   // the incident's current status emoji
 	slackStatus  = "status"  // and status line
 	slackHistory = "history" // one line per event, shown on the root
+	slackFailed  = "failed"  // a failure was posted in this incident
 )
+
+// setRoot makes the event the root's title and evidence.
+func setRoot(st State, r rendered) error {
+	body, err := json.Marshal(slack.Blocks{BlockSet: r.body})
+	if err != nil {
+		return err
+	}
+	st[slackTitle], st[slackBody] = r.title, string(body)
+	return nil
+}
 
 func newSlack(cfg *configs.Notifier, opts Options) (*Slack, error) {
 	p := "notifiers." + cfg.Name
@@ -120,14 +131,17 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	api := slack.New(s.token, slack.OptionAPIURL(s.apiURL), slack.OptionHTTPClient(rec))
 	now := s.opts.Now()
 	r := render(ev)
+	if ev.Name == configs.EventDeployPassed && st[slackFailed] == "" {
+		// Nothing failed in this incident (its thread was a deploy_started): no "Resolved".
+		r.status = "Passed verification"
+	}
+	failure := slices.Contains(slackOpens, ev.Name)
 
 	if st[key+"/posted"] == "" {
 		if !thread {
-			body, err := json.Marshal(slack.Blocks{BlockSet: r.body})
-			if err != nil {
+			if err := setRoot(st, r); err != nil {
 				return permanentf(err, s.name, "chat.postMessage", "encoding blocks")
 			}
-			st[slackTitle], st[slackBody] = r.title, string(body)
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
 			st[slackHistory] = historyLine(ev, r, now)
 			st[key+"/history"] = "1"
@@ -154,6 +168,13 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		if st[key+"/history"] == "" {
 			st[slackHistory] = appendHistory(st[slackHistory], historyLine(ev, r, now))
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
+			if failure {
+				// The root shows the evidence of the latest verdict, also when the thread
+				// was opened by deploy_started.
+				if err := setRoot(st, r); err != nil {
+					return permanentf(err, s.name, "chat.update", "encoding blocks")
+				}
+			}
 			st[key+"/history"] = "1"
 		}
 		_, _, _, err := api.UpdateMessageContext(ctx, st[slackChannel], st[slackTS],
@@ -169,6 +190,9 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		st[key+"/updated"] = "1"
 	}
 
+	if failure {
+		st[slackFailed] = "1"
+	}
 	for i, fc := range ev.FailedChecks {
 		done := key + "/file/" + strconv.Itoa(i)
 		if len(fc.Screenshot) == 0 || st[done] != "" {

@@ -389,3 +389,46 @@ func TestSlackDryRun(t *testing.T) {
 	}
 	assertNoSecret(t, []string{alertingtest.SlackToken}, err.Error())
 }
+
+func TestSlackDeployStartedOpensTheThread(t *testing.T) {
+	srv := alertingtest.NewSlack(t)
+	cfg := slackConfig(srv.APIURL())
+	cfg.Events = []string{configs.EventDeployStarted, configs.EventDeployFailed, configs.EventDeployPassed}
+	n := newNotifier(t, cfg, nil)
+	started := func(id string) *alerting.Event {
+		return &alerting.Event{Name: configs.EventDeployStarted, Key: id + ":deploy_started", Incident: id,
+			Deploy: &alerting.Deploy{ID: id, Service: "web", Version: "v2.1.0", Environment: "prod"}, Service: "web"}
+	}
+
+	// Started, then failed: one thread, whose root now shows the failure's evidence.
+	st := alerting.State{}
+	for _, ev := range []*alerting.Event{started("d-42"), deployFailed()} {
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots := srv.Roots()
+	if len(roots) != 1 || len(srv.Replies(roots[0].TS)) != 1 || len(srv.Files()) != 1 {
+		t.Fatalf("%d roots, %d files: %+v", len(roots), len(srv.Files()), srv.Messages())
+	}
+	if text := roots[0].BlocksText(); !strings.Contains(text, "failed verification") || !strings.Contains(text, "TypeError: e.init") {
+		t.Errorf("root after the failure:\n%s", text)
+	}
+
+	// Started, then passed: "Passed", not "Resolved".
+	st = alerting.State{}
+	passed := resolvedBy()
+	passed.Incident = "d-43"
+	for _, ev := range []*alerting.Event{started("d-43"), passed} {
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots = srv.Roots()
+	if len(roots) != 2 {
+		t.Fatalf("%d roots", len(roots))
+	}
+	if text := roots[1].BlocksText(); !strings.Contains(text, "Passed verification") || strings.Contains(text, "Resolved") {
+		t.Errorf("root of a passing deploy:\n%s", text)
+	}
+}
