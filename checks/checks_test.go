@@ -275,7 +275,7 @@ checks:
 		}
 		prev = append(prev, res)
 	}
-	base := c.Baseline(prev)
+	base := c.Baseline(prev, 5)
 	if base == nil || base["duration_ms"].(float64) > 1000 {
 		t.Fatalf("baseline: %v", base)
 	}
