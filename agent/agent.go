@@ -68,6 +68,9 @@ type Agent struct {
 	reloadMu  sync.Mutex
 	verifyWG  sync.WaitGroup
 	outboxSig chan struct{}
+	// stopping closes when shutdown begins: verifications stop waiting for their next
+	// round (they resume after a restart) while runs in flight finish.
+	stopping chan struct{}
 }
 
 // New builds an agent from a loaded config. It opens nothing that Run would not close.
@@ -85,7 +88,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: no store")
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, metrics: newMetrics(opts.Registry),
-		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1),
+		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, runCtx: context.Background()}
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
 	if err != nil {
@@ -177,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.log.Info("agent stopping: no new runs; waiting for runs in flight", "grace", a.Runtime().Config.Agent.ShutdownGrace)
 	stopSched()
+	close(a.stopping)
 	<-schedDone
 	inflight := make(chan struct{})
 	go func() { a.sched.Wait(); a.verifyWG.Wait(); close(inflight) }()

@@ -207,6 +207,11 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 		}()
 	}
 	wg.Wait()
+	select {
+	case <-a.stopping:
+		return // shutting down: the deploy stays verifying and resumes after a restart
+	default:
+	}
 	if ctx.Err() != nil {
 		return
 	}
@@ -234,6 +239,8 @@ func (a *Agent) sleepUntil(ctx context.Context, at time.Time) bool {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
+	case <-a.stopping:
 		return false
 	case <-t.C():
 		return true

@@ -194,17 +194,14 @@ func TestNewDeploySupersedesTheOneVerifying(t *testing.T) {
 func TestVerdictsSurviveARestart(t *testing.T) {
 	tg := newTarget(t)
 	dir := t.TempDir()
-	cfg := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2"}.String()
-	h := startAgent(t, dir, cfg)
+	// An hour between rounds: a failing deploy fails at once; a good one stays verifying.
+	h := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String())
 	tg.set("broken")
 	failed := h.deploy("web", "v2")
 	if d := h.verdict(failed, 30*time.Second); d["status"] != store.StatusFailed {
 		t.Fatalf("status = %v", d["status"])
 	}
 	tg.set("good")
-	// A deploy still verifying when the agent stops: a long first round keeps it open.
-	h.a.Runtime().Config.Services["web"].Verify.Interval = time.Hour
-	h.a.Runtime().Config.Services["web"].Verify.Count = 2
 	pending := h.deploy("web", "v3")
 	eventually(t, 10*time.Second, "the first round of v3", func() bool {
 		runs, _ := h.a.store.DeployRuns(t.Context(), pending)
@@ -212,7 +209,7 @@ func TestVerdictsSurviveARestart(t *testing.T) {
 	})
 	h.stop()
 
-	h2 := startAgent(t, dir, cfg)
+	h2 := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2"}.String())
 	status, d := h2.request("GET", "/api/v1/deploys/"+failed, "")
 	if status != 200 || d["status"] != store.StatusFailed {
 		t.Fatalf("after restart: %d %v", status, d)

@@ -80,12 +80,10 @@ func (c *Config) applyDefaults() {
 			c.Notifiers[name] = n
 		}
 		n.Name = name
-		switch n.Type {
-		case NotifierPagerDuty:
+		setDur(&n.Timeout, 10*time.Second)
+		setInt(&n.MaxAttempts, 8)
+		if n.Type == NotifierPagerDuty {
 			setStr(&n.Severity, "critical")
-		case NotifierWebhook:
-			setDur(&n.Timeout, 10*time.Second)
-			setInt(&n.MaxAttempts, 8)
 		}
 	}
 }

@@ -454,8 +454,8 @@ func (v *validator) services(checks map[string]bool) {
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
 var notifierKeys = map[string][]string{
-	NotifierSlack:     {"token", "channel", "api_url"},
-	NotifierPagerDuty: {"routing_key", "severity", "url"},
+	NotifierSlack:     {"token", "channel", "api_url", "timeout", "max_attempts"},
+	NotifierPagerDuty: {"routing_key", "severity", "url", "timeout", "max_attempts"},
 	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
 }
 
@@ -513,9 +513,9 @@ func (v *validator) notifiers() {
 			if !contains([]string{"", "rollback", "halt"}, n.Action) {
 				v.errf(p+".action", `use "rollback", "halt", or leave it out for a plain notification`, "unknown action %q", n.Action)
 			}
-			if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
-				v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
-			}
+		}
+		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
+			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
 		}
 	}
 }
