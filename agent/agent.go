@@ -42,6 +42,8 @@ type Options struct {
 	BrowserReady func(ctx context.Context) error
 	// Seed makes scheduling offsets reproducible; 0 is random.
 	Seed uint64
+	// OnLag, when set, also receives every scheduled run's start lag (benchmarks).
+	OnLag func(time.Duration)
 }
 
 // Agent is a running vigil agent.
@@ -100,7 +102,12 @@ func New(opts Options) (*Agent, error) {
 	a.sched = NewScheduler(SchedulerOptions{
 		Clock: a.clock, Concurrency: rt.Config.Agent.Concurrency, BrowserConcurrency: rt.Config.Agent.BrowserConcurrency,
 		Execute: a.scheduledRun, Seed: opts.Seed,
-		OnLag:  func(d time.Duration) { a.metrics.schedLag.Observe(d.Seconds()) },
+		OnLag: func(d time.Duration) {
+			a.metrics.schedLag.Observe(d.Seconds())
+			if opts.OnLag != nil {
+				opts.OnLag(d)
+			}
+		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
 	a.writer = newRunWriter(a.store, a.log)

@@ -392,7 +392,9 @@ func (a *Agent) WaitDeploy(ctx context.Context, id string, wait time.Duration) (
 	v := a.verify[id]
 	a.mu.Unlock()
 	if v == nil {
-		return d, nil
+		// Decided between the read and the lookup (or cut off by a restart and not yet
+		// resumed): read it again rather than answer with what was just true.
+		return a.store.Deploy(ctx, id)
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
