@@ -31,9 +31,11 @@ type rendered struct {
 	reply    []slack.Block // the event as a reply in the thread
 }
 
-func render(ev *Event) rendered {
+// render renders ev; resolves says whether the incident had a failure, so that a
+// deploy_passed reads "Resolved" rather than "Passed verification".
+func render(ev *Event, resolves bool) rendered {
 	r := rendered{title: title(ev)}
-	r.emoji, r.status = status(ev)
+	r.emoji, r.status = status(ev, resolves)
 	facts, details := evidence(ev)
 
 	if facts != nil {
@@ -109,8 +111,10 @@ func title(ev *Event) string {
 	return ev.Name
 }
 
-// status is the state an event puts its incident in.
-func status(ev *Event) (emoji, text string) {
+// status is the state an event puts its incident in. A deploy_passed resolves the
+// incident when a failure opened it, and merely passes when the thread was a
+// deploy_started (or the notifier posts passing deploys on their own).
+func status(ev *Event, resolves bool) (emoji, text string) {
 	switch ev.Name {
 	case configs.EventDeployFailed:
 		return ":red_circle:", "Failed"
@@ -119,6 +123,9 @@ func status(ev *Event) (emoji, text string) {
 	case configs.EventDeployInconclusive:
 		return ":large_yellow_circle:", "Inconclusive (no rollback)"
 	case configs.EventDeployPassed:
+		if !resolves {
+			return ":white_check_mark:", "Passed verification"
+		}
 		return ":white_check_mark:", "Resolved: " + title(ev)
 	case configs.EventDeployStarted:
 		return ":rocket:", "Verifying"
