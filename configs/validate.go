@@ -571,24 +571,18 @@ func (v *validator) maintenance(checks map[string]bool) {
 const rfc3339Fix = "write an RFC 3339 time with its offset, e.g. 2026-12-01T22:00:00Z or 2026-12-01T23:00:00+01:00"
 
 func (v *validator) oneOff(p string, m *Maintenance) {
-	var start, end time.Time
-	var err error
-	switch {
-	case m.Start == "":
-		v.errf(p+".start", rfc3339Fix, "missing: a one-off window needs start and end")
-	default:
-		if start, err = time.Parse(time.RFC3339, m.Start); err != nil {
-			v.errf(p+".start", rfc3339Fix, "%q is not an RFC 3339 time", m.Start)
+	parse := func(key, value string) time.Time {
+		if value == "" {
+			v.errf(p+"."+key, rfc3339Fix, "missing: a one-off window needs start and end")
+			return time.Time{}
 		}
-	}
-	switch {
-	case m.End == "":
-		v.errf(p+".end", rfc3339Fix, "missing: a one-off window needs start and end")
-	default:
-		if end, err = time.Parse(time.RFC3339, m.End); err != nil {
-			v.errf(p+".end", rfc3339Fix, "%q is not an RFC 3339 time", m.End)
+		t, err := time.Parse(time.RFC3339, value)
+		if err != nil {
+			v.errf(p+"."+key, rfc3339Fix, "%q is not an RFC 3339 time", value)
 		}
+		return t
 	}
+	start, end := parse("start", m.Start), parse("end", m.End)
 	if !start.IsZero() && !end.IsZero() && !end.After(start) {
 		v.errf(p+".end", "end must be after start", "%s is not after start %s", m.End, m.Start)
 	}
