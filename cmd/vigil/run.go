@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -234,6 +235,8 @@ func writeFile(path string, write func(*os.File) error) error {
 // runtime holds the shared parts checks run with, built once per process.
 type runtimeParts struct {
 	deps checks.Deps
+	// browserReady reports whether Chromium can start (agent readiness); nil: no browser.
+	browserReady func(ctx context.Context) error
 }
 
 func newRuntime(cfg *configs.Config) *runtimeParts {
