@@ -151,6 +151,9 @@ func (a *Agent) silencedBy(rt *Runtime, service, check string, now time.Time) st
 	if check != "" {
 		services = rt.CheckServices[check]
 	}
+	if w, ok := rt.Maintenance.Active(now, check, services...); ok {
+		return fmt.Sprintf("maintenance window %s (%s)", w.Name, w.Reason)
+	}
 	list, err := a.store.Silences(context.WithoutCancel(a.runCtx), now)
 	if err != nil {
 		a.log.Warn("reading silences failed; not muting", "error", err)

@@ -231,3 +231,29 @@ func TestReceiverDownThenUpAndDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// A maintenance window from the config mutes notifications the same way.
+func TestMaintenanceWindowMutes(t *testing.T) {
+	tg := newTarget(t)
+	hook := alertingtest.NewWebhook(t)
+	now := time.Now().UTC()
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [rollback]",
+		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook) + fmt.Sprintf(`
+maintenance:
+  - name: failover
+    services: [web]
+    start: %q
+    end: %q
+    reason: planned failover`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))}.String())
+	tg.set("broken")
+	h.verdict(h.deploy("web", "v2"), 30*time.Second)
+	_, out := h.request("GET", "/api/v1/outbox?state=silenced", "")
+	entries := out["entries"].([]any)
+	if len(entries) != 1 || !strings.Contains(fmt.Sprint(entries[0]), "maintenance window failover") {
+		t.Fatalf("want the rollback recorded as muted by the window: %v", out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(hook.Deliveries()); n != 0 {
+		t.Errorf("the webhook was called %d times during maintenance", n)
+	}
+}

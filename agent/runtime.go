@@ -22,7 +22,9 @@ type Runtime struct {
 	Notifiers map[string]alerting.Notifier
 	// CheckServices names the services each check belongs to, sorted.
 	CheckServices map[string][]string
-	Loaded        time.Time
+	// Maintenance holds the config's maintenance windows, parsed.
+	Maintenance *alerting.Maintenance
+	Loaded      time.Time
 }
 
 // BuildRuntime compiles cfg's checks and builds its notifiers.
@@ -50,6 +52,9 @@ func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options,
 	}
 	for _, s := range rt.CheckServices {
 		sort.Strings(s)
+	}
+	if rt.Maintenance, err = alerting.NewMaintenance(cfg.Maintenance); err != nil {
+		return nil, fmt.Errorf("%s: maintenance: %w", cfg.File, err)
 	}
 	return rt, nil
 }

@@ -30,9 +30,9 @@ func enqueue(ctx context.Context, tx *sql.Tx, entries []*OutboxEntry) error {
 		if status == "" {
 			status = OutboxPending
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at)
-			VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
-			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt))
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
+			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
+			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt), e.LastError)
 		if err != nil {
 			return err
 		}
