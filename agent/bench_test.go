@@ -138,3 +138,57 @@ services:
 	b.ReportMetric(float64(percentile(took, .50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(took, .99).Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkRawTimerLag1000 is the baseline for BenchmarkSchedulerLag1000: 1,000 goroutines,
+// each on its own time.Ticker, make the same loopback GET every second with a plain
+// net/http client, and report how late each tick's work starts. It is what Go's timers
+// alone give on this machine under the same load.
+func BenchmarkRawTimerLag1000(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
+	var mu sync.Mutex
+	var lags []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	start := time.Now()
+	sem := make(chan struct{}, 32) // the agent's default concurrency
+	b.ResetTimer()
+	for i := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			offset := time.Duration(i) * time.Millisecond // spread like the agent's offsets
+			next := start.Add(offset)
+			for {
+				t := time.NewTimer(time.Until(next))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				sem <- struct{}{}
+				lag := time.Since(next)
+				mu.Lock()
+				lags = append(lags, lag)
+				mu.Unlock()
+				if resp, err := client.Get(srv.URL); err == nil {
+					resp.Body.Close()
+				}
+				<-sem
+				next = next.Add(time.Second)
+			}
+		}()
+	}
+	time.Sleep(time.Duration(b.N) * 10 * time.Second)
+	cancel()
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lags)
+	secs := float64(b.N) * 10
+	b.ReportMetric(float64(len(lags))/secs, "runs/s")
+	b.ReportMetric(float64(percentile(lags, .50).Microseconds())/1000, "p50-lag-ms")
+	b.ReportMetric(float64(percentile(lags, .99).Microseconds())/1000, "p99-lag-ms")
+	b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "max-lag-ms")
+}
