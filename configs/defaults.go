@@ -172,3 +172,11 @@ func setDur(p *time.Duration, v time.Duration) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Default returns a configuration with no checks and every default applied (what a
+// command needs when it runs without a config file, such as vigil demo).
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
