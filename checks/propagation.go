@@ -174,8 +174,12 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		case res.seen:
 			readers[r.name] = ms(res.after)
 			slowest = max(slowest, res.after)
-			run.Transcript.Printf("reader %s showed the marker %s after the write (read %d; the read before was %s earlier)",
-				r.name, round(res.after), res.polls, round(res.gap))
+			if res.polls == 1 {
+				run.Transcript.Printf("reader %s showed the marker on the first read, %s after the write", r.name, round(res.after))
+			} else {
+				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d; the read before started %s earlier)",
+					r.name, round(res.after), res.polls, round(res.gap))
+			}
 		case !res.answered:
 			silent = append(silent, fmt.Sprintf("%s (%s)", r.name, res.last))
 		default:
