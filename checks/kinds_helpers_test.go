@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -104,6 +105,9 @@ func closedURL(t *testing.T) string {
 // hang is a handler that never answers, until the client goes away or the test ends.
 func hang(done <-chan struct{}) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Read the body first: only then does the server watch the connection, so the
+		// request's context ends when the client gives up (a POST would otherwise hang on).
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-done:

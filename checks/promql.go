@@ -145,7 +145,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	run.Transcript.Printf("query: %s", p.query)
 	resp, err := p.client.Do(ctx, req, run.Transcript)
 	if err != nil {
-		return fmt.Errorf("Prometheus unreachable: %w", err)
+		return fmt.Errorf("could not query Prometheus: %w", err)
 	}
 	if resp.Truncated {
 		return fmt.Errorf("Prometheus at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
