@@ -147,14 +147,22 @@ type poolApp struct {
 	threshold time.Duration // leak detection
 	bad       bool
 
-	logMu   sync.Mutex
-	logPath string
-	leaks   atomic.Int64
-	served  atomic.Int64
+	logMu  sync.Mutex
+	logf   *os.File // appended to, like a logger's file
+	leaks  atomic.Int64
+	served atomic.Int64
 }
 
 func newPoolApp(t *testing.T, logPath string, bad bool) (*poolApp, *httptest.Server) {
-	a := &poolApp{pool: make(chan struct{}, 10), call: 100 * time.Millisecond, threshold: 50 * time.Millisecond, bad: bad, logPath: logPath}
+	a := &poolApp{pool: make(chan struct{}, 10), call: 100 * time.Millisecond, threshold: 90 * time.Millisecond, bad: bad}
+	if logPath != "" {
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		a.logf = f
+	}
 	return a, serve(t, a)
 }
 
@@ -187,15 +195,10 @@ func (a *poolApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *poolApp) log(msg string) {
-	if a.logPath == "" {
+	if a.logf == nil {
 		return
 	}
 	a.logMu.Lock()
 	defer a.logMu.Unlock()
-	f, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), msg)
+	fmt.Fprintf(a.logf, "%s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), msg)
 }

@@ -31,11 +31,10 @@ var logscanVars = types.Map{
 }
 
 const (
-	logLineMax      = 64 << 10 // longer lines are matched on their first 64 KiB
-	logSampleMax    = 300      // bytes of a sample line
-	logMaxFiles     = 1000     // files one glob may follow
-	logMaxHits      = 200_000  // remembered match records (file source)
-	logHitPrecision = 10 * time.Millisecond
+	logLineMax   = 64 << 10 // longer lines are matched on their first 64 KiB
+	logSampleMax = 300      // bytes of a sample line
+	logMaxFiles  = 1000     // files one glob may follow
+	logMaxHits   = 200_000  // remembered match records (file source)
 )
 
 // Logscan is the logscan kind (seed 001: "Possible connection leak detected" was only in
@@ -243,6 +242,10 @@ func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		}
 	}
 
+	if len(targets) == 0 {
+		// Not a pass: a glob that matches nothing (a typo, logs moved) would pass forever.
+		return nil, nil, Inconclusivef("no file matches source.file %q: no log to read", s.glob)
+	}
 	budget := l.maxBytes
 	var next []*checkpoint
 	matched := make([]int, 0, len(l.patterns))
@@ -381,7 +384,6 @@ func trimSuffixByte(b []byte, c byte) []byte {
 
 // remember records a match for later runs within the window.
 func (s *fileSource) remember(at time.Time, pattern int, line []byte, samples int) {
-	at = at.Truncate(logHitPrecision) // earlier, never later: the cutoff rule stays safe
 	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(at) && s.hits[n-1].pattern == pattern {
 		s.hits[n-1].n++
 	} else {

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"time"
 
@@ -77,7 +78,9 @@ func epochTime(f float64) (time.Time, bool) {
 	case f <= 0:
 		return time.Time{}, false
 	case f < 1e11:
-		return time.Unix(0, int64(f*1e9)), true
+		// Seconds with a fraction: a float64 holds microseconds exactly at this size,
+		// nanoseconds not (1795428904.123 would read as .122999808).
+		return time.UnixMicro(int64(math.Round(f * 1e6))), true
 	case f < 1e14:
 		return time.UnixMilli(int64(f)), true
 	case f < 1e17:
