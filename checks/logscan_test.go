@@ -54,7 +54,7 @@ func TestLogscanSeed001(t *testing.T) {
 	logPath := filepath.Join(dir, "app.log")
 	leak := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
 	slaAt := func(url string, clients int) *Check {
-		return buildOne(t, slaYAML(url, 100, clients, `    assert: ["p95_ms < 300", "error_rate < 0.01"]`))
+		return buildOne(t, slaYAML(url, 10*min(clients, 10), clients, `    assert: ["p95_ms < 300", "error_rate < 0.01"]`))
 	}
 
 	// v1, the release before: the connection goes back to the pool before the call.
