@@ -154,7 +154,7 @@ type poolApp struct {
 }
 
 func newPoolApp(t *testing.T, logPath string, bad bool) (*poolApp, *httptest.Server) {
-	a := &poolApp{pool: make(chan struct{}, 10), call: 100 * time.Millisecond, threshold: 90 * time.Millisecond, bad: bad}
+	a := &poolApp{pool: make(chan struct{}, 10), call: 200 * time.Millisecond, threshold: 150 * time.Millisecond, bad: bad}
 	if logPath != "" {
 		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {

@@ -84,7 +84,7 @@ func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
 	}
 	if r.Status != "success" {
 		if r.Error != "" {
-			return nil, fmt.Errorf("Loki reports %s: %s", r.Status, r.Error)
+			return nil, fmt.Errorf("the Loki answer says %s: %s", r.Status, r.Error)
 		}
 		return nil, fmt.Errorf("not a Loki query_range answer (status %q): %s", r.Status, Trim(string(body), 200))
 	}
@@ -96,7 +96,7 @@ func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
 		Values [][]json.RawMessage `json:"values"`
 	}
 	if err := json.Unmarshal(r.Data.Result, &streams); err != nil {
-		return nil, fmt.Errorf("Loki's result is not a list of streams: %v", err)
+		return nil, fmt.Errorf("the Loki result is not a list of streams: %v", err)
 	}
 	var out []LokiEntry
 	for si, st := range streams {
@@ -152,16 +152,16 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		}
 		resp, err := s.client.Do(ctx, req, tr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Loki: %w", err)
+			return nil, nil, fmt.Errorf("could not query Loki: %w", err)
 		}
 		tally.bytes += resp.BodyBytes
 		budget -= resp.BodyBytes
 		if resp.Status != http.StatusOK {
-			return nil, nil, fmt.Errorf("Loki at %s answered %d: %s", s.endpoint, resp.Status, Trim(strings.TrimSpace(string(resp.Body)), 300))
+			return nil, nil, fmt.Errorf("the Loki API at %s answered %d: %s", s.endpoint, resp.Status, Trim(strings.TrimSpace(string(resp.Body)), 300))
 		}
 		if resp.Truncated {
 			if capBytes == lokiPageBytes {
-				return nil, nil, fmt.Errorf("Loki at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, lokiPageLimit)
+				return nil, nil, fmt.Errorf("the Loki API at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, lokiPageLimit)
 			}
 			tally.truncated = true
 			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", l.maxBytes))
@@ -169,7 +169,7 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		}
 		entries, err := ParseLokiResponse(resp.Body)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Loki at %s: %w", s.endpoint, err)
+			return nil, nil, fmt.Errorf("the Loki API at %s: %w", s.endpoint, err)
 		}
 		sort.SliceStable(entries, func(i, j int) bool { return entries[i].TS < entries[j].TS })
 		for _, e := range entries {
@@ -209,7 +209,7 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("Loki: %w", err)
+			return nil, nil, fmt.Errorf("could not query Loki: %w", err)
 		}
 	}
 	if samples == nil {

@@ -74,7 +74,7 @@ func ParsePromResponse(status int, body []byte) (*PromResult, error) {
 		if msg == "" {
 			msg = "no message"
 		}
-		return nil, fmt.Errorf("Prometheus rejected the query (%s): %s", r.ErrorType, msg)
+		return nil, fmt.Errorf("the query was rejected by Prometheus (%s): %s", r.ErrorType, msg)
 	}
 	out := &PromResult{Type: r.Data.ResultType, Warnings: r.Warnings}
 	switch r.Data.ResultType {
@@ -148,11 +148,11 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		return fmt.Errorf("could not query Prometheus: %w", err)
 	}
 	if resp.Truncated {
-		return fmt.Errorf("Prometheus at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
+		return fmt.Errorf("the Prometheus API at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
 	}
 	res, err := ParsePromResponse(resp.Status, resp.Body)
 	if err != nil {
-		return fmt.Errorf("Prometheus at %s: %w", p.endpoint, err)
+		return fmt.Errorf("the Prometheus API at %s: %w", p.endpoint, err)
 	}
 	for _, w := range res.Warnings {
 		run.Transcript.Printf("warning from Prometheus: %s", w)

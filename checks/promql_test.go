@@ -79,7 +79,7 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 	})
 	t.Run("rejected query is an error", func(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections", "value < 50")), Input{})
-		wantOutcome(t, res, Error, "Prometheus rejected the query (bad_data)")
+		wantOutcome(t, res, Error, "the query was rejected by Prometheus (bad_data)")
 	})
 	t.Run("range vector is an error", func(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, "pool_active_connections[1m]", "value < 50")), Input{})
@@ -120,7 +120,7 @@ func TestPromQLNotPrometheus(t *testing.T) {
 		reason  string
 	}{
 		{"html", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>Grafana</html>") }, time.Second, "the answer is not Prometheus's query API"},
-		{"502", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", 502) }, time.Second, "answered 502: bad gateway"},
+		{"502", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }, time.Second, "answered 502: bad gateway"},
 		{"hangs", hang(done), time.Second, "timed out"},
 		// Enough time to read to the cap: the cap, not the deadline, must stop it.
 		{"huge", hugeBody(`{"status":"success","data":{"resultType":"vector","result":[`, 20<<20), 30 * time.Second, "answered more than 16777216 bytes"},
@@ -142,7 +142,7 @@ func TestParsePromResponse(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if _, err := ParsePromResponse(400, []byte(`{"status":"error","errorType":"bad_data","error":"parse error at char 4"}`)); err == nil ||
-		err.Error() != "Prometheus rejected the query (bad_data): parse error at char 4" {
+		err.Error() != "the query was rejected by Prometheus (bad_data): parse error at char 4" {
 		t.Fatalf("error: %v", err)
 	}
 	if _, err := ParsePromResponse(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,2]}]}}`)); err == nil {

@@ -22,19 +22,21 @@ checks:
 %s`, url, requests, concurrency, extra)
 }
 
-// TestSLASeed001: a pool of 10 connections held through a 100ms blocking call. One client
-// sees 100ms and passes; fifty clients queue for the pool and p95 blows up. The good
+// TestSLASeed001: a pool of 10 connections held through a 200ms blocking call. One client
+// sees 200ms and passes; fifty clients queue for the pool and p95 blows up. The good
 // release, which calls out after giving the connection back, passes at fifty.
 func TestSLASeed001(t *testing.T) {
 	_, bad := newPoolApp(t, "", true)
 	_, good := newPoolApp(t, "", false)
-	assert := `    assert: ["p95_ms < 300", "error_rate < 0.01"]`
+	// The SLA sits halfway between what the call costs (200ms) and what queueing for the
+	// pool costs (1s): a busy machine adds noise, not a factor of three.
+	assert := `    assert: ["p95_ms < 600", "error_rate < 0.01"]`
 
 	one := run(t, buildOne(t, slaYAML(bad.URL, 10, 1, assert)), Input{})
 	wantOutcome(t, one, Pass)
 
 	fifty := run(t, buildOne(t, slaYAML(bad.URL, 200, 50, assert)), Input{})
-	wantOutcome(t, fifty, Fail, "p95_ms < 300 is false: p95_ms = ", "200 requests, concurrency 50")
+	wantOutcome(t, fifty, Fail, "p95_ms < 600 is false: p95_ms = ", "200 requests, concurrency 50")
 
 	fixed := run(t, buildOne(t, slaYAML(good.URL, 200, 50, assert)), Input{})
 	wantOutcome(t, fixed, Pass)
@@ -42,10 +44,10 @@ func TestSLASeed001(t *testing.T) {
 	p95 := func(r *Result) float64 { return r.Vars["p95_ms"].(float64) }
 	t.Logf("p95: bad release at 1 client %.0fms, at 50 clients %.0fms; good release at 50 clients %.0fms; rps %.0f vs %.0f",
 		p95(one), p95(fifty), p95(fixed), fifty.Vars["rps"], fixed.Vars["rps"])
-	// Structure, not speed: 50 clients on 10 connections held 100ms each wait for about
+	// Structure, not speed: 50 clients on 10 connections held 200ms each wait for about
 	// four others' turns; no machine makes that faster, a slow one only makes it worse.
-	if p95(fifty) < 400 {
-		t.Fatalf("p95 at 50 clients is %.0fms; the pool of 10 cannot serve it under 400ms", p95(fifty))
+	if p95(fifty) < 800 {
+		t.Fatalf("p95 at 50 clients is %.0fms; the pool of 10 cannot serve it under 800ms", p95(fifty))
 	}
 	if got := fifty.Vars["requests"]; got != 200 {
 		t.Fatalf("requests = %v, want 200", got)
