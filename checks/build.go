@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,7 +12,8 @@ import (
 // Deps are the shared parts checks are built with. main builds them once.
 type Deps struct {
 	HTTP *HTTPClient
-	// Browser runs browser checks; nil builds browser checks that end as error.
+	// Browser runs browser checks (a *browser.Pool); nil builds browser checks that end as
+	// error, which is what `vigil validate` wants: it runs nothing.
 	Browser BrowserRunner
 }
 
@@ -23,8 +23,9 @@ type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
 
 // kindBuilders is the table of kinds this build supports.
 var kindBuilders = map[string]kindBuilder{
-	configs.KindHTTP:   buildHTTP,
-	configs.KindScript: buildScript,
+	configs.KindHTTP:    buildHTTP,
+	configs.KindScript:  buildScript,
+	configs.KindBrowser: buildBrowser,
 }
 
 type builder struct {
@@ -134,9 +135,4 @@ func Names(vars types.Map) []string {
 	out := sortedKeys(Env(vars))
 	sort.Strings(out)
 	return out
-}
-
-// BrowserRunner runs browser checks; the browser package implements it.
-type BrowserRunner interface {
-	BrowserProbe(ctx context.Context, spec *configs.BrowserSpec, run *Run) error
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/report"
@@ -233,11 +235,30 @@ func writeFile(path string, write func(*os.File) error) error {
 
 // runtime holds the shared parts checks run with, built once per process.
 type runtimeParts struct {
-	deps checks.Deps
+	deps    checks.Deps
+	browser *browser.Pool
 }
 
+// newRuntime builds the shared parts. The browser pool starts Chromium only when the
+// first browser check runs, so a config without browser checks (or a machine without
+// Chromium) never pays for it.
 func newRuntime(cfg *configs.Config) *runtimeParts {
-	return &runtimeParts{deps: checks.Deps{HTTP: checks.NewHTTPClient(userAgent())}}
+	pool := browser.NewPool(browser.Options{
+		Path:        cfg.Browser.Path,
+		Flags:       cfg.Browser.Flags,
+		Concurrency: cfg.Agent.BrowserConcurrency,
+		// Only what someone must act on (a browser that died and was replaced); the
+		// results already say what each check saw.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	return &runtimeParts{
+		deps:    checks.Deps{HTTP: checks.NewHTTPClient(userAgent()), Browser: pool},
+		browser: pool,
+	}
 }
 
-func (r *runtimeParts) Close() { r.deps.HTTP.CloseIdle() }
+// Close stops Chromium (if it ran) and drops kept-alive connections.
+func (r *runtimeParts) Close() {
+	r.browser.Close()
+	r.deps.HTTP.CloseIdle()
+}
