@@ -134,6 +134,7 @@ func pruneOperands(texts []string) []string {
 var (
 	unknownName  = regexp.MustCompile(`^unknown name (\S+)`)
 	unknownField = regexp.MustCompile(`^unknown field (\S+)`)
+	invalidOp    = regexp.MustCompile(`^invalid operation: (\S+) \((.*)\)$`)
 )
 
 func explainCompileError(err error, env types.Map) error {
@@ -153,7 +154,9 @@ func explainCompileError(err error, env types.Map) error {
 		}
 		return fmt.Errorf("unknown field %q; %s", m[1], configs.DidYouMean(m[1], names))
 	}
-	msg = strings.TrimPrefix(msg, "invalid operation: ")
+	if m := invalidOp.FindStringSubmatch(msg); m != nil {
+		msg = m[2] + " for " + m[1]
+	}
 	if fe.Column > 0 {
 		return fmt.Errorf("%s (at column %d)", msg, fe.Column+1)
 	}
@@ -187,8 +190,6 @@ func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, s
 		}
 		s := op.text + " = " + FormatValue(v)
 		if d := details[op.text]; d != "" {
-			s += " (" + d + ")"
-		} else if d := details[strings.TrimPrefix(strings.TrimSuffix(op.text, ")"), "len(")]; d != "" {
 			s += " (" + d + ")"
 		}
 		seen = append(seen, s)

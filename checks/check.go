@@ -172,12 +172,23 @@ func (c *Check) Assertions() []*Assertion { return c.asserts }
 // Prober returns the kind's implementation.
 func (c *Check) Prober() Prober { return c.prober }
 
-// Baseline aggregates the results of previous runs into the baseline variables.
-func (c *Check) Baseline(previous []*Result) map[string]any {
+// Baseline aggregates the runs before a deploy (newest first) into the baseline variables:
+// by default the median of the newest n passing runs; kinds with their own rule (fleet's
+// per-instance health) get the newest n runs whatever their outcome.
+func (c *Check) Baseline(previous []*Result, n int) map[string]any {
 	if b, ok := c.prober.(Baseliner); ok {
+		if len(previous) > n {
+			previous = previous[:n]
+		}
 		return b.Baseline(previous)
 	}
-	return MedianBaseline(previous)
+	var passing []*Result
+	for _, r := range previous {
+		if r != nil && r.Outcome == Pass && len(passing) < n {
+			passing = append(passing, r)
+		}
+	}
+	return MedianBaseline(passing)
 }
 
 // UsesBaseline reports whether any assertion reads baseline.*.

@@ -144,24 +144,23 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
 	}
-	var tm Timings
-	var dnsStart, connStart, tlsStart time.Time
-	reused := false
+	// Trace callbacks run on the transport's dial goroutines, which can outlive the
+	// request's choice of connection (a dial racing an idle connection), so they lock.
+	rec := &timingRecorder{}
 	start := time.Now()
 	trace := &httptrace.ClientTrace{
-		DNSStart:          func(httptrace.DNSStartInfo) { dnsStart = time.Now() },
-		DNSDone:           func(httptrace.DNSDoneInfo) { tm.DNS = since(dnsStart) },
-		ConnectStart:      func(string, string) { connStart = time.Now() },
-		ConnectDone:       func(string, string, error) { tm.Connect = since(connStart) },
-		TLSHandshakeStart: func() { tlsStart = time.Now() },
-		TLSHandshakeDone:  func(tls.ConnectionState, error) { tm.TLS = since(tlsStart) },
-		GotConn: func(info httptrace.GotConnInfo) {
-			reused = info.Reused
-			if info.Reused {
-				tm.DNS, tm.Connect, tm.TLS = 0, 0, 0
-			}
+		DNSStart:          func(httptrace.DNSStartInfo) { rec.mark(&rec.dnsStart) },
+		DNSDone:           func(httptrace.DNSDoneInfo) { rec.phase(&rec.tm.DNS, &rec.dnsStart) },
+		ConnectStart:      func(string, string) { rec.mark(&rec.connStart) },
+		ConnectDone:       func(string, string, error) { rec.phase(&rec.tm.Connect, &rec.connStart) },
+		TLSHandshakeStart: func() { rec.mark(&rec.tlsStart) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { rec.phase(&rec.tm.TLS, &rec.tlsStart) },
+		GotConn:           rec.gotConn,
+		GotFirstResponseByte: func() {
+			rec.mu.Lock()
+			rec.tm.TTFB = time.Since(start)
+			rec.mu.Unlock()
 		},
-		GotFirstResponseByte: func() { tm.TTFB = time.Since(start) },
 	}
 	var body io.Reader
 	if r.Body != "" {
@@ -208,7 +207,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		limit = configs.DefaultMaxBodyBytes
 	}
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(), Reused: reused}
+	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String()}
 	if int64(len(data)) > limit {
 		// Closing without draining drops the connection: cheaper than reading a huge body.
 		data, out.Truncated = data[:limit], true
@@ -220,8 +219,9 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		}
 		return nil, fmt.Errorf("%s, but the body broke off after %d bytes: %w", resp.Status, len(data), err)
 	}
+	tm, reused := rec.result()
 	tm.Total = time.Since(start)
-	out.Body, out.BodyBytes, out.Timings = data, int64(len(data)), tm
+	out.Body, out.BodyBytes, out.Timings, out.Reused = data, int64(len(data)), tm, reused
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
 		out.CertExpiry = resp.TLS.PeerCertificates[0].NotAfter
 	}
@@ -247,11 +247,40 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	return out, nil
 }
 
-func since(t time.Time) time.Duration {
-	if t.IsZero() {
-		return 0
+type timingRecorder struct {
+	mu                            sync.Mutex
+	tm                            Timings
+	dnsStart, connStart, tlsStart time.Time
+	reused                        bool
+}
+
+func (r *timingRecorder) mark(t *time.Time) {
+	r.mu.Lock()
+	*t = time.Now()
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) phase(d *time.Duration, start *time.Time) {
+	r.mu.Lock()
+	if !start.IsZero() && !r.reused { // after a reused conn, phases belong to a background dial
+		*d = time.Since(*start)
 	}
-	return time.Since(t)
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) gotConn(info httptrace.GotConnInfo) {
+	r.mu.Lock()
+	r.reused = info.Reused
+	if info.Reused {
+		r.tm.DNS, r.tm.Connect, r.tm.TLS = 0, 0, 0
+	}
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) result() (Timings, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tm, r.reused
 }
 
 func round(d time.Duration) time.Duration {

@@ -155,7 +155,7 @@ func yamlError(file string, err error) *Error {
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2], Fix: "check indentation and quoting on this line and the one before"}
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2], Fix: "check indentation and quoting from this line on"}
 	}
 	if strings.Contains(msg, "cannot unmarshal") {
 		return &Error{File: file, Msg: "the top level must be a mapping of sections (agent, checks, services, ...)", Fix: "see configs/examples/"}

@@ -1,0 +1,239 @@
+// Package alerting delivers vigil's events to people and machines: Slack (a Block Kit
+// message with the evidence, the failure screenshot in its thread, the same thread updated
+// as the incident moves on), PagerDuty (Events v2 trigger and resolve with a stable
+// dedup_key, a change event per deploy) and signed webhooks (DESIGN.md §7: rollback, halt,
+// or any event).
+//
+// A Notifier makes ONE attempt to deliver ONE event. Everything around that attempt —
+// routing, thresholds, silences, the durable outbox, backoff and dead-lettering — belongs
+// to the caller, which learns from the returned error whether to retry (Permanent,
+// RetryAfter) and persists the notifier's State between attempts so a retry after a
+// partial success never posts twice. The package imports only configs; alertingtest holds
+// the loopback receivers the tests of this and other packages deliver to.
+package alerting
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// EventActionResult reports what a rollback or halt webhook did (or would have done, in
+// dry run): Summary says what happened, Actions names the webhook. Slack replies with it in
+// the incident's thread and shows it on the root message. It is not a configs.Events name:
+// it follows the incident, whatever a notifier's `events` list says.
+const EventActionResult = "action_result"
+
+// Event is one thing that happened, as the agent writes it into the outbox. Field names
+// are stable: the outbox stores events as JSON and replays them after a restart.
+type Event struct {
+	// Name is a configs.Event* name or EventActionResult.
+	Name string `json:"name"`
+	// Key is the idempotency key, stable across retries and restarts: "<deploy id>:<event>"
+	// for deploy events. Webhooks send it as Idempotency-Key.
+	Key string `json:"key"`
+	// Incident groups the events of one incident: the deploy id, or "check:<name>:<seq>".
+	// The Slack thread and the PagerDuty dedup_key derive from it, so a recovery resolves
+	// what the failure opened. To resolve a failed deploy when a later deploy of the same
+	// service passes, send that deploy_passed with the failed deploy's Incident.
+	Incident   string    `json:"incident"`
+	OccurredAt time.Time `json:"occurred_at"`
+	// Deploy is the deploy the event is about; nil for check events.
+	Deploy  *Deploy `json:"deploy,omitempty"`
+	Service string  `json:"service,omitempty"`
+	// Check names the check of check_* events.
+	Check string `json:"check,omitempty"`
+	// Summary is one line: why (the verdict's reason), or what an action did.
+	Summary      string        `json:"summary,omitempty"`
+	FailedChecks []FailedCheck `json:"failed_checks,omitempty"`
+	Location     string        `json:"location,omitempty"`
+	// StatusURL links to the agent's status page for this deploy or check.
+	StatusURL string `json:"status_url,omitempty"`
+	// Halt is non-empty, with the reason, when the failure should stop a rollout.
+	Halt string `json:"halt,omitempty"`
+	// Actions are the rollback and halt webhooks this verdict triggers.
+	Actions []ActionNote `json:"actions,omitempty"`
+	// DryRun: the service is in dry run, so webhooks with an action announce, never call.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// Deploy identifies a deploy.
+type Deploy struct {
+	ID          string `json:"id"`
+	Service     string `json:"service"`
+	Version     string `json:"version"`
+	Environment string `json:"environment,omitempty"`
+	Commit      string `json:"commit,omitempty"`
+}
+
+// FailedCheck is the evidence of one failing check.
+type FailedCheck struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Summary is the first reason; for a browser check, the first JS exception with file:line.
+	Summary string `json:"summary,omitempty"`
+	RunURL  string `json:"run_url,omitempty"`
+	TraceID string `json:"trace_id,omitempty"`
+	// Screenshot is a PNG taken at the failure; nil when there is none.
+	Screenshot []byte `json:"screenshot,omitempty"`
+}
+
+// ActionNote is a rollback or halt webhook a verdict triggers.
+type ActionNote struct {
+	Notifier string `json:"notifier"`
+	Action   string `json:"action"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+}
+
+// Notifier delivers events to one configured destination.
+type Notifier interface {
+	Name() string
+	Type() string
+	// Wants reports whether the notifier takes the event: its `events` filter, or a
+	// default per type when the list is empty (see the README, "Which notifier gets what").
+	Wants(event string) bool
+	// Deliver makes ONE attempt, bounded by ctx and the notifier's per-attempt timeout.
+	// st is the notifier's state for ev.Incident: load it before, save it after, even when
+	// Deliver fails. A nil error means delivered; otherwise see Permanent, RetryAfter and
+	// ErrDryRun.
+	Deliver(ctx context.Context, ev *Event, st State) error
+}
+
+// State is what a notifier remembers about one incident between attempts and restarts:
+// the Slack thread, which steps of which event already succeeded, whether PagerDuty was
+// triggered. The caller stores it per (notifier, incident) — saving it after every
+// Deliver, failed or not — and delivers one incident's events to one notifier one at a
+// time, in order: two concurrent Delivers for a new incident would open two threads.
+// Keys and values are plain strings (JSON-friendly); a Slack state holds a few KiB.
+type State map[string]string
+
+// Options are what every notifier shares, built in main.
+type Options struct {
+	// Transport sends the requests; nil builds a private one. Redirects are never followed:
+	// a signed POST that turned into a GET must not count as delivered.
+	Transport http.RoundTripper
+	// Now is the clock (sent_at, X-Vigil-Timestamp); nil is time.Now.
+	Now func() time.Time
+	// Logger receives what a notifier notices but does not fail on; nil discards.
+	Logger *slog.Logger
+	// UserAgent is sent with every request; "" is "vigil".
+	UserAgent string
+}
+
+// New builds the notifier cfg describes. Its errors are configuration errors (Permanent).
+func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
+	if cfg == nil {
+		return nil, permanentf(nil, "", "new", "no notifier configuration")
+	}
+	opts = opts.withDefaults()
+	for i, ev := range cfg.Events {
+		if !slices.Contains(configs.Events, ev) {
+			return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.events[%d]: unknown event %q", cfg.Name, i, ev)
+		}
+	}
+	switch cfg.Type {
+	case configs.NotifierSlack:
+		return newSlack(cfg, opts)
+	case configs.NotifierPagerDuty:
+		return newPagerDuty(cfg, opts)
+	case configs.NotifierWebhook:
+		return newWebhook(cfg, opts)
+	}
+	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Transport == nil {
+		o.Transport = defaultTransport()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "vigil"
+	}
+	return o
+}
+
+// base holds what every notifier type has.
+type base struct {
+	name, typ string
+	events    []string // as configured; empty means the type's default
+	dryRun    bool
+	timeout   time.Duration
+	opts      Options
+	log       *slog.Logger
+}
+
+func newBase(cfg *configs.Notifier, opts Options, defaultTimeout time.Duration) base {
+	t := cfg.Timeout
+	if t <= 0 {
+		t = defaultTimeout
+	}
+	return base{
+		name: cfg.Name, typ: cfg.Type, events: slices.Clone(cfg.Events), dryRun: cfg.DryRun, timeout: t,
+		opts: opts, log: opts.Logger.With("notifier", cfg.Name, "type", cfg.Type),
+	}
+}
+
+func (b *base) Name() string { return b.name }
+func (b *base) Type() string { return b.typ }
+
+// listed reports whether the configured events list names the event.
+func (b *base) listed(event string) bool { return slices.Contains(b.events, event) }
+
+// attempt bounds one attempt by the notifier's per-attempt timeout.
+func (b *base) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.timeout)
+}
+
+// dryRunError is what Deliver returns instead of sending when the notifier is in dry run.
+func (b *base) dryRunError(method, target, action, what string) error {
+	return &DryRunError{Notifier: b.name, Method: method, URL: target, Action: action, What: what}
+}
+
+// keyOf is the event's idempotency key; the outbox always sets Key, the rest is a fallback
+// that keeps the "<deploy id>:<event>" shape.
+func keyOf(ev *Event) string {
+	switch {
+	case ev.Key != "":
+		return ev.Key
+	case ev.Deploy != nil && ev.Deploy.ID != "":
+		return ev.Deploy.ID + ":" + ev.Name
+	default:
+		return incidentOf(ev) + ":" + ev.Name
+	}
+}
+
+// incidentOf is the event's incident, derived when the caller left it empty.
+func incidentOf(ev *Event) string {
+	switch {
+	case ev.Incident != "":
+		return ev.Incident
+	case ev.Deploy != nil && ev.Deploy.ID != "":
+		return ev.Deploy.ID
+	default:
+		return "check:" + ev.Service + ":" + ev.Check
+	}
+}
+
+func checkEvent(name string, ev *Event) error {
+	if ev == nil {
+		return permanentf(nil, name, "deliver", "no event")
+	}
+	if ev.Name == "" {
+		return permanentf(nil, name, "deliver", "event has no name")
+	}
+	if ev.Name != EventActionResult && !slices.Contains(configs.Events, ev.Name) {
+		return permanentf(nil, name, "deliver", "unknown event %q", ev.Name)
+	}
+	return nil
+}

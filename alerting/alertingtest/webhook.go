@@ -1,0 +1,198 @@
+package alertingtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+)
+
+// WebhookSecret is the signing secret NewWebhook uses.
+const WebhookSecret = "vigil-webhook-test-secret"
+
+// Webhook is a loopback webhook receiver, as a rollback endpoint would be written: it
+// verifies X-Vigil-Signature with the shared secret (a bad or missing one is a 401),
+// requires an Idempotency-Key, and counts accepted deliveries per key. GET /counts answers
+// the counts as JSON, for a receiver running in another process.
+type Webhook struct {
+	server
+	// Secret is the shared signing secret.
+	Secret []byte
+	// Tolerance is how far X-Vigil-Timestamp may be from now; 0 is alerting.DefaultTolerance.
+	Tolerance time.Duration
+
+	mu         sync.Mutex
+	deliveries []WebhookDelivery
+	attempts   map[string]int
+	accepted   map[string]int
+	rejected   []WebhookRejection
+}
+
+// WebhookDelivery is a request that passed verification, accepted or answered with a fault.
+type WebhookDelivery struct {
+	Key       string // Idempotency-Key
+	Event     string // X-Vigil-Event
+	Timestamp string
+	Signature string
+	Header    http.Header
+	Body      []byte
+	// Payload is Body decoded.
+	Payload map[string]any
+	// Accepted: the receiver answered 2xx.
+	Accepted bool
+	Status   int
+	At       time.Time
+}
+
+// WebhookRejection is a request the receiver refused: bad signature, stale timestamp, no key.
+type WebhookRejection struct {
+	Reason string
+	Header http.Header
+	At     time.Time
+}
+
+// NewWebhook starts a webhook receiver for the test with WebhookSecret.
+func NewWebhook(tb testing.TB) *Webhook {
+	w := &Webhook{Secret: []byte(WebhookSecret)}
+	mustStart(tb, func() error { return w.Start("") }, w.Close)
+	return w
+}
+
+// Start listens on addr ("" for 127.0.0.1 and a free port).
+func (w *Webhook) Start(addr string) error {
+	w.attempts, w.accepted = map[string]int{}, map[string]int{}
+	return w.start(addr, http.HandlerFunc(w.handle))
+}
+
+// URL is the address to configure as the webhook's url.
+func (w *Webhook) URL() string { return "http://" + w.Addr() + "/hook" }
+
+// Fail queues a fault: the next verified deliveries are answered with it.
+func (w *Webhook) Fail(f Fault) { w.fail("", f) }
+
+// Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx).
+func (w *Webhook) Count(key string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.accepted[key]
+}
+
+// Counts returns the accepted deliveries per Idempotency-Key.
+func (w *Webhook) Counts() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.accepted)
+}
+
+// Attempts is how many verified requests with the key arrived, accepted or not.
+func (w *Webhook) Attempts(key string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.attempts[key]
+}
+
+// Deliveries returns the verified requests, in order.
+func (w *Webhook) Deliveries() []WebhookDelivery {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.deliveries)
+}
+
+// Rejected returns the refused requests.
+func (w *Webhook) Rejected() []WebhookRejection {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.rejected)
+}
+
+// WebhookCounts is what GET /counts answers.
+type WebhookCounts struct {
+	Accepted map[string]int `json:"accepted"`
+	Attempts map[string]int `json:"attempts"`
+	Rejected int            `json:"rejected"`
+}
+
+func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/counts" {
+		w.mu.Lock()
+		c := WebhookCounts{Accepted: maps.Clone(w.accepted), Attempts: maps.Clone(w.attempts), Rejected: len(w.rejected)}
+		w.mu.Unlock()
+		writeJSON(rw, http.StatusOK, c)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(rw, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, 1<<20))
+	reject := func(status int, reason string) {
+		w.mu.Lock()
+		w.rejected = append(w.rejected, WebhookRejection{Reason: reason, Header: r.Header.Clone(), At: time.Now()})
+		w.mu.Unlock()
+		writeJSON(rw, status, map[string]string{"error": reason})
+	}
+	if err != nil {
+		reject(http.StatusRequestEntityTooLarge, "body: "+err.Error())
+		return
+	}
+	// This is what a receiver must do: verify the raw body before trusting anything in it.
+	if err := alerting.VerifyHeader(w.Secret, r.Header, body, time.Now(), w.Tolerance); err != nil {
+		reject(http.StatusUnauthorized, err.Error())
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		reject(http.StatusUnsupportedMediaType, "Content-Type is not application/json")
+		return
+	}
+	key := r.Header.Get(alerting.HeaderIdempotencyKey)
+	if key == "" {
+		reject(http.StatusBadRequest, "no "+alerting.HeaderIdempotencyKey)
+		return
+	}
+	d := WebhookDelivery{Key: key, Event: r.Header.Get(alerting.HeaderEvent), Timestamp: r.Header.Get(alerting.HeaderTimestamp),
+		Signature: r.Header.Get(alerting.HeaderSignature), Header: r.Header.Clone(), Body: body, At: time.Now()}
+	_ = json.Unmarshal(body, &d.Payload)
+	f, faulted := w.takeFault("")
+	if faulted {
+		d.Status = f.status()
+	} else {
+		d.Status, d.Accepted = http.StatusOK, true
+	}
+	// The delivery is on record before vigil hears the answer.
+	w.mu.Lock()
+	w.attempts[key]++
+	if d.Accepted {
+		w.accepted[key]++
+	}
+	w.deliveries = append(w.deliveries, d)
+	w.mu.Unlock()
+	if faulted {
+		w.answerFault(rw, r, f)
+		return
+	}
+	writeJSON(rw, http.StatusOK, map[string]any{"ok": true, "key": key})
+}
+
+// ServeWebhook runs a webhook receiver on addr until ctx ends: a stand-alone receiver for
+// a test that kills and restarts vigil, which reads the counts from GET /counts.
+func ServeWebhook(ctx context.Context, addr string, secret []byte) error {
+	if len(secret) == 0 {
+		return errors.New("no signing secret")
+	}
+	w := &Webhook{Secret: secret}
+	if err := w.Start(addr); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Close()
+	return nil
+}

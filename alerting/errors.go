@@ -1,0 +1,219 @@
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Error is a failed delivery attempt: which notifier, which step, what the far end said,
+// and whether a retry can help. It never holds a token, routing key or signing secret.
+type Error struct {
+	Notifier string
+	// Op is the step that failed: "chat.postMessage", "files upload",
+	// "POST https://ci.example/rollback", "new".
+	Op string
+	// StatusCode is the HTTP status the far end answered; 0 when there was no answer.
+	StatusCode int
+	// Permanent: retrying the same request cannot succeed (4xx other than 408 and 429,
+	// invalid_auth, channel_not_found, bad configuration).
+	Permanent bool
+	// RetryAfter is how long a 429 asked us to wait; 0 when it did not say.
+	RetryAfter time.Duration
+	msg        string
+	err        error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Notifier != "" {
+		fmt.Fprintf(&b, "notifier %s: ", e.Notifier)
+	}
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.msg)
+	if e.err != nil {
+		if e.msg != "" {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.err }
+
+// RetryAfter reports how long the far end asked us to wait (a 429 with Retry-After).
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
+
+// Permanent reports whether retrying cannot help: a 4xx other than 408 and 429, Slack's
+// invalid_auth or channel_not_found, a configuration error, a dry run. Everything else —
+// 5xx, 429, network errors, timeouts, garbage answers — is worth retrying with backoff.
+func Permanent(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Permanent
+	}
+	return errors.Is(err, ErrDryRun)
+}
+
+// ErrDryRun is what Deliver returns, wrapped in a *DryRunError, when it did not call
+// anything because the notifier (dry_run: true) or, for a rollback or halt webhook, the
+// event (Event.DryRun) is in dry run. It is not a failure: record the DryRunError's
+// message ("would have called POST https://…") and do not retry.
+var ErrDryRun = errors.New("dry run: not sent")
+
+// DryRunError says what a dry-run Deliver would have done. errors.Is(err, ErrDryRun).
+type DryRunError struct {
+	Notifier string
+	Method   string // "POST"
+	URL      string // query and credentials removed
+	Action   string // rollback, halt, or ""
+	// What is a one-line description for the log and the status page.
+	What string
+}
+
+func (e *DryRunError) Error() string {
+	s := fmt.Sprintf("notifier %s: dry run: would have called %s %s", e.Notifier, e.Method, e.URL)
+	if e.Action != "" {
+		s += " (" + e.Action + ")"
+	}
+	if e.What != "" {
+		s += ": " + e.What
+	}
+	return s
+}
+
+func (e *DryRunError) Is(target error) bool { return target == ErrDryRun }
+
+func permanentf(err error, notifier, op, format string, args ...any) *Error {
+	return &Error{Notifier: notifier, Op: op, Permanent: true, msg: fmt.Sprintf(format, args...), err: err}
+}
+
+func retryablef(err error, notifier, op, format string, args ...any) *Error {
+	return &Error{Notifier: notifier, Op: op, msg: fmt.Sprintf(format, args...), err: err}
+}
+
+// statusError classifies an HTTP answer that was not a success.
+func statusError(notifier, op string, status int, header http.Header, body []byte, now time.Time) *Error {
+	e := &Error{Notifier: notifier, Op: op, StatusCode: status}
+	e.msg = fmt.Sprintf("answered %d %s", status, http.StatusText(status))
+	if q := quoteBody(body); q != "" {
+		e.msg += ": " + q
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.RetryAfter, _ = parseRetryAfter(header.Get("Retry-After"), now)
+	case status == http.StatusRequestTimeout, status >= 500:
+	case status >= 300 && status < 400:
+		e.Permanent = true
+		if loc := header.Get("Location"); loc != "" {
+			e.msg += fmt.Sprintf(" (redirect to %s: redirects are not followed, configure the final URL)", redactURL(loc))
+		}
+	default:
+		e.Permanent = true
+	}
+	return e
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > 86400 {
+			n = 86400
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < time.Second {
+			d = time.Second
+		}
+		if d > 24*time.Hour {
+			d = 24 * time.Hour
+		}
+		return d.Round(time.Second), true
+	}
+	return 0, false
+}
+
+// maxQuote is how much of an answer's body an error quotes.
+const maxQuote = 200
+
+// quoteBody quotes the start of a response body for an error message: control characters
+// and runs of white space become one space, invalid UTF-8 is replaced, at most maxQuote
+// bytes, marked when cut.
+func quoteBody(b []byte) string {
+	if len(b) > 4*maxQuote {
+		b = b[:4*maxQuote]
+	}
+	s := strings.Join(strings.FieldsFunc(strings.ToValidUTF8(string(b), "\uFFFD"), func(r rune) bool {
+		return unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}), " ")
+	if s == "" {
+		return ""
+	}
+	if len(s) > maxQuote {
+		cut := maxQuote
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return "«" + s + "»"
+}
+
+// redactURL removes credentials and the query from a URL before it goes into an error or
+// a log: either may hold a token.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = ""
+		u.ForceQuery = false
+		return u.String() + "?…"
+	}
+	u.Fragment = ""
+	return u.String()
+}
+
+// transportError describes a request that got no answer, without the URL's query
+// (url.Error prints the whole URL).
+func transportError(ctx context.Context, notifier, op string, err error, timeout time.Duration) *Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, errTooLarge) {
+		return retryablef(err, notifier, op, "answer too large")
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return retryablef(err, notifier, op, "no answer within the %s per-attempt timeout (or the caller's deadline)", timeout)
+	}
+	return retryablef(err, notifier, op, "no answer")
+}

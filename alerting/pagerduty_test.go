@@ -1,0 +1,256 @@
+package alerting_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+func pagerDutyConfig(url string) *configs.Notifier {
+	return &configs.Notifier{Type: configs.NotifierPagerDuty, Name: "oncall", RoutingKey: alertingtest.PagerDutyRoutingKey,
+		Severity: "error", URL: url}
+}
+
+func newPagerDuty(t *testing.T) (*alertingtest.PagerDuty, alerting.Notifier, *logBuffer) {
+	rx := alertingtest.NewPagerDuty(t)
+	logs := &logBuffer{}
+	return rx, newNotifier(t, pagerDutyConfig(rx.URL()), logs), logs
+}
+
+func TestPagerDutyCheckTriggerAndResolveShareDedupKey(t *testing.T) {
+	rx, n, _ := newPagerDuty(t)
+	st := alerting.State{}
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "3"), st); err != nil {
+		t.Fatalf("trigger: %v", err)
+	}
+	// A retry of the same failure, as after a lost answer: PagerDuty folds it into the alert.
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "3"), st); err != nil {
+		t.Fatalf("trigger again: %v", err)
+	}
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckRecovered, "3"), st); err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	evs := rx.Events()
+	if len(evs) != 3 || evs[0].Action != "trigger" || evs[2].Action != "resolve" {
+		t.Fatalf("events %+v", evs)
+	}
+	key := alerting.DedupKey("check:home:3")
+	for _, e := range evs {
+		if e.DedupKey != key {
+			t.Errorf("%s dedup_key %q, want %q", e.Action, e.DedupKey, key)
+		}
+	}
+	p := evs[0].Payload
+	if p.Severity != "error" || p.Class != configs.EventCheckFailed || p.Component != "home" ||
+		!strings.Contains(p.Summary, "home") || !strings.Contains(p.Summary, "failing for 2 runs") {
+		t.Errorf("trigger payload %+v", p)
+	}
+	if checks, _ := p.Details["failed_checks"].([]any); len(checks) != 1 {
+		t.Errorf("custom_details %v", p.Details)
+	}
+	if rx.Open(key) {
+		t.Errorf("alert %s still open after the recovery", key)
+	}
+	// The next incident of the same check is a new alert.
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "4"), alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	if !rx.Open(alerting.DedupKey("check:home:4")) {
+		t.Errorf("a new incident did not open a new alert")
+	}
+}
+
+func TestPagerDutyDeployIncident(t *testing.T) {
+	rx, n, _ := newPagerDuty(t)
+	st := alerting.State{}
+	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
+		t.Fatal(err)
+	}
+	key := alerting.DedupKey("d-42")
+	if !rx.Open(key) {
+		t.Fatalf("deploy_failed did not open alert %s: %+v", key, rx.Events())
+	}
+	trig := rx.Events()[0]
+	if trig.Payload.Group != "prod" || !strings.HasPrefix(trig.Payload.Source, "web") || trig.ClientURL != "http://vigil.example/deploys/d-42" ||
+		!strings.Contains(trig.Payload.Summary, "v2.1.0") || len(trig.Links) != 3 {
+		t.Errorf("trigger %+v payload %+v", trig, trig.Payload)
+	}
+	// action_result is none of PagerDuty's business.
+	if err := n.Deliver(t.Context(), actionResult(), st); err != nil {
+		t.Fatal(err)
+	}
+	// A later deploy of the service passes, carrying the incident: resolve.
+	if err := n.Deliver(t.Context(), resolvedBy(), st); err != nil {
+		t.Fatal(err)
+	}
+	if rx.Open(key) || len(rx.Events()) != 2 || rx.Events()[1].DedupKey != key {
+		t.Fatalf("resolve: %+v", rx.Events())
+	}
+	// A deploy that passes with no alert of ours sends nothing.
+	fresh := resolvedBy()
+	fresh.Incident = "d-43"
+	if err := n.Deliver(t.Context(), fresh, alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	// And a resolution already sent is not sent again.
+	if err := n.Deliver(t.Context(), resolvedBy(), st); err != nil {
+		t.Fatal(err)
+	}
+	if len(rx.Events()) != 2 {
+		t.Errorf("%d events, want 2", len(rx.Events()))
+	}
+}
+
+func TestPagerDutyChangeEventOnDeployStarted(t *testing.T) {
+	rx, n, _ := newPagerDuty(t)
+	ev := &alerting.Event{Name: configs.EventDeployStarted, Key: "d-42:deploy_started", Incident: "d-42",
+		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
+		Deploy:     &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2.1.0", Environment: "prod", Commit: "abc1234"},
+		Service:    "web", StatusURL: "http://vigil.example/deploys/d-42"}
+	if err := n.Deliver(t.Context(), ev, alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	ch := rx.Changes()
+	if len(ch) != 1 || len(rx.Events()) != 0 {
+		t.Fatalf("changes %d, events %d", len(ch), len(rx.Events()))
+	}
+	c := ch[0]
+	if c.Payload.Summary != "Deploy of web v2.1.0 to prod" || c.Payload.Timestamp != "2026-01-01T12:00:00Z" ||
+		c.Payload.Details["deploy_id"] != "d-42" || c.Payload.Details["commit"] != "abc1234" ||
+		len(c.Links) != 1 || c.Links[0].Href != "http://vigil.example/deploys/d-42" {
+		t.Errorf("change event %+v", c)
+	}
+}
+
+func TestPagerDutyWants(t *testing.T) {
+	n := newNotifier(t, pagerDutyConfig(""), nil)
+	for _, ev := range configs.Events {
+		if !n.Wants(ev) {
+			t.Errorf("default Wants(%s) = false", ev)
+		}
+	}
+	if n.Wants(alerting.EventActionResult) {
+		t.Errorf("PagerDuty wants action_result")
+	}
+	cfg := pagerDutyConfig("")
+	cfg.Events = []string{configs.EventCheckFailed}
+	n = newNotifier(t, cfg, nil)
+	if !n.Wants(configs.EventCheckRecovered) || !n.Wants(configs.EventDeployPassed) || n.Wants(configs.EventDeployStarted) || n.Wants(configs.EventDeployFailed) {
+		t.Errorf("events [check_failed]: a trigger event must bring its resolution, and nothing else")
+	}
+	cfg.Events = []string{configs.EventDeployStarted}
+	n = newNotifier(t, cfg, nil)
+	if n.Wants(configs.EventCheckRecovered) {
+		t.Errorf("events [deploy_started] wants resolutions")
+	}
+}
+
+func TestPagerDutyErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      alertingtest.Fault
+		permanent  bool
+		retryAfter time.Duration
+		want       string
+		deadline   time.Duration
+	}{
+		{"429", alertingtest.Fault{Status: 429, RetryAfter: "5"}, false, 5 * time.Second, "429", 2 * time.Second},
+		{"500", alertingtest.Fault{Status: 500, Body: []byte(`{"status":"error"}`)}, false, 0, `{"status":"error"}`, 2 * time.Second},
+		{"403", alertingtest.Fault{Status: 403}, true, 0, "403", 2 * time.Second},
+		{"garbage 202", alertingtest.Fault{Status: 202, Body: []byte("<html>hello</html>")}, false, 0, "not an Events API answer", 2 * time.Second},
+		{"huge 202", alertingtest.Fault{Status: 202, Body: []byte(`{"status":"`), BodySize: 32 << 20}, false, 0, "over 1024 KiB", 3 * time.Second},
+		{"huge 503", alertingtest.Fault{Status: 503, BodySize: 32 << 20}, false, 0, "503", 3 * time.Second},
+		{"hang", alertingtest.Fault{Hang: true}, false, 0, "timeout", 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rx, n, logs := newPagerDuty(t)
+			rx.Fail("/v2/enqueue", tt.fault)
+			start := time.Now()
+			err := n.Deliver(ctxTimeout(t, tt.deadline), deployFailed(), alerting.State{})
+			if err == nil || alerting.Permanent(err) != tt.permanent {
+				t.Fatalf("Deliver = %v, want permanent=%v", err, tt.permanent)
+			}
+			if d, _ := alerting.RetryAfter(err); d != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", d, tt.retryAfter)
+			}
+			if !strings.Contains(err.Error(), tt.want) || len(err.Error()) > 600 {
+				t.Errorf("error %.400q does not say %q", err, tt.want)
+			}
+			if took := time.Since(start); took > 4*time.Second {
+				t.Errorf("took %v", took)
+			}
+			assertNoSecret(t, []string{alertingtest.PagerDutyRoutingKey}, err.Error(), logs.String())
+			if len(rx.Events()) != 0 {
+				t.Errorf("the receiver accepted an event it failed")
+			}
+		})
+	}
+	// A wrong routing key: PagerDuty says 400, nothing to retry, and the key is not quoted.
+	rx := alertingtest.NewPagerDuty(t)
+	cfg := pagerDutyConfig(rx.URL())
+	cfg.RoutingKey = "RWRONGKEYWRONGKEYWRONGKEY0000000"
+	err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	if !alerting.Permanent(err) || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	assertNoSecret(t, []string{"RWRONGKEYWRONGKEYWRONGKEY0000000"}, err.Error())
+	// The receiver being down is worth a retry.
+	rx.Down()
+	err = newNotifier(t, pagerDutyConfig(rx.URL()), nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	if err == nil || alerting.Permanent(err) {
+		t.Fatalf("receiver down: %v", err)
+	}
+}
+
+func TestPagerDutyConfig(t *testing.T) {
+	for name, url := range map[string]string{
+		"not enqueue": "https://events.example/v2/other",
+		"query":       "https://events.example/v2/enqueue?x=1",
+		"not http":    "ftp://events.example/v2/enqueue",
+	} {
+		cfg := pagerDutyConfig(url)
+		if _, err := alerting.New(cfg, alerting.Options{}); err == nil || !alerting.Permanent(err) || !strings.Contains(err.Error(), "notifiers.oncall.url") {
+			t.Errorf("%s: New = %v", name, err)
+		}
+	}
+	cfg := pagerDutyConfig("")
+	cfg.Severity = "sev1"
+	if _, err := alerting.New(cfg, alerting.Options{}); err == nil {
+		t.Errorf("severity sev1 accepted")
+	}
+	cfg = pagerDutyConfig("")
+	cfg.RoutingKey = ""
+	if _, err := alerting.New(cfg, alerting.Options{}); err == nil {
+		t.Errorf("no routing key accepted")
+	}
+	// The change URL sits beside the configured enqueue URL, also behind a proxy prefix.
+	rx := alertingtest.NewPagerDuty(t)
+	cfg = pagerDutyConfig(rx.URL() + "/")
+	cfg.DryRun = true
+	err := newNotifier(t, cfg, nil).Deliver(t.Context(), &alerting.Event{Name: configs.EventDeployStarted, Key: "k", Incident: "d-1",
+		Deploy: &alerting.Deploy{ID: "d-1", Service: "web", Version: "v1"}}, alerting.State{})
+	var dr *alerting.DryRunError
+	if !errors.As(err, &dr) || dr.URL != "http://"+rx.Addr()+"/v2/change/enqueue" {
+		t.Fatalf("dry run: %v (%+v)", err, dr)
+	}
+	if len(rx.Calls()) != 0 {
+		t.Errorf("dry run called PagerDuty")
+	}
+}
+
+func TestDedupKey(t *testing.T) {
+	if got := alerting.DedupKey("d-42"); got != "vigil:d-42" {
+		t.Errorf("DedupKey(d-42) = %q", got)
+	}
+	long := strings.Repeat("x", 400)
+	a, b := alerting.DedupKey(long), alerting.DedupKey(long+"y")
+	if len(a) > 255 || a == b || a != alerting.DedupKey(long) {
+		t.Errorf("long incidents: %d bytes, distinct %v, stable %v", len(a), a != b, a == alerting.DedupKey(long))
+	}
+}

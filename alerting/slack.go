@@ -1,0 +1,299 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// defaultSlackTimeout bounds one attempt: a message, a root update and the screenshots.
+const defaultSlackTimeout = 30 * time.Second
+
+// maxSlackAnswer caps how much of one Web API answer is read.
+const maxSlackAnswer = 4 << 20
+
+// Slack posts one Block Kit message per deploy verdict or incident, uploads the failure
+// screenshots into its thread (files v2 upload flow), and on later events of the incident
+// replies in that thread and updates the root message's status. Its State holds the thread
+// (channel id and ts), the root's content, and a flag per finished step of each event, so a
+// retry after a partial success picks up where the last attempt stopped.
+type Slack struct {
+	base
+	token   string
+	channel string
+	apiURL  string
+	client  *http.Client
+}
+
+// Slack State keys; per-event step flags are "<event key>/<step>".
+const (
+	slackChannel = "channel" // channel id, as chat.postMessage answered it
+	slackTS      = "ts"      // the root message: the incident's thread
+	slackTitle   = "title"   // the root's title, from the event that opened it
+	slackBody    = "body"    // the root's evidence blocks, JSON
+	slackEmoji   = "emoji"   // the incident's current status emoji
+	slackStatus  = "status"  // and status line
+	slackHistory = "history" // one line per event, shown on the root
+	slackFailed  = "failed"  // a failure was posted in this incident
+)
+
+// setRoot makes the event the root's title and evidence.
+func setRoot(st State, r rendered) error {
+	body, err := json.Marshal(slack.Blocks{BlockSet: r.body})
+	if err != nil {
+		return err
+	}
+	st[slackTitle], st[slackBody] = r.title, string(body)
+	return nil
+}
+
+func newSlack(cfg *configs.Notifier, opts Options) (*Slack, error) {
+	p := "notifiers." + cfg.Name
+	if !cfg.Token.IsSet() {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.token: missing; set a bot token, e.g. token: ${SLACK_TOKEN}", p)
+	}
+	if cfg.Channel == "" {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.channel: missing", p)
+	}
+	api := cfg.APIURL
+	if api == "" {
+		api = slack.APIURL
+	}
+	u, err := url.Parse(api)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.api_url: want an http or https URL such as https://slack.com/api/", p)
+	}
+	if !strings.HasSuffix(api, "/") {
+		api += "/"
+	}
+	return &Slack{base: newBase(cfg, opts, defaultSlackTimeout), token: cfg.Token.Value(), channel: cfg.Channel,
+		apiURL: api, client: newHTTPClient(opts.Transport)}, nil
+}
+
+// slackOpens are the events a Slack notifier opens a thread for when `events` is empty.
+var slackOpens = []string{configs.EventDeployFailed, configs.EventDeployHalted, configs.EventDeployInconclusive,
+	configs.EventCheckFailed}
+
+// followUp reports whether an event continues an incident rather than opening one.
+func followUp(event string) bool {
+	return event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult
+}
+
+// Wants: the events in `events` (default: deploy_failed, deploy_halted,
+// deploy_inconclusive, check_failed) open a thread; check_recovered, deploy_passed and
+// action_result are always wanted, because they update the thread of an incident this
+// notifier opened. Without such a thread, Deliver posts them only when `events` lists them
+// (action_result always: a machine acted on production).
+func (s *Slack) Wants(event string) bool {
+	if followUp(event) {
+		return true
+	}
+	if len(s.events) > 0 {
+		return s.listed(event)
+	}
+	return slices.Contains(slackOpens, event)
+}
+
+// Deliver posts the event (a new root message, or a reply in the incident's thread plus an
+// update of the root), then uploads the screenshots into the thread. Each step that
+// succeeds is recorded in st, so a retry does not repeat it.
+func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
+	if err := checkEvent(s.name, ev); err != nil {
+		return err
+	}
+	if st == nil {
+		st = State{}
+	}
+	key := keyOf(ev)
+	thread := st[slackTS] != ""
+	if !thread && followUp(ev.Name) && ev.Name != EventActionResult && !s.listed(ev.Name) {
+		return nil // nothing to update, and not asked for on its own
+	}
+	if s.dryRun {
+		return s.dryRunError(http.MethodPost, redactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))
+	}
+
+	ctx, cancel := s.attempt(ctx)
+	defer cancel()
+	rec := newRecorder(s.client, s.opts.UserAgent, maxSlackAnswer)
+	api := slack.New(s.token, slack.OptionAPIURL(s.apiURL), slack.OptionHTTPClient(rec))
+	now := s.opts.Now()
+	r := render(ev)
+	if ev.Name == configs.EventDeployPassed && st[slackFailed] == "" {
+		// Nothing failed in this incident (its thread was a deploy_started): no "Resolved".
+		r.status = "Passed verification"
+	}
+	failure := slices.Contains(slackOpens, ev.Name)
+
+	if st[key+"/posted"] == "" {
+		if !thread {
+			if err := setRoot(st, r); err != nil {
+				return permanentf(err, s.name, "chat.postMessage", "encoding blocks")
+			}
+			st[slackEmoji], st[slackStatus] = r.emoji, r.status
+			st[slackHistory] = historyLine(ev, r, now)
+			st[key+"/history"] = "1"
+			ch, ts, err := api.PostMessageContext(ctx, s.channel,
+				slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(r.fallback, false),
+				slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+			if err != nil {
+				return s.classify(ctx, err, rec, "chat.postMessage", now)
+			}
+			st[slackChannel], st[slackTS] = ch, ts
+			st[key+"/posted"], st[key+"/updated"] = ts, "root"
+		} else {
+			_, ts, err := api.PostMessageContext(ctx, st[slackChannel], slack.MsgOptionTS(st[slackTS]),
+				slack.MsgOptionBlocks(r.reply...), slack.MsgOptionText(r.fallback, false),
+				slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+			if err != nil {
+				return s.classify(ctx, err, rec, "chat.postMessage (thread reply)", now)
+			}
+			st[key+"/posted"] = ts
+		}
+	}
+
+	if st[key+"/updated"] == "" {
+		if st[key+"/history"] == "" {
+			st[slackHistory] = appendHistory(st[slackHistory], historyLine(ev, r, now))
+			st[slackEmoji], st[slackStatus] = r.emoji, r.status
+			if failure {
+				// The root shows the evidence of the latest verdict, also when the thread
+				// was opened by deploy_started.
+				if err := setRoot(st, r); err != nil {
+					return permanentf(err, s.name, "chat.update", "encoding blocks")
+				}
+			}
+			st[key+"/history"] = "1"
+		}
+		_, _, _, err := api.UpdateMessageContext(ctx, st[slackChannel], st[slackTS],
+			slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(rootFallback(st), false))
+		var se slack.SlackErrorResponse
+		switch {
+		case errors.As(err, &se) && slices.Contains([]string{"message_not_found", "cant_update_message", "edit_window_closed"}, se.Err):
+			// Someone deleted or froze the root; the reply in the thread carries the news.
+			s.log.WarnContext(ctx, "slack: root message not updated", "incident", ev.Incident, "error", se.Err)
+		case err != nil:
+			return s.classify(ctx, err, rec, "chat.update", now)
+		}
+		st[key+"/updated"] = "1"
+	}
+
+	if failure {
+		st[slackFailed] = "1"
+	}
+	for i, fc := range ev.FailedChecks {
+		done := key + "/file/" + strconv.Itoa(i)
+		if len(fc.Screenshot) == 0 || st[done] != "" {
+			continue
+		}
+		f, err := api.UploadFileContext(ctx, slack.UploadFileParameters{
+			Reader:          bytes.NewReader(fc.Screenshot),
+			FileSize:        len(fc.Screenshot),
+			Filename:        fileName(fc.Name) + "-screenshot.png",
+			Title:           fc.Name + ": screenshot at the failure",
+			AltTxt:          "Screenshot of " + fc.Name + " when it failed",
+			Channel:         st[slackChannel],
+			ThreadTimestamp: st[slackTS],
+		})
+		if err != nil {
+			return s.classify(ctx, err, rec, "files upload (getUploadURLExternal, upload, completeUploadExternal)", now)
+		}
+		st[done] = f.ID
+	}
+	return nil
+}
+
+// slackRetryable are Web API error codes worth retrying; other codes (invalid_auth,
+// channel_not_found, not_in_channel, missing_scope, invalid_blocks, ...) are Permanent.
+var slackRetryable = []string{"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+	"request_timeout", "team_added_to_org", "upload_failed"}
+
+// slackHints say what to do about the common permanent errors.
+var slackHints = map[string]string{
+	"invalid_auth":      "the token is wrong or revoked; set a valid bot token",
+	"not_authed":        "no token reached Slack; set token",
+	"token_revoked":     "the token was revoked; set a new bot token",
+	"token_expired":     "the token expired; set a new bot token",
+	"account_inactive":  "the bot's account is deactivated",
+	"channel_not_found": "the channel does not exist or the bot cannot see it; check channel and invite the bot",
+	"not_in_channel":    "invite the bot to the channel",
+	"is_archived":       "the channel is archived",
+	"missing_scope":     "the bot token lacks a scope (chat:write, files:write)",
+}
+
+func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op string, now time.Time) error {
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &Error{Notifier: s.name, Op: op, StatusCode: http.StatusTooManyRequests, RetryAfter: rl.RetryAfter,
+			msg: "rate limited by Slack (429)"}
+	}
+	if rec.status == http.StatusTooManyRequests {
+		// No Retry-After, or an HTTP-date slack-go cannot read.
+		return statusError(s.name, op, rec.status, rec.header, rec.head, now)
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) {
+		return statusError(s.name, op, sc.Code, rec.header, rec.head, now)
+	}
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		e := &Error{Notifier: s.name, Op: op, StatusCode: rec.status, Permanent: !slices.Contains(slackRetryable, se.Err),
+			msg: fmt.Sprintf("Slack said %q", se.Err)}
+		if h := slackHints[se.Err]; h != "" {
+			e.msg += ": " + h
+		}
+		return e
+	}
+	if errors.Is(err, errTooLarge) {
+		return retryablef(nil, s.name, op, "Slack's answer is over %d MiB; is api_url a Slack Web API?", maxSlackAnswer>>20)
+	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return transportError(ctx, s.name, op, err, s.timeout)
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if rec.status != 0 && (errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return retryablef(nil, s.name, op, "answered %d with something that is not a Web API answer: %s",
+			rec.status, orEmpty(quoteBody(rec.head)))
+	}
+	if rec.status == 0 {
+		return transportError(ctx, s.name, op, err, s.timeout)
+	}
+	return retryablef(err, s.name, op, "")
+}
+
+func orEmpty(q string) string {
+	if q == "" {
+		return "(empty)"
+	}
+	return q
+}
+
+// fileName keeps a check name safe as a file name.
+func fileName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "check"
+	}
+	return b.String()
+}

@@ -1,0 +1,323 @@
+package alerting
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Block Kit limits (https://api.slack.com/reference/block-kit/blocks), kept well inside.
+const (
+	maxHeader        = 150
+	maxSectionText   = 2900
+	maxField         = 1900
+	maxReason        = 600
+	maxChecksShown   = 15
+	maxHistoryLines  = 12
+	maxFallbackChars = 1000
+)
+
+// rendered is an event as Slack shows it.
+type rendered struct {
+	title    string // what the incident is, for the root's header
+	emoji    string // the status the event puts the incident in
+	status   string
+	fallback string        // notification text
+	body     []slack.Block // the evidence, on the root
+	reply    []slack.Block // the event as a reply in the thread
+}
+
+func render(ev *Event) rendered {
+	r := rendered{title: title(ev)}
+	r.emoji, r.status = status(ev)
+	facts, details := evidence(ev)
+
+	if facts != nil {
+		r.body = append(r.body, facts)
+	}
+	if ev.Summary != "" && ev.Name != EventActionResult {
+		r.body = append(r.body, section(esc(ev.Summary)))
+	}
+	r.body = append(r.body, details...)
+
+	head := r.emoji + " *" + esc(r.status) + "*"
+	if ev.Name != EventActionResult && ev.Name != configs.EventDeployPassed {
+		head += " — " + esc(r.title)
+	}
+	if ev.Summary != "" && ev.Name != EventActionResult {
+		head += "\n" + esc(ev.Summary)
+	}
+	r.reply = []slack.Block{section(head)}
+	switch {
+	case ev.Name == EventActionResult:
+		// The thread already says which deploy and which webhook; the summary is the news.
+	case ev.Name == configs.EventDeployPassed && facts != nil:
+		// A later deploy that resolves the incident: show which one.
+		r.reply = append(append(r.reply, facts), details...)
+	default:
+		r.reply = append(r.reply, details...)
+	}
+
+	r.fallback = plainEmoji(r.emoji) + " " + r.title
+	if ev.Summary != "" && ev.Name != EventActionResult {
+		r.fallback += ": " + ev.Summary
+	}
+	r.fallback = truncate(r.fallback, maxFallbackChars)
+	return r
+}
+
+func title(ev *Event) string {
+	subject := ""
+	if d := ev.Deploy; d != nil {
+		subject = strings.TrimSpace(d.Service + " " + d.Version)
+		if d.Environment != "" {
+			subject += " in " + d.Environment
+		}
+	}
+	check := "check " + ev.Check
+	if ev.Service != "" && ev.Check != "" {
+		check += " (" + ev.Service + ")"
+	}
+	switch ev.Name {
+	case configs.EventDeployFailed:
+		return "Deploy of " + subject + " failed verification"
+	case configs.EventDeployHalted:
+		return "Rollout of " + subject + " halted"
+	case configs.EventDeployInconclusive:
+		return "Deploy of " + subject + ": verification inconclusive"
+	case configs.EventDeployPassed:
+		return "Deploy of " + subject + " passed verification"
+	case configs.EventDeployStarted:
+		return "Verifying the deploy of " + subject
+	case configs.EventCheckFailed:
+		return strings.ToUpper(check[:1]) + check[1:] + " is failing"
+	case configs.EventCheckRecovered:
+		return strings.ToUpper(check[:1]) + check[1:] + " recovered"
+	case EventActionResult:
+		if ev.Summary != "" {
+			return ev.Summary
+		}
+		if len(ev.Actions) > 0 {
+			return ev.Actions[0].Notifier + ": " + ev.Actions[0].Action
+		}
+		return "Action result"
+	}
+	return ev.Name
+}
+
+// status is the state an event puts its incident in.
+func status(ev *Event) (emoji, text string) {
+	switch ev.Name {
+	case configs.EventDeployFailed:
+		return ":red_circle:", "Failed"
+	case configs.EventDeployHalted:
+		return ":octagonal_sign:", "Rollout halted"
+	case configs.EventDeployInconclusive:
+		return ":large_yellow_circle:", "Inconclusive (no rollback)"
+	case configs.EventDeployPassed:
+		return ":white_check_mark:", "Resolved: " + title(ev)
+	case configs.EventDeployStarted:
+		return ":rocket:", "Verifying"
+	case configs.EventCheckFailed:
+		return ":red_circle:", "Failing"
+	case configs.EventCheckRecovered:
+		return ":white_check_mark:", "Recovered"
+	case EventActionResult:
+		text := title(ev)
+		switch {
+		case ev.DryRun || (len(ev.Actions) > 0 && ev.Actions[0].DryRun):
+			return ":memo:", text
+		case len(ev.Actions) > 0 && ev.Actions[0].Action == ActionHalt:
+			return ":double_vertical_bar:", text
+		}
+		return ":leftwards_arrow_with_hook:", text
+	}
+	return ":information_source:", ev.Name
+}
+
+// evidence is what a person needs to act without digging: the facts (deploy or check),
+// then each failing check with its first reason, links and trace ids, and what vigil does
+// about it.
+func evidence(ev *Event) (facts slack.Block, details []slack.Block) {
+	var fields []*slack.TextBlockObject
+	field := func(name, value string) {
+		if value != "" {
+			fields = append(fields, mrkdwn("*"+name+"*\n"+truncate(esc(value), maxField)))
+		}
+	}
+	if d := ev.Deploy; d != nil {
+		field("Service", d.Service)
+		field("Version", d.Version)
+		field("Environment", d.Environment)
+		if d.Commit != "" {
+			fields = append(fields, mrkdwn("*Commit*\n`"+truncate(esc(d.Commit), 64)+"`"))
+		}
+		field("Deploy", d.ID)
+	} else {
+		field("Check", ev.Check)
+		field("Service", ev.Service)
+	}
+	field("Location", ev.Location)
+
+	if len(fields) > 0 {
+		facts = slack.NewSectionBlock(nil, fields[:min(len(fields), 10)], nil)
+	}
+	var blocks []slack.Block
+	for i, fc := range ev.FailedChecks {
+		if i == maxChecksShown {
+			blocks = append(blocks, section(fmt.Sprintf("…and %d more failing checks; see the status page.", len(ev.FailedChecks)-i)))
+			break
+		}
+		blocks = append(blocks, section(failedCheck(fc)))
+	}
+	if ev.Halt != "" {
+		blocks = append(blocks, section(":octagonal_sign: *Halt the rollout:* "+esc(ev.Halt)))
+	}
+	var ctx []slack.MixedElement
+	for _, a := range ev.Actions {
+		what := "calling " + a.Action
+		if a.DryRun || ev.DryRun {
+			what = "would call " + a.Action + " (dry run)"
+		}
+		ctx = append(ctx, mrkdwn("*"+esc(a.Notifier)+"*: "+esc(what)))
+	}
+	if ev.StatusURL != "" {
+		ctx = append(ctx, mrkdwn(link(ev.StatusURL, "Status page")))
+	}
+	if len(ctx) > 0 {
+		blocks = append(blocks, slack.NewContextBlock("", ctx...))
+	}
+	return facts, blocks
+}
+
+func failedCheck(fc FailedCheck) string {
+	var b strings.Builder
+	b.WriteString("*" + esc(fc.Name) + "*")
+	var tags []string
+	if fc.Kind != "" {
+		tags = append(tags, esc(fc.Kind))
+	}
+	if fc.Outcome != "" {
+		tags = append(tags, esc(fc.Outcome))
+	}
+	if len(tags) > 0 {
+		b.WriteString(" · " + strings.Join(tags, " · "))
+	}
+	if fc.Summary != "" {
+		b.WriteString("\n```" + esc(truncate(strings.ReplaceAll(fc.Summary, "```", "'''"), maxReason)) + "```")
+	}
+	var tail []string
+	if fc.RunURL != "" {
+		tail = append(tail, link(fc.RunURL, "Run"))
+	}
+	if fc.TraceID != "" {
+		tail = append(tail, "trace `"+esc(truncate(fc.TraceID, 64))+"`")
+	}
+	if len(fc.Screenshot) > 0 {
+		tail = append(tail, "screenshot in the thread")
+	}
+	if len(tail) > 0 {
+		b.WriteString("\n" + strings.Join(tail, " · "))
+	}
+	return truncate(b.String(), maxSectionText)
+}
+
+// rootBlocks is the root message for the incident's current state.
+func rootBlocks(st State) []slack.Block {
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(st[slackEmoji]+" "+st[slackTitle], maxHeader), true, false)),
+		section("*Status:* " + esc(st[slackStatus])),
+	}
+	if h := st[slackHistory]; strings.Contains(h, "\n") {
+		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(truncate(h, maxSectionText))))
+	}
+	var body slack.Blocks
+	if st[slackBody] != "" && json.Unmarshal([]byte(st[slackBody]), &body) == nil {
+		blocks = append(blocks, body.BlockSet...)
+	}
+	return blocks
+}
+
+func rootFallback(st State) string {
+	return truncate(plainEmoji(st[slackEmoji])+" "+st[slackTitle]+": "+st[slackStatus], maxFallbackChars)
+}
+
+// historyLine is one event on the root's timeline (already mrkdwn-escaped).
+func historyLine(ev *Event, r rendered, now time.Time) string {
+	at := ev.OccurredAt
+	if at.IsZero() {
+		at = now
+	}
+	return at.UTC().Format("15:04:05Z") + " " + r.emoji + " " + esc(truncate(r.status, 300))
+}
+
+func appendHistory(h, line string) string {
+	lines := append(strings.Split(h, "\n"), line)
+	if h == "" {
+		lines = lines[1:]
+	}
+	if len(lines) > maxHistoryLines {
+		lines = append(lines[:1], lines[len(lines)-maxHistoryLines+1:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func section(text string) *slack.SectionBlock {
+	return slack.NewSectionBlock(mrkdwn(truncate(text, maxSectionText)), nil, nil)
+}
+
+func mrkdwn(text string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, text, false, false)
+}
+
+// esc escapes the three characters Slack's mrkdwn gives a meaning to.
+func esc(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// link is a mrkdwn link; characters that would end it early are percent-encoded.
+func link(u, text string) string {
+	u = strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C", " ", "%20").Replace(u)
+	return "<" + u + "|" + esc(text) + ">"
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// plainEmoji turns a status emoji code into a character for notification text.
+func plainEmoji(code string) string {
+	switch code {
+	case ":red_circle:":
+		return "🔴"
+	case ":octagonal_sign:":
+		return "🛑"
+	case ":large_yellow_circle:":
+		return "🟡"
+	case ":white_check_mark:":
+		return "✅"
+	case ":rocket:":
+		return "🚀"
+	case ":leftwards_arrow_with_hook:":
+		return "↩️"
+	case ":double_vertical_bar:":
+		return "⏸️"
+	case ":memo:":
+		return "📝"
+	}
+	return "ℹ️"
+}

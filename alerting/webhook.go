@@ -1,0 +1,239 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Webhook actions.
+const (
+	ActionRollback = "rollback"
+	ActionHalt     = "halt"
+)
+
+// defaultWebhookTimeout bounds one attempt when the config sets no timeout.
+const defaultWebhookTimeout = 10 * time.Second
+
+// Webhook POSTs signed JSON (DESIGN.md §7). With an action (rollback, halt) it is a
+// machine's trigger: it fires only on deploy_failed (rollback) or deploy_halted (halt),
+// never on inconclusive or errored verdicts, whatever its events list says, and in dry run
+// (the notifier's or the event's) it calls nothing.
+type Webhook struct {
+	base
+	url     string
+	shown   string // url without query or credentials, for errors and dry-run notes
+	secret  []byte
+	headers http.Header
+	action  string
+	client  *http.Client
+}
+
+// reservedHeaders are set by vigil; a configured header may not replace them.
+var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding", "User-Agent",
+	HeaderEvent, HeaderTimestamp, HeaderSignature, HeaderIdempotencyKey}
+
+func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
+	w := &Webhook{base: newBase(cfg, opts, defaultWebhookTimeout), url: cfg.URL, action: cfg.Action,
+		client: newHTTPClient(opts.Transport), headers: http.Header{}}
+	p := "notifiers." + cfg.Name
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.url: want an http or https URL", p)
+	}
+	w.shown = redactURL(cfg.URL)
+	if !cfg.Secret.IsSet() {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.secret: missing; receivers verify %s with it", p, HeaderSignature)
+	}
+	w.secret = []byte(cfg.Secret.Value())
+	if !slices.Contains([]string{"", ActionRollback, ActionHalt}, cfg.Action) {
+		return nil, permanentf(nil, cfg.Name, "new", "%s.action: unknown action %q (use rollback, halt, or leave it out)", p, cfg.Action)
+	}
+	for k, v := range cfg.Headers {
+		ck := http.CanonicalHeaderKey(k)
+		if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, ck) }) {
+			return nil, permanentf(nil, cfg.Name, "new", "%s.headers.%s: vigil sets this header itself", p, k)
+		}
+		w.headers.Set(ck, v)
+	}
+	return w, nil
+}
+
+// Wants: a rollback webhook takes only deploy_failed and a halt webhook only
+// deploy_halted, whatever `events` says; a plain webhook takes its `events`, or every
+// event in configs.Events when the list is empty.
+func (w *Webhook) Wants(event string) bool {
+	switch w.action {
+	case ActionRollback:
+		return event == configs.EventDeployFailed
+	case ActionHalt:
+		return event == configs.EventDeployHalted
+	}
+	if len(w.events) > 0 {
+		return w.listed(event)
+	}
+	return slices.Contains(configs.Events, event)
+}
+
+// Action is the webhook's action: rollback, halt or "".
+func (w *Webhook) Action() string { return w.action }
+
+// Deliver POSTs the event once. 2xx is delivered; 5xx, 408, 429 and no answer are worth a
+// retry (429 with RetryAfter); other 4xx and 3xx (redirects are not followed) are Permanent.
+// In dry run it sends nothing and returns a *DryRunError (errors.Is(err, ErrDryRun)).
+func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
+	if err := checkEvent(w.name, ev); err != nil {
+		return err
+	}
+	if w.action != "" && !w.Wants(ev.Name) {
+		// The invariant that matters most: an inconclusive or errored verdict never rolls back.
+		return permanentf(nil, w.name, "deliver", "a %s webhook fires only on %s, not on %s; nothing sent",
+			w.action, w.firesOn(), ev.Name)
+	}
+	now := w.opts.Now()
+	body, err := w.payload(ev, now)
+	if err != nil {
+		return permanentf(err, w.name, "deliver", "encoding the payload")
+	}
+	if w.dryRun || (w.action != "" && ev.DryRun) {
+		what := ev.Name + " for " + describeSubject(ev)
+		return w.dryRunError(http.MethodPost, w.shown, w.action, what)
+	}
+
+	ctx, cancel := w.attempt(ctx)
+	defer cancel()
+	op := "POST " + w.shown
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return permanentf(nil, w.name, op, "building the request failed")
+	}
+	for k, v := range w.headers {
+		req.Header[k] = slices.Clone(v)
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", w.opts.UserAgent)
+	req.Header.Set(HeaderEvent, ev.Name)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(w.secret, ts, body))
+	req.Header.Set(HeaderIdempotencyKey, keyOf(ev))
+
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return transportError(ctx, w.name, op, err, w.timeout)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// The status is the receiver's word: its body is not read, so a receiver that
+		// stalls after answering cannot hold the attempt.
+		return nil
+	}
+	answer, readErr := io.ReadAll(io.LimitReader(resp.Body, headSize))
+	e := statusError(w.name, op, resp.StatusCode, resp.Header, answer, now)
+	if readErr != nil {
+		e.msg += " (answer cut short)"
+	}
+	return e
+}
+
+func (w *Webhook) firesOn() string {
+	if w.action == ActionHalt {
+		return configs.EventDeployHalted
+	}
+	return configs.EventDeployFailed
+}
+
+// webhookPayload is DESIGN.md §7's body; the fields after sent_at are additions, which
+// receivers may ignore.
+type webhookPayload struct {
+	Event        string         `json:"event"`
+	Deploy       *webhookDeploy `json:"deploy"`
+	FailedChecks []webhookCheck `json:"failed_checks"`
+	Location     string         `json:"location"`
+	SentAt       string         `json:"sent_at"`
+
+	Action     string `json:"action,omitempty"`
+	Halt       string `json:"halt,omitempty"`
+	Summary    string `json:"summary,omitempty"`
+	Service    string `json:"service,omitempty"`
+	Check      string `json:"check,omitempty"`
+	Incident   string `json:"incident,omitempty"`
+	StatusURL  string `json:"status_url,omitempty"`
+	OccurredAt string `json:"occurred_at,omitempty"`
+}
+
+type webhookDeploy struct {
+	ID          string `json:"id"`
+	Service     string `json:"service"`
+	Version     string `json:"version"`
+	Environment string `json:"environment"`
+	Commit      string `json:"commit,omitempty"`
+}
+
+type webhookCheck struct {
+	Name    string `json:"name"`
+	Summary string `json:"summary"`
+	RunURL  string `json:"run_url"`
+	Kind    string `json:"kind,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	TraceID string `json:"trace_id,omitempty"`
+}
+
+func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
+	p := webhookPayload{
+		Event:        ev.Name,
+		FailedChecks: []webhookCheck{},
+		Location:     ev.Location,
+		SentAt:       now.UTC().Format(time.RFC3339),
+		Action:       w.action,
+		Halt:         ev.Halt,
+		Summary:      ev.Summary,
+		Service:      ev.Service,
+		Check:        ev.Check,
+		Incident:     ev.Incident,
+		StatusURL:    ev.StatusURL,
+	}
+	if !ev.OccurredAt.IsZero() {
+		p.OccurredAt = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	if d := ev.Deploy; d != nil {
+		p.Deploy = &webhookDeploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit}
+		if p.Service == "" {
+			p.Service = d.Service
+		}
+	}
+	for _, fc := range ev.FailedChecks {
+		p.FailedChecks = append(p.FailedChecks, webhookCheck{Name: fc.Name, Summary: fc.Summary, RunURL: fc.RunURL,
+			Kind: fc.Kind, Outcome: fc.Outcome, TraceID: fc.TraceID})
+	}
+	return json.Marshal(p)
+}
+
+// describeSubject names what an event is about, for one-line notes.
+func describeSubject(ev *Event) string {
+	switch {
+	case ev.Deploy != nil:
+		s := ev.Deploy.Service + " " + ev.Deploy.Version
+		if ev.Deploy.Environment != "" {
+			s += " (" + ev.Deploy.Environment + ")"
+		}
+		if ev.Deploy.ID != "" {
+			s += " deploy " + ev.Deploy.ID
+		}
+		return s
+	case ev.Check != "":
+		return "check " + ev.Check
+	case ev.Service != "":
+		return "service " + ev.Service
+	}
+	return "incident " + ev.Incident
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func target(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			fmt.Fprint(w, `{"ok":true}`)
+		default:
+			http.Error(w, "boom <&> \x01", http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func config(url string) string {
+	return fmt.Sprintf(`
+checks:
+  - {name: up, kind: http, request: {url: "%[1]s/ok"}, assert: ["status == 200", "json.ok"]}
+  - {name: down, kind: http, request: {url: "%[1]s/err"}, assert: ["status == 200"]}
+services:
+  good: {checks: [up]}
+  all: {checks: [up, down]}
+`, url)
+}
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := execute(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRunExitCodes(t *testing.T) {
+	srv := target(t)
+	cfg := writeConfig(t, config(srv.URL))
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"all pass", []string{"run", "-c", cfg, "--service", "good"}, 0, "1 checks: 1 passed"},
+		{"one fails", []string{"run", "-c", cfg}, 1, "status == 200 is false: status = 500"},
+		{"by name", []string{"run", "-c", cfg, "--check", "up"}, 0, "PASS"},
+		{"unknown check", []string{"run", "-c", cfg, "--check", "upp"}, 2, `--check upp: no such check in ` + cfg + `; did you mean "up"?`},
+		{"unknown service", []string{"run", "-c", cfg, "--service", "goood"}, 2, `did you mean "good"?`},
+		{"missing config", []string{"run", "-c", filepath.Join(t.TempDir(), "none.yaml")}, 2, "cannot read config"},
+		{"bad flag", []string{"run", "--nope"}, 2, "unknown flag: --nope"},
+		{"validate ok", []string{"validate", "-c", cfg}, 0, "valid: 2 checks"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := run(c.args...)
+			if code != c.code || !strings.Contains(out+errs, c.want) {
+				t.Errorf("exit %d (want %d), output:\n%s%s\nwant it to contain %q", code, c.code, out, errs, c.want)
+			}
+		})
+	}
+	bad := writeConfig(t, "checks:\n  - {name: a, kind: http, request: {url: 'http://127.0.0.1/'}, assert: ['stauts == 1']}\n")
+	code, _, errs := run("validate", "-c", bad)
+	if code != 2 || !strings.Contains(errs, `checks[0].assert[0]: unknown variable "stauts"; did you mean "status"?`) {
+		t.Errorf("validate bad: exit %d: %s", code, errs)
+	}
+}
+
+func TestRunJUnitAndJSON(t *testing.T) {
+	srv := target(t)
+	cfg := writeConfig(t, config(srv.URL))
+	junit := filepath.Join(t.TempDir(), "out", "results.xml")
+	code, out, errs := run("run", "-c", cfg, "--junit", junit, "--json")
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var doc struct {
+		Summary struct{ Total, Passed, Failed int }
+		Results []struct {
+			Check, Outcome string
+			Reasons        []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	if doc.Summary.Total != 2 || doc.Summary.Passed != 1 || doc.Summary.Failed != 1 || len(doc.Results) != 2 {
+		t.Errorf("summary: %+v", doc.Summary)
+	}
+
+	data, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		XMLName  xml.Name `xml:"testsuites"`
+		Tests    int      `xml:"tests,attr"`
+		Failures int      `xml:"failures,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+					Type    string `xml:"type,attr"`
+				} `xml:"failure"`
+				Out string `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &suites); err != nil {
+		t.Fatalf("JUnit does not parse: %v\n%s", err, data)
+	}
+	if suites.Tests != 2 || suites.Failures != 1 || len(suites.Suites) != 1 || len(suites.Suites[0].Cases) != 2 {
+		t.Fatalf("JUnit counts: %+v", suites)
+	}
+	for _, c := range suites.Suites[0].Cases {
+		if c.Name == "down" && (c.Failure == nil || c.Failure.Message != "status == 200 is false: status = 500" || !strings.Contains(c.Out, "< body")) {
+			t.Errorf("failing case: %+v", c)
+		}
+		if c.Name == "up" && c.Failure != nil {
+			t.Errorf("passing case has a failure: %+v", c)
+		}
+	}
+}
+
+// TestBinaryExitCodes runs the real binary: the exit code is what a pipeline sees.
+func TestBinaryExitCodes(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vigil")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	srv := target(t)
+	cfg := writeConfig(t, config(srv.URL))
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"run", "-c", cfg, "--service", "good"}, 0},
+		{[]string{"run", "-c", cfg}, 1},
+		{[]string{"run", "-c", cfg, "--check", "nope"}, 2},
+		{[]string{"version"}, 0},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != c.code {
+			t.Errorf("vigil %v: exit %d, want %d\n%s", c.args, got, c.code, out)
+		}
+	}
+}

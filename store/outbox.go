@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// OutboxEntry is one notification to one notifier, delivered at least once.
+type OutboxEntry struct {
+	ID          int64
+	Notifier    string
+	Event       string
+	Key         string // idempotency key: unique per notifier
+	Incident    string
+	Payload     []byte
+	CreatedAt   time.Time
+	NextAttempt time.Time
+	Attempts    int
+	Status      string
+	LastError   string
+	DoneAt      time.Time
+}
+
+func enqueue(ctx context.Context, tx *sql.Tx, entries []*OutboxEntry) error {
+	for _, e := range entries {
+		status := e.Status
+		if status == "" {
+			status = OutboxPending
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at)
+			VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
+			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if id, err := res.LastInsertId(); err == nil {
+				e.ID = id
+			}
+			e.Status = status
+		}
+	}
+	return nil
+}
+
+// Enqueue adds entries outside any other change (action results, manual sends).
+func (s *SQLite) Enqueue(ctx context.Context, entries []*OutboxEntry) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, entries) })
+}
+
+const outboxColumns = `id, notifier, event, idem_key, incident, payload, created_at, next_attempt_at, attempts, status, last_error, done_at`
+
+func scanOutbox(sc interface{ Scan(...any) error }) (*OutboxEntry, error) {
+	var e OutboxEntry
+	var created, next, done int64
+	if err := sc.Scan(&e.ID, &e.Notifier, &e.Event, &e.Key, &e.Incident, &e.Payload, &created, &next, &e.Attempts,
+		&e.Status, &e.LastError, &done); err != nil {
+		return nil, err
+	}
+	e.CreatedAt, e.NextAttempt, e.DoneAt = fromNanos(created), fromNanos(next), fromNanos(done)
+	return &e, nil
+}
+
+func (s *SQLite) queryOutbox(ctx context.Context, q string, args ...any) ([]*OutboxEntry, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*OutboxEntry
+	for rows.Next() {
+		e, err := scanOutbox(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// DueOutbox returns pending entries whose next attempt is due, oldest first.
+func (s *SQLite) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*OutboxEntry, error) {
+	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?`, OutboxPending, nanos(now), limit)
+}
+
+// NextDue returns when the earliest pending entry is due (zero when none is pending).
+func (s *SQLite) NextDue(ctx context.Context) (time.Time, error) {
+	var n sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM outbox WHERE status = ?`, OutboxPending).Scan(&n)
+	if err != nil || !n.Valid {
+		return time.Time{}, err
+	}
+	return fromNanos(n.Int64), nil
+}
+
+// Outbox lists entries, newest first, optionally only those with a status.
+func (s *SQLite) Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error) {
+	if status == "" {
+		return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
+	}
+	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?`, status, limit)
+}
+
+// OutboxCounts counts entries by status.
+func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// OutboxAttempt records the result of one delivery attempt.
+type OutboxAttempt struct {
+	ID        int64
+	Status    string // pending (retry at Next), delivered, dead, dry_run, silenced
+	Attempts  int
+	Next      time.Time
+	LastError string
+	At        time.Time
+}
+
+// RecordAttempt stores a delivery attempt's result.
+func (s *SQLite) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
+	done := int64(0)
+	if a.Status != OutboxPending {
+		done = nanos(a.At)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, done_at = ? WHERE id = ?`,
+		a.Status, a.Attempts, nanos(a.Next), a.LastError, done, a.ID)
+	return err
+}
+
+// Retry puts a dead entry back in the queue, due now.
+func (s *SQLite) Retry(ctx context.Context, id int64, now time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?`,
+		OutboxPending, nanos(now), id, OutboxDead)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// AlertState returns a notifier's delivery state for an incident (empty when none).
+func (s *SQLite) AlertState(ctx context.Context, notifier, incident string) (map[string]string, error) {
+	var raw string
+	err := s.db.QueryRowContext(ctx, `SELECT state FROM alert_state WHERE notifier = ? AND incident = ?`, notifier, incident).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	_ = json.Unmarshal([]byte(raw), &out)
+	return out, nil
+}
+
+// SaveAlertState stores a notifier's delivery state for an incident.
+func (s *SQLite) SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO alert_state(notifier, incident, state, updated_at) VALUES (?,?,?,?)
+		ON CONFLICT(notifier, incident) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
+		notifier, incident, mustJSON(state), nanos(now))
+	return err
+}
+
+// Silence mutes notifications for a check or a service for a while.
+type Silence struct {
+	ID        string
+	Check     string
+	Service   string
+	Starts    time.Time
+	Ends      time.Time
+	Reason    string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// AddSilence stores a silence.
+func (s *SQLite) AddSilence(ctx context.Context, sl *Silence) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO silences(id, check_name, service, starts_at, ends_at, reason, created_by, created_at)
+		VALUES (?,?,?,?,?,?,?,?)`, sl.ID, sl.Check, sl.Service, nanos(sl.Starts), nanos(sl.Ends), sl.Reason, sl.CreatedBy, nanos(sl.CreatedAt))
+	return err
+}
+
+// Silences returns silences that have not ended by now.
+func (s *SQLite) Silences(ctx context.Context, now time.Time) ([]*Silence, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, check_name, service, starts_at, ends_at, reason, created_by, created_at
+		FROM silences WHERE ends_at > ? ORDER BY starts_at`, nanos(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Silence
+	for rows.Next() {
+		var sl Silence
+		var st, en, cr int64
+		if err := rows.Scan(&sl.ID, &sl.Check, &sl.Service, &st, &en, &sl.Reason, &sl.CreatedBy, &cr); err != nil {
+			return nil, err
+		}
+		sl.Starts, sl.Ends, sl.CreatedAt = fromNanos(st), fromNanos(en), fromNanos(cr)
+		out = append(out, &sl)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSilence ends a silence now.
+func (s *SQLite) DeleteSilence(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM silences WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

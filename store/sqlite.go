@@ -1,0 +1,247 @@
+// Package store keeps vigil's history: runs with their evidence, deploys and verdicts, the
+// notification outbox, alert state and silences. SQLite (pure Go, modernc.org/sqlite) is
+// the embedded default. A verdict and the notifications it causes are written in one
+// transaction, so a crash can lose neither one without the other.
+//
+// store imports no other vigil package: it has its own record types, and the agent converts.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SQLite is the embedded store.
+type SQLite struct {
+	db *sql.DB
+}
+
+// Deploy statuses.
+const (
+	StatusVerifying    = "verifying"
+	StatusPassed       = "passed"
+	StatusFailed       = "failed"
+	StatusInconclusive = "inconclusive"
+	StatusSuperseded   = "superseded"
+)
+
+// Outbox entry statuses.
+const (
+	OutboxPending   = "pending"
+	OutboxDelivered = "delivered"
+	OutboxDead      = "dead"
+	OutboxDryRun    = "dry_run"
+	OutboxSilenced  = "silenced"
+)
+
+// Open opens (creating when needed) the database at path and migrates it. ":memory:" is a
+// private in-memory database.
+func Open(ctx context.Context, path string) (*SQLite, error) {
+	dsn := "file::memory:"
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("store: creating the folder of %s: %w", path, err)
+		}
+		dsn = "file:" + path
+	}
+	dsn += "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	if path == ":memory:" {
+		db.SetMaxOpenConns(1) // each connection would be its own empty database
+	} else {
+		db.SetMaxOpenConns(4)
+	}
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// migrations are applied in order; each runs once, recorded in schema_version.
+var migrations = []string{
+	`CREATE TABLE runs (
+		id INTEGER PRIMARY KEY,
+		check_name TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		started_at INTEGER NOT NULL,
+		duration_ns INTEGER NOT NULL,
+		outcome TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 1,
+		deploy_id TEXT,
+		reasons TEXT NOT NULL DEFAULT '[]',
+		vars TEXT NOT NULL DEFAULT '{}',
+		transcript TEXT NOT NULL DEFAULT '[]',
+		trace_id TEXT NOT NULL DEFAULT '',
+		halt TEXT NOT NULL DEFAULT '',
+		location TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX runs_check_time ON runs(check_name, started_at);
+	CREATE INDEX runs_deploy ON runs(deploy_id) WHERE deploy_id IS NOT NULL;
+	CREATE INDEX runs_time ON runs(started_at);
+	CREATE TABLE artifacts (
+		run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		name TEXT NOT NULL,
+		content_type TEXT NOT NULL,
+		data BLOB NOT NULL,
+		PRIMARY KEY (run_id, name)
+	);
+	CREATE TABLE deploys (
+		id TEXT PRIMARY KEY,
+		service TEXT NOT NULL,
+		version TEXT NOT NULL,
+		environment TEXT NOT NULL DEFAULT '',
+		commit_sha TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT '',
+		decided_at INTEGER NOT NULL DEFAULT 0,
+		superseded_by TEXT NOT NULL DEFAULT '',
+		halt TEXT NOT NULL DEFAULT '',
+		baseline TEXT NOT NULL DEFAULT '{}'
+	);
+	CREATE INDEX deploys_service ON deploys(service, created_at);
+	CREATE INDEX deploys_status ON deploys(status);
+	CREATE TABLE outbox (
+		id INTEGER PRIMARY KEY,
+		notifier TEXT NOT NULL,
+		event TEXT NOT NULL,
+		idem_key TEXT NOT NULL,
+		incident TEXT NOT NULL DEFAULT '',
+		payload BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		next_attempt_at INTEGER NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		status TEXT NOT NULL,
+		last_error TEXT NOT NULL DEFAULT '',
+		done_at INTEGER NOT NULL DEFAULT 0,
+		UNIQUE (notifier, idem_key)
+	);
+	CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+	CREATE TABLE alert_state (
+		notifier TEXT NOT NULL,
+		incident TEXT NOT NULL,
+		state TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (notifier, incident)
+	);
+	CREATE TABLE incidents (
+		check_name TEXT PRIMARY KEY,
+		open INTEGER NOT NULL,
+		seq INTEGER NOT NULL,
+		failures INTEGER NOT NULL,
+		successes INTEGER NOT NULL,
+		opened_at INTEGER NOT NULL,
+		summary TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE silences (
+		id TEXT PRIMARY KEY,
+		check_name TEXT NOT NULL DEFAULT '',
+		service TEXT NOT NULL DEFAULT '',
+		starts_at INTEGER NOT NULL,
+		ends_at INTEGER NOT NULL,
+		reason TEXT NOT NULL,
+		created_by TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	if err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("the database is at schema version %d, newer than this vigil knows (%d): upgrade vigil or use another store.dsn", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (?)`, i+1)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Writable checks that a write succeeds (readiness).
+func (s *SQLite) Writable(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('ready', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+		time.Now().UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// inClause returns "?, ?, ?" for n values.
+func inClause(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
