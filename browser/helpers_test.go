@@ -131,6 +131,9 @@ func newSite(t testing.TB) *site {
 }
 
 func (s *site) html(path, body string) {
+	if path == "/" {
+		path = "/{$}" // not a catch-all: a missing script must 404
+	}
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, body)

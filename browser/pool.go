@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 )
 
@@ -408,4 +410,26 @@ func parseFlag(f string) (string, any) {
 		return name, false
 	}
 	return name, value
+}
+
+// Check is the readiness probe: nil when a Chromium binary is found and, if one runs, it
+// still answers. It never starts a browser.
+func (p *Pool) Check(ctx context.Context) error {
+	if err := p.Available(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	closed, cur := p.closed, p.cur
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if cur == nil || cur.ctx.Err() != nil {
+		return nil // starts on the next visit
+	}
+	_, err := cdp.Call(ctx, cur.browser, cdpbrowser.GetVersion, cdp.Empty{})
+	if err != nil {
+		return fmt.Errorf("the running browser (pid %d) does not answer: %w", cur.pid, err)
+	}
+	return nil
 }

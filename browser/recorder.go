@@ -3,6 +3,7 @@ package browser
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,10 @@ type seqException struct {
 // hours holds no more than it has open.
 type request struct {
 	method, url string
+	// status is the HTTP status once headers arrived (0 before); reported is set once the
+	// request is on the failed list, so a request is never counted twice.
+	status   int
+	reported bool
 }
 
 func newRecorder(onCrash func(string)) *recorder {
@@ -89,6 +94,15 @@ func (r *recorder) listen(ev any) {
 		r.mu.Unlock()
 	case *network.EventResponseReceived:
 		r.response(e)
+	case *network.EventResponseReceivedExtraInfo:
+		// The raw headers arrive even when Chromium refuses the body and sends no
+		// responseReceived: a 404 stylesheet served as text/plain with nosniff is only
+		// a cancelled load otherwise.
+		r.mu.Lock()
+		if q := r.requests[e.RequestID]; q != nil && q.status == 0 {
+			q.status = int(e.StatusCode)
+		}
+		r.mu.Unlock()
 	case *network.EventLoadingFinished:
 		r.mu.Lock()
 		delete(r.requests, e.RequestID)
@@ -165,10 +179,14 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 		r.status = int(e.Response.Status)
 		r.docResponses++
 	}
+	if q != nil {
+		q.status = int(e.Response.Status)
+	}
 	if e.Response.Status >= 400 && failingTypes[e.Type] {
 		method := "GET"
 		if q != nil {
 			method = q.method
+			q.reported = true
 		}
 		r.failed = appendCapped(r, r.failed, FailedRequest{Method: method, URL: clip(e.Response.URL, maxURL),
 			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: clip(e.Response.StatusText, 200)})
@@ -180,9 +198,18 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 	defer r.mu.Unlock()
 	q := r.requests[e.RequestID]
 	delete(r.requests, e.RequestID)
-	// A cancelled request was abandoned by the page (a navigation away, an aborted fetch):
-	// that is the page's choice, not a failure.
-	if e.Canceled || q == nil {
+	if q == nil || q.reported {
+		return
+	}
+	if e.Canceled {
+		// Chromium cancels a subresource whose error answer it refuses to use (a 404
+		// stylesheet or script served as text/plain with nosniff): an HTTP failure.
+		// Any other cancelled request was abandoned by the page (a navigation away, an
+		// aborted fetch): that is the page's choice, not a failure.
+		if q.status >= 400 && failingTypes[e.Type] {
+			r.failed = appendCapped(r, r.failed, FailedRequest{Method: q.method, URL: q.url,
+				Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)})
+		}
 		return
 	}
 	msg := e.ErrorText

@@ -384,31 +384,35 @@ func (vr *visitRun) journey() error {
 		vr.rep.Steps = i + 1
 		if st.Kind == StepNavigate && !navigated {
 			navigated = true
-			if vr.v.WaitFor != "" && !vr.waitFor() {
+			if vr.v.WaitFor == "" {
+				continue
+			}
+			if found, err := vr.waitFor(); err != nil || !found {
 				// The page did not render; the steps after this would only wait for
 				// things that cannot appear. wait_for_found tells the story.
-				return nil
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// waitFor waits for the visit's WaitFor selector to become visible.
-func (vr *visitRun) waitFor() bool {
+// waitFor waits for the visit's WaitFor selector to become visible. err is set when the
+// visit cannot go on measuring (crash, browser gone, caller gone).
+func (vr *visitRun) waitFor() (bool, error) {
 	begin := time.Now()
 	err := chromedp.Do(vr.work, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
 	if err == nil {
 		vr.rep.WaitForFound = true
 		vr.logf("wait_for %s: visible after %s", vr.v.WaitFor, since(begin))
-		return true
+		return true, nil
 	}
 	if f := vr.fatal(err); f != nil {
 		vr.logf("wait_for %s: %v", vr.v.WaitFor, f)
-	} else {
-		vr.logf("wait_for %s: not visible after %s", vr.v.WaitFor, since(begin))
+		return false, f
 	}
-	return false
+	vr.logf("wait_for %s: not visible after %s", vr.v.WaitFor, since(begin))
+	return false, nil
 }
 
 // step runs one action. failure says how the page failed it; err is set when the visit
@@ -507,6 +511,9 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	case err == nil:
 		vr.logf("< loaded %s in %s (status %d)", u, since(begin), vr.rec.docStatus())
 		return "", nil
+	}
+	vr.rep.Loaded = false
+	switch {
 	case errors.Is(err, chromedp.ErrPageLoad):
 		var le *chromedp.LoadError
 		if errors.As(err, &le) {
@@ -523,7 +530,6 @@ func (vr *visitRun) navigate(u string) (string, error) {
 		}
 		return "", fmt.Errorf("GET %s: %w", u, err)
 	}
-	vr.rep.Loaded = false
 	vr.rep.Pending = vr.rec.pending(5)
 	vr.logf("!! %s answered but did not finish loading within %s; still loading: %s", u, since(begin),
 		strings.Join(vr.rep.Pending, ", "))
