@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -121,6 +122,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		onStart, onDone = nil, nil
 	}
 	started := time.Now()
+	artifacts := artifactsDir(f.artifacts)
 	results := checks.RunAll(ctx, list, conc, nil, func(c *checks.Check) checks.Retry {
 		if f.noRetry {
 			return checks.Retry{}
@@ -128,7 +130,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		return checks.Retry{Attempts: *c.Config.Retries}
 	}, onStart, func(c *checks.Check, r *checks.Result) {
 		r.Location = cfg.Agent.Location
-		if err := saveArtifacts(f.artifacts, r); err != nil {
+		if err := artifacts.save(r); err != nil {
 			r.Reasons = append(r.Reasons, err.Error())
 		}
 		if onDone != nil {
@@ -159,19 +161,30 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	return nil
 }
 
-// saveArtifacts writes a result's evidence to dir, or to a new temporary folder.
-func saveArtifacts(dir string, r *checks.Result) error {
+// artifactFolder is where one `vigil run` keeps evidence: --artifacts, or a temporary
+// folder made when the first result brings some, shared by every result of the run.
+type artifactFolder struct {
+	mu  sync.Mutex
+	dir string
+}
+
+func artifactsDir(dir string) *artifactFolder { return &artifactFolder{dir: dir} }
+
+// save writes a result's artifacts and records their paths on the result.
+func (a *artifactFolder) save(r *checks.Result) error {
 	if len(r.Artifacts) == 0 {
 		return nil
 	}
-	if dir == "" {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dir == "" {
 		d, err := os.MkdirTemp("", "vigil-artifacts-")
 		if err != nil {
-			return err
+			return fmt.Errorf("artifacts folder: %w", err)
 		}
-		dir = d
+		a.dir = d
 	}
-	return report.SaveArtifacts(dir, []*checks.Result{r})
+	return report.SaveArtifacts(a.dir, []*checks.Result{r})
 }
 
 // selectChecks resolves --check and --service into a set of check names.
