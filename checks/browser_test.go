@@ -6,14 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"strings"
+		"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
-	"github.com/vigil-monitor/vigil/configs"
 )
 
 // browserPool returns a pool closed when the test ends, skipping the test when Chromium is
@@ -29,28 +27,6 @@ func browserPool(t *testing.T) *browser.Pool {
 	p := browser.NewPool(browser.Options{Concurrency: 2})
 	t.Cleanup(func() { p.Close() })
 	return p
-}
-
-// buildWith is build with a browser runner.
-func buildWith(t *testing.T, runner checks.BrowserRunner, target, yaml string) map[string]*checks.Check {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "vigil.yaml")
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(p, configs.Options{Environ: []string{"T=" + target}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := checks.Build(cfg, checks.Deps{Browser: runner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*checks.Check{}
-	for _, c := range list {
-		out[c.Name] = c
-	}
-	return out
 }
 
 // pages serves the test pages; onBundle, when set, is called when /bundle.js is fetched.
@@ -121,7 +97,7 @@ checks:
 func TestBrowserCheck(t *testing.T) {
 	pool := browserPool(t)
 	srv := pages(t, nil)
-	cs := buildWith(t, pool, srv.URL, browserConfig)
+	cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
 	run := func(t *testing.T, name string) *checks.Result {
 		t.Helper()
 		r := cs[name].Run(context.Background(), checks.Input{})
@@ -197,7 +173,7 @@ func TestBrowserCheckErrors(t *testing.T) {
 	t.Run("missing Chromium is an error with the install hint", func(t *testing.T) {
 		pool := browser.NewPool(browser.Options{Path: "/nonexistent/chromium"})
 		t.Cleanup(func() { pool.Close() })
-		cs := buildWith(t, pool, srv.URL, browserConfig)
+		cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
 		r := cs["good"].Run(context.Background(), checks.Input{})
 		if r.Outcome != checks.Error || !strings.Contains(r.Reasons[0], "sudo apt-get install -y chromium") {
 			t.Errorf("%s %v", r.Outcome, r.Reasons)
@@ -205,7 +181,7 @@ func TestBrowserCheckErrors(t *testing.T) {
 	})
 	t.Run("browser killed mid-run is an error, and the next run passes", func(t *testing.T) {
 		pool := browserPool(t)
-		cs := buildWith(t, pool, srv.URL, browserConfig)
+		cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
 		if r := cs["good"].Run(context.Background(), checks.Input{}); r.Outcome != checks.Pass {
 			t.Fatalf("warm-up: %s %v", r.Outcome, r.Reasons)
 		}
