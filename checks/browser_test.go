@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-		"strings"
+	"strings"
 	"testing"
 	"time"
 
