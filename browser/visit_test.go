@@ -421,3 +421,89 @@ func TestMinifiedBundleThatBreaksAtStartup(t *testing.T) {
 }
 
 func isPNG(b []byte) bool { return len(b) > 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n" }
+
+// Extra headers and cookies go to the checked site only: an Authorization header must not
+// leak to a CDN, and a header on a cross-origin request would make it a CORS preflight.
+func TestHeadersAndCookiesFirstPartyOnly(t *testing.T) {
+	needBrowser(t)
+	cdn := newSite(t)
+	cdn.mux.HandleFunc("/lib.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/javascript")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		fmt.Fprint(w, "window.libLoaded = true;")
+	})
+	// Cookies are scoped by host, not port: the third party is another host name for
+	// the same loopback address.
+	cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>t</title><div id=app></div>
+<script src=`+cdnURL+`/lib.js></script><script src=/app.js></script>`)
+	s.js("/app.js", `fetch('/api').then(function () { document.getElementById('app').dataset.ready = window.libLoaded ? '1' : ''; });`)
+	s.mux.HandleFunc("/api", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "{}") })
+
+	rep, err, _ := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready='1']",
+		Headers: map[string]string{"X-Synthetic": "vigil"}, Cookies: []Cookie{{Name: "consent", Value: "yes"}}})
+	if err != nil || !rep.WaitForFound || len(rep.Problems()) > 0 {
+		t.Fatalf("err %v, found %t, problems:\n%s", err, rep.WaitForFound, problems(rep))
+	}
+	for _, path := range []string{"/", "/app.js", "/api"} {
+		reqs := s.requestsTo(path)
+		if len(reqs) == 0 {
+			t.Errorf("%s: never requested", path)
+			continue
+		}
+		if got := reqs[0].Header.Get("X-Synthetic"); got != "vigil" {
+			t.Errorf("%s: X-Synthetic = %q", path, got)
+		}
+		if c, err := reqs[0].Cookie("consent"); err != nil || c.Value != "yes" {
+			t.Errorf("%s: cookie consent: %v", path, err)
+		}
+	}
+	if len(cdn.requestsTo("/lib.js")) == 0 {
+		t.Error("the third-party script was never requested")
+	}
+	for _, r := range cdn.requestsTo("/lib.js") {
+		if r.Header.Get("X-Synthetic") != "" || r.Header.Get("Cookie") != "" {
+			t.Errorf("the third party got the check's header or cookie: %v", r.Header)
+		}
+	}
+	if err := shared.Check(context.Background()); err != nil {
+		t.Errorf("readiness of a running browser: %v", err)
+	}
+}
+
+// agent.browser_concurrency: visits beyond the limit wait for a slot.
+func TestConcurrencyLimit(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 1})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.mux.HandleFunc("/slow-doc", func(w http.ResponseWriter, r *http.Request) {
+		n := s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		for {
+			m := s.maxInFlight.Load()
+			if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>slow</title>`)
+	})
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err, _ := visit(t, p, 60*time.Second, &Visit{URL: s.URL + "/slow-doc"})
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := s.maxInFlight.Load(); got != 1 {
+		t.Errorf("%d page loads at once with Concurrency 1", got)
+	}
+}
