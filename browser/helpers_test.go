@@ -183,7 +183,7 @@ func hang(started chan<- struct{}) http.HandlerFunc {
 }
 
 // visit runs v on p within timeout.
-func visit(t testing.TB, p *Pool, timeout time.Duration, v *Visit) (*Report, error, time.Duration) {
+func visit(t testing.TB, p *Pool, timeout time.Duration, v *Visit) (*Report, time.Duration, error) {
 	t.Helper()
 	if v.Logf == nil {
 		v.Logf = func(f string, a ...any) { t.Logf("  "+f, a...) }
@@ -192,7 +192,7 @@ func visit(t testing.TB, p *Pool, timeout time.Duration, v *Visit) (*Report, err
 	defer cancel()
 	start := time.Now()
 	rep, err := p.Visit(ctx, v)
-	return rep, err, time.Since(start)
+	return rep, time.Since(start), err
 }
 
 // checkEnded fails the test only on a gross hang: wall-clock time on a shared 2-core

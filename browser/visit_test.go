@@ -24,7 +24,7 @@ func TestGoodPagePasses(t *testing.T) {
 		w.Write([]byte("#app{color:#333}"))
 	})
 	s.js("/app.js", `document.getElementById('app').textContent = 'ready'; document.getElementById('app').dataset.ready = '1';`)
-	rep, err, took := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, 20*time.Second)
 	if err != nil {
 		t.Fatalf("visit: %v", err)
@@ -61,7 +61,7 @@ func TestStartupExceptionBeforeSDK(t *testing.T) {
 		"start();\n"+
 		"window.SDK_SHOULD_INIT = true;\n")
 	s.js("/sdk.js", `if (window.SDK_SHOULD_INIT) { window.addEventListener('error', function (e) { e.preventDefault(); }); }`)
-	rep, err, took := visit(t, shared, 10*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, took, err := visit(t, shared, 10*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, 10*time.Second)
 	if err != nil {
 		t.Fatalf("visit: %v", err)
@@ -102,7 +102,7 @@ window.addEventListener('unhandledrejection', function (e) { e.preventDefault();
 setTimeout(function later() { null.total; }, 0);
 Promise.reject(new RangeError('price out of range'));
 console.error('cart failed to render', 42);`)
-	rep, err, took := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, 20*time.Second)
 	if err != nil {
 		t.Fatalf("visit: %v", err)
@@ -131,7 +131,7 @@ func TestFailedScriptAndStylesheet(t *testing.T) {
 	s := newSite(t)
 	s.html("/", `<!doctype html><title>t</title><link rel=stylesheet href=/missing.css>
 <div id=app data-ready=1>hi</div><img src=/missing.png><script src=/missing.js></script>`)
-	rep, err, took := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, 20*time.Second)
 	if err != nil {
 		t.Fatalf("visit: %v", err)
@@ -161,7 +161,7 @@ func TestErrorDocumentStatus(t *testing.T) {
 	s.mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "upstream unavailable", http.StatusBadGateway)
 	})
-	rep, err, _ := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/down"})
+	rep, _, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/down"})
 	if err != nil {
 		t.Fatalf("an error page is a page, not a failure to measure: %v", err)
 	}
@@ -181,7 +181,7 @@ func TestNeverLoadingPageEndsAtTimeout(t *testing.T) {
 
 	const timeout = 4 * time.Second
 	t.Run("no answer", func(t *testing.T) {
-		rep, err, took := visit(t, shared, timeout, &Visit{URL: s.URL + "/hang"})
+		rep, took, err := visit(t, shared, timeout, &Visit{URL: s.URL + "/hang"})
 		checkEnded(t, took, timeout)
 		if err == nil || !strings.Contains(err.Error(), "timed out") {
 			t.Fatalf("want a timeout error, got %v", err)
@@ -191,7 +191,7 @@ func TestNeverLoadingPageEndsAtTimeout(t *testing.T) {
 		}
 	})
 	t.Run("answer that never finishes", func(t *testing.T) {
-		rep, err, took := visit(t, shared, timeout, &Visit{URL: s.URL + "/partial", NavigationTimeout: 2 * time.Second})
+		rep, took, err := visit(t, shared, timeout, &Visit{URL: s.URL + "/partial", NavigationTimeout: 2 * time.Second})
 		checkEnded(t, took, timeout)
 		if err != nil {
 			t.Fatalf("the document answered: that is measurable, not an error: %v", err)
@@ -209,7 +209,7 @@ func TestInfiniteLoopEndsAtTimeout(t *testing.T) {
 	s := newSite(t)
 	s.html("/", `<!doctype html><title>loop</title><div id=app></div><script>setTimeout(function(){ for(;;){} }, 10);</script>`)
 	const timeout = 4 * time.Second
-	rep, err, took := visit(t, shared, timeout, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, took, err := visit(t, shared, timeout, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, timeout)
 	t.Logf("err: %v; wait_for found %t", err, rep.WaitForFound)
 	if rep.WaitForFound {
@@ -217,7 +217,7 @@ func TestInfiniteLoopEndsAtTimeout(t *testing.T) {
 	}
 	// And the shared browser still serves the next visit.
 	s.html("/ok", `<!doctype html><title>ok</title><div id=app data-ready=1>ok</div>`)
-	rep, err, _ = visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/ok", WaitFor: "#app[data-ready]"})
+	rep, _, err = visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/ok", WaitFor: "#app[data-ready]"})
 	if err != nil || !rep.WaitForFound {
 		t.Fatalf("next visit after a looping page: err %v, found %t", err, rep.WaitForFound)
 	}
@@ -229,7 +229,7 @@ func TestRendererCrashIsErrorAndNextVisitPasses(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	s := newSite(t)
 	s.html("/", `<!doctype html><title>ok</title><div id=app data-ready=1>ok</div>`)
-	if _, err, _ := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
 		t.Fatal(err)
 	}
 	pid := p.BrowserPID()
@@ -256,7 +256,7 @@ func TestRendererCrashIsErrorAndNextVisitPasses(t *testing.T) {
 		killed <- nil
 	}()
 	const timeout = 20 * time.Second
-	_, err, took := visit(t, p, timeout, &Visit{URL: s.URL + "/", WaitFor: "#never"})
+	_, took, err := visit(t, p, timeout, &Visit{URL: s.URL + "/", WaitFor: "#never"})
 	checkEnded(t, took, timeout)
 	if pids := <-killed; len(pids) == 0 {
 		t.Fatal("found no renderer process to kill")
@@ -267,7 +267,7 @@ func TestRendererCrashIsErrorAndNextVisitPasses(t *testing.T) {
 	if took > timeout/2 {
 		t.Errorf("a crash should end the visit at once, not at its deadline (took %s)", took)
 	}
-	rep, err, _ := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	if err != nil || !rep.WaitForFound || len(rep.Problems()) > 0 {
 		t.Fatalf("next visit after a crash: err %v, problems:\n%s", err, problems(rep))
 	}
@@ -315,7 +315,7 @@ func TestKilledBrowserIsErrorAndNextVisitPasses(t *testing.T) {
 	s.html("/", `<!doctype html><title>ok</title><div id=app data-ready=1>ok</div>`)
 
 	// Warm up, so the browser's pid is known.
-	if _, err, _ := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
 		t.Fatal(err)
 	}
 	pid := p.BrowserPID()
@@ -330,7 +330,7 @@ func TestKilledBrowserIsErrorAndNextVisitPasses(t *testing.T) {
 		}
 	}()
 	const timeout = 20 * time.Second
-	_, err, took := visit(t, p, timeout, &Visit{URL: s.URL + "/hang"})
+	_, took, err := visit(t, p, timeout, &Visit{URL: s.URL + "/hang"})
 	checkEnded(t, took, timeout)
 	if !errors.Is(err, ErrBrowserExited) {
 		t.Fatalf("want ErrBrowserExited, got %v", err)
@@ -338,7 +338,7 @@ func TestKilledBrowserIsErrorAndNextVisitPasses(t *testing.T) {
 	if took > timeout/2 {
 		t.Errorf("a dead browser should end the visit at once, not at its deadline (took %s)", took)
 	}
-	rep, err, _ := visit(t, p, 30*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	rep, _, err := visit(t, p, 30*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	if err != nil || !rep.WaitForFound {
 		t.Fatalf("next visit after the browser was killed: err %v", err)
 	}
@@ -365,7 +365,7 @@ func TestMissingChromiumGivesInstallHint(t *testing.T) {
 			if err := p.Check(context.Background()); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Check: %v", err)
 			}
-			_, err, _ := visit(t, p, 5*time.Second, &Visit{URL: "http://127.0.0.1:1/"})
+			_, _, err := visit(t, p, 5*time.Second, &Visit{URL: "http://127.0.0.1:1/"})
 			if !errors.Is(err, ErrNotFound) {
 				t.Fatalf("want ErrNotFound, got %v", err)
 			}
@@ -391,13 +391,13 @@ func TestMinifiedBundleThatBreaksAtStartup(t *testing.T) {
 <div id=app data-component=BookingWidget></div><script src=/`+name+`></script>`)
 	}
 	t.Run("bundled", func(t *testing.T) {
-		rep, err, _ := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/app.html", WaitFor: "#app[data-ready]"})
+		rep, _, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/app.html", WaitFor: "#app[data-ready]"})
 		if err != nil || !rep.WaitForFound || len(rep.Problems()) > 0 {
 			t.Fatalf("the unminified bundle works: err %v, found %t, problems:\n%s", err, rep.WaitForFound, problems(rep))
 		}
 	})
 	t.Run("minified", func(t *testing.T) {
-		rep, err, _ := visit(t, shared, 10*time.Second, &Visit{URL: s.URL + "/app.min.html", WaitFor: "#app[data-ready]"})
+		rep, _, err := visit(t, shared, 10*time.Second, &Visit{URL: s.URL + "/app.min.html", WaitFor: "#app[data-ready]"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -441,7 +441,7 @@ func TestHeadersAndCookiesFirstPartyOnly(t *testing.T) {
 	s.js("/app.js", `fetch('/api').then(function () { document.getElementById('app').dataset.ready = window.libLoaded ? '1' : ''; });`)
 	s.mux.HandleFunc("/api", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "{}") })
 
-	rep, err, _ := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready='1']",
+	rep, _, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready='1']",
 		Headers: map[string]string{"X-Synthetic": "vigil"}, Cookies: []Cookie{{Name: "consent", Value: "yes"}}})
 	if err != nil || !rep.WaitForFound || len(rep.Problems()) > 0 {
 		t.Fatalf("err %v, found %t, problems:\n%s", err, rep.WaitForFound, problems(rep))
@@ -494,7 +494,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() {
-			_, err, _ := visit(t, p, 60*time.Second, &Visit{URL: s.URL + "/slow-doc"})
+			_, _, err := visit(t, p, 60*time.Second, &Visit{URL: s.URL + "/slow-doc"})
 			errs <- err
 		}()
 	}
