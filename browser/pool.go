@@ -121,12 +121,6 @@ func NewPool(opts Options) *Pool {
 	return p
 }
 
-// Available reports whether a Chromium binary can be found, without starting it (readiness).
-func (p *Pool) Available() error {
-	_, err := Find(p.opts.Path, p.opts.LookupEnv)
-	return err
-}
-
 // BrowserPID is the running browser's process id, 0 when none runs.
 func (p *Pool) BrowserPID() int {
 	p.mu.Lock()
@@ -415,7 +409,7 @@ func parseFlag(f string) (string, any) {
 // Check is the readiness probe: nil when a Chromium binary is found and, if one runs, it
 // still answers. It never starts a browser.
 func (p *Pool) Check(ctx context.Context) error {
-	if err := p.Available(); err != nil {
+	if _, err := Find(p.opts.Path, p.opts.LookupEnv); err != nil {
 		return err
 	}
 	p.mu.Lock()
