@@ -507,3 +507,51 @@ func TestConcurrencyLimit(t *testing.T) {
 		t.Errorf("%d page loads at once with Concurrency 1", got)
 	}
 }
+
+// A killed Chromium leaves its helpers to the nearest subreaper; with Reap the pool is one
+// and waits for them, so restarts do not pile up zombies (vigil as PID 1 in a container).
+func TestReapsHelpersOfAKilledBrowser(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 1, Reap: true})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>ok</title>`)
+	for round := range 2 {
+		if _, _, err := visit(t, p, 30*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		syscall.Kill(p.BrowserPID(), syscall.SIGKILL)
+	}
+	if _, _, err := visit(t, p, 30*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	// The reaper looks when a browser stops and every few seconds.
+	deadline := time.Now().Add(3 * reapInterval)
+	for {
+		z := chromiumZombies()
+		if len(z) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Chromium helpers left as zombies of the test process: %v", z)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// chromiumZombies lists exited Chromium processes whose parent is this process.
+func chromiumZombies() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if comm, state, ppid, ok := parseStat(stat); ok && state == 'Z' && ppid == os.Getpid() && chromiumComm[comm] {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
