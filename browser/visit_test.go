@@ -555,3 +555,57 @@ func chromiumZombies() []int {
 	}
 	return out
 }
+
+// Close ends visits in flight, even on a renderer stuck in a loop, and stops Chromium.
+func TestCloseDuringAStuckVisit(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 1})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>loop</title><script>setTimeout(function(){ for(;;){} }, 50);</script>`)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := visit(t, p, time.Minute, &Visit{URL: s.URL + "/", WaitFor: "#never"})
+		done <- err
+	}()
+	for s.hitCount("/") == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pid := p.BrowserPID()
+	time.Sleep(300 * time.Millisecond) // the loop has started
+	begin := time.Now()
+	p.Close()
+	took := time.Since(begin)
+	t.Logf("Close took %s", took)
+	if took > 15*time.Second {
+		t.Errorf("Close took %s", took)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a visit cut short by Close reported no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the visit did not end after Close")
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("Chromium (pid %d) still runs after Close", pid)
+	}
+	if _, _, err := visit(t, p, 5*time.Second, &Visit{URL: s.URL + "/"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("visit after Close: %v", err)
+	}
+}
+
+func TestParseFlag(t *testing.T) {
+	for in, want := range map[string][2]any{
+		"--lang=de":             {"lang", "de"},
+		"--disable-quic=false":  {"disable-quic", false},
+		"--headless":            {"headless", true},
+		"proxy-server=http://x": {"proxy-server", "http://x"},
+		" --a=true ":            {"a", true},
+	} {
+		if n, v := parseFlag(in); n != want[0] || v != want[1] {
+			t.Errorf("parseFlag(%q) = %q, %v; want %v", in, n, v, want)
+		}
+	}
+}

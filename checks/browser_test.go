@@ -205,3 +205,32 @@ func TestBrowserCheckErrors(t *testing.T) {
 		}
 	})
 }
+
+// baseline.timings.* is the median of the passing runs before the deploy, so
+// "timings.load_ms < baseline.timings.load_ms * 1.5" works.
+func TestBrowserBaseline(t *testing.T) {
+	cs := buildDeps(t, checks.Deps{}, "http://127.0.0.1:1", `
+checks:
+  - name: home
+    kind: browser
+    url: "${T}/"
+    assert: ["timings.load_ms < baseline.timings.load_ms * 1.5", "js_errors <= baseline.js_errors"]
+`)
+	c := cs["home"]
+	res := func(o checks.Outcome, load float64, js int) *checks.Result {
+		return &checks.Result{Outcome: o, Vars: map[string]any{"js_errors": js, "timings": map[string]any{
+			"ttfb_ms": 1.0, "dom_content_loaded_ms": 2.0, "load_ms": load, "lcp_ms": 3.0}}}
+	}
+	b := c.Baseline([]*checks.Result{res(checks.Pass, 100, 0), res(checks.Fail, 9000, 5), res(checks.Pass, 300, 0), res(checks.Pass, 200, 1)}, 3)
+	tm, _ := b["timings"].(map[string]any)
+	if tm["load_ms"] != 200.0 || b["js_errors"] != 0.0 {
+		t.Errorf("baseline: %v", b)
+	}
+	if b := c.Baseline([]*checks.Result{res(checks.Fail, 1, 1)}, 3); b != nil {
+		t.Errorf("no passing run, yet a baseline: %v", b)
+	}
+	r := c.Run(context.Background(), checks.Input{})
+	if r.Outcome != checks.Error || !strings.Contains(r.Reasons[0], "no browser") {
+		t.Errorf("built without a browser: %s %v", r.Outcome, r.Reasons)
+	}
+}
