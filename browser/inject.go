@@ -45,7 +45,8 @@ const injectedScript = `(() => {
 
 // timingsScript reads the last document's Navigation Timing entry and its Largest
 // Contentful Paint, in milliseconds since the navigation started. LCP entries are only
-// delivered to an observer (buffered), so it waits briefly for them.
+// delivered to an observer (buffered), and only once a frame was painted, so without one
+// it waits for 50ms and two frames, at most 200ms: a page that paints nothing has no LCP.
 const timingsScript = `new Promise((resolve) => {
   const n = performance.getEntriesByType('navigation')[0] || {};
   const out = {ttfb: n.responseStart || 0, dcl: n.domContentLoadedEventEnd || 0,
@@ -59,7 +60,10 @@ const timingsScript = `new Promise((resolve) => {
       finish();
     }).observe({type: 'largest-contentful-paint', buffered: true});
   } catch (e) {}
-  setTimeout(finish, 50);
+  let painted = false, waited = false;
+  requestAnimationFrame(() => requestAnimationFrame(() => { painted = true; if (waited) finish(); }));
+  setTimeout(() => { waited = true; if (painted) finish(); }, 50);
+  setTimeout(finish, 200);
 })`
 
 // Caps on what one report keeps from page-controlled text.

@@ -23,7 +23,7 @@ func TestGoodPagePasses(t *testing.T) {
 		w.Header().Set("Content-Type", "text/css")
 		w.Write([]byte("#app{color:#333}"))
 	})
-	s.js("/app.js", `document.getElementById('app').textContent = 'ready'; document.getElementById('app').dataset.ready = '1';`)
+	s.js("/app.js", `document.getElementById('app').textContent = 'Welcome to the shop'; document.getElementById('app').dataset.ready = '1';`)
 	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
 	checkEnded(t, took, 20*time.Second)
 	if err != nil {
@@ -38,7 +38,7 @@ func TestGoodPagePasses(t *testing.T) {
 	if rep.Requests < 3 {
 		t.Errorf("requests = %d, want the document, the script and the stylesheet", rep.Requests)
 	}
-	if rep.Timings.Load <= 0 || rep.Timings.TTFB <= 0 {
+	if rep.Timings.Load <= 0 || rep.Timings.TTFB <= 0 || rep.Timings.DOMContentLoaded <= 0 || rep.Timings.LCP <= 0 {
 		t.Errorf("timings not measured: %+v", rep.Timings)
 	}
 	if rep.Screenshot != nil {
