@@ -427,3 +427,15 @@ func (p *Pool) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Start launches Chromium now rather than on the first visit, so the first browser check
+// does not spend its timeout on the browser's start (1-2 s). It returns once the browser
+// answers, or with the reason it cannot start; visits start it again if it dies later.
+func (p *Pool) Start(ctx context.Context) error {
+	inst, err := p.get(ctx)
+	if err != nil {
+		return err
+	}
+	p.release(inst)
+	return nil
+}

@@ -609,3 +609,30 @@ func TestParseFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestStartAndCheck(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{})
+	t.Cleanup(func() { p.Close() })
+	if p.BrowserPID() != 0 {
+		t.Fatal("a new pool started a browser before it was asked to")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Check(ctx); err != nil {
+		t.Errorf("readiness before the browser starts: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.BrowserPID()
+	if pid == 0 {
+		t.Fatal("no browser after Start")
+	}
+	if err := p.Check(ctx); err != nil {
+		t.Errorf("readiness of a started browser: %v", err)
+	}
+	if err := p.Start(ctx); err != nil || p.BrowserPID() != pid {
+		t.Errorf("a second Start should keep the running browser: %v, pid %d -> %d", err, pid, p.BrowserPID())
+	}
+}
