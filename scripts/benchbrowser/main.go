@@ -85,6 +85,11 @@ func bench(runs, early, conc int) error {
 		return err
 	}
 	check := list[0]
+	begin := time.Now()
+	if err := pool.Start(context.Background()); err != nil {
+		return err
+	}
+	fmt.Printf("  Chromium started in %s (not counted below)\n", time.Since(begin).Round(time.Millisecond))
 
 	fmt.Printf("  %d runs of a browser check (local page: 200 list items, a stylesheet, a fetch), %d at once, one shared Chromium\n", runs, conc)
 	var (
