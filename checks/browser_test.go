@@ -71,6 +71,11 @@ checks:
   - {name: good, kind: browser, url: "${T}/good", wait_for: "#app[data-ready]", timeout: 20s}
   - {name: broken, kind: browser, url: "${T}/broken", wait_for: "#app[data-ready]", timeout: 8s}
   - {name: noisy, kind: browser, url: "${T}/noisy", wait_for: "#app[data-ready]", timeout: 20s}
+  - name: noisy-listed
+    kind: browser
+    url: "${T}/noisy"
+    timeout: 20s
+    assert: ['len(errors) == 1', 'errors[0] contains "ads.example: quota exceeded (" + url', "js_errors == 1", 'title == "Home"']
   - name: noisy-ignored
     kind: browser
     url: "${T}/noisy"
@@ -142,6 +147,9 @@ func TestBrowserCheck(t *testing.T) {
 	t.Run("ignore_errors", func(t *testing.T) {
 		if r := run(t, "noisy"); r.Outcome != checks.Fail {
 			t.Errorf("without ignore_errors the third-party error fails the check: %s %v", r.Outcome, r.Reasons)
+		}
+		if r := run(t, "noisy-listed"); r.Outcome != checks.Pass {
+			t.Errorf("assertions over the errors list: %s %v", r.Outcome, r.Reasons)
 		}
 		r := run(t, "noisy-ignored")
 		if r.Outcome != checks.Pass || r.Vars["js_errors"] != 0 {
