@@ -60,23 +60,40 @@ func needBrowser(t testing.TB) {
 	}
 }
 
-// markedProcesses lists live (non-zombie) processes whose environment carries marker.
-func markedProcesses(marker string) []string {
-	want := []byte(markerEnv + "=" + marker)
+// proc is one process as /proc/PID/stat shows it.
+type proc struct {
+	pid, ppid int
+	comm      string
+	state     byte
+}
+
+// procs lists every process on the machine.
+func procs() []proc {
 	entries, _ := os.ReadDir("/proc")
-	var out []string
+	var out []proc
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, want) {
+		if err != nil {
 			continue
 		}
 		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if comm, state, _, ok := parseStat(stat); ok && state != 'Z' {
-			out = append(out, fmt.Sprintf("%d(%s)", pid, comm))
+		if comm, state, ppid, ok := parseStat(stat); ok {
+			out = append(out, proc{pid: pid, ppid: ppid, comm: comm, state: state})
+		}
+	}
+	return out
+}
+
+// markedProcesses lists live (non-zombie) processes whose environment carries marker.
+func markedProcesses(marker string) []string {
+	want := []byte(markerEnv + "=" + marker)
+	var out []string
+	for _, p := range procs() {
+		if p.pid == os.Getpid() || p.state == 'Z' {
+			continue
+		}
+		if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.pid)); err == nil && bytes.Contains(env, want) {
+			out = append(out, fmt.Sprintf("%d(%s)", p.pid, p.comm))
 		}
 	}
 	return out

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,15 +278,9 @@ func TestRendererCrashIsErrorAndNextVisitPasses(t *testing.T) {
 // descendants lists the live processes under pid whose command line contains arg.
 func descendants(pid int, arg string) []int {
 	parent := map[int]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if _, state, ppid, ok := parseStat(stat); ok && state != 'Z' {
-			parent[n] = ppid
+	for _, p := range procs() {
+		if p.state != 'Z' {
+			parent[p.pid] = p.ppid
 		}
 	}
 	var out []int
@@ -542,15 +535,9 @@ func TestReapsHelpersOfAKilledBrowser(t *testing.T) {
 // chromiumZombies lists exited Chromium processes whose parent is this process.
 func chromiumZombies() []int {
 	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if comm, state, ppid, ok := parseStat(stat); ok && state == 'Z' && ppid == os.Getpid() && chromiumComm[comm] {
-			out = append(out, pid)
+	for _, p := range procs() {
+		if p.state == 'Z' && p.ppid == os.Getpid() && chromiumComm[p.comm] {
+			out = append(out, p.pid)
 		}
 	}
 	return out
