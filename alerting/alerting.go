@@ -187,6 +187,9 @@ func newBase(cfg *configs.Notifier, opts Options, defaultTimeout time.Duration) 
 func (b *base) Name() string { return b.name }
 func (b *base) Type() string { return b.typ }
 
+// DryRun reports whether the notifier announces instead of sending.
+func (b *base) DryRun() bool { return b.dryRun }
+
 // listed reports whether the configured events list names the event.
 func (b *base) listed(event string) bool { return slices.Contains(b.events, event) }
 

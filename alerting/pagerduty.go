@@ -190,8 +190,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 }
 
 func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
-	r := render(ev)
-	summary := r.title
+	summary := title(ev)
 	if ev.Summary != "" {
 		summary += ": " + ev.Summary
 	} else if len(ev.FailedChecks) > 0 {

@@ -2,6 +2,7 @@ package alerting_test
 
 import (
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +27,39 @@ func TestSignTestVector(t *testing.T) {
 	at := time.Unix(1767225600, 0).Add(30 * time.Second)
 	if err := alerting.Verify([]byte(vectorSecret), vectorTimestamp, vectorSignature, []byte(vectorBody), at, 0); err != nil {
 		t.Fatalf("Verify(test vector) = %v", err)
+	}
+}
+
+// The README's "Verifying a webhook signature" shows the vector; it must be this one, so
+// what receivers test against cannot drift from what vigil signs.
+func TestReadmeShowsTheTestVector(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### Verifying a webhook signature")
+	if !ok {
+		t.Fatal(`README.md has no "### Verifying a webhook signature"`)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		for _, name := range []string{"secret", "timestamp", "body", "signature"} {
+			if v, ok := strings.CutPrefix(line, name+":"); ok && got[name] == "" {
+				got[name] = strings.TrimSpace(v)
+			}
+		}
+	}
+	want := map[string]string{"secret": vectorSecret, "timestamp": vectorTimestamp, "body": vectorBody, "signature": vectorSignature}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("README's %s is %q, want %q", name, got[name], w)
+		}
+	}
+	if sig := alerting.Sign([]byte(got["secret"]), got["timestamp"], []byte(got["body"])); sig != got["signature"] {
+		t.Errorf("the README's vector signs to %s, not to its %s", sig, got["signature"])
+	}
+	if !strings.Contains(section, "openssl dgst -sha256 -hmac "+vectorSecret) || !strings.Contains(section, "printf '%s.' "+vectorTimestamp) {
+		t.Error("the README's openssl line does not use the vector")
 	}
 }
 

@@ -130,17 +130,20 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	rec := newRecorder(s.client, s.opts.UserAgent, maxSlackAnswer)
 	api := slack.New(s.token, slack.OptionAPIURL(s.apiURL), slack.OptionHTTPClient(rec))
 	now := s.opts.Now()
-	r := render(ev)
-	if ev.Name == configs.EventDeployPassed && st[slackFailed] == "" {
-		// Nothing failed in this incident (its thread was a deploy_started): no "Resolved".
-		r.status = "Passed verification"
-	}
+	r := render(ev, st[slackFailed] != "")
 	failure := slices.Contains(slackOpens, ev.Name)
+	// The root shows the latest verdict: a failure's evidence, also when deploy_started
+	// opened the thread, and a pass when nothing failed before it. A recovery or an action
+	// keeps the failure's evidence on the root and only changes its status.
+	verdict := failure || (ev.Name == configs.EventDeployPassed && st[slackFailed] == "")
 
 	if st[key+"/posted"] == "" {
 		if !thread {
 			if err := setRoot(st, r); err != nil {
 				return permanentf(err, s.name, "chat.postMessage", "encoding blocks")
+			}
+			if failure {
+				st[slackFailed] = "1"
 			}
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
 			st[slackHistory] = historyLine(ev, r, now)
@@ -168,12 +171,13 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		if st[key+"/history"] == "" {
 			st[slackHistory] = appendHistory(st[slackHistory], historyLine(ev, r, now))
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
-			if failure {
-				// The root shows the evidence of the latest verdict, also when the thread
-				// was opened by deploy_started.
+			if verdict {
 				if err := setRoot(st, r); err != nil {
 					return permanentf(err, s.name, "chat.update", "encoding blocks")
 				}
+			}
+			if failure {
+				st[slackFailed] = "1"
 			}
 			st[key+"/history"] = "1"
 		}
@@ -190,9 +194,6 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		st[key+"/updated"] = "1"
 	}
 
-	if failure {
-		st[slackFailed] = "1"
-	}
 	for i, fc := range ev.FailedChecks {
 		done := key + "/file/" + strconv.Itoa(i)
 		if len(fc.Screenshot) == 0 || st[done] != "" {

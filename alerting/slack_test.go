@@ -409,16 +409,19 @@ func TestSlackDeployStartedOpensTheThread(t *testing.T) {
 	}
 	roots := srv.Roots()
 	if len(roots) != 1 || len(srv.Replies(roots[0].TS)) != 1 || len(srv.Files()) != 1 {
-		t.Fatalf("%d roots, %d files: %+v", len(roots), len(srv.Files()), srv.Messages())
+		t.Fatalf("%d roots, %d files, want 1 root with 1 reply and 1 file: %+v", len(roots), len(srv.Files()), srv.Messages())
 	}
-	if text := roots[0].BlocksText(); !strings.Contains(text, "failed verification") || !strings.Contains(text, "TypeError: e.init") {
+	if text := roots[0].BlocksText(); !strings.Contains(text, "failed verification") || !strings.Contains(text, "TypeError: e.init") ||
+		strings.Contains(text, "Verifying the deploy") {
 		t.Errorf("root after the failure:\n%s", text)
 	}
 
-	// Started, then passed: "Passed", not "Resolved".
+	// Started, then passed: "Passed verification", not "Resolved", on the root and in
+	// the reply; the root's header is the verdict, no longer "Verifying".
 	st = alerting.State{}
-	passed := resolvedBy()
-	passed.Incident = "d-43"
+	passed := &alerting.Event{Name: configs.EventDeployPassed, Key: "d-43:deploy_passed", Incident: "d-43",
+		Deploy:  &alerting.Deploy{ID: "d-43", Service: "web", Version: "v2.1.0", Environment: "prod"},
+		Service: "web", Summary: "6 of 6 checks passed"}
 	for _, ev := range []*alerting.Event{started("d-43"), passed} {
 		if err := n.Deliver(t.Context(), ev, st); err != nil {
 			t.Fatal(err)
@@ -428,7 +431,33 @@ func TestSlackDeployStartedOpensTheThread(t *testing.T) {
 	if len(roots) != 2 {
 		t.Fatalf("%d roots", len(roots))
 	}
-	if text := roots[1].BlocksText(); !strings.Contains(text, "Passed verification") || strings.Contains(text, "Resolved") {
+	text := roots[1].BlocksText()
+	if !strings.Contains(text, "Passed verification") || !strings.Contains(text, "Deploy of web v2.1.0 in prod passed verification") ||
+		strings.Contains(text, "Resolved") || strings.Contains(text, "Verifying the deploy") {
 		t.Errorf("root of a passing deploy:\n%s", text)
+	}
+	replies := srv.Replies(roots[1].TS)
+	if len(replies) != 1 || !strings.Contains(replies[0].BlocksText(), "Passed verification") || strings.Contains(replies[0].BlocksText(), "Resolved") {
+		t.Errorf("replies to a passing deploy: %+v", replies)
+	}
+}
+
+// A deploy_passed a notifier posts on its own (no failure before it) says it passed.
+func TestSlackPassOnItsOwnIsNotAResolution(t *testing.T) {
+	srv := alertingtest.NewSlack(t)
+	cfg := slackConfig(srv.APIURL())
+	cfg.Events = []string{configs.EventDeployPassed}
+	n := newNotifier(t, cfg, nil)
+	fresh := resolvedBy()
+	fresh.Incident = "d-43"
+	if err := n.Deliver(t.Context(), fresh, alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	roots := srv.Roots()
+	if len(roots) != 1 {
+		t.Fatalf("%d roots", len(roots))
+	}
+	if text := roots[0].BlocksText(); !strings.Contains(text, "Passed verification") || strings.Contains(text, "Resolved") {
+		t.Errorf("root:\n%s", text)
 	}
 }

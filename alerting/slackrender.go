@@ -2,7 +2,6 @@ package alerting
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -31,16 +30,18 @@ type rendered struct {
 	reply    []slack.Block // the event as a reply in the thread
 }
 
-func render(ev *Event) rendered {
-	r := rendered{title: title(ev)}
-	r.emoji, r.status = status(ev)
-	facts, details := evidence(ev)
+// render renders ev; resolves says whether the incident had a failure, so that a
+// deploy_passed reads "Resolved" rather than "Passed verification".
+func render(ev *Event, resolves bool) rendered {
+	v := newView(ev, resolves)
+	r := rendered{title: v.title, emoji: v.emoji, status: v.status}
+	facts, details := evidence(v)
 
 	if facts != nil {
 		r.body = append(r.body, facts)
 	}
-	if ev.Summary != "" && ev.Name != EventActionResult {
-		r.body = append(r.body, section(esc(ev.Summary)))
+	if v.summary != "" {
+		r.body = append(r.body, section(esc(v.summary)))
 	}
 	r.body = append(r.body, details...)
 
@@ -48,8 +49,8 @@ func render(ev *Event) rendered {
 	if ev.Name != EventActionResult && ev.Name != configs.EventDeployPassed {
 		head += " — " + esc(r.title)
 	}
-	if ev.Summary != "" && ev.Name != EventActionResult {
-		head += "\n" + esc(ev.Summary)
+	if v.summary != "" {
+		head += "\n" + esc(v.summary)
 	}
 	r.reply = []slack.Block{section(head)}
 	switch {
@@ -63,8 +64,8 @@ func render(ev *Event) rendered {
 	}
 
 	r.fallback = plainEmoji(r.emoji) + " " + r.title
-	if ev.Summary != "" && ev.Name != EventActionResult {
-		r.fallback += ": " + ev.Summary
+	if v.summary != "" {
+		r.fallback += ": " + v.summary
 	}
 	r.fallback = truncate(r.fallback, maxFallbackChars)
 	return r
@@ -109,8 +110,10 @@ func title(ev *Event) string {
 	return ev.Name
 }
 
-// status is the state an event puts its incident in.
-func status(ev *Event) (emoji, text string) {
+// status is the state an event puts its incident in. A deploy_passed resolves the
+// incident when a failure opened it, and merely passes when the thread was a
+// deploy_started (or the notifier posts passing deploys on their own).
+func status(ev *Event, resolves bool) (emoji, text string) {
 	switch ev.Name {
 	case configs.EventDeployFailed:
 		return ":red_circle:", "Failed"
@@ -119,6 +122,9 @@ func status(ev *Event) (emoji, text string) {
 	case configs.EventDeployInconclusive:
 		return ":large_yellow_circle:", "Inconclusive (no rollback)"
 	case configs.EventDeployPassed:
+		if !resolves {
+			return ":white_check_mark:", "Passed verification"
+		}
 		return ":white_check_mark:", "Resolved: " + title(ev)
 	case configs.EventDeployStarted:
 		return ":rocket:", "Verifying"
@@ -139,54 +145,37 @@ func status(ev *Event) (emoji, text string) {
 	return ":information_source:", ev.Name
 }
 
-// evidence is what a person needs to act without digging: the facts (deploy or check),
-// then each failing check with its first reason, links and trace ids, and what vigil does
-// about it.
-func evidence(ev *Event) (facts slack.Block, details []slack.Block) {
+// evidence is what a person needs to act without digging (see newView), as Block Kit:
+// the facts as fields, then one section per failing check, the halt, and a context line
+// with the actions and the status page link.
+func evidence(v view) (facts slack.Block, details []slack.Block) {
 	var fields []*slack.TextBlockObject
-	field := func(name, value string) {
-		if value != "" {
-			fields = append(fields, mrkdwn("*"+name+"*\n"+truncate(esc(value), maxField)))
+	for _, f := range v.facts {
+		value := truncate(esc(f.value), maxField)
+		if f.code {
+			value = "`" + esc(truncate(f.value, 64)) + "`"
 		}
+		fields = append(fields, mrkdwn("*"+f.name+"*\n"+value))
 	}
-	if d := ev.Deploy; d != nil {
-		field("Service", d.Service)
-		field("Version", d.Version)
-		field("Environment", d.Environment)
-		if d.Commit != "" {
-			fields = append(fields, mrkdwn("*Commit*\n`"+truncate(esc(d.Commit), 64)+"`"))
-		}
-		field("Deploy", d.ID)
-	} else {
-		field("Check", ev.Check)
-		field("Service", ev.Service)
-	}
-	field("Location", ev.Location)
-
 	if len(fields) > 0 {
 		facts = slack.NewSectionBlock(nil, fields[:min(len(fields), 10)], nil)
 	}
 	var blocks []slack.Block
-	for i, fc := range ev.FailedChecks {
-		if i == maxChecksShown {
-			blocks = append(blocks, section(fmt.Sprintf("…and %d more failing checks; see the status page.", len(ev.FailedChecks)-i)))
-			break
-		}
+	for _, fc := range v.checks {
 		blocks = append(blocks, section(failedCheck(fc)))
 	}
-	if ev.Halt != "" {
-		blocks = append(blocks, section(":octagonal_sign: *Halt the rollout:* "+esc(ev.Halt)))
+	if v.more > 0 {
+		blocks = append(blocks, section(moreChecks(v.more)))
+	}
+	if v.halt != "" {
+		blocks = append(blocks, section(":octagonal_sign: *"+haltLabel+"* "+esc(v.halt)))
 	}
 	var ctx []slack.MixedElement
-	for _, a := range ev.Actions {
-		what := "calling " + a.Action
-		if a.DryRun || ev.DryRun {
-			what = "would call " + a.Action + " (dry run)"
-		}
-		ctx = append(ctx, mrkdwn("*"+esc(a.Notifier)+"*: "+esc(what)))
+	for _, a := range v.actions {
+		ctx = append(ctx, mrkdwn("*"+esc(a.notifier)+"*: "+esc(a.what)))
 	}
-	if ev.StatusURL != "" {
-		ctx = append(ctx, mrkdwn(link(ev.StatusURL, "Status page")))
+	if v.statusURL != "" {
+		ctx = append(ctx, mrkdwn(link(v.statusURL, statusPageLabel)))
 	}
 	if len(ctx) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", ctx...))
@@ -197,28 +186,21 @@ func evidence(ev *Event) (facts slack.Block, details []slack.Block) {
 func failedCheck(fc FailedCheck) string {
 	var b strings.Builder
 	b.WriteString("*" + esc(fc.Name) + "*")
-	var tags []string
-	if fc.Kind != "" {
-		tags = append(tags, esc(fc.Kind))
-	}
-	if fc.Outcome != "" {
-		tags = append(tags, esc(fc.Outcome))
-	}
-	if len(tags) > 0 {
-		b.WriteString(" · " + strings.Join(tags, " · "))
+	if tags := checkTags(fc); len(tags) > 0 {
+		b.WriteString(" · " + esc(strings.Join(tags, " · ")))
 	}
 	if fc.Summary != "" {
 		b.WriteString("\n```" + esc(truncate(strings.ReplaceAll(fc.Summary, "```", "'''"), maxReason)) + "```")
 	}
 	var tail []string
 	if fc.RunURL != "" {
-		tail = append(tail, link(fc.RunURL, "Run"))
+		tail = append(tail, link(fc.RunURL, runLabel))
 	}
 	if fc.TraceID != "" {
 		tail = append(tail, "trace `"+esc(truncate(fc.TraceID, 64))+"`")
 	}
 	if len(fc.Screenshot) > 0 {
-		tail = append(tail, "screenshot in the thread")
+		tail = append(tail, screenshotNote)
 	}
 	if len(tail) > 0 {
 		b.WriteString("\n" + strings.Join(tail, " · "))

@@ -254,6 +254,12 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 	env := assertionEnv(run)
 	var noBaseline []string
 	for _, a := range c.asserts {
+		if a.usesBaseline && run.Deploy == nil {
+			// baseline.* is "before the deploy": outside a deploy's verification
+			// (scheduled monitoring, vigil run) there is nothing to compare with, and
+			// the run is judged by its other assertions.
+			continue
+		}
 		if a.usesBaseline && run.Baseline == nil {
 			noBaseline = append(noBaseline, a.Source)
 			continue

@@ -269,13 +269,17 @@ checks:
 	c := cs["latency"]
 	ctx := context.Background()
 
-	r := c.Run(ctx, checks.Input{})
+	r := c.Run(ctx, checks.Input{Deploy: &checks.Deploy{ID: "d0", Version: "v1"}})
 	if r.Outcome != checks.Inconclusive || !strings.Contains(r.Summary(), "no baseline yet") {
-		t.Fatalf("without a baseline: %s %v", r.Outcome, r.Reasons)
+		t.Fatalf("a deploy without a baseline: %s %v", r.Outcome, r.Reasons)
+	}
+	// Outside a deploy (scheduled monitoring, vigil run) baseline assertions do not apply.
+	if r := c.Run(ctx, checks.Input{}); r.Outcome != checks.Pass {
+		t.Fatalf("no deploy: %s %v; want pass on the other assertions", r.Outcome, r.Reasons)
 	}
 	var prev []*checks.Result
 	for range 3 {
-		res := c.Run(ctx, checks.Input{Baseline: map[string]any{"duration_ms": 1000.0}})
+		res := c.Run(ctx, checks.Input{Baseline: map[string]any{"duration_ms": 1000.0}, Deploy: &checks.Deploy{ID: "d0", Version: "v1"}})
 		if res.Outcome != checks.Pass {
 			t.Fatalf("%v", res.Reasons)
 		}

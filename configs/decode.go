@@ -214,6 +214,10 @@ func (d *decoder) scalarString(path string, raw any) (string, bool) {
 		return strconv.FormatUint(v, 10), true
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case time.Time:
+		// YAML reads an unquoted 2026-12-01T22:00:00Z as a timestamp; give it back as
+		// the RFC 3339 text the user wrote, offset included.
+		return v.Format(time.RFC3339Nano), true
 	}
 	d.errorf(path, "write a single value; quote it if it contains ':' or starts with '{' or '['", "expected a text value, got %s", describe(raw))
 	return "", false

@@ -80,12 +80,10 @@ func (c *Config) applyDefaults() {
 			c.Notifiers[name] = n
 		}
 		n.Name = name
-		switch n.Type {
-		case NotifierPagerDuty:
+		setDur(&n.Timeout, 10*time.Second)
+		setInt(&n.MaxAttempts, 8)
+		if n.Type == NotifierPagerDuty {
 			setStr(&n.Severity, "critical")
-		case NotifierWebhook:
-			setDur(&n.Timeout, 10*time.Second)
-			setInt(&n.MaxAttempts, 8)
 		}
 	}
 }
@@ -174,3 +172,11 @@ func setDur(p *time.Duration, v time.Duration) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Default returns a configuration with no checks and every default applied (what a
+// command needs when it runs without a config file, such as vigil demo).
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}

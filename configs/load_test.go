@@ -202,3 +202,23 @@ func FuzzLoad(f *testing.F) {
 		_, _ = checks.Build(cfg, checks.Deps{})
 	})
 }
+
+// YAML reads an unquoted RFC 3339 time as a timestamp; a maintenance window's start and
+// end must still load, offset intact, and a weekly window's days in any case.
+func TestMaintenanceWindowsLoad(t *testing.T) {
+	p := write(t, `
+maintenance:
+  - {name: upgrade, start: 2026-12-02T22:00:00+01:00, end: "2026-12-02T23:30:00Z"}
+  - {name: nightly, days: [Mon, TUE], at: "23:30", duration: 2h, timezone: Europe/Prague}
+`)
+	cfg, err := configs.Load(p, configs.Options{Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Maintenance[0]; m.Start != "2026-12-02T22:00:00+01:00" || m.End != "2026-12-02T23:30:00Z" {
+		t.Errorf("one-off window start %q end %q", m.Start, m.End)
+	}
+	if m := cfg.Maintenance[1]; m.Duration != 2*time.Hour || m.Timezone != "Europe/Prague" || len(m.Days) != 2 {
+		t.Errorf("weekly window %+v", m)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	// Maintenance windows name IANA time zones; embedding the database makes them load
+	// the same on a distroless image with no /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -454,8 +457,8 @@ func (v *validator) services(checks map[string]bool) {
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
 var notifierKeys = map[string][]string{
-	NotifierSlack:     {"token", "channel", "api_url"},
-	NotifierPagerDuty: {"routing_key", "severity", "url"},
+	NotifierSlack:     {"token", "channel", "api_url", "timeout", "max_attempts"},
+	NotifierPagerDuty: {"routing_key", "severity", "url", "timeout", "max_attempts"},
 	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
 }
 
@@ -513,20 +516,32 @@ func (v *validator) notifiers() {
 			if !contains([]string{"", "rollback", "halt"}, n.Action) {
 				v.errf(p+".action", `use "rollback", "halt", or leave it out for a plain notification`, "unknown action %q", n.Action)
 			}
-			if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
-				v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
-			}
+		}
+		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
+			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
 		}
 	}
 }
 
+// WeekDays are the day names a weekly maintenance window accepts, in any case.
+var WeekDays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
 func (v *validator) maintenance(checks map[string]bool) {
-	days := []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+	names := map[string]int{}
 	for i, m := range v.c.Maintenance {
 		p := indexPath("maintenance", i)
 		if m == nil {
 			v.errf(p, "remove the empty item", "empty window")
 			continue
+		}
+		if m.Name != "" {
+			if !nameRE.MatchString(m.Name) {
+				v.errf(p+".name", nameFix, "%q is not a valid name", m.Name)
+			} else if j, dup := names[m.Name]; dup {
+				v.errf(p+".name", "window names must be unique; rename one of them", "%q is already the name of maintenance[%d]", m.Name, j)
+			} else {
+				names[m.Name] = i
+			}
 		}
 		for j, cn := range m.Checks {
 			if !checks[cn] {
@@ -544,30 +559,64 @@ func (v *validator) maintenance(checks map[string]bool) {
 		case oneOff && weekly:
 			v.errf(p, "use start and end for a one-off window, or at, duration and days for a weekly one", "both kinds of window are set")
 		case oneOff:
-			s, err1 := time.Parse(time.RFC3339, m.Start)
-			e, err2 := time.Parse(time.RFC3339, m.End)
-			if err1 != nil || err2 != nil || !e.After(s) {
-				v.errf(p, "write start and end as RFC 3339 times, end after start, e.g. 2026-12-01T22:00:00Z", "bad one-off window")
-			}
+			v.oneOff(p, m)
 		case weekly:
-			if _, err := time.Parse("15:04", m.At); err != nil {
-				v.errf(p+".at", "write the start time of day as HH:MM, e.g. 22:30", "%q is not a time of day", m.At)
-			}
-			if m.Duration <= 0 || m.Duration > 7*24*time.Hour {
-				v.errf(p+".duration", "use a positive duration up to 7d", "bad duration")
-			}
-			for j, d := range m.Days {
-				if !contains(days, strings.ToLower(d)) {
-					v.errf(indexPath(p+".days", j), DidYouMean(strings.ToLower(d), days), "%q is not a day", d)
-				}
-			}
-			if m.Timezone != "" {
-				if _, err := time.LoadLocation(m.Timezone); err != nil {
-					v.errf(p+".timezone", "use an IANA name such as Europe/Prague or UTC", "unknown time zone %q", m.Timezone)
-				}
-			}
+			v.weekly(p, m)
 		default:
-			v.errf(p, "set start and end, or at and duration", "the window has no time")
+			v.errf(p, "set start and end (one-off), or at and duration (weekly)", "the window has no time")
+		}
+	}
+}
+
+const rfc3339Fix = "write an RFC 3339 time with its offset, e.g. 2026-12-01T22:00:00Z or 2026-12-01T23:00:00+01:00"
+
+func (v *validator) oneOff(p string, m *Maintenance) {
+	parse := func(key, value string) time.Time {
+		if value == "" {
+			v.errf(p+"."+key, rfc3339Fix, "missing: a one-off window needs start and end")
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339, value)
+		if err != nil {
+			v.errf(p+"."+key, rfc3339Fix, "%q is not an RFC 3339 time", value)
+		}
+		return t
+	}
+	start, end := parse("start", m.Start), parse("end", m.End)
+	if !start.IsZero() && !end.IsZero() && !end.After(start) {
+		v.errf(p+".end", "end must be after start", "%s is not after start %s", m.End, m.Start)
+	}
+	if m.Timezone != "" {
+		v.errf(p+".timezone", "remove it: start and end carry their own offset", "a one-off window takes no timezone")
+	}
+}
+
+func (v *validator) weekly(p string, m *Maintenance) {
+	if m.At == "" {
+		v.errf(p+".at", "set the start time of day as HH:MM, e.g. at: \"22:30\"", "missing: a weekly window needs at and duration")
+	} else if _, err := time.Parse("15:04", m.At); err != nil {
+		v.errf(p+".at", "write the start time of day as HH:MM (00:00 to 23:59), e.g. 22:30", "%q is not a time of day", m.At)
+	}
+	switch {
+	case m.Duration == 0:
+		v.errf(p+".duration", "set how long the window lasts, e.g. duration: 2h", "missing: a weekly window needs at and duration")
+	case m.Duration < time.Minute || m.Duration > 7*24*time.Hour:
+		v.errf(p+".duration", "use 1m to 168h (a week)", "%s is out of range", m.Duration)
+	}
+	seen := map[string]bool{}
+	for j, d := range m.Days {
+		d = strings.ToLower(d)
+		switch {
+		case !contains(WeekDays, d):
+			v.errf(indexPath(p+".days", j), DidYouMean(d, WeekDays), "%q is not a day", m.Days[j])
+		case seen[d]:
+			v.errf(indexPath(p+".days", j), "remove the repeat", "%q is listed twice", m.Days[j])
+		}
+		seen[d] = true
+	}
+	if m.Timezone != "" {
+		if _, err := time.LoadLocation(m.Timezone); err != nil {
+			v.errf(p+".timezone", "use an IANA name such as Europe/Prague, America/New_York or UTC", "unknown time zone %q", m.Timezone)
 		}
 	}
 }

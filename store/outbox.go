@@ -30,9 +30,9 @@ func enqueue(ctx context.Context, tx *sql.Tx, entries []*OutboxEntry) error {
 		if status == "" {
 			status = OutboxPending
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at)
-			VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
-			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt))
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
+			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
+			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt), e.LastError)
 		if err != nil {
 			return err
 		}
@@ -81,10 +81,14 @@ func (s *SQLite) queryOutbox(ctx context.Context, q string, args ...any) ([]*Out
 	return out, rows.Err()
 }
 
-// DueOutbox returns pending entries whose next attempt is due, oldest first.
+// DueOutbox returns pending entries whose next attempt is due, in the order they were
+// written. An entry waits while an earlier entry of the same notifier and incident is
+// still pending, so a thread's replies never overtake the message that opens it.
 func (s *SQLite) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*OutboxEntry, error) {
-	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? AND next_attempt_at <= ?
-		ORDER BY next_attempt_at, id LIMIT ?`, OutboxPending, nanos(now), limit)
+	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox o WHERE status = ? AND next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
+			AND p.status = ? AND p.id < o.id)
+		ORDER BY id LIMIT ?`, OutboxPending, nanos(now), OutboxPending, limit)
 }
 
 // NextDue returns when the earliest pending entry is due (zero when none is pending).

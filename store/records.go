@@ -289,15 +289,20 @@ func (s *SQLite) Deploy(ctx context.Context, id string) (*Deploy, error) {
 
 // Deploys returns the newest deploys, optionally only those with a status.
 func (s *SQLite) Deploys(ctx context.Context, status string, limit int) ([]*Deploy, error) {
-	q := `SELECT ` + deployColumns + ` FROM deploys`
-	args := []any{}
-	if status != "" {
-		q += ` WHERE status = ?`
-		args = append(args, status)
+	if status == "" {
+		return s.queryDeploys(ctx, ``, limit)
 	}
-	q += ` ORDER BY created_at DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return s.queryDeploys(ctx, `WHERE status = ?`, limit, status)
+}
+
+// ServiceDeploys returns a service's newest deploys.
+func (s *SQLite) ServiceDeploys(ctx context.Context, service string, limit int) ([]*Deploy, error) {
+	return s.queryDeploys(ctx, `WHERE service = ?`, limit, service)
+}
+
+func (s *SQLite) queryDeploys(ctx context.Context, where string, limit int, args ...any) ([]*Deploy, error) {
+	q := `SELECT ` + deployColumns + ` FROM deploys ` + where + ` ORDER BY created_at DESC, rowid DESC LIMIT ?`
+	rows, err := s.db.QueryContext(ctx, q, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}

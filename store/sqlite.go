@@ -137,6 +137,7 @@ var migrations = []string{
 		UNIQUE (notifier, idem_key)
 	);
 	CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+	CREATE INDEX outbox_incident ON outbox(notifier, incident, status);
 	CREATE TABLE alert_state (
 		notifier TEXT NOT NULL,
 		incident TEXT NOT NULL,

@@ -82,7 +82,7 @@ Start with 'vigil demo'.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd())
 	return root
 }
 

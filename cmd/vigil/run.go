@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -258,6 +259,8 @@ func writeFile(path string, write func(*os.File) error) error {
 type runtimeParts struct {
 	deps    checks.Deps
 	browser *browser.Pool
+	// browserReady reports whether Chromium can start (agent readiness): the pool's Check.
+	browserReady func(ctx context.Context) error
 }
 
 // newRuntime builds the shared parts. The browser pool starts Chromium only when the
@@ -273,8 +276,9 @@ func newRuntime(cfg *configs.Config) *runtimeParts {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	return &runtimeParts{
-		deps:    checks.Deps{HTTP: checks.NewHTTPClient(userAgent()), Browser: pool},
-		browser: pool,
+		deps:         checks.Deps{HTTP: checks.NewHTTPClient(userAgent()), Browser: pool},
+		browser:      pool,
+		browserReady: pool.Check,
 	}
 }
 

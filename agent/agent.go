@@ -1,0 +1,387 @@
+// Package agent is the long-running vigil: it schedules checks, verifies deploys and
+// decides their verdicts, keeps history in the store, serves the API, metrics and status
+// page, and hands verdicts to alerting through the durable outbox. It owns time (an
+// injected clock), deadlines, retries and fan-out; checks only do the work of one run.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/clock"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Options are what main builds and hands the agent.
+type Options struct {
+	// Config is the loaded initial configuration; ConfigPath is where reloads read it.
+	Config     *configs.Config
+	ConfigPath string
+	// LoadConfig reloads the configuration (main passes configs.Load with its options).
+	LoadConfig func() (*configs.Config, error)
+	Deps       checks.Deps
+	Store      *store.SQLite
+	Registry   *prometheus.Registry
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	Version    string
+	// Listener, when set, is used instead of listening on agent.listen (tests).
+	Listener net.Listener
+	// Browser reports whether the browser can start (readiness); nil means always.
+	BrowserReady func(ctx context.Context) error
+	// Seed makes scheduling offsets reproducible; 0 is random.
+	Seed uint64
+	// OnLag, when set, also receives every scheduled run's start lag (benchmarks).
+	OnLag func(time.Duration)
+}
+
+// Agent is a running vigil agent.
+type Agent struct {
+	opts    Options
+	clock   clock.Clock
+	log     *slog.Logger
+	store   *store.SQLite
+	metrics *metrics
+	rt      atomic.Pointer[Runtime]
+	sched   *Scheduler
+	writer  *runWriter
+	server  *http.Server
+	ln      net.Listener
+
+	mu     sync.Mutex
+	last   map[string]*checks.Result // newest result per check
+	verify map[string]*verification  // deploys being verified, by id
+
+	incMu     sync.Mutex
+	incidents map[string]*store.Incident // scheduled monitoring's incident state, by check
+
+	runCtx    context.Context // lives until shutdown; verifications run under it
+	reloadMu  sync.Mutex
+	verifyWG  sync.WaitGroup
+	outboxSig chan struct{}
+	// stopping closes when shutdown begins: verifications stop waiting for their next
+	// round (they resume after a restart) while runs in flight finish.
+	stopping chan struct{}
+}
+
+// New builds an agent from a loaded config. It opens nothing that Run would not close.
+func New(opts Options) (*Agent, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Store == nil {
+		return nil, errors.New("agent: no store")
+	}
+	a := &Agent{opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, metrics: newMetrics(opts.Registry),
+		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
+		incidents: map[string]*store.Incident{}, runCtx: context.Background()}
+	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	a.rt.Store(rt)
+	a.metrics.reloadOK.Set(1)
+	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
+	a.sched = NewScheduler(SchedulerOptions{
+		Clock: a.clock, Concurrency: rt.Config.Agent.Concurrency, BrowserConcurrency: rt.Config.Agent.BrowserConcurrency,
+		Execute: a.scheduledRun, Seed: opts.Seed,
+		OnLag: func(d time.Duration) {
+			a.metrics.schedLag.Observe(d.Seconds())
+			if opts.OnLag != nil {
+				opts.OnLag(d)
+			}
+		},
+		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
+	})
+	a.writer = newRunWriter(a.store, a.log)
+	return a, nil
+}
+
+func (a *Agent) notifierOptions() alerting.Options {
+	return alerting.Options{Now: a.clock.Now, Logger: a.log, UserAgent: "vigil/" + a.opts.Version}
+}
+
+// Runtime returns the configuration in force.
+func (a *Agent) Runtime() *Runtime { return a.rt.Load() }
+
+// Addr is the address the API listens on, once Run has started listening.
+func (a *Agent) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Listen opens the API listener (Run calls it when it has not been called).
+func (a *Agent) Listen() error {
+	if a.ln != nil {
+		return nil
+	}
+	if a.opts.Listener != nil {
+		a.ln = a.opts.Listener
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Runtime().Config.Agent.Listen)
+	if err != nil {
+		return fmt.Errorf("agent: listening on %s: %w (set agent.listen or VIGIL_AGENT__LISTEN to a free address)", a.Runtime().Config.Agent.Listen, err)
+	}
+	a.ln = ln
+	return nil
+}
+
+// Run runs the agent until ctx ends, then shuts down: it stops scheduling, gives runs in
+// flight agent.shutdown_grace to finish before cancelling them, flushes the store and
+// returns nil.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	a.loadLatest(ctx)
+	a.loadIncidents(ctx)
+
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	a.runCtx = runCtx
+
+	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.ln) }()
+	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
+
+	var bg sync.WaitGroup
+	bg.Add(3)
+	go func() { defer bg.Done(); a.writer.run(runCtx) }()
+	go func() { defer bg.Done(); a.outboxLoop(runCtx) }()
+	go func() { defer bg.Done(); a.purgeLoop(runCtx) }()
+
+	a.resumeVerifications(runCtx)
+
+	schedCtx, stopSched := context.WithCancel(runCtx)
+	a.sched.Set(a.Runtime().Order)
+	schedDone := make(chan struct{})
+	go func() { a.sched.Run(schedCtx); close(schedDone) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("agent: API server: %w", err)
+	}
+
+	a.log.Info("agent stopping: no new runs; waiting for runs in flight", "grace", a.Runtime().Config.Agent.ShutdownGrace)
+	stopSched()
+	close(a.stopping)
+	<-schedDone
+	inflight := make(chan struct{})
+	go func() { a.sched.Wait(); a.verifyWG.Wait(); close(inflight) }()
+	grace := time.NewTimer(a.Runtime().Config.Agent.ShutdownGrace)
+	select {
+	case <-inflight:
+		grace.Stop()
+	case <-grace.C:
+		a.log.Warn("agent stopping: grace period over, cancelling runs in flight")
+		cancelRuns()
+		<-inflight
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.server.Shutdown(shutdownCtx)
+	cancelRuns()
+	bg.Wait()
+	a.writer.flush(shutdownCtx)
+	a.log.Info("agent stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Reload builds the config anew off to the side and swaps it in whole. A bad config is
+// reported and the old one keeps running.
+func (a *Agent) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.opts.LoadConfig == nil {
+		return errors.New("agent: no config loader")
+	}
+	cfg, err := a.opts.LoadConfig()
+	var rt *Runtime
+	if err == nil {
+		rt, err = BuildRuntime(cfg, a.opts.Deps, a.notifierOptions(), a.clock.Now())
+	}
+	if err != nil {
+		a.metrics.reloadOK.Set(0)
+		a.log.Error("config reload rejected; the previous config keeps running", "file", a.opts.ConfigPath, "error", err.Error())
+		return err
+	}
+	old := a.rt.Swap(rt)
+	if old.Config.Agent.Listen != cfg.Agent.Listen || old.Config.Store.DSN != cfg.Store.DSN {
+		a.log.Warn("agent.listen and store.dsn take effect at the next restart")
+	}
+	for _, c := range old.Order {
+		if rt.Checks[c.Name] == nil || rt.Checks[c.Name].Kind != c.Kind {
+			a.metrics.forget(c.Name, c.Kind, old.Config.Agent.Location)
+		}
+	}
+	a.sched.Set(rt.Order)
+	a.metrics.reloadOK.Set(1)
+	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
+	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "checks", len(rt.Order))
+	return nil
+}
+
+// scheduledRun is one scheduled run of c.
+func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time) {
+	res := a.execute(ctx, c, checks.Input{}, "")
+	a.writer.add(toStoreRun(res, ""))
+	a.onScheduledResult(ctx, c, res)
+}
+
+// execute runs c with its retries inside a hard deadline and records the result in memory
+// and metrics. Persisting is the caller's choice.
+func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, deployID string) *checks.Result {
+	retries := *c.Config.Retries
+	// Every attempt has its own timeout; the whole run, retries and backoff included, has
+	// one more bound so nothing can hold a concurrency slot forever.
+	limit := time.Duration(retries+1)*c.Timeout + time.Duration(retries)*5*time.Second + time.Second
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	res := checks.RunWithRetries(ctx, c, in, checks.Retry{Attempts: retries})
+	res.Location = a.Runtime().Config.Agent.Location
+	a.metrics.observe(res)
+	a.mu.Lock()
+	a.last[c.Name] = res
+	a.mu.Unlock()
+	a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
+	return res
+}
+
+// LastResult returns the newest result of a check.
+func (a *Agent) LastResult(name string) *checks.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last[name]
+}
+
+func (a *Agent) loadLatest(ctx context.Context) {
+	runs, err := a.store.LatestRuns(ctx)
+	if err != nil {
+		a.log.Warn("could not load the latest results", "error", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range runs {
+		a.last[r.Check] = fromStoreRun(r)
+	}
+}
+
+func (a *Agent) purgeLoop(ctx context.Context) {
+	for {
+		retention := a.Runtime().Config.Store.Retention
+		n, err := a.store.Purge(ctx, a.clock.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("purging old history failed", "error", err)
+		} else if n > 0 {
+			a.log.Info("purged history past retention", "rows", n, "retention", retention)
+		}
+		t := a.clock.NewTimer(time.Hour)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+func toStoreRun(r *checks.Result, deployID string) *store.Run {
+	sr := &store.Run{Check: r.Check, Kind: r.Kind, Started: r.Started, Duration: r.Duration, Outcome: string(r.Outcome),
+		Attempts: r.Attempts, DeployID: deployID, Reasons: r.Reasons, Vars: r.Vars, Transcript: r.Transcript,
+		TraceID: r.TraceID, Halt: r.Halt, Location: r.Location}
+	for _, art := range r.Artifacts {
+		sr.Artifacts = append(sr.Artifacts, &store.Artifact{Name: art.Name, ContentType: art.ContentType, Data: art.Data})
+	}
+	return sr
+}
+
+func fromStoreRun(sr *store.Run) *checks.Result {
+	r := &checks.Result{Check: sr.Check, Kind: sr.Kind, Outcome: checks.Outcome(sr.Outcome), Reasons: sr.Reasons, Vars: sr.Vars,
+		Started: sr.Started, Duration: sr.Duration, Attempts: sr.Attempts, Transcript: sr.Transcript, TraceID: sr.TraceID,
+		Location: sr.Location, Halt: sr.Halt}
+	for _, art := range sr.Artifacts {
+		r.Artifacts = append(r.Artifacts, &checks.Artifact{Name: art.Name, ContentType: art.ContentType})
+	}
+	return r
+}
+
+// runWriter batches scheduled runs into one transaction every 100ms: a thousand runs a
+// second cost a few commits, not a thousand.
+type runWriter struct {
+	store *store.SQLite
+	log   *slog.Logger
+	mu    sync.Mutex
+	buf   []*store.Run
+	kick  chan struct{}
+}
+
+func newRunWriter(s *store.SQLite, log *slog.Logger) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1)}
+}
+
+func (w *runWriter) add(r *store.Run) {
+	w.mu.Lock()
+	w.buf = append(w.buf, r)
+	full := len(w.buf) >= 512
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *runWriter) run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.flush(ctx)
+	}
+}
+
+func (w *runWriter) flush(ctx context.Context) {
+	w.mu.Lock()
+	batch := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
+		w.log.Error("saving runs failed", "runs", len(batch), "error", err)
+	}
+}

@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// target is the service under test: a loopback app whose version a test switches.
+type target struct {
+	srv   *httptest.Server
+	mode  atomic.Value // "good", "broken", "slow"
+	hits  atomic.Int64
+	delay atomic.Int64 // ns added in "slow" mode
+}
+
+func newTarget(t *testing.T) *target {
+	t.Helper()
+	tg := &target{}
+	tg.mode.Store("good")
+	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tg.hits.Add(1)
+		switch tg.mode.Load().(string) {
+		case "broken":
+			http.Error(w, `{"error":"login service unavailable"}`, http.StatusInternalServerError)
+			return
+		case "slow":
+			time.Sleep(time.Duration(tg.delay.Load()))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(tg.srv.Close)
+	return tg
+}
+
+func (tg *target) set(mode string) { tg.mode.Store(mode) }
+
+// harness is an agent running on a loopback port with a real SQLite store.
+type harness struct {
+	t       *testing.T
+	a       *Agent
+	dir     string
+	cfgPath string
+	url     string
+	token   string
+	cancel  context.CancelFunc
+	done    chan error
+	logs    *syncBuffer
+	stopFn  func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeConfig writes yaml (with {{target}} replaced) into dir/vigil.yaml.
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	p := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startAgent runs an agent on yaml in dir (a fresh temp dir when ""), with the store in it.
+func startAgent(t *testing.T, dir, yaml string) *harness {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := writeConfig(t, dir, yaml)
+	load := func() (*configs.Config, error) { return configs.Load(path, configs.Options{Environ: []string{}}) }
+	cfg, err := load()
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	http := checks.NewHTTPClient("vigil-test")
+	a, err := New(Options{Config: cfg, ConfigPath: path, LoadConfig: load, Deps: checks.Deps{HTTP: http}, Store: st,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Version: "test", Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, a: a, dir: dir, cfgPath: path, url: "http://" + ln.Addr().String(), token: cfg.Agent.APIToken.Value(),
+		cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { h.done <- a.Run(ctx) }()
+	stopped := false
+	h.stopFn = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("agent.Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("the agent did not stop within 30s")
+		}
+		http.CloseIdle()
+		st.Close()
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	})
+	return h
+}
+
+func (h *harness) stop() { h.stopFn() }
+
+// request sends a request to the agent's API and decodes a JSON answer.
+func (h *harness) request(method, path, body string, header ...string) (int, map[string]any) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			h.t.Fatalf("%s %s: answer is not JSON: %v\n%s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// deploy registers a deploy of service and returns its id.
+func (h *harness) deploy(service, version string) string {
+	h.t.Helper()
+	status, out := h.request("POST", "/api/v1/deploys", fmt.Sprintf(`{"service":%q,"version":%q,"environment":"test"}`, service, version))
+	if status != http.StatusAccepted {
+		h.t.Fatalf("POST /api/v1/deploys = %d %v", status, out)
+	}
+	return out["id"].(string)
+}
+
+// verdict long-polls a deploy until it is decided (or fails the test after limit).
+func (h *harness) verdict(id string, limit time.Duration) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		status, out := h.request("GET", "/api/v1/deploys/"+id+"?wait=5s", "")
+		if status != http.StatusOK {
+			h.t.Fatalf("GET deploy = %d %v", status, out)
+		}
+		if out["status"] != store.StatusVerifying {
+			return out
+		}
+	}
+	h.t.Fatalf("deploy %s: no verdict within %s", id, limit)
+	return nil
+}
+
+// eventually polls cond until it holds or fails the test after limit.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func checkOf(t *testing.T, d map[string]any, name string) map[string]any {
+	t.Helper()
+	list, _ := d["checks"].([]any)
+	for _, c := range list {
+		if m := c.(map[string]any); m["name"] == name {
+			return m
+		}
+	}
+	t.Fatalf("deploy has no check %q: %v", name, d["checks"])
+	return nil
+}

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/vigil-monitor/vigil/checks"
+)
+
+// metrics are DESIGN.md §6: blackbox-compatible probe gauges first, so existing dashboards
+// and alert rules work, then vigil's own. No label takes unbounded values.
+type metrics struct {
+	probeSuccess  *prometheus.GaugeVec
+	probeDuration *prometheus.GaugeVec
+	checkDuration *prometheus.HistogramVec
+	checkRuns     *prometheus.CounterVec
+	jsErrors      *prometheus.CounterVec
+	propagation   *prometheus.HistogramVec
+	verdicts      *prometheus.CounterVec
+	notifications *prometheus.CounterVec
+	rollbacks     *prometheus.CounterVec
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	schedLag      prometheus.Histogram
+	skipped       *prometheus.CounterVec
+	verifying     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		probeSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_success",
+			Help: "Whether the check's last run passed (1) or not (0), as blackbox_exporter reports it."}, []string{"check", "kind", "location"}),
+		probeDuration: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_duration_seconds",
+			Help: "How long the check's last run took."}, []string{"check", "kind", "location"}),
+		checkDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_check_duration_seconds",
+			Help:    "Duration of check runs.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"check", "kind"}),
+		checkRuns: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_check_runs_total",
+			Help: "Check runs by result (pass, fail, error, inconclusive)."}, []string{"check", "kind", "result"}),
+		jsErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_browser_js_errors_total",
+			Help: "JavaScript errors seen by browser checks."}, []string{"check"}),
+		propagation: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
+			Help:    "Time until every reader showed a propagation check's marker.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"}),
+		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
+			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
+		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",
+			Help: "Notification delivery attempts by notifier and outcome (delivered, retry, dead, dry_run, silenced)."}, []string{"notifier", "outcome"}),
+		rollbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rollbacks_total",
+			Help: "Rollback and halt webhooks delivered, by service."}, []string{"service"}),
+		reloadOK: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_successful",
+			Help: "Whether the last configuration reload succeeded (1) or was rejected (0)."}),
+		reloadTime: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully."}),
+		schedLag: f.NewHistogram(prometheus.HistogramOpts{Name: "vigil_scheduler_start_lag_seconds",
+			Help:    "Delay between a run's scheduled time and its start (waiting for a concurrency slot included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_scheduler_skipped_runs_total",
+			Help: "Scheduled runs skipped because the check's previous run was still going."}, []string{"check"}),
+		verifying: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_deploys_verifying",
+			Help: "Deploys being verified now."}),
+	}
+}
+
+func (m *metrics) observe(r *checks.Result) {
+	success := 0.0
+	if r.Outcome == checks.Pass {
+		success = 1
+	}
+	m.probeSuccess.WithLabelValues(r.Check, r.Kind, r.Location).Set(success)
+	m.probeDuration.WithLabelValues(r.Check, r.Kind, r.Location).Set(r.Duration.Seconds())
+	m.checkDuration.WithLabelValues(r.Check, r.Kind).Observe(r.Duration.Seconds())
+	m.checkRuns.WithLabelValues(r.Check, r.Kind, string(r.Outcome)).Inc()
+	if n, ok := r.Vars["js_errors"].(int); ok && n > 0 {
+		m.jsErrors.WithLabelValues(r.Check).Add(float64(n))
+	}
+	if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Kind == "propagation" && r.Outcome != checks.Error {
+		m.propagation.WithLabelValues(r.Check).Observe(ms / 1000)
+	}
+}
+
+// forget drops the series of a check a reload removed, so it does not look alive forever.
+func (m *metrics) forget(name, kind, location string) {
+	m.probeSuccess.DeleteLabelValues(name, kind, location)
+	m.probeDuration.DeleteLabelValues(name, kind, location)
+}

@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// This file turns what the agent decides into outbox entries: which events a verdict or a
+// change of a check's incident raises, which notifiers they are routed to, and whether a
+// silence or maintenance window mutes them. Entries are written in the same transaction
+// as the state change that causes them; outbox.go delivers them.
+
+// deployNotifications builds the outbox entries of a verdict.
+func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, reason, halt string, now time.Time) []*store.OutboxEntry {
+	rt := a.Runtime()
+	svc := rt.Config.Services[d.Service]
+	if svc == nil {
+		return nil
+	}
+	var events []string
+	incident := d.ID
+	switch status {
+	case store.StatusFailed:
+		events = append(events, configs.EventDeployFailed)
+		if halt != "" {
+			events = append(events, configs.EventDeployHalted)
+		}
+	case store.StatusInconclusive:
+		events = append(events, configs.EventDeployInconclusive)
+	case store.StatusPassed:
+		events = append(events, configs.EventDeployPassed)
+		// A pass after a failed deploy resolves that deploy's incident (Slack thread,
+		// PagerDuty alert).
+		if prev := a.openDeployIncident(d); prev != "" {
+			incident = prev
+		}
+	default:
+		return nil
+	}
+	ev := &alerting.Event{
+		Incident: incident, OccurredAt: now, Service: d.Service, Summary: reason, Halt: halt,
+		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
+		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit},
+	}
+	if v != nil && status != store.StatusPassed {
+		v.mu.Lock()
+		for _, c := range v.checks {
+			cnt := v.counts[c.Name]
+			if cnt == nil || cnt.firstFailure == nil {
+				continue
+			}
+			ev.FailedChecks = append(ev.FailedChecks, failedCheck(cnt.firstFailure, a.runURL(cnt.firstFailureRun)))
+		}
+		v.mu.Unlock()
+	}
+	silenced := a.silencedBy(rt, d.Service, "", now)
+	var out []*store.OutboxEntry
+	for _, name := range events {
+		e := *ev
+		e.Name = name
+		e.Key = d.ID + ":" + name
+		targets := a.route(rt, svc.OnFailure.For(name), name)
+		for _, n := range targets {
+			if w, ok := rt.Notifiers[n].(*alerting.Webhook); ok && w.Action() != "" {
+				e.Actions = append(e.Actions, alerting.ActionNote{Notifier: n, Action: w.Action(), DryRun: svc.DryRun || w.DryRun()})
+			}
+		}
+		out = append(out, a.entries(&e, targets, silenced, now)...)
+	}
+	return out
+}
+
+// openDeployIncident returns the id of the service's newest failed or inconclusive deploy
+// registered before d, unless a passing deploy already came after it.
+func (a *Agent) openDeployIncident(d *store.Deploy) string {
+	list, err := a.store.ServiceDeploys(context.WithoutCancel(a.runCtx), d.Service, 20)
+	if err != nil {
+		return ""
+	}
+	older := false
+	for _, p := range list { // newest first
+		if !older {
+			older = p.ID == d.ID
+			continue
+		}
+		switch p.Status {
+		case store.StatusPassed:
+			return ""
+		case store.StatusFailed, store.StatusInconclusive:
+			return p.ID
+		}
+	}
+	return ""
+}
+
+func failedCheck(r *checks.Result, runURL string) alerting.FailedCheck {
+	fc := alerting.FailedCheck{Name: r.Check, Kind: r.Kind, Outcome: string(r.Outcome), Summary: r.Summary(), RunURL: runURL, TraceID: r.TraceID}
+	for _, art := range r.Artifacts {
+		if art.ContentType == "image/png" && len(art.Data) > 0 {
+			fc.Screenshot = art.Data
+			break
+		}
+	}
+	return fc
+}
+
+// route keeps the routed notifiers that exist and want the event.
+func (a *Agent) route(rt *Runtime, names []string, event string) []string {
+	var out []string
+	for _, n := range names {
+		nt := rt.Notifiers[n]
+		if nt == nil || !nt.Wants(event) || slices.Contains(out, n) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// entries encodes ev once per notifier. Muted entries are written already done, with the
+// silence that muted them, so the API shows what would have been sent.
+func (a *Agent) entries(ev *alerting.Event, notifiers []string, silencedBy string, now time.Time) []*store.OutboxEntry {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		a.log.Error("encoding an event failed", "event", ev.Name, "error", err)
+		return nil
+	}
+	var out []*store.OutboxEntry
+	for _, n := range notifiers {
+		e := &store.OutboxEntry{Notifier: n, Event: ev.Name, Key: ev.Key, Incident: ev.Incident, Payload: payload, CreatedAt: now}
+		if silencedBy != "" {
+			e.Status, e.DoneAt, e.LastError = store.OutboxSilenced, now, "silenced by "+silencedBy
+			a.metrics.notifications.WithLabelValues(n, store.OutboxSilenced).Inc()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// silencedBy names the silence or maintenance window muting a service or check now.
+func (a *Agent) silencedBy(rt *Runtime, service, check string, now time.Time) string {
+	services := []string{service}
+	if check != "" {
+		services = rt.CheckServices[check]
+	}
+	if w, ok := rt.Maintenance.Active(now, check, services...); ok {
+		return fmt.Sprintf("maintenance window %s (%s)", w.Name, w.Reason)
+	}
+	list, err := a.store.Silences(context.WithoutCancel(a.runCtx), now)
+	if err != nil {
+		a.log.Warn("reading silences failed; not muting", "error", err)
+		return ""
+	}
+	for _, s := range list {
+		if s.Starts.After(now) {
+			continue
+		}
+		if (s.Check != "" && s.Check == check) || (s.Service != "" && slices.Contains(services, s.Service)) {
+			return fmt.Sprintf("silence %s (%s)", s.ID, s.Reason)
+		}
+	}
+	return ""
+}
+
+// onScheduledResult moves a check's incident under scheduled monitoring: failure_threshold
+// failing runs in a row open it (check_failed), success_threshold passing runs close it
+// (check_recovered). Inconclusive runs change nothing. State and notifications are written
+// together; a steady state writes nothing.
+func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result) {
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	in := a.incidents[c.Name]
+	if in == nil {
+		in = &store.Incident{Check: c.Name}
+		a.incidents[c.Name] = in
+	}
+	before := *in
+	var event string
+	switch res.Outcome {
+	case checks.Pass:
+		in.Failures = 0
+		if in.Open {
+			in.Successes++
+			if in.Successes >= c.Config.SuccessThreshold {
+				in.Open, in.Successes, event = false, 0, configs.EventCheckRecovered
+			}
+		}
+	case checks.Fail, checks.Error:
+		in.Successes = 0
+		if !in.Open {
+			in.Failures++
+			if in.Failures >= c.Config.FailureThreshold {
+				in.Open, in.Seq, in.Failures, event = true, in.Seq+1, 0, configs.EventCheckFailed
+				in.OpenedAt, in.Summary = res.Started, res.Summary()
+			}
+		}
+	default:
+		return
+	}
+	if *in == before {
+		return
+	}
+	var outbox []*store.OutboxEntry
+	if event != "" {
+		rt := a.Runtime()
+		now := a.clock.Now()
+		ev := &alerting.Event{Name: event, Key: fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event),
+			Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq), OccurredAt: now, Check: c.Name,
+			Summary: res.Summary(), Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/checks/" + c.Name}
+		if svcs := rt.CheckServices[c.Name]; len(svcs) > 0 {
+			ev.Service = svcs[0]
+		}
+		if event == configs.EventCheckFailed {
+			ev.FailedChecks = []alerting.FailedCheck{failedCheck(res, "")}
+		} else {
+			ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
+		}
+		outbox = a.entries(ev, a.route(rt, c.Config.Notify, event), a.silencedBy(rt, "", c.Name, now), now)
+		a.log.Info("check incident", "check", c.Name, "event", event, "summary", ev.Summary, "notifications", len(outbox))
+	}
+	if err := a.store.SaveIncident(context.WithoutCancel(ctx), in, outbox); err != nil {
+		a.log.Error("saving a check's incident state failed", "check", c.Name, "error", err)
+		*in = before
+		return
+	}
+	if len(outbox) > 0 {
+		a.signalOutbox()
+	}
+}
+
+func (a *Agent) loadIncidents(ctx context.Context) {
+	m, err := a.store.Incidents(ctx)
+	if err != nil {
+		a.log.Warn("could not load incident state", "error", err)
+		return
+	}
+	a.incMu.Lock()
+	a.incidents = m
+	a.incMu.Unlock()
+}

@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// The outbox worker delivers what deployNotifications and onScheduledResult wrote. Every
+// entry is delivered at least once: it stays pending until a notifier accepts it, so an
+// agent killed mid-send sends it again after a restart with the same idempotency key.
+// Entries of one notifier go out one at a time in the order they were written (a Slack
+// thread must exist before its replies); notifiers do not wait for each other, so a slow
+// Slack never delays a rollback webhook.
+
+const (
+	outboxBatch      = 100
+	outboxMaxBackoff = 5 * time.Minute
+)
+
+func (a *Agent) signalOutbox() {
+	select {
+	case a.outboxSig <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) outboxLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.deliverDue(ctx)
+		wait := time.Minute
+		if next, err := a.store.NextDue(ctx); err == nil && !next.IsZero() {
+			wait = min(max(next.Sub(a.clock.Now()), 0), time.Minute)
+		}
+		t := a.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.outboxSig:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}
+
+// deliverDue makes one attempt at every entry due now.
+func (a *Agent) deliverDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		due, err := a.store.DueOutbox(ctx, a.clock.Now(), outboxBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("reading the outbox failed", "error", err)
+			}
+			return
+		}
+		if len(due) == 0 {
+			return
+		}
+		byNotifier := map[string][]*store.OutboxEntry{}
+		for _, e := range due {
+			byNotifier[e.Notifier] = append(byNotifier[e.Notifier], e)
+		}
+		var wg sync.WaitGroup
+		for _, list := range byNotifier {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				blocked := map[string]bool{} // incidents whose earlier entry is still pending
+				for _, e := range list {
+					if ctx.Err() != nil {
+						return
+					}
+					if blocked[e.Incident] {
+						continue
+					}
+					if !a.deliver(ctx, e) {
+						blocked[e.Incident] = true
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if len(due) < outboxBatch {
+			return
+		}
+	}
+}
+
+// deliver makes one attempt at e and records it; it reports whether e is finished.
+func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
+	rt := a.Runtime()
+	now := a.clock.Now()
+	record := func(status, lastErr string, next time.Time) bool {
+		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Status: status,
+			Attempts: e.Attempts + 1, Next: next, LastError: lastErr, At: a.clock.Now()})
+		if err != nil {
+			a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+		}
+		outcome := status
+		if status == store.OutboxPending {
+			outcome = "retry"
+		}
+		a.metrics.notifications.WithLabelValues(e.Notifier, outcome).Inc()
+		return status != store.OutboxPending
+	}
+	nt := rt.Notifiers[e.Notifier]
+	if nt == nil {
+		a.log.Error("notification dead-lettered: its notifier is no longer configured", "notifier", e.Notifier, "event", e.Event, "key", e.Key)
+		return record(store.OutboxDead, fmt.Sprintf("notifier %q is no longer in the config", e.Notifier), time.Time{})
+	}
+	var ev alerting.Event
+	if err := json.Unmarshal(e.Payload, &ev); err != nil {
+		return record(store.OutboxDead, "the stored event is not valid JSON: "+err.Error(), time.Time{})
+	}
+	st, err := a.store.AlertState(ctx, e.Notifier, e.Incident)
+	if err != nil {
+		a.log.Warn("reading alert state failed; will retry", "notifier", e.Notifier, "error", err)
+		return false
+	}
+	derr := nt.Deliver(ctx, &ev, alerting.State(st))
+	if err := a.store.SaveAlertState(context.WithoutCancel(ctx), e.Notifier, e.Incident, st, a.clock.Now()); err != nil {
+		a.log.Error("saving alert state failed", "notifier", e.Notifier, "incident", e.Incident, "error", err)
+	}
+	if ctx.Err() != nil && derr != nil {
+		return false // shutting down: the attempt does not count
+	}
+	action := ""
+	if w, ok := nt.(*alerting.Webhook); ok {
+		action = w.Action()
+	}
+	switch {
+	case derr == nil:
+		a.log.Info("notification delivered", "notifier", e.Notifier, "event", e.Event, "key", e.Key, "attempt", e.Attempts+1)
+		if action != "" {
+			a.metrics.rollbacks.WithLabelValues(ev.Service).Inc()
+			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s webhook %s called for %s: accepted", action, e.Notifier, subject(&ev)), now)
+		}
+		return record(store.OutboxDelivered, "", time.Time{})
+	case errors.Is(derr, alerting.ErrDryRun):
+		a.log.Info("dry run: notification not sent", "notifier", e.Notifier, "event", e.Event, "would", derr.Error())
+		if action != "" {
+			a.actionResult(&ev, e.Notifier, action, "dry run: "+derr.Error(), now)
+		}
+		return record(store.OutboxDryRun, derr.Error(), time.Time{})
+	case alerting.Permanent(derr):
+		a.log.Error("notification dead-lettered: the receiver refused it", "notifier", e.Notifier, "event", e.Event, "key", e.Key, "error", derr)
+		return record(store.OutboxDead, derr.Error(), time.Time{})
+	}
+	limit := rt.Config.Notifiers[e.Notifier].MaxAttempts
+	if e.Attempts+1 >= limit {
+		a.log.Error("notification dead-lettered: out of attempts", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
+			"attempts", e.Attempts+1, "error", derr)
+		if action != "" {
+			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s webhook %s FAILED after %d attempts: %v", action, e.Notifier, e.Attempts+1, derr), now)
+		}
+		return record(store.OutboxDead, derr.Error(), time.Time{})
+	}
+	wait, ok := alerting.RetryAfter(derr)
+	if !ok {
+		wait = backoff(e.Attempts)
+	}
+	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
+		"attempt", e.Attempts+1, "retry_in", wait.Round(time.Millisecond), "error", derr)
+	return record(store.OutboxPending, derr.Error(), a.clock.Now().Add(wait))
+}
+
+// backoff is exponential from one second with full jitter in its upper half, capped.
+func backoff(attempts int) time.Duration {
+	d := outboxMaxBackoff
+	if attempts < 16 {
+		d = min(time.Second<<attempts, outboxMaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// actionResult tells the people who heard about an incident what a rollback or halt
+// webhook did: one entry per notifier that is not itself an action webhook.
+func (a *Agent) actionResult(ev *alerting.Event, webhook, action, summary string, now time.Time) {
+	rt := a.Runtime()
+	svc := rt.Config.Services[ev.Service]
+	if svc == nil {
+		return
+	}
+	var targets []string
+	for _, n := range svc.OnFailure.For(ev.Name) {
+		nt := rt.Notifiers[n]
+		if w, ok := nt.(*alerting.Webhook); nt == nil || (ok && w.Action() != "") || !nt.Wants(alerting.EventActionResult) {
+			continue
+		}
+		targets = append(targets, n)
+	}
+	if len(targets) == 0 {
+		return
+	}
+	res := *ev
+	res.Name, res.Key, res.Summary = alerting.EventActionResult, ev.Key+":"+webhook, summary
+	res.Actions = []alerting.ActionNote{{Notifier: webhook, Action: action, DryRun: ev.DryRun}}
+	res.FailedChecks, res.OccurredAt = nil, now
+	if err := a.store.Enqueue(context.WithoutCancel(a.runCtx), a.entries(&res, targets, "", now)); err != nil {
+		a.log.Error("enqueueing an action result failed", "webhook", webhook, "error", err)
+		return
+	}
+	a.signalOutbox()
+}
+
+func subject(ev *alerting.Event) string {
+	if ev.Deploy != nil {
+		return ev.Deploy.Service + " " + ev.Deploy.Version + " (" + ev.Deploy.ID + ")"
+	}
+	return "check " + ev.Check
+}

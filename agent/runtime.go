@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Runtime is one loaded configuration with its compiled checks. It is immutable: a reload
+// builds a new one off to the side and swaps it in whole, so a run never sees half of
+// two configs.
+type Runtime struct {
+	Config *configs.Config
+	Checks map[string]*checks.Check
+	// Order is the checks in config order.
+	Order []*checks.Check
+	// Notifiers are built from the config's notifiers, by name.
+	Notifiers map[string]alerting.Notifier
+	// CheckServices names the services each check belongs to, sorted.
+	CheckServices map[string][]string
+	// Maintenance holds the config's maintenance windows, parsed.
+	Maintenance *alerting.Maintenance
+	Loaded      time.Time
+}
+
+// BuildRuntime compiles cfg's checks and builds its notifiers.
+func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options, now time.Time) (*Runtime, error) {
+	list, err := checks.Build(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{Config: cfg, Checks: make(map[string]*checks.Check, len(list)), Order: list, Loaded: now,
+		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}}
+	for _, c := range list {
+		rt.Checks[c.Name] = c
+	}
+	for name, n := range cfg.Notifiers {
+		nt, err := alerting.New(n, nopts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: notifiers.%s: %w", cfg.File, name, err)
+		}
+		rt.Notifiers[name] = nt
+	}
+	for name, s := range cfg.Services {
+		for _, c := range s.Checks {
+			rt.CheckServices[c] = append(rt.CheckServices[c], name)
+		}
+	}
+	for _, s := range rt.CheckServices {
+		sort.Strings(s)
+	}
+	if rt.Maintenance, err = alerting.NewMaintenance(cfg.Maintenance); err != nil {
+		return nil, fmt.Errorf("%s: maintenance: %w", cfg.File, err)
+	}
+	return rt, nil
+}
+
+// ServiceChecks returns a service's checks in its listed order.
+func (rt *Runtime) ServiceChecks(service string) []*checks.Check {
+	s := rt.Config.Services[service]
+	if s == nil {
+		return nil
+	}
+	out := make([]*checks.Check, 0, len(s.Checks))
+	for _, n := range s.Checks {
+		if c := rt.Checks[n]; c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// HasBrowserChecks reports whether any check needs Chromium (readiness depends on it).
+func (rt *Runtime) HasBrowserChecks() bool {
+	for _, c := range rt.Order {
+		if c.Kind == configs.KindBrowser {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/clock"
+)
+
+// Scheduler runs each check every `every`, start to start, from a random initial offset
+// so a thousand checks do not fire in the same millisecond. It owns time: a check never
+// sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
+// previous run still going is skipped and counted). At most `concurrency` runs are in
+// flight, and at most `browserConcurrency` browser runs.
+type Scheduler struct {
+	clock   clock.Clock
+	execute func(ctx context.Context, c *checks.Check, due time.Time)
+	onLag   func(time.Duration)
+	onSkip  func(check string)
+	rand    *rand.Rand
+
+	conc    chan struct{}
+	browser chan struct{}
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	queue   entryHeap
+	running map[string]bool
+	wake    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type entry struct {
+	check *checks.Check
+	every time.Duration
+	next  time.Time
+	index int
+}
+
+// SchedulerOptions configure a Scheduler.
+type SchedulerOptions struct {
+	Clock              clock.Clock
+	Concurrency        int
+	BrowserConcurrency int
+	// Execute does one run; it is called on its own goroutine with a concurrency slot held.
+	Execute func(ctx context.Context, c *checks.Check, due time.Time)
+	// OnLag receives each run's start lag; OnSkip each skipped tick. Either may be nil.
+	OnLag  func(time.Duration)
+	OnSkip func(check string)
+	// Seed makes initial offsets reproducible in tests; 0 picks a random seed.
+	Seed uint64
+}
+
+// NewScheduler builds a scheduler with no checks.
+func NewScheduler(o SchedulerOptions) *Scheduler {
+	seed := o.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return &Scheduler{
+		clock: o.Clock, execute: o.Execute, onLag: o.OnLag, onSkip: o.OnSkip,
+		rand:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		conc:    make(chan struct{}, max(1, o.Concurrency)),
+		browser: make(chan struct{}, max(1, o.BrowserConcurrency)),
+		entries: map[string]*entry{}, running: map[string]bool{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// Set replaces the scheduled checks. A check that stays keeps its phase (a reload does not
+// make every check fire at once); a new check gets a random offset; a removed one stops.
+func (s *Scheduler) Set(list []*checks.Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	keep := map[string]bool{}
+	for _, c := range list {
+		keep[c.Name] = true
+		every := c.Config.Every
+		if e, ok := s.entries[c.Name]; ok {
+			e.check = c
+			if e.every != every {
+				e.every = every
+				if e.next.Sub(now) > every {
+					e.next = now.Add(s.offset(every))
+				}
+				heap.Fix(&s.queue, e.index)
+			}
+			continue
+		}
+		e := &entry{check: c, every: every, next: now.Add(s.offset(every))}
+		s.entries[c.Name] = e
+		heap.Push(&s.queue, e)
+	}
+	for name, e := range s.entries {
+		if !keep[name] {
+			heap.Remove(&s.queue, e.index)
+			delete(s.entries, name)
+		}
+	}
+	s.poke()
+}
+
+func (s *Scheduler) offset(every time.Duration) time.Duration {
+	return time.Duration(s.rand.Int64N(int64(every)))
+}
+
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules until ctx ends. Runs in flight get ctx too: cancelling it cancels them;
+// Wait waits for them.
+func (s *Scheduler) Run(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+				continue
+			}
+		}
+		e := s.queue[0]
+		now := s.clock.Now()
+		if wait := e.next.Sub(now); wait > 0 {
+			s.mu.Unlock()
+			t := s.clock.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-s.wake:
+				t.Stop()
+			case <-t.C():
+			}
+			continue
+		}
+		due := e.next
+		// Start to start, no drift: the next run is due one interval after this one was
+		// due, not after it started. Ticks missed while the process was starved are skipped.
+		e.next = due.Add(e.every)
+		if !e.next.After(now) {
+			missed := now.Sub(due)/e.every + 1
+			e.next = due.Add(missed * e.every)
+		}
+		heap.Fix(&s.queue, e.index)
+		c := e.check
+		if s.running[c.Name] {
+			s.mu.Unlock()
+			if s.onSkip != nil {
+				s.onSkip(c.Name)
+			}
+			continue
+		}
+		s.running[c.Name] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.dispatch(ctx, c, due)
+	}
+}
+
+func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, c.Name)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	if c.Kind == configs.KindBrowser {
+		select {
+		case s.browser <- struct{}{}:
+			defer func() { <-s.browser }()
+		case <-ctx.Done():
+			return
+		}
+	}
+	select {
+	case s.conc <- struct{}{}:
+		defer func() { <-s.conc }()
+	case <-ctx.Done():
+		return
+	}
+	if s.onLag != nil {
+		s.onLag(s.clock.Now().Sub(due))
+	}
+	s.execute(ctx, c, due)
+}
+
+// Wait blocks until every run in flight has returned.
+func (s *Scheduler) Wait() { s.wg.Wait() }
+
+// entryHeap orders entries by next due time.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/clock"
+)
+
+func fakeCheck(name, kind string, every time.Duration) *checks.Check {
+	return &checks.Check{Name: name, Kind: kind, Timeout: time.Second, Config: &configs.Check{Name: name, Kind: kind, Every: every}}
+}
+
+type startLog struct {
+	mu     sync.Mutex
+	starts map[string][]time.Time
+	dues   map[string][]time.Time
+}
+
+func (l *startLog) add(name string, due, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.starts[name] = append(l.starts[name], at)
+	l.dues[name] = append(l.dues[name], due)
+}
+
+func (l *startLog) due(name string) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.dues[name]...)
+}
+
+func (l *startLog) get(name string) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.starts[name]...)
+}
+
+var epoch = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+// step advances the fake clock in small steps, letting dispatched goroutines run between.
+func step(fc *clock.Fake, total, by time.Duration, settle func()) {
+	for d := time.Duration(0); d < total; d += by {
+		fc.Advance(by)
+		settle()
+	}
+}
+
+func TestSchedulerOffsetsAndNoDrift(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 100, Seed: 7, Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+		log.add(c.Name, due, fc.Now())
+	}})
+	var list []*checks.Check
+	for i := range 20 {
+		list = append(list, fakeCheck(fmt.Sprintf("c%d", i), "http", 10*time.Second))
+	}
+	list = append(list, fakeCheck("fast", "http", time.Second))
+	s.Set(list)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+
+	settle := func() {
+		fc.BlockUntil(1)
+		time.Sleep(time.Millisecond)
+	}
+	step(fc, 60*time.Second, 250*time.Millisecond, settle)
+	cancel()
+	s.Wait()
+
+	offsets := map[time.Duration]bool{}
+	for i := range 20 {
+		starts := log.get(fmt.Sprintf("c%d", i))
+		if len(starts) < 5 || len(starts) > 7 {
+			t.Fatalf("c%d ran %d times in 60s at every=10s", i, len(starts))
+		}
+		first := starts[0].Sub(epoch)
+		if first < 0 || first >= 10*time.Second {
+			t.Errorf("c%d first run at +%s: the offset must be within one interval", i, first)
+		}
+		offsets[first.Truncate(250*time.Millisecond)] = true
+		// No drift: the k-th run is due exactly k intervals after the first, and it
+		// started within one clock step of being due.
+		dues := log.due(fmt.Sprintf("c%d", i))
+		for k := 1; k < len(dues); k++ {
+			if want := dues[0].Add(time.Duration(k) * 10 * time.Second); !dues[k].Equal(want) {
+				t.Errorf("c%d: run %d due at %s, want %s: drift", i, k, dues[k].Sub(epoch), want.Sub(epoch))
+			}
+			if lag := starts[k].Sub(dues[k]); lag < 0 || lag > 250*time.Millisecond {
+				t.Errorf("c%d: run %d started %s after it was due", i, k, lag)
+			}
+		}
+	}
+	if len(offsets) < 8 {
+		t.Errorf("20 checks got only %d distinct offsets: they would fire together", len(offsets))
+	}
+	if n := len(log.get("fast")); n < 59 || n > 61 {
+		t.Errorf("every=1s ran %d times in 60s", n)
+	}
+}
+
+func TestSchedulerSkipsWhileRunningAndBoundsConcurrency(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	release := make(chan struct{})
+	var cur, peak, browserCur, browserPeak atomic.Int32
+	var skipped atomic.Int32
+	var started atomic.Int32
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 3, BrowserConcurrency: 1,
+		OnSkip: func(string) { skipped.Add(1) },
+		Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+			started.Add(1)
+			n := cur.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			if c.Kind == configs.KindBrowser {
+				b := browserCur.Add(1)
+				for p := browserPeak.Load(); b > p && !browserPeak.CompareAndSwap(p, b); p = browserPeak.Load() {
+				}
+				defer browserCur.Add(-1)
+			}
+			defer cur.Add(-1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}})
+	var list []*checks.Check
+	for i := range 6 {
+		list = append(list, fakeCheck(fmt.Sprintf("h%d", i), "http", time.Second))
+	}
+	for i := range 3 {
+		list = append(list, fakeCheck(fmt.Sprintf("b%d", i), configs.KindBrowser, time.Second))
+	}
+	s.Set(list)
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.Run(ctx)
+	step(fc, 5*time.Second, 100*time.Millisecond, func() { fc.BlockUntil(1); time.Sleep(2 * time.Millisecond) })
+
+	if p := peak.Load(); p != 3 {
+		t.Errorf("peak concurrency %d, want exactly the limit 3", p)
+	}
+	if p := browserPeak.Load(); p > 1 {
+		t.Errorf("browser concurrency %d, limit 1", p)
+	}
+	if skipped.Load() == 0 {
+		t.Error("runs still going must make later ticks skip, not pile up")
+	}
+	close(release)
+	cancel()
+	s.Wait()
+	if started.Load() > 9 {
+		t.Errorf("%d runs started though none finished before the end: overlapping runs of one check", started.Load())
+	}
+}
+
+func TestSchedulerSetKeepsPhaseAndRemoves(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 10, Seed: 3, Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+		log.add(c.Name, due, fc.Now())
+	}})
+	a, b := fakeCheck("a", "http", 10*time.Second), fakeCheck("b", "http", 10*time.Second)
+	s.Set([]*checks.Check{a, b})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	settle := func() { fc.BlockUntil(1); time.Sleep(time.Millisecond) }
+	step(fc, 25*time.Second, 250*time.Millisecond, settle)
+	before := log.get("a")
+	// A reload with a new object for a, no b, and a new c.
+	s.Set([]*checks.Check{fakeCheck("a", "http", 10*time.Second), fakeCheck("c", "http", 10*time.Second)})
+	step(fc, 30*time.Second, 250*time.Millisecond, settle)
+	cancel()
+	s.Wait()
+	after := log.get("a")
+	if len(after) <= len(before) {
+		t.Fatal("a stopped running after the reload")
+	}
+	for k := 1; k < len(after); k++ {
+		if gap := after[k].Sub(after[k-1]); gap != 10*time.Second {
+			t.Errorf("a's phase moved across the reload: gap %s", gap)
+		}
+	}
+	nb := len(log.get("b"))
+	if nb > 3 {
+		t.Errorf("b ran %d times: it kept running after removal", nb)
+	}
+	if len(log.get("c")) < 2 {
+		t.Error("c, added by the reload, did not run")
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/agent"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+type agentFlags struct {
+	config   string
+	listen   string
+	logLevel string
+	logJSON  bool
+}
+
+func newAgentCmd() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run checks on their schedules, verify deploys, serve the API and status page",
+		Long: `agent is the long-running vigil, as a sidecar or a small service. It runs every check
+on its 'every' interval, verifies deploys registered through POST /api/v1/deploys (or
+'vigil gate'), keeps history in its store, sends notifications through a durable outbox,
+and serves the API, /metrics, /healthz, /readyz and a status page.
+
+Signals: SIGTERM or SIGINT stop it gracefully (runs in flight get agent.shutdown_grace);
+SIGHUP, or a change to the config file, reloads the config. A config that does not load
+is reported and the running one is kept.`,
+		Example: `  vigil agent -c /etc/vigil/vigil.yaml
+  VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
+	fl.StringVar(&f.listen, "listen", "", "API address, overriding agent.listen")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	return cmd
+}
+
+func agentLogger(f agentFlags) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if f.logJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+func runAgent(cmd *cobra.Command, f agentFlags) error {
+	log, err := agentLogger(f)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	load := func() (*configs.Config, error) {
+		return configs.Load(configPath(f.config), configs.Options{Flags: cmd.Flags(), FlagKeys: map[string]string{"listen": "agent.listen"}})
+	}
+	cfg, err := load()
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return exitWith(exitFailed, fmt.Errorf("opening the store %s: %w (set store.dsn to a writable path)", cfg.Store.DSN, err))
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	env := newRuntime(cfg)
+	defer env.Close()
+	v, _, _ := buildInfo()
+	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Store: st,
+		Registry: reg, Logger: log, Version: v, BrowserReady: env.browserReady})
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	if err := a.Listen(); err != nil {
+		return exitWith(exitFailed, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "vigil agent listening on http://%s (config %s, %d checks)\n", a.Addr(), cfg.File, len(a.Runtime().Order))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		changed := watchFile(ctx, cfg.File, 2*time.Second)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the config")
+			case <-changed:
+				log.Info("the config file changed: reloading it")
+			}
+			_ = a.Reload() // a rejected config is logged and counted; the old one keeps running
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		return exitWith(exitFailed, err)
+	}
+	return nil
+}
+
+// watchFile reports changes of a file's size, modification time or identity (editors and
+// Kubernetes ConfigMaps replace files through renames and symlink swaps), checking every
+// interval. Polling needs no extra dependency and sees through symlinks.
+func watchFile(ctx context.Context, path string, every time.Duration) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	stat := func() string {
+		resolved, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "missing"
+		}
+		fi, err := os.Stat(resolved)
+		if err != nil {
+			return "missing"
+		}
+		return fmt.Sprintf("%s|%d|%d", resolved, fi.Size(), fi.ModTime().UnixNano())
+	}
+	go func() {
+		last := stat()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if now := stat(); now != last && now != "missing" {
+				last = now
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// vigilBinary builds the real binary once per test run.
+func vigilBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "vigil")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// app is a loopback service whose behaviour a test switches.
+type app struct {
+	*httptest.Server
+	mode atomic.Value
+}
+
+func newApp(t *testing.T) *app {
+	a := &app{}
+	a.mode.Store("good")
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.mode.Load() == "broken" {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+// agentProc is a `vigil agent` process.
+type agentProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan struct{}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startAgentProc starts the agent on cfg and waits for /healthz.
+func startAgentProc(t *testing.T, cfg, addr string, env ...string) *agentProc {
+	t.Helper()
+	bin := vigilBinary(t)
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	p := &agentProc{t: t, url: "http://" + addr, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "agent", "-c", cfg, "--listen", addr, "--log-level", "debug")
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("agent output:\n%s", p.logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("the agent exited: %s", p.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not answer /healthz within 30s:\n%s", p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *agentProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// signal sends sig and, for SIGTERM, waits for the exit and returns the code.
+func (p *agentProc) terminate() int {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("the agent did not stop within 30s of SIGTERM")
+		return -1
+	}
+}
+
+func (p *agentProc) get(path string) (int, string) {
+	resp, err := http.Get(p.url + path)
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func gateConfig(appURL, extra string) string {
+	return fmt.Sprintf(`
+agent: {api_token: gate-token}
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%[1]s/"}, assert: ["status == 200"]}
+  - {name: fast, kind: http, every: 1h, retries: 0, request: {url: "%[1]s/"}, assert: ["duration_ms < baseline.duration_ms * 2"]}
+services:
+  web: {checks: [home], verify: {interval: 100ms, count: 3}}
+  compare: {checks: [fast], verify: {interval: 100ms, count: 3}}
+  slow: {checks: [home], verify: {interval: 1h, count: 2}}
+%s`, appURL, extra)
+}
+
+// vigil gate's exit codes against a real agent process: what a pipeline acts on.
+func TestGateExitCodes(t *testing.T) {
+	a := newApp(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgentProc(t, cfg, "")
+	bin := vigilBinary(t)
+	gate := func(mode string, args ...string) (int, string) {
+		a.mode.Store(mode)
+		cmd := exec.Command(bin, append([]string{"gate"}, args...)...)
+		cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=gate-token")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	for _, c := range []struct {
+		name, mode string
+		args       []string
+		code       int
+		want       string
+	}{
+		{"passed", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1"}, 0, "PASSED"},
+		{"failed", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v2"}, 1, "home (1 of 1 runs failed"},
+		{"inconclusive", "good", []string{"--agent", p.url, "--service", "compare", "--version", "v1"}, 3, "no baseline yet"},
+		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},
+		{"unknown service", "good", []string{"--agent", p.url, "--service", "wbe", "--version", "v1"}, 2, `did you mean "web"?`},
+		{"wrong token", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--token", "nope"}, 2, "wrong token"},
+		{"unreachable agent", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1"}, 2, "cannot reach the agent"},
+		{"no service", "good", []string{"--agent", p.url, "--version", "v1"}, 2, "--service and --version are required"},
+		{"bad agent URL", "good", []string{"--agent", "ftp://x", "--service", "web", "--version", "v1"}, 2, "not an http(s) URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := gate(c.mode, c.args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d (want %d); output should contain %q:\n%s", code, c.code, c.want, out)
+			}
+		})
+	}
+	if code := p.terminate(); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+}
+
+// SIGHUP and a changed file reload the config; a bad one is reported and the old one keeps
+// running; SIGTERM exits 0.
+func TestAgentReloadAndSignals(t *testing.T) {
+	a := newApp(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s+"\nstore: {dsn: "+filepath.Join(dir, "v.db")+"}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(gateConfig(a.URL, ""))
+	p := startAgentProc(t, cfg, "")
+	metric := func(name string) string {
+		_, body := p.get("/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, name+" ") {
+				return strings.TrimPrefix(line, name+" ")
+			}
+		}
+		return ""
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	write("checks: [{name: home, kind: http, request: {methd: GET}}]")
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the rejected reload", func() bool { return metric("vigil_config_last_reload_successful") == "0" })
+	if code, body := p.get("/api/v1/checks"); code != 401 || !strings.Contains(body, "missing credentials") {
+		t.Errorf("the old config (with its token) should still be in force: %d %s", code, body)
+	}
+	if !strings.Contains(p.logs.String(), `unknown key \"methd\"`) && !strings.Contains(p.logs.String(), "methd") {
+		t.Errorf("the log should say what is wrong with the new config")
+	}
+	// A good config, picked up from the file change alone.
+	write(strings.ReplaceAll(gateConfig(a.URL, ""), "fast", "quick"))
+	waitFor("the reload from the file change", func() bool { return metric("vigil_config_last_reload_successful") == "1" })
+	req, _ := http.NewRequest("GET", p.url+"/api/v1/checks", nil)
+	req.Header.Set("Authorization", "Bearer gate-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Checks []struct{ Name string } `json:"checks"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if len(out.Checks) != 2 || out.Checks[1].Name != "quick" {
+		t.Errorf("after reload: %+v", out.Checks)
+	}
+	if code := p.terminate(); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+}
+
+// The kill test: the agent is SIGKILLed while the rollback webhook is failing or while a
+// delivery is in flight, then restarted; the receiver, which counts by Idempotency-Key,
+// gets each rollback exactly once.
+func TestKillDuringRollbackDeliversOnce(t *testing.T) {
+	cycles := 20
+	if n, err := strconv.Atoi(os.Getenv("VIGIL_KILL_CYCLES")); err == nil && n > 0 {
+		cycles = n // scripts/killtest runs more
+	}
+	counts := killCycles(t, cycles)
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	t.Logf("kill test: %d cycles, %d SIGKILLs, %d rollback keys, %d accepted deliveries (exactly once each: %v)",
+		cycles, cycles, len(counts), total, total == cycles && len(counts) == cycles)
+}
+
+func killCycles(t *testing.T, cycles int) map[string]int {
+	a := newApp(t)
+	a.mode.Store("broken")
+	hook := alertingtest.NewWebhook(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	body := fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%s/"}, assert: ["status == 200"]}
+services:
+  web: {checks: [home], verify: {interval: 1h, count: 2}, on_failure: [rollback]}
+notifiers:
+  rollback: {type: webhook, url: %q, secret: %q, action: rollback, timeout: 30s, max_attempts: 50}
+store: {dsn: %q}
+`, a.URL, hook.URL(), alertingtest.WebhookSecret, filepath.Join(dir, "v.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := startAgentProc(t, cfg, addr)
+	var keys []string
+	for i := range cycles {
+		if i%2 == 0 {
+			hook.Fail(alertingtest.Fault{Hang: true}) // killed mid-delivery
+		} else {
+			hook.Fail(alertingtest.Fault{Status: 503, Times: 2}) // killed while failing
+		}
+		resp, err := http.Post(p.url+"/api/v1/deploys", "application/json", strings.NewReader(fmt.Sprintf(`{"service":"web","version":"v%d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg struct{ ID string }
+		_ = json.NewDecoder(resp.Body).Decode(&reg)
+		resp.Body.Close()
+		key := reg.ID + ":deploy_failed"
+		keys = append(keys, key)
+		deadline := time.Now().Add(30 * time.Second)
+		for hook.Attempts(key) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: the webhook never arrived:\n%s", i, p.logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		p.kill()
+		p = startAgentProc(t, cfg, addr)
+		deadline = time.Now().Add(60 * time.Second)
+		for hook.Count(key) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: not delivered after the restart:\n%s", i, p.logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
+	counts := hook.Counts()
+	for _, k := range keys {
+		if counts[k] != 1 {
+			t.Errorf("key %s accepted %d times; want exactly 1 (attempts %d)", k, counts[k], hook.Attempts(k))
+		}
+	}
+	if len(counts) != cycles {
+		t.Errorf("%d keys accepted, want %d: %v", len(counts), cycles, counts)
+	}
+	return counts
+}
