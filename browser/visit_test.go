@@ -623,3 +623,15 @@ func TestStartAndCheck(t *testing.T) {
 		t.Errorf("a second Start should keep the running browser: %v, pid %d -> %d", err, pid, p.BrowserPID())
 	}
 }
+
+func TestViewport(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>t</title><div id=app></div>
+<script>document.getElementById('app').dataset.size = innerWidth + 'x' + innerHeight;</script>`)
+	rep, _, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-size='390x844']",
+		Viewport: Viewport{Width: 390, Height: 844}, NavigationTimeout: 5 * time.Second})
+	if err != nil || !rep.WaitForFound {
+		t.Errorf("the page did not see a 390x844 viewport: err %v, found %t", err, rep.WaitForFound)
+	}
+}

@@ -90,6 +90,10 @@ checks:
       - type: {selector: "#user", text: synthetic}
       - click: "#go"
       - assert_text: {selector: "#msg", contains: "Welcome, synthetic"}
+      - navigate: "${T}/good"
+      - wait_for: "#app[data-ready]"
+      - sleep: 100ms
+    assert: ["steps == steps_total", "js_errors == 0", 'title == "Home"']
   - name: login-wrong
     kind: browser
     url: "${T}/login"
@@ -160,7 +164,7 @@ func TestBrowserCheck(t *testing.T) {
 		}
 	})
 	t.Run("journey", func(t *testing.T) {
-		if r := run(t, "login"); r.Outcome != checks.Pass || r.Vars["steps"] != 4 {
+		if r := run(t, "login"); r.Outcome != checks.Pass || r.Vars["steps"] != 7 {
 			t.Errorf("login journey: %s %v steps=%v", r.Outcome, r.Reasons, r.Vars["steps"])
 		}
 		r := run(t, "login-wrong")
