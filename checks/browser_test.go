@@ -69,7 +69,7 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 const browserConfig = `
 checks:
   - {name: good, kind: browser, url: "${T}/good", wait_for: "#app[data-ready]", timeout: 20s}
-  - {name: broken, kind: browser, url: "${T}/broken", wait_for: "#app[data-ready]", timeout: 8s}
+  - {name: broken, kind: browser, url: "${T}/broken", wait_for: "#app[data-ready]", timeout: 10s}
   - {name: noisy, kind: browser, url: "${T}/noisy", wait_for: "#app[data-ready]", timeout: 20s}
   - name: noisy-listed
     kind: browser
@@ -202,7 +202,7 @@ func TestBrowserCheckErrors(t *testing.T) {
 		go func() { done <- cs["broken"].Run(context.Background(), checks.Input{}) }()
 		select { // the page is loaded and waits for a selector that never comes
 		case <-bundle:
-		case <-time.After(8 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("the page never asked for its bundle")
 		}
 		if p, err := os.FindProcess(pid); err == nil {

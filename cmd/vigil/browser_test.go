@@ -36,7 +36,7 @@ func browserConfig(url, chromium string) string {
 browser: {path: %q}
 checks:
   - {name: api, kind: http, request: {url: "%[2]s/ok"}, assert: ["status == 200"]}
-  - {name: home, kind: browser, url: "%[2]s/", timeout: 6s, retries: 0}
+  - {name: home, kind: browser, url: "%[2]s/", timeout: 20s, retries: 0}
 `, chromium, url)
 }
 
