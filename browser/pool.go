@@ -92,6 +92,23 @@ type instance struct {
 	stuck int
 }
 
+// gone reports whether the browser died or its connection dropped. chromedp closes
+// LostConnection before it cancels the browser's context, so a visit that fails in
+// between must look at both to know the browser, not the page, was the cause.
+func (inst *instance) gone() bool {
+	if inst.ctx.Err() != nil {
+		return true
+	}
+	if inst.browser != nil {
+		select {
+		case <-inst.browser.LostConnection:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
 type startAttempt struct {
 	done chan struct{}
 	err  error
@@ -125,7 +142,7 @@ func NewPool(opts Options) *Pool {
 func (p *Pool) BrowserPID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cur == nil || p.cur.ctx.Err() != nil {
+	if p.cur == nil || p.cur.gone() {
 		return 0
 	}
 	return p.cur.pid
@@ -192,7 +209,7 @@ func (p *Pool) get(ctx context.Context) (*instance, error) {
 			return nil, ErrClosed
 		}
 		if cur := p.cur; cur != nil {
-			if cur.ctx.Err() == nil && !cur.retired {
+			if !cur.gone() && !cur.retired {
 				cur.refs++
 				p.mu.Unlock()
 				return cur, nil
@@ -228,7 +245,7 @@ func (p *Pool) release(inst *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	inst.refs--
-	if inst.refs == 0 && (inst.retired || inst.ctx.Err() != nil) && inst != p.cur {
+	if inst.refs == 0 && (inst.retired || inst.gone()) && inst != p.cur {
 		p.shutdownLocked(inst)
 	}
 }
@@ -274,7 +291,7 @@ func (p *Pool) shutdownLocked(inst *instance) {
 	}
 	inst.down = true
 	p.bg.Go(func() {
-		if inst.ctx.Err() == nil {
+		if !inst.gone() {
 			// Ask politely first, so Chromium flushes and its helpers exit; the allocator's
 			// cancel below kills whatever is left and removes the profile directory.
 			ctx, cancel := context.WithTimeout(inst.ctx, 3*time.Second)
@@ -418,7 +435,7 @@ func (p *Pool) Check(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
-	if cur == nil || cur.ctx.Err() != nil {
+	if cur == nil || cur.gone() {
 		return nil // starts on the next visit
 	}
 	_, err := cdp.Call(ctx, cur.browser, cdpbrowser.GetVersion, cdp.Empty{})

@@ -140,30 +140,41 @@ func (p *Pool) Visit(ctx context.Context, v *Visit) (*Report, error) {
 		logf = func(string, ...any) {}
 	}
 
+	// A browser that died just before this visit (killed, OOM) may not have been noticed
+	// yet; the visit then fails to open its tab. Nothing of the page was measured, so it
+	// tries once more in a fresh browser, within the same deadline.
+	for attempt := 1; ; attempt++ {
+		vr, err := p.attempt(ctx, v, rep, steps, logf, deadline)
+		if err != nil && attempt == 1 && vr != nil && vr.target == nil && vr.inst.gone() && ctx.Err() == nil {
+			logf("the browser was gone before the page opened (%v); retrying in a new browser", err)
+			continue
+		}
+		rep.Duration = time.Since(start)
+		return rep, err
+	}
+}
+
+// attempt runs the visit once in the current browser. vr is nil when it never got one.
+func (p *Pool) attempt(ctx context.Context, v *Visit, rep *Report, steps []Step, logf func(string, ...any), deadline time.Time) (*visitRun, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return rep, ErrClosed
+		return nil, ErrClosed
 	}
 	p.tabs.Add(1)
 	p.mu.Unlock()
 	if err := p.acquire(ctx); err != nil {
 		p.tabs.Done()
-		rep.Duration = time.Since(start)
-		return rep, err
+		return nil, err
 	}
 	inst, err := p.get(ctx)
 	if err != nil {
 		p.releaseSlot()
 		p.tabs.Done()
-		rep.Duration = time.Since(start)
-		return rep, err
+		return nil, err
 	}
-
 	vr := &visitRun{p: p, inst: inst, v: v, rep: rep, steps: steps, logf: logf, caller: ctx, deadline: deadline}
-	err = vr.run()
-	rep.Duration = time.Since(start)
-	return rep, err
+	return vr, vr.run()
 }
 
 // visitRun is the state of one visit.
@@ -264,7 +275,7 @@ func (vr *visitRun) openTab() error {
 		err = vr.interceptHeaders()
 	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && vr.inst.ctx.Err() == nil {
+		if errors.Is(err, context.DeadlineExceeded) && !vr.inst.gone() {
 			vr.p.noteTabOpen(vr.inst, false)
 		}
 		if f := vr.fatal(err); f != nil {
@@ -546,7 +557,7 @@ func (vr *visitRun) fatal(err error) error {
 	if reason := vr.rec.crashReason(); reason != "" {
 		return fmt.Errorf("%w: %s; the next run gets a new tab", ErrRendererCrashed, reason)
 	}
-	if vr.inst.ctx.Err() != nil {
+	if vr.inst.gone() {
 		return fmt.Errorf("%w while the page was open (%v); the next run starts a new browser", ErrBrowserExited, context.Cause(vr.inst.ctx))
 	}
 	if vr.p.closing.Err() != nil {
@@ -564,7 +575,7 @@ func (vr *visitRun) fatal(err error) error {
 // collect fills the report and takes the screenshot while the tab is still open.
 func (vr *visitRun) collect(visitErr error) {
 	rep := vr.rep
-	alive := vr.rec.crashReason() == "" && vr.inst.ctx.Err() == nil && vr.caller.Err() == nil && vr.p.closing.Err() == nil
+	alive := vr.rec.crashReason() == "" && !vr.inst.gone() && vr.caller.Err() == nil && vr.p.closing.Err() == nil
 	if alive && vr.target != nil {
 		if rep.Loaded && visitErr == nil {
 			vr.timings()
