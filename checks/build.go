@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,7 +12,8 @@ import (
 // Deps are the shared parts checks are built with. main builds them once.
 type Deps struct {
 	HTTP *HTTPClient
-	// Browser runs browser checks; nil builds browser checks that end as error.
+	// Browser runs browser checks (a *browser.Pool); nil builds browser checks that end as
+	// error, which is what `vigil validate` wants: it runs nothing.
 	Browser BrowserRunner
 }
 
@@ -25,6 +25,7 @@ type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
 var kindBuilders = map[string]kindBuilder{
 	configs.KindHTTP:        buildHTTP,
 	configs.KindScript:      buildScript,
+	configs.KindBrowser:     buildBrowser,
 	configs.KindPropagation: buildPropagation,
 	configs.KindSLA:         buildSLA,
 	configs.KindLogscan:     buildLogscan,
@@ -139,9 +140,4 @@ func Names(vars types.Map) []string {
 	out := sortedKeys(Env(vars))
 	sort.Strings(out)
 	return out
-}
-
-// BrowserRunner runs browser checks; the browser package implements it.
-type BrowserRunner interface {
-	BrowserProbe(ctx context.Context, spec *configs.BrowserSpec, run *Run) error
 }

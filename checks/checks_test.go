@@ -21,6 +21,14 @@ import (
 // build loads a config with ${T} set to the target URL and builds its checks by name.
 func build(t testing.TB, target, yaml string) map[string]*checks.Check {
 	t.Helper()
+	client := checks.NewHTTPClient("vigil-test")
+	t.Cleanup(client.CloseIdle)
+	return buildDeps(t, checks.Deps{HTTP: client}, target, yaml)
+}
+
+// buildDeps is build with the given shared parts.
+func buildDeps(t testing.TB, deps checks.Deps, target, yaml string) map[string]*checks.Check {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "vigil.yaml")
 	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -29,9 +37,7 @@ func build(t testing.TB, target, yaml string) map[string]*checks.Check {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := checks.NewHTTPClient("vigil-test")
-	t.Cleanup(client.CloseIdle)
-	list, err := checks.Build(cfg, checks.Deps{HTTP: client})
+	list, err := checks.Build(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

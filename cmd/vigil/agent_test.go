@@ -82,7 +82,7 @@ type agentProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *syncBuffer
 	done chan struct{}
 }
 
@@ -103,7 +103,7 @@ func startAgentProc(t *testing.T, cfg, addr string, env ...string) *agentProc {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	p := &agentProc{t: t, url: "http://" + addr, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &agentProc{t: t, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "agent", "-c", cfg, "--listen", addr, "--log-level", "debug")
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -372,4 +372,22 @@ store: {dsn: %q}
 		t.Errorf("%d keys accepted, want %d: %v", len(counts), cycles, counts)
 	}
 	return counts
+}
+
+// syncBuffer is the agent's output: the process writes it while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

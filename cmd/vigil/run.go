@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/report"
@@ -112,6 +115,14 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	for _, c := range list {
+		if c.Kind == configs.KindBrowser {
+			// Start Chromium while the other checks run, rather than in the first browser
+			// check's time. A failure to start is that check's error, reported there.
+			go env.browser.Start(ctx)
+			break
+		}
+	}
 	out := cmd.OutOrStdout()
 	tty := !f.json && isTerminal(out)
 	p := report.NewPrinter(out, tty, f.verbose, len(list))
@@ -120,6 +131,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		onStart, onDone = nil, nil
 	}
 	started := time.Now()
+	artifacts := artifactsDir(f.artifacts)
 	results := checks.RunAll(ctx, list, conc, nil, func(c *checks.Check) checks.Retry {
 		if f.noRetry {
 			return checks.Retry{}
@@ -127,7 +139,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		return checks.Retry{Attempts: *c.Config.Retries}
 	}, onStart, func(c *checks.Check, r *checks.Result) {
 		r.Location = cfg.Agent.Location
-		if err := saveArtifacts(f.artifacts, r); err != nil {
+		if err := artifacts.save(r); err != nil {
 			r.Reasons = append(r.Reasons, err.Error())
 		}
 		if onDone != nil {
@@ -158,19 +170,30 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	return nil
 }
 
-// saveArtifacts writes a result's evidence to dir, or to a new temporary folder.
-func saveArtifacts(dir string, r *checks.Result) error {
+// artifactFolder is where one `vigil run` keeps evidence: --artifacts, or a temporary
+// folder made when the first result brings some, shared by every result of the run.
+type artifactFolder struct {
+	mu  sync.Mutex
+	dir string
+}
+
+func artifactsDir(dir string) *artifactFolder { return &artifactFolder{dir: dir} }
+
+// save writes a result's artifacts and records their paths on the result.
+func (a *artifactFolder) save(r *checks.Result) error {
 	if len(r.Artifacts) == 0 {
 		return nil
 	}
-	if dir == "" {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dir == "" {
 		d, err := os.MkdirTemp("", "vigil-artifacts-")
 		if err != nil {
-			return err
+			return fmt.Errorf("artifacts folder: %w", err)
 		}
-		dir = d
+		a.dir = d
 	}
-	return report.SaveArtifacts(dir, []*checks.Result{r})
+	return report.SaveArtifacts(a.dir, []*checks.Result{r})
 }
 
 // selectChecks resolves --check and --service into a set of check names.
@@ -234,13 +257,33 @@ func writeFile(path string, write func(*os.File) error) error {
 
 // runtime holds the shared parts checks run with, built once per process.
 type runtimeParts struct {
-	deps checks.Deps
-	// browserReady reports whether Chromium can start (agent readiness); nil: no browser.
+	deps    checks.Deps
+	browser *browser.Pool
+	// browserReady reports whether Chromium can start (agent readiness): the pool's Check.
 	browserReady func(ctx context.Context) error
 }
 
+// newRuntime builds the shared parts. The browser pool starts Chromium only when the
+// first browser check runs, so a config without browser checks (or a machine without
+// Chromium) never pays for it.
 func newRuntime(cfg *configs.Config) *runtimeParts {
-	return &runtimeParts{deps: checks.Deps{HTTP: checks.NewHTTPClient(userAgent())}}
+	pool := browser.NewPool(browser.Options{
+		Path:        cfg.Browser.Path,
+		Flags:       cfg.Browser.Flags,
+		Concurrency: cfg.Agent.BrowserConcurrency,
+		// Only what someone must act on (a browser that died and was replaced); the
+		// results already say what each check saw.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	return &runtimeParts{
+		deps:         checks.Deps{HTTP: checks.NewHTTPClient(userAgent()), Browser: pool},
+		browser:      pool,
+		browserReady: pool.Check,
+	}
 }
 
-func (r *runtimeParts) Close() { r.deps.HTTP.CloseIdle() }
+// Close stops Chromium (if it ran) and drops kept-alive connections.
+func (r *runtimeParts) Close() {
+	r.browser.Close()
+	r.deps.HTTP.CloseIdle()
+}

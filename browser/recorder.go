@@ -1,0 +1,368 @@
+package browser
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/inspector"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+)
+
+// recorder collects what a tab reports. Its listen method runs on chromedp's event loop for
+// the tab, from the tab's first message: it must return fast and never send a command.
+type recorder struct {
+	// onCrash is called once when the renderer crashes or the inspector detaches.
+	onCrash func(reason string)
+
+	mu sync.Mutex
+	// Exceptions come from two sources that overlap: CDP sees what the page did not
+	// preventDefault() and the injected listeners see everything in frames they run in, with
+	// less detail for cross-origin scripts ("Script error."). They are merged at the end.
+	fromCDP, fromPage []seqException
+	seq               int
+	console           []ConsoleError
+	failed            []FailedRequest
+	dropped           int
+	requests          map[network.RequestID]*request
+	requestCount      int
+	mainFrame         cdp.FrameID
+	status            int
+	docResponses      int
+	crashed           string
+}
+
+type seqException struct {
+	Exception
+	seq int
+}
+
+// request is one request in flight; finished ones are forgotten, so a page that polls for
+// hours holds no more than it has open.
+type request struct {
+	method, url string
+	// status is the HTTP status once headers arrived (0 before); reported is set once the
+	// request is on the failed list, so a request is never counted twice.
+	status   int
+	reported bool
+}
+
+func newRecorder(onCrash func(string)) *recorder {
+	return &recorder{onCrash: onCrash, requests: map[network.RequestID]*request{}}
+}
+
+// listen is the chromedp listener (chromedp.WithListener).
+func (r *recorder) listen(ev any) {
+	switch e := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		r.cdpException(e.ExceptionDetails)
+	case *runtime.EventBindingCalled:
+		if e.Name != bindingName {
+			return
+		}
+		if ex, err := decodePayload(e.Payload); err == nil {
+			r.mu.Lock()
+			r.seq++
+			r.fromPage = appendCapped(r, r.fromPage, seqException{ex, r.seq})
+			r.mu.Unlock()
+		}
+	case *runtime.EventConsoleAPICalled:
+		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeAssert {
+			return
+		}
+		c := ConsoleError{Text: clip(consoleText(e.Args), maxMessage)}
+		if e.StackTrace != nil && len(e.StackTrace.CallFrames) > 0 {
+			f := e.StackTrace.CallFrames[0]
+			c.URL, c.Line, c.Column = clip(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
+		}
+		r.mu.Lock()
+		r.console = appendCapped(r, r.console, c)
+		r.mu.Unlock()
+	case *network.EventRequestWillBeSent:
+		r.mu.Lock()
+		if e.RedirectResponse == nil {
+			r.requestCount++
+		}
+		if e.Request != nil {
+			r.requests[e.RequestID] = &request{method: e.Request.Method, url: clip(e.Request.URL, maxURL)}
+		}
+		r.mu.Unlock()
+	case *network.EventResponseReceived:
+		r.response(e)
+	case *network.EventResponseReceivedExtraInfo:
+		// The raw headers arrive even when Chromium refuses the body and sends no
+		// responseReceived: a 404 stylesheet served as text/plain with nosniff is only
+		// a cancelled load otherwise.
+		r.mu.Lock()
+		if q := r.requests[e.RequestID]; q != nil && q.status == 0 {
+			q.status = int(e.StatusCode)
+		}
+		r.mu.Unlock()
+	case *network.EventLoadingFinished:
+		r.mu.Lock()
+		delete(r.requests, e.RequestID)
+		r.mu.Unlock()
+	case *network.EventLoadingFailed:
+		r.loadingFailed(e)
+	case *inspector.EventTargetCrashed:
+		r.crash("the page's renderer process crashed")
+	case *inspector.EventDetached:
+		r.crash("the browser detached from the page (" + e.Reason + ")")
+	}
+}
+
+func (r *recorder) crash(reason string) {
+	r.mu.Lock()
+	first := r.crashed == ""
+	if first {
+		r.crashed = reason
+	}
+	r.mu.Unlock()
+	if first && r.onCrash != nil {
+		r.onCrash(reason)
+	}
+}
+
+func (r *recorder) cdpException(d *runtime.ExceptionDetails) {
+	if d == nil {
+		return
+	}
+	e := Exception{Kind: KindException, URL: clip(d.URL, maxURL), Line: int(d.LineNumber) + 1, Column: int(d.ColumnNumber) + 1}
+	if strings.HasPrefix(d.Text, "Uncaught (in promise)") {
+		e.Kind = KindRejection
+	}
+	msg := ""
+	if x := d.Exception; x != nil {
+		e.Stack = clip(x.Description, maxStack)
+		msg = firstLine(x.Description)
+		if msg == "" && len(x.Value) > 0 {
+			msg = jsonText([]byte(x.Value))
+		}
+	}
+	if msg == "" {
+		msg = d.Text
+	}
+	e.Message = clip(normalizeMessage(msg), maxMessage)
+	if e.URL == "" && d.StackTrace != nil && len(d.StackTrace.CallFrames) > 0 {
+		f := d.StackTrace.CallFrames[0]
+		e.URL, e.Line, e.Column = clip(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
+	}
+	if e.URL == "" {
+		e.Line, e.Column = 0, 0
+	}
+	r.mu.Lock()
+	r.seq++
+	r.fromCDP = appendCapped(r, r.fromCDP, seqException{e, r.seq})
+	r.mu.Unlock()
+}
+
+// failingTypes are the resource types whose HTTP >= 400 answers count as failed requests.
+// An image or a font that 404s is a cosmetic problem, and commonly third-party noise.
+var failingTypes = map[network.ResourceType]bool{
+	network.ResourceTypeDocument: true, network.ResourceTypeScript: true, network.ResourceTypeStylesheet: true,
+	network.ResourceTypeFetch: true, network.ResourceTypeXHR: true,
+}
+
+func (r *recorder) response(e *network.EventResponseReceived) {
+	if e.Response == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.requests[e.RequestID]
+	if e.Type == network.ResourceTypeDocument && (e.FrameID == r.mainFrame || r.mainFrame == "") {
+		r.status = int(e.Response.Status)
+		r.docResponses++
+	}
+	if q != nil {
+		q.status = int(e.Response.Status)
+	}
+	if e.Response.Status >= 400 && failingTypes[e.Type] {
+		method := "GET"
+		if q != nil {
+			method = q.method
+			q.reported = true
+		}
+		r.failed = appendCapped(r, r.failed, FailedRequest{Method: method, URL: clip(e.Response.URL, maxURL),
+			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: clip(e.Response.StatusText, 200)})
+	}
+}
+
+func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.requests[e.RequestID]
+	delete(r.requests, e.RequestID)
+	if q == nil || q.reported {
+		return
+	}
+	if e.Canceled {
+		// Chromium cancels a subresource whose error answer it refuses to use (a 404
+		// stylesheet or script served as text/plain with nosniff): an HTTP failure.
+		// Any other cancelled request was abandoned by the page (a navigation away, an
+		// aborted fetch): that is the page's choice, not a failure.
+		if q.status >= 400 && failingTypes[e.Type] {
+			r.failed = appendCapped(r, r.failed, FailedRequest{Method: q.method, URL: q.url,
+				Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)})
+		}
+		return
+	}
+	msg := e.ErrorText
+	if e.BlockedReason != "" {
+		msg += " (blocked: " + string(e.BlockedReason) + ")"
+	}
+	if e.CorsErrorStatus != nil {
+		msg += " (CORS: " + string(e.CorsErrorStatus.CorsError) + ")"
+	}
+	r.failed = appendCapped(r, r.failed, FailedRequest{Method: q.method, URL: clip(q.url, maxURL),
+		Type: strings.ToLower(string(e.Type)), Error: msg})
+}
+
+// appendCapped appends unless the list is full; r.mu must be held.
+func appendCapped[T any](r *recorder, list []T, v T) []T {
+	if len(list) >= maxEntries {
+		r.dropped++
+		return list
+	}
+	return append(list, v)
+}
+
+// setMainFrame tells the recorder which frame's documents set the status.
+func (r *recorder) setMainFrame(id cdp.FrameID) {
+	r.mu.Lock()
+	r.mainFrame = id
+	r.mu.Unlock()
+}
+
+// documents returns how many main-frame document responses arrived so far.
+func (r *recorder) documents() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.docResponses
+}
+
+// docStatus is the status of the last main-frame document.
+func (r *recorder) docStatus() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// pending lists up to n requests that have not finished.
+func (r *recorder) pending(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, q := range r.requests {
+		out = append(out, q.method+" "+q.url)
+	}
+	sort.Strings(out)
+	if len(out) > n {
+		out = append(out[:n], fmt.Sprintf("... and %d more", len(out)-n))
+	}
+	return out
+}
+
+func (r *recorder) crashReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.crashed
+}
+
+// fill copies what was recorded into rep.
+func (r *recorder) fill(rep *Report) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep.Exceptions = mergeExceptions(r.fromCDP, r.fromPage)
+	rep.ConsoleErrors = append([]ConsoleError(nil), r.console...)
+	rep.FailedRequests = append([]FailedRequest(nil), r.failed...)
+	rep.Dropped = r.dropped
+	rep.Requests = r.requestCount
+	rep.Status = r.status
+}
+
+// mergeExceptions joins the two sources into one list in the order the exceptions happened.
+// Each page-side report is paired with an unpaired CDP report of the same kind and message
+// (or any message, for the opaque "Script error." of a cross-origin script); what pairs is
+// one exception seen twice, what does not was seen by one source only. So an exception
+// thrown n times counts n times, whichever source saw it.
+func mergeExceptions(fromCDP, fromPage []seqException) []Exception {
+	paired := make([]bool, len(fromCDP))
+	all := append([]seqException(nil), fromCDP...)
+	for _, p := range fromPage {
+		match := -1
+		for i, c := range fromCDP {
+			if paired[i] || c.Kind != p.Kind {
+				continue
+			}
+			if c.Message == p.Message || isOpaque(p.Exception) {
+				match = i
+				break
+			}
+		}
+		if match < 0 {
+			all = append(all, p)
+			continue
+		}
+		paired[match] = true
+		c := &all[match]
+		if c.URL == "" && p.URL != "" {
+			c.URL, c.Line, c.Column = p.URL, p.Line, p.Column
+		}
+		if c.Stack == "" {
+			c.Stack = p.Stack
+		}
+	}
+	// Insertion sort by sequence: the lists are short and nearly sorted.
+	for i := 1; i < len(all); i++ {
+		for j := i; j > 0 && all[j].seq < all[j-1].seq; j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	out := make([]Exception, len(all))
+	for i, e := range all {
+		out[i] = e.Exception
+	}
+	return out
+}
+
+// isOpaque reports whether e is the detail-free "Script error." a browser reports to page
+// code for an exception in a cross-origin script served without CORS.
+func isOpaque(e Exception) bool {
+	return e.Kind == KindException && e.Message == "Script error." && e.Line == 0
+}
+
+// consoleText formats console arguments roughly as DevTools shows them.
+func consoleText(args []*runtime.RemoteObject) string {
+	parts := make([]string, 0, len(args))
+	for _, a := range args {
+		if a == nil {
+			continue
+		}
+		switch {
+		case len(a.Value) > 0:
+			parts = append(parts, jsonText([]byte(a.Value)))
+		case a.UnserializableValue != "":
+			parts = append(parts, string(a.UnserializableValue))
+		case a.Description != "":
+			parts = append(parts, firstLine(a.Description))
+		default:
+			parts = append(parts, string(a.Type))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// jsonText shows a JSON value: strings without quotes, anything else as JSON.
+func jsonText(v []byte) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}

@@ -1,0 +1,153 @@
+package browser
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Report is what one visit saw. It is filled even when the visit ends in an error, as far as
+// the visit got, so a failure still shows its evidence.
+type Report struct {
+	// URL and Title are the page's at the end of the visit.
+	URL   string
+	Title string
+	// Status is the HTTP status of the last main-frame document; 0 when none arrived.
+	Status int
+	// Loaded is true when every navigation reached the load event within its deadline.
+	Loaded bool
+	// WaitFor is the selector that proves the page rendered ("" when none was asked for)
+	// and WaitForFound whether it appeared; WaitForFound is true when there was nothing to wait for.
+	WaitFor      string
+	WaitForFound bool
+
+	Exceptions     []Exception
+	ConsoleErrors  []ConsoleError
+	FailedRequests []FailedRequest
+	// Dropped counts problems not kept because a list reached its cap (a page in an error loop).
+	Dropped int
+	// Requests counts every request the page made.
+	Requests int
+	// Pending lists requests still open when a navigation gave up waiting for the load event.
+	Pending []string
+
+	Timings Timings
+
+	// Steps counts the steps that completed, the first navigation included; StepsTotal
+	// counts them all. FailedStep and StepError describe the step that failed, if one did.
+	Steps      int
+	StepsTotal int
+	FailedStep string
+	StepError  string
+
+	// Screenshot is a PNG of the viewport, taken when the visit's Evidence asked for one or
+	// the visit ended in an error (when the renderer still answered).
+	Screenshot []byte
+	Duration   time.Duration
+}
+
+// Problems lists every exception, console error and failed request as one line each, in
+// that order.
+func (r *Report) Problems() []string {
+	out := make([]string, 0, len(r.Exceptions)+len(r.ConsoleErrors)+len(r.FailedRequests))
+	for _, e := range r.Exceptions {
+		out = append(out, e.String())
+	}
+	for _, c := range r.ConsoleErrors {
+		out = append(out, c.String())
+	}
+	for _, f := range r.FailedRequests {
+		out = append(out, f.String())
+	}
+	return out
+}
+
+// Exception kinds.
+const (
+	KindException = "exception"
+	KindRejection = "rejection"
+)
+
+// Exception is an uncaught exception or an unhandled promise rejection.
+type Exception struct {
+	Kind    string // KindException or KindRejection
+	Message string // "TypeError: r.formatPrice is not a function", without "Uncaught"
+	URL     string
+	Line    int // 1-based; 0 when unknown
+	Column  int // 1-based; 0 when unknown
+	Stack   string
+}
+
+// Location is "url:line:col", as far as it is known.
+func (e Exception) Location() string { return location(e.URL, e.Line, e.Column) }
+
+// String is "message (url:line:col)", the form of one entry of the `errors` variable.
+func (e Exception) String() string {
+	msg := e.Message
+	if e.Kind == KindRejection {
+		msg = "unhandled rejection: " + msg
+	}
+	if loc := e.Location(); loc != "" {
+		return msg + " (" + loc + ")"
+	}
+	return msg
+}
+
+// ConsoleError is one console.error (or failed console.assert) call.
+type ConsoleError struct {
+	Text   string
+	URL    string
+	Line   int // 1-based; 0 when unknown
+	Column int
+}
+
+func (c ConsoleError) String() string {
+	s := "console.error: " + c.Text
+	if loc := location(c.URL, c.Line, c.Column); loc != "" {
+		s += " (" + loc + ")"
+	}
+	return s
+}
+
+// FailedRequest is a request that failed at the network level, or a document, script,
+// stylesheet, fetch or XHR answered with HTTP >= 400.
+type FailedRequest struct {
+	Method string
+	URL    string
+	// Type is the resource type in lower case: document, script, stylesheet, fetch, xhr, image...
+	Type string
+	// Status and StatusText are set for HTTP failures, Error for network failures
+	// ("net::ERR_CONNECTION_REFUSED").
+	Status     int
+	StatusText string
+	Error      string
+}
+
+func (f FailedRequest) String() string {
+	what := f.Error
+	if f.Status != 0 {
+		what = fmt.Sprintf("%d %s", f.Status, f.StatusText)
+	}
+	return fmt.Sprintf("%s %s: %s (%s)", f.Method, f.URL, strings.TrimSpace(what), f.Type)
+}
+
+// Timings of the last document, from the page's Navigation Timing and Largest Contentful
+// Paint entries, relative to the start of its navigation. Zero when not measured.
+type Timings struct {
+	TTFB             time.Duration
+	DOMContentLoaded time.Duration
+	Load             time.Duration
+	LCP              time.Duration
+}
+
+func location(url string, line, col int) string {
+	switch {
+	case url == "":
+		return ""
+	case line == 0:
+		return url
+	case col == 0:
+		return fmt.Sprintf("%s:%d", url, line)
+	}
+	return fmt.Sprintf("%s:%d:%d", url, line, col)
+}

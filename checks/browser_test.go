@@ -1,0 +1,248 @@
+package checks_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/browser"
+	"github.com/vigil-monitor/vigil/checks"
+)
+
+// browserPool returns a pool closed when the test ends, skipping the test when Chromium is
+// missing and VIGIL_REQUIRE_BROWSER is unset.
+func browserPool(t *testing.T) *browser.Pool {
+	t.Helper()
+	if _, err := browser.Find("", nil); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
+			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
+		}
+		t.Skipf("Chromium is not installed (set VIGIL_REQUIRE_BROWSER=1 to make this a failure): %v", err)
+	}
+	p := browser.NewPool(browser.Options{Concurrency: 2})
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// pages serves the test pages; onBundle, when set, is called when /bundle.js is fetched.
+func pages(t *testing.T, onBundle func()) *httptest.Server {
+	t.Helper()
+	page := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, body)
+		}
+	}
+	script := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/javascript")
+			fmt.Fprint(w, body)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/good", page(`<!doctype html><title>Home</title><div id=app></div>
+<script>document.getElementById('app').dataset.ready = '1'</script>`))
+	mux.Handle("/broken", page(`<!doctype html><title>Home</title><div id=app></div><script src=/bundle.js></script>`))
+	mux.HandleFunc("/bundle.js", func(w http.ResponseWriter, r *http.Request) {
+		if onBundle != nil {
+			onBundle()
+		}
+		script("var app = {};\napp.start();\n")(w, r)
+	})
+	mux.Handle("/noisy", page(`<!doctype html><title>Home</title><div id=app data-ready=1></div>
+<script>setTimeout(function () { throw new Error('ads.example: quota exceeded'); }, 0);</script>`))
+	mux.Handle("/login", page(`<!doctype html><title>Login</title>
+<form id=f><input id=user><button id=go type=button>Sign in</button></form><p id=msg></p>
+<script>document.getElementById('go').onclick = function () {
+  document.getElementById('msg').textContent = 'Welcome, ' + document.getElementById('user').value;
+};</script>`))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const browserConfig = `
+checks:
+  - {name: good, kind: browser, url: "${T}/good", wait_for: "#app[data-ready]", timeout: 20s}
+  - {name: broken, kind: browser, url: "${T}/broken", wait_for: "#app[data-ready]", timeout: 10s}
+  - {name: noisy, kind: browser, url: "${T}/noisy", wait_for: "#app[data-ready]", timeout: 20s}
+  - name: noisy-listed
+    kind: browser
+    url: "${T}/noisy"
+    timeout: 20s
+    assert: ['len(errors) == 1', 'errors[0] contains "ads.example: quota exceeded (" + url', "js_errors == 1", 'title == "Home"']
+  - name: noisy-ignored
+    kind: browser
+    url: "${T}/noisy"
+    wait_for: "#app[data-ready]"
+    ignore_errors: ["^Error: ads\\.example: "]
+    timeout: 20s
+  - name: login
+    kind: browser
+    url: "${T}/login"
+    timeout: 20s
+    steps:
+      - type: {selector: "#user", text: synthetic}
+      - click: "#go"
+      - assert_text: {selector: "#msg", contains: "Welcome, synthetic"}
+      - navigate: "${T}/good"
+      - wait_for: "#app[data-ready]"
+      - sleep: 100ms
+    assert: ["steps == steps_total", "js_errors == 0", 'title == "Home"']
+  - name: login-wrong
+    kind: browser
+    url: "${T}/login"
+    timeout: 20s
+    steps:
+      - click: "#go"
+      - assert_text: {selector: "#msg", contains: "Welcome, somebody"}
+`
+
+func TestBrowserCheck(t *testing.T) {
+	pool := browserPool(t)
+	srv := pages(t, nil)
+	cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
+	run := func(t *testing.T, name string) *checks.Result {
+		t.Helper()
+		r := cs[name].Run(context.Background(), checks.Input{})
+		t.Logf("%s: %s %v\n%s", name, r.Outcome, r.Reasons, strings.Join(r.Transcript, "\n"))
+		return r
+	}
+	t.Run("good page passes the default assertions", func(t *testing.T) {
+		r := run(t, "good")
+		if r.Outcome != checks.Pass {
+			t.Fatalf("outcome %s: %v", r.Outcome, r.Reasons)
+		}
+		if r.Vars["title"] != "Home" || r.Vars["status"] != 200 || r.Vars["js_errors"] != 0 {
+			t.Errorf("vars: %v", r.Vars)
+		}
+		if tm := r.Vars["timings"].(map[string]any); tm["load_ms"].(float64) <= 0 {
+			t.Errorf("timings: %v", tm)
+		}
+		if len(r.Artifacts) != 0 {
+			t.Errorf("a passing run kept evidence: %v", r.Artifacts)
+		}
+	})
+	t.Run("startup exception fails with message and line", func(t *testing.T) {
+		r := run(t, "broken")
+		if r.Outcome != checks.Fail {
+			t.Fatalf("outcome %s: %v", r.Outcome, r.Reasons)
+		}
+		want := "js_errors == 0 is false: js_errors = 1 (TypeError: app.start is not a function at " + srv.URL + "/bundle.js:2:5)"
+		if !strings.HasPrefix(r.Reasons[0], want) {
+			t.Errorf("reason %q\nwant prefix %q", r.Reasons[0], want)
+		}
+		names := map[string][]byte{}
+		for _, a := range r.Artifacts {
+			names[a.Name] = a.Data
+		}
+		if png := names["screenshot.png"]; len(png) < 8 || string(png[1:4]) != "PNG" {
+			t.Errorf("no PNG screenshot among the artifacts: %v", r.Artifacts)
+		}
+		if !strings.Contains(string(names["errors.txt"]), "app.start is not a function") {
+			t.Errorf("errors.txt: %q", names["errors.txt"])
+		}
+	})
+	t.Run("ignore_errors", func(t *testing.T) {
+		if r := run(t, "noisy"); r.Outcome != checks.Fail {
+			t.Errorf("without ignore_errors the third-party error fails the check: %s %v", r.Outcome, r.Reasons)
+		}
+		if r := run(t, "noisy-listed"); r.Outcome != checks.Pass {
+			t.Errorf("assertions over the errors list: %s %v", r.Outcome, r.Reasons)
+		}
+		r := run(t, "noisy-ignored")
+		if r.Outcome != checks.Pass || r.Vars["js_errors"] != 0 {
+			t.Errorf("ignored error still counted: %s %v %v", r.Outcome, r.Reasons, r.Vars["js_errors"])
+		}
+		if !strings.Contains(strings.Join(r.Transcript, "\n"), "1 problems matched ignore_errors") {
+			t.Error("the transcript should say what was ignored")
+		}
+	})
+	t.Run("journey", func(t *testing.T) {
+		if r := run(t, "login"); r.Outcome != checks.Pass || r.Vars["steps"] != 7 {
+			t.Errorf("login journey: %s %v steps=%v", r.Outcome, r.Reasons, r.Vars["steps"])
+		}
+		r := run(t, "login-wrong")
+		if r.Outcome != checks.Fail || !strings.Contains(r.Reasons[0], `step 3 (assert_text #msg contains "Welcome, somebody")`) {
+			t.Errorf("wrong text: %s %v", r.Outcome, r.Reasons)
+		}
+	})
+}
+
+func TestBrowserCheckErrors(t *testing.T) {
+	bundle := make(chan struct{}, 1)
+	srv := pages(t, func() {
+		select {
+		case bundle <- struct{}{}:
+		default:
+		}
+	})
+	t.Run("missing Chromium is an error with the install hint", func(t *testing.T) {
+		pool := browser.NewPool(browser.Options{Path: "/nonexistent/chromium"})
+		t.Cleanup(func() { pool.Close() })
+		cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
+		r := cs["good"].Run(context.Background(), checks.Input{})
+		if r.Outcome != checks.Error || !strings.Contains(r.Reasons[0], "sudo apt-get install -y chromium") {
+			t.Errorf("%s %v", r.Outcome, r.Reasons)
+		}
+	})
+	t.Run("browser killed mid-run is an error, and the next run passes", func(t *testing.T) {
+		pool := browserPool(t)
+		cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, browserConfig)
+		if r := cs["good"].Run(context.Background(), checks.Input{}); r.Outcome != checks.Pass {
+			t.Fatalf("warm-up: %s %v", r.Outcome, r.Reasons)
+		}
+		pid := pool.BrowserPID()
+		done := make(chan *checks.Result, 1)
+		go func() { done <- cs["broken"].Run(context.Background(), checks.Input{}) }()
+		select { // the page is loaded and waits for a selector that never comes
+		case <-bundle:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the page never asked for its bundle")
+		}
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Kill()
+		}
+		r := <-done
+		if r.Outcome != checks.Error || !strings.Contains(r.Reasons[0], "the browser exited") {
+			t.Errorf("%s %v", r.Outcome, r.Reasons)
+		}
+		if r := cs["good"].Run(context.Background(), checks.Input{}); r.Outcome != checks.Pass {
+			t.Errorf("next run: %s %v", r.Outcome, r.Reasons)
+		}
+	})
+}
+
+// baseline.timings.* is the median of the passing runs before the deploy, so
+// "timings.load_ms < baseline.timings.load_ms * 1.5" works.
+func TestBrowserBaseline(t *testing.T) {
+	cs := buildDeps(t, checks.Deps{}, "http://127.0.0.1:1", `
+checks:
+  - name: home
+    kind: browser
+    url: "${T}/"
+    assert: ["timings.load_ms < baseline.timings.load_ms * 1.5", "js_errors <= baseline.js_errors"]
+`)
+	c := cs["home"]
+	res := func(o checks.Outcome, load float64, js int) *checks.Result {
+		return &checks.Result{Outcome: o, Vars: map[string]any{"js_errors": js, "timings": map[string]any{
+			"ttfb_ms": 1.0, "dom_content_loaded_ms": 2.0, "load_ms": load, "lcp_ms": 3.0}}}
+	}
+	b := c.Baseline([]*checks.Result{res(checks.Pass, 100, 0), res(checks.Fail, 9000, 5), res(checks.Pass, 300, 0), res(checks.Pass, 200, 1)}, 3)
+	tm, _ := b["timings"].(map[string]any)
+	if tm["load_ms"] != 200.0 || b["js_errors"] != 0.0 {
+		t.Errorf("baseline: %v", b)
+	}
+	if b := c.Baseline([]*checks.Result{res(checks.Fail, 1, 1)}, 3); b != nil {
+		t.Errorf("no passing run, yet a baseline: %v", b)
+	}
+	r := c.Run(context.Background(), checks.Input{})
+	if r.Outcome != checks.Error || !strings.Contains(r.Reasons[0], "no browser") {
+		t.Errorf("built without a browser: %s %v", r.Outcome, r.Reasons)
+	}
+}
