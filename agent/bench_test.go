@@ -50,9 +50,7 @@ func benchAgent(b *testing.B, yaml string, onLag func(time.Duration)) (*Agent, f
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	for a.runCtx == context.Background() || a.server == nil {
-		time.Sleep(time.Millisecond)
-	}
+	<-a.started
 	return a, func() {
 		cancel()
 		<-done
