@@ -70,7 +70,7 @@ type Agent struct {
 	cancelRuns context.CancelFunc
 	// started closes once Run has resumed the verifications a restart cut off: deploys
 	// registered before that would be resumed twice.
-	started chan struct{}
+	started   chan struct{}
 	reloadMu  sync.Mutex
 	verifyWG  sync.WaitGroup
 	outboxSig chan struct{}
