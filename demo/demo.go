@@ -75,7 +75,7 @@ checks:
     kind: browser
     url: ${APP}/
     wait_for: "#app[data-ready]"   # proves the app rendered
-    timeout: 5s                    # how long a page that never renders is given
+    timeout: 10s                   # how long a page that never renders is given
 
 services:
   shop:
