@@ -66,7 +66,11 @@ type Agent struct {
 	incMu     sync.Mutex
 	incidents map[string]*store.Incident // scheduled monitoring's incident state, by check
 
-	runCtx    context.Context // lives until shutdown; verifications run under it
+	runCtx     context.Context // lives until shutdown; verifications run under it
+	cancelRuns context.CancelFunc
+	// started closes once Run has resumed the verifications a restart cut off: deploys
+	// registered before that would be resumed twice.
+	started   chan struct{}
 	reloadMu  sync.Mutex
 	verifyWG  sync.WaitGroup
 	outboxSig chan struct{}
@@ -91,7 +95,8 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, runCtx: context.Background()}
+		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
+	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
 	if err != nil {
 		return nil, err
@@ -156,14 +161,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.loadLatest(ctx)
 	a.loadIncidents(ctx)
 
-	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, cancelRuns := a.runCtx, a.cancelRuns
 	defer cancelRuns()
-	a.runCtx = runCtx
-
-	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.ln) }()
-	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
 
 	var bg sync.WaitGroup
 	bg.Add(3)
@@ -172,6 +171,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); a.purgeLoop(runCtx) }()
 
 	a.resumeVerifications(runCtx)
+	close(a.started)
+
+	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.ln) }()
+	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
 
 	schedCtx, stopSched := context.WithCancel(runCtx)
 	a.sched.Set(a.Runtime().Order)

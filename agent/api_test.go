@@ -76,6 +76,16 @@ func TestAPIHappyPaths(t *testing.T) {
 	if status != 200 || out["outcome"] != "pass" || out["run_url"] == "" {
 		t.Fatalf("run now: %d %v", status, out)
 	}
+	runPath := strings.TrimPrefix(out["run_url"].(string), h.url)
+	if resp, err := http.Get(h.url + runPath); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the run page %s: %v %v", runPath, resp, err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(body, []byte("home")) || !bytes.Contains(body, []byte(`class="pass"`)) {
+			t.Errorf("the run page does not show the run:\n%s", body)
+		}
+	}
 	_, out = h.request("GET", "/api/v1/checks", "")
 	list := out["checks"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["last"].(map[string]any)["outcome"] != "pass" {

@@ -56,6 +56,11 @@ func (e *requestError) Error() string { return e.msg }
 
 // StartDeploys registers a deploy of each named service and starts verifying it.
 func (a *Agent) StartDeploys(ctx context.Context, req DeployRequest) ([]*store.Deploy, error) {
+	select {
+	case <-a.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	rt := a.Runtime()
 	services := req.Services
 	if req.Service != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/parser/lexer"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 	"github.com/vigil-monitor/vigil/configs"
@@ -53,12 +54,13 @@ func Env(vars types.Map) types.Map {
 // CompileAssertion compiles src against env. Its errors are plain sentences, with a
 // did-you-mean for misspelt variables.
 func CompileAssertion(src string, env types.Map) (*Assertion, error) {
-	program, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	code := rewriteWordOperators(src, env)
+	program, err := expr.Compile(code, expr.Env(env), expr.AsBool())
 	if err != nil {
 		return nil, explainCompileError(err, env)
 	}
 	a := &Assertion{Source: src, program: program}
-	tree, err := parser.Parse(src)
+	tree, err := parser.Parse(code)
 	if err != nil {
 		return a, nil
 	}
@@ -89,9 +91,43 @@ func CompileAssertion(src string, env types.Map) (*Assertion, error) {
 		if err != nil {
 			continue // inside a closure (#), say: not meaningful on its own
 		}
-		a.operands = append(a.operands, operand{text: t, program: p})
+		a.operands = append(a.operands, operand{text: strings.TrimPrefix(t, "$env."), program: p})
 	}
 	return a, nil
+}
+
+// rewriteWordOperators lets a variable share its name with one of expr's word operators:
+// logscan's `matches == 0` is otherwise a syntax error, as expr reads `matches` as the
+// regex operator. Where such a word stands in an operand's place (at the start, after an
+// operator or an opening bracket) and names a variable, it becomes $env.matches; as an
+// operator (`line matches "x"`) or a field (`baseline.matches`) it is left alone.
+func rewriteWordOperators(src string, env types.Map) string {
+	tokens, err := lexer.Lex(file.NewSource(src))
+	if err != nil {
+		return src
+	}
+	runes := []rune(src)
+	var out []rune
+	last := 0
+	var prev *lexer.Token
+	for i := range tokens {
+		tk := &tokens[i]
+		_, isVar := env[tk.Value]
+		operandPlace := prev == nil ||
+			(prev.Kind == lexer.Operator && prev.Value != "." && prev.Value != "?." && !strings.HasPrefix(prev.Value, "#")) ||
+			(prev.Kind == lexer.Bracket && strings.ContainsAny(prev.Value, "([{"))
+		if tk.Kind == lexer.Operator && isVar && operandPlace && tk.From >= last && tk.From+len([]rune(tk.Value)) <= len(runes) &&
+			string(runes[tk.From:tk.From+len([]rune(tk.Value))]) == tk.Value {
+			out = append(out, runes[last:tk.From]...)
+			out = append(out, []rune("$env."+tk.Value)...)
+			last = tk.From + len([]rune(tk.Value))
+		}
+		prev = tk
+	}
+	if out == nil {
+		return src
+	}
+	return string(append(out, runes[last:]...))
 }
 
 type visitorFunc func(ast.Node)

@@ -56,3 +56,33 @@ func FuzzCompileAssertion(f *testing.F) {
 		a.Eval(assertionEnv(run), nil)
 	})
 }
+
+// TestVariableNamedLikeAnOperator: logscan's `matches` is also expr's regex operator; both
+// readings work in one expression, and a failure quotes the variable by its name.
+func TestVariableNamedLikeAnOperator(t *testing.T) {
+	env := Env(types.Map{"matches": types.Int, "samples": types.Array(types.String)})
+	for src, want := range map[string]bool{
+		"matches == 0":                                   false,
+		"(matches < 5) && 0 < matches":                   true,
+		"baseline.matches == 0 || matches > 2":           true,
+		`all(samples, # matches "leak") && matches > 0`:  true,
+		`matches == 3 and not (samples[0] matches "^x")`: true,
+		"-matches < 0":                                   true,
+	} {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		ok, why := a.Eval(map[string]any{"matches": 3, "samples": []string{"a leak"}, "baseline": map[string]any{"matches": 0}},
+			map[string]string{"matches": "since the deploy"})
+		if ok != want {
+			t.Errorf("%s = %v, want %v (%s)", src, ok, want, why)
+		}
+		if src == "matches == 0" && why != "matches == 0 is false: matches = 3 (since the deploy)" {
+			t.Errorf("reason: %s", why)
+		}
+	}
+	if _, err := CompileAssertion("matchs == 0", env); err == nil || !strings.Contains(err.Error(), `did you mean "matches"?`) {
+		t.Errorf("misspelt: %v", err)
+	}
+}

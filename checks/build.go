@@ -23,9 +23,14 @@ type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
 
 // kindBuilders is the table of kinds this build supports.
 var kindBuilders = map[string]kindBuilder{
-	configs.KindHTTP:    buildHTTP,
-	configs.KindScript:  buildScript,
-	configs.KindBrowser: buildBrowser,
+	configs.KindHTTP:        buildHTTP,
+	configs.KindScript:      buildScript,
+	configs.KindBrowser:     buildBrowser,
+	configs.KindPropagation: buildPropagation,
+	configs.KindSLA:         buildSLA,
+	configs.KindLogscan:     buildLogscan,
+	configs.KindPromQL:      buildPromQL,
+	configs.KindFleet:       buildFleet,
 }
 
 type builder struct {

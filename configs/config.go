@@ -311,7 +311,13 @@ type LogscanSpec struct {
 	Patterns []string      `koanf:"patterns"`
 	Window   time.Duration `koanf:"window"`
 	Samples  int           `koanf:"samples"`
+	// MaxBytes caps the log bytes one run reads (files) or downloads (url); past it the
+	// run notes what it skipped instead of reading without bound.
+	MaxBytes int64 `koanf:"max_bytes"`
 }
+
+// LogscanMaxBytes is the default per-run read cap of a logscan check.
+const LogscanMaxBytes = 64 << 20
 
 // LogSource is a file glob or a Loki-style query_range API.
 type LogSource struct {
@@ -350,6 +356,9 @@ type FleetTargets struct {
 type FleetHealth struct {
 	Path   string `koanf:"path"`
 	Status []int  `koanf:"status"`
+	// Timeout bounds each instance's health and version requests, so one hanging instance
+	// is reported unhealthy instead of using up the whole run.
+	Timeout time.Duration `koanf:"timeout"`
 }
 
 // FleetVersion is where an instance reports its version: a path, and a gjson field in its

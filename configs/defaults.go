@@ -129,6 +129,11 @@ func (c *Config) defaultKind(ch *Check) {
 			setStr(&p.Cleanup.Method, "DELETE")
 			defaultRequest(p.Cleanup, ch.Timeout)
 		}
+		for _, r := range p.Read {
+			if r != nil {
+				setStr(&r.Name, r.Request.URL)
+			}
+		}
 		setDur(&p.Poll, 100*time.Millisecond)
 		if p.Backoff.Factor == 0 {
 			p.Backoff.Factor = 1.2
@@ -143,6 +148,9 @@ func (c *Config) defaultKind(ch *Check) {
 	case ch.Logscan != nil:
 		setDur(&ch.Logscan.Window, 5*time.Minute)
 		setInt(&ch.Logscan.Samples, 5)
+		if ch.Logscan.MaxBytes == 0 {
+			ch.Logscan.MaxBytes = LogscanMaxBytes
+		}
 		if f := ch.Logscan.Source.File; f != "" && !filepath.IsAbs(f) {
 			ch.Logscan.Source.File = filepath.Join(c.Dir, f)
 		}
@@ -150,6 +158,8 @@ func (c *Config) defaultKind(ch *Check) {
 		f := ch.Fleet
 		setStr(&f.Health.Path, "/healthz")
 		setInt(&f.Concurrency, 16)
+		// Half the run at most: an instance that hangs is reported, not the run timed out.
+		setDur(&f.Health.Timeout, min(5*time.Second, ch.Timeout/2))
 	}
 }
 

@@ -172,8 +172,11 @@ func TestMissingFile(t *testing.T) {
 func TestNearest(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"methd", "method"}, {"stauts", "status"}, {"timout", "timeout"}, {"zzzzzz", ""}, {"url", "url"},
+		// A name without its unit suffix, however short, when only one candidate has it.
+		{"p95", "p95_ms"}, {"duration", "duration_ms"}, {"p9", ""}, {"max", ""},
 	} {
-		if got := configs.Nearest(c.in, []string{"method", "status", "timeout", "url", "headers"}); got != c.want {
+		candidates := []string{"method", "status", "timeout", "url", "headers", "p95_ms", "p99_ms", "duration_ms", "max_ms", "max_bytes"}
+		if got := configs.Nearest(c.in, candidates); got != c.want {
 			t.Errorf("Nearest(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}

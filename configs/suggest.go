@@ -1,10 +1,30 @@
 package configs
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Nearest returns the candidate closest to s by edit distance, or "" when nothing is close
-// enough to be a plausible typo.
+// enough to be a plausible typo. A name written without its unit suffix ("p95" for
+// "p95_ms", "duration" for "duration_ms") is a typo too, however short the name: when
+// exactly one candidate is s plus "_suffix", that is the answer.
 func Nearest(s string, candidates []string) string {
+	if s != "" {
+		suffixed := ""
+		for _, c := range candidates {
+			if strings.HasPrefix(c, s+"_") && !strings.Contains(c[len(s)+1:], "_") {
+				if suffixed != "" {
+					suffixed = ""
+					break
+				}
+				suffixed = c
+			}
+		}
+		if suffixed != "" && editDistance(s, suffixed) > nearLimit(s) {
+			return suffixed
+		}
+	}
 	best, bestD := "", -1
 	for _, c := range candidates {
 		d := editDistance(s, c)
@@ -12,14 +32,15 @@ func Nearest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	limit := len(s)/3 + 1
-	if limit > 3 {
-		limit = 3
-	}
-	if bestD < 0 || bestD > limit {
+	if bestD < 0 || bestD > nearLimit(s) {
 		return ""
 	}
 	return best
+}
+
+// nearLimit is how many edits still read as a typo of s.
+func nearLimit(s string) int {
+	return min(len(s)/3+1, 3)
 }
 
 // DidYouMean is the fix text for a misspelt name: `did you mean "x"?`, or a list of the

@@ -166,7 +166,7 @@ func (v *validator) kind(ch *Check, p string) {
 	case ch.Propagation != nil:
 		v.propagation(p, ch.Propagation)
 	case ch.SLA != nil:
-		v.sla(p, ch.SLA)
+		v.sla(p, ch.SLA, ch.Timeout)
 	case ch.Logscan != nil:
 		v.logscan(p, ch.Logscan)
 	case ch.PromQL != nil:
@@ -179,8 +179,11 @@ func (v *validator) kind(ch *Check, p string) {
 		if strings.TrimSpace(pq.Query) == "" {
 			v.errf(p+".query", "write a PromQL instant query, e.g. max(pool_active_connections)", "missing")
 		}
+		if pq.Auth.Bearer.IsSet() && (pq.Auth.Username != "" || pq.Auth.Password.IsSet()) {
+			v.errf(p+".auth", "use either bearer or username and password", "both bearer and basic credentials are set")
+		}
 	case ch.Fleet != nil:
-		v.fleet(p, ch.Fleet)
+		v.fleet(p, ch.Fleet, ch.Timeout)
 	}
 }
 
@@ -300,6 +303,7 @@ func (v *validator) propagation(p string, s *PropagationSpec) {
 	if len(s.Read) == 0 {
 		v.errf(p+".read", "list the endpoints that must show the marker", "at least one reader is needed")
 	}
+	names := map[string]int{}
 	for i, r := range s.Read {
 		rp := indexPath(p+".read", i)
 		if r == nil {
@@ -308,6 +312,12 @@ func (v *validator) propagation(p string, s *PropagationSpec) {
 		}
 		v.request(rp+".request", &r.Request)
 		v.match(rp+".match", r.Match)
+		if j, dup := names[r.Name]; dup {
+			v.errf(rp+".name", "give each reader its own name (name: replica-b); a reader's name defaults to its URL",
+				"%q is already the name of read[%d]", r.Name, j)
+		} else {
+			names[r.Name] = i
+		}
 	}
 	v.match(p+".match", s.Match)
 	if s.Cleanup != nil {
@@ -318,6 +328,10 @@ func (v *validator) propagation(p string, s *PropagationSpec) {
 	}
 	if s.Backoff.Factor < 1 || s.Backoff.Factor > 4 {
 		v.errf(p+".backoff.factor", "use 1 (no backoff) to 4", "%g is out of range", s.Backoff.Factor)
+	}
+	if s.Backoff.Max < s.Poll {
+		v.errf(p+".backoff.max", fmt.Sprintf("use at least poll (%s); it caps how far polling slows down", s.Poll),
+			"%s is shorter than poll", s.Backoff.Max)
 	}
 }
 
@@ -333,7 +347,7 @@ func (v *validator) match(p string, m ReadMatch) {
 	}
 }
 
-func (v *validator) sla(p string, s *SLASpec) {
+func (v *validator) sla(p string, s *SLASpec, timeout time.Duration) {
 	v.request(p+".request", &s.Request)
 	if s.Requests < 1 {
 		v.errf(p+".requests", "use 1 or more", "must be at least 1")
@@ -347,6 +361,18 @@ func (v *validator) sla(p string, s *SLASpec) {
 	}
 	if s.Rate < 0 {
 		v.errf(p+".rate", "use a positive number of requests per second, or leave it out", "must not be negative")
+	}
+	switch {
+	case s.MaxDuration <= 0:
+		v.errf(p+".max_duration", "use a positive duration such as 10s", "must be positive")
+	case s.MaxDuration > timeout:
+		v.errf(p+".max_duration", fmt.Sprintf("lower it to the check's timeout (%s) or raise timeout", timeout),
+			"%s is longer than the check's timeout, which would cut the burst", s.MaxDuration)
+	case s.Rate > 0 && s.Requests > 0:
+		if need := time.Duration(float64(s.Requests-1) / s.Rate * float64(time.Second)); need > s.MaxDuration {
+			v.errf(p+".max_duration", fmt.Sprintf("raise max_duration (and timeout) above %s, raise rate, or send fewer requests", need.Round(time.Millisecond)),
+				"%d requests at %g/s take %s, longer than max_duration %s", s.Requests, s.Rate, need.Round(time.Millisecond), s.MaxDuration)
+		}
 	}
 	for i, st := range s.OKStatus {
 		if st < 100 || st > 599 {
@@ -366,10 +392,25 @@ func (v *validator) logscan(p string, l *LogscanSpec) {
 		if _, err := filepath.Match(src.File, ""); err != nil {
 			v.errf(p+".source.file", "write a shell glob such as /var/log/app/*.log", "bad glob: %v", err)
 		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"query", src.Query != ""}, {"headers", len(src.Headers) > 0}, {"auth", src.Auth.Username != "" || src.Auth.Bearer.IsSet()}} {
+			if k.set {
+				v.errf(p+".source."+k.key, "remove it: it only applies to a url (Loki) source", "not used with a file source")
+			}
+		}
 	case src.URL != "":
 		v.url(p+".source.url", src.URL)
-		if src.Query == "" {
+		switch q := strings.TrimSpace(src.Query); {
+		case q == "":
 			v.errf(p+".source.query", `write a LogQL stream selector such as {app="web"}`, "a url source needs a query")
+		case !strings.HasPrefix(q, "{"):
+			v.errf(p+".source.query", `write a log query that starts with a stream selector, such as {app="web"} |= "error"; metric queries (rate, count_over_time) return no lines`,
+				"%q is not a log query", q)
+		}
+		if src.Auth.Bearer.IsSet() && (src.Auth.Username != "" || src.Auth.Password.IsSet()) {
+			v.errf(p+".source.auth", "use either bearer or username and password", "both bearer and basic credentials are set")
 		}
 	}
 	pats := l.Patterns
@@ -379,19 +420,34 @@ func (v *validator) logscan(p string, l *LogscanSpec) {
 	if len(pats) == 0 {
 		v.errf(p+".pattern", "set pattern (a regex) or patterns (a list)", "missing")
 	}
+	seen := map[string]bool{}
 	for i, re := range l.Patterns {
+		ip := indexPath(p+".patterns", i)
 		if _, err := regexp.Compile(re); err != nil {
-			v.errf(indexPath(p+".patterns", i), "write a Go regular expression (RE2)", "bad regex: %v", err)
+			v.errf(ip, "write a Go regular expression (RE2)", "bad regex: %v", err)
 		}
+		if seen[re] || re == l.Pattern {
+			v.errf(ip, "remove the duplicate", "pattern %q is listed twice", re)
+		}
+		seen[re] = true
 	}
 	if l.Pattern != "" {
 		if _, err := regexp.Compile(l.Pattern); err != nil {
 			v.errf(p+".pattern", "write a Go regular expression (RE2)", "bad regex: %v", err)
 		}
 	}
+	if l.Window < time.Second {
+		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", l.Window)
+	}
+	if l.Samples < 0 || l.Samples > 100 {
+		v.errf(p+".samples", "use 0 to 100", "%d is out of range", l.Samples)
+	}
+	if l.MaxBytes < 4096 {
+		v.errf(p+".max_bytes", fmt.Sprintf("use at least 4096, e.g. %d (the default)", LogscanMaxBytes), "%d is too small", l.MaxBytes)
+	}
 }
 
-func (v *validator) fleet(p string, f *FleetSpec) {
+func (v *validator) fleet(p string, f *FleetSpec, timeout time.Duration) {
 	t := f.Targets
 	switch {
 	case len(t.Static) == 0 && t.URL == "":
@@ -404,14 +460,39 @@ func (v *validator) fleet(p string, f *FleetSpec) {
 			v.errf(p+".targets.path", "write the gjson path to the instance URLs, e.g. instances.#.url", "a discovery url needs a path")
 		}
 	}
+	if len(t.Static) > 0 && (t.Path != "" || len(t.Headers) > 0) {
+		v.errf(p+".targets", "remove path and headers: they only apply to a discovery url", "path or headers set with a static list")
+	}
+	seen := map[string]int{}
 	for i, s := range t.Static {
-		v.url(indexPath(p+".targets.static", i), s)
+		sp := indexPath(p+".targets.static", i)
+		v.url(sp, s)
+		if j, dup := seen[s]; dup {
+			v.errf(sp, "list each instance once", "%q is already targets.static[%d]", s, j)
+		} else {
+			seen[s] = i
+		}
 	}
 	if !strings.HasPrefix(f.Health.Path, "/") {
 		v.errf(p+".health.path", "start it with /, e.g. /healthz", "%q is not a path", f.Health.Path)
 	}
+	for i, st := range f.Health.Status {
+		if st < 100 || st > 599 {
+			v.errf(indexPath(p+".health.status", i), "use HTTP status codes such as 200", "%d is not a status code", st)
+		}
+	}
+	if f.Health.Timeout <= 0 || f.Health.Timeout > timeout {
+		v.errf(p+".health.timeout", fmt.Sprintf("use a positive duration up to the check's timeout (%s), e.g. 2s", timeout),
+			"%s is out of range", f.Health.Timeout)
+	}
 	if f.Version.Path != "" && !strings.HasPrefix(f.Version.Path, "/") {
 		v.errf(p+".version.path", "start it with /, e.g. /version", "%q is not a path", f.Version.Path)
+	}
+	if f.Version.Field != "" && f.Version.Path == "" {
+		v.errf(p+".version.field", "set version.path too: field is read from the JSON that path answers", "field without a path")
+	}
+	if f.Concurrency < 1 || f.Concurrency > 256 {
+		v.errf(p+".concurrency", "use 1 to 256", "%d is out of range", f.Concurrency)
 	}
 }
 

@@ -21,7 +21,9 @@ const (
 )
 
 // App is the sample app: a page with a JavaScript bundle, a login API, a cart journey,
-// health and version endpoints, and an admin endpoint that deploys a version.
+// health and version endpoints, an admin endpoint that deploys a version, and the
+// rollback webhook vigil calls (rollback.go). Its broken version breaks only the bundle,
+// as in seed 003: every API answers, and only a real browser sees the page die.
 type App struct {
 	URL string
 
@@ -33,6 +35,11 @@ type App struct {
 
 	srv *http.Server
 	ln  net.Listener
+
+	// RollbackSecret verifies vigil's rollback webhook; rollbacks are what it received.
+	RollbackSecret []byte
+	rollbacks      []Rollback
+	seenKeys       map[string]bool
 }
 
 // StartApp serves the sample app on a free loopback port, running version.
@@ -42,7 +49,7 @@ func StartApp(version string) (*App, error) {
 		return nil, fmt.Errorf("sample app: %w", err)
 	}
 	a := &App{URL: "http://" + ln.Addr().String(), version: version, history: []string{version},
-		carts: map[int]string{}, nextID: 41, ln: ln}
+		carts: map[int]string{}, nextID: 41, ln: ln, seenKeys: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
 	mux.HandleFunc("GET /static/app.js", a.bundle)
@@ -54,6 +61,7 @@ func StartApp(version string) (*App, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": a.Version()})
 	})
 	mux.HandleFunc("POST /admin/deploy", a.deploy)
+	mux.HandleFunc("POST /admin/rollback", a.rollback)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = a.srv.Serve(ln) }()
 	return a, nil
@@ -117,10 +125,6 @@ func (a *App) bundle(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
-	if a.broken() {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "session store: column \"tenant_id\" does not exist"})
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]string{"token": "tok-" + strconv.FormatInt(time.Now().UnixNano(), 36)})
 }
 
@@ -138,7 +142,7 @@ func (a *App) getCart(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	status, ok := a.carts[id]
 	a.mu.Unlock()
-	if err != nil || !ok || a.broken() {
+	if err != nil || !ok {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such cart"})
 		return
 	}

@@ -2,39 +2,54 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/agent"
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/alerting/alertingtest"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
-	"github.com/vigil-monitor/vigil/report"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // Options configure a demo run.
 type Options struct {
-	Out       io.Writer
-	UserAgent string
-	// Keep leaves the sample app running until ctx ends.
+	Out io.Writer
+	// Deps are the shared parts checks run with (HTTP client, the browser pool).
+	Deps checks.Deps
+	// BrowserReady reports whether Chromium can start; nil means no browser.
+	BrowserReady func(ctx context.Context) error
+	// Keep leaves the sample app, the agent and its status page running until ctx ends.
 	Keep bool
 }
 
-// Config is the demo's vigil.yaml; ${APP} is the sample app's URL.
-const Config = `# The config vigil demo runs: checks against the built-in sample app.
+// Config is the demo's vigil.yaml. ${APP} is the sample app, ${SLACK} the loopback Slack
+// stand-in, ${ROLLBACK_SECRET} the secret the app verifies rollback webhooks with.
+const Config = `# The config vigil demo runs: an agent verifying deploys of the built-in sample shop.
 agent:
   location: demo
 defaults:
-  timeout: 5s
+  every: 1h          # the demo is about deploys; scheduled runs would only add noise
+  timeout: 15s
   retries: 1
 
 checks:
   - name: health
     kind: http
     request: {url: "${APP}/healthz"}
-    assert: ["status == 200", "body contains 'ok'", "duration_ms < 500"]
+    assert: ["status == 200", "body contains 'ok'"]
 
   - name: login
     kind: http
@@ -56,66 +71,250 @@ checks:
         request: {url: "${APP}/api/cart/{{ .cart }}"}
         assert: ["status == 200", "json.status == 'open'"]
 
+  - name: home-page
+    kind: browser
+    url: ${APP}/
+    wait_for: "#app[data-ready]"   # proves the app rendered
+    timeout: 10s                   # how long a page that never renders is given
+
 services:
   shop:
-    checks: [health, login, checkout]
+    checks: [health, login, checkout, home-page]
+    verify: {interval: 1s, count: 3}
+    on_failure:
+      deploy_failed: [slack, rollback]
+      deploy_passed: [slack]
+
+notifiers:
+  slack:
+    type: slack
+    token: ${SLACK_TOKEN}
+    channel: "#deploys"
+    api_url: ${SLACK}
+  rollback:
+    type: webhook
+    url: ${APP}/admin/rollback
+    secret: ${ROLLBACK_SECRET}
+    action: rollback
 `
 
-// Run is the whole demo.
+// Run is the whole demo: the sample shop deployed good, then with a bundle that dies at
+// startup; vigil's agent verifies each deploy, catches the broken one with a real browser,
+// tells Slack with the evidence, calls the shop's rollback webhook, and verifies the
+// rollback.
 func Run(ctx context.Context, o Options) error {
 	out := o.Out
+	if o.BrowserReady == nil {
+		return errors.New("vigil demo: no browser support in this build")
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err := o.BrowserReady(readyCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("vigil demo needs Chromium for its browser check: %w\n(scripts/demo installs it)", err)
+	}
+
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
 	app, err := StartApp(GoodVersion)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
+	app.RollbackSecret = []byte(hex.EncodeToString(secret))
+	slack := &alertingtest.Slack{}
+	if err := slack.Start(""); err != nil {
+		return fmt.Errorf("demo: the Slack stand-in: %w", err)
+	}
+	defer slack.Close()
+
 	dir, err := os.MkdirTemp("", "vigil-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfgPath, []byte(Config), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(Config), 0o600); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(cfgPath, configs.Options{Environ: []string{"APP=" + app.URL}})
+	cfg, err := configs.Load(cfgPath, configs.Options{Environ: []string{"APP=" + app.URL, "SLACK=" + slack.APIURL(),
+		"SLACK_TOKEN=" + alertingtest.SlackToken, "ROLLBACK_SECRET=" + string(app.RollbackSecret)}})
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	client := checks.NewHTTPClient(o.UserAgent)
-	defer client.CloseIdle()
-	list, err := checks.Build(cfg, checks.Deps{HTTP: client})
+	st, err := store.Open(ctx, filepath.Join(dir, "vigil.db"))
 	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
+		return err
+	}
+	defer st.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfgPath, Deps: o.Deps, Store: st, Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(logf, nil)), Version: "demo", Listener: ln, BrowserReady: o.BrowserReady})
+	if err != nil {
+		return fmt.Errorf("demo agent: %w", err)
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- a.Run(agentCtx) }()
+	defer func() { stopAgent(); <-agentDone }()
+
+	fmt.Fprintf(out, "vigil demo\n  sample shop    %s  (running %s)\n  vigil agent    http://%s  (status page)\n  Slack          %s  (a loopback stand-in for the Slack Web API)\n\n",
+		app.URL, app.Version(), ln.Addr(), slack.APIURL())
+
+	// 1. A good deploy.
+	fmt.Fprintf(out, "== 1. deploy %s (good); the pipeline asks vigil for a verdict\n", GoodVersion)
+	d, err := verify(ctx, out, a, GoodVersion)
+	if err != nil {
+		return err
+	}
+	if d.Status != store.StatusPassed {
+		return fmt.Errorf("demo: the good version should pass, but the verdict is %s: %s", d.Status, d.Reason)
 	}
 
-	fmt.Fprintf(out, "vigil demo: sample shop at %s, running %s\n\n", app.URL, app.Version())
-	fmt.Fprintf(out, "== %s is live (good). vigil runs its checks:\n", GoodVersion)
-	good := runOnce(ctx, out, list)
-	if !good.OK() {
-		return fmt.Errorf("demo: the good version should pass every check, but %s", good)
-	}
-
-	fmt.Fprintf(out, "\n== deploying %s (broken: the login query needs a column the migration did not add)\n", BrokenVersion)
+	// 2. The broken bundle.
+	fmt.Fprintf(out, "\n== 2. deploy %s: the minifier renamed formatPrice, and the startup code still looks it up by name.\n", BrokenVersion)
+	fmt.Fprintf(out, "      Every API answers 200; the page dies before its error reporting starts (seed 003).\n")
 	app.Deploy(BrokenVersion)
-	bad := runOnce(ctx, out, list)
-	if bad.OK() {
-		return fmt.Errorf("demo: vigil should have caught the broken version, but every check passed")
+	d, err = verify(ctx, out, a, BrokenVersion)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "\nvigil caught the broken deploy: %d of %d checks failed after %s went out.\n", bad.Failed+bad.Errors, bad.Total, BrokenVersion)
-	fmt.Fprintf(out, "Deploy history of the sample app: %s\n", strings.Join(app.History(), " -> "))
+	if d.Status != store.StatusFailed {
+		return fmt.Errorf("demo: vigil should have failed the broken version, but the verdict is %s: %s", d.Status, d.Reason)
+	}
+	if err := waitFor(ctx, 30*time.Second, func() bool { return len(app.Rollbacks()) > 0 }); err != nil {
+		return fmt.Errorf("demo: the rollback webhook never arrived: %w", err)
+	}
+	rb := app.Rollbacks()[0]
+	fmt.Fprintf(out, "\n   rollback webhook → POST %s/admin/rollback\n      Idempotency-Key: %s\n      X-Vigil-Signature: %s (verified by the shop)\n      the shop rolled back: %s → %s\n",
+		app.URL, rb.Key, clip(rb.Signature, 30), rb.From, rb.To)
+	if err := waitFor(ctx, 30*time.Second, func() bool {
+		roots := slack.Roots()
+		return len(roots) == 1 && len(slack.Replies(roots[0].TS)) >= 1
+	}); err != nil {
+		return fmt.Errorf("demo: Slack never got the message and the rollback's result: %w", err)
+	}
+	if ev, err := sentEvent(ctx, st, "slack", "deploy_failed"); err == nil {
+		fmt.Fprintf(out, "\n   Slack, #deploys (what vigil posted, with the screenshot in the thread):\n%s", indent(alerting.RenderText(ev), "   │ "))
+	}
+	root := slack.Roots()[0]
+	for _, r := range slack.Replies(root.TS) {
+		fmt.Fprintf(out, "   └ thread: %s\n", firstLine(r.Text))
+	}
+	if files := slack.Files(); len(files) > 0 {
+		fmt.Fprintf(out, "   └ thread: uploaded %s (%d bytes)\n", files[0].Filename, len(files[0].Data))
+	}
+
+	// 3. The rollback, verified.
+	fmt.Fprintf(out, "\n== 3. the rollback put %s back; vigil verifies it like any deploy\n", app.Version())
+	replies := len(slack.Replies(root.TS))
+	d, err = verify(ctx, out, a, app.Version())
+	if err != nil {
+		return err
+	}
+	if d.Status != store.StatusPassed {
+		return fmt.Errorf("demo: the rolled-back version should pass, but the verdict is %s: %s", d.Status, d.Reason)
+	}
+	if err := waitFor(ctx, 30*time.Second, func() bool { return len(slack.Replies(root.TS)) > replies }); err == nil {
+		r := slack.Replies(root.TS)
+		fmt.Fprintf(out, "   └ thread: %s\n", firstLine(r[len(r)-1].Text))
+	}
+	fmt.Fprintf(out, "\nDeploy history of the sample shop: %s\n", strings.Join(app.History(), " → "))
+	fmt.Fprintf(out, "vigil caught the broken deploy with a real browser, rolled it back once, and told Slack why.\n")
 	if o.Keep {
-		fmt.Fprintf(out, "\nThe sample app keeps running at %s; press Ctrl-C to stop.\n", app.URL)
+		fmt.Fprintf(out, "\nThe shop, the agent and its status page keep running at http://%s; press Ctrl-C to stop.\n", ln.Addr())
 		<-ctx.Done()
 	}
 	return nil
 }
 
-func runOnce(ctx context.Context, out io.Writer, list []*checks.Check) report.Summary {
+// verify registers a deploy of version with the agent, as `vigil gate` would, waits for
+// the verdict and prints it.
+func verify(ctx context.Context, out io.Writer, a *agent.Agent, version string) (*store.Deploy, error) {
 	start := time.Now()
-	p := report.NewPrinter(out, false, false, len(list))
-	results := checks.RunAll(ctx, list, 4, nil, nil, nil, p.Done)
-	s := report.Summarize(results, time.Since(start))
-	fmt.Fprintln(out, s)
+	list, err := a.StartDeploys(ctx, agent.DeployRequest{Service: "shop", Version: version, Environment: "demo"})
+	if err != nil {
+		return nil, fmt.Errorf("demo: registering the deploy: %w", err)
+	}
+	d, err := a.WaitDeploy(ctx, list[0].ID, 3*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "   verdict: %s after %s\n", strings.ToUpper(d.Status), time.Since(start).Round(10*time.Millisecond))
+	cs, err := a.DeployChecks(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		mark := "✓"
+		if c.Failed+c.Errors+c.Inconclusive > 0 {
+			mark = "✗"
+		}
+		fmt.Fprintf(out, "     %s %-10s %-8s %d of %d runs passed\n", mark, c.Name, c.Kind, c.Passed, c.Runs)
+		for i, r := range c.Reasons {
+			if i == 2 {
+				break
+			}
+			fmt.Fprintf(out, "         %s\n", r)
+		}
+	}
+	return d, nil
+}
+
+// sentEvent reads back the event the outbox delivered to a notifier.
+func sentEvent(ctx context.Context, st *store.SQLite, notifier, event string) (*alerting.Event, error) {
+	entries, err := st.Outbox(ctx, store.OutboxDelivered, 100)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Notifier == notifier && e.Event == event {
+			var ev alerting.Event
+			return &ev, json.Unmarshal(e.Payload, &ev)
+		}
+	}
+	return nil, errors.New("not delivered")
+}
+
+func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing after %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func indent(s, by string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = by + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

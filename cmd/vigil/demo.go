@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/demo"
 )
 
@@ -9,15 +10,25 @@ func newDemoCmd() *cobra.Command {
 	var keep bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Deploy a built-in sample app good, then broken, and watch vigil catch it",
-		Long: `demo starts a small sample app on a loopback port, checks its good version (all pass),
-deploys a broken version, and shows what vigil saw. It needs nothing but this binary
-(and Chromium for the browser part, which it skips with a hint when missing).`,
+		Short: "Deploy a built-in sample app good, then broken, and watch vigil catch it and roll it back",
+		Long: `demo starts a small sample shop on a loopback port and a vigil agent beside it. It deploys
+the shop's good version (vigil verifies it: passed), then a version whose minified bundle
+dies at startup while every API still answers: vigil's browser check catches it, the
+verdict is failed, a signed rollback webhook rolls the shop back, Slack (a loopback
+stand-in for the Slack Web API) gets the evidence, and vigil verifies the rollback.
+
+It needs Chromium (Debian's chromium package); scripts/demo installs it when missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return demo.Run(cmd.Context(), demo.Options{Out: cmd.OutOrStdout(), UserAgent: userAgent(), Keep: keep})
+			env := newRuntime(configs.Default())
+			defer env.Close()
+			err := demo.Run(cmd.Context(), demo.Options{Out: cmd.OutOrStdout(), Deps: env.deps, BrowserReady: env.browserReady, Keep: keep})
+			if err != nil {
+				return exitWith(exitFailed, err)
+			}
+			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the sample app and its files after the demo, until Ctrl-C")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the sample shop, the agent and its status page running after the demo, until Ctrl-C")
 	return cmd
 }

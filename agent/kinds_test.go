@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/internal/promtest"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Deploy verification with the kinds the post-mortems need: each deploy that brings the
+// incident back gets a failed verdict; the mixed-version fleet (seed 004) routes a halt.
+
+// fleetNode is one instance: it reports its version and is healthy unless it runs the old
+// version and a new-version peer has joined (seed 004: B crashes A peers).
+type fleetNode struct {
+	srv     *httptest.Server
+	version string
+}
+
+type fleet struct {
+	mu      sync.Mutex
+	nodes   []*fleetNode
+	newSeen atomic.Bool
+	disc    *httptest.Server
+}
+
+func newFleet(t *testing.T) *fleet {
+	f := &fleet{}
+	f.disc = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		var list []map[string]string
+		for _, n := range f.nodes {
+			list = append(list, map[string]string{"url": n.srv.URL})
+		}
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"instances": list})
+	}))
+	t.Cleanup(f.disc.Close)
+	return f
+}
+
+func (f *fleet) add(t *testing.T, version string) *fleetNode {
+	n := &fleetNode{version: version}
+	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/version":
+			_ = json.NewEncoder(w).Encode(map[string]string{"version": n.version})
+		case "/healthz":
+			if n.version == "A" && f.newSeen.Load() {
+				http.Error(w, "peer protocol error: unknown frame from B", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, "ok")
+		}
+	}))
+	t.Cleanup(n.srv.Close)
+	f.mu.Lock()
+	f.nodes = append(f.nodes, n)
+	f.mu.Unlock()
+	if version != "A" {
+		f.newSeen.Store(true)
+	}
+	return n
+}
+
+func TestDeployFleetMixedVersionsHalts(t *testing.T) {
+	f := newFleet(t)
+	for range 3 {
+		f.add(t, "A")
+	}
+	halt := alertingtest.NewWebhook(t)
+	rollback := alertingtest.NewWebhook(t)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: fleet
+    kind: fleet
+    every: 1s
+    timeout: 5s
+    retries: 0
+    targets: {url: %q, path: "instances.#.url"}
+    health: {path: /healthz}
+    version: {path: /version, field: version}
+    assert: ["old_version_unhealthy == 0", "regressed == 0"]
+services:
+  amp:
+    checks: [fleet]
+    verify: {interval: 200ms, count: 3}
+    on_failure:
+      deploy_failed: [rollback]
+      deploy_halted: [halt]
+notifiers:%s%s
+`, f.disc.URL, webhookNotifier("halt", "halt", halt), webhookNotifier("rollback", "rollback", rollback)))
+	eventually(t, 20*time.Second, "a scheduled fleet run (the baseline)", func() bool {
+		r := h.a.LastResult("fleet")
+		return r != nil && r.Outcome == "pass"
+	})
+	b := f.add(t, "B") // the rolling push reaches its first node
+	id := h.deploy("amp", "B")
+	d := h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusFailed || d["halt"] == nil {
+		t.Fatalf("verdict %v, halt %v, reason %v; want failed with a halt", d["status"], d["halt"], d["reason"])
+	}
+	for _, n := range f.nodes {
+		if n != b && !strings.Contains(fmt.Sprint(d["halt"]), n.srv.URL) {
+			t.Errorf("the halt reason %q should name old-version node %s", d["halt"], n.srv.URL)
+		}
+	}
+	eventually(t, 20*time.Second, "the halt webhook", func() bool { return halt.Count(id+":deploy_halted") == 1 })
+	if ev := halt.Deliveries()[0]; ev.Event != "deploy_halted" {
+		t.Errorf("the halt webhook got %q", ev.Event)
+	}
+}
+
+func TestDeploySLAUnderConcurrency(t *testing.T) {
+	var leaky atomic.Bool
+	pool := make(chan struct{}, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pool <- struct{}{}
+		defer func() { <-pool }()
+		if leaky.Load() {
+			time.Sleep(200 * time.Millisecond) // a blocking call holds the connection
+		} else {
+			time.Sleep(2 * time.Millisecond)
+		}
+		fmt.Fprint(w, `{"items":[]}`)
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: feed-sla
+    kind: sla
+    every: 1h
+    timeout: 20s
+    retries: 0
+    request: {url: %q}
+    requests: 100
+    concurrency: 50
+    assert: ["p95_ms < 600", "error_rate == 0"]
+services:
+  feed: {checks: [feed-sla], verify: {interval: 100ms, count: 1}}
+`, srv.URL+"/api/feed"))
+	if d := h.verdict(h.deploy("feed", "good"), 60*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("good release: %v %v", d["status"], d["reason"])
+	}
+	leaky.Store(true)
+	d := h.verdict(h.deploy("feed", "leaky"), 60*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "p95_ms < 600") {
+		t.Fatalf("leaky release: %v %v; want failed on p95", d["status"], d["reason"])
+	}
+}
+
+func TestDeployPropagationLag(t *testing.T) {
+	var lag atomic.Int64
+	var mu sync.Mutex
+	written := map[string]time.Time{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodPost {
+			var body struct{ Marker string }
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			written[body.Marker] = time.Now()
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		var seen []string
+		for m, at := range written {
+			if time.Since(at) >= time.Duration(lag.Load()) {
+				seen = append(seen, m)
+			}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"markers": seen})
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: feed-propagation
+    kind: propagation
+    every: 1h
+    timeout: 10s
+    retries: 0
+    write: {method: POST, url: %[1]q, body: '{"marker":"{{ .Nonce }}"}'}
+    read: [{name: replica, request: {url: %[1]q}}]
+    poll: 50ms
+    assert: ["propagation_ms < 1000"]
+services:
+  feed: {checks: [feed-propagation], verify: {interval: 100ms, count: 1}}
+`, srv.URL+"/api/items"))
+	if d := h.verdict(h.deploy("feed", "good"), 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("good release: %v %v", d["status"], d["reason"])
+	}
+	lag.Store(int64(2 * time.Second))
+	d := h.verdict(h.deploy("feed", "laggy"), 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "propagation_ms") {
+		t.Fatalf("laggy release: %v %v", d["status"], d["reason"])
+	}
+}
+
+func TestDeployLogscanWarning(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	if err := os.WriteFile(logPath, []byte(time.Now().UTC().Format(time.RFC3339Nano)+" INFO started\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: leak-log
+    kind: logscan
+    every: 1h
+    retries: 0
+    source: {file: %q}
+    pattern: "Possible connection leak detected"
+    window: 5m
+    assert: ["matches == 0"]
+services:
+  app: {checks: [leak-log], verify: {interval: 300ms, count: 3}}
+`, filepath.Join(dir, "*.log")))
+	if d := h.verdict(h.deploy("app", "good"), 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("good release: %v %v", d["status"], d["reason"])
+	}
+	id := h.deploy("app", "leaky")
+	time.Sleep(50 * time.Millisecond)
+	fh, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(fh, "%s WARNING: Possible connection leak detected for connection pool main\n", time.Now().UTC().Format(time.RFC3339Nano))
+	fh.Close()
+	d := h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(checkOf(t, d, "leak-log")["reasons"]), "connection leak") {
+		t.Fatalf("leaky release: %v %v %v", d["status"], d["reason"], d["checks"])
+	}
+}
+
+func TestDeployPromQL(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pool_active_connections", Help: "connections in use"})
+	reg.MustRegister(active)
+	active.Set(3)
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: pool
+    kind: promql
+    every: 1h
+    retries: 0
+    server: %q
+    query: max(pool_active_connections)
+    assert: ["value < 50"]
+services:
+  app: {checks: [pool], verify: {interval: 100ms, count: 2}}
+`, prom.URL))
+	if d := h.verdict(h.deploy("app", "good"), 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("good release: %v %v", d["status"], d["reason"])
+	}
+	active.Set(80)
+	eventually(t, 30*time.Second, "Prometheus to scrape the leak", func() bool {
+		v, _ := prom.Query(t.Context(), "max(pool_active_connections)")
+		return v == "80"
+	})
+	d := h.verdict(h.deploy("app", "leaky"), 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "value = 80") {
+		t.Fatalf("leaky release: %v %v", d["status"], d["reason"])
+	}
+}

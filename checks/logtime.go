@@ -1,0 +1,191 @@
+package checks
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// ParseLogTime reads the timestamp a log line starts with, in the forms common loggers
+// write, and reports whether there was one. Times without a zone are local (loc).
+//
+//	2026-11-23T10:15:04.123Z, 2026-11-23 10:15:04,123 +0100  ISO 8601 / RFC 3339, log4j, Python
+//	2026/11/23 10:15:04                                     Go's log package, nginx
+//	Nov 23 10:15:04                                         syslog (the year is inferred from now)
+//	[Mon Nov 23 10:15:04.123456 2026]                       Apache's error log
+//	{"time":"2026-11-23T10:15:04Z",...}, time=... / ts=...  JSON (slog, zap, logrus) and logfmt
+//
+// A leading "[" around the timestamp is allowed.
+func ParseLogTime(line []byte, now time.Time, loc *time.Location) (time.Time, bool) {
+	line = bytes.TrimLeft(line, " \t")
+	if len(line) == 0 {
+		return time.Time{}, false
+	}
+	if line[0] == '{' {
+		return jsonLogTime(line, loc)
+	}
+	for _, key := range []string{"time=", "ts=", "t=", "timestamp="} {
+		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
+			rest = bytes.TrimPrefix(rest, []byte(`"`))
+			return ParseLogTime(rest, now, loc)
+		}
+	}
+	line = bytes.TrimPrefix(line, []byte("["))
+	if t, ok := isoTime(line, loc); ok {
+		return t, true
+	}
+	if t, ok := syslogTime(line, now, loc); ok {
+		return t, true
+	}
+	// Apache: Mon Nov 23 10:15:04.123456 2026
+	if len(line) >= 24 && line[3] == ' ' && line[7] == ' ' {
+		end := bytes.IndexByte(line, ']')
+		if end > 0 && end <= 40 {
+			for _, layout := range []string{"Mon Jan _2 15:04:05.000000 2006", "Mon Jan _2 15:04:05 2006"} {
+				if t, err := time.ParseInLocation(layout, string(line[:end]), loc); err == nil {
+					return t, true
+				}
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+func jsonLogTime(line []byte, loc *time.Location) (time.Time, bool) {
+	if len(line) > 64<<10 {
+		line = line[:64<<10] // a timestamp key comes early; gjson stops at the first match
+	}
+	for _, key := range []string{"time", "ts", "timestamp", "@timestamp", "t"} {
+		r := gjson.GetBytes(line, key)
+		switch r.Type {
+		case gjson.String:
+			if t, ok := isoTime([]byte(r.Str), loc); ok {
+				return t, true
+			}
+		case gjson.Number:
+			return epochTime(r.Num)
+		}
+	}
+	return time.Time{}, false
+}
+
+// epochTime reads seconds, milliseconds, microseconds or nanoseconds since 1970, by size.
+func epochTime(f float64) (time.Time, bool) {
+	switch {
+	case f <= 0:
+		return time.Time{}, false
+	case f < 1e11:
+		// Seconds with a fraction: a float64 holds microseconds exactly at this size,
+		// nanoseconds not (1795428904.123 would read as .122999808).
+		return time.UnixMicro(int64(math.Round(f * 1e6))), true
+	case f < 1e14:
+		return time.UnixMilli(int64(f)), true
+	case f < 1e17:
+		return time.UnixMicro(int64(f)), true
+	default:
+		return time.Unix(0, int64(f)), true
+	}
+}
+
+// isoTime parses YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH:MM|±HHMM| ±HHMM] or the same
+// with slashes in the date, at the start of b.
+func isoTime(b []byte, loc *time.Location) (time.Time, bool) {
+	if len(b) < 19 {
+		return time.Time{}, false
+	}
+	sep := b[4]
+	if (sep != '-' && sep != '/') || b[7] != sep || (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 60 {
+		return time.Time{}, false
+	}
+	i := 19
+	nsec := 0
+	if i < len(b) && (b[i] == '.' || b[i] == ',') {
+		i++
+		digits := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if digits < 9 {
+				nsec = nsec*10 + int(b[i]-'0')
+				digits++
+			}
+			i++
+		}
+		for ; digits < 9 && digits > 0; digits++ {
+			nsec *= 10
+		}
+	}
+	zone := loc
+	rest := b[i:]
+	if len(rest) > 0 && rest[0] == ' ' && len(rest) >= 6 && (rest[1] == '+' || rest[1] == '-') {
+		rest = rest[1:] // "2026-11-23 10:15:04 +0100"
+	}
+	switch {
+	case len(rest) > 0 && rest[0] == 'Z':
+		zone = time.UTC
+	case len(rest) >= 5 && (rest[0] == '+' || rest[0] == '-'):
+		h, okh := strconv.Atoi(string(rest[1:3]))
+		mpos := 3
+		if rest[3] == ':' {
+			mpos = 4
+		}
+		var m int
+		okm := error(nil)
+		if len(rest) >= mpos+2 {
+			m, okm = strconv.Atoi(string(rest[mpos : mpos+2]))
+		}
+		if okh == nil && okm == nil && h <= 14 && m < 60 {
+			off := h*3600 + m*60
+			if rest[0] == '-' {
+				off = -off
+			}
+			zone = time.FixedZone("", off)
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, zone), true
+}
+
+var months = map[string]time.Month{"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul": 7,
+	"Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12}
+
+// syslogTime parses "Nov 23 10:15:04" (or "Nov  3 ..."): no year, so the one that puts it
+// no more than a day in the future.
+func syslogTime(b []byte, now time.Time, loc *time.Location) (time.Time, bool) {
+	if len(b) < 15 || b[3] != ' ' {
+		return time.Time{}, false
+	}
+	m, ok := months[string(b[:3])]
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.ParseInLocation("Jan _2 15:04:05", string(b[:15]), loc)
+	if err != nil {
+		return time.Time{}, false
+	}
+	year := now.In(loc).Year()
+	out := time.Date(year, m, t.Day(), t.Hour(), t.Minute(), t.Second(), 0, loc)
+	if out.After(now.Add(24 * time.Hour)) {
+		out = out.AddDate(-1, 0, 0)
+	}
+	return out, true
+}

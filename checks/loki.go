@@ -1,0 +1,246 @@
+package checks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+const (
+	lokiPageLimit = 1000     // entries per page; below Loki's default max_entries_limit_per_query (5000)
+	lokiPageBytes = 16 << 20 // one page's body cap
+	lokiMaxPages  = 1000
+)
+
+// lokiSource reads a logscan's lines from Loki's query_range API. The patterns are pushed
+// into the query as a line filter, so only matching lines travel; they are matched again
+// here to count them per pattern.
+type lokiSource struct {
+	client   *HTTPClient
+	endpoint string // .../loki/api/v1/query_range
+	query    string
+	header   http.Header
+	auth     configs.Auth
+	timeout  time.Duration
+}
+
+func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string, timeout time.Duration) *lokiSource {
+	endpoint := strings.TrimRight(src.URL, "/")
+	if !strings.HasSuffix(endpoint, "/query_range") {
+		endpoint += "/loki/api/v1/query_range"
+	}
+	h := http.Header{}
+	for k, v := range src.Headers {
+		h.Set(k, v)
+	}
+	return &lokiSource{client: client, endpoint: endpoint, query: LokiQuery(src.Query, patterns), header: h,
+		auth: src.Auth, timeout: timeout}
+}
+
+// LokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
+// regexes are Go's RE2, like vigil's.
+func LokiQuery(query string, patterns []string) string {
+	alts := make([]string, len(patterns))
+	for i, p := range patterns {
+		alts[i] = "(?:" + p + ")"
+	}
+	re := strings.Join(alts, "|")
+	lit := "`" + re + "`"
+	if strings.Contains(re, "`") {
+		lit = strconv.Quote(re)
+	}
+	return strings.TrimSpace(query) + " |~ " + lit
+}
+
+// LokiEntry is one log line from a query_range answer.
+type LokiEntry struct {
+	TS     int64 // nanoseconds since 1970
+	Stream string
+	Line   string
+}
+
+// ParseLokiResponse reads a query_range answer ({"status":"success","data":{"resultType":
+// "streams","result":[{"stream":{...},"values":[["<ns>","<line>"],...]}]}}).
+func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("not a Loki query_range answer (%v): %s", err, Trim(string(body), 200))
+	}
+	if r.Status != "success" {
+		if r.Error != "" {
+			return nil, fmt.Errorf("the Loki answer says %s: %s", r.Status, r.Error)
+		}
+		return nil, fmt.Errorf("not a Loki query_range answer (status %q): %s", r.Status, Trim(string(body), 200))
+	}
+	if r.Data.ResultType != "streams" {
+		return nil, fmt.Errorf("the query returned %q, not log lines: use a log query ({app=\"web\"} |= \"...\"), not a metric query", r.Data.ResultType)
+	}
+	var streams []struct {
+		Stream map[string]string   `json:"stream"`
+		Values [][]json.RawMessage `json:"values"`
+	}
+	if err := json.Unmarshal(r.Data.Result, &streams); err != nil {
+		return nil, fmt.Errorf("the Loki result is not a list of streams: %v", err)
+	}
+	var out []LokiEntry
+	for si, st := range streams {
+		labels := formatLabels("", st.Stream)
+		for vi, v := range st.Values {
+			if len(v) < 2 {
+				return nil, fmt.Errorf("stream %d value %d: want [timestamp, line], got %d items", si, vi, len(v))
+			}
+			var ts, line string
+			if err := json.Unmarshal(v[0], &ts); err != nil {
+				return nil, fmt.Errorf("stream %d value %d: the timestamp is not a string of nanoseconds: %s", si, vi, Trim(string(v[0]), 40))
+			}
+			n, err := strconv.ParseInt(ts, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("stream %d value %d: timestamp %q is not nanoseconds since 1970", si, vi, Trim(ts, 40))
+			}
+			if err := json.Unmarshal(v[1], &line); err != nil {
+				return nil, fmt.Errorf("stream %d value %d: the line is not a string", si, vi)
+			}
+			out = append(out, LokiEntry{TS: n, Stream: labels, Line: line})
+		}
+	}
+	return out, nil
+}
+
+// scan pages forward through [cutoff, now] and counts matches per pattern.
+func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
+	counts := make([]int, len(l.patterns))
+	var samples []string
+	start, end := cutoff.UnixNano(), now.UnixNano()
+	budget := l.maxBytes
+	seenAtStart := map[string]bool{} // entries at the first timestamp of a page, already counted
+	matched := make([]int, 0, len(l.patterns))
+	for page := 0; ; page++ {
+		if page == lokiMaxPages {
+			tally.truncated = true
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped after %d pages of %d lines", lokiMaxPages, lokiPageLimit))
+			break
+		}
+		if budget <= 0 {
+			tally.truncated = true
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", l.maxBytes))
+			break
+		}
+		capBytes := min(int64(lokiPageBytes), budget)
+		q := url.Values{"query": {s.query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
+			"limit": {strconv.Itoa(lokiPageLimit)}, "direction": {"forward"}}
+		req := &Request{Method: http.MethodGet, URL: s.endpoint + "?" + q.Encode(), Header: s.header.Clone(),
+			Timeout: s.timeout, Auth: s.auth, MaxBodyBytes: capBytes, FollowRedirects: true}
+		var tr *Transcript
+		if page == 0 {
+			tr = t
+		}
+		resp, err := s.client.Do(ctx, req, tr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("could not query Loki: %w", err)
+		}
+		tally.bytes += resp.BodyBytes
+		budget -= resp.BodyBytes
+		if resp.Status != http.StatusOK {
+			return nil, nil, fmt.Errorf("the Loki API at %s answered %d: %s", s.endpoint, resp.Status, Trim(strings.TrimSpace(string(resp.Body)), 300))
+		}
+		if resp.Truncated {
+			if capBytes == lokiPageBytes {
+				return nil, nil, fmt.Errorf("the Loki API at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, lokiPageLimit)
+			}
+			tally.truncated = true
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", l.maxBytes))
+			break
+		}
+		entries, err := ParseLokiResponse(resp.Body)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the Loki API at %s: %w", s.endpoint, err)
+		}
+		sort.SliceStable(entries, func(i, j int) bool { return entries[i].TS < entries[j].TS })
+		for _, e := range entries {
+			if e.TS == start && seenAtStart[e.Stream+"\x00"+e.Line] {
+				continue // the previous page ended at this timestamp
+			}
+			tally.lines++
+			line := []byte(e.Line)
+			if len(line) > logLineMax {
+				line = line[:logLineMax]
+			}
+			for _, i := range l.match(line, matched) {
+				counts[i]++
+				samples = append(samples, Trim(strings.TrimSpace(e.Line), logSampleMax))
+				if len(samples) > l.samples {
+					samples = samples[1:]
+				}
+			}
+		}
+		if len(entries) < lokiPageLimit {
+			break
+		}
+		last := entries[len(entries)-1].TS
+		if last == start {
+			// A whole page at one nanosecond: step past it rather than loop.
+			start++
+			tally.notes = append(tally.notes, "more than a page of lines share one timestamp; some may be missed")
+			clear(seenAtStart)
+			continue
+		}
+		// Loki's start is inclusive: ask again from the last timestamp and skip what was seen.
+		start = last
+		clear(seenAtStart)
+		for _, e := range entries {
+			if e.TS == last {
+				seenAtStart[e.Stream+"\x00"+e.Line] = true
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("could not query Loki: %w", err)
+		}
+	}
+	if samples == nil {
+		samples = []string{}
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return nil, nil, ctx.Err()
+	}
+	return counts, samples, nil
+}
+
+// formatLabels prints a label set as Prometheus does: name{a="1", b="2"}.
+func formatLabels(name string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		if k != "__name__" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(labels[k]))
+	}
+	b.WriteByte('}')
+	return b.String()
+}

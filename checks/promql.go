@@ -1,0 +1,190 @@
+package checks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// promqlVars are the promql kind's variables.
+var promqlVars = types.Map{
+	"value":  types.Float64,
+	"values": types.TypeOf(map[string]float64{}),
+	"series": types.Int,
+}
+
+// promMaxBytes caps a query's answer: more than this is a query that should aggregate.
+const promMaxBytes = 16 << 20
+
+// PromQL is the promql kind: one instant query against a Prometheus HTTP API
+// (/api/v1/query). An empty result is inconclusive (nothing to judge), an unreachable
+// server or a query Prometheus rejects is an error (vigil could not measure).
+type PromQL struct {
+	client   *HTTPClient
+	endpoint string
+	query    string
+	header   http.Header
+	auth     configs.Auth
+	timeout  time.Duration
+}
+
+// PromSample is one element of an instant query's result.
+type PromSample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// PromResult is an instant query's result: a vector, or a scalar as one unlabelled sample.
+type PromResult struct {
+	Type     string
+	Samples  []PromSample
+	Warnings []string
+}
+
+// ParsePromResponse reads a /api/v1/query answer, given its HTTP status. A query error
+// from Prometheus comes back as an error with Prometheus's own message.
+func ParsePromResponse(status int, body []byte) (*PromResult, error) {
+	var r struct {
+		Status    string   `json:"status"`
+		ErrorType string   `json:"errorType"`
+		Error     string   `json:"error"`
+		Warnings  []string `json:"warnings"`
+		Data      struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Status == "" {
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("answered %d: %s", status, Trim(strings.TrimSpace(string(body)), 300))
+		}
+		return nil, fmt.Errorf("the answer is not Prometheus's query API (is the server URL right?): %s", Trim(strings.TrimSpace(string(body)), 200))
+	}
+	if r.Status != "success" {
+		msg := r.Error
+		if msg == "" {
+			msg = "no message"
+		}
+		return nil, fmt.Errorf("the query was rejected by Prometheus (%s): %s", r.ErrorType, msg)
+	}
+	out := &PromResult{Type: r.Data.ResultType, Warnings: r.Warnings}
+	switch r.Data.ResultType {
+	case "scalar":
+		v, err := promValue(r.Data.Result)
+		if err != nil {
+			return nil, fmt.Errorf("scalar result: %w", err)
+		}
+		out.Samples = []PromSample{{Labels: map[string]string{}, Value: v}}
+	case "vector":
+		var vec []struct {
+			Metric map[string]string `json:"metric"`
+			Value  json.RawMessage   `json:"value"`
+		}
+		if err := json.Unmarshal(r.Data.Result, &vec); err != nil {
+			return nil, fmt.Errorf("vector result is malformed: %v", err)
+		}
+		for i, s := range vec {
+			v, err := promValue(s.Value)
+			if err != nil {
+				return nil, fmt.Errorf("series %d: %w", i, err)
+			}
+			if s.Metric == nil {
+				s.Metric = map[string]string{}
+			}
+			out.Samples = append(out.Samples, PromSample{Labels: s.Metric, Value: v})
+		}
+	case "matrix":
+		return nil, fmt.Errorf("the query returned a range vector; an instant query needs an instant vector or a scalar: drop the [range] or wrap it in a function such as rate(...[5m])")
+	case "string":
+		return nil, fmt.Errorf("the query returned a string; write one that returns a number")
+	default:
+		return nil, fmt.Errorf("unknown result type %q", r.Data.ResultType)
+	}
+	return out, nil
+}
+
+// promValue reads [<unix time>, "<value>"].
+func promValue(raw json.RawMessage) (float64, error) {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+		return 0, fmt.Errorf("want [time, \"value\"], got %s", Trim(string(raw), 60))
+	}
+	var s string
+	if err := json.Unmarshal(pair[1], &s); err != nil {
+		return 0, fmt.Errorf("value %s is not a quoted number", Trim(string(pair[1]), 40))
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("value %q is not a number", Trim(s, 40))
+	}
+	return v, nil
+}
+
+// Probe implements Prober.
+func (p *PromQL) Probe(ctx context.Context, run *Run) error {
+	form := url.Values{"query": {p.query}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}
+	if dl, ok := ctx.Deadline(); ok {
+		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
+		if left := time.Until(dl); left > 0 {
+			form.Set("timeout", strconv.FormatInt(max(left.Milliseconds(), 1), 10)+"ms")
+		}
+	}
+	h := p.header.Clone()
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := &Request{Method: http.MethodPost, URL: p.endpoint, Header: h, Body: form.Encode(), Timeout: p.timeout,
+		Auth: p.auth, MaxBodyBytes: promMaxBytes, FollowRedirects: true}
+	run.Transcript.Printf("query: %s", p.query)
+	resp, err := p.client.Do(ctx, req, run.Transcript)
+	if err != nil {
+		return fmt.Errorf("could not query Prometheus: %w", err)
+	}
+	if resp.Truncated {
+		return fmt.Errorf("the Prometheus API at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
+	}
+	res, err := ParsePromResponse(resp.Status, resp.Body)
+	if err != nil {
+		return fmt.Errorf("the Prometheus API at %s: %w", p.endpoint, err)
+	}
+	for _, w := range res.Warnings {
+		run.Transcript.Printf("warning from Prometheus: %s", w)
+	}
+	if len(res.Samples) == 0 {
+		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", p.query)
+	}
+	values := make(map[string]float64, len(res.Samples))
+	for _, s := range res.Samples {
+		values[formatLabels(s.Labels["__name__"], s.Labels)] = s.Value
+	}
+	run.Vars["values"] = values
+	run.Vars["series"] = len(res.Samples)
+	if len(res.Samples) == 1 {
+		run.Vars["value"] = res.Samples[0].Value
+	} else {
+		run.Vars["value"] = math.NaN()
+		run.Explain("value", fmt.Sprintf("the query returned %d series, so there is no single value: use values, or aggregate (max(...), sum(...))", len(res.Samples)))
+	}
+	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), FormatValue(values))
+	return nil
+}
+
+func buildPromQL(b *builder, c *configs.Check) (Prober, types.Map) {
+	s := c.PromQL
+	endpoint := strings.TrimRight(s.Server, "/")
+	if !strings.HasSuffix(endpoint, "/api/v1/query") {
+		endpoint += "/api/v1/query"
+	}
+	h := http.Header{}
+	for k, v := range s.Headers {
+		h.Set(k, v)
+	}
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: s.Query, header: h, auth: s.Auth, timeout: c.Timeout}, promqlVars
+}

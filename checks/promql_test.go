@@ -1,0 +1,175 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/internal/promtest"
+)
+
+func promqlYAML(server, query string, asserts ...string) string {
+	y := fmt.Sprintf(`
+checks:
+  - name: pool
+    kind: promql
+    timeout: 5s
+    server: %s
+    query: '%s'
+`, server, strings.ReplaceAll(query, "'", "''"))
+	if len(asserts) > 0 {
+		y += "    assert:\n"
+		for _, a := range asserts {
+			y += "      - '" + strings.ReplaceAll(a, "'", "''") + "'\n"
+		}
+	}
+	return y
+}
+
+// TestPromQLAgainstPrometheus runs promql checks against a real Prometheus (Debian's
+// package, on a loopback port) scraping a loopback exporter that publishes seed 001's
+// pool metrics: the application's connection pool, by pool.
+func TestPromQLAgainstPrometheus(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pool_active_connections", Help: "Connections in use."}, []string{"pool"})
+	reg.MustRegister(active)
+	active.WithLabelValues("db").Set(3)
+	active.WithLabelValues("cache").Set(7)
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 250 * time.Millisecond})
+	prom.WaitForScrape(t, 60*time.Second)
+
+	t.Run("value", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50")), Input{})
+		wantOutcome(t, res, Pass)
+		if res.Vars["value"] != 7.0 || res.Vars["series"] != 1 {
+			t.Fatalf("value %v series %v, want 7 and 1", res.Vars["value"], res.Vars["series"])
+		}
+	})
+	t.Run("scalar", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "scalar(sum(pool_active_connections))", "value == 10")), Input{})
+		wantOutcome(t, res, Pass)
+	})
+	t.Run("values by labels", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "sum by (pool) (pool_active_connections)",
+			`values['{pool="db"}'] < 5`, `values['{pool="cache"}'] < 5`, "series == 2", "value < 50")), Input{})
+		wantOutcome(t, res, Fail, `values['{pool="cache"}'] < 5 is false: values["{pool=\"cache\"}"] = 7`,
+			"value < 50 is false: value = NaN (the query returned 2 series, so there is no single value")
+		if len(res.Reasons) != 2 {
+			t.Fatalf("reasons %q: the db pool and the series count hold", res.Reasons)
+		}
+	})
+	t.Run("series", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "pool_active_connections", "series == 2")), Input{})
+		wantOutcome(t, res, Pass)
+		values := res.Vars["values"].(map[string]float64)
+		for k := range values {
+			if !strings.HasPrefix(k, `pool_active_connections{instance="127.0.0.1:`) || !strings.Contains(k, `job="test"`) {
+				t.Fatalf("series key %q", k)
+			}
+		}
+	})
+	t.Run("empty is inconclusive", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, `pool_active_connections{pool="nope"}`, "value < 50")), Input{})
+		wantOutcome(t, res, Inconclusive, `returned no series: no data to judge`)
+	})
+	t.Run("rejected query is an error", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections", "value < 50")), Input{})
+		wantOutcome(t, res, Error, "the query was rejected by Prometheus (bad_data)")
+	})
+	t.Run("range vector is an error", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "pool_active_connections[1m]", "value < 50")), Input{})
+		wantOutcome(t, res, Error, "returned a range vector", "rate(...[5m])")
+	})
+	// Seed 001's leak as the pool metric shows it: the connections pile up after the deploy.
+	t.Run("leak shows in the pool metric", func(t *testing.T) {
+		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
+		active.WithLabelValues("db").Set(80)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			v, err := prom.Query(context.Background(), "max(pool_active_connections)")
+			if err == nil && v == "80" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus never scraped 80: %q %v", v, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		wantOutcome(t, run(t, c, Input{}), Fail, "value < 50 is false: value = 80")
+	})
+	t.Run("unreachable is an error", func(t *testing.T) {
+		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
+		prom.Stop()
+		wantOutcome(t, run(t, c, Input{}), Error, "could not query Prometheus: ", "connection refused")
+	})
+}
+
+// TestPromQLNotPrometheus: a server that is not Prometheus, or that hangs, or that answers
+// without end, is an error within the check's timeout.
+func TestPromQLNotPrometheus(t *testing.T) {
+	done := testDone(t)
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		timeout time.Duration
+		reason  string
+	}{
+		{"html", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>Grafana</html>") }, time.Second, "the answer is not Prometheus's query API"},
+		{"502", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }, time.Second, "answered 502: bad gateway"},
+		{"hangs", hang(done), time.Second, "timed out"},
+		// Enough time to read to the cap: the cap, not the deadline, must stop it.
+		{"huge", hugeBody(`{"status":"success","data":{"resultType":"vector","result":[`, 20<<20), 30 * time.Second, "answered more than 16777216 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(promqlYAML(serve(t, tc.handler).URL, "up", "value == 1"), "timeout: 5s", "timeout: "+tc.timeout.String(), 1)
+			res := run(t, buildOne(t, y), Input{})
+			wantOutcome(t, res, Error, tc.reason)
+			if res.Duration > tc.timeout+3*time.Second {
+				t.Fatalf("took %s with a %s timeout", res.Duration, tc.timeout)
+			}
+		})
+	}
+}
+
+func TestParsePromResponse(t *testing.T) {
+	r, err := ParsePromResponse(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a"},"value":[1700000000.1,"1"]},{"metric":{},"value":[1700000000.1,"+Inf"]}]}}`))
+	if err != nil || len(r.Samples) != 2 || r.Samples[0].Labels["job"] != "a" || !math.IsInf(r.Samples[1].Value, 1) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := ParsePromResponse(400, []byte(`{"status":"error","errorType":"bad_data","error":"parse error at char 4"}`)); err == nil ||
+		err.Error() != "the query was rejected by Prometheus (bad_data): parse error at char 4" {
+		t.Fatalf("error: %v", err)
+	}
+	if _, err := ParsePromResponse(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,2]}]}}`)); err == nil {
+		t.Fatal("an unquoted value was accepted")
+	}
+}
+
+// FuzzParsePromResponse: any answer parses or is an error; a success has finite label maps
+// and one sample per series.
+func FuzzParsePromResponse(f *testing.F) {
+	f.Add(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"2"]}]}}`))
+	f.Add(200, []byte(`{"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}}`))
+	f.Add(200, []byte(`{"status":"success","data":{"resultType":"matrix","result":[]}}`))
+	f.Add(422, []byte(`{"status":"error","errorType":"execution","error":"boom"}`))
+	f.Add(502, []byte(`<html>`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		r, err := ParsePromResponse(status, body)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		for _, s := range r.Samples {
+			if s.Labels == nil {
+				t.Fatal("nil labels")
+			}
+		}
+	})
+}

@@ -1,0 +1,274 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// slaVars are the sla kind's variables.
+var slaVars = types.Map{
+	"p50_ms":     types.Float64,
+	"p90_ms":     types.Float64,
+	"p95_ms":     types.Float64,
+	"p99_ms":     types.Float64,
+	"max_ms":     types.Float64,
+	"min_ms":     types.Float64,
+	"mean_ms":    types.Float64,
+	"error_rate": types.Float64,
+	"rps":        types.Float64,
+	"statuses":   types.TypeOf(map[string]int{}),
+	"requests":   types.Int,
+	"errors":     types.Int,
+}
+
+// Keys of statuses for requests that got no HTTP answer.
+const (
+	slaTimeout = "timeout"  // no answer before the request's timeout or max_duration
+	slaError   = "error"    // connection refused, reset, ...
+	slaNotSent = "not_sent" // with a rate: due, but the burst ended before a worker was free
+)
+
+// SLA is the sla kind (seeds 001 and 002): a bounded burst of one request, with latency
+// percentiles, an error rate and the statuses seen. Without a rate, `concurrency` workers
+// send back to back (a closed loop: fine for "is it usable at 50 clients"). With a rate,
+// request i is due at start + i/rate and its latency counts from then, not from when a
+// worker got round to sending it: a server that stalls cannot hide the queue it causes
+// (no coordinated omission).
+type SLA struct {
+	client      *HTTPClient
+	req         *RequestTemplate
+	requests    int
+	concurrency int
+	rate        float64
+	maxDuration time.Duration
+	okStatus    []int
+}
+
+type slaSample struct {
+	sent    bool
+	latency time.Duration
+	key     string // status code, or one of slaTimeout, slaError, slaNotSent
+	ok      bool
+	err     error
+}
+
+// due is when request i is scheduled to start; start itself without a rate.
+func (s *SLA) due(start time.Time, i int) time.Time {
+	if s.rate <= 0 {
+		return start
+	}
+	return start.Add(time.Duration(float64(i) / s.rate * float64(time.Second)))
+}
+
+// Probe implements Prober.
+func (s *SLA) Probe(ctx context.Context, run *Run) error {
+	burst, cancel := context.WithTimeout(ctx, s.maxDuration)
+	defer cancel()
+	samples := make([]slaSample, s.requests)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(s.concurrency, s.requests) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= s.requests || burst.Err() != nil {
+					return
+				}
+				begin := time.Now()
+				if s.rate > 0 {
+					begin = s.due(start, i)
+					if !waitUntil(burst, begin) {
+						return
+					}
+				}
+				samples[i] = s.one(burst, run, i, begin)
+			}
+		}()
+	}
+	wg.Wait()
+	end := time.Now()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("cancelled during the burst")
+	}
+	if s.rate > 0 {
+		// Due before the burst ended but never sent: the target was too slow to take them.
+		// They count, with the time they waited, or the queue would vanish from the numbers.
+		for i := range samples {
+			if !samples[i].sent && !s.due(start, i).After(end) {
+				samples[i] = slaSample{sent: true, latency: end.Sub(s.due(start, i)), key: slaNotSent}
+			}
+		}
+	}
+	return s.summarise(run, samples, end.Sub(start))
+}
+
+// one sends request i and measures it from begin.
+func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSample {
+	req, err := s.req.Render(map[string]any{"Nonce": NewNonce()})
+	if err != nil {
+		return slaSample{sent: true, key: slaError, err: err}
+	}
+	var t *Transcript
+	if i == 0 {
+		t = run.Transcript // the first exchange in full; the rest as a summary
+	}
+	resp, err := s.client.Do(ctx, req, t)
+	out := slaSample{sent: true, latency: time.Since(begin)}
+	switch {
+	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out")):
+		out.key, out.err = slaTimeout, err
+	case err != nil:
+		out.key, out.err = slaError, err
+	default:
+		out.key = strconv.Itoa(resp.Status)
+		out.ok = s.isOK(resp.Status)
+	}
+	return out
+}
+
+func (s *SLA) isOK(status int) bool {
+	if len(s.okStatus) == 0 {
+		return status >= 200 && status < 400
+	}
+	for _, st := range s.okStatus {
+		if st == status {
+			return true
+		}
+	}
+	return false
+}
+
+// summarise turns the samples into variables.
+func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) error {
+	var lat []float64
+	statuses := map[string]int{}
+	var errs, answered int
+	var firstErrs []string
+	for _, x := range samples {
+		if !x.sent {
+			continue
+		}
+		lat = append(lat, ms(x.latency))
+		statuses[x.key]++
+		if x.err == nil && x.key != slaNotSent {
+			answered++
+		}
+		if !x.ok {
+			errs++
+			if x.err != nil && len(firstErrs) < 3 {
+				firstErrs = append(firstErrs, x.err.Error())
+			}
+		}
+	}
+	n := len(lat)
+	if n == 0 {
+		return fmt.Errorf("no request was sent within max_duration %s", s.maxDuration)
+	}
+	if answered == 0 {
+		return fmt.Errorf("none of %d requests got an answer: %s", n, strings.Join(firstErrs, "; "))
+	}
+	sort.Float64s(lat)
+	sum := 0.0
+	for _, l := range lat {
+		sum += l
+	}
+	v := run.Vars
+	v["requests"] = n
+	v["errors"] = errs
+	v["error_rate"] = float64(errs) / float64(n)
+	v["statuses"] = statuses
+	v["rps"] = float64(n) / math.Max(elapsed.Seconds(), 1e-6)
+	v["min_ms"] = lat[0]
+	v["max_ms"] = lat[n-1]
+	v["mean_ms"] = sum / float64(n)
+	for _, p := range []int{50, 90, 95, 99} {
+		v[fmt.Sprintf("p%d_ms", p)] = Percentile(lat, float64(p))
+	}
+	v["duration_ms"] = ms(elapsed)
+
+	how := fmt.Sprintf("%d requests, concurrency %d", n, s.concurrency)
+	if s.rate > 0 {
+		how += fmt.Sprintf(", %g/s; latency counted from each request's scheduled start", s.rate)
+	}
+	for _, p := range []string{"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps"} {
+		run.Explain(p, how)
+	}
+	if errs > 0 {
+		run.Explain("error_rate", fmt.Sprintf("%d of %d failed: %s", errs, n, formatStatuses(statuses)))
+		run.Explain("errors", formatStatuses(statuses))
+	}
+	run.Transcript.Printf("%s in %s: p50 %s, p90 %s, p95 %s, p99 %s, max %s; %.1f/s; statuses %s",
+		how, round(elapsed), fmtMS(v["p50_ms"]), fmtMS(v["p90_ms"]), fmtMS(v["p95_ms"]), fmtMS(v["p99_ms"]),
+		fmtMS(v["max_ms"]), v["rps"], formatStatuses(statuses))
+	for _, e := range firstErrs {
+		run.Transcript.Printf("! %s", e)
+	}
+	return nil
+}
+
+// Percentile is the nearest-rank percentile p (0-100) of sorted xs; NaN for none.
+func Percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+func fmtMS(v any) string {
+	f, _ := v.(float64)
+	return formatFloat(f) + "ms"
+}
+
+func formatStatuses(m map[string]int) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitUntil waits for t or ctx, whichever comes first; false when ctx ended.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func buildSLA(b *builder, c *configs.Check) (Prober, types.Map) {
+	s := c.SLA
+	if s.Requests > configs.SLAMaxRequests && !s.AllowLoad {
+		b.errf(c.Path()+".requests", "lower it, or set allow_load: true if this target is meant to take load",
+			"%d requests per run is above the safety cap of %d", s.Requests, configs.SLAMaxRequests)
+		return nil, nil
+	}
+	req := b.request(c.Path()+".request", &s.Request, []string{"Nonce"})
+	if req == nil {
+		return nil, nil
+	}
+	return &SLA{client: b.deps.HTTP, req: req, requests: s.Requests, concurrency: s.Concurrency, rate: s.Rate,
+		maxDuration: s.MaxDuration, okStatus: s.OKStatus}, slaVars
+}

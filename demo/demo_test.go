@@ -1,0 +1,52 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/browser"
+	"github.com/vigil-monitor/vigil/checks"
+)
+
+// The demo is the product's main job on a built-in default: it must catch the broken
+// deploy with a real browser, roll it back once and tell Slack, every time.
+func TestDemo(t *testing.T) {
+	pool := browser.NewPool(browser.Options{Concurrency: 2})
+	t.Cleanup(func() { _ = pool.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := pool.Check(ctx); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
+			t.Fatalf("VIGIL_REQUIRE_BROWSER is set and the demo needs Chromium: %v", err)
+		}
+		t.Skipf("the demo needs Chromium (scripts/setup installs it): %v", err)
+	}
+	hc := checks.NewHTTPClient("vigil-demo-test")
+	defer hc.CloseIdle()
+	var out bytes.Buffer
+	err := Run(ctx, Options{Out: &out, Deps: checks.Deps{HTTP: hc, Browser: pool}, BrowserReady: pool.Check})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"verdict: PASSED",
+		"verdict: FAILED",
+		"TypeError: r.formatPrice is not a function at http://127.0.0.1:",
+		"/static/app.js:6:54",
+		"the shop rolled back: v2 → v1",
+		"Deploy of shop v2 in demo failed verification",
+		"uploaded home-page-screenshot.png",
+		"Deploy history of the sample shop: v1 → v2 → v1",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "verdict: PASSED"); n != 2 {
+		t.Errorf("want the good deploy and the rollback to pass, got %d passes", n)
+	}
+}

@@ -1,0 +1,245 @@
+// Package promtest starts a real Prometheus for tests: Debian's prometheus package (or
+// $VIGIL_PROMETHEUS) on a free loopback port, with a temporary config and data folder,
+// scraping exporters the test serves from client_golang registries. Everything it starts
+// stops at the test's cleanup. Tests that use it need the binary (scripts/setup installs
+// it). Without it they are skipped, saying how to get it, unless VIGIL_REQUIRE_PROMETHEUS
+// is set (CI sets it): then they fail, so a machine without Prometheus cannot pass them.
+package promtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options shape the Prometheus a test starts.
+type Options struct {
+	// Targets are host:port addresses scraped under job "test" (see Exporter).
+	Targets []string
+	// ScrapeInterval defaults to 500ms, so the first scrape comes quickly.
+	ScrapeInterval time.Duration
+	// Binary is the prometheus executable; default $VIGIL_PROMETHEUS, then "prometheus" in PATH.
+	Binary string
+}
+
+// Server is a running Prometheus.
+type Server struct {
+	// URL is its base URL, http://127.0.0.1:PORT.
+	URL string
+
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	targets int
+	once    sync.Once
+	exited  chan struct{}
+}
+
+// Start starts Prometheus and waits until it is ready (not until it has scraped: see
+// WaitForScrape). It is killed at t's cleanup.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	bin := o.Binary
+	if bin == "" {
+		bin = os.Getenv("VIGIL_PROMETHEUS")
+	}
+	if bin == "" {
+		bin = "prometheus"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		msg := fmt.Sprintf("promtest: %s not found (%v); install Debian's prometheus package (scripts/setup does) or set VIGIL_PROMETHEUS", bin, err)
+		if os.Getenv("VIGIL_REQUIRE_PROMETHEUS") == "" {
+			t.Skip(msg + "; set VIGIL_REQUIRE_PROMETHEUS=1 to make this a failure")
+		}
+		t.Fatal(msg)
+	}
+	if o.ScrapeInterval <= 0 {
+		o.ScrapeInterval = 500 * time.Millisecond
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(config(o)), 0o600); err != nil {
+		t.Fatalf("promtest: writing config: %v", err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // the free port can be taken between probe and bind
+		s, err := start(path, cfg, filepath.Join(dir, fmt.Sprintf("data%d", attempt)), len(o.Targets))
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("promtest: %v", lastErr)
+	return nil
+}
+
+func config(o Options) string {
+	var b strings.Builder
+	timeout := o.ScrapeInterval * 4 / 5
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
+		promDuration(o.ScrapeInterval), promDuration(timeout), promDuration(o.ScrapeInterval))
+	b.WriteString("scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [")
+	for i, t := range o.Targets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", t)
+	}
+	b.WriteString("]\n")
+	return b.String()
+}
+
+// promDuration writes d in Prometheus's duration syntax (whole milliseconds).
+func promDuration(d time.Duration) string { return fmt.Sprintf("%dms", max(d.Milliseconds(), 1)) }
+
+func start(bin, cfg, data string, targets int) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
+		"--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &Server{URL: "http://" + addr, cmd: cmd, logs: logs, targets: targets, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	probe := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("prometheus exited during startup: %s", s.Logs())
+		default:
+		}
+		resp, err := probe.Get(s.URL + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Stop()
+	return nil, fmt.Errorf("prometheus on %s not ready after 30s: %s", addr, s.Logs())
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Stop kills Prometheus and waits for it to exit. It is safe to call more than once; tests
+// call it to see how a check behaves when Prometheus is down.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
+}
+
+// Logs is what Prometheus printed so far, for failure messages.
+func (s *Server) Logs() string { return strings.TrimSpace(s.logs.String()) }
+
+// WaitForScrape waits until every target has been scraped successfully once (up == 1).
+func (s *Server) WaitForScrape(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	want := fmt.Sprint(s.targets)
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		v, err := s.Query(context.Background(), `count(up{job="test"} == 1)`)
+		if err == nil && v == want {
+			return
+		}
+		last = fmt.Sprintf("count(up == 1) = %q, err %v", v, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("promtest: targets not scraped within %s (%s); prometheus logs: %s", timeout, last, s.Logs())
+}
+
+// Query runs an instant query and returns the first sample's value as Prometheus wrote
+// it ("" for an empty result). It is for the harness and tests, not a client.
+func (s *Server) Query(ctx context.Context, q string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/v1/query?query="+url.QueryEscape(q), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value []any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return "", err
+	}
+	if r.Status != "success" {
+		return "", fmt.Errorf("%s: %s", r.Status, r.Error)
+	}
+	if len(r.Data.Result) == 0 || len(r.Data.Result[0].Value) != 2 {
+		return "", nil
+	}
+	return fmt.Sprint(r.Data.Result[0].Value[1]), nil
+}
+
+// Exporter serves reg's metrics on a loopback port for Prometheus to scrape and returns
+// its host:port. It stops at t's cleanup.
+func Exporter(t testing.TB, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 1<<20 {
+		return len(p), nil // enough to diagnose; do not grow without bound
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
