@@ -26,6 +26,7 @@ const DefaultTimeout = 30 * time.Second
 const (
 	screenshotTimeout = time.Second
 	collectTimeout    = 500 * time.Millisecond
+	evidenceReserve   = 2 * time.Second
 )
 
 // Visit is one page load or journey.
@@ -200,7 +201,9 @@ type visitRun struct {
 func (vr *visitRun) run() error {
 	p, inst := vr.p, vr.inst
 	total := time.Until(vr.deadline)
-	reserve := min(screenshotTimeout, total/5)
+	// The page's work stops early enough for the evidence: target info, a screenshot
+	// and the timings, each with its own short deadline.
+	reserve := min(evidenceReserve, total/4)
 
 	runCtx, runCancel := context.WithDeadline(inst.ctx, vr.deadline)
 	stopCaller := context.AfterFunc(vr.caller, runCancel)
@@ -572,14 +575,16 @@ func (vr *visitRun) fatal(err error) error {
 	return nil
 }
 
-// collect fills the report and takes the screenshot while the tab is still open.
+// collect fills the report and takes the screenshot while the tab is still open. The
+// screenshot comes first when the page already failed, so a slow renderer spends the
+// evidence budget on the picture, not on timings; the timings' round trip to the renderer
+// then flushes late events (an exception from a timer) into a second look.
 func (vr *visitRun) collect(visitErr error) {
 	rep := vr.rep
-	alive := vr.rec.crashReason() == "" && !vr.inst.gone() && vr.caller.Err() == nil && vr.p.closing.Err() == nil
-	if alive && vr.target != nil {
-		if rep.Loaded && visitErr == nil {
-			vr.timings()
-		}
+	alive := func() bool {
+		return vr.target != nil && vr.rec.crashReason() == "" && !vr.inst.gone() && vr.caller.Err() == nil && vr.p.closing.Err() == nil
+	}
+	if alive() {
 		ctx, cancel := context.WithTimeout(vr.tabCtx, collectTimeout)
 		if info, err := cdp.Call(ctx, vr.inst.browser, target.GetTargetInfo, target.GetTargetInfoParams{TargetID: vr.target.TargetID}); err == nil && info.TargetInfo != nil {
 			rep.URL, rep.Title = info.TargetInfo.URL, info.TargetInfo.Title
@@ -587,20 +592,31 @@ func (vr *visitRun) collect(visitErr error) {
 		cancel()
 	}
 	vr.rec.fill(rep)
-	if !alive || vr.target == nil {
+	if !alive() {
 		return
 	}
-	want := visitErr != nil
-	if !want {
-		if vr.v.Evidence != nil {
-			want = vr.v.Evidence(rep)
-		} else {
-			want = hasProblems(rep)
+	shot := visitErr != nil || vr.wantEvidence()
+	if shot {
+		vr.screenshot()
+	}
+	if rep.Loaded && visitErr == nil && alive() {
+		vr.timings()
+		vr.rec.fill(rep)
+		if !shot && alive() && vr.wantEvidence() {
+			vr.screenshot()
 		}
 	}
-	if !want {
-		return
+}
+
+func (vr *visitRun) wantEvidence() bool {
+	if vr.v.Evidence != nil {
+		return vr.v.Evidence(vr.rep)
 	}
+	return hasProblems(vr.rep)
+}
+
+// screenshot keeps a PNG of the viewport, within its own short deadline.
+func (vr *visitRun) screenshot() {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(vr.tabCtx, screenshotTimeout)
 	defer cancel()
@@ -609,7 +625,7 @@ func (vr *visitRun) collect(visitErr error) {
 		vr.logf("no screenshot: the page did not answer within %s (%v)", since(begin), err)
 		return
 	}
-	rep.Screenshot = png
+	vr.rep.Screenshot = png
 	vr.logf("screenshot: %d KiB in %s", (len(png)+1023)/1024, since(begin))
 }
 
