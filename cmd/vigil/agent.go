@@ -97,6 +97,14 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err := a.Listen(); err != nil {
 		return exitWith(exitFailed, err)
 	}
+	if a.Runtime().HasBrowserChecks() {
+		// Start Chromium now, so the first deploy's browser runs do not pay for it.
+		go func() {
+			if err := env.browser.Start(ctx); err != nil {
+				log.Warn("Chromium did not start; browser checks will end as error until it does", "error", err)
+			}
+		}()
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "vigil agent listening on http://%s (config %s, %d checks)\n", a.Addr(), cfg.File, len(a.Runtime().Order))
 
 	hup := make(chan os.Signal, 1)
