@@ -78,6 +78,21 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 	return out
 }
 
+// deployStarted announces a deploy to the notifiers that want deploy_started (PagerDuty
+// records a change event; a plain webhook hears of it).
+func (a *Agent) deployStarted(d *store.Deploy, now time.Time) []*store.OutboxEntry {
+	rt := a.Runtime()
+	svc := rt.Config.Services[d.Service]
+	if svc == nil {
+		return nil
+	}
+	ev := &alerting.Event{Name: configs.EventDeployStarted, Key: d.ID + ":" + configs.EventDeployStarted, Incident: d.ID,
+		OccurredAt: now, Service: d.Service, Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID,
+		Summary: fmt.Sprintf("deploy of %s %s registered; verifying", d.Service, d.Version), DryRun: svc.DryRun,
+		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit}}
+	return a.entries(ev, a.route(rt, svc.OnFailure.For(ev.Name), ev.Name), a.silencedBy(rt, d.Service, "", now), now)
+}
+
 // openDeployIncident returns the id of the service's newest failed or inconclusive deploy
 // registered before d, unless a passing deploy already came after it.
 func (a *Agent) openDeployIncident(d *store.Deploy) string {

@@ -65,6 +65,9 @@ func TestFailedDeployNotifiesEveryoneAndResolves(t *testing.T) {
 	if !strings.Contains(reply.Text+string(reply.Blocks), "rollback") {
 		t.Errorf("the thread reply should report the rollback: %s %s", reply.Text, reply.Blocks)
 	}
+	if ch := pd.Changes(); len(ch) != 1 || !strings.Contains(ch[0].Payload.Summary, "v2") {
+		t.Errorf("PagerDuty should get one change event for the deploy: %+v", ch)
+	}
 	trig := pd.Events()[0]
 	if trig.Action != "trigger" || trig.Payload == nil || trig.Payload.Severity != "critical" {
 		t.Fatalf("PagerDuty got %+v", trig)
@@ -255,5 +258,35 @@ maintenance:
 	time.Sleep(300 * time.Millisecond)
 	if n := len(hook.Deliveries()); n != 0 {
 		t.Errorf("the webhook was called %d times during maintenance", n)
+	}
+}
+
+// Alert state survives a restart: the deploy that resolves an incident opened before the
+// restart answers in the same Slack thread and resolves the same PagerDuty alert.
+func TestAlertStateSurvivesARestart(t *testing.T) {
+	tg := newTarget(t)
+	slack := alertingtest.NewSlack(t)
+	pd := alertingtest.NewPagerDuty(t)
+	dir := t.TempDir()
+	cfg := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [slack, pager]",
+		top: "notifiers:" + slackNotifier(slack) + pagerDutyNotifier(pd)}.String()
+	h := startAgent(t, dir, cfg)
+	tg.set("broken")
+	h.verdict(h.deploy("web", "v2"), 30*time.Second)
+	eventually(t, 20*time.Second, "the Slack root and the PagerDuty trigger", func() bool {
+		return len(slack.Roots()) == 1 && len(pd.Events()) == 1
+	})
+	h.stop()
+
+	tg.set("good")
+	h2 := startAgent(t, dir, cfg)
+	h2.verdict(h2.deploy("web", "v3"), 30*time.Second)
+	root := slack.Roots()[0]
+	key := pd.Events()[0].DedupKey
+	eventually(t, 20*time.Second, "the resolution in the old thread and PagerDuty", func() bool {
+		return len(slack.Replies(root.TS)) == 1 && !pd.Open(key)
+	})
+	if n := len(slack.Roots()); n != 1 {
+		t.Errorf("%d Slack roots after the restart; the resolution belongs in the first thread", n)
 	}
 }

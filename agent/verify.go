@@ -139,6 +139,9 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	a.log.Info("deploy registered; verifying", "deploy", d.ID, "service", service, "version", d.Version,
 		"rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "checks", len(list))
 	a.startVerification(d, svc, list, now)
+	if err := a.store.Enqueue(ctx, a.deployStarted(d, now)); err != nil {
+		a.log.Warn("enqueueing deploy_started failed", "deploy", d.ID, "error", err)
+	}
 	a.signalOutbox()
 	return d, nil
 }
