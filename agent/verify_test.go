@@ -2,7 +2,10 @@ package agent
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +219,38 @@ func TestVerdictsSurviveARestart(t *testing.T) {
 	}
 	if d := h2.verdict(pending, 30*time.Second); d["status"] != store.StatusPassed {
 		t.Fatalf("the resumed verification: status = %v, reason %v", d["status"], d["reason"])
+	}
+}
+
+// SIGTERM (ctx cancelled) lets runs in flight finish up to shutdown_grace, then cancels
+// them: a hung target cannot hold the agent's exit past the grace.
+func TestShutdownCancelsHungRunsAfterTheGrace(t *testing.T) {
+	var hits atomic.Int64
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hang) })
+	h := startAgent(t, "", fmt.Sprintf(`
+agent: {shutdown_grace: 500ms}
+checks:
+  - {name: home, kind: http, every: 1h, timeout: 30s, retries: 0, request: {url: %q}}
+services:
+  web: {checks: [home], verify: {interval: 1m, count: 2}}
+`, srv.URL+"/"))
+	h.deploy("web", "v1")
+	eventually(t, 10*time.Second, "the run to reach the hung target", func() bool { return hits.Load() > 0 })
+	start := time.Now()
+	h.stop()
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("shutdown took %s with a 500ms grace and a 30s check timeout", took)
+	}
+	if !strings.Contains(h.logs.String(), "grace period over, cancelling runs in flight") {
+		t.Errorf("the log should say runs were cancelled at the grace:\n%s", h.logs.String())
 	}
 }
