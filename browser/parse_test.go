@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"github.com/chromedp/cdproto/network"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -96,5 +97,20 @@ func TestMergeExceptionsCountsEachThrowOnce(t *testing.T) {
 	got := mergeExceptions(cdp, page)
 	if len(got) != 4 || got[0].Stack != "s" || got[2].Message != "Error: hidden by preventDefault" || got[3].Message != "Script error." {
 		t.Errorf("merged: %+v", got)
+	}
+}
+
+// One missing stylesheet is one problem, however many requests and events Chromium
+// reports it with.
+func TestFailedRequestCountedOnce(t *testing.T) {
+	r := newRecorder(func(string) {})
+	for _, id := range []network.RequestID{"1", "2"} { // the preload scanner and the parser
+		r.response(&network.EventResponseReceived{RequestID: id, Type: network.ResourceTypeStylesheet,
+			Response: &network.Response{URL: "http://127.0.0.1/missing.css", Status: 404, StatusText: "Not Found"}})
+	}
+	r.response(&network.EventResponseReceived{RequestID: "3", Type: network.ResourceTypeScript,
+		Response: &network.Response{URL: "http://127.0.0.1/missing.js", Status: 404, StatusText: "Not Found"}})
+	if len(r.failed) != 2 {
+		t.Fatalf("want the stylesheet and the script once each: %+v", r.failed)
 	}
 }

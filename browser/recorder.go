@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -188,7 +189,7 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 			method = q.method
 			q.reported = true
 		}
-		r.failed = appendCapped(r, r.failed, FailedRequest{Method: method, URL: clip(e.Response.URL, maxURL),
+		r.addFailed(FailedRequest{Method: method, URL: clip(e.Response.URL, maxURL),
 			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: clip(e.Response.StatusText, 200)})
 	}
 }
@@ -207,7 +208,7 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 		// Any other cancelled request was abandoned by the page (a navigation away, an
 		// aborted fetch): that is the page's choice, not a failure.
 		if q.status >= 400 && failingTypes[e.Type] {
-			r.failed = appendCapped(r, r.failed, FailedRequest{Method: q.method, URL: q.url,
+			r.addFailed(FailedRequest{Method: q.method, URL: q.url,
 				Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)})
 		}
 		return
@@ -219,8 +220,21 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 	if e.CorsErrorStatus != nil {
 		msg += " (CORS: " + string(e.CorsErrorStatus.CorsError) + ")"
 	}
-	r.failed = appendCapped(r, r.failed, FailedRequest{Method: q.method, URL: clip(q.url, maxURL),
+	r.addFailed(FailedRequest{Method: q.method, URL: clip(q.url, maxURL),
 		Type: strings.ToLower(string(e.Type)), Error: msg})
+}
+
+// addFailed records a failed request once: Chromium may fetch one URL twice (the preload
+// scanner and the parser) or report one failure through two events, and a page with one
+// missing stylesheet has one problem, not two. r.mu must be held.
+func (r *recorder) addFailed(f FailedRequest) {
+	same := func(g FailedRequest) bool {
+		return g.Method == f.Method && g.URL == f.URL && g.Type == f.Type && g.Status == f.Status && g.Error == f.Error
+	}
+	if slices.ContainsFunc(r.failed, same) {
+		return
+	}
+	r.failed = appendCapped(r, r.failed, f)
 }
 
 // appendCapped appends unless the list is full; r.mu must be held.
