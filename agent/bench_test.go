@@ -4,58 +4,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vigil-monitor/vigil/checks"
-	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/store"
 )
 
 // benchAgent starts an in-process agent on yaml for a benchmark.
 func benchAgent(b *testing.B, yaml string, onLag func(time.Duration)) (*Agent, func()) {
 	b.Helper()
-	dir := b.TempDir()
-	path := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := configs.Load(path, configs.Options{Environ: []string{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hc := checks.NewHTTPClient("vigil-bench")
-	a, err := New(Options{Config: cfg, Deps: checks.Deps{HTTP: hc}, Store: st, Registry: prometheus.NewRegistry(),
-		Logger: slog.New(slog.DiscardHandler), Listener: ln, OnLag: onLag})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	<-a.started
-	return a, func() {
-		cancel()
-		<-done
-		hc.CloseIdle()
-		st.Close()
+	l := launch(b, b.TempDir(), yaml, Options{Logger: slog.New(slog.DiscardHandler), OnLag: onLag})
+	return l.a, func() {
+		if err := l.stop(); err != nil {
+			b.Error(err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,8 +62,6 @@ type harness struct {
 	cfgPath string
 	url     string
 	token   string
-	cancel  context.CancelFunc
-	done    chan error
 	logs    *syncBuffer
 	stopFn  func()
 }
@@ -84,14 +83,65 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// writeConfig writes yaml (with {{target}} replaced) into dir/vigil.yaml.
-func writeConfig(t *testing.T, dir, yaml string) string {
-	t.Helper()
-	p := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
+// launched is an agent running in-process on dir/vigil.yaml, with its store in dir and a
+// loopback listener: what tests and benchmarks share.
+type launched struct {
+	a    *Agent
+	path string
+	url  string
+	cfg  *configs.Config
+	stop func() error // stops the agent (waiting at most 30s) and closes what it opened
+}
+
+// launch writes yaml into dir, builds the agent on it and runs it until stop; it returns
+// once the agent has started.
+func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
+	tb.Helper()
+	path := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
 	}
-	return p
+	load := func() (*configs.Config, error) { return configs.Load(path, configs.Options{Environ: []string{}}) }
+	cfg, err := load()
+	if err != nil {
+		tb.Fatalf("config: %v", err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hc := checks.NewHTTPClient("vigil-test")
+	opts.Config, opts.ConfigPath, opts.LoadConfig, opts.Store, opts.Listener = cfg, path, load, st, ln
+	opts.Deps, opts.Registry, opts.Version = checks.Deps{HTTP: hc}, prometheus.NewRegistry(), "test"
+	a, err := New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	<-a.started
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		defer st.Close()
+		defer hc.CloseIdle()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("the agent did not stop within 30s")
+		}
+	}
+	return &launched{a: a, path: path, url: "http://" + ln.Addr().String(), cfg: cfg, stop: stop}
 }
 
 // startAgent runs an agent on yaml in dir (a fresh temp dir when ""), with the store in it.
@@ -100,49 +150,13 @@ func startAgent(t *testing.T, dir, yaml string) *harness {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	path := writeConfig(t, dir, yaml)
-	load := func() (*configs.Config, error) { return configs.Load(path, configs.Options{Environ: []string{}}) }
-	cfg, err := load()
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	st, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	http := checks.NewHTTPClient("vigil-test")
-	a, err := New(Options{Config: cfg, ConfigPath: path, LoadConfig: load, Deps: checks.Deps{HTTP: http}, Store: st,
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Version: "test", Listener: ln})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, a: a, dir: dir, cfgPath: path, url: "http://" + ln.Addr().String(), token: cfg.Agent.APIToken.Value(),
-		cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { h.done <- a.Run(ctx) }()
-	stopped := false
+	l := launch(t, dir, yaml, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, token: l.cfg.Agent.APIToken.Value(), logs: logs}
 	h.stopFn = func() {
-		if stopped {
-			return
+		if err := l.stop(); err != nil {
+			t.Errorf("agent.Run: %v", err)
 		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("agent.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("the agent did not stop within 30s")
-		}
-		http.CloseIdle()
-		st.Close()
 	}
 	t.Cleanup(func() {
 		h.stop()

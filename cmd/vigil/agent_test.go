@@ -391,3 +391,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// The agent refuses bad flags and bad configs before it opens anything.
+func TestAgentBadInput(t *testing.T) {
+	good := writeConfig(t, "checks: [{name: up, kind: http, request: {url: \"http://127.0.0.1:1/\"}}]\n")
+	bad := writeConfig(t, "checks: [{name: up, kind: http, request: {methd: GET}}]\n")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "-c", good, "--log-level", "loud"}, `--log-level: "loud" is not one of debug, info, warn, error`},
+		{[]string{"agent", "-c", bad}, `unknown key "methd"`},
+		{[]string{"agent", "-c", filepath.Join(t.TempDir(), "missing.yaml")}, "missing.yaml"},
+		{[]string{"agent", "-c", good, "--listen", "not-an-address"}, "agent.listen"},
+		{[]string{"gate", "--agent", "http://127.0.0.1:1", "--service", "web", "--version", "v1", "--wait", "-1s"}, "--wait must be positive"},
+	} {
+		code, _, stderr := run(c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("vigil %v: exit %d, stderr %q; want exit 2 mentioning %q", c.args, code, stderr, c.want)
+		}
+	}
+}
