@@ -70,10 +70,14 @@ type Agent struct {
 	cancelRuns context.CancelFunc
 	// started closes once Run has resumed the verifications a restart cut off: deploys
 	// registered before that would be resumed twice.
-	started   chan struct{}
-	reloadMu  sync.Mutex
-	verifyWG  sync.WaitGroup
-	outboxSig chan struct{}
+	started  chan struct{}
+	reloadMu sync.Mutex
+	// registerMu serialises deploy registrations (verify.go).
+	registerMu sync.Mutex
+	// unrecorded counts verdicts the store has not taken yet (readiness).
+	unrecorded atomic.Int64
+	verifyWG   sync.WaitGroup
+	outboxSig  chan struct{}
 	// stopping closes when shutdown begins: verifications stop waiting for their next
 	// round (they resume after a restart) while runs in flight finish.
 	stopping chan struct{}
@@ -92,6 +96,10 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.Store == nil {
 		return nil, errors.New("agent: no store")
+	}
+	if opts.Deps.HTTP == nil {
+		// The agent must know the shared client: verification sessions are made from it.
+		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
@@ -254,28 +262,38 @@ func (a *Agent) Reload() error {
 
 // scheduledRun is one scheduled run of c.
 func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time) {
-	res := a.execute(ctx, c, checks.Input{}, "")
+	res, ok := a.execute(ctx, c, checks.Input{}, "")
+	if !ok {
+		return
+	}
 	a.writer.add(toStoreRun(res, ""))
 	a.onScheduledResult(ctx, c, res)
 }
 
 // execute runs c with its retries inside a hard deadline and records the result in memory
-// and metrics. Persisting is the caller's choice.
-func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, deployID string) *checks.Result {
+// and metrics. Persisting is the caller's choice. ok is false when ctx was cancelled
+// before the run ended (its verification was decided or superseded, the check was
+// reloaded away, the agent is shutting down): such a run measured nothing about the
+// target, so it changes no metric, no last result, no incident and no history.
+func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, deployID string) (res *checks.Result, ok bool) {
 	retries := *c.Config.Retries
 	// Every attempt has its own timeout; the whole run, retries and backoff included, has
 	// one more bound so nothing can hold a concurrency slot forever.
 	limit := time.Duration(retries+1)*c.Timeout + time.Duration(retries)*5*time.Second + time.Second
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	res := checks.RunWithRetries(ctx, c, in, checks.Retry{Attempts: retries})
+	res = checks.RunWithRetries(runCtx, c, in, checks.Retry{Attempts: retries})
+	if ctx.Err() != nil {
+		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))
+		return res, false
+	}
 	res.Location = a.Runtime().Config.Agent.Location
 	a.metrics.observe(res)
 	a.mu.Lock()
 	a.last[c.Name] = res
 	a.mu.Unlock()
 	a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
-	return res
+	return res, true
 }
 
 // LastResult returns the newest result of a check.

@@ -397,7 +397,15 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "this endpoint takes no body: the check runs as configured")
 		return
 	}
-	res := a.execute(r.Context(), c, checks.Input{}, "")
+	release, ok := a.sched.Acquire(r.Context(), c)
+	if !ok {
+		return // the caller went away while the run waited for a slot
+	}
+	res, ok := a.execute(r.Context(), c, checks.Input{}, "")
+	release()
+	if !ok {
+		return // the caller went away: a cancelled run is not a result
+	}
 	sr := toStoreRun(res, "")
 	if err := a.store.SaveRuns(context.WithoutCancel(r.Context()), []*store.Run{sr}); err != nil {
 		a.log.Error("saving a manual run failed", "check", name, "error", err)
@@ -570,6 +578,9 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.store.Writable(ctx); err != nil {
 		problems = append(problems, "store not writable: "+err.Error())
+	}
+	if n := a.unrecordedVerdicts(); n > 0 {
+		problems = append(problems, fmt.Sprintf("%d %s decided but not yet written to the store (retrying)", n, plural(n, "verdict")))
 	}
 	if rt != nil && rt.HasBrowserChecks() && a.opts.BrowserReady != nil {
 		if err := a.opts.BrowserReady(ctx); err != nil {

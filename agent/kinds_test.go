@@ -276,3 +276,49 @@ services:
 		t.Fatalf("leaky release: %v %v", d["status"], d["reason"])
 	}
 }
+
+// New pods' metrics appear a scrape or two after the deploy: a promql check whose series
+// does not exist yet is inconclusive at first, and the window waits for it. The verdict is
+// what the series says once it is there, never "inconclusive" while rounds remain.
+func TestDeployPromQLSeriesAppearsLate(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_test_up", Help: "keeps the target scraped"})
+	up.Set(1)
+	reg.MustRegister(up)
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: good-pool, kind: promql, every: 1h, retries: 0, server: %[1]q, query: max(late_good_pool), assert: ["value < 50"]}
+  - {name: bad-pool, kind: promql, every: 1h, retries: 0, server: %[1]q, query: max(late_bad_pool), assert: ["value < 50"]}
+services:
+  good: {checks: [good-pool], verify: {interval: 700ms, count: 6}}
+  bad: {checks: [bad-pool], verify: {interval: 700ms, count: 6}}
+`, prom.URL))
+	for _, tc := range []struct {
+		service, metric string
+		value           float64
+		want            string
+	}{
+		{"good", "late_good_pool", 3, store.StatusPassed},
+		{"bad", "late_bad_pool", 80, store.StatusFailed},
+	} {
+		id := h.deploy(tc.service, "v2")
+		// The new version's metric shows up only after the first round saw nothing.
+		eventually(t, 20*time.Second, "a first inconclusive round", func() bool {
+			runs, _ := h.a.store.DeployRuns(t.Context(), id)
+			return len(runs) > 0
+		})
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: tc.metric, Help: "pool in use"})
+		g.Set(tc.value)
+		reg.MustRegister(g)
+		d := h.verdict(id, 60*time.Second)
+		c := checkOf(t, d, tc.service+"-pool")
+		if d["status"] != tc.want {
+			t.Fatalf("%s: status = %v, reason %v; want %s once the series appeared", tc.service, d["status"], d["reason"], tc.want)
+		}
+		if c["inconclusive"].(float64) < 1 {
+			t.Errorf("%s: no inconclusive round before the series appeared (%v): the test did not reproduce a late series", tc.service, c)
+		}
+	}
+}

@@ -23,6 +23,7 @@ type metrics struct {
 	schedLag      prometheus.Histogram
 	skipped       *prometheus.CounterVec
 	verifying     prometheus.Gauge
+	unrecorded    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,6 +60,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Scheduled runs skipped because the check's previous run was still going."}, []string{"check"}),
 		verifying: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_deploys_verifying",
 			Help: "Deploys being verified now."}),
+		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",
+			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
 	}
 }
 

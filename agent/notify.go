@@ -53,11 +53,11 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 	if v != nil && status != store.StatusPassed {
 		v.mu.Lock()
 		for _, c := range v.checks {
-			cnt := v.counts[c.Name]
-			if cnt == nil || cnt.firstFailure == nil {
+			t := v.tallies[c.Name]
+			if t == nil || t.first == nil {
 				continue
 			}
-			ev.FailedChecks = append(ev.FailedChecks, failedCheck(cnt.firstFailure, a.runURL(cnt.firstFailureRun)))
+			ev.FailedChecks = append(ev.FailedChecks, failedCheck(t.first, a.runURL(t.firstID)))
 		}
 		v.mu.Unlock()
 	}

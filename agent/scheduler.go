@@ -176,24 +176,43 @@ func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	if c.Kind == configs.KindBrowser {
-		select {
-		case s.browser <- struct{}{}:
-			defer func() { <-s.browser }()
-		case <-ctx.Done():
-			return
-		}
-	}
-	select {
-	case s.conc <- struct{}{}:
-		defer func() { <-s.conc }()
-	case <-ctx.Done():
+	release, ok := s.Acquire(ctx, c)
+	if !ok {
 		return
 	}
+	defer release()
 	if s.onLag != nil {
 		s.onLag(s.clock.Now().Sub(due))
 	}
 	s.execute(ctx, c, due)
+}
+
+// Acquire takes the slots a run of c needs: a browser slot for a browser check, then a run
+// slot. Runs outside the schedule (deploy verification rounds, manual runs) take them too,
+// so agent.concurrency bounds everything vigil sends at once. ok is false when ctx ended
+// first; otherwise release gives the slots back.
+func (s *Scheduler) Acquire(ctx context.Context, c *checks.Check) (release func(), ok bool) {
+	if c.Kind == configs.KindBrowser {
+		select {
+		case s.browser <- struct{}{}:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	select {
+	case s.conc <- struct{}{}:
+	case <-ctx.Done():
+		if c.Kind == configs.KindBrowser {
+			<-s.browser
+		}
+		return nil, false
+	}
+	return func() {
+		<-s.conc
+		if c.Kind == configs.KindBrowser {
+			<-s.browser
+		}
+	}, true
 }
 
 // Wait blocks until every run in flight has returned.

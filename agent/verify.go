@@ -25,25 +25,23 @@ type DeployRequest struct {
 }
 
 // verification is one deploy being verified: its checks run verify.count rounds,
-// verify.interval apart, the first at once; a check's rounds never overlap.
+// verify.interval apart, the first verify.initial_delay after registration; a check's
+// rounds never overlap.
 type verification struct {
 	deploy *store.Deploy
 	svc    *configs.Service
 	checks []*checks.Check
 	start  time.Time
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the deploy is decided or superseded
+	done   chan struct{} // closed when the verdict is recorded or the deploy superseded
+	// session holds the verification's own connections: the new version is judged only
+	// through connections opened after the deploy was registered.
+	session *checks.HTTPClient
 
 	mu      sync.Mutex
 	decided bool
-	counts  map[string]*verifyCount
-}
-
-type verifyCount struct {
-	runs, passed, failed, inconclusive, errors, consecutiveErrors int
-	firstFailure                                                  *checks.Result
-	firstFailureRun                                               int64
-	halt                                                          string // the first failing run's reason to stop a rollout
+	tallies map[string]*tally
+	ended   sync.Once
 }
 
 // requestError is a problem with what a caller sent: it becomes a 4xx with this message.
@@ -113,6 +111,12 @@ func newDeployID(now time.Time) string {
 func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, req DeployRequest) (*store.Deploy, error) {
 	svc := rt.Config.Services[service]
 	list := rt.ServiceChecks(service)
+	// Registrations are serialised: the store's "supersede the one verifying" and the
+	// start of the new verification must happen in the same order for every deploy, or a
+	// registration racing another could start verifying a deploy the store already
+	// superseded.
+	a.registerMu.Lock()
+	defer a.registerMu.Unlock()
 	now := a.clock.Now()
 	d := &store.Deploy{ID: newDeployID(now), Service: service, Version: req.Version, Environment: req.Environment,
 		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Baseline: map[string]map[string]any{}}
@@ -137,7 +141,7 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		a.stopVerification(id, service)
 	}
 	a.log.Info("deploy registered; verifying", "deploy", d.ID, "service", service, "version", d.Version,
-		"rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "checks", len(list))
+		"rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "initial_delay", svc.Verify.InitialDelay, "checks", len(list))
 	a.startVerification(d, svc, list, now)
 	if err := a.store.Enqueue(ctx, a.deployStarted(d, now)); err != nil {
 		a.log.Warn("enqueueing deploy_started failed", "deploy", d.ID, "error", err)
@@ -146,35 +150,45 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	return d, nil
 }
 
-// stopVerification ends a superseded verification: its runs are cancelled and its waiters
-// see the superseded status.
+// stopVerification ends a superseded verification: its runs are cancelled (and not
+// recorded) and its waiters see the superseded status.
 func (a *Agent) stopVerification(id, service string) {
+	a.metrics.verdicts.WithLabelValues(service, store.StatusSuperseded).Inc()
 	a.mu.Lock()
 	v := a.verify[id]
-	delete(a.verify, id)
 	a.mu.Unlock()
-	a.metrics.verdicts.WithLabelValues(service, store.StatusSuperseded).Inc()
 	if v == nil {
 		return
 	}
 	v.mu.Lock()
-	already := v.decided
 	v.decided = true
 	v.mu.Unlock()
-	v.cancel()
-	if !already {
+	a.endVerification(v)
+	a.log.Info("deploy superseded", "deploy", id, "service", service)
+}
+
+// endVerification is the one way a verification ends, whatever ended it: its runs are
+// cancelled, its connections closed, its waiters woken. It runs once.
+func (a *Agent) endVerification(v *verification) {
+	v.ended.Do(func() {
+		v.cancel()
+		v.session.CloseIdle()
+		a.mu.Lock()
+		if a.verify[v.deploy.ID] == v {
+			delete(a.verify, v.deploy.ID)
+		}
+		a.mu.Unlock()
 		a.metrics.verifying.Dec()
 		close(v.done)
-	}
-	a.log.Info("deploy superseded", "deploy", id, "service", service)
+	})
 }
 
 func (a *Agent) startVerification(d *store.Deploy, svc *configs.Service, list []*checks.Check, start time.Time) {
 	ctx, cancel := context.WithCancel(a.runCtx)
 	v := &verification{deploy: d, svc: svc, checks: list, start: start, cancel: cancel, done: make(chan struct{}),
-		counts: map[string]*verifyCount{}}
+		tallies: map[string]*tally{}, session: a.opts.Deps.HTTP.NewSession()}
 	for _, c := range list {
-		v.counts[c.Name] = &verifyCount{}
+		v.tallies[c.Name] = &tally{}
 	}
 	a.mu.Lock()
 	a.verify[d.ID] = v
@@ -184,7 +198,7 @@ func (a *Agent) startVerification(d *store.Deploy, svc *configs.Service, list []
 	go func() {
 		defer a.verifyWG.Done()
 		defer cancel()
-		a.runVerification(ctx, v)
+		a.runVerification(checks.WithSession(ctx, v.session), v)
 	}()
 }
 
@@ -192,19 +206,25 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 	d := v.deploy
 	info := &checks.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment,
 		Commit: d.Commit, StartedAt: d.CreatedAt}
+	first := v.start.Add(v.svc.Verify.InitialDelay)
 	var wg sync.WaitGroup
 	for _, c := range v.checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for round := 0; round < v.svc.Verify.Count; round++ {
-				if !a.sleepUntil(ctx, v.start.Add(time.Duration(round)*v.svc.Verify.Interval)) {
+				if !a.sleepUntil(ctx, first.Add(time.Duration(round)*v.svc.Verify.Interval)) {
 					return
 				}
 				in := checks.Input{Deploy: info, Baseline: d.Baseline[c.Name], Since: d.CreatedAt}
-				res := a.execute(ctx, c, in, d.ID)
-				if ctx.Err() != nil {
-					return // cut short by a verdict, a newer deploy or shutdown: it does not count
+				release, ok := a.sched.Acquire(ctx, c)
+				if !ok {
+					return
+				}
+				res, ok := a.execute(ctx, c, in, d.ID)
+				release()
+				if !ok {
+					return // cut short by a verdict, a newer deploy or shutdown: it is not a result
 				}
 				sr := toStoreRun(res, d.ID)
 				if err := a.store.SaveRuns(ctx, []*store.Run{sr}); err != nil {
@@ -229,12 +249,13 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 		return
 	}
 	v.decided = true
-	v.mu.Unlock()
-	total := 0
-	for _, cnt := range v.counts {
-		total += cnt.runs
+	order := make([]string, len(v.checks))
+	for i, c := range v.checks {
+		order[i] = c.Name
 	}
-	a.decide(v, store.StatusPassed, fmt.Sprintf("%d checks, %d runs over %d rounds: within limits", len(v.checks), total, v.svc.Verify.Count))
+	status, reason := windowVerdict(order, v.tallies, v.svc.Verify, v.svc.Verify.Count)
+	v.mu.Unlock()
+	a.decide(v, status, reason)
 }
 
 // sleepUntil waits on the agent's clock; false when ctx ended first.
@@ -255,57 +276,18 @@ func (a *Agent) sleepUntil(ctx context.Context, at time.Time) bool {
 	}
 }
 
-// report counts one run and decides the moment a limit is exceeded (fail fast), as Argo
-// Rollouts does: failed runs over failure_limit fail the deploy; inconclusive runs over
-// inconclusive_limit, or errors in a row over consecutive_error_limit, make it inconclusive.
+// report counts one run and fails the deploy the moment failed runs exceed failure_limit
+// (fail fast, as Argo Rollouts does). Inconclusive and errored runs wait for the window's
+// end (verdict.go).
 func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, runID int64) {
 	v.mu.Lock()
 	if v.decided {
 		v.mu.Unlock()
 		return
 	}
-	cnt := v.counts[c.Name]
-	cnt.runs++
-	limits := v.svc.Verify
-	var status, reason string
-	switch res.Outcome {
-	case checks.Pass:
-		cnt.passed++
-		cnt.consecutiveErrors = 0
-	case checks.Fail:
-		cnt.failed++
-		cnt.consecutiveErrors = 0
-		if cnt.halt == "" {
-			cnt.halt = res.Halt
-		}
-		if cnt.firstFailure == nil {
-			cnt.firstFailure, cnt.firstFailureRun = res, runID
-		}
-		if cnt.failed > limits.FailureLimit {
-			status = store.StatusFailed
-			reason = fmt.Sprintf("%s: %d failed %s (failure_limit %d): %s", c.Name, cnt.failed, plural(cnt.failed, "run"), limits.FailureLimit, res.Summary())
-		}
-	case checks.Inconclusive:
-		cnt.inconclusive++
-		cnt.consecutiveErrors = 0
-		if cnt.firstFailure == nil {
-			cnt.firstFailure, cnt.firstFailureRun = res, runID
-		}
-		if cnt.inconclusive > limits.InconclusiveLimit {
-			status = store.StatusInconclusive
-			reason = fmt.Sprintf("%s: %d inconclusive %s (inconclusive_limit %d): %s", c.Name, cnt.inconclusive, plural(cnt.inconclusive, "run"), limits.InconclusiveLimit, res.Summary())
-		}
-	case checks.Error:
-		cnt.errors++
-		cnt.consecutiveErrors++
-		if cnt.firstFailure == nil {
-			cnt.firstFailure, cnt.firstFailureRun = res, runID
-		}
-		if cnt.consecutiveErrors > *limits.ConsecutiveErrorLimit {
-			status = store.StatusInconclusive
-			reason = fmt.Sprintf("%s: vigil could not measure: %d errors in a row (consecutive_error_limit %d): %s", c.Name, cnt.consecutiveErrors, *limits.ConsecutiveErrorLimit, res.Summary())
-		}
-	}
+	t := v.tallies[c.Name]
+	t.add(res, runID)
+	status, reason := failFast(c.Name, t, v.svc.Verify, res)
 	if status != "" {
 		v.decided = true
 	}
@@ -315,23 +297,22 @@ func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, run
 	}
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // decide records the verdict with its notifications in one transaction, stops the
-// verification's other runs and wakes everyone waiting for it.
+// verification's other runs and wakes everyone waiting for it. A verdict is never dropped:
+// while the store refuses it (a full disk, a locked or broken database) it is retried with
+// backoff, readiness and vigil_verdicts_unrecorded say so, and long-polls keep waiting; it
+// is written, with its rollback, as soon as the store takes writes again. Only a shutdown
+// stops the retries, and then the deploy is still "verifying" in the store and is verified
+// again after the restart.
 func (a *Agent) decide(v *verification, status, reason string) {
 	d := v.deploy
 	now := a.clock.Now()
+	v.cancel() // the other checks' runs in flight are not needed any more
 	halt := ""
 	if status == store.StatusFailed {
 		v.mu.Lock()
 		for _, c := range v.checks {
-			if h := v.counts[c.Name].halt; h != "" {
+			if h := v.tallies[c.Name].halt; h != "" {
 				halt = c.Name + ": " + h
 				break
 			}
@@ -340,30 +321,53 @@ func (a *Agent) decide(v *verification, status, reason string) {
 	}
 	dec := &store.Decision{DeployID: d.ID, Status: status, Reason: reason, Halt: halt, At: now}
 	dec.Outbox = a.deployNotifications(d, v, status, reason, halt, now)
-	ctx := context.WithoutCancel(a.runCtx)
-	var ok bool
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if ok, err = a.store.DecideDeploy(ctx, dec); err == nil {
-			break
-		}
-		a.log.Error("recording a verdict failed; retrying", "deploy", d.ID, "error", err)
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-	}
-	v.cancel()
-	a.mu.Lock()
-	delete(a.verify, d.ID)
-	a.mu.Unlock()
-	a.metrics.verifying.Dec()
-	close(v.done)
-	if err != nil || !ok {
-		a.log.Error("verdict not recorded", "deploy", d.ID, "status", status, "error", err)
+	ok, recorded := a.recordDecision(dec)
+	a.endVerification(v)
+	switch {
+	case !recorded:
+		a.log.Warn("verdict not recorded before shutdown; the deploy is verified again after the restart",
+			"deploy", d.ID, "verdict", status)
+		return
+	case !ok:
+		a.log.Info("verdict not recorded: the deploy was already decided or superseded", "deploy", d.ID, "verdict", status)
 		return
 	}
 	a.metrics.verdicts.WithLabelValues(d.Service, status).Inc()
 	a.log.Info("deploy verdict", "deploy", d.ID, "service", d.Service, "version", d.Version, "verdict", status,
 		"reason", reason, "halt", halt, "after", now.Sub(d.CreatedAt))
 	a.signalOutbox()
+}
+
+// unrecordedVerdicts counts verdicts waiting for the store to take them.
+func (a *Agent) unrecordedVerdicts() int { return int(a.unrecorded.Load()) }
+
+// recordDecision writes dec, retrying with backoff until the store takes it or the agent
+// shuts down. ok is the store's answer (false: the deploy was no longer verifying).
+func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
+	ctx := context.WithoutCancel(a.runCtx)
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ok, err := a.store.DecideDeploy(ctx, dec)
+		if err == nil {
+			if attempt > 1 {
+				a.metrics.unrecorded.Dec()
+				a.log.Info("verdict recorded after the store recovered", "deploy", dec.DeployID, "attempts", attempt)
+			}
+			return ok, true
+		}
+		if attempt == 1 {
+			a.metrics.unrecorded.Inc()
+			a.unrecorded.Add(1)
+			defer a.unrecorded.Add(-1)
+		}
+		a.log.Error("recording a verdict failed; retrying", "deploy", dec.DeployID, "verdict", dec.Status,
+			"attempt", attempt, "retry_in", wait, "error", err)
+		if !a.sleepUntil(a.runCtx, a.clock.Now().Add(wait)) {
+			a.metrics.unrecorded.Dec()
+			return false, false
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
 }
 
 // resumeVerifications restarts, with a fresh window, the verifications a restart cut off.
@@ -379,7 +383,7 @@ func (a *Agent) resumeVerifications(ctx context.Context) {
 	for _, d := range pending {
 		svc := rt.Config.Services[d.Service]
 		if svc == nil {
-			v := &verification{deploy: d, cancel: func() {}, done: make(chan struct{}), counts: map[string]*verifyCount{}}
+			v := &verification{deploy: d, cancel: func() {}, done: make(chan struct{}), tallies: map[string]*tally{}}
 			a.metrics.verifying.Inc()
 			a.decide(v, store.StatusInconclusive, fmt.Sprintf("service %q is no longer in the config", d.Service))
 			continue

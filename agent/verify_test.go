@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -143,114 +146,227 @@ func TestNoBaselineIsInconclusiveAndDoesNotRollBack(t *testing.T) {
 	tg := newTarget(t)
 	hook := alertingtest.NewWebhook(t)
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 3",
-		assert: `"duration_ms < baseline.duration_ms * 2"`, service: "on_failure: [rollback]",
-		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String())
-	d := h.verdict(h.deploy("web", "v1"), 30*time.Second)
+		assert: `"duration_ms < baseline.duration_ms * 2"`, service: "on_failure: [rollback, ops]",
+		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook) + webhookNotifier("ops", "", hook)}.String())
+	id := h.deploy("web", "v1")
+	d := h.verdict(id, 30*time.Second)
 	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), "no baseline yet") {
 		t.Fatalf("status = %v, reason %v; want inconclusive saying there is no baseline", d["status"], d["reason"])
 	}
-	time.Sleep(300 * time.Millisecond)
-	if n := len(hook.Deliveries()); n != 0 {
-		t.Errorf("an inconclusive verdict called the rollback webhook %d times", n)
+	assertNoRollback(t, h, id, "rollback", "ops")
+}
+
+// assertNoRollback checks, in the store, that the verdict of deploy id queued nothing for
+// the rollback notifier, and that it did queue its event for other, which proves the
+// verdict's notifications were written (they are written in the verdict's transaction).
+func assertNoRollback(t *testing.T, h *harness, id, rollback, other string) {
+	t.Helper()
+	entries, err := h.a.store.Outbox(t.Context(), "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawOther := false
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Key, id+":") {
+			continue
+		}
+		if e.Notifier == rollback {
+			t.Errorf("the verdict queued %s for the rollback webhook (%s)", e.Event, e.Status)
+		}
+		if e.Notifier == other && e.Event != "deploy_started" {
+			sawOther = true
+		}
+	}
+	if !sawOther {
+		t.Errorf("the verdict queued nothing for %s either: the test cannot see whether notifications were written", other)
 	}
 }
 
 // A target that cannot be reached is vigil failing to measure, not the deploy failing:
-// errors in a row past the limit make the verdict inconclusive.
+// errors in a row past the limit make the verdict inconclusive, but only once the window
+// is over (a later round could still fail the deploy), and it never rolls back.
 func TestErrorsInARowAreInconclusive(t *testing.T) {
 	tg := newTarget(t)
 	url := tg.srv.URL
 	tg.srv.Close()
-	h := startAgent(t, "", webConfig{url: url, verify: "interval: 100ms, count: 10, consecutive_error_limit: 2"}.String())
-	d := h.verdict(h.deploy("web", "v1"), 30*time.Second)
-	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), "errors in a row") {
+	hook := alertingtest.NewWebhook(t)
+	h := startAgent(t, "", webConfig{url: url, verify: "interval: 100ms, count: 6, consecutive_error_limit: 2",
+		service: "on_failure: [rollback, ops]",
+		top:     "notifiers:" + webhookNotifier("rollback", "rollback", hook) + webhookNotifier("ops", "", hook)}.String())
+	id := h.deploy("web", "v1")
+	d := h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), "6 errors in a row") {
 		t.Fatalf("status = %v, reason %v", d["status"], d["reason"])
 	}
-	if c := checkOf(t, d, "home"); c["errors"] != 3.0 {
-		t.Errorf("errors = %v; want 3 (the limit of 2 exceeded at the third)", c["errors"])
+	if c := checkOf(t, d, "home"); c["errors"] != 6.0 {
+		t.Errorf("errors = %v; want 6: errors never end a window while rounds remain", c["errors"])
 	}
+	assertNoRollback(t, h, id, "rollback", "ops")
 }
 
-func TestNewDeploySupersedesTheOneVerifying(t *testing.T) {
-	tg := newTarget(t)
-	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 5"}.String())
-	first := h.deploy("web", "v1")
-	second := h.deploy("web", "v2")
-	status, d := h.request("GET", "/api/v1/deploys/"+first, "")
-	if status != 200 || d["status"] != store.StatusSuperseded || d["superseded_by"] != second {
-		t.Fatalf("first deploy: %d %v; want superseded by %s", status, d, second)
-	}
-	// The first's long-poll answers at once instead of waiting for a window that was cut.
-	start := time.Now()
-	h.request("GET", "/api/v1/deploys/"+first+"?wait=20s", "")
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("long-polling a superseded deploy waited %s", time.Since(start))
-	}
-	_, d = h.request("GET", "/api/v1/deploys/"+second, "")
-	if d["status"] != store.StatusVerifying {
-		t.Errorf("second deploy: %v", d["status"])
-	}
-}
-
-// A verdict reached before a restart is still answered after it, and a verification
-// cut off by the restart resumes.
-func TestVerdictsSurviveARestart(t *testing.T) {
-	tg := newTarget(t)
-	dir := t.TempDir()
-	// An hour between rounds: a failing deploy fails at once; a good one stays verifying.
-	h := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String())
-	tg.set("broken")
-	failed := h.deploy("web", "v2")
-	if d := h.verdict(failed, 30*time.Second); d["status"] != store.StatusFailed {
-		t.Fatalf("status = %v", d["status"])
-	}
-	tg.set("good")
-	pending := h.deploy("web", "v3")
-	eventually(t, 10*time.Second, "the first round of v3", func() bool {
-		runs, _ := h.a.store.DeployRuns(t.Context(), pending)
-		return len(runs) == 1
-	})
-	h.stop()
-
-	h2 := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2"}.String())
-	status, d := h2.request("GET", "/api/v1/deploys/"+failed, "")
-	if status != 200 || d["status"] != store.StatusFailed {
-		t.Fatalf("after restart: %d %v", status, d)
-	}
-	if d := h2.verdict(pending, 30*time.Second); d["status"] != store.StatusPassed {
-		t.Fatalf("the resumed verification: status = %v, reason %v", d["status"], d["reason"])
-	}
-}
-
-// SIGTERM (ctx cancelled) lets runs in flight finish up to shutdown_grace, then cancels
-// them: a hung target cannot hold the agent's exit past the grace.
-func TestShutdownCancelsHungRunsAfterTheGrace(t *testing.T) {
-	var hits atomic.Int64
-	hang := make(chan struct{})
+// Errors while the new version starts, then answers: the window's end judges, and the
+// deploy passes when the errors stayed within consecutive_error_limit.
+func TestEarlyErrorsThenPassesIsPassed(t *testing.T) {
+	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		select {
-		case <-hang:
-		case <-r.Context().Done():
+		if n.Add(1) <= 2 {
+			// Not up yet: the connection drops before any answer, which is an error.
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
 		}
+		_, _ = w.Write([]byte("ok"))
 	}))
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(hang) })
-	h := startAgent(t, "", fmt.Sprintf(`
-agent: {shutdown_grace: 500ms}
-checks:
-  - {name: home, kind: http, every: 1h, timeout: 30s, retries: 0, request: {url: %q}}
-services:
-  web: {checks: [home], verify: {interval: 1m, count: 2}}
-`, srv.URL+"/"))
-	h.deploy("web", "v1")
-	eventually(t, 10*time.Second, "the run to reach the hung target", func() bool { return hits.Load() > 0 })
-	start := time.Now()
-	h.stop()
-	if took := time.Since(start); took > 15*time.Second {
-		t.Errorf("shutdown took %s with a 500ms grace and a 30s check timeout", took)
+	h := startAgent(t, "", webConfig{url: srv.URL, verify: "interval: 100ms, count: 5, consecutive_error_limit: 2"}.String())
+	d := h.verdict(h.deploy("web", "v1"), 30*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("status = %v, reason %v; want passed: 2 early errors are within the limit", d["status"], d["reason"])
 	}
-	if !strings.Contains(h.logs.String(), "grace period over, cancelling runs in flight") {
-		t.Errorf("the log should say runs were cancelled at the grace:\n%s", h.logs.String())
+	if c := checkOf(t, d, "home"); c["errors"] != 2.0 || c["passed"] != 3.0 {
+		t.Errorf("errors %v passed %v; want 2 and 3", c["errors"], c["passed"])
+	}
+}
+
+// verify.initial_delay holds the first round: nothing reaches the target before it.
+func TestInitialDelay(t *testing.T) {
+	var first atomic.Int64 // unix nanos of the first request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first.CompareAndSwap(0, time.Now().UnixNano())
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", webConfig{url: srv.URL, verify: "initial_delay: 1500ms, interval: 100ms, count: 2"}.String())
+	start := time.Now()
+	d := h.verdict(h.deploy("web", "v1"), 30*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("status = %v, reason %v", d["status"], d["reason"])
+	}
+	if at := time.Unix(0, first.Load()); at.Sub(start) < 1500*time.Millisecond {
+		t.Errorf("the first request reached the target %s after registration; initial_delay is 1.5s", at.Sub(start))
+	}
+}
+
+// drainingLB behaves as a load balancer in the middle of a rollout: connections accepted
+// before the switch stay on the old pods (200), every connection after it reaches the new
+// version, which is broken (500).
+type drainingLB struct {
+	srv      *httptest.Server
+	switched atomic.Bool
+	oldHits  atomic.Int64
+	newHits  atomic.Int64
+}
+
+type connEraKey struct{}
+
+func newDrainingLB(t *testing.T) *drainingLB {
+	lb := &drainingLB{}
+	lb.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(connEraKey{}).(bool) {
+			lb.newHits.Add(1)
+			http.Error(w, "new version: broken", http.StatusInternalServerError)
+			return
+		}
+		lb.oldHits.Add(1)
+		_, _ = w.Write([]byte("old version: fine"))
+	}))
+	lb.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connEraKey{}, lb.switched.Load())
+	}
+	lb.srv.Start()
+	t.Cleanup(lb.srv.Close)
+	return lb
+}
+
+// A deploy is judged only through connections opened after it was registered. Scheduled
+// runs keep a kept-alive connection to the old pods; had the verification reused it, the
+// broken new version would have passed.
+func TestVerificationOpensFreshConnections(t *testing.T) {
+	lb := newDrainingLB(t)
+	h := startAgent(t, "", webConfig{url: lb.srv.URL, every: "1s", verify: "interval: 100ms, count: 3"}.String())
+	eventually(t, 20*time.Second, "scheduled runs over a kept-alive connection", func() bool {
+		r := h.a.LastResult("home")
+		return lb.oldHits.Load() >= 2 && r != nil && r.Vars["conn_reused"] == true
+	})
+	lb.switched.Store(true)
+	d := h.verdict(h.deploy("web", "v2"), 30*time.Second)
+	if d["status"] != store.StatusFailed {
+		t.Fatalf("status = %v, reason %v; want failed: every new connection reaches the broken version", d["status"], d["reason"])
+	}
+	if lb.newHits.Load() == 0 {
+		t.Errorf("no request of the verification reached the new version")
+	}
+	// Scheduled monitoring keeps its kept-alive connections: that is where its CPU goes.
+	old := lb.oldHits.Load()
+	eventually(t, 20*time.Second, "a scheduled run on the old connection", func() bool { return lb.oldHits.Load() > old })
+}
+
+// A deploy that fails fast cancels the runs of its other checks still in flight. Those
+// runs measured nothing: they change no metric, no last result and no history, so a
+// blackbox-style alert on probe_success does not page for a healthy endpoint.
+func TestCancelledRunsAreNotResults(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "broken", http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	var cancelled atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+			_, _ = w.Write([]byte("ok"))
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		}
+	}))
+	t.Cleanup(slow.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: broken, kind: http, every: 1h, timeout: 8s, retries: 0, request: {url: %q}}
+  - {name: slow, kind: http, every: 1h, timeout: 8s, retries: 0, request: {url: %q}}
+services:
+  web: {checks: [broken, slow], verify: {interval: 1m, count: 3}}
+`, broken.URL+"/", slow.URL+"/"))
+	id := h.deploy("web", "v2")
+	if d := h.verdict(id, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status = %v, reason %v", d["status"], d["reason"])
+	}
+	eventually(t, 10*time.Second, "the slow check's run to be cancelled", func() bool { return cancelled.Load() > 0 })
+	h.a.verifyWG.Wait() // every verification goroutine has returned: nothing more is recorded
+
+	if r := h.a.LastResult("slow"); r != nil && r.Outcome != checks.Pass {
+		t.Errorf("slow's last result is %s (%s); a cancelled run is not a result", r.Outcome, r.Summary())
+	}
+	runs, err := h.a.store.DeployRuns(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Check == "slow" {
+			t.Errorf("the deploy's history holds a run of slow: %s %v", r.Outcome, r.Reasons)
+		}
+	}
+	mfs, err := h.a.opts.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["check"] != "slow" {
+				continue
+			}
+			switch {
+			case mf.GetName() == "probe_success" && m.GetGauge().GetValue() == 0:
+				t.Errorf("probe_success{check=slow} = 0 after its run was cancelled")
+			case mf.GetName() == "vigil_check_runs_total" && labels["result"] != "pass":
+				t.Errorf("vigil_check_runs_total{check=slow,result=%s} = %v after its run was cancelled", labels["result"], m.GetCounter().GetValue())
+			}
+		}
 	}
 }

@@ -34,6 +34,8 @@ type HTTPClient struct {
 
 	mu         sync.Mutex
 	transports map[tlsKey]http.RoundTripper
+	// parent is the shared client a session was made from; nil for a shared client.
+	parent *HTTPClient
 }
 
 type tlsKey struct {
@@ -45,6 +47,41 @@ type tlsKey struct {
 // NewHTTPClient returns a client with no transports built yet.
 func NewHTTPClient(userAgent string) *HTTPClient {
 	return &HTTPClient{UserAgent: userAgent, transports: map[tlsKey]http.RoundTripper{}}
+}
+
+// NewSession returns a client with the same settings and none of h's connections. A
+// deploy's verification runs in a session of its own (see WithSession): the new version is
+// judged only through connections opened after the deploy was registered. A load balancer
+// draining the old pods keeps routing established connections to them, so a kept-alive
+// connection from before the deploy would judge the new version by the old one's answers.
+// Go's resolver keeps no DNS cache and TLS sessions are not resumed (no ClientSessionCache),
+// so new transports are the whole of it. Close the session's connections with CloseIdle
+// when it ends.
+func (h *HTTPClient) NewSession() *HTTPClient {
+	root := h
+	if h.parent != nil {
+		root = h.parent
+	}
+	return &HTTPClient{UserAgent: root.UserAgent, Wrap: root.Wrap, transports: map[tlsKey]http.RoundTripper{}, parent: root}
+}
+
+type sessionKey struct{}
+
+// WithSession makes every request under ctx that would go through s's parent go through s
+// instead. A kind needs no code for it: HTTPClient.Do looks the session up.
+func WithSession(ctx context.Context, s *HTTPClient) context.Context {
+	if s == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
+// forContext is the client a request under ctx uses: ctx's session when it was made from h.
+func (h *HTTPClient) forContext(ctx context.Context) *HTTPClient {
+	if s, ok := ctx.Value(sessionKey{}).(*HTTPClient); ok && s.parent == h {
+		return s
+	}
+	return h
 }
 
 func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
@@ -85,8 +122,11 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 	return rt, nil
 }
 
-// CloseIdle closes kept-alive connections (tests, shutdown).
+// CloseIdle closes kept-alive connections (tests, shutdown, the end of a session).
 func (h *HTTPClient) CloseIdle() {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range h.transports {
@@ -135,6 +175,7 @@ type Response struct {
 // Do sends r and reads the answer. An error means no complete answer: connection refused,
 // a timeout before the response, a broken body. A response with any status is not an error.
 func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Response, error) {
+	h = h.forContext(ctx)
 	rt, err := h.transport(r.TLS)
 	if err != nil {
 		return nil, err

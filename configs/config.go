@@ -86,6 +86,9 @@ type Service struct {
 
 // Verify is a deploy's verification window, as an Argo Rollouts analysis.
 type Verify struct {
+	// InitialDelay is how long after registration the first round runs (Argo Rollouts'
+	// initialDelay): time for new pods to start and be scraped.
+	InitialDelay          time.Duration `koanf:"initial_delay"`
 	Interval              time.Duration `koanf:"interval"`
 	Count                 int           `koanf:"count"`
 	FailureLimit          int           `koanf:"failure_limit"`

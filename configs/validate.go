@@ -519,6 +519,9 @@ func (v *validator) services(checks map[string]bool) {
 		if vf.Interval < 100*time.Millisecond {
 			v.errf(p+".verify.interval", "use 100ms or more", "%s is too short", vf.Interval)
 		}
+		if vf.InitialDelay < 0 || vf.InitialDelay > 24*time.Hour {
+			v.errf(p+".verify.initial_delay", "use a duration from 0s to 24h, e.g. 30s", "%s is out of range", vf.InitialDelay)
+		}
 		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
 			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")
 		}

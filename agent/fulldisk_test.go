@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// smallDisk mounts a tmpfs of size bytes on a new temporary folder: a real file system that
+// really fills up. It needs root (CI runs as root); elsewhere the test is skipped.
+func smallDisk(t *testing.T, size int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a disk that really fills up)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a file until the file system refuses more, and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			break
+		}
+	}
+	for _, size := range []int{4096, 512, 1} { // the last partial blocks
+		for {
+			if _, err := f.Write(chunk[:size]); err != nil {
+				break
+			}
+		}
+	}
+	return path
+}
+
+// A verdict decided while the store's disk is full is not lost: the agent keeps it, says so
+// (readiness, vigil_verdicts_unrecorded), long-polls keep waiting instead of answering at
+// once, and as soon as there is space again the verdict is written with its rollback,
+// which is delivered once. No restart is needed.
+func TestVerdictSurvivesAFullDisk(t *testing.T) {
+	dir := smallDisk(t, 8<<20)
+	tg := newTarget(t)
+	hook := alertingtest.NewWebhook(t)
+	// The first round waits 2s: time to fill the disk after registering the deploy.
+	h := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "initial_delay: 2s, interval: 1m, count: 3",
+		service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String())
+	tg.set("broken")
+	id := h.deploy("web", "v2")
+	filler := fill(t, dir)
+
+	eventually(t, 30*time.Second, "the agent to hold a verdict it cannot write", func() bool { return h.a.unrecordedVerdicts() == 1 })
+	status, ready := h.request("GET", "/readyz", "")
+	if status != 503 || !strings.Contains(fmt.Sprint(ready["problems"]), "not yet written") {
+		t.Errorf("/readyz = %d %v; want 503 naming the unwritten verdict", status, ready)
+	}
+	start := time.Now()
+	_, d := h.request("GET", "/api/v1/deploys/"+id+"?wait=1500ms", "")
+	if took := time.Since(start); d["status"] != store.StatusVerifying || took < time.Second {
+		t.Errorf("long-poll answered %v after %s; want it to wait (the verdict is not written yet)", d["status"], took)
+	}
+	if n := len(hook.Deliveries()); n != 0 {
+		t.Errorf("the rollback was called %d times before the verdict was written", n)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	d = h.verdict(id, 60*time.Second)
+	if d["status"] != store.StatusFailed {
+		t.Fatalf("status = %v, reason %v; want failed once the disk has space again", d["status"], d["reason"])
+	}
+	key := id + ":deploy_failed"
+	eventually(t, 30*time.Second, "the rollback webhook", func() bool { return hook.Count(key) == 1 })
+	eventually(t, 10*time.Second, "readiness to recover", func() bool {
+		s, _ := h.request("GET", "/readyz", "")
+		return s == 200 && h.a.unrecordedVerdicts() == 0
+	})
+	entries, err := h.a.store.Outbox(t.Context(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Key == key && e.Status != store.OutboxDelivered {
+			t.Errorf("the rollback entry is %s; want delivered", e.Status)
+		}
+	}
+}

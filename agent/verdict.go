@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// The verdict rules, apart from the agent that applies them: a tally per check of the runs
+// in a deploy's verification window, the fail-fast rule applied after every run, and the
+// rules applied once the window has run out. They read no clock and touch no store, so
+// they are table-tested on their own (verdict_test.go).
+//
+// A failed run is an answer: past failure_limit it fails the deploy at once. An
+// inconclusive or errored run is the absence of one: it never ends a window while rounds
+// remain (new pods' metrics appear a scrape or two after the deploy, and a later round may
+// still fail). When the window ends:
+//   - a check that never gave an answer (no pass, no fail) is inconclusive;
+//   - inconclusive runs before a check's first answer are "no data yet" and do not count;
+//     after it, more than inconclusive_limit of them make the verdict inconclusive;
+//   - more than consecutive_error_limit errors in a row, anywhere in the window, make it
+//     inconclusive: vigil could not measure.
+
+// tally is one check's runs in a verification window.
+type tally struct {
+	runs, passed, failed, inconclusive, errors int
+	// answered is set once a run passed or failed.
+	answered bool
+	// lateInconclusive counts inconclusive runs after the first answer.
+	lateInconclusive int
+	errStreak        int
+	maxErrStreak     int
+	// first is the first run that did not pass, with its stored id (evidence for people).
+	first   *checks.Result
+	firstID int64
+	// halt is the first failing run's reason to stop a rollout.
+	halt string
+	// why is the first reason of the runs that decide an inconclusive check.
+	lastInconclusive, lastError string
+}
+
+// add counts one run.
+func (t *tally) add(res *checks.Result, runID int64) {
+	t.runs++
+	if res.Outcome != checks.Pass && t.first == nil {
+		t.first, t.firstID = res, runID
+	}
+	if res.Outcome != checks.Error {
+		t.errStreak = 0
+	}
+	switch res.Outcome {
+	case checks.Pass:
+		t.passed++
+		t.answered = true
+	case checks.Fail:
+		t.failed++
+		t.answered = true
+		if t.halt == "" {
+			t.halt = res.Halt
+		}
+	case checks.Inconclusive:
+		t.inconclusive++
+		if t.answered {
+			t.lateInconclusive++
+		}
+		t.lastInconclusive = res.Summary()
+	case checks.Error:
+		t.errors++
+		t.errStreak++
+		t.maxErrStreak = max(t.maxErrStreak, t.errStreak)
+		t.lastError = res.Summary()
+	}
+}
+
+// failFast is the rule applied after every run: more failed runs than failure_limit fail
+// the deploy at once. It returns "" while the window goes on.
+func failFast(check string, t *tally, limits configs.Verify, last *checks.Result) (status, reason string) {
+	if last.Outcome != checks.Fail || t.failed <= limits.FailureLimit {
+		return "", ""
+	}
+	return store.StatusFailed, fmt.Sprintf("%s: %d failed %s (failure_limit %d): %s", check, t.failed,
+		plural(t.failed, "run"), limits.FailureLimit, last.Summary())
+}
+
+// windowVerdict is the rule applied when every check has run all its rounds: passed unless
+// a check gave no answer, too many late inconclusive runs, or too many errors in a row.
+// order is the checks in the service's order; the first that is inconclusive names the
+// reason.
+func windowVerdict(order []string, tallies map[string]*tally, limits configs.Verify, rounds int) (status, reason string) {
+	total := 0
+	for _, name := range order {
+		t := tallies[name]
+		if t == nil {
+			continue
+		}
+		total += t.runs
+		if status != "" {
+			continue
+		}
+		errLimit := configs.DefaultConsecutiveErrorLimit
+		if limits.ConsecutiveErrorLimit != nil {
+			errLimit = *limits.ConsecutiveErrorLimit
+		}
+		switch {
+		case t.maxErrStreak > errLimit:
+			status = store.StatusInconclusive
+			reason = fmt.Sprintf("%s: vigil could not measure: %d errors in a row (consecutive_error_limit %d): %s",
+				name, t.maxErrStreak, errLimit, t.lastError)
+		case t.runs > 0 && !t.answered:
+			status = store.StatusInconclusive
+			why := t.lastInconclusive
+			if why == "" {
+				why = t.lastError
+			}
+			reason = fmt.Sprintf("%s: no run gave an answer in %d %s (%d inconclusive, %d errors): %s",
+				name, t.runs, plural(t.runs, "round"), t.inconclusive, t.errors, why)
+		case t.lateInconclusive > limits.InconclusiveLimit:
+			status = store.StatusInconclusive
+			reason = fmt.Sprintf("%s: %d inconclusive %s after its first answer (inconclusive_limit %d): %s",
+				name, t.lateInconclusive, plural(t.lateInconclusive, "run"), limits.InconclusiveLimit, t.lastInconclusive)
+		}
+	}
+	if status != "" {
+		return status, reason
+	}
+	return store.StatusPassed, fmt.Sprintf("%d %s, %d runs over %d %s: within limits", len(order), plural(len(order), "check"),
+		total, rounds, plural(rounds, "round"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// runs turns "PPFIE" into outcomes: pass, fail, inconclusive, error.
+func runs(s string) []*checks.Result {
+	var out []*checks.Result
+	for _, c := range s {
+		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error}[c]
+		out = append(out, &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}})
+	}
+	return out
+}
+
+func TestVerdictRules(t *testing.T) {
+	limits := func(fail, inc, errs int) configs.Verify {
+		return configs.Verify{FailureLimit: fail, InconclusiveLimit: inc, ConsecutiveErrorLimit: &errs}
+	}
+	for _, tc := range []struct {
+		name     string
+		checks   map[string]string // check -> its runs in order
+		limits   configs.Verify
+		failAt   int // for a single check: the run (1-based) that fails fast; 0: none
+		want     string
+		inReason string
+	}{
+		{name: "all pass", checks: map[string]string{"a": "PPP"}, limits: limits(0, 0, 4), want: store.StatusPassed},
+		{name: "first fail fails fast", checks: map[string]string{"a": "PFP"}, limits: limits(0, 0, 4), failAt: 2, want: store.StatusFailed, inReason: "failure_limit 0"},
+		{name: "fails within failure_limit", checks: map[string]string{"a": "PFP"}, limits: limits(1, 0, 4), want: store.StatusPassed},
+		{name: "second fail past failure_limit 1", checks: map[string]string{"a": "FPF"}, limits: limits(1, 0, 4), failAt: 3, want: store.StatusFailed},
+		{name: "no data yet then data (late series)", checks: map[string]string{"a": "IIPP"}, limits: limits(0, 0, 4), want: store.StatusPassed},
+		{name: "no data yet then a failure", checks: map[string]string{"a": "IIF"}, limits: limits(0, 0, 4), failAt: 3, want: store.StatusFailed},
+		{name: "never any data", checks: map[string]string{"a": "III"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "no run gave an answer in 3 rounds"},
+		{name: "data went missing after the first answer", checks: map[string]string{"a": "PPI"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "after its first answer"},
+		{name: "late inconclusive within the limit", checks: map[string]string{"a": "PIP"}, limits: limits(0, 1, 4), want: store.StatusPassed},
+		{name: "errors in a row past the limit", checks: map[string]string{"a": "PEEEP"}, limits: limits(0, 0, 2), want: store.StatusInconclusive, inReason: "3 errors in a row"},
+		{name: "errors spread out stay within the limit", checks: map[string]string{"a": "EPEPE"}, limits: limits(0, 0, 1), want: store.StatusPassed},
+		{name: "only errors", checks: map[string]string{"a": "EEE"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "no run gave an answer"},
+		{name: "one check inconclusive, one passes", checks: map[string]string{"a": "PPP", "b": "III"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "b:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			order := []string{"a", "b"}
+			tallies := map[string]*tally{}
+			status, reason := "", ""
+			for _, name := range order {
+				seq, ok := tc.checks[name]
+				if !ok {
+					continue
+				}
+				tallies[name] = &tally{}
+				for i, r := range runs(seq) {
+					tallies[name].add(r, int64(i+1))
+					if s, why := failFast(name, tallies[name], tc.limits, r); s != "" && status == "" {
+						status, reason = s, why
+						if tc.failAt != i+1 {
+							t.Errorf("failed fast at run %d; want at run %d", i+1, tc.failAt)
+						}
+					}
+				}
+			}
+			if status == "" {
+				if tc.failAt != 0 {
+					t.Errorf("did not fail fast; want at run %d", tc.failAt)
+				}
+				status, reason = windowVerdict(order, tallies, tc.limits, 3)
+			}
+			if status != tc.want || !strings.Contains(reason, tc.inReason) {
+				t.Errorf("verdict %s (%s); want %s with %q", status, reason, tc.want, tc.inReason)
+			}
+		})
+	}
+}
+
+// An inconclusive or errored run never ends a window: failFast only ever answers for a
+// failed run.
+func TestFailFastIgnoresInconclusiveAndErrors(t *testing.T) {
+	zero := 0
+	limits := configs.Verify{ConsecutiveErrorLimit: &zero}
+	tl := &tally{}
+	for _, r := range runs("IEIEIE") {
+		tl.add(r, 1)
+		if s, _ := failFast("a", tl, limits, r); s != "" {
+			t.Fatalf("a %s run ended the window: %s", r.Outcome, s)
+		}
+	}
+}
