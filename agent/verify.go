@@ -227,7 +227,9 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 					return // cut short by a verdict, a newer deploy or shutdown: it is not a result
 				}
 				sr := toStoreRun(res, d.ID)
-				if err := a.store.SaveRuns(ctx, []*store.Run{sr}); err != nil {
+				// The run ended before any cancellation: it is a measurement, kept even if
+				// the verification was decided in the meantime.
+				if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.Run{sr}); err != nil {
 					a.log.Error("saving a verification run failed", "deploy", d.ID, "check", c.Name, "error", err)
 				}
 				a.report(v, c, res, sr.ID)

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/vigil-monitor/vigil/alerting/alertingtest"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/store"
@@ -368,5 +370,55 @@ services:
 				t.Errorf("vigil_check_runs_total{check=slow,result=%s} = %v after its run was cancelled", labels["result"], m.GetCounter().GetValue())
 			}
 		}
+	}
+}
+
+// Many registrations of one service at once: exactly one deploy is left verifying, every
+// other one is superseded, none of them keeps running checks, and the gauge agrees.
+func TestParallelRegistrationsLeaveOneVerifying(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String())
+	const n = 200
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := h.a.StartDeploys(t.Context(), DeployRequest{Service: "web", Version: fmt.Sprintf("v%d", i)})
+			if err != nil {
+				t.Errorf("registration %d: %v", i, err)
+				return
+			}
+			ids <- d[0].ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	verifying := 0
+	for id := range ids {
+		d, err := h.a.store.Deploy(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == store.StatusVerifying {
+			verifying++
+		}
+	}
+	h.a.mu.Lock()
+	inMemory := len(h.a.verify)
+	h.a.mu.Unlock()
+	if verifying != 1 || inMemory != 1 {
+		t.Errorf("%d deploys verifying in the store, %d verifications running; want 1 and 1", verifying, inMemory)
+	}
+	var m dto.Metric
+	if err := h.a.metrics.verifying.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if g := m.GetGauge().GetValue(); g != 1 {
+		t.Errorf("vigil_deploys_verifying = %v; want 1", g)
+	}
+	if strings.Contains(h.logs.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", h.logs.String())
 	}
 }
