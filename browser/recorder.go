@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/inspector"
@@ -20,6 +21,11 @@ import (
 type recorder struct {
 	// onCrash is called once when the renderer crashes or the inspector detaches.
 	onCrash func(reason string)
+	// onProblem, when set, is called on the event loop after an event added a problem (an
+	// exception, a console error, a failed request). It must return fast and send nothing.
+	onProblem func()
+	// problems counts problems recorded (kept or dropped), so listen can tell one arrived.
+	problems atomic.Int64
 
 	mu sync.Mutex
 	// Exceptions come from two sources that overlap: CDP sees what the page did not
@@ -59,6 +65,14 @@ func newRecorder(onCrash func(string)) *recorder {
 
 // listen is the chromedp listener (chromedp.WithListener).
 func (r *recorder) listen(ev any) {
+	before := r.problems.Load()
+	r.record(ev)
+	if r.onProblem != nil && r.problems.Load() != before {
+		r.onProblem()
+	}
+}
+
+func (r *recorder) record(ev any) {
 	switch e := ev.(type) {
 	case *runtime.EventExceptionThrown:
 		r.cdpException(e.ExceptionDetails)
@@ -239,6 +253,7 @@ func (r *recorder) addFailed(f FailedRequest) {
 
 // appendCapped appends unless the list is full; r.mu must be held.
 func appendCapped[T any](r *recorder, list []T, v T) []T {
+	r.problems.Add(1)
 	if len(list) >= maxEntries {
 		r.dropped++
 		return list

@@ -40,6 +40,11 @@ type Report struct {
 	FailedStep string
 	StepError  string
 
+	// StoppedEarly says why the visit stopped waiting before its work was done: the
+	// visit's Stop judged that the page had already failed for good. Loaded, WaitForFound,
+	// Steps and Timings were then not measured to the end.
+	StoppedEarly string
+
 	// Screenshot is a PNG of the viewport, taken when the visit's Evidence asked for one or
 	// the visit ended in an error (when the renderer still answered).
 	Screenshot []byte

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -52,6 +53,14 @@ type Visit struct {
 	// whether to keep a screenshot. nil keeps one whenever the report shows a problem.
 	// A visit that ends in an error always tries to keep one.
 	Evidence func(*Report) bool
+	// Stop, when set, is asked each time the page reports a problem (an exception, a
+	// console error, a failed request), with the report so far. A non-empty answer says the
+	// page has failed for good (why): the visit stops waiting at once (the rest of the
+	// navigation, wait_for and the remaining steps are skipped), takes its evidence and
+	// reports, with Report.StoppedEarly set. A page that throws at startup is then caught
+	// in the time it takes to throw, not in the time wait_for would have waited. Stop runs
+	// on the browser's event loop: it must be quick and must not block.
+	Stop func(*Report) string
 	// Logf receives the visit's transcript, one line per call; nil discards it.
 	Logf func(format string, args ...any)
 }
@@ -118,6 +127,11 @@ var (
 // budget is kept for evidence.
 var errWorkDeadline = errors.New("the visit's time is up")
 
+// stopError is the cause of a visit's work ending because Stop judged the page failed.
+type stopError struct{ why string }
+
+func (e *stopError) Error() string { return "stopped at the first fatal error: " + e.why }
+
 // Visit loads a page (and runs its journey) in a fresh isolated browser context and reports
 // what happened. It returns an error only when it could not measure: no browser, the page
 // unreachable, the renderer crashed, the browser died, ctx ended. The report is returned
@@ -174,7 +188,7 @@ func (p *Pool) attempt(ctx context.Context, v *Visit, rep *Report, steps []Step,
 		p.tabs.Done()
 		return nil, err
 	}
-	vr := &visitRun{p: p, inst: inst, v: v, rep: rep, steps: steps, logf: logf, caller: ctx, deadline: deadline}
+	vr := &visitRun{p: p, inst: inst, v: v, rep: rep, steps: steps, logf: logf, caller: ctx, deadline: deadline, began: time.Now()}
 	return vr, vr.run()
 }
 
@@ -189,6 +203,7 @@ type visitRun struct {
 	caller context.Context
 	// deadline is the caller's: nothing of the visit but the tab's close runs past it.
 	deadline time.Time
+	began    time.Time
 
 	rec    *recorder
 	tabCtx context.Context
@@ -210,6 +225,16 @@ func (vr *visitRun) run() error {
 	stopClosing := context.AfterFunc(p.closing, runCancel)
 	var cancelWork context.CancelCauseFunc
 	vr.rec = newRecorder(func(reason string) { cancelWork(fmt.Errorf("%w: %s", ErrRendererCrashed, reason)) })
+	if stop := vr.v.Stop; stop != nil {
+		var once sync.Once
+		vr.rec.onProblem = func() {
+			snap := &Report{WaitFor: vr.v.WaitFor, StepsTotal: vr.rep.StepsTotal}
+			vr.rec.fill(snap)
+			if why := stop(snap); why != "" {
+				once.Do(func() { cancelWork(&stopError{why}) })
+			}
+		}
+	}
 	tabCtx, tabCancel := chromedp.NewContext(runCtx, chromedp.WithNewBrowserContext(), chromedp.WithListener(vr.rec.listen))
 	vr.tabCtx = tabCtx
 	base, cancelWork := context.WithCancelCause(tabCtx)
@@ -236,8 +261,21 @@ func (vr *visitRun) run() error {
 		return err
 	}
 	err := vr.journey()
+	if why := vr.stopped(); why != "" && err == nil {
+		vr.rep.StoppedEarly = why
+		vr.logf("!! stopped at the first fatal error, %s after the visit began: %s", since(vr.began), why)
+	}
 	vr.collect(err)
 	return err
+}
+
+// stopped returns why the visit's work was stopped early by Visit.Stop ("" when it was not).
+func (vr *visitRun) stopped() string {
+	var se *stopError
+	if errors.As(context.Cause(vr.work), &se) {
+		return se.why
+	}
+	return ""
 }
 
 // openTab creates the tab in a new browser context and prepares it before any page
@@ -390,6 +428,9 @@ func (vr *visitRun) journey() error {
 		if err != nil {
 			return err
 		}
+		if vr.stopped() != "" {
+			return nil // the page failed for good: what the step saw since is not its fault
+		}
 		if failure != "" {
 			vr.rep.FailedStep, vr.rep.StepError = label, failure
 			vr.logf("!! %s: %s", label, failure)
@@ -401,7 +442,7 @@ func (vr *visitRun) journey() error {
 			if vr.v.WaitFor == "" {
 				continue
 			}
-			if found, err := vr.waitFor(); err != nil || !found {
+			if found, err := vr.waitFor(); err != nil || !found || vr.stopped() != "" {
 				// The page did not render; the steps after this would only wait for
 				// things that cannot appear. wait_for_found tells the story.
 				return err
@@ -424,6 +465,10 @@ func (vr *visitRun) waitFor() (bool, error) {
 	if f := vr.fatal(err); f != nil {
 		vr.logf("wait_for %s: %v", vr.v.WaitFor, f)
 		return false, f
+	}
+	if vr.stopped() != "" {
+		vr.logf("wait_for %s: stopped waiting after %s", vr.v.WaitFor, since(begin))
+		return false, nil
 	}
 	vr.logf("wait_for %s: not visible after %s", vr.v.WaitFor, since(begin))
 	return false, nil
@@ -525,6 +570,9 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	case err == nil:
 		vr.logf("< loaded %s in %s (status %d)", u, since(begin), vr.rec.docStatus())
 		return "", nil
+	case vr.stopped() != "":
+		vr.logf("< stopped waiting for %s to load after %s (status %d)", u, since(begin), vr.rec.docStatus())
+		return "", nil
 	}
 	vr.rep.Loaded = false
 	switch {
@@ -599,7 +647,7 @@ func (vr *visitRun) collect(visitErr error) {
 	if shot {
 		vr.screenshot()
 	}
-	if rep.Loaded && visitErr == nil && alive() {
+	if rep.Loaded && visitErr == nil && rep.StoppedEarly == "" && alive() {
 		vr.timings()
 		vr.rec.fill(rep)
 		if !shot && alive() && vr.wantEvidence() {

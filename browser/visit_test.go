@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -636,5 +637,46 @@ func TestViewport(t *testing.T) {
 		Viewport: Viewport{Width: 390, Height: 844}, NavigationTimeout: 5 * time.Second})
 	if err != nil || !rep.WaitForFound {
 		t.Errorf("the page did not see a 390x844 viewport: err %v, found %t", err, rep.WaitForFound)
+	}
+}
+
+// Visit.Stop ends the visit at the first problem it judges fatal: the rest of the load,
+// wait_for and the remaining steps are skipped, the evidence is still taken, and the
+// report says why it stopped. A problem Stop does not judge fatal changes nothing.
+func TestStopAtTheFirstFatalProblem(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>Shop</title><div id=app></div><script src=/bundle.js></script>`)
+	s.js("/bundle.js", "console.error('not fatal');\nwindow.app.start();\n")
+	var asked atomic.Int64
+	stop := func(r *Report) string {
+		asked.Add(1)
+		if len(r.Exceptions) > 0 {
+			return "an exception: " + r.Exceptions[0].Message
+		}
+		return ""
+	}
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]", Stop: stop,
+		Steps: []Step{{Kind: StepClick, Selector: "#never"}, {Kind: StepSleep, Sleep: 10 * time.Second}}})
+	checkEnded(t, took, 20*time.Second)
+	if err != nil {
+		t.Fatalf("visit: %v", err)
+	}
+	if !strings.HasPrefix(rep.StoppedEarly, "an exception: TypeError") {
+		t.Fatalf("StoppedEarly = %q; want the exception", rep.StoppedEarly)
+	}
+	if asked.Load() < 2 {
+		t.Errorf("Stop was asked %d times; want once for the console error and once for the exception", asked.Load())
+	}
+	if rep.Steps != 0 || rep.FailedStep != "" {
+		t.Errorf("steps %d of %d, failed step %q: the steps after the fatal error should not run nor fail", rep.Steps, rep.StepsTotal, rep.FailedStep)
+	}
+	if !isPNG(rep.Screenshot) {
+		t.Errorf("no screenshot of the failed page")
+	}
+	// Without Stop, the same page waits for wait_for (the page might still render).
+	rep, _, err = visit(t, shared, 6*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	if err != nil || rep.StoppedEarly != "" || rep.WaitForFound {
+		t.Errorf("without Stop: err %v, stopped %q, found %v", err, rep.StoppedEarly, rep.WaitForFound)
 	}
 }

@@ -26,6 +26,10 @@ type Assertion struct {
 	program      *vm.Program
 	operands     []operand
 	usesBaseline bool
+	// roots are the variables the assertion reads (the first name of each reference).
+	roots map[string]bool
+	// tree is the parsed expression, for FalseForGood.
+	tree ast.Node
 }
 
 // operand is a variable reference inside an assertion, evaluated on failure so the reason
@@ -59,11 +63,12 @@ func CompileAssertion(src string, env types.Map) (*Assertion, error) {
 	if err != nil {
 		return nil, explainCompileError(err, env)
 	}
-	a := &Assertion{Source: src, program: program}
+	a := &Assertion{Source: src, program: program, roots: map[string]bool{}}
 	tree, err := parser.Parse(code)
 	if err != nil {
 		return a, nil
 	}
+	a.tree = tree.Node
 	seen := map[string]bool{}
 	var texts []string
 	ast.Walk(&tree.Node, visitorFunc(func(n ast.Node) {
@@ -80,6 +85,13 @@ func CompileAssertion(src string, env types.Map) (*Assertion, error) {
 		}
 		if root == "baseline" {
 			a.usesBaseline = true
+		}
+		if root == "$env" { // a variable named like a word operator: $env.matches
+			rest := strings.TrimPrefix(text, "$env.")
+			root = rest[:strings.IndexAny(rest+".[", ".[")]
+		}
+		if root != "" {
+			a.roots[root] = true
 		}
 		if text != "" && !seen[text] {
 			seen[text] = true
@@ -133,6 +145,67 @@ func rewriteWordOperators(src string, env types.Map) string {
 type visitorFunc func(ast.Node)
 
 func (f visitorFunc) Visit(n *ast.Node) { f(*n) }
+
+// Reads reports whether the assertion reads variable name.
+func (a *Assertion) Reads(name string) bool { return a.roots[name] }
+
+// FalseForGood reports whether the assertion is false for env and stays false however the
+// counters grow: counters names variables that only ever increase while a run goes on (a
+// page's exception count). It understands comparisons of a counter with a constant
+// (js_errors == 0, failed_requests < 3, 2 >= js_errors) joined by && and ||; anything else
+// is never false for good. A run can stop at the first fatal error with it: once
+// `js_errors == 0` is false, no amount of waiting makes it true.
+func (a *Assertion) FalseForGood(env map[string]any, counters map[string]bool) bool {
+	return a.tree != nil && falseForGood(a.tree, env, counters)
+}
+
+func falseForGood(n ast.Node, env map[string]any, counters map[string]bool) bool {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return false
+	}
+	switch b.Operator {
+	case "&&", "and":
+		return falseForGood(b.Left, env, counters) || falseForGood(b.Right, env, counters)
+	case "||", "or":
+		return falseForGood(b.Left, env, counters) && falseForGood(b.Right, env, counters)
+	}
+	op := b.Operator
+	counter, limit, ok := counterAndConstant(b.Left, b.Right, env, counters)
+	if !ok {
+		counter, limit, ok = counterAndConstant(b.Right, b.Left, env, counters)
+		if !ok {
+			return false
+		}
+		op = map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}[op]
+	}
+	// counter OP limit, where counter can only grow from its value now.
+	switch op {
+	case "==", "<=":
+		return counter > limit
+	case "<":
+		return counter >= limit
+	}
+	return false // >, >=, != can still turn true as the counter grows
+}
+
+// counterAndConstant reads x as a counter's current value and y as a number constant.
+func counterAndConstant(x, y ast.Node, env map[string]any, counters map[string]bool) (counter, limit float64, ok bool) {
+	id, isID := x.(*ast.IdentifierNode)
+	if !isID || !counters[id.Value] {
+		return 0, 0, false
+	}
+	switch c := y.(type) {
+	case *ast.IntegerNode:
+		limit = float64(c.Value)
+	case *ast.FloatNode:
+		limit = c.Value
+	default:
+		return 0, 0, false
+	}
+	counter, ok = asFloat(env[id.Value])
+	return counter, limit, ok
+}
 
 func memberRoot(m *ast.MemberNode) string {
 	var n ast.Node = m

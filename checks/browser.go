@@ -138,6 +138,9 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		rep = &browser.Report{}
 	}
 	kept := b.setVars(run, rep)
+	if rep.StoppedEarly != "" {
+		run.Unmeasured("the run stopped at the first fatal error: "+rep.StoppedEarly, cutShort...)
+	}
 	failing := err != nil || b.failing(run, rep)
 	b.transcript(run, rep, kept)
 	if failing {
@@ -196,8 +199,30 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 		b.setVars(probe, rep)
 		return b.failing(probe, rep)
 	}
+	v.Stop = func(rep *browser.Report) string {
+		probe := &Run{Input: run.Input, Vars: map[string]any{}}
+		b.setVars(probe, rep)
+		env := assertionEnv(probe)
+		for _, a := range b.asserts {
+			if a.FalseForGood(env, browserCounters) {
+				_, why := a.Eval(env, probe.details)
+				return why
+			}
+		}
+		return ""
+	}
 	return v
 }
+
+// browserCounters are the variables that only grow while a page is open: once an
+// assertion over them is false (js_errors == 0 after an exception), waiting cannot make it
+// true, and the run stops at once (Visit.Stop).
+var browserCounters = map[string]bool{"js_errors": true, "console_errors": true, "failed_requests": true,
+	"failed_scripts": true, "failed_stylesheets": true}
+
+// cutShort are the variables a run that stopped at its first fatal error did not measure
+// to the end.
+var cutShort = []string{"loaded", "wait_for_found", "steps", "failed_step", "timings"}
 
 // keptProblems is what is left of a report's problems after ignore_errors.
 type keptProblems struct {
@@ -367,10 +392,14 @@ func (b *Browser) failing(run *Run, rep *browser.Report) bool {
 // transcript summarises what the page did, after the visit's own progress lines.
 func (b *Browser) transcript(run *Run, rep *browser.Report, k keptProblems) {
 	t := run.Transcript
-	t.Printf("page: %s %q (status %d, %d requests, loaded %t)", rep.URL, rep.Title, rep.Status, rep.Requests, rep.Loaded)
-	t.Printf("timings: ttfb %s, dom_content_loaded %s, load %s, lcp %s",
-		rep.Timings.TTFB.Round(time.Millisecond), rep.Timings.DOMContentLoaded.Round(time.Millisecond),
-		rep.Timings.Load.Round(time.Millisecond), rep.Timings.LCP.Round(time.Millisecond))
+	if rep.StoppedEarly != "" {
+		t.Printf("page: %s %q (status %d, %d requests; not waited for: load, wait_for, later steps, timings)", rep.URL, rep.Title, rep.Status, rep.Requests)
+	} else {
+		t.Printf("page: %s %q (status %d, %d requests, loaded %t)", rep.URL, rep.Title, rep.Status, rep.Requests, rep.Loaded)
+		t.Printf("timings: ttfb %s, dom_content_loaded %s, load %s, lcp %s",
+			rep.Timings.TTFB.Round(time.Millisecond), rep.Timings.DOMContentLoaded.Round(time.Millisecond),
+			rep.Timings.Load.Round(time.Millisecond), rep.Timings.LCP.Round(time.Millisecond))
+	}
 	for _, e := range k.exceptions {
 		t.Printf("! %s", e)
 	}

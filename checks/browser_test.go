@@ -54,6 +54,14 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 		}
 		script("var app = {};\napp.start();\n")(w, r)
 	})
+	// /waits loads a script that runs fine and never renders: a page still busy, not broken.
+	mux.Handle("/waits", page(`<!doctype html><title>Home</title><div id=app></div><script src=/quiet-bundle.js></script>`))
+	mux.HandleFunc("/quiet-bundle.js", func(w http.ResponseWriter, r *http.Request) {
+		if onBundle != nil {
+			onBundle()
+		}
+		script("var app = {started: true};\n")(w, r)
+	})
 	mux.Handle("/noisy", page(`<!doctype html><title>Home</title><div id=app data-ready=1></div>
 <script>setTimeout(function () { throw new Error('ads.example: quota exceeded'); }, 0);</script>`))
 	mux.Handle("/login", page(`<!doctype html><title>Login</title>
@@ -70,6 +78,7 @@ const browserConfig = `
 checks:
   - {name: good, kind: browser, url: "${T}/good", wait_for: "#app[data-ready]", timeout: 20s}
   - {name: broken, kind: browser, url: "${T}/broken", wait_for: "#app[data-ready]", timeout: 10s}
+  - {name: waits, kind: browser, url: "${T}/waits", wait_for: "#app[data-ready]", timeout: 10s}
   - {name: noisy, kind: browser, url: "${T}/noisy", wait_for: "#app[data-ready]", timeout: 20s}
   - name: noisy-listed
     kind: browser
@@ -147,6 +156,25 @@ func TestBrowserCheck(t *testing.T) {
 		if !strings.Contains(string(names["errors.txt"]), "app.start is not a function") {
 			t.Errorf("errors.txt: %q", names["errors.txt"])
 		}
+		// The exception made js_errors == 0 false for good: the run stopped there instead of
+		// waiting out wait_for, and judged only what it measured.
+		transcript := strings.Join(r.Transcript, "\n")
+		if !strings.Contains(transcript, "stopped at the first fatal error") || !strings.Contains(transcript, "not judged: wait_for_found") {
+			t.Errorf("the run did not stop at the exception:\n%s", transcript)
+		}
+		if len(r.Reasons) != 1 {
+			t.Errorf("reasons %q; want only the exception (wait_for_found was not measured)", r.Reasons)
+		}
+		t.Logf("broken page judged in %s (timeout 10s)", r.Duration)
+	})
+	t.Run("a page that is busy but not broken waits for wait_for", func(t *testing.T) {
+		r := run(t, "waits")
+		if r.Outcome != checks.Fail || !strings.HasPrefix(r.Reasons[0], "wait_for_found is false") {
+			t.Fatalf("outcome %s: %v", r.Outcome, r.Reasons)
+		}
+		if strings.Contains(strings.Join(r.Transcript, "\n"), "stopped at the first fatal error") {
+			t.Errorf("a page with no error stopped early")
+		}
 	})
 	t.Run("ignore_errors", func(t *testing.T) {
 		if r := run(t, "noisy"); r.Outcome != checks.Fail {
@@ -199,7 +227,7 @@ func TestBrowserCheckErrors(t *testing.T) {
 		}
 		pid := pool.BrowserPID()
 		done := make(chan *checks.Result, 1)
-		go func() { done <- cs["broken"].Run(context.Background(), checks.Input{}) }()
+		go func() { done <- cs["waits"].Run(context.Background(), checks.Input{}) }()
 		select { // the page is loaded and waits for a selector that never comes
 		case <-bundle:
 		case <-time.After(10 * time.Second):

@@ -120,6 +120,20 @@ type Run struct {
 	failures []string
 	details  map[string]string
 	halt     string
+	// unmeasured names variables the run stopped before measuring, with why.
+	unmeasured map[string]string
+}
+
+// Unmeasured marks variables the run did not measure (it stopped at a fatal error first):
+// assertions that read them are not judged, and the transcript says why. A run whose
+// every other assertion holds is then inconclusive, never passed.
+func (r *Run) Unmeasured(why string, variables ...string) {
+	if r.unmeasured == nil {
+		r.unmeasured = map[string]string{}
+	}
+	for _, v := range variables {
+		r.unmeasured[v] = why
+	}
 }
 
 // Halt marks this run's failure as one that should stop the rollout in progress. It only
@@ -216,8 +230,9 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	}
 	res := &Result{
 		Check: c.Name, Kind: c.Kind, Vars: run.Vars, Started: start, Duration: elapsed, Attempts: 1,
-		Transcript: run.Transcript.Lines(), Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
+		Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
 	}
+	defer func() { res.Transcript = run.Transcript.Lines() }() // judge adds to it
 	var inc *inconclusiveError
 	switch {
 	case errors.As(err, &inc):
@@ -252,8 +267,13 @@ func (c *Check) probe(ctx context.Context, run *Run) (err error) {
 func (c *Check) judge(run *Run) (Outcome, []string) {
 	reasons := append([]string(nil), run.failures...)
 	env := assertionEnv(run)
-	var noBaseline []string
+	var noBaseline, skipped []string
 	for _, a := range c.asserts {
+		if why := a.unmeasuredBy(run.unmeasured); why != "" {
+			skipped = append(skipped, a.Source+": "+why)
+			run.Transcript.Printf("not judged: %s: %s", a.Source, why)
+			continue
+		}
 		if a.usesBaseline && run.Deploy == nil {
 			// baseline.* is "before the deploy": outside a deploy's verification
 			// (scheduled monitoring, vigil run) there is nothing to compare with, and
@@ -273,8 +293,20 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 		return Fail, reasons
 	case len(noBaseline) > 0:
 		return Inconclusive, []string{fmt.Sprintf("no baseline yet: %q compares with runs from before the deploy, and there are none that passed", noBaseline[0])}
+	case len(skipped) > 0:
+		return Inconclusive, []string{"not measured: " + skipped[0]}
 	}
 	return Pass, nil
+}
+
+// unmeasuredBy returns why the assertion cannot be judged: it reads an unmeasured variable.
+func (a *Assertion) unmeasuredBy(unmeasured map[string]string) string {
+	for v, why := range unmeasured {
+		if a.Reads(v) {
+			return why
+		}
+	}
+	return ""
 }
 
 // assertionEnv is what assertions see: the run's variables, baseline and deploy.

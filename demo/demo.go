@@ -75,7 +75,8 @@ checks:
     kind: browser
     url: ${APP}/
     wait_for: "#app[data-ready]"   # proves the app rendered
-    timeout: 10s                   # how long a page that never renders is given
+    timeout: 10s                   # how long a slow page is given to render; a page that throws
+                                   # fails at once (js_errors == 0 cannot turn true again)
 
 services:
   shop:
@@ -114,57 +115,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("vigil demo needs Chromium for its browser check: %w\n(scripts/demo installs it)", err)
 	}
 
-	secret := make([]byte, 16)
-	_, _ = rand.Read(secret)
-	app, err := StartApp(GoodVersion)
+	st, err := stageDemo(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
-	app.RollbackSecret = []byte(hex.EncodeToString(secret))
-	slack := &alertingtest.Slack{}
-	if err := slack.Start(""); err != nil {
-		return fmt.Errorf("demo: the Slack stand-in: %w", err)
-	}
-	defer slack.Close()
-
-	dir, err := os.MkdirTemp("", "vigil-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	cfgPath := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfgPath, []byte(Config), 0o600); err != nil {
-		return err
-	}
-	cfg, err := configs.Load(cfgPath, configs.Options{Environ: []string{"APP=" + app.URL, "SLACK=" + slack.APIURL(),
-		"SLACK_TOKEN=" + alertingtest.SlackToken, "ROLLBACK_SECRET=" + string(app.RollbackSecret)}})
-	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
-	}
-	st, err := store.Open(ctx, filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfgPath, Deps: o.Deps, Store: st, Registry: prometheus.NewRegistry(),
-		Logger: slog.New(slog.NewTextHandler(logf, nil)), Version: "demo", Listener: ln, BrowserReady: o.BrowserReady})
-	if err != nil {
-		return fmt.Errorf("demo agent: %w", err)
-	}
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- a.Run(agentCtx) }()
-	defer func() { stopAgent(); <-agentDone }()
+	defer st.close()
+	app, slack, a, ln := st.app, st.slack, st.agent, st.ln
 
 	fmt.Fprintf(out, "vigil demo\n  sample shop    %s  (running %s)\n  vigil agent    http://%s  (status page)\n  Slack          %s  (a loopback stand-in for the Slack Web API)\n\n",
 		app.URL, app.Version(), ln.Addr(), slack.APIURL())
@@ -202,7 +158,7 @@ func Run(ctx context.Context, o Options) error {
 	}); err != nil {
 		return fmt.Errorf("demo: Slack never got the message and the rollback's result: %w", err)
 	}
-	if ev, err := sentEvent(ctx, st, "slack", "deploy_failed"); err == nil {
+	if ev, err := sentEvent(ctx, st.store, "slack", "deploy_failed"); err == nil {
 		fmt.Fprintf(out, "\n   Slack, #deploys (what vigil posted, with the screenshot in the thread):\n%s", indent(alerting.RenderText(ev), "   │ "))
 	}
 	root := slack.Roots()[0]
@@ -234,6 +190,85 @@ func Run(ctx context.Context, o Options) error {
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// stage is the demo's set: the sample shop, the Slack stand-in and an agent verifying the
+// shop's deploys, all on loopback. close stops them all.
+type stage struct {
+	app   *App
+	slack *alertingtest.Slack
+	agent *agent.Agent
+	store *store.SQLite
+	ln    net.Listener
+	close func()
+}
+
+// stageDemo starts the shop (good version), the Slack stand-in and an agent on Config.
+func stageDemo(ctx context.Context, o Options) (_ *stage, err error) {
+	var undo []func()
+	cleanup := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	app, err := StartApp(GoodVersion)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { app.Close() })
+	app.RollbackSecret = []byte(hex.EncodeToString(secret))
+	slack := &alertingtest.Slack{}
+	if err := slack.Start(""); err != nil {
+		return nil, fmt.Errorf("demo: the Slack stand-in: %w", err)
+	}
+	undo = append(undo, func() { slack.Close() })
+	dir, err := os.MkdirTemp("", "vigil-demo-")
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { os.RemoveAll(dir) })
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfgPath, []byte(Config), 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := configs.Load(cfgPath, configs.Options{Environ: []string{"APP=" + app.URL, "SLACK=" + slack.APIURL(),
+		"SLACK_TOKEN=" + alertingtest.SlackToken, "ROLLBACK_SECRET=" + string(app.RollbackSecret)}})
+	if err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { db.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	undo = append(undo, func() { logf.Close() })
+	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfgPath, Deps: o.Deps, Store: db, Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(logf, nil)), Version: "demo", Listener: ln, BrowserReady: o.BrowserReady})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("demo agent: %w", err)
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- a.Run(agentCtx) }()
+	undo = append(undo, func() { stopAgent(); <-agentDone })
+	return &stage{app: app, slack: slack, agent: a, store: db, ln: ln, close: cleanup}, nil
 }
 
 // verify registers a deploy of version with the agent, as `vigil gate` would, waits for
