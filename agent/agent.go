@@ -168,6 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.loadLatest(ctx)
 	a.loadIncidents(ctx)
+	a.closeLeftIncidents(ctx)
 
 	runCtx, cancelRuns := a.runCtx, a.cancelRuns
 	defer cancelRuns()
@@ -254,6 +255,7 @@ func (a *Agent) Reload() error {
 		}
 	}
 	a.sched.Set(rt.Order)
+	a.closeLeftIncidents(context.WithoutCancel(a.runCtx))
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "checks", len(rt.Order))
@@ -266,8 +268,7 @@ func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time
 	if !ok {
 		return
 	}
-	a.writer.add(toStoreRun(res, ""))
-	a.onScheduledResult(ctx, c, res)
+	a.onScheduledResult(ctx, c, res, toStoreRun(res, ""))
 }
 
 // execute runs c with its retries inside a hard deadline and records the result in memory

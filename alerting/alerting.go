@@ -59,6 +59,12 @@ type Event struct {
 	Actions []ActionNote `json:"actions,omitempty"`
 	// DryRun: the service is in dry run, so webhooks with an action announce, never call.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Reminder numbers a check_failed re-sent for an incident still open (repeat_interval);
+	// 0 for the event that opened it.
+	Reminder int `json:"reminder,omitempty"`
+	// Closed says why a check_recovered closes an incident without the check passing: the
+	// check left the config (removed or renamed).
+	Closed string `json:"closed,omitempty"`
 }
 
 // Deploy identifies a deploy.

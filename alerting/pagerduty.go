@@ -189,6 +189,19 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	return retryablef(err, p.name, op, "")
 }
 
+// pdSeverities are PagerDuty's severities, most severe first.
+var pdSeverities = []string{"critical", "error", "warning", "info"}
+
+// severityOf is the severity an event triggers with: the notifier's, except that an
+// inconclusive verdict is at most a warning. vigil could not tell whether the deploy is
+// bad; that reaches a person, but not as an outage.
+func severityOf(ev *Event, configured string) string {
+	if ev.Name == configs.EventDeployInconclusive && slices.Index(pdSeverities, configured) < slices.Index(pdSeverities, "warning") {
+		return "warning"
+	}
+	return configured
+}
+
 func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	summary := title(ev)
 	if ev.Summary != "" {
@@ -240,7 +253,7 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	payload := &pagerduty.V2Payload{
 		Summary:   truncate(summary, 1024),
 		Source:    source,
-		Severity:  p.severity,
+		Severity:  severityOf(ev, p.severity),
 		Component: ev.Check,
 		Group:     group,
 		Class:     ev.Name,

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -95,8 +96,14 @@ func title(ev *Event) string {
 	case configs.EventDeployStarted:
 		return "Verifying the deploy of " + subject
 	case configs.EventCheckFailed:
+		if ev.Reminder > 0 {
+			return fmt.Sprintf("%s is still failing (reminder %d)", strings.ToUpper(check[:1])+check[1:], ev.Reminder)
+		}
 		return strings.ToUpper(check[:1]) + check[1:] + " is failing"
 	case configs.EventCheckRecovered:
+		if ev.Closed != "" {
+			return strings.ToUpper(check[:1]) + check[1:] + ": incident closed"
+		}
 		return strings.ToUpper(check[:1]) + check[1:] + " recovered"
 	case EventActionResult:
 		if ev.Summary != "" {
@@ -129,8 +136,14 @@ func status(ev *Event, resolves bool) (emoji, text string) {
 	case configs.EventDeployStarted:
 		return ":rocket:", "Verifying"
 	case configs.EventCheckFailed:
+		if ev.Reminder > 0 {
+			return ":red_circle:", "Still failing"
+		}
 		return ":red_circle:", "Failing"
 	case configs.EventCheckRecovered:
+		if ev.Closed != "" {
+			return ":heavy_minus_sign:", "Closed: " + ev.Closed
+		}
 		return ":white_check_mark:", "Recovered"
 	case EventActionResult:
 		text := title(ev)

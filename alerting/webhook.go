@@ -169,6 +169,8 @@ type webhookPayload struct {
 	Incident   string `json:"incident,omitempty"`
 	StatusURL  string `json:"status_url,omitempty"`
 	OccurredAt string `json:"occurred_at,omitempty"`
+	Reminder   int    `json:"reminder,omitempty"`
+	Closed     string `json:"closed,omitempty"`
 }
 
 type webhookDeploy struct {
@@ -201,6 +203,8 @@ func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
 		Check:        ev.Check,
 		Incident:     ev.Incident,
 		StatusURL:    ev.StatusURL,
+		Reminder:     ev.Reminder,
+		Closed:       ev.Closed,
 	}
 	if !ev.OccurredAt.IsZero() {
 		p.OccurredAt = ev.OccurredAt.UTC().Format(time.RFC3339Nano)

@@ -70,7 +70,10 @@ type Defaults struct {
 	Retries          *int          `koanf:"retries"`
 	FailureThreshold int           `koanf:"failure_threshold"`
 	SuccessThreshold int           `koanf:"success_threshold"`
-	Notify           []string      `koanf:"notify"`
+	// RepeatInterval re-sends an open check incident (a reminder) this often while it
+	// stays failing, as Alertmanager's repeat_interval; 0 never reminds.
+	RepeatInterval time.Duration `koanf:"repeat_interval"`
+	Notify         []string      `koanf:"notify"`
 }
 
 // Service groups the checks that verify a deploy of one deployable thing.
@@ -145,6 +148,7 @@ type Check struct {
 	Retries          *int              `koanf:"retries"`
 	FailureThreshold int               `koanf:"failure_threshold"`
 	SuccessThreshold int               `koanf:"success_threshold"`
+	RepeatInterval   time.Duration     `koanf:"repeat_interval"`
 	Notify           []string          `koanf:"notify"`
 	Assert           []string          `koanf:"assert"`
 	Labels           map[string]string `koanf:"labels"`

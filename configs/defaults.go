@@ -48,6 +48,7 @@ func (c *Config) applyDefaults() {
 		}
 		setInt(&ch.FailureThreshold, d.FailureThreshold)
 		setInt(&ch.SuccessThreshold, d.SuccessThreshold)
+		setDur(&ch.RepeatInterval, d.RepeatInterval)
 		if ch.Notify == nil {
 			ch.Notify = append([]string(nil), d.Notify...)
 		}

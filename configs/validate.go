@@ -115,6 +115,9 @@ func (v *validator) checks() map[string]bool {
 		if ch.FailureThreshold < 1 || ch.SuccessThreshold < 1 {
 			v.errf(p, "thresholds count runs: use 1 or more", "failure_threshold and success_threshold must be at least 1")
 		}
+		if ch.RepeatInterval != 0 && ch.RepeatInterval < time.Minute {
+			v.errf(p+".repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)
+		}
 		for j, a := range ch.Assert {
 			if strings.TrimSpace(a) == "" {
 				v.errf(indexPath(p+".assert", j), "remove it or write an expression such as status == 200", "empty assertion")

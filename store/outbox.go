@@ -109,6 +109,25 @@ func (s *SQLite) Outbox(ctx context.Context, status string, limit int) ([]*Outbo
 	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?`, status, limit)
 }
 
+// IncidentNotifiers lists the notifiers an incident's events were written for, so its
+// closing news reaches whoever heard of its opening.
+func (s *SQLite) IncidentNotifiers(ctx context.Context, incident string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT notifier FROM outbox WHERE incident = ? ORDER BY notifier`, incident)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
 // OutboxCounts counts entries by status.
 func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)

@@ -358,11 +358,15 @@ type Incident struct {
 	Successes int // passing runs in a row
 	OpenedAt  time.Time
 	Summary   string
+	// Reminders counts reminders sent for the open incident; NotifiedAt is when it was last
+	// announced (opened or reminded).
+	Reminders  int
+	NotifiedAt time.Time
 }
 
 // Incidents returns every check's incident state.
 func (s *SQLite) Incidents(ctx context.Context) (map[string]*Incident, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT check_name, open, seq, failures, successes, opened_at, summary FROM incidents`)
+	rows, err := s.db.QueryContext(ctx, `SELECT check_name, open, seq, failures, successes, opened_at, summary, reminders, notified_at FROM incidents`)
 	if err != nil {
 		return nil, err
 	}
@@ -371,11 +375,11 @@ func (s *SQLite) Incidents(ctx context.Context) (map[string]*Incident, error) {
 	for rows.Next() {
 		var in Incident
 		var open int
-		var opened int64
-		if err := rows.Scan(&in.Check, &open, &in.Seq, &in.Failures, &in.Successes, &opened, &in.Summary); err != nil {
+		var opened, notified int64
+		if err := rows.Scan(&in.Check, &open, &in.Seq, &in.Failures, &in.Successes, &opened, &in.Summary, &in.Reminders, &notified); err != nil {
 			return nil, err
 		}
-		in.Open, in.OpenedAt = open == 1, fromNanos(opened)
+		in.Open, in.OpenedAt, in.NotifiedAt = open == 1, fromNanos(opened), fromNanos(notified)
 		out[in.Check] = &in
 	}
 	return out, rows.Err()
@@ -389,10 +393,11 @@ func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*Outbo
 		if in.Open {
 			open = 1
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO incidents(check_name, open, seq, failures, successes, opened_at, summary)
-			VALUES (?,?,?,?,?,?,?) ON CONFLICT(check_name) DO UPDATE SET open = excluded.open, seq = excluded.seq,
-			failures = excluded.failures, successes = excluded.successes, opened_at = excluded.opened_at, summary = excluded.summary`,
-			in.Check, open, in.Seq, in.Failures, in.Successes, nanos(in.OpenedAt), in.Summary)
+		_, err := tx.ExecContext(ctx, `INSERT INTO incidents(check_name, open, seq, failures, successes, opened_at, summary, reminders, notified_at)
+			VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(check_name) DO UPDATE SET open = excluded.open, seq = excluded.seq,
+			failures = excluded.failures, successes = excluded.successes, opened_at = excluded.opened_at, summary = excluded.summary,
+			reminders = excluded.reminders, notified_at = excluded.notified_at`,
+			in.Check, open, in.Seq, in.Failures, in.Successes, nanos(in.OpenedAt), in.Summary, in.Reminders, nanos(in.NotifiedAt))
 		if err != nil {
 			return err
 		}

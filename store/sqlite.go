@@ -165,6 +165,9 @@ var migrations = []string{
 		created_at INTEGER NOT NULL
 	);
 	CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+	// 2: reminders of open check incidents (repeat_interval).
+	`ALTER TABLE incidents ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE incidents ADD COLUMN notified_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
