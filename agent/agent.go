@@ -28,7 +28,8 @@ type Options struct {
 	// Config is the loaded initial configuration; ConfigPath is where reloads read it.
 	Config     *configs.Config
 	ConfigPath string
-	// LoadConfig reloads the configuration (main passes configs.Load with its options).
+	// LoadConfig reloads the configuration: configs.Load, or configs.LoadPartial (a partial
+	// config with its problems is built too, so a reload reports every problem in one pass).
 	LoadConfig func() (*configs.Config, error)
 	Deps       checks.Deps
 	Store      *store.SQLite
@@ -237,7 +238,7 @@ func (a *Agent) Reload() error {
 	}
 	cfg, err := a.opts.LoadConfig()
 	var rt *Runtime
-	if err == nil {
+	if cfg != nil { // a partly loaded config still gets built: every problem is reported at once
 		rt, err = BuildRuntime(cfg, a.opts.Deps, a.notifierOptions(), a.clock.Now())
 	}
 	if err != nil {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -27,21 +26,27 @@ type Runtime struct {
 	Loaded      time.Time
 }
 
-// BuildRuntime compiles cfg's checks and builds its notifiers.
+// BuildRuntime compiles cfg's checks and builds its notifiers and maintenance windows:
+// everything the agent runs. It is also all `vigil validate` does, so the two can never
+// disagree. cfg may come from configs.LoadPartial with problems: the parts they touch are
+// skipped and the error lists them with whatever building the rest finds, in one pass.
 func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options, now time.Time) (*Runtime, error) {
-	list, err := checks.Build(cfg, deps)
-	if err != nil {
-		return nil, err
-	}
+	list, checkErr := checks.Build(cfg, deps)
 	rt := &Runtime{Config: cfg, Checks: make(map[string]*checks.Check, len(list)), Order: list, Loaded: now,
 		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}}
 	for _, c := range list {
 		rt.Checks[c.Name] = c
 	}
+	var more configs.Errors
 	for name, n := range cfg.Notifiers {
+		if n == nil || cfg.Broken("notifiers."+name) {
+			continue
+		}
 		nt, err := alerting.New(n, nopts)
 		if err != nil {
-			return nil, fmt.Errorf("%s: notifiers.%s: %w", cfg.File, name, err)
+			// configs validates every rule alerting applies; this is a bug if it happens.
+			more = append(more, cfg.Err("notifiers."+name, "", "%v", err))
+			continue
 		}
 		rt.Notifiers[name] = nt
 	}
@@ -53,8 +58,14 @@ func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options,
 	for _, s := range rt.CheckServices {
 		sort.Strings(s)
 	}
-	if rt.Maintenance, err = alerting.NewMaintenance(cfg.Maintenance); err != nil {
-		return nil, fmt.Errorf("%s: maintenance: %w", cfg.File, err)
+	if !cfg.Broken("maintenance") {
+		var err error
+		if rt.Maintenance, err = alerting.NewMaintenance(cfg.Maintenance); err != nil {
+			more = append(more, cfg.Err("maintenance", "", "%v", err))
+		}
+	}
+	if err := configs.Merge(checkErr, more); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }

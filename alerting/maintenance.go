@@ -3,7 +3,6 @@ package alerting
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -71,46 +70,12 @@ func parseWindow(c *configs.Maintenance, i int) (window, error) {
 	if w.name == "" {
 		w.name = p
 	}
-	if c.Start != "" || c.End != "" {
-		var err error
-		if w.start, err = time.Parse(time.RFC3339, c.Start); err != nil {
-			return w, fmt.Errorf("%s.start: %q is not an RFC 3339 time", p, c.Start)
-		}
-		if w.end, err = time.Parse(time.RFC3339, c.End); err != nil {
-			return w, fmt.Errorf("%s.end: %q is not an RFC 3339 time", p, c.End)
-		}
-		if !w.end.After(w.start) {
-			return w, fmt.Errorf("%s.end: %s is not after start %s", p, c.End, c.Start)
-		}
-		return w, nil
-	}
-	at, err := time.Parse("15:04", c.At)
+	s, err := c.Schedule()
 	if err != nil {
-		return w, fmt.Errorf("%s.at: %q is not a time of day (HH:MM)", p, c.At)
+		return w, fmt.Errorf("%s.%w", p, err)
 	}
-	w.hour, w.minute = at.Hour(), at.Minute()
-	if c.Duration <= 0 {
-		return w, fmt.Errorf("%s.duration: must be positive", p)
-	}
-	w.duration = c.Duration
-	w.loc = time.UTC
-	if c.Timezone != "" {
-		if w.loc, err = time.LoadLocation(c.Timezone); err != nil {
-			return w, fmt.Errorf("%s.timezone: unknown time zone %q", p, c.Timezone)
-		}
-	}
-	if len(c.Days) == 0 {
-		for d := range w.days {
-			w.days[d] = true
-		}
-	}
-	for j, d := range c.Days {
-		k := slices.Index(configs.WeekDays, strings.ToLower(d))
-		if k < 0 {
-			return w, fmt.Errorf("%s.days[%d]: %q is not a day", p, j, d)
-		}
-		w.days[(k+1)%7] = true // WeekDays starts on Monday, time.Weekday on Sunday
-	}
+	w.start, w.end = s.Start, s.End
+	w.days, w.hour, w.minute, w.duration, w.loc = s.Days, s.Hour, s.Minute, s.Duration, s.Location
 	return w, nil
 }
 

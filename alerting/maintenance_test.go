@@ -158,7 +158,7 @@ func TestMaintenanceParseErrors(t *testing.T) {
 		{configs.Maintenance{Start: "tomorrow", End: "2026-01-01T00:00:00Z"}, `maintenance[0].start: "tomorrow" is not an RFC 3339 time`},
 		{configs.Maintenance{Start: "2026-01-02T00:00:00Z", End: "2026-01-01T00:00:00Z"}, "maintenance[0].end: 2026-01-01T00:00:00Z is not after start"},
 		{configs.Maintenance{At: "7pm", Duration: time.Hour}, `maintenance[0].at: "7pm" is not a time of day`},
-		{configs.Maintenance{At: "19:00"}, "maintenance[0].duration: must be positive"},
+		{configs.Maintenance{At: "19:00"}, "maintenance[0].duration: missing: a weekly window needs at and duration"},
 		{configs.Maintenance{At: "19:00", Duration: time.Hour, Days: []string{"fri", "caturday"}}, `maintenance[0].days[1]: "caturday" is not a day`},
 		{configs.Maintenance{At: "19:00", Duration: time.Hour, Timezone: "Mars/Olympus"}, `maintenance[0].timezone: unknown time zone "Mars/Olympus"`},
 	} {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -60,14 +59,12 @@ func newPagerDuty(cfg *configs.Notifier, opts Options) (*PagerDuty, error) {
 	}
 	endpoint := pagerDutyEvents
 	if cfg.URL != "" {
-		u, err := url.Parse(cfg.URL)
-		trimmed := strings.TrimSuffix(strings.TrimSuffix(cfg.URL, "/"), "/v2/enqueue")
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" ||
-			trimmed == strings.TrimSuffix(cfg.URL, "/") {
+		base, ok := configs.PagerDutyEndpoint(cfg.URL)
+		if !ok {
 			return nil, permanentf(nil, cfg.Name, "new",
 				"%s.url: want the full Events v2 enqueue URL, ending in /v2/enqueue (change events go to /v2/change/enqueue beside it)", p)
 		}
-		endpoint = trimmed
+		endpoint = base
 	}
 	return &PagerDuty{base: newBase(cfg, opts, defaultPagerDutyTimeout), routingKey: cfg.RoutingKey.Value(), severity: sev,
 		endpoint: endpoint, shown: redactURL(endpoint), client: newHTTPClient(opts.Transport)}, nil

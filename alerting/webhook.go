@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -38,10 +37,6 @@ type Webhook struct {
 	client  *http.Client
 }
 
-// reservedHeaders are set by vigil; a configured header may not replace them.
-var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding", "User-Agent",
-	HeaderEvent, HeaderTimestamp, HeaderSignature, HeaderIdempotencyKey}
-
 func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
 	w := &Webhook{base: newBase(cfg, opts, defaultWebhookTimeout), url: cfg.URL, action: cfg.Action,
 		client: newHTTPClient(opts.Transport), headers: http.Header{}}
@@ -60,7 +55,7 @@ func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
 	}
 	for k, v := range cfg.Headers {
 		ck := http.CanonicalHeaderKey(k)
-		if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, ck) }) {
+		if configs.ReservedWebhookHeader(ck) {
 			return nil, permanentf(nil, cfg.Name, "new", "%s.headers.%s: vigil sets this header itself", p, k)
 		}
 		w.headers.Set(ck, v)

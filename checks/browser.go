@@ -104,15 +104,7 @@ func (b *Browser) Baseline(previous []*Result) map[string]any {
 
 func buildBrowser(b *builder, c *configs.Check) (Prober, types.Map) {
 	spec := c.Browser
-	br := &Browser{spec: spec, runner: b.deps.Browser}
-	for i, src := range spec.IgnoreErrors {
-		re, err := regexp.Compile(src)
-		if err != nil {
-			b.errf(fmt.Sprintf("%s.ignore_errors[%d]", c.Path(), i), "write a Go regular expression (RE2)", "bad regex: %v", err)
-			return nil, nil
-		}
-		br.ignore = append(br.ignore, re)
-	}
+	br := &Browser{spec: spec, runner: b.deps.Browser, ignore: spec.IgnoreRegexps()}
 	srcs := c.Assert
 	if len(srcs) == 0 {
 		srcs = defaultBrowserAssert

@@ -44,7 +44,9 @@ func (b *builder) errf(path, fix, format string, args ...any) {
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,
-// templates parsed and their variables resolved. Its error is configs.Errors.
+// templates parsed and their variables resolved. Its error is configs.Errors: the config's
+// own load problems (configs.LoadPartial) and what building found, in one list; a check
+// with a load problem is not built.
 func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
 	if deps.HTTP == nil {
 		deps.HTTP = NewHTTPClient("vigil")
@@ -52,12 +54,15 @@ func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
 	b := &builder{cfg: cfg, deps: deps}
 	out := make([]*Check, 0, len(cfg.Checks))
 	for _, c := range cfg.Checks {
+		if c == nil || cfg.Broken(c.Path()) {
+			continue
+		}
 		if ch := b.build(c); ch != nil {
 			out = append(out, ch)
 		}
 	}
-	if len(b.errs) > 0 {
-		return nil, b.errs
+	if err := configs.Merge(cfg.Problems(), b.errs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

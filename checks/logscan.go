@@ -455,15 +455,7 @@ func buildLogscan(b *builder, c *configs.Check) (Prober, types.Map) {
 	if s.Pattern != "" {
 		srcs = append([]string{s.Pattern}, srcs...)
 	}
-	for _, src := range srcs {
-		re, err := regexp.Compile(src)
-		if err != nil {
-			b.errf(c.Path()+".pattern", "write a Go regular expression (RE2)", "bad regex %q: %v", src, err)
-			return nil, nil
-		}
-		l.patterns = append(l.patterns, re)
-		l.names = append(l.names, src)
-	}
+	l.patterns, l.names = s.Regexps(), srcs // compiled once, when the config was validated
 	if s.Source.URL != "" {
 		l.loki = newLokiSource(b.deps.HTTP, &s.Source, srcs, c.Timeout)
 	} else {

@@ -7,7 +7,10 @@
 // so `vigil validate` gives one consistent list.
 package configs
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Config is one loaded, defaulted and validated vigil configuration.
 type Config struct {
@@ -27,6 +30,8 @@ type Config struct {
 	Dir string `koanf:"-"`
 
 	lines map[string]int // key path -> line in File, for errors raised after load
+	// problems are what LoadPartial found (see Broken).
+	problems Errors
 }
 
 // Agent configures the long-running process: its listener and its limits.
@@ -225,6 +230,7 @@ type BrowserSpec struct {
 	Cookies      []*Cookie         `koanf:"cookies"`
 	Viewport     Viewport          `koanf:"viewport"`
 	IgnoreErrors []string          `koanf:"ignore_errors"`
+	ignore       []*regexp.Regexp  // IgnoreErrors, compiled by validation
 	// NavigationTimeout bounds the first navigation inside the check's timeout.
 	NavigationTimeout time.Duration `koanf:"navigation_timeout"`
 }
@@ -321,7 +327,15 @@ type LogscanSpec struct {
 	// MaxBytes caps the log bytes one run reads (files) or downloads (url); past it the
 	// run notes what it skipped instead of reading without bound.
 	MaxBytes int64 `koanf:"max_bytes"`
+
+	compiled []*regexp.Regexp // Pattern then Patterns, compiled by validation
 }
+
+// Regexps returns pattern and patterns, compiled when the config was validated.
+func (l *LogscanSpec) Regexps() []*regexp.Regexp { return l.compiled }
+
+// IgnoreRegexps returns ignore_errors, compiled when the config was validated.
+func (b *BrowserSpec) IgnoreRegexps() []*regexp.Regexp { return b.ignore }
 
 // LogscanMaxBytes is the default per-run read cap of a logscan check.
 const LogscanMaxBytes = 64 << 20
@@ -438,6 +452,11 @@ type Maintenance struct {
 	Duration time.Duration `koanf:"duration"`
 	Timezone string        `koanf:"timezone"`
 	Reason   string        `koanf:"reason"`
+
+	// The parsed times (maintenance.go), filled once by validation.
+	parsed   bool
+	schedule *Schedule
+	problems []schedProblem
 }
 
 // Built-in defaults, applied where neither the check nor the defaults block sets a value.

@@ -1,7 +1,9 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -50,6 +52,55 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// covers reports whether one of the errors is at path or above it.
+func (es Errors) covers(path string) bool {
+	for _, e := range es {
+		if e.Path == "" || e.Path == path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Merge joins problems found by several passes over one config into one list in file
+// order. nil lists and non-Errors errors are welcome: an error that is not Errors is kept
+// as one more problem.
+func Merge(errs ...error) error {
+	var out Errors
+	for _, err := range errs {
+		var es Errors
+		switch {
+		case err == nil:
+		case errors.As(err, &es):
+			for _, e := range es {
+				if !slices.Contains(out, e) {
+					out = append(out, e)
+				}
+			}
+		default:
+			out = append(out, &Error{Msg: err.Error()})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out.sorted()
+}
+
+// Problems returns what LoadPartial found wrong with the config (nil for a valid one).
+func (c *Config) Problems() Errors { return c.problems }
+
+// Broken reports whether a load problem lies at path or under it: building that part
+// would only stumble on the same problem.
+func (c *Config) Broken(path string) bool {
+	for _, e := range c.problems {
+		if e.Path == path || strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 func (es Errors) sorted() Errors {

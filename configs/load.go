@@ -45,8 +45,23 @@ func (o Options) lookupEnv(name string) (string, bool) {
 	return "", false
 }
 
-// Load reads, defaults and validates the config file at path.
+// Load reads, defaults and validates the config file at path. Any problem is an error and
+// no config.
 func Load(path string, opts Options) (*Config, error) {
+	cfg, err := LoadPartial(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadPartial is Load that goes on past the first kind of problem, so that one pass reports
+// them all: a key that does not decode does not stop the validation of everything else.
+// With problems it returns their Errors AND the config as far as it decoded (nil only
+// when the file cannot be read or is not YAML); cfg.Broken tells which parts to skip
+// when building it, which is how `vigil validate` and the agent report, in one list, what
+// loading and building find.
+func LoadPartial(path string, opts Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		fix := "check the path, or pass -c FILE"
@@ -55,7 +70,7 @@ func Load(path string, opts Options) (*Config, error) {
 		}
 		return nil, Errors{{File: path, Msg: "cannot read config: " + unwrapPathErr(err), Fix: fix}}
 	}
-	return Parse(path, data, opts)
+	return ParsePartial(path, data, opts)
 }
 
 func unwrapPathErr(err error) string {
@@ -69,6 +84,15 @@ func unwrapPathErr(err error) string {
 // Parse is Load for bytes already read; name is the file name used in errors and the
 // folder relative paths resolve against.
 func Parse(name string, data []byte, opts Options) (*Config, error) {
+	cfg, err := ParsePartial(name, data, opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ParsePartial is LoadPartial for bytes already read.
+func ParsePartial(name string, data []byte, opts Options) (*Config, error) {
 	cfg := &Config{File: name, Dir: filepath.Dir(name)}
 	if abs, err := filepath.Abs(cfg.Dir); err == nil {
 		cfg.Dir = abs
@@ -138,12 +162,18 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 		return name, cfg.lineOf(path), ""
 	}
 	d.decode("", raw, reflect.ValueOf(cfg).Elem())
-	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
-	}
+	// Validation goes on over what did decode; its findings under a key that did not
+	// decode would only restate that problem.
 	cfg.applyDefaults()
-	if errs := cfg.validate(); len(errs) > 0 {
-		return nil, errs.sorted()
+	problems := d.errs
+	for _, e := range cfg.validate() {
+		if !d.errs.covers(e.Path) {
+			problems = append(problems, e)
+		}
+	}
+	if len(problems) > 0 {
+		cfg.problems = problems.sorted()
+		return cfg, cfg.problems
 	}
 	return cfg, nil
 }

@@ -286,10 +286,14 @@ func (v *validator) browser(p string, b *BrowserSpec) {
 			v.errf(sp+".assert_text.selector", "set the CSS selector whose text to check", "missing")
 		}
 	}
-	for i, re := range b.IgnoreErrors {
-		if _, err := regexp.Compile(re); err != nil {
+	b.ignore = b.ignore[:0]
+	for i, src := range b.IgnoreErrors {
+		re, err := regexp.Compile(src)
+		if err != nil {
 			v.errf(indexPath(p+".ignore_errors", i), "write a Go regular expression (RE2)", "bad regex: %v", err)
+			continue
 		}
+		b.ignore = append(b.ignore, re)
 	}
 	for i, ck := range b.Cookies {
 		if ck == nil || ck.Name == "" {
@@ -424,20 +428,25 @@ func (v *validator) logscan(p string, l *LogscanSpec) {
 		v.errf(p+".pattern", "set pattern (a regex) or patterns (a list)", "missing")
 	}
 	seen := map[string]bool{}
+	l.compiled = l.compiled[:0]
+	compile := func(path, src string) {
+		re, err := regexp.Compile(src)
+		if err != nil {
+			v.errf(path, "write a Go regular expression (RE2)", "bad regex: %v", err)
+			return
+		}
+		l.compiled = append(l.compiled, re)
+	}
+	if l.Pattern != "" {
+		compile(p+".pattern", l.Pattern)
+	}
 	for i, re := range l.Patterns {
 		ip := indexPath(p+".patterns", i)
-		if _, err := regexp.Compile(re); err != nil {
-			v.errf(ip, "write a Go regular expression (RE2)", "bad regex: %v", err)
-		}
+		compile(ip, re)
 		if seen[re] || re == l.Pattern {
 			v.errf(ip, "remove the duplicate", "pattern %q is listed twice", re)
 		}
 		seen[re] = true
-	}
-	if l.Pattern != "" {
-		if _, err := regexp.Compile(l.Pattern); err != nil {
-			v.errf(p+".pattern", "write a Go regular expression (RE2)", "bad regex: %v", err)
-		}
 	}
 	if l.Window < time.Second {
 		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", l.Window)
@@ -589,7 +598,10 @@ func (v *validator) notifiers() {
 				v.errf(p+".severity", "use critical, error, warning or info", "%q is not a PagerDuty severity", n.Severity)
 			}
 			if n.URL != "" {
-				v.url(p+".url", n.URL)
+				if _, ok := PagerDutyEndpoint(n.URL); !ok {
+					v.errf(p+".url", "give the full Events v2 enqueue URL, e.g. https://events.pagerduty.com/v2/enqueue (change events go to /v2/change/enqueue beside it)",
+						"%q does not end in /v2/enqueue", n.URL)
+				}
 			}
 		case NotifierWebhook:
 			if n.URL == "" {
@@ -603,11 +615,43 @@ func (v *validator) notifiers() {
 			if !contains([]string{"", "rollback", "halt"}, n.Action) {
 				v.errf(p+".action", `use "rollback", "halt", or leave it out for a plain notification`, "unknown action %q", n.Action)
 			}
+			for _, h := range sortedMapKeys(n.Headers) {
+				if ReservedWebhookHeader(h) {
+					v.errf(p+".headers."+h, "remove it: vigil sets it on every delivery (the body is JSON, the signature covers it)", "vigil sets this header itself")
+				}
+			}
 		}
 		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
 			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
 		}
 	}
+}
+
+// webhookHeaders are the headers vigil sets on every webhook delivery; a configured header
+// may not replace them.
+var webhookHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding", "User-Agent",
+	"X-Vigil-Event", "X-Vigil-Timestamp", "X-Vigil-Signature", "Idempotency-Key"}
+
+// ReservedWebhookHeader reports whether vigil sets header name itself on webhook deliveries.
+func ReservedWebhookHeader(name string) bool {
+	for _, h := range webhookHeaders {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// PagerDutyEndpoint checks a PagerDuty notifier's url, the full Events v2 enqueue URL, and
+// returns the API's base (the URL without /v2/enqueue), which change events share.
+func PagerDutyEndpoint(raw string) (base string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return "", false
+	}
+	trimmed := strings.TrimSuffix(raw, "/")
+	base = strings.TrimSuffix(trimmed, "/v2/enqueue")
+	return base, base != trimmed
 }
 
 // WeekDays are the day names a weekly maintenance window accepts, in any case.
@@ -640,70 +684,12 @@ func (v *validator) maintenance(checks map[string]bool) {
 				v.errf(indexPath(p+".services", j), DidYouMean(sn, sortedMapKeys(v.c.Services)), "unknown service %q", sn)
 			}
 		}
-		oneOff := m.Start != "" || m.End != ""
-		weekly := m.At != "" || m.Duration != 0 || len(m.Days) > 0
-		switch {
-		case oneOff && weekly:
-			v.errf(p, "use start and end for a one-off window, or at, duration and days for a weekly one", "both kinds of window are set")
-		case oneOff:
-			v.oneOff(p, m)
-		case weekly:
-			v.weekly(p, m)
-		default:
-			v.errf(p, "set start and end (one-off), or at and duration (weekly)", "the window has no time")
-		}
-	}
-}
-
-const rfc3339Fix = "write an RFC 3339 time with its offset, e.g. 2026-12-01T22:00:00Z or 2026-12-01T23:00:00+01:00"
-
-func (v *validator) oneOff(p string, m *Maintenance) {
-	parse := func(key, value string) time.Time {
-		if value == "" {
-			v.errf(p+"."+key, rfc3339Fix, "missing: a one-off window needs start and end")
-			return time.Time{}
-		}
-		t, err := time.Parse(time.RFC3339, value)
-		if err != nil {
-			v.errf(p+"."+key, rfc3339Fix, "%q is not an RFC 3339 time", value)
-		}
-		return t
-	}
-	start, end := parse("start", m.Start), parse("end", m.End)
-	if !start.IsZero() && !end.IsZero() && !end.After(start) {
-		v.errf(p+".end", "end must be after start", "%s is not after start %s", m.End, m.Start)
-	}
-	if m.Timezone != "" {
-		v.errf(p+".timezone", "remove it: start and end carry their own offset", "a one-off window takes no timezone")
-	}
-}
-
-func (v *validator) weekly(p string, m *Maintenance) {
-	if m.At == "" {
-		v.errf(p+".at", "set the start time of day as HH:MM, e.g. at: \"22:30\"", "missing: a weekly window needs at and duration")
-	} else if _, err := time.Parse("15:04", m.At); err != nil {
-		v.errf(p+".at", "write the start time of day as HH:MM (00:00 to 23:59), e.g. 22:30", "%q is not a time of day", m.At)
-	}
-	switch {
-	case m.Duration == 0:
-		v.errf(p+".duration", "set how long the window lasts, e.g. duration: 2h", "missing: a weekly window needs at and duration")
-	case m.Duration < time.Minute || m.Duration > 7*24*time.Hour:
-		v.errf(p+".duration", "use 1m to 168h (a week)", "%s is out of range", m.Duration)
-	}
-	seen := map[string]bool{}
-	for j, d := range m.Days {
-		d = strings.ToLower(d)
-		switch {
-		case !contains(WeekDays, d):
-			v.errf(indexPath(p+".days", j), DidYouMean(d, WeekDays), "%q is not a day", m.Days[j])
-		case seen[d]:
-			v.errf(indexPath(p+".days", j), "remove the repeat", "%q is listed twice", m.Days[j])
-		}
-		seen[d] = true
-	}
-	if m.Timezone != "" {
-		if _, err := time.LoadLocation(m.Timezone); err != nil {
-			v.errf(p+".timezone", "use an IANA name such as Europe/Prague, America/New_York or UTC", "unknown time zone %q", m.Timezone)
+		for _, pr := range m.parse() {
+			key := p
+			if pr.key != "" {
+				key += "." + pr.key
+			}
+			v.errf(key, pr.fix, "%s", pr.msg)
 		}
 	}
 }

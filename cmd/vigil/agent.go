@@ -68,12 +68,12 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	load := func() (*configs.Config, error) {
-		return configs.Load(configPath(f.config), configs.Options{Flags: cmd.Flags(), FlagKeys: map[string]string{"listen": "agent.listen"}})
-	}
-	cfg, err := load()
+	opts := configs.Options{Flags: cmd.Flags(), FlagKeys: map[string]string{"listen": "agent.listen"}}
+	// Reloads load partially: Reload builds what did load and reports every problem at once.
+	load := func() (*configs.Config, error) { return configs.LoadPartial(configPath(f.config), opts) }
+	cfg, err := loadConfig(f.config, opts)
 	if err != nil {
-		return exitWith(exitUsage, err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

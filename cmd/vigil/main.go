@@ -10,8 +10,12 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/agent"
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -97,13 +101,17 @@ func configPath(flag string) string {
 	return "vigil.yaml"
 }
 
-// loadConfig loads and validates; a bad config is exit code 2 with every error listed.
+// loadConfig loads and validates; a bad config is exit code 2 with every problem listed in
+// one pass: those loading finds and those building what the agent builds finds.
 func loadConfig(path string, opts configs.Options) (*configs.Config, error) {
-	cfg, err := configs.Load(configPath(path), opts)
-	if err != nil {
-		return nil, exitWith(exitUsage, err)
+	cfg, err := configs.LoadPartial(configPath(path), opts)
+	if err == nil {
+		return cfg, nil
 	}
-	return cfg, nil
+	if cfg != nil {
+		_, err = agent.BuildRuntime(cfg, checks.Deps{}, alerting.Options{}, time.Now())
+	}
+	return nil, exitWith(exitUsage, err)
 }
 
 // buildInfo returns the version, commit and Go version of this binary.

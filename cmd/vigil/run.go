@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/agent"
+	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
@@ -32,12 +34,14 @@ with every problem listed as FILE:LINE: KEY.PATH: what is wrong; how to fix it.`
 			if err != nil {
 				return err
 			}
-			list, err := checks.Build(cfg, checks.Deps{HTTP: checks.NewHTTPClient(userAgent())})
+			// Exactly what the agent builds (agent.New does the same), so a config that
+			// validates is one the agent runs.
+			rt, err := agent.BuildRuntime(cfg, checks.Deps{HTTP: checks.NewHTTPClient(userAgent())}, alerting.Options{}, time.Now())
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %d checks, %d services, %d notifiers\n",
-				cfg.File, len(list), len(cfg.Services), len(cfg.Notifiers))
+				cfg.File, len(rt.Order), len(cfg.Services), len(rt.Notifiers))
 			return nil
 		},
 	}

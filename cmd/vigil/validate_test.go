@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// vigil validate reports every problem of a file in one pass: a key that does not decode,
+// a rule the loader checks, an assertion that does not compile and a notifier the agent
+// would refuse, together, in file order. It builds exactly what the agent builds: the two
+// configs `validate` once accepted and the agent refused are refused here.
+func TestValidateReportsEveryProblemInOnePass(t *testing.T) {
+	cfg := writeConfig(t, `
+checks:
+  - {name: home, kind: http, timout: 5s, request: {url: "http://127.0.0.1:1/"}}
+  - {name: login, kind: http, every: 10ms, request: {url: "http://127.0.0.1:1/login"}}
+  - {name: api, kind: http, request: {url: "http://127.0.0.1:1/api"}, assert: ["stauts == 200"]}
+notifiers:
+  hook: {type: webhook, url: "http://127.0.0.1:1/hook", secret: s, headers: {Content-Type: text/plain}}
+  pager: {type: pagerduty, routing_key: k, url: "http://127.0.0.1:1/v2/events"}
+`)
+	code, out, errs := run("validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d; want 2\n%s%s", code, out, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	var got []string
+	for _, want := range []string{
+		`checks[0].timout: unknown key`,
+		`checks[1].every: 10ms is too frequent`,
+		`checks[2].assert[0]: unknown variable "stauts"`,
+		`notifiers.hook.headers.Content-Type: vigil sets this header itself`,
+		`notifiers.pager.url: "http://127.0.0.1:1/v2/events" does not end in /v2/enqueue`,
+	} {
+		found := false
+		for i, l := range lines {
+			if strings.Contains(l, want) {
+				found = true
+				got = append(got, lines[i])
+			}
+		}
+		if !found {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+	for _, l := range got {
+		if !strings.Contains(l, "vigil.yaml:") {
+			t.Errorf("%q does not name the file and line", l)
+		}
+	}
+}
