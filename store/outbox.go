@@ -109,6 +109,13 @@ func (s *SQLite) Outbox(ctx context.Context, status string, limit int) ([]*Outbo
 	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?`, status, limit)
 }
 
+// OutboxByKey returns every entry with the idempotency key, of any notifier and status,
+// in the order they were written: what a test counts to prove a notification was written
+// once and is no longer pending.
+func (s *SQLite) OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error) {
+	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE idem_key = ? ORDER BY id`, key)
+}
+
 // OutboxCounts counts entries by status.
 func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
