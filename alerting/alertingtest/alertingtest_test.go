@@ -108,6 +108,27 @@ func TestWebhookReceiverAcceptsTheReadmeVector(t *testing.T) {
 	}
 }
 
+// AcceptThenHang: the delivery counts as accepted although the sender never hears so.
+func TestWebhookAcceptThenHang(t *testing.T) {
+	rx := alertingtest.NewWebhook(t)
+	rx.Fail(alertingtest.Fault{AcceptThenHang: true})
+	body := `{"event":"deploy_failed"}`
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	if resp, err := client.Do(mustReq(t, http.MethodPost, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body)); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the answer was not held: %s", resp.Status)
+	}
+	if rx.Count("d-1:deploy_failed") != 1 || rx.Attempts("d-1:deploy_failed") != 1 || !rx.Deliveries()[0].Accepted {
+		t.Errorf("accepted %d, attempts %d; want 1 and 1", rx.Count("d-1:deploy_failed"), rx.Attempts("d-1:deploy_failed"))
+	}
+	if got := post(t, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body).StatusCode; got != 200 {
+		t.Errorf("the next delivery: %d", got)
+	}
+	if rx.Count("d-1:deploy_failed") != 2 {
+		t.Errorf("accepted %d, want 2", rx.Count("d-1:deploy_failed"))
+	}
+}
+
 func hmacOf(secret, msg string) []byte {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(msg))

@@ -53,7 +53,8 @@ type WebhookDelivery struct {
 	Body      []byte
 	// Payload is Body decoded.
 	Payload map[string]any
-	// Accepted: the receiver answered 2xx.
+	// Accepted: the receiver answered 2xx, or accepted and then held its answer
+	// (Fault.AcceptThenHang).
 	Accepted bool
 	Status   int
 	At       time.Time
@@ -85,7 +86,8 @@ func (w *Webhook) URL() string { return "http://" + w.Addr() + "/hook" }
 // Fail queues a fault: the next verified deliveries are answered with it.
 func (w *Webhook) Fail(f Fault) { w.fail("", f) }
 
-// Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx).
+// Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx, or
+// accepted with the answer held: Fault.AcceptThenHang).
 func (w *Webhook) Count(key string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -168,11 +170,11 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		Signature: r.Header.Get(alerting.HeaderSignature), Header: r.Header.Clone(), Body: body, At: time.Now()}
 	_ = json.Unmarshal(body, &d.Payload)
 	f, faulted := w.takeFault("")
+	d.Status = http.StatusOK
 	if faulted {
 		d.Status = f.status()
-	} else {
-		d.Status, d.Accepted = http.StatusOK, true
 	}
+	d.Accepted = !faulted || f.AcceptThenHang
 	// The delivery is on record before vigil hears the answer.
 	w.mu.Lock()
 	w.attempts[key]++
