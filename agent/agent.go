@@ -43,8 +43,9 @@ type Options struct {
 	BrowserReady func(ctx context.Context) error
 	// Seed makes scheduling offsets reproducible; 0 is random.
 	Seed uint64
-	// OnLag, when set, also receives every scheduled run's start lag (benchmarks).
-	OnLag func(time.Duration)
+	// OnLag, when set, also receives every scheduled run's due time and start lag
+	// (benchmarks: the due time tells which ticks of a window started at all).
+	OnLag func(due time.Time, lag time.Duration)
 }
 
 // Agent is a running vigil agent.
@@ -116,10 +117,10 @@ func New(opts Options) (*Agent, error) {
 	a.sched = NewScheduler(SchedulerOptions{
 		Clock: a.clock, Concurrency: rt.Config.Agent.Concurrency, BrowserConcurrency: rt.Config.Agent.BrowserConcurrency,
 		Execute: a.scheduledRun, Seed: opts.Seed,
-		OnLag: func(d time.Duration) {
+		OnLag: func(due time.Time, d time.Duration) {
 			a.metrics.schedLag.Observe(d.Seconds())
 			if opts.OnLag != nil {
-				opts.OnLag(d)
+				opts.OnLag(due, d)
 			}
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },

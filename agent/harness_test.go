@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,6 +231,68 @@ func (h *harness) verdict(id string, limit time.Duration) map[string]any {
 	}
 	h.t.Fatalf("deploy %s: no verdict within %s", id, limit)
 	return nil
+}
+
+// outboxSettled is how a test proves that a notification went out once and that nothing
+// will send it again, without waiting in silence for a while: it waits (up to 30s) until no
+// outbox entry with key is pending, then checks every entry with the key, whatever its
+// notifier or status: exactly one per notifier in want, in the status want gives it
+// (store.OutboxDelivered, OutboxSilenced, OutboxDryRun, OutboxDead), and none for any other
+// notifier. The outbox sends pending entries only, so a settled key is sent no more; a
+// receiver's count read after this is final. It returns the entries, oldest first.
+func (h *harness) outboxSettled(key string, want map[string]string) []*store.OutboxEntry {
+	h.t.Helper()
+	var entries []*store.OutboxEntry
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		entries, err = h.a.store.OutboxByKey(h.t.Context(), key)
+		if err != nil {
+			h.t.Fatalf("reading the outbox for %s: %v", key, err)
+		}
+		pending := slices.ContainsFunc(entries, func(e *store.OutboxEntry) bool { return e.Status == store.OutboxPending })
+		if !pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("outbox entries for %s still pending after 30s: %s", key, describeOutbox(entries))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := map[string][]string{}
+	for _, e := range entries {
+		got[e.Notifier] = append(got[e.Notifier], e.Status)
+	}
+	for n, st := range want {
+		if len(got[n]) != 1 || got[n][0] != st {
+			h.t.Errorf("outbox for %s, notifier %s: %v; want exactly one entry, %s (all entries: %s)", key, n, got[n], st, describeOutbox(entries))
+		}
+	}
+	for n := range got {
+		if _, ok := want[n]; !ok {
+			h.t.Errorf("outbox for %s: notifier %s has entries %v and should have none (all entries: %s)", key, n, got[n], describeOutbox(entries))
+		}
+	}
+	return entries
+}
+
+// deliverNow makes one outbox pass here, synchronously: whatever is due is attempted before
+// it returns, so a receiver that got nothing afterwards proves the pass sent nothing, with
+// no waiting. Use it only when nothing is pending: the agent's own outbox loop runs beside
+// it and could send a pending entry a second time.
+func (h *harness) deliverNow() { h.a.deliverDue(h.t.Context()) }
+
+// describeOutbox lists entries as notifier:status (attempts, last error).
+func describeOutbox(entries []*store.OutboxEntry) string {
+	parts := make([]string, 0, len(entries))
+	for _, e := range entries {
+		s := fmt.Sprintf("%s:%s (%d attempts", e.Notifier, e.Status, e.Attempts)
+		if e.LastError != "" {
+			s += ", " + e.LastError
+		}
+		parts = append(parts, s+")")
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
 }
 
 // eventually polls cond until it holds or fails the test after limit.

@@ -117,7 +117,11 @@ notifiers:%s%s
 			t.Errorf("the halt reason %q should name old-version node %s", d["halt"], n.srv.URL)
 		}
 	}
-	eventually(t, 20*time.Second, "the halt webhook", func() bool { return halt.Count(id+":deploy_halted") == 1 })
+	eventually(t, 20*time.Second, "the halt webhook", func() bool { return halt.Count(id+":deploy_halted") >= 1 })
+	h.outboxSettled(id+":deploy_halted", map[string]string{"halt": store.OutboxDelivered})
+	if n := halt.Count(id + ":deploy_halted"); n != 1 {
+		t.Errorf("the halt webhook accepted %d deliveries; want 1", n)
+	}
 	if ev := halt.Deliveries()[0]; ev.Event != "deploy_halted" {
 		t.Errorf("the halt webhook got %q", ev.Event)
 	}

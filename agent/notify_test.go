@@ -50,8 +50,14 @@ func TestFailedDeployNotifiesEveryoneAndResolves(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "the webhook, a Slack root with the rollback's result, a PagerDuty trigger", func() bool {
 		roots := slack.Roots()
-		return hook.Count(bad+":deploy_failed") == 1 && len(roots) == 1 && len(slack.Replies(roots[0].TS)) >= 1 && len(pd.Events()) >= 1
+		return hook.Count(bad+":deploy_failed") >= 1 && len(roots) == 1 && len(slack.Replies(roots[0].TS)) >= 1 && len(pd.Events()) >= 1
 	})
+	// Every notifier has the failure once and delivered, and nothing is pending for it: the
+	// rollback is not sent again (the receiver's count, read now, is final).
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered, "rollback": store.OutboxDelivered})
+	if n := hook.Count(bad + ":deploy_failed"); n != 1 {
+		t.Errorf("the rollback webhook accepted %d deliveries of %s; want 1", n, bad+":deploy_failed")
+	}
 	root := slack.Roots()[0]
 	for _, want := range []string{"web", "v2", "home", "status == 200"} {
 		if !strings.Contains(string(root.Blocks)+root.Text, want) {
@@ -84,8 +90,10 @@ func TestFailedDeployNotifiesEveryoneAndResolves(t *testing.T) {
 	if n := len(slack.Roots()); n != 1 {
 		t.Errorf("the resolution opened a new Slack message instead of answering the thread: %d roots", n)
 	}
-	if n := hook.Count(good + ":deploy_passed"); n != 0 {
-		t.Errorf("a rollback webhook was called for a passing deploy")
+	// The passing deploy's event has no entry for the rollback webhook at all.
+	h.outboxSettled(good+":deploy_passed", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered})
+	if n := len(hook.Deliveries()); n != 1 {
+		t.Errorf("the rollback webhook got %d requests; want only the failed deploy's", n)
 	}
 }
 
@@ -159,9 +167,12 @@ func TestSilenceAndDryRun(t *testing.T) {
 	if entries := out["entries"].([]any); len(entries) != 2 {
 		t.Fatalf("want the slack and rollback entries recorded as silenced: %v", out)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if len(hook.Deliveries())+len(slack.Messages()) != 0 {
-		t.Fatalf("a silenced failure was sent")
+	// Recorded as silenced, each once, nothing pending: the outbox has nothing to send, and
+	// a pass of it run here sends nothing.
+	h.outboxSettled(muted+":deploy_failed", map[string]string{"slack": store.OutboxSilenced, "rollback": store.OutboxSilenced})
+	h.deliverNow()
+	if n := len(hook.Deliveries()) + len(hook.Rejected()) + len(slack.Messages()); n != 0 {
+		t.Fatalf("a silenced failure was sent: %d requests", n)
 	}
 	h.stop()
 
@@ -184,7 +195,9 @@ func TestSilenceAndDryRun(t *testing.T) {
 	if !strings.Contains(strings.ToLower(r.Text+string(r.Blocks)), "dry run") {
 		t.Errorf("the reply should say dry run: %s %s", r.Text, r.Blocks)
 	}
-	if n := len(hook2.Deliveries()); n != 0 {
+	h2.outboxSettled(d+":deploy_failed", map[string]string{"slack": store.OutboxDelivered, "rollback": store.OutboxDryRun})
+	h2.outboxSettled(d+":deploy_failed:rollback", map[string]string{"slack": store.OutboxDelivered})
+	if n := len(hook2.Deliveries()) + len(hook2.Rejected()); n != 0 {
 		t.Errorf("dry run called the webhook %d times", n)
 	}
 }
@@ -214,7 +227,11 @@ func TestReceiverDownThenUpAndDeadLetters(t *testing.T) {
 	if err := hook.Up(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "delivery after the receiver came back", func() bool { return hook.Count(id+":deploy_failed") == 1 })
+	eventually(t, 30*time.Second, "delivery after the receiver came back", func() bool { return hook.Count(id+":deploy_failed") >= 1 })
+	h.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered, "audit": store.OutboxDead})
+	if n := hook.Count(id + ":deploy_failed"); n != 1 {
+		t.Errorf("the rollback was accepted %d times; want 1", n)
+	}
 
 	_, out := h.request("GET", "/api/v1/outbox?state=dead", "")
 	dead := out["entries"].([]any)
@@ -249,14 +266,14 @@ maintenance:
     end: %q
     reason: planned failover`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))}.String())
 	tg.set("broken")
-	h.verdict(h.deploy("web", "v2"), 30*time.Second)
-	_, out := h.request("GET", "/api/v1/outbox?state=silenced", "")
-	entries := out["entries"].([]any)
-	if len(entries) != 1 || !strings.Contains(fmt.Sprint(entries[0]), "maintenance window failover") {
-		t.Fatalf("want the rollback recorded as muted by the window: %v", out)
+	id := h.deploy("web", "v2")
+	h.verdict(id, 30*time.Second)
+	entries := h.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxSilenced})
+	if len(entries) != 1 || !strings.Contains(entries[0].LastError, "maintenance window failover") {
+		t.Fatalf("want the rollback recorded as muted by the window: %s", describeOutbox(entries))
 	}
-	time.Sleep(300 * time.Millisecond)
-	if n := len(hook.Deliveries()); n != 0 {
+	h.deliverNow()
+	if n := len(hook.Deliveries()) + len(hook.Rejected()); n != 0 {
 		t.Errorf("the webhook was called %d times during maintenance", n)
 	}
 }

@@ -20,7 +20,7 @@ import (
 type Scheduler struct {
 	clock   clock.Clock
 	execute func(ctx context.Context, c *checks.Check, due time.Time)
-	onLag   func(time.Duration)
+	onLag   func(time.Time, time.Duration)
 	onSkip  func(check string)
 	rand    *rand.Rand
 
@@ -49,8 +49,9 @@ type SchedulerOptions struct {
 	BrowserConcurrency int
 	// Execute does one run; it is called on its own goroutine with a concurrency slot held.
 	Execute func(ctx context.Context, c *checks.Check, due time.Time)
-	// OnLag receives each run's start lag; OnSkip each skipped tick. Either may be nil.
-	OnLag  func(time.Duration)
+	// OnLag receives each run's due time and start lag; OnSkip each skipped tick. Either
+	// may be nil.
+	OnLag  func(due time.Time, lag time.Duration)
 	OnSkip func(check string)
 	// Seed makes initial offsets reproducible in tests; 0 picks a random seed.
 	Seed uint64
@@ -182,7 +183,7 @@ func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time
 	}
 	defer release()
 	if s.onLag != nil {
-		s.onLag(s.clock.Now().Sub(due))
+		s.onLag(due, s.clock.Now().Sub(due))
 	}
 	s.execute(ctx, c, due)
 }

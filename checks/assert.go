@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -50,9 +51,51 @@ func Env(vars types.Map) types.Map {
 	for k, v := range own {
 		env[k] = v
 	}
-	env["baseline"] = own
+	env["baseline"] = baselineType(own)
 	env["deploy"] = deployType
 	return env
+}
+
+// baselineType is the type of a variable under baseline: every number is a float64 there,
+// as a baseline is a median, and a deploy's baseline and the runs it comes from are kept as
+// JSON in the store. Declaring baseline.status an int would let `status == baseline.status`
+// compile to an int-only comparison that fails on the float64 it meets at run time (a run
+// that cannot be evaluated fails, and a failed deploy is rolled back).
+func baselineType(t types.Type) types.Type {
+	if m, ok := t.(types.Map); ok {
+		out := make(types.Map, len(m))
+		for k, v := range m {
+			out[k] = baselineType(v)
+		}
+		return out
+	}
+	rt := t.Nature().Type
+	if rt == nil || t.String() != rt.String() { // any, nil, and Array: left as they are
+		return t
+	}
+	if f := floatNumbers(rt); f != rt {
+		return types.TypeOf(reflect.Zero(f).Interface())
+	}
+	return t
+}
+
+// floatNumbers is t with every integer kind in it, map values and slice elements included,
+// made float64.
+func floatNumbers(t reflect.Type) reflect.Type {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32:
+		return reflect.TypeFor[float64]()
+	case reflect.Map:
+		if v := floatNumbers(t.Elem()); v != t.Elem() {
+			return reflect.MapOf(t.Key(), v)
+		}
+	case reflect.Slice:
+		if v := floatNumbers(t.Elem()); v != t.Elem() {
+			return reflect.SliceOf(v)
+		}
+	}
+	return t
 }
 
 // CompileAssertion compiles src against env. Its errors are plain sentences, with a

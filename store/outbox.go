@@ -128,6 +128,13 @@ func (s *SQLite) IncidentNotifiers(ctx context.Context, incident string) ([]stri
 	return out, rows.Err()
 }
 
+// OutboxByKey returns every entry with the idempotency key, of any notifier and status,
+// in the order they were written: what a test counts to prove a notification was written
+// once and is no longer pending.
+func (s *SQLite) OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error) {
+	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE idem_key = ? ORDER BY id`, key)
+}
+
 // OutboxCounts counts entries by status.
 func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,8 +114,17 @@ func TestDeployVerdictOnceWithOutbox(t *testing.T) {
 	}
 	s.Close()
 	s = open(t, path)
+	// Every entry with the key, whatever its status: DueOutbox alone would hide a second
+	// pending entry of the same notifier and incident behind the first.
+	all, err := s.OutboxByKey(ctx, "d2:deploy_failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0].Notifier != "rollback" || all[0].Status != OutboxPending {
+		t.Fatalf("%d entries for d2:deploy_failed after three writes of it (the verdict, a second verdict, an Enqueue); want 1: %s", len(all), describe(all))
+	}
 	due, _ := s.DueOutbox(ctx, t0, 10)
-	if len(due) != 1 || due[0].Key != "d2:deploy_failed" {
+	if len(due) != 1 || due[0].ID != all[0].ID {
 		t.Fatalf("due: %+v", due)
 	}
 	d, _ := s.Deploy(ctx, "d2")
@@ -141,6 +152,40 @@ func TestDeployVerdictOnceWithOutbox(t *testing.T) {
 	if due, _ := s.DueOutbox(ctx, t0, 10); len(due) != 1 {
 		t.Error("retried entry not due")
 	}
+}
+
+// OutboxByKey returns every entry with the key, of every notifier and status, in write order.
+func TestOutboxByKey(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "v.db"))
+	entry := func(notifier, key, status string) *OutboxEntry {
+		return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte(`{"n":"` + notifier + `"}`),
+			CreatedAt: t0, Status: status}
+	}
+	if err := s.Enqueue(ctx, []*OutboxEntry{entry("slack", "d1:deploy_failed", OutboxSilenced), entry("rollback", "d1:deploy_failed", ""),
+		entry("rollback", "d2:deploy_failed", ""), entry("slack", "d1:deploy_failed:rollback", "")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.OutboxByKey(ctx, "d1:deploy_failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Notifier != "slack" || got[0].Status != OutboxSilenced || got[1].Notifier != "rollback" ||
+		got[1].Status != OutboxPending || string(got[1].Payload) != `{"n":"rollback"}` || !got[1].CreatedAt.Equal(t0) {
+		t.Fatalf("OutboxByKey(d1:deploy_failed) = %s", describe(got))
+	}
+	if none, err := s.OutboxByKey(ctx, "d3:deploy_failed"); err != nil || len(none) != 0 {
+		t.Errorf("an unknown key: %+v %v", none, err)
+	}
+}
+
+// describe lists entries as id:notifier:status.
+func describe(entries []*OutboxEntry) string {
+	var parts []string
+	for _, e := range entries {
+		parts = append(parts, fmt.Sprintf("%d:%s:%s", e.ID, e.Notifier, e.Status))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }
 
 func TestAlertStateIncidentsSilences(t *testing.T) {

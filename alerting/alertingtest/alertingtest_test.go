@@ -2,6 +2,9 @@ package alertingtest_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -29,12 +32,18 @@ func post(t *testing.T, u string, h http.Header, body string) *http.Response {
 	return resp
 }
 
+// signature is the README's formula, written out: "sha256=" + hex(HMAC-SHA256(secret,
+// timestamp + "." + body)).
+func signature(secret, ts, body string) string {
+	return "sha256=" + hex.EncodeToString(hmacOf(secret, ts+"."+body))
+}
+
 func signed(secret, key, body string, at time.Time) http.Header {
 	ts := strconv.FormatInt(at.Unix(), 10)
 	return http.Header{
 		"Content-Type":                {"application/json"},
 		alerting.HeaderTimestamp:      {ts},
-		alerting.HeaderSignature:      {alerting.Sign([]byte(secret), ts, []byte(body))},
+		alerting.HeaderSignature:      {signature(secret, ts, body)},
 		alerting.HeaderIdempotencyKey: {key},
 		alerting.HeaderEvent:          {"deploy_failed"},
 	}
@@ -60,6 +69,70 @@ func TestWebhookReceiverVerifies(t *testing.T) {
 	if rx.Count("d-1:deploy_failed") != 1 || len(rx.Rejected()) != 4 {
 		t.Errorf("count %d, rejected %d", rx.Count("d-1:deploy_failed"), len(rx.Rejected()))
 	}
+}
+
+// The receiver accepts the README's test vector and nothing signed any other way: what the
+// delivery tests' receiver checks is the documented formula, not whatever alerting.Sign does.
+func TestWebhookReceiverAcceptsTheReadmeVector(t *testing.T) {
+	const (
+		secret = "vigil-example-secret"
+		ts     = "1767225600"
+		body   = `{"event":"deploy_failed","deploy":{"id":"d-42","service":"web","version":"v2","environment":"prod"},"failed_checks":[{"name":"home","summary":"TypeError: e.init is not a function at app.min.js:1:2045","run_url":"https://vigil.example/runs/981"}],"location":"local","sent_at":"2026-01-01T00:00:00Z"}`
+		sig    = "sha256=4b7557941b9aaa6c674619a991fb7429f03993c6a0cb0a870dd1cf50da1ac0b7"
+	)
+	if got := signature(secret, ts, body); got != sig {
+		t.Fatalf("the formula gives %s for the README's vector, not %s", got, sig)
+	}
+	rx := alertingtest.NewWebhook(t)
+	rx.Secret = []byte(secret)
+	rx.Tolerance = time.Since(time.Unix(1767225600, 0)) + time.Hour // the vector's timestamp is fixed
+	h := func(sig string) http.Header {
+		return http.Header{"Content-Type": {"application/json"}, alerting.HeaderTimestamp: {ts},
+			alerting.HeaderSignature: {sig}, alerting.HeaderIdempotencyKey: {"d-42:deploy_failed"}}
+	}
+	for name, tc := range map[string]struct {
+		sig    string
+		status int
+	}{
+		"the vector":                    {sig, 200},
+		"rotating: old, then the right": {"sha256=" + strings.Repeat("0", 64) + ", " + sig, 200},
+		"no dot between ts and body":    {"sha256=" + hex.EncodeToString(hmacOf(secret, ts+body)), 401},
+		"the body alone":                {"sha256=" + hex.EncodeToString(hmacOf(secret, body)), 401},
+	} {
+		if got := post(t, rx.URL(), h(tc.sig), body).StatusCode; got != tc.status {
+			t.Errorf("%s: status %d, want %d", name, got, tc.status)
+		}
+	}
+	if n := rx.Count("d-42:deploy_failed"); n != 2 {
+		t.Errorf("accepted %d, want 2", n)
+	}
+}
+
+// AcceptThenHang: the delivery counts as accepted although the sender never hears so.
+func TestWebhookAcceptThenHang(t *testing.T) {
+	rx := alertingtest.NewWebhook(t)
+	rx.Fail(alertingtest.Fault{AcceptThenHang: true})
+	body := `{"event":"deploy_failed"}`
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	if resp, err := client.Do(mustReq(t, http.MethodPost, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body)); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the answer was not held: %s", resp.Status)
+	}
+	if rx.Count("d-1:deploy_failed") != 1 || rx.Attempts("d-1:deploy_failed") != 1 || !rx.Deliveries()[0].Accepted {
+		t.Errorf("accepted %d, attempts %d; want 1 and 1", rx.Count("d-1:deploy_failed"), rx.Attempts("d-1:deploy_failed"))
+	}
+	if got := post(t, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body).StatusCode; got != 200 {
+		t.Errorf("the next delivery: %d", got)
+	}
+	if rx.Count("d-1:deploy_failed") != 2 {
+		t.Errorf("accepted %d, want 2", rx.Count("d-1:deploy_failed"))
+	}
+}
+
+func hmacOf(secret, msg string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return m.Sum(nil)
 }
 
 func TestServeWebhookCounts(t *testing.T) {

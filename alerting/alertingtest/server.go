@@ -35,6 +35,10 @@ type Fault struct {
 	// Hang holds the request without answering until the client gives up or the
 	// receiver closes.
 	Hang bool
+	// AcceptThenHang (webhook receiver): the delivery is accepted and counted, as if
+	// the receiver acted on it, and then the answer is held as with Hang. A sender killed
+	// now never learns that it was accepted.
+	AcceptThenHang bool
 	// Stall answers the status and headers, then holds the body open without writing.
 	Stall bool
 }
@@ -151,6 +155,8 @@ func (f Fault) status() int {
 	switch {
 	case f.Hang:
 		return 0
+	case f.AcceptThenHang:
+		return http.StatusOK
 	case f.Status == 0:
 		return http.StatusInternalServerError
 	}
@@ -159,7 +165,7 @@ func (f Fault) status() int {
 
 // answerFault writes the fault's answer.
 func (s *server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
-	if f.Hang {
+	if f.Hang || f.AcceptThenHang {
 		select {
 		case <-r.Context().Done():
 		case <-s.done:

@@ -2,12 +2,17 @@ package alertingtest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,14 +25,15 @@ import (
 const WebhookSecret = "vigil-webhook-test-secret"
 
 // Webhook is a loopback webhook receiver, as a rollback endpoint would be written: it
-// verifies X-Vigil-Signature with the shared secret (a bad or missing one is a 401),
+// verifies X-Vigil-Signature with the shared secret by the documented formula, computed
+// here independently of alerting.Sign (a bad or missing one is a 401),
 // requires an Idempotency-Key, and counts accepted deliveries per key. GET /counts answers
 // the counts as JSON, for a receiver running in another process.
 type Webhook struct {
 	server
 	// Secret is the shared signing secret.
 	Secret []byte
-	// Tolerance is how far X-Vigil-Timestamp may be from now; 0 is alerting.DefaultTolerance.
+	// Tolerance is how far X-Vigil-Timestamp may be from now; 0 is five minutes.
 	Tolerance time.Duration
 
 	mu         sync.Mutex
@@ -47,7 +53,8 @@ type WebhookDelivery struct {
 	Body      []byte
 	// Payload is Body decoded.
 	Payload map[string]any
-	// Accepted: the receiver answered 2xx.
+	// Accepted: the receiver answered 2xx, or accepted and then held its answer
+	// (Fault.AcceptThenHang).
 	Accepted bool
 	Status   int
 	At       time.Time
@@ -79,7 +86,8 @@ func (w *Webhook) URL() string { return "http://" + w.Addr() + "/hook" }
 // Fail queues a fault: the next verified deliveries are answered with it.
 func (w *Webhook) Fail(f Fault) { w.fail("", f) }
 
-// Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx).
+// Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx, or
+// accepted with the answer held: Fault.AcceptThenHang).
 func (w *Webhook) Count(key string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -145,7 +153,7 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// This is what a receiver must do: verify the raw body before trusting anything in it.
-	if err := alerting.VerifyHeader(w.Secret, r.Header, body, time.Now(), w.Tolerance); err != nil {
+	if err := verifySignature(w.Secret, r.Header, body, time.Now(), w.Tolerance); err != nil {
 		reject(http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -162,11 +170,11 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		Signature: r.Header.Get(alerting.HeaderSignature), Header: r.Header.Clone(), Body: body, At: time.Now()}
 	_ = json.Unmarshal(body, &d.Payload)
 	f, faulted := w.takeFault("")
+	d.Status = http.StatusOK
 	if faulted {
 		d.Status = f.status()
-	} else {
-		d.Status, d.Accepted = http.StatusOK, true
 	}
+	d.Accepted = !faulted || f.AcceptThenHang
 	// The delivery is on record before vigil hears the answer.
 	w.mu.Lock()
 	w.attempts[key]++
@@ -180,6 +188,40 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]any{"ok": true, "key": key})
+}
+
+// verifySignature checks a delivery the way the README tells receivers to, written here
+// from the documented formula and not with alerting.Verify, so that a change to what vigil
+// signs fails the tests that deliver to this receiver instead of changing both sides at
+// once: X-Vigil-Timestamp is unix seconds within tolerance (0: five minutes) of now, and
+// one of the comma-separated X-Vigil-Signature values is
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)), compared in constant time.
+func verifySignature(secret []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	if tolerance <= 0 {
+		tolerance = 5 * time.Minute
+	}
+	ts := h.Get("X-Vigil-Timestamp")
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("X-Vigil-Timestamp %q is not unix seconds", ts)
+	}
+	if skew := now.Sub(time.Unix(sec, 0)); skew > tolerance || skew < -tolerance {
+		return fmt.Errorf("X-Vigil-Timestamp is %s from now, more than %s", skew.Round(time.Second), tolerance)
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts + "." + string(body)))
+	want := m.Sum(nil)
+	sigs := h.Get("X-Vigil-Signature")
+	if sigs == "" {
+		return errors.New("missing X-Vigil-Signature")
+	}
+	for _, v := range strings.Split(sigs, ",") {
+		got, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(v), "sha256="))
+		if err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return errors.New("X-Vigil-Signature does not match HMAC-SHA256(secret, timestamp.body)")
 }
 
 // ServeWebhook runs a webhook receiver on addr until ctx ends: a stand-alone receiver for

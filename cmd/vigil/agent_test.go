@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 var (
@@ -291,29 +292,54 @@ func TestAgentReloadAndSignals(t *testing.T) {
 	}
 }
 
-// The kill test: the agent is SIGKILLed while the rollback webhook is failing or while a
-// delivery is in flight, then restarted; the receiver, which counts by Idempotency-Key,
-// gets each rollback exactly once.
+// The kill test: the agent is SIGKILLed while a rollback webhook is in flight, then
+// restarted; a receiver counts what it accepted per Idempotency-Key. The kill comes at one
+// of three moments, in turn:
+//
+//   - before the receiver answered (the request hangs): the rollback is accepted once, after
+//     the restart;
+//   - while the receiver fails (503): accepted once, after the restart;
+//   - after the receiver accepted it and before vigil heard the 2xx and recorded it: the
+//     same Idempotency-Key arrives once more after the restart, and only once, which is
+//     why a receiver must act once per key. Delivery is at least once, never more than
+//     one extra per kill.
+//
+// At the end every rollback is one outbox entry, delivered, and nothing is pending.
 func TestKillDuringRollbackDeliversOnce(t *testing.T) {
 	cycles := 20
 	if n, err := strconv.Atoi(os.Getenv("VIGIL_KILL_CYCLES")); err == nil && n > 0 {
 		cycles = n // scripts/killtest runs more
 	}
-	counts := killCycles(t, cycles)
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	t.Logf("kill test: %d cycles, %d SIGKILLs, %d rollback keys, %d accepted deliveries (exactly once each: %v)",
-		cycles, cycles, len(counts), total, total == cycles && len(counts) == cycles)
+	r := killCycles(t, cycles)
+	t.Logf("kill test: %d cycles, %d SIGKILLs: %d before the receiver answered, %d while it failed (503), %d after it accepted",
+		cycles, cycles, len(r.keys[killHanging]), len(r.keys[killFailing]), len(r.keys[killAccepted]))
+	t.Logf("kill test: %d of %d rollback keys are one outbox entry, delivered; nothing pending: %v", r.entries, cycles, r.settled)
+	t.Logf("kill test: accepted once: %d of %d keys killed before acceptance; accepted twice (same Idempotency-Key, once more after the restart): %d of %d keys killed after acceptance",
+		r.once, len(r.keys[killHanging])+len(r.keys[killFailing]), r.twice, len(r.keys[killAccepted]))
 }
 
-func killCycles(t *testing.T, cycles int) map[string]int {
+// When a kill cycle SIGKILLs the agent.
+const (
+	killHanging  = iota // the receiver holds the request without answering
+	killFailing         // the receiver answers 503
+	killAccepted        // the receiver accepted and holds its 2xx
+)
+
+type killResult struct {
+	keys    [3][]string // rollback keys by the moment of their kill
+	entries int         // keys with exactly one outbox entry, delivered
+	settled bool        // every key has that, and nothing is pending
+	once    int         // keys killed before acceptance and accepted exactly once
+	twice   int         // keys killed after acceptance and accepted exactly twice
+}
+
+func killCycles(t *testing.T, cycles int) killResult {
 	a := newApp(t)
 	a.mode.Store("broken")
 	hook := alertingtest.NewWebhook(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yaml")
+	dbPath := filepath.Join(dir, "v.db")
 	body := fmt.Sprintf(`
 checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%s/"}, assert: ["status == 200"]}
@@ -322,18 +348,33 @@ services:
 notifiers:
   rollback: {type: webhook, url: %q, secret: %q, action: rollback, timeout: 30s, max_attempts: 50}
 store: {dsn: %q}
-`, a.URL, hook.URL(), alertingtest.WebhookSecret, filepath.Join(dir, "v.db"))
+`, a.URL, hook.URL(), alertingtest.WebhookSecret, dbPath)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
 	p := startAgentProc(t, cfg, addr)
-	var keys []string
+	var r killResult
+	var all []string // every rollback key
+	waitFor := func(i int, what string, limit time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: %s:\n%s", i, what, p.logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for i := range cycles {
-		if i%2 == 0 {
-			hook.Fail(alertingtest.Fault{Hang: true}) // killed mid-delivery
-		} else {
-			hook.Fail(alertingtest.Fault{Status: 503, Times: 2}) // killed while failing
+		mode := i % 3
+		switch mode {
+		case killHanging:
+			hook.Fail(alertingtest.Fault{Hang: true})
+		case killFailing:
+			hook.Fail(alertingtest.Fault{Status: 503, Times: 2})
+		case killAccepted:
+			hook.Fail(alertingtest.Fault{AcceptThenHang: true})
 		}
 		resp, err := http.Post(p.url+"/api/v1/deploys", "application/json", strings.NewReader(fmt.Sprintf(`{"service":"web","version":"v%d"}`, i)))
 		if err != nil {
@@ -343,35 +384,89 @@ store: {dsn: %q}
 		_ = json.NewDecoder(resp.Body).Decode(&reg)
 		resp.Body.Close()
 		key := reg.ID + ":deploy_failed"
-		keys = append(keys, key)
-		deadline := time.Now().Add(30 * time.Second)
-		for hook.Attempts(key) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("cycle %d: the webhook never arrived:\n%s", i, p.logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
+		r.keys[mode] = append(r.keys[mode], key)
+		all = append(all, key)
+		if mode == killAccepted {
+			waitFor(i, "the receiver never accepted the webhook", 30*time.Second, func() bool { return hook.Count(key) == 1 })
+		} else {
+			waitFor(i, "the webhook never arrived", 30*time.Second, func() bool { return hook.Attempts(key) > 0 })
 		}
 		p.kill()
 		p = startAgentProc(t, cfg, addr)
-		deadline = time.Now().Add(60 * time.Second)
-		for hook.Count(key) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("cycle %d: not delivered after the restart:\n%s", i, p.logs.String())
+		want := 1
+		if mode == killAccepted {
+			want = 2
+		}
+		waitFor(i, "not delivered after the restart", 60*time.Second, func() bool { return hook.Count(key) >= want })
+	}
+
+	// Nothing is left to send: every rollback is one outbox entry, delivered. Read from the
+	// store itself (beside the running agent) rather than waited for in silence.
+	st, err := store.Open(t.Context(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// settled counts the keys that are one delivered entry and describes the others.
+	settled := func() (int, []string) {
+		good, bad := 0, []string(nil)
+		for _, key := range all {
+			entries, err := st.OutboxByKey(t.Context(), key)
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(10 * time.Millisecond)
+			if len(entries) == 1 && entries[0].Notifier == "rollback" && entries[0].Status == store.OutboxDelivered {
+				good++
+				continue
+			}
+			var got []string
+			for _, e := range entries {
+				got = append(got, fmt.Sprintf("%s:%s (%d attempts)", e.Notifier, e.Status, e.Attempts))
+			}
+			bad = append(bad, fmt.Sprintf("%s: %v", key, got))
+		}
+		return good, bad
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		good, bad := settled()
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox did not settle within 60s: want one delivered entry per rollback key; %d good, and %s", good, strings.Join(bad, "; "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := p.terminate(); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+	good, bad := settled()
+	r.entries, r.settled = good, len(bad) == 0 && good == cycles
+	if !r.settled {
+		t.Errorf("after the agent stopped: %s", strings.Join(bad, "; "))
+	}
+
+	// Nothing is pending, so the receiver's counts are final.
+	accepted := hook.Counts()
+	for mode, keys := range r.keys {
+		for _, k := range keys {
+			switch got := accepted[k]; {
+			case mode != killAccepted && got == 1:
+				r.once++
+			case mode == killAccepted && got == 2:
+				r.twice++
+			case mode == killAccepted:
+				t.Errorf("key %s, killed after the receiver accepted it: accepted %d times; want 2 (once more after the restart, with the same key)", k, got)
+			default:
+				t.Errorf("key %s, killed before the receiver accepted it: accepted %d times; want exactly 1 (attempts %d)", k, got, hook.Attempts(k))
+			}
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
-	counts := hook.Counts()
-	for _, k := range keys {
-		if counts[k] != 1 {
-			t.Errorf("key %s accepted %d times; want exactly 1 (attempts %d)", k, counts[k], hook.Attempts(k))
-		}
+	if len(accepted) != cycles {
+		t.Errorf("%d keys accepted, want %d: %v", len(accepted), cycles, accepted)
 	}
-	if len(counts) != cycles {
-		t.Errorf("%d keys accepted, want %d: %v", len(counts), cycles, counts)
-	}
-	return counts
+	return r
 }
 
 // syncBuffer is the agent's output: the process writes it while the test reads it.
