@@ -58,13 +58,20 @@ notifiers:%s
 		t.Helper()
 		before := runs()
 		fc.Advance(10 * time.Minute)
-		eventually(t, 20*time.Second, "the scheduled run", func() bool {
+		eventually(t, 20*time.Second, fmt.Sprintf("the scheduled run after %d hits", before), func() bool {
 			a.incMu.Lock()
 			defer a.incMu.Unlock()
 			return runs() > before && a.incidents["home"] != nil
 		})
 		a.writer.flush(t.Context())
 	}
+	// Run sets the schedule just after it starts: advancing the clock before that would
+	// move nothing.
+	eventually(t, 10*time.Second, "the check to be scheduled", func() bool {
+		a.sched.mu.Lock()
+		defer a.sched.mu.Unlock()
+		return len(a.sched.entries) == 1
+	})
 	for range 13 { // the first run opens the incident; runs 7 and 13 are 60 and 120 minutes later
 		step()
 	}
