@@ -62,10 +62,20 @@ type Browser struct {
 	Flags []string `koanf:"flags"`
 }
 
-// Tracing configures OpenTelemetry export. An empty endpoint keeps spans local.
+// Tracing configures OpenTelemetry. Tracing is on when an OTLP endpoint is set (here or by
+// OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or trace_url is set; off,
+// it costs nothing and no request carries a traceparent.
 type Tracing struct {
-	OTLPEndpoint string  `koanf:"otlp_endpoint"`
-	SampleRatio  float64 `koanf:"sample_ratio"`
+	// OTLPEndpoint is the OTLP/HTTP base URL spans are exported to, e.g.
+	// http://127.0.0.1:4318 (/v1/traces is appended); it wins over OTEL_* variables.
+	OTLPEndpoint string `koanf:"otlp_endpoint"`
+	// SampleRatio is the share of traces sampled (parent-based), 0 to 1; nil: 1, or
+	// OTEL_TRACES_SAMPLER_ARG when that is set.
+	SampleRatio *float64 `koanf:"sample_ratio"`
+	// TraceURL links a trace id to where traces are viewed, with {trace_id} in it, e.g.
+	// https://jaeger.example/trace/{trace_id}. Set alone, vigil propagates trace context to
+	// the targets (their own tracing backend records the probe's trace) without exporting.
+	TraceURL string `koanf:"trace_url"`
 }
 
 // Defaults apply to every check that does not set the field itself.

@@ -23,9 +23,6 @@ func (c *Config) applyDefaults() {
 		c.Store.DSN = filepath.Join(c.Dir, c.Store.DSN)
 	}
 	setDur(&c.Store.Retention, DefaultRetention)
-	if c.Tracing.SampleRatio == 0 {
-		c.Tracing.SampleRatio = 1
-	}
 
 	d := &c.Defaults
 	setDur(&d.Every, DefaultEvery)

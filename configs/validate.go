@@ -59,6 +59,24 @@ func (v *validator) agent() {
 	if a.PublicURL != "" {
 		v.url("agent.public_url", a.PublicURL)
 	}
+	v.tracing()
+}
+
+func (v *validator) tracing() {
+	t := v.c.Tracing
+	if t.OTLPEndpoint != "" {
+		v.url("tracing.otlp_endpoint", t.OTLPEndpoint)
+	}
+	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1 || *r != *r) {
+		v.errf("tracing.sample_ratio", "use a share from 0 to 1, e.g. 0.1 for one trace in ten", "%v is not between 0 and 1", *r)
+	}
+	if t.TraceURL != "" {
+		if !strings.Contains(t.TraceURL, "{trace_id}") {
+			v.errf("tracing.trace_url", "put {trace_id} where the trace id goes, e.g. https://jaeger.example/trace/{trace_id}", "has no {trace_id}")
+		} else {
+			v.url("tracing.trace_url", strings.ReplaceAll(t.TraceURL, "{trace_id}", "0"))
+		}
+	}
 }
 
 // IsLoopbackHost reports whether a listen host only accepts local connections.

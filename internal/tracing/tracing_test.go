@@ -1,0 +1,82 @@
+package tracing
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+func TestOffByDefaultCostsNothing(t *testing.T) {
+	tr, err := New(t.Context(), configs.Tracing{}, Options{Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.On() {
+		t.Fatal("tracing is on with nothing configured")
+	}
+	base := http.DefaultTransport
+	if tr.Transport(base) != base {
+		t.Error("with tracing off the transport must be the base itself")
+	}
+	ctx, span := tr.Tracer("test").Start(t.Context(), "x")
+	span.End()
+	if TraceID(ctx) != "" {
+		t.Errorf("a span with tracing off has trace id %q", TraceID(ctx))
+	}
+}
+
+func TestEndpointPrecedence(t *testing.T) {
+	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://general:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://traces:4318/v1/traces"}
+	if e := Endpoint(configs.Tracing{OTLPEndpoint: "http://config:4318"}, env); e != "http://config:4318" {
+		t.Errorf("the block should win: %s", e)
+	}
+	if e := Endpoint(configs.Tracing{}, env); e != "http://traces:4318/v1/traces" {
+		t.Errorf("the traces variable should win over the general one: %s", e)
+	}
+	if e := Endpoint(configs.Tracing{}, env[:1]); e != "http://general:4318" {
+		t.Errorf("general variable: %s", e)
+	}
+	if _, err := New(t.Context(), configs.Tracing{}, Options{Environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_TRACES_SAMPLER_ARG=7"}}); err == nil {
+		t.Error("a sampler ratio of 7 should be refused")
+	}
+}
+
+// Requests through Transport carry the span's trace context, and the trace URL links it.
+func TestTransportPropagatesAndRecords(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := New(t.Context(), configs.Tracing{TraceURL: "https://jaeger.example/trace/{trace_id}"}, Options{Exporter: exp, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Get("Traceparent") }))
+	defer srv.Close()
+	ctx, span := tr.Tracer("test").Start(t.Context(), "check run")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := (&http.Client{Transport: tr.Transport(http.DefaultTransport)}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	span.End()
+	id := TraceID(ctx)
+	if len(id) != 32 || !strings.Contains(got, id) {
+		t.Fatalf("traceparent %q does not carry the trace id %q", got, id)
+	}
+	if u := tr.TraceURL(id); u != "https://jaeger.example/trace/"+id {
+		t.Errorf("trace url %q", u)
+	}
+	if err := tr.sdk.ForceFlush(context.Background()); err != nil { // Shutdown would empty the in-memory exporter
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 2 || spans[0].Name != "GET" || spans[0].Parent.SpanID() != span.SpanContext().SpanID() {
+		t.Errorf("spans: %v", spans.Snapshots())
+	}
+}
