@@ -62,16 +62,23 @@ func lookup(environ []string, name string) string {
 	return ""
 }
 
-// Endpoint is the OTLP/HTTP endpoint spans go to: the config's, else the standard OTEL_*
-// variables', else "". The config wins where both are set.
+// Endpoint is the OTLP/HTTP URL spans are posted to: the config's otlp_endpoint, else the
+// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (taken as it is), else
+// OTEL_EXPORTER_OTLP_ENDPOINT, else "". The config wins where both are set. A base URL
+// (otlp_endpoint, OTEL_EXPORTER_OTLP_ENDPOINT) gets /v1/traces appended, as the OTLP
+// specification says.
 func Endpoint(cfg configs.Tracing, environ []string) string {
-	if cfg.OTLPEndpoint != "" {
-		return cfg.OTLPEndpoint
+	base := cfg.OTLPEndpoint
+	if base == "" {
+		if e := lookup(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
+			return e
+		}
+		base = lookup(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
-	if e := lookup(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
-		return e
+	if base == "" || strings.HasSuffix(base, "/v1/traces") {
+		return base
 	}
-	return lookup(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
+	return strings.TrimSuffix(base, "/") + "/v1/traces"
 }
 
 // New builds tracing from the config. It is off (a no-op) unless an endpoint or trace_url

@@ -6,10 +6,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/jaegertest"
 )
 
 func TestOffByDefaultCostsNothing(t *testing.T) {
@@ -33,13 +35,13 @@ func TestOffByDefaultCostsNothing(t *testing.T) {
 
 func TestEndpointPrecedence(t *testing.T) {
 	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://general:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://traces:4318/v1/traces"}
-	if e := Endpoint(configs.Tracing{OTLPEndpoint: "http://config:4318"}, env); e != "http://config:4318" {
+	if e := Endpoint(configs.Tracing{OTLPEndpoint: "http://config:4318"}, env); e != "http://config:4318/v1/traces" {
 		t.Errorf("the block should win: %s", e)
 	}
 	if e := Endpoint(configs.Tracing{}, env); e != "http://traces:4318/v1/traces" {
 		t.Errorf("the traces variable should win over the general one: %s", e)
 	}
-	if e := Endpoint(configs.Tracing{}, env[:1]); e != "http://general:4318" {
+	if e := Endpoint(configs.Tracing{}, env[:1]); e != "http://general:4318/v1/traces" {
 		t.Errorf("general variable: %s", e)
 	}
 	if _, err := New(t.Context(), configs.Tracing{}, Options{Environ: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_TRACES_SAMPLER_ARG=7"}}); err == nil {
@@ -78,5 +80,30 @@ func TestTransportPropagatesAndRecords(t *testing.T) {
 	spans := exp.GetSpans()
 	if len(spans) != 2 || spans[0].Name != "GET" || spans[0].Parent.SpanID() != span.SpanContext().SpanID() {
 		t.Errorf("spans: %v", spans.Snapshots())
+	}
+}
+
+// Spans reach a real Jaeger over OTLP/HTTP and come back from its query API with the ids
+// vigil saw.
+func TestExportToJaeger(t *testing.T) {
+	j := jaegertest.Start(t)
+	tr, err := New(t.Context(), configs.Tracing{OTLPEndpoint: j.OTLP}, Options{Version: "test", Location: "here", Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tr.Tracer("test").Start(t.Context(), "verification")
+	_, child := tr.Tracer("test").Start(ctx, "check run")
+	child.End()
+	root.End()
+	if err := tr.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans := j.Trace(t, TraceID(ctx), 2, 30*time.Second)
+	byName := map[string]jaegertest.Span{}
+	for _, s := range spans {
+		byName[s.OperationName] = s
+	}
+	if byName["check run"].Parent() != byName["verification"].SpanID || byName["verification"].SpanID == "" {
+		t.Errorf("spans: %+v", spans)
 	}
 }
