@@ -81,6 +81,12 @@ func TestComposeSidecar(t *testing.T) {
 
 func TestKubernetesSidecar(t *testing.T) {
 	objs := k8sObjects(t, "kubernetes/sidecar.yaml", yamlFile(t, "kubernetes/sidecar.yaml"))
+	if objs["Secret/vigil"] != nil {
+		t.Error("sidecar.yaml must not hold the Secret: applying it would overwrite the real one with placeholders")
+	}
+	for k, v := range k8sObjects(t, "kubernetes/secret.yaml", yamlFile(t, "kubernetes/secret.yaml")) {
+		objs[k] = v
+	}
 	for _, want := range []string{"ConfigMap/shop-vigil", "Secret/vigil", "Deployment/shop", "Service/shop", "Service/shop-vigil", "ServiceMonitor/shop-vigil"} {
 		if objs[want] == nil {
 			t.Errorf("sidecar.yaml lacks %s", want)
