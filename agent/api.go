@@ -48,6 +48,7 @@ func (a *Agent) Handler() http.Handler {
 	api("/api/v1/silences/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteSilence})
 	api("/api/v1/outbox", map[string]http.HandlerFunc{"GET": a.listOutbox})
 	api("/api/v1/outbox/{id}/retry", map[string]http.HandlerFunc{"POST": a.retryOutbox})
+	api("/api/v1/flagger", map[string]http.HandlerFunc{"POST": newFlaggerHook(a).serve}) // flagger.go
 	mux.Handle("/api/", a.authorized(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)
 	})))

@@ -43,8 +43,12 @@ type App struct {
 }
 
 // StartApp serves the sample app on a free loopback port, running version.
-func StartApp(version string) (*App, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func StartApp(version string) (*App, error) { return ListenApp("127.0.0.1:0", version) }
+
+// ListenApp serves the sample app on addr, running version: `vigil demo app`, the
+// stand-in for a real app in the Compose and Kubernetes sidecar examples.
+func ListenApp(addr, version string) (*App, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sample app: %w", err)
 	}

@@ -28,6 +28,10 @@ func (a *App) rollback(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
+	if len(a.RollbackSecret) == 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no rollback secret is set: rollbacks are refused"})
+		return
+	}
 	if err := alerting.VerifyHeader(a.RollbackSecret, r.Header, body, time.Now(), 5*time.Minute); err != nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 		return

@@ -209,6 +209,9 @@ func TestGateExitCodes(t *testing.T) {
 	}{
 		{"passed", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1"}, 0, "PASSED"},
 		{"failed", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v2"}, 1, "home (1 of 1 runs failed"},
+		// --json prints the deploy as it ended, not as it was registered.
+		{"failed, JSON", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v3", "--json"}, 1, "\n  \"status\": \"failed\","},
+		{"timed out, JSON", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v2", "--wait", "1s", "--json"}, 3, "\n  \"status\": \"verifying\","},
 		{"inconclusive", "good", []string{"--agent", p.url, "--service", "compare", "--version", "v1"}, 3, "no baseline yet"},
 		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},
 		{"unknown service", "good", []string{"--agent", p.url, "--service", "wbe", "--version", "v1"}, 2, `did you mean "web"?`},

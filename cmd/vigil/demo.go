@@ -29,6 +29,7 @@ It needs Chromium (Debian's chromium package); scripts/demo installs it when mis
 			return nil
 		},
 	}
+	cmd.AddCommand(newDemoAppCmd())
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the sample shop, the agent and its status page running after the demo, until Ctrl-C")
 	return cmd
 }

@@ -136,6 +136,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	fmt.Fprintf(out, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", reg.ID, f.service, f.version, f.wait)
 
 	var d gateDeploy
+	var last []byte // the newest answer about the deploy: what --json prints
 	failures := 0
 	for {
 		left := time.Until(deadline)
@@ -163,13 +164,14 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if err := json.Unmarshal(body, &d); err != nil {
 			return exitWith(exitUsage, fmt.Errorf("vigil gate: unexpected answer from the agent: %s", clipBytes(body)))
 		}
+		last = body
 		if d.Status != "verifying" {
 			break
 		}
 	}
-	if f.json {
+	if f.json && last != nil {
 		var pretty bytes.Buffer
-		_ = json.Indent(&pretty, body, "", "  ")
+		_ = json.Indent(&pretty, last, "", "  ")
 		fmt.Fprintln(out, pretty.String())
 	}
 	printVerdict(out, &d)

@@ -1,0 +1,188 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Flagger (a progressive delivery operator) calls webhooks during a canary analysis and
+// reads only the status code: 200-202 lets the canary advance, anything else halts it and
+// counts a failed check. POST /api/v1/flagger is such a webhook. The first call for a
+// canary checksum registers a deploy of the service and starts verifying it; every call
+// answers with that deploy's verdict: 200 once it passed, 425 while it is verifying, 409
+// when it failed, was inconclusive or was superseded. ?wait=D holds the call until the
+// verdict or D (keep D under the webhook's timeout), so a short verification passes on the
+// first call instead of costing Flagger a failed check.
+//
+// Flagger sends no headers of its own; the API token travels as the URL's user info
+// (http://vigil:TOKEN@host/...), which Go's HTTP client, and so Flagger, sends as basic
+// auth: the same check as every /api call.
+
+// flaggerPayload is what Flagger POSTs (pkg/apis/flagger/v1beta1 CanaryWebhookPayload).
+// Unknown fields are ignored, unlike the rest of the API: Flagger adds fields over
+// releases (buildId, failedChecks, canaryWeight, ...) and vigil must not break on them.
+type flaggerPayload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Phase     string            `json:"phase"`
+	Checksum  string            `json:"checksum"`
+	Type      string            `json:"type"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+// flaggerGates are the webhook types whose 2xx means "go on". Others are refused:
+// confirm-rollout runs before the canary is up (vigil would verify the old version),
+// rollback reads a 2xx as "roll back now", post-rollout and event are notifications.
+var flaggerGates = []string{"pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion"}
+
+// flaggerDone are canary phases after the analysis: nothing is left to verify.
+var flaggerDone = []string{"Succeeded", "Failed", "Terminating", "Terminated"}
+
+// flaggerAnswer is the body of every answer; Flagger shows it in the canary's events.
+type flaggerAnswer struct {
+	Error   string `json:"error,omitempty"`
+	Status  int    `json:"status"`
+	Verdict string `json:"verdict"`
+	Deploy  string `json:"deploy"`
+	Service string `json:"service"`
+	Version string `json:"version"`
+	Reason  string `json:"reason,omitempty"`
+	URL     string `json:"url"`
+}
+
+// flaggerHook serves the webhook. Its lock makes "find the canary's deploy, else register
+// it" one step: Flagger retries a call that timed out while the first is still waiting.
+type flaggerHook struct {
+	a  *Agent
+	mu sync.Mutex
+}
+
+func newFlaggerHook(a *Agent) *flaggerHook { return &flaggerHook{a: a} }
+
+func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
+	p, ok := decodeFlagger(w, r)
+	if !ok {
+		return
+	}
+	var wait time.Duration
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxWait {
+			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 50s (under the webhook's timeout), not %q", maxWait, clip(s, 40))
+			return
+		}
+		wait = d
+	}
+	service := p.Metadata["service"]
+	if service == "" {
+		service = p.Name
+	}
+	switch {
+	case p.Name == "" || p.Checksum == "":
+		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: name and checksum are required (Flagger sends both)")
+		return
+	case p.Type != "" && !slices.Contains(flaggerGates, p.Type):
+		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s", clip(p.Type, 40), strings.Join(flaggerGates, ", "))
+		return
+	case slices.Contains(flaggerDone, p.Phase):
+		writeError(w, http.StatusBadRequest, "canary %s.%s is %s: its analysis is over and there is nothing to verify", clip(p.Name, 80), clip(p.Namespace, 80), p.Phase)
+		return
+	}
+
+	d, created, err := h.deploy(r.Context(), service, p)
+	var rerr *requestError
+	switch {
+	case errors.As(err, &rerr):
+		writeError(w, rerr.status, "%s (the service is metadata.service, else the canary's name)", rerr.msg)
+		return
+	case err != nil:
+		h.a.log.Error("flagger webhook: registering the deploy failed", "service", service, "checksum", p.Checksum, "error", err)
+		writeError(w, http.StatusInternalServerError, "registering the deploy failed: %v", err)
+		return
+	}
+	if created {
+		h.a.log.Info("flagger webhook: deploy registered for the canary", "deploy", d.ID, "service", service,
+			"canary", p.Name+"."+p.Namespace, "checksum", p.Checksum, "type", p.Type)
+	}
+	if d.Status == store.StatusVerifying && wait > 0 {
+		if d, err = h.a.WaitDeploy(r.Context(), d.ID, wait); err != nil {
+			writeError(w, http.StatusInternalServerError, "reading the deploy failed: %v", err)
+			return
+		}
+	}
+	ans := flaggerAnswer{Verdict: d.Status, Deploy: d.ID, Service: d.Service, Version: d.Version, Reason: d.Reason,
+		URL: h.a.baseURL() + "/deploys/" + d.ID}
+	switch d.Status {
+	case store.StatusPassed:
+		ans.Status = http.StatusOK
+	case store.StatusVerifying:
+		ans.Status = http.StatusTooEarly
+		ans.Error = fmt.Sprintf("vigil is verifying %s %s; call again for the verdict", d.Service, d.Version)
+	default:
+		ans.Status = http.StatusConflict
+		ans.Error = fmt.Sprintf("vigil's verdict on %s %s is %s", d.Service, d.Version, d.Status)
+		if d.Reason != "" {
+			ans.Error += ": " + d.Reason
+		}
+	}
+	writeJSON(w, ans.Status, ans)
+}
+
+// deploy returns the deploy verifying this canary checksum, registering it when the
+// service's newest deploy is of another version or environment. A checksum deployed again
+// after another one (A, B, A) is a new deploy: only the newest deploy can be the canary's.
+func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPayload) (*store.Deploy, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.a.Runtime().Config.Services[service] != nil {
+		newest, err := h.a.store.ServiceDeploys(ctx, service, 1)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading the deploys of %s: %w", service, err)
+		}
+		if len(newest) == 1 && newest[0].Version == p.Checksum && newest[0].Environment == p.Namespace {
+			return newest[0], false, nil
+		}
+	}
+	list, err := h.a.StartDeploys(ctx, DeployRequest{Service: service, Version: p.Checksum, Environment: p.Namespace})
+	if err != nil {
+		return nil, false, err
+	}
+	return list[0], true, nil
+}
+
+// decodeFlagger reads the payload: JSON, at most 1 MiB, unknown fields allowed.
+func decodeFlagger(w http.ResponseWriter, r *http.Request) (flaggerPayload, bool) {
+	var p flaggerPayload
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", clip(ct, 80))
+			return p, false
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxBody)
+		} else {
+			writeError(w, http.StatusBadRequest, "reading the body failed: %v", err)
+		}
+		return p, false
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: %v", err)
+		return p, false
+	}
+	return p, true
+}

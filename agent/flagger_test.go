@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// flaggerConfig is a service named like Flagger's example canary (podinfo), so the
+// documentation's payload works as it is.
+func flaggerConfig(targetURL, verify string) string {
+	return fmt.Sprintf(`
+agent: {api_token: s3cret-token}
+checks:
+  - name: home
+    kind: http
+    every: 1h
+    timeout: 2s
+    retries: 0
+    request: {url: %q}
+    assert: ["status == 200"]
+services:
+  podinfo:
+    checks: [home]
+    verify: {%s}
+`, targetURL+"/", verify)
+}
+
+// The payload Flagger's documentation shows (docs/gitbook/usage/webhooks.md).
+const flaggerDocsPayload = `{
+  "name": "podinfo",
+  "namespace": "test",
+  "phase": "Progressing",
+  "checksum": "85d557f47b",
+  "metadata": {
+    "test":  "all",
+    "token":  "16688eb5e9f289f1991c"
+  }
+}`
+
+// flaggerFullPayload is what Flagger's CallWebhook (pkg/controller/webhook.go) sends since
+// it added build ids and analysis progress: its own metadata keys, then the webhook's.
+func flaggerFullPayload(name, namespace, checksum, typ string, metadata map[string]string) string {
+	md := map[string]string{"timestamp": "1767225600000", "phase": "Progressing", "failedChecks": "0",
+		"canaryWeight": "0", "iterations": "0", "lastBuildId": "", "lastAppliedSpec": "5d8fb6bdf5", "lastPromotedSpec": "7c9f8c8b4"}
+	for k, v := range metadata {
+		md[k] = v
+	}
+	b, _ := json.Marshal(map[string]any{"name": name, "namespace": namespace, "phase": "Progressing", "checksum": checksum,
+		"buildId": "", "type": typ, "failedChecks": 0, "canaryWeight": 0, "iterations": 0, "remainingTime": 0, "metadata": md})
+	return string(b)
+}
+
+// flaggerCall posts a payload the way Flagger does: Go's HTTP client, Content-Type
+// application/json and no other header; the token is the URL's user info, which the client
+// sends as basic auth. It returns the status and the decoded answer.
+func flaggerCall(t *testing.T, h *harness, query, token, payload string) (int, map[string]any) {
+	t.Helper()
+	u, err := url.Parse(h.url + "/api/v1/flagger" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		u.User = url.UserPassword("flagger", token)
+	}
+	req, err := http.NewRequest("POST", u.String(), strings.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("the answer is not JSON: %v\n%s", err, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func deploysOf(t *testing.T, h *harness, service string) []any {
+	t.Helper()
+	_, out := h.request("GET", "/api/v1/deploys?service="+service, "")
+	list, _ := out["deploys"].([]any)
+	return list
+}
+
+func TestFlaggerWebhookLifecycle(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 100ms, count: 3"))
+
+	if status, out := flaggerCall(t, h, "", "", flaggerDocsPayload); status != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d %v", status, out)
+	}
+
+	// The first call registers the canary's deploy and answers at once: not yet.
+	status, out := flaggerCall(t, h, "", h.token, flaggerDocsPayload)
+	if status != http.StatusTooEarly || out["verdict"] != "verifying" || out["version"] != "85d557f47b" || out["service"] != "podinfo" {
+		t.Fatalf("first call: %d %v; want 425 verifying podinfo 85d557f47b", status, out)
+	}
+	first := out["deploy"].(string)
+	if s, _ := out["error"].(string); !strings.Contains(s, "verifying podinfo 85d557f47b") {
+		t.Errorf("Flagger shows the body in the canary's events; it says %q", s)
+	}
+
+	// Later calls for the same checksum read the same deploy; with ?wait they get the verdict.
+	status, out = flaggerCall(t, h, "?wait=20s", h.token, flaggerDocsPayload)
+	if status != http.StatusOK || out["verdict"] != "passed" || out["deploy"] != first {
+		t.Fatalf("second call: %d %v; want 200 passed for deploy %s", status, out, first)
+	}
+	d := h.verdict(first, 5*time.Second)
+	if d["environment"] != "test" || d["version"] != "85d557f47b" {
+		t.Errorf("the deploy records the namespace as environment and the checksum as version: %v", d)
+	}
+
+	// A new checksum is a new deploy; the broken version fails, and keeps failing.
+	tg.set("broken")
+	broken := strings.Replace(flaggerDocsPayload, "85d557f47b", "9f3c21aa07", 1)
+	status, out = flaggerCall(t, h, "?wait=20s", h.token, broken)
+	if status != http.StatusConflict || out["verdict"] != "failed" || out["deploy"] == first {
+		t.Fatalf("broken canary: %d %v; want 409 failed with a new deploy", status, out)
+	}
+	if s, _ := out["error"].(string); !strings.Contains(s, "vigil's verdict on podinfo 9f3c21aa07 is failed: ") {
+		t.Errorf("the failure does not say why: %q", s)
+	}
+	failed := out["deploy"]
+	status, out = flaggerCall(t, h, "", h.token, broken)
+	if status != http.StatusConflict || out["deploy"] != failed {
+		t.Errorf("calling again: %d %v; want the same failed deploy %v", status, out, failed)
+	}
+
+	// Going back to the first checksum (A, B, A) is a deploy again: it must be verified,
+	// not answered with A's old verdict.
+	tg.set("good")
+	status, out = flaggerCall(t, h, "", h.token, flaggerDocsPayload)
+	if status != http.StatusTooEarly || out["deploy"] == first {
+		t.Errorf("A after B: %d %v; want a new deploy, verifying", status, out)
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 3 {
+		t.Errorf("%d deploys registered; want 3 (A, B, A again)", n)
+	}
+}
+
+// What Flagger's controller sends today carries more fields than its documentation shows,
+// and the webhook's own metadata; vigil must read it and ignore what it does not need.
+func TestFlaggerWebhookFullPayload(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 100ms, count: 2"))
+	payload := flaggerFullPayload("shop", "prod", "5d8fb6bdf5", "pre-rollout", map[string]string{"service": "podinfo", "cmd": "ignored"})
+	status, out := flaggerCall(t, h, "?wait=20s", h.token, payload)
+	if status != http.StatusOK || out["verdict"] != "passed" || out["service"] != "podinfo" {
+		t.Fatalf("%d %v; want 200 passed for the service named in metadata", status, out)
+	}
+	if u, _ := out["url"].(string); !strings.HasSuffix(u, "/deploys/"+out["deploy"].(string)) {
+		t.Errorf("url %q does not link the deploy", u)
+	}
+	for _, typ := range []string{"rollout", "confirm-traffic-increase", "confirm-promotion"} {
+		status, out := flaggerCall(t, h, "", h.token, flaggerFullPayload("shop", "prod", "5d8fb6bdf5", typ, map[string]string{"service": "podinfo"}))
+		if status != http.StatusOK {
+			t.Errorf("a %s hook of the same canary: %d %v; want 200", typ, status, out)
+		}
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 1 {
+		t.Errorf("%d deploys; every hook of one canary should share one", n)
+	}
+}
+
+func TestFlaggerWebhookRefuses(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"))
+	full := func(typ string) string {
+		return flaggerFullPayload("podinfo", "test", "85d557f47b", typ, nil)
+	}
+	cases := []struct {
+		name, query, payload string
+		header               []string
+		status               int
+		want                 string
+	}{
+		{"an event hook", "", full("event"), nil, 400, "a event webhook cannot gate on vigil"},
+		{"a rollback hook (2xx would mean roll back)", "", full("rollback"), nil, 400, "a rollback webhook cannot gate"},
+		{"confirm-rollout (the canary is not up yet)", "", full("confirm-rollout"), nil, 400, "confirm-rollout webhook cannot gate"},
+		{"post-rollout without a type", "", strings.Replace(flaggerDocsPayload, "Progressing", "Succeeded", 1), nil, 400, "its analysis is over"},
+		{"no checksum (Flagger before checksums)", "", `{"name":"podinfo","namespace":"test","phase":"Progressing","metadata":{}}`, nil, 400, "name and checksum are required"},
+		{"metadata that is not strings", "", `{"name":"podinfo","checksum":"1","metadata":{"n":1}}`, nil, 400, "not a Flagger webhook payload"},
+		{"unknown service", "", strings.Replace(flaggerDocsPayload, `"podinfo"`, `"podinf"`, 1), nil, 422, `unknown service "podinf"; did you mean "podinfo"?`},
+		{"not JSON", "", flaggerDocsPayload, []string{"Content-Type", "text/plain"}, 415, "send JSON"},
+		{"bad wait", "?wait=forever", flaggerDocsPayload, nil, 400, "wait must be a duration"},
+		{"wrong method", "", "", nil, 405, "GET is not allowed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method := "POST"
+			if tc.status == 405 {
+				method = "GET"
+			}
+			status, out := h.request(method, "/api/v1/flagger"+tc.query, tc.payload, tc.header...)
+			msg, _ := out["error"].(string)
+			if status != tc.status || !strings.Contains(msg, tc.want) {
+				t.Errorf("%d %q; want %d and %q", status, msg, tc.status, tc.want)
+			}
+		})
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 0 {
+		t.Errorf("refused calls registered %d deploys", n)
+	}
+}
+
+// Flagger retries a call that timed out while the first still waits: however many arrive
+// at once, one canary checksum is one deploy.
+func TestFlaggerWebhookConcurrentCalls(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"))
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", h.url+"/api/v1/flagger", strings.NewReader(flaggerDocsPayload))
+			req.SetBasicAuth("flagger", h.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			ids[i], _ = out["deploy"].(string)
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Fatalf("concurrent calls answered with deploys %v; want one", ids)
+		}
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 1 {
+		t.Errorf("%d deploys registered by concurrent calls; want 1", n)
+	}
+}

@@ -1,0 +1,49 @@
+{{- define "vigil.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vigil.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vigil.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vigil.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vigil.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "vigil.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* vigil.yaml: the values' config with agent.listen from service.port and, unless the
+     values set a store, store.dsn on the data volume. Keys the chart owns are refused
+     rather than silently replaced. */}}
+{{- define "vigil.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $agent := dict -}}
+{{- if hasKey $cfg "agent" -}}{{- $agent = get $cfg "agent" -}}{{- end -}}
+{{- if hasKey $agent "listen" -}}
+{{- fail "config.agent.listen is set by the chart (0.0.0.0:<service.port>): remove it and set service.port" -}}
+{{- end -}}
+{{- if not (hasKey $agent "api_token") -}}
+{{- fail "config.agent.api_token must be set (the agent listens beyond loopback): api_token: ${VIGIL_API_TOKEN}" -}}
+{{- end -}}
+{{- $_ := set $agent "listen" (printf "0.0.0.0:%v" .Values.service.port) -}}
+{{- $_ := set $cfg "agent" $agent -}}
+{{- if not (hasKey $cfg "store") -}}
+{{- $_ := set $cfg "store" (dict "dsn" "/data/vigil.db") -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
