@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/clock"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -32,11 +33,14 @@ type Options struct {
 	// config with its problems is built too, so a reload reports every problem in one pass).
 	LoadConfig func() (*configs.Config, error)
 	Deps       checks.Deps
-	Store      *store.SQLite
-	Registry   *prometheus.Registry
-	Clock      clock.Clock
-	Logger     *slog.Logger
-	Version    string
+	// Tracing (nil: off) makes each deploy verification a trace; Deps.Tracing should be the
+	// same, so that check runs and probe requests join it.
+	Tracing  *tracing.Tracing
+	Store    *store.SQLite
+	Registry *prometheus.Registry
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Version  string
 	// Listener, when set, is used instead of listening on agent.listen (tests).
 	Listener net.Listener
 	// Browser reports whether the browser can start (readiness); nil means always.

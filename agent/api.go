@@ -53,7 +53,8 @@ func (a *Agent) Handler() http.Handler {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)
 	})))
 
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry}))
+	// OpenMetrics when the scraper asks for it: that is where exemplars (trace ids) travel.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

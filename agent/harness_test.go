@@ -116,8 +116,9 @@ func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 		tb.Fatal(err)
 	}
 	hc := checks.NewHTTPClient("vigil-test")
+	hc.Wrap = opts.Tracing.Transport // unchanged when tracing is off
 	opts.Config, opts.ConfigPath, opts.LoadConfig, opts.Store, opts.Listener = cfg, path, load, st, ln
-	opts.Deps, opts.Registry, opts.Version = checks.Deps{HTTP: hc}, prometheus.NewRegistry(), "test"
+	opts.Deps, opts.Registry, opts.Version = checks.Deps{HTTP: hc, Tracing: opts.Tracing}, prometheus.NewRegistry(), "test"
 	a, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)

@@ -72,7 +72,13 @@ func (m *metrics) observe(r *checks.Result) {
 	}
 	m.probeSuccess.WithLabelValues(r.Check, r.Kind, r.Location).Set(success)
 	m.probeDuration.WithLabelValues(r.Check, r.Kind, r.Location).Set(r.Duration.Seconds())
-	m.checkDuration.WithLabelValues(r.Check, r.Kind).Observe(r.Duration.Seconds())
+	h := m.checkDuration.WithLabelValues(r.Check, r.Kind)
+	if eo, ok := h.(prometheus.ExemplarObserver); ok && r.TraceID != "" {
+		// The run's trace, one click from a slow bucket (OpenMetrics scrapes only).
+		eo.ObserveWithExemplar(r.Duration.Seconds(), prometheus.Labels{"trace_id": r.TraceID})
+	} else {
+		h.Observe(r.Duration.Seconds())
+	}
 	m.checkRuns.WithLabelValues(r.Check, r.Kind, string(r.Outcome)).Inc()
 	if n, ok := r.Vars["js_errors"].(int); ok && n > 0 {
 		m.jsErrors.WithLabelValues(r.Check).Add(float64(n))

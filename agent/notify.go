@@ -57,7 +57,7 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 			if t == nil || t.first == nil {
 				continue
 			}
-			ev.FailedChecks = append(ev.FailedChecks, failedCheck(t.first, a.runURL(t.firstID)))
+			ev.FailedChecks = append(ev.FailedChecks, a.failedCheck(t.first, a.runURL(t.firstID)))
 		}
 		v.mu.Unlock()
 	}
@@ -116,8 +116,9 @@ func (a *Agent) openDeployIncident(d *store.Deploy) string {
 	return ""
 }
 
-func failedCheck(r *checks.Result, runURL string) alerting.FailedCheck {
-	fc := alerting.FailedCheck{Name: r.Check, Kind: r.Kind, Outcome: string(r.Outcome), Summary: r.Summary(), RunURL: runURL, TraceID: r.TraceID}
+func (a *Agent) failedCheck(r *checks.Result, runURL string) alerting.FailedCheck {
+	fc := alerting.FailedCheck{Name: r.Check, Kind: r.Kind, Outcome: string(r.Outcome), Summary: r.Summary(), RunURL: runURL,
+		TraceID: r.TraceID, TraceURL: a.opts.Tracing.TraceURL(r.TraceID)}
 	for _, art := range r.Artifacts {
 		if art.ContentType == "image/png" && len(art.Data) > 0 {
 			fc.Screenshot = art.Data
@@ -272,12 +273,12 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 	case event == configs.EventCheckRecovered:
 		ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
 	case reminder > 0:
-		fc := failedCheck(res, runURL)
+		fc := a.failedCheck(res, runURL)
 		fc.Screenshot = nil // the thread has the first one; a reminder only says it goes on
 		ev.FailedChecks = []alerting.FailedCheck{fc}
 		ev.Summary = fmt.Sprintf("still failing, since %s: %s", in.OpenedAt.UTC().Format(time.RFC3339), res.Summary())
 	default:
-		ev.FailedChecks = []alerting.FailedCheck{failedCheck(res, runURL)}
+		ev.FailedChecks = []alerting.FailedCheck{a.failedCheck(res, runURL)}
 	}
 	out := a.entries(ev, a.route(rt, c.Config.Notify, event), a.silencedBy(rt, "", c.Name, now), now)
 	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))

@@ -119,7 +119,7 @@ func (a *Agent) runFromPath(ctx context.Context, w http.ResponseWriter, r *http.
 
 func (a *Agent) runPage(w http.ResponseWriter, r *http.Request) {
 	if run := a.runFromPath(r.Context(), w, r); run != nil {
-		a.render(w, "run.html", map[string]any{"Run": run, "Vars": varList(run.Vars)})
+		a.render(w, "run.html", map[string]any{"Run": run, "Vars": varList(run.Vars), "TraceURL": a.opts.Tracing.TraceURL(run.TraceID)})
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/store"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DeployRequest is the body of POST /api/v1/deploys.
@@ -37,6 +40,8 @@ type verification struct {
 	// session holds the verification's own connections: the new version is judged only
 	// through connections opened after the deploy was registered.
 	session *checks.HTTPClient
+	// span is the verification's trace (a no-op when tracing is off).
+	span trace.Span
 
 	mu      sync.Mutex
 	decided bool
@@ -163,6 +168,9 @@ func (a *Agent) stopVerification(id, service string) {
 	v.mu.Lock()
 	v.decided = true
 	v.mu.Unlock()
+	if v.span != nil {
+		v.span.SetAttributes(attribute.String("vigil.verdict", store.StatusSuperseded))
+	}
 	a.endVerification(v)
 	a.log.Info("deploy superseded", "deploy", id, "service", service)
 }
@@ -171,6 +179,9 @@ func (a *Agent) stopVerification(id, service string) {
 // cancelled, its connections closed, its waiters woken. It runs once.
 func (a *Agent) endVerification(v *verification) {
 	v.ended.Do(func() {
+		if v.span != nil {
+			v.span.End()
+		}
 		v.cancel()
 		v.session.CloseIdle()
 		a.mu.Lock()
@@ -195,6 +206,11 @@ func (a *Agent) startVerification(d *store.Deploy, svc *configs.Service, list []
 	a.mu.Unlock()
 	a.metrics.verifying.Inc()
 	a.verifyWG.Add(1)
+	tracer := a.opts.Tracing.Tracer("agent")
+	ctx, v.span = tracer.Start(ctx, "verify "+d.Service+" "+d.Version, trace.WithNewRoot(), trace.WithAttributes(
+		attribute.String("deploy.id", d.ID), attribute.String("deploy.service", d.Service), attribute.String("deploy.version", d.Version),
+		attribute.String("deploy.environment", d.Environment), attribute.String("deploy.commit", d.Commit),
+		attribute.Int("vigil.verify.count", svc.Verify.Count), attribute.Int("vigil.checks", len(list))))
 	go func() {
 		defer a.verifyWG.Done()
 		defer cancel()
@@ -221,7 +237,10 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 				if !ok {
 					return
 				}
-				res, ok := a.execute(ctx, c, in, d.ID)
+				rctx, rspan := a.opts.Tracing.Tracer("agent").Start(ctx, fmt.Sprintf("round %d %s", round+1, c.Name),
+					trace.WithAttributes(attribute.Int("vigil.round", round+1), attribute.String("vigil.check", c.Name)))
+				res, ok := a.execute(rctx, c, in, d.ID)
+				rspan.End()
 				release()
 				if !ok {
 					return // cut short by a verdict, a newer deploy or shutdown: it is not a result
@@ -320,6 +339,12 @@ func (a *Agent) decide(v *verification, status, reason string) {
 			}
 		}
 		v.mu.Unlock()
+	}
+	if v.span != nil {
+		v.span.SetAttributes(attribute.String("vigil.verdict", status), attribute.String("vigil.reason", reason))
+		if status != store.StatusPassed {
+			v.span.SetStatus(codes.Error, reason)
+		}
 	}
 	dec := &store.Decision{DeployID: d.ID, Status: status, Reason: reason, Halt: halt, At: now}
 	dec.Outbox = a.deployNotifications(d, v, status, reason, halt, now)
@@ -433,6 +458,8 @@ type DeployCheck struct {
 	LastOutcome  string   `json:"last_outcome,omitempty"`
 	Reasons      []string `json:"reasons,omitempty"`
 	RunURL       string   `json:"run_url,omitempty"`
+	TraceID      string   `json:"trace_id,omitempty"`
+	TraceURL     string   `json:"trace_url,omitempty"`
 	HasBaseline  bool     `json:"has_baseline"`
 	Halt         string   `json:"halt,omitempty"`
 	// failedRun is the first run that did not pass (evidence for notifications).
@@ -485,6 +512,7 @@ func (a *Agent) DeployChecks(ctx context.Context, d *store.Deploy) ([]*DeployChe
 			dc.failedRun = r
 			dc.Reasons = r.Reasons
 			dc.RunURL = a.runURL(r.ID)
+			dc.TraceID, dc.TraceURL = r.TraceID, a.opts.Tracing.TraceURL(r.TraceID)
 			dc.Halt = r.Halt
 		}
 	}

@@ -85,6 +85,8 @@ type FailedCheck struct {
 	Summary string `json:"summary,omitempty"`
 	RunURL  string `json:"run_url,omitempty"`
 	TraceID string `json:"trace_id,omitempty"`
+	// TraceURL opens the trace where traces are viewed (tracing.trace_url); "" without it.
+	TraceURL string `json:"trace_url,omitempty"`
 	// Screenshot is a PNG taken at the failure; nil when there is none.
 	Screenshot []byte `json:"screenshot,omitempty"`
 }

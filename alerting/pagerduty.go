@@ -229,7 +229,10 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	var checks []map[string]string
 	for _, fc := range ev.FailedChecks {
 		checks = append(checks, map[string]string{"name": fc.Name, "kind": fc.Kind, "outcome": fc.Outcome,
-			"summary": truncate(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID})
+			"summary": truncate(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID, "trace_url": fc.TraceURL})
+		if fc.TraceURL != "" && len(links) < 10 {
+			links = append(links, map[string]string{"href": fc.TraceURL, "text": "trace of " + fc.Name})
+		}
 		if fc.RunURL != "" && len(links) < 10 {
 			links = append(links, map[string]string{"href": fc.RunURL, "text": "run of " + fc.Name})
 		}

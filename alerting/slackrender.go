@@ -209,7 +209,10 @@ func failedCheck(fc FailedCheck) string {
 	if fc.RunURL != "" {
 		tail = append(tail, link(fc.RunURL, runLabel))
 	}
-	if fc.TraceID != "" {
+	switch {
+	case fc.TraceURL != "":
+		tail = append(tail, link(fc.TraceURL, "trace "+truncate(fc.TraceID, 64)))
+	case fc.TraceID != "":
 		tail = append(tail, "trace `"+esc(truncate(fc.TraceID, 64))+"`")
 	}
 	if len(fc.Screenshot) > 0 {

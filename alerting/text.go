@@ -61,6 +61,9 @@ func RenderText(ev *Event) string {
 		if fc.TraceID != "" {
 			tail = append(tail, "trace "+inert(truncate(fc.TraceID, 64)))
 		}
+		if fc.TraceURL != "" {
+			tail = append(tail, fc.TraceURL)
+		}
 		if len(fc.Screenshot) > 0 {
 			tail = append(tail, screenshotNote)
 		}

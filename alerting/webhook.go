@@ -177,12 +177,13 @@ type webhookDeploy struct {
 }
 
 type webhookCheck struct {
-	Name    string `json:"name"`
-	Summary string `json:"summary"`
-	RunURL  string `json:"run_url"`
-	Kind    string `json:"kind,omitempty"`
-	Outcome string `json:"outcome,omitempty"`
-	TraceID string `json:"trace_id,omitempty"`
+	Name     string `json:"name"`
+	Summary  string `json:"summary"`
+	RunURL   string `json:"run_url"`
+	Kind     string `json:"kind,omitempty"`
+	Outcome  string `json:"outcome,omitempty"`
+	TraceID  string `json:"trace_id,omitempty"`
+	TraceURL string `json:"trace_url,omitempty"`
 }
 
 func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
@@ -212,7 +213,7 @@ func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
 	}
 	for _, fc := range ev.FailedChecks {
 		p.FailedChecks = append(p.FailedChecks, webhookCheck{Name: fc.Name, Summary: fc.Summary, RunURL: fc.RunURL,
-			Kind: fc.Kind, Outcome: fc.Outcome, TraceID: fc.TraceID})
+			Kind: fc.Kind, Outcome: fc.Outcome, TraceID: fc.TraceID, TraceURL: fc.TraceURL})
 	}
 	return json.Marshal(p)
 }

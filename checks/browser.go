@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 )
 
 // BrowserRunner runs one page visit in a real browser. *browser.Pool implements it; main
@@ -67,6 +69,7 @@ type Browser struct {
 	// asserts are the check's assertions, compiled again here so a run can tell, while its
 	// page is still open, whether it is failing and a screenshot is worth taking.
 	asserts []*Assertion
+	tracing *tracing.Tracing
 }
 
 // DefaultAssert implements DefaultAsserter.
@@ -104,7 +107,7 @@ func (b *Browser) Baseline(previous []*Result) map[string]any {
 
 func buildBrowser(b *builder, c *configs.Check) (Prober, types.Map) {
 	spec := c.Browser
-	br := &Browser{spec: spec, runner: b.deps.Browser, ignore: spec.IgnoreRegexps()}
+	br := &Browser{spec: spec, runner: b.deps.Browser, ignore: spec.IgnoreRegexps(), tracing: b.deps.Tracing}
 	srcs := c.Assert
 	if len(srcs) == 0 {
 		srcs = defaultBrowserAssert
@@ -125,6 +128,22 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		return errors.New("no browser is set up in this vigil process (internal: Deps.Browser is nil)")
 	}
 	v := b.visit(run)
+	if b.tracing.On() {
+		// The page's first-party requests carry the run's trace context, so the service's
+		// own spans for this visit are children of the check's span. Third parties never
+		// get it: an extra header on a cross-origin request is a CORS preflight the page
+		// never asked for, and the check would break the page it watches.
+		h := http.Header{}
+		b.tracing.Inject(ctx, h)
+		headers := make(map[string]string, len(v.Headers)+len(h))
+		for k, val := range v.Headers {
+			headers[k] = val
+		}
+		for k := range h {
+			headers[k] = h.Get(k)
+		}
+		v.Headers = headers
+	}
 	rep, err := b.runner.Visit(ctx, v)
 	if rep == nil {
 		rep = &browser.Report{}

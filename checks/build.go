@@ -7,6 +7,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 )
 
 // Deps are the shared parts checks are built with. main builds them once.
@@ -15,6 +16,9 @@ type Deps struct {
 	// Browser runs browser checks (a *browser.Pool); nil builds browser checks that end as
 	// error, which is what `vigil validate` wants: it runs nothing.
 	Browser BrowserRunner
+	// Tracing makes each run a span and carries its trace context to the target; nil is off.
+	// The HTTP client's transports are wrapped by whoever builds it (see HTTPClient.Wrap).
+	Tracing *tracing.Tracing
 }
 
 // kindBuilder builds one kind's Prober and returns its variable types. It reports problems
@@ -78,6 +82,9 @@ func (b *builder) build(c *configs.Check) *Check {
 		return nil
 	}
 	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober}
+	if b.deps.Tracing.On() { // off, a run makes no span at all
+		ch.tracer = b.deps.Tracing.Tracer("checks")
+	}
 	srcs := c.Assert
 	if len(srcs) == 0 {
 		if d, ok := prober.(DefaultAsserter); ok {

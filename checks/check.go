@@ -14,6 +14,8 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outcome is the result of one run, as in Argo Rollouts.
@@ -178,6 +180,7 @@ type Check struct {
 
 	prober  Prober
 	asserts []*Assertion
+	tracer  trace.Tracer
 }
 
 // Assertions returns the compiled assertions, defaults included.
@@ -231,6 +234,9 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	res := &Result{
 		Check: c.Name, Kind: c.Kind, Vars: run.Vars, Started: start, Duration: elapsed, Attempts: 1,
 		Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
+	}
+	if res.TraceID == "" {
+		res.TraceID = tracing.TraceID(ctx)
 	}
 	defer func() { res.Transcript = run.Transcript.Lines() }() // judge adds to it
 	var inc *inconclusiveError

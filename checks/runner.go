@@ -2,6 +2,10 @@ package checks
 
 import (
 	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -19,8 +23,27 @@ type Retry struct {
 const DefaultBackoff = 500 * time.Millisecond
 
 // RunWithRetries runs c, retrying error outcomes. The result says how many attempts it
-// took and keeps the earlier errors in its transcript.
-func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) *Result {
+// took and keeps the earlier errors in its transcript. With tracing on the run is a span
+// ("check NAME", the attempts' requests its children) whose trace id the result carries;
+// under a verification's round span it is part of the deploy's trace, otherwise a trace
+// of its own.
+func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *Result) {
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, "check "+c.Name, trace.WithAttributes(
+			attribute.String("vigil.check", c.Name), attribute.String("vigil.kind", c.Kind)))
+		if in.Deploy != nil {
+			span.SetAttributes(attribute.String("deploy.id", in.Deploy.ID), attribute.String("deploy.service", in.Deploy.Service),
+				attribute.String("deploy.version", in.Deploy.Version))
+		}
+		defer func() {
+			span.SetAttributes(attribute.String("vigil.outcome", string(res.Outcome)), attribute.Int("vigil.attempts", res.Attempts))
+			if res.Outcome != Pass {
+				span.SetStatus(codes.Error, res.Summary())
+			}
+			span.End()
+		}()
+	}
 	if retry.Backoff <= 0 {
 		retry.Backoff = DefaultBackoff
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting/alertingtest"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -29,6 +30,8 @@ type Options struct {
 	Out io.Writer
 	// Deps are the shared parts checks run with (HTTP client, the browser pool).
 	Deps checks.Deps
+	// Tracing, when on, makes each deploy a trace (the same as Deps.Tracing).
+	Tracing *tracing.Tracing
 	// BrowserReady reports whether Chromium can start; nil means no browser.
 	BrowserReady func(ctx context.Context) error
 	// Keep leaves the sample app, the agent and its status page running until ctx ends.
@@ -258,7 +261,7 @@ func stageDemo(ctx context.Context, o Options) (_ *stage, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { logf.Close() })
-	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfgPath, Deps: o.Deps, Store: db, Registry: prometheus.NewRegistry(),
+	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfgPath, Deps: o.Deps, Tracing: o.Tracing, Store: db, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(logf, nil)), Version: "demo", Listener: ln, BrowserReady: o.BrowserReady})
 	if err != nil {
 		ln.Close()
@@ -299,6 +302,12 @@ func verify(ctx context.Context, out io.Writer, a *agent.Agent, version string) 
 				break
 			}
 			fmt.Fprintf(out, "         %s\n", r)
+		}
+		switch {
+		case c.TraceURL != "":
+			fmt.Fprintf(out, "         trace: %s\n", c.TraceURL)
+		case c.TraceID != "" && c.Failed+c.Errors > 0:
+			fmt.Fprintf(out, "         trace: %s\n", c.TraceID)
 		}
 	}
 	return d, nil

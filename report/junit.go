@@ -38,12 +38,24 @@ type junitSuite struct {
 }
 
 type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure,omitempty"`
-	Error     *junitProblem `xml:"error,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	Name       string           `xml:"name,attr"`
+	Classname  string           `xml:"classname,attr"`
+	Time       string           `xml:"time,attr"`
+	Properties *junitProperties `xml:"properties,omitempty"`
+	Failure    *junitProblem    `xml:"failure,omitempty"`
+	Error      *junitProblem    `xml:"error,omitempty"`
+	SystemOut  string           `xml:"system-out,omitempty"`
+}
+
+// junitProperties are a testcase's properties (GitLab and Jenkins show them): the run's
+// trace id, and its link when tracing.trace_url is set.
+type junitProperties struct {
+	List []junitProperty `xml:"property"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitProblem struct {
@@ -54,13 +66,21 @@ type junitProblem struct {
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
-// WriteJUnit writes results as JUnit XML.
-func WriteJUnit(w io.Writer, results []*checks.Result, s Summary, started time.Time) error {
+// WriteJUnit writes results as JUnit XML. traceURL turns a trace id into a link (nil: no links).
+func WriteJUnit(w io.Writer, results []*checks.Result, s Summary, started time.Time, traceURL func(string) string) error {
 	host, _ := os.Hostname()
 	suite := junitSuite{Name: "vigil", Tests: s.Total, Failures: s.Failed + s.Inconclusive, Errors: s.Errors,
 		Time: seconds(s.Duration), Timestamp: started.UTC().Format("2006-01-02T15:04:05"), Hostname: host}
 	for _, r := range results {
 		c := junitCase{Name: r.Check, Classname: "vigil." + r.Kind, Time: seconds(r.Duration)}
+		if r.TraceID != "" {
+			c.Properties = &junitProperties{List: []junitProperty{{Name: "trace_id", Value: r.TraceID}}}
+			if traceURL != nil {
+				if u := traceURL(r.TraceID); u != "" {
+					c.Properties.List = append(c.Properties.List, junitProperty{Name: "trace_url", Value: u})
+				}
+			}
+		}
 		if r.Outcome != checks.Pass {
 			body := strings.Join(r.Reasons, "\n")
 			for _, a := range r.Artifacts {

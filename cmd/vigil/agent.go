@@ -86,11 +86,14 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	env := newRuntime(cfg)
+	env, err := newRuntime(cfg)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
 	defer env.Close()
 	v, _, _ := buildInfo()
-	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Store: st,
-		Registry: reg, Logger: log, Version: v, BrowserReady: env.browserReady})
+	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Tracing: env.tracing,
+		Store: st, Registry: reg, Logger: log, Version: v, BrowserReady: env.browserReady})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}

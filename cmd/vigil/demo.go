@@ -20,9 +20,13 @@ stand-in for the Slack Web API) gets the evidence, and vigil verifies the rollba
 It needs Chromium (Debian's chromium package); scripts/demo installs it when missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env := newRuntime(configs.Default())
+			env, err := newRuntime(configs.Default()) // tracing from OTEL_* variables, if any
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
 			defer env.Close()
-			err := demo.Run(cmd.Context(), demo.Options{Out: cmd.OutOrStdout(), Deps: env.deps, BrowserReady: env.browserReady, Keep: keep})
+			err = demo.Run(cmd.Context(), demo.Options{Out: cmd.OutOrStdout(), Deps: env.deps, Tracing: env.tracing,
+				BrowserReady: env.browserReady, Keep: keep})
 			if err != nil {
 				return exitWith(exitFailed, err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 	"github.com/vigil-monitor/vigil/report"
 )
 
@@ -100,7 +101,10 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	env := newRuntime(cfg)
+	env, err := newRuntime(cfg)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
 	defer env.Close()
 	all, err := checks.Build(cfg, env.deps)
 	if err != nil {
@@ -154,7 +158,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	sum := report.Summarize(results, time.Since(started))
 
 	if f.junit != "" {
-		if err := writeFile(f.junit, func(w *os.File) error { return report.WriteJUnit(w, results, sum, started) }); err != nil {
+		if err := writeFile(f.junit, func(w *os.File) error { return report.WriteJUnit(w, results, sum, started, env.tracing.TraceURL) }); err != nil {
 			return exitWith(exitUsage, fmt.Errorf("--junit: %w", err))
 		}
 	}
@@ -262,6 +266,7 @@ func writeFile(path string, write func(*os.File) error) error {
 // runtime holds the shared parts checks run with, built once per process.
 type runtimeParts struct {
 	deps    checks.Deps
+	tracing *tracing.Tracing
 	browser *browser.Pool
 	// browserReady reports whether Chromium can start (agent readiness): the pool's Check.
 	browserReady func(ctx context.Context) error
@@ -269,8 +274,14 @@ type runtimeParts struct {
 
 // newRuntime builds the shared parts. The browser pool starts Chromium only when the
 // first browser check runs, so a config without browser checks (or a machine without
-// Chromium) never pays for it.
-func newRuntime(cfg *configs.Config) *runtimeParts {
+// Chromium) never pays for it. Tracing follows the config's tracing block and OTEL_*
+// variables; a bad OTEL_* value is an error here.
+func newRuntime(cfg *configs.Config) (*runtimeParts, error) {
+	v, _, _ := buildInfo()
+	tr, err := tracing.New(context.Background(), cfg.Tracing, tracing.Options{Version: v, Location: cfg.Agent.Location})
+	if err != nil {
+		return nil, err
+	}
 	pool := browser.NewPool(browser.Options{
 		Path:        cfg.Browser.Path,
 		Flags:       cfg.Browser.Flags,
@@ -279,15 +290,22 @@ func newRuntime(cfg *configs.Config) *runtimeParts {
 		// results already say what each check saw.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
+	hc := checks.NewHTTPClient(userAgent())
+	hc.Wrap = tr.Transport
 	return &runtimeParts{
-		deps:         checks.Deps{HTTP: checks.NewHTTPClient(userAgent()), Browser: pool},
+		deps:         checks.Deps{HTTP: hc, Browser: pool, Tracing: tr},
+		tracing:      tr,
 		browser:      pool,
 		browserReady: pool.Check,
-	}
+	}, nil
 }
 
-// Close stops Chromium (if it ran) and drops kept-alive connections.
+// Close stops Chromium (if it ran), drops kept-alive connections and sends the spans not
+// yet exported (for at most 5 seconds).
 func (r *runtimeParts) Close() {
 	r.browser.Close()
 	r.deps.HTTP.CloseIdle()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.tracing.Shutdown(ctx)
 }
