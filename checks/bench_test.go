@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 )
 
 // The HTTP check path against a raw net/http keep-alive loop on the same loopback target.
@@ -129,3 +133,42 @@ func BenchmarkRawHTTP(b *testing.B) {
 	}
 	reportCPU(b, cpu)
 }
+
+// discardSpans is an exporter that drops what it is given: the tracing benchmarks measure
+// making, batching and handing spans over, not a collector.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+// benchTracing runs the same check as a scheduled run would (RunWithRetries), with tracing
+// on (a span per run and per request, traceparent on the wire, spans batched to an
+// exporter) or off. scripts/bench tracing prints their ratio.
+func benchTracing(b *testing.B, on bool) {
+	url := benchTarget(b)
+	hc := checks.NewHTTPClient("vigil-bench")
+	b.Cleanup(hc.CloseIdle)
+	deps := checks.Deps{HTTP: hc}
+	if on {
+		tr, err := tracing.New(context.Background(), configs.Tracing{}, tracing.Options{Exporter: discardSpans{}, Environ: []string{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+		hc.Wrap, deps.Tracing = tr.Transport, tr
+	}
+	c := buildDeps(b, deps, url, `checks: [{name: bench, kind: http, request: {url: "${T}/"}, assert: ["status == 200", "json.status == 'ok'", "duration_ms < 1000"]}]`)["bench"]
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for b.Loop() {
+		if r := checks.RunWithRetries(ctx, c, checks.Input{}, checks.Retry{}); r.Outcome != checks.Pass || (on && r.TraceID == "") {
+			b.Fatalf("%s %v (trace %q)", r.Outcome, r.Reasons, r.TraceID)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+func BenchmarkHTTPCheckTracingOff(b *testing.B) { benchTracing(b, false) }
+func BenchmarkHTTPCheckTracingOn(b *testing.B)  { benchTracing(b, true) }

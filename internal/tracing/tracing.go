@@ -16,8 +16,8 @@ import (
 	"strconv"
 	"strings"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -130,14 +130,47 @@ func (t *Tracing) Tracer(name string) trace.Tracer {
 	return t.provider.Tracer("github.com/vigil-monitor/vigil/" + name)
 }
 
-// Transport wraps base so every request is a client span whose context travels in
-// traceparent/tracestate; with tracing off it returns base unchanged.
+// Transport wraps base so every request is a client span (named by its method, with the
+// semantic-convention attributes) whose context travels in traceparent/tracestate; with
+// tracing off it returns base unchanged. The span covers the round trip up to the
+// response's headers. Its url.full has no user info and no query: those can hold secrets,
+// and spans leave the process.
 func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
 	if !t.On() {
 		return base
 	}
-	return otelhttp.NewTransport(base, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+	return &transport{base: base, tracer: t.provider.Tracer("github.com/vigil-monitor/vigil/probe"), propagator: t.propagator}
+}
+
+type transport struct {
+	base       http.RoundTripper
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+}
+
+func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	u := *r.URL
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLFull(u.String()),
+		semconv.ServerAddress(r.URL.Hostname())}
+	if p, err := strconv.Atoi(r.URL.Port()); err == nil {
+		attrs = append(attrs, semconv.ServerPort(p))
+	}
+	ctx, span := t.tracer.Start(r.Context(), r.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	defer span.End()
+	r = r.Clone(ctx) // a RoundTripper must not change the request it was given
+	t.propagator.Inject(ctx, propagation.HeaderCarrier(r.Header))
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		span.SetAttributes(semconv.ErrorTypeKey.String(fmt.Sprintf("%T", err)))
+		span.SetStatus(codes.Error, err.Error())
+		return resp, err
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, resp.Status)
+	}
+	return resp, nil
 }
 
 // Inject writes ctx's trace context into headers (for requests vigil does not send through
