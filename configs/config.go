@@ -27,6 +27,10 @@ type Config struct {
 	Dir string `koanf:"-"`
 
 	lines map[string]int // key path -> line in File, for errors raised after load
+	// expandedSecrets are ${VAR} values that are credentials by their variable's or key's
+	// name; redactor is built from them and the config's other secrets once loaded.
+	expandedSecrets []string
+	redactor        *Redactor
 }
 
 // Agent configures the long-running process: its listener and its limits.

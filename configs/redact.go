@@ -1,0 +1,548 @@
+package configs
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"net/url"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// This file is vigil's one redaction helper. Everything that leaves a run (results, the
+// store, the API and status page, notifier payloads, logs) passes through a Redactor built
+// from the loaded config, so a credential is masked the same way everywhere:
+//
+//   - by value: every Secret field, every configured header value that is not clearly
+//     harmless (see PlainHeader), every ${VAR} whose variable or key names a credential,
+//     URL passwords and sensitive query, form and JSON values written in the config, and
+//     the values a run learns (a Set-Cookie, a token in a response). Values shorter than
+//     MinSecretLen are masked in their place only: searched for in free text they would
+//     mask ordinary words;
+//   - by place: the password of a URL's user:pass@, the values of query, form and JSON
+//     fields and of headers whose names hold credentials (SensitiveName), and the token
+//     after "Bearer " or "Basic ".
+
+// Masked replaces a credential wherever vigil would show it.
+const Masked = redacted
+
+// MinSecretLen is the shortest value searched for and masked wherever it appears.
+const MinSecretLen = 6
+
+// SensitiveName reports whether a header, query parameter, form field, JSON field or
+// environment variable name usually holds a credential: Authorization, Set-Cookie,
+// X-Auth-Token, access_token, password, client_secret, api_key, sig, ...
+func SensitiveName(name string) bool {
+	n := normName(name)
+	switch n {
+	case "":
+		return false
+	case "auth", "pass", "pwd", "pin", "sig", "key", "sid", "otp", "jwt", "bearer", "apikey":
+		return true
+	}
+	for _, part := range sensitiveParts {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return strings.HasSuffix(n, "auth")
+}
+
+var sensitiveParts = []string{"token", "secret", "passw", "passphrase", "apikey", "accesskey", "privatekey",
+	"secretkey", "signingkey", "routingkey", "authkey", "clientkey", "licensekey", "masterkey", "hmackey",
+	"encryptionkey", "integrationkey", "credential", "cookie", "session", "sessid", "signature", "authorization", "csrf", "xsrf"}
+
+// normName lowercases a name and drops separators: X-Api-Key, x_api_key and XApiKey match.
+func normName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// plainHeaders are the request headers that clearly carry no credential. Any other header a
+// config sets (X-Auth-Token, X-Scope-OrgID, X-Synthetic, ...) is treated as one: its value is
+// masked where it is shown, and a redirect to another host drops it.
+var plainHeaders = map[string]bool{
+	"accept": true, "acceptcharset": true, "acceptencoding": true, "acceptlanguage": true, "cachecontrol": true,
+	"connection": true, "contentencoding": true, "contentlanguage": true, "contentlength": true, "contenttype": true,
+	"dnt": true, "expect": true, "host": true, "ifmatch": true, "ifmodifiedsince": true, "ifnonematch": true,
+	"ifrange": true, "ifunmodifiedsince": true, "origin": true, "pragma": true, "range": true, "te": true,
+	"useragent": true, "xforwardedfor": true, "xforwardedhost": true, "xforwardedproto": true, "xrequestid": true,
+	"xcorrelationid": true, "xrequestedwith": true, "traceparent": true, "tracestate": true, "baggage": true,
+	"upgrade": true, "via": true, "date": true,
+}
+
+// PlainHeader reports whether a configured request header clearly carries no credential.
+func PlainHeader(name string) bool { return plainHeaders[normName(name)] }
+
+// RedactURL masks the password of a URL's user:pass@ and the values of its query parameters
+// whose names hold credentials (access_token, api_key, sig, ...). Text that is not a URL is
+// redacted as free text.
+func RedactURL(raw string) string { return (*Redactor)(nil).String(raw) }
+
+// Redactor masks credentials in text and values. The zero value and nil mask by place only;
+// Config.Redactor adds the config's secret values. It is immutable and safe for concurrent
+// use; With returns a new one that also knows a run's secrets.
+type Redactor struct {
+	secrets []string // every searched form of every secret, longest first
+	rep     *strings.Replacer
+}
+
+// NewRedactor returns a redactor that masks these values (and their URL-, JSON- and
+// HTML-escaped forms) wherever they appear, on top of masking by place. Values shorter than
+// MinSecretLen are ignored.
+func NewRedactor(secrets ...string) *Redactor { return (*Redactor)(nil).With(secrets...) }
+
+// With returns a redactor that also masks secrets.
+func (r *Redactor) With(secrets ...string) *Redactor {
+	seen := map[string]bool{}
+	var list []string
+	add := func(s string) {
+		if len(s) >= MinSecretLen && !seen[s] && s != Masked {
+			seen[s] = true
+			list = append(list, s)
+		}
+	}
+	if r != nil {
+		for _, s := range r.secrets {
+			add(s)
+		}
+	}
+	n := len(list)
+	for _, s := range secrets {
+		if len(s) < MinSecretLen {
+			continue
+		}
+		add(s)
+		add(url.QueryEscape(s))
+		add(url.PathEscape(s))
+		add(html.EscapeString(s))
+		if b, err := json.Marshal(s); err == nil {
+			add(string(b[1 : len(b)-1]))
+		}
+		// JSON inside a JSON string, as a stored body quoted in a transcript line.
+		if b, err := json.Marshal(strings.ReplaceAll(s, `"`, `\"`)); err == nil {
+			add(string(b[1 : len(b)-1]))
+		}
+	}
+	if len(list) == n && r != nil {
+		return r
+	}
+	sort.SliceStable(list, func(i, j int) bool { return len(list[i]) > len(list[j]) })
+	pairs := make([]string, 0, 2*len(list))
+	for _, s := range list {
+		pairs = append(pairs, s, Masked)
+	}
+	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...)}
+}
+
+// Len is how many searched forms of secrets the redactor knows.
+func (r *Redactor) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.secrets)
+}
+
+var (
+	// scheme://user:password@ and scheme://token@
+	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#@\s"'<>]*)@`)
+	// name=value in a query string, a form body or a log line
+	pairRE = regexp.MustCompile(`(^|[?&;,\s"'(\[{])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;,\s"'<>)}\]#]*)`)
+	// "name": " in JSON, also JSON quoted inside a JSON string (\"name\":\"); the value's
+	// end depends on how deep the quoting is (jsonValueEnd)
+	jsonKeyRE = regexp.MustCompile(`\\*"([A-Za-z0-9_.\-]{1,64})\\*"\s*:\s*(\\*)"`)
+	// Name: value at the start of a line (a header dump)
+	headerLineRE = regexp.MustCompile(`(?m)^([<>!\s]*)([A-Za-z][A-Za-z0-9\-]{1,63}):[ \t]*([^\r\n]+)`)
+	// the token after an auth scheme
+	schemeRE = regexp.MustCompile(`\b(Bearer|bearer|BEARER|Basic|basic|BASIC)(\s+)([A-Za-z0-9._~+/\-]{8,}=*)`)
+)
+
+// String masks the credentials in s.
+func (r *Redactor) String(s string) string {
+	if s == "" {
+		return s
+	}
+	if r != nil && r.rep != nil {
+		s = r.rep.Replace(s)
+	}
+	if strings.Contains(s, "@") && strings.Contains(s, "://") {
+		s = userinfoRE.ReplaceAllStringFunc(s, maskUserinfo)
+	}
+	if strings.Contains(s, "=") {
+		s = pairRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := pairRE.FindStringSubmatch(m)
+			if sub[3] == "" || sub[3] == Masked || !SensitiveName(sub[2]) {
+				return m
+			}
+			return sub[1] + sub[2] + "=" + Masked
+		})
+	}
+	if strings.Contains(s, `"`) {
+		s = maskJSONFields(s, nil)
+	}
+	if strings.Contains(s, ":") {
+		s = headerLineRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := headerLineRE.FindStringSubmatch(m)
+			if !SensitiveName(sub[2]) || strings.TrimSpace(sub[3]) == Masked {
+				return m
+			}
+			return sub[1] + sub[2] + ": " + Masked
+		})
+	}
+	if strings.Contains(s, "earer") || strings.Contains(s, "asic") || strings.Contains(s, "EARER") || strings.Contains(s, "ASIC") {
+		s = schemeRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := schemeRE.FindStringSubmatch(m)
+			if !looksLikeToken(sub[3]) {
+				return m // "basic authentication" is English, not a credential
+			}
+			return sub[1] + sub[2] + Masked
+		})
+	}
+	return s
+}
+
+// looksLikeToken: a digit or a punctuation mark of base64 and JWTs, or a long word.
+func looksLikeToken(s string) bool {
+	return len(s) >= 20 || strings.ContainsAny(s, "0123456789._~+/=-")
+}
+
+func maskUserinfo(m string) string {
+	sub := userinfoRE.FindStringSubmatch(m)
+	user, _, hasPass := strings.Cut(sub[2], ":")
+	switch {
+	case sub[2] == "", sub[2] == Masked, strings.HasSuffix(sub[2], ":"+Masked):
+		return m
+	case hasPass:
+		return sub[1] + user + ":" + Masked + "@"
+	}
+	return sub[1] + Masked + "@" // a token as the user name (https://TOKEN@host)
+}
+
+// Bytes masks the credentials in b. Text is redacted as String does; binary data has the
+// secret values replaced byte for byte, so an artifact keeps its size and format.
+func (r *Redactor) Bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	if utf8.Valid(b) && !bytes.ContainsRune(b, 0) {
+		return []byte(r.String(string(b)))
+	}
+	if r == nil {
+		return b
+	}
+	out := b
+	for _, s := range r.secrets {
+		if bytes.Contains(out, []byte(s)) {
+			out = bytes.ReplaceAll(out, []byte(s), []byte(Masked))
+		}
+	}
+	return out
+}
+
+// Value returns a copy of v with credentials masked: strings are redacted as String does,
+// and under a key that names a credential (a Set-Cookie header, a "password" JSON field)
+// every string is masked whole. Numbers and booleans are kept.
+func (r *Redactor) Value(v any) any {
+	switch x := v.(type) {
+	case nil, bool, int, int64, float64:
+		return v
+	case string:
+		return r.String(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if SensitiveName(k) {
+				out[r.String(k)] = maskAll(val)
+			} else {
+				out[r.String(k)] = r.Value(val)
+			}
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]string, len(x))
+		for k, val := range x {
+			if SensitiveName(k) && val != "" {
+				out[r.String(k)] = Masked
+			} else {
+				out[r.String(k)] = r.String(val)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = r.Value(val)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, val := range x {
+			out[i] = r.String(val)
+		}
+		return out
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			k := it.Key().String()
+			if SensitiveName(k) {
+				out[r.String(k)] = maskAll(it.Value().Interface())
+			} else {
+				out[r.String(k)] = r.Value(it.Value().Interface())
+			}
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		if rv.Type().Elem().Kind() == reflect.Uint8 {
+			return v
+		}
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = r.Value(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.String:
+		return r.String(rv.String())
+	case reflect.Pointer, reflect.Struct:
+		// A typed value of a kind: round-trip it through JSON so its fields are redacted too.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return v
+		}
+		var g any
+		if json.Unmarshal(b, &g) != nil {
+			return v
+		}
+		return r.Value(g)
+	}
+	return v
+}
+
+// maskAll masks every string in v, keeping its shape.
+func maskAll(v any) any {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return x
+		}
+		return Masked
+	case nil, bool, int, int64, float64:
+		return v
+	}
+	return (&Redactor{}).maskTree(v)
+}
+
+func (r *Redactor) maskTree(v any) any {
+	g := (*Redactor)(nil).Value(v) // normalise typed maps and slices
+	switch x := g.(type) {
+	case map[string]any:
+		for k, val := range x {
+			x[k] = maskAll(val)
+		}
+		return x
+	case map[string]string:
+		for k, val := range x {
+			if val != "" {
+				x[k] = Masked
+			}
+		}
+		return x
+	case []any:
+		for i, val := range x {
+			x[i] = maskAll(val)
+		}
+		return x
+	case []string:
+		for i, val := range x {
+			if val != "" {
+				x[i] = Masked
+			}
+		}
+		return x
+	case string:
+		return maskAll(x)
+	}
+	return g
+}
+
+// Secrets lists the values the config marks as secret (see the file comment), for a
+// Redactor. It reads Secret fields, credential headers, URLs, bodies and ${VAR} expansions.
+func (c *Config) secretValues() []string {
+	var out []string
+	add := func(s string) {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(path, v.Elem())
+			}
+		case reflect.Struct:
+			if auth, ok := v.Interface().(Auth); ok && auth.Username != "" && auth.Password.IsSet() {
+				add(base64.StdEncoding.EncodeToString([]byte(auth.Username + ":" + auth.Password.Value())))
+			}
+			t := v.Type()
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if !f.IsExported() || f.Tag.Get("koanf") == "-" && f.Type.Kind() != reflect.Pointer {
+					continue
+				}
+				walk(f.Name, v.Field(i))
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(path, v.Index(i))
+			}
+		case reflect.Map:
+			it := v.MapRange()
+			for it.Next() {
+				if path == "Headers" && it.Key().Kind() == reflect.String && it.Value().Kind() == reflect.String {
+					name, val := it.Key().String(), it.Value().String()
+					if !PlainHeader(name) {
+						add(val)
+						if _, tok, ok := strings.Cut(val, " "); ok && (SensitiveName(name) || strings.EqualFold(name, "Authorization")) {
+							add(strings.TrimSpace(tok)) // "Bearer TOKEN": the token alone
+						}
+						if k, v, ok := strings.Cut(val, "="); ok && SensitiveName(name) && k != "" {
+							add(v) // "sid=VALUE": the cookie's value alone
+						}
+					}
+				}
+				walk(path, it.Value())
+			}
+		case reflect.String:
+			s := v.String()
+			if v.Type() == secretType {
+				add(s)
+				return
+			}
+			for _, found := range secretsInText(s) {
+				add(found)
+			}
+		}
+	}
+	walk("", reflect.ValueOf(c).Elem())
+	out = append(out, c.expandedSecrets...)
+	return out
+}
+
+// secretsInText finds the credentials written in a config string: URL passwords (and the
+// basic-auth header they make), and sensitive query, form and JSON values.
+func secretsInText(s string) []string {
+	var out []string
+	if strings.Contains(s, "@") && strings.Contains(s, "://") {
+		for _, m := range userinfoRE.FindAllStringSubmatch(s, -1) {
+			if user, pass, ok := strings.Cut(m[2], ":"); ok && pass != "" {
+				out = append(out, pass)
+				if u, err := url.PathUnescape(user); err == nil {
+					if p, err := url.PathUnescape(pass); err == nil {
+						out = append(out, p, base64.StdEncoding.EncodeToString([]byte(u+":"+p)))
+					}
+				}
+			} else if m[2] != "" {
+				out = append(out, m[2])
+			}
+		}
+	}
+	if strings.Contains(s, "=") {
+		for _, m := range pairRE.FindAllStringSubmatch(s, -1) {
+			if m[3] != "" && SensitiveName(m[2]) {
+				out = append(out, m[3])
+				if u, err := url.QueryUnescape(m[3]); err == nil {
+					out = append(out, u)
+				}
+			}
+		}
+	}
+	if strings.Contains(s, `"`) {
+		maskJSONFields(s, func(v string) { out = append(out, v) })
+	}
+	return out
+}
+
+// maskJSONFields masks the string values of JSON fields whose names hold credentials,
+// also in JSON quoted inside a JSON string; found, when set, receives each value masked.
+func maskJSONFields(s string, found func(string)) string {
+	locs := jsonKeyRE.FindAllStringSubmatchIndex(s, -1)
+	if len(locs) == 0 {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for _, l := range locs {
+		if l[0] < last || !SensitiveName(s[l[2]:l[3]]) {
+			continue
+		}
+		start := l[1]
+		end := jsonValueEnd(s, start, l[5]-l[4])
+		val := s[start:end]
+		if val == "" || val == Masked {
+			continue
+		}
+		if found != nil {
+			found(val)
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(Masked)
+		last = end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// jsonValueEnd finds where a JSON string value that starts at i ends: at the first quote
+// preceded by exactly depth backslashes (a quote inside the value has more), or at the end
+// of s when the text was cut.
+func jsonValueEnd(s string, i, depth int) int {
+	for j := i; j < len(s); j++ {
+		if s[j] != '"' {
+			continue
+		}
+		k := j
+		for k > i && s[k-1] == '\\' {
+			k--
+		}
+		n := j - k
+		if (depth == 0 && n%2 == 0) || (depth > 0 && n == depth) {
+			return k
+		}
+	}
+	return len(s)
+}
+
+// Redactor returns the redactor of this config's secrets.
+func (c *Config) Redactor() *Redactor {
+	if c == nil {
+		return nil
+	}
+	if c.redactor != nil {
+		return c.redactor
+	}
+	return NewRedactor(c.secretValues()...)
+}
