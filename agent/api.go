@@ -66,7 +66,7 @@ func (a *Agent) Handler() http.Handler {
 	page("GET /deploys/{id}", a.deployPage)
 	page("GET /runs/{id}", a.runPage)
 	page("GET /runs/{id}/artifacts/{name}", a.artifact)
-	return securityHeaders(mux)
+	return securityHeaders(a.redactOutput(mux))
 }
 
 func securityHeaders(next http.Handler) http.Handler {

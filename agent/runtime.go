@@ -25,6 +25,8 @@ type Runtime struct {
 	// Maintenance holds the config's maintenance windows, parsed.
 	Maintenance *alerting.Maintenance
 	Loaded      time.Time
+	// Redactor masks the config's secrets wherever the agent shows or sends something.
+	Redactor *configs.Redactor
 }
 
 // BuildRuntime compiles cfg's checks and builds its notifiers.
@@ -34,7 +36,7 @@ func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options,
 		return nil, err
 	}
 	rt := &Runtime{Config: cfg, Checks: make(map[string]*checks.Check, len(list)), Order: list, Loaded: now,
-		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}}
+		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}, Redactor: cfg.Redactor()}
 	for _, c := range list {
 		rt.Checks[c.Name] = c
 	}

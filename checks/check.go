@@ -164,6 +164,8 @@ type Check struct {
 
 	prober  Prober
 	asserts []*Assertion
+	// redact masks the config's secrets in what leaves a run (seal).
+	redact *configs.Redactor
 }
 
 // Assertions returns the compiled assertions, defaults included.
@@ -202,13 +204,14 @@ func (c *Check) UsesBaseline() bool {
 }
 
 // Run runs the check once within its timeout. It never returns nil and never outlives
-// ctx or the timeout by more than the prober's cleanup.
+// ctx or the timeout by more than the prober's cleanup. The result is sealed: redacted and
+// bounded, ready to be stored, shown and sent (see seal).
 func (c *Check) Run(ctx context.Context, in Input) *Result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
-	run := &Run{Input: in, Vars: map[string]any{}, Transcript: NewTranscript()}
+	run := &Run{Input: in, Vars: map[string]any{}, Transcript: newRunTranscript(c.redact)}
 	err := c.probe(ctx, run)
 	elapsed := time.Since(start)
 	if _, set := run.Vars["duration_ms"]; !set {
@@ -216,24 +219,24 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	}
 	res := &Result{
 		Check: c.Name, Kind: c.Kind, Vars: run.Vars, Started: start, Duration: elapsed, Attempts: 1,
-		Transcript: run.Transcript.Lines(), Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
+		Artifacts: run.Artifacts, Deploy: in.Deploy, TraceID: run.TraceID,
 	}
 	var inc *inconclusiveError
 	switch {
 	case errors.As(err, &inc):
 		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
-		return res
 	case err != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
 		res.Outcome, res.Reasons = Error, []string{err.Error()}
-		return res
+	default:
+		res.Outcome, res.Reasons = c.judge(run)
+		if res.Outcome == Fail {
+			res.Halt = run.halt
+		}
 	}
-	res.Outcome, res.Reasons = c.judge(run)
-	if res.Outcome == Fail {
-		res.Halt = run.halt
-	}
+	c.seal(res, run.Transcript)
 	return res
 }
 
@@ -264,7 +267,7 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 			noBaseline = append(noBaseline, a.Source)
 			continue
 		}
-		if ok, why := a.Eval(env, run.details); !ok {
+		if ok, why := a.eval(env, run.details, run.Transcript.Redactor()); !ok {
 			reasons = append(reasons, why)
 		}
 	}

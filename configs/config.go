@@ -198,6 +198,10 @@ type Auth struct {
 // HTTPSpec is the http kind: one request, assertions over the response.
 type HTTPSpec struct {
 	Request Request `koanf:"request"`
+	// StoreBody keeps the response body in stored results: an excerpt of every run, and
+	// the body itself (up to a cap) as evidence of a failing run. Off by default: bodies
+	// can hold personal data and tokens, and they are what made stores grow.
+	StoreBody bool `koanf:"store_body"`
 }
 
 // ScriptSpec is the script kind: an ordered API journey.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/url"
 	"reflect"
@@ -148,6 +149,15 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...)}
 }
 
+// Margin is how much text past a cut must be redacted with what comes before it, so that
+// the cut never splits a secret (or a "name": "value" pair) and shows its start.
+func (r *Redactor) Margin() int {
+	if r == nil || len(r.secrets) == 0 {
+		return 128
+	}
+	return 128 + len(r.secrets[0])
+}
+
 // Len is how many searched forms of secrets the redactor knows.
 func (r *Redactor) Len() int {
 	if r == nil {
@@ -252,136 +262,83 @@ func (r *Redactor) Bytes(b []byte) []byte {
 	return out
 }
 
-// Value returns a copy of v with credentials masked: strings are redacted as String does,
-// and under a key that names a credential (a Set-Cookie header, a "password" JSON field)
-// every string is masked whole. Numbers and booleans are kept.
+// Value returns a copy of v, of the same type, with credentials masked: strings are
+// redacted as String does (map keys too: a fleet's instances are keyed by URL), and under a
+// key that names a credential (a Set-Cookie header, a "password" JSON field) every string
+// is masked whole. Numbers and booleans are kept.
 func (r *Redactor) Value(v any) any {
-	switch x := v.(type) {
-	case nil, bool, int, int64, float64:
-		return v
-	case string:
-		return r.String(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, val := range x {
-			if SensitiveName(k) {
-				out[r.String(k)] = maskAll(val)
-			} else {
-				out[r.String(k)] = r.Value(val)
-			}
-		}
-		return out
-	case map[string]string:
-		out := make(map[string]string, len(x))
-		for k, val := range x {
-			if SensitiveName(k) && val != "" {
-				out[r.String(k)] = Masked
-			} else {
-				out[r.String(k)] = r.String(val)
-			}
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = r.Value(val)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, val := range x {
-			out[i] = r.String(val)
-		}
-		return out
+	if v == nil {
+		return nil
 	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Map:
-		if rv.Type().Key().Kind() != reflect.String {
+	return r.value(reflect.ValueOf(v), false).Interface()
+}
+
+func (r *Redactor) value(v reflect.Value, masked bool) reflect.Value {
+	switch v.Kind() {
+	case reflect.String:
+		s := v.String()
+		switch {
+		case masked && s != "":
+			s = Masked
+		case !masked:
+			s = r.String(s)
+		}
+		return reflect.ValueOf(s).Convert(v.Type())
+	case reflect.Interface:
+		if v.IsNil() {
 			return v
 		}
-		out := make(map[string]any, rv.Len())
-		it := rv.MapRange()
+		out := reflect.New(v.Type()).Elem()
+		out.Set(r.value(v.Elem(), masked))
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		it := v.MapRange()
 		for it.Next() {
-			k := it.Key().String()
-			if SensitiveName(k) {
-				out[r.String(k)] = maskAll(it.Value().Interface())
-			} else {
-				out[r.String(k)] = r.Value(it.Value().Interface())
+			k, m := it.Key(), masked
+			if k.Kind() == reflect.String {
+				m = m || SensitiveName(k.String())
+				k = r.value(k, false)
+			}
+			out.SetMapIndex(k, r.value(it.Value(), m))
+		}
+		return out
+	case reflect.Slice:
+		if v.IsNil() || v.Type().Elem().Kind() == reflect.Uint8 {
+			return v
+		}
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			out.Index(i).Set(r.value(v.Index(i), masked))
+		}
+		return out
+	case reflect.Array:
+		out := reflect.New(v.Type()).Elem()
+		for i := range v.Len() {
+			out.Index(i).Set(r.value(v.Index(i), masked))
+		}
+		return out
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(v.Type().Elem())
+		out.Elem().Set(r.value(v.Elem(), masked))
+		return out
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i := range v.NumField() {
+			if f := out.Field(i); f.CanSet() {
+				f.Set(r.value(v.Field(i), masked || SensitiveName(v.Type().Field(i).Name)))
 			}
 		}
 		return out
-	case reflect.Slice, reflect.Array:
-		if rv.Type().Elem().Kind() == reflect.Uint8 {
-			return v
-		}
-		out := make([]any, rv.Len())
-		for i := range out {
-			out[i] = r.Value(rv.Index(i).Interface())
-		}
-		return out
-	case reflect.String:
-		return r.String(rv.String())
-	case reflect.Pointer, reflect.Struct:
-		// A typed value of a kind: round-trip it through JSON so its fields are redacted too.
-		b, err := json.Marshal(v)
-		if err != nil {
-			return v
-		}
-		var g any
-		if json.Unmarshal(b, &g) != nil {
-			return v
-		}
-		return r.Value(g)
 	}
 	return v
-}
-
-// maskAll masks every string in v, keeping its shape.
-func maskAll(v any) any {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return x
-		}
-		return Masked
-	case nil, bool, int, int64, float64:
-		return v
-	}
-	return (&Redactor{}).maskTree(v)
-}
-
-func (r *Redactor) maskTree(v any) any {
-	g := (*Redactor)(nil).Value(v) // normalise typed maps and slices
-	switch x := g.(type) {
-	case map[string]any:
-		for k, val := range x {
-			x[k] = maskAll(val)
-		}
-		return x
-	case map[string]string:
-		for k, val := range x {
-			if val != "" {
-				x[k] = Masked
-			}
-		}
-		return x
-	case []any:
-		for i, val := range x {
-			x[i] = maskAll(val)
-		}
-		return x
-	case []string:
-		for i, val := range x {
-			if val != "" {
-				x[i] = Masked
-			}
-		}
-		return x
-	case string:
-		return maskAll(x)
-	}
-	return g
 }
 
 // Secrets lists the values the config marks as secret (see the file comment), for a
@@ -439,7 +396,7 @@ func (c *Config) secretValues() []string {
 				add(s)
 				return
 			}
-			for _, found := range secretsInText(s) {
+			for _, found := range SecretsInText(s) {
 				add(found)
 			}
 		}
@@ -449,9 +406,9 @@ func (c *Config) secretValues() []string {
 	return out
 }
 
-// secretsInText finds the credentials written in a config string: URL passwords (and the
+// SecretsInText finds the credentials written in a string: URL passwords (and the
 // basic-auth header they make), and sensitive query, form and JSON values.
-func secretsInText(s string) []string {
+func SecretsInText(s string) []string {
 	var out []string
 	if strings.Contains(s, "@") && strings.Contains(s, "://") {
 		for _, m := range userinfoRE.FindAllStringSubmatch(s, -1) {
@@ -534,6 +491,82 @@ func jsonValueEnd(s string, i, depth int) int {
 		}
 	}
 	return len(s)
+}
+
+// SensitiveValues collects the strings held under names that hold credentials in v (a
+// decoded JSON answer, a header map): what a run learns it must mask from then on.
+func SensitiveValues(v any) []string {
+	var out []string
+	var walk func(v any, under bool)
+	walk = func(v any, under bool) {
+		switch x := v.(type) {
+		case string:
+			if under {
+				out = append(out, x)
+			}
+		case map[string]any:
+			for k, val := range x {
+				walk(val, under || SensitiveName(k))
+			}
+		case []any:
+			for _, val := range x {
+				walk(val, under)
+			}
+		default:
+			rv := reflect.ValueOf(v)
+			switch rv.Kind() {
+			case reflect.Map:
+				if rv.Type().Key().Kind() != reflect.String {
+					return
+				}
+				it := rv.MapRange()
+				for it.Next() {
+					walk(it.Value().Interface(), under || SensitiveName(it.Key().String()))
+				}
+			case reflect.Slice:
+				if rv.Type().Elem().Kind() == reflect.Uint8 {
+					return
+				}
+				for i := range rv.Len() {
+					walk(rv.Index(i).Interface(), under)
+				}
+			case reflect.String:
+				if under {
+					out = append(out, rv.String())
+				}
+			}
+		}
+	}
+	walk(v, false)
+	return out
+}
+
+// Clip shortens s to at most n bytes on a rune boundary, saying how long it was.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:runeCut(s, n)] + fmt.Sprintf("...(%d bytes)", len(s))
+}
+
+// runeCut is the largest rune boundary of s at or before n.
+func runeCut(s string, n int) int {
+	cut := min(max(n, 0), len(s))
+	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return cut
+}
+
+// Excerpt is s redacted and clipped to n bytes. It redacts before the final cut, so the cut
+// never leaves the start of a secret showing.
+func (r *Redactor) Excerpt(s string, n int) string {
+	whole := len(s)
+	s = r.String(s[:runeCut(s, n+r.Margin())])
+	if whole <= n && len(s) <= n {
+		return s
+	}
+	return s[:runeCut(s, n)] + fmt.Sprintf("...(%d bytes)", whole)
 }
 
 // Redactor returns the redactor of this config's secrets.
