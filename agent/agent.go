@@ -116,7 +116,7 @@ func New(opts Options) (*Agent, error) {
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
-	a.writer = newRunWriter(a.store, a.log)
+	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(a.Runtime().Config.Store.MaxSize) })
 	return a, nil
 }
 
@@ -299,22 +299,47 @@ func (a *Agent) loadLatest(ctx context.Context) {
 	}
 }
 
+// purgeLoop bounds the store by age (store.retention, hourly) and by size
+// (store.max_size: every minute, and whenever the runs written since the last look add up
+// to a twentieth of it).
 func (a *Agent) purgeLoop(ctx context.Context) {
+	var aged time.Time
 	for {
-		retention := a.Runtime().Config.Store.Retention
-		n, err := a.store.Purge(ctx, a.clock.Now().Add(-retention))
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("purging old history failed", "error", err)
-		} else if n > 0 {
-			a.log.Info("purged history past retention", "rows", n, "retention", retention)
+		cfg := a.Runtime().Config.Store
+		if now := a.clock.Now(); now.Sub(aged) >= time.Hour {
+			aged = now
+			n, err := a.store.Purge(ctx, now.Add(-cfg.Retention))
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("purging old history failed", "error", err)
+			} else if n > 0 {
+				a.log.Info("purged history past retention", "rows", n, "retention", cfg.Retention)
+			}
 		}
-		t := a.clock.NewTimer(time.Hour)
+		a.purgeToSize(ctx, cfg.MaxSize)
+		t := a.clock.NewTimer(time.Minute)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
+		case <-a.writer.grown:
+			t.Stop()
 		}
+	}
+}
+
+func (a *Agent) purgeToSize(ctx context.Context, max configs.ByteSize) {
+	n, size, err := a.store.PurgeToSize(ctx, int64(max))
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("keeping the store under store.max_size failed", "max_size", max, "error", err)
+		}
+		return
+	}
+	a.metrics.storeBytes.Set(float64(size))
+	if n > 0 {
+		a.log.Info("the store reached store.max_size: deleted the oldest history", "rows", n,
+			"size", configs.ByteSize(size), "max_size", max)
 	}
 }
 
@@ -346,10 +371,15 @@ type runWriter struct {
 	mu    sync.Mutex
 	buf   []*store.Run
 	kick  chan struct{}
+	// grown wakes the purge loop when the runs written since its last look add up to
+	// a twentieth of maxSize.
+	grown   chan struct{}
+	maxSize func() int64
+	written int64
 }
 
-func newRunWriter(s *store.SQLite, log *slog.Logger) *runWriter {
-	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1)}
+func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
 }
 
 func (w *runWriter) add(r *store.Run) {
@@ -389,5 +419,33 @@ func (w *runWriter) flush(ctx context.Context) {
 	}
 	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
 		w.log.Error("saving runs failed", "runs", len(batch), "error", err)
+		return
 	}
+	w.mu.Lock()
+	for _, r := range batch {
+		w.written += approxSize(r)
+	}
+	full := w.written >= w.maxSize()/20
+	if full {
+		w.written = 0
+	}
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.grown <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// approxSize is about what a run takes in the store: its evidence, transcript and a row.
+func approxSize(r *store.Run) int64 {
+	n := int64(1 << 10)
+	for _, a := range r.Artifacts {
+		n += int64(len(a.Data))
+	}
+	for _, l := range r.Transcript {
+		n += int64(len(l))
+	}
+	return n
 }

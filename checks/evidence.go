@@ -31,8 +31,7 @@ func (c *Check) seal(res *Result, t *Transcript) {
 	if c.Config != nil && c.Config.HTTP != nil {
 		keepBody(res, c.Config.HTTP.StoreBody, red)
 	}
-	res.Vars, _ = red.Value(clipTree(res.Vars, BodyExcerpt+red.Margin())).(map[string]any)
-	res.Vars, _ = clipTree(res.Vars, BodyExcerpt).(map[string]any)
+	res.Vars, _ = red.Excerpts(res.Vars, BodyExcerpt).(map[string]any)
 	for i, reason := range res.Reasons {
 		res.Reasons[i] = red.Excerpt(reason, BodyExcerpt)
 	}
@@ -97,44 +96,4 @@ func cutAt(s string, n int) int {
 		n--
 	}
 	return n
-}
-
-// clipTree returns a copy of v with every string longer than n cut (a script's extracted
-// page, a browser's error with its stack), so no variable can grow a result without bound.
-func clipTree(v any, n int) any {
-	switch x := v.(type) {
-	case string:
-		if len(x) > n {
-			if isBinary(x) {
-				return fmt.Sprintf("(%d bytes of binary data: not kept)", len(x))
-			}
-			return configs.Clip(x, n)
-		}
-		return x
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, val := range x {
-			out[k] = clipTree(val, n)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = clipTree(val, n)
-		}
-		return out
-	case []string:
-		out := make([]string, len(x))
-		for i, val := range x {
-			out[i] = clipTree(val, n).(string)
-		}
-		return out
-	case map[string]string:
-		out := make(map[string]string, len(x))
-		for k, val := range x {
-			out[k] = clipTree(val, n).(string)
-		}
-		return out
-	}
-	return v
 }

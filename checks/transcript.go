@@ -20,6 +20,9 @@ type Transcript struct {
 	size    int
 	dropped int
 	red     *configs.Redactor
+	// redacted is how many of lines were redacted with red as it is now; lines after it
+	// were printed before the run learned a secret, and Lines redacts them again.
+	redacted int
 }
 
 const (
@@ -42,7 +45,9 @@ func (t *Transcript) Mask(values ...string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.red = t.red.With(values...)
+	if red := t.red.With(values...); red != t.red {
+		t.red, t.redacted = red, 0
+	}
 }
 
 // Redactor is the run's redactor as it stands: the config's secrets and what the run
@@ -60,12 +65,16 @@ func (t *Transcript) Excerpt(s string, n int) string {
 
 // Printf adds one line.
 func (t *Transcript) Printf(format string, args ...any) {
-	line := Trim(t.Redactor().String(fmt.Sprintf(format, args...)), transcriptLineMax)
+	red := t.Redactor()
+	line := Trim(red.String(fmt.Sprintf(format, args...)), transcriptLineMax)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.size+len(line) > transcriptMaxBytes {
 		t.dropped++
 		return
+	}
+	if red == t.red && t.redacted == len(t.lines) {
+		t.redacted++
 	}
 	t.lines = append(t.lines, line)
 	t.size += len(line)
@@ -77,7 +86,10 @@ func (t *Transcript) Lines() []string {
 	defer t.mu.Unlock()
 	out := make([]string, len(t.lines), len(t.lines)+1)
 	for i, l := range t.lines {
-		out[i] = t.red.String(l)
+		if i >= t.redacted {
+			l = t.red.String(l)
+		}
+		out[i] = l
 	}
 	if t.dropped > 0 {
 		out = append(out, fmt.Sprintf("... %d more lines not kept", t.dropped))

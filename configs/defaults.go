@@ -23,6 +23,9 @@ func (c *Config) applyDefaults() {
 		c.Store.DSN = filepath.Join(c.Dir, c.Store.DSN)
 	}
 	setDur(&c.Store.Retention, DefaultRetention)
+	if c.Store.MaxSize == 0 {
+		c.Store.MaxSize = DefaultMaxSize
+	}
 	if c.Tracing.SampleRatio == 0 {
 		c.Tracing.SampleRatio = 1
 	}

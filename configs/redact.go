@@ -8,7 +8,6 @@ import (
 	"html"
 	"net/url"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -38,38 +37,50 @@ const MinSecretLen = 6
 // environment variable name usually holds a credential: Authorization, Set-Cookie,
 // X-Auth-Token, access_token, password, client_secret, api_key, sig, ...
 func SensitiveName(name string) bool {
-	n := normName(name)
-	switch n {
+	var buf [64]byte
+	n := normInto(buf[:0], name)
+	switch string(n) {
 	case "":
 		return false
 	case "auth", "pass", "pwd", "pin", "sig", "key", "sid", "otp", "jwt", "bearer", "apikey":
 		return true
 	}
-	for _, part := range sensitiveParts {
-		if strings.Contains(n, part) {
-			return true
+	for i, c := range n {
+		for _, part := range sensitiveParts[c] {
+			if bytes.HasPrefix(n[i:], part) {
+				return true
+			}
 		}
 	}
-	return strings.HasSuffix(n, "auth")
+	return bytes.HasSuffix(n, []byte("auth"))
 }
 
-var sensitiveParts = []string{"token", "secret", "passw", "passphrase", "apikey", "accesskey", "privatekey",
-	"secretkey", "signingkey", "routingkey", "authkey", "clientkey", "licensekey", "masterkey", "hmackey",
-	"encryptionkey", "integrationkey", "credential", "cookie", "session", "sessid", "signature", "authorization", "csrf", "xsrf"}
+// sensitiveParts are the words that make a name sensitive wherever they appear in it,
+// by their first letter (one pass over the name instead of one search per word).
+var sensitiveParts = func() (out [256][][]byte) {
+	for _, p := range []string{"token", "secret", "passw", "apikey", "accesskey", "privatekey",
+		"signingkey", "routingkey", "authkey", "clientkey", "licensekey", "masterkey", "hmackey",
+		"encryptionkey", "integrationkey", "credential", "cookie", "session", "sessid", "signature", "authorization",
+		"csrf", "xsrf"} {
+		out[p[0]] = append(out[p[0]], []byte(p))
+	}
+	return out
+}()
 
 // normName lowercases a name and drops separators: X-Api-Key, x_api_key and XApiKey match.
-func normName(name string) string {
-	var b strings.Builder
+func normName(name string) string { return string(normInto(nil, name)) }
+
+func normInto(dst []byte, name string) []byte {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch {
 		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
+			dst = append(dst, c+'a'-'A')
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
 	}
-	return b.String()
+	return dst
 }
 
 // plainHeaders are the request headers that clearly carry no credential. Any other header a
@@ -166,81 +177,6 @@ func (r *Redactor) Len() int {
 	return len(r.secrets)
 }
 
-var (
-	// scheme://user:password@ and scheme://token@
-	userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#@\s"'<>]*)@`)
-	// name=value in a query string, a form body or a log line
-	pairRE = regexp.MustCompile(`(^|[?&;,\s"'(\[{])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;,\s"'<>)}\]#]*)`)
-	// "name": " in JSON, also JSON quoted inside a JSON string (\"name\":\"); the value's
-	// end depends on how deep the quoting is (jsonValueEnd)
-	jsonKeyRE = regexp.MustCompile(`\\*"([A-Za-z0-9_.\-]{1,64})\\*"\s*:\s*(\\*)"`)
-	// Name: value at the start of a line (a header dump)
-	headerLineRE = regexp.MustCompile(`(?m)^([<>!\s]*)([A-Za-z][A-Za-z0-9\-]{1,63}):[ \t]*([^\r\n]+)`)
-	// the token after an auth scheme
-	schemeRE = regexp.MustCompile(`\b(Bearer|bearer|BEARER|Basic|basic|BASIC)(\s+)([A-Za-z0-9._~+/\-]{8,}=*)`)
-)
-
-// String masks the credentials in s.
-func (r *Redactor) String(s string) string {
-	if s == "" {
-		return s
-	}
-	if r != nil && r.rep != nil {
-		s = r.rep.Replace(s)
-	}
-	if strings.Contains(s, "@") && strings.Contains(s, "://") {
-		s = userinfoRE.ReplaceAllStringFunc(s, maskUserinfo)
-	}
-	if strings.Contains(s, "=") {
-		s = pairRE.ReplaceAllStringFunc(s, func(m string) string {
-			sub := pairRE.FindStringSubmatch(m)
-			if sub[3] == "" || sub[3] == Masked || !SensitiveName(sub[2]) {
-				return m
-			}
-			return sub[1] + sub[2] + "=" + Masked
-		})
-	}
-	if strings.Contains(s, `"`) {
-		s = maskJSONFields(s, nil)
-	}
-	if strings.Contains(s, ":") {
-		s = headerLineRE.ReplaceAllStringFunc(s, func(m string) string {
-			sub := headerLineRE.FindStringSubmatch(m)
-			if !SensitiveName(sub[2]) || strings.TrimSpace(sub[3]) == Masked {
-				return m
-			}
-			return sub[1] + sub[2] + ": " + Masked
-		})
-	}
-	if strings.Contains(s, "earer") || strings.Contains(s, "asic") || strings.Contains(s, "EARER") || strings.Contains(s, "ASIC") {
-		s = schemeRE.ReplaceAllStringFunc(s, func(m string) string {
-			sub := schemeRE.FindStringSubmatch(m)
-			if !looksLikeToken(sub[3]) {
-				return m // "basic authentication" is English, not a credential
-			}
-			return sub[1] + sub[2] + Masked
-		})
-	}
-	return s
-}
-
-// looksLikeToken: a digit or a punctuation mark of base64 and JWTs, or a long word.
-func looksLikeToken(s string) bool {
-	return len(s) >= 20 || strings.ContainsAny(s, "0123456789._~+/=-")
-}
-
-func maskUserinfo(m string) string {
-	sub := userinfoRE.FindStringSubmatch(m)
-	user, _, hasPass := strings.Cut(sub[2], ":")
-	switch {
-	case sub[2] == "", sub[2] == Masked, strings.HasSuffix(sub[2], ":"+Masked):
-		return m
-	case hasPass:
-		return sub[1] + user + ":" + Masked + "@"
-	}
-	return sub[1] + Masked + "@" // a token as the user name (https://TOKEN@host)
-}
-
 // Bytes masks the credentials in b. Text is redacted as String does; binary data has the
 // secret values replaced byte for byte, so an artifact keeps its size and format.
 func (r *Redactor) Bytes(b []byte) []byte {
@@ -266,30 +202,70 @@ func (r *Redactor) Bytes(b []byte) []byte {
 // redacted as String does (map keys too: a fleet's instances are keyed by URL), and under a
 // key that names a credential (a Set-Cookie header, a "password" JSON field) every string
 // is masked whole. Numbers and booleans are kept.
-func (r *Redactor) Value(v any) any {
-	if v == nil {
-		return nil
+func (r *Redactor) Value(v any) any { return r.walk(v, false, 0) }
+
+// Excerpts is Value with every string also cut to n bytes, as Excerpt cuts: what a stored
+// result keeps of its variables.
+func (r *Redactor) Excerpts(v any, n int) any { return r.walk(v, false, n) }
+
+func (r *Redactor) str(s string, masked bool, n int) string {
+	switch {
+	case masked:
+		if s != "" {
+			return Masked
+		}
+		return s
+	case n > 0:
+		return r.Excerpt(s, n)
 	}
-	return r.value(reflect.ValueOf(v), false).Interface()
+	return r.String(s)
 }
 
-func (r *Redactor) value(v reflect.Value, masked bool) reflect.Value {
+// walk handles the types results hold without reflection; value handles the rest.
+func (r *Redactor) walk(v any, masked bool, n int) any {
+	switch x := v.(type) {
+	case nil, bool, int, int64, float64:
+		return v
+	case string:
+		return r.str(x, masked, n)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[r.String(k)] = r.walk(e, masked || SensitiveName(k), n)
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]string, len(x))
+		for k, e := range x {
+			out[r.String(k)] = r.str(e, masked || SensitiveName(k), n)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.walk(e, masked, n)
+		}
+		return out
+	case []string:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = r.str(e, masked, n)
+		}
+		return out
+	}
+	return r.value(reflect.ValueOf(v), masked, n).Interface()
+}
+
+func (r *Redactor) value(v reflect.Value, masked bool, n int) reflect.Value {
 	switch v.Kind() {
 	case reflect.String:
-		s := v.String()
-		switch {
-		case masked && s != "":
-			s = Masked
-		case !masked:
-			s = r.String(s)
-		}
-		return reflect.ValueOf(s).Convert(v.Type())
+		return reflect.ValueOf(r.str(v.String(), masked, n)).Convert(v.Type())
 	case reflect.Interface:
 		if v.IsNil() {
 			return v
 		}
 		out := reflect.New(v.Type()).Elem()
-		out.Set(r.value(v.Elem(), masked))
+		out.Set(reflect.ValueOf(r.walk(v.Elem().Interface(), masked, n)))
 		return out
 	case reflect.Map:
 		if v.IsNil() {
@@ -301,9 +277,9 @@ func (r *Redactor) value(v reflect.Value, masked bool) reflect.Value {
 			k, m := it.Key(), masked
 			if k.Kind() == reflect.String {
 				m = m || SensitiveName(k.String())
-				k = r.value(k, false)
+				k = reflect.ValueOf(r.String(k.String())).Convert(k.Type())
 			}
-			out.SetMapIndex(k, r.value(it.Value(), m))
+			out.SetMapIndex(k, r.value(it.Value(), m, n))
 		}
 		return out
 	case reflect.Slice:
@@ -312,13 +288,13 @@ func (r *Redactor) value(v reflect.Value, masked bool) reflect.Value {
 		}
 		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
 		for i := range v.Len() {
-			out.Index(i).Set(r.value(v.Index(i), masked))
+			out.Index(i).Set(r.value(v.Index(i), masked, n))
 		}
 		return out
 	case reflect.Array:
 		out := reflect.New(v.Type()).Elem()
 		for i := range v.Len() {
-			out.Index(i).Set(r.value(v.Index(i), masked))
+			out.Index(i).Set(r.value(v.Index(i), masked, n))
 		}
 		return out
 	case reflect.Pointer:
@@ -326,14 +302,14 @@ func (r *Redactor) value(v reflect.Value, masked bool) reflect.Value {
 			return v
 		}
 		out := reflect.New(v.Type().Elem())
-		out.Elem().Set(r.value(v.Elem(), masked))
+		out.Elem().Set(r.value(v.Elem(), masked, n))
 		return out
 	case reflect.Struct:
 		out := reflect.New(v.Type()).Elem()
 		out.Set(v)
 		for i := range v.NumField() {
 			if f := out.Field(i); f.CanSet() {
-				f.Set(r.value(v.Field(i), masked || SensitiveName(v.Type().Field(i).Name)))
+				f.Set(r.value(v.Field(i), masked || SensitiveName(v.Type().Field(i).Name), n))
 			}
 		}
 		return out
@@ -406,91 +382,12 @@ func (c *Config) secretValues() []string {
 	return out
 }
 
-// SecretsInText finds the credentials written in a string: URL passwords (and the
-// basic-auth header they make), and sensitive query, form and JSON values.
+// SecretsInText finds the credentials written in a string by their place: URL passwords
+// (and the basic-auth header they make), and sensitive query, form and JSON values.
 func SecretsInText(s string) []string {
 	var out []string
-	if strings.Contains(s, "@") && strings.Contains(s, "://") {
-		for _, m := range userinfoRE.FindAllStringSubmatch(s, -1) {
-			if user, pass, ok := strings.Cut(m[2], ":"); ok && pass != "" {
-				out = append(out, pass)
-				if u, err := url.PathUnescape(user); err == nil {
-					if p, err := url.PathUnescape(pass); err == nil {
-						out = append(out, p, base64.StdEncoding.EncodeToString([]byte(u+":"+p)))
-					}
-				}
-			} else if m[2] != "" {
-				out = append(out, m[2])
-			}
-		}
-	}
-	if strings.Contains(s, "=") {
-		for _, m := range pairRE.FindAllStringSubmatch(s, -1) {
-			if m[3] != "" && SensitiveName(m[2]) {
-				out = append(out, m[3])
-				if u, err := url.QueryUnescape(m[3]); err == nil {
-					out = append(out, u)
-				}
-			}
-		}
-	}
-	if strings.Contains(s, `"`) {
-		maskJSONFields(s, func(v string) { out = append(out, v) })
-	}
+	maskPlaces(s, func(v string) { out = append(out, v) })
 	return out
-}
-
-// maskJSONFields masks the string values of JSON fields whose names hold credentials,
-// also in JSON quoted inside a JSON string; found, when set, receives each value masked.
-func maskJSONFields(s string, found func(string)) string {
-	locs := jsonKeyRE.FindAllStringSubmatchIndex(s, -1)
-	if len(locs) == 0 {
-		return s
-	}
-	var b strings.Builder
-	last := 0
-	for _, l := range locs {
-		if l[0] < last || !SensitiveName(s[l[2]:l[3]]) {
-			continue
-		}
-		start := l[1]
-		end := jsonValueEnd(s, start, l[5]-l[4])
-		val := s[start:end]
-		if val == "" || val == Masked {
-			continue
-		}
-		if found != nil {
-			found(val)
-		}
-		b.WriteString(s[last:start])
-		b.WriteString(Masked)
-		last = end
-	}
-	if last == 0 {
-		return s
-	}
-	b.WriteString(s[last:])
-	return b.String()
-}
-
-// jsonValueEnd finds where a JSON string value that starts at i ends: at the first quote
-// preceded by exactly depth backslashes (a quote inside the value has more), or at the end
-// of s when the text was cut.
-func jsonValueEnd(s string, i, depth int) int {
-	for j := i; j < len(s); j++ {
-		if s[j] != '"' {
-			continue
-		}
-		k := j
-		for k > i && s[k-1] == '\\' {
-			k--
-		}
-		n := j - k
-		if (depth == 0 && n%2 == 0) || (depth > 0 && n == depth) {
-			return k
-		}
-	}
-	return len(s)
 }
 
 // SensitiveValues collects the strings held under names that hold credentials in v (a

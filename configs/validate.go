@@ -75,6 +75,9 @@ func (v *validator) store() {
 	if s.Driver != "sqlite" {
 		v.errf("store.driver", `use "sqlite"`, "unsupported driver %q", s.Driver)
 	}
+	if s.MaxSize < MinMaxSize {
+		v.errf("store.max_size", "use at least 1MiB, e.g. 1GB", "%s is too small to keep a day of history", s.MaxSize)
+	}
 	if s.Retention < time.Hour {
 		v.errf("store.retention", "keep at least 1h of history, e.g. 168h", "%s is too short", s.Retention)
 	}

@@ -56,7 +56,12 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		}
 		dsn = "file:" + path
 	}
-	dsn += "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	// auto_vacuum must come before journal_mode: it only takes on a database that has no
+	// tables yet, and it lets PurgeToSize give freed pages back to the file system. An
+	// older database keeps reusing its freed pages instead. journal_size_limit truncates
+	// the WAL after each checkpoint, so it cannot keep the size of its largest burst.
+	dsn += "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(ON)&_pragma=journal_size_limit(8388608)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
