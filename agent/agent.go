@@ -44,6 +44,9 @@ type Options struct {
 	Seed uint64
 	// OnLag, when set, also receives every scheduled run's start lag (benchmarks).
 	OnLag func(time.Duration)
+	// APIWriteTimeout bounds how long the API server takes to answer a request, long-polls
+	// and manual runs apart; 0 is 30s.
+	APIWriteTimeout time.Duration
 }
 
 // Agent is a running vigil agent.
@@ -58,6 +61,7 @@ type Agent struct {
 	writer  *runWriter
 	server  *http.Server
 	ln      net.Listener
+	conns   *connLimiter
 
 	mu     sync.Mutex
 	last   map[string]*checks.Result // newest result per check
@@ -174,9 +178,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.resumeVerifications(runCtx)
 	close(a.started)
 
-	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.server = a.newServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.ln) }()
+	go func() { serveErr <- a.serve(a.ln) }()
 	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
 
 	schedCtx, stopSched := context.WithCancel(runCtx)

@@ -312,6 +312,7 @@ func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		wait = d
+		a.extendWriteDeadline(w, wait)
 	}
 	d, err := a.WaitDeploy(r.Context(), id, wait)
 	switch {
@@ -397,6 +398,8 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "this endpoint takes no body: the check runs as configured")
 		return
 	}
+	retries := time.Duration(*c.Config.Retries)
+	a.extendWriteDeadline(w, (retries+1)*c.Timeout+retries*5*time.Second)
 	res := a.execute(r.Context(), c, checks.Input{}, "")
 	sr := toStoreRun(res, "")
 	if err := a.store.SaveRuns(context.WithoutCancel(r.Context()), []*store.Run{sr}); err != nil {

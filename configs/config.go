@@ -52,6 +52,9 @@ type Agent struct {
 	StatusPageAuth bool `koanf:"status_page_auth"`
 	// ShutdownGrace is how long runs in flight may finish after SIGTERM before they are cancelled.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	// MaxConnections caps the API server's open connections; past it the oldest connection
+	// not serving a request is closed to make room.
+	MaxConnections int `koanf:"max_connections"`
 }
 
 // Store configures where runs, deploys, verdicts and the outbox are kept.
@@ -521,6 +524,7 @@ const (
 	DefaultListen           = "127.0.0.1:9090"
 	DefaultConcurrency      = 32
 	DefaultBrowserConc      = 2
+	DefaultMaxConnections   = 512
 	DefaultRetention        = 168 * time.Hour
 	DefaultMaxSize          = ByteSize(1 << 30)
 	MinMaxSize              = ByteSize(1 << 20)

@@ -16,6 +16,7 @@ func (c *Config) applyDefaults() {
 	setInt(&a.Concurrency, DefaultConcurrency)
 	setInt(&a.BrowserConcurrency, DefaultBrowserConc)
 	setDur(&a.ShutdownGrace, 10*time.Second)
+	setInt(&a.MaxConnections, DefaultMaxConnections)
 
 	setStr(&c.Store.Driver, "sqlite")
 	setStr(&c.Store.DSN, "vigil.db")

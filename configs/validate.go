@@ -56,6 +56,9 @@ func (v *validator) agent() {
 	if a.BrowserConcurrency < 1 {
 		v.errf("agent.browser_concurrency", "use 1 or more", "must be at least 1, got %d", a.BrowserConcurrency)
 	}
+	if a.MaxConnections < 32 {
+		v.errf("agent.max_connections", "use 32 or more, e.g. 512; keep it under the process's file limit", "%d is too few to keep the API answerable", a.MaxConnections)
+	}
 	if a.PublicURL != "" {
 		v.url("agent.public_url", a.PublicURL)
 	}
