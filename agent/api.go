@@ -37,8 +37,9 @@ const (
 // Handler serves the API, metrics, health and the status page.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
+	always := func() bool { return true }
 	api := func(pattern string, h map[string]http.HandlerFunc) {
-		mux.Handle(pattern, a.authorized(true, methods(h)))
+		mux.Handle(pattern, a.authorized(always, methods(h)))
 	}
 	api("/api/v1/deploys", map[string]http.HandlerFunc{"POST": a.postDeploys, "GET": a.listDeploys})
 	api("/api/v1/deploys/{id}", map[string]http.HandlerFunc{"GET": a.getDeploy})
@@ -48,7 +49,7 @@ func (a *Agent) Handler() http.Handler {
 	api("/api/v1/silences/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteSilence})
 	api("/api/v1/outbox", map[string]http.HandlerFunc{"GET": a.listOutbox})
 	api("/api/v1/outbox/{id}/retry", map[string]http.HandlerFunc{"POST": a.retryOutbox})
-	mux.Handle("/api/", a.authorized(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/api/", a.authorized(always, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)
 	})))
 
@@ -58,8 +59,9 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 
+	pageAuth := func() bool { return a.Runtime().Config.Agent.StatusPageAuth }
 	page := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, a.authorized(a.Runtime().Config.Agent.StatusPageAuth, h))
+		mux.Handle(pattern, a.authorized(pageAuth, h))
 	}
 	page("GET /{$}", a.statusPage)
 	page("GET /checks/{name}", a.checkPage)
@@ -97,12 +99,12 @@ func methods(h map[string]http.HandlerFunc) http.Handler {
 }
 
 // authorized requires the bearer token (or, for people's browsers on the status page,
-// HTTP basic auth with the token as password) when one is configured. It is compared in
-// constant time.
-func (a *Agent) authorized(required bool, next http.Handler) http.Handler {
+// HTTP basic auth with the token as password) when one is configured and required says so
+// (asked per request: status_page_auth applies on reload). It is compared in constant time.
+func (a *Agent) authorized(required func() bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := a.Runtime().Config.Agent.APIToken.Value()
-		if !required || token == "" {
+		if token == "" || !required() {
 			next.ServeHTTP(w, r)
 			return
 		}

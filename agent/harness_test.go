@@ -110,9 +110,11 @@ func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	ln := opts.Listener // a test may bring its own (see publicListener)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	hc := checks.NewHTTPClient("vigil-test")
 	opts.Config, opts.ConfigPath, opts.LoadConfig, opts.Store, opts.Listener = cfg, path, load, st, ln
