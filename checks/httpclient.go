@@ -292,6 +292,11 @@ func round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Microsecond)
 }
 
+// redirectPolicy follows up to 10 redirects. One that leaves the first request's host (for
+// another name, not one of its subdomains, as Go judges Authorization) takes none of the
+// request's credentials along: Go drops Authorization and Cookie; this drops the Referer
+// (the previous URL, query tokens and all) and every header the config set that is not
+// clearly harmless (X-Auth-Token, X-Api-Key, ...).
 func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
@@ -300,8 +305,21 @@ func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
+		if !sameSite(via[0].URL, req.URL) {
+			for k := range req.Header {
+				if !configs.PlainHeader(k) {
+					req.Header.Del(k)
+				}
+			}
+		}
 		return nil
 	}
+}
+
+// sameSite: dest is initial's host or one of its subdomains.
+func sameSite(initial, dest *url.URL) bool {
+	ih, dh := strings.ToLower(initial.Hostname()), strings.ToLower(dest.Hostname())
+	return ih == dh || strings.HasSuffix(dh, "."+ih)
 }
 
 // describeHTTPError turns transport errors into a sentence that says what happened.
