@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,4 +55,29 @@ func TestPurgeToSize(t *testing.T) {
 		t.Errorf("the file is %d bytes after the purge: freed pages were not given back (%v)", fi.Size(), err)
 	}
 	t.Logf("%.1f MB of runs purged to %.1f MB (%d rows); file %.1f MB", float64(before)/1e6, float64(after)/1e6, n, float64(fi.Size())/1e6)
+}
+
+// A database file of 0 bytes is not a new store: it is a store that lost its contents
+// (truncated, a failed copy). Opening it must fail and say so, not start empty.
+func TestEmptyFileIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a 0-byte database file opened as a new, empty store")
+	}
+	if !strings.Contains(err.Error(), "0 bytes") || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q should name the file and say it is empty", err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 0 {
+		t.Errorf("Open wrote %d bytes into the file it refused", fi.Size())
+	}
+	// A path that does not exist is a new store.
+	s = open(t, filepath.Join(t.TempDir(), "new.db"))
+	if _, err := s.Size(context.Background()); err != nil {
+		t.Error(err)
+	}
 }

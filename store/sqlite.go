@@ -54,6 +54,9 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("store: creating the folder of %s: %w", path, err)
 		}
+		if err := notEmptied(path); err != nil {
+			return nil, err
+		}
 		dsn = "file:" + path
 	}
 	// auto_vacuum must come before journal_mode: it only takes on a database that has no
@@ -77,6 +80,22 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// notEmptied refuses a database file that exists with 0 bytes: SQLite would take it for a
+// new database and vigil would start with no history, no pending verdicts and no outbox,
+// silently. (A new store has its header written as it opens; only its write-ahead log may
+// hold the rest.)
+func notEmptied(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() > 0 || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+		return nil
+	}
+	return fmt.Errorf("store: %s is 0 bytes: it is not a new store but one that lost its contents (truncated, or a failed copy or restore); "+
+		"restore it from a backup, or move it away to start with an empty store", path)
 }
 
 // Close closes the database.
