@@ -576,6 +576,9 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.Writable(ctx); err != nil {
 		problems = append(problems, "store not writable: "+err.Error())
 	}
+	if err := a.store.Health(); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
 	if rt != nil && rt.HasBrowserChecks() && a.opts.BrowserReady != nil {
 		if err := a.opts.BrowserReady(ctx); err != nil {
 			problems = append(problems, "browser not usable: "+err.Error())

@@ -41,7 +41,7 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.noted("saving runs", s.tx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts,
 			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
@@ -68,7 +68,7 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 const runColumns = `id, check_name, kind, started_at, duration_ns, outcome, attempts, COALESCE(deploy_id, ''),
@@ -260,7 +260,7 @@ func (s *SQLite) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 			VALUES (?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status, mustJSON(d.Baseline))
 		return err
 	})
-	return superseded, err
+	return superseded, s.noted("registering deploys", err)
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline`
@@ -346,7 +346,7 @@ func (s *SQLite) DecideDeploy(ctx context.Context, dec *Decision) (bool, error) 
 		decided = true
 		return enqueue(ctx, tx, dec.Outbox)
 	})
-	return decided, err
+	return decided, s.noted("recording verdicts", err)
 }
 
 // Incident is the alert state of one check under scheduled monitoring.
@@ -384,7 +384,7 @@ func (s *SQLite) Incidents(ctx context.Context) (map[string]*Incident, error) {
 // SaveIncident stores a check's incident state and enqueues what the change sends, in one
 // transaction.
 func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*OutboxEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.noted("saving incidents", s.tx(ctx, func(tx *sql.Tx) error {
 		open := 0
 		if in.Open {
 			open = 1
@@ -397,7 +397,7 @@ func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*Outbo
 			return err
 		}
 		return enqueue(ctx, tx, outbox)
-	})
+	}))
 }
 
 // Size is how many bytes the database's data takes: the pages in use, the WAL's included.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,25 @@ func TestEmptyFileIsAnError(t *testing.T) {
 	s = open(t, filepath.Join(t.TempDir(), "new.db"))
 	if _, err := s.Size(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// Health names the kinds of writes that fail now, and forgets one once it succeeds again.
+func TestHealthFollowsWrites(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
+	if err := s.Health(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.noted("saving runs", errors.New("disk full"))
+	_ = s.noted("saving runs", errors.New("disk full"))
+	_ = s.noted("recording verdicts", context.Canceled) // abandoned, not failed
+	if err := s.Health(); err == nil || !strings.Contains(err.Error(), "saving runs fails (2 times") || strings.Contains(err.Error(), "verdicts") {
+		t.Errorf("Health = %v", err)
+	}
+	if err := s.SaveRuns(context.Background(), []*Run{{Check: "a", Kind: "http", Started: t0, Outcome: "pass"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Health(); err != nil {
+		t.Errorf("after a successful save: %v", err)
 	}
 }
