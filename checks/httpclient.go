@@ -31,6 +31,9 @@ type HTTPClient struct {
 	UserAgent string
 	// Wrap, when set, wraps each transport (tracing injects traceparent here).
 	Wrap func(http.RoundTripper) http.RoundTripper
+	// Resolver looks up target host names; nil is the system's. Set it before the first
+	// request.
+	Resolver *net.Resolver
 
 	mu         sync.Mutex
 	transports map[tlsKey]http.RoundTripper
@@ -68,7 +71,7 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: h.Resolver}).DialContext,
 		TLSClientConfig:        tc,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           1024,
