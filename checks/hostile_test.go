@@ -1,6 +1,7 @@
 package checks_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -16,8 +17,13 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 )
 
-// rawServer accepts TCP connections and hands each to serve; it stops with the test.
-func rawServer(t *testing.T, serve func(c net.Conn)) string {
+// rawServer accepts TCP connections, reads each one's request headers and hands it to
+// serve (an answer before the request is not an answer); it stops with the test.
+func rawServer(t *testing.T, serve func(c net.Conn)) string { return listen(t, true, serve) }
+
+// listen accepts TCP connections and hands each to serve, after reading its HTTP request
+// when readRequest says so.
+func listen(t *testing.T, readRequest bool, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,6 +38,11 @@ func rawServer(t *testing.T, serve func(c net.Conn)) string {
 			}
 			go func() {
 				defer c.Close()
+				if readRequest {
+					if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+						return
+					}
+				}
 				serve(c)
 			}()
 		}
@@ -113,11 +124,11 @@ func TestHostileTargets(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		_ = c.(*net.TCPConn).SetLinger(0) // close with RST
 	})
-	tlsHang := rawServer(t, func(c net.Conn) { <-block }) // accepts, never speaks TLS
+	tlsHang := listen(t, false, func(c net.Conn) { <-block }) // accepts, never speaks TLS
 	var bomb bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestSpeed)
 	zeros := make([]byte, 1<<20)
-	for range 100 { // 100 MiB of zeros in ~100 KiB
+	for range 64 { // 64 MiB of zeros in a few hundred KiB
 		_, _ = zw.Write(zeros)
 	}
 	zw.Close()
