@@ -154,3 +154,50 @@ func FuzzRedact(f *testing.F) {
 		_ = r.Bytes([]byte(text))
 	})
 }
+
+// FuzzRedactValue: any JSON answer. Value keeps its shape and masks every string held under
+// a name that holds a credential.
+func FuzzRedactValue(f *testing.F) {
+	f.Add([]byte(`{"access_token":"abc","n":1,"list":[{"password":"p"}],"user":"u"}`))
+	f.Add([]byte(`[{"Set-Cookie":["a","b"]},"x",null,true]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v any
+		if json.Unmarshal(data, &v) != nil {
+			return
+		}
+		out, err := json.Marshal(configs.NewRedactor().Value(v))
+		if err != nil {
+			t.Fatalf("the redacted value does not encode: %v", err)
+		}
+		for _, s := range configs.SensitiveValues(v) {
+			if len(s) >= 3 && !strings.Contains(configs.Masked, s) && strings.Contains(string(out), `"`+s+`"`) {
+				t.Fatalf("%q under a credential name survived: %s", s, out)
+			}
+		}
+	})
+}
+
+// FuzzParseByteSize: store.max_size as written in a config.
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"1GiB", "500MB", "1048576", "1.5 gb", "", "12 parsecs", "1e400TB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := configs.ParseByteSize(s)
+		if err == nil && n < 0 {
+			t.Fatalf("%q parsed to %d", s, n)
+		}
+	})
+}
+
+// FuzzParseDuration: durations as written in a config, days included.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"7d", "1d12h", "500ms", "d", "9999999999999d", "-3d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := configs.ParseDuration(s); err == nil && strings.HasSuffix(strings.TrimSpace(s), "d") && d < 0 {
+			t.Fatalf("%q parsed to %s", s, d)
+		}
+	})
+}
