@@ -39,7 +39,9 @@ services:
 		defer wg.Done()
 		start := time.Now()
 		status, out := h.request("GET", fmt.Sprintf("/api/v1/deploys/%s?wait=%s", id, wait), "")
-		if took := time.Since(start); status != 200 || took < wait-time.Second {
+		took := time.Since(start)
+		t.Logf("reliability: long-poll ?wait=%s with a %s write deadline: %d after %s", wait, writeTimeout, status, took.Round(time.Millisecond))
+		if status != 200 || took < wait-time.Second {
 			t.Errorf("long-poll of %s: %d after %s: %v", wait, status, took, out)
 		}
 	}()
@@ -122,6 +124,7 @@ func TestHugeHeadersRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	t.Logf("reliability: a request with a 100 KiB header: %d", resp.StatusCode)
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("a 100 KiB header: %d, want 431", resp.StatusCode)
 	}

@@ -67,6 +67,7 @@ func TestReadyzWhileSavesFail(t *testing.T) {
 	eventually(t, 10*time.Second, "a failed save of a run", func() bool { return strings.Contains(h.logs.String(), "saving runs failed") })
 	status, out := h.request("GET", "/readyz", "")
 	problems, _ := out["problems"].([]any)
+	t.Logf("reliability: /readyz with the runs table corrupted: %d %v", status, problems)
 	if status != http.StatusServiceUnavailable || len(problems) == 0 || !strings.Contains(problems[0].(string), "malformed") {
 		t.Errorf("/readyz while every run fails to save: %d %v", status, out)
 	}

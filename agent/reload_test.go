@@ -48,6 +48,7 @@ func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
 	// Listening on loopback in the file now, and no token: valid on its own, but the socket
 	// in force is still public.
 	err = reloadWith(t, h, "agent: {listen: \"127.0.0.1:9090\"}\n"+base)
+	t.Logf("reliability: reload dropping api_token on a public socket: %v", strings.Replace(fmt.Sprint(err), h.cfgPath, "vigil.yaml", 1))
 	if err == nil || !strings.Contains(err.Error(), "api_token") {
 		t.Errorf("reload without the token: %v", err)
 	}
@@ -117,6 +118,8 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 		t.Errorf("status_page_auth: true did not apply: the status page answers %d", code)
 	}
 	eventually(t, 10*time.Second, "four runs at once after concurrency: 4", func() bool { return peak.Load() >= 3 })
+	t.Logf("reliability: reload: status page %d after status_page_auth: true; %d runs at once after concurrency 1 -> 4; browser_concurrency %d",
+		page(), peak.Load(), h.a.sched.browser.limit())
 	if got := h.a.sched.browser.limit(); got != 3 {
 		t.Errorf("browser_concurrency after reload: %d, want 3", got)
 	}

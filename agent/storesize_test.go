@@ -120,7 +120,7 @@ func TestStoreGrowthIsBounded(t *testing.T) {
 			if c.total > 0 {
 				rate = "bounded by " + c.store
 			}
-			t.Logf("%s: %d runs of 1 MiB answers in %s, %d kept: store %.2f MB -> %.2f MB, %d bytes per kept run; %s",
+			t.Logf("reliability: store, %s: %d runs of 1 MiB answers in %s, %d kept: store %.2f MB -> %.2f MB, %d bytes per kept run; %s",
 				c.name, ran, storeSeconds(), n, float64(before)/1e6, float64(after)/1e6, per, rate)
 			if ran < 8 {
 				t.Fatalf("only %d runs", ran)

@@ -82,6 +82,7 @@ checks:
 			}
 		}
 	}
+	t.Logf("reliability: %d secrets in URL userinfo, query, body, headers, cookies, ${VAR}, answered Set-Cookie and JSON token; http and script checks, passing and failing: none in the results", len(secrets))
 	// A run that errors quotes its URL: without the password and the token.
 	srv.Close()
 	r := cs["login"].Run(context.Background(), checks.Input{})
@@ -171,6 +172,9 @@ checks:
 	if n := size(r); n > 16<<10 {
 		t.Errorf("binary: a passing run of a 200 KB image is %d bytes", n)
 	}
+	t.Logf("reliability: a 1 MB text answer and a 200 KB PNG: stored result %d bytes by default, %d with store_body (excerpt %d), %d failing with store_body (evidence %d), PNG %d passing",
+		size(run("default", checks.Pass)), size(run("kept", checks.Pass)), checks.BodyExcerpt, size(run("kept-failing", checks.Fail)),
+		checks.EvidenceMaxBytes, size(run("binary", checks.Pass)))
 	r = run("binary-failing", checks.Fail)
 	if len(r.Artifacts) != 1 || !bytes.Equal(r.Artifacts[0].Data, bin[:min(len(bin), checks.EvidenceMaxBytes)]) || r.Artifacts[0].ContentType != "image/png" {
 		t.Errorf("binary-failing: the evidence must be the raw bytes: %v", r.Artifacts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -71,7 +72,17 @@ checks:
 	if landed.Get("Accept") != "application/json" {
 		t.Errorf("a harmless header was dropped: Accept = %q", landed.Get("Accept"))
 	}
+	t.Logf("reliability: redirect to another host: it received %s; the same host received X-Auth-Token", headerNames(landed))
 	if here := seen["/here"]; here == nil || here.Get("X-Auth-Token") != "tok-123456" {
 		t.Errorf("a redirect on the same host lost the credential header: %v", here)
 	}
+}
+
+func headerNames(h http.Header) string {
+	var names []string
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }

@@ -55,7 +55,8 @@ func TestPurgeToSize(t *testing.T) {
 	if err != nil || fi.Size() > max {
 		t.Errorf("the file is %d bytes after the purge: freed pages were not given back (%v)", fi.Size(), err)
 	}
-	t.Logf("%.1f MB of runs purged to %.1f MB (%d rows); file %.1f MB", float64(before)/1e6, float64(after)/1e6, n, float64(fi.Size())/1e6)
+	t.Logf("reliability: max_size %.1f MB: %.1f MB of runs purged to %.1f MB (%d oldest runs deleted, the newest kept); file %.1f MB after",
+		float64(max)/1e6, float64(before)/1e6, float64(after)/1e6, n, float64(fi.Size())/1e6)
 }
 
 // A database file of 0 bytes is not a new store: it is a store that lost its contents
@@ -70,6 +71,7 @@ func TestEmptyFileIsAnError(t *testing.T) {
 		s.Close()
 		t.Fatal("a 0-byte database file opened as a new, empty store")
 	}
+	t.Logf("reliability: opening a 0-byte database file: %v", strings.Replace(err.Error(), path, "vigil.db", 1))
 	if !strings.Contains(err.Error(), "0 bytes") || !strings.Contains(err.Error(), path) {
 		t.Errorf("error %q should name the file and say it is empty", err)
 	}

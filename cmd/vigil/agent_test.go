@@ -304,7 +304,7 @@ func TestKillDuringRollbackDeliversOnce(t *testing.T) {
 	for _, n := range counts {
 		total += n
 	}
-	t.Logf("kill test: %d cycles, %d SIGKILLs, %d rollback keys, %d accepted deliveries (exactly once each: %v)",
+	t.Logf("reliability: kill test: %d cycles, %d SIGKILLs, %d rollback keys, %d accepted deliveries (exactly once each: %v)",
 		cycles, cycles, len(counts), total, total == cycles && len(counts) == cycles)
 }
 

@@ -170,7 +170,7 @@ func TestAPISurvivesFloods(t *testing.T) {
 		}
 		return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(time.Millisecond)
 	}
-	t.Logf("flood: %d slow-body and %d huge-header clients for %s, %d connections opened: /healthz %d of %d answered, p50 %s, max %s; "+
+	t.Logf("reliability: flood: %d slow-body and %d huge-header clients for %s, %d connections opened: /healthz %d of %d answered, p50 %s, max %s; "+
 		"agent RSS %.0f MiB before, %.0f MiB at most during; open files %d before, %d at most",
 		slowN, hugeN, hold, opened.Load(), len(lat), len(lat)+failures, pct(0.5), pct(1), rss0, rssMax, fds0, fdsMax)
 	if failures > 0 {

@@ -30,7 +30,13 @@ func TestGateSaysUnreachableWhenTheAgentDies(t *testing.T) {
 	cmd.Env = os.Environ()
 	out, _ := cmd.CombinedOutput()
 	code := cmd.ProcessState.ExitCode()
+	t.Logf("reliability: gate against an agent that died after registering: exit %d: %s", code, strings.TrimSpace(lastLine(string(out))))
 	if code != 2 || !strings.Contains(string(out), "unreachable") || strings.Contains(string(out), "still verifying") {
 		t.Errorf("exit %d after %s, want 2 and \"unreachable\":\n%s", code, time.Since(start).Round(time.Millisecond), out)
 	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

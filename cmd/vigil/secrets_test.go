@@ -311,7 +311,8 @@ notifiers:
 			t.Errorf("%s leaks the PagerDuty routing key", place)
 		}
 	}
-	t.Logf("searched %d outputs (%d bytes) for %d secrets: %d found", len(outputs), totalLen(outputs), len(secrets)+1, found)
+	t.Logf("reliability: secrets planted in %d places, searched for in %d outputs (%d bytes: status pages, API answers, store files, log, %d Slack, %d PagerDuty and %d webhook payloads): %d found",
+		len(secrets)+1, len(outputs), totalLen(outputs), len(slack.Calls()), len(pd.Calls()), len(hook.Deliveries()), found)
 }
 
 func firstWith(set map[string]bool, suffix string) string {
