@@ -14,17 +14,18 @@ import (
 // An agent that registers the deploy and then dies: gate must say it lost the agent (exit
 // 2, a pipeline problem), not that the agent is still verifying (exit 3).
 func TestGateSaysUnreachableWhenTheAgentDies(t *testing.T) {
-	var agent *httptest.Server
-	agent = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	registered := make(chan struct{}, 1)
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			w.WriteHeader(http.StatusAccepted)
 			fmt.Fprint(w, `{"id":"d-1"}`)
-			go agent.Close() // gone before the first poll
+			registered <- struct{}{}
 			return
 		}
 		fmt.Fprint(w, `{"id":"d-1","status":"verifying"}`)
 	}))
 	defer agent.Close()
+	go func() { <-registered; agent.Close() }() // gone before the first poll
 	start := time.Now()
 	cmd := exec.Command(vigilBinary(t), "gate", "--agent", agent.URL, "--service", "web", "--version", "v2", "--wait", "4s")
 	cmd.Env = os.Environ()
