@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,9 @@ type Options struct {
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)
+	// APIWriteTimeout bounds how long the API server takes to answer a request, long-polls
+	// and manual runs apart; 0 is 30s.
+	APIWriteTimeout time.Duration
 }
 
 // Agent is a running vigil agent.
@@ -64,6 +69,7 @@ type Agent struct {
 	writer  *runWriter
 	server  *http.Server
 	ln      net.Listener
+	conns   *connLimiter
 
 	mu     sync.Mutex
 	last   map[string]*checks.Result // newest result per check
@@ -107,9 +113,10 @@ func New(opts Options) (*Agent, error) {
 		// The agent must know the shared client: verification sessions are made from it.
 		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
-	a := &Agent{opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, metrics: newMetrics(opts.Registry),
+	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
+	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
 	if err != nil {
@@ -129,7 +136,7 @@ func New(opts Options) (*Agent, error) {
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
-	a.writer = newRunWriter(a.store, a.log)
+	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(a.Runtime().Config.Store.MaxSize) })
 	return a, nil
 }
 
@@ -188,9 +195,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.resumeVerifications(runCtx)
 	close(a.started)
 
-	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.server = a.newServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.ln) }()
+	go func() { serveErr <- a.serve(a.ln) }()
 	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
 
 	schedCtx, stopSched := context.WithCancel(runCtx)
@@ -246,15 +253,20 @@ func (a *Agent) Reload() error {
 	if cfg != nil { // a partly loaded config still gets built: every problem is reported at once
 		rt, err = BuildRuntime(cfg, a.opts.Deps, a.notifierOptions(), a.clock.Now())
 	}
+	if err == nil {
+		err = a.reloadAllowed(cfg)
+	}
 	if err != nil {
 		a.metrics.reloadOK.Set(0)
 		a.log.Error("config reload rejected; the previous config keeps running", "file", a.opts.ConfigPath, "error", err.Error())
 		return err
 	}
 	old := a.rt.Swap(rt)
-	if old.Config.Agent.Listen != cfg.Agent.Listen || old.Config.Store.DSN != cfg.Store.DSN {
-		a.log.Warn("agent.listen and store.dsn take effect at the next restart")
+	if later := restartOnly(old.Config, cfg); len(later) > 0 {
+		a.log.Warn("config reloaded, but these settings changed and take effect only at the next restart: "+strings.Join(later, ", "),
+			"settings", later)
 	}
+	a.sched.SetLimits(cfg.Agent.Concurrency, cfg.Agent.BrowserConcurrency)
 	for _, c := range old.Order {
 		if rt.Checks[c.Name] == nil || rt.Checks[c.Name].Kind != c.Kind {
 			a.metrics.forget(c.Name, c.Kind, old.Config.Agent.Location)
@@ -266,6 +278,52 @@ func (a *Agent) Reload() error {
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "checks", len(rt.Order))
 	return nil
+}
+
+// reloadAllowed refuses a config that would open the API to the network: the socket keeps
+// its address until a restart, whatever the new agent.listen says.
+func (a *Agent) reloadAllowed(cfg *configs.Config) error {
+	if a.ln == nil || cfg.Agent.APIToken.IsSet() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(a.ln.Addr().String())
+	if err != nil || configs.IsLoopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("%s: agent.api_token is not set, but the API listens on %s, reachable from other hosts, until a restart: "+
+		"keep a token, or set agent.listen to a loopback address and restart", cfg.File, a.ln.Addr())
+}
+
+// restartOnly names the settings that differ between two configs and apply only when the
+// agent starts: the socket, the store, and the browser and tracing set up in main. Every
+// other setting applies on reload.
+func restartOnly(old, cfg *configs.Config) []string {
+	var out []string
+	for _, s := range []struct {
+		key      string
+		was, now any
+	}{
+		{"agent.listen", old.Agent.Listen, cfg.Agent.Listen},
+		{"store.driver", old.Store.Driver, cfg.Store.Driver},
+		{"store.dsn", old.Store.DSN, cfg.Store.DSN},
+		{"browser.path", old.Browser.Path, cfg.Browser.Path},
+		{"browser.flags", strings.Join(old.Browser.Flags, " "), strings.Join(cfg.Browser.Flags, " ")},
+		{"tracing.otlp_endpoint", old.Tracing.OTLPEndpoint, cfg.Tracing.OTLPEndpoint},
+		{"tracing.sample_ratio", ratioText(old.Tracing.SampleRatio), ratioText(cfg.Tracing.SampleRatio)},
+		{"tracing.trace_url", old.Tracing.TraceURL, cfg.Tracing.TraceURL},
+	} {
+		if s.was != s.now {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
+func ratioText(r *float64) string {
+	if r == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*r, 'g', -1, 64)
 }
 
 // scheduledRun is one scheduled run of c.
@@ -323,22 +381,47 @@ func (a *Agent) loadLatest(ctx context.Context) {
 	}
 }
 
+// purgeLoop bounds the store by age (store.retention, hourly) and by size
+// (store.max_size: every minute, and whenever the runs written since the last look add up
+// to a twentieth of it).
 func (a *Agent) purgeLoop(ctx context.Context) {
+	var aged time.Time
 	for {
-		retention := a.Runtime().Config.Store.Retention
-		n, err := a.store.Purge(ctx, a.clock.Now().Add(-retention))
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("purging old history failed", "error", err)
-		} else if n > 0 {
-			a.log.Info("purged history past retention", "rows", n, "retention", retention)
+		cfg := a.Runtime().Config.Store
+		if now := a.clock.Now(); now.Sub(aged) >= time.Hour {
+			aged = now
+			n, err := a.store.Purge(ctx, now.Add(-cfg.Retention))
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("purging old history failed", "error", err)
+			} else if n > 0 {
+				a.log.Info("purged history past retention", "rows", n, "retention", cfg.Retention)
+			}
 		}
-		t := a.clock.NewTimer(time.Hour)
+		a.purgeToSize(ctx, cfg.MaxSize)
+		t := a.clock.NewTimer(time.Minute)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
+		case <-a.writer.grown:
+			t.Stop()
 		}
+	}
+}
+
+func (a *Agent) purgeToSize(ctx context.Context, max configs.ByteSize) {
+	n, size, err := a.store.PurgeToSize(ctx, int64(max))
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("keeping the store under store.max_size failed", "max_size", max, "error", err)
+		}
+		return
+	}
+	a.metrics.storeBytes.Set(float64(size))
+	if n > 0 {
+		a.log.Info("the store reached store.max_size: deleted the oldest history", "rows", n,
+			"size", configs.ByteSize(size), "max_size", max)
 	}
 }
 
@@ -370,10 +453,15 @@ type runWriter struct {
 	mu    sync.Mutex
 	buf   []*store.Run
 	kick  chan struct{}
+	// grown wakes the purge loop when the runs written since its last look add up to
+	// a twentieth of maxSize.
+	grown   chan struct{}
+	maxSize func() int64
+	written int64
 }
 
-func newRunWriter(s *store.SQLite, log *slog.Logger) *runWriter {
-	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1)}
+func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
 }
 
 func (w *runWriter) add(r *store.Run) {
@@ -413,5 +501,33 @@ func (w *runWriter) flush(ctx context.Context) {
 	}
 	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
 		w.log.Error("saving runs failed", "runs", len(batch), "error", err)
+		return
 	}
+	w.mu.Lock()
+	for _, r := range batch {
+		w.written += approxSize(r)
+	}
+	full := w.written >= w.maxSize()/20
+	if full {
+		w.written = 0
+	}
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.grown <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// approxSize is about what a run takes in the store: its evidence, transcript and a row.
+func approxSize(r *store.Run) int64 {
+	n := int64(1 << 10)
+	for _, a := range r.Artifacts {
+		n += int64(len(a.Data))
+	}
+	for _, l := range r.Transcript {
+		n += int64(len(l))
+	}
+	return n
 }

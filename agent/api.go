@@ -37,8 +37,9 @@ const (
 // Handler serves the API, metrics, health and the status page.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
+	always := func() bool { return true }
 	api := func(pattern string, h map[string]http.HandlerFunc) {
-		mux.Handle(pattern, a.authorized(true, methods(h)))
+		mux.Handle(pattern, a.authorized(always, methods(h)))
 	}
 	api("/api/v1/deploys", map[string]http.HandlerFunc{"POST": a.postDeploys, "GET": a.listDeploys})
 	api("/api/v1/deploys/{id}", map[string]http.HandlerFunc{"GET": a.getDeploy})
@@ -49,7 +50,7 @@ func (a *Agent) Handler() http.Handler {
 	api("/api/v1/outbox", map[string]http.HandlerFunc{"GET": a.listOutbox})
 	api("/api/v1/outbox/{id}/retry", map[string]http.HandlerFunc{"POST": a.retryOutbox})
 	api("/api/v1/flagger", map[string]http.HandlerFunc{"POST": newFlaggerHook(a).serve}) // flagger.go
-	mux.Handle("/api/", a.authorized(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/api/", a.authorized(always, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)
 	})))
 
@@ -60,15 +61,16 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 
+	pageAuth := func() bool { return a.Runtime().Config.Agent.StatusPageAuth }
 	page := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, a.authorized(a.Runtime().Config.Agent.StatusPageAuth, h))
+		mux.Handle(pattern, a.authorized(pageAuth, h))
 	}
 	page("GET /{$}", a.statusPage)
 	page("GET /checks/{name}", a.checkPage)
 	page("GET /deploys/{id}", a.deployPage)
 	page("GET /runs/{id}", a.runPage)
 	page("GET /runs/{id}/artifacts/{name}", a.artifact)
-	return securityHeaders(mux)
+	return securityHeaders(a.redactOutput(mux))
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -99,12 +101,12 @@ func methods(h map[string]http.HandlerFunc) http.Handler {
 }
 
 // authorized requires the bearer token (or, for people's browsers on the status page,
-// HTTP basic auth with the token as password) when one is configured. It is compared in
-// constant time.
-func (a *Agent) authorized(required bool, next http.Handler) http.Handler {
+// HTTP basic auth with the token as password) when one is configured and required says so
+// (asked per request: status_page_auth applies on reload). It is compared in constant time.
+func (a *Agent) authorized(required func() bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := a.Runtime().Config.Agent.APIToken.Value()
-		if !required || token == "" {
+		if token == "" || !required() {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -314,6 +316,7 @@ func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		wait = d
+		a.extendWriteDeadline(w, wait)
 	}
 	d, err := a.WaitDeploy(r.Context(), id, wait)
 	switch {
@@ -399,6 +402,8 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "this endpoint takes no body: the check runs as configured")
 		return
 	}
+	retries := time.Duration(*c.Config.Retries)
+	a.extendWriteDeadline(w, (retries+1)*c.Timeout+retries*5*time.Second)
 	release, ok := a.sched.Acquire(r.Context(), c)
 	if !ok {
 		return // the caller went away while the run waited for a slot
@@ -580,6 +585,9 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.store.Writable(ctx); err != nil {
 		problems = append(problems, "store not writable: "+err.Error())
+	}
+	if err := a.store.Health(); err != nil {
+		problems = append(problems, "store: "+err.Error())
 	}
 	if n := a.unrecordedVerdicts(); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d %s decided but not yet written to the store (retrying)", n, plural(n, "verdict")))

@@ -111,9 +111,11 @@ func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	ln := opts.Listener // a test may bring its own (see publicListener)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	hc := checks.NewHTTPClient("vigil-test")
 	hc.Wrap = opts.Tracing.Transport // unchanged when tracing is off

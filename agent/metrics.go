@@ -24,11 +24,14 @@ type metrics struct {
 	skipped       *prometheus.CounterVec
 	verifying     prometheus.Gauge
 	unrecorded    prometheus.Gauge
+	storeBytes    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
+		storeBytes: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_size_bytes",
+			Help: "Bytes the store's data takes (pages in use), as store.max_size counts them."}),
 		probeSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_success",
 			Help: "Whether the check's last run passed (1) or not (0), as blackbox_exporter reports it."}, []string{"check", "kind", "location"}),
 		probeDuration: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_duration_seconds",

@@ -144,7 +144,7 @@ func (a *Agent) route(rt *Runtime, names []string, event string) []string {
 // entries encodes ev once per notifier. Muted entries are written already done, with the
 // silence that muted them, so the API shows what would have been sent.
 func (a *Agent) entries(ev *alerting.Event, notifiers []string, silencedBy string, now time.Time) []*store.OutboxEntry {
-	payload, err := json.Marshal(ev)
+	payload, err := json.Marshal(redactEvent(a.redactor(), ev))
 	if err != nil {
 		a.log.Error("encoding an event failed", "event", ev.Name, "error", err)
 		return nil
@@ -159,6 +159,22 @@ func (a *Agent) entries(ev *alerting.Event, notifiers []string, silencedBy strin
 		out = append(out, e)
 	}
 	return out
+}
+
+// redactEvent masks the texts of an event that quote what checks saw. Its identifiers
+// (key, incident, deploy) are vigil's own and stay as they are.
+func redactEvent(red *configs.Redactor, ev *alerting.Event) *alerting.Event {
+	out := *ev
+	out.Summary, out.Halt = red.String(ev.Summary), red.String(ev.Halt)
+	out.FailedChecks = make([]alerting.FailedCheck, len(ev.FailedChecks))
+	for i, fc := range ev.FailedChecks {
+		fc.Summary = red.String(fc.Summary)
+		out.FailedChecks[i] = fc
+	}
+	if ev.FailedChecks == nil {
+		out.FailedChecks = nil
+	}
+	return &out
 }
 
 // silencedBy names the silence or maintenance window muting a service or check now.

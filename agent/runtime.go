@@ -24,6 +24,8 @@ type Runtime struct {
 	// Maintenance holds the config's maintenance windows, parsed.
 	Maintenance *alerting.Maintenance
 	Loaded      time.Time
+	// Redactor masks the config's secrets wherever the agent shows or sends something.
+	Redactor *configs.Redactor
 }
 
 // BuildRuntime compiles cfg's checks and builds its notifiers and maintenance windows:
@@ -33,7 +35,7 @@ type Runtime struct {
 func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options, now time.Time) (*Runtime, error) {
 	list, checkErr := checks.Build(cfg, deps)
 	rt := &Runtime{Config: cfg, Checks: make(map[string]*checks.Check, len(list)), Order: list, Loaded: now,
-		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}}
+		Notifiers: map[string]alerting.Notifier{}, CheckServices: map[string][]string{}, Redactor: cfg.Redactor()}
 	for _, c := range list {
 		rt.Checks[c.Name] = c
 	}

@@ -24,8 +24,8 @@ type Scheduler struct {
 	onSkip  func(check string)
 	rand    *rand.Rand
 
-	conc    chan struct{}
-	browser chan struct{}
+	conc    *limit
+	browser *limit
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -66,8 +66,8 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	return &Scheduler{
 		clock: o.Clock, execute: o.Execute, onLag: o.OnLag, onSkip: o.OnSkip,
 		rand:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		conc:    make(chan struct{}, max(1, o.Concurrency)),
-		browser: make(chan struct{}, max(1, o.BrowserConcurrency)),
+		conc:    newLimit(o.Concurrency),
+		browser: newLimit(o.BrowserConcurrency),
 		entries: map[string]*entry{}, running: map[string]bool{}, wake: make(chan struct{}, 1),
 	}
 }
@@ -194,26 +194,29 @@ func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time
 // first; otherwise release gives the slots back.
 func (s *Scheduler) Acquire(ctx context.Context, c *checks.Check) (release func(), ok bool) {
 	if c.Kind == configs.KindBrowser {
-		select {
-		case s.browser <- struct{}{}:
-		case <-ctx.Done():
+		if s.browser.acquire(ctx) != nil {
 			return nil, false
 		}
 	}
-	select {
-	case s.conc <- struct{}{}:
-	case <-ctx.Done():
+	if s.conc.acquire(ctx) != nil {
 		if c.Kind == configs.KindBrowser {
-			<-s.browser
+			s.browser.release()
 		}
 		return nil, false
 	}
 	return func() {
-		<-s.conc
+		s.conc.release()
 		if c.Kind == configs.KindBrowser {
-			<-s.browser
+			s.browser.release()
 		}
 	}, true
+}
+
+// SetLimits changes how many runs, and browser runs, may go at once (a reload). Runs in
+// flight are never interrupted.
+func (s *Scheduler) SetLimits(concurrency, browserConcurrency int) {
+	s.conc.setLimit(concurrency)
+	s.browser.setLimit(browserConcurrency)
 }
 
 // Wait blocks until every run in flight has returned.

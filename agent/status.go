@@ -133,13 +133,19 @@ func (a *Agent) artifact(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such artifact", http.StatusNotFound)
 		return
 	}
-	ct := art.ContentType
-	if ct != "image/png" {
-		ct = "text/plain; charset=utf-8" // never let stored evidence run as a page
+	// Never let stored evidence run as a page: text is shown as plain text, a binary
+	// response body is a download.
+	ct, disposition := art.ContentType, "inline"
+	switch {
+	case ct == "image/png":
+	case strings.HasSuffix(art.Name, ".bin"):
+		ct, disposition = "application/octet-stream", "attachment"
+	default:
+		ct = "text/plain; charset=utf-8"
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", art.Name))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("%s; filename=%q", disposition, art.Name))
 	_, _ = w.Write(art.Data)
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/configs"
 )
 
 // Error is a failed delivery attempt: which notifier, which step, what the far end said,
@@ -123,7 +125,7 @@ func statusError(notifier, op string, status int, header http.Header, body []byt
 	case status >= 300 && status < 400:
 		e.Permanent = true
 		if loc := header.Get("Location"); loc != "" {
-			e.msg += fmt.Sprintf(" (redirect to %s: redirects are not followed, configure the final URL)", redactURL(loc))
+			e.msg += fmt.Sprintf(" (redirect to %s: redirects are not followed, configure the final URL)", configs.RedactURL(loc))
 		}
 	default:
 		e.Permanent = true
@@ -183,23 +185,6 @@ func quoteBody(b []byte) string {
 		s = s[:cut] + "…"
 	}
 	return "«" + s + "»"
-}
-
-// redactURL removes credentials and the query from a URL before it goes into an error or
-// a log: either may hold a token.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = ""
-		u.ForceQuery = false
-		return u.String() + "?…"
-	}
-	u.Fragment = ""
-	return u.String()
 }
 
 // transportError describes a request that got no answer, without the URL's query

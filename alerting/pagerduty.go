@@ -67,7 +67,7 @@ func newPagerDuty(cfg *configs.Notifier, opts Options) (*PagerDuty, error) {
 		endpoint = base
 	}
 	return &PagerDuty{base: newBase(cfg, opts, defaultPagerDutyTimeout), routingKey: cfg.RoutingKey.Value(), severity: sev,
-		endpoint: endpoint, shown: redactURL(endpoint), client: newHTTPClient(opts.Transport)}, nil
+		endpoint: endpoint, shown: configs.RedactURL(endpoint), client: newHTTPClient(opts.Transport)}, nil
 }
 
 // pdTriggers are the events that trigger an alert.

@@ -122,7 +122,7 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		return nil // nothing to update, and not asked for on its own
 	}
 	if s.dryRun {
-		return s.dryRunError(http.MethodPost, redactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))
+		return s.dryRunError(http.MethodPost, configs.RedactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))
 	}
 
 	ctx, cancel := s.attempt(ctx)

@@ -45,7 +45,7 @@ func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, permanentf(nil, cfg.Name, "new", "%s.url: want an http or https URL", p)
 	}
-	w.shown = redactURL(cfg.URL)
+	w.shown = configs.RedactURL(cfg.URL)
 	if !cfg.Secret.IsSet() {
 		return nil, permanentf(nil, cfg.Name, "new", "%s.secret: missing; receivers verify %s with it", p, HeaderSignature)
 	}

@@ -325,8 +325,15 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // Eval runs the assertion. When it is false (or cannot be evaluated) the second value says
-// why, quoting the expression and the values of the variables it reads.
+// why, quoting the expression and the values of the variables it reads, credentials masked.
 func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, string) {
+	return a.eval(env, details, nil)
+}
+
+// eval is Eval with the run's redactor: a quoted value is redacted before it is cut short,
+// so the cut never leaves the start of a secret, and an operand that names a credential
+// (json.access_token, headers['Set-Cookie']) is masked whole.
+func (a *Assertion) eval(env map[string]any, details map[string]string, red *configs.Redactor) (bool, string) {
 	out, err := expr.Run(a.program, env)
 	if err != nil {
 		return false, fmt.Sprintf("%s could not be evaluated: %s", a.Source, firstLine(err.Error()))
@@ -340,6 +347,11 @@ func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, s
 		if err != nil {
 			continue
 		}
+		if sensitiveOperand(op.text) && v != nil {
+			v = configs.Masked
+		} else {
+			v = red.Value(v)
+		}
 		s := op.text + " = " + FormatValue(v)
 		if d := details[op.text]; d != "" {
 			s += " (" + d + ")"
@@ -350,6 +362,15 @@ func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, s
 		return false, a.Source + " is false"
 	}
 	return false, a.Source + " is false: " + strings.Join(seen, ", ")
+}
+
+// sensitiveOperand reports whether an operand's last field names a credential.
+func sensitiveOperand(text string) bool {
+	last := text
+	if i := strings.LastIndexAny(text, ".["); i >= 0 {
+		last = text[i+1:]
+	}
+	return configs.SensitiveName(strings.Trim(last, `[]'"`))
 }
 
 func firstLine(s string) string {

@@ -38,9 +38,10 @@ var kindBuilders = map[string]kindBuilder{
 }
 
 type builder struct {
-	cfg  *configs.Config
-	deps Deps
-	errs configs.Errors
+	cfg    *configs.Config
+	deps   Deps
+	errs   configs.Errors
+	redact *configs.Redactor
 }
 
 func (b *builder) errf(path, fix, format string, args ...any) {
@@ -55,7 +56,7 @@ func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
 	if deps.HTTP == nil {
 		deps.HTTP = NewHTTPClient("vigil")
 	}
-	b := &builder{cfg: cfg, deps: deps}
+	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
 	out := make([]*Check, 0, len(cfg.Checks))
 	for _, c := range cfg.Checks {
 		if c == nil || cfg.Broken(c.Path()) {
@@ -81,7 +82,7 @@ func (b *builder) build(c *configs.Check) *Check {
 	if prober == nil {
 		return nil
 	}
-	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober}
+	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
 	if b.deps.Tracing.On() { // off, a run makes no span at all
 		ch.tracer = b.deps.Tracing.Tracer("checks")
 	}

@@ -181,6 +181,8 @@ type Check struct {
 	prober  Prober
 	asserts []*Assertion
 	tracer  trace.Tracer
+	// redact masks the config's secrets in what leaves a run (seal).
+	redact *configs.Redactor
 }
 
 // Assertions returns the compiled assertions, defaults included.
@@ -219,13 +221,14 @@ func (c *Check) UsesBaseline() bool {
 }
 
 // Run runs the check once within its timeout. It never returns nil and never outlives
-// ctx or the timeout by more than the prober's cleanup.
+// ctx or the timeout by more than the prober's cleanup. The result is sealed: redacted and
+// bounded, ready to be stored, shown and sent (see seal).
 func (c *Check) Run(ctx context.Context, in Input) *Result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
-	run := &Run{Input: in, Vars: map[string]any{}, Transcript: NewTranscript()}
+	run := &Run{Input: in, Vars: map[string]any{}, Transcript: newRunTranscript(c.redact)}
 	err := c.probe(ctx, run)
 	elapsed := time.Since(start)
 	if _, set := run.Vars["duration_ms"]; !set {
@@ -243,18 +246,18 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	switch {
 	case errors.As(err, &inc):
 		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
-		return res
 	case err != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
 		res.Outcome, res.Reasons = Error, []string{err.Error()}
-		return res
+	default:
+		res.Outcome, res.Reasons = c.judge(run)
+		if res.Outcome == Fail {
+			res.Halt = run.halt
+		}
 	}
-	res.Outcome, res.Reasons = c.judge(run)
-	if res.Outcome == Fail {
-		res.Halt = run.halt
-	}
+	c.seal(res, run.Transcript)
 	return res
 }
 
@@ -290,7 +293,7 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 			noBaseline = append(noBaseline, a.Source)
 			continue
 		}
-		if ok, why := a.Eval(env, run.details); !ok {
+		if ok, why := a.eval(env, run.details, run.Transcript.Redactor()); !ok {
 			reasons = append(reasons, why)
 		}
 	}

@@ -133,7 +133,7 @@ func (f *Fleet) targets(ctx context.Context, t *Transcript) ([]string, error) {
 	}
 	switch {
 	case resp.Status != http.StatusOK:
-		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, Trim(string(resp.Body), 200))
+		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, t.Excerpt(string(resp.Body), 200))
 	case resp.Truncated:
 		return nil, fmt.Errorf("discovery %s answered more than %d bytes; is it the right URL?", f.discovery.URL, fleetDiscoveryBytes)
 	}
@@ -276,7 +276,11 @@ func (f *Fleet) judge(run *Run, found []*FleetInstance) {
 	var unhealthyWhy, oldWhy []string
 	now := map[string]bool{}
 	healthy := 0
+	red := run.Transcript.Redactor()
 	for _, in := range found {
+		// Instances are known by their URL as results store it, redacted, so an instance
+		// whose URL carries a password is still matched with its baseline.
+		in.URL = red.String(in.URL)
 		now[in.URL] = true
 		b, known := base[in.URL]
 		version := in.Version

@@ -31,6 +31,9 @@ type HTTPClient struct {
 	UserAgent string
 	// Wrap, when set, wraps each transport (tracing injects traceparent here).
 	Wrap func(http.RoundTripper) http.RoundTripper
+	// Resolver looks up target host names; nil is the system's. Set it before the first
+	// request.
+	Resolver *net.Resolver
 
 	mu         sync.Mutex
 	transports map[tlsKey]http.RoundTripper
@@ -105,7 +108,7 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: h.Resolver}).DialContext,
 		TLSClientConfig:        tc,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           1024,
@@ -224,12 +227,13 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		req.SetBasicAuth(r.Auth.Username, r.Auth.Password.Value())
 	}
 	if t != nil {
+		t.Mask(requestSecrets(r, req.Header)...)
 		t.Printf("> %s %s", r.Method, r.URL)
-		for _, line := range headerLines(req.Header) {
+		for _, line := range headerLines(req.Header, true) {
 			t.Printf("> %s", line)
 		}
 		if r.Body != "" {
-			t.Printf("> %s", Trim(r.Body, 300))
+			t.Printf("> %s", t.Excerpt(r.Body, 300))
 		}
 	}
 	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
@@ -274,16 +278,17 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		}
 	}
 	if t != nil {
+		t.Mask(responseSecrets(resp.Header, out.JSON)...)
 		t.Printf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", resp.Proto, resp.Status, round(tm.Total),
 			round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))
-		for _, line := range headerLines(resp.Header) {
+		for _, line := range headerLines(resp.Header, false) {
 			t.Printf("< %s", line)
 		}
 		note := ""
 		if out.Truncated {
 			note = fmt.Sprintf(", cut at the %d-byte cap", limit)
 		}
-		t.Printf("< body: %d bytes%s: %s", len(data), note, Trim(string(data), 400))
+		t.Printf("< body: %d bytes%s: %s", len(data), note, t.Excerpt(string(data), 400))
 	}
 	return out, nil
 }
@@ -331,6 +336,11 @@ func round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Microsecond)
 }
 
+// redirectPolicy follows up to 10 redirects. One that leaves the first request's host (for
+// another name, not one of its subdomains, as Go judges Authorization) takes none of the
+// request's credentials along: Go drops Authorization and Cookie; this drops the Referer
+// (the previous URL, query tokens and all) and every header the config set that is not
+// clearly harmless (X-Auth-Token, X-Api-Key, ...).
 func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
@@ -339,8 +349,21 @@ func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
+		if !sameSite(via[0].URL, req.URL) {
+			for k := range req.Header {
+				if !configs.PlainHeader(k) {
+					req.Header.Del(k)
+				}
+			}
+		}
 		return nil
 	}
+}
+
+// sameSite: dest is initial's host or one of its subdomains.
+func sameSite(initial, dest *url.URL) bool {
+	ih, dh := strings.ToLower(initial.Hostname()), strings.ToLower(dest.Hostname())
+	return ih == dh || strings.HasSuffix(dh, "."+ih)
 }
 
 // describeHTTPError turns transport errors into a sentence that says what happened.
@@ -358,10 +381,10 @@ func describeHTTPError(ctx context.Context, r *Request, err error) error {
 	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
 }
 
-var sensitiveHeaders = map[string]bool{"Authorization": true, "Cookie": true, "Set-Cookie": true,
-	"Proxy-Authorization": true, "X-Api-Key": true}
-
-func headerLines(h http.Header) []string {
+// headerLines shows headers, one a line. A header whose name holds a credential is masked;
+// so is every request header that is not clearly harmless (configs.PlainHeader): a config's
+// X-Auth-Token or X-Scope-OrgID is a credential until proven otherwise.
+func headerLines(h http.Header, request bool) []string {
 	keys := make([]string, 0, len(h))
 	for k := range h {
 		keys = append(keys, k)
@@ -370,12 +393,52 @@ func headerLines(h http.Header) []string {
 	var out []string
 	for _, k := range keys {
 		v := strings.Join(h[k], ", ")
-		if sensitiveHeaders[k] {
-			v = "****"
+		if configs.SensitiveName(k) || (request && !configs.PlainHeader(k)) {
+			v = configs.Masked
 		}
 		out = append(out, k+": "+Trim(v, 200))
 	}
 	return out
+}
+
+// requestSecrets are the credentials a rendered request carries beyond the config's own:
+// credential header values (a token an earlier step extracted) and the passwords and
+// tokens in its URL and body.
+func requestSecrets(r *Request, h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		if configs.PlainHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, v)
+			if _, tok, ok := strings.Cut(v, " "); ok {
+				out = append(out, strings.TrimSpace(tok))
+			}
+		}
+	}
+	out = append(out, configs.SecretsInText(r.URL)...)
+	return append(out, configs.SecretsInText(r.Body)...)
+}
+
+// responseSecrets are what an answer hands out that must not be shown: cookies, credential
+// headers and tokens in a JSON body.
+func responseSecrets(h http.Header, body any) []string {
+	var out []string
+	for k, vs := range h {
+		if !configs.SensitiveName(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, v)
+			if k == "Set-Cookie" {
+				if c, err := http.ParseSetCookie(v); err == nil {
+					out = append(out, c.Value)
+				}
+			}
+		}
+	}
+	return append(out, configs.SensitiveValues(body)...)
 }
 
 func looksJSON(contentType string, body []byte) bool {

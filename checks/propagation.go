@@ -144,7 +144,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	run.Vars["write_ms"] = ms(resp.Timings.Total)
 	defer p.clean(ctx, data, run.Transcript)
 	if resp.Status >= 300 {
-		run.Failf("the write %s %s answered %d, so there is no marker to wait for: %s", wreq.Method, wreq.URL, resp.Status, Trim(string(resp.Body), 200))
+		run.Failf("the write %s %s answered %d, so there is no marker to wait for: %s", wreq.Method, wreq.URL, resp.Status, run.Transcript.Excerpt(string(resp.Body), 200))
 		return nil
 	}
 
@@ -186,7 +186,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			readers[r.name] = ms(waited)
 			slowest = waited
 			stale = append(stale, r.name)
-			run.Transcript.Printf("reader %s never showed the marker in %d reads over %s; last answer: %s", r.name, res.polls, round(waited), res.last)
+			run.Transcript.Printf("reader %s never showed the marker in %d reads over %s; last answer: %s", r.name, res.polls, round(waited), run.Transcript.Excerpt(res.last, 124))
 		}
 	}
 	if len(silent) > 0 {
@@ -240,7 +240,8 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			res.last = err.Error()
 		default:
 			res.answered = true
-			res.last = fmt.Sprintf("%d %s", resp.Status, Trim(string(resp.Body), 120))
+			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).
+			res.last = fmt.Sprintf("%d %s", resp.Status, resp.Body[:min(len(resp.Body), 4096)])
 			ok, merr := r.match.shows(resp, nonce)
 			if merr != nil && !mismatchNoted {
 				mismatchNoted = true

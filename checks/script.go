@@ -61,7 +61,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		req, err := st.req.Render(data)
 		if err != nil {
 			run.Vars["failed_step"] = st.label
-			run.Failf("step %d (%s): %v%s", i+1, st.label, err, varsNote(extracted))
+			run.Failf("step %d (%s): %v%s", i+1, st.label, err, varsNote(run.Transcript, extracted))
 			return nil
 		}
 		resp, err := s.client.Do(ctx, req, run.Transcript)
@@ -74,9 +74,9 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		stepRun.Vars["vars"] = extracted
 		env := assertionEnv(&Run{Input: run.Input, Vars: stepRun.Vars})
 		for _, a := range st.asserts {
-			if ok, why := a.Eval(env, stepRun.details); !ok {
+			if ok, why := a.eval(env, stepRun.details, run.Transcript.Redactor()); !ok {
 				run.Vars["failed_step"] = st.label
-				run.Failf("step %d (%s): %s%s", i+1, st.label, why, varsNote(extracted))
+				run.Failf("step %d (%s): %s%s", i+1, st.label, why, varsNote(run.Transcript, extracted))
 				return nil
 			}
 		}
@@ -84,26 +84,35 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 			v, ok := extractValue(st.extract[name], resp)
 			if !ok {
 				run.Vars["failed_step"] = st.label
-				run.Failf("step %d (%s): extract %s from %s: no value there%s", i+1, st.label, name, st.extract[name], varsNote(extracted))
+				run.Failf("step %d (%s): extract %s from %s: no value there%s", i+1, st.label, name, st.extract[name], varsNote(run.Transcript, extracted))
 				return nil
 			}
 			extracted[name] = v
 			data[name] = v
-			run.Transcript.Printf("   %s = %s", name, FormatValue(v))
+			run.Transcript.Printf("   %s = %s", name, shownValue(run.Transcript, name, v))
 		}
 	}
 	return nil
 }
 
-func varsNote(vars map[string]any) string {
+func varsNote(t *Transcript, vars map[string]any) string {
 	if len(vars) == 0 {
 		return ""
 	}
 	parts := make([]string, 0, len(vars))
 	for _, k := range sortedKeys(vars) {
-		parts = append(parts, k+"="+FormatValue(vars[k]))
+		parts = append(parts, k+"="+shownValue(t, k, vars[k]))
 	}
 	return " (variables: " + strings.Join(parts, ", ") + ")"
+}
+
+// shownValue formats an extracted value for a reason or the transcript: masked whole when
+// its name holds a credential (token, session), redacted before it is cut short otherwise.
+func shownValue(t *Transcript, name string, v any) string {
+	if configs.SensitiveName(name) {
+		return configs.Masked
+	}
+	return FormatValue(t.Redactor().Value(v))
 }
 
 // extractValue reads json.PATH (gjson), json, header.NAME, status or body from resp.

@@ -8,7 +8,11 @@
 package configs
 
 import (
+	"fmt"
+	"math"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +36,10 @@ type Config struct {
 	lines map[string]int // key path -> line in File, for errors raised after load
 	// problems are what LoadPartial found (see Broken).
 	problems Errors
+	// expandedSecrets are ${VAR} values that are credentials by their variable's or key's
+	// name; redactor is built from them and the config's other secrets once loaded.
+	expandedSecrets []string
+	redactor        *Redactor
 }
 
 // Agent configures the long-running process: its listener and its limits.
@@ -47,6 +55,9 @@ type Agent struct {
 	StatusPageAuth bool `koanf:"status_page_auth"`
 	// ShutdownGrace is how long runs in flight may finish after SIGTERM before they are cancelled.
 	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	// MaxConnections caps the API server's open connections; past it the oldest connection
+	// not serving a request is closed to make room.
+	MaxConnections int `koanf:"max_connections"`
 }
 
 // Store configures where runs, deploys, verdicts and the outbox are kept.
@@ -54,6 +65,69 @@ type Store struct {
 	Driver    string        `koanf:"driver"`
 	DSN       string        `koanf:"dsn"`
 	Retention time.Duration `koanf:"retention"`
+	// MaxSize bounds the history by size as Retention does by age: past it the oldest runs
+	// (then the oldest finished notifications) are deleted.
+	MaxSize ByteSize `koanf:"max_size"`
+}
+
+// ByteSize is a size in bytes; in YAML a number of bytes or a number with a unit: 500MB,
+// 2GB (powers of 1000), 512MiB, 1GiB (powers of 1024).
+type ByteSize int64
+
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1e9:
+		return fmt.Sprintf("%.1fGB", float64(b)/1e9)
+	case b >= 1e6:
+		return fmt.Sprintf("%.1fMB", float64(b)/1e6)
+	}
+	return fmt.Sprintf("%dB", int64(b))
+}
+
+var byteUnits = map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+
+// ParseByteSize reads "500MB", "1GiB", "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.ToUpper(strings.TrimSpace(s[i:]))
+	}
+	mult, ok := byteUnits[unit]
+	n, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || n < 0 || n*mult > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// decodeRaw reads a size as a number of bytes or a number with a unit.
+func (b *ByteSize) decodeRaw(d *decoder, path string, raw any) {
+	fix := "write a size such as 500MB, 2GB or 1GiB"
+	switch v := raw.(type) {
+	case int, int64, uint64, float64:
+		n, _ := toFloat(v)
+		if n < 0 || n != math.Trunc(n) {
+			d.errorf(path, fix, "%v is not a size", v)
+			return
+		}
+		*b = ByteSize(n)
+	case string:
+		n, err := ParseByteSize(v)
+		if err != nil {
+			d.errorf(path, fix, "%v", err)
+			return
+		}
+		*b = n
+	default:
+		d.errorf(path, fix, "expected a size, got %s", describe(raw))
+	}
 }
 
 // Browser configures the Chromium that browser checks share.
@@ -216,6 +290,10 @@ type Auth struct {
 // HTTPSpec is the http kind: one request, assertions over the response.
 type HTTPSpec struct {
 	Request Request `koanf:"request"`
+	// StoreBody keeps the response body in stored results: an excerpt of every run, and
+	// the body itself (up to a cap) as evidence of a failing run. Off by default: bodies
+	// can hold personal data and tokens, and they are what made stores grow.
+	StoreBody bool `koanf:"store_body"`
 }
 
 // ScriptSpec is the script kind: an ordered API journey.
@@ -480,7 +558,10 @@ const (
 	DefaultListen           = "127.0.0.1:9090"
 	DefaultConcurrency      = 32
 	DefaultBrowserConc      = 2
+	DefaultMaxConnections   = 512
 	DefaultRetention        = 168 * time.Hour
+	DefaultMaxSize          = ByteSize(1 << 30)
+	MinMaxSize              = ByteSize(1 << 20)
 	DefaultVerifyInterval   = 5 * time.Second
 	DefaultVerifyCount      = 6
 	DefaultBaselineRuns     = 5

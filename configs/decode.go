@@ -187,6 +187,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, "d"); i > 0 {
 		days, err := strconv.Atoi(s[:i])
+		if err == nil && (days < 0 || days > 100_000) {
+			return 0, fmt.Errorf("%q: %d days is out of range", s, days)
+		}
 		if err == nil {
 			rest := time.Duration(0)
 			if i+1 < len(s) {

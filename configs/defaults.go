@@ -16,6 +16,7 @@ func (c *Config) applyDefaults() {
 	setInt(&a.Concurrency, DefaultConcurrency)
 	setInt(&a.BrowserConcurrency, DefaultBrowserConc)
 	setDur(&a.ShutdownGrace, 10*time.Second)
+	setInt(&a.MaxConnections, DefaultMaxConnections)
 
 	setStr(&c.Store.Driver, "sqlite")
 	setStr(&c.Store.DSN, "vigil.db")
@@ -23,6 +24,9 @@ func (c *Config) applyDefaults() {
 		c.Store.DSN = filepath.Join(c.Dir, c.Store.DSN)
 	}
 	setDur(&c.Store.Retention, DefaultRetention)
+	if c.Store.MaxSize == 0 {
+		c.Store.MaxSize = DefaultMaxSize
+	}
 
 	d := &c.Defaults
 	setDur(&d.Every, DefaultEvery)

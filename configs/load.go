@@ -147,7 +147,11 @@ func ParsePartial(name string, data []byte, opts Options) (*Config, error) {
 		}
 	}
 	unset := map[string][]string{}
-	raw := expandMap("", k.Raw(), opts, unset)
+	raw := expandMap("", k.Raw(), opts, unset, func(path, name, value string) {
+		if SensitiveName(name) || SensitiveName(lastKey(path)) {
+			cfg.expandedSecrets = append(cfg.expandedSecrets, value)
+		}
+	})
 
 	d := &decoder{unset: unset}
 	d.where = func(path string) (string, int, string) {
@@ -175,7 +179,16 @@ func ParsePartial(name string, data []byte, opts Options) (*Config, error) {
 		cfg.problems = problems.sorted()
 		return cfg, cfg.problems
 	}
+	cfg.redactor = NewRedactor(cfg.secretValues()...)
 	return cfg, nil
+}
+
+// lastKey is the last key of a path: "password" of checks[0].request.auth.password.
+func lastKey(path string) string {
+	if i := strings.LastIndexAny(path, ".]"); i >= 0 {
+		return path[i+1:]
+	}
+	return path
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -239,16 +252,17 @@ var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*)
 
 // expandMap replaces ${VAR} in every string of v. A reference to an unset variable with no
 // default expands to "" and is recorded under its key path in unset, so secrets can fail.
-func expandMap(path string, v any, opts Options, unset map[string][]string) any {
+// expanded receives every value put in, with its key path and variable name.
+func expandMap(path string, v any, opts Options, unset map[string][]string, expanded func(path, name, value string)) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
-			x[k] = expandMap(joinPath(path, k), val, opts, unset)
+			x[k] = expandMap(joinPath(path, k), val, opts, unset, expanded)
 		}
 		return x
 	case []any:
 		for i, val := range x {
-			x[i] = expandMap(indexPath(path, i), val, opts, unset)
+			x[i] = expandMap(indexPath(path, i), val, opts, unset, expanded)
 		}
 		return x
 	case string:
@@ -261,9 +275,11 @@ func expandMap(path string, v any, opts Options, unset map[string][]string) any 
 			}
 			m := envRef.FindStringSubmatch(ref)
 			if val, ok := opts.lookupEnv(m[1]); ok && val != "" {
+				expanded(path, m[1], val)
 				return val
 			}
 			if strings.Contains(ref, ":-") {
+				expanded(path, m[1], m[2])
 				return m[2]
 			}
 			unset[path] = append(unset[path], m[1])

@@ -56,6 +56,9 @@ func (v *validator) agent() {
 	if a.BrowserConcurrency < 1 {
 		v.errf("agent.browser_concurrency", "use 1 or more", "must be at least 1, got %d", a.BrowserConcurrency)
 	}
+	if a.MaxConnections < 32 {
+		v.errf("agent.max_connections", "use 32 or more, e.g. 512; keep it under the process's file limit", "%d is too few to keep the API answerable", a.MaxConnections)
+	}
 	if a.PublicURL != "" {
 		v.url("agent.public_url", a.PublicURL)
 	}
@@ -92,6 +95,9 @@ func (v *validator) store() {
 	s := &v.c.Store
 	if s.Driver != "sqlite" {
 		v.errf("store.driver", `use "sqlite"`, "unsupported driver %q", s.Driver)
+	}
+	if s.MaxSize < MinMaxSize {
+		v.errf("store.max_size", "use at least 1MiB, e.g. 1GB", "%s is too small to keep a day of history", s.MaxSize)
 	}
 	if s.Retention < time.Hour {
 		v.errf("store.retention", "keep at least 1h of history, e.g. 168h", "%s is too short", s.Retention)

@@ -48,7 +48,7 @@ func enqueue(ctx context.Context, tx *sql.Tx, entries []*OutboxEntry) error {
 
 // Enqueue adds entries outside any other change (action results, manual sends).
 func (s *SQLite) Enqueue(ctx context.Context, entries []*OutboxEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, entries) })
+	return s.noted("queueing notifications", s.tx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, entries) }))
 }
 
 const outboxColumns = `id, notifier, event, idem_key, incident, payload, created_at, next_attempt_at, attempts, status, last_error, done_at`
@@ -172,7 +172,7 @@ func (s *SQLite) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 	}
 	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, done_at = ? WHERE id = ?`,
 		a.Status, a.Attempts, nanos(a.Next), a.LastError, done, a.ID)
-	return err
+	return s.noted("recording deliveries", err)
 }
 
 // Retry puts a dead entry back in the queue, due now.

@@ -41,7 +41,7 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.noted("saving runs", s.tx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts,
 			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
@@ -68,7 +68,7 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 const runColumns = `id, check_name, kind, started_at, duration_ns, outcome, attempts, COALESCE(deploy_id, ''),
@@ -260,7 +260,7 @@ func (s *SQLite) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 			VALUES (?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status, mustJSON(d.Baseline))
 		return err
 	})
-	return superseded, err
+	return superseded, s.noted("registering deploys", err)
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline`
@@ -346,7 +346,7 @@ func (s *SQLite) DecideDeploy(ctx context.Context, dec *Decision) (bool, error) 
 		decided = true
 		return enqueue(ctx, tx, dec.Outbox)
 	})
-	return decided, err
+	return decided, s.noted("recording verdicts", err)
 }
 
 // Incident is the alert state of one check under scheduled monitoring.
@@ -388,7 +388,7 @@ func (s *SQLite) Incidents(ctx context.Context) (map[string]*Incident, error) {
 // SaveIncident stores a check's incident state and enqueues what the change sends, in one
 // transaction.
 func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*OutboxEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.noted("saving incidents", s.tx(ctx, func(tx *sql.Tx) error {
 		open := 0
 		if in.Open {
 			open = 1
@@ -402,7 +402,67 @@ func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*Outbo
 			return err
 		}
 		return enqueue(ctx, tx, outbox)
-	})
+	}))
+}
+
+// Size is how many bytes the database's data takes: the pages in use, the WAL's included.
+func (s *SQLite) Size(ctx context.Context) (int64, error) {
+	var pages, free, size int64
+	for _, q := range []struct {
+		pragma string
+		dst    *int64
+	}{{"page_count", &pages}, {"freelist_count", &free}, {"page_size", &size}} {
+		if err := s.db.QueryRowContext(ctx, "PRAGMA "+q.pragma).Scan(q.dst); err != nil {
+			return 0, fmt.Errorf("reading the store's size: %w", err)
+		}
+	}
+	return (pages - free) * size, nil
+}
+
+// PurgeToSize deletes the oldest runs with their evidence, then the oldest finished outbox
+// entries, until the data takes at most nine tenths of max bytes (room for the next burst
+// before the next purge); it does nothing while the data fits in limit. Deploys, incidents
+// and pending notifications are never deleted. It returns the rows deleted and the size.
+func (s *SQLite) PurgeToSize(ctx context.Context, limit int64) (int64, int64, error) {
+	size, err := s.Size(ctx)
+	if err != nil || size <= limit {
+		return 0, size, err
+	}
+	var deleted int64
+	target := limit - limit/10
+	runs, err := s.CountRuns(ctx)
+	if err != nil {
+		return 0, size, err
+	}
+	for size > target {
+		// About the share of the runs that is over, half at a time: runs differ in size.
+		batch := min(max(runs*(size-target)/size/2, 1), 1000)
+		res, err := s.db.ExecContext(ctx, `DELETE FROM runs WHERE id IN (SELECT id FROM runs ORDER BY started_at LIMIT ?)`, batch)
+		if err != nil {
+			return deleted, size, fmt.Errorf("purging the oldest runs: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		runs -= n
+		if n == 0 {
+			res, err = s.db.ExecContext(ctx, `DELETE FROM outbox WHERE id IN
+				(SELECT id FROM outbox WHERE status != 'pending' ORDER BY created_at LIMIT 100)`)
+			if err != nil {
+				return deleted, size, fmt.Errorf("purging the oldest notifications: %w", err)
+			}
+			if n, _ = res.RowsAffected(); n == 0 {
+				break // nothing left that may go
+			}
+		}
+		deleted += n
+		if size, err = s.Size(ctx); err != nil {
+			return deleted, size, err
+		}
+	}
+	// Give the freed pages back to the file system (databases created with auto_vacuum).
+	if _, err := s.db.ExecContext(ctx, `PRAGMA incremental_vacuum`); err != nil {
+		return deleted, size, fmt.Errorf("vacuuming after the purge: %w", err)
+	}
+	return deleted, size, nil
 }
 
 // Purge deletes runs and finished outbox entries older than before, and expired silences.
@@ -425,4 +485,11 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// CountRuns is how many runs the store holds.
+func (s *SQLite) CountRuns(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
+	return n, err
 }

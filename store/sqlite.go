@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -26,6 +28,16 @@ var ErrNotFound = errors.New("not found")
 // SQLite is the embedded store.
 type SQLite struct {
 	db *sql.DB
+
+	mu      sync.Mutex
+	failing map[string]*writeFailure // by what was being written
+}
+
+// writeFailure is a kind of write that fails, until one succeeds again.
+type writeFailure struct {
+	since time.Time
+	times int
+	err   error
 }
 
 // Deploy statuses.
@@ -54,9 +66,17 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("store: creating the folder of %s: %w", path, err)
 		}
+		if err := notEmptied(path); err != nil {
+			return nil, err
+		}
 		dsn = "file:" + path
 	}
-	dsn += "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	// auto_vacuum must come before journal_mode: it only takes on a database that has no
+	// tables yet, and it lets PurgeToSize give freed pages back to the file system. An
+	// older database keeps reusing its freed pages instead. journal_size_limit truncates
+	// the WAL after each checkpoint, so it cannot keep the size of its largest burst.
+	dsn += "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(ON)&_pragma=journal_size_limit(8388608)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
@@ -66,12 +86,28 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	} else {
 		db.SetMaxOpenConns(4)
 	}
-	s := &SQLite{db: db}
+	s := &SQLite{db: db, failing: map[string]*writeFailure{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// notEmptied refuses a database file that exists with 0 bytes: SQLite would take it for a
+// new database and vigil would start with no history, no pending verdicts and no outbox,
+// silently. (A new store has its header written as it opens; only its write-ahead log may
+// hold the rest.)
+func notEmptied(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() > 0 || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+		return nil
+	}
+	return fmt.Errorf("store: %s is 0 bytes: it is not a new store but one that lost its contents (truncated, or a failed copy or restore); "+
+		"restore it from a backup, or move it away to start with an empty store", path)
 }
 
 // Close closes the database.
@@ -207,6 +243,48 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// noted records how a write of one kind went and returns its error: Health reports the
+// kinds whose last write failed. A write abandoned because its context ended says nothing
+// about the store.
+func (s *SQLite) noted(what string, err error) error {
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch f := s.failing[what]; {
+	case err == nil:
+		delete(s.failing, what)
+	case f == nil:
+		s.failing[what] = &writeFailure{since: time.Now(), times: 1, err: err}
+	default:
+		f.times++
+		f.err = err
+	}
+	return err
+}
+
+// Health says which kinds of writes fail now (readiness): a store can take the probe's
+// test write and still fail every save of a run, on a corrupt table or a full disk.
+func (s *SQLite) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.failing) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(s.failing))
+	for k := range s.failing {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	msgs := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		f := s.failing[k]
+		msgs = append(msgs, fmt.Sprintf("%s fails (%d times since %s): %v", k, f.times, f.since.UTC().Format(time.RFC3339), f.err))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Writable checks that a write succeeds (readiness).

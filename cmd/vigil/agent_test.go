@@ -314,10 +314,10 @@ func TestKillDuringRollbackDeliversOnce(t *testing.T) {
 		cycles = n // scripts/killtest runs more
 	}
 	r := killCycles(t, cycles)
-	t.Logf("kill test: %d cycles, %d SIGKILLs: %d before the receiver answered, %d while it failed (503), %d after it accepted",
+	t.Logf("reliability: kill test: %d cycles, %d SIGKILLs: %d before the receiver answered, %d while it failed (503), %d after it accepted",
 		cycles, cycles, len(r.keys[killHanging]), len(r.keys[killFailing]), len(r.keys[killAccepted]))
-	t.Logf("kill test: %d of %d rollback keys are one outbox entry, delivered; nothing pending: %v", r.entries, cycles, r.settled)
-	t.Logf("kill test: accepted once: %d of %d keys killed before acceptance; accepted twice (same Idempotency-Key, once more after the restart): %d of %d keys killed after acceptance",
+	t.Logf("reliability: kill test: %d of %d rollback keys are one outbox entry, delivered; nothing pending: %v", r.entries, cycles, r.settled)
+	t.Logf("reliability: kill test: accepted once: %d of %d keys killed before acceptance; accepted twice (same Idempotency-Key, once more after the restart): %d of %d keys killed after acceptance",
 		r.once, len(r.keys[killHanging])+len(r.keys[killFailing]), r.twice, len(r.keys[killAccepted]))
 }
 

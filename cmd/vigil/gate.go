@@ -138,6 +138,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	var d gateDeploy
 	var last []byte // the newest answer about the deploy: what --json prints
 	failures := 0
+	var lost error // the last poll's failure; nil once the agent answers again
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -151,13 +152,17 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if err != nil || status >= 500 {
 			// The agent may be restarting: verdicts survive restarts, so keep asking.
 			failures++
+			lost = err
+			if lost == nil {
+				lost = fmt.Errorf("HTTP %d: %s", status, apiMessage(body))
+			}
 			if failures >= 10 {
-				return exitWith(exitUsage, fmt.Errorf("vigil gate: lost the agent at %s: %v %s", base, err, apiMessage(body)))
+				break
 			}
 			time.Sleep(min(time.Duration(failures)*time.Second, time.Until(deadline)))
 			continue
 		}
-		failures = 0
+		failures, lost = 0, nil
 		if status != http.StatusOK {
 			return exitWith(exitUsage, fmt.Errorf("vigil gate: reading deploy %s failed (HTTP %d): %s", reg.ID, status, apiMessage(body)))
 		}
@@ -168,6 +173,11 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if d.Status != "verifying" {
 			break
 		}
+	}
+	if lost != nil {
+		// No answer at the end: whether the deploy passed is unknown, and that is the
+		// pipeline's problem to look at (exit 2), not a verification still running (3).
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%v); deploy %s has no verdict from it", base, lost, reg.ID))
 	}
 	if f.json && last != nil {
 		var pretty bytes.Buffer

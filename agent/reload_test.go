@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// publicListener reports the address of a socket bound to every interface, as agent.listen
+// 0.0.0.0:9090 makes, without exposing a test to the network.
+type publicListener struct{ net.Listener }
+
+func (l publicListener) Addr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4zero, Port: l.Listener.Addr().(*net.TCPAddr).Port}
+}
+
+func reloadWith(t *testing.T, h *harness, yaml string) error {
+	t.Helper()
+	if err := os.WriteFile(h.cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h.a.Reload()
+}
+
+// A reload that drops api_token while the socket listens on every interface would open the
+// API to the network until a restart: it is refused, and the token stays in force.
+func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
+	tg := newTarget(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	base := webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String()
+	l := launch(t, dir, "agent: {listen: \"0.0.0.0:9090\", api_token: s3cret-token}\n"+base,
+		Options{Listener: publicListener{ln}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: "http://" + ln.Addr().String(), logs: logs}
+	t.Cleanup(func() { _ = l.stop() })
+
+	// Listening on loopback in the file now, and no token: valid on its own, but the socket
+	// in force is still public.
+	err = reloadWith(t, h, "agent: {listen: \"127.0.0.1:9090\"}\n"+base)
+	t.Logf("reliability: reload dropping api_token on a public socket: %v", strings.Replace(fmt.Sprint(err), h.cfgPath, "vigil.yaml", 1))
+	if err == nil || !strings.Contains(err.Error(), "api_token") {
+		t.Errorf("reload without the token: %v", err)
+	}
+	if status, out := h.request("GET", "/api/v1/checks", ""); status != http.StatusUnauthorized {
+		t.Errorf("after the refused reload the API answers %d without a token: %v", status, out)
+	}
+	if !strings.Contains(logs.String(), "api_token") {
+		t.Errorf("the log does not say why the reload was refused:\n%s", logs.String())
+	}
+	// A new token is fine.
+	if err := reloadWith(t, h, "agent: {listen: \"0.0.0.0:9090\", api_token: other-token}\n"+base); err != nil {
+		t.Fatalf("reload with a new token: %v", err)
+	}
+	h.token = "other-token"
+	if status, _ := h.request("GET", "/api/v1/checks", ""); status != 200 {
+		t.Errorf("the new token is not in force: %d", status)
+	}
+}
+
+// status_page_auth, concurrency and browser_concurrency apply on reload; settings that only
+// apply at a restart are named in the log.
+func TestReloadAppliesAgentSettings(t *testing.T) {
+	var inflight, peak atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(800 * time.Millisecond)
+	}))
+	defer slow.Close()
+	cfg := func(agent string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "agent: {api_token: s3cret-token, %s}\nchecks:\n", agent)
+		for i := range 4 {
+			fmt.Fprintf(&b, "  - {name: slow-%d, kind: http, every: 1s, timeout: 5s, retries: 0, request: {url: %q}}\n", i, slow.URL)
+		}
+		return b.String()
+	}
+	h := startAgent(t, "", cfg("concurrency: 1, browser_concurrency: 1"))
+	page := func() int {
+		resp, err := http.Get(h.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := page(); code != 200 {
+		t.Fatalf("status page without auth: %d", code)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if p := peak.Load(); p != 1 {
+		t.Fatalf("with concurrency 1, %d runs went at once", p)
+	}
+
+	err := reloadWith(t, h, cfg("concurrency: 4, browser_concurrency: 3, status_page_auth: true")+
+		"browser: {path: /opt/other-chromium}\nstore: {dsn: elsewhere.db}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := page(); code != http.StatusUnauthorized {
+		t.Errorf("status_page_auth: true did not apply: the status page answers %d", code)
+	}
+	eventually(t, 10*time.Second, "four runs at once after concurrency: 4", func() bool { return peak.Load() >= 3 })
+	t.Logf("reliability: reload: status page %d after status_page_auth: true; %d runs at once after concurrency 1 -> 4; browser_concurrency %d",
+		page(), peak.Load(), h.a.sched.browser.limit())
+	if got := h.a.sched.browser.limit(); got != 3 {
+		t.Errorf("browser_concurrency after reload: %d, want 3", got)
+	}
+	for _, s := range []string{"browser.path", "store.dsn", "restart"} {
+		if !strings.Contains(h.logs.String(), s) {
+			t.Errorf("the reload log does not name %q:\n%s", s, h.logs.String())
+		}
+	}
+}

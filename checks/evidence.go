@@ -1,0 +1,99 @@
+package checks
+
+import (
+	"fmt"
+	"mime"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// A result leaves its run through seal: from then on it may be stored, shown on the status
+// page and the API, logged and sent to notifiers, so it holds no credential and has a
+// bounded size whatever the target answered.
+const (
+	// BodyExcerpt is how much of a text value a result keeps (the status page shows as much).
+	BodyExcerpt = 2000
+	// EvidenceMaxBytes caps the response body a failing run of a store_body check keeps.
+	EvidenceMaxBytes = 256 << 10
+	// EvidenceName is the artifact that holds it.
+	EvidenceName = "response-body"
+)
+
+// seal redacts and bounds res, the last step of a run. Assertions have already judged the
+// whole answer; what is kept is: the response body only when the check says store_body
+// (an excerpt, and for a failing run the body itself up to EvidenceMaxBytes as an artifact,
+// binary bodies as bytes, never as escaped text), every other text value cut to
+// BodyExcerpt, and every string redacted with the config's secrets and what the run learned.
+func (c *Check) seal(res *Result, t *Transcript) {
+	red := t.Redactor()
+	if c.Config != nil && c.Config.HTTP != nil {
+		keepBody(res, c.Config.HTTP.StoreBody, red)
+	}
+	res.Vars, _ = red.Excerpts(res.Vars, BodyExcerpt).(map[string]any)
+	for i, reason := range res.Reasons {
+		res.Reasons[i] = red.Excerpt(reason, BodyExcerpt)
+	}
+	res.Halt = red.Excerpt(res.Halt, BodyExcerpt)
+	res.Transcript = t.Lines()
+	for _, a := range res.Artifacts {
+		a.Data = red.Bytes(a.Data)
+	}
+}
+
+// keepBody applies store_body to the http variables body and json.
+func keepBody(res *Result, store bool, red *configs.Redactor) {
+	body, ok := res.Vars["body"].(string)
+	if !ok {
+		return
+	}
+	if !store {
+		delete(res.Vars, "body")
+		delete(res.Vars, "json")
+		return
+	}
+	ctype := ""
+	if h, ok := res.Vars["headers"].(map[string]string); ok {
+		ctype = h["Content-Type"]
+	}
+	binary := isBinary(body)
+	if res.Outcome != Pass && body != "" {
+		data := body[:cutAt(body, EvidenceMaxBytes)]
+		name, ct := EvidenceName+".txt", ctype
+		if binary {
+			name = EvidenceName + ".bin"
+			data = body[:min(len(body), EvidenceMaxBytes)]
+		}
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		res.Artifacts = append(res.Artifacts, &Artifact{Name: name, ContentType: ct, Data: []byte(data)})
+	}
+	switch {
+	case binary:
+		kind := ""
+		if mt, _, err := mime.ParseMediaType(ctype); err == nil {
+			kind = " (" + mt + ")"
+		}
+		res.Vars["body"] = fmt.Sprintf("(%d bytes of binary data%s: not kept as text)", len(body), kind)
+		delete(res.Vars, "json")
+	case len(body) > BodyExcerpt:
+		res.Vars["body"] = red.Excerpt(body, BodyExcerpt)
+		delete(res.Vars, "json") // the excerpt is there to read; the whole answer was judged
+	}
+}
+
+// isBinary: text is valid UTF-8 without NUL bytes; anything else is kept as bytes.
+func isBinary(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+
+// cutAt is the largest rune boundary of s at or before n.
+func cutAt(s string, n int) int {
+	if len(s) <= n {
+		return len(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
