@@ -586,7 +586,7 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.Writable(ctx); err != nil {
 		problems = append(problems, "store not writable: "+err.Error())
 	}
-	if err := a.store.Health(); err != nil {
+	if err := a.store.Health(ctx); err != nil {
 		problems = append(problems, "store: "+err.Error())
 	}
 	if n := a.unrecordedVerdicts(); n > 0 {

@@ -60,8 +60,14 @@ notifiers:%s
 		fc.Advance(10 * time.Minute)
 		eventually(t, 20*time.Second, fmt.Sprintf("the scheduled run after %d hits", before), func() bool {
 			a.incMu.Lock()
-			defer a.incMu.Unlock()
-			return runs() > before && a.incidents["home"] != nil
+			opened := a.incidents["home"] != nil
+			a.incMu.Unlock()
+			// The run must be over, not only have reached the target: a tick that finds
+			// the previous run still going is skipped.
+			a.sched.mu.Lock()
+			idle := len(a.sched.running) == 0
+			a.sched.mu.Unlock()
+			return runs() > before && opened && idle
 		})
 		a.writer.flush(t.Context())
 	}

@@ -266,15 +266,46 @@ func (s *SQLite) noted(what string, err error) error {
 	return err
 }
 
+// probes are writes that exercise each kind of write's tables, for Health to try again in
+// a transaction it rolls back.
+var probes = map[string][]string{
+	"saving runs": {`INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome) VALUES ('~probe', 'probe', 0, 0, 'pass')`},
+	"registering deploys": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'verifying')`},
+	"recording verdicts": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'failed')`,
+		`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending')`},
+	"queueing notifications": {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending')`},
+	"recording deliveries":   {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'delivered')`},
+	"saving incidents":       {`INSERT INTO incidents(check_name, open, seq, failures, successes, opened_at) VALUES ('~probe', 0, 0, 0, 0, 0)`},
+}
+
 // Health says which kinds of writes fail now (readiness): a store can take the probe's
-// test write and still fail every save of a run, on a corrupt table or a full disk.
-func (s *SQLite) Health() error {
+// test write and still fail every save of a run, on a corrupt table or a full disk. A kind
+// that failed is tried again here, so readiness comes back when the store does, not only
+// at that kind's next real write (a check that runs hourly): a committed test write proves
+// there is space, and its own statements, rolled back, prove its tables take writes.
+func (s *SQLite) Health(ctx context.Context) error {
+	s.mu.Lock()
+	var kinds []string
+	for k := range s.failing {
+		kinds = append(kinds, k)
+	}
+	s.mu.Unlock()
+	if len(kinds) == 0 {
+		return nil
+	}
+	if s.Writable(ctx) == nil {
+		for _, k := range kinds {
+			if s.probe(ctx, k) == nil {
+				s.noted(k, nil)
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.failing) == 0 {
 		return nil
 	}
-	kinds := make([]string, 0, len(s.failing))
+	kinds = kinds[:0]
 	for k := range s.failing {
 		kinds = append(kinds, k)
 	}
@@ -285,6 +316,25 @@ func (s *SQLite) Health() error {
 		msgs = append(msgs, fmt.Sprintf("%s fails (%d times since %s): %v", k, f.times, f.since.UTC().Format(time.RFC3339), f.err))
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// probe runs a kind's probe statements in a transaction and rolls it back.
+func (s *SQLite) probe(ctx context.Context, kind string) error {
+	stmts, ok := probes[kind]
+	if !ok {
+		return fmt.Errorf("no probe for %s", kind)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Writable checks that a write succeeds (readiness).
