@@ -269,7 +269,7 @@ func (s *SQLite) noted(what string, err error) error {
 // probes are writes that exercise each kind of write's tables, for Health to try again in
 // a transaction it rolls back.
 var probes = map[string][]string{
-	"saving runs": {`INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome) VALUES ('~probe', 'probe', 0, 0, 'pass')`},
+	"saving runs":         {`INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome) VALUES ('~probe', 'probe', 0, 0, 'pass')`},
 	"registering deploys": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'verifying')`},
 	"recording verdicts": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'failed')`,
 		`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending')`},
