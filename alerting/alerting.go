@@ -1,7 +1,7 @@
 // Package alerting delivers vigil's events to people and machines: Slack (a Block Kit
 // message with the evidence, the failure screenshot in its thread, the same thread updated
 // as the incident moves on), PagerDuty (Events v2 trigger and resolve with a stable
-// dedup_key, a change event per deploy) and signed webhooks (DESIGN.md §7: rollback, halt,
+// dedup_key, a change event per deploy) and signed webhooks (the README's "Webhooks": rollback, halt,
 // or any event).
 //
 // A Notifier makes ONE attempt to deliver ONE event. Everything around that attempt —

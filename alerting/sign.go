@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Webhook headers (DESIGN.md §7).
+// Webhook headers (README, "Webhooks").
 const (
 	HeaderEvent          = "X-Vigil-Event"
 	HeaderTimestamp      = "X-Vigil-Timestamp"

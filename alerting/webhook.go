@@ -23,7 +23,7 @@ const (
 // defaultWebhookTimeout bounds one attempt when the config sets no timeout.
 const defaultWebhookTimeout = 10 * time.Second
 
-// Webhook POSTs signed JSON (DESIGN.md §7). With an action (rollback, halt) it is a
+// Webhook POSTs signed JSON (the README's "Webhooks"). With an action (rollback, halt) it is a
 // machine's trigger: it fires only on deploy_failed (rollback) or deploy_halted (halt),
 // never on inconclusive or errored verdicts, whatever its events list says, and in dry run
 // (the notifier's or the event's) it calls nothing.
@@ -147,7 +147,7 @@ func (w *Webhook) firesOn() string {
 	return configs.EventDeployFailed
 }
 
-// webhookPayload is DESIGN.md §7's body; the fields after sent_at are additions, which
+// webhookPayload is the body the README's "Webhooks" documents; the fields after sent_at are additions, which
 // receivers may ignore.
 type webhookPayload struct {
 	Event        string         `json:"event"`

@@ -1,0 +1,122 @@
+package agent
+
+// The deploys resource of the HTTP API: register a deploy, list deploys, read one (with a
+// long-poll for its verdict). api.go has the plumbing every resource shares.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// deployView is a deploy as the API shows it.
+type deployView struct {
+	ID           string         `json:"id"`
+	Service      string         `json:"service"`
+	Version      string         `json:"version"`
+	Environment  string         `json:"environment,omitempty"`
+	Commit       string         `json:"commit,omitempty"`
+	Status       string         `json:"status"`
+	Reason       string         `json:"reason,omitempty"`
+	Halt         string         `json:"halt,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	DecidedAt    *time.Time     `json:"decided_at,omitempty"`
+	SupersededBy string         `json:"superseded_by,omitempty"`
+	URL          string         `json:"url"`
+	Checks       []*DeployCheck `json:"checks,omitempty"`
+}
+
+func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool) *deployView {
+	v := &deployView{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+		Status: d.Status, Reason: d.Reason, Halt: d.Halt, CreatedAt: d.CreatedAt.UTC(), SupersededBy: d.SupersededBy,
+		URL: a.baseURL() + "/deploys/" + d.ID}
+	if !d.DecidedAt.IsZero() {
+		t := d.DecidedAt.UTC()
+		v.DecidedAt = &t
+	}
+	if withChecks {
+		list, err := a.DeployChecks(ctx, d)
+		if err != nil {
+			a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)
+		}
+		v.Checks = list
+	}
+	return v
+}
+
+func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
+	var req DeployRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	list, err := a.StartDeploys(r.Context(), req)
+	var rerr *requestError
+	switch {
+	case errors.As(err, &rerr):
+		writeError(w, rerr.status, "%s", rerr.msg)
+		return
+	case err != nil:
+		a.log.Error("registering a deploy failed", "error", err)
+		writeError(w, http.StatusInternalServerError, "registering the deploy failed: %v", err)
+		return
+	}
+	out := struct {
+		ID      string        `json:"id"`
+		Deploys []*deployView `json:"deploys"`
+	}{ID: list[0].ID}
+	for _, d := range list {
+		out.Deploys = append(out.Deploys, a.viewDeploy(r.Context(), d, false))
+	}
+	w.Header().Set("Location", "/api/v1/deploys/"+list[0].ID)
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
+	}
+	var list []*store.Deploy
+	var err error
+	if s := r.URL.Query().Get("service"); s != "" {
+		list, err = a.store.ServiceDeploys(r.Context(), s, limit)
+	} else {
+		list, err = a.store.Deploys(r.Context(), r.URL.Query().Get("status"), limit)
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading deploys failed: %v", err)
+		return
+	}
+	out := make([]*deployView, 0, len(list))
+	for _, d := range list {
+		out = append(out, a.viewDeploy(r.Context(), d, false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deploys": out})
+}
+
+func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var wait time.Duration
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxWait {
+			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 30s, not %q", maxWait, s)
+			return
+		}
+		wait = d
+		a.extendWriteDeadline(w, wait)
+	}
+	d, err := a.WaitDeploy(r.Context(), id, wait)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", clip(id, 80))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "reading the deploy failed: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.viewDeploy(r.Context(), d, true))
+}

@@ -1,0 +1,268 @@
+package agent
+
+// Deploys: registering one (a verification starts), a newer one superseding it, waiting
+// for its verdict, and the summary of its checks' runs that the API and notifications show.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// DeployRequest is the body of POST /api/v1/deploys.
+type DeployRequest struct {
+	Service     string   `json:"service"`
+	Services    []string `json:"services"`
+	Version     string   `json:"version"`
+	Environment string   `json:"environment"`
+	Commit      string   `json:"commit"`
+}
+
+// requestError is a problem with what a caller sent: it becomes a 4xx with this message.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+// StartDeploys registers a deploy of each named service and starts verifying it.
+func (a *Agent) StartDeploys(ctx context.Context, req DeployRequest) ([]*store.Deploy, error) {
+	select {
+	case <-a.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rt := a.Runtime()
+	services := req.Services
+	if req.Service != "" {
+		services = append([]string{req.Service}, services...)
+	}
+	switch {
+	case len(services) == 0:
+		return nil, &requestError{400, `name the service: {"service":"web","version":"v2"}`}
+	case strings.TrimSpace(req.Version) == "":
+		return nil, &requestError{400, `version is required: {"service":"web","version":"v2"}`}
+	case len(req.Version) > 200 || len(req.Environment) > 200 || len(req.Commit) > 200:
+		return nil, &requestError{400, "version, environment and commit are at most 200 characters"}
+	case len(services) > 50:
+		return nil, &requestError{400, "at most 50 services per deploy"}
+	}
+	var known []string
+	for n := range rt.Config.Services {
+		known = append(known, n)
+	}
+	sort.Strings(known)
+	seen := map[string]bool{}
+	for _, s := range services {
+		if _, ok := rt.Config.Services[s]; !ok {
+			return nil, &requestError{422, fmt.Sprintf("unknown service %q; %s", s, configs.DidYouMean(s, known))}
+		}
+		if seen[s] {
+			return nil, &requestError{400, fmt.Sprintf("service %q is named twice", s)}
+		}
+		seen[s] = true
+	}
+	// Scheduled runs not yet written would be missing from the baseline.
+	a.writer.flush(ctx)
+	var out []*store.Deploy
+	for _, s := range services {
+		d, err := a.createDeploy(ctx, rt, s, req)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func newDeployID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, req DeployRequest) (*store.Deploy, error) {
+	svc := rt.Config.Services[service]
+	list := rt.ServiceChecks(service)
+	// Registrations are serialised: the store's "supersede the one verifying" and the
+	// start of the new verification must happen in the same order for every deploy, or a
+	// registration racing another could start verifying a deploy the store already
+	// superseded.
+	a.registerMu.Lock()
+	defer a.registerMu.Unlock()
+	now := a.clock.Now()
+	d := &store.Deploy{ID: newDeployID(now), Service: service, Version: req.Version, Environment: req.Environment,
+		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Baseline: map[string]map[string]any{}}
+	for _, c := range list {
+		prev, err := a.store.RecentRuns(ctx, c.Name, now, 50)
+		if err != nil {
+			return nil, fmt.Errorf("reading the baseline of %s: %w", c.Name, err)
+		}
+		results := make([]*checks.Result, len(prev))
+		for i, r := range prev {
+			results[i] = fromStoreRun(r)
+		}
+		if b := c.Baseline(results, svc.Verify.BaselineRuns); b != nil {
+			d.Baseline[c.Name] = b
+		}
+	}
+	superseded, err := a.store.CreateDeploy(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("recording the deploy: %w", err)
+	}
+	for _, id := range superseded {
+		a.stopVerification(id, service)
+	}
+	a.log.Info("deploy registered; verifying", "deploy", d.ID, "service", service, "version", d.Version,
+		"rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "initial_delay", svc.Verify.InitialDelay, "checks", len(list))
+	a.startVerification(d, svc, list, now)
+	if err := a.store.Enqueue(ctx, a.deployStarted(d, now)); err != nil {
+		a.log.Warn("enqueueing deploy_started failed", "deploy", d.ID, "error", err)
+	}
+	a.signalOutbox()
+	return d, nil
+}
+
+// stopVerification ends a superseded verification: its runs are cancelled (and not
+// recorded) and its waiters see the superseded status.
+func (a *Agent) stopVerification(id, service string) {
+	a.metrics.verdicts.WithLabelValues(service, store.StatusSuperseded).Inc()
+	a.mu.Lock()
+	v := a.verify[id]
+	a.mu.Unlock()
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	v.decided = true
+	v.mu.Unlock()
+	if v.span != nil {
+		v.span.SetAttributes(attribute.String("vigil.verdict", store.StatusSuperseded))
+	}
+	a.endVerification(v)
+	a.log.Info("deploy superseded", "deploy", id, "service", service)
+}
+
+// WaitDeploy returns the deploy, waiting up to wait (in real time) for a verdict while it
+// is being verified.
+func (a *Agent) WaitDeploy(ctx context.Context, id string, wait time.Duration) (*store.Deploy, error) {
+	d, err := a.store.Deploy(ctx, id)
+	if err != nil || d.Status != store.StatusVerifying || wait <= 0 {
+		return d, err
+	}
+	a.mu.Lock()
+	v := a.verify[id]
+	a.mu.Unlock()
+	if v == nil {
+		// Decided between the read and the lookup (or cut off by a restart and not yet
+		// resumed): read it again rather than answer with what was just true.
+		return a.store.Deploy(ctx, id)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-v.done:
+	case <-t.C:
+	case <-ctx.Done():
+		return d, nil
+	}
+	return a.store.Deploy(context.WithoutCancel(ctx), id)
+}
+
+// DeployCheck summarises one check's runs in a deploy's verification.
+type DeployCheck struct {
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	Runs         int      `json:"runs"`
+	Passed       int      `json:"passed"`
+	Failed       int      `json:"failed"`
+	Errors       int      `json:"errors"`
+	Inconclusive int      `json:"inconclusive"`
+	LastOutcome  string   `json:"last_outcome,omitempty"`
+	Reasons      []string `json:"reasons,omitempty"`
+	RunURL       string   `json:"run_url,omitempty"`
+	TraceID      string   `json:"trace_id,omitempty"`
+	TraceURL     string   `json:"trace_url,omitempty"`
+	HasBaseline  bool     `json:"has_baseline"`
+	Halt         string   `json:"halt,omitempty"`
+	// failedRun is the first run that did not pass (evidence for notifications).
+	failedRun *store.Run
+}
+
+// DeployChecks summarises a deploy's runs per check, in the service's check order.
+func (a *Agent) DeployChecks(ctx context.Context, d *store.Deploy) ([]*DeployCheck, error) {
+	runs, err := a.store.DeployRuns(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*DeployCheck{}
+	var order []*DeployCheck
+	add := func(name, kind string) *DeployCheck {
+		if dc := byName[name]; dc != nil {
+			return dc
+		}
+		_, hasBase := d.Baseline[name]
+		dc := &DeployCheck{Name: name, Kind: kind, HasBaseline: hasBase}
+		byName[name] = dc
+		order = append(order, dc)
+		return dc
+	}
+	if svc := a.Runtime().Config.Services[d.Service]; svc != nil {
+		for _, n := range svc.Checks {
+			kind := ""
+			if c := a.Runtime().Checks[n]; c != nil {
+				kind = c.Kind
+			}
+			add(n, kind)
+		}
+	}
+	for _, r := range runs {
+		dc := add(r.Check, r.Kind)
+		dc.Kind = r.Kind
+		dc.Runs++
+		dc.LastOutcome = r.Outcome
+		switch checks.Outcome(r.Outcome) {
+		case checks.Pass:
+			dc.Passed++
+		case checks.Fail:
+			dc.Failed++
+		case checks.Error:
+			dc.Errors++
+		case checks.Inconclusive:
+			dc.Inconclusive++
+		}
+		if r.Outcome != string(checks.Pass) && dc.failedRun == nil {
+			dc.failedRun = r
+			dc.Reasons = r.Reasons
+			dc.RunURL = a.runURL(r.ID)
+			dc.TraceID, dc.TraceURL = r.TraceID, a.opts.Tracing.TraceURL(r.TraceID)
+			dc.Halt = r.Halt
+		}
+	}
+	return order, nil
+}
+
+// baseURL is how people reach this agent.
+func (a *Agent) baseURL() string {
+	if u := a.Runtime().Config.Agent.PublicURL; u != "" {
+		return strings.TrimSuffix(u, "/")
+	}
+	return "http://" + a.Addr()
+}
+
+func (a *Agent) runURL(id int64) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s/runs/%d", a.baseURL(), id)
+}

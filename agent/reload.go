@@ -1,0 +1,100 @@
+package agent
+
+// Reloading the config: built off to the side, checked, swapped in whole.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Reload builds the config anew off to the side and swaps it in whole. A bad config is
+// reported and the old one keeps running.
+func (a *Agent) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if a.opts.LoadConfig == nil {
+		return errors.New("agent: no config loader")
+	}
+	cfg, err := a.opts.LoadConfig()
+	var rt *Runtime
+	if cfg != nil { // a partly loaded config still gets built: every problem is reported at once
+		rt, err = BuildRuntime(cfg, a.opts.Deps, a.notifierOptions(), a.clock.Now())
+	}
+	if err == nil {
+		err = a.reloadAllowed(cfg)
+	}
+	if err != nil {
+		a.metrics.reloadOK.Set(0)
+		a.log.Error("config reload rejected; the previous config keeps running", "file", a.opts.ConfigPath, "error", err.Error())
+		return err
+	}
+	old := a.rt.Swap(rt)
+	if later := restartOnly(old.Config, cfg); len(later) > 0 {
+		a.log.Warn("config reloaded, but these settings changed and take effect only at the next restart: "+strings.Join(later, ", "),
+			"settings", later)
+	}
+	a.sched.SetLimits(cfg.Agent.Concurrency, cfg.Agent.BrowserConcurrency)
+	for _, c := range old.Order {
+		if rt.Checks[c.Name] == nil || rt.Checks[c.Name].Kind != c.Kind {
+			a.metrics.forget(c.Name, c.Kind, old.Config.Agent.Location)
+		}
+	}
+	a.sched.Set(rt.Order)
+	a.closeLeftIncidents(context.WithoutCancel(a.runCtx))
+	a.metrics.reloadOK.Set(1)
+	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
+	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "checks", len(rt.Order))
+	return nil
+}
+
+// reloadAllowed refuses a config that would open the API to the network: the socket keeps
+// its address until a restart, whatever the new agent.listen says.
+func (a *Agent) reloadAllowed(cfg *configs.Config) error {
+	if a.ln == nil || cfg.Agent.APIToken.IsSet() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(a.ln.Addr().String())
+	if err != nil || configs.IsLoopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("%s: agent.api_token is not set, but the API listens on %s, reachable from other hosts, until a restart: "+
+		"keep a token, or set agent.listen to a loopback address and restart", cfg.File, a.ln.Addr())
+}
+
+// restartOnly names the settings that differ between two configs and apply only when the
+// agent starts: the socket, the store, and the browser and tracing set up in main. Every
+// other setting applies on reload.
+func restartOnly(old, cfg *configs.Config) []string {
+	var out []string
+	for _, s := range []struct {
+		key      string
+		was, now any
+	}{
+		{"agent.listen", old.Agent.Listen, cfg.Agent.Listen},
+		{"store.driver", old.Store.Driver, cfg.Store.Driver},
+		{"store.dsn", old.Store.DSN, cfg.Store.DSN},
+		{"browser.path", old.Browser.Path, cfg.Browser.Path},
+		{"browser.flags", strings.Join(old.Browser.Flags, " "), strings.Join(cfg.Browser.Flags, " ")},
+		{"tracing.otlp_endpoint", old.Tracing.OTLPEndpoint, cfg.Tracing.OTLPEndpoint},
+		{"tracing.sample_ratio", ratioText(old.Tracing.SampleRatio), ratioText(cfg.Tracing.SampleRatio)},
+		{"tracing.trace_url", old.Tracing.TraceURL, cfg.Tracing.TraceURL},
+	} {
+		if s.was != s.now {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
+func ratioText(r *float64) string {
+	if r == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*r, 'g', -1, 64)
+}

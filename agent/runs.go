@@ -1,0 +1,176 @@
+package agent
+
+// Runs: executing one with its deadline and retries, recording it (metrics, last result),
+// and the batched writer scheduled runs go through.
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// scheduledRun is one scheduled run of c.
+func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time) {
+	res, ok := a.execute(ctx, c, checks.Input{}, "")
+	if !ok {
+		return
+	}
+	a.onScheduledResult(ctx, c, res, toStoreRun(res, ""))
+}
+
+// execute runs c with its retries inside a hard deadline and records the result in memory
+// and metrics. Persisting is the caller's choice. ok is false when ctx was cancelled
+// before the run ended (its verification was decided or superseded, the check was
+// reloaded away, the agent is shutting down): such a run measured nothing about the
+// target, so it changes no metric, no last result, no incident and no history.
+func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, deployID string) (res *checks.Result, ok bool) {
+	retries := *c.Config.Retries
+	// Every attempt has its own timeout; the whole run, retries and backoff included, has
+	// one more bound so nothing can hold a concurrency slot forever.
+	limit := time.Duration(retries+1)*c.Timeout + time.Duration(retries)*5*time.Second + time.Second
+	runCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	res = checks.RunWithRetries(runCtx, c, in, checks.Retry{Attempts: retries})
+	if ctx.Err() != nil {
+		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))
+		return res, false
+	}
+	res.Location = a.Runtime().Config.Agent.Location
+	a.metrics.observe(res)
+	a.mu.Lock()
+	a.last[c.Name] = res
+	a.mu.Unlock()
+	a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
+	return res, true
+}
+
+// LastResult returns the newest result of a check.
+func (a *Agent) LastResult(name string) *checks.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last[name]
+}
+
+func (a *Agent) loadLatest(ctx context.Context) {
+	runs, err := a.store.LatestRuns(ctx)
+	if err != nil {
+		a.log.Warn("could not load the latest results", "error", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range runs {
+		a.last[r.Check] = fromStoreRun(r)
+	}
+}
+
+func toStoreRun(r *checks.Result, deployID string) *store.Run {
+	sr := &store.Run{Check: r.Check, Kind: r.Kind, Started: r.Started, Duration: r.Duration, Outcome: string(r.Outcome),
+		Attempts: r.Attempts, DeployID: deployID, Reasons: r.Reasons, Vars: r.Vars, Transcript: r.Transcript,
+		TraceID: r.TraceID, Halt: r.Halt, Location: r.Location}
+	for _, art := range r.Artifacts {
+		sr.Artifacts = append(sr.Artifacts, &store.Artifact{Name: art.Name, ContentType: art.ContentType, Data: art.Data})
+	}
+	return sr
+}
+
+func fromStoreRun(sr *store.Run) *checks.Result {
+	r := &checks.Result{Check: sr.Check, Kind: sr.Kind, Outcome: checks.Outcome(sr.Outcome), Reasons: sr.Reasons, Vars: sr.Vars,
+		Started: sr.Started, Duration: sr.Duration, Attempts: sr.Attempts, Transcript: sr.Transcript, TraceID: sr.TraceID,
+		Location: sr.Location, Halt: sr.Halt}
+	for _, art := range sr.Artifacts {
+		r.Artifacts = append(r.Artifacts, &checks.Artifact{Name: art.Name, ContentType: art.ContentType})
+	}
+	return r
+}
+
+// runWriter batches scheduled runs into one transaction every 100ms: a thousand runs a
+// second cost a few commits, not a thousand.
+type runWriter struct {
+	store *store.SQLite
+	log   *slog.Logger
+	mu    sync.Mutex
+	buf   []*store.Run
+	kick  chan struct{}
+	// grown wakes the purge loop when the runs written since its last look add up to
+	// a twentieth of maxSize.
+	grown   chan struct{}
+	maxSize func() int64
+	written int64
+}
+
+func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
+}
+
+func (w *runWriter) add(r *store.Run) {
+	w.mu.Lock()
+	w.buf = append(w.buf, r)
+	full := len(w.buf) >= 512
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *runWriter) run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.flush(ctx)
+	}
+}
+
+func (w *runWriter) flush(ctx context.Context) {
+	w.mu.Lock()
+	batch := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
+		w.log.Error("saving runs failed", "runs", len(batch), "error", err)
+		return
+	}
+	w.mu.Lock()
+	for _, r := range batch {
+		w.written += approxSize(r)
+	}
+	full := w.written >= w.maxSize()/20
+	if full {
+		w.written = 0
+	}
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.grown <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// approxSize is about what a run takes in the store: its evidence, transcript and a row.
+func approxSize(r *store.Run) int64 {
+	n := int64(1 << 10)
+	for _, a := range r.Artifacts {
+		n += int64(len(a.Data))
+	}
+	for _, l := range r.Transcript {
+		n += int64(len(l))
+	}
+	return n
+}
