@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"time"
 )
 
@@ -179,81 +177,6 @@ func (s *SQLite) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 func (s *SQLite) Retry(ctx context.Context, id int64, now time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?`,
 		OutboxPending, nanos(now), id, OutboxDead)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// AlertState returns a notifier's delivery state for an incident (empty when none).
-func (s *SQLite) AlertState(ctx context.Context, notifier, incident string) (map[string]string, error) {
-	var raw string
-	err := s.db.QueryRowContext(ctx, `SELECT state FROM alert_state WHERE notifier = ? AND incident = ?`, notifier, incident).Scan(&raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	_ = json.Unmarshal([]byte(raw), &out)
-	return out, nil
-}
-
-// SaveAlertState stores a notifier's delivery state for an incident.
-func (s *SQLite) SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO alert_state(notifier, incident, state, updated_at) VALUES (?,?,?,?)
-		ON CONFLICT(notifier, incident) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
-		notifier, incident, mustJSON(state), nanos(now))
-	return err
-}
-
-// Silence mutes notifications for a check or a service for a while.
-type Silence struct {
-	ID        string
-	Check     string
-	Service   string
-	Starts    time.Time
-	Ends      time.Time
-	Reason    string
-	CreatedBy string
-	CreatedAt time.Time
-}
-
-// AddSilence stores a silence.
-func (s *SQLite) AddSilence(ctx context.Context, sl *Silence) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO silences(id, check_name, service, starts_at, ends_at, reason, created_by, created_at)
-		VALUES (?,?,?,?,?,?,?,?)`, sl.ID, sl.Check, sl.Service, nanos(sl.Starts), nanos(sl.Ends), sl.Reason, sl.CreatedBy, nanos(sl.CreatedAt))
-	return err
-}
-
-// Silences returns silences that have not ended by now.
-func (s *SQLite) Silences(ctx context.Context, now time.Time) ([]*Silence, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, check_name, service, starts_at, ends_at, reason, created_by, created_at
-		FROM silences WHERE ends_at > ? ORDER BY starts_at`, nanos(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Silence
-	for rows.Next() {
-		var sl Silence
-		var st, en, cr int64
-		if err := rows.Scan(&sl.ID, &sl.Check, &sl.Service, &st, &en, &sl.Reason, &sl.CreatedBy, &cr); err != nil {
-			return nil, err
-		}
-		sl.Starts, sl.Ends, sl.CreatedAt = fromNanos(st), fromNanos(en), fromNanos(cr)
-		out = append(out, &sl)
-	}
-	return out, rows.Err()
-}
-
-// DeleteSilence ends a silence now.
-func (s *SQLite) DeleteSilence(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM silences WHERE id = ?`, id)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,225 @@
+package store
+
+// Runs: every run of every check, with its evidence (artifacts), and the reads the
+// agent, the status page and baselines need.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run is one stored check run.
+type Run struct {
+	ID         int64
+	Check      string
+	Kind       string
+	Started    time.Time
+	Duration   time.Duration
+	Outcome    string
+	Attempts   int
+	DeployID   string
+	Reasons    []string
+	Vars       map[string]any
+	Transcript []string
+	TraceID    string
+	Halt       string
+	Location   string
+	// Artifacts are saved with the run; loaded runs carry names and types, not data.
+	Artifacts []*Artifact
+}
+
+// Artifact is evidence kept with a run.
+type Artifact struct {
+	Name        string
+	ContentType string
+	Data        []byte
+}
+
+// SaveRuns stores runs in one transaction and sets their IDs.
+func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	return s.noted("saving runs", s.tx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts,
+			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, r := range runs {
+			res, err := ins.ExecContext(ctx, r.Check, r.Kind, nanos(r.Started), int64(r.Duration), r.Outcome, r.Attempts,
+				nullable(r.DeployID), mustJSON(r.Reasons), mustJSON(r.Vars), mustJSON(r.Transcript), r.TraceID, r.Halt, r.Location)
+			if err != nil {
+				return fmt.Errorf("saving run of %s: %w", r.Check, err)
+			}
+			if r.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+			for _, a := range r.Artifacts {
+				if a.Data == nil {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO artifacts(run_id, name, content_type, data) VALUES (?,?,?,?)`,
+					r.ID, a.Name, a.ContentType, a.Data); err != nil {
+					return fmt.Errorf("saving artifact %s of %s: %w", a.Name, r.Check, err)
+				}
+			}
+		}
+		return nil
+	}))
+}
+
+const runColumns = `id, check_name, kind, started_at, duration_ns, outcome, attempts, COALESCE(deploy_id, ''),
+	reasons, vars, transcript, trace_id, halt, location`
+
+func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
+	var r Run
+	var started, dur int64
+	var reasons, vars, transcript string
+	if err := sc.Scan(&r.ID, &r.Check, &r.Kind, &started, &dur, &r.Outcome, &r.Attempts, &r.DeployID,
+		&reasons, &vars, &transcript, &r.TraceID, &r.Halt, &r.Location); err != nil {
+		return nil, err
+	}
+	r.Started, r.Duration = fromNanos(started), time.Duration(dur)
+	_ = json.Unmarshal([]byte(reasons), &r.Reasons)
+	_ = json.Unmarshal([]byte(vars), &r.Vars)
+	_ = json.Unmarshal([]byte(transcript), &r.Transcript)
+	return &r, nil
+}
+
+func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*Run, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, s.attachArtifactNames(ctx, out)
+}
+
+func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	byID := map[int64]*Run{}
+	ids := make([]any, 0, len(runs))
+	for _, r := range runs {
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	for start := 0; start < len(ids); start += 500 {
+		end := min(start+500, len(ids))
+		rows, err := s.db.QueryContext(ctx, `SELECT run_id, name, content_type FROM artifacts WHERE run_id IN (`+inClause(end-start)+`) ORDER BY name`, ids[start:end]...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			a := &Artifact{}
+			if err := rows.Scan(&id, &a.Name, &a.ContentType); err != nil {
+				rows.Close()
+				return err
+			}
+			byID[id].Artifacts = append(byID[id].Artifacts, a)
+		}
+		rows.Close()
+	}
+	return nil
+}
+
+// Run returns one run.
+func (s *SQLite) Run(ctx context.Context, id int64) (*Run, error) {
+	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, ErrNotFound
+	}
+	return runs[0], nil
+}
+
+// ArtifactData returns one artifact of a run.
+func (s *SQLite) ArtifactData(ctx context.Context, runID int64, name string) (*Artifact, error) {
+	a := &Artifact{Name: name}
+	err := s.db.QueryRowContext(ctx, `SELECT content_type, data FROM artifacts WHERE run_id = ? AND name = ?`, runID, name).
+		Scan(&a.ContentType, &a.Data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return a, err
+}
+
+// RecentRuns returns up to limit runs of check that started before before, newest first.
+// Runs of deploy verifications count too: they are what the service looked like then.
+func (s *SQLite) RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*Run, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND started_at < ?
+		ORDER BY started_at DESC LIMIT ?`, check, nanos(before), limit)
+}
+
+// DeployRuns returns the runs of a deploy's verification, oldest first.
+func (s *SQLite) DeployRuns(ctx context.Context, deployID string) ([]*Run, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE deploy_id = ? ORDER BY started_at`, deployID)
+}
+
+// LatestRuns returns the newest run of every check.
+func (s *SQLite) LatestRuns(ctx context.Context) ([]*Run, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY check_name)`)
+}
+
+// RunPoint is one sample of a check's latency history.
+type RunPoint struct {
+	Started  time.Time
+	Duration time.Duration
+	Outcome  string
+	ID       int64
+}
+
+// History returns a check's runs since a time, oldest first, up to limit (the newest ones).
+func (s *SQLite) History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, started_at, duration_ns, outcome FROM
+		(SELECT id, started_at, duration_ns, outcome FROM runs WHERE check_name = ? AND started_at >= ? ORDER BY started_at DESC LIMIT ?)
+		ORDER BY started_at`, check, nanos(since), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RunPoint
+	for rows.Next() {
+		var p RunPoint
+		var st, d int64
+		if err := rows.Scan(&p.ID, &st, &d, &p.Outcome); err != nil {
+			return nil, err
+		}
+		p.Started, p.Duration = fromNanos(st), time.Duration(d)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// RecentFailures returns the newest runs that did not pass, with artifact names.
+func (s *SQLite) RecentFailures(ctx context.Context, limit int) ([]*Run, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE outcome != 'pass' ORDER BY started_at DESC LIMIT ?`, limit)
+}
+
+// CountRuns is how many runs the store holds.
+func (s *SQLite) CountRuns(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
+	return n, err
+}
