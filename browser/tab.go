@@ -1,0 +1,156 @@
+package browser
+
+// Opening a visit's tab: a fresh isolated browser context, prepared before any page script
+// runs (error listeners, viewport, cookies, first-party headers).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// openTab creates the tab in a new browser context and prepares it before any page
+// script can run: the reporting binding and script, the viewport, cookies, headers.
+func (vr *visitRun) openTab() error {
+	begin := time.Now()
+	setup := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, runtime.AddBinding, runtime.AddBindingParams{Name: bindingName}); err != nil {
+			return fmt.Errorf("adding the error-report binding: %w", err)
+		}
+		if _, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: injectedScript}); err != nil {
+			return fmt.Errorf("injecting the error listeners: %w", err)
+		}
+		tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return fmt.Errorf("reading the frame tree: %w", err)
+		}
+		if tree.FrameTree != nil && tree.FrameTree.Frame != nil {
+			vr.rec.setMainFrame(tree.FrameTree.Frame.ID)
+		}
+		if vp := vr.v.Viewport; vp.Width > 0 && vp.Height > 0 {
+			if _, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+				Width: int64(vp.Width), Height: int64(vp.Height), DeviceScaleFactor: 1}); err != nil {
+				return fmt.Errorf("setting the viewport: %w", err)
+			}
+		}
+		if cookies := vr.cookies(); len(cookies) > 0 {
+			if _, err := cdp.Call(ctx, t, network.SetCookies, network.SetCookiesParams{Cookies: cookies}); err != nil {
+				return fmt.Errorf("setting cookies: %w", err)
+			}
+		}
+		vr.target = t
+		return nil
+	})
+	// The tab's first Do must get the tab's own context: the tab lives as long as it.
+	err := chromedp.Do(vr.tabCtx, setup)
+	if err == nil && len(vr.v.Headers) > 0 {
+		err = vr.interceptHeaders()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && !vr.inst.gone() {
+			vr.p.noteTabOpen(vr.inst, false)
+		}
+		if f := vr.fatal(err); f != nil {
+			err = f
+		}
+		return fmt.Errorf("opening a browser tab: %w", err)
+	}
+	vr.p.noteTabOpen(vr.inst, true)
+	vr.logf("opened a tab in a new browser context in %s", since(begin))
+	return nil
+}
+
+// interceptHeaders adds the configured headers to first-party requests (Fetch domain).
+func (vr *visitRun) interceptHeaders() error {
+	var patterns []*fetch.RequestPattern
+	seen := map[string]bool{}
+	for _, st := range vr.steps {
+		if st.Kind != StepNavigate {
+			continue
+		}
+		if o := origin(st.URL); o != "" && !seen[o] {
+			seen[o] = true
+			patterns = append(patterns, &fetch.RequestPattern{URLPattern: o + "/*"})
+		}
+	}
+	if len(patterns) == 0 {
+		return nil
+	}
+	// Subscribe before enabling, so no paused request is missed: a paused request that is
+	// never continued hangs the page.
+	paused := chromedp.Events(vr.tabCtx, fetch.RequestPaused)
+	t := vr.target
+	extra := vr.v.Headers
+	vr.p.bg.Go(func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			_, _ = cdp.Call(vr.tabCtx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{
+				RequestID: ev.RequestID, Headers: mergeHeaders(ev.Request, extra)})
+		}
+	})
+	return chromedp.Do(vr.tabCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{Patterns: patterns})
+		return err
+	}))
+}
+
+func mergeHeaders(req *network.Request, extra map[string]string) []*fetch.HeaderEntry {
+	var out []*fetch.HeaderEntry
+	if req != nil {
+		for k, v := range req.Headers {
+			if _, override := lookupFold(extra, k); override {
+				continue
+			}
+			out = append(out, &fetch.HeaderEntry{Name: k, Value: fmt.Sprint(v)})
+		}
+	}
+	for k, v := range extra {
+		out = append(out, &fetch.HeaderEntry{Name: k, Value: v})
+	}
+	return out
+}
+
+func lookupFold(m map[string]string, key string) (string, bool) {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (vr *visitRun) cookies() []*network.CookieParam {
+	first := ""
+	for _, st := range vr.steps {
+		if st.Kind == StepNavigate {
+			first = st.URL
+			break
+		}
+	}
+	var out []*network.CookieParam
+	for _, c := range vr.v.Cookies {
+		cp := &network.CookieParam{Name: c.Name, Value: c.Value, Path: c.Path}
+		if c.Domain != "" {
+			cp.Domain = c.Domain
+			if cp.Path == "" {
+				cp.Path = "/"
+			}
+		} else {
+			cp.URL = first
+		}
+		out = append(out, cp)
+	}
+	return out
+}
