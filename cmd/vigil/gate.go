@@ -2,18 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/agent/client"
 )
 
 type gateFlags struct {
@@ -54,26 +52,6 @@ The token comes from --token or $VIGIL_API_TOKEN.`,
 	return cmd
 }
 
-// gateDeploy is the part of the agent's deploy answer gate reads.
-type gateDeploy struct {
-	ID      string `json:"id"`
-	Service string `json:"service"`
-	Version string `json:"version"`
-	Status  string `json:"status"`
-	Reason  string `json:"reason"`
-	Halt    string `json:"halt"`
-	URL     string `json:"url"`
-	Checks  []struct {
-		Name        string   `json:"name"`
-		Runs        int      `json:"runs"`
-		Failed      int      `json:"failed"`
-		Errors      int      `json:"errors"`
-		LastOutcome string   `json:"last_outcome"`
-		Reasons     []string `json:"reasons"`
-		RunURL      string   `json:"run_url"`
-	} `json:"checks"`
-}
-
 func runGate(cmd *cobra.Command, f gateFlags) error {
 	out := cmd.OutOrStdout()
 	switch {
@@ -84,58 +62,26 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	case f.wait <= 0:
 		return exitWith(exitUsage, errors.New("vigil gate: --wait must be positive, e.g. 10m"))
 	}
-	base, err := url.Parse(strings.TrimSuffix(f.agent, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: --agent %q is not an http(s) URL", f.agent))
-	}
 	if f.token == "" {
 		f.token = os.Getenv("VIGIL_API_TOKEN")
 	}
-	deadline := time.Now().Add(f.wait)
-	client := &http.Client{Timeout: 0}
-	call := func(method, path string, body any, timeout time.Duration) (int, []byte, error) {
-		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-		defer cancel()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, base.String()+path, rd)
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", userAgent())
-		if f.token != "" {
-			req.Header.Set("Authorization", "Bearer "+f.token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-		return resp.StatusCode, b, err
-	}
-
-	status, body, err := call("POST", "/api/v1/deploys", map[string]string{"service": f.service, "version": f.version,
-		"environment": f.environment, "commit": f.commit}, 30*time.Second)
+	c, err := client.New(f.agent, f.token, userAgent())
 	if err != nil {
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %v", base, err))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: --agent: %w", err))
 	}
-	if status != http.StatusAccepted {
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", status, apiMessage(body)))
+	deadline := time.Now().Add(f.wait)
+	ctx := cmd.Context()
+	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit})
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, apiErr.Message))
+	case err != nil:
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %v", c.Base(), err))
 	}
-	var reg struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(body, &reg); err != nil || reg.ID == "" {
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: unexpected answer from the agent: %s", clipBytes(body)))
-	}
-	fmt.Fprintf(out, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", reg.ID, f.service, f.version, f.wait)
+	fmt.Fprintf(out, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", id, f.service, f.version, f.wait)
 
-	var d gateDeploy
+	d := &client.Deploy{}
 	var last []byte // the newest answer about the deploy: what --json prints
 	failures := 0
 	var lost error // the last poll's failure; nil once the agent answers again
@@ -144,18 +90,12 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if left <= 0 {
 			break
 		}
-		poll := min(left, 30*time.Second).Round(time.Second)
-		if poll < time.Second {
-			poll = time.Second
-		}
-		status, body, err := call("GET", "/api/v1/deploys/"+url.PathEscape(reg.ID)+"?wait="+poll.String(), nil, poll+30*time.Second)
-		if err != nil || status >= 500 {
+		poll := max(min(left, 30*time.Second).Round(time.Second), time.Second)
+		got, raw, err := c.Deploy(ctx, id, poll)
+		if err != nil && (!errors.As(err, &apiErr) || apiErr.Status >= 500) {
 			// The agent may be restarting: verdicts survive restarts, so keep asking.
 			failures++
 			lost = err
-			if lost == nil {
-				lost = fmt.Errorf("HTTP %d: %s", status, apiMessage(body))
-			}
 			if failures >= 10 {
 				break
 			}
@@ -163,13 +103,10 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			continue
 		}
 		failures, lost = 0, nil
-		if status != http.StatusOK {
-			return exitWith(exitUsage, fmt.Errorf("vigil gate: reading deploy %s failed (HTTP %d): %s", reg.ID, status, apiMessage(body)))
+		if err != nil {
+			return exitWith(exitUsage, fmt.Errorf("vigil gate: reading deploy %s failed: %v", id, err))
 		}
-		if err := json.Unmarshal(body, &d); err != nil {
-			return exitWith(exitUsage, fmt.Errorf("vigil gate: unexpected answer from the agent: %s", clipBytes(body)))
-		}
-		last = body
+		d, last = got, raw
 		if d.Status != "verifying" {
 			break
 		}
@@ -177,14 +114,14 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	if lost != nil {
 		// No answer at the end: whether the deploy passed is unknown, and that is the
 		// pipeline's problem to look at (exit 2), not a verification still running (3).
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%v); deploy %s has no verdict from it", base, lost, reg.ID))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%v); deploy %s has no verdict from it", c.Base(), lost, id))
 	}
 	if f.json && last != nil {
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, last, "", "  ")
 		fmt.Fprintln(out, pretty.String())
 	}
-	printVerdict(out, &d)
+	printVerdict(out, d)
 	switch d.Status {
 	case "passed":
 		return nil
@@ -196,7 +133,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	return exitWith(exitUnknown, nil)
 }
 
-func printVerdict(w io.Writer, d *gateDeploy) {
+func printVerdict(w io.Writer, d *client.Deploy) {
 	if d.Status == "" || d.Status == "verifying" {
 		return
 	}
@@ -226,22 +163,4 @@ func printVerdict(w io.Writer, d *gateDeploy) {
 	if d.URL != "" {
 		fmt.Fprintf(w, "  details: %s\n", d.URL)
 	}
-}
-
-func apiMessage(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return clipBytes(body)
-}
-
-func clipBytes(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
 }

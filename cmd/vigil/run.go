@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,43 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vigil-monitor/vigil/agent"
-	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
-	"github.com/vigil-monitor/vigil/internal/tracing"
 	"github.com/vigil-monitor/vigil/report"
 )
-
-func newValidateCmd() *cobra.Command {
-	var cfgPath string
-	cmd := &cobra.Command{
-		Use:   "validate",
-		Short: "Load and compile the config (assertions, templates) without running anything",
-		Long: `validate loads the config, applies defaults, checks every key and reference, and
-compiles every assertion and template. It runs nothing. Exit code 0: valid; 2: invalid,
-with every problem listed as FILE:LINE: KEY.PATH: what is wrong; how to fix it.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath, configs.Options{})
-			if err != nil {
-				return err
-			}
-			// Exactly what the agent builds (agent.New does the same), so a config that
-			// validates is one the agent runs.
-			rt, err := agent.BuildRuntime(cfg, checks.Deps{HTTP: checks.NewHTTPClient(userAgent())}, alerting.Options{}, time.Now())
-			if err != nil {
-				return exitWith(exitUsage, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %d checks, %d services, %d notifiers\n",
-				cfg.File, len(rt.Order), len(cfg.Services), len(rt.Notifiers))
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
-	return cmd
-}
 
 type runFlags struct {
 	config      string
@@ -261,51 +226,4 @@ func writeFile(path string, write func(*os.File) error) error {
 		return err
 	}
 	return f.Close()
-}
-
-// runtime holds the shared parts checks run with, built once per process.
-type runtimeParts struct {
-	deps    checks.Deps
-	tracing *tracing.Tracing
-	browser *browser.Pool
-	// browserReady reports whether Chromium can start (agent readiness): the pool's Check.
-	browserReady func(ctx context.Context) error
-}
-
-// newRuntime builds the shared parts. The browser pool starts Chromium only when the
-// first browser check runs, so a config without browser checks (or a machine without
-// Chromium) never pays for it. Tracing follows the config's tracing block and OTEL_*
-// variables; a bad OTEL_* value is an error here.
-func newRuntime(cfg *configs.Config) (*runtimeParts, error) {
-	v, _, _ := buildInfo()
-	tr, err := tracing.New(context.Background(), cfg.Tracing, tracing.Options{Version: v, Location: cfg.Agent.Location})
-	if err != nil {
-		return nil, err
-	}
-	pool := browser.NewPool(browser.Options{
-		Path:        cfg.Browser.Path,
-		Flags:       cfg.Browser.Flags,
-		Concurrency: cfg.Agent.BrowserConcurrency,
-		// Only what someone must act on (a browser that died and was replaced); the
-		// results already say what each check saw.
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	hc := checks.NewHTTPClient(userAgent())
-	hc.Wrap = tr.Transport
-	return &runtimeParts{
-		deps:         checks.Deps{HTTP: hc, Browser: pool, Tracing: tr},
-		tracing:      tr,
-		browser:      pool,
-		browserReady: pool.Check,
-	}, nil
-}
-
-// Close stops Chromium (if it ran), drops kept-alive connections and sends the spans not
-// yet exported (for at most 5 seconds).
-func (r *runtimeParts) Close() {
-	r.browser.Close()
-	r.deps.HTTP.CloseIdle()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = r.tracing.Shutdown(ctx)
 }

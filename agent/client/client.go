@@ -1,0 +1,186 @@
+// Package client talks to a running vigil agent's HTTP API: `vigil gate`, `vigil silence`
+// and the tests use it, so the API's shapes are written down once on the caller's side.
+// It imports no other vigil package.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Client calls one agent.
+type Client struct {
+	base      *url.URL
+	token     string
+	userAgent string
+	http      *http.Client
+}
+
+// New checks base (the agent's http(s) URL) and returns a client that sends token as a
+// bearer token when it is not empty.
+func New(base, token, userAgent string) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9090", base)
+	}
+	return &Client{base: u, token: token, userAgent: userAgent, http: &http.Client{}}, nil
+}
+
+// Base is the agent's URL.
+func (c *Client) Base() string { return c.base.String() }
+
+// APIError is an answer that is not a success: its status and the agent's message.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
+
+// Do sends one request (body, when not nil, as JSON) within timeout and returns the status
+// and at most 8 MiB of the answer. Any status is returned as it is; err is for no answer.
+func (c *Client) Do(ctx context.Context, method, path string, body any, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, b, err
+}
+
+// call is Do that decodes a success into out and turns anything else into an APIError.
+func (c *Client) call(ctx context.Context, method, path string, body any, want int, out any, timeout time.Duration) ([]byte, error) {
+	status, raw, err := c.Do(ctx, method, path, body, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if status != want {
+		return raw, &APIError{Status: status, Message: Message(raw)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return raw, fmt.Errorf("unexpected answer from the agent: %s", Clip(string(raw), 300))
+		}
+	}
+	return raw, nil
+}
+
+// Message is the agent's error message in an answer, or the answer itself, clipped.
+func Message(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return Clip(strings.TrimSpace(string(body)), 300)
+}
+
+// Clip cuts s to at most n bytes on a rune boundary, marking the cut with "…".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// DeployRequest is the body of POST /api/v1/deploys.
+type DeployRequest struct {
+	Service     string   `json:"service,omitempty"`
+	Services    []string `json:"services,omitempty"`
+	Version     string   `json:"version"`
+	Environment string   `json:"environment,omitempty"`
+	Commit      string   `json:"commit,omitempty"`
+}
+
+// Deploy is a deploy as the agent answers it.
+type Deploy struct {
+	ID          string        `json:"id"`
+	Service     string        `json:"service"`
+	Version     string        `json:"version"`
+	Environment string        `json:"environment"`
+	Status      string        `json:"status"`
+	Reason      string        `json:"reason"`
+	Halt        string        `json:"halt"`
+	URL         string        `json:"url"`
+	Checks      []DeployCheck `json:"checks"`
+}
+
+// DeployCheck is one check's runs in a deploy's verification.
+type DeployCheck struct {
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"`
+	Runs        int      `json:"runs"`
+	Passed      int      `json:"passed"`
+	Failed      int      `json:"failed"`
+	Errors      int      `json:"errors"`
+	LastOutcome string   `json:"last_outcome"`
+	Reasons     []string `json:"reasons"`
+	RunURL      string   `json:"run_url"`
+	TraceID     string   `json:"trace_id"`
+	TraceURL    string   `json:"trace_url"`
+}
+
+// RegisterDeploy registers a deploy and returns its id (the first, for several services).
+func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/deploys", req, http.StatusAccepted, &out, 30*time.Second); err != nil {
+		return "", err
+	}
+	if out.ID == "" {
+		return "", fmt.Errorf("the agent registered the deploy but named no id")
+	}
+	return out.ID, nil
+}
+
+// Deploy reads a deploy, waiting up to wait (long-poll) while it is verifying. It returns
+// the raw answer too (vigil gate --json prints it).
+func (c *Client) Deploy(ctx context.Context, id string, wait time.Duration) (*Deploy, []byte, error) {
+	path := "/api/v1/deploys/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
+	var d Deploy
+	raw, err := c.call(ctx, http.MethodGet, path, nil, http.StatusOK, &d, wait+30*time.Second)
+	if err != nil {
+		return nil, raw, err
+	}
+	return &d, raw, nil
+}
