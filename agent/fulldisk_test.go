@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -69,7 +69,7 @@ func fill(t *testing.T, dir string) string {
 func TestVerdictSurvivesAFullDisk(t *testing.T) {
 	dir := smallDisk(t, 8<<20)
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	// The first round waits 2s: time to fill the disk after registering the deploy.
 	h := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "initial_delay: 2s, interval: 1m, count: 3",
 		service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String())

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/internal/clock"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -44,7 +44,7 @@ func TestIncidentRunLinkAndReminders(t *testing.T) {
 	fc := clock.NewFake(time.Now())
 	tg := newTarget(t)
 	tg.set("broken")
-	pd := alertingtest.NewPagerDuty(t)
+	pd := loopback.NewPagerDuty(t)
 	l := launch(t, t.TempDir(), fmt.Sprintf(`
 checks:
   - {name: home, kind: http, every: 10m, timeout: 2s, retries: 0, failure_threshold: 1, repeat_interval: 1h,
@@ -117,8 +117,8 @@ notifiers:%s
 func TestRemovingACheckClosesItsIncident(t *testing.T) {
 	tg := newTarget(t)
 	tg.set("broken")
-	slack := alertingtest.NewSlack(t)
-	pd := alertingtest.NewPagerDuty(t)
+	slack := loopback.NewSlack(t)
+	pd := loopback.NewPagerDuty(t)
 	cfg := func(withHome bool) string {
 		home := ""
 		if withHome {

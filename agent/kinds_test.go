@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/internal/promtest"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -80,8 +80,8 @@ func TestDeployFleetMixedVersionsHalts(t *testing.T) {
 	for range 3 {
 		f.add(t, "A")
 	}
-	halt := alertingtest.NewWebhook(t)
-	rollback := alertingtest.NewWebhook(t)
+	halt := loopback.NewWebhook(t)
+	rollback := loopback.NewWebhook(t)
 	h := startAgent(t, "", fmt.Sprintf(`
 checks:
   - name: fleet

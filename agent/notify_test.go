@@ -8,26 +8,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
 )
 
-func slackNotifier(s *alertingtest.Slack) string {
+func slackNotifier(s *loopback.Slack) string {
 	return fmt.Sprintf(`
   slack:
     type: slack
     token: %s
     channel: "#deploys"
-    api_url: %s`, alertingtest.SlackToken, s.APIURL())
+    api_url: %s`, loopback.SlackToken, s.APIURL())
 }
 
-func pagerDutyNotifier(p *alertingtest.PagerDuty) string {
+func pagerDutyNotifier(p *loopback.PagerDuty) string {
 	return fmt.Sprintf(`
   pager:
     type: pagerduty
     routing_key: %s
     url: %s
-    severity: critical`, alertingtest.PagerDutyRoutingKey, p.URL())
+    severity: critical`, loopback.PagerDutyRoutingKey, p.URL())
 }
 
 // A failed deploy reaches people with evidence and the rollback webhook once; the rollback's
@@ -35,10 +35,10 @@ func pagerDutyNotifier(p *alertingtest.PagerDuty) string {
 // PagerDuty. Slack's first answer is a 429, which is honoured.
 func TestFailedDeployNotifiesEveryoneAndResolves(t *testing.T) {
 	tg := newTarget(t)
-	slack := alertingtest.NewSlack(t)
-	pd := alertingtest.NewPagerDuty(t)
-	hook := alertingtest.NewWebhook(t)
-	slack.Fail("chat.postMessage", alertingtest.Fault{Status: 429, RetryAfter: "1"})
+	slack := loopback.NewSlack(t)
+	pd := loopback.NewPagerDuty(t)
+	hook := loopback.NewWebhook(t)
+	slack.Fail("chat.postMessage", loopback.Fault{Status: 429, RetryAfter: "1"})
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
 		service: "on_failure: [slack, pager, rollback]",
 		top:     "notifiers:" + slackNotifier(slack) + pagerDutyNotifier(pd) + webhookNotifier("rollback", "rollback", hook)}.String())
@@ -101,7 +101,7 @@ func TestFailedDeployNotifiesEveryoneAndResolves(t *testing.T) {
 // and resolves after success_threshold passes.
 func TestCheckThresholds(t *testing.T) {
 	tg := newTarget(t)
-	slack := alertingtest.NewSlack(t)
+	slack := loopback.NewSlack(t)
 	cfg := fmt.Sprintf(`
 checks:
   - name: home
@@ -152,8 +152,8 @@ notifiers:%s
 // A silenced service's failures are recorded, not sent; dry run announces without calling.
 func TestSilenceAndDryRun(t *testing.T) {
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
-	slack := alertingtest.NewSlack(t)
+	hook := loopback.NewWebhook(t)
+	slack := loopback.NewSlack(t)
 	cfg := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [slack, rollback]",
 		top: "notifiers:" + slackNotifier(slack) + webhookNotifier("rollback", "rollback", hook)}
 	h := startAgent(t, "", cfg.String())
@@ -177,7 +177,7 @@ func TestSilenceAndDryRun(t *testing.T) {
 	h.stop()
 
 	// Dry run: the webhook is announced in Slack, never called.
-	hook2 := alertingtest.NewWebhook(t)
+	hook2 := loopback.NewWebhook(t)
 	cfg.service = "on_failure: [slack, rollback]\ndry_run: true"
 	cfg.top = "notifiers:" + slackNotifier(slack) + webhookNotifier("rollback", "rollback", hook2)
 	h2 := startAgent(t, "", cfg.String())
@@ -206,9 +206,9 @@ func TestSilenceAndDryRun(t *testing.T) {
 // refuses it (4xx) dead-letters it, visible in the API and the metrics.
 func TestReceiverDownThenUpAndDeadLetters(t *testing.T) {
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
-	refuser := alertingtest.NewWebhook(t)
-	refuser.Fail(alertingtest.Fault{Status: 400, Times: 100})
+	hook := loopback.NewWebhook(t)
+	refuser := loopback.NewWebhook(t)
+	refuser.Fail(loopback.Fault{Status: 400, Times: 100})
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [rollback, audit]",
 		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook) + strings.Replace(webhookNotifier("audit", "rollback", refuser), "action: rollback", "events: [deploy_failed]", 1)}.String())
 	hook.Down()
@@ -255,7 +255,7 @@ func TestReceiverDownThenUpAndDeadLetters(t *testing.T) {
 // A maintenance window from the config mutes notifications the same way.
 func TestMaintenanceWindowMutes(t *testing.T) {
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	now := time.Now().UTC()
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [rollback]",
 		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook) + fmt.Sprintf(`
@@ -282,8 +282,8 @@ maintenance:
 // restart answers in the same Slack thread and resolves the same PagerDuty alert.
 func TestAlertStateSurvivesARestart(t *testing.T) {
 	tg := newTarget(t)
-	slack := alertingtest.NewSlack(t)
-	pd := alertingtest.NewPagerDuty(t)
+	slack := loopback.NewSlack(t)
+	pd := loopback.NewPagerDuty(t)
 	dir := t.TempDir()
 	cfg := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [slack, pager]",
 		top: "notifiers:" + slackNotifier(slack) + pagerDutyNotifier(pd)}.String()

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/jaegertest"
 	"github.com/vigil-monitor/vigil/internal/tracing"
@@ -37,7 +37,7 @@ func TestVerificationIsATraceInJaeger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	l := launch(t, t.TempDir(), webConfig{url: srv.URL, verify: "interval: 1m, count: 2", service: "on_failure: [rollback]",
 		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String(), Options{Tracing: tr})
 	h := &harness{t: t, a: l.a, url: l.url, logs: &syncBuffer{}, stopFn: func() { _ = l.stop() }}

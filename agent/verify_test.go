@@ -13,7 +13,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -59,14 +59,14 @@ func indent(s, by string) string {
 	return strings.Join(lines, "\n")
 }
 
-func webhookNotifier(name, action string, hook *alertingtest.Webhook) string {
+func webhookNotifier(name, action string, hook *loopback.Webhook) string {
 	return fmt.Sprintf(`
   %s:
     type: webhook
     url: %s
     secret: %s
     action: %s
-    max_attempts: 20`, name, hook.URL(), alertingtest.WebhookSecret, action)
+    max_attempts: 20`, name, hook.URL(), loopback.WebhookSecret, action)
 }
 
 func TestDeployPassesAfterTheWindow(t *testing.T) {
@@ -87,7 +87,7 @@ func TestDeployPassesAfterTheWindow(t *testing.T) {
 // end of a ten-minute window, and the rollback webhook is called once, signed.
 func TestDeployFailsFastAndRollsBackOnce(t *testing.T) {
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 10, failure_limit: 0",
 		service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String())
 	tg.set("broken")
@@ -147,7 +147,7 @@ func TestBaselineComparison(t *testing.T) {
 // crash or a silent pass; and an inconclusive verdict never rolls back.
 func TestNoBaselineIsInconclusiveAndDoesNotRollBack(t *testing.T) {
 	tg := newTarget(t)
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 3",
 		assert: `"duration_ms < baseline.duration_ms * 2"`, service: "on_failure: [rollback, ops]",
 		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook) + webhookNotifier("ops", "", hook)}.String())
@@ -193,7 +193,7 @@ func TestErrorsInARowAreInconclusive(t *testing.T) {
 	tg := newTarget(t)
 	url := tg.srv.URL
 	tg.srv.Close()
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	h := startAgent(t, "", webConfig{url: url, verify: "interval: 100ms, count: 6, consecutive_error_limit: 2",
 		service: "on_failure: [rollback, ops]",
 		top:     "notifiers:" + webhookNotifier("rollback", "rollback", hook) + webhookNotifier("ops", "", hook)}.String())

@@ -8,8 +8,8 @@
 // routing, thresholds, silences, the durable outbox, backoff and dead-lettering — belongs
 // to the caller, which learns from the returned error whether to retry (Permanent,
 // RetryAfter) and persists the notifier's State between attempts so a retry after a
-// partial success never posts twice. The package imports only configs; alertingtest holds
-// the loopback receivers the tests of this and other packages deliver to.
+// partial success never posts twice. The package imports only configs; alerting/loopback
+// holds the loopback receivers the demo and the tests deliver to.
 package alerting
 
 import (

@@ -7,17 +7,17 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
 func pagerDutyConfig(url string) *configs.Notifier {
-	return &configs.Notifier{Type: configs.NotifierPagerDuty, Name: "oncall", RoutingKey: alertingtest.PagerDutyRoutingKey,
+	return &configs.Notifier{Type: configs.NotifierPagerDuty, Name: "oncall", RoutingKey: loopback.PagerDutyRoutingKey,
 		Severity: "error", URL: url}
 }
 
-func newPagerDuty(t *testing.T) (*alertingtest.PagerDuty, alerting.Notifier, *logBuffer) {
-	rx := alertingtest.NewPagerDuty(t)
+func newPagerDuty(t *testing.T) (*loopback.PagerDuty, alerting.Notifier, *logBuffer) {
+	rx := loopback.NewPagerDuty(t)
 	logs := &logBuffer{}
 	return rx, newNotifier(t, pagerDutyConfig(rx.URL()), logs), logs
 }
@@ -153,19 +153,19 @@ func TestPagerDutyWants(t *testing.T) {
 func TestPagerDutyErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		fault      alertingtest.Fault
+		fault      loopback.Fault
 		permanent  bool
 		retryAfter time.Duration
 		want       string
 		deadline   time.Duration
 	}{
-		{"429", alertingtest.Fault{Status: 429, RetryAfter: "5"}, false, 5 * time.Second, "429", 2 * time.Second},
-		{"500", alertingtest.Fault{Status: 500, Body: []byte(`{"status":"error"}`)}, false, 0, `{"status":"error"}`, 2 * time.Second},
-		{"403", alertingtest.Fault{Status: 403}, true, 0, "403", 2 * time.Second},
-		{"garbage 202", alertingtest.Fault{Status: 202, Body: []byte("<html>hello</html>")}, false, 0, "not an Events API answer", 2 * time.Second},
-		{"huge 202", alertingtest.Fault{Status: 202, Body: []byte(`{"status":"`), BodySize: 32 << 20}, false, 0, "over 1024 KiB", 3 * time.Second},
-		{"huge 503", alertingtest.Fault{Status: 503, BodySize: 32 << 20}, false, 0, "503", 3 * time.Second},
-		{"hang", alertingtest.Fault{Hang: true}, false, 0, "timeout", 300 * time.Millisecond},
+		{"429", loopback.Fault{Status: 429, RetryAfter: "5"}, false, 5 * time.Second, "429", 2 * time.Second},
+		{"500", loopback.Fault{Status: 500, Body: []byte(`{"status":"error"}`)}, false, 0, `{"status":"error"}`, 2 * time.Second},
+		{"403", loopback.Fault{Status: 403}, true, 0, "403", 2 * time.Second},
+		{"garbage 202", loopback.Fault{Status: 202, Body: []byte("<html>hello</html>")}, false, 0, "not an Events API answer", 2 * time.Second},
+		{"huge 202", loopback.Fault{Status: 202, Body: []byte(`{"status":"`), BodySize: 32 << 20}, false, 0, "over 1024 KiB", 3 * time.Second},
+		{"huge 503", loopback.Fault{Status: 503, BodySize: 32 << 20}, false, 0, "503", 3 * time.Second},
+		{"hang", loopback.Fault{Hang: true}, false, 0, "timeout", 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,14 +185,14 @@ func TestPagerDutyErrors(t *testing.T) {
 			if took := time.Since(start); took > 4*time.Second {
 				t.Errorf("took %v", took)
 			}
-			assertNoSecret(t, []string{alertingtest.PagerDutyRoutingKey}, err.Error(), logs.String())
+			assertNoSecret(t, []string{loopback.PagerDutyRoutingKey}, err.Error(), logs.String())
 			if len(rx.Events()) != 0 {
 				t.Errorf("the receiver accepted an event it failed")
 			}
 		})
 	}
 	// A wrong routing key: PagerDuty says 400, nothing to retry, and the key is not quoted.
-	rx := alertingtest.NewPagerDuty(t)
+	rx := loopback.NewPagerDuty(t)
 	cfg := pagerDutyConfig(rx.URL())
 	cfg.RoutingKey = "RWRONGKEYWRONGKEYWRONGKEY0000000"
 	err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
@@ -230,7 +230,7 @@ func TestPagerDutyConfig(t *testing.T) {
 		t.Errorf("no routing key accepted")
 	}
 	// The change URL sits beside the configured enqueue URL, also behind a proxy prefix.
-	rx := alertingtest.NewPagerDuty(t)
+	rx := loopback.NewPagerDuty(t)
 	cfg = pagerDutyConfig(rx.URL() + "/")
 	cfg.DryRun = true
 	err := newNotifier(t, cfg, nil).Deliver(t.Context(), &alerting.Event{Name: configs.EventDeployStarted, Key: "k", Incident: "d-1",

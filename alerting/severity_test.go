@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -18,7 +18,7 @@ func TestPagerDutySeverityByEvent(t *testing.T) {
 		{"error", configs.EventDeployInconclusive, "warning"},
 		{"info", configs.EventDeployInconclusive, "info"},
 	} {
-		rx := alertingtest.NewPagerDuty(t)
+		rx := loopback.NewPagerDuty(t)
 		cfg := pagerDutyConfig(rx.URL())
 		cfg.Severity = tc.configured
 		n := newNotifier(t, cfg, &logBuffer{})

@@ -10,17 +10,17 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
 func slackConfig(api string) *configs.Notifier {
-	return &configs.Notifier{Type: configs.NotifierSlack, Name: "ops", Token: alertingtest.SlackToken,
+	return &configs.Notifier{Type: configs.NotifierSlack, Name: "ops", Token: loopback.SlackToken,
 		Channel: "#deploys", APIURL: api}
 }
 
-func newSlack(t *testing.T) (*alertingtest.Slack, alerting.Notifier, *logBuffer) {
-	srv := alertingtest.NewSlack(t)
+func newSlack(t *testing.T) (*loopback.Slack, alerting.Notifier, *logBuffer) {
+	srv := loopback.NewSlack(t)
 	logs := &logBuffer{}
 	return srv, newNotifier(t, slackConfig(srv.APIURL()), logs), logs
 }
@@ -195,7 +195,7 @@ func TestSlackWants(t *testing.T) {
 
 func TestSlackRateLimited(t *testing.T) {
 	srv, n, _ := newSlack(t)
-	srv.Fail("chat.postMessage", alertingtest.Fault{Status: 429, RetryAfter: "3"})
+	srv.Fail("chat.postMessage", loopback.Fault{Status: 429, RetryAfter: "3"})
 	st := alerting.State{}
 	err := n.Deliver(t.Context(), deployFailed(), st)
 	if d, ok := alerting.RetryAfter(err); !ok || d != 3*time.Second {
@@ -208,7 +208,7 @@ func TestSlackRateLimited(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 	// Rate limited in the middle: the message is out, the upload is asked to wait.
-	srv.Fail("files.getUploadURLExternal", alertingtest.Fault{Status: 429, RetryAfter: "11"})
+	srv.Fail("files.getUploadURLExternal", loopback.Fault{Status: 429, RetryAfter: "11"})
 	st2 := alerting.State{}
 	ev := deployFailed()
 	ev.Incident, ev.Key = "d-50", "d-50:deploy_failed"
@@ -227,7 +227,7 @@ func TestSlackRateLimited(t *testing.T) {
 
 func TestSlackServerErrorIsRetryable(t *testing.T) {
 	srv, n, _ := newSlack(t)
-	srv.Fail("chat.postMessage", alertingtest.Fault{Status: 500, Times: 2, Body: []byte("<html>oops</html>")})
+	srv.Fail("chat.postMessage", loopback.Fault{Status: 500, Times: 2, Body: []byte("<html>oops</html>")})
 	st := alerting.State{}
 	for i := range 2 {
 		err := n.Deliver(t.Context(), deployFailed(), st)
@@ -249,15 +249,15 @@ func TestSlackServerErrorIsRetryable(t *testing.T) {
 func TestSlackPermanentErrors(t *testing.T) {
 	for _, code := range []string{"invalid_auth", "channel_not_found", "not_in_channel", "token_revoked"} {
 		srv, n, logs := newSlack(t)
-		srv.Fail("chat.postMessage", alertingtest.Fault{SlackError: code})
+		srv.Fail("chat.postMessage", loopback.Fault{SlackError: code})
 		err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
 		if !alerting.Permanent(err) || !strings.Contains(err.Error(), code) {
 			t.Errorf("%s: Deliver = %v, want a permanent error naming it", code, err)
 		}
-		assertNoSecret(t, []string{alertingtest.SlackToken}, err.Error(), logs.String())
+		assertNoSecret(t, []string{loopback.SlackToken}, err.Error(), logs.String())
 	}
 	// A wrong token is invalid_auth at the server, not an injected fault.
-	srv := alertingtest.NewSlack(t)
+	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.Token = "xoxb-wrong-secret-token"
 	err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
@@ -266,7 +266,7 @@ func TestSlackPermanentErrors(t *testing.T) {
 	}
 	assertNoSecret(t, []string{"xoxb-wrong-secret-token"}, err.Error())
 	// A transient Slack error code is retried.
-	srv.Fail("chat.postMessage", alertingtest.Fault{SlackError: "internal_error"})
+	srv.Fail("chat.postMessage", loopback.Fault{SlackError: "internal_error"})
 	err = newNotifier(t, slackConfig(srv.APIURL()), nil).Deliver(t.Context(), deployFailed(), alerting.State{})
 	if err == nil || alerting.Permanent(err) {
 		t.Fatalf("internal_error: %v, want retryable", err)
@@ -285,7 +285,7 @@ func TestSlackRetryAfterPartialSuccessPostsNoDuplicate(t *testing.T) {
 				}
 				first = []*alerting.Event{actionResult()}
 			}
-			srv.Fail(step, alertingtest.Fault{Status: 500})
+			srv.Fail(step, loopback.Fault{Status: 500})
 			err := n.Deliver(t.Context(), first[0], st)
 			if err == nil || alerting.Permanent(err) {
 				t.Fatalf("%s failing: Deliver = %v, want retryable", step, err)
@@ -323,7 +323,7 @@ func TestSlackRootGoneStillReplies(t *testing.T) {
 	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
 		t.Fatal(err)
 	}
-	srv.Fail("chat.update", alertingtest.Fault{SlackError: "message_not_found"})
+	srv.Fail("chat.update", loopback.Fault{SlackError: "message_not_found"})
 	if err := n.Deliver(t.Context(), actionResult(), st); err != nil {
 		t.Fatalf("a deleted root must not fail the reply: %v", err)
 	}
@@ -348,17 +348,17 @@ func TestSlackEscapesUntrustedText(t *testing.T) {
 func TestSlackHostileAnswers(t *testing.T) {
 	tests := []struct {
 		name     string
-		fault    alertingtest.Fault
+		fault    loopback.Fault
 		want     string
 		deadline time.Duration
 	}{
-		{"garbage 200", alertingtest.Fault{Status: 200, Body: []byte("<html>captive portal</html>")}, "not a Web API answer", 2 * time.Second},
-		{"empty 200", alertingtest.Fault{Status: 200}, "not a Web API answer", 2 * time.Second},
+		{"garbage 200", loopback.Fault{Status: 200, Body: []byte("<html>captive portal</html>")}, "not a Web API answer", 2 * time.Second},
+		{"empty 200", loopback.Fault{Status: 200}, "not a Web API answer", 2 * time.Second},
 		// A generous deadline: the cap, not the deadline, must end the huge answers.
-		{"huge 200", alertingtest.Fault{Status: 200, Body: []byte(`{"ok":true,"x":"`), BodySize: 64 << 20}, "over 4 MiB", 3 * time.Second},
-		{"huge 502", alertingtest.Fault{Status: 502, BodySize: 64 << 20}, "502", 3 * time.Second},
-		{"hang", alertingtest.Fault{Hang: true}, "timeout", 300 * time.Millisecond},
-		{"stalled body", alertingtest.Fault{Status: 200, Stall: true}, "timeout", 300 * time.Millisecond},
+		{"huge 200", loopback.Fault{Status: 200, Body: []byte(`{"ok":true,"x":"`), BodySize: 64 << 20}, "over 4 MiB", 3 * time.Second},
+		{"huge 502", loopback.Fault{Status: 502, BodySize: 64 << 20}, "502", 3 * time.Second},
+		{"hang", loopback.Fault{Hang: true}, "timeout", 300 * time.Millisecond},
+		{"stalled body", loopback.Fault{Status: 200, Stall: true}, "timeout", 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,18 +380,18 @@ func TestSlackHostileAnswers(t *testing.T) {
 }
 
 func TestSlackDryRun(t *testing.T) {
-	srv := alertingtest.NewSlack(t)
+	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.DryRun = true
 	err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
 	if !errors.Is(err, alerting.ErrDryRun) || len(srv.Calls()) != 0 {
 		t.Fatalf("dry run: %v, %d calls", err, len(srv.Calls()))
 	}
-	assertNoSecret(t, []string{alertingtest.SlackToken}, err.Error())
+	assertNoSecret(t, []string{loopback.SlackToken}, err.Error())
 }
 
 func TestSlackDeployStartedOpensTheThread(t *testing.T) {
-	srv := alertingtest.NewSlack(t)
+	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.Events = []string{configs.EventDeployStarted, configs.EventDeployFailed, configs.EventDeployPassed}
 	n := newNotifier(t, cfg, nil)
@@ -444,7 +444,7 @@ func TestSlackDeployStartedOpensTheThread(t *testing.T) {
 
 // A deploy_passed a notifier posts on its own (no failure before it) says it passed.
 func TestSlackPassOnItsOwnIsNotAResolution(t *testing.T) {
-	srv := alertingtest.NewSlack(t)
+	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.Events = []string{configs.EventDeployPassed}
 	n := newNotifier(t, cfg, nil)

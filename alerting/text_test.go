@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -79,7 +79,7 @@ func TestRenderTextOtherEvents(t *testing.T) {
 // The text says what the Slack message says: its title, status and every failing check's
 // reason, as the loopback Slack server received them.
 func TestRenderTextMatchesSlack(t *testing.T) {
-	srv := alertingtest.NewSlack(t)
+	srv := loopback.NewSlack(t)
 	n := newNotifier(t, slackConfig(srv.APIURL()), nil)
 	for i, ev := range []*alerting.Event{deployFailed(), checkEvent(configs.EventCheckFailed, "1")} {
 		if err := n.Deliver(t.Context(), ev, alerting.State{}); err != nil {

@@ -13,17 +13,17 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
 func webhookConfig(url string) *configs.Notifier {
 	return &configs.Notifier{Type: configs.NotifierWebhook, Name: "rollback-web", URL: url,
-		Secret: alertingtest.WebhookSecret, Timeout: 2 * time.Second, MaxAttempts: 8}
+		Secret: loopback.WebhookSecret, Timeout: 2 * time.Second, MaxAttempts: 8}
 }
 
 func TestWebhookDeliversSignedPayload(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
 	cfg.Headers = map[string]string{"X-Team": "payments"}
 	n := newNotifier(t, cfg, nil)
@@ -46,7 +46,7 @@ func TestWebhookDeliversSignedPayload(t *testing.T) {
 	}
 	// The receiver checked the signature by the documented formula, not with alerting.Verify;
 	// here it is once more, written out: the header carries exactly one value, this one.
-	m := hmac.New(sha256.New, []byte(alertingtest.WebhookSecret))
+	m := hmac.New(sha256.New, []byte(loopback.WebhookSecret))
 	m.Write([]byte(d.Timestamp + "." + string(d.Body)))
 	if want := "sha256=" + hex.EncodeToString(m.Sum(nil)); d.Signature != want {
 		t.Errorf("X-Vigil-Signature %q, want %q", d.Signature, want)
@@ -85,7 +85,7 @@ func TestWebhookDeliversSignedPayload(t *testing.T) {
 }
 
 func TestWebhookWrongSecretIsRejectedAndPermanent(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
 	cfg.Secret = "not-the-shared-secret"
 	n := newNotifier(t, cfg, nil)
@@ -99,30 +99,30 @@ func TestWebhookWrongSecretIsRejectedAndPermanent(t *testing.T) {
 	if rx.Count("d-42:deploy_failed") != 0 {
 		t.Errorf("a badly signed delivery was counted")
 	}
-	assertNoSecret(t, []string{"not-the-shared-secret", alertingtest.WebhookSecret}, err.Error())
+	assertNoSecret(t, []string{"not-the-shared-secret", loopback.WebhookSecret}, err.Error())
 }
 
 func TestWebhookAnswers(t *testing.T) {
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name       string
-		fault      alertingtest.Fault
+		fault      loopback.Fault
 		permanent  bool
 		retryAfter time.Duration // -1: none
 	}{
-		{"500", alertingtest.Fault{Status: 500, Body: []byte("db down")}, false, -1},
-		{"503", alertingtest.Fault{Status: 503}, false, -1},
-		{"408", alertingtest.Fault{Status: 408}, false, -1},
-		{"429 seconds", alertingtest.Fault{Status: 429, RetryAfter: "7"}, false, 7 * time.Second},
-		{"429 http-date", alertingtest.Fault{Status: 429, RetryAfter: date}, false, 90 * time.Second},
-		{"429 without Retry-After", alertingtest.Fault{Status: 429}, false, -1},
-		{"400", alertingtest.Fault{Status: 400, Body: []byte(`{"error":"unknown deploy"}`)}, true, -1},
-		{"404", alertingtest.Fault{Status: 404}, true, -1},
-		{"302 is not followed", alertingtest.Fault{Status: 302}, true, -1},
+		{"500", loopback.Fault{Status: 500, Body: []byte("db down")}, false, -1},
+		{"503", loopback.Fault{Status: 503}, false, -1},
+		{"408", loopback.Fault{Status: 408}, false, -1},
+		{"429 seconds", loopback.Fault{Status: 429, RetryAfter: "7"}, false, 7 * time.Second},
+		{"429 http-date", loopback.Fault{Status: 429, RetryAfter: date}, false, 90 * time.Second},
+		{"429 without Retry-After", loopback.Fault{Status: 429}, false, -1},
+		{"400", loopback.Fault{Status: 400, Body: []byte(`{"error":"unknown deploy"}`)}, true, -1},
+		{"404", loopback.Fault{Status: 404}, true, -1},
+		{"302 is not followed", loopback.Fault{Status: 302}, true, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rx := alertingtest.NewWebhook(t)
+			rx := loopback.NewWebhook(t)
 			n := newNotifier(t, webhookConfig(rx.URL()), nil)
 			rx.Fail(tt.fault)
 			err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
@@ -160,8 +160,8 @@ func TestWebhookAnswers(t *testing.T) {
 }
 
 func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
-	for _, f := range []alertingtest.Fault{{Hang: true}, {Status: 500, Stall: true}} {
-		rx := alertingtest.NewWebhook(t)
+	for _, f := range []loopback.Fault{{Hang: true}, {Status: 500, Stall: true}} {
+		rx := loopback.NewWebhook(t)
 		cfg := webhookConfig(rx.URL())
 		cfg.Timeout = 300 * time.Millisecond
 		n := newNotifier(t, cfg, nil)
@@ -180,11 +180,11 @@ func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
 		}
 	}
 	// A receiver that answers 200 and then stalls the body has answered: delivered at once.
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
 	cfg.Timeout = 5 * time.Second
 	n := newNotifier(t, cfg, nil)
-	rx.Fail(alertingtest.Fault{Status: 200, Stall: true})
+	rx.Fail(loopback.Fault{Status: 200, Stall: true})
 	start := time.Now()
 	if err := n.Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
 		t.Fatalf("200 then a stalled body: %v", err)
@@ -195,9 +195,9 @@ func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
 }
 
 func TestWebhookCallerDeadline(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil) // 2s per attempt
-	rx.Fail(alertingtest.Fault{Hang: true})
+	rx.Fail(loopback.Fault{Hang: true})
 	start := time.Now()
 	err := n.Deliver(ctxTimeout(t, 200*time.Millisecond), deployFailed(), alerting.State{})
 	if err == nil || time.Since(start) > time.Second {
@@ -206,9 +206,9 @@ func TestWebhookCallerDeadline(t *testing.T) {
 }
 
 func TestWebhookHugeAnswer(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil)
-	rx.Fail(alertingtest.Fault{Status: 502, Body: []byte("<html>bad gateway"), BodySize: 200 << 20})
+	rx.Fail(loopback.Fault{Status: 502, Body: []byte("<html>bad gateway"), BodySize: 200 << 20})
 	start := time.Now()
 	err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
 	if err == nil || alerting.Permanent(err) {
@@ -223,7 +223,7 @@ func TestWebhookHugeAnswer(t *testing.T) {
 }
 
 func TestWebhookReceiverDownThenUp(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil)
 	rx.Down()
 	err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
@@ -242,7 +242,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 }
 
 func TestActionWebhooksFireOnlyOnTheirVerdict(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	for _, tt := range []struct {
 		action string
 		fires  string
@@ -296,7 +296,7 @@ func TestActionWebhooksFireOnlyOnTheirVerdict(t *testing.T) {
 }
 
 func TestWebhookDryRunCallsNothing(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	url := rx.URL() + "?token=query-secret"
 
 	notifierDry := webhookConfig(url)
@@ -329,7 +329,7 @@ func TestWebhookDryRunCallsNothing(t *testing.T) {
 		if !alerting.Permanent(err) {
 			t.Errorf("%s: a dry run is retried", name)
 		}
-		assertNoSecret(t, []string{"query-secret", alertingtest.WebhookSecret}, err.Error())
+		assertNoSecret(t, []string{"query-secret", loopback.WebhookSecret}, err.Error())
 	}
 	if n := len(rx.Deliveries()) + len(rx.Rejected()); n != 0 {
 		t.Fatalf("dry run reached the receiver %d times", n)
@@ -345,16 +345,16 @@ func TestWebhookDryRunCallsNothing(t *testing.T) {
 }
 
 func TestWebhookErrorsHoldNoSecrets(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
-	secrets := []string{"query-secret", "header-secret", alertingtest.WebhookSecret}
+	rx := loopback.NewWebhook(t)
+	secrets := []string{"query-secret", "header-secret", loopback.WebhookSecret}
 	logs := &logBuffer{}
 	cfg := webhookConfig("http://user:pass-secret@" + rx.Addr() + "/hook?token=query-secret")
 	cfg.Headers = map[string]string{"Authorization": "Bearer header-secret"}
 	secrets = append(secrets, "pass-secret")
 	n := newNotifier(t, cfg, logs)
 	var texts []string
-	rx.Fail(alertingtest.Fault{Status: 500})
-	rx.Fail(alertingtest.Fault{Status: 400})
+	rx.Fail(loopback.Fault{Status: 500})
+	rx.Fail(loopback.Fault{Status: 400})
 	for range 2 {
 		if err := n.Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
 			texts = append(texts, err.Error())

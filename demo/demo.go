@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/agent"
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/tracing"
@@ -199,7 +199,7 @@ func Run(ctx context.Context, o Options) error {
 // shop's deploys, all on loopback. close stops them all.
 type stage struct {
 	app   *App
-	slack *alertingtest.Slack
+	slack *loopback.Slack
 	agent *agent.Agent
 	store *store.SQLite
 	ln    net.Listener
@@ -227,7 +227,7 @@ func stageDemo(ctx context.Context, o Options) (_ *stage, err error) {
 	}
 	undo = append(undo, func() { app.Close() })
 	app.RollbackSecret = []byte(hex.EncodeToString(secret))
-	slack := &alertingtest.Slack{}
+	slack := &loopback.Slack{}
 	if err := slack.Start(""); err != nil {
 		return nil, fmt.Errorf("demo: the Slack stand-in: %w", err)
 	}
@@ -242,7 +242,7 @@ func stageDemo(ctx context.Context, o Options) (_ *stage, err error) {
 		return nil, err
 	}
 	cfg, err := configs.Load(cfgPath, configs.Options{Environ: []string{"APP=" + app.URL, "SLACK=" + slack.APIURL(),
-		"SLACK_TOKEN=" + alertingtest.SlackToken, "ROLLBACK_SECRET=" + string(app.RollbackSecret)}})
+		"SLACK_TOKEN=" + loopback.SlackToken, "ROLLBACK_SECRET=" + string(app.RollbackSecret)}})
 	if err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -339,7 +339,7 @@ type killResult struct {
 func killCycles(t *testing.T, cycles int) killResult {
 	a := newApp(t)
 	a.mode.Store("broken")
-	hook := alertingtest.NewWebhook(t)
+	hook := loopback.NewWebhook(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yaml")
 	dbPath := filepath.Join(dir, "v.db")
@@ -351,7 +351,7 @@ services:
 notifiers:
   rollback: {type: webhook, url: %q, secret: %q, action: rollback, timeout: 30s, max_attempts: 50}
 store: {dsn: %q}
-`, a.URL, hook.URL(), alertingtest.WebhookSecret, dbPath)
+`, a.URL, hook.URL(), loopback.WebhookSecret, dbPath)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -373,11 +373,11 @@ store: {dsn: %q}
 		mode := i % 3
 		switch mode {
 		case killHanging:
-			hook.Fail(alertingtest.Fault{Hang: true})
+			hook.Fail(loopback.Fault{Hang: true})
 		case killFailing:
-			hook.Fail(alertingtest.Fault{Status: 503, Times: 2})
+			hook.Fail(loopback.Fault{Status: 503, Times: 2})
 		case killAccepted:
-			hook.Fail(alertingtest.Fault{AcceptThenHang: true})
+			hook.Fail(loopback.Fault{AcceptThenHang: true})
 		}
 		resp, err := http.Post(p.url+"/api/v1/deploys", "application/json", strings.NewReader(fmt.Sprintf(`{"service":"web","version":"v%d"}`, i)))
 		if err != nil {

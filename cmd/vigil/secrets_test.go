@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 )
 
 // The secrets planted in every place a check can carry them. Each is unique, so a find
@@ -94,7 +94,7 @@ func secretTarget(t *testing.T) (*httptest.Server, *atomic.Bool) {
 func TestSecretsNeverLeak(t *testing.T) {
 	target, broken := secretTarget(t)
 	host := strings.TrimPrefix(target.URL, "http://")
-	slack, pd, hook := alertingtest.NewSlack(t), alertingtest.NewPagerDuty(t), alertingtest.NewWebhook(t)
+	slack, pd, hook := loopback.NewSlack(t), loopback.NewPagerDuty(t), loopback.NewWebhook(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yaml")
 	yaml := fmt.Sprintf(`
@@ -140,8 +140,8 @@ notifiers:
 		t.Fatal(err)
 	}
 	p := startAgentProc(t, cfg, "", "VIGIL_API_TOKEN="+secAPIToken, "SHOP_API_KEY="+secEnvKey, "SYNTH_PASSWORD="+secEnvPass,
-		"API_BEARER="+secEnvBearer, "SLACK_TOKEN="+alertingtest.SlackToken, "PD_KEY="+alertingtest.PagerDutyRoutingKey,
-		"HOOK_SECRET="+alertingtest.WebhookSecret)
+		"API_BEARER="+secEnvBearer, "SLACK_TOKEN="+loopback.SlackToken, "PD_KEY="+loopback.PagerDutyRoutingKey,
+		"HOOK_SECRET="+loopback.WebhookSecret)
 	api := func(method, path string) string {
 		t.Helper()
 		req, _ := http.NewRequest(method, p.url+path, nil)
@@ -283,7 +283,7 @@ notifiers:
 		"response Set-Cookie": secSetCookie, "token in response JSON": secRespJSON, "${SHOP_API_KEY}": secEnvKey,
 		"${SYNTH_PASSWORD}": secEnvPass, "${API_BEARER}": secEnvBearer, "agent.api_token": secAPIToken,
 		"basic auth from the URL": base64.StdEncoding.EncodeToString([]byte("synthetic:" + secUserinfo)),
-		"Slack token":             alertingtest.SlackToken, "webhook secret": alertingtest.WebhookSecret}
+		"Slack token":             loopback.SlackToken, "webhook secret": loopback.WebhookSecret}
 	found := 0
 	places := make([]string, 0, len(outputs))
 	for place := range outputs {
@@ -306,7 +306,7 @@ notifiers:
 	// The PagerDuty routing key travels in PagerDuty's own payload, as its API requires; it
 	// must be nowhere else.
 	for _, place := range places {
-		if !strings.HasPrefix(place, "PagerDuty call") && strings.Contains(outputs[place], alertingtest.PagerDutyRoutingKey) {
+		if !strings.HasPrefix(place, "PagerDuty call") && strings.Contains(outputs[place], loopback.PagerDutyRoutingKey) {
 			found++
 			t.Errorf("%s leaks the PagerDuty routing key", place)
 		}

@@ -1,4 +1,4 @@
-package alertingtest_test
+package loopback_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
-	"github.com/vigil-monitor/vigil/alerting/alertingtest"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 )
 
 func post(t *testing.T, u string, h http.Header, body string) *http.Response {
@@ -50,16 +50,16 @@ func signed(secret, key, body string, at time.Time) http.Header {
 }
 
 func TestWebhookReceiverVerifies(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	body := `{"event":"deploy_failed"}`
 	for name, tc := range map[string]struct {
 		h      http.Header
 		status int
 	}{
-		"good":          {signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), 200},
+		"good":          {signed(loopback.WebhookSecret, "d-1:deploy_failed", body, time.Now()), 200},
 		"wrong secret":  {signed("nope", "d-1:deploy_failed", body, time.Now()), 401},
-		"replayed late": {signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now().Add(-time.Hour)), 401},
-		"no key":        {signed(alertingtest.WebhookSecret, "", body, time.Now()), 400},
+		"replayed late": {signed(loopback.WebhookSecret, "d-1:deploy_failed", body, time.Now().Add(-time.Hour)), 401},
+		"no key":        {signed(loopback.WebhookSecret, "", body, time.Now()), 400},
 		"unsigned":      {http.Header{"Content-Type": {"application/json"}}, 401},
 	} {
 		if got := post(t, rx.URL(), tc.h, body).StatusCode; got != tc.status {
@@ -83,7 +83,7 @@ func TestWebhookReceiverAcceptsTheReadmeVector(t *testing.T) {
 	if got := signature(secret, ts, body); got != sig {
 		t.Fatalf("the formula gives %s for the README's vector, not %s", got, sig)
 	}
-	rx := alertingtest.NewWebhook(t)
+	rx := loopback.NewWebhook(t)
 	rx.Secret = []byte(secret)
 	rx.Tolerance = time.Since(time.Unix(1767225600, 0)) + time.Hour // the vector's timestamp is fixed
 	h := func(sig string) http.Header {
@@ -110,18 +110,18 @@ func TestWebhookReceiverAcceptsTheReadmeVector(t *testing.T) {
 
 // AcceptThenHang: the delivery counts as accepted although the sender never hears so.
 func TestWebhookAcceptThenHang(t *testing.T) {
-	rx := alertingtest.NewWebhook(t)
-	rx.Fail(alertingtest.Fault{AcceptThenHang: true})
+	rx := loopback.NewWebhook(t)
+	rx.Fail(loopback.Fault{AcceptThenHang: true})
 	body := `{"event":"deploy_failed"}`
 	client := &http.Client{Timeout: 200 * time.Millisecond}
-	if resp, err := client.Do(mustReq(t, http.MethodPost, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body)); err == nil {
+	if resp, err := client.Do(mustReq(t, http.MethodPost, rx.URL(), signed(loopback.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body)); err == nil {
 		resp.Body.Close()
 		t.Fatalf("the answer was not held: %s", resp.Status)
 	}
 	if rx.Count("d-1:deploy_failed") != 1 || rx.Attempts("d-1:deploy_failed") != 1 || !rx.Deliveries()[0].Accepted {
 		t.Errorf("accepted %d, attempts %d; want 1 and 1", rx.Count("d-1:deploy_failed"), rx.Attempts("d-1:deploy_failed"))
 	}
-	if got := post(t, rx.URL(), signed(alertingtest.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body).StatusCode; got != 200 {
+	if got := post(t, rx.URL(), signed(loopback.WebhookSecret, "d-1:deploy_failed", body, time.Now()), body).StatusCode; got != 200 {
 		t.Errorf("the next delivery: %d", got)
 	}
 	if rx.Count("d-1:deploy_failed") != 2 {
@@ -144,7 +144,7 @@ func TestServeWebhookCounts(t *testing.T) {
 	_ = ln.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- alertingtest.ServeWebhook(ctx, addr, []byte("shared")) }()
+	go func() { done <- loopback.ServeWebhook(ctx, addr, []byte("shared")) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -166,7 +166,7 @@ func TestServeWebhookCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var c alertingtest.WebhookCounts
+	var c loopback.WebhookCounts
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || c.Accepted["k1"] != 1 {
 		t.Fatalf("counts %+v, %v", c, err)
 	}
@@ -182,7 +182,7 @@ func mustReq(t *testing.T, method, u string, h http.Header, body string) *http.R
 }
 
 func TestSlackServerIsStrictLikeSlack(t *testing.T) {
-	s := alertingtest.NewSlack(t)
+	s := loopback.NewSlack(t)
 	call := func(method string, args url.Values) map[string]any {
 		args.Set("token", s.Token)
 		resp := post(t, s.APIURL()+method, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, args.Encode())
@@ -207,7 +207,7 @@ func TestSlackServerIsStrictLikeSlack(t *testing.T) {
 	if r := call("files.completeUploadExternal", url.Values{"files": {`[{"id":"F404"}]`}}); r["error"] != "file_not_found" {
 		t.Errorf("completing an upload that never happened: %v", r)
 	}
-	s.Fail("chat.postMessage", alertingtest.Fault{Status: 429, RetryAfter: "2", Times: 2})
+	s.Fail("chat.postMessage", loopback.Fault{Status: 429, RetryAfter: "2", Times: 2})
 	for range 2 {
 		resp := post(t, s.APIURL()+"chat.postMessage", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			url.Values{"token": {s.Token}, "channel": {"#deploys"}, "text": {"x"}}.Encode())

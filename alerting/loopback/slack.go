@@ -1,4 +1,4 @@
-package alertingtest
+package loopback
 
 import (
 	"encoding/json"

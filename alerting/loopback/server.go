@@ -1,10 +1,13 @@
-// Package alertingtest holds loopback receivers that record what vigil's notifiers deliver:
-// a Slack Web API server (chat.postMessage, chat.update, the files v2 upload flow,
-// auth.test), a PagerDuty Events v2 endpoint (enqueue and change), and a webhook receiver
-// that verifies signatures and counts deliveries per Idempotency-Key. Each listens on
-// 127.0.0.1, can be told to fail (Fault), and is closed by t.Cleanup or Close. Tests assert
-// on what arrived here, not on the calls a client made.
-package alertingtest
+// Package loopback is production code: stand-ins, on 127.0.0.1, for the services vigil
+// notifies, which record what arrives. `vigil demo` runs its Slack on one (there is no
+// real Slack in a demo), and the tests of every package deliver to them: a Slack Web API
+// server (chat.postMessage, chat.update, the files v2 upload flow, auth.test), a PagerDuty
+// Events v2 endpoint (enqueue and change), and a webhook receiver that verifies signatures
+// by the documented formula and counts deliveries per Idempotency-Key. Each can be told to
+// fail (Fault). Start and Close are for programs; the New* constructors, for tests, start
+// one and close it at the test's cleanup. Tests assert on what arrived here, not on the
+// calls a client made.
+package loopback
 
 import (
 	"errors"
