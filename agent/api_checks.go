@@ -96,7 +96,7 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		return // the caller went away: a cancelled run is not a result
 	}
 	sr := toStoreRun(res, "")
-	if err := a.store.SaveRuns(context.WithoutCancel(r.Context()), []*store.Run{sr}); err != nil {
+	if err := a.store.SaveRuns(context.WithoutCancel(r.Context()), []*store.RunRecord{sr}); err != nil {
 		a.log.Error("saving a manual run failed", "check", name, "error", err)
 	}
 	writeJSON(w, http.StatusOK, struct {

@@ -196,7 +196,7 @@ type DeployCheck struct {
 	HasBaseline  bool     `json:"has_baseline"`
 	Halt         string   `json:"halt,omitempty"`
 	// failedRun is the first run that did not pass (evidence for notifications).
-	failedRun *store.Run
+	failedRun *store.RunRecord
 }
 
 // DeployChecks summarises a deploy's runs per check, in the service's check order.

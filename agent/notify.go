@@ -209,7 +209,7 @@ func (a *Agent) silencedBy(rt *Runtime, service, check string, now time.Time) st
 // together; a steady state writes nothing. sr is the run as it will be stored: a run that
 // opens or reminds of an incident is written at once, so the notification links to it;
 // any other goes to the batch writer.
-func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.Run) {
+func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.RunRecord) {
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
 	in := a.incidents[c.Name]
@@ -255,7 +255,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	if event == "" {
 		a.writer.add(sr)
 	} else {
-		if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.Run{sr}); err != nil {
+		if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
 			a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
 		}
 		outbox = a.incidentNotifications(c, in, event, res, a.runURL(sr.ID), now)

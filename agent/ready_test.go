@@ -23,9 +23,9 @@ func corruptRuns(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runs []*store.Run
+	var runs []*store.RunRecord
 	for i := range 200 {
-		runs = append(runs, &store.Run{Check: "home", Kind: "http", Started: time.Unix(int64(i), 0), Outcome: "pass", Attempts: 1,
+		runs = append(runs, &store.RunRecord{Check: "home", Kind: "http", Started: time.Unix(int64(i), 0), Outcome: "pass", Attempts: 1,
 			Transcript: []string{strings.Repeat("x", 500)}})
 	}
 	if err := st.SaveRuns(ctx, runs); err != nil {

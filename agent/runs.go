@@ -68,8 +68,8 @@ func (a *Agent) loadLatest(ctx context.Context) {
 	}
 }
 
-func toStoreRun(r *checks.Result, deployID string) *store.Run {
-	sr := &store.Run{Check: r.Check, Kind: r.Kind, Started: r.Started, Duration: r.Duration, Outcome: string(r.Outcome),
+func toStoreRun(r *checks.Result, deployID string) *store.RunRecord {
+	sr := &store.RunRecord{Check: r.Check, Kind: r.Kind, Started: r.Started, Duration: r.Duration, Outcome: string(r.Outcome),
 		Attempts: r.Attempts, DeployID: deployID, Reasons: r.Reasons, Vars: r.Vars, Transcript: r.Transcript,
 		TraceID: r.TraceID, Halt: r.Halt, Location: r.Location}
 	for _, art := range r.Artifacts {
@@ -78,7 +78,7 @@ func toStoreRun(r *checks.Result, deployID string) *store.Run {
 	return sr
 }
 
-func fromStoreRun(sr *store.Run) *checks.Result {
+func fromStoreRun(sr *store.RunRecord) *checks.Result {
 	r := &checks.Result{Check: sr.Check, Kind: sr.Kind, Outcome: checks.Outcome(sr.Outcome), Reasons: sr.Reasons, Vars: sr.Vars,
 		Started: sr.Started, Duration: sr.Duration, Attempts: sr.Attempts, Transcript: sr.Transcript, TraceID: sr.TraceID,
 		Location: sr.Location, Halt: sr.Halt}
@@ -94,7 +94,7 @@ type runWriter struct {
 	store *store.SQLite
 	log   *slog.Logger
 	mu    sync.Mutex
-	buf   []*store.Run
+	buf   []*store.RunRecord
 	kick  chan struct{}
 	// grown wakes the purge loop when the runs written since its last look add up to
 	// a twentieth of maxSize.
@@ -107,7 +107,7 @@ func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runW
 	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
 }
 
-func (w *runWriter) add(r *store.Run) {
+func (w *runWriter) add(r *store.RunRecord) {
 	w.mu.Lock()
 	w.buf = append(w.buf, r)
 	full := len(w.buf) >= 512
@@ -164,7 +164,7 @@ func (w *runWriter) flush(ctx context.Context) {
 }
 
 // approxSize is about what a run takes in the store: its evidence, transcript and a row.
-func approxSize(r *store.Run) int64 {
+func approxSize(r *store.RunRecord) int64 {
 	n := int64(1 << 10)
 	for _, a := range r.Artifacts {
 		n += int64(len(a.Data))

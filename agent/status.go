@@ -100,13 +100,13 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, "deploy.html", map[string]any{"Deploy": d, "Checks": list})
 }
 
-func (a *Agent) runFromPath(ctx context.Context, w http.ResponseWriter, r *http.Request) *store.Run {
+func (a *Agent) runFromPath(ctx context.Context, w http.ResponseWriter, r *http.Request) *store.RunRecord {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		http.Error(w, "run ids are numbers", http.StatusBadRequest)
 		return nil
 	}
-	run, err := a.store.Run(ctx, id)
+	run, err := a.store.RunByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such run (it may be past the retention period)", http.StatusNotFound)
 		return nil

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// Run is one stored check run.
-type Run struct {
+// RunRecord is one check run as stored (checks.Result is a run as it happens).
+type RunRecord struct {
 	ID         int64
 	Check      string
 	Kind       string
@@ -40,7 +40,7 @@ type Artifact struct {
 }
 
 // SaveRuns stores runs in one transaction and sets their IDs.
-func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
+func (s *SQLite) SaveRuns(ctx context.Context, runs []*RunRecord) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -77,8 +77,8 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*Run) error {
 const runColumns = `id, check_name, kind, started_at, duration_ns, outcome, attempts, COALESCE(deploy_id, ''),
 	reasons, vars, transcript, trace_id, halt, location`
 
-func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
-	var r Run
+func scanRun(sc interface{ Scan(...any) error }) (*RunRecord, error) {
+	var r RunRecord
 	var started, dur int64
 	var reasons, vars, transcript string
 	if err := sc.Scan(&r.ID, &r.Check, &r.Kind, &started, &dur, &r.Outcome, &r.Attempts, &r.DeployID,
@@ -92,13 +92,13 @@ func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	return &r, nil
 }
 
-func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*Run, error) {
+func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*RunRecord, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*Run
+	var out []*RunRecord
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
@@ -112,11 +112,11 @@ func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*Run, 
 	return out, s.attachArtifactNames(ctx, out)
 }
 
-func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*Run) error {
+func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*RunRecord) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	byID := map[int64]*Run{}
+	byID := map[int64]*RunRecord{}
 	ids := make([]any, 0, len(runs))
 	for _, r := range runs {
 		byID[r.ID] = r
@@ -143,7 +143,7 @@ func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*Run) error {
 }
 
 // Run returns one run.
-func (s *SQLite) Run(ctx context.Context, id int64) (*Run, error) {
+func (s *SQLite) RunByID(ctx context.Context, id int64) (*RunRecord, error) {
 	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
@@ -167,18 +167,18 @@ func (s *SQLite) ArtifactData(ctx context.Context, runID int64, name string) (*A
 
 // RecentRuns returns up to limit runs of check that started before before, newest first.
 // Runs of deploy verifications count too: they are what the service looked like then.
-func (s *SQLite) RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*Run, error) {
+func (s *SQLite) RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND started_at < ?
 		ORDER BY started_at DESC LIMIT ?`, check, nanos(before), limit)
 }
 
 // DeployRuns returns the runs of a deploy's verification, oldest first.
-func (s *SQLite) DeployRuns(ctx context.Context, deployID string) ([]*Run, error) {
+func (s *SQLite) DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE deploy_id = ? ORDER BY started_at`, deployID)
 }
 
 // LatestRuns returns the newest run of every check.
-func (s *SQLite) LatestRuns(ctx context.Context) ([]*Run, error) {
+func (s *SQLite) LatestRuns(ctx context.Context) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY check_name)`)
 }
 
@@ -213,7 +213,7 @@ func (s *SQLite) History(ctx context.Context, check string, since time.Time, lim
 }
 
 // RecentFailures returns the newest runs that did not pass, with artifact names.
-func (s *SQLite) RecentFailures(ctx context.Context, limit int) ([]*Run, error) {
+func (s *SQLite) RecentFailures(ctx context.Context, limit int) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE outcome != 'pass' ORDER BY started_at DESC LIMIT ?`, limit)
 }
 

@@ -20,9 +20,9 @@ func TestPurgeToSize(t *testing.T) {
 	evidence := bytes.Repeat([]byte("evidence "), 100<<10/9)
 	var ids []int64
 	for i := range 60 {
-		r := &Run{Check: "big", Kind: "http", Started: t0.Add(time.Duration(i) * time.Second), Outcome: "fail", Attempts: 1,
+		r := &RunRecord{Check: "big", Kind: "http", Started: t0.Add(time.Duration(i) * time.Second), Outcome: "fail", Attempts: 1,
 			Artifacts: []*Artifact{{Name: "response-body.txt", ContentType: "text/plain", Data: evidence}}}
-		if err := s.SaveRuns(ctx, []*Run{r}); err != nil {
+		if err := s.SaveRuns(ctx, []*RunRecord{r}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, r.ID)
@@ -42,10 +42,10 @@ func TestPurgeToSize(t *testing.T) {
 	if after > max*9/10 || n == 0 {
 		t.Errorf("purged %d rows; %d bytes left, want at most %d", n, after, max*9/10)
 	}
-	if _, err := s.Run(ctx, ids[len(ids)-1]); err != nil {
+	if _, err := s.RunByID(ctx, ids[len(ids)-1]); err != nil {
 		t.Errorf("the newest run was purged: %v", err)
 	}
-	if _, err := s.Run(ctx, ids[0]); err == nil {
+	if _, err := s.RunByID(ctx, ids[0]); err == nil {
 		t.Errorf("the oldest run survived")
 	}
 	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
@@ -110,7 +110,7 @@ func TestHealthFollowsWrites(t *testing.T) {
 	if err := s.Health(ctx); err != nil {
 		t.Errorf("a healthy store whose probes pass: %v", err)
 	}
-	if err := s.SaveRuns(ctx, []*Run{{Check: "a", Kind: "http", Started: t0, Outcome: "pass"}}); err != nil {
+	if err := s.SaveRuns(ctx, []*RunRecord{{Check: "a", Kind: "http", Started: t0, Outcome: "pass"}}); err != nil {
 		t.Fatal(err)
 	}
 	if runs, _ := s.RecentRuns(ctx, "~probe", time.Now(), 10); len(runs) != 0 {

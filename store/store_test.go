@@ -26,7 +26,7 @@ func TestRunsSurviveReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "sub", "vigil.db")
 	s := open(t, path)
-	runs := []*Run{
+	runs := []*RunRecord{
 		{Check: "home", Kind: "browser", Started: t0, Duration: time.Second, Outcome: "fail", Attempts: 1, DeployID: "d1",
 			Reasons: []string{"js_errors == 0 is false"}, Vars: map[string]any{"js_errors": 1, "title": "x"},
 			Transcript: []string{"> GET /"}, Artifacts: []*Artifact{{Name: "screenshot.png", ContentType: "image/png", Data: []byte{0x89, 'P', 'N', 'G'}}}},
@@ -42,7 +42,7 @@ func TestRunsSurviveReopen(t *testing.T) {
 	s.Close()
 
 	s = open(t, path) // a second open runs no migration twice
-	got, err := s.Run(ctx, runs[0].ID)
+	got, err := s.RunByID(ctx, runs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
