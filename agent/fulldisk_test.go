@@ -91,10 +91,13 @@ func TestVerdictSurvivesAFullDisk(t *testing.T) {
 		t.Errorf("the rollback was called %d times before the verdict was written", n)
 	}
 
+	held := time.Since(start)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
+	freed := time.Now()
 	d = h.verdict(id, 60*time.Second)
+	t.Logf("reliability: verdict held %s with the disk full (readiness 503, long-poll waiting, no rollback sent); written %s after space came back", held.Round(time.Millisecond), time.Since(freed).Round(time.Millisecond))
 	if d["status"] != store.StatusFailed {
 		t.Fatalf("status = %v, reason %v; want failed once the disk has space again", d["status"], d["reason"])
 	}

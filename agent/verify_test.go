@@ -420,6 +420,7 @@ func TestParallelRegistrationsLeaveOneVerifying(t *testing.T) {
 	if g := m.GetGauge().GetValue(); g != 1 {
 		t.Errorf("vigil_deploys_verifying = %v; want 1", g)
 	}
+	t.Logf("reliability: %d parallel registrations: %d verifying in the store, %d running, gauge %v", n, verifying, inMemory, m.GetGauge().GetValue())
 	if strings.Contains(h.logs.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", h.logs.String())
 	}
