@@ -58,14 +58,18 @@ func (a *Agent) newServer() *http.Server {
 // reload too).
 func (a *Agent) serve(ln net.Listener) error {
 	a.conns = newConnLimiter(ln, func() int { return a.Runtime().Config.Agent.MaxConnections })
-	f := promauto.With(a.opts.Registry)
-	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_api_connections",
-		Help: "Open connections to the API server (agent.max_connections caps them)."},
-		func() float64 { return float64(a.conns.open()) })
-	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_api_connections_dropped_total",
-		Help: "Connections the API server closed to stay under agent.max_connections: idle or still sending their request."},
+	registerConnMetrics(a.opts.Registry, func() float64 { return float64(a.conns.open()) },
 		func() float64 { return float64(a.conns.evicted.Load() + a.conns.refused.Load()) })
 	return a.server.Serve(a.conns)
+}
+
+// registerConnMetrics exports the API server's connection counts.
+func registerConnMetrics(reg prometheus.Registerer, open, dropped func() float64) {
+	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_api_connections",
+		Help: "Open connections to the API server (agent.max_connections caps them)."}, open)
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_api_connections_dropped_total",
+		Help: "Connections the API server closed to stay under agent.max_connections: idle or still sending their request."}, dropped)
 }
 
 func (a *Agent) writeTimeout() time.Duration {

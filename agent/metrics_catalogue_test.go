@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/internal/golden"
+)
+
+// touch gives every vector one series, so that Gather reports every metric with its type.
+func touch(m *metrics) {
+	m.probeSuccess.WithLabelValues("c", "http", "local")
+	m.probeDuration.WithLabelValues("c", "http", "local")
+	m.checkDuration.WithLabelValues("c", "http")
+	m.checkRuns.WithLabelValues("c", "http", "pass")
+	m.jsErrors.WithLabelValues("c")
+	m.propagation.WithLabelValues("c")
+	m.verdicts.WithLabelValues("web", "passed")
+	m.notifications.WithLabelValues("ops", "delivered")
+	m.rollbacks.WithLabelValues("web")
+	m.skipped.WithLabelValues("c")
+}
+
+// The metric catalogue: every metric the agent exports, with its type, labels and help,
+// pinned by a golden file, so that a dashboard or alert rule never breaks by accident. No
+// label may take unbounded values: the test also refuses labels named like URLs, versions
+// or ids.
+func TestMetricCatalogue(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	touch(newMetrics(reg))
+	registerConnMetrics(reg, func() float64 { return 0 }, func() float64 { return 0 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, mf := range mfs {
+		var labels []string
+		if len(mf.GetMetric()) > 0 {
+			for _, l := range mf.GetMetric()[0].GetLabel() {
+				labels = append(labels, l.GetName())
+				switch l.GetName() {
+				case "url", "version", "id", "deploy", "target", "trace_id":
+					t.Errorf("%s has label %q, which takes unbounded values", mf.GetName(), l.GetName())
+				}
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%s %s {%s} %s", mf.GetName(), strings.ToLower(mf.GetType().String()),
+			strings.Join(labels, ","), mf.GetHelp()))
+	}
+	// Every registered metric must be in the list: a new vector needs a line in touch.
+	descs := make(chan *prometheus.Desc, 100)
+	reg.Describe(descs)
+	close(descs)
+	for d := range descs {
+		name := strings.TrimSuffix(strings.TrimPrefix(regexp.MustCompile(`fqName: "[^"]+"`).FindString(d.String()), `fqName: "`), `"`)
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, name+" ") }) {
+			t.Errorf("%s is registered but has no series here: give it one in touch", name)
+		}
+	}
+	sort.Strings(lines)
+	golden.Assert(t, "metrics.txt", []byte(strings.Join(lines, "\n")+"\n"))
+}
