@@ -2,8 +2,8 @@ package agent
 
 import (
 	"fmt"
-	"slices"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
