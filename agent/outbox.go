@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/internal/backoff"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -165,21 +165,16 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	}
 	wait, ok := alerting.RetryAfter(derr)
 	if !ok {
-		wait = backoff(e.Attempts)
+		wait = outboxBackoff.Delay(e.Attempts + 1)
 	}
 	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
 		"attempt", e.Attempts+1, "retry_in", wait.Round(time.Millisecond), "error", derr)
 	return record(store.OutboxPending, derr.Error(), a.clock.Now().Add(wait))
 }
 
-// backoff is exponential from one second with full jitter in its upper half, capped.
-func backoff(attempts int) time.Duration {
-	d := outboxMaxBackoff
-	if attempts < 16 {
-		d = min(time.Second<<attempts, outboxMaxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// outboxBackoff spaces a notification's retries: exponential from one second, with
+// jitter, at most outboxMaxBackoff apart.
+var outboxBackoff = backoff.Policy{First: time.Second, Max: outboxMaxBackoff, Jitter: true}
 
 // actionResult tells the people who heard about an incident what a rollback or halt
 // webhook did: one entry per notifier that is not itself an action webhook.

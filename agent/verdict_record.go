@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/backoff"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -59,6 +60,10 @@ func (a *Agent) decide(v *verification, status, reason string) {
 	a.signalOutbox()
 }
 
+// verdictBackoff spaces the retries of a verdict the store refuses: soon at first (a
+// locked database frees up in moments), then at most every ten seconds (a full disk).
+var verdictBackoff = backoff.Policy{First: 100 * time.Millisecond, Max: 10 * time.Second}
+
 // unrecordedVerdicts counts verdicts waiting for the store to take them.
 func (a *Agent) unrecordedVerdicts() int { return int(a.unrecorded.Load()) }
 
@@ -66,7 +71,6 @@ func (a *Agent) unrecordedVerdicts() int { return int(a.unrecorded.Load()) }
 // shuts down. ok is the store's answer (false: the deploy was no longer verifying).
 func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
 	ctx := context.WithoutCancel(a.runCtx)
-	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ok, err := a.store.DecideDeploy(ctx, dec)
 		if err == nil {
@@ -81,12 +85,12 @@ func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
 			a.unrecorded.Add(1)
 			defer a.unrecorded.Add(-1)
 		}
+		wait := verdictBackoff.Delay(attempt)
 		a.log.Error("recording a verdict failed; retrying", "deploy", dec.DeployID, "verdict", dec.Status,
 			"attempt", attempt, "retry_in", wait, "error", err)
 		if !a.sleepUntil(a.runCtx, a.clock.Now().Add(wait)) {
 			a.metrics.unrecorded.Dec()
 			return false, false
 		}
-		wait = min(wait*2, 10*time.Second)
 	}
 }
