@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // A long-poll and a manual run of a slow check take longer than the server's write
@@ -23,7 +25,7 @@ func TestLongRequestsOutliveServerTimeouts(t *testing.T) {
 	}))
 	defer slow.Close()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &vigiltest.Buffer{}
 	l := launch(t, dir, withToken(fmt.Sprintf(`
 checks:
   - {name: slow, kind: http, timeout: %s, retries: 0, every: 1h, request: {url: %q}}

@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -63,25 +62,8 @@ type harness struct {
 	cfgPath string
 	url     string
 	token   string
-	logs    *syncBuffer
+	logs    *vigiltest.Buffer
 	stopFn  func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // launched is an agent running in-process on dir/vigil.yaml, with its store in dir and a
@@ -98,10 +80,7 @@ type launched struct {
 // once the agent has started.
 func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 	tb.Helper()
-	path := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		tb.Fatal(err)
-	}
+	path := vigiltest.WriteConfig(tb, dir, yaml)
 	load := func() (*configs.Config, error) { return configs.Load(path, configs.Options{Environ: []string{}}) }
 	cfg, err := load()
 	if err != nil {
@@ -154,7 +133,7 @@ func startAgent(t *testing.T, dir, yaml string) *harness {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	logs := &syncBuffer{}
+	logs := &vigiltest.Buffer{}
 	l := launch(t, dir, yaml, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, token: l.cfg.Agent.APIToken.Value(), logs: logs}
 	h.stopFn = func() {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // publicListener reports the address of a socket bound to every interface, as agent.listen
@@ -38,7 +40,7 @@ func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &vigiltest.Buffer{}
 	base := webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String()
 	l := launch(t, dir, "agent: {listen: \"0.0.0.0:9090\", api_token: s3cret-token}\n"+base,
 		Options{Listener: publicListener{ln}, Logger: slog.New(slog.NewTextHandler(logs, nil))})

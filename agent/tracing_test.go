@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/jaegertest"
 	"github.com/vigil-monitor/vigil/internal/tracing"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -40,7 +41,7 @@ func TestVerificationIsATraceInJaeger(t *testing.T) {
 	hook := loopback.NewWebhook(t)
 	l := launch(t, t.TempDir(), webConfig{url: srv.URL, verify: "interval: 1m, count: 2", service: "on_failure: [rollback]",
 		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String(), Options{Tracing: tr})
-	h := &harness{t: t, a: l.a, url: l.url, logs: &syncBuffer{}, stopFn: func() { _ = l.stop() }}
+	h := &harness{t: t, a: l.a, url: l.url, logs: &vigiltest.Buffer{}, stopFn: func() { _ = l.stop() }}
 	t.Cleanup(h.stop)
 
 	d := h.verdict(h.deploy("web", "v2"), 30*time.Second)

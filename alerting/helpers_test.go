@@ -5,36 +5,18 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // png is a stand-in screenshot: the PNG signature and some bytes that must arrive intact.
 var png = append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, 253, 254, 255}, 5000)...)
 
-// logBuffer collects what notifiers log, to check that no secret is in it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newNotifier(t *testing.T, cfg *configs.Notifier, logs *logBuffer) alerting.Notifier {
+func newNotifier(t *testing.T, cfg *configs.Notifier, logs *vigiltest.Buffer) alerting.Notifier {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = cfg.Type + "-test"

@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func pagerDutyConfig(url string) *configs.Notifier {
@@ -16,9 +17,9 @@ func pagerDutyConfig(url string) *configs.Notifier {
 		Severity: "error", URL: url}
 }
 
-func newPagerDuty(t *testing.T) (*loopback.PagerDuty, alerting.Notifier, *logBuffer) {
+func newPagerDuty(t *testing.T) (*loopback.PagerDuty, alerting.Notifier, *vigiltest.Buffer) {
 	rx := loopback.NewPagerDuty(t)
-	logs := &logBuffer{}
+	logs := &vigiltest.Buffer{}
 	return rx, newNotifier(t, pagerDutyConfig(rx.URL()), logs), logs
 }
 

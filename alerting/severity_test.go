@@ -6,6 +6,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // An inconclusive verdict is not an outage: it pages at most as a warning, whatever the
@@ -21,7 +22,7 @@ func TestPagerDutySeverityByEvent(t *testing.T) {
 		rx := loopback.NewPagerDuty(t)
 		cfg := pagerDutyConfig(rx.URL())
 		cfg.Severity = tc.configured
-		n := newNotifier(t, cfg, &logBuffer{})
+		n := newNotifier(t, cfg, &vigiltest.Buffer{})
 		ev := &alerting.Event{Name: tc.event, Key: "d-1:" + tc.event, Incident: "d-1",
 			Deploy: &alerting.Deploy{ID: "d-1", Service: "web", Version: "v2"}, Summary: "why"}
 		if err := n.Deliver(t.Context(), ev, alerting.State{}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func slackConfig(api string) *configs.Notifier {
@@ -19,9 +20,9 @@ func slackConfig(api string) *configs.Notifier {
 		Channel: "#deploys", APIURL: api}
 }
 
-func newSlack(t *testing.T) (*loopback.Slack, alerting.Notifier, *logBuffer) {
+func newSlack(t *testing.T) (*loopback.Slack, alerting.Notifier, *vigiltest.Buffer) {
 	srv := loopback.NewSlack(t)
-	logs := &logBuffer{}
+	logs := &vigiltest.Buffer{}
 	return srv, newNotifier(t, slackConfig(srv.APIURL()), logs), logs
 }
 

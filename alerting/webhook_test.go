@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func webhookConfig(url string) *configs.Notifier {
@@ -347,7 +348,7 @@ func TestWebhookDryRunCallsNothing(t *testing.T) {
 func TestWebhookErrorsHoldNoSecrets(t *testing.T) {
 	rx := loopback.NewWebhook(t)
 	secrets := []string{"query-secret", "header-secret", loopback.WebhookSecret}
-	logs := &logBuffer{}
+	logs := &vigiltest.Buffer{}
 	cfg := webhookConfig("http://user:pass-secret@" + rx.Addr() + "/hook?token=query-secret")
 	cfg.Headers = map[string]string{"Authorization": "Bearer header-secret"}
 	secrets = append(secrets, "pass-secret")

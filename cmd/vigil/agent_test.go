@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -83,7 +83,7 @@ type agentProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *vigiltest.Buffer
 	done chan struct{}
 }
 
@@ -104,7 +104,7 @@ func startAgentProc(t *testing.T, cfg, addr string, env ...string) *agentProc {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	p := &agentProc{t: t, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &agentProc{t: t, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "agent", "-c", cfg, "--listen", addr, "--log-level", "debug")
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -470,24 +470,6 @@ store: {dsn: %q}
 		t.Errorf("%d keys accepted, want %d: %v", len(accepted), cycles, accepted)
 	}
 	return r
-}
-
-// syncBuffer is the agent's output: the process writes it while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The agent refuses bad flags and bad configs before it opens anything.

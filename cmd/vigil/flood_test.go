@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // rssMiB reads a process's resident memory.
@@ -67,7 +69,7 @@ func TestAPISurvivesFloods(t *testing.T) {
 	}
 	bin := vigilBinary(t)
 	addr := freeAddr(t)
-	p := &agentProc{t: t, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &agentProc{t: t, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "agent", "-c", cfg, "--listen", addr)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func target(t *testing.T) *httptest.Server {
@@ -30,11 +32,7 @@ func target(t *testing.T) *httptest.Server {
 
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "vigil.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return vigiltest.WriteConfig(t, "", body)
 }
 
 func config(url string) string {

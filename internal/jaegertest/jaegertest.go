@@ -6,7 +6,6 @@
 package jaegertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,9 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // Server is a running Jaeger.
@@ -27,7 +27,7 @@ type Server struct {
 	OTLP string
 	// Query is the query API's base URL.
 	Query string
-	logs  *syncBuffer
+	logs  *vigiltest.Buffer
 }
 
 // Binary finds the Jaeger binary: $VIGIL_JAEGER, else the one scripts/jaeger/build made in
@@ -130,7 +130,7 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, ports[0], ports[1], ports[2], ports[3])), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{OTLP: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), Query: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), logs: &syncBuffer{}}
+	s := &Server{OTLP: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), Query: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), logs: &vigiltest.Buffer{}}
 	cmd := exec.Command(bin, "--config=file:"+cfg)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
@@ -243,24 +243,4 @@ func (s *Server) fetch(traceID string) ([]Span, error) {
 		return nil, fmt.Errorf("query answered %d", resp.StatusCode)
 	}
 	return out.Data[0].Spans, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

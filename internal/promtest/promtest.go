@@ -7,7 +7,6 @@
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // Options shape the Prometheus a test starts.
@@ -43,7 +43,7 @@ type Server struct {
 	URL string
 
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *vigiltest.Buffer
 	targets int
 	once    sync.Once
 	exited  chan struct{}
@@ -114,7 +114,7 @@ func start(bin, cfg, data string, targets int) (*Server, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logs := &syncBuffer{}
+	logs := &vigiltest.Buffer{}
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
 		"--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -222,24 +222,4 @@ func Exporter(t testing.TB, reg *prometheus.Registry) string {
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil // enough to diagnose; do not grow without bound
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
