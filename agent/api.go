@@ -154,7 +154,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 			return false
 		}
 	}
-	if err := DecodeJSON(http.MaxBytesReader(w, r.Body, maxBody), v); err != nil {
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, maxBody), v); err != nil {
 		status := http.StatusBadRequest
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -166,9 +166,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// DecodeJSON decodes exactly one JSON object with no unknown fields from r. Its errors
+// decodeJSON decodes exactly one JSON object with no unknown fields from r. Its errors
 // say what is wrong in words a caller can act on.
-func DecodeJSON(r io.Reader, v any) error {
+func decodeJSON(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -60,7 +60,7 @@ func (a *Agent) listChecks(w http.ResponseWriter, r *http.Request) {
 	for _, c := range rt.Order {
 		v := &checkView{Name: c.Name, Kind: c.Kind, Services: rt.CheckServices[c.Name], Every: c.Config.Every.String(),
 			Incident: open[c.Name], Notify: c.Config.Notify}
-		if res := a.LastResult(c.Name); res != nil {
+		if res := a.lastResult(c.Name); res != nil {
 			v.Last = viewResult(res, "", false)
 		}
 		out = append(out, v)

@@ -143,7 +143,7 @@ func FuzzDecodeDeployRequest(f *testing.F) {
 	known := map[string]bool{"service": true, "services": true, "version": true, "environment": true, "commit": true}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req DeployRequest
-		if err := DecodeJSON(bytes.NewReader(data), &req); err != nil {
+		if err := decodeJSON(bytes.NewReader(data), &req); err != nil {
 			if err.Error() == "" {
 				t.Fatal("an error with no message")
 			}

@@ -93,7 +93,7 @@ func newDeployID(now time.Time) string {
 
 func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, req DeployRequest) (*store.Deploy, error) {
 	svc := rt.Config.Services[service]
-	list := rt.ServiceChecks(service)
+	list := rt.serviceChecks(service)
 	// Registrations are serialised: the store's "supersede the one verifying" and the
 	// start of the new verification must happen in the same order for every deploy, or a
 	// registration racing another could start verifying a deploy the store already

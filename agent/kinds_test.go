@@ -103,7 +103,7 @@ services:
 notifiers:%s%s
 `, f.disc.URL, webhookNotifier("halt", "halt", halt), webhookNotifier("rollback", "rollback", rollback)))
 	eventually(t, 20*time.Second, "a scheduled fleet run (the baseline)", func() bool {
-		r := h.a.LastResult("fleet")
+		r := h.a.lastResult("fleet")
 		return r != nil && r.Outcome == "pass"
 	})
 	b := f.add(t, "B") // the rolling push reaches its first node

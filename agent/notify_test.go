@@ -126,7 +126,7 @@ notifiers:%s
 		}
 		return n
 	}
-	eventually(t, 20*time.Second, "a first passing run", func() bool { return h.a.LastResult("home") != nil })
+	eventually(t, 20*time.Second, "a first passing run", func() bool { return h.a.lastResult("home") != nil })
 	tg.set("broken")
 	eventually(t, 20*time.Second, "the first failing run", func() bool { return failing() >= 1 })
 	if n := len(slack.Roots()); n != 0 {

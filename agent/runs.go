@@ -48,8 +48,8 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	return res, true
 }
 
-// LastResult returns the newest result of a check.
-func (a *Agent) LastResult(name string) *checks.Result {
+// lastResult returns the newest result of a check.
+func (a *Agent) lastResult(name string) *checks.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.last[name]

@@ -72,8 +72,8 @@ func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options,
 	return rt, nil
 }
 
-// ServiceChecks returns a service's checks in its listed order.
-func (rt *Runtime) ServiceChecks(service string) []*checks.Check {
+// serviceChecks returns a service's checks in its listed order.
+func (rt *Runtime) serviceChecks(service string) []*checks.Check {
 	s := rt.Config.Services[service]
 	if s == nil {
 		return nil

@@ -69,7 +69,7 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	for _, c := range rt.Order {
 		hist, _ := a.store.History(ctx, c.Name, now.Add(-24*time.Hour), 60)
 		rows = append(rows, checkRow{Name: c.Name, Kind: c.Kind, Services: strings.Join(rt.CheckServices[c.Name], ", "),
-			Last: a.LastResult(c.Name), Open: open[c.Name], History: hist})
+			Last: a.lastResult(c.Name), Open: open[c.Name], History: hist})
 	}
 	deploys, _ := a.store.Deploys(ctx, "", 20)
 	failures, _ := a.store.RecentFailures(ctx, 10)

@@ -197,6 +197,6 @@ func (a *Agent) resumeVerifications(ctx context.Context) {
 			continue
 		}
 		a.log.Info("resuming a verification cut off by a restart; its window starts again", "deploy", d.ID, "service", d.Service)
-		a.startVerification(d, svc, rt.ServiceChecks(d.Service), now)
+		a.startVerification(d, svc, rt.serviceChecks(d.Service), now)
 	}
 }

@@ -292,7 +292,7 @@ func TestVerificationOpensFreshConnections(t *testing.T) {
 	lb := newDrainingLB(t)
 	h := startAgent(t, "", webConfig{url: lb.srv.URL, every: "1s", verify: "interval: 100ms, count: 3"}.String())
 	eventually(t, 20*time.Second, "scheduled runs over a kept-alive connection", func() bool {
-		r := h.a.LastResult("home")
+		r := h.a.lastResult("home")
 		return lb.oldHits.Load() >= 2 && r != nil && r.Vars["conn_reused"] == true
 	})
 	lb.switched.Store(true)
@@ -340,7 +340,7 @@ services:
 	eventually(t, 10*time.Second, "the slow check's run to be cancelled", func() bool { return cancelled.Load() > 0 })
 	h.a.verifyWG.Wait() // every verification goroutine has returned: nothing more is recorded
 
-	if r := h.a.LastResult("slow"); r != nil && r.Outcome != checks.Pass {
+	if r := h.a.lastResult("slow"); r != nil && r.Outcome != checks.Pass {
 		t.Errorf("slow's last result is %s (%s); a cancelled run is not a result", r.Outcome, r.Summary())
 	}
 	runs, err := h.a.store.DeployRuns(t.Context(), id)
