@@ -12,6 +12,7 @@ import (
 // The outbox stores events as JSON and replays them after a restart: the names are a
 // contract, and a round trip loses nothing.
 func TestEventJSONIsStable(t *testing.T) {
+	t.Parallel()
 	ev := deployFailed()
 	ev.Halt, ev.DryRun = "version B crashes version A peers", true
 	b, err := json.Marshal(ev)

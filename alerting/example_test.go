@@ -13,6 +13,7 @@ import (
 // The alerting example loads with the environment its "# ci-env:" lines give, every
 // notifier in it builds, and its maintenance windows mean what their comments say.
 func TestAlertingExample(t *testing.T) {
+	t.Parallel()
 	const path = "../configs/examples/alerting.yaml"
 	data, err := os.ReadFile(path)
 	if err != nil {

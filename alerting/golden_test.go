@@ -47,6 +47,7 @@ func incidents() map[string][]*alerting.Event {
 // The Slack messages of every event, as the Web API receives them (the blocks of each
 // postMessage and update, in order), pinned by golden files.
 func TestSlackMessagesGolden(t *testing.T) {
+	t.Parallel()
 	for name, evs := range incidents() {
 		t.Run(name, func(t *testing.T) {
 			rx := loopback.NewSlack(t)
@@ -88,6 +89,7 @@ func TestSlackMessagesGolden(t *testing.T) {
 
 // The webhook bodies of every event, pinned by golden files (sent_at from a fixed clock).
 func TestWebhookPayloadsGolden(t *testing.T) {
+	t.Parallel()
 	for name, evs := range incidents() {
 		t.Run(name, func(t *testing.T) {
 			rx := loopback.NewWebhook(t)

@@ -18,6 +18,7 @@ func utc(s string) time.Time {
 }
 
 func TestMaintenanceWindows(t *testing.T) {
+	t.Parallel()
 	weekly := func(days []string, at string, d time.Duration, tz string) *configs.Maintenance {
 		return &configs.Maintenance{Name: "w", Days: days, At: at, Duration: d, Timezone: tz, Reason: "r"}
 	}
@@ -93,6 +94,7 @@ func TestMaintenanceWindows(t *testing.T) {
 }
 
 func TestMaintenanceScope(t *testing.T) {
+	t.Parallel()
 	always := func(name string, checks, services []string) *configs.Maintenance {
 		return &configs.Maintenance{Name: name, Checks: checks, Services: services, At: "00:00", Duration: 7 * 24 * time.Hour,
 			Reason: "reason of " + name}
@@ -151,6 +153,7 @@ func TestMaintenanceScope(t *testing.T) {
 }
 
 func TestMaintenanceParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		w    configs.Maintenance
 		want string

@@ -24,6 +24,7 @@ func newPagerDuty(t *testing.T) (*loopback.PagerDuty, alerting.Notifier, *vigilt
 }
 
 func TestPagerDutyCheckTriggerAndResolveShareDedupKey(t *testing.T) {
+	t.Parallel()
 	rx, n, _ := newPagerDuty(t)
 	st := alerting.State{}
 	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "3"), st); err != nil {
@@ -67,6 +68,7 @@ func TestPagerDutyCheckTriggerAndResolveShareDedupKey(t *testing.T) {
 }
 
 func TestPagerDutyDeployIncident(t *testing.T) {
+	t.Parallel()
 	rx, n, _ := newPagerDuty(t)
 	st := alerting.State{}
 	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
@@ -108,6 +110,7 @@ func TestPagerDutyDeployIncident(t *testing.T) {
 }
 
 func TestPagerDutyChangeEventOnDeployStarted(t *testing.T) {
+	t.Parallel()
 	rx, n, _ := newPagerDuty(t)
 	ev := &alerting.Event{Name: configs.EventDeployStarted, Key: "d-42:deploy_started", Incident: "d-42",
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
@@ -129,6 +132,7 @@ func TestPagerDutyChangeEventOnDeployStarted(t *testing.T) {
 }
 
 func TestPagerDutyWants(t *testing.T) {
+	t.Parallel()
 	n := newNotifier(t, pagerDutyConfig(""), nil)
 	for _, ev := range configs.Events {
 		if !n.Wants(ev) {
@@ -152,6 +156,7 @@ func TestPagerDutyWants(t *testing.T) {
 }
 
 func TestPagerDutyErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		fault      loopback.Fault
@@ -210,6 +215,7 @@ func TestPagerDutyErrors(t *testing.T) {
 }
 
 func TestPagerDutyConfig(t *testing.T) {
+	t.Parallel()
 	for name, url := range map[string]string{
 		"not enqueue": "https://events.example/v2/other",
 		"query":       "https://events.example/v2/enqueue?x=1",
@@ -246,6 +252,7 @@ func TestPagerDutyConfig(t *testing.T) {
 }
 
 func TestDedupKey(t *testing.T) {
+	t.Parallel()
 	if got := alerting.DedupKey("d-42"); got != "vigil:d-42" {
 		t.Errorf("DedupKey(d-42) = %q", got)
 	}

@@ -12,6 +12,7 @@ import (
 // An inconclusive verdict is not an outage: it pages at most as a warning, whatever the
 // notifier's severity; failed and halted deploys page at the configured severity.
 func TestPagerDutySeverityByEvent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ configured, event, want string }{
 		{"critical", configs.EventDeployFailed, "critical"},
 		{"critical", configs.EventDeployHalted, "critical"},

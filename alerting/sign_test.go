@@ -20,6 +20,7 @@ const (
 )
 
 func TestSignTestVector(t *testing.T) {
+	t.Parallel()
 	got := alerting.Sign([]byte(vectorSecret), vectorTimestamp, []byte(vectorBody))
 	if got != vectorSignature {
 		t.Fatalf("Sign = %s, want the README's %s", got, vectorSignature)
@@ -33,6 +34,7 @@ func TestSignTestVector(t *testing.T) {
 // The README's "Verifying a webhook signature" shows the vector; it must be this one, so
 // what receivers test against cannot drift from what vigil signs.
 func TestReadmeShowsTheTestVector(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +66,7 @@ func TestReadmeShowsTheTestVector(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	secret := []byte("s3cret")
 	body := []byte(`{"event":"deploy_failed"}`)
 	now := time.Unix(1767225600, 0)

@@ -27,6 +27,7 @@ func newSlack(t *testing.T) (*loopback.Slack, alerting.Notifier, *vigiltest.Buff
 }
 
 func TestSlackDeployFailedMessage(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	st := alerting.State{}
 	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
@@ -85,6 +86,7 @@ func TestSlackDeployFailedMessage(t *testing.T) {
 }
 
 func TestSlackLaterEventsUpdateTheSameThread(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	st := alerting.State{}
 	for _, ev := range []*alerting.Event{deployFailed(), actionResult(), resolvedBy()} {
@@ -132,6 +134,7 @@ func TestSlackLaterEventsUpdateTheSameThread(t *testing.T) {
 }
 
 func TestSlackCheckIncident(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	st := alerting.State{}
 	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "1"), st); err != nil {
@@ -150,6 +153,7 @@ func TestSlackCheckIncident(t *testing.T) {
 }
 
 func TestSlackQuietWithoutThread(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	// A deploy that passes with no open incident, and a recovery nobody heard the failure
 	// of, post nothing unless events lists them.
@@ -175,6 +179,7 @@ func TestSlackQuietWithoutThread(t *testing.T) {
 }
 
 func TestSlackWants(t *testing.T) {
+	t.Parallel()
 	n := newNotifier(t, slackConfig("http://127.0.0.1:1/api/"), nil)
 	want := map[string]bool{
 		configs.EventDeployFailed: true, configs.EventDeployHalted: true, configs.EventDeployInconclusive: true,
@@ -195,6 +200,7 @@ func TestSlackWants(t *testing.T) {
 }
 
 func TestSlackRateLimited(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	srv.Fail("chat.postMessage", loopback.Fault{Status: 429, RetryAfter: "3"})
 	st := alerting.State{}
@@ -227,6 +233,7 @@ func TestSlackRateLimited(t *testing.T) {
 }
 
 func TestSlackServerErrorIsRetryable(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	srv.Fail("chat.postMessage", loopback.Fault{Status: 500, Times: 2, Body: []byte("<html>oops</html>")})
 	st := alerting.State{}
@@ -248,6 +255,7 @@ func TestSlackServerErrorIsRetryable(t *testing.T) {
 }
 
 func TestSlackPermanentErrors(t *testing.T) {
+	t.Parallel()
 	for _, code := range []string{"invalid_auth", "channel_not_found", "not_in_channel", "token_revoked"} {
 		srv, n, logs := newSlack(t)
 		srv.Fail("chat.postMessage", loopback.Fault{SlackError: code})
@@ -275,6 +283,7 @@ func TestSlackPermanentErrors(t *testing.T) {
 }
 
 func TestSlackRetryAfterPartialSuccessPostsNoDuplicate(t *testing.T) {
+	t.Parallel()
 	for _, step := range []string{"files.getUploadURLExternal", "upload", "files.completeUploadExternal", "chat.update"} {
 		t.Run(step, func(t *testing.T) {
 			srv, n, _ := newSlack(t)
@@ -319,6 +328,7 @@ func TestSlackRetryAfterPartialSuccessPostsNoDuplicate(t *testing.T) {
 }
 
 func TestSlackRootGoneStillReplies(t *testing.T) {
+	t.Parallel()
 	srv, n, logs := newSlack(t)
 	st := alerting.State{}
 	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
@@ -334,6 +344,7 @@ func TestSlackRootGoneStillReplies(t *testing.T) {
 }
 
 func TestSlackEscapesUntrustedText(t *testing.T) {
+	t.Parallel()
 	srv, n, _ := newSlack(t)
 	ev := deployFailed()
 	ev.FailedChecks[1].Summary = "body contained <!channel> & <http://evil.example|click>"
@@ -347,6 +358,7 @@ func TestSlackEscapesUntrustedText(t *testing.T) {
 }
 
 func TestSlackHostileAnswers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		fault    loopback.Fault
@@ -381,6 +393,7 @@ func TestSlackHostileAnswers(t *testing.T) {
 }
 
 func TestSlackDryRun(t *testing.T) {
+	t.Parallel()
 	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.DryRun = true
@@ -392,6 +405,7 @@ func TestSlackDryRun(t *testing.T) {
 }
 
 func TestSlackDeployStartedOpensTheThread(t *testing.T) {
+	t.Parallel()
 	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.Events = []string{configs.EventDeployStarted, configs.EventDeployFailed, configs.EventDeployPassed}
@@ -445,6 +459,7 @@ func TestSlackDeployStartedOpensTheThread(t *testing.T) {
 
 // A deploy_passed a notifier posts on its own (no failure before it) says it passed.
 func TestSlackPassOnItsOwnIsNotAResolution(t *testing.T) {
+	t.Parallel()
 	srv := loopback.NewSlack(t)
 	cfg := slackConfig(srv.APIURL())
 	cfg.Events = []string{configs.EventDeployPassed}

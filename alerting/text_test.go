@@ -11,6 +11,7 @@ import (
 )
 
 func TestRenderTextDeployFailed(t *testing.T) {
+	t.Parallel()
 	want := `🔴 Deploy of web v2.1.0 in prod failed verification
 Status: Failed
 Service: web · Version: v2.1.0 · Environment: prod · Commit: abc1234 · Deploy: d-42 · Location: local
@@ -45,6 +46,7 @@ Status page: http://vigil.example/deploys/d-42
 }
 
 func TestRenderTextOtherEvents(t *testing.T) {
+	t.Parallel()
 	fresh := resolvedBy()
 	fresh.Incident = "d-43"
 	tests := []struct {
@@ -79,6 +81,7 @@ func TestRenderTextOtherEvents(t *testing.T) {
 // The text says what the Slack message says: its title, status and every failing check's
 // reason, as the loopback Slack server received them.
 func TestRenderTextMatchesSlack(t *testing.T) {
+	t.Parallel()
 	srv := loopback.NewSlack(t)
 	n := newNotifier(t, slackConfig(srv.APIURL()), nil)
 	for i, ev := range []*alerting.Event{deployFailed(), checkEvent(configs.EventCheckFailed, "1")} {
@@ -105,6 +108,7 @@ func TestRenderTextMatchesSlack(t *testing.T) {
 }
 
 func TestRenderTextIsInert(t *testing.T) {
+	t.Parallel()
 	ev := deployFailed()
 	ev.Summary = "boom\x1b[2J\x1b]0;pwned\x07"
 	ev.FailedChecks[0].Summary = "line one\r\nline two \u202eevil\u202c"
@@ -120,6 +124,7 @@ func TestRenderTextIsInert(t *testing.T) {
 }
 
 func TestRenderTextManyChecks(t *testing.T) {
+	t.Parallel()
 	ev := deployFailed()
 	ev.FailedChecks = nil
 	for i := range 20 {

@@ -24,6 +24,7 @@ func webhookConfig(url string) *configs.Notifier {
 }
 
 func TestWebhookDeliversSignedPayload(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
 	cfg.Headers = map[string]string{"X-Team": "payments"}
@@ -86,6 +87,7 @@ func TestWebhookDeliversSignedPayload(t *testing.T) {
 }
 
 func TestWebhookWrongSecretIsRejectedAndPermanent(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
 	cfg.Secret = "not-the-shared-secret"
@@ -104,6 +106,7 @@ func TestWebhookWrongSecretIsRejectedAndPermanent(t *testing.T) {
 }
 
 func TestWebhookAnswers(t *testing.T) {
+	t.Parallel()
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name       string
@@ -161,6 +164,7 @@ func TestWebhookAnswers(t *testing.T) {
 }
 
 func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
+	t.Parallel()
 	for _, f := range []loopback.Fault{{Hang: true}, {Status: 500, Stall: true}} {
 		rx := loopback.NewWebhook(t)
 		cfg := webhookConfig(rx.URL())
@@ -196,6 +200,7 @@ func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
 }
 
 func TestWebhookCallerDeadline(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil) // 2s per attempt
 	rx.Fail(loopback.Fault{Hang: true})
@@ -207,6 +212,7 @@ func TestWebhookCallerDeadline(t *testing.T) {
 }
 
 func TestWebhookHugeAnswer(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil)
 	rx.Fail(loopback.Fault{Status: 502, Body: []byte("<html>bad gateway"), BodySize: 200 << 20})
@@ -224,6 +230,7 @@ func TestWebhookHugeAnswer(t *testing.T) {
 }
 
 func TestWebhookReceiverDownThenUp(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	n := newNotifier(t, webhookConfig(rx.URL()), nil)
 	rx.Down()
@@ -243,6 +250,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 }
 
 func TestActionWebhooksFireOnlyOnTheirVerdict(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	for _, tt := range []struct {
 		action string
@@ -297,6 +305,7 @@ func TestActionWebhooksFireOnlyOnTheirVerdict(t *testing.T) {
 }
 
 func TestWebhookDryRunCallsNothing(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	url := rx.URL() + "?token=query-secret"
 
@@ -346,6 +355,7 @@ func TestWebhookDryRunCallsNothing(t *testing.T) {
 }
 
 func TestWebhookErrorsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	rx := loopback.NewWebhook(t)
 	secrets := []string{"query-secret", "header-secret", loopback.WebhookSecret}
 	logs := &vigiltest.Buffer{}
@@ -372,6 +382,7 @@ func TestWebhookErrorsHoldNoSecrets(t *testing.T) {
 }
 
 func TestWebhookConfigErrors(t *testing.T) {
+	t.Parallel()
 	for name, cfg := range map[string]*configs.Notifier{
 		"no secret":       {Type: "webhook", Name: "w", URL: "https://ci.example/hook"},
 		"not http":        {Type: "webhook", Name: "w", URL: "ftp://ci.example/hook", Secret: "s"},

@@ -32,6 +32,7 @@ func sampleResults() []*checks.Result {
 // What `vigil run` prints, line by line (not on a terminal), and its summary; JUnit and
 // --json too: the formats pipelines read are pinned by golden files.
 func TestOutputsGolden(t *testing.T) {
+	t.Parallel()
 	results := sampleResults()
 	sum := Summarize(results, 3*time.Second)
 	var out bytes.Buffer

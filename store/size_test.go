@@ -14,6 +14,7 @@ import (
 // TestPurgeToSize: past max_size the oldest runs go, with their evidence, until the data
 // fits in nine tenths of it; the newest stay, and the file shrinks.
 func TestPurgeToSize(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vigil.db")
 	s := open(t, path)
@@ -62,6 +63,7 @@ func TestPurgeToSize(t *testing.T) {
 // A database file of 0 bytes is not a new store: it is a store that lost its contents
 // (truncated, a failed copy). Opening it must fail and say so, not start empty.
 func TestEmptyFileIsAnError(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "vigil.db")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -89,6 +91,7 @@ func TestEmptyFileIsAnError(t *testing.T) {
 // or once a probe of it does: here the store is fine, so the probe clears the failures
 // noted by hand (a store that really fails keeps them: TestReadyzWhileSavesFail).
 func TestHealthFollowsWrites(t *testing.T) {
+	t.Parallel()
 	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
 	ctx := context.Background()
 	if err := s.Health(ctx); err != nil {

@@ -23,6 +23,7 @@ func open(t *testing.T, path string) *SQLite {
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func TestRunsSurviveReopen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "sub", "vigil.db")
 	s := open(t, path)
@@ -78,6 +79,7 @@ func TestRunsSurviveReopen(t *testing.T) {
 }
 
 func TestDeployVerdictOnceWithOutbox(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	s := open(t, path)
@@ -156,6 +158,7 @@ func TestDeployVerdictOnceWithOutbox(t *testing.T) {
 
 // OutboxByKey returns every entry with the key, of every notifier and status, in write order.
 func TestOutboxByKey(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "v.db"))
 	entry := func(notifier, key, status string) *OutboxEntry {
@@ -189,6 +192,7 @@ func describe(entries []*OutboxEntry) string {
 }
 
 func TestAlertStateIncidentsSilences(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "v.db"))
 	if st, err := s.AlertState(ctx, "ops", "d1"); err != nil || len(st) != 0 {
@@ -227,6 +231,7 @@ func TestAlertStateIncidentsSilences(t *testing.T) {
 }
 
 func TestNewerSchemaIsRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	s := open(t, path)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestDelay(t *testing.T) {
+	t.Parallel()
 	p := Policy{First: time.Second, Max: 5 * time.Minute}
 	for attempt, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second,
 		9: 256 * time.Second, 10: 5 * time.Minute, 64: 5 * time.Minute, 1000: 5 * time.Minute} {

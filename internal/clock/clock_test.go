@@ -6,6 +6,7 @@ import (
 )
 
 func TestFakeFiresInOrder(t *testing.T) {
+	t.Parallel()
 	f := NewFake(time.Unix(0, 0))
 	a, b, c := f.NewTimer(3*time.Second), f.NewTimer(time.Second), f.NewTimer(10*time.Second)
 	if !c.Stop() || c.Stop() {

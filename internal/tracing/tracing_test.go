@@ -15,6 +15,7 @@ import (
 )
 
 func TestOffByDefaultCostsNothing(t *testing.T) {
+	t.Parallel()
 	tr, err := New(t.Context(), configs.Tracing{}, Options{Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +35,7 @@ func TestOffByDefaultCostsNothing(t *testing.T) {
 }
 
 func TestEndpointPrecedence(t *testing.T) {
+	t.Parallel()
 	env := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://general:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://traces:4318/v1/traces"}
 	if e := Endpoint(configs.Tracing{OTLPEndpoint: "http://config:4318"}, env); e != "http://config:4318/v1/traces" {
 		t.Errorf("the block should win: %s", e)
@@ -51,6 +53,7 @@ func TestEndpointPrecedence(t *testing.T) {
 
 // Requests through Transport carry the span's trace context, and the trace URL links it.
 func TestTransportPropagatesAndRecords(t *testing.T) {
+	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tr, err := New(t.Context(), configs.Tracing{TraceURL: "https://jaeger.example/trace/{trace_id}"}, Options{Exporter: exp, Environ: []string{}})
 	if err != nil {
@@ -86,6 +89,7 @@ func TestTransportPropagatesAndRecords(t *testing.T) {
 // Spans reach a real Jaeger over OTLP/HTTP and come back from its query API with the ids
 // vigil saw.
 func TestExportToJaeger(t *testing.T) {
+	t.Parallel()
 	j := jaegertest.Start(t)
 	tr, err := New(t.Context(), configs.Tracing{OTLPEndpoint: j.OTLP}, Options{Version: "test", Location: "here", Environ: []string{}})
 	if err != nil {

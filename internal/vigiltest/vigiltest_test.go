@@ -7,6 +7,7 @@ import (
 )
 
 func TestBufferIsSafeAndCapped(t *testing.T) {
+	t.Parallel()
 	b := &Buffer{Max: 10}
 	var wg sync.WaitGroup
 	for range 4 {
@@ -26,6 +27,7 @@ func TestBufferIsSafeAndCapped(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
+	t.Parallel()
 	cfg := LoadConfig(t, "", `checks: [{name: up, kind: http, request: {url: "${T}/"}}]`, "T=http://127.0.0.1:1")
 	if len(cfg.Checks) != 1 || cfg.Checks[0].Name != "up" {
 		t.Errorf("checks: %+v", cfg.Checks)
