@@ -35,8 +35,10 @@ type Options struct {
 	Deps       checks.Deps
 	// Tracing (nil: off) makes each deploy verification a trace; Deps.Tracing should be the
 	// same, so that check runs and probe requests join it.
-	Tracing  *tracing.Tracing
-	Store    *store.SQLite
+	Tracing *tracing.Tracing
+	// Store keeps history and state: store.SQLite for one agent, store.Postgres for
+	// agents sharing it (in as many locations).
+	Store    Store
 	Registry *prometheus.Registry
 	Clock    clock.Clock
 	Logger   *slog.Logger
@@ -60,8 +62,11 @@ type Agent struct {
 	opts    Options
 	clock   clock.Clock
 	log     *slog.Logger
-	store   *store.SQLite
+	store   Store
 	metrics *metrics
+	// name, location and instance say who this agent is among the agents sharing its
+	// store; they are fixed when it starts (members.go).
+	name, location, instance string
 	rt      atomic.Pointer[Runtime]
 	sched   *Scheduler
 	writer  *runWriter
@@ -74,7 +79,8 @@ type Agent struct {
 	verify map[string]*verification  // deploys being verified, by id
 
 	incMu     sync.Mutex
-	incidents map[string]*store.Incident // scheduled monitoring's incident state, by check
+	incidents map[string]*store.Incident      // the checks' incidents as last seen, by check
+	streaks   map[string]*store.CheckLocation // this location's runs of each check (notify.go)
 
 	runCtx     context.Context // lives until shutdown; verifications run under it
 	cancelRuns context.CancelFunc
@@ -82,8 +88,12 @@ type Agent struct {
 	// registered before that would be resumed twice.
 	started  chan struct{}
 	reloadMu sync.Mutex
-	// registerMu serialises deploy registrations (verify.go).
+	// registerMu serialises deploy registrations and the start of verifications of deploys
+	// registered elsewhere (deploys.go, watch.go).
 	registerMu sync.Mutex
+	// ended remembers the deploys whose verification ended here lately, so that the watch
+	// does not take one for new while the store still says it is verifying (watch.go).
+	ended map[string]time.Time
 	// unrecorded counts verdicts the store has not taken yet (readiness).
 	unrecorded atomic.Int64
 	verifyWG   sync.WaitGroup
@@ -113,7 +123,10 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
+		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, started: make(chan struct{}),
+		ended: map[string]time.Time{}, instance: newInstanceID()}
+	a.location = opts.Config.Agent.Location
+	a.name = agentName(opts.Config.Agent)
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
@@ -177,6 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
+	a.join(ctx)
 	a.loadLatest(ctx)
 	a.loadIncidents(ctx)
 	a.closeLeftIncidents(ctx)
@@ -185,18 +199,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancelRuns()
 
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(5)
 	go func() { defer bg.Done(); a.writer.run(runCtx) }()
 	go func() { defer bg.Done(); a.outboxLoop(runCtx) }()
 	go func() { defer bg.Done(); a.purgeLoop(runCtx) }()
+	go func() { defer bg.Done(); a.heartbeatLoop(runCtx) }()
 
-	a.resumeVerifications(runCtx)
+	// Deploys left verifying by a restart, and those registered through other agents,
+	// are taken up the same way: the first look here, the next ones by the watch.
+	a.watchDeploys(runCtx)
+	go func() { defer bg.Done(); a.watchLoop(runCtx) }()
 	close(a.started)
 
 	a.server = a.newServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.serve(a.ln) }()
-	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version)
+	a.log.Info("agent listening", "addr", a.Addr(), "checks", len(a.Runtime().Order), "version", a.opts.Version,
+		"agent", a.name, "location", a.location)
 
 	schedCtx, stopSched := context.WithCancel(runCtx)
 	a.sched.Set(a.Runtime().Order)
@@ -231,6 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancelRuns()
 	bg.Wait()
 	a.writer.flush(shutdownCtx)
+	a.leave(shutdownCtx)
 	a.log.Info("agent stopped")
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

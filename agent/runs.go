@@ -39,7 +39,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))
 		return res, false
 	}
-	res.Location = a.Runtime().Config.Agent.Location
+	res.Location = a.location
 	a.metrics.observe(res)
 	a.mu.Lock()
 	a.last[c.Name] = res
@@ -56,7 +56,7 @@ func (a *Agent) lastResult(name string) *checks.Result {
 }
 
 func (a *Agent) loadLatest(ctx context.Context) {
-	runs, err := a.store.LatestRuns(ctx)
+	runs, err := a.store.LatestRuns(ctx, a.location)
 	if err != nil {
 		a.log.Warn("could not load the latest results", "error", err)
 		return
@@ -89,9 +89,12 @@ func fromStoreRun(sr *store.RunRecord) *checks.Result {
 }
 
 // runWriter batches scheduled runs into one transaction every 100ms: a thousand runs a
-// second cost a few commits, not a thousand.
+// second cost a few commits, not a thousand. A batch the store refuses (a database
+// restarting, a full disk) is kept and written with the next one, up to maxUnwritten runs.
 type runWriter struct {
-	store *store.SQLite
+	store interface {
+		SaveRuns(ctx context.Context, runs []*store.RunRecord) error
+	}
 	log   *slog.Logger
 	mu    sync.Mutex
 	buf   []*store.RunRecord
@@ -103,7 +106,11 @@ type runWriter struct {
 	written int64
 }
 
-func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runWriter {
+// maxUnwritten bounds the runs kept while the store refuses them: about a minute and a
+// half of a thousand checks a second. Past it the oldest are dropped, and the log says so.
+const maxUnwritten = 100_000
+
+func newRunWriter(s Store, log *slog.Logger, maxSize func() int64) *runWriter {
 	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
 }
 
@@ -143,7 +150,15 @@ func (w *runWriter) flush(ctx context.Context) {
 		return
 	}
 	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
-		w.log.Error("saving runs failed", "runs", len(batch), "error", err)
+		w.mu.Lock()
+		w.buf = append(batch, w.buf...)
+		dropped := len(w.buf) - maxUnwritten
+		if dropped > 0 {
+			w.buf = w.buf[dropped:]
+		}
+		kept := len(w.buf)
+		w.mu.Unlock()
+		w.log.Error("saving runs failed; kept for the next try", "runs", len(batch), "kept", kept, "dropped", max(dropped, 0), "error", err)
 		return
 	}
 	w.mu.Lock()

@@ -1,9 +1,14 @@
 package agent
 
+// Verifying a deploy in this location: its checks' rounds, the fail-fast rule after every
+// run and the window's rules at its end (verdict.go) give this location's verdict, which
+// verdict_record.go reports and combines with the other locations'.
+
 import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
@@ -28,6 +33,13 @@ type verification struct {
 	session *checks.HTTPClient
 	// span is the verification's trace (a no-op when tracing is off).
 	span trace.Span
+
+	// baseline is each check's baseline in this location.
+	baseline map[string]map[string]any
+	// reported is set once this location's verdict is in the store; waiting is the
+	// verification waiting for the other locations' (it closes when they are in or the
+	// wait is over).
+	reported atomic.Bool
 
 	mu      sync.Mutex
 	decided bool
@@ -54,10 +66,17 @@ func (a *Agent) endVerification(v *verification) {
 	})
 }
 
-func (a *Agent) startVerification(d *store.Deploy, svc *configs.Service, list []*checks.Check, start time.Time) {
-	ctx, cancel := context.WithCancel(a.runCtx)
+// startVerification verifies d in this location. The baseline is the one fixed at
+// registration when the deploy was registered here, and otherwise this location's own,
+// from the runs before the deploy: latencies differ from one location to another.
+func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *configs.Service, list []*checks.Check, start time.Time) {
+	baseline := d.Baseline
+	if d.Location != "" && d.Location != a.location {
+		baseline = a.baseline(ctx, list, svc, d.CreatedAt)
+	}
+	vctx, cancel := context.WithCancel(a.runCtx)
 	v := &verification{deploy: d, svc: svc, checks: list, start: start, cancel: cancel, done: make(chan struct{}),
-		tallies: map[string]*tally{}, session: a.opts.Deps.HTTP.NewSession()}
+		tallies: map[string]*tally{}, session: a.opts.Deps.HTTP.NewSession(), baseline: baseline}
 	for _, c := range list {
 		v.tallies[c.Name] = &tally{}
 	}
@@ -67,15 +86,36 @@ func (a *Agent) startVerification(d *store.Deploy, svc *configs.Service, list []
 	a.metrics.verifying.Inc()
 	a.verifyWG.Add(1)
 	tracer := a.opts.Tracing.Tracer("agent")
-	ctx, v.span = tracer.Start(ctx, "verify "+d.Service+" "+d.Version, trace.WithNewRoot(), trace.WithAttributes(
+	vctx, v.span = tracer.Start(vctx, "verify "+d.Service+" "+d.Version, trace.WithNewRoot(), trace.WithAttributes(
 		attribute.String("deploy.id", d.ID), attribute.String("deploy.service", d.Service), attribute.String("deploy.version", d.Version),
 		attribute.String("deploy.environment", d.Environment), attribute.String("deploy.commit", d.Commit),
-		attribute.Int("vigil.verify.count", svc.Verify.Count), attribute.Int("vigil.checks", len(list))))
+		attribute.Int("vigil.verify.count", svc.Verify.Count), attribute.Int("vigil.checks", len(list)),
+		attribute.String("vigil.location", a.location)))
 	go func() {
 		defer a.verifyWG.Done()
 		defer cancel()
-		a.runVerification(checks.WithSession(ctx, v.session), v)
+		a.runVerification(checks.WithSession(vctx, v.session), v)
 	}()
+}
+
+// baseline is each check's baseline in this location, from its runs before at.
+func (a *Agent) baseline(ctx context.Context, list []*checks.Check, svc *configs.Service, at time.Time) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, c := range list {
+		prev, err := a.store.BaselineRuns(ctx, c.Name, a.location, at, 50)
+		if err != nil {
+			a.log.Warn("reading the baseline of a check failed; it has none in this verification", "check", c.Name, "error", err)
+			continue
+		}
+		results := make([]*checks.Result, len(prev))
+		for i, r := range prev {
+			results[i] = fromStoreRun(r)
+		}
+		if b := c.Baseline(results, svc.Verify.BaselineRuns); b != nil {
+			out[c.Name] = b
+		}
+	}
+	return out
 }
 
 func (a *Agent) runVerification(ctx context.Context, v *verification) {
@@ -92,7 +132,7 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 				if !a.sleepUntil(ctx, first.Add(time.Duration(round)*v.svc.Verify.Interval)) {
 					return
 				}
-				in := checks.Input{Deploy: info, Baseline: d.Baseline[c.Name], Since: d.CreatedAt}
+				in := checks.Input{Deploy: info, Baseline: v.baseline[c.Name], Since: d.CreatedAt}
 				release, ok := a.sched.Acquire(ctx, c)
 				if !ok {
 					return
@@ -136,7 +176,7 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 	}
 	status, reason := windowVerdict(order, v.tallies, v.svc.Verify, v.svc.Verify.Count)
 	v.mu.Unlock()
-	a.decide(v, status, reason)
+	a.finishLocation(v, status, reason)
 }
 
 // sleepUntil waits on the agent's clock; false when ctx ended first.
@@ -174,29 +214,6 @@ func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, run
 	}
 	v.mu.Unlock()
 	if status != "" {
-		a.decide(v, status, reason)
-	}
-}
-
-// resumeVerifications restarts, with a fresh window, the verifications a restart cut off.
-// Their baselines were fixed when they were registered and are kept.
-func (a *Agent) resumeVerifications(ctx context.Context) {
-	pending, err := a.store.Deploys(ctx, store.StatusVerifying, 1000)
-	if err != nil {
-		a.log.Error("could not list deploys being verified", "error", err)
-		return
-	}
-	rt := a.Runtime()
-	now := a.clock.Now()
-	for _, d := range pending {
-		svc := rt.Config.Services[d.Service]
-		if svc == nil {
-			v := &verification{deploy: d, cancel: func() {}, done: make(chan struct{}), tallies: map[string]*tally{}}
-			a.metrics.verifying.Inc()
-			a.decide(v, store.StatusInconclusive, fmt.Sprintf("service %q is no longer in the config", d.Service))
-			continue
-		}
-		a.log.Info("resuming a verification cut off by a restart; its window starts again", "deploy", d.ID, "service", d.Service)
-		a.startVerification(d, svc, rt.serviceChecks(d.Service), now)
+		a.finishLocation(v, status, reason)
 	}
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Checks      []*Check             `koanf:"checks"`
 	Notifiers   map[string]*Notifier `koanf:"notifiers"`
 	Maintenance []*Maintenance       `koanf:"maintenance"`
+	Locations   Locations            `koanf:"locations"`
 
 	// File is the path the configuration was read from ("" when built in memory).
 	File string `koanf:"-"`
@@ -58,6 +59,10 @@ type Agent struct {
 	// MaxConnections caps the API server's open connections; past it the oldest connection
 	// not serving a request is closed to make room.
 	MaxConnections int `koanf:"max_connections"`
+	// Name is the agent's name among agents sharing a store (default <hostname>/<location>);
+	// Heartbeat is how often it tells them it is alive (locations.go).
+	Name      string        `koanf:"name"`
+	Heartbeat time.Duration `koanf:"heartbeat"`
 }
 
 // Store configures where runs, deploys, verdicts and the outbox are kept.
@@ -68,6 +73,8 @@ type Store struct {
 	// MaxSize bounds the history by size as Retention does by age: past it the oldest runs
 	// (then the oldest finished notifications) are deleted.
 	MaxSize ByteSize `koanf:"max_size"`
+	// Pool sizes PostgreSQL's connection pool (locations.go).
+	Pool StorePool `koanf:"pool"`
 }
 
 // ByteSize is a size in bytes; in YAML a number of bytes or a number with a unit: 500MB,
@@ -188,6 +195,8 @@ type Verify struct {
 	ConsecutiveErrorLimit *int          `koanf:"consecutive_error_limit"`
 	// BaselineRuns is how many passing runs before the deploy make up the baseline.
 	BaselineRuns int `koanf:"baseline_runs"`
+	// Locations overrides the top-level locations quorum for this service (locations.go).
+	Locations *Quorum `koanf:"locations"`
 }
 
 // Routes maps an event to the notifiers it goes to. In YAML it is either a list (every

@@ -19,15 +19,18 @@ func (c *Config) applyDefaults() {
 	setInt(&a.MaxConnections, DefaultMaxConnections)
 
 	setStr(&c.Store.Driver, "sqlite")
-	setStr(&c.Store.DSN, "vigil.db")
-	if c.Store.DSN != ":memory:" && !filepath.IsAbs(c.Store.DSN) {
-		c.Store.DSN = filepath.Join(c.Dir, c.Store.DSN)
+	if c.Store.Driver == DriverSQLite {
+		setStr(&c.Store.DSN, "vigil.db")
+		if c.Store.DSN != ":memory:" && !filepath.IsAbs(c.Store.DSN) {
+			c.Store.DSN = filepath.Join(c.Dir, c.Store.DSN)
+		}
+		if c.Store.MaxSize == 0 {
+			c.Store.MaxSize = DefaultMaxSize
+		}
 	}
 	setDur(&c.Store.Retention, DefaultRetention)
-	if c.Store.MaxSize == 0 {
-		c.Store.MaxSize = DefaultMaxSize
-	}
 
+	c.defaultLocations()
 	d := &c.Defaults
 	setDur(&d.Every, DefaultEvery)
 	setDur(&d.Timeout, DefaultTimeout)

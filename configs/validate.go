@@ -38,6 +38,7 @@ func (c *Config) validate() Errors {
 	v.services(names)
 	v.notifiers()
 	v.maintenance(names)
+	v.locations()
 	return v.errs
 }
 
@@ -93,10 +94,10 @@ func IsLoopbackHost(host string) bool {
 
 func (v *validator) store() {
 	s := &v.c.Store
-	if s.Driver != "sqlite" {
-		v.errf("store.driver", `use "sqlite"`, "unsupported driver %q", s.Driver)
+	if s.Driver != DriverSQLite && s.Driver != DriverPostgres {
+		v.errf("store.driver", `use "sqlite" (one agent) or "postgres" (agents sharing a store)`, "unsupported driver %q", s.Driver)
 	}
-	if s.MaxSize < MinMaxSize {
+	if s.Driver == DriverSQLite && s.MaxSize < MinMaxSize {
 		v.errf("store.max_size", "use at least 1MiB, e.g. 1GB", "%s is too small to keep a day of history", s.MaxSize)
 	}
 	if s.Retention < time.Hour {

@@ -12,7 +12,7 @@ import (
 )
 
 // AlertState returns a notifier's delivery state for an incident (empty when none).
-func (s *SQLite) AlertState(ctx context.Context, notifier, incident string) (map[string]string, error) {
+func (s *common) AlertState(ctx context.Context, notifier, incident string) (map[string]string, error) {
 	var raw string
 	err := s.db.QueryRowContext(ctx, `SELECT state FROM alert_state WHERE notifier = ? AND incident = ?`, notifier, incident).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -27,7 +27,7 @@ func (s *SQLite) AlertState(ctx context.Context, notifier, incident string) (map
 }
 
 // SaveAlertState stores a notifier's delivery state for an incident.
-func (s *SQLite) SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error {
+func (s *common) SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO alert_state(notifier, incident, state, updated_at) VALUES (?,?,?,?)
 		ON CONFLICT(notifier, incident) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
 		notifier, incident, mustJSON(state), nanos(now))

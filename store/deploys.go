@@ -1,7 +1,8 @@
 package store
 
-// Deploys and their verdicts: registration supersedes the one verifying; a decision is
-// written once, with its notifications, in one transaction.
+// Deploys and their verdicts: registration supersedes the one verifying; every location
+// verifying a deploy reports its own verdict, and the deploy's verdict is decided once,
+// from those reports, with its notifications, in one transaction that holds the deploy.
 
 import (
 	"context"
@@ -24,15 +25,25 @@ type Deploy struct {
 	DecidedAt    time.Time
 	SupersededBy string
 	Halt         string
-	// Baseline is each check's baseline variables, fixed when the deploy was registered.
+	// Baseline is each check's baseline variables in Location, fixed when the deploy was
+	// registered there.
 	Baseline map[string]map[string]any
+	// Location is where the deploy was registered; Locations are the locations expected
+	// to verify it (sorted).
+	Location  string
+	Locations []string
 }
 
 // CreateDeploy records a new deploy and marks any deploy of the same service still
 // verifying as superseded by it. It returns the IDs it superseded.
-func (s *SQLite) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) {
+func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) {
 	var superseded []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
+		// Two agents registering deploys of one service at once must not both find the
+		// same deploy verifying and leave two verifying.
+		if err := s.d.lock(ctx, tx, "deploys:"+d.Service); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM deploys WHERE service = ? AND status = ?`, d.Service, StatusVerifying)
 		if err != nil {
 			return err
@@ -47,36 +58,39 @@ func (s *SQLite) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 		}
 		rows.Close()
 		if len(superseded) > 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, superseded_by = ?, decided_at = ?,
-				reason = 'superseded by deploy ' || ? WHERE service = ? AND status = ?`,
-				StatusSuperseded, d.ID, nanos(d.CreatedAt), d.ID, d.Service, StatusVerifying); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, superseded_by = ?, decided_at = ?, reason = ?
+				WHERE service = ? AND status = ?`,
+				StatusSuperseded, d.ID, nanos(d.CreatedAt), "superseded by deploy "+d.ID, d.Service, StatusVerifying); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO deploys(id, service, version, environment, commit_sha, created_at, status, baseline)
-			VALUES (?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status, mustJSON(d.Baseline))
+		_, err = tx.ExecContext(ctx, `INSERT INTO deploys(id, service, version, environment, commit_sha, created_at, status, baseline,
+			location, locations) VALUES (?,?,?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status,
+			mustJSON(d.Baseline), d.Location, mustJSON(d.Locations))
 		return err
 	})
 	return superseded, s.noted("registering deploys", err)
 }
 
-const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline`
+const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline,
+	location, locations`
 
-func scanDeploy(sc interface{ Scan(...any) error }) (*Deploy, error) {
+func scanDeploy(sc scanner) (*Deploy, error) {
 	var d Deploy
 	var created, decided int64
-	var baseline string
+	var baseline, locations string
 	if err := sc.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &d.Commit, &created, &d.Status, &d.Reason,
-		&decided, &d.SupersededBy, &d.Halt, &baseline); err != nil {
+		&decided, &d.SupersededBy, &d.Halt, &baseline, &d.Location, &locations); err != nil {
 		return nil, err
 	}
 	d.CreatedAt, d.DecidedAt = fromNanos(created), fromNanos(decided)
 	_ = json.Unmarshal([]byte(baseline), &d.Baseline)
+	_ = json.Unmarshal([]byte(locations), &d.Locations)
 	return &d, nil
 }
 
 // Deploy returns one deploy.
-func (s *SQLite) Deploy(ctx context.Context, id string) (*Deploy, error) {
+func (s *common) Deploy(ctx context.Context, id string) (*Deploy, error) {
 	d, err := scanDeploy(s.db.QueryRowContext(ctx, `SELECT `+deployColumns+` FROM deploys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -85,7 +99,7 @@ func (s *SQLite) Deploy(ctx context.Context, id string) (*Deploy, error) {
 }
 
 // Deploys returns the newest deploys, optionally only those with a status.
-func (s *SQLite) Deploys(ctx context.Context, status string, limit int) ([]*Deploy, error) {
+func (s *common) Deploys(ctx context.Context, status string, limit int) ([]*Deploy, error) {
 	if status == "" {
 		return s.queryDeploys(ctx, ``, limit)
 	}
@@ -93,12 +107,12 @@ func (s *SQLite) Deploys(ctx context.Context, status string, limit int) ([]*Depl
 }
 
 // ServiceDeploys returns a service's newest deploys.
-func (s *SQLite) ServiceDeploys(ctx context.Context, service string, limit int) ([]*Deploy, error) {
+func (s *common) ServiceDeploys(ctx context.Context, service string, limit int) ([]*Deploy, error) {
 	return s.queryDeploys(ctx, `WHERE service = ?`, limit, service)
 }
 
-func (s *SQLite) queryDeploys(ctx context.Context, where string, limit int, args ...any) ([]*Deploy, error) {
-	q := `SELECT ` + deployColumns + ` FROM deploys ` + where + ` ORDER BY created_at DESC, rowid DESC LIMIT ?`
+func (s *common) queryDeploys(ctx context.Context, where string, limit int, args ...any) ([]*Deploy, error) {
+	q := `SELECT ` + deployColumns + ` FROM deploys ` + where + ` ORDER BY created_at DESC, ` + s.d.insertOrder + ` DESC LIMIT ?`
 	rows, err := s.db.QueryContext(ctx, q, append(args, limit)...)
 	if err != nil {
 		return nil, err
@@ -125,23 +139,105 @@ type Decision struct {
 	Outbox   []*OutboxEntry
 }
 
-// DecideDeploy records a verdict and enqueues its notifications in one transaction. It
-// only decides a deploy still verifying: it reports false (and writes nothing) for one
-// already decided or superseded. An outbox entry whose notifier and key already exist is
-// skipped, so an event reaches each notifier at most once.
-func (s *SQLite) DecideDeploy(ctx context.Context, dec *Decision) (bool, error) {
+// LocationReport is one location's verdict on a deploy.
+type LocationReport struct {
+	DeployID string
+	Location string
+	Agent    string
+	Status   string // passed, failed or inconclusive
+	Reason   string
+	Halt     string
+	// Evidence is the reporting agent's record of the runs behind the verdict (the checks
+	// that did not pass, with their links), for the notifications of whichever agent
+	// decides the deploy.
+	Evidence []byte
+	At       time.Time
+}
+
+// DeployDecider decides a deploy that is still verifying, from every report its locations
+// made so far: a decision, or nil to wait for more.
+type DeployDecider func(d *Deploy, reports []*LocationReport) *Decision
+
+// ReportLocation stores r (nil: nothing to report, only decide; a location reports once,
+// and a second report of it is ignored) and then, in the same transaction, holding the
+// deploy, asks decide for the verdict of a deploy still verifying. A decision is written
+// with its notifications. Every agent verifying the deploy calls it; the lock makes one
+// of them decide, from every report written before. It returns the deploy as it stands
+// after, and whether this call decided it.
+func (s *common) ReportLocation(ctx context.Context, deployID string, r *LocationReport, decide DeployDecider) (*Deploy, bool, error) {
+	var d *Deploy
 	decided := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, reason = ?, halt = ?, decided_at = ? WHERE id = ? AND status = ?`,
-			dec.Status, dec.Reason, dec.Halt, nanos(dec.At), dec.DeployID, StatusVerifying)
+	err := s.tx(ctx, func(tx *txn) error {
+		var err error
+		d, err = scanDeploy(tx.QueryRowContext(ctx, `SELECT `+deployColumns+` FROM deploys WHERE id = ?`+s.d.forUpdate, deployID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if r != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deploy_locations(deploy_id, location, agent, status, reason, halt, evidence, reported_at)
+				VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(deploy_id, location) DO NOTHING`,
+				deployID, r.Location, r.Agent, r.Status, r.Reason, r.Halt, evidence(r.Evidence), nanos(r.At)); err != nil {
+				return err
+			}
+		}
+		if d.Status != StatusVerifying || decide == nil {
 			return nil
 		}
+		reports, err := locationReports(ctx, tx, deployID)
+		if err != nil {
+			return err
+		}
+		dec := decide(d, reports)
+		if dec == nil {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, reason = ?, halt = ?, decided_at = ? WHERE id = ? AND status = ?`,
+			dec.Status, dec.Reason, dec.Halt, nanos(dec.At), deployID, StatusVerifying); err != nil {
+			return err
+		}
+		d.Status, d.Reason, d.Halt, d.DecidedAt = dec.Status, dec.Reason, dec.Halt, dec.At
 		decided = true
 		return enqueue(ctx, tx, dec.Outbox)
 	})
-	return decided, s.noted("recording verdicts", err)
+	return d, decided, s.noted("recording verdicts", err)
+}
+
+func evidence(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// LocationReports returns the reports of a deploy's locations, in the order they came.
+func (s *common) LocationReports(ctx context.Context, deployID string) ([]*LocationReport, error) {
+	return locationReports(ctx, s.db, deployID)
+}
+
+// querier is the database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func locationReports(ctx context.Context, q querier, deployID string) ([]*LocationReport, error) {
+	rows, err := q.QueryContext(ctx, `SELECT deploy_id, location, agent, status, reason, halt, evidence, reported_at FROM deploy_locations
+		WHERE deploy_id = ? ORDER BY reported_at, location`, deployID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*LocationReport
+	for rows.Next() {
+		var r LocationReport
+		var at int64
+		if err := rows.Scan(&r.DeployID, &r.Location, &r.Agent, &r.Status, &r.Reason, &r.Halt, &r.Evidence, &at); err != nil {
+			return nil, err
+		}
+		r.At = fromNanos(at)
+		out = append(out, &r)
+	}
+	return out, rows.Err()
 }

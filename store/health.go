@@ -21,7 +21,7 @@ type writeFailure struct {
 // noted records how a write of one kind went and returns its error: Health reports the
 // kinds whose last write failed. A write abandoned because its context ended says nothing
 // about the store.
-func (s *SQLite) noted(what string, err error) error {
+func (s *common) noted(what string, err error) error {
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return err
 	}
@@ -45,10 +45,14 @@ var probes = map[string][]string{
 	"saving runs":         {`INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome) VALUES ('~probe', 'probe', 0, 0, 'pass')`},
 	"registering deploys": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'verifying')`},
 	"recording verdicts": {`INSERT INTO deploys(id, service, version, created_at, status) VALUES ('~probe', '~probe', '', 0, 'failed')`,
+		`INSERT INTO deploy_locations(deploy_id, location, agent, status, evidence, reported_at) VALUES ('~probe', '~probe', '~probe', 'failed', '', 0)`,
 		`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending')`},
 	"queueing notifications": {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending')`},
+	"claiming notifications": {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status, claimed_by, lease_until) VALUES ('~probe', '', '~probe', '', 0, 0, 'pending', '~probe', 1)`},
 	"recording deliveries":   {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'delivered')`},
-	"saving incidents":       {`INSERT INTO incidents(check_name, open, seq, failures, successes, opened_at) VALUES ('~probe', 0, 0, 0, 0, 0)`},
+	"saving incidents": {`INSERT INTO incidents(check_name, open, seq, opened_at) VALUES ('~probe', 0, 0, 0)`,
+		`INSERT INTO check_locations(check_name, location, failing, failures, successes, since, updated_at) VALUES ('~probe', '~probe', 0, 0, 0, 0, 0)`},
+	"heartbeats": {`INSERT INTO agents(name, instance, location, started_at, heartbeat_at) VALUES ('~probe', '~probe', '~probe', 0, 0)`},
 }
 
 // Health says which kinds of writes fail now (readiness): a store can take the probe's
@@ -56,7 +60,7 @@ var probes = map[string][]string{
 // that failed is tried again here, so readiness comes back when the store does, not only
 // at that kind's next real write (a check that runs hourly): a committed test write proves
 // there is space, and its own statements, rolled back, prove its tables take writes.
-func (s *SQLite) Health(ctx context.Context) error {
+func (s *common) Health(ctx context.Context) error {
 	s.mu.Lock()
 	var kinds []string
 	for k := range s.failing {
@@ -92,7 +96,7 @@ func (s *SQLite) Health(ctx context.Context) error {
 }
 
 // probe runs a kind's probe statements in a transaction and rolls it back.
-func (s *SQLite) probe(ctx context.Context, kind string) error {
+func (s *common) probe(ctx context.Context, kind string) error {
 	stmts, ok := probes[kind]
 	if !ok {
 		return fmt.Errorf("no probe for %s", kind)
@@ -111,7 +115,7 @@ func (s *SQLite) probe(ctx context.Context, kind string) error {
 }
 
 // Writable checks that a write succeeds (readiness).
-func (s *SQLite) Writable(ctx context.Context) error {
+func (s *common) Writable(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('ready', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
 		time.Now().UTC().Format(time.RFC3339Nano))
 	return err

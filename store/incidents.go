@@ -1,66 +1,200 @@
 package store
 
-// Check incidents: scheduled monitoring's open/closed state per check, written with the
-// notifications a change sends.
+// Incidents of scheduled monitoring. Each location keeps its own run of passes and
+// failures of a check (CheckLocation); the check's incident, one for every location,
+// opens and closes on what the locations say together. A change of the incident is decided
+// in one transaction that holds it, with the notifications it sends.
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 )
 
-// Incident is the alert state of one check under scheduled monitoring.
+// Incident is the alert state of one check under scheduled monitoring, or of a subject of
+// membership ("agent:NAME", "location:NAME": names no check can have).
 type Incident struct {
-	Check     string
-	Open      bool
-	Seq       int // incremented each time an incident opens
-	Failures  int // failing runs in a row
-	Successes int // passing runs in a row
-	OpenedAt  time.Time
-	Summary   string
+	Check    string
+	Open     bool
+	Seq      int // incremented each time an incident opens
+	OpenedAt time.Time
+	Summary  string
 	// Reminders counts reminders sent for the open incident; NotifiedAt is when it was last
 	// announced (opened or reminded).
 	Reminders  int
 	NotifiedAt time.Time
 }
 
-// Incidents returns every check's incident state.
-func (s *SQLite) Incidents(ctx context.Context) (map[string]*Incident, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT check_name, open, seq, failures, successes, opened_at, summary, reminders, notified_at FROM incidents`)
+// CheckLocation is one location's run of results of a check: failures in a row until it
+// counts as failing there (failure_threshold), passes in a row until it no longer does
+// (success_threshold).
+type CheckLocation struct {
+	Check     string
+	Location  string
+	Failing   bool
+	Failures  int
+	Successes int
+	// Since is when the location started failing; Summary says why.
+	Since     time.Time
+	Summary   string
+	UpdatedAt time.Time
+}
+
+const incidentColumns = `check_name, open, seq, opened_at, summary, reminders, notified_at`
+
+func scanIncident(sc scanner) (*Incident, error) {
+	var in Incident
+	var open int
+	var opened, notified int64
+	if err := sc.Scan(&in.Check, &open, &in.Seq, &opened, &in.Summary, &in.Reminders, &notified); err != nil {
+		return nil, err
+	}
+	in.Open, in.OpenedAt, in.NotifiedAt = open == 1, fromNanos(opened), fromNanos(notified)
+	return &in, nil
+}
+
+// Incidents returns every incident, by check (or membership subject).
+func (s *common) Incidents(ctx context.Context) (map[string]*Incident, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+incidentColumns+` FROM incidents`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]*Incident{}
 	for rows.Next() {
-		var in Incident
-		var open int
-		var opened, notified int64
-		if err := rows.Scan(&in.Check, &open, &in.Seq, &in.Failures, &in.Successes, &opened, &in.Summary, &in.Reminders, &notified); err != nil {
+		in, err := scanIncident(rows)
+		if err != nil {
 			return nil, err
 		}
-		in.Open, in.OpenedAt, in.NotifiedAt = open == 1, fromNanos(opened), fromNanos(notified)
-		out[in.Check] = &in
+		out[in.Check] = in
 	}
 	return out, rows.Err()
 }
 
-// SaveIncident stores a check's incident state and enqueues what the change sends, in one
-// transaction.
-func (s *SQLite) SaveIncident(ctx context.Context, in *Incident, outbox []*OutboxEntry) error {
-	return s.noted("saving incidents", s.tx(ctx, func(tx *sql.Tx) error {
-		open := 0
-		if in.Open {
-			open = 1
+const checkLocationColumns = `check_name, location, failing, failures, successes, since, summary, updated_at`
+
+func scanCheckLocation(sc scanner) (*CheckLocation, error) {
+	var cl CheckLocation
+	var failing int
+	var since, updated int64
+	if err := sc.Scan(&cl.Check, &cl.Location, &failing, &cl.Failures, &cl.Successes, &since, &cl.Summary, &updated); err != nil {
+		return nil, err
+	}
+	cl.Failing, cl.Since, cl.UpdatedAt = failing == 1, fromNanos(since), fromNanos(updated)
+	return &cl, nil
+}
+
+func queryCheckLocations(ctx context.Context, q querier, query string, args ...any) ([]*CheckLocation, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*CheckLocation
+	for rows.Next() {
+		cl, err := scanCheckLocation(rows)
+		if err != nil {
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO incidents(check_name, open, seq, failures, successes, opened_at, summary, reminders, notified_at)
-			VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(check_name) DO UPDATE SET open = excluded.open, seq = excluded.seq,
-			failures = excluded.failures, successes = excluded.successes, opened_at = excluded.opened_at, summary = excluded.summary,
-			reminders = excluded.reminders, notified_at = excluded.notified_at`,
-			in.Check, open, in.Seq, in.Failures, in.Successes, nanos(in.OpenedAt), in.Summary, in.Reminders, nanos(in.NotifiedAt))
+		out = append(out, cl)
+	}
+	return out, rows.Err()
+}
+
+// CheckLocations returns one location's state of every check it ran, by check.
+func (s *common) CheckLocations(ctx context.Context, location string) (map[string]*CheckLocation, error) {
+	list, err := queryCheckLocations(ctx, s.db, `SELECT `+checkLocationColumns+` FROM check_locations WHERE location = ?`, location)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*CheckLocation, len(list))
+	for _, cl := range list {
+		out[cl.Check] = cl
+	}
+	return out, nil
+}
+
+func saveCheckLocation(ctx context.Context, tx *txn, cl *CheckLocation) error {
+	failing := 0
+	if cl.Failing {
+		failing = 1
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO check_locations(`+checkLocationColumns+`) VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT(check_name, location) DO UPDATE SET failing = excluded.failing, failures = excluded.failures,
+		successes = excluded.successes, since = excluded.since, summary = excluded.summary, updated_at = excluded.updated_at`,
+		cl.Check, cl.Location, failing, cl.Failures, cl.Successes, nanos(cl.Since), cl.Summary, nanos(cl.UpdatedAt))
+	return err
+}
+
+// SaveCheckLocation stores a location's state of a check when it changes without changing
+// whether the location fails (a failure short of failure_threshold): no incident to decide.
+func (s *common) SaveCheckLocation(ctx context.Context, cl *CheckLocation) error {
+	return s.noted("saving incidents", s.tx(ctx, func(tx *txn) error { return saveCheckLocation(ctx, tx, cl) }))
+}
+
+// IncidentUpdate is what changed for an incident's subject.
+type IncidentUpdate struct {
+	Subject string
+	// Location is a location's new state of the check, stored first (nil: none).
+	Location *CheckLocation
+	// Left is a location that runs the check no more: its state goes.
+	Left string
+}
+
+// IncidentDecider decides an incident from its state and every location's state of its
+// check: the incident as it must be stored, with the notifications the change sends, or
+// nil to leave it as it is.
+type IncidentDecider func(current *Incident, locations []*CheckLocation) (*Incident, []*OutboxEntry)
+
+// UpdateIncident applies u and then, in the same transaction, holding the incident, asks
+// decide for its new state, which it writes with its notifications. Every agent that sees
+// a change calls it; the lock makes each change of the incident happen once. It returns
+// the incident as it stands after.
+func (s *common) UpdateIncident(ctx context.Context, u IncidentUpdate, decide IncidentDecider) (*Incident, error) {
+	var out *Incident
+	err := s.tx(ctx, func(tx *txn) error {
+		if err := s.d.lock(ctx, tx, "incident:"+u.Subject); err != nil {
+			return err
+		}
+		if u.Location != nil {
+			if err := saveCheckLocation(ctx, tx, u.Location); err != nil {
+				return err
+			}
+		}
+		if u.Left != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM check_locations WHERE check_name = ? AND location = ?`, u.Subject, u.Left); err != nil {
+				return err
+			}
+		}
+		cur, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE check_name = ?`, u.Subject))
+		if errors.Is(err, sql.ErrNoRows) {
+			cur, err = &Incident{Check: u.Subject}, nil
+		}
 		if err != nil {
 			return err
 		}
+		out = cur
+		locs, err := queryCheckLocations(ctx, tx, `SELECT `+checkLocationColumns+` FROM check_locations WHERE check_name = ? ORDER BY location`, u.Subject)
+		if err != nil {
+			return err
+		}
+		next, outbox := decide(cur, locs)
+		if next == nil {
+			return nil
+		}
+		open := 0
+		if next.Open {
+			open = 1
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO incidents(`+incidentColumns+`) VALUES (?,?,?,?,?,?,?)
+			ON CONFLICT(check_name) DO UPDATE SET open = excluded.open, seq = excluded.seq, opened_at = excluded.opened_at,
+			summary = excluded.summary, reminders = excluded.reminders, notified_at = excluded.notified_at`,
+			u.Subject, open, next.Seq, nanos(next.OpenedAt), next.Summary, next.Reminders, nanos(next.NotifiedAt)); err != nil {
+			return err
+		}
+		next.Check, out = u.Subject, next
 		return enqueue(ctx, tx, outbox)
-	}))
+	})
+	return out, s.noted("saving incidents", err)
 }

@@ -1,11 +1,12 @@
 package store
 
-// Migrations: the schema, one step at a time, each applied once.
+// Migrations: the schema, one step at a time, each applied once. They are written for
+// SQLite; PostgreSQL runs the same steps with its names for the same types (postgresSQL).
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // migrations are applied in order; each runs once, recorded in schema_version.
@@ -99,6 +100,63 @@ var migrations = []string{
 	// 2: reminders of open check incidents (repeat_interval).
 	`ALTER TABLE incidents ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE incidents ADD COLUMN notified_at INTEGER NOT NULL DEFAULT 0;`,
+	// 3: several agents sharing a store. agents: who runs, where, and when each was last
+	// heard from. deploy_locations: each location's verdict on a deploy, which the deploy's
+	// verdict combines; deploys.locations are the locations expected to verify it and
+	// deploys.location is where it was registered. outbox claims: the agent delivering an
+	// entry, until when. check_locations: each location's run of passes and failures of a
+	// check under scheduled monitoring (the failures in a row that used to be the
+	// incident's), which the check's incident combines.
+	`CREATE TABLE agents (
+		name TEXT PRIMARY KEY,
+		instance TEXT NOT NULL,
+		location TEXT NOT NULL,
+		version TEXT NOT NULL DEFAULT '',
+		url TEXT NOT NULL DEFAULT '',
+		services TEXT NOT NULL DEFAULT '[]',
+		started_at INTEGER NOT NULL,
+		heartbeat_at INTEGER NOT NULL,
+		stopped_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE deploy_locations (
+		deploy_id TEXT NOT NULL REFERENCES deploys(id) ON DELETE CASCADE,
+		location TEXT NOT NULL,
+		agent TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT '',
+		halt TEXT NOT NULL DEFAULT '',
+		evidence BLOB NOT NULL,
+		reported_at INTEGER NOT NULL,
+		PRIMARY KEY (deploy_id, location)
+	);
+	ALTER TABLE deploys ADD COLUMN location TEXT NOT NULL DEFAULT '';
+	ALTER TABLE deploys ADD COLUMN locations TEXT NOT NULL DEFAULT '[]';
+	ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+	ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE check_locations (
+		check_name TEXT NOT NULL,
+		location TEXT NOT NULL,
+		failing INTEGER NOT NULL,
+		failures INTEGER NOT NULL,
+		successes INTEGER NOT NULL,
+		since INTEGER NOT NULL,
+		summary TEXT NOT NULL DEFAULT '',
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (check_name, location)
+	);
+	ALTER TABLE incidents DROP COLUMN failures;
+	ALTER TABLE incidents DROP COLUMN successes;`,
+}
+
+// postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers
+// (nanosecond times do not fit in 32 bits), BYTEA for blobs, a sequence for row ids.
+func postgresSQL(q string) string {
+	return strings.NewReplacer("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY", "INTEGER", "BIGINT", "BLOB", "BYTEA").Replace(q)
+}
+
+// newerSchema is the error for a database a newer vigil migrated.
+func newerSchema(v int) error {
+	return fmt.Errorf("the database is at schema version %d, newer than this vigil knows (%d): upgrade vigil or use another store.dsn", v, len(migrations))
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -111,10 +169,10 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return fmt.Errorf("reading schema version: %w", err)
 	}
 	if v > len(migrations) {
-		return fmt.Errorf("the database is at schema version %d, newer than this vigil knows (%d): upgrade vigil or use another store.dsn", v, len(migrations))
+		return newerSchema(v)
 	}
 	for i := v; i < len(migrations); i++ {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(tx *txn) error {
 			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return err
 			}

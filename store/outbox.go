@@ -1,8 +1,12 @@
 package store
 
+// The outbox: notifications written with the change that causes them, then claimed by one
+// agent at a time, for a lease, and delivered at least once.
+
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 )
 
@@ -20,50 +24,62 @@ type OutboxEntry struct {
 	Status      string
 	LastError   string
 	DoneAt      time.Time
+	// ClaimedBy is the agent delivering a pending entry, until LeaseUntil; after it any
+	// agent may claim the entry again.
+	ClaimedBy  string
+	LeaseUntil time.Time
 }
 
-func enqueue(ctx context.Context, tx *sql.Tx, entries []*OutboxEntry) error {
+// ErrLostClaim is returned for an attempt recorded by an agent whose claim on the entry
+// ran out and was taken by another agent, or whose entry is no longer pending.
+var ErrLostClaim = errors.New("the claim on the notification was lost: its lease ran out and another agent claimed it")
+
+func enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) error {
 	for _, e := range entries {
 		status := e.Status
 		if status == "" {
 			status = OutboxPending
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
-			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING`,
-			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt), e.LastError)
-		if err != nil {
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
+			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING RETURNING id`,
+			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt), e.LastError).Scan(&id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // already written: the notifier hears of the event once
+		case err != nil:
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			if id, err := res.LastInsertId(); err == nil {
-				e.ID = id
-			}
-			e.Status = status
+		default:
+			e.ID, e.Status = id, status
 		}
 	}
 	return nil
 }
 
 // Enqueue adds entries outside any other change (action results, manual sends).
-func (s *SQLite) Enqueue(ctx context.Context, entries []*OutboxEntry) error {
-	return s.noted("queueing notifications", s.tx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, entries) }))
+func (s *common) Enqueue(ctx context.Context, entries []*OutboxEntry) error {
+	return s.noted("queueing notifications", s.tx(ctx, func(tx *txn) error { return enqueue(ctx, tx, entries) }))
 }
 
-const outboxColumns = `id, notifier, event, idem_key, incident, payload, created_at, next_attempt_at, attempts, status, last_error, done_at`
+const outboxColumns = `id, notifier, event, idem_key, incident, payload, created_at, next_attempt_at, attempts, status, last_error, done_at,
+	claimed_by, lease_until`
 
-func scanOutbox(sc interface{ Scan(...any) error }) (*OutboxEntry, error) {
+func scanOutbox(sc scanner) (*OutboxEntry, error) {
 	var e OutboxEntry
-	var created, next, done int64
+	var created, next, done, lease int64
 	if err := sc.Scan(&e.ID, &e.Notifier, &e.Event, &e.Key, &e.Incident, &e.Payload, &created, &next, &e.Attempts,
-		&e.Status, &e.LastError, &done); err != nil {
+		&e.Status, &e.LastError, &done, &e.ClaimedBy, &lease); err != nil {
 		return nil, err
 	}
-	e.CreatedAt, e.NextAttempt, e.DoneAt = fromNanos(created), fromNanos(next), fromNanos(done)
+	e.CreatedAt, e.NextAttempt, e.DoneAt, e.LeaseUntil = fromNanos(created), fromNanos(next), fromNanos(done), fromNanos(lease)
 	return &e, nil
 }
 
-func (s *SQLite) queryOutbox(ctx context.Context, q string, args ...any) ([]*OutboxEntry, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+func (s *common) queryOutbox(ctx context.Context, q string, args ...any) ([]*OutboxEntry, error) {
+	return queryOutbox(ctx, s.db, q, args...)
+}
+
+func queryOutbox(ctx context.Context, db querier, q string, args ...any) ([]*OutboxEntry, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -79,20 +95,75 @@ func (s *SQLite) queryOutbox(ctx context.Context, q string, args ...any) ([]*Out
 	return out, rows.Err()
 }
 
-// DueOutbox returns pending entries whose next attempt is due, in the order they were
-// written. An entry waits while an earlier entry of the same notifier and incident is
-// still pending, so a thread's replies never overtake the message that opens it.
-func (s *SQLite) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*OutboxEntry, error) {
-	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox o WHERE status = ? AND next_attempt_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
-			AND p.status = ? AND p.id < o.id)
-		ORDER BY id LIMIT ?`, OutboxPending, nanos(now), OutboxPending, limit)
+// ClaimOutbox claims for agent up to limit pending entries due at now that no agent holds
+// (or whose holder's lease ran out), leases them until now+lease, and returns them in the
+// order they were written. An entry waits while an earlier entry of the same notifier and
+// incident is still pending, so a thread's replies never overtake the message that opens
+// it. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED: agents claiming at once
+// each get other entries, and never wait for each other.
+func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int) ([]*OutboxEntry, error) {
+	var out []*OutboxEntry
+	err := s.tx(ctx, func(tx *txn) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?
+			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
+				AND p.status = ? AND p.id < o.id)
+			ORDER BY id LIMIT ?`+s.d.skipLocked, OutboxPending, nanos(now), nanos(now), OutboxPending, limit)
+		if err != nil {
+			return err
+		}
+		var ids []any
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		args := append([]any{agent, nanos(now.Add(lease))}, ids...)
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN (`+inClause(len(ids))+`)`, args...); err != nil {
+			return err
+		}
+		out, err = queryOutbox(ctx, tx, `SELECT `+outboxColumns+` FROM outbox WHERE id IN (`+inClause(len(ids))+`) ORDER BY id`, ids...)
+		return err
+	})
+	return out, s.noted("claiming notifications", err)
 }
 
-// NextDue returns when the earliest pending entry is due (zero when none is pending).
-func (s *SQLite) NextDue(ctx context.Context) (time.Time, error) {
+// RenewClaim extends agent's lease on a pending entry to until; false when the entry is no
+// longer the agent's to deliver (its lease ran out and another agent claimed it, or it is
+// done).
+func (s *common) RenewClaim(ctx context.Context, id int64, agent string, until time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET lease_until = ? WHERE id = ? AND claimed_by = ? AND status = ?`,
+		nanos(until), id, agent, OutboxPending)
+	if err != nil {
+		return false, s.noted("claiming notifications", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, s.noted("claiming notifications", nil)
+}
+
+// ReleaseClaims gives back the entries agent holds: what an agent does as it starts, for
+// the claims it held before a restart (they would wait out their leases otherwise).
+func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET claimed_by = '', lease_until = 0 WHERE claimed_by = ? AND status = ?`, agent, OutboxPending)
+	if err != nil {
+		return 0, s.noted("claiming notifications", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, s.noted("claiming notifications", nil)
+}
+
+// NextDue returns when the earliest pending entry can be claimed: its next attempt, or the
+// end of another agent's lease on it (zero when none is pending).
+func (s *common) NextDue(ctx context.Context) (time.Time, error) {
 	var n sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM outbox WHERE status = ?`, OutboxPending).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+		FROM outbox WHERE status = ?`, OutboxPending).Scan(&n)
 	if err != nil || !n.Valid {
 		return time.Time{}, err
 	}
@@ -100,7 +171,7 @@ func (s *SQLite) NextDue(ctx context.Context) (time.Time, error) {
 }
 
 // Outbox lists entries, newest first, optionally only those with a status.
-func (s *SQLite) Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error) {
+func (s *common) Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error) {
 	if status == "" {
 		return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
 	}
@@ -109,7 +180,7 @@ func (s *SQLite) Outbox(ctx context.Context, status string, limit int) ([]*Outbo
 
 // IncidentNotifiers lists the notifiers an incident's events were written for, so its
 // closing news reaches whoever heard of its opening.
-func (s *SQLite) IncidentNotifiers(ctx context.Context, incident string) ([]string, error) {
+func (s *common) IncidentNotifiers(ctx context.Context, incident string) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT notifier FROM outbox WHERE incident = ? ORDER BY notifier`, incident)
 	if err != nil {
 		return nil, err
@@ -129,12 +200,12 @@ func (s *SQLite) IncidentNotifiers(ctx context.Context, incident string) ([]stri
 // OutboxByKey returns every entry with the idempotency key, of any notifier and status,
 // in the order they were written: what a test counts to prove a notification was written
 // once and is no longer pending.
-func (s *SQLite) OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error) {
+func (s *common) OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error) {
 	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE idem_key = ? ORDER BY id`, key)
 }
 
 // OutboxCounts counts entries by status.
-func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
+func (s *common) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
 	if err != nil {
 		return nil, err
@@ -154,7 +225,9 @@ func (s *SQLite) OutboxCounts(ctx context.Context) (map[string]int, error) {
 
 // OutboxAttempt records the result of one delivery attempt.
 type OutboxAttempt struct {
-	ID        int64
+	ID int64
+	// Agent is the agent that claimed the entry and made the attempt.
+	Agent     string
 	Status    string // pending (retry at Next), delivered, dead, dry_run, silenced
 	Attempts  int
 	Next      time.Time
@@ -162,19 +235,27 @@ type OutboxAttempt struct {
 	At        time.Time
 }
 
-// RecordAttempt stores a delivery attempt's result.
-func (s *SQLite) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
+// RecordAttempt stores a delivery attempt's result and gives the claim back. It returns
+// ErrLostClaim, and writes nothing, when the entry is no longer a.Agent's.
+func (s *common) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 	done := int64(0)
 	if a.Status != OutboxPending {
 		done = nanos(a.At)
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, done_at = ? WHERE id = ?`,
-		a.Status, a.Attempts, nanos(a.Next), a.LastError, done, a.ID)
-	return s.noted("recording deliveries", err)
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, done_at = ?,
+		claimed_by = '', lease_until = 0 WHERE id = ? AND claimed_by = ? AND status = ?`,
+		a.Status, a.Attempts, nanos(a.Next), a.LastError, done, a.ID, a.Agent, OutboxPending)
+	if err = s.noted("recording deliveries", err); err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrLostClaim
+	}
+	return nil
 }
 
 // Retry puts a dead entry back in the queue, due now.
-func (s *SQLite) Retry(ctx context.Context, id int64, now time.Time) error {
+func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?`,
 		OutboxPending, nanos(now), id, OutboxDead)
 	if err != nil {

@@ -4,9 +4,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"time"
 )
 
 // Size is how many bytes the database's data takes: the pages in use, the WAL's included.
@@ -67,26 +65,4 @@ func (s *SQLite) PurgeToSize(ctx context.Context, limit int64) (int64, int64, er
 		return deleted, size, fmt.Errorf("vacuuming after the purge: %w", err)
 	}
 	return deleted, size, nil
-}
-
-// Purge deletes runs and finished outbox entries older than before, and expired silences.
-func (s *SQLite) Purge(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM runs WHERE started_at < ?`,
-			`DELETE FROM outbox WHERE status != 'pending' AND created_at < ?`,
-			`DELETE FROM silences WHERE ends_at < ?`,
-			`DELETE FROM alert_state WHERE updated_at < ?`,
-		} {
-			res, err := tx.ExecContext(ctx, q, nanos(before))
-			if err != nil {
-				return err
-			}
-			n, _ := res.RowsAffected()
-			total += n
-		}
-		return nil
-	})
-	return total, err
 }

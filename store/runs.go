@@ -40,31 +40,29 @@ type Artifact struct {
 }
 
 // SaveRuns stores runs in one transaction and sets their IDs.
-func (s *SQLite) SaveRuns(ctx context.Context, runs []*RunRecord) error {
+func (s *common) SaveRuns(ctx context.Context, runs []*RunRecord) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	return s.noted("saving runs", s.tx(ctx, func(tx *sql.Tx) error {
+	return s.noted("saving runs", s.tx(ctx, func(tx *txn) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts,
-			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
 		for _, r := range runs {
-			res, err := ins.ExecContext(ctx, r.Check, r.Kind, nanos(r.Started), int64(r.Duration), r.Outcome, r.Attempts,
-				nullable(r.DeployID), mustJSON(r.Reasons), mustJSON(r.Vars), mustJSON(r.Transcript), r.TraceID, r.Halt, r.Location)
+			err := ins.QueryRowContext(ctx, r.Check, r.Kind, nanos(r.Started), int64(r.Duration), r.Outcome, r.Attempts,
+				nullable(r.DeployID), mustJSON(r.Reasons), mustJSON(r.Vars), mustJSON(r.Transcript), r.TraceID, r.Halt, r.Location).Scan(&r.ID)
 			if err != nil {
 				return fmt.Errorf("saving run of %s: %w", r.Check, err)
-			}
-			if r.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			for _, a := range r.Artifacts {
 				if a.Data == nil {
 					continue
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO artifacts(run_id, name, content_type, data) VALUES (?,?,?,?)`,
+				if _, err := tx.ExecContext(ctx, `INSERT INTO artifacts(run_id, name, content_type, data) VALUES (?,?,?,?)
+					ON CONFLICT(run_id, name) DO UPDATE SET content_type = excluded.content_type, data = excluded.data`,
 					r.ID, a.Name, a.ContentType, a.Data); err != nil {
 					return fmt.Errorf("saving artifact %s of %s: %w", a.Name, r.Check, err)
 				}
@@ -77,7 +75,7 @@ func (s *SQLite) SaveRuns(ctx context.Context, runs []*RunRecord) error {
 const runColumns = `id, check_name, kind, started_at, duration_ns, outcome, attempts, COALESCE(deploy_id, ''),
 	reasons, vars, transcript, trace_id, halt, location`
 
-func scanRun(sc interface{ Scan(...any) error }) (*RunRecord, error) {
+func scanRun(sc scanner) (*RunRecord, error) {
 	var r RunRecord
 	var started, dur int64
 	var reasons, vars, transcript string
@@ -92,7 +90,7 @@ func scanRun(sc interface{ Scan(...any) error }) (*RunRecord, error) {
 	return &r, nil
 }
 
-func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*RunRecord, error) {
+func (s *common) queryRuns(ctx context.Context, q string, args ...any) ([]*RunRecord, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -112,7 +110,7 @@ func (s *SQLite) queryRuns(ctx context.Context, q string, args ...any) ([]*RunRe
 	return out, s.attachArtifactNames(ctx, out)
 }
 
-func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*RunRecord) error {
+func (s *common) attachArtifactNames(ctx context.Context, runs []*RunRecord) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -143,7 +141,7 @@ func (s *SQLite) attachArtifactNames(ctx context.Context, runs []*RunRecord) err
 }
 
 // Run returns one run.
-func (s *SQLite) RunByID(ctx context.Context, id int64) (*RunRecord, error) {
+func (s *common) RunByID(ctx context.Context, id int64) (*RunRecord, error) {
 	runs, err := s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
@@ -155,7 +153,7 @@ func (s *SQLite) RunByID(ctx context.Context, id int64) (*RunRecord, error) {
 }
 
 // ArtifactData returns one artifact of a run.
-func (s *SQLite) ArtifactData(ctx context.Context, runID int64, name string) (*Artifact, error) {
+func (s *common) ArtifactData(ctx context.Context, runID int64, name string) (*Artifact, error) {
 	a := &Artifact{Name: name}
 	err := s.db.QueryRowContext(ctx, `SELECT content_type, data FROM artifacts WHERE run_id = ? AND name = ?`, runID, name).
 		Scan(&a.ContentType, &a.Data)
@@ -167,19 +165,27 @@ func (s *SQLite) ArtifactData(ctx context.Context, runID int64, name string) (*A
 
 // RecentRuns returns up to limit runs of check that started before before, newest first.
 // Runs of deploy verifications count too: they are what the service looked like then.
-func (s *SQLite) RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*RunRecord, error) {
+func (s *common) RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND started_at < ?
 		ORDER BY started_at DESC LIMIT ?`, check, nanos(before), limit)
 }
 
+// BaselineRuns returns up to limit runs of check in location that started before before,
+// newest first: the runs a deploy's baseline in that location is made of (latencies
+// differ from one location to another).
+func (s *common) BaselineRuns(ctx context.Context, check, location string, before time.Time, limit int) ([]*RunRecord, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND location = ? AND started_at < ?
+		ORDER BY started_at DESC LIMIT ?`, check, location, nanos(before), limit)
+}
+
 // DeployRuns returns the runs of a deploy's verification, oldest first.
-func (s *SQLite) DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error) {
+func (s *common) DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE deploy_id = ? ORDER BY started_at`, deployID)
 }
 
-// LatestRuns returns the newest run of every check.
-func (s *SQLite) LatestRuns(ctx context.Context) ([]*RunRecord, error) {
-	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY check_name)`)
+// LatestRuns returns the newest run of every check in a location.
+func (s *common) LatestRuns(ctx context.Context, location string) ([]*RunRecord, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE location = ? GROUP BY check_name)`, location)
 }
 
 // RunPoint is one sample of a check's latency history.
@@ -191,9 +197,9 @@ type RunPoint struct {
 }
 
 // History returns a check's runs since a time, oldest first, up to limit (the newest ones).
-func (s *SQLite) History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error) {
+func (s *common) History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, started_at, duration_ns, outcome FROM
-		(SELECT id, started_at, duration_ns, outcome FROM runs WHERE check_name = ? AND started_at >= ? ORDER BY started_at DESC LIMIT ?)
+		(SELECT id, started_at, duration_ns, outcome FROM runs WHERE check_name = ? AND started_at >= ? ORDER BY started_at DESC LIMIT ?) AS h
 		ORDER BY started_at`, check, nanos(since), limit)
 	if err != nil {
 		return nil, err
@@ -213,12 +219,12 @@ func (s *SQLite) History(ctx context.Context, check string, since time.Time, lim
 }
 
 // RecentFailures returns the newest runs that did not pass, with artifact names.
-func (s *SQLite) RecentFailures(ctx context.Context, limit int) ([]*RunRecord, error) {
+func (s *common) RecentFailures(ctx context.Context, limit int) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE outcome != 'pass' ORDER BY started_at DESC LIMIT ?`, limit)
 }
 
 // CountRuns is how many runs the store holds.
-func (s *SQLite) CountRuns(ctx context.Context) (int64, error) {
+func (s *common) CountRuns(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
 	return n, err

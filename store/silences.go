@@ -20,14 +20,14 @@ type Silence struct {
 }
 
 // AddSilence stores a silence.
-func (s *SQLite) AddSilence(ctx context.Context, sl *Silence) error {
+func (s *common) AddSilence(ctx context.Context, sl *Silence) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO silences(id, check_name, service, starts_at, ends_at, reason, created_by, created_at)
 		VALUES (?,?,?,?,?,?,?,?)`, sl.ID, sl.Check, sl.Service, nanos(sl.Starts), nanos(sl.Ends), sl.Reason, sl.CreatedBy, nanos(sl.CreatedAt))
 	return err
 }
 
 // Silences returns silences that have not ended by now.
-func (s *SQLite) Silences(ctx context.Context, now time.Time) ([]*Silence, error) {
+func (s *common) Silences(ctx context.Context, now time.Time) ([]*Silence, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, check_name, service, starts_at, ends_at, reason, created_by, created_at
 		FROM silences WHERE ends_at > ? ORDER BY starts_at`, nanos(now))
 	if err != nil {
@@ -48,7 +48,7 @@ func (s *SQLite) Silences(ctx context.Context, now time.Time) ([]*Silence, error
 }
 
 // DeleteSilence ends a silence now.
-func (s *SQLite) DeleteSilence(ctx context.Context, id string) error {
+func (s *common) DeleteSilence(ctx context.Context, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM silences WHERE id = ?`, id)
 	if err != nil {
 		return err

@@ -91,32 +91,34 @@ func TestEmptyFileIsAnError(t *testing.T) {
 // or once a probe of it does: here the store is fine, so the probe clears the failures
 // noted by hand (a store that really fails keeps them: TestReadyzWhileSavesFail).
 func TestHealthFollowsWrites(t *testing.T) {
-	t.Parallel()
-	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
-	ctx := context.Background()
-	if err := s.Health(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.noted("saving runs", errors.New("disk full"))
-	_ = s.noted("recording verdicts", context.Canceled) // abandoned, not failed
-	s.mu.Lock()
-	n := len(s.failing)
-	s.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d kinds failing; want 1 (a cancelled write says nothing about the store)", n)
-	}
-	for kind := range probes {
-		if err := s.probe(ctx, kind); err != nil {
-			t.Errorf("the probe of %s fails on a healthy store: %v", kind, err)
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		st := drv.fresh(t)
+		s := st.self()
+		ctx := context.Background()
+		if err := st.Health(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := s.Health(ctx); err != nil {
-		t.Errorf("a healthy store whose probes pass: %v", err)
-	}
-	if err := s.SaveRuns(ctx, []*RunRecord{{Check: "a", Kind: "http", Started: t0, Outcome: "pass"}}); err != nil {
-		t.Fatal(err)
-	}
-	if runs, _ := s.RecentRuns(ctx, "~probe", time.Now(), 10); len(runs) != 0 {
-		t.Errorf("a probe left a run behind: %v", runs)
-	}
+		_ = s.noted("saving runs", errors.New("disk full"))
+		_ = s.noted("recording verdicts", context.Canceled) // abandoned, not failed
+		s.mu.Lock()
+		n := len(s.failing)
+		s.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("%d kinds failing; want 1 (a cancelled write says nothing about the store)", n)
+		}
+		for kind := range probes {
+			if err := s.probe(ctx, kind); err != nil {
+				t.Errorf("the probe of %s fails on a healthy store: %v", kind, err)
+			}
+		}
+		if err := st.Health(ctx); err != nil {
+			t.Errorf("a healthy store whose probes pass: %v", err)
+		}
+		if err := st.SaveRuns(ctx, []*RunRecord{{Check: "a", Kind: "http", Started: t0, Outcome: "pass"}}); err != nil {
+			t.Fatal(err)
+		}
+		if runs, _ := st.RecentRuns(ctx, "~probe", time.Now(), 10); len(runs) != 0 {
+			t.Errorf("a probe left a run behind: %v", runs)
+		}
+	})
 }

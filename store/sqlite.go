@@ -1,54 +1,21 @@
-// Package store keeps vigil's history: runs with their evidence, deploys and verdicts, the
-// notification outbox, alert state and silences. SQLite (pure Go, modernc.org/sqlite) is
-// the embedded default. A verdict and the notifications it causes are written in one
-// transaction, so a crash can lose neither one without the other.
-//
-// store imports no other vigil package: it has its own record types, and the agent converts.
 package store
+
+// SQLite: the embedded store, one file beside the agent: the default, for one agent.
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// ErrNotFound is returned when a record does not exist.
-var ErrNotFound = errors.New("not found")
-
 // SQLite is the embedded store.
 type SQLite struct {
-	db *sql.DB
-
-	mu      sync.Mutex
-	failing map[string]*writeFailure // by what was being written
+	*common
 }
-
-// Deploy statuses.
-const (
-	StatusVerifying    = "verifying"
-	StatusPassed       = "passed"
-	StatusFailed       = "failed"
-	StatusInconclusive = "inconclusive"
-	StatusSuperseded   = "superseded"
-)
-
-// Outbox entry statuses.
-const (
-	OutboxPending   = "pending"
-	OutboxDelivered = "delivered"
-	OutboxDead      = "dead"
-	OutboxDryRun    = "dry_run"
-	OutboxSilenced  = "silenced"
-)
 
 // Open opens (creating when needed) the database at path and migrates it. ":memory:" is a
 // private in-memory database.
@@ -78,7 +45,7 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	} else {
 		db.SetMaxOpenConns(4)
 	}
-	s := &SQLite{db: db, failing: map[string]*writeFailure{}}
+	s := &SQLite{newCommon(db, dialect{lock: func(context.Context, *txn, string) error { return nil }, insertOrder: "rowid"}, false)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
@@ -100,53 +67,4 @@ func notEmptied(path string) error {
 	}
 	return fmt.Errorf("store: %s is 0 bytes: it is not a new store but one that lost its contents (truncated, or a failed copy or restore); "+
 		"restore it from a backup, or move it away to start with an empty store", path)
-}
-
-// Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
-
-func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "null"
-	}
-	return string(b)
-}
-
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-// inClause returns "?, ?, ?" for n values.
-func inClause(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,16 +25,23 @@ func open(t *testing.T, path string) *SQLite {
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func TestRunsSurviveReopen(t *testing.T) {
-	t.Parallel()
+	forEachDriver(t, testRunsSurviveReopen)
+}
+
+func testRunsSurviveReopen(t *testing.T, d driver) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "sub", "vigil.db")
-	s := open(t, path)
+	path := d.where(t)
+	if d.name == "sqlite" {
+		path = filepath.Join(t.TempDir(), "sub", "vigil.db") // the folder is made
+	}
+	s := d.openAt(t, path)
 	runs := []*RunRecord{
 		{Check: "home", Kind: "browser", Started: t0, Duration: time.Second, Outcome: "fail", Attempts: 1, DeployID: "d1",
-			Reasons: []string{"js_errors == 0 is false"}, Vars: map[string]any{"js_errors": 1, "title": "x"},
+			Reasons: []string{"js_errors == 0 is false"}, Vars: map[string]any{"js_errors": 1, "title": "x"}, Location: "eu",
 			Transcript: []string{"> GET /"}, Artifacts: []*Artifact{{Name: "screenshot.png", ContentType: "image/png", Data: []byte{0x89, 'P', 'N', 'G'}}}},
-		{Check: "home", Kind: "browser", Started: t0.Add(time.Minute), Duration: time.Second, Outcome: "pass", Attempts: 2},
-		{Check: "api", Kind: "http", Started: t0.Add(2 * time.Minute), Outcome: "pass", Attempts: 1},
+		{Check: "home", Kind: "browser", Started: t0.Add(time.Minute), Duration: time.Second, Outcome: "pass", Attempts: 2, Location: "eu"},
+		{Check: "api", Kind: "http", Started: t0.Add(2 * time.Minute), Outcome: "pass", Attempts: 1, Location: "eu"},
+		{Check: "home", Kind: "browser", Started: t0.Add(30 * time.Second), Duration: time.Second, Outcome: "pass", Attempts: 1, Location: "us"},
 	}
 	if err := s.SaveRuns(ctx, runs); err != nil {
 		t.Fatal(err)
@@ -42,7 +51,7 @@ func TestRunsSurviveReopen(t *testing.T) {
 	}
 	s.Close()
 
-	s = open(t, path) // a second open runs no migration twice
+	s = d.openAt(t, path) // a second open runs no migration twice
 	got, err := s.RunByID(ctx, runs[0].ID)
 	if err != nil {
 		t.Fatal(err)
@@ -58,19 +67,23 @@ func TestRunsSurviveReopen(t *testing.T) {
 		t.Errorf("missing artifact: %v", err)
 	}
 	recent, _ := s.RecentRuns(ctx, "home", t0.Add(90*time.Second), 10)
-	if len(recent) != 2 || recent[0].Outcome != "pass" {
+	if len(recent) != 3 || recent[0].Outcome != "pass" || recent[0].Location != "eu" {
 		t.Errorf("recent newest first: %d", len(recent))
 	}
-	latest, _ := s.LatestRuns(ctx)
+	// A baseline is made in one location: latencies differ from one to another.
+	if base, _ := s.BaselineRuns(ctx, "home", "us", t0.Add(90*time.Second), 10); len(base) != 1 || base[0].ID != runs[3].ID {
+		t.Errorf("baseline runs in us: %+v", base)
+	}
+	latest, _ := s.LatestRuns(ctx, "eu")
 	if len(latest) != 2 {
-		t.Errorf("latest per check: %d", len(latest))
+		t.Errorf("latest per check in eu: %d", len(latest))
 	}
 	hist, _ := s.History(ctx, "home", t0, 10)
-	if len(hist) != 2 || !hist[0].Started.Equal(t0) {
+	if len(hist) != 3 || !hist[0].Started.Equal(t0) {
 		t.Errorf("history oldest first: %+v", hist)
 	}
 	n, _ := s.Purge(ctx, t0.Add(90*time.Second))
-	if n != 2 {
+	if n != 3 {
 		t.Errorf("purged %d", n)
 	}
 	if _, err := s.ArtifactData(ctx, runs[0].ID, "screenshot.png"); !errors.Is(err, ErrNotFound) {
@@ -79,12 +92,22 @@ func TestRunsSurviveReopen(t *testing.T) {
 }
 
 func TestDeployVerdictOnceWithOutbox(t *testing.T) {
-	t.Parallel()
+	forEachDriver(t, testDeployVerdictOnceWithOutbox)
+}
+
+// decideAs is a decider that decides status at once.
+func decideAs(status, reason string, outbox ...*OutboxEntry) DeployDecider {
+	return func(d *Deploy, _ []*LocationReport) *Decision {
+		return &Decision{DeployID: d.ID, Status: status, Reason: reason, At: t0, Outbox: outbox}
+	}
+}
+
+func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v.db")
-	s := open(t, path)
+	path := drv.where(t)
+	s := drv.openAt(t, path)
 	d1 := &Deploy{ID: "d1", Service: "web", Version: "v1", CreatedAt: t0, Status: StatusVerifying,
-		Baseline: map[string]map[string]any{"home": {"duration_ms": 12.5}}}
+		Baseline: map[string]map[string]any{"home": {"duration_ms": 12.5}}, Location: "eu", Locations: []string{"eu", "us"}}
 	if sup, err := s.CreateDeploy(ctx, d1); err != nil || len(sup) != 0 {
 		t.Fatal(sup, err)
 	}
@@ -94,29 +117,33 @@ func TestDeployVerdictOnceWithOutbox(t *testing.T) {
 		t.Fatalf("supersede: %v %v", sup, err)
 	}
 	got, _ := s.Deploy(ctx, "d1")
-	if got.Status != StatusSuperseded || got.SupersededBy != "d2" || got.Baseline["home"]["duration_ms"] != 12.5 {
+	if got.Status != StatusSuperseded || got.SupersededBy != "d2" || got.Baseline["home"]["duration_ms"] != 12.5 ||
+		got.Reason != "superseded by deploy d2" || got.Location != "eu" || strings.Join(got.Locations, ",") != "eu,us" {
 		t.Errorf("d1: %+v", got)
 	}
 	// A superseded deploy cannot be decided.
-	if ok, _ := s.DecideDeploy(ctx, &Decision{DeployID: "d1", Status: StatusFailed, At: t0}); ok {
+	if _, ok, _ := s.ReportLocation(ctx, "d1", nil, decideAs(StatusFailed, "")); ok {
 		t.Error("decided a superseded deploy")
 	}
-	entry := func() []*OutboxEntry {
-		return []*OutboxEntry{{Notifier: "rollback", Event: "deploy_failed", Key: "d2:deploy_failed", Incident: "d2", Payload: []byte(`{}`), CreatedAt: t0}}
+	entry := func() *OutboxEntry {
+		return &OutboxEntry{Notifier: "rollback", Event: "deploy_failed", Key: "d2:deploy_failed", Incident: "d2", Payload: []byte(`{}`), CreatedAt: t0}
 	}
-	ok, err := s.DecideDeploy(ctx, &Decision{DeployID: "d2", Status: StatusFailed, Reason: "home failed", At: t0, Outbox: entry()})
-	if !ok || err != nil {
-		t.Fatal(ok, err)
+	dep, ok, err := s.ReportLocation(ctx, "d2", nil, decideAs(StatusFailed, "home failed", entry()))
+	if !ok || err != nil || dep.Status != StatusFailed {
+		t.Fatal(dep, ok, err)
 	}
-	if ok, _ := s.DecideDeploy(ctx, &Decision{DeployID: "d2", Status: StatusPassed, At: t0, Outbox: entry()}); ok {
+	if _, ok, _ := s.ReportLocation(ctx, "d2", nil, decideAs(StatusPassed, "", entry())); ok {
 		t.Error("decided twice")
 	}
-	if err := s.Enqueue(ctx, entry()); err != nil { // same notifier and key: ignored
+	if err := s.Enqueue(ctx, []*OutboxEntry{entry()}); err != nil { // same notifier and key: ignored
 		t.Fatal(err)
 	}
+	if _, _, err := s.ReportLocation(ctx, "nope", nil, decideAs(StatusFailed, "")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown deploy: %v", err)
+	}
 	s.Close()
-	s = open(t, path)
-	// Every entry with the key, whatever its status: DueOutbox alone would hide a second
+	s = drv.openAt(t, path)
+	// Every entry with the key, whatever its status: a claim alone would hide a second
 	// pending entry of the same notifier and incident behind the first.
 	all, err := s.OutboxByKey(ctx, "d2:deploy_failed")
 	if err != nil {
@@ -125,121 +152,394 @@ func TestDeployVerdictOnceWithOutbox(t *testing.T) {
 	if len(all) != 1 || all[0].Notifier != "rollback" || all[0].Status != OutboxPending {
 		t.Fatalf("%d entries for d2:deploy_failed after three writes of it (the verdict, a second verdict, an Enqueue); want 1: %s", len(all), describe(all))
 	}
-	due, _ := s.DueOutbox(ctx, t0, 10)
-	if len(due) != 1 || due[0].ID != all[0].ID {
-		t.Fatalf("due: %+v", due)
+	due, _ := s.ClaimOutbox(ctx, "a1", t0, time.Minute, 10)
+	if len(due) != 1 || due[0].ID != all[0].ID || due[0].ClaimedBy != "a1" || !due[0].LeaseUntil.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("due: %s", describe(due))
 	}
 	d, _ := s.Deploy(ctx, "d2")
 	if d.Status != StatusFailed || d.Reason != "home failed" {
 		t.Errorf("verdict lost: %+v", d)
 	}
-	if err := s.RecordAttempt(ctx, OutboxAttempt{ID: due[0].ID, Status: OutboxPending, Attempts: 1, Next: t0.Add(time.Minute), LastError: "500"}); err != nil {
+	if err := s.RecordAttempt(ctx, OutboxAttempt{ID: due[0].ID, Agent: "a1", Status: OutboxPending, Attempts: 1, Next: t0.Add(time.Minute), LastError: "500"}); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.DueOutbox(ctx, t0.Add(30*time.Second), 10); len(due) != 0 {
+	if due, _ := s.ClaimOutbox(ctx, "a1", t0.Add(30*time.Second), time.Minute, 10); len(due) != 0 {
 		t.Error("not due yet")
 	}
 	if next, _ := s.NextDue(ctx); !next.Equal(t0.Add(time.Minute)) {
 		t.Errorf("next due %v", next)
 	}
-	_ = s.RecordAttempt(ctx, OutboxAttempt{ID: due[0].ID, Status: OutboxDead, Attempts: 8, LastError: "gave up", At: t0})
+	due, _ = s.ClaimOutbox(ctx, "a1", t0.Add(time.Minute), time.Minute, 10)
+	if len(due) != 1 {
+		t.Fatalf("due again: %s", describe(due))
+	}
+	_ = s.RecordAttempt(ctx, OutboxAttempt{ID: due[0].ID, Agent: "a1", Status: OutboxDead, Attempts: 8, LastError: "gave up", At: t0})
 	dead, _ := s.Outbox(ctx, OutboxDead, 10)
 	counts, _ := s.OutboxCounts(ctx)
-	if len(dead) != 1 || counts[OutboxDead] != 1 {
+	if len(dead) != 1 || counts[OutboxDead] != 1 || dead[0].ClaimedBy != "" {
 		t.Errorf("dead letters: %v %v", dead, counts)
 	}
 	if err := s.Retry(ctx, dead[0].ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.DueOutbox(ctx, t0, 10); len(due) != 1 {
+	if due, _ := s.ClaimOutbox(ctx, "a2", t0, time.Minute, 10); len(due) != 1 {
 		t.Error("retried entry not due")
 	}
 }
 
+// Each location reports once; the verdict is decided once, by whichever reporter finds it
+// decidable, from every report written before it, however many agents report at once.
+func TestLocationReportsDecideOnce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		locations := []string{"a", "b", "c", "d", "e", "f"}
+		const deploys = 20
+		for i := range deploys {
+			d := &Deploy{ID: fmt.Sprintf("d%d", i), Service: fmt.Sprintf("s%d", i), Version: "v", CreatedAt: t0, Status: StatusVerifying, Locations: locations}
+			if _, err := s.CreateDeploy(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The decider fails the deploy once three locations failed: every location reports
+		// failed at once, from its own goroutine, as agents in six locations would.
+		var seen sync.Map // deploy -> the reports its decision saw
+		decide := func(d *Deploy, reports []*LocationReport) *Decision {
+			if len(reports) < 3 {
+				return nil
+			}
+			seen.Store(d.ID, len(reports))
+			return &Decision{DeployID: d.ID, Status: StatusFailed, Reason: fmt.Sprintf("%d locations", len(reports)), At: t0,
+				Outbox: []*OutboxEntry{{Notifier: "rollback", Event: "deploy_failed", Key: d.ID + ":deploy_failed", Incident: d.ID, Payload: []byte("{}"), CreatedAt: t0}}}
+		}
+		var wg sync.WaitGroup
+		var decisions atomic.Int64
+		errs := make(chan error, deploys*len(locations)*2)
+		for i := range deploys {
+			for _, loc := range locations {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 2 { // a location that reports twice (a retry after a lost answer) counts once
+						r := &LocationReport{Location: loc, Agent: "agent-" + loc, Status: StatusFailed, Reason: "home failed", Evidence: []byte(`[]`), At: t0}
+						_, ok, err := s.ReportLocation(ctx, fmt.Sprintf("d%d", i), r, decide)
+						if err != nil {
+							errs <- err
+						}
+						if ok {
+							decisions.Add(1)
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n := decisions.Load(); n != deploys {
+			t.Fatalf("%d decisions for %d deploys, each reported by %d locations twice; want one each", n, deploys, len(locations))
+		}
+		for i := range deploys {
+			id := fmt.Sprintf("d%d", i)
+			d, _ := s.Deploy(ctx, id)
+			reports, _ := s.LocationReports(ctx, id)
+			entries, _ := s.OutboxByKey(ctx, id+":deploy_failed")
+			saw, _ := seen.Load(id)
+			if d.Status != StatusFailed || len(reports) != len(locations) || len(entries) != 1 || saw != 3 {
+				t.Errorf("%s: %s with %d reports, %d rollbacks, decided on %v reports; want failed, 6, 1, 3", id, d.Status, len(reports), len(entries), saw)
+			}
+		}
+		t.Logf("%s: %d deploys, %d locations reporting each twice at once: %d decisions, one rollback each", drv.name, deploys, len(locations), decisions.Load())
+	})
+}
+
+// Claims: an entry is delivered by one agent at a time; another takes it over only when
+// the lease runs out, and the first can then no longer record an attempt on it. A
+// restarted agent gives back what it held. Agents claiming at once share the work
+// without overlap.
+func TestOutboxClaimsAndLeases(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		e := func(notifier, key, incident string) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: incident, Payload: []byte("{}"), CreatedAt: t0}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", "d1"), e("slack", "d1:deploy_failed:rollback", "d1"), e("rollback", "d1:deploy_failed", "d1")}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.ClaimOutbox(ctx, "a", t0, 10*time.Second, 10)
+		// The thread's reply waits for the message that opens it, even claimed by nobody.
+		if len(a) != 2 || a[0].Key != "d1:deploy_failed" || a[1].Notifier != "rollback" {
+			t.Fatalf("a claimed %s; want slack's first message and the rollback", describe(a))
+		}
+		if b, _ := s.ClaimOutbox(ctx, "b", t0.Add(5*time.Second), 10*time.Second, 10); len(b) != 0 {
+			t.Fatalf("b claimed %s while a's lease runs", describe(b))
+		}
+		if ok, _ := s.RenewClaim(ctx, a[0].ID, "a", t0.Add(20*time.Second)); !ok {
+			t.Fatal("a could not renew its claim")
+		}
+		// a's claim on the rollback runs out at 10s (a was killed): b takes it over.
+		b, _ := s.ClaimOutbox(ctx, "b", t0.Add(11*time.Second), 10*time.Second, 10)
+		if len(b) != 1 || b[0].ID != a[1].ID || b[0].ClaimedBy != "b" {
+			t.Fatalf("b claimed %s; want the rollback whose lease ran out", describe(b))
+		}
+		if ok, _ := s.RenewClaim(ctx, a[1].ID, "a", t0.Add(30*time.Second)); ok {
+			t.Error("a renewed a claim b holds")
+		}
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: a[1].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0}); !errors.Is(err, ErrLostClaim) {
+			t.Errorf("a recorded an attempt on b's claim: %v", err)
+		}
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: b[0].ID, Agent: "b", Status: OutboxDelivered, Attempts: 1, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// a restarts: what it held is free again at once.
+		if n, err := s.ReleaseClaims(ctx, "a"); n != 1 || err != nil {
+			t.Fatalf("released %d, %v; want slack's first message", n, err)
+		}
+		a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10)
+		if len(a) != 1 || a[0].Key != "d1:deploy_failed" || a[0].Notifier != "slack" {
+			t.Fatalf("after the restart a claimed %s", describe(a))
+		}
+		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
+		if a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
+			t.Fatalf("the reply after its thread's first message: %s", describe(a))
+		}
+		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
+
+		// Four agents claim 200 entries at once, in batches: each entry once.
+		var batch []*OutboxEntry
+		for i := range 200 {
+			batch = append(batch, e("hook", fmt.Sprintf("k%d", i), fmt.Sprintf("i%d", i)))
+		}
+		if err := s.Enqueue(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		claimedBy := map[int64]string{}
+		var wg sync.WaitGroup
+		for _, agent := range []string{"w1", "w2", "w3", "w4"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := s.ClaimOutbox(ctx, agent, t0.Add(time.Minute), time.Hour, 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, g := range got {
+						if prev, dup := claimedBy[g.ID]; dup {
+							t.Errorf("entry %d claimed by %s and %s", g.ID, prev, agent)
+						}
+						claimedBy[g.ID] = agent
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(claimedBy) != 200 {
+			t.Errorf("%d of 200 entries claimed", len(claimedBy))
+		}
+	})
+}
+
 // OutboxByKey returns every entry with the key, of every notifier and status, in write order.
 func TestOutboxByKey(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "v.db"))
-	entry := func(notifier, key, status string) *OutboxEntry {
-		return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte(`{"n":"` + notifier + `"}`),
-			CreatedAt: t0, Status: status}
-	}
-	if err := s.Enqueue(ctx, []*OutboxEntry{entry("slack", "d1:deploy_failed", OutboxSilenced), entry("rollback", "d1:deploy_failed", ""),
-		entry("rollback", "d2:deploy_failed", ""), entry("slack", "d1:deploy_failed:rollback", "")}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.OutboxByKey(ctx, "d1:deploy_failed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got[0].Notifier != "slack" || got[0].Status != OutboxSilenced || got[1].Notifier != "rollback" ||
-		got[1].Status != OutboxPending || string(got[1].Payload) != `{"n":"rollback"}` || !got[1].CreatedAt.Equal(t0) {
-		t.Fatalf("OutboxByKey(d1:deploy_failed) = %s", describe(got))
-	}
-	if none, err := s.OutboxByKey(ctx, "d3:deploy_failed"); err != nil || len(none) != 0 {
-		t.Errorf("an unknown key: %+v %v", none, err)
-	}
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		entry := func(notifier, key, status string) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte(`{"n":"` + notifier + `"}`),
+				CreatedAt: t0, Status: status}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{entry("slack", "d1:deploy_failed", OutboxSilenced), entry("rollback", "d1:deploy_failed", ""),
+			entry("rollback", "d2:deploy_failed", ""), entry("slack", "d1:deploy_failed:rollback", "")}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.OutboxByKey(ctx, "d1:deploy_failed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Notifier != "slack" || got[0].Status != OutboxSilenced || got[1].Notifier != "rollback" ||
+			got[1].Status != OutboxPending || string(got[1].Payload) != `{"n":"rollback"}` || !got[1].CreatedAt.Equal(t0) {
+			t.Fatalf("OutboxByKey(d1:deploy_failed) = %s", describe(got))
+		}
+		if none, err := s.OutboxByKey(ctx, "d3:deploy_failed"); err != nil || len(none) != 0 {
+			t.Errorf("an unknown key: %+v %v", none, err)
+		}
+	})
 }
 
 // describe lists entries as id:notifier:status.
 func describe(entries []*OutboxEntry) string {
 	var parts []string
 	for _, e := range entries {
-		parts = append(parts, fmt.Sprintf("%d:%s:%s", e.ID, e.Notifier, e.Status))
+		parts = append(parts, fmt.Sprintf("%d:%s:%s:%s", e.ID, e.Notifier, e.Key, e.Status))
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
 func TestAlertStateIncidentsSilences(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "v.db"))
-	if st, err := s.AlertState(ctx, "ops", "d1"); err != nil || len(st) != 0 {
-		t.Fatal(st, err)
-	}
-	_ = s.SaveAlertState(ctx, "ops", "d1", map[string]string{"ts": "123.456"}, t0)
-	_ = s.SaveAlertState(ctx, "ops", "d1", map[string]string{"ts": "123.456", "uploaded": "1"}, t0)
-	st, _ := s.AlertState(ctx, "ops", "d1")
-	if st["ts"] != "123.456" || st["uploaded"] != "1" {
-		t.Errorf("state: %v", st)
-	}
-	in := &Incident{Check: "home", Open: true, Seq: 3, Failures: 2, OpenedAt: t0, Summary: "down"}
-	if err := s.SaveIncident(ctx, in, []*OutboxEntry{{Notifier: "ops", Event: "check_failed", Key: "check:home:3:check_failed", Payload: []byte("{}"), CreatedAt: t0}}); err != nil {
-		t.Fatal(err)
-	}
-	ins, _ := s.Incidents(ctx)
-	if got := ins["home"]; got == nil || !got.Open || got.Seq != 3 || !got.OpenedAt.Equal(t0) {
-		t.Errorf("incident: %+v", got)
-	}
-	_ = s.AddSilence(ctx, &Silence{ID: "s1", Service: "web", Starts: t0, Ends: t0.Add(time.Hour), Reason: "migration", CreatedAt: t0})
-	if sl, _ := s.Silences(ctx, t0.Add(30*time.Minute)); len(sl) != 1 || sl[0].Reason != "migration" {
-		t.Errorf("silences: %v", sl)
-	}
-	if sl, _ := s.Silences(ctx, t0.Add(2*time.Hour)); len(sl) != 0 {
-		t.Error("an ended silence is still active")
-	}
-	if err := s.DeleteSilence(ctx, "s1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteSilence(ctx, "s1"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("second delete: %v", err)
-	}
-	if err := s.Writable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		if st, err := s.AlertState(ctx, "ops", "d1"); err != nil || len(st) != 0 {
+			t.Fatal(st, err)
+		}
+		_ = s.SaveAlertState(ctx, "ops", "d1", map[string]string{"ts": "123.456"}, t0)
+		_ = s.SaveAlertState(ctx, "ops", "d1", map[string]string{"ts": "123.456", "uploaded": "1"}, t0)
+		st, _ := s.AlertState(ctx, "ops", "d1")
+		if st["ts"] != "123.456" || st["uploaded"] != "1" {
+			t.Errorf("state: %v", st)
+		}
+		_ = s.AddSilence(ctx, &Silence{ID: "s1", Service: "web", Starts: t0, Ends: t0.Add(time.Hour), Reason: "migration", CreatedAt: t0})
+		if sl, _ := s.Silences(ctx, t0.Add(30*time.Minute)); len(sl) != 1 || sl[0].Reason != "migration" {
+			t.Errorf("silences: %v", sl)
+		}
+		if sl, _ := s.Silences(ctx, t0.Add(2*time.Hour)); len(sl) != 0 {
+			t.Error("an ended silence is still active")
+		}
+		if err := s.DeleteSilence(ctx, "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSilence(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("second delete: %v", err)
+		}
+		if err := s.Writable(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A check's incident is decided from every location's state of it, holding the incident:
+// locations that turn failing at once open it once.
+func TestIncidentFromLocations(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		// Open when two locations fail; close when fewer do.
+		decide := func(cur *Incident, locs []*CheckLocation) (*Incident, []*OutboxEntry) {
+			failing := 0
+			for _, l := range locs {
+				if l.Failing {
+					failing++
+				}
+			}
+			switch {
+			case !cur.Open && failing >= 2:
+				next := *cur
+				next.Open, next.Seq, next.OpenedAt, next.Summary = true, cur.Seq+1, t0, fmt.Sprintf("failing in %d of %d locations", failing, len(locs))
+				key := fmt.Sprintf("check:home:%d:check_failed", next.Seq)
+				return &next, []*OutboxEntry{{Notifier: "ops", Event: "check_failed", Key: key, Incident: key, Payload: []byte("{}"), CreatedAt: t0}}
+			case cur.Open && failing < 2:
+				next := *cur
+				next.Open = false
+				return &next, nil
+			}
+			return nil, nil
+		}
+		var wg sync.WaitGroup
+		for _, loc := range []string{"a", "b", "c", "d"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := &CheckLocation{Check: "home", Location: loc, Failing: true, Since: t0, Summary: "down", UpdatedAt: t0}
+				if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Location: cl}, decide); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		ins, _ := s.Incidents(ctx)
+		entries, _ := s.OutboxByKey(ctx, "check:home:1:check_failed")
+		if in := ins["home"]; in == nil || !in.Open || in.Seq != 1 || len(entries) != 1 || in.Summary != "failing in 2 of 2 locations" {
+			t.Fatalf("after four locations failed at once: %+v, %d notifications; want one incident, opened once, at the second", in, len(entries))
+		}
+		mine, _ := s.CheckLocations(ctx, "c")
+		if cl := mine["home"]; cl == nil || !cl.Failing || cl.Summary != "down" || !cl.Since.Equal(t0) {
+			t.Errorf("c's state: %+v", cl)
+		}
+		// Three locations leave (or recover): the incident closes when one fails.
+		_ = s.SaveCheckLocation(ctx, &CheckLocation{Check: "home", Location: "a", Failures: 1, UpdatedAt: t0})
+		for _, loc := range []string{"b", "c"} {
+			if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: loc}, decide); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home"}, decide)
+		if err != nil || in.Open || in.Seq != 1 {
+			t.Fatalf("one location of four failing: %+v %v", in, err)
+		}
+		if a, _ := s.CheckLocations(ctx, "a"); a["home"].Failing || a["home"].Failures != 1 {
+			t.Errorf("a's state: %+v", a["home"])
+		}
+	})
+}
+
+// Agents record heartbeats; a restart under the same name is noticed; a clean stop is
+// told apart from silence; a forgotten agent, or one silent past retention, is gone.
+func TestMembers(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		m := &Member{Name: "host/eu", Instance: "i1", Location: "eu", Version: "v1", URL: "http://eu", Services: []string{"web"}, Started: t0, Heartbeat: t0}
+		if prev, err := s.Heartbeat(ctx, m); err != nil || prev != "" {
+			t.Fatal(prev, err)
+		}
+		m.Heartbeat = t0.Add(time.Second)
+		if prev, _ := s.Heartbeat(ctx, m); prev != "" {
+			t.Errorf("the same instance's second heartbeat names %q", prev)
+		}
+		_, _ = s.Heartbeat(ctx, &Member{Name: "host/us", Instance: "j1", Location: "us", Started: t0, Heartbeat: t0})
+		restarted := *m
+		restarted.Instance, restarted.Started, restarted.Heartbeat = "i2", t0.Add(time.Minute), t0.Add(time.Minute)
+		if prev, _ := s.Heartbeat(ctx, &restarted); prev != "i1" {
+			t.Errorf("a restart under the same name: previous instance %q, want i1", prev)
+		}
+		if err := s.StopMember(ctx, "host/eu", "i2", t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		list, _ := s.Members(ctx)
+		if len(list) != 2 || list[0].Name != "host/eu" || list[0].Instance != "i2" || !list[0].Stopped.Equal(t0.Add(2*time.Minute)) ||
+			list[0].Services[0] != "web" || !list[1].Stopped.IsZero() {
+			t.Fatalf("members: %+v %+v", list[0], list[1])
+		}
+		if err := s.ForgetMember(ctx, "host/us"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ForgetMember(ctx, "host/us"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("forgetting twice: %v", err)
+		}
+		if _, err := s.Purge(ctx, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if list, _ := s.Members(ctx); len(list) != 0 {
+			t.Errorf("an agent silent past retention is kept: %+v", list[0])
+		}
+	})
 }
 
 func TestNewerSchemaIsRefused(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v.db")
-	s := open(t, path)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (99)`); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if _, err := Open(ctx, path); err == nil {
-		t.Error("opened a database from a newer vigil")
-	}
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		path := drv.where(t)
+		s := drv.openAt(t, path)
+		if _, err := s.self().db.ExecContext(ctx, `INSERT INTO schema_version(version) VALUES (99)`); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s, err := drv.open(ctx, path); err == nil {
+			s.Close()
+			t.Error("opened a database from a newer vigil")
+		} else if !strings.Contains(err.Error(), "schema version 99") {
+			t.Errorf("the error should name the version: %v", err)
+		}
+	})
 }

@@ -1,0 +1,231 @@
+// Package store keeps vigil's history: runs with their evidence, deploys and verdicts, the
+// notification outbox, alert state, silences, and the agents sharing a store. SQLite (pure
+// Go, modernc.org/sqlite) is the embedded default, for one agent; PostgreSQL (pgx) is the
+// store several agents share. Both have the same tables, the same migrations and, but for
+// a few statements, the same queries (common.go). A verdict and the notifications it
+// causes are written in one transaction, so a crash can lose neither one without the other.
+//
+// store imports no other vigil package: it has its own record types, and the agent converts.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Deploy statuses.
+const (
+	StatusVerifying    = "verifying"
+	StatusPassed       = "passed"
+	StatusFailed       = "failed"
+	StatusInconclusive = "inconclusive"
+	StatusSuperseded   = "superseded"
+)
+
+// Outbox entry statuses.
+const (
+	OutboxPending   = "pending"
+	OutboxDelivered = "delivered"
+	OutboxDead      = "dead"
+	OutboxDryRun    = "dry_run"
+	OutboxSilenced  = "silenced"
+)
+
+// common is the tables and queries SQLite and Postgres share, over database/sql. Queries
+// are written with ? placeholders; conn numbers them for PostgreSQL.
+type common struct {
+	db *conn
+	d  dialect
+
+	mu      sync.Mutex
+	failing map[string]*writeFailure // by what was being written
+}
+
+// dialect is what differs between the two databases in the shared queries.
+type dialect struct {
+	// forUpdate locks the rows a SELECT reads until the transaction ends (PostgreSQL);
+	// SQLite's write transactions are serialised whole, so it needs none.
+	forUpdate string
+	// skipLocked picks rows no other transaction holds, and locks them (PostgreSQL's FOR
+	// UPDATE SKIP LOCKED), so agents claiming work at once never wait for each other.
+	skipLocked string
+	// lock serialises the transactions that name the same key: PostgreSQL takes an
+	// advisory lock for the rest of the transaction; SQLite's write transactions (BEGIN
+	// IMMEDIATE) already run one at a time.
+	lock func(ctx context.Context, tx *txn, key string) error
+	// insertOrder breaks ties between deploys registered in the same nanosecond (a test's
+	// fake clock): SQLite's rowid keeps the order they were written; PostgreSQL has none
+	// and orders them by id, whose time part is the same and whose rest is random.
+	insertOrder string
+}
+
+func newCommon(db *sql.DB, d dialect, numbered bool) *common {
+	c := &conn{DB: db}
+	if numbered {
+		c.rebind = numberPlaceholders
+	}
+	return &common{db: c, d: d, failing: map[string]*writeFailure{}}
+}
+
+// conn is a database whose queries use ? placeholders.
+type conn struct {
+	*sql.DB
+	rebind func(string) string // nil: the driver takes ? as it is
+}
+
+// placeholders caches numbered queries: the same few dozen queries are rebound all day.
+var placeholders sync.Map
+
+// numberPlaceholders turns ? placeholders into PostgreSQL's $1, $2... The queries hold no
+// ? inside string literals.
+func numberPlaceholders(q string) string {
+	if v, ok := placeholders.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	placeholders.Store(q, b.String())
+	return b.String()
+}
+
+func (c *conn) q(query string) string {
+	if c.rebind == nil {
+		return query
+	}
+	return c.rebind(query)
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.DB.ExecContext(ctx, c.q(query), args...)
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.DB.QueryContext(ctx, c.q(query), args...)
+}
+
+func (c *conn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.DB.QueryRowContext(ctx, c.q(query), args...)
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
+	tx, err := c.DB.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &txn{Tx: tx, c: c}, nil
+}
+
+// txn is a transaction whose queries use ? placeholders.
+type txn struct {
+	*sql.Tx
+	c *conn
+}
+
+func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.Tx.ExecContext(ctx, t.c.q(query), args...)
+}
+
+func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.Tx.QueryContext(ctx, t.c.q(query), args...)
+}
+
+func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.Tx.QueryRowContext(ctx, t.c.q(query), args...)
+}
+
+func (t *txn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return t.Tx.PrepareContext(ctx, t.c.q(query))
+}
+
+// Close closes the database.
+func (s *common) Close() error { return s.db.Close() }
+
+func (s *common) tx(ctx context.Context, fn func(*txn) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// inClause returns "?, ?, ?" for n values.
+func inClause(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// scanner is a row or rows.
+type scanner interface{ Scan(...any) error }
+
+// Purge deletes runs and finished outbox entries older than before, expired silences, and
+// agents not heard from since before.
+func (s *common) Purge(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	err := s.tx(ctx, func(tx *txn) error {
+		for _, q := range []string{
+			`DELETE FROM runs WHERE started_at < ?`,
+			`DELETE FROM outbox WHERE status != 'pending' AND created_at < ?`,
+			`DELETE FROM silences WHERE ends_at < ?`,
+			`DELETE FROM alert_state WHERE updated_at < ?`,
+			`DELETE FROM agents WHERE heartbeat_at < ?`,
+		} {
+			res, err := tx.ExecContext(ctx, q, nanos(before))
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}

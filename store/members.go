@@ -1,0 +1,94 @@
+package store
+
+// Members: the agents sharing the store, each with its location and the time it was last
+// heard from (its heartbeat).
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Member is an agent that writes to the store.
+type Member struct {
+	// Name is stable across restarts (agent.name); Instance is one process's run of it.
+	Name     string
+	Instance string
+	Location string
+	Version  string
+	// URL is how people reach the agent (its status page).
+	URL string
+	// Services are the services in its config: the deploys it verifies.
+	Services  []string
+	Started   time.Time
+	Heartbeat time.Time
+	// Stopped is when it shut down cleanly (zero while it runs, or when it died).
+	Stopped time.Time
+}
+
+const memberColumns = `name, instance, location, version, url, services, started_at, heartbeat_at, stopped_at`
+
+// Heartbeat records m as alive at m.Heartbeat. When the name was held by another instance
+// it returns that instance: this agent's run before a restart, or, when it keeps
+// happening, a second agent running under the same name.
+func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
+	var previous string
+	err := s.tx(ctx, func(tx *txn) error {
+		err := tx.QueryRowContext(ctx, `SELECT instance FROM agents WHERE name = ?`+s.d.forUpdate, m.Name).Scan(&previous)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if previous == m.Instance {
+			previous = ""
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO agents(`+memberColumns+`) VALUES (?,?,?,?,?,?,?,?,0)
+			ON CONFLICT(name) DO UPDATE SET instance = excluded.instance, location = excluded.location, version = excluded.version,
+			url = excluded.url, services = excluded.services, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = 0`,
+			m.Name, m.Instance, m.Location, m.Version, m.URL, mustJSON(m.Services), nanos(m.Started), nanos(m.Heartbeat))
+		return err
+	})
+	return previous, s.noted("heartbeats", err)
+}
+
+// StopMember records that an agent shut down cleanly: it is stopped, not silent.
+func (s *common) StopMember(ctx context.Context, name, instance string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE agents SET stopped_at = ? WHERE name = ? AND instance = ?`, nanos(at), name, instance)
+	return s.noted("heartbeats", err)
+}
+
+// ForgetMember removes an agent that will not come back, so that it is no longer reported
+// as silent.
+func (s *common) ForgetMember(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM agents WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Members returns every agent, by location and name.
+func (s *common) Members(ctx context.Context) ([]*Member, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+memberColumns+` FROM agents ORDER BY location, name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Member
+	for rows.Next() {
+		var m Member
+		var services string
+		var started, beat, stopped int64
+		if err := rows.Scan(&m.Name, &m.Instance, &m.Location, &m.Version, &m.URL, &services, &started, &beat, &stopped); err != nil {
+			return nil, err
+		}
+		m.Started, m.Heartbeat, m.Stopped = fromNanos(started), fromNanos(beat), fromNanos(stopped)
+		_ = json.Unmarshal([]byte(services), &m.Services)
+		out = append(out, &m)
+	}
+	return out, rows.Err()
+}

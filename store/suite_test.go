@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/internal/pgtest"
+)
+
+// One suite, two drivers: every test written with forEachDriver runs on SQLite and on
+// PostgreSQL (a throwaway cluster shared by the package's tests, a database per test).
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// testStore is what both stores do, as the tests use it.
+type testStore interface {
+	Close() error
+	SaveRuns(ctx context.Context, runs []*RunRecord) error
+	RunByID(ctx context.Context, id int64) (*RunRecord, error)
+	ArtifactData(ctx context.Context, runID int64, name string) (*Artifact, error)
+	RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*RunRecord, error)
+	BaselineRuns(ctx context.Context, check, location string, before time.Time, limit int) ([]*RunRecord, error)
+	LatestRuns(ctx context.Context, location string) ([]*RunRecord, error)
+	History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error)
+	DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error)
+	CountRuns(ctx context.Context) (int64, error)
+	Purge(ctx context.Context, before time.Time) (int64, error)
+	Size(ctx context.Context) (int64, error)
+
+	CreateDeploy(ctx context.Context, d *Deploy) ([]string, error)
+	Deploy(ctx context.Context, id string) (*Deploy, error)
+	Deploys(ctx context.Context, status string, limit int) ([]*Deploy, error)
+	ReportLocation(ctx context.Context, deployID string, r *LocationReport, decide DeployDecider) (*Deploy, bool, error)
+	LocationReports(ctx context.Context, deployID string) ([]*LocationReport, error)
+
+	Enqueue(ctx context.Context, entries []*OutboxEntry) error
+	ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int) ([]*OutboxEntry, error)
+	RenewClaim(ctx context.Context, id int64, agent string, until time.Time) (bool, error)
+	ReleaseClaims(ctx context.Context, agent string) (int64, error)
+	RecordAttempt(ctx context.Context, a OutboxAttempt) error
+	NextDue(ctx context.Context) (time.Time, error)
+	Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error)
+	OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error)
+	OutboxCounts(ctx context.Context) (map[string]int, error)
+	Retry(ctx context.Context, id int64, now time.Time) error
+
+	AlertState(ctx context.Context, notifier, incident string) (map[string]string, error)
+	SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error
+	Incidents(ctx context.Context) (map[string]*Incident, error)
+	CheckLocations(ctx context.Context, location string) (map[string]*CheckLocation, error)
+	SaveCheckLocation(ctx context.Context, cl *CheckLocation) error
+	UpdateIncident(ctx context.Context, u IncidentUpdate, decide IncidentDecider) (*Incident, error)
+	AddSilence(ctx context.Context, sl *Silence) error
+	Silences(ctx context.Context, now time.Time) ([]*Silence, error)
+	DeleteSilence(ctx context.Context, id string) error
+
+	Heartbeat(ctx context.Context, m *Member) (string, error)
+	StopMember(ctx context.Context, name, instance string, at time.Time) error
+	ForgetMember(ctx context.Context, name string) error
+	Members(ctx context.Context) ([]*Member, error)
+
+	Health(ctx context.Context) error
+	Writable(ctx context.Context) error
+
+	self() *common
+}
+
+// self reaches the shared part of either store (its database, its health) from a test.
+func (s *common) self() *common { return s }
+
+// driver makes and opens stores of one kind.
+type driver struct {
+	name string
+	// where returns the location of a new, empty store: a file path or a DSN.
+	where func(t *testing.T) string
+	open  func(ctx context.Context, where string) (testStore, error)
+}
+
+var drivers = []driver{
+	{name: "sqlite",
+		where: func(t *testing.T) string { return filepath.Join(t.TempDir(), "vigil.db") },
+		open:  func(ctx context.Context, path string) (testStore, error) { return Open(ctx, path) }},
+	{name: "postgres",
+		where: func(t *testing.T) string { return pgtest.Database(t) },
+		open: func(ctx context.Context, dsn string) (testStore, error) {
+			return OpenPostgres(ctx, dsn, PoolOptions{MaxConns: 8})
+		}},
+}
+
+// forEachDriver runs test once per driver, as parallel subtests.
+func forEachDriver(t *testing.T, test func(t *testing.T, d driver)) {
+	t.Helper()
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, d)
+		})
+	}
+}
+
+// openAt opens the store at where; it is closed at cleanup.
+func (d driver) openAt(t *testing.T, where string) testStore {
+	t.Helper()
+	s, err := d.open(context.Background(), where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fresh opens a new, empty store.
+func (d driver) fresh(t *testing.T) testStore {
+	t.Helper()
+	return d.openAt(t, d.where(t))
+}
