@@ -106,7 +106,7 @@ func (b *Browser) Baseline(previous []*Result) map[string]any {
 }
 
 func buildBrowser(b *builder, c *configs.Check) (Prober, types.Map) {
-	spec := c.Browser
+	spec := c.Spec.(*configs.BrowserSpec)
 	br := &Browser{spec: spec, runner: b.deps.Browser, ignore: spec.IgnoreRegexps(), tracing: b.deps.Tracing}
 	srcs := c.Assert
 	if len(srcs) == 0 {

@@ -28,8 +28,10 @@ const (
 // BodyExcerpt, and every string redacted with the config's secrets and what the run learned.
 func (c *Check) seal(res *Result, t *Transcript) {
 	red := t.Redactor()
-	if c.Config != nil && c.Config.HTTP != nil {
-		keepBody(res, c.Config.HTTP.StoreBody, red)
+	if c.Config != nil {
+		if h, ok := c.Config.Spec.(*configs.HTTPSpec); ok {
+			keepBody(res, h.StoreBody, red)
+		}
 	}
 	res.Vars, _ = red.Excerpts(res.Vars, BodyExcerpt).(map[string]any)
 	for i, reason := range res.Reasons {

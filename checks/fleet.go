@@ -467,7 +467,7 @@ func instancesOf(v any) map[string]baselineInstance {
 }
 
 func buildFleet(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Fleet
+	s := c.Spec.(*configs.FleetSpec)
 	f := &Fleet{client: b.deps.HTTP, static: s.Targets.Static, path: s.Targets.Path, healthPath: s.Health.Path,
 		okStatus: s.Health.Status, timeout: s.Health.Timeout, versionPath: s.Version.Path, field: s.Version.Field,
 		header: s.Version.Header, concurrency: s.Concurrency}

@@ -98,7 +98,7 @@ func flattenHeaders(h http.Header) map[string]string {
 }
 
 func buildHTTP(b *builder, c *configs.Check) (Prober, types.Map) {
-	req := b.request(c.Path()+".request", &c.HTTP.Request, []string{"Nonce"})
+	req := b.request(c.Path()+".request", &c.Spec.(*configs.HTTPSpec).Request, []string{"Nonce"})
 	if req == nil {
 		return nil, nil
 	}

@@ -449,7 +449,7 @@ func escapeGlob(p string) string {
 }
 
 func buildLogscan(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Logscan
+	s := c.Spec.(*configs.LogscanSpec)
 	l := &Logscan{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}
 	srcs := s.Patterns
 	if s.Pattern != "" {

@@ -177,7 +177,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 }
 
 func buildPromQL(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.PromQL
+	s := c.Spec.(*configs.PromQLSpec)
 	endpoint := strings.TrimRight(s.Server, "/")
 	if !strings.HasSuffix(endpoint, "/api/v1/query") {
 		endpoint += "/api/v1/query"

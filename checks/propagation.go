@@ -288,7 +288,7 @@ func (p *Propagation) clean(ctx context.Context, data map[string]any, t *Transcr
 }
 
 func buildPropagation(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Propagation
+	s := c.Spec.(*configs.PropagationSpec)
 	p := c.Path()
 	known := []string{"Nonce"}
 	ok := true

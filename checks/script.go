@@ -141,7 +141,7 @@ func buildScript(b *builder, c *configs.Check) (Prober, types.Map) {
 	s := &Script{client: b.deps.HTTP}
 	known := []string{"Nonce"}
 	ok := true
-	for i, st := range c.Script.Steps {
+	for i, st := range c.Spec.(*configs.ScriptSpec).Steps {
 		p := fmt.Sprintf("%s.steps[%d]", c.Path(), i)
 		label := st.Name
 		if label == "" {

@@ -259,7 +259,7 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 }
 
 func buildSLA(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.SLA
+	s := c.Spec.(*configs.SLASpec)
 	if s.Requests > configs.SLAMaxRequests && !s.AllowLoad {
 		b.errf(c.Path()+".requests", "lower it, or set allow_load: true if this target is meant to take load",
 			"%d requests per run is above the safety cap of %d", s.Requests, configs.SLAMaxRequests)
