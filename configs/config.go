@@ -119,7 +119,7 @@ const (
 // CheckByName returns the named check, or nil.
 func (c *Config) CheckByName(name string) *Check {
 	for _, ch := range c.Checks {
-		if ch.Name == name {
+		if ch != nil && ch.Name == name {
 			return ch
 		}
 	}
