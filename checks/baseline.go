@@ -2,6 +2,7 @@ package checks
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -42,8 +43,7 @@ func Median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
+	s := slices.Sorted(slices.Values(xs))
 	m := len(s) / 2
 	if len(s)%2 == 1 {
 		return s[m]

@@ -2,10 +2,10 @@ package checks
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
-	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/tracing"
 )
@@ -19,22 +19,6 @@ type Deps struct {
 	// Tracing makes each run a span and carries its trace context to the target; nil is off.
 	// The HTTP client's transports are wrapped by whoever builds it (see HTTPClient.Wrap).
 	Tracing *tracing.Tracing
-}
-
-// kindBuilder builds one kind's Prober and returns its variable types. It reports problems
-// through b and returns a nil Prober when there were any.
-type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
-
-// kindBuilders is the table of kinds this build supports.
-var kindBuilders = map[string]kindBuilder{
-	configs.KindHTTP:        buildHTTP,
-	configs.KindScript:      buildScript,
-	configs.KindBrowser:     buildBrowser,
-	configs.KindPropagation: buildPropagation,
-	configs.KindSLA:         buildSLA,
-	configs.KindLogscan:     buildLogscan,
-	configs.KindPromQL:      buildPromQL,
-	configs.KindFleet:       buildFleet,
 }
 
 type builder struct {
@@ -73,12 +57,12 @@ func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
 }
 
 func (b *builder) build(c *configs.Check) *Check {
-	kb, ok := kindBuilders[c.Kind]
+	k, ok := kinds[c.Kind]
 	if !ok {
 		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
 		return nil
 	}
-	prober, vars := kb(b, c)
+	prober := k.build(b, c)
 	if prober == nil {
 		return nil
 	}
@@ -92,7 +76,7 @@ func (b *builder) build(c *configs.Check) *Check {
 			srcs = d.DefaultAssert()
 		}
 	}
-	env := Env(vars)
+	env := Env(k.vars())
 	failed := false
 	for i, src := range srcs {
 		a, err := CompileAssertion(src, env)
@@ -122,8 +106,8 @@ func (b *builder) request(path string, r *configs.Request, known []string) *Requ
 	}
 	fields := rt.Fields()
 	bad := false
-	for _, name := range sortedKeys(fields) {
-		if contains(known, name) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if slices.Contains(known, name) {
 			continue
 		}
 		fix := configs.DidYouMean(name, known)
@@ -137,20 +121,4 @@ func (b *builder) request(path string, r *configs.Request, known []string) *Requ
 		return nil
 	}
 	return rt
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// Names lists the variables a kind's assertions may use, for documentation and errors.
-func Names(vars types.Map) []string {
-	out := sortedKeys(Env(vars))
-	sort.Strings(out)
-	return out
 }

@@ -1,14 +1,16 @@
 // Package checks turns configured checks into runnable ones and runs them once. A kind
 // (http, script, browser, ...) implements Prober: it does the work of one run and records
-// variables and a transcript. Check wraps every kind with the same hard deadline,
-// assertion evaluation and outcome rules, so a kind never sleeps, schedules or judges
-// itself: the agent and `vigil run` own time and retries.
+// variables and a transcript. Each kind lives in its own file, registered once in the
+// kinds table (kinds.go). Check wraps every kind with the same hard deadline, assertion
+// evaluation and outcome rules, so a kind never sleeps, schedules or judges itself: the
+// agent and `vigil run` own time and retries.
 package checks
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -321,9 +323,7 @@ func (a *Assertion) unmeasuredBy(unmeasured map[string]string) string {
 // assertionEnv is what assertions see: the run's variables, baseline and deploy.
 func assertionEnv(run *Run) map[string]any {
 	env := make(map[string]any, len(run.Vars)+2)
-	for k, v := range run.Vars {
-		env[k] = v
-	}
+	maps.Copy(env, run.Vars)
 	if run.Baseline != nil {
 		env["baseline"] = run.Baseline
 	} else {

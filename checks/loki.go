@@ -38,11 +38,7 @@ func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string
 	if !strings.HasSuffix(endpoint, "/query_range") {
 		endpoint += "/loki/api/v1/query_range"
 	}
-	h := http.Header{}
-	for k, v := range src.Headers {
-		h.Set(k, v)
-	}
-	return &lokiSource{client: client, endpoint: endpoint, query: LokiQuery(src.Query, patterns), header: h,
+	return &lokiSource{client: client, endpoint: endpoint, query: LokiQuery(src.Query, patterns), header: headerOf(src.Headers),
 		auth: src.Auth, timeout: timeout}
 }
 
@@ -219,28 +215,4 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		return nil, nil, ctx.Err()
 	}
 	return counts, samples, nil
-}
-
-// formatLabels prints a label set as Prometheus does: name{a="1", b="2"}.
-func formatLabels(name string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		if k != "__name__" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(name)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(labels[k]))
-	}
-	b.WriteByte('}')
-	return b.String()
 }

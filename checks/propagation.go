@@ -13,6 +13,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tidwall/gjson"
 	"github.com/vigil-monitor/vigil/configs"
 )
@@ -287,7 +289,25 @@ func (p *Propagation) clean(ctx context.Context, data map[string]any, t *Transcr
 	}
 }
 
-func buildPropagation(b *builder, c *configs.Check) (Prober, types.Map) {
+// propagationKind registers the propagation kind (kinds.go).
+type propagationKind struct{}
+
+func (propagationKind) vars() types.Map { return propagationVars }
+
+// Instrument implements Instrumented: how long markers took to reach every reader, in
+// runs that measured it.
+func (propagationKind) Instrument(reg prometheus.Registerer) func(*Result) {
+	seconds := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
+		Help:    "Time until every reader showed a propagation check's marker.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"})
+	return func(r *Result) {
+		if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Outcome != Error {
+			seconds.WithLabelValues(r.Check).Observe(ms / 1000)
+		}
+	}
+}
+
+func (propagationKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.PropagationSpec)
 	p := c.Path()
 	known := []string{"Nonce"}
@@ -316,9 +336,9 @@ func buildPropagation(b *builder, c *configs.Check) (Prober, types.Map) {
 		}
 	}
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	return pr, propagationVars
+	return pr
 }
 
 // readMatch compiles a reader's match; nil when it is bad (reported through b).

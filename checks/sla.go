@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,12 +145,7 @@ func (s *SLA) isOK(status int) bool {
 	if len(s.okStatus) == 0 {
 		return status >= 200 && status < 400
 	}
-	for _, st := range s.okStatus {
-		if st == status {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(s.okStatus, status)
 }
 
 // summarise turns the samples into variables.
@@ -234,14 +230,6 @@ func fmtMS(v any) string {
 	return formatFloat(f) + "ms"
 }
 
-func formatStatuses(m map[string]int) string {
-	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // waitUntil waits for t or ctx, whichever comes first; false when ctx ended.
 func waitUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)
@@ -258,17 +246,17 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-func buildSLA(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Spec.(*configs.SLASpec)
-	if s.Requests > configs.SLAMaxRequests && !s.AllowLoad {
-		b.errf(c.Path()+".requests", "lower it, or set allow_load: true if this target is meant to take load",
-			"%d requests per run is above the safety cap of %d", s.Requests, configs.SLAMaxRequests)
-		return nil, nil
-	}
+// slaKind registers the sla kind (kinds.go).
+type slaKind struct{}
+
+func (slaKind) vars() types.Map { return slaVars }
+
+func (slaKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.SLASpec) // the request cap (allow_load) is a config rule
 	req := b.request(c.Path()+".request", &s.Request, []string{"Nonce"})
 	if req == nil {
-		return nil, nil
+		return nil
 	}
 	return &SLA{client: b.deps.HTTP, req: req, requests: s.Requests, concurrency: s.Concurrency, rate: s.Rate,
-		maxDuration: s.MaxDuration, okStatus: s.OKStatus}, slaVars
+		maxDuration: s.MaxDuration, okStatus: s.OKStatus}
 }
