@@ -336,7 +336,7 @@ func (a *Assertion) eval(env map[string]any, details map[string]string, red *con
 		} else {
 			v = red.Value(v)
 		}
-		s := op.text + " = " + FormatValue(v)
+		s := op.text + " = " + formatValue(v)
 		if d := details[op.text]; d != "" {
 			s += " (" + d + ")"
 		}

@@ -33,13 +33,13 @@ func MedianBaseline(previous []*Result) map[string]any {
 		}
 	}
 	for k, xs := range numbers {
-		out[k] = Median(xs)
+		out[k] = median(xs)
 	}
 	return out
 }
 
-// Median of xs (mean of the middle two for an even count); NaN for none.
-func Median(xs []float64) float64 {
+// median of xs (mean of the middle two for an even count); NaN for none.
+func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}

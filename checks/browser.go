@@ -29,8 +29,8 @@ var timingsType = types.Map{
 	"lcp_ms":                types.Float64,
 }
 
-// BrowserVars are the variables of one browser check run.
-var BrowserVars = types.Map{
+// browserVars are the variables of one browser check run.
+var browserVars = types.Map{
 	"js_errors":          types.Int,
 	"console_errors":     types.Int,
 	"failed_requests":    types.Int,
@@ -98,7 +98,7 @@ func (b *Browser) Baseline(previous []*Result) map[string]any {
 	for k := range timingsType {
 		t[k] = 0.0
 		if xs := series[k]; len(xs) > 0 {
-			t[k] = Median(xs)
+			t[k] = median(xs)
 		}
 	}
 	out["timings"] = t
@@ -108,7 +108,7 @@ func (b *Browser) Baseline(previous []*Result) map[string]any {
 // browserKind registers the browser kind (kinds.go).
 type browserKind struct{}
 
-func (browserKind) vars() types.Map { return BrowserVars }
+func (browserKind) vars() types.Map { return browserVars }
 
 // Resource implements Scarce: a run holds a page of the shared Chromium.
 func (browserKind) Resource() Resource { return BrowserSlot }
@@ -131,7 +131,7 @@ func (browserKind) build(b *builder, c *configs.Check) Prober {
 	if len(srcs) == 0 {
 		srcs = defaultBrowserAssert
 	}
-	env := Env(BrowserVars)
+	env := Env(browserVars)
 	for _, src := range srcs {
 		// Errors are reported once, by the builder's own compile of the same sources.
 		if a, err := CompileAssertion(src, env); err == nil {

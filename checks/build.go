@@ -94,10 +94,10 @@ func (b *builder) build(c *configs.Check) *Check {
 }
 
 // request compiles a request's templates; known lists the template variables available.
-func (b *builder) request(path string, r *configs.Request, known []string) *RequestTemplate {
-	rt, err := CompileRequest(r)
+func (b *builder) request(path string, r *configs.Request, known []string) *requestTemplate {
+	rt, err := compileRequest(r)
 	if err != nil {
-		if te, ok := err.(*TemplateError); ok {
+		if te, ok := err.(*templateError); ok {
 			b.errf(path+"."+te.Field, "templates look like {{ .name }}", "%v", te.Err)
 		} else {
 			b.errf(path, "", "%v", err)

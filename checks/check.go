@@ -80,7 +80,8 @@ type Result struct {
 	TraceID    string      `json:"trace_id,omitempty"`
 	Location   string      `json:"location,omitempty"`
 	// Halt says the failure is of the kind that should stop a rollout, not only roll it
-	// back: old-version instances failing once a new version appears (seed 004).
+	// back: old-version instances failing once a new version appears (a new version that
+	// crashes its old-version peers).
 	Halt string `json:"halt,omitempty"`
 }
 
@@ -187,12 +188,6 @@ type Check struct {
 	redact *configs.Redactor
 }
 
-// Assertions returns the compiled assertions, defaults included.
-func (c *Check) Assertions() []*Assertion { return c.asserts }
-
-// Prober returns the kind's implementation.
-func (c *Check) Prober() Prober { return c.prober }
-
 // Baseline aggregates the runs before a deploy (newest first) into the baseline variables:
 // by default the median of the newest n passing runs; kinds with their own rule (fleet's
 // per-instance health) get the newest n runs whatever their outcome.
@@ -210,16 +205,6 @@ func (c *Check) Baseline(previous []*Result, n int) map[string]any {
 		}
 	}
 	return MedianBaseline(passing)
-}
-
-// UsesBaseline reports whether any assertion reads baseline.*.
-func (c *Check) UsesBaseline() bool {
-	for _, a := range c.asserts {
-		if a.usesBaseline {
-			return true
-		}
-	}
-	return false
 }
 
 // Run runs the check once within its timeout. It never returns nil and never outlives

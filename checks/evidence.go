@@ -18,8 +18,8 @@ const (
 	BodyExcerpt = 2000
 	// EvidenceMaxBytes caps the response body a failing run of a store_body check keeps.
 	EvidenceMaxBytes = 256 << 10
-	// EvidenceName is the artifact that holds it.
-	EvidenceName = "response-body"
+	// evidenceName is the artifact that holds it.
+	evidenceName = "response-body"
 )
 
 // seal redacts and bounds res, the last step of a run. Assertions have already judged the
@@ -67,9 +67,9 @@ func keepBody(res *Result, store bool, red *configs.Redactor) {
 	binary := isBinary(body)
 	if res.Outcome != Pass && body != "" {
 		data := body[:text.CutAt(body, EvidenceMaxBytes)]
-		name, ct := EvidenceName+".txt", ctype
+		name, ct := evidenceName+".txt", ctype
 		if binary {
-			name = EvidenceName + ".bin"
+			name = evidenceName + ".bin"
 			data = body[:min(len(body), EvidenceMaxBytes)]
 		}
 		if ct == "" {

@@ -39,12 +39,13 @@ const (
 	unknownVersion   = "unknown"
 )
 
-// Fleet is the fleet kind (seeds 000 and 004). Each run lists the instances (a static list,
-// or discovered again from a URL and a gjson path), asks each for its health and version
-// with bounded concurrency and a deadline per request, and compares with the baseline: each
-// instance's health in the runs before the deploy. An instance healthy before and unhealthy
-// now has regressed, even if new instances pass (000); an instance not on the deploy's
-// version that was healthy before and fails now is the halt case (004).
+// Fleet is the fleet kind. Each run lists the instances (a static list, or discovered again
+// from a URL and a gjson path), asks each for its health and version with bounded
+// concurrency and a deadline per request, and compares with the baseline: each instance's
+// health in the runs before the deploy. An instance healthy before and unhealthy now has
+// regressed, even if new instances pass (an upgrade that breaks only existing instances);
+// an instance not on the deploy's version that was healthy before and fails now is the
+// halt case (a new version that crashes its old-version peers: stop pushing it).
 type Fleet struct {
 	client      *HTTPClient
 	targets     *fleetTargets
@@ -57,8 +58,8 @@ type Fleet struct {
 	concurrency int
 }
 
-// FleetInstance is what one run found about one instance.
-type FleetInstance struct {
+// fleetInstance is what one run found about one instance.
+type fleetInstance struct {
 	URL     string
 	Healthy bool
 	Status  int
@@ -75,7 +76,7 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 	if len(list) == 0 {
 		return Inconclusivef("no instances: the discovery answer lists none")
 	}
-	found := make([]*FleetInstance, len(list))
+	found := make([]*fleetInstance, len(list))
 	sem := make(chan struct{}, f.concurrency)
 	var wg sync.WaitGroup
 	for i, base := range list {
@@ -110,8 +111,8 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 }
 
 // probeInstance asks one instance for its health and, at the same time, its version.
-func (f *Fleet) probeInstance(ctx context.Context, base string) *FleetInstance {
-	in := &FleetInstance{URL: base}
+func (f *Fleet) probeInstance(ctx context.Context, base string) *fleetInstance {
+	in := &fleetInstance{URL: base}
 	root := strings.TrimRight(base, "/")
 	var version string
 	var wg sync.WaitGroup
@@ -175,7 +176,7 @@ func statusIn(status int, ok []int) bool {
 }
 
 // judge compares this run with the baseline and sets the variables.
-func (f *Fleet) judge(run *Run, found []*FleetInstance) {
+func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 	base, hasBase := fleetBaseline(run.Baseline)
 	deployVersion := ""
 	if run.Deploy != nil {

@@ -48,7 +48,7 @@ func (f *Fleet) Baseline(previous []*Result) map[string]any {
 			}
 		}
 		if len(xs) > 0 {
-			out[k] = int(math.Round(Median(xs)))
+			out[k] = int(math.Round(median(xs)))
 		}
 	}
 	out["instances"] = merged

@@ -13,8 +13,8 @@ import (
 	"github.com/vigil-monitor/vigil/internal/text"
 )
 
-// FormatValue prints a variable's value briefly for a reason or a progress line.
-func FormatValue(v any) string {
+// formatValue prints a variable's value briefly for a reason or a progress line.
+func formatValue(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "nil"
@@ -65,7 +65,7 @@ func formatList(items []any) string {
 		if i == show {
 			break
 		}
-		parts = append(parts, FormatValue(it))
+		parts = append(parts, formatValue(it))
 	}
 	s := "[" + strings.Join(parts, ", ")
 	if len(items) > show {

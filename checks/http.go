@@ -33,7 +33,7 @@ var defaultHTTPAssert = []string{"status >= 200 && status < 300"}
 
 // HTTP is the http kind: one request, judged by assertions over the response.
 type HTTP struct {
-	req       *RequestTemplate
+	req       *requestTemplate
 	client    *HTTPClient
 	storeBody bool
 }
@@ -60,7 +60,7 @@ func (h *HTTP) seal(res *Result, red *configs.Redactor) { keepBody(res, h.storeB
 
 // Probe implements Prober.
 func (h *HTTP) Probe(ctx context.Context, run *Run) error {
-	r, err := h.req.Render(map[string]any{"Nonce": NewNonce()})
+	r, err := h.req.Render(map[string]any{"Nonce": newNonce()})
 	if err != nil {
 		return err
 	}

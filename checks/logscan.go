@@ -28,10 +28,11 @@ const (
 	logSampleMax = 300      // bytes of a sample line
 )
 
-// Logscan is the logscan kind (seed 001: "Possible connection leak detected" was only in
-// the logs). It counts lines matching any of its regexes among the lines written since
-// max(deploy start, now - window): run.Input.Since is the deploy start during a
-// verification and zero otherwise.
+// Logscan is the logscan kind, for failures that show only in the logs (a connection leak
+// that warns "Possible connection leak detected" long before it exhausts a pool). It
+// counts lines matching any of its regexes among the lines written since max(deploy
+// start, now - window): run.Input.Since is the deploy start during a verification and zero
+// otherwise.
 //
 // A url source asks Loki's query_range API for exactly that interval: Loki knows when each
 // line arrived. A file source has to work out when a line was written; see fileSource.
@@ -97,7 +98,7 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	}
 	expl := fmt.Sprintf("in lines written since %s", since)
 	if len(samples) > 0 {
-		expl += "; e.g. " + FormatValue(samples[len(samples)-1])
+		expl += "; e.g. " + formatValue(samples[len(samples)-1])
 	}
 	run.Explain("matches", expl)
 	run.Explain("by_pattern", expl)

@@ -38,13 +38,13 @@ func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string
 	if !strings.HasSuffix(endpoint, "/query_range") {
 		endpoint += "/loki/api/v1/query_range"
 	}
-	return &lokiSource{client: client, endpoint: endpoint, query: LokiQuery(src.Query, patterns), header: headerOf(src.Headers),
+	return &lokiSource{client: client, endpoint: endpoint, query: lokiQuery(src.Query, patterns), header: headerOf(src.Headers),
 		auth: src.Auth, timeout: timeout}
 }
 
-// LokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
+// lokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
 // regexes are Go's RE2, like vigil's.
-func LokiQuery(query string, patterns []string) string {
+func lokiQuery(query string, patterns []string) string {
 	alts := make([]string, len(patterns))
 	for i, p := range patterns {
 		alts[i] = "(?:" + p + ")"

@@ -172,7 +172,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		run.Vars["value"] = math.NaN()
 		run.Explain("value", fmt.Sprintf("the query returned %d series, so there is no single value: use values, or aggregate (max(...), sum(...))", len(res.Samples)))
 	}
-	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), FormatValue(values))
+	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), formatValue(values))
 	return nil
 }
 

@@ -40,7 +40,8 @@ var readMatchVars = types.Map{
 // cleanupGrace bounds the cleanup request when the run's deadline has already passed.
 const cleanupGrace = 5 * time.Second
 
-// Propagation is the propagation kind (seed 002: updates took a minute to appear). It writes
+// Propagation is the propagation kind, for writes that take too long to be seen (a release
+// after which updates took a minute to appear on the read replicas). It writes
 // a fresh marker, then polls every reader until each shows it. Polling starts at `poll`,
 // start to start, and slows by `backoff.factor` up to `backoff.max`, so the measured time is
 // never later than the truth by more than the interval in effect when the marker appeared.
@@ -48,9 +49,9 @@ const cleanupGrace = 5 * time.Second
 // that names them.
 type Propagation struct {
 	client  *HTTPClient
-	write   *RequestTemplate
+	write   *requestTemplate
 	readers []*propReader
-	cleanup *RequestTemplate
+	cleanup *requestTemplate
 	poll    time.Duration
 	maxPoll time.Duration
 	factor  float64
@@ -58,7 +59,7 @@ type Propagation struct {
 
 type propReader struct {
 	name  string
-	req   *RequestTemplate
+	req   *requestTemplate
 	match *readMatcher
 }
 
@@ -124,7 +125,7 @@ type readerResult struct {
 
 // Probe implements Prober.
 func (p *Propagation) Probe(ctx context.Context, run *Run) error {
-	nonce := NewNonce()
+	nonce := newNonce()
 	data := map[string]any{"Nonce": nonce}
 	run.Vars["propagation_ms"] = 0.0
 	run.Vars["readers"] = map[string]float64{}

@@ -20,8 +20,8 @@ type Retry struct {
 	Max      time.Duration // longest wait
 }
 
-// DefaultBackoff is the first wait before a retry.
-const DefaultBackoff = 500 * time.Millisecond
+// defaultBackoff is the first wait before a retry.
+const defaultBackoff = 500 * time.Millisecond
 
 // RunWithRetries runs c, retrying error outcomes. The result says how many attempts it
 // took and keeps the earlier errors in its transcript. With tracing on the run is a span
@@ -46,7 +46,7 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 		}()
 	}
 	if retry.Backoff <= 0 {
-		retry.Backoff = DefaultBackoff
+		retry.Backoff = defaultBackoff
 	}
 	if retry.Max <= 0 {
 		retry.Max = 5 * time.Second

@@ -23,7 +23,7 @@ type Script struct {
 
 type scriptStep struct {
 	label   string
-	req     *RequestTemplate
+	req     *requestTemplate
 	extract map[string]string
 	asserts []*Assertion
 }
@@ -47,7 +47,7 @@ var scriptVars = types.Map{
 // Probe implements Prober.
 func (s *Script) Probe(ctx context.Context, run *Run) error {
 	extracted := map[string]any{}
-	data := map[string]any{"Nonce": NewNonce()}
+	data := map[string]any{"Nonce": newNonce()}
 	run.Vars["steps_total"] = len(s.steps)
 	run.Vars["failed_step"] = ""
 	run.Vars["vars"] = extracted
@@ -111,7 +111,7 @@ func shownValue(t *Transcript, name string, v any) string {
 	if configs.SensitiveName(name) {
 		return configs.Masked
 	}
-	return FormatValue(t.Redactor().Value(v))
+	return formatValue(t.Redactor().Value(v))
 }
 
 // extractValue reads json.PATH (gjson), json, header.NAME, status or body from resp.

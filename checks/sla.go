@@ -40,7 +40,8 @@ const (
 	slaNotSent = "not_sent" // with a rate: due, but the burst ended before a worker was free
 )
 
-// SLA is the sla kind (seeds 001 and 002): a bounded burst of one request, with latency
+// SLA is the sla kind, for releases that are fine at one client and unusable at fifty (a
+// pool a blocking call exhausts): a bounded burst of one request, with latency
 // percentiles, an error rate and the statuses seen. Without a rate, `concurrency` workers
 // send back to back (a closed loop: fine for "is it usable at 50 clients"). With a rate,
 // request i is due at start + i/rate and its latency counts from then, not from when a
@@ -48,7 +49,7 @@ const (
 // (no coordinated omission).
 type SLA struct {
 	client      *HTTPClient
-	req         *RequestTemplate
+	req         *requestTemplate
 	requests    int
 	concurrency int
 	rate        float64
@@ -119,7 +120,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 
 // one sends request i and measures it from begin.
 func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSample {
-	req, err := s.req.Render(map[string]any{"Nonce": NewNonce()})
+	req, err := s.req.Render(map[string]any{"Nonce": newNonce()})
 	if err != nil {
 		return slaSample{sent: true, key: slaError, err: err}
 	}

@@ -13,18 +13,18 @@ import (
 	"github.com/vigil-monitor/vigil/configs"
 )
 
-// RequestTemplate is a configured request whose URL, body and header values may use
+// requestTemplate is a configured request whose URL, body and header values may use
 // {{ .name }} templates, compiled once at load.
-type RequestTemplate struct {
+type requestTemplate struct {
 	base    configs.Request
 	url     *template.Template
 	body    *template.Template
 	headers map[string]*template.Template
 }
 
-// CompileRequest compiles the templates in r. path names r in errors.
-func CompileRequest(r *configs.Request) (*RequestTemplate, error) {
-	rt := &RequestTemplate{base: *r, headers: map[string]*template.Template{}}
+// compileRequest compiles the templates in r. path names r in errors.
+func compileRequest(r *configs.Request) (*requestTemplate, error) {
+	rt := &requestTemplate{base: *r, headers: map[string]*template.Template{}}
 	var err error
 	if rt.url, err = compileTemplate("url", r.URL); err != nil {
 		return nil, err
@@ -40,13 +40,13 @@ func CompileRequest(r *configs.Request) (*RequestTemplate, error) {
 	return rt, nil
 }
 
-// TemplateError names which field of a request has a bad template.
-type TemplateError struct {
+// templateError names which field of a request has a bad template.
+type templateError struct {
 	Field string
 	Err   error
 }
 
-func (e *TemplateError) Error() string { return e.Err.Error() }
+func (e *templateError) Error() string { return e.Err.Error() }
 
 func compileTemplate(field, s string) (*template.Template, error) {
 	if !strings.Contains(s, "{{") {
@@ -58,13 +58,13 @@ func compileTemplate(field, s string) (*template.Template, error) {
 		if i := strings.LastIndex(msg, ": "); i >= 0 {
 			msg = msg[i+2:]
 		}
-		return nil, &TemplateError{Field: field, Err: fmt.Errorf("bad template: %s", msg)}
+		return nil, &templateError{Field: field, Err: fmt.Errorf("bad template: %s", msg)}
 	}
 	return t, nil
 }
 
 // Fields lists the template variables the request reads, with the field that reads each.
-func (rt *RequestTemplate) Fields() map[string]string {
+func (rt *requestTemplate) Fields() map[string]string {
 	out := map[string]string{}
 	add := func(field string, t *template.Template) {
 		if t == nil {
@@ -85,7 +85,7 @@ func (rt *RequestTemplate) Fields() map[string]string {
 }
 
 // Render fills the templates from data.
-func (rt *RequestTemplate) Render(data map[string]any) (*Request, error) {
+func (rt *requestTemplate) Render(data map[string]any) (*Request, error) {
 	r := &Request{Method: rt.base.Method, URL: rt.base.URL, Body: rt.base.Body, Header: http.Header{},
 		Timeout: rt.base.Timeout, TLS: rt.base.TLS, Auth: rt.base.Auth, MaxBodyBytes: rt.base.MaxBodyBytes,
 		FollowRedirects: rt.base.FollowRedirects == nil || *rt.base.FollowRedirects}
@@ -174,8 +174,8 @@ func templateFields(t *template.Template) []string {
 	return out
 }
 
-// NewNonce returns a fresh random marker for {{ .Nonce }}.
-func NewNonce() string {
+// newNonce returns a fresh random marker for {{ .Nonce }}.
+func newNonce() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return "vigil-" + hex.EncodeToString(b[:])

@@ -31,9 +31,6 @@ const (
 	transcriptLineMax  = 512
 )
 
-// NewTranscript returns an empty transcript that masks credentials by place only.
-func NewTranscript() *Transcript { return &Transcript{} }
-
 // newRunTranscript returns a transcript that also masks the config's secrets.
 func newRunTranscript(red *configs.Redactor) *Transcript { return &Transcript{red: red} }
 

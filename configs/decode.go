@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // decoder turns the merged koanf map into typed config, strictly: an unknown key, a value
@@ -253,7 +255,7 @@ func describe(raw any) string {
 		return "a list"
 	case string:
 		if len(v) > 40 {
-			v = v[:40] + "..."
+			v = v[:text.CutAt(v, 40)] + "..."
 		}
 		return fmt.Sprintf("%q", v)
 	case bool:
@@ -277,15 +279,6 @@ func structFields(t reflect.Type) map[string]int {
 		out[tag] = i
 	}
 	return out
-}
-
-// KeysOf lists the config keys a struct type accepts, sorted.
-func KeysOf(v any) []string {
-	t := reflect.TypeOf(v)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return keysOf(structFields(t))
 }
 
 func keysOf(fields map[string]int) []string { return slices.Sorted(maps.Keys(fields)) }

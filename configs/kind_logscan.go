@@ -34,8 +34,8 @@ type LogSource struct {
 	Auth    Auth              `koanf:"auth"`
 }
 
-// LogscanMaxBytes is the default per-run read cap of a logscan check.
-const LogscanMaxBytes = 64 << 20
+// logscanMaxBytes is the default per-run read cap of a logscan check.
+const logscanMaxBytes = 64 << 20
 
 // Regexps returns pattern and patterns, compiled when the config was validated.
 func (l *LogscanSpec) Regexps() []*regexp.Regexp { return l.compiled }
@@ -44,7 +44,7 @@ func (l *LogscanSpec) applyDefaults(c *Config, _ *Check) {
 	setDur(&l.Window, 5*time.Minute)
 	setInt(&l.Samples, 5)
 	if l.MaxBytes == 0 {
-		l.MaxBytes = LogscanMaxBytes
+		l.MaxBytes = logscanMaxBytes
 	}
 	if f := l.Source.File; f != "" && !filepath.IsAbs(f) {
 		l.Source.File = filepath.Join(c.Dir, f)
@@ -85,7 +85,7 @@ func (l *LogscanSpec) validate(v *validator, _ *Check, p string) {
 		v.errf(p+".samples", "use 0 to 100", "%d is out of range", l.Samples)
 	}
 	if l.MaxBytes < 4096 {
-		v.errf(p+".max_bytes", fmt.Sprintf("use at least 4096, e.g. %d (the default)", LogscanMaxBytes), "%d is too small", l.MaxBytes)
+		v.errf(p+".max_bytes", fmt.Sprintf("use at least 4096, e.g. %d (the default)", logscanMaxBytes), "%d is too small", l.MaxBytes)
 	}
 }
 

@@ -20,8 +20,8 @@ type SLASpec struct {
 	OKStatus []int `koanf:"ok_status"`
 }
 
-// SLAMaxRequests is the per-run request cap without allow_load.
-const SLAMaxRequests = 2000
+// slaMaxRequests is the per-run request cap without allow_load.
+const slaMaxRequests = 2000
 
 func (s *SLASpec) applyDefaults(_ *Config, ch *Check) {
 	defaultRequest(&s.Request, ch.Timeout)
@@ -36,8 +36,8 @@ func (s *SLASpec) validate(v *validator, ch *Check, p string) {
 	if s.Requests < 1 {
 		v.errf(p+".requests", "use 1 or more", "must be at least 1")
 	}
-	if s.Requests > SLAMaxRequests && !s.AllowLoad {
-		v.errf(p+".requests", fmt.Sprintf("lower it to %d, or set allow_load: true if this target is meant to take load", SLAMaxRequests),
+	if s.Requests > slaMaxRequests && !s.AllowLoad {
+		v.errf(p+".requests", fmt.Sprintf("lower it to %d, or set allow_load: true if this target is meant to take load", slaMaxRequests),
 			"%d requests per run is above the safety cap", s.Requests)
 	}
 	if s.Concurrency < 1 || s.Concurrency > 1000 {

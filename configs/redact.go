@@ -97,9 +97,9 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...)}
 }
 
-// Margin is how much text past a cut must be redacted with what comes before it, so that
+// margin is how much text past a cut must be redacted with what comes before it, so that
 // the cut never splits a secret (or a "name": "value" pair) and shows its start.
-func (r *Redactor) Margin() int {
+func (r *Redactor) margin() int {
 	if r == nil || len(r.secrets) == 0 {
 		return 128
 	}
@@ -258,7 +258,7 @@ func (r *Redactor) value(v reflect.Value, masked bool, n int) reflect.Value {
 // never leaves the start of a secret showing.
 func (r *Redactor) Excerpt(s string, n int) string {
 	whole := len(s)
-	s = r.String(s[:text.CutAt(s, n+r.Margin())])
+	s = r.String(s[:text.CutAt(s, n+r.margin())])
 	if whole <= n && len(s) <= n {
 		return s
 	}

@@ -47,14 +47,14 @@ const (
 // name to a list.
 type Routes map[string][]string
 
-// AnyEvent is the Routes key a plain list decodes to.
-const AnyEvent = "*"
+// anyEvent is the Routes key a plain list decodes to.
+const anyEvent = "*"
 
 // For returns the notifiers an event is routed to.
 func (r Routes) For(event string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, key := range []string{event, AnyEvent} {
+	for _, key := range []string{event, anyEvent} {
 		for _, n := range r[key] {
 			if !seen[n] {
 				seen[n] = true
@@ -72,7 +72,7 @@ func (r *Routes) decodeRaw(d *decoder, path string, raw any) {
 	case []any:
 		var names []string
 		d.decode(path, v, reflect.ValueOf(&names).Elem())
-		out[AnyEvent] = names
+		out[anyEvent] = names
 	case map[string]any:
 		for _, ev := range slices.Sorted(maps.Keys(v)) {
 			if !slices.Contains(Events, ev) {
@@ -139,7 +139,7 @@ func (v *validator) services(checks map[string]bool) {
 		for _, ev := range slices.Sorted(maps.Keys(s.OnFailure)) {
 			for i, n := range s.OnFailure[ev] {
 				np := indexPath(p+".on_failure", i)
-				if ev != AnyEvent {
+				if ev != anyEvent {
 					np = indexPath(p+".on_failure."+ev, i)
 				}
 				v.notifier(np, n)
