@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -21,6 +20,8 @@ type Deps struct {
 	Tracing *tracing.Tracing
 }
 
+// builder is what a kind's build works with: the config, the shared Deps, and the list
+// its problems go to, located in the config file.
 type builder struct {
 	cfg    *configs.Config
 	deps   Deps
@@ -30,67 +31,6 @@ type builder struct {
 
 func (b *builder) errf(path, fix, format string, args ...any) {
 	b.errs = append(b.errs, b.cfg.Err(path, fix, format, args...))
-}
-
-// Build compiles every check in cfg: assertions type-checked against the kind's variables,
-// templates parsed and their variables resolved. Its error is configs.Errors: the config's
-// own load problems (configs.LoadPartial) and what building found, in one list; a check
-// with a load problem is not built.
-func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
-	if deps.HTTP == nil {
-		deps.HTTP = NewHTTPClient("vigil")
-	}
-	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
-	out := make([]*Check, 0, len(cfg.Checks))
-	for _, c := range cfg.Checks {
-		if c == nil || cfg.Broken(c.Path()) {
-			continue
-		}
-		if ch := b.build(c); ch != nil {
-			out = append(out, ch)
-		}
-	}
-	if err := configs.Merge(cfg.Problems(), b.errs); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (b *builder) build(c *configs.Check) *Check {
-	k, ok := kinds[c.Kind]
-	if !ok {
-		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
-		return nil
-	}
-	prober := k.build(b, c)
-	if prober == nil {
-		return nil
-	}
-	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
-	if b.deps.Tracing.On() { // off, a run makes no span at all
-		ch.tracer = b.deps.Tracing.Tracer("checks")
-	}
-	srcs := c.Assert
-	if len(srcs) == 0 {
-		if d, ok := prober.(DefaultAsserter); ok {
-			srcs = d.DefaultAssert()
-		}
-	}
-	env := Env(k.vars())
-	failed := false
-	for i, src := range srcs {
-		a, err := CompileAssertion(src, env)
-		if err != nil {
-			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
-			failed = true
-			continue
-		}
-		ch.asserts = append(ch.asserts, a)
-	}
-	if failed {
-		return nil
-	}
-	return ch
 }
 
 // request compiles a request's templates; known lists the template variables available.

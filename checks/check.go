@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -111,6 +112,29 @@ type Baseliner interface {
 // config gives none.
 type DefaultAsserter interface {
 	DefaultAssert() []string
+}
+
+// Resource is a part of the machine that vigil has few of, such as the browser's pages. A
+// run of a kind that needs one holds one of its slots besides its run slot.
+type Resource string
+
+// BrowserSlot is one of agent.browser_concurrency pages open at once in the shared Chromium.
+const BrowserSlot Resource = "browser"
+
+// Scarce is implemented by a kind (its value in the kinds table) whose runs each hold a
+// Resource. The agent bounds how many runs hold it at once, and is ready only when it can
+// be had.
+type Scarce interface {
+	Resource() Resource
+}
+
+// Instrumented is implemented by a kind (its value in the kinds table) that exports
+// metrics of its own beyond the probe_* and vigil_check_* series every check has, as
+// blackbox_exporter's probers do.
+type Instrumented interface {
+	// Instrument registers the kind's collectors with reg and returns what records a
+	// result of the kind in them. It is called once per registry.
+	Instrument(reg prometheus.Registerer) func(*Result)
 }
 
 // Run is the state of one run in progress, shared between Check and its Prober.

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"fmt"
+
 	"github.com/expr-lang/expr/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/configs"
@@ -31,17 +33,65 @@ var kinds = map[string]kind{
 	configs.KindFleet:       fleetKind{},
 }
 
-// Resource is a part of the machine that vigil has few of, such as the browser's pages. A
-// run of a kind that needs one holds one of its slots besides its run slot.
-type Resource string
+// Build compiles every check in cfg: assertions type-checked against the kind's variables,
+// templates parsed and their variables resolved. Its error is configs.Errors: the config's
+// own load problems (configs.LoadPartial) and what building found, in one list; a check
+// with a load problem is not built.
+func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
+	if deps.HTTP == nil {
+		deps.HTTP = NewHTTPClient("vigil")
+	}
+	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
+	out := make([]*Check, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		if c == nil || cfg.Broken(c.Path()) {
+			continue
+		}
+		if ch := b.build(c); ch != nil {
+			out = append(out, ch)
+		}
+	}
+	if err := configs.Merge(cfg.Problems(), b.errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
-// BrowserSlot is one of agent.browser_concurrency pages open at once in the shared Chromium.
-const BrowserSlot Resource = "browser"
-
-// Scarce is implemented by kinds whose runs each hold a Resource. The agent bounds how many
-// runs hold it at once, and is ready only when it can be had.
-type Scarce interface {
-	Resource() Resource
+func (b *builder) build(c *configs.Check) *Check {
+	k, ok := kinds[c.Kind]
+	if !ok {
+		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
+		return nil
+	}
+	prober := k.build(b, c)
+	if prober == nil {
+		return nil
+	}
+	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
+	if b.deps.Tracing.On() { // off, a run makes no span at all
+		ch.tracer = b.deps.Tracing.Tracer("checks")
+	}
+	srcs := c.Assert
+	if len(srcs) == 0 {
+		if d, ok := prober.(DefaultAsserter); ok {
+			srcs = d.DefaultAssert()
+		}
+	}
+	env := Env(k.vars())
+	failed := false
+	for i, src := range srcs {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
+			failed = true
+			continue
+		}
+		ch.asserts = append(ch.asserts, a)
+	}
+	if failed {
+		return nil
+	}
+	return ch
 }
 
 // Resource returns the scarce resource a run of c holds, "" for none.
@@ -50,14 +100,6 @@ func (c *Check) Resource() Resource {
 		return s.Resource()
 	}
 	return ""
-}
-
-// Instrumented is implemented by kinds that export metrics of their own beyond the
-// probe_* and vigil_check_* series every check has, as blackbox_exporter's probers do.
-type Instrumented interface {
-	// Instrument registers the kind's collectors with reg and returns what records a
-	// result of the kind in them. It is called once per registry.
-	Instrument(reg prometheus.Registerer) func(*Result)
 }
 
 // KindMetrics records results in the metrics of their kinds (see Instrumented).

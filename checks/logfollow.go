@@ -66,10 +66,10 @@ type logHit struct {
 
 // scan reads what was written since the last run and returns the counts per pattern since
 // cutoff, and sample lines.
-func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
+func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keepFrom := now.Add(-l.window)
+	keepFrom := now.Add(-q.window)
 	listed := time.Now()
 	paths, err := filepath.Glob(s.glob)
 	if err != nil {
@@ -130,9 +130,9 @@ func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		// Not a pass: a glob that matches nothing (a typo, logs moved) would pass forever.
 		return nil, nil, Inconclusivef("no file matches source.file %q: no log to read", s.glob)
 	}
-	budget := l.maxBytes
+	budget := q.maxBytes
 	var next []*checkpoint
-	matched := make([]int, 0, len(l.patterns))
+	matched := make([]int, 0, len(q.patterns))
 	for _, tg := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
@@ -155,7 +155,7 @@ func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		if size-from > budget {
 			skipped := size - from - budget
 			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("%s: %d bytes skipped (max_bytes %d per run)", tg.path, skipped, l.maxBytes))
+			tally.notes = append(tally.notes, fmt.Sprintf("%s: %d bytes skipped (max_bytes %d per run)", tg.path, skipped, q.maxBytes))
 			from, skipFirst = size-budget, true
 		}
 		offset := from
@@ -166,12 +166,12 @@ func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 				if lower.After(at) {
 					at = lower
 				}
-				for _, i := range l.match(line, matched) {
+				for _, i := range q.match(line, matched) {
 					switch {
 					case at.IsZero():
 						tally.undated++
 					case !at.Before(keepFrom):
-						s.remember(at, i, line, l.samples)
+						s.remember(at, i, line, q.samples)
 					}
 				}
 			}, now)
@@ -187,7 +187,7 @@ func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 	}
 	s.cps = next
 	s.lastRun = listed
-	return s.count(len(l.patterns), cutoff, keepFrom, l.samples)
+	return s.count(len(q.patterns), cutoff, keepFrom, q.samples)
 }
 
 // readFile reads [from, to) of path line by line and returns the bytes consumed: up to the

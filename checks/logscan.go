@@ -3,7 +3,6 @@ package checks
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -23,11 +22,6 @@ var logscanVars = types.Map{
 	"truncated":  types.Bool,
 }
 
-const (
-	logLineMax   = 64 << 10 // longer lines are matched on their first 64 KiB
-	logSampleMax = 300      // bytes of a sample line
-)
-
 // Logscan is the logscan kind, for failures that show only in the logs (a connection leak
 // that warns "Possible connection leak detected" long before it exhausts a pool). It
 // counts lines matching any of its regexes among the lines written since max(deploy
@@ -37,22 +31,10 @@ const (
 // A url source asks Loki's query_range API for exactly that interval: Loki knows when each
 // line arrived. A file source has to work out when a line was written; see fileSource.
 type Logscan struct {
-	patterns []*regexp.Regexp
-	names    []string
-	window   time.Duration
-	samples  int
-	maxBytes int64
-	files    *fileSource
-	loki     *lokiSource
-}
-
-// logScan is one run's tally.
-type logScan struct {
-	lines, undated int
-	bytes          int64
-	files          int
-	truncated      bool
-	notes          []string
+	logQuery
+	names []string // the patterns as configured, for by_pattern
+	files *fileSource
+	loki  *lokiSource
 }
 
 // Probe implements Prober.
@@ -69,9 +51,9 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 		err     error
 	)
 	if l.loki != nil {
-		counts, samples, err = l.loki.scan(ctx, l, run.Transcript, cutoff, now, &tally)
+		counts, samples, err = l.loki.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
 	} else {
-		counts, samples, err = l.files.scan(ctx, l, run.Transcript, cutoff, now, &tally)
+		counts, samples, err = l.files.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
 	}
 	if err != nil {
 		return err
@@ -117,17 +99,6 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	return nil
 }
 
-// match returns the indexes of the patterns line matches.
-func (l *Logscan) match(line []byte, into []int) []int {
-	into = into[:0]
-	for i, re := range l.patterns {
-		if re.Match(line) {
-			into = append(into, i)
-		}
-	}
-	return into
-}
-
 // logscanKind registers the logscan kind (kinds.go).
 type logscanKind struct{}
 
@@ -135,7 +106,7 @@ func (logscanKind) vars() types.Map { return logscanVars }
 
 func (logscanKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.LogscanSpec)
-	l := &Logscan{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}
+	l := &Logscan{logQuery: logQuery{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}}
 	srcs := s.Patterns
 	if s.Pattern != "" {
 		srcs = append([]string{s.Pattern}, srcs...)

@@ -7,33 +7,6 @@ import (
 	"time"
 )
 
-// Check is one configured check: the keys every kind shares, and its kind's Spec.
-type Check struct {
-	Name             string            `koanf:"name"`
-	Kind             string            `koanf:"kind"`
-	Every            time.Duration     `koanf:"every"`
-	Timeout          time.Duration     `koanf:"timeout"`
-	Retries          *int              `koanf:"retries"`
-	FailureThreshold int               `koanf:"failure_threshold"`
-	SuccessThreshold int               `koanf:"success_threshold"`
-	RepeatInterval   time.Duration     `koanf:"repeat_interval"`
-	Notify           []string          `koanf:"notify"`
-	Assert           []string          `koanf:"assert"`
-	Labels           map[string]string `koanf:"labels"`
-	// Services are the services this check belongs to (from services.*.checks).
-	Services []string `koanf:"-"`
-
-	// Spec holds the kind's own keys: a *HTTPSpec for http, a *BrowserSpec for browser,
-	// and so on (the kinds table in kinds.go); nil when the kind is missing or unknown.
-	Spec Spec `koanf:"-"`
-
-	// Index is the check's position in the file, for error paths (checks[Index]).
-	Index int `koanf:"-"`
-}
-
-// Path is the check's key path prefix in errors: "checks[3]".
-func (c *Check) Path() string { return indexPath("checks", c.Index) }
-
 // decodeRaw reads a check: the common keys into the Check, the rest into its kind's spec.
 func (c *Check) decodeRaw(d *decoder, path string, raw any) {
 	m, ok := raw.(map[string]any)

@@ -100,6 +100,33 @@ type Defaults struct {
 	Notify         []string      `koanf:"notify"`
 }
 
+// Check is one configured check: the keys every kind shares, and its kind's Spec.
+type Check struct {
+	Name             string            `koanf:"name"`
+	Kind             string            `koanf:"kind"`
+	Every            time.Duration     `koanf:"every"`
+	Timeout          time.Duration     `koanf:"timeout"`
+	Retries          *int              `koanf:"retries"`
+	FailureThreshold int               `koanf:"failure_threshold"`
+	SuccessThreshold int               `koanf:"success_threshold"`
+	RepeatInterval   time.Duration     `koanf:"repeat_interval"`
+	Notify           []string          `koanf:"notify"`
+	Assert           []string          `koanf:"assert"`
+	Labels           map[string]string `koanf:"labels"`
+	// Services are the services this check belongs to (from services.*.checks).
+	Services []string `koanf:"-"`
+
+	// Spec holds the kind's own keys: a *HTTPSpec for http, a *BrowserSpec for browser,
+	// and so on (the kinds table in kinds.go); nil when the kind is missing or unknown.
+	Spec Spec `koanf:"-"`
+
+	// Index is the check's position in the file, for error paths (checks[Index]).
+	Index int `koanf:"-"`
+}
+
+// Path is the check's key path prefix in errors: "checks[3]".
+func (c *Check) Path() string { return indexPath("checks", c.Index) }
+
 // Built-in defaults, applied where neither the check nor the defaults block sets a value.
 const (
 	defaultEvery              = time.Minute
@@ -125,3 +152,25 @@ func (c *Config) CheckByName(name string) *Check {
 	}
 	return nil
 }
+
+// The setters defaults are applied with: each fills a value the file left unset (zero).
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *time.Duration, v time.Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -5,6 +5,7 @@ import (
 	"time"
 )
 
+// applyDefaults fills what the file left unset, section by section.
 func (c *Config) applyDefaults() {
 	a := &c.Agent
 	setStr(&a.Listen, defaultListen)
@@ -53,26 +54,6 @@ func (c *Config) applyDefaults() {
 		n.applyDefaults(name)
 	}
 }
-
-func setStr(p *string, v string) {
-	if *p == "" {
-		*p = v
-	}
-}
-
-func setInt(p *int, v int) {
-	if *p == 0 {
-		*p = v
-	}
-}
-
-func setDur(p *time.Duration, v time.Duration) {
-	if *p == 0 {
-		*p = v
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
 
 // Default returns a configuration with no checks and every default applied (what a
 // command needs when it runs without a config file, such as vigil demo).

@@ -30,9 +30,6 @@ import (
 //     fields and of headers whose names hold credentials (SensitiveName), and the token
 //     after "Bearer " or "Basic ".
 
-// Masked replaces a credential wherever vigil would show it.
-const Masked = redacted
-
 // MinSecretLen is the shortest value searched for and masked wherever it appears.
 const MinSecretLen = 6
 
@@ -112,6 +109,17 @@ func (r *Redactor) Len() int {
 		return 0
 	}
 	return len(r.secrets)
+}
+
+// String masks the credentials in s.
+func (r *Redactor) String(s string) string {
+	if s == "" {
+		return s
+	}
+	if r != nil && r.rep != nil {
+		s = r.rep.Replace(s)
+	}
+	return maskPlaces(s, nil)
 }
 
 // Bytes masks the credentials in b. Text is redacted as String does; binary data has the
