@@ -38,11 +38,13 @@ type Options struct {
 	Tracing *tracing.Tracing
 	// Store keeps history and state: store.SQLite for one agent, store.Postgres for
 	// agents sharing it (in as many locations).
-	Store    Store
-	Registry *prometheus.Registry
-	Clock    clock.Clock
-	Logger   *slog.Logger
-	Version  string
+	Store Store
+	// OutboxLease is how long a claimed notification stays this agent's (default 30s).
+	OutboxLease time.Duration
+	Registry    *prometheus.Registry
+	Clock       clock.Clock
+	Logger      *slog.Logger
+	Version     string
 	// Listener, when set, is used instead of listening on agent.listen (tests).
 	Listener net.Listener
 	// Browser reports whether the browser can start (readiness); nil means always.
@@ -67,12 +69,12 @@ type Agent struct {
 	// name, location and instance say who this agent is among the agents sharing its
 	// store; they are fixed when it starts (members.go).
 	name, location, instance string
-	rt      atomic.Pointer[Runtime]
-	sched   *Scheduler
-	writer  *runWriter
-	server  *http.Server
-	ln      net.Listener
-	conns   *connLimiter
+	rt                       atomic.Pointer[Runtime]
+	sched                    *Scheduler
+	writer                   *runWriter
+	server                   *http.Server
+	ln                       net.Listener
+	conns                    *connLimiter
 
 	mu     sync.Mutex
 	last   map[string]*checks.Result // newest result per check
@@ -91,9 +93,11 @@ type Agent struct {
 	// registerMu serialises deploy registrations and the start of verifications of deploys
 	// registered elsewhere (deploys.go, watch.go).
 	registerMu sync.Mutex
-	// ended remembers the deploys whose verification ended here lately, so that the watch
-	// does not take one for new while the store still says it is verifying (watch.go).
-	ended map[string]time.Time
+	// waiting are the deploys this location reported on that wait for other locations,
+	// with the end of the wait (watch.go); guarded by mu.
+	waiting map[string]waitingDeploy
+	// startedAt is when this run of the agent joined its store (members.go).
+	startedAt time.Time
 	// unrecorded counts verdicts the store has not taken yet (readiness).
 	unrecorded atomic.Int64
 	verifyWG   sync.WaitGroup
@@ -124,7 +128,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, started: make(chan struct{}),
-		ended: map[string]time.Time{}, instance: newInstanceID()}
+		waiting: map[string]waitingDeploy{}, instance: newInstanceID()}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})

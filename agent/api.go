@@ -45,6 +45,8 @@ func (a *Agent) Handler() http.Handler {
 	api("/api/v1/silences/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteSilence})
 	api("/api/v1/outbox", map[string]http.HandlerFunc{"GET": a.listOutbox})
 	api("/api/v1/outbox/{id}/retry", map[string]http.HandlerFunc{"POST": a.retryOutbox})
+	api("/api/v1/agents", map[string]http.HandlerFunc{"GET": a.listAgents})              // members.go
+	api("/api/v1/agents/{name}", map[string]http.HandlerFunc{"DELETE": a.forgetAgent})   // members.go
 	api("/api/v1/flagger", map[string]http.HandlerFunc{"POST": newFlaggerHook(a).serve}) // flagger.go
 	mux.Handle("/api/", a.authorized(always, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)

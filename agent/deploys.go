@@ -102,20 +102,9 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	defer a.registerMu.Unlock()
 	now := a.clock.Now()
 	d := &store.Deploy{ID: newDeployID(now), Service: service, Version: req.Version, Environment: req.Environment,
-		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Baseline: map[string]map[string]any{}}
-	for _, c := range list {
-		prev, err := a.store.RecentRuns(ctx, c.Name, now, 50)
-		if err != nil {
-			return nil, fmt.Errorf("reading the baseline of %s: %w", c.Name, err)
-		}
-		results := make([]*checks.Result, len(prev))
-		for i, r := range prev {
-			results[i] = fromStoreRun(r)
-		}
-		if b := c.Baseline(results, svc.Verify.BaselineRuns); b != nil {
-			d.Baseline[c.Name] = b
-		}
-	}
+		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Location: a.location,
+		Locations: a.verifyingLocations(ctx, service, now)}
+	d.Baseline = a.baseline(ctx, list, svc, now)
 	superseded, err := a.store.CreateDeploy(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("recording the deploy: %w", err)
@@ -124,8 +113,8 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		a.stopVerification(id, service)
 	}
 	a.log.Info("deploy registered; verifying", "deploy", d.ID, "service", service, "version", d.Version,
-		"rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "initial_delay", svc.Verify.InitialDelay, "checks", len(list))
-	a.startVerification(d, svc, list, now)
+		"locations", d.Locations, "rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "initial_delay", svc.Verify.InitialDelay, "checks", len(list))
+	a.startVerification(ctx, d, svc, list, now)
 	if err := a.store.Enqueue(ctx, a.deployStarted(d, now)); err != nil {
 		a.log.Warn("enqueueing deploy_started failed", "deploy", d.ID, "error", err)
 	}
@@ -160,24 +149,37 @@ func (a *Agent) WaitDeploy(ctx context.Context, id string, wait time.Duration) (
 	if err != nil || d.Status != store.StatusVerifying || wait <= 0 {
 		return d, err
 	}
-	a.mu.Lock()
-	v := a.verify[id]
-	a.mu.Unlock()
-	if v == nil {
-		// Decided between the read and the lookup (or cut off by a restart and not yet
-		// resumed): read it again rather than answer with what was just true.
-		return a.store.Deploy(ctx, id)
+	// The verdict may come from this agent or, where agents share the store, from another:
+	// wake when this location's verification ends, and look at the store now and then.
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	poll := time.NewTicker(deployPoll)
+	defer poll.Stop()
+	for {
+		a.mu.Lock()
+		v := a.verify[id]
+		a.mu.Unlock()
+		var done <-chan struct{}
+		if v != nil {
+			done = v.done
+		}
+		select {
+		case <-done:
+		case <-poll.C:
+		case <-deadline.C:
+			return a.store.Deploy(context.WithoutCancel(ctx), id)
+		case <-ctx.Done():
+			return d, nil
+		}
+		cur, err := a.store.Deploy(context.WithoutCancel(ctx), id)
+		if err != nil || cur.Status != store.StatusVerifying {
+			return cur, err
+		}
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-v.done:
-	case <-t.C:
-	case <-ctx.Done():
-		return d, nil
-	}
-	return a.store.Deploy(context.WithoutCancel(ctx), id)
 }
+
+// deployPoll is how often a long-poll looks at the store for a verdict given elsewhere.
+const deployPoll = 100 * time.Millisecond
 
 // DeployCheck summarises one check's runs in a deploy's verification.
 type DeployCheck struct {

@@ -18,8 +18,20 @@ import (
 // silence or maintenance window mutes them. Entries are written in the same transaction
 // as the state change that causes them; outbox.go delivers them.
 
+// verdictContext is what a verdict's notifications need from the store, read before the
+// transaction that decides the verdict: a read inside it would wait for a connection the
+// writers queued behind the transaction hold (SQLite), or hold the deploy's lock longer.
+type verdictContext struct {
+	silenced     string // the silence or maintenance window muting the service
+	openIncident string // the deploy incident a pass resolves
+}
+
+func (a *Agent) verdictContext(d *store.Deploy) verdictContext {
+	return verdictContext{silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now()), openIncident: a.openDeployIncident(d)}
+}
+
 // deployNotifications builds the outbox entries of a verdict.
-func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, reason, halt string, now time.Time) []*store.OutboxEntry {
+func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedCheck, status, reason, halt string, now time.Time, vc verdictContext) []*store.OutboxEntry {
 	rt := a.Runtime()
 	svc := rt.Config.Services[d.Service]
 	if svc == nil {
@@ -39,7 +51,7 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 		events = append(events, configs.EventDeployPassed)
 		// A pass after a failed deploy resolves that deploy's incident (Slack thread,
 		// PagerDuty alert).
-		if prev := a.openDeployIncident(d); prev != "" {
+		if prev := vc.openIncident; prev != "" {
 			incident = prev
 		}
 	default:
@@ -50,18 +62,10 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit},
 	}
-	if v != nil && status != store.StatusPassed {
-		v.mu.Lock()
-		for _, c := range v.checks {
-			t := v.tallies[c.Name]
-			if t == nil || t.first == nil {
-				continue
-			}
-			ev.FailedChecks = append(ev.FailedChecks, a.failedCheck(t.first, a.runURL(t.firstID)))
-		}
-		v.mu.Unlock()
+	if status != store.StatusPassed {
+		ev.FailedChecks = failed
 	}
-	silenced := a.silencedBy(rt, d.Service, "", now)
+	silenced := vc.silenced
 	var out []*store.OutboxEntry
 	for _, name := range events {
 		e := *ev
@@ -200,150 +204,4 @@ func (a *Agent) silencedBy(rt *Runtime, service, check string, now time.Time) st
 		}
 	}
 	return ""
-}
-
-// onScheduledResult moves a check's incident under scheduled monitoring: failure_threshold
-// failing runs in a row open it (check_failed), success_threshold passing runs close it
-// (check_recovered), and while it stays open a failing run after repeat_interval sends a
-// reminder. Inconclusive runs change nothing. State and notifications are written
-// together; a steady state writes nothing. sr is the run as it will be stored: a run that
-// opens or reminds of an incident is written at once, so the notification links to it;
-// any other goes to the batch writer.
-func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.RunRecord) {
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
-	in := a.incidents[c.Name]
-	if in == nil {
-		in = &store.Incident{Check: c.Name}
-		a.incidents[c.Name] = in
-	}
-	before := *in
-	now := a.clock.Now()
-	var event string
-	switch res.Outcome {
-	case checks.Pass:
-		in.Failures = 0
-		if in.Open {
-			in.Successes++
-			if in.Successes >= c.Config.SuccessThreshold {
-				in.Open, in.Successes, event = false, 0, configs.EventCheckRecovered
-			}
-		}
-	case checks.Fail, checks.Error:
-		in.Successes = 0
-		last := in.NotifiedAt
-		if last.IsZero() {
-			last = in.OpenedAt
-		}
-		switch {
-		case !in.Open:
-			in.Failures++
-			if in.Failures >= c.Config.FailureThreshold {
-				in.Open, in.Seq, in.Failures, event = true, in.Seq+1, 0, configs.EventCheckFailed
-				in.OpenedAt, in.Summary, in.NotifiedAt, in.Reminders = res.Started, res.Summary(), now, 0
-			}
-		case c.Config.RepeatInterval > 0 && now.Sub(last) >= c.Config.RepeatInterval:
-			in.Reminders++
-			in.NotifiedAt, event = now, configs.EventCheckFailed
-		}
-	}
-	if *in == before {
-		a.writer.add(sr)
-		return
-	}
-	var outbox []*store.OutboxEntry
-	if event == "" {
-		a.writer.add(sr)
-	} else {
-		if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
-			a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
-		}
-		outbox = a.incidentNotifications(c, in, event, res, a.runURL(sr.ID), now)
-	}
-	if err := a.store.SaveIncident(context.WithoutCancel(ctx), in, outbox); err != nil {
-		a.log.Error("saving a check's incident state failed", "check", c.Name, "error", err)
-		*in = before
-		return
-	}
-	if len(outbox) > 0 {
-		a.signalOutbox()
-	}
-}
-
-// incidentNotifications builds the outbox entries of a check incident's event.
-func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event string, res *checks.Result, runURL string, now time.Time) []*store.OutboxEntry {
-	rt := a.Runtime()
-	key := fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event)
-	reminder := 0
-	if event == configs.EventCheckFailed && in.Reminders > 0 {
-		reminder = in.Reminders
-		key += fmt.Sprintf(":reminder:%d", reminder)
-	}
-	ev := &alerting.Event{Name: event, Key: key, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq), OccurredAt: now,
-		Check: c.Name, Summary: res.Summary(), Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/checks/" + c.Name,
-		Reminder: reminder}
-	if svcs := rt.CheckServices[c.Name]; len(svcs) > 0 {
-		ev.Service = svcs[0]
-	}
-	switch {
-	case event == configs.EventCheckRecovered:
-		ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
-	case reminder > 0:
-		fc := a.failedCheck(res, runURL)
-		fc.Screenshot = nil // the thread has the first one; a reminder only says it goes on
-		ev.FailedChecks = []alerting.FailedCheck{fc}
-		ev.Summary = fmt.Sprintf("still failing, since %s: %s", in.OpenedAt.UTC().Format(time.RFC3339), res.Summary())
-	default:
-		ev.FailedChecks = []alerting.FailedCheck{a.failedCheck(res, runURL)}
-	}
-	out := a.entries(ev, a.route(rt, c.Config.Notify, event), a.silencedBy(rt, "", c.Name, now), now)
-	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))
-	return out
-}
-
-// closeLeftIncidents closes the open incidents of checks the config no longer has (removed
-// or renamed, by a reload or while the agent was down): a check that stopped running can
-// never recover, and its Slack thread and PagerDuty alert would stay open for ever. The
-// closing check_recovered goes to the notifiers that heard of the incident and still exist.
-func (a *Agent) closeLeftIncidents(ctx context.Context) {
-	rt := a.Runtime()
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
-	now := a.clock.Now()
-	for name, in := range a.incidents {
-		if !in.Open || rt.Checks[name] != nil {
-			continue
-		}
-		incident := fmt.Sprintf("check:%s:%d", name, in.Seq)
-		heard, err := a.store.IncidentNotifiers(ctx, incident)
-		if err != nil {
-			a.log.Error("reading who heard of an incident failed; it stays open", "check", name, "error", err)
-			continue
-		}
-		ev := &alerting.Event{Name: configs.EventCheckRecovered, Key: incident + ":" + configs.EventCheckRecovered,
-			Incident: incident, OccurredAt: now, Check: name, Location: rt.Config.Agent.Location,
-			Closed:  "the check left the config",
-			Summary: fmt.Sprintf("%s is no longer in the config (removed or renamed); the incident opened at %s is closed", name, in.OpenedAt.UTC().Format(time.RFC3339))}
-		closed := *in
-		closed.Open, closed.Failures, closed.Successes = false, 0, 0
-		outbox := a.entries(ev, a.route(rt, heard, ev.Name), "", now)
-		if err := a.store.SaveIncident(ctx, &closed, outbox); err != nil {
-			a.log.Error("closing the incident of a removed check failed", "check", name, "error", err)
-			continue
-		}
-		*in = closed // kept, with its seq: a check added back under the name opens a new incident
-		a.log.Info("check incident closed: the check left the config", "check", name, "notifications", len(outbox))
-	}
-	a.signalOutbox()
-}
-
-func (a *Agent) loadIncidents(ctx context.Context) {
-	m, err := a.store.Incidents(ctx)
-	if err != nil {
-		a.log.Warn("could not load incident state", "error", err)
-		return
-	}
-	a.incMu.Lock()
-	a.incidents = m
-	a.incMu.Unlock()
 }

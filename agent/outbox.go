@@ -20,6 +20,17 @@ import (
 // thread must exist before its replies); notifiers do not wait for each other, so a slow
 // Slack never delays a rollback webhook.
 
+// outboxLease is how long a claimed notification is this agent's to deliver: an agent
+// killed mid-delivery leaves it to another once the lease is over (Options.OutboxLease).
+const defaultOutboxLease = 30 * time.Second
+
+func (a *Agent) outboxLease() time.Duration {
+	if a.opts.OutboxLease > 0 {
+		return a.opts.OutboxLease
+	}
+	return defaultOutboxLease
+}
+
 const (
 	outboxBatch      = 100
 	outboxMaxBackoff = 5 * time.Minute
@@ -54,7 +65,7 @@ func (a *Agent) outboxLoop(ctx context.Context) {
 // deliverDue makes one attempt at every entry due now.
 func (a *Agent) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		due, err := a.store.DueOutbox(ctx, a.clock.Now(), outboxBatch)
+		due, err := a.store.ClaimOutbox(ctx, a.name, a.clock.Now(), a.outboxLease(), outboxBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.log.Error("reading the outbox failed", "error", err)
@@ -99,7 +110,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	rt := a.Runtime()
 	now := a.clock.Now()
 	record := func(status, lastErr string, next time.Time) bool {
-		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Status: status,
+		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: status,
 			Attempts: e.Attempts + 1, Next: next, LastError: lastErr, At: a.clock.Now()})
 		if err != nil {
 			a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "key", e.Key, "error", err)

@@ -111,7 +111,7 @@ func combine(d *store.Deploy, reports []*store.LocationReport, q configs.Quorum,
 			if len(failed) > 0 {
 				why = append(why, fmt.Sprintf("failing in %s, short of fail: %d", reasons(failed), fail))
 			}
-			v.reason = fmt.Sprintf("%d of %d locations gave an answer, %d needed (min: %d): %s", answered, len(expected), min, minText(q.Min), strings.Join(why, "; "))
+			v.reason = fmt.Sprintf("%d of %d locations gave an answer, %d needed (min: %s): %s", answered, len(expected), min, minText(q.Min), strings.Join(why, "; "))
 		}
 		return v
 	}
@@ -147,13 +147,4 @@ func minText(min int) string {
 		return "0, every location"
 	}
 	return fmt.Sprint(min)
-}
-
-// locationsOf names the locations of reports, in order.
-func locationsOf(list []*store.LocationReport) string {
-	names := make([]string, len(list))
-	for i, r := range list {
-		names[i] = r.Location
-	}
-	return strings.Join(names, ", ")
 }

@@ -39,7 +39,11 @@ func (a *Agent) purgeLoop(ctx context.Context) {
 }
 
 func (a *Agent) purgeToSize(ctx context.Context, max configs.ByteSize) {
-	n, size, err := a.store.PurgeToSize(ctx, int64(max))
+	sb, ok := a.store.(sizeBounded)
+	if !ok {
+		return // a shared database is bounded by retention and its operators
+	}
+	n, size, err := sb.PurgeToSize(ctx, int64(max))
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("keeping the store under store.max_size failed", "max_size", max, "error", err)

@@ -95,10 +95,10 @@ type runWriter struct {
 	store interface {
 		SaveRuns(ctx context.Context, runs []*store.RunRecord) error
 	}
-	log   *slog.Logger
-	mu    sync.Mutex
-	buf   []*store.RunRecord
-	kick  chan struct{}
+	log  *slog.Logger
+	mu   sync.Mutex
+	buf  []*store.RunRecord
+	kick chan struct{}
 	// grown wakes the purge loop when the runs written since its last look add up to
 	// a twentieth of maxSize.
 	grown   chan struct{}

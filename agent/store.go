@@ -51,6 +51,7 @@ type outboxStore interface {
 	RecordAttempt(ctx context.Context, a store.OutboxAttempt) error
 	NextDue(ctx context.Context) (time.Time, error)
 	Outbox(ctx context.Context, status string, limit int) ([]*store.OutboxEntry, error)
+	OutboxByKey(ctx context.Context, key string) ([]*store.OutboxEntry, error)
 	OutboxCounts(ctx context.Context) (map[string]int, error)
 	Retry(ctx context.Context, id int64, now time.Time) error
 	IncidentNotifiers(ctx context.Context, incident string) ([]string, error)

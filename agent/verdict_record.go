@@ -1,63 +1,118 @@
 package agent
 
-// Recording a verdict: with its notifications in one transaction, retried until the store
-// takes it, whatever the disk does.
+// Recording a verdict. Each location verifying a deploy reports its own verdict; the
+// deploy's verdict is decided from the reports by the quorum rules (quorum.go), in the
+// store's transaction that holds the deploy, with its notifications: however many agents
+// report, one of them decides, once. A report is retried until the store takes it,
+// whatever the disk or the database does.
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/backoff"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 )
 
-// decide records the verdict with its notifications in one transaction, stops the
-// verification's other runs and wakes everyone waiting for it. A verdict is never dropped:
-// while the store refuses it (a full disk, a locked or broken database) it is retried with
-// backoff, readiness and vigil_verdicts_unrecorded say so, and long-polls keep waiting; it
-// is written, with its rollback, as soon as the store takes writes again. Only a shutdown
-// stops the retries, and then the deploy is still "verifying" in the store and is verified
-// again after the restart.
-func (a *Agent) decide(v *verification, status, reason string) {
+// finishLocation reports this location's verdict on the deploy, stops the verification's
+// other runs and wakes everyone waiting for it. When the report decides the deploy (one
+// location, or the quorum reached) the verdict is written with its notifications in the
+// same transaction; otherwise the deploy waits for the other locations (watch.go). A
+// report is never dropped: while the store refuses it (a full disk, a database
+// restarting) it is retried with backoff, readiness and vigil_verdicts_unrecorded say so;
+// only a shutdown stops the retries, and then the deploy is verified here again after the
+// restart.
+func (a *Agent) finishLocation(v *verification, status, reason string) {
 	d := v.deploy
 	now := a.clock.Now()
 	v.cancel() // the other checks' runs in flight are not needed any more
 	halt := ""
-	if status == store.StatusFailed {
-		v.mu.Lock()
-		for _, c := range v.checks {
-			if h := v.tallies[c.Name].halt; h != "" {
-				halt = c.Name + ": " + h
-				break
-			}
+	var failed []alerting.FailedCheck
+	v.mu.Lock()
+	for _, c := range v.checks {
+		t := v.tallies[c.Name]
+		if t == nil {
+			continue
 		}
-		v.mu.Unlock()
+		if status == store.StatusFailed && halt == "" && t.halt != "" {
+			halt = c.Name + ": " + t.halt
+		}
+		if t.first != nil && status != store.StatusPassed {
+			failed = append(failed, a.failedCheck(t.first, a.runURL(t.firstID)))
+		}
 	}
+	v.mu.Unlock()
 	if v.span != nil {
 		v.span.SetAttributes(attribute.String("vigil.verdict", status), attribute.String("vigil.reason", reason))
 		if status != store.StatusPassed {
 			v.span.SetStatus(codes.Error, reason)
 		}
 	}
-	dec := &store.Decision{DeployID: d.ID, Status: status, Reason: reason, Halt: halt, At: now}
-	dec.Outbox = a.deployNotifications(d, v, status, reason, halt, now)
-	ok, recorded := a.recordDecision(dec)
+	evidence, _ := json.Marshal(failed)
+	rep := &store.LocationReport{DeployID: d.ID, Location: a.location, Agent: a.name, Status: status, Reason: reason,
+		Halt: halt, Evidence: evidence, At: now}
+	after, decided, recorded := a.recordReport(d, rep, false)
 	a.endVerification(v)
 	switch {
 	case !recorded:
 		a.log.Warn("verdict not recorded before shutdown; the deploy is verified again after the restart",
 			"deploy", d.ID, "verdict", status)
-		return
-	case !ok:
-		a.log.Info("verdict not recorded: the deploy was already decided or superseded", "deploy", d.ID, "verdict", status)
-		return
+	case decided:
+		a.announce(after)
+	case after != nil && after.Status == store.StatusVerifying:
+		a.log.Info("this location's verdict is in; the deploy waits for the other locations", "deploy", d.ID,
+			"location", a.location, "verdict", status, "expected", after.Locations)
+		a.awaitLocations(after, now)
+	default:
+		a.log.Info("this location's verdict came after the deploy was decided or superseded", "deploy", d.ID, "verdict", status)
 	}
-	a.metrics.verdicts.WithLabelValues(d.Service, status).Inc()
-	a.log.Info("deploy verdict", "deploy", d.ID, "service", d.Service, "version", d.Version, "verdict", status,
-		"reason", reason, "halt", halt, "after", now.Sub(d.CreatedAt))
+}
+
+// announce counts and logs a verdict this agent decided, and wakes the outbox.
+func (a *Agent) announce(d *store.Deploy) {
+	a.metrics.verdicts.WithLabelValues(d.Service, d.Status).Inc()
+	a.log.Info("deploy verdict", "deploy", d.ID, "service", d.Service, "version", d.Version, "verdict", d.Status,
+		"reason", d.Reason, "halt", d.Halt, "after", d.DecidedAt.Sub(d.CreatedAt))
 	a.signalOutbox()
+}
+
+// decider decides a deploy from its locations' reports by the service's quorum; final is
+// set once the wait for the missing locations is over.
+func (a *Agent) decider(final bool, vc verdictContext) store.DeployDecider {
+	return func(d *store.Deploy, reports []*store.LocationReport) *store.Decision {
+		rt := a.Runtime()
+		q := rt.Config.Locations.Quorum()
+		if svc := rt.Config.Services[d.Service]; svc != nil {
+			q = rt.Config.ServiceQuorum(svc)
+		}
+		qv := combine(d, reports, q, final)
+		if qv.status == "" {
+			return nil
+		}
+		now := a.clock.Now()
+		several := len(d.Locations) > 1 || len(reports) > 1
+		var failed []alerting.FailedCheck
+		if qv.status != store.StatusPassed {
+			for _, r := range qv.from {
+				var list []alerting.FailedCheck
+				_ = json.Unmarshal(r.Evidence, &list)
+				for _, fc := range list {
+					if several {
+						fc.Summary = r.Location + ": " + fc.Summary
+					}
+					failed = append(failed, fc)
+				}
+			}
+		}
+		dec := &store.Decision{DeployID: d.ID, Status: qv.status, Reason: qv.reason, Halt: qv.halt, At: now}
+		dec.Outbox = a.deployNotifications(d, failed, qv.status, qv.reason, qv.halt, now, vc)
+		return dec
+	}
 }
 
 // verdictBackoff spaces the retries of a verdict the store refuses: soon at first (a
@@ -67,18 +122,20 @@ var verdictBackoff = backoff.Policy{First: 100 * time.Millisecond, Max: 10 * tim
 // unrecordedVerdicts counts verdicts waiting for the store to take them.
 func (a *Agent) unrecordedVerdicts() int { return int(a.unrecorded.Load()) }
 
-// recordDecision writes dec, retrying with backoff until the store takes it or the agent
-// shuts down. ok is the store's answer (false: the deploy was no longer verifying).
-func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
+// recordReport writes rep (nil: only decide), retrying with backoff until the store takes
+// it or the agent shuts down. It returns the deploy as it stands after, and whether this
+// call decided it.
+func (a *Agent) recordReport(dep *store.Deploy, rep *store.LocationReport, final bool) (after *store.Deploy, decided, recorded bool) {
 	ctx := context.WithoutCancel(a.runCtx)
+	id := dep.ID
 	for attempt := 1; ; attempt++ {
-		ok, err := a.store.DecideDeploy(ctx, dec)
+		d, decided, err := a.store.ReportLocation(ctx, id, rep, a.decider(final, a.verdictContext(dep)))
 		if err == nil {
 			if attempt > 1 {
 				a.metrics.unrecorded.Dec()
-				a.log.Info("verdict recorded after the store recovered", "deploy", dec.DeployID, "attempts", attempt)
+				a.log.Info("verdict recorded after the store recovered", "deploy", id, "attempts", attempt)
 			}
-			return ok, true
+			return d, decided, true
 		}
 		if attempt == 1 {
 			a.metrics.unrecorded.Inc()
@@ -86,11 +143,19 @@ func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
 			defer a.unrecorded.Add(-1)
 		}
 		wait := verdictBackoff.Delay(attempt)
-		a.log.Error("recording a verdict failed; retrying", "deploy", dec.DeployID, "verdict", dec.Status,
-			"attempt", attempt, "retry_in", wait, "error", err)
+		a.log.Error("recording a verdict failed; retrying", "deploy", id, "attempt", attempt, "retry_in", wait, "error", err)
 		if !a.sleepUntil(a.runCtx, a.clock.Now().Add(wait)) {
 			a.metrics.unrecorded.Dec()
-			return false, false
+			return nil, false, false
 		}
 	}
+}
+
+// quorumWait is how long a deploy waits for its missing locations once this one reported.
+func (a *Agent) quorumWait(service string) time.Duration {
+	rt := a.Runtime()
+	if svc := rt.Config.Services[service]; svc != nil {
+		return rt.Config.ServiceQuorum(svc).Wait
+	}
+	return configs.DefaultLocationsWait
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
@@ -36,10 +35,6 @@ type verification struct {
 
 	// baseline is each check's baseline in this location.
 	baseline map[string]map[string]any
-	// reported is set once this location's verdict is in the store; waiting is the
-	// verification waiting for the other locations' (it closes when they are in or the
-	// wait is over).
-	reported atomic.Bool
 
 	mu      sync.Mutex
 	decided bool

@@ -5,7 +5,9 @@ package configs
 // combine (locations, and services.NAME.verify.locations).
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,11 +136,9 @@ func (v *validator) locations() {
 	}
 	v.quorum("locations", c.Locations.Quorum(), c.Locations.Quorum())
 	for i, n := range c.Locations.Notify {
-		if _, ok := c.Notifiers[n]; !ok {
-			v.errf(indexPath("locations.notify", i), DidYouMean(n, v.notifierNames()), "unknown notifier %q", n)
-		}
+		v.notifier(indexPath("locations.notify", i), n)
 	}
-	for _, name := range sortedMapKeys(c.Services) {
+	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		if svc := c.Services[name]; svc != nil && svc.Verify.Locations != nil {
 			v.quorum("services."+name+".verify.locations", *svc.Verify.Locations, c.ServiceQuorum(svc))
 		}

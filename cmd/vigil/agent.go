@@ -78,9 +78,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	st, err := store.Open(ctx, cfg.Store.DSN)
+	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
-		return exitWith(exitFailed, fmt.Errorf("opening the store %s: %w (set store.dsn to a writable path)", cfg.Store.DSN, err))
+		return exitWith(exitFailed, err)
 	}
 	defer st.Close()
 
@@ -169,4 +169,29 @@ func watchFile(ctx context.Context, path string, every time.Duration) <-chan str
 		}
 	}()
 	return out
+}
+
+// agentStore is the agent's store, closed at exit.
+type agentStore interface {
+	agent.Store
+	Close() error
+}
+
+// openStore opens store.driver: SQLite, a file next to the config, or PostgreSQL, shared by
+// agents in several locations. An unreachable database is an error at start.
+func openStore(ctx context.Context, s configs.Store) (agentStore, error) {
+	if s.Driver == configs.DriverPostgres {
+		p := s.Pool
+		st, err := store.OpenPostgres(ctx, s.DSN, store.PoolOptions{MaxConns: int32(p.MaxConns), MinConns: int32(p.MinConns),
+			MaxConnLifetime: p.MaxConnLifetime, MaxConnIdleTime: p.MaxConnIdleTime, ConnectTimeout: p.ConnectTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
+		return st, nil
+	}
+	st, err := store.Open(ctx, s.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("opening the store %s: %w (set store.dsn to a writable path)", s.DSN, err)
+	}
+	return st, nil
 }

@@ -96,11 +96,18 @@ func Available() error {
 	return err
 }
 
-// binDir finds initdb and postgres: $VIGIL_POSTGRES_BIN, then PATH, then Debian's
-// /usr/lib/postgresql/<version>/bin (the newest).
+// binDir finds initdb and postgres: $VIGIL_POSTGRES_BIN, then Debian's
+// /usr/lib/postgresql/<version>/bin (the newest; Debian puts neither on PATH), then PATH.
 func binDir() (string, string, error) {
 	if d := os.Getenv("VIGIL_POSTGRES_BIN"); d != "" {
 		return d, "VIGIL_POSTGRES_BIN", nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, "Debian", nil
+		}
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -108,13 +115,6 @@ func binDir() (string, string, error) {
 		}
 		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "postgres")); err == nil {
 			return filepath.Dir(p), "PATH", nil
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			return d, "Debian", nil
 		}
 	}
 	return "", "", errors.New("PostgreSQL's initdb and postgres not found; install Debian's postgresql package (scripts/setup does) or set VIGIL_POSTGRES_BIN to their folder")

@@ -1,0 +1,255 @@
+package agent
+
+// Incidents of scheduled monitoring. Each location keeps its own streak of a check's runs
+// (failure_threshold failing runs in a row make it failing there, success_threshold
+// passing runs make it healthy again); the check's incident, one for all locations, opens
+// when the failing locations reach the quorum's `fail` (locations.fail, 1 by default) and
+// closes when they fall below it. The change is decided in the store's transaction that
+// holds the incident, with its notifications, so agents noticing it at once change it once.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// onScheduledResult moves this location's streak of a check and, when the location starts
+// or stops failing (or a reminder is due), the check's incident: check_failed when it
+// opens, check_recovered when it closes, a reminder after repeat_interval while it stays
+// open. Inconclusive runs change nothing; a steady state writes nothing. sr is the run as
+// it will be stored: a run that may change the incident is written at once, so the
+// notification links to it; any other goes to the batch writer.
+func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.RunRecord) {
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	cl := a.streaks[c.Name]
+	if cl == nil {
+		cl = &store.CheckLocation{Check: c.Name, Location: a.location}
+	}
+	next := *cl
+	in := a.incidents[c.Name]
+	now := a.clock.Now()
+	flipped, remind := false, false
+	switch res.Outcome {
+	case checks.Pass:
+		next.Failures = 0
+		if next.Failing {
+			next.Successes++
+			if next.Successes >= c.Config.SuccessThreshold {
+				next.Failing, next.Successes, flipped = false, 0, true
+			}
+		}
+	case checks.Fail, checks.Error:
+		next.Successes = 0
+		if !next.Failing {
+			next.Failures++
+			if next.Failures >= c.Config.FailureThreshold {
+				next.Failing, next.Failures, flipped = true, 0, true
+				next.Since, next.Summary = res.Started, res.Summary()
+			}
+		} else if in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval {
+			remind = true
+		}
+	}
+	if next == *cl && !remind {
+		a.writer.add(sr)
+		return
+	}
+	next.UpdatedAt = now
+	if !flipped && !remind {
+		a.writer.add(sr)
+		if err := a.store.SaveCheckLocation(context.WithoutCancel(ctx), &next); err != nil {
+			a.log.Error("saving a check's streak failed", "check", c.Name, "error", err)
+			return
+		}
+		a.streaks[c.Name] = &next
+		return
+	}
+	if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
+		a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
+	}
+	sent := 0
+	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
+	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next},
+		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
+			out, event, summary := a.nextIncident(c, cur, locs, now, remind, res)
+			if out == nil {
+				return nil, nil
+			}
+			entries := a.incidentNotifications(c, out, event, summary, res, a.runURL(sr.ID), now, muted)
+			sent = len(entries)
+			return out, entries
+		})
+	if err != nil {
+		a.log.Error("saving a check's incident state failed", "check", c.Name, "error", err)
+		return
+	}
+	a.streaks[c.Name] = &next
+	a.incidents[c.Name] = updated
+	if sent > 0 {
+		a.signalOutbox()
+	}
+}
+
+// nextIncident decides a check's incident from every location's streak: the incident as
+// it must be stored with its event and summary, or nil to leave it.
+func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store.CheckLocation, now time.Time, remind bool, res *checks.Result) (*store.Incident, string, string) {
+	var failing []*store.CheckLocation
+	for _, l := range locs {
+		if l.Failing {
+			failing = append(failing, l)
+		}
+	}
+	fail := max(a.Runtime().Config.Locations.Fail, 1)
+	summary := res.Summary()
+	if len(locs) > 1 {
+		summary = fmt.Sprintf("failing in %d of %d locations (%s): %s", len(failing), len(locs), names(failing), summary)
+	}
+	next := *cur
+	switch {
+	case !cur.Open && len(failing) >= fail:
+		next.Open, next.Seq, next.OpenedAt, next.Summary, next.NotifiedAt, next.Reminders = true, cur.Seq+1, failing[0].Since, summary, now, 0
+		if next.OpenedAt.IsZero() {
+			next.OpenedAt = now
+		}
+		return &next, configs.EventCheckFailed, summary
+	case cur.Open && len(failing) < fail:
+		next.Open = false
+		return &next, configs.EventCheckRecovered, summary
+	case cur.Open && remind && c.Config.RepeatInterval > 0 && now.Sub(cur.NotifiedAt) >= c.Config.RepeatInterval:
+		next.Reminders, next.NotifiedAt = cur.Reminders+1, now
+		return &next, configs.EventCheckFailed, summary
+	}
+	return nil, "", ""
+}
+
+func names(list []*store.CheckLocation) string {
+	out := ""
+	for i, l := range list {
+		if i > 0 {
+			out += ", "
+		}
+		out += l.Location
+	}
+	return out
+}
+
+// incidentNotifications builds the outbox entries of a check incident's event.
+func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string) []*store.OutboxEntry {
+	rt := a.Runtime()
+	key := fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event)
+	reminder := 0
+	if event == configs.EventCheckFailed && in.Reminders > 0 {
+		reminder = in.Reminders
+		key += fmt.Sprintf(":reminder:%d", reminder)
+	}
+	ev := &alerting.Event{Name: event, Key: key, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq), OccurredAt: now,
+		Check: c.Name, Summary: summary, Location: a.location, StatusURL: a.baseURL() + "/checks/" + c.Name,
+		Reminder: reminder}
+	if svcs := rt.CheckServices[c.Name]; len(svcs) > 0 {
+		ev.Service = svcs[0]
+	}
+	switch {
+	case event == configs.EventCheckRecovered:
+		ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
+	case reminder > 0:
+		fc := a.failedCheck(res, runURL)
+		fc.Screenshot = nil // the thread has the first one; a reminder only says it goes on
+		ev.FailedChecks = []alerting.FailedCheck{fc}
+		ev.Summary = fmt.Sprintf("still failing, since %s: %s", in.OpenedAt.UTC().Format(time.RFC3339), summary)
+	default:
+		ev.FailedChecks = []alerting.FailedCheck{a.failedCheck(res, runURL)}
+	}
+	out := a.entries(ev, a.route(rt, c.Config.Notify, event), muted, now)
+	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))
+	return out
+}
+
+// closeLeftIncidents closes the open incidents of checks the config no longer has (removed
+// or renamed, by a reload or while the agent was down): a check that stopped running can
+// never recover, and its Slack thread and PagerDuty alert would stay open for ever. This
+// location's streak of the check goes; the incident closes unless other locations still
+// fail it. The closing check_recovered goes to the notifiers that heard of the incident
+// and still exist.
+func (a *Agent) closeLeftIncidents(ctx context.Context) {
+	rt := a.Runtime()
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	now := a.clock.Now()
+	for name, in := range a.incidents {
+		if !in.Open || rt.Checks[name] != nil || isMembershipSubject(name) {
+			continue
+		}
+		incident := fmt.Sprintf("check:%s:%d", name, in.Seq)
+		heard, err := a.store.IncidentNotifiers(ctx, incident)
+		if err != nil {
+			a.log.Error("reading who heard of an incident failed; it stays open", "check", name, "error", err)
+			continue
+		}
+		sent := 0
+		updated, err := a.store.UpdateIncident(ctx, store.IncidentUpdate{Subject: name, Left: a.location},
+			func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
+				for _, l := range locs {
+					if l.Failing || !cur.Open {
+						return nil, nil
+					}
+				}
+				ev := &alerting.Event{Name: configs.EventCheckRecovered, Key: incident + ":" + configs.EventCheckRecovered,
+					Incident: incident, OccurredAt: now, Check: name, Location: a.location,
+					Closed:  "the check left the config",
+					Summary: fmt.Sprintf("%s is no longer in the config (removed or renamed); the incident opened at %s is closed", name, cur.OpenedAt.UTC().Format(time.RFC3339))}
+				closed := *cur
+				closed.Open = false
+				out := a.entries(ev, a.route(rt, heard, ev.Name), "", now)
+				sent = len(out)
+				return &closed, out
+			})
+		if err != nil {
+			a.log.Error("closing the incident of a removed check failed", "check", name, "error", err)
+			continue
+		}
+		delete(a.streaks, name)
+		a.incidents[name] = updated // kept, with its seq: a check added back under the name opens a new incident
+		if !updated.Open {
+			a.log.Info("check incident closed: the check left the config", "check", name, "notifications", sent)
+		}
+	}
+	a.signalOutbox()
+}
+
+// loadIncidents reads the incidents and this location's streaks.
+func (a *Agent) loadIncidents(ctx context.Context) {
+	m, err := a.store.Incidents(ctx)
+	if err != nil {
+		a.log.Warn("could not load incident state", "error", err)
+		return
+	}
+	streaks, err := a.store.CheckLocations(ctx, a.location)
+	if err != nil {
+		a.log.Warn("could not load this location's check streaks", "error", err)
+		streaks = map[string]*store.CheckLocation{}
+	}
+	a.incMu.Lock()
+	a.incidents, a.streaks = m, streaks
+	a.incMu.Unlock()
+}
+
+// refreshIncidents reads the incidents again: where agents share the store, another may
+// have opened, reminded of or closed one.
+func (a *Agent) refreshIncidents(ctx context.Context) {
+	if !a.shared() {
+		return
+	}
+	m, err := a.store.Incidents(ctx)
+	if err != nil {
+		return
+	}
+	a.incMu.Lock()
+	a.incidents = m
+	a.incMu.Unlock()
+}
