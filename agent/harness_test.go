@@ -86,9 +86,14 @@ func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 	if err != nil {
 		tb.Fatalf("config: %v", err)
 	}
-	st, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		tb.Fatal(err)
+	// A test may bring its own store (a shared PostgreSQL); it closes it itself.
+	st, owned := opts.Store, opts.Store == nil
+	if owned {
+		sq, err := store.Open(context.Background(), filepath.Join(dir, "vigil.db"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		st = sq
 	}
 	ln := opts.Listener // a test may bring its own (see publicListener)
 	if ln == nil {
@@ -115,7 +120,9 @@ func launch(tb testing.TB, dir, yaml string, opts Options) *launched {
 		}
 		stopped = true
 		cancel()
-		defer st.Close()
+		if closer, ok := st.(interface{ Close() error }); ok && owned {
+			defer closer.Close()
+		}
 		defer hc.CloseIdle()
 		select {
 		case err := <-done:

@@ -1,0 +1,193 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/pgtest"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Agents in three locations share one throwaway PostgreSQL, each checking its own target
+// (a region's view of the service), all routing deploy_failed to one recording webhook.
+
+type locFleet struct {
+	t      *testing.T
+	srv    *pgtest.Server
+	dsn    string
+	hook   *loopback.Webhook
+	agents map[string]*harness
+	tgs    map[string]*target
+}
+
+var threeLocations = []string{"eu", "us", "ap"}
+
+// newLocFleet starts a PostgreSQL and one agent per location with the given quorum.
+func newLocFleet(t *testing.T, quorum string) *locFleet {
+	t.Helper()
+	srv := pgtest.Start(t, pgtest.Options{})
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), agents: map[string]*harness{}, tgs: map[string]*target{}}
+	for _, loc := range threeLocations {
+		f.tgs[loc] = newTarget(t)
+		f.agents[loc] = f.start(loc, quorum)
+	}
+	return f
+}
+
+func (f *locFleet) config(loc, quorum string) string {
+	return fmt.Sprintf(`
+agent: {location: %s, name: agent-%s, heartbeat: 200ms}
+store: {driver: postgres, dsn: %q}
+locations: {%s}
+checks:
+  - {name: home, kind: http, every: 1h, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
+services:
+  web: {checks: [home], verify: {interval: 100ms, count: 3}, on_failure: [rollback]}
+notifiers:%s
+`, loc, loc, f.dsn, quorum, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook))
+}
+
+// start runs the agent of loc on its own PostgreSQL store.
+func (f *locFleet) start(loc, quorum string) *harness {
+	t := f.t
+	t.Helper()
+	st, err := store.OpenPostgres(context.Background(), f.dsn, store.PoolOptions{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logs := &vigiltest.Buffer{}
+	l := launch(t, dir, f.config(loc, quorum), Options{Store: st, OutboxLease: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, logs: logs}
+	h.stopFn = func() {
+		if err := l.stop(); err != nil {
+			t.Errorf("agent %s: %v", loc, err)
+		}
+		st.Close()
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("agent %s log:\n%s", loc, logs.String())
+		}
+	})
+	return h
+}
+
+// waitMembers waits until every agent sees n agents alive (each joins on start, but a
+// deploy registered before another agent's first heartbeat would not expect it).
+func (f *locFleet) waitMembers(n int) {
+	f.t.Helper()
+	for _, h := range f.agents {
+		eventually(f.t, 10*time.Second, "the agents to see each other", func() bool {
+			ms, err := h.a.store.Members(f.t.Context())
+			return err == nil && len(ms) >= n
+		})
+	}
+}
+
+func TestLocationsBrokenEverywhereOneVerdictOneRollback(t *testing.T) {
+	f := newLocFleet(t, "fail: 2")
+	f.waitMembers(3)
+	for _, tg := range f.tgs {
+		tg.set("broken")
+	}
+	id := f.agents["eu"].deploy("web", "v2")
+	for _, loc := range threeLocations {
+		d := f.agents[loc].verdict(id, 60*time.Second)
+		if d["status"] != store.StatusFailed {
+			t.Fatalf("%s sees %v (%v); want failed", loc, d["status"], d["reason"])
+		}
+		if !strings.Contains(fmt.Sprint(d["reason"]), "failing in") {
+			t.Errorf("reason %q does not say how many locations failed", d["reason"])
+		}
+	}
+	f.agents["us"].outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
+	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
+		t.Fatalf("rollback webhook received %d times; want exactly 1", n)
+	}
+	status, out := f.agents["ap"].request("GET", "/api/v1/agents", "")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/agents = %d %v", status, out)
+	}
+	list, _ := out["agents"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("GET /api/v1/agents lists %d agents; want 3: %v", len(list), out)
+	}
+	for _, m := range list {
+		m := m.(map[string]any)
+		if m["location"] == "" || m["version"] == "" || m["last_heartbeat"] == "" || m["state"] != "alive" {
+			t.Errorf("agent listed without location, version, heartbeat or alive: %v", m)
+		}
+	}
+}
+
+func TestLocationsBrokenInOneLocationIsBelowTheQuorum(t *testing.T) {
+	f := newLocFleet(t, "fail: 2")
+	f.waitMembers(3)
+	f.tgs["ap"].set("broken")
+	id := f.agents["us"].deploy("web", "v2")
+	d := f.agents["eu"].verdict(id, 60*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("status %v (%v); want passed: one failing location is short of fail: 2", d["status"], d["reason"])
+	}
+	if r := fmt.Sprint(d["reason"]); !strings.Contains(r, "passed in 2 of 3 locations") || !strings.Contains(r, "ap:") {
+		t.Errorf("reason %q should say 2 of 3 passed and name ap as failing", r)
+	}
+	if n := f.hook.Count(id + ":deploy_failed"); n != 0 {
+		t.Fatalf("rollback webhook received %d times; want none", n)
+	}
+}
+
+func TestLocationsSilentLocationMakesItInconclusive(t *testing.T) {
+	f := newLocFleet(t, "min: 0, wait: 1s")
+	f.waitMembers(3)
+	// ap is alive when the deploy is registered, so it is expected; its target hangs, and
+	// it stops before its window ends: it never reports.
+	f.tgs["ap"].delay.Store(int64(5 * time.Second))
+	f.tgs["ap"].set("slow")
+	id := f.agents["eu"].deploy("web", "v2")
+	f.agents["ap"].stop()
+	d := f.agents["us"].verdict(id, 60*time.Second)
+	if d["status"] != store.StatusInconclusive {
+		t.Fatalf("status %v (%v); want inconclusive", d["status"], d["reason"])
+	}
+	if r := fmt.Sprint(d["reason"]); !strings.Contains(r, "ap never reported") && !strings.Contains(r, "only 2 locations") {
+		t.Errorf("reason %q does not name the silent location", r)
+	}
+}
+
+// The database restarts while the locations verify: reports wait for it, and the verdict
+// is still reached, once.
+func TestLocationsDatabaseRestartMidVerification(t *testing.T) {
+	f := newLocFleet(t, "fail: 2")
+	f.waitMembers(3)
+	for _, tg := range f.tgs {
+		tg.set("broken")
+	}
+	id := f.agents["eu"].deploy("web", "v3")
+	if err := f.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var d *store.Deploy
+	eventually(t, 90*time.Second, "a verdict after the restart", func() bool {
+		got, err := f.agents["ap"].a.store.Deploy(t.Context(), id)
+		d = got
+		return err == nil && got.Status != store.StatusVerifying
+	})
+	if d.Status != store.StatusFailed {
+		t.Fatalf("status %v (%v); want failed", d.Status, d.Reason)
+	}
+	f.agents["eu"].outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
+	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
+		t.Fatalf("rollback webhook received %d times; want exactly 1", n)
+	}
+}
