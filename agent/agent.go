@@ -38,13 +38,11 @@ type Options struct {
 	Tracing *tracing.Tracing
 	// Store keeps history and state: store.SQLite for one agent, store.Postgres for
 	// agents sharing it (in as many locations).
-	Store Store
-	// OutboxLease is how long a claimed notification stays this agent's (default 30s).
-	OutboxLease time.Duration
-	Registry    *prometheus.Registry
-	Clock       clock.Clock
-	Logger      *slog.Logger
-	Version     string
+	Store    Store
+	Registry *prometheus.Registry
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Version  string
 	// Listener, when set, is used instead of listening on agent.listen (tests).
 	Listener net.Listener
 	// Browser reports whether the browser can start (readiness); nil means always.

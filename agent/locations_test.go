@@ -43,7 +43,7 @@ func newLocFleet(t *testing.T, quorum string) *locFleet {
 
 func (f *locFleet) config(loc, quorum string) string {
 	return fmt.Sprintf(`
-agent: {location: %s, name: agent-%s, heartbeat: 200ms}
+agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 2s}
 store: {driver: postgres, dsn: %q}
 locations: {%s}
 checks:
@@ -64,7 +64,7 @@ func (f *locFleet) start(loc, quorum string) *harness {
 	}
 	dir := t.TempDir()
 	logs := &vigiltest.Buffer{}
-	l := launch(t, dir, f.config(loc, quorum), Options{Store: st, OutboxLease: 2 * time.Second,
+	l := launch(t, dir, f.config(loc, quorum), Options{Store: st,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, logs: logs}
 	h.stopFn = func() {

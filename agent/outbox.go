@@ -20,15 +20,44 @@ import (
 // thread must exist before its replies); notifiers do not wait for each other, so a slow
 // Slack never delays a rollback webhook.
 
-// outboxLease is how long a claimed notification is this agent's to deliver: an agent
-// killed mid-delivery leaves it to another once the lease is over (Options.OutboxLease).
-const defaultOutboxLease = 30 * time.Second
+// outboxLease is how long a claimed notification is this agent's to deliver
+// (agent.outbox_lease): an agent killed mid-delivery leaves it to another agent once the
+// lease is over, and that agent sends it with the same Idempotency-Key.
+func (a *Agent) outboxLease() time.Duration { return a.Runtime().Config.Agent.OutboxLease }
 
-func (a *Agent) outboxLease() time.Duration {
-	if a.opts.OutboxLease > 0 {
-		return a.opts.OutboxLease
+// deliverClaimed delivers e while holding its claim: the lease is renewed as the attempt
+// starts and every third of a lease while it lasts (a webhook may take longer than a
+// lease), so no other agent sends it meanwhile. An entry whose claim was lost is another
+// agent's now, and is left to it.
+func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
+	lease := a.outboxLease()
+	if ok, err := a.store.RenewClaim(ctx, e.ID, a.name, a.clock.Now().Add(lease)); err != nil || !ok {
+		if err == nil {
+			a.log.Info("notification claimed by another agent meanwhile; leaving it to it", "notifier", e.Notifier, "key", e.Key)
+		}
+		return false
 	}
-	return defaultOutboxLease
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for {
+			t := a.clock.NewTimer(lease / 3)
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-t.C():
+			}
+			if _, err := a.store.RenewClaim(context.WithoutCancel(ctx), e.ID, a.name, a.clock.Now().Add(lease)); err != nil {
+				a.log.Warn("renewing the claim on a notification failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+			}
+		}
+	}()
+	finished := a.deliver(ctx, e)
+	close(done)
+	<-renewed
+	return finished
 }
 
 const (
@@ -92,7 +121,7 @@ func (a *Agent) deliverDue(ctx context.Context) {
 					if blocked[e.Incident] {
 						continue
 					}
-					if !a.deliver(ctx, e) {
+					if !a.deliverClaimed(ctx, e) {
 						blocked[e.Incident] = true
 					}
 				}

@@ -58,6 +58,9 @@ type Agent struct {
 	// Heartbeat is how often it tells them it is alive (locations.go).
 	Name      string        `koanf:"name"`
 	Heartbeat time.Duration `koanf:"heartbeat"`
+	// OutboxLease is how long a claimed notification is this agent's to deliver; an agent
+	// killed mid-delivery leaves it to the others once it is over (locations.go).
+	OutboxLease time.Duration `koanf:"outbox_lease"`
 }
 
 // Store configures where runs, deploys, verdicts and the outbox are kept.

@@ -58,6 +58,7 @@ func (l Locations) Quorum() Quorum { return Quorum{Min: l.Min, Fail: l.Fail, Wai
 // Defaults of several agents.
 const (
 	DefaultHeartbeat     = 10 * time.Second
+	DefaultOutboxLease   = 30 * time.Second
 	DefaultLocationsWait = 15 * time.Second
 )
 
@@ -85,6 +86,7 @@ func (c *Config) ServiceQuorum(s *Service) Quorum {
 
 func (c *Config) defaultLocations() {
 	setDur(&c.Agent.Heartbeat, DefaultHeartbeat)
+	setDur(&c.Agent.OutboxLease, DefaultOutboxLease)
 	setInt(&c.Locations.Fail, 1)
 	setDur(&c.Locations.Wait, DefaultLocationsWait)
 	if c.Locations.Notify == nil {
@@ -133,6 +135,9 @@ func (v *validator) locations() {
 	}
 	if a.Heartbeat < 100*time.Millisecond || a.Heartbeat > 5*time.Minute {
 		v.errf("agent.heartbeat", "use 100ms to 5m, e.g. 10s", "%s is out of range", a.Heartbeat)
+	}
+	if a.OutboxLease < time.Second || a.OutboxLease > 10*time.Minute {
+		v.errf("agent.outbox_lease", "use 1s to 10m, e.g. 30s", "%s is out of range", a.OutboxLease)
 	}
 	v.quorum("locations", c.Locations.Quorum(), c.Locations.Quorum())
 	for i, n := range c.Locations.Notify {
