@@ -23,6 +23,7 @@ type locFleet struct {
 	srv    *pgtest.Server
 	dsn    string
 	hook   *loopback.Webhook
+	ops    *loopback.Webhook
 	agents map[string]*harness
 	tgs    map[string]*target
 }
@@ -33,7 +34,7 @@ var threeLocations = []string{"eu", "us", "ap"}
 func newLocFleet(t *testing.T, quorum string) *locFleet {
 	t.Helper()
 	srv := pgtest.Start(t, pgtest.Options{})
-	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), agents: map[string]*harness{}, tgs: map[string]*target{}}
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), ops: loopback.NewWebhook(t), agents: map[string]*harness{}, tgs: map[string]*target{}}
 	for _, loc := range threeLocations {
 		f.tgs[loc] = newTarget(t)
 		f.agents[loc] = f.start(loc, quorum)
@@ -45,13 +46,14 @@ func (f *locFleet) config(loc, quorum string) string {
 	return fmt.Sprintf(`
 agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 2s}
 store: {driver: postgres, dsn: %q}
-locations: {%s}
+locations: {%s, notify: [ops]}
 checks:
   - {name: home, kind: http, every: 1h, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 3}, on_failure: [rollback]}
 notifiers:%s
-`, loc, loc, f.dsn, quorum, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook))
+  ops: {type: webhook, url: %s, secret: %s}
+`, loc, loc, f.dsn, quorum, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook), f.ops.URL(), loopback.WebhookSecret)
 }
 
 // start runs the agent of loc on its own PostgreSQL store.
@@ -189,5 +191,33 @@ func TestLocationsDatabaseRestartMidVerification(t *testing.T) {
 	f.agents["eu"].outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
 	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
 		t.Fatalf("rollback webhook received %d times; want exactly 1", n)
+	}
+}
+
+// An agent that stops heartbeating without a clean stop makes its location silent: one
+// incident, announced once however many agents notice, closed when the agent is forgotten.
+func TestLocationsSilentAgentIsAnIncident(t *testing.T) {
+	f := newLocFleet(t, "fail: 1")
+	f.waitMembers(3)
+	ghost := &store.Member{Name: "ghost-1", Instance: "x", Location: "sa", Version: "test", Services: []string{"web"},
+		Started: time.Now().Add(-time.Hour), Heartbeat: time.Now().Add(-time.Minute)}
+	if _, err := f.agents["eu"].a.store.Heartbeat(t.Context(), ghost); err != nil {
+		t.Fatal(err)
+	}
+	opened := "location:sa:1:check_failed"
+	eventually(t, 30*time.Second, "the silent location's incident", func() bool { return f.ops.Count(opened) > 0 })
+	status, out := f.agents["us"].request("GET", "/api/v1/agents", "")
+	if status != http.StatusOK || !strings.Contains(fmt.Sprint(out), "state:silent") {
+		t.Errorf("GET /api/v1/agents = %d %v; want ghost-1 silent", status, out)
+	}
+	if status, out := f.agents["ap"].request("DELETE", "/api/v1/agents/ghost-1", ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE /api/v1/agents/ghost-1 = %d %v", status, out)
+	}
+	closed := "location:sa:1:check_recovered"
+	eventually(t, 30*time.Second, "the incident to close", func() bool { return f.ops.Count(closed) > 0 })
+	f.agents["eu"].outboxSettled(opened, map[string]string{"ops": store.OutboxDelivered})
+	f.agents["eu"].outboxSettled(closed, map[string]string{"ops": store.OutboxDelivered})
+	if a, b := f.ops.Count(opened), f.ops.Count(closed); a != 1 || b != 1 {
+		t.Errorf("ops received the opening %d times and the closing %d times; want once each", a, b)
 	}
 }
