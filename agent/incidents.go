@@ -28,7 +28,10 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
 	cl := a.streaks[c.Name]
-	if cl == nil {
+	// A location's first run of a check writes its streak even when it passes: the
+	// locations with a streak are those running the check, what "failing in 2 of 3" counts.
+	first := cl == nil
+	if first {
 		cl = &store.CheckLocation{Check: c.Name, Location: a.location}
 	}
 	next := *cl
@@ -56,7 +59,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 			remind = true
 		}
 	}
-	if next == *cl && !remind {
+	if next == *cl && !remind && !first {
 		a.writer.add(sr)
 		return
 	}

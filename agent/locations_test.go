@@ -26,15 +26,20 @@ type locFleet struct {
 	ops    *loopback.Webhook
 	agents map[string]*harness
 	tgs    map[string]*target
+	every  string
 }
 
 var threeLocations = []string{"eu", "us", "ap"}
 
 // newLocFleet starts a PostgreSQL and one agent per location with the given quorum.
-func newLocFleet(t *testing.T, quorum string) *locFleet {
+// every, when given, is how often the check runs between deploys (default 1h: never).
+func newLocFleet(t *testing.T, quorum string, every ...string) *locFleet {
 	t.Helper()
 	srv := pgtest.Start(t, pgtest.Options{})
-	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), ops: loopback.NewWebhook(t), agents: map[string]*harness{}, tgs: map[string]*target{}}
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), ops: loopback.NewWebhook(t), agents: map[string]*harness{}, tgs: map[string]*target{}, every: "1h"}
+	if len(every) > 0 {
+		f.every = every[0]
+	}
 	for _, loc := range threeLocations {
 		f.tgs[loc] = newTarget(t)
 		f.agents[loc] = f.start(loc, quorum)
@@ -48,12 +53,12 @@ agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 2s}
 store: {driver: postgres, dsn: %q}
 locations: {%s, notify: [ops]}
 checks:
-  - {name: home, kind: http, every: 1h, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
+  - {name: home, kind: http, every: %s, failure_threshold: 1, success_threshold: 1, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 3}, on_failure: [rollback]}
 notifiers:%s
   ops: {type: webhook, url: %s, secret: %s}
-`, loc, loc, f.dsn, quorum, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook), f.ops.URL(), loopback.WebhookSecret)
+`, loc, loc, f.dsn, quorum, f.every, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook), f.ops.URL(), loopback.WebhookSecret)
 }
 
 // start runs the agent of loc on its own PostgreSQL store.
@@ -219,5 +224,43 @@ func TestLocationsSilentAgentIsAnIncident(t *testing.T) {
 	f.agents["eu"].outboxSettled(closed, map[string]string{"ops": store.OutboxDelivered})
 	if a, b := f.ops.Count(opened), f.ops.Count(closed); a != 1 || b != 1 {
 		t.Errorf("ops received the opening %d times and the closing %d times; want once each", a, b)
+	}
+}
+
+// A scheduled check failing in two of three locations opens one incident under fail: 2,
+// saying so; failing in one does not.
+func TestLocationsScheduledIncidentAtTheQuorum(t *testing.T) {
+	f := newLocFleet(t, "fail: 2", "1s")
+	f.waitMembers(3)
+	for _, loc := range threeLocations { // each location's first run, at a random offset in the first second
+		eventually(t, 30*time.Second, loc+"'s first run", func() bool {
+			cl, err := f.agents[loc].a.store.CheckLocations(t.Context(), loc)
+			return err == nil && cl["home"] != nil
+		})
+	}
+	f.tgs["eu"].set("broken")
+	eventually(t, 30*time.Second, "eu to count as failing", func() bool {
+		cl, err := f.agents["eu"].a.store.CheckLocations(t.Context(), "eu")
+		return err == nil && cl["home"] != nil && cl["home"].Failing
+	})
+	if in, _ := f.agents["ap"].a.store.Incidents(t.Context()); in["home"] != nil && in["home"].Open {
+		t.Fatalf("one failing location opened the incident under fail: 2: %+v", in["home"])
+	}
+	f.tgs["us"].set("broken")
+	eventually(t, 30*time.Second, "the check's incident", func() bool {
+		in, err := f.agents["ap"].a.store.Incidents(t.Context())
+		return err == nil && in["home"] != nil && in["home"].Open
+	})
+	in, _ := f.agents["ap"].a.store.Incidents(t.Context())
+	if s := in["home"].Summary; !strings.Contains(s, "failing in 2 of 3 locations (eu, us)") {
+		var rows []string
+		for _, loc := range threeLocations {
+			cl, err := f.agents["ap"].a.store.CheckLocations(t.Context(), loc)
+			rows = append(rows, fmt.Sprintf("%s: %v %v", loc, cl["home"], err))
+		}
+		t.Errorf("summary %q; want it to say failing in 2 of 3 locations (eu, us); streaks: %s", s, strings.Join(rows, "; "))
+	}
+	if in["home"].Seq != 1 {
+		t.Errorf("incident opened %d times; want once", in["home"].Seq)
 	}
 }
