@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -128,6 +129,12 @@ func TestLocationsBrokenEverywhereOneVerdictOneRollback(t *testing.T) {
 	list, _ := out["agents"].([]any)
 	if len(list) != 3 {
 		t.Fatalf("GET /api/v1/agents lists %d agents; want 3: %v", len(list), out)
+	}
+	page := f.agents["ap"].page("/")
+	for _, loc := range threeLocations {
+		if !strings.Contains(page, "agent-"+loc) {
+			t.Errorf("the status page does not list agent-%s", loc)
+		}
 	}
 	for _, m := range list {
 		m := m.(map[string]any)
@@ -263,4 +270,16 @@ func TestLocationsScheduledIncidentAtTheQuorum(t *testing.T) {
 	if in["home"].Seq != 1 {
 		t.Errorf("incident opened %d times; want once", in["home"].Seq)
 	}
+}
+
+// page gets a status page and returns its HTML.
+func (h *harness) page(path string) string {
+	h.t.Helper()
+	resp, err := http.Get(h.url + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

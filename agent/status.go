@@ -73,8 +73,12 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	deploys, _ := a.store.Deploys(ctx, "", 20)
 	failures, _ := a.store.RecentFailures(ctx, 10)
+	var members []memberView
+	if a.shared() { // one agent on SQLite has nobody to list
+		members, _ = a.memberViews(ctx)
+	}
 	a.render(w, "index.html", map[string]any{"Location": rt.Config.Agent.Location, "Checks": rows, "Deploys": deploys,
-		"Failures": failures, "Now": now, "Version": a.opts.Version})
+		"Failures": failures, "Now": now, "Version": a.opts.Version, "Agents": members})
 }
 
 func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
