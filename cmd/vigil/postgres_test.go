@@ -19,7 +19,8 @@ import (
 
 // Three `vigil agent` processes in three locations share one throwaway PostgreSQL. Each
 // cycle registers a broken deploy through a random agent and SIGKILLs a random agent:
-// during verification (right after the registration), or during delivery (the agent
+// during verification (right after the registration; the verdict needs two failing rounds
+// 500ms apart, so it cannot come first), or during delivery (the agent
 // holding the rollback's claim, after the receiver accepted it and before vigil heard the
 // 2xx). The killed agent is restarted. Every deploy reaches one failed verdict; every
 // rollback key is one outbox entry, delivered; a key killed mid-delivery arrives once
@@ -47,7 +48,7 @@ locations: {min: 0, fail: 1, wait: 20s}
 checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%s/"}, assert: ["status == 200"]}
 services:
-  web: {checks: [home], verify: {interval: 100ms, count: 2}, on_failure: [rollback]}
+  web: {checks: [home], verify: {interval: 500ms, count: 3, failure_limit: 1}, on_failure: [rollback]}
 notifiers:
   rollback: {type: webhook, url: %q, secret: %q, action: rollback, timeout: 30s, max_attempts: 50}
 `, loc, loc, dsn, a.URL, hook.URL(), loopback.WebhookSecret)
