@@ -41,6 +41,8 @@ type Options struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Version  string
+	// Revision is the commit the binary was built from (vigil_build_info).
+	Revision string
 	// Listener, when set, is used instead of listening on agent.listen (tests).
 	Listener net.Listener
 	// Browser reports whether the browser can start (readiness); nil means always.
@@ -111,7 +113,7 @@ func New(opts Options) (*Agent, error) {
 		// The agent must know the shared client: verification sessions are made from it.
 		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
-	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
+	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})

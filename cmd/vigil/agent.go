@@ -91,9 +91,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return exitWith(exitUsage, err)
 	}
 	defer env.Close()
-	v, _, _ := buildInfo()
+	v, rev, _ := buildInfo()
 	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Tracing: env.tracing,
-		Store: st, Registry: reg, Logger: log, Version: v, BrowserReady: env.browserReady})
+		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
