@@ -86,7 +86,7 @@ Start with 'vigil demo'.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd(), newSchemaCmd())
 	return root
 }
 
