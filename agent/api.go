@@ -218,10 +218,3 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 }
 
 var outboxStates = []string{"", store.OutboxPending, store.OutboxDelivered, store.OutboxDead, store.OutboxDryRun, store.OutboxSilenced}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

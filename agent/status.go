@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -159,7 +160,7 @@ func varList(vars map[string]any) []kv {
 		if err != nil {
 			b = []byte(fmt.Sprint(v))
 		}
-		out = append(out, kv{k, clip(string(b), 2000)})
+		out = append(out, kv{k, text.Ellipsis(string(b), 2000)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

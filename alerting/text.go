@@ -6,6 +6,7 @@ import (
 	"unicode"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // RenderText is the event as plain text for a terminal (`vigil demo`, logs a person reads):
@@ -52,14 +53,14 @@ func RenderText(ev *Event) string {
 		}
 		line("  ", head)
 		if fc.Summary != "" {
-			line("      ", inert(truncate(fc.Summary, maxReason)))
+			line("      ", inert(text.Ellipsis(fc.Summary, maxReason)))
 		}
 		var tail []string
 		if fc.RunURL != "" {
 			tail = append(tail, runLabel+": "+inert(fc.RunURL))
 		}
 		if fc.TraceID != "" {
-			tail = append(tail, "trace "+inert(truncate(fc.TraceID, 64)))
+			tail = append(tail, "trace "+inert(text.Ellipsis(fc.TraceID, 64)))
 		}
 		if fc.TraceURL != "" {
 			tail = append(tail, fc.TraceURL)
