@@ -136,7 +136,9 @@ func New(opts Options) (*Agent, error) {
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
-	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(a.Runtime().Config.Store.MaxSize) })
+	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
+	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(maxSize()) },
+		func(ctx context.Context) { a.purgeToSize(ctx, maxSize()) })
 	return a, nil
 }
 
