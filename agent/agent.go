@@ -76,6 +76,11 @@ type Agent struct {
 	incMu     sync.Mutex
 	incidents map[string]*store.Incident // scheduled monitoring's incident state, by check
 
+	// board counts every check's runs in time buckets for the status page (board.go); it
+	// holds the runs recorded from boardFrom on, and the store's from before once seeded.
+	board     *board
+	boardFrom time.Time
+
 	runCtx     context.Context // lives until shutdown; verifications run under it
 	cancelRuns context.CancelFunc
 	// started closes once Run has resumed the verifications a restart cut off: deploys
@@ -113,7 +118,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
+		incidents: map[string]*store.Incident{}, started: make(chan struct{}), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
@@ -185,7 +190,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancelRuns()
 
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() {
+		defer bg.Done()
+		if err := a.board.seed(runCtx, a.store, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
+			a.log.Warn("reading the history for the status page's uptime bars failed; they start empty", "error", err)
+		}
+	}()
 	go func() { defer bg.Done(); a.writer.run(runCtx) }()
 	go func() { defer bg.Done(); a.outboxLoop(runCtx) }()
 	go func() { defer bg.Done(); a.purgeLoop(runCtx) }()

@@ -265,6 +265,18 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		*in = before
 		return
 	}
+	if event != "" {
+		kind, summary := event, res.Summary()
+		switch {
+		case event == configs.EventCheckRecovered:
+			summary = fmt.Sprintf("passes again; the incident was open for %s", now.Sub(in.OpenedAt).Round(time.Second))
+		case in.Reminders > 0:
+			kind = eventCheckReminder
+			summary = fmt.Sprintf("still failing (reminder %d), since %s: %s", in.Reminders, in.OpenedAt.UTC().Format(time.RFC3339), summary)
+		}
+		a.recordEvent(&store.Event{At: now, Kind: kind, Check: c.Name, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq),
+			Summary: summary, RunID: sr.ID})
+	}
 	if len(outbox) > 0 {
 		a.signalOutbox()
 	}
@@ -332,6 +344,7 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 			continue
 		}
 		*in = closed // kept, with its seq: a check added back under the name opens a new incident
+		a.recordEvent(&store.Event{At: now, Kind: eventCheckClosed, Check: name, Incident: incident, Summary: ev.Summary})
 		a.log.Info("check incident closed: the check left the config", "check", name, "notifications", len(outbox))
 	}
 	a.signalOutbox()

@@ -179,6 +179,15 @@ var outboxBackoff = backoff.Policy{First: time.Second, Max: outboxMaxBackoff, Ji
 // actionResult tells the people who heard about an incident what a rollback or halt
 // webhook did: one entry per notifier that is not itself an action webhook.
 func (a *Agent) actionResult(ev *alerting.Event, webhook, action, summary string, now time.Time) {
+	kind := eventRollback
+	if action == alerting.ActionHalt {
+		kind = eventHalt
+	}
+	e := &store.Event{At: now, Kind: kind, Service: ev.Service, Check: ev.Check, Incident: ev.Incident, Summary: summary}
+	if ev.Deploy != nil {
+		e.DeployID = ev.Deploy.ID
+	}
+	a.recordEvent(e)
 	rt := a.Runtime()
 	svc := rt.Config.Services[ev.Service]
 	if svc == nil {

@@ -171,7 +171,9 @@ type Service struct {
 	Verify    Verify   `koanf:"verify"`
 	OnFailure Routes   `koanf:"on_failure"`
 	// DryRun announces what rollback or halt would have been called, without calling it.
-	DryRun bool `koanf:"dry_run"`
+	DryRun     bool       `koanf:"dry_run"`
+	Owners     Owners     `koanf:"owners"`      // owners.go
+	RunbookURL RunbookURL `koanf:"runbook_url"` // owners.go
 
 	Name string `koanf:"-"`
 }
@@ -241,6 +243,8 @@ type Check struct {
 	Notify           []string          `koanf:"notify"`
 	Assert           []string          `koanf:"assert"`
 	Labels           map[string]string `koanf:"labels"`
+	Owners           Owners            `koanf:"owners"`      // owners.go
+	RunbookURL       RunbookURL        `koanf:"runbook_url"` // owners.go
 	// Service is the service this check belongs to (from services.*.checks); "" for none.
 	Services []string `koanf:"-"`
 
