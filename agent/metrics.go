@@ -6,15 +6,16 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 )
 
-// metrics are DESIGN.md §6: blackbox-compatible probe gauges first, so existing dashboards
-// and alert rules work, then vigil's own. No label takes unbounded values.
+// metrics are what /metrics serves (the README's Metrics section lists them):
+// blackbox-compatible probe gauges first, so existing dashboards and alert rules work, then
+// vigil's own; a kind's own metrics (a browser check's JavaScript errors, a propagation
+// check's time) belong to the kind (checks.Instrumented). No label takes unbounded values.
 type metrics struct {
 	probeSuccess  *prometheus.GaugeVec
 	probeDuration *prometheus.GaugeVec
 	checkDuration *prometheus.HistogramVec
 	checkRuns     *prometheus.CounterVec
-	jsErrors      *prometheus.CounterVec
-	propagation   *prometheus.HistogramVec
+	kinds         checks.KindMetrics
 	verdicts      *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	rollbacks     *prometheus.CounterVec
@@ -41,11 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"check", "kind"}),
 		checkRuns: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_check_runs_total",
 			Help: "Check runs by result (pass, fail, error, inconclusive)."}, []string{"check", "kind", "result"}),
-		jsErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_browser_js_errors_total",
-			Help: "JavaScript errors seen by browser checks."}, []string{"check"}),
-		propagation: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
-			Help:    "Time until every reader showed a propagation check's marker.",
-			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"}),
+		kinds: checks.NewKindMetrics(reg),
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
 			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",
@@ -83,12 +80,7 @@ func (m *metrics) observe(r *checks.Result) {
 		h.Observe(r.Duration.Seconds())
 	}
 	m.checkRuns.WithLabelValues(r.Check, r.Kind, string(r.Outcome)).Inc()
-	if n, ok := r.Vars["js_errors"].(int); ok && n > 0 {
-		m.jsErrors.WithLabelValues(r.Check).Add(float64(n))
-	}
-	if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Kind == "propagation" && r.Outcome != checks.Error {
-		m.propagation.WithLabelValues(r.Check).Observe(ms / 1000)
-	}
+	m.kinds.Observe(r)
 }
 
 // forget drops the series of a check a reload removed, so it does not look alive forever.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/internal/golden"
 )
 
@@ -18,8 +19,9 @@ func touch(m *metrics) {
 	m.probeDuration.WithLabelValues("c", "http", "local")
 	m.checkDuration.WithLabelValues("c", "http")
 	m.checkRuns.WithLabelValues("c", "http", "pass")
-	m.jsErrors.WithLabelValues("c")
-	m.propagation.WithLabelValues("c")
+	// The kinds' own metrics: one result each that they record.
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "browser", Outcome: checks.Fail, Vars: map[string]any{"js_errors": 1}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0}})
 	m.verdicts.WithLabelValues("web", "passed")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")

@@ -90,7 +90,7 @@ func (rt *Runtime) serviceChecks(service string) []*checks.Check {
 // HasBrowserChecks reports whether any check needs Chromium (readiness depends on it).
 func (rt *Runtime) HasBrowserChecks() bool {
 	for _, c := range rt.Order {
-		if c.Kind == configs.KindBrowser {
+		if c.Resource() == checks.BrowserSlot {
 			return true
 		}
 	}

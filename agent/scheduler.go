@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
-	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/clock"
 )
 
@@ -16,7 +15,7 @@ import (
 // so a thousand checks do not fire in the same millisecond. It owns time: a check never
 // sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
 // previous run still going is skipped and counted). At most `concurrency` runs are in
-// flight, and at most `browserConcurrency` browser runs.
+// flight, and at most `browserConcurrency` runs that hold a browser page (checks.BrowserSlot).
 type Scheduler struct {
 	clock   clock.Clock
 	execute func(ctx context.Context, c *checks.Check, due time.Time)
@@ -25,7 +24,7 @@ type Scheduler struct {
 	rand    *rand.Rand
 
 	conc    *limit
-	browser *limit
+	browser *limit // runs that hold a browser page (checks.BrowserSlot)
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -188,28 +187,35 @@ func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time
 	s.execute(ctx, c, due)
 }
 
-// Acquire takes the slots a run of c needs: a browser slot for a browser check, then a run
-// slot. Runs outside the schedule (deploy verification rounds, manual runs) take them too,
-// so agent.concurrency bounds everything vigil sends at once. ok is false when ctx ended
-// first; otherwise release gives the slots back.
+// Acquire takes the slots a run of c needs: a slot of the scarce resource its kind holds
+// (a browser page), if any, then a run slot. Runs outside the schedule (deploy verification
+// rounds, manual runs) take them too, so agent.concurrency bounds everything vigil sends at
+// once. ok is false when ctx ended first; otherwise release gives the slots back.
 func (s *Scheduler) Acquire(ctx context.Context, c *checks.Check) (release func(), ok bool) {
-	if c.Kind == configs.KindBrowser {
-		if s.browser.acquire(ctx) != nil {
-			return nil, false
-		}
+	scarce := s.scarce(c.Resource())
+	if scarce != nil && scarce.acquire(ctx) != nil {
+		return nil, false
 	}
 	if s.conc.acquire(ctx) != nil {
-		if c.Kind == configs.KindBrowser {
-			s.browser.release()
+		if scarce != nil {
+			scarce.release()
 		}
 		return nil, false
 	}
 	return func() {
 		s.conc.release()
-		if c.Kind == configs.KindBrowser {
-			s.browser.release()
+		if scarce != nil {
+			scarce.release()
 		}
 	}, true
+}
+
+// scarce is the limit on the runs that hold r besides a run slot; nil for none.
+func (s *Scheduler) scarce(r checks.Resource) *limit {
+	if r == checks.BrowserSlot {
+		return s.browser
+	}
+	return nil
 }
 
 // SetLimits changes how many runs, and browser runs, may go at once (a reload). Runs in

@@ -570,7 +570,7 @@ func groupChecks(rt *Runtime, by string) []checkGroup {
 	case by == "none":
 		return []checkGroup{{name: "all checks", key: "all", checks: rt.Order}}
 	case by == "kind":
-		for _, k := range configs.Kinds {
+		for _, k := range configs.Kinds() {
 			g := checkGroup{name: k, key: "kind-" + k}
 			for _, c := range rt.Order {
 				if c.Kind == k {

@@ -1,10 +1,11 @@
 package browser
 
 import (
-	"github.com/chromedp/cdproto/network"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/chromedp/cdproto/network"
 )
 
 func TestDecodePayload(t *testing.T) {
@@ -103,7 +104,7 @@ func TestMergeExceptionsCountsEachThrowOnce(t *testing.T) {
 // One missing stylesheet is one problem, however many requests and events Chromium
 // reports it with.
 func TestFailedRequestCountedOnce(t *testing.T) {
-	r := newRecorder(func(string) {})
+	r := newRecorder()
 	for _, id := range []network.RequestID{"1", "2"} { // the preload scanner and the parser
 		r.response(&network.EventResponseReceived{RequestID: id, Type: network.ResourceTypeStylesheet,
 			Response: &network.Response{URL: "http://127.0.0.1/missing.css", Status: 404, StatusText: "Not Found"}})
@@ -112,5 +113,33 @@ func TestFailedRequestCountedOnce(t *testing.T) {
 		Response: &network.Response{URL: "http://127.0.0.1/missing.js", Status: 404, StatusText: "Not Found"}})
 	if len(r.failed) != 2 {
 		t.Fatalf("want the stylesheet and the script once each: %+v", r.failed)
+	}
+}
+
+// CDP does not order a request's events: the status (responseReceivedExtraInfo) can come
+// before requestWillBeSent, or after the load was cancelled. A 404 stylesheet is one
+// failed request in every order.
+func TestFailedRequestInAnyEventOrder(t *testing.T) {
+	css := &network.Request{URL: "http://127.0.0.1/missing.css", Method: "GET"}
+	sent := &network.EventRequestWillBeSent{RequestID: "1", Request: css, Type: network.ResourceTypeStylesheet}
+	extra := &network.EventResponseReceivedExtraInfo{RequestID: "1", StatusCode: 404}
+	cancelled := &network.EventLoadingFailed{RequestID: "1", Type: network.ResourceTypeStylesheet, Canceled: true, ErrorText: "net::ERR_ABORTED"}
+	for name, order := range map[string][]any{
+		"sent, status, cancelled":  {sent, extra, cancelled},
+		"status, sent, cancelled":  {extra, sent, cancelled},
+		"sent, cancelled, status":  {sent, cancelled, extra},
+		"sent, cancelled, no 404s": {sent, cancelled, &network.EventResponseReceivedExtraInfo{RequestID: "1", StatusCode: 200}},
+	} {
+		r := newRecorder()
+		for _, ev := range order {
+			r.listen(ev)
+		}
+		want := 1
+		if name == "sent, cancelled, no 404s" {
+			want = 0 // a load the page abandoned is not a failure
+		}
+		if len(r.failed) != want {
+			t.Errorf("%s: %d failed requests %+v; want %d", name, len(r.failed), r.failed, want)
+		}
 	}
 }

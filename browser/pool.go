@@ -43,6 +43,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// StartTimeout bounds one browser start; 0 is 30s.
 	StartTimeout time.Duration
+	// NoSpareTab opens every visit's tab when the visit starts instead of ahead of need
+	// (spare.go): what a visit costs without the spare, for scripts/bench browser.
+	NoSpareTab bool
 	// Reap makes vigil a child subreaper (Linux) and reaps the Chromium helper processes
 	// the kernel then re-parents to it when a browser dies. It is always on when vigil runs
 	// as PID 1 (a container without an init), where nothing else would reap them.
@@ -64,6 +67,8 @@ type Pool struct {
 
 	mu  sync.Mutex
 	cur *instance
+	// spare is a tab opened ahead of need in cur (spare.go); nil when none is open or opening.
+	spare *tab
 	// pids are the browser processes os/exec still has to wait for.
 	pids     map[int]bool
 	starting *startAttempt
@@ -164,6 +169,7 @@ func (p *Pool) Close() error {
 	}
 	p.closed = true
 	p.close()
+	p.dropSpareLocked(nil)
 	p.mu.Unlock()
 
 	p.tabs.Wait() // visits end within a second of p.close; their tab closes are bounded
@@ -216,6 +222,7 @@ func (p *Pool) get(ctx context.Context) (*instance, error) {
 			}
 			p.cur = nil
 			cur.retired = true
+			p.dropSpareLocked(cur)
 			if cur.refs == 0 {
 				p.shutdownLocked(cur)
 			}
@@ -259,6 +266,7 @@ func (p *Pool) retire(inst *instance, why string) {
 	}
 	p.log.Warn("replacing the browser", "pid", inst.pid, "reason", why)
 	inst.retired = true
+	p.dropSpareLocked(inst)
 	if p.cur == inst {
 		p.cur = nil
 	}
@@ -396,6 +404,7 @@ func (p *Pool) watch(inst *instance) {
 		p.log.Warn("the browser exited; the next browser check starts a new one", "pid", inst.pid,
 			"cause", context.Cause(inst.ctx))
 		inst.retired = true
+		p.dropSpareLocked(inst)
 		if p.cur == inst {
 			p.cur = nil
 		}
@@ -454,5 +463,6 @@ func (p *Pool) Start(ctx context.Context) error {
 		return err
 	}
 	p.release(inst)
+	p.refill(inst) // the first visit finds its tab open
 	return nil
 }

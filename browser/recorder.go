@@ -19,11 +19,13 @@ import (
 // recorder collects what a tab reports. Its listen method runs on chromedp's event loop for
 // the tab, from the tab's first message: it must return fast and never send a command.
 type recorder struct {
-	// onCrash is called once when the renderer crashes or the inspector detaches.
-	onCrash func(reason string)
-	// onProblem, when set, is called on the event loop after an event added a problem (an
-	// exception, a console error, a failed request). It must return fast and send nothing.
-	onProblem func()
+	// onCrash is called once when the renderer crashes or the inspector detaches; onProblem,
+	// when set, on the event loop after an event added a problem (an exception, a console
+	// error, a failed request): it must return fast and send nothing. Both are set by the
+	// visit that uses the tab, which may be opened before the visit exists (a spare tab), so
+	// they are read and set atomically.
+	onCrash   atomic.Pointer[func(reason string)]
+	onProblem atomic.Pointer[func()]
 	// problems counts problems recorded (kept or dropped), so listen can tell one arrived.
 	problems atomic.Int64
 
@@ -37,11 +39,24 @@ type recorder struct {
 	failed            []FailedRequest
 	dropped           int
 	requests          map[network.RequestID]*request
-	requestCount      int
-	mainFrame         cdp.FrameID
-	status            int
-	docResponses      int
-	crashed           string
+	// early holds statuses whose responseReceivedExtraInfo came before the request's
+	// requestWillBeSent: CDP does not order the two, and a warm tab answers fast enough to
+	// show it.
+	early map[network.RequestID]int
+	// cancelled holds requests of a failing type that were cancelled before their status
+	// arrived (loadingFailed before responseReceivedExtraInfo, which CDP does not order):
+	// a 404 that arrives for one afterwards is a failed request.
+	cancelled    map[network.RequestID]cancelledRequest
+	requestCount int
+	mainFrame    cdp.FrameID
+	status       int
+	docResponses int
+	crashed      string
+}
+
+type cancelledRequest struct {
+	method, url string
+	typ         network.ResourceType
 }
 
 type seqException struct {
@@ -59,16 +74,17 @@ type request struct {
 	reported bool
 }
 
-func newRecorder(onCrash func(string)) *recorder {
-	return &recorder{onCrash: onCrash, requests: map[network.RequestID]*request{}}
+func newRecorder() *recorder {
+	return &recorder{requests: map[network.RequestID]*request{}, early: map[network.RequestID]int{},
+		cancelled: map[network.RequestID]cancelledRequest{}}
 }
 
 // listen is the chromedp listener (chromedp.WithListener).
 func (r *recorder) listen(ev any) {
 	before := r.problems.Load()
 	r.record(ev)
-	if r.onProblem != nil && r.problems.Load() != before {
-		r.onProblem()
+	if f := r.onProblem.Load(); f != nil && r.problems.Load() != before {
+		(*f)()
 	}
 }
 
@@ -104,7 +120,12 @@ func (r *recorder) record(ev any) {
 			r.requestCount++
 		}
 		if e.Request != nil {
-			r.requests[e.RequestID] = &request{method: e.Request.Method, url: clip(e.Request.URL, maxURL)}
+			q := &request{method: e.Request.Method, url: clip(e.Request.URL, maxURL)}
+			if st, ok := r.early[e.RequestID]; ok {
+				q.status = st
+				delete(r.early, e.RequestID)
+			}
+			r.requests[e.RequestID] = q
 		}
 		r.mu.Unlock()
 	case *network.EventResponseReceived:
@@ -114,8 +135,18 @@ func (r *recorder) record(ev any) {
 		// responseReceived: a 404 stylesheet served as text/plain with nosniff is only
 		// a cancelled load otherwise.
 		r.mu.Lock()
-		if q := r.requests[e.RequestID]; q != nil && q.status == 0 {
+		c, wasCancelled := r.cancelled[e.RequestID]
+		switch q := r.requests[e.RequestID]; {
+		case q != nil && q.status == 0:
 			q.status = int(e.StatusCode)
+		case wasCancelled:
+			delete(r.cancelled, e.RequestID)
+			if e.StatusCode >= 400 {
+				st := int(e.StatusCode)
+				r.addFailed(FailedRequest{Method: c.method, URL: c.url, Type: strings.ToLower(string(c.typ)), Status: st, StatusText: http.StatusText(st)})
+			}
+		case q == nil && len(r.early) < maxEntries:
+			r.early[e.RequestID] = int(e.StatusCode)
 		}
 		r.mu.Unlock()
 	case *network.EventLoadingFinished:
@@ -138,8 +169,8 @@ func (r *recorder) crash(reason string) {
 		r.crashed = reason
 	}
 	r.mu.Unlock()
-	if first && r.onCrash != nil {
-		r.onCrash(reason)
+	if f := r.onCrash.Load(); first && f != nil {
+		(*f)(reason)
 	}
 }
 
@@ -221,9 +252,12 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 		// stylesheet or script served as text/plain with nosniff): an HTTP failure.
 		// Any other cancelled request was abandoned by the page (a navigation away, an
 		// aborted fetch): that is the page's choice, not a failure.
-		if q.status >= 400 && failingTypes[e.Type] {
+		switch {
+		case q.status >= 400 && failingTypes[e.Type]:
 			r.addFailed(FailedRequest{Method: q.method, URL: q.url,
 				Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)})
+		case q.status == 0 && failingTypes[e.Type] && len(r.cancelled) < maxEntries:
+			r.cancelled[e.RequestID] = cancelledRequest{method: q.method, url: q.url, typ: e.Type}
 		}
 		return
 	}

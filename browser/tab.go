@@ -1,42 +1,26 @@
 package browser
 
-// Opening a visit's tab: a fresh isolated browser context, prepared before any page script
-// runs (error listeners, viewport, cookies, first-party headers).
+// Preparing a visit's tab before any page script runs: viewport, cookies, first-party
+// headers. Opening the tab itself (a fresh isolated browser context with the error
+// listeners) is in spare.go.
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
-// openTab creates the tab in a new browser context and prepares it before any page
-// script can run: the reporting binding and script, the viewport, cookies, headers.
-func (vr *visitRun) openTab() error {
-	begin := time.Now()
-	setup := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, t, runtime.AddBinding, runtime.AddBindingParams{Name: bindingName}); err != nil {
-			return fmt.Errorf("adding the error-report binding: %w", err)
-		}
-		if _, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: injectedScript}); err != nil {
-			return fmt.Errorf("injecting the error listeners: %w", err)
-		}
-		tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
-		if err != nil {
-			return fmt.Errorf("reading the frame tree: %w", err)
-		}
-		if tree.FrameTree != nil && tree.FrameTree.Frame != nil {
-			vr.rec.setMainFrame(tree.FrameTree.Frame.ID)
-		}
+// configureTab sets what this visit wants on its tab before the first navigation: the
+// viewport, cookies and first-party headers (the error listeners were installed when the
+// tab was opened).
+func (vr *visitRun) configureTab() error {
+	err := chromedp.Do(vr.tabCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		if vp := vr.v.Viewport; vp.Width > 0 && vp.Height > 0 {
 			if _, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
 				Width: int64(vp.Width), Height: int64(vp.Height), DeviceScaleFactor: 1}); err != nil {
@@ -48,25 +32,17 @@ func (vr *visitRun) openTab() error {
 				return fmt.Errorf("setting cookies: %w", err)
 			}
 		}
-		vr.target = t
 		return nil
-	})
-	// The tab's first Do must get the tab's own context: the tab lives as long as it.
-	err := chromedp.Do(vr.tabCtx, setup)
+	}))
 	if err == nil && len(vr.v.Headers) > 0 {
 		err = vr.interceptHeaders()
 	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && !vr.inst.gone() {
-			vr.p.noteTabOpen(vr.inst, false)
-		}
 		if f := vr.fatal(err); f != nil {
 			err = f
 		}
-		return fmt.Errorf("opening a browser tab: %w", err)
+		return fmt.Errorf("preparing the browser tab: %w", err)
 	}
-	vr.p.noteTabOpen(vr.inst, true)
-	vr.logf("opened a tab in a new browser context in %s", since(begin))
 	return nil
 }
 

@@ -170,53 +170,92 @@ func (vr *visitRun) run() error {
 	// and the timings, each with its own short deadline.
 	reserve := min(evidenceReserve, total/4)
 
-	runCtx, runCancel := context.WithDeadline(inst.ctx, vr.deadline)
-	stopCaller := context.AfterFunc(vr.caller, runCancel)
-	stopClosing := context.AfterFunc(p.closing, runCancel)
-	var cancelWork context.CancelCauseFunc
-	vr.rec = newRecorder(func(reason string) { cancelWork(fmt.Errorf("%w: %s", ErrRendererCrashed, reason)) })
+	t, err := vr.tab()
+	if err != nil {
+		p.release(inst)
+		p.releaseSlot()
+		p.tabs.Done()
+		return err
+	}
+	// The tab closes at the visit's deadline, when the caller gives up or the pool closes,
+	// whatever the page does.
+	stopDeadline := time.AfterFunc(time.Until(vr.deadline), t.close)
+	stopCaller := context.AfterFunc(vr.caller, t.close)
+	stopClosing := context.AfterFunc(p.closing, t.close)
+	vr.rec, vr.tabCtx, vr.target = t.rec, t.ctx, t.target
+	base, cancelWork := context.WithCancelCause(t.ctx)
+	crashed := func(reason string) { cancelWork(fmt.Errorf("%w: %s", ErrRendererCrashed, reason)) }
+	vr.rec.onCrash.Store(&crashed)
+	if reason := vr.rec.crashReason(); reason != "" {
+		crashed(reason)
+	}
 	if stop := vr.v.Stop; stop != nil {
 		var once sync.Once
-		vr.rec.onProblem = func() {
+		onProblem := func() {
 			snap := &Report{WaitFor: vr.v.WaitFor, StepsTotal: vr.rep.StepsTotal}
 			vr.rec.fill(snap)
 			if why := stop(snap); why != "" {
 				once.Do(func() { cancelWork(&stopError{why}) })
 			}
 		}
+		vr.rec.onProblem.Store(&onProblem)
 	}
-	tabCtx, tabCancel := chromedp.NewContext(runCtx, chromedp.WithNewBrowserContext(), chromedp.WithListener(vr.rec.listen))
-	vr.tabCtx = tabCtx
-	base, cancelWork := context.WithCancelCause(tabCtx)
 	work, cancelDeadline := context.WithDeadlineCause(base, vr.deadline.Add(-reserve), errWorkDeadline)
 	vr.work = work
 	defer func() {
 		// Closing a tab takes a round trip or two, longer when its renderer is stuck; the
 		// result does not wait for it. The slot is only freed once the tab is gone, so a
-		// run of stuck pages cannot pile up tabs.
+		// run of stuck pages cannot pile up tabs. Then the next visit's tab is opened.
 		go func() {
 			cancelDeadline()
 			cancelWork(nil)
-			tabCancel()
-			runCancel()
+			t.close()
+			stopDeadline.Stop()
 			stopCaller()
 			stopClosing()
 			p.release(inst)
 			p.releaseSlot()
 			p.tabs.Done()
+			p.refill(inst)
 		}()
 	}()
 
-	if err := vr.openTab(); err != nil {
+	if err := vr.configureTab(); err != nil {
 		return err
 	}
-	err := vr.journey()
+	err = vr.journey()
 	if why := vr.stopped(); why != "" && err == nil {
 		vr.rep.StoppedEarly = why
 		vr.logf("!! stopped at the first fatal error, %s after the visit began: %s", since(vr.began), why)
 	}
 	vr.collect(err)
 	return err
+}
+
+// tab is the visit's tab: the pool's spare, opened ahead of need, or one opened now.
+func (vr *visitRun) tab() (*tab, error) {
+	if t := vr.p.takeSpare(vr.caller, vr.inst); t != nil {
+		vr.p.release(vr.inst) // the spare's reference; the visit keeps its own
+		vr.logf("took a tab opened ahead of need in a new browser context (%s before the visit)", since(t.began).Round(time.Millisecond))
+		return t, nil
+	}
+	begin := time.Now()
+	t := newTab(vr.inst)
+	t.open(max(time.Until(vr.deadline), time.Millisecond))
+	if t.err != nil {
+		err := t.err
+		if vr.caller.Err() == nil && !vr.inst.gone() && time.Now().Before(vr.deadline) {
+			vr.p.noteTabOpen(vr.inst, false)
+		}
+		vr.rec = t.rec
+		if f := vr.fatal(err); f != nil {
+			err = f
+		}
+		return nil, fmt.Errorf("opening a browser tab: %w", err)
+	}
+	vr.p.noteTabOpen(vr.inst, true)
+	vr.logf("opened a tab in a new browser context in %s", since(begin))
+	return t, nil
 }
 
 // stopped returns why the visit's work was stopped early by Visit.Stop ("" when it was not).

@@ -1,14 +1,12 @@
 package checks
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"reflect"
 	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -44,13 +42,8 @@ type operand struct {
 // common duration_ms, the same variables under baseline, and deploy.
 func Env(vars types.Map) types.Map {
 	own := types.Map{"duration_ms": types.Float64}
-	for k, v := range vars {
-		own[k] = v
-	}
-	env := types.Map{}
-	for k, v := range own {
-		env[k] = v
-	}
+	maps.Copy(own, vars)
+	env := maps.Clone(own)
 	env["baseline"] = baselineType(own)
 	env["deploy"] = deployType
 	return env
@@ -296,13 +289,13 @@ func explainCompileError(err error, env types.Map) error {
 	}
 	msg := fe.Message
 	if m := unknownName.FindStringSubmatch(msg); m != nil {
-		names := sortedKeys(env)
+		names := slices.Sorted(maps.Keys(env))
 		return fmt.Errorf("unknown variable %q; %s", m[1], configs.DidYouMean(m[1], names))
 	}
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
 		var names []string
 		if b, ok := env["baseline"].(types.Map); ok {
-			names = sortedKeys(b)
+			names = slices.Sorted(maps.Keys(b))
 		}
 		return fmt.Errorf("unknown field %q; %s", m[1], configs.DidYouMean(m[1], names))
 	}
@@ -313,15 +306,6 @@ func explainCompileError(err error, env types.Map) error {
 		return fmt.Errorf("%s (at column %d)", msg, fe.Column+1)
 	}
 	return errors.New(msg)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Eval runs the assertion. When it is false (or cannot be evaluated) the second value says
@@ -352,7 +336,7 @@ func (a *Assertion) eval(env map[string]any, details map[string]string, red *con
 		} else {
 			v = red.Value(v)
 		}
-		s := op.text + " = " + FormatValue(v)
+		s := op.text + " = " + formatValue(v)
 		if d := details[op.text]; d != "" {
 			s += " (" + d + ")"
 		}
@@ -376,65 +360,4 @@ func sensitiveOperand(text string) bool {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
-}
-
-// FormatValue prints a variable's value briefly for a reason or a progress line.
-func FormatValue(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "nil"
-	case float64:
-		return formatFloat(x)
-	case float32:
-		return formatFloat(float64(x))
-	case string:
-		if len(x) > 80 {
-			return strconv.Quote(x[:80]) + "..."
-		}
-		return strconv.Quote(x)
-	case []string:
-		items := make([]any, len(x))
-		for i, s := range x {
-			items[i] = s
-		}
-		return formatList(items)
-	case []any:
-		return formatList(x)
-	case int, int64, bool:
-		return fmt.Sprint(x)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	if len(b) > 120 {
-		return string(b[:120]) + "..."
-	}
-	return string(b)
-}
-
-func formatFloat(f float64) string {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return fmt.Sprint(f)
-	}
-	if math.Abs(f) >= 100 {
-		return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64)
-	}
-	return strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64)
-}
-
-func formatList(items []any) string {
-	const show = 5
-	parts := make([]string, 0, show)
-	for i, it := range items {
-		if i == show {
-			break
-		}
-		parts = append(parts, FormatValue(it))
-	}
-	s := "[" + strings.Join(parts, ", ")
-	if len(items) > show {
-		s += fmt.Sprintf(", ... %d in all", len(items))
-	}
-	return s + "]"
 }

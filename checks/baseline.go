@@ -2,6 +2,7 @@ package checks
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -32,18 +33,17 @@ func MedianBaseline(previous []*Result) map[string]any {
 		}
 	}
 	for k, xs := range numbers {
-		out[k] = Median(xs)
+		out[k] = median(xs)
 	}
 	return out
 }
 
-// Median of xs (mean of the middle two for an even count); NaN for none.
-func Median(xs []float64) float64 {
+// median of xs (mean of the middle two for an even count); NaN for none.
+func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
+	s := slices.Sorted(slices.Values(xs))
 	m := len(s) / 2
 	if len(s)%2 == 1 {
 		return s[m]

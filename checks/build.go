@@ -1,11 +1,10 @@
 package checks
 
 import (
-	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
-	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/tracing"
 )
@@ -21,22 +20,8 @@ type Deps struct {
 	Tracing *tracing.Tracing
 }
 
-// kindBuilder builds one kind's Prober and returns its variable types. It reports problems
-// through b and returns a nil Prober when there were any.
-type kindBuilder func(b *builder, c *configs.Check) (Prober, types.Map)
-
-// kindBuilders is the table of kinds this build supports.
-var kindBuilders = map[string]kindBuilder{
-	configs.KindHTTP:        buildHTTP,
-	configs.KindScript:      buildScript,
-	configs.KindBrowser:     buildBrowser,
-	configs.KindPropagation: buildPropagation,
-	configs.KindSLA:         buildSLA,
-	configs.KindLogscan:     buildLogscan,
-	configs.KindPromQL:      buildPromQL,
-	configs.KindFleet:       buildFleet,
-}
-
+// builder is what a kind's build works with: the config, the shared Deps, and the list
+// its problems go to, located in the config file.
 type builder struct {
 	cfg    *configs.Config
 	deps   Deps
@@ -48,72 +33,11 @@ func (b *builder) errf(path, fix, format string, args ...any) {
 	b.errs = append(b.errs, b.cfg.Err(path, fix, format, args...))
 }
 
-// Build compiles every check in cfg: assertions type-checked against the kind's variables,
-// templates parsed and their variables resolved. Its error is configs.Errors: the config's
-// own load problems (configs.LoadPartial) and what building found, in one list; a check
-// with a load problem is not built.
-func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
-	if deps.HTTP == nil {
-		deps.HTTP = NewHTTPClient("vigil")
-	}
-	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
-	out := make([]*Check, 0, len(cfg.Checks))
-	for _, c := range cfg.Checks {
-		if c == nil || cfg.Broken(c.Path()) {
-			continue
-		}
-		if ch := b.build(c); ch != nil {
-			out = append(out, ch)
-		}
-	}
-	if err := configs.Merge(cfg.Problems(), b.errs); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (b *builder) build(c *configs.Check) *Check {
-	kb, ok := kindBuilders[c.Kind]
-	if !ok {
-		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
-		return nil
-	}
-	prober, vars := kb(b, c)
-	if prober == nil {
-		return nil
-	}
-	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
-	if b.deps.Tracing.On() { // off, a run makes no span at all
-		ch.tracer = b.deps.Tracing.Tracer("checks")
-	}
-	srcs := c.Assert
-	if len(srcs) == 0 {
-		if d, ok := prober.(DefaultAsserter); ok {
-			srcs = d.DefaultAssert()
-		}
-	}
-	env := Env(vars)
-	failed := false
-	for i, src := range srcs {
-		a, err := CompileAssertion(src, env)
-		if err != nil {
-			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
-			failed = true
-			continue
-		}
-		ch.asserts = append(ch.asserts, a)
-	}
-	if failed {
-		return nil
-	}
-	return ch
-}
-
 // request compiles a request's templates; known lists the template variables available.
-func (b *builder) request(path string, r *configs.Request, known []string) *RequestTemplate {
-	rt, err := CompileRequest(r)
+func (b *builder) request(path string, r *configs.Request, known []string) *requestTemplate {
+	rt, err := compileRequest(r)
 	if err != nil {
-		if te, ok := err.(*TemplateError); ok {
+		if te, ok := err.(*templateError); ok {
 			b.errf(path+"."+te.Field, "templates look like {{ .name }}", "%v", te.Err)
 		} else {
 			b.errf(path, "", "%v", err)
@@ -122,8 +46,8 @@ func (b *builder) request(path string, r *configs.Request, known []string) *Requ
 	}
 	fields := rt.Fields()
 	bad := false
-	for _, name := range sortedKeys(fields) {
-		if contains(known, name) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if slices.Contains(known, name) {
 			continue
 		}
 		fix := configs.DidYouMean(name, known)
@@ -137,20 +61,4 @@ func (b *builder) request(path string, r *configs.Request, known []string) *Requ
 		return nil
 	}
 	return rt
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// Names lists the variables a kind's assertions may use, for documentation and errors.
-func Names(vars types.Map) []string {
-	out := sortedKeys(Env(vars))
-	sort.Strings(out)
-	return out
 }

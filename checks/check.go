@@ -1,18 +1,21 @@
 // Package checks turns configured checks into runnable ones and runs them once. A kind
 // (http, script, browser, ...) implements Prober: it does the work of one run and records
-// variables and a transcript. Check wraps every kind with the same hard deadline,
-// assertion evaluation and outcome rules, so a kind never sleeps, schedules or judges
-// itself: the agent and `vigil run` own time and retries.
+// variables and a transcript. Each kind lives in its own file, registered once in the
+// kinds table (kinds.go). Check wraps every kind with the same hard deadline, assertion
+// evaluation and outcome rules, so a kind never sleeps, schedules or judges itself: the
+// agent and `vigil run` own time and retries.
 package checks
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -78,7 +81,8 @@ type Result struct {
 	TraceID    string      `json:"trace_id,omitempty"`
 	Location   string      `json:"location,omitempty"`
 	// Halt says the failure is of the kind that should stop a rollout, not only roll it
-	// back: old-version instances failing once a new version appears (seed 004).
+	// back: old-version instances failing once a new version appears (a new version that
+	// crashes its old-version peers).
 	Halt string `json:"halt,omitempty"`
 }
 
@@ -108,6 +112,29 @@ type Baseliner interface {
 // config gives none.
 type DefaultAsserter interface {
 	DefaultAssert() []string
+}
+
+// Resource is a part of the machine that vigil has few of, such as the browser's pages. A
+// run of a kind that needs one holds one of its slots besides its run slot.
+type Resource string
+
+// BrowserSlot is one of agent.browser_concurrency pages open at once in the shared Chromium.
+const BrowserSlot Resource = "browser"
+
+// Scarce is implemented by a kind (its value in the kinds table) whose runs each hold a
+// Resource. The agent bounds how many runs hold it at once, and is ready only when it can
+// be had.
+type Scarce interface {
+	Resource() Resource
+}
+
+// Instrumented is implemented by a kind (its value in the kinds table) that exports
+// metrics of its own beyond the probe_* and vigil_check_* series every check has, as
+// blackbox_exporter's probers do.
+type Instrumented interface {
+	// Instrument registers the kind's collectors with reg and returns what records a
+	// result of the kind in them. It is called once per registry.
+	Instrument(reg prometheus.Registerer) func(*Result)
 }
 
 // Run is the state of one run in progress, shared between Check and its Prober.
@@ -185,12 +212,6 @@ type Check struct {
 	redact *configs.Redactor
 }
 
-// Assertions returns the compiled assertions, defaults included.
-func (c *Check) Assertions() []*Assertion { return c.asserts }
-
-// Prober returns the kind's implementation.
-func (c *Check) Prober() Prober { return c.prober }
-
 // Baseline aggregates the runs before a deploy (newest first) into the baseline variables:
 // by default the median of the newest n passing runs; kinds with their own rule (fleet's
 // per-instance health) get the newest n runs whatever their outcome.
@@ -208,16 +229,6 @@ func (c *Check) Baseline(previous []*Result, n int) map[string]any {
 		}
 	}
 	return MedianBaseline(passing)
-}
-
-// UsesBaseline reports whether any assertion reads baseline.*.
-func (c *Check) UsesBaseline() bool {
-	for _, a := range c.asserts {
-		if a.usesBaseline {
-			return true
-		}
-	}
-	return false
 }
 
 // Run runs the check once within its timeout. It never returns nil and never outlives
@@ -321,9 +332,7 @@ func (a *Assertion) unmeasuredBy(unmeasured map[string]string) string {
 // assertionEnv is what assertions see: the run's variables, baseline and deploy.
 func assertionEnv(run *Run) map[string]any {
 	env := make(map[string]any, len(run.Vars)+2)
-	for k, v := range run.Vars {
-		env[k] = v
-	}
+	maps.Copy(env, run.Vars)
 	if run.Baseline != nil {
 		env["baseline"] = run.Baseline
 	} else {

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // A result leaves its run through seal: from then on it may be stored, shown on the status
@@ -17,8 +18,8 @@ const (
 	BodyExcerpt = 2000
 	// EvidenceMaxBytes caps the response body a failing run of a store_body check keeps.
 	EvidenceMaxBytes = 256 << 10
-	// EvidenceName is the artifact that holds it.
-	EvidenceName = "response-body"
+	// evidenceName is the artifact that holds it.
+	evidenceName = "response-body"
 )
 
 // seal redacts and bounds res, the last step of a run. Assertions have already judged the
@@ -28,8 +29,8 @@ const (
 // BodyExcerpt, and every string redacted with the config's secrets and what the run learned.
 func (c *Check) seal(res *Result, t *Transcript) {
 	red := t.Redactor()
-	if c.Config != nil && c.Config.HTTP != nil {
-		keepBody(res, c.Config.HTTP.StoreBody, red)
+	if s, ok := c.prober.(sealer); ok {
+		s.seal(res, red)
 	}
 	res.Vars, _ = red.Excerpts(res.Vars, BodyExcerpt).(map[string]any)
 	for i, reason := range res.Reasons {
@@ -40,6 +41,12 @@ func (c *Check) seal(res *Result, t *Transcript) {
 	for _, a := range res.Artifacts {
 		a.Data = red.Bytes(a.Data)
 	}
+}
+
+// sealer is implemented by kinds that have a say in what their results keep, before the
+// rest is redacted and cut: http keeps the response body only with store_body.
+type sealer interface {
+	seal(res *Result, red *configs.Redactor)
 }
 
 // keepBody applies store_body to the http variables body and json.
@@ -59,10 +66,10 @@ func keepBody(res *Result, store bool, red *configs.Redactor) {
 	}
 	binary := isBinary(body)
 	if res.Outcome != Pass && body != "" {
-		data := body[:cutAt(body, EvidenceMaxBytes)]
-		name, ct := EvidenceName+".txt", ctype
+		data := body[:text.CutAt(body, EvidenceMaxBytes)]
+		name, ct := evidenceName+".txt", ctype
 		if binary {
-			name = EvidenceName + ".bin"
+			name = evidenceName + ".bin"
 			data = body[:min(len(body), EvidenceMaxBytes)]
 		}
 		if ct == "" {
@@ -86,14 +93,3 @@ func keepBody(res *Result, store bool, red *configs.Redactor) {
 
 // isBinary: text is valid UTF-8 without NUL bytes; anything else is kept as bytes.
 func isBinary(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
-
-// cutAt is the largest rune boundary of s at or before n.
-func cutAt(s string, n int) int {
-	if len(s) <= n {
-		return len(s)
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return n
-}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"net/http"
-	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,27 +34,21 @@ var fleetVars = types.Map{
 	"instances":                       types.TypeOf(map[string]map[string]any{}),
 }
 
-// fleetIntVars are the variables whose baseline is a (rounded) median.
-var fleetIntVars = []string{"total", "healthy", "unhealthy", "regressed", "new", "missing", "old_version_unhealthy"}
-
 const (
-	fleetMaxInstances   = 10_000
-	fleetDiscoveryBytes = 4 << 20
-	fleetHealthBytes    = 64 << 10
-	unknownVersion      = "unknown"
+	fleetHealthBytes = 64 << 10
+	unknownVersion   = "unknown"
 )
 
-// Fleet is the fleet kind (seeds 000 and 004). Each run lists the instances (a static list,
-// or discovered again from a URL and a gjson path), asks each for its health and version
-// with bounded concurrency and a deadline per request, and compares with the baseline: each
-// instance's health in the runs before the deploy. An instance healthy before and unhealthy
-// now has regressed, even if new instances pass (000); an instance not on the deploy's
-// version that was healthy before and fails now is the halt case (004).
+// Fleet is the fleet kind. Each run lists the instances (a static list, or discovered again
+// from a URL and a gjson path), asks each for its health and version with bounded
+// concurrency and a deadline per request, and compares with the baseline: each instance's
+// health in the runs before the deploy. An instance healthy before and unhealthy now has
+// regressed, even if new instances pass (an upgrade that breaks only existing instances);
+// an instance not on the deploy's version that was healthy before and fails now is the
+// halt case (a new version that crashes its old-version peers: stop pushing it).
 type Fleet struct {
 	client      *HTTPClient
-	static      []string
-	discovery   *Request
-	path        string
+	targets     *fleetTargets
 	healthPath  string
 	okStatus    []int
 	timeout     time.Duration
@@ -65,8 +58,8 @@ type Fleet struct {
 	concurrency int
 }
 
-// FleetInstance is what one run found about one instance.
-type FleetInstance struct {
+// fleetInstance is what one run found about one instance.
+type fleetInstance struct {
 	URL     string
 	Healthy bool
 	Status  int
@@ -74,86 +67,16 @@ type FleetInstance struct {
 	Version string // as reported now; "" when it did not say
 }
 
-// ParseTargets reads instance base URLs from a discovery answer: the gjson path must give a
-// URL string or a list of them (nested lists from # queries are flattened).
-func ParseTargets(body []byte, path string) ([]string, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, fmt.Errorf("the answer is not JSON: %s", Trim(string(body), 120))
-	}
-	r := gjson.GetBytes(body, path)
-	if !r.Exists() {
-		return nil, fmt.Errorf("path %q finds nothing in the answer: %s", path, Trim(string(body), 200))
-	}
-	var out []string
-	seen := map[string]bool{}
-	var walk func(r gjson.Result, depth int) error
-	walk = func(r gjson.Result, depth int) error {
-		if r.IsArray() {
-			if depth > 3 {
-				return fmt.Errorf("path %q gives lists nested too deep", path)
-			}
-			var err error
-			r.ForEach(func(_, v gjson.Result) bool {
-				err = walk(v, depth+1)
-				return err == nil
-			})
-			return err
-		}
-		if r.Type != gjson.String {
-			return fmt.Errorf("path %q gives %s, not a URL string; point it at the URL field, e.g. instances.#.url", path, Trim(r.Raw, 80))
-		}
-		s := strings.TrimSpace(r.Str)
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("discovered %q, which is not an absolute http(s) URL", Trim(s, 100))
-		}
-		if !seen[s] {
-			if len(out) == fleetMaxInstances {
-				return fmt.Errorf("more than %d instances discovered; split the fleet into several checks", fleetMaxInstances)
-			}
-			seen[s] = true
-			out = append(out, s)
-		}
-		return nil
-	}
-	if err := walk(r, 0); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// targets lists this run's instances.
-func (f *Fleet) targets(ctx context.Context, t *Transcript) ([]string, error) {
-	if f.discovery == nil {
-		return f.static, nil
-	}
-	resp, err := f.client.Do(ctx, f.discovery, t)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
-	}
-	switch {
-	case resp.Status != http.StatusOK:
-		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, t.Excerpt(string(resp.Body), 200))
-	case resp.Truncated:
-		return nil, fmt.Errorf("discovery %s answered more than %d bytes; is it the right URL?", f.discovery.URL, fleetDiscoveryBytes)
-	}
-	list, err := ParseTargets(resp.Body, f.path)
-	if err != nil {
-		return nil, fmt.Errorf("discovery %s: %w", f.discovery.URL, err)
-	}
-	return list, nil
-}
-
 // Probe implements Prober.
 func (f *Fleet) Probe(ctx context.Context, run *Run) error {
-	list, err := f.targets(ctx, run.Transcript)
+	list, err := f.targets.list(ctx, run.Transcript)
 	if err != nil {
 		return err
 	}
 	if len(list) == 0 {
 		return Inconclusivef("no instances: the discovery answer lists none")
 	}
-	found := make([]*FleetInstance, len(list))
+	found := make([]*fleetInstance, len(list))
 	sem := make(chan struct{}, f.concurrency)
 	var wg sync.WaitGroup
 	for i, base := range list {
@@ -188,8 +111,8 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 }
 
 // probeInstance asks one instance for its health and, at the same time, its version.
-func (f *Fleet) probeInstance(ctx context.Context, base string) *FleetInstance {
-	in := &FleetInstance{URL: base}
+func (f *Fleet) probeInstance(ctx context.Context, base string) *fleetInstance {
+	in := &fleetInstance{URL: base}
 	root := strings.TrimRight(base, "/")
 	var version string
 	var wg sync.WaitGroup
@@ -249,22 +172,11 @@ func statusIn(status int, ok []int) bool {
 	if len(ok) == 0 {
 		return status >= 200 && status < 300
 	}
-	for _, s := range ok {
-		if s == status {
-			return true
-		}
-	}
-	return false
-}
-
-// baselineInstance is one instance as the runs before the deploy last saw it.
-type baselineInstance struct {
-	healthy bool
-	version string
+	return slices.Contains(ok, status)
 }
 
 // judge compares this run with the baseline and sets the variables.
-func (f *Fleet) judge(run *Run, found []*FleetInstance) {
+func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 	base, hasBase := fleetBaseline(run.Baseline)
 	deployVersion := ""
 	if run.Deploy != nil {
@@ -316,7 +228,7 @@ func (f *Fleet) judge(run *Run, found []*FleetInstance) {
 			}
 		}
 	}
-	for _, u := range sortedKeys(base) {
+	for _, u := range slices.Sorted(maps.Keys(base)) {
 		if !now[u] && base[u].healthy {
 			missing = append(missing, u)
 		}
@@ -391,95 +303,16 @@ func listOf(xs []string) string {
 	return strings.Join(xs[:show], ", ") + fmt.Sprintf(", and %d more", len(xs)-show)
 }
 
-// Baseline implements Baseliner: each instance's health and version as the latest run
-// before the deploy that measured it saw them, whatever that run's outcome (a fleet
-// with one instance down still says who was up), plus the median of the counts.
-func (f *Fleet) Baseline(previous []*Result) map[string]any {
-	runs := make([]*Result, 0, len(previous))
-	for _, r := range previous {
-		if r != nil && r.Vars != nil && r.Vars["instances"] != nil {
-			runs = append(runs, r)
-		}
-	}
-	if len(runs) == 0 {
-		return nil
-	}
-	sort.SliceStable(runs, func(i, j int) bool { return runs[i].Started.Before(runs[j].Started) })
-	merged := map[string]map[string]any{}
-	for _, r := range runs { // oldest first: later runs overwrite
-		for u, in := range instancesOf(r.Vars["instances"]) {
-			prev := merged[u]
-			if in.version == "" && prev != nil {
-				in.version, _ = prev["version"].(string)
-			}
-			merged[u] = map[string]any{"healthy": in.healthy, "version": in.version}
-		}
-	}
-	out := map[string]any{}
-	for k, v := range runs[len(runs)-1].Vars {
-		out[k] = v
-	}
-	for _, k := range fleetIntVars {
-		var xs []float64
-		for _, r := range runs {
-			if x, ok := asFloat(r.Vars[k]); ok {
-				xs = append(xs, x)
-			}
-		}
-		if len(xs) > 0 {
-			out[k] = int(math.Round(Median(xs)))
-		}
-	}
-	out["instances"] = merged
-	return out
-}
+// fleetKind registers the fleet kind (kinds.go).
+type fleetKind struct{}
 
-// fleetBaseline reads the per-instance baseline; false when there is none.
-func fleetBaseline(b map[string]any) (map[string]baselineInstance, bool) {
-	if b == nil || b["instances"] == nil {
-		return nil, false
-	}
-	return instancesOf(b["instances"]), true
-}
+func (fleetKind) vars() types.Map { return fleetVars }
 
-// instancesOf reads an instances variable as this package writes it, or as it comes back
-// from JSON (a store keeps results as JSON).
-func instancesOf(v any) map[string]baselineInstance {
-	out := map[string]baselineInstance{}
-	read := func(u string, m map[string]any) {
-		h, _ := m["healthy"].(bool)
-		ver, _ := m["version"].(string)
-		out[u] = baselineInstance{healthy: h, version: ver}
-	}
-	switch x := v.(type) {
-	case map[string]map[string]any:
-		for u, m := range x {
-			read(u, m)
-		}
-	case map[string]any:
-		for u, raw := range x {
-			if m, ok := raw.(map[string]any); ok {
-				read(u, m)
-			}
-		}
-	}
-	return out
-}
-
-func buildFleet(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Fleet
-	f := &Fleet{client: b.deps.HTTP, static: s.Targets.Static, path: s.Targets.Path, healthPath: s.Health.Path,
+func (fleetKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.FleetSpec)
+	return &Fleet{client: b.deps.HTTP, targets: newFleetTargets(b.deps.HTTP, s.Targets, s.Health.Timeout), healthPath: s.Health.Path,
 		okStatus: s.Health.Status, timeout: s.Health.Timeout, versionPath: s.Version.Path, field: s.Version.Field,
 		header: s.Version.Header, concurrency: s.Concurrency}
-	if s.Targets.URL != "" {
-		h := http.Header{}
-		for k, v := range s.Targets.Headers {
-			h.Set(k, v)
-		}
-		f.discovery = &Request{Method: http.MethodGet, URL: s.Targets.URL, Header: h, Timeout: s.Health.Timeout,
-			MaxBodyBytes: fleetDiscoveryBytes, FollowRedirects: true}
-	}
-	return f, fleetVars
 }
 
 // DefaultAssert implements DefaultAsserter: every instance healthy.

@@ -33,16 +33,34 @@ var defaultHTTPAssert = []string{"status >= 200 && status < 300"}
 
 // HTTP is the http kind: one request, judged by assertions over the response.
 type HTTP struct {
-	req    *RequestTemplate
-	client *HTTPClient
+	req       *requestTemplate
+	client    *HTTPClient
+	storeBody bool
+}
+
+// httpKind registers the http kind (kinds.go).
+type httpKind struct{}
+
+func (httpKind) vars() types.Map { return HTTPVars }
+
+func (httpKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.HTTPSpec)
+	req := b.request(c.Path()+".request", &s.Request, []string{"Nonce"})
+	if req == nil {
+		return nil
+	}
+	return &HTTP{req: req, client: b.deps.HTTP, storeBody: s.StoreBody}
 }
 
 // DefaultAssert implements DefaultAsserter.
 func (h *HTTP) DefaultAssert() []string { return defaultHTTPAssert }
 
+// seal implements sealer: the body is kept only with store_body.
+func (h *HTTP) seal(res *Result, red *configs.Redactor) { keepBody(res, h.storeBody, red) }
+
 // Probe implements Prober.
 func (h *HTTP) Probe(ctx context.Context, run *Run) error {
-	r, err := h.req.Render(map[string]any{"Nonce": NewNonce()})
+	r, err := h.req.Render(map[string]any{"Nonce": newNonce()})
 	if err != nil {
 		return err
 	}
@@ -95,12 +113,4 @@ func flattenHeaders(h http.Header) map[string]string {
 		out[k] = strings.Join(vs, ", ")
 	}
 	return out
-}
-
-func buildHTTP(b *builder, c *configs.Check) (Prober, types.Map) {
-	req := b.request(c.Path()+".request", &c.HTTP.Request, []string{"Nonce"})
-	if req == nil {
-		return nil, nil
-	}
-	return &HTTP{req: req, client: b.deps.HTTP}, HTTPVars
 }

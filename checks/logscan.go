@@ -1,17 +1,9 @@
 package checks
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -30,37 +22,19 @@ var logscanVars = types.Map{
 	"truncated":  types.Bool,
 }
 
-const (
-	logLineMax   = 64 << 10 // longer lines are matched on their first 64 KiB
-	logSampleMax = 300      // bytes of a sample line
-	logMaxFiles  = 1000     // files one glob may follow
-	logMaxHits   = 200_000  // remembered match records (file source)
-)
-
-// Logscan is the logscan kind (seed 001: "Possible connection leak detected" was only in
-// the logs). It counts lines matching any of its regexes among the lines written since
-// max(deploy start, now - window): run.Input.Since is the deploy start during a
-// verification and zero otherwise.
+// Logscan is the logscan kind, for failures that show only in the logs (a connection leak
+// that warns "Possible connection leak detected" long before it exhausts a pool). It
+// counts lines matching any of its regexes among the lines written since max(deploy
+// start, now - window): run.Input.Since is the deploy start during a verification and zero
+// otherwise.
 //
 // A url source asks Loki's query_range API for exactly that interval: Loki knows when each
 // line arrived. A file source has to work out when a line was written; see fileSource.
 type Logscan struct {
-	patterns []*regexp.Regexp
-	names    []string
-	window   time.Duration
-	samples  int
-	maxBytes int64
-	files    *fileSource
-	loki     *lokiSource
-}
-
-// logScan is one run's tally.
-type logScan struct {
-	lines, undated int
-	bytes          int64
-	files          int
-	truncated      bool
-	notes          []string
+	logQuery
+	names []string // the patterns as configured, for by_pattern
+	files *fileSource
+	loki  *lokiSource
 }
 
 // Probe implements Prober.
@@ -77,9 +51,9 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 		err     error
 	)
 	if l.loki != nil {
-		counts, samples, err = l.loki.scan(ctx, l, run.Transcript, cutoff, now, &tally)
+		counts, samples, err = l.loki.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
 	} else {
-		counts, samples, err = l.files.scan(ctx, l, run.Transcript, cutoff, now, &tally)
+		counts, samples, err = l.files.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
 	}
 	if err != nil {
 		return err
@@ -106,7 +80,7 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	}
 	expl := fmt.Sprintf("in lines written since %s", since)
 	if len(samples) > 0 {
-		expl += "; e.g. " + FormatValue(samples[len(samples)-1])
+		expl += "; e.g. " + formatValue(samples[len(samples)-1])
 	}
 	run.Explain("matches", expl)
 	run.Explain("by_pattern", expl)
@@ -125,332 +99,14 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	return nil
 }
 
-// match returns the indexes of the patterns line matches.
-func (l *Logscan) match(line []byte, into []int) []int {
-	into = into[:0]
-	for i, re := range l.patterns {
-		if re.Match(line) {
-			into = append(into, i)
-		}
-	}
-	return into
-}
+// logscanKind registers the logscan kind (kinds.go).
+type logscanKind struct{}
 
-// fileSource follows the files a glob matches, across runs, like tail -F.
-//
-// When was a line written? vigil keeps, per file, a checkpoint: the file's identity
-// (device and inode), how far it has read, and when it looked at the file's size. Bytes
-// past a checkpoint were written after that moment. A line's time is the later of that
-// bound and the timestamp the line starts with (or, for continuation lines such as stack
-// traces, the last timestamp before it). A match counts when that time is at or after the
-// cutoff: vigil never blames a deploy for a line it cannot place after it.
-//
-//   - appended lines: read from the checkpoint, dated no earlier than the last run;
-//   - rotation (rename + new file): the renamed file is found again by identity, under the
-//     glob or as a sibling such as app.log.1, and read to its end; the new file is dated no
-//     earlier than the last run;
-//   - truncation (size below the checkpoint, copytruncate): read again from the start;
-//   - the first time a file is read, only timestamped lines can be dated; a file not
-//     modified within the window is skipped whole.
-//
-// Matches are remembered (time, pattern) for the window, so a run counts every match since
-// the cutoff even though it reads each byte once. At most max_bytes are read per run; past
-// that the oldest unread bytes are skipped, and the run says so.
-type fileSource struct {
-	glob string
+func (logscanKind) vars() types.Map { return logscanVars }
 
-	mu      sync.Mutex
-	lastRun time.Time // when the previous run listed the files; zero before the first
-	cps     []*checkpoint
-	hits    []logHit // oldest first, roughly
-	recent  []logHit // the latest matching lines, with their text
-}
-
-type checkpoint struct {
-	path   string
-	info   os.FileInfo
-	offset int64
-	at     time.Time // when the size that offset reached was observed
-}
-
-type logHit struct {
-	at      time.Time
-	pattern int
-	n       int
-	line    string
-}
-
-// scan reads what was written since the last run and returns the counts per pattern since
-// cutoff, and sample lines.
-func (s *fileSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keepFrom := now.Add(-l.window)
-	listed := time.Now()
-	paths, err := filepath.Glob(s.glob)
-	if err != nil {
-		return nil, nil, fmt.Errorf("source.file %q: %w", s.glob, err)
-	}
-	sort.Strings(paths)
-	if len(paths) > logMaxFiles {
-		tally.truncated = true
-		tally.notes = append(tally.notes, fmt.Sprintf("the glob matches %d files; only the first %d are followed", len(paths), logMaxFiles))
-		paths = paths[:logMaxFiles]
-	}
-
-	type target struct {
-		path   string
-		info   os.FileInfo
-		statAt time.Time
-		cp     *checkpoint
-	}
-	var targets []*target
-	claimed := map[*checkpoint]bool{}
-	for _, p := range paths {
-		at := time.Now()
-		info, err := os.Stat(p)
-		if err != nil || !info.Mode().IsRegular() || compressed(p) {
-			continue
-		}
-		tg := &target{path: p, info: info, statAt: at}
-		for _, cp := range s.cps {
-			if !claimed[cp] && os.SameFile(cp.info, info) {
-				tg.cp, claimed[cp] = cp, true
-				break
-			}
-		}
-		targets = append(targets, tg)
-	}
-	// Files followed before and no longer under the glob: rotated out (app.log -> app.log.1).
-	// Find them by identity next to their old name and read what was appended before the
-	// rename; keep following them while they are recent.
-	for _, cp := range s.cps {
-		if claimed[cp] {
-			continue
-		}
-		siblings, _ := filepath.Glob(escapeGlob(cp.path) + "?*")
-		for _, p := range siblings {
-			at := time.Now()
-			info, err := os.Stat(p)
-			if err != nil || !info.Mode().IsRegular() || !os.SameFile(cp.info, info) || info.ModTime().Before(keepFrom) {
-				continue
-			}
-			claimed[cp] = true
-			targets = append(targets, &target{path: p, info: info, statAt: at, cp: cp})
-			t.Printf("%s was rotated to %s; reading what was written before the rotation", cp.path, p)
-			break
-		}
-	}
-
-	if len(targets) == 0 {
-		// Not a pass: a glob that matches nothing (a typo, logs moved) would pass forever.
-		return nil, nil, Inconclusivef("no file matches source.file %q: no log to read", s.glob)
-	}
-	budget := l.maxBytes
-	var next []*checkpoint
-	matched := make([]int, 0, len(l.patterns))
-	for _, tg := range targets {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
-		}
-		size := tg.info.Size()
-		var from int64
-		var lower time.Time
-		switch {
-		case tg.cp != nil && size >= tg.cp.offset:
-			from, lower = tg.cp.offset, tg.cp.at
-		case tg.cp != nil:
-			lower = tg.cp.at
-			t.Printf("%s was truncated (%d bytes, %d before); reading it from the start", tg.path, size, tg.cp.offset)
-		case !s.lastRun.IsZero():
-			lower = s.lastRun // appeared since the last run, e.g. the new file after a rotation
-		case tg.info.ModTime().Before(keepFrom):
-			from = size // untouched within the window: nothing in it can count
-		}
-		skipFirst := false
-		if size-from > budget {
-			skipped := size - from - budget
-			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("%s: %d bytes skipped (max_bytes %d per run)", tg.path, skipped, l.maxBytes))
-			from, skipFirst = size-budget, true
-		}
-		offset := from
-		if size > from {
-			n, err := s.readFile(tg.path, from, size, skipFirst, func(line []byte, ts time.Time) {
-				tally.lines++
-				at := ts
-				if lower.After(at) {
-					at = lower
-				}
-				for _, i := range l.match(line, matched) {
-					switch {
-					case at.IsZero():
-						tally.undated++
-					case !at.Before(keepFrom):
-						s.remember(at, i, line, l.samples)
-					}
-				}
-			}, now)
-			tally.bytes += n
-			budget -= size - from
-			offset = from + n
-			if err != nil {
-				return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
-			}
-		}
-		tally.files++
-		next = append(next, &checkpoint{path: tg.path, info: tg.info, offset: offset, at: tg.statAt})
-	}
-	s.cps = next
-	s.lastRun = listed
-	return s.count(len(l.patterns), cutoff, keepFrom, l.samples)
-}
-
-// readFile reads [from, to) of path line by line and returns the bytes consumed: up to the
-// end of the last complete line, so a line still being written is read whole next time.
-func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn func(line []byte, ts time.Time), now time.Time) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return 0, err
-	}
-	var last time.Time
-	first := true
-	return readLines(io.LimitReader(f, to-from), func(line []byte) {
-		if first && skipFirst {
-			first = false
-			return // cut at the byte cap: a partial line
-		}
-		first = false
-		if ts, ok := ParseLogTime(line, now, time.Local); ok {
-			last = ts
-		}
-		fn(line, last)
-	})
-}
-
-// readLines calls fn for each complete line of r (without its newline; lines longer than
-// logLineMax are cut) and returns the bytes consumed. A final partial line is not consumed
-// unless it is already longer than logLineMax.
-func readLines(r io.Reader, fn func(line []byte)) (int64, error) {
-	br := bufio.NewReaderSize(r, logLineMax)
-	var consumed, pending int64
-	var long []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			line := chunk
-			if long != nil {
-				line = long
-			}
-			fn(trimEOL(line))
-			consumed += pending + int64(len(chunk))
-			pending, long = 0, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			if long == nil {
-				long = append([]byte(nil), chunk...)
-			}
-			pending += int64(len(chunk))
-		case errors.Is(err, io.EOF):
-			if pending+int64(len(chunk)) > logLineMax {
-				if long == nil {
-					long = chunk
-				}
-				fn(trimEOL(long))
-				consumed += pending + int64(len(chunk))
-			}
-			return consumed, nil
-		default:
-			return consumed, err
-		}
-	}
-}
-
-func trimEOL(b []byte) []byte {
-	b = trimSuffixByte(b, '\n')
-	return trimSuffixByte(b, '\r')
-}
-
-func trimSuffixByte(b []byte, c byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == c {
-		return b[:len(b)-1]
-	}
-	return b
-}
-
-// remember records a match for later runs within the window.
-func (s *fileSource) remember(at time.Time, pattern int, line []byte, samples int) {
-	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(at) && s.hits[n-1].pattern == pattern {
-		s.hits[n-1].n++
-	} else {
-		if len(s.hits) >= logMaxHits {
-			s.hits = append(s.hits[:0], s.hits[len(s.hits)/2:]...) // pathological logs: keep the newer half
-		}
-		s.hits = append(s.hits, logHit{at: at, pattern: pattern, n: 1})
-	}
-	if samples > 0 {
-		keep := samples * 4
-		if len(s.recent) >= keep {
-			s.recent = append(s.recent[:0], s.recent[len(s.recent)-keep+1:]...)
-		}
-		s.recent = append(s.recent, logHit{at: at, pattern: pattern, line: Trim(strings.TrimSpace(string(line)), logSampleMax)})
-	}
-}
-
-// count forgets matches older than keepFrom and counts those since cutoff.
-func (s *fileSource) count(patterns int, cutoff, keepFrom time.Time, samples int) ([]int, []string, error) {
-	kept := s.hits[:0]
-	counts := make([]int, patterns)
-	for _, h := range s.hits {
-		if h.at.Before(keepFrom) {
-			continue
-		}
-		kept = append(kept, h)
-		if !h.at.Before(cutoff) {
-			counts[h.pattern] += h.n
-		}
-	}
-	s.hits = kept
-	out := []string{}
-	for _, h := range s.recent {
-		if !h.at.Before(cutoff) {
-			out = append(out, h.line)
-		}
-	}
-	if len(out) > samples {
-		out = out[len(out)-samples:]
-	}
-	return counts, out, nil
-}
-
-// compressed reports whether a path names a compressed (rotated) log, which logscan skips.
-func compressed(p string) bool {
-	switch strings.ToLower(filepath.Ext(p)) {
-	case ".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4":
-		return true
-	}
-	return false
-}
-
-// escapeGlob quotes the glob metacharacters of a literal path.
-func escapeGlob(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func buildLogscan(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Logscan
-	l := &Logscan{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}
+func (logscanKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.LogscanSpec)
+	l := &Logscan{logQuery: logQuery{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}}
 	srcs := s.Patterns
 	if s.Pattern != "" {
 		srcs = append([]string{s.Pattern}, srcs...)
@@ -461,5 +117,5 @@ func buildLogscan(b *builder, c *configs.Check) (Prober, types.Map) {
 	} else {
 		l.files = &fileSource{glob: s.Source.File}
 	}
-	return l, logscanVars
+	return l
 }

@@ -38,17 +38,13 @@ func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string
 	if !strings.HasSuffix(endpoint, "/query_range") {
 		endpoint += "/loki/api/v1/query_range"
 	}
-	h := http.Header{}
-	for k, v := range src.Headers {
-		h.Set(k, v)
-	}
-	return &lokiSource{client: client, endpoint: endpoint, query: LokiQuery(src.Query, patterns), header: h,
+	return &lokiSource{client: client, endpoint: endpoint, query: lokiQuery(src.Query, patterns), header: headerOf(src.Headers),
 		auth: src.Auth, timeout: timeout}
 }
 
-// LokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
+// lokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
 // regexes are Go's RE2, like vigil's.
-func LokiQuery(query string, patterns []string) string {
+func lokiQuery(query string, patterns []string) string {
 	alts := make([]string, len(patterns))
 	for i, p := range patterns {
 		alts[i] = "(?:" + p + ")"
@@ -123,13 +119,13 @@ func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
 }
 
 // scan pages forward through [cutoff, now] and counts matches per pattern.
-func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
-	counts := make([]int, len(l.patterns))
+func (s *lokiSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
+	counts := make([]int, len(q.patterns))
 	var samples []string
 	start, end := cutoff.UnixNano(), now.UnixNano()
-	budget := l.maxBytes
+	budget := q.maxBytes
 	seenAtStart := map[string]bool{} // entries at the first timestamp of a page, already counted
-	matched := make([]int, 0, len(l.patterns))
+	matched := make([]int, 0, len(q.patterns))
 	for page := 0; ; page++ {
 		if page == lokiMaxPages {
 			tally.truncated = true
@@ -138,13 +134,13 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		}
 		if budget <= 0 {
 			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", l.maxBytes))
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", q.maxBytes))
 			break
 		}
 		capBytes := min(int64(lokiPageBytes), budget)
-		q := url.Values{"query": {s.query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
+		params := url.Values{"query": {s.query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
 			"limit": {strconv.Itoa(lokiPageLimit)}, "direction": {"forward"}}
-		req := &Request{Method: http.MethodGet, URL: s.endpoint + "?" + q.Encode(), Header: s.header.Clone(),
+		req := &Request{Method: http.MethodGet, URL: s.endpoint + "?" + params.Encode(), Header: s.header.Clone(),
 			Timeout: s.timeout, Auth: s.auth, MaxBodyBytes: capBytes, FollowRedirects: true}
 		var tr *Transcript
 		if page == 0 {
@@ -164,7 +160,7 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 				return nil, nil, fmt.Errorf("the Loki API at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, lokiPageLimit)
 			}
 			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", l.maxBytes))
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", q.maxBytes))
 			break
 		}
 		entries, err := ParseLokiResponse(resp.Body)
@@ -181,10 +177,10 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 			if len(line) > logLineMax {
 				line = line[:logLineMax]
 			}
-			for _, i := range l.match(line, matched) {
+			for _, i := range q.match(line, matched) {
 				counts[i]++
 				samples = append(samples, Trim(strings.TrimSpace(e.Line), logSampleMax))
-				if len(samples) > l.samples {
+				if len(samples) > q.samples {
 					samples = samples[1:]
 				}
 			}
@@ -219,28 +215,4 @@ func (s *lokiSource) scan(ctx context.Context, l *Logscan, t *Transcript, cutoff
 		return nil, nil, ctx.Err()
 	}
 	return counts, samples, nil
-}
-
-// formatLabels prints a label set as Prometheus does: name{a="1", b="2"}.
-func formatLabels(name string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		if k != "__name__" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(name)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(labels[k]))
-	}
-	b.WriteByte('}')
-	return b.String()
 }

@@ -172,19 +172,20 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		run.Vars["value"] = math.NaN()
 		run.Explain("value", fmt.Sprintf("the query returned %d series, so there is no single value: use values, or aggregate (max(...), sum(...))", len(res.Samples)))
 	}
-	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), FormatValue(values))
+	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), formatValue(values))
 	return nil
 }
 
-func buildPromQL(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.PromQL
+// promqlKind registers the promql kind (kinds.go).
+type promqlKind struct{}
+
+func (promqlKind) vars() types.Map { return promqlVars }
+
+func (promqlKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.PromQLSpec)
 	endpoint := strings.TrimRight(s.Server, "/")
 	if !strings.HasSuffix(endpoint, "/api/v1/query") {
 		endpoint += "/api/v1/query"
 	}
-	h := http.Header{}
-	for k, v := range s.Headers {
-		h.Set(k, v)
-	}
-	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: s.Query, header: h, auth: s.Auth, timeout: c.Timeout}, promqlVars
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: s.Query, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/tidwall/gjson"
 	"github.com/vigil-monitor/vigil/configs"
 )
@@ -38,7 +40,8 @@ var readMatchVars = types.Map{
 // cleanupGrace bounds the cleanup request when the run's deadline has already passed.
 const cleanupGrace = 5 * time.Second
 
-// Propagation is the propagation kind (seed 002: updates took a minute to appear). It writes
+// Propagation is the propagation kind, for writes that take too long to be seen (a release
+// after which updates took a minute to appear on the read replicas). It writes
 // a fresh marker, then polls every reader until each shows it. Polling starts at `poll`,
 // start to start, and slows by `backoff.factor` up to `backoff.max`, so the measured time is
 // never later than the truth by more than the interval in effect when the marker appeared.
@@ -46,9 +49,9 @@ const cleanupGrace = 5 * time.Second
 // that names them.
 type Propagation struct {
 	client  *HTTPClient
-	write   *RequestTemplate
+	write   *requestTemplate
 	readers []*propReader
-	cleanup *RequestTemplate
+	cleanup *requestTemplate
 	poll    time.Duration
 	maxPoll time.Duration
 	factor  float64
@@ -56,7 +59,7 @@ type Propagation struct {
 
 type propReader struct {
 	name  string
-	req   *RequestTemplate
+	req   *requestTemplate
 	match *readMatcher
 }
 
@@ -122,7 +125,7 @@ type readerResult struct {
 
 // Probe implements Prober.
 func (p *Propagation) Probe(ctx context.Context, run *Run) error {
-	nonce := NewNonce()
+	nonce := newNonce()
 	data := map[string]any{"Nonce": nonce}
 	run.Vars["propagation_ms"] = 0.0
 	run.Vars["readers"] = map[string]float64{}
@@ -287,8 +290,26 @@ func (p *Propagation) clean(ctx context.Context, data map[string]any, t *Transcr
 	}
 }
 
-func buildPropagation(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.Propagation
+// propagationKind registers the propagation kind (kinds.go).
+type propagationKind struct{}
+
+func (propagationKind) vars() types.Map { return propagationVars }
+
+// Instrument implements Instrumented: how long markers took to reach every reader, in
+// runs that measured it.
+func (propagationKind) Instrument(reg prometheus.Registerer) func(*Result) {
+	seconds := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
+		Help:    "Time until every reader showed a propagation check's marker.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"})
+	return func(r *Result) {
+		if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Outcome != Error {
+			seconds.WithLabelValues(r.Check).Observe(ms / 1000)
+		}
+	}
+}
+
+func (propagationKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.PropagationSpec)
 	p := c.Path()
 	known := []string{"Nonce"}
 	ok := true
@@ -316,9 +337,9 @@ func buildPropagation(b *builder, c *configs.Check) (Prober, types.Map) {
 		}
 	}
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	return pr, propagationVars
+	return pr
 }
 
 // readMatch compiles a reader's match; nil when it is bad (reported through b).

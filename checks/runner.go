@@ -3,13 +3,14 @@ package checks
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Retry is how error outcomes are retried. Only errors are retried: a fail is an answer.
@@ -19,8 +20,8 @@ type Retry struct {
 	Max      time.Duration // longest wait
 }
 
-// DefaultBackoff is the first wait before a retry.
-const DefaultBackoff = 500 * time.Millisecond
+// defaultBackoff is the first wait before a retry.
+const defaultBackoff = 500 * time.Millisecond
 
 // RunWithRetries runs c, retrying error outcomes. The result says how many attempts it
 // took and keeps the earlier errors in its transcript. With tracing on the run is a span
@@ -45,7 +46,7 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 		}()
 	}
 	if retry.Backoff <= 0 {
-		retry.Backoff = DefaultBackoff
+		retry.Backoff = defaultBackoff
 	}
 	if retry.Max <= 0 {
 		retry.Max = 5 * time.Second

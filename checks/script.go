@@ -3,7 +3,8 @@ package checks
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ type Script struct {
 
 type scriptStep struct {
 	label   string
-	req     *RequestTemplate
+	req     *requestTemplate
 	extract map[string]string
 	asserts []*Assertion
 }
@@ -30,9 +31,7 @@ type scriptStep struct {
 // scriptStepVars are a step's variables: the response, plus what earlier steps extracted.
 var scriptStepVars = func() types.Map {
 	m := types.Map{"vars": types.TypeOf(map[string]any{})}
-	for k, v := range HTTPVars {
-		m[k] = v
-	}
+	maps.Copy(m, HTTPVars)
 	return m
 }()
 
@@ -48,7 +47,7 @@ var scriptVars = types.Map{
 // Probe implements Prober.
 func (s *Script) Probe(ctx context.Context, run *Run) error {
 	extracted := map[string]any{}
-	data := map[string]any{"Nonce": NewNonce()}
+	data := map[string]any{"Nonce": newNonce()}
 	run.Vars["steps_total"] = len(s.steps)
 	run.Vars["failed_step"] = ""
 	run.Vars["vars"] = extracted
@@ -80,7 +79,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 				return nil
 			}
 		}
-		for _, name := range sortedKeys(st.extract) {
+		for _, name := range slices.Sorted(maps.Keys(st.extract)) {
 			v, ok := extractValue(st.extract[name], resp)
 			if !ok {
 				run.Vars["failed_step"] = st.label
@@ -100,7 +99,7 @@ func varsNote(t *Transcript, vars map[string]any) string {
 		return ""
 	}
 	parts := make([]string, 0, len(vars))
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		parts = append(parts, k+"="+shownValue(t, k, vars[k]))
 	}
 	return " (variables: " + strings.Join(parts, ", ") + ")"
@@ -112,7 +111,7 @@ func shownValue(t *Transcript, name string, v any) string {
 	if configs.SensitiveName(name) {
 		return configs.Masked
 	}
-	return FormatValue(t.Redactor().Value(v))
+	return formatValue(t.Redactor().Value(v))
 }
 
 // extractValue reads json.PATH (gjson), json, header.NAME, status or body from resp.
@@ -137,11 +136,16 @@ func extractValue(from string, resp *Response) (any, bool) {
 	return nil, false
 }
 
-func buildScript(b *builder, c *configs.Check) (Prober, types.Map) {
+// scriptKind registers the script kind (kinds.go).
+type scriptKind struct{}
+
+func (scriptKind) vars() types.Map { return scriptVars }
+
+func (scriptKind) build(b *builder, c *configs.Check) Prober {
 	s := &Script{client: b.deps.HTTP}
 	known := []string{"Nonce"}
 	ok := true
-	for i, st := range c.Script.Steps {
+	for i, st := range c.Spec.(*configs.ScriptSpec).Steps {
 		p := fmt.Sprintf("%s.steps[%d]", c.Path(), i)
 		label := st.Name
 		if label == "" {
@@ -166,15 +170,10 @@ func buildScript(b *builder, c *configs.Check) (Prober, types.Map) {
 			ok = false
 		}
 		s.steps = append(s.steps, step)
-		names := make([]string, 0, len(st.Extract))
-		for name := range st.Extract {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		known = append(known, names...)
+		known = append(known, slices.Sorted(maps.Keys(st.Extract))...)
 	}
 	if !ok {
-		return nil, nil
+		return nil
 	}
-	return s, scriptVars
+	return s
 }

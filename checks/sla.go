@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ const (
 	slaNotSent = "not_sent" // with a rate: due, but the burst ended before a worker was free
 )
 
-// SLA is the sla kind (seeds 001 and 002): a bounded burst of one request, with latency
+// SLA is the sla kind, for releases that are fine at one client and unusable at fifty (a
+// pool a blocking call exhausts): a bounded burst of one request, with latency
 // percentiles, an error rate and the statuses seen. Without a rate, `concurrency` workers
 // send back to back (a closed loop: fine for "is it usable at 50 clients"). With a rate,
 // request i is due at start + i/rate and its latency counts from then, not from when a
@@ -47,7 +49,7 @@ const (
 // (no coordinated omission).
 type SLA struct {
 	client      *HTTPClient
-	req         *RequestTemplate
+	req         *requestTemplate
 	requests    int
 	concurrency int
 	rate        float64
@@ -118,7 +120,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 
 // one sends request i and measures it from begin.
 func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSample {
-	req, err := s.req.Render(map[string]any{"Nonce": NewNonce()})
+	req, err := s.req.Render(map[string]any{"Nonce": newNonce()})
 	if err != nil {
 		return slaSample{sent: true, key: slaError, err: err}
 	}
@@ -144,12 +146,7 @@ func (s *SLA) isOK(status int) bool {
 	if len(s.okStatus) == 0 {
 		return status >= 200 && status < 400
 	}
-	for _, st := range s.okStatus {
-		if st == status {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(s.okStatus, status)
 }
 
 // summarise turns the samples into variables.
@@ -234,14 +231,6 @@ func fmtMS(v any) string {
 	return formatFloat(f) + "ms"
 }
 
-func formatStatuses(m map[string]int) string {
-	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // waitUntil waits for t or ctx, whichever comes first; false when ctx ended.
 func waitUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)
@@ -258,17 +247,17 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-func buildSLA(b *builder, c *configs.Check) (Prober, types.Map) {
-	s := c.SLA
-	if s.Requests > configs.SLAMaxRequests && !s.AllowLoad {
-		b.errf(c.Path()+".requests", "lower it, or set allow_load: true if this target is meant to take load",
-			"%d requests per run is above the safety cap of %d", s.Requests, configs.SLAMaxRequests)
-		return nil, nil
-	}
+// slaKind registers the sla kind (kinds.go).
+type slaKind struct{}
+
+func (slaKind) vars() types.Map { return slaVars }
+
+func (slaKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.SLASpec) // the request cap (allow_load) is a config rule
 	req := b.request(c.Path()+".request", &s.Request, []string{"Nonce"})
 	if req == nil {
-		return nil, nil
+		return nil
 	}
 	return &SLA{client: b.deps.HTTP, req: req, requests: s.Requests, concurrency: s.Concurrency, rate: s.Rate,
-		maxDuration: s.MaxDuration, okStatus: s.OKStatus}, slaVars
+		maxDuration: s.MaxDuration, okStatus: s.OKStatus}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // Transcript records what a run sent and what came back, trimmed, so a failure explains
@@ -29,9 +30,6 @@ const (
 	transcriptMaxBytes = 16 << 10
 	transcriptLineMax  = 512
 )
-
-// NewTranscript returns an empty transcript that masks credentials by place only.
-func NewTranscript() *Transcript { return &Transcript{} }
 
 // newRunTranscript returns a transcript that also masks the config's secrets.
 func newRunTranscript(red *configs.Redactor) *Transcript { return &Transcript{red: red} }
@@ -99,7 +97,7 @@ func (t *Transcript) Lines() []string {
 
 // Trim shortens s to at most n bytes on a rune boundary, marking the cut, and flattens
 // newlines so one value stays on one line.
-func Trim(s string, n int) string { return configs.Clip(flatten(s), n) }
+func Trim(s string, n int) string { return text.Clip(flatten(s), n) }
 
 func flatten(s string) string {
 	s = strings.ReplaceAll(s, "\r", "")

@@ -2,12 +2,15 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // decoder turns the merged koanf map into typed config, strictly: an unknown key, a value
@@ -98,7 +101,7 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 			return
 		}
 		out := reflect.MakeMapWithSize(t, len(m))
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			v := reflect.New(t.Elem()).Elem()
 			d.decode(joinPath(path, k), m[k], v)
 			out.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), v)
@@ -145,7 +148,7 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 // decodes them elsewhere); any other unknown key is an error that suggests the nearest key.
 func (d *decoder) decodeStruct(path string, m map[string]any, dst reflect.Value, extra map[string]bool) {
 	fields := structFields(dst.Type())
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if extra[k] {
 			continue
 		}
@@ -252,7 +255,7 @@ func describe(raw any) string {
 		return "a list"
 	case string:
 		if len(v) > 40 {
-			v = v[:40] + "..."
+			v = v[:text.CutAt(v, 40)] + "..."
 		}
 		return fmt.Sprintf("%q", v)
 	case bool:
@@ -278,192 +281,4 @@ func structFields(t reflect.Type) map[string]int {
 	return out
 }
 
-// KeysOf lists the config keys a struct type accepts, sorted.
-func KeysOf(v any) []string {
-	t := reflect.TypeOf(v)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return keysOf(structFields(t))
-}
-
-func keysOf(fields map[string]int) []string {
-	out := make([]string, 0, len(fields))
-	for k := range fields {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedKeys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// decodeRaw reads a check: the common keys into the Check, the rest into its kind's spec.
-func (c *Check) decodeRaw(d *decoder, path string, raw any) {
-	m, ok := raw.(map[string]any)
-	if !ok {
-		d.errorf(path, "each check is a mapping with at least name and kind", "expected a mapping, got %s", describe(raw))
-		return
-	}
-	common := structFields(reflect.TypeOf(*c))
-	extra := map[string]bool{}
-	for k := range m {
-		if _, ok := common[k]; !ok {
-			extra[k] = true
-		}
-	}
-	d.decodeStruct(path, m, reflect.ValueOf(c).Elem(), extra)
-	if c.Kind == "" {
-		d.errorf(joinPath(path, "kind"), "set kind to one of: "+strings.Join(Kinds, ", "), "missing")
-		return
-	}
-	spec := c.newSpec()
-	if !spec.IsValid() {
-		d.errorf(joinPath(path, "kind"), DidYouMean(c.Kind, Kinds), "unknown kind %q", c.Kind)
-		return
-	}
-	specFields := structFields(spec.Elem().Type())
-	known := append(keysOf(common), keysOf(specFields)...)
-	rest := map[string]any{}
-	for k := range extra {
-		if _, ok := specFields[k]; ok {
-			rest[k] = m[k]
-			continue
-		}
-		p := joinPath(path, k)
-		if other := kindWithKey(k); other != "" {
-			d.errorf(p, fmt.Sprintf("%s is a key of %s checks; remove it or change kind", k, other), "not a key of %s checks", c.Kind)
-			continue
-		}
-		d.unknownKey(p, k, known)
-	}
-	d.decodeStruct(path, rest, spec.Elem(), nil)
-}
-
-// newSpec allocates the spec for c.Kind, stores it on c, and returns it (nil: unknown kind).
-func (c *Check) newSpec() reflect.Value {
-	var spec any
-	switch c.Kind {
-	case KindHTTP:
-		c.HTTP = &HTTPSpec{}
-		spec = c.HTTP
-	case KindScript:
-		c.Script = &ScriptSpec{}
-		spec = c.Script
-	case KindBrowser:
-		c.Browser = &BrowserSpec{}
-		spec = c.Browser
-	case KindPropagation:
-		c.Propagation = &PropagationSpec{}
-		spec = c.Propagation
-	case KindSLA:
-		c.SLA = &SLASpec{}
-		spec = c.SLA
-	case KindLogscan:
-		c.Logscan = &LogscanSpec{}
-		spec = c.Logscan
-	case KindPromQL:
-		c.PromQL = &PromQLSpec{}
-		spec = c.PromQL
-	case KindFleet:
-		c.Fleet = &FleetSpec{}
-		spec = c.Fleet
-	default:
-		return reflect.Value{}
-	}
-	return reflect.ValueOf(spec)
-}
-
-var kindSpecs = map[string]any{
-	KindHTTP: HTTPSpec{}, KindScript: ScriptSpec{}, KindBrowser: BrowserSpec{}, KindPropagation: PropagationSpec{},
-	KindSLA: SLASpec{}, KindLogscan: LogscanSpec{}, KindPromQL: PromQLSpec{}, KindFleet: FleetSpec{},
-}
-
-// kindWithKey names a kind whose spec has key, for "wrong kind" errors.
-func kindWithKey(key string) string {
-	for _, k := range Kinds {
-		if _, ok := structFields(reflect.TypeOf(kindSpecs[k]))[key]; ok {
-			return k
-		}
-	}
-	return ""
-}
-
-// decodeRaw reads routes as a list (every event) or a map from event to list.
-func (r *Routes) decodeRaw(d *decoder, path string, raw any) {
-	out := Routes{}
-	switch v := raw.(type) {
-	case []any:
-		var names []string
-		d.decode(path, v, reflect.ValueOf(&names).Elem())
-		out[AnyEvent] = names
-	case map[string]any:
-		for _, ev := range sortedKeys(v) {
-			if !contains(Events, ev) {
-				d.errorf(joinPath(path, ev), DidYouMean(ev, Events), "unknown event %q", ev)
-				continue
-			}
-			var names []string
-			d.decode(joinPath(path, ev), v[ev], reflect.ValueOf(&names).Elem())
-			out[ev] = names
-		}
-	default:
-		d.errorf(path, "write a list of notifier names, or a mapping from event to a list", "expected a list or a mapping, got %s", describe(raw))
-		return
-	}
-	*r = out
-}
-
-// decodeRaw reads a reader as a URL string or a full mapping.
-func (r *Reader) decodeRaw(d *decoder, path string, raw any) {
-	if s, ok := raw.(string); ok {
-		r.Request.URL = s
-		return
-	}
-	m, ok := raw.(map[string]any)
-	if !ok {
-		d.errorf(path, "write a URL, or a mapping with request (and optionally name, match)", "expected a URL or a mapping, got %s", describe(raw))
-		return
-	}
-	d.decodeStruct(path, m, reflect.ValueOf(r).Elem(), nil)
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// decodeRaw reads a notifier and rejects keys that belong to another notifier type.
-func (n *Notifier) decodeRaw(d *decoder, path string, raw any) {
-	m, ok := raw.(map[string]any)
-	if !ok {
-		d.errorf(path, "each notifier is a mapping with at least type", "expected a mapping, got %s", describe(raw))
-		return
-	}
-	d.decodeStruct(path, m, reflect.ValueOf(n).Elem(), nil)
-	allowed, ok := notifierKeys[n.Type]
-	if !ok {
-		return // validation reports the type
-	}
-	for _, k := range sortedKeys(m) {
-		if k == "type" || k == "events" || k == "dry_run" || contains(allowed, k) {
-			continue
-		}
-		if _, known := structFields(reflect.TypeOf(*n))[k]; !known {
-			continue // already reported as unknown
-		}
-		d.errorf(joinPath(path, k), fmt.Sprintf("%s notifiers take: type, events, dry_run, %s", n.Type, strings.Join(allowed, ", ")),
-			"not a key of %s notifiers", n.Type)
-	}
-}
+func keysOf(fields map[string]int) []string { return slices.Sorted(maps.Keys(fields)) }

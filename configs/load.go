@@ -18,9 +18,9 @@ import (
 	yamlv3 "go.yaml.in/yaml/v3"
 )
 
-// EnvPrefix starts every environment variable that overrides a config key. Nesting uses a
+// envPrefix starts every environment variable that overrides a config key. Nesting uses a
 // double underscore: VIGIL_AGENT__LISTEN sets agent.listen.
-const EnvPrefix = "VIGIL_"
+const envPrefix = "VIGIL_"
 
 // Options are the non-file inputs of a load.
 type Options struct {
@@ -70,7 +70,7 @@ func LoadPartial(path string, opts Options) (*Config, error) {
 		}
 		return nil, Errors{{File: path, Msg: "cannot read config: " + unwrapPathErr(err), Fix: fix}}
 	}
-	return ParsePartial(path, data, opts)
+	return parsePartial(path, data, opts)
 }
 
 func unwrapPathErr(err error) string {
@@ -84,15 +84,15 @@ func unwrapPathErr(err error) string {
 // Parse is Load for bytes already read; name is the file name used in errors and the
 // folder relative paths resolve against.
 func Parse(name string, data []byte, opts Options) (*Config, error) {
-	cfg, err := ParsePartial(name, data, opts)
+	cfg, err := parsePartial(name, data, opts)
 	if err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// ParsePartial is LoadPartial for bytes already read.
-func ParsePartial(name string, data []byte, opts Options) (*Config, error) {
+// parsePartial is LoadPartial for bytes already read.
+func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	cfg := &Config{File: name, Dir: filepath.Dir(name)}
 	if abs, err := filepath.Abs(cfg.Dir); err == nil {
 		cfg.Dir = abs
@@ -117,10 +117,10 @@ func ParsePartial(name string, data []byte, opts Options) (*Config, error) {
 	}
 	envSources := map[string]string{}
 	ep := envprovider.Provider(".", envprovider.Opt{
-		Prefix:      EnvPrefix,
+		Prefix:      envPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(key, value string) (string, any) {
-			rest := strings.TrimPrefix(key, EnvPrefix)
+			rest := strings.TrimPrefix(key, envPrefix)
 			if !strings.Contains(rest, "__") {
 				return "", nil
 			}

@@ -96,11 +96,11 @@ notifiers:
 	if b.Every != 5*time.Second || *b.Retries != 0 || len(b.Notify) != 0 {
 		t.Errorf("b's own values lost: every=%s retries=%d notify=%v", b.Every, *b.Retries, b.Notify)
 	}
-	if b.HTTP.Request.Timeout != 4*time.Second {
-		t.Errorf("a request timeout longer than the check's must be capped: %s", b.HTTP.Request.Timeout)
+	if b.Spec.(*configs.HTTPSpec).Request.Timeout != 4*time.Second {
+		t.Errorf("a request timeout longer than the check's must be capped: %s", b.Spec.(*configs.HTTPSpec).Request.Timeout)
 	}
-	if a.HTTP.Request.URL != "http://127.0.0.1:8080/" || a.HTTP.Request.Headers["X-Key"] != "${literal}" {
-		t.Errorf("expansion: url=%q header=%q", a.HTTP.Request.URL, a.HTTP.Request.Headers["X-Key"])
+	if a.Spec.(*configs.HTTPSpec).Request.URL != "http://127.0.0.1:8080/" || a.Spec.(*configs.HTTPSpec).Request.Headers["X-Key"] != "${literal}" {
+		t.Errorf("expansion: url=%q header=%q", a.Spec.(*configs.HTTPSpec).Request.URL, a.Spec.(*configs.HTTPSpec).Request.Headers["X-Key"])
 	}
 	if cfg.Agent.APIToken.Value() != "t0k" || cfg.Notifiers["ops"].Secret.Value() != "shh" {
 		t.Error("secrets not expanded")

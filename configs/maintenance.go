@@ -2,9 +2,39 @@ package configs
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	// Maintenance windows name IANA time zones; embedding the database makes them load
+	// the same on a distroless image with no /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
+
+// Maintenance is a recurring or one-off window in which failures are recorded but not sent.
+type Maintenance struct {
+	Name     string   `koanf:"name"`
+	Checks   []string `koanf:"checks"`
+	Services []string `koanf:"services"`
+	// Start and End bound a one-off window (RFC 3339).
+	Start string `koanf:"start"`
+	End   string `koanf:"end"`
+	// Weekly windows: days (mon..sun, empty: every day), a start time of day and a duration.
+	Days     []string      `koanf:"days"`
+	At       string        `koanf:"at"`
+	Duration time.Duration `koanf:"duration"`
+	Timezone string        `koanf:"timezone"`
+	Reason   string        `koanf:"reason"`
+
+	// The parsed times, filled once by validation.
+	parsed   bool
+	schedule *Schedule
+	problems []schedProblem
+}
+
+// WeekDays are the day names a weekly maintenance window accepts, in any case.
+var WeekDays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 // Schedule is a maintenance window's times, parsed once, when the config is validated;
 // alerting computes the window's occurrences from it.
@@ -91,7 +121,7 @@ func (m *Maintenance) parse() []schedProblem {
 			s.Days = [7]bool{true, true, true, true, true, true, true}
 		}
 		for j, d := range m.Days {
-			k := indexOf(WeekDays, strings.ToLower(d))
+			k := slices.Index(WeekDays, strings.ToLower(d))
 			switch {
 			case k < 0:
 				bad(fmt.Sprintf("days[%d]", j), DidYouMean(strings.ToLower(d), WeekDays), "%q is not a day", d)
@@ -117,11 +147,39 @@ func (m *Maintenance) parse() []schedProblem {
 	return probs
 }
 
-func indexOf(xs []string, s string) int {
-	for i, x := range xs {
-		if x == s {
-			return i
+func (v *validator) maintenance(checks map[string]bool) {
+	names := map[string]int{}
+	for i, m := range v.c.Maintenance {
+		p := indexPath("maintenance", i)
+		if m == nil {
+			v.errf(p, "remove the empty item", "empty window")
+			continue
+		}
+		if m.Name != "" {
+			if !nameRE.MatchString(m.Name) {
+				v.errf(p+".name", nameFix, "%q is not a valid name", m.Name)
+			} else if j, dup := names[m.Name]; dup {
+				v.errf(p+".name", "window names must be unique; rename one of them", "%q is already the name of maintenance[%d]", m.Name, j)
+			} else {
+				names[m.Name] = i
+			}
+		}
+		for j, cn := range m.Checks {
+			if !checks[cn] {
+				v.errf(indexPath(p+".checks", j), DidYouMean(cn, slices.Sorted(maps.Keys(checks))), "unknown check %q", cn)
+			}
+		}
+		for j, sn := range m.Services {
+			if _, ok := v.c.Services[sn]; !ok {
+				v.errf(indexPath(p+".services", j), DidYouMean(sn, slices.Sorted(maps.Keys(v.c.Services))), "unknown service %q", sn)
+			}
+		}
+		for _, pr := range m.parse() {
+			key := p
+			if pr.key != "" {
+				key += "." + pr.key
+			}
+			v.errf(key, pr.fix, "%s", pr.msg)
 		}
 	}
-	return -1
 }

@@ -2,7 +2,6 @@ package configs
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -11,9 +10,13 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
-// This file is vigil's one redaction helper. Everything that leaves a run (results, the
+// Redaction is one helper, in this file and three beside it: names.go says which names hold
+// credentials, secrets.go finds the config's secret values, redact_scan.go masks by place.
+// Everything that leaves a run (results, the
 // store, the API and status page, notifier payloads, logs) passes through a Redactor built
 // from the loaded config, so a credential is masked the same way everywhere:
 //
@@ -27,77 +30,8 @@ import (
 //     fields and of headers whose names hold credentials (SensitiveName), and the token
 //     after "Bearer " or "Basic ".
 
-// Masked replaces a credential wherever vigil would show it.
-const Masked = redacted
-
 // MinSecretLen is the shortest value searched for and masked wherever it appears.
 const MinSecretLen = 6
-
-// SensitiveName reports whether a header, query parameter, form field, JSON field or
-// environment variable name usually holds a credential: Authorization, Set-Cookie,
-// X-Auth-Token, access_token, password, client_secret, api_key, sig, ...
-func SensitiveName(name string) bool {
-	var buf [64]byte
-	n := normInto(buf[:0], name)
-	switch string(n) {
-	case "":
-		return false
-	case "auth", "pass", "pwd", "pin", "sig", "key", "sid", "otp", "jwt", "bearer", "apikey":
-		return true
-	}
-	for i, c := range n {
-		for _, part := range sensitiveParts[c] {
-			if bytes.HasPrefix(n[i:], part) {
-				return true
-			}
-		}
-	}
-	return bytes.HasSuffix(n, []byte("auth"))
-}
-
-// sensitiveParts are the words that make a name sensitive wherever they appear in it,
-// by their first letter (one pass over the name instead of one search per word).
-var sensitiveParts = func() (out [256][][]byte) {
-	for _, p := range []string{"token", "secret", "passw", "apikey", "accesskey", "privatekey",
-		"signingkey", "routingkey", "authkey", "clientkey", "licensekey", "masterkey", "hmackey",
-		"encryptionkey", "integrationkey", "credential", "cookie", "session", "sessid", "signature", "authorization",
-		"csrf", "xsrf"} {
-		out[p[0]] = append(out[p[0]], []byte(p))
-	}
-	return out
-}()
-
-// normName lowercases a name and drops separators: X-Api-Key, x_api_key and XApiKey match.
-func normName(name string) string { return string(normInto(nil, name)) }
-
-func normInto(dst []byte, name string) []byte {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			dst = append(dst, c+'a'-'A')
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// plainHeaders are the request headers that clearly carry no credential. Any other header a
-// config sets (X-Auth-Token, X-Scope-OrgID, X-Synthetic, ...) is treated as one: its value is
-// masked where it is shown, and a redirect to another host drops it.
-var plainHeaders = map[string]bool{
-	"accept": true, "acceptcharset": true, "acceptencoding": true, "acceptlanguage": true, "cachecontrol": true,
-	"connection": true, "contentencoding": true, "contentlanguage": true, "contentlength": true, "contenttype": true,
-	"dnt": true, "expect": true, "host": true, "ifmatch": true, "ifmodifiedsince": true, "ifnonematch": true,
-	"ifrange": true, "ifunmodifiedsince": true, "origin": true, "pragma": true, "range": true, "te": true,
-	"useragent": true, "xforwardedfor": true, "xforwardedhost": true, "xforwardedproto": true, "xrequestid": true,
-	"xcorrelationid": true, "xrequestedwith": true, "traceparent": true, "tracestate": true, "baggage": true,
-	"upgrade": true, "via": true, "date": true,
-}
-
-// PlainHeader reports whether a configured request header clearly carries no credential.
-func PlainHeader(name string) bool { return plainHeaders[normName(name)] }
 
 // RedactURL masks the password of a URL's user:pass@ and the values of its query parameters
 // whose names hold credentials (access_token, api_key, sig, ...). Text that is not a URL is
@@ -160,9 +94,9 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...)}
 }
 
-// Margin is how much text past a cut must be redacted with what comes before it, so that
+// margin is how much text past a cut must be redacted with what comes before it, so that
 // the cut never splits a secret (or a "name": "value" pair) and shows its start.
-func (r *Redactor) Margin() int {
+func (r *Redactor) margin() int {
 	if r == nil || len(r.secrets) == 0 {
 		return 128
 	}
@@ -175,6 +109,17 @@ func (r *Redactor) Len() int {
 		return 0
 	}
 	return len(r.secrets)
+}
+
+// String masks the credentials in s.
+func (r *Redactor) String(s string) string {
+	if s == "" {
+		return s
+	}
+	if r != nil && r.rep != nil {
+		s = r.rep.Replace(s)
+	}
+	return maskPlaces(s, nil)
 }
 
 // Bytes masks the credentials in b. Text is redacted as String does; binary data has the
@@ -317,153 +262,15 @@ func (r *Redactor) value(v reflect.Value, masked bool, n int) reflect.Value {
 	return v
 }
 
-// Secrets lists the values the config marks as secret (see the file comment), for a
-// Redactor. It reads Secret fields, credential headers, URLs, bodies and ${VAR} expansions.
-func (c *Config) secretValues() []string {
-	var out []string
-	add := func(s string) {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	var walk func(path string, v reflect.Value)
-	walk = func(path string, v reflect.Value) {
-		switch v.Kind() {
-		case reflect.Pointer, reflect.Interface:
-			if !v.IsNil() {
-				walk(path, v.Elem())
-			}
-		case reflect.Struct:
-			if auth, ok := v.Interface().(Auth); ok && auth.Username != "" && auth.Password.IsSet() {
-				add(base64.StdEncoding.EncodeToString([]byte(auth.Username + ":" + auth.Password.Value())))
-			}
-			t := v.Type()
-			for i := range t.NumField() {
-				f := t.Field(i)
-				if !f.IsExported() || f.Tag.Get("koanf") == "-" && f.Type.Kind() != reflect.Pointer {
-					continue
-				}
-				walk(f.Name, v.Field(i))
-			}
-		case reflect.Slice:
-			for i := range v.Len() {
-				walk(path, v.Index(i))
-			}
-		case reflect.Map:
-			it := v.MapRange()
-			for it.Next() {
-				if path == "Headers" && it.Key().Kind() == reflect.String && it.Value().Kind() == reflect.String {
-					name, val := it.Key().String(), it.Value().String()
-					if !PlainHeader(name) {
-						add(val)
-						if _, tok, ok := strings.Cut(val, " "); ok && (SensitiveName(name) || strings.EqualFold(name, "Authorization")) {
-							add(strings.TrimSpace(tok)) // "Bearer TOKEN": the token alone
-						}
-						if k, v, ok := strings.Cut(val, "="); ok && SensitiveName(name) && k != "" {
-							add(v) // "sid=VALUE": the cookie's value alone
-						}
-					}
-				}
-				walk(path, it.Value())
-			}
-		case reflect.String:
-			s := v.String()
-			if v.Type() == secretType {
-				add(s)
-				return
-			}
-			for _, found := range SecretsInText(s) {
-				add(found)
-			}
-		}
-	}
-	walk("", reflect.ValueOf(c).Elem())
-	out = append(out, c.expandedSecrets...)
-	return out
-}
-
-// SecretsInText finds the credentials written in a string by their place: URL passwords
-// (and the basic-auth header they make), and sensitive query, form and JSON values.
-func SecretsInText(s string) []string {
-	var out []string
-	maskPlaces(s, func(v string) { out = append(out, v) })
-	return out
-}
-
-// SensitiveValues collects the strings held under names that hold credentials in v (a
-// decoded JSON answer, a header map): what a run learns it must mask from then on.
-func SensitiveValues(v any) []string {
-	var out []string
-	var walk func(v any, under bool)
-	walk = func(v any, under bool) {
-		switch x := v.(type) {
-		case string:
-			if under {
-				out = append(out, x)
-			}
-		case map[string]any:
-			for k, val := range x {
-				walk(val, under || SensitiveName(k))
-			}
-		case []any:
-			for _, val := range x {
-				walk(val, under)
-			}
-		default:
-			rv := reflect.ValueOf(v)
-			switch rv.Kind() {
-			case reflect.Map:
-				if rv.Type().Key().Kind() != reflect.String {
-					return
-				}
-				it := rv.MapRange()
-				for it.Next() {
-					walk(it.Value().Interface(), under || SensitiveName(it.Key().String()))
-				}
-			case reflect.Slice:
-				if rv.Type().Elem().Kind() == reflect.Uint8 {
-					return
-				}
-				for i := range rv.Len() {
-					walk(rv.Index(i).Interface(), under)
-				}
-			case reflect.String:
-				if under {
-					out = append(out, rv.String())
-				}
-			}
-		}
-	}
-	walk(v, false)
-	return out
-}
-
-// Clip shortens s to at most n bytes on a rune boundary, saying how long it was.
-func Clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:runeCut(s, n)] + fmt.Sprintf("...(%d bytes)", len(s))
-}
-
-// runeCut is the largest rune boundary of s at or before n.
-func runeCut(s string, n int) int {
-	cut := min(max(n, 0), len(s))
-	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return cut
-}
-
 // Excerpt is s redacted and clipped to n bytes. It redacts before the final cut, so the cut
 // never leaves the start of a secret showing.
 func (r *Redactor) Excerpt(s string, n int) string {
 	whole := len(s)
-	s = r.String(s[:runeCut(s, n+r.Margin())])
+	s = r.String(s[:text.CutAt(s, n+r.margin())])
 	if whole <= n && len(s) <= n {
 		return s
 	}
-	return s[:runeCut(s, n)] + fmt.Sprintf("...(%d bytes)", whole)
+	return s[:text.CutAt(s, n)] + fmt.Sprintf("...(%d bytes)", whole)
 }
 
 // Redactor returns the redactor of this config's secrets.

@@ -10,17 +10,6 @@ import (
 // than regular expressions: they run over every line of every result, and Go's regexp
 // costs tens of milliseconds per 256 KiB where these cost well under one.
 
-// String masks the credentials in s.
-func (r *Redactor) String(s string) string {
-	if s == "" {
-		return s
-	}
-	if r != nil && r.rep != nil {
-		s = r.rep.Replace(s)
-	}
-	return maskPlaces(s, nil)
-}
-
 // maskPlaces masks credentials by their place in s; found, when set, receives each value
 // it masks.
 func maskPlaces(s string, found func(string)) string {

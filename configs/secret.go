@@ -8,6 +8,9 @@ type Secret string
 
 const redacted = "****"
 
+// Masked replaces a credential wherever vigil would show it.
+const Masked = redacted
+
 // Value returns the secret itself.
 func (s Secret) Value() string { return string(s) }
 

@@ -89,7 +89,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, c := range list {
-		if c.Kind == configs.KindBrowser {
+		if c.Resource() == checks.BrowserSlot {
 			// Start Chromium while the other checks run, rather than in the first browser
 			// check's time. A failure to start is that check's error, reported there.
 			go env.browser.Start(ctx)

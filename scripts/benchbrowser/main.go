@@ -31,10 +31,56 @@ func main() {
 	runs := flag.Int("runs", 500, "browser check runs in all")
 	early := flag.Int("early", 50, "memory is also measured after this many runs")
 	conc := flag.Int("concurrency", 2, "runs at once (agent.browser_concurrency)")
+	paced := flag.Int("paced", 40, "then this many runs one at a time, a second apart (as a scheduled check runs), with and without a tab opened ahead of need")
 	flag.Parse()
 	if err := bench(*runs, *early, *conc); err != nil {
 		log.Fatal(err)
 	}
+	if *paced > 0 {
+		if err := benchPaced(*paced); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// benchPaced measures a scheduled browser check's latency: one run a second, so the spare
+// tab is opened between runs, off the critical path. The same runs without spare tabs (a
+// context opened per run, as before) are measured in the same process, interleaved.
+func benchPaced(n int) error {
+	target, stop, err := serveShop()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("  %d paced runs (one a second, as a scheduled check): %d with tabs opened ahead of need, then %d opening a tab per run (a new Chromium each)\n", 2*n, n, n)
+	var with, without []time.Duration
+	for _, spare := range []bool{true, false} {
+		pool := browser.NewPool(browser.Options{Concurrency: 1, NoSpareTab: !spare})
+		defer pool.Close()
+		if err := pool.Start(context.Background()); err != nil {
+			return err
+		}
+		check, err := buildCheck(target, pool)
+		if err != nil {
+			return err
+		}
+		for range n {
+			time.Sleep(time.Second)
+			r := check.Run(context.Background(), checks.Input{})
+			if r.Outcome != checks.Pass {
+				return fmt.Errorf("paced run: %s %v", r.Outcome, r.Reasons)
+			}
+			if spare {
+				with = append(with, r.Duration)
+			} else {
+				without = append(without, r.Duration)
+			}
+		}
+	}
+	fmt.Printf("  latency, tab opened ahead of need: p50 %s  p95 %s\n", pct(with, 50), pct(with, 95))
+	fmt.Printf("  latency, tab opened per run:       p50 %s  p95 %s\n", pct(without, 50), pct(without, 95))
+	fmt.Printf("  ratio p50 (ahead / per run): %.2fx\n", float64(pct(with, 50))/float64(pct(without, 50)))
+	return nil
 }
 
 const page = `<!doctype html><html><head><title>Shop</title><link rel=stylesheet href=/app.css></head>
@@ -44,10 +90,11 @@ const script = `const app = document.getElementById('app');
 for (let i = 0; i < 200; i++) { const li = document.createElement('li'); li.textContent = 'item ' + i; app.appendChild(li); }
 fetch('/api/items').then(r => r.json()).then(items => { app.dataset.items = items.length; app.dataset.ready = '1'; });`
 
-func bench(runs, early, conc int) error {
+// serveShop serves the benchmark's page on a loopback port.
+func serveShop() (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	mux := http.NewServeMux()
 	serve := func(path, ctype, body string) {
@@ -62,29 +109,44 @@ func bench(runs, early, conc int) error {
 	serve("/api/items", "application/json", "[1,2,3]")
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
-	defer srv.Close()
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
 
+// buildCheck builds the benchmark's browser check against target, on pool.
+func buildCheck(target string, pool *browser.Pool) (*checks.Check, error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "vigil.yaml")
-	cfgText := fmt.Sprintf("checks:\n  - {name: home, kind: browser, url: \"http://%s/\", wait_for: \"#app[data-ready]\", timeout: 20s}\n", ln.Addr())
+	cfgText := fmt.Sprintf("checks:\n  - {name: home, kind: browser, url: \"%s/\", wait_for: \"#app[data-ready]\", timeout: 20s}\n", target)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := configs.Load(cfgPath, configs.Options{})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pool := browser.NewPool(browser.Options{Concurrency: conc})
-	defer pool.Close()
 	list, err := checks.Build(cfg, checks.Deps{Browser: pool})
+	if err != nil {
+		return nil, err
+	}
+	return list[0], nil
+}
+
+func bench(runs, early, conc int) error {
+	target, stop, err := serveShop()
 	if err != nil {
 		return err
 	}
-	check := list[0]
+	defer stop()
+	pool := browser.NewPool(browser.Options{Concurrency: conc})
+	defer pool.Close()
+	check, err := buildCheck(target, pool)
+	if err != nil {
+		return err
+	}
 	begin := time.Now()
 	if err := pool.Start(context.Background()); err != nil {
 		return err

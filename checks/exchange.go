@@ -1,0 +1,305 @@
+package checks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// Request is a rendered request, ready to send.
+type Request struct {
+	Method          string
+	URL             string
+	Header          http.Header
+	Body            string
+	Timeout         time.Duration
+	FollowRedirects bool
+	TLS             configs.TLS
+	Auth            configs.Auth
+	MaxBodyBytes    int64
+}
+
+// Timings are a request's phases. Connection phases are zero when a kept-alive connection
+// was reused.
+type Timings struct {
+	DNS, Connect, TLS, TTFB, Total time.Duration
+}
+
+// Response is what came back, with the body read up to the request's cap.
+type Response struct {
+	Status    int
+	Proto     string
+	Header    http.Header
+	Body      []byte
+	BodyBytes int64
+	Truncated bool
+	// JSON is the parsed body, nil when it is not JSON (or was truncated).
+	JSON     any
+	FinalURL string
+	Timings  Timings
+	Reused   bool
+	// CertExpiry is the leaf certificate's NotAfter; zero without TLS.
+	CertExpiry time.Time
+}
+
+// Do sends r and reads the answer. An error means no complete answer: connection refused,
+// a timeout before the response, a broken body. A response with any status is not an error.
+func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Response, error) {
+	h = h.forContext(ctx)
+	rt, err := h.transport(r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	// Trace callbacks run on the transport's dial goroutines, which can outlive the
+	// request's choice of connection (a dial racing an idle connection), so they lock.
+	rec := &timingRecorder{}
+	start := time.Now()
+	trace := &httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { rec.mark(&rec.dnsStart) },
+		DNSDone:           func(httptrace.DNSDoneInfo) { rec.phase(&rec.tm.DNS, &rec.dnsStart) },
+		ConnectStart:      func(string, string) { rec.mark(&rec.connStart) },
+		ConnectDone:       func(string, string, error) { rec.phase(&rec.tm.Connect, &rec.connStart) },
+		TLSHandshakeStart: func() { rec.mark(&rec.tlsStart) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { rec.phase(&rec.tm.TLS, &rec.tlsStart) },
+		GotConn:           rec.gotConn,
+		GotFirstResponseByte: func() {
+			rec.mu.Lock()
+			rec.tm.TTFB = time.Since(start)
+			rec.mu.Unlock()
+		},
+	}
+	var body io.Reader
+	if r.Body != "" {
+		body = strings.NewReader(r.Body)
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.Method, r.URL, body)
+	if err != nil {
+		return nil, fmt.Errorf("building request: %w", err)
+	}
+	for k, vs := range r.Header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" && h.UserAgent != "" {
+		req.Header.Set("User-Agent", h.UserAgent)
+	}
+	switch {
+	case r.Auth.Bearer.IsSet():
+		req.Header.Set("Authorization", "Bearer "+r.Auth.Bearer.Value())
+	case r.Auth.Username != "":
+		req.SetBasicAuth(r.Auth.Username, r.Auth.Password.Value())
+	}
+	if t != nil {
+		t.Mask(requestSecrets(r, req.Header)...)
+		t.Printf("> %s %s", r.Method, r.URL)
+		for _, line := range headerLines(req.Header, true) {
+			t.Printf("> %s", line)
+		}
+		if r.Body != "" {
+			t.Printf("> %s", t.Excerpt(r.Body, 300))
+		}
+	}
+	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
+	resp, err := client.Do(req)
+	if err != nil {
+		err = describeHTTPError(ctx, r, err)
+		if t != nil {
+			t.Printf("! %v", err)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	limit := r.MaxBodyBytes
+	if limit <= 0 {
+		limit = configs.DefaultMaxBodyBytes
+	}
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String()}
+	if int64(len(data)) > limit {
+		// Closing without draining drops the connection: cheaper than reading a huge body.
+		data, out.Truncated = data[:limit], true
+	}
+	if readErr != nil {
+		err := describeHTTPError(ctx, r, readErr)
+		if t != nil {
+			t.Printf("< %s after %d body bytes; the body broke off: %v", resp.Status, len(data), err)
+		}
+		return nil, fmt.Errorf("%s, but the body broke off after %d bytes: %w", resp.Status, len(data), err)
+	}
+	tm, reused := rec.result()
+	tm.Total = time.Since(start)
+	out.Body, out.BodyBytes, out.Timings, out.Reused = data, int64(len(data)), tm, reused
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		out.CertExpiry = resp.TLS.PeerCertificates[0].NotAfter
+	}
+	if !out.Truncated && looksJSON(resp.Header.Get("Content-Type"), data) {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if dec.Decode(&v) == nil && !dec.More() {
+			out.JSON = v
+		}
+	}
+	if t != nil {
+		t.Mask(responseSecrets(resp.Header, out.JSON)...)
+		t.Printf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", resp.Proto, resp.Status, round(tm.Total),
+			round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))
+		for _, line := range headerLines(resp.Header, false) {
+			t.Printf("< %s", line)
+		}
+		note := ""
+		if out.Truncated {
+			note = fmt.Sprintf(", cut at the %d-byte cap", limit)
+		}
+		t.Printf("< body: %d bytes%s: %s", len(data), note, t.Excerpt(string(data), 400))
+	}
+	return out, nil
+}
+
+type timingRecorder struct {
+	mu                            sync.Mutex
+	tm                            Timings
+	dnsStart, connStart, tlsStart time.Time
+	reused                        bool
+}
+
+func (r *timingRecorder) mark(t *time.Time) {
+	r.mu.Lock()
+	*t = time.Now()
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) phase(d *time.Duration, start *time.Time) {
+	r.mu.Lock()
+	if !start.IsZero() && !r.reused { // after a reused conn, phases belong to a background dial
+		*d = time.Since(*start)
+	}
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) gotConn(info httptrace.GotConnInfo) {
+	r.mu.Lock()
+	r.reused = info.Reused
+	if info.Reused {
+		r.tm.DNS, r.tm.Connect, r.tm.TLS = 0, 0, 0
+	}
+	r.mu.Unlock()
+}
+
+func (r *timingRecorder) result() (Timings, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tm, r.reused
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// describeHTTPError turns transport errors into a sentence that says what happened.
+func describeHTTPError(ctx context.Context, r *Request, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: timed out: no complete answer within %s", r.Method, r.URL, r.Timeout)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s %s: cancelled", r.Method, r.URL)
+	}
+	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+}
+
+// headerLines shows headers, one a line. A header whose name holds a credential is masked;
+// so is every request header that is not clearly harmless (configs.PlainHeader): a config's
+// X-Auth-Token or X-Scope-OrgID is a credential until proven otherwise.
+func headerLines(h http.Header, request bool) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		v := strings.Join(h[k], ", ")
+		if configs.SensitiveName(k) || (request && !configs.PlainHeader(k)) {
+			v = configs.Masked
+		}
+		out = append(out, k+": "+Trim(v, 200))
+	}
+	return out
+}
+
+// requestSecrets are the credentials a rendered request carries beyond the config's own:
+// credential header values (a token an earlier step extracted) and the passwords and
+// tokens in its URL and body.
+func requestSecrets(r *Request, h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		if configs.PlainHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, v)
+			if _, tok, ok := strings.Cut(v, " "); ok {
+				out = append(out, strings.TrimSpace(tok))
+			}
+		}
+	}
+	out = append(out, configs.SecretsInText(r.URL)...)
+	return append(out, configs.SecretsInText(r.Body)...)
+}
+
+// responseSecrets are what an answer hands out that must not be shown: cookies, credential
+// headers and tokens in a JSON body.
+func responseSecrets(h http.Header, body any) []string {
+	var out []string
+	for k, vs := range h {
+		if !configs.SensitiveName(k) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, v)
+			if k == "Set-Cookie" {
+				if c, err := http.ParseSetCookie(v); err == nil {
+					out = append(out, c.Value)
+				}
+			}
+		}
+	}
+	return append(out, configs.SensitiveValues(body)...)
+}
+
+// headerOf is a configured header map as an http.Header.
+func headerOf(m map[string]string) http.Header {
+	h := make(http.Header, len(m))
+	for k, v := range m {
+		h.Set(k, v)
+	}
+	return h
+}
+
+func looksJSON(contentType string, body []byte) bool {
+	if strings.Contains(contentType, "json") {
+		return true
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}

@@ -1,0 +1,107 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+const (
+	fleetMaxInstances   = 10_000
+	fleetDiscoveryBytes = 4 << 20
+)
+
+// fleetTargets are the instances of a fleet check: a static list of base URLs, or the list
+// a discovery URL answers, read again every run through a gjson path. Finding the
+// instances is apart from probing them, as cloudprober keeps targets apart from probes.
+type fleetTargets struct {
+	client    *HTTPClient
+	static    []string
+	discovery *Request // nil for a static list
+	path      string
+}
+
+func newFleetTargets(client *HTTPClient, t configs.FleetTargets, timeout time.Duration) *fleetTargets {
+	ft := &fleetTargets{client: client, static: t.Static, path: t.Path}
+	if t.URL != "" {
+		ft.discovery = &Request{Method: http.MethodGet, URL: t.URL, Header: headerOf(t.Headers), Timeout: timeout,
+			MaxBodyBytes: fleetDiscoveryBytes, FollowRedirects: true}
+	}
+	return ft
+}
+
+// list gives this run's instances.
+func (f *fleetTargets) list(ctx context.Context, t *Transcript) ([]string, error) {
+	if f.discovery == nil {
+		return f.static, nil
+	}
+	resp, err := f.client.Do(ctx, f.discovery, t)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	switch {
+	case resp.Status != http.StatusOK:
+		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, t.Excerpt(string(resp.Body), 200))
+	case resp.Truncated:
+		return nil, fmt.Errorf("discovery %s answered more than %d bytes; is it the right URL?", f.discovery.URL, fleetDiscoveryBytes)
+	}
+	list, err := ParseTargets(resp.Body, f.path)
+	if err != nil {
+		return nil, fmt.Errorf("discovery %s: %w", f.discovery.URL, err)
+	}
+	return list, nil
+}
+
+// ParseTargets reads instance base URLs from a discovery answer: the gjson path must give a
+// URL string or a list of them (nested lists from # queries are flattened).
+func ParseTargets(body []byte, path string) ([]string, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, fmt.Errorf("the answer is not JSON: %s", Trim(string(body), 120))
+	}
+	r := gjson.GetBytes(body, path)
+	if !r.Exists() {
+		return nil, fmt.Errorf("path %q finds nothing in the answer: %s", path, Trim(string(body), 200))
+	}
+	var out []string
+	seen := map[string]bool{}
+	var walk func(r gjson.Result, depth int) error
+	walk = func(r gjson.Result, depth int) error {
+		if r.IsArray() {
+			if depth > 3 {
+				return fmt.Errorf("path %q gives lists nested too deep", path)
+			}
+			var err error
+			r.ForEach(func(_, v gjson.Result) bool {
+				err = walk(v, depth+1)
+				return err == nil
+			})
+			return err
+		}
+		if r.Type != gjson.String {
+			return fmt.Errorf("path %q gives %s, not a URL string; point it at the URL field, e.g. instances.#.url", path, Trim(r.Raw, 80))
+		}
+		s := strings.TrimSpace(r.Str)
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("discovered %q, which is not an absolute http(s) URL", Trim(s, 100))
+		}
+		if !seen[s] {
+			if len(out) == fleetMaxInstances {
+				return fmt.Errorf("more than %d instances discovered; split the fleet into several checks", fleetMaxInstances)
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+		return nil
+	}
+	if err := walk(r, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

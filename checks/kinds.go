@@ -1,0 +1,124 @@
+package checks
+
+import (
+	"fmt"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// kind is one check kind: the variables its runs set and how a configured check of it
+// becomes a Prober. Each kind lives in its own file (http.go, browser.go, ...) with its
+// prober, and has one line in the kinds table below. A kind may also implement Scarce and
+// Instrumented.
+type kind interface {
+	// vars are the variables a run sets, which the check's assertions may read.
+	vars() types.Map
+	// build compiles a configured check of this kind. It reports problems through b and
+	// returns nil when there were any.
+	build(b *builder, c *configs.Check) Prober
+}
+
+// kinds is the table of check kinds this build runs. configs keeps the matching table of
+// their config specs (configs/kinds.go); a test fails when the two disagree.
+var kinds = map[string]kind{
+	configs.KindHTTP:        httpKind{},
+	configs.KindScript:      scriptKind{},
+	configs.KindBrowser:     browserKind{},
+	configs.KindPropagation: propagationKind{},
+	configs.KindSLA:         slaKind{},
+	configs.KindLogscan:     logscanKind{},
+	configs.KindPromQL:      promqlKind{},
+	configs.KindFleet:       fleetKind{},
+}
+
+// Build compiles every check in cfg: assertions type-checked against the kind's variables,
+// templates parsed and their variables resolved. Its error is configs.Errors: the config's
+// own load problems (configs.LoadPartial) and what building found, in one list; a check
+// with a load problem is not built.
+func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
+	if deps.HTTP == nil {
+		deps.HTTP = NewHTTPClient("vigil")
+	}
+	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
+	out := make([]*Check, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		if c == nil || cfg.Broken(c.Path()) {
+			continue
+		}
+		if ch := b.build(c); ch != nil {
+			out = append(out, ch)
+		}
+	}
+	if err := configs.Merge(cfg.Problems(), b.errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (b *builder) build(c *configs.Check) *Check {
+	k, ok := kinds[c.Kind]
+	if !ok {
+		b.errf(c.Path()+".kind", "", "kind %q is not available in this build of vigil", c.Kind)
+		return nil
+	}
+	prober := k.build(b, c)
+	if prober == nil {
+		return nil
+	}
+	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
+	if b.deps.Tracing.On() { // off, a run makes no span at all
+		ch.tracer = b.deps.Tracing.Tracer("checks")
+	}
+	srcs := c.Assert
+	if len(srcs) == 0 {
+		if d, ok := prober.(DefaultAsserter); ok {
+			srcs = d.DefaultAssert()
+		}
+	}
+	env := Env(k.vars())
+	failed := false
+	for i, src := range srcs {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
+			failed = true
+			continue
+		}
+		ch.asserts = append(ch.asserts, a)
+	}
+	if failed {
+		return nil
+	}
+	return ch
+}
+
+// Resource returns the scarce resource a run of c holds, "" for none.
+func (c *Check) Resource() Resource {
+	if s, ok := kinds[c.Kind].(Scarce); ok {
+		return s.Resource()
+	}
+	return ""
+}
+
+// KindMetrics records results in the metrics of their kinds (see Instrumented).
+type KindMetrics map[string]func(*Result)
+
+// NewKindMetrics registers the metrics of every Instrumented kind with reg.
+func NewKindMetrics(reg prometheus.Registerer) KindMetrics {
+	m := KindMetrics{}
+	for name, k := range kinds {
+		if in, ok := k.(Instrumented); ok {
+			m[name] = in.Instrument(reg)
+		}
+	}
+	return m
+}
+
+// Observe records r in its kind's metrics, if the kind has any.
+func (m KindMetrics) Observe(r *Result) {
+	if observe := m[r.Kind]; observe != nil {
+		observe(r)
+	}
+}

@@ -1,0 +1,41 @@
+package checks
+
+import (
+	"regexp"
+	"time"
+)
+
+const (
+	logLineMax   = 64 << 10 // longer lines are matched on their first 64 KiB
+	logSampleMax = 300      // bytes of a sample line
+)
+
+// logQuery is what a logscan run asks its source (the file follower or Loki): the lines
+// written since a cutoff that match any of the patterns, counted per pattern, with a few
+// samples, reading at most maxBytes.
+type logQuery struct {
+	patterns []*regexp.Regexp
+	window   time.Duration // matches older than this are forgotten
+	samples  int
+	maxBytes int64
+}
+
+// match returns the indexes of the patterns line matches.
+func (q *logQuery) match(line []byte, into []int) []int {
+	into = into[:0]
+	for i, re := range q.patterns {
+		if re.Match(line) {
+			into = append(into, i)
+		}
+	}
+	return into
+}
+
+// logScan is what a source tallies as it reads, for the run's variables and notes.
+type logScan struct {
+	lines, undated int
+	bytes          int64
+	files          int
+	truncated      bool
+	notes          []string
+}

@@ -1,0 +1,138 @@
+package configs
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// decodeRaw reads a check: the common keys into the Check, the rest into its kind's spec.
+func (c *Check) decodeRaw(d *decoder, path string, raw any) {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		d.errorf(path, "each check is a mapping with at least name and kind", "expected a mapping, got %s", describe(raw))
+		return
+	}
+	common := structFields(reflect.TypeOf(*c))
+	extra := map[string]bool{}
+	for k := range m {
+		if _, ok := common[k]; !ok {
+			extra[k] = true
+		}
+	}
+	d.decodeStruct(path, m, reflect.ValueOf(c).Elem(), extra)
+	if c.Kind == "" {
+		d.errorf(joinPath(path, "kind"), "set kind to one of: "+strings.Join(Kinds(), ", "), "missing")
+		return
+	}
+	c.Spec = newSpec(c.Kind)
+	if c.Spec == nil {
+		d.errorf(joinPath(path, "kind"), DidYouMean(c.Kind, Kinds()), "unknown kind %q", c.Kind)
+		return
+	}
+	spec := reflect.ValueOf(c.Spec).Elem()
+	specFields := structFields(spec.Type())
+	known := append(keysOf(common), keysOf(specFields)...)
+	rest := map[string]any{}
+	for k := range extra {
+		if _, ok := specFields[k]; ok {
+			rest[k] = m[k]
+			continue
+		}
+		p := joinPath(path, k)
+		if other := kindWithKey(k); other != "" {
+			d.errorf(p, fmt.Sprintf("%s is a key of %s checks; remove it or change kind", k, other), "not a key of %s checks", c.Kind)
+			continue
+		}
+		d.unknownKey(p, k, known)
+	}
+	d.decodeStruct(path, rest, spec, nil)
+}
+
+// applyDefaults fills the check's common keys from the defaults block, then its kind's.
+func (c *Check) applyDefaults(cfg *Config, i int) {
+	d := &cfg.Defaults
+	c.Index = i
+	setDur(&c.Every, d.Every)
+	setDur(&c.Timeout, d.Timeout)
+	if c.Retries == nil {
+		c.Retries = ptr(*d.Retries)
+	}
+	setInt(&c.FailureThreshold, d.FailureThreshold)
+	setInt(&c.SuccessThreshold, d.SuccessThreshold)
+	setDur(&c.RepeatInterval, d.RepeatInterval)
+	if c.Notify == nil {
+		c.Notify = append([]string(nil), d.Notify...)
+	}
+	if c.Spec != nil {
+		c.Spec.applyDefaults(cfg, c)
+	}
+}
+
+// checks validates every check and returns the names of those that have a valid one.
+func (v *validator) checks() map[string]bool {
+	names := map[string]bool{}
+	first := map[string]int{}
+	for i, ch := range v.c.Checks {
+		p := indexPath("checks", i)
+		if ch == nil {
+			v.errf(p, "remove the empty item", "empty check")
+			continue
+		}
+		switch {
+		case ch.Name == "":
+			v.errf(p+".name", "give every check a unique name", "missing")
+		case !nameRE.MatchString(ch.Name):
+			v.errf(p+".name", nameFix, "%q is not a valid name", ch.Name)
+		default:
+			if j, dup := first[ch.Name]; dup {
+				v.errf(p+".name", "check names must be unique; rename one of them",
+					"%q is already the name of checks[%d]", ch.Name, j)
+			} else {
+				first[ch.Name] = i
+			}
+			names[ch.Name] = true
+		}
+		v.check(ch, p)
+	}
+	for i, ch := range v.c.Checks {
+		if ch == nil {
+			continue
+		}
+		for j, n := range ch.Notify {
+			v.notifier(indexPath(indexPath("checks", i)+".notify", j), n)
+		}
+	}
+	for j, n := range v.c.Defaults.Notify {
+		v.notifier(indexPath("defaults.notify", j), n)
+	}
+	return names
+}
+
+// check validates a check's common keys, then its kind's.
+func (v *validator) check(ch *Check, p string) {
+	if ch.Every < time.Second {
+		v.errf(p+".every", "use 1s or more", "%s is too frequent", ch.Every)
+	}
+	if ch.Timeout <= 0 {
+		v.errf(p+".timeout", "use a positive duration such as 10s", "must be positive")
+	}
+	if *ch.Retries < 0 || *ch.Retries > 10 {
+		v.errf(p+".retries", "use 0 to 10", "%d is out of range", *ch.Retries)
+	}
+	if ch.FailureThreshold < 1 || ch.SuccessThreshold < 1 {
+		v.errf(p, "thresholds count runs: use 1 or more", "failure_threshold and success_threshold must be at least 1")
+	}
+	if ch.RepeatInterval != 0 && ch.RepeatInterval < time.Minute {
+		v.errf(p+".repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)
+	}
+	for j, a := range ch.Assert {
+		if strings.TrimSpace(a) == "" {
+			v.errf(indexPath(p+".assert", j), "remove it or write an expression such as status == 200", "empty assertion")
+		}
+	}
+	if ch.Spec != nil {
+		ch.Spec.validate(v, ch, p)
+	}
+}

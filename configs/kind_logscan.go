@@ -1,0 +1,122 @@
+package configs
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// KindLogscan counts lines matching a pattern among those written since the deploy.
+const KindLogscan = "logscan"
+
+// LogscanSpec is the logscan kind: count regex matches in logs written since the deploy.
+type LogscanSpec struct {
+	Source   LogSource     `koanf:"source"`
+	Pattern  string        `koanf:"pattern"`
+	Patterns []string      `koanf:"patterns"`
+	Window   time.Duration `koanf:"window"`
+	Samples  int           `koanf:"samples"`
+	// MaxBytes caps the log bytes one run reads (files) or downloads (url); past it the
+	// run notes what it skipped instead of reading without bound.
+	MaxBytes int64 `koanf:"max_bytes"`
+
+	compiled []*regexp.Regexp // Pattern then Patterns, compiled by validation
+}
+
+// LogSource is a file glob or a Loki-style query_range API.
+type LogSource struct {
+	File    string            `koanf:"file"`
+	URL     string            `koanf:"url"`
+	Query   string            `koanf:"query"`
+	Headers map[string]string `koanf:"headers"`
+	Auth    Auth              `koanf:"auth"`
+}
+
+// logscanMaxBytes is the default per-run read cap of a logscan check.
+const logscanMaxBytes = 64 << 20
+
+// Regexps returns pattern and patterns, compiled when the config was validated.
+func (l *LogscanSpec) Regexps() []*regexp.Regexp { return l.compiled }
+
+func (l *LogscanSpec) applyDefaults(c *Config, _ *Check) {
+	setDur(&l.Window, 5*time.Minute)
+	setInt(&l.Samples, 5)
+	if l.MaxBytes == 0 {
+		l.MaxBytes = logscanMaxBytes
+	}
+	if f := l.Source.File; f != "" && !filepath.IsAbs(f) {
+		l.Source.File = filepath.Join(c.Dir, f)
+	}
+}
+
+func (l *LogscanSpec) validate(v *validator, _ *Check, p string) {
+	l.Source.validate(v, p)
+	pats := l.Patterns
+	if l.Pattern != "" {
+		pats = append([]string{l.Pattern}, pats...)
+	}
+	if len(pats) == 0 {
+		v.errf(p+".pattern", "set pattern (a regex) or patterns (a list)", "missing")
+	}
+	seen := map[string]bool{}
+	l.compiled = l.compiled[:0]
+	compile := func(path, src string) {
+		if re := v.regexp(path, src); re != nil {
+			l.compiled = append(l.compiled, re)
+		}
+	}
+	if l.Pattern != "" {
+		compile(p+".pattern", l.Pattern)
+	}
+	for i, re := range l.Patterns {
+		ip := indexPath(p+".patterns", i)
+		compile(ip, re)
+		if seen[re] || re == l.Pattern {
+			v.errf(ip, "remove the duplicate", "pattern %q is listed twice", re)
+		}
+		seen[re] = true
+	}
+	if l.Window < time.Second {
+		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", l.Window)
+	}
+	if l.Samples < 0 || l.Samples > 100 {
+		v.errf(p+".samples", "use 0 to 100", "%d is out of range", l.Samples)
+	}
+	if l.MaxBytes < 4096 {
+		v.errf(p+".max_bytes", fmt.Sprintf("use at least 4096, e.g. %d (the default)", logscanMaxBytes), "%d is too small", l.MaxBytes)
+	}
+}
+
+// validate checks the source of the logscan check at p.
+func (src LogSource) validate(v *validator, p string) {
+	switch {
+	case src.File == "" && src.URL == "":
+		v.errf(p+".source", "set source.file (a glob) or source.url (a Loki query_range API)", "no source")
+	case src.File != "" && src.URL != "":
+		v.errf(p+".source", "set either file or url", "both file and url are set")
+	case src.File != "":
+		if _, err := filepath.Match(src.File, ""); err != nil {
+			v.errf(p+".source.file", "write a shell glob such as /var/log/app/*.log", "bad glob: %v", err)
+		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"query", src.Query != ""}, {"headers", len(src.Headers) > 0}, {"auth", src.Auth.Username != "" || src.Auth.Bearer.IsSet()}} {
+			if k.set {
+				v.errf(p+".source."+k.key, "remove it: it only applies to a url (Loki) source", "not used with a file source")
+			}
+		}
+	case src.URL != "":
+		v.url(p+".source.url", src.URL)
+		switch q := strings.TrimSpace(src.Query); {
+		case q == "":
+			v.errf(p+".source.query", `write a LogQL stream selector such as {app="web"}`, "a url source needs a query")
+		case !strings.HasPrefix(q, "{"):
+			v.errf(p+".source.query", `write a log query that starts with a stream selector, such as {app="web"} |= "error"; metric queries (rate, count_over_time) return no lines`,
+				"%q is not a log query", q)
+		}
+		v.auth(p+".source.auth", src.Auth)
+	}
+}

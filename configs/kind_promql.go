@@ -1,0 +1,29 @@
+package configs
+
+import "strings"
+
+// KindPromQL is an instant query against a Prometheus HTTP API.
+const KindPromQL = "promql"
+
+// PromQLSpec is the promql kind: an instant query.
+type PromQLSpec struct {
+	Server  string            `koanf:"server"`
+	Query   string            `koanf:"query"`
+	Headers map[string]string `koanf:"headers"`
+	Auth    Auth              `koanf:"auth"`
+}
+
+// applyDefaults: a promql check has nothing to default; its query's timeout is the check's.
+func (s *PromQLSpec) applyDefaults(*Config, *Check) {}
+
+func (s *PromQLSpec) validate(v *validator, _ *Check, p string) {
+	if s.Server == "" {
+		v.errf(p+".server", "set the Prometheus base URL, e.g. http://127.0.0.1:9090", "missing")
+	} else {
+		v.url(p+".server", s.Server)
+	}
+	if strings.TrimSpace(s.Query) == "" {
+		v.errf(p+".query", "write a PromQL instant query, e.g. max(pool_active_connections)", "missing")
+	}
+	v.auth(p+".auth", s.Auth)
+}

@@ -1,0 +1,59 @@
+package configs
+
+import "strings"
+
+// KindScript is an ordered API journey whose later steps use values earlier ones extracted.
+const KindScript = "script"
+
+// ScriptSpec is the script kind: an ordered API journey.
+type ScriptSpec struct {
+	Steps []*ScriptStep `koanf:"steps"`
+}
+
+// ScriptStep is one request of a journey; Extract pulls values for later steps.
+type ScriptStep struct {
+	Name    string            `koanf:"name"`
+	Request Request           `koanf:"request"`
+	Extract map[string]string `koanf:"extract"`
+	Assert  []string          `koanf:"assert"`
+}
+
+func (s *ScriptSpec) applyDefaults(_ *Config, ch *Check) {
+	for _, st := range s.Steps {
+		if st != nil {
+			defaultRequest(&st.Request, ch.Timeout)
+		}
+	}
+}
+
+func (s *ScriptSpec) validate(v *validator, _ *Check, p string) {
+	if len(s.Steps) == 0 {
+		v.errf(p+".steps", "add at least one step with a request", "a script needs steps")
+	}
+	for i, st := range s.Steps {
+		sp := indexPath(p+".steps", i)
+		if st == nil {
+			v.errf(sp, "remove the empty item", "empty step")
+			continue
+		}
+		v.request(sp+".request", &st.Request)
+		for name, from := range st.Extract {
+			if !validExtract(from) {
+				v.errf(sp+".extract."+name, `write json.PATH (a gjson path), header.NAME, status or body`, "cannot extract from %q", from)
+			}
+		}
+	}
+}
+
+// validExtract accepts the extraction sources a script step supports.
+func validExtract(from string) bool {
+	switch {
+	case from == "status", from == "body":
+		return true
+	case strings.HasPrefix(from, "json.") && len(from) > 5, from == "json":
+		return true
+	case strings.HasPrefix(from, "header.") && len(from) > 7:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package configs
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Service groups the checks that verify a deploy of one deployable thing.
+type Service struct {
+	Checks    []string `koanf:"checks"`
+	Verify    Verify   `koanf:"verify"`
+	OnFailure Routes   `koanf:"on_failure"`
+	// DryRun announces what rollback or halt would have been called, without calling it.
+	DryRun     bool       `koanf:"dry_run"`
+	Owners     Owners     `koanf:"owners"`      // owners.go
+	RunbookURL RunbookURL `koanf:"runbook_url"` // owners.go
+
+	Name string `koanf:"-"`
+}
+
+// Verify is a deploy's verification window, as an Argo Rollouts analysis.
+type Verify struct {
+	// InitialDelay is how long after registration the first round runs (Argo Rollouts'
+	// initialDelay): time for new pods to start and be scraped.
+	InitialDelay          time.Duration `koanf:"initial_delay"`
+	Interval              time.Duration `koanf:"interval"`
+	Count                 int           `koanf:"count"`
+	FailureLimit          int           `koanf:"failure_limit"`
+	InconclusiveLimit     int           `koanf:"inconclusive_limit"`
+	ConsecutiveErrorLimit *int          `koanf:"consecutive_error_limit"`
+	// BaselineRuns is how many passing runs before the deploy make up the baseline.
+	BaselineRuns int `koanf:"baseline_runs"`
+}
+
+// A verification window's defaults.
+const (
+	defaultVerifyInterval = 5 * time.Second
+	defaultVerifyCount    = 6
+	defaultBaselineRuns   = 5
+	// DefaultConsecutiveErrorLimit is Argo Rollouts' default: four errors in a row end a
+	// verification as inconclusive.
+	DefaultConsecutiveErrorLimit = 4
+)
+
+// Routes maps an event to the notifiers it goes to. In YAML it is either a list (every
+// event goes to those notifiers, each filtering by its own `events`) or a map from event
+// name to a list.
+type Routes map[string][]string
+
+// anyEvent is the Routes key a plain list decodes to.
+const anyEvent = "*"
+
+// For returns the notifiers an event is routed to.
+func (r Routes) For(event string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, key := range []string{event, anyEvent} {
+		for _, n := range r[key] {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// decodeRaw reads routes as a list (every event) or a map from event to list.
+func (r *Routes) decodeRaw(d *decoder, path string, raw any) {
+	out := Routes{}
+	switch v := raw.(type) {
+	case []any:
+		var names []string
+		d.decode(path, v, reflect.ValueOf(&names).Elem())
+		out[anyEvent] = names
+	case map[string]any:
+		for _, ev := range slices.Sorted(maps.Keys(v)) {
+			if !slices.Contains(Events, ev) {
+				d.errorf(joinPath(path, ev), DidYouMean(ev, Events), "unknown event %q", ev)
+				continue
+			}
+			var names []string
+			d.decode(joinPath(path, ev), v[ev], reflect.ValueOf(&names).Elem())
+			out[ev] = names
+		}
+	default:
+		d.errorf(path, "write a list of notifier names, or a mapping from event to a list", "expected a list or a mapping, got %s", describe(raw))
+		return
+	}
+	*r = out
+}
+
+// applyDefaults names the service, fills its window's defaults and tells its checks.
+func (s *Service) applyDefaults(c *Config, name string) {
+	s.Name = name
+	v := &s.Verify
+	setDur(&v.Interval, defaultVerifyInterval)
+	setInt(&v.Count, defaultVerifyCount)
+	setInt(&v.BaselineRuns, defaultBaselineRuns)
+	if v.ConsecutiveErrorLimit == nil {
+		v.ConsecutiveErrorLimit = ptr(DefaultConsecutiveErrorLimit)
+	}
+	for _, cn := range s.Checks {
+		if ch := c.CheckByName(cn); ch != nil && !slices.Contains(ch.Services, name) {
+			ch.Services = append(ch.Services, name)
+		}
+	}
+}
+
+func (v *validator) services(checks map[string]bool) {
+	checkNames := slices.Sorted(maps.Keys(checks))
+	for _, name := range slices.Sorted(maps.Keys(v.c.Services)) {
+		s := v.c.Services[name]
+		p := "services." + name
+		if !nameRE.MatchString(name) {
+			v.errf(p, nameFix, "%q is not a valid service name", name)
+		}
+		if len(s.Checks) == 0 {
+			v.errf(p+".checks", "list the checks that verify a deploy of this service", "a service needs checks")
+		}
+		for i, cn := range s.Checks {
+			if !checks[cn] {
+				v.errf(indexPath(p+".checks", i), DidYouMean(cn, checkNames), "unknown check %q", cn)
+			}
+		}
+		vf := s.Verify
+		if vf.Count < 1 {
+			v.errf(p+".verify.count", "use 1 or more rounds", "must be at least 1")
+		}
+		if vf.Interval < 100*time.Millisecond {
+			v.errf(p+".verify.interval", "use 100ms or more", "%s is too short", vf.Interval)
+		}
+		if vf.InitialDelay < 0 || vf.InitialDelay > 24*time.Hour {
+			v.errf(p+".verify.initial_delay", "use a duration from 0s to 24h, e.g. 30s", "%s is out of range", vf.InitialDelay)
+		}
+		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
+			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")
+		}
+		for _, ev := range slices.Sorted(maps.Keys(s.OnFailure)) {
+			for i, n := range s.OnFailure[ev] {
+				np := indexPath(p+".on_failure", i)
+				if ev != anyEvent {
+					np = indexPath(p+".on_failure."+ev, i)
+				}
+				v.notifier(np, n)
+			}
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package text
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"hello", 5, "hello"},
+		{"hello", 10, "hello"},
+		{"hello", 3, "hel...(5 bytes)"},
+		{"", 0, ""},
+		{"hello", 0, "...(5 bytes)"},
+		{"hello", -1, "...(5 bytes)"},
+		// é is two bytes, € three, 🚀 four: a cut inside one keeps none of its bytes.
+		{"héllo", 2, "h...(6 bytes)"},
+		{"héllo", 3, "hé...(6 bytes)"},
+		{"a€b", 2, "a...(5 bytes)"},
+		{"a€b", 3, "a...(5 bytes)"},
+		{"a€b", 4, "a€...(5 bytes)"},
+		{"🚀🚀", 7, "🚀...(8 bytes)"},
+		{"žluťoučký kůň", 6, "žluť...(19 bytes)"},
+	} {
+		if got := Clip(c.s, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
+
+// TestCutAtNeverSplitsARune cuts multi-byte text at every length: the kept part is valid
+// UTF-8, no longer than asked, and as long as it can be.
+func TestCutAtNeverSplitsARune(t *testing.T) {
+	s := "aé€🚀 ž日本語\u0301x" // one to four bytes a character, and a combining mark
+	for n := -2; n <= len(s)+2; n++ {
+		cut := CutAt(s, n)
+		kept := s[:cut]
+		if !utf8.ValidString(kept) {
+			t.Fatalf("CutAt(s, %d) = %d splits a character: %q", n, cut, kept)
+		}
+		if cut > max(n, 0) {
+			t.Fatalf("CutAt(s, %d) = %d keeps more than asked", n, cut)
+		}
+		if _, size := utf8.DecodeRuneInString(s[cut:]); cut < len(s) && cut+size <= n {
+			t.Fatalf("CutAt(s, %d) = %d stops short: the next character ends at %d", n, cut, cut+size)
+		}
+		if clipped := Clip(s, n); n < len(s) && !strings.HasPrefix(clipped, kept+"...(") {
+			t.Fatalf("Clip(s, %d) = %q does not keep %q", n, clipped, kept)
+		}
+	}
+}
