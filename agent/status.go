@@ -36,15 +36,17 @@ import (
 var templateFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago":      ago,
-	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-	"ms":       fmtDuration,
-	"isImage":  func(name string) bool { return strings.HasSuffix(name, ".png") },
-	"status":   statusClass,
-	"clip":     clip,
-	"first":    firstReason,
+	"ago":       ago,
+	"utc":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"ms":        fmtDuration,
+	"isImage":   func(name string) bool { return strings.HasSuffix(name, ".png") },
+	"status":    statusClass,
+	"clip":      clip,
+	"first":     firstReason,
 	"buildTime": func() template.HTML { return buildMarker }, // replaced once the page is built
-	"artifact": func(id int64, name string) string { return fmt.Sprintf("/runs/%d/artifacts/%s", id, url.PathEscape(name)) },
+	"artifact": func(id int64, name string) string {
+		return fmt.Sprintf("/runs/%d/artifacts/%s", id, url.PathEscape(name))
+	},
 }).ParseFS(templateFS, "templates/*.html"))
 
 // ago is a time as "3 min ago" (the page shows the exact time on hover).
@@ -180,7 +182,7 @@ type option struct {
 }
 
 type countView struct {
-	N           int
+	N            int
 	Label, Class string
 }
 
@@ -218,11 +220,11 @@ type serviceView struct {
 
 type deployCard struct {
 	ID, Version, Environment, Status, Class, Took string
-	At                                           time.Time
-	Check, Reason, Screenshot                    string
-	RunID                                        int64
-	Actions                                      []*eventView
-	Links                                        []store.Link
+	At                                            time.Time
+	Check, Reason, Screenshot                     string
+	RunID                                         int64
+	Actions                                       []*eventView
+	Links                                         []store.Link
 }
 
 type eventView struct {

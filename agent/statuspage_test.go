@@ -4,7 +4,8 @@ package agent_test
 // the demo shop (a good one, a broken one a real browser catches, its rollback), loaded in
 // a real Chromium; the tests assert on the DOM, and keep screenshots (light and dark) of
 // the overview, a check, a deploy and a run as test artifacts (-artifacts DIR). With
-// -update they also rewrite docs/screenshots/, which the README shows.
+// VIGIL_UPDATE_SCREENSHOTS=1 (or -update) they also rewrite docs/screenshots/, which the
+// README shows.
 
 import (
 	"context"
@@ -373,7 +374,7 @@ func eval[T any](tb *tab, js string) T {
 }
 
 // shot keeps a full-page screenshot as a test artifact, and under docs/screenshots with
-// -update.
+// VIGIL_UPDATE_SCREENSHOTS=1 or -update.
 func (tb *tab) shot(name string) {
 	tb.t.Helper()
 	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
@@ -383,7 +384,7 @@ func (tb *tab) shot(name string) {
 	if err := os.WriteFile(filepath.Join(tb.t.ArtifactDir(), name+".png"), png, 0o644); err != nil {
 		tb.t.Fatal(err)
 	}
-	if golden.Updating() {
+	if golden.Updating() || os.Getenv("VIGIL_UPDATE_SCREENSHOTS") == "1" {
 		dir := filepath.Join("..", "docs", "screenshots")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			tb.t.Fatal(err)
@@ -431,7 +432,7 @@ func TestStatusPagesInChromium(t *testing.T) {
 		if rows != 6 {
 			t.Errorf("%d check rows; want the 6 checks, each once", rows)
 		}
-		bars := eval[[]int](tb, `[...document.querySelectorAll('tr.check svg.bars')].map(s => s.querySelectorAll('rect').length)`)
+		bars := eval[[]int](tb, `[...document.querySelectorAll('tr.check span.bars')].map(s => s.querySelectorAll('i').length)`)
 		if len(bars) != 6 || bars[0] != 48 {
 			t.Errorf("uptime bars per check: %v; want 48 half-hour bars each", bars)
 		}
@@ -441,7 +442,7 @@ func TestStatusPagesInChromium(t *testing.T) {
 			t.Errorf("login's uptime over 1 h, 24 h, 7 d: %v", login)
 		}
 		// search-api had errors five hours ago: a bar of its last day shows them, with details on hover.
-		hover := eval[[]string](tb, `[...document.querySelectorAll('tr[data-check=search-api] svg.bars rect')].filter(r => r.textContent.includes('error')).map(r => r.getAttribute('class') + ' ' + r.textContent)`)
+		hover := eval[[]string](tb, `[...document.querySelectorAll('tr[data-check=search-api] span.bars i')].filter(r => r.title.includes('error')).map(r => r.getAttribute('class') + ' ' + r.title)`)
 		if len(hover) == 0 || !slicesHave(hover, func(s string) bool { return strings.HasPrefix(s, "b-e ") }) {
 			t.Errorf("search-api's bars should show its errors, in their colour, with details on hover: %q", hover)
 		}
@@ -460,9 +461,11 @@ func TestStatusPagesInChromium(t *testing.T) {
 			!strings.Contains(got, "home-page") || !strings.Contains(got, "CI run") || !strings.Contains(got, "↩") {
 			t.Errorf("the broken deploy's card: %q", got)
 		}
-		if w := eval[int](tb, card+`.querySelector('img').naturalWidth`); w == 0 {
-			t.Error("the broken deploy's card shows no screenshot")
-		}
+		// The screenshot loads lazily: bring it into view, then wait for it.
+		eval[bool](tb, `(`+card+`.querySelector('img').scrollIntoView(), true)`)
+		eventually(t, 10*time.Second, "the broken deploy's card's screenshot", func() bool {
+			return eval[int](tb, card+`.querySelector('img').naturalWidth`) > 0
+		})
 		if got := eval[int](tb, `document.querySelectorAll('.service[data-service=shop] .deploy-card').length`); got != 5 {
 			t.Errorf("shop's deploy timeline has %d deploys; want the 3 from history and the 2 of this test", got)
 		}
