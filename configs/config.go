@@ -136,7 +136,7 @@ const (
 	defaultRetries            = 1
 	defaultFailureThreshold   = 2
 	defaultSuccessThreshold   = 1
-	defaultListen             = "127.0.0.1:9090"
+	defaultListen             = "127.0.0.1:9595"
 	defaultConcurrency        = 32
 	defaultBrowserConcurrency = 2
 	defaultMaxConnections     = 512

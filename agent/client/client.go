@@ -29,7 +29,7 @@ type Client struct {
 func New(base, token, userAgent string) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9090", base)
+		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9595", base)
 	}
 	return &Client{base: u, token: token, userAgent: userAgent, http: &http.Client{}}, nil
 }

@@ -39,7 +39,7 @@ Signals: SIGTERM or SIGINT stop it gracefully (runs in flight get agent.shutdown
 SIGHUP, or a change to the config file, reloads the config. A config that does not load
 is reported and the running one is kept.`,
 		Example: `  vigil agent -c /etc/vigil/vigil.yaml
-  VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9090`,
+  VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9595`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
 	}

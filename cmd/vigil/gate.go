@@ -36,7 +36,7 @@ and exits with a code the pipeline acts on:
   3  inconclusive, superseded by a newer deploy, or no verdict within --wait
 
 The token comes from --token or $VIGIL_API_TOKEN.`,
-		Example: `  vigil gate --agent http://vigil:9090 --service web --version v2 --wait 10m
+		Example: `  vigil gate --agent http://vigil:9595 --service web --version v2 --wait 10m
   VIGIL_API_TOKEN=s3cret vigil gate --agent https://vigil.internal --service api --version "$GIT_SHA" --environment prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
@@ -72,7 +72,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	out := cmd.OutOrStdout()
 	switch {
 	case f.agent == "":
-		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9090"))
+		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595"))
 	case f.service == "" || f.version == "":
 		return exitWith(exitUsage, errors.New("vigil gate: --service and --version are required"))
 	case f.wait <= 0:
