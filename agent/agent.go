@@ -47,6 +47,10 @@ type Options struct {
 	BrowserReady func(ctx context.Context) error
 	// Seed makes scheduling offsets reproducible; 0 is random.
 	Seed uint64
+	// NoStartRuns keeps each check's first run at its random phase instead of at once
+	// (tests that count what reaches a target); by default every check runs when the agent
+	// starts, so probe_success and the status page have a result within seconds.
+	NoStartRuns bool
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)
@@ -130,7 +134,7 @@ func New(opts Options) (*Agent, error) {
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.sched = NewScheduler(SchedulerOptions{
 		Clock: a.clock, Concurrency: rt.Config.Agent.Concurrency, BrowserConcurrency: rt.Config.Agent.BrowserConcurrency,
-		Execute: a.scheduledRun, Seed: opts.Seed,
+		Execute: a.scheduledRun, Seed: opts.Seed, RunAtStart: !opts.NoStartRuns,
 		OnLag: func(due time.Time, d time.Duration) {
 			a.metrics.schedLag.Observe(d.Seconds())
 			if opts.OnLag != nil {

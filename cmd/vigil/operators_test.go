@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // vigilRun runs the built binary with args and returns its exit code, stdout and stderr.
@@ -122,8 +123,9 @@ func TestSilenceCommand(t *testing.T) {
 	}
 }
 
-// With --log-json every line the agent writes is a JSON object, and durations in it are
-// Go duration strings, not integer nanoseconds.
+// Every check runs once when the agent starts. With --log-json every line the agent
+// writes is a JSON object, and durations in it are Go duration strings, not integer
+// nanoseconds.
 func TestAgentLogJSONOnly(t *testing.T) {
 	a := newApp(t)
 	dir := t.TempDir()
@@ -132,6 +134,18 @@ func TestAgentLogJSONOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startAgentProcArgs(t, cfg, "--log-json")
+	// The checks run every hour, and once at start: probe_success is there at once.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := p.get("/metrics")
+		if strings.Contains(body, `probe_success{check="home"`) && strings.Contains(body, `probe_success{check="fast"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no probe_success for the checks 30 s after start (they run every hour; the first run is at start):\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if code := p.terminate(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
