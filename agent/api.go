@@ -66,6 +66,9 @@ func (a *Agent) Handler() http.Handler {
 	page("GET /deploys/{id}", a.deployPage)
 	page("GET /runs/{id}", a.runPage)
 	page("GET /runs/{id}/artifacts/{name}", a.artifact)
+	page("GET /badges/{name}/{badge}", a.badgeSVG)             // badges.go
+	page("GET /badges/{name}/shields.json", a.shieldsEndpoint) // badges.go
+	mux.HandleFunc("GET /theme/{mode}", a.setTheme)
 	return securityHeaders(a.redactOutput(mux))
 }
 

@@ -24,6 +24,9 @@ func (a *Agent) purgeLoop(ctx context.Context) {
 			} else if n > 0 {
 				a.log.Info("purged history past retention", "rows", n, "retention", cfg.Retention)
 			}
+			if _, err := a.store.PurgeEvents(ctx, now.Add(-cfg.Retention)); err != nil && ctx.Err() == nil {
+				a.log.Warn("purging old events of the status page's timeline failed", "error", err)
+			}
 		}
 		a.purgeToSize(ctx, cfg.MaxSize)
 		t := a.clock.NewTimer(time.Minute)

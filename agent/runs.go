@@ -41,6 +41,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	}
 	res.Location = a.Runtime().Config.Agent.Location
 	a.metrics.observe(res)
+	a.board.add(c.Name, res.Started, res.Duration, res.Outcome)
 	a.mu.Lock()
 	a.last[c.Name] = res
 	a.mu.Unlock()
