@@ -53,6 +53,9 @@ type Options struct {
 	// (tests that count what reaches a target); by default every check runs when the agent
 	// starts, so probe_success and the status page have a result within seconds.
 	NoStartRuns bool
+	// Pprof serves Go's profiles under /debug/pprof/ (behind the API token), for
+	// profiling a running agent; off by default.
+	Pprof bool
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)

@@ -23,6 +23,7 @@ type agentFlags struct {
 	listen   string
 	logLevel string
 	logJSON  bool
+	pprof    bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -48,6 +49,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.listen, "listen", "", "API address, overriding agent.listen")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
 	return cmd
 }
 
@@ -102,7 +104,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	defer env.Close()
 	v, rev, _ := buildInfo()
 	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Tracing: env.tracing,
-		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady})
+		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady, Pprof: f.pprof})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
