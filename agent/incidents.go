@@ -76,15 +76,16 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
 		a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
 	}
-	sent := 0
+	sent, event := 0, ""
 	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
 	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
-			out, event, summary := a.nextIncident(c, cur, locs, now, remind, res)
+			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, res)
 			if out == nil {
 				return nil, nil
 			}
-			entries := a.incidentNotifications(c, out, event, summary, res, a.runURL(sr.ID), now, muted)
+			event = ev
+			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, muted)
 			sent = len(entries)
 			return out, entries
 		})
@@ -94,6 +95,19 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	}
 	a.streaks[c.Name] = &next
 	a.incidents[c.Name] = updated
+	if event != "" {
+		in := updated
+		kind, summary := event, in.Summary
+		switch {
+		case event == configs.EventCheckRecovered:
+			summary = fmt.Sprintf("passes again; the incident was open for %s", now.Sub(in.OpenedAt).Round(time.Second))
+		case in.Reminders > 0:
+			kind = eventCheckReminder
+			summary = fmt.Sprintf("still failing (reminder %d), since %s: %s", in.Reminders, in.OpenedAt.UTC().Format(time.RFC3339), res.Summary())
+		}
+		a.recordEvent(&store.Event{At: now, Kind: kind, Check: c.Name, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq),
+			Summary: summary, RunID: sr.ID})
+	}
 	if sent > 0 {
 		a.signalOutbox()
 	}
@@ -157,6 +171,8 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 	if svcs := rt.CheckServices[c.Name]; len(svcs) > 0 {
 		ev.Service = svcs[0]
 	}
+	owners, runbook := a.contacts(rt, c)
+	ev.Owners, ev.RunbookURL = owners, runbook
 	switch {
 	case event == configs.EventCheckRecovered:
 		ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
@@ -218,7 +234,9 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 		}
 		delete(a.streaks, name)
 		a.incidents[name] = updated // kept, with its seq: a check added back under the name opens a new incident
-		if !updated.Open {
+		if !updated.Open && in.Open {
+			a.recordEvent(&store.Event{At: now, Kind: eventCheckClosed, Check: name, Incident: incident,
+				Summary: fmt.Sprintf("%s is no longer in the config (removed or renamed); the incident opened at %s is closed", name, in.OpenedAt.UTC().Format(time.RFC3339))})
 			a.log.Info("check incident closed: the check left the config", "check", name, "notifications", sent)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -329,13 +330,13 @@ func (a *Agent) listAgents(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) forgetAgent(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if name == a.name {
-		writeError(w, http.StatusConflict, "%q is this agent; stop it first, then ask another agent to forget it", clip(name, 130))
+		writeError(w, http.StatusConflict, "%q is this agent; stop it first, then ask another agent to forget it", text.Ellipsis(name, 130))
 		return
 	}
 	err := a.store.ForgetMember(r.Context(), name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no agent named %q", clip(name, 130))
+		writeError(w, http.StatusNotFound, "no agent named %q", text.Ellipsis(name, 130))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "forgetting the agent failed: %v", err)
 	default:

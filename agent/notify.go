@@ -24,10 +24,22 @@ import (
 type verdictContext struct {
 	silenced     string // the silence or maintenance window muting the service
 	openIncident string // the deploy incident a pass resolves
+	// triage is what triage.go adds to the verdict's event (owners, runbook, previous
+	// version, links, checks passed here), read from the store beforehand.
+	triage alerting.Event
 }
 
-func (a *Agent) verdictContext(d *store.Deploy) verdictContext {
-	return verdictContext{silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now()), openIncident: a.openDeployIncident(d)}
+// verdictContext reads it for d; v is this location's verification (nil when the verdict
+// is decided from the other locations' reports).
+func (a *Agent) verdictContext(d *store.Deploy, v *verification) verdictContext {
+	rt := a.Runtime()
+	now := a.clock.Now()
+	vc := verdictContext{silenced: a.silencedBy(rt, d.Service, "", now), openIncident: a.openDeployIncident(d)}
+	if svc := rt.Config.Services[d.Service]; svc != nil {
+		vc.triage = alerting.Event{OccurredAt: now, Deploy: &alerting.Deploy{}}
+		a.triage(context.WithoutCancel(a.runCtx), rt, svc, d, v, &vc.triage)
+	}
+	return vc
 }
 
 // deployNotifications builds the outbox entries of a verdict.
@@ -61,6 +73,11 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 		Incident: incident, OccurredAt: now, Service: d.Service, Summary: reason, Halt: halt,
 		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit},
+	}
+	if t := vc.triage; t.Deploy != nil {
+		ev.Owners, ev.RunbookURL, ev.DetectedAfter = t.Owners, t.RunbookURL, t.DetectedAfter
+		ev.ChecksTotal, ev.ChecksPassed = t.ChecksTotal, t.ChecksPassed
+		ev.Deploy.PreviousVersion, ev.Deploy.Links = t.Deploy.PreviousVersion, t.Deploy.Links
 	}
 	if status != store.StatusPassed {
 		ev.FailedChecks = failed

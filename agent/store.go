@@ -17,6 +17,7 @@ type Store interface {
 	memberStore
 	silenceStore
 	healthStore
+	statusStore
 }
 
 // runStore keeps runs and their evidence.
@@ -80,6 +81,19 @@ type silenceStore interface {
 	AddSilence(ctx context.Context, sl *store.Silence) error
 	Silences(ctx context.Context, now time.Time) ([]*store.Silence, error)
 	DeleteSilence(ctx context.Context, id string) error
+}
+
+// statusStore feeds the status page: its events timeline, overview and check pages,
+// and the links a pipeline passes with a deploy.
+type statusStore interface {
+	AddEvent(ctx context.Context, e *store.Event) error
+	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
+	Overview(ctx context.Context, now time.Time, perService, events int) (*store.Overview, error)
+	CheckPage(ctx context.Context, q store.CheckQuery) (*store.CheckPage, error)
+	RunBuckets(ctx context.Context, from, to time.Time, width time.Duration, fn func(store.BucketRow)) error
+	DeployEvents(ctx context.Context, deployID string) ([]*store.Event, error)
+	SetDeployLinks(ctx context.Context, deployID string, links []store.Link) error
+	DeployLinks(ctx context.Context, deployID string) ([]store.Link, error)
 }
 
 // healthStore is the store's readiness and retention.

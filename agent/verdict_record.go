@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/backoff"
 	"github.com/vigil-monitor/vigil/store"
@@ -43,7 +44,12 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 			halt = c.Name + ": " + t.halt
 		}
 		if t.first != nil && status != store.StatusPassed {
-			failed = append(failed, a.failedCheck(t.first, a.runURL(t.firstID)))
+			fc := a.failedCheck(t.first, a.runURL(t.firstID))
+			fc.Baseline = baselineNote(t.first, v.baseline[c.Name])
+			if v.svc != nil {
+				a.checkContacts(a.Runtime(), &fc, &alerting.Event{Owners: v.svc.Owners, RunbookURL: string(v.svc.RunbookURL)})
+			}
+			failed = append(failed, fc)
 		}
 	}
 	v.mu.Unlock()
@@ -56,14 +62,14 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 	evidence, _ := json.Marshal(failed)
 	rep := &store.LocationReport{DeployID: d.ID, Location: a.location, Agent: a.name, Status: status, Reason: reason,
 		Halt: halt, Evidence: evidence, At: now}
-	after, decided, recorded := a.recordReport(d, rep, false)
+	after, decided, recorded := a.recordReport(d, v, rep, false)
 	a.endVerification(v)
 	switch {
 	case !recorded:
 		a.log.Warn("verdict not recorded before shutdown; the deploy is verified again after the restart",
 			"deploy", d.ID, "verdict", status)
 	case decided:
-		a.announce(after)
+		a.announce(after, firstFailedRun(v))
 	case after != nil && after.Status == store.StatusVerifying:
 		a.log.Info("this location's verdict is in; the deploy waits for the other locations", "deploy", d.ID,
 			"location", a.location, "verdict", status, "expected", after.Locations)
@@ -73,9 +79,13 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 	}
 }
 
-// announce counts and logs a verdict this agent decided, and wakes the outbox.
-func (a *Agent) announce(d *store.Deploy) {
+// announce counts, logs and puts on the status page's timeline a verdict this agent
+// decided (runID: its evidence, when this location's verification had it), and wakes the
+// outbox.
+func (a *Agent) announce(d *store.Deploy, runID int64) {
 	a.metrics.verdicts.WithLabelValues(d.Service, d.Status).Inc()
+	a.recordEvent(&store.Event{At: d.DecidedAt, Kind: "deploy_" + d.Status, Service: d.Service, DeployID: d.ID, RunID: runID,
+		Summary: d.Service + " " + d.Version + ": " + d.Reason})
 	a.log.Info("deploy verdict", "deploy", d.ID, "service", d.Service, "version", d.Version, "verdict", d.Status,
 		"reason", d.Reason, "halt", d.Halt, "after", d.DecidedAt.Sub(d.CreatedAt))
 	a.signalOutbox()
@@ -125,11 +135,11 @@ func (a *Agent) unrecordedVerdicts() int { return int(a.unrecorded.Load()) }
 // recordReport writes rep (nil: only decide), retrying with backoff until the store takes
 // it or the agent shuts down. It returns the deploy as it stands after, and whether this
 // call decided it.
-func (a *Agent) recordReport(dep *store.Deploy, rep *store.LocationReport, final bool) (after *store.Deploy, decided, recorded bool) {
+func (a *Agent) recordReport(dep *store.Deploy, v *verification, rep *store.LocationReport, final bool) (after *store.Deploy, decided, recorded bool) {
 	ctx := context.WithoutCancel(a.runCtx)
 	id := dep.ID
 	for attempt := 1; ; attempt++ {
-		d, decided, err := a.store.ReportLocation(ctx, id, rep, a.decider(final, a.verdictContext(dep)))
+		d, decided, err := a.store.ReportLocation(ctx, id, rep, a.decider(final, a.verdictContext(dep, v)))
 		if err == nil {
 			if attempt > 1 {
 				a.metrics.unrecorded.Dec()
@@ -158,4 +168,23 @@ func (a *Agent) quorumWait(service string) time.Duration {
 		return rt.Config.ServiceQuorum(svc).Wait
 	}
 	return configs.DefaultLocationsWait
+}
+
+// firstFailedRun is the stored id of the first run of a verification that did not pass,
+// a failed one before any other; 0 when every run passed.
+func firstFailedRun(v *verification) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var id int64
+	for _, c := range v.checks {
+		t := v.tallies[c.Name]
+		switch {
+		case t == nil || t.first == nil:
+		case t.first.Outcome == checks.Fail:
+			return t.firstID
+		case id == 0:
+			id = t.firstID
+		}
+	}
+	return id
 }

@@ -163,13 +163,13 @@ func (a *Agent) decideWaiting(ctx context.Context, verifying map[string]bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		d, decided, err := a.store.ReportLocation(ctx, id, nil, a.decider(final, a.verdictContext(deploys[id])))
+		d, decided, err := a.store.ReportLocation(ctx, id, nil, a.decider(final, a.verdictContext(deploys[id], nil)))
 		if err != nil {
 			a.log.Warn("deciding a deploy waiting for its locations failed; trying again soon", "deploy", id, "error", err)
 			continue
 		}
 		if decided {
-			a.announce(d)
+			a.announce(d, 0)
 		}
 		if d.Status != store.StatusVerifying {
 			a.mu.Lock()

@@ -241,3 +241,11 @@ func locationReports(ctx context.Context, q querier, deployID string) ([]*Locati
 	}
 	return out, rows.Err()
 }
+
+// DecideDeploy writes dec as the verdict of a deploy still verifying, without a location's
+// report (a deploy decided as a whole: imports, tests). It returns false when the deploy
+// was no longer verifying.
+func (s *common) DecideDeploy(ctx context.Context, dec *Decision) (bool, error) {
+	_, decided, err := s.ReportLocation(ctx, dec.DeployID, nil, func(*Deploy, []*LocationReport) *Decision { return dec })
+	return decided, err
+}

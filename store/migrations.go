@@ -100,7 +100,11 @@ var migrations = []string{
 	// 2: reminders of open check incidents (repeat_interval).
 	`ALTER TABLE incidents ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE incidents ADD COLUMN notified_at INTEGER NOT NULL DEFAULT 0;`,
-	// 3: several agents sharing a store. agents: who runs, where, and when each was last
+	// 3: the links a pipeline passes with a deploy (links.go).
+	linksMigration,
+	// 4: the events timeline of the status page (status.go).
+	eventsMigration,
+	// 5: several agents sharing a store. agents: who runs, where, and when each was last
 	// heard from. deploy_locations: each location's verdict on a deploy, which the deploy's
 	// verdict combines; deploys.locations are the locations expected to verify it and
 	// deploys.location is where it was registered. outbox claims: the agent delivering an

@@ -56,7 +56,11 @@ func TestPostgresMigrationsRunOnceWhenAgentsStartTogether(t *testing.T) {
 		_ = rows.Scan(&v)
 		got = append(got, fmt.Sprint(v))
 	}
-	if want := "1 2 3"; strings.Join(got, " ") != want || len(migrations) != 3 {
+	var want []string
+	for i := range migrations {
+		want = append(want, fmt.Sprint(i+1))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("schema_version holds %v; want each of the %d migrations once", got, len(migrations))
 	}
 }

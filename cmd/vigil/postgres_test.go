@@ -42,7 +42,7 @@ func TestPostgresAgentsSurviveKills(t *testing.T) {
 	for _, loc := range locs {
 		cfgs[loc] = filepath.Join(dir, loc+".yaml")
 		body := fmt.Sprintf(`
-agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 1s}
+agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 3s}
 store: {driver: postgres, dsn: %q, pool: {max_conns: 4}}
 locations: {min: 0, fail: 1, wait: 20s}
 checks:
