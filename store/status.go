@@ -46,13 +46,9 @@ type Event struct {
 
 // AddEvent appends an event to the timeline.
 func (s *common) AddEvent(ctx context.Context, e *Event) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO events(at, kind, check_name, service, deploy_id, incident, summary, run_id)
-		VALUES (?,?,?,?,?,?,?,?)`, nanos(e.At), e.Kind, e.Check, e.Service, e.DeployID, e.Incident, e.Summary, e.RunID)
-	if err != nil {
-		return err
-	}
-	e.ID, err = res.LastInsertId()
-	return err
+	// RETURNING, not LastInsertId: PostgreSQL's driver has none.
+	return s.db.QueryRowContext(ctx, `INSERT INTO events(at, kind, check_name, service, deploy_id, incident, summary, run_id)
+		VALUES (?,?,?,?,?,?,?,?) RETURNING id`, nanos(e.At), e.Kind, e.Check, e.Service, e.DeployID, e.Incident, e.Summary, e.RunID).Scan(&e.ID)
 }
 
 // PurgeEvents deletes events older than before (store.retention, as runs).

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,9 +11,11 @@ import (
 // them (its reason and screenshot) and their rollbacks, the newest events, and the silences
 // still on. Links and events written beside the deploys come back with them.
 func TestOverview(t *testing.T) {
-	t.Parallel()
+	forEachDriver(t, func(t *testing.T, d driver) { testOverview(t, d.fresh(t)) })
+}
+
+func testOverview(t *testing.T, s testStore) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
 	for i := range 4 {
 		for _, svc := range []string{"web", "api"} {
 			d := &Deploy{ID: fmt.Sprintf("%s-%d", svc, i), Service: svc, Version: fmt.Sprintf("v%d", i), CreatedAt: t0.Add(time.Duration(i) * time.Hour),
@@ -96,9 +97,11 @@ func TestOverview(t *testing.T) {
 // A check's page is one query: latency columns over the range, the failures in it, the
 // newest runs whatever their time, the services' deploys in the range and the check's events.
 func TestCheckPage(t *testing.T) {
-	t.Parallel()
+	forEachDriver(t, func(t *testing.T, d driver) { testCheckPage(t, d.fresh(t)) })
+}
+
+func testCheckPage(t *testing.T, s testStore) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
 	var runs []*RunRecord
 	for i := range 120 { // one a minute for two hours
 		o := "pass"

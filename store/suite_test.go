@@ -62,6 +62,14 @@ type testStore interface {
 	ForgetMember(ctx context.Context, name string) error
 	Members(ctx context.Context) ([]*Member, error)
 
+	DecideDeploy(ctx context.Context, dec *Decision) (bool, error)
+	SetDeployLinks(ctx context.Context, deployID string, links []Link) error
+	AddEvent(ctx context.Context, e *Event) error
+	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
+	Overview(ctx context.Context, now time.Time, perService, events int) (*Overview, error)
+	CheckPage(ctx context.Context, q CheckQuery) (*CheckPage, error)
+	RunBuckets(ctx context.Context, from, to time.Time, width time.Duration, fn func(BucketRow)) error
+
 	Health(ctx context.Context) error
 	Writable(ctx context.Context) error
 
