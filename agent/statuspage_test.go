@@ -157,6 +157,24 @@ func TestStatusPagesInChromium(t *testing.T) {
 	if u := eval[string](tb, `location.search`); !strings.Contains(u, "closed=") {
 		t.Errorf("the collapsed group is not in the URL (%q): the auto-refresh would open it again", u)
 	}
+
+	// The toggle: dark on a light system, kept across pages, back to the system's.
+	if got := eval[string](tb, `document.querySelector('meta[http-equiv=refresh]')?.content || ''`); got == "" {
+		t.Error("the overview does not refresh itself")
+	}
+	for _, c := range []struct {
+		link string
+		dark bool
+	}{{"dark", true}, {"auto", false}} {
+		if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS(`footer a[href^="/theme/`+c.link+`"]`)), chromedp.WaitReady(chromedp.CSS("footer"))); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the "+c.link+" theme", func() bool { return (background(tb) < 0.5) == c.dark })
+		tb.open(st.url + "/checks/login")
+		if (background(tb) < 0.5) != c.dark {
+			t.Errorf("the %s theme is not kept on the next page", c.link)
+		}
+	}
 }
 
 func slicesHave(list []string, f func(string) bool) bool {
