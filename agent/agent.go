@@ -41,6 +41,8 @@ type Options struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	Version  string
+	// Revision is the commit the binary was built from (vigil_build_info).
+	Revision string
 	// Listener, when set, is used instead of listening on agent.listen (tests).
 	Listener net.Listener
 	// Browser reports whether the browser can start (readiness); nil means always.
@@ -51,6 +53,9 @@ type Options struct {
 	// (tests that count what reaches a target); by default every check runs when the agent
 	// starts, so probe_success and the status page have a result within seconds.
 	NoStartRuns bool
+	// Pprof serves Go's profiles under /debug/pprof/ (behind the API token), for
+	// profiling a running agent; off by default.
+	Pprof bool
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)
@@ -120,7 +125,7 @@ func New(opts Options) (*Agent, error) {
 		// The agent must know the shared client: verification sessions are made from it.
 		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
-	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry),
+	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, started: make(chan struct{}), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
@@ -143,7 +148,9 @@ func New(opts Options) (*Agent, error) {
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
-	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(a.Runtime().Config.Store.MaxSize) })
+	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
+	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(maxSize()) },
+		func(ctx context.Context) { a.purgeToSize(ctx, maxSize()) })
 	return a, nil
 }
 

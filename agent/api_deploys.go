@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -118,7 +119,7 @@ func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 	d, err := a.WaitDeploy(r.Context(), id, wait)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", clip(id, 80))
+		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", text.Ellipsis(id, 80))
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "reading the deploy failed: %v", err)

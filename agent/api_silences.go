@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -43,10 +44,10 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `name exactly one of check or service: {"check":"login","duration":"2h","reason":"db migration"}`)
 		return
 	case req.Check != "" && rt.Checks[req.Check] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no check %q in the config", clip(req.Check, 80))
+		writeError(w, http.StatusUnprocessableEntity, "no check %q in the config", text.Ellipsis(req.Check, 80))
 		return
 	case req.Service != "" && rt.Config.Services[req.Service] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no service %q in the config", clip(req.Service, 80))
+		writeError(w, http.StatusUnprocessableEntity, "no service %q in the config", text.Ellipsis(req.Service, 80))
 		return
 	case strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 || len(req.CreatedBy) > 200:
 		writeError(w, http.StatusBadRequest, "say why in reason (1 to 500 characters): people will see it next to muted alerts")
@@ -54,7 +55,7 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := time.ParseDuration(req.Duration)
 	if err != nil || d <= 0 || d > maxSilence {
-		writeError(w, http.StatusBadRequest, "duration must be like 30m or 2h, at most %s, not %q", maxSilence, clip(req.Duration, 40))
+		writeError(w, http.StatusBadRequest, "duration must be like 30m or 2h, at most %s, not %q", maxSilence, text.Ellipsis(req.Duration, 40))
 		return
 	}
 	now := a.clock.Now()
@@ -106,7 +107,7 @@ func (a *Agent) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no silence %q", clip(r.PathValue("id"), 80))
+		writeError(w, http.StatusNotFound, "no silence %q", text.Ellipsis(r.PathValue("id"), 80))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "deleting the silence failed: %v", err)
 	default:

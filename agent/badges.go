@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // Shields.io's named colours, as hex.
@@ -42,14 +43,14 @@ var badgeWindows = map[string]func(checkStats) bucket{
 // window; the error is a message for whoever wrote the URL.
 func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 	if a.Runtime().Checks[name] == nil {
-		return badge{}, fmt.Errorf("no check %q", clip(name, 80))
+		return badge{}, fmt.Errorf("no check %q", text.Ellipsis(name, 80))
 	}
 	if window == "" {
 		window = "24h"
 	}
 	pick := badgeWindows[window]
 	if pick == nil {
-		return badge{}, fmt.Errorf("window must be 1h, 24h or 7d, not %q", clip(window, 20))
+		return badge{}, fmt.Errorf("window must be 1h, 24h or 7d, not %q", text.Ellipsis(window, 20))
 	}
 	st, _ := a.board.stats(name, a.clock.Now())
 	b := pick(st)
@@ -106,7 +107,7 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 		}
 		return bg, nil
 	}
-	return badge{}, fmt.Errorf("the badge is health, uptime or response, not %q", clip(metric, 40))
+	return badge{}, fmt.Errorf("the badge is health, uptime or response, not %q", text.Ellipsis(metric, 40))
 }
 
 func (a *Agent) badgeSVG(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -255,7 +256,7 @@ func latencyChart(d latencyData) template.HTML {
 			continue
 		}
 		xx := x(dp.CreatedAt)
-		label := clip(dp.Version, 16)
+		label := text.Ellipsis(dp.Version, 16)
 		row := 0
 		if xx-lastX[0] < float64(len(label)*7+12) {
 			row = 1

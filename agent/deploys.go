@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -50,9 +51,9 @@ func checkLinks(links []store.Link) string {
 		case strings.TrimSpace(l.Name) == "" || len(l.Name) > maxLinkName:
 			return fmt.Sprintf("links[%d].name must be 1 to %d characters: {\"name\":\"CI run\",\"url\":\"https://...\"}", i, maxLinkName)
 		case seen[l.Name]:
-			return fmt.Sprintf("links[%d]: the name %q is used twice", i, clip(l.Name, 40))
+			return fmt.Sprintf("links[%d]: the name %q is used twice", i, text.Ellipsis(l.Name, 40))
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(l.URL) > maxLinkURLSize:
-			return fmt.Sprintf("links[%d].url must be an http(s) URL of at most %d characters, not %q", i, maxLinkURLSize, clip(l.URL, 80))
+			return fmt.Sprintf("links[%d].url must be an http(s) URL of at most %d characters, not %q", i, maxLinkURLSize, text.Ellipsis(l.URL, 80))
 		}
 		seen[l.Name] = true
 	}

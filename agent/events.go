@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -28,7 +29,7 @@ func (a *Agent) recordEvent(e *store.Event) {
 	if e.At.IsZero() {
 		e.At = a.clock.Now()
 	}
-	e.Summary = a.redactor().String(clip(e.Summary, 2000))
+	e.Summary = a.redactor().String(text.Ellipsis(e.Summary, 2000))
 	if err := a.store.AddEvent(context.WithoutCancel(a.runCtx), e); err != nil {
 		a.log.Warn("recording an event of the status page's timeline failed", "kind", e.Kind, "check", e.Check, "deploy", e.DeployID, "error", err)
 	}

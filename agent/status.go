@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -39,7 +40,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ms":        fmtDuration,
 	"isImage":   func(name string) bool { return strings.HasSuffix(name, ".png") },
 	"status":    statusClass,
-	"clip":      clip,
+	"clip":      text.Ellipsis,
 	"first":     firstReason,
 	"buildTime": func() template.HTML { return buildMarker }, // replaced once the page is built
 	"artifact": func(id int64, name string) string {
@@ -228,7 +229,7 @@ func varList(vars map[string]any) []kv {
 		if err != nil {
 			b = []byte(fmt.Sprint(v))
 		}
-		out = append(out, kv{k, clip(string(b), 2000)})
+		out = append(out, kv{k, text.Ellipsis(string(b), 2000)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -117,7 +118,7 @@ func (a *Agent) row(rt *Runtime, c *checks.Check, now time.Time, incident bool, 
 		row.Class, row.State = statusClass(string(res.Outcome)), string(res.Outcome)
 		row.Last, row.LastAt = fmtDuration(res.Duration), res.Started
 		if res.Outcome != checks.Pass {
-			row.Reason = clip(res.Summary(), 300)
+			row.Reason = text.Ellipsis(res.Summary(), 300)
 		}
 	}
 	return row
@@ -324,7 +325,7 @@ func deployCardOf(d *store.DeployEntry, now time.Time) *deployCard {
 	c := &deployCard{ID: d.ID, Version: d.Version, Environment: d.Environment, Status: d.Status, Class: statusClass(d.Status),
 		At: d.CreatedAt, Took: timeToVerdict(&d.Deploy, now), Links: d.Links}
 	if f := d.FailedRun; f != nil {
-		c.Check, c.Reason, c.RunID = f.Check, clip(firstReason(f.Reasons), 300), f.ID
+		c.Check, c.Reason, c.RunID = f.Check, text.Ellipsis(firstReason(f.Reasons), 300), f.ID
 		if f.Screenshot != "" {
 			c.Screenshot = fmt.Sprintf("/runs/%d/artifacts/%s", f.ID, url.PathEscape(f.Screenshot))
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // Block Kit limits (https://api.slack.com/reference/block-kit/blocks), kept well inside.
@@ -79,7 +80,7 @@ func render(ev *Event, resolves bool) rendered {
 	case len(v.checks) > 0 && v.checks[0].Summary != "":
 		r.fallback += ": " + v.checks[0].Name + ": " + v.checks[0].Summary
 	}
-	r.fallback = truncate(r.fallback, maxFallbackChars)
+	r.fallback = text.Ellipsis(r.fallback, maxFallbackChars)
 	return r
 }
 
@@ -175,9 +176,9 @@ func status(ev *Event, resolves bool) (emoji, text string) {
 func evidence(v view) (facts slack.Block, details []slack.Block) {
 	var fields []*slack.TextBlockObject
 	for _, f := range v.facts {
-		value := truncate(esc(f.value), maxField)
+		value := text.Ellipsis(esc(f.value), maxField)
 		if f.code {
-			value = "`" + esc(truncate(f.value, 64)) + "`"
+			value = "`" + esc(text.Ellipsis(f.value, 64)) + "`"
 		}
 		fields = append(fields, mrkdwn("*"+f.name+"*\n"+value))
 	}
@@ -260,7 +261,7 @@ func failedCheck(fc FailedCheck) string {
 		b.WriteString(" · " + esc(strings.Join(tags, " · ")))
 	}
 	if fc.Summary != "" {
-		b.WriteString("\n```" + esc(truncate(strings.ReplaceAll(fc.Summary, "```", "'''"), maxReason)) + "```")
+		b.WriteString("\n```" + esc(text.Ellipsis(strings.ReplaceAll(fc.Summary, "```", "'''"), maxReason)) + "```")
 	}
 	if fc.Baseline != "" {
 		b.WriteString("\n" + esc(fc.Baseline))
@@ -277,9 +278,9 @@ func failedCheck(fc FailedCheck) string {
 	}
 	switch {
 	case fc.TraceURL != "":
-		tail = append(tail, link(fc.TraceURL, "trace "+truncate(fc.TraceID, 64)))
+		tail = append(tail, link(fc.TraceURL, "trace "+text.Ellipsis(fc.TraceID, 64)))
 	case fc.TraceID != "":
-		tail = append(tail, "trace `"+esc(truncate(fc.TraceID, 64))+"`")
+		tail = append(tail, "trace `"+esc(text.Ellipsis(fc.TraceID, 64))+"`")
 	}
 	if len(fc.Screenshot) > 0 {
 		tail = append(tail, screenshotNote)
@@ -287,17 +288,17 @@ func failedCheck(fc FailedCheck) string {
 	if len(tail) > 0 {
 		b.WriteString("\n" + strings.Join(tail, " · "))
 	}
-	return truncate(b.String(), maxSectionText)
+	return text.Ellipsis(b.String(), maxSectionText)
 }
 
 // rootBlocks is the root message for the incident's current state.
 func rootBlocks(st State) []slack.Block {
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(st[slackEmoji]+" "+st[slackTitle], maxHeader), true, false)),
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, text.Ellipsis(st[slackEmoji]+" "+st[slackTitle], maxHeader), true, false)),
 		section("*Status:* " + esc(st[slackStatus])),
 	}
 	if h := st[slackHistory]; strings.Contains(h, "\n") {
-		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(truncate(h, maxSectionText))))
+		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(text.Ellipsis(h, maxSectionText))))
 	}
 	var body slack.Blocks
 	if st[slackBody] != "" && json.Unmarshal([]byte(st[slackBody]), &body) == nil {
@@ -339,7 +340,7 @@ func setAction(st State, notifier, what string) {
 }
 
 func rootFallback(st State) string {
-	return truncate(plainEmoji(st[slackEmoji])+" "+st[slackTitle]+": "+st[slackStatus], maxFallbackChars)
+	return text.Ellipsis(plainEmoji(st[slackEmoji])+" "+st[slackTitle]+": "+st[slackStatus], maxFallbackChars)
 }
 
 // historyLine is one event on the root's timeline (already mrkdwn-escaped).
@@ -348,7 +349,7 @@ func historyLine(ev *Event, r rendered, now time.Time) string {
 	if at.IsZero() {
 		at = now
 	}
-	return at.UTC().Format("15:04:05Z") + " " + r.emoji + " " + esc(truncate(r.status, 300))
+	return at.UTC().Format("15:04:05Z") + " " + r.emoji + " " + esc(text.Ellipsis(r.status, 300))
 }
 
 func appendHistory(h, line string) string {
@@ -362,8 +363,8 @@ func appendHistory(h, line string) string {
 	return strings.Join(lines, "\n")
 }
 
-func section(text string) *slack.SectionBlock {
-	return slack.NewSectionBlock(mrkdwn(truncate(text, maxSectionText)), nil, nil)
+func section(s string) *slack.SectionBlock {
+	return slack.NewSectionBlock(mrkdwn(text.Ellipsis(s, maxSectionText)), nil, nil)
 }
 
 func mrkdwn(text string) *slack.TextBlockObject {
@@ -380,20 +381,6 @@ func link(u, text string) string {
 	u = strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C", " ", "%20").Replace(u)
 	return "<" + u + "|" + esc(text) + ">"
 }
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // plainEmoji turns a status emoji code into a character for notification text.
 func plainEmoji(code string) string {

@@ -6,6 +6,7 @@ import (
 	"unicode"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // RenderText is the event as plain text for a terminal (`vigil demo`, logs a person reads):
@@ -58,7 +59,7 @@ func RenderText(ev *Event) string {
 		}
 		line("  ", head)
 		if fc.Summary != "" {
-			line("      ", inert(truncate(fc.Summary, maxReason)))
+			line("      ", inert(text.Ellipsis(fc.Summary, maxReason)))
 		}
 		if fc.Baseline != "" {
 			line("      ", inert(fc.Baseline))
@@ -74,7 +75,7 @@ func RenderText(ev *Event) string {
 			tail = append(tail, runbookLabel+": "+inert(fc.RunbookURL))
 		}
 		if fc.TraceID != "" {
-			tail = append(tail, "trace "+inert(truncate(fc.TraceID, 64)))
+			tail = append(tail, "trace "+inert(text.Ellipsis(fc.TraceID, 64)))
 		}
 		if fc.TraceURL != "" {
 			tail = append(tail, fc.TraceURL)

@@ -23,6 +23,7 @@ type agentFlags struct {
 	listen   string
 	logLevel string
 	logJSON  bool
+	pprof    bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -48,6 +49,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.listen, "listen", "", "API address, overriding agent.listen")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
 	return cmd
 }
 
@@ -100,9 +102,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return exitWith(exitUsage, err)
 	}
 	defer env.Close()
-	v, _, _ := buildInfo()
+	v, rev, _ := buildInfo()
 	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Tracing: env.tracing,
-		Store: st, Registry: reg, Logger: log, Version: v, BrowserReady: env.browserReady})
+		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady, Pprof: f.pprof})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
