@@ -165,6 +165,14 @@ func TestAgentLogJSONOnly(t *testing.T) {
 	if len(lines) < 2 {
 		t.Errorf("the agent logged %d lines", len(lines))
 	}
+
+	// A config that does not load: the reason is a JSON line too, and the exit code 2.
+	bad := writeConfig(t, "checks:\n  - name: x\n    kind: htp\n")
+	code, out, errOut := vigilRun(t, nil, "agent", "--log-json", "-c", bad, "--listen", freeAddr(t))
+	var m map[string]any
+	if code != 2 || out != "" || json.Unmarshal([]byte(strings.TrimSpace(errOut)), &m) != nil || !strings.Contains(fmt.Sprint(m["error"]), `unknown kind "htp"`) {
+		t.Errorf("a bad config with --log-json: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 }
 
 // run exits 3 when nothing failed but a check was inconclusive, as gate does.
