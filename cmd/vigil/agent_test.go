@@ -22,10 +22,10 @@ func gateConfig(appURL, extra string) string {
 agent: {api_token: gate-token}
 checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%[1]s/"}, assert: ["status == 200"]}
-  - {name: fast, kind: http, every: 1h, retries: 0, request: {url: "%[1]s/"}, assert: ["duration_ms < baseline.duration_ms * 2"]}
+  - {name: pool, kind: promql, every: 1h, retries: 0, server: "%[1]s", query: "max(pool_active)", assert: ["value < 50"]}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 3}}
-  compare: {checks: [fast], verify: {interval: 100ms, count: 3}}
+  compare: {checks: [pool], verify: {interval: 100ms, count: 3}}
   slow: {checks: [home], verify: {interval: 1h, count: 2}}
 %s`, appURL, extra)
 }
@@ -61,7 +61,9 @@ func TestGateExitCodes(t *testing.T) {
 		{"links", "good", []string{"--agent", p.url, "--service", "web", "--version", "v4", "--json", "--link", "CI run=https://ci.example/runs/7"}, 0, `"url": "https://ci.example/runs/7"`},
 		{"bad link", "good", []string{"--agent", p.url, "--service", "web", "--version", "v5", "--link", "diff"}, 2, "write NAME=URL"},
 		{"timed out, JSON", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v2", "--wait", "1s", "--json"}, 3, "\n  \"status\": \"verifying\","},
-		{"inconclusive", "good", []string{"--agent", p.url, "--service", "compare", "--version", "v1"}, 3, "no baseline yet"},
+		// The app answers Prometheus queries with no series: nothing to judge. (A check
+		// comparing with a baseline always has one here: the agent runs every check at start.)
+		{"inconclusive", "good", []string{"--agent", p.url, "--service", "compare", "--version", "v1"}, 3, "returned no series"},
 		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},
 		{"unknown service", "good", []string{"--agent", p.url, "--service", "wbe", "--version", "v1"}, 2, `did you mean "web"?`},
 		{"wrong token", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--token", "nope"}, 2, "wrong token"},
@@ -123,7 +125,7 @@ func TestAgentReloadAndSignals(t *testing.T) {
 		t.Errorf("the log should say what is wrong with the new config")
 	}
 	// A good config, picked up from the file change alone.
-	write(strings.ReplaceAll(gateConfig(a.URL, ""), "fast", "quick"))
+	write(strings.ReplaceAll(gateConfig(a.URL, ""), "pool", "quick"))
 	waitFor("the reload from the file change", func() bool { return metric("vigil_config_last_reload_successful") == "1" })
 	req, _ := http.NewRequest("GET", p.url+"/api/v1/checks", nil)
 	req.Header.Set("Authorization", "Bearer gate-token")

@@ -66,6 +66,11 @@ func newApp(t *testing.T) *app {
 	a := &app{}
 	a.mode.Store("good")
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/query" { // a Prometheus with no series of what is asked
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+			return
+		}
 		if a.mode.Load() == "broken" {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return

@@ -66,7 +66,7 @@ func TestCompletionOfNames(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"__complete", "run", "-c", cfg, "--check", ""}, "home\nfast\n"},
+		{[]string{"__complete", "run", "-c", cfg, "--check", ""}, "home\npool\n"},
 		{[]string{"__complete", "run", "-c", cfg, "--service", "s"}, "slow\n"},
 		{[]string{"__complete", "gate", "--service", "w"}, "web\n"},
 	} {
@@ -138,7 +138,7 @@ func TestAgentLogJSONOnly(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, body := p.get("/metrics")
-		if strings.Contains(body, `probe_success{check="home"`) && strings.Contains(body, `probe_success{check="fast"`) {
+		if strings.Contains(body, `probe_success{check="home"`) && strings.Contains(body, `probe_success{check="pool"`) {
 			break
 		}
 		if time.Now().After(deadline) {
