@@ -126,6 +126,12 @@ notifiers:
 			return err == nil && d.Status == store.StatusFailed
 		})
 		waitFor(i, "the rollback not delivered", 90*time.Second, func() bool { return hook.Count(key) >= accepted[key] })
+		// Recorded as delivered before the next cycle's kill: a kill between the receiver's
+		// 2xx and the record would send the key once more, rightly, but not as counted here.
+		waitFor(i, "the rollback not recorded as delivered", 90*time.Second, func() bool {
+			entries, err := st.OutboxByKey(t.Context(), key)
+			return err == nil && len(entries) == 1 && entries[0].Status == store.OutboxDelivered
+		})
 		t.Logf("cycle %d: deploy via %s, SIGKILL of %s during %s", i, via, victim, map[bool]string{true: "delivery", false: "verification"}[duringDelivery])
 	}
 	waitFor(cycles, "the outbox to settle", 60*time.Second, func() bool {
