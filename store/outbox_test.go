@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The outbox on both drivers: claims, leases, keys.
+
+// Claims: an entry is delivered by one agent at a time; another takes it over only when
+// the lease runs out, and the first can then no longer record an attempt on it. A
+// restarted agent gives back what it held. Agents claiming at once share the work
+// without overlap.
+func TestOutboxClaimsAndLeases(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		e := func(notifier, key, incident string) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: incident, Payload: []byte("{}"), CreatedAt: t0}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", "d1"), e("slack", "d1:deploy_failed:rollback", "d1"), e("rollback", "d1:deploy_failed", "d1")}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.ClaimOutbox(ctx, "a", t0, 10*time.Second, 10)
+		// The thread's reply waits for the message that opens it, even claimed by nobody.
+		if len(a) != 2 || a[0].Key != "d1:deploy_failed" || a[1].Notifier != "rollback" {
+			t.Fatalf("a claimed %s; want slack's first message and the rollback", describe(a))
+		}
+		if b, _ := s.ClaimOutbox(ctx, "b", t0.Add(5*time.Second), 10*time.Second, 10); len(b) != 0 {
+			t.Fatalf("b claimed %s while a's lease runs", describe(b))
+		}
+		if ok, _ := s.RenewClaim(ctx, a[0].ID, "a", t0.Add(20*time.Second)); !ok {
+			t.Fatal("a could not renew its claim")
+		}
+		// a's claim on the rollback runs out at 10s (a was killed): b takes it over.
+		b, _ := s.ClaimOutbox(ctx, "b", t0.Add(11*time.Second), 10*time.Second, 10)
+		if len(b) != 1 || b[0].ID != a[1].ID || b[0].ClaimedBy != "b" {
+			t.Fatalf("b claimed %s; want the rollback whose lease ran out", describe(b))
+		}
+		if ok, _ := s.RenewClaim(ctx, a[1].ID, "a", t0.Add(30*time.Second)); ok {
+			t.Error("a renewed a claim b holds")
+		}
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: a[1].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0}); !errors.Is(err, ErrLostClaim) {
+			t.Errorf("a recorded an attempt on b's claim: %v", err)
+		}
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: b[0].ID, Agent: "b", Status: OutboxDelivered, Attempts: 1, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// a restarts: what it held is free again at once.
+		if n, err := s.ReleaseClaims(ctx, "a"); n != 1 || err != nil {
+			t.Fatalf("released %d, %v; want slack's first message", n, err)
+		}
+		a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10)
+		if len(a) != 1 || a[0].Key != "d1:deploy_failed" || a[0].Notifier != "slack" {
+			t.Fatalf("after the restart a claimed %s", describe(a))
+		}
+		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
+		if a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
+			t.Fatalf("the reply after its thread's first message: %s", describe(a))
+		}
+		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
+
+		// Four agents claim 200 entries at once, in batches: each entry once.
+		var batch []*OutboxEntry
+		for i := range 200 {
+			batch = append(batch, e("hook", fmt.Sprintf("k%d", i), fmt.Sprintf("i%d", i)))
+		}
+		if err := s.Enqueue(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		claimedBy := map[int64]string{}
+		var wg sync.WaitGroup
+		for _, agent := range []string{"w1", "w2", "w3", "w4"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := s.ClaimOutbox(ctx, agent, t0.Add(time.Minute), time.Hour, 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, g := range got {
+						if prev, dup := claimedBy[g.ID]; dup {
+							t.Errorf("entry %d claimed by %s and %s", g.ID, prev, agent)
+						}
+						claimedBy[g.ID] = agent
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(claimedBy) != 200 {
+			t.Errorf("%d of 200 entries claimed", len(claimedBy))
+		}
+	})
+}
+
+// OutboxByKey returns every entry with the key, of every notifier and status, in write order.
+func TestOutboxByKey(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		entry := func(notifier, key, status string) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte(`{"n":"` + notifier + `"}`),
+				CreatedAt: t0, Status: status}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{entry("slack", "d1:deploy_failed", OutboxSilenced), entry("rollback", "d1:deploy_failed", ""),
+			entry("rollback", "d2:deploy_failed", ""), entry("slack", "d1:deploy_failed:rollback", "")}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.OutboxByKey(ctx, "d1:deploy_failed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Notifier != "slack" || got[0].Status != OutboxSilenced || got[1].Notifier != "rollback" ||
+			got[1].Status != OutboxPending || string(got[1].Payload) != `{"n":"rollback"}` || !got[1].CreatedAt.Equal(t0) {
+			t.Fatalf("OutboxByKey(d1:deploy_failed) = %s", describe(got))
+		}
+		if none, err := s.OutboxByKey(ctx, "d3:deploy_failed"); err != nil || len(none) != 0 {
+			t.Errorf("an unknown key: %+v %v", none, err)
+		}
+	})
+}
+
+// describe lists entries as id:notifier:status.
+func describe(entries []*OutboxEntry) string {
+	var parts []string
+	for _, e := range entries {
+		parts = append(parts, fmt.Sprintf("%d:%s:%s:%s", e.ID, e.Notifier, e.Key, e.Status))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
