@@ -22,6 +22,7 @@ func touch(m *metrics) {
 	// The kinds' own metrics: one result each that they record.
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "browser", Outcome: checks.Fail, Vars: map[string]any{"js_errors": 1}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "tls", Outcome: checks.Pass, Vars: map[string]any{"cert_expiry_days": 30.0}})
 	m.verdicts.WithLabelValues("web", "passed")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")

@@ -31,6 +31,8 @@ var kinds = map[string]kind{
 	configs.KindLogscan:     logscanKind{},
 	configs.KindPromQL:      promqlKind{},
 	configs.KindFleet:       fleetKind{},
+	configs.KindTCP:         tcpKind{},
+	configs.KindTLS:         tlsKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

@@ -28,6 +28,8 @@ var kinds = []struct {
 	{KindLogscan, func() Spec { return &LogscanSpec{} }},
 	{KindPromQL, func() Spec { return &PromQLSpec{} }},
 	{KindFleet, func() Spec { return &FleetSpec{} }},
+	{KindTCP, func() Spec { return &TCPSpec{} }},
+	{KindTLS, func() Spec { return &TLSSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.
