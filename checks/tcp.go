@@ -81,7 +81,7 @@ type lineReader struct {
 	n   int
 }
 
-func newLineReader(conn net.Conn, run *Run) *lineReader {
+func newLineReader(conn io.Reader, run *Run) *lineReader {
 	return &lineReader{r: bufio.NewReaderSize(conn, 4096), run: run}
 }
 

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -237,4 +238,29 @@ func TestTCPPlainHasNoCertificate(t *testing.T) {
 	addr := tcpServer(t, redis("+PONG"))
 	res := run(t, buildOne(t, tcpCheck(addr, `    assert: ["cert_expiry_days > 14"]`+"\n")), Input{})
 	wantOutcome(t, res, Inconclusive, "the connection is plain TCP")
+}
+
+// FuzzTCPLines: whatever a server sends, lines come back bounded, without line endings,
+// and reading stops with an error instead of growing.
+func FuzzTCPLines(f *testing.F) {
+	f.Add([]byte("+PONG\r\n-ERR x\n"))
+	f.Add([]byte("no newline at all"))
+	f.Add([]byte("\r\n\n\r\r\n"))
+	f.Add(bytes.Repeat([]byte("x"), 70<<10))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		run := &Run{Vars: map[string]any{}, Transcript: newRunTranscript(nil)}
+		lr := newLineReader(bytes.NewReader(data), run)
+		for i := 0; ; i++ {
+			s, err := lr.line()
+			if err != nil {
+				return
+			}
+			if len(s) > tcpMaxLine || strings.Contains(s, "\n") {
+				t.Fatalf("line %d: %d bytes, newline inside: %v", i, len(s), strings.Contains(s, "\n"))
+			}
+			if i > len(data) {
+				t.Fatalf("more lines (%d) than bytes (%d)", i, len(data))
+			}
+		}
+	})
 }
