@@ -33,6 +33,7 @@ var kinds = map[string]kind{
 	configs.KindFleet:       fleetKind{},
 	configs.KindTCP:         tcpKind{},
 	configs.KindTLS:         tlsKind{},
+	configs.KindDNS:         dnsKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

@@ -30,6 +30,7 @@ var kinds = []struct {
 	{KindFleet, func() Spec { return &FleetSpec{} }},
 	{KindTCP, func() Spec { return &TCPSpec{} }},
 	{KindTLS, func() Spec { return &TLSSpec{} }},
+	{KindDNS, func() Spec { return &DNSSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.
