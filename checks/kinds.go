@@ -34,6 +34,7 @@ var kinds = map[string]kind{
 	configs.KindTCP:         tcpKind{},
 	configs.KindTLS:         tlsKind{},
 	configs.KindDNS:         dnsKind{},
+	configs.KindHeartbeat:   heartbeatKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

@@ -31,6 +31,7 @@ var kinds = []struct {
 	{KindTCP, func() Spec { return &TCPSpec{} }},
 	{KindTLS, func() Spec { return &TLSSpec{} }},
 	{KindDNS, func() Spec { return &DNSSpec{} }},
+	{KindHeartbeat, func() Spec { return &HeartbeatSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.
