@@ -35,6 +35,7 @@ var kinds = map[string]kind{
 	configs.KindTLS:         tlsKind{},
 	configs.KindDNS:         dnsKind{},
 	configs.KindHeartbeat:   heartbeatKind{},
+	configs.KindWebSocket:   websocketKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

@@ -46,8 +46,13 @@ func (s *TCPSpec) validate(v *validator, _ *Check, p string) {
 		v.errf(p+".tls_config", "set tls: true or starttls, or remove tls_config", "tls_config is set but the connection never speaks TLS")
 	}
 	v.tls(p+".tls_config", &s.TLSConfig)
-	for i, st := range s.Steps {
-		sp := indexPath(p+".steps", i)
+	v.steps(p+".steps", s.Steps)
+}
+
+// steps validates send/expect steps (tcp, websocket).
+func (v *validator) steps(p string, steps []TCPStep) {
+	for i, st := range steps {
+		sp := indexPath(p, i)
 		switch {
 		case st.Send == "" && st.Expect == "":
 			v.errf(sp, `give the step either send: "PING\r\n" or expect: "^\+PONG"`, "empty step")

@@ -32,6 +32,7 @@ var kinds = []struct {
 	{KindTLS, func() Spec { return &TLSSpec{} }},
 	{KindDNS, func() Spec { return &DNSSpec{} }},
 	{KindHeartbeat, func() Spec { return &HeartbeatSpec{} }},
+	{KindWebSocket, func() Spec { return &WebSocketSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.
