@@ -26,6 +26,7 @@ func touch(m *metrics) {
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "dns", Outcome: checks.Pass, Vars: map[string]any{"lookup_ms": 2.0,
 		"answer_count": 1, "authority_count": 0, "additional_count": 1, "propagation_ms": 900.0, "stale": 0}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "heartbeat", Outcome: checks.Pass, Vars: map[string]any{"since_last_s": 60.0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "grpc", Outcome: checks.Pass, Vars: map[string]any{"grpc_code": "OK", "status": "SERVING"}})
 	m.verdicts.WithLabelValues("web", "passed")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")

@@ -36,6 +36,7 @@ var kinds = map[string]kind{
 	configs.KindDNS:         dnsKind{},
 	configs.KindHeartbeat:   heartbeatKind{},
 	configs.KindWebSocket:   websocketKind{},
+	configs.KindGRPC:        grpcKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

@@ -163,15 +163,7 @@ func hostName(s string) string {
 	if s == "" {
 		return "."
 	}
-	// ASCII only, as DNS compares names: strings.ToLower would turn bytes that are not
-	// UTF-8 into three-byte replacement characters, and the name into another one.
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return lowerASCII(s)
 }
 
 // validDomainName: labels of 1 to 63 bytes, 253 in all, no spaces or control characters.

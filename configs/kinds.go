@@ -33,6 +33,7 @@ var kinds = []struct {
 	{KindDNS, func() Spec { return &DNSSpec{} }},
 	{KindHeartbeat, func() Spec { return &HeartbeatSpec{} }},
 	{KindWebSocket, func() Spec { return &WebSocketSpec{} }},
+	{KindGRPC, func() Spec { return &GRPCSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.
