@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -77,7 +78,7 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		for _, c := range rt.Order {
 			known = append(known, c.Name)
 		}
-		writeError(w, http.StatusNotFound, "no check %q; %s", clip(name, 80), configs.DidYouMean(name, known))
+		writeError(w, http.StatusNotFound, "no check %q; %s", text.Ellipsis(name, 80), configs.DidYouMean(name, known))
 		return
 	}
 	if r.ContentLength > 0 {

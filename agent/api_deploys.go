@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -26,6 +27,7 @@ type deployView struct {
 	DecidedAt    *time.Time     `json:"decided_at,omitempty"`
 	SupersededBy string         `json:"superseded_by,omitempty"`
 	URL          string         `json:"url"`
+	Links        []store.Link   `json:"links,omitempty"`
 	Checks       []*DeployCheck `json:"checks,omitempty"`
 }
 
@@ -38,6 +40,11 @@ func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool
 		v.DecidedAt = &t
 	}
 	if withChecks {
+		links, err := a.store.DeployLinks(ctx, d.ID)
+		if err != nil {
+			a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
+		}
+		v.Links = links
 		list, err := a.DeployChecks(ctx, d)
 		if err != nil {
 			a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)
@@ -112,7 +119,7 @@ func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 	d, err := a.WaitDeploy(r.Context(), id, wait)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", clip(id, 80))
+		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", text.Ellipsis(id, 80))
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "reading the deploy failed: %v", err)

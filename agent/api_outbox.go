@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -32,7 +33,7 @@ type outboxView struct {
 func (a *Agent) listOutbox(w http.ResponseWriter, r *http.Request) {
 	state := r.URL.Query().Get("state")
 	if !slices.Contains(outboxStates, state) {
-		writeError(w, http.StatusBadRequest, "state must be one of %s, not %q", strings.Join(outboxStates[1:], ", "), clip(state, 40))
+		writeError(w, http.StatusBadRequest, "state must be one of %s, not %q", strings.Join(outboxStates[1:], ", "), text.Ellipsis(state, 40))
 		return
 	}
 	limit, ok := limitParam(w, r)
@@ -64,7 +65,7 @@ func (a *Agent) listOutbox(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) retryOutbox(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "outbox ids are numbers, not %q", clip(r.PathValue("id"), 40))
+		writeError(w, http.StatusBadRequest, "outbox ids are numbers, not %q", text.Ellipsis(r.PathValue("id"), 40))
 		return
 	}
 	switch err := a.store.Retry(r.Context(), id, a.clock.Now()); {

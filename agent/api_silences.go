@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -43,10 +44,10 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `name exactly one of check or service: {"check":"login","duration":"2h","reason":"db migration"}`)
 		return
 	case req.Check != "" && rt.Checks[req.Check] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no check %q in the config", clip(req.Check, 80))
+		writeError(w, http.StatusUnprocessableEntity, "no check %q in the config", text.Ellipsis(req.Check, 80))
 		return
 	case req.Service != "" && rt.Config.Services[req.Service] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no service %q in the config", clip(req.Service, 80))
+		writeError(w, http.StatusUnprocessableEntity, "no service %q in the config", text.Ellipsis(req.Service, 80))
 		return
 	case strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 || len(req.CreatedBy) > 200:
 		writeError(w, http.StatusBadRequest, "say why in reason (1 to 500 characters): people will see it next to muted alerts")
@@ -54,7 +55,7 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := time.ParseDuration(req.Duration)
 	if err != nil || d <= 0 || d > maxSilence {
-		writeError(w, http.StatusBadRequest, "duration must be like 30m or 2h, at most %s, not %q", maxSilence, clip(req.Duration, 40))
+		writeError(w, http.StatusBadRequest, "duration must be like 30m or 2h, at most %s, not %q", maxSilence, text.Ellipsis(req.Duration, 40))
 		return
 	}
 	now := a.clock.Now()
@@ -67,6 +68,8 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("silence added", "id", sl.ID, "check", sl.Check, "service", sl.Service, "until", sl.Ends, "reason", sl.Reason)
+	a.recordEvent(&store.Event{At: now, Kind: eventSilenceAdded, Check: sl.Check, Service: sl.Service,
+		Summary: silenceSummary(sl)})
 	writeJSON(w, http.StatusCreated, viewSilence(sl))
 }
 
@@ -88,13 +91,39 @@ func (a *Agent) listSilences(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) deleteSilence(w http.ResponseWriter, r *http.Request) {
-	err := a.store.DeleteSilence(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	var gone *store.Silence
+	if list, err := a.store.Silences(r.Context(), a.clock.Now()); err == nil {
+		for _, s := range list {
+			if s.ID == id {
+				gone = s
+			}
+		}
+	}
+	err := a.store.DeleteSilence(r.Context(), id)
+	if err == nil && gone != nil {
+		a.recordEvent(&store.Event{Kind: eventSilenceRemoved, Check: gone.Check, Service: gone.Service,
+			Summary: "ended early: " + silenceSummary(gone)})
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no silence %q", clip(r.PathValue("id"), 80))
+		writeError(w, http.StatusNotFound, "no silence %q", text.Ellipsis(r.PathValue("id"), 80))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "deleting the silence failed: %v", err)
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// silenceSummary says what a silence mutes, until when and why, for the timeline.
+func silenceSummary(s *store.Silence) string {
+	what := "service " + s.Service
+	if s.Check != "" {
+		what = "check " + s.Check
+	}
+	out := what + " silenced until " + s.Ends.UTC().Format("2006-01-02 15:04Z") + ": " + s.Reason
+	if s.CreatedBy != "" {
+		out += " (" + s.CreatedBy + ")"
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -79,7 +80,7 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > maxWait {
-			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 50s (under the webhook's timeout), not %q", maxWait, clip(s, 40))
+			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 50s (under the webhook's timeout), not %q", maxWait, text.Ellipsis(s, 40))
 			return
 		}
 		wait = d
@@ -93,10 +94,10 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: name and checksum are required (Flagger sends both)")
 		return
 	case p.Type != "" && !slices.Contains(flaggerGates, p.Type):
-		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s", clip(p.Type, 40), strings.Join(flaggerGates, ", "))
+		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s", text.Ellipsis(p.Type, 40), strings.Join(flaggerGates, ", "))
 		return
 	case slices.Contains(flaggerDone, p.Phase):
-		writeError(w, http.StatusBadRequest, "canary %s.%s is %s: its analysis is over and there is nothing to verify", clip(p.Name, 80), clip(p.Namespace, 80), p.Phase)
+		writeError(w, http.StatusBadRequest, "canary %s.%s is %s: its analysis is over and there is nothing to verify", text.Ellipsis(p.Name, 80), text.Ellipsis(p.Namespace, 80), p.Phase)
 		return
 	}
 
@@ -166,7 +167,7 @@ func decodeFlagger(w http.ResponseWriter, r *http.Request) (flaggerPayload, bool
 	var p flaggerPayload
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", clip(ct, 80))
+			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", text.Ellipsis(ct, 80))
 			return p, false
 		}
 	}

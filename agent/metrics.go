@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/vigil-monitor/vigil/checks"
@@ -13,6 +15,7 @@ import (
 type metrics struct {
 	probeSuccess  *prometheus.GaugeVec
 	probeDuration *prometheus.GaugeVec
+	lastRun       *prometheus.GaugeVec
 	checkDuration *prometheus.HistogramVec
 	checkRuns     *prometheus.CounterVec
 	kinds         checks.KindMetrics
@@ -28,9 +31,14 @@ type metrics struct {
 	storeBytes    prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_build_info",
+		Help: "Always 1; the labels say which vigil this is."}, []string{"version", "revision", "goversion"}).
+		WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return &metrics{
+		lastRun: f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_check_last_run_timestamp_seconds",
+			Help: "When the check's last run ended, in Unix seconds: alert when it stops moving."}, []string{"check", "kind", "location"}),
 		storeBytes: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_size_bytes",
 			Help: "Bytes the store's data takes (pages in use), as store.max_size counts them."}),
 		probeSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_success",
@@ -72,6 +80,7 @@ func (m *metrics) observe(r *checks.Result) {
 	}
 	m.probeSuccess.WithLabelValues(r.Check, r.Kind, r.Location).Set(success)
 	m.probeDuration.WithLabelValues(r.Check, r.Kind, r.Location).Set(r.Duration.Seconds())
+	m.lastRun.WithLabelValues(r.Check, r.Kind, r.Location).Set(float64(r.Started.Add(r.Duration).UnixMilli()) / 1000)
 	h := m.checkDuration.WithLabelValues(r.Check, r.Kind)
 	if eo, ok := h.(prometheus.ExemplarObserver); ok && r.TraceID != "" {
 		// The run's trace, one click from a slow bucket (OpenMetrics scrapes only).
@@ -83,8 +92,14 @@ func (m *metrics) observe(r *checks.Result) {
 	m.kinds.Observe(r)
 }
 
-// forget drops the series of a check a reload removed, so it does not look alive forever.
+// forget drops the series of a check a reload removed, so it does not look alive forever
+// and renamed checks do not pile up series.
 func (m *metrics) forget(name, kind, location string) {
 	m.probeSuccess.DeleteLabelValues(name, kind, location)
 	m.probeDuration.DeleteLabelValues(name, kind, location)
+	m.lastRun.DeleteLabelValues(name, kind, location)
+	m.checkDuration.DeletePartialMatch(prometheus.Labels{"check": name})
+	m.checkRuns.DeletePartialMatch(prometheus.Labels{"check": name})
+	m.skipped.DeleteLabelValues(name)
+	m.kinds.Forget(name, kind)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/PagerDuty/go-pagerduty"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // defaultPagerDutyTimeout bounds one attempt.
@@ -229,7 +230,7 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	var checks []map[string]string
 	for _, fc := range ev.FailedChecks {
 		checks = append(checks, map[string]string{"name": fc.Name, "kind": fc.Kind, "outcome": fc.Outcome,
-			"summary": truncate(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID, "trace_url": fc.TraceURL})
+			"summary": text.Ellipsis(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID, "trace_url": fc.TraceURL})
 		if fc.TraceURL != "" && len(links) < 10 {
 			links = append(links, map[string]string{"href": fc.TraceURL, "text": "trace of " + fc.Name})
 		}
@@ -251,7 +252,7 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 		source += "@" + ev.Location
 	}
 	payload := &pagerduty.V2Payload{
-		Summary:   truncate(summary, 1024),
+		Summary:   text.Ellipsis(summary, 1024),
 		Source:    source,
 		Severity:  severityOf(ev, p.severity),
 		Component: ev.Check,
@@ -288,7 +289,7 @@ func (p *PagerDuty) change(ev *Event) pagerduty.ChangeEvent {
 		source = "vigil"
 	}
 	ce := pagerduty.ChangeEvent{RoutingKey: p.routingKey, Payload: pagerduty.ChangeEventPayload{
-		Summary: truncate(summary, 1024), Source: source, CustomDetails: details}}
+		Summary: text.Ellipsis(summary, 1024), Source: source, CustomDetails: details}}
 	if !ev.OccurredAt.IsZero() {
 		ce.Payload.Timestamp = ev.OccurredAt.UTC().Format(time.RFC3339)
 	}

@@ -6,7 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // bindingName is the page function (Runtime.addBinding) the injected script reports through.
@@ -98,7 +99,7 @@ func decodePayload(payload string) (Exception, error) {
 	if err := json.Unmarshal([]byte(payload), &p); err != nil {
 		return Exception{}, errBadPayload
 	}
-	e := Exception{URL: clip(p.U, maxURL), Stack: clip(p.S, maxStack)}
+	e := Exception{URL: text.Ellipsis(p.U, maxURL), Stack: text.Ellipsis(p.S, maxStack)}
 	switch p.T {
 	case "error":
 		e.Kind = KindException
@@ -107,7 +108,7 @@ func decodePayload(payload string) (Exception, error) {
 	default:
 		return Exception{}, errBadPayload
 	}
-	e.Message = clip(normalizeMessage(p.M), maxMessage)
+	e.Message = text.Ellipsis(normalizeMessage(p.M), maxMessage)
 	if p.L > 0 {
 		e.Line = p.L
 	}
@@ -148,7 +149,7 @@ func stackLocation(stack string) (url string, line, col int) {
 		if err1 != nil || err2 != nil {
 			return "", 0, 0
 		}
-		return clip(m[1], maxURL), line, col
+		return text.Ellipsis(m[1], maxURL), line, col
 	}
 	return "", 0, 0
 }
@@ -159,16 +160,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// clip shortens s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

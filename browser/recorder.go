@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/inspector"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // recorder collects what a tab reports. Its listen method runs on chromedp's event loop for
@@ -106,10 +107,10 @@ func (r *recorder) record(ev any) {
 		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeAssert {
 			return
 		}
-		c := ConsoleError{Text: clip(consoleText(e.Args), maxMessage)}
+		c := ConsoleError{Text: text.Ellipsis(consoleText(e.Args), maxMessage)}
 		if e.StackTrace != nil && len(e.StackTrace.CallFrames) > 0 {
 			f := e.StackTrace.CallFrames[0]
-			c.URL, c.Line, c.Column = clip(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
+			c.URL, c.Line, c.Column = text.Ellipsis(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
 		}
 		r.mu.Lock()
 		r.console = appendCapped(r, r.console, c)
@@ -120,7 +121,7 @@ func (r *recorder) record(ev any) {
 			r.requestCount++
 		}
 		if e.Request != nil {
-			q := &request{method: e.Request.Method, url: clip(e.Request.URL, maxURL)}
+			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL)}
 			if st, ok := r.early[e.RequestID]; ok {
 				q.status = st
 				delete(r.early, e.RequestID)
@@ -178,13 +179,13 @@ func (r *recorder) cdpException(d *runtime.ExceptionDetails) {
 	if d == nil {
 		return
 	}
-	e := Exception{Kind: KindException, URL: clip(d.URL, maxURL), Line: int(d.LineNumber) + 1, Column: int(d.ColumnNumber) + 1}
+	e := Exception{Kind: KindException, URL: text.Ellipsis(d.URL, maxURL), Line: int(d.LineNumber) + 1, Column: int(d.ColumnNumber) + 1}
 	if strings.HasPrefix(d.Text, "Uncaught (in promise)") {
 		e.Kind = KindRejection
 	}
 	msg := ""
 	if x := d.Exception; x != nil {
-		e.Stack = clip(x.Description, maxStack)
+		e.Stack = text.Ellipsis(x.Description, maxStack)
 		msg = firstLine(x.Description)
 		if msg == "" && len(x.Value) > 0 {
 			msg = jsonText([]byte(x.Value))
@@ -193,10 +194,10 @@ func (r *recorder) cdpException(d *runtime.ExceptionDetails) {
 	if msg == "" {
 		msg = d.Text
 	}
-	e.Message = clip(normalizeMessage(msg), maxMessage)
+	e.Message = text.Ellipsis(normalizeMessage(msg), maxMessage)
 	if e.URL == "" && d.StackTrace != nil && len(d.StackTrace.CallFrames) > 0 {
 		f := d.StackTrace.CallFrames[0]
-		e.URL, e.Line, e.Column = clip(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
+		e.URL, e.Line, e.Column = text.Ellipsis(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
 	}
 	if e.URL == "" {
 		e.Line, e.Column = 0, 0
@@ -234,8 +235,8 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 			method = q.method
 			q.reported = true
 		}
-		r.addFailed(FailedRequest{Method: method, URL: clip(e.Response.URL, maxURL),
-			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: clip(e.Response.StatusText, 200)})
+		r.addFailed(FailedRequest{Method: method, URL: text.Ellipsis(e.Response.URL, maxURL),
+			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: text.Ellipsis(e.Response.StatusText, 200)})
 	}
 }
 
@@ -268,7 +269,7 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 	if e.CorsErrorStatus != nil {
 		msg += " (CORS: " + string(e.CorsErrorStatus.CorsError) + ")"
 	}
-	r.addFailed(FailedRequest{Method: q.method, URL: clip(q.url, maxURL),
+	r.addFailed(FailedRequest{Method: q.method, URL: text.Ellipsis(q.url, maxURL),
 		Type: strings.ToLower(string(e.Type)), Error: msg})
 }
 

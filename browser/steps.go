@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // StepKind names a journey action.
@@ -169,10 +170,10 @@ func (vr *visitRun) assertText(st Step) (string, error) {
 	defer cancel()
 	last, found := "", false
 	for {
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(st.Selector), chromedp.NodeVisible))
+		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(st.Selector), chromedp.NodeVisible))
 		if err == nil {
-			found, last = true, text
-			if strings.Contains(text, st.Text) {
+			found, last = true, got
+			if strings.Contains(got, st.Text) {
 				vr.logf("text of %s contains %q", st.Selector, st.Text)
 				return "", nil
 			}
@@ -190,7 +191,7 @@ func (vr *visitRun) assertText(st Step) (string, error) {
 		if !found {
 			return fmt.Sprintf("no visible element matches %q", st.Selector), nil
 		}
-		return fmt.Sprintf("the text of %s is %q, which does not contain %q", st.Selector, clip(last, 300), st.Text), nil
+		return fmt.Sprintf("the text of %s is %q, which does not contain %q", st.Selector, text.Ellipsis(last, 300), st.Text), nil
 	}
 }
 

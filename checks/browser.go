@@ -114,14 +114,14 @@ func (browserKind) vars() types.Map { return browserVars }
 func (browserKind) Resource() Resource { return BrowserSlot }
 
 // Instrument implements Instrumented: the JavaScript errors browser checks see, counted.
-func (browserKind) Instrument(reg prometheus.Registerer) func(*Result) {
+func (browserKind) Instrument(reg prometheus.Registerer) *Recorder {
 	jsErrors := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "vigil_browser_js_errors_total",
 		Help: "JavaScript errors seen by browser checks."}, []string{"check"})
-	return func(r *Result) {
+	return &Recorder{Vecs: vecs(jsErrors), Observe: func(r *Result) {
 		if n, ok := r.Vars["js_errors"].(int); ok && n > 0 {
 			jsErrors.WithLabelValues(r.Check).Add(float64(n))
 		}
-	}
+	}}
 }
 
 func (browserKind) build(b *builder, c *configs.Check) Prober {

@@ -72,7 +72,7 @@ type Result struct {
 	Reasons  []string       `json:"reasons,omitempty"`
 	Vars     map[string]any `json:"vars,omitempty"`
 	Started  time.Time      `json:"started"`
-	Duration time.Duration  `json:"duration_ns"`
+	Duration time.Duration  `json:"-"` // JSON: duration_seconds (result_json.go)
 	// Attempts counts runs including retries of error outcomes.
 	Attempts   int         `json:"attempts"`
 	Transcript []string    `json:"transcript,omitempty"`
@@ -134,7 +134,21 @@ type Scarce interface {
 type Instrumented interface {
 	// Instrument registers the kind's collectors with reg and returns what records a
 	// result of the kind in them. It is called once per registry.
-	Instrument(reg prometheus.Registerer) func(*Result)
+	Instrument(reg prometheus.Registerer) *Recorder
+}
+
+// Recorder records results of one kind in the kind's own metrics, and forgets a check's
+// series when a reload removes the check, so that it does not look alive forever.
+type Recorder struct {
+	// Observe records one result.
+	Observe func(*Result)
+	// Vecs are the kind's collectors; each has a "check" label.
+	Vecs []Vec
+}
+
+// Vec is a labelled collector (a *prometheus.GaugeVec, CounterVec or HistogramVec).
+type Vec interface {
+	DeletePartialMatch(prometheus.Labels) int
 }
 
 // Run is the state of one run in progress, shared between Check and its Prober.

@@ -305,12 +305,12 @@ func (dnsKind) vars() types.Map { return dnsVars }
 
 // Instrument implements Instrumented: blackbox_exporter's DNS series, and how long
 // propagation took.
-func (dnsKind) Instrument(reg prometheus.Registerer) func(*Result) {
+func (dnsKind) Instrument(reg prometheus.Registerer) *Recorder {
 	f := promauto.With(reg)
 	gauge := func(name, help string) *prometheus.GaugeVec {
-		return f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"check"})
+		return f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"check", "location"})
 	}
-	lookup := gauge("probe_dns_lookup_time_seconds", "How long a dns check's query took, as blackbox_exporter reports it.")
+	lookup := dnsLookupGauge(reg) // shared with the http kind
 	counts := map[string]*prometheus.GaugeVec{
 		"answer_count":     gauge("probe_dns_answer_rrs", "Records in the answer section of a dns check's last answer."),
 		"authority_count":  gauge("probe_dns_authority_rrs", "Records in the authority section of a dns check's last answer."),
@@ -319,19 +319,21 @@ func (dnsKind) Instrument(reg prometheus.Registerer) func(*Result) {
 	propagation := f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_dns_propagation_seconds",
 		Help:    "Time until every server of a dns check in propagation mode showed the expected answers.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120, 300}}, []string{"check"})
-	return func(r *Result) {
+	all := vecs(lookup, counts["answer_count"], counts["authority_count"], counts["additional_count"])
+	return &Recorder{Vecs: append(all, propagation), Observe: func(r *Result) {
+		l := prometheus.Labels{"check": r.Check, "location": r.Location}
 		if v, ok := r.Vars["lookup_ms"].(float64); ok {
-			lookup.WithLabelValues(r.Check).Set(v / 1000)
+			lookup.With(l).Set(v / 1000)
 		}
 		for k, g := range counts {
 			if v, ok := r.Vars[k].(int); ok {
-				g.WithLabelValues(r.Check).Set(float64(v))
+				g.With(l).Set(float64(v))
 			}
 		}
 		if v, ok := r.Vars["propagation_ms"].(float64); ok && r.Vars["stale"] == 0 {
 			propagation.WithLabelValues(r.Check).Observe(v / 1000)
 		}
-	}
+	}}
 }
 
 func (dnsKind) build(_ *builder, c *configs.Check) Prober {

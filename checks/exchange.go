@@ -52,8 +52,13 @@ type Response struct {
 	FinalURL string
 	Timings  Timings
 	Reused   bool
-	// CertExpiry is the leaf certificate's NotAfter; zero without TLS.
+	// CertExpiry is when the earliest-expiring certificate of the chain the server sent
+	// expires (blackbox_exporter's probe_ssl_earliest_cert_expiry); zero without TLS.
 	CertExpiry time.Time
+	// Redirects counts the redirects followed; ContentLength is the Content-Length header's
+	// value, -1 without one.
+	Redirects     int
+	ContentLength int64
 }
 
 // Do sends r and reads the answer. An error means no complete answer: connection refused,
@@ -133,7 +138,11 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		limit = configs.DefaultMaxBodyBytes
 	}
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String()}
+	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(),
+		ContentLength: resp.ContentLength}
+	for prev := resp.Request.Response; prev != nil; prev = prev.Request.Response {
+		out.Redirects++
+	}
 	if int64(len(data)) > limit {
 		// Closing without draining drops the connection: cheaper than reading a huge body.
 		data, out.Truncated = data[:limit], true
@@ -148,8 +157,12 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	tm, reused := rec.result()
 	tm.Total = time.Since(start)
 	out.Body, out.BodyBytes, out.Timings, out.Reused = data, int64(len(data)), tm, reused
-	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		out.CertExpiry = resp.TLS.PeerCertificates[0].NotAfter
+	if resp.TLS != nil {
+		for _, c := range resp.TLS.PeerCertificates {
+			if out.CertExpiry.IsZero() || c.NotAfter.Before(out.CertExpiry) {
+				out.CertExpiry = c.NotAfter
+			}
+		}
 	}
 	if !out.Truncated && looksJSON(resp.Header.Get("Content-Type"), data) {
 		var v any

@@ -100,27 +100,27 @@ type grpcKind struct{}
 func (grpcKind) vars() types.Map { return grpcVars }
 
 // Instrument implements Instrumented: blackbox_exporter's grpc module series.
-func (grpcKind) Instrument(reg prometheus.Registerer) func(*Result) {
+func (grpcKind) Instrument(reg prometheus.Registerer) *Recorder {
 	f := promauto.With(reg)
 	code := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_status_code",
-		Help: "The gRPC status code of a grpc check's health call (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check"})
+		Help: "The gRPC status code of a grpc check's health call (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check", "location"})
 	serving := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_healthcheck_response",
 		Help: "1 for the serving status a grpc check's health call answered, 0 for the others, as blackbox_exporter reports it."},
-		[]string{"check", "serving_status"})
-	return func(r *Result) {
+		[]string{"check", "location", "serving_status"})
+	return &Recorder{Vecs: vecs(code, serving), Observe: func(r *Result) {
 		if name, ok := r.Vars["grpc_code"].(string); ok {
 			for c := codes.OK; c <= codes.Unauthenticated; c++ {
 				if c.String() == name {
-					code.WithLabelValues(r.Check).Set(float64(c))
+					code.WithLabelValues(r.Check, r.Location).Set(float64(c))
 				}
 			}
 		}
 		if s, ok := r.Vars["status"].(string); ok {
 			for _, v := range grpcServingStatuses {
-				serving.WithLabelValues(r.Check, v).Set(map[bool]float64{true: 1}[v == s])
+				serving.WithLabelValues(r.Check, r.Location, v).Set(map[bool]float64{true: 1}[v == s])
 			}
 		}
-	}
+	}}
 }
 
 func (grpcKind) build(b *builder, c *configs.Check) Prober {

@@ -188,8 +188,15 @@ func TestHostileTargets(t *testing.T) {
 			if c.assert != "" {
 				assert = fmt.Sprintf(", assert: [%q]", c.assert)
 			}
+			// Targets that hang get the short timeout, which the test is about; the others
+			// answer at once, and a long one keeps a loaded machine from turning their answer
+			// into a timeout.
+			limit := timeout
+			if c.want != "timed out" {
+				limit = 15 * time.Second
+			}
 			cs := buildDeps(t, checks.Deps{HTTP: client}, c.url, fmt.Sprintf(
-				`checks: [{name: hostile, kind: http, timeout: %s, retries: 0, request: {url: "${T}"}%s}]`, timeout, assert))
+				`checks: [{name: hostile, kind: http, timeout: %s, retries: 0, request: {url: "${T}"}%s}]`, limit, assert))
 			start := time.Now()
 			r := cs["hostile"].Run(context.Background(), checks.Input{})
 			took := time.Since(start)
@@ -197,11 +204,11 @@ func TestHostileTargets(t *testing.T) {
 			if r.Outcome != c.outcome || !strings.Contains(text, c.want) {
 				t.Errorf("%s, want %s mentioning %q:\n%s", r.Outcome, c.outcome, c.want, text)
 			}
-			if took > timeout+2*time.Second {
-				t.Errorf("took %s with a %s timeout", took, timeout)
+			if took > limit+2*time.Second {
+				t.Errorf("took %s with a %s timeout", took, limit)
 			}
 			t.Logf("reliability: hostile target, %s: %s after %s (timeout %s): %s", c.name, r.Outcome,
-				took.Round(time.Millisecond), timeout, checks.Trim(r.Summary(), 110))
+				took.Round(time.Millisecond), limit, checks.Trim(r.Summary(), 110))
 		})
 	}
 	if n := infiniteSent.Load(); n > 64<<20 {

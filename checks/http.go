@@ -12,20 +12,23 @@ import (
 
 // HTTPVars are the variables of one HTTP response, shared by http and script steps.
 var HTTPVars = types.Map{
-	"status":           types.Int,
-	"headers":          types.TypeOf(map[string]string{}),
-	"body":             types.String,
-	"json":             types.Any,
-	"url":              types.String,
-	"proto":            types.String,
-	"dns_ms":           types.Float64,
-	"connect_ms":       types.Float64,
-	"tls_ms":           types.Float64,
-	"ttfb_ms":          types.Float64,
-	"cert_expiry_days": types.Float64,
-	"body_bytes":       types.Int,
-	"body_truncated":   types.Bool,
-	"conn_reused":      types.Bool,
+	"status":                types.Int,
+	"headers":               types.TypeOf(map[string]string{}),
+	"body":                  types.String,
+	"json":                  types.Any,
+	"url":                   types.String,
+	"proto":                 types.String,
+	"dns_ms":                types.Float64,
+	"connect_ms":            types.Float64,
+	"tls_ms":                types.Float64,
+	"ttfb_ms":               types.Float64,
+	"cert_expiry_days":      types.Float64,
+	"cert_expiry_timestamp": types.Float64,
+	"body_bytes":            types.Int,
+	"content_length":        types.Int,
+	"redirects":             types.Int,
+	"body_truncated":        types.Bool,
+	"conn_reused":           types.Bool,
 }
 
 // defaultHTTPAssert is blackbox_exporter's default: any 2xx.
@@ -90,11 +93,15 @@ func SetHTTPVars(run *Run, prefix string, resp *Response, now time.Time) {
 	v["body_bytes"] = int(resp.BodyBytes)
 	v["body_truncated"] = resp.Truncated
 	v["conn_reused"] = resp.Reused
+	v["content_length"] = int(resp.ContentLength)
+	v["redirects"] = resp.Redirects
 	if resp.CertExpiry.IsZero() {
 		v["cert_expiry_days"] = -1.0
+		v["cert_expiry_timestamp"] = 0.0
 		run.Explain(prefix+"cert_expiry_days", "no TLS certificate: the answer came over plain http")
 	} else {
 		v["cert_expiry_days"] = resp.CertExpiry.Sub(now).Hours() / 24
+		v["cert_expiry_timestamp"] = float64(resp.CertExpiry.UnixMilli()) / 1000
 	}
 	if resp.Truncated {
 		run.Explain(prefix+"body", "cut at the body size cap")

@@ -109,7 +109,7 @@ func (c *Check) Resource() Resource {
 }
 
 // KindMetrics records results in the metrics of their kinds (see Instrumented).
-type KindMetrics map[string]func(*Result)
+type KindMetrics map[string]*Recorder
 
 // NewKindMetrics registers the metrics of every Instrumented kind with reg.
 func NewKindMetrics(reg prometheus.Registerer) KindMetrics {
@@ -124,7 +124,16 @@ func NewKindMetrics(reg prometheus.Registerer) KindMetrics {
 
 // Observe records r in its kind's metrics, if the kind has any.
 func (m KindMetrics) Observe(r *Result) {
-	if observe := m[r.Kind]; observe != nil {
-		observe(r)
+	if rec := m[r.Kind]; rec != nil {
+		rec.Observe(r)
+	}
+}
+
+// Forget drops the series of the named check from its kind's metrics.
+func (m KindMetrics) Forget(check, kind string) {
+	if rec := m[kind]; rec != nil {
+		for _, v := range rec.Vecs {
+			v.DeletePartialMatch(prometheus.Labels{"check": check})
+		}
 	}
 }

@@ -297,15 +297,15 @@ func (propagationKind) vars() types.Map { return propagationVars }
 
 // Instrument implements Instrumented: how long markers took to reach every reader, in
 // runs that measured it.
-func (propagationKind) Instrument(reg prometheus.Registerer) func(*Result) {
+func (propagationKind) Instrument(reg prometheus.Registerer) *Recorder {
 	seconds := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
 		Help:    "Time until every reader showed a propagation check's marker.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"})
-	return func(r *Result) {
+	return &Recorder{Vecs: vecs(seconds), Observe: func(r *Result) {
 		if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Outcome != Error {
 			seconds.WithLabelValues(r.Check).Observe(ms / 1000)
 		}
-	}
+	}}
 }
 
 func (propagationKind) build(b *builder, c *configs.Check) Prober {

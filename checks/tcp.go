@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -138,6 +139,8 @@ func readErr(err error) string {
 		return "nothing more arrived before the check's timeout"
 	case errors.Is(err, io.EOF):
 		return "the server closed the connection"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the server reset the connection"
 	}
 	return err.Error()
 }
@@ -258,7 +261,7 @@ func (tcpKind) vars() types.Map { return tcpVars }
 
 // Instrument implements Instrumented: blackbox_exporter's certificate expiry, for tcp
 // checks that speak TLS.
-func (tcpKind) Instrument(reg prometheus.Registerer) func(*Result) { return instrumentTLS(reg) }
+func (tcpKind) Instrument(reg prometheus.Registerer) *Recorder { return instrumentTLS(reg) }
 
 func (tcpKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.TCPSpec)

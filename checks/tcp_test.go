@@ -108,6 +108,7 @@ func TestTCPConnectAndExchange(t *testing.T) {
 
 func TestTCPWrongAnswerFails(t *testing.T) {
 	addr := tcpServer(t, func(c net.Conn, _ <-chan struct{}) {
+		_, _ = bufio.NewReader(c).ReadString('\n')
 		fmt.Fprint(c, "-ERR NOAUTH Authentication required\r\n")
 	})
 	res := run(t, buildOne(t, tcpCheck(addr, pingSteps)), Input{})

@@ -21,19 +21,20 @@ import (
 // tlsVars are the variables of a TLS handshake: the tls kind's, and the tcp kind's when
 // its connection speaks TLS.
 var tlsVars = types.Map{
-	"handshake_ms":       types.Float64,
-	"verified":           types.Bool,
-	"verify_error":       types.String,
-	"cert_expiry_days":   types.Float64,
-	"leaf_expiry_days":   types.Float64,
-	"issuer":             types.String,
-	"subject":            types.String,
-	"sans":               types.Array(types.String),
-	"tls_version":        types.String,
-	"cipher":             types.String,
-	"ocsp_stapled":       types.Bool,
-	"chain_length":       types.Int,
-	"fingerprint_sha256": types.String,
+	"handshake_ms":          types.Float64,
+	"verified":              types.Bool,
+	"verify_error":          types.String,
+	"cert_expiry_days":      types.Float64,
+	"cert_expiry_timestamp": types.Float64,
+	"leaf_expiry_days":      types.Float64,
+	"issuer":                types.String,
+	"subject":               types.String,
+	"sans":                  types.Array(types.String),
+	"tls_version":           types.String,
+	"cipher":                types.String,
+	"ocsp_stapled":          types.Bool,
+	"chain_length":          types.Int,
+	"fingerprint_sha256":    types.String,
 }
 
 // tlsKindVars are the tls kind's variables.
@@ -137,6 +138,7 @@ func setTLSVars(run *Run, st tls.ConnectionState, verr error, now time.Time) {
 		}
 	}
 	run.Vars["cert_expiry_days"] = days(earliest.Sub(now))
+	run.Vars["cert_expiry_timestamp"] = float64(earliest.Unix())
 	run.Vars["leaf_expiry_days"] = days(leaf.NotAfter.Sub(now))
 	run.Vars["issuer"] = leaf.Issuer.String()
 	run.Vars["subject"] = leaf.Subject.String()
@@ -193,7 +195,7 @@ type tlsKind struct{}
 func (tlsKind) vars() types.Map { return tlsKindVars }
 
 // Instrument implements Instrumented: blackbox_exporter's certificate expiry.
-func (tlsKind) Instrument(reg prometheus.Registerer) func(*Result) { return instrumentTLS(reg) }
+func (tlsKind) Instrument(reg prometheus.Registerer) *Recorder { return instrumentTLS(reg) }
 
 func (tlsKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.TLSSpec)
@@ -208,30 +210,24 @@ func (tlsKind) build(b *builder, c *configs.Check) Prober {
 // DefaultAssert implements DefaultAsserter: a certificate with two weeks or more to live.
 func (t *TLS) DefaultAssert() []string { return defaultTLSAssert }
 
-// instrumentTLS registers probe_ssl_earliest_cert_expiry once per registry: the tls and
-// tcp kinds both record in it.
-func instrumentTLS(reg prometheus.Registerer) func(*Result) {
-	expiry := registerOnce(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_ssl_earliest_cert_expiry",
-		Help: "Unix time when the first certificate of the chain a tls or tcp check saw expires, as blackbox_exporter reports it."},
-		[]string{"check"}))
-	return func(r *Result) {
-		if d, ok := r.Vars["cert_expiry_days"].(float64); ok {
-			expiry.WithLabelValues(r.Check).Set(float64(r.Started.Unix()) + d*86400)
+// instrumentTLS records the chain's earliest expiry in probe_ssl_earliest_cert_expiry,
+// which the http, tls and tcp kinds share.
+func instrumentTLS(reg prometheus.Registerer) *Recorder {
+	expiry := certExpiryGauge(reg)
+	return &Recorder{Vecs: vecs(expiry), Observe: func(r *Result) {
+		l := prometheus.Labels{"check": r.Check, "location": r.Location}
+		if at, ok := r.Vars["cert_expiry_timestamp"].(float64); ok {
+			expiry.With(l).Set(at)
+		} else {
+			expiry.Delete(l) // no certificate this run: an old expiry would mislead
 		}
-	}
+	}}
 }
 
-// registerOnce registers c with reg, or returns the collector already registered under
-// the same description, so that two kinds can share a blackbox_exporter metric.
-func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(fmt.Sprintf("registering a kind's metric: %v", err))
-	}
-	return c
-}
+var (
+	_ Instrumented = tlsKind{}
+	_ Instrumented = tcpKind{}
+	_ Instrumented = dnsKind{}
+	_ Instrumented = heartbeatKind{}
+	_ Instrumented = grpcKind{}
+)

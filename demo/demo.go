@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/internal/tracing"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -154,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	rb := app.Rollbacks()[0]
 	fmt.Fprintf(out, "\n   rollback webhook → POST %s/admin/rollback\n      Idempotency-Key: %s\n      X-Vigil-Signature: %s (verified by the shop)\n      the shop rolled back: %s → %s\n",
-		app.URL, rb.Key, clip(rb.Signature, 30), rb.From, rb.To)
+		app.URL, rb.Key, text.Ellipsis(rb.Signature, 30), rb.From, rb.To)
 	if err := waitFor(ctx, 30*time.Second, func() bool {
 		roots := slack.Roots()
 		return len(roots) == 1 && len(slack.Replies(roots[0].TS)) >= 1
@@ -354,11 +355,4 @@ func indent(s, by string) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

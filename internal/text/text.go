@@ -28,3 +28,12 @@ func CutAt(s string, n int) int {
 	}
 	return cut
 }
+
+// Ellipsis shortens s to at most n bytes, "…" included, cut on a rune boundary: for
+// places with no room to say how long s was (a table cell, a Slack field, a log line).
+func Ellipsis(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:CutAt(s, n-len("…"))] + "…"
+}

@@ -54,3 +54,23 @@ func TestCutAtNeverSplitsARune(t *testing.T) {
 		}
 	}
 }
+
+func TestEllipsis(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijk", 10, "abcdefg…"},
+		{"ééééé", 6, "é…"}, // é is 2 bytes, … is 3: never half a character
+		{"abc", 2, "…"},
+	} {
+		got := Ellipsis(c.in, c.n)
+		if got != c.want || (len(c.in) > c.n && len(got) > max(c.n, len("…"))) || !utf8.ValidString(got) {
+			t.Errorf("Ellipsis(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
