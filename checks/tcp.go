@@ -136,7 +136,7 @@ func send(conn net.Conn, s string, run *Run) error {
 func readErr(err error) string {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "nothing more arrived before the check's timeout"
+		return "no complete line arrived before the check's timeout"
 	case errors.Is(err, io.EOF):
 		return "the server closed the connection"
 	case errors.Is(err, syscall.ECONNRESET):

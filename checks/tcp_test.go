@@ -126,7 +126,7 @@ func TestTCPSilentServerFailsWithinTimeout(t *testing.T) {
 	addr := tcpServer(t, silent)
 	c := buildOne(t, strings.Replace(tcpCheck(addr, pingSteps), "timeout: 2s", "timeout: 300ms", 1))
 	res := run(t, c, Input{})
-	wantOutcome(t, res, Fail, "nothing more arrived before the check's timeout", "read no line at all")
+	wantOutcome(t, res, Fail, "no complete line arrived before the check's timeout", "read no line at all")
 }
 
 // A server that streams one endless line cannot make vigil buffer without end.
@@ -264,4 +264,31 @@ func FuzzTCPLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A server that drips a byte at a time and never ends the line, and one that resets the
+// connection: each ends within the timeout with a reason.
+func TestTCPDripAndReset(t *testing.T) {
+	drip := tcpServer(t, func(c net.Conn, done <-chan struct{}) {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if _, err := c.Write([]byte("+")); err != nil {
+					return
+				}
+			}
+		}
+	})
+	c := buildOne(t, strings.Replace(tcpCheck(drip, pingSteps), "timeout: 2s", "timeout: 300ms", 1))
+	wantOutcome(t, run(t, c, Input{}), Fail, "before the check's timeout")
+
+	reset := tcpServer(t, func(c net.Conn, _ <-chan struct{}) {
+		_, _ = bufio.NewReader(c).ReadString('\n')
+		_ = c.(*net.TCPConn).SetLinger(0) // close with RST
+	})
+	wantOutcome(t, run(t, buildOne(t, tcpCheck(reset, pingSteps)), Input{}), Fail, "the server reset the connection")
 }
