@@ -85,6 +85,10 @@ func (d tlsDialer) handshake(ctx context.Context, conn net.Conn, run *Run) (*tls
 	start := time.Now()
 	tc := tls.Client(conn, &tls.Config{ServerName: d.serverName, InsecureSkipVerify: true}) //nolint:gosec // verified below
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+			// The connection's deadline is the run's: it may fire a moment before ctx says so.
+			return nil, fmt.Errorf("TLS handshake with %s: timed out: the server did not finish it before the check's timeout", conn.RemoteAddr())
+		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", conn.RemoteAddr(), err)
 	}
 	run.Vars["handshake_ms"] = ms(time.Since(start))
