@@ -1,8 +1,14 @@
 package agent
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const heartbeatConfig = `agent: {api_token: s3cret-token}
@@ -75,5 +81,56 @@ func TestHeartbeatEndpoint(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), "beat-token-0123456789") {
 		t.Error("the heartbeat token reached the log")
+	}
+}
+
+// A deploy that requires a beat from its own version: while only the old version beats,
+// the verification fails once a window has passed since the deploy; when the new version
+// beats, it passes.
+func TestHeartbeatDeployRequiresItsVersion(t *testing.T) {
+	h := startAgent(t, "", `agent: {api_token: s3cret-token}
+checks:
+  - name: worker
+    kind: heartbeat
+    every: 1s
+    window: 2s
+    token: beat-token-0123456789
+    require_deploy_version: true
+services:
+  jobs:
+    checks: [worker]
+    verify: {interval: 250ms, count: 16}
+`)
+	var version atomic.Value
+	version.Store("v1")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { // the worker: a beat every 100ms, reporting the version it runs
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				req, _ := http.NewRequestWithContext(ctx, "POST", h.url+"/api/v1/heartbeats/worker",
+					strings.NewReader(fmt.Sprintf(`{"version":%q}`, version.Load())))
+				req.Header.Set("Authorization", "Bearer beat-token-0123456789")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	d := h.verdict(h.deploy("jobs", "v2"), time.Minute)
+	if d["status"] != "failed" || !strings.Contains(fmt.Sprint(d), "no beat from version v2") {
+		t.Fatalf("a deploy whose version never beat: %v", d)
+	}
+	version.Store("v3")
+	d = h.verdict(h.deploy("jobs", "v3"), time.Minute)
+	if d["status"] != "passed" {
+		t.Fatalf("a deploy whose version beats: %v", d)
 	}
 }
