@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -314,122 +313,6 @@ func (p *Pool) shutdownLocked(inst *instance) {
 		p.log.Debug("browser stopped", "pid", inst.pid, "ran", time.Since(inst.started).Round(time.Second))
 		p.reaper.sweep()
 	})
-}
-
-// start launches Chromium for at.
-func (p *Pool) start(at *startAttempt) {
-	defer p.bg.Done()
-	inst, err := p.launch()
-	p.mu.Lock()
-	switch {
-	case err != nil:
-		at.err = err
-	case p.closed:
-		p.pids[inst.pid] = true
-		inst.retired = true
-		p.shutdownLocked(inst)
-		at.err = ErrClosed
-	default:
-		p.cur = inst
-		p.pids[inst.pid] = true
-		p.bg.Go(func() { p.watch(inst) })
-	}
-	p.starting = nil
-	p.mu.Unlock()
-	close(at.done)
-}
-
-func (p *Pool) launch() (*instance, error) {
-	path, err := Find(p.opts.Path, p.opts.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.DisableGPU, chromedp.ExecPath(path),
-		// Outbound network is often closed where vigil runs, and a monitor should not phone
-		// home: without these Chromium keeps retrying update, sync and QUIC connections.
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-	)
-	for _, f := range p.opts.Flags {
-		name, value := parseFlag(f)
-		if name != "" {
-			opts = append(opts, chromedp.Flag(name, value))
-		}
-	}
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithBrowserOption(
-		chromedp.WithBrowserLogf(func(string, ...any) {}),
-		chromedp.WithBrowserErrorf(func(f string, a ...any) { p.log.Debug("chromium: " + fmt.Sprintf(f, a...)) }),
-	))
-
-	// The first Do must get the browser's own context: the browser lives as long as the
-	// context of its first Do. The start is bounded from outside instead.
-	stop := context.AfterFunc(p.closing, cancel)
-	defer stop()
-	timer := time.AfterFunc(p.opts.StartTimeout, cancel)
-	defer timer.Stop()
-	begin := time.Now()
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		allocCancel()
-		if p.closing.Err() != nil {
-			return nil, ErrClosed
-		}
-		if time.Since(begin) >= p.opts.StartTimeout {
-			return nil, fmt.Errorf("starting Chromium (%s): no answer within %s; check that it runs: %s --headless --dump-dom about:blank", path, p.opts.StartTimeout, path)
-		}
-		return nil, fmt.Errorf("starting Chromium (%s): %w", path, err)
-	}
-	inst := &instance{ctx: ctx, cancel: cancel, allocCancel: allocCancel, started: time.Now()}
-	if c := chromedp.FromContext(ctx); c != nil && c.Browser != nil {
-		inst.browser = c.Browser
-		if proc := c.Browser.Process(); proc != nil {
-			inst.pid = proc.Pid
-		}
-	}
-	p.log.Info("browser started", "path", path, "pid", inst.pid, "took", time.Since(begin).Round(time.Millisecond))
-	return inst, nil
-}
-
-// watch notices when a browser dies on its own, so the next visit starts a new one at once
-// and the helper processes it left are reaped.
-func (p *Pool) watch(inst *instance) {
-	<-inst.ctx.Done()
-	p.mu.Lock()
-	expected := inst.down || p.closed
-	if !expected {
-		p.log.Warn("the browser exited; the next browser check starts a new one", "pid", inst.pid,
-			"cause", context.Cause(inst.ctx))
-		inst.retired = true
-		p.dropSpareLocked(inst)
-		if p.cur == inst {
-			p.cur = nil
-		}
-		if inst.refs == 0 {
-			p.shutdownLocked(inst)
-		}
-	}
-	p.mu.Unlock()
-}
-
-// parseFlag turns "--name=value" or "--name" into a chromedp flag; "false" and "true"
-// become booleans so a default can be switched off.
-func parseFlag(f string) (string, any) {
-	f = strings.TrimLeft(strings.TrimSpace(f), "-")
-	name, value, hasValue := strings.Cut(f, "=")
-	if !hasValue {
-		return name, true
-	}
-	switch value {
-	case "true":
-		return name, true
-	case "false":
-		return name, false
-	}
-	return name, value
 }
 
 // Check is the readiness probe: nil when a Chromium binary is found and, if one runs, it

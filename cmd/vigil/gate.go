@@ -183,4 +183,7 @@ func printVerdict(w io.Writer, d *client.Deploy) {
 	if d.URL != "" {
 		fmt.Fprintf(w, "  details: %s\n", d.URL)
 	}
+	for _, l := range d.Links {
+		fmt.Fprintf(w, "  %s: %s\n", l.Name, l.URL)
+	}
 }
