@@ -137,6 +137,10 @@ func New(opts Options) (*Agent, error) {
 		// The agent must know the shared client: verification sessions are made from it.
 		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
+	if opts.Deps.Heartbeats == nil {
+		// Heartbeat checks read the beats this agent's API receives.
+		opts.Deps.Heartbeats = checks.NewHeartbeats(opts.Clock.Now)
+	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, started: make(chan struct{}),

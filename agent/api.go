@@ -49,6 +49,8 @@ func (a *Agent) Handler() http.Handler {
 	api("/api/v1/agents", map[string]http.HandlerFunc{"GET": a.listAgents})              // members.go
 	api("/api/v1/agents/{name}", map[string]http.HandlerFunc{"DELETE": a.forgetAgent})   // members.go
 	api("/api/v1/flagger", map[string]http.HandlerFunc{"POST": newFlaggerHook(a).serve}) // flagger.go
+	// Beats carry their check's own token, not the API token (api_heartbeats.go).
+	mux.Handle("/api/v1/heartbeats/{name}", methods(map[string]http.HandlerFunc{"POST": a.postHeartbeat}))
 	mux.Handle("/api/", a.authorized(always, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s (see the README, \"HTTP API\")", r.Method, r.URL.Path)
 	})))

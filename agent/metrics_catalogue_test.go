@@ -25,6 +25,11 @@ func touch(m *metrics) {
 		"proto": "HTTP/2.0", "cert_expiry_timestamp": 1.9e9}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "browser", Outcome: checks.Fail, Vars: map[string]any{"js_errors": 1}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "tls", Outcome: checks.Pass, Vars: map[string]any{"cert_expiry_timestamp": 1.9e9}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "dns", Outcome: checks.Pass, Vars: map[string]any{"lookup_ms": 2.0,
+		"answer_count": 1, "authority_count": 0, "additional_count": 1, "propagation_ms": 900.0, "stale": 0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "heartbeat", Outcome: checks.Pass, Vars: map[string]any{"since_last_s": 60.0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "grpc", Outcome: checks.Pass, Vars: map[string]any{"grpc_code": "OK", "status": "SERVING"}})
 	m.verdicts.WithLabelValues("web", "passed")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")

@@ -18,6 +18,9 @@ type Deps struct {
 	// Tracing makes each run a span and carries its trace context to the target; nil is off.
 	// The HTTP client's transports are wrapped by whoever builds it (see HTTPClient.Wrap).
 	Tracing *tracing.Tracing
+	// Heartbeats holds the beats the agent received; nil (vigil run, validate) builds
+	// heartbeat checks that end as error.
+	Heartbeats *Heartbeats
 }
 
 // builder is what a kind's build works with: the config, the shared Deps, and the list

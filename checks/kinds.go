@@ -31,6 +31,12 @@ var kinds = map[string]kind{
 	configs.KindLogscan:     logscanKind{},
 	configs.KindPromQL:      promqlKind{},
 	configs.KindFleet:       fleetKind{},
+	configs.KindTCP:         tcpKind{},
+	configs.KindTLS:         tlsKind{},
+	configs.KindDNS:         dnsKind{},
+	configs.KindHeartbeat:   heartbeatKind{},
+	configs.KindWebSocket:   websocketKind{},
+	configs.KindGRPC:        grpcKind{},
 }
 
 // Build compiles every check in cfg: assertions type-checked against the kind's variables,

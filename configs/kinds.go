@@ -28,6 +28,12 @@ var kinds = []struct {
 	{KindLogscan, func() Spec { return &LogscanSpec{} }},
 	{KindPromQL, func() Spec { return &PromQLSpec{} }},
 	{KindFleet, func() Spec { return &FleetSpec{} }},
+	{KindTCP, func() Spec { return &TCPSpec{} }},
+	{KindTLS, func() Spec { return &TLSSpec{} }},
+	{KindDNS, func() Spec { return &DNSSpec{} }},
+	{KindHeartbeat, func() Spec { return &HeartbeatSpec{} }},
+	{KindWebSocket, func() Spec { return &WebSocketSpec{} }},
+	{KindGRPC, func() Spec { return &GRPCSpec{} }},
 }
 
 // Kinds lists every check kind, in the order the README documents them.

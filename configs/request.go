@@ -2,8 +2,6 @@ package configs
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -68,14 +66,7 @@ func (v *validator) request(p string, r *Request) {
 	if r.MaxBodyBytes < 0 {
 		v.errf(p+".max_body_bytes", "use a positive size in bytes", "must be positive")
 	}
-	if r.TLS.CAFile != "" {
-		if !filepath.IsAbs(r.TLS.CAFile) {
-			r.TLS.CAFile = filepath.Join(v.c.Dir, r.TLS.CAFile)
-		}
-		if _, err := os.Stat(r.TLS.CAFile); err != nil {
-			v.errf(p+".tls.ca_file", "point it at a PEM file of CA certificates", "cannot read %s", r.TLS.CAFile)
-		}
-	}
+	v.tls(p+".tls", &r.TLS)
 	v.auth(p+".auth", r.Auth)
 }
 

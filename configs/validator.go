@@ -1,8 +1,12 @@
 package configs
 
 import (
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -51,4 +55,35 @@ func countSet(set ...bool) int {
 		}
 	}
 	return n
+}
+
+// hostPort checks a host:port address such as 127.0.0.1:25 or mail.example:587.
+func (v *validator) hostPort(p, s string) {
+	host, port, err := net.SplitHostPort(s)
+	switch {
+	case s == "":
+		v.errf(p, "set host:port, e.g. 127.0.0.1:443", "missing")
+	case err != nil:
+		v.errf(p, "write host:port, e.g. 127.0.0.1:443 or [::1]:443", "%q is not host:port", s)
+	case host == "":
+		v.errf(p, "name the host, e.g. 127.0.0.1:"+port, "%q has no host", s)
+	default:
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			v.errf(p, "use a port from 1 to 65535", "%q has no valid port", s)
+		}
+	}
+}
+
+// tls resolves a relative ca_file against the config's folder and checks it can be read;
+// p is the path of the TLS block.
+func (v *validator) tls(p string, t *TLS) {
+	if t.CAFile == "" {
+		return
+	}
+	if !filepath.IsAbs(t.CAFile) {
+		t.CAFile = filepath.Join(v.c.Dir, t.CAFile)
+	}
+	if _, err := os.Stat(t.CAFile); err != nil {
+		v.errf(p+".ca_file", "point it at a PEM file of CA certificates", "cannot read %s", t.CAFile)
+	}
 }

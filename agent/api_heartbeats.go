@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// maxBeatBody bounds a beat's body: a version, a status and a line of message.
+const maxBeatBody = 16 << 10
+
+// beatBody is what a job may post with a beat; an empty body is a plain "I ran".
+type beatBody struct {
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// postHeartbeat records a beat for a heartbeat check. It takes the check's own token (a
+// job that may beat may do nothing else), compared in constant time; an unknown check and
+// a wrong token get the same answer, so the endpoint does not tell which names exist.
+func (a *Agent) postHeartbeat(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	want := ""
+	if c := a.Runtime().Checks[name]; c != nil && c.Kind == configs.KindHeartbeat {
+		want = c.Config.Spec.(*configs.HeartbeatSpec).Token.Value()
+	}
+	got, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil heartbeats"`)
+		writeError(w, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <the heartbeat check's token>")
+		return
+	}
+	// Hashes have equal lengths, so the comparison's time does not depend on the token's.
+	g, t := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	if want == "" || subtle.ConstantTimeCompare(g[:], t[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil heartbeats", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "no heartbeat check of that name takes this token: check the URL's name and the check's token")
+		return
+	}
+	var body beatBody
+	if r.ContentLength != 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBeatBody)
+		if err := decodeJSON(r.Body, &body); err != nil {
+			status := http.StatusBadRequest
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			writeError(w, status, "%v (a beat's body is optional: {\"version\": \"v2\", \"status\": \"ok\" or \"fail\", \"message\": \"...\"})", err)
+			return
+		}
+	}
+	if msg := body.problem(); msg != "" {
+		writeError(w, http.StatusBadRequest, "%s", msg)
+		return
+	}
+	b := a.opts.Deps.Heartbeats.Record(name, checks.Beat{Version: body.Version, Status: body.Status, Message: body.Message})
+	writeJSON(w, http.StatusAccepted, map[string]any{"check": name, "received_at": b.At, "status": b.Status})
+}
+
+// problem says what is wrong with a beat's fields, "" when nothing.
+func (b *beatBody) problem() string {
+	switch {
+	case b.Status != "" && b.Status != "ok" && b.Status != "fail":
+		return `status must be "ok" or "fail"`
+	case len(b.Version) > 128 || !printable(b.Version):
+		return "version must be at most 128 printable characters"
+	case len(b.Message) > 1024 || !printable(b.Message):
+		return "message must be at most 1024 printable characters, on one line"
+	}
+	return ""
+}
+
+func printable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == unicode.ReplacementChar })
+}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
+}

@@ -1,0 +1,141 @@
+package checks
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/vigil-monitor/vigil/configs"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// grpcVars are the grpc kind's variables.
+var grpcVars = types.Map{
+	"status":    types.String,
+	"grpc_code": types.String,
+	"rpc_ms":    types.Float64,
+}
+
+// grpcServingStatuses are the answers grpc.health.v1 can give, for the metric's label.
+var grpcServingStatuses = []string{"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"}
+
+// GRPC is the grpc kind: one grpc.health.v1 Check. SERVING passes; any other answer, or
+// a server that answers with an error status (no health service, unknown service, denied),
+// fails; a server vigil cannot reach or that never answers is an error. Each run dials its
+// own connection and closes it, so a deploy's verification never reuses one from before.
+type GRPC struct {
+	address  string
+	service  string
+	creds    credentials.TransportCredentials
+	metadata metadata.MD
+}
+
+// Probe implements Prober.
+func (g *GRPC) Probe(ctx context.Context, run *Run) error {
+	// passthrough: the address is dialled as written, resolved by Go on each connection.
+	conn, err := grpc.NewClient("passthrough:///"+g.address, grpc.WithTransportCredentials(g.creds),
+		grpc.WithUserAgent("vigil"))
+	if err != nil {
+		return fmt.Errorf("gRPC client for %s: %w", g.address, err)
+	}
+	defer conn.Close()
+	if len(g.metadata) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, g.metadata.Copy())
+	}
+	run.Transcript.Printf("grpc.health.v1.Health/Check {service: %q} to %s", g.service, g.address)
+	start := time.Now()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: g.service})
+	run.Vars["rpc_ms"] = ms(time.Since(start))
+	st, _ := status.FromError(err)
+	run.Vars["grpc_code"] = st.Code().String()
+	run.Transcript.Printf("code %s in %s", st.Code(), time.Since(start).Round(time.Microsecond))
+	switch st.Code() {
+	case codes.OK:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		// Nothing answered: connection refused, no HTTP/2 server, or no answer in time.
+		run.Unmeasured("the server did not answer", "status")
+		return fmt.Errorf("gRPC health check of %s: %s: %s", g.address, st.Code(), Trim(st.Message(), 300))
+	case codes.NotFound:
+		run.Vars["status"] = "SERVICE_UNKNOWN"
+		run.Failf("%s does not know service %q (NOT_FOUND from grpc.health.v1): %s", g.address, g.service, Trim(st.Message(), 200))
+		return nil
+	case codes.Unimplemented:
+		run.Vars["status"] = "UNKNOWN"
+		run.Failf("%s does not implement grpc.health.v1 (UNIMPLEMENTED): register the health service", g.address)
+		return nil
+	default:
+		run.Vars["status"] = "UNKNOWN"
+		run.Failf("the health check of %s answered %s: %s", g.address, st.Code(), Trim(st.Message(), 200))
+		return nil
+	}
+	s := resp.GetStatus().String()
+	run.Vars["status"] = s
+	run.Transcript.Printf("status %s", s)
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		run.Failf("%s reports %s for %s", g.address, s, serviceName(g.service))
+	}
+	return nil
+}
+
+func serviceName(s string) string {
+	if s == "" {
+		return "the server as a whole (service \"\")"
+	}
+	return fmt.Sprintf("service %q", s)
+}
+
+// grpcKind registers the grpc kind (kinds.go).
+type grpcKind struct{}
+
+func (grpcKind) vars() types.Map { return grpcVars }
+
+// Instrument implements Instrumented: blackbox_exporter's grpc module series.
+func (grpcKind) Instrument(reg prometheus.Registerer) *Recorder {
+	f := promauto.With(reg)
+	code := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_status_code",
+		Help: "The gRPC status code of a grpc check's health call (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check", "location"})
+	serving := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_healthcheck_response",
+		Help: "1 for the serving status a grpc check's health call answered, 0 for the others, as blackbox_exporter reports it."},
+		[]string{"check", "location", "serving_status"})
+	return &Recorder{Vecs: vecs(code, serving), Observe: func(r *Result) {
+		if name, ok := r.Vars["grpc_code"].(string); ok {
+			for c := codes.OK; c <= codes.Unauthenticated; c++ {
+				if c.String() == name {
+					code.WithLabelValues(r.Check, r.Location).Set(float64(c))
+				}
+			}
+		}
+		if s, ok := r.Vars["status"].(string); ok {
+			for _, v := range grpcServingStatuses {
+				serving.WithLabelValues(r.Check, r.Location, v).Set(map[bool]float64{true: 1}[v == s])
+			}
+		}
+	}}
+}
+
+func (grpcKind) build(b *builder, c *configs.Check) Prober {
+	s := c.Spec.(*configs.GRPCSpec)
+	g := &GRPC{address: s.Address, service: s.Service, creds: insecure.NewCredentials()}
+	if s.TLS {
+		d, err := newTLSDialer(s.TLSConfig, s.Address)
+		if err != nil {
+			b.errf(c.Path()+".tls_config.ca_file", "point it at a PEM file of CA certificates", "%v", err)
+			return nil
+		}
+		g.creds = credentials.NewTLS(&tls.Config{ServerName: d.serverName, RootCAs: d.roots, InsecureSkipVerify: d.insecure}) //nolint:gosec // opt-in per check
+	}
+	if len(s.Metadata) > 0 {
+		g.metadata = metadata.New(s.Metadata)
+	}
+	return g
+}

@@ -1,0 +1,167 @@
+package checks
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+)
+
+// grpcServer is a real gRPC server on loopback; register adds its services. It records
+// the metadata of the calls it receives.
+type grpcServer struct {
+	addr string
+	mu   sync.Mutex
+	md   []metadata.MD
+}
+
+func newGRPCServer(t *testing.T, creds credentials.TransportCredentials, register func(*grpc.Server)) *grpcServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &grpcServer{addr: ln.Addr().String()}
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		g.mu.Lock()
+		g.md = append(g.md, md)
+		g.mu.Unlock()
+		return h(ctx, req)
+	})}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	srv := grpc.NewServer(opts...)
+	register(srv)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	return g
+}
+
+// withHealth registers the standard health service with the given statuses.
+func withHealth(statuses map[string]healthpb.HealthCheckResponse_ServingStatus) func(*grpc.Server) {
+	return func(s *grpc.Server) {
+		hs := health.NewServer()
+		for svc, st := range statuses {
+			hs.SetServingStatus(svc, st)
+		}
+		healthpb.RegisterHealthServer(s, hs)
+	}
+}
+
+// hangingHealth answers no health check: the hostile gRPC server of issue 19.
+type hangingHealth struct {
+	healthpb.UnimplementedHealthServer
+	done <-chan struct{}
+}
+
+func (h hangingHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	select {
+	case <-ctx.Done():
+	case <-h.done:
+	}
+	return nil, ctx.Err()
+}
+
+func grpcCheck(addr, extra string) string {
+	return fmt.Sprintf("\nchecks:\n  - name: g\n    kind: grpc\n    timeout: 2s\n    address: %q\n%s", addr, extra)
+}
+
+var serving = map[string]healthpb.HealthCheckResponse_ServingStatus{
+	"":         healthpb.HealthCheckResponse_SERVING,
+	"api.v1":   healthpb.HealthCheckResponse_SERVING,
+	"billing":  healthpb.HealthCheckResponse_NOT_SERVING,
+	"payments": healthpb.HealthCheckResponse_SERVING,
+}
+
+func TestGRPCHealth(t *testing.T) {
+	srv := newGRPCServer(t, nil, withHealth(serving))
+	res := run(t, buildOne(t, grpcCheck(srv.addr, `    service: api.v1
+    metadata: {x-tenant: synthetic}
+    assert: ["status == 'SERVING'", "grpc_code == 'OK'", "rpc_ms >= 0"]
+`)), Input{})
+	wantOutcome(t, res, Pass)
+	srv.mu.Lock()
+	got := srv.md[len(srv.md)-1].Get("x-tenant")
+	srv.mu.Unlock()
+	if len(got) != 1 || got[0] != "synthetic" {
+		t.Errorf("the server saw x-tenant %q", got)
+	}
+	// The server as a whole, by default.
+	wantOutcome(t, run(t, buildOne(t, grpcCheck(srv.addr, "")), Input{}), Pass)
+
+	reg := prometheus.NewRegistry()
+	NewKindMetrics(reg).Observe(res)
+	mfs, _ := reg.Gather()
+	var line []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge().GetValue() == 1 {
+				line = append(line, mf.GetName()+" "+m.GetLabel()[len(m.GetLabel())-1].GetValue())
+			}
+		}
+	}
+	if strings.Join(line, ",") != "probe_grpc_healthcheck_response SERVING" {
+		t.Errorf("series at 1: %q", line)
+	}
+}
+
+func TestGRPCNotServingFails(t *testing.T) {
+	srv := newGRPCServer(t, nil, withHealth(serving))
+	res := run(t, buildOne(t, grpcCheck(srv.addr, "    service: billing\n")), Input{})
+	wantOutcome(t, res, Fail, `reports NOT_SERVING for service "billing"`)
+	res = run(t, buildOne(t, grpcCheck(srv.addr, "    service: biling\n")), Input{})
+	wantOutcome(t, res, Fail, `does not know service "biling"`)
+}
+
+func TestGRPCNoHealthServiceFails(t *testing.T) {
+	srv := newGRPCServer(t, nil, func(*grpc.Server) {})
+	wantOutcome(t, run(t, buildOne(t, grpcCheck(srv.addr, "")), Input{}), Fail, "does not implement grpc.health.v1")
+}
+
+func TestGRPCUnreachableIsError(t *testing.T) {
+	wantOutcome(t, run(t, buildOne(t, grpcCheck(closedAddr(t), "")), Input{}), Error, "Unavailable")
+}
+
+// A gRPC server that accepts the call and never answers, and a TCP server that never
+// speaks HTTP/2: both end at the timeout, as errors.
+func TestGRPCHangingServersAreErrors(t *testing.T) {
+	done := testDone(t)
+	hang := newGRPCServer(t, nil, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hangingHealth{done: done}) })
+	for name, addr := range map[string]string{"gRPC": hang.addr, "TCP": tcpServer(t, silent)} {
+		t.Run(name, func(t *testing.T) {
+			c := buildOne(t, strings.Replace(grpcCheck(addr, ""), "timeout: 2s", "timeout: 300ms", 1))
+			res := run(t, c, Input{})
+			wantOutcome(t, res, Error, "gRPC health check of "+addr)
+		})
+	}
+}
+
+func TestGRPCTLS(t *testing.T) {
+	ca := newTestCA(t)
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.leaf(t, 30*24*time.Hour)}, MinVersion: tls.VersionTLS12})
+	srv := newGRPCServer(t, creds, withHealth(serving))
+	wantOutcome(t, run(t, buildOne(t, grpcCheck(srv.addr, fmt.Sprintf("    tls: true\n    tls_config: {ca_file: %q}\n", ca.pemFile))), Input{}), Pass)
+	// Plaintext against a TLS server never gets an answer.
+	c := buildOne(t, strings.Replace(grpcCheck(srv.addr, ""), "timeout: 2s", "timeout: 300ms", 1))
+	wantOutcome(t, run(t, c, Input{}), Error)
+}
+
+func TestGRPCConfigErrors(t *testing.T) {
+	wantBuildError(t, grpcCheck("127.0.0.1", ""), `checks[0].address: "127.0.0.1" is not host:port`)
+	wantBuildError(t, grpcCheck("127.0.0.1:50051", "    tls_config: {server_name: x}\n"), "checks[0].tls_config: tls_config is set but the connection is plaintext")
+	wantBuildError(t, grpcCheck("127.0.0.1:50051", "    metadata: {X-Tenant: a}\n"), `checks[0].metadata.X-Tenant: "X-Tenant" is not a metadata key`)
+}
