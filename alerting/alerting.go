@@ -151,6 +151,8 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newPagerDuty(cfg, opts)
 	case configs.NotifierWebhook:
 		return newWebhook(cfg, opts)
+	case configs.NotifierOpsgenie:
+		return newOpsgenie(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

@@ -15,6 +15,12 @@ const (
 	NotifierSlack     = "slack"
 	NotifierPagerDuty = "pagerduty"
 	NotifierWebhook   = "webhook"
+	// The channels of notifier_channels.go.
+	NotifierOpsgenie     = "opsgenie"
+	NotifierTeams        = "teams"
+	NotifierDiscord      = "discord"
+	NotifierEmail        = "email"
+	NotifierAlertmanager = "alertmanager"
 )
 
 // Notifier is a named destination for events.
@@ -40,6 +46,11 @@ type Notifier struct {
 	Timeout     time.Duration     `koanf:"timeout"`
 	MaxAttempts int               `koanf:"max_attempts"`
 
+	// opsgenie (api_url is also Opsgenie's API base)
+	APIKey   Secret   `koanf:"api_key"`
+	Priority string   `koanf:"priority"`
+	Tags     []string `koanf:"tags"`
+
 	Name string `koanf:"-"`
 }
 
@@ -63,6 +74,9 @@ var notifierKeys = map[string][]string{
 	NotifierSlack:     {"token", "channel", "api_url", "timeout", "max_attempts"},
 	NotifierPagerDuty: {"routing_key", "severity", "url", "timeout", "max_attempts"},
 	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
+	NotifierOpsgenie:  {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
+	NotifierTeams:     {"url", "timeout", "max_attempts"},
+	NotifierDiscord:   {"url", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.
@@ -96,6 +110,7 @@ func (n *Notifier) applyDefaults(name string) {
 	if n.Type == NotifierPagerDuty {
 		setStr(&n.Severity, "critical")
 	}
+	n.channelDefaults()
 }
 
 func (v *validator) notifiers() {
@@ -126,6 +141,8 @@ func (v *validator) notifiers() {
 			v.pagerDuty(p, n)
 		case NotifierWebhook:
 			v.webhook(p, n)
+		default:
+			v.channel(p, n)
 		}
 		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
 			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)

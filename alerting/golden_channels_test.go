@@ -1,0 +1,58 @@
+package alerting_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"testing"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/golden"
+)
+
+// deliverStory delivers an incident's events in order, as the outbox does: only the ones
+// the notifier wants, with one State for the incident.
+func deliverStory(t *testing.T, n alerting.Notifier, evs []*alerting.Event) {
+	t.Helper()
+	st := alerting.State{}
+	for _, ev := range evs {
+		if !n.Wants(ev.Name) {
+			continue
+		}
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatalf("%s: %v", ev.Name, err)
+		}
+	}
+}
+
+// writeCall prints one request for a golden file: its path and query, then its JSON body.
+func writeCall(t *testing.T, out *bytes.Buffer, path string, query url.Values, body []byte) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("%s: the body is not JSON: %v", path, err)
+	}
+	if q := query.Encode(); q != "" {
+		path += "?" + q
+	}
+	fmt.Fprintf(out, "== POST %s\n", path)
+	out.Write(indentJSON(v))
+}
+
+// The Opsgenie requests of every incident story (create, note, close), pinned by golden files.
+func TestOpsgeniePayloadsGolden(t *testing.T) {
+	t.Parallel()
+	for name, evs := range incidents() {
+		t.Run(name, func(t *testing.T) {
+			rx := loopback.NewOpsgenie(t)
+			deliverStory(t, newNotifier(t, opsgenieConfig(rx), nil), evs)
+			var out bytes.Buffer
+			for _, c := range rx.Calls() {
+				writeCall(t, &out, c.Path, c.Query, c.Body)
+			}
+			golden.Assert(t, "opsgenie/"+name+".txt", out.Bytes())
+		})
+	}
+}
