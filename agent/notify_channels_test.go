@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+func opsgenieNotifier(o *loopback.Opsgenie) string {
+	return fmt.Sprintf(`
+  genie:
+    type: opsgenie
+    api_key: %s
+    api_url: %s`, loopback.OpsgenieAPIKey, o.URL())
+}
+
+// A failed deploy reaches the channel notifiers through the outbox exactly once each, the
+// first attempt failing and retried; the next good deploy closes the Opsgenie alert.
+func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
+	tg := newTarget(t)
+	genie := loopback.NewOpsgenie(t)
+	genie.Fail(loopback.Fault{Status: 503})
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
+		service: "on_failure: [genie]",
+		top:     "notifiers:" + opsgenieNotifier(genie)}.String())
+
+	tg.set("broken")
+	bad := h.deploy("web", "v2")
+	if d := h.verdict(bad, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status %v", d["status"])
+	}
+	alias := "vigil:" + bad
+	eventually(t, 30*time.Second, "the Opsgenie alert", func() bool { return genie.Alert(alias) != nil })
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"genie": store.OutboxDelivered})
+	if a := genie.Alert(alias); a.Count != 1 || !a.Open {
+		t.Errorf("alert %+v: want one create, open", a)
+	}
+	if c := genie.Calls(); len(c) < 2 || c[0].Status != 503 {
+		t.Errorf("the first create should have failed with 503 and been retried: %d calls", len(c))
+	}
+	if n := len(genie.Aliases()); n != 1 {
+		t.Errorf("%d alerts; want 1", n)
+	}
+
+	tg.set("good")
+	good := h.deploy("web", "v3")
+	if d := h.verdict(good, 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("status %v", d["status"])
+	}
+	eventually(t, 30*time.Second, "the alert closed", func() bool { return !genie.Alert(alias).Open })
+	h.outboxSettled(good+":deploy_passed", map[string]string{"genie": store.OutboxDelivered})
+	if a := genie.Alert(alias); a.Closes != 1 || a.Count != 1 {
+		t.Errorf("alert %+v: want closed once", a)
+	}
+}
