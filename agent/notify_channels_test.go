@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,15 +18,24 @@ func opsgenieNotifier(o *loopback.Opsgenie) string {
     api_url: %s`, loopback.OpsgenieAPIKey, o.URL())
 }
 
+func chatNotifier(name, typ string, c *loopback.Chat) string {
+	return fmt.Sprintf(`
+  %s:
+    type: %s
+    url: %q`, name, typ, c.URL())
+}
+
 // A failed deploy reaches the channel notifiers through the outbox exactly once each, the
 // first attempt failing and retried; the next good deploy closes the Opsgenie alert.
 func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 	tg := newTarget(t)
 	genie := loopback.NewOpsgenie(t)
 	genie.Fail(loopback.Fault{Status: 503})
+	teams := loopback.NewTeams(t)
+	teams.Fail(loopback.Fault{Status: 429, RetryAfter: "1"})
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
-		service: "on_failure: [genie]",
-		top:     "notifiers:" + opsgenieNotifier(genie)}.String())
+		service: "on_failure: [genie, teams]",
+		top:     "notifiers:" + opsgenieNotifier(genie) + chatNotifier("teams", "teams", teams)}.String())
 
 	tg.set("broken")
 	bad := h.deploy("web", "v2")
@@ -34,7 +44,13 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 	}
 	alias := "vigil:" + bad
 	eventually(t, 30*time.Second, "the Opsgenie alert", func() bool { return genie.Alert(alias) != nil })
-	h.outboxSettled(bad+":deploy_failed", map[string]string{"genie": store.OutboxDelivered})
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered})
+	if got := teams.Accepted(); len(got) != 1 || !strings.Contains(string(got[0].Body), "failed verification") {
+		t.Errorf("Teams accepted %d cards; want the failure once", len(got))
+	}
+	if n := len(teams.Posts()); n != 2 {
+		t.Errorf("Teams got %d posts; want the 429 and its retry", n)
+	}
 	if a := genie.Alert(alias); a.Count != 1 || !a.Open {
 		t.Errorf("alert %+v: want one create, open", a)
 	}
@@ -51,7 +67,10 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 		t.Fatalf("status %v", d["status"])
 	}
 	eventually(t, 30*time.Second, "the alert closed", func() bool { return !genie.Alert(alias).Open })
-	h.outboxSettled(good+":deploy_passed", map[string]string{"genie": store.OutboxDelivered})
+	h.outboxSettled(good+":deploy_passed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered})
+	if got := teams.Accepted(); len(got) != 2 || !strings.Contains(string(got[1].Body), "Resolved") {
+		t.Errorf("Teams accepted %d cards; want the failure and its resolution", len(got))
+	}
 	if a := genie.Alert(alias); a.Closes != 1 || a.Count != 1 {
 		t.Errorf("alert %+v: want closed once", a)
 	}

@@ -153,6 +153,8 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newWebhook(cfg, opts)
 	case configs.NotifierOpsgenie:
 		return newOpsgenie(cfg, opts)
+	case configs.NotifierTeams:
+		return newTeams(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

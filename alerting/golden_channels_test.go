@@ -56,3 +56,19 @@ func TestOpsgeniePayloadsGolden(t *testing.T) {
 		})
 	}
 }
+
+// The Teams cards of every incident story, pinned by golden files.
+func TestTeamsCardsGolden(t *testing.T) {
+	t.Parallel()
+	for name, evs := range incidents() {
+		t.Run(name, func(t *testing.T) {
+			rx := loopback.NewTeams(t)
+			deliverStory(t, newNotifier(t, teamsConfig(rx), nil), evs)
+			var out bytes.Buffer
+			for _, p := range rx.Posts() {
+				writeCall(t, &out, "(the Workflows webhook URL)", nil, p.Body)
+			}
+			golden.Assert(t, "teams/"+name+".txt", out.Bytes())
+		})
+	}
+}

@@ -87,3 +87,51 @@ const screenshotOnRunPage = "screenshot on the run page"
 func plainText(ev *Event) string {
 	return strings.ReplaceAll(RenderText(ev), screenshotNote, screenshotOnRunPage)
 }
+// wantsIncident is the default events filter of the channel notifiers that post a message
+// per event (Teams, Discord, email): the failures open an incident; check_recovered,
+// deploy_passed and action_result follow one it opened (Deliver skips them otherwise,
+// unless listed). With an events list, the listed events and the follow-ups.
+func (b *base) wantsIncident(event string) bool {
+	if event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult {
+		return true
+	}
+	if len(b.events) > 0 {
+		return b.listed(event)
+	}
+	return slices.Contains(incidentOpeners, event)
+}
+
+// skipFollowUp reports whether Deliver should send nothing: a follow-up of an incident this
+// notifier never opened, that its events list does not name.
+func (b *base) skipFollowUp(ev *Event, st State) bool {
+	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted {
+		return false
+	}
+	return st[stOpened] == "" && !b.listed(ev.Name)
+}
+
+// tone is how an event reads at a glance: "bad" (a failure), "warn" (inconclusive),
+// "good" (passed, recovered) or "info" (a deploy started, an action's result, an incident
+// closed because its check left the config).
+func tone(ev *Event) string {
+	switch ev.Name {
+	case configs.EventDeployFailed, configs.EventDeployHalted, configs.EventCheckFailed:
+		return "bad"
+	case configs.EventDeployInconclusive:
+		return "warn"
+	case configs.EventDeployPassed:
+		return "good"
+	case configs.EventCheckRecovered:
+		if ev.Closed != "" {
+			return "info"
+		}
+		return "good"
+	}
+	return "info"
+}
+
+// channelView is the event as a channel without threads shows it: a deploy_passed that
+// follows a failure this notifier sent reads as its resolution.
+func channelView(ev *Event, st State) view {
+	return newView(ev, ev.Name == configs.EventDeployPassed && st[stOpened] != "")
+}
