@@ -87,6 +87,7 @@ const screenshotOnRunPage = "screenshot on the run page"
 func plainText(ev *Event) string {
 	return strings.ReplaceAll(RenderText(ev), screenshotNote, screenshotOnRunPage)
 }
+
 // wantsIncident is the default events filter of the channel notifiers that post a message
 // per event (Teams, Discord, email): the failures open an incident; check_recovered,
 // deploy_passed and action_result follow one it opened (Deliver skips them otherwise,

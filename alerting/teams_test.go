@@ -161,4 +161,3 @@ func TestTeamsDryRunAndConfig(t *testing.T) {
 		t.Errorf("New with a bad url: %v", err)
 	}
 }
-
