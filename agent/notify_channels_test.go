@@ -33,9 +33,12 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 	genie.Fail(loopback.Fault{Status: 503})
 	teams := loopback.NewTeams(t)
 	teams.Fail(loopback.Fault{Status: 429, RetryAfter: "1"})
+	discord := loopback.NewDiscord(t)
+	discord.Fail(loopback.Fault{Hang: true})
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
-		service: "on_failure: [genie, teams]",
-		top:     "notifiers:" + opsgenieNotifier(genie) + chatNotifier("teams", "teams", teams)}.String())
+		service: "on_failure: [genie, teams, discord]",
+		top: "notifiers:" + opsgenieNotifier(genie) + chatNotifier("teams", "teams", teams) +
+			chatNotifier("discord", "discord", discord) + "\n    timeout: 500ms"}.String())
 
 	tg.set("broken")
 	bad := h.deploy("web", "v2")
@@ -44,7 +47,11 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 	}
 	alias := "vigil:" + bad
 	eventually(t, 30*time.Second, "the Opsgenie alert", func() bool { return genie.Alert(alias) != nil })
-	h.outboxSettled(bad+":deploy_failed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered})
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered,
+		"discord": store.OutboxDelivered})
+	if got := discord.Accepted(); len(got) != 1 || len(discord.Posts()) != 2 {
+		t.Errorf("Discord accepted %d of %d posts; want the failure once, after the attempt that timed out", len(got), len(discord.Posts()))
+	}
 	if got := teams.Accepted(); len(got) != 1 || !strings.Contains(string(got[0].Body), "failed verification") {
 		t.Errorf("Teams accepted %d cards; want the failure once", len(got))
 	}
@@ -67,7 +74,11 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 		t.Fatalf("status %v", d["status"])
 	}
 	eventually(t, 30*time.Second, "the alert closed", func() bool { return !genie.Alert(alias).Open })
-	h.outboxSettled(good+":deploy_passed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered})
+	h.outboxSettled(good+":deploy_passed", map[string]string{"genie": store.OutboxDelivered, "teams": store.OutboxDelivered,
+		"discord": store.OutboxDelivered})
+	if got := discord.Accepted(); len(got) != 2 {
+		t.Errorf("Discord accepted %d messages; want the failure and its resolution", len(got))
+	}
 	if got := teams.Accepted(); len(got) != 2 || !strings.Contains(string(got[1].Body), "Resolved") {
 		t.Errorf("Teams accepted %d cards; want the failure and its resolution", len(got))
 	}

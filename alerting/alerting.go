@@ -155,6 +155,8 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newOpsgenie(cfg, opts)
 	case configs.NotifierTeams:
 		return newTeams(cfg, opts)
+	case configs.NotifierDiscord:
+		return newDiscord(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

@@ -72,3 +72,19 @@ func TestTeamsCardsGolden(t *testing.T) {
 		})
 	}
 }
+
+// The Discord messages of every incident story, pinned by golden files.
+func TestDiscordMessagesGolden(t *testing.T) {
+	t.Parallel()
+	for name, evs := range incidents() {
+		t.Run(name, func(t *testing.T) {
+			rx := loopback.NewDiscord(t)
+			deliverStory(t, newNotifier(t, discordConfig(rx), nil), evs)
+			var out bytes.Buffer
+			for _, p := range rx.Posts() {
+				writeCall(t, &out, "(the webhook URL)", p.Query, p.Body)
+			}
+			golden.Assert(t, "discord/"+name+".txt", out.Bytes())
+		})
+	}
+}

@@ -128,7 +128,7 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 	ctx, cancel := o.attempt(ctx)
 	defer cancel()
 	if err := o.post(ctx, o.client, req,
-		"Opsgenie refused the key: set api_key to an API integration's key with create and close access, on the account's region (api_url)"); err != nil {
+		"check api_key (an API integration's key with create and close access) and api_url (the account's region: api.opsgenie.com or api.eu.opsgenie.com)"); err != nil {
 		return err
 	}
 	done()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
 )
@@ -19,12 +20,16 @@ type jsonPost struct {
 	url, shown string
 	header     http.Header
 	body       any
+	// retryAfter reads how long a 429 without a Retry-After header asks to wait from the
+	// answer's body (Discord's retry_after); nil when the channel has no such field.
+	retryAfter func(answer []byte) time.Duration
 }
 
 // post sends one request within the attempt's context and classifies the answer like the
 // webhook does: 2xx is delivered (the body is not read beyond its head), 5xx, 408, 429 and
 // no answer are retryable (429 with RetryAfter), other statuses Permanent with the answer
-// quoted. hint, when the answer is a 401 or 403, says what to fix.
+// quoted. hint, when the answer is a 401, 403 or 404 (a wrong key, a deleted webhook),
+// says what to fix.
 func (b *base) post(ctx context.Context, client *http.Client, p jsonPost, hint string) error {
 	op := http.MethodPost + " " + p.shown
 	body, err := json.Marshal(p.body)
@@ -55,7 +60,10 @@ func (b *base) post(ctx context.Context, client *http.Client, p jsonPost, hint s
 	if readErr != nil {
 		e.msg += " (answer cut short)"
 	}
-	if hint != "" && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter == 0 && p.retryAfter != nil {
+		e.RetryAfter = p.retryAfter(answer)
+	}
+	if hint != "" && slices.Contains([]int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound}, resp.StatusCode) {
 		e.msg += " (" + hint + ")"
 	}
 	return e

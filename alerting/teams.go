@@ -61,7 +61,7 @@ func (m *Teams) Deliver(ctx context.Context, ev *Event, st State) error {
 	ctx, cancel := m.attempt(ctx)
 	defer cancel()
 	err := m.post(ctx, m.client, jsonPost{url: m.url, shown: m.shown, body: teamsMessage(ev, st)},
-		"the Workflows webhook refused the request: copy its URL again (the sig parameter is part of it)")
+		"the workflow refused the request or is gone: copy its webhook URL again, the sig parameter included")
 	if err != nil {
 		return err
 	}

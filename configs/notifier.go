@@ -76,6 +76,7 @@ var notifierKeys = map[string][]string{
 	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
 	NotifierOpsgenie:  {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
 	NotifierTeams:     {"url", "timeout", "max_attempts"},
+	NotifierDiscord:   {"url", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.
