@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/smtptest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -84,5 +85,47 @@ func TestFailedDeployReachesTheChannelsOnce(t *testing.T) {
 	}
 	if a := genie.Alert(alias); a.Closes != 1 || a.Count != 1 {
 		t.Errorf("alert %+v: want closed once", a)
+	}
+}
+
+// A failed deploy is mailed once through the outbox over STARTTLS with AUTH, the first
+// attempt refused with a 451; the next good deploy's mail answers it in the same thread.
+func TestFailedDeployIsMailedOnce(t *testing.T) {
+	tg := newTarget(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.Fail("MAIL", 451, "greylisted, try again")
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
+		service: "on_failure: [mail]",
+		top: fmt.Sprintf(`notifiers:
+  mail:
+    type: email
+    host: %s
+    port: %d
+    from: "vigil <vigil@example.com>"
+    to: [oncall@example.com]
+    username: %s
+    password: %s
+    tls: {ca_file: %q}`, srv.Host(), srv.Port(), smtptest.Username, smtptest.Password, srv.CAFile)}.String())
+
+	tg.set("broken")
+	bad := h.deploy("web", "v2")
+	if d := h.verdict(bad, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status %v", d["status"])
+	}
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"mail": store.OutboxDelivered})
+	msgs := srv.Messages()
+	if len(msgs) != 1 || !msgs[0].TLS || !strings.Contains(string(msgs[0].Data), "Message-ID: <"+bad+".deploy_failed@example.com>") {
+		t.Fatalf("%d messages; want the failure once, over TLS", len(msgs))
+	}
+
+	tg.set("good")
+	good := h.deploy("web", "v3")
+	if d := h.verdict(good, 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("status %v", d["status"])
+	}
+	h.outboxSettled(good+":deploy_passed", map[string]string{"mail": store.OutboxDelivered})
+	msgs = srv.Messages()
+	if len(msgs) != 2 || !strings.Contains(string(msgs[1].Data), "In-Reply-To: <"+bad+".deploy_failed@example.com>") {
+		t.Fatalf("%d messages; the resolution should answer the failure", len(msgs))
 	}
 }

@@ -157,6 +157,8 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newTeams(cfg, opts)
 	case configs.NotifierDiscord:
 		return newDiscord(cfg, opts)
+	case configs.NotifierEmail:
+		return newEmail(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

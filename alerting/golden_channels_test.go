@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/internal/golden"
+	"github.com/vigil-monitor/vigil/internal/smtptest"
 )
 
 // deliverStory delivers an incident's events in order, as the outbox does: only the ones
@@ -88,3 +91,28 @@ func TestDiscordMessagesGolden(t *testing.T) {
 		})
 	}
 }
+
+// The mail of every incident story, as the SMTP server received it (attachments shortened),
+// pinned by golden files.
+func TestEmailMessagesGolden(t *testing.T) {
+	t.Parallel()
+	for name, evs := range incidents() {
+		t.Run(name, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			n, err := alerting.New(emailConfig(srv), alerting.Options{Now: func() time.Time { return time.Date(2026, 1, 1, 12, 0, 5, 0, time.UTC) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliverStory(t, n, evs)
+			var out bytes.Buffer
+			for _, m := range srv.Messages() {
+				fmt.Fprintf(&out, "== MAIL FROM %s RCPT TO %v\n", m.From, m.To)
+				out.Write(base64Lines.ReplaceAll(m.Data, []byte("(base64 of the PNG)\r\n")))
+			}
+			golden.Assert(t, "email/"+name+".txt", bytes.ReplaceAll(out.Bytes(), []byte("\r\n"), []byte("\n")))
+		})
+	}
+}
+
+// base64Lines are an attachment's lines.
+var base64Lines = regexp.MustCompile(`(?m)(^[A-Za-z0-9+/=]{20,}\r\n)+`)

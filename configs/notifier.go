@@ -51,6 +51,16 @@ type Notifier struct {
 	Priority string   `koanf:"priority"`
 	Tags     []string `koanf:"tags"`
 
+	// email
+	Host     string   `koanf:"host"`
+	Port     int      `koanf:"port"`
+	From     string   `koanf:"from"`
+	To       []string `koanf:"to"`
+	Username string   `koanf:"username"`
+	Password Secret   `koanf:"password"`
+	StartTLS *bool    `koanf:"starttls"`
+	TLS      TLS      `koanf:"tls"`
+
 	Name string `koanf:"-"`
 }
 
@@ -77,6 +87,7 @@ var notifierKeys = map[string][]string{
 	NotifierOpsgenie:  {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
 	NotifierTeams:     {"url", "timeout", "max_attempts"},
 	NotifierDiscord:   {"url", "timeout", "max_attempts"},
+	NotifierEmail:     {"host", "port", "from", "to", "username", "password", "starttls", "tls", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.
@@ -105,12 +116,12 @@ func (n *Notifier) decodeRaw(d *decoder, path string, raw any) {
 
 func (n *Notifier) applyDefaults(name string) {
 	n.Name = name
+	n.channelDefaults()
 	setDur(&n.Timeout, 10*time.Second)
 	setInt(&n.MaxAttempts, 8)
 	if n.Type == NotifierPagerDuty {
 		setStr(&n.Severity, "critical")
 	}
-	n.channelDefaults()
 }
 
 func (v *validator) notifiers() {

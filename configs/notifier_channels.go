@@ -2,8 +2,12 @@ package configs
 
 import (
 	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // OpsgeniePriorities are Opsgenie's alert priorities, most urgent first.
@@ -16,9 +20,16 @@ const maxOpsgenieTags = 16
 // channelDefaults fills the defaults of the channel notifier types (opsgenie, teams,
 // discord, email, alertmanager).
 func (n *Notifier) channelDefaults() {
-	if n.Type == NotifierOpsgenie {
+	switch n.Type {
+	case NotifierOpsgenie:
 		setStr(&n.APIURL, "https://api.opsgenie.com")
 		setStr(&n.Priority, "P1")
+	case NotifierEmail:
+		setInt(&n.Port, 587)
+		setDur(&n.Timeout, 30*time.Second) // the whole SMTP conversation, TLS handshake included
+		if n.StartTLS == nil {
+			n.StartTLS = ptr(true)
+		}
 	}
 }
 
@@ -50,11 +61,53 @@ func (v *validator) channel(p string, n *Notifier) {
 		} else {
 			v.url(p+".url", n.URL)
 		}
+	case NotifierEmail:
+		v.email(p, n)
 	case NotifierDiscord:
 		if n.URL == "" {
 			v.errf(p+".url", "set the channel's webhook URL (Discord: channel settings, Integrations, Webhooks), e.g. url: ${DISCORD_WEBHOOK_URL}", "missing")
 		} else {
 			v.url(p+".url", n.URL)
+		}
+	}
+}
+
+// SMTPSPort is the port of SMTP over implicit TLS (RFC 8314): no STARTTLS there.
+const SMTPSPort = 465
+
+func (v *validator) email(p string, n *Notifier) {
+	if n.Host == "" {
+		v.errf(p+".host", "set the SMTP server's host name, e.g. host: smtp.example.com", "missing")
+	}
+	if n.Port < 1 || n.Port > 65535 {
+		v.errf(p+".port", "use 587 (submission with STARTTLS, the default), 465 (implicit TLS) or 25", "%d is not a port", n.Port)
+	}
+	if n.From == "" {
+		v.errf(p+".from", `set the sender, e.g. from: "vigil <vigil@example.com>"`, "missing")
+	} else if _, err := mail.ParseAddress(n.From); err != nil {
+		v.errf(p+".from", `write one address, e.g. "vigil <vigil@example.com>"`, "%q is not a mail address", n.From)
+	}
+	if len(n.To) == 0 {
+		v.errf(p+".to", "list the recipients, e.g. to: [oncall@example.com]", "missing")
+	}
+	for i, to := range n.To {
+		if _, err := mail.ParseAddress(to); err != nil {
+			v.errf(indexPath(p+".to", i), "write one address per entry, e.g. oncall@example.com", "%q is not a mail address", to)
+		}
+	}
+	if (n.Username == "") != !n.Password.IsSet() {
+		v.errf(p+".password", "set both username and password, or neither", "username and password go together")
+	}
+	tlsOn := n.Port == SMTPSPort || n.StartTLS == nil || *n.StartTLS
+	if n.Username != "" && !tlsOn {
+		v.errf(p+".starttls", "keep starttls: true (or use port 465): the password must not cross the network in clear", "false with a username")
+	}
+	if n.TLS.CAFile != "" {
+		if !filepath.IsAbs(n.TLS.CAFile) {
+			n.TLS.CAFile = filepath.Join(v.c.Dir, n.TLS.CAFile)
+		}
+		if _, err := os.Stat(n.TLS.CAFile); err != nil {
+			v.errf(p+".tls.ca_file", "point it at a PEM file of CA certificates", "cannot read %s", n.TLS.CAFile)
 		}
 	}
 }
