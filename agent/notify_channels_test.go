@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/amtest"
 	"github.com/vigil-monitor/vigil/internal/smtptest"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -128,4 +129,44 @@ func TestFailedDeployIsMailedOnce(t *testing.T) {
 	if len(msgs) != 2 || !strings.Contains(string(msgs[1].Data), "In-Reply-To: <"+bad+".deploy_failed@example.com>") {
 		t.Fatalf("%d messages; the resolution should answer the failure", len(msgs))
 	}
+}
+
+// A failed deploy fires one alert in a real Alertmanager through the outbox; the next good
+// deploy resolves it.
+func TestFailedDeployFiresInAlertmanager(t *testing.T) {
+	am := amtest.Start(t)
+	tg := newTarget(t)
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",
+		service: "on_failure: [am]",
+		top: fmt.Sprintf(`notifiers:
+  am:
+    type: alertmanager
+    url: %s
+    labels: {team: web}`, am.URL)}.String())
+
+	tg.set("broken")
+	bad := h.deploy("web", "v2")
+	if d := h.verdict(bad, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status %v", d["status"])
+	}
+	h.outboxSettled(bad+":deploy_failed", map[string]string{"am": store.OutboxDelivered})
+	var alerts []amtest.Alert
+	eventually(t, 20*time.Second, "the alert in Alertmanager", func() bool {
+		alerts, _ = am.Alerts(t.Context(), `vigil_incident="`+bad+`"`)
+		return len(alerts) == 1
+	})
+	if l := alerts[0].Labels; l["alertname"] != "VigilDeployFailed" || l["service"] != "web" || l["team"] != "web" {
+		t.Errorf("labels %v", l)
+	}
+
+	tg.set("good")
+	good := h.deploy("web", "v3")
+	if d := h.verdict(good, 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("status %v", d["status"])
+	}
+	h.outboxSettled(good+":deploy_passed", map[string]string{"am": store.OutboxDelivered})
+	eventually(t, 20*time.Second, "the alert resolved", func() bool {
+		alerts, err := am.Alerts(t.Context(), `vigil_incident="`+bad+`"`)
+		return err == nil && len(alerts) == 0
+	})
 }

@@ -159,6 +159,8 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newDiscord(cfg, opts)
 	case configs.NotifierEmail:
 		return newEmail(cfg, opts)
+	case configs.NotifierAlertmanager:
+		return newAlertmanager(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

@@ -61,6 +61,10 @@ type Notifier struct {
 	StartTLS *bool    `koanf:"starttls"`
 	TLS      TLS      `koanf:"tls"`
 
+	// alertmanager (also url, severity)
+	AlertTTL time.Duration     `koanf:"alert_ttl"`
+	Labels   map[string]string `koanf:"labels"`
+
 	Name string `koanf:"-"`
 }
 
@@ -81,13 +85,14 @@ var Events = []string{EventDeployFailed, EventDeployHalted, EventDeployInconclus
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
 var notifierKeys = map[string][]string{
-	NotifierSlack:     {"token", "channel", "api_url", "timeout", "max_attempts"},
-	NotifierPagerDuty: {"routing_key", "severity", "url", "timeout", "max_attempts"},
-	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
-	NotifierOpsgenie:  {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
-	NotifierTeams:     {"url", "timeout", "max_attempts"},
-	NotifierDiscord:   {"url", "timeout", "max_attempts"},
-	NotifierEmail:     {"host", "port", "from", "to", "username", "password", "starttls", "tls", "timeout", "max_attempts"},
+	NotifierSlack:        {"token", "channel", "api_url", "timeout", "max_attempts"},
+	NotifierPagerDuty:    {"routing_key", "severity", "url", "timeout", "max_attempts"},
+	NotifierWebhook:      {"url", "secret", "headers", "action", "timeout", "max_attempts"},
+	NotifierOpsgenie:     {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
+	NotifierTeams:        {"url", "timeout", "max_attempts"},
+	NotifierDiscord:      {"url", "timeout", "max_attempts"},
+	NotifierEmail:        {"host", "port", "from", "to", "username", "password", "starttls", "tls", "timeout", "max_attempts"},
+	NotifierAlertmanager: {"url", "severity", "labels", "alert_ttl", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.

@@ -2,9 +2,11 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +26,9 @@ func (n *Notifier) channelDefaults() {
 	case NotifierOpsgenie:
 		setStr(&n.APIURL, "https://api.opsgenie.com")
 		setStr(&n.Priority, "P1")
+	case NotifierAlertmanager:
+		setStr(&n.Severity, "critical")
+		setDur(&n.AlertTTL, DefaultAlertTTL)
 	case NotifierEmail:
 		setInt(&n.Port, 587)
 		setDur(&n.Timeout, 30*time.Second) // the whole SMTP conversation, TLS handshake included
@@ -63,6 +68,8 @@ func (v *validator) channel(p string, n *Notifier) {
 		}
 	case NotifierEmail:
 		v.email(p, n)
+	case NotifierAlertmanager:
+		v.alertmanager(p, n)
 	case NotifierDiscord:
 		if n.URL == "" {
 			v.errf(p+".url", "set the channel's webhook URL (Discord: channel settings, Integrations, Webhooks), e.g. url: ${DISCORD_WEBHOOK_URL}", "missing")
@@ -108,6 +115,39 @@ func (v *validator) email(p string, n *Notifier) {
 		}
 		if _, err := os.Stat(n.TLS.CAFile); err != nil {
 			v.errf(p+".tls.ca_file", "point it at a PEM file of CA certificates", "cannot read %s", n.TLS.CAFile)
+		}
+	}
+}
+
+// DefaultAlertTTL is how long an alert sent to Alertmanager stays firing without being sent
+// again (its endsAt).
+const DefaultAlertTTL = time.Hour
+
+// alertmanagerLabels are the labels vigil sets itself on every alert.
+var alertmanagerLabels = []string{"alertname", "service", "environment", "check", "severity", "vigil_incident"}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (v *validator) alertmanager(p string, n *Notifier) {
+	if n.URL == "" {
+		v.errf(p+".url", "set Alertmanager's base URL, e.g. url: http://alertmanager:9093 (vigil posts to /api/v2/alerts)", "missing")
+	} else {
+		v.url(p+".url", n.URL)
+	}
+	if !slices.Contains([]string{"critical", "error", "warning", "info"}, n.Severity) {
+		v.errf(p+".severity", "use critical, error, warning or info (the severity label)", "%q is not a severity", n.Severity)
+	}
+	if n.AlertTTL < time.Minute || n.AlertTTL > 7*24*time.Hour {
+		v.errf(p+".alert_ttl", "use 1m to 168h; it must outlast the time between two sends of an open incident (repeat_interval)", "%s is out of range", n.AlertTTL)
+	}
+	for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
+		switch {
+		case !labelNameRE.MatchString(k):
+			v.errf(p+".labels."+k, "a label name is letters, digits and _, not starting with a digit", "%q is not a label name", k)
+		case slices.Contains(alertmanagerLabels, k):
+			v.errf(p+".labels."+k, "remove it: vigil sets "+strings.Join(alertmanagerLabels, ", ")+" itself", "vigil sets this label")
+		case n.Labels[k] == "":
+			v.errf(p+".labels."+k, "give it a value, or remove it", "empty")
 		}
 	}
 }
