@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -156,6 +157,13 @@ func (m *Email) send(ctx context.Context, data []byte) error {
 		return fail(err)
 	}
 	defer c.Close()
+	// EHLO with the machine's name: some servers refuse the "localhost" net/smtp says.
+	if name, err := os.Hostname(); err == nil && name != "" && !strings.ContainsAny(name, " \r\n") {
+		step = "EHLO"
+		if err := c.Hello(name); err != nil {
+			return fail(err)
+		}
+	}
 	if !m.implicit && m.starttls {
 		step = "STARTTLS"
 		if ok, _ := c.Extension("STARTTLS"); !ok {
