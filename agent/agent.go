@@ -49,6 +49,13 @@ type Options struct {
 	BrowserReady func(ctx context.Context) error
 	// Seed makes scheduling offsets reproducible; 0 is random.
 	Seed uint64
+	// NoStartRuns keeps each check's first run at its random phase instead of at once
+	// (tests that count what reaches a target); by default every check runs when the agent
+	// starts, so probe_success and the status page have a result within seconds.
+	NoStartRuns bool
+	// Pprof serves Go's profiles under /debug/pprof/ (behind the API token), for
+	// profiling a running agent; off by default.
+	Pprof bool
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)
@@ -77,6 +84,11 @@ type Agent struct {
 
 	incMu     sync.Mutex
 	incidents map[string]*store.Incident // scheduled monitoring's incident state, by check
+
+	// board counts every check's runs in time buckets for the status page (board.go); it
+	// holds the runs recorded from boardFrom on, and the store's from before once seeded.
+	board     *board
+	boardFrom time.Time
 
 	runCtx     context.Context // lives until shutdown; verifications run under it
 	cancelRuns context.CancelFunc
@@ -115,7 +127,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, started: make(chan struct{})}
+		incidents: map[string]*store.Incident{}, started: make(chan struct{}), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())
@@ -127,7 +139,7 @@ func New(opts Options) (*Agent, error) {
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.sched = NewScheduler(SchedulerOptions{
 		Clock: a.clock, Concurrency: rt.Config.Agent.Concurrency, BrowserConcurrency: rt.Config.Agent.BrowserConcurrency,
-		Execute: a.scheduledRun, Seed: opts.Seed,
+		Execute: a.scheduledRun, Seed: opts.Seed, RunAtStart: !opts.NoStartRuns,
 		OnLag: func(due time.Time, d time.Duration) {
 			a.metrics.schedLag.Observe(d.Seconds())
 			if opts.OnLag != nil {
@@ -136,7 +148,9 @@ func New(opts Options) (*Agent, error) {
 		},
 		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
 	})
-	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(a.Runtime().Config.Store.MaxSize) })
+	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
+	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(maxSize()) },
+		func(ctx context.Context) { a.purgeToSize(ctx, maxSize()) })
 	return a, nil
 }
 
@@ -187,7 +201,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancelRuns()
 
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() {
+		defer bg.Done()
+		if err := a.board.seed(runCtx, a.store, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
+			a.log.Warn("reading the history for the status page's uptime bars failed; they start empty", "error", err)
+		}
+	}()
 	go func() { defer bg.Done(); a.writer.run(runCtx) }()
 	go func() { defer bg.Done(); a.outboxLoop(runCtx) }()
 	go func() { defer bg.Done(); a.purgeLoop(runCtx) }()

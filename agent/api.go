@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,7 +67,22 @@ func (a *Agent) Handler() http.Handler {
 	page("GET /deploys/{id}", a.deployPage)
 	page("GET /runs/{id}", a.runPage)
 	page("GET /runs/{id}/artifacts/{name}", a.artifact)
-	return securityHeaders(a.redactOutput(mux))
+	page("GET /badges/{name}/{badge}", a.badgeSVG)             // badges.go
+	page("GET /badges/{name}/shields.json", a.shieldsEndpoint) // badges.go
+	mux.HandleFunc("GET /theme/{mode}", a.setTheme)
+	h := securityHeaders(a.redactOutput(mux))
+	if !a.opts.Pprof {
+		return h
+	}
+	// Profiles are binary and hold no config values: they bypass the output redactor.
+	outer := http.NewServeMux()
+	outer.Handle("/debug/pprof/", a.authorized(always, http.HandlerFunc(pprof.Index)))
+	outer.Handle("/debug/pprof/cmdline", a.authorized(always, http.HandlerFunc(pprof.Cmdline)))
+	outer.Handle("/debug/pprof/profile", a.authorized(always, http.HandlerFunc(pprof.Profile)))
+	outer.Handle("/debug/pprof/symbol", a.authorized(always, http.HandlerFunc(pprof.Symbol)))
+	outer.Handle("/debug/pprof/trace", a.authorized(always, http.HandlerFunc(pprof.Trace)))
+	outer.Handle("/", h)
+	return outer
 }
 
 func securityHeaders(next http.Handler) http.Handler {

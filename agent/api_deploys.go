@@ -27,6 +27,7 @@ type deployView struct {
 	DecidedAt    *time.Time     `json:"decided_at,omitempty"`
 	SupersededBy string         `json:"superseded_by,omitempty"`
 	URL          string         `json:"url"`
+	Links        []store.Link   `json:"links,omitempty"`
 	Checks       []*DeployCheck `json:"checks,omitempty"`
 }
 
@@ -39,6 +40,11 @@ func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool
 		v.DecidedAt = &t
 	}
 	if withChecks {
+		links, err := a.store.DeployLinks(ctx, d.ID)
+		if err != nil {
+			a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
+		}
+		v.Links = links
 		list, err := a.DeployChecks(ctx, d)
 		if err != nil {
 			a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)

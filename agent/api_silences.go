@@ -68,6 +68,8 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("silence added", "id", sl.ID, "check", sl.Check, "service", sl.Service, "until", sl.Ends, "reason", sl.Reason)
+	a.recordEvent(&store.Event{At: now, Kind: eventSilenceAdded, Check: sl.Check, Service: sl.Service,
+		Summary: silenceSummary(sl)})
 	writeJSON(w, http.StatusCreated, viewSilence(sl))
 }
 
@@ -89,7 +91,20 @@ func (a *Agent) listSilences(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) deleteSilence(w http.ResponseWriter, r *http.Request) {
-	err := a.store.DeleteSilence(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	var gone *store.Silence
+	if list, err := a.store.Silences(r.Context(), a.clock.Now()); err == nil {
+		for _, s := range list {
+			if s.ID == id {
+				gone = s
+			}
+		}
+	}
+	err := a.store.DeleteSilence(r.Context(), id)
+	if err == nil && gone != nil {
+		a.recordEvent(&store.Event{Kind: eventSilenceRemoved, Check: gone.Check, Service: gone.Service,
+			Summary: "ended early: " + silenceSummary(gone)})
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no silence %q", text.Ellipsis(r.PathValue("id"), 80))
@@ -98,4 +113,17 @@ func (a *Agent) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// silenceSummary says what a silence mutes, until when and why, for the timeline.
+func silenceSummary(s *store.Silence) string {
+	what := "service " + s.Service
+	if s.Check != "" {
+		what = "check " + s.Check
+	}
+	out := what + " silenced until " + s.Ends.UTC().Format("2006-01-02 15:04Z") + ": " + s.Reason
+	if s.CreatedBy != "" {
+		out += " (" + s.CreatedBy + ")"
+	}
+	return out
 }

@@ -82,7 +82,7 @@ func TestAPIHappyPaths(t *testing.T) {
 	} else {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !bytes.Contains(body, []byte("home")) || !bytes.Contains(body, []byte(`class="pass"`)) {
+		if !bytes.Contains(body, []byte("home")) || !bytes.Contains(body, []byte(`id="outcome">pass<`)) {
 			t.Errorf("the run page does not show the run:\n%s", body)
 		}
 	}

@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -25,6 +27,37 @@ type DeployRequest struct {
 	Version     string   `json:"version"`
 	Environment string   `json:"environment"`
 	Commit      string   `json:"commit"`
+	// Links are what the pipeline wants people to open from the verdict (the CI run, the
+	// diff): shown in Slack and on the status page, sent with webhooks.
+	Links []store.Link `json:"links"`
+}
+
+// Limits on a deploy's links.
+const (
+	maxLinks       = 10
+	maxLinkName    = 40
+	maxLinkURLSize = 2000
+)
+
+// checkLinks says what is wrong with a deploy's links, "" when nothing is.
+func checkLinks(links []store.Link) string {
+	if len(links) > maxLinks {
+		return fmt.Sprintf("at most %d links per deploy, not %d", maxLinks, len(links))
+	}
+	seen := map[string]bool{}
+	for i, l := range links {
+		u, err := url.Parse(l.URL)
+		switch {
+		case strings.TrimSpace(l.Name) == "" || len(l.Name) > maxLinkName:
+			return fmt.Sprintf("links[%d].name must be 1 to %d characters: {\"name\":\"CI run\",\"url\":\"https://...\"}", i, maxLinkName)
+		case seen[l.Name]:
+			return fmt.Sprintf("links[%d]: the name %q is used twice", i, text.Ellipsis(l.Name, 40))
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(l.URL) > maxLinkURLSize:
+			return fmt.Sprintf("links[%d].url must be an http(s) URL of at most %d characters, not %q", i, maxLinkURLSize, text.Ellipsis(l.URL, 80))
+		}
+		seen[l.Name] = true
+	}
+	return ""
 }
 
 // requestError is a problem with what a caller sent: it becomes a 4xx with this message.
@@ -56,6 +89,9 @@ func (a *Agent) StartDeploys(ctx context.Context, req DeployRequest) ([]*store.D
 		return nil, &requestError{400, "version, environment and commit are at most 200 characters"}
 	case len(services) > 50:
 		return nil, &requestError{400, "at most 50 services per deploy"}
+	}
+	if msg := checkLinks(req.Links); msg != "" {
+		return nil, &requestError{400, msg}
 	}
 	var known []string
 	for n := range rt.Config.Services {
@@ -119,6 +155,11 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	superseded, err := a.store.CreateDeploy(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("recording the deploy: %w", err)
+	}
+	if len(req.Links) > 0 {
+		if err := a.store.SetDeployLinks(ctx, d.ID, req.Links); err != nil {
+			a.log.Warn("recording a deploy's links failed; its messages go without them", "deploy", d.ID, "error", err)
+		}
 	}
 	for _, id := range superseded {
 		a.stopVerification(id, service)

@@ -50,6 +50,7 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit},
 	}
+	a.triage(context.WithoutCancel(a.runCtx), rt, svc, d, v, ev)
 	if v != nil && status != store.StatusPassed {
 		v.mu.Lock()
 		for _, c := range v.checks {
@@ -57,7 +58,10 @@ func (a *Agent) deployNotifications(d *store.Deploy, v *verification, status, re
 			if t == nil || t.first == nil {
 				continue
 			}
-			ev.FailedChecks = append(ev.FailedChecks, a.failedCheck(t.first, a.runURL(t.firstID)))
+			fc := a.failedCheck(t.first, a.runURL(t.firstID))
+			fc.Baseline = baselineNote(t.first, d.Baseline[c.Name])
+			a.checkContacts(rt, &fc, ev)
+			ev.FailedChecks = append(ev.FailedChecks, fc)
 		}
 		v.mu.Unlock()
 	}
@@ -265,6 +269,18 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		*in = before
 		return
 	}
+	if event != "" {
+		kind, summary := event, res.Summary()
+		switch {
+		case event == configs.EventCheckRecovered:
+			summary = fmt.Sprintf("passes again; the incident was open for %s", now.Sub(in.OpenedAt).Round(time.Second))
+		case in.Reminders > 0:
+			kind = eventCheckReminder
+			summary = fmt.Sprintf("still failing (reminder %d), since %s: %s", in.Reminders, in.OpenedAt.UTC().Format(time.RFC3339), summary)
+		}
+		a.recordEvent(&store.Event{At: now, Kind: kind, Check: c.Name, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq),
+			Summary: summary, RunID: sr.ID})
+	}
 	if len(outbox) > 0 {
 		a.signalOutbox()
 	}
@@ -285,6 +301,8 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 	if svcs := rt.CheckServices[c.Name]; len(svcs) > 0 {
 		ev.Service = svcs[0]
 	}
+	owners, runbook := a.contacts(rt, c)
+	ev.Owners, ev.RunbookURL = owners, runbook
 	switch {
 	case event == configs.EventCheckRecovered:
 		ev.Summary = fmt.Sprintf("%s passes again after an incident opened at %s", c.Name, in.OpenedAt.UTC().Format(time.RFC3339))
@@ -332,6 +350,7 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 			continue
 		}
 		*in = closed // kept, with its seq: a check added back under the name opens a new incident
+		a.recordEvent(&store.Event{At: now, Kind: eventCheckClosed, Check: name, Incident: incident, Summary: ev.Summary})
 		a.log.Info("check incident closed: the check left the config", "check", name, "notifications", len(outbox))
 	}
 	a.signalOutbox()

@@ -141,7 +141,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		a.log.Info("notification delivered", "notifier", e.Notifier, "event", e.Event, "key", e.Key, "attempt", e.Attempts+1)
 		if action != "" {
 			a.metrics.rollbacks.WithLabelValues(ev.Service).Inc()
-			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s webhook %s called for %s: accepted", action, e.Notifier, subject(&ev)), now)
+			a.actionResult(&ev, e.Notifier, action, actionAccepted(e.Notifier, action, &ev), now)
 		}
 		return record(store.OutboxDelivered, "", time.Time{})
 	case errors.Is(derr, alerting.ErrDryRun):
@@ -159,7 +159,8 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		a.log.Error("notification dead-lettered: out of attempts", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
 			"attempts", e.Attempts+1, "error", derr)
 		if action != "" {
-			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s webhook %s FAILED after %d attempts: %v", action, e.Notifier, e.Attempts+1, derr), now)
+			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s FAILED to %s %s after %d attempts: %v; nothing was rolled back or halted",
+				e.Notifier, action, subject(&ev), e.Attempts+1, derr), now)
 		}
 		return record(store.OutboxDead, derr.Error(), time.Time{})
 	}
@@ -179,6 +180,15 @@ var outboxBackoff = backoff.Policy{First: time.Second, Max: outboxMaxBackoff, Ji
 // actionResult tells the people who heard about an incident what a rollback or halt
 // webhook did: one entry per notifier that is not itself an action webhook.
 func (a *Agent) actionResult(ev *alerting.Event, webhook, action, summary string, now time.Time) {
+	kind := eventRollback
+	if action == alerting.ActionHalt {
+		kind = eventHalt
+	}
+	e := &store.Event{At: now, Kind: kind, Service: ev.Service, Check: ev.Check, Incident: ev.Incident, Summary: summary}
+	if ev.Deploy != nil {
+		e.DeployID = ev.Deploy.ID
+	}
+	a.recordEvent(e)
 	rt := a.Runtime()
 	svc := rt.Config.Services[ev.Service]
 	if svc == nil {
@@ -211,4 +221,17 @@ func subject(ev *alerting.Event) string {
 		return ev.Deploy.Service + " " + ev.Deploy.Version + " (" + ev.Deploy.ID + ")"
 	}
 	return "check " + ev.Check
+}
+
+// actionAccepted says what an action webhook's success means: "rollback-web accepted the
+// rollback of web v2.1.0 (d-42): production goes back to v2.0.9".
+func actionAccepted(notifier, action string, ev *alerting.Event) string {
+	if action == alerting.ActionHalt {
+		return fmt.Sprintf("%s accepted the halt of the %s rollout", notifier, subject(ev))
+	}
+	s := fmt.Sprintf("%s accepted the rollback of %s", notifier, subject(ev))
+	if ev.Deploy != nil && ev.Deploy.PreviousVersion != "" {
+		s += ": production goes back to " + ev.Deploy.PreviousVersion
+	}
+	return s
 }

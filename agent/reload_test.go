@@ -16,7 +16,7 @@ import (
 )
 
 // publicListener reports the address of a socket bound to every interface, as agent.listen
-// 0.0.0.0:9090 makes, without exposing a test to the network.
+// 0.0.0.0:9595 makes, without exposing a test to the network.
 type publicListener struct{ net.Listener }
 
 func (l publicListener) Addr() net.Addr {
@@ -42,14 +42,14 @@ func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
 	}
 	logs := &vigiltest.Buffer{}
 	base := webConfig{url: tg.srv.URL, verify: "interval: 1h, count: 2"}.String()
-	l := launch(t, dir, "agent: {listen: \"0.0.0.0:9090\", api_token: s3cret-token}\n"+base,
+	l := launch(t, dir, "agent: {listen: \"0.0.0.0:9595\", api_token: s3cret-token}\n"+base,
 		Options{Listener: publicListener{ln}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: "http://" + ln.Addr().String(), logs: logs}
 	t.Cleanup(func() { _ = l.stop() })
 
 	// Listening on loopback in the file now, and no token: valid on its own, but the socket
 	// in force is still public.
-	err = reloadWith(t, h, "agent: {listen: \"127.0.0.1:9090\"}\n"+base)
+	err = reloadWith(t, h, "agent: {listen: \"127.0.0.1:9595\"}\n"+base)
 	t.Logf("reliability: reload dropping api_token on a public socket: %v", strings.Replace(fmt.Sprint(err), h.cfgPath, "vigil.yaml", 1))
 	if err == nil || !strings.Contains(err.Error(), "api_token") {
 		t.Errorf("reload without the token: %v", err)
@@ -61,7 +61,7 @@ func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
 		t.Errorf("the log does not say why the reload was refused:\n%s", logs.String())
 	}
 	// A new token is fine.
-	if err := reloadWith(t, h, "agent: {listen: \"0.0.0.0:9090\", api_token: other-token}\n"+base); err != nil {
+	if err := reloadWith(t, h, "agent: {listen: \"0.0.0.0:9595\", api_token: other-token}\n"+base); err != nil {
 		t.Fatalf("reload with a new token: %v", err)
 	}
 	h.token = "other-token"

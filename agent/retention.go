@@ -9,9 +9,9 @@ import (
 	"github.com/vigil-monitor/vigil/configs"
 )
 
-// purgeLoop bounds the store by age (store.retention, hourly) and by size
-// (store.max_size: every minute, and whenever the runs written since the last look add up
-// to a twentieth of it).
+// purgeLoop bounds the store by age (store.retention, hourly) and by size (store.max_size,
+// every minute; the run writer also does, whenever the runs it wrote add up to a twentieth
+// of it).
 func (a *Agent) purgeLoop(ctx context.Context) {
 	var aged time.Time
 	for {
@@ -24,6 +24,9 @@ func (a *Agent) purgeLoop(ctx context.Context) {
 			} else if n > 0 {
 				a.log.Info("purged history past retention", "rows", n, "retention", cfg.Retention)
 			}
+			if _, err := a.store.PurgeEvents(ctx, now.Add(-cfg.Retention)); err != nil && ctx.Err() == nil {
+				a.log.Warn("purging old events of the status page's timeline failed", "error", err)
+			}
 		}
 		a.purgeToSize(ctx, cfg.MaxSize)
 		t := a.clock.NewTimer(time.Minute)
@@ -32,8 +35,6 @@ func (a *Agent) purgeLoop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C():
-		case <-a.writer.grown:
-			t.Stop()
 		}
 	}
 }

@@ -41,6 +41,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	}
 	res.Location = a.Runtime().Config.Agent.Location
 	a.metrics.observe(res)
+	a.board.add(c.Name, res.Started, res.Duration, res.Outcome)
 	a.mu.Lock()
 	a.last[c.Name] = res
 	a.mu.Unlock()
@@ -96,15 +97,16 @@ type runWriter struct {
 	mu    sync.Mutex
 	buf   []*store.RunRecord
 	kick  chan struct{}
-	// grown wakes the purge loop when the runs written since its last look add up to
-	// a twentieth of maxSize.
-	grown   chan struct{}
+	// grown runs when the runs written since it last ran add up to a twentieth of
+	// maxSize: it keeps the store under store.max_size. It runs in the writer, before the
+	// next batch, so that the store cannot outgrow it however busy the machine is.
+	grown   func(context.Context)
 	maxSize func() int64
 	written int64
 }
 
-func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64) *runWriter {
-	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: make(chan struct{}, 1), maxSize: maxSize}
+func newRunWriter(s *store.SQLite, log *slog.Logger, maxSize func() int64, grown func(context.Context)) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: grown, maxSize: maxSize}
 }
 
 func (w *runWriter) add(r *store.RunRecord) {
@@ -155,11 +157,8 @@ func (w *runWriter) flush(ctx context.Context) {
 		w.written = 0
 	}
 	w.mu.Unlock()
-	if full {
-		select {
-		case w.grown <- struct{}{}:
-		default:
-		}
+	if full && w.grown != nil {
+		w.grown(ctx)
 	}
 }
 

@@ -22,6 +22,7 @@ type Scheduler struct {
 	onLag   func(time.Time, time.Duration)
 	onSkip  func(check string)
 	rand    *rand.Rand
+	atStart bool
 
 	conc    *limit
 	browser *limit // runs that hold a browser page (checks.BrowserSlot)
@@ -38,6 +39,9 @@ type entry struct {
 	check *checks.Check
 	every time.Duration
 	next  time.Time
+	// then, when set, is when the run after next is due: the check's phase, after a first
+	// run at once (SchedulerOptions.RunAtStart).
+	then  time.Time
 	index int
 }
 
@@ -54,6 +58,10 @@ type SchedulerOptions struct {
 	OnSkip func(check string)
 	// Seed makes initial offsets reproducible in tests; 0 picks a random seed.
 	Seed uint64
+	// RunAtStart runs a check once as soon as it is scheduled (at start, or when a reload
+	// adds it), so every check has a result and probe_success within seconds, then at its
+	// random phase.
+	RunAtStart bool
 }
 
 // NewScheduler builds a scheduler with no checks.
@@ -64,7 +72,7 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	}
 	return &Scheduler{
 		clock: o.Clock, execute: o.Execute, onLag: o.OnLag, onSkip: o.OnSkip,
-		rand:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), atStart: o.RunAtStart,
 		conc:    newLimit(o.Concurrency),
 		browser: newLimit(o.BrowserConcurrency),
 		entries: map[string]*entry{}, running: map[string]bool{}, wake: make(chan struct{}, 1),
@@ -93,6 +101,9 @@ func (s *Scheduler) Set(list []*checks.Check) {
 			continue
 		}
 		e := &entry{check: c, every: every, next: now.Add(s.offset(every))}
+		if s.atStart {
+			e.next, e.then = now, now.Add(max(s.offset(every), time.Millisecond))
+		}
 		s.entries[c.Name] = e
 		heap.Push(&s.queue, e)
 	}
@@ -149,6 +160,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 		// Start to start, no drift: the next run is due one interval after this one was
 		// due, not after it started. Ticks missed while the process was starved are skipped.
 		e.next = due.Add(e.every)
+		if !e.then.IsZero() { // the first run, at once: then the check's phase
+			e.next, e.then = e.then, time.Time{}
+		}
 		if !e.next.After(now) {
 			missed := now.Sub(due)/e.every + 1
 			e.next = due.Add(missed * e.every)

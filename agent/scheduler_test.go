@@ -197,3 +197,46 @@ func TestSchedulerSetKeepsPhaseAndRemoves(t *testing.T) {
 		t.Error("c, added by the reload, did not run")
 	}
 }
+
+// With RunAtStart every check runs once at once, then keeps a phase of its own: a thousand
+// checks do not all fire again together one interval later.
+func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 10, Seed: 5, RunAtStart: true, Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+		log.add(c.Name, due, fc.Now())
+	}})
+	var list []*checks.Check
+	names := []string{"a", "b", "c", "d", "e"}
+	for _, n := range names {
+		list = append(list, fakeCheck(n, "http", time.Minute))
+	}
+	s.Set(list)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	settle := func() { fc.BlockUntil(1); time.Sleep(time.Millisecond) }
+	step(fc, 3*time.Minute+30*time.Second, 250*time.Millisecond, settle)
+	cancel()
+	s.Wait()
+	seconds := map[time.Duration]bool{}
+	for _, n := range names {
+		due := log.due(n)
+		if len(due) < 3 || !due[0].Equal(epoch) {
+			t.Fatalf("%s: due %v; want a first run at the start, then more", n, due)
+		}
+		phase := due[1].Sub(epoch)
+		if phase <= 0 || phase > time.Minute {
+			t.Errorf("%s: the second run is due %s after the start; want within one interval", n, phase)
+		}
+		for k := 2; k < len(due); k++ {
+			if gap := due[k].Sub(due[k-1]); gap != time.Minute {
+				t.Errorf("%s: runs %d and %d are %s apart, want 1m", n, k-1, k, gap)
+			}
+		}
+		seconds[phase] = true
+	}
+	if len(seconds) < 3 {
+		t.Errorf("the checks share their phases (%v): they would fire together", seconds)
+	}
+}

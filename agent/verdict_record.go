@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/internal/backoff"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
@@ -55,6 +56,8 @@ func (a *Agent) decide(v *verification, status, reason string) {
 		return
 	}
 	a.metrics.verdicts.WithLabelValues(d.Service, status).Inc()
+	a.recordEvent(&store.Event{At: now, Kind: "deploy_" + status, Service: d.Service, DeployID: d.ID, RunID: firstFailedRun(v),
+		Summary: d.Service + " " + d.Version + ": " + reason})
 	a.log.Info("deploy verdict", "deploy", d.ID, "service", d.Service, "version", d.Version, "verdict", status,
 		"reason", reason, "halt", halt, "after", now.Sub(d.CreatedAt))
 	a.signalOutbox()
@@ -93,4 +96,23 @@ func (a *Agent) recordDecision(dec *store.Decision) (ok, recorded bool) {
 			return false, false
 		}
 	}
+}
+
+// firstFailedRun is the stored id of the first run of a verification that did not pass,
+// a failed one before any other; 0 when every run passed.
+func firstFailedRun(v *verification) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var id int64
+	for _, c := range v.checks {
+		t := v.tallies[c.Name]
+		switch {
+		case t == nil || t.first == nil:
+		case t.first.Outcome == checks.Fail:
+			return t.firstID
+		case id == 0:
+			id = t.firstID
+		}
+	}
+	return id
 }

@@ -67,6 +67,16 @@ type Event struct {
 	// Closed says why a check_recovered closes an incident without the check passing: the
 	// check left the config (removed or renamed).
 	Closed string `json:"closed,omitempty"`
+	// DetectedAfter is how long after the deploy was registered the verdict came, in
+	// seconds; 0 for events that are not a deploy verdict.
+	DetectedAfter float64 `json:"detected_after_seconds,omitempty"`
+	// ChecksPassed of ChecksTotal checks passed the deploy's verification.
+	ChecksPassed int `json:"checks_passed,omitempty"`
+	ChecksTotal  int `json:"checks_total,omitempty"`
+	// Owners (Slack member or group IDs, @here, @channel) and RunbookURL are the service's
+	// or the check's: who the failure is for and what to read first.
+	Owners     []string `json:"owners,omitempty"`
+	RunbookURL string   `json:"runbook_url,omitempty"`
 }
 
 // Deploy identifies a deploy.
@@ -76,6 +86,18 @@ type Deploy struct {
 	Version     string `json:"version"`
 	Environment string `json:"environment,omitempty"`
 	Commit      string `json:"commit,omitempty"`
+	// PreviousVersion is the service's newest version that passed before this deploy: what
+	// a rollback goes back to; "" when none did.
+	PreviousVersion string `json:"previous_version,omitempty"`
+	// Links are what the pipeline passed with the deploy (vigil gate --link): the CI run,
+	// the diff.
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is a named URL passed with a deploy.
+type Link struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
 }
 
 // FailedCheck is the evidence of one failing check.
@@ -89,6 +111,12 @@ type FailedCheck struct {
 	TraceID string `json:"trace_id,omitempty"`
 	// TraceURL opens the trace where traces are viewed (tracing.trace_url); "" without it.
 	TraceURL string `json:"trace_url,omitempty"`
+	// Baseline compares the run with the passing runs before the deploy, e.g. "p95 412 ms,
+	// 180 ms before the deploy"; "" without a baseline.
+	Baseline string `json:"baseline,omitempty"`
+	// Owners and RunbookURL are the check's own, when they differ from the event's.
+	Owners     []string `json:"owners,omitempty"`
+	RunbookURL string   `json:"runbook_url,omitempty"`
 	// Screenshot is a PNG taken at the failure; nil when there is none.
 	Screenshot []byte `json:"screenshot,omitempty"`
 }

@@ -19,7 +19,7 @@ func TestEventJSONIsStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{`"name":`, `"key":`, `"incident":`, `"occurred_at":`, `"deploy":{"id":"d-42","service":"web","version":"v2.1.0","environment":"prod","commit":"abc1234"}`,
+	for _, name := range []string{`"name":`, `"key":`, `"incident":`, `"occurred_at":`, `"deploy":{"id":"d-42","service":"web","version":"v2.1.0","environment":"prod","commit":"abc1234",`,
 		`"service":`, `"summary":`, `"failed_checks":[{"name":"home","kind":"browser","outcome":"fail","summary":`, `"run_url":`, `"trace_id":`, `"screenshot":`,
 		`"location":`, `"status_url":`, `"halt":`, `"actions":[{"notifier":"rollback-web","action":"rollback"}]`, `"dry_run":true`} {
 		if !strings.Contains(string(b), name) {

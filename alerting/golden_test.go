@@ -33,7 +33,17 @@ func incidents() map[string][]*alerting.Event {
 	started := &alerting.Event{Name: configs.EventDeployStarted, Key: "d-42:deploy_started", Incident: "d-42",
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), Service: "web", Summary: "deploy of web v2.1.0 registered; verifying",
 		Deploy: &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2.1.0", Environment: "prod"}, StatusURL: "http://vigil.example/deploys/d-42"}
+	passed := resolvedBy()
+	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal = "d-43", 31.2, 6, 6
+	rollbackFailed := actionResult()
+	rollbackFailed.Summary = "rollback-web FAILED after 5 attempts: POST https://ci.example/rollback answered 503; web v2.1.0 is still deployed"
+	haltResult := actionResult()
+	haltResult.Key, haltResult.Actions = "d-42:action_result:halt-web", []alerting.ActionNote{{Notifier: "halt-web", Action: "halt"}}
+	haltResult.Summary = "halt-web accepted the halt of the web v2.1.0 rollout"
 	return map[string][]*alerting.Event{
+		"deploy-passed":                      {passed},
+		"deploy-failed-rollback-failed":      {deployFailed(), rollbackFailed},
+		"deploy-halted-halt-accepted":        {halted, haltResult},
 		"deploy-failed-rolled-back-resolved": {deployFailed(), actionResult(), resolvedBy()},
 		"deploy-started-then-failed":         {started, deployFailed()},
 		"deploy-halted":                      {halted},

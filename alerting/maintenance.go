@@ -100,6 +100,30 @@ func (m *Maintenance) Active(now time.Time, check string, services ...string) (W
 	return Window{}, false
 }
 
+// ActiveWindow is a window that covers a moment, with what it applies to (both lists
+// empty: everything).
+type ActiveWindow struct {
+	Window
+	Checks, Services []string
+}
+
+// ActiveAll returns every window that covers now, in config order, whatever it applies to
+// (the status page's banners).
+func (m *Maintenance) ActiveAll(now time.Time) []ActiveWindow {
+	if m == nil {
+		return nil
+	}
+	var out []ActiveWindow
+	for i := range m.windows {
+		w := &m.windows[i]
+		if start, end, ok := w.covering(now); ok {
+			out = append(out, ActiveWindow{Window: Window{Name: w.name, Reason: w.reason, Start: start, End: end},
+				Checks: slices.Clone(w.checks), Services: slices.Clone(w.services)})
+		}
+	}
+	return out
+}
+
 // InMaintenance reports the window muting a service or check at now, for callers that
 // hold the config rather than a Maintenance. Windows that do not parse are skipped:
 // configuration validation rejects them at load.

@@ -11,7 +11,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 )
 
-// The README's test vector: receivers check their implementation against it.
+// The test vector of docs/WEBHOOKS.md: receivers check their implementation against it.
 const (
 	vectorSecret    = "vigil-example-secret"
 	vectorTimestamp = "1767225600"
@@ -31,17 +31,17 @@ func TestSignTestVector(t *testing.T) {
 	}
 }
 
-// The README's "Verifying a webhook signature" shows the vector; it must be this one, so
+// docs/WEBHOOKS.md's "Verifying a webhook signature" shows the vector; it must be this one, so
 // what receivers test against cannot drift from what vigil signs.
 func TestReadmeShowsTheTestVector(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/WEBHOOKS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "### Verifying a webhook signature")
+	_, section, ok := strings.Cut(string(readme), "## Verifying a webhook signature")
 	if !ok {
-		t.Fatal(`README.md has no "### Verifying a webhook signature"`)
+		t.Fatal(`docs/WEBHOOKS.md has no "## Verifying a webhook signature"`)
 	}
 	got := map[string]string{}
 	for _, line := range strings.Split(section, "\n") {

@@ -47,6 +47,8 @@ const (
 	slackStatus  = "status"  // and status line
 	slackHistory = "history" // one line per event, shown on the root
 	slackFailed  = "failed"  // a failure was posted in this incident
+	slackActions = "actions" // what each action webhook did: "notifier\twhat" lines
+	slackLinks   = "links"   // the root's context links, mrkdwn, one a line
 )
 
 // setRoot makes the event the root's title and evidence.
@@ -56,6 +58,11 @@ func setRoot(st State, r rendered) error {
 		return err
 	}
 	st[slackTitle], st[slackBody] = r.title, string(body)
+	st[slackLinks] = strings.Join(r.links, "\n")
+	delete(st, slackActions)
+	for _, a := range r.actions {
+		setAction(st, a.notifier, a.what)
+	}
 	return nil
 }
 
@@ -171,6 +178,10 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		if st[key+"/history"] == "" {
 			st[slackHistory] = appendHistory(st[slackHistory], historyLine(ev, r, now))
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
+			if ev.Name == EventActionResult && len(ev.Actions) > 0 {
+				n := ev.Actions[0].Notifier
+				setAction(st, n, strings.TrimPrefix(ev.Summary, n+" "))
+			}
 			if verdict {
 				if err := setRoot(st, r); err != nil {
 					return permanentf(err, s.name, "chat.update", "encoding blocks")

@@ -103,7 +103,7 @@ func TestSlackLaterEventsUpdateTheSameThread(t *testing.T) {
 	if len(replies) != 2 {
 		t.Fatalf("%d replies in the thread, want 2", len(replies))
 	}
-	if !strings.Contains(replies[0].BlocksText(), "rollback-web called: POST https://ci.example/rollback answered 200") {
+	if !strings.Contains(replies[0].BlocksText(), "rollback-web accepted the rollback of web v2.1.0: production goes back to v2.0.9") {
 		t.Errorf("action_result reply:\n%s", replies[0].BlocksText())
 	}
 	if r := replies[1].BlocksText(); !strings.Contains(r, "Resolved") || !strings.Contains(r, "v2.0.9") {
@@ -113,7 +113,7 @@ func TestSlackLaterEventsUpdateTheSameThread(t *testing.T) {
 		t.Errorf("root updated %d times, want 2", root.Updates)
 	}
 	text := root.BlocksText()
-	for _, want := range []string{"Resolved", "rollback-web called", "Failed", "TypeError: e.init"} {
+	for _, want := range []string{"Resolved", "accepted the rollback of web v2.1.0: production goes back to v2.0.9", "Failed", "TypeError: e.init"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("updated root lacks %q:\n%s", want, text)
 		}
@@ -320,7 +320,7 @@ func TestSlackRetryAfterPartialSuccessPostsNoDuplicate(t *testing.T) {
 			if len(srv.Files()) != 1 {
 				t.Errorf("%d screenshots shared, want 1", len(srv.Files()))
 			}
-			if step == "chat.update" && !strings.Contains(srv.Roots()[0].BlocksText(), "rollback-web called") {
+			if step == "chat.update" && !strings.Contains(srv.Roots()[0].BlocksText(), "production goes back to v2.0.9") {
 				t.Errorf("root not updated after the retry")
 			}
 		})

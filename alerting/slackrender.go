@@ -30,20 +30,25 @@ type rendered struct {
 	fallback string        // notification text
 	body     []slack.Block // the evidence, on the root
 	reply    []slack.Block // the event as a reply in the thread
+	// actions and links make the root's context line; the root keeps them in its State,
+	// so an action's result replaces "calling rollback" there.
+	actions []actionLine
+	links   []string
 }
 
 // render renders ev; resolves says whether the incident had a failure, so that a
 // deploy_passed reads "Resolved" rather than "Passed verification".
 func render(ev *Event, resolves bool) rendered {
 	v := newView(ev, resolves)
-	r := rendered{title: v.title, emoji: v.emoji, status: v.status}
+	r := rendered{title: v.title, emoji: v.emoji, status: v.status, actions: v.actions, links: contextLinks(v)}
 	facts, details := evidence(v)
+	lead := leadText(v)
 
 	if facts != nil {
 		r.body = append(r.body, facts)
 	}
-	if v.summary != "" {
-		r.body = append(r.body, section(esc(v.summary)))
+	if lead != "" {
+		r.body = append(r.body, section(lead))
 	}
 	r.body = append(r.body, details...)
 
@@ -51,8 +56,8 @@ func render(ev *Event, resolves bool) rendered {
 	if ev.Name != EventActionResult && ev.Name != configs.EventDeployPassed {
 		head += " — " + esc(r.title)
 	}
-	if v.summary != "" {
-		head += "\n" + esc(v.summary)
+	if lead != "" && ev.Name != EventActionResult {
+		head += "\n" + lead
 	}
 	r.reply = []slack.Block{section(head)}
 	switch {
@@ -64,10 +69,16 @@ func render(ev *Event, resolves bool) rendered {
 	default:
 		r.reply = append(r.reply, details...)
 	}
+	if c := contextBlock(r.actions, r.links); c != nil && ev.Name != EventActionResult {
+		r.reply = append(r.reply, c)
+	}
 
 	r.fallback = plainEmoji(r.emoji) + " " + r.title
-	if v.summary != "" {
+	switch {
+	case v.summary != "":
 		r.fallback += ": " + v.summary
+	case len(v.checks) > 0 && v.checks[0].Summary != "":
+		r.fallback += ": " + v.checks[0].Name + ": " + v.checks[0].Summary
 	}
 	r.fallback = text.Ellipsis(r.fallback, maxFallbackChars)
 	return r
@@ -184,17 +195,63 @@ func evidence(v view) (facts slack.Block, details []slack.Block) {
 	if v.halt != "" {
 		blocks = append(blocks, section(":octagonal_sign: *"+haltLabel+"* "+esc(v.halt)))
 	}
-	var ctx []slack.MixedElement
-	for _, a := range v.actions {
-		ctx = append(ctx, mrkdwn("*"+esc(a.notifier)+"*: "+esc(a.what)))
+	return facts, blocks
+}
+
+// leadText is the section under the facts: the verdict's headline, the reason when the
+// checks below do not already quote it, and whom it is for.
+func leadText(v view) string {
+	var lines []string
+	if v.headline != "" {
+		lines = append(lines, esc(v.headline))
+	}
+	if v.summary != "" {
+		lines = append(lines, esc(v.summary))
+	}
+	if m := mentions(v.owners); m != "" {
+		lines = append(lines, "*Owners:* "+m)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func mentions(owners []string) string {
+	var out []string
+	for _, o := range owners {
+		out = append(out, configs.Mention(o))
+	}
+	return strings.Join(out, " ")
+}
+
+// contextLinks are the links of the context line, already mrkdwn: the runbook, the
+// pipeline's links, the status page.
+func contextLinks(v view) []string {
+	var out []string
+	if v.runbook != "" {
+		out = append(out, link(v.runbook, runbookLabel))
+	}
+	for _, l := range v.links {
+		out = append(out, link(l.URL, l.Name))
 	}
 	if v.statusURL != "" {
-		ctx = append(ctx, mrkdwn(link(v.statusURL, statusPageLabel)))
+		out = append(out, link(v.statusURL, statusPageLabel))
 	}
-	if len(ctx) > 0 {
-		blocks = append(blocks, slack.NewContextBlock("", ctx...))
+	return out
+}
+
+// contextBlock is the line of small print under the evidence: what the action webhooks
+// do, then the links; nil when there is neither.
+func contextBlock(actions []actionLine, links []string) slack.Block {
+	var ctx []slack.MixedElement
+	for _, a := range actions {
+		ctx = append(ctx, mrkdwn("*"+esc(a.notifier)+"*: "+esc(a.what)))
 	}
-	return facts, blocks
+	for _, l := range links {
+		ctx = append(ctx, mrkdwn(l))
+	}
+	if len(ctx) == 0 {
+		return nil
+	}
+	return slack.NewContextBlock("", ctx[:min(len(ctx), 10)]...)
 }
 
 func failedCheck(fc FailedCheck) string {
@@ -206,9 +263,18 @@ func failedCheck(fc FailedCheck) string {
 	if fc.Summary != "" {
 		b.WriteString("\n```" + esc(text.Ellipsis(strings.ReplaceAll(fc.Summary, "```", "'''"), maxReason)) + "```")
 	}
+	if fc.Baseline != "" {
+		b.WriteString("\n" + esc(fc.Baseline))
+	}
+	if m := mentions(fc.Owners); m != "" {
+		b.WriteString("\n*Owners:* " + m)
+	}
 	var tail []string
 	if fc.RunURL != "" {
 		tail = append(tail, link(fc.RunURL, runLabel))
+	}
+	if fc.RunbookURL != "" {
+		tail = append(tail, link(fc.RunbookURL, runbookLabel))
 	}
 	switch {
 	case fc.TraceURL != "":
@@ -238,7 +304,39 @@ func rootBlocks(st State) []slack.Block {
 	if st[slackBody] != "" && json.Unmarshal([]byte(st[slackBody]), &body) == nil {
 		blocks = append(blocks, body.BlockSet...)
 	}
+	var actions []actionLine
+	var links []string
+	for _, line := range splitLines(st[slackActions]) {
+		notifier, what, _ := strings.Cut(line, "\t")
+		actions = append(actions, actionLine{notifier, what})
+	}
+	links = splitLines(st[slackLinks])
+	if c := contextBlock(actions, links); c != nil {
+		blocks = append(blocks, c)
+	}
 	return blocks
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// setAction records on the root what an action webhook did (or will do), replacing the
+// notifier's earlier line.
+func setAction(st State, notifier, what string) {
+	lines := splitLines(st[slackActions])
+	line := notifier + "\t" + strings.ReplaceAll(what, "\n", " ")
+	for i, l := range lines {
+		if n, _, _ := strings.Cut(l, "\t"); n == notifier {
+			lines[i] = line
+			st[slackActions] = strings.Join(lines, "\n")
+			return
+		}
+	}
+	st[slackActions] = strings.Join(append(lines, line), "\n")
 }
 
 func rootFallback(st State) string {

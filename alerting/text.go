@@ -43,8 +43,14 @@ func RenderText(ev *Event) string {
 		}
 		line("", strings.Join(facts, " · "))
 	}
+	if v.headline != "" {
+		line("", inert(v.headline))
+	}
 	if v.summary != "" {
 		line("", inert(v.summary))
+	}
+	if len(v.owners) > 0 {
+		line("", "Owners: "+inert(strings.Join(v.owners, ", ")))
 	}
 	for _, fc := range v.checks {
 		head := "✗ " + inert(fc.Name)
@@ -55,9 +61,18 @@ func RenderText(ev *Event) string {
 		if fc.Summary != "" {
 			line("      ", inert(text.Ellipsis(fc.Summary, maxReason)))
 		}
+		if fc.Baseline != "" {
+			line("      ", inert(fc.Baseline))
+		}
+		if len(fc.Owners) > 0 {
+			line("      ", "Owners: "+inert(strings.Join(fc.Owners, ", ")))
+		}
 		var tail []string
 		if fc.RunURL != "" {
 			tail = append(tail, runLabel+": "+inert(fc.RunURL))
+		}
+		if fc.RunbookURL != "" {
+			tail = append(tail, runbookLabel+": "+inert(fc.RunbookURL))
 		}
 		if fc.TraceID != "" {
 			tail = append(tail, "trace "+inert(text.Ellipsis(fc.TraceID, 64)))
@@ -80,6 +95,12 @@ func RenderText(ev *Event) string {
 	}
 	for _, a := range v.actions {
 		line("", inert(a.notifier)+": "+a.what)
+	}
+	if v.runbook != "" {
+		line("", runbookLabel+": "+inert(v.runbook))
+	}
+	for _, l := range v.links {
+		line("", inert(l.Name)+": "+inert(l.URL))
 	}
 	if v.statusURL != "" {
 		line("", statusPageLabel+": "+inert(v.statusURL))

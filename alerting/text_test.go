@@ -14,15 +14,21 @@ func TestRenderTextDeployFailed(t *testing.T) {
 	t.Parallel()
 	want := `🔴 Deploy of web v2.1.0 in prod failed verification
 Status: Failed
-Service: web · Version: v2.1.0 · Environment: prod · Commit: abc1234 · Deploy: d-42 · Location: local
-2 of 6 checks failed (failure_limit 0)
+Service: web · Version: v2.1.0 · Environment: prod · Commit: abc1234 · Deploy: d-42 · Rollback target: v2.0.9 · Location: local
+Failed 1.4 s after the deploy was registered; 4 of 6 checks passed.
+Owners: S0614TZR7
   ✗ home · browser · fail
       TypeError: e.init is not a function at https://web.example/app.min.js:1:2045
-      Run: http://vigil.example/runs/981 · trace 4bf92f3577b34da6a3ce929d0e0e4736 · screenshot in the thread
+      Owners: U024BE7LH
+      Run: http://vigil.example/runs/981 · Runbook: https://wiki.example/runbooks/home · trace 4bf92f3577b34da6a3ce929d0e0e4736 · screenshot in the thread
   ✗ login · http · fail
       status == 200 was false: status = 502
+      duration 412 ms, 180 ms before the deploy
       Run: http://vigil.example/runs/982
 rollback-web: calling rollback
+Runbook: https://wiki.example/runbooks/web
+CI run: https://ci.example/runs/7
+diff: https://git.example/web/compare/v2.0.9...v2.1.0
 Status page: http://vigil.example/deploys/d-42
 `
 	if got := alerting.RenderText(deployFailed()); got != want {
@@ -61,7 +67,7 @@ func TestRenderTextOtherEvents(t *testing.T) {
 		{"check failing", checkEvent(configs.EventCheckFailed, "1"), []string{"🔴 Check home (web) is failing\n", "Status: Failing\n",
 			"Check: home · Service: web · Location: local\n", "  ✗ home · browser · fail\n      #app[data-ready] never appeared\n"}, nil},
 		{"check recovered", checkEvent(configs.EventCheckRecovered, "1"), []string{"✅ Check home (web) recovered\n", "Status: Recovered\n"}, []string{"✗"}},
-		{"action result", actionResult(), []string{"↩️ rollback-web called: POST https://ci.example/rollback answered 200\n"}, []string{"Status:"}},
+		{"action result", actionResult(), []string{"↩️ rollback-web accepted the rollback of web v2.1.0: production goes back to v2.0.9\n"}, []string{"Status:"}},
 	}
 	for _, tt := range tests {
 		got := alerting.RenderText(tt.ev)

@@ -72,7 +72,7 @@ type Result struct {
 	Reasons  []string       `json:"reasons,omitempty"`
 	Vars     map[string]any `json:"vars,omitempty"`
 	Started  time.Time      `json:"started"`
-	Duration time.Duration  `json:"duration_ns"`
+	Duration time.Duration  `json:"-"` // JSON: duration_seconds (result_json.go)
 	// Attempts counts runs including retries of error outcomes.
 	Attempts   int         `json:"attempts"`
 	Transcript []string    `json:"transcript,omitempty"`

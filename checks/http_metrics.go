@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -26,8 +27,8 @@ func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 	redirects := gauge("probe_http_redirects", "Redirects the last request followed.")
 	ssl := gauge("probe_http_ssl", "Whether the last answer came over TLS (1) or not (0).")
 	version := gauge("probe_http_version", "HTTP version of the last answer (1.1, 2).")
-	expiry := gauge("probe_ssl_earliest_cert_expiry", "When the earliest-expiring certificate of the chain the last answer came with expires, in Unix seconds.")
-	dns := gauge("probe_dns_lookup_time_seconds", "How long resolving the target's name took in the last run; 0 on a reused connection.")
+	expiry := certExpiryGauge(reg)
+	dns := dnsLookupGauge(reg)
 	answer := []*prometheus.GaugeVec{phases, contentLength, bodyLength, redirects, ssl, version, expiry, dns}
 	all := append([]*prometheus.GaugeVec{status}, answer...)
 	return &Recorder{Vecs: vecs(all...), Observe: func(r *Result) {
@@ -72,6 +73,37 @@ func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 			expiry.Delete(l)
 		}
 	}}
+}
+
+// Metrics more than one kind sets (blackbox_exporter names a measurement, not a prober):
+// each is defined once, here, and the kinds that set it share one collector.
+
+// certExpiryGauge is probe_ssl_earliest_cert_expiry.
+func certExpiryGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
+	return sharedGauge(reg, prometheus.GaugeOpts{Name: "probe_ssl_earliest_cert_expiry",
+		Help: "When the earliest-expiring certificate of the chain the last answer came with expires, in Unix seconds."})
+}
+
+// dnsLookupGauge is probe_dns_lookup_time_seconds.
+func dnsLookupGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
+	return sharedGauge(reg, prometheus.GaugeOpts{Name: "probe_dns_lookup_time_seconds",
+		Help: "How long resolving the target's name took in the last run; 0 on a reused connection."})
+}
+
+// sharedGauge registers a {check, location} gauge vector, or returns the one another kind
+// registered under the same name.
+func sharedGauge(reg prometheus.Registerer, opts prometheus.GaugeOpts) *prometheus.GaugeVec {
+	v := prometheus.NewGaugeVec(opts, []string{"check", "location"})
+	if err := reg.Register(v); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if errors.As(err, &dup) {
+			if existing, ok := dup.ExistingCollector.(*prometheus.GaugeVec); ok {
+				return existing
+			}
+		}
+		panic(err) // two definitions of one name: a programming error, caught by the catalogue test
+	}
+	return v
 }
 
 // httpVersion turns "HTTP/1.1" into 1.1 and "HTTP/2.0" into 2; 0 when it cannot.

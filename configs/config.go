@@ -113,6 +113,8 @@ type Check struct {
 	Notify           []string          `koanf:"notify"`
 	Assert           []string          `koanf:"assert"`
 	Labels           map[string]string `koanf:"labels"`
+	Owners           Owners            `koanf:"owners"`      // owners.go
+	RunbookURL       RunbookURL        `koanf:"runbook_url"` // owners.go
 	// Services are the services this check belongs to (from services.*.checks).
 	Services []string `koanf:"-"`
 
@@ -134,7 +136,7 @@ const (
 	defaultRetries            = 1
 	defaultFailureThreshold   = 2
 	defaultSuccessThreshold   = 1
-	defaultListen             = "127.0.0.1:9090"
+	defaultListen             = "127.0.0.1:9595"
 	defaultConcurrency        = 32
 	defaultBrowserConcurrency = 2
 	defaultMaxConnections     = 512

@@ -13,7 +13,9 @@ type Service struct {
 	Verify    Verify   `koanf:"verify"`
 	OnFailure Routes   `koanf:"on_failure"`
 	// DryRun announces what rollback or halt would have been called, without calling it.
-	DryRun bool `koanf:"dry_run"`
+	DryRun     bool       `koanf:"dry_run"`
+	Owners     Owners     `koanf:"owners"`      // owners.go
+	RunbookURL RunbookURL `koanf:"runbook_url"` // owners.go
 
 	Name string `koanf:"-"`
 }

@@ -22,7 +22,7 @@ func (v *validator) agent() {
 	a := &v.c.Agent
 	host, _, err := net.SplitHostPort(a.Listen)
 	if err != nil {
-		v.errf("agent.listen", "write host:port, e.g. 127.0.0.1:9090 or :9090", "%q is not an address: %v", a.Listen, err)
+		v.errf("agent.listen", "write host:port, e.g. 127.0.0.1:9595 or :9595", "%q is not an address: %v", a.Listen, err)
 	} else if !IsLoopbackHost(host) && !a.APIToken.IsSet() {
 		v.errf("agent.listen", "set agent.api_token (e.g. api_token: ${VIGIL_API_TOKEN}), or listen on 127.0.0.1",
 			"%q is reachable from other hosts, so the API needs a token", a.Listen)

@@ -46,7 +46,7 @@ func TestComposeSidecar(t *testing.T) {
 		t.Errorf("the shop runs %s; want the sample shop on :8080", args)
 	}
 	ports := fmt.Sprint(shop["ports"])
-	for _, p := range []string{"8080:8080", "9090:9090"} {
+	for _, p := range []string{"8080:8080", "9595:9595"} {
 		if !strings.Contains(ports, p) {
 			t.Errorf("the shop's container publishes %s; want %s (vigil lives in its network namespace)", ports, p)
 		}
@@ -68,8 +68,8 @@ func TestComposeSidecar(t *testing.T) {
 	if config == "" {
 		t.Fatal("no vigil.yaml mounted at /etc/vigil/vigil.yaml")
 	}
-	if !strings.Contains(config, "dsn: /data/vigil.db") || !strings.Contains(config, "listen: 0.0.0.0:9090") {
-		t.Error("the config must keep its store on the /data volume and listen on :9090")
+	if !strings.Contains(config, "dsn: /data/vigil.db") || !strings.Contains(config, "listen: 0.0.0.0:9595") {
+		t.Error("the config must keep its store on the /data volume and listen on :9595")
 	}
 	env := composeEnv(v["environment"].(map[string]any))
 	validate(t, "compose/vigil.yaml", config, env)
@@ -258,7 +258,7 @@ func TestHelmChart(t *testing.T) {
 			t.Errorf("rendered %v; want %v (no ServiceMonitor or NetworkPolicy unless enabled)", got, want)
 		}
 		sts := objs["StatefulSet/rel-vigil"]
-		checkChartPod(t, objs, sts, "9090")
+		checkChartPod(t, objs, sts, "9595")
 		if str(get(sts, "spec", "volumeClaimTemplates", 0, "metadata", "name")) != "data" {
 			t.Error("persistence is on by default: the StatefulSet needs a data volume claim")
 		}

@@ -24,7 +24,7 @@ type Summary struct {
 	Failed       int           `json:"failed"`
 	Errors       int           `json:"errors"`
 	Inconclusive int           `json:"inconclusive"`
-	Duration     time.Duration `json:"duration_ns"`
+	Duration     time.Duration `json:"-"` // JSON: duration_seconds (MarshalJSON)
 }
 
 // Summarize counts the outcomes of results.
@@ -47,6 +47,15 @@ func Summarize(results []*checks.Result, took time.Duration) Summary {
 
 // OK reports whether every check passed.
 func (s Summary) OK() bool { return s.Passed == s.Total }
+
+// MarshalJSON writes the summary with its duration in seconds (duration_seconds).
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary
+	return json.Marshal(struct {
+		plain
+		DurationSeconds float64 `json:"duration_seconds"`
+	}{plain(s), s.Duration.Seconds()})
+}
 
 func (s Summary) String() string {
 	return fmt.Sprintf("%d checks: %d passed, %d failed, %d errors, %d inconclusive in %s",

@@ -99,6 +99,10 @@ var migrations = []string{
 	// 2: reminders of open check incidents (repeat_interval).
 	`ALTER TABLE incidents ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE incidents ADD COLUMN notified_at INTEGER NOT NULL DEFAULT 0;`,
+	// 3: the links a pipeline passes with a deploy (links.go).
+	linksMigration,
+	// 4: the events timeline of the status page (status.go).
+	eventsMigration,
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {

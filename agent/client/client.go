@@ -29,7 +29,7 @@ type Client struct {
 func New(base, token, userAgent string) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9090", base)
+		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9595", base)
 	}
 	return &Client{base: u, token: token, userAgent: userAgent, http: &http.Client{}}, nil
 }
@@ -126,6 +126,14 @@ type DeployRequest struct {
 	Version     string   `json:"version"`
 	Environment string   `json:"environment,omitempty"`
 	Commit      string   `json:"commit,omitempty"`
+	// Links are what the pipeline wants people to open from the verdict: the CI run, the diff.
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is a named URL passed with a deploy.
+type Link struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
 }
 
 // Deploy is a deploy as the agent answers it.
@@ -138,6 +146,7 @@ type Deploy struct {
 	Reason      string        `json:"reason"`
 	Halt        string        `json:"halt"`
 	URL         string        `json:"url"`
+	Links       []Link        `json:"links"`
 	Checks      []DeployCheck `json:"checks"`
 }
 
@@ -183,4 +192,69 @@ func (c *Client) Deploy(ctx context.Context, id string, wait time.Duration) (*De
 		return nil, raw, err
 	}
 	return &d, raw, nil
+}
+
+// SilenceRequest is the body of POST /api/v1/silences: one of Check or Service, for
+// Duration (a Go duration, at most 30 days), with the Reason people will see.
+type SilenceRequest struct {
+	Check     string `json:"check,omitempty"`
+	Service   string `json:"service,omitempty"`
+	Duration  string `json:"duration"`
+	Reason    string `json:"reason"`
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+// Silence is a silence as the agent answers it.
+type Silence struct {
+	ID        string    `json:"id"`
+	Check     string    `json:"check"`
+	Service   string    `json:"service"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	Reason    string    `json:"reason"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// AddSilence mutes a check or a service for a while.
+func (c *Client) AddSilence(ctx context.Context, req SilenceRequest) (*Silence, error) {
+	var out Silence
+	if _, err := c.call(ctx, http.MethodPost, "/api/v1/silences", req, http.StatusCreated, &out, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Silences lists the silences that have not ended.
+func (c *Client) Silences(ctx context.Context) ([]Silence, error) {
+	var out struct {
+		Silences []Silence `json:"silences"`
+	}
+	if _, err := c.call(ctx, http.MethodGet, "/api/v1/silences", nil, http.StatusOK, &out, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return out.Silences, nil
+}
+
+// DeleteSilence ends a silence now.
+func (c *Client) DeleteSilence(ctx context.Context, id string) error {
+	_, err := c.call(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(id), nil, http.StatusNoContent, nil, 30*time.Second)
+	return err
+}
+
+// CheckInfo is a check as GET /api/v1/checks lists it.
+type CheckInfo struct {
+	Name     string   `json:"name"`
+	Kind     string   `json:"kind"`
+	Services []string `json:"services"`
+}
+
+// Checks lists the agent's checks.
+func (c *Client) Checks(ctx context.Context) ([]CheckInfo, error) {
+	var out struct {
+		Checks []CheckInfo `json:"checks"`
+	}
+	if _, err := c.call(ctx, http.MethodGet, "/api/v1/checks", nil, http.StatusOK, &out, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return out.Checks, nil
 }

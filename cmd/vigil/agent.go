@@ -23,6 +23,7 @@ type agentFlags struct {
 	listen   string
 	logLevel string
 	logJSON  bool
+	pprof    bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -39,7 +40,7 @@ Signals: SIGTERM or SIGINT stop it gracefully (runs in flight get agent.shutdown
 SIGHUP, or a change to the config file, reloads the config. A config that does not load
 is reported and the running one is kept.`,
 		Example: `  vigil agent -c /etc/vigil/vigil.yaml
-  VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9090`,
+  VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9595`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
 	}
@@ -48,6 +49,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.listen, "listen", "", "API address, overriding agent.listen")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
 	return cmd
 }
 
@@ -56,11 +58,20 @@ func agentLogger(f agentFlags) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", f.logLevel)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationText}
 	if f.logJSON {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+// durationText logs durations as Go duration strings ("1.5s"): slog's JSON handler would
+// write integer nanoseconds.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func runAgent(cmd *cobra.Command, f agentFlags) error {
@@ -86,14 +97,14 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	env, err := newRuntime(cfg)
+	env, err := newRuntime(cfg, log)
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
 	defer env.Close()
 	v, rev, _ := buildInfo()
 	a, err := agent.New(agent.Options{Config: cfg, ConfigPath: cfg.File, LoadConfig: load, Deps: env.deps, Tracing: env.tracing,
-		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady})
+		Store: st, Registry: reg, Logger: log, Version: v, Revision: rev, BrowserReady: env.browserReady, Pprof: f.pprof})
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
@@ -108,7 +119,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 			}
 		}()
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "vigil agent listening on http://%s (config %s, %d checks)\n", a.Addr(), cfg.File, len(a.Runtime().Order))
+	if !f.logJSON { // with --log-json, stderr carries JSON lines only (the agent logs where it listens)
+		fmt.Fprintf(cmd.ErrOrStderr(), "vigil agent listening on http://%s (config %s, %d checks)\n", a.Addr(), cfg.File, len(a.Runtime().Order))
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -100,12 +100,23 @@ func freeAddr(t *testing.T) string {
 // startAgentProc starts the agent on cfg and waits for /healthz.
 func startAgentProc(t *testing.T, cfg, addr string, env ...string) *agentProc {
 	t.Helper()
+	return startAgent(t, cfg, addr, env, "--log-level", "debug")
+}
+
+// startAgentProcArgs starts the agent on cfg with more flags.
+func startAgentProcArgs(t *testing.T, cfg string, args ...string) *agentProc {
+	t.Helper()
+	return startAgent(t, cfg, "", nil, args...)
+}
+
+func startAgent(t *testing.T, cfg, addr string, env []string, args ...string) *agentProc {
+	t.Helper()
 	bin := vigilBinary(t)
 	if addr == "" {
 		addr = freeAddr(t)
 	}
 	p := &agentProc{t: t, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "agent", "-c", cfg, "--listen", addr, "--log-level", "debug")
+	p.cmd = exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", addr}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -211,6 +222,9 @@ func TestGateExitCodes(t *testing.T) {
 		{"failed", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v2"}, 1, "home (1 of 1 runs failed"},
 		// --json prints the deploy as it ended, not as it was registered.
 		{"failed, JSON", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v3", "--json"}, 1, "\n  \"status\": \"failed\","},
+		// --link goes with the deploy: the agent keeps it and answers it.
+		{"links", "good", []string{"--agent", p.url, "--service", "web", "--version", "v4", "--json", "--link", "CI run=https://ci.example/runs/7"}, 0, `"url": "https://ci.example/runs/7"`},
+		{"bad link", "good", []string{"--agent", p.url, "--service", "web", "--version", "v5", "--link", "diff"}, 2, "write NAME=URL"},
 		{"timed out, JSON", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v2", "--wait", "1s", "--json"}, 3, "\n  \"status\": \"verifying\","},
 		{"inconclusive", "good", []string{"--agent", p.url, "--service", "compare", "--version", "v1"}, 3, "no baseline yet"},
 		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},

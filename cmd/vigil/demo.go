@@ -20,7 +20,7 @@ stand-in for the Slack Web API) gets the evidence, and vigil verifies the rollba
 It needs Chromium (Debian's chromium package); scripts/demo installs it when missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := newRuntime(configs.Default()) // tracing from OTEL_* variables, if any
+			env, err := newRuntime(configs.Default(), nil) // tracing from OTEL_* variables, if any
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}

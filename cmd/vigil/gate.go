@@ -18,6 +18,7 @@ type gateFlags struct {
 	agent, service, version, environment, commit, token string
 	wait                                                time.Duration
 	json                                                bool
+	links                                               []string
 }
 
 func newGateCmd() *cobra.Command {
@@ -35,7 +36,7 @@ and exits with a code the pipeline acts on:
   3  inconclusive, superseded by a newer deploy, or no verdict within --wait
 
 The token comes from --token or $VIGIL_API_TOKEN.`,
-		Example: `  vigil gate --agent http://vigil:9090 --service web --version v2 --wait 10m
+		Example: `  vigil gate --agent http://vigil:9595 --service web --version v2 --wait 10m
   VIGIL_API_TOKEN=s3cret vigil gate --agent https://vigil.internal --service api --version "$GIT_SHA" --environment prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
@@ -49,18 +50,37 @@ The token comes from --token or $VIGIL_API_TOKEN.`,
 	fl.StringVar(&f.token, "token", "", "API token (default $VIGIL_API_TOKEN)")
 	fl.DurationVar(&f.wait, "wait", 10*time.Minute, "how long to wait for the verdict")
 	fl.BoolVar(&f.json, "json", false, "print the final deploy as JSON")
+	fl.StringArrayVar(&f.links, "link", nil, "a link people open from the verdict, NAME=URL (repeatable), e.g. --link \"CI run=$CI_JOB_URL\"")
 	return cmd
+}
+
+// parseLinks reads --link NAME=URL values.
+func parseLinks(values []string) ([]client.Link, error) {
+	var out []client.Link
+	for _, v := range values {
+		name, u, ok := strings.Cut(v, "=")
+		name, u = strings.TrimSpace(name), strings.TrimSpace(u)
+		if !ok || name == "" || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+			return nil, fmt.Errorf("vigil gate: --link %q: write NAME=URL with an http(s) URL, e.g. --link diff=https://git.example/compare/v1...v2", v)
+		}
+		out = append(out, client.Link{Name: name, URL: u})
+	}
+	return out, nil
 }
 
 func runGate(cmd *cobra.Command, f gateFlags) error {
 	out := cmd.OutOrStdout()
 	switch {
 	case f.agent == "":
-		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9090"))
+		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595"))
 	case f.service == "" || f.version == "":
 		return exitWith(exitUsage, errors.New("vigil gate: --service and --version are required"))
 	case f.wait <= 0:
 		return exitWith(exitUsage, errors.New("vigil gate: --wait must be positive, e.g. 10m"))
+	}
+	links, err := parseLinks(f.links)
+	if err != nil {
+		return exitWith(exitUsage, err)
 	}
 	if f.token == "" {
 		f.token = os.Getenv("VIGIL_API_TOKEN")
@@ -71,7 +91,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	}
 	deadline := time.Now().Add(f.wait)
 	ctx := cmd.Context()
-	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit})
+	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit, Links: links})
 	var apiErr *client.APIError
 	switch {
 	case errors.As(err, &apiErr):

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,8 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+func (e *exitError) Unwrap() error { return e.err }
+
 func exitWith(code int, err error) error { return &exitError{code: code, err: err} }
 
 func main() {
@@ -86,7 +89,11 @@ Start with 'vigil demo'.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd(), newSchemaCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd(), newSilenceCmd(),
+		newSchemaCmd())
+	for _, cmd := range root.Commands() {
+		registerNameCompletion(cmd)
+	}
 	return root
 }
 
@@ -151,14 +158,21 @@ func userAgent() string {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print vigil's version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, c, g := buildInfo()
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				return enc.Encode(map[string]string{"version": v, "revision": c, "goversion": g})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s (commit %s, %s)\n", v, c, g)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"version", "revision", "goversion"} as JSON`)
+	return cmd
 }

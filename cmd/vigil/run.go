@@ -36,8 +36,9 @@ func newRunCmd() *cobra.Command {
 end in error (vigil could not measure), and prints each result. Use it as the step after
 a deploy in a pipeline.
 
-Exit codes: 0 every check passed; 1 a check failed, errored or was inconclusive;
-2 bad config or usage.`,
+Exit codes: 0 every check passed; 1 a check failed or errored; 2 bad config or usage;
+3 no check failed or errored but some were inconclusive (as 'vigil gate' exits for an
+inconclusive verdict).`,
 		Example: `  vigil run -c vigil.yaml
   vigil run --service web --junit results.xml
   vigil run --check home --check login --json`,
@@ -66,7 +67,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	env, err := newRuntime(cfg)
+	env, err := newRuntime(cfg, nil)
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
@@ -137,10 +138,15 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	if ctx.Err() != nil {
 		return exitWith(exitFailed, fmt.Errorf("interrupted"))
 	}
-	if !sum.OK() {
-		return exitWith(exitFailed, nil)
+	switch {
+	case sum.OK():
+		return nil
+	case sum.Failed == 0 && sum.Errors == 0:
+		// Only inconclusive runs: nothing was judged bad, nothing was proven good; the
+		// same exit code as an inconclusive verdict in `vigil gate`.
+		return exitWith(exitUnknown, nil)
 	}
-	return nil
+	return exitWith(exitFailed, nil)
 }
 
 // artifactFolder is where one `vigil run` keeps evidence: --artifacts, or a temporary

@@ -25,7 +25,9 @@ type runtimeParts struct {
 // first browser check runs, so a config without browser checks (or a machine without
 // Chromium) never pays for it. Tracing follows the config's tracing block and OTEL_*
 // variables; a bad OTEL_* value is an error here.
-func newRuntime(cfg *configs.Config) (*runtimeParts, error) {
+// log, when set, is the agent's logger: the browser pool logs through it (warnings and
+// worse), so --log-json keeps stderr JSON only.
+func newRuntime(cfg *configs.Config, log *slog.Logger) (*runtimeParts, error) {
 	v, _, _ := buildInfo()
 	tr, err := tracing.New(context.Background(), cfg.Tracing, tracing.Options{Version: v, Location: cfg.Agent.Location})
 	if err != nil {
@@ -37,7 +39,7 @@ func newRuntime(cfg *configs.Config) (*runtimeParts, error) {
 		Concurrency: cfg.Agent.BrowserConcurrency,
 		// Only what someone must act on (a browser that died and was replaced); the
 		// results already say what each check saw.
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: warnings(log),
 	})
 	hc := checks.NewHTTPClient(userAgent())
 	hc.Wrap = tr.Transport
@@ -58,3 +60,26 @@ func (r *runtimeParts) Close() {
 	defer cancel()
 	_ = r.tracing.Shutdown(ctx)
 }
+
+// warnings is log limited to warnings and errors; without log, text on stderr.
+func warnings(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(minLevel{log.Handler(), slog.LevelWarn})
+}
+
+// minLevel passes on the records at or above its level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(as), m.level}
+}
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.Handler.WithGroup(g), m.level} }

@@ -69,3 +69,7 @@ func itoa(n int) string {
 	}
 	return string(d)
 }
+
+// Updating reports whether the test runs with -update: tests that pin other outputs
+// (the README's screenshots of the status page) rewrite them then.
+func Updating() bool { return *update }

@@ -1,0 +1,196 @@
+package agent
+
+// Badges for READMEs and dashboards: a check's health, its uptime and its response time, as
+// an SVG in the style of Shields.io's "flat" badges, and as a Shields.io endpoint
+// (https://shields.io/badges/endpoint-badge) for those who want Shields to draw them. They
+// read the uptime board and the last result: no query.
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
+)
+
+// Shields.io's named colours, as hex.
+const (
+	badgeGreen       = "#4c1"
+	badgeYellowGreen = "#a4a61d"
+	badgeYellow      = "#dfb317"
+	badgeOrange      = "#fe7d37"
+	badgeRed         = "#e05d44"
+	badgeBlue        = "#007ec6"
+	badgeGrey        = "#9f9f9f"
+)
+
+var shieldsColor = map[string]string{badgeGreen: "brightgreen", badgeYellowGreen: "yellowgreen", badgeYellow: "yellow",
+	badgeOrange: "orange", badgeRed: "red", badgeBlue: "blue", badgeGrey: "lightgrey"}
+
+type badge struct{ label, message, color string }
+
+// badgeWindows are the windows uptime and response time badges accept.
+var badgeWindows = map[string]func(checkStats) bucket{
+	"1h":  func(s checkStats) bucket { return s.Hour },
+	"24h": func(s checkStats) bucket { return s.Day },
+	"7d":  func(s checkStats) bucket { return s.Week },
+}
+
+// checkBadge works out a check's badge for a metric (health, uptime, response) over a
+// window; the error is a message for whoever wrote the URL.
+func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
+	if a.Runtime().Checks[name] == nil {
+		return badge{}, fmt.Errorf("no check %q", text.Ellipsis(name, 80))
+	}
+	if window == "" {
+		window = "24h"
+	}
+	pick := badgeWindows[window]
+	if pick == nil {
+		return badge{}, fmt.Errorf("window must be 1h, 24h or 7d, not %q", text.Ellipsis(window, 20))
+	}
+	st, _ := a.board.stats(name, a.clock.Now())
+	b := pick(st)
+	switch metric {
+	case "health":
+		bg := badge{label: name, message: "unknown", color: badgeGrey}
+		if res := a.lastResult(name); res != nil {
+			switch res.Outcome {
+			case checks.Pass:
+				bg.message, bg.color = "up", badgeGreen
+			case checks.Fail:
+				bg.message, bg.color = "down", badgeRed
+			case checks.Error:
+				bg.message, bg.color = "error", badgeOrange
+			default:
+				bg.message = "inconclusive"
+			}
+		}
+		return bg, nil
+	case "uptime":
+		bg := badge{label: "uptime " + window, message: "no data", color: badgeGrey}
+		if b.judged() > 0 {
+			r := float64(b.runs[0]) / float64(b.judged()) * 100
+			bg.message = fmtPercent(r)
+			switch {
+			case r >= 99.9:
+				bg.color = badgeGreen
+			case r >= 99:
+				bg.color = badgeYellowGreen
+			case r >= 95:
+				bg.color = badgeYellow
+			case r >= 90:
+				bg.color = badgeOrange
+			default:
+				bg.color = badgeRed
+			}
+		}
+		return bg, nil
+	case "response":
+		bg := badge{label: "response time " + window, message: "no data", color: badgeGrey}
+		if n := b.total(); n > 0 {
+			avg := b.sumMS / float64(n)
+			bg.message = fmtMS(avg)
+			switch {
+			case avg <= 300:
+				bg.color = badgeGreen
+			case avg <= 1000:
+				bg.color = badgeYellow
+			case avg <= 3000:
+				bg.color = badgeOrange
+			default:
+				bg.color = badgeRed
+			}
+		}
+		return bg, nil
+	}
+	return badge{}, fmt.Errorf("the badge is health, uptime or response, not %q", text.Ellipsis(metric, 40))
+}
+
+func (a *Agent) badgeSVG(w http.ResponseWriter, r *http.Request) {
+	metric, ok := strings.CutSuffix(r.PathValue("badge"), ".svg")
+	if !ok {
+		http.Error(w, "badges end in .svg (or use shields.json)", http.StatusNotFound)
+		return
+	}
+	bg, err := a.checkBadge(r.PathValue("name"), metric, r.URL.Query().Get("window"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if l := r.URL.Query().Get("label"); l != "" && len(l) <= 40 {
+		bg.label = l
+	}
+	w.Header().Set("Content-Type", "image/svg+xml; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	// Image proxies (GitHub's camo) cache what they are not told to fetch again.
+	w.Header().Set("Cache-Control", "no-cache, max-age=0")
+	_, _ = w.Write(renderBadge(bg))
+}
+
+// shieldsEndpoint answers Shields.io's endpoint badge schema:
+// https://img.shields.io/endpoint?url=<agent>/badges/<check>/shields.json%3Fmetric%3Duptime
+func (a *Agent) shieldsEndpoint(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	metric := q.Get("metric")
+	if metric == "" {
+		metric = "health"
+	}
+	bg, err := a.checkBadge(r.PathValue("name"), metric, q.Get("window"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schemaVersion": 1, "label": bg.label, "message": bg.message,
+		"color": shieldsColor[bg.color], "cacheSeconds": 60})
+}
+
+// renderBadge draws a badge: the label on grey, the message on its colour, in Verdana 11px
+// as Shields.io does, with widths from approximate character widths.
+func renderBadge(b badge) []byte {
+	lw, mw := textWidth(b.label)+10, textWidth(b.message)+10
+	total := lw + mw
+	esc := template.HTMLEscapeString
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="20" role="img" aria-label="%s: %s"><title>%s: %s</title>`,
+		total, esc(b.label), esc(b.message), esc(b.label), esc(b.message))
+	s.WriteString(`<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>`)
+	fmt.Fprintf(&s, `<clipPath id="r"><rect width="%d" height="20" rx="3" fill="#fff"/></clipPath>`, total)
+	fmt.Fprintf(&s, `<g clip-path="url(#r)"><rect width="%d" height="20" fill="#555"/><rect x="%d" width="%d" height="20" fill="%s"/><rect width="%d" height="20" fill="url(#s)"/></g>`,
+		lw, lw, mw, b.color, total)
+	s.WriteString(`<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">`)
+	for _, part := range []struct {
+		x    int
+		text string
+	}{{lw / 2, b.label}, {lw + mw/2, b.message}} {
+		fmt.Fprintf(&s, `<text x="%d" y="15" fill="#010101" fill-opacity=".3">%s</text><text x="%d" y="14">%s</text>`,
+			part.x, esc(part.text), part.x, esc(part.text))
+	}
+	s.WriteString(`</g></svg>`)
+	return []byte(s.String())
+}
+
+// textWidth approximates the width of s in Verdana 11px, rounded up to a pixel.
+func textWidth(s string) int {
+	w := 0.0
+	for _, r := range s {
+		switch {
+		case strings.ContainsRune("iljI.,:;'|!", r):
+			w += 3.2
+		case strings.ContainsRune("frt() -", r):
+			w += 4.6
+		case strings.ContainsRune("mwMW%", r):
+			w += 10.5
+		case r >= 'A' && r <= 'Z':
+			w += 7.6
+		case r >= '0' && r <= '9':
+			w += 7.0
+		default:
+			w += 6.4
+		}
+	}
+	return int(math.Ceil(w))
+}

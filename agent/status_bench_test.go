@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// statusBenchChecks is how many checks the status page benchmark shows.
+const statusBenchChecks = 1000
+
+// BenchmarkStatusPage1000 measures the server time of the status page's overview with
+// 1,000 checks in 20 services, each with labels and a week of history at one run a
+// minute (10 million runs on the uptime board: 1,000 x 7 x 1,440), 4,000 deploys with
+// their runs and verdicts, and 10,000 events in the store. Each request goes through the
+// agent's whole handler (auth, the one store query, the board, rendering, redaction) with
+// no network in between. It reports p50, p95 and max per request and the page's size.
+func BenchmarkStatusPage1000(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	var cfg strings.Builder
+	cfg.WriteString("checks:\n")
+	teams := []string{"payments", "search", "identity", "catalog", "growth"}
+	for i := range statusBenchChecks {
+		fmt.Fprintf(&cfg, "  - {name: check-%04d, kind: http, every: 24h, timeout: 2s, request: {url: %q}, labels: {team: %s, tier: %q}}\n",
+			i, srv.URL+"/", teams[i%len(teams)], fmt.Sprint(i%3+1))
+	}
+	cfg.WriteString("services:\n")
+	for s := range 20 {
+		fmt.Fprintf(&cfg, "  svc-%02d:\n    checks: [", s)
+		for i := s; i < statusBenchChecks; i += 20 {
+			if i > s {
+				cfg.WriteString(", ")
+			}
+			fmt.Fprintf(&cfg, "check-%04d", i)
+		}
+		cfg.WriteString("]\n")
+	}
+	a, stop := benchAgent(b, cfg.String(), nil)
+	defer stop()
+	ctx := context.Background()
+	now := a.clock.Now()
+
+	// A week of history on the board, one run a minute per check.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range a.Runtime().Order {
+		for t := now.Add(-7 * 24 * time.Hour); t.Before(now); t = t.Add(time.Minute) {
+			o := checks.Pass
+			if rng.IntN(500) == 0 {
+				o = checks.Fail
+			}
+			a.board.add(c.Name, t, time.Duration(20+rng.IntN(200))*time.Millisecond, o)
+		}
+	}
+	// Deploys with their runs, verdicts and events in the store.
+	for s := range 20 {
+		svc := fmt.Sprintf("svc-%02d", s)
+		for i := range 200 {
+			at := now.Add(-time.Duration(200-i) * 30 * time.Minute)
+			id := fmt.Sprintf("%s-%03d", svc, i)
+			if _, err := a.store.CreateDeploy(ctx, &store.Deploy{ID: id, Service: svc, Version: fmt.Sprint("v", i), CreatedAt: at, Status: store.StatusVerifying}); err != nil {
+				b.Fatal(err)
+			}
+			status, outcome := store.StatusPassed, "pass"
+			if i%7 == 0 {
+				status, outcome = store.StatusFailed, "fail"
+			}
+			var runs []*store.RunRecord
+			for r := range 5 {
+				runs = append(runs, &store.RunRecord{Check: fmt.Sprintf("check-%04d", s+20*r), Kind: "http", Started: at.Add(time.Second), Duration: 30 * time.Millisecond,
+					Outcome: outcome, Attempts: 1, DeployID: id, Reasons: []string{"status == 200 is false: status = 503"}})
+			}
+			if err := a.store.SaveRuns(ctx, runs); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := a.store.DecideDeploy(ctx, &store.Decision{DeployID: id, Status: status, Reason: "bench", At: at.Add(2 * time.Second)}); err != nil {
+				b.Fatal(err)
+			}
+			for e := range 2 {
+				if err := a.store.AddEvent(ctx, &store.Event{At: at.Add(time.Duration(e) * time.Second), Kind: "deploy_" + status, Service: svc, DeployID: id, Summary: "bench"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	for i := range 2000 {
+		if err := a.store.AddEvent(ctx, &store.Event{At: now.Add(-time.Duration(i) * time.Minute), Kind: "check_failed", Check: fmt.Sprintf("check-%04d", i%statusBenchChecks), Summary: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	h := a.Handler()
+	var took []time.Duration
+	size := 0
+	b.ResetTimer()
+	for range b.N {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(rec, req)
+		took = append(took, time.Since(start))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status page: %d", rec.Code)
+		}
+		if n := strings.Count(rec.Body.String(), `<tr class="check"`); n != statusBenchChecks*1 {
+			b.Fatalf("the page shows %d check rows; want %d", n, statusBenchChecks)
+		}
+		size = rec.Body.Len()
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(percentile(took, .50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(took, .95).Microseconds())/1000, "p95-ms")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(size)/1024, "page-KiB")
+}

@@ -1,0 +1,126 @@
+package agent
+
+// What a deploy verdict's message needs beyond the reason, so the person who reads it can
+// act without opening anything: when the failure was detected, how many checks passed,
+// the version a rollback goes back to, the pipeline's links, who owns the service and
+// each failing check, and how each failing run compares with the runs before the deploy.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// triage fills ev's deploy verdict details. v may be nil (a verdict without a
+// verification: the service left the config).
+func (a *Agent) triage(ctx context.Context, rt *Runtime, svc *configs.Service, d *store.Deploy, v *verification, ev *alerting.Event) {
+	ev.Owners, ev.RunbookURL = svc.Owners, string(svc.RunbookURL)
+	if !d.CreatedAt.IsZero() && ev.OccurredAt.After(d.CreatedAt) {
+		ev.DetectedAfter = math.Round(ev.OccurredAt.Sub(d.CreatedAt).Seconds()*1000) / 1000
+	}
+	ev.Deploy.PreviousVersion = a.previousVersion(ctx, d)
+	if links, err := a.store.DeployLinks(ctx, d.ID); err == nil {
+		for _, l := range links {
+			ev.Deploy.Links = append(ev.Deploy.Links, alerting.Link{Name: l.Name, URL: l.URL})
+		}
+	}
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ev.ChecksTotal = len(v.checks)
+	for _, c := range v.checks {
+		t := v.tallies[c.Name]
+		if t != nil && t.runs > 0 && t.first == nil {
+			ev.ChecksPassed++
+		}
+	}
+}
+
+// previousVersion is the service's newest version that passed verification before d.
+func (a *Agent) previousVersion(ctx context.Context, d *store.Deploy) string {
+	list, err := a.store.ServiceDeploys(ctx, d.Service, 50)
+	if err != nil {
+		return ""
+	}
+	for _, p := range list { // newest first
+		if p.ID != d.ID && p.CreatedAt.Before(d.CreatedAt) && p.Status == store.StatusPassed && p.Version != d.Version {
+			return p.Version
+		}
+	}
+	return ""
+}
+
+// checkContacts sets a failing check's owners and runbook when they are its own (the
+// event carries the service's).
+func (a *Agent) checkContacts(rt *Runtime, fc *alerting.FailedCheck, ev *alerting.Event) {
+	c := rt.Checks[fc.Name]
+	if c == nil {
+		return
+	}
+	owners, runbook := a.contacts(rt, c)
+	if !slices.Equal(owners, ev.Owners) {
+		fc.Owners = owners
+	}
+	if runbook != ev.RunbookURL {
+		fc.RunbookURL = runbook
+	}
+}
+
+// baselineVars are the variables a comparison with the baseline reads, most telling first,
+// with the name people know them by.
+var baselineVars = []struct{ key, label string }{
+	{"p95_ms", "p95"}, {"p99_ms", "p99"}, {"propagation_ms", "propagation"},
+	{"timings.load_ms", "load"}, {"duration_ms", "duration"},
+}
+
+// baselineNote compares a run with the deploy's baseline (the median of the passing runs
+// before it): "p95 412 ms, 180 ms before the deploy"; "" without a baseline.
+func baselineNote(res *checks.Result, base map[string]any) string {
+	if res == nil || len(base) == 0 {
+		return ""
+	}
+	for _, bv := range baselineVars {
+		now, ok1 := number(lookup(res.Vars, bv.key))
+		before, ok2 := number(lookup(base, bv.key))
+		if ok1 && ok2 {
+			return fmt.Sprintf("%s %s, %s before the deploy", bv.label, fmtMS(now), fmtMS(before))
+		}
+	}
+	return ""
+}
+
+// lookup reads a dotted key ("timings.load_ms") from nested maps, or the flat key.
+func lookup(vars map[string]any, key string) any {
+	if v, ok := vars[key]; ok {
+		return v
+	}
+	head, rest, ok := strings.Cut(key, ".")
+	if !ok {
+		return nil
+	}
+	inner, _ := vars[head].(map[string]any)
+	return lookup(inner, rest)
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	}
+	return 0, false
+}
