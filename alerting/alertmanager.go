@@ -190,6 +190,7 @@ func (a *Alertmanager) firing(ev *Event, st State, now time.Time) amAlert {
 		aset("deploy", d.ID)
 	}
 	aset("status_url", ev.StatusURL)
+	aset("runbook_url", ev.RunbookURL)
 	aset("halt", ev.Halt)
 	var names []string
 	for _, fc := range ev.FailedChecks {
@@ -199,6 +200,10 @@ func (a *Alertmanager) firing(ev *Event, st State, now time.Time) amAlert {
 			aset("trace_url", fc.TraceURL)
 			aset("trace_id", fc.TraceID)
 			aset("reason", fc.Summary)
+			aset("baseline", fc.Baseline)
+			if ev.RunbookURL == "" {
+				aset("runbook_url", fc.RunbookURL)
+			}
 		}
 	}
 	aset("failed_checks", strings.Join(names, ", "))

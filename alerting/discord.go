@@ -168,6 +168,9 @@ func discordEmbedOf(ev *Event, v view, reason int) discordEmbed {
 	if v.status != v.title {
 		desc = append(desc, "**"+mdDiscord(v.status)+"**")
 	}
+	if v.headline != "" {
+		desc = append(desc, mdDiscord(v.headline))
+	}
 	if v.summary != "" {
 		desc = append(desc, mdDiscord(v.summary))
 	}
@@ -177,8 +180,18 @@ func discordEmbedOf(ev *Event, v view, reason int) discordEmbed {
 	for _, a := range v.actions {
 		desc = append(desc, "**"+mdDiscord(a.notifier)+"**: "+mdDiscord(a.what))
 	}
+	var links []string
+	if v.runbook != "" {
+		links = append(links, mdLink(runbookLabel, v.runbook))
+	}
+	for _, l := range v.links {
+		links = append(links, mdLink(l.Name, l.URL))
+	}
 	if v.statusURL != "" {
-		desc = append(desc, mdLink(statusPageLabel, v.statusURL))
+		links = append(links, mdLink(statusPageLabel, v.statusURL))
+	}
+	if len(links) > 0 {
+		desc = append(desc, strings.Join(links, " · "))
 	}
 	e.Description = text.Ellipsis(strings.Join(desc, "\n"), maxDiscordDesc)
 	for _, f := range v.facts {
@@ -193,9 +206,15 @@ func discordEmbedOf(ev *Event, v view, reason int) discordEmbed {
 		if fc.Summary != "" {
 			value = append(value, "```\n"+strings.ReplaceAll(text.Ellipsis(fc.Summary, reason), "```", "'''")+"\n```")
 		}
+		if fc.Baseline != "" {
+			value = append(value, mdDiscord(fc.Baseline))
+		}
 		var links []string
 		if fc.RunURL != "" {
 			links = append(links, mdLink(runLabel, fc.RunURL))
+		}
+		if fc.RunbookURL != "" {
+			links = append(links, mdLink(runbookLabel, fc.RunbookURL))
 		}
 		switch {
 		case fc.TraceURL != "":

@@ -58,7 +58,7 @@ func TestDiscordEmbeds(t *testing.T) {
 	body := string(posts[0].Body)
 	for _, want := range []string{"Deploy of web v2.1.0 in prod failed verification", `"name":"Version","value":"v2.1.0"`,
 		"TypeError: e.init is not a function", "[Run](http://vigil.example/runs/981)", "4bf92f3577b34da6a3ce929d0e0e4736",
-		"status == 200 was false: status = 502", "2 of 6 checks failed", "calling rollback", "screenshot on the run page"} {
+		"status == 200 was false: status = 502", "4 of 6 checks passed", "https://wiki.example/runbooks/home", "https://ci.example/runs/7", "180 ms before the deploy", "calling rollback", "screenshot on the run page"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the message lacks %q:\n%s", want, body)
 		}

@@ -99,7 +99,8 @@ func TestEmailThreadOverSTARTTLS(t *testing.T) {
 	}
 	plain, html := string(first.parts["text/plain"]), string(first.parts["text/html"])
 	for _, want := range []string{"v2.1.0", "prod", "abc1234", "TypeError: e.init is not a function",
-		"http://vigil.example/runs/981", "4bf92f3577b34da6a3ce929d0e0e4736", "status == 200 was false", "screenshot attached"} {
+		"http://vigil.example/runs/981", "4bf92f3577b34da6a3ce929d0e0e4736", "status == 200 was false", "screenshot attached", "4 of 6 checks passed",
+		"https://wiki.example/runbooks/home", "https://ci.example/runs/7", "180 ms before the deploy"} {
 		if !strings.Contains(plain, want) || !strings.Contains(html, want) {
 			t.Errorf("the text or the HTML lacks %q:\n%s\n%s", want, plain, html)
 		}

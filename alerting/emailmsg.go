@@ -167,24 +167,26 @@ var mailPage = template.Must(template.New("mail").Parse(`<!DOCTYPE html>
 </div>{{if .V.Facts}}
 <table style="border-collapse:collapse;margin-bottom:12px">{{range .V.Facts}}
 <tr><th align="left" style="padding:2px 12px 2px 0">{{.Name}}</th><td>{{if .Code}}<code>{{.Value}}</code>{{else}}{{.Value}}{{end}}</td></tr>{{end}}
-</table>{{end}}{{if .V.Summary}}
+</table>{{end}}{{if .V.Headline}}
+<p style="color:#616061">{{.V.Headline}}</p>{{end}}{{if .V.Summary}}
 <p>{{.V.Summary}}</p>{{end}}{{range .Checks}}
 <div style="border-top:1px solid #ddd;padding:6px 0">
 <strong>✗ {{.Name}}</strong>{{if .Tags}} · {{.Tags}}{{end}}{{if .Reason}}
-<pre style="white-space:pre-wrap;background:#f6f6f6;padding:6px">{{.Reason}}</pre>{{end}}
-{{if .RunURL}}<a href="{{.RunURL}}">Run</a>{{end}}{{if .TraceURL}} · <a href="{{.TraceURL}}">trace {{.TraceID}}</a>{{else if .TraceID}} · trace <code>{{.TraceID}}</code>{{end}}{{if .Shot}} · screenshot attached ({{.Shot}}){{else if .OnRunPage}} · {{if .RunURL}}<a href="{{.RunURL}}">screenshot on the run page</a>{{else}}screenshot on the run page{{end}}{{end}}
+<pre style="white-space:pre-wrap;background:#f6f6f6;padding:6px">{{.Reason}}</pre>{{end}}{{if .Baseline}}
+<div style="color:#616061">{{.Baseline}}</div>{{end}}
+{{if .RunURL}}<a href="{{.RunURL}}">Run</a>{{end}}{{if .RunbookURL}} · <a href="{{.RunbookURL}}">Runbook</a>{{end}}{{if .TraceURL}} · <a href="{{.TraceURL}}">trace {{.TraceID}}</a>{{else if .TraceID}} · trace <code>{{.TraceID}}</code>{{end}}{{if .Shot}} · screenshot attached ({{.Shot}}){{else if .OnRunPage}} · {{if .RunURL}}<a href="{{.RunURL}}">screenshot on the run page</a>{{else}}screenshot on the run page{{end}}{{end}}
 </div>{{end}}{{if .More}}
 <p>{{.More}}</p>{{end}}{{if .V.Halt}}
 <p>🛑 <strong>Halt the rollout:</strong> {{.V.Halt}}</p>{{end}}{{range .V.Actions}}
-<p><strong>{{.Notifier}}</strong>: {{.What}}</p>{{end}}{{if .V.StatusURL}}
-<p><a href="{{.V.StatusURL}}">Status page</a></p>{{end}}
+<p><strong>{{.Notifier}}</strong>: {{.What}}</p>{{end}}
+<p>{{if .V.Runbook}}<a href="{{.V.Runbook}}">Runbook</a> · {{end}}{{range .V.Links}}<a href="{{.URL}}">{{.Name}}</a> · {{end}}{{if .V.StatusURL}}<a href="{{.V.StatusURL}}">Status page</a>{{end}}</p>
 <p style="color:#888;font-size:12px">Sent by vigil ({{.Event}}, incident {{.Incident}}).</p>
 </body></html>
 `))
 
 type mailCheck struct {
-	Name, Tags, Reason, RunURL, TraceID, TraceURL, Shot string
-	OnRunPage                                           bool
+	Name, Tags, Reason, Baseline, RunURL, RunbookURL, TraceID, TraceURL, Shot string
+	OnRunPage                                                                 bool
 }
 
 func mailHTML(ev *Event, v view, shots []mailShot) string {
@@ -194,15 +196,17 @@ func mailHTML(ev *Event, v view, shots []mailShot) string {
 	}
 	type actionT struct{ Notifier, What string }
 	type viewT struct {
-		Title, Status, Summary, Halt, StatusURL string
-		Facts                                   []factT
-		Actions                                 []actionT
+		Title, Status, Headline, Summary, Halt, StatusURL, Runbook string
+		Facts                                                      []factT
+		Actions                                                    []actionT
+		Links                                                      []Link
 	}
 	data := struct {
 		V                                    viewT
 		Colour, Emoji, More, Event, Incident string
 		Checks                               []mailCheck
-	}{V: viewT{Title: v.title, Status: v.status, Summary: v.summary, Halt: v.halt, StatusURL: v.statusURL},
+	}{V: viewT{Title: v.title, Status: v.status, Headline: v.headline, Summary: v.summary, Halt: v.halt, StatusURL: v.statusURL,
+		Runbook: v.runbook, Links: v.links},
 		Colour: mailColours[tone(ev)], Emoji: plainEmoji(v.emoji), Event: ev.Name, Incident: incidentOf(ev)}
 	for _, f := range v.facts {
 		data.V.Facts = append(data.V.Facts, factT{f.name, f.value, f.code})
@@ -212,7 +216,7 @@ func mailHTML(ev *Event, v view, shots []mailShot) string {
 	}
 	for _, fc := range v.checks {
 		c := mailCheck{Name: fc.Name, Tags: strings.Join(checkTags(fc), " · "), Reason: text.Ellipsis(fc.Summary, maxReason),
-			RunURL: fc.RunURL, TraceID: text.Ellipsis(fc.TraceID, 64), TraceURL: fc.TraceURL, OnRunPage: len(fc.Screenshot) > 0}
+			Baseline: fc.Baseline, RunURL: fc.RunURL, RunbookURL: fc.RunbookURL, TraceID: text.Ellipsis(fc.TraceID, 64), TraceURL: fc.TraceURL, OnRunPage: len(fc.Screenshot) > 0}
 		for _, s := range shots {
 			if s.check == fc.Name {
 				c.Shot = s.file

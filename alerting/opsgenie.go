@@ -197,6 +197,14 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 	set("summary", ev.Summary)
 	set("halt", ev.Halt)
 	set("status_url", ev.StatusURL)
+	set("runbook", ev.RunbookURL)
+	set("headline", headline(ev))
+	if dep := ev.Deploy; dep != nil {
+		set("rollback target", dep.PreviousVersion)
+		for _, l := range dep.Links {
+			set("link: "+l.Name, l.URL)
+		}
+	}
 	for i, fc := range ev.FailedChecks {
 		if i == maxOpsgenieChecks {
 			set("more failing checks", moreChecks(len(ev.FailedChecks)-i))
@@ -208,6 +216,8 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 		}
 		set("failing: "+fc.Name, reason)
 		set("run: "+fc.Name, fc.RunURL)
+		set("baseline: "+fc.Name, fc.Baseline)
+		set("runbook: "+fc.Name, fc.RunbookURL)
 		if fc.TraceURL != "" {
 			set("trace: "+fc.Name, fc.TraceURL)
 		} else {

@@ -40,7 +40,7 @@ func TestOpsgenieCreateNoteClose(t *testing.T) {
 	if a.Open || a.Closes != 1 || a.Count != 2 || len(a.Notes) != 1 {
 		t.Errorf("alert %+v: want closed once, counted twice, one note", a)
 	}
-	if !strings.Contains(a.Notes[0], "rollback-web called") {
+	if !strings.Contains(a.Notes[0], "rollback-web accepted the rollback") {
 		t.Errorf("the note should be the rollback's result: %q", a.Notes[0])
 	}
 	c := a.Create
@@ -50,7 +50,8 @@ func TestOpsgenieCreateNoteClose(t *testing.T) {
 	body, _ := json.Marshal(c)
 	for _, want := range []string{"Deploy of web v2.1.0 in prod failed verification", "TypeError: e.init is not a function",
 		"http://vigil.example/runs/981", "4bf92f3577b34da6a3ce929d0e0e4736", "abc1234", "status == 200 was false",
-		"http://vigil.example/deploys/d-42", `"team-web"`, `"deploy_failed"`, "rollback-web"} {
+		"http://vigil.example/deploys/d-42", `"team-web"`, `"deploy_failed"`, "rollback-web", "https://wiki.example/runbooks/web",
+		"https://ci.example/runs/7", "4 of 6 checks passed", "duration 412 ms, 180 ms before the deploy"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the alert lacks %q: %s", want, body)
 		}

@@ -15,7 +15,7 @@ import (
 const defaultTeamsTimeout = 10 * time.Second
 
 // maxTeamsActions is how many buttons a card gets (Teams shows up to six).
-const maxTeamsActions = 5
+const maxTeamsActions = 6
 
 // Teams posts an Adaptive Card (1.4) per event to a Microsoft Teams channel through a
 // Workflows webhook ("Post to a channel when a webhook request is received"): the status,
@@ -90,6 +90,9 @@ func teamsMessage(ev *Event, st State) map[string]any {
 		}
 		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
 	}
+	if v.headline != "" {
+		body = append(body, richText(acRun(v.headline, "isSubtle", true)))
+	}
 	if v.summary != "" {
 		body = append(body, richText(acRun(text.Ellipsis(v.summary, maxSectionText))))
 	}
@@ -101,6 +104,9 @@ func teamsMessage(ev *Event, st State) map[string]any {
 		items := []any{richText(head...)}
 		if fc.Summary != "" {
 			items = append(items, richText(acRun(text.Ellipsis(fc.Summary, maxReason), "fontType", "Monospace")))
+		}
+		if fc.Baseline != "" {
+			items = append(items, richText(acRun(fc.Baseline, "isSubtle", true)))
 		}
 		if links := checkLinks(fc); len(links) > 0 {
 			items = append(items, richText(links...))
@@ -142,6 +148,9 @@ func checkLinks(fc FailedCheck) []any {
 	if fc.RunURL != "" {
 		add(acLink(runLabel, fc.RunURL))
 	}
+	if fc.RunbookURL != "" {
+		add(acLink(runbookLabel, fc.RunbookURL))
+	}
 	switch {
 	case fc.TraceURL != "":
 		add(acLink("trace "+text.Ellipsis(fc.TraceID, 64), fc.TraceURL))
@@ -158,8 +167,8 @@ func checkLinks(fc FailedCheck) []any {
 	return runs
 }
 
-// teamsActions are the card's buttons: the status page, then the first failing runs and
-// traces.
+// teamsActions are the card's buttons: the status page, the runbook, the deploy's links
+// (CI run, diff), then the first failing runs and traces.
 func teamsActions(v view) []any {
 	var out []any
 	add := func(title, u string) {
@@ -168,6 +177,10 @@ func teamsActions(v view) []any {
 		}
 	}
 	add(statusPageLabel, v.statusURL)
+	add(runbookLabel, v.runbook)
+	for _, l := range v.links {
+		add(l.Name, l.URL)
+	}
 	for _, fc := range v.checks {
 		add(runLabel+": "+fc.Name, fc.RunURL)
 		add("Trace: "+fc.Name, fc.TraceURL)

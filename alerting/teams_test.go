@@ -52,7 +52,7 @@ func TestTeamsCards(t *testing.T) {
 	body := string(posts[0].Body)
 	for _, want := range []string{"Deploy of web v2.1.0 in prod failed verification", `"title":"Version","value":"v2.1.0"`,
 		`"title":"Environment","value":"prod"`, "TypeError: e.init is not a function", "status == 200 was false: status = 502",
-		"2 of 6 checks failed", "rollback-web: ", "calling rollback", "4bf92f3577b34da6a3ce929d0e0e4736", "screenshot on the run page"} {
+		"4 of 6 checks passed", "https://wiki.example/runbooks/home", "https://ci.example/runs/7", "180 ms before the deploy", "rollback-web: ", "calling rollback", "4bf92f3577b34da6a3ce929d0e0e4736", "screenshot on the run page"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the card lacks %q:\n%s", want, body)
 		}
@@ -66,7 +66,8 @@ func TestTeamsCards(t *testing.T) {
 		}
 		urls = append(urls, am["url"].(string))
 	}
-	if strings.Join(urls, " ") != "http://vigil.example/deploys/d-42 http://vigil.example/runs/981 http://vigil.example/runs/982" {
+	if strings.Join(urls, " ") != "http://vigil.example/deploys/d-42 https://wiki.example/runbooks/web https://ci.example/runs/7 "+
+		"https://git.example/web/compare/v2.0.9...v2.1.0 http://vigil.example/runs/981 http://vigil.example/runs/982" {
 		t.Errorf("buttons %v", urls)
 	}
 	if !strings.Contains(string(posts[2].Body), "Resolved: Deploy of web v2.0.9 in prod passed verification") {
