@@ -105,8 +105,8 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 		req = jsonPost{url: o.apiURL + "/v2/alerts", shown: o.shown + "/v2/alerts", body: o.alert(ev, alias)}
 		done = func() { st[stOpened], st[ogClosed] = alias, "" }
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
-		if (ev.Name == configs.EventDeployPassed && st[stOpened] == "") || st[ogClosed] != "" {
-			return nil // nothing of ours to close
+		if st[stOpened] == "" || st[ogClosed] != "" {
+			return nil // nothing of ours to close: it closes only what it opened
 		}
 		req = jsonPost{url: byAlias + "/close?identifierType=alias", shown: o.shown + "/v2/alerts/{alias}/close",
 			body: ogAction{Source: "vigil", User: "vigil", Note: text.Ellipsis(title(ev)+noteSuffix(ev), 25000)}}

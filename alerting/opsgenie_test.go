@@ -133,9 +133,11 @@ func TestOpsgenieWants(t *testing.T) {
 			t.Errorf("Wants(%s) = %v, %v; want %v, %v", tt.event, all.Wants(tt.event), listed.Wants(tt.event), tt.all, tt.listed)
 		}
 	}
-	// A passing deploy with no alert of ours sends nothing.
-	if err := all.Deliver(t.Context(), resolvedBy(), alerting.State{}); err != nil || len(rx.Calls()) != 0 {
-		t.Errorf("deploy_passed without an alert: %v, %d calls", err, len(rx.Calls()))
+	// A passing deploy or a recovery with no alert of ours sends nothing.
+	for _, ev := range []*alerting.Event{resolvedBy(), checkEvent(configs.EventCheckRecovered, "3")} {
+		if err := all.Deliver(t.Context(), ev, alerting.State{}); err != nil || len(rx.Calls()) != 0 {
+			t.Errorf("%s without an alert: %v, %d calls", ev.Name, err, len(rx.Calls()))
+		}
 	}
 }
 
