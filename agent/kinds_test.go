@@ -127,6 +127,10 @@ notifiers:%s%s
 	}
 }
 
+// A pool of 10 held 500 ms by each request: 100 requests at 50 clients take about 5 s, and
+// p95 is several seconds, while the good release answers in milliseconds. The SLA (1.5 s)
+// sits far from both, so a loaded machine (p95 of the good release near 0.8 s at a load
+// average of 15) does not decide the verdict.
 func TestDeploySLAUnderConcurrency(t *testing.T) {
 	var leaky atomic.Bool
 	pool := make(chan struct{}, 10)
@@ -134,7 +138,7 @@ func TestDeploySLAUnderConcurrency(t *testing.T) {
 		pool <- struct{}{}
 		defer func() { <-pool }()
 		if leaky.Load() {
-			time.Sleep(200 * time.Millisecond) // a blocking call holds the connection
+			time.Sleep(500 * time.Millisecond) // a blocking call holds the connection
 		} else {
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -151,7 +155,7 @@ checks:
     request: {url: %q}
     requests: 100
     concurrency: 50
-    assert: ["p95_ms < 600", "error_rate == 0"]
+    assert: ["p95_ms < 1500", "error_rate == 0"]
 services:
   feed: {checks: [feed-sla], verify: {interval: 100ms, count: 1}}
 `, srv.URL+"/api/feed"))
@@ -160,7 +164,7 @@ services:
 	}
 	leaky.Store(true)
 	d := h.verdict(h.deploy("feed", "leaky"), 60*time.Second)
-	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "p95_ms < 600") {
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "p95_ms < 1500") {
 		t.Fatalf("leaky release: %v %v; want failed on p95", d["status"], d["reason"])
 	}
 }

@@ -91,7 +91,8 @@ func baselineNote(res *checks.Result, base map[string]any) string {
 	for _, bv := range baselineVars {
 		now, ok1 := number(lookup(res.Vars, bv.key))
 		before, ok2 := number(lookup(base, bv.key))
-		if ok1 && ok2 {
+		// A time of 0 was not measured (a page that died before its load event): no comparison.
+		if ok1 && ok2 && now > 0 {
 			return fmt.Sprintf("%s %s, %s before the deploy", bv.label, fmtMS(now), fmtMS(before))
 		}
 	}

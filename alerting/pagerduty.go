@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -223,14 +224,41 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	if len(ev.Actions) > 0 {
 		details["actions"] = ev.Actions
 	}
+	if ev.DetectedAfter > 0 {
+		details["detected_after_seconds"] = ev.DetectedAfter
+	}
+	if ev.ChecksTotal > 0 {
+		details["checks_passed"] = fmt.Sprintf("%d of %d", ev.ChecksPassed, ev.ChecksTotal)
+	}
+	if len(ev.Owners) > 0 {
+		details["owners"] = ev.Owners
+	}
 	var links []any
 	if ev.StatusURL != "" {
 		links = append(links, map[string]string{"href": ev.StatusURL, "text": "vigil status page"})
 	}
+	if ev.RunbookURL != "" {
+		details["runbook_url"] = ev.RunbookURL
+		links = append(links, map[string]string{"href": ev.RunbookURL, "text": "runbook"})
+	}
+	if ev.Deploy != nil {
+		for _, l := range ev.Deploy.Links {
+			if len(links) < 5 {
+				links = append(links, map[string]string{"href": l.URL, "text": l.Name})
+			}
+		}
+	}
 	var checks []map[string]string
 	for _, fc := range ev.FailedChecks {
-		checks = append(checks, map[string]string{"name": fc.Name, "kind": fc.Kind, "outcome": fc.Outcome,
-			"summary": text.Ellipsis(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID, "trace_url": fc.TraceURL})
+		c := map[string]string{"name": fc.Name, "kind": fc.Kind, "outcome": fc.Outcome,
+			"summary": text.Ellipsis(fc.Summary, 1000), "run_url": fc.RunURL, "trace_id": fc.TraceID, "trace_url": fc.TraceURL}
+		if fc.Baseline != "" {
+			c["baseline"] = fc.Baseline
+		}
+		if fc.RunbookURL != "" {
+			c["runbook_url"] = fc.RunbookURL
+		}
+		checks = append(checks, c)
 		if fc.TraceURL != "" && len(links) < 10 {
 			links = append(links, map[string]string{"href": fc.TraceURL, "text": "trace of " + fc.Name})
 		}

@@ -80,8 +80,13 @@ func TestPagerDutyDeployIncident(t *testing.T) {
 	}
 	trig := rx.Events()[0]
 	if trig.Payload.Group != "prod" || !strings.HasPrefix(trig.Payload.Source, "web") || trig.ClientURL != "http://vigil.example/deploys/d-42" ||
-		!strings.Contains(trig.Payload.Summary, "v2.1.0") || len(trig.Links) != 3 {
+		!strings.Contains(trig.Payload.Summary, "v2.1.0") || len(trig.Links) != 6 {
 		t.Errorf("trigger %+v payload %+v", trig, trig.Payload)
+	}
+	// Status page, runbook, the pipeline's two links, then the runs: what the responder opens.
+	d := trig.Payload.Details
+	if d["runbook_url"] != "https://wiki.example/runbooks/web" || d["checks_passed"] != "4 of 6" || d["detected_after_seconds"] != 1.4 {
+		t.Errorf("custom_details lack the triage: %v", d)
 	}
 	// action_result is none of PagerDuty's business.
 	if err := n.Deliver(t.Context(), actionResult(), st); err != nil {

@@ -3,11 +3,11 @@ package checks
 import (
 	"context"
 
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/backoff"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -52,7 +52,7 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 		retry.Max = 5 * time.Second
 	}
 	var earlier []string
-	wait := retry.Backoff
+	policy := backoff.Policy{First: retry.Backoff, Max: retry.Max, Jitter: true}
 	for attempt := 1; ; attempt++ {
 		res := c.Run(ctx, in)
 		res.Attempts = attempt
@@ -63,8 +63,7 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 			return res
 		}
 		earlier = append(earlier, "!! attempt "+strconv.Itoa(attempt)+" ended in error: "+res.Summary()+"; retrying")
-		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
-		t := time.NewTimer(jittered)
+		t := time.NewTimer(policy.Delay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -72,7 +71,6 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 			return res
 		case <-t.C:
 		}
-		wait = min(wait*2, retry.Max)
 	}
 }
 

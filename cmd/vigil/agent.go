@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,7 +43,7 @@ is reported and the running one is kept.`,
 		Example: `  vigil agent -c /etc/vigil/vigil.yaml
   VIGIL_AGENT__API_TOKEN=s3cret vigil agent --listen :9595`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return jsonExit(f, runAgent(cmd, f)) },
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
@@ -63,6 +64,21 @@ func agentLogger(f agentFlags) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+// jsonExit, with --log-json, logs the error the agent exits with as a JSON line too, so
+// stderr stays JSON only (a bad config included).
+func jsonExit(f agentFlags, err error) error {
+	var ee *exitError
+	if !f.logJSON || !errors.As(err, &ee) || ee.err == nil {
+		return err
+	}
+	log, lerr := agentLogger(f)
+	if lerr != nil {
+		return err
+	}
+	log.Error("vigil agent exits", "error", ee.err.Error(), "exit_code", ee.code)
+	return exitWith(ee.code, nil)
 }
 
 // durationText logs durations as Go duration strings ("1.5s"): slog's JSON handler would

@@ -66,7 +66,7 @@ func TestCompletionOfNames(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"__complete", "run", "-c", cfg, "--check", ""}, "home\nfast\n"},
+		{[]string{"__complete", "run", "-c", cfg, "--check", ""}, "home\npool\n"},
 		{[]string{"__complete", "run", "-c", cfg, "--service", "s"}, "slow\n"},
 		{[]string{"__complete", "gate", "--service", "w"}, "web\n"},
 	} {
@@ -138,7 +138,7 @@ func TestAgentLogJSONOnly(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, body := p.get("/metrics")
-		if strings.Contains(body, `probe_success{check="home"`) && strings.Contains(body, `probe_success{check="fast"`) {
+		if strings.Contains(body, `probe_success{check="home"`) && strings.Contains(body, `probe_success{check="pool"`) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -164,6 +164,14 @@ func TestAgentLogJSONOnly(t *testing.T) {
 	}
 	if len(lines) < 2 {
 		t.Errorf("the agent logged %d lines", len(lines))
+	}
+
+	// A config that does not load: the reason is a JSON line too, and the exit code 2.
+	bad := writeConfig(t, "checks:\n  - name: x\n    kind: htp\n")
+	code, out, errOut := vigilRun(t, nil, "agent", "--log-json", "-c", bad, "--listen", freeAddr(t))
+	var m map[string]any
+	if code != 2 || out != "" || json.Unmarshal([]byte(strings.TrimSpace(errOut)), &m) != nil || !strings.Contains(fmt.Sprint(m["error"]), `unknown kind "htp"`) {
+		t.Errorf("a bad config with --log-json: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// ---- the overview ----
+
+type indexView struct {
+	pageMeta
+	Query, GroupBy string
+	Groupings      []option
+	Total, Shown   int
+	Counts         []countView
+	Overall        string
+	OverallClass   string
+	Banners        []bannerView
+	Groups         []*groupView
+	Services       []*serviceView
+	Events         []*eventView
+}
+
+type option struct {
+	Value, Label string
+	Selected     bool
+	URL          string
+}
+
+type countView struct {
+	N            int
+	Label, Class string
+}
+
+type bannerView struct{ Class, Title, Text string }
+
+type groupView struct {
+	Name, Key      string
+	Closed         bool
+	Toggle         string
+	Checks, Failed int
+	Class          string
+	Rows           []*rowView
+}
+
+type rowView struct {
+	Name, Kind, Class, State string
+	Labels                   []kv
+	Services                 []string
+	Bars                     template.HTML
+	Uptime                   [3]uptimeCell // 1 h, 24 h, 7 d
+	Latency, Last            string
+	LastAt                   time.Time
+	Reason                   string
+	Incident                 bool
+	Muted                    string
+}
+
+type uptimeCell struct{ Text, Class string }
+
+type serviceView struct {
+	Name    string
+	Muted   string
+	Deploys []*deployCard
+}
+
+type deployCard struct {
+	ID, Version, Environment, Status, Class, Took string
+	At                                            time.Time
+	Check, Reason, Screenshot                     string
+	RunID                                         int64
+	Actions                                       []*eventView
+	Links                                         []store.Link
+}
+
+type eventView struct {
+	At                     time.Time
+	Icon, Class, Title     string
+	Text                   string
+	Check, Service, Deploy string
+	RunID                  int64
+}
+
+// overviewDeploys is how many deploys of each service the overview's timeline shows;
+// overviewEvents how many events.
+const (
+	overviewDeploys = 6
+	overviewEvents  = 40
+)
+
+func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rt := a.Runtime()
+	now := a.clock.Now()
+	ov, err := a.store.Overview(r.Context(), now, overviewDeploys, overviewEvents)
+	if err != nil {
+		a.log.Warn("reading the status page's deploys and events failed", "error", err)
+		ov = &store.Overview{}
+	}
+	v := &indexView{pageMeta: a.meta(r, "status", true)}
+	v.Title = "vigil status"
+	if v.Location != "" {
+		v.Title += " · " + v.Location
+	}
+	q := r.URL.Query()
+	v.Query = strings.TrimSpace(q.Get("q"))
+	v.GroupBy = q.Get("group")
+	v.Groupings = groupings(rt, r, &v.GroupBy)
+	closed := map[string]bool{}
+	for _, k := range strings.Split(q.Get("closed"), ",") {
+		if k != "" {
+			closed[k] = true
+		}
+	}
+	open := a.openIncidents()
+	muted := a.mutes(rt, ov.Silences, now)
+	v.Banners = a.banners(rt, ov.Silences, now)
+
+	rows := map[string]*rowView{}
+	var passing, failing, other int
+	labels := newBarLabels(time.Unix(0, (now.UnixNano()/int64(barWidth)-barsShown+1)*int64(barWidth)))
+	for _, c := range rt.Order {
+		row := a.row(rt, c, now, open[c.Name], muted, labels)
+		rows[c.Name] = row
+		switch row.Class {
+		case "ok":
+			passing++
+		case "bad", "err":
+			failing++
+		default:
+			other++
+		}
+	}
+	v.Total = len(rt.Order)
+	v.Counts = []countView{{passing, "passing", "ok"}, {failing, "failing", "bad"}, {other, "other", "warn"}}
+	switch {
+	case v.Total == 0:
+		v.Overall, v.OverallClass = "No checks configured", "warn"
+	case failing > 0:
+		v.Overall, v.OverallClass = fmt.Sprintf("%d of %d checks failing", failing, v.Total), "bad"
+	case passing == v.Total:
+		v.Overall, v.OverallClass = "All checks passing", "ok"
+	default:
+		v.Overall, v.OverallClass = fmt.Sprintf("%d of %d checks passing", passing, v.Total), "warn"
+	}
+
+	terms := strings.Fields(strings.ToLower(v.Query))
+	shown := map[string]bool{}
+	for _, g := range groupChecks(rt, v.GroupBy) {
+		gv := &groupView{Name: g.name, Key: g.key, Closed: closed[g.key]}
+		for _, c := range g.checks {
+			row := rows[c.Name]
+			if !matches(terms, c, row, rt.CheckServices[c.Name]) {
+				continue
+			}
+			shown[c.Name] = true
+			gv.Checks++
+			if row.Class == "bad" || row.Class == "err" {
+				gv.Failed++
+			}
+			gv.Rows = append(gv.Rows, row)
+		}
+		if gv.Checks == 0 {
+			continue
+		}
+		gv.Class = "ok"
+		if gv.Failed > 0 {
+			gv.Class = "bad"
+		}
+		toggle := cloneQuery(q)
+		set := map[string]bool{}
+		for k := range closed {
+			set[k] = true
+		}
+		set[g.key] = !closed[g.key]
+		var keys []string
+		for k, on := range set {
+			if on {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		toggle.Del("closed")
+		if len(keys) > 0 {
+			toggle.Set("closed", strings.Join(keys, ","))
+		}
+		gv.Toggle = withQuery("/", toggle) + "#g-" + g.key
+		if gv.Closed {
+			gv.Rows = nil
+		}
+		v.Groups = append(v.Groups, gv)
+	}
+	v.Shown = len(shown)
+	v.Services = a.serviceTimelines(rt, ov, muted, now)
+	for _, e := range ov.Events {
+		v.Events = append(v.Events, viewEvent(e))
+	}
+	a.render(w, "index.html", v, began)
+}
+
+func cloneQuery(q url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range q {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}

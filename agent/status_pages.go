@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// ---- a check ----
+
+type checkPageView struct {
+	pageMeta
+	Name, Kind, Class, State, Reason string
+	Every, Timeout                   string
+	Services                         []string
+	Labels                           []kv
+	Owners                           []string
+	Runbook                          string
+	Incident                         bool
+	Muted                            string
+	LastAt                           time.Time
+	Uptime                           [3]uptimeCell
+	Latency                          string
+	Bars                             template.HTML
+	Range                            string
+	Ranges                           []option
+	Chart                            template.HTML
+	Events                           []*eventView
+	Runs                             []*store.RunBrief
+	Badges                           []badgeSnippet
+}
+
+type badgeSnippet struct{ Name, Image, Markdown string }
+
+// chartRanges are the check page's latency chart ranges.
+var chartRanges = []struct {
+	name string
+	span time.Duration
+}{{"1h", time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}}
+
+const (
+	chartColumns = 160
+	recentRuns   = 30
+	chartDots    = 300
+	checkEvents  = 20
+)
+
+func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rt := a.Runtime()
+	c := rt.Checks[r.PathValue("name")]
+	if c == nil {
+		http.Error(w, "no such check", http.StatusNotFound)
+		return
+	}
+	now := a.clock.Now()
+	v := &checkPageView{pageMeta: a.meta(r, c.Name, true), Name: c.Name, Kind: c.Kind, Every: c.Config.Every.String(),
+		Timeout: c.Timeout.String(), Services: rt.CheckServices[c.Name], Labels: labelList(c.Config.Labels), Class: "warn", State: "not run yet"}
+	v.Owners, v.Runbook = a.contacts(rt, c)
+	v.Incident = a.openIncidents()[c.Name]
+	v.Range = r.URL.Query().Get("range")
+	span := 24 * time.Hour
+	found := false
+	for _, cr := range chartRanges {
+		q := cloneQuery(r.URL.Query())
+		q.Set("range", cr.name)
+		if cr.name == v.Range {
+			span, found = cr.span, true
+		}
+		v.Ranges = append(v.Ranges, option{Value: cr.name, Label: cr.name, URL: withQuery(r.URL.Path, q)})
+	}
+	if !found {
+		v.Range = "24h"
+	}
+	for i := range v.Ranges {
+		v.Ranges[i].Selected = v.Ranges[i].Value == v.Range
+	}
+	from := now.Add(-span)
+	page, err := a.store.CheckPage(r.Context(), store.CheckQuery{Check: c.Name, Services: v.Services, From: from, To: now,
+		Columns: chartColumns, Recent: recentRuns, Failures: chartDots, Events: checkEvents})
+	if err != nil {
+		a.log.Warn("reading a check's page failed", "check", c.Name, "error", err)
+		page = &store.CheckPage{}
+	}
+	v.Muted = mutedCheck(a.mutes(rt, page.Silences, now), c.Name, v.Services)
+	st, _ := a.board.stats(c.Name, now)
+	v.Bars = uptimeBars(st, nil)
+	for i, b := range []bucket{st.Hour, st.Day, st.Week} {
+		v.Uptime[i].Text, v.Uptime[i].Class = uptime(b)
+	}
+	if n := st.Day.total(); n > 0 {
+		v.Latency = fmtMS(st.Day.sumMS / float64(n))
+	}
+	if res := a.lastResult(c.Name); res != nil {
+		v.Class, v.State, v.LastAt = statusClass(string(res.Outcome)), string(res.Outcome), res.Started
+		if res.Outcome != checks.Pass {
+			v.Reason = res.Summary()
+		}
+	}
+	v.Chart = latencyChart(latencyData{From: from, To: now, Columns: chartColumns, Cols: page.Columns, Failures: page.Failures, Deploys: page.Deploys})
+	for _, e := range page.Events {
+		v.Events = append(v.Events, viewEvent(e))
+	}
+	v.Runs = page.Recent
+	base := a.baseURL() + "/badges/" + url.PathEscape(c.Name)
+	for _, b := range []struct{ name, path string }{{"health", "/health.svg"}, {"uptime", "/uptime.svg?window=24h"}, {"response time", "/response.svg?window=24h"}} {
+		v.Badges = append(v.Badges, badgeSnippet{Name: b.name, Image: "/badges/" + url.PathEscape(c.Name) + b.path,
+			Markdown: fmt.Sprintf("[![%s](%s%s)](%s/checks/%s)", b.name, base, b.path, a.baseURL(), url.PathEscape(c.Name))})
+	}
+	v.Badges = append(v.Badges, badgeSnippet{Name: "Shields.io", Markdown: fmt.Sprintf("https://img.shields.io/endpoint?url=%s",
+		url.QueryEscape(base+"/shields.json?metric=uptime&window=24h"))})
+	a.render(w, "check.html", v, began)
+}
+
+// ---- a deploy ----
+
+type deployPageView struct {
+	pageMeta
+	Deploy  *store.Deploy
+	Class   string
+	Took    string
+	Passed  string
+	Links   []store.Link
+	Checks  []*deployCheckView
+	Events  []*eventView
+	Refresh bool
+}
+
+type deployCheckView struct {
+	*DeployCheck
+	Class      string
+	RunID      int64
+	Screenshot string
+}
+
+func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	d, err := a.store.Deploy(r.Context(), r.PathValue("id"))
+	if err != nil {
+		http.Error(w, "no such deploy", http.StatusNotFound)
+		return
+	}
+	now := a.clock.Now()
+	v := &deployPageView{pageMeta: a.meta(r, d.Service+" "+d.Version, d.Status == store.StatusVerifying), Deploy: d,
+		Class: statusClass(d.Status), Took: timeToVerdict(d, now)}
+	list, err := a.DeployChecks(r.Context(), d)
+	if err != nil {
+		a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)
+	}
+	passed := 0
+	for _, dc := range list {
+		cv := &deployCheckView{DeployCheck: dc, Class: statusClass(dc.LastOutcome)}
+		switch {
+		case dc.Runs == 0:
+			cv.Class = "warn"
+		case dc.Failed > 0:
+			cv.Class = "bad"
+		case dc.Passed == dc.Runs:
+			passed++
+		}
+		if f := dc.failedRun; f != nil {
+			cv.RunID = f.ID
+			for _, art := range f.Artifacts {
+				if art.ContentType == "image/png" {
+					cv.Screenshot = fmt.Sprintf("/runs/%d/artifacts/%s", f.ID, url.PathEscape(art.Name))
+					break
+				}
+			}
+		}
+		v.Checks = append(v.Checks, cv)
+	}
+	v.Passed = fmt.Sprintf("%d of %d checks passed", passed, len(list))
+	if v.Links, err = a.store.DeployLinks(r.Context(), d.ID); err != nil {
+		a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
+	}
+	events, err := a.store.DeployEvents(r.Context(), d.ID)
+	if err != nil {
+		a.log.Warn("reading a deploy's events failed", "deploy", d.ID, "error", err)
+	}
+	for _, e := range events {
+		v.Events = append(v.Events, viewEvent(e))
+	}
+	a.render(w, "deploy.html", v, began)
+}
