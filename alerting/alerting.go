@@ -2,7 +2,9 @@
 // message with the evidence, the failure screenshot in its thread, the same thread updated
 // as the incident moves on), PagerDuty (Events v2 trigger and resolve with a stable
 // dedup_key, a change event per deploy) and signed webhooks (the README's "Webhooks": rollback, halt,
-// or any event).
+// or any event). The channels a team may live in instead share one shape (post.go): Opsgenie
+// (alerts by alias), Microsoft Teams (Adaptive Cards), Discord (embeds), email (SMTP) and
+// Alertmanager (its v2 API, so the team's routing and silences apply).
 //
 // A Notifier makes ONE attempt to deliver ONE event. Everything around that attempt —
 // routing, thresholds, silences, the durable outbox, backoff and dead-lettering — belongs
@@ -179,6 +181,16 @@ func New(cfg *configs.Notifier, opts Options) (Notifier, error) {
 		return newPagerDuty(cfg, opts)
 	case configs.NotifierWebhook:
 		return newWebhook(cfg, opts)
+	case configs.NotifierOpsgenie:
+		return newOpsgenie(cfg, opts)
+	case configs.NotifierTeams:
+		return newTeams(cfg, opts)
+	case configs.NotifierDiscord:
+		return newDiscord(cfg, opts)
+	case configs.NotifierEmail:
+		return newEmail(cfg, opts)
+	case configs.NotifierAlertmanager:
+		return newAlertmanager(cfg, opts)
 	}
 	return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.type: unknown notifier type %q", cfg.Name, cfg.Type)
 }

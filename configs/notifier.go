@@ -15,6 +15,12 @@ const (
 	NotifierSlack     = "slack"
 	NotifierPagerDuty = "pagerduty"
 	NotifierWebhook   = "webhook"
+	// The channels of notifier_channels.go.
+	NotifierOpsgenie     = "opsgenie"
+	NotifierTeams        = "teams"
+	NotifierDiscord      = "discord"
+	NotifierEmail        = "email"
+	NotifierAlertmanager = "alertmanager"
 )
 
 // Notifier is a named destination for events.
@@ -40,6 +46,25 @@ type Notifier struct {
 	Timeout     time.Duration     `koanf:"timeout"`
 	MaxAttempts int               `koanf:"max_attempts"`
 
+	// opsgenie (api_url is also Opsgenie's API base)
+	APIKey   Secret   `koanf:"api_key"`
+	Priority string   `koanf:"priority"`
+	Tags     []string `koanf:"tags"`
+
+	// email
+	Host     string   `koanf:"host"`
+	Port     int      `koanf:"port"`
+	From     string   `koanf:"from"`
+	To       []string `koanf:"to"`
+	Username string   `koanf:"username"`
+	Password Secret   `koanf:"password"`
+	StartTLS *bool    `koanf:"starttls"`
+	TLS      TLS      `koanf:"tls"`
+
+	// alertmanager (also url, severity)
+	AlertTTL time.Duration     `koanf:"alert_ttl"`
+	Labels   map[string]string `koanf:"labels"`
+
 	Name string `koanf:"-"`
 }
 
@@ -60,9 +85,14 @@ var Events = []string{EventDeployFailed, EventDeployHalted, EventDeployInconclus
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
 var notifierKeys = map[string][]string{
-	NotifierSlack:     {"token", "channel", "api_url", "timeout", "max_attempts"},
-	NotifierPagerDuty: {"routing_key", "severity", "url", "timeout", "max_attempts"},
-	NotifierWebhook:   {"url", "secret", "headers", "action", "timeout", "max_attempts"},
+	NotifierSlack:        {"token", "channel", "api_url", "timeout", "max_attempts"},
+	NotifierPagerDuty:    {"routing_key", "severity", "url", "timeout", "max_attempts"},
+	NotifierWebhook:      {"url", "secret", "headers", "action", "timeout", "max_attempts"},
+	NotifierOpsgenie:     {"api_key", "api_url", "priority", "tags", "timeout", "max_attempts"},
+	NotifierTeams:        {"url", "timeout", "max_attempts"},
+	NotifierDiscord:      {"url", "timeout", "max_attempts"},
+	NotifierEmail:        {"host", "port", "from", "to", "username", "password", "starttls", "tls", "timeout", "max_attempts"},
+	NotifierAlertmanager: {"url", "severity", "labels", "alert_ttl", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.
@@ -91,6 +121,7 @@ func (n *Notifier) decodeRaw(d *decoder, path string, raw any) {
 
 func (n *Notifier) applyDefaults(name string) {
 	n.Name = name
+	n.channelDefaults()
 	setDur(&n.Timeout, 10*time.Second)
 	setInt(&n.MaxAttempts, 8)
 	if n.Type == NotifierPagerDuty {
@@ -126,6 +157,8 @@ func (v *validator) notifiers() {
 			v.pagerDuty(p, n)
 		case NotifierWebhook:
 			v.webhook(p, n)
+		default:
+			v.channel(p, n)
 		}
 		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
 			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)

@@ -69,6 +69,17 @@ func (c *Config) secretValues() []string {
 		}
 	}
 	walk("", reflect.ValueOf(c).Elem())
+	for _, n := range c.Notifiers {
+		// A Discord webhook URL is its own credential: /api/webhooks/{id}/{token}.
+		if n != nil && n.Type == NotifierDiscord {
+			if _, rest, ok := strings.Cut(n.URL, "/webhooks/"); ok {
+				if _, token, ok := strings.Cut(rest, "/"); ok {
+					token, _, _ = strings.Cut(token, "?")
+					add(strings.Trim(token, "/"))
+				}
+			}
+		}
+	}
 	out = append(out, c.expandedSecrets...)
 	return out
 }

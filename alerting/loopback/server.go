@@ -2,8 +2,9 @@
 // notifies, which record what arrives. `vigil demo` runs its Slack on one (there is no
 // real Slack in a demo), and the tests of every package deliver to them: a Slack Web API
 // server (chat.postMessage, chat.update, the files v2 upload flow, auth.test), a PagerDuty
-// Events v2 endpoint (enqueue and change), and a webhook receiver that verifies signatures
-// by the documented formula and counts deliveries per Idempotency-Key. Each can be told to
+// Events v2 endpoint (enqueue and change), a webhook receiver that verifies signatures
+// by the documented formula and counts deliveries per Idempotency-Key, an Opsgenie Alert
+// API, and Teams and Discord webhooks that check what those services check. Each can be told to
 // fail (Fault). Start and Close are for programs; the New* constructors, for tests, start
 // one and close it at the test's cleanup. Tests assert on what arrived here, not on the
 // calls a client made.

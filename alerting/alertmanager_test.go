@@ -1,0 +1,179 @@
+package alerting_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/amtest"
+	"github.com/vigil-monitor/vigil/internal/golden"
+)
+
+func alertmanagerConfig(url string) *configs.Notifier {
+	return &configs.Notifier{Type: configs.NotifierAlertmanager, Name: "am", URL: url, Labels: map[string]string{"team": "web"}}
+}
+
+// A failed deploy fires one alert in a real Alertmanager with vigil's labels and the
+// evidence; the passing deploy that resolves the incident resolves that alert.
+func TestAlertmanagerFiresAndResolves(t *testing.T) {
+	t.Parallel()
+	am := amtest.Start(t)
+	n := newNotifier(t, alertmanagerConfig(am.URL), nil)
+	st := alerting.State{}
+	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
+		t.Fatal(err)
+	}
+	alerts := waitAlerts(t, am, 1, `vigil_incident="d-42"`)
+	a := alerts[0]
+	want := map[string]string{"alertname": "VigilDeployFailed", "service": "web", "environment": "prod", "severity": "critical",
+		"vigil_incident": "d-42", "team": "web"}
+	for k, v := range want {
+		if a.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q (labels %v)", k, a.Labels[k], v, a.Labels)
+		}
+	}
+	if a.Annotations["run_url"] != "http://vigil.example/runs/981" || !strings.Contains(a.Annotations["description"], "status == 200 was false") ||
+		a.Annotations["version"] != "v2.1.0" || a.GeneratorURL != "http://vigil.example/deploys/d-42" {
+		t.Errorf("annotations %v, generatorURL %q", a.Annotations, a.GeneratorURL)
+	}
+	if !a.EndsAt.After(a.StartsAt.Add(30 * time.Minute)) {
+		t.Errorf("endsAt %v should be about alert_ttl (1h) ahead", a.EndsAt)
+	}
+	if err := n.Deliver(t.Context(), resolvedBy(), st); err != nil {
+		t.Fatal(err)
+	}
+	waitAlerts(t, am, 0, `vigil_incident="d-42"`)
+}
+
+// A reminder refreshes the same alert; the recovery resolves it; an existing silence
+// applies to what vigil sends.
+func TestAlertmanagerCheckIncidentAndSilence(t *testing.T) {
+	t.Parallel()
+	am := amtest.Start(t)
+	if err := am.Silence(t.Context(), "check", "home"); err != nil {
+		t.Fatal(err)
+	}
+	n := newNotifier(t, alertmanagerConfig(am.URL), nil)
+	st := alerting.State{}
+	reminder := checkEvent(configs.EventCheckFailed, "3")
+	reminder.Key, reminder.Reminder, reminder.OccurredAt = reminder.Key+":reminder:1", 1, reminder.OccurredAt.Add(time.Hour)
+	for _, ev := range []*alerting.Event{checkEvent(configs.EventCheckFailed, "3"), reminder} {
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := waitAlerts(t, am, 1, `check="home"`)[0]
+	if a.Labels["alertname"] != "VigilCheckFailed" || !a.StartsAt.Equal(time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC)) {
+		t.Errorf("alert %+v: want the first failure's startsAt", a)
+	}
+	if a.Status.State != "suppressed" {
+		t.Errorf("state %q; the silence should apply", a.Status.State)
+	}
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckRecovered, "3"), st); err != nil {
+		t.Fatal(err)
+	}
+	waitAlerts(t, am, 0, `check="home"`)
+}
+
+func waitAlerts(t *testing.T, am *amtest.Server, want int, filters ...string) []amtest.Alert {
+	t.Helper()
+	var got []amtest.Alert
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, err = am.Alerts(t.Context(), filters...)
+		if err == nil && len(got) == want && (want == 0 || got[0].Status.State != "unprocessed") {
+			return got
+		}
+	}
+	t.Fatalf("Alertmanager holds %d alerts (%v), want %d; logs: %s", len(got), err, want, am.Logs())
+	return nil
+}
+
+func TestAlertmanagerHostileReceiver(t *testing.T) {
+	t.Parallel()
+	rx := loopback.NewTeams(t) // faults are answered before the receiver reads the request
+	testHostileReceiver(t, receiver{fail: rx.Fail,
+		build: func(t *testing.T, timeout time.Duration) alerting.Notifier {
+			cfg := alertmanagerConfig("http://" + rx.Addr())
+			cfg.Timeout = timeout
+			return newNotifier(t, cfg, nil)
+		}})
+}
+
+func TestAlertmanagerSeverityDryRunAndConfig(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t)
+	n := newNotifier(t, alertmanagerConfig(rec.srv.URL), nil)
+	ev := deployFailed()
+	ev.Name = configs.EventDeployInconclusive
+	if err := n.Deliver(t.Context(), ev, alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	if b := rec.bodies()[0]; !strings.Contains(string(b), `"severity":"warning"`) {
+		t.Errorf("inconclusive should be at most a warning: %s", b)
+	}
+	cfg := alertmanagerConfig(rec.srv.URL)
+	cfg.DryRun = true
+	err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	if !errors.Is(err, alerting.ErrDryRun) || !strings.Contains(err.Error(), "/api/v2/alerts") || len(rec.bodies()) != 1 {
+		t.Errorf("dry run: %v", err)
+	}
+	_, err = alerting.New(&configs.Notifier{Type: configs.NotifierAlertmanager, Name: "am"}, alerting.Options{})
+	if err == nil || !strings.Contains(err.Error(), "notifiers.am.url") {
+		t.Errorf("New without url: %v", err)
+	}
+}
+
+// recorder is a loopback HTTP server that answers 200 and keeps the bodies.
+type recorder struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got [][]byte
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, b)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.got...)
+}
+
+// The alerts of every incident story, pinned by golden files (endsAt from a fixed clock).
+func TestAlertmanagerAlertsGolden(t *testing.T) {
+	t.Parallel()
+	for name, evs := range incidents() {
+		t.Run(name, func(t *testing.T) {
+			rec := newRecorder(t)
+			n, err := alerting.New(alertmanagerConfig(rec.srv.URL), alerting.Options{Now: func() time.Time { return time.Date(2026, 1, 1, 13, 30, 0, 0, time.UTC) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliverStory(t, n, evs)
+			var out bytes.Buffer
+			for _, b := range rec.bodies() {
+				writeCall(t, &out, "/api/v2/alerts", nil, b)
+			}
+			golden.Assert(t, "alertmanager/"+name+".txt", out.Bytes())
+		})
+	}
+}

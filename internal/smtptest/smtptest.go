@@ -1,0 +1,257 @@
+// Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on 127.0.0.1 for
+// tests: STARTTLS or implicit TLS with a certificate made for the test, AUTH PLAIN, and the
+// messages it accepted, with what the session looked like (TLS, the authenticated user).
+// It can refuse a step with an SMTP reply, as a real server does. Only tests import it.
+package smtptest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// The credentials the server accepts.
+const (
+	Username = "vigil"
+	Password = "smtp-test-password-0123"
+)
+
+// Options shape the server.
+type Options struct {
+	// ImplicitTLS: TLS from the first byte (port 465 style) instead of STARTTLS.
+	ImplicitTLS bool
+	// NoTLS: offer no STARTTLS at all (a relay without TLS).
+	NoTLS bool
+}
+
+// Message is an accepted message.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+	// TLS: the session was encrypted when the message arrived.
+	TLS bool
+	// User is who authenticated ("" for nobody).
+	User string
+}
+
+// Server is a running SMTP server.
+type Server struct {
+	// Addr is host:port.
+	Addr string
+	// CAFile is a PEM file with the certificate the server presents (its own CA).
+	CAFile string
+
+	srv    *smtp.Server
+	mu     sync.Mutex
+	msgs   []Message
+	faults map[string][]*smtp.SMTPError
+}
+
+// Start starts a server for the test and stops it at the test's cleanup.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	cert, caFile := certificate(t)
+	s := &Server{CAFile: caFile, faults: map[string][]*smtp.SMTPError{}}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, c: c}, nil }))
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
+	srv.MaxMessageBytes = 10 << 20
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if !opts.NoTLS {
+		srv.TLSConfig = tlsCfg
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ImplicitTLS {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.Addr, s.srv = ln.Addr().String(), srv
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return s
+}
+
+// Host and Port split Addr.
+func (s *Server) Host() string { h, _, _ := net.SplitHostPort(s.Addr); return h }
+
+// Port is the server's port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// Fail makes the next command of a step ("MAIL", "RCPT", "DATA") answer with an SMTP error,
+// e.g. 451 (try again later) or 550 (no such mailbox).
+func (s *Server) Fail(step string, code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[step] = append(s.faults[step], &smtp.SMTPError{Code: code, Message: msg})
+}
+
+func (s *Server) fault(step string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.faults[step]
+	if len(q) == 0 {
+		return nil
+	}
+	s.faults[step] = q[1:]
+	return q[0]
+}
+
+// Messages returns the accepted messages, in order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.msgs)
+}
+
+type session struct {
+	s    *Server
+	c    *smtp.Conn
+	user string
+	from string
+	to   []string
+}
+
+func (se *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (se *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, username, password string) error {
+		if username != Username || password != Password {
+			return smtp.ErrAuthFailed
+		}
+		se.user = username
+		return nil
+	}), nil
+}
+
+func (se *session) Mail(from string, _ *smtp.MailOptions) error {
+	if err := se.s.fault("MAIL"); err != nil {
+		return err
+	}
+	se.from = from
+	return nil
+}
+
+func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := se.s.fault("RCPT"); err != nil {
+		return err
+	}
+	se.to = append(se.to, to)
+	return nil
+}
+
+func (se *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := se.s.fault("DATA"); err != nil {
+		return err
+	}
+	_, encrypted := se.c.TLSConnectionState()
+	se.s.mu.Lock()
+	se.s.msgs = append(se.s.msgs, Message{From: se.from, To: slices.Clone(se.to), Data: bytes.Clone(data), TLS: encrypted, User: se.user})
+	se.s.mu.Unlock()
+	return nil
+}
+
+func (se *session) Reset()        { se.from, se.to = "", nil }
+func (se *session) Logout() error { return nil }
+
+// certificate makes a self-signed certificate for 127.0.0.1 and localhost, and writes it
+// as a PEM file clients can trust (tls.ca_file).
+func certificate(t testing.TB) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "vigil smtptest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "smtp-ca.pem")
+	if err := os.WriteFile(file, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, file
+}
+
+// Silent is a listener that accepts connections and never says a word: an SMTP server
+// that hangs before its greeting.
+func Silent(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
