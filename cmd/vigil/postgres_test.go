@@ -26,7 +26,7 @@ import (
 // rollback key is one outbox entry, delivered; a key killed mid-delivery arrives once
 // more with the same Idempotency-Key (from whichever agent took it over), any other once.
 func TestPostgresAgentsSurviveKills(t *testing.T) {
-	cycles := 4
+	cycles := 20 // the suite size; about 20 s
 	if n, err := strconv.Atoi(os.Getenv("VIGIL_PG_KILL_CYCLES")); err == nil && n > 0 {
 		cycles = n // scripts/soak-postgres runs more
 	}
