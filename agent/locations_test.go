@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,19 @@ func TestLocationsBrokenInOneLocationIsBelowTheQuorum(t *testing.T) {
 	}
 	if n := f.hook.Count(id + ":deploy_failed"); n != 0 {
 		t.Fatalf("rollback webhook received %d times; want none", n)
+	}
+	// The deploy page, from any agent, shows what each location reported.
+	resp, err := http.Get(f.agents["us"].url + "/deploys/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for loc, verdict := range map[string]string{"eu": "passed", "us": "passed", "ap": "failed"} {
+		row := regexp.MustCompile(`(?s)<tr class="location" data-location="` + loc + `">.*?</tr>`).Find(page)
+		if row == nil || !strings.Contains(string(row), ">"+verdict+"<") || !strings.Contains(string(row), "agent-"+loc) {
+			t.Errorf("the deploy page's row for %s is %q; want %s, reported by agent-%s", loc, row, verdict, loc)
+		}
 	}
 }
 

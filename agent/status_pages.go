@@ -121,14 +121,17 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 
 type deployPageView struct {
 	pageMeta
-	Deploy  *store.Deploy
-	Class   string
-	Took    string
-	Passed  string
-	Links   []store.Link
-	Checks  []*deployCheckView
-	Events  []*eventView
-	Refresh bool
+	Deploy *store.Deploy
+	Class  string
+	Took   string
+	Passed string
+	Links  []store.Link
+	Checks []*deployCheckView
+	// Locations are the verdicts each location reported, when agents in several
+	// locations verify the deploy (see "Running several agents").
+	Locations []*store.LocationReport
+	Events    []*eventView
+	Refresh   bool
 }
 
 type deployCheckView struct {
@@ -177,6 +180,9 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	v.Passed = fmt.Sprintf("%d of %d checks passed", passed, len(list))
 	if v.Links, err = a.store.DeployLinks(r.Context(), d.ID); err != nil {
 		a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
+	}
+	if v.Locations, err = a.store.LocationReports(r.Context(), d.ID); err != nil {
+		a.log.Warn("reading a deploy's location reports failed", "deploy", d.ID, "error", err)
 	}
 	events, err := a.store.DeployEvents(r.Context(), d.ID)
 	if err != nil {
