@@ -66,6 +66,16 @@ func baselineType(t types.Type) types.Type {
 	if rt == nil || t.String() != rt.String() { // any, nil, and Array: left as they are
 		return t
 	}
+	// A map or a list comes back from JSON as map[string]any or []any, where a missing key
+	// is nil, not a typed zero: typed as declared, `baseline.headers['X'] == headers['X']`
+	// would compile to a string comparison that fails on the nil of a header the baseline
+	// did not have. Typed any, it compares as the values are.
+	switch rt.Kind() {
+	case reflect.Map:
+		return types.TypeOf(map[string]any{})
+	case reflect.Slice:
+		return types.TypeOf([]any{})
+	}
 	if f := floatNumbers(rt); f != rt {
 		return types.TypeOf(reflect.Zero(f).Interface())
 	}

@@ -66,8 +66,21 @@ func TestBaselineNumbersAreFloats(t *testing.T) {
 	if _, err := CompileAssertion("baseline.status % 100 == 2", env); err == nil {
 		t.Error("int-only arithmetic on a baseline number (a median) compiled")
 	}
+	// A header neither run had reads "" on both sides, as between two runs; one the
+	// baseline had and this run has not compares unequal: never a type error that would
+	// fail the run (found by FuzzCompileAssertion: baseline.headers[''] != headers['']).
+	for src, want := range map[string]bool{"baseline.headers['X-New'] == headers['X-New']": true,
+		"baseline.headers['X-New'] != headers['Content-Type']": true, "baseline.headers[''] != headers['']": false} {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if ok, why := a.Eval(assertionEnv(run), nil); ok != want {
+			t.Errorf("%s = %v, want %v: %s", src, ok, want, why)
+		}
+	}
 	fleet := Env(fleetVars)
-	if got := fleet["baseline"].(types.Map)["versions"].String(); got != "map[string]map[string]float64" {
+	if got := fleet["baseline"].(types.Map)["versions"].String(); got != "map[string]interface {}" {
 		t.Errorf("baseline.versions is %s", got)
 	}
 }

@@ -348,7 +348,7 @@ func assertionEnv(run *Run) map[string]any {
 	env := make(map[string]any, len(run.Vars)+2)
 	maps.Copy(env, run.Vars)
 	if run.Baseline != nil {
-		env["baseline"] = run.Baseline
+		env["baseline"] = alignBaseline(run.Baseline, run.Vars)
 	} else {
 		env["baseline"] = map[string]any{}
 	}
@@ -359,6 +359,34 @@ func assertionEnv(run *Run) map[string]any {
 	}
 	env["deploy"] = d
 	return env
+}
+
+// alignBaseline gives a baseline's string maps (a JSON map[string]any once stored) the
+// run's own shape, map[string]string, so that a key missing from both reads "" on both
+// sides: `baseline.headers['X-Version'] == headers['X-Version']` holds when neither run
+// had the header, as it would between two runs.
+func alignBaseline(base, vars map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range base {
+		m, ok := v.(map[string]any)
+		if _, strings := vars[k].(map[string]string); !ok || !strings {
+			continue
+		}
+		typed := make(map[string]string, len(m))
+		for mk, mv := range m {
+			if str, ok := mv.(string); ok {
+				typed[mk] = str
+			}
+		}
+		if out == nil {
+			out = maps.Clone(base)
+		}
+		out[k] = typed
+	}
+	if out == nil {
+		return base
+	}
+	return out
 }
 
 // deployType is the type of the deploy variable in every assertion.
