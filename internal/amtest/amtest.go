@@ -10,14 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,13 +23,7 @@ import (
 
 // Server is a running Alertmanager.
 type Server struct {
-	// URL is its base URL, http://127.0.0.1:PORT.
-	URL string
-
-	cmd    *exec.Cmd
-	logs   *vigiltest.Buffer
-	once   sync.Once
-	exited chan struct{}
+	*vigiltest.Process // URL, Stop, Logs
 }
 
 // config routes everything to a receiver that sends nowhere: the tests read the alerts
@@ -48,81 +39,19 @@ receivers:
 // Start starts Alertmanager and waits until it is ready. It is killed at t's cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := os.Getenv("VIGIL_ALERTMANAGER")
-	if bin == "" {
-		bin = "prometheus-alertmanager"
-	}
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		msg := fmt.Sprintf("amtest: %s not found (%v); install Debian's prometheus-alertmanager package (scripts/setup does) or set VIGIL_ALERTMANAGER", bin, err)
-		if os.Getenv("VIGIL_REQUIRE_ALERTMANAGER") == "" {
-			t.Skip(msg + "; set VIGIL_REQUIRE_ALERTMANAGER=1 to make this a failure")
-		}
-		t.Fatal(msg)
-	}
+	bin := vigiltest.Binary(t, "prometheus-alertmanager", "VIGIL_ALERTMANAGER", "VIGIL_REQUIRE_ALERTMANAGER",
+		"install Debian's prometheus-alertmanager package (scripts/setup does)")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatalf("amtest: writing config: %v", err)
 	}
-	var lastErr error
-	for attempt := range 3 { // the free port can be taken between probe and bind
-		s, err := start(path, cfg, filepath.Join(dir, fmt.Sprintf("data%d", attempt)))
-		if err == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("amtest: %v", lastErr)
-	return nil
-}
-
-func start(bin, cfg, data string) (*Server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	logs := &vigiltest.Buffer{}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+data, "--web.listen-address="+addr,
-		"--cluster.listen-address=", "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s := &Server{URL: "http://" + addr, cmd: cmd, logs: logs, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	probe := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("alertmanager exited during startup: %s", s.Logs())
-		default:
-		}
-		if resp, err := probe.Get(s.URL + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.Stop()
-	return nil, fmt.Errorf("alertmanager on %s not ready after 30s: %s", addr, s.Logs())
-}
-
-// Stop kills Alertmanager and waits for it to exit; safe to call more than once.
-func (s *Server) Stop() {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+	p := vigiltest.StartServer(t, "alertmanager", bin, "/-/ready", func(addr string, attempt int) []string {
+		return []string{"--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
+			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn"}
 	})
+	return &Server{Process: p}
 }
-
-// Logs is what Alertmanager printed so far, for failure messages.
-func (s *Server) Logs() string { return strings.TrimSpace(s.logs.String()) }
 
 // Alert is an alert as GET /api/v2/alerts answers it.
 type Alert struct {

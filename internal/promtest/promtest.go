@@ -10,15 +10,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,41 +30,20 @@ type Options struct {
 	Targets []string
 	// ScrapeInterval defaults to 500ms, so the first scrape comes quickly.
 	ScrapeInterval time.Duration
-	// Binary is the prometheus executable; default $VIGIL_PROMETHEUS, then "prometheus" in PATH.
-	Binary string
 }
 
 // Server is a running Prometheus.
 type Server struct {
-	// URL is its base URL, http://127.0.0.1:PORT.
-	URL string
-
-	cmd     *exec.Cmd
-	logs    *vigiltest.Buffer
-	targets int
-	once    sync.Once
-	exited  chan struct{}
+	*vigiltest.Process // URL, Stop (tests stop it to see a check with Prometheus down), Logs
+	targets            int
 }
 
 // Start starts Prometheus and waits until it is ready (not until it has scraped: see
 // WaitForScrape). It is killed at t's cleanup.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin := o.Binary
-	if bin == "" {
-		bin = os.Getenv("VIGIL_PROMETHEUS")
-	}
-	if bin == "" {
-		bin = "prometheus"
-	}
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		msg := fmt.Sprintf("promtest: %s not found (%v); install Debian's prometheus package (scripts/setup does) or set VIGIL_PROMETHEUS", bin, err)
-		if os.Getenv("VIGIL_REQUIRE_PROMETHEUS") == "" {
-			t.Skip(msg + "; set VIGIL_REQUIRE_PROMETHEUS=1 to make this a failure")
-		}
-		t.Fatal(msg)
-	}
+	bin := vigiltest.Binary(t, "prometheus", "VIGIL_PROMETHEUS", "VIGIL_REQUIRE_PROMETHEUS",
+		"install Debian's prometheus package (scripts/setup does)")
 	if o.ScrapeInterval <= 0 {
 		o.ScrapeInterval = 500 * time.Millisecond
 	}
@@ -76,17 +52,11 @@ func Start(t testing.TB, o Options) *Server {
 	if err := os.WriteFile(cfg, []byte(config(o)), 0o600); err != nil {
 		t.Fatalf("promtest: writing config: %v", err)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // the free port can be taken between probe and bind
-		s, err := start(path, cfg, filepath.Join(dir, fmt.Sprintf("data%d", attempt)), len(o.Targets))
-		if err == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("promtest: %v", lastErr)
-	return nil
+	p := vigiltest.StartServer(t, "prometheus", bin, "/-/ready", func(addr string, attempt int) []string {
+		return []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
+			"--web.listen-address=" + addr, "--log.level=warn"}
+	})
+	return &Server{Process: p, targets: len(o.Targets)}
 }
 
 func config(o Options) string {
@@ -107,63 +77,6 @@ func config(o Options) string {
 
 // promDuration writes d in Prometheus's duration syntax (whole milliseconds).
 func promDuration(d time.Duration) string { return fmt.Sprintf("%dms", max(d.Milliseconds(), 1)) }
-
-func start(bin, cfg, data string, targets int) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logs := &vigiltest.Buffer{}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
-		"--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	s := &Server{URL: "http://" + addr, cmd: cmd, logs: logs, targets: targets, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	probe := &http.Client{Timeout: 2 * time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("prometheus exited during startup: %s", s.Logs())
-		default:
-		}
-		resp, err := probe.Get(s.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.Stop()
-	return nil, fmt.Errorf("prometheus on %s not ready after 30s: %s", addr, s.Logs())
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Stop kills Prometheus and waits for it to exit. It is safe to call more than once; tests
-// call it to see how a check behaves when Prometheus is down.
-func (s *Server) Stop() {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	})
-}
-
-// Logs is what Prometheus printed so far, for failure messages.
-func (s *Server) Logs() string { return strings.TrimSpace(s.logs.String()) }
 
 // WaitForScrape waits until every target has been scraped successfully once (up == 1).
 func (s *Server) WaitForScrape(t testing.TB, timeout time.Duration) {
