@@ -92,7 +92,7 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 	case "response":
 		bg := badge{label: "response time " + window, message: "no data", color: badgeGrey}
 		if n := b.total(); n > 0 {
-			avg := b.sumMS / float64(n)
+			avg := b.avgMS()
 			bg.message = fmtMS(avg)
 			switch {
 			case avg <= 300:

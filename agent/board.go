@@ -1,11 +1,13 @@
 package agent
 
 // The uptime board: every check's runs counted by outcome, with their durations, in time
-// buckets kept in memory — five-minute buckets for the last day (the bars, uptime over 1 h
-// and 24 h) and hourly ones for the last week (uptime over 7 d). The status page and the
-// badges read it without a query, so a page of a thousand checks costs what rendering it
-// costs. It starts from the store's history (one grouped query at start, off the request
-// path) and follows every run this agent records after that.
+// buckets kept in memory: five-minute buckets for the last hour, half-hour ones for the
+// last day (the bars, uptime over 24 h) and six-hour ones for the last week (uptime over
+// 7 d). The status page and the badges read it without a query, so a page of a thousand
+// checks costs what rendering it costs. It starts from the store's history (one grouped
+// query per ring at start, off the request path) and follows every run this agent records
+// after that. A check's rings are fixed arrays of compact buckets, about 2.5 KiB however
+// often it runs, so that ten thousand checks fit in a small agent.
 
 import (
 	"context"
@@ -17,13 +19,14 @@ import (
 )
 
 const (
-	fineWidth    = 5 * time.Minute
-	fineSlots    = 24*12 + 1 // a day of five-minute buckets, and the one in progress
-	coarseWidth  = time.Hour
-	coarseSlots  = 7*24 + 1 // a week of hourly buckets, and the one in progress
-	barWidth     = 30 * time.Minute
+	hourWidth    = 5 * time.Minute
+	hourSlots    = 12 + 1 // an hour of five-minute buckets, and the one in progress
+	dayWidth     = 30 * time.Minute
+	daySlots     = 48 + 1 // a day of half-hour buckets (the bars), and the one in progress
+	weekWidth    = 6 * time.Hour
+	weekSlots    = 7*4 + 1 // a week of six-hour buckets, and the one in progress
+	barWidth     = dayWidth
 	barsShown    = 48 // a day of half-hour bars
-	finePerBar   = int64(barWidth / fineWidth)
 	outcomeCount = 4
 )
 
@@ -41,12 +44,12 @@ func outcomeIndex(o string) int {
 	}
 }
 
-// tally is the runs of one bucket (or of several, added up).
+// bucket is the runs of one time bucket (or of several, added up): 28 bytes.
 type bucket struct {
-	num   int64 // the bucket's number: start / width since the Unix epoch; 0 is empty
+	num   int32 // the bucket's number: start / width since the Unix epoch; 0 is empty
 	runs  [outcomeCount]uint32
-	sumMS float64
-	maxMS float64
+	sumMS float32
+	maxMS float32
 }
 
 func (b *bucket) add(o bucket) {
@@ -59,19 +62,39 @@ func (b *bucket) add(o bucket) {
 
 func (b *bucket) total() uint32 { return b.runs[0] + b.runs[1] + b.runs[2] + b.runs[3] }
 
+// avgMS is the mean duration of the bucket's runs in milliseconds; 0 when it has none.
+func (b *bucket) avgMS() float64 {
+	if n := b.total(); n > 0 {
+		return float64(b.sumMS) / float64(n)
+	}
+	return 0
+}
+
 // judged counts the runs that answered or could not measure: inconclusive runs do not
 // count for or against uptime.
 func (b *bucket) judged() uint32 { return b.runs[0] + b.runs[1] + b.runs[2] }
 
 type checkBoard struct {
-	fine   [fineSlots]bucket
-	coarse [coarseSlots]bucket
+	hour [hourSlots]bucket
+	day  [daySlots]bucket
+	week [weekSlots]bucket
 }
 
-// slot returns the bucket of ring for number n, emptied when it held an older number. A
-// number older than the ring's newest minus its size is not kept.
-func slot(ring []bucket, n int64) *bucket {
-	b := &ring[n%int64(len(ring))]
+// rings are a check's rings with their bucket widths.
+func (cb *checkBoard) rings() [3]ring {
+	return [3]ring{{cb.hour[:], hourWidth}, {cb.day[:], dayWidth}, {cb.week[:], weekWidth}}
+}
+
+type ring struct {
+	buckets []bucket
+	width   time.Duration
+}
+
+// slot returns the bucket of the ring for the time ns, emptied when it held an older
+// number. A time older than the ring's newest bucket minus its size is not kept.
+func (r ring) slot(ns int64) *bucket {
+	n := int32(ns / int64(r.width))
+	b := &r.buckets[int(n)%len(r.buckets)]
 	if b.num != n {
 		if b.num > n {
 			return nil
@@ -101,45 +124,40 @@ func (bd *board) check(name string) *checkBoard {
 func (bd *board) add(check string, started time.Time, d time.Duration, outcome checks.Outcome) {
 	one := bucket{}
 	one.runs[outcomeIndex(string(outcome))] = 1
-	ms := float64(d.Microseconds()) / 1000
+	ms := float32(d.Microseconds()) / 1000
 	one.sumMS, one.maxMS = ms, ms
 	bd.mu.Lock()
 	defer bd.mu.Unlock()
-	cb := bd.check(check)
 	ns := started.UnixNano()
-	if b := slot(cb.fine[:], ns/int64(fineWidth)); b != nil {
-		b.add(one)
-	}
-	if b := slot(cb.coarse[:], ns/int64(coarseWidth)); b != nil {
-		b.add(one)
+	for _, r := range bd.check(check).rings() {
+		if b := r.slot(ns); b != nil {
+			b.add(one)
+		}
 	}
 }
 
 // seed counts the store's runs started in [now - 7 d, until): the history before this
 // agent started recording. Runs from until on are added as they happen.
 func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time) error {
-	into := func(fine bool) func(store.BucketRow) {
-		return func(r store.BucketRow) {
+	for i, width := range []time.Duration{hourWidth, dayWidth, weekWidth} {
+		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[i] - width)
+		err := st.RunBuckets(ctx, since, until, width, func(r store.BucketRow) {
 			one := bucket{}
 			one.runs[outcomeIndex(r.Outcome)] = uint32(r.Runs)
-			one.sumMS = float64(r.Sum.Microseconds()) / 1000
-			one.maxMS = float64(r.Max.Microseconds()) / 1000
+			one.sumMS = float32(r.Sum.Microseconds()) / 1000
+			one.maxMS = float32(r.Max.Microseconds()) / 1000
 			bd.mu.Lock()
 			defer bd.mu.Unlock()
-			cb := bd.check(r.Check)
-			ring := cb.coarse[:]
-			if fine {
-				ring = cb.fine[:]
-			}
-			if b := slot(ring, r.Bucket); b != nil {
+			rg := bd.check(r.Check).rings()[i]
+			if b := rg.slot(r.Bucket * int64(width)); b != nil {
 				b.add(one)
 			}
+		})
+		if err != nil {
+			return err
 		}
 	}
-	if err := st.RunBuckets(ctx, now.Add(-24*time.Hour-fineWidth), until, fineWidth, into(true)); err != nil {
-		return err
-	}
-	return st.RunBuckets(ctx, now.Add(-7*24*time.Hour-coarseWidth), until, coarseWidth, into(false))
+	return nil
 }
 
 // checkStats is what the status page shows of a check's history.
@@ -147,8 +165,8 @@ type checkStats struct {
 	// Bars are the last day in half-hour bars, oldest first; Start is the first bar's start.
 	Bars  [barsShown]bucket
 	Start time.Time
-	// Day, Hour and Week add up the last 24 h, the last hour (to five minutes) and the last
-	// seven days (to the hour).
+	// Hour, Day and Week add up the last hour (to five minutes), the last 24 h (to half an
+	// hour) and the last seven days (to six hours).
 	Hour, Day, Week bucket
 }
 
@@ -158,40 +176,36 @@ func (bd *board) stats(name string, now time.Time) (st checkStats, ok bool) {
 	defer bd.mu.RUnlock()
 	cb := bd.checks[name]
 	ns := now.UnixNano()
-	lastBar := ns / int64(barWidth)
+	lastBar := int32(ns / int64(barWidth))
 	firstBar := lastBar - barsShown + 1
-	st.Start = time.Unix(0, firstBar*int64(barWidth)).UTC()
+	st.Start = time.Unix(0, int64(firstBar)*int64(barWidth)).UTC()
+	for i := range st.Bars {
+		st.Bars[i].num = firstBar + int32(i)
+	}
 	if cb == nil {
 		return st, false
 	}
-	nowFine := ns / int64(fineWidth)
-	hourFrom := nowFine - int64(time.Hour/fineWidth) + 1
-	dayFrom := nowFine - int64(24*time.Hour/fineWidth) + 1
-	for i := range cb.fine {
-		b := &cb.fine[i]
-		if b.num == 0 || b.num > nowFine {
-			continue
-		}
-		if b.num >= dayFrom {
-			st.Day.add(*b)
-		}
-		if b.num >= hourFrom {
-			st.Hour.add(*b)
-		}
-		if bar := b.num/finePerBar - firstBar; bar >= 0 && bar < barsShown {
-			st.Bars[bar].add(*b)
+	// sum adds up the buckets of r within the last span, the one in progress included.
+	sum := func(r ring, span time.Duration, into *bucket, bars bool) {
+		now := int32(ns / int64(r.width))
+		from := now - int32(span/r.width) + 1
+		for i := range r.buckets {
+			b := &r.buckets[i]
+			if b.num == 0 || b.num < from || b.num > now {
+				continue
+			}
+			into.add(*b)
+			if bars {
+				st.Bars[b.num-firstBar].add(*b)
+			}
 		}
 	}
-	nowCoarse := ns / int64(coarseWidth)
-	weekFrom := nowCoarse - int64(7*24*time.Hour/coarseWidth) + 1
-	for i := range cb.coarse {
-		b := &cb.coarse[i]
-		if b.num >= weekFrom && b.num <= nowCoarse {
-			st.Week.add(*b)
-		}
-	}
+	rings := cb.rings()
+	sum(rings[0], time.Hour, &st.Hour, false)
+	sum(rings[1], 24*time.Hour, &st.Day, true)
+	sum(rings[2], 7*24*time.Hour, &st.Week, false)
 	for i := range st.Bars {
-		st.Bars[i].num = firstBar + int64(i)
+		st.Bars[i].num = firstBar + int32(i)
 	}
 	return st, st.Week.total() > 0 || st.Day.total() > 0
 }

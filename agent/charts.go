@@ -60,9 +60,9 @@ func appendBucket(s []byte, b bucket) []byte {
 		}
 	}
 	s = append(s, "; avg "...)
-	s = append(s, fmtMS(b.sumMS/float64(n))...)
+	s = append(s, fmtMS(b.avgMS())...)
 	s = append(s, ", max "...)
-	return append(s, fmtMS(b.maxMS)...)
+	return append(s, fmtMS(float64(b.maxMS))...)
 }
 
 // barLabels are the bars' times, the same for every check of a page.

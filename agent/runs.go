@@ -15,7 +15,7 @@ import (
 
 // scheduledRun is one scheduled run of c.
 func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time) {
-	res, ok := a.execute(ctx, c, checks.Input{}, "")
+	res, ok := a.execute(ctx, c, checks.Input{TranscriptOnFailure: true}, "")
 	if !ok {
 		return
 	}

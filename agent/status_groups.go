@@ -112,7 +112,7 @@ func (a *Agent) row(rt *Runtime, c *checks.Check, now time.Time, incident bool, 
 		row.Uptime[i].Text, row.Uptime[i].Class = uptime(b)
 	}
 	if n := st.Day.total(); n > 0 {
-		row.Latency = fmtMS(st.Day.sumMS / float64(n))
+		row.Latency = fmtMS(st.Day.avgMS())
 	}
 	if res := a.lastResult(c.Name); res != nil {
 		row.Class, row.State = statusClass(string(res.Outcome)), string(res.Outcome)

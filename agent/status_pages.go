@@ -94,7 +94,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 		v.Uptime[i].Text, v.Uptime[i].Class = uptime(b)
 	}
 	if n := st.Day.total(); n > 0 {
-		v.Latency = fmtMS(st.Day.sumMS / float64(n))
+		v.Latency = fmtMS(st.Day.avgMS())
 	}
 	if res := a.lastResult(c.Name); res != nil {
 		v.Class, v.State, v.LastAt = statusClass(string(res.Outcome)), string(res.Outcome), res.Started

@@ -30,6 +30,26 @@ type builder struct {
 	deps   Deps
 	errs   configs.Errors
 	redact *configs.Redactor
+	// asserts are the assertions compiled so far, by kind and source: an assertion is
+	// immutable once compiled, so a thousand checks with the default assertion share one.
+	asserts map[[2]string]*Assertion
+}
+
+// assertion compiles src for a check of kind k, or returns the one already compiled.
+func (b *builder) assertion(kind string, k kind, src string) (*Assertion, error) {
+	key := [2]string{kind, src}
+	if a, ok := b.asserts[key]; ok {
+		return a, nil
+	}
+	a, err := CompileAssertion(src, Env(k.vars()))
+	if err != nil {
+		return nil, err
+	}
+	if b.asserts == nil {
+		b.asserts = map[[2]string]*Assertion{}
+	}
+	b.asserts[key] = a
+	return a, nil
 }
 
 func (b *builder) errf(path, fix, format string, args ...any) {

@@ -53,6 +53,11 @@ type Input struct {
 	Baseline map[string]any
 	// Since bounds windows such as logscan's: only what happened after it counts.
 	Since time.Time
+	// TranscriptOnFailure drops the transcript of a run that passes. Scheduled runs set
+	// it: a transcript explains a failure, and rendering, redacting and storing one for
+	// every passing run was a large part of what a run cost. Deploy verifications and
+	// manual runs keep theirs whatever the outcome.
+	TranscriptOnFailure bool
 }
 
 // Artifact is evidence kept with a result, such as a failure screenshot.
@@ -266,7 +271,13 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	if res.TraceID == "" {
 		res.TraceID = tracing.TraceID(ctx)
 	}
-	defer func() { res.Transcript = run.Transcript.Lines() }() // judge adds to it
+	defer func() { // judge and seal add to it
+		if res.Outcome == Pass && in.TranscriptOnFailure {
+			res.Transcript = nil
+			return
+		}
+		res.Transcript = run.Transcript.Lines()
+	}()
 	var inc *inconclusiveError
 	switch {
 	case errors.As(err, &inc):

@@ -37,7 +37,6 @@ func (c *Check) seal(res *Result, t *Transcript) {
 		res.Reasons[i] = red.Excerpt(reason, BodyExcerpt)
 	}
 	res.Halt = red.Excerpt(res.Halt, BodyExcerpt)
-	res.Transcript = t.Lines()
 	for _, a := range res.Artifacts {
 		a.Data = red.Bytes(a.Data)
 	}

@@ -83,10 +83,9 @@ func (b *builder) build(c *configs.Check) *Check {
 			srcs = d.DefaultAssert()
 		}
 	}
-	env := Env(k.vars())
 	failed := false
 	for i, src := range srcs {
-		a, err := CompileAssertion(src, env)
+		a, err := b.assertion(c.Kind, k, src)
 		if err != nil {
 			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
 			failed = true
