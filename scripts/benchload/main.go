@@ -284,7 +284,9 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	var profDone chan error
 	if profile != "" {
 		profDone = make(chan error, 1)
-		go func() { profDone <- fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(sc.window.Seconds())-1), profile) }()
+		go func() {
+			profDone <- fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(sc.window.Seconds())-1), profile)
+		}()
 	}
 	time.Sleep(sc.window)
 	cpu1, err := procCPU(cmd.Process.Pid)
