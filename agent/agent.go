@@ -165,7 +165,7 @@ func New(opts Options) (*Agent, error) {
 				opts.OnLag(due, d)
 			}
 		},
-		OnSkip: func(c string) { a.metrics.skipped.WithLabelValues(c).Inc() },
+		OnSkip: a.metrics.checks.skip,
 	})
 	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
 	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(maxSize()) },

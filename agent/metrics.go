@@ -13,11 +13,7 @@ import (
 // vigil's own; a kind's own metrics (a browser check's JavaScript errors, a propagation
 // check's time) belong to the kind (checks.Instrumented). No label takes unbounded values.
 type metrics struct {
-	probeSuccess  *prometheus.GaugeVec
-	probeDuration *prometheus.GaugeVec
-	lastRun       *prometheus.GaugeVec
-	checkDuration *prometheus.HistogramVec
-	checkRuns     *prometheus.CounterVec
+	checks        *checkSeries
 	kinds         checks.KindMetrics
 	verdicts      *prometheus.CounterVec
 	notifications *prometheus.CounterVec
@@ -25,7 +21,6 @@ type metrics struct {
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	schedLag      prometheus.Histogram
-	skipped       *prometheus.CounterVec
 	verifying     prometheus.Gauge
 	unrecorded    prometheus.Gauge
 	storeBytes    prometheus.Gauge
@@ -33,23 +28,15 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 	f := promauto.With(reg)
+	series := newCheckSeries()
+	reg.MustRegister(series)
 	f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_build_info",
 		Help: "Always 1; the labels say which vigil this is."}, []string{"version", "revision", "goversion"}).
 		WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return &metrics{
-		lastRun: f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_check_last_run_timestamp_seconds",
-			Help: "When the check's last run ended, in Unix seconds: alert when it stops moving."}, []string{"check", "kind", "location"}),
+		checks: series,
 		storeBytes: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_size_bytes",
 			Help: "Bytes the store's data takes (pages in use), as store.max_size counts them."}),
-		probeSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_success",
-			Help: "Whether the check's last run passed (1) or not (0), as blackbox_exporter reports it."}, []string{"check", "kind", "location"}),
-		probeDuration: f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_duration_seconds",
-			Help: "How long the check's last run took."}, []string{"check", "kind", "location"}),
-		checkDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_check_duration_seconds",
-			Help:    "Duration of check runs.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"check", "kind"}),
-		checkRuns: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_check_runs_total",
-			Help: "Check runs by result (pass, fail, error, inconclusive)."}, []string{"check", "kind", "result"}),
 		kinds: checks.NewKindMetrics(reg),
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
 			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
@@ -64,8 +51,6 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		schedLag: f.NewHistogram(prometheus.HistogramOpts{Name: "vigil_scheduler_start_lag_seconds",
 			Help:    "Delay between a run's scheduled time and its start (waiting for a concurrency slot included).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}),
-		skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_scheduler_skipped_runs_total",
-			Help: "Scheduled runs skipped because the check's previous run was still going."}, []string{"check"}),
 		verifying: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_deploys_verifying",
 			Help: "Deploys being verified now."}),
 		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",
@@ -74,32 +59,13 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 }
 
 func (m *metrics) observe(r *checks.Result) {
-	success := 0.0
-	if r.Outcome == checks.Pass {
-		success = 1
-	}
-	m.probeSuccess.WithLabelValues(r.Check, r.Kind, r.Location).Set(success)
-	m.probeDuration.WithLabelValues(r.Check, r.Kind, r.Location).Set(r.Duration.Seconds())
-	m.lastRun.WithLabelValues(r.Check, r.Kind, r.Location).Set(float64(r.Started.Add(r.Duration).UnixMilli()) / 1000)
-	h := m.checkDuration.WithLabelValues(r.Check, r.Kind)
-	if eo, ok := h.(prometheus.ExemplarObserver); ok && r.TraceID != "" {
-		// The run's trace, one click from a slow bucket (OpenMetrics scrapes only).
-		eo.ObserveWithExemplar(r.Duration.Seconds(), prometheus.Labels{"trace_id": r.TraceID})
-	} else {
-		h.Observe(r.Duration.Seconds())
-	}
-	m.checkRuns.WithLabelValues(r.Check, r.Kind, string(r.Outcome)).Inc()
+	m.checks.observe(r)
 	m.kinds.Observe(r)
 }
 
 // forget drops the series of a check a reload removed, so it does not look alive forever
 // and renamed checks do not pile up series.
-func (m *metrics) forget(name, kind, location string) {
-	m.probeSuccess.DeleteLabelValues(name, kind, location)
-	m.probeDuration.DeleteLabelValues(name, kind, location)
-	m.lastRun.DeleteLabelValues(name, kind, location)
-	m.checkDuration.DeletePartialMatch(prometheus.Labels{"check": name})
-	m.checkRuns.DeletePartialMatch(prometheus.Labels{"check": name})
-	m.skipped.DeleteLabelValues(name)
+func (m *metrics) forget(name, kind string) {
+	m.checks.forget(name)
 	m.kinds.Forget(name, kind)
 }

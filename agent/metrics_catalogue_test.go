@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/checks"
@@ -15,25 +16,22 @@ import (
 
 // touch gives every vector one series, so that Gather reports every metric with its type.
 func touch(m *metrics) {
-	m.probeSuccess.WithLabelValues("c", "http", "local")
-	m.probeDuration.WithLabelValues("c", "http", "local")
-	m.lastRun.WithLabelValues("c", "http", "local")
-	m.checkDuration.WithLabelValues("c", "http")
-	m.checkRuns.WithLabelValues("c", "http", "pass")
-	// The kinds' own metrics: one result each that they record.
+	m.checks.observe(&checks.Result{Check: "c", Kind: "http", Location: "local", Outcome: checks.Pass, Duration: time.Millisecond})
+	// The kinds' own metrics: one result each that they record (a check has one kind, so
+	// kinds that share a series name have checks of their own).
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "http", Outcome: checks.Pass, Vars: map[string]any{"status": 200,
 		"proto": "HTTP/2.0", "cert_expiry_timestamp": 1.9e9}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "browser", Outcome: checks.Fail, Vars: map[string]any{"js_errors": 1}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0}})
-	m.kinds.Observe(&checks.Result{Check: "c", Kind: "tls", Outcome: checks.Pass, Vars: map[string]any{"cert_expiry_timestamp": 1.9e9}})
-	m.kinds.Observe(&checks.Result{Check: "c", Kind: "dns", Outcome: checks.Pass, Vars: map[string]any{"lookup_ms": 2.0,
+	m.kinds.Observe(&checks.Result{Check: "t", Kind: "tls", Outcome: checks.Pass, Vars: map[string]any{"cert_expiry_timestamp": 1.9e9}})
+	m.kinds.Observe(&checks.Result{Check: "d", Kind: "dns", Outcome: checks.Pass, Vars: map[string]any{"lookup_ms": 2.0,
 		"answer_count": 1, "authority_count": 0, "additional_count": 1, "propagation_ms": 900.0, "stale": 0}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "heartbeat", Outcome: checks.Pass, Vars: map[string]any{"since_last_s": 60.0}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "grpc", Outcome: checks.Pass, Vars: map[string]any{"grpc_code": "OK", "status": "SERVING"}})
 	m.verdicts.WithLabelValues("web", "passed")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")
-	m.skipped.WithLabelValues("c")
+	m.checks.skip("c")
 }
 
 // The metric catalogue: every metric the agent exports, with its type, labels and help,

@@ -42,7 +42,7 @@ func (a *Agent) Reload() error {
 	a.sched.SetLimits(cfg.Agent.Concurrency, cfg.Agent.BrowserConcurrency)
 	for _, c := range old.Order {
 		if rt.Checks[c.Name] == nil || rt.Checks[c.Name].Kind != c.Kind {
-			a.metrics.forget(c.Name, c.Kind, old.Config.Agent.Location)
+			a.metrics.forget(c.Name, c.Kind)
 		}
 	}
 	a.sched.Set(rt.Order)

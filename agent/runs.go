@@ -31,9 +31,14 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	retries := *c.Config.Retries
 	// Every attempt has its own timeout; the whole run, retries and backoff included, has
 	// one more bound so nothing can hold a concurrency slot forever.
-	limit := time.Duration(retries+1)*c.Timeout + time.Duration(retries)*5*time.Second + time.Second
-	runCtx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+	// (Without retries the attempt's own timeout is that bound: no second timer.)
+	runCtx := ctx
+	if retries > 0 {
+		limit := time.Duration(retries+1)*c.Timeout + time.Duration(retries)*5*time.Second + time.Second
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
 	res = checks.RunWithRetries(runCtx, c, in, checks.Retry{Attempts: retries})
 	if ctx.Err() != nil {
 		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))

@@ -258,7 +258,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
-	run := &Run{Input: in, Vars: map[string]any{}, Transcript: newRunTranscript(c.redact)}
+	run := &Run{Input: in, Vars: make(map[string]any, 24), Transcript: newRunTranscript(c.redact)}
 	err := c.probe(ctx, run)
 	elapsed := time.Since(start)
 	if _, set := run.Vars["duration_ms"]; !set {

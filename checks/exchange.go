@@ -115,12 +115,14 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	if t != nil {
 		t.Mask(requestSecrets(r, req.Header)...)
 		t.Printf("> %s %s", r.Method, r.URL)
-		for _, line := range headerLines(req.Header, true) {
-			t.Printf("> %s", line)
-		}
-		if r.Body != "" {
-			t.Printf("> %s", t.Excerpt(r.Body, 300))
-		}
+		sent, body := req.Header.Clone(), r.Body // the transport may still add to req.Header
+		t.Later(headerBytes(sent)+min(len(body), 300), func(red *configs.Redactor) []string {
+			lines := prefixed("> ", headerLines(sent, true))
+			if body != "" {
+				lines = append(lines, "> "+excerpt(red, body, 300))
+			}
+			return lines
+		})
 	}
 	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
 	resp, err := client.Do(req)
@@ -175,14 +177,15 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		t.Mask(responseSecrets(resp.Header, out.JSON)...)
 		t.Printf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", resp.Proto, resp.Status, round(tm.Total),
 			round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))
-		for _, line := range headerLines(resp.Header, false) {
-			t.Printf("< %s", line)
-		}
 		note := ""
 		if out.Truncated {
 			note = fmt.Sprintf(", cut at the %d-byte cap", limit)
 		}
-		t.Printf("< body: %d bytes%s: %s", len(data), note, t.Excerpt(string(data), 400))
+		got := resp.Header
+		t.Later(headerBytes(got)+min(len(data), 400)+32, func(red *configs.Redactor) []string {
+			return append(prefixed("< ", headerLines(got, false)),
+				fmt.Sprintf("< body: %d bytes%s: %s", len(data), note, excerpt(red, string(data), 400)))
+		})
 	}
 	return out, nil
 }
@@ -243,6 +246,26 @@ func describeHTTPError(ctx context.Context, r *Request, err error) error {
 		return fmt.Errorf("%s %s: cancelled", r.Method, r.URL)
 	}
 	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
+}
+
+// prefixed puts p before each line.
+func prefixed(p string, lines []string) []string {
+	for i, l := range lines {
+		lines[i] = p + l
+	}
+	return lines
+}
+
+// headerBytes is about how many bytes headerLines makes of h.
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		n += len(k) + 4
+		for _, v := range vs {
+			n += len(v) + 2
+		}
+	}
+	return n
 }
 
 // headerLines shows headers, one a line. A header whose name holds a credential is masked;

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -15,15 +16,33 @@ import (
 //
 // It is also where a run's redaction lives: every line is redacted with the config's
 // secrets plus those the run learned (Mask), before it is trimmed.
+//
+// Lines are made when they are read, not when they are printed: a scheduled run that
+// passes keeps no transcript, and formatting and redacting every line of every run was a
+// large part of what a run cost. Printf keeps its arguments when they are plain values
+// (strings, numbers, durations), which cannot change before they are read; anything else is
+// formatted at once. Later takes a function that makes lines from values the caller no
+// longer changes.
 type Transcript struct {
 	mu      sync.Mutex
+	pending []entry
 	lines   []string
-	size    int
-	dropped int
-	red     *configs.Redactor
+	// size is the bytes of lines plus an estimate of pending's, to bound what is kept
+	// before it is made; kept is the bytes of lines alone.
+	size, kept int
+	dropped    int
+	red        *configs.Redactor
 	// redacted is how many of lines were redacted with red as it is now; lines after it
-	// were printed before the run learned a secret, and Lines redacts them again.
+	// were made before the run learned a secret, and Lines redacts them again.
 	redacted int
+}
+
+// entry is a line (or lines) not made yet.
+type entry struct {
+	text   string // a line as printed, when format and later are not set
+	format string
+	args   []any
+	later  func(red *configs.Redactor) []string
 }
 
 const (
@@ -57,38 +76,83 @@ func (t *Transcript) Redactor() *configs.Redactor {
 }
 
 // Excerpt is s redacted and trimmed to n bytes without ever cutting through a secret.
-func (t *Transcript) Excerpt(s string, n int) string {
-	return flatten(t.Redactor().Excerpt(s, n))
-}
+func (t *Transcript) Excerpt(s string, n int) string { return excerpt(t.Redactor(), s, n) }
+
+func excerpt(red *configs.Redactor, s string, n int) string { return flatten(red.Excerpt(s, n)) }
 
 // Printf adds one line.
 func (t *Transcript) Printf(format string, args ...any) {
-	red := t.Redactor()
-	line := Trim(red.String(fmt.Sprintf(format, args...)), transcriptLineMax)
+	est, plain := len(format), true
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			est += len(v)
+		case int, int64, uint64, float64, bool, time.Duration:
+			est += 24
+		default:
+			plain = false
+		}
+	}
+	e := entry{format: format, args: args}
+	if !plain { // it could change before the line is made: make it now
+		e = entry{text: fmt.Sprintf(format, args...)}
+		est = len(e.text)
+	}
+	t.add(e, est)
+}
+
+// Later adds the lines fn makes when the transcript is read; about is an estimate of
+// their bytes, to bound the transcript before they are made. fn must only read values
+// that no longer change, and gets the run's redactor as it is then (what it returns is
+// redacted again).
+func (t *Transcript) Later(about int, fn func(red *configs.Redactor) []string) {
+	t.add(entry{later: fn}, about)
+}
+
+func (t *Transcript) add(e entry, est int) {
+	est = min(est, transcriptLineMax)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.size+len(line) > transcriptMaxBytes {
+	if t.size+est > transcriptMaxBytes {
 		t.dropped++
 		return
 	}
-	if red == t.red && t.redacted == len(t.lines) {
-		t.redacted++
-	}
-	t.lines = append(t.lines, line)
-	t.size += len(line)
+	t.size += est
+	t.pending = append(t.pending, e)
 }
 
 // Lines returns the transcript, redacted with everything the run learned.
 func (t *Transcript) Lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]string, len(t.lines), len(t.lines)+1)
-	for i, l := range t.lines {
-		if i >= t.redacted {
-			l = t.red.String(l)
-		}
-		out[i] = l
+	for i, l := range t.lines[t.redacted:] {
+		t.lines[t.redacted+i] = t.red.String(l)
 	}
+	for _, e := range t.pending {
+		var made []string
+		switch {
+		case e.later != nil:
+			made = e.later(t.red)
+		case e.format != "":
+			made = []string{fmt.Sprintf(e.format, e.args...)}
+		default:
+			made = []string{e.text}
+		}
+		for _, l := range made {
+			l = Trim(t.red.String(l), transcriptLineMax)
+			if t.kept+len(l) > transcriptMaxBytes {
+				t.dropped++
+				continue
+			}
+			t.kept += len(l)
+			t.lines = append(t.lines, l)
+		}
+	}
+	t.pending = nil
+	t.size = t.kept
+	t.redacted = len(t.lines)
+	out := make([]string, len(t.lines), len(t.lines)+1)
+	copy(out, t.lines)
 	if t.dropped > 0 {
 		out = append(out, fmt.Sprintf("... %d more lines not kept", t.dropped))
 	}

@@ -168,37 +168,111 @@ func (r *Redactor) str(s string, masked bool, n int) string {
 
 // walk handles the types results hold without reflection; value handles the rest.
 func (r *Redactor) walk(v any, masked bool, n int) any {
+	out, _ := r.walkShared(v, masked, n)
+	return out
+}
+
+// walkShared is walk that copies only what it changes: a map or list in which nothing
+// needed masking or cutting comes back as it was, with changed false. Most results have
+// nothing to redact, and copying every run's variables was most of what sealing it cost.
+// Nothing is modified in place.
+func (r *Redactor) walkShared(v any, masked bool, n int) (_ any, changed bool) {
 	switch x := v.(type) {
 	case nil, bool, int, int64, float64:
-		return v
+		return v, false
 	case string:
-		return r.str(x, masked, n)
+		out := r.str(x, masked, n)
+		return out, out != x
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[r.String(k)] = r.walk(e, masked || SensitiveName(k), n)
+		if x == nil { // as a copy would be: empty, not nil
+			return make(map[string]any), true
 		}
-		return out
+		var out map[string]any
+		for k, e := range x {
+			rk := r.String(k)
+			re, ch := r.walkShared(e, masked || SensitiveName(k), n)
+			if out == nil && (ch || rk != k) {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x { // what was walked before, unchanged, and the rest for now
+					out[k2] = e2
+				}
+			}
+			if out != nil {
+				if rk != k {
+					delete(out, k)
+				}
+				out[rk] = re
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
 	case map[string]string:
-		out := make(map[string]string, len(x))
+		if x == nil { // as a copy would be: empty, not nil
+			return make(map[string]string), true
+		}
+		var out map[string]string
 		for k, e := range x {
-			out[r.String(k)] = r.str(e, masked || SensitiveName(k), n)
+			rk := r.String(k)
+			re := r.str(e, masked || SensitiveName(k), n)
+			if out == nil && (re != e || rk != k) {
+				out = make(map[string]string, len(x))
+				for k2, e2 := range x {
+					out[k2] = e2
+				}
+			}
+			if out != nil {
+				if rk != k {
+					delete(out, k)
+				}
+				out[rk] = re
+			}
 		}
-		return out
+		if out == nil {
+			return x, false
+		}
+		return out, true
 	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = r.walk(e, masked, n)
+		if x == nil { // as a copy would be: empty, not nil
+			return []any{}, true
 		}
-		return out
+		var out []any
+		for i, e := range x {
+			re, ch := r.walkShared(e, masked, n)
+			if out == nil && ch {
+				out = make([]any, len(x))
+				copy(out, x)
+			}
+			if out != nil {
+				out[i] = re
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
 	case []string:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = r.str(e, masked, n)
+		if x == nil { // as a copy would be: empty, not nil
+			return []string{}, true
 		}
-		return out
+		var out []string
+		for i, e := range x {
+			re := r.str(e, masked, n)
+			if out == nil && re != e {
+				out = make([]string, len(x))
+				copy(out, x)
+			}
+			if out != nil {
+				out[i] = re
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
 	}
-	return r.value(reflect.ValueOf(v), masked, n).Interface()
+	return r.value(reflect.ValueOf(v), masked, n).Interface(), true
 }
 
 func (r *Redactor) value(v reflect.Value, masked bool, n int) reflect.Value {

@@ -3,6 +3,7 @@ package configs_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -156,6 +157,32 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
+// Redacting variables copies only what it changes: a result with nothing to mask keeps its
+// maps, and one with something to mask gets copies, its own maps untouched.
+func TestRedactCopiesOnlyWhatChanges(t *testing.T) {
+	red := configs.NewRedactor("hunter22")
+	clean := map[string]any{"status": 200, "headers": map[string]string{"Server": "x"}, "json": map[string]any{"list": []any{"a"}}}
+	out := red.Excerpts(clean, 400).(map[string]any)
+	if reflect.ValueOf(out).UnsafePointer() != reflect.ValueOf(clean).UnsafePointer() {
+		t.Error("a map with nothing to redact was copied")
+	}
+	dirty := map[string]any{"status": 200, "headers": map[string]string{"Server": "x", "X-Token": "hunter22"},
+		"json": map[string]any{"list": []any{"a", "pw hunter22"}}, "body": "ok"}
+	out = red.Excerpts(dirty, 400).(map[string]any)
+	if got := out["headers"].(map[string]string)["X-Token"]; got != configs.Masked {
+		t.Errorf("X-Token: %q", got)
+	}
+	if got := out["json"].(map[string]any)["list"].([]any)[1]; got != "pw "+configs.Masked {
+		t.Errorf("list[1]: %q", got)
+	}
+	if dirty["headers"].(map[string]string)["X-Token"] != "hunter22" || dirty["json"].(map[string]any)["list"].([]any)[1] != "pw hunter22" {
+		t.Errorf("the input was changed: %v", dirty)
+	}
+	if out["body"] != "ok" || out["status"] != 200 || out["headers"].(map[string]string)["Server"] != "x" {
+		t.Errorf("unchanged values lost: %v", out)
+	}
+}
+
 // FuzzRedactValue: any JSON answer. Value keeps its shape and masks every string held under
 // a name that holds a credential.
 func FuzzRedactValue(f *testing.F) {
@@ -166,9 +193,15 @@ func FuzzRedactValue(f *testing.F) {
 		if json.Unmarshal(data, &v) != nil {
 			return
 		}
-		out, err := json.Marshal(configs.NewRedactor().Value(v))
+		before, _ := json.Marshal(v)
+		red := configs.NewRedactor("s3cr3t")
+		out, err := json.Marshal(red.Value(v))
 		if err != nil {
 			t.Fatalf("the redacted value does not encode: %v", err)
+		}
+		_ = red.Excerpts(v, 8)
+		if after, _ := json.Marshal(v); string(after) != string(before) {
+			t.Fatalf("redacting changed its input: %s, was %s", after, before)
 		}
 		for _, s := range configs.SensitiveValues(v) {
 			if len(s) >= 3 && !strings.Contains(configs.Masked, s) && strings.Contains(string(out), `"`+s+`"`) {

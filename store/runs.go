@@ -46,14 +46,17 @@ func (s *common) SaveRuns(ctx context.Context, runs []*RunRecord) error {
 	}
 	return s.noted("saving runs", s.tx(ctx, func(tx *txn) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts,
-			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`)
+			deploy_id, reasons, vars, transcript, trace_id, halt, location) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
 		for _, r := range runs {
-			err := ins.QueryRowContext(ctx, r.Check, r.Kind, nanos(r.Started), int64(r.Duration), r.Outcome, r.Attempts,
-				nullable(r.DeployID), mustJSON(r.Reasons), mustJSON(r.Vars), mustJSON(r.Transcript), r.TraceID, r.Halt, r.Location).Scan(&r.ID)
+			res, err := ins.ExecContext(ctx, r.Check, r.Kind, nanos(r.Started), int64(r.Duration), r.Outcome, r.Attempts,
+				nullable(r.DeployID), mustJSON(r.Reasons), mustJSON(r.Vars), mustJSON(r.Transcript), r.TraceID, r.Halt, r.Location)
+			if err == nil {
+				r.ID, err = res.LastInsertId() // the rowid: runs.id is the INTEGER PRIMARY KEY
+			}
 			if err != nil {
 				return fmt.Errorf("saving run of %s: %w", r.Check, err)
 			}

@@ -1,0 +1,182 @@
+package store
+
+// A JSON encoder for what runs carry (variables, reasons, transcripts): strings, numbers,
+// booleans, nil, and maps and lists of them. It writes exactly what encoding/json writes
+// (sorted keys, the same escapes, the same number forms; a test and a fuzz target hold it
+// to that) without reflection: encoding every stored run's variables through reflection was
+// a tenth of an agent's CPU at a thousand checks a second. Anything else falls back to
+// encoding/json.
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// mustJSON is v as JSON; "null" when encoding/json would refuse it (a NaN, say).
+func mustJSON(v any) string {
+	if b, ok := appendJSON(make([]byte, 0, 256), v); ok {
+		return string(b)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+// appendJSON appends v to b; ok is false when v holds a type or value it does not handle.
+func appendJSON(b []byte, v any) (_ []byte, ok bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return appendJSONString(b, x), true
+	case bool:
+		return strconv.AppendBool(b, x), true
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(b, x, 10), true
+	case float64:
+		return appendJSONFloat(b, x)
+	case []string:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, s := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, s)
+		}
+		return append(b, ']'), true
+	case []any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendJSON(b, e); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	case map[string]string:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '{')
+		for i, k := range sortedKeys(x) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendJSONString(b, k), ':')
+			b = appendJSONString(b, x[k])
+		}
+		return append(b, '}'), true
+	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '{')
+		for i, k := range sortedKeys(x) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendJSONString(b, k), ':')
+			if b, ok = appendJSON(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return b, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// appendJSONFloat writes f as ECMAScript writes a number, as encoding/json does: plain
+// decimals between 1e-6 and 1e21, exponents outside, with no leading zero in a negative
+// exponent. NaN and infinities are not JSON.
+func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' { // e-07 is e-7
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// jsonEscapes says how each ASCII byte is written inside a string: 0 as itself, 'u' as
+// \u00XX, any other byte after a backslash. encoding/json escapes <, > and & as well, so
+// stored JSON can be dropped into HTML.
+var jsonEscapes = func() (t [utf8.RuneSelf]byte) {
+	for c := range 0x20 {
+		t[c] = 'u'
+	}
+	t['\b'], t['\f'], t['\n'], t['\r'], t['\t'] = 'b', 'f', 'n', 'r', 't'
+	t['"'], t['\\'] = '"', '\\'
+	t['<'], t['>'], t['&'] = 'u', 'u', 'u'
+	return t
+}()
+
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	from := 0 // s[from:i] is still to be copied as it is
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			esc := jsonEscapes[c]
+			if esc == 0 {
+				i++
+				continue
+			}
+			b = append(b, s[from:i]...)
+			if esc == 'u' {
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			} else {
+				b = append(b, '\\', esc)
+			}
+			i++
+			from = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1: // not UTF-8
+			b = append(append(b, s[from:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029': // valid JSON, but not inside JavaScript
+			b = append(append(b, s[from:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		from = i
+	}
+	return append(append(b, s[from:]...), '"')
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"unicode/utf8"
+)
+
+// jsonCases are values runs carry, and the awkward corners of encoding/json's output.
+var jsonCases = []any{
+	nil, "", "plain", `quote " and \ backslash`, "<html> & </html>", "\b\f\n\r\t\x00\x1f\x7f",
+	"caf\u00e9 \u2028 \u2029 \U0001F600", "bad \xff utf-8 \xc3", "\xed\xa0\x80", true, false,
+	0, -1, 1 << 62, int64(-1 << 63), 0.0, -0.0, 1.5, 2.661, 1e-6, 9.99e-7, 1e21, 1e20, -3e-9, 123456789.125, math.MaxFloat64,
+	math.SmallestNonzeroFloat64, []string(nil), []string{}, []string{"a", "<b>"}, []any(nil), []any{1, "x", nil, []any{true}},
+	map[string]string(nil), map[string]string{}, map[string]string{"Content-Type": "text/html", "b": "2", "a": "1"},
+	map[string]any(nil), map[string]any{
+		"status": 200, "duration_ms": 4.557, "headers": map[string]string{"Server": "x"}, "json": map[string]any{"ok": true, "n": 1.0},
+		"body": "ok", "proto": "HTTP/1.1", "nothing": nil, "list": []any{"a", 2.5}, "é": "key not ASCII", "\u2028": "separator key",
+	},
+}
+
+// The encoder writes what encoding/json writes, byte for byte.
+func TestJSONMatchesEncodingJSON(t *testing.T) {
+	for _, v := range jsonCases {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendJSON(nil, v)
+		if !ok || string(got) != string(want) {
+			t.Errorf("%#v: got %s (ok %v), want %s", v, got, ok, want)
+		}
+		if mustJSON(v) != string(want) {
+			t.Errorf("mustJSON(%#v) = %s, want %s", v, mustJSON(v), want)
+		}
+	}
+	// what it does not handle goes to encoding/json, which has the last word
+	type custom struct{ A int }
+	for _, v := range []any{custom{1}, map[string]any{"x": custom{2}}, []any{uint8(3)}, float32(1.5), map[string]int{"a": 1}} {
+		if _, ok := appendJSON(nil, v); ok {
+			t.Errorf("%#v: handled; it should fall back", v)
+		}
+		want, _ := json.Marshal(v)
+		if mustJSON(v) != string(want) {
+			t.Errorf("mustJSON(%#v) = %s, want %s", v, mustJSON(v), want)
+		}
+	}
+	for _, v := range []any{math.NaN(), math.Inf(1), map[string]any{"x": math.Inf(-1)}} {
+		if mustJSON(v) != "null" {
+			t.Errorf("mustJSON(%v) = %s, want null as encoding/json refuses it", v, mustJSON(v))
+		}
+	}
+}
+
+// FuzzJSONString: any string, as a value, a key and a list element, and any float, encode
+// as encoding/json encodes them.
+func FuzzJSONString(f *testing.F) {
+	for _, v := range jsonCases {
+		if s, ok := v.(string); ok {
+			f.Add(s, 1.5)
+		}
+	}
+	f.Add("\u2029<", 1e-7)
+	f.Fuzz(func(t *testing.T, s string, x float64) {
+		v := map[string]any{s: s, "list": []any{s, x}, "h": map[string]string{s: s}, "x": x}
+		want, err := json.Marshal(v)
+		got, ok := appendJSON(nil, v)
+		if err != nil {
+			if ok {
+				t.Fatalf("encoding/json refuses %#v (%v); appendJSON wrote %s", v, err, got)
+			}
+			return
+		}
+		if !ok || string(got) != string(want) {
+			t.Fatalf("%q, %v: got %s (ok %v), want %s", s, x, got, ok, want)
+		}
+		if !utf8.Valid(got) {
+			t.Fatalf("not UTF-8: %q", got)
+		}
+	})
+}
