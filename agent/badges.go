@@ -33,10 +33,10 @@ var shieldsColor = map[string]string{badgeGreen: "brightgreen", badgeYellowGreen
 type badge struct{ label, message, color string }
 
 // badgeWindows are the windows uptime and response time badges accept.
-var badgeWindows = map[string]func(checkStats) bucket{
-	"1h":  func(s checkStats) bucket { return s.Hour },
-	"24h": func(s checkStats) bucket { return s.Day },
-	"7d":  func(s checkStats) bucket { return s.Week },
+var badgeWindows = map[string]func(checkStats) runTotals{
+	"1h":  func(s checkStats) runTotals { return s.Hour },
+	"24h": func(s checkStats) runTotals { return s.Day },
+	"7d":  func(s checkStats) runTotals { return s.Week },
 }
 
 // checkBadge works out a check's badge for a metric (health, uptime, response) over a

@@ -6,11 +6,12 @@ package agent
 // 7 d). The status page and the badges read it without a query, so a page of a thousand
 // checks costs what rendering it costs. It starts from the store's history (one grouped
 // query per ring at start, off the request path) and follows every run this agent records
-// after that. A check's rings are fixed arrays of compact buckets, about 2.5 KiB however
+// after that. A check's rings are fixed arrays of compact buckets, about 1.8 KiB however
 // often it runs, so that ten thousand checks fit in a small agent.
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -44,9 +45,19 @@ func outcomeIndex(o string) int {
 	}
 }
 
-// bucket is the runs of one time bucket (or of several, added up): 28 bytes.
+// bucket is the runs of one ring bucket: 20 bytes. Its counts saturate at 65,535, more
+// than six hours of a check every second (the shortest `every`) and its deploy
+// verifications make.
 type bucket struct {
 	num   int32 // the bucket's number: start / width since the Unix epoch; 0 is empty
+	runs  [outcomeCount]uint16
+	sumMS float32
+	maxMS float32
+}
+
+// runTotals is buckets added up: a window, a bar.
+type runTotals struct {
+	num   int32
 	runs  [outcomeCount]uint32
 	sumMS float32
 	maxMS float32
@@ -54,25 +65,33 @@ type bucket struct {
 
 func (b *bucket) add(o bucket) {
 	for i := range b.runs {
-		b.runs[i] += o.runs[i]
+		b.runs[i] = uint16(min(uint32(b.runs[i])+uint32(o.runs[i]), math.MaxUint16))
 	}
 	b.sumMS += o.sumMS
 	b.maxMS = max(b.maxMS, o.maxMS)
 }
 
-func (b *bucket) total() uint32 { return b.runs[0] + b.runs[1] + b.runs[2] + b.runs[3] }
+func (t *runTotals) add(b bucket) {
+	for i := range t.runs {
+		t.runs[i] += uint32(b.runs[i])
+	}
+	t.sumMS += b.sumMS
+	t.maxMS = max(t.maxMS, b.maxMS)
+}
 
-// avgMS is the mean duration of the bucket's runs in milliseconds; 0 when it has none.
-func (b *bucket) avgMS() float64 {
-	if n := b.total(); n > 0 {
-		return float64(b.sumMS) / float64(n)
+func (t *runTotals) total() uint32 { return t.runs[0] + t.runs[1] + t.runs[2] + t.runs[3] }
+
+// avgMS is the mean duration of the runs in milliseconds; 0 when there are none.
+func (t *runTotals) avgMS() float64 {
+	if n := t.total(); n > 0 {
+		return float64(t.sumMS) / float64(n)
 	}
 	return 0
 }
 
 // judged counts the runs that answered or could not measure: inconclusive runs do not
 // count for or against uptime.
-func (b *bucket) judged() uint32 { return b.runs[0] + b.runs[1] + b.runs[2] }
+func (t *runTotals) judged() uint32 { return t.runs[0] + t.runs[1] + t.runs[2] }
 
 type checkBoard struct {
 	hour [hourSlots]bucket
@@ -143,7 +162,7 @@ func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time)
 		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[i] - width)
 		err := st.RunBuckets(ctx, since, until, width, func(r store.BucketRow) {
 			one := bucket{}
-			one.runs[outcomeIndex(r.Outcome)] = uint32(r.Runs)
+			one.runs[outcomeIndex(r.Outcome)] = uint16(min(r.Runs, math.MaxUint16))
 			one.sumMS = float32(r.Sum.Microseconds()) / 1000
 			one.maxMS = float32(r.Max.Microseconds()) / 1000
 			bd.mu.Lock()
@@ -163,11 +182,11 @@ func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time)
 // checkStats is what the status page shows of a check's history.
 type checkStats struct {
 	// Bars are the last day in half-hour bars, oldest first; Start is the first bar's start.
-	Bars  [barsShown]bucket
+	Bars  [barsShown]runTotals
 	Start time.Time
 	// Hour, Day and Week add up the last hour (to five minutes), the last 24 h (to half an
 	// hour) and the last seven days (to six hours).
-	Hour, Day, Week bucket
+	Hour, Day, Week runTotals
 }
 
 // stats reads a check's history as of now; ok is false when it has no run in the last week.
@@ -185,10 +204,10 @@ func (bd *board) stats(name string, now time.Time) (st checkStats, ok bool) {
 	if cb == nil {
 		return st, false
 	}
-	// sum adds up the buckets of r within the last span, the one in progress included.
-	sum := func(r ring, span time.Duration, into *bucket, bars bool) {
+	// sum adds up the buckets of r within the last runTotals, the one in progress included.
+	sum := func(r ring, window time.Duration, into *runTotals, bars bool) {
 		now := int32(ns / int64(r.width))
-		from := now - int32(span/r.width) + 1
+		from := now - int32(window/r.width) + 1
 		for i := range r.buckets {
 			b := &r.buckets[i]
 			if b.num == 0 || b.num < from || b.num > now {

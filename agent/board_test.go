@@ -87,3 +87,16 @@ func TestBoardWindowsAndSeed(t *testing.T) {
 		t.Errorf("stats a week after the last run: %+v", s.Week)
 	}
 }
+
+// A bucket's counts saturate rather than wrap.
+func TestBoardCountsSaturate(t *testing.T) {
+	bd := newBoard()
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for range 70_000 {
+		bd.add("busy", at, time.Millisecond, checks.Pass)
+	}
+	s, _ := bd.stats("busy", at.Add(time.Minute))
+	if s.Hour.runs[0] != 65535 || s.Week.runs[0] != 65535 {
+		t.Errorf("70,000 runs in one bucket counted as %d (hour), %d (week); want 65,535", s.Hour.runs[0], s.Week.runs[0])
+	}
+}

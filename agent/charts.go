@@ -19,7 +19,7 @@ import (
 // barClass names how a bucket of runs looks: no runs, all passed, mostly passed with
 // failures or errors (degraded), mostly failing, errors only (vigil could not measure),
 // inconclusive only.
-func barClass(b bucket) string {
+func barClass(b runTotals) string {
 	judged := b.judged()
 	switch {
 	case b.total() == 0:
@@ -38,7 +38,7 @@ func barClass(b bucket) string {
 
 // appendBucket appends a bucket's hover text: its runs by outcome and their latency. It is
 // written for speed: a page of a thousand checks has 48,000 of them.
-func appendBucket(s []byte, b bucket) []byte {
+func appendBucket(s []byte, b runTotals) []byte {
 	n := b.total()
 	if n == 0 {
 		return append(s, "no runs"...)
@@ -100,7 +100,7 @@ func uptimeBars(st checkStats, labels *barLabels) template.HTML {
 
 // uptime is the share of judged runs that passed, as the page prints it ("99.95%"), and a
 // class for its colour; "–" when nothing was judged.
-func uptime(b bucket) (text, class string) {
+func uptime(b runTotals) (text, class string) {
 	j := b.judged()
 	if j == 0 {
 		return "–", "none"

@@ -13,7 +13,13 @@ type limit struct {
 	mu      sync.Mutex
 	held    int
 	max     int
-	waiters []chan struct{}
+	waiters []waiter
+}
+
+// waiter waits for a slot: a goroutine blocked on ch, or fn to start holding the slot.
+type waiter struct {
+	ch chan struct{}
+	fn func()
 }
 
 func newLimit(n int) *limit { return &limit{max: max(1, n)} }
@@ -27,7 +33,7 @@ func (l *limit) acquire(ctx context.Context) error {
 		return nil
 	}
 	ch := make(chan struct{})
-	l.waiters = append(l.waiters, ch)
+	l.waiters = append(l.waiters, waiter{ch: ch})
 	l.mu.Unlock()
 	select {
 	case <-ch:
@@ -36,7 +42,7 @@ func (l *limit) acquire(ctx context.Context) error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for i, w := range l.waiters {
-			if w == ch {
+			if w.ch == ch {
 				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
 				return ctx.Err()
 			}
@@ -46,6 +52,21 @@ func (l *limit) acquire(ctx context.Context) error {
 		l.grant()
 		return ctx.Err()
 	}
+}
+
+// acquireLater takes a slot for fn without waiting for it: fn starts on a goroutine of its
+// own, holding the slot, as soon as one is free (at once when one is), in turn with the
+// goroutines waiting in acquire. A run waiting for a slot is then a closure in a queue,
+// not a parked goroutine and its stack. fn must release the slot.
+func (l *limit) acquireLater(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held < l.max && len(l.waiters) == 0 {
+		l.held++
+		go fn()
+		return
+	}
+	l.waiters = append(l.waiters, waiter{fn: fn})
 }
 
 // release gives a slot back.
@@ -75,7 +96,12 @@ func (l *limit) limit() int {
 func (l *limit) grant() {
 	for l.held < l.max && len(l.waiters) > 0 {
 		l.held++
-		close(l.waiters[0])
+		if w := l.waiters[0]; w.fn != nil {
+			go w.fn()
+		} else {
+			close(w.ch)
+		}
+		l.waiters[0] = waiter{}
 		l.waiters = l.waiters[1:]
 	}
 }

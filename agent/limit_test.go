@@ -47,3 +47,39 @@ func TestLimit(t *testing.T) {
 		t.Errorf("limit %d", l.limit())
 	}
 }
+
+// acquireLater queues a function in turn with the goroutines waiting in acquire, and
+// starts it holding the slot.
+func TestLimitAcquireLaterTakesItsTurn(t *testing.T) {
+	l := newLimit(1)
+	if err := l.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 3)
+	go func() {
+		if l.acquire(context.Background()) == nil {
+			order <- "waiter"
+		}
+	}()
+	for func() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.waiters) }() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	l.acquireLater(func() { order <- "later" })
+	l.release() // to the goroutine that came first
+	if got := <-order; got != "waiter" {
+		t.Fatalf("first %q", got)
+	}
+	select {
+	case got := <-order:
+		t.Fatalf("%q ran with no slot free", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.release()
+	if got := <-order; got != "later" {
+		t.Fatalf("second %q", got)
+	}
+	l.release()
+	ran := make(chan struct{})
+	l.acquireLater(func() { close(ran) }) // a free slot: at once
+	<-ran
+}

@@ -62,7 +62,7 @@ func newCheckSeries() *checkSeries {
 		runs: prometheus.NewDesc("vigil_check_runs_total",
 			"Check runs by result (pass, fail, error, inconclusive).", []string{"check", "kind", "result"}, nil),
 		skipped: prometheus.NewDesc("vigil_scheduler_skipped_runs_total",
-			"Scheduled runs skipped because the check's previous run was still going.", []string{"check"}, nil),
+			"Scheduled runs skipped: the check's previous run was still going, or the time of the run had passed while the agent was starved of CPU.", []string{"check"}, nil),
 		checks: map[string]*checkRecord{},
 	}
 }

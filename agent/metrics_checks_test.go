@@ -54,7 +54,7 @@ vigil_check_duration_seconds_count{check="home",kind="http"} 3
 # TYPE vigil_check_runs_total counter
 vigil_check_runs_total{check="home",kind="http",result="fail"} 1
 vigil_check_runs_total{check="home",kind="http",result="pass"} 2
-# HELP vigil_scheduler_skipped_runs_total Scheduled runs skipped because the check's previous run was still going.
+# HELP vigil_scheduler_skipped_runs_total Scheduled runs skipped: the check's previous run was still going, or the time of the run had passed while the agent was starved of CPU.
 # TYPE vigil_scheduler_skipped_runs_total counter
 vigil_scheduler_skipped_runs_total{check="home"} 1
 vigil_scheduler_skipped_runs_total{check="slow"} 1

@@ -94,8 +94,10 @@ func fromStoreRun(sr *store.RunRecord) *checks.Result {
 	return r
 }
 
-// runWriter batches scheduled runs into one transaction every 100ms: a thousand runs a
-// second cost a few commits, not a thousand. A batch the store refuses (a database
+// runWriter batches scheduled runs into one transaction at most every 100ms: a thousand
+// runs a second cost a few commits, not a thousand. It sleeps while there is nothing to
+// write (an idle agent has no writer waking ten times a second): the first run of a batch
+// wakes it, and it writes 100ms later, or at once when 512 runs are waiting. A batch the store refuses (a database
 // restarting, a full disk) is kept and written with the next one, up to maxUnwritten runs.
 type runWriter struct {
 	store interface {
@@ -104,7 +106,8 @@ type runWriter struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	buf  []*store.RunRecord
-	kick chan struct{}
+	kick chan struct{} // a batch is full
+	wake chan struct{} // a batch has begun
 	// grown runs when the runs written since it last ran add up to a twentieth of
 	// maxSize: it keeps the store under store.max_size. It runs in the writer, before the
 	// next batch, so that the store cannot outgrow it however busy the machine is.
@@ -118,33 +121,61 @@ type runWriter struct {
 const maxUnwritten = 100_000
 
 func newRunWriter(s Store, log *slog.Logger, maxSize func() int64, grown func(context.Context)) *runWriter {
-	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), grown: grown, maxSize: maxSize}
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), grown: grown, maxSize: maxSize}
 }
 
 func (w *runWriter) add(r *store.RunRecord) {
 	w.mu.Lock()
 	w.buf = append(w.buf, r)
-	full := len(w.buf) >= 512
+	n := len(w.buf)
 	w.mu.Unlock()
-	if full {
+	signal := func(ch chan struct{}) {
 		select {
-		case w.kick <- struct{}{}:
+		case ch <- struct{}{}:
 		default:
 		}
+	}
+	if n == 1 {
+		signal(w.wake)
+	}
+	if n >= 512 {
+		signal(w.kick)
 	}
 }
 
 func (w *runWriter) run(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for {
-		select {
+		full := false
+		select { // nothing to write: sleep until a batch begins
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-w.wake:
 		case <-w.kick:
+			full = true
+		}
+		if !full {
+			t.Reset(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			case <-w.kick:
+				t.Stop()
+			}
 		}
 		w.flush(ctx)
+		w.mu.Lock()
+		more := len(w.buf) > 0 // kept after a refused write, or added while writing
+		w.mu.Unlock()
+		if more {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 

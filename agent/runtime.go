@@ -69,6 +69,7 @@ func BuildRuntime(cfg *configs.Config, deps checks.Deps, nopts alerting.Options,
 	if err := configs.Merge(checkErr, more); err != nil {
 		return nil, err
 	}
+	cfg.ForgetLines()
 	return rt, nil
 }
 

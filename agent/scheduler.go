@@ -14,7 +14,8 @@ import (
 // Scheduler runs each check every `every`, start to start, from a random initial offset
 // so a thousand checks do not fire in the same millisecond. It owns time: a check never
 // sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
-// previous run still going is skipped and counted). At most `concurrency` runs are in
+// previous run still going is skipped and counted, as are ticks that passed while the
+// process was starved). At most `concurrency` runs are in
 // flight, and at most `browserConcurrency` runs that hold a browser page (checks.BrowserSlot).
 type Scheduler struct {
 	clock   clock.Clock
@@ -163,38 +164,61 @@ func (s *Scheduler) Run(ctx context.Context) {
 		if !e.then.IsZero() { // the first run, at once: then the check's phase
 			e.next, e.then = e.then, time.Time{}
 		}
+		passed := 0 // ticks after this one that are already over: skipped, and counted
 		if !e.next.After(now) {
 			missed := now.Sub(due)/e.every + 1
 			e.next = due.Add(missed * e.every)
+			passed = int(missed - 1)
 		}
 		heap.Fix(&s.queue, e.index)
 		c := e.check
 		if s.running[c.Name] {
 			s.mu.Unlock()
-			if s.onSkip != nil {
-				s.onSkip(c.Name)
-			}
+			s.skip(c.Name, passed+1)
 			continue
 		}
+		s.skip(c.Name, passed)
 		s.running[c.Name] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.dispatch(ctx, c, due)
+		if s.scarce(c.Resource()) != nil {
+			go s.dispatch(ctx, c, due, nil) // waits for a browser page, then a run slot
+			continue
+		}
+		// A run waiting for a slot waits as a closure in the slot queue, not as a parked
+		// goroutine: ten thousand checks due at once at start were ten thousand stacks.
+		s.conc.acquireLater(func() { s.dispatch(ctx, c, due, s.conc.release) })
 	}
 }
 
-func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time) {
+// dispatch does one run of c. release gives back the slot it was started with; nil: it
+// takes its slots first.
+// skip counts n skipped ticks of a check.
+func (s *Scheduler) skip(check string, n int) {
+	for range n {
+		if s.onSkip != nil {
+			s.onSkip(check)
+		}
+	}
+}
+
+func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time, release func()) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.running, c.Name)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	release, ok := s.Acquire(ctx, c)
-	if !ok {
-		return
+	if release == nil {
+		var ok bool
+		if release, ok = s.Acquire(ctx, c); !ok {
+			return
+		}
 	}
 	defer release()
+	if ctx.Err() != nil { // stopped while it waited for its slot
+		return
+	}
 	if s.onLag != nil {
 		s.onLag(due, s.clock.Now().Sub(due))
 	}

@@ -240,3 +240,31 @@ func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 		t.Errorf("the checks share their phases (%v): they would fire together", seconds)
 	}
 }
+
+// Ticks whose time passed while the scheduler could not run (a starved process, a stopped
+// VM) are skipped, not run in a burst, and each is counted as skipped.
+func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	var mu sync.Mutex
+	var dues []time.Time
+	var skipped atomic.Int32
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 4, Seed: 7,
+		OnSkip:  func(string) { skipped.Add(1) },
+		Execute: func(_ context.Context, _ *checks.Check, due time.Time) { mu.Lock(); dues = append(dues, due); mu.Unlock() }})
+	s.Set([]*checks.Check{fakeCheck("c", "http", time.Second)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Wait() }()
+	go s.Run(ctx)
+	fc.BlockUntil(1)
+	fc.Advance(10*time.Second + 500*time.Millisecond) // one jump: the scheduler slept through ten ticks
+	eventually(t, 5*time.Second, "the late tick run", func() bool { mu.Lock(); defer mu.Unlock(); return len(dues) == 1 })
+	fc.BlockUntil(1)
+	mu.Lock()
+	first := dues[0]
+	mu.Unlock()
+	now := epoch.Add(10*time.Second + 500*time.Millisecond)
+	want := int32(now.Sub(first) / time.Second) // the ticks after the first one, all due by now
+	if got := skipped.Load(); got != want || want < 9 {
+		t.Errorf("skipped %d ticks, want %d (first due %s)", got, want, first.Sub(epoch))
+	}
+}

@@ -90,7 +90,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	v.Muted = mutedCheck(a.mutes(rt, page.Silences, now), c.Name, v.Services)
 	st, _ := a.board.stats(c.Name, now)
 	v.Bars = uptimeBars(st, nil)
-	for i, b := range []bucket{st.Hour, st.Day, st.Week} {
+	for i, b := range []runTotals{st.Hour, st.Day, st.Week} {
 		v.Uptime[i].Text, v.Uptime[i].Class = uptime(b)
 	}
 	if n := st.Day.total(); n > 0 {

@@ -123,6 +123,11 @@ func (c *Config) Err(path, fix, format string, args ...any) *Error {
 	return e
 }
 
+// ForgetLines drops the index of key paths to lines once the configuration is built into a
+// running one: it is for the errors of loading and building, and at ten thousand checks it
+// is megabytes. Errors made after it name the key path without a line.
+func (c *Config) ForgetLines() { c.lines = nil }
+
 // lineOf finds the line of path, or of its nearest ancestor the file has.
 func (c *Config) lineOf(path string) int {
 	for p := path; p != ""; p = parentPath(p) {

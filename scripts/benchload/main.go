@@ -57,6 +57,7 @@ var scenarios = []scenario{
 
 func main() {
 	serve := flag.Bool("serve", false, "(internal) serve the target and print its URL")
+	bare := flag.Int("bare", 0, "(internal) make this many requests back to back to -target and print the CPU per request")
 	floorDB := flag.String("floor", "", "(internal) run the floor, storing into this database")
 	sample := flag.String("sample", "", "(internal, floor) a JSON file with the row to insert")
 	checks := flag.Int("checks", 1000, "(internal, floor) checks")
@@ -74,6 +75,10 @@ func main() {
 	switch {
 	case *serve:
 		serveTarget()
+	case *bare > 0:
+		if err := bareLoop(*target, *bare); err != nil {
+			log.Fatal(err)
+		}
 	case *floorDB != "":
 		if err := runFloor(*floorDB, *sample, *checks, *every, *target, time.Unix(0, *from), time.Unix(0, *to)); err != nil {
 			log.Fatal(err)
@@ -150,6 +155,11 @@ func bench(vigil, only string, rounds int, profile string) error {
 	}
 	url = strings.TrimSpace(url)
 
+	if bare, err := bareCost(self, url); err == nil {
+		fmt.Printf("== for scale: one kept-alive connection, 20,000 requests back to back (no timers, no concurrency, nothing stored): %.3f ms CPU per request\n", bare/1000)
+	} else {
+		return err
+	}
 	for _, sc := range scenarios {
 		if only != "all" && only != sc.name {
 			continue
@@ -368,6 +378,35 @@ func runFloorProcess(self, dir, sample, url string, sc scenario) (measured, erro
 		return measured{}, err
 	}
 	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, sc.window), rssKiB: rss, anonKiB: anon, peakKiB: peak, p99Lag: rep.P99}, nil
+}
+
+// bareLoop is the least a request costs: one kept-alive connection, requests back to back,
+// no timers, no concurrency, nothing stored. It prints the CPU per request in µs.
+func bareLoop(target string, n int) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for range n {
+		resp, err := client.Get(target)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	fmt.Printf("%.1f\n", float64(cpu.Nanoseconds())/1000/float64(n))
+	return nil
+}
+
+// bareCost runs bareLoop in a process of its own.
+func bareCost(self, target string) (float64, error) {
+	out, err := exec.Command(self, "-bare", "20000", "-target", target).Output()
+	if err != nil {
+		return 0, fmt.Errorf("bare loop: %w", err)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 }
 
 func freeAddr() (string, error) {
