@@ -249,8 +249,12 @@ func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
 	var dues []time.Time
 	var skipped atomic.Int32
 	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 4, Seed: 7,
-		OnSkip:  func(string) { skipped.Add(1) },
-		Execute: func(_ context.Context, _ *checks.Check, due time.Time) { mu.Lock(); dues = append(dues, due); mu.Unlock() }})
+		OnSkip: func(string) { skipped.Add(1) },
+		Execute: func(_ context.Context, _ *checks.Check, due time.Time) {
+			mu.Lock()
+			dues = append(dues, due)
+			mu.Unlock()
+		}})
 	s.Set([]*checks.Check{fakeCheck("c", "http", time.Second)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); s.Wait() }()

@@ -53,7 +53,9 @@ func TestTranscriptBounded(t *testing.T) {
 				if i%2 == 0 {
 					tr.Printf("goroutine %d line %d %s", g, i, strings.Repeat("x", 100))
 				} else {
-					tr.Later(120, func(*configs.Redactor) []string { return []string{fmt.Sprint(g, " later ", i, strings.Repeat("y", 100))} })
+					tr.Later(120, func(*configs.Redactor) []string {
+						return []string{fmt.Sprint(g, " later ", i, strings.Repeat("y", 100))}
+					})
 				}
 			}
 		}()
