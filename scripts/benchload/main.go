@@ -37,6 +37,8 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
+var vigilEnv *string
+
 // scenario is one row of the table: checks every interval, measured for window after warm.
 type scenario struct {
 	name         string
@@ -69,6 +71,7 @@ func main() {
 	vigil := flag.String("vigil", "", "the vigil binary")
 	only := flag.String("scenario", "all", "busy, idle, 10k or all")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil then floor); the medians are printed")
+	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
 	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (it costs a little CPU)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -272,6 +275,9 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	}
 	cmd := exec.Command(vigil, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if *vigilEnv != "" {
+		cmd.Env = append(os.Environ(), *vigilEnv)
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return measured{}, "", err
