@@ -48,13 +48,26 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	a.metrics.observe(res)
 	a.board.add(c.Name, res.Started, res.Duration, res.Outcome)
 	a.mu.Lock()
-	a.last[c.Name] = res
+	a.last[c.Name] = summaryOf(res)
 	a.mu.Unlock()
 	a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
 	return res, true
 }
 
-// lastResult returns the newest result of a check.
+// summaryOf is what the agent keeps in memory of a check's newest result: the outcome,
+// reasons, timing and artifact names the status page, badges and check list show, without
+// the variables, transcript or evidence (the store has them, with the run): at ten thousand
+// checks those were a tenth of the agent's memory.
+func summaryOf(r *checks.Result) *checks.Result {
+	s := *r
+	s.Vars, s.Transcript, s.Artifacts = nil, nil, nil
+	for _, art := range r.Artifacts {
+		s.Artifacts = append(s.Artifacts, &checks.Artifact{Name: art.Name, ContentType: art.ContentType})
+	}
+	return &s
+}
+
+// lastResult returns a summary of the newest result of a check (see summaryOf).
 func (a *Agent) lastResult(name string) *checks.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -70,7 +83,7 @@ func (a *Agent) loadLatest(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range runs {
-		a.last[r.Check] = fromStoreRun(r)
+		a.last[r.Check] = summaryOf(fromStoreRun(r))
 	}
 }
 

@@ -292,8 +292,8 @@ func TestVerificationOpensFreshConnections(t *testing.T) {
 	lb := newDrainingLB(t)
 	h := startAgent(t, "", webConfig{url: lb.srv.URL, every: "1s", verify: "interval: 100ms, count: 3"}.String())
 	eventually(t, 20*time.Second, "scheduled runs over a kept-alive connection", func() bool {
-		r := h.a.lastResult("home")
-		return lb.oldHits.Load() >= 2 && r != nil && r.Vars["conn_reused"] == true
+		runs, err := h.a.store.RecentRuns(t.Context(), "home", time.Now().Add(time.Hour), 1)
+		return lb.oldHits.Load() >= 2 && err == nil && len(runs) == 1 && runs[0].Vars["conn_reused"] == true
 	})
 	lb.switched.Store(true)
 	d := h.verdict(h.deploy("web", "v2"), 30*time.Second)

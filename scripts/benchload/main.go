@@ -125,6 +125,9 @@ type measured struct {
 	p99Lag   time.Duration
 	skipped  int // the process's own count, when it keeps one
 	profiled bool
+	// scrape is how long a /metrics scrape took (after the window), scrapeBytes its size
+	scrape      time.Duration
+	scrapeBytes int
 }
 
 func (m measured) perCheck() time.Duration {
@@ -200,6 +203,7 @@ func bench(vigil, only string, rounds int, profile string) error {
 			ratio(float64(v.anonKiB), float64(f.anonKiB)), rounds)
 		fmt.Printf("  vigil: CPU per check %.3f ms, %.2f%% of a core, RSS %.1f MiB (%.1f private), start lag p99 %.1f ms, %d of %d due runs not stored\n",
 			ms(v.perCheck()), 100*v.cpu.Seconds()/sc.window.Seconds(), mib(v.rssKiB), mib(v.anonKiB), ms(v.p99Lag), max(v.due-v.runs, 0), v.due)
+		fmt.Printf("  vigil: a /metrics scrape after the window: %.1f MB in %s\n", float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -320,10 +324,12 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	}
 	to := time.Now()
 	rss, anon, peak := procMem(cmd.Process.Pid)
+	scrapeStart := time.Now()
 	lag1, err := lagHistogram(base + "/metrics")
 	if err != nil {
 		return measured{}, "", err
 	}
+	scrape := time.Since(scrapeStart)
 	if profDone != nil {
 		if err := <-profDone; err != nil {
 			return measured{}, "", fmt.Errorf("profile: %w", err)
@@ -342,7 +348,7 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 		return measured{}, "", err
 	}
 	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), rssKiB: rss, anonKiB: anon, peakKiB: peak,
-		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != ""}, samplePath, nil
+		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes}, samplePath, nil
 }
 
 func due(sc scenario, window time.Duration) int {
@@ -498,6 +504,7 @@ func procMem(pid int) (rss, anon, peak int) {
 type histogram struct {
 	bounds []float64
 	counts []float64
+	bytes  int // of the whole scrape
 }
 
 func lagHistogram(url string) (histogram, error) {
@@ -512,6 +519,7 @@ func lagHistogram(url string) (histogram, error) {
 	const prefix = `vigil_scheduler_start_lag_seconds_bucket{le="`
 	for sc.Scan() {
 		line := sc.Text()
+		h.bytes += len(line) + 1
 		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
@@ -537,7 +545,7 @@ func lagHistogram(url string) (histogram, error) {
 }
 
 func (h histogram) minus(o histogram) histogram {
-	d := histogram{bounds: h.bounds, counts: slices.Clone(h.counts)}
+	d := histogram{bounds: h.bounds, counts: slices.Clone(h.counts), bytes: h.bytes}
 	for i := range d.counts {
 		if i < len(o.counts) {
 			d.counts[i] -= o.counts[i]
