@@ -11,7 +11,7 @@ import (
 var jsonCases = []any{
 	nil, "", "plain", `quote " and \ backslash`, "<html> & </html>", "\b\f\n\r\t\x00\x1f\x7f",
 	"caf\u00e9 \u2028 \u2029 \U0001F600", "bad \xff utf-8 \xc3", "\xed\xa0\x80", true, false,
-	0, -1, 1 << 62, int64(-1 << 63), 0.0, -0.0, 1.5, 2.661, 1e-6, 9.99e-7, 1e21, 1e20, -3e-9, 123456789.125, math.MaxFloat64,
+	0, -1, 1 << 62, int64(-1 << 63), 0.0, math.Copysign(0, -1), 1.5, 2.661, 1e-6, 9.99e-7, 1e21, 1e20, -3e-9, 123456789.125, math.MaxFloat64,
 	math.SmallestNonzeroFloat64, []string(nil), []string{}, []string{"a", "<b>"}, []any(nil), []any{1, "x", nil, []any{true}},
 	map[string]string(nil), map[string]string{}, map[string]string{"Content-Type": "text/html", "b": "2", "a": "1"},
 	map[string]any(nil), map[string]any{

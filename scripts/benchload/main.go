@@ -123,7 +123,6 @@ type measured struct {
 	anonKiB  int           // of which private memory (the rest: the binary's pages, shared and reclaimable)
 	peakKiB  int           // VmHWM
 	p99Lag   time.Duration
-	skipped  int // the process's own count, when it keeps one
 	profiled bool
 	// scrape is how long a /metrics scrape took (after the window), scrapeBytes its size
 	scrape      time.Duration
