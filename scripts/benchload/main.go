@@ -127,6 +127,7 @@ type measured struct {
 	// scrape is how long a /metrics scrape took (after the window), scrapeBytes its size
 	scrape      time.Duration
 	scrapeBytes int
+	skipped     int // vigil_scheduler_skipped_runs_total over the window
 }
 
 func (m measured) perCheck() time.Duration {
@@ -202,7 +203,8 @@ func bench(vigil, only string, rounds int, profile string) error {
 			ratio(float64(v.anonKiB), float64(f.anonKiB)), rounds)
 		fmt.Printf("  vigil: CPU per check %.3f ms, %.2f%% of a core, RSS %.1f MiB (%.1f private), start lag p99 %.1f ms, %d of %d due runs not stored\n",
 			ms(v.perCheck()), 100*v.cpu.Seconds()/sc.window.Seconds(), mib(v.rssKiB), mib(v.anonKiB), ms(v.p99Lag), max(v.due-v.runs, 0), v.due)
-		fmt.Printf("  vigil: a /metrics scrape after the window: %.1f MB in %s\n", float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
+		fmt.Printf("  vigil: %d runs skipped in the window (vigil_scheduler_skipped_runs_total); a /metrics scrape after it: %.1f MB in %s\n",
+			v.skipped, float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -347,7 +349,8 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 		return measured{}, "", err
 	}
 	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), rssKiB: rss, anonKiB: anon, peakKiB: peak,
-		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes}, samplePath, nil
+		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes,
+		skipped: int(lag1.minus(lag0).skips)}, samplePath, nil
 }
 
 func due(sc scenario, window time.Duration) int {
@@ -503,7 +506,8 @@ func procMem(pid int) (rss, anon, peak int) {
 type histogram struct {
 	bounds []float64
 	counts []float64
-	bytes  int // of the whole scrape
+	bytes  int     // of the whole scrape
+	skips  float64 // vigil_scheduler_skipped_runs_total, summed over checks
 }
 
 func lagHistogram(url string) (histogram, error) {
@@ -519,6 +523,12 @@ func lagHistogram(url string) (histogram, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		h.bytes += len(line) + 1
+		if strings.HasPrefix(line, "vigil_scheduler_skipped_runs_total{") {
+			if f := strings.Fields(line); len(f) >= 2 {
+				n, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				h.skips += n
+			}
+		}
 		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
@@ -544,7 +554,7 @@ func lagHistogram(url string) (histogram, error) {
 }
 
 func (h histogram) minus(o histogram) histogram {
-	d := histogram{bounds: h.bounds, counts: slices.Clone(h.counts), bytes: h.bytes}
+	d := histogram{bounds: h.bounds, counts: slices.Clone(h.counts), bytes: h.bytes, skips: h.skips - o.skips}
 	for i := range d.counts {
 		if i < len(o.counts) {
 			d.counts[i] -= o.counts[i]
