@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"maps"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -184,95 +186,67 @@ func (r *Redactor) walkShared(v any, masked bool, n int) (_ any, changed bool) {
 		out := r.str(x, masked, n)
 		return out, out != x
 	case map[string]any:
-		if x == nil { // as a copy would be: empty, not nil
-			return make(map[string]any), true
-		}
-		var out map[string]any
-		for k, e := range x {
-			rk := r.String(k)
+		return copyChangedMap(x, func(k string, e any) (string, any, bool) {
 			re, ch := r.walkShared(e, masked || SensitiveName(k), n)
-			if out == nil && (ch || rk != k) {
-				out = make(map[string]any, len(x))
-				for k2, e2 := range x { // what was walked before, unchanged, and the rest for now
-					out[k2] = e2
-				}
-			}
-			if out != nil {
-				if rk != k {
-					delete(out, k)
-				}
-				out[rk] = re
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+			return r.String(k), re, ch
+		})
 	case map[string]string:
-		if x == nil { // as a copy would be: empty, not nil
-			return make(map[string]string), true
-		}
-		var out map[string]string
-		for k, e := range x {
-			rk := r.String(k)
+		return copyChangedMap(x, func(k, e string) (string, string, bool) {
 			re := r.str(e, masked || SensitiveName(k), n)
-			if out == nil && (re != e || rk != k) {
-				out = make(map[string]string, len(x))
-				for k2, e2 := range x {
-					out[k2] = e2
-				}
-			}
-			if out != nil {
-				if rk != k {
-					delete(out, k)
-				}
-				out[rk] = re
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+			return r.String(k), re, re != e
+		})
 	case []any:
-		if x == nil { // as a copy would be: empty, not nil
-			return []any{}, true
-		}
-		var out []any
-		for i, e := range x {
-			re, ch := r.walkShared(e, masked, n)
-			if out == nil && ch {
-				out = make([]any, len(x))
-				copy(out, x)
-			}
-			if out != nil {
-				out[i] = re
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return copyChangedList(x, func(e any) (any, bool) { return r.walkShared(e, masked, n) })
 	case []string:
-		if x == nil { // as a copy would be: empty, not nil
-			return []string{}, true
-		}
-		var out []string
-		for i, e := range x {
-			re := r.str(e, masked, n)
-			if out == nil && re != e {
-				out = make([]string, len(x))
-				copy(out, x)
-			}
-			if out != nil {
-				out[i] = re
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return copyChangedList(x, func(e string) (string, bool) { re := r.str(e, masked, n); return re, re != e })
 	}
 	return r.value(reflect.ValueOf(v), masked, n).Interface(), true
+}
+
+// copyChangedMap applies fn to every entry of m and returns m itself when no key or value
+// changed, a new map otherwise (never nil: a nil map comes back empty, as a copy would).
+func copyChangedMap[V any](m map[string]V, fn func(k string, v V) (string, V, bool)) (map[string]V, bool) {
+	if m == nil {
+		return map[string]V{}, true
+	}
+	var out map[string]V
+	for k, v := range m {
+		rk, rv, changed := fn(k, v)
+		if out == nil && (changed || rk != k) {
+			out = maps.Clone(m) // the entries walked so far were unchanged
+		}
+		if out != nil {
+			if rk != k {
+				delete(out, k)
+			}
+			out[rk] = rv
+		}
+	}
+	if out == nil {
+		return m, false
+	}
+	return out, true
+}
+
+// copyChangedList is copyChangedMap for a list.
+func copyChangedList[V any](list []V, fn func(V) (V, bool)) ([]V, bool) {
+	if list == nil {
+		return []V{}, true
+	}
+	var out []V
+	for i, v := range list {
+		rv, changed := fn(v)
+		if out == nil && changed {
+			out = slices.Clone(list)
+		}
+		if out != nil {
+			out[i] = rv
+		}
+	}
+	if out == nil {
+		return list, false
+	}
+	return out, true
 }
 
 func (r *Redactor) value(v reflect.Value, masked bool, n int) reflect.Value {

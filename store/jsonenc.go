@@ -43,61 +43,52 @@ func appendJSON(b []byte, v any) (_ []byte, ok bool) {
 	case float64:
 		return appendJSONFloat(b, x)
 	case []string:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, s := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, s)
-		}
-		return append(b, ']'), true
+		return appendJSONList(b, x, appendJSONStringOK)
 	case []any:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendJSON(b, e); !ok {
-				return b, false
-			}
-		}
-		return append(b, ']'), true
+		return appendJSONList(b, x, appendJSON)
 	case map[string]string:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '{')
-		for i, k := range sortedKeys(x) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(appendJSONString(b, k), ':')
-			b = appendJSONString(b, x[k])
-		}
-		return append(b, '}'), true
+		return appendJSONMap(b, x, appendJSONStringOK)
 	case map[string]any:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '{')
-		for i, k := range sortedKeys(x) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(appendJSONString(b, k), ':')
-			if b, ok = appendJSON(b, x[k]); !ok {
-				return b, false
-			}
-		}
-		return append(b, '}'), true
+		return appendJSONMap(b, x, appendJSON)
 	}
 	return b, false
+}
+
+func appendJSONStringOK(b []byte, s string) ([]byte, bool) { return appendJSONString(b, s), true }
+
+// appendJSONList writes a list (null when nil), each element by value.
+func appendJSONList[V any](b []byte, list []V, value func([]byte, V) ([]byte, bool)) (_ []byte, ok bool) {
+	if list == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '[')
+	for i, e := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, ok = value(b, e); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendJSONMap writes a map (null when nil) with its keys sorted, each value by value.
+func appendJSONMap[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, bool)) (_ []byte, ok bool) {
+	if m == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendJSONString(b, k), ':')
+		if b, ok = value(b, m[k]); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
 }
 
 func sortedKeys[V any](m map[string]V) []string {
