@@ -110,8 +110,9 @@ func fromStoreRun(sr *store.RunRecord) *checks.Result {
 // runWriter batches scheduled runs into one transaction at most every 100ms: a thousand
 // runs a second cost a few commits, not a thousand. It sleeps while there is nothing to
 // write (an idle agent has no writer waking ten times a second): the first run of a batch
-// wakes it, and it writes 100ms later, or at once when 512 runs are waiting. A batch the store refuses (a database
-// restarting, a full disk) is kept and written with the next one, up to maxUnwritten runs.
+// wakes it, and it writes 100ms later, or at once when 512 runs are waiting. A batch the
+// store refuses (a database restarting, a full disk) is kept and written with the next
+// one, up to maxUnwritten runs.
 type runWriter struct {
 	store interface {
 		SaveRuns(ctx context.Context, runs []*store.RunRecord) error

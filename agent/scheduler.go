@@ -15,8 +15,8 @@ import (
 // so a thousand checks do not fire in the same millisecond. It owns time: a check never
 // sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
 // previous run still going is skipped and counted, as are ticks that passed while the
-// process was starved). At most `concurrency` runs are in
-// flight, and at most `browserConcurrency` runs that hold a browser page (checks.BrowserSlot).
+// process was starved). At most `concurrency` runs are in flight, and at most
+// `browserConcurrency` runs that hold a browser page (checks.BrowserSlot).
 type Scheduler struct {
 	clock   clock.Clock
 	execute func(ctx context.Context, c *checks.Check, due time.Time)
@@ -191,8 +191,6 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
-// dispatch does one run of c. release gives back the slot it was started with; nil: it
-// takes its slots first.
 // skip counts n skipped ticks of a check.
 func (s *Scheduler) skip(check string, n int) {
 	for range n {
@@ -202,6 +200,8 @@ func (s *Scheduler) skip(check string, n int) {
 	}
 }
 
+// dispatch does one run of c. release gives back the slot it was started with; nil: it
+// takes its slots first.
 func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time, release func()) {
 	defer func() {
 		s.mu.Lock()
