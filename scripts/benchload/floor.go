@@ -1,0 +1,230 @@
+package main
+
+// The floor: the least the same schedule needs, as a process of its own, and the bare loop.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-monitor/vigil/store"
+)
+
+func runFloorProcess(self, dir, sample, url string, sc scenario) (measured, error) {
+	db := filepath.Join(dir, "floor.db")
+	start := time.Now()
+	from, to := start.Add(sc.warm), start.Add(sc.warm+sc.window)
+	cmd := exec.Command(self, "-floor", db, "-sample", sample, "-checks", strconv.Itoa(sc.checks), "-every", sc.every.String(),
+		"-target", url, "-from", strconv.FormatInt(from.UnixNano(), 10), "-to", strconv.FormatInt(to.UnixNano(), 10))
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return measured{}, err
+	}
+	time.Sleep(time.Until(from))
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return measured{}, err
+	}
+	time.Sleep(time.Until(to))
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return measured{}, err
+	}
+	rss, anon, peak := procMem(cmd.Process.Pid)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	var rep floorReport
+	if err := json.NewDecoder(out).Decode(&rep); err != nil {
+		return measured{}, fmt.Errorf("floor report: %w", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return measured{}, fmt.Errorf("floor: %w", err)
+	}
+	runs, err := countRuns(db, from, to)
+	if err != nil {
+		return measured{}, err
+	}
+	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, sc.window), rssKiB: rss, anonKiB: anon, peakKiB: peak, p99Lag: rep.P99}, nil
+}
+
+type floorReport struct {
+	P99 time.Duration
+}
+
+// runFloor is the floor: a timer per check, first due at an even spread over the first
+// interval (as vigil spreads checks), 32 requests at once through one kept-alive client, and
+// the rows inserted every 100 ms in one transaction through a prepared statement. It runs
+// until SIGTERM, then prints the p99 start lag of the ticks due in [from, to) as JSON.
+func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time) error {
+	b, err := os.ReadFile(samplePath)
+	if err != nil {
+		return err
+	}
+	var sample row
+	if err := json.Unmarshal(b, &sample); err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer cancel()
+	if p := os.Getenv("BENCHLOAD_FLOOR_PROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	st, err := store.Open(ctx, path) // vigil's schema and indexes, then closed: the floor writes with plain SQL
+	if err != nil {
+		return err
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	results := make(chan done, 4096)
+	lags := make(chan time.Duration, 4096)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
+	sem := make(chan struct{}, 32)
+	start := time.Now()
+	for i := range checks {
+		name := "c" + strconv.Itoa(i)
+		next := start.Add(time.Duration(int64(every) * int64(i) / int64(checks)))
+		go func() {
+			t := time.NewTimer(time.Until(next))
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				began := time.Now()
+				if !next.Before(from) && next.Before(to) {
+					lags <- began.Sub(next)
+				}
+				if resp, err := client.Get(target); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				<-sem
+				results <- done{check: name, started: began, duration: time.Since(began)}
+				next = next.Add(every)
+				t.Reset(time.Until(next))
+			}
+		}()
+	}
+	var all []time.Duration
+	tick := time.NewTicker(100 * time.Millisecond)
+	var batch []done
+	for {
+		select {
+		case <-ctx.Done():
+			for len(results) > 0 { // the runs that ended before the signal are stored, as vigil stores its own
+				batch = append(batch, <-results)
+			}
+			if len(batch) > 0 {
+				if err := insert(db, batch, sample); err != nil {
+					return err
+				}
+			}
+			slices.Sort(all)
+			rep := floorReport{}
+			if len(all) > 0 {
+				rep.P99 = all[min(len(all)-1, int(.99*float64(len(all))))]
+			}
+			return json.NewEncoder(os.Stdout).Encode(rep)
+		case l := <-lags:
+			all = append(all, l)
+		case d := <-results:
+			batch = append(batch, d)
+		case <-tick.C:
+			if len(batch) == 0 {
+				continue
+			}
+			if err := insert(db, batch, sample); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// done is one finished request of the floor.
+type done struct {
+	check    string
+	started  time.Time
+	duration time.Duration
+}
+
+func insert(db *sql.DB, batch []done, r row) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	ins, err := tx.Prepare(`INSERT INTO runs(check_name, kind, started_at, duration_ns, outcome, attempts, reasons, vars, transcript, location)
+		VALUES (?,?,?,?,?,1,?,?,?,'local')`)
+	if err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	for _, d := range batch {
+		if _, err := ins.Exec(d.check, r.Kind, d.started.UnixNano(), int64(d.duration), r.Outcome, r.Reasons, r.Vars, r.Transcript); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	ins.Close()
+	return tx.Commit()
+}
+
+// bareLoop is the least a request costs: one kept-alive connection, requests back to back,
+// no timers, no concurrency, nothing stored. It prints the CPU per request in µs.
+func bareLoop(target string, n int) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for range n {
+		resp, err := client.Get(target)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	fmt.Printf("%.1f\n", float64(cpu.Nanoseconds())/1000/float64(n))
+	return nil
+}
+
+// bareCost runs bareLoop in a process of its own.
+func bareCost(self, target string) (float64, error) {
+	out, err := exec.Command(self, "-bare", "20000", "-target", target).Output()
+	if err != nil {
+		return 0, fmt.Errorf("bare loop: %w", err)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}

@@ -1,0 +1,82 @@
+package main
+
+// What both sides are measured with: /proc, and the runs in each store.
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// procCPU is the user and system time pid has used (/proc/PID/stat, clock ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// the command name may hold spaces: fields count from the last ')'
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// procMem is pid's resident set, its private (anonymous) part and its peak, in KiB.
+func procMem(pid int) (rss, anon, peak int) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss, _ = strconv.Atoi(f[1])
+		case "VmHWM:":
+			peak, _ = strconv.Atoi(f[1])
+		case "RssAnon:":
+			anon, _ = strconv.Atoi(f[1])
+		}
+	}
+	return rss, anon, peak
+}
+
+// countRuns counts the runs stored in the database at path that started in [from, to).
+func countRuns(path string, from, to time.Time) (int, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRow(`SELECT count(*) FROM runs WHERE started_at >= ? AND started_at < ?`, from.UnixNano(), to.UnixNano()).Scan(&n)
+	return n, err
+}
+
+// row is a stored run's columns the floor inserts again.
+type row struct {
+	Kind, Outcome, Reasons, Vars, Transcript string
+}
+
+func saveSample(db, to string) error {
+	d, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var r row
+	if err := d.QueryRow(`SELECT kind, outcome, reasons, vars, transcript FROM runs ORDER BY id DESC LIMIT 1`).
+		Scan(&r.Kind, &r.Outcome, &r.Reasons, &r.Vars, &r.Transcript); err != nil {
+		return fmt.Errorf("a sample run from %s: %w", db, err)
+	}
+	b, _ := json.Marshal(r)
+	return os.WriteFile(to, b, 0o644)
+}
