@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,11 +131,29 @@ func (s *checkSeries) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. It copies the records under the lock and makes
+// the metrics after it, so that runs ending during a scrape are not held up, and it sends
+// them in the order the registry sorts them into (by label values), which the registry's
+// sort then passes through in linear time: at 10,000 checks, sorting the series of a
+// random order was a third of a scrape.
 func (s *checkSeries) Collect(ch chan<- prometheus.Metric) {
+	type named struct {
+		name string
+		checkRecord
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	all := make([]named, 0, len(s.checks))
 	for name, r := range s.checks {
+		all = append(all, named{name: name, checkRecord: *r})
+		if r.exemplars != nil {
+			ex := *r.exemplars
+			all[len(all)-1].exemplars = &ex
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(all, func(a, b named) int { return strings.Compare(a.name, b.name) })
+	for i := range all {
+		name, r := all[i].name, &all[i].checkRecord
 		if r.skippedSeen {
 			ch <- prometheus.MustNewConstMetric(s.skipped, prometheus.CounterValue, float64(r.skipped), name)
 		}
@@ -143,9 +163,9 @@ func (s *checkSeries) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(s.success, prometheus.GaugeValue, r.success, name, r.kind, r.location)
 		ch <- prometheus.MustNewConstMetric(s.duration, prometheus.GaugeValue, r.duration, name, r.kind, r.location)
 		ch <- prometheus.MustNewConstMetric(s.lastRun, prometheus.GaugeValue, r.lastRun, name, r.kind, r.location)
-		for i, o := range outcomes {
+		for _, i := range outcomesSorted {
 			if r.runs[i] > 0 {
-				ch <- prometheus.MustNewConstMetric(s.runs, prometheus.CounterValue, float64(r.runs[i]), name, r.kind, string(o))
+				ch <- prometheus.MustNewConstMetric(s.runs, prometheus.CounterValue, float64(r.runs[i]), name, r.kind, string(outcomes[i]))
 			}
 		}
 		cumulative := make(map[float64]uint64, len(durationBuckets))
@@ -167,3 +187,11 @@ func (s *checkSeries) Collect(ch chan<- prometheus.Metric) {
 		ch <- h
 	}
 }
+
+// outcomesSorted are the indexes of outcomes in the order of their names, the order the
+// registry sorts vigil_check_runs_total's series of one check into.
+var outcomesSorted = func() []int {
+	idx := []int{0, 1, 2, 3}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(string(outcomes[a]), string(outcomes[b])) })
+	return idx
+}()

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,19 +106,38 @@ func (t *gaugeTable) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. Like the per-check series in agent, it copies
+// the rows under the lock and sends the metrics after it, rows by check name and a
+// gauge's columns by their extra label: the order the registry sorts them into.
 func (t *gaugeTable) Collect(ch chan<- prometheus.Metric) {
+	type named struct {
+		check string
+		gaugeRow
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	all := make([]named, 0, len(t.rows))
+	values := make([]float64, 0, len(t.rows)*len(t.cols)) // one array for every row's copy
 	for check, r := range t.rows {
-		for i, c := range t.cols {
+		values = append(values, r.values...)
+		all = append(all, named{check, gaugeRow{location: r.location, values: values[len(values)-len(r.values):], set: r.set}})
+	}
+	t.mu.Unlock()
+	slices.SortFunc(all, func(a, b named) int { return strings.Compare(a.check, b.check) })
+	order := make([]int, len(t.cols))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.cols[a].extra, t.cols[b].extra) })
+	for _, r := range all {
+		for _, i := range order {
+			c := t.cols[i]
 			if r.set&(1<<i) == 0 {
 				continue
 			}
 			if c.extra != "" {
-				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], check, r.location, c.extra)
+				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], r.check, r.location, c.extra)
 			} else {
-				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], check, r.location)
+				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], r.check, r.location)
 			}
 		}
 	}
