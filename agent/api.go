@@ -56,7 +56,8 @@ func (a *Agent) Handler() http.Handler {
 	})))
 
 	// OpenMetrics when the scraper asks for it: that is where exemplars (trace ids) travel.
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry, EnableOpenMetrics: true}))
+	mux.Handle("GET /metrics", promhttp.HandlerForTransactional(a.gatherer(),
+		promhttp.HandlerOpts{Registry: a.opts.Registry, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -6,7 +6,7 @@ package agent
 // 7 d). The status page and the badges read it without a query, so a page of a thousand
 // checks costs what rendering it costs. It starts from the store's history (one grouped
 // query per ring at start, off the request path) and follows every run this agent records
-// after that. A check's rings are fixed arrays of compact buckets, about 1.8 KiB however
+// after that. A check's rings are fixed arrays of compact buckets, 1.3 KB however
 // often it runs, so that ten thousand checks fit in a small agent.
 
 import (
@@ -45,13 +45,18 @@ func outcomeIndex(o string) int {
 	}
 }
 
-// bucket is the runs of one ring bucket: 20 bytes. Its counts saturate at 65,535, more
-// than six hours of a check every second (the shortest `every`) and its deploy
-// verifications make.
-type bucket struct {
-	num   int32 // the bucket's number: start / width since the Unix epoch; 0 is empty
+// slotRuns is the runs of one bucket of the hour and week rings: 12 bytes. Its counts
+// saturate at 65,535, more than six hours of a check every second (the shortest `every`)
+// and its deploy verifications make.
+type slotRuns struct {
 	runs  [outcomeCount]uint16
 	sumMS float32
+}
+
+// bar is a bucket of the day ring, whose buckets are the status page's bars: a slotRuns and
+// the slowest run, 16 bytes.
+type bar struct {
+	slotRuns
 	maxMS float32
 }
 
@@ -60,22 +65,30 @@ type runTotals struct {
 	num   int32
 	runs  [outcomeCount]uint32
 	sumMS float32
-	maxMS float32
+	maxMS float32 // of bars (the day ring) only
 }
 
-func (b *bucket) add(o bucket) {
-	for i := range b.runs {
-		b.runs[i] = uint16(min(uint32(b.runs[i])+uint32(o.runs[i]), math.MaxUint16))
+func (t *slotRuns) add(o slotRuns) {
+	for i := range t.runs {
+		t.runs[i] = uint16(min(uint32(t.runs[i])+uint32(o.runs[i]), math.MaxUint16))
 	}
-	b.sumMS += o.sumMS
+	t.sumMS += o.sumMS
+}
+
+func (b *bar) add(o bar) {
+	b.slotRuns.add(o.slotRuns)
 	b.maxMS = max(b.maxMS, o.maxMS)
 }
 
-func (t *runTotals) add(b bucket) {
+func (t *runTotals) add(o slotRuns) {
 	for i := range t.runs {
-		t.runs[i] += uint32(b.runs[i])
+		t.runs[i] += uint32(o.runs[i])
 	}
-	t.sumMS += b.sumMS
+	t.sumMS += o.sumMS
+}
+
+func (t *runTotals) addBar(b bar) {
+	t.add(b.slotRuns)
 	t.maxMS = max(t.maxMS, b.maxMS)
 }
 
@@ -93,34 +106,54 @@ func (t *runTotals) avgMS() float64 {
 // count for or against uptime.
 func (t *runTotals) judged() uint32 { return t.runs[0] + t.runs[1] + t.runs[2] }
 
+// checkBoard is a check's three rings, 1,300 bytes. A ring is a circle of buckets and
+// the number of its newest (start / width since the Unix epoch; 0 before its first run):
+// bucket number n is buckets[n % len(buckets)], for the len(buckets) numbers up to the
+// newest.
 type checkBoard struct {
-	hour [hourSlots]bucket
-	day  [daySlots]bucket
-	week [weekSlots]bucket
+	hourHead, dayHead, weekHead int32
+	hour                        [hourSlots]slotRuns
+	day                         [daySlots]bar
+	week                        [weekSlots]slotRuns
 }
 
-// rings are a check's rings with their bucket widths.
-func (cb *checkBoard) rings() [3]ring {
-	return [3]ring{{cb.hour[:], hourWidth}, {cb.day[:], dayWidth}, {cb.week[:], weekWidth}}
-}
-
-type ring struct {
-	buckets []bucket
-	width   time.Duration
-}
-
-// slot returns the bucket of the ring for the time ns, emptied when it held an older
-// number. A time older than the ring's newest bucket minus its size is not kept.
-func (r ring) slot(ns int64) *bucket {
-	n := int32(ns / int64(r.width))
-	b := &r.buckets[int(n)%len(r.buckets)]
-	if b.num != n {
-		if b.num > n {
+// slot returns the bucket of a ring for the time ns, moving the ring on to it (emptying
+// the buckets it passes) when it is newer than the newest; nil when it is older than the
+// ring keeps, unless the ring is ahead of now, the wall clock (0 when seeding): then the
+// clock went back, and the ring starts again from ns rather than dropping every run until
+// the clock has caught up.
+func slot[B any](buckets []B, head *int32, width time.Duration, ns, now int64) *B {
+	n := int32(ns / int64(width))
+	size := int32(len(buckets))
+	switch {
+	case n > *head:
+		if *head == 0 || n-*head >= size {
+			clear(buckets)
+		} else {
+			var empty B
+			for k := *head + 1; k <= n; k++ {
+				buckets[k%size] = empty
+			}
+		}
+		*head = n
+	case n <= *head-size:
+		if now == 0 || *head <= int32(now/int64(width)) {
 			return nil
 		}
-		*b = bucket{num: n}
+		clear(buckets)
+		*head = n
 	}
-	return b
+	return &buckets[n%size]
+}
+
+// each calls fn for every bucket of a ring numbered from..to, those the ring keeps.
+func each[B any](buckets []B, head int32, from, to int32, fn func(num int32, b *B)) {
+	if head == 0 {
+		return
+	}
+	for n := max(from, head-int32(len(buckets))+1); n <= min(to, head); n++ {
+		fn(n, &buckets[n%int32(len(buckets))])
+	}
 }
 
 type board struct {
@@ -139,20 +172,35 @@ func (bd *board) check(name string) *checkBoard {
 	return cb
 }
 
-// add counts one run.
-func (bd *board) add(check string, started time.Time, d time.Duration, outcome checks.Outcome) {
-	one := bucket{}
+// put adds runs started at ns to a check's rings; ring < 0 is all three, else the one of
+// that index. now is the wall clock, 0 when seeding (see slot).
+func (cb *checkBoard) put(ring int, ns, now int64, one bar) {
+	if ring < 0 || ring == 0 {
+		if b := slot(cb.hour[:], &cb.hourHead, hourWidth, ns, now); b != nil {
+			b.add(one.slotRuns)
+		}
+	}
+	if ring < 0 || ring == 1 {
+		if b := slot(cb.day[:], &cb.dayHead, dayWidth, ns, now); b != nil {
+			b.add(one)
+		}
+	}
+	if ring < 0 || ring == 2 {
+		if b := slot(cb.week[:], &cb.weekHead, weekWidth, ns, now); b != nil {
+			b.add(one.slotRuns)
+		}
+	}
+}
+
+// add counts one run; now is the wall clock.
+func (bd *board) add(check string, started time.Time, d time.Duration, outcome checks.Outcome, now time.Time) {
+	one := bar{}
 	one.runs[outcomeIndex(string(outcome))] = 1
 	ms := float32(d.Microseconds()) / 1000
 	one.sumMS, one.maxMS = ms, ms
 	bd.mu.Lock()
 	defer bd.mu.Unlock()
-	ns := started.UnixNano()
-	for _, r := range bd.check(check).rings() {
-		if b := r.slot(ns); b != nil {
-			b.add(one)
-		}
-	}
+	bd.check(check).put(-1, started.UnixNano(), now.UnixNano(), one)
 }
 
 // seed counts the store's runs started in [now - 7 d, until): the history before this
@@ -161,16 +209,13 @@ func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time)
 	for i, width := range []time.Duration{hourWidth, dayWidth, weekWidth} {
 		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[i] - width)
 		err := st.RunBuckets(ctx, since, until, width, func(r store.BucketRow) {
-			one := bucket{}
+			one := bar{}
 			one.runs[outcomeIndex(r.Outcome)] = uint16(min(r.Runs, math.MaxUint16))
 			one.sumMS = float32(r.Sum.Microseconds()) / 1000
 			one.maxMS = float32(r.Max.Microseconds()) / 1000
 			bd.mu.Lock()
 			defer bd.mu.Unlock()
-			rg := bd.check(r.Check).rings()[i]
-			if b := rg.slot(r.Bucket * int64(width)); b != nil {
-				b.add(one)
-			}
+			bd.check(r.Check).put(i, r.Bucket*int64(width), 0, one)
 		})
 		if err != nil {
 			return err
@@ -204,27 +249,19 @@ func (bd *board) stats(name string, now time.Time) (st checkStats, ok bool) {
 	if cb == nil {
 		return st, false
 	}
-	// sum adds up the buckets of r within the last runTotals, the one in progress included.
-	sum := func(r ring, window time.Duration, into *runTotals, bars bool) {
-		now := int32(ns / int64(r.width))
-		from := now - int32(window/r.width) + 1
-		for i := range r.buckets {
-			b := &r.buckets[i]
-			if b.num == 0 || b.num < from || b.num > now {
-				continue
-			}
-			into.add(*b)
-			if bars {
-				st.Bars[b.num-firstBar].add(*b)
-			}
-		}
+	// last is the numbers of a ring's buckets in the last window, the one in progress included.
+	last := func(width, window time.Duration) (from, to int32) {
+		to = int32(ns / int64(width))
+		return to - int32(window/width) + 1, to
 	}
-	rings := cb.rings()
-	sum(rings[0], time.Hour, &st.Hour, false)
-	sum(rings[1], 24*time.Hour, &st.Day, true)
-	sum(rings[2], 7*24*time.Hour, &st.Week, false)
-	for i := range st.Bars {
-		st.Bars[i].num = firstBar + int32(i)
-	}
+	from, to := last(hourWidth, time.Hour)
+	each(cb.hour[:], cb.hourHead, from, to, func(_ int32, b *slotRuns) { st.Hour.add(*b) })
+	from, to = last(dayWidth, 24*time.Hour)
+	each(cb.day[:], cb.dayHead, from, to, func(n int32, b *bar) {
+		st.Day.addBar(*b)
+		st.Bars[n-firstBar].addBar(*b)
+	})
+	from, to = last(weekWidth, 7*24*time.Hour)
+	each(cb.week[:], cb.weekHead, from, to, func(_ int32, b *slotRuns) { st.Week.add(*b) })
 	return st, st.Week.total() > 0 || st.Day.total() > 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/store"
@@ -35,7 +36,7 @@ func TestBoardWindowsAndSeed(t *testing.T) {
 	defer st.Close()
 	var recs []*store.RunRecord
 	for _, r := range runs {
-		live.add("home", now.Add(-r.ago), r.took, r.outcome)
+		live.add("home", now.Add(-r.ago), r.took, r.outcome, now)
 		recs = append(recs, &store.RunRecord{Check: "home", Kind: "http", Started: now.Add(-r.ago), Duration: r.took, Outcome: string(r.outcome)})
 	}
 	if err := st.SaveRuns(context.Background(), recs); err != nil {
@@ -93,10 +94,83 @@ func TestBoardCountsSaturate(t *testing.T) {
 	bd := newBoard()
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for range 70_000 {
-		bd.add("busy", at, time.Millisecond, checks.Pass)
+		bd.add("busy", at, time.Millisecond, checks.Pass, at)
 	}
 	s, _ := bd.stats("busy", at.Add(time.Minute))
 	if s.Hour.runs[0] != 65535 || s.Week.runs[0] != 65535 {
 		t.Errorf("70,000 runs in one bucket counted as %d (hour), %d (week); want 65,535", s.Hour.runs[0], s.Week.runs[0])
+	}
+}
+
+// The rings move on as time does: a run every five minutes for three days leaves each
+// window holding the runs whose bucket it covers, counted by brute force here.
+func TestBoardRingsMoveOn(t *testing.T) {
+	bd := newBoard()
+	start := time.Date(2026, 11, 20, 0, 2, 0, 0, time.UTC)
+	var times []time.Time
+	for at := start; at.Before(start.Add(3 * 24 * time.Hour)); at = at.Add(5 * time.Minute) {
+		bd.add("tick", at, time.Millisecond, checks.Pass, at)
+		times = append(times, at)
+	}
+	now := times[len(times)-1].Add(time.Minute)
+	in := func(width, window time.Duration) uint32 {
+		to := now.UnixNano() / int64(width)
+		from := to - int64(window/width) + 1
+		var n uint32
+		for _, at := range times {
+			if b := at.UnixNano() / int64(width); b >= from && b <= to {
+				n++
+			}
+		}
+		return n
+	}
+	s, ok := bd.stats("tick", now)
+	if !ok {
+		t.Fatal("no stats")
+	}
+	for _, w := range []struct {
+		name string
+		got  uint32
+		want uint32
+	}{
+		{"hour", s.Hour.total(), in(hourWidth, time.Hour)},
+		{"day", s.Day.total(), in(dayWidth, 24*time.Hour)},
+		{"week", s.Week.total(), in(weekWidth, 7*24*time.Hour)},
+	} {
+		if w.got != w.want || w.want == 0 {
+			t.Errorf("%s: %d runs, want %d", w.name, w.got, w.want)
+		}
+	}
+	for i, b := range s.Bars {
+		if b.total() != 6 && i != len(s.Bars)-1 {
+			t.Errorf("bar %d holds %d runs, want 6", i, b.total())
+		}
+	}
+	if size := unsafe.Sizeof(checkBoard{}); size != 1300 {
+		t.Errorf("a check's board is %d bytes; the package comment says 1.3 KB", size)
+	}
+}
+
+// When the wall clock goes back by more than a ring holds, the ring starts again from the
+// new time rather than dropping every run until the clock has caught up; a run that is
+// old because it ran long (the clock did not go back) is dropped from the rings too short
+// for it and counted in the others.
+func TestBoardClockGoesBack(t *testing.T) {
+	bd := newBoard()
+	now := time.Date(2026, 12, 1, 12, 7, 0, 0, time.UTC)
+	ahead := now.Add(3 * time.Hour) // the clock was three hours ahead, then corrected
+	bd.add("home", ahead, time.Millisecond, checks.Fail, ahead)
+	bd.add("home", now, time.Millisecond, checks.Pass, now)
+	s, _ := bd.stats("home", now.Add(time.Minute))
+	if s.Hour.runs != [4]uint32{1, 0, 0, 0} || s.Day.runs != [4]uint32{1, 0, 0, 0} {
+		t.Errorf("after the clock went back: hour %v, day %v; want the run after it", s.Hour.runs, s.Day.runs)
+	}
+
+	bd = newBoard()
+	bd.add("slow", now, time.Millisecond, checks.Pass, now)
+	bd.add("slow", now.Add(-2*time.Hour), 2*time.Hour, checks.Fail, now) // began two hours ago
+	s, _ = bd.stats("slow", now.Add(time.Minute))
+	if s.Hour.runs != [4]uint32{1, 0, 0, 0} || s.Day.runs != [4]uint32{1, 1, 0, 0} || s.Week.runs != [4]uint32{1, 1, 0, 0} {
+		t.Errorf("a long run: hour %v, day %v, week %v", s.Hour.runs, s.Day.runs, s.Week.runs)
 	}
 }

@@ -29,7 +29,6 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 	f := promauto.With(reg)
 	series := newCheckSeries()
-	reg.MustRegister(series)
 	f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_build_info",
 		Help: "Always 1; the labels say which vigil this is."}, []string{"version", "revision", "goversion"}).
 		WithLabelValues(version, revision, runtime.Version()).Set(1)

@@ -40,9 +40,10 @@ func touch(m *metrics) {
 // or ids.
 func TestMetricCatalogue(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	touch(newMetrics(reg, "v1.2.3", "abc123"))
+	m := newMetrics(reg, "v1.2.3", "abc123")
+	touch(m)
 	registerConnMetrics(reg, func() float64 { return 0 }, func() float64 { return 0 })
-	mfs, err := reg.Gather()
+	mfs, _, err := seriesGatherer{reg, m.checks}.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

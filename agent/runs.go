@@ -46,7 +46,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	}
 	res.Location = a.location
 	a.metrics.observe(res)
-	a.board.add(c.Name, res.Started, res.Duration, res.Outcome)
+	a.board.add(c.Name, res.Started, res.Duration, res.Outcome, a.clock.Now())
 	a.mu.Lock()
 	a.last[c.Name] = summaryOf(res)
 	a.mu.Unlock()

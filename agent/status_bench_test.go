@@ -59,7 +59,7 @@ func BenchmarkStatusPage1000(b *testing.B) {
 			if rng.IntN(500) == 0 {
 				o = checks.Fail
 			}
-			a.board.add(c.Name, t, time.Duration(20+rng.IntN(200))*time.Millisecond, o)
+			a.board.add(c.Name, t, time.Duration(20+rng.IntN(200))*time.Millisecond, o, now)
 		}
 	}
 	// Deploys with their runs, verdicts and events in the store.

@@ -30,7 +30,7 @@ func storeFiles(t testing.TB, dir string) int64 {
 
 func metricsText(t testing.TB, l *launched) string {
 	var b strings.Builder
-	mfs, err := l.a.opts.Registry.Gather()
+	mfs, _, err := l.a.gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

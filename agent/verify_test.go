@@ -352,7 +352,7 @@ services:
 			t.Errorf("the deploy's history holds a run of slow: %s %v", r.Outcome, r.Reasons)
 		}
 	}
-	mfs, err := h.a.opts.Registry.Gather()
+	mfs, _, err := h.a.gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
