@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -56,8 +55,7 @@ func (a *Agent) Handler() http.Handler {
 	})))
 
 	// OpenMetrics when the scraper asks for it: that is where exemplars (trace ids) travel.
-	mux.Handle("GET /metrics", promhttp.HandlerForTransactional(a.gatherer(),
-		promhttp.HandlerOpts{Registry: a.opts.Registry, EnableOpenMetrics: true}))
+	mux.Handle("GET /metrics", metricsHandler(a.opts.Registry, a.metrics.checks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

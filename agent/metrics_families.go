@@ -44,13 +44,17 @@ func (g seriesGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
 			merged = append(merged, own[j])
 			j++
 		default:
-			err = fmt.Errorf("metric family %s is both registered and a per-check family", own[j].GetName())
+			err = errDuplicateFamily(own[j].GetName())
 			merged = append(merged, mfs[i])
 			i++
 			j++
 		}
 	}
 	return merged, func() {}, err
+}
+
+func errDuplicateFamily(name string) error {
+	return fmt.Errorf("metric family %s is both registered and a per-check family", name)
 }
 
 // The label names, shared by every label pair that points at them.
@@ -87,46 +91,87 @@ type scrapedCheck struct {
 	metrics           [5 + len(outcomes)]dto.Metric // success, duration, lastRun, histogram, skipped, runs
 }
 
-// families makes the per-check series into metric families, sorted by name, each one's
-// metrics sorted by their labels.
-func (s *checkSeries) families() []*dto.MetricFamily {
-	type named struct {
-		name string
-		checkRecord
-	}
+// namedRecord is a check's record as a scrape read it.
+type namedRecord struct {
+	name string
+	checkRecord
+}
+
+// snapshot copies the records under the lock, sorted by check name.
+func (s *checkSeries) snapshot() []namedRecord {
 	s.mu.Lock()
-	all := make([]named, 0, len(s.checks))
+	all := make([]namedRecord, 0, len(s.checks))
 	for name, r := range s.checks {
-		all = append(all, named{name: name, checkRecord: *r})
+		all = append(all, namedRecord{name: name, checkRecord: *r})
 		if r.exemplars != nil {
 			ex := *r.exemplars
 			all[len(all)-1].exemplars = &ex
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b named) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(all, func(a, b namedRecord) int { return strings.Compare(a.name, b.name) })
+	return all
+}
 
+// The per-check families, in the order of their names.
+const (
+	famDuration  = iota // probe_duration_seconds
+	famSuccess          // probe_success
+	famHistogram        // vigil_check_duration_seconds
+	famLastRun          // vigil_check_last_run_timestamp_seconds
+	famRuns             // vigil_check_runs_total
+	famSkipped          // vigil_scheduler_skipped_runs_total
+	famCount
+)
+
+type seriesFamily struct {
+	name, help string
+	typ        dto.MetricType
+}
+
+var seriesFamilies = [famCount]seriesFamily{
+	{"probe_duration_seconds", helpDuration, dto.MetricType_GAUGE},
+	{"probe_success", helpSuccess, dto.MetricType_GAUGE},
+	{"vigil_check_duration_seconds", helpHistogram, dto.MetricType_HISTOGRAM},
+	{"vigil_check_last_run_timestamp_seconds", helpLastRun, dto.MetricType_GAUGE},
+	{"vigil_check_runs_total", helpRuns, dto.MetricType_COUNTER},
+	{"vigil_scheduler_skipped_runs_total", helpSkipped, dto.MetricType_COUNTER},
+}
+
+// families makes the per-check series into metric families, sorted by name, each one's
+// metrics sorted by their labels: the protobuf format's way (see metricsHandler for the
+// text formats').
+func (s *checkSeries) families() []*dto.MetricFamily {
+	all := s.snapshot()
 	scraped := make([]scrapedCheck, len(all))
-	fam := func(name, help string, t dto.MetricType) *dto.MetricFamily {
-		return &dto.MetricFamily{Name: &name, Help: &help, Type: &t, Metric: make([]*dto.Metric, 0, len(all))}
+	var out []*dto.MetricFamily
+	for f := range famCount {
+		if mf := buildFamily(f, all, scraped); len(mf.Metric) > 0 {
+			out = append(out, mf)
+		}
 	}
-	success := fam("probe_success", helpSuccess, dto.MetricType_GAUGE)
-	duration := fam("probe_duration_seconds", helpDuration, dto.MetricType_GAUGE)
-	lastRun := fam("vigil_check_last_run_timestamp_seconds", helpLastRun, dto.MetricType_GAUGE)
-	histogram := fam("vigil_check_duration_seconds", helpHistogram, dto.MetricType_HISTOGRAM)
-	runs := fam("vigil_check_runs_total", helpRuns, dto.MetricType_COUNTER)
-	skipped := fam("vigil_scheduler_skipped_runs_total", helpSkipped, dto.MetricType_COUNTER)
-	for i := range all {
-		r, c := &all[i].checkRecord, &scraped[i]
-		c.name, c.kind, c.location = all[i].name, r.kind, r.location
+	return out
+}
+
+// buildFamily makes family f of recs, into scraped (one per record; its other families'
+// parts are left as they were).
+func buildFamily(f int, recs []namedRecord, scraped []scrapedCheck) *dto.MetricFamily {
+	def := seriesFamilies[f]
+	mf := &dto.MetricFamily{Name: &def.name, Help: &def.help, Type: &def.typ, Metric: make([]*dto.Metric, 0, len(recs))}
+	for i := range recs {
+		r, c := &recs[i].checkRecord, &scraped[i]
+		c.name, c.kind, c.location = recs[i].name, r.kind, r.location
 		c.pairs[0] = dto.LabelPair{Name: &labelCheck, Value: &c.name}
 		c.byCheck[0] = &c.pairs[0]
-		if r.skippedSeen {
-			c.values[len(c.values)-1] = float64(r.skipped)
-			c.skipped.Value = &c.values[len(c.values)-1]
-			m := &c.metrics[4]
-			m.Label, m.Counter = c.byCheck[:], &c.skipped
-			skipped.Metric = append(skipped.Metric, m)
+		if f == famSkipped {
+			if r.skippedSeen {
+				c.values[len(c.values)-1] = float64(r.skipped)
+				c.skipped.Value = &c.values[len(c.values)-1]
+				m := &c.metrics[4]
+				m.Label, m.Counter = c.byCheck[:], &c.skipped
+				mf.Metric = append(mf.Metric, m)
+			}
+			continue
 		}
 		if !r.observed {
 			continue
@@ -135,54 +180,53 @@ func (s *checkSeries) families() []*dto.MetricFamily {
 		c.pairs[2] = dto.LabelPair{Name: &labelLocation, Value: &c.location}
 		c.byKind = [2]*dto.LabelPair{&c.pairs[0], &c.pairs[1]}
 		c.byLocation = [3]*dto.LabelPair{&c.pairs[0], &c.pairs[1], &c.pairs[2]}
-		for k, g := range []struct {
-			gauge *dto.Gauge
-			value float64
-			fam   *dto.MetricFamily
-		}{{&c.success, r.success, success}, {&c.duration, r.duration, duration}, {&c.lastRun, r.lastRun, lastRun}} {
-			c.values[k] = g.value
-			g.gauge.Value = &c.values[k]
+		gauge := func(k int, g *dto.Gauge, v float64) {
+			c.values[k] = v
+			g.Value = &c.values[k]
 			m := &c.metrics[k]
-			m.Label, m.Gauge = c.byLocation[:], g.gauge
-			g.fam.Metric = append(g.fam.Metric, m)
+			m.Label, m.Gauge = c.byLocation[:], g
+			mf.Metric = append(mf.Metric, m)
 		}
-		for _, k := range outcomesSorted {
-			if r.runs[k] == 0 {
-				continue
+		switch f {
+		case famSuccess:
+			gauge(0, &c.success, r.success)
+		case famDuration:
+			gauge(1, &c.duration, r.duration)
+		case famLastRun:
+			gauge(2, &c.lastRun, r.lastRun)
+		case famRuns:
+			for _, k := range outcomesSorted {
+				if r.runs[k] == 0 {
+					continue
+				}
+				c.outcomes[k] = string(outcomes[k])
+				c.pairs[3+k] = dto.LabelPair{Name: &labelResult, Value: &c.outcomes[k]}
+				c.byResult[k] = [3]*dto.LabelPair{&c.pairs[0], &c.pairs[1], &c.pairs[3+k]}
+				c.values[3+k] = float64(r.runs[k])
+				c.runs[k].Value = &c.values[3+k]
+				m := &c.metrics[5+k]
+				m.Label, m.Counter = c.byResult[k][:], &c.runs[k]
+				mf.Metric = append(mf.Metric, m)
 			}
-			c.outcomes[k] = string(outcomes[k])
-			c.pairs[3+k] = dto.LabelPair{Name: &labelResult, Value: &c.outcomes[k]}
-			c.byResult[k] = [3]*dto.LabelPair{&c.pairs[0], &c.pairs[1], &c.pairs[3+k]}
-			c.values[3+k] = float64(r.runs[k])
-			c.runs[k].Value = &c.values[3+k]
-			m := &c.metrics[5+k]
-			m.Label, m.Counter = c.byResult[k][:], &c.runs[k]
-			runs.Metric = append(runs.Metric, m)
-		}
-		var n uint64
-		for k := range durationBuckets {
-			n += r.buckets[k]
-			c.cumulative[k] = n
-			c.buckets[k] = dto.Bucket{CumulativeCount: &c.cumulative[k], UpperBound: &bucketBounds[k]}
-			c.bucketPtrs[k] = &c.buckets[k]
-		}
-		c.count, c.sum = r.count, r.sum
-		c.histogram = dto.Histogram{SampleCount: &c.count, SampleSum: &c.sum, Bucket: c.bucketPtrs[:]}
-		if r.exemplars != nil {
-			c.histogram.Bucket = withExemplars(c.histogram.Bucket, r.exemplars, &c.count)
-		}
-		m := &c.metrics[3]
-		m.Label, m.Histogram = c.byKind[:], &c.histogram
-		histogram.Metric = append(histogram.Metric, m)
-	}
-	var out []*dto.MetricFamily
-	for _, f := range []*dto.MetricFamily{success, duration, lastRun, histogram, runs, skipped} {
-		if len(f.Metric) > 0 {
-			out = append(out, f)
+		case famHistogram:
+			var n uint64
+			for k := range durationBuckets {
+				n += r.buckets[k]
+				c.cumulative[k] = n
+				c.buckets[k] = dto.Bucket{CumulativeCount: &c.cumulative[k], UpperBound: &bucketBounds[k]}
+				c.bucketPtrs[k] = &c.buckets[k]
+			}
+			c.count, c.sum = r.count, r.sum
+			c.histogram = dto.Histogram{SampleCount: &c.count, SampleSum: &c.sum, Bucket: c.bucketPtrs[:]}
+			if r.exemplars != nil {
+				c.histogram.Bucket = withExemplars(c.histogram.Bucket, r.exemplars, &c.count)
+			}
+			m := &c.metrics[3]
+			m.Label, m.Histogram = c.byKind[:], &c.histogram
+			mf.Metric = append(mf.Metric, m)
 		}
 	}
-	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return out
+	return mf
 }
 
 // withExemplars puts each bucket's newest run with a trace on it as its exemplar, as

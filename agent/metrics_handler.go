@@ -1,0 +1,133 @@
+package agent
+
+// GET /metrics. In the text formats (Prometheus's and OpenMetrics, what Prometheus asks
+// for) the per-check families are written a few hundred checks at a time, each part made
+// into protobuf objects, encoded by expfmt and dropped before the next: a scrape holds one
+// part, not 310,000 series' objects at once (at 10,000 checks that was 60-100 MB, and Go's
+// heap target doubles what is live, so a scrape took the agent from about 120 to 290 MiB).
+// The registry's own families are encoded as promhttp encodes them, merged in by name. The
+// protobuf format, a name[] filter and a registry error go to promhttp with every family.
+// A test holds headers and body to promhttp's, byte for byte.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+)
+
+// scrapePart is how many checks' series of one family are encoded at a time.
+const scrapePart = 256
+
+func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler {
+	whole := promhttp.HandlerForTransactional(seriesGatherer{reg, series}, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+		if t := format.FormatType(); t != expfmt.TypeTextPlain && t != expfmt.TypeOpenMetrics || r.URL.Query().Has("name[]") {
+			whole.ServeHTTP(w, r)
+			return
+		}
+		mfs, err := reg.Gather()
+		for _, mf := range mfs {
+			if _, ok := slices.BinarySearchFunc(seriesFamilies[:], mf.GetName(), func(f seriesFamily, name string) int { return strings.Compare(f.name, name) }); ok {
+				err = errDuplicateFamily(mf.GetName())
+			}
+		}
+		if err != nil {
+			whole.ServeHTTP(w, r) // it reports the error
+			return
+		}
+		w.Header().Add("Vary", "Accept")
+		w.Header().Add("Vary", "Accept-Encoding")
+		w.Header().Set("Content-Type", string(format))
+		out := bufio.NewWriterSize(w, 32<<10)
+		if acceptsGzip(r) {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			defer gz.Close()
+			out.Reset(gz)
+		}
+		defer out.Flush() // before the gzip stream closes
+		enc := expfmt.NewEncoder(out, format)
+		recs := series.snapshot()
+		scraped := make([]scrapedCheck, min(scrapePart, len(recs)))
+		var part bytes.Buffer
+		f := 0
+		for i := 0; i <= len(mfs); i++ {
+			for ; f < famCount && (i == len(mfs) || seriesFamilies[f].name < mfs[i].GetName()); f++ {
+				if err := writeFamily(out, &part, format, f, recs, scraped); err != nil {
+					return // the client went away
+				}
+			}
+			if i < len(mfs) {
+				if err := enc.Encode(mfs[i]); err != nil {
+					return
+				}
+			}
+		}
+		if c, ok := enc.(expfmt.Closer); ok {
+			_ = c.Close() // OpenMetrics' "# EOF"
+		}
+	})
+}
+
+// writeFamily writes family f of recs, a part at a time: each part encoded on its own,
+// the family's HELP and TYPE lines kept from the first part only.
+func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, f int, recs []namedRecord, scraped []scrapedCheck) error {
+	first := true
+	for start := 0; start < len(recs); start += scrapePart {
+		chunk := recs[start:min(start+scrapePart, len(recs))]
+		mf := buildFamily(f, chunk, scraped[:len(chunk)])
+		if len(mf.Metric) == 0 {
+			continue
+		}
+		part.Reset()
+		if err := expfmt.NewEncoder(part, format).Encode(mf); err != nil {
+			return err
+		}
+		b := part.Bytes()
+		for !first && bytes.HasPrefix(b, []byte("# ")) { // HELP, TYPE (and UNIT): a sample never starts with #
+			b = b[bytes.IndexByte(b, '\n')+1:]
+		}
+		first = false
+		if _, err := out.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acceptsGzip chooses the encoding as promhttp does between identity and gzip: the offer
+// with the highest q in Accept-Encoding ("*" matches either), identity on a tie or when
+// nothing is acceptable.
+func acceptsGzip(r *http.Request) bool {
+	best, bestQ := "identity", -1.0
+	for _, offer := range []string{"identity", "gzip"} {
+		for _, spec := range strings.Split(strings.Join(r.Header.Values("Accept-Encoding"), ","), ",") {
+			value, params, _ := strings.Cut(spec, ";")
+			value = strings.TrimSpace(value) // case and all, as promhttp compares them
+			if value == "" {
+				continue
+			}
+			q := 1.0
+			for _, p := range strings.Split(params, ";") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+					if x, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+						q = x
+					}
+				}
+			}
+			if q > bestQ && (value == "*" || value == offer) {
+				best, bestQ = offer, q
+			}
+		}
+	}
+	return best == "gzip" && bestQ != 0
+}
