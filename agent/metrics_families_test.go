@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/promtest"
 )
 
 // registrySeries is the per-check series as a registry would gather them: const metrics
@@ -225,4 +227,52 @@ func scrapeWith(t *testing.T, h http.Handler, accept, encoding, query string) (h
 		body = text.Bytes()
 	}
 	return w.Header(), body
+}
+
+// A real Prometheus scrapes the agent's /metrics as it scrapes by default (OpenMetrics,
+// gzip) and ingests every per-check series, across the parts they are written in (600
+// checks, parts of 256). Prometheus's parser would also take a part's repeated HELP and
+// TYPE lines; TestSeriesFamiliesAsRegistry is what holds the format to the letter.
+func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
+	s := seriesFixture(600)
+	var observed, runs, skipped int
+	var runTotal uint64
+	for _, r := range s.snapshot() {
+		if r.observed {
+			observed++
+			for _, n := range r.runs {
+				if n > 0 {
+					runs++
+					runTotal += n
+				}
+			}
+		}
+		if r.skippedSeen {
+			skipped++
+		}
+	}
+	reg := prometheus.NewRegistry()
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aaa_registry_family", Help: "One of the registry's."})
+	up.Set(1)
+	reg.MustRegister(up)
+	srv := httptest.NewServer(metricsHandler(reg, s))
+	defer srv.Close()
+	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}, ScrapeInterval: 300 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
+	for q, want := range map[string]int{
+		`count(probe_success)`:                          observed,
+		`count(probe_duration_seconds)`:                 observed,
+		`count(vigil_check_last_run_timestamp_seconds)`: observed,
+		`count(vigil_check_duration_seconds_bucket)`:    observed * (len(durationBuckets) + 1),
+		`count(vigil_check_duration_seconds_count)`:     observed,
+		`count(vigil_check_runs_total)`:                 runs,
+		`sum(vigil_check_runs_total)`:                   int(runTotal),
+		`count(vigil_scheduler_skipped_runs_total)`:     skipped,
+		`sum(aaa_registry_family)`:                      1,
+	} {
+		got, err := prom.Query(t.Context(), q)
+		if err != nil || got != fmt.Sprint(want) {
+			t.Errorf("%s = %q (%v), want %d; prometheus logs: %s", q, got, err, want, prom.Logs())
+		}
+	}
 }
