@@ -257,7 +257,7 @@ func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
 	reg.MustRegister(up)
 	srv := httptest.NewServer(metricsHandler(reg, s))
 	defer srv.Close()
-	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}, ScrapeInterval: 300 * time.Millisecond})
+	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}, ScrapeInterval: 2 * time.Second}) // a scrape of 600 checks takes more than 300 ms under -race
 	prom.WaitForScrape(t, 30*time.Second)
 	for q, want := range map[string]int{
 		`count(probe_success)`:                          observed,

@@ -17,11 +17,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 )
+
+// gzipWriters keeps gzip writers between scrapes: each holds about a megabyte of state.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 // scrapePart is how many checks' series of one family are encoded at a time.
 const scrapePart = 256
@@ -50,8 +54,12 @@ func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler 
 		out := bufio.NewWriterSize(w, 32<<10)
 		if acceptsGzip(r) {
 			w.Header().Set("Content-Encoding", "gzip")
-			gz := gzip.NewWriter(w)
-			defer gz.Close()
+			gz := gzipWriters.Get().(*gzip.Writer)
+			gz.Reset(w)
+			defer func() {
+				_ = gz.Close()
+				gzipWriters.Put(gz)
+			}()
 			out.Reset(gz)
 		}
 		defer out.Flush() // before the gzip stream closes
