@@ -276,3 +276,28 @@ func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// acceptsGzip chooses what promhttp chooses for any Accept-Encoding, one header line or
+// two.
+func FuzzAcceptsGzip(f *testing.F) {
+	for _, seed := range []string{"", "gzip", "GZIP", "gzip, deflate, br", "identity", "gzip;q=0", "*;q=0.5, identity;q=1",
+		"deflate, gzip;q=1.0, *;q=0.5", "gzip;q=0.5\nidentity;q=0.4", "gzip;level=1", "gzip;q=abc, identity", "x/y, gzip ;q=0.9",
+		"gzip;q=1.0001", "gzip;q=0.", "*", "*;q=0", "gzip\t,\tidentity;q=0"} {
+		f.Add(seed)
+	}
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g", Help: "A gauge."})
+	reg.MustRegister(g)
+	ref := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	f.Fuzz(func(t *testing.T, header string) {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		for _, line := range strings.Split(header, "\n") {
+			req.Header.Add("Accept-Encoding", line)
+		}
+		w := httptest.NewRecorder()
+		ref.ServeHTTP(w, req)
+		if want := w.Header().Get("Content-Encoding") == "gzip"; acceptsGzip(req) != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, promhttp %v", req.Header.Values("Accept-Encoding"), !want, want)
+		}
+	})
+}

@@ -15,7 +15,6 @@ import (
 	"compress/gzip"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -113,29 +112,84 @@ func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, f 
 }
 
 // acceptsGzip chooses the encoding as promhttp does between identity and gzip: the offer
-// with the highest q in Accept-Encoding ("*" matches either), identity on a tie or when
-// nothing is acceptable.
+// with the highest q in Accept-Encoding ("*" matches either, values compared as written),
+// identity on a tie or when nothing is acceptable. It reads the header with the same
+// grammar: a value is a token (slashes allowed); a parameter other than q, or a q that is
+// not 0, 1 or 0.ddd or 1.ddd, ends that header line; so does anything but a comma after a
+// value. FuzzAcceptsGzip holds it to promhttp's choice.
 func acceptsGzip(r *http.Request) bool {
 	best, bestQ := "identity", -1.0
+	specs := acceptSpecs(r.Header.Values("Accept-Encoding"))
 	for _, offer := range []string{"identity", "gzip"} {
-		for _, spec := range strings.Split(strings.Join(r.Header.Values("Accept-Encoding"), ","), ",") {
-			value, params, _ := strings.Cut(spec, ";")
-			value = strings.TrimSpace(value) // case and all, as promhttp compares them
-			if value == "" {
-				continue
-			}
-			q := 1.0
-			for _, p := range strings.Split(params, ";") {
-				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-					if x, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-						q = x
-					}
-				}
-			}
-			if q > bestQ && (value == "*" || value == offer) {
-				best, bestQ = offer, q
+		for _, spec := range specs {
+			if spec.q > bestQ && (spec.value == "*" || spec.value == offer) {
+				best, bestQ = offer, spec.q
 			}
 		}
 	}
 	return best == "gzip" && bestQ != 0
+}
+
+type acceptSpec struct {
+	value string
+	q     float64
+}
+
+func acceptSpecs(lines []string) []acceptSpec {
+	var specs []acceptSpec
+	for _, s := range lines {
+		for {
+			n := 0
+			for n < len(s) && (isToken(s[n]) || s[n] == '/') {
+				n++
+			}
+			spec := acceptSpec{value: s[:n], q: 1}
+			if spec.value == "" {
+				break
+			}
+			s = trimSpace(s[n:])
+			if strings.HasPrefix(s, ";") {
+				s = trimSpace(s[1:])
+				if !strings.HasPrefix(s, "q=") {
+					break
+				}
+				if spec.q, s = quality(s[2:]); spec.q < 0 {
+					break
+				}
+			}
+			specs = append(specs, spec)
+			s = trimSpace(s)
+			if !strings.HasPrefix(s, ",") {
+				break
+			}
+			s = trimSpace(s[1:])
+		}
+	}
+	return specs
+}
+
+// isToken is HTTP's token character: ASCII, not a control character or a separator.
+func isToken(c byte) bool {
+	return c > 31 && c < 127 && !strings.ContainsRune(" \t\"(),/:;<=>?@[]\\{}", rune(c))
+}
+
+func trimSpace(s string) string { return strings.TrimLeft(s, " \t\r\n") }
+
+// quality reads a q value: 0 or 1, then optionally a point and digits; -1 when it is not one.
+func quality(s string) (float64, string) {
+	if s == "" || s[0] != '0' && s[0] != '1' {
+		return -1, ""
+	}
+	q := float64(s[0] - '0')
+	s = s[1:]
+	if !strings.HasPrefix(s, ".") {
+		return q, s
+	}
+	s = s[1:]
+	n, d, i := 0, 1, 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		n = n*10 + int(s[i]-'0')
+		d *= 10
+	}
+	return q + float64(n)/float64(d), s[i:]
 }
