@@ -55,7 +55,7 @@ func (a *Agent) Handler() http.Handler {
 	})))
 
 	// OpenMetrics when the scraper asks for it: that is where exemplars (trace ids) travel.
-	mux.Handle("GET /metrics", metricsHandler(a.opts.Registry, a.metrics.checks))
+	mux.Handle("GET /metrics", metricsHandler(a.opts.Registry, a.metrics.own))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

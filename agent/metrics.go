@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	checks        *checkSeries
 	kinds         checks.KindMetrics
+	own           *ownFamilies // checks' and kinds' series kept beside the registry
 	verdicts      *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	rollbacks     *prometheus.CounterVec
@@ -32,11 +33,13 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 	f.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_build_info",
 		Help: "Always 1; the labels say which vigil this is."}, []string{"version", "revision", "goversion"}).
 		WithLabelValues(version, revision, runtime.Version()).Set(1)
+	kinds := checks.NewKindMetrics(reg)
 	return &metrics{
 		checks: series,
+		kinds:  kinds,
+		own:    newOwnFamilies(append([]checks.Families{series}, kinds.Families()...)...),
 		storeBytes: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_size_bytes",
 			Help: "Bytes the store's data takes (pages in use), as store.max_size counts them."}),
-		kinds: checks.NewKindMetrics(reg),
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
 			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",

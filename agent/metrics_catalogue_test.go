@@ -43,7 +43,7 @@ func TestMetricCatalogue(t *testing.T) {
 	m := newMetrics(reg, "v1.2.3", "abc123")
 	touch(m)
 	registerConnMetrics(reg, func() float64 { return 0 }, func() float64 { return 0 })
-	mfs, _, err := seriesGatherer{reg, m.checks}.Gather()
+	mfs, _, err := seriesGatherer{reg, m.own}.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

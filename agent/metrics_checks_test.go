@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/vigil-monitor/vigil/checks"
 )
@@ -17,7 +15,7 @@ import (
 // bucket for runs with a trace; forget removes them all.
 func TestCheckSeries(t *testing.T) {
 	s := newCheckSeries()
-	reg := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return s.families(), nil })
+	reg := wholeFamilies(s)
 	t0 := time.Unix(1_800_000_000, 0)
 	for _, r := range []*checks.Result{
 		{Check: "home", Kind: "http", Location: "eu", Outcome: checks.Pass, Started: t0, Duration: 3 * time.Millisecond},

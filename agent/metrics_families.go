@@ -17,22 +17,75 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/vigil-monitor/vigil/checks"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// seriesGatherer is the registry's families and the per-check ones, merged by name.
-type seriesGatherer struct {
-	reg    prometheus.Gatherer
-	series *checkSeries
+// ownFamilies are the metric families kept beside the registry (checks.Families): the
+// per-check series here and the kinds' gauge tables, by name.
+type ownFamilies struct {
+	sources []checks.Families
+	refs    []familyRef
 }
 
-// gatherer is what /metrics serves: the registry's families and the per-check ones.
-func (a *Agent) gatherer() seriesGatherer { return seriesGatherer{a.opts.Registry, a.metrics.checks} }
+type familyRef struct {
+	name           string
+	source, family int
+}
+
+// newOwnFamilies indexes the sources' families by name. Two of one name are a programming
+// error (the catalogue test would see it first).
+func newOwnFamilies(sources ...checks.Families) *ownFamilies {
+	o := &ownFamilies{sources: sources}
+	for i, src := range sources {
+		for f, name := range src.Names() {
+			o.refs = append(o.refs, familyRef{name, i, f})
+		}
+	}
+	slices.SortFunc(o.refs, func(a, b familyRef) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(o.refs); i++ {
+		if o.refs[i].name == o.refs[i-1].name {
+			panic("metric family " + o.refs[i].name + " kept by two sources")
+		}
+	}
+	return o
+}
+
+// has reports whether name is one of the families.
+func (o *ownFamilies) has(name string) bool {
+	_, ok := slices.BinarySearchFunc(o.refs, name, func(r familyRef, name string) int { return strings.Compare(r.name, name) })
+	return ok
+}
+
+// snapshot copies every source's rows for one scrape.
+func (o *ownFamilies) snapshot() []checks.FamilyRows {
+	rows := make([]checks.FamilyRows, len(o.sources))
+	for i, src := range o.sources {
+		rows[i] = src.Snapshot()
+	}
+	return rows
+}
+
+// seriesGatherer is the registry's families and the own ones, merged by name.
+type seriesGatherer struct {
+	reg prometheus.Gatherer
+	own *ownFamilies
+}
+
+// gatherer is what /metrics serves: the registry's families and the own ones.
+func (a *Agent) gatherer() seriesGatherer { return seriesGatherer{a.opts.Registry, a.metrics.own} }
 
 // Gather implements prometheus.TransactionalGatherer.
 func (g seriesGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
 	mfs, err := g.reg.Gather()
-	own := g.series.families()
+	rows := g.own.snapshot()
+	var own []*dto.MetricFamily
+	for _, ref := range g.own.refs {
+		r := rows[ref.source]
+		if mf := r.Family(ref.family, 0, r.Len()); len(mf.Metric) > 0 {
+			own = append(own, mf)
+		}
+	}
 	merged := make([]*dto.MetricFamily, 0, len(mfs)+len(own))
 	i, j := 0, 0
 	for i < len(mfs) || j < len(own) {
@@ -54,7 +107,7 @@ func (g seriesGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
 }
 
 func errDuplicateFamily(name string) error {
-	return fmt.Errorf("metric family %s is both registered and a per-check family", name)
+	return fmt.Errorf("metric family %s is both registered and kept beside the registry", name)
 }
 
 // The label names, shared by every label pair that points at them.
@@ -138,19 +191,34 @@ var seriesFamilies = [famCount]seriesFamily{
 	{"vigil_scheduler_skipped_runs_total", helpSkipped, dto.MetricType_COUNTER},
 }
 
-// families makes the per-check series into metric families, sorted by name, each one's
-// metrics sorted by their labels: the protobuf format's way (see metricsHandler for the
-// text formats').
-func (s *checkSeries) families() []*dto.MetricFamily {
-	all := s.snapshot()
-	scraped := make([]scrapedCheck, len(all))
-	var out []*dto.MetricFamily
-	for f := range famCount {
-		if mf := buildFamily(f, all, scraped); len(mf.Metric) > 0 {
-			out = append(out, mf)
-		}
+// Names implements checks.Families.
+func (s *checkSeries) Names() []string {
+	names := make([]string, famCount)
+	for f, def := range seriesFamilies {
+		names[f] = def.name
 	}
-	return out
+	return names
+}
+
+// Snapshot implements checks.Families.
+func (s *checkSeries) Snapshot() checks.FamilyRows { return &seriesRows{recs: s.snapshot()} }
+
+// seriesRows are the records of one scrape, and the scrapedChecks their families are made
+// in: one per record of the largest range asked for, reused from range to range.
+type seriesRows struct {
+	recs    []namedRecord
+	scraped []scrapedCheck
+}
+
+func (s *seriesRows) Len() int { return len(s.recs) }
+
+// Family implements checks.FamilyRows. A check's families are made in distinct parts of
+// its scrapedCheck, so those of one range stay valid together.
+func (s *seriesRows) Family(f, from, to int) *dto.MetricFamily {
+	if len(s.scraped) < to-from {
+		s.scraped = make([]scrapedCheck, to-from)
+	}
+	return buildFamily(f, s.recs[from:to], s.scraped[:to-from])
 }
 
 // buildFamily makes family f of recs, into scraped (one per record; its other families'

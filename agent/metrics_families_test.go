@@ -20,7 +20,7 @@ import (
 )
 
 // registrySeries is the per-check series as a registry would gather them: const metrics
-// from the same records. The test holds families() to it byte for byte, and
+// from the same records. The test holds the handler to it byte for byte, and
 // BenchmarkScrape10000 compares the two.
 type registrySeries struct{ s *checkSeries }
 
@@ -111,24 +111,55 @@ func seriesFixture(n int) *checkSeries {
 	return s
 }
 
-// The per-check families make the same exposition as the registry made of the same
-// series, in every format Prometheus asks for, merged among the registry's own families.
+// httpFixture observes n http checks' answers in kinds: every gauge of the http kind's
+// table, answers without a certificate, checks that got no answer, awkward names.
+func httpFixture(kinds checks.KindMetrics, n int) {
+	for i := range n {
+		name := fmt.Sprint("web-", i)
+		if i%7 == 1 {
+			name = fmt.Sprintf("quote\"and\\back-%d", i)
+		}
+		vars := map[string]any{"status": 200 + i%3, "dns_ms": float64(i % 5), "connect_ms": 1.25, "tls_ms": 2.5, "ttfb_ms": 9.0 + float64(i),
+			"duration_ms": 12.0 + float64(i), "content_length": i, "body_bytes": i, "redirects": i % 2, "proto": "HTTP/1.1"}
+		if i%3 == 0 {
+			vars["cert_expiry_timestamp"] = 1.9e9 + float64(i)
+		}
+		if i%10 == 9 {
+			vars = map[string]any{} // no answer: the status code alone
+		}
+		kinds.Observe(&checks.Result{Check: name, Kind: "http", Location: []string{"", "eu-west"}[i%2], Vars: vars})
+	}
+}
+
+// wholeFamilies gathers sources' families whole, each made at once: the way a registry
+// gathers (and the reference for the handler's parts).
+func wholeFamilies(sources ...checks.Families) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, _, err := seriesGatherer{prometheus.NewRegistry(), newOwnFamilies(sources...)}.Gather()
+		return mfs, err
+	})
+}
+
+// The families kept beside the registry make the same exposition as the registry made of
+// the same series, in every format Prometheus asks for, merged among the registry's own
+// families: the per-check series against const metrics of the same records, the http
+// kind's gauges against the same families gathered whole (checks' TestGaugeTableFamilies
+// holds those to a registry's), with the gauges they share with other kinds in the
+// registry.
 func TestSeriesFamiliesAsRegistry(t *testing.T) {
 	s := seriesFixture(300)
-	others := func(reg *prometheus.Registry) {
-		for _, name := range []string{"aaa_first", "vigil_build_info", "zzz_last"} {
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "A family of the registry's."})
-			g.Set(1)
-			reg.MustRegister(g)
-		}
-	}
-	ref := prometheus.NewPedanticRegistry()
-	others(ref)
-	ref.MustRegister(registrySeries{s})
 	reg := prometheus.NewPedanticRegistry()
-	others(reg)
-	want := promhttp.HandlerFor(ref, promhttp.HandlerOpts{Registry: ref, EnableOpenMetrics: true})
-	got := metricsHandler(reg, s)
+	for _, name := range []string{"aaa_first", "vigil_build_info", "zzz_last"} {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "A family of the registry's."})
+		g.Set(1)
+		reg.MustRegister(g)
+	}
+	kinds := checks.NewKindMetrics(reg)
+	httpFixture(kinds, 300)
+	ref := prometheus.NewPedanticRegistry()
+	ref.MustRegister(registrySeries{s})
+	want := promhttp.HandlerFor(prometheus.Gatherers{ref, reg, wholeFamilies(kinds.Families()...)}, promhttp.HandlerOpts{EnableOpenMetrics: true}) // reg has the errors counter metricsHandler registers
+	got := metricsHandler(reg, newOwnFamilies(append([]checks.Families{s}, kinds.Families()...)...))
 	for _, accept := range []string{
 		"",
 		"text/plain;version=0.0.4",
@@ -152,8 +183,9 @@ func TestSeriesFamiliesAsRegistry(t *testing.T) {
 					t.Errorf("%s: %d bytes differ from the registry's %d; first difference at %d:\n%q\nwant:\n%q",
 						what, len(gb), len(wb), i, around(gb, i), around(wb, i))
 				}
-				if query == "" && len(wb) < 300*100 {
-					t.Errorf("%s: only %d bytes", what, len(wb))
+				if query == "" && (len(wb) < 300*100 || !bytes.Contains(wb, []byte(`probe_http_duration_seconds{check="web-93",location="eu-west",phase="connect"} 0.00125`)) ||
+					!bytes.Contains(wb, []byte(`probe_ssl_earliest_cert_expiry{check="web-93",location="eu-west"} 1.900000093e+09`))) {
+					t.Errorf("%s: %d bytes, without every kind of series", what, len(wb))
 				}
 			}
 		}
@@ -162,7 +194,7 @@ func TestSeriesFamiliesAsRegistry(t *testing.T) {
 	// A family both registered and per-check is an error, not two families of one name.
 	dup := prometheus.NewPedanticRegistry()
 	dup.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "probe_success", Help: "Again."}))
-	if _, _, err := (seriesGatherer{dup, s}).Gather(); err == nil {
+	if _, _, err := (seriesGatherer{dup, newOwnFamilies(s)}).Gather(); err == nil {
 		t.Error("a duplicate family gathered without an error")
 	}
 }
@@ -255,7 +287,9 @@ func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aaa_registry_family", Help: "One of the registry's."})
 	up.Set(1)
 	reg.MustRegister(up)
-	srv := httptest.NewServer(metricsHandler(reg, s))
+	kinds := checks.NewKindMetrics(reg)
+	httpFixture(kinds, 600)
+	srv := httptest.NewServer(metricsHandler(reg, newOwnFamilies(append([]checks.Families{s}, kinds.Families()...)...)))
 	defer srv.Close()
 	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}, ScrapeInterval: 2 * time.Second}) // a scrape of 600 checks takes more than 300 ms under -race
 	prom.WaitForScrape(t, 30*time.Second)
@@ -269,6 +303,10 @@ func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
 		`sum(vigil_check_runs_total)`:                   int(runTotal),
 		`count(vigil_scheduler_skipped_runs_total)`:     skipped,
 		`sum(aaa_registry_family)`:                      1,
+		`count(probe_http_status_code)`:                 600,
+		`count(probe_http_duration_seconds)`:            540 * 5, // not the ones without an answer
+		`count(probe_ssl_earliest_cert_expiry)`:         180,     // i%3 == 0 and an answer
+		`count(probe_dns_lookup_time_seconds)`:          540,
 	} {
 		got, err := prom.Query(t.Context(), q)
 		if err != nil || got != fmt.Sprint(want) {

@@ -14,13 +14,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
+	"github.com/vigil-monitor/vigil/checks"
 )
 
 // gzipWriters keeps gzip writers between scrapes: each holds about a megabyte of state.
@@ -29,8 +29,8 @@ var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // scrapePart is how many checks' series of one family are encoded at a time.
 const scrapePart = 256
 
-func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler {
-	whole := promhttp.HandlerForTransactional(seriesGatherer{reg, series}, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
+func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
+	whole := promhttp.HandlerForTransactional(seriesGatherer{reg, own}, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
 		if t := format.FormatType(); t != expfmt.TypeTextPlain && t != expfmt.TypeOpenMetrics || r.URL.Query().Has("name[]") {
@@ -39,7 +39,7 @@ func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler 
 		}
 		mfs, err := reg.Gather()
 		for _, mf := range mfs {
-			if _, ok := slices.BinarySearchFunc(seriesFamilies[:], mf.GetName(), func(f seriesFamily, name string) int { return strings.Compare(f.name, name) }); ok {
+			if own.has(mf.GetName()) {
 				err = errDuplicateFamily(mf.GetName())
 			}
 		}
@@ -63,13 +63,13 @@ func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler 
 		}
 		defer out.Flush() // before the gzip stream closes
 		enc := expfmt.NewEncoder(out, format)
-		recs := series.snapshot()
-		scraped := make([]scrapedCheck, min(scrapePart, len(recs)))
+		rows := own.snapshot()
 		var part bytes.Buffer
 		f := 0
 		for i := 0; i <= len(mfs); i++ {
-			for ; f < famCount && (i == len(mfs) || seriesFamilies[f].name < mfs[i].GetName()); f++ {
-				if err := writeFamily(out, &part, format, f, recs, scraped); err != nil {
+			for ; f < len(own.refs) && (i == len(mfs) || own.refs[f].name < mfs[i].GetName()); f++ {
+				ref := own.refs[f]
+				if err := writeFamily(out, &part, format, rows[ref.source], ref.family); err != nil {
 					return // the client went away
 				}
 			}
@@ -85,13 +85,12 @@ func metricsHandler(reg *prometheus.Registry, series *checkSeries) http.Handler 
 	})
 }
 
-// writeFamily writes family f of recs, a part at a time: each part encoded on its own,
+// writeFamily writes family f of rows, a part at a time: each part encoded on its own,
 // the family's HELP and TYPE lines kept from the first part only.
-func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, f int, recs []namedRecord, scraped []scrapedCheck) error {
+func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, rows checks.FamilyRows, f int) error {
 	first := true
-	for start := 0; start < len(recs); start += scrapePart {
-		chunk := recs[start:min(start+scrapePart, len(recs))]
-		mf := buildFamily(f, chunk, scraped[:len(chunk)])
+	for start := 0; start < rows.Len(); start += scrapePart {
+		mf := rows.Family(f, start, min(start+scrapePart, rows.Len()))
 		if len(mf.Metric) == 0 {
 			continue
 		}

@@ -138,7 +138,8 @@ type Scarce interface {
 // blackbox_exporter's probers do.
 type Instrumented interface {
 	// Instrument registers the kind's collectors with reg and returns what records a
-	// result of the kind in them. It is called once per registry.
+	// result of the kind in them, and its Families if it keeps any. It is called once per
+	// registry.
 	Instrument(reg prometheus.Registerer) *Recorder
 }
 
@@ -149,6 +150,9 @@ type Recorder struct {
 	Observe func(*Result)
 	// Vecs are the kind's collectors; each has a "check" label.
 	Vecs []Vec
+	// Families are the kind's series kept beside the registry (see Families); nil for none.
+	// Their Names are the only place they are described: the agent's /metrics serves them.
+	Families Families
 }
 
 // Vec is a labelled collector (a *prometheus.GaugeVec, CounterVec or HistogramVec).

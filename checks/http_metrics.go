@@ -14,28 +14,24 @@ import (
 // The gauges live in one table, a row per check (see gaugeTable).
 func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 	t := &gaugeTable{}
-	status := t.column(gaugeDesc("probe_http_status_code", "Response HTTP status code of the check's last run; 0 when no answer came.", ""), "")
-	phaseDesc := gaugeDesc("probe_http_duration_seconds",
-		"Duration of the last request by phase (resolve, connect, tls, processing, transfer); connection phases are 0 on a reused connection.", "phase")
+	status := t.column("probe_http_status_code", "Response HTTP status code of the check's last run; 0 when no answer came.", "", "")
 	var phases [5]int
 	for i, p := range []string{"resolve", "connect", "tls", "processing", "transfer"} {
-		phases[i] = t.column(phaseDesc, p)
+		phases[i] = t.column("probe_http_duration_seconds",
+			"Duration of the last request by phase (resolve, connect, tls, processing, transfer); connection phases are 0 on a reused connection.", "phase", p)
 	}
-	contentLength := t.column(gaugeDesc("probe_http_content_length", "Length of the last response's body as its Content-Length header gave it; -1 when it gave none.", ""), "")
-	bodyLength := t.column(gaugeDesc("probe_http_uncompressed_body_length", "Bytes of the last response's body that were read (up to max_body_bytes).", ""), "")
-	redirects := t.column(gaugeDesc("probe_http_redirects", "Redirects the last request followed.", ""), "")
-	ssl := t.column(gaugeDesc("probe_http_ssl", "Whether the last answer came over TLS (1) or not (0).", ""), "")
-	version := t.column(gaugeDesc("probe_http_version", "HTTP version of the last answer (1.1, 2).", ""), "")
+	contentLength := t.column("probe_http_content_length", "Length of the last response's body as its Content-Length header gave it; -1 when it gave none.", "", "")
+	bodyLength := t.column("probe_http_uncompressed_body_length", "Bytes of the last response's body that were read (up to max_body_bytes).", "", "")
+	redirects := t.column("probe_http_redirects", "Redirects the last request followed.", "", "")
+	ssl := t.column("probe_http_ssl", "Whether the last answer came over TLS (1) or not (0).", "", "")
+	version := t.column("probe_http_version", "HTTP version of the last answer (1.1, 2).", "", "")
 	// shared with other kinds: their vectors register the names (and describe them)
 	certExpiryGauge(reg)
 	dnsLookupGauge(reg)
-	expiryDesc := gaugeDesc(certExpiryOpts.Name, certExpiryOpts.Help, "")
-	dnsDesc := gaugeDesc(dnsLookupOpts.Name, dnsLookupOpts.Help, "")
-	t.shared = map[*prometheus.Desc]bool{expiryDesc: true, dnsDesc: true}
-	expiry := t.column(expiryDesc, "")
-	dns := t.column(dnsDesc, "")
-	reg.MustRegister(t)
-	return &Recorder{Vecs: []Vec{t}, Observe: func(r *Result) {
+	expiry := t.sharedColumn(certExpiryOpts)
+	dns := t.sharedColumn(dnsLookupOpts)
+	t.register(reg)
+	return &Recorder{Vecs: []Vec{t}, Families: t, Observe: func(r *Result) {
 		code, ok := r.Vars["status"].(int)
 		num := func(name string) float64 {
 			switch v := r.Vars[name].(type) {

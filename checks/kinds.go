@@ -2,6 +2,8 @@ package checks
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/expr-lang/expr/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,6 +128,18 @@ func (m KindMetrics) Observe(r *Result) {
 	if rec := m[r.Kind]; rec != nil {
 		rec.Observe(r)
 	}
+}
+
+// Families are the kinds' series kept beside the registry (see Families), in the order
+// of their kinds' names.
+func (m KindMetrics) Families() []Families {
+	var out []Families
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if f := m[name].Families; f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Forget drops the series of the named check from its kind's metrics.

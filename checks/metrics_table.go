@@ -1,11 +1,13 @@
 package checks
 
 import (
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // gaugeTable holds a kind's gauges of each check's last answer as one row of numbers per
@@ -14,20 +16,32 @@ import (
 // kind with a dozen gauges that was most of what a check cost in memory. Every gauge has
 // the labels check and location, and a column may add one label with a fixed value (the
 // phase of probe_http_duration_seconds).
+//
+// The table's own gauges are Families, made a part of the checks at a time. A gauge that
+// other kinds set too (blackbox_exporter names a measurement, not a prober: the
+// certificate's expiry, the DNS lookup) is sent through the registry instead, where the
+// other kinds' vectors of the same name are: its columns are a collector of their own.
 type gaugeTable struct {
 	cols []gaugeColumn
-	// shared are descriptions another kind's vector registers too (blackbox_exporter's
-	// names for a measurement, not a prober): not described here, so that registering both
-	// is no conflict; the registry still checks their help and type when it gathers.
-	shared map[*prometheus.Desc]bool
+	fams []tableFamily // the own columns' families, by name
 
 	mu   sync.Mutex
 	rows map[string]*gaugeRow
 }
 
 type gaugeColumn struct {
-	desc  *prometheus.Desc
-	extra string // the value of the column's extra label; "" for none
+	name, help   string
+	label, extra string           // the column's extra label and its value; "" for none
+	shared       *prometheus.Desc // set when the gauge is sent through the registry
+}
+
+// tableFamily is a gauge of the table's own: its columns, by their extra label's value.
+type tableFamily struct {
+	name, help string
+	label      string
+	cols       []int
+	extras     []*dto.LabelPair // each column's extra label, shared by every scrape
+	mask       uint64           // the columns' bits
 }
 
 type gaugeRow struct {
@@ -36,22 +50,54 @@ type gaugeRow struct {
 	set      uint64 // bit i: column i has a value
 }
 
-// column adds a gauge, or a column of one (extra != ""), and returns its index.
-func (t *gaugeTable) column(desc *prometheus.Desc, extra string) int {
-	t.cols = append(t.cols, gaugeColumn{desc, extra})
+// column adds a gauge, or a column of one (label and extra not ""), and returns its index.
+func (t *gaugeTable) column(name, help, label, extra string) int {
+	t.cols = append(t.cols, gaugeColumn{name: name, help: help, label: label, extra: extra})
 	if len(t.cols) > 64 {
 		panic("gaugeTable: more than 64 columns")
 	}
 	return len(t.cols) - 1
 }
 
-// gaugeDesc describes a gauge with the table's labels, plus extra when it is not "".
-func gaugeDesc(name, help, extra string) *prometheus.Desc {
-	labels := []string{"check", "location"}
-	if extra != "" {
-		labels = append(labels, extra)
+// sharedColumn adds a gauge another kind's vector registers too, and returns its index.
+func (t *gaugeTable) sharedColumn(opts prometheus.GaugeOpts) int {
+	i := t.column(opts.Name, opts.Help, "", "")
+	t.cols[i].shared = prometheus.NewDesc(opts.Name, opts.Help, []string{"check", "location"}, nil)
+	return i
+}
+
+// register registers the shared columns' collector with reg and fixes the table's
+// families; it is called once, after the last column is added.
+func (t *gaugeTable) register(reg prometheus.Registerer) {
+	byName := map[string]*tableFamily{}
+	shared := false
+	for i, c := range t.cols {
+		if c.shared != nil {
+			shared = true
+			continue
+		}
+		f := byName[c.name]
+		if f == nil {
+			f = &tableFamily{name: c.name, help: c.help, label: c.label}
+			byName[c.name] = f
+		}
+		f.cols = append(f.cols, i)
 	}
-	return prometheus.NewDesc(name, help, labels, nil)
+	for _, f := range byName {
+		slices.SortStableFunc(f.cols, func(a, b int) int { return strings.Compare(t.cols[a].extra, t.cols[b].extra) })
+		for _, i := range f.cols {
+			f.mask |= 1 << i
+			if f.label != "" {
+				label, extra := f.label, t.cols[i].extra
+				f.extras = append(f.extras, &dto.LabelPair{Name: &label, Value: &extra})
+			}
+		}
+		t.fams = append(t.fams, *f)
+	}
+	slices.SortFunc(t.fams, func(a, b tableFamily) int { return strings.Compare(a.name, b.name) })
+	if shared {
+		reg.MustRegister(sharedColumns{t})
+	}
 }
 
 // update sets a check's row under the table's lock: fn sets and clears columns.
@@ -86,58 +132,131 @@ func (t *gaugeTable) DeletePartialMatch(labels prometheus.Labels) int {
 		return 0
 	}
 	delete(t.rows, labels["check"])
-	n := 0
-	for c := range t.cols {
-		if r.set&(1<<c) != 0 {
-			n++
-		}
-	}
-	return n
+	return bits.OnesCount64(r.set)
 }
 
-// Describe implements prometheus.Collector.
-func (t *gaugeTable) Describe(ch chan<- *prometheus.Desc) {
-	seen := map[*prometheus.Desc]bool{}
-	for _, c := range t.cols {
-		if !seen[c.desc] && !t.shared[c.desc] {
-			seen[c.desc] = true
-			ch <- c.desc
-		}
-	}
+// tableRow is a check's row as a scrape copied it.
+type tableRow struct {
+	check, location string
+	gaugeRow
 }
 
-// Collect implements prometheus.Collector. Like the per-check series in agent, it copies
-// the rows under the lock and sends the metrics after it, rows by check name and a
-// gauge's columns by their extra label: the order the registry sorts them into.
-func (t *gaugeTable) Collect(ch chan<- prometheus.Metric) {
-	type named struct {
-		check string
-		gaugeRow
-	}
+// snapshot copies the rows under the lock (their values into one array), sorted by check.
+func (t *gaugeTable) snapshot() []tableRow {
 	t.mu.Lock()
-	all := make([]named, 0, len(t.rows))
-	values := make([]float64, 0, len(t.rows)*len(t.cols)) // one array for every row's copy
+	all := make([]tableRow, 0, len(t.rows))
+	values := make([]float64, 0, len(t.rows)*len(t.cols))
 	for check, r := range t.rows {
 		values = append(values, r.values...)
-		all = append(all, named{check, gaugeRow{location: r.location, values: values[len(values)-len(r.values):], set: r.set}})
+		all = append(all, tableRow{check, r.location, gaugeRow{values: values[len(values)-len(r.values):], set: r.set}})
 	}
 	t.mu.Unlock()
-	slices.SortFunc(all, func(a, b named) int { return strings.Compare(a.check, b.check) })
-	order := make([]int, len(t.cols))
-	for i := range order {
-		order[i] = i
+	slices.SortFunc(all, func(a, b tableRow) int { return strings.Compare(a.check, b.check) })
+	return all
+}
+
+// Names implements Families.
+func (t *gaugeTable) Names() []string {
+	names := make([]string, len(t.fams))
+	for i, f := range t.fams {
+		names[i] = f.name
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.cols[a].extra, t.cols[b].extra) })
-	for _, r := range all {
-		for _, i := range order {
-			c := t.cols[i]
-			if r.set&(1<<i) == 0 {
+	return names
+}
+
+// Snapshot implements Families.
+func (t *gaugeTable) Snapshot() FamilyRows {
+	rows := t.snapshot()
+	pairs := make([]dto.LabelPair, 2*len(rows)) // every family's check and location labels
+	for k := range rows {
+		r := &rows[k]
+		pairs[2*k] = dto.LabelPair{Name: &labelCheck, Value: &r.check}
+		pairs[2*k+1] = dto.LabelPair{Name: &labelLocation, Value: &r.location}
+	}
+	return &tableRows{t: t, rows: rows, pairs: pairs, scratch: make([]familyScratch, len(t.fams))}
+}
+
+type tableRows struct {
+	t       *gaugeTable
+	rows    []tableRow
+	pairs   []dto.LabelPair
+	scratch []familyScratch // a family's arrays, reused from part to part
+}
+
+// familyScratch is what a family's metrics are made in.
+type familyScratch struct {
+	ptrs    []*dto.Metric
+	metrics []dto.Metric
+	gauges  []dto.Gauge
+	labels  []*dto.LabelPair
+}
+
+func (s *tableRows) Len() int { return len(s.rows) }
+
+var gaugeType = dto.MetricType_GAUGE
+
+// Family implements FamilyRows: a metric per row and column of the family that has a
+// value, rows by check and a row's columns by their extra label, as a registry sorts them.
+// A family's metrics are made in arrays kept for its next part.
+func (s *tableRows) Family(i, from, to int) *dto.MetricFamily {
+	f := &s.t.fams[i]
+	rows := s.rows[from:to]
+	n := 0
+	for _, r := range rows {
+		n += bits.OnesCount64(r.set & f.mask)
+	}
+	perMetric := 2
+	if f.label != "" {
+		perMetric = 3
+	}
+	sc := &s.scratch[i]
+	if cap(sc.metrics) < n {
+		*sc = familyScratch{make([]*dto.Metric, n), make([]dto.Metric, n), make([]dto.Gauge, n), make([]*dto.LabelPair, perMetric*n)}
+	}
+	mf := &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: &gaugeType, Metric: sc.ptrs[:n]}
+	m := 0
+	for k := range rows {
+		r := &rows[k]
+		if r.set&f.mask == 0 {
+			continue
+		}
+		check, location := &s.pairs[2*(from+k)], &s.pairs[2*(from+k)+1]
+		for j, c := range f.cols {
+			if r.set&(1<<c) == 0 {
 				continue
 			}
-			if c.extra != "" {
-				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], r.check, r.location, c.extra)
-			} else {
-				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.values[i], r.check, r.location)
+			l := sc.labels[perMetric*m : perMetric*(m+1) : perMetric*(m+1)]
+			l[0], l[1] = check, location
+			if f.label != "" {
+				l[2] = f.extras[j]
+			}
+			sc.gauges[m] = dto.Gauge{Value: &r.values[c]}
+			sc.metrics[m] = dto.Metric{Label: l, Gauge: &sc.gauges[m]}
+			mf.Metric[m] = &sc.metrics[m]
+			m++
+		}
+	}
+	return mf
+}
+
+// The label names, shared by every label pair that points at them.
+var labelCheck, labelLocation = "check", "location"
+
+// sharedColumns sends the table's shared gauges through the registry. It describes none:
+// the other kinds' vectors describe them, and the registry still checks help and type as
+// it gathers.
+type sharedColumns struct{ t *gaugeTable }
+
+// Describe implements prometheus.Collector.
+func (sharedColumns) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector. It copies the rows under the lock and sends the
+// metrics after it, in the order the registry sorts them into.
+func (s sharedColumns) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range s.t.snapshot() {
+		for i, c := range s.t.cols {
+			if c.shared != nil && r.set&(1<<i) != 0 {
+				ch <- prometheus.MustNewConstMetric(c.shared, prometheus.GaugeValue, r.values[i], r.check, r.location)
 			}
 		}
 	}

@@ -1,0 +1,27 @@
+package checks
+
+import dto "github.com/prometheus/client_model/go"
+
+// Families are metric families kept beside a registry rather than in it. Series that are
+// many (a dozen per check) are kept as rows of numbers and made into metric families only
+// when /metrics is scraped, and then a part of the checks at a time, so that a scrape need
+// not hold every series' objects at once: through a registry, 10,000 checks' series were
+// some 60-100 MB of objects, all made before the first byte was written. The agent's
+// /metrics merges them by name among the registry's; a name belongs to one side only.
+type Families interface {
+	// Names are the families' names, sorted. They do not change.
+	Names() []string
+	// Snapshot copies the rows for one scrape, a row per check, sorted by check.
+	Snapshot() FamilyRows
+}
+
+// FamilyRows are one scrape's copy of a Families' rows.
+type FamilyRows interface {
+	// Len is the number of rows.
+	Len() int
+	// Family makes family f (an index into Names) of rows [from, to), its metrics in the
+	// order a registry sorts them into. It has no metrics when none of the rows has one.
+	// It may reuse the memory of a family made from another range: families made from one
+	// range stay valid together, and none is written to after it is returned.
+	Family(f, from, to int) *dto.MetricFamily
+}
