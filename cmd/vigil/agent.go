@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/memlimit"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -25,6 +26,7 @@ type agentFlags struct {
 	logLevel string
 	logJSON  bool
 	pprof    bool
+	memRatio float64
 }
 
 func newAgentCmd() *cobra.Command {
@@ -51,6 +53,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
+	fl.Float64Var(&f.memRatio, "memory-limit-ratio", 0.9, "set Go's soft memory limit to this share of the container's memory limit (cgroup), unless GOMEMLIMIT is set; 0 turns it off")
 	return cmd
 }
 
@@ -93,6 +96,9 @@ func durationText(_ []string, a slog.Attr) slog.Attr {
 func runAgent(cmd *cobra.Command, f agentFlags) error {
 	log, err := agentLogger(f)
 	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	if err := setMemoryLimit(f.memRatio, log); err != nil {
 		return exitWith(exitUsage, err)
 	}
 	opts := configs.Options{Flags: cmd.Flags(), FlagKeys: map[string]string{"listen": "agent.listen"}}
@@ -158,6 +164,23 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	}()
 	if err := a.Run(ctx); err != nil {
 		return exitWith(exitFailed, err)
+	}
+	return nil
+}
+
+// setMemoryLimit sets Go's soft memory limit from the container's (see memlimit) and logs
+// what it did. Only a ratio out of range is an error: a limit it cannot read is logged.
+func setMemoryLimit(ratio float64, log *slog.Logger) error {
+	applied, err := memlimit.Set(ratio)
+	switch {
+	case errors.Is(err, memlimit.ErrRatio):
+		return err
+	case err != nil:
+		log.Warn("the container's memory limit could not be read; Go's soft memory limit is left as it is", "error", err)
+	case applied.Container > 0:
+		log.Info("Go's soft memory limit set from the container's", "container_limit_bytes", applied.Container, "go_limit_bytes", applied.Limit, "ratio", ratio)
+	default:
+		log.Debug("Go's soft memory limit left as it is", "why", applied.Why)
 	}
 	return nil
 }

@@ -118,9 +118,15 @@ func startAgent(t *testing.T, cfg, addr string, env []string, args ...string) *a
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	p := &agentProc{t: t, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", addr}, args...)...)
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return runAgentCmd(t, cmd, addr)
+}
+
+// runAgentCmd starts cmd, a `vigil agent` listening on addr, and waits for /healthz.
+func runAgentCmd(t *testing.T, cmd *exec.Cmd, addr string) *agentProc {
+	t.Helper()
+	p := &agentProc{t: t, cmd: cmd, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// memoryCgroup makes a cgroup v1 memory cgroup under the test's own, limited to limit
+// bytes, and returns its cgroup.procs file; the test is skipped where it cannot (not
+// root, no v1 memory controller, a read-only cgroup filesystem).
+func memoryCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip("no /proc/self/cgroup:", err)
+	}
+	own := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && strings.Contains(","+parts[1]+",", ",memory,") {
+			own = parts[2]
+		}
+	}
+	if own == "" {
+		t.Skip("no cgroup v1 memory controller here")
+	}
+	dir := filepath.Join("/sys/fs/cgroup/memory", own, fmt.Sprintf("vigil-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skip("cannot make a memory cgroup here:", err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(dir); err != nil { // empty once the agent is gone
+			t.Errorf("removing the test's cgroup: %v", err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(fmt.Sprint(limit)), 0o644); err != nil {
+		t.Skip("cannot limit a memory cgroup here:", err)
+	}
+	return filepath.Join(dir, "cgroup.procs")
+}
+
+// An agent in a container with a memory limit sets Go's soft limit to 0.9 of it, or to
+// the share --memory-limit-ratio gives; GOMEMLIMIT wins, and 0 turns it off. Read back
+// from the agent's own go_gc_gomemlimit_bytes.
+func TestAgentMemoryLimitFromCgroup(t *testing.T) {
+	const limit = 256 << 20
+	procs := memoryCgroup(t, limit)
+	dir := t.TempDir()
+	a := newApp(t)
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gomemlimit := regexp.MustCompile(`(?m)^go_gc_gomemlimit_bytes (\S+)$`)
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want float64
+		log  string
+	}{
+		{"default ratio", nil, nil, 241591910, "container_limit_bytes=268435456"}, // 0.9 of it
+		{"a ratio given", nil, []string{"--memory-limit-ratio", "0.5"}, limit / 2, "go_limit_bytes=134217728"},
+		{"GOMEMLIMIT wins", []string{"GOMEMLIMIT=100MiB"}, nil, 100 << 20, "GOMEMLIMIT is set"},
+		{"turned off", nil, []string{"--memory-limit-ratio", "0"}, math.MaxInt64, "turned off"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			args := append([]string{"-c", `echo $$ > "$0" && exec "$@"`, procs, vigilBinary(t), "agent", "-c", cfg, "--listen", addr, "--log-level", "debug"}, c.args...)
+			cmd := exec.Command("sh", args...) // into the cgroup before vigil starts
+			cmd.Env = append(os.Environ(), c.env...)
+			p := runAgentCmd(t, cmd, addr)
+			_, body := p.get("/metrics")
+			m := gomemlimit.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("no go_gc_gomemlimit_bytes in /metrics")
+			}
+			if got, err := strconv.ParseFloat(m[1], 64); err != nil || got != c.want {
+				t.Errorf("go_gc_gomemlimit_bytes %s, want %.0f", m[1], c.want)
+			}
+			t.Logf("reliability: in a cgroup limited to 256 MiB, %s (%s): go_gc_gomemlimit_bytes %s", c.name, strings.Join(append(c.env, c.args...), " "), m[1])
+			if !strings.Contains(p.logs.String(), c.log) {
+				t.Errorf("the log does not say %q:\n%s", c.log, p.logs.String())
+			}
+			if code := p.terminate(); code != 0 {
+				t.Errorf("exit code %d", code)
+			}
+		})
+	}
+
+	// A ratio that is not a share is a usage error, before anything starts.
+	out, err := exec.Command(vigilBinary(t), "agent", "-c", cfg, "--memory-limit-ratio", "1.5").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--memory-limit-ratio") {
+		t.Errorf("ratio 1.5: %v\n%s", err, out)
+	}
+}
