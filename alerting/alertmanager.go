@@ -30,6 +30,7 @@ type Alertmanager struct {
 	severity string
 	labels   map[string]string
 	ttl      time.Duration
+	header   http.Header // the configured headers: a tenant, a token for the proxy in front
 	client   *http.Client
 }
 
@@ -55,9 +56,16 @@ func newAlertmanager(cfg *configs.Notifier, opts Options) (*Alertmanager, error)
 	if ttl <= 0 {
 		ttl = configs.DefaultAlertTTL
 	}
+	header := http.Header{}
+	for k, v := range cfg.Headers {
+		if configs.ReservedPostHeader(k) {
+			return nil, permanentf(nil, cfg.Name, "new", "notifiers.%s.headers.%s: vigil sets this header itself", cfg.Name, k)
+		}
+		header.Set(k, v)
+	}
 	u := strings.TrimSuffix(cfg.URL, "/") + "/api/v2/alerts"
 	return &Alertmanager{base: newBase(cfg, opts, defaultAlertmanagerTimeout), url: u, shown: configs.RedactURL(u),
-		severity: sev, labels: maps.Clone(cfg.Labels), ttl: ttl, client: newHTTPClient(opts.Transport)}, nil
+		severity: sev, labels: maps.Clone(cfg.Labels), ttl: ttl, header: header, client: newHTTPClient(opts.Transport)}, nil
 }
 
 // Wants: as PagerDuty, without deploy_started (no change events in Alertmanager) and
@@ -127,7 +135,7 @@ func (a *Alertmanager) Deliver(ctx context.Context, ev *Event, st State) error {
 	}
 	ctx, cancel := a.attempt(ctx)
 	defer cancel()
-	if err := a.post(ctx, a.client, jsonPost{url: a.url, shown: a.shown, body: []amAlert{alert}},
+	if err := a.post(ctx, a.client, jsonPost{url: a.url, shown: a.shown, header: a.header, body: []amAlert{alert}},
 		"check url, and the proxy in front of Alertmanager"); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +177,48 @@ func TestAlertmanagerAlertsGolden(t *testing.T) {
 			}
 			golden.Assert(t, "alertmanager/"+name+".txt", out.Bytes())
 		})
+	}
+}
+
+// An Alertmanager behind a proxy that wants a token and a tenant (Mimir's, Grafana
+// Cloud's): the configured headers reach it with every post, and the alert fires in the
+// real Alertmanager behind; without them the proxy's 401 is a dead letter that says what
+// to check. A header vigil sets itself cannot be configured.
+func TestAlertmanagerHeaders(t *testing.T) {
+	t.Parallel()
+	am := amtest.Start(t)
+	target, err := url.Parse(am.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0k3n" || r.Header.Get("X-Scope-OrgID") != "team-web" {
+			http.Error(w, "no tenant or token", http.StatusUnauthorized)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+
+	cfg := alertmanagerConfig(proxy.URL)
+	cfg.Headers = map[string]string{"authorization": "Bearer t0k3n", "X-Scope-OrgID": "team-web"}
+	if err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
+		t.Fatal(err)
+	}
+	waitAlerts(t, am, 1, `vigil_incident="d-42"`)
+
+	err = newNotifier(t, alertmanagerConfig(proxy.URL), nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	var de *alerting.Error
+	if !errors.As(err, &de) || de.StatusCode != http.StatusUnauthorized || !de.Permanent || !strings.Contains(err.Error(), "proxy in front of Alertmanager") {
+		t.Errorf("without the headers: %v", err)
+	}
+
+	for _, h := range []string{"Content-Type", "user-agent", "Host"} {
+		cfg := alertmanagerConfig(proxy.URL)
+		cfg.Headers = map[string]string{h: "x"}
+		if _, err := alerting.New(cfg, alerting.Options{}); err == nil || !strings.Contains(err.Error(), "notifiers.am.headers."+h) {
+			t.Errorf("header %s: %v", h, err)
+		}
 	}
 }

@@ -92,7 +92,7 @@ var notifierKeys = map[string][]string{
 	NotifierTeams:        {"url", "timeout", "max_attempts"},
 	NotifierDiscord:      {"url", "timeout", "max_attempts"},
 	NotifierEmail:        {"host", "port", "from", "to", "username", "password", "starttls", "tls", "timeout", "max_attempts"},
-	NotifierAlertmanager: {"url", "severity", "labels", "alert_ttl", "timeout", "max_attempts"},
+	NotifierAlertmanager: {"url", "severity", "labels", "alert_ttl", "headers", "timeout", "max_attempts"},
 }
 
 // decodeRaw reads a notifier and rejects keys that belong to another notifier type.
@@ -227,6 +227,12 @@ var webhookHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfe
 // ReservedWebhookHeader reports whether vigil sets header name itself on webhook deliveries.
 func ReservedWebhookHeader(name string) bool {
 	return slices.ContainsFunc(webhookHeaders, func(h string) bool { return strings.EqualFold(h, name) })
+}
+
+// ReservedPostHeader reports whether vigil sets header name itself on the JSON posts of
+// the channels that take headers (alertmanager): the body's and the connection's.
+func ReservedPostHeader(name string) bool {
+	return slices.ContainsFunc(webhookHeaders[:5], func(h string) bool { return strings.EqualFold(h, name) })
 }
 
 // PagerDutyEndpoint checks a PagerDuty notifier's url, the full Events v2 enqueue URL, and

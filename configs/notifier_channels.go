@@ -150,4 +150,9 @@ func (v *validator) alertmanager(p string, n *Notifier) {
 			v.errf(p+".labels."+k, "give it a value, or remove it", "empty")
 		}
 	}
+	for _, h := range slices.Sorted(maps.Keys(n.Headers)) {
+		if ReservedPostHeader(h) {
+			v.errf(p+".headers."+h, "remove it: vigil sets it on every post (the body is JSON)", "vigil sets this header itself")
+		}
+	}
 }

@@ -117,6 +117,7 @@ checks:
 notifiers:
   hook: {type: webhook, url: "https://ci.example/hook", secret: webhook-secret-1234}
   chat: {type: discord, url: "https://discord.com/api/webhooks/123456789/discord-token-1234"}
+  am: {type: alertmanager, url: "http://alertmanager:9093", headers: {Authorization: "Bearer am-token-1234"}}
 `)
 	cfg, err := configs.Load(p, configs.Options{Environ: []string{"TOKEN=env-api-token-1234", "HOST=127.0.0.1:8080",
 		"NOTE_PASSWORD=env-note-pass-1234", "PLAIN=not-a-secret-at-all", "BASIC_PW=basic-pw-1234"}})
@@ -125,7 +126,7 @@ notifiers:
 	}
 	r := cfg.Redactor()
 	for _, s := range []string{"env-api-token-1234", "url-pass-1234", "query-key-1234", "literal-header-1234",
-		"bearer-in-header-1234", "body-pass-1234", "env-note-pass-1234", "basic-pw-1234", "webhook-secret-1234", "discord-token-1234",
+		"bearer-in-header-1234", "body-pass-1234", "env-note-pass-1234", "basic-pw-1234", "webhook-secret-1234", "discord-token-1234", "am-token-1234",
 		base64.StdEncoding.EncodeToString([]byte("u:basic-pw-1234")), base64.StdEncoding.EncodeToString([]byte("synth:url-pass-1234"))} {
 		if got := r.String("x " + s + " y"); got != "x **** y" {
 			t.Errorf("%s is not masked in free text: %q", s, got)
