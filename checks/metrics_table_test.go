@@ -54,6 +54,25 @@ func (r referenceTable) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// gatheredText is what g gathers, as text: the families whose names keep takes.
+func gatheredText(t *testing.T, g prometheus.Gatherer, keep func(name string) bool) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, mf := range mfs {
+		if !keep(mf.GetName()) {
+			continue
+		}
+		if _, err := expfmt.MetricFamilyToText(&out, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.String()
+}
+
 // familiesText is a Families' families as text, each made from parts of part rows (each
 // part copied before the next is made, which may reuse its memory).
 func familiesText(t *testing.T, fams Families, part int) string {
@@ -105,25 +124,16 @@ func TestGaugeTableFamilies(t *testing.T) {
 	table.update("z", "loc-9", func(r *gaugeRow) { r.clear(c.single) }) // a family with no column set
 	ref := prometheus.NewPedanticRegistry()
 	ref.MustRegister(referenceTable{table})
-	mfs, err := ref.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want strings.Builder
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !strings.Contains(want.String(), `test_single{check="q\"uote\\",location="loc-1"} 7`) {
-		t.Fatalf("the reference lacks an escaped series:\n%s", want.String())
+	want := gatheredText(t, ref, func(string) bool { return true })
+	if !strings.Contains(want, `test_single{check="q\"uote\\",location="loc-1"} 7`) {
+		t.Fatalf("the reference lacks an escaped series:\n%s", want)
 	}
 	if got := table.Names(); fmt.Sprint(got) != "[test_phase_seconds test_single]" {
 		t.Errorf("names %v, want the own gauges' sorted", got)
 	}
 	for _, part := range []int{1, 2, 3, 7, len(names)} {
-		if got := familiesText(t, table, part); got != want.String() {
-			t.Errorf("parts of %d:\n%s\nwant:\n%s", part, got, want.String())
+		if got := familiesText(t, table, part); got != want {
+			t.Errorf("parts of %d:\n%s\nwant:\n%s", part, got, want)
 		}
 	}
 	if got := familiesText(t, (&gaugeTable{}), 1); got != "" {
@@ -145,16 +155,7 @@ func TestGaugeTableSharedColumns(t *testing.T) {
 	}
 	table.update("b", "eu", func(r *gaugeRow) { r.clear(c.shared) })
 	promtest.InGatherOrder(t, sharedColumns{table})
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got strings.Builder
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&got, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
+	got := gatheredText(t, reg, func(string) bool { return true })
 	want := `# HELP test_shared A gauge another kind sets too.
 # TYPE test_shared gauge
 test_shared{check="a",location="eu"} 2
@@ -164,8 +165,8 @@ test_shared{check="c9",location="eu"} 2
 test_shared{check="m",location="eu"} 7
 test_shared{check="z",location="eu"} 2
 `
-	if got.String() != want {
-		t.Errorf("gathered:\n%s\nwant:\n%s", got.String(), want)
+	if got != want {
+		t.Errorf("gathered:\n%s\nwant:\n%s", got, want)
 	}
 	if n := table.DeletePartialMatch(prometheus.Labels{"check": "a"}); n != 2 {
 		t.Errorf("forgetting a check dropped %d series, want 2", n)
