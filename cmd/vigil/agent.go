@@ -98,7 +98,8 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if err := setMemoryLimit(f.memRatio, log); err != nil {
+	memLimit, err := setMemoryLimit(f.memRatio, log)
+	if err != nil {
 		return exitWith(exitUsage, err)
 	}
 	opts := configs.Options{Flags: cmd.Flags(), FlagKeys: map[string]string{"listen": "agent.listen"}}
@@ -110,6 +111,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if memLimit.Container > 0 {
+		go followMemoryLimit(ctx, memLimit, f.memRatio, log)
+	}
 
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
@@ -170,11 +174,11 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 
 // setMemoryLimit sets Go's soft memory limit from the container's (see memlimit) and logs
 // what it did. Only a ratio out of range is an error: a limit it cannot read is logged.
-func setMemoryLimit(ratio float64, log *slog.Logger) error {
+func setMemoryLimit(ratio float64, log *slog.Logger) (memlimit.Applied, error) {
 	applied, err := memlimit.Set(ratio)
 	switch {
 	case errors.Is(err, memlimit.ErrRatio):
-		return err
+		return applied, err
 	case err != nil:
 		log.Warn("the container's memory limit could not be read; Go's soft memory limit is left as it is", "error", err)
 	case applied.Container > 0:
@@ -182,7 +186,22 @@ func setMemoryLimit(ratio float64, log *slog.Logger) error {
 	default:
 		log.Debug("Go's soft memory limit left as it is", "why", applied.Why)
 	}
-	return nil
+	return applied, nil
+}
+
+// memoryLimitEvery is how often the agent reads its container's memory limit again: a
+// pod resized in place gets a new one while the agent runs.
+const memoryLimitEvery = 10 * time.Second
+
+// followMemoryLimit moves Go's soft memory limit with the container's until ctx ends.
+func followMemoryLimit(ctx context.Context, from memlimit.Applied, ratio float64, log *slog.Logger) {
+	memlimit.Follow(ctx, from, ratio, memoryLimitEvery, memlimit.ReadContainer, func(a memlimit.Applied, err error) {
+		if err != nil {
+			log.Warn("the container's memory limit could not be read again; Go's soft memory limit is left as it is", "error", err)
+			return
+		}
+		log.Info("the container's memory limit changed: Go's soft memory limit follows", "container_limit_bytes", a.Container, "go_limit_bytes", a.Limit, "why", a.Why)
+	})
 }
 
 // watchFile reports changes of a file's size, modification time or identity (editors and

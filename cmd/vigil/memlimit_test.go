@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // memoryCgroup makes a cgroup v1 memory cgroup under the test's own, limited to limit
@@ -93,6 +94,33 @@ func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 			}
 		})
 	}
+
+	// A pod resized in place: the agent follows its container's new limit.
+	t.Run("resized", func(t *testing.T) {
+		addr := freeAddr(t)
+		cmd := exec.Command("sh", "-c", `echo $$ > "$0" && exec "$@"`, procs, vigilBinary(t), "agent", "-c", cfg, "--listen", addr)
+		p := runAgentCmd(t, cmd, addr)
+		if err := os.WriteFile(filepath.Join(filepath.Dir(procs), "memory.limit_in_bytes"), []byte(fmt.Sprint(512<<20)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute) // the agent reads it every 10 s
+		for {
+			_, body := p.get("/metrics")
+			if m := gomemlimit.FindStringSubmatch(body); m != nil {
+				if v, _ := strconv.ParseFloat(m[1], 64); v == 483183820 { // 0.9 of 512 MiB
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("go_gc_gomemlimit_bytes did not follow the new limit:\n%s", p.logs.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !strings.Contains(p.logs.String(), "the container's memory limit changed") {
+			t.Errorf("the change is not logged:\n%s", p.logs.String())
+		}
+		t.Logf("reliability: the cgroup's limit raised to 512 MiB while the agent runs: go_gc_gomemlimit_bytes 483183820")
+	})
 
 	// A ratio that is not a share is a usage error, before anything starts.
 	out, err := exec.Command(vigilBinary(t), "agent", "-c", cfg, "--memory-limit-ratio", "1.5").CombinedOutput()

@@ -8,6 +8,7 @@ package memlimit
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // unlimited is where a limit counts as none: cgroup v1 writes "no limit" as the largest
@@ -144,6 +146,55 @@ func clean(name string) string {
 // ErrRatio is Set's error for a ratio that is not a share.
 var ErrRatio = errors.New("--memory-limit-ratio: want a share of the container's memory limit, above 0 and at most 1 (0 turns it off)")
 
+// ReadContainer reads the memory limit of the container this process runs in (see
+// Limit); 0 when it has none, or when there are no cgroups here.
+func ReadContainer() (int64, error) {
+	procCgroup, err := os.ReadFile("/proc/self/cgroup")
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return Limit(os.DirFS("/sys/fs/cgroup"), string(procCgroup))
+}
+
+// Follow keeps the soft limit Set applied in step with the container's: every interval
+// until ctx ends it reads the container's limit again (read, ReadContainer in the agent)
+// and, when it moved (a pod resized in place), sets ratio of the new one, or none when the
+// container has none any more. It reports each change, and each new error, to changed.
+func Follow(ctx context.Context, from Applied, ratio float64, every time.Duration, read func() (int64, error), changed func(Applied, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastErr := from.Container, ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		container, err := read()
+		if err != nil {
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				changed(Applied{}, err)
+			}
+			continue
+		}
+		lastErr = ""
+		if container == last {
+			continue
+		}
+		last = container
+		a := Applied{Container: container, Limit: math.MaxInt64, Why: "the container has no memory limit any more"}
+		if container > 0 {
+			a.Limit, a.Why = int64(float64(container)*ratio), fmt.Sprintf("%v of the container's new limit", ratio)
+		}
+		debug.SetMemoryLimit(a.Limit)
+		changed(a, nil)
+	}
+}
+
 // Applied is what Set did.
 type Applied struct {
 	Container int64  // the container's limit in bytes; 0 for none
@@ -165,14 +216,7 @@ func Set(ratio float64) (Applied, error) {
 	if ratio < 0 || ratio > 1 || math.IsNaN(ratio) {
 		return Applied{Limit: current}, fmt.Errorf("%w; got %v", ErrRatio, ratio)
 	}
-	procCgroup, err := os.ReadFile("/proc/self/cgroup")
-	if errors.Is(err, fs.ErrNotExist) {
-		return Applied{Limit: current, Why: "no cgroups here"}, nil
-	}
-	if err != nil {
-		return Applied{Limit: current}, err
-	}
-	container, err := Limit(os.DirFS("/sys/fs/cgroup"), string(procCgroup))
+	container, err := ReadContainer()
 	if err != nil || container == 0 {
 		return Applied{Limit: current, Why: "the container has no memory limit"}, err
 	}

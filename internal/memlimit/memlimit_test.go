@@ -1,12 +1,16 @@
 package memlimit
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
@@ -122,4 +126,46 @@ func FuzzLimit(f *testing.F) {
 			t.Errorf("Limit = %d, %v", l, err)
 		}
 	})
+}
+
+// Follow moves the soft limit when the container's moves, once per change, and reports
+// a read error once until it changes; none when the container's limit goes away.
+func TestFollow(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	type reading struct {
+		limit int64
+		err   error
+	}
+	readings := []reading{{1 << 30, nil}, {2 << 30, nil}, {2 << 30, nil}, {0, errors.New("gone")}, {0, errors.New("gone")},
+		{2 << 30, nil}, {0, nil}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got []string
+	var limits []int64
+	i := 0
+	read := func() (int64, error) {
+		if i == len(readings) {
+			cancel()
+			return 0, nil
+		}
+		r := readings[i]
+		i++
+		return r.limit, r.err
+	}
+	Follow(ctx, Applied{Container: 1 << 30}, 0.5, time.Millisecond, read, func(a Applied, err error) {
+		if err != nil {
+			got = append(got, "error "+err.Error())
+			return
+		}
+		got = append(got, fmt.Sprintf("%d %d", a.Container, a.Limit))
+		limits = append(limits, debug.SetMemoryLimit(-1))
+	})
+	want := []string{"2147483648 1073741824", "error gone", "0 9223372036854775807"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reported %q, want %q", got, want)
+	}
+	if fmt.Sprint(limits) != "[1073741824 9223372036854775807]" {
+		t.Errorf("Go's limit went %v", limits)
+	}
 }
