@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,19 @@ func TestAlertmanagerHeaders(t *testing.T) {
 	var de *alerting.Error
 	if !errors.As(err, &de) || de.StatusCode != http.StatusUnauthorized || !de.Permanent || !strings.Contains(err.Error(), "proxy in front of Alertmanager") {
 		t.Errorf("without the headers: %v", err)
+	}
+
+	// A redirect is not followed: the headers never reach another host.
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	redirect := httptest.NewServer(http.RedirectHandler(other.URL+"/api/v2/alerts", http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	cfg = alertmanagerConfig(redirect.URL)
+	cfg.Headers = map[string]string{"Authorization": "Bearer t0k3n"}
+	err = newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	if !errors.As(err, &de) || de.StatusCode != http.StatusTemporaryRedirect || elsewhere.Load() != 0 {
+		t.Errorf("a redirect: %v; %d requests reached the other host", err, elsewhere.Load())
 	}
 
 	for _, h := range []string{"Content-Type", "user-agent", "Host"} {
