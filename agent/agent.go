@@ -89,7 +89,8 @@ type Agent struct {
 
 	incMu     sync.Mutex
 	incidents map[string]*store.Incident      // the checks' incidents as last seen, by check
-	streaks   map[string]*store.CheckLocation // this location's runs of each check (notify.go)
+	streaks   map[string]*store.CheckLocation // this location's runs of each check (incidents.go)
+	alive     map[string]bool                 // the agents sharing the store alive at the last heartbeat
 
 	// board counts every check's runs in time buckets for the status page (board.go); it
 	// holds the runs recorded from boardFrom on, and the store's from before once seeded.
@@ -143,7 +144,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, started: make(chan struct{}),
+		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}),
 		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)

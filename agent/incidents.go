@@ -9,7 +9,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -24,10 +26,19 @@ import (
 // open. Inconclusive runs change nothing; a steady state writes nothing. sr is the run as
 // it will be stored: a run that may change the incident is written at once, so the
 // notification links to it; any other goes to the batch writer.
+//
+// Where several agents share a location, one keeps each check's streak there (the first
+// to run it); the others store their runs and stand by. When the keeper stops or goes
+// silent, the next of them to run the check takes the streak over as it stands (failing,
+// if the keeper left it failing) and goes on counting from it.
 func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.RunRecord) {
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
 	cl := a.streaks[c.Name]
+	if cl != nil && cl.Agent != a.name && a.alive[cl.Agent] {
+		a.writer.add(sr) // another agent of this location keeps the streak
+		return
+	}
 	// A location's first run of a check writes its streak even when it passes: the
 	// locations with a streak are those running the check, what "failing in 2 of 3" counts.
 	first := cl == nil
@@ -35,6 +46,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		cl = &store.CheckLocation{Check: c.Name, Location: a.location}
 	}
 	next := *cl
+	next.Agent = a.name // a streak taken over is written at once, under this agent
 	in := a.incidents[c.Name]
 	now := a.clock.Now()
 	flipped, remind := false, false
@@ -66,7 +78,12 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	next.UpdatedAt = now
 	if !flipped && !remind {
 		a.writer.add(sr)
-		if err := a.store.SaveCheckLocation(context.WithoutCancel(ctx), &next); err != nil {
+		err := a.store.SaveCheckLocation(context.WithoutCancel(ctx), &next, a.aliveSince(now))
+		switch {
+		case errors.Is(err, store.ErrKept):
+			a.standBy(ctx, c.Name)
+			return
+		case err != nil:
 			a.log.Error("saving a check's streak failed", "check", c.Name, "error", err)
 			return
 		}
@@ -78,7 +95,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	}
 	sent, event := 0, ""
 	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
-	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next},
+	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next, AliveSince: a.aliveSince(now)},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
 			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, res)
 			if out == nil {
@@ -89,6 +106,10 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 			sent = len(entries)
 			return out, entries
 		})
+	if errors.Is(err, store.ErrKept) {
+		a.standBy(ctx, c.Name)
+		return
+	}
 	if err != nil {
 		a.log.Error("saving a check's incident state failed", "check", c.Name, "error", err)
 		return
@@ -211,7 +232,7 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 			continue
 		}
 		sent := 0
-		updated, err := a.store.UpdateIncident(ctx, store.IncidentUpdate{Subject: name, Left: a.location},
+		updated, err := a.store.UpdateIncident(ctx, store.IncidentUpdate{Subject: name, Left: a.location, Agent: a.name, AliveSince: a.aliveSince(now)},
 			func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
 				for _, l := range locs {
 					if l.Failing || !cur.Open {
@@ -240,7 +261,87 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 			a.log.Info("check incident closed: the check left the config", "check", name, "notifications", sent)
 		}
 	}
+	a.dropLeftStreaks(ctx, rt, now)
 	a.signalOutbox()
+}
+
+// dropLeftStreaks removes this location's streaks of checks the config no longer has and
+// whose incidents are closed: the locations with a streak are those running a check. A
+// streak another agent of this location keeps stays (that agent still runs the check).
+// Called with incMu held.
+func (a *Agent) dropLeftStreaks(ctx context.Context, rt *Runtime, now time.Time) {
+	for name, cl := range a.streaks {
+		if rt.Checks[name] != nil {
+			continue
+		}
+		if in := a.incidents[name]; in != nil && in.Open {
+			continue // closeLeftIncidents could not close it; it tries again with the next config
+		}
+		if cl.Agent == a.name || cl.Agent == "" {
+			_, err := a.store.UpdateIncident(ctx, store.IncidentUpdate{Subject: name, Left: a.location, Agent: a.name, AliveSince: a.aliveSince(now)},
+				func(*store.Incident, []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) { return nil, nil })
+			if err != nil {
+				a.log.Warn("removing the streak of a check no longer in the config failed", "check", name, "error", err)
+				continue
+			}
+		}
+		delete(a.streaks, name)
+	}
+}
+
+// aliveSince is when an agent last heard from still counts as alive, for the store to tell
+// whether the agent keeping a streak is; zero when this agent has the store to itself.
+func (a *Agent) aliveSince(now time.Time) time.Time {
+	if !a.shared() {
+		return time.Time{}
+	}
+	return now.Add(-configs.SilentAfter(a.Runtime().Config.Agent.Heartbeat))
+}
+
+// standBy follows a write the store refused because another agent of this location keeps
+// the check's streak and is alive: this agent reads that streak and stands by, storing its
+// runs, until the keeper is no longer alive. Called with incMu held.
+func (a *Agent) standBy(ctx context.Context, check string) {
+	cl, err := a.store.CheckLocation(context.WithoutCancel(ctx), check, a.location)
+	if err != nil || cl == nil { // gone meanwhile, or unreadable: the next run tries again
+		delete(a.streaks, check)
+		return
+	}
+	a.streaks[check] = cl
+	if cl.Agent != a.name {
+		a.alive[cl.Agent] = true // the store says so; the next heartbeat says again
+		a.log.Debug("another agent of this location keeps the check's streak; standing by", "check", check, "keeper", cl.Agent)
+	}
+}
+
+// refreshStreaks takes the members read at a heartbeat and this location's streaks other
+// agents keep: a streak is taken over from where its keeper left it, and one its keeper
+// removed (the check left its config) is started afresh by this agent's next run.
+func (a *Agent) refreshStreaks(ctx context.Context, members []*store.Member, now time.Time) {
+	alive := map[string]bool{}
+	for _, m := range members {
+		if a.stateOf(m, now) == memberAlive {
+			alive[m.Name] = true
+		}
+	}
+	// The lock is held over the read (a streak written meanwhile would be overwritten by an
+	// older one), so the read has a heartbeat's time at most: runs wait for it.
+	rctx, cancel := context.WithTimeout(ctx, max(a.Runtime().Config.Agent.Heartbeat, time.Second))
+	defer cancel()
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	a.alive = alive
+	others, err := a.store.KeptByOthers(rctx, a.location, a.name)
+	if err != nil {
+		a.log.Warn("reading the streaks other agents of this location keep failed", "error", err)
+		return
+	}
+	for name, cl := range a.streaks {
+		if cl.Agent != a.name && others[name] == nil {
+			delete(a.streaks, name)
+		}
+	}
+	maps.Copy(a.streaks, others)
 }
 
 // loadIncidents reads the incidents and this location's streaks.
@@ -258,6 +359,11 @@ func (a *Agent) loadIncidents(ctx context.Context) {
 	a.incMu.Lock()
 	a.incidents, a.streaks = m, streaks
 	a.incMu.Unlock()
+	if a.shared() {
+		if members, err := a.store.Members(ctx); err == nil {
+			a.refreshStreaks(ctx, members, a.clock.Now())
+		}
+	}
 }
 
 // refreshIncidents reads the incidents again: where agents share the store, another may

@@ -50,8 +50,13 @@ func newLocFleet(t *testing.T, quorum string, every ...string) *locFleet {
 }
 
 func (f *locFleet) config(loc, quorum string) string {
+	return f.configAs("agent-"+loc, loc, f.tgs[loc], quorum)
+}
+
+// configAs is the config of the agent name in loc, checking tg.
+func (f *locFleet) configAs(name, loc string, tg *target, quorum string) string {
 	return fmt.Sprintf(`
-agent: {location: %s, name: agent-%s, heartbeat: 200ms, outbox_lease: 2s}
+agent: {location: %s, name: %s, heartbeat: 200ms, outbox_lease: 2s}
 store: {driver: postgres, dsn: %q}
 locations: {%s, notify: [ops]}
 checks:
@@ -60,11 +65,17 @@ services:
   web: {checks: [home], verify: {interval: 100ms, count: 3}, on_failure: [rollback]}
 notifiers:%s
   ops: {type: webhook, url: %s, secret: %s}
-`, loc, loc, f.dsn, quorum, f.every, f.tgs[loc].srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook), f.ops.URL(), loopback.WebhookSecret)
+`, loc, name, f.dsn, quorum, f.every, tg.srv.URL+"/", webhookNotifier("rollback", "rollback", f.hook), f.ops.URL(), loopback.WebhookSecret)
 }
 
 // start runs the agent of loc on its own PostgreSQL store.
 func (f *locFleet) start(loc, quorum string) *harness {
+	f.t.Helper()
+	return f.launch(loc, f.config(loc, quorum))
+}
+
+// launch runs an agent of loc with config on its own PostgreSQL store.
+func (f *locFleet) launch(loc, config string) *harness {
 	t := f.t
 	t.Helper()
 	st, err := store.OpenPostgres(context.Background(), f.dsn, store.PoolOptions{MaxConns: 4})
@@ -73,7 +84,7 @@ func (f *locFleet) start(loc, quorum string) *harness {
 	}
 	dir := t.TempDir()
 	logs := &vigiltest.Buffer{}
-	l := launch(t, dir, f.config(loc, quorum), Options{Store: st,
+	l := launch(t, dir, config, Options{Store: st,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, logs: logs}
 	h.stopFn = func() {
@@ -283,6 +294,57 @@ func TestLocationsScheduledIncidentAtTheQuorum(t *testing.T) {
 	}
 	if in["home"].Seq != 1 {
 		t.Errorf("incident opened %d times; want once", in["home"].Seq)
+	}
+}
+
+// Two agents in one location, each with its own path to the service (behind a draining
+// load balancer, one reaches a backend that fails, the other a healthy one): the first to
+// run the check keeps the location's streak and opens the incident; the other's passing
+// runs do not write over it. When the keeper stops, the other takes the streak over as it
+// stands, failing, and closes the incident with its own passes: one opening, one closing.
+func TestLocationsTwoAgentsInOneLocation(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), ops: loopback.NewWebhook(t),
+		agents: map[string]*harness{}, tgs: map[string]*target{}, every: "1s"}
+	draining, healthy := newTarget(t), newTarget(t)
+	draining.set("broken")
+	config := func(name string, tg *target) string { // the check's incidents go to ops
+		return strings.Replace(f.configAs(name, "eu", tg, "fail: 1"), `assert: ["status == 200"]}`, `assert: ["status == 200"], notify: [ops]}`, 1)
+	}
+	one := f.launch("eu", config("eu-1", draining))
+	st, err := store.OpenPostgres(t.Context(), f.dsn, store.PoolOptions{MaxConns: 1}) // outlives both agents
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	streak := func() *store.CheckLocation {
+		cl, err := st.CheckLocation(t.Context(), "home", "eu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	opened, closed := "check:home:1:check_failed", "check:home:1:check_recovered"
+	eventually(t, 30*time.Second, "eu-1 to open the incident", func() bool { return f.ops.Count(opened) > 0 })
+
+	two := f.launch("eu", config("eu-2", healthy))
+	runs := healthy.hits.Load()
+	eventually(t, 30*time.Second, "eu-2 to run the check four times", func() bool { return healthy.hits.Load() >= runs+4 })
+	if cl := streak(); cl == nil || cl.Agent != "eu-1" || !cl.Failing {
+		t.Fatalf("with eu-1 alive and failing, eu-2's passes left the location's streak %+v; want eu-1's, failing", cl)
+	}
+	if in, _ := st.Incidents(t.Context()); in["home"] == nil || !in["home"].Open || in["home"].Seq != 1 {
+		t.Fatalf("incident while eu-1 fails: %+v; want open, once", in["home"])
+	}
+
+	one.stop()
+	eventually(t, 30*time.Second, "eu-2 to take the streak over and close the incident", func() bool { return f.ops.Count(closed) > 0 })
+	if cl := streak(); cl == nil || cl.Agent != "eu-2" || cl.Failing {
+		t.Errorf("after eu-1 stopped: %+v; want eu-2's streak, passing", cl)
+	}
+	two.outboxSettled(closed, map[string]string{"ops": store.OutboxDelivered})
+	if a, b, n := f.ops.Count(opened), f.ops.Count(closed), len(f.ops.Counts()); a != 1 || b != 1 || n != 2 {
+		t.Errorf("ops received %v; want the opening and the closing once each", f.ops.Counts())
 	}
 }
 

@@ -222,6 +222,7 @@ func (a *Agent) watchMembers(ctx context.Context, now time.Time) {
 		a.log.Warn("reading the agents failed", "error", err)
 		return
 	}
+	a.refreshStreaks(ctx, members, now)
 	current := map[string]string{}
 	for _, s := range silences(members, func(m *store.Member) memberState { return a.stateOf(m, now) }, now) {
 		current[s.subject] = s.summary

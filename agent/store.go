@@ -64,7 +64,9 @@ type outboxStore interface {
 type incidentStore interface {
 	Incidents(ctx context.Context) (map[string]*store.Incident, error)
 	CheckLocations(ctx context.Context, location string) (map[string]*store.CheckLocation, error)
-	SaveCheckLocation(ctx context.Context, cl *store.CheckLocation) error
+	CheckLocation(ctx context.Context, check, location string) (*store.CheckLocation, error)
+	KeptByOthers(ctx context.Context, location, agent string) (map[string]*store.CheckLocation, error)
+	SaveCheckLocation(ctx context.Context, cl *store.CheckLocation, aliveSince time.Time) error
 	UpdateIncident(ctx context.Context, u store.IncidentUpdate, decide store.IncidentDecider) (*store.Incident, error)
 }
 

@@ -28,7 +28,7 @@ func (s *common) noted(what string, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch f := s.failing[what]; {
-	case err == nil:
+	case err == nil, errors.Is(err, ErrKept): // a refused write is the store working
 		delete(s.failing, what)
 	case f == nil:
 		s.failing[what] = &writeFailure{since: time.Now(), times: 1, err: err}

@@ -39,7 +39,15 @@ type CheckLocation struct {
 	Since     time.Time
 	Summary   string
 	UpdatedAt time.Time
+	// Agent keeps the streak. Where several agents share a location, each running the
+	// check, the first to run it keeps its streak there and the others stand by; one of
+	// them takes the streak over, as it stands, once its keeper is no longer alive.
+	Agent string
 }
+
+// ErrKept is the answer to a write of a location's streak that another agent keeps and is
+// alive: the writer stands by.
+var ErrKept = errors.New("another agent of this location keeps the check's streak")
 
 const incidentColumns = `check_name, open, seq, opened_at, summary, reminders, notified_at`
 
@@ -72,13 +80,13 @@ func (s *common) Incidents(ctx context.Context) (map[string]*Incident, error) {
 	return out, rows.Err()
 }
 
-const checkLocationColumns = `check_name, location, failing, failures, successes, since, summary, updated_at`
+const checkLocationColumns = `check_name, location, failing, failures, successes, since, summary, updated_at, agent`
 
 func scanCheckLocation(sc scanner) (*CheckLocation, error) {
 	var cl CheckLocation
 	var failing int
 	var since, updated int64
-	if err := sc.Scan(&cl.Check, &cl.Location, &failing, &cl.Failures, &cl.Successes, &since, &cl.Summary, &updated); err != nil {
+	if err := sc.Scan(&cl.Check, &cl.Location, &failing, &cl.Failures, &cl.Successes, &since, &cl.Summary, &updated, &cl.Agent); err != nil {
 		return nil, err
 	}
 	cl.Failing, cl.Since, cl.UpdatedAt = failing == 1, fromNanos(since), fromNanos(updated)
@@ -104,7 +112,12 @@ func queryCheckLocations(ctx context.Context, q querier, query string, args ...a
 
 // CheckLocations returns one location's state of every check it ran, by check.
 func (s *common) CheckLocations(ctx context.Context, location string) (map[string]*CheckLocation, error) {
-	list, err := queryCheckLocations(ctx, s.db, `SELECT `+checkLocationColumns+` FROM check_locations WHERE location = ?`, location)
+	return s.checkLocationsByCheck(ctx, `WHERE location = ?`, location)
+}
+
+// checkLocationsByCheck returns the streaks where says, by check.
+func (s *common) checkLocationsByCheck(ctx context.Context, where string, args ...any) (map[string]*CheckLocation, error) {
+	list, err := queryCheckLocations(ctx, s.db, `SELECT `+checkLocationColumns+` FROM check_locations `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,22 +128,60 @@ func (s *common) CheckLocations(ctx context.Context, location string) (map[strin
 	return out, nil
 }
 
-func saveCheckLocation(ctx context.Context, tx *txn, cl *CheckLocation) error {
+// CheckLocation returns one location's state of a check, or nil when it has none.
+func (s *common) CheckLocation(ctx context.Context, check, location string) (*CheckLocation, error) {
+	cl, err := scanCheckLocation(s.db.QueryRowContext(ctx, `SELECT `+checkLocationColumns+` FROM check_locations WHERE check_name = ? AND location = ?`, check, location))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return cl, err
+}
+
+// KeptByOthers returns the streaks of a location that agents other than agent keep, by
+// check: what an agent standing by reads to take a streak over as it stands.
+func (s *common) KeptByOthers(ctx context.Context, location, agent string) (map[string]*CheckLocation, error) {
+	return s.checkLocationsByCheck(ctx, `WHERE location = ? AND agent <> ?`, location, agent)
+}
+
+// keeperGone is true of a streak row whose keeper is cl.Agent (the writer), nobody (a
+// streak written before agents kept them), or an agent no longer alive: stopped, or not
+// heard from since the time bound to it.
+const keeperGone = `(check_locations.agent = ? OR check_locations.agent = '' OR NOT EXISTS (SELECT 1 FROM agents m
+	WHERE m.name = check_locations.agent AND m.stopped_at = 0 AND m.heartbeat_at >= ?))`
+
+// saveCheckLocation writes cl as cl.Agent's. With a non-zero aliveSince (agents share the
+// store) it writes over a streak another agent keeps only when that agent stopped or has
+// not written a heartbeat since aliveSince, and answers ErrKept otherwise; with a zero one
+// (one agent has the store) it writes whoever kept it.
+func saveCheckLocation(ctx context.Context, tx *txn, cl *CheckLocation, aliveSince time.Time) error {
 	failing := 0
 	if cl.Failing {
 		failing = 1
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO check_locations(`+checkLocationColumns+`) VALUES (?,?,?,?,?,?,?,?)
+	q := `INSERT INTO check_locations(` + checkLocationColumns + `) VALUES (?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(check_name, location) DO UPDATE SET failing = excluded.failing, failures = excluded.failures,
-		successes = excluded.successes, since = excluded.since, summary = excluded.summary, updated_at = excluded.updated_at`,
-		cl.Check, cl.Location, failing, cl.Failures, cl.Successes, nanos(cl.Since), cl.Summary, nanos(cl.UpdatedAt))
-	return err
+		successes = excluded.successes, since = excluded.since, summary = excluded.summary, updated_at = excluded.updated_at,
+		agent = excluded.agent`
+	args := []any{cl.Check, cl.Location, failing, cl.Failures, cl.Successes, nanos(cl.Since), cl.Summary, nanos(cl.UpdatedAt), cl.Agent}
+	if !aliveSince.IsZero() {
+		q += ` WHERE ` + keeperGone
+		args = append(args, cl.Agent, nanos(aliveSince))
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return ErrKept
+	}
+	return nil
 }
 
 // SaveCheckLocation stores a location's state of a check when it changes without changing
 // whether the location fails (a failure short of failure_threshold): no incident to decide.
-func (s *common) SaveCheckLocation(ctx context.Context, cl *CheckLocation) error {
-	return s.noted("saving incidents", s.tx(ctx, func(tx *txn) error { return saveCheckLocation(ctx, tx, cl) }))
+// See saveCheckLocation for aliveSince and ErrKept.
+func (s *common) SaveCheckLocation(ctx context.Context, cl *CheckLocation, aliveSince time.Time) error {
+	return s.noted("saving incidents", s.tx(ctx, func(tx *txn) error { return saveCheckLocation(ctx, tx, cl, aliveSince) }))
 }
 
 // IncidentUpdate is what changed for an incident's subject.
@@ -138,8 +189,14 @@ type IncidentUpdate struct {
 	Subject string
 	// Location is a location's new state of the check, stored first (nil: none).
 	Location *CheckLocation
-	// Left is a location that runs the check no more: its state goes.
-	Left string
+	// Left is a location that runs the check no more: its state goes, unless an agent
+	// other than Agent keeps it there and is alive (it still runs the check).
+	Left  string
+	Agent string
+	// AliveSince is when an agent last heard from counts as alive: a streak kept by
+	// another agent alive is neither written (ErrKept) nor removed. Zero: one agent has
+	// the store, and writes whoever kept the streak.
+	AliveSince time.Time
 }
 
 // IncidentDecider decides an incident from its state and every location's state of its
@@ -158,12 +215,17 @@ func (s *common) UpdateIncident(ctx context.Context, u IncidentUpdate, decide In
 			return err
 		}
 		if u.Location != nil {
-			if err := saveCheckLocation(ctx, tx, u.Location); err != nil {
+			if err := saveCheckLocation(ctx, tx, u.Location, u.AliveSince); err != nil {
 				return err
 			}
 		}
 		if u.Left != "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM check_locations WHERE check_name = ? AND location = ?`, u.Subject, u.Left); err != nil {
+			q, args := `DELETE FROM check_locations WHERE check_name = ? AND location = ?`, []any{u.Subject, u.Left}
+			if !u.AliveSince.IsZero() {
+				q += ` AND ` + keeperGone
+				args = append(args, u.Agent, nanos(u.AliveSince))
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}
 		}

@@ -150,6 +150,10 @@ var migrations = []string{
 	);
 	ALTER TABLE incidents DROP COLUMN failures;
 	ALTER TABLE incidents DROP COLUMN successes;`,
+	// 6: several agents in one location. check_locations.agent: the agent keeping the
+	// location's streak of the check ('' for a streak written before: the next writer
+	// keeps it).
+	`ALTER TABLE check_locations ADD COLUMN agent TEXT NOT NULL DEFAULT '';`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

@@ -336,7 +336,7 @@ func TestIncidentFromLocations(t *testing.T) {
 			t.Errorf("c's state: %+v", cl)
 		}
 		// Three locations leave (or recover): the incident closes when one fails.
-		_ = s.SaveCheckLocation(ctx, &CheckLocation{Check: "home", Location: "a", Failures: 1, UpdatedAt: t0})
+		_ = s.SaveCheckLocation(ctx, &CheckLocation{Check: "home", Location: "a", Failures: 1, UpdatedAt: t0}, time.Time{})
 		for _, loc := range []string{"b", "c"} {
 			if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: loc}, decide); err != nil {
 				t.Fatal(err)
@@ -348,6 +348,109 @@ func TestIncidentFromLocations(t *testing.T) {
 		}
 		if a, _ := s.CheckLocations(ctx, "a"); a["home"].Failing || a["home"].Failures != 1 {
 			t.Errorf("a's state: %+v", a["home"])
+		}
+	})
+}
+
+// Two agents in one location: the first to write a check's streak keeps it; the other's
+// writes, incident updates and removal are refused while the keeper is alive, and it takes
+// the streak over once the keeper stopped or went silent. A zero bound writes regardless.
+func TestCheckLocationKeeper(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		for _, name := range []string{"eu-1", "eu-2"} {
+			if _, err := s.Heartbeat(ctx, &Member{Name: name, Instance: name, Location: "eu", Started: t0, Heartbeat: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		alive := t0.Add(-30 * time.Second) // both heartbeats are newer
+		row := func() *CheckLocation {
+			t.Helper()
+			cl, err := s.CheckLocation(ctx, "home", "eu")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cl
+		}
+		failing := &CheckLocation{Check: "home", Location: "eu", Failing: true, Since: t0, Summary: "down", UpdatedAt: t0, Agent: "eu-1"}
+		if err := s.SaveCheckLocation(ctx, failing, alive); err != nil {
+			t.Fatal(err)
+		}
+		passing := &CheckLocation{Check: "home", Location: "eu", Failures: 1, UpdatedAt: t0.Add(time.Second), Agent: "eu-2"}
+		if err := s.SaveCheckLocation(ctx, passing, alive); !errors.Is(err, ErrKept) {
+			t.Fatalf("eu-2 wrote over the streak eu-1 keeps, alive: %v", err)
+		}
+		decided := false
+		decide := func(cur *Incident, locs []*CheckLocation) (*Incident, []*OutboxEntry) {
+			decided = true
+			return nil, nil
+		}
+		if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Location: passing, AliveSince: alive}, decide); !errors.Is(err, ErrKept) || decided {
+			t.Fatalf("eu-2's incident update: %v, decided %v; want ErrKept and no decision", err, decided)
+		}
+		if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: "eu", Agent: "eu-2", AliveSince: alive}, decide); err != nil {
+			t.Fatal(err)
+		}
+		if cl := row(); cl == nil || !cl.Failing || cl.Agent != "eu-1" || cl.Summary != "down" {
+			t.Fatalf("after eu-2's refused writes and removal: %+v; want eu-1's failing streak", cl)
+		}
+		if err := s.Health(ctx); err != nil {
+			t.Errorf("a refused write made the store unhealthy: %v", err)
+		}
+		others, err := s.KeptByOthers(ctx, "eu", "eu-2")
+		if err != nil || len(others) != 1 || others["home"].Agent != "eu-1" {
+			t.Fatalf("streaks eu-2 does not keep: %v %v", others, err)
+		}
+		if mine, _ := s.KeptByOthers(ctx, "eu", "eu-1"); len(mine) != 0 {
+			t.Errorf("eu-1 is told it does not keep %v", mine)
+		}
+
+		// eu-1 stops: eu-2 takes the streak over.
+		if err := s.StopMember(ctx, "eu-1", "eu-1", t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveCheckLocation(ctx, passing, alive); err != nil {
+			t.Fatalf("eu-2 taking over from eu-1, stopped: %v", err)
+		}
+		if cl := row(); cl.Agent != "eu-2" || cl.Failing || cl.Failures != 1 {
+			t.Fatalf("after the takeover: %+v", cl)
+		}
+		// eu-1 comes back (a heartbeat at t0+1m); eu-2's last was at t0. With eu-2 alive
+		// eu-1 stands by; once eu-2 is silent (its heartbeat older than the bound) eu-1
+		// takes the streak back, and its removal of the check goes through.
+		if _, err := s.Heartbeat(ctx, &Member{Name: "eu-1", Instance: "eu-1b", Location: "eu", Started: t0.Add(time.Minute), Heartbeat: t0.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveCheckLocation(ctx, failing, alive); !errors.Is(err, ErrKept) {
+			t.Fatalf("eu-1 wrote over eu-2, alive: %v", err)
+		}
+		if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Location: failing, AliveSince: t0.Add(time.Second)}, decide); err != nil || !decided {
+			t.Fatalf("eu-1 taking over from eu-2, silent: %v (decided %v)", err, decided)
+		}
+		if cl := row(); cl.Agent != "eu-1" || !cl.Failing {
+			t.Fatalf("after the takeover from a silent agent: %+v", cl)
+		}
+		if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: "eu", Agent: "eu-1", AliveSince: alive}, decide); err != nil {
+			t.Fatal(err)
+		}
+		if cl := row(); cl != nil {
+			t.Fatalf("the keeper's removal left %+v", cl)
+		}
+
+		// One agent on its own store (a zero bound) writes whoever kept the streak, and a
+		// streak kept by nobody (written before streaks had keepers) goes to its next writer.
+		if err := s.SaveCheckLocation(ctx, failing, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveCheckLocation(ctx, passing, time.Time{}); err != nil || row().Agent != "eu-2" {
+			t.Fatalf("a zero bound: %v, %+v", err, row())
+		}
+		nobody := *failing
+		nobody.Agent = ""
+		_ = s.SaveCheckLocation(ctx, &nobody, time.Time{})
+		if err := s.SaveCheckLocation(ctx, passing, alive); err != nil || row().Agent != "eu-2" {
+			t.Fatalf("a streak kept by nobody: %v, %+v", err, row())
 		}
 	})
 }

@@ -51,7 +51,9 @@ type testStore interface {
 	SaveAlertState(ctx context.Context, notifier, incident string, state map[string]string, now time.Time) error
 	Incidents(ctx context.Context) (map[string]*Incident, error)
 	CheckLocations(ctx context.Context, location string) (map[string]*CheckLocation, error)
-	SaveCheckLocation(ctx context.Context, cl *CheckLocation) error
+	CheckLocation(ctx context.Context, check, location string) (*CheckLocation, error)
+	KeptByOthers(ctx context.Context, location, agent string) (map[string]*CheckLocation, error)
+	SaveCheckLocation(ctx context.Context, cl *CheckLocation, aliveSince time.Time) error
 	UpdateIncident(ctx context.Context, u IncidentUpdate, decide IncidentDecider) (*Incident, error)
 	AddSilence(ctx context.Context, sl *Silence) error
 	Silences(ctx context.Context, now time.Time) ([]*Silence, error)
