@@ -114,8 +114,8 @@ func (browserKind) vars() types.Map { return browserVars }
 func (browserKind) Resource() Resource { return BrowserSlot }
 
 // Instrument implements Instrumented: the JavaScript errors browser checks see, counted.
-func (browserKind) Instrument(reg prometheus.Registerer) *Recorder {
-	jsErrors := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "vigil_browser_js_errors_total",
+func (browserKind) Instrument(in Instruments) *Recorder {
+	jsErrors := promauto.With(in.Reg).NewCounterVec(prometheus.CounterOpts{Name: "vigil_browser_js_errors_total",
 		Help: "JavaScript errors seen by browser checks."}, []string{"check"})
 	return &Recorder{Vecs: vecs(jsErrors), Observe: func(r *Result) {
 		if n, ok := r.Vars["js_errors"].(int); ok && n > 0 {

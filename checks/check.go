@@ -137,10 +137,17 @@ type Scarce interface {
 // metrics of its own beyond the probe_* and vigil_check_* series every check has, as
 // blackbox_exporter's probers do.
 type Instrumented interface {
-	// Instrument registers the kind's collectors with reg and returns what records a
+	// Instrument registers the kind's collectors with in.Reg and returns what records a
 	// result of the kind in them, and its Families if it keeps any. It is called once per
 	// registry.
-	Instrument(reg prometheus.Registerer) *Recorder
+	Instrument(in Instruments) *Recorder
+}
+
+// Instruments is what a kind's metrics are made with: the registry, and the table of the
+// gauges several kinds set (sharedGauges).
+type Instruments struct {
+	Reg    prometheus.Registerer
+	shared *sharedGauges
 }
 
 // Recorder records results of one kind in the kind's own metrics, and forgets a check's

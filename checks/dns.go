@@ -305,12 +305,12 @@ func (dnsKind) vars() types.Map { return dnsVars }
 
 // Instrument implements Instrumented: blackbox_exporter's DNS series, and how long
 // propagation took.
-func (dnsKind) Instrument(reg prometheus.Registerer) *Recorder {
-	f := promauto.With(reg)
+func (dnsKind) Instrument(in Instruments) *Recorder {
+	f := promauto.With(in.Reg)
 	gauge := func(name, help string) *prometheus.GaugeVec {
 		return f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"check", "location"})
 	}
-	lookup := dnsLookupGauge(reg) // shared with the http kind
+	shared := in.shared // probe_dns_lookup_time_seconds, which the http kind sets too
 	counts := map[string]*prometheus.GaugeVec{
 		"answer_count":     gauge("probe_dns_answer_rrs", "Records in the answer section of a dns check's last answer."),
 		"authority_count":  gauge("probe_dns_authority_rrs", "Records in the authority section of a dns check's last answer."),
@@ -319,11 +319,11 @@ func (dnsKind) Instrument(reg prometheus.Registerer) *Recorder {
 	propagation := f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_dns_propagation_seconds",
 		Help:    "Time until every server of a dns check in propagation mode showed the expected answers.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120, 300}}, []string{"check"})
-	all := vecs(lookup, counts["answer_count"], counts["authority_count"], counts["additional_count"])
+	all := vecs(counts["answer_count"], counts["authority_count"], counts["additional_count"])
 	return &Recorder{Vecs: append(all, propagation), Observe: func(r *Result) {
 		l := prometheus.Labels{"check": r.Check, "location": r.Location}
 		if v, ok := r.Vars["lookup_ms"].(float64); ok {
-			lookup.With(l).Set(v / 1000)
+			shared.update(r.Check, r.Location, func(row *gaugeRow) { row.put(shared.dnsLookup, v/1000) })
 		}
 		for k, g := range counts {
 			if v, ok := r.Vars[k].(int); ok {

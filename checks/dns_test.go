@@ -143,11 +143,12 @@ func TestDNSQuery(t *testing.T) {
 	wantOutcome(t, res, Pass)
 
 	reg := prometheus.NewRegistry()
-	NewKindMetrics(reg).Observe(res)
-	if got := gaugeValue(t, reg, "probe_dns_answer_rrs"); got != 2 {
+	m := NewKindMetrics(reg)
+	m.Observe(res)
+	if got := gaugeValue(t, reg, m, "probe_dns_answer_rrs"); got != 2 {
 		t.Errorf("probe_dns_answer_rrs = %v", got)
 	}
-	gaugeValue(t, reg, "probe_dns_lookup_time_seconds")
+	gaugeValue(t, reg, m, "probe_dns_lookup_time_seconds")
 }
 
 func TestDNSRecordTypes(t *testing.T) {

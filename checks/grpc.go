@@ -100,8 +100,8 @@ type grpcKind struct{}
 func (grpcKind) vars() types.Map { return grpcVars }
 
 // Instrument implements Instrumented: blackbox_exporter's grpc module series.
-func (grpcKind) Instrument(reg prometheus.Registerer) *Recorder {
-	f := promauto.With(reg)
+func (grpcKind) Instrument(in Instruments) *Recorder {
+	f := promauto.With(in.Reg)
 	code := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_status_code",
 		Help: "The gRPC status code of a grpc check's health call (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check", "location"})
 	serving := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_healthcheck_response",

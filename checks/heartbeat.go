@@ -173,8 +173,8 @@ type heartbeatKind struct{}
 func (heartbeatKind) vars() types.Map { return heartbeatVars }
 
 // Instrument implements Instrumented: when each heartbeat check last saw a beat.
-func (heartbeatKind) Instrument(reg prometheus.Registerer) *Recorder {
-	seen := promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_heartbeat_last_seen_seconds",
+func (heartbeatKind) Instrument(in Instruments) *Recorder {
+	seen := promauto.With(in.Reg).NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_heartbeat_last_seen_seconds",
 		Help: "Seconds since a heartbeat check's last beat, as its last run saw it."}, []string{"check"})
 	return &Recorder{Vecs: vecs(seen), Observe: func(r *Result) {
 		if v, ok := r.Vars["since_last_s"].(float64); ok {

@@ -1,18 +1,15 @@
 package checks
 
 import (
-	"errors"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Instrument implements Instrumented: the http kind's last answer, under
 // blackbox_exporter's names, so that dashboards and alert rules written for its http
 // module read vigil's checks too (with check and location where blackbox has its target).
 // The gauges live in one table, a row per check (see gaugeTable).
-func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
+func (httpKind) Instrument(in Instruments) *Recorder {
 	t := &gaugeTable{}
 	status := t.column("probe_http_status_code", "Response HTTP status code of the check's last run; 0 when no answer came.", "", "")
 	var phases [5]int
@@ -25,12 +22,8 @@ func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 	redirects := t.column("probe_http_redirects", "Redirects the last request followed.", "", "")
 	ssl := t.column("probe_http_ssl", "Whether the last answer came over TLS (1) or not (0).", "", "")
 	version := t.column("probe_http_version", "HTTP version of the last answer (1.1, 2).", "", "")
-	// shared with other kinds: their vectors register the names (and describe them)
-	certExpiryGauge(reg)
-	dnsLookupGauge(reg)
-	expiry := t.sharedColumn(certExpiryOpts)
-	dns := t.sharedColumn(dnsLookupOpts)
-	t.register(reg)
+	t.freeze()
+	shared := in.shared // the certificate's expiry and the DNS lookup, which other kinds set too
 	return &Recorder{Vecs: []Vec{t}, Families: t, Observe: func(r *Result) {
 		code, ok := r.Vars["status"].(int)
 		num := func(name string) float64 {
@@ -42,13 +35,17 @@ func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 			}
 			return 0
 		}
-		t.update(r.Check, r.Location, func(row *gaugeRow) {
-			if !ok {
-				// No answer: no phase or size was measured, and a stale one would mislead.
+		if !ok {
+			// No answer: no phase or size was measured, and a stale one would mislead.
+			t.update(r.Check, r.Location, func(row *gaugeRow) {
 				row.set = 0
 				row.put(status, 0)
-				return
-			}
+			})
+			shared.update(r.Check, r.Location, func(row *gaugeRow) { row.set = 0 })
+			return
+		}
+		at := num("cert_expiry_timestamp")
+		t.update(r.Check, r.Location, func(row *gaugeRow) {
 			row.put(status, float64(code))
 			resolve, connect, handshake := num("dns_ms")/1000, num("connect_ms")/1000, num("tls_ms")/1000
 			ttfb, total := num("ttfb_ms")/1000, num("duration_ms")/1000
@@ -59,52 +56,45 @@ func (httpKind) Instrument(reg prometheus.Registerer) *Recorder {
 			row.put(bodyLength, num("body_bytes"))
 			row.put(redirects, num("redirects"))
 			row.put(version, httpVersion(r.Vars["proto"]))
-			row.put(dns, resolve)
-			if at := num("cert_expiry_timestamp"); at > 0 {
+			row.put(ssl, 0)
+			if at > 0 {
 				row.put(ssl, 1)
-				row.put(expiry, at)
-			} else {
-				row.put(ssl, 0)
-				row.clear(expiry)
 			}
+		})
+		shared.update(r.Check, r.Location, func(row *gaugeRow) {
+			row.put(shared.dnsLookup, num("dns_ms")/1000)
+			shared.setCertExpiry(row, at)
 		})
 	}}
 }
 
-// Metrics more than one kind sets (blackbox_exporter names a measurement, not a prober):
-// each is defined once, here, and the kinds that set it share one collector.
-
-var (
-	certExpiryOpts = prometheus.GaugeOpts{Name: "probe_ssl_earliest_cert_expiry",
-		Help: "When the earliest-expiring certificate of the chain the last answer came with expires, in Unix seconds."}
-	dnsLookupOpts = prometheus.GaugeOpts{Name: "probe_dns_lookup_time_seconds",
-		Help: "How long resolving the target's name took in the last run; 0 on a reused connection."}
-)
-
-// certExpiryGauge is probe_ssl_earliest_cert_expiry.
-func certExpiryGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
-	return sharedGauge(reg, certExpiryOpts)
+// sharedGauges is a table of the gauges more than one kind sets (blackbox_exporter names a
+// measurement, not a prober): the certificate chain's earliest expiry (http, tls, tcp) and
+// the DNS lookup (http, dns). A check's row is written by its own kind; check names are
+// unique across kinds.
+type sharedGauges struct {
+	*gaugeTable
+	certExpiry, dnsLookup int
 }
 
-// dnsLookupGauge is probe_dns_lookup_time_seconds.
-func dnsLookupGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
-	return sharedGauge(reg, dnsLookupOpts)
+func newSharedGauges() *sharedGauges {
+	s := &sharedGauges{gaugeTable: &gaugeTable{}}
+	s.certExpiry = s.column("probe_ssl_earliest_cert_expiry",
+		"When the earliest-expiring certificate of the chain the last answer came with expires, in Unix seconds.", "", "")
+	s.dnsLookup = s.column("probe_dns_lookup_time_seconds",
+		"How long resolving the target's name took in the last run; 0 on a reused connection.", "", "")
+	s.freeze()
+	return s
 }
 
-// sharedGauge registers a {check, location} gauge vector, or returns the one another kind
-// registered under the same name.
-func sharedGauge(reg prometheus.Registerer, opts prometheus.GaugeOpts) *prometheus.GaugeVec {
-	v := prometheus.NewGaugeVec(opts, []string{"check", "location"})
-	if err := reg.Register(v); err != nil {
-		var dup prometheus.AlreadyRegisteredError
-		if errors.As(err, &dup) {
-			if existing, ok := dup.ExistingCollector.(*prometheus.GaugeVec); ok {
-				return existing
-			}
-		}
-		panic(err) // two definitions of one name: a programming error, caught by the catalogue test
+// setCertExpiry sets the expiry, or clears it when the run saw no certificate (at 0): an
+// old expiry would mislead.
+func (s *sharedGauges) setCertExpiry(row *gaugeRow, at float64) {
+	if at > 0 {
+		row.put(s.certExpiry, at)
+	} else {
+		row.clear(s.certExpiry)
 	}
-	return v
 }
 
 // httpVersion turns "HTTP/1.1" into 1.1 and "HTTP/2.0" into 2; 0 when it cannot.

@@ -110,14 +110,17 @@ func (c *Check) Resource() Resource {
 }
 
 // KindMetrics records results in the metrics of their kinds (see Instrumented).
-type KindMetrics map[string]*Recorder
+type KindMetrics struct {
+	kinds  map[string]*Recorder
+	shared *sharedGauges
+}
 
 // NewKindMetrics registers the metrics of every Instrumented kind with reg.
 func NewKindMetrics(reg prometheus.Registerer) KindMetrics {
-	m := KindMetrics{}
+	m := KindMetrics{kinds: map[string]*Recorder{}, shared: newSharedGauges()}
 	for name, k := range kinds {
 		if in, ok := k.(Instrumented); ok {
-			m[name] = in.Instrument(reg)
+			m.kinds[name] = in.Instrument(Instruments{Reg: reg, shared: m.shared})
 		}
 	}
 	return m
@@ -125,28 +128,30 @@ func NewKindMetrics(reg prometheus.Registerer) KindMetrics {
 
 // Observe records r in its kind's metrics, if the kind has any.
 func (m KindMetrics) Observe(r *Result) {
-	if rec := m[r.Kind]; rec != nil {
+	if rec := m.kinds[r.Kind]; rec != nil {
 		rec.Observe(r)
 	}
 }
 
 // Families are the kinds' series kept beside the registry (see Families), in the order
-// of their kinds' names.
+// of their kinds' names, and then the gauges several kinds set.
 func (m KindMetrics) Families() []Families {
 	var out []Families
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		if f := m[name].Families; f != nil {
+	for _, name := range slices.Sorted(maps.Keys(m.kinds)) {
+		if f := m.kinds[name].Families; f != nil {
 			out = append(out, f)
 		}
 	}
-	return out
+	return append(out, m.shared)
 }
 
 // Forget drops the series of the named check from its kind's metrics.
 func (m KindMetrics) Forget(check, kind string) {
-	if rec := m[kind]; rec != nil {
+	labels := prometheus.Labels{"check": check}
+	if rec := m.kinds[kind]; rec != nil {
 		for _, v := range rec.Vecs {
-			v.DeletePartialMatch(prometheus.Labels{"check": check})
+			v.DeletePartialMatch(labels)
 		}
 	}
+	m.shared.DeletePartialMatch(labels) // a check's row, whichever kind wrote it: names are unique
 }

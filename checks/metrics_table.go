@@ -17,10 +17,9 @@ import (
 // the labels check and location, and a column may add one label with a fixed value (the
 // phase of probe_http_duration_seconds).
 //
-// The table's own gauges are Families, made a part of the checks at a time. A gauge that
-// other kinds set too (blackbox_exporter names a measurement, not a prober: the
-// certificate's expiry, the DNS lookup) is sent through the registry instead, where the
-// other kinds' vectors of the same name are: its columns are a collector of their own.
+// The table's gauges are Families, made a part of the checks at a time: the agent's
+// /metrics serves them beside the registry's. A gauge that several kinds set (the
+// certificate's expiry, the DNS lookup) is in a table those kinds share (sharedGauges).
 type gaugeTable struct {
 	cols []gaugeColumn
 	fams []tableFamily // the own columns' families, by name
@@ -31,8 +30,7 @@ type gaugeTable struct {
 
 type gaugeColumn struct {
 	name, help   string
-	label, extra string           // the column's extra label and its value; "" for none
-	shared       *prometheus.Desc // set when the gauge is sent through the registry
+	label, extra string // the column's extra label and its value; "" for none
 }
 
 // tableFamily is a gauge of the table's own: its columns, by their extra label's value.
@@ -59,23 +57,10 @@ func (t *gaugeTable) column(name, help, label, extra string) int {
 	return len(t.cols) - 1
 }
 
-// sharedColumn adds a gauge another kind's vector registers too, and returns its index.
-func (t *gaugeTable) sharedColumn(opts prometheus.GaugeOpts) int {
-	i := t.column(opts.Name, opts.Help, "", "")
-	t.cols[i].shared = prometheus.NewDesc(opts.Name, opts.Help, []string{"check", "location"}, nil)
-	return i
-}
-
-// register registers the shared columns' collector with reg and fixes the table's
-// families; it is called once, after the last column is added.
-func (t *gaugeTable) register(reg prometheus.Registerer) {
+// freeze fixes the table's families; it is called once, after the last column is added.
+func (t *gaugeTable) freeze() {
 	byName := map[string]*tableFamily{}
-	shared := false
 	for i, c := range t.cols {
-		if c.shared != nil {
-			shared = true
-			continue
-		}
 		f := byName[c.name]
 		if f == nil {
 			f = &tableFamily{name: c.name, help: c.help, label: c.label}
@@ -95,9 +80,6 @@ func (t *gaugeTable) register(reg prometheus.Registerer) {
 		t.fams = append(t.fams, *f)
 	}
 	slices.SortFunc(t.fams, func(a, b tableFamily) int { return strings.Compare(a.name, b.name) })
-	if shared {
-		reg.MustRegister(sharedColumns{t})
-	}
 }
 
 // update sets a check's row under the table's lock: fn sets and clears columns.
@@ -241,23 +223,3 @@ func (s *tableRows) Family(i, from, to int) *dto.MetricFamily {
 
 // The label names, shared by every label pair that points at them.
 var labelCheck, labelLocation = "check", "location"
-
-// sharedColumns sends the table's shared gauges through the registry. It describes none:
-// the other kinds' vectors describe them, and the registry still checks help and type as
-// it gathers.
-type sharedColumns struct{ t *gaugeTable }
-
-// Describe implements prometheus.Collector.
-func (sharedColumns) Describe(chan<- *prometheus.Desc) {}
-
-// Collect implements prometheus.Collector. It copies the rows under the lock and sends the
-// metrics after it, in the order the registry sorts them into.
-func (s sharedColumns) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range s.t.snapshot() {
-		for i, c := range s.t.cols {
-			if c.shared != nil && r.set&(1<<i) != 0 {
-				ch <- prometheus.MustNewConstMetric(c.shared, prometheus.GaugeValue, r.values[i], r.check, r.location)
-			}
-		}
-	}
-}

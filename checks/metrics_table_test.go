@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,26 +10,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/vigil-monitor/vigil/internal/promtest"
+	"github.com/vigil-monitor/vigil/configs"
 	"google.golang.org/protobuf/proto"
 )
 
 type testColumns struct {
-	single, shared int
-	phases         []int
+	single, other int
+	phases        []int
 }
 
-func testTable(reg prometheus.Registerer) (*gaugeTable, testColumns) {
+func testTable() (*gaugeTable, testColumns) {
 	t := &gaugeTable{}
 	var c testColumns
 	c.single = t.column("test_single", "A gauge.", "", "")
 	for _, p := range []string{"resolve", "connect", "tls", "processing", "transfer"} { // not in order
 		c.phases = append(c.phases, t.column("test_phase_seconds", "A gauge with a column per phase.", "phase", p))
 	}
-	opts := prometheus.GaugeOpts{Name: "test_shared", Help: "A gauge another kind sets too."}
-	sharedGauge(reg, opts)
-	c.shared = t.sharedColumn(opts)
-	t.register(reg)
+	c.other = t.column("test_other", "Another gauge.", "", "")
+	t.freeze()
 	return t, c
 }
 
@@ -41,7 +40,7 @@ func (r referenceTable) Describe(ch chan<- *prometheus.Desc) { prometheus.Descri
 func (r referenceTable) Collect(ch chan<- prometheus.Metric) {
 	for _, row := range r.t.snapshot() {
 		for i, c := range r.t.cols {
-			if c.shared != nil || row.set&(1<<i) == 0 {
+			if row.set&(1<<i) == 0 {
 				continue
 			}
 			labels, values := []string{"check", "location"}, []string{row.check, row.location}
@@ -104,12 +103,14 @@ func familiesText(t *testing.T, fams Families, part int) string {
 // checks ran in, in a part of any size: every column, a cleared column, a row with none
 // of a family's columns, labels that need escaping.
 func TestGaugeTableFamilies(t *testing.T) {
-	table, c := testTable(prometheus.NewRegistry())
+	table, c := testTable()
 	names := []string{"c10", "c9", "c1", "b", "c2", "a-very-long-name", "c100", `q"uote\`, "ünï", "z"}
 	for k, name := range names {
 		table.update(name, fmt.Sprint("loc-", k%3), func(r *gaugeRow) {
 			r.put(c.single, float64(k))
-			r.put(c.shared, 1)
+			if k%2 == 0 {
+				r.put(c.other, 1)
+			}
 			if k%4 == 3 {
 				return // no phases
 			}
@@ -128,8 +129,8 @@ func TestGaugeTableFamilies(t *testing.T) {
 	if !strings.Contains(want, `test_single{check="q\"uote\\",location="loc-1"} 7`) {
 		t.Fatalf("the reference lacks an escaped series:\n%s", want)
 	}
-	if got := table.Names(); fmt.Sprint(got) != "[test_phase_seconds test_single]" {
-		t.Errorf("names %v, want the own gauges' sorted", got)
+	if got := table.Names(); fmt.Sprint(got) != "[test_other test_phase_seconds test_single]" {
+		t.Errorf("names %v, want the gauges' sorted", got)
 	}
 	for _, part := range []int{1, 2, 3, 7, len(names)} {
 		if got := familiesText(t, table, part); got != want {
@@ -141,56 +142,62 @@ func TestGaugeTableFamilies(t *testing.T) {
 	}
 }
 
-// A shared gauge goes through the registry, merged with the other kind's vector of the
-// same name, in the order the registry sorts series into; the table's own gauges do not.
-func TestGaugeTableSharedColumns(t *testing.T) {
+// The gauges several kinds set are one table: each kind writes its checks' rows, a run
+// that measured nothing clears what it did not measure, and a forgotten check's row goes.
+func TestSharedGauges(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	table, c := testTable(reg)
-	sharedGauge(reg, prometheus.GaugeOpts{Name: "test_shared", Help: "A gauge another kind sets too."}).WithLabelValues("m", "eu").Set(7)
-	for _, name := range []string{"c10", "c9", "c1", "b", "z", "a"} {
-		table.update(name, "eu", func(r *gaugeRow) {
-			r.put(c.single, 1)
-			r.put(c.shared, 2)
-		})
+	m := NewKindMetrics(reg)
+	for _, r := range []*Result{
+		{Check: "web", Kind: configs.KindHTTP, Location: "eu", Vars: map[string]any{"status": 200, "dns_ms": 12.0, "cert_expiry_timestamp": 2e9}},
+		{Check: "plain", Kind: configs.KindHTTP, Location: "eu", Vars: map[string]any{"status": 200, "dns_ms": 0.0}},
+		{Check: "down", Kind: configs.KindHTTP, Location: "eu", Vars: map[string]any{"status": 200, "dns_ms": 5.0, "cert_expiry_timestamp": 2e9}},
+		{Check: "down", Kind: configs.KindHTTP, Location: "eu", Vars: map[string]any{"error": "refused"}}, // no answer: nothing measured
+		{Check: "cert", Kind: configs.KindTLS, Location: "us", Vars: map[string]any{"cert_expiry_timestamp": 1.9e9}},
+		{Check: "smtp", Kind: configs.KindTCP, Location: "us", Vars: map[string]any{"cert_expiry_timestamp": 1.8e9}},
+		{Check: "smtp", Kind: configs.KindTCP, Location: "us", Vars: map[string]any{}}, // no certificate this time
+		{Check: "ns", Kind: configs.KindDNS, Location: "us", Vars: map[string]any{"lookup_ms": 250.0}},
+		{Check: "gone", Kind: configs.KindTLS, Location: "us", Vars: map[string]any{"cert_expiry_timestamp": 1.7e9}},
+	} {
+		m.Observe(r)
 	}
-	table.update("b", "eu", func(r *gaugeRow) { r.clear(c.shared) })
-	promtest.InGatherOrder(t, sharedColumns{table})
-	got := gatheredText(t, reg, func(string) bool { return true })
-	want := `# HELP test_shared A gauge another kind sets too.
-# TYPE test_shared gauge
-test_shared{check="a",location="eu"} 2
-test_shared{check="c1",location="eu"} 2
-test_shared{check="c10",location="eu"} 2
-test_shared{check="c9",location="eu"} 2
-test_shared{check="m",location="eu"} 7
-test_shared{check="z",location="eu"} 2
+	m.Forget("gone", configs.KindTLS)
+	want := `# HELP probe_dns_lookup_time_seconds How long resolving the target's name took in the last run; 0 on a reused connection.
+# TYPE probe_dns_lookup_time_seconds gauge
+probe_dns_lookup_time_seconds{check="ns",location="us"} 0.25
+probe_dns_lookup_time_seconds{check="plain",location="eu"} 0
+probe_dns_lookup_time_seconds{check="web",location="eu"} 0.012
+# HELP probe_ssl_earliest_cert_expiry When the earliest-expiring certificate of the chain the last answer came with expires, in Unix seconds.
+# TYPE probe_ssl_earliest_cert_expiry gauge
+probe_ssl_earliest_cert_expiry{check="cert",location="us"} 1.9e+09
+probe_ssl_earliest_cert_expiry{check="web",location="eu"} 2e+09
 `
-	if got != want {
-		t.Errorf("gathered:\n%s\nwant:\n%s", got, want)
+	for _, part := range []int{1, 2, 5} {
+		if got := familiesText(t, m.shared, part); got != want {
+			t.Errorf("parts of %d:\n%s\nwant:\n%s", part, got, want)
+		}
 	}
-	if n := table.DeletePartialMatch(prometheus.Labels{"check": "a"}); n != 2 {
-		t.Errorf("forgetting a check dropped %d series, want 2", n)
+	if got := gatheredText(t, reg, func(name string) bool {
+		return name == "probe_ssl_earliest_cert_expiry" || name == "probe_dns_lookup_time_seconds"
+	}); got != "" {
+		t.Errorf("the registry gathers the shared gauges too:\n%s", got)
 	}
-	if got := familiesText(t, table, 2); strings.Contains(got, `check="a"`) {
-		t.Errorf("a forgotten check is still served:\n%s", got)
+	if fams := m.Families(); fams[len(fams)-1] != Families(m.shared) {
+		t.Errorf("the kinds' families do not end with the shared gauges: %v", fams)
 	}
 }
 
-// A run that ends while a scrape is sending is not held up by it.
+// A scrape copies the rows: a run that ends while it is being sent neither waits for it
+// nor changes what it sends.
 func TestGaugeTableUpdateDuringScrape(t *testing.T) {
-	table, c := testTable(prometheus.NewRegistry())
+	table, c := testTable()
 	for i := range 3 {
-		table.update(fmt.Sprint("c", i), "eu", func(r *gaugeRow) { r.put(c.shared, 1) })
+		table.update(fmt.Sprint("c", i), "eu", func(r *gaugeRow) { r.put(c.single, 1) })
 	}
-	ch := make(chan prometheus.Metric)
-	go func() {
-		sharedColumns{table}.Collect(ch)
-		close(ch)
-	}()
-	<-ch // the scrape is now waiting to send its second series
+	rows := table.Snapshot()
+	first := rows.Family(slices.Index(table.Names(), "test_single"), 0, 1)
 	updated := make(chan struct{})
 	go func() {
-		table.update("c0", "eu", func(r *gaugeRow) { r.put(c.shared, 2) })
+		table.update("c1", "eu", func(r *gaugeRow) { r.put(c.single, 2) })
 		close(updated)
 	}()
 	select {
@@ -198,6 +205,11 @@ func TestGaugeTableUpdateDuringScrape(t *testing.T) {
 	case <-time.After(time.Minute): // a deadlock, not a slow machine
 		t.Fatal("an update waited for a scrape to finish sending")
 	}
-	for range ch {
+	rest := rows.Family(slices.Index(table.Names(), "test_single"), 1, 3)
+	if got := first.Metric[0].GetGauge().GetValue() + rest.Metric[0].GetGauge().GetValue(); got != 2 {
+		t.Errorf("a scrape under way sent the update made after it began: c0+c1 = %v, want 1+1", got)
+	}
+	if got := familiesText(t, table, 3); !strings.Contains(got, `test_single{check="c1",location="eu"} 2`) {
+		t.Errorf("the next scrape lacks the update:\n%s", got)
 	}
 }

@@ -297,8 +297,8 @@ func (propagationKind) vars() types.Map { return propagationVars }
 
 // Instrument implements Instrumented: how long markers took to reach every reader, in
 // runs that measured it.
-func (propagationKind) Instrument(reg prometheus.Registerer) *Recorder {
-	seconds := promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
+func (propagationKind) Instrument(in Instruments) *Recorder {
+	seconds := promauto.With(in.Reg).NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_propagation_seconds",
 		Help:    "Time until every reader showed a propagation check's marker.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"})
 	return &Recorder{Vecs: vecs(seconds), Observe: func(r *Result) {

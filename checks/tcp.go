@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -261,7 +260,7 @@ func (tcpKind) vars() types.Map { return tcpVars }
 
 // Instrument implements Instrumented: blackbox_exporter's certificate expiry, for tcp
 // checks that speak TLS.
-func (tcpKind) Instrument(reg prometheus.Registerer) *Recorder { return instrumentTLS(reg) }
+func (tcpKind) Instrument(in Instruments) *Recorder { return instrumentTLS(in) }
 
 func (tcpKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.TCPSpec)

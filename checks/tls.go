@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -199,7 +198,7 @@ type tlsKind struct{}
 func (tlsKind) vars() types.Map { return tlsKindVars }
 
 // Instrument implements Instrumented: blackbox_exporter's certificate expiry.
-func (tlsKind) Instrument(reg prometheus.Registerer) *Recorder { return instrumentTLS(reg) }
+func (tlsKind) Instrument(in Instruments) *Recorder { return instrumentTLS(in) }
 
 func (tlsKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.TLSSpec)
@@ -215,16 +214,12 @@ func (tlsKind) build(b *builder, c *configs.Check) Prober {
 func (t *TLS) DefaultAssert() []string { return defaultTLSAssert }
 
 // instrumentTLS records the chain's earliest expiry in probe_ssl_earliest_cert_expiry,
-// which the http, tls and tcp kinds share.
-func instrumentTLS(reg prometheus.Registerer) *Recorder {
-	expiry := certExpiryGauge(reg)
-	return &Recorder{Vecs: vecs(expiry), Observe: func(r *Result) {
-		l := prometheus.Labels{"check": r.Check, "location": r.Location}
-		if at, ok := r.Vars["cert_expiry_timestamp"].(float64); ok {
-			expiry.With(l).Set(at)
-		} else {
-			expiry.Delete(l) // no certificate this run: an old expiry would mislead
-		}
+// which the http, tls and tcp kinds share; a run with no certificate clears it.
+func instrumentTLS(in Instruments) *Recorder {
+	shared := in.shared
+	return &Recorder{Observe: func(r *Result) {
+		at, _ := r.Vars["cert_expiry_timestamp"].(float64)
+		shared.update(r.Check, r.Location, func(row *gaugeRow) { shared.setCertExpiry(row, at) })
 	}}
 }
 
