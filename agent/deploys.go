@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -187,8 +188,11 @@ func (a *Agent) stopVerification(id, service string) {
 // is being verified.
 func (a *Agent) WaitDeploy(ctx context.Context, id string, wait time.Duration) (*store.Deploy, error) {
 	d, err := a.store.Deploy(ctx, id)
-	if err != nil || d.Status != store.StatusVerifying || wait <= 0 {
+	switch {
+	case wait <= 0, errors.Is(err, store.ErrNotFound):
 		return d, err
+	case err == nil && d.Status != store.StatusVerifying:
+		return d, nil
 	}
 	// The verdict may come from this agent or, where agents share the store, from another:
 	// wake when this location's verification ends, and look at the store now and then.
@@ -204,17 +208,35 @@ func (a *Agent) WaitDeploy(ctx context.Context, id string, wait time.Duration) (
 		if v != nil {
 			done = v.done
 		}
+		last := false
 		select {
 		case <-done:
 		case <-poll.C:
 		case <-deadline.C:
-			return a.store.Deploy(context.WithoutCancel(ctx), id)
+			last = true
 		case <-ctx.Done():
-			return d, nil
+			return d, err
 		}
-		cur, err := a.store.Deploy(context.WithoutCancel(ctx), id)
-		if err != nil || cur.Status != store.StatusVerifying {
-			return cur, err
+		// A read the store fails now (a full disk, a database restarting) ends no wait:
+		// the verdict is looked for again at the next poll, and the wait ends on the last
+		// state read, as a long-poll does when nothing changed (on the error when no read
+		// succeeded).
+		cur, rerr := a.store.Deploy(context.WithoutCancel(ctx), id)
+		switch {
+		case errors.Is(rerr, store.ErrNotFound):
+			return nil, rerr
+		case rerr != nil:
+			a.log.Debug("reading a deploy for a long-poll failed; looking again", "deploy", id, "error", rerr)
+			if d == nil {
+				err = rerr
+			}
+		case cur.Status != store.StatusVerifying:
+			return cur, nil
+		default:
+			d, err = cur, nil
+		}
+		if last {
+			return d, err
 		}
 	}
 }

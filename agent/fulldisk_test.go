@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,5 +114,65 @@ func TestVerdictSurvivesAFullDisk(t *testing.T) {
 	h.outboxSettled(key, map[string]string{"rollback": store.OutboxDelivered})
 	if n := hook.Count(key); n != 1 {
 		t.Errorf("the rollback webhook accepted %d deliveries; want 1", n)
+	}
+}
+
+// flakyDeployReads is a real store whose reads of a deploy fail while failing is set, as
+// reads do on a full disk (SQLite may have to grow its WAL index to read).
+type flakyDeployReads struct {
+	Store
+	failing atomic.Bool
+	failed  atomic.Int32
+}
+
+func (s *flakyDeployReads) Deploy(ctx context.Context, id string) (*store.Deploy, error) {
+	if s.failing.Load() {
+		s.failed.Add(1)
+		return nil, errors.New("database or disk is full (13)")
+	}
+	return s.Store.Deploy(ctx, id)
+}
+
+// A long-poll outlasts reads the store fails while it waits: it looks again at the next
+// poll and answers with the verdict once the store reads again, never a 500 mid-wait; a
+// wait that ends while reads still fail answers with the last state read, or, when no
+// read succeeded, with the error, at its end.
+func TestLongPollOutlastsFailingReads(t *testing.T) {
+	dir := t.TempDir()
+	sq, err := store.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	st := &flakyDeployReads{Store: sq}
+	tg := newTarget(t)
+	tg.set("broken")
+	l := launch(t, dir, webConfig{url: tg.srv.URL, verify: "initial_delay: 3s, interval: 1m, count: 1"}.String(), Options{Store: st})
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url}
+	h.stopFn = func() {
+		if err := l.stop(); err != nil {
+			t.Errorf("agent.Run: %v", err)
+		}
+	}
+	t.Cleanup(h.stop)
+
+	id := h.deploy("web", "v2")
+	registered := time.Now() // the verdict is due 3s after
+	st.failing.Store(true)
+	start := time.Now()
+	status, d := h.request("GET", "/api/v1/deploys/"+id+"?wait=500ms", "")
+	if took := time.Since(start); status != http.StatusInternalServerError || took < 450*time.Millisecond {
+		t.Fatalf("a wait through which no read succeeded: %d %v after %s; want 500 at its end", status, d, took)
+	}
+	st.failing.Store(false)
+	time.AfterFunc(150*time.Millisecond, func() { st.failing.Store(true) })
+	status, d = h.request("GET", "/api/v1/deploys/"+id+"?wait=700ms", "")
+	if status != http.StatusOK || d["status"] != store.StatusVerifying || st.failed.Load() < 5 {
+		t.Fatalf("a wait ended while reads fail: %d %v after %d failed reads; want 200 verifying", status, d, st.failed.Load())
+	}
+	time.AfterFunc(time.Until(registered.Add(3500*time.Millisecond)), func() { st.failing.Store(false) })
+	status, d = h.request("GET", "/api/v1/deploys/"+id+"?wait=20s", "")
+	if status != http.StatusOK || d["status"] != store.StatusFailed {
+		t.Fatalf("a long-poll through failing reads: %d %v; want 200 failed", status, d)
 	}
 }
