@@ -139,8 +139,9 @@ func New(opts Options) (*Agent, error) {
 		opts.Deps.HTTP = checks.NewHTTPClient("vigil/" + opts.Version)
 	}
 	if opts.Deps.Heartbeats == nil {
-		// Heartbeat checks read the beats this agent's API receives.
-		opts.Deps.Heartbeats = checks.NewHeartbeats(opts.Clock.Now)
+		// Heartbeat checks read the beats posted to this agent's API, or to another's
+		// sharing the store.
+		opts.Deps.Heartbeats = checks.NewHeartbeats(opts.Clock.Now, storedBeats{opts.Store, agentName(opts.Config.Agent)})
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),

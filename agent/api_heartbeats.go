@@ -1,15 +1,18 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // maxBeatBody bounds a beat's body: a version, a status and a line of message.
@@ -61,8 +64,43 @@ func (a *Agent) postHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%s", msg)
 		return
 	}
-	b := a.opts.Deps.Heartbeats.Record(name, checks.Beat{Version: body.Version, Status: body.Status, Message: body.Message})
+	b, err := a.opts.Deps.Heartbeats.Record(r.Context(), name, checks.Beat{Version: body.Version, Status: body.Status, Message: body.Message})
+	if err != nil {
+		a.log.Error("storing a heartbeat failed; the job was told to post it again", "check", name, "error", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the beat could not be stored (%v): post it again", err)
+		return
+	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"check": name, "received_at": b.At, "status": b.Status})
+}
+
+// storedBeats keeps beats in the agent's store (checks.BeatStore): every agent sharing it
+// reads them, and a restart loses none.
+type storedBeats struct {
+	st    beatStore
+	agent string
+}
+
+// SaveBeat implements checks.BeatStore.
+func (s storedBeats) SaveBeat(ctx context.Context, check string, b checks.Beat) error {
+	return s.st.SaveBeat(ctx, check, &store.Beat{At: b.At, Version: b.Version, Status: b.Status, Message: b.Message, Agent: s.agent})
+}
+
+// Beats implements checks.BeatStore.
+func (s storedBeats) Beats(ctx context.Context, check string, since time.Time) ([]checks.Beat, *checks.Beat, error) {
+	recent, last, err := s.st.Beats(ctx, check, since)
+	if err != nil || last == nil {
+		return nil, nil, err
+	}
+	beat := func(b *store.Beat) checks.Beat {
+		return checks.Beat{At: b.At, Version: b.Version, Status: b.Status, Message: b.Message}
+	}
+	out := make([]checks.Beat, len(recent))
+	for i, b := range recent {
+		out[i] = beat(b)
+	}
+	l := beat(last)
+	return out, &l, nil
 }
 
 // problem says what is wrong with a beat's fields, "" when nothing.

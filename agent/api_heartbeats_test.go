@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +84,51 @@ func TestHeartbeatEndpoint(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), "beat-token-0123456789") {
 		t.Error("the heartbeat token reached the log")
+	}
+
+	// The beats are in the store: the agent restarted on it reads them at once, where a
+	// record in memory would wait a window (25h) for a new beat.
+	h.stop()
+	h = startAgent(t, h.dir, heartbeatConfig)
+	_, out = h.request("POST", "/api/v1/checks/nightly/run", "")
+	vars, _ = out["vars"].(map[string]any)
+	if out["outcome"] != "pass" || vars["beats"] != 2.0 || vars["last_version"] != "v2" {
+		t.Fatalf("after a restart: %v", out)
+	}
+}
+
+// A beat the store cannot keep is not acknowledged: the job is told to post it again
+// (503, Retry-After), readiness names the failing writes, and the check reports the store's
+// error rather than judging the job.
+func TestHeartbeatStoreFailure(t *testing.T) {
+	dir := t.TempDir()
+	h := startAgent(t, dir, heartbeatConfig)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "vigil.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE beats`); err != nil { // another process broke the store
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", h.url+"/api/v1/heartbeats/nightly", nil)
+	req.Header.Set("Authorization", "Bearer beat-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(body), "post it again") {
+		t.Fatalf("a beat the store refused: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if status, out := h.request("GET", "/readyz", ""); status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out), "saving beats") {
+		t.Errorf("/readyz with beats failing: %d %v", status, out)
+	}
+	_, out := h.request("POST", "/api/v1/checks/nightly/run", "")
+	if out["outcome"] != "error" || !strings.Contains(fmt.Sprint(out), "reading the check's beats from the store") {
+		t.Errorf("a run that cannot read the beats: %v", out)
 	}
 }
 

@@ -348,6 +348,33 @@ func TestLocationsTwoAgentsInOneLocation(t *testing.T) {
 	}
 }
 
+// A beat posted to one agent counts for every agent sharing the store: a job posting
+// through a load balancer reaches either replica of a location, and the keeper of the
+// check's streak may be the other one.
+func TestLocationsBeatsReachEveryAgent(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t)}
+	config := func(name string) string {
+		return fmt.Sprintf(`
+agent: {location: eu, name: %s, heartbeat: 200ms}
+store: {driver: postgres, dsn: %q}
+checks:
+  - {name: nightly, kind: heartbeat, every: 1h, window: 25h, token: beat-token-0123456789}
+`, name, f.dsn)
+	}
+	one, two := f.launch("eu", config("eu-1")), f.launch("eu", config("eu-2"))
+	status, out := one.request("POST", "/api/v1/heartbeats/nightly", `{"version":"v7","message":"3.1 GB in 4m"}`,
+		"Authorization", "Bearer beat-token-0123456789")
+	if status != http.StatusAccepted {
+		t.Fatalf("a beat to eu-1: %d %v", status, out)
+	}
+	_, out = two.request("POST", "/api/v1/checks/nightly/run", "")
+	vars, _ := out["vars"].(map[string]any)
+	if out["outcome"] != "pass" || vars["beats"] != 1.0 || vars["last_version"] != "v7" {
+		t.Fatalf("eu-2's run after a beat to eu-1: %v", out)
+	}
+}
+
 // page gets a status page and returns its HTML.
 func (h *harness) page(path string) string {
 	h.t.Helper()

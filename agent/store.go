@@ -18,6 +18,13 @@ type Store interface {
 	silenceStore
 	healthStore
 	statusStore
+	beatStore
+}
+
+// beatStore keeps the beats heartbeat checks read.
+type beatStore interface {
+	SaveBeat(ctx context.Context, check string, b *store.Beat) error
+	Beats(ctx context.Context, check string, since time.Time) ([]*store.Beat, *store.Beat, error)
 }
 
 // runStore keeps runs and their evidence.

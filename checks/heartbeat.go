@@ -3,6 +3,8 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,27 +36,42 @@ type Beat struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Heartbeats is the agent's record of the beats jobs posted, by check name, in memory:
-// after a restart a check waits one window for a beat before it fails (a job cannot be
-// blamed for beats sent to an agent that was not running). Safe for concurrent use.
+// Heartbeats is the agent's record of the beats jobs posted, by check name: in its store
+// when it has one (BeatStore), where every agent sharing the store reads them and a restart
+// loses none, in memory otherwise. After the agent starts, a check waits one window for a
+// beat before it fails (a job cannot be blamed for beats sent to an agent that was not
+// running). Safe for concurrent use.
 type Heartbeats struct {
 	now     func() time.Time
 	started time.Time
+	store   BeatStore
 
 	mu    sync.Mutex
-	beats map[string][]Beat // oldest first, at most heartbeatKeep
+	beats map[string][]Beat // without a store: oldest first, at most heartbeatKeep
 }
 
-// NewHeartbeats starts an empty record; now is the agent's clock.
-func NewHeartbeats(now func() time.Time) *Heartbeats {
-	return &Heartbeats{now: now, started: now(), beats: map[string][]Beat{}}
+// BeatStore keeps the beats of every check, the newest heartbeatKeep of each.
+type BeatStore interface {
+	SaveBeat(ctx context.Context, check string, b Beat) error
+	// Beats returns the check's beats at or after since, oldest first, and its last beat
+	// (nil: none).
+	Beats(ctx context.Context, check string, since time.Time) (recent []Beat, last *Beat, err error)
 }
 
-// Record keeps a beat for the check named name, stamped with the clock's time.
-func (h *Heartbeats) Record(name string, b Beat) Beat {
+// NewHeartbeats starts a record of beats in st (nil: in memory); now is the agent's clock.
+func NewHeartbeats(now func() time.Time, st BeatStore) *Heartbeats {
+	return &Heartbeats{now: now, started: now(), store: st, beats: map[string][]Beat{}}
+}
+
+// Record keeps a beat for the check named name, stamped with the clock's time. An error is
+// the store's: the beat is not kept.
+func (h *Heartbeats) Record(ctx context.Context, name string, b Beat) (Beat, error) {
 	b.At = h.now()
 	if b.Status == "" {
 		b.Status = "ok"
+	}
+	if h.store != nil {
+		return b, h.store.SaveBeat(ctx, name, b)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -63,25 +80,26 @@ func (h *Heartbeats) Record(name string, b Beat) Beat {
 		list = append([]Beat(nil), list[len(list)-heartbeatKeep:]...)
 	}
 	h.beats[name] = list
-	return b
+	return b, nil
 }
 
 // since returns the check's beats at or after t, oldest first, and its last beat ever.
-func (h *Heartbeats) since(name string, t time.Time) (recent []Beat, last *Beat) {
+func (h *Heartbeats) since(ctx context.Context, name string, t time.Time) (recent []Beat, last *Beat, err error) {
+	if h.store != nil {
+		return h.store.Beats(ctx, name, t)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	list := h.beats[name]
 	if len(list) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	l := list[len(list)-1]
 	for i := len(list) - 1; i >= 0 && !list[i].At.Before(t); i-- {
 		recent = append(recent, list[i])
 	}
-	for i, j := 0, len(recent)-1; i < j; i, j = i+1, j-1 {
-		recent[i], recent[j] = recent[j], recent[i]
-	}
-	return recent, &l
+	slices.Reverse(recent)
+	return recent, &l, nil
 }
 
 // Heartbeat is the heartbeat kind: it reads the beats the agent received for this check.
@@ -97,16 +115,24 @@ type Heartbeat struct {
 var errNoAgent = errors.New("heartbeat checks read beats the agent received (POST /api/v1/heartbeats/{name}); run them in vigil agent")
 
 // Probe implements Prober.
-func (h *Heartbeat) Probe(_ context.Context, run *Run) error {
+func (h *Heartbeat) Probe(ctx context.Context, run *Run) error {
 	if h.book == nil {
 		return errNoAgent
 	}
 	now := h.book.now()
-	recent, last := h.book.since(h.name, now.Add(-h.window))
+	from := now.Add(-h.window)
+	if run.Deploy != nil && run.Deploy.StartedAt.Before(from) {
+		from = run.Deploy.StartedAt
+	}
+	beats, last, err := h.book.since(ctx, h.name, from)
+	if err != nil {
+		return fmt.Errorf("reading the check's beats from the store: %w", err)
+	}
+	recent := beats[beatsFrom(beats, now.Add(-h.window)):]
 	run.Vars["beats"] = len(recent)
 	run.Vars["deploy_version_beats"] = 0
+	up := now.Sub(h.book.started)
 	if last == nil {
-		up := now.Sub(h.book.started)
 		run.Unmeasured("no beat received yet", "since_last_s", "last_version", "last_status")
 		if up < h.window {
 			return Inconclusivef("no beat yet: the agent started %s ago and the window is %s", up.Round(time.Second), h.window)
@@ -122,25 +148,34 @@ func (h *Heartbeat) Probe(_ context.Context, run *Run) error {
 	run.Transcript.Printf("last beat %s ago (%s, version %q, status %s); %d in the last %s", ago.Round(time.Second),
 		last.At.UTC().Format(time.RFC3339), last.Version, last.Status, len(recent), h.window)
 	switch {
+	case ago > h.window && up < h.window:
+		// Beats due while no agent was running were lost, not missed by the job.
+		return Inconclusivef("no beat for %s (window %s), but the agent started %s ago: waiting a window for one",
+			ago.Round(time.Second), h.window, up.Round(time.Second))
 	case ago > h.window:
 		run.Failf("no beat for %s (window %s); the last at %s", ago.Round(time.Second), h.window, last.At.UTC().Format(time.RFC3339))
 	case last.Status == "fail":
 		run.Failf("the last beat (%s ago) reported a failure: %s", ago.Round(time.Second), Trim(orDash(last.Message), 300))
 	}
 	if run.Deploy != nil {
-		if err := h.judgeDeploy(run, now); err != nil && len(run.failures) == 0 {
+		if err := h.judgeDeploy(run, beats[beatsFrom(beats, run.Deploy.StartedAt):], now); err != nil && len(run.failures) == 0 {
 			return err
 		}
 	}
 	return nil
 }
 
-// judgeDeploy counts the beats from the deploy's version since it began. With
+// beatsFrom is the index of the first of beats (oldest first) at or after t.
+func beatsFrom(beats []Beat, t time.Time) int {
+	i, _ := slices.BinarySearchFunc(beats, t, func(b Beat, t time.Time) int { return b.At.Compare(t) }) // the earliest
+	return i
+}
+
+// judgeDeploy counts the beats from the deploy's version since it began (fromDeploy). With
 // require_deploy_version, none yet is inconclusive (returned) until a window has passed
 // since the deploy, and a failure after.
-func (h *Heartbeat) judgeDeploy(run *Run, now time.Time) error {
+func (h *Heartbeat) judgeDeploy(run *Run, fromDeploy []Beat, now time.Time) error {
 	d := run.Deploy
-	fromDeploy, _ := h.book.since(h.name, d.StartedAt)
 	n := 0
 	for _, b := range fromDeploy {
 		if b.Version == d.Version {

@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func heartbeatCheck(t *testing.T, book *Heartbeats) *Check {
 
 func TestHeartbeatWindow(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
-	book := NewHeartbeats(clock.Now)
+	book := NewHeartbeats(clock.Now, nil)
 	c := heartbeatCheck(t, book)
 
 	// Just started: no beat yet is no verdict yet.
@@ -53,35 +54,72 @@ func TestHeartbeatWindow(t *testing.T) {
 	clock.Advance(61 * time.Minute)
 	wantOutcome(t, run(t, c, Input{}), Fail, "no beat in the 1h1m0s since the agent started")
 
-	book.Record("nightly", Beat{Version: "v1"})
+	book.Record(t.Context(), "nightly", Beat{Version: "v1"})
 	clock.Advance(10 * time.Minute)
 	res := run(t, c, Input{})
 	wantOutcome(t, res, Pass)
 	if res.Vars["since_last_s"] != 600.0 || res.Vars["beats"] != 1 || res.Vars["last_version"] != "v1" {
 		t.Errorf("vars = %v", res.Vars)
 	}
-	book.Record("other", Beat{}) // another check's beats are not this one's
+	book.Record(t.Context(), "other", Beat{}) // another check's beats are not this one's
 	clock.Advance(55 * time.Minute)
 	wantOutcome(t, run(t, c, Input{}), Fail, "no beat for 1h5m0s (window 1h0m0s); the last at 2026-12-01T04:01:00Z")
 
-	book.Record("nightly", Beat{Status: "fail", Message: "backup: disk full"})
+	book.Record(t.Context(), "nightly", Beat{Status: "fail", Message: "backup: disk full"})
 	wantOutcome(t, run(t, c, Input{}), Fail, "reported a failure: backup: disk full")
+}
+
+// bookStore keeps beats in another record: a store of beats from before the agent started.
+type bookStore struct{ h *Heartbeats }
+
+func (s bookStore) SaveBeat(ctx context.Context, name string, b Beat) error {
+	_, err := s.h.Record(ctx, name, b)
+	return err
+}
+
+func (s bookStore) Beats(ctx context.Context, name string, since time.Time) ([]Beat, *Beat, error) {
+	return s.h.since(ctx, name, since)
+}
+
+// With a store, an agent reads the beats from before it started: a recent one passes at
+// once; an old one is no verdict for a window after the start (beats posted while no agent
+// ran were lost, not missed), then a failure; a beat recorded now is in the store.
+func TestHeartbeatStoredBeatsAfterARestart(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
+	before := NewHeartbeats(clock.Now, nil)
+	before.Record(t.Context(), "nightly", Beat{Version: "v1"})
+	clock.Advance(10 * time.Minute)
+	wantOutcome(t, run(t, heartbeatCheck(t, NewHeartbeats(clock.Now, bookStore{before})), Input{}), Pass)
+
+	clock.Advance(26 * time.Hour)
+	book := NewHeartbeats(clock.Now, bookStore{before})
+	c := heartbeatCheck(t, book)
+	wantOutcome(t, run(t, c, Input{}), Inconclusive, "no beat for 26h10m0s (window 1h0m0s), but the agent started 0s ago")
+	clock.Advance(time.Hour + time.Minute)
+	wantOutcome(t, run(t, c, Input{}), Fail, "no beat for 27h11m0s (window 1h0m0s)")
+	if _, err := book.Record(t.Context(), "nightly", Beat{Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	if _, last, _ := before.since(t.Context(), "nightly", time.Time{}); last == nil || last.Version != "v2" {
+		t.Errorf("the store's last beat: %+v", last)
+	}
 }
 
 // A deploy can require a beat from its own version: none yet is inconclusive while the
 // window since the deploy lasts, and a failure after it.
 func TestHeartbeatDeployVersion(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
-	book := NewHeartbeats(clock.Now)
+	book := NewHeartbeats(clock.Now, nil)
 	c := heartbeatCheck(t, book)
-	book.Record("nightly", Beat{Version: "v1"})
+	book.Record(t.Context(), "nightly", Beat{Version: "v1"})
 	deploy := &Deploy{ID: "d1", Service: "jobs", Version: "v2", StartedAt: clock.Now()}
 
 	clock.Advance(time.Minute)
-	book.Record("nightly", Beat{Version: "v1"}) // an old worker still beating
+	book.Record(t.Context(), "nightly", Beat{Version: "v1"}) // an old worker still beating
 	wantOutcome(t, run(t, c, Input{Deploy: deploy}), Inconclusive, "no beat from version v2 yet: the deploy began 1m0s ago")
 
-	book.Record("nightly", Beat{Version: "v2"})
+	book.Record(t.Context(), "nightly", Beat{Version: "v2"})
 	res := run(t, c, Input{Deploy: deploy})
 	wantOutcome(t, res, Pass)
 	if res.Vars["deploy_version_beats"] != 1 {
@@ -91,7 +129,7 @@ func TestHeartbeatDeployVersion(t *testing.T) {
 	late := &Deploy{ID: "d2", Service: "jobs", Version: "v3", StartedAt: clock.Now()}
 	for range 7 {
 		clock.Advance(10 * time.Minute)
-		book.Record("nightly", Beat{Version: "v2"})
+		book.Record(t.Context(), "nightly", Beat{Version: "v2"})
 	}
 	wantOutcome(t, run(t, c, Input{Deploy: late}), Fail, "no beat from version v3 in the 1h10m0s since the deploy")
 }
@@ -105,11 +143,11 @@ func TestHeartbeatWithoutAgentIsError(t *testing.T) {
 // The record keeps a bounded number of beats per check, whatever is posted.
 func TestHeartbeatsBounded(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
-	book := NewHeartbeats(clock.Now)
+	book := NewHeartbeats(clock.Now, nil)
 	for range 3 * heartbeatKeep {
-		book.Record("nightly", Beat{})
+		book.Record(t.Context(), "nightly", Beat{})
 	}
-	recent, last := book.since("nightly", time.Time{})
+	recent, last, _ := book.since(t.Context(), "nightly", time.Time{})
 	if len(recent) != heartbeatKeep || last == nil || last.Status != "ok" {
 		t.Fatalf("kept %d beats, last %v", len(recent), last)
 	}

@@ -154,6 +154,18 @@ var migrations = []string{
 	// location's streak of the check ('' for a streak written before: the next writer
 	// keeps it).
 	`ALTER TABLE check_locations ADD COLUMN agent TEXT NOT NULL DEFAULT '';`,
+	// 7: the beats heartbeat checks read (beats.go), kept where every agent sharing the
+	// store reads them and a restart loses none.
+	`CREATE TABLE beats (
+		id INTEGER PRIMARY KEY,
+		check_name TEXT NOT NULL,
+		received_at INTEGER NOT NULL,
+		version TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		message TEXT NOT NULL DEFAULT '',
+		agent TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX beats_by_check ON beats(check_name, received_at);`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

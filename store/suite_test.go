@@ -60,6 +60,8 @@ type testStore interface {
 	DeleteSilence(ctx context.Context, id string) error
 
 	Heartbeat(ctx context.Context, m *Member) (string, error)
+	SaveBeat(ctx context.Context, check string, b *Beat) error
+	Beats(ctx context.Context, check string, since time.Time) ([]*Beat, *Beat, error)
 	StopMember(ctx context.Context, name, instance string, at time.Time) error
 	ForgetMember(ctx context.Context, name string) error
 	Members(ctx context.Context) ([]*Member, error)

@@ -1,0 +1,70 @@
+package store
+
+// Beats: what jobs post to heartbeat checks, kept where every agent sharing the store reads
+// them, so that a beat posted to any agent of a location counts, and a restart loses none.
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Beat is one heartbeat a job posted.
+type Beat struct {
+	At      time.Time
+	Version string
+	Status  string // "ok" or "fail"
+	Message string
+	// Agent is the agent that received it.
+	Agent string
+}
+
+// BeatsKept bounds the beats kept per check, newest first: enough to count a window's
+// beats for jobs that beat every few seconds, and no more, whatever a client posts.
+const BeatsKept = 256
+
+// SaveBeat keeps a beat of check, and no more than the newest BeatsKept of its beats.
+func (s *common) SaveBeat(ctx context.Context, check string, b *Beat) error {
+	return s.noted("saving beats", s.tx(ctx, func(tx *txn) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO beats(check_name, received_at, version, status, message, agent) VALUES (?,?,?,?,?,?)`,
+			check, nanos(b.At), b.Version, b.Status, b.Message, b.Agent); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM beats WHERE check_name = ? AND id NOT IN
+			(SELECT id FROM beats WHERE check_name = ? ORDER BY received_at DESC, id DESC LIMIT ?)`, check, check, BeatsKept)
+		return err
+	}))
+}
+
+// Beats returns check's beats received at or after since, oldest first, and its last beat
+// (nil: none kept).
+func (s *common) Beats(ctx context.Context, check string, since time.Time) ([]*Beat, *Beat, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT received_at, version, status, message, agent FROM beats
+		WHERE check_name = ? ORDER BY received_at DESC, id DESC LIMIT ?`, check, BeatsKept)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var recent []*Beat
+	var last *Beat
+	for rows.Next() {
+		var b Beat
+		var at int64
+		if err := rows.Scan(&at, &b.Version, &b.Status, &b.Message, &b.Agent); err != nil {
+			return nil, nil, err
+		}
+		b.At = fromNanos(at)
+		if last == nil {
+			last = &b
+		}
+		if b.At.Before(since) {
+			break
+		}
+		recent = append(recent, &b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	slices.Reverse(recent)
+	return recent, last, nil
+}
