@@ -310,6 +310,16 @@ func TestHelmChart(t *testing.T) {
 		}
 	})
 
+	t.Run("replicas on PostgreSQL", func(t *testing.T) {
+		objs := render(t, "--set", "replicas=2", "--set", "persistence.enabled=false",
+			"--set", "config.store.driver=postgres", "--set-string", "config.store.dsn=postgres://vigil@db.monitoring:5432/vigil")
+		sts := objs["StatefulSet/rel-vigil"]
+		checkChartPod(t, objs, sts, "9595")
+		if n := fmt.Sprint(get(sts, "spec", "replicas")); n != "2" {
+			t.Errorf("replicas %s; want 2", n)
+		}
+	})
+
 	// values.schema.json and the templates refuse what would otherwise do nothing.
 	for _, tc := range []struct{ set, want string }{
 		{"imageTag=1.0", "imageTag"},
@@ -318,6 +328,8 @@ func TestHelmChart(t *testing.T) {
 		{"config.agent.listen=0.0.0.0:1", "config.agent.listen is set by the chart"},
 		{"config.agent.api_token=null", "api_token"},
 		{"networkPolicy.egres[0].to=x", "egres"},
+		{"replicas=0", "/replicas"},
+		{"replicas=2", "replicas above 1 need config.store.driver: postgres"},
 	} {
 		out, err := helm(t, "template", "rel", chart, "--set", tc.set)
 		if err == nil || !strings.Contains(out, tc.want) {

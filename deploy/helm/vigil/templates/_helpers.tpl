@@ -45,5 +45,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not (hasKey $cfg "store") -}}
 {{- $_ := set $cfg "store" (dict "dsn" "/data/vigil.db") -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (ne (toString (get (get $cfg "store") "driver")) "postgres") -}}
+{{- fail "replicas above 1 need config.store.driver: postgres and its dsn: the replicas share one location through PostgreSQL (with SQLite each would keep its own history and verdicts)" -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
