@@ -14,6 +14,7 @@ type limit struct {
 	held    int
 	max     int
 	waiters []waiter
+	workers workers // start acquireLater's functions
 }
 
 // waiter waits for a slot: a goroutine blocked on ch, or fn to start holding the slot.
@@ -54,16 +55,16 @@ func (l *limit) acquire(ctx context.Context) error {
 	}
 }
 
-// acquireLater takes a slot for fn without waiting for it: fn starts on a goroutine of its
-// own, holding the slot, as soon as one is free (at once when one is), in turn with the
-// goroutines waiting in acquire. A run waiting for a slot is then a closure in a queue,
-// not a parked goroutine and its stack. fn must release the slot.
+// acquireLater takes a slot for fn without waiting for it: fn starts on a worker goroutine
+// (see workers), holding the slot, as soon as one is free (at once when one is), in turn
+// with the goroutines waiting in acquire. A run waiting for a slot is then a closure in a
+// queue, not a parked goroutine and its stack. fn must release the slot.
 func (l *limit) acquireLater(fn func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held < l.max && len(l.waiters) == 0 {
 		l.held++
-		go fn()
+		l.workers.run(fn)
 		return
 	}
 	l.waiters = append(l.waiters, waiter{fn: fn})
@@ -97,7 +98,7 @@ func (l *limit) grant() {
 	for l.held < l.max && len(l.waiters) > 0 {
 		l.held++
 		if w := l.waiters[0]; w.fn != nil {
-			go w.fn()
+			l.workers.run(w.fn)
 		} else {
 			close(w.ch)
 		}
