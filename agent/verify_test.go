@@ -312,12 +312,21 @@ func TestVerificationOpensFreshConnections(t *testing.T) {
 // runs measured nothing: they change no metric, no last result and no history, so a
 // blackbox-style alert on probe_success does not page for a healthy endpoint.
 func TestCancelledRunsAreNotResults(t *testing.T) {
+	// broken answers once slow's request has arrived: the verdict then cancels a run in
+	// flight, not one still connecting (which the slow server would never see).
+	arrived := make(chan struct{})
+	var arrive sync.Once
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+		}
 		http.Error(w, "broken", http.StatusInternalServerError)
 	}))
 	t.Cleanup(broken.Close)
 	var cancelled atomic.Int64
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrive.Do(func() { close(arrived) })
 		select {
 		case <-time.After(5 * time.Second):
 			_, _ = w.Write([]byte("ok"))
