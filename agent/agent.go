@@ -149,6 +149,7 @@ func New(opts Options) (*Agent, error) {
 		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
+	a.metrics.streaks = a.streakCounts
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())

@@ -344,6 +344,21 @@ func (a *Agent) refreshStreaks(ctx context.Context, members []*store.Member, now
 	maps.Copy(a.streaks, others)
 }
 
+// streakCounts counts this location's streaks this agent keeps and those another agent
+// keeps while this one stands by (vigil_streaks_kept, vigil_streaks_standing_by).
+func (a *Agent) streakCounts() (kept, standingBy int) {
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	for _, cl := range a.streaks {
+		if cl.Agent == a.name {
+			kept++
+		} else {
+			standingBy++
+		}
+	}
+	return kept, standingBy
+}
+
 // loadIncidents reads the incidents and this location's streaks.
 func (a *Agent) loadIncidents(ctx context.Context) {
 	m, err := a.store.Incidents(ctx)

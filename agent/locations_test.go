@@ -336,11 +336,22 @@ func TestLocationsTwoAgentsInOneLocation(t *testing.T) {
 	if in, _ := st.Incidents(t.Context()); in["home"] == nil || !in["home"].Open || in["home"].Seq != 1 {
 		t.Fatalf("incident while eu-1 fails: %+v; want open, once", in["home"])
 	}
+	keeps := func(h *harness, kept, standingBy int) bool {
+		got := h.scrape()
+		return strings.Contains(got, fmt.Sprintf("\nvigil_streaks_kept %d\n", kept)) &&
+			strings.Contains(got, fmt.Sprintf("\nvigil_streaks_standing_by %d\n", standingBy))
+	}
+	if !keeps(one, 1, 0) || !keeps(two, 0, 1) {
+		t.Errorf("vigil_streaks_kept and vigil_streaks_standing_by: want 1 and 0 from eu-1, 0 and 1 from eu-2")
+	}
 
 	one.stop()
 	eventually(t, 30*time.Second, "eu-2 to take the streak over and close the incident", func() bool { return f.ops.Count(closed) > 0 })
 	if cl := streak(); cl == nil || cl.Agent != "eu-2" || cl.Failing {
 		t.Errorf("after eu-1 stopped: %+v; want eu-2's streak, passing", cl)
+	}
+	if !keeps(two, 1, 0) {
+		t.Errorf("eu-2's /metrics after the takeover does not say it keeps the streak")
 	}
 	two.outboxSettled(closed, map[string]string{"ops": store.OutboxDelivered})
 	if a, b, n := f.ops.Count(opened), f.ops.Count(closed), len(f.ops.Counts()); a != 1 || b != 1 || n != 2 {

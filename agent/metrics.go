@@ -25,6 +25,9 @@ type metrics struct {
 	verifying     prometheus.Gauge
 	unrecorded    prometheus.Gauge
 	storeBytes    prometheus.Gauge
+	// streaks counts this location's check streaks the agent keeps and those another
+	// agent of the location keeps while this one stands by; set by the agent.
+	streaks func() (kept, standingBy int)
 }
 
 func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
@@ -34,7 +37,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		Help: "Always 1; the labels say which vigil this is."}, []string{"version", "revision", "goversion"}).
 		WithLabelValues(version, revision, runtime.Version()).Set(1)
 	kinds := checks.NewKindMetrics(reg)
-	return &metrics{
+	m := &metrics{
 		checks: series,
 		kinds:  kinds,
 		own:    newOwnFamilies(append([]checks.Families{series}, kinds.Families()...)...),
@@ -57,7 +60,15 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 			Help: "Deploys being verified now."}),
 		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",
 			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
+		streaks: func() (int, int) { return 0, 0 },
 	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_streaks_kept",
+		Help: "Checks whose streak in this location (failures and passes in a row, what opens incidents) this agent keeps."},
+		func() float64 { kept, _ := m.streaks(); return float64(kept) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_streaks_standing_by",
+		Help: "Checks whose streak in this location another agent keeps while this one stands by (several agents in one location)."},
+		func() float64 { _, standingBy := m.streaks(); return float64(standingBy) })
+	return m
 }
 
 func (m *metrics) observe(r *checks.Result) {
