@@ -91,6 +91,7 @@ func ParseTargets(body []byte, path string) ([]string, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("discovered %q, which is not an absolute http(s) URL", Trim(s, 100))
 		}
+		s = u.Scheme + s[len(u.Scheme):] // a scheme is case-insensitive: HTTP://a is http://a
 		if !seen[s] {
 			if len(out) == fleetMaxInstances {
 				return fmt.Errorf("more than %d instances discovered; split the fleet into several checks", fleetMaxInstances)

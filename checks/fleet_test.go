@@ -468,6 +468,10 @@ func TestParseTargets(t *testing.T) {
 	if got, err := ParseTargets([]byte(`{"leader":"https://x"}`), "leader"); err != nil || len(got) != 1 {
 		t.Fatalf("single: %v %v", got, err)
 	}
+	// A scheme is case-insensitive: one instance, written in lower case.
+	if got, err := ParseTargets([]byte(`["HTTP://a:1"," htTp://a:1","http://a:1"]`), "@this"); err != nil || !slices.Equal(got, []string{"http://a:1"}) {
+		t.Fatalf("schemes in capitals: %v %v", got, err)
+	}
 }
 
 // FuzzParseTargets: any discovery answer is either a list of absolute http(s) URLs, at most
