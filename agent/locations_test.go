@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,6 +357,60 @@ func TestLocationsTwoAgentsInOneLocation(t *testing.T) {
 	two.outboxSettled(closed, map[string]string{"ops": store.OutboxDelivered})
 	if a, b, n := f.ops.Count(opened), f.ops.Count(closed), len(f.ops.Counts()); a != 1 || b != 1 || n != 2 {
 		t.Errorf("ops received %v; want the opening and the closing once each", f.ops.Counts())
+	}
+}
+
+// Two agents in one location verify a deploy, each through its own path to the service.
+// The one that finishes first passing does not decide for the location: the deploy waits
+// for the other, whose backend the deploy broke (it starts failing once the first agent
+// has reported), and fails, with one rollback. An awaited agent that stops is not waited
+// for: the next deploy is decided on the other's report alone, without the wait running
+// out.
+func TestLocationsAgentsOfOneLocationEachVerify(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	f := &locFleet{t: t, srv: srv, dsn: srv.Database(t), hook: loopback.NewWebhook(t), ops: loopback.NewWebhook(t),
+		agents: map[string]*harness{}, tgs: map[string]*target{}, every: "1h"}
+	quick, slow := newTarget(t), newTarget(t)
+	one := f.launch("eu", f.configAs("eu-1", "eu", quick, "fail: 1"))
+	// eu-2's window is long: 100 rounds, 100ms apart
+	two := f.launch("eu", strings.Replace(f.configAs("eu-2", "eu", slow, "fail: 1"), "count: 3}", "count: 100}", 1))
+	f.agents["eu-1"], f.agents["eu-2"] = one, two
+	f.waitMembers(2)
+	st, err := store.OpenPostgres(t.Context(), f.dsn, store.PoolOptions{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reported := func(id, agent string) bool {
+		reports, err := st.LocationReports(t.Context(), id)
+		return err == nil && slices.ContainsFunc(reports, func(r *store.LocationReport) bool { return r.Agent == agent })
+	}
+
+	id := one.deploy("web", "v2")
+	eventually(t, 30*time.Second, "eu-1 to report on the deploy", func() bool { return reported(id, "eu-1") })
+	slow.set("broken")
+	d := two.verdict(id, 60*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "agents: eu-1 passed, eu-2 failed") {
+		t.Fatalf("eu-1 passed, then eu-2 failed: the deploy is %v (%v); want failed, naming both agents", d["status"], d["reason"])
+	}
+	one.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
+	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
+		t.Errorf("rollback webhook received %d times; want exactly 1", n)
+	}
+	if page := one.page("/deploys/" + id); !strings.Contains(page, "eu-1") || !strings.Contains(page, "eu-2") {
+		t.Errorf("the deploy page does not list both agents' reports")
+	}
+
+	slow.set("ok")
+	id = one.deploy("web", "v3")
+	eventually(t, 30*time.Second, "eu-1 to report on the next deploy", func() bool { return reported(id, "eu-1") })
+	if _, d := one.request("GET", "/api/v1/deploys/"+id, ""); d["status"] != store.StatusVerifying {
+		t.Fatalf("decided on eu-1's report while eu-2 still verified: %v (%v)", d["status"], d["reason"])
+	}
+	two.stop()
+	d = one.verdict(id, 60*time.Second)
+	if d["status"] != store.StatusPassed || strings.Contains(fmt.Sprint(d["reason"]), "never reported") {
+		t.Errorf("with eu-2 stopped: %v (%v); want passed on eu-1's report, without waiting for eu-2", d["status"], d["reason"])
 	}
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ import (
 //     judge; enough answers make it passed, saying which locations failed below the
 //     quorum and which never reported.
 //
+// A location with several agents (replicas) has a report from each, folded into the
+// location's verdict first (locationVerdict).
+//
 // With one location, the verdict and its reason are that location's, word for word: one
 // agent behaves as it always did.
 
@@ -37,26 +41,25 @@ type quorumVerdict struct {
 	from []*store.LocationReport
 }
 
-func combine(d *store.Deploy, reports []*store.LocationReport, q configs.Quorum, final bool) quorumVerdict {
+func combine(d *store.Deploy, reports []*store.LocationReport, q configs.Quorum, final bool, awaited map[string][]string) quorumVerdict {
 	expected := append([]string(nil), d.Locations...)
-	byLoc := map[string]*store.LocationReport{}
+	byLoc := map[string][]*store.LocationReport{}
 	for _, r := range reports {
-		if byLoc[r.Location] == nil {
-			byLoc[r.Location] = r
-		}
+		byLoc[r.Location] = append(byLoc[r.Location], r)
 		if !slices.Contains(expected, r.Location) {
 			expected = append(expected, r.Location) // a deploy from before locations, or an agent that joined late
 		}
 	}
-	var failed, passed, unsure []*store.LocationReport
+	var failed, passed, unsure, failing []*store.LocationReport
 	var missing []string
 	for _, loc := range expected {
-		r := byLoc[loc]
+		r, why := locationVerdict(byLoc[loc], awaited[loc], final)
 		switch {
 		case r == nil:
 			missing = append(missing, loc)
 		case r.Status == store.StatusFailed:
 			failed = append(failed, r)
+			failing = append(failing, why...)
 		case r.Status == store.StatusPassed:
 			passed = append(passed, r)
 		default:
@@ -70,8 +73,8 @@ func combine(d *store.Deploy, reports []*store.LocationReport, q configs.Quorum,
 	// verbatim: one location, whose verdict is the deploy's, reason and all.
 	verbatim := len(expected) == 1 && min <= 1
 	if len(failed) >= fail {
-		v := quorumVerdict{status: store.StatusFailed, from: failed}
-		for _, r := range failed {
+		v := quorumVerdict{status: store.StatusFailed, from: failing}
+		for _, r := range failing {
 			if r.Halt != "" {
 				v.halt = r.Halt
 				break
@@ -131,6 +134,59 @@ func combine(d *store.Deploy, reports []*store.LocationReport, q configs.Quorum,
 		v.reason += fmt.Sprintf("; %s never reported within the window", strings.Join(missing, ", "))
 	}
 	return v
+}
+
+// locationVerdict folds the reports of one location's agents, in the order they came, into
+// the location's verdict. One agent's failure fails the location at once: each agent has
+// its own path to the service (a draining backend behind the load balancer), and a path
+// the deploy broke is production broken. Otherwise the location waits, until the wait is
+// over (final), for every agent awaited there (alive, with the service, running since
+// before the deploy was registered) to report; then it passed when one of them passed, and
+// is inconclusive when none could judge. It returns nil while the location has no verdict,
+// and with a failure the failing reports, whose evidence and halt the deploy's verdict
+// carries. A location with one agent reports that agent's verdict, word for word.
+func locationVerdict(reps []*store.LocationReport, awaited []string, final bool) (*store.LocationReport, []*store.LocationReport) {
+	if len(reps) == 0 {
+		return nil, nil
+	}
+	var failed []*store.LocationReport
+	var pass, unsure *store.LocationReport
+	said := make([]string, 0, len(reps)+1)
+	for _, r := range reps {
+		switch r.Status {
+		case store.StatusFailed:
+			failed = append(failed, r)
+		case store.StatusPassed:
+			pass = cmp.Or(pass, r)
+		default:
+			unsure = cmp.Or(unsure, r)
+		}
+		said = append(said, r.Agent+" "+r.Status)
+	}
+	var silent []string
+	for _, name := range awaited {
+		if !slices.ContainsFunc(reps, func(r *store.LocationReport) bool { return r.Agent == name }) {
+			silent = append(silent, name)
+		}
+	}
+	var v *store.LocationReport
+	switch {
+	case len(failed) > 0:
+		v = failed[0]
+	case len(silent) > 0 && !final:
+		return nil, nil
+	default:
+		v = cmp.Or(pass, unsure)
+	}
+	if len(reps) == 1 && len(silent) == 0 {
+		return v, failed
+	}
+	if len(silent) > 0 {
+		said = append(said, strings.Join(silent, ", ")+" never reported")
+	}
+	out := *v
+	out.Reason = fmt.Sprintf("%s (agents: %s)", v.Reason, strings.Join(said, ", "))
+	return &out, failed
 }
 
 // reasons lists reports as "location: reason; location: reason".

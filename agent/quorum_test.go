@@ -44,10 +44,72 @@ func TestCombine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := combine(c.d, c.reports, c.q, c.final)
+			v := combine(c.d, c.reports, c.q, c.final, nil)
 			if v.status != c.status || !strings.Contains(v.reason, c.reason) {
 				t.Errorf("got %q %q; want %q with %q", v.status, v.reason, c.status, c.reason)
 			}
 		})
+	}
+}
+
+// Several agents in one location: each reports, and the location's verdict folds them
+// before the quorum counts it.
+func TestCombineAgentsOfOneLocation(t *testing.T) {
+	rep := func(loc, agent, status string) *store.LocationReport {
+		return &store.LocationReport{Location: loc, Agent: agent, Status: status, Reason: agent + " says " + status, Halt: agent + " halts"}
+	}
+	one := &store.Deploy{Locations: []string{"eu"}}
+	two := &store.Deploy{Locations: []string{"eu", "us"}}
+	both := map[string][]string{"eu": {"eu-1", "eu-2"}}
+	cases := []struct {
+		name    string
+		d       *store.Deploy
+		reports []*store.LocationReport
+		awaited map[string][]string
+		q       configs.Quorum
+		final   bool
+		status  string
+		reason  string // a part of the reason
+		halt    string
+	}{
+		{"one agent passed, the other awaited: the location waits", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed)}, both, configs.Quorum{Fail: 1}, false, "", "", ""},
+		{"the other agent's failure after a pass fails the deploy", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed), rep("eu", "eu-2", store.StatusFailed)}, both, configs.Quorum{Fail: 1}, false,
+			store.StatusFailed, "eu-2 says failed (agents: eu-1 passed, eu-2 failed)", "eu-2 halts"},
+		{"a failure does not wait for the other agent", one,
+			[]*store.LocationReport{rep("eu", "eu-2", store.StatusFailed)}, both, configs.Quorum{Fail: 1}, false,
+			store.StatusFailed, "eu-2 says failed (agents: eu-2 failed, eu-1 never reported)", "eu-2 halts"},
+		{"both passed", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed), rep("eu", "eu-2", store.StatusPassed)}, both, configs.Quorum{Fail: 1}, false,
+			store.StatusPassed, "eu-1 says passed (agents: eu-1 passed, eu-2 passed)", ""},
+		{"once the wait is over, the agents that reported decide, naming the silent one", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed)}, both, configs.Quorum{Fail: 1}, true,
+			store.StatusPassed, "eu-1 says passed (agents: eu-1 passed, eu-2 never reported)", ""},
+		{"an agent not awaited (started after the deploy) is not waited for", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed)}, map[string][]string{"eu": {"eu-1"}}, configs.Quorum{Fail: 1}, false,
+			store.StatusPassed, "eu-1 says passed", ""},
+		{"one agent could not judge, the other passed: the location passed", one,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusInconclusive), rep("eu", "eu-2", store.StatusPassed)}, both, configs.Quorum{Fail: 1}, false,
+			store.StatusPassed, "eu-2 says passed", ""},
+		{"a location folded from two agents counts once in the quorum", two,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusFailed), rep("eu", "eu-2", store.StatusFailed), rep("us", "us-1", store.StatusPassed)},
+			both, configs.Quorum{Fail: 2}, false, store.StatusPassed, "passed in 1 of 2 locations; failing in 1, short of fail: 2", ""},
+		{"a location with a pending agent is missing until the wait is over", two,
+			[]*store.LocationReport{rep("eu", "eu-1", store.StatusPassed), rep("us", "us-1", store.StatusPassed)}, both, configs.Quorum{Fail: 1}, false,
+			"", "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := combine(c.d, c.reports, c.q, c.final, c.awaited)
+			if v.status != c.status || !strings.Contains(v.reason, c.reason) || v.halt != c.halt {
+				t.Errorf("got %q %q halt %q; want %q with %q, halt %q", v.status, v.reason, v.halt, c.status, c.reason, c.halt)
+			}
+		})
+	}
+	// the failing verdict carries every failing agent's report, for its evidence
+	v := combine(one, []*store.LocationReport{rep("eu", "eu-1", store.StatusFailed), rep("eu", "eu-2", store.StatusFailed)}, configs.Quorum{Fail: 1}, false, both)
+	if len(v.from) != 2 {
+		t.Errorf("a failure seen by both agents rests on %d reports; want 2", len(v.from))
 	}
 }

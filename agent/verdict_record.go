@@ -9,6 +9,8 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -71,7 +73,7 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 	case decided:
 		a.announce(after, firstFailedRun(v))
 	case after != nil && after.Status == store.StatusVerifying:
-		a.log.Info("this location's verdict is in; the deploy waits for the other locations", "deploy", d.ID,
+		a.log.Info("this agent's verdict is in; the deploy waits for the other locations or agents", "deploy", d.ID,
 			"location", a.location, "verdict", status, "expected", after.Locations)
 		a.awaitLocations(after, now)
 	default:
@@ -92,15 +94,16 @@ func (a *Agent) announce(d *store.Deploy, runID int64) {
 }
 
 // decider decides a deploy from its locations' reports by the service's quorum; final is
-// set once the wait for the missing locations is over.
-func (a *Agent) decider(final bool, vc verdictContext) store.DeployDecider {
+// set once the wait for the missing locations is over; awaited are the agents each
+// location waits for (awaitedAgents).
+func (a *Agent) decider(final bool, vc verdictContext, awaited map[string][]string) store.DeployDecider {
 	return func(d *store.Deploy, reports []*store.LocationReport) *store.Decision {
 		rt := a.Runtime()
 		q := rt.Config.Locations.Quorum()
 		if svc := rt.Config.Services[d.Service]; svc != nil {
 			q = rt.Config.ServiceQuorum(svc)
 		}
-		qv := combine(d, reports, q, final)
+		qv := combine(d, reports, q, final, awaited)
 		if qv.status == "" {
 			return nil
 		}
@@ -139,7 +142,12 @@ func (a *Agent) recordReport(dep *store.Deploy, v *verification, rep *store.Loca
 	ctx := context.WithoutCancel(a.runCtx)
 	id := dep.ID
 	for attempt := 1; ; attempt++ {
-		d, decided, err := a.store.ReportLocation(ctx, id, rep, a.decider(final, a.verdictContext(dep, v)))
+		awaited, err := a.awaitedAgents(ctx, dep)
+		var d *store.Deploy
+		var decided bool
+		if err == nil {
+			d, decided, err = a.store.ReportLocation(ctx, id, rep, a.decider(final, a.verdictContext(dep, v), awaited))
+		}
 		if err == nil {
 			if attempt > 1 {
 				a.metrics.unrecorded.Dec()
@@ -159,6 +167,28 @@ func (a *Agent) recordReport(dep *store.Deploy, v *verification, rep *store.Loca
 			return nil, false, false
 		}
 	}
+}
+
+// awaitedAgents are, by location, the agents whose reports a location's verdict on d waits
+// for: alive, with d's service, and running since before d was registered. One started
+// after (a restart among them) verifies too and its report counts, but the location does
+// not wait for it. An agent alone on its store (SQLite) waits for nobody else.
+func (a *Agent) awaitedAgents(ctx context.Context, d *store.Deploy) (map[string][]string, error) {
+	if !a.shared() {
+		return nil, nil
+	}
+	members, err := a.store.Members(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the agents a location waits for: %w", err)
+	}
+	now := a.clock.Now()
+	out := map[string][]string{}
+	for _, m := range members {
+		if a.stateOf(m, now) == memberAlive && slices.Contains(m.Services, d.Service) && !m.Started.After(d.CreatedAt) {
+			out[m.Location] = append(out[m.Location], m.Name)
+		}
+	}
+	return out, nil
 }
 
 // quorumWait is how long a deploy waits for its missing locations once this one reported.

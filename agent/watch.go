@@ -85,8 +85,8 @@ func (a *Agent) stopDecidedElsewhere(verifying map[string]bool) {
 	}
 }
 
-// takeUp starts verifying d here when this location is expected to and has not reported,
-// or waits for the other locations when it has.
+// takeUp starts verifying d here when this location is expected to and this agent has not
+// reported, or waits for the other locations when it has.
 func (a *Agent) takeUp(ctx context.Context, d *store.Deploy) {
 	a.registerMu.Lock()
 	defer a.registerMu.Unlock()
@@ -106,7 +106,7 @@ func (a *Agent) takeUp(ctx context.Context, d *store.Deploy) {
 		return
 	}
 	for _, r := range reports {
-		if r.Location == a.location {
+		if r.Agent == a.name { // another agent of this location reporting does not stand for this one
 			a.awaitLocations(d, a.clock.Now())
 			return
 		}
@@ -163,7 +163,12 @@ func (a *Agent) decideWaiting(ctx context.Context, verifying map[string]bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		d, decided, err := a.store.ReportLocation(ctx, id, nil, a.decider(final, a.verdictContext(deploys[id], nil)))
+		awaited, err := a.awaitedAgents(ctx, deploys[id])
+		var d *store.Deploy
+		var decided bool
+		if err == nil {
+			d, decided, err = a.store.ReportLocation(ctx, id, nil, a.decider(final, a.verdictContext(deploys[id], nil), awaited))
+		}
 		if err != nil {
 			a.log.Warn("deciding a deploy waiting for its locations failed; trying again soon", "deploy", id, "error", err)
 			continue

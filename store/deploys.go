@@ -139,7 +139,8 @@ type Decision struct {
 	Outbox   []*OutboxEntry
 }
 
-// LocationReport is one location's verdict on a deploy.
+// LocationReport is one agent's verdict on a deploy, for its location (a location with
+// several agents has a report from each; agent/quorum.go folds them).
 type LocationReport struct {
 	DeployID string
 	Location string
@@ -158,8 +159,8 @@ type LocationReport struct {
 // made so far: a decision, or nil to wait for more.
 type DeployDecider func(d *Deploy, reports []*LocationReport) *Decision
 
-// ReportLocation stores r (nil: nothing to report, only decide; a location reports once,
-// and a second report of it is ignored) and then, in the same transaction, holding the
+// ReportLocation stores r (nil: nothing to report, only decide; an agent reports once for
+// its location, and a second report of it is ignored) and then, in the same transaction, holding the
 // deploy, asks decide for the verdict of a deploy still verifying. A decision is written
 // with its notifications. Every agent verifying the deploy calls it; the lock makes one
 // of them decide, from every report written before. It returns the deploy as it stands
@@ -178,7 +179,7 @@ func (s *common) ReportLocation(ctx context.Context, deployID string, r *Locatio
 		}
 		if r != nil {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO deploy_locations(deploy_id, location, agent, status, reason, halt, evidence, reported_at)
-				VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(deploy_id, location) DO NOTHING`,
+				VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(deploy_id, location, agent) DO NOTHING`,
 				deployID, r.Location, r.Agent, r.Status, r.Reason, r.Halt, evidence(r.Evidence), nanos(r.At)); err != nil {
 				return err
 			}

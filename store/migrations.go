@@ -166,6 +166,23 @@ var migrations = []string{
 		agent TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX beats_by_check ON beats(check_name, received_at);`,
+	// 8: several agents in one location each report on a deploy: deploy_locations is keyed
+	// by agent too, and the location's verdict folds its agents' reports (agent/quorum.go).
+	`CREATE TABLE deploy_reports (
+		deploy_id TEXT NOT NULL REFERENCES deploys(id) ON DELETE CASCADE,
+		location TEXT NOT NULL,
+		agent TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT '',
+		halt TEXT NOT NULL DEFAULT '',
+		evidence BLOB NOT NULL,
+		reported_at INTEGER NOT NULL,
+		PRIMARY KEY (deploy_id, location, agent)
+	);
+	INSERT INTO deploy_reports(deploy_id, location, agent, status, reason, halt, evidence, reported_at)
+		SELECT deploy_id, location, agent, status, reason, halt, evidence, reported_at FROM deploy_locations;
+	DROP TABLE deploy_locations;
+	ALTER TABLE deploy_reports RENAME TO deploy_locations;`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

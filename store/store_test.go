@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,58 @@ func TestLocationReportsDecideOnce(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d deploys, %d locations reporting each twice at once: %d decisions, one rollback each", drv.name, deploys, len(locations), decisions.Load())
+	})
+}
+
+// Several agents of one location each report on a deploy (migration 8 keys the reports by
+// agent): the reports written before the migration are kept, a second agent of a location
+// reports beside the first, and an agent's second report is ignored.
+func TestLocationReportsByAgent(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		path := drv.where(t)
+		s := drv.openAt(t, path)
+		d := &Deploy{ID: "d1", Service: "web", Version: "v2", CreatedAt: t0, Status: StatusVerifying, Locations: []string{"eu"}}
+		if _, err := s.CreateDeploy(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		// the table as migration 5 made it, with a report written then
+		old := `DROP TABLE deploy_locations;
+		CREATE TABLE deploy_locations (
+			deploy_id TEXT NOT NULL REFERENCES deploys(id) ON DELETE CASCADE,
+			location TEXT NOT NULL, agent TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+			halt TEXT NOT NULL DEFAULT '', evidence BLOB NOT NULL, reported_at INTEGER NOT NULL,
+			PRIMARY KEY (deploy_id, location));
+		INSERT INTO deploy_locations VALUES ('d1', 'eu', 'eu-1', 'passed', 'all 3 rounds passed', '', '', 1);
+		DELETE FROM schema_version WHERE version = 8;`
+		if drv.name == "postgres" {
+			old = postgresSQL(old)
+		}
+		if _, err := s.self().db.ExecContext(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = drv.openAt(t, path) // migration 8 again
+		report := func(agent, status string) {
+			t.Helper()
+			r := &LocationReport{Location: "eu", Agent: agent, Status: status, Reason: agent + " " + status, Evidence: []byte(`[]`), At: t0.Add(time.Second)}
+			if _, _, err := s.ReportLocation(ctx, "d1", r, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		report("eu-2", StatusFailed)
+		report("eu-1", StatusFailed) // eu-1 reported before: ignored
+		reports, err := s.LocationReports(ctx, "d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range reports {
+			got = append(got, r.Agent+" "+r.Status+": "+r.Reason)
+		}
+		if want := []string{"eu-1 passed: all 3 rounds passed", "eu-2 failed: eu-2 failed"}; !slices.Equal(got, want) {
+			t.Errorf("reports %q; want %q", got, want)
+		}
 	})
 }
 
