@@ -24,18 +24,22 @@ var grpcVars = types.Map{
 	"status":    types.String,
 	"grpc_code": types.String,
 	"rpc_ms":    types.Float64,
+	"response":  types.Any,
 }
 
 // grpcServingStatuses are the answers grpc.health.v1 can give, for the metric's label.
 var grpcServingStatuses = []string{"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"}
 
-// GRPC is the grpc kind: one grpc.health.v1 Check. SERVING passes; any other answer, or
+// GRPC is the grpc kind: one grpc.health.v1 Check, or one call of a unary method
+// (grpc_method.go). SERVING passes; any other answer, or
 // a server that answers with an error status (no health service, unknown service, denied),
 // fails; a server vigil cannot reach or that never answers is an error. Each run dials its
 // own connection and closes it, so a deploy's verification never reuses one from before.
 type GRPC struct {
 	address  string
 	service  string
+	method   string // package.Service/Method to call instead (grpc_method.go)
+	request  string
 	creds    credentials.TransportCredentials
 	metadata metadata.MD
 }
@@ -52,6 +56,11 @@ func (g *GRPC) Probe(ctx context.Context, run *Run) error {
 	if len(g.metadata) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, g.metadata.Copy())
 	}
+	if g.method != "" {
+		run.Unmeasured("status is the health check's answer; this check calls "+g.method, "status")
+		return g.call(ctx, conn, run)
+	}
+	run.Unmeasured("response is a method's answer; this check asks grpc.health.v1 (set method to call one)", "response")
 	run.Transcript.Printf("grpc.health.v1.Health/Check {service: %q} to %s", g.service, g.address)
 	start := time.Now()
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: g.service})
@@ -103,7 +112,7 @@ func (grpcKind) vars() types.Map { return grpcVars }
 func (grpcKind) Instrument(in Instruments) *Recorder {
 	f := promauto.With(in.Reg)
 	code := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_status_code",
-		Help: "The gRPC status code of a grpc check's health call (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check", "location"})
+		Help: "The gRPC status code of a grpc check's call, health or method (0 OK, 14 UNAVAILABLE, ...), as blackbox_exporter reports it."}, []string{"check", "location"})
 	serving := f.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_grpc_healthcheck_response",
 		Help: "1 for the serving status a grpc check's health call answered, 0 for the others, as blackbox_exporter reports it."},
 		[]string{"check", "location", "serving_status"})
@@ -125,7 +134,7 @@ func (grpcKind) Instrument(in Instruments) *Recorder {
 
 func (grpcKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.GRPCSpec)
-	g := &GRPC{address: s.Address, service: s.Service, creds: insecure.NewCredentials()}
+	g := &GRPC{address: s.Address, service: s.Service, method: s.Method, request: s.Request, creds: insecure.NewCredentials()}
 	if s.TLS {
 		d, err := newTLSDialer(s.TLSConfig, s.Address)
 		if err != nil {
