@@ -158,10 +158,7 @@ func TestGRPCMethod(t *testing.T) {
       - response.parent == nil
 `)), Input{})
 			wantOutcome(t, res, Pass)
-			srv.mu.Lock()
-			got := srv.md[len(srv.md)-1].Get("x-tenant")
-			srv.mu.Unlock()
-			if len(got) != 1 || got[0] != "synthetic" {
+			if got := srv.lastMetadata("x-tenant"); len(got) != 1 || got[0] != "synthetic" {
 				t.Errorf("the method saw x-tenant %q", got)
 			}
 			if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, `"total_cents":`) || !strings.Contains(tr, `"1099511627776"`) {

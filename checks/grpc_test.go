@@ -51,6 +51,16 @@ func newGRPCServer(t *testing.T, creds credentials.TransportCredentials, registe
 	return g
 }
 
+// lastMetadata is the values of key in the metadata of the last unary call received.
+func (g *grpcServer) lastMetadata(key string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.md) == 0 {
+		return nil
+	}
+	return g.md[len(g.md)-1].Get(key)
+}
+
 // withHealth registers the standard health service with the given statuses.
 func withHealth(statuses map[string]healthpb.HealthCheckResponse_ServingStatus) func(*grpc.Server) {
 	return func(s *grpc.Server) {
@@ -94,10 +104,7 @@ func TestGRPCHealth(t *testing.T) {
     assert: ["status == 'SERVING'", "grpc_code == 'OK'", "rpc_ms >= 0"]
 `)), Input{})
 	wantOutcome(t, res, Pass)
-	srv.mu.Lock()
-	got := srv.md[len(srv.md)-1].Get("x-tenant")
-	srv.mu.Unlock()
-	if len(got) != 1 || got[0] != "synthetic" {
+	if got := srv.lastMetadata("x-tenant"); len(got) != 1 || got[0] != "synthetic" {
 		t.Errorf("the server saw x-tenant %q", got)
 	}
 	// The server as a whole, by default.
