@@ -203,6 +203,9 @@ func TestGRPCMethodFailures(t *testing.T) {
 	// blackbox_exporter's status code series says the method's code; a method check has
 	// no serving status.
 	res := run(t, buildOne(t, grpcCheck(srv.addr, method("vigiltest.orders.v1.Orders/GetOrder", `{"id": "missing"}`))), Input{})
+	if res.Vars["grpc_code"] != "NotFound" {
+		t.Errorf("grpc_code after a NOT_FOUND call: %v; want NotFound, as docs/KINDS.md says", res.Vars["grpc_code"])
+	}
 	reg := prometheus.NewRegistry()
 	NewKindMetrics(reg).Observe(res)
 	mfs, _ := reg.Gather()
