@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"text/template"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -40,6 +41,8 @@ type GRPC struct {
 	service  string
 	method   string // package.Service/Method to call instead (grpc_method.go)
 	request  string
+	// requestT renders request when it has templates: {{ .Nonce }}, a fresh marker per run.
+	requestT *template.Template
 	creds    credentials.TransportCredentials
 	metadata metadata.MD
 }
@@ -146,5 +149,17 @@ func (grpcKind) build(b *builder, c *configs.Check) Prober {
 	if len(s.Metadata) > 0 {
 		g.metadata = metadata.New(s.Metadata)
 	}
+	t, err := compileTemplate("request", s.Request)
+	if err != nil {
+		b.errf(c.Path()+".request", "templates look like {{ .Nonce }}", "%v", err)
+		return nil
+	}
+	for _, name := range templateFields(t) {
+		if name != "Nonce" {
+			b.errf(c.Path()+".request", "the request's one template variable is {{ .Nonce }}, a fresh marker per run", "template reads .%s, which a grpc check does not provide", name)
+			return nil
+		}
+	}
+	g.requestT = t
 	return g
 }

@@ -68,8 +68,13 @@ func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error 
 		return nil
 	}
 	req := dynamicpb.NewMessage(md.Input())
-	if g.request != "" {
-		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(g.request), req); err != nil {
+	request, err := execTemplate(g.requestT, g.request, map[string]any{"Nonce": newNonce()})
+	if err != nil {
+		run.Unmeasured("the method was not called", "response")
+		return fmt.Errorf("request: %w", err)
+	}
+	if request != "" {
+		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(request), req); err != nil {
 			run.Unmeasured("the method was not called", "response")
 			run.Failf("request does not fit %s, the input of %s on %s: %s", md.Input().FullName(), g.method, g.address, Trim(err.Error(), 300))
 			return nil

@@ -333,3 +333,21 @@ func TestGRPCMessageValueWellKnownTypes(t *testing.T) {
 		t.Errorf("a BoolValue reads %v; want true", got)
 	}
 }
+
+// {{ .Nonce }} in the request is a fresh marker each run, as in http requests.
+func TestGRPCMethodNonce(t *testing.T) {
+	srv := newGRPCServer(t, nil, withOrders(t, ordersFile(t), false))
+	c := buildOne(t, grpcCheck(srv.addr, `    method: vigiltest.orders.v1.Orders/GetOrder
+    request: '{"id": "synthetic-{{ .Nonce }}"}'
+    assert: ["response.id startsWith 'synthetic-'", "len(response.id) > 14"]
+`))
+	first, second := run(t, c, Input{}), run(t, c, Input{})
+	wantOutcome(t, first, Pass)
+	wantOutcome(t, second, Pass)
+	id := func(r *Result) any { return r.Vars["response"].(map[string]any)["id"] }
+	if id(first) == id(second) {
+		t.Errorf("two runs sent the same id %v", id(first))
+	}
+	wantBuildError(t, grpcCheck(srv.addr, "    method: a.B/C\n    request: '{\"id\": \"{{ .cart }}\"}'\n"), "checks[0].request: template reads .cart")
+	wantBuildError(t, grpcCheck(srv.addr, "    method: a.B/C\n    request: '{\"id\": \"{{ .Nonce \"}'\n"), "checks[0].request: bad template")
+}
