@@ -37,10 +37,10 @@ var grpcServingStatuses = []string{"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE
 // fails; a server vigil cannot reach or that never answers is an error. Each run dials its
 // own connection and closes it, so a deploy's verification never reuses one from before.
 type GRPC struct {
-	address  string
-	service  string
-	method   string // package.Service/Method to call instead (grpc_method.go)
-	request  string
+	address string
+	service string
+	method  string // package.Service/Method to call instead (grpc_method.go)
+	request string
 	// requestT renders request when it has templates: {{ .Nonce }}, a fresh marker per run.
 	requestT *template.Template
 	creds    credentials.TransportCredentials
