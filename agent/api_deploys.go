@@ -29,6 +29,19 @@ type deployView struct {
 	URL          string         `json:"url"`
 	Links        []store.Link   `json:"links,omitempty"`
 	Checks       []*DeployCheck `json:"checks,omitempty"`
+	// Locations are the reports of the agents verifying the deploy, each for its location,
+	// in the order they came (where agents share a store; one agent reports alone).
+	Locations []locationView `json:"locations,omitempty"`
+}
+
+// locationView is one agent's report on a deploy, for its location.
+type locationView struct {
+	Location   string    `json:"location"`
+	Agent      string    `json:"agent"`
+	Status     string    `json:"status"`
+	Reason     string    `json:"reason,omitempty"`
+	Halt       string    `json:"halt,omitempty"`
+	ReportedAt time.Time `json:"reported_at"`
 }
 
 func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool) *deployView {
@@ -50,6 +63,14 @@ func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool
 			a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)
 		}
 		v.Checks = list
+		reports, err := a.store.LocationReports(ctx, d.ID)
+		if err != nil {
+			a.log.Warn("reading a deploy's location reports failed", "deploy", d.ID, "error", err)
+		}
+		for _, r := range reports {
+			v.Locations = append(v.Locations, locationView{Location: r.Location, Agent: r.Agent, Status: r.Status, Reason: r.Reason,
+				Halt: r.Halt, ReportedAt: r.At.UTC()})
+		}
 	}
 	return v
 }

@@ -393,6 +393,14 @@ func TestLocationsAgentsOfOneLocationEachVerify(t *testing.T) {
 	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "agents: eu-1 passed, eu-2 failed") {
 		t.Fatalf("eu-1 passed, then eu-2 failed: the deploy is %v (%v); want failed, naming both agents", d["status"], d["reason"])
 	}
+	var said []string
+	for _, l := range d["locations"].([]any) {
+		l := l.(map[string]any)
+		said = append(said, fmt.Sprint(l["location"], " ", l["agent"], " ", l["status"]))
+	}
+	if want := []string{"eu eu-1 passed", "eu eu-2 failed"}; !slices.Equal(said, want) {
+		t.Errorf("the deploy's locations in the API: %q; want %q", said, want)
+	}
 	one.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
 	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
 		t.Errorf("rollback webhook received %d times; want exactly 1", n)
