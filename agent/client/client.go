@@ -148,6 +148,17 @@ type Deploy struct {
 	URL         string        `json:"url"`
 	Links       []Link        `json:"links"`
 	Checks      []DeployCheck `json:"checks"`
+	// Locations are the verifying agents' reports, each for its location.
+	Locations []LocationReport `json:"locations"`
+}
+
+// LocationReport is one agent's verdict on a deploy, for its location.
+type LocationReport struct {
+	Location   string    `json:"location"`
+	Agent      string    `json:"agent"`
+	Status     string    `json:"status"`
+	Reason     string    `json:"reason"`
+	ReportedAt time.Time `json:"reported_at"`
 }
 
 // DeployCheck is one check's runs in a deploy's verification.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent/client"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 type gateFlags struct {
@@ -163,6 +164,11 @@ func printVerdict(w io.Writer, d *client.Deploy) {
 	}
 	if d.Halt != "" {
 		fmt.Fprintf(w, "  halt the rollout: %s\n", d.Halt)
+	}
+	if len(d.Locations) > 1 { // one report is the verdict above, word for word
+		for _, l := range d.Locations {
+			fmt.Fprintf(w, "  %s (%s): %s: %s\n", l.Location, l.Agent, l.Status, text.Ellipsis(l.Reason, 300))
+		}
 	}
 	for _, c := range d.Checks {
 		if c.Failed == 0 && c.Errors == 0 && (c.LastOutcome == "pass" || c.LastOutcome == "") {

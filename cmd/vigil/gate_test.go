@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/agent/client"
 )
 
 // An agent that registers the deploy and then dies: gate must say it lost the agent (exit
@@ -40,4 +42,26 @@ func TestGateSaysUnreachableWhenTheAgentDies(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// A verdict several agents reported lists each agent's report under the deploy's reason;
+// one report is the reason itself and is not repeated.
+func TestGatePrintsEachAgentsReport(t *testing.T) {
+	d := &client.Deploy{Service: "web", Version: "v2", Status: "failed", Reason: "home: 1 failed run (agents: eu-1 passed, eu-2 failed)",
+		Locations: []client.LocationReport{{Location: "eu", Agent: "eu-1", Status: "passed", Reason: "1 check, 3 runs over 3 rounds: within limits"},
+			{Location: "eu", Agent: "eu-2", Status: "failed", Reason: "home: 1 failed run (failure_limit 0): status == 200 is false"}}}
+	var out strings.Builder
+	printVerdict(&out, d)
+	for _, want := range []string{"vigil: web v2: FAILED\n", "  eu (eu-1): passed: 1 check, 3 runs over 3 rounds: within limits\n",
+		"  eu (eu-2): failed: home: 1 failed run (failure_limit 0): status == 200 is false\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("gate printed:\n%s\nwithout %q", out.String(), want)
+		}
+	}
+	out.Reset()
+	d.Locations = d.Locations[1:]
+	printVerdict(&out, d)
+	if strings.Contains(out.String(), "eu (eu-2)") {
+		t.Errorf("one report is printed again under its own verdict:\n%s", out.String())
+	}
 }
