@@ -405,6 +405,9 @@ func TestLocationsAgentsOfOneLocationEachVerify(t *testing.T) {
 	if n := f.hook.Count(id + ":deploy_failed"); n != 1 {
 		t.Errorf("rollback webhook received %d times; want exactly 1", n)
 	}
+	if body := string(f.hook.Deliveries()[0].Body); !strings.Contains(body, `"summary":"eu (eu-2): status == 200 is false`) {
+		t.Errorf("the rollback's failed checks do not say which agent saw them fail: %s", body)
+	}
 	if page := one.page("/deploys/" + id); !strings.Contains(page, "eu-1") || !strings.Contains(page, "eu-2") {
 		t.Errorf("the deploy page does not list both agents' reports")
 	}

@@ -109,13 +109,20 @@ func (a *Agent) decider(final bool, vc verdictContext, awaited map[string][]stri
 		}
 		now := a.clock.Now()
 		several := len(d.Locations) > 1 || len(reports) > 1
+		agents := map[string]int{} // reports per location: with several, each check says whose
+		for _, r := range reports {
+			agents[r.Location]++
+		}
 		var failed []alerting.FailedCheck
 		if qv.status != store.StatusPassed {
 			for _, r := range qv.from {
 				var list []alerting.FailedCheck
 				_ = json.Unmarshal(r.Evidence, &list)
 				for _, fc := range list {
-					if several {
+					switch {
+					case agents[r.Location] > 1:
+						fc.Summary = r.Location + " (" + r.Agent + "): " + fc.Summary
+					case several:
 						fc.Summary = r.Location + ": " + fc.Summary
 					}
 					failed = append(failed, fc)
