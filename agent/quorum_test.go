@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/store"
@@ -111,5 +113,34 @@ func TestCombineAgentsOfOneLocation(t *testing.T) {
 	v := combine(one, []*store.LocationReport{rep("eu", "eu-1", store.StatusFailed), rep("eu", "eu-2", store.StatusFailed)}, configs.Quorum{Fail: 1}, false, both)
 	if len(v.from) != 2 {
 		t.Errorf("a failure seen by both agents rests on %d reports; want 2", len(v.from))
+	}
+}
+
+// The agents a location waits for: alive, with the service, running since before the
+// deploy was registered.
+func TestAwaitedAgents(t *testing.T) {
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	d := &store.Deploy{Service: "web", CreatedAt: at}
+	member := func(name, loc string, started time.Duration, services ...string) *store.Member {
+		return &store.Member{Name: name, Location: loc, Started: at.Add(started), Services: services}
+	}
+	members := []*store.Member{
+		member("eu-1", "eu", -time.Hour, "web"),
+		member("eu-2", "eu", 0, "web", "api"),    // started as the deploy was registered
+		member("eu-3", "eu", time.Second, "web"), // started after: a restart, not waited for
+		member("eu-4", "eu", -time.Hour, "api"),  // without the service
+		member("eu-5", "eu", -time.Hour, "web"),  // silent
+		member("us-1", "us", -time.Minute, "web"),
+	}
+	state := func(m *store.Member) memberState {
+		if m.Name == "eu-5" {
+			return memberSilent
+		}
+		return memberAlive
+	}
+	got := awaited(members, state, d)
+	want := map[string][]string{"eu": {"eu-1", "eu-2"}, "us": {"us-1"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("awaited %v; want %v", got, want)
 	}
 }

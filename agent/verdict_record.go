@@ -189,13 +189,18 @@ func (a *Agent) awaitedAgents(ctx context.Context, d *store.Deploy) (map[string]
 		return nil, fmt.Errorf("reading the agents a location waits for: %w", err)
 	}
 	now := a.clock.Now()
+	return awaited(members, func(m *store.Member) memberState { return a.stateOf(m, now) }, d), nil
+}
+
+// awaited picks, by location, the members a location's verdict on d waits for.
+func awaited(members []*store.Member, state func(*store.Member) memberState, d *store.Deploy) map[string][]string {
 	out := map[string][]string{}
 	for _, m := range members {
-		if a.stateOf(m, now) == memberAlive && slices.Contains(m.Services, d.Service) && !m.Started.After(d.CreatedAt) {
+		if state(m) == memberAlive && slices.Contains(m.Services, d.Service) && !m.Started.After(d.CreatedAt) {
 			out[m.Location] = append(out[m.Location], m.Name)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // quorumWait is how long a deploy waits for its missing locations once this one reported.
