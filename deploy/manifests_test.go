@@ -318,6 +318,42 @@ func TestHelmChart(t *testing.T) {
 		if n := fmt.Sprint(get(sts, "spec", "replicas")); n != "2" {
 			t.Errorf("replicas %s; want 2", n)
 		}
+		pod := get(sts, "spec", "template", "spec")
+		labels := get(sts, "spec", "selector", "matchLabels")
+		spread := list(get(pod, "topologySpreadConstraints"))
+		if len(spread) != 1 || str(get(spread[0], "topologyKey")) != "kubernetes.io/hostname" ||
+			str(get(spread[0], "whenUnsatisfiable")) != "ScheduleAnyway" || fmt.Sprint(get(spread[0], "labelSelector", "matchLabels")) != fmt.Sprint(labels) {
+			t.Errorf("two replicas are not spread over nodes: %v", spread)
+		}
+		pdb := objs["PodDisruptionBudget/rel-vigil"]
+		if pdb == nil || fmt.Sprint(get(pdb, "spec", "maxUnavailable")) != "1" || fmt.Sprint(get(pdb, "spec", "selector", "matchLabels")) != fmt.Sprint(labels) {
+			t.Errorf("two replicas without a PodDisruptionBudget of maxUnavailable 1 over their pods: %v", pdb)
+		}
+		// Values of one's own replace the defaults.
+		objs = render(t, "--set", "replicas=3", "--set", "persistence.enabled=false",
+			"--set", "config.store.driver=postgres", "--set-string", "config.store.dsn=postgres://vigil@db.monitoring:5432/vigil",
+			"--set-string", "podDisruptionBudget.maxUnavailable=50%",
+			"--set", "topologySpreadConstraints[0].maxSkew=1", "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+			"--set", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule")
+		spread = list(get(objs["StatefulSet/rel-vigil"], "spec", "template", "spec", "topologySpreadConstraints"))
+		if len(spread) != 1 || str(get(spread[0], "topologyKey")) != "topology.kubernetes.io/zone" {
+			t.Errorf("topologySpreadConstraints of the values not used: %v", spread)
+		}
+		if n := fmt.Sprint(get(objs["PodDisruptionBudget/rel-vigil"], "spec", "maxUnavailable")); n != "50%" {
+			t.Errorf("podDisruptionBudget.maxUnavailable=50%% renders %s", n)
+		}
+		objs = render(t, "--set", "replicas=2", "--set", "persistence.enabled=false", "--set", "podDisruptionBudget.enabled=false",
+			"--set", "config.store.driver=postgres", "--set-string", "config.store.dsn=postgres://vigil@db.monitoring:5432/vigil")
+		if objs["PodDisruptionBudget/rel-vigil"] != nil {
+			t.Error("podDisruptionBudget.enabled=false still renders one")
+		}
+	})
+
+	t.Run("one replica: no budget, no spread", func(t *testing.T) {
+		objs := render(t)
+		if objs["PodDisruptionBudget/rel-vigil"] != nil || get(objs["StatefulSet/rel-vigil"], "spec", "template", "spec", "topologySpreadConstraints") != nil {
+			t.Error("one replica renders a PodDisruptionBudget or a spread")
+		}
 	})
 
 	// values.schema.json and the templates refuse what would otherwise do nothing.
@@ -329,6 +365,7 @@ func TestHelmChart(t *testing.T) {
 		{"config.agent.api_token=null", "api_token"},
 		{"networkPolicy.egres[0].to=x", "egres"},
 		{"replicas=0", "/replicas"},
+		{"podDisruptionBudget.maxUnavailable=0", "/podDisruptionBudget/maxUnavailable"},
 		{"replicas=2", "replicas above 1 need config.store.driver: postgres"},
 	} {
 		out, err := helm(t, "template", "rel", chart, "--set", tc.set)
