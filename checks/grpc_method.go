@@ -58,7 +58,11 @@ func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error 
 	md, err := resolveMethod(ctx, conn, service, name)
 	if err != nil {
 		run.Vars["rpc_ms"] = ms(time.Since(start))
-		run.Vars["grpc_code"] = status.Code(err).String()
+		if st, ok := status.FromError(err); ok { // the reflection call's own; not a verdict of vigil's
+			run.Vars["grpc_code"] = st.Code().String()
+		} else {
+			run.Unmeasured("the method was not called", "grpc_code")
+		}
 		if unreached(err) {
 			run.Unmeasured("the server did not answer", "response")
 			return fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err)

@@ -219,10 +219,13 @@ func TestGRPCMethodFailures(t *testing.T) {
 		t.Errorf("series after a NOT_FOUND call: %q; want probe_grpc_status_code 5 and no serving status", series)
 	}
 
-	// A server without reflection fails, saying what to register.
+	// A server without reflection fails, saying what to register; no status code is made up.
 	bare := newGRPCServer(t, nil, withHealth(serving))
-	wantOutcome(t, run(t, buildOne(t, grpcCheck(bare.addr, method("vigiltest.orders.v1.Orders/GetOrder", `{}`))), Input{}), Fail,
-		"offers no reflection service")
+	res = run(t, buildOne(t, grpcCheck(bare.addr, method("vigiltest.orders.v1.Orders/GetOrder", `{}`))), Input{})
+	wantOutcome(t, res, Fail, "offers no reflection service")
+	if code, ok := res.Vars["grpc_code"]; ok {
+		t.Errorf("grpc_code %v for a method never called", code)
+	}
 	// A method that never answers, and nothing listening: errors, never a hang.
 	c := buildOne(t, strings.Replace(grpcCheck(srv.addr, method("vigiltest.orders.v1.Orders/GetOrder", `{"id": "slow"}`)), "timeout: 2s", "timeout: 300ms", 1))
 	wantOutcome(t, run(t, c, Input{}), Error, "DeadlineExceeded")
