@@ -310,6 +310,12 @@ func TestGRPCMethodHostileReflection(t *testing.T) {
 		{"the service's file without the timestamp import: protobuf's own is used", func(*rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse {
 			return files(orders)
 		}, Fail, "answered Unimplemented"}, // the descriptors build; the method itself is not served
+		{"imports sent one by one when asked", func(req *rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse {
+			if req.GetFileByFilename() == "vigiltest/missing.proto" {
+				return files(&descriptorpb.FileDescriptorProto{Name: proto.String("vigiltest/missing.proto"), Package: proto.String("vigiltest.other")})
+			}
+			return files(importsMissing) // without it, and without the timestamp's file
+		}, Fail, "answered Unimplemented"}, // the descriptors build from the imports asked for
 		{"a file that does not define the service", func(*rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse {
 			return files(&descriptorpb.FileDescriptorProto{Name: proto.String("empty.proto"), Package: proto.String("other")})
 		}, Fail, "do not define service vigiltest.orders.v1.Orders"},
