@@ -418,6 +418,10 @@ func TestLocationsAgentsOfOneLocationEachVerify(t *testing.T) {
 	if _, d := one.request("GET", "/api/v1/deploys/"+id, ""); d["status"] != store.StatusVerifying {
 		t.Fatalf("decided on eu-1's report while eu-2 still verified: %v (%v)", d["status"], d["reason"])
 	}
+	pending := regexp.MustCompile(`<td>eu-2</td><td><span class="pill run">verifying</span></td><td><span class="muted">not yet</span>`)
+	if page := one.page("/deploys/" + id); !pending.MatchString(page) || !strings.Contains(page, "<td>eu-1</td><td><span class=\"pill ok\">passed</span>") {
+		t.Errorf("the deploy page while eu-2 verifies does not show eu-1's pass and eu-2 pending")
+	}
 	two.stop()
 	d = one.verdict(id, 60*time.Second)
 	if d["status"] != store.StatusPassed || strings.Contains(fmt.Sprint(d["reason"]), "never reported") {

@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
@@ -127,8 +129,8 @@ type deployPageView struct {
 	Passed string
 	Links  []store.Link
 	Checks []*deployCheckView
-	// Locations are the verdicts each location reported, when agents in several
-	// locations verify the deploy (see "Running several agents").
+	// Locations are the verdicts each agent reported for its location, then, while the
+	// deploy verifies, the agents the verdict still waits for (see "Running several agents").
 	Locations []*store.LocationReport
 	Events    []*eventView
 	Refresh   bool
@@ -184,6 +186,9 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	if v.Locations, err = a.store.LocationReports(r.Context(), d.ID); err != nil {
 		a.log.Warn("reading a deploy's location reports failed", "deploy", d.ID, "error", err)
 	}
+	if d.Status == store.StatusVerifying {
+		v.Locations = append(v.Locations, a.pendingAgents(r.Context(), d, v.Locations)...)
+	}
 	events, err := a.store.DeployEvents(r.Context(), d.ID)
 	if err != nil {
 		a.log.Warn("reading a deploy's events failed", "deploy", d.ID, "error", err)
@@ -192,4 +197,27 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 		v.Events = append(v.Events, viewEvent(e))
 	}
 	a.render(w, "deploy.html", v, began)
+}
+
+// pendingAgents are the agents a verifying deploy's verdict still waits for, as rows
+// beside the reports: verifying, not reported yet.
+func (a *Agent) pendingAgents(ctx context.Context, d *store.Deploy, reports []*store.LocationReport) []*store.LocationReport {
+	awaited, err := a.awaitedAgents(ctx, d)
+	if err != nil {
+		a.log.Warn("reading the agents a deploy waits for failed", "deploy", d.ID, "error", err)
+		return nil
+	}
+	var out []*store.LocationReport
+	for _, loc := range sortedKeys(awaited) {
+		if len(d.Locations) > 0 && !slices.Contains(d.Locations, loc) {
+			continue
+		}
+		for _, name := range awaited[loc] {
+			if !slices.ContainsFunc(reports, func(r *store.LocationReport) bool { return r.Agent == name }) {
+				out = append(out, &store.LocationReport{DeployID: d.ID, Location: loc, Agent: name, Status: store.StatusVerifying,
+					Reason: "not reported yet: the verdict waits for it"})
+			}
+		}
+	}
+	return out
 }
