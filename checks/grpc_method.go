@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/configs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -52,7 +53,7 @@ func unreached(err error) bool {
 
 // call runs one call of g.method on conn.
 func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error {
-	service, name, _ := strings.Cut(strings.TrimPrefix(g.method, "/"), "/")
+	service, name, _ := configs.GRPCMethod(g.method) // validated when the config loaded
 	start := time.Now()
 	run.Transcript.Printf("server reflection: descriptors of %s from %s", service, g.address)
 	md, err := resolveMethod(ctx, conn, service, name)
