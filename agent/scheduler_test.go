@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,47 @@ func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
 	want := int32(now.Sub(first) / time.Second) // the ticks after the first one, all due by now
 	if got := skipped.Load(); got != want || want < 9 {
 		t.Errorf("skipped %d ticks, want %d (first due %s)", got, want, first.Sub(epoch))
+	}
+}
+
+// TestSchedulerPhasesOnTheGrid: every check's phase is a multiple of grain in Unix time,
+// after the run at start too, spread over the interval, and keeps the monotonic clock
+// reading (a wall-clock step must not move the schedule); the checks due in one grain
+// are all due at the same instant, so one timer wake-up starts them.
+func TestSchedulerPhasesOnTheGrid(t *testing.T) {
+	for _, atStart := range []bool{false, true} {
+		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: 1, RunAtStart: atStart,
+			Execute: func(context.Context, *checks.Check, time.Time) {}})
+		var list []*checks.Check
+		for i := range 1000 {
+			list = append(list, fakeCheck(fmt.Sprintf("c%d", i), "http", time.Second))
+		}
+		list = append(list, fakeCheck("odd", "http", 1234567*time.Microsecond))
+		before := time.Now()
+		s.Set(list)
+		instants := map[int64]int{}
+		for name, e := range s.entries {
+			phase := e.next
+			if atStart {
+				if e.next.After(time.Now()) {
+					t.Fatalf("%s: with RunAtStart the first run is due at once, not at %s", name, e.next)
+				}
+				phase = e.then
+			}
+			if phase.UnixNano()%int64(grain) != 0 {
+				t.Fatalf("%s: phase %s is not on the %s grid", name, phase.Format(time.RFC3339Nano), grain)
+			}
+			if d := phase.Sub(before); d < 0 || d > e.every+grain+time.Second {
+				t.Fatalf("%s: phase %s after Set, want within one interval", name, d)
+			}
+			if !strings.Contains(phase.String(), "m=") {
+				t.Fatalf("%s: phase %s lost the monotonic clock reading", name, phase)
+			}
+			instants[phase.UnixNano()]++
+		}
+		// A second of 1,000 checks on a 10 ms grid: about 100 instants, ten checks each.
+		if n := len(instants); n < 60 || n > 102 {
+			t.Errorf("RunAtStart=%v: 1,001 phases fell on %d instants of the grid, want about 100", atStart, n)
+		}
 	}
 }
