@@ -69,7 +69,10 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	if err != nil {
 		return nil, err
 	}
-	if r.Timeout > 0 {
+	// The request's own timeout, unless the run's deadline comes first (a scheduled run's
+	// does: the context it would make is only a cancel hooked under the run's, an
+	// allocation and a map entry per request).
+	if dl, ok := ctx.Deadline(); r.Timeout > 0 && (!ok || time.Until(dl) > r.Timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
