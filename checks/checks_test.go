@@ -369,3 +369,58 @@ func TestRunAllBoundsConcurrency(t *testing.T) {
 		t.Errorf("peak concurrency %d, limit 3", p)
 	}
 }
+
+// TestHTTPNonce: {{ .Nonce }} in an http request's url, header or body is one fresh marker
+// per run, the same wherever it appears in that run; a request without a template is sent
+// exactly as written (braces it does not have are not looked for).
+func TestHTTPNonce(t *testing.T) {
+	type seen struct{ path, header, body string }
+	got := make(chan seen, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.URL.Path, r.Header.Get("X-Marker"), string(b)}
+	}))
+	defer srv.Close()
+	cs := build(t, srv.URL, `
+checks:
+  - name: marked
+    kind: http
+    request: {method: POST, url: "${T}/items/{{ .Nonce }}", headers: {X-Marker: "{{ .Nonce }}"}, body: '{"marker":"{{ .Nonce }}"}'}
+  - name: plain
+    kind: http
+    request: {method: POST, url: "${T}/items/x", headers: {X-Marker: "m"}, body: '{"marker":"{ .Nonce }"}'}
+  - name: header-only
+    kind: http
+    request: {url: "${T}/h", headers: {X-Marker: "{{ .Nonce }}"}}
+`)
+	markers := map[string]bool{}
+	for range 3 {
+		if res := cs["marked"].Run(context.Background(), checks.Input{}); res.Outcome != checks.Pass {
+			t.Fatalf("marked: %s %v", res.Outcome, res.Reasons)
+		}
+		s := <-got
+		m := strings.TrimPrefix(s.path, "/items/")
+		if !strings.HasPrefix(m, "vigil-") || len(m) != len("vigil-")+24 {
+			t.Fatalf("the url's marker is %q, want vigil- and 24 hex digits", m)
+		}
+		if s.header != m || s.body != `{"marker":"`+m+`"}` {
+			t.Fatalf("one run sent different markers: url %q, header %q, body %q", m, s.header, s.body)
+		}
+		markers[m] = true
+	}
+	if len(markers) != 3 {
+		t.Errorf("three runs sent %d distinct markers, want a fresh one per run", len(markers))
+	}
+	if res := cs["plain"].Run(context.Background(), checks.Input{}); res.Outcome != checks.Pass {
+		t.Fatalf("plain: %s %v", res.Outcome, res.Reasons)
+	}
+	if s := <-got; s != (seen{"/items/x", "m", `{"marker":"{ .Nonce }"}`}) {
+		t.Errorf("a request without a template was sent as %+v", s)
+	}
+	if res := cs["header-only"].Run(context.Background(), checks.Input{}); res.Outcome != checks.Pass {
+		t.Fatalf("header-only: %s %v", res.Outcome, res.Reasons)
+	}
+	if s := <-got; !strings.HasPrefix(s.header, "vigil-") {
+		t.Errorf("a marker in a header alone was sent as %q", s.header)
+	}
+}

@@ -63,7 +63,7 @@ func (h *HTTP) seal(res *Result, red *configs.Redactor) { keepBody(res, h.storeB
 
 // Probe implements Prober.
 func (h *HTTP) Probe(ctx context.Context, run *Run) error {
-	r, err := h.req.Render(map[string]any{"Nonce": newNonce()})
+	r, err := h.req.Render(h.req.nonceData())
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 
 // one sends request i and measures it from begin.
 func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSample {
-	req, err := s.req.Render(map[string]any{"Nonce": newNonce()})
+	req, err := s.req.Render(s.req.nonceData())
 	if err != nil {
 		return slaSample{sent: true, key: slaError, err: err}
 	}

@@ -20,6 +20,8 @@ type requestTemplate struct {
 	url     *template.Template
 	body    *template.Template
 	headers map[string]*template.Template
+	// templated: the url, body or a header has a template.
+	templated bool
 }
 
 // compileRequest compiles the templates in r. path names r in errors.
@@ -37,7 +39,20 @@ func compileRequest(r *configs.Request) (*requestTemplate, error) {
 			return nil, err
 		}
 	}
+	rt.templated = rt.url != nil || rt.body != nil
+	for _, t := range rt.headers {
+		rt.templated = rt.templated || t != nil
+	}
 	return rt, nil
+}
+
+// nonceData is the data of a request whose only variable is a fresh marker per send
+// ({{ .Nonce }}): nil, and no marker made, when the request has no template.
+func (rt *requestTemplate) nonceData() map[string]any {
+	if !rt.templated {
+		return nil
+	}
+	return map[string]any{"Nonce": newNonce()}
 }
 
 // templateError names which field of a request has a bad template.
