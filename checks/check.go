@@ -365,16 +365,23 @@ func (a *Assertion) unmeasuredBy(unmeasured map[string]string) string {
 	return ""
 }
 
+// noBaseline and noDeploy are what assertions see of a run outside a deploy's
+// verification (every scheduled run): shared by every run, so never written to (expr reads
+// its environment, it cannot assign).
+var (
+	noBaseline = map[string]any{}
+	noDeploy   = map[string]any{"id": "", "service": "", "version": "", "environment": "", "commit": ""}
+)
+
 // assertionEnv is what assertions see: the run's variables, baseline and deploy.
 func assertionEnv(run *Run) map[string]any {
 	env := make(map[string]any, len(run.Vars)+2)
 	maps.Copy(env, run.Vars)
+	env["baseline"] = noBaseline
 	if run.Baseline != nil {
 		env["baseline"] = alignBaseline(run.Baseline, run.Vars)
-	} else {
-		env["baseline"] = map[string]any{}
 	}
-	d := map[string]any{"id": "", "service": "", "version": "", "environment": "", "commit": ""}
+	d := noDeploy
 	if run.Deploy != nil {
 		d = map[string]any{"id": run.Deploy.ID, "service": run.Deploy.Service, "version": run.Deploy.Version,
 			"environment": run.Deploy.Environment, "commit": run.Deploy.Commit}

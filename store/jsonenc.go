@@ -12,13 +12,27 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
+// jsonBufs are mustJSON's buffers, reused: the string it returns is a copy.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // mustJSON is v as JSON; "null" when encoding/json would refuse it (a NaN, say).
 func mustJSON(v any) string {
-	if b, ok := appendJSON(make([]byte, 0, 256), v); ok {
-		return string(b)
+	buf := jsonBufs.Get().(*[]byte)
+	b, ok := appendJSON((*buf)[:0], v)
+	var out string
+	if ok {
+		out = string(b)
+	}
+	if cap(b) <= 64<<10 { // a transcript's few hundred KiB are not kept for the next row
+		*buf = b
+		jsonBufs.Put(buf)
+	}
+	if ok {
+		return out
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
