@@ -11,9 +11,9 @@ import (
 	"github.com/vigil-monitor/vigil/internal/clock"
 )
 
-// Scheduler runs each check every `every`, start to start, from a random initial offset
-// so a thousand checks are spread over their interval rather than due at once (the offsets
-// are rounded to a grid of `grain`, so the few due together start together). It owns time: a check never
+// Scheduler runs each check every `every`, start to start, from a random initial offset,
+// rounded to a grid so that the checks of one interval come due in small batches (see
+// phases.go) rather than all at once or each on its own. It owns time: a check never
 // sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
 // previous run still going is skipped and counted, as are ticks that passed while the
 // process was starved). At most `concurrency` runs are in flight, and at most
@@ -30,6 +30,8 @@ type Scheduler struct {
 	browser *limit // runs that hold a browser page (checks.BrowserSlot)
 
 	mu      sync.Mutex
+	grains  map[time.Duration]time.Duration // each interval's grid (phases.go)
+	shift   float64                         // where this scheduler's grid starts: a fraction of a grain
 	entries map[string]*entry
 	queue   entryHeap
 	running map[string]bool
@@ -72,9 +74,10 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	return &Scheduler{
 		clock: o.Clock, execute: o.Execute, onLag: o.OnLag, onSkip: o.OnSkip,
-		rand: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), atStart: o.RunAtStart,
+		rand: r, shift: r.Float64(), atStart: o.RunAtStart,
 		conc:    newLimit(o.Concurrency),
 		browser: newLimit(o.BrowserConcurrency),
 		entries: map[string]*entry{}, running: map[string]bool{}, wake: make(chan struct{}, 1),
@@ -87,6 +90,7 @@ func (s *Scheduler) Set(list []*checks.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
+	s.grains = gridOf(list)
 	keep := map[string]bool{}
 	for _, c := range list {
 		keep[c.Name] = true
@@ -96,15 +100,15 @@ func (s *Scheduler) Set(list []*checks.Check) {
 			if e.every != every {
 				e.every = every
 				if e.next.Sub(now) > every {
-					e.next = s.phase(now, every)
+					e.next = s.phase(now, c)
 				}
 				heap.Fix(&s.queue, e.index)
 			}
 			continue
 		}
-		e := &entry{check: c, every: every, next: s.phase(now, every)}
+		e := &entry{check: c, every: every, next: s.phase(now, c)}
 		if s.atStart {
-			e.next, e.then = now, s.phase(now.Add(time.Millisecond), every)
+			e.next, e.then = now, s.phase(now.Add(time.Millisecond), c)
 		}
 		s.entries[c.Name] = e
 		heap.Push(&s.queue, e)
@@ -116,30 +120,6 @@ func (s *Scheduler) Set(list []*checks.Check) {
 		}
 	}
 	s.poke()
-}
-
-// grain is the grid checks' runs are due on: a check's first due time is a multiple of it
-// in Unix time, and so is every later one when its interval is (any interval in whole
-// seconds or milliseconds divisible by ten). The runs due in the same grain start on one
-// wake-up of the scheduler, and their answers come back together, rather than each run
-// waking the process on its own: at a thousand checks a second that is a hundred
-// wake-ups instead of a thousand, and about a fifth of the agent's CPU per check
-// (docs/PERFORMANCE.md). No run starts early or later for it; only the random phases are
-// rounded.
-const grain = 10 * time.Millisecond
-
-// phase returns a check's first due time: a random point within one interval from now,
-// rounded up to the grid.
-func (s *Scheduler) phase(now time.Time, every time.Duration) time.Time {
-	t := now.Add(time.Duration(s.rand.Int64N(int64(every))))
-	r := time.Duration(t.UnixNano() % int64(grain))
-	if r < 0 {
-		r += grain
-	}
-	if r != 0 {
-		t = t.Add(grain - r) // Add keeps the monotonic clock reading; Truncate would drop it
-	}
-	return t
 }
 
 func (s *Scheduler) poke() {

@@ -87,7 +87,7 @@ func TestSchedulerOffsetsAndNoDrift(t *testing.T) {
 		if first < 0 || first >= 10*time.Second {
 			t.Errorf("c%d first run at +%s: the offset must be within one interval", i, first)
 		}
-		offsets[first.Truncate(250*time.Millisecond)] = true
+		offsets[log.due(fmt.Sprintf("c%d", i))[0].Sub(epoch)] = true
 		// No drift: the k-th run is due exactly k intervals after the first, and it
 		// started within one clock step of being due.
 		dues := log.due(fmt.Sprintf("c%d", i))
@@ -100,8 +100,9 @@ func TestSchedulerOffsetsAndNoDrift(t *testing.T) {
 			}
 		}
 	}
-	if len(offsets) < 8 {
-		t.Errorf("20 checks got only %d distinct offsets: they would fire together", len(offsets))
+	// Twenty checks of one interval come due in batches of about ten: two instants.
+	if len(offsets) != 2 {
+		t.Errorf("20 checks every 10 s came due at %d distinct offsets, want 2 batches", len(offsets))
 	}
 	if n := len(log.get("fast")); n < 59 || n > 61 {
 		t.Errorf("every=1s ran %d times in 60s", n)
@@ -199,8 +200,8 @@ func TestSchedulerSetKeepsPhaseAndRemoves(t *testing.T) {
 	}
 }
 
-// With RunAtStart every check runs once at once, then keeps a phase of its own: a thousand
-// checks do not all fire again together one interval later.
+// With RunAtStart every check runs once at once, then keeps a phase: fifty checks do not
+// all fire again together one interval later, but in batches of about ten.
 func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 	fc := clock.NewFake(epoch)
 	log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
@@ -208,7 +209,10 @@ func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 		log.add(c.Name, due, fc.Now())
 	}})
 	var list []*checks.Check
-	names := []string{"a", "b", "c", "d", "e"}
+	var names []string
+	for i := range 50 {
+		names = append(names, fmt.Sprintf("c%d", i))
+	}
 	for _, n := range names {
 		list = append(list, fakeCheck(n, "http", time.Minute))
 	}
@@ -237,8 +241,8 @@ func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 		}
 		seconds[phase] = true
 	}
-	if len(seconds) < 3 {
-		t.Errorf("the checks share their phases (%v): they would fire together", seconds)
+	if len(seconds) < 3 || len(seconds) > 5 {
+		t.Errorf("50 checks came due at %d instants after the start (%v), want batches of about ten", len(seconds), seconds)
 	}
 }
 
@@ -274,23 +278,21 @@ func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
 	}
 }
 
-// TestSchedulerPhasesOnTheGrid: every check's phase is a multiple of grain in Unix time,
-// after the run at start too, spread over the interval, and keeps the monotonic clock
-// reading (a wall-clock step must not move the schedule); the checks due in one grain
-// are all due at the same instant, so one timer wake-up starts them.
+// TestSchedulerPhasesOnTheGrid: the checks of one interval come due in batches of about
+// ten, on a grid of that interval's own, after the run at start too: 1,000 checks a second
+// at about 100 instants 10 ms apart, 100 checks every 30 s at ten instants 3 s apart, a
+// lone check at one instant a whole interval apart. Phases keep the monotonic clock
+// reading (a wall-clock step must not move the schedule). Kinds that must not be batched
+// (browser, sla, propagation) keep phases of their own, and two schedulers' grids start at
+// different shifts (agents in two locations do not send at the same instants).
 func TestSchedulerPhasesOnTheGrid(t *testing.T) {
-	for _, atStart := range []bool{false, true} {
-		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: 1, RunAtStart: atStart,
-			Execute: func(context.Context, *checks.Check, time.Time) {}})
-		var list []*checks.Check
-		for i := range 1000 {
-			list = append(list, fakeCheck(fmt.Sprintf("c%d", i), "http", time.Second))
-		}
-		list = append(list, fakeCheck("odd", "http", 1234567*time.Microsecond))
-		before := time.Now()
-		s.Set(list)
-		instants := map[int64]int{}
+	phases := func(s *Scheduler, atStart bool, prefix string) []time.Time {
+		t.Helper()
+		var out []time.Time
 		for name, e := range s.entries {
+			if !strings.HasPrefix(name, prefix) {
+				continue
+			}
 			phase := e.next
 			if atStart {
 				if e.next.After(time.Now()) {
@@ -298,20 +300,71 @@ func TestSchedulerPhasesOnTheGrid(t *testing.T) {
 				}
 				phase = e.then
 			}
-			if phase.UnixNano()%int64(grain) != 0 {
-				t.Fatalf("%s: phase %s is not on the %s grid", name, phase.Format(time.RFC3339Nano), grain)
-			}
-			if d := phase.Sub(before); d < 0 || d > e.every+grain+time.Second {
-				t.Fatalf("%s: phase %s after Set, want within one interval", name, d)
-			}
 			if !strings.Contains(phase.String(), "m=") {
 				t.Fatalf("%s: phase %s lost the monotonic clock reading", name, phase)
 			}
-			instants[phase.UnixNano()]++
+			out = append(out, phase)
 		}
-		// A second of 1,000 checks on a 10 ms grid: about 100 instants, ten checks each.
-		if n := len(instants); n < 60 || n > 102 {
-			t.Errorf("RunAtStart=%v: 1,001 phases fell on %d instants of the grid, want about 100", atStart, n)
+		return out
+	}
+	// instants checks that every phase is within one interval (and a grain) of before,
+	// that the phases are a whole number of grains apart, and counts the instants.
+	instants := func(ps []time.Time, before time.Time, every, grain time.Duration) int {
+		t.Helper()
+		seen := map[int64]bool{}
+		for _, p := range ps {
+			if d := p.Sub(before); d < 0 || d > every+grain+time.Second {
+				t.Fatalf("phase %s after Set, want within one interval", d)
+			}
+			if r := p.Sub(ps[0]) % grain; r != 0 {
+				t.Fatalf("phases %s and %s are not a whole number of %s apart", p, ps[0], grain)
+			}
+			seen[p.UnixNano()] = true
 		}
+		return len(seen)
+	}
+	var shifts []time.Duration
+	for _, atStart := range []bool{false, true} {
+		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: 1, BrowserConcurrency: 1, RunAtStart: atStart,
+			Execute: func(context.Context, *checks.Check, time.Time) {}})
+		var list []*checks.Check
+		for i := range 1000 {
+			list = append(list, fakeCheck(fmt.Sprintf("fast%d", i), "http", time.Second))
+		}
+		for i := range 100 {
+			list = append(list, fakeCheck(fmt.Sprintf("slow%d", i), "tcp", 30*time.Second))
+		}
+		list = append(list, fakeCheck("lone", "http", 1234567*time.Microsecond))
+		for i := range 5 {
+			list = append(list, fakeCheck(fmt.Sprintf("load%d", i), "sla", 30*time.Second),
+				fakeCheck(fmt.Sprintf("page%d", i), "browser", 30*time.Second))
+		}
+		before := time.Now()
+		s.Set(list)
+		fast := phases(s, atStart, "fast")
+		if n := instants(fast, before, time.Second, 10*time.Millisecond); n < 60 || n > 101 {
+			t.Errorf("RunAtStart=%v: 1,000 checks a second came due at %d instants, want about 100", atStart, n)
+		}
+		if n := instants(phases(s, atStart, "slow"), before, 30*time.Second, 3*time.Second); n < 6 || n > 11 {
+			t.Errorf("RunAtStart=%v: 100 checks every 30 s came due at %d instants, want about 10", atStart, n)
+		}
+		instants(phases(s, atStart, "lone"), before, 1234567*time.Microsecond, 1234567*time.Microsecond)
+		// sla and browser checks (and the 30 s checks beside them) are not batched: ten
+		// phases of their own, none on the 30 s checks' grid.
+		slow := phases(s, atStart, "slow")[0]
+		alone := map[int64]bool{}
+		for _, p := range append(phases(s, atStart, "load"), phases(s, atStart, "page")...) {
+			if p.Sub(slow)%(3*time.Second) == 0 {
+				t.Errorf("RunAtStart=%v: an sla or browser check came due on the batched checks' grid, at %s", atStart, p)
+			}
+			alone[p.UnixNano()] = true
+		}
+		if len(alone) != 10 {
+			t.Errorf("RunAtStart=%v: 10 sla and browser checks came due at %d instants, want each its own", atStart, len(alone))
+		}
+		shifts = append(shifts, time.Duration(fast[0].UnixNano()%int64(10*time.Millisecond)))
+	}
+	if shifts[0] == shifts[1] {
+		t.Errorf("two schedulers' grids start at the same shift (%s): agents would send at the same instants", shifts[0])
 	}
 }

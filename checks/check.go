@@ -133,6 +133,14 @@ type Scarce interface {
 	Resource() Resource
 }
 
+// Alone is implemented by a kind (its value in the kinds table) whose runs should not come
+// due at the same instant as other checks of their interval, which the scheduler otherwise
+// batches: an sla run loads the service at its own concurrency, and runs side by side
+// would each measure the others' load; a propagation run writes and polls for seconds.
+type Alone interface {
+	Alone()
+}
+
 // Instrumented is implemented by a kind (its value in the kinds table) that exports
 // metrics of its own beyond the probe_* and vigil_check_* series every check has, as
 // blackbox_exporter's probers do.

@@ -109,6 +109,15 @@ func (c *Check) Resource() Resource {
 	return ""
 }
 
+// Batched reports whether runs of c may come due together with other checks of its
+// interval: not when a run holds a scarce resource or its kind runs Alone.
+func (c *Check) Batched() bool {
+	k := kinds[c.Kind]
+	_, alone := k.(Alone)
+	_, scarce := k.(Scarce)
+	return !alone && !scarce
+}
+
 // KindMetrics records results in the metrics of their kinds (see Instrumented).
 type KindMetrics struct {
 	kinds  map[string]*Recorder

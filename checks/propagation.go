@@ -295,6 +295,8 @@ type propagationKind struct{}
 
 func (propagationKind) vars() types.Map { return propagationVars }
 
+func (propagationKind) Alone() {} // it writes, then polls every reader for seconds
+
 // Instrument implements Instrumented: how long markers took to reach every reader, in
 // runs that measured it.
 func (propagationKind) Instrument(in Instruments) *Recorder {

@@ -252,6 +252,8 @@ type slaKind struct{}
 
 func (slaKind) vars() types.Map { return slaVars }
 
+func (slaKind) Alone() {} // its load would be measured by the checks beside it, and theirs by it
+
 func (slaKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.SLASpec) // the request cap (allow_load) is a config rule
 	req := b.request(c.Path()+".request", &s.Request, []string{"Nonce"})

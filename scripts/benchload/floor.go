@@ -65,7 +65,7 @@ type floorReport struct {
 }
 
 // runFloor is the floor: a timer per check, first due at an even spread over the first
-// interval rounded up to vigil's 10 ms grid (as vigil spreads checks), 32 requests at once through one kept-alive client, and
+// interval rounded up to a grid of about ten checks an instant (as vigil batches checks), 32 requests at once through one kept-alive client, and
 // the rows inserted every 100 ms in one transaction through a prepared statement. It runs
 // until SIGTERM, then prints the p99 start lag of the ticks due in [from, to) as JSON.
 func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time) error {
@@ -105,9 +105,10 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
 	sem := make(chan struct{}, 32)
 	start := time.Now()
+	grain := max(10*time.Millisecond, every/time.Duration(max(1, checks/10))) // as vigil's scheduler batches (agent/phases.go)
 	for i := range checks {
 		name := "c" + strconv.Itoa(i)
-		next := onGrid(start.Add(time.Duration(int64(every) * int64(i) / int64(checks))))
+		next := onGrid(start.Add(time.Duration(int64(every)*int64(i)/int64(checks))), grain)
 		go func() {
 			t := time.NewTimer(time.Until(next))
 			for {
@@ -229,10 +230,10 @@ func bareCost(self, target string) (float64, error) {
 	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 }
 
-// onGrid rounds t up to a multiple of 10 ms, as vigil's scheduler rounds checks' phases:
-// the timers due at the same instant fire on one wake-up.
-func onGrid(t time.Time) time.Time {
-	const grain = 10 * time.Millisecond
+// onGrid rounds t up to a multiple of grain: vigil's scheduler puts the phases of checks
+// of one interval on such a grid, about ten checks to an instant, and the timers due at
+// the same instant fire on one wake-up.
+func onGrid(t time.Time, grain time.Duration) time.Time {
 	if r := time.Duration(t.UnixNano() % int64(grain)); r != 0 {
 		t = t.Add(grain - r)
 	}
