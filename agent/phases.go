@@ -17,8 +17,9 @@ import (
 
 const (
 	// batch is about how many checks of one interval come due at each instant of their
-	// grid: a handful, started within a few milliseconds of each other (agent.concurrency
-	// is 32 by default), so the start lag stays a few milliseconds.
+	// grid: a handful, started within a few milliseconds of each other, so the start lag
+	// stays a few milliseconds. Never more than half of agent.concurrency (32 by default):
+	// with few run slots, a batch would queue for them.
 	batch = 10
 	// minGrain is the finest grid: at 1,000 checks a second, ten due every 10 ms.
 	minGrain = 10 * time.Millisecond
@@ -27,10 +28,15 @@ const (
 // gridOf returns each interval's grain for the checks that may be batched
 // (checks.Check.Batched): the interval divided into as many instants as give about `batch`
 // checks each (one instant, the whole interval, for fewer than 2*batch checks), never finer
-// than minGrain. The others keep a phase of their own, off the grid: ten browser runs due
+// than minGrain; batches are smaller with fewer than 20 run slots, and there are none with
+// fewer than 4. The others keep a phase of their own, off the grid: ten browser runs due
 // at once on two pages would wait their turn for seconds, and sla runs side by side would
 // measure each other's load.
-func gridOf(list []*checks.Check) map[time.Duration]time.Duration {
+func gridOf(list []*checks.Check, concurrency int) map[time.Duration]time.Duration {
+	size := min(batch, concurrency/2)
+	if size < 2 {
+		return nil // one run at a time (or two): every check keeps a phase of its own
+	}
 	n := map[time.Duration]int{}
 	for _, c := range list {
 		if c.Batched() {
@@ -39,7 +45,7 @@ func gridOf(list []*checks.Check) map[time.Duration]time.Duration {
 	}
 	out := make(map[time.Duration]time.Duration, len(n))
 	for every, count := range n {
-		out[every] = max(minGrain, every/time.Duration(max(1, count/batch)))
+		out[every] = max(minGrain, every/time.Duration(max(1, count/size)))
 	}
 	return out
 }

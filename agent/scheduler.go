@@ -90,7 +90,7 @@ func (s *Scheduler) Set(list []*checks.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	s.grains = gridOf(list)
+	s.grains = gridOf(list, s.conc.limit())
 	keep := map[string]bool{}
 	for _, c := range list {
 		keep[c.Name] = true

@@ -205,7 +205,7 @@ func TestSchedulerSetKeepsPhaseAndRemoves(t *testing.T) {
 func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 	fc := clock.NewFake(epoch)
 	log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
-	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 10, Seed: 5, RunAtStart: true, Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 32, Seed: 5, RunAtStart: true, Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
 		log.add(c.Name, due, fc.Now())
 	}})
 	var list []*checks.Check
@@ -325,7 +325,7 @@ func TestSchedulerPhasesOnTheGrid(t *testing.T) {
 	}
 	var shifts []time.Duration
 	for _, atStart := range []bool{false, true} {
-		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: 1, BrowserConcurrency: 1, RunAtStart: atStart,
+		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: 32, BrowserConcurrency: 1, RunAtStart: atStart,
 			Execute: func(context.Context, *checks.Check, time.Time) {}})
 		var list []*checks.Check
 		for i := range 1000 {
@@ -366,5 +366,30 @@ func TestSchedulerPhasesOnTheGrid(t *testing.T) {
 	}
 	if shifts[0] == shifts[1] {
 		t.Errorf("two schedulers' grids start at the same shift (%s): agents would send at the same instants", shifts[0])
+	}
+}
+
+// TestSchedulerBatchesFitTheRunSlots: batches are at most half of agent.concurrency, so a
+// batch never queues for slots: with 8 slots, 100 checks every 30 s come due four at a
+// time (25 instants); with 3 slots, not batched at all (each check its own phase).
+func TestSchedulerBatchesFitTheRunSlots(t *testing.T) {
+	for _, tc := range []struct {
+		slots    int
+		min, max int
+	}{{8, 18, 25}, {3, 90, 100}} {
+		s := NewScheduler(SchedulerOptions{Clock: clock.Real{}, Concurrency: tc.slots, Seed: 3,
+			Execute: func(context.Context, *checks.Check, time.Time) {}})
+		var list []*checks.Check
+		for i := range 100 {
+			list = append(list, fakeCheck(fmt.Sprintf("c%d", i), "http", 30*time.Second))
+		}
+		s.Set(list)
+		instants := map[int64]bool{}
+		for _, e := range s.entries {
+			instants[e.next.UnixNano()] = true
+		}
+		if n := len(instants); n < tc.min || n > tc.max {
+			t.Errorf("%d run slots: 100 checks every 30 s came due at %d instants, want %d-%d", tc.slots, n, tc.min, tc.max)
+		}
 	}
 }
