@@ -27,11 +27,12 @@ const (
 
 // gridOf returns each interval's grain for the checks that may be batched
 // (checks.Check.Batched): the interval divided into as many instants as give about `batch`
-// checks each (one instant, the whole interval, for fewer than 2*batch checks), never finer
-// than minGrain; batches are smaller with fewer than 20 run slots, and there are none with
-// fewer than 4. The others keep a phase of their own, off the grid: ten browser runs due
-// at once on two pages would wait their turn for seconds, and sla runs side by side would
-// measure each other's load.
+// checks each, never finer than minGrain; batches are smaller with fewer than 20 run
+// slots, and there are none with fewer than 4. An interval with fewer than two batches'
+// worth of checks gets no grid: the wake-ups saved are few, and a small service's checks
+// all at once would be a burst where a rate limit might see one. The others keep a phase
+// of their own, off the grid: ten browser runs due at once on two pages would wait their
+// turn for seconds, and sla runs side by side would measure each other's load.
 func gridOf(list []*checks.Check, concurrency int) map[time.Duration]time.Duration {
 	size := min(batch, concurrency/2)
 	if size < 2 {
@@ -45,7 +46,10 @@ func gridOf(list []*checks.Check, concurrency int) map[time.Duration]time.Durati
 	}
 	out := make(map[time.Duration]time.Duration, len(n))
 	for every, count := range n {
-		out[every] = max(minGrain, every/time.Duration(max(1, count/size)))
+		if count < 2*size {
+			continue // too few to matter: spread, not one burst of them all at the service
+		}
+		out[every] = max(minGrain, every/time.Duration(count/size))
 	}
 	return out
 }

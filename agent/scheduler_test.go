@@ -280,9 +280,10 @@ func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
 
 // TestSchedulerPhasesOnTheGrid: the checks of one interval come due in batches of about
 // ten, on a grid of that interval's own, after the run at start too: 1,000 checks a second
-// at about 100 instants 10 ms apart, 100 checks every 30 s at ten instants 3 s apart, a
-// lone check at one instant a whole interval apart. Phases keep the monotonic clock
-// reading (a wall-clock step must not move the schedule). Kinds that must not be batched
+// at about 100 instants 10 ms apart, 100 checks every 30 s at ten instants 3 s apart; an
+// interval with fewer than two batches' worth of checks gets no grid (no burst of them
+// all). Phases keep the monotonic clock reading (a wall-clock step must not move the
+// schedule). Kinds that must not be batched
 // (browser, sla, propagation) keep phases of their own, and two schedulers' grids start at
 // different shifts (agents in two locations do not send at the same instants).
 func TestSchedulerPhasesOnTheGrid(t *testing.T) {
@@ -334,7 +335,9 @@ func TestSchedulerPhasesOnTheGrid(t *testing.T) {
 		for i := range 100 {
 			list = append(list, fakeCheck(fmt.Sprintf("slow%d", i), "tcp", 30*time.Second))
 		}
-		list = append(list, fakeCheck("lone", "http", 1234567*time.Microsecond))
+		for i := range 19 { // fewer than two batches of their interval
+			list = append(list, fakeCheck(fmt.Sprintf("few%d", i), "http", 7*time.Second))
+		}
 		for i := range 5 {
 			list = append(list, fakeCheck(fmt.Sprintf("load%d", i), "sla", 30*time.Second),
 				fakeCheck(fmt.Sprintf("page%d", i), "browser", 30*time.Second))
@@ -348,7 +351,15 @@ func TestSchedulerPhasesOnTheGrid(t *testing.T) {
 		if n := instants(phases(s, atStart, "slow"), before, 30*time.Second, 3*time.Second); n < 6 || n > 11 {
 			t.Errorf("RunAtStart=%v: 100 checks every 30 s came due at %d instants, want about 10", atStart, n)
 		}
-		instants(phases(s, atStart, "lone"), before, 1234567*time.Microsecond, 1234567*time.Microsecond)
+		few := phases(s, atStart, "few")
+		instants(few, before, 7*time.Second, time.Nanosecond)
+		distinct := map[int64]bool{}
+		for _, p := range few {
+			distinct[p.UnixNano()] = true
+		}
+		if len(distinct) != 19 {
+			t.Errorf("RunAtStart=%v: 19 checks of one interval came due at %d instants, want each its own (no grid)", atStart, len(distinct))
+		}
 		// sla and browser checks (and the 30 s checks beside them) are not batched: ten
 		// phases of their own, none on the 30 s checks' grid.
 		slow := phases(s, atStart, "slow")[0]
