@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +127,54 @@ func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 	out, err := exec.Command(vigilBinary(t), "agent", "-c", cfg, "--memory-limit-ratio", "1.5").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--memory-limit-ratio") {
 		t.Errorf("ratio 1.5: %v\n%s", err, out)
+	}
+}
+
+// The agent's GOGC is 50 unless --gc-percent or GOGC (which wins) says otherwise; a
+// percentage below 1 is a usage error. Read back from the agent's own go_gc_gogc_percent.
+func TestAgentGCPercent(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t)
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gogc := regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`)
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"default", nil, nil, "50"},
+		{"a percentage given", nil, []string{"--gc-percent", "80"}, "80"},
+		{"GOGC wins", []string{"GOGC=120"}, []string{"--gc-percent", "80"}, "120"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			cmd := exec.Command(vigilBinary(t), append([]string{"agent", "-c", cfg, "--listen", addr}, c.args...)...)
+			cmd.Env = append(os.Environ(), c.env...)
+			if len(c.env) == 0 { // not the test's own GOGC, if it has one
+				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
+			}
+			p := runAgentCmd(t, cmd, addr)
+			_, body := p.get("/metrics")
+			m := gogc.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("no go_gc_gogc_percent in /metrics")
+			}
+			if m[1] != c.want {
+				t.Errorf("go_gc_gogc_percent %s, want %s", m[1], c.want)
+			}
+			if code := p.terminate(); code != 0 {
+				t.Errorf("exit code %d", code)
+			}
+		})
+	}
+	for _, bad := range []string{"0", "-5", "fifty"} {
+		out, err := exec.Command(vigilBinary(t), "agent", "-c", cfg, "--gc-percent", bad).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--gc-percent") {
+			t.Errorf("--gc-percent %s: %v\n%s", bad, err, out)
+		}
 	}
 }
