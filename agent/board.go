@@ -6,8 +6,9 @@ package agent
 // 7 d). The status page and the badges read it without a query, so a page of a thousand
 // checks costs what rendering it costs. It starts from the store's history (one grouped
 // query per ring at start, off the request path) and follows every run this agent records
-// after that. A check's rings are fixed arrays of compact buckets, 1.3 KB however
-// often it runs, so that ten thousand checks fit in a small agent.
+// after that. A check's rings are fixed arrays of compact buckets, 944 bytes however
+// often it runs, and 364 more while it has failed or errored in the last week, so that ten
+// thousand checks fit in a small agent.
 
 import (
 	"context"
@@ -20,6 +21,8 @@ import (
 )
 
 const (
+	hourRing, dayRing, weekRing = 0, 1, 2
+
 	hourWidth    = 5 * time.Minute
 	hourSlots    = 12 + 1 // an hour of five-minute buckets, and the one in progress
 	dayWidth     = 30 * time.Minute
@@ -29,6 +32,11 @@ const (
 	barWidth     = dayWidth
 	barsShown    = 48 // a day of half-hour bars
 	outcomeCount = 4
+)
+
+var (
+	ringWidth = [3]time.Duration{hourWidth, dayWidth, weekWidth}
+	ringSlots = [3]int32{hourSlots, daySlots, weekSlots}
 )
 
 // outcomeIndex orders outcomes in a bucket's counts.
@@ -45,19 +53,60 @@ func outcomeIndex(o string) int {
 	}
 }
 
-// slotRuns is the runs of one bucket of the hour and week rings: 12 bytes. Its counts
-// saturate at 65,535, more than six hours of a check every second (the shortest `every`)
-// and its deploy verifications make.
+// boardRuns is runs to add to a check's rings: one run, or a bucket of the store's history.
+type boardRuns struct {
+	runs         [outcomeCount]uint32 // by outcomeIndex
+	sumMS, maxMS float32
+}
+
+// slotRuns is the runs of one bucket of the hour and week rings, 8 bytes: how many, how
+// many passed, and their durations added up. How the others ended is in the check's
+// badRuns when any failed or errored; the rest were inconclusive. Counts saturate at
+// 65,535, more than six hours of a check every second (the shortest `every`) and its
+// deploy verifications make.
 type slotRuns struct {
-	runs  [outcomeCount]uint16
-	sumMS float32
+	runs, passed uint16
+	sumMS        float32
 }
 
 // bar is a bucket of the day ring, whose buckets are the status page's bars: a slotRuns and
-// the slowest run, 16 bytes.
+// the slowest run, 12 bytes.
 type bar struct {
 	slotRuns
 	maxMS float32
+}
+
+// badSlot is how many of a bucket's runs failed and how many errored.
+type badSlot struct{ failed, errored uint16 }
+
+// badRuns is a check's failed and errored runs, bucket by bucket beside its rings (364
+// bytes). Most checks pass nearly always, so it is kept apart: made at a check's first run
+// that fails or errors, dropped when the week ring moves on with none left in it.
+type badRuns struct {
+	hour [hourSlots]badSlot
+	day  [daySlots]badSlot
+	week [weekSlots]badSlot
+}
+
+func (b *badRuns) ring(r int) []badSlot {
+	switch r {
+	case hourRing:
+		return b.hour[:]
+	case dayRing:
+		return b.day[:]
+	}
+	return b.week[:]
+}
+
+func (b *badRuns) empty() bool {
+	for _, ring := range [][]badSlot{b.hour[:], b.day[:], b.week[:]} {
+		for _, s := range ring {
+			if s != (badSlot{}) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // runTotals is buckets added up: a window, a bar.
@@ -68,29 +117,7 @@ type runTotals struct {
 	maxMS float32 // of bars (the day ring) only
 }
 
-func (t *slotRuns) add(o slotRuns) {
-	for i := range t.runs {
-		t.runs[i] = uint16(min(uint32(t.runs[i])+uint32(o.runs[i]), math.MaxUint16))
-	}
-	t.sumMS += o.sumMS
-}
-
-func (b *bar) add(o bar) {
-	b.slotRuns.add(o.slotRuns)
-	b.maxMS = max(b.maxMS, o.maxMS)
-}
-
-func (t *runTotals) add(o slotRuns) {
-	for i := range t.runs {
-		t.runs[i] += uint32(o.runs[i])
-	}
-	t.sumMS += o.sumMS
-}
-
-func (t *runTotals) addBar(b bar) {
-	t.add(b.slotRuns)
-	t.maxMS = max(t.maxMS, b.maxMS)
-}
+func sat16(a uint16, b uint32) uint16 { return uint16(min(uint32(a)+b, math.MaxUint16)) }
 
 func (t *runTotals) total() uint32 { return t.runs[0] + t.runs[1] + t.runs[2] + t.runs[3] }
 
@@ -106,53 +133,128 @@ func (t *runTotals) avgMS() float64 {
 // count for or against uptime.
 func (t *runTotals) judged() uint32 { return t.runs[0] + t.runs[1] + t.runs[2] }
 
-// checkBoard is a check's three rings, 1,300 bytes. A ring is a circle of buckets and
-// the number of its newest (start / width since the Unix epoch; 0 before its first run):
-// bucket number n is buckets[n % len(buckets)], for the len(buckets) numbers up to the
-// newest.
+// checkBoard is a check's three rings, 944 bytes, and its badRuns when it has any. A ring
+// is a circle of buckets and the number of its newest (start / width since the Unix epoch;
+// 0 before its first run): bucket number n is at index n % slots, for the slots numbers up
+// to the newest.
 type checkBoard struct {
-	hourHead, dayHead, weekHead int32
-	hour                        [hourSlots]slotRuns
-	day                         [daySlots]bar
-	week                        [weekSlots]slotRuns
+	heads [3]int32 // hour, day, week
+	hour  [hourSlots]slotRuns
+	day   [daySlots]bar
+	week  [weekSlots]slotRuns
+	bad   *badRuns
 }
 
-// slot returns the bucket of a ring for the time ns, moving the ring on to it (emptying
-// the buckets it passes) when it is newer than the newest; nil when it is older than the
-// ring keeps, unless the ring is ahead of now, the wall clock (0 when seeding): then the
-// clock went back, and the ring starts again from ns rather than dropping every run until
-// the clock has caught up.
-func slot[B any](buckets []B, head *int32, width time.Duration, ns, now int64) *B {
-	n := int32(ns / int64(width))
-	size := int32(len(buckets))
+// bucket returns ring r's bucket at index i, and the slowest run when r is the day ring.
+func (cb *checkBoard) bucket(r int, i int32) (*slotRuns, *float32) {
+	switch r {
+	case hourRing:
+		return &cb.hour[i], nil
+	case dayRing:
+		return &cb.day[i].slotRuns, &cb.day[i].maxMS
+	}
+	return &cb.week[i], nil
+}
+
+func (cb *checkBoard) emptyBucket(r int, i int32) {
+	s, maxMS := cb.bucket(r, i)
+	*s = slotRuns{}
+	if maxMS != nil {
+		*maxMS = 0
+	}
+	if cb.bad != nil {
+		cb.bad.ring(r)[i] = badSlot{}
+	}
+}
+
+// advance returns the index of ring r's bucket for the time ns, moving the ring on to it
+// (emptying the buckets it passes) when it is newer than the newest; -1 when it is older
+// than the ring keeps, unless the ring is ahead of now, the wall clock (0 when seeding):
+// then the clock went back, and the ring starts again from ns rather than dropping every
+// run until the clock has caught up.
+func (cb *checkBoard) advance(r int, ns, now int64) int32 {
+	width, size, head := int64(ringWidth[r]), ringSlots[r], &cb.heads[r]
+	n := int32(ns / width)
 	switch {
 	case n > *head:
+		from := *head + 1
 		if *head == 0 || n-*head >= size {
-			clear(buckets)
-		} else {
-			var empty B
-			for k := *head + 1; k <= n; k++ {
-				buckets[k%size] = empty
-			}
+			from = n - size + 1
+		}
+		for k := from; k <= n; k++ {
+			cb.emptyBucket(r, k%size)
 		}
 		*head = n
-	case n <= *head-size:
-		if now == 0 || *head <= int32(now/int64(width)) {
-			return nil
+		if r == weekRing && cb.bad != nil && cb.bad.empty() {
+			cb.bad = nil // a week without a failure or an error
 		}
-		clear(buckets)
+	case n <= *head-size:
+		if now == 0 || *head <= int32(now/width) {
+			return -1
+		}
+		for k := range size {
+			cb.emptyBucket(r, k)
+		}
 		*head = n
 	}
-	return &buckets[n%size]
+	return n % size
 }
 
-// each calls fn for every bucket of a ring numbered from..to, those the ring keeps.
-func each[B any](buckets []B, head int32, from, to int32, fn func(num int32, b *B)) {
+// put adds runs started at ns to a check's rings; ring < 0 is all three, else the one of
+// that index. now is the wall clock, 0 when seeding (see advance).
+func (cb *checkBoard) put(ring int, ns, now int64, t boardRuns) {
+	if cb.bad == nil && (t.runs[1] > 0 || t.runs[2] > 0) {
+		cb.bad = &badRuns{}
+	}
+	all := t.runs[0] + t.runs[1] + t.runs[2] + t.runs[3]
+	for r := range 3 {
+		if ring >= 0 && r != ring {
+			continue
+		}
+		i := cb.advance(r, ns, now)
+		if i < 0 {
+			continue
+		}
+		s, maxMS := cb.bucket(r, i)
+		s.runs, s.passed = sat16(s.runs, all), sat16(s.passed, t.runs[0])
+		s.sumMS += t.sumMS
+		if maxMS != nil {
+			*maxMS = max(*maxMS, t.maxMS)
+		}
+		if cb.bad != nil {
+			b := &cb.bad.ring(r)[i]
+			b.failed, b.errored = sat16(b.failed, t.runs[1]), sat16(b.errored, t.runs[2])
+		}
+	}
+}
+
+// addTo adds ring r's bucket at index i to t.
+func (cb *checkBoard) addTo(t *runTotals, r int, i int32) {
+	s, maxMS := cb.bucket(r, i)
+	var b badSlot
+	if cb.bad != nil {
+		b = cb.bad.ring(r)[i]
+	}
+	t.runs[0] += uint32(s.passed)
+	t.runs[1] += uint32(b.failed)
+	t.runs[2] += uint32(b.errored)
+	// Saturated counts can disagree; none is below zero.
+	t.runs[3] += uint32(max(0, int32(s.runs)-int32(s.passed)-int32(b.failed)-int32(b.errored)))
+	t.sumMS += s.sumMS
+	if maxMS != nil {
+		t.maxMS = max(t.maxMS, *maxMS)
+	}
+}
+
+// each calls fn with the number and index of every bucket of ring r numbered from..to,
+// those the ring keeps.
+func (cb *checkBoard) each(r int, from, to int32, fn func(num, i int32)) {
+	head, size := cb.heads[r], ringSlots[r]
 	if head == 0 {
 		return
 	}
-	for n := max(from, head-int32(len(buckets))+1); n <= min(to, head); n++ {
-		fn(n, &buckets[n%int32(len(buckets))])
+	for n := max(from, head-size+1); n <= min(to, head); n++ {
+		fn(n, n%size)
 	}
 }
 
@@ -172,29 +274,9 @@ func (bd *board) check(name string) *checkBoard {
 	return cb
 }
 
-// put adds runs started at ns to a check's rings; ring < 0 is all three, else the one of
-// that index. now is the wall clock, 0 when seeding (see slot).
-func (cb *checkBoard) put(ring int, ns, now int64, one bar) {
-	if ring < 0 || ring == 0 {
-		if b := slot(cb.hour[:], &cb.hourHead, hourWidth, ns, now); b != nil {
-			b.add(one.slotRuns)
-		}
-	}
-	if ring < 0 || ring == 1 {
-		if b := slot(cb.day[:], &cb.dayHead, dayWidth, ns, now); b != nil {
-			b.add(one)
-		}
-	}
-	if ring < 0 || ring == 2 {
-		if b := slot(cb.week[:], &cb.weekHead, weekWidth, ns, now); b != nil {
-			b.add(one.slotRuns)
-		}
-	}
-}
-
 // add counts one run; now is the wall clock.
 func (bd *board) add(check string, started time.Time, d time.Duration, outcome checks.Outcome, now time.Time) {
-	one := bar{}
+	one := boardRuns{}
 	one.runs[outcomeIndex(string(outcome))] = 1
 	ms := float32(d.Microseconds()) / 1000
 	one.sumMS, one.maxMS = ms, ms
@@ -206,16 +288,16 @@ func (bd *board) add(check string, started time.Time, d time.Duration, outcome c
 // seed counts the store's runs started in [now - 7 d, until): the history before this
 // agent started recording. Runs from until on are added as they happen.
 func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time) error {
-	for i, width := range []time.Duration{hourWidth, dayWidth, weekWidth} {
-		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[i] - width)
-		err := st.RunBuckets(ctx, since, until, width, func(r store.BucketRow) {
-			one := bar{}
-			one.runs[outcomeIndex(r.Outcome)] = uint16(min(r.Runs, math.MaxUint16))
-			one.sumMS = float32(r.Sum.Microseconds()) / 1000
-			one.maxMS = float32(r.Max.Microseconds()) / 1000
+	for r, width := range ringWidth {
+		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[r] - width)
+		err := st.RunBuckets(ctx, since, until, width, func(row store.BucketRow) {
+			one := boardRuns{}
+			one.runs[outcomeIndex(row.Outcome)] = uint32(max(0, row.Runs))
+			one.sumMS = float32(row.Sum.Microseconds()) / 1000
+			one.maxMS = float32(row.Max.Microseconds()) / 1000
 			bd.mu.Lock()
 			defer bd.mu.Unlock()
-			bd.check(r.Check).put(i, r.Bucket*int64(width), 0, one)
+			bd.check(row.Check).put(r, row.Bucket*int64(width), 0, one)
 		})
 		if err != nil {
 			return err
@@ -255,13 +337,13 @@ func (bd *board) stats(name string, now time.Time) (st checkStats, ok bool) {
 		return to - int32(window/width) + 1, to
 	}
 	from, to := last(hourWidth, time.Hour)
-	each(cb.hour[:], cb.hourHead, from, to, func(_ int32, b *slotRuns) { st.Hour.add(*b) })
+	cb.each(hourRing, from, to, func(_, i int32) { cb.addTo(&st.Hour, hourRing, i) })
 	from, to = last(dayWidth, 24*time.Hour)
-	each(cb.day[:], cb.dayHead, from, to, func(n int32, b *bar) {
-		st.Day.addBar(*b)
-		st.Bars[n-firstBar].addBar(*b)
+	cb.each(dayRing, from, to, func(n, i int32) {
+		cb.addTo(&st.Day, dayRing, i)
+		cb.addTo(&st.Bars[n-firstBar], dayRing, i)
 	})
 	from, to = last(weekWidth, 7*24*time.Hour)
-	each(cb.week[:], cb.weekHead, from, to, func(_ int32, b *slotRuns) { st.Week.add(*b) })
+	cb.each(weekRing, from, to, func(_, i int32) { cb.addTo(&st.Week, weekRing, i) })
 	return st, st.Week.total() > 0 || st.Day.total() > 0
 }

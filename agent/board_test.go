@@ -146,8 +146,55 @@ func TestBoardRingsMoveOn(t *testing.T) {
 			t.Errorf("bar %d holds %d runs, want 6", i, b.total())
 		}
 	}
-	if size := unsafe.Sizeof(checkBoard{}); size != 1300 {
-		t.Errorf("a check's board is %d bytes; the package comment says 1.3 KB", size)
+	if size, bad := unsafe.Sizeof(checkBoard{}), unsafe.Sizeof(badRuns{}); size != 944 || bad != 364 {
+		t.Errorf("a check's board is %d bytes and its failures %d; the package comment says 944 and 364", size, bad)
+	}
+	if bd.checks["tick"].bad != nil {
+		t.Error("a check that only passed keeps buckets for failures")
+	}
+}
+
+// Failed and errored runs are counted beside the rings, made at a check's first and
+// dropped a week after its last; inconclusive runs need no such buckets. The counts read
+// the same before, during and after.
+func TestBoardKeepsFailuresApart(t *testing.T) {
+	bd := newBoard()
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	bd.add("c", at, time.Millisecond, checks.Pass, at)
+	bd.add("c", at, time.Millisecond, checks.Inconclusive, at)
+	if bd.checks["c"].bad != nil {
+		t.Fatal("buckets for failures made for a pass and an inconclusive run")
+	}
+	at = at.Add(time.Minute)
+	bd.add("c", at, time.Millisecond, checks.Fail, at)
+	bd.add("c", at, time.Millisecond, checks.Error, at)
+	bd.add("c", at, time.Millisecond, checks.Error, at)
+	if bd.checks["c"].bad == nil {
+		t.Fatal("no buckets for failures after a failure")
+	}
+	s, _ := bd.stats("c", at)
+	for name, got := range map[string][4]uint32{"hour": s.Hour.runs, "day": s.Day.runs, "week": s.Week.runs, "bar": s.Bars[47].runs} {
+		if want := [4]uint32{1, 1, 2, 1}; got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	// A pass every six hours for a week and a bit: the failures leave the week ring, and
+	// their buckets go with them.
+	for k := 1; k <= 30; k++ {
+		now := at.Add(time.Duration(k) * 6 * time.Hour)
+		bd.add("c", now, time.Millisecond, checks.Pass, now)
+		s, _ := bd.stats("c", now)
+		if inWeek := k < 28; inWeek != (s.Week.runs[1] == 1 && s.Week.runs[2] == 2) {
+			t.Fatalf("%d x 6 h later: week %v", k, s.Week.runs)
+		}
+	}
+	if bd.checks["c"].bad != nil {
+		t.Error("the buckets for failures are kept a week after the last failure")
+	}
+	now := at.Add(31 * 6 * time.Hour)
+	bd.add("c", now, time.Millisecond, checks.Error, now)
+	if s, _ := bd.stats("c", now); s.Hour.runs != [4]uint32{0, 0, 1, 0} || s.Week.runs[2] != 1 {
+		t.Errorf("an error after they were dropped: hour %v, week %v", s.Hour.runs, s.Week.runs)
 	}
 }
 
