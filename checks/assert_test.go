@@ -223,3 +223,39 @@ func TestVariableNamedLikeAnOperator(t *testing.T) {
 		t.Errorf("misspelt: %v", err)
 	}
 }
+
+// Assertions see deploy and baseline in the run's own variables while it is judged; after
+// it the variables are as the run left them: a variable of that name it had is put back,
+// none is added.
+func TestJudgeLeavesTheRunsVariables(t *testing.T) {
+	env := Env(types.Map{"status": types.Int, "deploy": types.Map{"version": types.String}})
+	var asserts []*Assertion
+	for _, src := range []string{"status == 200", "deploy.version == 'v2'"} {
+		a, err := CompileAssertion(src, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asserts = append(asserts, a)
+	}
+	c := &Check{asserts: asserts}
+	for _, own := range []bool{false, true} {
+		vars := map[string]any{"status": 200}
+		if own {
+			vars["deploy"] = "a variable of the run's own"
+		}
+		run := &Run{Vars: vars, Input: Input{Deploy: &Deploy{ID: "d1", Version: "v2"}}, Transcript: newRunTranscript(nil)}
+		if got, why := c.judge(run); got != Pass {
+			t.Errorf("own deploy variable %v: %s %v", own, got, why)
+		}
+		run.Deploy.Version = "v3"
+		if got, _ := c.judge(run); got != Fail {
+			t.Errorf("own deploy variable %v: %s on v3, want fail", own, got)
+		}
+		if _, ok := vars["baseline"]; ok {
+			t.Error("baseline left in the run's variables")
+		}
+		if d, ok := vars["deploy"]; ok != own || (own && d != "a variable of the run's own") {
+			t.Errorf("own deploy variable %v: after judging deploy is %v", own, d)
+		}
+	}
+}
