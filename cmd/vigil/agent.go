@@ -55,7 +55,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
-	fl.IntVar(&f.gcPercent, "gc-percent", defaultGCPercent, "Go's GOGC for the agent: how far the heap grows past what is live before it is collected, in percent, unless GOGC is set")
+	fl.IntVar(&f.gcPercent, "gc-percent", 0, "Go's GOGC for the agent (how far the heap grows past what is live before it is collected, in percent), unless GOGC is set; 0 paces it from the live heap: 100 up to 16 MiB live, then down to 50")
 	fl.Float64Var(&f.memRatio, "memory-limit-ratio", 0.9, "set Go's soft memory limit to this share of the container's memory limit (cgroup), unless GOMEMLIMIT is set; 0 turns it off")
 	return cmd
 }
@@ -101,8 +101,8 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if err := setGCPercent(f.gcPercent, log); err != nil {
-		return exitWith(exitUsage, err)
+	if f.gcPercent < 0 {
+		return exitWith(exitUsage, fmt.Errorf("--gc-percent %d: give a percentage of 1 or more (Go's own default is 100; lower keeps less memory for more CPU), or 0 to pace it from the live heap", f.gcPercent))
 	}
 	memLimit, err := setMemoryLimit(f.memRatio, log)
 	if err != nil {
@@ -117,6 +117,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	setGCPercent(ctx, f.gcPercent, log)
 	if memLimit.Container > 0 {
 		go followMemoryLimit(ctx, memLimit, f.memRatio, log)
 	}
@@ -178,28 +179,29 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	return nil
 }
 
-// setMemoryLimit sets Go's soft memory limit from the container's (see memlimit) and logs
-// what it did. Only a ratio out of range is an error: a limit it cannot read is logged.
-// defaultGCPercent is the agent's GOGC unless told otherwise. Most of an agent's heap is
-// long-lived (every check's rings, gauges and compiled requests), and Go's default of 100
-// lets the heap grow to twice that before it collects: at 10,000 checks 50 kept about 20
-// MiB less resident for about 1% more CPU (docs/PERFORMANCE.md). Prometheus lowers it too.
-const defaultGCPercent = 50
+// gcPaceEvery is how often a paced collector's percentage is set again from the live heap
+// (a reload can add or drop thousands of checks).
+const gcPaceEvery = 10 * time.Second
 
-// setGCPercent sets Go's GOGC to percent, unless GOGC is set in the environment (the
-// runtime has read it already).
-func setGCPercent(percent int, log *slog.Logger) error {
-	if percent < 1 {
-		return fmt.Errorf("--gc-percent %d: give a percentage of 1 or more (Go's own default is 100; lower keeps less memory for more CPU)", percent)
-	}
+// setGCPercent sets the collector's percentage (GOGC): percent when it is 1 or more, else
+// paced from the live heap until ctx ends (memlimit.PaceGC: Go's 100 for a small heap,
+// down to 50 for a large one). GOGC in the environment wins: the runtime has read it.
+func setGCPercent(ctx context.Context, percent int, log *slog.Logger) {
 	if v, ok := os.LookupEnv("GOGC"); ok {
 		log.Debug("GOGC is set: --gc-percent is not applied", "GOGC", v)
-		return nil
+		return
 	}
-	debug.SetGCPercent(percent)
-	return nil
+	if percent >= 1 {
+		debug.SetGCPercent(percent)
+		return
+	}
+	go memlimit.PaceGC(ctx, gcPaceEvery, memlimit.LiveHeap, nil, func(p int, live uint64) {
+		log.Debug("the collector's percentage follows the live heap", "gc_percent", p, "live_heap_bytes", live)
+	})
 }
 
+// setMemoryLimit sets Go's soft memory limit from the container's (see memlimit) and logs
+// what it did. Only a ratio out of range is an error: a limit it cannot read is logged.
 func setMemoryLimit(ratio float64, log *slog.Logger) (memlimit.Applied, error) {
 	applied, err := memlimit.Set(ratio)
 	switch {

@@ -130,8 +130,10 @@ func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 	}
 }
 
-// The agent's GOGC is 50 unless --gc-percent or GOGC (which wins) says otherwise; a
-// percentage below 1 is a usage error. Read back from the agent's own go_gc_gogc_percent.
+// The agent paces the collector from its live heap unless --gc-percent fixes it, and GOGC
+// wins over both; a negative percentage is a usage error. Read back from the agent's own
+// go_gc_gogc_percent: a small agent's heap is paced at Go's default (memlimit's tests hold
+// the pace for larger heaps).
 func TestAgentGCPercent(t *testing.T) {
 	dir := t.TempDir()
 	a := newApp(t)
@@ -145,14 +147,15 @@ func TestAgentGCPercent(t *testing.T) {
 		env  []string
 		args []string
 		want string
+		log  string
 	}{
-		{"default", nil, nil, "50"},
-		{"a percentage given", nil, []string{"--gc-percent", "80"}, "80"},
-		{"GOGC wins", []string{"GOGC=120"}, []string{"--gc-percent", "80"}, "120"},
+		{"paced", nil, nil, "100", "the collector's percentage follows the live heap"},
+		{"a percentage given", nil, []string{"--gc-percent", "50"}, "50", ""},
+		{"GOGC wins", []string{"GOGC=120"}, []string{"--gc-percent", "50"}, "120", "GOGC is set"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			addr := freeAddr(t)
-			cmd := exec.Command(vigilBinary(t), append([]string{"agent", "-c", cfg, "--listen", addr}, c.args...)...)
+			cmd := exec.Command(vigilBinary(t), append([]string{"agent", "-c", cfg, "--listen", addr, "--log-level", "debug"}, c.args...)...)
 			cmd.Env = append(os.Environ(), c.env...)
 			if len(c.env) == 0 { // not the test's own GOGC, if it has one
 				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
@@ -169,9 +172,12 @@ func TestAgentGCPercent(t *testing.T) {
 			if code := p.terminate(); code != 0 {
 				t.Errorf("exit code %d", code)
 			}
+			if !strings.Contains(p.logs.String(), c.log) {
+				t.Errorf("the log does not say %q:\n%s", c.log, p.logs.String())
+			}
 		})
 	}
-	for _, bad := range []string{"0", "-5", "fifty"} {
+	for _, bad := range []string{"-5", "fifty"} {
 		out, err := exec.Command(vigilBinary(t), "agent", "-c", cfg, "--gc-percent", bad).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--gc-percent") {
 			t.Errorf("--gc-percent %s: %v\n%s", bad, err, out)
