@@ -104,6 +104,7 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if f.gcPercent < 0 {
 		return exitWith(exitUsage, fmt.Errorf("--gc-percent %d: give a percentage of 1 or more (Go's own default is 100; lower keeps less memory for more CPU), or 0 to pace it from the live heap", f.gcPercent))
 	}
+	pacedGC := setGCPercent(f.gcPercent, log)
 	memLimit, err := setMemoryLimit(f.memRatio, log)
 	if err != nil {
 		return exitWith(exitUsage, err)
@@ -117,7 +118,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	setGCPercent(ctx, f.gcPercent, log)
+	if pacedGC {
+		go paceGC(ctx, log)
+	}
 	if memLimit.Container > 0 {
 		go followMemoryLimit(ctx, memLimit, f.memRatio, log)
 	}
@@ -179,23 +182,32 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	return nil
 }
 
-// gcPaceEvery is how often a paced collector's percentage is set again from the live heap
-// (a reload can add or drop thousands of checks).
-const gcPaceEvery = 10 * time.Second
+// gcPaceEvery is how often a paced collector's percentage is set again from the live heap:
+// often enough to follow an agent's start (ten thousand checks loaded and run at once),
+// and a reload that adds or drops thousands of checks. A read costs a microsecond or two.
+const gcPaceEvery = time.Second
 
-// setGCPercent sets the collector's percentage (GOGC): percent when it is 1 or more, else
-// paced from the live heap until ctx ends (memlimit.PaceGC: Go's 100 for a small heap,
-// down to 50 for a large one). GOGC in the environment wins: the runtime has read it.
-func setGCPercent(ctx context.Context, percent int, log *slog.Logger) {
+// setGCPercent sets the collector's percentage (GOGC) as the agent starts: percent when it
+// is 1 or more; else it starts at memlimit.MinGCPercent, for loading a large config, and
+// paced is true: the caller paces it from the live heap (memlimit.PaceGC) from then on,
+// which gives a small agent Go's 100 within a second. GOGC in the environment wins: the
+// runtime has read it.
+func setGCPercent(percent int, log *slog.Logger) (paced bool) {
 	if v, ok := os.LookupEnv("GOGC"); ok {
 		log.Debug("GOGC is set: --gc-percent is not applied", "GOGC", v)
-		return
+		return false
 	}
 	if percent >= 1 {
 		debug.SetGCPercent(percent)
-		return
+		return false
 	}
-	go memlimit.PaceGC(ctx, gcPaceEvery, memlimit.LiveHeap, nil, func(p int, live uint64) {
+	debug.SetGCPercent(memlimit.MinGCPercent)
+	return true
+}
+
+// paceGC paces the collector from the live heap until ctx ends (see setGCPercent).
+func paceGC(ctx context.Context, log *slog.Logger) {
+	memlimit.PaceGC(ctx, gcPaceEvery, memlimit.LiveHeap, nil, func(p int, live uint64) {
 		log.Debug("the collector's percentage follows the live heap", "gc_percent", p, "live_heap_bytes", live)
 	})
 }

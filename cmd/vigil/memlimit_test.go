@@ -133,7 +133,7 @@ func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 // The agent paces the collector from its live heap unless --gc-percent fixes it, and GOGC
 // wins over both; a negative percentage is a usage error. Read back from the agent's own
 // go_gc_gogc_percent: a small agent's heap is paced at Go's default (memlimit's tests hold
-// the pace for larger heaps).
+// the pace for larger heaps, and that it starts at 50).
 func TestAgentGCPercent(t *testing.T) {
 	dir := t.TempDir()
 	a := newApp(t)
@@ -161,13 +161,20 @@ func TestAgentGCPercent(t *testing.T) {
 				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
 			}
 			p := runAgentCmd(t, cmd, addr)
-			_, body := p.get("/metrics")
-			m := gogc.FindStringSubmatch(body)
-			if m == nil {
-				t.Fatalf("no go_gc_gogc_percent in /metrics")
+			// A paced agent starts at 50 and reads its live heap every second.
+			var got string
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				_, body := p.get("/metrics")
+				m := gogc.FindStringSubmatch(body)
+				if m == nil {
+					t.Fatalf("no go_gc_gogc_percent in /metrics")
+				}
+				if got = m[1]; got == c.want || time.Now().After(deadline) {
+					break
+				}
 			}
-			if m[1] != c.want {
-				t.Errorf("go_gc_gogc_percent %s, want %s", m[1], c.want)
+			if got != c.want {
+				t.Errorf("go_gc_gogc_percent %s, want %s", got, c.want)
 			}
 			if code := p.terminate(); code != 0 {
 				t.Errorf("exit code %d", code)

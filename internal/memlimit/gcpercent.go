@@ -46,7 +46,8 @@ func LiveHeap() uint64 {
 
 // PaceGC sets the collector's percentage from the live heap (GCPercent) at once and every
 // interval until ctx ends, reading it with live and setting it with set (nil:
-// debug.SetGCPercent). changed is called with each new percentage.
+// debug.SetGCPercent); a reading of 0 (no collection yet) sets nothing. changed is called
+// with each new percentage.
 func PaceGC(ctx context.Context, every time.Duration, live func() uint64, set func(int), changed func(percent int, live uint64)) {
 	if set == nil {
 		set = func(p int) { debug.SetGCPercent(p) }
@@ -55,8 +56,8 @@ func PaceGC(ctx context.Context, every time.Duration, live func() uint64, set fu
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		// Before the first collection the live heap reads 0: a small heap.
-		if l := live(); GCPercent(l) != current {
+		// Before the first collection the live heap reads 0: nothing to go by yet.
+		if l := live(); l > 0 && GCPercent(l) != current {
 			current = GCPercent(l)
 			set(current)
 			if changed != nil {

@@ -31,11 +31,11 @@ func TestGCPercent(t *testing.T) {
 }
 
 // The pace sets the percentage at once, again when the live heap moves it, not when it
-// does not (nothing live, before the first collection, is a small heap), and ends with
-// its context.
+// does not, sets nothing before the first collection (a reading of 0), and ends with its
+// context.
 func TestPaceGC(t *testing.T) {
 	var mu sync.Mutex
-	readings := []uint64{8 << 20, 0, 9 << 20, 40 << 20, 40 << 20, 20 << 20}
+	readings := []uint64{0, 8 << 20, 0, 9 << 20, 40 << 20, 40 << 20, 20 << 20}
 	var set, told []int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
