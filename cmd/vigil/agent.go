@@ -55,7 +55,7 @@ is reported and the running one is kept.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
-	fl.IntVar(&f.gcPercent, "gc-percent", 0, "Go's GOGC for the agent (how far the heap grows past what is live before it is collected, in percent), unless GOGC is set; 0 paces it from the live heap: 100 up to 16 MiB live, then down to 50")
+	fl.IntVar(&f.gcPercent, "gc-percent", 0, "Go's GOGC for the agent (how far the heap grows past what is live before it is collected, in percent), unless GOGC is set; 0 paces it: the lowest from 50 to 100 at which the heap is collected about once a second at most")
 	fl.Float64Var(&f.memRatio, "memory-limit-ratio", 0.9, "set Go's soft memory limit to this share of the container's memory limit (cgroup), unless GOMEMLIMIT is set; 0 turns it off")
 	return cmd
 }
@@ -182,16 +182,17 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	return nil
 }
 
-// gcPaceEvery is how often a paced collector's percentage is set again from the live heap:
-// often enough to follow an agent's start (ten thousand checks loaded and run at once),
-// and a reload that adds or drops thousands of checks. A read costs a microsecond or two.
+// gcPaceEvery is how often a paced collector's percentage is set again from the heap: often
+// enough to follow an agent's start (ten thousand checks loaded and run at once), a burst
+// of runs, and a reload that adds or drops thousands of checks. A read costs a microsecond
+// or two.
 const gcPaceEvery = time.Second
 
 // setGCPercent sets the collector's percentage (GOGC) as the agent starts: percent when it
 // is 1 or more; else it starts at memlimit.MinGCPercent, for loading a large config, and
-// paced is true: the caller paces it from the live heap (memlimit.PaceGC) from then on,
-// which gives a small agent Go's 100 within a second. GOGC in the environment wins: the
-// runtime has read it.
+// paced is true: the caller paces it from the heap (memlimit.PaceGC) from then on, which
+// gives a small heap allocated into fast Go's 100 within a second or two. GOGC in the
+// environment wins: the runtime has read it.
 func setGCPercent(percent int, log *slog.Logger) (paced bool) {
 	if v, ok := os.LookupEnv("GOGC"); ok {
 		log.Debug("GOGC is set: --gc-percent is not applied", "GOGC", v)
@@ -207,8 +208,8 @@ func setGCPercent(percent int, log *slog.Logger) (paced bool) {
 
 // paceGC paces the collector from the live heap until ctx ends (see setGCPercent).
 func paceGC(ctx context.Context, log *slog.Logger) {
-	memlimit.PaceGC(ctx, gcPaceEvery, memlimit.LiveHeap, nil, func(p int, live uint64) {
-		log.Debug("the collector's percentage follows the live heap", "gc_percent", p, "live_heap_bytes", live)
+	memlimit.PaceGC(ctx, gcPaceEvery, memlimit.ReadHeap, nil, func(p int, live, rate uint64) {
+		log.Debug("the collector's percentage follows the heap", "gc_percent", p, "live_heap_bytes", live, "allocated_bytes_per_second", rate)
 	})
 }
 

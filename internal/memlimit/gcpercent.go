@@ -3,10 +3,12 @@ package memlimit
 // The collector's pace. Go collects when the heap has grown past what was live by GOGC
 // percent (100: twice what is live). An agent's heap is mostly long-lived (every check's
 // rings, gauges and compiled request), so at 10,000 checks Go's default let some 35 MiB of
-// garbage build up beside 35 MiB of checks; at 1,000 checks the heap is a few MiB and a
-// lower GOGC only makes the collector run more often for nothing. The pace here keeps
-// Go's default while the live heap is small and lets the growth be at most Headroom once
-// it is not, never below MinGCPercent.
+// garbage build up beside 35 MiB of checks, and an idle agent kept megabytes of headroom
+// it fills once a minute. But a small heap allocated into fast (1,000 checks a second on a
+// few MiB) is collected several times a second, and halving its headroom doubles the
+// collector's CPU. The pace here takes the lowest percentage, down to MinGCPercent, at
+// which the heap is collected about once a second at most, and Go's default where even
+// that would collect more often.
 
 import (
 	"context"
@@ -16,58 +18,73 @@ import (
 )
 
 const (
-	// Headroom is the growth past the live heap allowed before the percentage drops
-	// below Go's default.
-	Headroom = 16 << 20
 	// MinGCPercent is the lowest percentage the pace sets.
 	MinGCPercent = 50
 	// MaxGCPercent is Go's default, the highest the pace sets.
 	MaxGCPercent = 100
 )
 
-// GCPercent is the percentage for a live heap of live bytes: Go's default while Headroom
-// is at most that share of it, then the share Headroom is, down to MinGCPercent.
-func GCPercent(live uint64) int {
-	if live <= Headroom {
+// GCPercent is the percentage for a live heap of live bytes allocated into at rate bytes a
+// second: the growth past the live heap that takes a second to fill, as a percentage of
+// it, between MinGCPercent and MaxGCPercent. Nothing live (no collection yet) is Go's
+// default.
+func GCPercent(live, rate uint64) int {
+	if live == 0 {
 		return MaxGCPercent
 	}
-	return max(MinGCPercent, int(uint64(Headroom)*100/live))
+	p := (rate*100 + live - 1) / live // rounded up
+	return int(min(max(p, MinGCPercent), MaxGCPercent))
 }
 
-// LiveHeap reads the bytes the last collection found live.
-func LiveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// ReadHeap reads the bytes the last collection found live and the bytes allocated since
+// the process started.
+func ReadHeap() (live, allocated uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		live = s[0].Value.Uint64()
 	}
-	return s[0].Value.Uint64()
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		allocated = s[1].Value.Uint64()
+	}
+	return live, allocated
 }
 
-// PaceGC sets the collector's percentage from the live heap (GCPercent) at once and every
-// interval until ctx ends, reading it with live and setting it with set (nil:
-// debug.SetGCPercent); a reading of 0 (no collection yet) sets nothing. changed is called
-// with each new percentage.
-func PaceGC(ctx context.Context, every time.Duration, live func() uint64, set func(int), changed func(percent int, live uint64)) {
+// PaceGC sets the collector's percentage (GCPercent) every interval until ctx ends, from
+// the live heap and the allocation rate since the last reading, reading them with read and
+// setting it with set (nil: debug.SetGCPercent). The first setting waits for a second
+// reading (a rate) and a collection (a live heap). changed is called with the first
+// setting and each new one.
+func PaceGC(ctx context.Context, every time.Duration, read func() (live, allocated uint64), set func(int), changed func(percent int, live, rate uint64)) {
 	if set == nil {
 		set = func(p int) { debug.SetGCPercent(p) }
 	}
 	current := 0
+	_, prev := read()
+	prevAt := time.Now()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		// Before the first collection the live heap reads 0: nothing to go by yet.
-		if l := live(); l > 0 && GCPercent(l) != current {
-			current = GCPercent(l)
-			set(current)
-			if changed != nil {
-				changed(current, l)
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		live, allocated := read()
+		now := time.Now()
+		secs := now.Sub(prevAt).Seconds()
+		if live == 0 || allocated < prev || secs <= 0 {
+			prev, prevAt = allocated, now
+			continue
+		}
+		rate := uint64(float64(allocated-prev) / secs)
+		prev, prevAt = allocated, now
+		if p := GCPercent(live, rate); p != current {
+			current = p
+			set(p)
+			if changed != nil {
+				changed(p, live, rate)
+			}
 		}
 	}
 }

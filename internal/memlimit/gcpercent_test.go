@@ -8,68 +8,73 @@ import (
 	"time"
 )
 
-// Go's default while the live heap is small, then the share the headroom is of it, down
-// to 50.
+// The lowest percentage, down to 50, at which the heap is collected about once a second
+// at most; Go's 100 where even that collects more often, or before a collection.
 func TestGCPercent(t *testing.T) {
+	const mib = 1 << 20
 	for _, c := range []struct {
-		live uint64
-		want int
+		name       string
+		live, rate uint64
+		want       int
 	}{
-		{0, 100},
-		{4 << 20, 100},
-		{16 << 20, 100},
-		{16<<20 + 1, 99},
-		{20 << 20, 80},
-		{32 << 20, 50},
-		{35 << 20, 50},
-		{1 << 40, 50},
+		{"no collection yet", 0, 10 * mib, 100},
+		{"idle: 100 checks every 30 s", 5 * mib, 40 << 10, 50},
+		{"1,000 checks every 10 s", 6 * mib, 1300 << 10, 50},
+		{"1,000 checks a second on a small heap", 6 * mib, 13 * mib, 100},
+		{"10,000 checks every 10 s", 35 * mib, 13 * mib, 50},
+		{"between", 10 * mib, 7 * mib, 70},
+		{"just over a half", 10 * mib, 5*mib + 1, 51},
 	} {
-		if got := GCPercent(c.live); got != c.want {
-			t.Errorf("GCPercent(%d MiB) = %d, want %d", c.live>>20, got, c.want)
+		if got := GCPercent(c.live, c.rate); got != c.want {
+			t.Errorf("%s: GCPercent(%d MiB live, %d KiB/s) = %d, want %d", c.name, c.live>>20, c.rate>>10, got, c.want)
 		}
 	}
 }
 
-// The pace sets the percentage at once, again when the live heap moves it, not when it
-// does not, sets nothing before the first collection (a reading of 0), and ends with its
-// context.
+// The pace sets the percentage once it has a rate and a live heap, again only when the
+// readings move it, and ends with its context.
 func TestPaceGC(t *testing.T) {
+	const mib = 1 << 20
+	type reading struct{ live, allocated uint64 }
 	var mu sync.Mutex
-	readings := []uint64{0, 8 << 20, 0, 9 << 20, 40 << 20, 40 << 20, 20 << 20}
-	var set, told []int
+	// Readings a tick apart (about a millisecond): allocations per tick, not per second.
+	readings := []reading{
+		{0, 0},                  // the start: no collection yet
+		{0, 1 * mib},            // still none: nothing set
+		{8 * mib, 1*mib + 1024}, // slow: 50
+		{8 * mib, 1*mib + 2048}, // the same: nothing new
+		{8 * mib, 64 * mib},     // fast: 100
+		{8 * mib, 64*mib + 10},  // slow again: 50
+	}
+	var set []int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		PaceGC(ctx, time.Millisecond, func() uint64 {
+		PaceGC(ctx, time.Millisecond, func() (uint64, uint64) {
 			mu.Lock()
 			defer mu.Unlock()
 			if len(readings) == 0 {
-				return 20 << 20
+				return 8 * mib, 64*mib + 10
 			}
 			r := readings[0]
 			readings = readings[1:]
-			return r
+			return r.live, r.allocated
 		}, func(p int) {
 			mu.Lock()
 			defer mu.Unlock()
 			set = append(set, p)
-		}, func(p int, _ uint64) {
-			mu.Lock()
-			defer mu.Unlock()
-			told = append(told, p)
-		})
+		}, nil)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		mu.Lock()
 		n := len(readings)
 		mu.Unlock()
 		if n == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Millisecond)
 	}
+	time.Sleep(20 * time.Millisecond)
 	cancel()
 	select {
 	case <-done:
@@ -78,21 +83,18 @@ func TestPaceGC(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []int{100, 50, 80}
-	if len(set) != len(want) || set[0] != 100 || set[1] != 50 || set[2] != 80 {
-		t.Errorf("set %v, want %v", set, want)
-	}
-	if len(told) != len(set) {
-		t.Errorf("told %v of %v", told, set)
+	if len(set) != 3 || set[0] != 50 || set[1] != 100 || set[2] != 50 {
+		t.Errorf("set %v, want [50 100 50]", set)
 	}
 }
 
-// The live heap is read from the runtime.
-func TestLiveHeap(t *testing.T) {
+// The heap's figures are read from the runtime.
+func TestReadHeap(t *testing.T) {
 	keep := make([]byte, 8<<20)
 	runtime.GC()
-	if got := LiveHeap(); got < 8<<20 {
-		t.Errorf("LiveHeap() = %d with 8 MiB held", got)
+	live, allocated := ReadHeap()
+	if live < 8<<20 || allocated < live {
+		t.Errorf("ReadHeap() = %d live, %d allocated with 8 MiB held", live, allocated)
 	}
 	_ = keep[len(keep)-1]
 }
