@@ -70,10 +70,13 @@ func PaceGC(ctx context.Context, every time.Duration, read func() (live, allocat
 			return
 		case <-t.C:
 		}
-		live, allocated := read()
 		now := time.Now()
 		secs := now.Sub(prevAt).Seconds()
-		if live == 0 || allocated < prev || secs <= 0 {
+		if secs < every.Seconds()/2 {
+			continue // a tick missed and delivered at once: too short to measure a rate over
+		}
+		live, allocated := read()
+		if live == 0 || allocated < prev {
 			prev, prevAt = allocated, now
 			continue
 		}
