@@ -3,7 +3,8 @@
 // grow to twice what is live before it collects; under a container's limit, a peak (a
 // large /metrics scrape, every check's first run at once) can then reach the limit and the
 // kernel kills the process. With a soft limit below the container's, the collector works
-// harder as the heap nears it instead.
+// harder as the heap nears it instead. It also paces the collector's percentage (GOGC) from
+// the heap (gcpercent.go).
 package memlimit
 
 import (
