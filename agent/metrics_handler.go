@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/vigil-monitor/vigil/checks"
 )
 
@@ -63,13 +64,17 @@ func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 		}
 		defer out.Flush() // before the gzip stream closes
 		enc := expfmt.NewEncoder(out, format)
+		// The own families' names and label names are all legacy ones (newOwnFamilies
+		// holds them to it), which no escaping scheme changes: encoded unescaped, they
+		// read the same, without expfmt's copy of every part's metric list to escape it.
+		partFormat := format.WithEscapingScheme(model.NoEscaping)
 		rows := own.snapshot()
 		var part bytes.Buffer
 		f := 0
 		for i := 0; i <= len(mfs); i++ {
 			for ; f < len(own.refs) && (i == len(mfs) || own.refs[f].name < mfs[i].GetName()); f++ {
 				ref := own.refs[f]
-				if err := writeFamily(out, &part, format, rows[ref.source], ref.family); err != nil {
+				if err := writeFamily(out, &part, partFormat, rows[ref.source], ref.family); err != nil {
 					return // the client went away
 				}
 			}

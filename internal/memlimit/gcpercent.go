@@ -8,12 +8,16 @@ package memlimit
 // few MiB) is collected several times a second, and halving its headroom doubles the
 // collector's CPU. The pace here takes the lowest percentage, down to MinGCPercent, at
 // which the heap is collected about once a second at most, and Go's default where even
-// that would collect more often.
+// that would collect more often. It follows the rate the heap has held for a few seconds
+// (SustainFor), not one second's: a burst (a /metrics scrape of 10,000 checks allocates
+// some 30 MB at once) would otherwise raise the percentage, and with it the heap the
+// agent keeps long after the burst.
 
 import (
 	"context"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"time"
 )
 
@@ -22,6 +26,10 @@ const (
 	MinGCPercent = 50
 	// MaxGCPercent is Go's default, the highest the pace sets.
 	MaxGCPercent = 100
+	// SustainFor is how many readings in a row a rate must hold (the lowest of them is
+	// what the pace goes by): a percentage goes down at once, and up only when the heap
+	// has been allocated into that fast for this many readings.
+	SustainFor = 5
 )
 
 // GCPercent is the percentage for a live heap of live bytes allocated into at rate bytes a
@@ -50,15 +58,36 @@ func ReadHeap() (live, allocated uint64) {
 	return live, allocated
 }
 
-// PaceGC sets the collector's percentage (GCPercent) every interval until ctx ends, from
-// the live heap and the allocation rate since the last reading, reading them with read and
+// Pace turns readings of the heap into the collector's percentage: GCPercent of the live
+// heap and the lowest rate of the last SustainFor readings (before there are that many,
+// the missing ones count as nothing allocated).
+type Pace struct {
+	rates [SustainFor]uint64
+	n     int
+}
+
+// Percent takes one reading's live heap and rate and returns the percentage and the
+// sustained rate it went by.
+func (p *Pace) Percent(live, rate uint64) (percent int, sustained uint64) {
+	p.rates[p.n%SustainFor] = rate
+	p.n++
+	sustained = 0
+	if p.n >= SustainFor {
+		sustained = slices.Min(p.rates[:])
+	}
+	return GCPercent(live, sustained), sustained
+}
+
+// PaceGC sets the collector's percentage every interval until ctx ends, from the live
+// heap and the allocation rate since the last reading (a Pace), reading them with read and
 // setting it with set (nil: debug.SetGCPercent). The first setting waits for a second
 // reading (a rate) and a collection (a live heap). changed is called with the first
-// setting and each new one.
+// setting and each new one, and the sustained rate it went by.
 func PaceGC(ctx context.Context, every time.Duration, read func() (live, allocated uint64), set func(int), changed func(percent int, live, rate uint64)) {
 	if set == nil {
 		set = func(p int) { debug.SetGCPercent(p) }
 	}
+	var pace Pace
 	current := 0
 	_, prev := read()
 	prevAt := time.Now()
@@ -82,11 +111,11 @@ func PaceGC(ctx context.Context, every time.Duration, read func() (live, allocat
 		}
 		rate := uint64(float64(allocated-prev) / secs)
 		prev, prevAt = allocated, now
-		if p := GCPercent(live, rate); p != current {
+		if p, sustained := pace.Percent(live, rate); p != current {
 			current = p
 			set(p)
 			if changed != nil {
-				changed(p, live, rate)
+				changed(p, live, sustained)
 			}
 		}
 	}

@@ -31,6 +31,36 @@ func TestGCPercent(t *testing.T) {
 	}
 }
 
+// A percentage goes down at the first slow reading and up only when the rate has held for
+// SustainFor readings: a burst (a scrape) leaves it where it was.
+func TestPace(t *testing.T) {
+	const mib = 1 << 20
+	var p Pace
+	step := func(rate uint64, want int) {
+		t.Helper()
+		if got, _ := p.Percent(8*mib, rate); got != want {
+			t.Fatalf("reading %d (%d MiB/s on 8 MiB live): %d, want %d", p.n, rate>>20, got, want)
+		}
+	}
+	for range SustainFor - 1 {
+		step(64*mib, 50) // fast from the start: not yet sustained
+	}
+	step(64*mib, 100)
+	step(64*mib, 100)
+	step(1*mib, 50) // down at once
+	for range SustainFor - 1 {
+		step(64*mib, 50)
+	}
+	step(64*mib, 100)
+	for range 3 { // a burst among slow readings
+		step(0, 50)
+		step(40*mib, 50)
+	}
+	if got, sustained := p.Percent(8*mib, 7*mib); got != 50 || sustained != 0 {
+		t.Errorf("after the bursts: %d by %d B/s, want 50 by 0 (the slowest of the last %d)", got, sustained, SustainFor)
+	}
+}
+
 // The pace sets the percentage once it has a rate and a live heap, again only when the
 // readings move it, and ends with its context.
 func TestPaceGC(t *testing.T) {
@@ -41,13 +71,20 @@ func TestPaceGC(t *testing.T) {
 	// delivered at once) or more: nothing allocated is slow, and 63 MiB is fast, however
 	// long the tick.
 	readings := []reading{
-		{0, 0},              // the start: no collection yet
-		{0, 1 * mib},        // still none: nothing set
-		{8 * mib, 1 * mib},  // slow: 50
-		{8 * mib, 1 * mib},  // the same: nothing new
-		{8 * mib, 64 * mib}, // fast: 100
-		{8 * mib, 64 * mib}, // slow again: 50
+		{0, 0},               // the start: no collection yet
+		{0, 1 * mib},         // still none: nothing set
+		{8 * mib, 1 * mib},   // slow: 50
+		{8 * mib, 1 * mib},   // the same: nothing new
+		{8 * mib, 64 * mib},  // a burst: still 50
+		{8 * mib, 64 * mib},  // slow
+		{8 * mib, 127 * mib}, // fast, five times in a row: 100
+		{8 * mib, 190 * mib},
+		{8 * mib, 253 * mib},
+		{8 * mib, 316 * mib},
+		{8 * mib, 379 * mib},
+		{8 * mib, 379 * mib}, // slow again: 50
 	}
+	last := readings[len(readings)-1]
 	var set []int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -57,7 +94,7 @@ func TestPaceGC(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if len(readings) == 0 {
-				return 8 * mib, 64 * mib
+				return last.live, last.allocated
 			}
 			r := readings[0]
 			readings = readings[1:]
