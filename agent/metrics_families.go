@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/vigil-monitor/vigil/checks"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -43,9 +44,12 @@ func newOwnFamilies(sources ...checks.Families) *ownFamilies {
 		}
 	}
 	slices.SortFunc(o.refs, func(a, b familyRef) int { return strings.Compare(a.name, b.name) })
-	for i := 1; i < len(o.refs); i++ {
-		if o.refs[i].name == o.refs[i-1].name {
-			panic("metric family " + o.refs[i].name + " kept by two sources")
+	for i, ref := range o.refs {
+		if i > 0 && ref.name == o.refs[i-1].name {
+			panic("metric family " + ref.name + " kept by two sources")
+		}
+		if !model.IsValidLegacyMetricName(ref.name) { // they are encoded unescaped (metricsHandler)
+			panic("metric family " + ref.name + ": not a legacy metric name")
 		}
 	}
 	return o

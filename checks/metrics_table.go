@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 )
 
 // gaugeTable holds a kind's gauges of each check's last answer as one row of numbers per
@@ -53,6 +54,11 @@ func (t *gaugeTable) column(name, help, label, extra string) int {
 	t.cols = append(t.cols, gaugeColumn{name: name, help: help, label: label, extra: extra})
 	if len(t.cols) > 64 {
 		panic("gaugeTable: more than 64 columns")
+	}
+	// The agent encodes these families unescaped (agent/metrics_handler.go): names no
+	// escaping scheme would change.
+	if !model.IsValidLegacyMetricName(name) || label != "" && !model.LabelName(label).IsValidLegacy() {
+		panic("gaugeTable: " + name + " " + label + ": not a legacy metric or label name")
 	}
 	return len(t.cols) - 1
 }
