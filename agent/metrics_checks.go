@@ -51,8 +51,11 @@ type checkRecord struct {
 	skipped                    uint64
 	skippedSeen                bool
 	// exemplars are each bucket's newest run with a trace, once there was one.
-	exemplars *[len(durationBuckets) + 1]exemplar
+	exemplars *exemplars
 }
+
+// exemplars are a check's exemplar per bucket, +Inf's last.
+type exemplars [len(durationBuckets) + 1]exemplar
 
 type exemplar struct {
 	traceID string
@@ -95,7 +98,7 @@ func (s *checkSeries) observe(res *checks.Result) {
 	}
 	if res.TraceID != "" {
 		if r.exemplars == nil {
-			r.exemplars = new([len(durationBuckets) + 1]exemplar)
+			r.exemplars = new(exemplars)
 		}
 		r.exemplars[b] = exemplar{traceID: res.TraceID, value: secs, at: res.Started.Add(res.Duration)}
 	}

@@ -103,3 +103,40 @@ vigil_scheduler_skipped_runs_total{check="slow"} 1
 		t.Errorf("%d series left after forget", n)
 	}
 }
+
+// A scrape copies the records a part at a time: a run that ends while it is being sent
+// does not change a part already made and is in the parts made after it; a check
+// forgotten since has no series; each part's exemplars are its own checks'.
+func TestCheckSeriesScrapedInParts(t *testing.T) {
+	s := newCheckSeries()
+	t0 := time.Unix(1_800_000_000, 0)
+	for i, name := range []string{"a", "b", "c"} {
+		s.observe(&checks.Result{Check: name, Kind: "http", Location: "eu", Outcome: checks.Pass, Started: t0,
+			Duration: time.Duration(i+1) * time.Millisecond, TraceID: fmt.Sprintf("%032d", i+1)})
+	}
+	rows := s.Snapshot()
+	first := rows.Family(famSuccess, 0, 2)
+	hist := rows.Family(famHistogram, 0, 2)
+	s.observe(&checks.Result{Check: "c", Kind: "http", Location: "eu", Outcome: checks.Fail, Started: t0, Duration: time.Millisecond})
+	s.forget("a")
+	if len(first.Metric) != 2 || first.Metric[1].GetGauge().GetValue() != 1 {
+		t.Errorf("a part already made changed: %v", first.Metric)
+	}
+	if got := rows.Family(famSuccess, 2, 3); len(got.Metric) != 1 || got.Metric[0].GetGauge().GetValue() != 0 {
+		t.Errorf("a part made after c failed: %v, want c at 0", got.Metric)
+	}
+	if got := rows.Family(famSuccess, 0, 2); len(got.Metric) != 1 || got.Metric[0].GetLabel()[0].GetValue() != "b" {
+		t.Errorf("a part made after a was forgotten: %v, want b alone", got.Metric)
+	}
+	var traces []string
+	for _, m := range hist.Metric {
+		for _, b := range m.GetHistogram().GetBucket() {
+			if e := b.GetExemplar(); e != nil {
+				traces = append(traces, m.GetLabel()[0].GetValue()+":"+e.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	if want := fmt.Sprintf("[a:%032d b:%032d]", 1, 2); fmt.Sprint(traces) != want {
+		t.Errorf("exemplars %v, want %s", traces, want)
+	}
+}

@@ -154,20 +154,42 @@ type namedRecord struct {
 	checkRecord
 }
 
-// snapshot copies the records under the lock, sorted by check name.
-func (s *checkSeries) snapshot() []namedRecord {
+// names are the checks' names, sorted: the rows of one scrape.
+func (s *checkSeries) names() []string {
 	s.mu.Lock()
-	all := make([]namedRecord, 0, len(s.checks))
-	for name, r := range s.checks {
-		all = append(all, namedRecord{name: name, checkRecord: *r})
-		if r.exemplars != nil {
-			ex := *r.exemplars
-			all[len(all)-1].exemplars = &ex
-		}
+	names := make([]string, 0, len(s.checks))
+	for name := range s.checks {
+		names = append(names, name)
 	}
 	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b namedRecord) int { return strings.Compare(a.name, b.name) })
-	return all
+	slices.Sort(names)
+	return names
+}
+
+// copyRecords appends the records of names to into, copied under the lock, a record per
+// name (a zero one, with no series, for a check gone since), and their exemplars into ex
+// (a slot per name, reused).
+func (s *checkSeries) copyRecords(names []string, into []namedRecord, ex []exemplars) []namedRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, name := range names {
+		nr := namedRecord{name: name}
+		if r := s.checks[name]; r != nil {
+			nr.checkRecord = *r
+			if r.exemplars != nil {
+				ex[i] = *r.exemplars
+				nr.exemplars = &ex[i]
+			}
+		}
+		into = append(into, nr)
+	}
+	return into
+}
+
+// snapshot copies every record, sorted by check name.
+func (s *checkSeries) snapshot() []namedRecord {
+	names := s.names()
+	return s.copyRecords(names, nil, make([]exemplars, len(names)))
 }
 
 // The per-check families, in the order of their names.
@@ -204,25 +226,33 @@ func (s *checkSeries) Names() []string {
 	return names
 }
 
-// Snapshot implements checks.Families.
-func (s *checkSeries) Snapshot() checks.FamilyRows { return &seriesRows{recs: s.snapshot()} }
+// Snapshot implements checks.Families: the checks' names; their records are copied a
+// part at a time (Family), so that a scrape of 10,000 checks holds one part's copies.
+func (s *checkSeries) Snapshot() checks.FamilyRows { return &seriesRows{s: s, names: s.names()} }
 
-// seriesRows are the records of one scrape, and the scrapedChecks their families are made
-// in: one per record of the largest range asked for, reused from range to range.
+// seriesRows are the checks of one scrape, and what their families are made in: the
+// records of the range last asked for and a scrapedCheck per check of it, reused from
+// range to range.
 type seriesRows struct {
+	s       *checkSeries
+	names   []string
 	recs    []namedRecord
+	ex      []exemplars
 	scraped []scrapedCheck
 }
 
-func (s *seriesRows) Len() int { return len(s.recs) }
+func (s *seriesRows) Len() int { return len(s.names) }
 
 // Family implements checks.FamilyRows. A check's families are made in distinct parts of
-// its scrapedCheck, so those of one range stay valid together.
+// its scrapedCheck, so those of one range stay valid together; each reads the records as
+// they are when it is made.
 func (s *seriesRows) Family(f, from, to int) *dto.MetricFamily {
 	if len(s.scraped) < to-from {
 		s.scraped = make([]scrapedCheck, to-from)
+		s.ex = make([]exemplars, to-from)
 	}
-	return buildFamily(f, s.recs[from:to], s.scraped[:to-from])
+	s.recs = s.s.copyRecords(s.names[from:to], s.recs[:0], s.ex)
+	return buildFamily(f, s.recs, s.scraped[:to-from])
 }
 
 // buildFamily makes family f of recs, into scraped (one per record; its other families'
@@ -303,7 +333,7 @@ func buildFamily(f int, recs []namedRecord, scraped []scrapedCheck) *dto.MetricF
 
 // withExemplars puts each bucket's newest run with a trace on it as its exemplar, as
 // client_golang places them; +Inf's on a bucket added for it.
-func withExemplars(buckets []*dto.Bucket, ex *[len(durationBuckets) + 1]exemplar, count *uint64) []*dto.Bucket {
+func withExemplars(buckets []*dto.Bucket, ex *exemplars, count *uint64) []*dto.Bucket {
 	for k, e := range ex {
 		if e.traceID == "" {
 			continue

@@ -25,7 +25,13 @@ import (
 )
 
 // gzipWriters keeps gzip writers between scrapes: each holds about a megabyte of state.
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+// They compress at gzip's fastest level: at its default (promhttp's) the compression was
+// half of a scrape's CPU, and the fastest halves that for a body some 18% larger
+// (BenchmarkScrape10000: 340 to 190 ms, 1,208 to 1,432 KiB, for 10,000 checks).
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+	return w
+}}
 
 // scrapePart is how many checks' series of one family are encoded at a time.
 const scrapePart = 256

@@ -11,16 +11,19 @@ import dto "github.com/prometheus/client_model/go"
 type Families interface {
 	// Names are the families' names, sorted. They do not change.
 	Names() []string
-	// Snapshot copies the rows for one scrape, a row per check, sorted by check.
+	// Snapshot takes the rows of one scrape, a row per check, sorted by check. Their
+	// values are copied a part at a time (FamilyRows.Family), so that a scrape holds one
+	// part's copies, not every check's.
 	Snapshot() FamilyRows
 }
 
-// FamilyRows are one scrape's copy of a Families' rows.
+// FamilyRows are the rows of one scrape.
 type FamilyRows interface {
 	// Len is the number of rows.
 	Len() int
 	// Family makes family f (an index into Names) of rows [from, to), its metrics in the
-	// order a registry sorts them into. It has no metrics when none of the rows has one.
+	// order a registry sorts them into, from the rows' values as they are when it is
+	// made (a check gone since has none). It has no metrics when none of the rows has one.
 	// It may reuse the memory of a family made from another range: families made from one
 	// range stay valid together, and none is written to after it is returned.
 	Family(f, from, to int) *dto.MetricFamily

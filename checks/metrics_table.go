@@ -129,18 +129,38 @@ type tableRow struct {
 	gaugeRow
 }
 
-// snapshot copies the rows under the lock (their values into one array), sorted by check.
-func (t *gaugeTable) snapshot() []tableRow {
+// names are the checks with a row, sorted: the rows of one scrape.
+func (t *gaugeTable) names() []string {
 	t.mu.Lock()
-	all := make([]tableRow, 0, len(t.rows))
-	values := make([]float64, 0, len(t.rows)*len(t.cols))
-	for check, r := range t.rows {
-		values = append(values, r.values...)
-		all = append(all, tableRow{check, r.location, gaugeRow{values: values[len(values)-len(r.values):], set: r.set}})
+	names := make([]string, 0, len(t.rows))
+	for check := range t.rows {
+		names = append(names, check)
 	}
 	t.mu.Unlock()
-	slices.SortFunc(all, func(a, b tableRow) int { return strings.Compare(a.check, b.check) })
-	return all
+	slices.Sort(names)
+	return names
+}
+
+// copyRows appends the rows of checks to rows, copied under the lock (a row without
+// values for a check gone since), their values into values, which has room for them all.
+func (t *gaugeTable) copyRows(checks []string, rows []tableRow, values []float64) []tableRow {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, check := range checks {
+		row := tableRow{check: check}
+		if r := t.rows[check]; r != nil {
+			values = append(values, r.values...)
+			row.location, row.gaugeRow = r.location, gaugeRow{values: values[len(values)-len(r.values):], set: r.set}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// snapshot copies every row, sorted by check.
+func (t *gaugeTable) snapshot() []tableRow {
+	names := t.names()
+	return t.copyRows(names, nil, make([]float64, 0, len(names)*len(t.cols)))
 }
 
 // Names implements Families.
@@ -152,34 +172,31 @@ func (t *gaugeTable) Names() []string {
 	return names
 }
 
-// Snapshot implements Families.
+// Snapshot implements Families: the checks' names; their rows are copied a part at a time
+// (Family), so that a scrape of 10,000 checks holds one part's copies.
 func (t *gaugeTable) Snapshot() FamilyRows {
-	rows := t.snapshot()
-	pairs := make([]dto.LabelPair, 2*len(rows)) // every family's check and location labels
-	for k := range rows {
-		r := &rows[k]
-		pairs[2*k] = dto.LabelPair{Name: &labelCheck, Value: &r.check}
-		pairs[2*k+1] = dto.LabelPair{Name: &labelLocation, Value: &r.location}
-	}
-	return &tableRows{t: t, rows: rows, pairs: pairs, scratch: make([]familyScratch, len(t.fams))}
+	return &tableRows{t: t, checks: t.names(), scratch: make([]familyScratch, len(t.fams))}
 }
 
 type tableRows struct {
 	t       *gaugeTable
-	rows    []tableRow
-	pairs   []dto.LabelPair
+	checks  []string
 	scratch []familyScratch // a family's arrays, reused from part to part
 }
 
-// familyScratch is what a family's metrics are made in.
+// familyScratch is what a family's metrics are made in: the rows of its part, as Family
+// copied them, and the metrics made of them.
 type familyScratch struct {
+	rows    []tableRow
+	values  []float64
+	pairs   []dto.LabelPair // each row's check and location labels
 	ptrs    []*dto.Metric
 	metrics []dto.Metric
 	gauges  []dto.Gauge
 	labels  []*dto.LabelPair
 }
 
-func (s *tableRows) Len() int { return len(s.rows) }
+func (s *tableRows) Len() int { return len(s.checks) }
 
 var gaugeType = dto.MetricType_GAUGE
 
@@ -188,7 +205,13 @@ var gaugeType = dto.MetricType_GAUGE
 // A family's metrics are made in arrays kept for its next part.
 func (s *tableRows) Family(i, from, to int) *dto.MetricFamily {
 	f := &s.t.fams[i]
-	rows := s.rows[from:to]
+	sc := &s.scratch[i]
+	if cap(sc.values) < (to-from)*len(s.t.cols) {
+		sc.values = make([]float64, 0, (to-from)*len(s.t.cols))
+		sc.pairs = make([]dto.LabelPair, 2*(to-from))
+	}
+	sc.rows = s.t.copyRows(s.checks[from:to], sc.rows[:0], sc.values[:0])
+	rows := sc.rows
 	n := 0
 	for _, r := range rows {
 		n += bits.OnesCount64(r.set & f.mask)
@@ -197,9 +220,8 @@ func (s *tableRows) Family(i, from, to int) *dto.MetricFamily {
 	if f.label != "" {
 		perMetric = 3
 	}
-	sc := &s.scratch[i]
 	if cap(sc.metrics) < n {
-		*sc = familyScratch{make([]*dto.Metric, n), make([]dto.Metric, n), make([]dto.Gauge, n), make([]*dto.LabelPair, perMetric*n)}
+		sc.ptrs, sc.metrics, sc.gauges, sc.labels = make([]*dto.Metric, n), make([]dto.Metric, n), make([]dto.Gauge, n), make([]*dto.LabelPair, perMetric*n)
 	}
 	mf := &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: &gaugeType, Metric: sc.ptrs[:n]}
 	m := 0
@@ -208,7 +230,9 @@ func (s *tableRows) Family(i, from, to int) *dto.MetricFamily {
 		if r.set&f.mask == 0 {
 			continue
 		}
-		check, location := &s.pairs[2*(from+k)], &s.pairs[2*(from+k)+1]
+		check, location := &sc.pairs[2*k], &sc.pairs[2*k+1]
+		*check = dto.LabelPair{Name: &labelCheck, Value: &r.check}
+		*location = dto.LabelPair{Name: &labelLocation, Value: &r.location}
 		for j, c := range f.cols {
 			if r.set&(1<<c) == 0 {
 				continue

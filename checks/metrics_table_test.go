@@ -186,18 +186,21 @@ probe_ssl_earliest_cert_expiry{check="web",location="eu"} 2e+09
 	}
 }
 
-// A scrape copies the rows: a run that ends while it is being sent neither waits for it
-// nor changes what it sends.
+// A scrape copies the rows a part at a time: a run that ends while it is being sent does
+// not wait for it, does not change a part already made, and is in the parts made after it.
 func TestGaugeTableUpdateDuringScrape(t *testing.T) {
 	table, c := testTable()
 	for i := range 3 {
 		table.update(fmt.Sprint("c", i), "eu", func(r *gaugeRow) { r.put(c.single, 1) })
 	}
 	rows := table.Snapshot()
-	first := rows.Family(slices.Index(table.Names(), "test_single"), 0, 1)
+	f := slices.Index(table.Names(), "test_single")
+	first := rows.Family(f, 0, 2)
 	updated := make(chan struct{})
 	go func() {
 		table.update("c1", "eu", func(r *gaugeRow) { r.put(c.single, 2) })
+		table.update("c2", "eu", func(r *gaugeRow) { r.put(c.single, 3) })
+		table.DeletePartialMatch(prometheus.Labels{"check": "c0"})
 		close(updated)
 	}()
 	select {
@@ -205,9 +208,15 @@ func TestGaugeTableUpdateDuringScrape(t *testing.T) {
 	case <-time.After(time.Minute): // a deadlock, not a slow machine
 		t.Fatal("an update waited for a scrape to finish sending")
 	}
-	rest := rows.Family(slices.Index(table.Names(), "test_single"), 1, 3)
-	if got := first.Metric[0].GetGauge().GetValue() + rest.Metric[0].GetGauge().GetValue(); got != 2 {
-		t.Errorf("a scrape under way sent the update made after it began: c0+c1 = %v, want 1+1", got)
+	if got := first.Metric[1].GetGauge().GetValue(); len(first.Metric) != 2 || got != 1 {
+		t.Errorf("a part already made changed: %d metrics, c1 = %v, want 2 and 1", len(first.Metric), got)
+	}
+	rest := rows.Family(f, 2, 3)
+	if got := rest.Metric[0].GetGauge().GetValue(); got != 3 {
+		t.Errorf("a part made after the update: c2 = %v, want 3", got)
+	}
+	if again := rows.Family(f, 0, 2); len(again.Metric) != 1 || again.Metric[0].GetLabel()[0].GetValue() != "c1" {
+		t.Errorf("a part made after c0 was deleted: %v, want c1 alone", again.Metric)
 	}
 	if got := familiesText(t, table, 3); !strings.Contains(got, `test_single{check="c1",location="eu"} 2`) {
 		t.Errorf("the next scrape lacks the update:\n%s", got)
