@@ -156,6 +156,12 @@ func bench(vigil, only string, rounds int, profile string) error {
 	} else {
 		return err
 	}
+	if rss, anon, err := emptyAgent(vigil, filepath.Join(tmp, "empty"), 10*time.Second); err == nil {
+		fmt.Printf("== for scale: vigil agent with no checks, 10 s after it was ready: RSS %.1f MiB (%.1f private; the rest is the binary's pages mapped from its file)\n",
+			float64(rss)/1024, float64(anon)/1024)
+	} else {
+		return fmt.Errorf("agent with no checks: %w", err)
+	}
 	for _, sc := range scenarios {
 		if only != "all" && only != sc.name {
 			continue

@@ -248,3 +248,36 @@ func (h histogram) quantile(q float64) time.Duration {
 	}
 	return 0
 }
+
+// emptyAgent runs `vigil agent` with no checks for settle and returns its RSS and private
+// memory in KiB: what an agent costs before its checks (the rest of RSS is the binary's
+// pages mapped from its file).
+func emptyAgent(vigil, dir string, settle time.Duration) (rss, anon int, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, 0, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return 0, 0, err
+	}
+	path := filepath.Join(dir, "vigil.yaml")
+	cfg := fmt.Sprintf("agent: {listen: %q}\nstore: {dsn: vigil.db}\nchecks: []\n", addr)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.Command(vigil, "agent", "--config", path, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	if err := waitReady("http://"+addr+"/readyz", 30*time.Second); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(settle)
+	rss, anon, _ = procMem(cmd.Process.Pid)
+	return rss, anon, nil
+}
