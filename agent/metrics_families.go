@@ -186,12 +186,6 @@ func (s *checkSeries) copyRecords(names []string, into []namedRecord, ex []exemp
 	return into
 }
 
-// snapshot copies every record, sorted by check name.
-func (s *checkSeries) snapshot() []namedRecord {
-	names := s.names()
-	return s.copyRecords(names, nil, make([]exemplars, len(names)))
-}
-
 // The per-check families, in the order of their names.
 const (
 	famDuration  = iota // probe_duration_seconds

@@ -339,3 +339,9 @@ func FuzzAcceptsGzip(f *testing.F) {
 		}
 	})
 }
+
+// snapshot copies every record, sorted by check name, as one part.
+func (s *checkSeries) snapshot() []namedRecord {
+	names := s.names()
+	return s.copyRecords(names, nil, make([]exemplars, len(names)))
+}

@@ -157,12 +157,6 @@ func (t *gaugeTable) copyRows(checks []string, rows []tableRow, values []float64
 	return rows
 }
 
-// snapshot copies every row, sorted by check.
-func (t *gaugeTable) snapshot() []tableRow {
-	names := t.names()
-	return t.copyRows(names, nil, make([]float64, 0, len(names)*len(t.cols)))
-}
-
 // Names implements Families.
 func (t *gaugeTable) Names() []string {
 	names := make([]string, len(t.fams))

@@ -222,3 +222,9 @@ func TestGaugeTableUpdateDuringScrape(t *testing.T) {
 		t.Errorf("the next scrape lacks the update:\n%s", got)
 	}
 }
+
+// snapshot copies every row, sorted by check, as one part.
+func (t *gaugeTable) snapshot() []tableRow {
+	names := t.names()
+	return t.copyRows(names, nil, make([]float64, 0, len(names)*len(t.cols)))
+}
