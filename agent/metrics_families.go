@@ -48,7 +48,7 @@ func newOwnFamilies(sources ...checks.Families) *ownFamilies {
 		if i > 0 && ref.name == o.refs[i-1].name {
 			panic("metric family " + ref.name + " kept by two sources")
 		}
-		if !model.IsValidLegacyMetricName(ref.name) { // they are encoded unescaped (metricsHandler)
+		if !model.LegacyValidation.IsValidMetricName(ref.name) { // they are encoded unescaped (metricsHandler)
 			panic("metric family " + ref.name + ": not a legacy metric name")
 		}
 	}

@@ -57,7 +57,7 @@ func (t *gaugeTable) column(name, help, label, extra string) int {
 	}
 	// The agent encodes these families unescaped (agent/metrics_handler.go): names no
 	// escaping scheme would change.
-	if !model.IsValidLegacyMetricName(name) || label != "" && !model.LabelName(label).IsValidLegacy() {
+	if !model.LegacyValidation.IsValidMetricName(name) || label != "" && !model.LegacyValidation.IsValidLabelName(label) {
 		panic("gaugeTable: " + name + " " + label + ": not a legacy metric or label name")
 	}
 	return len(t.cols) - 1
