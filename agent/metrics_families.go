@@ -239,7 +239,8 @@ func (s *seriesRows) Len() int { return len(s.names) }
 
 // Family implements checks.FamilyRows. A check's families are made in distinct parts of
 // its scrapedCheck, so those of one range stay valid together; each reads the records as
-// they are when it is made.
+// they are when it is made. Their label pairs are shared: a check whose kind or location a
+// reload changed between two families of one range shows the later in both.
 func (s *seriesRows) Family(f, from, to int) *dto.MetricFamily {
 	if len(s.scraped) < to-from {
 		s.scraped = make([]scrapedCheck, to-from)
