@@ -57,7 +57,7 @@ func (f *locFleet) config(loc, quorum string) string {
 // configAs is the config of the agent name in loc, checking tg.
 func (f *locFleet) configAs(name, loc string, tg *target, quorum string) string {
 	return fmt.Sprintf(`
-agent: {location: %s, name: %s, heartbeat: 200ms, outbox_lease: 2s}
+agent: {location: %s, name: %s, heartbeat: 500ms, outbox_lease: 2s}
 store: {driver: postgres, dsn: %q}
 locations: {%s, notify: [ops]}
 checks:
@@ -108,9 +108,15 @@ func (f *locFleet) launch(loc, config string) *harness {
 func (f *locFleet) waitMembers(n int) {
 	f.t.Helper()
 	for _, h := range f.agents {
-		eventually(f.t, 10*time.Second, "the agents to see each other", func() bool {
+		eventually(f.t, 10*time.Second, "the agents to see each other alive", func() bool {
 			ms, err := h.a.store.Members(f.t.Context())
-			return err == nil && len(ms) >= n
+			alive := 0
+			for _, m := range ms {
+				if h.a.stateOf(m, time.Now()) == memberAlive {
+					alive++
+				}
+			}
+			return err == nil && alive >= n
 		})
 	}
 }
