@@ -70,9 +70,10 @@ func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 		}
 		defer out.Flush() // before the gzip stream closes
 		enc := expfmt.NewEncoder(out, format)
-		// The own families' names and label names are all legacy ones (newOwnFamilies
-		// and the gauge tables hold them to it), which no escaping scheme changes: encoded unescaped, they
-		// read the same, without expfmt's copy of every part's metric list to escape it.
+		// The own families' names and label names are all legacy ones (newOwnFamilies and
+		// the gauge tables hold them to it), which no escaping scheme changes: encoded
+		// unescaped, they read the same, without expfmt's copy of every part's metric list.
+		// The response's Content-Type stays the negotiated format.
 		partFormat := format.WithEscapingScheme(model.NoEscaping)
 		rows := own.snapshot()
 		var part bytes.Buffer
