@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/binpages"
 	"github.com/vigil-monitor/vigil/internal/memlimit"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -29,6 +30,7 @@ type agentFlags struct {
 	pprof     bool
 	memRatio  float64
 	gcPercent int
+	lazyPages bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -56,6 +58,7 @@ is reported and the running one is kept.`,
 	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ (behind the API token), to profile a running agent")
 	fl.IntVar(&f.gcPercent, "gc-percent", 0, "Go's GOGC for the agent (how far the heap grows past what is live before it is collected, in percent), unless GOGC is set; 0 paces it: the lowest from 50 to 100 at which the heap is collected about once a second at most")
+	fl.BoolVar(&f.lazyPages, "lazy-binary-pages", true, "map only the pages of vigil's own binary that the agent runs (Linux): as it starts, and again a while after, it unmaps the binary and drops its unused pages from the page cache, so a page is read from the file when first run; false leaves it to the kernel, which maps the cached pages around each one run")
 	fl.Float64Var(&f.memRatio, "memory-limit-ratio", 0.9, "set Go's soft memory limit to this share of the container's memory limit (cgroup), unless GOMEMLIMIT is set; 0 turns it off")
 	return cmd
 }
@@ -104,6 +107,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if f.gcPercent < 0 {
 		return exitWith(exitUsage, fmt.Errorf("--gc-percent %d: give a percentage of 1 or more (Go's own default is 100; lower keeps less memory for more CPU), or 0 to pace it from the live heap", f.gcPercent))
 	}
+	if f.lazyPages {
+		dropBinaryPages(log)
+	}
 	pacedGC := setGCPercent(f.gcPercent, log)
 	memLimit, err := setMemoryLimit(f.memRatio, log)
 	if err != nil {
@@ -147,6 +153,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	if err := a.Listen(); err != nil {
 		return exitWith(exitFailed, err)
 	}
+	if f.lazyPages {
+		go keepBinaryPages(ctx, log)
+	}
 	if a.Runtime().HasBrowserChecks() {
 		// Start Chromium now, so the first deploy's browser runs do not pay for it.
 		go func() {
@@ -180,6 +189,37 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return exitWith(exitFailed, err)
 	}
 	return nil
+}
+
+// The agent unmaps its binary again binaryPagesFirst after it listens (what only the start
+// ran: the config loader, the store's migrations), then every binaryPagesEvery (what a
+// reload or an incident ran once). The pages it runs come back from the page cache at once.
+const (
+	binaryPagesFirst = 10 * time.Second
+	binaryPagesEvery = 10 * time.Minute
+)
+
+// dropBinaryPages, as the agent starts, leaves mapped only the pages of its binary it runs
+// from then on (see binpages).
+func dropBinaryPages(log *slog.Logger) {
+	r, err := binpages.Drop(true)
+	logBinaryPages(log, "the agent's binary is mapped as it runs", r, err)
+}
+
+// keepBinaryPages unmaps the binary's pages the agent no longer runs, until ctx ends.
+func keepBinaryPages(ctx context.Context, log *slog.Logger) {
+	binpages.Keep(ctx, binaryPagesFirst, binaryPagesEvery, func(r binpages.Result, err error) {
+		logBinaryPages(log, "the agent's binary pages it no longer runs are unmapped", r, err)
+	})
+}
+
+func logBinaryPages(log *slog.Logger, msg string, r binpages.Result, err error) {
+	if err != nil {
+		log.Debug("the agent's binary pages could not all be unmapped; the kernel keeps them mapped", "error", err)
+	}
+	if r.Mappings > 0 {
+		log.Debug(msg, "rss_file_bytes_before", r.Before, "rss_file_bytes_after", r.After, "mapped_bytes", r.Bytes, "page_cache_dropped", r.Evicted)
+	}
 }
 
 // gcPaceEvery is how often a paced collector's percentage is set again from the heap: often

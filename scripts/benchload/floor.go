@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/binpages"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -79,6 +80,9 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
+	// As vigil agent does (--lazy-binary-pages): only the binary's pages it runs are mapped.
+	_, _ = binpages.Drop(true)
+	go binpages.Keep(ctx, 10*time.Second, 10*time.Minute, func(binpages.Result, error) {})
 	if p := os.Getenv("BENCHLOAD_FLOOR_PROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {

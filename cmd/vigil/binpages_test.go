@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The agent maps only the pages of its binary it runs (--lazy-binary-pages, the default):
+// the same binary and config with it off holds more of the binary, and with it on the
+// checks still run, through the drops.
+func TestAgentLazyBinaryPages(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads Linux's /proc")
+	}
+	dir := t.TempDir()
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == 0x01021994 || fs.Type == 0x858458f6 { // tmpfs, ramfs
+		t.Skip("the temporary directory is in memory: its page cache cannot be dropped")
+	}
+	// A copy of the binary no other test's agent maps (a page another process maps stays
+	// cached, and the kernel maps it around the pages run), its pages written back.
+	bin := filepath.Join(dir, "vigil")
+	copyFile(t, vigilBinary(t), bin)
+
+	var requests atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer target.Close()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+store: {dsn: %q}
+checks:
+  - {name: home, kind: http, every: 1s, request: {url: %q}, assert: ["status == 200"]}
+`, filepath.Join(dir, "v.db"), target.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	passed := regexp.MustCompile(`(?m)^vigil_check_runs_total\{check="home",kind="http",result="pass"\} [1-9]`)
+	failed := regexp.MustCompile(`(?m)^vigil_check_runs_total\{check="home",kind="http",result="(fail|error)"\} [1-9]`)
+	dropped := regexp.MustCompile(`binary pages it no longer runs are unmapped" rss_file_bytes_before=(\d+) rss_file_bytes_after=(\d+)`)
+
+	// rssFile runs the agent until it has dropped its pages after the start (with the flag
+	// on; the same time with it off) and a check has run since, and reads its RssFile.
+	rssFile := func(t *testing.T, args ...string) int {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", addr, "--log-level", "debug"}, args...)...)
+		p := runAgentCmd(t, cmd, addr)
+		defer p.terminate()
+		lazy := !strings.Contains(strings.Join(args, " "), "=false")
+		if lazy && !strings.Contains(p.logs.String(), `the agent's binary is mapped as it runs" rss_file_bytes_before=`) {
+			t.Fatalf("the agent did not drop its binary's pages as it started:\n%s", p.logs.String())
+		}
+		deadline := time.Now().Add(binaryPagesFirst + 20*time.Second)
+		for time.Now().Before(deadline) && !dropped.MatchString(p.logs.String()) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if lazy != dropped.MatchString(p.logs.String()) {
+			t.Fatalf("lazy %v, but the drop after the start is logged: %v:\n%s", lazy, !lazy, p.logs.String())
+		}
+		if !lazy {
+			time.Sleep(time.Until(deadline.Add(-20 * time.Second)))
+		}
+		for n := requests.Load(); requests.Load() < n+2; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline.Add(30 * time.Second)) {
+				t.Fatalf("the check stopped running:\n%s", p.logs.String())
+			}
+		}
+		if code, body := p.get("/metrics"); code != 200 || !passed.MatchString(body) || failed.MatchString(body) {
+			t.Fatalf("/metrics: %d, want the check's runs passed, none failed:\n%.3000s", code, body)
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`RssFile:\s+(\d+) kB`).FindSubmatch(status)
+		if m == nil {
+			t.Fatalf("no RssFile in %s", status)
+		}
+		kb, _ := strconv.Atoi(string(m[1]))
+		return kb
+	}
+
+	kernel := rssFile(t, "--lazy-binary-pages=false")
+	lazy := rssFile(t)
+	t.Logf("the binary's pages mapped: %d KiB lazily, %d KiB by the kernel", lazy, kernel)
+	if lazy*4 > kernel*3 {
+		t.Errorf("lazily the agent maps %d KiB of its binary, the kernel %d KiB: want at least a quarter less", lazy, kernel)
+	}
+}
+
+// copyFile copies a file and writes its pages back to the disk.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
