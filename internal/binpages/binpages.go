@@ -8,7 +8,7 @@
 // pages count in its RSS and in its container's memory.
 //
 // Drop(true), as the process starts, asks for no read-ahead on the binary's read-only
-// mappings, unmaps them, and drops the binary's pages no process maps from the page cache:
+// mappings (those the process has not written to: see binarySpans), unmaps them, and drops the binary's pages no process maps from the page cache:
 // from then on the process maps what it runs, a page at a time, each read from the file
 // once (a cold start without read-ahead). Drop(false) later unmaps them again without
 // touching the cache: the pages still in use come straight back, from the cache, and the
@@ -59,38 +59,61 @@ func Keep(ctx context.Context, first, every time.Duration, report func(Result, e
 // span is one mapping: its address range.
 type span struct{ start, end uintptr }
 
-// binarySpans reads /proc/self/maps-formatted data and returns the read-only mappings of the
-// file that holds pc (an address in the binary's code). The file is known by its device
-// and inode, not its name: a binary replaced on disk while it runs is listed as
-// "path (deleted)", and an overlay filesystem's may be listed under the file beneath it.
-func binarySpans(maps []byte, pc uintptr) ([]span, error) {
+// binarySpans reads /proc/self/smaps-formatted data and returns the read-only private
+// mappings of the file that holds pc (an address in the binary's code) that hold no page of
+// their own (Anonymous: 0 kB). A read-only mapping can hold such pages: the dynamic
+// linker's relocations (RELRO, in a binary linked with cgo or as PIE), written and then
+// made read-only, or a debugger's breakpoints; unmapping them would lose them, so such a
+// mapping is left alone. The file is known by its device and inode, not its name: a
+// binary replaced on disk while it runs is listed as "path (deleted)", and an overlay
+// filesystem's may be listed under the file beneath it.
+func binarySpans(smaps []byte, pc uintptr) ([]span, error) {
 	type mapping struct {
 		span
 		perms, file string // file: device and inode
+		anonymous   int64  // kB; -1 when not listed
 	}
-	var all []mapping
+	var all []*mapping
+	var cur *mapping // the mapping the fields that follow belong to
 	var dev string
-	for len(maps) > 0 {
+	for len(smaps) > 0 {
 		var line []byte
-		line, maps, _ = bytes.Cut(maps, []byte("\n"))
+		line, smaps, _ = bytes.Cut(smaps, []byte("\n"))
 		f := bytes.Fields(line)
-		if len(f) < 5 {
+		if len(f) == 0 {
+			continue
+		}
+		if bytes.HasSuffix(f[0], []byte(":")) { // a field of the mapping above
+			if cur != nil && string(f[0]) == "Anonymous:" {
+				if len(f) != 3 || string(f[2]) != "kB" {
+					return nil, fmt.Errorf("binpages: smaps line %q: bad size", line)
+				}
+				kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+				if err != nil || kb < 0 {
+					return nil, fmt.Errorf("binpages: smaps line %q: bad size", line)
+				}
+				cur.anonymous = kb
+			}
+			continue
+		}
+		cur = nil
+		if len(f) < 5 { // no mapping a field after it belongs to
 			continue
 		}
 		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
 		if !ok {
-			return nil, fmt.Errorf("binpages: maps line %q: no address range", line)
+			return nil, fmt.Errorf("binpages: smaps line %q: no address range", line)
 		}
 		start, err1 := strconv.ParseUint(string(lo), 16, 64)
 		end, err2 := strconv.ParseUint(string(hi), 16, 64)
 		if err1 != nil || err2 != nil || end <= start || uint64(uintptr(end)) != end {
-			return nil, fmt.Errorf("binpages: maps line %q: bad address range", line)
+			return nil, fmt.Errorf("binpages: smaps line %q: bad address range", line)
 		}
-		m := mapping{span{uintptr(start), uintptr(end)}, string(f[1]), string(f[3]) + " " + string(f[4])}
+		m := &mapping{span{uintptr(start), uintptr(end)}, string(f[1]), string(f[3]) + " " + string(f[4]), -1}
 		if string(f[4]) == "0" { // anonymous: no file
 			m.file = ""
 		}
-		all = append(all, m)
+		all, cur = append(all, m), m
 		if m.start <= pc && pc < m.end {
 			dev = m.file
 		}
@@ -100,7 +123,7 @@ func binarySpans(maps []byte, pc uintptr) ([]span, error) {
 	}
 	var out []span
 	for _, m := range all {
-		if m.file == dev && len(m.perms) == 4 && m.perms[0] == 'r' && m.perms[1] == '-' && m.perms[3] == 'p' {
+		if m.file == dev && len(m.perms) == 4 && m.perms[0] == 'r' && m.perms[1] == '-' && m.perms[3] == 'p' && m.anonymous == 0 {
 			out = append(out, m.span)
 		}
 	}

@@ -13,19 +13,19 @@ import (
 // drop the binary's pages that no process maps. It never touches a writable mapping.
 func Drop(evict bool) (Result, error) {
 	var r Result
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return r, err
 	}
-	spans, err := binarySpans(maps, reflect.ValueOf(Drop).Pointer())
+	spans, err := binarySpans(smaps, reflect.ValueOf(Drop).Pointer())
 	if err != nil {
 		return r, err
 	}
 	r.Before = readRSSFile()
 	var errs []error
 	for _, s := range spans {
-		// The range is a whole mapping of the binary, read-only: nothing in it is ever
-		// written, so unmapping it loses nothing (the next access maps the file's page).
+		// The range is a whole mapping of the binary, read-only, with no page written to
+		// (binarySpans): unmapping it loses nothing, the next access maps the file's page.
 		if evict {
 			if err := madvise(s, unix.MADV_RANDOM); err != nil {
 				errs = append(errs, err)
