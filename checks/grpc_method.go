@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"fmt"
 	"math"
 	"strings"
@@ -174,11 +175,11 @@ func reflectFiles(ctx context.Context, conn *grpc.ClientConn, method, symbol str
 	var order []*descriptorpb.FileDescriptorProto
 	ask := func(req *rpb.ServerReflectionRequest, what string) error {
 		if err := stream.SendMsg(req); err != nil {
-			return recvError(stream, err)
+			return endedWithout(ctx, recvError(stream, err), what)
 		}
 		resp := new(rpb.ServerReflectionResponse)
 		if err := stream.RecvMsg(resp); err != nil {
-			return err
+			return endedWithout(ctx, err, what)
 		}
 		if e := resp.GetErrorResponse(); e != nil {
 			return fmt.Errorf("the server's reflection does not know %s (%s: %s)", what, codes.Code(e.GetErrorCode()), Trim(e.GetErrorMessage(), 200))
@@ -225,6 +226,25 @@ func reflectFiles(ctx context.Context, conn *grpc.ClientConn, method, symbol str
 		}
 	}
 	return order, nil
+}
+
+// deadlineSlack is how close to the call's deadline a stream's end counts as the deadline:
+// the server has the deadline as grpc-timeout, rounded down to its unit (a millisecond for
+// a timeout of 100 s or more).
+const deadlineSlack = 10 * time.Millisecond
+
+// endedWithout names a reflection stream that ended (io.EOF) before answering the question
+// for what. A server that answers nothing ends the stream at the deadline it was sent,
+// which can reach the caller before its own context says so: that is the silence it was,
+// DeadlineExceeded.
+func endedWithout(ctx context.Context, err error, what string) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(d) < deadlineSlack {
+		return status.Errorf(codes.DeadlineExceeded, "the server's reflection did not answer the question for %s before the deadline", what)
+	}
+	return fmt.Errorf("the server's reflection ended the stream without answering the question for %s", what)
 }
 
 // recvError is the status behind a failed send: the stream's own error comes with RecvMsg.

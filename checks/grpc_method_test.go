@@ -251,6 +251,9 @@ func TestGRPCMethodConfigErrors(t *testing.T) {
 
 // hostileReflection is a reflection service that answers with what answer gives it (or
 // holds the stream open, for nil), whatever it is asked.
+// endNow, as a hostile reflection's answer, ends the stream (status OK) without one.
+var endNow = new(rpb.ServerReflectionResponse)
+
 func hostileReflection(answer func(req *rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse) func(*grpc.Server) {
 	return func(s *grpc.Server) {
 		s.RegisterService(&grpc.ServiceDesc{ServiceName: "grpc.reflection.v1.ServerReflection", HandlerType: (*any)(nil),
@@ -262,7 +265,10 @@ func hostileReflection(answer func(req *rpb.ServerReflectionRequest) *rpb.Server
 							return nil
 						}
 						resp := answer(req)
-						if resp == nil {
+						if resp == endNow {
+							return nil
+						}
+						if resp == nil { // silence until the call's deadline, which the server has too; then the end
 							<-stream.Context().Done()
 							return nil
 						}
@@ -323,6 +329,8 @@ func TestGRPCMethodHostileReflection(t *testing.T) {
 			return &rpb.ServerReflectionResponse{}
 		}, Fail, "with no descriptor"},
 		{"silence", func(*rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse { return nil }, Error, "DeadlineExceeded"},
+		{"the stream ended at once, unanswered", func(*rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse { return endNow }, Fail,
+			"ended the stream without answering the question for service vigiltest.orders.v1.Orders"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

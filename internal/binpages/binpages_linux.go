@@ -59,13 +59,17 @@ func madvise(s span, advice int) error {
 }
 
 // fadviseDontNeed asks the page cache to drop the binary's pages that no process maps.
-// /proc/self/exe opens the running binary even when it has been replaced on disk.
+// A page not yet written back (a binary built or copied just before it started) is not
+// dropped, so they are written back first; for a binary that has been on disk for more
+// than a few seconds there is nothing to write. /proc/self/exe opens the running binary
+// even when it has been replaced on disk.
 func fadviseDontNeed() error {
 	f, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	_ = unix.Fdatasync(int(f.Fd())) // a read-only filesystem may refuse it; it has nothing to write then
 	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
 
