@@ -154,6 +154,10 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		return exitWith(exitFailed, err)
 	}
 	if f.lazyPages {
+		// Again, now that the start's reading is done: a cold start's read-ahead may have
+		// been in flight at the first drop, and the config loader and the store's
+		// migrations have run; the checks page in what they run.
+		dropBinaryPages(log)
 		go keepBinaryPages(ctx, log)
 	}
 	if a.Runtime().HasBrowserChecks() {
