@@ -157,8 +157,9 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 		// Again, now that the start's reading is done: a cold start's read-ahead may have
 		// been in flight at the first drop, and the config loader and the store's
 		// migrations have run; the checks page in what they run.
-		dropBinaryPages(log)
-		go keepBinaryPages(ctx, log)
+		if dropBinaryPages(log) {
+			go keepBinaryPages(ctx, log)
+		}
 	}
 	if a.Runtime().HasBrowserChecks() {
 		// Start Chromium now, so the first deploy's browser runs do not pay for it.
@@ -195,24 +196,17 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	return nil
 }
 
-// The agent unmaps its binary again binaryPagesFirst after it listens (what only the start
-// ran: the config loader, the store's migrations), then every binaryPagesEvery (what a
-// reload or an incident ran once). The pages it runs come back from the page cache at once.
-const (
-	binaryPagesFirst = 10 * time.Second
-	binaryPagesEvery = 10 * time.Minute
-)
-
-// dropBinaryPages, as the agent starts, leaves mapped only the pages of its binary it runs
-// from then on (see binpages).
-func dropBinaryPages(log *slog.Logger) {
+// dropBinaryPages leaves mapped only the pages of the agent's binary it runs from then on
+// (see binpages), and says whether this system can.
+func dropBinaryPages(log *slog.Logger) (supported bool) {
 	r, err := binpages.Drop(true)
 	logBinaryPages(log, "the agent's binary is mapped as it runs", r, err)
+	return !errors.Is(err, binpages.ErrUnsupported)
 }
 
 // keepBinaryPages unmaps the binary's pages the agent no longer runs, until ctx ends.
 func keepBinaryPages(ctx context.Context, log *slog.Logger) {
-	binpages.Keep(ctx, binaryPagesFirst, binaryPagesEvery, func(r binpages.Result, err error) {
+	binpages.Keep(ctx, binpages.KeepFirst, binpages.KeepEvery, func(r binpages.Result, err error) {
 		logBinaryPages(log, "the agent's binary pages it no longer runs are unmapped", r, err)
 	})
 }

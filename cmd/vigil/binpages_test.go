@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/binpages"
 )
 
 // The agent maps only the pages of its binary it runs (--lazy-binary-pages, the default):
@@ -81,19 +83,19 @@ checks:
 		if lazy && !strings.Contains(p.logs.String(), `the agent's binary is mapped as it runs" rss_file_bytes_before=`) {
 			t.Fatalf("the agent did not drop its binary's pages as it started:\n%s", p.logs.String())
 		}
-		deadline := time.Now().Add(binaryPagesFirst + 20*time.Second)
+		deadline := time.Now().Add(binpages.KeepFirst + 20*time.Second)
 		if lazy {
 			for time.Now().Before(deadline) && !dropped.MatchString(p.logs.String()) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			m := dropped.FindStringSubmatch(p.logs.String())
 			if m == nil {
-				t.Fatalf("the agent did not drop its binary's pages again %s after it listened:\n%s", binaryPagesFirst, p.logs.String())
+				t.Fatalf("the agent did not drop its binary's pages again %s after it listened:\n%s", binpages.KeepFirst, p.logs.String())
 			}
 			bytes, _ := strconv.Atoi(m[1])
 			first = bytes >> 10
 		} else {
-			time.Sleep(binaryPagesFirst)
+			time.Sleep(binpages.KeepFirst)
 			first = read()
 			if dropped.MatchString(p.logs.String()) {
 				t.Fatalf("--lazy-binary-pages=false, but the agent dropped its pages:\n%s", p.logs.String())
@@ -113,9 +115,9 @@ checks:
 		return first, read()
 	}
 
-	lazyFirst, lazy := rssFile(t) // first, while the copy's pages are not yet written back
+	lazyFirst, lazy := rssFile(t) // first: from a copy just written, as a binary installed just before it starts
 	kernelFirst, kernel := rssFile(t, "--lazy-binary-pages=false")
-	t.Logf("the binary's pages mapped after %s: %d KiB lazily, %d KiB by the kernel; 5 s later: %d and %d KiB", binaryPagesFirst, lazyFirst, kernelFirst, lazy, kernel)
+	t.Logf("the binary's pages mapped after %s: %d KiB lazily, %d KiB by the kernel; 5 s later: %d and %d KiB", binpages.KeepFirst, lazyFirst, kernelFirst, lazy, kernel)
 	if lazyFirst*3 > kernelFirst*2 || lazy*3 > kernel*2 {
 		t.Errorf("lazily the agent maps %d then %d KiB of its binary, the kernel %d then %d KiB: want at least a third less", lazyFirst, lazy, kernelFirst, kernel)
 	}

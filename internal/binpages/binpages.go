@@ -8,9 +8,10 @@
 // pages count in its RSS and in its container's memory.
 //
 // Drop(true), as the process starts, asks for no read-ahead on the binary's read-only
-// mappings (those the process has not written to: see binarySpans), unmaps them, and drops the binary's pages no process maps from the page cache:
-// from then on the process maps what it runs, a page at a time, each read from the file
-// once (a cold start without read-ahead). Drop(false) later unmaps them again without
+// mappings (those the process has not written to: see binarySpans), unmaps them, and
+// drops the binary's pages no process maps from the page cache: from then on the process
+// maps what it runs, a page at a time, each read from the file once (a cold start without
+// read-ahead). Drop(false) later unmaps them again without
 // touching the cache: the pages still in use come straight back, from the cache, and the
 // ones only the start used (and the pages cached around them) are left to the kernel to
 // reclaim when memory is short. Neither changes what the process computes: the pages are
@@ -38,6 +39,14 @@ type Result struct {
 
 // ErrUnsupported is returned where the operating system gives no way to do it.
 var ErrUnsupported = errors.New("binpages: not supported on this operating system")
+
+// KeepFirst and KeepEvery are when a long-running process drops the binary's pages again
+// (Keep), without touching the cache: a while after its start (what only the start ran),
+// then now and then (what a reload or an incident ran once).
+const (
+	KeepFirst = 10 * time.Second
+	KeepEvery = 10 * time.Minute
+)
 
 // Keep drops the binary's pages from the process (Drop(false)) after first, then every
 // every, until ctx ends, and reports each drop.

@@ -80,9 +80,10 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
-	// As vigil agent does (--lazy-binary-pages): only the binary's pages it runs are mapped.
+	// As vigil agent does (--lazy-binary-pages): only the binary's pages it runs are mapped
+	// (dropped as it starts, again once set up, then now and then).
 	_, _ = binpages.Drop(true)
-	go binpages.Keep(ctx, 10*time.Second, 10*time.Minute, func(binpages.Result, error) {})
+	go binpages.Keep(ctx, binpages.KeepFirst, binpages.KeepEvery, func(binpages.Result, error) {})
 	if p := os.Getenv("BENCHLOAD_FLOOR_PROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -104,6 +105,7 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	}
 	defer db.Close()
 
+	_, _ = binpages.Drop(true) // set up, before the first request, as the agent once it listens
 	results := make(chan done, 4096)
 	lags := make(chan time.Duration, 4096)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
