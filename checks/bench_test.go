@@ -98,6 +98,8 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
+// BenchmarkHTTPCheck runs the check as the agent's scheduled runs do: the transcript is
+// made only when a run fails.
 func BenchmarkHTTPCheck(b *testing.B) {
 	url := benchTarget(b)
 	c := build(b, url, `checks: [{name: bench, kind: http, request: {url: "${T}/"}, assert: ["status == 200", "json.status == 'ok'", "duration_ms < 1000"]}]`)["bench"]
@@ -106,7 +108,7 @@ func BenchmarkHTTPCheck(b *testing.B) {
 	b.ResetTimer()
 	cpu := cpuTime()
 	for b.Loop() {
-		if r := c.Run(ctx, checks.Input{}); r.Outcome != checks.Pass {
+		if r := c.Run(ctx, checks.Input{TranscriptOnFailure: true}); r.Outcome != checks.Pass || r.Transcript != nil {
 			b.Fatalf("%s %v", r.Outcome, r.Reasons)
 		}
 	}
@@ -163,7 +165,7 @@ func benchTracing(b *testing.B, on bool) {
 	b.ResetTimer()
 	cpu := cpuTime()
 	for b.Loop() {
-		if r := checks.RunWithRetries(ctx, c, checks.Input{}, checks.Retry{}); r.Outcome != checks.Pass || (on && r.TraceID == "") {
+		if r := checks.RunWithRetries(ctx, c, checks.Input{TranscriptOnFailure: true}, checks.Retry{}); r.Outcome != checks.Pass || (on && r.TraceID == "") {
 			b.Fatalf("%s %v (trace %q)", r.Outcome, r.Reasons, r.TraceID)
 		}
 	}

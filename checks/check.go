@@ -296,23 +296,35 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 		}
 		res.Transcript = run.Transcript.Lines()
 	}()
-	var inc *inconclusiveError
-	switch {
-	case errors.As(err, &inc):
-		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
-	case err != nil:
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
-			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
-		}
-		res.Outcome, res.Reasons = Error, []string{err.Error()}
-	default:
+	switch inc := inconclusive(err); {
+	case err == nil:
 		res.Outcome, res.Reasons = c.judge(run)
 		if res.Outcome == Fail {
 			res.Halt = run.halt
 		}
+	case inc != nil:
+		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
+	default:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
+			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
+		}
+		res.Outcome, res.Reasons = Error, []string{err.Error()}
 	}
 	c.seal(res, run.Transcript)
 	return res
+}
+
+// inconclusive is the inconclusiveError in err's chain, or nil. A run without an error
+// (most) looks no further: errors.As's target would be allocated for every run.
+func inconclusive(err error) *inconclusiveError {
+	if err == nil {
+		return nil
+	}
+	var inc *inconclusiveError
+	if errors.As(err, &inc) {
+		return inc
+	}
+	return nil
 }
 
 // probe runs the prober, turning a panic into an error so one bad run cannot take the

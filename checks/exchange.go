@@ -117,10 +117,12 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	}
 	if t != nil {
 		t.Mask(requestSecrets(r, req.Header)...)
-		t.Printf("> %s %s", r.Method, r.URL)
-		sent, body := req.Header.Clone(), r.Body // the transport may still add to req.Header
-		t.Later(headerBytes(sent)+min(len(body), 300), func(red *configs.Redactor) []string {
-			lines := prefixed("> ", headerLines(sent, true))
+		// req.Header is not copied: nothing changes it once it is sent (a RoundTripper
+		// must not; http.Client copies a request before it adds a header, for a redirect
+		// or the URL's user info; the tracing transport sends a clone).
+		method, target, sent, body := r.Method, r.URL, req.Header, r.Body
+		t.Later(len(method)+len(target)+3+headerBytes(sent)+min(len(body), 300), func(red *configs.Redactor) []string {
+			lines := append([]string{"> " + method + " " + target}, prefixed("> ", headerLines(sent, true))...)
 			if body != "" {
 				lines = append(lines, "> "+excerpt(red, body, 300))
 			}
@@ -171,22 +173,23 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	}
 	if !out.Truncated && looksJSON(resp.Header.Get("Content-Type"), data) {
 		var v any
-		dec := json.NewDecoder(bytes.NewReader(data))
-		if dec.Decode(&v) == nil && !dec.More() {
+		if json.Unmarshal(data, &v) == nil { // one value, nothing but space after it
 			out.JSON = v
 		}
 	}
 	if t != nil {
 		t.Mask(responseSecrets(resp.Header, out.JSON)...)
-		t.Printf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", resp.Proto, resp.Status, round(tm.Total),
-			round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))
-		note := ""
-		if out.Truncated {
-			note = fmt.Sprintf(", cut at the %d-byte cap", limit)
-		}
-		got := resp.Header
-		t.Later(headerBytes(got)+min(len(data), 400)+32, func(red *configs.Redactor) []string {
-			return append(prefixed("< ", headerLines(got, false)),
+		// One function makes every line of the answer when the transcript is read (a
+		// passing scheduled run's never is): the run allocates it alone.
+		proto, status, truncated, got := resp.Proto, resp.Status, out.Truncated, resp.Header
+		t.Later(len(proto)+len(status)+80+headerBytes(got)+min(len(data), 400)+32, func(red *configs.Redactor) []string {
+			note := ""
+			if truncated {
+				note = fmt.Sprintf(", cut at the %d-byte cap", limit)
+			}
+			return append(append([]string{fmt.Sprintf("< %s %s in %s (dns %s, connect %s, tls %s, ttfb %s)", proto, status,
+				round(tm.Total), round(tm.DNS), round(tm.Connect), round(tm.TLS), round(tm.TTFB))},
+				prefixed("< ", headerLines(got, false))...),
 				fmt.Sprintf("< body: %d bytes%s: %s", len(data), note, excerpt(red, string(data), 400)))
 		})
 	}

@@ -35,6 +35,9 @@ type Transcript struct {
 	// redacted is how many of lines were redacted with red as it is now; lines after it
 	// were made before the run learned a secret, and Lines redacts them again.
 	redacted int
+	// first holds the first entries: an http run makes two (what it sent, what came back),
+	// and a run's transcript then allocates nothing more.
+	first [2]entry
 }
 
 // entry is a line (or lines) not made yet.
@@ -51,7 +54,11 @@ const (
 )
 
 // newRunTranscript returns a transcript that also masks the config's secrets.
-func newRunTranscript(red *configs.Redactor) *Transcript { return &Transcript{red: red} }
+func newRunTranscript(red *configs.Redactor) *Transcript {
+	t := &Transcript{red: red}
+	t.pending = t.first[:0]
+	return t
+}
 
 // Mask adds values the run learned are secret (a Set-Cookie, a token in an answer, a
 // credential header rendered from a template): from now on they are masked in the

@@ -66,4 +66,7 @@ var plainHeaders = map[string]bool{
 }
 
 // PlainHeader reports whether a configured request header clearly carries no credential.
-func PlainHeader(name string) bool { return plainHeaders[normName(name)] }
+func PlainHeader(name string) bool {
+	var buf [64]byte
+	return plainHeaders[string(normInto(buf[:0], name))] // looked up without a string made
+}

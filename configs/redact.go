@@ -183,8 +183,10 @@ func (r *Redactor) walkShared(v any, masked bool, n int) (_ any, changed bool) {
 	case nil, bool, int, int64, float64:
 		return v, false
 	case string:
-		out := r.str(x, masked, n)
-		return out, out != x
+		if out := r.str(x, masked, n); out != x {
+			return out, true
+		}
+		return v, false // as it came: a string made an interface again is allocated
 	case map[string]any:
 		return copyChangedMap(x, func(k string, e any) (string, any, bool) {
 			re, ch := r.walkShared(e, masked || SensitiveName(k), n)

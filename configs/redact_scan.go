@@ -13,6 +13,12 @@ import (
 // maskPlaces masks credentials by their place in s; found, when set, receives each value
 // it masks.
 func maskPlaces(s string, found func(string)) string {
+	// A name, a number or a token alone (most keys, and many values) has no place a
+	// credential sits in: every rule below needs a byte that is not a name byte (a colon,
+	// an equals sign, a space). The scan ends at the first such byte.
+	if onlyNameBytes(s) {
+		return s
+	}
 	if strings.Contains(s, "://") {
 		s = maskUserinfo(s, found)
 	}
@@ -52,8 +58,22 @@ func (sp *splice) result(s string) string {
 	return sp.b.String()
 }
 
-func isNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+func isNameByte(c byte) bool { return nameBytes[c] }
+
+var nameBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+	}
+	return t
+}()
+
+func onlyNameBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !nameBytes[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

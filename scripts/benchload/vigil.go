@@ -99,6 +99,10 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 		if err := <-profDone; err != nil {
 			return measured{}, "", fmt.Errorf("profile: %w", err)
 		}
+		// The allocations since the start, beside the CPU profile (go tool pprof -sample_index=alloc_space).
+		if err := fetch(base+"/debug/pprof/allocs", profile+".allocs"); err != nil {
+			return measured{}, "", fmt.Errorf("allocation profile: %w", err)
+		}
 	}
 	if err := stop(); err != nil {
 		return measured{}, "", fmt.Errorf("vigil agent: %w", err)
