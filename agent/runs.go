@@ -50,7 +50,9 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	a.mu.Lock()
 	a.last[c.Name] = summaryOf(res)
 	a.mu.Unlock()
-	a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
+	if a.log.Enabled(ctx, slog.LevelDebug) { // the arguments alone are allocated for every run
+		a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
+	}
 	return res, true
 }
 

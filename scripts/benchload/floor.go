@@ -99,7 +99,8 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 		return err
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"+
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(store.WALCheckpointPages)+")&_txlock=immediate") // as vigil's store writes
 	if err != nil {
 		return err
 	}
