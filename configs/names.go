@@ -36,9 +36,8 @@ var sensitiveParts = func() (out [256][][]byte) {
 	return out
 }()
 
-// normName lowercases a name and drops separators: X-Api-Key, x_api_key and XApiKey match.
-func normName(name string) string { return string(normInto(nil, name)) }
-
+// normInto appends name lowercased, without separators, to dst: X-Api-Key, x_api_key and
+// XApiKey match.
 func normInto(dst []byte, name string) []byte {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
