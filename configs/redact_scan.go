@@ -14,11 +14,16 @@ import (
 // it masks.
 func maskPlaces(s string, found func(string)) string {
 	// A name, a number or a token alone (most keys, and many values) has no place a
-	// credential sits in: every rule below needs a byte that is not a name byte (a colon,
-	// an equals sign, a space). The scan ends at the first such byte.
+	// credential sits in: every rule needs a byte that is not a name byte (a colon, an
+	// equals sign, a space; TestNameBytesHaveNoPlaces). The scan ends at the first such byte.
 	if onlyNameBytes(s) {
 		return s
 	}
+	return maskByRule(s, found)
+}
+
+// maskByRule applies every rule of maskPlaces to s.
+func maskByRule(s string, found func(string)) string {
 	if strings.Contains(s, "://") {
 		s = maskUserinfo(s, found)
 	}
