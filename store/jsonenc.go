@@ -16,20 +16,35 @@ import (
 	"unicode/utf8"
 )
 
-// jsonBufs are mustJSON's buffers, reused: the string it returns is a copy.
-var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// jsonEncoder is mustJSON's buffer and the key orders it has written, reused through
+// jsonEncoders. The runs of one check, and of one kind, carry the same variables, so a
+// map's keys are most often an order written before: they are checked against it with a
+// lookup a key instead of collected and sorted again (sorting was half of what encoding a
+// run's variables cost).
+type jsonEncoder struct {
+	buf    []byte
+	orders [][]string // sorted, never changed once kept
+	next   int        // the order replaced next when all maxOrders are kept
+}
+
+const (
+	maxOrders    = 8  // the variables, their headers and a JSON answer's levels
+	maxOrderKeys = 64 // a larger map is sorted each time
+)
+
+var jsonEncoders = sync.Pool{New: func() any { return &jsonEncoder{buf: make([]byte, 0, 512)} }}
 
 // mustJSON is v as JSON; "null" when encoding/json would refuse it (a NaN, say).
 func mustJSON(v any) string {
-	buf := jsonBufs.Get().(*[]byte)
-	b, ok := appendJSON((*buf)[:0], v)
+	e := jsonEncoders.Get().(*jsonEncoder)
+	b, ok := e.value(e.buf[:0], v)
 	var out string
 	if ok {
 		out = string(b)
 	}
 	if cap(b) <= 64<<10 { // a transcript's few hundred KiB are not kept for the next row
-		*buf = b
-		jsonBufs.Put(buf)
+		e.buf = b
+		jsonEncoders.Put(e)
 	}
 	if ok {
 		return out
@@ -42,7 +57,11 @@ func mustJSON(v any) string {
 }
 
 // appendJSON appends v to b; ok is false when v holds a type or value it does not handle.
-func appendJSON(b []byte, v any) (_ []byte, ok bool) {
+// It keeps no key orders (mustJSON's encoders do).
+func appendJSON(b []byte, v any) (_ []byte, ok bool) { return (*jsonEncoder)(nil).value(b, v) }
+
+// value appends v to b. A nil encoder sorts every map's keys.
+func (e *jsonEncoder) value(b []byte, v any) (_ []byte, ok bool) {
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...), true
@@ -59,11 +78,11 @@ func appendJSON(b []byte, v any) (_ []byte, ok bool) {
 	case []string:
 		return appendJSONList(b, x, appendJSONStringOK)
 	case []any:
-		return appendJSONList(b, x, appendJSON)
+		return appendJSONList(b, x, e.value)
 	case map[string]string:
-		return appendJSONMap(b, x, appendJSONStringOK)
+		return appendJSONMap(e, b, x, appendJSONStringOK)
 	case map[string]any:
-		return appendJSONMap(b, x, appendJSON)
+		return appendJSONMap(e, b, x, e.value)
 	}
 	return b, false
 }
@@ -88,12 +107,12 @@ func appendJSONList[V any](b []byte, list []V, value func([]byte, V) ([]byte, bo
 }
 
 // appendJSONMap writes a map (null when nil) with its keys sorted, each value by value.
-func appendJSONMap[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, bool)) (_ []byte, ok bool) {
+func appendJSONMap[V any](e *jsonEncoder, b []byte, m map[string]V, value func([]byte, V) ([]byte, bool)) (_ []byte, ok bool) {
 	if m == nil {
 		return append(b, "null"...), true
 	}
 	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range sortedKeys(e, m) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -105,12 +124,36 @@ func appendJSONMap[V any](b []byte, m map[string]V, value func([]byte, V) ([]byt
 	return append(b, '}'), true
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// sortedKeys are m's keys, sorted: an order e kept when m has exactly its keys (as many,
+// and each of them), else sorted now and kept.
+func sortedKeys[V any](e *jsonEncoder, m map[string]V) []string {
+	if e != nil {
+	orders:
+		for _, o := range e.orders {
+			if len(o) != len(m) {
+				continue
+			}
+			for _, k := range o {
+				if _, ok := m[k]; !ok {
+					continue orders
+				}
+			}
+			return o
+		}
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	if e != nil && len(keys) <= maxOrderKeys {
+		if len(e.orders) < maxOrders {
+			e.orders = append(e.orders, keys)
+		} else {
+			e.orders[e.next] = keys // a new slice in the slot: one being written still reads the old
+			e.next = (e.next + 1) % maxOrders
+		}
+	}
 	return keys
 }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"math"
+	"slices"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 )
@@ -78,5 +80,55 @@ func FuzzJSONString(f *testing.F) {
 		if !utf8.Valid(got) {
 			t.Fatalf("not UTF-8: %q", got)
 		}
+		// and through an encoder that keeps the key orders of every input before
+		if got, ok := fuzzEncoder.value(nil, v); !ok || string(got) != string(want) {
+			t.Fatalf("%q, %v, with the orders kept: got %s (ok %v), want %s", s, x, got, ok, want)
+		}
 	})
+}
+
+// fuzzEncoder is one encoder for every input FuzzJSONString tries (a worker runs them one
+// at a time), so the orders it keeps come from other inputs.
+var fuzzEncoder = &jsonEncoder{}
+
+// An encoder that keeps key orders writes what encoding/json writes whatever maps it saw
+// before: the same keys, as many keys but others, nested maps of one size, more orders
+// than it keeps, a map too large to keep.
+func TestJSONKeyOrders(t *testing.T) {
+	big := map[string]any{}
+	for i := range maxOrderKeys + 1 {
+		big[string(rune('a'+i%26))+strconv.Itoa(i)] = i
+	}
+	vars := func(status int) map[string]any {
+		return map[string]any{"status": status, "body": "ok", "headers": map[string]string{"Date": "x", "Server": "y"},
+			"json": map[string]any{"ok": true, "n": 1.0}}
+	}
+	seq := []any{
+		vars(200), vars(500), // the same keys: the kept order
+		map[string]any{"status": 1, "bodz": 2, "headers": 3, "json": 4},                                 // as many keys, one other
+		map[string]any{"a": map[string]string{"z": "1", "y": "2"}, "b": map[string]any{"x": 1, "w": 2}}, // nested, one size
+		vars(404),
+	}
+	for i := range maxOrders + 3 { // more orders than it keeps, and back to the first
+		seq = append(seq, map[string]any{"k" + strconv.Itoa(i): i, "common": i}, vars(i))
+	}
+	seq = append(seq, big, big, map[string]any{}, map[string]any{}, map[string]string{"": "empty key"})
+	e := &jsonEncoder{}
+	for i, v := range seq {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := e.value(nil, v); !ok || string(got) != string(want) {
+			t.Fatalf("value %d: got %s (ok %v), want %s", i, got, ok, want)
+		}
+	}
+	if len(e.orders) != maxOrders {
+		t.Errorf("%d orders kept, want %d", len(e.orders), maxOrders)
+	}
+	for _, o := range e.orders {
+		if len(o) > maxOrderKeys || !slices.IsSorted(o) {
+			t.Errorf("an order kept: %d keys, sorted %v", len(o), slices.IsSorted(o))
+		}
+	}
 }
