@@ -249,11 +249,11 @@ func TestGRPCMethodConfigErrors(t *testing.T) {
 	buildOne(t, grpcCheck("127.0.0.1:50051", "    method: /grpc.health.v1.Health/Check\n    request: '{\"service\": \"\"}'\n"))
 }
 
-// hostileReflection is a reflection service that answers with what answer gives it (or
-// holds the stream open, for nil), whatever it is asked.
 // endNow, as a hostile reflection's answer, ends the stream (status OK) without one.
 var endNow = new(rpb.ServerReflectionResponse)
 
+// hostileReflection is a reflection service that answers with what answer gives it (or
+// holds the stream open, for nil; ends it, for endNow), whatever it is asked.
 func hostileReflection(answer func(req *rpb.ServerReflectionRequest) *rpb.ServerReflectionResponse) func(*grpc.Server) {
 	return func(s *grpc.Server) {
 		s.RegisterService(&grpc.ServiceDesc{ServiceName: "grpc.reflection.v1.ServerReflection", HandlerType: (*any)(nil),
