@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,8 +66,8 @@ type floorReport struct {
 	P99 time.Duration
 }
 
-// runFloor is the floor: a timer per check, first due at an even spread over the first
-// interval rounded up to a grid of about ten checks an instant (as vigil batches checks), 32 requests at once through one kept-alive client, and
+// runFloor is the floor: a timer per check, first due at a random instant of a grid of
+// about ten checks an instant over the first interval (as vigil batches checks), 32 requests at once through one kept-alive client, and
 // the rows inserted every 100 ms in one transaction through a prepared statement. It runs
 // until SIGTERM, then prints the p99 start lag of the ticks due in [from, to) as JSON.
 func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time) error {
@@ -115,7 +116,10 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	grain := max(10*time.Millisecond, every/time.Duration(max(1, checks/10))) // as vigil's scheduler batches (agent/phases.go)
 	for i := range checks {
 		name := "c" + strconv.Itoa(i)
-		next := onGrid(start.Add(time.Duration(int64(every)*int64(i)/int64(checks))), grain)
+		// A random instant of the grid, as vigil's scheduler gives each check. Not in name
+		// order: then a batch's runs were neighbours in the (check_name, started_at) index,
+		// a few pages written per commit where vigil's random phases write one per run.
+		next := onGrid(start.Add(time.Duration(rand.Int64N(int64(every)))), grain)
 		go func() {
 			t := time.NewTimer(time.Until(next))
 			for {
