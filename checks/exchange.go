@@ -144,7 +144,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	if limit <= 0 {
 		limit = configs.DefaultMaxBodyBytes
 	}
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, readErr := readBody(resp.Body, resp.ContentLength, limit)
 	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(),
 		ContentLength: resp.ContentLength}
 	for prev := resp.Request.Response; prev != nil; prev = prev.Request.Response {
@@ -194,6 +194,30 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		})
 	}
 	return out, nil
+}
+
+// readBody reads up to limit+1 bytes of a body (one more than the cap shows it was cut).
+// A body that announced its length is read into a buffer of that size: io.ReadAll starts
+// at 512 bytes and doubles, so a 2-byte body took 512 and a 10 KB one about 30 KB.
+func readBody(body io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(io.LimitReader(body, limit+1))
+	}
+	b := make([]byte, 0, length+1) // the one more byte: room to see the end without growing
+	for {
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than announced (net/http stops at the length; not every reader does)
+			rest, err := io.ReadAll(io.LimitReader(body, limit+1-int64(len(b))))
+			return append(b, rest...), err
+		}
+	}
 }
 
 type timingRecorder struct {
