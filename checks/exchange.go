@@ -197,28 +197,36 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 }
 
 // readBody reads up to limit+1 bytes of a body (one more than the cap shows it was cut).
-// A body that announced its length is read into a buffer of that size: io.ReadAll starts
-// at 512 bytes and doubles, so a 2-byte body took 512 and a 10 KB one about 30 KB.
+// A body that announced its length starts in a buffer of that size: io.ReadAll starts at
+// 512 bytes and doubles, so a 2-byte body took 512 and a 10 KB one about 30 KB. No more
+// than maxUpfront is taken before the bytes arrive: a server may announce more than it
+// sends, and a check's max_body_bytes may be large.
 func readBody(body io.Reader, length, limit int64) ([]byte, error) {
 	if length < 0 || length > limit {
 		return io.ReadAll(io.LimitReader(body, limit+1))
 	}
-	b := make([]byte, 0, length+1) // the one more byte: room to see the end without growing
+	b := make([]byte, 0, min(length, maxUpfront)+1) // the one more byte: room to see the end without growing
 	for {
-		n, err := body.Read(b[len(b):cap(b)])
+		if len(b) == cap(b) { // longer than announced, or than maxUpfront
+			b = append(b, 0)[:len(b)]
+		}
+		room := b[len(b):cap(b)]
+		if left := limit + 1 - int64(len(b)); int64(len(room)) > left {
+			room = room[:left]
+		}
+		n, err := body.Read(room)
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return b, nil
 		}
-		if err != nil {
+		if err != nil || int64(len(b)) > limit {
 			return b, err
-		}
-		if len(b) == cap(b) { // longer than announced (net/http stops at the length; not every reader does)
-			rest, err := io.ReadAll(io.LimitReader(body, limit+1-int64(len(b))))
-			return append(b, rest...), err
 		}
 	}
 }
+
+// maxUpfront bounds the buffer readBody takes for a body's announced length.
+const maxUpfront = 64 << 10
 
 type timingRecorder struct {
 	mu                            sync.Mutex

@@ -72,3 +72,25 @@ func TestReadBodyAllocatesOnce(t *testing.T) {
 		t.Errorf("%v allocations reading a body of announced length, want at most 2", allocs)
 	}
 }
+
+// A server that announces more than it sends gets no buffer of what it announced: a body
+// of 2 bytes announced as 100 MB (under a check's cap of 200 MB) is read into a small one.
+func TestReadBodyDoesNotTrustTheAnnouncedLength(t *testing.T) {
+	got, err := readBody(bytes.NewReader([]byte("ok")), 100<<20, 200<<20)
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if cap(got) > maxUpfront+1 {
+		t.Errorf("buffer of %d bytes for a 2-byte body, want at most %d", cap(got), maxUpfront+1)
+	}
+	// And a long body past maxUpfront still reads whole, to the cap.
+	data := bytes.Repeat([]byte("x"), 3*maxUpfront)
+	got, err = readBody(bytes.NewReader(data), int64(len(data)), int64(len(data))+10)
+	if err != nil || len(got) != len(data) {
+		t.Fatalf("read %d of %d bytes, %v", len(got), len(data), err)
+	}
+	got, _ = readBody(bytes.NewReader(data), int64(len(data)), maxUpfront)
+	if len(got) != maxUpfront+1 {
+		t.Errorf("read %d bytes under a cap of %d, want the cap and one more", len(got), maxUpfront)
+	}
+}
