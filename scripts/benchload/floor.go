@@ -67,9 +67,10 @@ type floorReport struct {
 }
 
 // runFloor is the floor: a timer per check, first due at a random instant of a grid of
-// about ten checks an instant over the first interval (as vigil batches checks), 32 requests at once through one kept-alive client, and
-// the rows inserted every 100 ms in one transaction through a prepared statement. It runs
-// until SIGTERM, then prints the p99 start lag of the ticks due in [from, to) as JSON.
+// about ten checks an instant over the first interval (as vigil batches checks), 32
+// requests at once through one kept-alive client, and the rows inserted every 100 ms in
+// one transaction through a prepared statement. It runs until SIGTERM, then prints the
+// p99 start lag of the ticks due in [from, to) as JSON.
 func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time) error {
 	b, err := os.ReadFile(samplePath)
 	if err != nil {
