@@ -37,6 +37,8 @@ const (
 var (
 	ringWidth = [3]time.Duration{hourWidth, dayWidth, weekWidth}
 	ringSlots = [3]int32{hourSlots, daySlots, weekSlots}
+	// ringWindow is how far back each ring's figures reach (the last hour, day and week).
+	ringWindow = [3]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 )
 
 // outcomeIndex orders outcomes in a bucket's counts.
@@ -286,21 +288,49 @@ func (bd *board) add(check string, started time.Time, d time.Duration, outcome c
 }
 
 // seed counts the store's runs started in [now - 7 d, until): the history before this
-// agent started recording. Runs from until on are added as they happen.
+// agent started recording. Runs from until on are added as they happen. The history is read
+// in five-minute slices, newest first (the last hour and day fill first), each counted into
+// all three rings (half-hour and six-hour buckets are whole numbers of five-minute ones),
+// with a pause as long as each slice took: an agent restarted on a store of a million runs
+// or more reads them once, at most half a core, while its checks run beside it (reading
+// them once per ring, at once, took most of the machine for half a minute, and the checks
+// started late or not at all).
 func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time) error {
+	var since [3]int64 // each ring's oldest bucket
 	for r, width := range ringWidth {
-		since := now.Add(-[]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}[r] - width)
-		err := st.RunBuckets(ctx, since, until, width, func(row store.BucketRow) {
+		since[r] = now.Add(-ringWindow[r]-width).UnixNano() / int64(width)
+	}
+	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
+	for hi := until; hi.After(oldest); {
+		lo := hi.Truncate(hourWidth)
+		if !lo.Before(hi) {
+			lo = hi.Add(-hourWidth)
+		}
+		began := time.Now()
+		err := st.RunBuckets(ctx, lo, hi, hourWidth, func(row store.BucketRow) {
 			one := boardRuns{}
 			one.runs[outcomeIndex(row.Outcome)] = uint32(max(0, row.Runs))
 			one.sumMS = float32(row.Sum.Microseconds()) / 1000
 			one.maxMS = float32(row.Max.Microseconds()) / 1000
 			bd.mu.Lock()
 			defer bd.mu.Unlock()
-			bd.check(row.Check).put(r, row.Bucket*int64(width), 0, one)
+			cb := bd.check(row.Check)
+			for r, width := range ringWidth {
+				if n := row.Bucket / int64(width/hourWidth); n >= since[r] {
+					cb.put(r, n*int64(width), 0, one)
+				}
+			}
 		})
 		if err != nil {
 			return err
+		}
+		hi = lo
+		pause := time.NewTimer(time.Since(began))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return ctx.Err()
+		case <-pause.C:
 		}
 	}
 	return nil

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -219,5 +221,58 @@ func TestBoardClockGoesBack(t *testing.T) {
 	s, _ = bd.stats("slow", now.Add(time.Minute))
 	if s.Hour.runs != [4]uint32{1, 0, 0, 0} || s.Day.runs != [4]uint32{1, 1, 0, 0} || s.Week.runs != [4]uint32{1, 1, 0, 0} {
 		t.Errorf("a long run: hour %v, day %v, week %v", s.Hour.runs, s.Day.runs, s.Week.runs)
+	}
+}
+
+// A board seeded from the store (one scan in five-minute slices, folded into the three
+// rings) says what a board that saw the same runs happen says, on random histories of
+// eight days with runs on the slices' edges; runs the agent records itself, from until on,
+// are not read twice.
+func TestBoardSeedMatchesLive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	outcomes := []checks.Outcome{checks.Pass, checks.Fail, checks.Error, checks.Inconclusive}
+	for round := range 4 {
+		now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(int64(time.Hour))))
+		until := now.Add(-time.Duration(rng.Int64N(int64(20 * time.Minute)))) // the agent started recording here
+		st, err := store.Open(context.Background(), ":memory:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, seeded := newBoard(), newBoard()
+		var recs []*store.RunRecord
+		for i := range 600 {
+			ago := time.Duration(rng.Int64N(int64(8 * 24 * time.Hour)))
+			if i%10 == 0 {
+				ago = ago.Truncate(5 * time.Minute) // on a slice's edge
+			}
+			at := now.Add(-ago)
+			check := fmt.Sprintf("c%d", rng.IntN(3))
+			o := outcomes[rng.IntN(len(outcomes))]
+			took := time.Duration(1+rng.IntN(900)) * time.Millisecond
+			live.add(check, at, took, o, now)
+			if at.Before(until) {
+				recs = append(recs, &store.RunRecord{Check: check, Kind: "http", Started: at, Duration: took, Outcome: string(o)})
+			} else {
+				seeded.add(check, at, took, o, now) // recorded by this agent as it ran
+			}
+		}
+		if err := st.SaveRuns(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeded.seed(context.Background(), st, now, until); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		for _, c := range []string{"c0", "c1", "c2"} {
+			a, aok := live.stats(c, now)
+			b, bok := seeded.stats(c, now)
+			if aok != bok || a.Hour.runs != b.Hour.runs || a.Day.runs != b.Day.runs || a.Week.runs != b.Week.runs || a.Day.maxMS != b.Day.maxMS {
+				t.Errorf("round %d, %s: live hour %v day %v week %v max %v; seeded hour %v day %v week %v max %v", round, c,
+					a.Hour.runs, a.Day.runs, a.Week.runs, a.Day.maxMS, b.Hour.runs, b.Day.runs, b.Week.runs, b.Day.maxMS)
+			}
+			if a.Bars != b.Bars {
+				t.Errorf("round %d, %s: the bars differ", round, c)
+			}
+		}
 	}
 }

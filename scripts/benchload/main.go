@@ -36,11 +36,14 @@ type scenario struct {
 	every        time.Duration
 	warm, window time.Duration
 	goal         string
+	history      int // runs of each check already in the store (aged.go); 0: an empty store
 }
 
 var scenarios = []scenario{
 	{name: "busy", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second,
 		goal: "CPU per check <= 0.15 ms, RSS <= 40 MiB"},
+	{name: "aged", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, history: 1000,
+		goal: "as busy, on a store that already holds 1,000 runs of each check"},
 	{name: "idle", checks: 100, every: 30 * time.Second, warm: 35 * time.Second, window: 60 * time.Second,
 		goal: "RSS <= 25 MiB, CPU <= 0.5% of a core"},
 	{name: "10k", checks: 10000, every: 10 * time.Second, warm: 25 * time.Second, window: 40 * time.Second,
@@ -62,7 +65,7 @@ func main() {
 	only := flag.String("scenario", "all", "busy, idle, 10k or all")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil then floor); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
-	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file, and its allocations to the file's name plus .allocs (it costs a little CPU)")
+	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (the aged scenario's to its name plus -aged), and its allocations to the file's name plus .allocs (it costs a little CPU)")
 	flag.Parse()
 	log.SetFlags(0)
 	switch {
@@ -168,12 +171,32 @@ func bench(vigil, only string, rounds int, profile string) error {
 		}
 		fmt.Printf("== %d HTTP checks every %s, a %s window after %s (load average %s); goal: %s\n",
 			sc.checks, sc.every, sc.window, sc.warm, loadavg(), sc.goal)
+		aged := ""
+		if sc.history > 0 {
+			t0 := time.Now()
+			if aged, err = agedStore(tmp, sc); err != nil {
+				return err
+			}
+			fi, _ := os.Stat(aged)
+			fmt.Printf("   each process starts on a copy of one store of %d runs (%d of each check, %.0f MB; made in %s)\n",
+				sc.checks*sc.history, sc.history, float64(fi.Size())/1e6, time.Since(t0).Round(time.Second))
+		}
 		var vs, fs []measured
 		for r := range rounds {
 			dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", sc.name, r))
+			if aged != "" {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				for _, name := range []string{"vigil.db", "floor.db"} {
+					if err := copyFile(aged, filepath.Join(dir, name)); err != nil {
+						return err
+					}
+				}
+			}
 			prof := ""
-			if profile != "" && sc.name == "busy" && r == rounds-1 {
-				prof = profile
+			if profile != "" && sc.checks == 1000 && r == rounds-1 {
+				prof = strings.TrimSuffix(profile+"-"+sc.name, "-busy")
 			}
 			v, samplePath, err := runVigil(vigil, dir, url, sc, prof)
 			if err != nil {
@@ -184,6 +207,9 @@ func bench(vigil, only string, rounds int, profile string) error {
 				return err
 			}
 			vs, fs = append(vs, v), append(fs, f)
+			if aged != "" {
+				_ = os.RemoveAll(dir) // two copies of the aged store a round
+			}
 			fmt.Printf("   round %d: vigil %s | floor %s\n", r+1, v, f)
 		}
 		v, f := median(vs), median(fs)
