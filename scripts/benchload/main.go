@@ -62,7 +62,7 @@ func main() {
 	to := flag.Int64("to", 0, "(internal, floor) window end, Unix ns")
 
 	vigil := flag.String("vigil", "", "the vigil binary")
-	only := flag.String("scenario", "all", "busy, idle, 10k or all")
+	only := flag.String("scenario", "all", "busy, aged, idle, 10k or all")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil then floor); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
 	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (the aged scenario's to its name plus -aged), and its allocations to the file's name plus .allocs (it costs a little CPU)")
