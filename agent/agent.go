@@ -101,7 +101,9 @@ type Agent struct {
 	cancelRuns context.CancelFunc
 	// started closes once Run has resumed the verifications a restart cut off: deploys
 	// registered before that would be resumed twice.
-	started  chan struct{}
+	started chan struct{}
+	// seeded closes once the uptime board holds the store's history, or reading it failed.
+	seeded   chan struct{}
 	reloadMu sync.Mutex
 	// registerMu serialises deploy registrations and the start of verifications of deploys
 	// registered elsewhere (deploys.go, watch.go).
@@ -145,7 +147,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
-		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}),
+		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}), seeded: make(chan struct{}),
 		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(), boardFrom: opts.Clock.Now()}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
@@ -182,6 +184,11 @@ func (a *Agent) notifierOptions() alerting.Options {
 
 // Runtime returns the configuration in force.
 func (a *Agent) Runtime() *Runtime { return a.rt.Load() }
+
+// HistoryRead is closed once the status page's uptime figures hold the store's history
+// from before Run started (read while the checks already run: a large store takes a while)
+// or reading it failed.
+func (a *Agent) HistoryRead() <-chan struct{} { return a.seeded }
 
 // Addr is the address the API listens on, once Run has started listening.
 func (a *Agent) Addr() string {
@@ -227,6 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	bg.Add(6)
 	go func() {
 		defer bg.Done()
+		defer close(a.seeded)
 		if err := a.board.seed(runCtx, a.store, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
 			a.log.Warn("reading the history for the status page's uptime bars failed; they start empty", "error", err)
 		}

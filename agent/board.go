@@ -288,19 +288,20 @@ func (bd *board) add(check string, started time.Time, d time.Duration, outcome c
 }
 
 // seed counts the store's runs started in [now - 7 d, until): the history before this
-// agent started recording. Runs from until on are added as they happen. The history is read
-// in five-minute slices, newest first (the last hour and day fill first), each counted into
-// all three rings (half-hour and six-hour buckets are whole numbers of five-minute ones),
-// with a pause as long as each slice took: an agent restarted on a store of a million runs
-// or more reads them once, at most half a core, while its checks run beside it (reading
-// them once per ring, at once, took most of the machine for half a minute, and the checks
-// started late or not at all).
+// agent started recording. Runs from until on are added as they happen. The history is
+// read in five-minute slices, newest first (the last hour and day fill first), each
+// counted into all three rings (half-hour and six-hour buckets are whole numbers of
+// five-minute ones), with a pause as long as each seedBurst of reading: an agent restarted
+// on a store of a million runs or more reads them once, at most half a core, while its
+// checks run beside it (reading them once per ring, at once, took most of the machine for
+// half a minute, and the checks started late or not at all).
 func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time) error {
 	var since [3]int64 // each ring's oldest bucket
 	for r, width := range ringWidth {
 		since[r] = now.Add(-ringWindow[r]-width).UnixNano() / int64(width)
 	}
 	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
+	var busy time.Duration // reading since the last pause
 	for hi := until; hi.After(oldest); {
 		lo := hi.Truncate(hourWidth)
 		if !lo.Before(hi) {
@@ -325,7 +326,11 @@ func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time)
 			return err
 		}
 		hi = lo
-		pause := time.NewTimer(time.Since(began))
+		if busy += time.Since(began); busy < seedBurst {
+			continue
+		}
+		pause := time.NewTimer(busy)
+		busy = 0
 		select {
 		case <-ctx.Done():
 			pause.Stop()
@@ -335,6 +340,10 @@ func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time)
 	}
 	return nil
 }
+
+// seedBurst is how long seed reads before it pauses as long: a small store's week is read
+// in a burst or two, a large store's at half a core.
+const seedBurst = 20 * time.Millisecond
 
 // checkStats is what the status page shows of a check's history.
 type checkStats struct {

@@ -230,6 +230,11 @@ func startStatusStage(t *testing.T) *statusStage {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
+	select { // the history seedHistory wrote is on the board before any page is read
+	case <-a.HistoryRead():
+	case <-time.After(time.Minute):
+		t.Fatal("the agent did not read the store's history within a minute")
+	}
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
