@@ -145,10 +145,11 @@ func New(opts Options) (*Agent, error) {
 		// sharing the store.
 		opts.Deps.Heartbeats = checks.NewHeartbeats(opts.Clock.Now, storedBeats{opts.Store, agentName(opts.Config.Agent)})
 	}
+	began := opts.Clock.Now()
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}), seeded: make(chan struct{}),
-		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(), boardFrom: opts.Clock.Now()}
+		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(began), boardFrom: began}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.metrics.streaks = a.streakCounts
@@ -235,7 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer bg.Done()
 		defer close(a.seeded)
-		if err := a.board.seed(runCtx, a.store, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
+		if err := a.board.seed(runCtx, a.store, a.location, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
 			a.log.Warn("reading the history for the status page's uptime bars failed; they start empty", "error", err)
 		}
 	}()

@@ -33,11 +33,7 @@ var shieldsColor = map[string]string{badgeGreen: "brightgreen", badgeYellowGreen
 type badge struct{ label, message, color string }
 
 // badgeWindows are the windows uptime and response time badges accept.
-var badgeWindows = map[string]func(checkStats) runTotals{
-	"1h":  func(s checkStats) runTotals { return s.Hour },
-	"24h": func(s checkStats) runTotals { return s.Day },
-	"7d":  func(s checkStats) runTotals { return s.Week },
-}
+var badgeWindows = map[string]int{"1h": hourRing, "24h": dayRing, "7d": weekRing}
 
 // checkBadge works out a check's badge for a metric (health, uptime, response) over a
 // window; the error is a message for whoever wrote the URL.
@@ -48,12 +44,16 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 	if window == "" {
 		window = "24h"
 	}
-	pick := badgeWindows[window]
-	if pick == nil {
+	ring, ok := badgeWindows[window]
+	if !ok {
 		return badge{}, fmt.Errorf("window must be 1h, 24h or 7d, not %q", text.Ellipsis(window, 20))
 	}
 	st, _ := a.board.stats(name, a.clock.Now())
-	b := pick(st)
+	b := [3]runTotals{st.Hour, st.Day, st.Week}[ring]
+	// While the store's history before the window's start is still being read, the figure
+	// so far would be a guess: the badge says so instead. (When it could not be read, the
+	// figure counts from the start of what was, as the status page says.)
+	reading := st.Partial[ring] && st.Reading
 	switch metric {
 	case "health":
 		bg := badge{label: name, message: "unknown", color: badgeGrey}
@@ -72,7 +72,9 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 		return bg, nil
 	case "uptime":
 		bg := badge{label: "uptime " + window, message: "no data", color: badgeGrey}
-		if b.judged() > 0 {
+		if reading {
+			bg.message = "reading history"
+		} else if b.judged() > 0 {
 			r := float64(b.runs[0]) / float64(b.judged()) * 100
 			bg.message = fmtPercent(r)
 			switch {
@@ -91,7 +93,9 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 		return bg, nil
 	case "response":
 		bg := badge{label: "response time " + window, message: "no data", color: badgeGrey}
-		if n := b.total(); n > 0 {
+		if reading {
+			bg.message = "reading history"
+		} else if n := b.total(); n > 0 {
 			avg := b.avgMS()
 			bg.message = fmtMS(avg)
 			switch {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Badges read the board and the last result: after one passing run the health badge says
@@ -14,6 +15,11 @@ import (
 func TestBadges(t *testing.T) {
 	tg := newTarget(t)
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 2"}.String())
+	select { // uptime badges say "reading history" until the store's is read (history_test.go)
+	case <-h.a.HistoryRead():
+	case <-time.After(time.Minute):
+		t.Fatal("the store's history was not read in a minute")
+	}
 	if status, out := h.request("POST", "/api/v1/checks/home/run", ""); status != 200 || out["outcome"] != "pass" {
 		t.Fatalf("run now: %d %v", status, out)
 	}

@@ -4,20 +4,18 @@ package agent
 // buckets kept in memory: five-minute buckets for the last hour, half-hour ones for the
 // last day (the bars, uptime over 24 h) and six-hour ones for the last week (uptime over
 // 7 d). The status page and the badges read it without a query, so a page of a thousand
-// checks costs what rendering it costs. It starts from the store's history (one grouped
-// query per ring at start, off the request path) and follows every run this agent records
-// after that. A check's rings are fixed arrays of compact buckets, 944 bytes however
+// checks costs what rendering it costs. It starts from the store's history (read at start
+// in five-minute slices, off the request path: board_history.go) and follows every run
+// this agent records after that. A check's rings are fixed arrays of compact buckets, 944 bytes however
 // often it runs, and 364 more while it has failed or errored in the last week, so that ten
 // thousand checks fit in a small agent.
 
 import (
-	"context"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
-	"github.com/vigil-monitor/vigil/store"
 )
 
 const (
@@ -263,9 +261,18 @@ func (cb *checkBoard) each(r int, from, to int32, fn func(num, i int32)) {
 type board struct {
 	mu     sync.RWMutex
 	checks map[string]*checkBoard
+	// from is the instant (Unix ns) from which the board holds every run: when the agent
+	// began recording, moved back as seed reads the store's history, math.MinInt64 once it
+	// has read the week. A window that starts before it is counted in part. reading is
+	// true while seed runs.
+	from    int64
+	reading bool
 }
 
-func newBoard() *board { return &board{checks: map[string]*checkBoard{}} }
+// newBoard makes a board that holds every run recorded from from on.
+func newBoard(from time.Time) *board {
+	return &board{checks: map[string]*checkBoard{}, from: from.UnixNano()}
+}
 
 func (bd *board) check(name string) *checkBoard {
 	cb := bd.checks[name]
@@ -287,64 +294,6 @@ func (bd *board) add(check string, started time.Time, d time.Duration, outcome c
 	bd.check(check).put(-1, started.UnixNano(), now.UnixNano(), one)
 }
 
-// seed counts the store's runs started in [now - 7 d, until): the history before this
-// agent started recording. Runs from until on are added as they happen. The history is
-// read in five-minute slices, newest first (the last hour and day fill first), each
-// counted into all three rings (half-hour and six-hour buckets are whole numbers of
-// five-minute ones), with a pause as long as each seedBurst of reading: an agent restarted
-// on a store of a million runs or more reads them once, at most half a core, while its
-// checks run beside it (reading them once per ring, at once, took most of the machine for
-// half a minute, and the checks started late or not at all).
-func (bd *board) seed(ctx context.Context, st statusStore, now, until time.Time) error {
-	var since [3]int64 // each ring's oldest bucket
-	for r, width := range ringWidth {
-		since[r] = now.Add(-ringWindow[r]-width).UnixNano() / int64(width)
-	}
-	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
-	var busy time.Duration // reading since the last pause
-	for hi := until; hi.After(oldest); {
-		lo := hi.Truncate(hourWidth)
-		if !lo.Before(hi) {
-			lo = hi.Add(-hourWidth)
-		}
-		began := time.Now()
-		err := st.RunBuckets(ctx, lo, hi, hourWidth, func(row store.BucketRow) {
-			one := boardRuns{}
-			one.runs[outcomeIndex(row.Outcome)] = uint32(max(0, row.Runs))
-			one.sumMS = float32(row.Sum.Microseconds()) / 1000
-			one.maxMS = float32(row.Max.Microseconds()) / 1000
-			bd.mu.Lock()
-			defer bd.mu.Unlock()
-			cb := bd.check(row.Check)
-			for r, width := range ringWidth {
-				if n := row.Bucket / int64(width/hourWidth); n >= since[r] {
-					cb.put(r, n*int64(width), 0, one)
-				}
-			}
-		})
-		if err != nil {
-			return err
-		}
-		hi = lo
-		if busy += time.Since(began); busy < seedBurst {
-			continue
-		}
-		pause := time.NewTimer(busy)
-		busy = 0
-		select {
-		case <-ctx.Done():
-			pause.Stop()
-			return ctx.Err()
-		case <-pause.C:
-		}
-	}
-	return nil
-}
-
-// seedBurst is how long seed reads before it pauses as long: a small store's week is read
-// in a burst or two, a large store's at half a core.
-const seedBurst = 20 * time.Millisecond
-
 // checkStats is what the status page shows of a check's history.
 type checkStats struct {
 	// Bars are the last day in half-hour bars, oldest first; Start is the first bar's start.
@@ -353,6 +302,12 @@ type checkStats struct {
 	// Hour, Day and Week add up the last hour (to five minutes), the last 24 h (to half an
 	// hour) and the last seven days (to six hours).
 	Hour, Day, Week runTotals
+	// Partial marks the windows (hour, day, week) that start before From, the instant
+	// from which the board holds every run: the store's history before it is still being
+	// read (Reading), or could not be read. From is zero when the board holds the week.
+	Partial [3]bool
+	From    time.Time
+	Reading bool
 }
 
 // stats reads a check's history as of now; ok is false when it has no run in the last week.
@@ -367,13 +322,14 @@ func (bd *board) stats(name string, now time.Time) (st checkStats, ok bool) {
 	for i := range st.Bars {
 		st.Bars[i].num = firstBar + int32(i)
 	}
-	if cb == nil {
-		return st, false
-	}
 	// last is the numbers of a ring's buckets in the last window, the one in progress included.
 	last := func(width, window time.Duration) (from, to int32) {
 		to = int32(ns / int64(width))
 		return to - int32(window/width) + 1, to
+	}
+	st.Partial, st.From, st.Reading = bd.coverage(ns)
+	if cb == nil {
+		return st, false
 	}
 	from, to := last(hourWidth, time.Hour)
 	cb.each(hourRing, from, to, func(_, i int32) { cb.addTo(&st.Hour, hourRing, i) })

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -30,7 +32,7 @@ func TestBoardWindowsAndSeed(t *testing.T) {
 		{6 * 24 * time.Hour, checks.Inconclusive, 5 * time.Millisecond},
 		{8 * 24 * time.Hour, checks.Pass, time.Second}, // older than a week: nowhere
 	}
-	live := newBoard()
+	live := wholeBoard()
 	st, err := store.Open(context.Background(), ":memory:")
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +46,8 @@ func TestBoardWindowsAndSeed(t *testing.T) {
 	if err := st.SaveRuns(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	seeded := newBoard()
-	if err := seeded.seed(context.Background(), st, now, now.Add(time.Second)); err != nil {
+	seeded := newBoard(now.Add(time.Second))
+	if err := seeded.seed(context.Background(), st, "", now, now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for name, bd := range map[string]*board{"live": live, "seeded": seeded} {
@@ -93,7 +95,7 @@ func TestBoardWindowsAndSeed(t *testing.T) {
 
 // A bucket's counts saturate rather than wrap.
 func TestBoardCountsSaturate(t *testing.T) {
-	bd := newBoard()
+	bd := wholeBoard()
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for range 70_000 {
 		bd.add("busy", at, time.Millisecond, checks.Pass, at)
@@ -107,7 +109,7 @@ func TestBoardCountsSaturate(t *testing.T) {
 // The rings move on as time does: a run every five minutes for three days leaves each
 // window holding the runs whose bucket it covers, counted by brute force here.
 func TestBoardRingsMoveOn(t *testing.T) {
-	bd := newBoard()
+	bd := wholeBoard()
 	start := time.Date(2026, 11, 20, 0, 2, 0, 0, time.UTC)
 	var times []time.Time
 	for at := start; at.Before(start.Add(3 * 24 * time.Hour)); at = at.Add(5 * time.Minute) {
@@ -160,7 +162,7 @@ func TestBoardRingsMoveOn(t *testing.T) {
 // dropped a week after its last; inconclusive runs need no such buckets. The counts read
 // the same before, during and after.
 func TestBoardKeepsFailuresApart(t *testing.T) {
-	bd := newBoard()
+	bd := wholeBoard()
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	bd.add("c", at, time.Millisecond, checks.Pass, at)
 	bd.add("c", at, time.Millisecond, checks.Inconclusive, at)
@@ -205,7 +207,7 @@ func TestBoardKeepsFailuresApart(t *testing.T) {
 // old because it ran long (the clock did not go back) is dropped from the rings too short
 // for it and counted in the others.
 func TestBoardClockGoesBack(t *testing.T) {
-	bd := newBoard()
+	bd := wholeBoard()
 	now := time.Date(2026, 12, 1, 12, 7, 0, 0, time.UTC)
 	ahead := now.Add(3 * time.Hour) // the clock was three hours ahead, then corrected
 	bd.add("home", ahead, time.Millisecond, checks.Fail, ahead)
@@ -215,7 +217,7 @@ func TestBoardClockGoesBack(t *testing.T) {
 		t.Errorf("after the clock went back: hour %v, day %v; want the run after it", s.Hour.runs, s.Day.runs)
 	}
 
-	bd = newBoard()
+	bd = wholeBoard()
 	bd.add("slow", now, time.Millisecond, checks.Pass, now)
 	bd.add("slow", now.Add(-2*time.Hour), 2*time.Hour, checks.Fail, now) // began two hours ago
 	s, _ = bd.stats("slow", now.Add(time.Minute))
@@ -227,7 +229,8 @@ func TestBoardClockGoesBack(t *testing.T) {
 // A board seeded from the store (one scan in five-minute slices, folded into the three
 // rings) says what a board that saw the same runs happen says, on random histories of
 // eight days with runs on the slices' edges; runs the agent records itself, from until on,
-// are not read twice.
+// are not read twice, and those of an agent in another location sharing the store are not
+// counted.
 func TestBoardSeedMatchesLive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	outcomes := []checks.Outcome{checks.Pass, checks.Fail, checks.Error, checks.Inconclusive}
@@ -238,7 +241,7 @@ func TestBoardSeedMatchesLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		live, seeded := newBoard(), newBoard()
+		live, seeded := wholeBoard(), newBoard(until)
 		var recs []*store.RunRecord
 		for i := range 600 {
 			ago := time.Duration(rng.Int64N(int64(8 * 24 * time.Hour)))
@@ -251,7 +254,9 @@ func TestBoardSeedMatchesLive(t *testing.T) {
 			took := time.Duration(1+rng.IntN(900)) * time.Millisecond
 			live.add(check, at, took, o, now)
 			if at.Before(until) {
-				recs = append(recs, &store.RunRecord{Check: check, Kind: "http", Started: at, Duration: took, Outcome: string(o)})
+				recs = append(recs, &store.RunRecord{Check: check, Kind: "http", Started: at, Duration: took, Outcome: string(o), Location: "eu-west"},
+					// the run of an agent elsewhere sharing the store: not counted here
+					&store.RunRecord{Check: check, Kind: "http", Started: at, Duration: 2 * took, Outcome: string(checks.Fail), Location: "us-east"})
 			} else {
 				seeded.add(check, at, took, o, now) // recorded by this agent as it ran
 			}
@@ -259,7 +264,7 @@ func TestBoardSeedMatchesLive(t *testing.T) {
 		if err := st.SaveRuns(context.Background(), recs); err != nil {
 			t.Fatal(err)
 		}
-		if err := seeded.seed(context.Background(), st, now, until); err != nil {
+		if err := seeded.seed(context.Background(), st, "eu-west", now, until); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()
@@ -275,4 +280,124 @@ func TestBoardSeedMatchesLive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wholeBoard is a board that holds every run it will ever be told of: one that saw them happen.
+func wholeBoard() *board {
+	bd := newBoard(time.Time{})
+	bd.from = math.MinInt64
+	return bd
+}
+
+// slowHistory is a store whose history is read a slice at a time, when the test says.
+type slowHistory struct {
+	*store.SQLite
+	slices chan chan struct{} // each read of a slice sends here, and waits for what it sent to close
+	failAt int                // the read of this slice (from 1) fails; 0: none does
+	read   int
+}
+
+func (s *slowHistory) RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(store.BucketRow)) error {
+	s.read++
+	if s.read == s.failAt {
+		return errors.New("the disk went away")
+	}
+	done := make(chan struct{})
+	s.slices <- done
+	<-done
+	return s.SQLite.RunBuckets(ctx, location, from, to, width, fn)
+}
+
+// While the board reads the store's history, the windows that start before what it has
+// read say so (Partial, From, Reading), so a page shows a figure as counted in part rather
+// than a half-read week as the uptime; once it has read the week none is partial. A read
+// that fails leaves the windows it did not reach partial, no longer reading, until they
+// start after what it read.
+func TestBoardSaysWhileItReads(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 7, 30, 0, time.UTC)
+	st, err := store.Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var recs []*store.RunRecord
+	for ago := time.Minute; ago < 7*24*time.Hour; ago += 10 * time.Minute {
+		recs = append(recs, &store.RunRecord{Check: "home", Kind: "http", Started: now.Add(-ago), Duration: time.Millisecond, Outcome: "pass"})
+	}
+	if err := st.SaveRuns(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, bd *board, at time.Time, partial [3]bool, reading bool, from time.Time) {
+		t.Helper()
+		s, _ := bd.stats("home", at)
+		if s.Partial != partial || s.Reading != reading || !s.From.Equal(from) {
+			t.Errorf("%s: partial %v, reading %v, from %v; want %v, %v, %v", what, s.Partial, s.Reading, s.From, partial, reading, from)
+		}
+	}
+	// read lets n slices be read, then waits until the board is reading the next: what it
+	// says then is what it holds after n slices.
+	read := func(slow *slowHistory, n int) {
+		for range n {
+			close(<-slow.slices)
+		}
+	}
+	slice := func(k int) time.Time { return now.Truncate(5 * time.Minute).Add(-time.Duration(k-1) * 5 * time.Minute) } // the kth slice's start
+
+	slow := &slowHistory{SQLite: st, slices: make(chan chan struct{})}
+	bd := newBoard(now)
+	seeded := make(chan error, 1)
+	go func() { seeded <- bd.seed(context.Background(), slow, "", now, now) }()
+	next := <-slow.slices
+	check("before reading", bd, now, [3]bool{true, true, true}, true, now)
+	close(next)
+	// The hour's first bucket starts at 11:10, the 12th slice's start.
+	read(slow, 10)
+	next = <-slow.slices
+	check("11 slices", bd, now, [3]bool{true, true, true}, true, slice(11))
+	close(next)
+	next = <-slow.slices
+	check("12 slices", bd, now, [3]bool{false, true, true}, true, slice(12))
+	close(next)
+	// The day's first bucket starts at 12:30 yesterday, the 284th slice's start.
+	read(slow, 283-13)
+	next = <-slow.slices
+	check("283 slices", bd, now, [3]bool{false, true, true}, true, slice(283))
+	close(next)
+	next = <-slow.slices
+	check("284 slices", bd, now, [3]bool{false, false, true}, true, slice(284))
+	close(next)
+	for {
+		select {
+		case err := <-seeded:
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("the week", bd, now, [3]bool{}, false, time.Time{})
+			weekFrom := now.Truncate(6 * time.Hour).Add(-27 * 6 * time.Hour) // the week's first bucket
+			want := uint32(0)
+			for _, r := range recs {
+				if !r.Started.Before(weekFrom) {
+					want++
+				}
+			}
+			if s, _ := bd.stats("home", now); s.Week.runs[0] != want {
+				t.Errorf("the week counts %d runs, want %d", s.Week.runs[0], want)
+			}
+			goto failing
+		case next := <-slow.slices:
+			close(next)
+		}
+	}
+
+failing:
+	slow = &slowHistory{SQLite: st, slices: make(chan chan struct{}), failAt: 30}
+	bd = newBoard(now)
+	go func() { seeded <- bd.seed(context.Background(), slow, "", now, now) }()
+	read(slow, 29)
+	if err := <-seeded; err == nil {
+		t.Fatal("the seed did not say its read failed")
+	}
+	check("the 30th slice failed", bd, now, [3]bool{false, true, true}, false, slice(29))
+	// A day on, the day's window starts after what was read; the week's still does not.
+	check("a day on", bd, now.Add(24*time.Hour), [3]bool{false, false, true}, false, slice(29))
 }

@@ -100,6 +100,32 @@ func uptimeBars(st checkStats, labels *barLabels) template.HTML {
 
 // uptime is the share of judged runs that passed, as the page prints it ("99.95%"), and a
 // class for its colour; "–" when nothing was judged.
+// uptimeCells are a check's uptime over 1 h, 24 h and 7 d, each marked partial (and saying
+// why) while the board does not hold its whole window.
+func uptimeCells(st checkStats) [3]uptimeCell {
+	var cells [3]uptimeCell
+	for i, b := range []runTotals{st.Hour, st.Day, st.Week} {
+		cells[i].Text, cells[i].Class = uptime(b)
+		if st.Partial[i] {
+			cells[i].Class += " partial"
+			cells[i].Title = historyNote(st)
+		}
+	}
+	return cells
+}
+
+// historyNote says why a check's figures count part of their windows; "" when none does.
+func historyNote(st checkStats) string {
+	if st.Partial == [3]bool{} {
+		return ""
+	}
+	from := st.From.Format("15:04:05Z")
+	if st.Reading {
+		return "counts the runs from " + from + " on: the store's history before is still being read"
+	}
+	return "counts the runs from " + from + " on: the store's history before could not be read"
+}
+
 func uptime(b runTotals) (text, class string) {
 	j := b.judged()
 	if j == 0 {

@@ -108,9 +108,7 @@ func (a *Agent) row(rt *Runtime, c *checks.Check, now time.Time, incident bool, 
 	row.Muted = mutedCheck(muted, c.Name, row.Services)
 	st, _ := a.board.stats(c.Name, now)
 	row.Bars = uptimeBars(st, labels)
-	for i, b := range []runTotals{st.Hour, st.Day, st.Week} {
-		row.Uptime[i].Text, row.Uptime[i].Class = uptime(b)
-	}
+	row.Uptime = uptimeCells(st)
 	if n := st.Day.total(); n > 0 {
 		row.Latency = fmtMS(st.Day.avgMS())
 	}

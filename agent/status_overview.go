@@ -65,7 +65,8 @@ type rowView struct {
 	Muted                    string
 }
 
-type uptimeCell struct{ Text, Class string }
+// uptimeCell is an uptime figure; Title says why it is marked partial when it is.
+type uptimeCell struct{ Text, Class, Title string }
 
 type serviceView struct {
 	Name    string
@@ -124,6 +125,9 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	open := a.openIncidents()
 	muted := a.mutes(rt, ov.Silences, now)
 	v.Banners = a.banners(rt, ov.Silences, now)
+	if note := historyNote(a.board.history(now)); note != "" {
+		v.Banners = append(v.Banners, bannerView{Class: "history", Title: "Uptime in part", Text: "Figures in italics " + note + "."})
+	}
 
 	rows := map[string]*rowView{}
 	var passing, failing, other int

@@ -29,6 +29,7 @@ type checkPageView struct {
 	Uptime                           [3]uptimeCell
 	Latency                          string
 	Bars                             template.HTML
+	History                          string // while the uptime figures count part of their window
 	Range                            string
 	Ranges                           []option
 	Chart                            template.HTML
@@ -92,9 +93,8 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	v.Muted = mutedCheck(a.mutes(rt, page.Silences, now), c.Name, v.Services)
 	st, _ := a.board.stats(c.Name, now)
 	v.Bars = uptimeBars(st, nil)
-	for i, b := range []runTotals{st.Hour, st.Day, st.Week} {
-		v.Uptime[i].Text, v.Uptime[i].Class = uptime(b)
-	}
+	v.Uptime = uptimeCells(st)
+	v.History = historyNote(st)
 	if n := st.Day.total(); n > 0 {
 		v.Latency = fmtMS(st.Day.avgMS())
 	}

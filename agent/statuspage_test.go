@@ -53,6 +53,10 @@ func TestStatusPagesInChromium(t *testing.T) {
 		if len(login) != 3 || login[1] != "100%" || !regexp.MustCompile(`^99\.\d\d%$`).MatchString(login[2]) {
 			t.Errorf("login's uptime over 1 h, 24 h, 7 d: %v", login)
 		}
+		// The week is read: no figure is marked as counted in part, and no banner says so.
+		if n := eval[int](tb, `document.querySelectorAll('td.up.partial, .banner.history').length`); n != 0 {
+			t.Errorf("%d uptime cells or banners say the history is still being read after it was", n)
+		}
 		// search-api had errors five hours ago: a bar of its last day shows them, with details on hover.
 		hover := eval[[]string](tb, `[...document.querySelectorAll('tr[data-check=search-api] span.bars i')].filter(r => r.title.includes('error')).map(r => r.getAttribute('class') + ' ' + r.title)`)
 		if len(hover) == 0 || !slicesHave(hover, func(s string) bool { return strings.HasPrefix(s, "b-e ") }) {

@@ -49,6 +49,10 @@ func (row *rowView) HTML() template.HTML {
 	for _, u := range row.Uptime {
 		b = append(b, `<td class="num up `...)
 		b = append(b, u.Class...)
+		if u.Title != "" {
+			b = append(b, `" title="`...)
+			b = appendHTML(b, u.Title)
+		}
 		b = append(b, `">`...)
 		b = append(b, u.Text...)
 		b = append(b, `</td>`...)

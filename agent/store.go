@@ -99,7 +99,8 @@ type statusStore interface {
 	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
 	Overview(ctx context.Context, now time.Time, perService, events int) (*store.Overview, error)
 	CheckPage(ctx context.Context, q store.CheckQuery) (*store.CheckPage, error)
-	RunBuckets(ctx context.Context, from, to time.Time, width time.Duration, fn func(store.BucketRow)) error
+	RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(store.BucketRow)) error
+	FirstRun(ctx context.Context) (time.Time, bool, error)
 	DeployEvents(ctx context.Context, deployID string) ([]*store.Event, error)
 	SetDeployLinks(ctx context.Context, deployID string, links []store.Link) error
 	DeployLinks(ctx context.Context, deployID string) ([]store.Link, error)

@@ -9,6 +9,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"sort"
 	"time"
@@ -308,11 +309,18 @@ type BucketRow struct {
 	Max     time.Duration
 }
 
-// RunBuckets streams the runs that started in [from, to), counted by check, bucket
-// (started_at / width) and outcome, to fn: what the agent's uptime bars start from.
-func (s *common) RunBuckets(ctx context.Context, from, to time.Time, width time.Duration, fn func(BucketRow)) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT check_name, started_at / ? AS b, outcome, COUNT(*), SUM(duration_ns), MAX(duration_ns)
-		FROM runs WHERE started_at >= ? AND started_at < ? GROUP BY check_name, b, outcome`, int64(width), nanos(from), nanos(to))
+// RunBuckets streams the runs in location that started in [from, to), counted by check,
+// bucket (started_at / width) and outcome, to fn: what the agent's uptime bars start from
+// (an agent's own location's runs, as it counts its own from then on).
+func (s *common) RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error {
+	return s.runBuckets(ctx, `SELECT check_name, started_at / ? AS b, outcome, COUNT(*), SUM(duration_ns), MAX(duration_ns)
+		FROM runs WHERE started_at >= ? AND started_at < ? AND location = ? GROUP BY check_name, b, outcome`,
+		fn, int64(width), nanos(from), nanos(to), location)
+}
+
+// runBuckets streams the rows of a bucket query to fn.
+func (s *common) runBuckets(ctx context.Context, query string, fn func(BucketRow), args ...any) error {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -327,6 +335,16 @@ func (s *common) RunBuckets(ctx context.Context, from, to time.Time, width time.
 		fn(r)
 	}
 	return rows.Err()
+}
+
+// FirstRun is when the oldest stored run started (one step down the time index); ok is
+// false when no run is stored.
+func (s *common) FirstRun(ctx context.Context) (first time.Time, ok bool, err error) {
+	var ns sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(started_at) FROM runs`).Scan(&ns); err != nil || !ns.Valid {
+		return first, false, err
+	}
+	return time.Unix(0, ns.Int64), true, nil
 }
 
 // DeployEvents returns a deploy's events, oldest first.

@@ -111,9 +111,16 @@ func testCheckPage(t *testing.T, s testStore) {
 		runs = append(runs, &RunRecord{Check: "api", Kind: "http", Started: t0.Add(time.Duration(i) * time.Minute),
 			Duration: time.Duration(100+i) * time.Millisecond, Outcome: o, Reasons: []string{"r" + fmt.Sprint(i)}})
 	}
-	runs = append(runs, &RunRecord{Check: "other", Kind: "http", Started: t0, Outcome: "fail"})
+	runs = append(runs, &RunRecord{Check: "other", Kind: "http", Started: t0, Outcome: "fail"},
+		&RunRecord{Check: "older", Kind: "http", Started: t0.Add(-90 * time.Minute), Outcome: "pass"})
+	if _, ok, err := s.FirstRun(ctx); ok || err != nil {
+		t.Errorf("FirstRun of an empty store: %v, %v; want none", ok, err)
+	}
 	if err := s.SaveRuns(ctx, runs); err != nil {
 		t.Fatal(err)
+	}
+	if first, ok, err := s.FirstRun(ctx); !ok || err != nil || !first.Equal(t0.Add(-90*time.Minute)) {
+		t.Errorf("FirstRun: %v, %v, %v; want the older check's run, %v", first, ok, err, t0.Add(-90*time.Minute))
 	}
 	for i, at := range []time.Duration{30 * time.Minute, 90 * time.Minute, 3 * time.Hour} {
 		if _, err := s.CreateDeploy(ctx, &Deploy{ID: fmt.Sprint("d", i), Service: "web", Version: fmt.Sprint("v", i), CreatedAt: t0.Add(at), Status: StatusPassed}); err != nil {
@@ -149,7 +156,7 @@ func testCheckPage(t *testing.T, s testStore) {
 		t.Errorf("events: %+v", p.Events)
 	}
 	var n int
-	if err := s.RunBuckets(ctx, t0, t0.Add(time.Hour), 30*time.Minute, func(r BucketRow) {
+	if err := s.RunBuckets(ctx, "", t0, t0.Add(time.Hour), 30*time.Minute, func(r BucketRow) {
 		if r.Check == "api" {
 			n += r.Runs
 		}

@@ -72,7 +72,8 @@ type testStore interface {
 	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
 	Overview(ctx context.Context, now time.Time, perService, events int) (*Overview, error)
 	CheckPage(ctx context.Context, q CheckQuery) (*CheckPage, error)
-	RunBuckets(ctx context.Context, from, to time.Time, width time.Duration, fn func(BucketRow)) error
+	RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error
+	FirstRun(ctx context.Context) (time.Time, bool, error)
 
 	Health(ctx context.Context) error
 	Writable(ctx context.Context) error
