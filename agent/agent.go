@@ -236,9 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer bg.Done()
 		defer close(a.seeded)
-		if err := a.board.seed(runCtx, a.store, a.location, a.clock.Now(), a.boardFrom); err != nil && runCtx.Err() == nil {
-			a.log.Warn("reading the history for the status page's uptime bars failed; they start empty", "error", err)
-		}
+		a.readHistory(runCtx)
 	}()
 	go func() { defer bg.Done(); a.writer.run(runCtx) }()
 	go func() { defer bg.Done(); a.outboxLoop(runCtx) }()
@@ -290,6 +288,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancelRuns()
 	bg.Wait()
 	a.writer.flush(shutdownCtx)
+	a.saveBoard(shutdownCtx)
 	a.leave(shutdownCtx)
 	a.log.Info("agent stopped")
 	if errors.Is(err, http.ErrServerClosed) {

@@ -30,10 +30,6 @@ func (bd *board) readFrom(from int64, reading bool) {
 // checks run beside it (reading them once per ring, at once, took most of the machine for
 // half a minute, and the checks started late or not at all).
 func (bd *board) seed(ctx context.Context, st statusStore, location string, now, until time.Time) error {
-	var since [3]int64 // each ring's oldest bucket
-	for r, width := range ringWidth {
-		since[r] = now.Add(-ringWindow[r]-width).UnixNano() / int64(width)
-	}
 	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
 	bd.readFrom(until.UnixNano(), true)
 	// Nothing is read from before the first run (a new store: nothing at all).
@@ -47,54 +43,79 @@ func (bd *board) seed(ctx context.Context, st statusStore, location string, now,
 		oldest = first.Add(-1) // the slice holding first is read
 	}
 	complete := false
-	defer func() {
-		bd.mu.Lock()
-		defer bd.mu.Unlock()
-		bd.reading = false
-		if complete {
-			bd.from = math.MinInt64
-		}
-	}()
-	var busy time.Duration // reading since the last pause
+	defer func() { bd.finish(complete) }()
+	fold, pace := bd.folder(now), pacer{}
 	for hi := until; hi.After(oldest); {
 		lo := hi.Truncate(hourWidth)
 		if !lo.Before(hi) {
 			lo = hi.Add(-hourWidth)
 		}
 		began := time.Now()
-		err := st.RunBuckets(ctx, location, lo, hi, hourWidth, func(row store.BucketRow) {
-			one := boardRuns{}
-			one.runs[outcomeIndex(row.Outcome)] = uint32(max(0, row.Runs))
-			one.sumMS = float32(row.Sum.Microseconds()) / 1000
-			one.maxMS = float32(row.Max.Microseconds()) / 1000
-			bd.mu.Lock()
-			defer bd.mu.Unlock()
-			cb := bd.check(row.Check)
-			for r, width := range ringWidth {
-				if n := row.Bucket / int64(width/hourWidth); n >= since[r] {
-					cb.put(r, n*int64(width), 0, one)
-				}
-			}
-		})
-		if err != nil {
+		if err := st.RunBuckets(ctx, location, lo, hi, hourWidth, fold); err != nil {
 			return err
 		}
 		hi = lo
 		bd.readFrom(lo.UnixNano(), true)
-		if busy += time.Since(began); busy < seedBurst {
-			continue
-		}
-		pause := time.NewTimer(busy)
-		busy = 0
-		select {
-		case <-ctx.Done():
-			pause.Stop()
-			return ctx.Err()
-		case <-pause.C:
+		if err := pace.after(ctx, began); err != nil {
+			return err
 		}
 	}
 	complete = true
 	return nil
+}
+
+// finish ends a reading of the store's history: the board holds every run when it was
+// complete, else from where it got to.
+func (bd *board) finish(complete bool) {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	bd.reading = false
+	if complete {
+		bd.from = math.MinInt64
+	}
+}
+
+// folder returns what counts a row of five-minute buckets into the three rings, those of
+// its buckets in the windows as of now.
+func (bd *board) folder(now time.Time) func(store.BucketRow) {
+	var since [3]int64 // each ring's oldest bucket
+	for r, width := range ringWidth {
+		since[r] = now.Add(-ringWindow[r]-width).UnixNano() / int64(width)
+	}
+	return func(row store.BucketRow) {
+		one := boardRuns{}
+		one.runs[outcomeIndex(row.Outcome)] = uint32(max(0, row.Runs))
+		one.sumMS = float32(row.Sum.Microseconds()) / 1000
+		one.maxMS = float32(row.Max.Microseconds()) / 1000
+		bd.mu.Lock()
+		defer bd.mu.Unlock()
+		cb := bd.check(row.Check)
+		for r, width := range ringWidth {
+			if n := row.Bucket / int64(width/hourWidth); n >= since[r] {
+				cb.put(r, n*int64(width), 0, one)
+			}
+		}
+	}
+}
+
+// pacer keeps a reading of the store to half a core: after every seedBurst of reading it
+// pauses as long as it read.
+type pacer struct{ busy time.Duration }
+
+// after counts a read begun at began, and pauses when it is time to.
+func (p *pacer) after(ctx context.Context, began time.Time) error {
+	if p.busy += time.Since(began); p.busy < seedBurst {
+		return nil
+	}
+	pause := time.NewTimer(p.busy)
+	defer pause.Stop()
+	p.busy = 0
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-pause.C:
+		return nil
+	}
 }
 
 // seedBurst is how long seed reads before it pauses as long: a small store's week is read

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -111,5 +112,93 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 	}
 	if b := get("/badges/home/uptime.svg?window=24h"); !regexp.MustCompile(`>(99\.\d\d|100)%<`).MatchString(b) {
 		t.Errorf("the 24h uptime badge once the history is read: %s", b)
+	}
+}
+
+// An agent stopped cleanly saves its uptime board; restarted, it reads it back with the
+// runs stored while it was stopped, not the week, and says what reading the week says.
+func TestRestartReadsTheSavedBoard(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	write := func(recs ...*store.RunRecord) {
+		t.Helper()
+		st, err := store.Open(ctx, filepath.Join(dir, "vigil.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.SaveRuns(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	var recs []*store.RunRecord
+	for i := range 200 { // five days of runs, two failed
+		o := "pass"
+		if i%100 == 7 {
+			o = "fail"
+		}
+		recs = append(recs, &store.RunRecord{Check: "home", Kind: "http", Started: now.Add(-time.Duration(i+1) * 36 * time.Minute),
+			Duration: 20 * time.Millisecond, Outcome: o, Location: "local"})
+	}
+	write(recs...)
+	tg := newTarget(t)
+	cfg := webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 2"}.String()
+	badges := func(h *harness) (out []string) {
+		t.Helper()
+		select {
+		case <-h.a.HistoryRead():
+		case <-time.After(time.Minute):
+			t.Fatal("the history was not read in a minute")
+		}
+		for _, w := range []string{"1h", "24h", "7d"} {
+			_, b := h.request("GET", "/badges/home/shields.json?metric=uptime&window="+w, "")
+			out = append(out, fmt.Sprint(b["message"]))
+		}
+		return out
+	}
+
+	first := startAgent(t, dir, cfg)
+	if status, out := first.request("POST", "/api/v1/checks/home/run", ""); status != 200 || out["outcome"] != "pass" {
+		t.Fatalf("run now: %d %v", status, out)
+	}
+	before := badges(first)
+	first.stop()
+	if strings.Contains(first.logs.String(), "uptime board read back") {
+		t.Errorf("the first start found a board to read back:\n%s", first.logs.String())
+	}
+	// Written while it was stopped (another writer in its location, an agent elsewhere).
+	write(&store.RunRecord{Check: "home", Kind: "http", Started: now.Add(-30 * time.Minute), Duration: time.Second, Outcome: "fail", Location: "local"},
+		&store.RunRecord{Check: "home", Kind: "http", Started: now.Add(-20 * time.Minute), Outcome: "fail", Location: "us-east"})
+
+	second := startAgent(t, dir, cfg)
+	back := badges(second)
+	second.stop()
+	if !strings.Contains(second.logs.String(), "uptime board read back") {
+		t.Errorf("the restart did not read the saved board back:\n%s", second.logs.String())
+	}
+	if back[0] == before[0] || back[2] == before[2] {
+		t.Errorf("uptime over 1 h, 24 h, 7 d before the stop %v, after it %v: the run written while it was stopped is not counted", before, back)
+	}
+
+	st, err := store.Open(ctx, filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := st.SavedBoard(ctx, second.a.name)
+	if err != nil || saved == nil || saved.Location != "local" {
+		t.Fatalf("the board the second stop saved: %+v, %v", saved, err)
+	}
+	if err := st.SaveBoard(ctx, &store.Board{Agent: second.a.name, Location: "elsewhere", Data: saved.Data}); err != nil { // not this location's: unused
+		t.Fatal(err)
+	}
+	st.Close()
+	third := startAgent(t, dir, cfg)
+	again := badges(third)
+	if strings.Contains(third.logs.String(), "uptime board read back") {
+		t.Errorf("the third start read back another location's board:\n%s", third.logs.String())
+	}
+	if strings.Join(again, " ") != strings.Join(back, " ") {
+		t.Errorf("uptime over 1 h, 24 h, 7 d read back %v; reading the week %v", back, again)
 	}
 }

@@ -19,6 +19,7 @@ type Store interface {
 	healthStore
 	statusStore
 	beatStore
+	savedBoardStore
 }
 
 // beatStore keeps the beats heartbeat checks read.

@@ -71,10 +71,23 @@ func TestLatestRunsReadsNoWholeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	plan := queryPlan(t, s, latestRunsQuery, "eu")
+	for _, step := range plan {
+		if strings.HasPrefix(step, "SCAN runs") || strings.HasPrefix(step, "SCAN r") || strings.Contains(step, "TEMP B-TREE") {
+			t.Errorf("LatestRuns reads the whole table or sorts it:\n%s", strings.Join(plan, "\n"))
+			break
+		}
+	}
+}
+
+// queryPlan is SQLite's plan for query, its steps' details, after ANALYZE.
+func queryPlan(t *testing.T, s *SQLite, query string, args ...any) []string {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := s.db.ExecContext(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+latestRunsQuery, "eu")
+	rows, err := s.db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +101,7 @@ func TestLatestRunsReadsNoWholeTable(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	for _, step := range plan {
-		if strings.HasPrefix(step, "SCAN runs") || strings.HasPrefix(step, "SCAN r") || strings.Contains(step, "TEMP B-TREE") {
-			t.Errorf("LatestRuns reads the whole table or sorts it:\n%s", strings.Join(plan, "\n"))
-			break
-		}
-	}
+	return plan
 }
 
 // LatestRuns looks through a check's latestLookback newest runs, in any location, for one

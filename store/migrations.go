@@ -183,6 +183,15 @@ var migrations = []string{
 		SELECT deploy_id, location, agent, status, reason, halt, evidence, reported_at FROM deploy_locations;
 	DROP TABLE deploy_locations;
 	ALTER TABLE deploy_reports RENAME TO deploy_locations;`,
+	// 9: each agent's uptime board as it stopped, and the newest run it held then, so a
+	// restart reads the runs written since rather than the week (boards.go).
+	`CREATE TABLE boards (
+		agent TEXT PRIMARY KEY,
+		location TEXT NOT NULL,
+		saved_at INTEGER NOT NULL,
+		last_run INTEGER NOT NULL,
+		data BLOB NOT NULL
+	);`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

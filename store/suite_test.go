@@ -74,6 +74,10 @@ type testStore interface {
 	CheckPage(ctx context.Context, q CheckQuery) (*CheckPage, error)
 	RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error
 	FirstRun(ctx context.Context) (time.Time, bool, error)
+	SaveBoard(ctx context.Context, b *Board) error
+	SavedBoard(ctx context.Context, agent string) (*Board, error)
+	LastRunID(ctx context.Context) (int64, error)
+	RunBucketsByID(ctx context.Context, location string, after, upTo int64, from, to time.Time, width time.Duration, fn func(BucketRow)) error
 
 	Health(ctx context.Context) error
 	Writable(ctx context.Context) error
