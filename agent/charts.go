@@ -98,8 +98,6 @@ func uptimeBars(st checkStats, labels *barLabels) template.HTML {
 	return template.HTML(b) // fixed classes, times and numbers only: nothing to escape
 }
 
-// uptime is the share of judged runs that passed, as the page prints it ("99.95%"), and a
-// class for its colour; "–" when nothing was judged.
 // uptimeCells are a check's uptime over 1 h, 24 h and 7 d, each marked partial (and saying
 // why) while the board does not hold its whole window.
 func uptimeCells(st checkStats) [3]uptimeCell {
@@ -108,24 +106,27 @@ func uptimeCells(st checkStats) [3]uptimeCell {
 		cells[i].Text, cells[i].Class = uptime(b)
 		if st.Partial[i] {
 			cells[i].Class += " partial"
-			cells[i].Title = historyNote(st)
+			cells[i].Title = "counts " + historyNote(st)
 		}
 	}
 	return cells
 }
 
-// historyNote says why a check's figures count part of their windows; "" when none does.
+// historyNote says which runs a check's figures count while they count part of their
+// windows, and why; "" when none does.
 func historyNote(st checkStats) string {
 	if st.Partial == [3]bool{} {
 		return ""
 	}
 	from := st.From.Format("15:04:05Z")
 	if st.Reading {
-		return "counts the runs from " + from + " on: the store's history before is still being read"
+		return "the runs from " + from + " on: the store's history before is still being read"
 	}
-	return "counts the runs from " + from + " on: the store's history before could not be read"
+	return "the runs from " + from + " on: the store's history before could not be read"
 }
 
+// uptime is the share of judged runs that passed, as the page prints it ("99.95%"), and a
+// class for its colour; "–" when nothing was judged.
 func uptime(b runTotals) (text, class string) {
 	j := b.judged()
 	if j == 0 {

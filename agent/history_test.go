@@ -74,7 +74,7 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 	close(<-slow.slices) // the first five minutes read
 	next := <-slow.slices
 	page := get("/")
-	if !strings.Contains(page, `<div class="banner history" role="status"><strong>Uptime in part</strong>Figures in italics counts the runs from`) {
+	if !strings.Contains(page, `<div class="banner history" role="status"><strong>Uptime in part</strong>Figures in italics count the runs from`) {
 		t.Errorf("the overview has no banner while the history is read:\n%s", page)
 	}
 	if n := len(partialCell.FindAllString(page, -1)); n != 3 {

@@ -126,7 +126,7 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	muted := a.mutes(rt, ov.Silences, now)
 	v.Banners = a.banners(rt, ov.Silences, now)
 	if note := historyNote(a.board.history(now)); note != "" {
-		v.Banners = append(v.Banners, bannerView{Class: "history", Title: "Uptime in part", Text: "Figures in italics " + note + "."})
+		v.Banners = append(v.Banners, bannerView{Class: "history", Title: "Uptime in part", Text: "Figures in italics count " + note + "."})
 	}
 
 	rows := map[string]*rowView{}
