@@ -78,20 +78,32 @@ func newBarLabels(start time.Time) *barLabels {
 }
 
 // uptimeBars draws a day of half-hour bars, coloured by outcome, oldest on the left, each
-// with its details on hover. They are HTML, not SVG: a page of a thousand checks has
-// 48,000 bars, and each costs a few bytes this way.
+// with its details on hover; a bar from before the board holds every run (st.From) is
+// faded and says it counts in part. They are HTML, not SVG: a page of a thousand checks
+// has 48,000 bars, and each costs a few bytes this way.
 func uptimeBars(st checkStats, labels *barLabels) template.HTML {
 	if labels == nil {
 		labels = newBarLabels(st.Start)
 	}
 	b := make([]byte, 0, barsShown*96)
 	b = append(b, `<span class="bars" role="img" aria-label="runs in the last 24 hours, in half-hour bars">`...)
+	// the bars that start before st.From, when the board does not hold their runs yet
+	part := 0
+	if !st.From.IsZero() {
+		part = min(barsShown, int((st.From.Sub(st.Start)+barWidth-1)/barWidth))
+	}
 	for i, bk := range st.Bars {
 		b = append(b, `<i class="b-`...)
 		b = append(b, barClass(bk)...)
+		if i < part {
+			b = append(b, ` part`...)
+		}
 		b = append(b, `" title="`...)
 		b = append(b, labels[i]...)
 		b = appendBucket(b, bk)
+		if i < part {
+			b = append(b, " (in part)"...)
+		}
 		b = append(b, `"></i>`...)
 	}
 	b = append(b, `</span>`...)

@@ -80,6 +80,10 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 	if n := len(partialCell.FindAllString(page, -1)); n != 3 {
 		t.Errorf("%d uptime cells marked partial while the history is read; want home's three:\n%s", n, page)
 	}
+	partBar := regexp.MustCompile(`<i class="b-[a-z] part" title="[^"]* \(in part\)">`)
+	if n := len(partBar.FindAllString(page, -1)); n < 47 {
+		t.Errorf("%d of the day's 48 bars are faded as counted in part while only the last minutes are read", n)
+	}
 	if p := get("/checks/home"); !strings.Contains(p, `id="history"`) || !strings.Contains(p, "still being read") {
 		t.Errorf("the check page does not say its figures count part of their windows:\n%s", p)
 	}
@@ -104,7 +108,7 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 		}
 	}
 	page = get("/")
-	if strings.Contains(page, `class="banner history"`) || strings.Contains(page, ` partial"`) {
+	if strings.Contains(page, `class="banner history"`) || strings.Contains(page, ` partial"`) || partBar.MatchString(page) {
 		t.Errorf("the overview still says the history is being read once it is:\n%s", page)
 	}
 	if b := get("/badges/home/uptime.svg?window=7d"); !regexp.MustCompile(`>99\.\d\d%<`).MatchString(b) {
