@@ -22,13 +22,13 @@ func (bd *board) readFrom(from int64, reading bool) {
 // seed counts the store's runs in location started in [now - 7 d, until): the history
 // before this agent started recording, as seen from where it runs (agents in other
 // locations share a PostgreSQL store; the agent counts its own runs from until on, as
-// they happen). The history is
-// read in five-minute slices, newest first (the last hour and day fill first), each
-// counted into all three rings (half-hour and six-hour buckets are whole numbers of
-// five-minute ones), with a pause as long as each seedBurst of reading: an agent restarted
-// on a store of a million runs or more reads them once, at most half a core, while its
-// checks run beside it (reading them once per ring, at once, took most of the machine for
-// half a minute, and the checks started late or not at all).
+// they happen). It is read in five-minute slices, newest first (the last hour and day
+// fill first), back to the oldest stored run, each slice counted into all three rings
+// (half-hour and six-hour buckets are whole numbers of five-minute ones), with a pause as
+// long as each seedBurst of reading: an agent restarted on a store of a million runs or
+// more reads them once, at most half a core, while its checks run beside it (reading them
+// once per ring, at once, took most of the machine for half a minute, and the checks
+// started late or not at all).
 func (bd *board) seed(ctx context.Context, st statusStore, location string, now, until time.Time) error {
 	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
 	bd.readFrom(until.UnixNano(), true)
