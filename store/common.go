@@ -208,6 +208,8 @@ func (s *common) Purge(ctx context.Context, before time.Time) (int64, error) {
 			`DELETE FROM silences WHERE ends_at < ?`,
 			`DELETE FROM alert_state WHERE updated_at < ?`,
 			`DELETE FROM agents WHERE heartbeat_at < ?`,
+			// an agent's board from before: its runs are gone (each new pod's name its own)
+			`DELETE FROM boards WHERE saved_at < ?`,
 			// a check's last beat stays: a weekly job's window may be longer than retention
 			`DELETE FROM beats WHERE received_at < ? AND id NOT IN (SELECT MAX(id) FROM beats GROUP BY check_name)`,
 		} {

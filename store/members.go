@@ -59,16 +59,19 @@ func (s *common) StopMember(ctx context.Context, name, instance string, at time.
 }
 
 // ForgetMember removes an agent that will not come back, so that it is no longer reported
-// as silent.
+// as silent, and its saved uptime board.
 func (s *common) ForgetMember(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM agents WHERE name = ?`, name)
-	if err != nil {
+	return s.tx(ctx, func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM boards WHERE agent = ?`, name)
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	})
 }
 
 // Members returns every agent, by location and name.

@@ -537,17 +537,31 @@ func TestMembers(t *testing.T) {
 			list[0].Services[0] != "web" || !list[1].Stopped.IsZero() {
 			t.Fatalf("members: %+v %+v", list[0], list[1])
 		}
+		for _, name := range []string{"host/us", "host/eu"} {
+			if err := s.SaveBoard(ctx, &Board{Agent: name, Location: "eu", SavedAt: t0, Data: []byte("b")}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := s.ForgetMember(ctx, "host/us"); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ForgetMember(ctx, "host/us"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("forgetting twice: %v", err)
 		}
+		if b, _ := s.SavedBoard(ctx, "host/us"); b != nil {
+			t.Error("a forgotten agent's board is kept")
+		}
+		if b, _ := s.SavedBoard(ctx, "host/eu"); b == nil {
+			t.Error("forgetting an agent took another's board")
+		}
 		if _, err := s.Purge(ctx, t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if list, _ := s.Members(ctx); len(list) != 0 {
 			t.Errorf("an agent silent past retention is kept: %+v", list[0])
+		}
+		if b, _ := s.SavedBoard(ctx, "host/eu"); b != nil {
+			t.Error("a board saved before retention is kept")
 		}
 	})
 }
