@@ -61,6 +61,10 @@ type Options struct {
 	// OnLag, when set, also receives every scheduled run's due time and start lag
 	// (benchmarks: the due time tells which ticks of a window started at all).
 	OnLag func(due time.Time, lag time.Duration)
+	// BoardSaveInterval is how often the uptime board is saved while the agent runs (it
+	// is also saved as the agent stops); 0 is every 5 minutes. A start after a crash reads
+	// back the board and the runs stored since it.
+	BoardSaveInterval time.Duration
 	// APIWriteTimeout bounds how long the API server takes to answer a request, long-polls
 	// and manual runs apart; 0 is 30s.
 	APIWriteTimeout time.Duration
@@ -174,7 +178,11 @@ func New(opts Options) (*Agent, error) {
 		OnSkip: a.metrics.checks.skip,
 	})
 	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
-	a.writer = newRunWriter(a.store, a.log, func() int64 { return int64(maxSize()) },
+	every := opts.BoardSaveInterval
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	a.writer = newRunWriter(a.store, a.log, a.boardKeeper(every), func() int64 { return int64(maxSize()) },
 		func(ctx context.Context) { a.purgeToSize(ctx, maxSize()) })
 	return a, nil
 }
@@ -287,8 +295,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	_ = a.server.Shutdown(shutdownCtx)
 	cancelRuns()
 	bg.Wait()
-	a.writer.flush(shutdownCtx)
-	a.saveBoard(shutdownCtx)
+	a.writer.flushAndSave(shutdownCtx)
 	a.leave(shutdownCtx)
 	a.log.Info("agent stopped")
 	if errors.Is(err, http.ErrServerClosed) {

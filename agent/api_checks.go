@@ -10,7 +10,6 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
-	"github.com/vigil-monitor/vigil/store"
 )
 
 // checkView is a check with its last result.
@@ -97,7 +96,7 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 		return // the caller went away: a cancelled run is not a result
 	}
 	sr := toStoreRun(res, "")
-	if err := a.store.SaveRuns(context.WithoutCancel(r.Context()), []*store.RunRecord{sr}); err != nil {
+	if err := a.writer.saveNow(context.WithoutCancel(r.Context()), sr); err != nil {
 		a.log.Error("saving a manual run failed", "check", name, "error", err)
 	}
 	writeJSON(w, http.StatusOK, struct {

@@ -13,6 +13,7 @@ package agent
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
@@ -267,6 +268,9 @@ type board struct {
 	// true while seed runs.
 	from    int64
 	reading bool
+	// encoded is the size of the last encoding, the next one's room: a week's board of a
+	// thousand checks is about a megabyte, and growing to it would copy it several times.
+	encoded atomic.Int64
 }
 
 // newBoard makes a board that holds every run recorded from from on.

@@ -13,7 +13,9 @@ import (
 // BenchmarkBoardRestart is what an agent restarted on a store with history reads before its
 // status page's figures hold their windows: the runs of the week (week), or the board it
 // saved as it stopped and the runs stored since (saved: none here, a restart straight
-// after the stop). The store holds 1,000 runs of each of 1,000 checks, one a second each
+// after the stop), or the board it saved while running and the runs stored since, after a
+// crash as late after that save as it can come (crash: 300,000 runs, five minutes of them,
+// as boards are saved every five minutes). The store holds 1,000 runs of each of 1,000 checks, one a second each
 // (a million runs, as benchload's aged store), in the agent's location. It reports the
 // wall time per read (the week's is paced to half a core) and the CPU.
 func BenchmarkBoardRestart(b *testing.B) {
@@ -51,17 +53,29 @@ func BenchmarkBoardRestart(b *testing.B) {
 	if err := st.SaveBoard(ctx, &store.Board{Agent: "a1", Location: "local", SavedAt: now, LastRun: last, Data: data}); err != nil {
 		b.Fatal(err)
 	}
-	read := map[string]func(bd *board) error{
-		"week": func(bd *board) error { return bd.seed(ctx, st, "local", now, now) },
-		"saved": func(bd *board) error {
-			used, err := bd.restore(ctx, st, "a1", "local", now, now)
-			if !used && err == nil {
-				b.Fatal("the saved board was not used")
-			}
-			return err
-		},
+	// The board saved five minutes before the crash: the runs that started before then.
+	const sinceSave = 300
+	before := newBoard(now)
+	if err := before.seed(ctx, st, "local", now, first.Add((history-sinceSave)*time.Second)); err != nil {
+		b.Fatal(err)
 	}
-	for _, name := range []string{"week", "saved"} {
+	beforeData, _ := before.encode()
+	if err := st.SaveBoard(ctx, &store.Board{Agent: "a2", Location: "local", SavedAt: now, LastRun: checks * (history - sinceSave), Data: beforeData}); err != nil {
+		b.Fatal(err)
+	}
+	restore := func(bd *board, agent string) error {
+		used, err := bd.restore(ctx, st, agent, "local", now, now)
+		if !used && err == nil {
+			b.Fatal("the saved board was not used")
+		}
+		return err
+	}
+	read := map[string]func(bd *board) error{
+		"week":  func(bd *board) error { return bd.seed(ctx, st, "local", now, now) },
+		"saved": func(bd *board) error { return restore(bd, "a1") },
+		"crash": func(bd *board) error { return restore(bd, "a2") },
+	}
+	for _, name := range []string{"week", "saved", "crash"} {
 		b.Run(name, func(b *testing.B) {
 			cpu := cpuTime()
 			for range b.N {

@@ -18,6 +18,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -41,15 +42,16 @@ func (bd *board) encode() (data []byte, ok bool) {
 	if bd.from != math.MinInt64 {
 		return nil, false
 	}
-	b := append(make([]byte, 0, 64+len(bd.checks)*512), boardMagic...)
+	b := append(make([]byte, 0, max(64+len(bd.checks)*512, int(bd.encoded.Load()*9/8))), boardMagic...)
 	for _, w := range ringWidth {
 		b = binary.AppendUvarint(b, uint64(w/time.Second))
 	}
+	var kept []int32
 	for name, cb := range bd.checks {
 		b = binary.AppendUvarint(b, uint64(len(name)))
 		b = append(b, name...)
 		for r := range 3 {
-			var kept []int32
+			kept = kept[:0]
 			cb.each(r, math.MinInt32, math.MaxInt32, func(num, i int32) {
 				if s, _ := cb.bucket(r, i); s.runs > 0 {
 					kept = append(kept, num)
@@ -71,6 +73,7 @@ func (bd *board) encode() (data []byte, ok bool) {
 			}
 		}
 	}
+	bd.encoded.Store(int64(len(b)))
 	return b, true
 }
 
@@ -230,19 +233,23 @@ func (a *Agent) readHistory(ctx context.Context) {
 	}
 }
 
-// saveBoard writes the board to the store as the agent stops, once its runs are written,
-// so that the next start reads it back rather than the week; a board that does not hold
-// its week yet is not written.
-func (a *Agent) saveBoard(ctx context.Context) {
-	data, ok := a.board.encode()
-	if !ok {
-		return
-	}
-	last, err := a.store.LastRunID(ctx)
-	if err == nil {
-		err = a.store.SaveBoard(ctx, &store.Board{Agent: a.name, Location: a.location, SavedAt: a.clock.Now(), LastRun: last, Data: data})
-	}
-	if err != nil {
-		a.log.Warn("saving the uptime board failed; the next start reads the store's week", "error", err)
+// boardKeeper is the board as the run writer keeps it: each run counted as it is handed
+// over to be stored, and the board saved every so often with the newest run id (and as the
+// agent stops), once the runs it counts are written.
+func (a *Agent) boardKeeper(every time.Duration) boardKeeper {
+	return boardKeeper{
+		count: func(r *store.RunRecord) {
+			a.board.add(r.Check, r.Started, r.Duration, checks.Outcome(r.Outcome), a.clock.Now())
+		},
+		encode: a.board.encode,
+		save: func(ctx context.Context, data []byte) error {
+			last, err := a.store.LastRunID(ctx)
+			if err != nil {
+				return err
+			}
+			return a.store.SaveBoard(ctx, &store.Board{Agent: a.name, Location: a.location, SavedAt: a.clock.Now(), LastRun: last, Data: data})
+		},
+		every: every,
+		now:   a.clock.Now,
 	}
 }

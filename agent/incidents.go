@@ -90,7 +90,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		a.streaks[c.Name] = &next
 		return
 	}
-	if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
+	if err := a.writer.saveNow(context.WithoutCancel(ctx), sr); err != nil {
 		a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
 	}
 	sent, event := 0, ""

@@ -46,7 +46,6 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	}
 	res.Location = a.location
 	a.metrics.observe(res)
-	a.board.add(c.Name, res.Started, res.Duration, res.Outcome, a.clock.Now())
 	a.mu.Lock()
 	a.last[c.Name] = summaryOf(res)
 	a.mu.Unlock()
@@ -115,6 +114,11 @@ func fromStoreRun(sr *store.RunRecord) *checks.Result {
 // wakes it, and it writes 100ms later, or at once when 512 runs are waiting. A batch the
 // store refuses (a database restarting, a full disk) is kept and written with the next
 // one, up to maxUnwritten runs.
+//
+// Every run stored goes through it (saveNow writes one at once, outside the batches) and
+// is counted on the uptime board as it is handed over; every board.every it saves the board
+// with the batch it writes, so that a start after a crash reads back the board and the runs
+// stored since it, not the week (board_saved.go).
 type runWriter struct {
 	store interface {
 		SaveRuns(ctx context.Context, runs []*store.RunRecord) error
@@ -124,6 +128,18 @@ type runWriter struct {
 	buf  []*store.RunRecord
 	kick chan struct{} // a batch is full
 	wake chan struct{} // a batch has begun
+	// order keeps a saved board and the runs' ids in step: saveNow and an ordinary batch
+	// hold it to read, the batch that saves the board holds it to write. So every run
+	// counted before the board was encoded (under mu, with the batch taken) is stored with
+	// an id up to the newest one read once that batch is written, and every run counted
+	// after it with a greater id: the board and the runs after that id count each run once.
+	order sync.RWMutex
+	board boardKeeper
+	saved time.Time // when the board was last saved
+	// While the board is encoded (milliseconds to tens of them), runs handed over wait in
+	// pending, to be counted once it is: the hand-over does not wait for the encoding.
+	cutting bool
+	pending []*store.RunRecord
 	// grown runs when the runs written since it last ran add up to a twentieth of
 	// maxSize: it keeps the store under store.max_size. It runs in the writer, before the
 	// next batch, so that the store cannot outgrow it however busy the machine is.
@@ -132,16 +148,30 @@ type runWriter struct {
 	written int64
 }
 
+// boardKeeper is what the writer does with the uptime board: count each run handed over,
+// and every so often encode it (ok is false while it does not hold its week) and save it
+// with the newest run id.
+type boardKeeper struct {
+	count  func(*store.RunRecord)
+	encode func() (data []byte, ok bool)
+	save   func(ctx context.Context, data []byte) error
+	every  time.Duration
+	now    func() time.Time
+}
+
 // maxUnwritten bounds the runs kept while the store refuses them: about a minute and a
 // half of a thousand checks a second. Past it the oldest are dropped, and the log says so.
 const maxUnwritten = 100_000
 
-func newRunWriter(s Store, log *slog.Logger, maxSize func() int64, grown func(context.Context)) *runWriter {
-	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), grown: grown, maxSize: maxSize}
+func newRunWriter(s Store, log *slog.Logger, board boardKeeper, maxSize func() int64, grown func(context.Context)) *runWriter {
+	return &runWriter{store: s, log: log, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		board: board, saved: board.now(), grown: grown, maxSize: maxSize}
 }
 
+// add hands r to the next batch.
 func (w *runWriter) add(r *store.RunRecord) {
 	w.mu.Lock()
+	w.count(r)
 	w.buf = append(w.buf, r)
 	n := len(w.buf)
 	w.mu.Unlock()
@@ -157,6 +187,26 @@ func (w *runWriter) add(r *store.RunRecord) {
 	if n >= 512 {
 		signal(w.kick)
 	}
+}
+
+// saveNow writes r at once, outside the batches: a run whose id is needed now (a
+// verification round's, a manual run's, one that changes an incident). It sets r.ID.
+func (w *runWriter) saveNow(ctx context.Context, r *store.RunRecord) error {
+	w.order.RLock()
+	defer w.order.RUnlock()
+	w.mu.Lock()
+	w.count(r)
+	w.mu.Unlock()
+	return w.store.SaveRuns(ctx, []*store.RunRecord{r})
+}
+
+// count counts r on the board, or after it is encoded; w.mu is held.
+func (w *runWriter) count(r *store.RunRecord) {
+	if w.cutting {
+		w.pending = append(w.pending, r)
+		return
+	}
+	w.board.count(r)
 }
 
 func (w *runWriter) run(ctx context.Context) {
@@ -182,7 +232,7 @@ func (w *runWriter) run(ctx context.Context) {
 				t.Stop()
 			}
 		}
-		w.flush(ctx)
+		w.write(ctx, w.board.now().Sub(w.saved) >= w.board.every)
 		w.mu.Lock()
 		more := len(w.buf) > 0 // kept after a refused write, or added while writing
 		w.mu.Unlock()
@@ -195,14 +245,56 @@ func (w *runWriter) run(ctx context.Context) {
 	}
 }
 
-func (w *runWriter) flush(ctx context.Context) {
+// flush writes the runs handed over so far.
+func (w *runWriter) flush(ctx context.Context) { w.write(ctx, false) }
+
+// flushAndSave writes the runs handed over so far and saves the board as it holds them
+// (the agent stopping).
+func (w *runWriter) flushAndSave(ctx context.Context) { w.write(ctx, true) }
+
+// write writes the runs handed over so far; with saveBoard it also saves the board as it
+// held exactly those runs, once they are written (a board that does not hold its week
+// yet, or whose runs were refused, is not saved: the one saved before stays).
+func (w *runWriter) write(ctx context.Context, saveBoard bool) {
+	if saveBoard {
+		w.order.Lock()
+		defer w.order.Unlock()
+	} else {
+		w.order.RLock()
+		defer w.order.RUnlock()
+	}
 	w.mu.Lock()
 	batch := w.buf
 	w.buf = nil
+	w.cutting = saveBoard
 	w.mu.Unlock()
-	if len(batch) == 0 {
+	var board []byte
+	if saveBoard {
+		board, saveBoard = w.board.encode() // the runs handed over before the batch was taken
+		w.mu.Lock()
+		w.cutting = false
+		for _, r := range w.pending {
+			w.board.count(r)
+		}
+		w.pending = nil
+		w.mu.Unlock()
+	}
+	if len(batch) > 0 && !w.writeBatch(ctx, batch) {
 		return
 	}
+	if saveBoard {
+		w.saved = w.board.now()
+		began := time.Now()
+		if err := w.board.save(context.WithoutCancel(ctx), board); err != nil {
+			w.log.Warn("saving the uptime board failed; the next start reads back the one saved before (or the store's week) and the runs stored since", "error", err)
+			return
+		}
+		w.log.Debug("uptime board saved", "bytes", len(board), "took", time.Since(began))
+	}
+}
+
+// writeBatch stores batch; a batch the store refuses is kept for the next write.
+func (w *runWriter) writeBatch(ctx context.Context, batch []*store.RunRecord) bool {
 	if err := w.store.SaveRuns(context.WithoutCancel(ctx), batch); err != nil {
 		w.mu.Lock()
 		w.buf = append(batch, w.buf...)
@@ -213,7 +305,7 @@ func (w *runWriter) flush(ctx context.Context) {
 		kept := len(w.buf)
 		w.mu.Unlock()
 		w.log.Error("saving runs failed; kept for the next try", "runs", len(batch), "kept", kept, "dropped", max(dropped, 0), "error", err)
-		return
+		return false
 	}
 	w.mu.Lock()
 	for _, r := range batch {
@@ -227,6 +319,7 @@ func (w *runWriter) flush(ctx context.Context) {
 	if full && w.grown != nil {
 		w.grown(ctx)
 	}
+	return true
 }
 
 // approxSize is about what a run takes in the store: its evidence, transcript and a row.

@@ -143,7 +143,7 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 				sr := toStoreRun(res, d.ID)
 				// The run ended before any cancellation: it is a measurement, kept even if
 				// the verification was decided in the meantime.
-				if err := a.store.SaveRuns(context.WithoutCancel(ctx), []*store.RunRecord{sr}); err != nil {
+				if err := a.writer.saveNow(context.WithoutCancel(ctx), sr); err != nil {
 					a.log.Error("saving a verification run failed", "deploy", d.ID, "check", c.Name, "error", err)
 				}
 				a.report(v, c, res, sr.ID)

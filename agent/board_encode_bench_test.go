@@ -1,0 +1,29 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/checks"
+)
+
+// BenchmarkBoardEncode encodes the board of 1,000 checks with a week of history, a run in
+// every five minutes of it (every bucket of every ring has runs).
+func BenchmarkBoardEncode(b *testing.B) {
+	now := time.Now()
+	bd := wholeBoard()
+	for c := range 1000 {
+		name := fmt.Sprintf("c%d", c)
+		for at := now.Add(-7 * 24 * time.Hour); at.Before(now); at = at.Add(5 * time.Minute) {
+			bd.add(name, at, 20*time.Millisecond, checks.Pass, now)
+		}
+	}
+	b.ResetTimer()
+	var n int
+	for range b.N {
+		data, _ := bd.encode()
+		n = len(data)
+	}
+	b.ReportMetric(float64(n)/1024, "KiB")
+}
