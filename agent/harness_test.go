@@ -237,10 +237,12 @@ func (h *harness) outboxSettled(key string, want map[string]string) []*store.Out
 	for {
 		var err error
 		entries, err = h.a.store.OutboxByKey(h.t.Context(), key)
-		if err != nil {
+		// A read may fail while the database restarts (a pooled connection it ended): the
+		// agent's own reads try again, and so does this one, until the deadline.
+		if err != nil && time.Now().After(deadline) {
 			h.t.Fatalf("reading the outbox for %s: %v", key, err)
 		}
-		pending := slices.ContainsFunc(entries, func(e *store.OutboxEntry) bool { return e.Status == store.OutboxPending })
+		pending := err != nil || slices.ContainsFunc(entries, func(e *store.OutboxEntry) bool { return e.Status == store.OutboxPending })
 		if !pending {
 			break
 		}
