@@ -16,7 +16,8 @@ import (
 // phases.go) rather than all at once or each on its own. It owns time: a check never
 // sleeps or schedules itself. Runs of one check never overlap (a tick that finds the
 // previous run still going is skipped and counted, as are ticks that passed while the
-// process was starved). At most `concurrency` runs are in flight, and at most
+// process was starved; but a run at start still going at the check's phase is that
+// tick's run). At most `concurrency` runs are in flight, and at most
 // `browserConcurrency` runs that hold a browser page (checks.BrowserSlot).
 type Scheduler struct {
 	clock   clock.Clock
@@ -45,7 +46,13 @@ type entry struct {
 	next  time.Time
 	// then, when set, is when the run after next is due: the check's phase, after a first
 	// run at once (SchedulerOptions.RunAtStart).
-	then  time.Time
+	then time.Time
+	// first is set from the run at once until the tick at the check's phase: a run at
+	// once still going (or waiting for its slot) at that tick is that tick's run, not a
+	// reason to count it skipped. Ten thousand checks all run at start, in a queue that
+	// takes seconds; the checks whose phase comes in those seconds would otherwise each
+	// count a skip at every start of the agent.
+	first bool
 	index int
 }
 
@@ -162,8 +169,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 		// Start to start, no drift: the next run is due one interval after this one was
 		// due, not after it started. Ticks missed while the process was starved are skipped.
 		e.next = due.Add(e.every)
+		first := e.first
+		e.first = false
 		if !e.then.IsZero() { // the first run, at once: then the check's phase
-			e.next, e.then = e.then, time.Time{}
+			e.next, e.then, e.first = e.then, time.Time{}, true
 		}
 		passed := 0 // ticks after this one that are already over: skipped, and counted
 		if !e.next.After(now) {
@@ -175,7 +184,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 		c := e.check
 		if s.running[c.Name] {
 			s.mu.Unlock()
-			s.skip(c.Name, passed+1)
+			if first { // the run at once is this tick's
+				s.skip(c.Name, passed)
+			} else {
+				s.skip(c.Name, passed+1)
+			}
 			continue
 		}
 		s.skip(c.Name, passed)

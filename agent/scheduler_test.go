@@ -246,6 +246,74 @@ func TestSchedulerRunsAtStartThenKeepsPhase(t *testing.T) {
 	}
 }
 
+// A run at start that is still going, or still waiting for its slot, when the check's
+// phase comes is that tick's run: the phase tick is not counted as skipped (an agent of ten
+// thousand checks would count hundreds at every start). Every later tick that finds a run
+// still going is, and so is every tick after the phase that passed meanwhile.
+func TestSchedulerRunAtStartStillGoingIsThePhaseTicksRun(t *testing.T) {
+	fc := clock.NewFake(epoch)
+	atStart, later := make(chan struct{}), make(chan struct{})
+	var skipped atomic.Int32
+	var mu sync.Mutex
+	ran := map[string]int{}
+	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 2, Seed: 3, RunAtStart: true,
+		OnSkip: func(string) { skipped.Add(1) },
+		Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
+			gate := atStart
+			if !due.Equal(epoch) {
+				if c.Name != "c0" {
+					gate = nil
+				} else {
+					gate = later
+				}
+			}
+			if gate != nil {
+				select {
+				case <-gate:
+				case <-ctx.Done():
+				}
+			}
+			mu.Lock()
+			ran[c.Name]++
+			mu.Unlock()
+		}})
+	var list []*checks.Check
+	for i := range 20 {
+		list = append(list, fakeCheck(fmt.Sprintf("c%d", i), "http", 10*time.Second))
+	}
+	s.Set(list)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Wait() }()
+	go s.Run(ctx)
+	settle := func() { fc.BlockUntil(1); time.Sleep(time.Millisecond) }
+	// Two slots, and the runs at start all wait on the first two: every check's phase
+	// comes while its run at start is going or queued.
+	step(fc, 10*time.Second, 250*time.Millisecond, settle)
+	if n := skipped.Load(); n != 0 {
+		t.Fatalf("%d phase ticks counted skipped while the runs at start went on; want none", n)
+	}
+	close(atStart)
+	eventually(t, 5*time.Second, "the runs at start", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 20
+	})
+	// c0's next run hangs (on later) for three more intervals: the two ticks it is still
+	// going at are skipped and counted, as every other check runs on.
+	step(fc, 35*time.Second, 250*time.Millisecond, settle)
+	if n := skipped.Load(); n != 2 && n != 3 {
+		t.Errorf("%d ticks skipped while c0's run hung for 30-35 s of a 10 s interval; want 2 or 3 (its phase)", n)
+	}
+	close(later)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < 20; i++ {
+		if n := ran[fmt.Sprintf("c%d", i)]; n < 4 {
+			t.Errorf("c%d ran %d times in 45 s of a 10 s interval, its run at start included; want at least 4", i, n)
+		}
+	}
+}
+
 // Ticks whose time passed while the scheduler could not run (a starved process, a stopped
 // VM) are skipped, not run in a burst, and each is counted as skipped.
 func TestSchedulerCountsTicksItWasTooLateFor(t *testing.T) {
