@@ -13,7 +13,6 @@ package agent
 import (
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
@@ -268,9 +267,13 @@ type board struct {
 	// true while seed runs.
 	from    int64
 	reading bool
-	// encoded is the size of the last encoding, the next one's room: a week's board of a
-	// thousand checks is about a megabyte, and growing to it would copy it several times.
-	encoded atomic.Int64
+}
+
+// holdsWeek is whether the board holds every run of its windows (its history is read).
+func (bd *board) holdsWeek() bool {
+	bd.mu.RLock()
+	defer bd.mu.RUnlock()
+	return bd.from == math.MinInt64
 }
 
 // newBoard makes a board that holds every run recorded from from on.

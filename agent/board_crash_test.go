@@ -178,13 +178,16 @@ func TestRunWriterSavesTheBoardInStepWithTheRuns(t *testing.T) {
 		count: func(r *store.RunRecord) {
 			bd.add(r.Check, r.Started, r.Duration, checks.Outcome(r.Outcome), time.Now())
 		},
-		encode: bd.encode,
-		save: func(ctx context.Context, data []byte) error {
+		save: func(ctx context.Context) (bool, int, error) { // as the agent's: the newest id, then the board
 			last, err := st.LastRunID(ctx)
+			if err != nil {
+				return false, 0, err
+			}
+			data, ok := bd.encode()
 			mu.Lock()
 			saves = append(saves, save{data, last})
 			mu.Unlock()
-			return err
+			return ok, len(data), nil
 		},
 		every: time.Nanosecond, // every batch
 		now:   time.Now,
@@ -225,7 +228,7 @@ func TestRunWriterSavesTheBoardInStepWithTheRuns(t *testing.T) {
 	}
 	for i, s := range saves {
 		counted := map[string]uint32{}
-		buckets, err := decodeBoard(s.data)
+		buckets, err := decodedBuckets(s.data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,17 +37,35 @@ type savedBucket struct {
 // encode returns the board's buckets with runs, check by check, oldest first in each ring;
 // ok is false while it does not hold every run of its windows (its history is not read).
 func (bd *board) encode() (data []byte, ok bool) {
+	ok, _ = bd.encodeParts(store.BoardPart, func(part []byte) error {
+		data = append(data, part...)
+		return nil
+	})
+	return data, ok
+}
+
+// encodeParts is encode a part at a time: part gets each size bytes or so of it in turn (in
+// one buffer, reused once part returns), and the rest last; nothing while the board does
+// not hold its week (ok false). A board of ten thousand checks and a week is 12 MB; the
+// agent saves it straight into the store, a part at a time, rather than whole first.
+func (bd *board) encodeParts(size int, part func([]byte) error) (ok bool, err error) {
 	bd.mu.RLock()
 	defer bd.mu.RUnlock()
 	if bd.from != math.MinInt64 {
-		return nil, false
+		return false, nil
 	}
-	b := append(make([]byte, 0, max(64+len(bd.checks)*512, int(bd.encoded.Load()*9/8))), boardMagic...)
+	b := append(make([]byte, 0, size+4<<10), boardMagic...)
 	for _, w := range ringWidth {
 		b = binary.AppendUvarint(b, uint64(w/time.Second))
 	}
 	var kept []int32
 	for name, cb := range bd.checks {
+		if len(b) >= size { // between checks: a check's buckets are a few kilobytes at most
+			if err := part(b); err != nil {
+				return true, err
+			}
+			b = b[:0]
+		}
 		b = binary.AppendUvarint(b, uint64(len(name)))
 		b = append(b, name...)
 		for r := range 3 {
@@ -73,16 +91,17 @@ func (bd *board) encode() (data []byte, ok bool) {
 			}
 		}
 	}
-	bd.encoded.Store(int64(len(b)))
-	return b, true
+	return true, part(b)
 }
 
-// decodeBoard reads an encoded board, checking every field; nothing of a board that does
-// not decode whole is used.
-func decodeBoard(data []byte) ([]savedBucket, error) {
+// decodeBoard reads an encoded board, checking every field, and calls each (if not nil)
+// with every bucket in turn. A board of ten thousand checks and a week holds more than a
+// million buckets: as a slice they took 180 MB more than the encoding. To use nothing of
+// a board that does not decode whole, decode it once with each nil, then with it.
+func decodeBoard(data []byte, each func(savedBucket)) error {
 	rest, ok := bytes.CutPrefix(data, []byte(boardMagic))
 	if !ok {
-		return nil, errors.New("not a board this vigil wrote")
+		return errors.New("not a board this vigil wrote")
 	}
 	uvarint := func(limit uint64, what string) (uint64, error) {
 		v, n := binary.Uvarint(rest)
@@ -105,21 +124,23 @@ func decodeBoard(data []byte) ([]savedBucket, error) {
 	}
 	for _, w := range ringWidth {
 		if s, err := uvarint(math.MaxUint32, "ring width"); err != nil || s != uint64(w/time.Second) {
-			return nil, errors.New("its rings are not this vigil's")
+			return errors.New("its rings are not this vigil's")
 		}
 	}
-	var out []savedBucket
 	for len(rest) > 0 {
 		n, err := uvarint(math.MaxUint16, "check name")
 		if err != nil || n > uint64(len(rest)) {
-			return nil, errors.New("bad check name")
+			return errors.New("bad check name")
 		}
-		name := string(rest[:n])
+		var name string
+		if each != nil { // a string per check, not per bucket; none to validate
+			name = string(rest[:n])
+		}
 		rest = rest[n:]
 		for r := range 3 {
 			count, err := uvarint(uint64(ringSlots[r]), "bucket count")
 			if err != nil {
-				return nil, err
+				return err
 			}
 			for range count {
 				// A bucket of a time a ring can hold: a ring's numbers are int32 and its
@@ -127,35 +148,38 @@ func decodeBoard(data []byte) ([]savedBucket, error) {
 				// size on (its newest, less its size, is its oldest).
 				num, k := binary.Varint(rest)
 				if k <= 0 || num < int64(ringSlots[r]) || num > min(math.MaxInt32, math.MaxInt64/int64(ringWidth[r])) {
-					return nil, errors.New("bad bucket number")
+					return errors.New("bad bucket number")
 				}
 				rest = rest[k:]
 				sb := savedBucket{check: name, ring: r, num: num}
 				for o := range sb.runs.runs {
 					v, err := uvarint(math.MaxUint16, "run count")
 					if err != nil {
-						return nil, err
+						return err
 					}
 					sb.runs.runs[o] = uint32(v)
 				}
 				if sb.runs.sumMS, err = float("duration"); err != nil {
-					return nil, err
+					return err
 				}
 				if r == dayRing {
 					if sb.runs.maxMS, err = float("duration"); err != nil {
-						return nil, err
+						return err
 					}
 				}
-				out = append(out, sb)
+				if each != nil {
+					each(sb)
+				}
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // savedBoardStore is what saving and reading back a board takes of the store.
 type savedBoardStore interface {
 	SaveBoard(ctx context.Context, b *store.Board) error
+	SaveBoardParts(ctx context.Context, b *store.Board, write func(put func(part []byte) error) error) error
 	SavedBoard(ctx context.Context, agent string) (*store.Board, error)
 	LastRunID(ctx context.Context) (int64, error)
 	RunBucketsByID(ctx context.Context, location string, after, upTo int64, from, to time.Time, width time.Duration, fn func(store.BucketRow)) error
@@ -180,17 +204,21 @@ func (bd *board) restore(ctx context.Context, st savedBoardStore, agent, locatio
 	if last < saved.LastRun { // the runs it counted are gone (another store, or emptied)
 		return false, nil
 	}
-	buckets, err := decodeBoard(saved.Data)
-	if err != nil {
+	if err := decodeBoard(saved.Data, nil); err != nil {
 		return false, fmt.Errorf("the board saved at %s: %w", saved.SavedAt.UTC().Format(time.RFC3339), err)
 	}
 	bd.readFrom(until.UnixNano(), true)
 	complete := false
 	defer func() { bd.finish(complete) }()
 	bd.mu.Lock()
-	for _, b := range buckets {
-		bd.check(b.check).put(b.ring, b.num*int64(ringWidth[b.ring]), 0, b.runs)
-	}
+	var cb *checkBoard
+	var name string
+	_ = decodeBoard(saved.Data, func(b savedBucket) { // it decoded whole above
+		if cb == nil || b.check != name {
+			cb, name = bd.check(b.check), b.check
+		}
+		cb.put(b.ring, b.num*int64(ringWidth[b.ring]), 0, b.runs)
+	})
 	bd.mu.Unlock()
 	oldest := now.Add(-ringWindow[weekRing] - weekWidth)
 	fold, pace := bd.folder(now), pacer{}
@@ -241,13 +269,27 @@ func (a *Agent) boardKeeper(every time.Duration) boardKeeper {
 		count: func(r *store.RunRecord) {
 			a.board.add(r.Check, r.Started, r.Duration, checks.Outcome(r.Outcome), a.clock.Now())
 		},
-		encode: a.board.encode,
-		save: func(ctx context.Context, data []byte) error {
+		save: func(ctx context.Context) (saved bool, size int, err error) {
+			if !a.board.holdsWeek() { // the one saved before stays
+				return false, 0, nil
+			}
 			last, err := a.store.LastRunID(ctx)
 			if err != nil {
-				return err
+				return false, 0, err
 			}
-			return a.store.SaveBoard(ctx, &store.Board{Agent: a.name, Location: a.location, SavedAt: a.clock.Now(), LastRun: last, Data: data})
+			// Encoded into the store a part at a time, in the store's transaction.
+			b := &store.Board{Agent: a.name, Location: a.location, SavedAt: a.clock.Now(), LastRun: last}
+			err = a.store.SaveBoardParts(ctx, b, func(put func([]byte) error) error {
+				held, err := a.board.encodeParts(store.BoardPart, func(part []byte) error {
+					size += len(part)
+					return put(part)
+				})
+				if err == nil && !held {
+					err = errors.New("the board stopped holding its week while it was saved")
+				}
+				return err
+			})
+			return err == nil, size, err
 		},
 		every: every,
 		now:   a.clock.Now,

@@ -22,25 +22,90 @@ type Board struct {
 	Data    []byte // the agent's encoding
 }
 
-// SaveBoard keeps b as its agent's board, replacing the one before.
+// BoardPart is the most of a saved board one row holds: a database copies a value it is
+// given, once or twice, so a board of ten thousand checks (12 MB) saved as one value
+// took up to 28 MB more while it was saved.
+const BoardPart = 1 << 20
+
+// SaveBoard keeps b as its agent's board, replacing the one before (in parts of
+// BoardPart, see SaveBoardParts).
 func (s *common) SaveBoard(ctx context.Context, b *Board) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO boards(agent, location, saved_at, last_run, data) VALUES (?,?,?,?,?)
-		ON CONFLICT(agent) DO UPDATE SET location = excluded.location, saved_at = excluded.saved_at,
-			last_run = excluded.last_run, data = excluded.data`,
-		b.Agent, b.Location, nanos(b.SavedAt), b.LastRun, b.Data)
-	return err
+	return s.SaveBoardParts(ctx, b, func(put func([]byte) error) error {
+		for data := b.Data; len(data) > 0; {
+			part := data[:min(len(data), BoardPart)]
+			if err := put(part); err != nil {
+				return err
+			}
+			data = data[len(part):]
+		}
+		return nil
+	})
 }
 
-// SavedBoard returns agent's board; nil when it has none.
+// SaveBoardParts keeps b as its agent's board, replacing the one before, in one
+// transaction: its data (b.Data is not used) is what write puts, a part at a time, each
+// a row of its own (put is done with the part when it returns: its buffer can be reused).
+// An error from write rolls the save back. So a board can be encoded straight into the
+// store, rather than whole first.
+func (s *common) SaveBoardParts(ctx context.Context, b *Board, write func(put func(part []byte) error) error) error {
+	return s.tx(ctx, func(tx *txn) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO boards(agent, location, saved_at, last_run, data) VALUES (?,?,?,?,?)
+		ON CONFLICT(agent) DO UPDATE SET location = excluded.location, saved_at = excluded.saved_at,
+			last_run = excluded.last_run, data = excluded.data`,
+			b.Agent, b.Location, nanos(b.SavedAt), b.LastRun, []byte{}); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM board_parts WHERE agent = ?`, b.Agent); err != nil {
+			return err
+		}
+		n := 0
+		return write(func(part []byte) error {
+			if len(part) == 0 {
+				return nil
+			}
+			n++
+			_, err := tx.ExecContext(ctx, `INSERT INTO board_parts(agent, part, data) VALUES (?,?,?)`, b.Agent, n, part)
+			return err
+		})
+	})
+}
+
+// SavedBoard returns agent's board; nil when it has none. Its data is the row's own (a
+// board saved whole, before boards were saved in parts) and then its parts, in order.
 func (s *common) SavedBoard(ctx context.Context, agent string) (*Board, error) {
-	b := &Board{Agent: agent}
-	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT location, saved_at, last_run, data FROM boards WHERE agent = ?`, agent).
-		Scan(&b.Location, &at, &b.LastRun, &b.Data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	b.SavedAt = fromNanos(at)
+	var b *Board
+	err := s.tx(ctx, func(tx *txn) error {
+		b = &Board{Agent: agent}
+		var at, size int64
+		err := tx.QueryRowContext(ctx, `SELECT location, saved_at, last_run, data,
+			(SELECT COALESCE(SUM(LENGTH(data)), 0) FROM board_parts WHERE agent = boards.agent) FROM boards WHERE agent = ?`, agent).
+			Scan(&b.Location, &at, &b.LastRun, &b.Data, &size)
+		if errors.Is(err, sql.ErrNoRows) {
+			b = nil
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b.SavedAt = fromNanos(at)
+		if size == 0 {
+			return nil
+		}
+		b.Data = append(make([]byte, 0, int64(len(b.Data))+size), b.Data...)
+		rows, err := tx.QueryContext(ctx, `SELECT data FROM board_parts WHERE agent = ? ORDER BY part`, agent)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var part sql.RawBytes
+			if err := rows.Scan(&part); err != nil {
+				return err
+			}
+			b.Data = append(b.Data, part...)
+		}
+		return rows.Err()
+	})
 	return b, err
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,96 @@ func TestBoards(t *testing.T) {
 		})
 		if err != nil || n != 8 || maxD != 24*time.Millisecond {
 			t.Errorf("RunBucketsByID counted %d runs, slowest %v, %v; want 8, 24ms", n, maxD, err)
+		}
+	})
+}
+
+// A board is saved in parts of BoardPart, and read back whole: a larger board's parts
+// replaced by a smaller one's, a board saved whole in its row (before parts) read as it
+// was, a save whose encoding fails leaving the board before it, and an agent forgotten or
+// purged taking its parts with it.
+func TestBoardParts(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		ctx := context.Background()
+		s := d.fresh(t)
+		db := s.self().db
+		parts := func(agent string) (n int) {
+			t.Helper()
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM board_parts WHERE agent = ?`, agent).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		big := make([]byte, 5*BoardPart/2)
+		for i := range big {
+			big[i] = byte(i * 7 / 3)
+		}
+		for _, c := range []struct {
+			data  []byte
+			parts int
+		}{{big, 3}, {[]byte("small"), 1}, {big[:BoardPart], 1}, {[]byte{}, 0}} {
+			if err := s.SaveBoard(ctx, &Board{Agent: "a1", Location: "eu", SavedAt: t0, LastRun: 7, Data: c.data}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.SavedBoard(ctx, "a1")
+			if err != nil || b == nil || !bytes.Equal(b.Data, c.data) || b.LastRun != 7 {
+				t.Fatalf("a board of %d bytes read back as %+v, %v", len(c.data), b, err)
+			}
+			if n := parts("a1"); n != c.parts {
+				t.Errorf("a board of %d bytes in %d parts, want %d", len(c.data), n, c.parts)
+			}
+		}
+		// Saved whole in its row, as before parts: read back as it was.
+		if _, err := db.ExecContext(ctx, `UPDATE boards SET data = ? WHERE agent = ?`, []byte("whole"), "a1"); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := s.SavedBoard(ctx, "a1"); err != nil || string(b.Data) != "whole" {
+			t.Fatalf("a board saved whole: %+v, %v", b, err)
+		}
+		// A part at a time, the buffer reused; then an encoding that fails half-way.
+		buf := make([]byte, 3)
+		parts3 := func(fail error) func(put func([]byte) error) error {
+			return func(put func([]byte) error) error {
+				for i := byte(1); i <= 3; i++ {
+					if err := put(append(buf[:0], 'a'+i, 'b'+i)); err != nil {
+						return err
+					}
+					if i == 2 && fail != nil {
+						return fail
+					}
+				}
+				return nil
+			}
+		}
+		if err := s.SaveBoardParts(ctx, &Board{Agent: "a1", Location: "eu", SavedAt: t0, LastRun: 9}, parts3(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := s.SavedBoard(ctx, "a1"); err != nil || string(b.Data) != "bccdde" || b.LastRun != 9 {
+			t.Fatalf("a board saved a part at a time: %q, %v", b.Data, err)
+		}
+		if err := s.SaveBoardParts(ctx, &Board{Agent: "a1", Location: "us", LastRun: 11}, parts3(errors.New("the encoding failed"))); err == nil {
+			t.Fatal("a save whose encoding failed succeeded")
+		}
+		if b, _ := s.SavedBoard(ctx, "a1"); string(b.Data) != "bccdde" || b.LastRun != 9 || b.Location != "eu" {
+			t.Errorf("a failed save changed the board: %+v", b)
+		}
+		if err := s.SaveBoard(ctx, &Board{Agent: "a2", Location: "eu", SavedAt: t0, Data: big}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Heartbeat(ctx, &Member{Name: "a2", Instance: "i", Location: "eu", Started: t0, Heartbeat: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ForgetMember(ctx, "a2"); err != nil {
+			t.Fatal(err)
+		}
+		if n := parts("a2"); n != 0 {
+			t.Errorf("a forgotten agent's board kept %d parts", n)
+		}
+		if _, err := s.Purge(ctx, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := s.SavedBoard(ctx, "a1"); b != nil || parts("a1") != 0 {
+			t.Errorf("a purged board: %+v, %d parts", b, parts("a1"))
 		}
 	})
 }

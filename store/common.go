@@ -220,7 +220,8 @@ func (s *common) Purge(ctx context.Context, before time.Time) (int64, error) {
 			n, _ := res.RowsAffected()
 			total += n
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `DELETE FROM board_parts WHERE agent NOT IN (SELECT agent FROM boards)`)
+		return err
 	})
 	return total, err
 }

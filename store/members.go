@@ -69,7 +69,10 @@ func (s *common) ForgetMember(ctx context.Context, name string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM boards WHERE agent = ?`, name)
+		if _, err = tx.ExecContext(ctx, `DELETE FROM boards WHERE agent = ?`, name); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM board_parts WHERE agent = ?`, name)
 		return err
 	})
 }

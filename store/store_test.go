@@ -277,6 +277,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 			PRIMARY KEY (deploy_id, location));
 		INSERT INTO deploy_locations VALUES ('d1', 'eu', 'eu-1', 'passed', 'all 3 rounds passed', '', '', 1);
 		DROP TABLE boards;
+		DROP TABLE board_parts;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)

@@ -75,6 +75,7 @@ type testStore interface {
 	RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error
 	FirstRun(ctx context.Context) (time.Time, bool, error)
 	SaveBoard(ctx context.Context, b *Board) error
+	SaveBoardParts(ctx context.Context, b *Board, write func(put func(part []byte) error) error) error
 	SavedBoard(ctx context.Context, agent string) (*Board, error)
 	LastRunID(ctx context.Context) (int64, error)
 	RunBucketsByID(ctx context.Context, location string, after, upTo int64, from, to time.Time, width time.Duration, fn func(BucketRow)) error
