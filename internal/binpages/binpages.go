@@ -97,11 +97,12 @@ func binarySpans(smaps []byte, pc uintptr) ([]span, error) {
 				if len(f) != 3 || string(f[2]) != "kB" {
 					return nil, fmt.Errorf("binpages: smaps line %q: bad size", line)
 				}
-				kb, err := strconv.ParseInt(string(f[1]), 10, 64)
-				if err != nil || kb < 0 {
+				// Digits only, as the kernel writes them ("-0" or "+0" is not its).
+				kb, err := strconv.ParseUint(string(f[1]), 10, 62)
+				if err != nil {
 					return nil, fmt.Errorf("binpages: smaps line %q: bad size", line)
 				}
-				cur.anonymous = kb
+				cur.anonymous = int64(kb)
 			}
 			continue
 		}
