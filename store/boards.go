@@ -70,8 +70,10 @@ func (s *common) SaveBoardParts(ctx context.Context, b *Board, write func(put fu
 	})
 }
 
-// SavedBoard returns agent's board; nil when it has none. Its data is the row's own (a
-// board saved whole, before boards were saved in parts) and then its parts, in order.
+// SavedBoard returns agent's board; nil when it has none. Its data is its parts, in
+// order, or the row's own when that is not empty: a board saved whole, by a vigil from
+// before parts (still running beside a newer one as they are upgraded), and the parts a
+// newer one left are not this board's.
 func (s *common) SavedBoard(ctx context.Context, agent string) (*Board, error) {
 	var b *Board
 	err := s.tx(ctx, func(tx *txn) error {
@@ -88,10 +90,10 @@ func (s *common) SavedBoard(ctx context.Context, agent string) (*Board, error) {
 			return err
 		}
 		b.SavedAt = fromNanos(at)
-		if size == 0 {
+		if size == 0 || len(b.Data) > 0 { // whole in its row: saved by a vigil before parts
 			return nil
 		}
-		b.Data = append(make([]byte, 0, int64(len(b.Data))+size), b.Data...)
+		b.Data = make([]byte, 0, size)
 		rows, err := tx.QueryContext(ctx, `SELECT data FROM board_parts WHERE agent = ? ORDER BY part`, agent)
 		if err != nil {
 			return err

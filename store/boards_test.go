@@ -96,7 +96,11 @@ func TestBoardParts(t *testing.T) {
 				t.Errorf("a board of %d bytes in %d parts, want %d", len(c.data), n, c.parts)
 			}
 		}
-		// Saved whole in its row, as before parts: read back as it was.
+		// Saved whole in its row, as before parts, over a board in parts: read back as it
+		// was, without the parts.
+		if err := s.SaveBoard(ctx, &Board{Agent: "a1", Location: "eu", SavedAt: t0, LastRun: 7, Data: big}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := db.ExecContext(ctx, `UPDATE boards SET data = ? WHERE agent = ?`, []byte("whole"), "a1"); err != nil {
 			t.Fatal(err)
 		}
