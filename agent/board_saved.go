@@ -178,7 +178,6 @@ func decodeBoard(data []byte, each func(savedBucket)) error {
 
 // savedBoardStore is what saving and reading back a board takes of the store.
 type savedBoardStore interface {
-	SaveBoard(ctx context.Context, b *store.Board) error
 	SaveBoardParts(ctx context.Context, b *store.Board, write func(put func(part []byte) error) error) error
 	SavedBoard(ctx context.Context, agent string) (*store.Board, error)
 	LastRunID(ctx context.Context) (int64, error)
