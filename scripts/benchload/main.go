@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,16 +37,17 @@ type scenario struct {
 	every        time.Duration
 	warm, window time.Duration
 	goal         string
-	history      int // runs of each check already in the store (aged.go); 0: an empty store
+	history      int  // runs of each check already in the store (aged.go); 0: an empty store
+	peer         bool // cloudprober runs it too, when given (-cloudprober)
 }
 
 var scenarios = []scenario{
 	{name: "busy", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second,
-		goal: "CPU per check <= 0.15 ms, RSS <= 40 MiB"},
+		goal: "CPU per check <= 0.15 ms and half of cloudprober's, RSS <= 40 MiB", peer: true},
 	{name: "aged", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, history: 1000,
 		goal: "as busy, on a store that already holds 1,000 runs of each check"},
 	{name: "idle", checks: 100, every: 30 * time.Second, warm: 35 * time.Second, window: 60 * time.Second,
-		goal: "RSS <= 25 MiB, CPU <= 0.5% of a core"},
+		goal: "RSS <= 25 MiB, CPU <= 0.5% of a core", peer: true},
 	{name: "10k", checks: 10000, every: 10 * time.Second, warm: 25 * time.Second, window: 40 * time.Second,
 		goal: "start lag p99 <= 50 ms, no skipped runs, RSS <= 100 MiB"},
 }
@@ -62,6 +64,7 @@ func main() {
 	to := flag.Int64("to", 0, "(internal, floor) window end, Unix ns")
 
 	vigil := flag.String("vigil", "", "the vigil binary")
+	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle)")
 	only := flag.String("scenario", "all", "busy, aged, idle, 10k or all")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil then floor); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
@@ -83,7 +86,7 @@ func main() {
 		if *vigil == "" {
 			log.Fatal("benchload: -vigil PATH is required")
 		}
-		if err := bench(*vigil, *only, *rounds, *profile); err != nil {
+		if err := bench(*vigil, *peer, *only, *rounds, *profile); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -100,12 +103,26 @@ func serveTarget() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
-	body := []byte("ok")
-	log.Fatal(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write(body)
-	})))
+	log.Fatal(http.Serve(ln, targetHandler()))
 }
+
+// targetHandler answers "ok", and at servedPath how many requests it answered so.
+func targetHandler() http.Handler {
+	body := []byte("ok")
+	var count atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == servedPath {
+			fmt.Fprintln(w, count.Load())
+			return
+		}
+		count.Add(1)
+		_, _ = w.Write(body)
+	})
+}
+
+// servedPath answers how many requests the target served (for a peer that stores no run).
+const servedPath = "/_served"
 
 // measured is one process's figures over one window.
 type measured struct {
@@ -117,6 +134,8 @@ type measured struct {
 	peakKiB  int           // VmHWM
 	p99Lag   time.Duration
 	profiled bool
+	noLag    bool // the process does not say when its runs were due (cloudprober)
+	failed   int  // runs that failed, where only the process's own counters say (cloudprober, over its whole run)
 	// scrape is how long a /metrics scrape took (after the window), scrapeBytes its size
 	scrape      time.Duration
 	scrapeBytes int
@@ -130,7 +149,7 @@ func (m measured) perCheck() time.Duration {
 	return m.cpu / time.Duration(m.runs)
 }
 
-func bench(vigil, only string, rounds int, profile string) error {
+func bench(vigil, peer, only string, rounds int, profile string) error {
 	tmp, err := os.MkdirTemp("", "benchload")
 	if err != nil {
 		return err
@@ -181,7 +200,7 @@ func bench(vigil, only string, rounds int, profile string) error {
 			fmt.Printf("   each process starts on a copy of one store of %d runs (%d of each check, %.0f MB; made in %s)\n",
 				sc.checks*sc.history, sc.history, float64(fi.Size())/1e6, time.Since(t0).Round(time.Second))
 		}
-		var vs, fs []measured
+		var vs, fs, cs []measured
 		for r := range rounds {
 			dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", sc.name, r))
 			if aged != "" {
@@ -211,6 +230,14 @@ func bench(vigil, only string, rounds int, profile string) error {
 				_ = os.RemoveAll(dir) // two copies of the aged store a round
 			}
 			fmt.Printf("   round %d: vigil %s | floor %s\n", r+1, v, f)
+			if peer != "" && sc.peer {
+				c, err := runCloudprober(peer, dir, url, sc)
+				if err != nil {
+					return err
+				}
+				cs = append(cs, c)
+				fmt.Printf("   round %d: cloudprober %s\n", r+1, c)
+			}
 		}
 		v, f := median(vs), median(fs)
 		var cpuRatios []float64 // each round's vigil against the floor measured beside it
@@ -225,6 +252,9 @@ func bench(vigil, only string, rounds int, profile string) error {
 			ratio(float64(v.anonKiB), float64(f.anonKiB)), rounds)
 		fmt.Printf("  vigil: CPU per check %.3f ms, %.2f%% of a core, RSS %.1f MiB (%.1f private), start lag p99 %.1f ms, %d of %d due runs not stored\n",
 			ms(v.perCheck()), 100*v.cpu.Seconds()/sc.window.Seconds(), mib(v.rssKiB), mib(v.anonKiB), ms(v.p99Lag), max(v.due-v.runs, 0), v.due)
+		if len(cs) > 0 {
+			printPeer(vs, cs, sc)
+		}
 		fmt.Printf("  vigil: %d runs skipped in the window (vigil_scheduler_skipped_runs_total); a /metrics scrape after it: %.1f MB in %s\n",
 			v.skipped, float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
 	}
@@ -232,8 +262,12 @@ func bench(vigil, only string, rounds int, profile string) error {
 }
 
 func (m measured) String() string {
-	return fmt.Sprintf("%6.3f ms CPU/check (%5d of %5d runs, %6.2f s CPU)  RSS %5.1f MiB (%5.1f private, peak %5.1f)  lag p99 %6.1f ms",
-		ms(m.perCheck()), m.runs, m.due, m.cpu.Seconds(), mib(m.rssKiB), mib(m.anonKiB), mib(m.peakKiB), ms(m.p99Lag))
+	s := fmt.Sprintf("%6.3f ms CPU/check (%5d of %5d runs, %6.2f s CPU)  RSS %5.1f MiB (%5.1f private, peak %5.1f)",
+		ms(m.perCheck()), m.runs, m.due, m.cpu.Seconds(), mib(m.rssKiB), mib(m.anonKiB), mib(m.peakKiB))
+	if m.noLag {
+		return s + fmt.Sprintf("  %d failed", m.failed)
+	}
+	return s + fmt.Sprintf("  lag p99 %6.1f ms", ms(m.p99Lag))
 }
 
 func mib(kib int) float64 { return float64(kib) / 1024 }

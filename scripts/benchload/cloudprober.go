@@ -1,0 +1,180 @@
+package main
+
+// The peer: cloudprober, built from source (scripts/cloudprober/build), given the same
+// schedule against the same target. Issue 16's goal for vigil is half of its CPU per check.
+//
+// It is configured as lightly as it goes while still probing as vigil does: one HTTP probe
+// per check (one target each), kept-alive connections, and only the Prometheus surfacer
+// (its default adds a file surfacer that writes every probe's metrics to stdout, which costs
+// more). It stores no run; vigil stores every run in SQLite.
+//
+// Its runs are the requests the target served in the window (the target counts them), not
+// its own counters, which it exports every 10 s per probe; its failures are read from those
+// counters, over the whole run, to show it was not failing its way to a low figure.
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// runCloudprober runs cloudprober on sc's checks against target and measures its window.
+func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return measured{}, err
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return measured{}, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return measured{}, err
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "host: \"127.0.0.1\"\nport: %s\nsurfacer { type: PROMETHEUS }\n", port)
+	timeout := min(sc.every, 2*time.Second) // vigil's checks have 2s; cloudprober's may not exceed the interval
+	for i := range sc.checks {
+		fmt.Fprintf(&cfg, "probe { name: \"c%d\" type: HTTP targets { host_names: %q } interval_msec: %d timeout_msec: %d "+
+			"http_probe { port: %s relative_url: \"/\" keep_alive: true } }\n",
+			i, u.Hostname(), sc.every.Milliseconds(), timeout.Milliseconds(), u.Port())
+	}
+	path := filepath.Join(dir, "cloudprober.cfg")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		return measured{}, err
+	}
+	logs, err := os.Create(filepath.Join(dir, "cloudprober.log"))
+	if err != nil {
+		return measured{}, err
+	}
+	defer logs.Close()
+	cmd := exec.Command(bin, "--config_file", path)
+	cmd.Stdout, cmd.Stderr = logs, logs // it logs every probe it creates at INFO
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return measured{}, err
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		return cmd.Wait()
+	}
+	defer func() { _ = stop() }()
+	base := "http://" + addr
+	if err := waitReady(base+"/metrics", 30*time.Second); err != nil {
+		return measured{}, fmt.Errorf("cloudprober (its log: %s): %w", logs.Name(), err)
+	}
+	time.Sleep(time.Until(start.Add(sc.warm)))
+	served0, err := served(target)
+	if err != nil {
+		return measured{}, err
+	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return measured{}, err
+	}
+	from := time.Now()
+	time.Sleep(sc.window)
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return measured{}, err
+	}
+	window := time.Since(from)
+	served1, err := served(target)
+	if err != nil {
+		return measured{}, err
+	}
+	rss, anon, peak := procMem(cmd.Process.Pid)
+	total, success, err := probeCounters(base + "/metrics")
+	if err != nil {
+		return measured{}, err
+	}
+	_ = stop() // its exit status after SIGTERM says nothing of the window; the target's count does
+	return measured{cpu: cpu1 - cpu0, runs: served1 - served0, due: due(sc, window), rssKiB: rss, anonKiB: anon, peakKiB: peak,
+		noLag: true, failed: total - success}, nil
+}
+
+// served is the number of requests the target has answered (not counting this one).
+func served(target string) (int, error) {
+	resp, err := http.Get(strings.TrimSuffix(target, "/") + servedPath)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var n int
+	if _, err := fmt.Fscan(resp.Body, &n); err != nil {
+		return 0, fmt.Errorf("the target's count: %w", err)
+	}
+	return n, nil
+}
+
+// probeCounters sums cloudprober's total and success counters over its probes.
+func probeCounters(metrics string) (total, success int, err error) {
+	resp, err := http.Get(metrics)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	seen := false
+	for sc.Scan() {
+		line := sc.Text()
+		var into *int
+		switch {
+		case strings.HasPrefix(line, "total{"):
+			into = &total
+		case strings.HasPrefix(line, "success{"):
+			into = &success
+		default:
+			continue
+		}
+		// name{labels} value [timestamp]
+		var n float64
+		f := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+		if len(f) > 0 {
+			n, err = strconv.ParseFloat(f[0], 64)
+		}
+		if len(f) == 0 || err != nil {
+			return 0, 0, fmt.Errorf("cloudprober metric %q: %w", line, err)
+		}
+		*into += int(n)
+		seen = true
+	}
+	if !seen {
+		return 0, 0, fmt.Errorf("no total or success counters in cloudprober's %s", metrics)
+	}
+	return total, success, sc.Err()
+}
+
+// printPeer prints cloudprober's medians and vigil's ratio to it, round by round.
+func printPeer(vs, cs []measured, sc scenario) {
+	var ratios []float64
+	for i := range cs {
+		ratios = append(ratios, ratio(float64(vs[i].perCheck()), float64(cs[i].perCheck())))
+	}
+	slices.Sort(ratios)
+	c, v := median(cs), median(vs)
+	fmt.Printf("  %-6s %s\n", "cloudprober", c)
+	goal := ""
+	if sc.name == "busy" {
+		goal = "; goal <= 0.50x"
+	}
+	fmt.Printf("  ratio (vigil / cloudprober): CPU per check %.2fx (per round %.2f-%.2fx%s), RSS %.2fx, private memory %.2fx\n",
+		ratios[(len(ratios)-1)/2], ratios[0], ratios[len(ratios)-1], goal, ratio(float64(v.rssKiB), float64(c.rssKiB)), ratio(float64(v.anonKiB), float64(c.anonKiB)))
+	fmt.Printf("  cloudprober: CPU per check %.3f ms, %.2f%% of a core\n", ms(c.perCheck()), 100*c.cpu.Seconds()/sc.window.Seconds())
+}
