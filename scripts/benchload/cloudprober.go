@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -64,15 +63,7 @@ func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
 	if err := cmd.Start(); err != nil {
 		return measured{}, err
 	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		return cmd.Wait()
-	}
+	stop := stopper(cmd)
 	defer func() { _ = stop() }()
 	base := "http://" + addr
 	if err := waitReady(base+"/metrics", 30*time.Second); err != nil {

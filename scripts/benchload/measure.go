@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -79,4 +81,18 @@ func saveSample(db, to string) error {
 	}
 	b, _ := json.Marshal(r)
 	return os.WriteFile(to, b, 0o644)
+}
+
+// stopper returns a function that stops the started cmd with SIGTERM and waits for it,
+// once: later calls return nil (it is deferred, and called on the way too).
+func stopper(cmd *exec.Cmd) func() error {
+	stopped := false
+	return func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		return cmd.Wait()
+	}
 }

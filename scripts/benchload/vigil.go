@@ -51,15 +51,7 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	if err := cmd.Start(); err != nil {
 		return measured{}, "", err
 	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		return cmd.Wait()
-	}
+	stop := stopper(cmd)
 	defer func() { _ = stop() }()
 	base := "http://" + addr
 	if err := waitReady(base+"/readyz", 30*time.Second); err != nil {
