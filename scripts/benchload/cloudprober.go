@@ -8,12 +8,19 @@ package main
 // (its default adds a file surfacer that writes every probe's metrics to stdout, which costs
 // more). It stores no run; vigil stores every run in SQLite.
 //
-// Its runs are the requests the target served in the window (the target counts them), not
-// its own counters, which it exports every 10 s per probe; its failures are read from those
-// counters, over the whole run, to show it was not failing its way to a low figure.
+// Its runs are the requests the target served at peerPath in the window (the target counts
+// them), not its own counters, which it exports every 10 s per probe; its failures are read
+// from those counters, over the whole run, to show it was not failing its way to a low figure.
+//
+// It runs at the same time as a second vigil (sideBySide), not after it: on this shared
+// machine the CPU a request costs moves by a third from one minute to the next, and a ratio of
+// two windows measured a minute apart moved with it (one peer measured after the other, the
+// same builds gave vigil 0.56x cloudprober's CPU per check in one round and 1.10x in another).
+// Side by side, the two share the same seconds, and each other's company, for the same time.
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -45,8 +52,8 @@ func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
 	timeout := min(sc.every, 2*time.Second) // vigil's checks have 2s; cloudprober's may not exceed the interval
 	for i := range sc.checks {
 		fmt.Fprintf(&cfg, "probe { name: \"c%d\" type: HTTP targets { host_names: %q } interval_msec: %d timeout_msec: %d "+
-			"http_probe { port: %s relative_url: \"/\" keep_alive: true } }\n",
-			i, u.Hostname(), sc.every.Milliseconds(), timeout.Milliseconds(), u.Port())
+			"http_probe { port: %s relative_url: %q keep_alive: true } }\n",
+			i, u.Hostname(), sc.every.Milliseconds(), timeout.Milliseconds(), u.Port(), peerPath)
 	}
 	path := filepath.Join(dir, "cloudprober.cfg")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
@@ -97,6 +104,20 @@ func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
 	_ = stop() // its exit status after SIGTERM says nothing of the window; the target's count does
 	return measured{cpu: cpu1 - cpu0, runs: served1 - served0, due: due(sc, window), rssKiB: rss, anonKiB: anon, peakKiB: peak,
 		noLag: true, failed: total - success}, nil
+}
+
+// sideBySide runs a vigil and cloudprober at the same time on sc's checks against target, in
+// dir's "side" and "peer" subdirectories, and measures both over the same window.
+func sideBySide(vigil, cloudprober, dir, target string, sc scenario) (v, c measured, err error) {
+	var cerr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, cerr = runCloudprober(cloudprober, filepath.Join(dir, "peer"), target, sc)
+	}()
+	v, _, err = runVigil(vigil, filepath.Join(dir, "side"), target, sc, "")
+	<-done
+	return v, c, errors.Join(err, cerr)
 }
 
 // served is the number of requests the target has answered (not counting this one).
@@ -152,7 +173,8 @@ func probeCounters(metrics string) (total, success int, err error) {
 	return total, success, sc.Err()
 }
 
-// printPeer prints cloudprober's medians and vigil's ratio to it, round by round.
+// printPeer prints cloudprober's medians and vigil's ratio to it, round by round, from the
+// windows in which the two ran side by side.
 func printPeer(vs, cs []measured, sc scenario) {
 	var ratios []float64
 	for i := range cs {
@@ -160,7 +182,8 @@ func printPeer(vs, cs []measured, sc scenario) {
 	}
 	slices.Sort(ratios)
 	c, v := median(cs), median(vs)
-	fmt.Printf("  %-6s %s\n", "cloudprober", c)
+	fmt.Printf("  side by side: vigil %s\n", v)
+	fmt.Printf("  side by side: cloudprober %s\n", c)
 	goal := ""
 	if sc.name == "busy" {
 		goal = "; goal <= 0.50x"

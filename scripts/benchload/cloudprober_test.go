@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// The peer's runs are what the target counts: a request counts, asking the count does not.
+// The peer's runs are what the target counts: a request at peerPath counts; vigil's, beside
+// it, and asking the count do not.
 func TestTargetCountsWhatItServes(t *testing.T) {
 	srv := httptest.NewServer(targetHandler())
 	defer srv.Close()
@@ -15,16 +16,23 @@ func TestTargetCountsWhatItServes(t *testing.T) {
 	if err != nil || n0 != 0 {
 		t.Fatalf("before any request: %d, %v", n0, err)
 	}
-	for range 5 {
-		resp, err := http.Get(srv.URL + "/")
+	for i := range 9 {
+		path := peerPath
+		if i%3 == 2 {
+			path = "/" // vigil's
+		}
+		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s", path, resp.Status)
 		}
 		resp.Body.Close()
 	}
 	for range 2 { // asking twice changes nothing
-		if n, err := served(srv.URL); err != nil || n != 5 {
-			t.Fatalf("after 5 requests: %d, %v", n, err)
+		if n, err := served(srv.URL); err != nil || n != 6 {
+			t.Fatalf("after 6 requests at peerPath and 3 elsewhere: %d, %v", n, err)
 		}
 	}
 }
