@@ -12,7 +12,7 @@ package main
 // them), not its own counters, which it exports every 10 s per probe; its failures are read
 // from those counters, over the whole run, to show it was not failing its way to a low figure.
 //
-// It runs at the same time as a second vigil (sideBySide), not after it: on this shared
+// It runs at the same time as a second vigil and a second floor (sideBySide), not after them: on this shared
 // machine the CPU a request costs moves by a third from one minute to the next, and a ratio of
 // two windows measured a minute apart moved with it (one peer measured after the other, the
 // same builds gave vigil 0.56x cloudprober's CPU per check in one round and 1.10x in another).
@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -106,18 +107,20 @@ func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
 		noLag: true, failed: total - success}, nil
 }
 
-// sideBySide runs a vigil and cloudprober at the same time on sc's checks against target, in
-// dir's "side" and "peer" subdirectories, and measures both over the same window.
-func sideBySide(vigil, cloudprober, dir, target string, sc scenario) (v, c measured, err error) {
-	var cerr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, cerr = runCloudprober(cloudprober, filepath.Join(dir, "peer"), target, sc)
-	}()
-	v, _, err = runVigil(vigil, filepath.Join(dir, "side"), target, sc, "")
-	<-done
-	return v, c, errors.Join(err, cerr)
+// sideBySide runs a vigil, the floor and cloudprober at the same time on sc's checks against
+// target (the floor inserting the row in sample), each in its own subdirectory of dir, and
+// measures the three over the same seconds.
+func sideBySide(vigil, self, cloudprober, dir, sample, target string, sc scenario) (v, f, c measured, err error) {
+	if err := os.MkdirAll(filepath.Join(dir, "side-floor"), 0o755); err != nil {
+		return v, f, c, err
+	}
+	var ferr, cerr error
+	var wg sync.WaitGroup
+	wg.Go(func() { c, cerr = runCloudprober(cloudprober, filepath.Join(dir, "side-peer"), target, sc) })
+	wg.Go(func() { f, ferr = runFloorProcess(self, filepath.Join(dir, "side-floor"), sample, target, sc) })
+	v, _, err = runVigil(vigil, filepath.Join(dir, "side-vigil"), target, sc, "")
+	wg.Wait()
+	return v, f, c, errors.Join(err, ferr, cerr)
 }
 
 // served is the number of requests the target has answered (not counting this one).
@@ -173,22 +176,29 @@ func probeCounters(metrics string) (total, success int, err error) {
 	return total, success, sc.Err()
 }
 
-// printPeer prints cloudprober's medians and vigil's ratio to it, round by round, from the
-// windows in which the two ran side by side.
-func printPeer(vs, cs []measured, sc scenario) {
-	var ratios []float64
-	for i := range cs {
-		ratios = append(ratios, ratio(float64(vs[i].perCheck()), float64(cs[i].perCheck())))
+// printPeer prints the medians of the windows in which vigil, the floor and cloudprober ran
+// side by side, and each one's ratio to cloudprober, round by round.
+func printPeer(vs, fs, cs []measured, sc scenario) {
+	perRound := func(xs []measured) (mid, lo, hi float64) {
+		var r []float64
+		for i := range cs {
+			r = append(r, ratio(float64(xs[i].perCheck()), float64(cs[i].perCheck())))
+		}
+		slices.Sort(r)
+		return r[(len(r)-1)/2], r[0], r[len(r)-1]
 	}
-	slices.Sort(ratios)
-	c, v := median(cs), median(vs)
-	fmt.Printf("  side by side: vigil %s\n", v)
+	v, f, c := median(vs), median(fs), median(cs)
+	fmt.Printf("  side by side: vigil       %s\n", v)
+	fmt.Printf("  side by side: floor       %s\n", f)
 	fmt.Printf("  side by side: cloudprober %s\n", c)
 	goal := ""
 	if sc.name == "busy" {
 		goal = "; goal <= 0.50x"
 	}
+	mid, lo, hi := perRound(vs)
 	fmt.Printf("  ratio (vigil / cloudprober): CPU per check %.2fx (per round %.2f-%.2fx%s), RSS %.2fx, private memory %.2fx\n",
-		ratios[(len(ratios)-1)/2], ratios[0], ratios[len(ratios)-1], goal, ratio(float64(v.rssKiB), float64(c.rssKiB)), ratio(float64(v.anonKiB), float64(c.anonKiB)))
+		mid, lo, hi, goal, ratio(float64(v.rssKiB), float64(c.rssKiB)), ratio(float64(v.anonKiB), float64(c.anonKiB)))
+	mid, lo, hi = perRound(fs)
+	fmt.Printf("  ratio (floor / cloudprober): CPU per check %.2fx (per round %.2f-%.2fx)\n", mid, lo, hi)
 	fmt.Printf("  cloudprober: CPU per check %.3f ms, %.2f%% of a core\n", ms(c.perCheck()), 100*c.cpu.Seconds()/sc.window.Seconds())
 }

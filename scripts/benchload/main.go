@@ -7,9 +7,9 @@
 //
 // Each process runs alone (vigil, then the floor, then again): the target is a third
 // process, so the CPU counted is the client's alone. Where cloudprober is given, each round
-// then runs it and a second vigil at the same time, each with the same schedule, so that the
-// two are compared over the same seconds of a machine whose speed moves from minute to
-// minute (see cloudprober.go). CPU and memory are read from /proc; the
+// then runs it, a second vigil and a second floor at the same time, each with the same
+// schedule, so that the three are compared over the same seconds of a machine whose speed
+// moves from minute to minute (see cloudprober.go). CPU and memory are read from /proc; the
 // runs are counted in each process's store after it stopped, so a run that was not stored
 // does not count. scripts/bench load runs it.
 package main
@@ -69,7 +69,7 @@ func main() {
 	vigil := flag.String("vigil", "", "the vigil binary")
 	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle)")
 	only := flag.String("scenario", "all", "busy, aged, idle, 10k or all")
-	rounds := flag.Int("rounds", 3, "rounds of each (vigil, then the floor, then vigil and cloudprober side by side where given); the medians are printed")
+	rounds := flag.Int("rounds", 3, "rounds of each (vigil, then the floor, then the two and cloudprober side by side where given); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
 	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (the aged scenario's to its name plus -aged), and its allocations to the file's name plus .allocs (it costs a little CPU)")
 	flag.Parse()
@@ -210,7 +210,7 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 			fmt.Printf("   each process starts on a copy of one store of %d runs (%d of each check, %.0f MB; made in %s)\n",
 				sc.checks*sc.history, sc.history, float64(fi.Size())/1e6, time.Since(t0).Round(time.Second))
 		}
-		var vs, fs, pvs, cs []measured
+		var vs, fs, pvs, pfs, cs []measured
 		for r := range rounds {
 			dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", sc.name, r))
 			if aged != "" {
@@ -241,12 +241,12 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 			}
 			fmt.Printf("   round %d: vigil %s | floor %s\n", r+1, v, f)
 			if peer != "" && sc.peer {
-				pv, c, err := sideBySide(vigil, peer, dir, url, sc)
+				pv, pf, c, err := sideBySide(vigil, self, peer, dir, samplePath, url, sc)
 				if err != nil {
 					return err
 				}
-				pvs, cs = append(pvs, pv), append(cs, c)
-				fmt.Printf("   round %d, side by side: vigil %s | cloudprober %s\n", r+1, pv, c)
+				pvs, pfs, cs = append(pvs, pv), append(pfs, pf), append(cs, c)
+				fmt.Printf("   round %d, side by side: vigil %s | floor %s | cloudprober %s\n", r+1, pv, pf, c)
 			}
 		}
 		v, f := median(vs), median(fs)
@@ -263,7 +263,7 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		fmt.Printf("  vigil: CPU per check %.3f ms, %.2f%% of a core, RSS %.1f MiB (%.1f private), start lag p99 %.1f ms, %d of %d due runs not stored\n",
 			ms(v.perCheck()), 100*v.cpu.Seconds()/sc.window.Seconds(), mib(v.rssKiB), mib(v.anonKiB), ms(v.p99Lag), max(v.due-v.runs, 0), v.due)
 		if len(cs) > 0 {
-			printPeer(pvs, cs, sc)
+			printPeer(pvs, pfs, cs, sc)
 		}
 		fmt.Printf("  vigil: %d runs skipped in the window (vigil_scheduler_skipped_runs_total); a /metrics scrape after it: %.1f MB in %s\n",
 			v.skipped, float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
