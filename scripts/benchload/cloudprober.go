@@ -117,7 +117,9 @@ func sideBySide(vigil, self, cloudprober, dir, sample, target string, sc scenari
 	var ferr, cerr error
 	var wg sync.WaitGroup
 	wg.Go(func() { c, cerr = runCloudprober(cloudprober, filepath.Join(dir, "side-peer"), target, sc) })
-	wg.Go(func() { f, ferr = runFloorProcess(self, filepath.Join(dir, "side-floor"), sample, target, sc) })
+	wg.Go(func() {
+		f, ferr = runFloorProcess(self, filepath.Join(dir, "side-floor"), sample, target, sc, floorPart{})
+	})
 	v, _, err = runVigil(vigil, filepath.Join(dir, "side-vigil"), target, sc, "")
 	wg.Wait()
 	return v, f, c, errors.Join(err, ferr, cerr)

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,12 +26,26 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
-func runFloorProcess(self, dir, sample, url string, sc scenario) (measured, error) {
+// floorPart says which of its two parts a floor leaves out, for the parts scenario
+// (parts.go): the zero value is the floor itself.
+type floorPart struct {
+	sync    bool // requests through syncGet (syncclient.go), not net/http's transport
+	noStore bool // no run stored: the runs are those the floor counted as answered
+}
+
+func runFloorProcess(self, dir, sample, url string, sc scenario, part floorPart) (measured, error) {
 	db := filepath.Join(dir, "floor.db")
 	start := time.Now()
 	from, to := start.Add(sc.warm), start.Add(sc.warm+sc.window)
-	cmd := exec.Command(self, "-floor", db, "-sample", sample, "-checks", strconv.Itoa(sc.checks), "-every", sc.every.String(),
-		"-target", url, "-from", strconv.FormatInt(from.UnixNano(), 10), "-to", strconv.FormatInt(to.UnixNano(), 10))
+	args := []string{"-floor", db, "-sample", sample, "-checks", strconv.Itoa(sc.checks), "-every", sc.every.String(),
+		"-target", url, "-from", strconv.FormatInt(from.UnixNano(), 10), "-to", strconv.FormatInt(to.UnixNano(), 10)}
+	if part.sync {
+		args = append(args, "-sync")
+	}
+	if part.noStore {
+		args = append(args, "-nostore")
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -55,23 +70,29 @@ func runFloorProcess(self, dir, sample, url string, sc scenario) (measured, erro
 	if err := cmd.Wait(); err != nil {
 		return measured{}, fmt.Errorf("floor: %w", err)
 	}
-	runs, err := countRuns(db, from, to)
-	if err != nil {
-		return measured{}, err
+	runs := rep.Answered
+	if !part.noStore { // a run that was not stored does not count
+		if runs, err = countRuns(db, from, to); err != nil {
+			return measured{}, err
+		}
 	}
-	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, sc.window), rssKiB: rss, anonKiB: anon, peakKiB: peak, p99Lag: rep.P99}, nil
+	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, sc.window), rssKiB: rss, anonKiB: anon, peakKiB: peak, p99Lag: rep.P99,
+		failed: rep.Failed}, nil
 }
 
+// floorReport is what the floor prints as it stops.
 type floorReport struct {
-	P99 time.Duration
+	P99      time.Duration // start lag of the runs due in the window
+	Answered int           // runs due in the window that were answered 200
+	Failed   int           // runs of its whole life that were not
 }
 
 // runFloor is the floor: a timer per check, first due at a random instant of a grid of
 // about ten checks an instant over the first interval (as vigil batches checks), 32
 // requests at once through one kept-alive client, and the rows inserted every 100 ms in
-// one transaction through a prepared statement. It runs until SIGTERM, then prints the
-// p99 start lag of the ticks due in [from, to) as JSON.
-func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time) error {
+// one transaction through a prepared statement (part leaves out the one or the other). It
+// runs until SIGTERM, then prints its floorReport as JSON.
+func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time, part floorPart) error {
 	b, err := os.ReadFile(samplePath)
 	if err != nil {
 		return err
@@ -111,6 +132,9 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	_, _ = binpages.Drop(true) // set up, before the first request, as the agent once it listens
 	results := make(chan done, 4096)
 	lags := make(chan time.Duration, 4096)
+	var answered, failed atomic.Int64
+	pool := newSyncPool(target, 64)
+	defer pool.close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
 	sem := make(chan struct{}, 32)
 	start := time.Now()
@@ -135,12 +159,23 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 					return
 				}
 				began := time.Now()
-				if !next.Before(from) && next.Before(to) {
+				inWindow := !next.Before(from) && next.Before(to)
+				if inWindow {
 					lags <- began.Sub(next)
 				}
-				if resp, err := client.Get(target); err == nil {
+				var status int
+				if part.sync {
+					status, _ = pool.get()
+				} else if resp, err := client.Get(target); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				switch {
+				case status != http.StatusOK:
+					failed.Add(1)
+				case inWindow:
+					answered.Add(1)
 				}
 				<-sem
 				results <- done{check: name, started: began, duration: time.Since(began)}
@@ -158,13 +193,13 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 			for len(results) > 0 { // the runs that ended before the signal are stored, as vigil stores its own
 				batch = append(batch, <-results)
 			}
-			if len(batch) > 0 {
+			if len(batch) > 0 && !part.noStore {
 				if err := insert(db, batch, sample); err != nil {
 					return err
 				}
 			}
 			slices.Sort(all)
-			rep := floorReport{}
+			rep := floorReport{Answered: int(answered.Load()), Failed: int(failed.Load())}
 			if len(all) > 0 {
 				rep.P99 = all[min(len(all)-1, int(.99*float64(len(all))))]
 			}
@@ -174,6 +209,9 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 		case d := <-results:
 			batch = append(batch, d)
 		case <-tick.C:
+			if part.noStore {
+				batch = batch[:0]
+			}
 			if len(batch) == 0 {
 				continue
 			}

@@ -42,6 +42,7 @@ type scenario struct {
 	goal         string
 	history      int  // runs of each check already in the store (aged.go); 0: an empty store
 	peer         bool // cloudprober runs it too, when given (-cloudprober)
+	parts        bool // the floor's parts, side by side (parts.go); not in "all"
 }
 
 var scenarios = []scenario{
@@ -51,6 +52,8 @@ var scenarios = []scenario{
 		goal: "as busy, on a store that already holds 1,000 runs of each check"},
 	{name: "idle", checks: 100, every: 30 * time.Second, warm: 35 * time.Second, window: 60 * time.Second,
 		goal: "RSS <= 25 MiB, CPU <= 0.5% of a core", peer: true},
+	{name: "parts", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, parts: true,
+		goal: "none: where the floor's CPU per check goes, and what is left without the store and net/http's transport"},
 	{name: "10k", checks: 10000, every: 10 * time.Second, warm: 25 * time.Second, window: 40 * time.Second,
 		goal: "start lag p99 <= 50 ms, no skipped runs, RSS <= 100 MiB"},
 }
@@ -65,10 +68,12 @@ func main() {
 	target := flag.String("target", "", "(internal, floor) URL")
 	from := flag.Int64("from", 0, "(internal, floor) window start, Unix ns")
 	to := flag.Int64("to", 0, "(internal, floor) window end, Unix ns")
+	syncClient := flag.Bool("sync", false, "(internal, floor) requests through the bench's own synchronous client, not net/http's transport (the parts scenario)")
+	noStore := flag.Bool("nostore", false, "(internal, floor) store no run (the parts scenario)")
 
 	vigil := flag.String("vigil", "", "the vigil binary")
 	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle)")
-	only := flag.String("scenario", "all", "busy, aged, idle, 10k or all")
+	only := flag.String("scenario", "all", "busy, aged, idle, 10k, all (those four) or parts")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil, then the floor, then the two and cloudprober side by side where given); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
 	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (the aged scenario's to its name plus -aged), and its allocations to the file's name plus .allocs (it costs a little CPU)")
@@ -82,7 +87,8 @@ func main() {
 			log.Fatal(err)
 		}
 	case *floorDB != "":
-		if err := runFloor(*floorDB, *sample, *checks, *every, *target, time.Unix(0, *from), time.Unix(0, *to)); err != nil {
+		if err := runFloor(*floorDB, *sample, *checks, *every, *target, time.Unix(0, *from), time.Unix(0, *to),
+			floorPart{sync: *syncClient, noStore: *noStore}); err != nil {
 			log.Fatal(err)
 		}
 	default:
@@ -195,11 +201,17 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		return fmt.Errorf("agent with no checks: %w", err)
 	}
 	for _, sc := range scenarios {
-		if only != "all" && only != sc.name {
+		if only != sc.name && (only != "all" || sc.parts) {
 			continue
 		}
 		fmt.Printf("== %d HTTP checks every %s, a %s window after %s (load average %s); goal: %s\n",
 			sc.checks, sc.every, sc.window, sc.warm, loadavg(), sc.goal)
+		if sc.parts {
+			if err := runParts(vigil, self, peer, tmp, url, sc, rounds); err != nil {
+				return err
+			}
+			continue
+		}
 		aged := ""
 		if sc.history > 0 {
 			t0 := time.Now()
@@ -231,7 +243,7 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 			if err != nil {
 				return err
 			}
-			f, err := runFloorProcess(self, dir, samplePath, url, sc)
+			f, err := runFloorProcess(self, dir, samplePath, url, sc, floorPart{})
 			if err != nil {
 				return err
 			}
