@@ -124,6 +124,8 @@ type Agent struct {
 	// stopping closes when shutdown begins: verifications stop waiting for their next
 	// round (they resume after a restart) while runs in flight finish.
 	stopping chan struct{}
+	// pageSizes size the status page's buffers (status.go).
+	pageSizes pageSizes
 }
 
 // New builds an agent from a loaded config. It opens nothing that Run would not close.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -126,15 +127,51 @@ func withQuery(path string, q url.Values) string {
 func (a *Agent) render(w http.ResponseWriter, name string, data any, began time.Time) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'")
+	// The buffer starts at the size this page had last time: the overview of 1,000 checks
+	// is megabytes, and a buffer doubling its way there copied it over and over.
 	var b bytes.Buffer
+	if n := a.pageSizes.hint(name); n > 0 {
+		b.Grow(n + n/16) // the next one may be a little longer (a name, a figure): not doubled for it
+	}
 	if err := pages.ExecuteTemplate(&b, name, data); err != nil {
 		a.log.Error("rendering the status page failed", "page", name, "error", err)
 		http.Error(w, "rendering failed", http.StatusInternalServerError)
 		return
 	}
+	page := b.Bytes()
+	a.pageSizes.set(name, len(page))
 	took := strconv.FormatFloat(float64(time.Since(began).Microseconds())/1000, 'f', 1, 64) + " ms"
-	out := bytes.Replace(b.Bytes(), []byte(buildMarker), []byte(took), 1)
-	_, _ = w.Write(out)
+	// In place, padded with spaces (HTML shows them as one), not a copy of the page. The
+	// marker is the layout's alone: text from outside reaches a page escaped, never as "<!--".
+	if i := bytes.LastIndex(page, []byte(buildMarker)); i >= 0 && len(took) <= len(buildMarker) {
+		field := page[i : i+len(buildMarker)]
+		for j := copy(field, took); j < len(field); j++ {
+			field[j] = ' '
+		}
+	}
+	_, _ = w.Write(page)
+}
+
+// pageSizes are the sizes of the pages last rendered, by template, for render to size its
+// buffer: a hint, never a limit.
+type pageSizes struct {
+	mu    sync.Mutex
+	sizes map[string]int
+}
+
+func (p *pageSizes) hint(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sizes[name]
+}
+
+func (p *pageSizes) set(name string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sizes == nil {
+		p.sizes = map[string]int{}
+	}
+	p.sizes[name] = n
 }
 
 // setTheme stores the reader's theme (light, dark, or auto: follow the system) in a cookie

@@ -24,7 +24,8 @@ const statusBenchChecks = 1000
 // minute (10 million runs on the uptime board: 1,000 x 7 x 1,440), 4,000 deploys with
 // their runs and verdicts, and 10,000 events in the store. Each request goes through the
 // agent's whole handler (auth, the one store query, the board, rendering, redaction) with
-// no network in between. It reports p50, p95 and max per request and the page's size.
+// no network in between. It reports p50, p95 and max per request, the first page apart,
+// and the page's size.
 func BenchmarkStatusPage1000(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	defer srv.Close()
@@ -100,6 +101,11 @@ func BenchmarkStatusPage1000(b *testing.B) {
 	}
 
 	h := a.Handler()
+	// The first page of a new agent is apart: its store's pages are cold and the buffer's
+	// size is not known yet. It is reported as first-ms, not in the percentiles.
+	start := time.Now()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	first := time.Since(start)
 	var took []time.Duration
 	size := 0
 	// CPU time as well as wall time: on a shared machine the wall time of a page says as
@@ -127,6 +133,7 @@ func BenchmarkStatusPage1000(b *testing.B) {
 	b.ReportMetric(float64(percentile(took, .50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(took, .95).Microseconds())/1000, "p95-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
 	b.ReportMetric(float64(size)/1024, "page-KiB")
 }
 

@@ -131,7 +131,11 @@ func (r *Redactor) Bytes(b []byte) []byte {
 		return b
 	}
 	if utf8.Valid(b) && !bytes.ContainsRune(b, 0) {
-		return []byte(r.String(string(b)))
+		s := string(b)
+		if out := r.String(s); out != s { // unchanged, b goes back as it came, not copied twice
+			return []byte(out)
+		}
+		return b
 	}
 	if r == nil {
 		return b
