@@ -29,7 +29,7 @@ import (
 // floorPart says which of its two parts a floor leaves out, for the parts scenario
 // (parts.go): the zero value is the floor itself.
 type floorPart struct {
-	sync    bool // requests through syncGet (syncclient.go), not net/http's transport
+	sync    bool // requests through a syncPool (syncclient.go), not net/http's transport
 	noStore bool // no run stored: the runs are those the floor counted as answered
 }
 
@@ -133,7 +133,7 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	results := make(chan done, 4096)
 	lags := make(chan time.Duration, 4096)
 	var answered, failed atomic.Int64
-	pool := newSyncPool(target, 64)
+	pool := newSyncPool(target, 64) // dials nothing unless part.sync asks through it
 	defer pool.close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
 	sem := make(chan struct{}, 32)
