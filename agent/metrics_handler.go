@@ -14,8 +14,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"net/http"
-	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,15 +21,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/vigil-monitor/vigil/checks"
 )
-
-// gzipWriters keeps gzip writers between scrapes: each holds about a megabyte of state.
-// They compress at gzip's fastest level: at its default (promhttp's) the compression was
-// half of a scrape's CPU, and the fastest halves that for a body some 18% larger
-// (BenchmarkScrape10000: 340 to 190 ms, 1,208 to 1,432 KiB, for 10,000 checks).
-var gzipWriters = sync.Pool{New: func() any {
-	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
-	return w
-}}
 
 // scrapePart is how many checks' series of one family are encoded at a time.
 const scrapePart = 256
@@ -120,87 +109,4 @@ func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, ro
 		}
 	}
 	return nil
-}
-
-// acceptsGzip chooses the encoding as promhttp does between identity and gzip: the offer
-// with the highest q in Accept-Encoding ("*" matches either, values compared as written),
-// identity on a tie or when nothing is acceptable. It reads the header with the same
-// grammar: a value is a token (slashes allowed); a parameter other than q, or a q that is
-// not 0, 1 or 0.ddd or 1.ddd, ends that header line; so does anything but a comma after a
-// value. FuzzAcceptsGzip holds it to promhttp's choice.
-func acceptsGzip(r *http.Request) bool {
-	best, bestQ := "identity", -1.0
-	specs := acceptSpecs(r.Header.Values("Accept-Encoding"))
-	for _, offer := range []string{"identity", "gzip"} {
-		for _, spec := range specs {
-			if spec.q > bestQ && (spec.value == "*" || spec.value == offer) {
-				best, bestQ = offer, spec.q
-			}
-		}
-	}
-	return best == "gzip" && bestQ != 0
-}
-
-type acceptSpec struct {
-	value string
-	q     float64
-}
-
-func acceptSpecs(lines []string) []acceptSpec {
-	var specs []acceptSpec
-	for _, s := range lines {
-		for {
-			n := 0
-			for n < len(s) && (isToken(s[n]) || s[n] == '/') {
-				n++
-			}
-			spec := acceptSpec{value: s[:n], q: 1}
-			if spec.value == "" {
-				break
-			}
-			s = trimSpace(s[n:])
-			if strings.HasPrefix(s, ";") {
-				s = trimSpace(s[1:])
-				if !strings.HasPrefix(s, "q=") {
-					break
-				}
-				if spec.q, s = quality(s[2:]); spec.q < 0 {
-					break
-				}
-			}
-			specs = append(specs, spec)
-			s = trimSpace(s)
-			if !strings.HasPrefix(s, ",") {
-				break
-			}
-			s = trimSpace(s[1:])
-		}
-	}
-	return specs
-}
-
-// isToken is HTTP's token character: ASCII, not a control character or a separator.
-func isToken(c byte) bool {
-	return c > 31 && c < 127 && !strings.ContainsRune(" \t\"(),/:;<=>?@[]\\{}", rune(c))
-}
-
-func trimSpace(s string) string { return strings.TrimLeft(s, " \t\r\n") }
-
-// quality reads a q value: 0 or 1, then optionally a point and digits; -1 when it is not one.
-func quality(s string) (float64, string) {
-	if s == "" || s[0] != '0' && s[0] != '1' {
-		return -1, ""
-	}
-	q := float64(s[0] - '0')
-	s = s[1:]
-	if !strings.HasPrefix(s, ".") {
-		return q, s
-	}
-	s = s[1:]
-	n, d, i := 0, 1, 0
-	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		n = n*10 + int(s[i]-'0')
-		d *= 10
-	}
-	return q + float64(n)/float64(d), s[i:]
 }

@@ -100,9 +100,7 @@ func (a *Agent) redactOutput(next http.Handler) http.Handler {
 		if ct := w.Header().Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") {
 			body = a.redactor().Bytes(body)
 		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(buf.status)
-		_, _ = w.Write(body)
+		writeAnswer(w, r, buf.status, body) // compress.go
 	})
 }
 
