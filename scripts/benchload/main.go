@@ -55,7 +55,7 @@ var scenarios = []scenario{
 	{name: "parts", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, parts: true,
 		goal: "none: where the floor's CPU per check goes, and what is left without the store and net/http's transport"},
 	{name: "10k", checks: 10000, every: 10 * time.Second, warm: 25 * time.Second, window: 40 * time.Second,
-		goal: "start lag p99 <= 50 ms, no skipped runs, RSS <= 100 MiB"},
+		goal: "start lag p99 <= 50 ms, no skipped runs, RSS <= 100 MiB", peer: true},
 }
 
 func main() {
@@ -72,7 +72,7 @@ func main() {
 	noStore := flag.Bool("nostore", false, "(internal, floor) store no run (the parts scenario)")
 
 	vigil := flag.String("vigil", "", "the vigil binary")
-	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle)")
+	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle, 10k)")
 	only := flag.String("scenario", "all", "busy, aged, idle, 10k, all (those four) or parts")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil, then the floor, then the two and cloudprober side by side where given); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
