@@ -51,10 +51,14 @@ func runCloudprober(bin, dir, target string, sc scenario) (measured, error) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "host: \"127.0.0.1\"\nport: %s\nsurfacer { type: PROMETHEUS }\n", port)
 	timeout := min(sc.every, 2*time.Second) // vigil's checks have 2s; cloudprober's may not exceed the interval
+	tlsOpts := ""
+	if sc.tls {
+		tlsOpts = fmt.Sprintf(" scheme: HTTPS tls_config { ca_cert_file: %q }", targetCA)
+	}
 	for i := range sc.checks {
 		fmt.Fprintf(&cfg, "probe { name: \"c%d\" type: HTTP targets { host_names: %q } interval_msec: %d timeout_msec: %d "+
-			"http_probe { port: %s relative_url: %q keep_alive: true } }\n",
-			i, u.Hostname(), sc.every.Milliseconds(), timeout.Milliseconds(), u.Port(), peerPath)
+			"http_probe { port: %s relative_url: %q keep_alive: true%s } }\n",
+			i, u.Hostname(), sc.every.Milliseconds(), timeout.Milliseconds(), u.Port(), peerPath, tlsOpts)
 	}
 	path := filepath.Join(dir, "cloudprober.cfg")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
@@ -127,7 +131,7 @@ func sideBySide(vigil, self, cloudprober, dir, sample, target string, sc scenari
 
 // served is the number of requests the target has answered (not counting this one).
 func served(target string) (int, error) {
-	resp, err := http.Get(strings.TrimSuffix(target, "/") + servedPath)
+	resp, err := benchClient().Get(strings.TrimSuffix(target, "/") + servedPath)
 	if err != nil {
 		return 0, err
 	}

@@ -45,6 +45,9 @@ func runFloorProcess(self, dir, sample, url string, sc scenario, part floorPart)
 	if part.noStore {
 		args = append(args, "-nostore")
 	}
+	if sc.tls {
+		args = append(args, "-ca", targetCA)
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, _ := cmd.StdoutPipe()
@@ -92,7 +95,7 @@ type floorReport struct {
 // requests at once through one kept-alive client, and the rows inserted every 100 ms in
 // one transaction through a prepared statement (part leaves out the one or the other). It
 // runs until SIGTERM, then prints its floorReport as JSON.
-func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time, part floorPart) error {
+func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time, part floorPart, ca string) error {
 	b, err := os.ReadFile(samplePath)
 	if err != nil {
 		return err
@@ -135,7 +138,15 @@ func runFloor(path, samplePath string, checks int, every time.Duration, target s
 	var answered, failed atomic.Int64
 	pool := newSyncPool(target, 64) // dials nothing unless part.sync asks through it
 	defer pool.close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Second}
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	if ca != "" { // an HTTPS target: HTTP/2, as vigil's transport attempts it
+		tc, err := trusting(ca)
+		if err != nil {
+			return err
+		}
+		transport.TLSClientConfig, transport.ForceAttemptHTTP2 = tc, true
+	}
+	client := &http.Client{Transport: transport, Timeout: 2 * time.Second}
 	sem := make(chan struct{}, 32)
 	start := time.Now()
 	grain := max(10*time.Millisecond, every/time.Duration(max(1, checks/10))) // as vigil's scheduler batches (agent/phases.go)

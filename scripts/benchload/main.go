@@ -43,6 +43,7 @@ type scenario struct {
 	history      int  // runs of each check already in the store (aged.go); 0: an empty store
 	peer         bool // cloudprober runs it too, when given (-cloudprober)
 	parts        bool // the floor's parts, side by side (parts.go); not in "all"
+	tls          bool // against the target's HTTPS listener (tls.go); not in "all"
 }
 
 var scenarios = []scenario{
@@ -54,6 +55,8 @@ var scenarios = []scenario{
 		goal: "RSS <= 25 MiB, CPU <= 0.5% of a core", peer: true},
 	{name: "parts", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, parts: true,
 		goal: "none: where the floor's CPU per check goes, and what is left without the store and net/http's transport"},
+	{name: "tls", checks: 1000, every: time.Second, warm: 6 * time.Second, window: 20 * time.Second, tls: true, peer: true,
+		goal: "none: the busy row against an HTTPS target, as most are, over HTTP/2 as Go's client, vigil and cloudprober all speak it"},
 	{name: "10k", checks: 10000, every: 10 * time.Second, warm: 25 * time.Second, window: 40 * time.Second,
 		goal: "start lag p99 <= 50 ms, no skipped runs, RSS <= 100 MiB", peer: true},
 }
@@ -70,10 +73,13 @@ func main() {
 	to := flag.Int64("to", 0, "(internal, floor) window end, Unix ns")
 	syncClient := flag.Bool("sync", false, "(internal, floor) requests through the bench's own synchronous client, not net/http's transport (the parts scenario)")
 	noStore := flag.Bool("nostore", false, "(internal, floor) store no run (the parts scenario)")
+	tlsCert := flag.String("tls-cert", "", "(internal, serve) also serve HTTPS with this certificate (PEM), printing its URL second")
+	tlsKey := flag.String("tls-key", "", "(internal, serve) the certificate's key (PEM)")
+	ca := flag.String("ca", "", "(internal, floor) trust this certificate (PEM) for an HTTPS target (the tls scenario)")
 
 	vigil := flag.String("vigil", "", "the vigil binary")
 	peer := flag.String("cloudprober", "", "a cloudprober binary (scripts/cloudprober/build) to run beside vigil where the scenario compares (busy, idle, 10k)")
-	only := flag.String("scenario", "all", "busy, aged, idle, 10k, all (those four) or parts")
+	only := flag.String("scenario", "all", "busy, aged, idle, 10k, all (those four), parts or tls")
 	rounds := flag.Int("rounds", 3, "rounds of each (vigil, then the floor, then the two and cloudprober side by side where given); the medians are printed")
 	vigilEnv = flag.String("env", "", "an environment variable to run vigil with, e.g. GOMEMLIMIT=90MiB")
 	profile := flag.String("profile", "", "write a CPU profile of vigil's last busy window to this file (the aged scenario's to its name plus -aged), and its allocations to the file's name plus .allocs (it costs a little CPU)")
@@ -81,14 +87,14 @@ func main() {
 	log.SetFlags(0)
 	switch {
 	case *serve:
-		serveTarget()
+		serveTarget(*tlsCert, *tlsKey)
 	case *bare > 0:
 		if err := bareLoop(*target, *bare); err != nil {
 			log.Fatal(err)
 		}
 	case *floorDB != "":
 		if err := runFloor(*floorDB, *sample, *checks, *every, *target, time.Unix(0, *from), time.Unix(0, *to),
-			floorPart{sync: *syncClient, noStore: *noStore}); err != nil {
+			floorPart{sync: *syncClient, noStore: *noStore}, *ca); err != nil {
 			log.Fatal(err)
 		}
 	default:
@@ -101,8 +107,10 @@ func main() {
 	}
 }
 
-// serveTarget answers every request with a short 200 over kept-alive connections.
-func serveTarget() {
+// serveTarget answers every request with a short 200 over kept-alive connections: over
+// plain HTTP, and with a certificate also over HTTPS (tls.go), its URL printed second. The
+// two count the requests at peerPath together.
+func serveTarget(certPath, keyPath string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -112,7 +120,11 @@ func serveTarget() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
-	log.Fatal(http.Serve(ln, targetHandler()))
+	h := targetHandler()
+	if certPath != "" {
+		go func() { log.Fatal(serveTLS(h, certPath, keyPath)) }()
+	}
+	log.Fatal(http.Serve(ln, h))
 }
 
 // targetHandler answers "ok" to every path, and at servedPath how many requests it
@@ -175,7 +187,12 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 	if err != nil {
 		return err
 	}
-	tgt := exec.Command(self, "-serve")
+	certPath, keyPath, err := newTargetCert(tmp)
+	if err != nil {
+		return err
+	}
+	targetCA = certPath
+	tgt := exec.Command(self, "-serve", "-tls-cert", certPath, "-tls-key", keyPath)
 	tgt.Stderr = os.Stderr
 	stdin, _ := tgt.StdinPipe()
 	out, _ := tgt.StdoutPipe()
@@ -183,11 +200,16 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		return err
 	}
 	defer func() { stdin.Close(); _ = tgt.Wait() }()
-	url, err := bufio.NewReader(out).ReadString('\n')
+	said := bufio.NewReader(out)
+	url, err := said.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	url = strings.TrimSpace(url)
+	tlsURL, err := said.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("target, over TLS: %w", err)
+	}
+	url, tlsURL = strings.TrimSpace(url), strings.TrimSpace(tlsURL)
 
 	if bare, err := bareCost(self, url); err == nil {
 		fmt.Printf("== for scale: one kept-alive connection, 20,000 requests back to back (no timers, no concurrency, nothing stored): %.3f ms CPU per request\n", bare/1000)
@@ -201,11 +223,16 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		return fmt.Errorf("agent with no checks: %w", err)
 	}
 	for _, sc := range scenarios {
-		if only != sc.name && (only != "all" || sc.parts) {
+		if only != sc.name && (only != "all" || sc.parts || sc.tls) {
 			continue
 		}
-		fmt.Printf("== %d HTTP checks every %s, a %s window after %s (load average %s); goal: %s\n",
-			sc.checks, sc.every, sc.window, sc.warm, loadavg(), sc.goal)
+		kind := "HTTP"
+		url := url
+		if sc.tls {
+			kind, url = "HTTPS (HTTP/2)", tlsURL
+		}
+		fmt.Printf("== %d %s checks every %s, a %s window after %s (load average %s); goal: %s\n",
+			sc.checks, kind, sc.every, sc.window, sc.warm, loadavg(), sc.goal)
 		if sc.parts {
 			if err := runParts(vigil, self, peer, tmp, url, sc, rounds); err != nil {
 				return err
@@ -242,6 +269,11 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 			v, samplePath, err := runVigil(vigil, dir, url, sc, prof)
 			if err != nil {
 				return err
+			}
+			if sc.tls {
+				if err := spokeHTTP2(samplePath); err != nil {
+					return err
+				}
 			}
 			f, err := runFloorProcess(self, dir, samplePath, url, sc, floorPart{})
 			if err != nil {

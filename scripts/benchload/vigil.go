@@ -31,8 +31,12 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "agent: {listen: %q}\nstore: {dsn: vigil.db}\nchecks:\n", addr)
+	tlsOpts := ""
+	if sc.tls {
+		tlsOpts = fmt.Sprintf(", tls: {ca_file: %q}", targetCA)
+	}
 	for i := range sc.checks {
-		fmt.Fprintf(&cfg, "  - {name: c%d, kind: http, every: %s, timeout: 2s, retries: 0, request: {url: %q}}\n", i, sc.every, url)
+		fmt.Fprintf(&cfg, "  - {name: c%d, kind: http, every: %s, timeout: 2s, retries: 0, request: {url: %q%s}}\n", i, sc.every, url, tlsOpts)
 	}
 	path := filepath.Join(dir, "vigil.yaml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
