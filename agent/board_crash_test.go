@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,8 +216,9 @@ func TestRunWriterSavesTheBoardInStepWithTheRuns(t *testing.T) {
 				switch {
 				case g == 0: // verification rounds, manual runs
 					if err := w.saveNow(ctx, r); err != nil {
-						t.Error(err)
-						return
+						// A store busy past its timeout (a loaded machine): the run goes
+						// to the next batch, and the boards below must count it once.
+						t.Logf("a run saved at once was refused and kept: %v", err)
 					}
 				case g == 1 && i%50 == 0: // a deploy's baseline
 					w.add(r)
@@ -258,4 +261,52 @@ func TestRunWriterSavesTheBoardInStepWithTheRuns(t *testing.T) {
 		}
 	}
 	t.Logf("%d boards saved", len(saves))
+}
+
+// refusingStore refuses the first SaveRuns of a single run, as a locked or full store
+// does, and takes everything after it.
+type refusingStore struct {
+	*store.SQLite
+	refused atomic.Bool
+}
+
+func (s *refusingStore) SaveRuns(ctx context.Context, runs []*store.RunRecord) error {
+	if len(runs) == 1 && s.refused.CompareAndSwap(false, true) {
+		for _, r := range runs {
+			r.ID = 99 // as an insert rolled back may leave it
+		}
+		return errors.New("database is locked")
+	}
+	return s.SQLite.SaveRuns(ctx, runs)
+}
+
+// A run saved at once that the store refuses is not lost: it is stored with the next
+// batch, counted on the board once, and the caller hears that it has no id yet.
+func TestSaveNowKeepsARefusedRun(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	counted := 0
+	keeper := boardKeeper{count: func(*store.RunRecord) { counted++ }, save: func(context.Context) (bool, int, error) { return false, 0, nil },
+		every: time.Hour, now: time.Now}
+	w := newRunWriter(&refusingStore{SQLite: st}, slog.New(slog.DiscardHandler), keeper, func() int64 { return 1 << 40 }, nil)
+	r := &store.RunRecord{Check: "login", Kind: "http", Started: time.Now(), Duration: time.Millisecond, Outcome: "fail", Attempts: 1, DeployID: "d1"}
+	err = w.saveNow(ctx, r)
+	if err == nil || !strings.Contains(err.Error(), "kept for the next batch") || r.ID != 0 {
+		t.Fatalf("saveNow on a refusing store: %v, id %d; want the refusal, kept, and no id", err, r.ID)
+	}
+	w.flush(ctx)
+	runs, err := st.DeployRuns(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].Check != "login" || r.ID == 0 || runs[0].ID != r.ID {
+		t.Fatalf("stored after the next batch: %d runs, id %d; want the one run", len(runs), r.ID)
+	}
+	if counted != 1 {
+		t.Fatalf("counted on the board %d times; want once", counted)
+	}
 }

@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -190,14 +191,33 @@ func (w *runWriter) add(r *store.RunRecord) {
 }
 
 // saveNow writes r at once, outside the batches: a run whose id is needed now (a
-// verification round's, a manual run's, one that changes an incident). It sets r.ID.
+// verification round's, a manual run's, one that changes an incident). It sets r.ID. A run
+// the store refuses (locked, full, gone for a moment) is not lost: it goes to the next
+// batch, which keeps it until the store takes it, as it keeps its own; the error says
+// that r has no id yet. It was counted on the board already, as the batch's runs are
+// when handed over, and a board is saved only once the batch before it is written.
 func (w *runWriter) saveNow(ctx context.Context, r *store.RunRecord) error {
 	w.order.RLock()
 	defer w.order.RUnlock()
 	w.mu.Lock()
 	w.count(r)
 	w.mu.Unlock()
-	return w.store.SaveRuns(ctx, []*store.RunRecord{r})
+	err := w.store.SaveRuns(ctx, []*store.RunRecord{r})
+	if err == nil {
+		return nil
+	}
+	r.ID = 0
+	w.mu.Lock()
+	w.buf = append(w.buf, r)
+	n := len(w.buf)
+	w.mu.Unlock()
+	if n == 1 {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return fmt.Errorf("%w (kept for the next batch)", err)
 }
 
 // count counts r on the board, or after it is encoded; w.mu is held.
