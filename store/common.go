@@ -12,6 +12,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,49 @@ func newCommon(db *sql.DB, d dialect, numbered bool) *common {
 type conn struct {
 	*sql.DB
 	rebind func(string) string // nil: the driver takes ? as it is
+
+	// writes lets this process's writes to an SQLite file in one at a time, in the order
+	// they asked (nil for PostgreSQL, whose writers lock rows, not the database). SQLite
+	// allows one writer, and its busy handler is not a queue: a waiting writer sleeps and
+	// polls, so a writer that begins again as soon as it commits (the batch of runs, under
+	// load) can keep a lone write out past the busy timeout. A buffered channel hands the
+	// turn to the writer that has waited longest. Writers in other processes (the CLI on
+	// the same file) still meet SQLite's own busy timeout.
+	writes chan struct{}
+	// wait bounds the wait for a turn, as SQLite's busy timeout bounds its own.
+	wait time.Duration
+}
+
+// busyTimeout is how long a write waits for the others: for its turn in this process, and
+// then again for the SQLite file's lock if another process holds it.
+const busyTimeout = 10 * time.Second
+
+// lockWrites waits for this process's turn to write, if it keeps turns.
+func (c *conn) lockWrites(ctx context.Context) error {
+	if c.writes == nil {
+		return nil
+	}
+	select {
+	case c.writes <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(c.wait)
+	defer t.Stop()
+	select {
+	case c.writes <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("store: waited %s for this agent's other writes to finish (database is locked)", c.wait)
+	}
+}
+
+func (c *conn) unlockWrites() {
+	if c.writes != nil {
+		<-c.writes
+	}
 }
 
 // placeholders caches numbered queries: the same few dozen queries are rebound all day.
@@ -111,7 +155,12 @@ func (c *conn) q(query string) string {
 	return c.rebind(query)
 }
 
+// ExecContext runs a statement that writes (or a pragma), in this process's turn.
 func (c *conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := c.lockWrites(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlockWrites()
 	return c.DB.ExecContext(ctx, c.q(query), args...)
 }
 
@@ -123,9 +172,15 @@ func (c *conn) QueryRowContext(ctx context.Context, query string, args ...any) *
 	return c.DB.QueryRowContext(ctx, c.q(query), args...)
 }
 
+// BeginTx begins a transaction in this process's turn to write (SQLite's transactions all
+// begin IMMEDIATE, writers); the turn passes on when it commits or rolls back.
 func (c *conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
+	if err := c.lockWrites(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := c.DB.BeginTx(ctx, opts)
 	if err != nil {
+		c.unlockWrites()
 		return nil, err
 	}
 	return &txn{Tx: tx, c: c}, nil
@@ -134,7 +189,30 @@ func (c *conn) BeginTx(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
 // txn is a transaction whose queries use ? placeholders.
 type txn struct {
 	*sql.Tx
-	c *conn
+	c    *conn
+	done bool // committed or rolled back: its turn is passed on
+}
+
+// Commit commits the transaction and passes the turn to write on.
+func (t *txn) Commit() error {
+	err := t.Tx.Commit()
+	t.end()
+	return err
+}
+
+// Rollback rolls the transaction back and passes the turn to write on; rolling back one
+// already ended is harmless, as with sql.Tx.
+func (t *txn) Rollback() error {
+	err := t.Tx.Rollback()
+	t.end()
+	return err
+}
+
+func (t *txn) end() {
+	if !t.done {
+		t.done = true
+		t.c.unlockWrites()
+	}
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

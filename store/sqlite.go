@@ -43,7 +43,7 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	// runs a second each check's newest index page changes every second; a run's write
 	// costs about a tenth less (BenchmarkSaveRuns). journal_size_limit then truncates the
 	// WAL to 16 MiB after each checkpoint, so it cannot keep the size of its largest burst.
-	dsn += "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+	dsn += "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(" + strconv.Itoa(WALCheckpointPages) + ")" +
 		"&_pragma=journal_size_limit(16777216)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -56,6 +56,7 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		db.SetMaxOpenConns(4)
 	}
 	s := &SQLite{newCommon(db, dialect{lock: func(context.Context, *txn, string) error { return nil }, insertOrder: "rowid"}, false)}
+	s.db.writes, s.db.wait = make(chan struct{}, 1), busyTimeout
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
