@@ -114,7 +114,7 @@ func TestCheckSeriesScrapedInParts(t *testing.T) {
 		s.observe(&checks.Result{Check: name, Kind: "http", Location: "eu", Outcome: checks.Pass, Started: t0,
 			Duration: time.Duration(i+1) * time.Millisecond, TraceID: fmt.Sprintf("%032d", i+1)})
 	}
-	rows := s.Snapshot()
+	rows := s.Snapshot(false)
 	first := rows.Family(famSuccess, 0, 2)
 	hist := rows.Family(famHistogram, 0, 2)
 	s.observe(&checks.Result{Check: "c", Kind: "http", Location: "eu", Outcome: checks.Fail, Started: t0, Duration: time.Millisecond})

@@ -61,11 +61,11 @@ func (o *ownFamilies) has(name string) bool {
 	return ok
 }
 
-// snapshot copies every source's rows for one scrape.
-func (o *ownFamilies) snapshot() []checks.FamilyRows {
+// snapshot takes every source's rows for one scrape; inTurn as checks.Families.Snapshot.
+func (o *ownFamilies) snapshot(inTurn bool) []checks.FamilyRows {
 	rows := make([]checks.FamilyRows, len(o.sources))
 	for i, src := range o.sources {
-		rows[i] = src.Snapshot()
+		rows[i] = src.Snapshot(inTurn)
 	}
 	return rows
 }
@@ -82,7 +82,7 @@ func (a *Agent) gatherer() seriesGatherer { return seriesGatherer{a.opts.Registr
 // Gather implements prometheus.TransactionalGatherer.
 func (g seriesGatherer) Gather() ([]*dto.MetricFamily, func(), error) {
 	mfs, err := g.reg.Gather()
-	rows := g.own.snapshot()
+	rows := g.own.snapshot(false)
 	var own []*dto.MetricFamily
 	for _, ref := range g.own.refs {
 		r := rows[ref.source]
@@ -222,7 +222,8 @@ func (s *checkSeries) Names() []string {
 
 // Snapshot implements checks.Families: the checks' names; their records are copied a
 // part at a time (Family), so that a scrape of 10,000 checks holds one part's copies.
-func (s *checkSeries) Snapshot() checks.FamilyRows { return &seriesRows{s: s, names: s.names()} }
+// A check's families are made in distinct parts of one scrapedCheck, taken in turn or not.
+func (s *checkSeries) Snapshot(bool) checks.FamilyRows { return &seriesRows{s: s, names: s.names()} }
 
 // seriesRows are the checks of one scrape, and what their families are made in: the
 // records of the range last asked for and a scrapedCheck per check of it, reused from

@@ -64,7 +64,7 @@ func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 		// unescaped, they read the same, without expfmt's copy of every part's metric list.
 		// The response's Content-Type stays the negotiated format.
 		partFormat := format.WithEscapingScheme(model.NoEscaping)
-		rows := own.snapshot()
+		rows := own.snapshot(true) // each part is encoded before the next is made
 		var part bytes.Buffer
 		f := 0
 		for i := 0; i <= len(mfs); i++ {

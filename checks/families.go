@@ -13,8 +13,10 @@ type Families interface {
 	Names() []string
 	// Snapshot takes the rows of one scrape, a row per check, sorted by check. Their
 	// values are copied a part at a time (FamilyRows.Family), so that a scrape holds one
-	// part's copies, not every check's.
-	Snapshot() FamilyRows
+	// part's copies, not every check's. inTurn says the scrape is done with each family
+	// it is handed before it asks for the next (it encodes a part and drops it), so that
+	// every family may be made in the same memory.
+	Snapshot(inTurn bool) FamilyRows
 }
 
 // FamilyRows are the rows of one scrape.
@@ -25,6 +27,7 @@ type FamilyRows interface {
 	// order a registry sorts them into, from the rows' values as they are when it is
 	// made (a check gone since has none). It has no metrics when none of the rows has one.
 	// It may reuse the memory of a family made from another range: families made from one
-	// range stay valid together, and none is written to after it is returned.
+	// range stay valid together (unless the rows were taken in turn, when it may reuse
+	// any family's), and none is written to after it is returned.
 	Family(f, from, to int) *dto.MetricFamily
 }

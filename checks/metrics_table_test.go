@@ -72,11 +72,11 @@ func gatheredText(t *testing.T, g prometheus.Gatherer, keep func(name string) bo
 	return out.String()
 }
 
-// familiesText is a Families' families as text, each made from parts of part rows (each
-// part copied before the next is made, which may reuse its memory).
+// familiesText is a Families' families as text, each made from parts of part rows, taken
+// in turn (each part copied before the next is made, which may reuse its memory).
 func familiesText(t *testing.T, fams Families, part int) string {
 	t.Helper()
-	rows := fams.Snapshot()
+	rows := fams.Snapshot(true)
 	var out strings.Builder
 	for f := range fams.Names() {
 		var whole *dto.MetricFamily
@@ -137,6 +137,23 @@ func TestGaugeTableFamilies(t *testing.T) {
 			t.Errorf("parts of %d:\n%s\nwant:\n%s", part, got, want)
 		}
 	}
+	// not taken in turn: every family of one range is made, and then they are encoded
+	rows := table.Snapshot(false)
+	var held []*dto.MetricFamily
+	for f := range table.Names() {
+		if mf := rows.Family(f, 0, rows.Len()); len(mf.Metric) > 0 {
+			held = append(held, mf)
+		}
+	}
+	var together strings.Builder
+	for _, mf := range held {
+		if _, err := expfmt.MetricFamilyToText(&together, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := together.String(); got != want {
+		t.Errorf("families of one range held together:\n%s\nwant:\n%s", got, want)
+	}
 	if got := familiesText(t, (&gaugeTable{}), 1); got != "" {
 		t.Errorf("an empty table: %q", got)
 	}
@@ -193,7 +210,7 @@ func TestGaugeTableUpdateDuringScrape(t *testing.T) {
 	for i := range 3 {
 		table.update(fmt.Sprint("c", i), "eu", func(r *gaugeRow) { r.put(c.single, 1) })
 	}
-	rows := table.Snapshot()
+	rows := table.Snapshot(false)
 	f := slices.Index(table.Names(), "test_single")
 	first := rows.Family(f, 0, 2)
 	updated := make(chan struct{})

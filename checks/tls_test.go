@@ -70,7 +70,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, m KindMetrics, name stri
 		t.Fatal(err)
 	}
 	for _, fams := range m.Families() {
-		rows := fams.Snapshot()
+		rows := fams.Snapshot(false) // the families are held together
 		for i := range fams.Names() {
 			mfs = append(mfs, rows.Family(i, 0, rows.Len()))
 		}
