@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,16 +72,9 @@ func TestReloadKeepsThePublicAPIClosed(t *testing.T) {
 // status_page_auth, concurrency and browser_concurrency apply on reload; settings that only
 // apply at a restart are named in the log.
 func TestReloadAppliesAgentSettings(t *testing.T) {
-	var inflight, peak atomic.Int32
+	var inflight vigiltest.InFlight
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inflight.Add(1)
-		defer inflight.Add(-1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
+		defer inflight.Enter()()
 		time.Sleep(800 * time.Millisecond)
 	}))
 	defer slow.Close()
@@ -107,7 +99,7 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 		t.Fatalf("status page without auth: %d", code)
 	}
 	time.Sleep(2500 * time.Millisecond)
-	if p := peak.Load(); p != 1 {
+	if p := inflight.Peak(); p != 1 {
 		t.Fatalf("with concurrency 1, %d runs went at once", p)
 	}
 
@@ -119,9 +111,9 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 	if code := page(); code != http.StatusUnauthorized {
 		t.Errorf("status_page_auth: true did not apply: the status page answers %d", code)
 	}
-	eventually(t, 10*time.Second, "four runs at once after concurrency: 4", func() bool { return peak.Load() >= 3 })
+	eventually(t, 10*time.Second, "four runs at once after concurrency: 4", func() bool { return inflight.Peak() >= 3 })
 	t.Logf("reliability: reload: status page %d after status_page_auth: true; %d runs at once after concurrency 1 -> 4; browser_concurrency %d",
-		page(), peak.Load(), h.a.sched.browser.limit())
+		page(), inflight.Peak(), h.a.sched.browser.limit())
 	if got := h.a.sched.browser.limit(); got != 3 {
 		t.Errorf("browser_concurrency after reload: %d, want 3", got)
 	}

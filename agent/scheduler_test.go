@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/clock"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func fakeCheck(name, kind string, every time.Duration) *checks.Check {
@@ -112,23 +113,17 @@ func TestSchedulerOffsetsAndNoDrift(t *testing.T) {
 func TestSchedulerSkipsWhileRunningAndBoundsConcurrency(t *testing.T) {
 	fc := clock.NewFake(epoch)
 	release := make(chan struct{})
-	var cur, peak, browserCur, browserPeak atomic.Int32
+	var all, browsers vigiltest.InFlight
 	var skipped atomic.Int32
 	var started atomic.Int32
 	s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 3, BrowserConcurrency: 1,
 		OnSkip: func(string) { skipped.Add(1) },
 		Execute: func(ctx context.Context, c *checks.Check, due time.Time) {
 			started.Add(1)
-			n := cur.Add(1)
-			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-			}
+			defer all.Enter()()
 			if c.Kind == configs.KindBrowser {
-				b := browserCur.Add(1)
-				for p := browserPeak.Load(); b > p && !browserPeak.CompareAndSwap(p, b); p = browserPeak.Load() {
-				}
-				defer browserCur.Add(-1)
+				defer browsers.Enter()()
 			}
-			defer cur.Add(-1)
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -146,10 +141,10 @@ func TestSchedulerSkipsWhileRunningAndBoundsConcurrency(t *testing.T) {
 	go s.Run(ctx)
 	step(fc, 5*time.Second, 100*time.Millisecond, func() { fc.BlockUntil(1); time.Sleep(2 * time.Millisecond) })
 
-	if p := peak.Load(); p != 3 {
+	if p := all.Peak(); p != 3 {
 		t.Errorf("peak concurrency %d, want exactly the limit 3", p)
 	}
-	if p := browserPeak.Load(); p > 1 {
+	if p := browsers.Peak(); p > 1 {
 		t.Errorf("browser concurrency %d, limit 1", p)
 	}
 	if skipped.Load() == 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // build loads a config with ${T} set to the target URL and builds its checks by name.
@@ -336,17 +337,10 @@ func TestRetriesOnlyErrors(t *testing.T) {
 }
 
 func TestRunAllBoundsConcurrency(t *testing.T) {
-	var inflight, peak atomic.Int32
+	var inflight vigiltest.InFlight
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cur := inflight.Add(1)
-		for {
-			p := peak.Load()
-			if cur <= p || peak.CompareAndSwap(p, cur) {
-				break
-			}
-		}
+		defer inflight.Enter()()
 		time.Sleep(20 * time.Millisecond)
-		inflight.Add(-1)
 	}))
 	defer srv.Close()
 	var b strings.Builder
@@ -365,7 +359,7 @@ func TestRunAllBoundsConcurrency(t *testing.T) {
 			t.Errorf("result %d: %s %s", i, r.Check, r.Outcome)
 		}
 	}
-	if p := peak.Load(); p > 3 || p < 1 {
+	if p := inflight.Peak(); p > 3 || p < 1 {
 		t.Errorf("peak concurrency %d, limit 3", p)
 	}
 }

@@ -6,24 +6,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // vigil run --concurrency caps the checks at once (the config's agent.concurrency
 // otherwise), and --no-retry runs a check that ends in error once, where its retries
 // would run it again.
 func TestRunConcurrencyAndNoRetry(t *testing.T) {
-	var inflight, peak atomic.Int32
+	var inflight vigiltest.InFlight
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inflight.Add(1)
-		defer inflight.Add(-1)
-		for {
-			if p := peak.Load(); n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
+		defer inflight.Enter()()
 		time.Sleep(400 * time.Millisecond)
 	}))
 	t.Cleanup(slow.Close)
@@ -42,7 +37,7 @@ func TestRunConcurrencyAndNoRetry(t *testing.T) {
 
 	run := func(args ...string) (peakSeen int32, attempts float64) {
 		t.Helper()
-		peak.Store(0)
+		inflight.ResetPeak()
 		code, out, errOut := vigilRun(t, nil, append([]string{"run", "-c", cfg, "--json"}, args...)...)
 		if code != 1 {
 			t.Fatalf("run %v: exit %d, want 1 (a check errored):\n%s%s", args, code, out, errOut)
@@ -63,7 +58,7 @@ func TestRunConcurrencyAndNoRetry(t *testing.T) {
 				t.Errorf("run %v: %v: %v %v", args, r["check"], r["outcome"], r["reasons"])
 			}
 		}
-		return peak.Load(), attempts
+		return inflight.Peak(), attempts
 	}
 	if p, n := run("--concurrency", "1", "--no-retry"); p != 1 || n != 1 {
 		t.Errorf("--concurrency 1 --no-retry: %d requests at once, the refused check tried %v times; want 1 and 1", p, n)

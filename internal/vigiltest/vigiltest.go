@@ -1,6 +1,6 @@
 // Package vigiltest holds what the tests of several packages share: a buffer that a
-// process or a logger writes while the test reads it, and a config written to a temporary
-// folder and loaded the way vigil loads one. Test helpers that start real parts live in
+// process or a logger writes while the test reads it, a config written to a temporary
+// folder and loaded the way vigil loads one, and a count of what is under way at once. Test helpers that start real parts live in
 // their own packages (promtest, jaegertest, alerting/loopback).
 package vigiltest
 
@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -70,3 +71,27 @@ func LoadConfig(t testing.TB, dir, yaml string, environ ...string) *configs.Conf
 	}
 	return cfg
 }
+
+// InFlight counts what is under way at once (requests at a test server, runs a scheduler
+// started) and the most that were at once.
+type InFlight struct{ now, peak atomic.Int32 }
+
+// Enter counts one more under way until leave is called.
+func (f *InFlight) Enter() (leave func()) {
+	n := f.now.Add(1)
+	for {
+		if p := f.peak.Load(); n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	return func() { f.now.Add(-1) }
+}
+
+// Now is how many are under way.
+func (f *InFlight) Now() int32 { return f.now.Load() }
+
+// Peak is the most that were under way at once since the start or the last ResetPeak.
+func (f *InFlight) Peak() int32 { return f.peak.Load() }
+
+// ResetPeak starts counting the peak again from what is under way now.
+func (f *InFlight) ResetPeak() { f.peak.Store(f.now.Load()) }

@@ -33,3 +33,36 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("checks: %+v", cfg.Checks)
 	}
 }
+
+// InFlight's peak is the most under way at once, counted from any number of goroutines.
+func TestInFlight(t *testing.T) {
+	var f InFlight
+	const n = 8
+	var entered, release sync.WaitGroup
+	entered.Add(n)
+	release.Add(1)
+	var done sync.WaitGroup
+	for range n {
+		done.Go(func() {
+			leave := f.Enter()
+			entered.Done()
+			release.Wait()
+			leave()
+		})
+	}
+	entered.Wait()
+	if f.Now() != n || f.Peak() != n {
+		t.Errorf("%d goroutines inside: now %d, peak %d", n, f.Now(), f.Peak())
+	}
+	release.Done()
+	done.Wait()
+	if f.Now() != 0 || f.Peak() != n {
+		t.Errorf("all left: now %d, peak %d; want 0 and %d", f.Now(), f.Peak(), n)
+	}
+	f.ResetPeak()
+	leave := f.Enter()
+	leave()
+	if f.Peak() != 1 {
+		t.Errorf("after ResetPeak, one at a time: peak %d, want 1", f.Peak())
+	}
+}
