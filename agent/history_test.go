@@ -26,7 +26,7 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the agent stops (cleanups run last first)
 	now := time.Now()
 	var recs []*store.RunRecord
 	for i := range 100 { // three days of runs, one failed: 99.00% over the week
