@@ -159,6 +159,10 @@ func New(opts Options) (*Agent, error) {
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.metrics.streaks = a.streakCounts
+	if s, ok := opts.Store.(interface{ ObserveWriteWaits(func(time.Duration)) }); ok { // SQLite: writes queue
+		wait := a.metrics.storeWait
+		s.ObserveWriteWaits(func(d time.Duration) { wait.Observe(d.Seconds()) })
+	}
 	a.log = slog.New(&redactHandler{next: opts.Logger.Handler(), red: a.redactor})
 	a.runCtx, a.cancelRuns = context.WithCancel(context.Background())
 	rt, err := BuildRuntime(opts.Config, opts.Deps, a.notifierOptions(), a.clock.Now())

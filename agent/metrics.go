@@ -25,6 +25,7 @@ type metrics struct {
 	verifying     prometheus.Gauge
 	unrecorded    prometheus.Gauge
 	storeBytes    prometheus.Gauge
+	storeWait     prometheus.Histogram
 	// streaks counts this location's check streaks the agent keeps and those another
 	// agent of the location keeps while this one stands by; set by the agent.
 	streaks func() (kept, standingBy int)
@@ -43,6 +44,9 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		own:    newOwnFamilies(append([]checks.Families{series}, kinds.Families()...)...),
 		storeBytes: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_store_size_bytes",
 			Help: "Bytes the store's data takes (pages in use), as store.max_size counts them."}),
+		storeWait: f.NewHistogram(prometheus.HistogramOpts{Name: "vigil_store_write_wait_seconds",
+			Help:    "Time a write to the SQLite store waited for the agent's other writes to finish; one that waits 10 s is refused and retried.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
 			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",

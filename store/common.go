@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,6 +92,8 @@ type conn struct {
 	writes chan struct{}
 	// wait bounds the wait for a turn, as SQLite's busy timeout bounds its own.
 	wait time.Duration
+	// waited is told how long each write waited for its turn, given up or not (nil: no one asks).
+	waited atomic.Pointer[func(time.Duration)]
 }
 
 // busyTimeout is how long a write waits for the others: for its turn in this process, and
@@ -104,18 +107,28 @@ func (c *conn) lockWrites(ctx context.Context) error {
 	}
 	select {
 	case c.writes <- struct{}{}:
+		c.tell(0)
 		return nil
 	default:
 	}
+	began := time.Now()
 	t := time.NewTimer(c.wait)
 	defer t.Stop()
+	var err error
 	select {
 	case c.writes <- struct{}{}:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("store: waited %s for this agent's other writes to finish (database is locked)", c.wait)
+		err = fmt.Errorf("store: waited %s for this agent's other writes to finish (database is locked)", c.wait)
+	}
+	c.tell(time.Since(began))
+	return err
+}
+
+func (c *conn) tell(d time.Duration) {
+	if f := c.waited.Load(); f != nil {
+		(*f)(d)
 	}
 }
 

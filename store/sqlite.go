@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -63,6 +64,11 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	}
 	return s, nil
 }
+
+// ObserveWriteWaits has f told how long each of this process's writes waited for its turn
+// (0 when none was under way), a wait given up at the bound or the caller's deadline
+// included: the store's contention, before any write is refused.
+func (s *SQLite) ObserveWriteWaits(f func(time.Duration)) { s.db.waited.Store(&f) }
 
 // notEmptied refuses a database file that exists with 0 bytes: SQLite would take it for a
 // new database and vigil would start with no history, no pending verdicts and no outbox,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,10 +68,23 @@ func TestWritesTakeTurns(t *testing.T) {
 }
 
 // The wait for a turn has a deadline, the caller's or the busy timeout, and a write that
-// gave up leaves the turn to the others.
+// gave up leaves the turn to the others. Every wait is told to the observer, those given
+// up included.
 func TestWaitForATurnEnds(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
 	ctx := context.Background()
+	var mu sync.Mutex
+	var waits []time.Duration
+	s.ObserveWriteWaits(func(d time.Duration) {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+	})
+	told := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(waits)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +98,9 @@ func TestWaitForATurnEnds(t *testing.T) {
 	s.db.wait = time.Hour
 	if err := s.Writable(cancelled); !errors.Is(err, context.Canceled) {
 		t.Errorf("a write whose context ended while it waited: %v; want context.Canceled", err)
+	}
+	if w := told(); len(w) != 3 || w[0] != 0 || w[1] < 50*time.Millisecond || w[2] > time.Second {
+		t.Errorf("waits told %v; want none for the transaction, at least 50ms for the write given up, none to a second for the cancelled one", w)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
