@@ -96,12 +96,8 @@ type floorReport struct {
 // one transaction through a prepared statement (part leaves out the one or the other). It
 // runs until SIGTERM, then prints its floorReport as JSON.
 func runFloor(path, samplePath string, checks int, every time.Duration, target string, from, to time.Time, part floorPart, ca string) error {
-	b, err := os.ReadFile(samplePath)
+	sample, err := readSample(samplePath)
 	if err != nil {
-		return err
-	}
-	var sample row
-	if err := json.Unmarshal(b, &sample); err != nil {
 		return err
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)

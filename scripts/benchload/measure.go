@@ -64,6 +64,19 @@ func countRuns(path string, from, to time.Time) (int, error) {
 }
 
 // row is a stored run's columns the floor inserts again.
+// readSample reads the run of vigil's that saveSample wrote as JSON.
+func readSample(path string) (row, error) {
+	var r row
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
 type row struct {
 	Kind, Outcome, Reasons, Vars, Transcript string
 }

@@ -78,12 +78,8 @@ func benchClient() *http.Client {
 // spokeHTTP2 checks that vigil's sample run (its stored variables) went over HTTP/2, as
 // the tls scenario says it measures.
 func spokeHTTP2(samplePath string) error {
-	b, err := os.ReadFile(samplePath)
+	r, err := readSample(samplePath)
 	if err != nil {
-		return err
-	}
-	var r row
-	if err := json.Unmarshal(b, &r); err != nil {
 		return err
 	}
 	var vars struct {
