@@ -5,9 +5,9 @@ package agent
 // protobuf, checks it against its description, hashes its labels to find duplicates and
 // sorts each family. At 10,000 checks that is 210,000 metrics and the objects of each, most
 // of a scrape's CPU and a peak of some 70 MB. Here a check's series of one scrape are one
-// allocation, made in the order the registry would sort them into; the exposition itself
-// (text, OpenMetrics, protobuf, compression) is still promhttp's and expfmt's. A test holds
-// the output byte for byte to what the registry made of the same series.
+// allocation, made in the order the registry would sort them into; the text formats are
+// written by textWriter, as expfmt writes them, the protobuf format by promhttp. A test
+// holds the output byte for byte to what the registry made of the same series.
 
 import (
 	"fmt"

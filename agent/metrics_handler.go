@@ -2,9 +2,10 @@ package agent
 
 // GET /metrics. In the text formats (Prometheus's and OpenMetrics, what Prometheus asks
 // for) the per-check families are written a few hundred checks at a time, each part made
-// into protobuf objects, encoded by expfmt and dropped before the next: a scrape holds one
-// part, not 310,000 series' objects at once (at 10,000 checks that was 60-100 MB, and Go's
-// heap target doubles what is live, so a scrape took the agent from about 120 to 290 MiB).
+// into protobuf objects, written out by textWriter (by expfmt, a part of a kind textWriter
+// does not take) and dropped before the next: a scrape holds one part, not 310,000
+// series' objects at once (at 10,000 checks that was 60-100 MB, and Go's heap target
+// doubles what is live, so a scrape took the agent from about 120 to 290 MiB).
 // The registry's own families are encoded as promhttp encodes them, merged in by name. The
 // protobuf format, a name[] filter and a registry error go to promhttp with every family.
 // A test holds headers and body to promhttp's, byte for byte.
@@ -66,11 +67,12 @@ func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 		partFormat := format.WithEscapingScheme(model.NoEscaping)
 		rows := own.snapshot(true) // each part is encoded before the next is made
 		var part bytes.Buffer
+		tw := textWriter{om: format.FormatType() == expfmt.TypeOpenMetrics}
 		f := 0
 		for i := 0; i <= len(mfs); i++ {
 			for ; f < len(own.refs) && (i == len(mfs) || own.refs[f].name < mfs[i].GetName()); f++ {
 				ref := own.refs[f]
-				if err := writeFamily(out, &part, partFormat, rows[ref.source], ref.family); err != nil {
+				if err := writeFamily(out, &tw, &part, partFormat, rows[ref.source], ref.family); err != nil {
 					return // the client went away
 				}
 			}
@@ -87,12 +89,20 @@ func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 }
 
 // writeFamily writes family f of rows, a part at a time: each part encoded on its own,
-// the family's HELP and TYPE lines kept from the first part only.
-func writeFamily(out *bufio.Writer, part *bytes.Buffer, format expfmt.Format, rows checks.FamilyRows, f int) error {
+// the family's HELP and TYPE lines from the first part only. A part tw writes as expfmt
+// would is written by tw, straight to out; any other by expfmt.
+func writeFamily(out *bufio.Writer, tw *textWriter, part *bytes.Buffer, format expfmt.Format, rows checks.FamilyRows, f int) error {
 	first := true
 	for start := 0; start < rows.Len(); start += scrapePart {
 		mf := rows.Family(f, start, min(start+scrapePart, rows.Len()))
 		if len(mf.Metric) == 0 {
+			continue
+		}
+		if tw.plain(mf) {
+			if err := tw.write(out, mf, first); err != nil {
+				return err
+			}
+			first = false
 			continue
 		}
 		part.Reset()
