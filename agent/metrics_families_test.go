@@ -263,7 +263,7 @@ func scrapeWith(t *testing.T, h http.Handler, accept, encoding, query string) (h
 
 // A real Prometheus scrapes the agent's /metrics as it scrapes by default (OpenMetrics,
 // gzip) and ingests every per-check series, across the parts they are written in (600
-// checks, parts of 256). Prometheus's parser would also take a part's repeated HELP and
+// checks, in parts of scrapePart). Prometheus's parser would also take a part's repeated HELP and
 // TYPE lines; TestSeriesFamiliesAsRegistry is what holds the format to the letter.
 func TestSeriesFamiliesScrapedByPrometheus(t *testing.T) {
 	s := seriesFixture(600)

@@ -23,8 +23,12 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 )
 
-// scrapePart is how many checks' series of one family are encoded at a time.
-const scrapePart = 256
+// scrapePart is how many checks' series of one family are encoded at a time. A part's
+// objects are made in one array, a few KB a check, allocated at each scrape; with
+// textWriter a part costs little more than its lines, so parts are small: at 1,000 checks
+// a scrape allocated 3.0 MB with parts of 256, 1.5 MB with 64 (BenchmarkScrape10000 at
+// that size), in the same time.
+const scrapePart = 64
 
 func metricsHandler(reg *prometheus.Registry, own *ownFamilies) http.Handler {
 	whole := promhttp.HandlerForTransactional(seriesGatherer{reg, own}, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
