@@ -3,13 +3,17 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/vigil-monitor/vigil/checks"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -185,6 +189,52 @@ func TestTextWriterAllocatesNothing(t *testing.T) {
 			}
 		}); n != 0 {
 			t.Errorf("OpenMetrics %v: %v allocations a family", tf.om, n)
+		}
+	}
+}
+
+// oddFamilies are families kept beside the registry of kinds textWriter does not take (a
+// summary, an untyped family), a row per check: what a part of such a kind goes through.
+type oddFamilies struct{ n int }
+
+func (o oddFamilies) Names() []string                 { return []string{"odd_summary_seconds", "odd_untyped"} }
+func (o oddFamilies) Snapshot(bool) checks.FamilyRows { return o }
+func (o oddFamilies) Len() int                        { return o.n }
+func (o oddFamilies) Family(f, from, to int) *dto.MetricFamily {
+	mf := fuzzFamily(uint8(3+f), o.Names()[f], "An odd one \\ out.", "check", "", 0, 0, 0, 0, 0, 0, 1)
+	mf.Metric = nil
+	for i := from; i < to; i++ {
+		m := &dto.Metric{Label: []*dto.LabelPair{{Name: proto.String("check"), Value: proto.String(fmt.Sprintf("c-%03d \"%d\"", i, i))}}}
+		if f == 0 {
+			m.Summary = &dto.Summary{SampleCount: proto.Uint64(uint64(i)), SampleSum: proto.Float64(float64(i) / 7),
+				Quantile: []*dto.Quantile{{Quantile: proto.Float64(.5), Value: proto.Float64(float64(i) / 10)}}}
+		} else {
+			m.Untyped = &dto.Untyped{Value: proto.Float64(float64(i))}
+		}
+		mf.Metric = append(mf.Metric, m)
+	}
+	return mf
+}
+
+// A family part textWriter does not take is written by expfmt, its HELP and TYPE lines
+// from the first part only: the scrape is the one promhttp makes of the families whole.
+func TestPartsLeftToExpfmt(t *testing.T) {
+	odd := oddFamilies{n: 3*scrapePart + 5}
+	whole := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return []*dto.MetricFamily{odd.Family(0, 0, odd.n), odd.Family(1, 0, odd.n)}, nil
+	})
+	reg := prometheus.NewRegistry()
+	got := metricsHandler(reg, newOwnFamilies(odd))
+	want := promhttp.HandlerFor(prometheus.Gatherers{whole, reg}, promhttp.HandlerOpts{EnableOpenMetrics: true}) // reg: the errors counter metricsHandler registers
+	for _, accept := range []string{"text/plain;version=0.0.4", "application/openmetrics-text;version=1.0.0"} {
+		_, wb := scrapeWith(t, want, accept, "", "")
+		_, gb := scrapeWith(t, got, accept, "", "")
+		if !bytes.Equal(gb, wb) {
+			i := firstDiff(gb, wb)
+			t.Errorf("%s: %d bytes, promhttp's %d; first difference at %d:\n%q\nwant:\n%q", accept, len(gb), len(wb), i, around(gb, i), around(wb, i))
+		}
+		if n := bytes.Count(wb, []byte("# TYPE odd_")); n != 2 || !bytes.Contains(wb, []byte(fmt.Sprintf(`c-%03d \"%d\"`, odd.n-1, odd.n-1))) {
+			t.Errorf("%s: the reference has %d TYPE lines, or not every check", accept, n)
 		}
 	}
 }
