@@ -166,6 +166,9 @@ func TestSeriesFamiliesAsRegistry(t *testing.T) {
 		"application/openmetrics-text;version=1.0.0",
 		"application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
 		"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+		"text/plain;version=1.0.0;escaping=allow-utf-8",
+		// a header as Prometheus 3 makes one: each scrape protocol it takes, weighted in order
+		"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
 		"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
 	} {
 		for _, encoding := range []string{"", "gzip", "gzip, deflate, br", "identity", "gzip;q=0", "*;q=0.5, identity;q=1", "deflate, gzip;q=1.0, *;q=0.5", "GZIP"} {
