@@ -21,7 +21,7 @@ import (
 
 // registrySeries is the per-check series as a registry would gather them: const metrics
 // from the same records. The test holds the handler to it byte for byte, and
-// BenchmarkScrape10000 compares the two.
+// BenchmarkScrape compares the two.
 type registrySeries struct{ s *checkSeries }
 
 var refDescs = struct{ success, duration, lastRun, histogram, runs, skipped *prometheus.Desc }{
