@@ -29,10 +29,10 @@ type textWriter struct {
 // expfmt would quote, a float histogram, an exemplar's timestamp expfmt refuses, a nil
 // where expfmt expects a value) goes to expfmt, which writes it or says what is wrong.
 func (w *textWriter) plain(mf *dto.MetricFamily) bool {
-	if !model.LegacyValidation.IsValidMetricName(mf.GetName()) {
-		return false
-	}
 	typ := mf.GetType()
+	if !model.LegacyValidation.IsValidMetricName(mf.GetName()) || !model.LegacyValidation.IsValidMetricName(w.familyName(mf)) {
+		return false // a counter named _total is the family "" in OpenMetrics, which expfmt quotes
+	}
 	for _, m := range mf.Metric {
 		if m == nil || !w.plainLabels(m.Label) {
 			return false
@@ -153,19 +153,15 @@ func (w *textWriter) flush(out *bufio.Writer, b []byte) error {
 // header appends the HELP and TYPE lines. OpenMetrics names a counter's family without
 // its _total, and calls a counter without one unknown.
 func (w *textWriter) header(b []byte, mf *dto.MetricFamily) []byte {
-	name, typ := mf.GetName(), "counter"
+	name, typ := w.familyName(mf), "counter"
 	switch mf.GetType() {
 	case dto.MetricType_GAUGE:
 		typ = "gauge"
 	case dto.MetricType_HISTOGRAM:
 		typ = "histogram"
 	case dto.MetricType_COUNTER:
-		if w.om {
-			if n, ok := strings.CutSuffix(name, "_total"); ok {
-				name = n
-			} else {
-				typ = "unknown"
-			}
+		if w.om && !strings.HasSuffix(mf.GetName(), "_total") {
+			typ = "unknown"
 		}
 	}
 	if mf.Help != nil {
@@ -180,6 +176,17 @@ func (w *textWriter) header(b []byte, mf *dto.MetricFamily) []byte {
 	b = append(b, ' ')
 	b = append(b, typ...)
 	return append(b, '\n')
+}
+
+// familyName is the name the HELP and TYPE lines give: a counter's without its _total in
+// OpenMetrics.
+func (w *textWriter) familyName(mf *dto.MetricFamily) string {
+	if w.om && mf.GetType() == dto.MetricType_COUNTER {
+		if n, ok := strings.CutSuffix(mf.GetName(), "_total"); ok {
+			return n
+		}
+	}
+	return mf.GetName()
 }
 
 // sample appends a sample's name and labels, le last if it has one.

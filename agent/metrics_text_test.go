@@ -121,6 +121,7 @@ func FuzzTextWriter(f *testing.F) {
 	f.Add(uint8(0), "needs.quotes", "", "ok", "x", 1.5, uint64(1), 1.0, int64(0), int32(0), int64(0), uint8(0))
 	f.Add(uint8(2), "h", "", "ok", "x", 1.5, uint64(1), 1.0, int64(0), int32(0), int64(0), uint8(32))
 	f.Add(uint8(3), "s", "", "ok", "x", 1.5, uint64(1), 1.0, int64(0), int32(0), int64(0), uint8(0))
+	f.Add(uint8(1), "_total", "OpenMetrics names the family \"\"", "ok", "x", 1.5, uint64(1), 1.0, int64(0), int32(0), int64(0), uint8(1))
 	f.Add(uint8(2), "h", "", "ok", "x", 1.5, uint64(1), 1.0, int64(1), int32(-1), int64(0), uint8(2|4))
 	f.Fuzz(func(t *testing.T, typ uint8, name, help, label, value string, v float64, n uint64, bound float64, exSecs int64, exNanos int32, ts int64, flags uint8) {
 		mf := fuzzFamily(typ, name, help, label, value, v, n, bound, exSecs, exNanos, ts, flags)
