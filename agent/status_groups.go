@@ -102,16 +102,11 @@ func (a *Agent) banners(rt *Runtime, silences []*store.Silence, now time.Time) [
 	return out
 }
 
-func (a *Agent) row(rt *Runtime, c *checks.Check, now time.Time, incident bool, muted map[string]string, labels *barLabels) *rowView {
-	row := &rowView{Name: c.Name, Kind: c.Kind, Services: rt.CheckServices[c.Name], Incident: incident, Class: "warn", State: "not run yet"}
-	row.Labels = labelList(c.Config.Labels)
+// row is a check's row as far as the counts and the search need it: its class and state,
+// its services and its last run. addFigures adds the rest to the rows the page shows.
+func (a *Agent) row(rt *Runtime, c *checks.Check, incident bool, muted map[string]string) *rowView {
+	row := &rowView{Name: c.Name, Kind: c.Kind, Services: rt.CheckServices[c.Name], Incident: incident, Class: "warn", State: "not run yet", check: c}
 	row.Muted = mutedCheck(muted, c.Name, row.Services)
-	st, _ := a.board.stats(c.Name, now)
-	row.Bars = uptimeBars(st, labels)
-	row.Uptime = uptimeCells(st)
-	if n := st.Day.total(); n > 0 {
-		row.Latency = fmtMS(st.Day.avgMS())
-	}
 	if res := a.lastResult(c.Name); res != nil {
 		row.Class, row.State = statusClass(string(res.Outcome)), string(res.Outcome)
 		row.Last, row.LastAt = fmtDuration(res.Duration), res.Started
@@ -120,6 +115,23 @@ func (a *Agent) row(rt *Runtime, c *checks.Check, now time.Time, incident bool, 
 		}
 	}
 	return row
+}
+
+// addFigures adds the row's labels and the board's figures (the day's bars, the uptime
+// cells, the day's average): most of a row's bytes and time, made only for the rows the
+// page shows, once each.
+func (a *Agent) addFigures(row *rowView, now time.Time, labels *barLabels) {
+	if row.figured {
+		return
+	}
+	row.figured = true
+	row.Labels = labelList(row.check.Config.Labels)
+	st, _ := a.board.stats(row.Name, now)
+	row.Bars = uptimeBars(st, labels)
+	row.Uptime = uptimeCells(st)
+	if n := st.Day.total(); n > 0 {
+		row.Latency = fmtMS(st.Day.avgMS())
+	}
 }
 
 func labelList(m map[string]string) []kv {
