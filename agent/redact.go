@@ -97,6 +97,9 @@ func (a *Agent) redactOutput(next http.Handler) http.Handler {
 		buf := &bufferedWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(buf, r)
 		body := buf.body.Bytes()
+		if buf.whole != nil {
+			body = buf.whole
+		}
 		if ct := w.Header().Get("Content-Type"); ct == "" || strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") {
 			body = a.redactor().Bytes(body)
 		}
@@ -109,6 +112,18 @@ type bufferedWriter struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
+	whole  []byte // an answer handed over whole (handOver)
+}
+
+// handOver takes b as the whole answer, not a copy: b is the caller's no more. A page of
+// megabytes written instead grew the buffer by doubling, three times its size allocated.
+// It reports false, and takes nothing, once something was written.
+func (b *bufferedWriter) handOver(p []byte) bool {
+	if b.body.Len() > 0 || b.whole != nil {
+		return false
+	}
+	b.whole = p
+	return true
 }
 
 func (b *bufferedWriter) WriteHeader(status int) { b.status = status }

@@ -29,3 +29,22 @@ func TestLogsAreRedacted(t *testing.T) {
 		t.Errorf("expected six masks:\n%s", out)
 	}
 }
+
+// A page handed over whole is the answer as it was, not a copy; once something was written,
+// nothing is taken over and writes go on as before.
+func TestBufferedWriterHandOver(t *testing.T) {
+	page := []byte("<p>a page</p>")
+	b := &bufferedWriter{}
+	if !b.handOver(page) || &b.whole[0] != &page[0] || b.handOver([]byte("again")) {
+		t.Fatal("the first page handed over is not taken whole, or a second one is taken too")
+	}
+	w := &bufferedWriter{}
+	_, _ = w.Write([]byte("written "))
+	if w.handOver(page) || w.whole != nil {
+		t.Fatal("a page handed over after a write was taken")
+	}
+	_, _ = w.Write(page)
+	if got := w.body.String(); got != "written <p>a page</p>" {
+		t.Fatalf("body %q", got)
+	}
+}

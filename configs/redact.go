@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/vigil-monitor/vigil/internal/text"
 )
@@ -131,8 +132,10 @@ func (r *Redactor) Bytes(b []byte) []byte {
 		return b
 	}
 	if utf8.Valid(b) && !bytes.ContainsRune(b, 0) {
-		s := string(b)
-		if out := r.String(s); out != s { // unchanged, b goes back as it came, not copied twice
+		// b read as a string in place, not copied (a status page is megabytes): String
+		// keeps no part of it, and what it returns changed is a new string, copied out.
+		s := unsafe.String(&b[0], len(b))
+		if out := r.String(s); out != s { // unchanged, b goes back as it came
 			return []byte(out)
 		}
 		return b
