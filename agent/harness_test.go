@@ -287,6 +287,21 @@ func describeOutbox(entries []*store.OutboxEntry) string {
 	return "[" + strings.Join(parts, "; ") + "]"
 }
 
+// getOK GETs url and returns its body, failing the test unless the answer is a 200.
+func getOK(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
 // eventually polls cond until it holds or fails the test after limit.
 func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()

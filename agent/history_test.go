@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -58,16 +56,7 @@ func TestPagesSayWhileHistoryIsRead(t *testing.T) {
 	})
 	get := func(path string) string {
 		t.Helper()
-		resp, err := http.Get(l.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
+		return getOK(t, l.url+path)
 	}
 	partialCell := regexp.MustCompile(`<td class="num up [a-z]+ partial" title="counts the runs from \d\d:\d\d:\d\dZ on: the store&#39;s history before is still being read">`)
 

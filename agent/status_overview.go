@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ const (
 	overviewEvents  = 40
 )
 
-// overviewRows is how many check rows the overview shows unless asked for all (?all):
+// overviewRows is how many check rows the overview shows unless asked for all (?all=1):
 // the failing first, then the others in their order, each group saying how many of its
 // own it leaves out. A row is about 5 KB of HTML, most of it the day's bars; the page of
 // 10,000 checks was 47 MB, 320 MB allocated and half a second of CPU to make, and more
@@ -221,7 +222,7 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Shown = len(shown)
 	limit := overviewRows
-	if q.Has("all") {
+	if all, _ := strconv.ParseBool(q.Get("all")); all { // ?all=0 or ?all=junk: the limit holds
 		limit = math.MaxInt
 	}
 	v.Hidden = keepRows(v.Groups, limit)

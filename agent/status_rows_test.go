@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -62,16 +61,7 @@ func TestOverviewShowsTheFailingFirst(t *testing.T) {
 
 	page := func(path string) string {
 		t.Helper()
-		resp, err := http.Get(l.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
-		}
-		return string(body)
+		return getOK(t, l.url+path)
 	}
 	rowRe := regexp.MustCompile(`<tr class="check" data-check="(c[0-9]+)" data-status="([a-z ]+)"`)
 	shownRows := func(body string) map[string]string {
@@ -111,7 +101,12 @@ func TestOverviewShowsTheFailingFirst(t *testing.T) {
 	}
 
 	if all := shownRows(page("/?all=1")); len(all) != n {
-		t.Errorf("?all shows %d rows, want %d", len(all), n)
+		t.Errorf("?all=1 shows %d rows, want %d", len(all), n)
+	}
+	for _, q := range []string{"/?all=0", "/?all=junk", "/?all=", "/?all=%00%3Cscript%3E"} {
+		if rows := shownRows(page(q)); len(rows) != overviewRows {
+			t.Errorf("%s shows %d rows, want the limit's %d", q, len(rows), overviewRows)
+		}
 	}
 	// A search narrows before the rows are counted: everything it finds is shown.
 	if found := shownRows(page("/?q=failing")); len(found) != len(failing) {
