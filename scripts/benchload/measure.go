@@ -63,6 +63,26 @@ func countRuns(path string, from, to time.Time) (int, error) {
 	return n, err
 }
 
+// missingRuns counts the runs of checks checks, each due every every, that the store at
+// path is short of in [from, to): each check starts at least as many runs in a window as
+// the whole intervals the window spans, whatever the instant its grid places it at, so a
+// check with fewer stored has lost one. (The window's length over the interval only
+// estimates the runs due: a window a millisecond longer than 20 s holds 20 runs of a check
+// or 21, and counting against it would take the window's edges for lost runs.)
+func missingRuns(path string, from, to time.Time, checks int, every time.Duration) (int, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	least := int(to.Sub(from) / every)
+	var short, seen int
+	err = db.QueryRow(`SELECT coalesce(sum(max(? - n, 0)), 0), count(*) FROM
+		(SELECT count(*) AS n FROM runs WHERE started_at >= ? AND started_at < ? GROUP BY check_name)`,
+		least, from.UnixNano(), to.UnixNano()).Scan(&short, &seen)
+	return short + max(checks-seen, 0)*least, err
+}
+
 // row is a stored run's columns the floor inserts again.
 // readSample reads the run of vigil's that saveSample wrote as JSON.
 func readSample(path string) (row, error) {

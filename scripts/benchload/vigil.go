@@ -108,11 +108,15 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	if err != nil {
 		return measured{}, "", err
 	}
+	missing, err := missingRuns(db, from, to, sc.checks, sc.every)
+	if err != nil {
+		return measured{}, "", err
+	}
 	samplePath := filepath.Join(dir, "sample.json")
 	if err := saveSample(db, samplePath); err != nil {
 		return measured{}, "", err
 	}
-	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), rssKiB: rss, anonKiB: anon, peakKiB: peak,
+	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), missing: missing, rssKiB: rss, anonKiB: anon, peakKiB: peak,
 		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes,
 		skipped: int(lag1.minus(lag0).skips)}, samplePath, nil
 }
