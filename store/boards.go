@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"errors"
 	"time"
 )
@@ -109,6 +110,61 @@ func (s *common) SavedBoard(ctx context.Context, agent string) (*Board, error) {
 		return rows.Err()
 	})
 	return b, err
+}
+
+// BucketRow is the runs of one check with one outcome in one time bucket.
+type BucketRow struct {
+	Check   string
+	Bucket  int64 // started_at / width, from the Unix epoch
+	Outcome string
+	Runs    int
+	Sum     time.Duration
+	Max     time.Duration
+}
+
+// RunBuckets streams the runs in location that started in [from, to), counted by check,
+// bucket (started_at / width) and outcome, to fn: what the agent's uptime bars start from
+// (an agent's own location's runs, as it counts its own from then on).
+func (s *common) RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error {
+	return s.runBuckets(ctx, `SELECT check_name, started_at / ? AS b, outcome, COUNT(*), SUM(duration_ns), MAX(duration_ns)
+		FROM runs WHERE started_at >= ? AND started_at < ? AND location = ? GROUP BY check_name, b, outcome`,
+		fn, int64(width), nanos(from), nanos(to), location)
+}
+
+// runBuckets streams the rows of a bucket query to fn, on a connection of its own with
+// the dialect's setting for a bulk read (SQLite: a small page cache) while it reads.
+func (s *common) runBuckets(ctx context.Context, query string, fn func(BucketRow), args ...any) error {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if s.d.bulkRead != nil {
+		restore, err := s.d.bulkRead(ctx, c)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if restore() != nil { // not back to the pool with the bulk read's setting
+				_ = c.Raw(func(any) error { return sqldriver.ErrBadConn })
+			}
+		}()
+	}
+	rows, err := c.QueryContext(ctx, s.db.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r BucketRow
+		var sum, mx int64
+		if err := rows.Scan(&r.Check, &r.Bucket, &r.Outcome, &r.Runs, &sum, &mx); err != nil {
+			return err
+		}
+		r.Sum, r.Max = time.Duration(sum), time.Duration(mx)
+		fn(r)
+	}
+	return rows.Err()
 }
 
 // LastRunID is the id of the newest run stored; 0 when none is.

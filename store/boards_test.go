@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,79 @@ func TestRunBucketsByIDReadsTheKeyRange(t *testing.T) {
 	plan := queryPlan(t, s, runBucketsByIDQuery, 1, 1, 2, 0, 1, "eu")
 	if !strings.Contains(strings.Join(plan, "\n"), "INTEGER PRIMARY KEY (rowid>? AND rowid<?)") {
 		t.Errorf("the runs since a saved board are not read by id:\n%s", strings.Join(plan, "\n"))
+	}
+}
+
+// The board's history is read on a connection with a small page cache (what SQLite sizes
+// the query's sort from too), set back as it was when the read ends, even one cancelled;
+// a connection that could not be set back is not used again.
+func TestBoardHistoryReadsWithASmallCache(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "vigil.db"))
+	s.db.DB.SetMaxOpenConns(1) // the read's connection is the one looked at after it
+	var runs []*RunRecord
+	for i := range 300 {
+		runs = append(runs, &RunRecord{Check: "api", Kind: "http", Started: t0.Add(time.Duration(i) * time.Second), Outcome: "pass", Location: "eu"})
+	}
+	if err := s.SaveRuns(ctx, runs); err != nil {
+		t.Fatal(err)
+	}
+	cacheSize := func() (n int64) {
+		t.Helper()
+		if err := s.db.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := s.db.DB.ExecContext(ctx, `PRAGMA cache_size = -3000`); err != nil {
+		t.Fatal(err)
+	}
+	orig := s.d.bulkRead
+	if orig == nil {
+		t.Fatal("SQLite reads the board's history with no setting for a bulk read")
+	}
+	var during int64
+	failRestore := false
+	s.d.bulkRead = func(ctx context.Context, c *sql.Conn) (func() error, error) {
+		restore, err := orig(ctx, c)
+		if err == nil {
+			err = c.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&during)
+		}
+		if failRestore {
+			return func() error { return errors.New("could not") }, err
+		}
+		return restore, err
+	}
+
+	n := 0
+	count := func(r BucketRow) { n += r.Runs }
+	if err := s.RunBuckets(ctx, "eu", t0, t0.Add(time.Hour), 5*time.Minute, count); err != nil || n != 300 {
+		t.Fatalf("RunBuckets: %d runs, %v", n, err)
+	}
+	if during != -scanCacheKiB || cacheSize() != -3000 {
+		t.Errorf("cache_size during the read %d, after it %d; want %d, -3000", during, cacheSize(), -scanCacheKiB)
+	}
+
+	during, n = 0, 0
+	if err := s.RunBucketsByID(ctx, "eu", 100, 200, t0, t0.Add(time.Hour), 5*time.Minute, count); err != nil || n != 100 {
+		t.Fatalf("RunBucketsByID: %d runs, %v", n, err)
+	}
+	if during != -scanCacheKiB || cacheSize() != -3000 {
+		t.Errorf("by id: cache_size during the read %d, after it %d; want %d, -3000", during, cacheSize(), -scanCacheKiB)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	err := s.RunBuckets(cctx, "eu", t0, t0.Add(time.Hour), time.Second, func(BucketRow) { cancel() })
+	// (database/sql closes the rows when it sees the cancel: the last may be read first)
+	if err != nil && !errors.Is(err, context.Canceled) || cacheSize() != -3000 {
+		t.Errorf("a cancelled read: %v, cache_size after it %d; want context.Canceled or none, -3000", err, cacheSize())
+	}
+
+	failRestore = true
+	if err := s.RunBuckets(ctx, "eu", t0, t0.Add(time.Hour), 5*time.Minute, func(BucketRow) {}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheSize(); got == -scanCacheKiB || got == -3000 {
+		t.Errorf("a connection not set back went back to the pool: cache_size %d", got)
 	}
 }

@@ -67,6 +67,9 @@ type dialect struct {
 	// fake clock): SQLite's rowid keeps the order they were written; PostgreSQL has none
 	// and orders them by id, whose time part is the same and whose rest is random.
 	insertOrder string
+	// bulkRead readies a connection for a read that passes a large part of the runs once
+	// (the board's history at start), and returns what sets it back; nil: none needed.
+	bulkRead func(ctx context.Context, c *sql.Conn) (restore func() error, err error)
 }
 
 func newCommon(db *sql.DB, d dialect, numbered bool) *common {

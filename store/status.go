@@ -5,7 +5,7 @@ package store
 // deploys with their evidence, the events and the active silences for the overview; a
 // check's latency columns, failures, recent runs, deploys and events for its page —
 // whatever the number of checks. The uptime bars come from the agent's memory, seeded
-// once at start by RunBuckets.
+// once at start by RunBuckets (boards.go).
 
 import (
 	"context"
@@ -303,44 +303,6 @@ func (s *common) CheckPage(ctx context.Context, q CheckQuery) (*CheckPage, error
 	reverseDeploys(out.Deploys)
 	sortSilences(out.Silences)
 	return out, nil
-}
-
-// BucketRow is the runs of one check with one outcome in one time bucket.
-type BucketRow struct {
-	Check   string
-	Bucket  int64 // started_at / width, from the Unix epoch
-	Outcome string
-	Runs    int
-	Sum     time.Duration
-	Max     time.Duration
-}
-
-// RunBuckets streams the runs in location that started in [from, to), counted by check,
-// bucket (started_at / width) and outcome, to fn: what the agent's uptime bars start from
-// (an agent's own location's runs, as it counts its own from then on).
-func (s *common) RunBuckets(ctx context.Context, location string, from, to time.Time, width time.Duration, fn func(BucketRow)) error {
-	return s.runBuckets(ctx, `SELECT check_name, started_at / ? AS b, outcome, COUNT(*), SUM(duration_ns), MAX(duration_ns)
-		FROM runs WHERE started_at >= ? AND started_at < ? AND location = ? GROUP BY check_name, b, outcome`,
-		fn, int64(width), nanos(from), nanos(to), location)
-}
-
-// runBuckets streams the rows of a bucket query to fn.
-func (s *common) runBuckets(ctx context.Context, query string, fn func(BucketRow), args ...any) error {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r BucketRow
-		var sum, mx int64
-		if err := rows.Scan(&r.Check, &r.Bucket, &r.Outcome, &r.Runs, &sum, &mx); err != nil {
-			return err
-		}
-		r.Sum, r.Max = time.Duration(sum), time.Duration(mx)
-		fn(r)
-	}
-	return rows.Err()
 }
 
 // FirstRun is when the oldest stored run started (one step down the time index); ok is
