@@ -60,9 +60,9 @@ func appendBucket(s []byte, b runTotals) []byte {
 		}
 	}
 	s = append(s, "; avg "...)
-	s = append(s, fmtMS(b.avgMS())...)
+	s = appendMS(s, b.avgMS())
 	s = append(s, ", max "...)
-	return append(s, fmtMS(float64(b.maxMS))...)
+	return appendMS(s, float64(b.maxMS))
 }
 
 // barLabels are the bars' times, the same for every check of a page.
@@ -81,11 +81,15 @@ func newBarLabels(start time.Time) *barLabels {
 // with its details on hover; a bar from before the board holds every run (st.From) is
 // faded and says it counts in part. They are HTML, not SVG: a page of a thousand checks
 // has 48,000 bars, and each costs a few bytes this way.
-func uptimeBars(st checkStats, labels *barLabels) template.HTML {
+func uptimeBars(st *checkStats, labels *barLabels) template.HTML {
+	return template.HTML(appendBars(make([]byte, 0, barsShown*96), st, labels)) // fixed classes, times and numbers only: nothing to escape
+}
+
+// appendBars appends uptimeBars' markup to b.
+func appendBars(b []byte, st *checkStats, labels *barLabels) []byte {
 	if labels == nil {
 		labels = newBarLabels(st.Start)
 	}
-	b := make([]byte, 0, barsShown*96)
 	b = append(b, `<span class="bars" role="img" aria-label="runs in the last 24 hours, in half-hour bars">`...)
 	// the bars that start before st.From, when the board does not hold their runs yet
 	part := 0
@@ -106,8 +110,7 @@ func uptimeBars(st checkStats, labels *barLabels) template.HTML {
 		}
 		b = append(b, `"></i>`...)
 	}
-	b = append(b, `</span>`...)
-	return template.HTML(b) // fixed classes, times and numbers only: nothing to escape
+	return append(b, `</span>`...)
 }
 
 // uptimeCells are a check's uptime over 1 h, 24 h and 7 d, each marked partial (and saying
@@ -170,16 +173,19 @@ func fmtPercent(r float64) string {
 }
 
 // fmtMS prints a duration given in milliseconds with a unit a person reads at a glance.
-func fmtMS(ms float64) string {
+func fmtMS(ms float64) string { return string(appendMS(make([]byte, 0, 12), ms)) }
+
+// appendMS appends fmtMS(ms) to b.
+func appendMS(b []byte, ms float64) []byte {
 	switch {
 	case ms >= 10000:
-		return strconv.FormatFloat(ms/1000, 'f', 0, 64) + " s"
+		return append(strconv.AppendFloat(b, ms/1000, 'f', 0, 64), " s"...)
 	case ms >= 1000:
-		return strconv.FormatFloat(ms/1000, 'f', 1, 64) + " s"
+		return append(strconv.AppendFloat(b, ms/1000, 'f', 1, 64), " s"...)
 	case ms >= 10:
-		return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
+		return append(strconv.AppendFloat(b, ms, 'f', 0, 64), " ms"...)
 	}
-	return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
+	return append(strconv.AppendFloat(b, ms, 'f', 1, 64), " ms"...)
 }
 
 func fmtDuration(d time.Duration) string { return fmtMS(float64(d.Microseconds()) / 1000) }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"html/template"
 	"math"
 	"net/http"
 	"net/url"
@@ -64,7 +63,6 @@ type rowView struct {
 	Name, Kind, Class, State string
 	Labels                   []kv
 	Services                 []string
-	Bars                     template.HTML
 	Uptime                   [3]uptimeCell // 1 h, 24 h, 7 d
 	Latency, Last            string
 	LastAt                   time.Time
@@ -74,6 +72,10 @@ type rowView struct {
 
 	check   *checks.Check
 	figured bool // addFigures added the board's figures
+	// stats are the board's figures as of the page, labels the page's bar times: the
+	// day's bars are drawn from them as the row is written (HTML)
+	stats  checkStats
+	labels *barLabels
 }
 
 // uptimeCell is an uptime figure; Title says why it is marked partial when it is.

@@ -92,7 +92,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Muted = mutedCheck(a.mutes(rt, page.Silences, now), c.Name, v.Services)
 	st, _ := a.board.stats(c.Name, now)
-	v.Bars = uptimeBars(st, nil)
+	v.Bars = uptimeBars(&st, nil)
 	v.Uptime = uptimeCells(st)
 	v.History = historyNote(st)
 	if n := st.Day.total(); n > 0 {

@@ -44,7 +44,9 @@ func (row *rowView) HTML() template.HTML {
 		}
 	}
 	b = append(b, `</td><td>`...)
-	b = append(b, row.Bars...)
+	if row.figured {
+		b = appendBars(b, &row.stats, row.labels)
+	}
 	b = append(b, `</td>`...)
 	for _, u := range row.Uptime {
 		b = append(b, `<td class="num up `...)
