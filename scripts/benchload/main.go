@@ -169,6 +169,11 @@ type measured struct {
 	scrape      time.Duration
 	scrapeBytes int
 	skipped     int // vigil_scheduler_skipped_runs_total over the window
+	// view is the slowest of pageViews views of the status page after the window, viewBytes
+	// what one sent (gzipped), viewPeakKiB the process's peak after them (vigil alone)
+	view        time.Duration
+	viewBytes   int
+	viewPeakKiB int
 }
 
 func (m measured) perCheck() time.Duration {
@@ -316,6 +321,12 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		}
 		fmt.Printf("  vigil: %d runs skipped in the window (vigil_scheduler_skipped_runs_total); a /metrics scrape after it: %.1f MB in %s\n",
 			v.skipped, float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
+		peaks := make([]float64, len(vs))
+		for i, r := range vs {
+			peaks[i] = mib(r.viewPeakKiB)
+		}
+		fmt.Printf("  vigil: then the status page, %d views one after the other as a browser asks: %.0f KiB sent, the slowest in %s; the agent's peak after them %.1f-%.1f MiB (each round)\n",
+			pageViews, float64(v.viewBytes)/1024, v.view.Round(time.Millisecond), slices.Min(peaks), slices.Max(peaks))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -49,6 +51,34 @@ func procMem(pid int) (rss, anon, peak int) {
 		}
 	}
 	return rss, anon, peak
+}
+
+// viewPage asks for url n times, one after the other, as a browser does (gzip), and
+// returns the slowest answer's time and the bytes of the last; any status but 200 fails.
+func viewPage(url string, n int) (slowest time.Duration, size int, err error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	for range n {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		req.Header.Set("Accept-Encoding", "gzip") // set here, the transport hands the body back as sent
+		began := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		k, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		slowest, size = max(slowest, time.Since(began)), int(k)
+	}
+	return slowest, size, nil
 }
 
 // countRuns counts the runs stored in the database at path that started in [from, to).

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,5 +64,39 @@ func TestMissingRuns(t *testing.T) {
 	n, err := countRuns(path, from, to)
 	if err != nil || n != 21+20+17 {
 		t.Fatalf("countRuns: %d, %v; want %d", n, err, 21+20+17)
+	}
+}
+
+// The status page's views are counted as a browser gets them: gzipped when the server
+// compresses, as many as asked, and a page that is not 200 fails the bench.
+func TestViewPage(t *testing.T) {
+	var views, gzipped atomic.Int32
+	page := strings.Repeat("<tr><td>check</td></tr>", 10000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		views.Add(1)
+		if r.URL.Path != "/" {
+			http.Error(w, "no such page", http.StatusNotFound)
+			return
+		}
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			gzipped.Add(1)
+			w.Header().Set("Content-Encoding", "gzip")
+			z := gzip.NewWriter(w)
+			_, _ = z.Write([]byte(page))
+			_ = z.Close()
+			return
+		}
+		_, _ = w.Write([]byte(page))
+	}))
+	defer srv.Close()
+	slowest, size, err := viewPage(srv.URL+"/", 3)
+	if err != nil || slowest <= 0 || size <= 0 || size >= len(page)/10 || views.Load() != 3 || gzipped.Load() != 3 {
+		t.Errorf("viewPage: slowest %v, %d bytes (page %d), %v; %d views, %d asked gzip", slowest, size, len(page), err, views.Load(), gzipped.Load())
+	}
+	if _, _, err := viewPage(srv.URL+"/missing", 1); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a page answered 404: %v", err)
+	}
+	if _, _, err := viewPage("http://127.0.0.1:1/", 1); err == nil {
+		t.Error("a page nobody serves: no error")
 	}
 }

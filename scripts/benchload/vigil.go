@@ -91,6 +91,13 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 		return measured{}, "", err
 	}
 	scrape := time.Since(scrapeStart)
+	// Someone looks at the status page, after the window (its figures are the checks'
+	// alone): the page is megabytes at a thousand checks, the agent's largest answer.
+	view, viewBytes, err := viewPage(base+"/", pageViews)
+	if err != nil {
+		return measured{}, "", fmt.Errorf("status page: %w", err)
+	}
+	_, _, viewPeak := procMem(cmd.Process.Pid)
 	if profDone != nil {
 		if err := <-profDone; err != nil {
 			return measured{}, "", fmt.Errorf("profile: %w", err)
@@ -118,8 +125,11 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	}
 	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), missing: missing, rssKiB: rss, anonKiB: anon, peakKiB: peak,
 		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes,
-		skipped: int(lag1.minus(lag0).skips)}, samplePath, nil
+		skipped: int(lag1.minus(lag0).skips), view: view, viewBytes: viewBytes, viewPeakKiB: viewPeak}, samplePath, nil
 }
+
+// pageViews is how many times the status page is asked for after the window.
+const pageViews = 3
 
 func due(sc scenario, window time.Duration) int {
 	return int(float64(sc.checks) * window.Seconds() / sc.every.Seconds())
