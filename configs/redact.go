@@ -120,10 +120,48 @@ func (r *Redactor) String(s string) string {
 		return s
 	}
 	if r != nil && r.rep != nil {
-		s = r.rep.Replace(s)
+		s = r.replace(s)
 	}
 	return maskPlaces(s, nil)
 }
+
+// replace replaces the secrets in s; s itself when there are none. A Replacer of more than
+// one value copies its input twice even when it finds nothing (4.7 MB of status page, 9.4
+// allocated); written out through replaced instead, it hands s back whole in one piece when
+// nothing matched, and that is kept, not copied.
+func (r *Redactor) replace(s string) string {
+	w := replaced{src: s}
+	_, _ = r.rep.WriteString(&w, s) // replaced never fails
+	if w.same {
+		return s
+	}
+	return string(w.out)
+}
+
+// replaced is what a Replacer writes: the text between the matches and what replaces them.
+// The Replacer writes a text with no match as one piece, the whole of it; a text with one
+// starts with the piece before it (empty when the match is at the start), shorter.
+type replaced struct {
+	src   string
+	out   []byte
+	calls int
+	same  bool
+}
+
+func (w *replaced) WriteString(s string) (int, error) {
+	w.calls++
+	if w.calls == 1 && len(s) == len(w.src) {
+		w.same = true
+		return len(s), nil
+	}
+	if w.same { // not a Replacer's way: keep the text whole, then what follows
+		w.same, w.out = false, append([]byte(w.src), w.out...)
+	}
+	w.out = append(w.out, s...)
+	return len(s), nil
+}
+
+func (w *replaced) Write(p []byte) (int, error) { return w.WriteString(string(p)) }
 
 // Bytes masks the credentials in b. Text is redacted as String does; binary data has the
 // secret values replaced byte for byte, so an artifact keeps its size and format.
