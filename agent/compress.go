@@ -13,6 +13,7 @@ package agent
 
 import (
 	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,27 +55,72 @@ func compressibleType(ct string) bool {
 // not, so a cache between the two keeps them apart. The Content-Length is left to the
 // server (it counts the bytes written, compressed or not).
 func writeAnswer(w http.ResponseWriter, r *http.Request, status int, body []byte) {
-	h := w.Header()
+	a := answer{w: w, r: r, status: status}
+	a.write(body)
+	a.close()
+}
+
+// answer writes an answer in parts as they come, choosing as writeAnswer does for the
+// whole: the parts are held until there are minCompressed bytes of them (or the last), and
+// the rest goes on as it is written, through gzip or not.
+type answer struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	status int
+	held   []byte
+	out    io.Writer // once chosen: w, or gz writing to it
+	gz     *gzip.Writer
+}
+
+func (a *answer) write(p []byte) {
+	if a.out == nil {
+		if len(a.held)+len(p) < minCompressed {
+			a.held = append(a.held, p...)
+			return
+		}
+		a.start(true)
+		if len(a.held) > 0 {
+			_, _ = a.out.Write(a.held)
+			a.held = nil
+		}
+	}
+	_, _ = a.out.Write(p)
+}
+
+// close writes what is held and ends the answer.
+func (a *answer) close() {
+	if a.out == nil {
+		a.start(false)
+		_, _ = a.out.Write(a.held)
+	}
+	if a.gz != nil {
+		_ = a.gz.Close()
+		a.gz.Reset(nil) // hold no answer's writer in the pool
+		gzipWriters.Put(a.gz)
+		a.gz = nil
+	}
+}
+
+// start writes the header, the answer compressed when it is long (at least minCompressed
+// bytes) compressible text the client accepts gzipped.
+func (a *answer) start(long bool) {
+	h := a.w.Header()
 	h.Del("Content-Length")
+	a.out = a.w
 	if !compressibleType(h.Get("Content-Type")) || h.Get("Content-Encoding") != "" {
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
+		a.w.WriteHeader(a.status)
 		return
 	}
 	h.Add("Vary", "Accept-Encoding")
-	if len(body) < minCompressed || status == http.StatusNoContent || status == http.StatusNotModified || !acceptsGzip(r) {
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
+	if !long || a.status == http.StatusNoContent || a.status == http.StatusNotModified || !acceptsGzip(a.r) {
+		a.w.WriteHeader(a.status)
 		return
 	}
 	h.Set("Content-Encoding", "gzip")
-	w.WriteHeader(status)
-	gz := gzipWriters.Get().(*gzip.Writer)
-	gz.Reset(w)
-	_, _ = gz.Write(body)
-	_ = gz.Close()
-	gz.Reset(nil) // hold no answer's writer in the pool
-	gzipWriters.Put(gz)
+	a.w.WriteHeader(a.status)
+	a.gz = gzipWriters.Get().(*gzip.Writer)
+	a.gz.Reset(a.w)
+	a.out = a.gz
 }
 
 // acceptsGzip chooses the encoding as promhttp does between identity and gzip: the offer

@@ -17,7 +17,9 @@ import (
 )
 
 // writeAnswer compresses text a client accepts gzip for, and only that: what is small,
-// already encoded, an image, an octet stream, untyped, or bodiless goes as it is.
+// already encoded, an image, an octet stream, untyped, or bodiless goes as it is. An
+// answer written in parts (the overview) is sent as the same answer written whole, parts
+// of a few bytes and of none included.
 func TestWriteAnswerCompressesTextOnly(t *testing.T) {
 	big := []byte(strings.Repeat("<tr><td>check-0001</td><td>99.9%</td></tr>\n", 200))
 	for _, c := range []struct {
@@ -44,44 +46,54 @@ func TestWriteAnswerCompressesTextOnly(t *testing.T) {
 		{"no content", "application/json", "", "gzip", 204, nil, false, true},
 		{"hostile header", "text/html", "", "gzip;q=2;;,,\x00\xff, *;q=", 200, big, false, true},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			if c.ct != "" {
-				rec.Header().Set("Content-Type", c.ct)
-			}
-			if c.encoding != "" {
-				rec.Header().Set("Content-Encoding", c.encoding)
-			}
-			rec.Header().Set("Content-Length", "12") // a handler's, for the body before redaction
-			req := httptest.NewRequest(http.MethodGet, "/", nil)
-			if c.accept != "" {
-				req.Header.Set("Accept-Encoding", c.accept)
-			}
-			writeAnswer(rec, req, c.status, c.body)
-			if rec.Code != c.status {
-				t.Errorf("status %d; want %d", rec.Code, c.status)
-			}
-			if rec.Header().Get("Content-Length") != "" {
-				t.Errorf("Content-Length %q kept", rec.Header().Get("Content-Length"))
-			}
-			if got := slicesContain(rec.Header().Values("Vary"), "Accept-Encoding"); got != c.varies {
-				t.Errorf("Vary: %q; want Accept-Encoding in it: %v", rec.Header().Values("Vary"), c.varies)
-			}
-			gzipped := rec.Header().Get("Content-Encoding") == "gzip"
-			if gzipped != c.gzipped {
-				t.Fatalf("Content-Encoding %q; gzipped want %v", rec.Header().Get("Content-Encoding"), c.gzipped)
-			}
-			body := rec.Body.Bytes()
-			if gzipped {
-				if len(body) >= len(c.body)/4 {
-					t.Errorf("%d bytes compressed to %d", len(c.body), len(body))
+		for _, parts := range []int{1, 3, 700} {
+			t.Run(fmt.Sprintf("%s in %d parts", c.name, parts), func(t *testing.T) {
+				rec := httptest.NewRecorder()
+				if c.ct != "" {
+					rec.Header().Set("Content-Type", c.ct)
 				}
-				body = gunzip(t, body)
-			}
-			if !bytes.Equal(body, c.body) {
-				t.Errorf("the body reads back as %d bytes; want the %d written", len(body), len(c.body))
-			}
-		})
+				if c.encoding != "" {
+					rec.Header().Set("Content-Encoding", c.encoding)
+				}
+				rec.Header().Set("Content-Length", "12") // a handler's, for the body before redaction
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				if c.accept != "" {
+					req.Header.Set("Accept-Encoding", c.accept)
+				}
+				if parts == 1 {
+					writeAnswer(rec, req, c.status, c.body)
+				} else {
+					ans := answer{w: rec, r: req, status: c.status}
+					for i := range parts {
+						ans.write(c.body[len(c.body)*i/parts : len(c.body)*(i+1)/parts])
+					}
+					ans.close()
+				}
+				if rec.Code != c.status {
+					t.Errorf("status %d; want %d", rec.Code, c.status)
+				}
+				if rec.Header().Get("Content-Length") != "" {
+					t.Errorf("Content-Length %q kept", rec.Header().Get("Content-Length"))
+				}
+				if got := slicesContain(rec.Header().Values("Vary"), "Accept-Encoding"); got != c.varies {
+					t.Errorf("Vary: %q; want Accept-Encoding in it: %v", rec.Header().Values("Vary"), c.varies)
+				}
+				gzipped := rec.Header().Get("Content-Encoding") == "gzip"
+				if gzipped != c.gzipped {
+					t.Fatalf("Content-Encoding %q; gzipped want %v", rec.Header().Get("Content-Encoding"), c.gzipped)
+				}
+				body := rec.Body.Bytes()
+				if gzipped {
+					if len(body) >= len(c.body)/4 {
+						t.Errorf("%d bytes compressed to %d", len(c.body), len(body))
+					}
+					body = gunzip(t, body)
+				}
+				if !bytes.Equal(body, c.body) {
+					t.Errorf("the body reads back as %d bytes; want the %d written", len(body), len(c.body))
+				}
+			})
+		}
 	}
 }
 

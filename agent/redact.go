@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -96,6 +97,14 @@ func (a *Agent) redactOutput(next http.Handler) http.Handler {
 		}
 		buf := &bufferedWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(buf, r)
+		if buf.parts != nil { // a page in parts (status_parts.go): each redacted as it comes
+			red, ans := a.redactor(), answer{w: w, r: r, status: buf.status}
+			for part := range buf.parts {
+				ans.write(red.Bytes(part))
+			}
+			ans.close()
+			return
+		}
 		body := buf.body.Bytes()
 		if buf.whole != nil {
 			body = buf.whole
@@ -113,16 +122,28 @@ type bufferedWriter struct {
 	status int
 	body   bytes.Buffer
 	whole  []byte // an answer handed over whole (handOver)
+	parts  iter.Seq[[]byte]
 }
 
 // handOver takes b as the whole answer, not a copy: b is the caller's no more. A page of
 // megabytes written instead grew the buffer by doubling, three times its size allocated.
 // It reports false, and takes nothing, once something was written.
 func (b *bufferedWriter) handOver(p []byte) bool {
-	if b.body.Len() > 0 || b.whole != nil {
+	if b.body.Len() > 0 || b.whole != nil || b.parts != nil {
 		return false
 	}
 	b.whole = p
+	return true
+}
+
+// handOverParts takes an answer written in parts, each valid until the next: an HTML page,
+// redacted part by part (the page's parts end between pieces of its own markup). It
+// reports false, and takes nothing, once something was written.
+func (b *bufferedWriter) handOverParts(parts iter.Seq[[]byte]) bool {
+	if b.body.Len() > 0 || b.whole != nil || b.parts != nil {
+		return false
+	}
+	b.parts = parts
 	return true
 }
 

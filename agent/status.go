@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"iter"
 	"net/http"
 	"net/url"
 	"sort"
@@ -123,12 +124,13 @@ func withQuery(path string, q url.Values) string {
 }
 
 // render executes a page into a buffer (a failure answers 500, never half a page) and
-// writes how long building it took where the layout asked for it.
+// writes how long building it took where the layout asked for it. The overview's rows are
+// not in the buffer: they are written as the page is sent (status_parts.go).
 func (a *Agent) render(w http.ResponseWriter, name string, data any, began time.Time) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'")
-	// The buffer starts at the size this page had last time: the overview of 1,000 checks
-	// is megabytes, and a buffer doubling its way there copied it over and over.
+	// The buffer starts at the size this page had last time: a buffer doubling its way
+	// there copies the page over and over.
 	var b bytes.Buffer
 	if n := a.pageSizes.hint(name); n > 0 {
 		b.Grow(n + n/16) // the next one may be a little longer (a name, a figure): not doubled for it
@@ -140,15 +142,17 @@ func (a *Agent) render(w http.ResponseWriter, name string, data any, began time.
 	}
 	page := b.Bytes()
 	a.pageSizes.set(name, len(page))
-	took := strconv.FormatFloat(float64(time.Since(began).Microseconds())/1000, 'f', 1, 64) + " ms"
-	// In place, padded with spaces (HTML shows them as one), not a copy of the page. The
-	// marker is the layout's alone: text from outside reaches a page escaped, never as "<!--".
-	if i := bytes.LastIndex(page, []byte(buildMarker)); i >= 0 && len(took) <= len(buildMarker) {
-		field := page[i : i+len(buildMarker)]
-		for j := copy(field, took); j < len(field); j++ {
-			field[j] = ' '
+	if g, ok := data.(rowGroups); ok { // the overview: its rows written as it is sent (status_parts.go)
+		parts := pageParts(page, g.rowGroups(), began)
+		if h, ok := w.(interface{ handOverParts(iter.Seq[[]byte]) bool }); ok && h.handOverParts(parts) {
+			return // redactOutput's: it sends the parts
 		}
+		for part := range parts {
+			_, _ = w.Write(part)
+		}
+		return
 	}
+	fillBuildTime(page, began)
 	if h, ok := w.(interface{ handOver([]byte) bool }); ok && h.handOver(page) {
 		return // redactOutput's buffer: the page is its own now
 	}

@@ -55,6 +55,7 @@ type groupView struct {
 	Checks, Failed int
 	Class          string
 	Rows           []*rowView
+	index          int // in the page's Groups: its rows' marker (RowsMark)
 	// Hidden are the group's rows left out past overviewRows, HiddenFailing of them failing.
 	Hidden, HiddenFailing int
 }
@@ -220,6 +221,7 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 		if gv.Closed {
 			gv.Rows = nil
 		}
+		gv.index = len(v.Groups)
 		v.Groups = append(v.Groups, gv)
 	}
 	v.Shown = len(shown)
