@@ -127,9 +127,9 @@ func (a *Agent) addFigures(row *rowView, now time.Time, labels *barLabels) {
 	}
 	row.figured = true
 	row.Labels = labelList(row.check.Config.Labels)
-	row.stats, _ = a.board.stats(row.Name, now)
-	row.labels = labels
-	row.Uptime = uptimeCells(row.stats)
+	st, _ := a.board.stats(row.Name, now)
+	row.stats, row.labels = &st, labels
+	row.Uptime = uptimeCells(st)
 	if n := row.stats.Day.total(); n > 0 {
 		row.Latency = fmtMS(row.stats.Day.avgMS())
 	}

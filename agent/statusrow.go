@@ -41,7 +41,7 @@ func (row *rowView) appendHTML(b []byte) []byte {
 	}
 	b = append(b, `</td><td>`...)
 	if row.figured {
-		b = appendBars(b, &row.stats, row.labels)
+		b = appendBars(b, row.stats, row.labels)
 	}
 	b = append(b, `</td>`...)
 	for _, u := range row.Uptime {
