@@ -100,6 +100,9 @@ func (a *Agent) redactOutput(next http.Handler) http.Handler {
 		if buf.parts != nil { // a page in parts (status_parts.go): each redacted as it comes
 			red, ans := a.redactor(), answer{w: w, r: r, status: buf.status}
 			for part := range buf.parts {
+				if r.Context().Err() != nil {
+					break // the reader has gone: the rest of the rows are not made
+				}
 				ans.write(red.Bytes(part))
 			}
 			ans.close()

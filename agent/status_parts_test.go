@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -126,4 +127,43 @@ func TestPageParts(t *testing.T) {
 			break
 		}
 	}
+}
+
+// A reader that has gone stops the page: the rows after are not made.
+func TestOverviewStopsWhenTheReaderHasGone(t *testing.T) {
+	var cfg strings.Builder
+	cfg.WriteString("checks:\n")
+	for i := range 200 {
+		fmt.Fprintf(&cfg, "  - {name: c%03d, kind: http, every: 24h, timeout: 2s, request: {url: \"http://127.0.0.1:9/\"}}\n", i)
+	}
+	l := launch(t, t.TempDir(), cfg.String(), Options{})
+	defer func() {
+		if err := l.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-l.a.HistoryRead()
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &cancelAfter{ResponseRecorder: httptest.NewRecorder(), n: 2 * rowsBatch, cancel: cancel}
+	l.a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+	all := httptest.NewRecorder()
+	l.a.Handler().ServeHTTP(all, httptest.NewRequest(http.MethodGet, "/", nil))
+	got, want := strings.Count(rec.Body.String(), `<tr class="check"`), strings.Count(all.Body.String(), `<tr class="check"`)
+	if want != 200 || got == 0 || got >= want {
+		t.Errorf("%d rows sent to a reader that left after %d bytes, %d to one that stayed", got, rec.n, want)
+	}
+}
+
+// cancelAfter cancels the request once n bytes were written, as a reader that leaves.
+type cancelAfter struct {
+	*httptest.ResponseRecorder
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	if c.Body.Len()+len(p) >= c.n {
+		c.cancel()
+	}
+	return c.ResponseRecorder.Write(p)
 }
