@@ -47,6 +47,7 @@ func RedactURL(raw string) string { return (*Redactor)(nil).String(raw) }
 type Redactor struct {
 	secrets []string // every searched form of every secret, longest first
 	rep     *strings.Replacer
+	known   map[string]bool // the secrets whose forms are in secrets, as they were given
 }
 
 // NewRedactor returns a redactor that masks these values (and their URL-, JSON- and
@@ -54,8 +55,23 @@ type Redactor struct {
 // MinSecretLen are ignored.
 func NewRedactor(secrets ...string) *Redactor { return (*Redactor)(nil).With(secrets...) }
 
-// With returns a redactor that also masks secrets.
+// With returns a redactor that also masks secrets; r itself when it knows them all. A run
+// calls it with the credentials it sent, which are mostly the config's: those cost a look-up
+// each, not their forms made again and the list gone through.
 func (r *Redactor) With(secrets ...string) *Redactor {
+	fresh := 0
+	for _, s := range secrets {
+		if len(s) >= MinSecretLen && (r == nil || !r.known[s]) {
+			fresh++
+		}
+	}
+	if fresh == 0 && r != nil {
+		return r
+	}
+	known := map[string]bool{}
+	if r != nil {
+		maps.Copy(known, r.known)
+	}
 	seen := map[string]bool{}
 	var list []string
 	add := func(s string) {
@@ -74,6 +90,7 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		if len(s) < MinSecretLen {
 			continue
 		}
+		known[s] = true
 		add(s)
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
@@ -94,7 +111,7 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 	for _, s := range list {
 		pairs = append(pairs, s, Masked)
 	}
-	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...)}
+	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...), known: known}
 }
 
 // margin is how much text past a cut must be redacted with what comes before it, so that

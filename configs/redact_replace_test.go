@@ -49,3 +49,38 @@ func FuzzReplace(f *testing.F) {
 		}
 	})
 }
+
+// With hands back the redactor itself, allocating nothing, when it knows every secret
+// already (a run's credentials are mostly the config's); a new secret makes a new one that
+// masks as a redactor made with all of them at once.
+func TestWithKnownSecrets(t *testing.T) {
+	r := NewRedactor("Bearer s3cr3t-token/with+chars=", "k3y-with spaces&more")
+	if n := testing.AllocsPerRun(100, func() {
+		if r.With("Bearer s3cr3t-token/with+chars=", "k3y-with spaces&more", "short") != r {
+			t.Fatal("a redactor knowing every secret was not handed back")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations to learn what was known", n)
+	}
+	more := r.With("k3y-with spaces&more", "a-new-one/learned")
+	if more == r || !more.known["a-new-one/learned"] || !more.known["k3y-with spaces&more"] {
+		t.Fatalf("a new secret was not learned: %v", more.known)
+	}
+	all := NewRedactor("Bearer s3cr3t-token/with+chars=", "k3y-with spaces&more", "a-new-one/learned")
+	text := `GET /?q=a-new-one%2Flearned {"k":"k3y-with spaces&amp;more"} s3cr3t-token/with+chars= a-new-one/learned`
+	if got, want := more.String(text), all.String(text); got != want || strings.Contains(got, "learned") {
+		t.Errorf("learned one at a time: %q; all at once: %q", got, want)
+	}
+}
+
+// FuzzWith: learning secrets one at a time masks as knowing them from the start.
+func FuzzWith(f *testing.F) {
+	f.Add("planted-secret", "other/secret+1", "x planted-secret other%2Fsecret%2B1")
+	f.Add("aaaaaa", "aaaaaa", "aaaaaa")
+	f.Fuzz(func(t *testing.T, a, b, text string) {
+		step, once := NewRedactor(a).With(b).With(a), NewRedactor(a, b)
+		if got, want := step.String(text), once.String(text); got != want {
+			t.Fatalf("With one at a time: %q; at once: %q", got, want)
+		}
+	})
+}
