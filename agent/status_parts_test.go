@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -166,4 +167,36 @@ func (c *cancelAfter) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return c.ResponseRecorder.Write(p)
+}
+
+// failingIndex is an overview whose template fails after the rows' markers: its events
+// cannot be read.
+type failingIndex struct{ *indexView }
+
+func (failingIndex) Events() ([]*eventView, error) { return nil, errors.New("planted failure") }
+
+// A page whose template fails answers 500 and nothing of the page, though its rows would
+// have been written after the template ran: never half a page.
+func TestOverviewThatFailsSendsNothingOfIt(t *testing.T) {
+	l := launch(t, t.TempDir(), "checks: []\n", Options{})
+	defer func() {
+		if err := l.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	g := &groupView{Name: "g", Key: "g", Checks: 1, Rows: []*rowView{{Name: "planted-row", Kind: "http", Class: "ok", State: "pass"}}}
+	for _, v := range []any{&indexView{Groups: []*groupView{g}}, failingIndex{&indexView{Groups: []*groupView{g}}}} {
+		rec := httptest.NewRecorder()
+		l.a.redactOutput(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			l.a.render(w, "index.html", v, time.Now())
+		})).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		body := rec.Body.String()
+		if _, failing := v.(failingIndex); failing {
+			if rec.Code != http.StatusInternalServerError || strings.Contains(body, "planted-row") || strings.Contains(body, "<html") {
+				t.Errorf("a page that failed: %d, %q", rec.Code, body[:min(len(body), 200)])
+			}
+		} else if rec.Code != http.StatusOK || !strings.Contains(body, "planted-row") || !strings.Contains(body, "</html>") {
+			t.Errorf("the same page that did not fail: %d, %d bytes, its row there: %v", rec.Code, len(body), strings.Contains(body, "planted-row"))
+		}
+	}
 }
