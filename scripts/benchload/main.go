@@ -174,6 +174,10 @@ type measured struct {
 	view        time.Duration
 	viewBytes   int
 	viewPeakKiB int
+	// viewAtOnce is the slowest of viewsAtOnce views asked for at once after those,
+	// atOncePeakKiB the process's peak after them
+	viewAtOnce    time.Duration
+	atOncePeakKiB int
 }
 
 func (m measured) perCheck() time.Duration {
@@ -321,12 +325,14 @@ func bench(vigil, peer, only string, rounds int, profile string) error {
 		}
 		fmt.Printf("  vigil: %d runs skipped in the window (vigil_scheduler_skipped_runs_total); a /metrics scrape after it: %.1f MB in %s\n",
 			v.skipped, float64(v.scrapeBytes)/1e6, v.scrape.Round(time.Millisecond))
-		peaks := make([]float64, len(vs))
+		peaks, atOnce := make([]float64, len(vs)), make([]float64, len(vs))
 		for i, r := range vs {
-			peaks[i] = mib(r.viewPeakKiB)
+			peaks[i], atOnce[i] = mib(r.viewPeakKiB), mib(r.atOncePeakKiB)
 		}
 		fmt.Printf("  vigil: then the status page, %d views one after the other as a browser asks: %.0f KiB sent, the slowest in %s; the agent's peak after them %.1f-%.1f MiB (each round)\n",
 			pageViews, float64(v.viewBytes)/1024, v.view.Round(time.Millisecond), slices.Min(peaks), slices.Max(peaks))
+		fmt.Printf("  vigil: then %d views at once: the slowest in %s; the agent's peak after them %.1f-%.1f MiB (each round)\n",
+			viewsAtOnce, v.viewAtOnce.Round(time.Millisecond), slices.Min(atOnce), slices.Max(atOnce))
 	}
 	return nil
 }

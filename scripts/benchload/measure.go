@@ -81,6 +81,30 @@ func viewPage(url string, n int) (slowest time.Duration, size int, err error) {
 	return slowest, size, nil
 }
 
+// viewPageAtOnce asks for url k times at once, as k readers do (gzip); it returns the
+// slowest view and the first error.
+func viewPageAtOnce(url string, k int) (slowest time.Duration, err error) {
+	type view struct {
+		took time.Duration
+		err  error
+	}
+	views := make(chan view, k)
+	for range k {
+		go func() {
+			took, _, err := viewPage(url, 1)
+			views <- view{took, err}
+		}()
+	}
+	for range k {
+		v := <-views
+		slowest = max(slowest, v.took)
+		if err == nil {
+			err = v.err
+		}
+	}
+	return slowest, err
+}
+
 // countRuns counts the runs stored in the database at path that started in [from, to).
 func countRuns(path string, from, to time.Time) (int, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")

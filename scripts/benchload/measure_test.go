@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,6 +98,32 @@ func TestViewPage(t *testing.T) {
 		t.Errorf("a page answered 404: %v", err)
 	}
 	if _, _, err := viewPage("http://127.0.0.1:1/", 1); err == nil {
+		t.Error("a page nobody serves: no error")
+	}
+}
+
+// viewPageAtOnce asks at once: the server answers only once all k asks are in (or fails
+// them after 10 s), so views one after the other would fail.
+func TestViewPageAtOnce(t *testing.T) {
+	const k = 4
+	var in sync.WaitGroup
+	in.Add(k)
+	all := make(chan struct{})
+	go func() { in.Wait(); close(all) }()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-all:
+			_, _ = w.Write([]byte("<p>page</p>"))
+		case <-time.After(10 * time.Second):
+			http.Error(w, "the others did not come", http.StatusGatewayTimeout)
+		}
+	}))
+	defer srv.Close()
+	if slowest, err := viewPageAtOnce(srv.URL+"/", k); err != nil || slowest <= 0 {
+		t.Errorf("%d at once: slowest %v, %v", k, slowest, err)
+	}
+	if _, err := viewPageAtOnce("http://127.0.0.1:1/", 2); err == nil {
 		t.Error("a page nobody serves: no error")
 	}
 }

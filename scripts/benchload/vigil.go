@@ -98,6 +98,12 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 		return measured{}, "", fmt.Errorf("status page: %w", err)
 	}
 	_, _, viewPeak := procMem(cmd.Process.Pid)
+	// Then several at once, as an incident room's screens do.
+	viewAtOnce, err := viewPageAtOnce(base+"/", viewsAtOnce)
+	if err != nil {
+		return measured{}, "", fmt.Errorf("status page, %d at once: %w", viewsAtOnce, err)
+	}
+	_, _, atOncePeak := procMem(cmd.Process.Pid)
 	if profDone != nil {
 		if err := <-profDone; err != nil {
 			return measured{}, "", fmt.Errorf("profile: %w", err)
@@ -125,11 +131,16 @@ func runVigil(vigil, dir, url string, sc scenario, profile string) (measured, st
 	}
 	return measured{cpu: cpu1 - cpu0, runs: runs, due: due(sc, to.Sub(from)), missing: missing, rssKiB: rss, anonKiB: anon, peakKiB: peak,
 		p99Lag: lag1.minus(lag0).quantile(.99), profiled: profile != "", scrape: scrape, scrapeBytes: lag1.bytes,
-		skipped: int(lag1.minus(lag0).skips), view: view, viewBytes: viewBytes, viewPeakKiB: viewPeak}, samplePath, nil
+		skipped: int(lag1.minus(lag0).skips), view: view, viewBytes: viewBytes, viewPeakKiB: viewPeak,
+		viewAtOnce: viewAtOnce, atOncePeakKiB: atOncePeak}, samplePath, nil
 }
 
-// pageViews is how many times the status page is asked for after the window.
-const pageViews = 3
+// pageViews is how many times the status page is asked for after the window, one after
+// the other; viewsAtOnce how many readers ask for it at once after those.
+const (
+	pageViews   = 3
+	viewsAtOnce = 4
+)
 
 func due(sc scenario, window time.Duration) int {
 	return int(float64(sc.checks) * window.Seconds() / sc.every.Seconds())
