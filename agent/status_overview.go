@@ -62,22 +62,17 @@ type groupView struct {
 
 type rowView struct {
 	Name, Kind, Class, State string
-	Labels                   []kv
 	Services                 []string
-	Uptime                   [3]uptimeCell // 1 h, 24 h, 7 d
-	Latency, Last            string
+	Last                     string
 	LastAt                   time.Time
 	Reason                   string
 	Incident                 bool
 	Muted                    string
 
-	check   *checks.Check
-	figured bool // addFigures added the board's figures
-	// stats are the board's figures as of the page, labels the page's bar times: the
-	// day's bars are drawn from them as the row is written (appendHTML). Only a row the
-	// page shows has them: a row of the 10,000 a page may leave out is 0.2 KB, not 1.6.
-	stats  *checkStats
-	labels *barLabels
+	check *checks.Check
+	// figures reads the row's labels, bars, uptime and average as it is written (nil: a
+	// row with none); the page's shown rows share it.
+	figures *rowFigures
 }
 
 // uptimeCell is an uptime figure; Title says why it is marked partial when it is.
@@ -234,10 +229,10 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 	all := cloneQuery(q)
 	all.Set("all", "1")
 	v.All = withQuery("/", all) + "#checks"
-	labels := newBarLabels(time.Unix(0, (now.UnixNano()/int64(barWidth)-barsShown+1)*int64(barWidth)))
+	figures := a.rowFigures(now)
 	for _, g := range v.Groups {
 		for _, row := range g.Rows {
-			a.addFigures(row, now, labels)
+			row.figures = figures
 		}
 	}
 	v.Services = a.serviceTimelines(rt, ov, muted, now)

@@ -24,14 +24,24 @@ func (row *rowView) appendHTML(b []byte) []byte {
 	b = append(b, `</a> <span class="muted small">`...)
 	b = appendHTML(b, row.Kind)
 	b = append(b, `</span>`...)
-	if len(row.Services) > 0 || len(row.Labels) > 0 {
+	var (
+		labels  []kv
+		st      *checkStats
+		uptime  [3]uptimeCell // 1 h, 24 h, 7 d
+		latency string
+	)
+	if row.figures != nil {
+		labels = labelList(row.check.Config.Labels)
+		st, uptime, latency = row.figures.of(row)
+	}
+	if len(row.Services) > 0 || len(labels) > 0 {
 		b = append(b, `<br>`...)
 		for _, s := range row.Services {
 			b = append(b, `<span class="chip">`...)
 			b = appendHTML(b, s)
 			b = append(b, `</span>`...)
 		}
-		for _, l := range row.Labels {
+		for _, l := range labels {
 			b = append(b, `<span class="chip label">`...)
 			b = appendHTML(b, l.Key)
 			b = append(b, '=')
@@ -40,11 +50,11 @@ func (row *rowView) appendHTML(b []byte) []byte {
 		}
 	}
 	b = append(b, `</td><td>`...)
-	if row.figured {
-		b = appendBars(b, row.stats, row.labels)
+	if st != nil {
+		b = appendBars(b, st, row.figures.labels)
 	}
 	b = append(b, `</td>`...)
-	for _, u := range row.Uptime {
+	for _, u := range uptime {
 		b = append(b, `<td class="num up `...)
 		b = append(b, u.Class...)
 		if u.Title != "" {
@@ -56,8 +66,8 @@ func (row *rowView) appendHTML(b []byte) []byte {
 		b = append(b, `</td>`...)
 	}
 	b = append(b, `<td class="num">`...)
-	if row.Latency != "" {
-		b = append(b, row.Latency...)
+	if latency != "" {
+		b = append(b, latency...)
 	} else {
 		b = append(b, `<span class="muted">–</span>`...)
 	}
