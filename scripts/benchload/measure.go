@@ -118,11 +118,14 @@ func countRuns(path string, from, to time.Time) (int, error) {
 }
 
 // missingRuns counts the runs of checks checks, each due every every, that the store at
-// path is short of in [from, to): each check starts at least as many runs in a window as
+// path is short of in [from, to): each check is due at least as many times in a window as
 // the whole intervals the window spans, whatever the instant its grid places it at, so a
 // check with fewer stored has lost one. (The window's length over the interval only
 // estimates the runs due: a window a millisecond longer than 20 s holds 20 runs of a check
-// or 21, and counting against it would take the window's edges for lost runs.)
+// or 21, and counting against it would take the window's edges for lost runs.) A run is
+// stored with the instant it started, not the one it was due at, so the runs that started
+// up to edgeLag after the window are counted in it: a run due in its last milliseconds
+// that started a few late is not lost. A run later than that is, at the lag goal's bound.
 func missingRuns(path string, from, to time.Time, checks int, every time.Duration) (int, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -133,9 +136,13 @@ func missingRuns(path string, from, to time.Time, checks int, every time.Duratio
 	var short, seen int
 	err = db.QueryRow(`SELECT coalesce(sum(max(? - n, 0)), 0), count(*) FROM
 		(SELECT count(*) AS n FROM runs WHERE started_at >= ? AND started_at < ? GROUP BY check_name)`,
-		least, from.UnixNano(), to.UnixNano()).Scan(&short, &seen)
+		least, from.UnixNano(), to.Add(edgeLag).UnixNano()).Scan(&short, &seen)
 	return short + max(checks-seen, 0)*least, err
 }
+
+// edgeLag is how late a run may start after the window it was due in and still count in
+// it: the start lag goal's 50 ms (p99).
+const edgeLag = 50 * time.Millisecond
 
 // row is a stored run's columns the floor inserts again.
 // readSample reads the run of vigil's that saveSample wrote as JSON.

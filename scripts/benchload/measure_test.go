@@ -43,7 +43,14 @@ func TestMissingRuns(t *testing.T) {
 		}
 	}
 	add("c3", from.Add(-time.Second)) // before the window: c3 stored none of its 20
-	add("c3", to)                     // and after it
+	add("c3", to.Add(edgeLag))        // and after it, later than a run may start late
+	for i := range 20 {               // c4: 20, the last due in the window's last 2 ms and started 3 ms late, after it
+		at := from.Add(time.Duration(i)*time.Second + 999500*time.Microsecond)
+		if i == 19 {
+			at = at.Add(3 * time.Millisecond)
+		}
+		add("c4", at)
+	}
 	if err := s.SaveRuns(ctx, runs); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +60,7 @@ func TestMissingRuns(t *testing.T) {
 	for _, c := range []struct {
 		checks int
 		want   int
-	}{{4, 3 + 20}, {5, 3 + 20 + 20}, {3, 3}} { // told of fewer checks than it found: no negative count
+	}{{5, 3 + 20}, {6, 3 + 20 + 20}, {3, 3}} { // told of fewer checks than it found: no negative count
 		got, err := missingRuns(path, from, to, c.checks, time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -63,8 +70,8 @@ func TestMissingRuns(t *testing.T) {
 		}
 	}
 	n, err := countRuns(path, from, to)
-	if err != nil || n != 21+20+17 {
-		t.Fatalf("countRuns: %d, %v; want %d", n, err, 21+20+17)
+	if err != nil || n != 21+20+17+19 { // c4's last started after the window
+		t.Fatalf("countRuns: %d, %v; want %d", n, err, 21+20+17+19)
 	}
 }
 
