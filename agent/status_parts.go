@@ -16,10 +16,10 @@ import (
 // is sent, so a failure still answers 500, never half a page.
 //
 // A batch ends at the end of a row and a template part at a marker, both between two
-// pieces of the page's own markup (a row is one line, "<tr ..." to "</tr>\n"; a marker
-// starts a line and "</table>" follows it), so no value on the page is cut in two, and
-// each part redacted alone masks what the whole page redacted at once would:
-// TestOverviewPartsRedactAsTheWhole holds it.
+// pieces of the page's own markup and at the start of a line (a row ends with "</tr>\n";
+// a marker starts a line, TestRowsMarksStartLines, and "</table>" follows it), so no
+// value on the page is cut in two, nor a line, and each part redacted alone masks what the
+// whole page redacted at once would: TestOverviewPartsRedactAsTheWhole holds it.
 
 // rowsMarkPrefix starts the marker of a group's rows: "<!--vigil:rows:3-->" for the
 // group at index 3. Like buildMarker it is the template's own: text from outside reaches

@@ -7,7 +7,7 @@ import "net/url"
 // reflective escaping of each value was a third of the page's time. Every value from the
 // config or a run goes through appendHTML.
 
-// appendHTML appends the row's markup, one line.
+// appendHTML appends the row's markup, ending a line (status_parts.go relies on it).
 func (row *rowView) appendHTML(b []byte) []byte {
 	b = append(b, `<tr class="check" data-check="`...)
 	b = appendHTML(b, row.Name)
