@@ -135,12 +135,18 @@ func (a *Agent) rowFigures(now time.Time) *rowFigures {
 }
 
 // of reads the row's figures into f.st, valid until the next row's are read.
-func (f *rowFigures) of(row *rowView) (st *checkStats, uptime [3]uptimeCell, latency string) {
+func (f *rowFigures) of(row *rowView) (st *checkStats, uptime [3]uptimeCell, average string) {
 	f.st, _ = f.board.stats(row.Name, f.now)
-	if n := f.st.Day.total(); n > 0 {
-		latency = fmtMS(f.st.Day.avgMS())
+	return &f.st, uptimeCells(f.st), dayAverage(&f.st)
+}
+
+// dayAverage is the average duration of the last 24 h's runs as the pages print it; ""
+// when there were none.
+func dayAverage(st *checkStats) string {
+	if st.Day.total() == 0 {
+		return ""
 	}
-	return &f.st, uptimeCells(f.st), latency
+	return fmtMS(st.Day.avgMS())
 }
 
 func labelList(m map[string]string) []kv {

@@ -95,9 +95,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	v.Bars = uptimeBars(&st, nil)
 	v.Uptime = uptimeCells(st)
 	v.History = historyNote(st)
-	if n := st.Day.total(); n > 0 {
-		v.Latency = fmtMS(st.Day.avgMS())
-	}
+	v.Latency = dayAverage(&st)
 	if res := a.lastResult(c.Name); res != nil {
 		v.Class, v.State, v.LastAt = statusClass(string(res.Outcome)), string(res.Outcome), res.Started
 		if res.Outcome != checks.Pass {
