@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +51,11 @@ func serveBenchTarget() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
+	var sessions atomic.Int64
 	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/session" { // a new session cookie on every answer, as many apps and load balancers set
+			w.Header().Set("Set-Cookie", fmt.Sprintf("session=%d-%d; Path=/; HttpOnly", sessions.Add(1), time.Now().UnixNano()))
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok","items":[1,2,3]}`)
 	}))
@@ -109,6 +114,19 @@ func BenchmarkHTTPCheck(b *testing.B) {
 // what it keeps, with the config's secrets.
 func BenchmarkHTTPCheckSecrets(b *testing.B) {
 	benchHTTPCheck(b, `checks: [{name: bench, kind: http, request: {url: "${T}/", headers: {Authorization: "Bearer s3cr3t-token/with+chars=", X-Api-Key: "k3y-with spaces&more"}}, assert: ["status == 200", "json.status == 'ok'", "duration_ms < 1000"]}]`)
+}
+
+// BenchmarkHTTPCheckSession is BenchmarkHTTPCheckSecrets against an answer that sets a new
+// session cookie each time, in a config of thirty checks, each with its own API key: each
+// run learns the cookie as a secret on top of the config's thirty.
+func BenchmarkHTTPCheckSession(b *testing.B) {
+	var cfg strings.Builder
+	cfg.WriteString(`checks: [{name: bench, kind: http, request: {url: "${T}/session", headers: {Authorization: "Bearer s3cr3t-token/with+chars=", X-Api-Key: "k3y-with spaces&more"}}, assert: ["status == 200", "json.status == 'ok'", "duration_ms < 1000"]}`)
+	for i := range 29 {
+		fmt.Fprintf(&cfg, `, {name: other-%02d, kind: http, request: {url: "${T}/", headers: {X-Api-Key: "k3y-%02d-of-another/service"}}}`, i, i)
+	}
+	cfg.WriteString(`]`)
+	benchHTTPCheck(b, cfg.String())
 }
 
 func benchHTTPCheck(b *testing.B, cfg string) {

@@ -2,15 +2,10 @@ package configs
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"html"
 	"maps"
-	"net/url"
 	"reflect"
 	"slices"
-	"sort"
-	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -41,102 +36,12 @@ const MinSecretLen = 6
 // redacted as free text.
 func RedactURL(raw string) string { return (*Redactor)(nil).String(raw) }
 
-// Redactor masks credentials in text and values. The zero value and nil mask by place only;
-// Config.Redactor adds the config's secret values. It is immutable and safe for concurrent
-// use; With returns a new one that also knows a run's secrets.
-type Redactor struct {
-	secrets []string // every searched form of every secret, longest first
-	rep     *strings.Replacer
-	known   map[string]bool // the secrets whose forms are in secrets, as they were given
-}
-
-// NewRedactor returns a redactor that masks these values (and their URL-, JSON- and
-// HTML-escaped forms) wherever they appear, on top of masking by place. Values shorter than
-// MinSecretLen are ignored.
-func NewRedactor(secrets ...string) *Redactor { return (*Redactor)(nil).With(secrets...) }
-
-// With returns a redactor that also masks secrets; r itself when it knows them all. A run
-// calls it with the credentials it sent, which are mostly the config's: those cost a look-up
-// each, not their forms made again and the list gone through.
-func (r *Redactor) With(secrets ...string) *Redactor {
-	fresh := 0
-	for _, s := range secrets {
-		if len(s) >= MinSecretLen && (r == nil || !r.known[s]) {
-			fresh++
-		}
-	}
-	if fresh == 0 && r != nil {
-		return r
-	}
-	known := map[string]bool{}
-	if r != nil {
-		maps.Copy(known, r.known)
-	}
-	seen := map[string]bool{}
-	var list []string
-	add := func(s string) {
-		if len(s) >= MinSecretLen && !seen[s] && s != Masked {
-			seen[s] = true
-			list = append(list, s)
-		}
-	}
-	if r != nil {
-		for _, s := range r.secrets {
-			add(s)
-		}
-	}
-	n := len(list)
-	for _, s := range secrets {
-		if len(s) < MinSecretLen {
-			continue
-		}
-		known[s] = true
-		add(s)
-		add(url.QueryEscape(s))
-		add(url.PathEscape(s))
-		add(html.EscapeString(s))
-		if b, err := json.Marshal(s); err == nil {
-			add(string(b[1 : len(b)-1]))
-		}
-		// JSON inside a JSON string, as a stored body quoted in a transcript line.
-		if b, err := json.Marshal(strings.ReplaceAll(s, `"`, `\"`)); err == nil {
-			add(string(b[1 : len(b)-1]))
-		}
-	}
-	if len(list) == n && r != nil {
-		return r
-	}
-	sort.SliceStable(list, func(i, j int) bool { return len(list[i]) > len(list[j]) })
-	pairs := make([]string, 0, 2*len(list))
-	for _, s := range list {
-		pairs = append(pairs, s, Masked)
-	}
-	return &Redactor{secrets: list, rep: strings.NewReplacer(pairs...), known: known}
-}
-
-// margin is how much text past a cut must be redacted with what comes before it, so that
-// the cut never splits a secret (or a "name": "value" pair) and shows its start.
-func (r *Redactor) margin() int {
-	if r == nil || len(r.secrets) == 0 {
-		return 128
-	}
-	return 128 + len(r.secrets[0])
-}
-
-// Len is how many searched forms of secrets the redactor knows.
-func (r *Redactor) Len() int {
-	if r == nil {
-		return 0
-	}
-	return len(r.secrets)
-}
-
 // String masks the credentials in s.
 func (r *Redactor) String(s string) string {
 	if s == "" {
 		return s
 	}
-	if r != nil && r.rep != nil {
+	if r != nil {
 		s = r.replace(s)
 	}
 	return maskPlaces(s, nil)
@@ -147,8 +52,12 @@ func (r *Redactor) String(s string) string {
 // allocated); written out through replaced instead, it hands s back whole in one piece when
 // nothing matched, and that is kept, not copied.
 func (r *Redactor) replace(s string) string {
+	rep := r.replacer(s)
+	if rep == nil {
+		return s
+	}
 	w := replaced{src: s}
-	_, _ = r.rep.WriteString(&w, s) // replaced never fails
+	_, _ = rep.WriteString(&w, s) // replaced never fails
 	if w.same {
 		return s
 	}
@@ -197,6 +106,9 @@ func (r *Redactor) Bytes(b []byte) []byte {
 	}
 	if r == nil {
 		return b
+	}
+	if r.base != nil {
+		r = r.whole()
 	}
 	out := b
 	for _, s := range r.secrets {
