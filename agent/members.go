@@ -80,18 +80,35 @@ func (a *Agent) leave(ctx context.Context) {
 }
 
 // heartbeatLoop writes a heartbeat every agent.heartbeat and, where agents share the
-// store, watches the others'.
+// store, watches the others'. The beats keep their cadence whatever the watching costs:
+// it runs beside them, so a slow round of it (a store under load, many incidents to
+// update) never leaves a live agent's beats three intervals apart, which is what the
+// others take for silent. Each beat is due an interval after the one before was due, not
+// after its work ended; one that came late (the store was slow) is followed by the next
+// an interval later.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
+	watch := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.watchMembersLoop(ctx, watch)
+	}()
+	defer func() { <-done }()
+	due := a.clock.Now()
 	for {
-		every := a.Runtime().Config.Agent.Heartbeat
-		t := a.clock.NewTimer(every)
+		due = due.Add(a.Runtime().Config.Agent.Heartbeat)
+		now := a.clock.Now()
+		if due.Before(now) {
+			due = now
+		}
+		t := a.clock.NewTimer(due.Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
 		}
-		now := a.clock.Now()
+		now = a.clock.Now()
 		prev, err := a.store.Heartbeat(ctx, a.member(now))
 		switch {
 		case err != nil:
@@ -103,9 +120,25 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.log.Error("another agent runs under this agent's name: set a different agent.name on one of them",
 				"agent", a.name, "other_instance", prev)
 		}
+		select {
+		case watch <- struct{}{}:
+		default: // a round is waiting already: it reads the store as it stands when it runs
+		}
+	}
+}
+
+// watchMembersLoop reads the incidents again and watches the other agents after each heartbeat,
+// one round at a time, each as of when it starts.
+func (a *Agent) watchMembersLoop(ctx context.Context, watch <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-watch:
+		}
 		a.refreshIncidents(ctx)
 		if a.shared() {
-			a.watchMembers(ctx, now)
+			a.watchMembers(ctx, a.clock.Now())
 		}
 	}
 }
