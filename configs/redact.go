@@ -2,10 +2,12 @@ package configs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -52,7 +54,14 @@ func (r *Redactor) String(s string) string {
 // allocated); written out through replaced instead, it hands s back whole in one piece when
 // nothing matched, and that is kept, not copied.
 func (r *Redactor) replace(s string) string {
-	rep := r.replacer(s)
+	if r.base != nil {
+		return r.replaceOwn(s)
+	}
+	return replaceBy(r.rep, s)
+}
+
+// replaceBy is s with rep's values replaced; s itself when none is in it, or rep is nil.
+func replaceBy(rep *strings.Replacer, s string) string {
 	if rep == nil {
 		return s
 	}
@@ -72,13 +81,19 @@ type replaced struct {
 	out   []byte
 	calls int
 	same  bool
+	stop  bool // fail the first write of a text that has a match: only whether it has one is asked
 }
+
+var errMatched = errors.New("matched")
 
 func (w *replaced) WriteString(s string) (int, error) {
 	w.calls++
 	if w.calls == 1 && len(s) == len(w.src) {
 		w.same = true
 		return len(s), nil
+	}
+	if w.stop {
+		return 0, errMatched
 	}
 	if w.same { // not a Replacer's way: keep the text whole, then what follows
 		w.same, w.out = false, append([]byte(w.src), w.out...)

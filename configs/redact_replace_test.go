@@ -137,11 +137,24 @@ func TestWithLearnsApartFromTheConfig(t *testing.T) {
 			t.Errorf("the run's redactor: %q; all at once: %q", got, want)
 		}
 	}
-	if run.wholeR == nil {
-		t.Error("a text with the run's secret was not masked by the whole")
+	if run.wholeR != nil {
+		t.Error("the whole was made for texts where the run's secret stands apart from the config's")
 	}
-	if fresh := large.With("session=4711-learned"); fresh.String("nothing of the run's") != "nothing of the run's" || fresh.wholeR != nil {
-		t.Error("a text without the run's secrets made the whole")
+	// where a secret of the config's overlaps the run's, or comes within reach of it, the
+	// whole decides which is masked
+	near := large.With("Lm=Pw-and-more-learned", "session=4711-learned")
+	all = NewRedactor(append(slices.Clone(secrets), "Lm=Pw-and-more-learned", "session=4711-learned")...)
+	for _, text := range []string{
+		"tok_0007_aZ9x/Kq+Lm=Pw-and-more-learned",       // overlapping: the config's starts first
+		"x session=4711-learned tok_0003_aZ9x/Kq+Lm=Pw", // near: both masked
+		"session=4711-learned" + strings.Repeat(".", 30) + "tok_0003_aZ9x/Kq+Lm=Pw and Lm=Pw-and-more-learned",
+	} {
+		if got, want := near.String(text), all.String(text); got != want {
+			t.Errorf("the run's redactor: %q; all at once: %q", got, want)
+		}
+	}
+	if near.wholeR == nil {
+		t.Error("a text with the config's secret next to the run's was not masked by the whole")
 	}
 	// a run that learns more than it can search apart is made whole
 	many := make([]string, maxOwnForms+1)
