@@ -336,3 +336,59 @@ services:
 		}
 	}
 }
+
+// A canary's metrics among the old version's: one new pod holds 80 connections, three old
+// ones 3 each. A query of them all averages the canary away (22.25 < 50) and the verdict
+// passes; the same query naming the deploy's version judges the new pods alone, and fails.
+// Before the new version's series is scraped the named query is inconclusive (no data
+// yet), not a pass on the old pods' numbers: a new version whose metrics never arrive in
+// the window is an inconclusive verdict.
+func TestDeployPromQLNamesTheVersion(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	pool := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "canary_pool_in_use", Help: "pool in use"}, []string{"pod", "version"})
+	reg.MustRegister(pool)
+	for _, pod := range []string{"web-a", "web-b", "web-c"} {
+		pool.WithLabelValues(pod, "v1").Set(3)
+	}
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
+	// max_over_time: a scrape the loaded machine misses leaves a staleness marker, not a gap
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: all-pods, kind: promql, every: 1h, retries: 0, server: %[1]q, query: "avg(max_over_time(canary_pool_in_use[10s]))", assert: ["value < 50"]}
+  - name: new-pods
+    kind: promql
+    every: 1h
+    retries: 0
+    server: %[1]q
+    query: 'avg(max_over_time(canary_pool_in_use{ {{- with .Deploy.Version }}version="{{ . }}"{{ end -}} }[10s]))'
+    assert: ["value < 50"]
+services:
+  unnamed: {checks: [all-pods], verify: {interval: 500ms, count: 4}}
+  named: {checks: [new-pods], verify: {interval: 500ms, count: 4}}
+`, prom.URL))
+
+	// the new version's metrics never arrive in the window
+	d := h.verdict(h.deploy("named", "v3"), 30*time.Second)
+	if c := checkOf(t, d, "new-pods"); d["status"] != store.StatusInconclusive || c["inconclusive"].(float64) != 4 {
+		t.Fatalf("v3, never scraped: %v %v, runs %v; want inconclusive, every run without data", d["status"], d["reason"], c)
+	}
+
+	pool.WithLabelValues("web-d", "v2").Set(80)
+	eventually(t, 30*time.Second, "the canary's series scraped", func() bool {
+		v, err := prom.Query(t.Context(), `max(canary_pool_in_use{version="v2"})`)
+		return err == nil && v == "80"
+	})
+	d = h.verdict(h.deploy("unnamed", "v2"), 30*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("the query of every pod: %v %v; want passed, the canary averaged away (this is what naming the version is for)", d["status"], d["reason"])
+	}
+	d = h.verdict(h.deploy("named", "v2"), 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "value = 80") {
+		t.Fatalf("the query of the new version: %v %v; want failed on the canary's 80", d["status"], d["reason"])
+	}
+	// outside a deploy the matcher is left out: a run judges every pod
+	if _, res := h.request("POST", "/api/v1/checks/new-pods/run", ""); res["outcome"] != "pass" || !strings.Contains(fmt.Sprint(res["vars"]), "value:22.25") {
+		t.Fatalf("a run of new-pods outside a deploy: %v; want every pod averaged, 22.25", res)
+	}
+}

@@ -31,7 +31,7 @@ const promMaxBytes = 16 << 20
 type PromQL struct {
 	client   *HTTPClient
 	endpoint string
-	query    string
+	query    *promQuery
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
@@ -131,7 +131,11 @@ func promValue(raw json.RawMessage) (float64, error) {
 
 // Probe implements Prober.
 func (p *PromQL) Probe(ctx context.Context, run *Run) error {
-	form := url.Values{"query": {p.query}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}
+	query, err := p.query.render(run.Deploy)
+	if err != nil {
+		return err
+	}
+	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}
 	if dl, ok := ctx.Deadline(); ok {
 		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
 		if left := time.Until(dl); left > 0 {
@@ -142,7 +146,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
 	req := &Request{Method: http.MethodPost, URL: p.endpoint, Header: h, Body: form.Encode(), Timeout: p.timeout,
 		Auth: p.auth, MaxBodyBytes: promMaxBytes, FollowRedirects: true}
-	run.Transcript.Printf("query: %s", p.query)
+	run.Transcript.Printf("query: %s", query)
 	resp, err := p.client.Do(ctx, req, run.Transcript)
 	if err != nil {
 		return fmt.Errorf("could not query Prometheus: %w", err)
@@ -158,7 +162,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		run.Transcript.Printf("warning from Prometheus: %s", w)
 	}
 	if len(res.Samples) == 0 {
-		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", p.query)
+		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", query)
 	}
 	values := make(map[string]float64, len(res.Samples))
 	for _, s := range res.Samples {
@@ -187,5 +191,10 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 	if !strings.HasSuffix(endpoint, "/api/v1/query") {
 		endpoint += "/api/v1/query"
 	}
-	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: s.Query, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
+	query, err := compilePromQuery(s.Query)
+	if err != nil {
+		b.errf(c.Path()+".query", "a query can name the deploy it verifies: "+promDeployFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}", "%v", err)
+		return nil
+	}
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
 }

@@ -87,6 +87,19 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, "pool_active_connections[1m]", "value < 50")), Input{})
 		wantOutcome(t, res, Error, "returned a range vector", "rate(...[5m])")
 	})
+	// A query that names the deploy judges its series only; outside a deploy the matcher
+	// is left out. (The pool label stands in for a version label here.)
+	t.Run("query names the deploy", func(t *testing.T) {
+		c := buildOne(t, promqlYAML(prom.URL, `max(pool_active_connections{ {{- with .Deploy.Service }}pool="{{ . }}"{{ end -}} })`, "value < 5"))
+		res := run(t, c, Input{Deploy: &Deploy{ID: "d-7", Service: "db", Version: "v2"}})
+		wantOutcome(t, res, Pass)
+		if res.Vars["value"] != 3.0 {
+			t.Fatalf("value %v in the deploy of db; want db's 3", res.Vars["value"])
+		}
+		wantOutcome(t, run(t, c, Input{}), Fail, "value < 5 is false: value = 7")
+		res = run(t, c, Input{Deploy: &Deploy{ID: "d-8", Service: "queue", Version: "v2"}})
+		wantOutcome(t, res, Inconclusive, `query max(pool_active_connections{pool="queue"}) returned no series`)
+	})
 	// Seed 001's leak as the pool metric shows it: the connections pile up after the deploy.
 	t.Run("leak shows in the pool metric", func(t *testing.T) {
 		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
@@ -172,6 +185,71 @@ func FuzzParsePromResponse(f *testing.F) {
 			if s.Labels == nil {
 				t.Fatal("nil labels")
 			}
+		}
+	})
+}
+
+// A deploy's fields are put into a query only when they can stand for nothing but
+// themselves: a version that would close the label's string (and add "or vector(1)", which
+// passes any threshold) is an error before anything is asked of Prometheus.
+func TestPromQLQueryDeployFieldsAreSafe(t *testing.T) {
+	var asked []string
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.FormValue("query"))
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]}]}}`)
+	}))
+	c := buildOne(t, promqlYAML(srv.URL, `max(pool_active_connections{version="{{ .Deploy.Version }}"})`, "value < 50"))
+	for _, version := range []string{`v2"} or vector(1) #`, `v2'`, "v2`", `v2\`, "v2\nx", "v2 or", "v2)", "v2{"} {
+		res := run(t, c, Input{Deploy: &Deploy{ID: "d-1", Service: "web", Version: version}})
+		wantOutcome(t, res, Error, "the deploy's version", "which a query cannot hold safely")
+	}
+	if len(asked) != 0 {
+		t.Fatalf("Prometheus was asked %q", asked)
+	}
+	res := run(t, c, Input{Deploy: &Deploy{ID: "d-1", Service: "web", Version: "web:2026.12.05-rc.1+g0a1b2c3/eu@1_x"}})
+	wantOutcome(t, res, Pass)
+	if want := `max(pool_active_connections{version="web:2026.12.05-rc.1+g0a1b2c3/eu@1_x"})`; len(asked) != 1 || asked[0] != want {
+		t.Fatalf("asked %q; want %q", asked, want)
+	}
+	// a field the template does not read is not checked
+	c = buildOne(t, promqlYAML(srv.URL, `max(up{job="{{ .Deploy.Service }}"})`, "value < 50"))
+	wantOutcome(t, run(t, c, Input{Deploy: &Deploy{Service: "web", Version: `"quoted"`}}), Pass)
+}
+
+// A query's template is checked as the config loads: a field it does not have, in a deploy
+// or outside one, and a template that does not parse.
+func TestPromQLQueryTemplateErrors(t *testing.T) {
+	for _, tc := range []struct{ query, want string }{
+		{`max(x{version="{{ .Deploy.Verison }}"})`, "can't evaluate field Verison"},
+		{`max(x{n="{{ .Nonce }}"})`, "can't evaluate field Nonce"},
+		{`max(x{v="{{ .Deploy.Version }"})`, "bad template"},
+		{`max(x{v="{{ with .Deploy.Version }}{{ . }}{{ else }}{{ .Deploy.Tag }}{{ end }}"})`, "can't evaluate field Tag"},
+	} {
+		wantBuildError(t, promqlYAML("http://127.0.0.1:9", tc.query), "query", tc.want)
+	}
+	wantBuildError(t, promqlYAML("http://127.0.0.1:9", `x{v="{{ .Deploy.Verison }}"}`), ".Deploy.Version, .Deploy.Environment")
+}
+
+// FuzzPromQLQueryDeploy: whatever a deploy's fields hold, a rendered query holds them only
+// as themselves: no quote, backslash, space or bracket of theirs comes through.
+func FuzzPromQLQueryDeploy(f *testing.F) {
+	f.Add(`v2"} or vector(1) #`, "web")
+	f.Add("v1.2.3", "web")
+	f.Add("\u0022", "we b")
+	q, err := compilePromQuery(`max(x{version="{{ .Deploy.Version }}", service='{{ .Deploy.Service }}'})`)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, version, service string) {
+		out, err := q.render(&Deploy{Version: version, Service: service})
+		if err != nil {
+			return
+		}
+		if want := `max(x{version="` + version + `", service='` + service + `'})`; out != want {
+			t.Fatalf("rendered %q; want %q", out, want)
+		}
+		if strings.ContainsAny(version+service, "\"'`{}() \\\n,=~!#") {
+			t.Fatalf("version %q, service %q put into %q", version, service, out)
 		}
 	})
 }
