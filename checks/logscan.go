@@ -51,7 +51,7 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 		err     error
 	)
 	if l.loki != nil {
-		counts, samples, err = l.loki.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
+		counts, samples, err = l.loki.scan(ctx, &l.logQuery, run, cutoff, now, &tally)
 	} else {
 		counts, samples, err = l.files.scan(ctx, &l.logQuery, run.Transcript, cutoff, now, &tally)
 	}
@@ -113,7 +113,11 @@ func (logscanKind) build(b *builder, c *configs.Check) Prober {
 	}
 	l.patterns, l.names = s.Regexps(), srcs // compiled once, when the config was validated
 	if s.Source.URL != "" {
-		l.loki = newLokiSource(b.deps.HTTP, &s.Source, srcs, c.Timeout)
+		var err error
+		if l.loki, err = newLokiSource(b.deps.HTTP, &s.Source, srcs, c.Timeout); err != nil {
+			b.errf(c.Path()+".source.query", "a query can name the deploy it verifies: "+deployQueryFields+" (empty outside a deploy), e.g. {app=\"web\", version=\"{{ .Deploy.Version }}\"}", "%v", err)
+			return nil
+		}
 	} else {
 		l.files = &fileSource{glob: s.Source.File}
 	}

@@ -372,6 +372,37 @@ func TestLogscanLoki(t *testing.T) {
 	wantOutcome(t, run(t, clean, Input{Since: deploy}), Pass)
 }
 
+// During a rollout the old pods keep logging: a leak warning of theirs, written after the
+// deploy started, is not the new version's. A Loki query that names the deploy's version
+// reads the new pods' lines only; outside a deploy the matcher is left out.
+func TestLogscanLokiNamesTheVersion(t *testing.T) {
+	loki := &lokiServer{}
+	srv := serve(t, loki)
+	deploy := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		ts := deploy.Add(time.Duration(i+1) * time.Second)
+		loki.push(map[string]string{"app": "web", "version": "v1"}, ts, "WARNING: Possible connection leak detected (an old pod)")
+		loki.push(map[string]string{"app": "web", "version": "v2"}, ts, "INFO: request served")
+	}
+	v2 := Input{Since: deploy, Deploy: &Deploy{ID: "d-2", Service: "web", Version: "v2"}}
+	all := buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, srv.URL), ""))
+	wantOutcome(t, run(t, all, v2), Fail, "matches = 10")
+	named := buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"{{ with .Deploy.Version }}, version="{{ . }}"{{ end }}}'}`, srv.URL), ""))
+	wantOutcome(t, run(t, named, v2), Pass)
+	if q := loki.seen(); q[len(q)-1].Get("query") != "{app=\"web\", version=\"v2\"} |~ `(?:Possible connection leak detected)`" {
+		t.Fatalf("query sent: %s", q[len(q)-1].Get("query"))
+	}
+	wantOutcome(t, run(t, named, Input{}), Fail, "matches = 10")
+	asked := len(loki.seen())
+	hostile := Input{Since: deploy, Deploy: &Deploy{ID: "d-3", Service: "web", Version: `v2"} |= "`}}
+	wantOutcome(t, run(t, named, hostile), Error, "the deploy's version", "which a query cannot hold safely")
+	if len(loki.seen()) != asked {
+		t.Fatal("Loki was asked with a version that does not belong in a query")
+	}
+	wantBuildError(t, logscanYAML(`{url: "http://127.0.0.1:9", query: '{app="web", version="{{ .Deploy.Verison }}"}'}`, ""),
+		"source.query", "can't evaluate field Verison", ".Deploy.Version")
+}
+
 func TestLogscanLokiErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -27,19 +27,24 @@ const (
 type lokiSource struct {
 	client   *HTTPClient
 	endpoint string // .../loki/api/v1/query_range
-	query    string
+	query    *deployQuery
+	patterns []string // pushed into the query as a line filter
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
 }
 
-func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string, timeout time.Duration) *lokiSource {
+func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string, timeout time.Duration) (*lokiSource, error) {
 	endpoint := strings.TrimRight(src.URL, "/")
 	if !strings.HasSuffix(endpoint, "/query_range") {
 		endpoint += "/loki/api/v1/query_range"
 	}
-	return &lokiSource{client: client, endpoint: endpoint, query: lokiQuery(src.Query, patterns), header: headerOf(src.Headers),
-		auth: src.Auth, timeout: timeout}
+	query, err := compileDeployQuery(src.Query)
+	if err != nil {
+		return nil, err
+	}
+	return &lokiSource{client: client, endpoint: endpoint, query: query, patterns: patterns, header: headerOf(src.Headers),
+		auth: src.Auth, timeout: timeout}, nil
 }
 
 // lokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
@@ -119,7 +124,12 @@ func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
 }
 
 // scan pages forward through [cutoff, now] and counts matches per pattern.
-func (s *lokiSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
+func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
+	query, err := s.query.render(run.Deploy)
+	if err != nil {
+		return nil, nil, err
+	}
+	query, t := lokiQuery(query, s.patterns), run.Transcript
 	counts := make([]int, len(q.patterns))
 	var samples []string
 	start, end := cutoff.UnixNano(), now.UnixNano()
@@ -138,7 +148,7 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 			break
 		}
 		capBytes := min(int64(lokiPageBytes), budget)
-		params := url.Values{"query": {s.query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
+		params := url.Values{"query": {query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
 			"limit": {strconv.Itoa(lokiPageLimit)}, "direction": {"forward"}}
 		req := &Request{Method: http.MethodGet, URL: s.endpoint + "?" + params.Encode(), Header: s.header.Clone(),
 			Timeout: s.timeout, Auth: s.auth, MaxBodyBytes: capBytes, FollowRedirects: true}

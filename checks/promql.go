@@ -31,7 +31,7 @@ const promMaxBytes = 16 << 20
 type PromQL struct {
 	client   *HTTPClient
 	endpoint string
-	query    *promQuery
+	query    *deployQuery
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
@@ -191,9 +191,9 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 	if !strings.HasSuffix(endpoint, "/api/v1/query") {
 		endpoint += "/api/v1/query"
 	}
-	query, err := compilePromQuery(s.Query)
+	query, err := compileDeployQuery(s.Query)
 	if err != nil {
-		b.errf(c.Path()+".query", "a query can name the deploy it verifies: "+promDeployFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}", "%v", err)
+		b.errf(c.Path()+".query", "a query can name the deploy it verifies: "+deployQueryFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}", "%v", err)
 		return nil
 	}
 	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}

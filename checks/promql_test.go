@@ -230,13 +230,13 @@ func TestPromQLQueryTemplateErrors(t *testing.T) {
 	wantBuildError(t, promqlYAML("http://127.0.0.1:9", `x{v="{{ .Deploy.Verison }}"}`), ".Deploy.Version, .Deploy.Environment")
 }
 
-// FuzzPromQLQueryDeploy: whatever a deploy's fields hold, a rendered query holds them only
+// FuzzDeployQuery: whatever a deploy's fields hold, a rendered query holds them only
 // as themselves: no quote, backslash, space or bracket of theirs comes through.
-func FuzzPromQLQueryDeploy(f *testing.F) {
+func FuzzDeployQuery(f *testing.F) {
 	f.Add(`v2"} or vector(1) #`, "web")
 	f.Add("v1.2.3", "web")
 	f.Add("\u0022", "we b")
-	q, err := compilePromQuery(`max(x{version="{{ .Deploy.Version }}", service='{{ .Deploy.Service }}'})`)
+	q, err := compileDeployQuery(`max(x{version="{{ .Deploy.Version }}", service='{{ .Deploy.Service }}'})`)
 	if err != nil {
 		f.Fatal(err)
 	}
