@@ -164,6 +164,12 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	if len(res.Samples) == 0 {
 		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", query)
 	}
+	if allNaN(res.Samples) {
+		// 0/0: an error ratio over a window with no requests (new pods not yet in the load
+		// balancer, a quiet hour). Nothing to judge, as with no series; read as a number it
+		// would fail every threshold and roll back a deploy nobody has used yet.
+		return Inconclusivef("query %s returned NaN for every series (%d): no data to judge (a ratio of rates over a window with no requests is 0/0)", query, len(res.Samples))
+	}
 	values := make(map[string]float64, len(res.Samples))
 	for _, s := range res.Samples {
 		values[formatLabels(s.Labels["__name__"], s.Labels)] = s.Value
@@ -178,6 +184,16 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	}
 	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), formatValue(values))
 	return nil
+}
+
+// allNaN reports whether every sample is NaN.
+func allNaN(samples []PromSample) bool {
+	for _, s := range samples {
+		if !math.IsNaN(s.Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // promqlKind registers the promql kind (kinds.go).

@@ -40,6 +40,10 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 	reg.MustRegister(active)
 	active.WithLabelValues("db").Set(3)
 	active.WithLabelValues("cache").Set(7)
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiet_requests_total", Help: "Requests, none yet."}, []string{"code"})
+	reg.MustRegister(requests)
+	requests.WithLabelValues("500").Add(0)
+	requests.WithLabelValues("200").Add(0)
 	// A second between scrapes (timeout 0.8 s): a scrape the loaded machine misses would leave
 	// a staleness marker, and the bare series would read as none until the next.
 	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: time.Second})
@@ -99,6 +103,23 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 		wantOutcome(t, run(t, c, Input{}), Fail, "value < 5 is false: value = 7")
 		res = run(t, c, Input{Deploy: &Deploy{ID: "d-8", Service: "queue", Version: "v2"}})
 		wantOutcome(t, res, Inconclusive, `query max(pool_active_connections{pool="queue"}) returned no series`)
+	})
+	// An error ratio with no requests in its window is 0/0: no data, not a failure.
+	t.Run("NaN is inconclusive", func(t *testing.T) {
+		ratio := `sum(rate(quiet_requests_total{code="500"}[10s])) / sum(rate(quiet_requests_total[10s]))`
+		deadline := time.Now().Add(60 * time.Second)
+		for { // two scrapes in the window, so that rate() has something to say
+			if v, err := prom.Query(context.Background(), ratio); err == nil && v == "NaN" {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("Prometheus never answered NaN: %q %v", v, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		wantOutcome(t, run(t, buildOne(t, promqlYAML(prom.URL, ratio, "value < 0.01")), Input{}), Inconclusive, "returned NaN for every series (1): no data to judge")
+		// a NaN beside a number is judged: the number is there
+		res := run(t, buildOne(t, promqlYAML(prom.URL, `sum by (code) (rate(quiet_requests_total[10s])) / sum by (code) (rate(quiet_requests_total[10s])) or max(pool_active_connections) * 0`, "series == 3")), Input{})
+		wantOutcome(t, res, Pass)
 	})
 	// Seed 001's leak as the pool metric shows it: the connections pile up after the deploy.
 	t.Run("leak shows in the pool metric", func(t *testing.T) {
