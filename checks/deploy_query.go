@@ -4,8 +4,11 @@ package checks
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // deployQuery is a promql check's query, or a logscan's Loki query. It may name the deploy
@@ -18,10 +21,12 @@ import (
 type deployQuery struct {
 	text string
 	t    *template.Template // nil: the query has no template
+	// readsWindow: the query reads {{ .Window }}, the time the run looks back over.
+	readsWindow bool
 }
 
 // deployQueryFields names what a query's template can read, for load errors.
-const deployQueryFields = ".Deploy.ID, .Deploy.Service, .Deploy.Version, .Deploy.Environment and .Deploy.Commit"
+const deployQueryFields = ".Deploy.ID, .Deploy.Service, .Deploy.Version, .Deploy.Environment, .Deploy.Commit and .Window"
 
 // compileDeployQuery compiles q's template and renders it in a deploy and outside one, so
 // that a field it names and does not have (.Deploy.Verison) is a load error.
@@ -32,20 +37,24 @@ func compileDeployQuery(q string) (*deployQuery, error) {
 	}
 	pq := &deployQuery{text: q, t: t}
 	for _, d := range []*Deploy{{ID: "d-1", Service: "web", Version: "v1.2.3", Environment: "production", Commit: "0a1b2c3"}, nil} {
-		if _, err := pq.render(d); err != nil {
+		if _, err := pq.render(d, time.Minute); err != nil {
 			return nil, err
 		}
 	}
+	pq.readsWindow = slices.Contains(templateFields(t), "Window")
 	return pq, nil
 }
 
-// render is the query for a run of deploy d (nil outside a deploy).
-func (q *deployQuery) render(d *Deploy) (string, error) {
+// render is the query for a run of deploy d (nil outside a deploy) that looks back over
+// window: {{ .Window }} is it in whole seconds ("300s", at least "1s"), which PromQL and
+// LogQL both read as a range.
+func (q *deployQuery) render(d *Deploy, window time.Duration) (string, error) {
 	if q.t == nil {
 		return q.text, nil
 	}
 	var b strings.Builder
-	if err := q.t.Execute(&b, deployQueryData{Deploy: deployFields{d}}); err != nil {
+	data := deployQueryData{Deploy: deployFields{d}, Window: strconv.FormatInt(int64(max(window/time.Second, 1)), 10) + "s"}
+	if err := q.t.Execute(&b, data); err != nil {
 		msg := err.Error()
 		if i := strings.Index(msg, "at <"); i >= 0 { // template: query:1:22: executing "query" at <.Deploy.X>: ...
 			msg = msg[i:]
@@ -57,7 +66,10 @@ func (q *deployQuery) render(d *Deploy) (string, error) {
 }
 
 // deployQueryData is what a query's template reads.
-type deployQueryData struct{ Deploy deployFields }
+type deployQueryData struct {
+	Deploy deployFields
+	Window string
+}
 
 // deployFields hands a template the deploy's fields, each checked where it is read: a value
 // that could end the string it is put in, or stand for more than a value outside one, is

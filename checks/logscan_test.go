@@ -401,6 +401,8 @@ func TestLogscanLokiNamesTheVersion(t *testing.T) {
 	}
 	wantBuildError(t, logscanYAML(`{url: "http://127.0.0.1:9", query: '{app="web", version="{{ .Deploy.Verison }}"}'}`, ""),
 		"source.query", "can't evaluate field Verison", ".Deploy.Version")
+	wantBuildError(t, logscanYAML(`{url: "http://127.0.0.1:9", query: '{app="web"} |= "{{ .Window }}"'}`, ""),
+		"source.query", "a log query has no range for {{ .Window }}")
 }
 
 func TestLogscanLokiErrors(t *testing.T) {

@@ -43,6 +43,9 @@ func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string
 	if err != nil {
 		return nil, err
 	}
+	if query.readsWindow { // the run's interval is the query_range's start and end
+		return nil, fmt.Errorf("a log query has no range for {{ .Window }}: the lines read are those since max(deploy start, now - window) already")
+	}
 	return &lokiSource{client: client, endpoint: endpoint, query: query, patterns: patterns, header: headerOf(src.Headers),
 		auth: src.Auth, timeout: timeout}, nil
 }
@@ -125,7 +128,7 @@ func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
 
 // scan pages forward through [cutoff, now] and counts matches per pattern.
 func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
-	query, err := s.query.render(run.Deploy)
+	query, err := s.query.render(run.Deploy, now.Sub(cutoff))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,6 +32,7 @@ type PromQL struct {
 	client   *HTTPClient
 	endpoint string
 	query    *deployQuery
+	window   time.Duration // the longest {{ .Window }}
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
@@ -131,7 +132,7 @@ func promValue(raw json.RawMessage) (float64, error) {
 
 // Probe implements Prober.
 func (p *PromQL) Probe(ctx context.Context, run *Run) error {
-	query, err := p.query.render(run.Deploy)
+	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, time.Now()))
 	if err != nil {
 		return err
 	}
@@ -186,6 +187,18 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	return nil
 }
 
+// lookBack is what {{ .Window }} stands for in a run at now: the configured window, or, in a
+// verification (since set: the deploy's start), the time since the deploy started when that
+// is shorter, so that a rate over it counts nothing from before the deploy. Right after
+// the deploy it is too short to hold two scrapes: rate() has no series to give, and the
+// run is inconclusive, no data yet, until it does.
+func (p *PromQL) lookBack(since, now time.Time) time.Duration {
+	if !since.IsZero() && now.Sub(since) < p.window {
+		return now.Sub(since)
+	}
+	return p.window
+}
+
 // allNaN reports whether every sample is NaN.
 func allNaN(samples []PromSample) bool {
 	for _, s := range samples {
@@ -212,5 +225,13 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 		b.errf(c.Path()+".query", "a query can name the deploy it verifies: "+deployQueryFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}", "%v", err)
 		return nil
 	}
-	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
+	if s.Window != 0 && !query.readsWindow {
+		b.errf(c.Path()+".window", "read it in the query, e.g. rate(http_requests_total[{{ .Window }}]), or remove window", "window is set, and the query does not read {{ .Window }}")
+		return nil
+	}
+	window := s.Window
+	if window == 0 {
+		window = 5 * time.Minute
+	}
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, window: window, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
 }

@@ -121,6 +121,12 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, `sum by (code) (rate(quiet_requests_total[10s])) / sum by (code) (rate(quiet_requests_total[10s])) or max(pool_active_connections) * 0`, "series == 3")), Input{})
 		wantOutcome(t, res, Pass)
 	})
+	// Prometheus reads the window as a range: right after a deploy, a few seconds of it.
+	t.Run("window since the deploy", func(t *testing.T) {
+		c := buildOne(t, promqlYAML(prom.URL, `max(max_over_time(pool_active_connections{pool="db"}[{{ .Window }}]))`, "value == 3"))
+		wantOutcome(t, run(t, c, Input{Since: time.Now().Add(-3 * time.Second)}), Pass)
+		wantOutcome(t, run(t, c, Input{}), Pass)
+	})
 	// Seed 001's leak as the pool metric shows it: the connections pile up after the deploy.
 	t.Run("leak shows in the pool metric", func(t *testing.T) {
 		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
@@ -232,6 +238,25 @@ func TestPromQLQueryDeployFieldsAreSafe(t *testing.T) {
 	if want := `max(pool_active_connections{version="web:2026.12.05-rc.1+g0a1b2c3/eu@1_x"})`; len(asked) != 1 || asked[0] != want {
 		t.Fatalf("asked %q; want %q", asked, want)
 	}
+	// {{ .Window }}: the window (5m unless set), or in a verification the time since the
+	// deploy started when that is shorter
+	asked = nil
+	c = buildOne(t, promqlYAML(srv.URL, `sum(rate(http_requests_total[{{ $.Window }}]))`, "value < 50"))
+	for _, in := range []Input{{}, {Since: time.Now().Add(-37 * time.Second)}, {Since: time.Now().Add(-time.Hour)}} {
+		wantOutcome(t, run(t, c, in), Pass)
+	}
+	if len(asked) != 3 || asked[0] != "sum(rate(http_requests_total[300s]))" || asked[2] != "sum(rate(http_requests_total[300s]))" ||
+		asked[1] != "sum(rate(http_requests_total[37s]))" && asked[1] != "sum(rate(http_requests_total[38s]))" {
+		t.Fatalf("asked %q; want the 5m window, the 37 s since the deploy, the 5m window", asked)
+	}
+	asked = nil
+	c = buildOne(t, promqlYAML(srv.URL, `sum(rate(http_requests_total[{{ .Window }}]))`, "value < 50")+"    window: 90s\n")
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	wantOutcome(t, run(t, c, Input{Since: time.Now().Add(-time.Hour)}), Pass)
+	if len(asked) != 2 || asked[0] != "sum(rate(http_requests_total[90s]))" || asked[1] != asked[0] {
+		t.Fatalf("asked %q; want the window of 90s", asked)
+	}
+	asked = nil
 	// a field the template does not read is not checked
 	c = buildOne(t, promqlYAML(srv.URL, `max(up{job="{{ .Deploy.Service }}"})`, "value < 50"))
 	wantOutcome(t, run(t, c, Input{Deploy: &Deploy{Service: "web", Version: `"quoted"`}}), Pass)
@@ -249,6 +274,9 @@ func TestPromQLQueryTemplateErrors(t *testing.T) {
 		wantBuildError(t, promqlYAML("http://127.0.0.1:9", tc.query), "query", tc.want)
 	}
 	wantBuildError(t, promqlYAML("http://127.0.0.1:9", `x{v="{{ .Deploy.Verison }}"}`), ".Deploy.Version, .Deploy.Environment")
+	// a window the query does not read would do nothing
+	wantBuildError(t, promqlYAML("http://127.0.0.1:9", `max(x)`)+"    window: 10m\n", "window", "does not read {{ .Window }}")
+	wantBuildError(t, promqlYAML("http://127.0.0.1:9", `max(x[{{ .Window }}])`)+"    window: 10ms\n", "window", "too short")
 }
 
 // FuzzDeployQuery: whatever a deploy's fields hold, a rendered query holds them only
@@ -262,7 +290,7 @@ func FuzzDeployQuery(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, version, service string) {
-		out, err := q.render(&Deploy{Version: version, Service: service})
+		out, err := q.render(&Deploy{Version: version, Service: service}, time.Minute)
 		if err != nil {
 			return
 		}

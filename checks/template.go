@@ -169,6 +169,11 @@ func templateFields(t *template.Template) []string {
 				seen[x.Ident[0]] = true
 				out = append(out, x.Ident[0])
 			}
+		case *parse.VariableNode: // $.name
+			if len(x.Ident) > 1 && x.Ident[0] == "$" && !seen[x.Ident[1]] {
+				seen[x.Ident[1]] = true
+				out = append(out, x.Ident[1])
+			}
 		case *parse.IfNode:
 			walk(x.Pipe)
 			walk(x.List)

@@ -1,6 +1,9 @@
 package configs
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // KindPromQL is an instant query against a Prometheus HTTP API.
 const KindPromQL = "promql"
@@ -11,6 +14,10 @@ type PromQLSpec struct {
 	Query   string            `koanf:"query"`
 	Headers map[string]string `koanf:"headers"`
 	Auth    Auth              `koanf:"auth"`
+	// Window is the longest range {{ .Window }} stands for in the query: the time since the
+	// deploy started, up to Window, in a verification; Window outside one. Zero: 5m, and
+	// only a query that reads {{ .Window }} may set it.
+	Window time.Duration `koanf:"window"`
 }
 
 // applyDefaults: a promql check has nothing to default; its query's timeout is the check's.
@@ -26,4 +33,7 @@ func (s *PromQLSpec) validate(v *validator, _ *Check, p string) {
 		v.errf(p+".query", "write a PromQL instant query, e.g. max(pool_active_connections)", "missing")
 	}
 	v.auth(p+".auth", s.Auth)
+	if s.Window != 0 && s.Window < time.Second {
+		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", s.Window)
+	}
 }
