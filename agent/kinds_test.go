@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,5 +391,68 @@ services:
 	// outside a deploy the matcher is left out: a run judges every pod
 	if _, res := h.request("POST", "/api/v1/checks/new-pods/run", ""); res["outcome"] != "pass" || !strings.Contains(fmt.Sprint(res["vars"]), "value:22.25") {
 		t.Fatalf("a run of new-pods outside a deploy: %v; want every pod averaged, 22.25", res)
+	}
+}
+
+// The fix for an erroring version is deployed: a rate over a fixed five minutes still holds
+// the old version's errors, fails the fix at once and would roll it back onto the broken
+// version. {{ .Window }} starts no earlier than the deploy, and the fix passes.
+func TestDeployPromQLWindowSinceTheDeploy(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fixed_requests_total", Help: "requests"}, []string{"code"})
+	reg.MustRegister(requests)
+	var failing atomic.Bool
+	var errorsMade atomic.Int64
+	failing.Store(true)
+	stop := make(chan struct{})
+	traffic := make(chan struct{})
+	go func() { // the service's traffic: half of it failing until the fix
+		defer close(traffic)
+		for tick := time.NewTicker(20 * time.Millisecond); ; {
+			select {
+			case <-stop:
+				tick.Stop()
+				return
+			case <-tick.C:
+				requests.WithLabelValues("200").Inc()
+				if failing.Load() {
+					requests.WithLabelValues("500").Inc()
+					errorsMade.Add(1)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-traffic })
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
+	errorsSeen := func() string {
+		v, _ := prom.Query(t.Context(), `max(fixed_requests_total{code="500"})`)
+		return v
+	}
+	eventually(t, 60*time.Second, "100 errors before the fix scraped", func() bool { // half the requests since the start
+		n, err := strconv.ParseFloat(errorsSeen(), 64)
+		return err == nil && n >= 100
+	})
+	failing.Store(false)
+	time.Sleep(50 * time.Millisecond) // a tick that read failing before the store has counted its error
+	final := fmt.Sprint(errorsMade.Load())
+	eventually(t, 30*time.Second, "the last error scraped", func() bool { return errorsSeen() == final })
+
+	ratio := `sum(rate(fixed_requests_total{code=\"500\"}[%s])) / sum(rate(fixed_requests_total[%s]))`
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: ratio-5m, kind: promql, every: 1h, retries: 0, server: %[1]q, query: "%[2]s", assert: ["value < 0.01"]}
+  - {name: ratio-since, kind: promql, every: 1h, retries: 0, server: %[1]q, query: "%[3]s", assert: ["value < 0.01"]}
+services:
+  fixed-5m: {checks: [ratio-5m], verify: {interval: 700ms, count: 6}}
+  fixed-since: {checks: [ratio-since], verify: {interval: 700ms, count: 6}}
+`, prom.URL, fmt.Sprintf(ratio, "5m", "5m"), fmt.Sprintf(ratio, "{{ .Window }}", "{{ .Window }}")))
+	d := h.verdict(h.deploy("fixed-5m", "v2"), 30*time.Second)
+	if d["status"] != store.StatusFailed {
+		t.Fatalf("the fixed 5m rate: %v %v; want failed on the old version's errors (the case the window is for)", d["status"], d["reason"])
+	}
+	d = h.verdict(h.deploy("fixed-since", "v2"), 30*time.Second)
+	if c := checkOf(t, d, "ratio-since"); d["status"] != store.StatusPassed || c["passed"].(float64) < 1 {
+		t.Fatalf("the rate since the deploy: %v %v, runs %v; want passed", d["status"], d["reason"], c)
 	}
 }

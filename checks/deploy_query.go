@@ -46,14 +46,13 @@ func compileDeployQuery(q string) (*deployQuery, error) {
 }
 
 // render is the query for a run of deploy d (nil outside a deploy) that looks back over
-// window: {{ .Window }} is it in whole seconds ("300s", at least "1s"), which PromQL and
-// LogQL both read as a range.
+// window, {{ .Window }} (see promDuration).
 func (q *deployQuery) render(d *Deploy, window time.Duration) (string, error) {
 	if q.t == nil {
 		return q.text, nil
 	}
 	var b strings.Builder
-	data := deployQueryData{Deploy: deployFields{d}, Window: strconv.FormatInt(int64(max(window/time.Second, 1)), 10) + "s"}
+	data := deployQueryData{Deploy: deployFields{d}, Window: promDuration(window)}
 	if err := q.t.Execute(&b, data); err != nil {
 		msg := err.Error()
 		if i := strings.Index(msg, "at <"); i >= 0 { // template: query:1:22: executing "query" at <.Deploy.X>: ...
@@ -63,6 +62,16 @@ func (q *deployQuery) render(d *Deploy, window time.Duration) (string, error) {
 		return "", fmt.Errorf("the query's template %s", msg)
 	}
 	return b.String(), nil
+}
+
+// promDuration writes d as a PromQL range: whole seconds when it is whole ("300s"), or
+// else milliseconds, cut down, never up ("37250ms", at least "1ms"): a range a moment after
+// the deploy must not reach back before it.
+func promDuration(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10) + "ms"
 }
 
 // deployQueryData is what a query's template reads.
