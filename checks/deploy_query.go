@@ -25,8 +25,9 @@ type deployQuery struct {
 	readsWindow bool
 }
 
-// deployQueryFields names what a query's template can read, for load errors.
-const deployQueryFields = ".Deploy.ID, .Deploy.Service, .Deploy.Version, .Deploy.Environment, .Deploy.Commit and .Window"
+// deployQueryFields names the deploy's fields a query's template can read, for load errors
+// (a promql query can read .Window too).
+const deployQueryFields = ".Deploy.ID, .Deploy.Service, .Deploy.Version, .Deploy.Environment and .Deploy.Commit"
 
 // compileDeployQuery compiles q's template and renders it in a deploy and outside one, so
 // that a field it names and does not have (.Deploy.Verison) is a load error.

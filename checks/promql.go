@@ -222,7 +222,7 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 	}
 	query, err := compileDeployQuery(s.Query)
 	if err != nil {
-		b.errf(c.Path()+".query", "a query can name the deploy it verifies: "+deployQueryFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}", "%v", err)
+		b.errf(c.Path()+".query", "a query can name the deploy it verifies, "+deployQueryFields+" (empty outside a deploy), e.g. {version=\"{{ .Deploy.Version }}\"}, and read .Window, the range since the deploy", "%v", err)
 		return nil
 	}
 	if s.Window != 0 && !query.readsWindow {
