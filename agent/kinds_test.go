@@ -371,8 +371,8 @@ services:
 
 	// the new version's metrics never arrive in the window
 	d := h.verdict(h.deploy("named", "v3"), 30*time.Second)
-	if c := checkOf(t, d, "new-pods"); d["status"] != store.StatusInconclusive || c["inconclusive"].(float64) != 4 {
-		t.Fatalf("v3, never scraped: %v %v, runs %v; want inconclusive, every run without data", d["status"], d["reason"], c)
+	if c := checkOf(t, d, "new-pods"); d["status"] != store.StatusInconclusive || c["inconclusive"].(float64) < 1 || c["passed"].(float64) != 0 || c["failed"].(float64) != 0 {
+		t.Fatalf("v3, never scraped: %v %v, runs %v; want inconclusive, no run passed or failed", d["status"], d["reason"], c)
 	}
 
 	pool.WithLabelValues("web-d", "v2").Set(80)
