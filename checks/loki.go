@@ -132,7 +132,8 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 	if err != nil {
 		return nil, nil, err
 	}
-	query, t := lokiQuery(query, s.patterns), run.Transcript
+	query = lokiQuery(query, s.patterns)
+	t := run.Transcript
 	counts := make([]int, len(q.patterns))
 	var samples []string
 	start, end := cutoff.UnixNano(), now.UnixNano()

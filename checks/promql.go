@@ -132,11 +132,14 @@ func promValue(raw json.RawMessage) (float64, error) {
 
 // Probe implements Prober.
 func (p *PromQL) Probe(ctx context.Context, run *Run) error {
-	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, time.Now()))
+	// the query's time, to the millisecond Prometheus is given, and the end of {{ .Window }}:
+	// a range cut to whole milliseconds from it never starts before the deploy
+	now := time.Now().Truncate(time.Millisecond)
+	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, now))
 	if err != nil {
 		return err
 	}
-	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}
+	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64)}}
 	if dl, ok := ctx.Deadline(); ok {
 		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
 		if left := time.Until(dl); left > 0 {
