@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/inspector"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/vigil-monitor/vigil/internal/text"
 )
@@ -29,6 +30,10 @@ type recorder struct {
 	onProblem atomic.Pointer[func()]
 	// problems counts problems recorded (kept or dropped), so listen can tell one arrived.
 	problems atomic.Int64
+	// answerer sends a dialog's answer (set once the tab is open); acceptDialogs is the
+	// answer of the visit using the tab (dialog.go).
+	answerer      atomic.Pointer[dialogAnswerer]
+	acceptDialogs atomic.Bool
 
 	mu sync.Mutex
 	// Exceptions come from two sources that overlap: CDP sees what the page did not
@@ -38,6 +43,7 @@ type recorder struct {
 	seq               int
 	console           []ConsoleError
 	failed            []FailedRequest
+	dialogs           []Dialog
 	dropped           int
 	requests          map[network.RequestID]*request
 	// early holds statuses whose responseReceivedExtraInfo came before the request's
@@ -156,6 +162,8 @@ func (r *recorder) record(ev any) {
 		r.mu.Unlock()
 	case *network.EventLoadingFailed:
 		r.loadingFailed(e)
+	case *page.EventJavascriptDialogOpening:
+		r.dialog(e)
 	case *inspector.EventTargetCrashed:
 		r.crash("the page's renderer process crashed")
 	case *inspector.EventDetached:
@@ -345,6 +353,7 @@ func (r *recorder) fill(rep *Report) {
 	rep.Exceptions = mergeExceptions(r.fromCDP, r.fromPage)
 	rep.ConsoleErrors = append([]ConsoleError(nil), r.console...)
 	rep.FailedRequests = append([]FailedRequest(nil), r.failed...)
+	rep.Dialogs = append([]Dialog(nil), r.dialogs...)
 	rep.Dropped = r.dropped
 	rep.Requests = r.requestCount
 	rep.Status = r.status

@@ -24,6 +24,9 @@ type Report struct {
 	Exceptions     []Exception
 	ConsoleErrors  []ConsoleError
 	FailedRequests []FailedRequest
+	// Dialogs are the JavaScript dialogs the page opened (alert, confirm, prompt,
+	// beforeunload), each answered as Visit.Dialogs asks.
+	Dialogs []Dialog
 	// Dropped counts problems not kept because a list reached its cap (a page in an error loop).
 	Dropped int
 	// Requests counts every request the page made.

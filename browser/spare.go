@@ -65,6 +65,7 @@ func (t *tab) open(limit time.Duration) {
 			t.rec.setMainFrame(tree.FrameTree.Frame.ID)
 		}
 		t.target = target
+		t.rec.answerer.Store(&dialogAnswerer{tabCtx: tabCtx, target: target})
 		return nil
 	}))
 	if !timer.Stop() && t.err == nil {

@@ -37,6 +37,9 @@ type Visit struct {
 	Cookies []Cookie
 	// Viewport sets the window size; zero keeps Chromium's default.
 	Viewport Viewport
+	// Dialogs is how the page's JavaScript dialogs are answered: each one is recorded in
+	// Report.Dialogs and answered at once, so none stalls the page.
+	Dialogs DialogAnswer
 	// NavigationTimeout bounds each navigation's wait for the load event; 0 means the time
 	// left. A document that answers but never finishes loading is recorded (Report.Loaded
 	// false, Report.Pending), not an error.
@@ -183,6 +186,7 @@ func (vr *visitRun) run() error {
 	stopCaller := context.AfterFunc(vr.caller, t.close)
 	stopClosing := context.AfterFunc(p.closing, t.close)
 	vr.rec, vr.tabCtx, vr.target = t.rec, t.ctx, t.target
+	vr.rec.answerDialogs(vr.v.Dialogs)
 	base, cancelWork := context.WithCancelCause(t.ctx)
 	crashed := func(reason string) { cancelWork(fmt.Errorf("%w: %s", ErrRendererCrashed, reason)) }
 	vr.rec.onCrash.Store(&crashed)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 
 	"github.com/expr-lang/expr/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ var browserVars = types.Map{
 	"steps":              types.Int,
 	"steps_total":        types.Int,
 	"failed_step":        types.String,
+	"dialogs":            types.Int,
 	"timings":            timingsType,
 }
 
@@ -72,8 +74,14 @@ type Browser struct {
 	tracing *tracing.Tracing
 }
 
-// DefaultAssert implements DefaultAsserter.
-func (b *Browser) DefaultAssert() []string { return defaultBrowserAssert }
+// DefaultAssert implements DefaultAsserter. A check that does not say how to answer
+// dialogs expects none: an alert on a page nobody asked for is what a broken deploy shows.
+func (b *Browser) DefaultAssert() []string {
+	if b.spec.Dialogs != "" {
+		return defaultBrowserAssert
+	}
+	return append(slices.Clip(defaultBrowserAssert), "dialogs == 0")
+}
 
 // Baseline implements Baseliner: the median of every number, timings included.
 func (b *Browser) Baseline(previous []*Result) map[string]any {
@@ -129,7 +137,7 @@ func (browserKind) build(b *builder, c *configs.Check) Prober {
 	br := &Browser{spec: spec, runner: b.deps.Browser, ignore: spec.IgnoreRegexps(), tracing: b.deps.Tracing}
 	srcs := c.Assert
 	if len(srcs) == 0 {
-		srcs = defaultBrowserAssert
+		srcs = br.DefaultAssert()
 	}
 	env := Env(browserVars)
 	for _, src := range srcs {
@@ -197,6 +205,9 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 		NavigationTimeout: s.NavigationTimeout,
 		Logf:              run.Transcript.Printf,
 	}
+	if s.Dialogs == "accept" {
+		v.Dialogs = browser.AcceptDialogs
+	}
 	for _, c := range s.Cookies {
 		if c != nil {
 			v.Cookies = append(v.Cookies, browser.Cookie{Name: c.Name, Value: c.Value.Value(), Domain: c.Domain, Path: c.Path})
@@ -246,7 +257,7 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 // assertion over them is false (js_errors == 0 after an exception), waiting cannot make it
 // true, and the run stops at once (Visit.Stop).
 var browserCounters = map[string]bool{"js_errors": true, "console_errors": true, "failed_requests": true,
-	"failed_scripts": true, "failed_stylesheets": true}
+	"failed_scripts": true, "failed_stylesheets": true, "dialogs": true}
 
 // cutShort are the variables a run that stopped at its first fatal error did not measure
 // to the end.

@@ -103,6 +103,7 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 	v["steps"] = steps
 	v["steps_total"] = rep.StepsTotal
 	v["failed_step"] = rep.FailedStep
+	v["dialogs"] = len(rep.Dialogs)
 	v["timings"] = map[string]any{
 		"ttfb_ms":               ms(rep.Timings.TTFB),
 		"dom_content_loaded_ms": ms(rep.Timings.DOMContentLoaded),
@@ -138,6 +139,9 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 	}
 	if styles > 0 {
 		run.Explain("failed_stylesheets", firstStyle+more(styles))
+	}
+	if n := len(rep.Dialogs); n > 0 {
+		run.Explain("dialogs", rep.Dialogs[0].String()+more(n))
 	}
 	if k.ignored > 0 {
 		run.Explain("errors", fmt.Sprintf("%d more matched ignore_errors", k.ignored))
@@ -196,6 +200,9 @@ func (b *Browser) transcript(run *Run, rep *browser.Report, k keptProblems) {
 	for _, f := range k.failed {
 		t.Printf("! %s", f)
 	}
+	for _, d := range rep.Dialogs {
+		t.Printf("! dialog: %s", d)
+	}
 	if k.ignored > 0 {
 		t.Printf("(%d problems matched ignore_errors and were not counted)", k.ignored)
 	}
@@ -227,6 +234,9 @@ func errorList(rep *browser.Report, k keptProblems) string {
 	}
 	for _, f := range k.failed {
 		sb.WriteString(f.String() + "\n")
+	}
+	for _, d := range rep.Dialogs {
+		sb.WriteString("dialog: " + d.String() + "\n")
 	}
 	if len(rep.Pending) > 0 {
 		sb.WriteString("still loading when the page gave up: " + strings.Join(rep.Pending, ", ") + "\n")

@@ -69,6 +69,9 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 <script>document.getElementById('go').onclick = function () {
   document.getElementById('msg').textContent = 'Welcome, ' + document.getElementById('user').value;
 };</script>`))
+	// /confirm asks before it renders, as a release with a leftover debugging prompt would.
+	mux.Handle("/confirm", page(`<!doctype html><title>Home</title><div id=app></div>
+<script>if (confirm('Reset your session?')) document.getElementById('app').dataset.ready = '1'</script>`))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -103,6 +106,15 @@ checks:
       - wait_for: "#app[data-ready]"
       - sleep: 100ms
     assert: ["steps == steps_total", "js_errors == 0", 'title == "Home"']
+  - {name: confirm, kind: browser, url: "${T}/confirm", wait_for: "#app[data-ready]", timeout: 20s}
+  - {name: confirm-accepted, kind: browser, url: "${T}/confirm", wait_for: "#app[data-ready]", timeout: 20s, dialogs: accept}
+  - {name: confirm-dismissed, kind: browser, url: "${T}/confirm", wait_for: "#app[data-ready]", timeout: 3s, dialogs: dismiss}
+  - name: confirm-counted
+    kind: browser
+    url: "${T}/confirm"
+    timeout: 20s
+    dialogs: accept
+    assert: ["dialogs == 1", "wait_for_found"]
   - name: login-wrong
     kind: browser
     url: "${T}/login"
@@ -198,6 +210,34 @@ func TestBrowserCheck(t *testing.T) {
 		r := run(t, "login-wrong")
 		if r.Outcome != checks.Fail || !strings.Contains(r.Reasons[0], `step 3 (assert_text #msg contains "Welcome, somebody")`) {
 			t.Errorf("wrong text: %s %v", r.Outcome, r.Reasons)
+		}
+	})
+	t.Run("dialogs", func(t *testing.T) {
+		// Unasked, a dialog fails the defaults at once and the page is not left stalled.
+		r := run(t, "confirm")
+		want := `dialogs == 0 is false: dialogs = 1 (confirm "Reset your session?" (` + srv.URL + `/confirm): dismissed)`
+		if r.Outcome != checks.Fail || len(r.Reasons) != 1 || r.Reasons[0] != want {
+			t.Fatalf("%s %q\nwant the one reason %q", r.Outcome, r.Reasons, want)
+		}
+		names := map[string]string{}
+		for _, a := range r.Artifacts {
+			names[a.Name] = string(a.Data)
+		}
+		if _, ok := names["screenshot.png"]; !ok || !strings.Contains(names["errors.txt"], `dialog: confirm "Reset your session?"`) {
+			t.Errorf("evidence: %v", r.Artifacts)
+		}
+		if r := run(t, "confirm-accepted"); r.Outcome != checks.Pass || r.Vars["dialogs"] != 1 {
+			t.Errorf("dialogs: accept answers OK and the page renders: %s %v dialogs=%v", r.Outcome, r.Reasons, r.Vars["dialogs"])
+		}
+		r = run(t, "confirm-dismissed")
+		if r.Outcome != checks.Fail || len(r.Reasons) != 1 || !strings.HasPrefix(r.Reasons[0], "wait_for_found is false") {
+			t.Errorf("dialogs: dismiss answers Cancel, the page does not render, and only that fails: %s %q", r.Outcome, r.Reasons)
+		}
+		if !strings.Contains(strings.Join(r.Transcript, "\n"), `! dialog: confirm "Reset your session?"`) {
+			t.Errorf("the transcript should show the dialog:\n%s", strings.Join(r.Transcript, "\n"))
+		}
+		if r := run(t, "confirm-counted"); r.Outcome != checks.Pass {
+			t.Errorf("assert over dialogs: %s %v", r.Outcome, r.Reasons)
 		}
 	})
 }

@@ -20,6 +20,9 @@ type BrowserSpec struct {
 	ignore       []*regexp.Regexp  // IgnoreErrors, compiled by validation
 	// NavigationTimeout bounds the first navigation inside the check's timeout.
 	NavigationTimeout time.Duration `koanf:"navigation_timeout"`
+	// Dialogs answers the page's JavaScript dialogs: "dismiss" or "accept". Unset, they are
+	// dismissed and any dialog fails the default assertions; set, the check expects them.
+	Dialogs string `koanf:"dialogs" jsonschema:"enum=accept,enum=dismiss"`
 }
 
 // BrowserStep is one action of a browser journey. Exactly one action field is set.
@@ -96,6 +99,11 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 		if st.AssertText != nil && st.AssertText.Selector == "" {
 			v.errf(sp+".assert_text.selector", "set the CSS selector whose text to check", "missing")
 		}
+	}
+	switch b.Dialogs {
+	case "", "accept", "dismiss":
+	default:
+		v.errf(p+".dialogs", `use "accept" (OK: confirm() is true, a page may be left) or "dismiss" (Cancel)`, "%q is not a way to answer a dialog", b.Dialogs)
 	}
 	b.ignore = b.ignore[:0]
 	for i, src := range b.IgnoreErrors {
