@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"regexp"
@@ -185,6 +186,12 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		}
 		if text := errorList(rep, kept); text != "" {
 			run.AddArtifact("errors.txt", "text/plain; charset=utf-8", []byte(text))
+		}
+	}
+	var refused *browser.CertificateError
+	if errors.As(err, &refused) {
+		if fault := certificateFault(ctx, refused.URL); fault != nil {
+			return &faultError{fmt.Errorf("%w; %w", err, fault)}
 		}
 	}
 	if err != nil {

@@ -50,6 +50,12 @@ func newTestCA(t *testing.T) *testCA {
 // (negative: already expired).
 func (ca *testCA) leaf(t *testing.T, ttl time.Duration) tls.Certificate {
 	t.Helper()
+	return ca.leafFor(t, ttl, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+}
+
+// leafFor issues a server certificate for the names and addresses given.
+func (ca *testCA) leafFor(t *testing.T, ttl time.Duration, names []string, ips []net.IP) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func (ca *testCA) leaf(t *testing.T, ttl time.Duration) tls.Certificate {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "vigil test server"},
 		NotBefore: notBefore, NotAfter: time.Now().Add(ttl),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames: names, IPAddresses: ips,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)

@@ -304,6 +304,8 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 		}
 	case inc != nil:
 		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
+	case faultOf(err) != nil:
+		res.Outcome, res.Reasons = Fail, []string{err.Error()}
 	default:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)

@@ -69,7 +69,7 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 	}
 	resp, err := h.client.Do(ctx, r, run.Transcript)
 	if err != nil {
-		return err
+		return targetFault(err)
 	}
 	SetHTTPVars(run, "", resp, time.Now())
 	return nil

@@ -140,7 +140,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	}
 	resp, err := p.client.Do(ctx, wreq, run.Transcript)
 	if err != nil {
-		return fmt.Errorf("write: %w", err)
+		return targetFault(fmt.Errorf("write: %w", err))
 	}
 	acked := time.Now()
 	run.Vars["write_status"] = resp.Status

@@ -65,7 +65,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		}
 		resp, err := s.client.Do(ctx, req, run.Transcript)
 		if err != nil {
-			return fmt.Errorf("step %d (%s): %w", i+1, st.label, err)
+			return targetFault(fmt.Errorf("step %d (%s): %w", i+1, st.label, err))
 		}
 		run.Vars["status"] = resp.Status
 		stepRun := &Run{Vars: map[string]any{}}

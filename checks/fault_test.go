@@ -1,0 +1,161 @@
+package checks
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/browser"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// A server certificate every client refuses (for other names, or out of date) is the
+// service's answer: the run fails, once, without a retry, and a deploy that did it is
+// failed. One signed by an authority vigil does not trust stays an error (vigil's trust
+// store may be the cause), retried, with a hint; so does a bad certificate on a server
+// that is not the service (a Prometheus).
+func TestServerCertificateFaults(t *testing.T) {
+	ca := newTestCA(t)
+	// served counts the requests that got through a handshake.
+	var served atomic.Int64
+	// service is an HTTPS server presenting a certificate of ca for names and ips; it
+	// answers every request as a Prometheus query with one sample would.
+	service := func(ttl time.Duration, names []string, ips []net.IP) func(*testing.T) string {
+		return func(t *testing.T) string {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				served.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}`)
+			}))
+			srv.TLS = serverTLS(ca.leafFor(t, ttl, names, ips))
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			return srv.URL
+		}
+	}
+	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
+	good := service(30*24*time.Hour, []string{"localhost"}, loopback)
+	// an ingress controller's default certificate, for its own name and address
+	otherName := service(30*24*time.Hour, []string{"ingress.local"}, []net.IP{net.IPv4(192, 0, 2, 1)})
+	expired := service(-48*time.Hour, []string{"localhost"}, loopback)
+
+	httpCheck := func(url, tlsBlock string) string {
+		return fmt.Sprintf(`
+checks:
+  - name: api
+    kind: http
+    timeout: 5s
+    request: {url: %q%s}
+`, url+"/healthz", tlsBlock)
+	}
+	caFile := fmt.Sprintf(", tls: {ca_file: %q}", ca.pemFile)
+	attempts := func(t *testing.T, yaml string) *Result {
+		t.Helper()
+		c := buildOne(t, yaml)
+		res := RunWithRetries(t.Context(), c, Input{}, Retry{Attempts: 1, Backoff: time.Millisecond})
+		t.Logf("%s: %s after %d attempts: %v", c.Name, res.Outcome, res.Attempts, res.Reasons)
+		return res
+	}
+
+	t.Run("a good certificate passes", func(t *testing.T) {
+		wantOutcome(t, attempts(t, httpCheck(good(t), caFile)), Pass)
+	})
+	t.Run("a certificate for other names fails at once", func(t *testing.T) {
+		res := attempts(t, httpCheck(otherName(t), caFile))
+		wantOutcome(t, res, Fail, "certificate is valid for 192.0.2.1, not 127.0.0.1")
+		if res.Attempts != 1 {
+			t.Errorf("a fail is an answer, not retried: %d attempts", res.Attempts)
+		}
+	})
+	t.Run("an expired certificate fails", func(t *testing.T) {
+		wantOutcome(t, attempts(t, httpCheck(expired(t), caFile)), Fail, "certificate has expired")
+	})
+	t.Run("an unknown authority is an error with a hint", func(t *testing.T) {
+		res := attempts(t, httpCheck(good(t), ""))
+		wantOutcome(t, res, Error, "certificate signed by unknown authority", "tls.ca_file")
+		if res.Attempts != 2 {
+			t.Errorf("an error is retried: %d attempts", res.Attempts)
+		}
+	})
+	t.Run("a journey step fails on it too", func(t *testing.T) {
+		url := otherName(t)
+		wantOutcome(t, attempts(t, fmt.Sprintf(`
+checks:
+  - name: journey
+    kind: script
+    timeout: 5s
+    steps:
+      - name: home
+        request: {url: %q, tls: {ca_file: %q}}
+`, url+"/", ca.pemFile)), Fail, "step 1 (home)", "not 127.0.0.1")
+	})
+	t.Run("a Prometheus with a bad certificate is vigil's problem, not the service's", func(t *testing.T) {
+		before := served.Load()
+		wantOutcome(t, attempts(t, fmt.Sprintf(`
+checks:
+  - name: errors
+    kind: promql
+    timeout: 5s
+    server: %q
+    query: up
+`, otherName(t))), Error, "not 127.0.0.1")
+		if served.Load() != before {
+			t.Error("a request went through a refused certificate")
+		}
+	})
+}
+
+// Chromium reports one reason for refusing a certificate, an unknown authority first: the
+// browser kind judges the certificate's names and dates itself, as the http kind does.
+func TestBrowserServerCertificateFaults(t *testing.T) {
+	if _, err := browser.Find("", nil); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
+			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
+		}
+		t.Skipf("Chromium is not installed: %v", err)
+	}
+	pool := browser.NewPool(browser.Options{Concurrency: 1})
+	t.Cleanup(func() { pool.Close() })
+	ca := newTestCA(t)
+	site := func(ttl time.Duration, names []string, ips []net.IP) string {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `<!doctype html><title>Shop</title><div id=app data-ready=1>ok</div>`)
+		}))
+		srv.TLS = serverTLS(ca.leafFor(t, ttl, names, ips))
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
+	check := func(url string) *Check {
+		cfg, err := configs.Parse(t.TempDir()+"/vigil.yaml", []byte(fmt.Sprintf(`
+checks:
+  - {name: home, kind: browser, url: %q, wait_for: "#app[data-ready]", timeout: 15s}
+`, url+"/")), configs.Options{Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := Build(cfg, Deps{Browser: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list[0]
+	}
+	t.Run("for other names", func(t *testing.T) {
+		res := run(t, check(site(30*24*time.Hour, []string{"ingress.local"}, []net.IP{net.IPv4(192, 0, 2, 1)})), Input{})
+		wantOutcome(t, res, Fail, "net::ERR_CERT_AUTHORITY_INVALID", "the server's certificate: x509: certificate is valid for 192.0.2.1, not 127.0.0.1")
+	})
+	t.Run("out of date", func(t *testing.T) {
+		res := run(t, check(site(-48*time.Hour, nil, loopback)), Input{})
+		wantOutcome(t, res, Fail, "certificate has expired or is not yet valid: valid from")
+	})
+	t.Run("an unknown authority alone is an error", func(t *testing.T) {
+		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
+		wantOutcome(t, res, Error, "net::ERR_CERT_AUTHORITY_INVALID")
+	})
+}
