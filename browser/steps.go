@@ -221,10 +221,7 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	case errors.Is(err, chromedp.ErrPageLoad):
 		var le *chromedp.LoadError
 		if errors.As(err, &le) {
-			if strings.HasPrefix(le.ErrorText, "net::ERR_CERT_") {
-				return "", &CertificateError{URL: u, Code: le.ErrorText}
-			}
-			return "", fmt.Errorf("GET %s: %s", u, le.ErrorText)
+			return "", &NavigationError{URL: u, Code: le.ErrorText}
 		}
 		return "", fmt.Errorf("GET %s: %w", u, err)
 	}

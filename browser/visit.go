@@ -76,16 +76,18 @@ var (
 	ErrBrowserExited   = errors.New("the browser exited")
 )
 
-// CertificateError is a visit's error when Chromium refused the certificate of a page's
-// server (net::ERR_CERT_*). Chromium names one reason, the most serious by its ranking: a
-// certificate signed by an unknown authority is reported as that even when it is also for
-// other names, so the caller may judge the certificate itself.
-type CertificateError struct {
+// NavigationError is a visit's error when Chromium could not load a page: the network
+// error it gives (net::ERR_CONNECTION_REFUSED, net::ERR_CERT_AUTHORITY_INVALID,
+// net::ERR_TOO_MANY_REDIRECTS...), for the caller to tell a target that did not answer from
+// one whose answer no browser gets past. For a certificate Chromium names one reason, the
+// most serious by its ranking: one signed by an unknown authority is reported as that even
+// when it is also for other names, so the caller may judge the certificate itself.
+type NavigationError struct {
 	URL  string
-	Code string // net::ERR_CERT_AUTHORITY_INVALID, net::ERR_CERT_COMMON_NAME_INVALID...
+	Code string
 }
 
-func (e *CertificateError) Error() string { return "GET " + e.URL + ": " + e.Code }
+func (e *NavigationError) Error() string { return "GET " + e.URL + ": " + e.Code }
 
 // errWorkDeadline is the cause of a visit's work context ending on time: the rest of the
 // budget is kept for evidence.

@@ -3,7 +3,6 @@ package checks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"regexp"
@@ -188,14 +187,8 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 			run.AddArtifact("errors.txt", "text/plain; charset=utf-8", []byte(text))
 		}
 	}
-	var refused *browser.CertificateError
-	if errors.As(err, &refused) {
-		if fault := certificateFault(ctx, refused.URL); fault != nil {
-			return &faultError{fmt.Errorf("%w; %w", err, fault)}
-		}
-	}
 	if err != nil {
-		return err
+		return navigationFault(ctx, err)
 	}
 	if rep.StepError != "" {
 		run.Failf("%s: %s", rep.FailedStep, rep.StepError)

@@ -3,9 +3,10 @@ package checks
 // Answers that are wrong for every client. An error outcome means vigil could not measure:
 // it is retried, and it never fails a deploy on its own. Some transport failures are not
 // that. A server that presents a TLS certificate for other names (the ingress controller's
-// default certificate after a deploy lost its TLS secret) or out of date has answered,
-// and every visitor's browser refuses the answer: production is broken, and a deploy that
-// did it is failed like one that answers 503.
+// default certificate after a deploy lost its TLS secret) or out of date, or that redirects
+// in a loop (an HTTPS redirect behind a proxy that terminates TLS), has answered, and every
+// visitor's browser refuses the answer: production is broken, and a deploy that did it is
+// failed like one that answers 503.
 
 import (
 	"context"
@@ -15,7 +16,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/vigil-monitor/vigil/browser"
 )
 
 // faultError is a Prober's error when the target answered and its answer is wrong for any
@@ -34,6 +38,10 @@ func faultOf(err error) *faultError {
 	return nil
 }
 
+// errTooManyRedirects is in the chain of a request's error when its redirects went on
+// past where browsers stop (maxRedirects): a loop, as a rule.
+var errTooManyRedirects = errors.New("no browser follows that many")
+
 // targetFault marks err as the target's fault when it is a server certificate that every
 // client refuses, whatever it trusts: one for other names, or out of date. A certificate
 // signed by an authority vigil does not know stays an error: that may be vigil's trust
@@ -43,8 +51,26 @@ func faultOf(err error) *faultError {
 func targetFault(err error) error {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	if errors.As(err, &host) || errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+	if errors.As(err, &host) || errors.As(err, &invalid) && invalid.Reason == x509.Expired || errors.Is(err, errTooManyRedirects) {
 		return &faultError{err}
+	}
+	return err
+}
+
+// navigationFault is targetFault for a browser visit's error: a redirect loop, and a
+// certificate Chromium refused whose names or dates are wrong (certificateFault).
+func navigationFault(ctx context.Context, err error) error {
+	var nav *browser.NavigationError
+	if !errors.As(err, &nav) {
+		return err
+	}
+	switch {
+	case nav.Code == "net::ERR_TOO_MANY_REDIRECTS":
+		return &faultError{err}
+	case strings.HasPrefix(nav.Code, "net::ERR_CERT_"):
+		if fault := certificateFault(ctx, nav.URL); fault != nil {
+			return &faultError{fmt.Errorf("%w; %w", err, fault)}
+		}
 	}
 	return err
 }

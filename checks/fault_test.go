@@ -111,8 +111,9 @@ checks:
 }
 
 // Chromium reports one reason for refusing a certificate, an unknown authority first: the
-// browser kind judges the certificate's names and dates itself, as the http kind does.
-func TestBrowserServerCertificateFaults(t *testing.T) {
+// browser kind judges the certificate's names and dates itself, as the http kind does. A
+// redirect loop fails it too.
+func TestBrowserTargetFaults(t *testing.T) {
 	if _, err := browser.Find("", nil); err != nil {
 		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
 			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
@@ -157,5 +158,12 @@ checks:
 	t.Run("an unknown authority alone is an error", func(t *testing.T) {
 		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
 		wantOutcome(t, res, Error, "net::ERR_CERT_AUTHORITY_INVALID")
+	})
+	t.Run("a redirect loop", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, map[string]string{"/": "/login", "/login": "/"}[r.URL.Path], http.StatusFound)
+		}))
+		t.Cleanup(srv.Close)
+		wantOutcome(t, run(t, check(srv.URL), Input{}), Fail, "net::ERR_TOO_MANY_REDIRECTS")
 	})
 }

@@ -167,7 +167,7 @@ func TestHostileTargets(t *testing.T) {
 		{name: "drips its headers", url: "http://" + dripHeaders + "/", outcome: checks.Error, want: "timed out"},
 		{name: "infinite body", url: app.URL + "/infinite", assert: "body_truncated", outcome: checks.Pass, want: "cut at the 1048576-byte cap"},
 		{name: "gzip bomb", url: app.URL + "/bomb", assert: "body_truncated", outcome: checks.Pass, want: "cut at the 1048576-byte cap"},
-		{name: "redirect loop", url: app.URL + "/loop", outcome: checks.Error, want: "stopped after 10 redirects"},
+		{name: "redirect loop", url: app.URL + "/loop", outcome: checks.Fail, want: "stopped after 20 redirects"},
 		{name: "huge headers", url: "http://" + hugeHeaders + "/", outcome: checks.Error, want: "headers exceeded"},
 		{name: "bad TLS certificate", url: badTLS.URL + "/loop", outcome: checks.Error, want: "certificate"},
 		{name: "TLS handshake never ends", url: "https://" + tlsHang + "/", outcome: checks.Error, want: "timed out"},

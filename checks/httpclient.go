@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -143,8 +142,8 @@ func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 		if !follow {
 			return http.ErrUseLastResponse
 		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects (%s): %w", maxRedirects, redirectTrail(via, req), errTooManyRedirects)
 		}
 		if !sameSite(via[0].URL, req.URL) {
 			for k := range req.Header {
@@ -155,6 +154,20 @@ func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
 		}
 		return nil
 	}
+}
+
+// maxRedirects is where browsers give up following redirects (Chromium and Firefox: 20).
+// A longer chain, or a loop, is an answer no visitor gets past.
+const maxRedirects = 20
+
+// redirectTrail shows the last few addresses of a chain of redirects, enough to see a loop:
+// "… → http://a/login → http://a/ → http://a/login".
+func redirectTrail(via []*http.Request, next *http.Request) string {
+	urls := make([]string, 0, 5)
+	for _, r := range via[max(0, len(via)-4):] {
+		urls = append(urls, r.URL.String())
+	}
+	return "… → " + strings.Join(append(urls, next.URL.String()), " → ")
 }
 
 // sameSite: dest is initial's host or one of its subdomains.
