@@ -64,7 +64,7 @@ func (w *WebSocket) Probe(ctx context.Context, run *Run) error {
 			run.Failf("%s answered the WebSocket upgrade with %s: %s", w.url, resp.Status, Trim(strings.TrimSpace(string(body)), 200))
 			return nil
 		}
-		return fmt.Errorf("could not open %s: %w", w.url, err)
+		return targetFault(fmt.Errorf("could not open %s: %w", w.url, err))
 	}
 	defer conn.CloseNow() // a prober does not wait on a close handshake a hostile peer may never finish
 	conn.SetReadLimit(w.maxMessage)

@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,6 +95,14 @@ func TestWebSocketTLS(t *testing.T) {
 	wantOutcome(t, run(t, buildOne(t, wsCheck(url, fmt.Sprintf("    tls: {ca_file: %q}\n%s", ca.pemFile, subscribeSteps))), Input{}), Pass)
 	// Without the CA the handshake fails before any answer: vigil could not measure.
 	wantOutcome(t, run(t, buildOne(t, wsCheck(url, subscribeSteps)), Input{}), Error, "could not open", "certificate")
+
+	// A certificate for other names is the server's answer, refused by every client.
+	other := wsServer(t, priceFeed)
+	other.TLS = serverTLS(ca.leafFor(t, 30*24*time.Hour, []string{"ingress.local"}, []net.IP{net.IPv4(192, 0, 2, 1)}))
+	other.StartTLS()
+	url = "wss" + strings.TrimPrefix(other.URL, "https")
+	wantOutcome(t, run(t, buildOne(t, wsCheck(url, fmt.Sprintf("    tls: {ca_file: %q}\n%s", ca.pemFile, subscribeSteps))), Input{}),
+		Fail, "could not open", "certificate is valid for 192.0.2.1, not 127.0.0.1")
 }
 
 // A server that never sends: the expect ends at the check's timeout, as a failure.
