@@ -132,7 +132,7 @@ func (h *HTTPClient) CloseIdle() {
 	}
 }
 
-// redirectPolicy follows up to 10 redirects. One that leaves the first request's host (for
+// redirectPolicy follows up to maxRedirects redirects. One that leaves the first request's host (for
 // another name, not one of its subdomains, as Go judges Authorization) takes none of the
 // request's credentials along: Go drops Authorization and Cookie; this drops the Referer
 // (the previous URL, query tokens and all) and every header the config set that is not

@@ -20,6 +20,12 @@ import (
 // hour ago for a day, and its private key, both as PEM: the certificate is its own
 // authority.
 func Loopback(name string) (certPEM, keyPEM []byte, err error) {
+	return Certificate(name, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+}
+
+// Certificate is Loopback for other names and addresses: a test server that presents a
+// certificate for names it is not reached by (an ingress controller's default certificate).
+func Certificate(name string, dnsNames []string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -33,8 +39,8 @@ func Loopback(name string) (certPEM, keyPEM []byte, err error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
+		IPAddresses:           ips,
+		DNSNames:              dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
