@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/types"
+	"github.com/tidwall/gjson"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -39,6 +40,7 @@ type HTTP struct {
 	req       *requestTemplate
 	client    *HTTPClient
 	storeBody bool
+	served    *configs.ServedVersion
 }
 
 // httpKind registers the http kind (kinds.go).
@@ -52,7 +54,7 @@ func (httpKind) build(b *builder, c *configs.Check) Prober {
 	if req == nil {
 		return nil
 	}
-	return &HTTP{req: req, client: b.deps.HTTP, storeBody: s.StoreBody}
+	return &HTTP{req: req, client: b.deps.HTTP, storeBody: s.StoreBody, served: s.ServedVersion}
 }
 
 // DefaultAssert implements DefaultAsserter.
@@ -72,6 +74,36 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 		return targetFault(err)
 	}
 	SetHTTPVars(run, "", resp, time.Now())
+	if h.served != nil {
+		return servedBy(run, h.served, resp)
+	}
+	return nil
+}
+
+// servedBy reads the version an answer names and, in a deploy's verification, makes an
+// answer from another version inconclusive: the old version still serving (a rollout not
+// done, a load balancer draining old pods) says nothing of the new one, and a verdict
+// passed on it would be a false pass. An answer that names no version is judged: a load
+// balancer's 502 names none, and it is what visitors get.
+func servedBy(run *Run, sv *configs.ServedVersion, resp *Response) error {
+	got, where := "", ""
+	switch {
+	case sv.Header != "":
+		got, where = strings.TrimSpace(resp.Header.Get(sv.Header)), "header "+sv.Header
+	default:
+		if r := gjson.GetBytes(resp.Body, sv.Field); r.Exists() && !r.IsObject() && !r.IsArray() {
+			got = strings.TrimSpace(r.String())
+		}
+		where = "field " + sv.Field
+	}
+	if got == "" {
+		run.Transcript.Printf("served version: the answer names none (%s): judged as it is", where)
+		return nil
+	}
+	run.Transcript.Printf("served version: %s (%s)", got, where)
+	if d := run.Deploy; d != nil && d.Version != "" && got != d.Version {
+		return Inconclusivef("answered by version %s, not %s (the deploy's): the new version does not serve this yet", got, d.Version)
+	}
 	return nil
 }
 

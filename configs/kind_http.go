@@ -10,8 +10,31 @@ type HTTPSpec struct {
 	// the body itself (up to a cap) as evidence of a failing run. Off by default: bodies
 	// can hold personal data and tokens, and they are what made stores grow.
 	StoreBody bool `koanf:"store_body"`
+	// ServedVersion is where an answer names the version of the service that gave it. In
+	// a deploy's verification, an answer from another version is inconclusive, not judged.
+	ServedVersion *ServedVersion `koanf:"served_version"`
+}
+
+// ServedVersion is where an answer names its version: a response header, or a gjson path
+// into a JSON body. Exactly one is set.
+type ServedVersion struct {
+	Header string `koanf:"header"`
+	Field  string `koanf:"field"`
 }
 
 func (s *HTTPSpec) applyDefaults(_ *Config, ch *Check) { defaultRequest(&s.Request, ch.Timeout) }
 
-func (s *HTTPSpec) validate(v *validator, _ *Check, p string) { v.request(p+".request", &s.Request) }
+func (s *HTTPSpec) validate(v *validator, _ *Check, p string) {
+	v.request(p+".request", &s.Request)
+	sv := s.ServedVersion
+	if sv == nil {
+		return
+	}
+	const fix = "set header (X-App-Version) or field (a path in a JSON body, such as build.version), one of them"
+	switch {
+	case sv.Header == "" && sv.Field == "":
+		v.errf(p+".served_version", fix, "neither header nor field is set")
+	case sv.Header != "" && sv.Field != "":
+		v.errf(p+".served_version", fix, "both header and field are set")
+	}
+}

@@ -1,0 +1,73 @@
+package checks
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// An answer names the version that gave it. In a deploy's verification, one from another
+// version is inconclusive (the old version still serving says nothing of the new one); one
+// from the deploy's version, or one that names none (a load balancer's 502), is judged.
+func TestServedVersion(t *testing.T) {
+	var mu sync.Mutex
+	version, status, body := "", 200, "ok"
+	answer := func(v string, st int, b string) {
+		mu.Lock()
+		defer mu.Unlock()
+		version, status, body = v, st, b
+	}
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if version != "" {
+			w.Header().Set("X-App-Version", version)
+		}
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}))
+	check := func(served string) *Check {
+		return buildOne(t, fmt.Sprintf(`
+checks:
+  - name: home
+    kind: http
+    request: {url: %q}
+    served_version: %s
+`, srv.URL+"/", served))
+	}
+	byHeader := check("{header: X-App-Version}")
+	inDeploy := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
+
+	answer("v1", 200, "ok")
+	wantOutcome(t, run(t, byHeader, Input{}), Pass)
+	res := run(t, byHeader, inDeploy)
+	wantOutcome(t, res, Inconclusive, "answered by version v1, not v2 (the deploy's): the new version does not serve this yet")
+	if !strings.Contains(strings.Join(res.Transcript, "\n"), "served version: v1 (header X-App-Version)") {
+		t.Errorf("transcript:\n%s", strings.Join(res.Transcript, "\n"))
+	}
+	answer("v1", 500, "old pod draining")
+	wantOutcome(t, run(t, byHeader, inDeploy), Inconclusive, "answered by version v1")
+
+	answer("v2", 500, "boom")
+	wantOutcome(t, run(t, byHeader, inDeploy), Fail, "status = 500")
+	answer("", 502, "bad gateway") // the load balancer's own page: what visitors get
+	res = run(t, byHeader, inDeploy)
+	wantOutcome(t, res, Fail, "status = 502")
+	if !strings.Contains(strings.Join(res.Transcript, "\n"), "the answer names none (header X-App-Version): judged as it is") {
+		t.Errorf("transcript:\n%s", strings.Join(res.Transcript, "\n"))
+	}
+	answer(" v2 ", 200, "ok")
+	wantOutcome(t, run(t, byHeader, inDeploy), Pass)
+
+	byField := check("{field: build.version}")
+	answer("", 200, `{"build": {"version": "v1"}}`)
+	wantOutcome(t, run(t, byField, inDeploy), Inconclusive, "answered by version v1, not v2")
+	answer("", 200, `{"build": {"version": "v2"}}`)
+	wantOutcome(t, run(t, byField, inDeploy), Pass)
+	answer("", 200, `{"build": {"version": {"major": 1}}}`) // not a version: judged
+	wantOutcome(t, run(t, byField, inDeploy), Pass)
+
+	wantBuildError(t, fmt.Sprintf("checks: [{name: a, kind: http, request: {url: %q}, served_version: {}}]", srv.URL), "checks[0].served_version: neither header nor field is set")
+}
