@@ -100,9 +100,11 @@ func servedBy(run *Run, sv *configs.ServedVersion, resp *Response) error {
 		run.Transcript.Printf("served version: the answer names none (%s): judged as it is", where)
 		return nil
 	}
-	run.Transcript.Printf("served version: %s (%s)", got, where)
+	// The answer is the target's: a version is shown flattened and clipped, whatever it holds.
+	shown := Trim(got, 100)
+	run.Transcript.Printf("served version: %s (%s)", shown, where)
 	if d := run.Deploy; d != nil && d.Version != "" && got != d.Version {
-		return Inconclusivef("answered by version %s, not %s (the deploy's): the new version does not serve this yet", got, d.Version)
+		return Inconclusivef("answered by version %s, not %s (the deploy's): the new version does not serve this yet", shown, d.Version)
 	}
 	return nil
 }

@@ -69,5 +69,14 @@ checks:
 	answer("", 200, `{"build": {"version": {"major": 1}}}`) // not a version: judged
 	wantOutcome(t, run(t, byField, inDeploy), Pass)
 
+	// a hostile answer: a version of 50,000 bytes with line breaks, shown clipped on one line
+	// (the breaks escaped)
+	answer("", 200, fmt.Sprintf(`{"build": {"version": %q}}`, strings.Repeat("v1\n", 50000/3)))
+	res = run(t, byField, inDeploy)
+	wantOutcome(t, res, Inconclusive, `answered by version v1\nv1\nv1`, "bytes), not v2")
+	if len(res.Reasons[0]) > 300 || strings.Contains(res.Reasons[0], "\n") {
+		t.Errorf("reason of %d bytes: %q", len(res.Reasons[0]), res.Reasons[0])
+	}
+
 	wantBuildError(t, fmt.Sprintf("checks: [{name: a, kind: http, request: {url: %q}, served_version: {}}]", srv.URL), "checks[0].served_version: neither header nor field is set")
 }
