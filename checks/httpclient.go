@@ -165,9 +165,9 @@ const maxRedirects = 20
 func redirectTrail(via []*http.Request, next *http.Request) string {
 	urls := make([]string, 0, 5)
 	for _, r := range via[max(0, len(via)-4):] {
-		urls = append(urls, r.URL.String())
+		urls = append(urls, Trim(r.URL.String(), 200)) // a Location may be as long as a header
 	}
-	return "… → " + strings.Join(append(urls, next.URL.String()), " → ")
+	return "… → " + strings.Join(append(urls, Trim(next.URL.String(), 200)), " → ")
 }
 
 // sameSite: dest is initial's host or one of its subdomains.
