@@ -57,8 +57,11 @@ type recorder struct {
 	requestCount int
 	mainFrame    cdp.FrameID
 	status       int
-	docResponses int
-	crashed      string
+	// versionHeader names the response header in which a document says which version of
+	// the service served it; version is the last main-frame document's.
+	versionHeader, version string
+	docResponses           int
+	crashed                string
 }
 
 type cancelledRequest struct {
@@ -233,6 +236,9 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 	if e.Type == network.ResourceTypeDocument && (e.FrameID == r.mainFrame || r.mainFrame == "") {
 		r.status = int(e.Response.Status)
 		r.docResponses++
+		if r.versionHeader != "" {
+			r.version = headerValue(e.Response.Headers, r.versionHeader)
+		}
 	}
 	if q != nil {
 		q.status = int(e.Response.Status)
@@ -357,6 +363,7 @@ func (r *recorder) fill(rep *Report) {
 	rep.Dropped = r.dropped
 	rep.Requests = r.requestCount
 	rep.Status = r.status
+	rep.ServedVersion = r.version
 }
 
 // mergeExceptions joins the two sources into one list in the order the exceptions happened.

@@ -14,6 +14,9 @@ type Report struct {
 	Title string
 	// Status is the HTTP status of the last main-frame document; 0 when none arrived.
 	Status int
+	// ServedVersion is the value of Visit.VersionHeader in the last main-frame document's
+	// response: the version of the service that served the page ("" when it named none).
+	ServedVersion string
 	// Loaded is true when every navigation reached the load event within its deadline.
 	Loaded bool
 	// WaitFor is the selector that proves the page rendered ("" when none was asked for)

@@ -40,6 +40,9 @@ type Visit struct {
 	// Dialogs is how the page's JavaScript dialogs are answered: each one is recorded in
 	// Report.Dialogs and answered at once, so none stalls the page.
 	Dialogs DialogAnswer
+	// VersionHeader names a response header in which the page's document says which
+	// version of the service served it (Report.ServedVersion); "" reads none.
+	VersionHeader string
 	// NavigationTimeout bounds each navigation's wait for the load event; 0 means the time
 	// left. A document that answers but never finishes loading is recorded (Report.Loaded
 	// false, Report.Pending), not an error.
@@ -200,6 +203,7 @@ func (vr *visitRun) run() error {
 	stopClosing := context.AfterFunc(p.closing, t.close)
 	vr.rec, vr.tabCtx, vr.target = t.rec, t.ctx, t.target
 	vr.rec.answerDialogs(vr.v.Dialogs)
+	vr.rec.setVersionHeader(vr.v.VersionHeader)
 	base, cancelWork := context.WithCancelCause(t.ctx)
 	crashed := func(reason string) { cancelWork(fmt.Errorf("%w: %s", ErrRendererCrashed, reason)) }
 	vr.rec.onCrash.Store(&crashed)

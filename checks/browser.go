@@ -190,6 +190,11 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 	if err != nil {
 		return navigationFault(ctx, err)
 	}
+	if sv := b.spec.ServedVersion; sv != nil {
+		if err := judgeServed(run, rep.ServedVersion, "the page's header "+sv.Header); err != nil {
+			return err
+		}
+	}
 	if rep.StepError != "" {
 		run.Failf("%s: %s", rep.FailedStep, rep.StepError)
 	}
@@ -207,6 +212,9 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 	}
 	if s.Dialogs == "accept" {
 		v.Dialogs = browser.AcceptDialogs
+	}
+	if s.ServedVersion != nil {
+		v.VersionHeader = s.ServedVersion.Header
 	}
 	for _, c := range s.Cookies {
 		if c != nil {

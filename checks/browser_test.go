@@ -72,6 +72,11 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 	// /confirm asks before it renders, as a release with a leftover debugging prompt would.
 	mux.Handle("/confirm", page(`<!doctype html><title>Home</title><div id=app></div>
 <script>if (confirm('Reset your session?')) document.getElementById('app').dataset.ready = '1'</script>`))
+	// /versioned names the version that served it as the query says (?v=v1)
+	mux.HandleFunc("/versioned", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", r.URL.Query().Get("v"))
+		page(`<!doctype html><title>Home</title><div id=app data-ready=1></div>`)(w, r)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -115,6 +120,8 @@ checks:
     timeout: 20s
     dialogs: accept
     assert: ["dialogs == 1", "wait_for_found"]
+  - {name: old-pod, kind: browser, url: "${T}/versioned?v=v1", wait_for: "#app[data-ready]", timeout: 20s, served_version: {header: X-App-Version}}
+  - {name: new-pod, kind: browser, url: "${T}/versioned?v=v2", wait_for: "#app[data-ready]", timeout: 20s, served_version: {header: x-app-version}}
   - name: login-wrong
     kind: browser
     url: "${T}/login"
@@ -210,6 +217,20 @@ func TestBrowserCheck(t *testing.T) {
 		r := run(t, "login-wrong")
 		if r.Outcome != checks.Fail || !strings.Contains(r.Reasons[0], `step 3 (assert_text #msg contains "Welcome, somebody")`) {
 			t.Errorf("wrong text: %s %v", r.Outcome, r.Reasons)
+		}
+	})
+	t.Run("served version", func(t *testing.T) {
+		deploy := checks.Input{Deploy: &checks.Deploy{ID: "d1", Service: "web", Version: "v2"}}
+		r := cs["old-pod"].Run(context.Background(), deploy)
+		if r.Outcome != checks.Inconclusive || r.Reasons[0] != "answered by version v1, not v2 (the deploy's): the new version does not serve this yet" {
+			t.Errorf("a page of the old version in v2's verification: %s %q", r.Outcome, r.Reasons)
+		}
+		if r := cs["new-pod"].Run(context.Background(), deploy); r.Outcome != checks.Pass ||
+			!strings.Contains(strings.Join(r.Transcript, "\n"), "served version: v2 (the page's header x-app-version)") {
+			t.Errorf("a page of the deploy's version: %s %q\n%s", r.Outcome, r.Reasons, strings.Join(r.Transcript, "\n"))
+		}
+		if r := run(t, "old-pod"); r.Outcome != checks.Pass {
+			t.Errorf("outside a deploy the page is judged: %s %q", r.Outcome, r.Reasons)
 		}
 	})
 	t.Run("dialogs", func(t *testing.T) {

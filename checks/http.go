@@ -86,16 +86,18 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 // passed on it would be a false pass. An answer that names no version is judged: a load
 // balancer's 502 names none, and it is what visitors get.
 func servedBy(run *Run, sv *configs.ServedVersion, resp *Response) error {
-	got, where := "", ""
-	switch {
-	case sv.Header != "":
-		got, where = strings.TrimSpace(resp.Header.Get(sv.Header)), "header "+sv.Header
-	default:
-		if r := gjson.GetBytes(resp.Body, sv.Field); r.Exists() && !r.IsObject() && !r.IsArray() {
-			got = strings.TrimSpace(r.String())
-		}
-		where = "field " + sv.Field
+	if sv.Header != "" {
+		return judgeServed(run, strings.TrimSpace(resp.Header.Get(sv.Header)), "header "+sv.Header)
 	}
+	got := ""
+	if r := gjson.GetBytes(resp.Body, sv.Field); r.Exists() && !r.IsObject() && !r.IsArray() {
+		got = strings.TrimSpace(r.String())
+	}
+	return judgeServed(run, got, "field "+sv.Field)
+}
+
+// judgeServed is servedBy's rule for the version got, read from where.
+func judgeServed(run *Run, got, where string) error {
 	if got == "" {
 		run.Transcript.Printf("served version: the answer names none (%s): judged as it is", where)
 		return nil

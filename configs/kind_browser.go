@@ -23,6 +23,10 @@ type BrowserSpec struct {
 	// Dialogs answers the page's JavaScript dialogs: "dismiss" or "accept". Unset, they are
 	// dismissed and any dialog fails the default assertions; set, the check expects them.
 	Dialogs string `koanf:"dialogs" jsonschema:"enum=accept,enum=dismiss"`
+	// ServedVersion is the response header in which the page's document names the version
+	// that served it: in a deploy's verification a page of another version is
+	// inconclusive, not judged. A page is HTML: only header is read.
+	ServedVersion *ServedVersion `koanf:"served_version"`
 }
 
 // BrowserStep is one action of a browser journey. Exactly one action field is set.
@@ -99,6 +103,9 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 		if st.AssertText != nil && st.AssertText.Selector == "" {
 			v.errf(sp+".assert_text.selector", "set the CSS selector whose text to check", "missing")
 		}
+	}
+	if sv := b.ServedVersion; sv != nil && (sv.Header == "" || sv.Field != "") {
+		v.errf(p+".served_version", "set header, such as X-App-Version: a browser check reads the version from the page's response headers", "a browser check reads header only")
 	}
 	switch b.Dialogs {
 	case "", "accept", "dismiss":
