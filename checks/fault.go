@@ -43,7 +43,8 @@ func faultOf(err error) *faultError {
 var errTooManyRedirects = errors.New("no browser follows that many")
 
 // targetFault marks err as the target's fault when it is a server certificate that every
-// client refuses, whatever it trusts: one for other names, or out of date. A certificate
+// client refuses, whatever it trusts (one for other names, or out of date), or redirects
+// past where browsers stop. A certificate
 // signed by an authority vigil does not know stays an error: that may be vigil's trust
 // store (a private CA without tls.ca_file), not the service. Only the kinds whose request
 // goes to the service under test use this: a Prometheus or Loki with a bad certificate is
