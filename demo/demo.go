@@ -53,6 +53,7 @@ checks:
   - name: health
     kind: http
     request: {url: "${APP}/healthz"}
+    served_version: {header: X-App-Version}   # an answer from another version is inconclusive, not a pass
     assert: ["status == 200", "body contains 'ok'"]
 
   - name: login
@@ -79,6 +80,7 @@ checks:
     kind: browser
     url: ${APP}/
     wait_for: "#app[data-ready]"   # proves the app rendered
+    served_version: {header: X-App-Version}
     timeout: 10s                   # how long a slow page is given to render; a page that throws
                                    # fails at once (js_errors == 0 cannot turn true again)
 
