@@ -19,6 +19,7 @@ import (
 type Script struct {
 	steps  []*scriptStep
 	client *HTTPClient
+	served *configs.ServedVersion
 }
 
 type scriptStep struct {
@@ -68,6 +69,11 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 			return targetFault(fmt.Errorf("step %d (%s): %w", i+1, st.label, err))
 		}
 		run.Vars["status"] = resp.Status
+		if s.served != nil {
+			if err := servedBy(run, s.served, resp); err != nil {
+				return Inconclusivef("step %d (%s): %v", i+1, st.label, err)
+			}
+		}
 		stepRun := &Run{Vars: map[string]any{}}
 		SetHTTPVars(stepRun, "", resp, time.Now())
 		stepRun.Vars["vars"] = extracted
@@ -142,7 +148,7 @@ type scriptKind struct{}
 func (scriptKind) vars() types.Map { return scriptVars }
 
 func (scriptKind) build(b *builder, c *configs.Check) Prober {
-	s := &Script{client: b.deps.HTTP}
+	s := &Script{client: b.deps.HTTP, served: c.Spec.(*configs.ScriptSpec).ServedVersion}
 	known := []string{"Nonce"}
 	ok := true
 	for i, st := range c.Spec.(*configs.ScriptSpec).Steps {

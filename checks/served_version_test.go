@@ -80,3 +80,28 @@ checks:
 
 	wantBuildError(t, fmt.Sprintf("checks: [{name: a, kind: http, request: {url: %q}, served_version: {}}]", srv.URL), "checks[0].served_version: neither header nor field is set")
 }
+
+// A journey's steps: one answered by another version makes the run inconclusive, before
+// its assertions judge it.
+func TestScriptServedVersion(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := map[string]string{"/login": "v2", "/cart": "v1"}[r.URL.Path] // the cart's pods not rolled out yet
+		w.Header().Set("X-App-Version", v)
+		w.WriteHeader(http.StatusInternalServerError) // the old cart pods fail while they drain
+		fmt.Fprint(w, "{}")
+	}))
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: journey
+    kind: script
+    served_version: {header: X-App-Version}
+    steps:
+      - {name: login, request: {url: %q}, assert: ["status == 500"]}
+      - {name: cart, request: {url: %q}, assert: ["status == 200"]}
+`, srv.URL+"/login", srv.URL+"/cart"))
+	wantOutcome(t, run(t, c, Input{Deploy: &Deploy{ID: "d1", Version: "v2"}}), Inconclusive,
+		"step 2 (cart): answered by version v1, not v2 (the deploy's)")
+	wantOutcome(t, run(t, c, Input{}), Fail, "step 2 (cart)", "status = 500")
+	wantBuildError(t, fmt.Sprintf("checks: [{name: a, kind: script, served_version: {header: a, field: b}, steps: [{request: {url: %q}}]}]", srv.URL),
+		"checks[0].served_version: both header and field are set")
+}

@@ -26,15 +26,19 @@ func (s *HTTPSpec) applyDefaults(_ *Config, ch *Check) { defaultRequest(&s.Reque
 
 func (s *HTTPSpec) validate(v *validator, _ *Check, p string) {
 	v.request(p+".request", &s.Request)
-	sv := s.ServedVersion
+	v.servedVersion(p+".served_version", s.ServedVersion)
+}
+
+// servedVersion checks a served_version block at p: exactly one of header and field.
+func (v *validator) servedVersion(p string, sv *ServedVersion) {
 	if sv == nil {
 		return
 	}
 	const fix = "set header (X-App-Version) or field (a path in a JSON body, such as build.version), one of them"
 	switch {
 	case sv.Header == "" && sv.Field == "":
-		v.errf(p+".served_version", fix, "neither header nor field is set")
+		v.errf(p, fix, "neither header nor field is set")
 	case sv.Header != "" && sv.Field != "":
-		v.errf(p+".served_version", fix, "both header and field are set")
+		v.errf(p, fix, "both header and field are set")
 	}
 }

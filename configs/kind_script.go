@@ -8,6 +8,10 @@ const KindScript = "script"
 // ScriptSpec is the script kind: an ordered API journey.
 type ScriptSpec struct {
 	Steps []*ScriptStep `koanf:"steps"`
+	// ServedVersion is where each step's answer names the version that gave it: in a
+	// deploy's verification a step answered by another version makes the run
+	// inconclusive.
+	ServedVersion *ServedVersion `koanf:"served_version"`
 }
 
 // ScriptStep is one request of a journey; Extract pulls values for later steps.
@@ -27,6 +31,7 @@ func (s *ScriptSpec) applyDefaults(_ *Config, ch *Check) {
 }
 
 func (s *ScriptSpec) validate(v *validator, _ *Check, p string) {
+	v.servedVersion(p+".served_version", s.ServedVersion)
 	if len(s.Steps) == 0 {
 		v.errf(p+".steps", "add at least one step with a request", "a script needs steps")
 	}
