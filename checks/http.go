@@ -86,14 +86,22 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 // passed on it would be a false pass. An answer that names no version is judged: a load
 // balancer's 502 names none, and it is what visitors get.
 func servedBy(run *Run, sv *configs.ServedVersion, resp *Response) error {
+	where := "field " + sv.Field
 	if sv.Header != "" {
-		return judgeServed(run, strings.TrimSpace(resp.Header.Get(sv.Header)), "header "+sv.Header)
+		where = "header " + sv.Header
 	}
-	got := ""
+	return judgeServed(run, versionOf(sv, resp), where)
+}
+
+// versionOf is the version resp names where sv says; "" when it names none.
+func versionOf(sv *configs.ServedVersion, resp *Response) string {
+	if sv.Header != "" {
+		return strings.TrimSpace(resp.Header.Get(sv.Header))
+	}
 	if r := gjson.GetBytes(resp.Body, sv.Field); r.Exists() && !r.IsObject() && !r.IsArray() {
-		got = strings.TrimSpace(r.String())
+		return strings.TrimSpace(r.String())
 	}
-	return judgeServed(run, got, "field "+sv.Field)
+	return ""
 }
 
 // judgeServed is servedBy's rule for the version got, read from where.

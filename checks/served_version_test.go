@@ -105,3 +105,48 @@ checks:
 	wantBuildError(t, fmt.Sprintf("checks: [{name: a, kind: script, served_version: {header: a, field: b}, steps: [{request: {url: %q}}]}]", srv.URL),
 		"checks[0].served_version: both header and field are set")
 }
+
+// An sla burst during a rollout: the old pods' answers are left out of the figures, so the
+// new version's error rate is its own; a burst the old version answered alone is
+// inconclusive.
+func TestSLAServedVersion(t *testing.T) {
+	var mu sync.Mutex
+	n, allOld := 0, false
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		newPod := n%3 == 0 && !allOld
+		mu.Unlock()
+		if newPod { // one pod in three runs the new version, and it fails
+			w.Header().Set("X-App-Version", "v2")
+			http.Error(w, "broken", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("X-App-Version", "v1")
+		fmt.Fprint(w, "ok")
+	}))
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: burst
+    kind: sla
+    request: {url: %q}
+    requests: 30
+    concurrency: 3
+    served_version: {header: X-App-Version}
+    assert: ["error_rate < 0.5"]
+`, srv.URL+"/"))
+	inDeploy := Input{Deploy: &Deploy{ID: "d1", Version: "v2"}}
+	res := run(t, c, inDeploy)
+	wantOutcome(t, res, Fail, "error_rate = 1 (10 of 10 failed")
+	if res.Vars["requests"] != 10 {
+		t.Errorf("requests = %v, want the new version's 10", res.Vars["requests"])
+	}
+	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "10 requests, concurrency 3; 20 answers from another version than v2 (such as v1) left out") {
+		t.Errorf("transcript:\n%s", tr)
+	}
+	wantOutcome(t, run(t, c, Input{}), Pass) // outside a deploy: every answer, a third failing
+	mu.Lock()
+	allOld = true
+	mu.Unlock()
+	wantOutcome(t, run(t, c, inDeploy), Inconclusive, "all 30 answers came from another version than v2 (the deploy's), such as v1")
+}

@@ -55,6 +55,7 @@ type SLA struct {
 	rate        float64
 	maxDuration time.Duration
 	okStatus    []int
+	served      *configs.ServedVersion
 }
 
 type slaSample struct {
@@ -63,6 +64,9 @@ type slaSample struct {
 	key     string // status code, or one of slaTimeout, slaError, slaNotSent
 	ok      bool
 	err     error
+	// other is the version that answered when it is not the deploy's (served_version):
+	// the sample is left out of the figures.
+	other string
 }
 
 // due is when request i is scheduled to start; start itself without a rate.
@@ -138,6 +142,11 @@ func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSamp
 	default:
 		out.key = strconv.Itoa(resp.Status)
 		out.ok = s.isOK(resp.Status)
+		if s.served != nil && run.Deploy != nil && run.Deploy.Version != "" {
+			if v := versionOf(s.served, resp); v != "" && v != run.Deploy.Version {
+				out.other = v
+			}
+		}
 	}
 	return out
 }
@@ -153,10 +162,16 @@ func (s *SLA) isOK(status int) bool {
 func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) error {
 	var lat []float64
 	statuses := map[string]int{}
-	var errs, answered int
+	var errs, answered, others int
 	var firstErrs []string
+	other := ""
 	for _, x := range samples {
 		if !x.sent {
+			continue
+		}
+		if x.other != "" {
+			others++
+			other = x.other
 			continue
 		}
 		lat = append(lat, ms(x.latency))
@@ -172,6 +187,10 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		}
 	}
 	n := len(lat)
+	if n == 0 && others > 0 {
+		return Inconclusivef("all %d answers came from another version than %s (the deploy's), such as %s: the new version does not serve this yet",
+			others, run.Deploy.Version, Trim(other, 100))
+	}
 	if n == 0 {
 		return fmt.Errorf("no request was sent within max_duration %s", s.maxDuration)
 	}
@@ -201,8 +220,15 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	if s.rate > 0 {
 		how += fmt.Sprintf(", %g/s; latency counted from each request's scheduled start", s.rate)
 	}
+	if others > 0 {
+		how += fmt.Sprintf("; %d answers from another version than %s (such as %s) left out", others, run.Deploy.Version, Trim(other, 100))
+	}
 	for _, p := range []string{"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps"} {
 		run.Explain(p, how)
+	}
+	if others > 0 {
+		run.Explain("requests", how)
+		run.Explain("error_rate", how) // replaced by the failures below when there are any
 	}
 	if errs > 0 {
 		run.Explain("error_rate", fmt.Sprintf("%d of %d failed: %s", errs, n, formatStatuses(statuses)))
@@ -261,5 +287,5 @@ func (slaKind) build(b *builder, c *configs.Check) Prober {
 		return nil
 	}
 	return &SLA{client: b.deps.HTTP, req: req, requests: s.Requests, concurrency: s.Concurrency, rate: s.Rate,
-		maxDuration: s.MaxDuration, okStatus: s.OKStatus}
+		maxDuration: s.MaxDuration, okStatus: s.OKStatus, served: s.ServedVersion}
 }

@@ -18,6 +18,9 @@ type SLASpec struct {
 	AllowLoad   bool          `koanf:"allow_load"`
 	// OKStatus lists the statuses that count as success; default 2xx and 3xx.
 	OKStatus []int `koanf:"ok_status"`
+	// ServedVersion is where an answer names the version that gave it: in a deploy's
+	// verification, answers from another version are left out of the figures.
+	ServedVersion *ServedVersion `koanf:"served_version"`
 }
 
 // slaMaxRequests is the per-run request cap without allow_load.
@@ -33,6 +36,7 @@ func (s *SLASpec) applyDefaults(_ *Config, ch *Check) {
 func (s *SLASpec) validate(v *validator, ch *Check, p string) {
 	timeout := ch.Timeout
 	v.request(p+".request", &s.Request)
+	v.servedVersion(p+".served_version", s.ServedVersion)
 	if s.Requests < 1 {
 		v.errf(p+".requests", "use 1 or more", "must be at least 1")
 	}
