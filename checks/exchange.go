@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,10 +282,6 @@ func describeHTTPError(ctx context.Context, r *Request, err error) error {
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s %s: cancelled", r.Method, r.URL)
-	}
-	var unknown x509.UnknownAuthorityError
-	if errors.As(err, &unknown) {
-		return fmt.Errorf("%s %s: %w (a private CA? give its certificate in the request's tls.ca_file)", r.Method, r.URL, err)
 	}
 	return fmt.Errorf("%s %s: %w", r.Method, r.URL, err)
 }

@@ -44,16 +44,20 @@ var errTooManyRedirects = errors.New("no browser follows that many")
 
 // targetFault marks err as the target's fault when it is a server certificate that every
 // client refuses, whatever it trusts (one for other names, or out of date), or redirects
-// past where browsers stop. A certificate
-// signed by an authority vigil does not know stays an error: that may be vigil's trust
-// store (a private CA without tls.ca_file), not the service. Only the kinds whose request
-// goes to the service under test use this: a Prometheus or Loki with a bad certificate is
-// vigil's problem, not the deploy's.
+// past where browsers stop. A certificate signed by an authority vigil does not know stays
+// an error, with a hint: that may be vigil's trust store (a private CA without
+// tls.ca_file), not the service. Only the kinds whose request goes to the service under
+// test use this: a Prometheus or Loki with a bad certificate is vigil's problem, not the
+// deploy's.
 func targetFault(err error) error {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	if errors.As(err, &host) || errors.As(err, &invalid) && invalid.Reason == x509.Expired || errors.Is(err, errTooManyRedirects) {
+	var unknown x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &host) || errors.As(err, &invalid) && invalid.Reason == x509.Expired || errors.Is(err, errTooManyRedirects):
 		return &faultError{err}
+	case errors.As(err, &unknown):
+		return fmt.Errorf("%w (a private CA? give its certificate in the check's tls.ca_file)", err)
 	}
 	return err
 }

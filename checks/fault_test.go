@@ -77,7 +77,7 @@ checks:
 	})
 	t.Run("an unknown authority is an error with a hint", func(t *testing.T) {
 		res := attempts(t, httpCheck(good(t), ""))
-		wantOutcome(t, res, Error, "certificate signed by unknown authority", "tls.ca_file")
+		wantOutcome(t, res, Error, "certificate signed by unknown authority", "the check's tls.ca_file")
 		if res.Attempts != 2 {
 			t.Errorf("an error is retried: %d attempts", res.Attempts)
 		}
