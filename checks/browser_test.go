@@ -14,20 +14,8 @@ import (
 	"github.com/vigil-monitor/vigil/checks"
 )
 
-// browserPool returns a pool closed when the test ends, skipping the test when Chromium is
-// missing and VIGIL_REQUIRE_BROWSER is unset.
-func browserPool(t *testing.T) *browser.Pool {
-	t.Helper()
-	if _, err := browser.Find("", nil); err != nil {
-		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
-			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
-		}
-		t.Skipf("Chromium is not installed (set VIGIL_REQUIRE_BROWSER=1 to make this a failure): %v", err)
-	}
-	p := browser.NewPool(browser.Options{Concurrency: 2})
-	t.Cleanup(func() { p.Close() })
-	return p
-}
+// browserPool is BrowserPool (browserpool_test.go), for the external tests.
+func browserPool(t *testing.T) *browser.Pool { return checks.BrowserPool(t) }
 
 // pages serves the test pages; onBundle, when set, is called when /bundle.js is fetched.
 func pages(t *testing.T, onBundle func()) *httptest.Server {

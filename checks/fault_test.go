@@ -5,12 +5,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -114,14 +112,7 @@ checks:
 // browser kind judges the certificate's names and dates itself, as the http kind does. A
 // redirect loop fails it too.
 func TestBrowserTargetFaults(t *testing.T) {
-	if _, err := browser.Find("", nil); err != nil {
-		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
-			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
-		}
-		t.Skipf("Chromium is not installed: %v", err)
-	}
-	pool := browser.NewPool(browser.Options{Concurrency: 1})
-	t.Cleanup(func() { pool.Close() })
+	pool := BrowserPool(t)
 	ca := newTestCA(t)
 	site := func(ttl time.Duration, names []string, ips []net.IP) string {
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
