@@ -22,6 +22,15 @@ import (
 //     after it, more than inconclusive_limit of them make the verdict inconclusive;
 //   - more than consecutive_error_limit errors in a row, anywhere in the window, make it
 //     inconclusive: vigil could not measure.
+//
+// One run of errors is an answer too, and fails the deploy at once: more than
+// consecutive_error_limit runs in a row in which the service gave no answer (refused,
+// dropped, none in time: checks.Result.NoAnswer), by a check that passed before the deploy
+// (it has a baseline). The path vigil measures through worked before the deploy; after it
+// the service is down or hung, which is what a crash on start or a deadlock looks like.
+// Argo Rollouts aborts a rollout on errors past the limit whatever they are; vigil keeps
+// its own trouble (Prometheus down, a browser that crashed) and a check with nothing from
+// before the deploy to compare with to the inconclusive rule above.
 
 // tally is one check's runs in a verification window.
 type tally struct {
@@ -32,6 +41,10 @@ type tally struct {
 	lateInconclusive int
 	errStreak        int
 	maxErrStreak     int
+	// silentStreak counts runs in a row in which the service gave no answer.
+	silentStreak, maxSilentStreak int
+	// answeredBefore is set when the check passed before the deploy (it has a baseline).
+	answeredBefore bool
 	// first is the first run that did not pass, with its stored id (evidence for people).
 	first   *checks.Result
 	firstID int64
@@ -49,6 +62,12 @@ func (t *tally) add(res *checks.Result, runID int64) {
 	}
 	if res.Outcome != checks.Error {
 		t.errStreak = 0
+	}
+	if res.Outcome == checks.Error && res.NoAnswer {
+		t.silentStreak++
+		t.maxSilentStreak = max(t.maxSilentStreak, t.silentStreak)
+	} else {
+		t.silentStreak = 0
 	}
 	switch res.Outcome {
 	case checks.Pass:
@@ -75,13 +94,28 @@ func (t *tally) add(res *checks.Result, runID int64) {
 }
 
 // failFast is the rule applied after every run: more failed runs than failure_limit fail
-// the deploy at once. It returns "" while the window goes on.
+// the deploy at once, and so do more runs in a row without an answer from the service
+// than consecutive_error_limit, by a check that passed before the deploy. It returns ""
+// while the window goes on.
 func failFast(check string, t *tally, limits configs.Verify, last *checks.Result) (status, reason string) {
+	if errLimit := errorLimit(limits); last.NoAnswer && t.answeredBefore && t.silentStreak > errLimit {
+		return store.StatusFailed, fmt.Sprintf("%s: the service stopped answering after the deploy: no answer in %d %s in a row "+
+			"(consecutive_error_limit %d), where it passed before the deploy: %s", check, t.silentStreak,
+			plural(t.silentStreak, "run"), errLimit, last.Summary())
+	}
 	if last.Outcome != checks.Fail || t.failed <= limits.FailureLimit {
 		return "", ""
 	}
 	return store.StatusFailed, fmt.Sprintf("%s: %d failed %s (failure_limit %d): %s", check, t.failed,
 		plural(t.failed, "run"), limits.FailureLimit, last.Summary())
+}
+
+// errorLimit is limits' consecutive_error_limit, or its default.
+func errorLimit(limits configs.Verify) int {
+	if limits.ConsecutiveErrorLimit != nil {
+		return *limits.ConsecutiveErrorLimit
+	}
+	return configs.DefaultConsecutiveErrorLimit
 }
 
 // windowVerdict is the rule applied when every check has run all its rounds: passed unless
@@ -99,15 +133,15 @@ func windowVerdict(order []string, tallies map[string]*tally, limits configs.Ver
 		if status != "" {
 			continue
 		}
-		errLimit := configs.DefaultConsecutiveErrorLimit
-		if limits.ConsecutiveErrorLimit != nil {
-			errLimit = *limits.ConsecutiveErrorLimit
-		}
+		errLimit := errorLimit(limits)
 		switch {
 		case t.maxErrStreak > errLimit:
 			status = store.StatusInconclusive
 			reason = fmt.Sprintf("%s: vigil could not measure: %d errors in a row (consecutive_error_limit %d): %s",
 				name, t.maxErrStreak, errLimit, t.lastError)
+			if t.maxSilentStreak > errLimit && !t.answeredBefore {
+				reason += " (no run of it passed before the deploy, so the service's silence cannot be told from a path that never worked)"
+			}
 		case t.runs > 0 && !t.answered:
 			status = store.StatusInconclusive
 			why := t.lastInconclusive

@@ -9,12 +9,13 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
-// runs turns "PPFIE" into outcomes: pass, fail, inconclusive, error.
+// runs turns "PPFIEN" into outcomes: pass, fail, inconclusive, error, and an error in
+// which the service gave no answer.
 func runs(s string) []*checks.Result {
 	var out []*checks.Result
 	for _, c := range s {
-		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error}[c]
-		out = append(out, &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}})
+		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error, 'N': checks.Error}[c]
+		out = append(out, &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}, NoAnswer: c == 'N'})
 	}
 	return out
 }
@@ -27,7 +28,8 @@ func TestVerdictRules(t *testing.T) {
 		name     string
 		checks   map[string]string // check -> its runs in order
 		limits   configs.Verify
-		failAt   int // for a single check: the run (1-based) that fails fast; 0: none
+		before   bool // the checks passed before the deploy (they have a baseline)
+		failAt   int  // for a single check: the run (1-based) that fails fast; 0: none
 		want     string
 		inReason string
 	}{
@@ -43,6 +45,17 @@ func TestVerdictRules(t *testing.T) {
 		{name: "errors in a row past the limit", checks: map[string]string{"a": "PEEEP"}, limits: limits(0, 0, 2), want: store.StatusInconclusive, inReason: "3 errors in a row"},
 		{name: "errors spread out stay within the limit", checks: map[string]string{"a": "EPEPE"}, limits: limits(0, 0, 1), want: store.StatusPassed},
 		{name: "only errors", checks: map[string]string{"a": "EEE"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "no run gave an answer"},
+		{name: "no answer past the limit, answered before", checks: map[string]string{"a": "PNNNP"}, limits: limits(0, 0, 2), before: true,
+			failAt: 4, want: store.StatusFailed, inReason: "stopped answering after the deploy: no answer in 3 runs in a row (consecutive_error_limit 2)"},
+		{name: "no answer from the first round, answered before", checks: map[string]string{"a": "NNNNNN"}, limits: limits(0, 0, 4), before: true,
+			failAt: 5, want: store.StatusFailed, inReason: "no answer in 5 runs"},
+		{name: "no answer within the limit, answered before", checks: map[string]string{"a": "NNPNNP"}, limits: limits(0, 0, 2), before: true, want: store.StatusPassed},
+		{name: "no answer past the limit, never answered before", checks: map[string]string{"a": "PNNNP"}, limits: limits(0, 0, 2),
+			want: store.StatusInconclusive, inReason: "no run of it passed before the deploy"},
+		{name: "vigil's own errors past the limit, answered before", checks: map[string]string{"a": "PEEEP"}, limits: limits(0, 0, 2), before: true,
+			want: store.StatusInconclusive, inReason: "vigil could not measure: 3 errors in a row"},
+		{name: "its own errors break the silence", checks: map[string]string{"a": "NNENNP"}, limits: limits(0, 0, 2), before: true,
+			want: store.StatusInconclusive, inReason: "5 errors in a row"},
 		{name: "one check inconclusive, one passes", checks: map[string]string{"a": "PPP", "b": "III"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "b:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +67,7 @@ func TestVerdictRules(t *testing.T) {
 				if !ok {
 					continue
 				}
-				tallies[name] = &tally{}
+				tallies[name] = &tally{answeredBefore: tc.before}
 				for i, r := range runs(seq) {
 					tallies[name].add(r, int64(i+1))
 					if s, why := failFast(name, tallies[name], tc.limits, r); s != "" && status == "" {

@@ -73,7 +73,7 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 	v := &verification{deploy: d, svc: svc, checks: list, start: start, cancel: cancel, done: make(chan struct{}),
 		tallies: map[string]*tally{}, session: a.opts.Deps.HTTP.NewSession(), baseline: baseline}
 	for _, c := range list {
-		v.tallies[c.Name] = &tally{}
+		v.tallies[c.Name] = &tally{answeredBefore: baseline[c.Name] != nil}
 	}
 	a.mu.Lock()
 	a.verify[d.ID] = v

@@ -230,7 +230,7 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	}
 	if vr.rec.documents() == docs {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Errorf("GET %s: timed out: no response within %s", u, since(begin))
+			return "", fmt.Errorf("GET %s: timed out: %w within %s", u, ErrNoResponse, since(begin))
 		}
 		return "", fmt.Errorf("GET %s: %w", u, err)
 	}

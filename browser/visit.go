@@ -79,6 +79,10 @@ var (
 	ErrBrowserExited   = errors.New("the browser exited")
 )
 
+// ErrNoResponse is in the chain of a visit's error when the page's request had no
+// response before the navigation's deadline.
+var ErrNoResponse = errors.New("no response")
+
 // NavigationError is a visit's error when Chromium could not load a page: the network
 // error it gives (net::ERR_CONNECTION_REFUSED, net::ERR_CERT_AUTHORITY_INVALID,
 // net::ERR_TOO_MANY_REDIRECTS...), for the caller to tell a target that did not answer from

@@ -88,6 +88,11 @@ type Result struct {
 	// back: old-version instances failing once a new version appears (a new version that
 	// crashes its old-version peers).
 	Halt string `json:"halt,omitempty"`
+	// NoAnswer says an error outcome was the service under test giving no answer (refused,
+	// dropped, none in time), not vigil failing to measure on its own side: a deploy's
+	// verification fails a service that answered before it and stops answering
+	// (agent/verdict.go). Only the run's own verdict reads it; it is not stored.
+	NoAnswer bool `json:"-"`
 }
 
 // Summary is the first reason, or the outcome when there is none: one line for a list.
@@ -310,7 +315,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out") {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
-		res.Outcome, res.Reasons = Error, []string{err.Error()}
+		res.Outcome, res.Reasons, res.NoAnswer = Error, []string{err.Error()}, isNoAnswer(err)
 	}
 	c.seal(res, run.Transcript)
 	return res

@@ -278,7 +278,7 @@ func describeHTTPError(ctx context.Context, r *Request, err error) error {
 		err = ue.Err
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: timed out: no complete answer within %s", r.Method, r.URL, r.Timeout)
+		return fmt.Errorf("%s %s: timed out: %w within %s", r.Method, r.URL, errNoAnswerInTime, r.Timeout)
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s %s: cancelled", r.Method, r.URL)

@@ -7,6 +7,13 @@ package checks
 // in a loop (an HTTPS redirect behind a proxy that terminates TLS), has answered, and every
 // visitor's browser refuses the answer: production is broken, and a deploy that did it is
 // failed like one that answers 503.
+//
+// Others are the target not answering at all: nothing listens (connection refused), the
+// connection is dropped before an answer, or a request was sent and no answer came in
+// time. Such a run is still an error, retried, since one of them says little (a cold
+// start, a restart between two rounds); it is marked (noAnswerError) so that a deploy's
+// verification can tell a service that answered before the deploy and stopped answering
+// after it from vigil failing to measure (agent/verdict.go).
 
 import (
 	"context"
@@ -14,9 +21,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vigil-monitor/vigil/browser"
@@ -42,11 +51,55 @@ func faultOf(err error) *faultError {
 // past where browsers stop (maxRedirects): a loop, as a rule.
 var errTooManyRedirects = errors.New("no browser follows that many")
 
+// noAnswerError is a Prober's error when the service under test gave no answer: the run
+// is an error, and its result says NoAnswer.
+type noAnswerError struct{ err error }
+
+func (e *noAnswerError) Error() string { return e.err.Error() }
+func (e *noAnswerError) Unwrap() error { return e.err }
+
+// isNoAnswer says whether err is marked as the service giving no answer.
+func isNoAnswer(err error) bool {
+	var n *noAnswerError
+	return err != nil && errors.As(err, &n)
+}
+
+// errNoAnswerInTime is in the chain of a request's error when it had no complete answer
+// before its deadline.
+var errNoAnswerInTime = errors.New("no complete answer")
+
+// noAnswer marks err when it says the service gave no answer: refused (nothing listens:
+// the process died or never started), reset or closed before an answer (it crashed
+// mid-request), no answer in time (it hangs; or the path to it drops packets), an address
+// whose host is gone, or a name that no longer resolves. What stays unmarked is vigil's
+// own trouble: a network vigil has no route to, a resolver that fails, a certificate
+// vigil cannot verify, a browser that crashed.
+func noAnswer(err error) error {
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case err == nil || isNoAnswer(err):
+		return err
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, errNoAnswerInTime), errors.Is(err, context.DeadlineExceeded):
+		return &noAnswerError{err}
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			return &noAnswerError{err}
+		}
+	case errors.As(err, &ne) && ne.Timeout():
+		return &noAnswerError{err}
+	}
+	return err
+}
+
 // targetFault marks err as the target's fault when it is a server certificate that every
 // client refuses, whatever it trusts (one for other names, or out of date), or redirects
-// past where browsers stop. A certificate signed by an authority vigil does not know stays
-// an error, with a hint: that may be vigil's trust store (a private CA without
-// tls.ca_file), not the service. Only the kinds whose request goes to the service under
+// past where browsers stop; and as no answer when it is one (noAnswer). A certificate
+// signed by an authority vigil does not know stays an error, with a hint: that may be
+// vigil's trust store (a private CA without tls.ca_file), not the service. Only the kinds whose request goes to the service under
 // test use this: a Prometheus or Loki with a bad certificate is vigil's problem, not the
 // deploy's.
 func targetFault(err error) error {
@@ -59,17 +112,23 @@ func targetFault(err error) error {
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%w (a private CA? give its certificate in the check's tls.ca_file)", err)
 	}
-	return err
+	return noAnswer(err)
 }
 
 // navigationFault is targetFault for a browser visit's error: a redirect loop, and a
-// certificate Chromium refused whose names or dates are wrong (certificateFault).
+// certificate Chromium refused whose names or dates are wrong (certificateFault); no
+// answer to the page's request (Chromium's network errors for it, or none in time).
 func navigationFault(ctx context.Context, err error) error {
 	var nav *browser.NavigationError
 	if !errors.As(err, &nav) {
+		if errors.Is(err, browser.ErrNoResponse) {
+			return &noAnswerError{err}
+		}
 		return err
 	}
 	switch {
+	case noAnswerCodes[nav.Code]:
+		return &noAnswerError{err}
 	case nav.Code == "net::ERR_TOO_MANY_REDIRECTS":
 		return &faultError{err}
 	case strings.HasPrefix(nav.Code, "net::ERR_CERT_"):
@@ -78,6 +137,14 @@ func navigationFault(ctx context.Context, err error) error {
 		}
 	}
 	return err
+}
+
+// noAnswerCodes are Chromium's network errors for a page's request that mean the server
+// gave no answer (net/base/net_error_list.h).
+var noAnswerCodes = map[string]bool{
+	"net::ERR_CONNECTION_REFUSED": true, "net::ERR_CONNECTION_RESET": true, "net::ERR_CONNECTION_CLOSED": true,
+	"net::ERR_CONNECTION_ABORTED": true, "net::ERR_EMPTY_RESPONSE": true, "net::ERR_CONNECTION_TIMED_OUT": true,
+	"net::ERR_TIMED_OUT": true, "net::ERR_ADDRESS_UNREACHABLE": true, "net::ERR_NAME_NOT_RESOLVED": true,
 }
 
 // certCheckTimeout bounds the handshake certificateFault makes.

@@ -124,11 +124,14 @@ func TestBrowserTargetFaults(t *testing.T) {
 		return srv.URL
 	}
 	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}
-	check := func(url string) *Check {
+	check := func(url string, timeout ...string) *Check {
+		if len(timeout) == 0 {
+			timeout = []string{"15s"}
+		}
 		cfg, err := configs.Parse(t.TempDir()+"/vigil.yaml", []byte(fmt.Sprintf(`
 checks:
-  - {name: home, kind: browser, url: %q, wait_for: "#app[data-ready]", timeout: 15s}
-`, url+"/")), configs.Options{Environ: []string{}})
+  - {name: home, kind: browser, url: %q, wait_for: "#app[data-ready]", timeout: %s}
+`, url+"/", timeout[0])), configs.Options{Environ: []string{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,6 +152,25 @@ checks:
 	t.Run("an unknown authority alone is an error", func(t *testing.T) {
 		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
 		wantOutcome(t, res, Error, "net::ERR_CERT_AUTHORITY_INVALID")
+		if res.NoAnswer {
+			t.Error("a certificate vigil cannot verify is marked as the service giving no answer")
+		}
+	})
+	// No answer at all is an error, marked as the service's silence (see TestNoAnswer).
+	t.Run("nothing listens", func(t *testing.T) {
+		res := run(t, check(closedURL(t)), Input{})
+		wantOutcome(t, res, Error, "net::ERR_CONNECTION_REFUSED")
+		if !res.NoAnswer {
+			t.Error("not marked as the service giving no answer")
+		}
+	})
+	t.Run("sent, never answered", func(t *testing.T) {
+		srv := serve(t, hang(testDone(t)))
+		res := run(t, check(srv.URL, "4s"), Input{})
+		wantOutcome(t, res, Error, "timed out: no response within")
+		if !res.NoAnswer {
+			t.Error("not marked as the service giving no answer")
+		}
 	})
 	t.Run("a redirect loop", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

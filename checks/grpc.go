@@ -76,7 +76,7 @@ func (g *GRPC) Probe(ctx context.Context, run *Run) error {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		// Nothing answered: connection refused, no HTTP/2 server, or no answer in time.
 		run.Unmeasured("the server did not answer", "status")
-		return fmt.Errorf("gRPC health check of %s: %s: %s", g.address, st.Code(), Trim(st.Message(), 300))
+		return grpcNoAnswer(st, fmt.Errorf("gRPC health check of %s: %s: %s", g.address, st.Code(), Trim(st.Message(), 300)))
 	case codes.NotFound:
 		run.Vars["status"] = "SERVICE_UNKNOWN"
 		run.Failf("%s does not know service %q (NOT_FOUND from grpc.health.v1): %s", g.address, g.service, Trim(st.Message(), 200))

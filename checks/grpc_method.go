@@ -52,6 +52,17 @@ func unreached(err error) bool {
 	return false
 }
 
+// grpcNoAnswer marks err, a call's that the server did not answer (st), as no answer
+// (noAnswer), unless st is about the TLS handshake: a certificate vigil cannot verify is
+// vigil's trouble. gRPC keeps the transport's error only as text.
+func grpcNoAnswer(st *status.Status, err error) error {
+	msg := st.Message()
+	if st.Code() == codes.Canceled || strings.Contains(msg, "handshake") || strings.Contains(msg, "x509") || strings.Contains(msg, "certificate") {
+		return err
+	}
+	return &noAnswerError{err}
+}
+
 // call runs one call of g.method on conn.
 func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error {
 	service, name, _ := configs.GRPCMethod(g.method) // validated when the config loaded
@@ -67,7 +78,7 @@ func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error 
 		}
 		if unreached(err) {
 			run.Unmeasured("the server did not answer", "response")
-			return fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err)
+			return grpcNoAnswer(status.Convert(err), fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err))
 		}
 		run.Unmeasured("the method was not called", "response")
 		run.Failf("%s on %s: %v", g.method, g.address, err)
@@ -97,7 +108,7 @@ func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error 
 	case err == nil:
 	case unreached(err):
 		run.Unmeasured("the server did not answer", "response")
-		return fmt.Errorf("gRPC call of %s on %s: %s: %s", g.method, g.address, st.Code(), Trim(st.Message(), 300))
+		return grpcNoAnswer(st, fmt.Errorf("gRPC call of %s on %s: %s: %s", g.method, g.address, st.Code(), Trim(st.Message(), 300)))
 	default:
 		run.Unmeasured("the call answered "+st.Code().String(), "response")
 		run.Failf("%s on %s answered %s: %s", g.method, g.address, st.Code(), Trim(st.Message(), 200))

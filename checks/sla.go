@@ -162,7 +162,7 @@ func (s *SLA) isOK(status int) bool {
 func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) error {
 	var lat []float64
 	statuses := map[string]int{}
-	var errs, answered, others int
+	var errs, answered, others, unanswered int
 	var firstErrs []string
 	other := ""
 	for _, x := range samples {
@@ -178,6 +178,9 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		statuses[x.key]++
 		if x.err == nil && x.key != slaNotSent {
 			answered++
+		}
+		if isNoAnswer(noAnswer(x.err)) {
+			unanswered++
 		}
 		if !x.ok {
 			errs++
@@ -195,7 +198,11 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		return fmt.Errorf("no request was sent within max_duration %s", s.maxDuration)
 	}
 	if answered == 0 {
-		return fmt.Errorf("none of %d requests got an answer: %s", n, strings.Join(firstErrs, "; "))
+		err := fmt.Errorf("none of %d requests got an answer: %s", n, strings.Join(firstErrs, "; "))
+		if unanswered == n {
+			return &noAnswerError{err} // the service's silence, not vigil's
+		}
+		return err
 	}
 	sort.Float64s(lat)
 	sum := 0.0

@@ -52,7 +52,7 @@ func dialTCP(ctx context.Context, address string, run *Run) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", address)
 	if err != nil {
-		return nil, fmt.Errorf("could not connect to %s: %w", address, err)
+		return nil, noAnswer(fmt.Errorf("could not connect to %s: %w", address, err))
 	}
 	run.Vars["connect_ms"] = ms(time.Since(start))
 	run.Transcript.Printf("connected to %s (%s) in %s", address, conn.RemoteAddr(), time.Since(start).Round(time.Microsecond))

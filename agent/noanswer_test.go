@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// A deploy after which the service gives no answer at all: the new process crashes as it
+// starts (nothing listens: connection refused), or it hangs (a deadlock, a pool that never
+// frees: the request is sent and nothing comes back). Each run is an error, and used to
+// make the verdict inconclusive: a warning, never a rollback. The check passed before the
+// deploy, through the same path, so its silence after the deploy is the deploy's: the
+// verdict is failed once the runs without an answer pass consecutive_error_limit, and the
+// rollback is called, once. The fix passes.
+func TestDeployThatStopsAnsweringIsFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name, mode, reason string
+	}{
+		{name: "crashes on start", mode: "down", reason: "connection refused"},
+		{name: "hangs", mode: "hang", reason: "timed out: no complete answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			var mode atomic.Value
+			mode.Store("up")
+			stop := make(chan struct{})
+			srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if mode.Load() == "hang" {
+					select { // sent, never answered: until the test ends
+					case <-stop:
+					case <-r.Context().Done():
+					}
+					return
+				}
+				fmt.Fprint(w, "ok")
+			})}
+			serve := func(ln net.Listener) { go func() { _ = srv.Serve(ln) }() }
+			serve(ln)
+			t.Cleanup(func() { _ = srv.Close() })
+			t.Cleanup(func() { close(stop) })
+
+			rollback := loopback.NewWebhook(t)
+			h := startAgent(t, "", webConfig{url: "http://" + addr, verify: "interval: 100ms, count: 6, consecutive_error_limit: 2",
+				service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", rollback)}.String())
+			if d := h.verdict(h.deploy("web", "v1"), 30*time.Second); d["status"] != store.StatusPassed {
+				t.Fatalf("before: verdict %v, reason %v; want passed", d["status"], d["reason"])
+			}
+
+			switch tc.mode {
+			case "down":
+				// The old process is stopped and the new one never listens.
+				_ = srv.Close()
+			case "hang":
+				mode.Store("hang")
+			}
+			id := h.deploy("web", "v2")
+			d := h.verdict(id, 60*time.Second)
+			reason := fmt.Sprint(d["reason"])
+			if d["status"] != store.StatusFailed || !strings.Contains(reason, "home: the service stopped answering after the deploy: no answer in 3 runs in a row (consecutive_error_limit 2)") ||
+				!strings.Contains(reason, tc.reason) {
+				t.Fatalf("verdict %v, reason %v; want failed: no answer where there was one before (%s)", d["status"], reason, tc.reason)
+			}
+			if c := checkOf(t, d, "home"); c["errors"] != 3.0 {
+				t.Errorf("the runs: %v; want 3 errors, the third deciding", c)
+			}
+			eventually(t, 20*time.Second, "the rollback webhook", func() bool { return rollback.Count(id+":deploy_failed") >= 1 })
+			h.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
+			if n := rollback.Count(id + ":deploy_failed"); n != 1 {
+				t.Errorf("the rollback was called %d times; want once", n)
+			}
+
+			// The fix: the service answers again on the same address.
+			if tc.mode == "down" {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Skipf("the address %s was taken meanwhile: %v", addr, err)
+				}
+				srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: srv.Handler}
+				serve(ln)
+				t.Cleanup(func() { _ = srv.Close() })
+			}
+			mode.Store("up")
+			if d := h.verdict(h.deploy("web", "v3"), 30*time.Second); d["status"] != store.StatusPassed {
+				t.Fatalf("the fix: verdict %v, reason %v; want passed", d["status"], d["reason"])
+			}
+		})
+	}
+}
+
+// Outside a deploy, a service that stops answering opens an incident as one that answers
+// 500 does: errored runs (after their retries) count toward failure_threshold.
+func TestServiceDownOpensAnIncident(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens
+	slack := loopback.NewSlack(t)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - name: home
+    kind: http
+    every: 1s
+    timeout: 2s
+    retries: 0
+    failure_threshold: 2
+    notify: [slack]
+    request: {url: "http://%s/"}
+notifiers:%s
+`, addr, slackNotifier(slack)))
+	eventually(t, 20*time.Second, "check_failed in Slack", func() bool { return len(slack.Roots()) == 1 })
+	h.a.writer.flush(t.Context())
+	runs, err := h.a.store.RecentRuns(t.Context(), "home", time.Now().Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errored := 0
+	for _, r := range runs {
+		if r.Outcome == "error" {
+			errored++
+		}
+	}
+	if errored < 2 {
+		t.Errorf("paged after %d errored runs; failure_threshold is 2", errored)
+	}
+	if root := slack.Roots()[0]; !strings.Contains(root.Text+string(root.Blocks), "connection refused") {
+		t.Errorf("the message does not say why: %s %s", root.Text, root.Blocks)
+	}
+}
