@@ -80,6 +80,16 @@ func TestDeployThatStopsAnsweringIsFailed(t *testing.T) {
 			if n := rollback.Count(id + ":deploy_failed"); n != 1 {
 				t.Errorf("the rollback was called %d times; want once", n)
 			}
+			// The evidence names the silent check and why.
+			for _, dl := range rollback.Deliveries() {
+				if dl.Event != "deploy_failed" {
+					continue
+				}
+				fc, _ := dl.Payload["failed_checks"].([]any)
+				if len(fc) != 1 || fc[0].(map[string]any)["name"] != "home" || !strings.Contains(fmt.Sprint(fc[0].(map[string]any)["summary"]), tc.reason) {
+					t.Errorf("the rollback's failed_checks: %v; want home, %s", dl.Payload["failed_checks"], tc.reason)
+				}
+			}
 
 			// The fix: the service answers again on the same address.
 			if tc.mode == "down" {
