@@ -36,6 +36,10 @@ func (vr *visitRun) collect(visitErr error) {
 	if shot {
 		vr.screenshot()
 	}
+	if vr.v.VersionSelector != "" && alive() {
+		vr.readVersion()
+		vr.rec.fill(rep)
+	}
 	if rep.Loaded && visitErr == nil && rep.StoppedEarly == "" && alive() {
 		vr.timings()
 		vr.rec.fill(rep)

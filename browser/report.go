@@ -15,7 +15,8 @@ type Report struct {
 	// Status is the HTTP status of the last main-frame document; 0 when none arrived.
 	Status int
 	// ServedVersion is the value of Visit.VersionHeader in the last main-frame document's
-	// response: the version of the service that served the page ("" when it named none).
+	// response, or of the element Visit.VersionSelector finds at the end of the visit: the
+	// version of the service that served the page ("" when it named none).
 	ServedVersion string
 	// Loaded is true when every navigation reached the load event within its deadline.
 	Loaded bool

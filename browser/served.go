@@ -5,9 +5,12 @@ package browser
 // balancer draining).
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/vigil-monitor/vigil/internal/text"
 )
 
@@ -28,4 +31,31 @@ func headerValue(h network.Headers, name string) string {
 		}
 	}
 	return ""
+}
+
+// versionScript reads the text of the first element sel finds, or its attribute attr when
+// attr is set: "" when there is none. The selector and the attribute go in as JSON
+// strings, never as code; a selector the page cannot parse throws, and the read fails.
+func versionScript(sel, attr string) string {
+	s, _ := json.Marshal(sel)
+	a, _ := json.Marshal(attr)
+	return `(() => { const e = document.querySelector(` + string(s) + `); if (!e) return "";
+  const v = ` + string(a) + ` ? e.getAttribute(` + string(a) + `) : e.textContent; return typeof v === "string" ? v : ""; })()`
+}
+
+// readVersion reads the version the page names in an element (Visit.VersionSelector),
+// within collectTimeout, once the visit's work is done: a page whose scripts render the
+// version (or fail to) is read as a visitor would see it. An element that is missing
+// names none; a read that fails is in the transcript and names none either.
+func (vr *visitRun) readVersion() {
+	ctx, cancel := context.WithTimeout(vr.tabCtx, collectTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](versionScript(vr.v.VersionSelector, vr.v.VersionAttribute)))
+	if err != nil {
+		vr.logf("served version: %s could not be read: %v", vr.v.VersionSelector, err)
+		return
+	}
+	vr.rec.mu.Lock()
+	vr.rec.version = text.Ellipsis(strings.TrimSpace(v), maxMessage)
+	vr.rec.mu.Unlock()
 }

@@ -43,6 +43,10 @@ type Visit struct {
 	// VersionHeader names a response header in which the page's document says which
 	// version of the service served it (Report.ServedVersion); "" reads none.
 	VersionHeader string
+	// VersionSelector, instead, finds an element of the page that names the version: its
+	// text, or its VersionAttribute when set (meta[name="app-version"] and content). It is
+	// read once the visit's work is done.
+	VersionSelector, VersionAttribute string
 	// NavigationTimeout bounds each navigation's wait for the load event; 0 means the time
 	// left. A document that answers but never finishes loading is recorded (Report.Loaded
 	// false, Report.Pending), not an error.

@@ -191,7 +191,14 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		return navigationFault(ctx, err)
 	}
 	if sv := b.spec.ServedVersion; sv != nil {
-		if err := judgeServed(run, rep.ServedVersion, "the page's header "+sv.Header); err != nil {
+		where := "the page's header " + sv.Header
+		switch {
+		case sv.Attribute != "":
+			where = "attribute " + sv.Attribute + " of the page's " + sv.Selector
+		case sv.Selector != "":
+			where = "the page's " + sv.Selector
+		}
+		if err := judgeServed(run, rep.ServedVersion, where); err != nil {
 			return err
 		}
 	}
@@ -213,8 +220,8 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 	if s.Dialogs == "accept" {
 		v.Dialogs = browser.AcceptDialogs
 	}
-	if s.ServedVersion != nil {
-		v.VersionHeader = s.ServedVersion.Header
+	if sv := s.ServedVersion; sv != nil {
+		v.VersionHeader, v.VersionSelector, v.VersionAttribute = sv.Header, sv.Selector, sv.Attribute
 	}
 	for _, c := range s.Cookies {
 		if c != nil {

@@ -3,6 +3,7 @@ package checks_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,6 +66,13 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 		w.Header().Set("X-App-Version", r.URL.Query().Get("v"))
 		page(`<!doctype html><title>Home</title><div id=app data-ready=1></div>`)(w, r)
 	})
+	// /cached is a CDN's copy of a page: no version header, the build it came from in a
+	// meta tag and, rendered by its script, in the footer (?v=v1)
+	mux.HandleFunc("/cached", func(w http.ResponseWriter, r *http.Request) {
+		v := html.EscapeString(r.URL.Query().Get("v"))
+		page(`<!doctype html><title>Home</title><meta name="app-version" content="`+v+`"><div id=app data-ready=1></div>
+<footer id=build></footer><script>document.getElementById('build').textContent = ' `+v+` '</script>`)(w, r)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -110,6 +118,10 @@ checks:
     assert: ["dialogs == 1", "wait_for_found"]
   - {name: old-pod, kind: browser, url: "${T}/versioned?v=v1", wait_for: "#app[data-ready]", timeout: 20s, served_version: {header: X-App-Version}}
   - {name: new-pod, kind: browser, url: "${T}/versioned?v=v2", wait_for: "#app[data-ready]", timeout: 20s, served_version: {header: x-app-version}}
+  - {name: cached-meta, kind: browser, url: "${T}/cached?v=v1", timeout: 20s, served_version: {selector: 'meta[name="app-version"]', attribute: content}}
+  - {name: cached-text, kind: browser, url: "${T}/cached?v=v2", timeout: 20s, served_version: {selector: "#build"}}
+  - {name: cached-none, kind: browser, url: "${T}/cached?v=v1", timeout: 20s, served_version: {selector: "#no-such-element"}}
+  - {name: cached-bad, kind: browser, url: "${T}/cached?v=v1", timeout: 20s, served_version: {selector: "#("}}
   - name: login-wrong
     kind: browser
     url: "${T}/login"
@@ -219,6 +231,25 @@ func TestBrowserCheck(t *testing.T) {
 		}
 		if r := run(t, "old-pod"); r.Outcome != checks.Pass {
 			t.Errorf("outside a deploy the page is judged: %s %q", r.Outcome, r.Reasons)
+		}
+		// A CDN still serving the old build's page names no version in a header: the
+		// page's own meta tag, or the text its script renders, does.
+		r = cs["cached-meta"].Run(context.Background(), deploy)
+		if r.Outcome != checks.Inconclusive || r.Reasons[0] != "answered by version v1, not v2 (the deploy's): the new version does not serve this yet" {
+			t.Errorf("the old build's page, by its meta tag: %s %q", r.Outcome, r.Reasons)
+		}
+		if r := cs["cached-text"].Run(context.Background(), deploy); r.Outcome != checks.Pass ||
+			!strings.Contains(strings.Join(r.Transcript, "\n"), "served version: v2 (the page's #build)") {
+			t.Errorf("the new build's page, by the text its script rendered: %s %q\n%s", r.Outcome, r.Reasons, strings.Join(r.Transcript, "\n"))
+		}
+		for _, name := range []string{"cached-none", "cached-bad"} {
+			r := cs[name].Run(context.Background(), deploy)
+			if tr := strings.Join(r.Transcript, "\n"); r.Outcome != checks.Pass || !strings.Contains(tr, "served version: the answer names none") {
+				t.Errorf("%s: a page that names no version is judged: %s %q\n%s", name, r.Outcome, r.Reasons, tr)
+			}
+			if tr := strings.Join(r.Transcript, "\n"); name == "cached-bad" && !strings.Contains(tr, "served version: #( could not be read") {
+				t.Errorf("a selector the page cannot parse is not in the transcript:\n%s", tr)
+			}
 		}
 	})
 	t.Run("dialogs", func(t *testing.T) {

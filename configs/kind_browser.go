@@ -23,9 +23,10 @@ type BrowserSpec struct {
 	// Dialogs answers the page's JavaScript dialogs: "dismiss" or "accept". Unset, they are
 	// dismissed and any dialog fails the default assertions; set, the check expects them.
 	Dialogs string `koanf:"dialogs" jsonschema:"enum=accept,enum=dismiss"`
-	// ServedVersion is the response header in which the page's document names the version
-	// that served it: in a deploy's verification a page of another version is
-	// inconclusive, not judged. A page is HTML: only header is read.
+	// ServedVersion is where the page names the version that served it: a response header
+	// of its document, or an element (selector, and attribute to read one of its attributes
+	// rather than its text), read once the visit is done. In a deploy's verification a page
+	// of another version is inconclusive, not judged. A page is HTML: field is refused.
 	ServedVersion *ServedVersion `koanf:"served_version"`
 }
 
@@ -104,8 +105,18 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 			v.errf(sp+".assert_text.selector", "set the CSS selector whose text to check", "missing")
 		}
 	}
-	if sv := b.ServedVersion; sv != nil && (sv.Header == "" || sv.Field != "") {
-		v.errf(p+".served_version", "set header, such as X-App-Version: a browser check reads the version from the page's response headers", "a browser check reads header only")
+	if sv := b.ServedVersion; sv != nil {
+		const fix = `set header (X-App-Version, of the page's document) or selector (meta[name="app-version"], with attribute: content), one of them`
+		switch {
+		case sv.Field != "":
+			v.errf(p+".served_version.field", fix, "a page is HTML, not a JSON body")
+		case sv.Header == "" && sv.Selector == "":
+			v.errf(p+".served_version", fix, "neither header nor selector is set")
+		case sv.Header != "" && sv.Selector != "":
+			v.errf(p+".served_version", fix, "both header and selector are set")
+		case sv.Attribute != "" && sv.Selector == "":
+			v.errf(p+".served_version.attribute", "attribute names an attribute of the element selector finds: set selector too", "attribute without selector")
+		}
 	}
 	switch b.Dialogs {
 	case "", "accept", "dismiss":

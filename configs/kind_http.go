@@ -16,10 +16,13 @@ type HTTPSpec struct {
 }
 
 // ServedVersion is where an answer names its version: a response header, or a gjson path
-// into a JSON body. Exactly one is set.
+// into a JSON body; for a browser check's page, a header of its document or an element of
+// it (Selector: its text, or its Attribute). Exactly one of them is set.
 type ServedVersion struct {
-	Header string `koanf:"header"`
-	Field  string `koanf:"field"`
+	Header    string `koanf:"header"`
+	Field     string `koanf:"field"`
+	Selector  string `koanf:"selector"`
+	Attribute string `koanf:"attribute"`
 }
 
 func (s *HTTPSpec) applyDefaults(_ *Config, ch *Check) { defaultRequest(&s.Request, ch.Timeout) }
@@ -36,6 +39,8 @@ func (v *validator) servedVersion(p string, sv *ServedVersion) {
 	}
 	const fix = "set header (X-App-Version) or field (a path in a JSON body, such as build.version), one of them"
 	switch {
+	case sv.Selector != "" || sv.Attribute != "":
+		v.errf(p, fix, "selector and attribute name an element of a page, for browser checks; an API answer names its version in a header or a JSON field")
 	case sv.Header == "" && sv.Field == "":
 		v.errf(p, fix, "neither header nor field is set")
 	case sv.Header != "" && sv.Field != "":
