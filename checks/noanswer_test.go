@@ -36,6 +36,11 @@ func TestNoAnswer(t *testing.T) {
 	grpcTLS := newGRPCServer(t, credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.leaf(t, 30*24*time.Hour)}, MinVersion: tls.VersionTLS12}),
 		withHealth(serving))
 
+	writer := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })).URL
+	propagation := func(reader string) string {
+		return fmt.Sprintf("\nchecks:\n  - {name: feed, kind: propagation, timeout: 1s, write: {method: POST, url: %q}, read: [%q]}\n",
+			writer+"/items", reader+"/items")
+	}
 	httpCheck := func(url string) string {
 		return fmt.Sprintf("\nchecks:\n  - {name: api, kind: http, timeout: 1s, request: {url: %q}}\n", url+"/healthz")
 	}
@@ -61,6 +66,8 @@ checks:
     write: {method: POST, url: %q}
     read: [%q]
 `, down+"/items", down+"/items"), true, "write"},
+		{"propagation: a reader that refuses", propagation(down), true, "no answer from 1 of 1 readers"},
+		{"propagation: a reader that hangs", propagation(hung), true, "the first read had no answer before the run's deadline"},
 
 		{"http: a certificate vigil cannot verify", httpCheck(secure), false, "unknown authority"},
 		{"grpc: a certificate vigil cannot verify", grpcCheck(grpcTLS.addr, "    tls: true\n"), false, "Unavailable"},

@@ -119,8 +119,11 @@ type readerResult struct {
 	gap      time.Duration // between that read and the one before it: the measurement's resolution
 	polls    int
 	answered bool // at least one HTTP response
-	last     string
-	err      error // rendering failed: not worth polling
+	// unanswered is set while its last read had no answer from the service (refused,
+	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
+	unanswered bool
+	last       string
+	err        error // rendering failed: not worth polling
 }
 
 // Probe implements Prober.
@@ -169,6 +172,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	readers := map[string]float64{}
 	var stale, silent []string
 	var slowest time.Duration
+	unanswered := true // every silent reader's silence is the service's
 	for i, r := range p.readers {
 		res := results[i]
 		switch {
@@ -185,6 +189,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			}
 		case !res.answered:
 			silent = append(silent, fmt.Sprintf("%s (%s)", r.name, res.last))
+			unanswered = unanswered && res.unanswered
 		default:
 			readers[r.name] = ms(waited)
 			slowest = waited
@@ -193,8 +198,12 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		}
 	}
 	if len(silent) > 0 {
-		return fmt.Errorf("no answer from %d of %d readers in %s, so propagation could not be measured: %s",
+		err := fmt.Errorf("no answer from %d of %d readers in %s, so propagation could not be measured: %s",
 			len(silent), len(p.readers), round(waited), strings.Join(silent, "; "))
+		if unanswered {
+			return &noAnswerError{err}
+		}
+		return err
 	}
 	run.Vars["readers"] = readers
 	run.Vars["stale"] = stale
@@ -235,12 +244,18 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 		start := time.Now()
 		resp, err := p.client.Do(ctx, req, nil)
 		if err != nil && ctx.Err() != nil {
-			return res // cut by the run's deadline: not the reader's answer
+			// Cut by the run's deadline: not the reader's answer, unless it is the first
+			// read, sent and never answered (a hung reader).
+			if res.polls == 0 {
+				res.unanswered, res.last = true, "the first read had no answer before the run's deadline"
+			}
+			return res
 		}
 		res.polls++
 		switch {
 		case err != nil:
 			res.last = err.Error()
+			res.unanswered = isNoAnswer(noAnswer(err))
 		default:
 			res.answered = true
 			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).
