@@ -23,7 +23,7 @@ import (
 //   - more than consecutive_error_limit errors in a row, anywhere in the window, make it
 //     inconclusive: vigil could not measure.
 //
-// One run of errors is an answer too, and fails the deploy at once: more than
+// A streak of errors can be an answer too, and fails the deploy at once: more than
 // consecutive_error_limit runs in a row in which the service gave no answer (refused,
 // dropped, none in time: checks.Result.NoAnswer), by a check that passed before the deploy
 // (it has a baseline). The path vigil measures through worked before the deploy; after it
