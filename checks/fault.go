@@ -91,8 +91,19 @@ func noAnswer(err error) error {
 		}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &noAnswerError{err}
+	case h2Abort(err.Error()):
+		return &noAnswerError{err}
 	}
 	return err
+}
+
+// h2Abort says whether an HTTP/2 request's error is the server ending it without an
+// answer: a stream it reset (a handler that panicked: what HTTP/1.1 shows as a closed
+// connection) or a GOAWAY before the answer. net/http keeps these types unexported, so
+// only their text tells.
+func h2Abort(msg string) bool {
+	return strings.Contains(msg, "stream error: ") && strings.Contains(msg, "; received from peer") ||
+		strings.Contains(msg, "http2: server sent GOAWAY and closed the connection")
 }
 
 // targetFault marks err as the target's fault when it is a server certificate that every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,17 @@ func TestNoAnswer(t *testing.T) {
 		return fmt.Sprintf("\nchecks:\n  - {name: feed, kind: propagation, timeout: 1s, write: {method: POST, url: %q}, read: [%q]}\n",
 			writer+"/items", reader+"/items")
 	}
+	// h2 is an HTTPS server speaking HTTP/2 whose handler ends the request without an
+	// answer as abort does.
+	h2 := func(abort func(srv *httptest.Server, r *http.Request)) string {
+		var srv *httptest.Server
+		srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { abort(srv, r) }))
+		srv.EnableHTTP2 = true
+		srv.TLS = serverTLS(ca.leaf(t, 24*time.Hour))
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return fmt.Sprintf("\nchecks:\n  - {name: api, kind: http, timeout: 2s, request: {url: %q, tls: {ca_file: %q}}}\n", srv.URL+"/", ca.pemFile)
+	}
 	httpCheck := func(url string) string {
 		return fmt.Sprintf("\nchecks:\n  - {name: api, kind: http, timeout: 1s, request: {url: %q}}\n", url+"/healthz")
 	}
@@ -52,6 +64,8 @@ func TestNoAnswer(t *testing.T) {
 		{"http: nothing listens", httpCheck(down), true, "connection refused"},
 		{"http: sent, never answered", httpCheck(hung), true, "timed out: no complete answer"},
 		{"http: dropped before an answer", httpCheck(dropped), true, "EOF"},
+		{"http/2: the stream reset (a handler that panicked)", h2(func(*httptest.Server, *http.Request) { panic(http.ErrAbortHandler) }), true, "INTERNAL_ERROR; received from peer"},
+		{"http/2: the connection dropped", h2(func(srv *httptest.Server, r *http.Request) { srv.CloseClientConnections(); <-r.Context().Done() }), true, "unexpected EOF"},
 		{"script: a step not answered", fmt.Sprintf("\nchecks:\n  - {name: j, kind: script, timeout: 1s, steps: [{request: {url: %q}}]}\n", down), true, "step 1"},
 		{"sla: no request answered", strings.Replace(slaYAML(down, 5, 2, ""), "timeout: 20s", "timeout: 2s", 1), true, "none of 5 requests got an answer"},
 		{"tcp: nothing listens", tcpCheck(downAddr, ""), true, "connection refused"},
