@@ -7,6 +7,7 @@ package browser
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/chromedp/cdproto/network"
@@ -34,13 +35,14 @@ func headerValue(h network.Headers, name string) string {
 }
 
 // versionScript reads the text of the first element sel finds, or its attribute attr when
-// attr is set: "" when there is none. The selector and the attribute go in as JSON
+// attr is set, cut to maxMessage in the page (a page may put megabytes there): "" when
+// there is none. The selector and the attribute go in as JSON
 // strings, never as code; a selector the page cannot parse throws, and the read fails.
 func versionScript(sel, attr string) string {
 	s, _ := json.Marshal(sel)
 	a, _ := json.Marshal(attr)
 	return `(() => { const e = document.querySelector(` + string(s) + `); if (!e) return "";
-  const v = ` + string(a) + ` ? e.getAttribute(` + string(a) + `) : e.textContent; return typeof v === "string" ? v : ""; })()`
+  const v = ` + string(a) + ` ? e.getAttribute(` + string(a) + `) : e.textContent; return typeof v === "string" ? v.slice(0, ` + strconv.Itoa(maxMessage) + `) : ""; })()`
 }
 
 // readVersion reads the version the page names in an element (Visit.VersionSelector),

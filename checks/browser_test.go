@@ -73,6 +73,9 @@ func pages(t *testing.T, onBundle func()) *httptest.Server {
 		page(`<!doctype html><title>Home</title><meta name="app-version" content="`+v+`"><div id=app data-ready=1></div>
 <footer id=build></footer><script>document.getElementById('build').textContent = ' `+v+` '</script>`)(w, r)
 	})
+	// /huge-version renders megabytes where its version goes, as a hostile page would
+	mux.Handle("/huge-version", page(`<!doctype html><title>Home</title><footer id=build></footer>
+<script>document.getElementById('build').textContent = 'v1' + 'x'.repeat(5e6)</script>`))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -122,6 +125,7 @@ checks:
   - {name: cached-text, kind: browser, url: "${T}/cached?v=v2", timeout: 20s, served_version: {selector: "#build"}}
   - {name: cached-none, kind: browser, url: "${T}/cached?v=v1", timeout: 20s, served_version: {selector: "#no-such-element"}}
   - {name: cached-bad, kind: browser, url: "${T}/cached?v=v1", timeout: 20s, served_version: {selector: "#("}}
+  - {name: huge-version, kind: browser, url: "${T}/huge-version", timeout: 20s, served_version: {selector: "#build"}}
   - name: login-wrong
     kind: browser
     url: "${T}/login"
@@ -241,6 +245,10 @@ func TestBrowserCheck(t *testing.T) {
 		if r := cs["cached-text"].Run(context.Background(), deploy); r.Outcome != checks.Pass ||
 			!strings.Contains(strings.Join(r.Transcript, "\n"), "served version: v2 (the page's #build)") {
 			t.Errorf("the new build's page, by the text its script rendered: %s %q\n%s", r.Outcome, r.Reasons, strings.Join(r.Transcript, "\n"))
+		}
+		r = cs["huge-version"].Run(context.Background(), deploy)
+		if r.Outcome != checks.Inconclusive || len(r.Reasons[0]) > 400 || !strings.Contains(r.Reasons[0], "answered by version v1xxx") {
+			t.Errorf("a page naming megabytes as its version: %s, reason of %d bytes: %.300q", r.Outcome, len(r.Reasons[0]), r.Reasons)
 		}
 		for _, name := range []string{"cached-none", "cached-bad"} {
 			r := cs[name].Run(context.Background(), deploy)
