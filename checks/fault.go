@@ -72,14 +72,17 @@ var errNoAnswerInTime = errors.New("no complete answer")
 // the process died or never started), reset or closed before an answer (it crashed
 // mid-request), no answer in time (it hangs; or the path to it drops packets), an address
 // whose host is gone, or a name that no longer resolves. What stays unmarked is vigil's
-// own trouble: a network vigil has no route to, a resolver that fails, a certificate
-// vigil cannot verify, a browser that crashed.
+// own trouble: a network vigil has no route to, a resolver that fails, a proxy it cannot
+// reach, a certificate vigil cannot verify, a browser that crashed.
 func noAnswer(err error) error {
 	var dns *net.DNSError
 	var ne net.Error
+	var op *net.OpError
 	switch {
 	case err == nil || isNoAnswer(err):
 		return err
+	case errors.As(err, &op) && op.Op == "proxyconnect":
+		return err // the proxy vigil goes through (HTTPS_PROXY) is vigil's path, not the service
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EHOSTUNREACH),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),

@@ -2,11 +2,14 @@ package checks
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,4 +112,28 @@ func newTLSServer(t *testing.T, ca *testCA) string {
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "https://" + ln.Addr().String()
+}
+
+// The classification alone, for errors no loopback server can make: a proxy vigil cannot
+// reach is vigil's path, not the service; a name that does not exist is the service's.
+func TestNoAnswerClassification(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"refused", fmt.Errorf("GET http://127.0.0.1:1/: %w", refused), true},
+		{"the proxy refused", fmt.Errorf("GET https://shop/: %w", &net.OpError{Op: "proxyconnect", Net: "tcp", Err: refused}), false},
+		{"no such host", &net.DNSError{Err: "no such host", Name: "shop.internal", IsNotFound: true}, true},
+		{"the resolver failed", &net.DNSError{Err: "server misbehaving", Name: "shop.internal", IsTemporary: true}, false},
+		{"the resolver timed out", &net.DNSError{Err: "i/o timeout", Name: "shop.internal", IsTimeout: true}, false},
+		{"no route from vigil", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}, false},
+		{"the host is gone", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, true},
+		{"a request vigil could not build", errors.New("building request: bad URL"), false},
+	} {
+		if got := isNoAnswer(noAnswer(tc.err)); got != tc.want {
+			t.Errorf("%s: no answer = %v; want %v (%v)", tc.name, got, tc.want, tc.err)
+		}
+	}
 }
