@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -45,12 +46,15 @@ func versionScript(sel, attr string) string {
   const v = ` + string(a) + ` ? e.getAttribute(` + string(a) + `) : e.textContent; return typeof v === "string" ? v.slice(0, ` + strconv.Itoa(maxMessage) + `) : ""; })()`
 }
 
+// versionTimeout bounds readVersion: a page still busy rendering answers late.
+const versionTimeout = time.Second
+
 // readVersion reads the version the page names in an element (Visit.VersionSelector),
-// within collectTimeout, once the visit's work is done: a page whose scripts render the
+// within versionTimeout, once the visit's work is done: a page whose scripts render the
 // version (or fail to) is read as a visitor would see it. An element that is missing
 // names none; a read that fails is in the transcript and names none either.
 func (vr *visitRun) readVersion() {
-	ctx, cancel := context.WithTimeout(vr.tabCtx, collectTimeout)
+	ctx, cancel := context.WithTimeout(vr.tabCtx, versionTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](versionScript(vr.v.VersionSelector, vr.v.VersionAttribute)))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -82,8 +83,13 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	rec := &timingRecorder{}
 	start := time.Now()
 	trace := &httptrace.ClientTrace{
-		DNSStart:          func(httptrace.DNSStartInfo) { rec.mark(&rec.dnsStart) },
-		DNSDone:           func(httptrace.DNSDoneInfo) { rec.phase(&rec.tm.DNS, &rec.dnsStart) },
+		DNSStart: func(httptrace.DNSStartInfo) { rec.mark(&rec.dnsStart) },
+		DNSDone: func(httptrace.DNSDoneInfo) {
+			rec.phase(&rec.tm.DNS, &rec.dnsStart)
+			rec.mu.Lock()
+			rec.dnsDone = true
+			rec.mu.Unlock()
+		},
 		ConnectStart:      func(string, string) { rec.mark(&rec.connStart) },
 		ConnectDone:       func(string, string, error) { rec.phase(&rec.tm.Connect, &rec.connStart) },
 		TLSHandshakeStart: func() { rec.mark(&rec.tlsStart) },
@@ -132,7 +138,16 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
 	resp, err := client.Do(req)
 	if err != nil {
-		err = describeHTTPError(ctx, r, err)
+		var dnsErr *net.DNSError
+		switch {
+		case errors.As(err, &dnsErr):
+			err = fmt.Errorf("%s %s: %w", r.Method, r.URL, dnsErr) // the resolver's own words, its timeout included
+		case rec.resolving() && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			// The time ran out in vigil's resolver: no request reached the service.
+			err = fmt.Errorf("%s %s: timed out resolving the host name (the resolver vigil uses did not answer)", r.Method, r.URL)
+		default:
+			err = describeHTTPError(ctx, r, err)
+		}
 		if t != nil {
 			t.Printf("! %v", err)
 		}
@@ -232,7 +247,14 @@ type timingRecorder struct {
 	mu                            sync.Mutex
 	tm                            Timings
 	dnsStart, connStart, tlsStart time.Time
-	reused                        bool
+	reused, dnsDone               bool
+}
+
+// resolving says whether a host name lookup began and has not ended.
+func (r *timingRecorder) resolving() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.dnsStart.IsZero() && !r.dnsDone
 }
 
 func (r *timingRecorder) mark(t *time.Time) {

@@ -83,15 +83,18 @@ func noAnswer(err error) error {
 		return err
 	case errors.As(err, &op) && op.Op == "proxyconnect":
 		return err // the proxy vigil goes through (HTTPS_PROXY) is vigil's path, not the service
+	case errors.As(err, &dns):
+		// Before the timeouts: a resolver's timeout unwraps to a deadline, and the resolver
+		// is vigil's. A name that does not exist is the service's.
+		if dns.IsNotFound {
+			return &noAnswerError{err}
+		}
+		return err
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EHOSTUNREACH),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, errNoAnswerInTime), errors.Is(err, context.DeadlineExceeded):
 		return &noAnswerError{err}
-	case errors.As(err, &dns):
-		if dns.IsNotFound {
-			return &noAnswerError{err}
-		}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &noAnswerError{err}
 	case h2Abort(err.Error()):

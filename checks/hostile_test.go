@@ -161,18 +161,21 @@ func TestHostileTargets(t *testing.T) {
 		outcome   checks.Outcome
 		want      string // in the first reason (error) or the transcript (measured)
 		resolver  string // a loopback DNS server to use
+		// noAnswer: an error in which the service gave no answer (Result.NoAnswer), not
+		// vigil's trouble
+		noAnswer bool
 	}{
-		{name: "never answers", url: "http://" + silent + "/", outcome: checks.Error, want: "timed out"},
-		{name: "drips its body", url: "http://" + drip + "/", outcome: checks.Error, want: "timed out"},
-		{name: "drips its headers", url: "http://" + dripHeaders + "/", outcome: checks.Error, want: "timed out"},
+		{name: "never answers", url: "http://" + silent + "/", outcome: checks.Error, want: "timed out", noAnswer: true},
+		{name: "drips its body", url: "http://" + drip + "/", outcome: checks.Error, want: "timed out", noAnswer: true},
+		{name: "drips its headers", url: "http://" + dripHeaders + "/", outcome: checks.Error, want: "timed out", noAnswer: true},
 		{name: "infinite body", url: app.URL + "/infinite", assert: "body_truncated", outcome: checks.Pass, want: "cut at the 1048576-byte cap"},
 		{name: "gzip bomb", url: app.URL + "/bomb", assert: "body_truncated", outcome: checks.Pass, want: "cut at the 1048576-byte cap"},
 		{name: "redirect loop", url: app.URL + "/loop", outcome: checks.Fail, want: "stopped after 20 redirects"},
 		{name: "huge headers", url: "http://" + hugeHeaders + "/", outcome: checks.Error, want: "headers exceeded"},
 		{name: "bad TLS certificate", url: badTLS.URL + "/loop", outcome: checks.Error, want: "certificate"},
-		{name: "TLS handshake never ends", url: "https://" + tlsHang + "/", outcome: checks.Error, want: "timed out"},
-		{name: "reset mid-body", url: "http://" + resetMidBody + "/", outcome: checks.Error, want: "the body broke off after 1000 bytes"},
-		{name: "unresolvable host", url: "http://vigil-hostile.invalid/", outcome: checks.Error, want: "no such host", resolver: dnsServer(t, true)},
+		{name: "TLS handshake never ends", url: "https://" + tlsHang + "/", outcome: checks.Error, want: "timed out", noAnswer: true},
+		{name: "reset mid-body", url: "http://" + resetMidBody + "/", outcome: checks.Error, want: "the body broke off after 1000 bytes", noAnswer: true},
+		{name: "unresolvable host", url: "http://vigil-hostile.invalid/", outcome: checks.Error, want: "no such host", resolver: dnsServer(t, true), noAnswer: true},
 		{name: "DNS never answers", url: "http://vigil-hostile.invalid/", outcome: checks.Error, want: "timed out", resolver: dnsServer(t, false)},
 	}
 	for _, c := range cases {
@@ -203,6 +206,9 @@ func TestHostileTargets(t *testing.T) {
 			text := r.Summary() + "\n" + strings.Join(r.Transcript, "\n")
 			if r.Outcome != c.outcome || !strings.Contains(text, c.want) {
 				t.Errorf("%s, want %s mentioning %q:\n%s", r.Outcome, c.outcome, c.want, text)
+			}
+			if r.NoAnswer != c.noAnswer {
+				t.Errorf("no answer from the service: %v, want %v (%s)", r.NoAnswer, c.noAnswer, r.Summary())
 			}
 			if took > limit+2*time.Second {
 				t.Errorf("took %s with a %s timeout", took, limit)
