@@ -213,7 +213,11 @@ func TestHostileTargets(t *testing.T) {
 			if took > limit+2*time.Second {
 				t.Errorf("took %s with a %s timeout", took, limit)
 			}
-			t.Logf("reliability: hostile target, %s: %s after %s (timeout %s): %s", c.name, r.Outcome,
+			silent := ""
+			if r.NoAnswer {
+				silent = " (no answer from the service)"
+			}
+			t.Logf("reliability: hostile target, %s: %s%s after %s (timeout %s): %s", c.name, r.Outcome, silent,
 				took.Round(time.Millisecond), limit, checks.Trim(r.Summary(), 110))
 		})
 	}
