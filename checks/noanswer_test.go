@@ -72,6 +72,7 @@ func TestNoAnswer(t *testing.T) {
 		{"script: a step not answered", fmt.Sprintf("\nchecks:\n  - {name: j, kind: script, timeout: 1s, steps: [{request: {url: %q}}]}\n", down), true, "step 1"},
 		{"sla: no request answered", strings.Replace(slaYAML(down, 5, 2, ""), "timeout: 20s", "timeout: 2s", 1), true, "none of 5 requests got an answer"},
 		{"tcp: nothing listens", tcpCheck(downAddr, ""), true, "connection refused"},
+		{"tls: nothing listens", fmt.Sprintf("\nchecks:\n  - {name: c, kind: tls, timeout: 1s, address: %q}\n", downAddr), true, "connection refused"},
 		{"websocket: nothing listens", wsCheck("ws://"+downAddr+"/feed", ""), true, "connection refused"},
 		{"grpc: nothing listens", grpcCheck(downAddr, ""), true, "Unavailable"},
 		{"grpc: never answered", strings.Replace(grpcCheck(grpcHung.addr, ""), "timeout: 2s", "timeout: 300ms", 1), true, "DeadlineExceeded"},
