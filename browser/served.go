@@ -37,8 +37,8 @@ func headerValue(h network.Headers, name string) string {
 
 // versionScript reads the text of the first element sel finds, or its attribute attr when
 // attr is set, cut to maxMessage in the page (a page may put megabytes there): "" when
-// there is none. The selector and the attribute go in as JSON
-// strings, never as code; a selector the page cannot parse throws, and the read fails.
+// there is none. The selector and the attribute go in as JSON strings, never as code; a
+// selector the page cannot parse throws, and the read fails.
 func versionScript(sel, attr string) string {
 	s, _ := json.Marshal(sel)
 	a, _ := json.Marshal(attr)

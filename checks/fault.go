@@ -58,6 +58,9 @@ type noAnswerError struct{ err error }
 func (e *noAnswerError) Error() string { return e.err.Error() }
 func (e *noAnswerError) Unwrap() error { return e.err }
 
+// gaveNoAnswer says whether err, unmarked, is one in which the service gave no answer.
+func gaveNoAnswer(err error) bool { return isNoAnswer(noAnswer(err)) }
+
 // isNoAnswer says whether err is marked as the service giving no answer.
 func isNoAnswer(err error) bool {
 	var n *noAnswerError
@@ -116,9 +119,9 @@ func h2Abort(msg string) bool {
 // client refuses, whatever it trusts (one for other names, or out of date), or redirects
 // past where browsers stop; and as no answer when it is one (noAnswer). A certificate
 // signed by an authority vigil does not know stays an error, with a hint: that may be
-// vigil's trust store (a private CA without tls.ca_file), not the service. Only the kinds whose request goes to the service under
-// test use this: a Prometheus or Loki with a bad certificate is vigil's problem, not the
-// deploy's.
+// vigil's trust store (a private CA without tls.ca_file), not the service. Only the kinds
+// whose request goes to the service under test use this: a Prometheus or Loki with a bad
+// certificate is vigil's problem, not the deploy's.
 func targetFault(err error) error {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError

@@ -255,7 +255,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 		switch {
 		case err != nil:
 			res.last = err.Error()
-			res.unanswered = isNoAnswer(noAnswer(err))
+			res.unanswered = gaveNoAnswer(err)
 		default:
 			res.answered = true
 			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).

@@ -179,7 +179,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		if x.err == nil && x.key != slaNotSent {
 			answered++
 		}
-		if isNoAnswer(noAnswer(x.err)) {
+		if gaveNoAnswer(x.err) {
 			unanswered++
 		}
 		if !x.ok {
