@@ -150,3 +150,102 @@ notifiers:%s
 		t.Errorf("the message does not say why: %s %s", root.Text, root.Blocks)
 	}
 }
+
+// crashLoop is a service whose process, once switched on, dies after each answer and is
+// restarted at once: every other connection is reset before an answer. With once, only
+// the first after the first answer is: a single blip.
+type crashLoop struct {
+	net.Listener
+	on, once atomic.Bool
+	conns    atomic.Int64
+	resets   atomic.Int64
+}
+
+func (l *crashLoop) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.on.Load() {
+			return c, err
+		}
+		n := l.conns.Add(1)
+		if n%2 == 1 || (l.once.Load() && n > 2) {
+			return c, nil
+		}
+		_ = c.(*net.TCPConn).SetLinger(0) // close with RST: the process died
+		_ = c.Close()
+		l.resets.Add(1)
+	}
+}
+
+// A deploy whose new process keeps crashing and being restarted (a supervisor's fast
+// restarts, a sidecar's direct path: each silence shorter than consecutive_error_limit)
+// answers in one run and not in the next. Errors spread out stay within the streak rule,
+// and the deploy passed. The check passed before the deploy, so the service going away
+// again and again after answering fails it, and the rollback is called once; a single
+// blip after the first answer does not.
+func TestDeployThatKeepsGoingAwayIsFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		once   bool
+		status string
+	}{
+		{name: "crash loop", status: store.StatusFailed},
+		{name: "one blip", once: true, status: store.StatusPassed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln := &crashLoop{Listener: inner}
+			ln.once.Store(tc.once)
+			srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if ln.on.Load() {
+					w.Header().Set("Connection", "close") // the process exits after this answer
+				}
+				fmt.Fprint(w, "ok")
+			})}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Close() })
+
+			rollback := loopback.NewWebhook(t)
+			h := startAgent(t, "", webConfig{url: "http://" + inner.Addr().String(), verify: "interval: 100ms, count: 6",
+				service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", rollback)}.String())
+			if d := h.verdict(h.deploy("web", "v1"), 30*time.Second); d["status"] != store.StatusPassed {
+				t.Fatalf("before: verdict %v, reason %v; want passed", d["status"], d["reason"])
+			}
+
+			ln.on.Store(true)
+			id := h.deploy("web", "v2")
+			d := h.verdict(id, 60*time.Second)
+			reason := fmt.Sprint(d["reason"])
+			if d["status"] != tc.status {
+				t.Fatalf("verdict %v, reason %v; want %s (%d connections reset)", d["status"], reason, tc.status, ln.resets.Load())
+			}
+			c := checkOf(t, d, "home")
+			if tc.once {
+				if c["errors"] != 1.0 || c["passed"] != 5.0 {
+					t.Errorf("the runs: %v; want 5 passed and the blip's error", c)
+				}
+				return
+			}
+			if want := "home: the service keeps going away after the deploy: it answered, then gave no answer, 2 times " +
+				"(2 runs without an answer after its first, failure_limit 0), where it passed before the deploy"; !strings.Contains(reason, want) {
+				t.Errorf("reason %q; want %q", reason, want)
+			}
+			if c["errors"] != 2.0 || c["passed"] != 2.0 {
+				t.Errorf("the runs: %v; want pass, silent, pass, silent: the fourth deciding", c)
+			}
+			eventually(t, 20*time.Second, "the rollback webhook", func() bool { return rollback.Count(id+":deploy_failed") >= 1 })
+			h.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDelivered})
+			if n := rollback.Count(id + ":deploy_failed"); n != 1 {
+				t.Errorf("the rollback was called %d times; want once", n)
+			}
+
+			ln.on.Store(false) // the fix stays up
+			if d := h.verdict(h.deploy("web", "v3"), 30*time.Second); d["status"] != store.StatusPassed {
+				t.Fatalf("the fix: verdict %v, reason %v; want passed", d["status"], d["reason"])
+			}
+		})
+	}
+}

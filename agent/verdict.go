@@ -31,6 +31,16 @@ import (
 // Argo Rollouts aborts a rollout on errors past the limit whatever they are; vigil keeps
 // its own trouble (Prometheus down, a browser that crashed) and a check with nothing from
 // before the deploy to compare with to the inconclusive rule above.
+//
+// So does a service that keeps going away: after its first answer in the window, silent
+// again in two spells or more (it answered in between: a process that crashes and is
+// restarted, over and over), a check that passed before the deploy counts its silent runs
+// since that first answer as it counts failed runs, and more than failure_limit of them
+// fail the deploy at once. Through a load balancer the same restarts are 502s, failed runs
+// already; on a direct path (a sidecar next to the service) they are refused connections,
+// each spell shorter than consecutive_error_limit. Silence before the first answer (the new
+// process starting, a rollout reaching the path) and a single spell after it (one blip)
+// never count here.
 
 // tally is one check's runs in a verification window.
 type tally struct {
@@ -45,6 +55,11 @@ type tally struct {
 	silentStreak, maxSilentStreak int
 	// answeredBefore is set when the check passed before the deploy (it has a baseline).
 	answeredBefore bool
+	// silentAfterAnswer counts silent runs after the first answer in the window, and
+	// relapses the spells of them: a silent run after a run the service answered.
+	silentAfterAnswer, relapses int
+	// answeredSinceSilent is set by a run the service answered, cleared by a silent one.
+	answeredSinceSilent bool
 	// first is the first run that did not pass, with its stored id (evidence for people).
 	first   *checks.Result
 	firstID int64
@@ -66,16 +81,23 @@ func (t *tally) add(res *checks.Result, runID int64) {
 	if res.Outcome == checks.Error && res.NoAnswer {
 		t.silentStreak++
 		t.maxSilentStreak = max(t.maxSilentStreak, t.silentStreak)
+		if t.answered {
+			t.silentAfterAnswer++
+		}
+		if t.answeredSinceSilent {
+			t.relapses++
+		}
+		t.answeredSinceSilent = false
 	} else {
 		t.silentStreak = 0
 	}
 	switch res.Outcome {
 	case checks.Pass:
 		t.passed++
-		t.answered = true
+		t.answered, t.answeredSinceSilent = true, true
 	case checks.Fail:
 		t.failed++
-		t.answered = true
+		t.answered, t.answeredSinceSilent = true, true
 		if t.halt == "" {
 			t.halt = res.Halt
 		}
@@ -95,13 +117,19 @@ func (t *tally) add(res *checks.Result, runID int64) {
 
 // failFast is the rule applied after every run: more failed runs than failure_limit fail
 // the deploy at once, and so do more runs in a row without an answer from the service
-// than consecutive_error_limit, by a check that passed before the deploy. It returns ""
-// while the window goes on.
+// than consecutive_error_limit, by a check that passed before the deploy, and more silent
+// runs than failure_limit in two spells or more after the service first answered. It
+// returns "" while the window goes on.
 func failFast(check string, t *tally, limits configs.Verify, last *checks.Result) (status, reason string) {
 	if errLimit := errorLimit(limits); last.NoAnswer && t.answeredBefore && t.silentStreak > errLimit {
 		return store.StatusFailed, fmt.Sprintf("%s: the service stopped answering after the deploy: no answer in %d %s in a row "+
 			"(consecutive_error_limit %d), where it passed before the deploy: %s", check, t.silentStreak,
 			plural(t.silentStreak, "run"), errLimit, last.Summary())
+	}
+	if last.NoAnswer && t.answeredBefore && t.relapses >= 2 && t.silentAfterAnswer > limits.FailureLimit {
+		return store.StatusFailed, fmt.Sprintf("%s: the service keeps going away after the deploy: it answered, then gave no answer, "+
+			"%d times (%d %s without an answer after its first, failure_limit %d), where it passed before the deploy: %s",
+			check, t.relapses, t.silentAfterAnswer, plural(t.silentAfterAnswer, "run"), limits.FailureLimit, last.Summary())
 	}
 	if last.Outcome != checks.Fail || t.failed <= limits.FailureLimit {
 		return "", ""

@@ -56,6 +56,17 @@ func TestVerdictRules(t *testing.T) {
 			want: store.StatusInconclusive, inReason: "vigil could not measure: 3 errors in a row"},
 		{name: "its own errors break the silence", checks: map[string]string{"a": "NNENNP"}, limits: limits(0, 0, 2), before: true,
 			want: store.StatusInconclusive, inReason: "5 errors in a row"},
+		{name: "keeps going away, answered before", checks: map[string]string{"a": "PNPNP"}, limits: limits(0, 0, 4), before: true,
+			failAt: 4, want: store.StatusFailed, inReason: "keeps going away after the deploy: it answered, then gave no answer, 2 times (2 runs without an answer after its first, failure_limit 0)"},
+		{name: "keeps going away past failure_limit", checks: map[string]string{"a": "NPNNPNPN"}, limits: limits(2, 0, 4), before: true,
+			failAt: 6, want: store.StatusFailed, inReason: "2 times (3 runs without an answer"},
+		{name: "keeps going away within failure_limit", checks: map[string]string{"a": "PNPNP"}, limits: limits(2, 0, 4), before: true, want: store.StatusPassed},
+		{name: "keeps going away, never answered before", checks: map[string]string{"a": "PNPNP"}, limits: limits(0, 0, 4), want: store.StatusPassed},
+		{name: "silent until the first answer, then steady", checks: map[string]string{"a": "NNNPPPP"}, limits: limits(0, 0, 4), before: true, want: store.StatusPassed},
+		{name: "one blip after the first answer", checks: map[string]string{"a": "NPPNNPP"}, limits: limits(0, 0, 4), before: true, want: store.StatusPassed},
+		{name: "vigil's own errors are no relapse", checks: map[string]string{"a": "PNEEN"}, limits: limits(0, 0, 4), before: true, want: store.StatusPassed},
+		{name: "a failed run is an answer between silences", checks: map[string]string{"a": "PNFN"}, limits: limits(1, 0, 4), before: true,
+			failAt: 4, want: store.StatusFailed, inReason: "2 times"},
 		{name: "one check inconclusive, one passes", checks: map[string]string{"a": "PPP", "b": "III"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "b:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

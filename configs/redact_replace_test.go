@@ -19,11 +19,14 @@ func TestReplaceKeepsTextWithoutSecrets(t *testing.T) {
 		var out string
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		for range 5 {
+		const rounds = 20
+		for range rounds {
 			out = r.replace(page)
 		}
 		runtime.ReadMemStats(&after)
-		if n := (after.TotalAlloc - before.TotalAlloc) / 5; n > 1024 { // the writer, not the text
+		// TotalAlloc is the process's: a test running in parallel, the runtime's own work
+		// add a few KiB now and then. A copy of the text would be its size every round.
+		if n := (after.TotalAlloc - before.TotalAlloc) / rounds; n > uint64(len(page))/32 {
 			t.Errorf("%d secrets: %d bytes allocated for a text of %d with none of them", r.Len(), n, len(page))
 		}
 		if unsafe.StringData(out) != unsafe.StringData(page) {
