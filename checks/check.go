@@ -281,6 +281,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
+	stall.start()
 	run := &Run{Input: in, Vars: make(map[string]any, 24), Transcript: newRunTranscript(c.redact)}
 	err := c.probe(ctx, run)
 	elapsed := time.Since(start)
@@ -316,6 +317,12 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
 		res.Outcome, res.Reasons, res.NoAnswer = Error, []string{err.Error()}, isNoAnswer(err)
+		if note := ""; res.NoAnswer {
+			if note = heldUpNote(err, start, elapsed); note != "" {
+				res.Reasons[0] += note
+				res.NoAnswer = false
+			}
+		}
 	}
 	c.seal(res, run.Transcript)
 	return res
