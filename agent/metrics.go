@@ -66,6 +66,9 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
 		streaks: func() (int, int) { return 0, 0 },
 	}
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_held_up_seconds_total",
+		Help: "How long the agent's process was held up (short of CPU, or paused): how late its stall clock's wake-ups came, in all."},
+		func() float64 { return checks.HeldUp().Seconds() })
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_streaks_kept",
 		Help: "Checks whose streak in this location (failures and passes in a row, what opens incidents) this agent keeps."},
 		func() float64 { kept, _ := m.streaks(); return float64(kept) })

@@ -36,9 +36,10 @@ var stall stallClock
 type stallClock struct {
 	once sync.Once
 	mu   sync.Mutex
-	last time.Time // the last wake-up
-	ring [512]lateWake
-	next int
+	last  time.Time     // the last wake-up
+	total time.Duration // every late wake-up's lateness
+	ring  [512]lateWake
+	next  int
 }
 
 // lateWake is a wake-up that came late by late, at at.
@@ -63,6 +64,7 @@ func (s *stallClock) watch() {
 		if late := now.Sub(s.last) - stallTick; late > stallNoise {
 			s.ring[s.next] = lateWake{at: now, late: late}
 			s.next = (s.next + 1) % len(s.ring)
+			s.total += late
 		}
 		s.last = now
 		s.mu.Unlock()
@@ -90,6 +92,22 @@ func (s *stallClock) heldUp(from, now time.Time) time.Duration {
 	}
 	if late := now.Sub(s.last) - stallTick; late > stallNoise {
 		within(lateWake{at: now, late: late})
+	}
+	return held
+}
+
+// HeldUp is how long the process was held up in all since its first run, the wake-up
+// overdue now included: vigil_held_up_seconds_total.
+func HeldUp() time.Duration {
+	s := &stall
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last.IsZero() {
+		return 0
+	}
+	held := s.total
+	if late := time.Since(s.last) - stallTick; late > stallNoise {
+		held += late
 	}
 	return held
 }

@@ -35,6 +35,7 @@ func TestHeldUpAgentIsNotTheServiceSilence(t *testing.T) {
 	}
 	<-arrived
 
+	heldBefore := HeldUp()
 	paused := make(chan error, 1)
 	go func() {
 		<-arrived
@@ -49,6 +50,10 @@ func TestHeldUpAgentIsNotTheServiceSilence(t *testing.T) {
 	wantOutcome(t, res, Error, "vigil itself was held up for ", "not counted as the service's silence")
 	if res.NoAnswer {
 		t.Errorf("a deadline passed while vigil was stopped is marked as the service's silence: %q", res.Reasons)
+	}
+	// The clock counts from the wake-up due in the stop, up to a tick after it began.
+	if held := HeldUp() - heldBefore; held < 2*time.Second-stallTick-100*time.Millisecond {
+		t.Errorf("HeldUp grew by %s over a stop of 2 s", held)
 	}
 	if res.Duration < 2*time.Second {
 		t.Errorf("the run took %s; the process was stopped for 2 s during it", res.Duration)
