@@ -34,8 +34,8 @@ const (
 var stall stallClock
 
 type stallClock struct {
-	once sync.Once
-	mu   sync.Mutex
+	once  sync.Once
+	mu    sync.Mutex
 	last  time.Time     // the last wake-up
 	total time.Duration // every late wake-up's lateness
 	ring  [512]lateWake
