@@ -36,7 +36,9 @@ import (
 // again in two spells or more (it answered in between: a process that crashes and is
 // restarted, over and over), a check that passed before the deploy counts its silent runs
 // since that first answer as it counts failed runs, and more than failure_limit of them
-// fail the deploy at once. Through a load balancer the same restarts are 502s, failed runs
+// fail the deploy at once. A run that answered on its retry after an attempt without an
+// answer (checks.Result.RetriedSilence) counts as one such run: with retries, a restart
+// quicker than the retry's backoff is seen only there. Through a load balancer the same restarts are 502s, failed runs
 // already; on a direct path (a sidecar next to the service) they are refused connections,
 // each spell shorter than consecutive_error_limit. Silence before the first answer (the new
 // process starting, a rollout reaching the path) and a single spell after it (one blip)
@@ -60,6 +62,8 @@ type tally struct {
 	silentAfterAnswer, relapses int
 	// answeredSinceSilent is set by a run the service answered, cleared by a silent one.
 	answeredSinceSilent bool
+	// lastSilence is the newest silence's summary: a silent run's, or a retried attempt's.
+	lastSilence string
 	// first is the first run that did not pass, with its stored id (evidence for people).
 	first   *checks.Result
 	firstID int64
@@ -78,9 +82,16 @@ func (t *tally) add(res *checks.Result, runID int64) {
 	if res.Outcome != checks.Error {
 		t.errStreak = 0
 	}
-	if res.Outcome == checks.Error && res.NoAnswer {
+	silent := res.Outcome == checks.Error && res.NoAnswer
+	if silent {
 		t.silentStreak++
 		t.maxSilentStreak = max(t.maxSilentStreak, t.silentStreak)
+	} else {
+		t.silentStreak = 0
+	}
+	// A run that answered on its retry after an attempt without an answer saw the service
+	// go away and come back within it: a spell of its own for the loop rule.
+	if silent || res.RetriedSilence != "" {
 		if t.answered {
 			t.silentAfterAnswer++
 		}
@@ -88,8 +99,10 @@ func (t *tally) add(res *checks.Result, runID int64) {
 			t.relapses++
 		}
 		t.answeredSinceSilent = false
-	} else {
-		t.silentStreak = 0
+		t.lastSilence = res.RetriedSilence
+		if silent {
+			t.lastSilence = res.Summary()
+		}
 	}
 	switch res.Outcome {
 	case checks.Pass:
@@ -126,10 +139,10 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 			"(consecutive_error_limit %d), where it passed before the deploy: %s", check, t.silentStreak,
 			plural(t.silentStreak, "run"), errLimit, last.Summary())
 	}
-	if last.NoAnswer && t.answeredBefore && t.relapses >= 2 && t.silentAfterAnswer > limits.FailureLimit {
+	if (last.NoAnswer || last.RetriedSilence != "") && t.answeredBefore && t.relapses >= 2 && t.silentAfterAnswer > limits.FailureLimit {
 		return store.StatusFailed, fmt.Sprintf("%s: the service keeps going away after the deploy: it answered, then gave no answer, "+
 			"%d times (%d %s without an answer after its first, failure_limit %d), where it passed before the deploy: %s",
-			check, t.relapses, t.silentAfterAnswer, plural(t.silentAfterAnswer, "run"), limits.FailureLimit, last.Summary())
+			check, t.relapses, t.silentAfterAnswer, plural(t.silentAfterAnswer, "run"), limits.FailureLimit, t.lastSilence)
 	}
 	if last.Outcome != checks.Fail || t.failed <= limits.FailureLimit {
 		return "", ""

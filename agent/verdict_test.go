@@ -9,13 +9,17 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
-// runs turns "PPFIEN" into outcomes: pass, fail, inconclusive, error, and an error in
-// which the service gave no answer.
+// runs turns "PPFIENR" into outcomes: pass, fail, inconclusive, error, an error in which
+// the service gave no answer, and a pass on a retry after an attempt without one.
 func runs(s string) []*checks.Result {
 	var out []*checks.Result
 	for _, c := range s {
-		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error, 'N': checks.Error}[c]
-		out = append(out, &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}, NoAnswer: c == 'N'})
+		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error, 'N': checks.Error, 'R': checks.Pass}[c]
+		r := &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}, NoAnswer: c == 'N'}
+		if c == 'R' {
+			r.RetriedSilence = "refused on the first attempt"
+		}
+		out = append(out, r)
 	}
 	return out
 }
@@ -67,6 +71,10 @@ func TestVerdictRules(t *testing.T) {
 		{name: "vigil's own errors are no relapse", checks: map[string]string{"a": "PNEEN"}, limits: limits(0, 0, 4), before: true, want: store.StatusPassed},
 		{name: "a failed run is an answer between silences", checks: map[string]string{"a": "PNFN"}, limits: limits(1, 0, 4), before: true,
 			failAt: 4, want: store.StatusFailed, inReason: "2 times"},
+		{name: "keeps going away, each time caught by a retry", checks: map[string]string{"a": "PRPRP"}, limits: limits(0, 0, 4), before: true,
+			failAt: 4, want: store.StatusFailed, inReason: "2 times (2 runs without an answer after its first, failure_limit 0), where it passed before the deploy: refused on the first attempt"},
+		{name: "a retry and a silent run", checks: map[string]string{"a": "PRN"}, limits: limits(1, 0, 4), before: true, failAt: 3, want: store.StatusFailed, inReason: "2 times"},
+		{name: "a retry at the start is the process starting", checks: map[string]string{"a": "RPPRPP"}, limits: limits(0, 0, 4), before: true, want: store.StatusPassed},
 		{name: "one check inconclusive, one passes", checks: map[string]string{"a": "PPP", "b": "III"}, limits: limits(0, 0, 4), want: store.StatusInconclusive, inReason: "b:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,10 +21,13 @@ import (
 // webConfig is a service "web" with one HTTP check ("home") against url. verify is the
 // service's verify block, service more keys of the service, top more top-level YAML.
 type webConfig struct {
-	url, verify, service, top, assert, every string
+	url, verify, service, top, assert, every, retries string
 }
 
 func (c webConfig) String() string {
+	if c.retries == "" {
+		c.retries = "0"
+	}
 	if c.assert == "" {
 		c.assert = `"status == 200"`
 	}
@@ -37,7 +40,7 @@ checks:
     kind: http
     every: %s
     timeout: 2s
-    retries: 0
+    retries: %s
     request: {url: %q}
     assert: [%s]
 services:
@@ -45,7 +48,7 @@ services:
     checks: [home]
     verify: {%s}
 %s
-%s`, c.every, c.url+"/", c.assert, c.verify, indent(c.service, "    "), c.top)
+%s`, c.every, c.retries, c.url+"/", c.assert, c.verify, indent(c.service, "    "), c.top)
 }
 
 func indent(s, by string) string {

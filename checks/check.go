@@ -93,6 +93,10 @@ type Result struct {
 	// verification fails a service that answered before it and stops answering
 	// (agent/verdict.go). Only the run's own verdict reads it; it is not stored.
 	NoAnswer bool `json:"-"`
+	// RetriedSilence is the summary of an attempt of this run in which the service gave no
+	// answer and that was retried (retries): a run that passed on its retry still saw the
+	// service go away and come back. Only the run's own verdict reads it; not stored.
+	RetriedSilence string `json:"-"`
 }
 
 // Summary is the first reason, or the outcome when there is none: one line for a list.

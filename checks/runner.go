@@ -52,10 +52,12 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 		retry.Max = 5 * time.Second
 	}
 	var earlier []string
+	silence := ""
 	policy := backoff.Policy{First: retry.Backoff, Max: retry.Max, Jitter: true}
 	for attempt := 1; ; attempt++ {
 		res := c.Run(ctx, in)
 		res.Attempts = attempt
+		res.RetriedSilence = silence
 		if res.Outcome != Error || attempt > retry.Attempts || ctx.Err() != nil {
 			if len(earlier) > 0 {
 				res.Transcript = append(earlier, res.Transcript...)
@@ -63,6 +65,9 @@ func RunWithRetries(ctx context.Context, c *Check, in Input, retry Retry) (res *
 			return res
 		}
 		earlier = append(earlier, "!! attempt "+strconv.Itoa(attempt)+" ended in error: "+res.Summary()+"; retrying")
+		if res.NoAnswer {
+			silence = res.Summary()
+		}
 		t := time.NewTimer(policy.Delay(attempt))
 		select {
 		case <-ctx.Done():
