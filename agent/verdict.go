@@ -38,11 +38,11 @@ import (
 // since that first answer as it counts failed runs, and more than failure_limit of them
 // fail the deploy at once. A run that answered on its retry after an attempt without an
 // answer (checks.Result.RetriedSilence) counts as one such run: with retries, a restart
-// quicker than the retry's backoff is seen only there. Through a load balancer the same restarts are 502s, failed runs
-// already; on a direct path (a sidecar next to the service) they are refused connections,
-// each spell shorter than consecutive_error_limit. Silence before the first answer (the new
-// process starting, a rollout reaching the path) and a single spell after it (one blip)
-// never count here.
+// quicker than the retry's backoff is seen only there. Through a load balancer the same
+// restarts are 502s, failed runs already; on a direct path (a sidecar next to the
+// service) they are refused connections, each spell shorter than consecutive_error_limit.
+// Silence before the first answer (the new process starting, a rollout reaching the path)
+// and a single spell after it (one blip) never count here.
 
 // tally is one check's runs in a verification window.
 type tally struct {
