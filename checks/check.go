@@ -321,8 +321,8 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 			err = fmt.Errorf("timed out after %s: %w", c.Timeout, err)
 		}
 		res.Outcome, res.Reasons, res.NoAnswer = Error, []string{err.Error()}, isNoAnswer(err)
-		if note := ""; res.NoAnswer {
-			if note = heldUpNote(err, start, elapsed); note != "" {
+		if res.NoAnswer {
+			if note := heldUpNote(err, start, elapsed); note != "" {
 				res.Reasons[0] += note
 				res.NoAnswer = false
 			}
