@@ -27,7 +27,7 @@ const (
 	// stallNoise is lateness a wake-up may have on a machine that is merely busy.
 	stallNoise = 2 * time.Millisecond
 	// heldUpFloor is the least hold-up that can explain a timeout.
-	heldUpFloor = 250 * time.Millisecond
+	heldUpFloor = 500 * time.Millisecond
 )
 
 // stall is the process's stall clock.
