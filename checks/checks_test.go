@@ -333,7 +333,8 @@ func TestRetriesOnlyErrors(t *testing.T) {
 	}
 	if len(r.Transcript) == 0 || !strings.HasPrefix(r.Transcript[0], "!! attempt 1 ended in error") {
 		t.Errorf("the transcript must say it retried: %q", r.Transcript)
-	} // Both cut attempts were the service's silence: the run that passed on its retry says so
+	}
+	// Both cut attempts were the service's silence: the run that passed on its retry says so
 	// (a deploy's verification counts it toward "keeps going away").
 	if !strings.Contains(r.RetriedSilence, "EOF") {
 		t.Errorf("RetriedSilence = %q; want the cut attempt's summary", r.RetriedSilence)
