@@ -2,9 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,5 +71,69 @@ services:
 	serving.Store("v3")
 	if d := h.verdict(h.deploy("versioned", "v3"), 30*time.Second); d["status"] != store.StatusPassed {
 		t.Fatalf("v3 serving and well: %v %v; want passed", d["status"], d["reason"])
+	}
+}
+
+// Seed 002 deployed through a rolling update, with a real agent: the new version takes a
+// minute to show a write, the old pods show it at once. Registered before the rollout
+// reached the pods, the verification is inconclusive, not passed; in the middle of it,
+// with old and new pods answering the reads in turn, the new version's lag fails the
+// deploy, where a check that read whatever answered passes it on the old pods' answers.
+func TestDeployJudgesTheNewVersionsPropagation(t *testing.T) {
+	var writer atomic.Value // the version that takes the writes
+	writer.Store("v1")
+	var newReads atomic.Bool // the rollout reached the readers: every other read is v2's
+	var reads atomic.Int64
+	var mu sync.Mutex
+	items := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			items[string(body)] = true
+			mu.Unlock()
+			w.Header().Set("X-App-Version", writer.Load().(string))
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		if newReads.Load() && reads.Add(1)%2 == 0 {
+			w.Header().Set("X-App-Version", "v2")
+			fmt.Fprint(w, "[]") // the new version: nothing shows within the minute
+			return
+		}
+		w.Header().Set("X-App-Version", "v1")
+		mu.Lock()
+		defer mu.Unlock()
+		for it := range items {
+			fmt.Fprintln(w, it)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	prop := func(name, served string) string {
+		return fmt.Sprintf(`  - {name: %s, kind: propagation, every: 1h, retries: 0, timeout: 1s, poll: 50ms, %s
+     write: {url: %q, body: "{{ .Nonce }}"}, read: [%q]}
+`, name, served, srv.URL+"/items", srv.URL+"/items")
+	}
+	h := startAgent(t, "", "checks:\n"+prop("any-answer", "")+prop("new-version", "served_version: {header: X-App-Version},")+`
+services:
+  unversioned: {checks: [any-answer], verify: {interval: 200ms, count: 3}}
+  versioned: {checks: [new-version], verify: {interval: 200ms, count: 3}}
+`)
+
+	// the rollout has not reached the pods: the old version takes the write
+	d := h.verdict(h.deploy("versioned", "v2"), 30*time.Second)
+	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), "the write: answered by version v1, not v2") {
+		t.Fatalf("the old version took the writes: %v %v; want inconclusive", d["status"], d["reason"])
+	}
+
+	// half-way: the new writer, old and new pods answering the reads in turn
+	writer.Store("v2")
+	newReads.Store(true)
+	if d := h.verdict(h.deploy("unversioned", "v2"), 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("any answer, half-way: %v %v; want passed on the old pods' reads (the false pass served_version is for)", d["status"], d["reason"])
+	}
+	d = h.verdict(h.deploy("versioned", "v2"), 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "1 of 1 readers never showed the marker") {
+		t.Fatalf("served_version, half-way: %v %v; want failed on the new version's lag", d["status"], d["reason"])
 	}
 }

@@ -91,16 +91,19 @@ func TestScarceKinds(t *testing.T) {
 }
 
 // TestKindsOwnTheirMetrics: browser and propagation checks export metrics of their own,
-// recorded from results of their kind only.
+// recorded from results of their kind only (a propagation time from runs that measured one).
 func TestKindsOwnTheirMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewKindMetrics(reg)
 	for _, r := range []*Result{
 		{Check: "home", Kind: configs.KindBrowser, Outcome: Fail, Vars: map[string]any{"js_errors": 2}},
 		{Check: "home", Kind: configs.KindBrowser, Outcome: Pass, Vars: map[string]any{"js_errors": 0}},
-		{Check: "feed", Kind: configs.KindPropagation, Outcome: Pass, Vars: map[string]any{"propagation_ms": 1500.0}},
-		// An error measured nothing: no propagation time.
-		{Check: "feed", Kind: configs.KindPropagation, Outcome: Error, Vars: map[string]any{"propagation_ms": 0.0}},
+		{Check: "feed", Kind: configs.KindPropagation, Outcome: Pass, Vars: map[string]any{"propagation_ms": 1500.0, "readers": map[string]float64{"a": 1500}}},
+		// An error measured nothing: no propagation time; nor did a run whose readers only
+		// another version answered (inconclusive), or one whose write was refused.
+		{Check: "feed", Kind: configs.KindPropagation, Outcome: Error, Vars: map[string]any{"propagation_ms": 0.0, "readers": map[string]float64{}}},
+		{Check: "feed", Kind: configs.KindPropagation, Outcome: Inconclusive, Vars: map[string]any{"propagation_ms": 0.0, "readers": map[string]float64{"a": 3}}},
+		{Check: "feed", Kind: configs.KindPropagation, Outcome: Fail, Vars: map[string]any{"propagation_ms": 0.0, "readers": map[string]float64{}}},
 		{Check: "api", Kind: configs.KindHTTP, Outcome: Pass, Vars: map[string]any{"js_errors": 5, "propagation_ms": 9.0}},
 	} {
 		m.Observe(r)

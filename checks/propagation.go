@@ -1,21 +1,16 @@
 package checks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/types"
-	"github.com/expr-lang/expr/vm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/tidwall/gjson"
 	"github.com/vigil-monitor/vigil/configs"
 )
 
@@ -26,15 +21,6 @@ var propagationVars = types.Map{
 	"stale":          types.Array(types.String),
 	"write_ms":       types.Float64,
 	"write_status":   types.Int,
-}
-
-// readMatchVars are what a reader's match.expr sees.
-var readMatchVars = types.Map{
-	"status":  types.Int,
-	"body":    types.String,
-	"json":    types.Any,
-	"headers": types.TypeOf(map[string]string{}),
-	"nonce":   types.String,
 }
 
 // cleanupGrace bounds the cleanup request when the run's deadline has already passed.
@@ -55,61 +41,13 @@ type Propagation struct {
 	poll    time.Duration
 	maxPoll time.Duration
 	factor  float64
+	served  *configs.ServedVersion
 }
 
 type propReader struct {
 	name  string
 	req   *requestTemplate
 	match *readMatcher
-}
-
-// readMatcher decides whether a read response shows the marker.
-type readMatcher struct {
-	contains *template.Template // rendered with {{ .Nonce }}
-	literal  string             // contains without a template
-	path     string             // gjson path whose value (or an element of it) equals the nonce
-	program  *vm.Program        // expr over readMatchVars
-	source   string
-}
-
-func (m *readMatcher) String() string { return m.source }
-
-// shows reports whether resp shows nonce.
-func (m *readMatcher) shows(resp *Response, nonce string) (bool, error) {
-	switch {
-	case m.contains != nil:
-		var b strings.Builder
-		if err := m.contains.Execute(&b, map[string]any{"Nonce": nonce}); err != nil {
-			return false, err
-		}
-		return bytes.Contains(resp.Body, []byte(b.String())), nil
-	case m.literal != "":
-		return bytes.Contains(resp.Body, []byte(m.literal)), nil
-	case m.path != "":
-		return gjsonHas(gjson.GetBytes(resp.Body, m.path), nonce, 0), nil
-	case m.program != nil:
-		out, err := expr.Run(m.program, map[string]any{"status": resp.Status, "body": string(resp.Body),
-			"json": resp.JSON, "headers": flattenHeaders(resp.Header), "nonce": nonce})
-		if err != nil {
-			return false, err
-		}
-		ok, _ := out.(bool)
-		return ok, nil
-	}
-	return bytes.Contains(resp.Body, []byte(nonce)), nil
-}
-
-// gjsonHas reports whether r is the nonce, or an array (from a # query) holding it.
-func gjsonHas(r gjson.Result, nonce string, depth int) bool {
-	if r.IsArray() && depth < 4 {
-		found := false
-		r.ForEach(func(_, v gjson.Result) bool {
-			found = gjsonHas(v, nonce, depth+1)
-			return !found
-		})
-		return found
-	}
-	return r.Exists() && r.Type == gjson.String && r.Str == nonce
 }
 
 // readerResult is what polling one reader found.
@@ -119,6 +57,13 @@ type readerResult struct {
 	gap      time.Duration // between that read and the one before it: the measurement's resolution
 	polls    int
 	answered bool // at least one HTTP response
+	// judged counts the answers read for the marker: in a deploy with served_version, those
+	// from another version than the deploy's are left out (others, one of them other).
+	judged int
+	others int
+	other  string
+	// version is what the answer that showed the marker named (served_version).
+	version string
 	// unanswered is set while its last read had no answer from the service (refused,
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
@@ -149,6 +94,11 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	run.Vars["write_status"] = resp.Status
 	run.Vars["write_ms"] = ms(resp.Timings.Total)
 	defer p.clean(ctx, data, run.Transcript)
+	if p.served != nil {
+		if err := servedBy(run, p.served, resp); err != nil {
+			return Inconclusivef("the write: %v", err)
+		}
+	}
 	if resp.Status >= 300 {
 		run.Failf("the write %s %s answered %d, so there is no marker to wait for: %s", wreq.Method, wreq.URL, resp.Status, run.Transcript.Excerpt(string(resp.Body), 200))
 		return nil
@@ -160,7 +110,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = p.pollReader(ctx, r, data, nonce, acked)
+			results[i] = p.pollReader(ctx, r, data, nonce, acked, deployVersion(run, p.served))
 		}()
 	}
 	wg.Wait()
@@ -170,7 +120,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 
 	waited := time.Since(acked)
 	readers := map[string]float64{}
-	var stale, silent []string
+	var stale, silent, oldOnly []string
 	var slowest time.Duration
 	unanswered := true // every silent reader's silence is the service's
 	for i, r := range p.readers {
@@ -181,20 +131,27 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		case res.seen:
 			readers[r.name] = ms(res.after)
 			slowest = max(slowest, res.after)
-			if res.polls == 1 {
-				run.Transcript.Printf("reader %s showed the marker on the first read, %s after the write", r.name, round(res.after))
-			} else {
-				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d; the read before started %s earlier)",
-					r.name, round(res.after), res.polls, round(res.gap))
+			switch {
+			case res.polls == 1:
+				run.Transcript.Printf("reader %s showed the marker on the first read, %s after the write%s", r.name, round(res.after), res.versionNote())
+			case res.gap == 0:
+				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d, the first that could have shown it)%s",
+					r.name, round(res.after), res.polls, res.versionNote())
+			default:
+				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d; the last read before it that could have shown it started %s earlier)%s",
+					r.name, round(res.after), res.polls, round(res.gap), res.versionNote())
 			}
 		case !res.answered:
 			silent = append(silent, fmt.Sprintf("%s (%s)", r.name, res.last))
 			unanswered = unanswered && res.unanswered
+		case res.judged == 0: // every answer came from another version
+			oldOnly = append(oldOnly, fmt.Sprintf("%s (%d answers, such as version %s)", r.name, res.others, Trim(res.other, 100)))
+			run.Transcript.Printf("reader %s was answered only by another version than the deploy's in %d reads over %s%s", r.name, res.others, round(waited), res.versionNote())
 		default:
 			readers[r.name] = ms(waited)
 			slowest = waited
 			stale = append(stale, r.name)
-			run.Transcript.Printf("reader %s never showed the marker in %d reads over %s; last answer: %s", r.name, res.polls, round(waited), run.Transcript.Excerpt(res.last, 124))
+			run.Transcript.Printf("reader %s never showed the marker in %d reads over %s%s; last answer: %s", r.name, res.judged, round(waited), res.versionNote(), run.Transcript.Excerpt(res.last, 124))
 		}
 	}
 	if len(silent) > 0 {
@@ -213,13 +170,45 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		run.Failf("%d of %d readers never showed the marker within %s: %s", len(stale), len(p.readers), round(waited), list)
 		run.Explain("stale", "never showed the marker: "+list)
 		run.Explain("propagation_ms", "a lower bound: "+list+" never showed the marker; vigil stopped waiting at the timeout")
+		return nil
+	}
+	if len(oldOnly) > 0 {
+		return Inconclusivef("%d of %d readers were answered only by another version than %s (the deploy's) in %s, so the new version's propagation could not be measured: %s",
+			len(oldOnly), len(p.readers), run.Deploy.Version, round(waited), strings.Join(oldOnly, "; "))
 	}
 	return nil
 }
 
+// deployVersion is the version a run's answers are judged against: the deploy's, in a
+// deploy's verification of a check with served_version; "" when every answer is judged.
+func deployVersion(run *Run, sv *configs.ServedVersion) string {
+	if sv == nil || run.Deploy == nil {
+		return ""
+	}
+	return run.Deploy.Version
+}
+
+// versionNote says, for the transcript, which version showed the marker and how many
+// answers from other versions were left out.
+func (r *readerResult) versionNote() string {
+	note := ""
+	if r.version != "" {
+		note = ", answered by version " + Trim(r.version, 100)
+	}
+	if r.others > 0 {
+		note += fmt.Sprintf("; %d answers from another version (such as %s) left out", r.others, Trim(r.other, 100))
+	}
+	return note
+}
+
 // pollReader reads one endpoint until it shows the marker or ctx ends. Reads are spaced
 // start to start, so a slow answer does not stretch the interval.
-func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time) readerResult {
+//
+// With served_version each answer's version is read; in a deploy (want set) an answer
+// from another version is left out, and polling goes on: through a load balancer in the
+// middle of a rollout the same reader is answered by old and new pods in turn, and only
+// the new ones' showing the marker measures the new version.
+func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time, want string) readerResult {
 	var res readerResult
 	req, err := r.req.Render(data)
 	if err != nil {
@@ -258,6 +247,16 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			res.unanswered = gaveNoAnswer(err)
 		default:
 			res.answered = true
+			version := ""
+			if p.served != nil {
+				version = versionOf(p.served, resp)
+			}
+			if want != "" && version != "" && version != want {
+				res.others++
+				res.other = version
+				break // left out: not a read of the new version, and no measure of its interval
+			}
+			res.judged++
 			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).
 			res.last = fmt.Sprintf("%d %s", resp.Status, resp.Body[:min(len(resp.Body), 4096)])
 			ok, merr := r.match.shows(resp, nonce)
@@ -266,14 +265,14 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 				res.last = fmt.Sprintf("%d, and match %s could not be evaluated: %v", resp.Status, r.match, merr)
 			}
 			if ok {
-				res.seen, res.after = true, start.Sub(acked)
+				res.seen, res.after, res.version = true, start.Sub(acked), version
 				if !prev.IsZero() {
 					res.gap = start.Sub(prev)
 				}
 				return res
 			}
+			prev = start
 		}
-		prev = start
 		next = start.Add(interval)
 		interval = min(time.Duration(float64(interval)*p.factor), p.maxPoll)
 	}
@@ -319,7 +318,10 @@ func (propagationKind) Instrument(in Instruments) *Recorder {
 		Help:    "Time until every reader showed a propagation check's marker.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 120}}, []string{"check"})
 	return &Recorder{Vecs: vecs(seconds), Observe: func(r *Result) {
-		if ms, ok := r.Vars["propagation_ms"].(float64); ok && r.Outcome != Error {
+		// A run that measured it: not one that erred, was inconclusive (other versions
+		// answered) or failed before any reader was read (its write refused).
+		readers, _ := r.Vars["readers"].(map[string]float64)
+		if ms, ok := r.Vars["propagation_ms"].(float64); ok && len(readers) > 0 && (r.Outcome == Pass || r.Outcome == Fail) {
 			seconds.WithLabelValues(r.Check).Observe(ms / 1000)
 		}
 	}}
@@ -330,7 +332,7 @@ func (propagationKind) build(b *builder, c *configs.Check) Prober {
 	p := c.Path()
 	known := []string{"Nonce"}
 	ok := true
-	pr := &Propagation{client: b.deps.HTTP, poll: s.Poll, maxPoll: s.Backoff.Max, factor: s.Backoff.Factor}
+	pr := &Propagation{client: b.deps.HTTP, poll: s.Poll, maxPoll: s.Backoff.Max, factor: s.Backoff.Factor, served: s.ServedVersion}
 	if pr.write = b.request(p+".write", &s.Write, known); pr.write == nil {
 		ok = false
 	}
@@ -357,36 +359,4 @@ func (propagationKind) build(b *builder, c *configs.Check) Prober {
 		return nil
 	}
 	return pr
-}
-
-// readMatch compiles a reader's match; nil when it is bad (reported through b).
-func (b *builder) readMatch(path string, m configs.ReadMatch) *readMatcher {
-	switch {
-	case m.Contains != "":
-		t, err := compileTemplate("contains", m.Contains)
-		if err != nil {
-			b.errf(path+".contains", "templates look like {{ .Nonce }}", "%v", err)
-			return nil
-		}
-		if t != nil {
-			for _, f := range templateFields(t) {
-				if f != "Nonce" {
-					b.errf(path+".contains", "only {{ .Nonce }} is available here", "template reads .%s", f)
-					return nil
-				}
-			}
-		}
-		return &readMatcher{contains: t, literal: m.Contains, source: "contains " + m.Contains}
-	case m.Path != "":
-		return &readMatcher{path: m.Path, source: "path " + m.Path}
-	case m.Expr != "":
-		program, err := expr.Compile(m.Expr, expr.Env(readMatchVars), expr.AsBool())
-		if err != nil {
-			b.errf(path+".expr", "variables: body, json, status, headers, nonce; e.g. any(json.items, .id == nonce)", "%v",
-				explainCompileError(err, readMatchVars))
-			return nil
-		}
-		return &readMatcher{program: program, source: "expr " + m.Expr}
-	}
-	return &readMatcher{source: "body contains the marker"}
 }

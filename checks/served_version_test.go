@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // An answer names the version that gave it. In a deploy's verification, one from another
@@ -149,4 +150,107 @@ checks:
 	allOld = true
 	mu.Unlock()
 	wantOutcome(t, run(t, c, inDeploy), Inconclusive, "all 30 answers came from another version than v2 (the deploy's), such as v1")
+}
+
+// versioned answers with h and names version v; rolling answers from old and new in
+// turn, as a load balancer in the middle of a rollout does (old first).
+func versioned(v string, h http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v != "" {
+			w.Header().Set("X-App-Version", v)
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
+func rolling(old, new http.Handler) http.HandlerFunc {
+	var mu sync.Mutex
+	n := 0
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		h := old
+		if n%2 == 0 {
+			h = new
+		}
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}
+}
+
+// Seed 002 in the middle of its rollout: the old pods show a new item at once, the new
+// version only after its lag. A propagation check that read whatever answered would
+// measure the old pods; with served_version, in a deploy, their answers are left out and
+// the new version's lag is what is measured; a reader only the old version answered, or a
+// write the old version took, makes the run inconclusive.
+func TestPropagationServedVersion(t *testing.T) {
+	const lag = 600 * time.Millisecond
+	f := newFeed()
+	writeV1 := serve(t, versioned("v1", f.writer(http.StatusCreated)))
+	writeV2 := serve(t, versioned("v2", f.writer(http.StatusCreated)))
+	newNow := serve(t, versioned("v2", f.replica(0)))
+	rollingOut := serve(t, rolling(versioned("v1", f.replica(0)), versioned("v2", f.replica(lag))))
+	oldOnly := serve(t, versioned("v1", f.replica(0)))
+	newStale := serve(t, versioned("v2", f.replica(time.Minute)))
+	unnamed := serve(t, versioned("", f.replica(0))) // a cache in front: names no version
+	check := func(write, a, b, timeout, served string) *Check {
+		yaml := strings.Replace(propagationYAML(write, a, b, "    poll: 20ms\n    backoff: {factor: 1, max: 20ms}\n"+served),
+			"timeout: 10s", "timeout: "+timeout, 1)
+		return buildOne(t, yaml)
+	}
+	const byHeader = "    served_version: {header: X-App-Version}\n"
+	inDeploy := Input{Deploy: &Deploy{ID: "d1", Service: "feed", Version: "v2"}}
+	transcript := func(res *Result) string { return strings.Join(res.Transcript, "\n") }
+	msOf := func(res *Result, reader string) time.Duration {
+		return time.Duration(res.Vars["readers"].(map[string]float64)[reader] * float64(time.Millisecond))
+	}
+
+	t.Run("rolling out", func(t *testing.T) {
+		res := run(t, check(writeV2.URL, newNow.URL, rollingOut.URL, "10s", byHeader), inDeploy)
+		wantOutcome(t, res, Pass)
+		if got := msOf(res, "b"); got < lag-150*time.Millisecond {
+			t.Errorf("reader b measured %s: the old pods' answer, not the new version's lag of %s", got, lag)
+		}
+		if tr := transcript(res); !strings.Contains(tr, "answered by version v2; ") || !strings.Contains(tr, "answers from another version (such as v1) left out") {
+			t.Errorf("transcript:\n%s", tr)
+		}
+		// the false measurement served_version is for: the old pods' first answer shows it
+		res = run(t, check(writeV2.URL, newNow.URL, rollingOut.URL, "10s", ""), inDeploy)
+		wantOutcome(t, res, Pass)
+		if got := msOf(res, "b"); got >= lag-150*time.Millisecond {
+			t.Errorf("without served_version reader b measured %s; want the old pods' answer, well under %s", got, lag)
+		}
+	})
+	t.Run("reader answered by the old version only", func(t *testing.T) {
+		res := run(t, check(writeV2.URL, newNow.URL, oldOnly.URL, "700ms", byHeader), inDeploy)
+		wantOutcome(t, res, Inconclusive, "1 of 2 readers were answered only by another version than v2 (the deploy's) in",
+			"so the new version's propagation could not be measured: b (", "answers, such as version v1)")
+		// outside a deploy every answer is judged, and its version shown
+		res = run(t, check(writeV2.URL, newNow.URL, oldOnly.URL, "700ms", byHeader), Input{})
+		wantOutcome(t, res, Pass)
+		if tr := transcript(res); !strings.Contains(tr, "reader b showed the marker on the first read") || !strings.Contains(tr, "answered by version v1") {
+			t.Errorf("transcript:\n%s", tr)
+		}
+	})
+	t.Run("write taken by the old version", func(t *testing.T) {
+		before := len(f.deletions())
+		res := run(t, check(writeV1.URL, newNow.URL, newNow.URL+"/", "10s", byHeader), inDeploy)
+		wantOutcome(t, res, Inconclusive, "the write: answered by version v1, not v2 (the deploy's): the new version does not serve this yet")
+		if len(f.deletions()) != before+1 {
+			t.Errorf("the marker written by the old version was not cleaned up: %q", f.deletions())
+		}
+	})
+	t.Run("the new version stale, the other reader old only", func(t *testing.T) {
+		res := run(t, check(writeV2.URL, oldOnly.URL, newStale.URL, "700ms", byHeader), inDeploy)
+		wantOutcome(t, res, Fail, "1 of 2 readers never showed the marker within", ": b")
+		if tr := transcript(res); !strings.Contains(tr, "reader a was answered only by another version than the deploy's") {
+			t.Errorf("transcript:\n%s", tr)
+		}
+	})
+	t.Run("an answer naming no version is judged", func(t *testing.T) {
+		res := run(t, check(writeV2.URL, newNow.URL, unnamed.URL, "10s", byHeader), inDeploy)
+		wantOutcome(t, res, Pass)
+	})
+	wantBuildError(t, propagationYAML(writeV2.URL, newNow.URL, unnamed.URL, "    served_version: {}"),
+		"checks[0].served_version: neither header nor field is set")
 }

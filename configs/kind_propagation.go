@@ -17,6 +17,11 @@ type PropagationSpec struct {
 	Cleanup *Request      `koanf:"cleanup"`
 	Match   ReadMatch     `koanf:"match"`
 	Backoff BackoffCfg    `koanf:"backoff"`
+	// ServedVersion is where the write's and every reader's answer name the version that
+	// gave them: in a deploy's verification a write answered by another version makes the
+	// run inconclusive, and a reader's answers from another version are left out (the old
+	// pods' propagation says nothing of the new version's).
+	ServedVersion *ServedVersion `koanf:"served_version"`
 }
 
 // Reader is one read endpoint. In YAML it is a URL string or a full request.
@@ -96,6 +101,7 @@ func (s *PropagationSpec) validate(v *validator, _ *Check, p string) {
 		}
 	}
 	s.Match.validate(v, p+".match")
+	v.servedVersion(p+".served_version", s.ServedVersion)
 	if s.Cleanup != nil {
 		v.request(p+".cleanup", s.Cleanup)
 	}

@@ -1,0 +1,106 @@
+package checks
+
+// How a propagation reader's answer shows the marker: its body contains it (the default, or
+// a templated contains), a GJSON path's value is it, or an expression says so.
+
+import (
+	"bytes"
+	"strings"
+	"text/template"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"github.com/tidwall/gjson"
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// readMatchVars are what a reader's match.expr sees.
+var readMatchVars = types.Map{
+	"status":  types.Int,
+	"body":    types.String,
+	"json":    types.Any,
+	"headers": types.TypeOf(map[string]string{}),
+	"nonce":   types.String,
+}
+
+// readMatcher decides whether a read response shows the marker.
+type readMatcher struct {
+	contains *template.Template // rendered with {{ .Nonce }}
+	literal  string             // contains without a template
+	path     string             // gjson path whose value (or an element of it) equals the nonce
+	program  *vm.Program        // expr over readMatchVars
+	source   string
+}
+
+func (m *readMatcher) String() string { return m.source }
+
+// shows reports whether resp shows nonce.
+func (m *readMatcher) shows(resp *Response, nonce string) (bool, error) {
+	switch {
+	case m.contains != nil:
+		var b strings.Builder
+		if err := m.contains.Execute(&b, map[string]any{"Nonce": nonce}); err != nil {
+			return false, err
+		}
+		return bytes.Contains(resp.Body, []byte(b.String())), nil
+	case m.literal != "":
+		return bytes.Contains(resp.Body, []byte(m.literal)), nil
+	case m.path != "":
+		return gjsonHas(gjson.GetBytes(resp.Body, m.path), nonce, 0), nil
+	case m.program != nil:
+		out, err := expr.Run(m.program, map[string]any{"status": resp.Status, "body": string(resp.Body),
+			"json": resp.JSON, "headers": flattenHeaders(resp.Header), "nonce": nonce})
+		if err != nil {
+			return false, err
+		}
+		ok, _ := out.(bool)
+		return ok, nil
+	}
+	return bytes.Contains(resp.Body, []byte(nonce)), nil
+}
+
+// gjsonHas reports whether r is the nonce, or an array (from a # query) holding it.
+func gjsonHas(r gjson.Result, nonce string, depth int) bool {
+	if r.IsArray() && depth < 4 {
+		found := false
+		r.ForEach(func(_, v gjson.Result) bool {
+			found = gjsonHas(v, nonce, depth+1)
+			return !found
+		})
+		return found
+	}
+	return r.Exists() && r.Type == gjson.String && r.Str == nonce
+}
+
+// readMatch compiles a reader's match; nil when it is bad (reported through b).
+func (b *builder) readMatch(path string, m configs.ReadMatch) *readMatcher {
+	switch {
+	case m.Contains != "":
+		t, err := compileTemplate("contains", m.Contains)
+		if err != nil {
+			b.errf(path+".contains", "templates look like {{ .Nonce }}", "%v", err)
+			return nil
+		}
+		if t != nil {
+			for _, f := range templateFields(t) {
+				if f != "Nonce" {
+					b.errf(path+".contains", "only {{ .Nonce }} is available here", "template reads .%s", f)
+					return nil
+				}
+			}
+		}
+		return &readMatcher{contains: t, literal: m.Contains, source: "contains " + m.Contains}
+	case m.Path != "":
+		return &readMatcher{path: m.Path, source: "path " + m.Path}
+	case m.Expr != "":
+		program, err := expr.Compile(m.Expr, expr.Env(readMatchVars), expr.AsBool())
+		if err != nil {
+			b.errf(path+".expr", "variables: body, json, status, headers, nonce; e.g. any(json.items, .id == nonce)", "%v",
+				explainCompileError(err, readMatchVars))
+			return nil
+		}
+		return &readMatcher{program: program, source: "expr " + m.Expr}
+	}
+	return &readMatcher{source: "body contains the marker"}
+}
