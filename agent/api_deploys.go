@@ -75,11 +75,21 @@ func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool
 	return v
 }
 
+// postDeploys registers a deploy. Under an Idempotency-Key, a registration sent again
+// (its answer lost, the agent restarted meanwhile) registers nothing new and gets the same
+// answer; without one, every registration is a new deploy. A registration the store cannot
+// take now is a 503 to send again.
 func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 	var req DeployRequest
+	key, ok := idempotencyKey(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters, e.g. the pipeline's run id and attempt", maxIdempotencyKey)
+		return
+	}
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	req.Key = key
 	list, err := a.StartDeploys(r.Context(), req)
 	var rerr *requestError
 	switch {
@@ -87,8 +97,13 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rerr.status, "%s", rerr.msg)
 		return
 	case err != nil:
-		a.log.Error("registering a deploy failed", "error", err)
-		writeError(w, http.StatusInternalServerError, "registering the deploy failed: %v", err)
+		a.log.Error("registering a deploy failed; the caller was told to send it again", "error", err, "registered", len(list))
+		w.Header().Set("Retry-After", "5")
+		how := "send it again"
+		if key == "" {
+			how = "send it again (under an Idempotency-Key, so that a service registered already is not registered twice)"
+		}
+		writeError(w, http.StatusServiceUnavailable, "registering the deploy failed (%v): %s", err, how)
 		return
 	}
 	out := struct {
@@ -100,6 +115,33 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/deploys/"+list[0].ID)
 	writeJSON(w, http.StatusAccepted, out)
+}
+
+// maxIdempotencyKey bounds an Idempotency-Key: a pipeline's run id and attempt, a UUID.
+const maxIdempotencyKey = 255
+
+// idempotencyKey is the request's Idempotency-Key, "" when it has none; ok is false for a
+// key that is empty, too long or not printable ASCII (a quoted form, as the header's
+// draft writes it, is taken as it is).
+func idempotencyKey(r *http.Request) (string, bool) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch len(vals) {
+	case 0:
+		return "", true
+	case 1:
+	default:
+		return "", false
+	}
+	k := vals[0]
+	if k == "" || len(k) > maxIdempotencyKey {
+		return "", false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", false
+		}
+	}
+	return k, true
 }
 
 func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {

@@ -31,6 +31,9 @@ type DeployRequest struct {
 	// Links are what the pipeline wants people to open from the verdict (the CI run, the
 	// diff): shown in Slack and on the status page, sent with webhooks.
 	Links []store.Link `json:"links"`
+	// Key is the caller's Idempotency-Key (a header, not the body): a registration sent
+	// again under it registers nothing new and answers with the deploys it registered.
+	Key string `json:"-"`
 }
 
 // Limits on a deploy's links.
@@ -142,8 +145,13 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Location: a.location,
 		Locations: a.verifyingLocations(ctx, service, now)}
 	d.Baseline = a.baseline(ctx, list, svc, now)
+	d.RequestKey = req.Key
 	superseded, err := a.store.CreateDeploy(ctx, d)
-	if err != nil {
+	var again *store.RegisteredError
+	switch {
+	case errors.As(err, &again):
+		return a.registeredAgain(again.Deploy, req)
+	case err != nil:
 		return nil, fmt.Errorf("recording the deploy: %w", err)
 	}
 	if len(req.Links) > 0 {
@@ -162,6 +170,19 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	}
 	a.signalOutbox()
 	return d, nil
+}
+
+// registeredAgain answers a registration sent again under the key that registered prev
+// (its answer lost on the way, a pipeline's retry): prev as it stands, verifying or
+// decided, and nothing started or sent again. The same key for another deploy of the
+// service is the caller's mistake, and registers nothing.
+func (a *Agent) registeredAgain(prev *store.Deploy, req DeployRequest) (*store.Deploy, error) {
+	if prev.Version != req.Version || prev.Environment != req.Environment || prev.Commit != req.Commit {
+		return nil, &requestError{422, fmt.Sprintf("the Idempotency-Key %q registered %s %s (deploy %s) already; a different deploy needs a key of its own",
+			text.Ellipsis(req.Key, 80), prev.Service, text.Ellipsis(prev.Version, 80), prev.ID)}
+	}
+	a.log.Info("deploy registered again under its key; answering with it", "deploy", prev.ID, "service", prev.Service, "status", prev.Status)
+	return prev, nil
 }
 
 // stopVerification ends a superseded verification: its runs are cancelled (and not

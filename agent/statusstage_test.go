@@ -252,7 +252,7 @@ func startStatusStage(t *testing.T) *statusStage {
 	verdict := func(version string, links []client.Link) *client.Deploy {
 		t.Helper()
 		id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: "shop", Version: version, Environment: "prod", Commit: "4f2c1e9",
-			Links: links})
+			Links: links}, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

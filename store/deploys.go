@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -32,17 +33,43 @@ type Deploy struct {
 	// to verify it (sorted).
 	Location  string
 	Locations []string
+	// RequestKey is the key the deploy was registered under (the caller's Idempotency-Key;
+	// "" for none): CreateDeploy registers one deploy of a service per key.
+	RequestKey string
+}
+
+// RegisteredError is CreateDeploy's answer when the deploy's request key has registered a
+// deploy of its service already (a registration sent again after its answer was lost):
+// Deploy is that deploy, as it stands; nothing was written.
+type RegisteredError struct{ Deploy *Deploy }
+
+func (e *RegisteredError) Error() string {
+	return fmt.Sprintf("deploy %s of %s was registered under this request key already", e.Deploy.ID, e.Deploy.Service)
 }
 
 // CreateDeploy records a new deploy and marks any deploy of the same service still
-// verifying as superseded by it. It returns the IDs it superseded.
+// verifying as superseded by it. It returns the IDs it superseded. A deploy whose
+// RequestKey registered one of its service before is not recorded: the error is a
+// *RegisteredError with that deploy.
 func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) {
 	var superseded []string
+	var registered *RegisteredError
 	err := s.tx(ctx, func(tx *txn) error {
 		// Two agents registering deploys of one service at once must not both find the
-		// same deploy verifying and leave two verifying.
+		// same deploy verifying and leave two verifying, nor both register one key.
 		if err := s.d.lock(ctx, tx, "deploys:"+d.Service); err != nil {
 			return err
+		}
+		if d.RequestKey != "" {
+			prev, err := scanDeploy(tx.QueryRowContext(ctx, `SELECT `+deployColumns+` FROM deploys WHERE request_key = ? AND service = ?`,
+				d.RequestKey, d.Service))
+			switch {
+			case err == nil:
+				registered = &RegisteredError{Deploy: prev}
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM deploys WHERE service = ? AND status = ?`, d.Service, StatusVerifying)
 		if err != nil {
@@ -65,11 +92,17 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deploys(id, service, version, environment, commit_sha, created_at, status, baseline,
-			location, locations) VALUES (?,?,?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status,
-			mustJSON(d.Baseline), d.Location, mustJSON(d.Locations))
+			location, locations, request_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status,
+			mustJSON(d.Baseline), d.Location, mustJSON(d.Locations), d.RequestKey)
 		return err
 	})
-	return superseded, s.noted("registering deploys", err)
+	if err = s.noted("registering deploys", err); err != nil {
+		return nil, err
+	}
+	if registered != nil {
+		return nil, registered
+	}
+	return superseded, nil
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline,

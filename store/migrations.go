@@ -201,6 +201,11 @@ var migrations = []string{
 		data BLOB NOT NULL,
 		PRIMARY KEY (agent, part)
 	);`,
+	// 11: the key a pipeline registers a deploy under (its Idempotency-Key), so that the
+	// registration sent again after its answer was lost registers nothing new: one deploy of
+	// a service per key, whichever agent sharing the store takes it.
+	`ALTER TABLE deploys ADD COLUMN request_key TEXT NOT NULL DEFAULT '';
+	CREATE UNIQUE INDEX deploys_request_key ON deploys(request_key, service) WHERE request_key != '';`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

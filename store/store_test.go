@@ -278,6 +278,8 @@ func TestLocationReportsByAgent(t *testing.T) {
 		INSERT INTO deploy_locations VALUES ('d1', 'eu', 'eu-1', 'passed', 'all 3 rounds passed', '', '', 1);
 		DROP TABLE boards;
 		DROP TABLE board_parts;
+		DROP INDEX deploys_request_key;
+		ALTER TABLE deploys DROP COLUMN request_key;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)
@@ -583,4 +585,74 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 			t.Errorf("the error should name the version: %v", err)
 		}
 	})
+}
+
+// A pipeline's registration sent again under its Idempotency-Key (its answer lost, the
+// agent restarted meanwhile) registers nothing new, whatever has happened to the deploy
+// since; the same key names one deploy per service; and two agents sharing the store that
+// take the same registration at once register it once.
+func TestDeployRequestKey(t *testing.T) { forEachDriver(t, testDeployRequestKey) }
+
+func testDeployRequestKey(t *testing.T, drv driver) {
+	ctx := context.Background()
+	path := drv.where(t)
+	s := drv.openAt(t, path)
+	again := func(d *Deploy, wantID, wantStatus string) {
+		t.Helper()
+		sup, err := s.CreateDeploy(ctx, d)
+		var reg *RegisteredError
+		if !errors.As(err, &reg) || reg.Deploy.ID != wantID || reg.Deploy.Status != wantStatus || sup != nil {
+			t.Fatalf("%s sent again under %q: %v %v; want deploy %s (%s)", d.ID, d.RequestKey, sup, err, wantID, wantStatus)
+		}
+		if _, err := s.Deploy(ctx, d.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s was recorded too: %v", d.ID, err)
+		}
+	}
+	web := func(id, key string) *Deploy {
+		return &Deploy{ID: id, Service: "web", Version: "v2", CreatedAt: t0, Status: StatusVerifying, RequestKey: key}
+	}
+	if _, err := s.CreateDeploy(ctx, web("d1", "ci-run-7")); err != nil {
+		t.Fatal(err)
+	}
+	again(web("d1-again", "ci-run-7"), "d1", StatusVerifying)
+	if got, _ := s.Deploy(ctx, "d1"); got.Status != StatusVerifying {
+		t.Fatalf("d1 after the registration came again: %s; want it still verifying, not superseded", got.Status)
+	}
+	// the same key for another service of the request: a deploy of its own
+	api := &Deploy{ID: "d2", Service: "api", Version: "v2", CreatedAt: t0, Status: StatusVerifying, RequestKey: "ci-run-7"}
+	if _, err := s.CreateDeploy(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	// deploys without a key are all new; a newer one supersedes d1, and the key still names it
+	for _, id := range []string{"d3", "d4"} {
+		if _, err := s.CreateDeploy(ctx, web(id, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again(web("d1-late", "ci-run-7"), "d1", StatusSuperseded)
+
+	// two agents take the same registration at once
+	other := drv.openAt(t, path)
+	errs := make(chan error, 2)
+	for i, st := range []testStore{s, other} {
+		go func() {
+			_, err := st.CreateDeploy(ctx, web(fmt.Sprint("race-", i), "ci-run-8"))
+			errs <- err
+		}()
+	}
+	created, told := 0, 0
+	for range 2 {
+		var reg *RegisteredError
+		switch err := <-errs; {
+		case err == nil:
+			created++
+		case errors.As(err, &reg) && strings.HasPrefix(reg.Deploy.ID, "race-"):
+			told++
+		default:
+			t.Fatalf("racing registration: %v", err)
+		}
+	}
+	if created != 1 || told != 1 {
+		t.Fatalf("two agents registering one key at once: %d created, %d told it was registered; want 1 and 1", created, told)
+	}
 }

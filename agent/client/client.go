@@ -6,11 +6,14 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,19 +51,28 @@ func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, 
 // Do sends one request (body, when not nil, as JSON) within timeout and returns the status
 // and at most 8 MiB of the answer. Any status is returned as it is; err is for no answer.
 func (c *Client) Do(ctx context.Context, method, path string, body any, timeout time.Duration) (int, []byte, error) {
+	status, _, raw, err := c.do(ctx, method, path, body, nil, timeout)
+	return status, raw, err
+}
+
+// do is Do with headers of the caller's, answering the answer's headers too.
+func (c *Client) do(ctx context.Context, method, path string, body any, header http.Header, timeout time.Duration) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -73,11 +85,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, timeout 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return resp.StatusCode, b, err
+	return resp.StatusCode, resp.Header, b, err
 }
 
 // call is Do that decodes a success into out and turns anything else into an APIError.
@@ -177,17 +189,58 @@ type DeployCheck struct {
 }
 
 // RegisterDeploy registers a deploy and returns its id (the first, for several services).
-func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest) (string, error) {
-	var out struct {
-		ID string `json:"id"`
+// It sends the registration under an Idempotency-Key of its own and, while the agent gives
+// no answer or answers 502, 503 or 504 (restarting, its store refusing writes for a
+// moment, a proxy in front of it), sends it again under the same key until retryFor has
+// passed, waiting 1 s, then twice as long each time up to 10 s (or the agent's
+// Retry-After, up to 30 s); onRetry, when not nil, is told of each. The agent registers
+// the deploy once however many times it arrives, a registration whose answer was lost
+// included. Any other answer ends it: a refusal is an *APIError.
+func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest, retryFor time.Duration, onRetry func(err error, wait time.Duration)) (string, error) {
+	var k [16]byte
+	_, _ = rand.Read(k[:])
+	header := http.Header{"Idempotency-Key": {"vigil-" + hex.EncodeToString(k[:])}}
+	until := time.Now().Add(retryFor)
+	backoff := time.Second
+	for {
+		status, h, raw, err := c.do(ctx, http.MethodPost, "/api/v1/deploys", req, header, 30*time.Second)
+		if err == nil && status == http.StatusAccepted {
+			var out struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil || out.ID == "" {
+				return "", fmt.Errorf("the agent registered the deploy but named no id: %s", Clip(string(raw), 300))
+			}
+			return out.ID, nil
+		}
+		wait := backoff
+		switch {
+		case ctx.Err() != nil:
+			return "", ctx.Err()
+		case err != nil:
+		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+			err = &APIError{Status: status, Message: Message(raw)}
+			if s, perr := strconv.Atoi(h.Get("Retry-After")); perr == nil && s > 0 {
+				wait = min(time.Duration(s)*time.Second, 30*time.Second)
+			}
+		default:
+			return "", &APIError{Status: status, Message: Message(raw)}
+		}
+		if time.Now().Add(wait).After(until) {
+			return "", err
+		}
+		if onRetry != nil {
+			onRetry(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
-	if _, err := c.call(ctx, http.MethodPost, "/api/v1/deploys", req, http.StatusAccepted, &out, 30*time.Second); err != nil {
-		return "", err
-	}
-	if out.ID == "" {
-		return "", fmt.Errorf("the agent registered the deploy but named no id")
-	}
-	return out.ID, nil
 }
 
 // Deploy reads a deploy, waiting up to wait (long-poll) while it is verifying. It returns

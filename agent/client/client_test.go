@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -39,7 +41,7 @@ func TestRegisterAndRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.RegisterDeploy(context.Background(), DeployRequest{Service: "wbe", Version: "v1"})
+	_, err = c.RegisterDeploy(context.Background(), DeployRequest{Service: "wbe", Version: "v1"}, time.Minute, nil)
 	apiErr, ok := err.(*APIError)
 	if !ok || apiErr.Status != 422 || apiErr.Message != `unknown service "wbe"` {
 		t.Fatalf("err = %#v", err)
@@ -49,5 +51,60 @@ func TestRegisterAndRefusal(t *testing.T) {
 	}
 	if _, _, err := c.Deploy(context.Background(), "x", time.Second); err == nil {
 		t.Error("a 422 answer is an error")
+	}
+}
+
+// RegisterDeploy sends the deploy again, under the same key, after an answer of 502-504 or
+// none, waiting as the agent's Retry-After says; any other answer ends it at once, and so
+// does the end of retryFor.
+func TestRegisterDeployRetries(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	answers := []int{http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusAccepted}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		status := answers[0]
+		answers = answers[1:]
+		mu.Unlock()
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "2")
+		}
+		w.WriteHeader(status)
+		fmt.Fprint(w, `{"id":"d-1","error":"the store is locked"}`)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	id, err := c.RegisterDeploy(context.Background(), DeployRequest{Service: "web", Version: "v2"}, time.Minute,
+		func(_ error, wait time.Duration) { waits = append(waits, wait) })
+	if err != nil || id != "d-1" {
+		t.Fatalf("RegisterDeploy = %q, %v", id, err)
+	}
+	if len(keys) != 3 || !strings.HasPrefix(keys[0], "vigil-") || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Errorf("keys sent: %q; want one key, three times", keys)
+	}
+	if len(waits) != 2 || waits[0] != 2*time.Second || waits[1] != 2*time.Second {
+		t.Errorf("waits: %v; want the Retry-After of 2s, then the backoff's 2s", waits)
+	}
+
+	// a 500 is an answer: not sent again
+	mu.Lock()
+	answers = []int{http.StatusInternalServerError, http.StatusAccepted}
+	mu.Unlock()
+	_, err = c.RegisterDeploy(context.Background(), DeployRequest{Service: "web", Version: "v3"}, time.Minute, nil)
+	if apiErr, ok := err.(*APIError); !ok || apiErr.Status != 500 {
+		t.Errorf("after a 500: %v; want it returned at once", err)
+	}
+	// retryFor shorter than the wait: sent once
+	mu.Lock()
+	answers = []int{http.StatusServiceUnavailable, http.StatusAccepted}
+	mu.Unlock()
+	_, err = c.RegisterDeploy(context.Background(), DeployRequest{Service: "web", Version: "v4"}, time.Second, nil)
+	if apiErr, ok := err.(*APIError); !ok || apiErr.Status != 503 || apiErr.Message != "the store is locked" {
+		t.Errorf("retryFor 1s, Retry-After 2s: %v; want the 503", err)
 	}
 }

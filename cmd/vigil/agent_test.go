@@ -30,14 +30,22 @@ services:
 %s`, appURL, extra)
 }
 
-// vigil gate's exit codes against a real agent process: what a pipeline acts on.
-func TestGateExitCodes(t *testing.T) {
+// gateSetup is the sample app and an agent config for it (gateConfig with a SQLite store)
+// in a new temporary folder: the app and the config's path.
+func gateSetup(t *testing.T) (*app, string) {
+	t.Helper()
 	a := newApp(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yaml")
 	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return a, cfg
+}
+
+// vigil gate's exit codes against a real agent process: what a pipeline acts on.
+func TestGateExitCodes(t *testing.T) {
+	a, cfg := gateSetup(t)
 	p := startAgentProc(t, cfg, "")
 	bin := vigilBinary(t)
 	gate := func(mode string, args ...string) (int, string) {
@@ -68,7 +76,9 @@ func TestGateExitCodes(t *testing.T) {
 		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},
 		{"unknown service", "good", []string{"--agent", p.url, "--service", "wbe", "--version", "v1"}, 2, `did you mean "web"?`},
 		{"wrong token", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--token", "nope"}, 2, "wrong token"},
-		{"unreachable agent", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1"}, 2, "cannot reach the agent"},
+		{"unreachable agent", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "2500ms"}, 2, "sending it again in 1s"},
+		{"unreachable agent, sent once", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "0"}, 2, "cannot reach the agent"},
+		{"bad --register-retry", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--register-retry", "-1s"}, 2, "--register-retry must be 0"},
 		{"no service", "good", []string{"--agent", p.url, "--version", "v1"}, 2, "--service and --version are required"},
 		{"bad agent URL", "good", []string{"--agent", "ftp://x", "--service", "web", "--version", "v1"}, 2, "not an http(s) URL"},
 	} {

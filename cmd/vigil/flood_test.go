@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,12 +62,7 @@ func TestAPISurvivesFloods(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("needs sh to lower the agent's file limit")
 	}
-	a := newApp(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := gateSetup(t)
 	bin := vigilBinary(t)
 	addr := freeAddr(t)
 	p := &agentProc{t: t, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}

@@ -17,7 +17,7 @@ import (
 
 type gateFlags struct {
 	agent, service, version, environment, commit, token string
-	wait                                                time.Duration
+	wait, registerRetry                                 time.Duration
 	json                                                bool
 	links                                               []string
 }
@@ -36,7 +36,10 @@ and exits with a code the pipeline acts on:
   2  usage error, or the agent could not be reached or refused the deploy
   3  inconclusive, superseded by a newer deploy, or no verdict within --wait
 
-The token comes from --token or $VIGIL_API_TOKEN.`,
+An agent that cannot be reached, or answers 502, 503 or 504 (restarting, its store
+refusing writes for a moment), is asked again for up to --register-retry; the deploy is
+sent under an Idempotency-Key, so a registration whose answer was lost is not registered
+twice. The token comes from --token or $VIGIL_API_TOKEN.`,
 		Example: `  vigil gate --agent http://vigil:9595 --service web --version v2 --wait 10m
   VIGIL_API_TOKEN=s3cret vigil gate --agent https://vigil.internal --service api --version "$GIT_SHA" --environment prod`,
 		Args: cobra.NoArgs,
@@ -50,6 +53,7 @@ The token comes from --token or $VIGIL_API_TOKEN.`,
 	fl.StringVar(&f.commit, "commit", "", "the commit being deployed")
 	fl.StringVar(&f.token, "token", "", "API token (default $VIGIL_API_TOKEN)")
 	fl.DurationVar(&f.wait, "wait", 10*time.Minute, "how long to wait for the verdict")
+	fl.DurationVar(&f.registerRetry, "register-retry", time.Minute, "how long to keep sending the deploy to an agent that does not take it (unreachable, restarting); 0 sends it once")
 	fl.BoolVar(&f.json, "json", false, "print the final deploy as JSON")
 	fl.StringArrayVar(&f.links, "link", nil, "a link people open from the verdict, NAME=URL (repeatable), e.g. --link \"CI run=$CI_JOB_URL\"")
 	return cmd
@@ -78,6 +82,8 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		return exitWith(exitUsage, errors.New("vigil gate: --service and --version are required"))
 	case f.wait <= 0:
 		return exitWith(exitUsage, errors.New("vigil gate: --wait must be positive, e.g. 10m"))
+	case f.registerRetry < 0:
+		return exitWith(exitUsage, errors.New("vigil gate: --register-retry must be 0 (send the deploy once) or positive, e.g. 1m"))
 	}
 	links, err := parseLinks(f.links)
 	if err != nil {
@@ -92,9 +98,17 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	}
 	deadline := time.Now().Add(f.wait)
 	ctx := cmd.Context()
-	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit, Links: links})
+	// An agent restarting (its own rollout, a node drained) or a store refusing writes for
+	// a moment is ridden out for up to --register-retry; the registration is sent again
+	// under the same key, so an answer lost on the way registers nothing twice.
+	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit, Links: links},
+		min(f.registerRetry, f.wait), func(err error, wait time.Duration) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%v); sending it again in %s\n", c.Base(), err, wait)
+		})
 	var apiErr *client.APIError
 	switch {
+	case errors.As(err, &apiErr) && apiErr.Status >= 500:
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", c.Base(), apiErr.Status, apiErr.Message))
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, apiErr.Message))
 	case err != nil:

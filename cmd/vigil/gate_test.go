@@ -1,16 +1,21 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-monitor/vigil/agent/client"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // An agent that registers the deploy and then dies: gate must say it lost the agent (exit
@@ -64,4 +69,97 @@ func TestGatePrintsEachAgentsReport(t *testing.T) {
 	if strings.Contains(out.String(), "eu (eu-2)") {
 		t.Errorf("one report is printed again under its own verdict:\n%s", out.String())
 	}
+}
+
+// A pipeline's gate meets an agent that is not up yet (its own rollout, a node drained) and
+// then a registration whose answer is lost on the way back (a proxy dropping the
+// connection after the agent took it). gate sends the deploy again under the same
+// Idempotency-Key until the agent takes it; the agent, a real process with its SQLite
+// store, registers it once and the verdict comes back as for any deploy.
+func TestGateRegistersOnceThroughARestartAndALostAnswer(t *testing.T) {
+	_, cfg := gateSetup(t)
+	bin := vigilBinary(t)
+	gate := func(agentURL, version string) *exec.Cmd {
+		cmd := exec.Command(bin, "gate", "--agent", agentURL, "--service", "web", "--version", version, "--wait", "2m")
+		cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=gate-token")
+		return cmd
+	}
+
+	// the agent starts a second and a half after gate does
+	addr := freeAddr(t)
+	early := gate("http://"+addr, "v-early")
+	var earlyOut vigiltest.Buffer
+	early.Stdout, early.Stderr = &earlyOut, &earlyOut
+	if err := early.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p := startAgentProc(t, cfg, addr)
+	if err := early.Wait(); err != nil || !strings.Contains(earlyOut.String(), "sending it again in") || !strings.Contains(earlyOut.String(), "PASSED") {
+		t.Fatalf("gate started before the agent: %v\n%s", err, earlyOut.String())
+	}
+
+	// the first answer is lost: the agent registered the deploy, the gate never heard
+	target, _ := url.Parse(p.url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var keys []string
+	drop := 1
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lose := r.Method == http.MethodPost && drop > 0
+		if r.Method == http.MethodPost {
+			keys = append(keys, r.Header.Get("Idempotency-Key"))
+			drop--
+		}
+		mu.Unlock()
+		if !lose {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		if rec.Code != http.StatusAccepted {
+			t.Errorf("the agent answered the first registration %d: %s", rec.Code, rec.Body)
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(proxy.Close)
+	out, err := gate(proxy.URL, "v-lost").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "sending it again in 1s") || !strings.Contains(string(out), "PASSED") {
+		t.Fatalf("gate through a lost answer: %v\n%s", err, out)
+	}
+	mu.Lock()
+	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] {
+		t.Errorf("Idempotency-Keys of the registrations: %q; want the same one twice", keys)
+	}
+	mu.Unlock()
+
+	c, err := client.New(p.url, "gate-token", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, raw, err := c.Do(t.Context(), http.MethodGet, "/api/v1/deploys?service=web", nil, 10*time.Second)
+	if err != nil || status != http.StatusOK {
+		t.Fatal(status, err)
+	}
+	var list struct {
+		Deploys []struct{ ID, Version, Status string }
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, d := range list.Deploys {
+		got[d.Version] = append(got[d.Version], d.Status)
+	}
+	if len(got["v-lost"]) != 1 || got["v-lost"][0] != "passed" || len(got["v-early"]) != 1 || got["v-early"][0] != "passed" {
+		t.Errorf("deploys by version: %v; want one of each, passed (none registered twice, none superseded)", got)
+	}
+	t.Logf("reliability: gate rode out an agent starting late and a lost answer; deploys %v", got)
 }

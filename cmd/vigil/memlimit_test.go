@@ -53,12 +53,7 @@ func memoryCgroup(t *testing.T, limit int64) string {
 func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 	const limit = 256 << 20
 	procs := memoryCgroup(t, limit)
-	dir := t.TempDir()
-	a := newApp(t)
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := gateSetup(t)
 	gomemlimit := regexp.MustCompile(`(?m)^go_gc_gomemlimit_bytes (\S+)$`)
 	for _, c := range []struct {
 		name string
@@ -136,12 +131,7 @@ func TestAgentMemoryLimitFromCgroup(t *testing.T) {
 // from 50 to 100 (memlimit's tests hold which: this test's own scrapes are part of what
 // the agent allocates).
 func TestAgentGCPercent(t *testing.T) {
-	dir := t.TempDir()
-	a := newApp(t)
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := gateSetup(t)
 	gogc := regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`)
 	decided := regexp.MustCompile(`the collector's percentage follows the heap" gc_percent=(\d+)`)
 	start := func(t *testing.T, env, args []string) *agentProc {

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,12 +84,7 @@ func TestCompletionOfNames(t *testing.T) {
 
 // vigil silence creates, lists and deletes silences over a real agent's API.
 func TestSilenceCommand(t *testing.T) {
-	a := newApp(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := gateSetup(t)
 	p := startAgentProc(t, cfg, "")
 	env := []string{"VIGIL_AGENT=" + p.url, "VIGIL_API_TOKEN=gate-token"}
 	code, out, errOut := vigilRun(t, env, "silence", "create", "--service", "web", "--for", "2h", "--reason", "db migration", "--by", "ana", "--json")
@@ -127,12 +121,7 @@ func TestSilenceCommand(t *testing.T) {
 // writes is a JSON object, and durations in it are Go duration strings, not integer
 // nanoseconds.
 func TestAgentLogJSONOnly(t *testing.T) {
-	a := newApp(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(gateConfig(a.URL, "store: {dsn: "+filepath.Join(dir, "v.db")+"}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := gateSetup(t)
 	p := startAgentProcArgs(t, cfg, "--log-json")
 	// The checks run every hour, and once at start: probe_success is there at once.
 	deadline := time.Now().Add(30 * time.Second)
