@@ -22,7 +22,7 @@ func touch(m *metrics) {
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "http", Outcome: checks.Pass, Vars: map[string]any{"status": 200,
 		"proto": "HTTP/2.0", "cert_expiry_timestamp": 1.9e9}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "browser", Outcome: checks.Fail, Vars: map[string]any{"js_errors": 1}})
-	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0}})
+	m.kinds.Observe(&checks.Result{Check: "c", Kind: "propagation", Outcome: checks.Pass, Vars: map[string]any{"propagation_ms": 12.0, "readers": map[string]float64{"a": 12}}})
 	m.kinds.Observe(&checks.Result{Check: "t", Kind: "tls", Outcome: checks.Pass, Vars: map[string]any{"cert_expiry_timestamp": 1.9e9}})
 	m.kinds.Observe(&checks.Result{Check: "d", Kind: "dns", Outcome: checks.Pass, Vars: map[string]any{"lookup_ms": 2.0,
 		"answer_count": 1, "authority_count": 0, "additional_count": 1, "propagation_ms": 900.0, "stale": 0}})
