@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"text/template"
 	"time"
 
@@ -136,12 +137,23 @@ func (grpcKind) Instrument(in Instruments) *Recorder {
 }
 
 func (grpcKind) build(b *builder, c *configs.Check) Prober {
-	s := c.Spec.(*configs.GRPCSpec)
+	g := b.grpcClient(c.Path(), c.Spec.(*configs.GRPCSpec), []string{"Nonce"},
+		"the request's one template variable is {{ .Nonce }}, a fresh marker per run", "a grpc check does not provide")
+	if g == nil {
+		return nil
+	}
+	return g
+}
+
+// grpcClient compiles a grpc spec at path (a check's, or a journey step's grpc) whose
+// request may read the template variables known; fix and lacks word the error for one it
+// reads that is not. Nil when it is bad (reported through b).
+func (b *builder) grpcClient(path string, s *configs.GRPCSpec, known []string, fix, lacks string) *GRPC {
 	g := &GRPC{address: s.Address, service: s.Service, method: s.Method, request: s.Request, creds: insecure.NewCredentials()}
 	if s.TLS {
 		d, err := newTLSDialer(s.TLSConfig, s.Address)
 		if err != nil {
-			b.errf(c.Path()+".tls_config.ca_file", "point it at a PEM file of CA certificates", "%v", err)
+			b.errf(path+".tls_config.ca_file", "point it at a PEM file of CA certificates", "%v", err)
 			return nil
 		}
 		g.creds = credentials.NewTLS(&tls.Config{ServerName: d.serverName, RootCAs: d.roots, InsecureSkipVerify: d.insecure}) //nolint:gosec // opt-in per check
@@ -151,12 +163,12 @@ func (grpcKind) build(b *builder, c *configs.Check) Prober {
 	}
 	t, err := compileTemplate("request", s.Request)
 	if err != nil {
-		b.errf(c.Path()+".request", "templates look like {{ .Nonce }}", "%v", err)
+		b.errf(path+".request", "templates look like {{ .Nonce }}", "%v", err)
 		return nil
 	}
 	for _, name := range templateFields(t) {
-		if name != "Nonce" {
-			b.errf(c.Path()+".request", "the request's one template variable is {{ .Nonce }}, a fresh marker per run", "template reads .%s, which a grpc check does not provide", name)
+		if !slices.Contains(known, name) {
+			b.errf(path+".request", fix, "template reads .%s, which %s", name, lacks)
 			return nil
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-monitor/vigil/configs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -63,8 +64,32 @@ func grpcNoAnswer(st *status.Status, err error) error {
 	return &noAnswerError{err}
 }
 
-// call runs one call of g.method on conn.
+// call runs one call of g.method on conn: an answer with a status other than OK fails the
+// run.
 func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error {
+	a, err := g.invoke(ctx, conn, run, map[string]any{"Nonce": newNonce()})
+	if err != nil || a == nil || a.status.Code() == codes.OK {
+		return err
+	}
+	run.Unmeasured("the call answered "+a.status.Code().String(), "response")
+	run.Failf("%s on %s answered %s: %s", g.method, g.address, a.status.Code(), Trim(a.status.Message(), 200))
+	return nil
+}
+
+// grpcAnswer is what a call of a method answered: its status, the answer's header
+// metadata, and the response message as JSON (by its fields' .proto names; "" unless OK).
+type grpcAnswer struct {
+	status *status.Status
+	header metadata.MD
+	json   []byte
+}
+
+// invoke resolves g.method on conn, renders its request with data and calls it, setting
+// rpc_ms, grpc_code and response in run.Vars. A method it could not call (refused by
+// reflection, a request that does not fit its input) fails run and answers nil; no answer
+// from the server is err; any status the method answered is in the answer, for the caller
+// to judge.
+func (g *GRPC) invoke(ctx context.Context, conn *grpc.ClientConn, run *Run, data map[string]any) (*grpcAnswer, error) {
 	service, name, _ := configs.GRPCMethod(g.method) // validated when the config loaded
 	start := time.Now()
 	run.Transcript.Printf("server reflection: descriptors of %s from %s", service, g.address)
@@ -78,45 +103,46 @@ func (g *GRPC) call(ctx context.Context, conn *grpc.ClientConn, run *Run) error 
 		}
 		if unreached(err) {
 			run.Unmeasured("the server did not answer", "response")
-			return grpcNoAnswer(status.Convert(err), fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err))
+			return nil, grpcNoAnswer(status.Convert(err), fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err))
 		}
 		run.Unmeasured("the method was not called", "response")
 		run.Failf("%s on %s: %v", g.method, g.address, err)
-		return nil
+		return nil, nil
 	}
 	req := dynamicpb.NewMessage(md.Input())
-	request, err := execTemplate(g.requestT, g.request, map[string]any{"Nonce": newNonce()})
+	request, err := execTemplate(g.requestT, g.request, data)
 	if err != nil {
 		run.Unmeasured("the method was not called", "response")
-		return fmt.Errorf("request: %w", err)
+		return nil, fmt.Errorf("request: %w", err)
 	}
 	if request != "" {
 		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(request), req); err != nil {
 			run.Unmeasured("the method was not called", "response")
 			run.Failf("request does not fit %s, the input of %s on %s: %s", md.Input().FullName(), g.method, g.address, Trim(err.Error(), 300))
-			return nil
+			return nil, nil
 		}
 	}
 	resp := dynamicpb.NewMessage(md.Output())
 	run.Transcript.Printf("%s %s", g.method, Trim(compactJSON(req), 2000))
-	err = conn.Invoke(ctx, "/"+service+"/"+name, req, resp)
+	a := &grpcAnswer{}
+	err = conn.Invoke(ctx, "/"+service+"/"+name, req, resp, grpc.Header(&a.header))
 	run.Vars["rpc_ms"] = ms(time.Since(start))
-	st, _ := status.FromError(err)
-	run.Vars["grpc_code"] = st.Code().String()
-	run.Transcript.Printf("code %s in %s", st.Code(), time.Since(start).Round(time.Microsecond))
+	a.status, _ = status.FromError(err)
+	run.Vars["grpc_code"] = a.status.Code().String()
+	run.Transcript.Printf("code %s in %s", a.status.Code(), time.Since(start).Round(time.Microsecond))
 	switch {
 	case err == nil:
 	case unreached(err):
 		run.Unmeasured("the server did not answer", "response")
-		return grpcNoAnswer(st, fmt.Errorf("gRPC call of %s on %s: %s: %s", g.method, g.address, st.Code(), Trim(st.Message(), 300)))
+		return nil, grpcNoAnswer(a.status, fmt.Errorf("gRPC call of %s on %s: %s: %s", g.method, g.address, a.status.Code(), Trim(a.status.Message(), 300)))
 	default:
-		run.Unmeasured("the call answered "+st.Code().String(), "response")
-		run.Failf("%s on %s answered %s: %s", g.method, g.address, st.Code(), Trim(st.Message(), 200))
-		return nil
+		run.Transcript.Printf("message %s", Trim(a.status.Message(), 300))
+		return a, nil
 	}
-	run.Transcript.Printf("response %s", Trim(compactJSON(resp), 2000))
+	a.json = []byte(compactJSON(resp))
+	run.Transcript.Printf("response %s", Trim(string(a.json), 2000))
 	run.Vars["response"] = messageValue(resp.ProtoReflect())
-	return nil
+	return a, nil
 }
 
 // compactJSON is a message on one line, its fields by their .proto names as the response

@@ -38,6 +38,7 @@ func newGRPCServer(t *testing.T, creds credentials.TransportCredentials, registe
 		g.mu.Lock()
 		g.md = append(g.md, md)
 		g.mu.Unlock()
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-app-version", "v2")) // the version serving, as a deploy's services name it
 		return h(ctx, req)
 	})}
 	if creds != nil {

@@ -25,6 +25,7 @@ type Script struct {
 type scriptStep struct {
 	label   string
 	req     *requestTemplate
+	grpc    *GRPC // a call of a gRPC method instead of req
 	extract map[string]string
 	asserts []*Assertion
 }
@@ -58,35 +59,41 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	for i, st := range s.steps {
 		run.Vars["steps"] = i + 1
 		run.Transcript.Printf("-- step %d: %s", i+1, st.label)
-		req, err := st.req.Render(data)
-		if err != nil {
+		var ans *stepAnswer
+		var fail string
+		var err error
+		if st.grpc != nil {
+			ans, fail, err = s.grpcStep(ctx, st.grpc, run.Transcript, data)
+		} else {
+			ans, fail, err = s.httpStep(ctx, st, run.Transcript, data)
+		}
+		switch {
+		case err != nil:
+			return fmt.Errorf("step %d (%s): %w", i+1, st.label, err)
+		case fail != "":
 			run.Vars["failed_step"] = st.label
-			run.Failf("step %d (%s): %v%s", i+1, st.label, err, varsNote(run.Transcript, extracted))
+			run.Failf("step %d (%s): %s%s", i+1, st.label, fail, varsNote(run.Transcript, extracted))
 			return nil
 		}
-		resp, err := s.client.Do(ctx, req, run.Transcript)
-		if err != nil {
-			return targetFault(fmt.Errorf("step %d (%s): %w", i+1, st.label, err))
+		if status, ok := ans.run.Vars["status"]; ok {
+			run.Vars["status"] = status
 		}
-		run.Vars["status"] = resp.Status
 		if s.served != nil {
-			if err := servedBy(run, s.served, resp); err != nil {
+			if err := judgeServed(run, ans.version, ans.where); err != nil {
 				return Inconclusivef("step %d (%s): %v", i+1, st.label, err)
 			}
 		}
-		stepRun := &Run{Vars: map[string]any{}}
-		SetHTTPVars(stepRun, "", resp, time.Now())
-		stepRun.Vars["vars"] = extracted
-		env := assertionEnv(&Run{Input: run.Input, Vars: stepRun.Vars})
+		ans.run.Vars["vars"] = extracted
+		env := assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars})
 		for _, a := range st.asserts {
-			if ok, why := a.eval(env, stepRun.details, run.Transcript.Redactor()); !ok {
+			if ok, why := a.eval(env, ans.run.details, run.Transcript.Redactor()); !ok {
 				run.Vars["failed_step"] = st.label
-				run.Failf("step %d (%s): %s%s", i+1, st.label, why, varsNote(run.Transcript, extracted))
+				run.Failf("step %d (%s): %s%s%s", i+1, st.label, why, ans.note, varsNote(run.Transcript, extracted))
 				return nil
 			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(st.extract)) {
-			v, ok := extractValue(st.extract[name], resp)
+			v, ok := ans.extract(st.extract[name])
 			if !ok {
 				run.Vars["failed_step"] = st.label
 				run.Failf("step %d (%s): extract %s from %s: no value there%s", i+1, st.label, name, st.extract[name], varsNote(run.Transcript, extracted))
@@ -154,17 +161,29 @@ func (scriptKind) build(b *builder, c *configs.Check) Prober {
 	for i, st := range c.Spec.(*configs.ScriptSpec).Steps {
 		p := fmt.Sprintf("%s.steps[%d]", c.Path(), i)
 		label := st.Name
-		if label == "" {
-			label = st.Request.Method + " " + st.Request.URL
-		}
-		req := b.request(p+".request", &st.Request, known)
-		step := &scriptStep{label: label, req: req, extract: st.Extract}
-		srcs := st.Assert
-		if len(srcs) == 0 {
-			srcs = defaultHTTPAssert
+		step := &scriptStep{label: label, extract: st.Extract}
+		vars, srcs, built := scriptStepVars, st.Assert, false
+		if st.GRPC != nil {
+			if label == "" {
+				step.label = st.GRPC.Method + " on " + st.GRPC.Address
+			}
+			step.grpc = b.buildGRPCStep(p+".grpc", st.GRPC, known)
+			vars, built = scriptGRPCStepVars, step.grpc != nil
+			if len(srcs) == 0 {
+				srcs = defaultGRPCStepAssert
+			}
+		} else {
+			if label == "" {
+				step.label = st.Request.Method + " " + st.Request.URL
+			}
+			step.req = b.request(p+".request", &st.Request, known)
+			built = step.req != nil
+			if len(srcs) == 0 {
+				srcs = defaultHTTPAssert
+			}
 		}
 		for j, src := range srcs {
-			a, err := CompileAssertion(src, Env(scriptStepVars))
+			a, err := CompileAssertion(src, Env(vars))
 			if err != nil {
 				b.errf(fmt.Sprintf("%s.assert[%d]", p, j), "", "%v", err)
 				ok = false
@@ -172,7 +191,13 @@ func (scriptKind) build(b *builder, c *configs.Check) Prober {
 			}
 			step.asserts = append(step.asserts, a)
 		}
-		if req == nil {
+		if st.GRPC != nil && !slices.ContainsFunc(step.asserts, func(a *Assertion) bool { return a.roots["grpc_code"] }) && len(st.Assert) > 0 {
+			// Assertions that say nothing of the status judge an answer that is OK: the
+			// status comes first, not a response the call never had.
+			a, _ := CompileAssertion(defaultGRPCStepAssert[0], Env(vars))
+			step.asserts = append([]*Assertion{a}, step.asserts...)
+		}
+		if !built {
 			ok = false
 		}
 		s.steps = append(s.steps, step)
