@@ -15,20 +15,23 @@ import (
 
 // deployView is a deploy as the API shows it.
 type deployView struct {
-	ID           string         `json:"id"`
-	Service      string         `json:"service"`
-	Version      string         `json:"version"`
-	Environment  string         `json:"environment,omitempty"`
-	Commit       string         `json:"commit,omitempty"`
-	Status       string         `json:"status"`
-	Reason       string         `json:"reason,omitempty"`
-	Halt         string         `json:"halt,omitempty"`
-	CreatedAt    time.Time      `json:"created_at"`
-	DecidedAt    *time.Time     `json:"decided_at,omitempty"`
-	SupersededBy string         `json:"superseded_by,omitempty"`
-	URL          string         `json:"url"`
-	Links        []store.Link   `json:"links,omitempty"`
-	Checks       []*DeployCheck `json:"checks,omitempty"`
+	ID           string     `json:"id"`
+	Service      string     `json:"service"`
+	Version      string     `json:"version"`
+	Environment  string     `json:"environment,omitempty"`
+	Commit       string     `json:"commit,omitempty"`
+	Status       string     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	Halt         string     `json:"halt,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	DecidedAt    *time.Time `json:"decided_at,omitempty"`
+	SupersededBy string     `json:"superseded_by,omitempty"`
+	// RollbackOf is the failed deploy this one rolled back: a failed verdict on it calls
+	// no rollback or halt webhook.
+	RollbackOf string         `json:"rollback_of,omitempty"`
+	URL        string         `json:"url"`
+	Links      []store.Link   `json:"links,omitempty"`
+	Checks     []*DeployCheck `json:"checks,omitempty"`
 	// Locations are the reports of the agents verifying the deploy, each for its location,
 	// in the order they came (where agents share a store; one agent reports alone).
 	Locations []locationView `json:"locations,omitempty"`
@@ -47,7 +50,7 @@ type locationView struct {
 func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool) *deployView {
 	v := &deployView{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
 		Status: d.Status, Reason: d.Reason, Halt: d.Halt, CreatedAt: d.CreatedAt.UTC(), SupersededBy: d.SupersededBy,
-		URL: a.baseURL() + "/deploys/" + d.ID}
+		RollbackOf: d.RollbackOf, URL: a.baseURL() + "/deploys/" + d.ID}
 	if !d.DecidedAt.IsZero() {
 		t := d.DecidedAt.UTC()
 		v.DecidedAt = &t

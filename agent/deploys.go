@@ -146,6 +146,7 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		Locations: a.verifyingLocations(ctx, service, now)}
 	d.Baseline = a.baseline(ctx, list, svc, now)
 	d.RequestKey = req.Key
+	d.RollbackOf = a.rolledBack(ctx, service, req.Version)
 	superseded, err := a.store.CreateDeploy(ctx, d)
 	var again *store.RegisteredError
 	switch {
@@ -170,6 +171,20 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	}
 	a.signalOutbox()
 	return d, nil
+}
+
+// rolledBack is the deploy that a deploy of version rolls back: the service's newest
+// deploy, when it failed verification and version is what its rollback went back to (the
+// newest version that passed before it). "" when the deploy is not a rollback.
+func (a *Agent) rolledBack(ctx context.Context, service, version string) string {
+	list, err := a.store.ServiceDeploys(ctx, service, 1)
+	if err != nil || len(list) == 0 {
+		return ""
+	}
+	if last := list[0]; last.Status == store.StatusFailed && version != "" && a.previousVersion(ctx, last) == version {
+		return last.ID
+	}
+	return ""
 }
 
 // registeredAgain answers a registration sent again under the key that registered prev

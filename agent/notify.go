@@ -27,6 +27,8 @@ type verdictContext struct {
 	// triage is what triage.go adds to the verdict's event (owners, runbook, previous
 	// version, links, checks passed here), read from the store beforehand.
 	triage alerting.Event
+	// rolledBack is the failed deploy d rolled back (d.RollbackOf), nil when none.
+	rolledBack *store.Deploy
 }
 
 // verdictContext reads it for d; v is this location's verification (nil when the verdict
@@ -39,7 +41,26 @@ func (a *Agent) verdictContext(d *store.Deploy, v *verification) verdictContext 
 		vc.triage = alerting.Event{OccurredAt: now, Deploy: &alerting.Deploy{}}
 		a.triage(context.WithoutCancel(a.runCtx), rt, svc, d, v, &vc.triage)
 	}
+	if d.RollbackOf != "" {
+		vc.rolledBack, _ = a.store.Deploy(context.WithoutCancel(a.runCtx), d.RollbackOf)
+	}
 	return vc
+}
+
+// withheld is why a failed verdict on d calls no rollback or halt webhook: d rolled back
+// a deploy that failed, and fails too, so the cause is likely neither version (a
+// dependency, data, the environment), and a rollback of the rollback would only go further
+// back (or back to the version that failed). People are told; machines are not. "" when
+// the webhooks are called.
+func withheld(d *store.Deploy, status string, vc verdictContext) string {
+	if status != store.StatusFailed || d.RollbackOf == "" {
+		return ""
+	}
+	was := "deploy " + d.RollbackOf
+	if p := vc.rolledBack; p != nil {
+		was = fmt.Sprintf("%s %s (deploy %s)", p.Service, p.Version, p.ID)
+	}
+	return "this deploy rolled back " + was + ", which failed verification, and it fails too: vigil does not act on a rollback; a person decides"
 }
 
 // deployNotifications builds the outbox entries of a verdict.
@@ -72,7 +93,8 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 	ev := &alerting.Event{
 		Incident: incident, OccurredAt: now, Service: d.Service, Summary: reason, Halt: halt,
 		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
-		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit},
+		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+			RollbackOf: d.RollbackOf},
 	}
 	if t := vc.triage; t.Deploy != nil {
 		ev.Owners, ev.RunbookURL, ev.DetectedAfter = t.Owners, t.RunbookURL, t.DetectedAfter
@@ -83,16 +105,21 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 		ev.FailedChecks = failed
 	}
 	silenced := vc.silenced
+	why := withheld(d, status, vc)
 	var out []*store.OutboxEntry
 	for _, name := range events {
 		e := *ev
 		e.Name = name
 		e.Key = d.ID + ":" + name
-		targets := a.route(rt, svc.OnFailure.For(name), name)
-		for _, n := range targets {
+		var targets []string
+		for _, n := range a.route(rt, svc.OnFailure.For(name), name) {
 			if w, ok := rt.Notifiers[n].(*alerting.Webhook); ok && w.Action() != "" {
-				e.Actions = append(e.Actions, alerting.ActionNote{Notifier: n, Action: w.Action(), DryRun: svc.DryRun || w.DryRun()})
+				e.Actions = append(e.Actions, alerting.ActionNote{Notifier: n, Action: w.Action(), DryRun: svc.DryRun || w.DryRun(), Withheld: why})
+				if why != "" {
+					continue
+				}
 			}
+			targets = append(targets, n)
 		}
 		out = append(out, a.entries(&e, targets, silenced, now)...)
 	}

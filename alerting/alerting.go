@@ -92,6 +92,8 @@ type Deploy struct {
 	// Links are what the pipeline passed with the deploy (vigil gate --link): the CI run,
 	// the diff.
 	Links []Link `json:"links,omitempty"`
+	// RollbackOf is the failed deploy this one rolled back; "" when it is not a rollback.
+	RollbackOf string `json:"rollback_of,omitempty"`
 }
 
 // Link is a named URL passed with a deploy.
@@ -126,6 +128,9 @@ type ActionNote struct {
 	Notifier string `json:"notifier"`
 	Action   string `json:"action"`
 	DryRun   bool   `json:"dry_run,omitempty"`
+	// Withheld says why the webhook is not called for this verdict (a rollback that failed
+	// too is not rolled back); "" when it is.
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // Notifier delivers events to one configured destination.

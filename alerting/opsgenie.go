@@ -228,7 +228,11 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 		}
 	}
 	for _, a := range ev.Actions {
-		set("action: "+a.Notifier, a.Action)
+		what := a.Action
+		if a.Withheld != "" {
+			what = "not called: " + a.Withheld
+		}
+		set("action: "+a.Notifier, what)
 	}
 	tags := slices.Clone(o.tags)
 	for _, t := range []string{"vigil", ev.Name, service, env} {

@@ -82,7 +82,10 @@ func newView(ev *Event, resolves bool) view {
 	}
 	for _, a := range ev.Actions {
 		what := "calling " + a.Action
-		if a.DryRun || ev.DryRun {
+		switch {
+		case a.Withheld != "":
+			what = "not calling " + a.Action + ": " + a.Withheld
+		case a.DryRun || ev.DryRun:
 			what = "would call " + a.Action + " (dry run)"
 		}
 		v.actions = append(v.actions, actionLine{a.Notifier, what})

@@ -36,6 +36,8 @@ type Deploy struct {
 	// RequestKey is the key the deploy was registered under (the caller's Idempotency-Key;
 	// "" for none): CreateDeploy registers one deploy of a service per key.
 	RequestKey string
+	// RollbackOf is the failed deploy this one rolled back ("" when it is not a rollback).
+	RollbackOf string
 }
 
 // RegisteredError is CreateDeploy's answer when the deploy's request key has registered a
@@ -92,8 +94,8 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deploys(id, service, version, environment, commit_sha, created_at, status, baseline,
-			location, locations, request_key) VALUES (?,?,?,?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status,
-			mustJSON(d.Baseline), d.Location, mustJSON(d.Locations), d.RequestKey)
+			location, locations, request_key, rollback_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, d.ID, d.Service, d.Version, d.Environment, d.Commit, nanos(d.CreatedAt), d.Status,
+			mustJSON(d.Baseline), d.Location, mustJSON(d.Locations), d.RequestKey, d.RollbackOf)
 		return err
 	})
 	if err = s.noted("registering deploys", err); err != nil {
@@ -106,14 +108,14 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline,
-	location, locations`
+	location, locations, rollback_of`
 
 func scanDeploy(sc scanner) (*Deploy, error) {
 	var d Deploy
 	var created, decided int64
 	var baseline, locations string
 	if err := sc.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &d.Commit, &created, &d.Status, &d.Reason,
-		&decided, &d.SupersededBy, &d.Halt, &baseline, &d.Location, &locations); err != nil {
+		&decided, &d.SupersededBy, &d.Halt, &baseline, &d.Location, &locations, &d.RollbackOf); err != nil {
 		return nil, err
 	}
 	d.CreatedAt, d.DecidedAt = fromNanos(created), fromNanos(decided)

@@ -206,6 +206,9 @@ var migrations = []string{
 	// a service per key, whichever agent sharing the store takes it.
 	`ALTER TABLE deploys ADD COLUMN request_key TEXT NOT NULL DEFAULT '';
 	CREATE UNIQUE INDEX deploys_request_key ON deploys(request_key, service) WHERE request_key != '';`,
+	// 12: the failed deploy a deploy rolled back (its version is the one that failed deploy's
+	// rollback went back to), so that a rollback that fails too is not rolled back again.
+	`ALTER TABLE deploys ADD COLUMN rollback_of TEXT NOT NULL DEFAULT '';`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

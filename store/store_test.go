@@ -112,10 +112,13 @@ func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	if sup, err := s.CreateDeploy(ctx, d1); err != nil || len(sup) != 0 {
 		t.Fatal(sup, err)
 	}
-	d2 := &Deploy{ID: "d2", Service: "web", Version: "v2", CreatedAt: t0.Add(time.Minute), Status: StatusVerifying}
+	d2 := &Deploy{ID: "d2", Service: "web", Version: "v2", CreatedAt: t0.Add(time.Minute), Status: StatusVerifying, RollbackOf: "d0"}
 	sup, err := s.CreateDeploy(ctx, d2)
 	if err != nil || len(sup) != 1 || sup[0] != "d1" {
 		t.Fatalf("supersede: %v %v", sup, err)
+	}
+	if got, _ := s.Deploy(ctx, "d2"); got.RollbackOf != "d0" {
+		t.Errorf("d2 rolled back %q; want d0 as registered", got.RollbackOf)
 	}
 	got, _ := s.Deploy(ctx, "d1")
 	if got.Status != StatusSuperseded || got.SupersededBy != "d2" || got.Baseline["home"]["duration_ms"] != 12.5 ||
@@ -280,6 +283,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		DROP TABLE board_parts;
 		DROP INDEX deploys_request_key;
 		ALTER TABLE deploys DROP COLUMN request_key;
+		ALTER TABLE deploys DROP COLUMN rollback_of;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)

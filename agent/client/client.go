@@ -150,16 +150,18 @@ type Link struct {
 
 // Deploy is a deploy as the agent answers it.
 type Deploy struct {
-	ID          string        `json:"id"`
-	Service     string        `json:"service"`
-	Version     string        `json:"version"`
-	Environment string        `json:"environment"`
-	Status      string        `json:"status"`
-	Reason      string        `json:"reason"`
-	Halt        string        `json:"halt"`
-	URL         string        `json:"url"`
-	Links       []Link        `json:"links"`
-	Checks      []DeployCheck `json:"checks"`
+	ID          string `json:"id"`
+	Service     string `json:"service"`
+	Version     string `json:"version"`
+	Environment string `json:"environment"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason"`
+	Halt        string `json:"halt"`
+	// RollbackOf is the failed deploy this one rolled back ("" when it is not a rollback).
+	RollbackOf string        `json:"rollback_of"`
+	URL        string        `json:"url"`
+	Links      []Link        `json:"links"`
+	Checks     []DeployCheck `json:"checks"`
 	// Locations are the verifying agents' reports, each for its location.
 	Locations []LocationReport `json:"locations"`
 }

@@ -63,6 +63,8 @@ func TestGateExitCodes(t *testing.T) {
 	}{
 		{"passed", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1"}, 0, "PASSED"},
 		{"failed", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v2"}, 1, "home (1 of 1 runs failed"},
+		// v1 put back after v2 failed, and failing too: not a signal to roll back again.
+		{"a failed rollback", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v1"}, 3, "rolled back deploy "},
 		// --json prints the deploy as it ended, not as it was registered.
 		{"failed, JSON", "broken", []string{"--agent", p.url, "--service", "web", "--version", "v3", "--json"}, 1, "\n  \"status\": \"failed\","},
 		// --link goes with the deploy: the agent keeps it and answers it.

@@ -34,7 +34,9 @@ and exits with a code the pipeline acts on:
   0  passed
   1  failed (roll back)
   2  usage error, or the agent could not be reached or refused the deploy
-  3  inconclusive, superseded by a newer deploy, or no verdict within --wait
+  3  inconclusive, superseded by a newer deploy, no verdict within --wait, or a
+     rollback that failed too (the deploy before it failed, and this one put the
+     version that passed before it back: rolling it back again would not help)
 
 An agent that cannot be reached, or answers 502, 503 or 504 (restarting, its store
 refusing writes for a moment), is asked again for up to --register-retry; the deploy is
@@ -157,12 +159,17 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		fmt.Fprintln(out, pretty.String())
 	}
 	printVerdict(out, d)
-	switch d.Status {
-	case "passed":
+	switch {
+	case d.Status == "passed":
 		return nil
-	case "failed":
+	case d.Status == "failed" && d.RollbackOf != "":
+		// A rollback that fails too: rolling it back would go further back, or back to
+		// the version that failed. The pipeline waits for a person, as for inconclusive.
+		fmt.Fprintf(out, "vigil: this deploy rolled back deploy %s, which failed, and it fails too: the cause is likely neither version; not a rollback signal (exit 3): a person decides\n", d.RollbackOf)
+		return exitWith(exitUnknown, nil)
+	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
-	case "verifying", "":
+	case d.Status == "verifying" || d.Status == "":
 		fmt.Fprintf(out, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, d.URL)
 	}
 	return exitWith(exitUnknown, nil)
