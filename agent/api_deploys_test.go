@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,23 +105,12 @@ func (s *refusingRegistrations) CreateDeploy(ctx context.Context, d *store.Deplo
 // first service, sent again under its key, registers the rest and not the first again.
 func TestDeployRegistrationRefusedByTheStore(t *testing.T) {
 	dir := t.TempDir()
-	sq, err := store.Open(t.Context(), filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
+	sq := openSQLite(t, dir)
 	st := &refusingRegistrations{Store: sq}
 	tg := newTarget(t)
-	l := launch(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2"}.String()+`
+	h := startAgentWith(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2"}.String()+`
   api: {checks: [home], verify: {interval: 100ms, count: 2}}
 `, Options{Store: st})
-	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url}
-	h.stopFn = func() {
-		if err := l.stop(); err != nil {
-			t.Errorf("agent.Run: %v", err)
-		}
-	}
-	t.Cleanup(h.stop)
 	st.refusing.Store(true)
 	req, _ := http.NewRequest("POST", h.url+"/api/v1/deploys", strings.NewReader(`{"service":"web","version":"v2"}`))
 	req.Header.Set("Idempotency-Key", "ci-run-9")

@@ -139,22 +139,10 @@ func (s *flakyDeployReads) Deploy(ctx context.Context, id string) (*store.Deploy
 // read succeeded, with the error, at its end.
 func TestLongPollOutlastsFailingReads(t *testing.T) {
 	dir := t.TempDir()
-	sq, err := store.Open(t.Context(), filepath.Join(dir, "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
-	st := &flakyDeployReads{Store: sq}
+	st := &flakyDeployReads{Store: openSQLite(t, dir)}
 	tg := newTarget(t)
 	tg.set("broken")
-	l := launch(t, dir, webConfig{url: tg.srv.URL, verify: "initial_delay: 3s, interval: 1m, count: 1"}.String(), Options{Store: st})
-	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url}
-	h.stopFn = func() {
-		if err := l.stop(); err != nil {
-			t.Errorf("agent.Run: %v", err)
-		}
-	}
-	t.Cleanup(h.stop)
+	h := startAgentWith(t, dir, webConfig{url: tg.srv.URL, verify: "initial_delay: 3s, interval: 1m, count: 1"}.String(), Options{Store: st})
 
 	id := h.deploy("web", "v2")
 	registered := time.Now() // the verdict is due 3s after

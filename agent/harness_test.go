@@ -158,6 +158,31 @@ func startAgent(t *testing.T, dir, yaml string) *harness {
 	return h
 }
 
+// openSQLite opens a store in dir, closed at cleanup: for a test that wraps it.
+func openSQLite(t *testing.T, dir string) *store.SQLite {
+	t.Helper()
+	sq, err := store.Open(t.Context(), filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	return sq
+}
+
+// startAgentWith is startAgent with opts (a store the test wraps), stopped at cleanup.
+func startAgentWith(t *testing.T, dir, yaml string, opts Options) *harness {
+	t.Helper()
+	l := launch(t, dir, yaml, opts)
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url}
+	h.stopFn = func() {
+		if err := l.stop(); err != nil {
+			t.Errorf("agent.Run: %v", err)
+		}
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
 func (h *harness) stop() { h.stopFn() }
 
 // request sends a request to the agent's API and decodes a JSON answer.
