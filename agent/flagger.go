@@ -108,8 +108,11 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rerr.status, "%s (the service is metadata.service, else the canary's name)", rerr.msg)
 		return
 	case err != nil:
-		h.a.log.Error("flagger webhook: registering the deploy failed", "service", service, "checksum", p.Checksum, "error", err)
-		writeError(w, http.StatusInternalServerError, "registering the deploy failed: %v", err)
+		// Flagger calls again after its interval whatever the status; a 503 with
+		// Retry-After says the same to anything else in front (a proxy, a person).
+		h.a.log.Error("flagger webhook: registering the deploy failed; Flagger calls again", "service", service, "checksum", p.Checksum, "error", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "registering the deploy failed (%v): Flagger calls again, and the canary's checksum finds the deploy once it is registered", err)
 		return
 	}
 	if created {

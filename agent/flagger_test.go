@@ -247,3 +247,36 @@ func TestFlaggerWebhookConcurrentCalls(t *testing.T) {
 		t.Errorf("%d deploys registered by concurrent calls; want 1", n)
 	}
 }
+
+// A registration the store cannot take now (locked, full) is a 503 with Retry-After, not
+// a 500: Flagger calls again after its interval, and that call registers the canary once.
+func TestFlaggerWebhookStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	st := &refusingRegistrations{Store: openSQLite(t, dir)}
+	tg := newTarget(t)
+	h := startAgentWith(t, dir, flaggerConfig(tg.srv.URL, "interval: 100ms, count: 2"), Options{Store: st})
+	st.refusing.Store(true)
+	req, _ := http.NewRequest("POST", h.url+"/api/v1/flagger", strings.NewReader(flaggerDocsPayload))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("flagger", h.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(raw), "database is locked") || !strings.Contains(string(raw), "Flagger calls again") {
+		t.Fatalf("refused by the store: %d, Retry-After %q, %s; want 503 with Retry-After saying why", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 0 {
+		t.Fatalf("%d deploys after the refusal; want none", n)
+	}
+	st.refusing.Store(false)
+	if status, out := flaggerCall(t, h, "?wait=20s", h.token, flaggerDocsPayload); status != http.StatusOK || out["verdict"] != "passed" {
+		t.Fatalf("called again once the store takes it: %d %v; want 200 passed", status, out)
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 1 {
+		t.Errorf("%d deploys; want the canary's one", n)
+	}
+}

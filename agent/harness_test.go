@@ -173,7 +173,7 @@ func openSQLite(t *testing.T, dir string) *store.SQLite {
 func startAgentWith(t *testing.T, dir, yaml string, opts Options) *harness {
 	t.Helper()
 	l := launch(t, dir, yaml, opts)
-	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url}
+	h := &harness{t: t, a: l.a, dir: dir, cfgPath: l.path, url: l.url, token: l.cfg.Agent.APIToken.Value()}
 	h.stopFn = func() {
 		if err := l.stop(); err != nil {
 			t.Errorf("agent.Run: %v", err)
