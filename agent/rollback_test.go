@@ -51,6 +51,11 @@ func TestAFailedRollbackIsNotRolledBack(t *testing.T) {
 		t.Errorf("no Slack message says %q:\n%v", want, slack.Roots())
 	}
 
+	page := h.page("/deploys/" + back)
+	if !strings.Contains(page, `the rollback of <a href="/deploys/`+v2+`">web v2</a>, which failed verification: it fails too`) {
+		t.Errorf("the rollback's page does not say what it rolled back:\n%s", page)
+	}
+
 	v3 := h.deploy("web", "v3") // not a rollback: rolled back as any failed deploy
 	if d := h.verdict(v3, 30*time.Second); d["status"] != store.StatusFailed || d["rollback_of"] != nil {
 		t.Fatalf("v3: %v, rollback of %v", d["status"], d["rollback_of"])

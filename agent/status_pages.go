@@ -126,7 +126,9 @@ type deployPageView struct {
 	Took   string
 	Passed string
 	Links  []store.Link
-	Checks []*deployCheckView
+	// RolledBack is the failed deploy this one put the service back from (its rollback_of).
+	RolledBack *store.Deploy
+	Checks     []*deployCheckView
 	// Locations are the verdicts each agent reported for its location, then, while the
 	// deploy verifies, the agents the verdict still waits for (see "Running several agents").
 	Locations []*store.LocationReport
@@ -180,6 +182,11 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	v.Passed = fmt.Sprintf("%d of %d checks passed", passed, len(list))
 	if v.Links, err = a.store.DeployLinks(r.Context(), d.ID); err != nil {
 		a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
+	}
+	if d.RollbackOf != "" {
+		if v.RolledBack, err = a.store.Deploy(r.Context(), d.RollbackOf); err != nil {
+			a.log.Warn("reading the deploy a rollback rolled back failed", "deploy", d.ID, "rollback_of", d.RollbackOf, "error", err)
+		}
 	}
 	if v.Locations, err = a.store.LocationReports(r.Context(), d.ID); err != nil {
 		a.log.Warn("reading a deploy's location reports failed", "deploy", d.ID, "error", err)
