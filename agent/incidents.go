@@ -1,8 +1,9 @@
 package agent
 
 // Incidents of scheduled monitoring. Each location keeps its own streak of a check's runs
-// (failure_threshold failing runs in a row make it failing there, success_threshold
-// passing runs make it healthy again); the check's incident, one for all locations, opens
+// (failure_threshold failing runs in a row, or among the last failure_window, make it
+// failing there, success_threshold passing runs make it healthy again: streaks.go); the
+// check's incident, one for all locations, opens
 // when the failing locations reach the quorum's `fail` (locations.fail, 1 by default) and
 // closes when they fall below it. The change is decided in the store's transaction that
 // holds the incident, with its notifications, so agents noticing it at once change it once.
@@ -45,31 +46,16 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	if first {
 		cl = &store.CheckLocation{Check: c.Name, Location: a.location}
 	}
-	next := *cl
+	next, flipped := nextStreak(*cl, c.Config, res.Outcome)
 	next.Agent = a.name // a streak taken over is written at once, under this agent
 	in := a.incidents[c.Name]
 	now := a.clock.Now()
-	flipped, remind := false, false
-	switch res.Outcome {
-	case checks.Pass:
-		next.Failures = 0
-		if next.Failing {
-			next.Successes++
-			if next.Successes >= c.Config.SuccessThreshold {
-				next.Failing, next.Successes, flipped = false, 0, true
-			}
-		}
-	case checks.Fail, checks.Error:
-		next.Successes = 0
-		if !next.Failing {
-			next.Failures++
-			if next.Failures >= c.Config.FailureThreshold {
-				next.Failing, next.Failures, flipped = true, 0, true
-				next.Since, next.Summary = res.Started, res.Summary()
-			}
-		} else if in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval {
-			remind = true
-		}
+	remind := false
+	switch {
+	case flipped && next.Failing:
+		next.Since, next.Summary = res.Started, windowSummary(next, c.Config, res)
+	case !flipped && cl.Failing && (res.Outcome == checks.Fail || res.Outcome == checks.Error):
+		remind = in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval
 	}
 	if next == *cl && !remind && !first {
 		a.writer.add(sr)
@@ -97,7 +83,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
 	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next, AliveSince: a.aliveSince(now)},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
-			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, res)
+			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, windowSummary(next, c.Config, res))
 			if out == nil {
 				return nil, nil
 			}
@@ -135,8 +121,9 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 }
 
 // nextIncident decides a check's incident from every location's streak: the incident as
-// it must be stored with its event and summary, or nil to leave it.
-func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store.CheckLocation, now time.Time, remind bool, res *checks.Result) (*store.Incident, string, string) {
+// it must be stored with its event and summary, or nil to leave it. why is what the run
+// that changed this location's streak says.
+func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store.CheckLocation, now time.Time, remind bool, why string) (*store.Incident, string, string) {
 	var failing []*store.CheckLocation
 	for _, l := range locs {
 		if l.Failing {
@@ -144,7 +131,7 @@ func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store
 		}
 	}
 	fail := max(a.Runtime().Config.Locations.Fail, 1)
-	summary := res.Summary()
+	summary := why
 	if len(locs) > 1 {
 		summary = fmt.Sprintf("failing in %d of %d locations (%s): %s", len(failing), len(locs), names(failing), summary)
 	}

@@ -60,6 +60,9 @@ func (c *Check) applyDefaults(cfg *Config, i int) {
 		c.Retries = ptr(*d.Retries)
 	}
 	setInt(&c.FailureThreshold, d.FailureThreshold)
+	if c.FailureWindow == nil {
+		c.FailureWindow = ptr(*d.FailureWindow)
+	}
 	setInt(&c.SuccessThreshold, d.SuccessThreshold)
 	setDur(&c.RepeatInterval, d.RepeatInterval)
 	if c.Notify == nil {
@@ -123,6 +126,14 @@ func (v *validator) check(ch *Check, p string) {
 	}
 	if ch.FailureThreshold < 1 || ch.SuccessThreshold < 1 {
 		v.errf(p, "thresholds count runs: use 1 or more", "failure_threshold and success_threshold must be at least 1")
+	}
+	if w := *ch.FailureWindow; w != 0 && (w < ch.FailureThreshold || w > MaxFailureWindow) {
+		fix := fmt.Sprintf("use 0 (failure_threshold counts failing runs in a row) or %d to %d runs", max(ch.FailureThreshold, 1), MaxFailureWindow)
+		if w > MaxFailureWindow {
+			v.errf(p+".failure_window", fix, "%d runs is more than vigil keeps", w)
+		} else {
+			v.errf(p+".failure_window", fix, "%d runs cannot hold failure_threshold (%d) failing runs", w, ch.FailureThreshold)
+		}
 	}
 	if ch.RepeatInterval != 0 && ch.RepeatInterval < time.Minute {
 		v.errf(p+".repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)

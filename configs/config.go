@@ -103,7 +103,11 @@ type Defaults struct {
 	Timeout          time.Duration `koanf:"timeout"`
 	Retries          *int          `koanf:"retries"`
 	FailureThreshold int           `koanf:"failure_threshold"`
-	SuccessThreshold int           `koanf:"success_threshold"`
+	// FailureWindow, when above 0, counts failure_threshold failing runs among the last
+	// FailureWindow runs instead of in a row: a service crash-looping behind a load
+	// balancer, failing every other run, never fails twice in a row.
+	FailureWindow    *int `koanf:"failure_window"`
+	SuccessThreshold int  `koanf:"success_threshold"`
 	// RepeatInterval re-sends an open check incident (a reminder) this often while it
 	// stays failing, as Alertmanager's repeat_interval; 0 never reminds.
 	RepeatInterval time.Duration `koanf:"repeat_interval"`
@@ -118,6 +122,7 @@ type Check struct {
 	Timeout          time.Duration     `koanf:"timeout"`
 	Retries          *int              `koanf:"retries"`
 	FailureThreshold int               `koanf:"failure_threshold"`
+	FailureWindow    *int              `koanf:"failure_window"`
 	SuccessThreshold int               `koanf:"success_threshold"`
 	RepeatInterval   time.Duration     `koanf:"repeat_interval"`
 	Notify           []string          `koanf:"notify"`
@@ -141,10 +146,13 @@ func (c *Check) Path() string { return indexPath("checks", c.Index) }
 
 // Built-in defaults, applied where neither the check nor the defaults block sets a value.
 const (
-	defaultEvery              = time.Minute
-	defaultTimeout            = 10 * time.Second
-	defaultRetries            = 1
-	defaultFailureThreshold   = 2
+	defaultEvery            = time.Minute
+	defaultTimeout          = 10 * time.Second
+	defaultRetries          = 1
+	defaultFailureThreshold = 2
+	// MaxFailureWindow bounds failure_window: the runs of it are kept with each location's
+	// streak of the check.
+	MaxFailureWindow          = 100
 	defaultSuccessThreshold   = 1
 	defaultListen             = "127.0.0.1:9595"
 	defaultConcurrency        = 32

@@ -35,6 +35,9 @@ func (c *Config) applyDefaults() {
 		d.Retries = ptr(defaultRetries)
 	}
 	setInt(&d.FailureThreshold, defaultFailureThreshold)
+	if d.FailureWindow == nil {
+		d.FailureWindow = ptr(0)
+	}
 	setInt(&d.SuccessThreshold, defaultSuccessThreshold)
 
 	for i, ch := range c.Checks {

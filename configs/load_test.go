@@ -69,7 +69,7 @@ func TestDefaultsAndExpansion(t *testing.T) {
 	p := write(t, `
 agent: {api_token: "${TOKEN}"}
 store: {dsn: data/v.db}
-defaults: {every: 30s, timeout: 4s, retries: 3, notify: [ops]}
+defaults: {every: 30s, timeout: 4s, retries: 3, failure_window: 10, notify: [ops]}
 checks:
   - name: a
     kind: http
@@ -78,6 +78,7 @@ checks:
     kind: http
     every: 5s
     retries: 0
+    failure_window: 0
     notify: []
     request: {url: "http://127.0.0.1:8080/", timeout: 1m}
 services:
@@ -90,11 +91,11 @@ notifiers:
 		t.Fatal(err)
 	}
 	a, b := cfg.Checks[0], cfg.Checks[1]
-	if a.Every != 30*time.Second || a.Timeout != 4*time.Second || *a.Retries != 3 || len(a.Notify) != 1 {
-		t.Errorf("defaults not applied to a: every=%s timeout=%s retries=%d notify=%v", a.Every, a.Timeout, *a.Retries, a.Notify)
+	if a.Every != 30*time.Second || a.Timeout != 4*time.Second || *a.Retries != 3 || *a.FailureWindow != 10 || len(a.Notify) != 1 {
+		t.Errorf("defaults not applied to a: every=%s timeout=%s retries=%d failure_window=%d notify=%v", a.Every, a.Timeout, *a.Retries, *a.FailureWindow, a.Notify)
 	}
-	if b.Every != 5*time.Second || *b.Retries != 0 || len(b.Notify) != 0 {
-		t.Errorf("b's own values lost: every=%s retries=%d notify=%v", b.Every, *b.Retries, b.Notify)
+	if b.Every != 5*time.Second || *b.Retries != 0 || *b.FailureWindow != 0 || len(b.Notify) != 0 {
+		t.Errorf("b's own values lost: every=%s retries=%d failure_window=%d notify=%v", b.Every, *b.Retries, *b.FailureWindow, b.Notify)
 	}
 	if b.Spec.(*configs.HTTPSpec).Request.Timeout != 4*time.Second {
 		t.Errorf("a request timeout longer than the check's must be capped: %s", b.Spec.(*configs.HTTPSpec).Request.Timeout)

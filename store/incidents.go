@@ -39,6 +39,10 @@ type CheckLocation struct {
 	Since     time.Time
 	Summary   string
 	UpdatedAt time.Time
+	// Recent are the outcomes of the location's last runs of the check, oldest first, one
+	// letter a run: 'f' failed (or errored), 'p' passed; at most the check's
+	// failure_window of them, and none without one.
+	Recent string
 	// Agent keeps the streak. Where several agents share a location, each running the
 	// check, the first to run it keeps its streak there and the others stand by; one of
 	// them takes the streak over, as it stands, once its keeper is no longer alive.
@@ -80,13 +84,13 @@ func (s *common) Incidents(ctx context.Context) (map[string]*Incident, error) {
 	return out, rows.Err()
 }
 
-const checkLocationColumns = `check_name, location, failing, failures, successes, since, summary, updated_at, agent`
+const checkLocationColumns = `check_name, location, failing, failures, successes, since, summary, updated_at, agent, recent`
 
 func scanCheckLocation(sc scanner) (*CheckLocation, error) {
 	var cl CheckLocation
 	var failing int
 	var since, updated int64
-	if err := sc.Scan(&cl.Check, &cl.Location, &failing, &cl.Failures, &cl.Successes, &since, &cl.Summary, &updated, &cl.Agent); err != nil {
+	if err := sc.Scan(&cl.Check, &cl.Location, &failing, &cl.Failures, &cl.Successes, &since, &cl.Summary, &updated, &cl.Agent, &cl.Recent); err != nil {
 		return nil, err
 	}
 	cl.Failing, cl.Since, cl.UpdatedAt = failing == 1, fromNanos(since), fromNanos(updated)
@@ -158,11 +162,11 @@ func saveCheckLocation(ctx context.Context, tx *txn, cl *CheckLocation, aliveSin
 	if cl.Failing {
 		failing = 1
 	}
-	q := `INSERT INTO check_locations(` + checkLocationColumns + `) VALUES (?,?,?,?,?,?,?,?,?)
+	q := `INSERT INTO check_locations(` + checkLocationColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(check_name, location) DO UPDATE SET failing = excluded.failing, failures = excluded.failures,
 		successes = excluded.successes, since = excluded.since, summary = excluded.summary, updated_at = excluded.updated_at,
-		agent = excluded.agent`
-	args := []any{cl.Check, cl.Location, failing, cl.Failures, cl.Successes, nanos(cl.Since), cl.Summary, nanos(cl.UpdatedAt), cl.Agent}
+		agent = excluded.agent, recent = excluded.recent`
+	args := []any{cl.Check, cl.Location, failing, cl.Failures, cl.Successes, nanos(cl.Since), cl.Summary, nanos(cl.UpdatedAt), cl.Agent, cl.Recent}
 	if !aliveSince.IsZero() {
 		q += ` WHERE ` + keeperGone
 		args = append(args, cl.Agent, nanos(aliveSince))

@@ -209,6 +209,8 @@ var migrations = []string{
 	// 12: the failed deploy a deploy rolled back (its version is the one that failed deploy's
 	// rollback went back to), so that a rollback that fails too is not rolled back again.
 	`ALTER TABLE deploys ADD COLUMN rollback_of TEXT NOT NULL DEFAULT '';`,
+	// 13: the outcomes of a location's last runs of a check, for failure_window.
+	`ALTER TABLE check_locations ADD COLUMN recent TEXT NOT NULL DEFAULT '';`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

@@ -284,6 +284,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		DROP INDEX deploys_request_key;
 		ALTER TABLE deploys DROP COLUMN request_key;
 		ALTER TABLE deploys DROP COLUMN rollback_of;
+		ALTER TABLE check_locations DROP COLUMN recent;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)
@@ -397,7 +398,7 @@ func TestIncidentFromLocations(t *testing.T) {
 			t.Errorf("c's state: %+v", cl)
 		}
 		// Three locations leave (or recover): the incident closes when one fails.
-		_ = s.SaveCheckLocation(ctx, &CheckLocation{Check: "home", Location: "a", Failures: 1, UpdatedAt: t0}, time.Time{})
+		_ = s.SaveCheckLocation(ctx, &CheckLocation{Check: "home", Location: "a", Failures: 1, Recent: "pfpf", UpdatedAt: t0}, time.Time{})
 		for _, loc := range []string{"b", "c"} {
 			if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: loc}, decide); err != nil {
 				t.Fatal(err)
@@ -407,7 +408,7 @@ func TestIncidentFromLocations(t *testing.T) {
 		if err != nil || in.Open || in.Seq != 1 {
 			t.Fatalf("one location of four failing: %+v %v", in, err)
 		}
-		if a, _ := s.CheckLocations(ctx, "a"); a["home"].Failing || a["home"].Failures != 1 {
+		if a, _ := s.CheckLocations(ctx, "a"); a["home"].Failing || a["home"].Failures != 1 || a["home"].Recent != "pfpf" {
 			t.Errorf("a's state: %+v", a["home"])
 		}
 	})
@@ -434,7 +435,7 @@ func TestCheckLocationKeeper(t *testing.T) {
 			}
 			return cl
 		}
-		failing := &CheckLocation{Check: "home", Location: "eu", Failing: true, Since: t0, Summary: "down", UpdatedAt: t0, Agent: "eu-1"}
+		failing := &CheckLocation{Check: "home", Location: "eu", Failing: true, Since: t0, Summary: "down", UpdatedAt: t0, Agent: "eu-1", Recent: "ffpf"}
 		if err := s.SaveCheckLocation(ctx, failing, alive); err != nil {
 			t.Fatal(err)
 		}
@@ -453,7 +454,7 @@ func TestCheckLocationKeeper(t *testing.T) {
 		if _, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home", Left: "eu", Agent: "eu-2", AliveSince: alive}, decide); err != nil {
 			t.Fatal(err)
 		}
-		if cl := row(); cl == nil || !cl.Failing || cl.Agent != "eu-1" || cl.Summary != "down" {
+		if cl := row(); cl == nil || !cl.Failing || cl.Agent != "eu-1" || cl.Summary != "down" || cl.Recent != "ffpf" {
 			t.Fatalf("after eu-2's refused writes and removal: %+v; want eu-1's failing streak", cl)
 		}
 		if err := s.Health(ctx); err != nil {

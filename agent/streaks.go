@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Letters of a streak's Recent runs.
+const (
+	recentFailed = 'f'
+	recentPassed = 'p'
+)
+
+// nextStreak is a location's streak of a check after a run with outcome, and whether the
+// location started or stopped failing with it. Without a failure_window the location
+// fails after failure_threshold failing (or errored) runs in a row. With one it fails
+// once failure_threshold of its last failure_window runs failed, so a service failing
+// every other run (a crash loop behind a load balancer, one bad pod of two) fails too;
+// and it passes again only after success_threshold passing runs in a row that leave
+// fewer than failure_threshold failures in the window, so a flapping check is one
+// incident, not one per flap. Either way it passes again after success_threshold passing
+// runs in a row. Inconclusive runs change nothing.
+func nextStreak(cl store.CheckLocation, cfg *configs.Check, outcome checks.Outcome) (store.CheckLocation, bool) {
+	window := 0
+	if cfg.FailureWindow != nil {
+		window = *cfg.FailureWindow
+	}
+	next := cl
+	switch outcome {
+	case checks.Pass:
+		next.Recent = pushRecent(next.Recent, recentPassed, window)
+		next.Failures = 0
+		if next.Failing {
+			next.Successes++
+			if next.Successes >= cfg.SuccessThreshold && failedIn(next.Recent) < cfg.FailureThreshold {
+				next.Failing, next.Successes = false, 0
+				return next, true
+			}
+		}
+	case checks.Fail, checks.Error:
+		next.Recent = pushRecent(next.Recent, recentFailed, window)
+		next.Successes = 0
+		if !next.Failing {
+			next.Failures++
+			if next.Failures >= cfg.FailureThreshold || window > 0 && failedIn(next.Recent) >= cfg.FailureThreshold {
+				next.Failing, next.Failures = true, 0
+				return next, true
+			}
+		}
+	default:
+		next.Recent = pushRecent(next.Recent, 0, window) // a window made smaller by a reload
+	}
+	return next, false
+}
+
+// pushRecent appends a run's letter (none for 0) to recent and keeps the last window of
+// them; no window keeps none.
+func pushRecent(recent string, letter byte, window int) string {
+	if window <= 0 {
+		return ""
+	}
+	if letter != 0 {
+		if len(recent) == window && strings.Count(recent, string(letter)) == window {
+			return recent // steady: the streak is unchanged, and nothing is written
+		}
+		recent += string(letter)
+	}
+	if len(recent) > window {
+		recent = recent[len(recent)-window:]
+	}
+	return recent
+}
+
+// failedIn counts the failing runs of a streak's Recent.
+func failedIn(recent string) int { return strings.Count(recent, string(recentFailed)) }
+
+// windowSummary says why a location with a failure_window started failing: the count of
+// its window, then the run's own reason.
+func windowSummary(cl store.CheckLocation, cfg *configs.Check, res *checks.Result) string {
+	if cfg.FailureWindow == nil || *cfg.FailureWindow == 0 || len(cl.Recent) < 2 {
+		return res.Summary()
+	}
+	return fmt.Sprintf("%d of the last %d runs failed: %s", failedIn(cl.Recent), len(cl.Recent), res.Summary())
+}
