@@ -28,10 +28,13 @@ type deployView struct {
 	SupersededBy string     `json:"superseded_by,omitempty"`
 	// RollbackOf is the failed deploy this one rolled back: a failed verdict on it calls
 	// no rollback or halt webhook.
-	RollbackOf string         `json:"rollback_of,omitempty"`
-	URL        string         `json:"url"`
-	Links      []store.Link   `json:"links,omitempty"`
-	Checks     []*DeployCheck `json:"checks,omitempty"`
+	RollbackOf string `json:"rollback_of,omitempty"`
+	// ReadyMS is how long after registration the new version had passed every check once
+	// (verify.ready_within is its limit); absent until it has.
+	ReadyMS *int64         `json:"ready_ms,omitempty"`
+	URL     string         `json:"url"`
+	Links   []store.Link   `json:"links,omitempty"`
+	Checks  []*DeployCheck `json:"checks,omitempty"`
 	// Locations are the reports of the agents verifying the deploy, each for its location,
 	// in the order they came (where agents share a store; one agent reports alone).
 	Locations []locationView `json:"locations,omitempty"`
@@ -65,7 +68,7 @@ func (a *Agent) viewDeploy(ctx context.Context, d *store.Deploy, withChecks bool
 		if err != nil {
 			a.log.Warn("reading a deploy's runs failed", "deploy", d.ID, "error", err)
 		}
-		v.Checks = list
+		v.Checks, v.ReadyMS = list, readyMS(list)
 		reports, err := a.store.LocationReports(ctx, d.ID)
 		if err != nil {
 			a.log.Warn("reading a deploy's location reports failed", "deploy", d.ID, "error", err)

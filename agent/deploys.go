@@ -296,8 +296,26 @@ type DeployCheck struct {
 	TraceURL     string   `json:"trace_url,omitempty"`
 	HasBaseline  bool     `json:"has_baseline"`
 	Halt         string   `json:"halt,omitempty"`
+	// ReadyMS is how long after the deploy's registration the check's first passing run
+	// ended, in any location: when the new version first passed it. Absent until then.
+	ReadyMS *int64 `json:"ready_ms,omitempty"`
 	// failedRun is the first run that did not pass (evidence for notifications).
 	failedRun *store.RunRecord
+}
+
+// readyMS is how long after its registration the deploy's new version had passed every
+// check once (the slowest check's ReadyMS), or nil while a check has not passed.
+func readyMS(list []*DeployCheck) *int64 {
+	var out *int64
+	for _, dc := range list {
+		if dc.ReadyMS == nil {
+			return nil
+		}
+		if out == nil || *dc.ReadyMS > *out {
+			out = dc.ReadyMS
+		}
+	}
+	return out
 }
 
 // DeployChecks summarises a deploy's runs per check, in the service's check order.
@@ -335,6 +353,10 @@ func (a *Agent) DeployChecks(ctx context.Context, d *store.Deploy) ([]*DeployChe
 		switch checks.Outcome(r.Outcome) {
 		case checks.Pass:
 			dc.Passed++
+			ms := max(r.Started.Add(r.Duration).Sub(d.CreatedAt).Milliseconds(), 0)
+			if dc.ReadyMS == nil || ms < *dc.ReadyMS {
+				dc.ReadyMS = &ms
+			}
 		case checks.Fail:
 			dc.Failed++
 		case checks.Error:

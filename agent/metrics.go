@@ -22,6 +22,7 @@ type metrics struct {
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	schedLag      prometheus.Histogram
+	ready         *prometheus.HistogramVec
 	verifying     prometheus.Gauge
 	unrecorded    prometheus.Gauge
 	storeBytes    prometheus.Gauge
@@ -60,6 +61,9 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		schedLag: f.NewHistogram(prometheus.HistogramOpts{Name: "vigil_scheduler_start_lag_seconds",
 			Help:    "Delay between a run's scheduled time and its start (waiting for a concurrency slot included).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}),
+		ready: f.NewHistogramVec(prometheus.HistogramOpts{Name: "vigil_deploy_ready_seconds",
+			Help:    "How long after its registration a deploy's new version had passed every check once, in this location (verify.ready_within is its limit); once per verification that got there.",
+			Buckets: []float64{.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600}}, []string{"service"}),
 		verifying: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_deploys_verifying",
 			Help: "Deploys being verified now."}),
 		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",

@@ -29,6 +29,7 @@ func touch(m *metrics) {
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "heartbeat", Outcome: checks.Pass, Vars: map[string]any{"since_last_s": 60.0}})
 	m.kinds.Observe(&checks.Result{Check: "c", Kind: "grpc", Outcome: checks.Pass, Vars: map[string]any{"grpc_code": "OK", "status": "SERVING"}})
 	m.verdicts.WithLabelValues("web", "passed")
+	m.ready.WithLabelValues("web")
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")
 	m.checks.skip("c")

@@ -125,7 +125,9 @@ type deployPageView struct {
 	Class  string
 	Took   string
 	Passed string
-	Links  []store.Link
+	// Ready is how long after registration every check had passed once ("" until then).
+	Ready string
+	Links []store.Link
 	// RolledBack is the failed deploy this one put the service back from (its rollback_of).
 	RolledBack *store.Deploy
 	Checks     []*deployCheckView
@@ -141,6 +143,8 @@ type deployCheckView struct {
 	Class      string
 	RunID      int64
 	Screenshot string
+	// Ready is how long after the deploy the check first passed ("" until it has).
+	Ready string
 }
 
 func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
@@ -160,6 +164,9 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	passed := 0
 	for _, dc := range list {
 		cv := &deployCheckView{DeployCheck: dc, Class: statusClass(dc.LastOutcome)}
+		if dc.ReadyMS != nil {
+			cv.Ready = (time.Duration(*dc.ReadyMS) * time.Millisecond).String()
+		}
 		switch {
 		case dc.Runs == 0:
 			cv.Class = "warn"
@@ -180,6 +187,9 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 		v.Checks = append(v.Checks, cv)
 	}
 	v.Passed = fmt.Sprintf("%d of %d checks passed", passed, len(list))
+	if ms := readyMS(list); ms != nil {
+		v.Ready = (time.Duration(*ms) * time.Millisecond).String()
+	}
 	if v.Links, err = a.store.DeployLinks(r.Context(), d.ID); err != nil {
 		a.log.Warn("reading a deploy's links failed", "deploy", d.ID, "error", err)
 	}

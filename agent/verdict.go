@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
@@ -67,6 +69,9 @@ type tally struct {
 	// first is the first run that did not pass, with its stored id (evidence for people).
 	first   *checks.Result
 	firstID int64
+	// readyAfter is how long after the deploy's registration the first passing run ended
+	// (0: none yet).
+	readyAfter time.Duration
 	// halt is the first failing run's reason to stop a rollout.
 	halt string
 	// why is the first reason of the runs that decide an inconclusive check.
@@ -149,6 +154,30 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 	}
 	return store.StatusFailed, fmt.Sprintf("%s: %d failed %s (failure_limit %d): %s", check, t.failed,
 		plural(t.failed, "run"), limits.FailureLimit, last.Summary())
+}
+
+// notReady is the startup rule, verify.ready_within (seed 002: a release that took far
+// longer to start, with no SLA to judge it by): a check whose runs have not passed once
+// by its round due ready_within or more after the deploy's registration fails the deploy.
+// That round's run did not pass either, and says why: the old version still answering
+// (served_version), the new one not yet answering, or failing within failure_limit. It
+// returns "" while the check may still come up in time.
+func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Duration, last *checks.Result) (status, reason string) {
+	if limits.ReadyWithin <= 0 || t.passed > 0 || sinceDeploy < limits.ReadyWithin {
+		return "", ""
+	}
+	var seen []string
+	for _, n := range []struct {
+		count int
+		what  string
+	}{{t.failed, "failed"}, {t.inconclusive, "inconclusive"}, {t.errors, plural(t.errors, "error")}} {
+		if n.count > 0 {
+			seen = append(seen, fmt.Sprintf("%d %s", n.count, n.what))
+		}
+	}
+	return store.StatusFailed, fmt.Sprintf("%s: not ready %s after the deploy (verify.ready_within %s): no run passed in %d %s (%s); "+
+		"the round due %s after the deploy: %s", check, limits.ReadyWithin, limits.ReadyWithin, t.runs, plural(t.runs, "round"),
+		strings.Join(seen, ", "), sinceDeploy.Round(time.Millisecond), last.Summary())
 }
 
 // errorLimit is limits' consecutive_error_limit, or its default.

@@ -37,11 +37,14 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 	halt := ""
 	var failed []alerting.FailedCheck
 	v.mu.Lock()
+	ready, unready := time.Duration(0), false // the slowest check's first pass; whether one never passed
 	for _, c := range v.checks {
 		t := v.tallies[c.Name]
 		if t == nil {
+			unready = true
 			continue
 		}
+		ready, unready = max(ready, t.readyAfter), unready || t.readyAfter == 0
 		if status == store.StatusFailed && halt == "" && t.halt != "" {
 			halt = c.Name + ": " + t.halt
 		}
@@ -66,6 +69,9 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 		Halt: halt, Evidence: evidence, At: now}
 	after, decided, recorded := a.recordReport(d, v, rep, false)
 	a.endVerification(v)
+	if recorded && !unready {
+		a.metrics.ready.WithLabelValues(d.Service).Observe(ready.Seconds())
+	}
 	switch {
 	case !recorded:
 		a.log.Warn("verdict not recorded before shutdown; the deploy is verified again after the restart",

@@ -3,6 +3,7 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
@@ -121,5 +122,45 @@ func TestFailFastIgnoresInconclusiveAndErrors(t *testing.T) {
 		if s, _ := failFast("a", tl, limits, r); s != "" {
 			t.Fatalf("a %s run ended the window: %s", r.Outcome, s)
 		}
+	}
+}
+
+// verify.ready_within: rounds 10 s apart, the first at the deploy; a check that has not
+// passed by its round due 30 s after the deploy fails it there, whatever that round saw.
+func TestNotReady(t *testing.T) {
+	four := 4
+	for _, tc := range []struct {
+		name   string
+		within time.Duration
+		runs   string
+		failAt int // the run (1-based) that finds it not ready; 0: none
+		reason string
+	}{
+		{"ready in time", 30 * time.Second, "IIPP", 0, ""},
+		{"ready at the deadline's round", 30 * time.Second, "IIIP", 0, ""},
+		{"old pods answer past the deadline", 30 * time.Second, "IIIIP", 4, "a: not ready 30s after the deploy (verify.ready_within 30s): no run passed in 4 rounds (4 inconclusive); the round due 30s after the deploy: inconclusive reason"},
+		{"not answering yet, then failing", 30 * time.Second, "NNEF", 4, "no run passed in 4 rounds (1 failed, 3 errors)"},
+		{"passed once, then failing within failure_limit", 30 * time.Second, "PFFFF", 0, ""},
+		{"no limit", 0, "IIIIIII", 0, ""},
+		{"a short limit", 5 * time.Second, "EIP", 2, "(1 inconclusive, 1 error)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			limits := configs.Verify{FailureLimit: 10, ConsecutiveErrorLimit: &four, ReadyWithin: tc.within}
+			tl := &tally{}
+			failedAt, reason := 0, ""
+			for i, r := range runs(tc.runs) {
+				tl.add(r, int64(i+1))
+				if s, why := notReady("a", tl, limits, time.Duration(i)*10*time.Second, r); s != "" {
+					if s != store.StatusFailed {
+						t.Fatalf("status %s", s)
+					}
+					failedAt, reason = i+1, why
+					break
+				}
+			}
+			if failedAt != tc.failAt || !strings.Contains(reason, tc.reason) {
+				t.Errorf("not ready at run %d (%s); want at run %d with %q", failedAt, reason, tc.failAt, tc.reason)
+			}
+		})
 	}
 }

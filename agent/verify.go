@@ -124,7 +124,8 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 		go func() {
 			defer wg.Done()
 			for round := 0; round < v.svc.Verify.Count; round++ {
-				if !a.sleepUntil(ctx, first.Add(time.Duration(round)*v.svc.Verify.Interval)) {
+				at := first.Add(time.Duration(round) * v.svc.Verify.Interval)
+				if !a.sleepUntil(ctx, at) {
 					return
 				}
 				in := checks.Input{Deploy: info, Baseline: v.baseline[c.Name], Since: d.CreatedAt}
@@ -146,7 +147,7 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 				if err := a.writer.saveNow(context.WithoutCancel(ctx), sr); err != nil {
 					a.log.Error("saving a verification run failed", "deploy", d.ID, "check", c.Name, "error", err)
 				}
-				a.report(v, c, res, sr.ID)
+				a.report(v, c, res, sr.ID, at.Sub(d.CreatedAt))
 			}
 		}()
 	}
@@ -192,10 +193,11 @@ func (a *Agent) sleepUntil(ctx context.Context, at time.Time) bool {
 	}
 }
 
-// report counts one run and fails the deploy the moment failed runs exceed failure_limit
-// (fail fast, as Argo Rollouts does). Inconclusive and errored runs wait for the window's
-// end (verdict.go).
-func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, runID int64) {
+// report counts one run, of the round due sinceDeploy after the deploy's registration, and
+// fails the deploy the moment failed runs exceed failure_limit (fail fast, as Argo
+// Rollouts does) or a check is not ready by verify.ready_within. Inconclusive and errored
+// runs wait for the window's end (verdict.go).
+func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, runID int64, sinceDeploy time.Duration) {
 	v.mu.Lock()
 	if v.decided {
 		v.mu.Unlock()
@@ -203,7 +205,13 @@ func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, run
 	}
 	t := v.tallies[c.Name]
 	t.add(res, runID)
+	if res.Outcome == checks.Pass && t.readyAfter == 0 {
+		t.readyAfter = max(a.clock.Now().Sub(v.deploy.CreatedAt), time.Nanosecond)
+	}
 	status, reason := failFast(c.Name, t, v.svc.Verify, res)
+	if status == "" {
+		status, reason = notReady(c.Name, t, v.svc.Verify, sinceDeploy, res)
+	}
 	if status != "" {
 		v.decided = true
 	}

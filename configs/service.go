@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -30,6 +31,9 @@ type Verify struct {
 	FailureLimit          int           `koanf:"failure_limit"`
 	InconclusiveLimit     int           `koanf:"inconclusive_limit"`
 	ConsecutiveErrorLimit *int          `koanf:"consecutive_error_limit"`
+	// ReadyWithin is the new version's startup SLA: a check whose runs have not passed
+	// once by a round this long after registration fails the deploy. 0: no limit.
+	ReadyWithin time.Duration `koanf:"ready_within"`
 	// BaselineRuns is how many passing runs before the deploy make up the baseline.
 	BaselineRuns int `koanf:"baseline_runs"`
 	// Locations overrides the top-level locations quorum for this service (locations.go).
@@ -136,6 +140,14 @@ func (v *validator) services(checks map[string]bool) {
 		}
 		if vf.InitialDelay < 0 || vf.InitialDelay > 24*time.Hour {
 			v.errf(p+".verify.initial_delay", "use a duration from 0s to 24h, e.g. 30s", "%s is out of range", vf.InitialDelay)
+		}
+		if last := vf.InitialDelay + time.Duration(max(vf.Count-1, 0))*vf.Interval; vf.ReadyWithin < 0 || vf.ReadyWithin > last {
+			fix := fmt.Sprintf("use 0s (no limit) to %s, when the window's last round runs (initial_delay + interval × (count - 1)), or make the window longer", last)
+			if vf.ReadyWithin < 0 {
+				v.errf(p+".verify.ready_within", fix, "%s is negative", vf.ReadyWithin)
+			} else {
+				v.errf(p+".verify.ready_within", fix, "%s is past the window's last round: no round could find the new version not ready by then", vf.ReadyWithin)
+			}
 		}
 		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
 			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// Seed 002: the new version took far longer to start than the old, and with no SLA to
+// judge it by, that passed. verify.ready_within is that SLA: a real agent verifies a
+// rollout whose new version takes over after some requests (the old one answering until
+// then, told apart by served_version). Too slow to come up fails the deploy at the round
+// due ready_within after it; quick enough passes, with how long it took in the API and
+// on the deploy's page.
+func TestDeployReadyWithin(t *testing.T) {
+	var serving atomic.Value
+	serving.Store("v1")
+	var oldAnswers atomic.Int32 // the old version answers this many more requests
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if oldAnswers.Load() > 0 && oldAnswers.Add(-1) == 0 {
+			defer serving.Store(r.URL.Query().Get("next"))
+		}
+		w.Header().Set("X-App-Version", serving.Load().(string))
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
+  - {name: v3-home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
+services:
+  web: {checks: [home], verify: {interval: 100ms, count: 10, ready_within: 500ms}}
+  web3: {checks: [v3-home], verify: {interval: 100ms, count: 4, ready_within: 300ms}}
+`, srv.URL+"/?next=v2", srv.URL+"/?next=v3"))
+
+	oldAnswers.Store(8) // the rounds due at 0 to 700 ms meet the old version
+	d := h.verdict(h.deploy("web", "v2"), 30*time.Second)
+	want := "home: not ready 500ms after the deploy (verify.ready_within 500ms): no run passed in 6 rounds (6 inconclusive); the round due 500ms after the deploy: "
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), want) {
+		t.Fatalf("slow to come up: %v %q; want failed, %q", d["status"], d["reason"], want)
+	}
+	if _, ok := d["ready_ms"]; ok {
+		t.Errorf("a deploy that never passed has ready_ms %v", d["ready_ms"])
+	}
+
+	oldAnswers.Store(2) // the round due at 200 ms is the new version's first
+	id := h.deploy("web3", "v3")
+	d = h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("up in time: %v %q; want passed", d["status"], d["reason"])
+	}
+	c := checkOf(t, d, "v3-home")
+	ready, ok := d["ready_ms"].(float64)
+	if !ok || c["ready_ms"] != d["ready_ms"] || ready < 200 {
+		t.Fatalf("ready_ms %v, the check's %v; want the first passing run's end, at least the 200 ms its round was due", d["ready_ms"], c["ready_ms"])
+	}
+	metrics := h.page("/metrics")
+	if !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 1`) || strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web"}`) {
+		t.Errorf("vigil_deploy_ready_seconds: want one observation for web3, none for web, which never passed:\n%s", grepLines(metrics, "vigil_deploy_ready"))
+	}
+	page := h.page("/deploys/" + id)
+	if !strings.Contains(page, `<div class="v" id="ready">`+(time.Duration(ready)*time.Millisecond).String()+`</div>`) {
+		t.Errorf("the deploy's page does not say when it was ready (%v ms):\n%s", ready, page)
+	}
+}
+
