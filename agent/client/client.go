@@ -158,10 +158,12 @@ type Deploy struct {
 	Reason      string `json:"reason"`
 	Halt        string `json:"halt"`
 	// RollbackOf is the failed deploy this one rolled back ("" when it is not a rollback).
-	RollbackOf string        `json:"rollback_of"`
-	URL        string        `json:"url"`
-	Links      []Link        `json:"links"`
-	Checks     []DeployCheck `json:"checks"`
+	RollbackOf string `json:"rollback_of"`
+	// ReadyMS is how long after registration every check had passed once (nil until then).
+	ReadyMS *int64        `json:"ready_ms"`
+	URL     string        `json:"url"`
+	Links   []Link        `json:"links"`
+	Checks  []DeployCheck `json:"checks"`
 	// Locations are the verifying agents' reports, each for its location.
 	Locations []LocationReport `json:"locations"`
 }

@@ -186,6 +186,9 @@ func printVerdict(w io.Writer, d *client.Deploy) {
 	if d.Halt != "" {
 		fmt.Fprintf(w, "  halt the rollout: %s\n", d.Halt)
 	}
+	if d.ReadyMS != nil {
+		fmt.Fprintf(w, "  ready %s after the deploy: every check passed once by then\n", time.Duration(*d.ReadyMS)*time.Millisecond)
+	}
 	if len(d.Locations) > 1 { // one report is the verdict above, word for word
 		for _, l := range d.Locations {
 			fmt.Fprintf(w, "  %s (%s): %s: %s\n", l.Location, l.Agent, l.Status, text.Ellipsis(l.Reason, 300))
