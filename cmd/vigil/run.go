@@ -25,6 +25,10 @@ type runFlags struct {
 	artifacts   string
 	verbose     bool
 	noRetry     bool
+	// version, environment and commit name the deploy the run follows: its checks judge
+	// that version as a verification does (served_version, .Deploy in queries, deploy.*
+	// in assertions, a fleet's instances by version).
+	version, environment, commit string
 }
 
 func newRunCmd() *cobra.Command {
@@ -36,11 +40,17 @@ func newRunCmd() *cobra.Command {
 end in error (vigil could not measure), and prints each result. Use it as the step after
 a deploy in a pipeline.
 
+With --version, the checks judge that version, as a deploy's verification does: an answer
+from another version (served_version) is inconclusive, not a pass on the old pods a rollout
+or a draining load balancer still routes to; PromQL and Loki queries read .Deploy.Version;
+assertions read deploy.version; a fleet check groups its instances by it.
+
 Exit codes: 0 every check passed; 1 a check failed or errored; 2 bad config or usage;
 3 no check failed or errored but some were inconclusive (as 'vigil gate' exits for an
 inconclusive verdict).`,
 		Example: `  vigil run -c vigil.yaml
   vigil run --service web --junit results.xml
+  vigil run --service web --version "$GIT_SHA" --environment prod
   vigil run --check home --check login --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runChecks(cmd, f) },
@@ -55,10 +65,16 @@ inconclusive verdict).`,
 	fl.StringVar(&f.artifacts, "artifacts", "", "folder for evidence such as screenshots (default: a new temporary folder)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the transcript of every check that did not pass")
 	fl.BoolVar(&f.noRetry, "no-retry", false, "do not retry checks that end in error")
+	fl.StringVar(&f.version, "version", "", "the version just deployed: judge it, not what else still answers (served_version)")
+	fl.StringVar(&f.environment, "environment", "", "the deploy's environment, for queries and assertions (with --version)")
+	fl.StringVar(&f.commit, "commit", "", "the deploy's commit, for queries and assertions (with --version)")
 	return cmd
 }
 
 func runChecks(cmd *cobra.Command, f runFlags) error {
+	if f.version == "" && (f.environment != "" || f.commit != "") {
+		return exitWith(exitUsage, fmt.Errorf("--environment and --commit describe the deploy --version names: add --version"))
+	}
 	cfg, err := loadConfig(f.config, configs.Options{})
 	if err != nil {
 		return err
@@ -106,7 +122,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	}
 	started := time.Now()
 	artifacts := artifactsDir(f.artifacts)
-	results := checks.RunAll(ctx, list, conc, nil, func(c *checks.Check) checks.Retry {
+	results := checks.RunAll(ctx, list, conc, f.input(started), func(c *checks.Check) checks.Retry {
 		if f.noRetry {
 			return checks.Retry{}
 		}
@@ -147,6 +163,22 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		return exitWith(exitUnknown, nil)
 	}
 	return exitWith(exitFailed, nil)
+}
+
+// input is what a check's run knows of the deploy it follows: nil without --version. The
+// deploy's service is --service, else the check's first service.
+func (f runFlags) input(started time.Time) func(*checks.Check) checks.Input {
+	if f.version == "" {
+		return nil
+	}
+	return func(c *checks.Check) checks.Input {
+		service := f.service
+		if service == "" && len(c.Config.Services) > 0 {
+			service = c.Config.Services[0]
+		}
+		return checks.Input{Deploy: &checks.Deploy{Service: service, Version: f.version, Environment: f.environment,
+			Commit: f.commit, StartedAt: started}}
+	}
 }
 
 // artifactFolder is where one `vigil run` keeps evidence: --artifacts, or a temporary

@@ -166,3 +166,40 @@ func TestBinaryExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// vigil run --version judges the version just deployed, as a verification does: the old
+// version still answering (a rollout not done, a load balancer draining old pods) is
+// inconclusive (exit 3), not a pass; assertions read deploy.*.
+func TestRunJudgesTheVersion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", "v1")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := writeConfig(t, fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, request: {url: %q}, served_version: {header: X-App-Version}}
+  - {name: env, kind: http, request: {url: %q}, assert: ["deploy.version == '' || deploy.environment == 'prod'"]}
+services:
+  web: {checks: [home, env]}
+`, srv.URL+"/", srv.URL+"/"))
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no version: whatever answers", []string{"--service", "web"}, 0, "2 checks: 2 passed"},
+		{"the version serving", []string{"--service", "web", "--version", "v1", "--environment", "prod"}, 0, "2 checks: 2 passed"},
+		{"another version serving", []string{"--check", "home", "--version", "v2"}, 3, "answered by version v1, not v2 (the deploy's)"},
+		{"assertions read the deploy", []string{"--check", "env", "--version", "v1", "--environment", "staging"}, 1, "deploy.environment = \"staging\""},
+		{"environment without version", []string{"--service", "web", "--environment", "prod"}, 2, "add --version"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := run(append([]string{"run", "-c", cfg}, c.args...)...)
+			if code != c.code || !strings.Contains(out+errs, c.want) {
+				t.Errorf("exit %d (want %d), output:\n%s%s\nwant it to contain %q", code, c.code, out, errs, c.want)
+			}
+		})
+	}
+}
