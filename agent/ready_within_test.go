@@ -69,4 +69,3 @@ services:
 		t.Errorf("the deploy's page does not say when it was ready (%v ms):\n%s", ready, page)
 	}
 }
-
