@@ -465,11 +465,5 @@ checks:
 // page gets a status page and returns its HTML.
 func (h *harness) page(path string) string {
 	h.t.Helper()
-	resp, err := http.Get(h.url + path)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return getPage(h.t, h.url+path)
 }

@@ -24,6 +24,7 @@ type checkPageView struct {
 	Owners                           []string
 	Runbook                          string
 	Incident                         bool
+	Streak                           string // the incident rule and this location's streak on it
 	Muted                            string
 	LastAt                           time.Time
 	Uptime                           [3]uptimeCell
@@ -66,6 +67,14 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 		Timeout: c.Timeout.String(), Services: rt.CheckServices[c.Name], Labels: labelList(c.Config.Labels), Class: "warn", State: "not run yet"}
 	v.Owners, v.Runbook = a.contacts(rt, c)
 	v.Incident = a.openIncidents()[c.Name]
+	a.incMu.Lock()
+	var cl *store.CheckLocation
+	if s := a.streaks[c.Name]; s != nil {
+		copied := *s
+		cl = &copied
+	}
+	a.incMu.Unlock()
+	v.Streak = streakNote(c.Config, cl)
 	v.Range = r.URL.Query().Get("range")
 	span := 24 * time.Hour
 	found := false

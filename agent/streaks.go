@@ -86,3 +86,35 @@ func windowSummary(cl store.CheckLocation, cfg *configs.Check, res *checks.Resul
 	}
 	return fmt.Sprintf("%d of the last %d runs failed: %s", failedIn(cl.Recent), len(cl.Recent), res.Summary())
 }
+
+// streakNote says a check's incident rule and where this location's streak stands on it,
+// for the check's page: why an incident is open, or how near one is.
+func streakNote(cfg *configs.Check, cl *store.CheckLocation) string {
+	window := 0
+	if cfg.FailureWindow != nil {
+		window = *cfg.FailureWindow
+	}
+	among := "in a row"
+	if window > 0 {
+		among = fmt.Sprintf("among the last %d", window)
+	}
+	rule := fmt.Sprintf("%d failing %s %s %s an incident, %d passing in a row %s it", cfg.FailureThreshold,
+		plural(cfg.FailureThreshold, "run"), among, verb(cfg.FailureThreshold, "open"), cfg.SuccessThreshold, verb(cfg.SuccessThreshold, "close"))
+	switch {
+	case cl == nil:
+		return rule + "; no run counted here yet"
+	case window > 0 && len(cl.Recent) > 0:
+		return rule + fmt.Sprintf("; here %d of the last %d failed", failedIn(cl.Recent), len(cl.Recent))
+	case cl.Failing:
+		return rule + fmt.Sprintf("; failing here, %d passing since", cl.Successes)
+	}
+	return rule + fmt.Sprintf("; here %d failing in a row", cl.Failures)
+}
+
+// verb is a verb's present tense for a subject of n: "opens" for 1, "open" otherwise.
+func verb(n int, v string) string {
+	if n == 1 {
+		return v + "s"
+	}
+	return v
+}

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -138,6 +140,14 @@ notifiers:
 	if ev := outboxEvents(t, l.a, "hook")[0]; !strings.HasPrefix(ev.Summary, "3 of the last 5 runs failed: ") {
 		t.Errorf("the incident says %q; want how many of the window's runs failed", ev.Summary)
 	}
+	for check, want := range map[string]string{
+		"flapping": "3 failing runs among the last 10 open an incident, 1 passing in a row closes it; here 3 of the last 5 failed",
+		"in-a-row": "2 failing runs in a row open an incident, 1 passing in a row closes it; here 1 failing in a row",
+	} {
+		if page := getPage(t, l.url+"/checks/"+check); !strings.Contains(page, want) {
+			t.Errorf("%s's page does not say %q:\n%s", check, want, page)
+		}
+	}
 	for range 2 {
 		run("good")
 		run("broken")
@@ -154,4 +164,15 @@ notifiers:
 	if got := events(); got != "check_failed flapping, check_recovered flapping" {
 		t.Fatalf("once the window holds 2 failures: %q; want the incident closed", got)
 	}
+}
+
+func getPage(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
