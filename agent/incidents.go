@@ -81,6 +81,10 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	}
 	sent, event := 0, ""
 	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
+	var last *alerting.LastDeploy
+	if flipped && next.Failing {
+		last = a.lastDeploy(ctx, c.Name, now)
+	}
 	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next, AliveSince: a.aliveSince(now)},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
 			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, windowSummary(next, c.Config, res))
@@ -88,7 +92,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 				return nil, nil
 			}
 			event = ev
-			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, muted)
+			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, muted, last)
 			sent = len(entries)
 			return out, entries
 		})
@@ -165,7 +169,9 @@ func names(list []*store.CheckLocation) string {
 }
 
 // incidentNotifications builds the outbox entries of a check incident's event.
-func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string) []*store.OutboxEntry {
+// last is the newest deploy of the check's services, told with the event that opens the
+// incident.
+func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string, last *alerting.LastDeploy) []*store.OutboxEntry {
 	rt := a.Runtime()
 	key := fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event)
 	reminder := 0
@@ -191,6 +197,7 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 		ev.Summary = fmt.Sprintf("still failing, since %s: %s", in.OpenedAt.UTC().Format(time.RFC3339), summary)
 	default:
 		ev.FailedChecks = []alerting.FailedCheck{a.failedCheck(res, runURL)}
+		ev.LastDeploy = last
 	}
 	out := a.entries(ev, a.route(rt, c.Config.Notify, event), muted, now)
 	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))

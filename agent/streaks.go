@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/store"
@@ -117,4 +120,26 @@ func verb(n int, v string) string {
 		return v + "s"
 	}
 	return v
+}
+
+// lastDeploy is the newest deploy, registered by now, of the services check belongs to:
+// told with the check_failed that opens an incident, since the first question is whether
+// a deploy broke production. nil when none of them has a deploy, or the store cannot say.
+func (a *Agent) lastDeploy(ctx context.Context, check string, now time.Time) *alerting.LastDeploy {
+	var newest *store.Deploy
+	for _, svc := range a.Runtime().CheckServices[check] {
+		list, err := a.store.ServiceDeploys(ctx, svc, 1)
+		if err != nil {
+			a.log.Warn("reading a service's last deploy failed; the incident goes without it", "check", check, "service", svc, "error", err)
+			continue
+		}
+		if len(list) == 1 && !list[0].CreatedAt.After(now) && (newest == nil || list[0].CreatedAt.After(newest.CreatedAt)) {
+			newest = list[0]
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	return &alerting.LastDeploy{ID: newest.ID, Service: newest.Service, Version: newest.Version, Status: newest.Status,
+		RegisteredAt: newest.CreatedAt.UTC(), Before: now.Sub(newest.CreatedAt).Seconds()}
 }

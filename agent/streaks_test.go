@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
@@ -175,4 +176,51 @@ func getPage(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// The check_failed that opens a check's incident names the newest deploy of the check's
+// service: a deploy that passed its window and broke production later (a leak, seed 001)
+// is the first suspect. A real agent, a loopback Slack: v2 passes verification, the
+// service breaks afterwards, and the incident's message names v2.
+func TestACheckIncidentNamesTheLastDeploy(t *testing.T) {
+	tg := newTarget(t)
+	slack := loopback.NewSlack(t)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack], request: {url: %q}}
+  - {name: lone, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack], request: {url: %q}}
+services:
+  web: {checks: [home], verify: {interval: 100ms, count: 2}}
+notifiers:%s
+`, tg.srv.URL+"/", tg.srv.URL+"/", slackNotifier(slack)))
+	id := h.deploy("web", "v2")
+	if d := h.verdict(id, 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("v2: %v %v", d["status"], d["reason"])
+	}
+	tg.set("broken")
+	var opened map[string]alerting.Event
+	eventually(t, 30*time.Second, "both checks' incidents", func() bool {
+		opened = map[string]alerting.Event{}
+		for _, ev := range outboxEvents(t, h.a, "slack") {
+			if ev.Name == "check_failed" {
+				opened[ev.Check] = ev
+			}
+		}
+		return len(opened) == 2
+	})
+	ld := opened["home"].LastDeploy
+	if ld == nil || ld.ID != id || ld.Version != "v2" || ld.Status != store.StatusPassed || ld.Before <= 0 {
+		t.Fatalf("home's incident names %+v; want deploy %s of v2, passed, registered before it", ld, id)
+	}
+	if ld := opened["lone"].LastDeploy; ld != nil {
+		t.Errorf("a check of no service names a deploy: %+v", ld)
+	}
+	eventually(t, 30*time.Second, "the Slack message", func() bool {
+		for _, m := range slack.Roots() {
+			if strings.Contains(string(m.Blocks), `*Last deploy*\nweb v2, `) && strings.Contains(string(m.Blocks), `(passed verification)`) {
+				return true
+			}
+		}
+		return false
+	})
 }

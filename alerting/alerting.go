@@ -16,6 +16,7 @@ package alerting
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -77,6 +78,32 @@ type Event struct {
 	// or the check's: who the failure is for and what to read first.
 	Owners     []string `json:"owners,omitempty"`
 	RunbookURL string   `json:"runbook_url,omitempty"`
+	// LastDeploy is, on the check_failed that opens an incident, the newest deploy of the
+	// check's services then: the first question is whether it broke production.
+	LastDeploy *LastDeploy `json:"last_deploy,omitempty"`
+}
+
+// LastDeploy is a check's service's newest deploy when the check's incident opened.
+type LastDeploy struct {
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	Version string `json:"version"`
+	// Status is its verdict, or verifying.
+	Status       string    `json:"status"`
+	RegisteredAt time.Time `json:"registered_at"`
+	// Before is how long before the incident opened it was registered, in seconds.
+	Before float64 `json:"before_seconds"`
+}
+
+// String is the deploy as a message shows it: "web v2.1.0, 4m12s before (passed
+// verification)".
+func (l *LastDeploy) String() string {
+	ago := (time.Duration(l.Before * float64(time.Second))).Round(time.Second)
+	verdict := l.Status + " verification"
+	if l.Status == "verifying" || l.Status == "superseded" {
+		verdict = l.Status
+	}
+	return fmt.Sprintf("%s %s, %s before (%s)", l.Service, l.Version, ago, verdict)
 }
 
 // Deploy identifies a deploy.

@@ -197,6 +197,9 @@ func (a *Alertmanager) firing(ev *Event, st State, now time.Time) amAlert {
 		aset("commit", d.Commit)
 		aset("deploy", d.ID)
 	}
+	if ev.LastDeploy != nil {
+		aset("last_deploy", ev.LastDeploy.String())
+	}
 	aset("status_url", ev.StatusURL)
 	aset("runbook_url", ev.RunbookURL)
 	aset("halt", ev.Halt)

@@ -26,7 +26,7 @@ func incidents() map[string][]*alerting.Event {
 	dryRun := actionResult()
 	dryRun.DryRun, dryRun.Summary = true, "would call rollback-web: POST https://ci.example/rollback (dry run)"
 	reminder := checkEvent(configs.EventCheckFailed, "3")
-	reminder.Key, reminder.Reminder = reminder.Key+":reminder:1", 1
+	reminder.Key, reminder.Reminder, reminder.LastDeploy = reminder.Key+":reminder:1", 1, nil // as the agent sends it
 	reminder.Summary = "still failing, since 2026-01-01T13:00:00Z: #app[data-ready] never appeared"
 	closed := checkEvent(configs.EventCheckRecovered, "3")
 	closed.Closed, closed.Summary = "the check left the config", "home is no longer in the config (removed or renamed)"

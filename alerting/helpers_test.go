@@ -86,6 +86,8 @@ func checkEvent(name string, seq string) *alerting.Event {
 	}
 	if name == configs.EventCheckFailed {
 		ev.Summary = "failing for 2 runs in a row"
+		ev.LastDeploy = &alerting.LastDeploy{ID: "d-43", Service: "web", Version: "v2.1.0", Status: "passed",
+			RegisteredAt: time.Date(2026, 1, 1, 12, 55, 48, 0, time.UTC), Before: 252}
 		ev.FailedChecks = []alerting.FailedCheck{{Name: "home", Kind: "browser", Outcome: "fail",
 			Summary: "#app[data-ready] never appeared", RunURL: "http://vigil.example/runs/1000"}}
 	}

@@ -193,6 +193,9 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 		set("service", ev.Service)
 	}
 	set("check", ev.Check)
+	if ev.LastDeploy != nil {
+		set("last deploy", ev.LastDeploy.String())
+	}
 	set("location", ev.Location)
 	set("summary", ev.Summary)
 	set("halt", ev.Halt)

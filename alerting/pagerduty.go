@@ -215,6 +215,9 @@ func (p *PagerDuty) trigger(ev *Event, dedup string) *pagerduty.V2Event {
 	if ev.Check != "" {
 		details["check"] = ev.Check
 	}
+	if ev.LastDeploy != nil {
+		details["last_deploy"] = ev.LastDeploy
+	}
 	if ev.Location != "" {
 		details["location"] = ev.Location
 	}

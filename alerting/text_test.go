@@ -65,7 +65,7 @@ func TestRenderTextOtherEvents(t *testing.T) {
 			"Status: Resolved: Deploy of web v2.0.9 in prod passed verification\n", "6 of 6 checks passed\n"}, nil},
 		{"a pass on its own", fresh, []string{"Status: Passed verification\n"}, []string{"Resolved"}},
 		{"check failing", checkEvent(configs.EventCheckFailed, "1"), []string{"🔴 Check home (web) is failing\n", "Status: Failing\n",
-			"Check: home · Service: web · Location: local\n", "  ✗ home · browser · fail\n      #app[data-ready] never appeared\n"}, nil},
+			"Check: home · Service: web · Location: local · Last deploy: web v2.1.0, 4m12s before (passed verification)\n", "  ✗ home · browser · fail\n      #app[data-ready] never appeared\n"}, nil},
 		{"check recovered", checkEvent(configs.EventCheckRecovered, "1"), []string{"✅ Check home (web) recovered\n", "Status: Recovered\n"}, []string{"✗"}},
 		{"action result", actionResult(), []string{"↩️ rollback-web accepted the rollback of web v2.1.0: production goes back to v2.0.9\n"}, []string{"Status:"}},
 	}

@@ -75,6 +75,9 @@ func newView(ev *Event, resolves bool) view {
 		add("Service", ev.Service, false)
 	}
 	add("Location", ev.Location, false)
+	if ev.LastDeploy != nil {
+		add("Last deploy", ev.LastDeploy.String(), false)
+	}
 
 	v.checks = ev.FailedChecks
 	if len(v.checks) > maxChecksShown {
