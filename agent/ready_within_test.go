@@ -69,3 +69,39 @@ services:
 		t.Errorf("the deploy's page does not say when it was ready (%v ms):\n%s", ready, page)
 	}
 }
+
+// A verification cut off by a restart starts its window again; a check that had passed
+// before the restart was ready then, and ready_within must not call it "not ready" in
+// the new window. The first answer is the new version's, every later one the old's (a
+// rollout that goes back, a load balancer that drains the wrong pods).
+func TestReadyWithinAcrossARestart(t *testing.T) {
+	var answered atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		version := "v1"
+		if answered.Add(1) == 1 {
+			version = "v2"
+		}
+		w.Header().Set("X-App-Version", version)
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
+services:
+  web: {checks: [home], verify: {interval: 200ms, count: 50, ready_within: 1s}}
+`, srv.URL+"/")
+	h := startAgent(t, dir, yaml)
+	id := h.deploy("web", "v2")
+	eventually(t, 20*time.Second, "the first round's pass", func() bool {
+		_, d := h.request("GET", "/api/v1/deploys/"+id, "")
+		return d["ready_ms"] != nil
+	})
+	h.stop()
+	h = startAgent(t, dir, yaml)
+	d := h.verdict(id, 60*time.Second)
+	if d["status"] == store.StatusFailed || strings.Contains(fmt.Sprint(d["reason"]), "not ready") {
+		t.Fatalf("after the restart: %v %q; want it not failed as not ready: home passed before the restart", d["status"], d["reason"])
+	}
+}

@@ -163,7 +163,7 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 // (served_version), the new one not yet answering, or failing within failure_limit. It
 // returns "" while the check may still come up in time.
 func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Duration, last *checks.Result) (status, reason string) {
-	if limits.ReadyWithin <= 0 || t.passed > 0 || sinceDeploy < limits.ReadyWithin {
+	if limits.ReadyWithin <= 0 || t.passed > 0 || t.readyAfter > 0 || sinceDeploy < limits.ReadyWithin {
 		return "", ""
 	}
 	var seen []string

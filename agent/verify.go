@@ -75,6 +75,9 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 	for _, c := range list {
 		v.tallies[c.Name] = &tally{answeredBefore: baseline[c.Name] != nil}
 	}
+	if start.After(d.CreatedAt) {
+		a.readyBefore(ctx, v)
+	}
 	a.mu.Lock()
 	a.verify[d.ID] = v
 	a.mu.Unlock()
@@ -91,6 +94,24 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 		defer cancel()
 		a.runVerification(checks.WithSession(vctx, v.session), v)
 	}()
+}
+
+// readyBefore marks the checks that passed in this location before the verification
+// started again (a restart cut it off): their window starts again, but the new version was
+// ready for them then, and verify.ready_within must not find it "not ready" now.
+func (a *Agent) readyBefore(ctx context.Context, v *verification) {
+	runs, err := a.store.DeployRuns(ctx, v.deploy.ID)
+	if err != nil {
+		a.log.Warn("reading a resumed deploy's runs failed; ready_within counts from its new window's runs", "deploy", v.deploy.ID, "error", err)
+		return
+	}
+	for _, r := range runs {
+		t := v.tallies[r.Check]
+		if t == nil || t.readyAfter > 0 || r.Location != a.location || r.Outcome != string(checks.Pass) {
+			continue
+		}
+		t.readyAfter = max(r.Started.Add(r.Duration).Sub(v.deploy.CreatedAt), time.Nanosecond)
+	}
 }
 
 // baseline is each check's baseline in this location, from its runs before at.
