@@ -180,9 +180,10 @@ func TestRunJudgesTheVersion(t *testing.T) {
 checks:
   - {name: home, kind: http, request: {url: %q}, served_version: {header: X-App-Version}}
   - {name: env, kind: http, request: {url: %q}, assert: ["deploy.version == '' || deploy.environment == 'prod'"]}
+  - {name: commit, kind: http, request: {url: %q}, assert: ["deploy.commit == '0a1b2c3'"]}
 services:
   web: {checks: [home, env]}
-`, srv.URL+"/", srv.URL+"/"))
+`, srv.URL+"/", srv.URL+"/", srv.URL+"/"))
 	for _, c := range []struct {
 		name string
 		args []string
@@ -193,6 +194,8 @@ services:
 		{"the version serving", []string{"--service", "web", "--version", "v1", "--environment", "prod"}, 0, "2 checks: 2 passed"},
 		{"another version serving", []string{"--check", "home", "--version", "v2"}, 3, "answered by version v1, not v2 (the deploy's)"},
 		{"assertions read the deploy", []string{"--check", "env", "--version", "v1", "--environment", "staging"}, 1, "deploy.environment = \"staging\""},
+		{"and its commit", []string{"--check", "commit", "--version", "v1", "--commit", "0a1b2c3"}, 0, "1 checks: 1 passed"},
+		{"and its commit, another", []string{"--check", "commit", "--version", "v1", "--commit", "ffff"}, 1, "deploy.commit = \"ffff\""},
 		{"environment without version", []string{"--service", "web", "--environment", "prod"}, 2, "add --version"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
