@@ -54,7 +54,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	switch {
 	case flipped && next.Failing:
 		next.Since, next.Summary = res.Started, windowSummary(next, c.Config, res)
-	case !flipped && cl.Failing && (res.Outcome == checks.Fail || res.Outcome == checks.Error):
+	case !flipped && cl.Failing && failing(c.Config, res.Outcome):
 		remind = in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval
 	}
 	if next == *cl && !remind && !first {

@@ -289,16 +289,24 @@ services:
 	}
 }
 
-// New pods' metrics appear a scrape or two after the deploy: a promql check whose series
-// does not exist yet is inconclusive at first, and the window waits for it. The verdict is
-// what the series says once it is there, never "inconclusive" while rounds remain.
-func TestDeployPromQLSeriesAppearsLate(t *testing.T) {
+// scrapedRegistry is a registry a real Prometheus scrapes every 200 ms, with one series
+// that keeps its target up: the test registers the series it reads when it wants them.
+func scrapedRegistry(t *testing.T) (*prometheus.Registry, *promtest.Server) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_test_up", Help: "keeps the target scraped"})
 	up.Set(1)
 	reg.MustRegister(up)
 	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
 	prom.WaitForScrape(t, 30*time.Second)
+	return reg, prom
+}
+
+// New pods' metrics appear a scrape or two after the deploy: a promql check whose series
+// does not exist yet is inconclusive at first, and the window waits for it. The verdict is
+// what the series says once it is there, never "inconclusive" while rounds remain.
+func TestDeployPromQLSeriesAppearsLate(t *testing.T) {
+	reg, prom := scrapedRegistry(t)
 	// max_over_time: once the series is there, a scrape the loaded machine misses (its
 	// timeout is 160 ms) leaves a staleness marker that an instant query of the bare series
 	// would read as no series, a flicker that is not the late series under test.
@@ -454,5 +462,41 @@ services:
 	d = h.verdict(h.deploy("fixed-since", "v2"), 30*time.Second)
 	if c := checkOf(t, d, "ratio-since"); d["status"] != store.StatusPassed || c["passed"].(float64) < 1 {
 		t.Fatalf("the rate since the deploy: %v %v, runs %v; want passed", d["status"], d["reason"], c)
+	}
+}
+
+// A series that stops arriving (an exporter gone, a relabelling that renamed it) makes a
+// promql check inconclusive run after run: by default that changes nothing, and the check
+// quietly judges nothing. With no_data: alert, against a real Prometheus, the check whose
+// series is missing opens an incident, and closes it once the series is back; its twin
+// without it opens none.
+func TestScheduledNoDataAlerts(t *testing.T) {
+	reg, prom := scrapedRegistry(t)
+	hook := loopback.NewWebhook(t)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: pool, kind: promql, every: 1s, retries: 0, failure_threshold: 2, no_data: alert, notify: [hook],
+     server: %[1]q, query: max(pool_active_connections), assert: ["value < 50"]}
+  - {name: pool-quiet, kind: promql, every: 1s, retries: 0, failure_threshold: 2, notify: [hook],
+     server: %[1]q, query: max(pool_active_connections), assert: ["value < 50"]}
+notifiers:%[2]s
+`, prom.URL, webhookNotifier("hook", "", hook)))
+	opened := func() map[string]string {
+		out := map[string]string{}
+		for _, ev := range outboxEvents(t, h.a, "hook") {
+			out[ev.Check+" "+ev.Name] = ev.Summary
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, "the no-data incident", func() bool { return opened()["pool check_failed"] != "" })
+	if s := opened()["pool check_failed"]; !strings.Contains(s, "returned no series: no data to judge") {
+		t.Errorf("the incident says %q; want the missing series", s)
+	}
+	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pool_active_connections", Help: "connections in use"})
+	active.Set(3)
+	reg.MustRegister(active)
+	eventually(t, 30*time.Second, "the recovery once the series is back", func() bool { return opened()["pool check_recovered"] != "" })
+	if _, ok := opened()["pool-quiet check_failed"]; ok {
+		t.Errorf("the check without no_data: alert opened an incident: %v", opened())
 	}
 }

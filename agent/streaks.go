@@ -26,11 +26,16 @@ const (
 // and it passes again only after success_threshold passing runs in a row that leave
 // fewer than failure_threshold failures in the window, so a flapping check is one
 // incident, not one per flap. Either way it passes again after success_threshold passing
-// runs in a row. Inconclusive runs change nothing.
+// runs in a row. Inconclusive runs (nothing to judge) change nothing, unless no_data is
+// alert: then they count as failing runs, so a series that stopped arriving (an exporter
+// gone, a relabelling that renamed it) is not a check that quietly judges nothing.
 func nextStreak(cl store.CheckLocation, cfg *configs.Check, outcome checks.Outcome) (store.CheckLocation, bool) {
 	window := 0
 	if cfg.FailureWindow != nil {
 		window = *cfg.FailureWindow
+	}
+	if failing(cfg, outcome) {
+		outcome = checks.Fail
 	}
 	next := cl
 	switch outcome {
@@ -58,6 +63,12 @@ func nextStreak(cl store.CheckLocation, cfg *configs.Check, outcome checks.Outco
 		next.Recent = pushRecent(next.Recent, 0, window) // a window made smaller by a reload
 	}
 	return next, false
+}
+
+// failing reports whether a run with outcome counts as a failing one for the check's
+// incident: failed or errored, or inconclusive where no_data is alert.
+func failing(cfg *configs.Check, outcome checks.Outcome) bool {
+	return outcome == checks.Fail || outcome == checks.Error || outcome == checks.Inconclusive && cfg.NoData == configs.NoDataAlert
 }
 
 // pushRecent appends a run's letter (none for 0) to recent and keeps the last window of
@@ -103,6 +114,9 @@ func streakNote(cfg *configs.Check, cl *store.CheckLocation) string {
 	}
 	rule := fmt.Sprintf("%d failing %s %s %s an incident, %d passing in a row %s it", cfg.FailureThreshold,
 		plural(cfg.FailureThreshold, "run"), among, verb(cfg.FailureThreshold, "open"), cfg.SuccessThreshold, verb(cfg.SuccessThreshold, "close"))
+	if cfg.NoData == configs.NoDataAlert {
+		rule += " (no data counts as failing)"
+	}
 	switch {
 	case cl == nil:
 		return rule + "; no run counted here yet"

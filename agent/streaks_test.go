@@ -64,6 +64,21 @@ func TestNextStreak(t *testing.T) {
 		})
 	}
 
+	// no_data: alert counts an inconclusive run (nothing to judge) as a failing one.
+	for _, noData := range []string{configs.NoDataIgnore, configs.NoDataAlert} {
+		cfg := &configs.Check{FailureThreshold: 2, SuccessThreshold: 1, FailureWindow: new(int), NoData: noData}
+		var cl store.CheckLocation
+		opened := false
+		for _, o := range []checks.Outcome{checks.Inconclusive, checks.Inconclusive, checks.Inconclusive} {
+			var flipped bool
+			cl, flipped = nextStreak(cl, cfg, o)
+			opened = opened || flipped && cl.Failing
+		}
+		if opened != (noData == configs.NoDataAlert) {
+			t.Errorf("no_data %s: three inconclusive runs opened an incident: %v", noData, opened)
+		}
+	}
+
 	// A reload that makes the window smaller, or removes it, cuts what was kept.
 	cfg := &configs.Check{FailureThreshold: 3, SuccessThreshold: 1, FailureWindow: new(int)}
 	*cfg.FailureWindow = 3

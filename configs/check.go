@@ -65,6 +65,9 @@ func (c *Check) applyDefaults(cfg *Config, i int) {
 	}
 	setInt(&c.SuccessThreshold, d.SuccessThreshold)
 	setDur(&c.RepeatInterval, d.RepeatInterval)
+	if c.NoData == "" {
+		c.NoData = d.NoData
+	}
 	if c.Notify == nil {
 		c.Notify = append([]string(nil), d.Notify...)
 	}
@@ -134,6 +137,9 @@ func (v *validator) check(ch *Check, p string) {
 		} else {
 			v.errf(p+".failure_window", fix, "%d runs cannot hold failure_threshold (%d) failing runs", w, ch.FailureThreshold)
 		}
+	}
+	if ch.NoData != NoDataIgnore && ch.NoData != NoDataAlert {
+		v.errf(p+".no_data", "use ignore (inconclusive runs change nothing) or alert (they count as failing runs)", "%q is not a no_data setting", ch.NoData)
 	}
 	if ch.RepeatInterval != 0 && ch.RepeatInterval < time.Minute {
 		v.errf(p+".repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)

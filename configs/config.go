@@ -111,7 +111,11 @@ type Defaults struct {
 	// RepeatInterval re-sends an open check incident (a reminder) this often while it
 	// stays failing, as Alertmanager's repeat_interval; 0 never reminds.
 	RepeatInterval time.Duration `koanf:"repeat_interval"`
-	Notify         []string      `koanf:"notify"`
+	// NoData is what an inconclusive run (nothing to judge: a query with no series) is to
+	// scheduled monitoring: NoDataIgnore changes nothing, NoDataAlert counts it toward
+	// failure_threshold as a failing run (Grafana's NoData state set to Alerting).
+	NoData string   `koanf:"no_data"`
+	Notify []string `koanf:"notify"`
 }
 
 // Check is one configured check: the keys every kind shares, and its kind's Spec.
@@ -125,6 +129,7 @@ type Check struct {
 	FailureWindow    *int              `koanf:"failure_window"`
 	SuccessThreshold int               `koanf:"success_threshold"`
 	RepeatInterval   time.Duration     `koanf:"repeat_interval"`
+	NoData           string            `koanf:"no_data"`
 	Notify           []string          `koanf:"notify"`
 	Assert           []string          `koanf:"assert"`
 	Labels           map[string]string `koanf:"labels"`
@@ -150,6 +155,9 @@ const (
 	defaultTimeout          = 10 * time.Second
 	defaultRetries          = 1
 	defaultFailureThreshold = 2
+	// NoDataIgnore and NoDataAlert are no_data's values.
+	NoDataIgnore = "ignore"
+	NoDataAlert  = "alert"
 	// MaxFailureWindow bounds failure_window: the runs of it are kept with each location's
 	// streak of the check.
 	MaxFailureWindow          = 100

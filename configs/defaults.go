@@ -35,6 +35,9 @@ func (c *Config) applyDefaults() {
 		d.Retries = ptr(defaultRetries)
 	}
 	setInt(&d.FailureThreshold, defaultFailureThreshold)
+	if d.NoData == "" {
+		d.NoData = NoDataIgnore
+	}
 	if d.FailureWindow == nil {
 		d.FailureWindow = ptr(0)
 	}
