@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/alerting"
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -30,14 +32,16 @@ func TestDeployReadyWithin(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	}))
 	t.Cleanup(srv.Close)
+	hook := loopback.NewWebhook(t)
 	h := startAgent(t, "", fmt.Sprintf(`
 checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
   - {name: v3-home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 10, ready_within: 500ms}}
-  web3: {checks: [v3-home], verify: {interval: 100ms, count: 4, ready_within: 300ms}}
-`, srv.URL+"/?next=v2", srv.URL+"/?next=v3"))
+  web3: {checks: [v3-home], verify: {interval: 100ms, count: 4, ready_within: 300ms}, on_failure: [hook]}
+notifiers:%s
+`, srv.URL+"/?next=v2", srv.URL+"/?next=v3", webhookNotifier("hook", "", hook)))
 
 	oldAnswers.Store(8) // the rounds due at 0 to 700 ms meet the old version
 	d := h.verdict(h.deploy("web", "v2"), 30*time.Second)
@@ -59,6 +63,15 @@ services:
 	ready, ok := d["ready_ms"].(float64)
 	if !ok || c["ready_ms"] != d["ready_ms"] || ready < 200 {
 		t.Fatalf("ready_ms %v, the check's %v; want the first passing run's end, at least the 200 ms its round was due", d["ready_ms"], c["ready_ms"])
+	}
+	var passed *alerting.Event
+	for _, ev := range outboxEvents(t, h.a, "hook") {
+		if ev.Name == "deploy_passed" {
+			passed = &ev
+		}
+	}
+	if passed == nil || passed.ReadyAfter < 0.2 {
+		t.Errorf("deploy_passed: %+v; want ready_after_seconds, at least the 0.2 s its round was due", passed)
 	}
 	metrics := h.page("/metrics")
 	if !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 1`) || strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web"}`) {

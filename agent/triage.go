@@ -43,6 +43,9 @@ func (a *Agent) triage(ctx context.Context, rt *Runtime, svc *configs.Service, d
 			ev.ChecksPassed++
 		}
 	}
+	if ready, ok := v.ready(); ok {
+		ev.ReadyAfter = math.Round(ready.Seconds()*1000) / 1000
+	}
 }
 
 // previousVersion is the service's newest version that passed verification before d.

@@ -37,14 +37,12 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 	halt := ""
 	var failed []alerting.FailedCheck
 	v.mu.Lock()
-	ready, unready := time.Duration(0), false // the slowest check's first pass; whether one never passed
+	ready, isReady := v.ready()
 	for _, c := range v.checks {
 		t := v.tallies[c.Name]
 		if t == nil {
-			unready = true
 			continue
 		}
-		ready, unready = max(ready, t.readyAfter), unready || t.readyAfter == 0
 		if status == store.StatusFailed && halt == "" && t.halt != "" {
 			halt = c.Name + ": " + t.halt
 		}
@@ -69,7 +67,7 @@ func (a *Agent) finishLocation(v *verification, status, reason string) {
 		Halt: halt, Evidence: evidence, At: now}
 	after, decided, recorded := a.recordReport(d, v, rep, false)
 	a.endVerification(v)
-	if recorded && !unready {
+	if recorded && isReady {
 		a.metrics.ready.WithLabelValues(d.Service).Observe(ready.Seconds())
 	}
 	switch {

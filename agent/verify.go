@@ -96,6 +96,20 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 	}()
 }
 
+// ready is how long after the deploy's registration every check had passed once in this
+// verification (the slowest check's first pass), and false while one has not. v.mu is held.
+func (v *verification) ready() (time.Duration, bool) {
+	var ready time.Duration
+	for _, c := range v.checks {
+		t := v.tallies[c.Name]
+		if t == nil || t.readyAfter == 0 {
+			return 0, false
+		}
+		ready = max(ready, t.readyAfter)
+	}
+	return ready, len(v.checks) > 0
+}
+
 // readyBefore marks the checks that passed in this location before the verification
 // started again (a restart cut it off): their window starts again, but the new version was
 // ready for them then, and verify.ready_within must not find it "not ready" now.

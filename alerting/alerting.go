@@ -71,6 +71,10 @@ type Event struct {
 	// DetectedAfter is how long after the deploy was registered the verdict came, in
 	// seconds; 0 for events that are not a deploy verdict.
 	DetectedAfter float64 `json:"detected_after_seconds,omitempty"`
+	// ReadyAfter is how long after the deploy was registered every check had passed once
+	// (the new version's startup, verify.ready_within's measure), in seconds; 0 when one
+	// never passed or the event is not a deploy verdict.
+	ReadyAfter float64 `json:"ready_after_seconds,omitempty"`
 	// ChecksPassed of ChecksTotal checks passed the deploy's verification.
 	ChecksPassed int `json:"checks_passed,omitempty"`
 	ChecksTotal  int `json:"checks_total,omitempty"`

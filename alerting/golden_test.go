@@ -34,7 +34,7 @@ func incidents() map[string][]*alerting.Event {
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), Service: "web", Summary: "deploy of web v2.1.0 registered; verifying",
 		Deploy: &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2.1.0", Environment: "prod"}, StatusURL: "http://vigil.example/deploys/d-42"}
 	passed := resolvedBy()
-	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal = "d-43", 31.2, 6, 6
+	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal, passed.ReadyAfter = "d-43", 31.2, 6, 6, 4.2
 	rollbackFailed := actionResult()
 	rollbackFailed.Summary = "rollback-web FAILED after 5 attempts: POST https://ci.example/rollback answered 503; web v2.1.0 is still deployed"
 	haltResult := actionResult()

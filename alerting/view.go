@@ -145,6 +145,9 @@ func headline(ev *Event) string {
 		}
 		parts = append(parts, verb+" "+seconds(ev.DetectedAfter)+" after the deploy was registered")
 	}
+	if ev.ReadyAfter > 0 {
+		parts = append(parts, "every check passed once by "+seconds(ev.ReadyAfter))
+	}
 	if ev.ChecksTotal > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d checks passed", ev.ChecksPassed, ev.ChecksTotal))
 	}
