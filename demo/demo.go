@@ -289,10 +289,23 @@ func verify(ctx context.Context, out io.Writer, a *agent.Agent, version string) 
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "   verdict: %s after %s\n", strings.ToUpper(d.Status), time.Since(start).Round(10*time.Millisecond))
+	took := time.Since(start).Round(10 * time.Millisecond)
 	cs, err := a.DeployChecks(ctx, d)
 	if err != nil {
 		return nil, err
+	}
+	ready := time.Duration(0) // when every check had passed once: the new version was up
+	for _, c := range cs {
+		if c.ReadyMS == nil {
+			ready = 0
+			break
+		}
+		ready = max(ready, time.Duration(*c.ReadyMS)*time.Millisecond)
+	}
+	if ready > 0 {
+		fmt.Fprintf(out, "   verdict: %s after %s (every check passed once by %s)\n", strings.ToUpper(d.Status), took, ready)
+	} else {
+		fmt.Fprintf(out, "   verdict: %s after %s\n", strings.ToUpper(d.Status), took)
 	}
 	for _, c := range cs {
 		mark := "✓"

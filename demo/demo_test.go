@@ -34,6 +34,7 @@ func TestDemo(t *testing.T) {
 	}
 	for _, want := range []string{
 		"verdict: PASSED",
+		"(every check passed once by ",
 		"verdict: FAILED",
 		"TypeError: r.formatPrice is not a function at http://127.0.0.1:",
 		"/static/app.js:6:54",
