@@ -98,7 +98,7 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 	}
 	if t := vc.triage; t.Deploy != nil {
 		ev.Owners, ev.RunbookURL, ev.DetectedAfter = t.Owners, t.RunbookURL, t.DetectedAfter
-		ev.ChecksTotal, ev.ChecksPassed, ev.ReadyAfter = t.ChecksTotal, t.ChecksPassed, t.ReadyAfter
+		ev.ChecksTotal, ev.ChecksPassed, ev.ReadyAfter, ev.ReadyBefore = t.ChecksTotal, t.ChecksPassed, t.ReadyAfter, t.ReadyBefore
 		ev.Deploy.PreviousVersion, ev.Deploy.Links = t.Deploy.PreviousVersion, t.Deploy.Links
 	}
 	if status != store.StatusPassed {

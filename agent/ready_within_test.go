@@ -73,9 +73,23 @@ notifiers:%s
 	if passed == nil || passed.ReadyAfter < 0.2 {
 		t.Errorf("deploy_passed: %+v; want ready_after_seconds, at least the 0.2 s its round was due", passed)
 	}
+	// Deployed again: its verdict gives the first deploy's startup beside its own.
+	again := h.deploy("web3", "v3")
+	if d := h.verdict(again, 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("v3 again: %v %q", d["status"], d["reason"])
+	}
+	passed = nil
+	for _, ev := range outboxEvents(t, h.a, "hook") {
+		if ev.Name == "deploy_passed" && ev.Deploy.ID == again {
+			passed = &ev
+		}
+	}
+	if passed == nil || len(passed.ReadyBefore) != 1 || passed.ReadyBefore[0] < 0.2 {
+		t.Errorf("the second deploy's verdict: %+v; want the first's startup (at least 0.2 s) in ready_after_seconds_before", passed)
+	}
 	metrics := h.page("/metrics")
-	if !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 1`) || strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web"}`) {
-		t.Errorf("vigil_deploy_ready_seconds: want one observation for web3, none for web, which never passed:\n%s", grepLines(metrics, "vigil_deploy_ready"))
+	if !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 2`) || strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web"}`) {
+		t.Errorf("vigil_deploy_ready_seconds: want two observations for web3, none for web, which never passed:\n%s", grepLines(metrics, "vigil_deploy_ready"))
 	}
 	page := h.page("/deploys/" + id)
 	took := (time.Duration(ready) * time.Millisecond).String()

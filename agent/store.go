@@ -36,6 +36,7 @@ type runStore interface {
 	RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*store.RunRecord, error)
 	BaselineRuns(ctx context.Context, check, location string, before time.Time, limit int) ([]*store.RunRecord, error)
 	DeployRuns(ctx context.Context, deployID string) ([]*store.RunRecord, error)
+	FirstPasses(ctx context.Context, deployIDs []string) (map[string]map[string]time.Time, error)
 	LatestRuns(ctx context.Context, location string) ([]*store.RunRecord, error)
 	History(ctx context.Context, check string, since time.Time, limit int) ([]store.RunPoint, error)
 	RecentFailures(ctx context.Context, limit int) ([]*store.RunRecord, error)

@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/checks"
@@ -35,17 +36,63 @@ func (a *Agent) triage(ctx context.Context, rt *Runtime, svc *configs.Service, d
 		return
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	ev.ChecksTotal = len(v.checks)
+	names := make([]string, 0, len(v.checks))
 	for _, c := range v.checks {
 		t := v.tallies[c.Name]
 		if t != nil && t.runs > 0 && t.first == nil {
 			ev.ChecksPassed++
 		}
+		names = append(names, c.Name)
 	}
-	if ready, ok := v.ready(); ok {
+	ready, ok := v.ready()
+	v.mu.Unlock()
+	if ok {
 		ev.ReadyAfter = math.Round(ready.Seconds()*1000) / 1000
+		ev.ReadyBefore = a.earlierStartups(ctx, d, names)
 	}
+}
+
+// earlierStartups is how long after registration every one of checks had passed once,
+// in seconds, for the service's last five deploys that passed before d, newest first
+// (one whose runs do not show all of checks passing is left out: the checks changed, or
+// its runs aged out): seed 002's "much longer to start up than usual", in figures.
+func (a *Agent) earlierStartups(ctx context.Context, d *store.Deploy, checks []string) []float64 {
+	list, err := a.store.ServiceDeploys(ctx, d.Service, 50)
+	if err != nil || len(checks) == 0 {
+		return nil
+	}
+	var ids []string
+	created := map[string]time.Time{}
+	for _, p := range list { // newest first
+		if p.ID != d.ID && p.CreatedAt.Before(d.CreatedAt) && p.Status == store.StatusPassed {
+			ids, created[p.ID] = append(ids, p.ID), p.CreatedAt
+			if len(ids) == 5 {
+				break
+			}
+		}
+	}
+	firsts, err := a.store.FirstPasses(ctx, ids)
+	if err != nil {
+		a.log.Warn("reading earlier deploys' startup failed; the verdict goes without it", "deploy", d.ID, "error", err)
+		return nil
+	}
+	var out []float64
+	for _, id := range ids {
+		ready, all := time.Duration(0), true
+		for _, c := range checks {
+			at, ok := firsts[id][c]
+			if !ok {
+				all = false
+				break
+			}
+			ready = max(ready, at.Sub(created[id]))
+		}
+		if all {
+			out = append(out, math.Round(ready.Seconds()*1000)/1000)
+		}
+	}
+	return out
 }
 
 // previousVersion is the service's newest version that passed verification before d.

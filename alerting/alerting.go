@@ -75,6 +75,9 @@ type Event struct {
 	// (the new version's startup, verify.ready_within's measure), in seconds; 0 when one
 	// never passed or the event is not a deploy verdict.
 	ReadyAfter float64 `json:"ready_after_seconds,omitempty"`
+	// ReadyBefore are the same figure for the service's last deploys that passed before
+	// this one, newest first (at most five): a startup far slower than usual shows.
+	ReadyBefore []float64 `json:"ready_after_seconds_before,omitempty"`
 	// ChecksPassed of ChecksTotal checks passed the deploy's verification.
 	ChecksPassed int `json:"checks_passed,omitempty"`
 	ChecksTotal  int `json:"checks_total,omitempty"`

@@ -34,7 +34,8 @@ func incidents() map[string][]*alerting.Event {
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), Service: "web", Summary: "deploy of web v2.1.0 registered; verifying",
 		Deploy: &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2.1.0", Environment: "prod"}, StatusURL: "http://vigil.example/deploys/d-42"}
 	passed := resolvedBy()
-	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal, passed.ReadyAfter = "d-43", 31.2, 6, 6, 4.2
+	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal, passed.ReadyAfter = "d-43", 61.2, 6, 6, 46.5
+	passed.ReadyBefore = []float64{4.1, 6, 5.2} // seed 002: far slower to start than the last three
 	rollbackFailed := actionResult()
 	rollbackFailed.Summary = "rollback-web FAILED after 5 attempts: POST https://ci.example/rollback answered 503; web v2.1.0 is still deployed"
 	haltResult := actionResult()

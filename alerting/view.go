@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -146,7 +147,20 @@ func headline(ev *Event) string {
 		parts = append(parts, verb+" "+seconds(ev.DetectedAfter)+" after the deploy was registered")
 	}
 	if ev.ReadyAfter > 0 {
-		parts = append(parts, "every check passed once by "+seconds(ev.ReadyAfter))
+		ready := "every check passed once by " + seconds(ev.ReadyAfter)
+		if n := len(ev.ReadyBefore); n > 0 {
+			lo, hi := slices.Min(ev.ReadyBefore), slices.Max(ev.ReadyBefore)
+			span := seconds(lo)
+			if seconds(hi) != span {
+				span += " to " + seconds(hi)
+			}
+			last := fmt.Sprintf("the last %d deploys", n)
+			if n == 1 {
+				last = "the last deploy"
+			}
+			ready += " (" + span + " in " + last + ")"
+		}
+		parts = append(parts, ready)
 	}
 	if ev.ChecksTotal > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d checks passed", ev.ChecksPassed, ev.ChecksTotal))

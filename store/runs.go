@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -185,6 +186,38 @@ func (s *common) BaselineRuns(ctx context.Context, check, location string, befor
 // DeployRuns returns the runs of a deploy's verification, oldest first.
 func (s *common) DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error) {
 	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE deploy_id = ? ORDER BY started_at`, deployID)
+}
+
+// FirstPasses returns, for each of deployIDs that has passing runs, when each check's
+// first passing run of its verification ended (in any location): what a deploy's startup
+// time is read from.
+func (s *common) FirstPasses(ctx context.Context, deployIDs []string) (map[string]map[string]time.Time, error) {
+	out := map[string]map[string]time.Time{}
+	if len(deployIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(deployIDs))
+	for i, id := range deployIDs {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT deploy_id, check_name, MIN(started_at + duration_ns) FROM runs
+		WHERE deploy_id IN (?`+strings.Repeat(", ?", len(deployIDs)-1)+`) AND outcome = 'pass' GROUP BY deploy_id, check_name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, check string
+		var ended int64
+		if err := rows.Scan(&id, &check, &ended); err != nil {
+			return nil, err
+		}
+		if out[id] == nil {
+			out[id] = map[string]time.Time{}
+		}
+		out[id][check] = fromNanos(ended)
+	}
+	return out, rows.Err()
 }
 
 // LatestRuns returns the newest run (by start) of every check in a location, among the

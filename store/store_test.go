@@ -661,3 +661,36 @@ func testDeployRequestKey(t *testing.T, drv driver) {
 		t.Fatalf("two agents registering one key at once: %d created, %d told it was registered; want 1 and 1", created, told)
 	}
 }
+
+// A deploy's startup is read from when each check's first passing run of its
+// verification ended, on either store; runs of other deploys, scheduled runs and runs
+// that did not pass do not count.
+func TestFirstPasses(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		d1, d2 := "d1", "d2"
+		run := func(check, deploy, outcome string, at time.Duration) *RunRecord {
+			return &RunRecord{Check: check, Kind: "http", Started: t0.Add(at), Duration: 100 * time.Millisecond, Outcome: outcome,
+				Location: "eu", DeployID: deploy}
+		}
+		if err := s.SaveRuns(ctx, []*RunRecord{
+			run("home", d1, "inconclusive", 0), run("home", d1, "pass", time.Second), run("home", d1, "pass", 2*time.Second),
+			run("api", d1, "fail", 0), run("api", d1, "pass", 3*time.Second),
+			run("home", d2, "fail", 0), run("home", "", "pass", 0),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.FirstPasses(ctx, []string{d1, d2, "d3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]time.Time{"home": t0.Add(1100 * time.Millisecond), "api": t0.Add(3100 * time.Millisecond)}
+		if len(got) != 1 || len(got[d1]) != 2 || !got[d1]["home"].Equal(want["home"]) || !got[d1]["api"].Equal(want["api"]) {
+			t.Fatalf("first passes %v; want only d1's: %v", got, want)
+		}
+		if none, err := s.FirstPasses(ctx, nil); err != nil || len(none) != 0 {
+			t.Errorf("no deploys: %v %v", none, err)
+		}
+	})
+}

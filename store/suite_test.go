@@ -26,6 +26,7 @@ type testStore interface {
 	LatestRuns(ctx context.Context, location string) ([]*RunRecord, error)
 	History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error)
 	DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error)
+	FirstPasses(ctx context.Context, deployIDs []string) (map[string]map[string]time.Time, error)
 	CountRuns(ctx context.Context) (int64, error)
 	Purge(ctx context.Context, before time.Time) (int64, error)
 	Size(ctx context.Context) (int64, error)
