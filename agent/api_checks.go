@@ -14,14 +14,17 @@ import (
 
 // checkView is a check with its last result.
 type checkView struct {
-	Name     string        `json:"name"`
-	Kind     string        `json:"kind"`
-	Services []string      `json:"services,omitempty"`
-	Every    string        `json:"every"`
-	Incident bool          `json:"incident_open"`
-	Last     *resultView   `json:"last,omitempty"`
-	Notify   []string      `json:"notify,omitempty"`
-	Timeout  time.Duration `json:"-"`
+	Name     string   `json:"name"`
+	Kind     string   `json:"kind"`
+	Services []string `json:"services,omitempty"`
+	Every    string   `json:"every"`
+	Incident bool     `json:"incident_open"`
+	// Muted names the silence or maintenance window that muted the open incident's opening,
+	// while nobody has been told of it.
+	Muted   string        `json:"incident_muted,omitempty"`
+	Last    *resultView   `json:"last,omitempty"`
+	Notify  []string      `json:"notify,omitempty"`
+	Timeout time.Duration `json:"-"`
 }
 
 type resultView struct {
@@ -51,15 +54,18 @@ func viewResult(r *checks.Result, runURL string, full bool) *resultView {
 func (a *Agent) listChecks(w http.ResponseWriter, r *http.Request) {
 	rt := a.Runtime()
 	a.incMu.Lock()
-	open := map[string]bool{}
+	open, muted := map[string]bool{}, map[string]string{}
 	for n, in := range a.incidents {
 		open[n] = in.Open
+		if in.Open {
+			muted[n] = in.Muted
+		}
 	}
 	a.incMu.Unlock()
 	out := make([]*checkView, 0, len(rt.Order))
 	for _, c := range rt.Order {
 		v := &checkView{Name: c.Name, Kind: c.Kind, Services: rt.CheckServices[c.Name], Every: c.Config.Every.String(),
-			Incident: open[c.Name], Notify: c.Config.Notify}
+			Incident: open[c.Name], Muted: muted[c.Name], Notify: c.Config.Notify}
 		if res := a.lastResult(c.Name); res != nil {
 			v.Last = viewResult(res, "", false)
 		}

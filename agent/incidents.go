@@ -50,19 +50,26 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	next.Agent = a.name // a streak taken over is written at once, under this agent
 	in := a.incidents[c.Name]
 	now := a.clock.Now()
-	remind := false
-	switch {
-	case flipped && next.Failing:
+	remind, announce := false, false
+	muted, mutedRead := "", false
+	if flipped && next.Failing {
 		next.Since, next.Summary = res.Started, windowSummary(next, c.Config, res)
+	}
+	switch {
+	case in != nil && in.Open && in.Muted != "" && failing(c.Config, res.Outcome):
+		// The incident opened muted and nobody has heard of it: the first failing run
+		// once its silence or maintenance window is over announces it.
+		muted, mutedRead = a.silencedBy(a.Runtime(), "", c.Name, now), true
+		announce = muted == ""
 	case !flipped && cl.Failing && failing(c.Config, res.Outcome):
 		remind = in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval
 	}
-	if next == *cl && !remind && !first {
+	if next == *cl && !remind && !announce && !first {
 		a.writer.add(sr)
 		return
 	}
 	next.UpdatedAt = now
-	if !flipped && !remind {
+	if !flipped && !remind && !announce {
 		a.writer.add(sr)
 		err := a.store.SaveCheckLocation(context.WithoutCancel(ctx), &next, a.aliveSince(now))
 		switch {
@@ -79,20 +86,26 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	if err := a.writer.saveNow(context.WithoutCancel(ctx), sr); err != nil {
 		a.log.Error("saving the run that changed an incident failed; its notification has no run link", "check", c.Name, "error", err)
 	}
-	sent, event := 0, ""
-	muted := a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
+	sent, event, evSummary, announced := 0, "", "", false
+	if !mutedRead {
+		muted = a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
+	}
 	var last *alerting.LastDeploy
-	if flipped && next.Failing {
+	if flipped && next.Failing || announce {
 		last = a.lastDeploy(ctx, c.Name, now)
 	}
 	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next, AliveSince: a.aliveSince(now)},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
-			out, ev, summary := a.nextIncident(c, cur, locs, now, remind, windowSummary(next, c.Config, res))
+			out, ev, summary := a.nextIncident(c, cur, locs, incidentChange{now: now, remind: remind, announce: announce, muted: muted}, windowSummary(next, c.Config, res))
 			if out == nil {
 				return nil, nil
 			}
-			event = ev
-			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, muted, last)
+			event, evSummary, announced = ev, summary, cur.Open && cur.Muted != "" && out.Open && out.Muted == ""
+			why := muted
+			if ev == configs.EventCheckRecovered && cur.Muted != "" {
+				why = neverAnnounced(cur.Muted)
+			}
+			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, why, last, announced)
 			sent = len(entries)
 			return out, entries
 		})
@@ -112,6 +125,8 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		switch {
 		case event == configs.EventCheckRecovered:
 			summary = fmt.Sprintf("passes again; the incident was open for %s", now.Sub(in.OpenedAt).Round(time.Second))
+		case announced:
+			summary = evSummary
 		case in.Reminders > 0:
 			kind = eventCheckReminder
 			summary = fmt.Sprintf("still failing (reminder %d), since %s: %s", in.Reminders, in.OpenedAt.UTC().Format(time.RFC3339), res.Summary())
@@ -124,10 +139,20 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	}
 }
 
+// incidentChange is what a run asks of its check's incident, beside every location's
+// streak: now; a reminder due; announcing an incident that opened muted, its mute over;
+// and the silence or maintenance window muting the check now, if any.
+type incidentChange struct {
+	now              time.Time
+	remind, announce bool
+	muted            string
+}
+
 // nextIncident decides a check's incident from every location's streak: the incident as
 // it must be stored with its event and summary, or nil to leave it. why is what the run
 // that changed this location's streak says.
-func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store.CheckLocation, now time.Time, remind bool, why string) (*store.Incident, string, string) {
+func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store.CheckLocation, ch incidentChange, why string) (*store.Incident, string, string) {
+	now := ch.now
 	var failing []*store.CheckLocation
 	for _, l := range locs {
 		if l.Failing {
@@ -143,14 +168,24 @@ func (a *Agent) nextIncident(c *checks.Check, cur *store.Incident, locs []*store
 	switch {
 	case !cur.Open && len(failing) >= fail:
 		next.Open, next.Seq, next.OpenedAt, next.Summary, next.NotifiedAt, next.Reminders = true, cur.Seq+1, failing[0].Since, summary, now, 0
+		next.Muted = ch.muted
 		if next.OpenedAt.IsZero() {
 			next.OpenedAt = now
 		}
 		return &next, configs.EventCheckFailed, summary
 	case cur.Open && len(failing) < fail:
-		next.Open = false
+		next.Open, next.Muted = false, ""
 		return &next, configs.EventCheckRecovered, summary
-	case cur.Open && remind && c.Config.RepeatInterval > 0 && now.Sub(cur.NotifiedAt) >= c.Config.RepeatInterval:
+	case cur.Open && cur.Muted != "":
+		if !ch.announce {
+			return nil, "", "" // muted still, or a run that did not fail: nothing to remind of
+		}
+		// Announced now, as it opens: one notice, under a key of its own (the opening's
+		// entries were written as muted), and reminders count from here.
+		next.Muted, next.NotifiedAt = "", now
+		return &next, configs.EventCheckFailed, fmt.Sprintf("still failing after %s ended; failing since %s: %s",
+			cur.Muted, cur.OpenedAt.UTC().Format(time.RFC3339), summary)
+	case cur.Open && ch.remind && c.Config.RepeatInterval > 0 && now.Sub(cur.NotifiedAt) >= c.Config.RepeatInterval:
 		next.Reminders, next.NotifiedAt = cur.Reminders+1, now
 		return &next, configs.EventCheckFailed, summary
 	}
@@ -171,13 +206,16 @@ func names(list []*store.CheckLocation) string {
 // incidentNotifications builds the outbox entries of a check incident's event.
 // last is the newest deploy of the check's services, told with the event that opens the
 // incident.
-func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string, last *alerting.LastDeploy) []*store.OutboxEntry {
+func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string, last *alerting.LastDeploy, announced bool) []*store.OutboxEntry {
 	rt := a.Runtime()
 	key := fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event)
 	reminder := 0
-	if event == configs.EventCheckFailed && in.Reminders > 0 {
+	switch {
+	case event == configs.EventCheckFailed && in.Reminders > 0:
 		reminder = in.Reminders
 		key += fmt.Sprintf(":reminder:%d", reminder)
+	case announced:
+		key += ":after-mute"
 	}
 	ev := &alerting.Event{Name: event, Key: key, Incident: fmt.Sprintf("check:%s:%d", c.Name, in.Seq), OccurredAt: now,
 		Check: c.Name, Summary: summary, Location: a.location, StatusURL: a.baseURL() + "/checks/" + c.Name,
@@ -202,6 +240,12 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 	out := a.entries(ev, a.route(rt, c.Config.Notify, event), muted, now)
 	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))
 	return out
+}
+
+// neverAnnounced is why the closing of an incident that opened muted and was announced to
+// no one is not sent either: nobody would know what it closes.
+func neverAnnounced(mutedBy string) string {
+	return mutedBy + ", which muted the incident's opening: it was never announced"
 }
 
 // closeLeftIncidents closes the open incidents of checks the config no longer has (removed
@@ -238,8 +282,12 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 					Closed:  "the check left the config",
 					Summary: fmt.Sprintf("%s is no longer in the config (removed or renamed); the incident opened at %s is closed", name, cur.OpenedAt.UTC().Format(time.RFC3339))}
 				closed := *cur
-				closed.Open = false
-				out := a.entries(ev, a.route(rt, heard, ev.Name), "", now)
+				closed.Open, closed.Muted = false, ""
+				why := ""
+				if cur.Muted != "" {
+					why = neverAnnounced(cur.Muted)
+				}
+				out := a.entries(ev, a.route(rt, heard, ev.Name), why, now)
 				sent = len(out)
 				return &closed, out
 			})

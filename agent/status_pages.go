@@ -26,6 +26,7 @@ type checkPageView struct {
 	Incident                         bool
 	Streak                           string // the incident rule and this location's streak on it
 	Muted                            string
+	Untold                           string // what muted the open incident's opening, while nobody was told
 	LastAt                           time.Time
 	Uptime                           [3]uptimeCell
 	Latency                          string
@@ -69,6 +70,9 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	v.Incident = a.openIncidents()[c.Name]
 	a.incMu.Lock()
 	var cl *store.CheckLocation
+	if in := a.incidents[c.Name]; in != nil && in.Open {
+		v.Untold = in.Muted
+	}
 	if s := a.streaks[c.Name]; s != nil {
 		copied := *s
 		cl = &copied

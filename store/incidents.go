@@ -24,6 +24,10 @@ type Incident struct {
 	// announced (opened or reminded).
 	Reminders  int
 	NotifiedAt time.Time
+	// Muted names the silence or maintenance window that muted the incident's opening
+	// notice while the incident has been announced to no one; empty once it has been (or
+	// when nothing muted it). A failing run after the mute ends announces it.
+	Muted string
 }
 
 // CheckLocation is one location's run of results of a check: failures in a row until it
@@ -53,13 +57,13 @@ type CheckLocation struct {
 // alive: the writer stands by.
 var ErrKept = errors.New("another agent of this location keeps the check's streak")
 
-const incidentColumns = `check_name, open, seq, opened_at, summary, reminders, notified_at`
+const incidentColumns = `check_name, open, seq, opened_at, summary, reminders, notified_at, muted`
 
 func scanIncident(sc scanner) (*Incident, error) {
 	var in Incident
 	var open int
 	var opened, notified int64
-	if err := sc.Scan(&in.Check, &open, &in.Seq, &opened, &in.Summary, &in.Reminders, &notified); err != nil {
+	if err := sc.Scan(&in.Check, &open, &in.Seq, &opened, &in.Summary, &in.Reminders, &notified, &in.Muted); err != nil {
 		return nil, err
 	}
 	in.Open, in.OpenedAt, in.NotifiedAt = open == 1, fromNanos(opened), fromNanos(notified)
@@ -253,10 +257,10 @@ func (s *common) UpdateIncident(ctx context.Context, u IncidentUpdate, decide In
 		if next.Open {
 			open = 1
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO incidents(`+incidentColumns+`) VALUES (?,?,?,?,?,?,?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO incidents(`+incidentColumns+`) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT(check_name) DO UPDATE SET open = excluded.open, seq = excluded.seq, opened_at = excluded.opened_at,
-			summary = excluded.summary, reminders = excluded.reminders, notified_at = excluded.notified_at`,
-			u.Subject, open, next.Seq, nanos(next.OpenedAt), next.Summary, next.Reminders, nanos(next.NotifiedAt)); err != nil {
+			summary = excluded.summary, reminders = excluded.reminders, notified_at = excluded.notified_at, muted = excluded.muted`,
+			u.Subject, open, next.Seq, nanos(next.OpenedAt), next.Summary, next.Reminders, nanos(next.NotifiedAt), next.Muted); err != nil {
 			return err
 		}
 		next.Check, out = u.Subject, next

@@ -211,6 +211,9 @@ var migrations = []string{
 	`ALTER TABLE deploys ADD COLUMN rollback_of TEXT NOT NULL DEFAULT '';`,
 	// 13: the outcomes of a location's last runs of a check, for failure_window.
 	`ALTER TABLE check_locations ADD COLUMN recent TEXT NOT NULL DEFAULT '';`,
+	// 14: the silence or maintenance window that muted a check incident's opening notice,
+	// kept while the incident is announced to no one, so that it is sent once the mute ends.
+	`ALTER TABLE incidents ADD COLUMN muted TEXT NOT NULL DEFAULT '';`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

@@ -285,6 +285,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		ALTER TABLE deploys DROP COLUMN request_key;
 		ALTER TABLE deploys DROP COLUMN rollback_of;
 		ALTER TABLE check_locations DROP COLUMN recent;
+		ALTER TABLE incidents DROP COLUMN muted;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)
@@ -367,11 +368,12 @@ func TestIncidentFromLocations(t *testing.T) {
 			case !cur.Open && failing >= 2:
 				next := *cur
 				next.Open, next.Seq, next.OpenedAt, next.Summary = true, cur.Seq+1, t0, fmt.Sprintf("failing in %d of %d locations", failing, len(locs))
+				next.Muted = "silence s1 (failover)"
 				key := fmt.Sprintf("check:home:%d:check_failed", next.Seq)
 				return &next, []*OutboxEntry{{Notifier: "ops", Event: "check_failed", Key: key, Incident: key, Payload: []byte("{}"), CreatedAt: t0}}
 			case cur.Open && failing < 2:
 				next := *cur
-				next.Open = false
+				next.Open, next.Muted = false, ""
 				return &next, nil
 			}
 			return nil, nil
@@ -390,7 +392,7 @@ func TestIncidentFromLocations(t *testing.T) {
 		wg.Wait()
 		ins, _ := s.Incidents(ctx)
 		entries, _ := s.OutboxByKey(ctx, "check:home:1:check_failed")
-		if in := ins["home"]; in == nil || !in.Open || in.Seq != 1 || len(entries) != 1 || in.Summary != "failing in 2 of 2 locations" {
+		if in := ins["home"]; in == nil || !in.Open || in.Seq != 1 || len(entries) != 1 || in.Summary != "failing in 2 of 2 locations" || in.Muted != "silence s1 (failover)" {
 			t.Fatalf("after four locations failed at once: %+v, %d notifications; want one incident, opened once, at the second", in, len(entries))
 		}
 		mine, _ := s.CheckLocations(ctx, "c")
@@ -405,8 +407,11 @@ func TestIncidentFromLocations(t *testing.T) {
 			}
 		}
 		in, err := s.UpdateIncident(ctx, IncidentUpdate{Subject: "home"}, decide)
-		if err != nil || in.Open || in.Seq != 1 {
+		if err != nil || in.Open || in.Seq != 1 || in.Muted != "" {
 			t.Fatalf("one location of four failing: %+v %v", in, err)
+		}
+		if ins, _ := s.Incidents(ctx); ins["home"].Muted != "" {
+			t.Errorf("the closed incident still reads as muted: %+v", ins["home"])
 		}
 		if a, _ := s.CheckLocations(ctx, "a"); a["home"].Failing || a["home"].Failures != 1 || a["home"].Recent != "pfpf" {
 			t.Errorf("a's state: %+v", a["home"])

@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/clock"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// A check incident that opens in a maintenance window is told to no one. When the window
+// ends and the check still fails, its next failing run announces it (as Alertmanager sends
+// an alert still firing when its silence expires, and Gatus one still failing after
+// maintenance): one page, one Slack thread, and the recovery later on the same dedup_key
+// and thread. An incident that closes before it was ever announced is not announced by its
+// closing either. The agent runs on a fake clock, a run of both checks every 10 minutes.
+func TestAnIncidentOpenedMutedIsAnnouncedWhenTheMuteEnds(t *testing.T) {
+	db, cache := newTarget(t), newTarget(t)
+	slack := loopback.NewSlack(t)
+	pd := loopback.NewPagerDuty(t)
+	fc := clock.NewFake(time.Now().Truncate(time.Second))
+	t0 := fc.Now()
+	l := launch(t, t.TempDir(), fmt.Sprintf(`
+checks:
+  - {name: db, kind: http, every: 10m, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack, pager], request: {url: %q}}
+  - {name: cache, kind: http, every: 10m, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack, pager], request: {url: %q}}
+notifiers:%s%s
+maintenance:
+  - {name: nightly, checks: [db, cache], start: %q, end: %q, reason: vacuum}
+`, db.srv.URL+"/", cache.srv.URL+"/", slackNotifier(slack), pagerDutyNotifier(pd),
+		t0.Add(-time.Minute).UTC().Format(time.RFC3339), t0.Add(25*time.Minute).UTC().Format(time.RFC3339)),
+		Options{Clock: fc, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	t.Cleanup(func() { _ = l.stop() })
+	a := l.a
+	eventually(t, 10*time.Second, "both checks to be scheduled", func() bool {
+		a.sched.mu.Lock()
+		defer a.sched.mu.Unlock()
+		return len(a.sched.entries) == 2
+	})
+	step := func(dbMode, cacheMode string) {
+		t.Helper()
+		db.set(dbMode)
+		cache.set(cacheMode)
+		d, c := db.hits.Load(), cache.hits.Load()
+		fc.Advance(10 * time.Minute)
+		eventually(t, 20*time.Second, "both checks' runs", func() bool {
+			a.sched.mu.Lock()
+			idle := len(a.sched.running) == 0
+			a.sched.mu.Unlock()
+			return db.hits.Load() > d && cache.hits.Load() > c && idle
+		})
+		a.writer.flush(t.Context())
+	}
+	entries := func() map[string]*store.OutboxEntry { // by key, of the pager
+		t.Helper()
+		list, err := a.store.Outbox(t.Context(), "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*store.OutboxEntry{}
+		for _, e := range list {
+			if e.Notifier == "pager" {
+				out[e.Key] = e
+			}
+		}
+		return out
+	}
+	mutedOf := func(check string) string {
+		t.Helper()
+		_, out := (&harness{t: t, url: l.url}).request("GET", "/api/v1/checks", "")
+		for _, c := range out["checks"].([]any) {
+			if c := c.(map[string]any); c["name"] == check {
+				m, _ := c["incident_muted"].(string)
+				return m
+			}
+		}
+		t.Fatalf("no check %s in the API", check)
+		return ""
+	}
+
+	step("broken", "broken") // +10m, in the window: both open, muted
+	step("broken", "broken") // +20m
+	const window = "maintenance window nightly (vacuum)"
+	if got := mutedOf("db"); got != window {
+		t.Errorf("the API says db's incident is muted by %q; want %q", got, window)
+	}
+	if page := getPage(t, l.url+"/checks/db"); !strings.Contains(page, "The incident opened during "+window+" and nobody has been told of it") {
+		t.Errorf("db's page does not say its incident is untold:\n%s", page)
+	}
+	for _, key := range []string{"check:db:1:check_failed", "check:cache:1:check_failed"} {
+		if e := entries()[key]; e == nil || e.Status != store.OutboxSilenced {
+			t.Fatalf("%s: %v; want it written as silenced", key, describeEntry(e))
+		}
+	}
+	a.deliverDue(t.Context())
+	if n := len(pd.Events()) + len(slack.Messages()); n != 0 {
+		t.Fatalf("%d notifications sent during the window", n)
+	}
+
+	step("broken", "good") // +30m, the window is over: db announced; cache closes untold
+	es := entries()
+	announce := es["check:db:1:check_failed:after-mute"]
+	if announce == nil {
+		t.Fatalf("no announcement of db's incident after the window; the pager's entries: %v", keysOf(es))
+	}
+	if closed := es["check:cache:1:check_recovered"]; closed == nil || closed.Status != store.OutboxSilenced ||
+		!strings.Contains(closed.LastError, "never announced") {
+		t.Fatalf("cache's closing: %v; want it muted, its opening never announced", describeEntry(closed))
+	}
+	if got := mutedOf("db"); got != "" {
+		t.Errorf("after the announcement the API still says muted by %q", got)
+	}
+	if page := getPage(t, l.url+"/checks/db"); strings.Contains(page, `id="untold"`) {
+		t.Errorf("after the announcement db's page still says its incident is untold")
+	}
+	eventually(t, 30*time.Second, "the page and the Slack thread", func() bool {
+		return len(pd.Events()) == 1 && len(slack.Roots()) == 1
+	})
+	page := pd.Events()[0]
+	if page.Action != "trigger" || !strings.Contains(page.Payload.Summary, "still failing after "+window+" ended; failing since ") {
+		t.Errorf("the page: %s %q; want a trigger saying the check still fails after the window", page.Action, page.Payload.Summary)
+	}
+
+	step("broken", "good") // +40m: still failing, announced once; no reminders are set
+	step("good", "good")   // +50m: recovers
+	eventually(t, 30*time.Second, "the resolve and the reply in the thread", func() bool {
+		return len(pd.Events()) == 2 && len(slack.Replies(slack.Roots()[0].TS)) == 1
+	})
+	if sent := pd.Events(); sent[1].Action != "resolve" || sent[1].DedupKey != page.DedupKey {
+		t.Errorf("then %s on %q; want a resolve on the page's dedup_key %q", sent[1].Action, sent[1].DedupKey, page.DedupKey)
+	}
+	if n := len(slack.Roots()); n != 1 {
+		t.Errorf("%d Slack threads; want db's alone (cache's incident was never announced)", n)
+	}
+	if e := entries()["check:db:1:check_recovered"]; e == nil || e.Status != store.OutboxDelivered {
+		t.Errorf("db's recovery: %v; want it delivered", describeEntry(e))
+	}
+}
+
+func keysOf(m map[string]*store.OutboxEntry) []string {
+	var out []string
+	for k, e := range m {
+		out = append(out, k+" "+e.Status)
+	}
+	return out
+}
+
+func describeEntry(e *store.OutboxEntry) string {
+	if e == nil {
+		return "no entry"
+	}
+	return describeOutbox([]*store.OutboxEntry{e})
+}
