@@ -156,3 +156,49 @@ func describeEntry(e *store.OutboxEntry) string {
 	}
 	return describeOutbox([]*store.OutboxEntry{e})
 }
+
+// A check silenced through the API and removed from the config while its incident, opened
+// under the silence, was never told: the incident closes, and its closing is not told
+// either (a check's closing on removal is otherwise sent whatever mutes the check, to the
+// notifiers that heard of the incident).
+func TestAnUntoldIncidentOfARemovedCheckClosesUntold(t *testing.T) {
+	tg := newTarget(t)
+	slack := loopback.NewSlack(t)
+	cfg := func(withHome bool) string {
+		home := ""
+		if withHome {
+			home = fmt.Sprintf(`  - {name: home, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack], request: {url: %q}}
+`, tg.srv.URL+"/")
+		}
+		return fmt.Sprintf(`
+checks:
+%s  - {name: other, kind: http, every: 1h, request: {url: %q}}
+notifiers:%s
+`, home, tg.srv.URL+"/", slackNotifier(slack))
+	}
+	h := startAgent(t, "", cfg(true))
+	if status, out := h.request("POST", "/api/v1/silences", `{"check":"home","duration":"1h","reason":"load test"}`); status != 201 {
+		t.Fatalf("silence: %d %v", status, out)
+	}
+	tg.set("broken")
+	eventually(t, 20*time.Second, "the incident, opened muted", func() bool {
+		h.a.incMu.Lock()
+		defer h.a.incMu.Unlock()
+		in := h.a.incidents["home"]
+		return in != nil && in.Open && strings.HasPrefix(in.Muted, "silence ")
+	})
+	if err := os.WriteFile(h.cfgPath, []byte(cfg(false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	entries := h.outboxSettled("check:home:1:check_recovered", map[string]string{"slack": store.OutboxSilenced})
+	if len(entries) != 1 || !strings.Contains(entries[0].LastError, "never announced") {
+		t.Errorf("the closing: %s; want it muted as never announced", describeOutbox(entries))
+	}
+	h.deliverNow()
+	if n := len(slack.Messages()); n != 0 {
+		t.Errorf("%d Slack messages for an incident nobody was told of", n)
+	}
+}
