@@ -253,7 +253,7 @@ func (h *harness) verdict(id string, limit time.Duration) map[string]any {
 // outbox entry with key is pending, then checks every entry with the key, whatever its
 // notifier or status: exactly one per notifier in want, in the status want gives it
 // (store.OutboxDelivered, OutboxSilenced, OutboxDryRun, OutboxDead), and none for any other
-// notifier. The outbox sends pending entries only, so a settled key is sent no more; a
+// notifier; it waits for entries not written yet. The outbox sends pending entries only, so a settled key is sent no more; a
 // receiver's count read after this is final. It returns the entries, oldest first.
 func (h *harness) outboxSettled(key string, want map[string]string) []*store.OutboxEntry {
 	h.t.Helper()
@@ -268,8 +268,11 @@ func (h *harness) outboxSettled(key string, want map[string]string) []*store.Out
 			h.t.Fatalf("reading the outbox for %s: %v", key, err)
 		}
 		pending := err != nil || slices.ContainsFunc(entries, func(e *store.OutboxEntry) bool { return e.Status == store.OutboxPending })
-		if !pending {
+		if !pending && len(entries) >= len(want) {
 			break
+		}
+		if !pending && time.Now().After(deadline) {
+			break // entries missing: told below
 		}
 		if time.Now().After(deadline) {
 			h.t.Fatalf("outbox entries for %s still pending after 30s: %s", key, describeOutbox(entries))

@@ -58,8 +58,8 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	switch {
 	case in != nil && in.Open && in.Muted != "" && failing(c.Config, res.Outcome):
 		// The incident opened muted and nobody has heard of it: the first failing run
-		// once its silence or maintenance window is over announces it.
-		muted, mutedRead = a.silencedBy(a.Runtime(), "", c.Name, now), true
+		// once its silence, maintenance window or inhibition is over announces it.
+		muted, mutedRead = a.checkMutedBy(a.Runtime(), c.Name, now), true
 		announce = muted == ""
 	case !flipped && cl.Failing && failing(c.Config, res.Outcome):
 		remind = in != nil && in.Open && c.Config.RepeatInterval > 0 && now.Sub(in.NotifiedAt) >= c.Config.RepeatInterval
@@ -88,7 +88,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	}
 	sent, event, evSummary, announced := 0, "", "", false
 	if !mutedRead {
-		muted = a.silencedBy(a.Runtime(), "", c.Name, now) // read before the transaction, not inside it
+		muted = a.checkMutedBy(a.Runtime(), c.Name, now) // read before the transaction, not inside it
 	}
 	var last *alerting.LastDeploy
 	if flipped && next.Failing || announce {
@@ -102,8 +102,14 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 			}
 			event, evSummary, announced = ev, summary, cur.Open && cur.Muted != "" && out.Open && out.Muted == ""
 			why := muted
-			if ev == configs.EventCheckRecovered && cur.Muted != "" {
-				why = neverAnnounced(cur.Muted)
+			if ev == configs.EventCheckRecovered {
+				// The all-clear of an incident that was told is never muted: muted, it
+				// would leave its PagerDuty alert and Slack thread open for ever. One
+				// told to no one is not told by its closing either.
+				why = ""
+				if cur.Muted != "" {
+					why = neverAnnounced(cur.Muted)
+				}
 			}
 			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, why, last, announced)
 			sent = len(entries)

@@ -202,3 +202,95 @@ notifiers:%s
 		t.Errorf("%d Slack messages for an incident nobody was told of", n)
 	}
 }
+
+// inhibit_checks: after a deploy of web fails, and until a later one passes or the time is
+// up, an incident of one of web's checks is muted, as an Alertmanager inhibit rule mutes
+// an alert's symptoms: the on-call has the deploy's page for the same outage. Once the
+// inhibition is over (here: a reload shortens it), the incident still open is sent; its
+// all-clear later is sent though a silence mutes the check by then.
+func TestAFailedDeployInhibitsItsChecksIncidents(t *testing.T) {
+	home, api := newTarget(t), newTarget(t)
+	slack := loopback.NewSlack(t)
+	pd := loopback.NewPagerDuty(t)
+	cfg := func(inhibit string) string {
+		return fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, timeout: 2s, retries: 0, request: {url: %q}}
+  - {name: api, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [slack, pager], request: {url: %q}}
+services:
+  web:
+    checks: [home, api]
+    verify: {interval: 100ms, count: 2}
+    on_failure: [slack, pager]
+    inhibit_checks: %s
+notifiers:%s%s
+`, home.srv.URL+"/", api.srv.URL+"/", inhibit, slackNotifier(slack), pagerDutyNotifier(pd))
+	}
+	h := startAgent(t, "", cfg("1h"))
+	eventually(t, 20*time.Second, "api's first run", func() bool { return api.hits.Load() > 0 })
+
+	home.set("broken")
+	id := h.deploy("web", "v2")
+	if v := h.verdict(id, 30*time.Second); v["status"] != store.StatusFailed {
+		t.Fatalf("the deploy with home broken: %v", v["status"])
+	}
+	api.set("broken") // the same outage, seen by the schedule
+	inhibition := fmt.Sprintf("the inhibition by deploy web v2's failure (%s, inhibit_checks 1h0m0s)", id)
+	eventually(t, 20*time.Second, "api's incident, opened muted", func() bool {
+		h.a.incMu.Lock()
+		defer h.a.incMu.Unlock()
+		in := h.a.incidents["api"]
+		return in != nil && in.Open && in.Muted == inhibition
+	})
+	h.outboxSettled("check:api:1:check_failed", map[string]string{"slack": store.OutboxSilenced, "pager": store.OutboxSilenced})
+	eventually(t, 30*time.Second, "the deploy's page", func() bool { return len(pd.Events()) == 1 })
+
+	if err := os.WriteFile(h.cfgPath, []byte(cfg("1ms")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h.outboxSettled("check:api:1:check_failed:after-mute", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered})
+	eventually(t, 30*time.Second, "api's page and thread", func() bool { return len(pd.Events()) == 2 && len(slack.Roots()) == 2 })
+	page := pd.Events()[1]
+	if !strings.Contains(page.Payload.Summary, "still failing after the inhibition by deploy web v2's failure ("+id+", inhibit_checks 1h0m0s) ended") {
+		t.Errorf("api's page says %q; want that it outlived the inhibition", page.Payload.Summary)
+	}
+
+	if status, out := h.request("POST", "/api/v1/silences", `{"check":"api","duration":"1h","reason":"someone silenced it late"}`); status != 201 {
+		t.Fatalf("silence: %d %v", status, out)
+	}
+	api.set("good")
+	h.outboxSettled("check:api:1:check_recovered", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered})
+	eventually(t, 30*time.Second, "the resolve of api's page", func() bool { return !pd.Open(page.DedupKey) })
+}
+
+func TestFailedBefore(t *testing.T) {
+	now := time.Now()
+	d := func(id, status string, ago time.Duration) *store.Deploy {
+		return &store.Deploy{ID: id, Status: status, CreatedAt: now.Add(-ago)}
+	}
+	for _, tc := range []struct {
+		name string
+		list []*store.Deploy // newest first
+		want string
+	}{
+		{"none", nil, ""},
+		{"the newest passed", []*store.Deploy{d("b", store.StatusPassed, time.Minute), d("a", store.StatusFailed, time.Hour)}, ""},
+		{"the newest failed", []*store.Deploy{d("b", store.StatusFailed, time.Minute), d("a", store.StatusPassed, time.Hour)}, "b"},
+		{"its rollback verifying", []*store.Deploy{d("c", store.StatusVerifying, 0), d("b", store.StatusFailed, time.Minute)}, "b"},
+		{"an inconclusive one after it", []*store.Deploy{d("c", store.StatusInconclusive, 0), d("b", store.StatusFailed, time.Minute)}, "b"},
+		{"a superseded one after it", []*store.Deploy{d("c", store.StatusSuperseded, 0), d("b", store.StatusFailed, time.Minute)}, "b"},
+		{"a passed one registered after now", []*store.Deploy{d("c", store.StatusPassed, -time.Minute), d("b", store.StatusFailed, time.Minute)}, "b"},
+		{"only inconclusive", []*store.Deploy{d("a", store.StatusInconclusive, time.Minute)}, ""},
+	} {
+		got := ""
+		if f := failedBefore(tc.list, now); f != nil {
+			got = f.ID
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q; want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,11 @@ type Service struct {
 	DryRun     bool       `koanf:"dry_run"`
 	Owners     Owners     `koanf:"owners"`      // owners.go
 	RunbookURL RunbookURL `koanf:"runbook_url"` // owners.go
+	// InhibitChecks mutes the incidents of the service's checks for this long after a
+	// deploy of it fails, until a later deploy passes (the rollback), as an Alertmanager
+	// inhibit rule would: its on-call has the deploy's page for the same outage. An
+	// incident that outlives it is sent then. 0: never.
+	InhibitChecks time.Duration `koanf:"inhibit_checks"`
 
 	Name string `koanf:"-"`
 }
@@ -148,6 +153,9 @@ func (v *validator) services(checks map[string]bool) {
 			} else {
 				v.errf(p+".verify.ready_within", fix, "%s is past the window's last round: no round could find the new version not ready by then", vf.ReadyWithin)
 			}
+		}
+		if s.InhibitChecks < 0 || s.InhibitChecks > 24*time.Hour {
+			v.errf(p+".inhibit_checks", "use 0s (never) to 24h, about as long as a rollback takes to pass, e.g. 15m", "%s is out of range", s.InhibitChecks)
 		}
 		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
 			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")
