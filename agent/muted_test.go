@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"html"
 	"log/slog"
 	"os"
 	"strings"
@@ -244,6 +245,14 @@ notifiers:%s%s
 	})
 	h.outboxSettled("check:api:1:check_failed", map[string]string{"slack": store.OutboxSilenced, "pager": store.OutboxSilenced})
 	eventually(t, 30*time.Second, "the deploy's page", func() bool { return len(pd.Events()) == 1 })
+	if page := getPage(t, h.url+"/"); !strings.Contains(page, "Inhibited") || !strings.Contains(page, "checks of service web until ") ||
+		!strings.Contains(page, "or until a deploy of it passes: deploy v2 ("+id+") failed at ") {
+		t.Errorf("the status page has no banner for the inhibition:\n%s", page)
+	}
+	if page := getPage(t, h.url+"/checks/api"); !strings.Contains(page, "The incident opened during "+html.EscapeString(inhibition)) ||
+		!strings.Contains(page, `title="inhibited until `) {
+		t.Errorf("api's page does not say its incident is inhibited:\n%s", page)
+	}
 
 	if err := os.WriteFile(h.cfgPath, []byte(cfg("1ms")), 0o600); err != nil {
 		t.Fatal(err)

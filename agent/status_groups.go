@@ -2,8 +2,10 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,10 +27,13 @@ func (a *Agent) openIncidents() map[string]bool {
 	return open
 }
 
-// mutes says, by "check:NAME" and "service:NAME", what silences or maintenance windows
-// mute right now.
-func (a *Agent) mutes(rt *Runtime, silences []*store.Silence, now time.Time) map[string]string {
+// mutes says, by "check:NAME" and "service:NAME", what silences, maintenance windows or
+// failed deploys (inhibit_checks) mute right now.
+func (a *Agent) mutes(rt *Runtime, silences []*store.Silence, inhibited map[string]*inhibitionView, now time.Time) map[string]string {
 	out := map[string]string{}
+	for svc, in := range inhibited {
+		out["service:"+svc] = "inhibited until " + in.until.UTC().Format("15:04Z") + " by deploy " + in.deploy.Version + "'s failure"
+	}
 	for _, s := range silences {
 		if s.Starts.After(now) {
 			continue
@@ -67,8 +72,14 @@ func mutedCheck(muted map[string]string, check string, services []string) string
 	return muted["*"]
 }
 
-func (a *Agent) banners(rt *Runtime, silences []*store.Silence, now time.Time) []bannerView {
+func (a *Agent) banners(rt *Runtime, silences []*store.Silence, inhibited map[string]*inhibitionView, now time.Time) []bannerView {
 	var out []bannerView
+	for _, svc := range slices.Sorted(maps.Keys(inhibited)) {
+		in := inhibited[svc]
+		text := fmt.Sprintf("checks of service %s until %s (%s left), or until a deploy of it passes: deploy %s (%s) failed at %s", svc,
+			in.until.UTC().Format("2006-01-02 15:04Z"), in.until.Sub(now).Round(time.Minute), in.deploy.Version, in.deploy.ID, in.deploy.DecidedAt.UTC().Format("15:04Z"))
+		out = append(out, bannerView{Class: "silence", Title: "Inhibited", Text: text + ". Their incidents are recorded, and sent if still open then."})
+	}
 	for _, w := range rt.Maintenance.ActiveAll(now) {
 		scope := "everything"
 		switch {

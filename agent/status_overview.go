@@ -140,8 +140,9 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	open := a.openIncidents()
-	muted := a.mutes(rt, ov.Silences, now)
-	v.Banners = a.banners(rt, ov.Silences, now)
+	inhibited := a.inhibitions(rt, now)
+	muted := a.mutes(rt, ov.Silences, inhibited, now)
+	v.Banners = a.banners(rt, ov.Silences, inhibited, now)
 	if note := historyNote(a.board.history(now)); note != "" {
 		v.Banners = append(v.Banners, bannerView{Class: "history", Title: "Uptime in part", Text: "Figures in italics count " + note + "."})
 	}

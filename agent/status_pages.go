@@ -103,7 +103,13 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("reading a check's page failed", "check", c.Name, "error", err)
 		page = &store.CheckPage{}
 	}
-	v.Muted = mutedCheck(a.mutes(rt, page.Silences, now), c.Name, v.Services)
+	inhibited := map[string]*inhibitionView{}
+	for _, svc := range v.Services {
+		if in := a.inhibition(rt, svc, now); in != nil {
+			inhibited[svc] = in
+		}
+	}
+	v.Muted = mutedCheck(a.mutes(rt, page.Silences, inhibited, now), c.Name, v.Services)
 	st, _ := a.board.stats(c.Name, now)
 	v.Bars = uptimeBars(&st, nil)
 	v.Uptime = uptimeCells(st)
