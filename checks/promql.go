@@ -33,6 +33,7 @@ type PromQL struct {
 	endpoint string
 	query    *deployQuery
 	window   time.Duration // the longest {{ .Window }}
+	delay    time.Duration // evaluation_delay: the query is evaluated this long before the run
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
@@ -134,12 +135,16 @@ func promValue(raw json.RawMessage) (float64, error) {
 func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	// the query's time, to the millisecond Prometheus is given, and the end of {{ .Window }}:
 	// a range cut to whole milliseconds from it never starts before the deploy
-	now := time.Now().Truncate(time.Millisecond)
-	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, now))
+	at := time.Now().Add(-p.delay).Truncate(time.Millisecond)
+	if p.delay > 0 && !run.Since.IsZero() && !at.After(run.Since) {
+		return Inconclusivef("no data yet: evaluation_delay %s puts the query at %s, before the deploy started at %s",
+			p.delay, at.UTC().Format("15:04:05.000Z"), run.Since.UTC().Format("15:04:05.000Z"))
+	}
+	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, at))
 	if err != nil {
 		return err
 	}
-	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64)}}
+	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
 	if dl, ok := ctx.Deadline(); ok {
 		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
 		if left := time.Until(dl); left > 0 {
@@ -151,6 +156,9 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	req := &Request{Method: http.MethodPost, URL: p.endpoint, Header: h, Body: form.Encode(), Timeout: p.timeout,
 		Auth: p.auth, MaxBodyBytes: promMaxBytes, FollowRedirects: true}
 	run.Transcript.Printf("query: %s", query)
+	if p.delay > 0 {
+		run.Transcript.Printf("evaluated at %s, evaluation_delay %s before the run", at.UTC().Format(time.RFC3339Nano), p.delay)
+	}
 	resp, err := p.client.Do(ctx, req, run.Transcript)
 	if err != nil {
 		return fmt.Errorf("could not query Prometheus: %w", err)
@@ -190,9 +198,9 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	return nil
 }
 
-// lookBack is what {{ .Window }} stands for in a run at now: the configured window, or, in a
-// verification (since set: the deploy's start), the time since the deploy started when that
-// is shorter, so that a rate over it counts nothing from before the deploy. Right after
+// lookBack is what {{ .Window }} stands for in a query evaluated at now: the configured
+// window, or, in a verification (since set: the deploy's start), the time since the deploy
+// started when that is shorter, so that a rate over it counts nothing from before the deploy. Right after
 // the deploy it is too short to hold two scrapes: rate() has no series to give, and the
 // run is inconclusive, no data yet, until it does.
 func (p *PromQL) lookBack(since, now time.Time) time.Duration {
@@ -236,5 +244,5 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 	if window == 0 {
 		window = 5 * time.Minute
 	}
-	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, window: window, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, window: window, delay: s.EvaluationDelay, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
 }

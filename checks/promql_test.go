@@ -131,6 +131,17 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 	// Seed 001's leak as the pool metric shows it: the connections pile up after the deploy.
 	t.Run("leak shows in the pool metric", func(t *testing.T) {
 		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
+		for deadline := time.Now().Add(60 * time.Second); ; { // two scrapes, a second apart, before the change
+			v, err := prom.Query(context.Background(), `count_over_time(pool_active_connections{pool="db"}[1m])`)
+			if err == nil && v != "" && v != "0" && v != "1" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus never scraped twice: %q %v", v, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		before := time.Now()
 		active.WithLabelValues("db").Set(80)
 		deadline := time.Now().Add(60 * time.Second)
 		for {
@@ -144,12 +155,34 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		wantOutcome(t, run(t, c, Input{}), Fail, "value < 50 is false: value = 80")
+
+		// evaluation_delay reads the past: set to reach 0.3 s before the change (one of the
+		// two scrapes before it is older), the same query sees the pools as they were, 7 at
+		// most.
+		delay := time.Since(before) + 300*time.Millisecond
+		late := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50")+
+			fmt.Sprintf("    evaluation_delay: %dms\n", delay.Milliseconds()))
+		res := run(t, late, Input{})
+		wantOutcome(t, res, Pass)
+		if res.Vars["value"] != 7.0 || !strings.Contains(strings.Join(res.Transcript, "\n"), "evaluation_delay "+(time.Duration(delay.Milliseconds())*time.Millisecond).String()+" before the run") {
+			t.Fatalf("value %v, transcript %q; want 7, read %s before the run", res.Vars["value"], res.Transcript, delay)
+		}
 	})
 	t.Run("unreachable is an error", func(t *testing.T) {
 		c := buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50"))
 		prom.Stop()
 		wantOutcome(t, run(t, c, Input{}), Error, "could not query Prometheus: ", "connection refused")
 	})
+}
+
+// In a verification, a query that evaluation_delay puts before the deploy started is no
+// data yet, and Prometheus is not asked (the server here answers nothing).
+func TestPromQLEvaluationDelayBeforeTheDeploy(t *testing.T) {
+	c := buildOne(t, promqlYAML("http://127.0.0.1:1", `sum(rate(requests_total[{{ .Window }}]))`, "value < 1")+"    evaluation_delay: 1m\n")
+	res := run(t, c, Input{Since: time.Now().Add(-30 * time.Second)})
+	wantOutcome(t, res, Inconclusive, "no data yet: evaluation_delay 1m0s puts the query at ", ", before the deploy started at ")
+	// Outside a verification the query is evaluated a minute back, and asked.
+	wantOutcome(t, run(t, c, Input{}), Error, "could not query Prometheus")
 }
 
 // TestPromQLNotPrometheus: a server that is not Prometheus, or that hangs, or that answers

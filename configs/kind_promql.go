@@ -18,6 +18,10 @@ type PromQLSpec struct {
 	// deploy started, up to Window, in a verification; Window outside one. Zero: 5m, and
 	// only a query that reads {{ .Window }} may set it.
 	Window time.Duration `koanf:"window"`
+	// EvaluationDelay evaluates the query this long before the run (Datadog's and Mimir's
+	// evaluation delay, Grafana's query offset): for metrics that arrive late, through
+	// remote write or a slow pipeline, so that the query reads a past that is complete.
+	EvaluationDelay time.Duration `koanf:"evaluation_delay"`
 }
 
 // applyDefaults: a promql check has nothing to default; its query's timeout is the check's.
@@ -35,5 +39,8 @@ func (s *PromQLSpec) validate(v *validator, _ *Check, p string) {
 	v.auth(p+".auth", s.Auth)
 	if s.Window != 0 && s.Window < time.Second {
 		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", s.Window)
+	}
+	if s.EvaluationDelay < 0 || s.EvaluationDelay > time.Hour {
+		v.errf(p+".evaluation_delay", "use 0s to 1h, about how late the metrics arrive, e.g. 1m", "%s is out of range", s.EvaluationDelay)
 	}
 }

@@ -146,12 +146,23 @@ func (v *validator) services(checks map[string]bool) {
 		if vf.InitialDelay < 0 || vf.InitialDelay > 24*time.Hour {
 			v.errf(p+".verify.initial_delay", "use a duration from 0s to 24h, e.g. 30s", "%s is out of range", vf.InitialDelay)
 		}
-		if last := vf.InitialDelay + time.Duration(max(vf.Count-1, 0))*vf.Interval; vf.ReadyWithin < 0 || vf.ReadyWithin > last {
+		last := vf.InitialDelay + time.Duration(max(vf.Count-1, 0))*vf.Interval // when the window's last round runs
+		if vf.ReadyWithin < 0 || vf.ReadyWithin > last {
 			fix := fmt.Sprintf("use 0s (no limit) to %s, when the window's last round runs (initial_delay + interval × (count - 1)), or make the window longer", last)
 			if vf.ReadyWithin < 0 {
 				v.errf(p+".verify.ready_within", fix, "%s is negative", vf.ReadyWithin)
 			} else {
 				v.errf(p+".verify.ready_within", fix, "%s is past the window's last round: no round could find the new version not ready by then", vf.ReadyWithin)
+			}
+		}
+		for i, cn := range s.Checks {
+			ch := v.c.CheckByName(cn)
+			if ch == nil {
+				continue
+			}
+			if pq, ok := ch.Spec.(*PromQLSpec); ok && pq.EvaluationDelay > 0 && pq.EvaluationDelay >= last {
+				v.errf(indexPath(p+".checks", i), fmt.Sprintf("make the check's evaluation_delay shorter than %s, when the window's last round runs (initial_delay + interval × (count - 1)), or the window longer", last),
+					"%s's evaluation_delay %s reaches back before the deploy in every round: each of its runs in a verification would be inconclusive", cn, pq.EvaluationDelay)
 			}
 		}
 		if s.InhibitChecks < 0 || s.InhibitChecks > 24*time.Hour {
