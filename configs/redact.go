@@ -178,13 +178,15 @@ func (r *Redactor) walkShared(v any, masked bool, n int) (_ any, changed bool) {
 		return v, false // as it came: a string made an interface again is allocated
 	case map[string]any:
 		return copyChangedMap(x, func(k string, e any) (string, any, bool) {
-			re, ch := r.walkShared(e, masked || SensitiveName(k), n)
-			return r.String(k), re, ch
+			sensitive, shown := r.name(k)
+			re, ch := r.walkShared(e, masked || sensitive, n)
+			return shown, re, ch
 		})
 	case map[string]string:
 		return copyChangedMap(x, func(k, e string) (string, string, bool) {
-			re := r.str(e, masked || SensitiveName(k), n)
-			return r.String(k), re, re != e
+			sensitive, shown := r.name(k)
+			re := r.str(e, masked || sensitive, n)
+			return shown, re, re != e
 		})
 	case []any:
 		return copyChangedList(x, func(e any) (any, bool) { return r.walkShared(e, masked, n) })
@@ -192,6 +194,44 @@ func (r *Redactor) walkShared(v any, masked bool, n int) (_ any, changed bool) {
 		return copyChangedList(x, func(e string) (string, bool) { re := r.str(e, masked, n); return re, re != e })
 	}
 	return r.value(reflect.ValueOf(v), masked, n).Interface(), true
+}
+
+// nameVerdict is what walk makes of a map key: whether it names a credential, and the key as
+// it is shown.
+type nameVerdict struct {
+	sensitive bool
+	shown     string
+}
+
+// maxNames bounds the keys a redactor remembers. A run's variables are its kind's few names
+// and its target's headers, the same in every run; keys past this many (a target that makes
+// up new header names) are judged afresh each time.
+const maxNames = 4096
+
+// name is SensitiveName(k) and String(k): whether a map key names a credential, and the key
+// as shown. The config's redactor remembers both for the keys it has seen: every run's
+// variables bring the same few back, and judging them again was most of sealing a run. A
+// run's redactor that learned secrets of its own judges afresh.
+func (r *Redactor) name(k string) (bool, string) {
+	root := r
+	if r != nil && r.base != nil {
+		if len(r.secrets) > 0 {
+			return SensitiveName(k), r.String(k)
+		}
+		root = r.base
+	}
+	if root == nil {
+		return SensitiveName(k), root.String(k)
+	}
+	if v, ok := root.names.Load(k); ok {
+		nv := v.(nameVerdict)
+		return nv.sensitive, nv.shown
+	}
+	nv := nameVerdict{SensitiveName(k), root.String(k)}
+	if root.nameCount.Load() < maxNames && root.nameCount.Add(1) <= maxNames {
+		root.names.Store(k, nv)
+	}
+	return nv.sensitive, nv.shown
 }
 
 // copyChangedMap applies fn to every entry of m and returns m itself when no key or value

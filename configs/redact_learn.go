@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Redactor masks credentials in text and values. The zero value and nil mask by place only;
@@ -33,6 +34,9 @@ type Redactor struct {
 	base      *Redactor // the config's, for a run's; nil otherwise
 	wholeOnce sync.Once
 	wholeR    *Redactor // base and the run's secrets in one, made when first needed
+
+	names     sync.Map     // map key -> nameVerdict, on the config's (see name)
+	nameCount atomic.Int64 // keys stored in names, or tried to be
 }
 
 // maxOwnForms is how many forms a run's redactor holds before it is made whole instead: each

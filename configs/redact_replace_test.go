@@ -200,3 +200,52 @@ func BenchmarkRedactorLearns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExcerptsOfARunsVars seals an HTTP run's variables as every scheduled run does:
+// the keys are the same few each time, and the config's redactor remembers what it made of
+// them (name).
+func BenchmarkExcerptsOfARunsVars(b *testing.B) {
+	r := NewRedactor("s3cr3t-token/with+chars=", "k3y-with spaces&more")
+	vars := map[string]any{"status": 200, "headers": map[string]string{"Content-Type": "application/json", "Date": "Sun, 06 Dec 2026 16:23:39 GMT", "Content-Length": "16"},
+		"url": "http://127.0.0.1:8080/", "proto": "HTTP/1.1", "dns_ms": 0.0, "connect_ms": 0.0, "tls_ms": 0.0, "ttfb_ms": 0.3, "duration_ms": 0.4,
+		"body_bytes": 16, "body_truncated": false, "conn_reused": true, "content_length": 16, "redirects": 0, "cert_expiry_days": -1.0, "cert_expiry_timestamp": 0.0}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Excerpts(vars, 1024)
+	}
+}
+
+// What the config's redactor remembers of a key is what it would make of it afresh: a
+// sensitive name masks its value each time, a key holding a secret is shown masked each
+// time, a run's redactor that learned a secret masks a key the config's remembered as
+// clean, and keys past maxNames are judged as well as the first.
+func TestNamesAreRememberedAsJudged(t *testing.T) {
+	r := NewRedactor("tenant-8f3a9c", "s3cr3t-token")
+	vars := func(k string) map[string]any {
+		return map[string]any{"status": 200, "headers": map[string]string{"Set-Cookie": "sid=abc", "X-Tenant-tenant-8f3a9c": "v"}, k: "plain"}
+	}
+	want := map[string]any{"status": 200, "headers": map[string]string{"Set-Cookie": Masked, "X-Tenant-" + Masked: "v"}, "marker-4f9e21": "plain"}
+	for i := range 3 {
+		if got := r.Value(vars("marker-4f9e21")); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("walk %d: %v; want %v", i, got, want)
+		}
+	}
+	run := r.With("marker-4f9e21")
+	if got := run.Value(vars("marker-4f9e21")).(map[string]any); got[Masked] != "plain" {
+		t.Errorf("a run that learned the key as a secret: %v; want the key masked", got)
+	}
+	for i := range maxNames + 100 {
+		k := fmt.Sprintf("x-%d-password", i)
+		if got := r.Value(map[string]string{k: "hunter2"}).(map[string]string); got[k] != Masked {
+			t.Fatalf("key %d of a redactor past its remembered names: %v", i, got)
+		}
+	}
+	if n := r.nameCount.Load(); n < maxNames {
+		t.Errorf("%d names tried; want at least %d", n, maxNames)
+	}
+	count := 0
+	r.names.Range(func(any, any) bool { count++; return true })
+	if count > maxNames {
+		t.Errorf("%d names remembered; want at most %d", count, maxNames)
+	}
+}
