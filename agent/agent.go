@@ -158,7 +158,7 @@ func New(opts Options) (*Agent, error) {
 		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(began), boardFrom: began}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
-	a.metrics.streaks = a.streakCounts
+	a.metrics.streaks, a.metrics.incidents = a.streakCounts, a.incidentCounts
 	if s, ok := opts.Store.(interface{ ObserveWriteWaits(func(time.Duration)) }); ok { // SQLite: writes queue
 		wait := a.metrics.storeWait
 		s.ObserveWriteWaits(func(d time.Duration) { wait.Observe(d.Seconds()) })

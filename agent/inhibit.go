@@ -98,3 +98,20 @@ func failedBefore(list []*store.Deploy, now time.Time) *store.Deploy {
 	}
 	return nil
 }
+
+// incidentCounts counts the open check incidents, as this agent last wrote or read them,
+// and those of them nobody has been told of (opened muted), for the metrics.
+func (a *Agent) incidentCounts() (open, untold int) {
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	for name, in := range a.incidents {
+		if !in.Open || isMembershipSubject(name) {
+			continue
+		}
+		open++
+		if in.Muted != "" {
+			untold++
+		}
+	}
+	return open, untold
+}

@@ -30,6 +30,9 @@ type metrics struct {
 	// streaks counts this location's check streaks the agent keeps and those another
 	// agent of the location keeps while this one stands by; set by the agent.
 	streaks func() (kept, standingBy int)
+	// incidents counts the open check incidents and those nobody was told of; set by the
+	// agent.
+	incidents func() (open, untold int)
 }
 
 func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
@@ -68,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 			Help: "Deploys being verified now."}),
 		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",
 			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
-		streaks: func() (int, int) { return 0, 0 },
+		streaks: func() (int, int) { return 0, 0 }, incidents: func() (int, int) { return 0, 0 },
 	}
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_held_up_seconds_total",
 		Help: "How long the agent's process was held up (short of CPU, or paused): how late its stall clock's wake-ups came, in all."},
@@ -79,6 +82,12 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_streaks_standing_by",
 		Help: "Checks whose streak in this location another agent keeps while this one stands by (several agents in one location)."},
 		func() float64 { _, standingBy := m.streaks(); return float64(standingBy) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_check_incidents_open",
+		Help: "Open check incidents (scheduled monitoring), as this agent knows them."},
+		func() float64 { open, _ := m.incidents(); return float64(open) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_check_incidents_untold",
+		Help: "Open check incidents nobody has been told of: opened during a silence, a maintenance window or an inhibition, and sent once it is over if still open."},
+		func() float64 { _, untold := m.incidents(); return float64(untold) })
 	return m
 }
 

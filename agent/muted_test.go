@@ -249,6 +249,9 @@ notifiers:%s%s
 		!strings.Contains(page, "or until a deploy of it passes: deploy v2 ("+id+") failed at ") {
 		t.Errorf("the status page has no banner for the inhibition:\n%s", page)
 	}
+	if m := getPage(t, h.url+"/metrics"); !strings.Contains(m, "\nvigil_check_incidents_open 1\n") || !strings.Contains(m, "\nvigil_check_incidents_untold 1\n") {
+		t.Errorf("the metrics do not count api's incident as open and untold")
+	}
 	if page := getPage(t, h.url+"/checks/api"); !strings.Contains(page, "The incident opened during "+html.EscapeString(inhibition)) ||
 		!strings.Contains(page, `title="inhibited until `) {
 		t.Errorf("api's page does not say its incident is inhibited:\n%s", page)
@@ -262,6 +265,9 @@ notifiers:%s%s
 	}
 	h.outboxSettled("check:api:1:check_failed:after-mute", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered})
 	eventually(t, 30*time.Second, "api's page and thread", func() bool { return len(pd.Events()) == 2 && len(slack.Roots()) == 2 })
+	if m := getPage(t, h.url+"/metrics"); !strings.Contains(m, "\nvigil_check_incidents_open 1\n") || !strings.Contains(m, "\nvigil_check_incidents_untold 0\n") {
+		t.Errorf("the metrics do not count api's incident as open and told")
+	}
 	page := pd.Events()[1]
 	if !strings.Contains(page.Payload.Summary, "still failing after the inhibition by deploy web v2's failure ("+id+", inhibit_checks 1h0m0s) ended") {
 		t.Errorf("api's page says %q; want that it outlived the inhibition", page.Payload.Summary)
