@@ -147,7 +147,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 
 // incidentChange is what a run asks of its check's incident, beside every location's
 // streak: now; a reminder due; announcing an incident that opened muted, its mute over;
-// and the silence or maintenance window muting the check now, if any.
+// and the silence, maintenance window or inhibition muting the check now, if any.
 type incidentChange struct {
 	now              time.Time
 	remind, announce bool
