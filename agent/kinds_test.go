@@ -409,6 +409,14 @@ func TestDeployPromQLWindowSinceTheDeploy(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fixed_requests_total", Help: "requests"}, []string{"code"})
 	reg.MustRegister(requests)
+	// Both series exist at 0 when Prometheus first scrapes them, and the traffic starts
+	// after that: every error is an increase Prometheus sees. (Traffic that started first
+	// could be over before a slow Prometheus scraped at all, a counter already at its final
+	// value: no increase, a rate of 0, and the fixed 5m rate would pass.)
+	requests.WithLabelValues("200").Add(0)
+	requests.WithLabelValues("500").Add(0)
+	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
+	prom.WaitForScrape(t, 30*time.Second)
 	var failing atomic.Bool
 	var errorsMade atomic.Int64
 	failing.Store(true)
@@ -431,8 +439,6 @@ func TestDeployPromQLWindowSinceTheDeploy(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { close(stop); <-traffic })
-	prom := promtest.Start(t, promtest.Options{Targets: []string{promtest.Exporter(t, reg)}, ScrapeInterval: 200 * time.Millisecond})
-	prom.WaitForScrape(t, 30*time.Second)
 	errorsSeen := func() string {
 		v, _ := prom.Query(t.Context(), `max(fixed_requests_total{code="500"})`)
 		return v
