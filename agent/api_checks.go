@@ -19,8 +19,8 @@ type checkView struct {
 	Services []string `json:"services,omitempty"`
 	Every    string   `json:"every"`
 	Incident bool     `json:"incident_open"`
-	// Muted names the silence or maintenance window that muted the open incident's opening,
-	// while nobody has been told of it.
+	// Muted names the silence, maintenance window or inhibition (inhibit_checks) that muted
+	// the open incident's opening, while nobody has been told of it.
 	Muted   string        `json:"incident_muted,omitempty"`
 	Last    *resultView   `json:"last,omitempty"`
 	Notify  []string      `json:"notify,omitempty"`
