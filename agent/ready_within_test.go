@@ -133,3 +133,64 @@ services:
 		t.Fatalf("after the restart: %v %q; want it not failed as not ready: home passed before the restart", d["status"], d["reason"])
 	}
 }
+
+// verify.ready_slowdown judges a startup by the service's own history, with no SLA given:
+// a real agent verifies rollouts whose new version takes over after some requests (the
+// old one answering until then, told apart by served_version). With fewer than three
+// deploys that passed before it there is no usual startup and a slow one passes; the
+// median then leaves that slow deploy out of the usual, and the same startup fails the
+// deploy: up two rounds later than usual is slow, one round later is not.
+func TestDeployReadySlowdown(t *testing.T) {
+	var serving, next atomic.Value
+	serving.Store("v0")
+	var oldAnswers atomic.Int32 // the old version answers this many more requests
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if oldAnswers.Load() > 0 && oldAnswers.Add(-1) == 0 {
+			defer serving.Store(next.Load())
+		}
+		w.Header().Set("X-App-Version", serving.Load().(string))
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
+services:
+  web: {checks: [home], verify: {interval: 300ms, count: 6, ready_slowdown: 3}}
+`, srv.URL))
+	rollout := func(version string, old int32) map[string]any {
+		t.Helper()
+		if old == 0 {
+			serving.Store(version)
+		} else {
+			next.Store(version)
+			oldAnswers.Store(old)
+		}
+		return h.verdict(h.deploy("web", version), 30*time.Second)
+	}
+	for i, step := range []struct {
+		version string
+		old     int32 // requests the old version answers first: one a round
+		want    string
+	}{
+		{"v1", 0, store.StatusPassed},
+		{"v2", 0, store.StatusPassed},
+		{"v3", 3, store.StatusPassed}, // slow, but only two deploys passed before it
+		{"v4", 0, store.StatusPassed},
+		{"v5", 3, store.StatusFailed}, // as slow as v3, but now the usual startup is the first round's
+		{"v6", 1, store.StatusPassed}, // up at the second round: no slower than rounds can tell
+	} {
+		d := rollout(step.version, step.old)
+		if d["status"] != step.want {
+			t.Fatalf("deploy %d (%s, the old version answering %d requests): %v %q; want %s", i+1, step.version, step.old, d["status"], d["reason"], step.want)
+		}
+		if step.want == store.StatusFailed {
+			for _, want := range []string{"home: not ready ", " after the deploy, far slower than usual (verify.ready_slowdown 3: it first passed ",
+				"the median of the service's last 4 deploys that passed): no run passed in "} {
+				if !strings.Contains(fmt.Sprint(d["reason"]), want) {
+					t.Errorf("the slow deploy's reason %q lacks %q", d["reason"], want)
+				}
+			}
+		}
+	}
+}

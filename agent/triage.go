@@ -58,41 +58,84 @@ func (a *Agent) triage(ctx context.Context, rt *Runtime, svc *configs.Service, d
 // (one whose runs do not show all of checks passing is left out: the checks changed, or
 // its runs aged out): seed 002's "much longer to start up than usual", in figures.
 func (a *Agent) earlierStartups(ctx context.Context, d *store.Deploy, checks []string) []float64 {
-	list, err := a.store.ServiceDeploys(ctx, d.Service, 50)
-	if err != nil || len(checks) == 0 {
+	if len(checks) == 0 {
 		return nil
 	}
-	var ids []string
-	created := map[string]time.Time{}
-	for _, p := range list { // newest first
-		if p.ID != d.ID && p.CreatedAt.Before(d.CreatedAt) && p.Status == store.StatusPassed {
-			ids, created[p.ID] = append(ids, p.ID), p.CreatedAt
-			if len(ids) == 5 {
-				break
-			}
-		}
-	}
-	firsts, err := a.store.FirstPasses(ctx, ids)
+	passed, firsts, err := a.passedBefore(ctx, d, 5)
 	if err != nil {
 		a.log.Warn("reading earlier deploys' startup failed; the verdict goes without it", "deploy", d.ID, "error", err)
 		return nil
 	}
 	var out []float64
-	for _, id := range ids {
+	for _, p := range passed {
 		ready, all := time.Duration(0), true
 		for _, c := range checks {
-			at, ok := firsts[id][c]
+			at, ok := firsts[p.ID][c]
 			if !ok {
 				all = false
 				break
 			}
-			ready = max(ready, at.Sub(created[id]))
+			ready = max(ready, at.Sub(p.CreatedAt))
 		}
 		if all {
 			out = append(out, math.Round(ready.Seconds()*1000)/1000)
 		}
 	}
 	return out
+}
+
+// usualDeploys is how many of the service's last deploys that passed make a check's usual
+// startup (verify.ready_slowdown), and minUsualDeploys how many of them must show it
+// passing: fewer, and the check has no usual startup yet and the rule waits.
+const usualDeploys, minUsualDeploys = 5, 3
+
+// usualStartups gives each of v's checks its usual startup, for verify.ready_slowdown: the
+// median of how long after registration it first passed in the service's last deploys
+// that passed before v's (a median, so one slow deploy among them moves it little).
+func (a *Agent) usualStartups(ctx context.Context, v *verification) {
+	passed, firsts, err := a.passedBefore(ctx, v.deploy, usualDeploys)
+	if err != nil {
+		a.log.Warn("reading earlier deploys' startup failed; verify.ready_slowdown waits in this verification", "deploy", v.deploy.ID, "error", err)
+		return
+	}
+	for _, c := range v.checks {
+		var took []time.Duration
+		for _, p := range passed {
+			if at, ok := firsts[p.ID][c.Name]; ok {
+				took = append(took, max(at.Sub(p.CreatedAt), time.Nanosecond))
+			}
+		}
+		if t := v.tallies[c.Name]; t != nil && len(took) >= minUsualDeploys {
+			slices.Sort(took)
+			n := len(took)
+			t.usual, t.usualOf = (took[(n-1)/2]+took[n/2])/2, n
+		}
+	}
+}
+
+// passedBefore is the service's last n deploys that passed before d, newest first, and
+// when each check first passed in each of them (by deploy id, then check; a deploy whose
+// runs aged out has none).
+func (a *Agent) passedBefore(ctx context.Context, d *store.Deploy, n int) ([]*store.Deploy, map[string]map[string]time.Time, error) {
+	list, err := a.store.ServiceDeploys(ctx, d.Service, 50)
+	if err != nil {
+		return nil, nil, err
+	}
+	var passed []*store.Deploy
+	var ids []string
+	for _, p := range list { // newest first
+		if p.ID != d.ID && p.CreatedAt.Before(d.CreatedAt) && p.Status == store.StatusPassed {
+			passed, ids = append(passed, p), append(ids, p.ID)
+			if len(ids) == n {
+				break
+			}
+		}
+	}
+	firsts, err := a.store.FirstPasses(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return passed, firsts, nil
 }
 
 // previousVersion is the service's newest version that passed verification before d.

@@ -72,6 +72,10 @@ type tally struct {
 	// readyAfter is how long after the deploy's registration the first passing run ended
 	// (0: none yet).
 	readyAfter time.Duration
+	// usual is the check's usual startup, the median of its readyAfter in the service's
+	// last usualOf deploys that passed (0: too few of them), for verify.ready_slowdown.
+	usual   time.Duration
+	usualOf int
 	// halt is the first failing run's reason to stop a rollout.
 	halt string
 	// why is the first reason of the runs that decide an inconclusive check.
@@ -156,14 +160,25 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 		plural(t.failed, "run"), limits.FailureLimit, last.Summary())
 }
 
-// notReady is the startup rule, verify.ready_within (seed 002: a release that took far
-// longer to start, with no SLA to judge it by): a check whose runs have not passed once
-// by its round due ready_within or more after the deploy's registration fails the deploy.
-// That round's run did not pass either, and says why: the old version still answering
-// (served_version), the new one not yet answering, or failing within failure_limit. It
-// returns "" while the check may still come up in time.
+// notReady is the startup rule (seed 002: a release that took far longer to start, with
+// no SLA to judge it by), in two forms: a check whose runs have not passed once by its
+// round due verify.ready_within or more after the deploy's registration fails the deploy,
+// and so does one not passed by its round due slowdownLimit, verify.ready_slowdown times
+// its usual startup. That round's run did not pass either, and says why: the old version
+// still answering (served_version), the new one not yet answering, or failing within
+// failure_limit. It returns "" while the check may still come up in time.
 func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Duration, last *checks.Result) (status, reason string) {
-	if limits.ReadyWithin <= 0 || t.passed > 0 || t.readyAfter > 0 || sinceDeploy < limits.ReadyWithin {
+	if t.passed > 0 || t.readyAfter > 0 {
+		return "", ""
+	}
+	var rule string
+	if limits.ReadyWithin > 0 && sinceDeploy >= limits.ReadyWithin {
+		rule = fmt.Sprintf("not ready %s after the deploy (verify.ready_within %s)", limits.ReadyWithin, limits.ReadyWithin)
+	} else if slow := slowdownLimit(limits, t.usual); slow > 0 && sinceDeploy >= slow {
+		rule = fmt.Sprintf("not ready %s after the deploy, far slower than usual (verify.ready_slowdown %g: it first passed %s after "+
+			"the deploy, the median of the service's last %d %s that passed)", slow.Round(time.Millisecond), limits.ReadySlowdown,
+			t.usual.Round(time.Millisecond), t.usualOf, plural(t.usualOf, "deploy"))
+	} else {
 		return "", ""
 	}
 	var seen []string
@@ -175,9 +190,22 @@ func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Du
 			seen = append(seen, fmt.Sprintf("%d %s", n.count, n.what))
 		}
 	}
-	return store.StatusFailed, fmt.Sprintf("%s: not ready %s after the deploy (verify.ready_within %s): no run passed in %d %s (%s); "+
-		"the round due %s after the deploy: %s", check, limits.ReadyWithin, limits.ReadyWithin, t.runs, plural(t.runs, "round"),
-		strings.Join(seen, ", "), sinceDeploy.Round(time.Millisecond), last.Summary())
+	return store.StatusFailed, fmt.Sprintf("%s: %s: no run passed in %d %s (%s); the round due %s after the deploy: %s", check, rule,
+		t.runs, plural(t.runs, "round"), strings.Join(seen, ", "), sinceDeploy.Round(time.Millisecond), last.Summary())
+}
+
+// slowdownLimit is how long after the registration verify.ready_slowdown finds a check not
+// ready whose usual startup is usual (0: not known): the factor times that startup as
+// counted from the window's first round (initial_delay is not the service's startup; a
+// shorter one reads as it), and never less than one round later than usual, since rounds
+// are interval apart and a startup is seen no finer. 0 when the rule is off or the check
+// has no usual startup yet.
+func slowdownLimit(limits configs.Verify, usual time.Duration) time.Duration {
+	if limits.ReadySlowdown <= 0 || usual <= 0 {
+		return 0
+	}
+	over := max(usual-limits.InitialDelay, 0)
+	return limits.InitialDelay + max(time.Duration(float64(over)*limits.ReadySlowdown), over+limits.Interval)
 }
 
 // errorLimit is limits' consecutive_error_limit, or its default.

@@ -125,28 +125,44 @@ func TestFailFastIgnoresInconclusiveAndErrors(t *testing.T) {
 	}
 }
 
-// verify.ready_within: rounds 10 s apart, the first at the deploy; a check that has not
-// passed by its round due 30 s after the deploy fails it there, whatever that round saw.
+// verify.ready_within and verify.ready_slowdown: rounds 10 s apart, the first at the
+// deploy; a check that has not passed by its round due 30 s after the deploy (or due its
+// slowdown limit) fails it there, whatever that round saw.
 func TestNotReady(t *testing.T) {
 	four := 4
 	for _, tc := range []struct {
-		name   string
-		within time.Duration
-		runs   string
-		failAt int // the run (1-based) that finds it not ready; 0: none
-		reason string
+		name     string
+		within   time.Duration
+		slowdown float64
+		usual    time.Duration // the check's usual startup, of 3 deploys
+		runs     string
+		failAt   int // the run (1-based) that finds it not ready; 0: none
+		reason   string
 	}{
-		{"ready in time", 30 * time.Second, "IIPP", 0, ""},
-		{"ready at the deadline's round", 30 * time.Second, "IIIP", 0, ""},
-		{"old pods answer past the deadline", 30 * time.Second, "IIIIP", 4, "a: not ready 30s after the deploy (verify.ready_within 30s): no run passed in 4 rounds (4 inconclusive); the round due 30s after the deploy: inconclusive reason"},
-		{"not answering yet, then failing", 30 * time.Second, "NNEF", 4, "no run passed in 4 rounds (1 failed, 3 errors)"},
-		{"passed once, then failing within failure_limit", 30 * time.Second, "PFFFF", 0, ""},
-		{"no limit", 0, "IIIIIII", 0, ""},
-		{"a short limit", 5 * time.Second, "EIP", 2, "(1 inconclusive, 1 error)"},
+		{"ready in time", 30 * time.Second, 0, 0, "IIPP", 0, ""},
+		{"ready at the deadline's round", 30 * time.Second, 0, 0, "IIIP", 0, ""},
+		{"old pods answer past the deadline", 30 * time.Second, 0, 0, "IIIIP", 4, "a: not ready 30s after the deploy (verify.ready_within 30s): no run passed in 4 rounds (4 inconclusive); the round due 30s after the deploy: inconclusive reason"},
+		{"not answering yet, then failing", 30 * time.Second, 0, 0, "NNEF", 4, "no run passed in 4 rounds (1 failed, 3 errors)"},
+		{"passed once, then failing within failure_limit", 30 * time.Second, 0, 0, "PFFFF", 0, ""},
+		{"no limit", 0, 0, 0, "IIIIIII", 0, ""},
+		{"a short limit", 5 * time.Second, 0, 0, "EIP", 2, "(1 inconclusive, 1 error)"},
+		{"three times slower than usual", 0, 3, 5 * time.Second, "IIIP", 3,
+			"a: not ready 15s after the deploy, far slower than usual (verify.ready_slowdown 3: it first passed 5s after the deploy, the median of the service's last 3 deploys that passed): no run passed in 3 rounds (3 inconclusive); the round due 20s after the deploy: inconclusive reason"},
+		{"usually ready at once, up one round later", 0, 3, time.Second, "IP", 0, ""},
+		{"usually ready at once, not up two rounds later", 0, 3, time.Second, "IIIP", 3, "not ready 11s after the deploy, far slower than usual"},
+		{"within the factor", 0, 3, 15 * time.Second, "IIIIP", 0, ""},
+		{"no usual startup yet", 0, 3, 0, "IIIIIII", 0, ""},
+		{"off, with a usual startup", 0, 0, time.Second, "IIIIIII", 0, ""},
+		{"the SLA before the slowdown", 30 * time.Second, 3, 20 * time.Second, "IIIIP", 4, "(verify.ready_within 30s)"},
+		{"the slowdown before the SLA", 50 * time.Second, 2, 5 * time.Second, "IIIIP", 3, "not ready 15s after the deploy, far slower than usual (verify.ready_slowdown 2:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			limits := configs.Verify{FailureLimit: 10, ConsecutiveErrorLimit: &four, ReadyWithin: tc.within}
-			tl := &tally{}
+			limits := configs.Verify{FailureLimit: 10, ConsecutiveErrorLimit: &four, ReadyWithin: tc.within, ReadySlowdown: tc.slowdown,
+				Interval: 10 * time.Second}
+			tl := &tally{usual: tc.usual}
+			if tc.usual > 0 {
+				tl.usualOf = 3
+			}
 			failedAt, reason := 0, ""
 			for i, r := range runs(tc.runs) {
 				tl.add(r, int64(i+1))
@@ -162,5 +178,30 @@ func TestNotReady(t *testing.T) {
 				t.Errorf("not ready at run %d (%s); want at run %d with %q", failedAt, reason, tc.failAt, tc.reason)
 			}
 		})
+	}
+}
+
+// verify.ready_slowdown's limit: the factor times the usual startup counted from the
+// window's first round, never less than one round later than usual.
+func TestSlowdownLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		slowdown         float64
+		delay, interval  time.Duration
+		usual, wantLimit time.Duration
+	}{
+		{"off", 0, 0, 5 * time.Second, 10 * time.Second, 0},
+		{"no usual startup", 3, 0, 5 * time.Second, 0, 0},
+		{"the factor", 3, 0, 5 * time.Second, 10 * time.Second, 30 * time.Second},
+		{"a round's slack", 3, 0, 5 * time.Second, 200 * time.Millisecond, 5200 * time.Millisecond},
+		{"counted from the first round", 3, 30 * time.Second, 5 * time.Second, 40 * time.Second, 60 * time.Second},
+		{"ready at the first round", 3, 30 * time.Second, 5 * time.Second, 30*time.Second + 100*time.Millisecond, 35*time.Second + 100*time.Millisecond},
+		{"an initial delay longer than the usual startup then", 3, time.Minute, 10 * time.Second, 20 * time.Second, 70 * time.Second},
+		{"a fractional factor", 1.5, 0, time.Second, 10 * time.Second, 15 * time.Second},
+	} {
+		got := slowdownLimit(configs.Verify{ReadySlowdown: tc.slowdown, InitialDelay: tc.delay, Interval: tc.interval}, tc.usual)
+		if got != tc.wantLimit {
+			t.Errorf("%s: %s; want %s", tc.name, got, tc.wantLimit)
+		}
 	}
 }

@@ -78,6 +78,9 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 	if start.After(d.CreatedAt) {
 		a.readyBefore(ctx, v)
 	}
+	if svc.Verify.ReadySlowdown > 0 {
+		a.usualStartups(ctx, v)
+	}
 	a.mu.Lock()
 	a.verify[d.ID] = v
 	a.mu.Unlock()
@@ -230,7 +233,7 @@ func (a *Agent) sleepUntil(ctx context.Context, at time.Time) bool {
 
 // report counts one run, of the round due sinceDeploy after the deploy's registration, and
 // fails the deploy the moment failed runs exceed failure_limit (fail fast, as Argo
-// Rollouts does) or a check is not ready by verify.ready_within. Inconclusive and errored
+// Rollouts does) or a check is not ready by verify.ready_within or ready_slowdown. Inconclusive and errored
 // runs wait for the window's end (verdict.go).
 func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, runID int64, sinceDeploy time.Duration) {
 	v.mu.Lock()

@@ -39,6 +39,10 @@ type Verify struct {
 	// ReadyWithin is the new version's startup SLA: a check whose runs have not passed
 	// once by a round this long after registration fails the deploy. 0: no limit.
 	ReadyWithin time.Duration `koanf:"ready_within"`
+	// ReadySlowdown is the startup rule relative to the service's own history: a check
+	// that has not passed once by this many times its usual startup (the median of its
+	// first passes in the service's last deploys that passed) fails the deploy. 0: off.
+	ReadySlowdown float64 `koanf:"ready_slowdown"`
 	// BaselineRuns is how many passing runs before the deploy make up the baseline.
 	BaselineRuns int `koanf:"baseline_runs"`
 	// Locations overrides the top-level locations quorum for this service (locations.go).
@@ -154,6 +158,10 @@ func (v *validator) services(checks map[string]bool) {
 			} else {
 				v.errf(p+".verify.ready_within", fix, "%s is past the window's last round: no round could find the new version not ready by then", vf.ReadyWithin)
 			}
+		}
+		if rs := vf.ReadySlowdown; rs != 0 && !(rs > 1 && rs <= 100) {
+			v.errf(p+".verify.ready_slowdown", "use a factor above 1 and at most 100, e.g. 3 (not ready by three times the usual startup fails the deploy), or 0 (off)",
+				"%g is out of range", rs)
 		}
 		for i, cn := range s.Checks {
 			ch := v.c.CheckByName(cn)
