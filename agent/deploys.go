@@ -299,6 +299,10 @@ type DeployCheck struct {
 	// ReadyMS is how long after the deploy's registration the check's first passing run
 	// ended, in any location: when the new version first passed it. Absent until then.
 	ReadyMS *int64 `json:"ready_ms,omitempty"`
+	// UsualReadyMS is the check's usual startup (verify.ready_slowdown's measure): the
+	// median of its ReadyMS in the service's last deploys that passed before this one.
+	// Absent until three of them show it.
+	UsualReadyMS *int64 `json:"usual_ready_ms,omitempty"`
 	// failedRun is the first run that did not pass (evidence for notifications).
 	failedRun *store.RunRecord
 }
@@ -370,6 +374,16 @@ func (a *Agent) DeployChecks(ctx context.Context, d *store.Deploy) ([]*DeployChe
 			dc.RunURL = a.runURL(r.ID)
 			dc.TraceID, dc.TraceURL = r.TraceID, a.opts.Tracing.TraceURL(r.TraceID)
 			dc.Halt = r.Halt
+		}
+	}
+	passed, firsts, err := a.passedBefore(ctx, d, usualDeploys)
+	if err != nil {
+		a.log.Warn("reading earlier deploys' startup failed; the deploy's checks go without their usual startup", "deploy", d.ID, "error", err)
+	}
+	for _, dc := range order {
+		if usual, n := usualStartup(passed, firsts, dc.Name); n > 0 {
+			ms := usual.Milliseconds()
+			dc.UsualReadyMS = &ms
 		}
 	}
 	return order, nil

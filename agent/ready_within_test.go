@@ -139,7 +139,8 @@ services:
 // old one answering until then, told apart by served_version). With fewer than three
 // deploys that passed before it there is no usual startup and a slow one passes; the
 // median then leaves that slow deploy out of the usual, and the same startup fails the
-// deploy: up two rounds later than usual is slow, one round later is not.
+// deploy: up two rounds later than usual is slow, one round later is not. The API and the
+// deploy's page give the check's usual startup once three deploys show it.
 func TestDeployReadySlowdown(t *testing.T) {
 	var serving, next atomic.Value
 	serving.Store("v0")
@@ -183,6 +184,13 @@ services:
 		d := rollout(step.version, step.old)
 		if d["status"] != step.want {
 			t.Fatalf("deploy %d (%s, the old version answering %d requests): %v %q; want %s", i+1, step.version, step.old, d["status"], d["reason"], step.want)
+		}
+		usual, known := checkOf(t, d, "home")["usual_ready_ms"].(float64)
+		if known != (i >= 3) || known && usual >= 300 {
+			t.Errorf("deploy %d (%s): usual_ready_ms %v; want it from the fourth deploy on, under the 300 ms of a round", i+1, step.version, usual)
+		}
+		if page := h.page("/deploys/" + fmt.Sprint(d["id"])); known && !strings.Contains(page, `<span class="muted small usual">usually `+(time.Duration(usual)*time.Millisecond).String()+`</span>`) {
+			t.Errorf("deploy %d's page does not give the check's usual startup (%v ms)", i+1, usual)
 		}
 		if step.want == store.StatusFailed {
 			for _, want := range []string{"home: not ready ", " after the deploy, far slower than usual (verify.ready_slowdown 3: it first passed ",

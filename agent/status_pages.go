@@ -162,8 +162,9 @@ type deployCheckView struct {
 	Class      string
 	RunID      int64
 	Screenshot string
-	// Ready is how long after the deploy the check first passed ("" until it has).
-	Ready string
+	// Ready is how long after the deploy the check first passed ("" until it has), and
+	// Usual how long it usually takes ("" until known).
+	Ready, Usual string
 }
 
 func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +186,9 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 		cv := &deployCheckView{DeployCheck: dc, Class: statusClass(dc.LastOutcome)}
 		if dc.ReadyMS != nil {
 			cv.Ready = (time.Duration(*dc.ReadyMS) * time.Millisecond).String()
+		}
+		if dc.UsualReadyMS != nil {
+			cv.Usual = (time.Duration(*dc.UsualReadyMS) * time.Millisecond).String()
 		}
 		switch {
 		case dc.Runs == 0:

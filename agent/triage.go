@@ -89,9 +89,7 @@ func (a *Agent) earlierStartups(ctx context.Context, d *store.Deploy, checks []s
 // passing: fewer, and the check has no usual startup yet and the rule waits.
 const usualDeploys, minUsualDeploys = 5, 3
 
-// usualStartups gives each of v's checks its usual startup, for verify.ready_slowdown: the
-// median of how long after registration it first passed in the service's last deploys
-// that passed before v's (a median, so one slow deploy among them moves it little).
+// usualStartups gives each of v's checks its usual startup, for verify.ready_slowdown.
 func (a *Agent) usualStartups(ctx context.Context, v *verification) {
 	passed, firsts, err := a.passedBefore(ctx, v.deploy, usualDeploys)
 	if err != nil {
@@ -99,18 +97,29 @@ func (a *Agent) usualStartups(ctx context.Context, v *verification) {
 		return
 	}
 	for _, c := range v.checks {
-		var took []time.Duration
-		for _, p := range passed {
-			if at, ok := firsts[p.ID][c.Name]; ok {
-				took = append(took, max(at.Sub(p.CreatedAt), time.Nanosecond))
-			}
-		}
-		if t := v.tallies[c.Name]; t != nil && len(took) >= minUsualDeploys {
-			slices.Sort(took)
-			n := len(took)
-			t.usual, t.usualOf = (took[(n-1)/2]+took[n/2])/2, n
+		if t := v.tallies[c.Name]; t != nil {
+			t.usual, t.usualOf = usualStartup(passed, firsts, c.Name)
 		}
 	}
+}
+
+// usualStartup is check's usual startup: the median of how long after registration it
+// first passed in the deploys passed (passedBefore's), a median so that one slow deploy
+// among them moves it little, and how many of them it is of. 0, 0 when fewer than
+// minUsualDeploys show it passing.
+func usualStartup(passed []*store.Deploy, firsts map[string]map[string]time.Time, check string) (time.Duration, int) {
+	var took []time.Duration
+	for _, p := range passed {
+		if at, ok := firsts[p.ID][check]; ok {
+			took = append(took, max(at.Sub(p.CreatedAt), time.Nanosecond))
+		}
+	}
+	n := len(took)
+	if n < minUsualDeploys {
+		return 0, 0
+	}
+	slices.Sort(took)
+	return (took[(n-1)/2] + took[n/2]) / 2, n
 }
 
 // passedBefore is the service's last n deploys that passed before d, newest first, and
