@@ -326,3 +326,40 @@ func (c *Client) Checks(ctx context.Context) ([]CheckInfo, error) {
 	}
 	return out.Checks, nil
 }
+
+// Preflight is GET /api/v1/services/{name}/preflight's answer: whether a deploy of Version
+// may go out now, what blocks it, and what to know before it does.
+type Preflight struct {
+	Service  string          `json:"service"`
+	Version  string          `json:"version"`
+	Clear    bool            `json:"clear"`
+	Blocked  []PreflightNote `json:"blocked"`
+	Warnings []PreflightNote `json:"warnings"`
+}
+
+// PreflightNote is one reason to stop or to look, by rule (version_failed, rollout_halted;
+// verifying, last_deploy_failed, checks_failing, muted).
+type PreflightNote struct {
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	Deploy  string `json:"deploy"`
+	URL     string `json:"url"`
+	Check   string `json:"check"`
+}
+
+// Preflight asks the agent whether version of service may be deployed now. A blocked
+// answer (409) is an answer, not an error; the raw answer is returned too (--json).
+func (c *Client) Preflight(ctx context.Context, service, version string) (*Preflight, []byte, error) {
+	status, raw, err := c.Do(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(service)+"/preflight?version="+url.QueryEscape(version), nil, 30*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	if status != http.StatusOK && status != http.StatusConflict {
+		return nil, raw, &APIError{Status: status, Message: Message(raw)}
+	}
+	var p Preflight
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, raw, fmt.Errorf("unexpected answer from the agent: %s", Clip(string(raw), 300))
+	}
+	return &p, raw, nil
+}

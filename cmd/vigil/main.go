@@ -89,8 +89,8 @@ Start with 'vigil demo'.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newDemoCmd(), newSilenceCmd(),
-		newSchemaCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newPreflightCmd(), newDemoCmd(),
+		newSilenceCmd(), newSchemaCmd())
 	for _, cmd := range root.Commands() {
 		registerNameCompletion(cmd)
 	}

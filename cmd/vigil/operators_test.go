@@ -68,6 +68,7 @@ func TestCompletionOfNames(t *testing.T) {
 		{[]string{"__complete", "run", "-c", cfg, "--check", ""}, "home\npool\n"},
 		{[]string{"__complete", "run", "-c", cfg, "--service", "s"}, "slow\n"},
 		{[]string{"__complete", "gate", "--service", "w"}, "web\n"},
+		{[]string{"__complete", "preflight", "--service", "w"}, "web\n"},
 	} {
 		env := []string{"VIGIL_CONFIG=" + cfg}
 		code, out, _ := vigilRun(t, env, c.args...)

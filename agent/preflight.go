@@ -1,0 +1,214 @@
+package agent
+
+// Preflight: may a pipeline deploy this version of this service now? Seed 004's team saw
+// version B make its version-A peers crash, and kept pushing B to more places. The agent
+// knows what the pipeline does not: which versions failed verification, whether the
+// service's rollout was halted, whether a deploy is still being verified, whether the
+// service is already failing, and whether a verdict would reach anyone. A pipeline asks
+// before it rolls out (`vigil preflight`), and stops when the answer is blocked.
+//
+// Two things block: a version that failed verification (deployed again, anywhere, it is
+// the push seed 004 kept making), and any version but the one to go back to while the
+// service's newest verdict is a halt (stop, go back, then release the fix as usual). The
+// rest are warnings: the pipeline goes on, and its log says what the verdict will mean.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
+	"github.com/vigil-monitor/vigil/store"
+)
+
+// preflightView is GET /api/v1/services/{name}/preflight's answer.
+type preflightView struct {
+	Service  string          `json:"service"`
+	Version  string          `json:"version"`
+	Clear    bool            `json:"clear"`
+	Blocked  []preflightNote `json:"blocked"`
+	Warnings []preflightNote `json:"warnings"`
+}
+
+// preflightNote is one reason to stop or to look.
+type preflightNote struct {
+	// Rule is what it is about: version_failed, rollout_halted (blocking); verifying,
+	// last_deploy_failed, checks_failing, muted (warnings).
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	// Deploy and URL name the deploy it is about, Check the check.
+	Deploy string `json:"deploy,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Check  string `json:"check,omitempty"`
+}
+
+// preflightDeploys is how many of the service's newest deploys preflight reads.
+const preflightDeploys = 200
+
+func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
+	rt := a.Runtime()
+	service, version := r.PathValue("name"), r.URL.Query().Get("version")
+	switch {
+	case strings.TrimSpace(version) == "":
+		writeError(w, http.StatusBadRequest, "name the version going out: /api/v1/services/%s/preflight?version=v2", text.Ellipsis(service, 80))
+		return
+	case len(version) > 200:
+		writeError(w, http.StatusBadRequest, "version is at most 200 characters")
+		return
+	}
+	if rt.Config.Services[service] == nil {
+		known := make([]string, 0, len(rt.Config.Services))
+		for n := range rt.Config.Services {
+			known = append(known, n)
+		}
+		sort.Strings(known)
+		writeError(w, http.StatusUnprocessableEntity, "unknown service %q; %s", text.Ellipsis(service, 80), configs.DidYouMean(service, known))
+		return
+	}
+	v, err := a.preflight(r.Context(), rt, service, version)
+	if err != nil {
+		a.log.Warn("reading the deploys for a preflight failed; the caller was told to ask again", "service", service, "error", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "reading the service's deploys failed (%v): ask again", err)
+		return
+	}
+	status := http.StatusOK
+	if !v.Clear {
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, v)
+}
+
+// preflight judges a deploy of version of service now.
+func (a *Agent) preflight(ctx context.Context, rt *Runtime, service, version string) (*preflightView, error) {
+	now := a.clock.Now()
+	list, err := a.store.ServiceDeploys(ctx, service, preflightDeploys)
+	if err != nil {
+		return nil, err
+	}
+	v := &preflightView{Service: service, Version: version, Blocked: []preflightNote{}, Warnings: []preflightNote{}}
+	ago := func(d *store.Deploy) string {
+		at := d.DecidedAt
+		if at.IsZero() {
+			at = d.CreatedAt
+		}
+		return agoAt(now, at)
+	}
+	note := func(rule, msg string, d *store.Deploy) preflightNote {
+		return preflightNote{Rule: rule, Message: msg, Deploy: d.ID, URL: a.baseURL() + "/deploys/" + d.ID}
+	}
+
+	// The newest verdict on this version: passed or failed (inconclusive and superseded
+	// say nothing about it).
+	for _, d := range list { // newest first
+		if d.Version != version || (d.Status != store.StatusPassed && d.Status != store.StatusFailed) {
+			continue
+		}
+		if d.Status == store.StatusFailed {
+			v.Blocked = append(v.Blocked, note("version_failed", fmt.Sprintf("%s %s failed verification %s (deploy %s%s): %s. "+
+				"Release a fix as a new version; to deploy this one again anyway, leave this step out (vigil still judges the deploy)",
+				service, version, ago(d), d.ID, environmentOf(d), verdictWhy(d)), d))
+		}
+		break
+	}
+
+	// The service's newest verdict, and the version a rollback of it goes back to.
+	var last *store.Deploy
+	for _, d := range list {
+		if d.Status == store.StatusPassed || d.Status == store.StatusFailed {
+			last = d
+			break
+		}
+	}
+	if last != nil && last.Status == store.StatusFailed && last.Version != version {
+		back := passedBeforeIn(list, last)
+		switch {
+		case back != "" && back == version:
+			// The rollback: clear.
+		case last.Halt != "":
+			fix := "roll back first"
+			if back != "" {
+				fix = fmt.Sprintf("roll back to %s first (the newest version that passed before it)", back)
+			}
+			v.Blocked = append(v.Blocked, note("rollout_halted", fmt.Sprintf("the rollout of %s %s was halted %s (deploy %s%s): %s. Stop pushing: %s, "+
+				"then release the fix as a deploy of its own", service, last.Version, ago(last), last.ID, environmentOf(last), last.Halt, fix), last))
+		default:
+			msg := fmt.Sprintf("the last deploy of %s, %s, failed %s (deploy %s%s) and no deploy has passed since: production may still run it, "+
+				"and this deploy goes out on top of it", service, last.Version, ago(last), last.ID, environmentOf(last))
+			if back != "" {
+				msg += fmt.Sprintf(" (%s is the version a rollback goes back to)", back)
+			}
+			v.Warnings = append(v.Warnings, note("last_deploy_failed", msg, last))
+		}
+	}
+	for _, d := range list {
+		if d.Status == store.StatusVerifying {
+			v.Warnings = append(v.Warnings, note("verifying", fmt.Sprintf("%s %s (deploy %s) is still being verified, registered %s: a deploy registered now "+
+				"supersedes it, and it gets no verdict", service, d.Version, d.ID, agoAt(now, d.CreatedAt)), d))
+		}
+	}
+	v.Warnings = append(v.Warnings, a.failingChecks(rt, service, now)...)
+	if by := a.silencedBy(rt, service, "", now); by != "" {
+		v.Warnings = append(v.Warnings, preflightNote{Rule: "muted", Message: fmt.Sprintf("%s is muted by %s: a failed verdict would be recorded "+
+			"and sent to no one, and no rollback or halt webhook would be called", service, by)})
+	}
+	v.Clear = len(v.Blocked) == 0
+	return v, nil
+}
+
+// failingChecks warns of the service's checks with an incident open: a verification
+// fails on what the service already did before the deploy, and the rollback is then of a
+// version that did not cause it.
+func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []preflightNote {
+	svc := rt.Config.Services[service]
+	a.incMu.Lock()
+	defer a.incMu.Unlock()
+	var out []preflightNote
+	for _, name := range svc.Checks {
+		in := a.incidents[name]
+		if in == nil || !in.Open {
+			continue
+		}
+		out = append(out, preflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
+			"a verification that sees it fail blames the new version: %s", name, now.Sub(in.OpenedAt).Round(time.Second),
+			in.OpenedAt.UTC().Format(time.RFC3339), text.Ellipsis(in.Summary, 200))})
+	}
+	return out
+}
+
+// passedBeforeIn is the newest version in list (newest first) that passed before d and is
+// not d's own: the version a rollback of d goes back to.
+func passedBeforeIn(list []*store.Deploy, d *store.Deploy) string {
+	i := slices.Index(list, d)
+	for _, p := range list[i+1:] {
+		if p.Status == store.StatusPassed && p.Version != d.Version {
+			return p.Version
+		}
+	}
+	return ""
+}
+
+// agoAt is t as "12m3s ago, at 2026-12-06T19:20:00Z".
+func agoAt(now, t time.Time) string {
+	return fmt.Sprintf("%s ago, at %s", now.Sub(t).Round(time.Second), t.UTC().Format(time.RFC3339))
+}
+
+func environmentOf(d *store.Deploy) string {
+	if d.Environment == "" {
+		return ""
+	}
+	return " in " + d.Environment
+}
+
+// verdictWhy is a failed deploy's halt reason when it has one, else its verdict's reason.
+func verdictWhy(d *store.Deploy) string {
+	if d.Halt != "" {
+		return d.Halt
+	}
+	return text.Ellipsis(d.Reason, 400)
+}

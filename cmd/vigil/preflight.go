@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/vigil-monitor/vigil/agent/client"
+)
+
+type preflightFlags struct {
+	apiFlags
+	service, version string
+	json, warnOnly   bool
+}
+
+func newPreflightCmd() *cobra.Command {
+	var f preflightFlags
+	cmd := &cobra.Command{
+		Use:   "preflight",
+		Short: "Ask an agent, before a rollout, whether this version of the service may go out",
+		Long: `preflight asks a running vigil agent, before the pipeline rolls a version out, what it
+knows against doing so, and exits with a code the pipeline acts on:
+
+  0  clear: nothing blocks the deploy (warnings, if any, are printed)
+  1  blocked: this version failed verification before (anywhere: another environment,
+     an earlier attempt), or the service's rollout was halted and this is not the
+     version to go back to
+  2  usage error, or the agent could not be reached or did not answer
+
+Warnings do not block: a deploy still being verified (this one would supersede it), a
+last deploy that failed with nothing passed since, checks already failing (a
+verification would blame the new version for them), a silence or maintenance window
+(a failed verdict would page no one and call no rollback). --warn-only prints what
+blocks and exits 0. The token comes from --token or $VIGIL_API_TOKEN.`,
+		Example: `  vigil preflight --agent http://vigil:9595 --service web --version v2 && kubectl apply -f web.yaml
+  vigil preflight --service api --version "$GIT_SHA" --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPreflight(cmd, f) },
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.service, "service", "", "the service about to be deployed (required)")
+	fl.StringVar(&f.version, "version", "", "the version about to go out (required)")
+	fl.BoolVar(&f.json, "json", false, "print the agent's answer as JSON")
+	fl.BoolVar(&f.warnOnly, "warn-only", false, "print what blocks the deploy, and exit 0 all the same")
+	return cmd
+}
+
+func runPreflight(cmd *cobra.Command, f preflightFlags) error {
+	if f.service == "" || f.version == "" {
+		return exitWith(exitUsage, errors.New("vigil preflight: --service and --version are required"))
+	}
+	c, err := f.client("preflight")
+	if err != nil {
+		return err
+	}
+	p, raw, err := c.Preflight(cmd.Context(), f.service, f.version)
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, apiErr.Message))
+	case err != nil:
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %v", c.Base(), err))
+	}
+	out := cmd.OutOrStdout()
+	if f.json {
+		fmt.Fprintln(out, string(raw))
+	} else {
+		verdict := "clear to deploy"
+		if !p.Clear {
+			verdict = "blocked"
+		}
+		fmt.Fprintf(out, "vigil: %s %s: %s\n", p.Service, p.Version, verdict)
+		for _, n := range p.Blocked {
+			fmt.Fprintf(out, "  blocked (%s): %s\n", n.Rule, n.Message)
+			if n.URL != "" {
+				fmt.Fprintf(out, "    %s\n", n.URL)
+			}
+		}
+		for _, n := range p.Warnings {
+			fmt.Fprintf(out, "  warning (%s): %s\n", n.Rule, n.Message)
+		}
+	}
+	if !p.Clear {
+		if f.warnOnly {
+			fmt.Fprintln(cmd.ErrOrStderr(), "vigil preflight: --warn-only: going on all the same")
+			return nil
+		}
+		return exitWith(exitFailed, fmt.Errorf("vigil preflight: %s %s is blocked", p.Service, p.Version))
+	}
+	return nil
+}
