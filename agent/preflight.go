@@ -26,17 +26,18 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
-// preflightView is GET /api/v1/services/{name}/preflight's answer.
-type preflightView struct {
+// Preflight is whether a deploy of Version may go out now: GET
+// /api/v1/services/{name}/preflight's answer.
+type Preflight struct {
 	Service  string          `json:"service"`
 	Version  string          `json:"version"`
 	Clear    bool            `json:"clear"`
-	Blocked  []preflightNote `json:"blocked"`
-	Warnings []preflightNote `json:"warnings"`
+	Blocked  []PreflightNote `json:"blocked"`
+	Warnings []PreflightNote `json:"warnings"`
 }
 
-// preflightNote is one reason to stop or to look.
-type preflightNote struct {
+// PreflightNote is one reason to stop or to look.
+type PreflightNote struct {
 	// Rule is what it is about: version_failed, rollout_halted (blocking); verifying,
 	// last_deploy_failed, checks_failing, muted (warnings).
 	Rule    string `json:"rule"`
@@ -70,7 +71,7 @@ func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "unknown service %q; %s", text.Ellipsis(service, 80), configs.DidYouMean(service, known))
 		return
 	}
-	v, err := a.preflight(r.Context(), rt, service, version)
+	v, err := a.Preflight(r.Context(), service, version)
 	if err != nil {
 		a.log.Warn("reading the deploys for a preflight failed; the caller was told to ask again", "service", service, "error", err)
 		w.Header().Set("Retry-After", "5")
@@ -84,14 +85,18 @@ func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, v)
 }
 
-// preflight judges a deploy of version of service now.
-func (a *Agent) preflight(ctx context.Context, rt *Runtime, service, version string) (*preflightView, error) {
+// Preflight judges a deploy of version of service (one the config has) now.
+func (a *Agent) Preflight(ctx context.Context, service, version string) (*Preflight, error) {
+	rt := a.Runtime()
+	if rt.Config.Services[service] == nil {
+		return nil, fmt.Errorf("unknown service %q", service)
+	}
 	now := a.clock.Now()
 	list, err := a.store.ServiceDeploys(ctx, service, preflightDeploys)
 	if err != nil {
 		return nil, err
 	}
-	v := &preflightView{Service: service, Version: version, Blocked: []preflightNote{}, Warnings: []preflightNote{}}
+	v := &Preflight{Service: service, Version: version, Blocked: []PreflightNote{}, Warnings: []PreflightNote{}}
 	ago := func(d *store.Deploy) string {
 		at := d.DecidedAt
 		if at.IsZero() {
@@ -99,8 +104,8 @@ func (a *Agent) preflight(ctx context.Context, rt *Runtime, service, version str
 		}
 		return agoAt(now, at)
 	}
-	note := func(rule, msg string, d *store.Deploy) preflightNote {
-		return preflightNote{Rule: rule, Message: msg, Deploy: d.ID, URL: a.baseURL() + "/deploys/" + d.ID}
+	note := func(rule, msg string, d *store.Deploy) PreflightNote {
+		return PreflightNote{Rule: rule, Message: msg, Deploy: d.ID, URL: a.baseURL() + "/deploys/" + d.ID}
 	}
 
 	// The newest verdict on this version: passed or failed (inconclusive and superseded
@@ -154,7 +159,7 @@ func (a *Agent) preflight(ctx context.Context, rt *Runtime, service, version str
 	}
 	v.Warnings = append(v.Warnings, a.failingChecks(rt, service, now)...)
 	if by := a.silencedBy(rt, service, "", now); by != "" {
-		v.Warnings = append(v.Warnings, preflightNote{Rule: "muted", Message: fmt.Sprintf("%s is muted by %s: a failed verdict would be recorded "+
+		v.Warnings = append(v.Warnings, PreflightNote{Rule: "muted", Message: fmt.Sprintf("%s is muted by %s: a failed verdict would be recorded "+
 			"and sent to no one, and no rollback or halt webhook would be called", service, by)})
 	}
 	v.Clear = len(v.Blocked) == 0
@@ -164,17 +169,17 @@ func (a *Agent) preflight(ctx context.Context, rt *Runtime, service, version str
 // failingChecks warns of the service's checks with an incident open: a verification
 // fails on what the service already did before the deploy, and the rollback is then of a
 // version that did not cause it.
-func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []preflightNote {
+func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []PreflightNote {
 	svc := rt.Config.Services[service]
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
-	var out []preflightNote
+	var out []PreflightNote
 	for _, name := range svc.Checks {
 		in := a.incidents[name]
 		if in == nil || !in.Open {
 			continue
 		}
-		out = append(out, preflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
+		out = append(out, PreflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
 			"a verification that sees it fail blames the new version: %s", name, now.Sub(in.OpenedAt).Round(time.Second),
 			in.OpenedAt.UTC().Format(time.RFC3339), text.Ellipsis(in.Summary, 200))})
 	}

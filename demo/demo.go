@@ -189,8 +189,23 @@ func Run(ctx context.Context, o Options) error {
 		r := slack.Replies(root.TS)
 		fmt.Fprintf(out, "   └ thread: %s\n", firstLine(r[len(r)-1].Text))
 	}
+	// 4. The broken version pushed again (seed 004's team pushed through): the pipeline's
+	// preflight asks the agent before the rollout, and stops.
+	fmt.Fprintf(out, "\n== 4. the pipeline tries %s again; `vigil preflight` asks the agent before the rollout\n", BrokenVersion)
+	p, err := a.Preflight(ctx, "shop", BrokenVersion)
+	if err != nil {
+		return err
+	}
+	if p.Clear {
+		return fmt.Errorf("demo: the preflight of %s, which failed verification, should be blocked", BrokenVersion)
+	}
+	for _, n := range p.Blocked {
+		fmt.Fprintf(out, "   blocked (%s): %s\n", n.Rule, n.Message)
+	}
+	fmt.Fprintf(out, "   the pipeline stops (exit 1): nothing is rolled out\n")
+
 	fmt.Fprintf(out, "\nDeploy history of the sample shop: %s\n", strings.Join(app.History(), " → "))
-	fmt.Fprintf(out, "vigil caught the broken deploy with a real browser, rolled it back once, and told Slack why.\n")
+	fmt.Fprintf(out, "vigil caught the broken deploy with a real browser, rolled it back once, told Slack why, and kept it from going out again.\n")
 	if o.Keep {
 		fmt.Fprintf(out, "\nThe shop, the agent and its status page keep running at http://%s; press Ctrl-C to stop.\n", ln.Addr())
 		<-ctx.Done()

@@ -42,6 +42,8 @@ func TestDemo(t *testing.T) {
 		"Deploy of shop v2 in demo failed verification",
 		"uploaded home-page-screenshot.png",
 		"Deploy history of the sample shop: v1 → v2 → v1",
+		"== 4. the pipeline tries v2 again",
+		"   blocked (version_failed): shop v2 failed verification ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo output lacks %q:\n%s", want, out.String())
