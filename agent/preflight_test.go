@@ -73,6 +73,9 @@ services:
 	if out := ask("web", "v1", http.StatusOK); len(preflightNotes(t, out, "warnings")) != 0 {
 		t.Errorf("the rollback to v1: %v; want clear, no warnings", out)
 	}
+	if page := h.page("/deploys/" + failed); !strings.Contains(page, `<p id="preflight" class="muted">a pipeline&#39;s preflight of web v2 is blocked until a deploy of it passes`) {
+		t.Errorf("the failed deploy's page does not say its version is blocked:\n%s", grepLines(page, "preflight"))
+	}
 	warn := preflightNotes(t, ask("web", "v3", http.StatusOK), "warnings")
 	if m := warn["last_deploy_failed"]; !strings.Contains(m, "the last deploy of web, v2, failed ") || !strings.Contains(m, "(v1 is the version a rollback goes back to)") {
 		t.Errorf("v3 while v2 is out: %v; want a warning that the last deploy failed", warn)

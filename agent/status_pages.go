@@ -149,7 +149,10 @@ type deployPageView struct {
 	Links []store.Link
 	// RolledBack is the failed deploy this one put the service back from (its rollback_of).
 	RolledBack *store.Deploy
-	Checks     []*deployCheckView
+	// Blocked says what a preflight of this failed deploy's version answers now ("" when
+	// it is clear: a later deploy of the version passed).
+	Blocked string
+	Checks  []*deployCheckView
 	// Locations are the verdicts each agent reported for its location, then, while the
 	// deploy verifies, the agents the verdict still waits for (see "Running several agents").
 	Locations []*store.LocationReport
@@ -219,6 +222,16 @@ func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	if d.RollbackOf != "" {
 		if v.RolledBack, err = a.store.Deploy(r.Context(), d.RollbackOf); err != nil {
 			a.log.Warn("reading the deploy a rollback rolled back failed", "deploy", d.ID, "rollback_of", d.RollbackOf, "error", err)
+		}
+	}
+	if d.Status == store.StatusFailed {
+		if p, err := a.Preflight(r.Context(), d.Service, d.Version); err == nil && !p.Clear {
+			for _, n := range p.Blocked {
+				if n.Rule == "version_failed" {
+					v.Blocked = fmt.Sprintf("a pipeline's preflight of %s %s is blocked until a deploy of it passes (vigil preflight --service %s --version %s)",
+						d.Service, d.Version, d.Service, d.Version)
+				}
+			}
 		}
 	}
 	if v.Locations, err = a.store.LocationReports(r.Context(), d.ID); err != nil {
