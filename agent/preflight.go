@@ -166,9 +166,9 @@ func (a *Agent) Preflight(ctx context.Context, service, version string) (*Prefli
 	return v, nil
 }
 
-// failingChecks warns of the service's checks with an incident open: a verification
-// fails on what the service already did before the deploy, and the rollback is then of a
-// version that did not cause it.
+// failingChecks warns of the service's checks with an incident open: a deploy into an
+// outage that does not end it is inconclusive (verdict.go), and people should know that
+// before they ship a hotfix.
 func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []PreflightNote {
 	svc := rt.Config.Services[service]
 	a.incMu.Lock()
@@ -180,7 +180,7 @@ func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []Pref
 			continue
 		}
 		out = append(out, PreflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
-			"a verification that sees it fail blames the new version: %s", name, now.Sub(in.OpenedAt).Round(time.Second),
+			"if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy): %s", name, now.Sub(in.OpenedAt).Round(time.Second),
 			in.OpenedAt.UTC().Format(time.RFC3339), text.Ellipsis(in.Summary, 200))})
 	}
 	return out

@@ -45,6 +45,16 @@ import (
 // service) they are refused connections, each spell shorter than consecutive_error_limit.
 // Silence before the first answer (the new process starting, a rollout reaching the path)
 // and a single spell after it (one blip) never count here.
+//
+// A check that was already failing when the deploy was registered (its incident open, its
+// newest run before the deploy failed) is not the deploy's doing when it goes on failing
+// the same way: a hotfix shipped into an outage that does not end it. A run after the
+// deploy that fails on nothing but what that run failed on (the same assertions, the same
+// kind failures) counts as inconclusive, not failed: it cannot end the window, and a check
+// that never passed is inconclusive at its end, which pages people and calls no rollback.
+// A new failure (another assertion, the service no longer answering) is the deploy's as
+// ever, and so is a relapse after the check first passed, past inconclusive_limit, which
+// is inconclusive too. The startup rules do not hold such a check: it was not ready before.
 
 // tally is one check's runs in a verification window.
 type tally struct {
@@ -72,6 +82,10 @@ type tally struct {
 	// readyAfter is how long after the deploy's registration the first passing run ended
 	// (0: none yet).
 	readyAfter time.Duration
+	// before is what the check was failing on when the deploy was registered (nil: it was
+	// not), and asBefore counts the runs since that failed on nothing else.
+	before   *failingBefore
+	asBefore int
 	// usual is the check's usual startup, the median of its readyAfter in the service's
 	// last usualOf deploys that passed (0: too few of them), for verify.ready_slowdown.
 	usual   time.Duration
@@ -168,7 +182,7 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 // still answering (served_version), the new one not yet answering, or failing within
 // failure_limit. It returns "" while the check may still come up in time.
 func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Duration, last *checks.Result) (status, reason string) {
-	if t.passed > 0 || t.readyAfter > 0 {
+	if t.passed > 0 || t.readyAfter > 0 || t.before != nil {
 		return "", ""
 	}
 	var rule string
@@ -240,6 +254,11 @@ func windowVerdict(order []string, tallies map[string]*tally, limits configs.Ver
 			if t.maxSilentStreak > errLimit && !t.answeredBefore {
 				reason += " (no run of it passed before the deploy, so the service's silence cannot be told from a path that never worked)"
 			}
+		case t.asBefore > 0 && !t.answered:
+			status = store.StatusInconclusive
+			reason = fmt.Sprintf("%s: failing as before the deploy in %d of %d %s (its incident has been open since %s): the deploy did not end it, "+
+				"and vigil does not blame the deploy for it: %s", name, t.asBefore, t.runs, plural(t.runs, "round"),
+				t.before.since.UTC().Format(time.RFC3339), t.lastInconclusive)
 		case t.runs > 0 && !t.answered:
 			status = store.StatusInconclusive
 			why := t.lastInconclusive
@@ -266,4 +285,66 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
+}
+
+// failingBefore is what a check was failing on when a deploy was registered: the
+// failures of its newest run before it (failureKey), while its incident was open.
+type failingBefore struct {
+	since time.Time
+	keys  map[string]bool
+}
+
+// newFailingBefore is the check's failure before the deploy, from that run's reasons;
+// nil when they say nothing to match.
+func newFailingBefore(reasons []string, since time.Time) *failingBefore {
+	if len(reasons) == 0 {
+		return nil
+	}
+	f := &failingBefore{since: since, keys: map[string]bool{}}
+	for _, r := range reasons {
+		f.keys[failureKey(r)] = true
+	}
+	return f
+}
+
+// asBefore is res as the verdict counts it: a failed run that failed on nothing the check
+// was not already failing on before the deploy becomes an inconclusive one that says so.
+func (f *failingBefore) asBefore(res *checks.Result) (*checks.Result, bool) {
+	if f == nil || res.Outcome != checks.Fail || len(res.Reasons) == 0 {
+		return res, false
+	}
+	for _, r := range res.Reasons {
+		if !f.keys[failureKey(r)] {
+			return res, false
+		}
+	}
+	out := *res
+	out.Outcome, out.Halt = checks.Inconclusive, ""
+	out.Reasons = []string{"failing as before the deploy: " + res.Summary()}
+	return &out, true
+}
+
+// failureKey is what a reason says failed, without the values seen: an assertion's
+// expression ("status == 200" of "status == 200 is false: status = 503"), or a kind's own
+// failure with its figures written as #.
+func failureKey(reason string) string {
+	for _, sep := range []string{" is false", " could not be evaluated"} {
+		if i := strings.Index(reason, sep); i > 0 {
+			return reason[:i]
+		}
+	}
+	var b strings.Builder
+	digits := false
+	for _, r := range reason {
+		if r >= '0' && r <= '9' {
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+			continue
+		}
+		digits = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -205,3 +205,76 @@ func TestSlowdownLimit(t *testing.T) {
 		}
 	}
 }
+
+// A check failing when the deploy was registered: a run after it that fails on nothing
+// else counts as inconclusive; a new failure is the deploy's; never passing in the window
+// is inconclusive, naming the outage.
+func TestFailingBefore(t *testing.T) {
+	for _, tc := range []struct{ reason, key string }{
+		{"status == 200 is false: status = 503", "status == 200"},
+		{"p95_ms < baseline.p95_ms * 1.5 is false: p95_ms = 912, baseline.p95_ms = 180", "p95_ms < baseline.p95_ms * 1.5"},
+		{"json.items[0].id > 0 could not be evaluated: index out of range", "json.items[0].id > 0"},
+		{"GET https://shop.example/: certificate expired 3 days ago (2026-12-03T10:00:00Z)", "GET https://shop.example/: certificate expired # days ago (#-#-#T#:#:#Z)"},
+	} {
+		if got := failureKey(tc.reason); got != tc.key {
+			t.Errorf("failureKey(%q) = %q; want %q", tc.reason, got, tc.key)
+		}
+	}
+	since := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	before := newFailingBefore([]string{"status == 200 is false: status = 503"}, since)
+	fail := func(reasons ...string) *checks.Result {
+		return &checks.Result{Outcome: checks.Fail, Reasons: reasons, Halt: "stop"}
+	}
+	same, other := fail("status == 200 is false: status = 502"), fail("status == 200 is false: status = 500", `json.ok == true is false: json.ok = false`)
+	if r, ok := before.asBefore(same); !ok || r.Outcome != checks.Inconclusive || r.Halt != "" || same.Outcome != checks.Fail ||
+		r.Reasons[0] != "failing as before the deploy: status == 200 is false: status = 502" {
+		t.Errorf("the same assertion failing with another value: %v %+v; want an inconclusive copy, the run itself untouched", ok, r)
+	}
+	for _, res := range []*checks.Result{other, fail(), {Outcome: checks.Pass}, {Outcome: checks.Error, Reasons: []string{"status == 200 is false"}}} {
+		if r, ok := before.asBefore(res); ok || r != res {
+			t.Errorf("%+v counted as failing as before", res)
+		}
+	}
+	if r, ok := (*failingBefore)(nil).asBefore(same); ok || r != same {
+		t.Error("a check not failing before the deploy masks its failure")
+	}
+
+	four := 4
+	limits := configs.Verify{ConsecutiveErrorLimit: &four, ReadyWithin: 10 * time.Second, Interval: 10 * time.Second}
+	for _, tc := range []struct {
+		name   string
+		runs   []*checks.Result
+		failAt int
+		want   string
+		reason string
+	}{
+		{"still failing the same way", []*checks.Result{same, same, same}, 0, store.StatusInconclusive,
+			"a: failing as before the deploy in 3 of 3 rounds (its incident has been open since 2026-12-06T09:00:00Z): the deploy did not end it, and vigil does not blame the deploy for it: failing as before the deploy: status == 200 is false: status = 502"},
+		{"the hotfix works", []*checks.Result{same, {Outcome: checks.Pass}, {Outcome: checks.Pass}}, 0, store.StatusPassed, ""},
+		{"a new failure is the deploy's", []*checks.Result{same, other}, 2, store.StatusFailed, "a: 1 failed run (failure_limit 0): status == 200 is false: status = 500"},
+		{"passes, then fails as before", []*checks.Result{{Outcome: checks.Pass}, same}, 0, store.StatusInconclusive, "1 inconclusive run after its first answer (inconclusive_limit 0): failing as before the deploy"},
+	} {
+		tl := &tally{before: before, answeredBefore: true}
+		failedAt, status, reason := 0, "", ""
+		for i, res := range tc.runs {
+			if r, ok := tl.before.asBefore(res); ok {
+				res = r
+				tl.asBefore++
+			}
+			tl.add(res, int64(i+1))
+			if status, reason = failFast("a", tl, limits, res); status == "" {
+				status, reason = notReady("a", tl, limits, time.Duration(i)*10*time.Second, res)
+			}
+			if status != "" {
+				failedAt = i + 1
+				break
+			}
+		}
+		if status == "" {
+			status, reason = windowVerdict([]string{"a"}, map[string]*tally{"a": tl}, limits, len(tc.runs))
+		}
+		if failedAt != tc.failAt || status != tc.want || !strings.Contains(reason, tc.reason) {
+			t.Errorf("%s: %s at run %d (%s); want %s at run %d with %q", tc.name, status, failedAt, reason, tc.want, tc.failAt, tc.reason)
+		}
+	}
+}

@@ -81,6 +81,7 @@ func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *con
 	if svc.Verify.ReadySlowdown > 0 {
 		a.usualStartups(ctx, v)
 	}
+	a.failingBefore(ctx, v)
 	a.mu.Lock()
 	a.verify[d.ID] = v
 	a.mu.Unlock()
@@ -128,6 +129,30 @@ func (a *Agent) readyBefore(ctx context.Context, v *verification) {
 			continue
 		}
 		t.readyAfter = max(r.Started.Add(r.Duration).Sub(v.deploy.CreatedAt), time.Nanosecond)
+	}
+}
+
+// failingBefore marks the checks that were failing when the deploy was registered: an
+// incident open since before it, and a newest run in this location before it that failed
+// (verdict.go: such a check failing the same way after the deploy is not the deploy's).
+func (a *Agent) failingBefore(ctx context.Context, v *verification) {
+	open := map[string]time.Time{}
+	a.incMu.Lock()
+	for _, c := range v.checks {
+		if in := a.incidents[c.Name]; in != nil && in.Open && in.OpenedAt.Before(v.deploy.CreatedAt) {
+			open[c.Name] = in.OpenedAt
+		}
+	}
+	a.incMu.Unlock()
+	for name, since := range open {
+		runs, err := a.store.BaselineRuns(ctx, name, a.location, v.deploy.CreatedAt, 1)
+		if err != nil {
+			a.log.Warn("reading a failing check's last run before the deploy failed; its failures count as the deploy's", "check", name, "error", err)
+			continue
+		}
+		if len(runs) == 1 && runs[0].Outcome == string(checks.Fail) {
+			v.tallies[name].before = newFailingBefore(runs[0].Reasons, since)
+		}
 	}
 }
 
@@ -242,6 +267,10 @@ func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, run
 		return
 	}
 	t := v.tallies[c.Name]
+	if r, same := t.before.asBefore(res); same {
+		res = r
+		t.asBefore++
+	}
 	t.add(res, runID)
 	if res.Outcome == checks.Pass && t.readyAfter == 0 {
 		t.readyAfter = max(a.clock.Now().Sub(v.deploy.CreatedAt), time.Nanosecond)
