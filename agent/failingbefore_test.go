@@ -17,7 +17,8 @@ import (
 // caused it. A real agent: the shop answers 500, the check's incident opens, and a deploy
 // that leaves it answering 500 is inconclusive, naming the outage, with no rollback
 // called; a deploy that fails another way (200 with a maintenance page) is failed and
-// rolled back; the fix passes.
+// rolled back; after that failed deploy, failing as before fails the next one too (the
+// outage may be the failed deploy's); the fix passes.
 func TestAFailureFromBeforeTheDeployIsNotTheDeploys(t *testing.T) {
 	var mode atomic.Value
 	mode.Store("ok")
@@ -67,6 +68,16 @@ notifiers:%s
 		if strings.Contains(string(del.Body), hotfix) {
 			t.Errorf("the rollback webhook was called for the deploy into the outage: %s", del.Body)
 		}
+	}
+	// After a failed deploy the outage may be that deploy's: the same failure as before
+	// fails the next deploy too, and the rollback goes back to the version that passed.
+	mode.Store("500")
+	eventually(t, 20*time.Second, "a scheduled run failing with 500", func() bool {
+		r := h.a.lastResult("home")
+		return r != nil && r.Started.After(time.Now().Add(-time.Second)) && strings.Contains(strings.Join(r.Reasons, " "), "status = 500")
+	})
+	if d := h.verdict(h.deploy("web", "v3.1"), 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("a deploy after a failed one, failing as before it: %v %q; want failed", d["status"], d["reason"])
 	}
 	mode.Store("ok")
 	if d := h.verdict(h.deploy("web", "v4"), 30*time.Second); d["status"] != store.StatusPassed {

@@ -134,8 +134,15 @@ func (a *Agent) readyBefore(ctx context.Context, v *verification) {
 
 // failingBefore marks the checks that were failing when the deploy was registered: an
 // incident open since before it, and a newest run in this location before it that failed
-// (verdict.go: such a check failing the same way after the deploy is not the deploy's).
+// (verdict.go: such a check failing the same way after the deploy is not the deploy's),
+// unless the service's newest verdict before it failed.
 func (a *Agent) failingBefore(ctx context.Context, v *verification) {
+	// After a failed deploy with nothing passed since, the outage may be that deploy's,
+	// and the version that passed before it the remedy: every failure counts.
+	list, err := a.store.ServiceDeploys(ctx, v.deploy.Service, 20)
+	if err != nil || failedBefore(list, v.deploy.CreatedAt) != nil {
+		return
+	}
 	open := map[string]time.Time{}
 	a.incMu.Lock()
 	for _, c := range v.checks {
