@@ -190,6 +190,9 @@ type DeployCheck struct {
 	RunURL      string   `json:"run_url"`
 	TraceID     string   `json:"trace_id"`
 	TraceURL    string   `json:"trace_url"`
+	// UsualReadyMS is the check's usual startup: the median of how long after registration
+	// it first passed in the service's last deploys that passed (nil until three show it).
+	UsualReadyMS *int64 `json:"usual_ready_ms"`
 }
 
 // RegisterDeploy registers a deploy and returns its id (the first, for several services).

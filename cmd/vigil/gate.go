@@ -187,7 +187,11 @@ func printVerdict(w io.Writer, d *client.Deploy) {
 		fmt.Fprintf(w, "  halt the rollout: %s\n", d.Halt)
 	}
 	if d.ReadyMS != nil {
-		fmt.Fprintf(w, "  ready %s after the deploy: every check passed once by then\n", time.Duration(*d.ReadyMS)*time.Millisecond)
+		usual := ""
+		if u := usualReady(d.Checks); u != nil {
+			usual = fmt.Sprintf(" (usually by %s)", time.Duration(*u)*time.Millisecond)
+		}
+		fmt.Fprintf(w, "  ready %s after the deploy: every check passed once by then%s\n", time.Duration(*d.ReadyMS)*time.Millisecond, usual)
 	}
 	if len(d.Locations) > 1 { // one report is the verdict above, word for word
 		for _, l := range d.Locations {
@@ -216,4 +220,19 @@ func printVerdict(w io.Writer, d *client.Deploy) {
 	for _, l := range d.Links {
 		fmt.Fprintf(w, "  %s: %s\n", l.Name, l.URL)
 	}
+}
+
+// usualReady is by when every check usually passed once (the slowest check's usual
+// startup), or nil when one has none yet.
+func usualReady(list []client.DeployCheck) *int64 {
+	var out *int64
+	for _, c := range list {
+		if c.UsualReadyMS == nil {
+			return nil
+		}
+		if out == nil || *c.UsualReadyMS > *out {
+			out = c.UsualReadyMS
+		}
+	}
+	return out
 }
