@@ -39,7 +39,7 @@ type Preflight struct {
 // PreflightNote is one reason to stop or to look.
 type PreflightNote struct {
 	// Rule is what it is about: version_failed, rollout_halted (blocking); verifying,
-	// last_deploy_failed, checks_failing, muted (warnings).
+	// last_deploy_failed, checks_failing, no_baseline, muted (warnings).
 	Rule    string `json:"rule"`
 	Message string `json:"message"`
 	// Deploy and URL name the deploy it is about, Check the check.
@@ -158,6 +158,7 @@ func (a *Agent) Preflight(ctx context.Context, service, version string) (*Prefli
 		}
 	}
 	v.Warnings = append(v.Warnings, a.failingChecks(rt, service, now)...)
+	v.Warnings = append(v.Warnings, a.unbaselined(ctx, rt, service, now)...)
 	if by := a.silencedBy(rt, service, "", now); by != "" {
 		v.Warnings = append(v.Warnings, PreflightNote{Rule: "muted", Message: fmt.Sprintf("%s is muted by %s: a failed verdict would be recorded "+
 			"and sent to no one, and no rollback or halt webhook would be called", service, by)})
@@ -182,6 +183,31 @@ func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []Pref
 		out = append(out, PreflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
 			"if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy): %s", name, now.Sub(in.OpenedAt).Round(time.Second),
 			in.OpenedAt.UTC().Format(time.RFC3339), text.Ellipsis(in.Summary, 200))})
+	}
+	return out
+}
+
+// unbaselined warns of the service's checks with no passing run in this location among
+// their last 50: a deploy registered now has no baseline for them, so its verification
+// cannot compare them with before (baseline.* assertions are inconclusive, and a service
+// that stops answering is not told from a path that never worked).
+func (a *Agent) unbaselined(ctx context.Context, rt *Runtime, service string, now time.Time) []PreflightNote {
+	a.writer.flush(ctx) // runs not yet written are runs all the same
+	var out []PreflightNote
+	for _, name := range rt.Config.Services[service].Checks {
+		runs, err := a.store.BaselineRuns(ctx, name, a.location, now, 50)
+		if err != nil {
+			a.log.Warn("reading a check's runs for a preflight failed", "check", name, "error", err)
+			continue
+		}
+		if !slices.ContainsFunc(runs, func(r *store.RunRecord) bool { return r.Outcome == "pass" }) {
+			seen := fmt.Sprintf("in its last %d runs here", len(runs))
+			if len(runs) == 0 {
+				seen = "here yet"
+			}
+			out = append(out, PreflightNote{Rule: "no_baseline", Check: name, Message: fmt.Sprintf("%s has no passing run %s: "+
+				"a deploy now has no baseline for it, and its verification cannot compare it with before the deploy", name, seen)})
+		}
 	}
 	return out
 }

@@ -32,15 +32,18 @@ func preflightNotes(t *testing.T, out map[string]any, kind string) map[string]st
 // version to go back to is clear; the rest (a deploy still verifying, a last deploy that
 // failed, checks already failing, a silence) are warnings.
 func TestPreflight(t *testing.T) {
-	web, api := newTarget(t), newTarget(t)
+	web, api, down := newTarget(t), newTarget(t), newTarget(t)
+	down.set("broken")
 	h := startAgent(t, "", fmt.Sprintf(`
 checks:
   - {name: home, kind: http, every: 1h, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
   - {name: api-home, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, request: {url: %q}, assert: ["status == 200"]}
+  - {name: down-home, kind: http, every: 1s, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 2}}
   api: {checks: [api-home], verify: {interval: 100ms, count: 2}}
-`, web.srv.URL+"/", api.srv.URL+"/"))
+  down: {checks: [down-home], verify: {interval: 100ms, count: 2}}
+`, web.srv.URL+"/", api.srv.URL+"/", down.srv.URL+"/"))
 	ask := func(service, version string, want int) map[string]any {
 		t.Helper()
 		status, out := h.request("GET", "/api/v1/services/"+service+"/preflight?version="+version, "")
@@ -52,8 +55,14 @@ services:
 		}
 		return out
 	}
-	if out := ask("web", "v1", http.StatusOK); len(preflightNotes(t, out, "warnings")) != 0 {
-		t.Errorf("a first deploy: %v; want clear, no warnings", out)
+	// No run yet (these agents run no check at start): nothing to compare with.
+	if warn := preflightNotes(t, ask("web", "v1", http.StatusOK), "warnings"); len(warn) != 1 ||
+		!strings.HasPrefix(warn["no_baseline"], "home has no passing run here yet: a deploy now has no baseline for it") {
+		t.Errorf("a first deploy: %v; want clear, with one warning: no baseline", warn)
+	}
+	eventually(t, 20*time.Second, "down-home's first run", func() bool { return h.a.lastResult("down-home") != nil })
+	if warn := preflightNotes(t, ask("down", "d1", http.StatusOK), "warnings"); !strings.Contains(warn["no_baseline"], "down-home has no passing run in its last ") {
+		t.Errorf("a service whose check never passed: %v; want a no_baseline warning", warn)
 	}
 
 	if d := h.verdict(h.deploy("web", "v1"), 30*time.Second); d["status"] != store.StatusPassed {

@@ -341,7 +341,7 @@ type Preflight struct {
 }
 
 // PreflightNote is one reason to stop or to look, by rule (version_failed, rollout_halted;
-// verifying, last_deploy_failed, checks_failing, muted).
+// verifying, last_deploy_failed, checks_failing, no_baseline, muted).
 type PreflightNote struct {
 	Rule    string `json:"rule"`
 	Message string `json:"message"`

@@ -29,9 +29,10 @@ knows against doing so, and exits with a code the pipeline acts on:
   2  usage error, or the agent could not be reached or did not answer
 
 Warnings do not block: a deploy still being verified (this one would supersede it), a
-last deploy that failed with nothing passed since, checks already failing (a
-verification would blame the new version for them), a silence or maintenance window
-(a failed verdict would page no one and call no rollback). --warn-only prints what
+last deploy that failed with nothing passed since, checks already failing (if the
+deploy does not end it, the verdict is inconclusive), checks with no passing run to
+compare with, a silence or maintenance window (a failed verdict would page no one and
+call no rollback). --warn-only prints what
 blocks and exits 0. The token comes from --token or $VIGIL_API_TOKEN.`,
 		Example: `  vigil preflight --agent http://vigil:9595 --service web --version v2 && kubectl apply -f web.yaml
   vigil preflight --service api --version "$GIT_SHA" --json`,
