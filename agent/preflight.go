@@ -157,7 +157,7 @@ func (a *Agent) Preflight(ctx context.Context, service, version string) (*Prefli
 				"supersedes it, and it gets no verdict", service, d.Version, d.ID, agoAt(now, d.CreatedAt)), d))
 		}
 	}
-	v.Warnings = append(v.Warnings, a.failingChecks(rt, service, now)...)
+	v.Warnings = append(v.Warnings, a.failingChecks(rt, service, now, failedBefore(list, now) != nil)...)
 	v.Warnings = append(v.Warnings, a.unbaselined(ctx, rt, service, now)...)
 	if by := a.silencedBy(rt, service, "", now); by != "" {
 		v.Warnings = append(v.Warnings, PreflightNote{Rule: "muted", Message: fmt.Sprintf("%s is muted by %s: a failed verdict would be recorded "+
@@ -168,10 +168,14 @@ func (a *Agent) Preflight(ctx context.Context, service, version string) (*Prefli
 }
 
 // failingChecks warns of the service's checks with an incident open: a deploy into an
-// outage that does not end it is inconclusive (verdict.go), and people should know that
-// before they ship a hotfix.
-func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []PreflightNote {
+// outage that does not end it is inconclusive (verdict.go), unless the service's last
+// verdict failed (afterFailed), and people should know which before they ship a hotfix.
+func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time, afterFailed bool) []PreflightNote {
 	svc := rt.Config.Services[service]
+	then := "if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy)"
+	if afterFailed {
+		then = "the service's last deploy failed, so the outage may be its doing: if this deploy does not end it, it fails and is rolled back"
+	}
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
 	var out []PreflightNote
@@ -180,9 +184,8 @@ func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time) []Pref
 		if in == nil || !in.Open {
 			continue
 		}
-		out = append(out, PreflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: "+
-			"if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy): %s", name, now.Sub(in.OpenedAt).Round(time.Second),
-			in.OpenedAt.UTC().Format(time.RFC3339), text.Ellipsis(in.Summary, 200))})
+		out = append(out, PreflightNote{Rule: "checks_failing", Check: name, Message: fmt.Sprintf("%s has been failing for %s (since %s), before this deploy: %s: %s",
+			name, now.Sub(in.OpenedAt).Round(time.Second), in.OpenedAt.UTC().Format(time.RFC3339), then, text.Ellipsis(in.Summary, 200))})
 	}
 	return out
 }

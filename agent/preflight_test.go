@@ -147,8 +147,16 @@ services:
 			t.Errorf("preflight api a2: %s is %q; want %q", rule, warn[rule], want)
 		}
 	}
-	if !strings.Contains(warn["checks_failing"], "api-home") || !strings.Contains(warn["checks_failing"], "status == 200 is false") {
-		t.Errorf("the failing check's warning names neither it nor why: %q", warn["checks_failing"])
+	if !strings.Contains(warn["checks_failing"], "the verdict is inconclusive, not a rollback") || !strings.Contains(warn["checks_failing"], "status == 200 is false") {
+		t.Errorf("the failing check's warning says neither what a deploy into it gets nor why it fails: %q", warn["checks_failing"])
+	}
+	// Once a deploy of the service has failed, the outage may be its doing.
+	if _, err := h.a.store.(*store.SQLite).DecideDeploy(ctx, &store.Decision{DeployID: verifying, Status: store.StatusFailed, Reason: "api-home: 1 failed run", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	warn = preflightNotes(t, ask("api", "a2", http.StatusOK), "warnings")
+	if !strings.Contains(warn["checks_failing"], "the service's last deploy failed, so the outage may be its doing") || warn["last_deploy_failed"] == "" {
+		t.Errorf("after a failed deploy: %v; want the failing check's warning to say a deploy that does not end it is rolled back", warn)
 	}
 }
 
