@@ -14,8 +14,10 @@ import (
 )
 
 // A hotfix shipped into an outage that does not end it is not rolled back as if it had
-// caused it. A real agent: the shop answers 500, the check's incident opens, and a deploy
-// that leaves it answering 500 is inconclusive, naming the outage, with no rollback
+// caused it, where the pipeline registers its deploys before the rollout. A real agent:
+// the shop answers 500, the check's incident opens; for a service registered after its
+// rollouts (the default) a deploy that leaves it so is failed; with
+// registered_before_rollout it is inconclusive, naming the outage, with no rollback
 // called; a deploy that fails another way (200 with a maintenance page) is failed and
 // rolled back; after that failed deploy, failing as before fails the next one too (the
 // outage may be the failed deploy's); the fix passes.
@@ -38,7 +40,8 @@ func TestAFailureFromBeforeTheDeployIsNotTheDeploys(t *testing.T) {
 checks:
   - {name: home, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 2, request: {url: %q}, assert: ["status == 200", "body contains 'ok'"]}
 services:
-  web: {checks: [home], verify: {interval: 100ms, count: 3}, on_failure: [rollback]}
+  web: {checks: [home], verify: {interval: 100ms, count: 3, registered_before_rollout: true}, on_failure: [rollback]}
+  gated-after: {checks: [home], verify: {interval: 100ms, count: 3}}
 notifiers:%s
 `, srv.URL+"/", webhookNotifier("rollback", "rollback", hook)))
 	eventually(t, 20*time.Second, "a first passing run", func() bool { return h.a.lastResult("home") != nil })
@@ -50,6 +53,11 @@ notifiers:%s
 		return in != nil && in.Open
 	})
 
+	// A pipeline that registers after the rollout: the runs before the registration may
+	// already be the new version's, and every failure counts.
+	if d := h.verdict(h.deploy("gated-after", "v2"), 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("without registered_before_rollout: %v %q; want failed", d["status"], d["reason"])
+	}
 	hotfix := h.deploy("web", "v2")
 	d := h.verdict(hotfix, 30*time.Second)
 	want := "home: failing as before the deploy in 3 of 3 rounds (its incident has been open since "

@@ -167,14 +167,19 @@ func (a *Agent) Preflight(ctx context.Context, service, version string) (*Prefli
 	return v, nil
 }
 
-// failingChecks warns of the service's checks with an incident open: a deploy into an
-// outage that does not end it is inconclusive (verdict.go), unless the service's last
-// verdict failed (afterFailed), and people should know which before they ship a hotfix.
+// failingChecks warns of the service's checks with an incident open, saying what a deploy
+// into the outage gets if it does not end it (verdict.go): failed and rolled back, unless
+// the service registers its deploys before their rollouts and its last verdict did not
+// fail (afterFailed), when it is inconclusive.
 func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time, afterFailed bool) []PreflightNote {
 	svc := rt.Config.Services[service]
-	then := "if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy)"
-	if afterFailed {
+	then := "if the deploy does not end it, it fails and is rolled back like any failure (verify.registered_before_rollout, " +
+		"for a pipeline that registers its deploys before the rollout, would make that inconclusive)"
+	switch {
+	case svc.Verify.RegisteredBeforeRollout && afterFailed:
 		then = "the service's last deploy failed, so the outage may be its doing: if this deploy does not end it, it fails and is rolled back"
+	case svc.Verify.RegisteredBeforeRollout:
+		then = "if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy)"
 	}
 	a.incMu.Lock()
 	defer a.incMu.Unlock()

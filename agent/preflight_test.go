@@ -41,7 +41,7 @@ checks:
   - {name: down-home, kind: http, every: 1s, timeout: 2s, retries: 0, request: {url: %q}, assert: ["status == 200"]}
 services:
   web: {checks: [home], verify: {interval: 100ms, count: 2}}
-  api: {checks: [api-home], verify: {interval: 100ms, count: 2}}
+  api: {checks: [api-home], verify: {interval: 100ms, count: 2, registered_before_rollout: true}}
   down: {checks: [down-home], verify: {interval: 100ms, count: 2}}
 `, web.srv.URL+"/", api.srv.URL+"/", down.srv.URL+"/"))
 	ask := func(service, version string, want int) map[string]any {
@@ -149,6 +149,17 @@ services:
 	}
 	if !strings.Contains(warn["checks_failing"], "the verdict is inconclusive, not a rollback") || !strings.Contains(warn["checks_failing"], "status == 200 is false") {
 		t.Errorf("the failing check's warning says neither what a deploy into it gets nor why it fails: %q", warn["checks_failing"])
+	}
+	// A service whose deploys are registered after the rollout (the default): a deploy
+	// into the outage is judged as any.
+	eventually(t, 20*time.Second, "down-home's incident", func() bool {
+		h.a.incMu.Lock()
+		defer h.a.incMu.Unlock()
+		in := h.a.incidents["down-home"]
+		return in != nil && in.Open
+	})
+	if warn := preflightNotes(t, ask("down", "d1", http.StatusOK), "warnings"); !strings.Contains(warn["checks_failing"], "it fails and is rolled back like any failure") {
+		t.Errorf("a failing check of a service registered after its rollouts: %v", warn)
 	}
 	// Once a deploy of the service has failed, the outage may be its doing.
 	if _, err := h.a.store.(*store.SQLite).DecideDeploy(ctx, &store.Decision{DeployID: verifying, Status: store.StatusFailed, Reason: "api-home: 1 failed run", At: time.Now()}); err != nil {

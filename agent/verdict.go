@@ -46,9 +46,11 @@ import (
 // Silence before the first answer (the new process starting, a rollout reaching the path)
 // and a single spell after it (one blip) never count here.
 //
-// A check that was already failing when the deploy was registered (its incident open, its
-// newest run before the deploy failed) is not the deploy's doing when it goes on failing
-// the same way: a hotfix shipped into an outage that does not end it. A run after the
+// With verify.registered_before_rollout (the pipeline registers a deploy before its
+// rollout begins, so no run before the registration is the new version's), a check that
+// was already failing when the deploy was registered (its incident open, its newest run
+// before the deploy failed) is not the deploy's doing when it goes on failing the same
+// way: a hotfix shipped into an outage that does not end it. A run after the
 // deploy that fails on nothing but what that run failed on (the same assertions, the same
 // kind failures) counts as inconclusive, not failed: it cannot end the window, and a check
 // that never passed is inconclusive at its end, which pages people and calls no rollback.

@@ -135,8 +135,14 @@ func (a *Agent) readyBefore(ctx context.Context, v *verification) {
 // failingBefore marks the checks that were failing when the deploy was registered: an
 // incident open since before it, and a newest run in this location before it that failed
 // (verdict.go: such a check failing the same way after the deploy is not the deploy's),
-// unless the service's newest verdict before it failed.
+// when the service's deploys are registered before their rollouts
+// (verify.registered_before_rollout) and its newest verdict before this one did not fail.
 func (a *Agent) failingBefore(ctx context.Context, v *verification) {
+	// Only a pipeline that registers its deploys before the rollout says a run before the
+	// registration is not already the new version's.
+	if !v.svc.Verify.RegisteredBeforeRollout {
+		return
+	}
 	// After a failed deploy with nothing passed since, the outage may be that deploy's,
 	// and the version that passed before it the remedy: every failure counts.
 	list, err := a.store.ServiceDeploys(ctx, v.deploy.Service, 20)

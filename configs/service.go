@@ -43,6 +43,13 @@ type Verify struct {
 	// that has not passed once by this many times its usual startup (the median of its
 	// first passes in the service's last deploys that passed) fails the deploy. 0: off.
 	ReadySlowdown float64 `koanf:"ready_slowdown"`
+	// RegisteredBeforeRollout says the pipeline registers a deploy before its rollout
+	// begins (a pre-rollout hook, Argo Rollouts or Flagger calling vigil as the rollout
+	// starts): a failure the service had before the registration was then not the new
+	// version's, and one that goes on the same way after it makes the verdict
+	// inconclusive, not failed. Off, a run before the registration may already be the new
+	// version's (a gate after the rollout step), and every failure counts.
+	RegisteredBeforeRollout bool `koanf:"registered_before_rollout"`
 	// BaselineRuns is how many passing runs before the deploy make up the baseline.
 	BaselineRuns int `koanf:"baseline_runs"`
 	// Locations overrides the top-level locations quorum for this service (locations.go).

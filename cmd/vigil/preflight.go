@@ -29,8 +29,8 @@ knows against doing so, and exits with a code the pipeline acts on:
   2  usage error, or the agent could not be reached or did not answer
 
 Warnings do not block: a deploy still being verified (this one would supersede it), a
-last deploy that failed with nothing passed since, checks already failing (if the
-deploy does not end it, the verdict is inconclusive), checks with no passing run to
+last deploy that failed with nothing passed since, checks already failing (and what a
+deploy that does not end it gets), checks with no passing run to
 compare with, a silence or maintenance window (a failed verdict would page no one and
 call no rollback). --warn-only prints what
 blocks and exits 0. The token comes from --token or $VIGIL_API_TOKEN.`,
