@@ -72,6 +72,16 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.msg }
 
+// unknownService is the 422 for a service the config does not have, with the nearest name.
+func unknownService(rt *Runtime, name string) *requestError {
+	known := make([]string, 0, len(rt.Config.Services))
+	for n := range rt.Config.Services {
+		known = append(known, n)
+	}
+	sort.Strings(known)
+	return &requestError{422, fmt.Sprintf("unknown service %q; %s", text.Ellipsis(name, 80), configs.DidYouMean(name, known))}
+}
+
 // StartDeploys registers a deploy of each named service and starts verifying it.
 func (a *Agent) StartDeploys(ctx context.Context, req DeployRequest) ([]*store.Deploy, error) {
 	select {
@@ -97,15 +107,10 @@ func (a *Agent) StartDeploys(ctx context.Context, req DeployRequest) ([]*store.D
 	if msg := checkLinks(req.Links); msg != "" {
 		return nil, &requestError{400, msg}
 	}
-	var known []string
-	for n := range rt.Config.Services {
-		known = append(known, n)
-	}
-	sort.Strings(known)
 	seen := map[string]bool{}
 	for _, s := range services {
 		if _, ok := rt.Config.Services[s]; !ok {
-			return nil, &requestError{422, fmt.Sprintf("unknown service %q; %s", s, configs.DidYouMean(s, known))}
+			return nil, unknownService(rt, s)
 		}
 		if seen[s] {
 			return nil, &requestError{400, fmt.Sprintf("service %q is named twice", s)}

@@ -14,14 +14,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -52,7 +51,6 @@ type PreflightNote struct {
 const preflightDeploys = 200
 
 func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
-	rt := a.Runtime()
 	service, version := r.PathValue("name"), r.URL.Query().Get("version")
 	switch {
 	case strings.TrimSpace(version) == "":
@@ -62,17 +60,13 @@ func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "version is at most 200 characters")
 		return
 	}
-	if rt.Config.Services[service] == nil {
-		known := make([]string, 0, len(rt.Config.Services))
-		for n := range rt.Config.Services {
-			known = append(known, n)
-		}
-		sort.Strings(known)
-		writeError(w, http.StatusUnprocessableEntity, "unknown service %q; %s", text.Ellipsis(service, 80), configs.DidYouMean(service, known))
-		return
-	}
 	v, err := a.Preflight(r.Context(), service, version)
-	if err != nil {
+	var rerr *requestError
+	switch {
+	case errors.As(err, &rerr):
+		writeError(w, rerr.status, "%s", rerr.msg)
+		return
+	case err != nil:
 		a.log.Warn("reading the deploys for a preflight failed; the caller was told to ask again", "service", service, "error", err)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "reading the service's deploys failed (%v): ask again", err)
@@ -85,11 +79,12 @@ func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, v)
 }
 
-// Preflight judges a deploy of version of service (one the config has) now.
+// Preflight judges a deploy of version of service now; a service the config does not
+// have is a *requestError (422).
 func (a *Agent) Preflight(ctx context.Context, service, version string) (*Preflight, error) {
 	rt := a.Runtime()
 	if rt.Config.Services[service] == nil {
-		return nil, fmt.Errorf("unknown service %q", service)
+		return nil, unknownService(rt, service)
 	}
 	now := a.clock.Now()
 	list, err := a.store.ServiceDeploys(ctx, service, preflightDeploys)

@@ -50,9 +50,9 @@ import (
 // rollout begins, so no run before the registration is the new version's), a check that
 // was already failing when the deploy was registered (its incident open, its newest run
 // before the deploy failed) is not the deploy's doing when it goes on failing the same
-// way: a hotfix shipped into an outage that does not end it. A run after the
-// deploy that fails on nothing but what that run failed on (the same assertions, the same
-// kind failures) counts as inconclusive, not failed: it cannot end the window, and a check
+// way: a hotfix shipped into an outage that does not end it. A run after the deploy that
+// fails on nothing but what the newest run before it failed on (the same assertions, the
+// same kind failures) counts as inconclusive, not failed: it cannot end the window, and a check
 // that never passed is inconclusive at its end, which pages people and calls no rollback.
 // A new failure (another assertion, the service no longer answering) is the deploy's as
 // ever, and so is a relapse after the check first passed, past inconclusive_limit, which

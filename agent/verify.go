@@ -271,8 +271,8 @@ func (a *Agent) sleepUntil(ctx context.Context, at time.Time) bool {
 
 // report counts one run, of the round due sinceDeploy after the deploy's registration, and
 // fails the deploy the moment failed runs exceed failure_limit (fail fast, as Argo
-// Rollouts does) or a check is not ready by verify.ready_within or ready_slowdown. Inconclusive and errored
-// runs wait for the window's end (verdict.go).
+// Rollouts does) or a check is not ready by verify.ready_within or ready_slowdown.
+// Inconclusive and errored runs wait for the window's end (verdict.go).
 func (a *Agent) report(v *verification, c *checks.Check, res *checks.Result, runID int64, sinceDeploy time.Duration) {
 	v.mu.Lock()
 	if v.decided {
