@@ -99,6 +99,9 @@ func releaseServer(t *testing.T) *httptest.Server {
 // expression is a GitHub Actions ${{ ... }} expression.
 var expression = regexp.MustCompile(`\$\{\{\s*([^}]+?)\s*\}\}`)
 
+// condition is a step's `if`, of the one form the action uses.
+var condition = regexp.MustCompile(`^inputs\.([a-z-]+) == '([^']*)'$`)
+
 // actionRun is one run of the composite action: its steps' output and the action's outputs.
 type actionRun struct {
 	failed  bool
@@ -155,6 +158,15 @@ func runAction(t *testing.T, action map[string]any, inputs map[string]string) ac
 	res := actionRun{outputs: map[string]string{}}
 	var log strings.Builder
 	for i, step := range list(get(action, "runs", "steps")) {
+		if cond := str(get(step, "if")); cond != "" {
+			m := condition.FindStringSubmatch(cond)
+			if m == nil {
+				t.Fatalf("step %d: if %q: this test knows inputs.NAME == 'VALUE'", i, cond)
+			}
+			if in[m[1]] != m[2] {
+				continue // skipped: its outputs stay unset, as GitHub leaves them
+			}
+		}
 		if str(get(step, "shell")) != "bash" {
 			t.Fatalf("step %d: shell %v", i, get(step, "shell"))
 		}
@@ -205,6 +217,21 @@ func TestGitHubAction(t *testing.T) {
 	if str(get(action, "inputs", "vigil-version", "default")) == "" {
 		t.Fatal("the action must pin a vigil version by default")
 	}
+	uses := 0
+	for _, step := range list(get(yamlFile(t, "github-action/example-workflow.yml")[0], "jobs", "deploy", "steps")) {
+		if !strings.Contains(str(get(step, "uses")), "/deploy/github-action@") {
+			continue
+		}
+		uses++
+		for k := range get(step, "with").(map[string]any) {
+			if get(action, "inputs", k) == nil {
+				t.Errorf("the example workflow's step %q sets %q, which the action has no input for", get(step, "name"), k)
+			}
+		}
+	}
+	if uses != 2 {
+		t.Errorf("the example workflow uses the action %d times; want 2 (preflight, gate)", uses)
+	}
 	srv := releaseServer(t)
 	s := startShop(t)
 	agent := startAgent(t, agentConfig("shop", "interval: 200ms, count: 2")+`
@@ -241,6 +268,32 @@ func TestGitHubAction(t *testing.T) {
 	if !strings.Contains(r.log, "::error::vigil: shop v2 failed verification") {
 		t.Errorf("no error annotation:\n%s", r.log)
 	}
+
+	// Before the next rollout: v2 failed, so a preflight of it stops the job; v3 may go.
+	preflight := func(what string, r actionRun, failed bool, answer string, want ...string) {
+		t.Helper()
+		if r.failed != failed || r.outputs["preflight"] != answer || r.outputs["verdict"] != "" {
+			t.Errorf("%s: failed=%v preflight=%q verdict=%q; want failed=%v preflight=%q and no gate\n%s",
+				what, r.failed, r.outputs["preflight"], r.outputs["verdict"], failed, answer, r.log)
+		}
+		for _, w := range want {
+			if !strings.Contains(r.log, w) {
+				t.Errorf("%s: the log lacks %q\n%s", what, w, r.log)
+			}
+		}
+	}
+	preflight("a version that failed", runAction(t, action, inputs("shop", "v2", "command", "preflight")), true, "blocked",
+		"::error::vigil: shop v2 failed verification")
+	preflight("a version that failed, allowed", runAction(t, action, inputs("shop", "v2", "command", "preflight", "allow-blocked", "true")),
+		false, "blocked", "::warning::vigil: shop v2 failed verification")
+	preflight("a new version", runAction(t, action, inputs("shop", "v3", "command", "preflight")), false, "clear",
+		"vigil: shop v3: clear to deploy", "::warning::vigil: the last deploy of shop, v2, failed")
+	preflight("an unknown service", runAction(t, action, inputs("shpo", "v3", "command", "preflight")), true, "error",
+		"::error::vigil preflight could not reach the agent or was refused (exit 2)")
+	if r := runAction(t, action, inputs("shop", "v3", "command", "deploy")); !r.failed || !strings.Contains(r.log, "command must be gate or preflight") {
+		t.Errorf("an unknown command:\n%s", r.log)
+	}
+
 	check("no verdict within wait", runAction(t, action, inputs("slow", "v2", "wait", "1s")), true, "verifying")
 	check("allowed inconclusive", runAction(t, action, inputs("slow", "v3", "wait", "1s", "allow-inconclusive", "true")), false, "verifying")
 	check("an unknown service", runAction(t, action, inputs("shpo", "v2")), true, "error")
@@ -266,9 +319,17 @@ func runGitLab(t *testing.T, job map[string]any, vars map[string]string) (code i
 		all[k] = os.Expand(v, func(n string) string { return all[n] })
 	}
 	var script strings.Builder
-	for _, line := range list(job["script"]) {
-		script.WriteString(str(line) + "\n")
+	var lines func(items []any)
+	lines = func(items []any) { // GitLab flattens the lists an anchor puts in a script
+		for _, line := range items {
+			if l, ok := line.([]any); ok {
+				lines(l)
+				continue
+			}
+			script.WriteString(str(line) + "\n")
+		}
 	}
+	lines(list(job["script"]))
 	cmd := exec.Command("sh", "-e", "-c", script.String())
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -300,6 +361,9 @@ func TestGitLabTemplate(t *testing.T) {
 		if get(example, "verify", "extends") != ".vigil-gate" {
 			t.Errorf("the example's verify job does not extend .vigil-gate: %v", get(example, "verify"))
 		}
+		if get(example, "preflight", "extends") != ".vigil-preflight" {
+			t.Errorf("the example's preflight job does not extend .vigil-preflight: %v", get(example, "preflight"))
+		}
 	}
 	srv := releaseServer(t)
 	s := startShop(t)
@@ -324,6 +388,28 @@ func TestGitLabTemplate(t *testing.T) {
 	code, log, _ = runGitLab(t, job, vars("v2", "VIGIL_RELEASE", releaseVersion+"-tampered"))
 	if code == 0 || !strings.Contains(log, "does not match SHA256SUMS") {
 		t.Errorf("a tampered binary: exit %d\n%s", code, log)
+	}
+
+	// Before the next rollout: v2 failed, so .vigil-preflight stops the job; v3 may go.
+	pre, _ := yamlFile(t, "gitlab/vigil-gate.gitlab-ci.yml")[0][".vigil-preflight"].(map[string]any)
+	if pre == nil || str(get(pre, "variables", "VIGIL_RELEASE")) == "" || str(get(pre, "artifacts", "when")) != "always" {
+		t.Fatalf("no .vigil-preflight job pinning a release and keeping its report: %v", pre)
+	}
+	for _, c := range []struct {
+		name, version string
+		more          []string
+		code          int
+		answer, log   string
+	}{
+		{"a version that failed", "v2", nil, 1, "blocked", "blocked (version_failed): shop v2 failed verification"},
+		{"a version that failed, allowed", "v2", []string{"VIGIL_ALLOW_BLOCKED", "true"}, 0, "blocked", "vigil: shop v2 is blocked; allowed"},
+		{"a new version", "v3", nil, 0, "clear", "vigil: shop v3: clear to deploy"},
+		{"an unknown service", "v3", []string{"VIGIL_SERVICE", "shpo"}, 2, "error", "unknown service"},
+	} {
+		code, log, env := runGitLab(t, pre, vars(c.version, c.more...))
+		if code != c.code || env["VIGIL_PREFLIGHT"] != c.answer || !strings.Contains(log, c.log) {
+			t.Errorf("preflight, %s: exit %d, %v; want %d, %s and %q in the log\n%s", c.name, code, env, c.code, c.answer, c.log, log)
+		}
 	}
 }
 
