@@ -295,6 +295,9 @@ var (
 func explainCompileError(err error, env types.Map) error {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
+		if fix := compileFix(err.Error()); fix != "" {
+			return fmt.Errorf("%w; %s", err, fix)
+		}
 		return err
 	}
 	msg := fe.Message
@@ -313,9 +316,32 @@ func explainCompileError(err error, env types.Map) error {
 		msg = m[2] + " for " + m[1]
 	}
 	if fe.Column > 0 {
-		return fmt.Errorf("%s (at column %d)", msg, fe.Column+1)
+		msg = fmt.Sprintf("%s (at column %d)", msg, fe.Column+1)
+	}
+	if fix := compileFix(fe.Message); fix != "" {
+		msg += "; " + fix
 	}
 	return errors.New(msg)
+}
+
+// compileFix is what to do about a syntax or type error of expr's, "" when its own
+// message says it.
+func compileFix(msg string) string {
+	switch {
+	case strings.HasPrefix(msg, `unexpected token Operator("=")`):
+		return "compare with ==, e.g. status == 200"
+	case strings.HasPrefix(msg, "unexpected token EOF"):
+		return "the expression ends too soon: finish it, e.g. status == 200 && duration_ms < 500"
+	case strings.HasPrefix(msg, "unexpected token"), strings.HasPrefix(msg, "unexpected end"):
+		return `an assertion is one expression, e.g. status == 200 && duration_ms < 500; quote text with ' or "`
+	case strings.HasPrefix(msg, "expected bool"):
+		return "an assertion must be true or false: compare the value, e.g. status == 200"
+	case strings.HasPrefix(msg, "mismatched types"), strings.HasPrefix(msg, "invalid operation"):
+		return "compare numbers with numbers and text with text (status == 200, body contains 'ok'), or convert with int(x), float(x) or string(x)"
+	case strings.HasPrefix(msg, "invalid argument for len"):
+		return "len counts the items of text, a list or a map, e.g. len(body) > 0"
+	}
+	return ""
 }
 
 // Eval runs the assertion. When it is false (or cannot be evaluated) the second value says

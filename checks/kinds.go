@@ -72,20 +72,16 @@ func (b *builder) build(c *configs.Check) *Check {
 		return nil
 	}
 	prober := k.build(b, c)
-	if prober == nil {
-		return nil
-	}
-	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact}
-	if b.deps.Tracing.On() { // off, a run makes no span at all
-		ch.tracer = b.deps.Tracing.Tracer("checks")
-	}
 	srcs := c.Assert
 	if len(srcs) == 0 {
 		if d, ok := prober.(DefaultAsserter); ok {
 			srcs = d.DefaultAssert()
 		}
 	}
-	failed := false
+	// The assertions are compiled even when the kind's own keys did not build, so that
+	// one pass of vigil validate lists every problem of the check.
+	var asserts []*Assertion
+	failed := prober == nil
 	for i, src := range srcs {
 		a, err := b.assertion(c.Kind, k, src)
 		if err != nil {
@@ -93,10 +89,14 @@ func (b *builder) build(c *configs.Check) *Check {
 			failed = true
 			continue
 		}
-		ch.asserts = append(ch.asserts, a)
+		asserts = append(asserts, a)
 	}
 	if failed {
 		return nil
+	}
+	ch := &Check{Name: c.Name, Kind: c.Kind, Timeout: c.Timeout, Config: c, prober: prober, redact: b.redact, asserts: asserts}
+	if b.deps.Tracing.On() { // off, a run makes no span at all
+		ch.tracer = b.deps.Tracing.Tracer("checks")
 	}
 	return ch
 }

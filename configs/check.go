@@ -54,6 +54,9 @@ func (c *Check) decodeRaw(d *decoder, path string, raw any) {
 func (c *Check) applyDefaults(cfg *Config, i int) {
 	d := &cfg.Defaults
 	c.Index = i
+	c.inherited = map[string]bool{"every": c.Every == 0, "timeout": c.Timeout == 0, "retries": c.Retries == nil,
+		"failure_threshold": c.FailureThreshold == 0, "failure_window": c.FailureWindow == nil,
+		"success_threshold": c.SuccessThreshold == 0, "repeat_interval": c.RepeatInterval == 0, "no_data": c.NoData == ""}
 	setDur(&c.Every, d.Every)
 	setDur(&c.Timeout, d.Timeout)
 	if c.Retries == nil {
@@ -116,34 +119,57 @@ func (v *validator) checks() map[string]bool {
 	return names
 }
 
-// check validates a check's common keys, then its kind's.
-func (v *validator) check(ch *Check, p string) {
+// defaults validates the defaults block's keys once, at defaults.KEY; the checks that
+// take a value from it are not told of it again.
+func (v *validator) defaults() {
+	d := v.c.Defaults
+	v.common(&Check{Every: d.Every, Timeout: d.Timeout, Retries: d.Retries, FailureThreshold: d.FailureThreshold,
+		FailureWindow: d.FailureWindow, SuccessThreshold: d.SuccessThreshold, RepeatInterval: d.RepeatInterval, NoData: d.NoData}, "defaults")
+}
+
+// common validates the keys every check shares (and the defaults block has), but not
+// those a check took from the defaults block.
+func (v *validator) common(ch *Check, p string) {
+	bad := func(key, fix, format string, args ...any) {
+		if !ch.inherited[key] {
+			v.errf(p+"."+key, fix, format, args...)
+		}
+	}
 	if ch.Every < time.Second {
-		v.errf(p+".every", "use 1s or more", "%s is too frequent", ch.Every)
+		bad("every", "use 1s or more", "%s is too frequent", ch.Every)
 	}
 	if ch.Timeout <= 0 {
-		v.errf(p+".timeout", "use a positive duration such as 10s", "must be positive")
+		bad("timeout", "use a positive duration such as 10s", "must be positive")
 	}
 	if *ch.Retries < 0 || *ch.Retries > 10 {
-		v.errf(p+".retries", "use 0 to 10", "%d is out of range", *ch.Retries)
+		bad("retries", "use 0 to 10", "%d is out of range", *ch.Retries)
 	}
-	if ch.FailureThreshold < 1 || ch.SuccessThreshold < 1 {
-		v.errf(p, "thresholds count runs: use 1 or more", "failure_threshold and success_threshold must be at least 1")
+	if ch.FailureThreshold < 1 {
+		bad("failure_threshold", "thresholds count runs: use 1 or more", "must be at least 1, got %d", ch.FailureThreshold)
+	}
+	if ch.SuccessThreshold < 1 {
+		bad("success_threshold", "thresholds count runs: use 1 or more", "must be at least 1, got %d", ch.SuccessThreshold)
 	}
 	if w := *ch.FailureWindow; w != 0 && (w < ch.FailureThreshold || w > MaxFailureWindow) {
 		fix := fmt.Sprintf("use 0 (failure_threshold counts failing runs in a row) or %d to %d runs", max(ch.FailureThreshold, 1), MaxFailureWindow)
-		if w > MaxFailureWindow {
-			v.errf(p+".failure_window", fix, "%d runs is more than vigil keeps", w)
-		} else {
+		switch {
+		case w > MaxFailureWindow:
+			bad("failure_window", fix, "%d runs is more than vigil keeps", w)
+		case !ch.inherited["failure_window"] || !ch.inherited["failure_threshold"]: // the check's own mix
 			v.errf(p+".failure_window", fix, "%d runs cannot hold failure_threshold (%d) failing runs", w, ch.FailureThreshold)
 		}
 	}
 	if ch.NoData != NoDataIgnore && ch.NoData != NoDataAlert {
-		v.errf(p+".no_data", "use ignore (inconclusive runs change nothing) or alert (they count as failing runs)", "%q is not a no_data setting", ch.NoData)
+		bad("no_data", "use ignore (inconclusive runs change nothing) or alert (they count as failing runs)", "%q is not a no_data setting", ch.NoData)
 	}
 	if ch.RepeatInterval != 0 && ch.RepeatInterval < time.Minute {
-		v.errf(p+".repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)
+		bad("repeat_interval", "use 1m or more (e.g. 4h), or 0 for no reminders", "%s would page too often", ch.RepeatInterval)
 	}
+}
+
+// check validates a check's common keys, then its kind's.
+func (v *validator) check(ch *Check, p string) {
+	v.common(ch, p)
 	for j, a := range ch.Assert {
 		if strings.TrimSpace(a) == "" {
 			v.errf(indexPath(p+".assert", j), "remove it or write an expression such as status == 200", "empty assertion")

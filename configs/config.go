@@ -144,6 +144,10 @@ type Check struct {
 
 	// Index is the check's position in the file, for error paths (checks[Index]).
 	Index int `koanf:"-"`
+
+	// inherited names the common keys the check took from the defaults block: a bad value
+	// there is the block's error, said once at defaults.KEY, not once a check.
+	inherited map[string]bool
 }
 
 // Path is the check's key path prefix in errors: "checks[3]".

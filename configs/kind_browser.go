@@ -83,6 +83,9 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 	} else if b.URL != "" {
 		v.url(p+".url", b.URL)
 	}
+	if b.NavigationTimeout < 0 {
+		v.errf(p+".navigation_timeout", "use a positive duration up to the check's timeout, e.g. 10s, or leave it out (the check's timeout)", "%s is negative", b.NavigationTimeout)
+	}
 	for i, st := range b.Steps {
 		sp := indexPath(p+".steps", i)
 		if st == nil {
@@ -94,6 +97,9 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 		}
 		if st.Navigate != "" {
 			v.url(sp+".navigate", st.Navigate)
+		}
+		if st.Sleep < 0 {
+			v.errf(sp+".sleep", "use a positive duration up to 30s, e.g. 500ms", "%s is negative", st.Sleep)
 		}
 		if st.Sleep > 30*time.Second {
 			v.errf(sp+".sleep", "use wait_for with a selector instead of long sleeps", "%s is longer than the 30s a sleep may take", st.Sleep)

@@ -48,7 +48,9 @@ func (s *DNSSpec) applyDefaults(_ *Config, ch *Check) {
 	if s.Recursion == nil {
 		s.Recursion = ptr(true)
 	}
-	setDur(&s.Poll, time.Second)
+	if s.Propagation() {
+		setDur(&s.Poll, time.Second)
+	}
 	setDur(&s.QueryTimeout, min(2*time.Second, ch.Timeout))
 	s.Server = withDNSPort(s.Server)
 	for i := range s.Servers {
@@ -106,8 +108,11 @@ func (s *DNSSpec) validate(v *validator, ch *Check, p string) {
 	if s.QueryTimeout <= 0 || s.QueryTimeout > ch.Timeout {
 		v.errf(p+".query_timeout", fmt.Sprintf("use a positive duration up to the check's timeout (%s)", ch.Timeout), "%s is out of range", s.QueryTimeout)
 	}
-	if s.Propagation() && (s.Poll < 10*time.Millisecond || s.Poll >= ch.Timeout) {
+	switch {
+	case s.Propagation() && (s.Poll < 10*time.Millisecond || s.Poll >= ch.Timeout):
 		v.errf(p+".poll", fmt.Sprintf("use 10ms or more, shorter than the check's timeout (%s)", ch.Timeout), "%s is out of range", s.Poll)
+	case !s.Propagation() && s.Poll != 0:
+		v.errf(p+".poll", "remove poll, or watch an answer propagate: servers: [...] with expect", "poll is how often propagation across servers asks again; one server is asked once a run")
 	}
 }
 

@@ -117,6 +117,30 @@ notifiers:
 	}
 }
 
+// TestNotifierTimeouts pins each type's default timeout for one attempt (docs/CONFIG.md):
+// Slack's covers the screenshots' uploads, email's the whole SMTP conversation.
+func TestNotifierTimeouts(t *testing.T) {
+	p := write(t, `
+checks: [{name: a, kind: http, request: {url: "http://127.0.0.1:8080/"}}]
+notifiers:
+  chat: {type: slack, token: xoxb-1, channel: "#deploys"}
+  chat-quick: {type: slack, token: xoxb-1, channel: "#deploys", timeout: 5s}
+  mail: {type: email, host: 127.0.0.1, from: vigil@example.com, to: [ops@example.com]}
+  hook: {type: webhook, url: "http://127.0.0.1:9/hook", secret: s3cret}
+  pager: {type: pagerduty, routing_key: r0ut1ng}
+`)
+	cfg, err := load(t, p, configs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]time.Duration{"chat": 30 * time.Second, "chat-quick": 5 * time.Second,
+		"mail": 30 * time.Second, "hook": 10 * time.Second, "pager": 10 * time.Second} {
+		if got := cfg.Notifiers[name].Timeout; got != want {
+			t.Errorf("notifiers.%s.timeout: %s, want %s", name, got, want)
+		}
+	}
+}
+
 func TestEnvAndFlagOverrides(t *testing.T) {
 	p := write(t, "agent: {listen: 127.0.0.1:7000, location: file}\n")
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)

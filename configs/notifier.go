@@ -160,6 +160,9 @@ func (v *validator) notifiers() {
 		default:
 			v.channel(p, n)
 		}
+		if n.Timeout < 0 || n.Timeout > 5*time.Minute {
+			v.errf(p+".timeout", "use a positive duration up to 5m for one attempt, e.g. 10s", "%s is out of range", n.Timeout)
+		}
 		if n.MaxAttempts < 1 || n.MaxAttempts > 50 {
 			v.errf(p+".max_attempts", "use 1 to 50", "%d is out of range", n.MaxAttempts)
 		}

@@ -23,6 +23,8 @@ const maxOpsgenieTags = 16
 // discord, email, alertmanager).
 func (n *Notifier) channelDefaults() {
 	switch n.Type {
+	case NotifierSlack:
+		setDur(&n.Timeout, 30*time.Second) // a message, the root's update and the screenshots' uploads
 	case NotifierOpsgenie:
 		setStr(&n.APIURL, "https://api.opsgenie.com")
 		setStr(&n.Priority, "P1")

@@ -157,8 +157,11 @@ func (v *validator) services(checks map[string]bool) {
 		if vf.InitialDelay < 0 || vf.InitialDelay > 24*time.Hour {
 			v.errf(p+".verify.initial_delay", "use a duration from 0s to 24h, e.g. 30s", "%s is out of range", vf.InitialDelay)
 		}
+		windowOK := vf.Count >= 1 && vf.Interval >= 100*time.Millisecond && vf.InitialDelay >= 0 && vf.InitialDelay <= 24*time.Hour
 		last := vf.InitialDelay + time.Duration(max(vf.Count-1, 0))*vf.Interval // when the window's last round runs
-		if vf.ReadyWithin < 0 || vf.ReadyWithin > last {
+		// Past the last round is said only of a window that is itself valid: its own error
+		// comes first, and a bound drawn from a negative interval would mislead.
+		if vf.ReadyWithin < 0 || (windowOK && vf.ReadyWithin > last) {
 			fix := fmt.Sprintf("use 0s (no limit) to %s, when the window's last round runs (initial_delay + interval × (count - 1)), or make the window longer", last)
 			if vf.ReadyWithin < 0 {
 				v.errf(p+".verify.ready_within", fix, "%s is negative", vf.ReadyWithin)

@@ -11,6 +11,7 @@ func (c *Config) validate() Errors {
 	v := &validator{c: c}
 	v.agent()
 	v.store()
+	v.defaults()
 	names := v.checks()
 	v.services(names)
 	v.notifiers()
@@ -39,6 +40,10 @@ func (v *validator) agent() {
 	}
 	if a.PublicURL != "" {
 		v.url("agent.public_url", a.PublicURL)
+	}
+	if a.ShutdownGrace < 0 || a.ShutdownGrace > time.Hour {
+		v.errf("agent.shutdown_grace", "use 1s to 1h, e.g. 10s, and less than the orchestrator waits before it kills (Kubernetes: terminationGracePeriodSeconds, 30s by default)",
+			"%s is out of range", a.ShutdownGrace)
 	}
 	v.tracing()
 }
