@@ -92,7 +92,7 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 	}
 	ev := &alerting.Event{
 		Incident: incident, OccurredAt: now, Service: d.Service, Summary: reason, Halt: halt,
-		Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
+		Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID, DryRun: svc.DryRun,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
 			RollbackOf: d.RollbackOf},
 	}
@@ -135,7 +135,7 @@ func (a *Agent) deployStarted(d *store.Deploy, now time.Time) []*store.OutboxEnt
 		return nil
 	}
 	ev := &alerting.Event{Name: configs.EventDeployStarted, Key: d.ID + ":" + configs.EventDeployStarted, Incident: d.ID,
-		OccurredAt: now, Service: d.Service, Location: rt.Config.Agent.Location, StatusURL: a.baseURL() + "/deploys/" + d.ID,
+		OccurredAt: now, Service: d.Service, Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID,
 		Summary: fmt.Sprintf("deploy of %s %s registered; verifying", d.Service, d.Version), DryRun: svc.DryRun,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit}}
 	return a.entries(ev, a.route(rt, svc.OnFailure.For(ev.Name), ev.Name), a.silencedBy(rt, d.Service, "", now), now)

@@ -77,6 +77,9 @@ func restartOnly(old, cfg *configs.Config) []string {
 		was, now any
 	}{
 		{"agent.listen", old.Agent.Listen, cfg.Agent.Listen},
+		// Who the agent is: every result, metric, streak, incident and heartbeat carries it.
+		{"agent.location", old.Agent.Location, cfg.Agent.Location},
+		{"agent.name", old.Agent.Name, cfg.Agent.Name},
 		{"store.driver", old.Store.Driver, cfg.Store.Driver},
 		{"store.dsn", old.Store.DSN, cfg.Store.DSN},
 		{"browser.path", old.Browser.Path, cfg.Browser.Path},

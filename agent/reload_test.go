@@ -86,7 +86,7 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 		}
 		return b.String()
 	}
-	h := startAgent(t, "", cfg("concurrency: 1, browser_concurrency: 1"))
+	h := startAgent(t, "", cfg("concurrency: 1, browser_concurrency: 1, location: alpha"))
 	page := func() int {
 		resp, err := http.Get(h.url + "/")
 		if err != nil {
@@ -103,7 +103,7 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 		t.Fatalf("with concurrency 1, %d runs went at once", p)
 	}
 
-	err := reloadWith(t, h, cfg("concurrency: 4, browser_concurrency: 3, status_page_auth: true")+
+	err := reloadWith(t, h, cfg("concurrency: 4, browser_concurrency: 3, status_page_auth: true, location: beta")+
 		"browser: {path: /opt/other-chromium}\nstore: {dsn: elsewhere.db}\n")
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 	if got := h.a.sched.browser.limit(); got != 3 {
 		t.Errorf("browser_concurrency after reload: %d, want 3", got)
 	}
-	for _, s := range []string{"browser.path", "store.dsn", "restart"} {
+	for _, s := range []string{"browser.path", "store.dsn", "agent.location", "restart"} {
 		if !strings.Contains(h.logs.String(), s) {
 			t.Errorf("the reload log does not name %q:\n%s", s, h.logs.String())
 		}

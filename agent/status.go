@@ -97,7 +97,7 @@ const (
 )
 
 func (a *Agent) meta(r *http.Request, title string, refresh bool) pageMeta {
-	m := pageMeta{Title: title, Location: a.Runtime().Config.Agent.Location, Version: a.opts.Version, Now: a.clock.Now(),
+	m := pageMeta{Title: title, Location: a.location, Version: a.opts.Version, Now: a.clock.Now(),
 		Back: r.URL.RequestURI()}
 	if c, err := r.Cookie(themeCookie); err == nil && (c.Value == "light" || c.Value == "dark") {
 		m.Theme = c.Value
