@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +160,15 @@ func FuzzDecodeDeployRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An answer that cannot be encoded is a 500 that says so, never a 200 with an empty body.
+func TestWriteJSONThatCannotBeEncoded(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeJSON(w, http.StatusOK, map[string]any{"value": make(chan int)})
+	var e apiError
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusInternalServerError || e.Status != 500 ||
+		!strings.Contains(e.Error, "could not encode") {
+		t.Errorf("%d %s (%v)", w.Code, w.Body, err)
+	}
 }

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -68,6 +69,18 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 			"value < 50 is false: value = NaN (the query returned 2 series, so there is no single value")
 		if len(res.Reasons) != 2 {
 			t.Fatalf("reasons %q: the db pool and the series count hold", res.Reasons)
+		}
+		// The NaN is null in the result's JSON (vigil run --json, the API), the rest kept.
+		b, err := json.Marshal(res)
+		var back struct{ Vars map[string]any }
+		if err == nil {
+			err = json.Unmarshal(b, &back)
+		}
+		if v, ok := back.Vars["value"]; err != nil || !ok || v != nil || back.Vars["series"] != 2.0 {
+			t.Fatalf("the result as JSON: %v %s", err, b)
+		}
+		if !math.IsNaN(res.Vars["value"].(float64)) {
+			t.Fatal("marshalling changed the run's own value")
 		}
 	})
 	t.Run("series", func(t *testing.T) {

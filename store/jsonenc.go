@@ -34,7 +34,8 @@ const (
 
 var jsonEncoders = sync.Pool{New: func() any { return &jsonEncoder{buf: make([]byte, 0, 512)} }}
 
-// mustJSON is v as JSON; "null" when encoding/json would refuse it (a NaN, say).
+// mustJSON is v as JSON, a NaN or infinity as null in its place; "null" when v holds a
+// type that encoding/json refuses.
 func mustJSON(v any) string {
 	e := jsonEncoders.Get().(*jsonEncoder)
 	b, ok := e.value(e.buf[:0], v)
@@ -159,10 +160,11 @@ func sortedKeys[V any](e *jsonEncoder, m map[string]V) []string {
 
 // appendJSONFloat writes f as ECMAScript writes a number, as encoding/json does: plain
 // decimals between 1e-6 and 1e21, exponents outside, with no leading zero in a negative
-// exponent. NaN and infinities are not JSON.
+// exponent. NaN and infinities are not JSON: each is written null, in its place, so the
+// rest of the run's variables are kept (encoding/json refuses the whole value).
 func appendJSONFloat(b []byte, f float64) ([]byte, bool) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, false
+		return append(b, "null"...), true
 	}
 	format := byte('f')
 	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
