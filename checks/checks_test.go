@@ -253,6 +253,43 @@ checks:
 	}
 }
 
+// An extracted object or list is decoded as encoding/json decodes it; one nested deeper
+// than its 10,000 levels (a hostile answer) is refused at once with the reason, where
+// gjson's Value spent a minute of CPU on 100,000 levels, past any timeout.
+func TestScriptExtractsNestedValues(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 100_000) + "1" + strings.Repeat("}", 100_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/deep" {
+			fmt.Fprint(w, deep)
+			return
+		}
+		fmt.Fprint(w, `{"cart":{"id":42,"items":[{"sku":"a","qty":2}],"tags":["x",null,true]}}`)
+	}))
+	defer srv.Close()
+	cs := build(t, srv.URL, `
+checks:
+  - name: flow
+    kind: script
+    steps:
+      - {request: {url: "${T}/cart"}, extract: {cart: json.cart, items: json.cart.items}}
+      - {request: {url: "${T}/cart/{{ .cart.id }}/{{ (index .items 0).sku }}"}, extract: {deep: json.a.a}}
+  - name: deep
+    kind: script
+    steps:
+      - {request: {url: "${T}/deep"}, extract: {deep: json.a.a}}
+`)
+	r := cs["flow"].Run(context.Background(), checks.Input{})
+	if r.Outcome != checks.Fail || !strings.Contains(r.Summary(), "extract deep from json.a.a: no value there") ||
+		!strings.Contains(strings.Join(r.Transcript, "\n"), "/cart/42/a") {
+		t.Errorf("an object and a list extracted: got %s %v\n%s", r.Outcome, r.Reasons, strings.Join(r.Transcript, "\n"))
+	}
+	r = cs["deep"].Run(context.Background(), checks.Input{})
+	if r.Outcome != checks.Fail || !strings.Contains(r.Summary(), "extract deep from json.a.a: the value there could not be read: ") ||
+		!strings.Contains(r.Summary(), "exceeded max depth") {
+		t.Errorf("100,000 levels: got %s %v", r.Outcome, r.Reasons)
+	}
+}
+
 func TestBaselineAndDeployVariables(t *testing.T) {
 	var delay atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -95,8 +96,12 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		for _, name := range slices.Sorted(maps.Keys(st.extract)) {
 			v, ok := ans.extract(st.extract[name])
 			if !ok {
+				why := "no value there"
+				if u, isU := v.(unreadable); isU {
+					why = string(u)
+				}
 				run.Vars["failed_step"] = st.label
-				run.Failf("step %d (%s): extract %s from %s: no value there%s", i+1, st.label, name, st.extract[name], varsNote(run.Transcript, extracted))
+				run.Failf("step %d (%s): extract %s from %s: %s%s", i+1, st.label, name, st.extract[name], why, varsNote(run.Transcript, extracted))
 				return nil
 			}
 			extracted[name] = v
@@ -127,6 +132,10 @@ func shownValue(t *Transcript, name string, v any) string {
 	return formatValue(t.Redactor().Value(v))
 }
 
+// unreadable is why a value that is there could not be extracted (extractValue's value
+// when it reports false).
+type unreadable string
+
 // extractValue reads json.PATH (gjson), json, header.NAME, status or body from resp.
 func extractValue(from string, resp *Response) (any, bool) {
 	switch {
@@ -141,7 +150,17 @@ func extractValue(from string, resp *Response) (any, bool) {
 		if !r.Exists() {
 			return nil, false
 		}
-		return r.Value(), true
+		if !r.IsObject() && !r.IsArray() {
+			return r.Value(), true
+		}
+		// An object or a list is decoded by encoding/json, in time linear in its size and
+		// at most 10,000 levels deep; gjson's Value is quadratic in the depth (a hostile
+		// answer nested 100,000 deep took a minute of CPU, past any timeout).
+		var v any
+		if err := json.Unmarshal([]byte(r.Raw), &v); err != nil {
+			return unreadable("the value there could not be read: " + err.Error()), false
+		}
+		return v, true
 	case strings.HasPrefix(from, "header."):
 		v := resp.Header.Get(strings.TrimPrefix(from, "header."))
 		return v, v != ""
