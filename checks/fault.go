@@ -106,6 +106,22 @@ func noAnswer(err error) error {
 	return err
 }
 
+// notHTTP says whether a request's error is an answer that is not HTTP, or HTTP that no
+// client reads: a TLS port asked in plain HTTP answers a TLS alert, another protocol's
+// banner, headers past every client's limit, a redirect without a usable Location, plain
+// HTTP on an https URL. net/http keeps these errors unexported, so only their text tells.
+// (A TLS answer to plain HTTP is a tls.RecordHeaderError, matched by type.)
+func notHTTP(msg string) bool {
+	for _, s := range []string{"malformed HTTP response", "malformed HTTP status code", "malformed HTTP version",
+		"malformed MIME header", "server response headers exceeded", "failed to parse Location header",
+		"server gave HTTP response to HTTPS client", "unsupported transfer encoding", "too many transfer encodings"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // h2Abort says whether an HTTP/2 request's error is the server ending it without an
 // answer: a stream it reset (a handler that panicked: what HTTP/1.1 shows as a closed
 // connection) or a GOAWAY before the answer. net/http keeps these types unexported, so
@@ -126,9 +142,15 @@ func targetFault(err error) error {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var unknown x509.UnknownAuthorityError
+	var record tls.RecordHeaderError
+	var op *net.OpError
 	switch {
+	case err == nil || errors.As(err, &op) && op.Op == "proxyconnect":
+		return err // the proxy vigil goes through (HTTPS_PROXY) is vigil's path, not the service
 	case errors.As(err, &host) || errors.As(err, &invalid) && invalid.Reason == x509.Expired || errors.Is(err, errTooManyRedirects):
 		return &faultError{err}
+	case errors.As(err, &record) || notHTTP(err.Error()):
+		return &faultError{fmt.Errorf("%w (the service answered, and no HTTP client can read the answer)", err)}
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%w (a private CA? give its certificate in the check's tls.ca_file)", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,6 +105,63 @@ checks:
 `, otherName(t))), Error, "not 127.0.0.1")
 		if served.Load() != before {
 			t.Error("a request went through a refused certificate")
+		}
+	})
+}
+
+// An answer that is not HTTP, or HTTP no client reads, is the service's: a run fails on
+// it at once (a TLS port asked in plain HTTP, another protocol's banner, headers past any
+// client's limit, a redirect without a usable Location, plain HTTP on an https URL). A
+// connection closed without a byte stays no answer: an error, retried.
+func TestAnswersThatAreNotHTTPFail(t *testing.T) {
+	raw := func(t *testing.T, answer string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+					buf := make([]byte, 4096)
+					_, _ = c.Read(buf) // the request
+					_, _ = c.Write([]byte(answer))
+				}()
+			}
+		}()
+		return "http://" + ln.Addr().String()
+	}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(plain.Close)
+	check := func(url string) string {
+		return fmt.Sprintf("checks:\n  - {name: api, kind: http, timeout: 3s, request: {url: %q}}\n", url+"/")
+	}
+	for _, c := range []struct{ name, url, reason string }{
+		{"a TLS alert", raw(t, "\x15\x03\x01\x00\x02\x02\x46"), "malformed HTTP response"},
+		{"another protocol", raw(t, "SSH-2.0-OpenSSH_9.2\r\n"), "malformed HTTP"},
+		{"headers past every limit", raw(t, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 1<<20)+"\r\n\r\n"), "server response headers exceeded"},
+		{"a redirect nowhere", raw(t, "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n"), "failed to parse Location header"},
+		{"plain HTTP on https", strings.Replace(plain.URL, "http://", "https://", 1), "server gave HTTP response to HTTPS client"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := RunWithRetries(t.Context(), buildOne(t, check(c.url)), Input{}, Retry{Attempts: 1, Backoff: time.Millisecond})
+			wantOutcome(t, res, Fail, c.reason, "no HTTP client can read the answer")
+			if res.Attempts != 1 {
+				t.Errorf("a fail is an answer, not retried: %d attempts", res.Attempts)
+			}
+		})
+	}
+	t.Run("closed without a byte stays no answer", func(t *testing.T) {
+		res := RunWithRetries(t.Context(), buildOne(t, check(raw(t, ""))), Input{}, Retry{Attempts: 1, Backoff: time.Millisecond})
+		wantOutcome(t, res, Error)
+		if !res.NoAnswer {
+			t.Errorf("not marked as no answer: %v", res.Reasons)
 		}
 	})
 }
