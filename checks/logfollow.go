@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +56,70 @@ type checkpoint struct {
 	info   os.FileInfo
 	offset int64
 	at     time.Time // when the size that offset reached was observed
+	// tail is the bytes just before offset: a file truncated and written past the offset
+	// again between two runs has its size and identity, not these bytes.
+	tail []byte
+}
+
+// checkpointTail is how many bytes before its offset a checkpoint keeps.
+const checkpointTail = 64
+
+// tailBefore is the checkpointTail bytes (fewer at a file's start) before offset in path;
+// nil when they cannot be read.
+func tailBefore(path string, offset int64) []byte {
+	n := min(offset, checkpointTail)
+	if n <= 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, offset-n); err != nil {
+		return nil
+	}
+	return b
+}
+
+// sameTail says whether path still has cp's tail just before cp's offset (true when the
+// checkpoint has none to compare).
+func (cp *checkpoint) sameTail(path string) bool {
+	if len(cp.tail) == 0 {
+		return true
+	}
+	now := tailBefore(path, cp.offset)
+	return now == nil || bytes.Equal(now, cp.tail)
+}
+
+// lineHit is a pattern a line matched and the text it matched in (for samples).
+type lineHit struct {
+	pattern int
+	text    []byte
+}
+
+// newest is the n of paths modified last, in name order.
+func newest(paths []string, n int) []string {
+	type file struct {
+		path string
+		mod  time.Time
+	}
+	files := make([]file, 0, len(paths))
+	for _, p := range paths {
+		var mod time.Time
+		if info, err := os.Stat(p); err == nil {
+			mod = info.ModTime()
+		}
+		files = append(files, file{p, mod})
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) })
+	out := make([]string, 0, n)
+	for _, f := range files[:n] {
+		out = append(out, f.path)
+	}
+	sort.Strings(out)
+	return out
 }
 
 type logHit struct {
@@ -78,8 +143,8 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 	sort.Strings(paths)
 	if len(paths) > logMaxFiles {
 		tally.truncated = true
-		tally.notes = append(tally.notes, fmt.Sprintf("the glob matches %d files; only the first %d are followed", len(paths), logMaxFiles))
-		paths = paths[:logMaxFiles]
+		tally.notes = append(tally.notes, fmt.Sprintf("the glob matches %d files; only the %d modified last are followed", len(paths), logMaxFiles))
+		paths = newest(paths, logMaxFiles)
 	}
 
 	type target struct {
@@ -141,8 +206,13 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		var from int64
 		var lower time.Time
 		switch {
-		case tg.cp != nil && size >= tg.cp.offset:
+		case tg.cp != nil && size >= tg.cp.offset && tg.cp.sameTail(tg.path):
 			from, lower = tg.cp.offset, tg.cp.at
+		case tg.cp != nil && size >= tg.cp.offset:
+			// Truncated and written past the old offset since (copytruncate, then a burst):
+			// the bytes before the checkpoint are not those read there.
+			lower = tg.cp.at
+			t.Printf("%s was truncated and written again (%d bytes; the bytes before offset %d changed); reading it from the start", tg.path, size, tg.cp.offset)
 		case tg.cp != nil:
 			lower = tg.cp.at
 			t.Printf("%s was truncated (%d bytes, %d before); reading it from the start", tg.path, size, tg.cp.offset)
@@ -160,20 +230,34 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		}
 		offset := from
 		if size > from {
-			n, err := s.readFile(tg.path, from, size, skipFirst, func(line []byte, ts time.Time) {
+			var hits []lineHit // the patterns the line being read matched, in its pieces so far
+			n, err := s.readFile(tg.path, from, size, skipFirst, func(piece []byte, ts time.Time, end bool) {
+				for _, i := range q.match(piece, matched) {
+					if !slices.ContainsFunc(hits, func(h lineHit) bool { return h.pattern == i }) {
+						text := piece
+						if !end { // the reader's buffer is reused for the next piece
+							text = bytes.Clone(piece[:min(len(piece), 2*logSampleMax)])
+						}
+						hits = append(hits, lineHit{pattern: i, text: text})
+					}
+				}
+				if !end {
+					return
+				}
 				tally.lines++
 				at := ts
 				if lower.After(at) {
 					at = lower
 				}
-				for _, i := range q.match(line, matched) {
+				for _, h := range hits {
 					switch {
 					case at.IsZero():
 						tally.undated++
 					case !at.Before(keepFrom):
-						s.remember(at, i, line, q.samples)
+						s.remember(at, h.pattern, h.text, q.samples)
 					}
 				}
+				hits = hits[:0]
 			}, now)
 			tally.bytes += n
 			budget -= size - from
@@ -183,7 +267,13 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 			}
 		}
 		tally.files++
-		next = append(next, &checkpoint{path: tg.path, info: tg.info, offset: offset, at: tg.statAt})
+		cp := &checkpoint{path: tg.path, info: tg.info, offset: offset, at: tg.statAt}
+		if tg.cp != nil && offset == tg.cp.offset && from == offset {
+			cp.tail = tg.cp.tail // nothing read: the same bytes end at the offset
+		} else {
+			cp.tail = tailBefore(tg.path, offset)
+		}
+		next = append(next, cp)
 	}
 	s.cps = next
 	s.lastRun = listed
@@ -192,7 +282,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 
 // readFile reads [from, to) of path line by line and returns the bytes consumed: up to the
 // end of the last complete line, so a line still being written is read whole next time.
-func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn func(line []byte, ts time.Time), now time.Time) (int64, error) {
+func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn func(piece []byte, ts time.Time, end bool), now time.Time) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -202,49 +292,43 @@ func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn fu
 		return 0, err
 	}
 	var last time.Time
-	first := true
-	return readLines(io.LimitReader(f, to-from), func(line []byte) {
-		if first && skipFirst {
-			first = false
+	skip, start := skipFirst, true // start: the next piece begins a line
+	return readLines(io.LimitReader(f, to-from), func(piece []byte, end bool) {
+		if skip {
+			skip = !end
 			return // cut at the byte cap: a partial line
 		}
-		first = false
-		if ts, ok := ParseLogTime(line, now, time.Local); ok {
-			last = ts
+		if start {
+			if ts, ok := ParseLogTime(piece, now, time.Local); ok {
+				last = ts
+			}
 		}
-		fn(line, last)
+		start = end
+		fn(piece, last, end)
 	})
 }
 
-// readLines calls fn for each complete line of r (without its newline; lines longer than
-// logLineMax are cut) and returns the bytes consumed. A final partial line is not consumed
-// unless it is already longer than logLineMax.
-func readLines(r io.Reader, fn func(line []byte)) (int64, error) {
+// readLines calls fn for each complete line of r, without its newline, and returns the
+// bytes consumed. A line longer than logLineMax comes in pieces of at most that, end true
+// on its last (so a match anywhere in a long line is seen; one across two pieces is not).
+// fn must not keep a piece: the buffer is reused. A final partial line is not consumed
+// unless it is already longer than logLineMax (some of it was handed out).
+func readLines(r io.Reader, fn func(piece []byte, end bool)) (int64, error) {
 	br := bufio.NewReaderSize(r, logLineMax)
 	var consumed, pending int64
-	var long []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			line := chunk
-			if long != nil {
-				line = long
-			}
-			fn(trimEOL(line))
+			fn(trimEOL(chunk), true)
 			consumed += pending + int64(len(chunk))
-			pending, long = 0, nil
+			pending = 0
 		case errors.Is(err, bufio.ErrBufferFull):
-			if long == nil {
-				long = append([]byte(nil), chunk...)
-			}
+			fn(chunk, false)
 			pending += int64(len(chunk))
 		case errors.Is(err, io.EOF):
-			if pending+int64(len(chunk)) > logLineMax {
-				if long == nil {
-					long = chunk
-				}
-				fn(trimEOL(long))
+			if pending > 0 {
+				fn(trimEOL(chunk), true)
 				consumed += pending + int64(len(chunk))
 			}
 			return consumed, nil

@@ -6,7 +6,7 @@ import (
 )
 
 const (
-	logLineMax   = 64 << 10 // longer lines are matched on their first 64 KiB
+	logLineMax   = 64 << 10 // longer lines are read in pieces of this size
 	logSampleMax = 300      // bytes of a sample line
 )
 

@@ -144,6 +144,21 @@ func TestLogscanFollowsFiles(t *testing.T) {
 		t.Fatalf("after truncation: matches %d, want 4; transcript %q", n, r.Transcript)
 	}
 
+	// copytruncate, then more written between two runs than there was before: the size is
+	// past the old offset, and the bytes before it are not those read there.
+	appendLog(t, log, strings.Repeat("filler ", 20))
+	if n, _ := matches(Input{}); n != 4 {
+		t.Fatalf("filler: matches %d, want 4", n)
+	}
+	if err := os.Truncate(log, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, log, "Possible connection leak detected F1", "Possible connection leak detected F2", strings.Repeat("more ", 100))
+	n, r = matches(Input{})
+	if n != 6 || !strings.Contains(strings.Join(r.Transcript, "\n"), "was truncated and written again") {
+		t.Fatalf("after truncation and regrowth: matches %d, want 6; transcript %q", n, r.Transcript)
+	}
+
 	// A deploy: only lines written since it count. The first run after the deploy marks
 	// where the files were; a line appended after it counts.
 	deploy := time.Now()
@@ -200,6 +215,44 @@ func TestLogscanBounded(t *testing.T) {
 	if b := res.Vars["bytes"].(int); b > 65536 {
 		t.Fatalf("read %d bytes with max_bytes 65536", b)
 	}
+}
+
+// TestLogscanLongLinesAndManyFiles: a line longer than the 64 KiB read at once is matched
+// in every piece, and counted once; a glob past the 1,000 files followed follows those
+// written last, where the live log is, not the first by name.
+func TestLogscanLongLinesAndManyFiles(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), ""))
+	appendLog(t, log, "start")
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	appendLog(t, log, strings.Repeat("x", 1<<20)+" Possible connection leak detected at the end of a long line",
+		"Possible connection leak detected "+strings.Repeat("y", 200<<10)+" Possible connection leak detected")
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 2")
+	if res.Vars["lines"] != 2 {
+		t.Errorf("lines %v, want 2", res.Vars["lines"])
+	}
+
+	many := filepath.Join(t.TempDir(), "logs")
+	if err := os.MkdirAll(many, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for i := range logMaxFiles + 50 {
+		p := filepath.Join(many, fmt.Sprintf("app-%05d.log", i))
+		appendLog(t, p, "old")
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := filepath.Join(many, "zz-current.log")
+	appendLog(t, live, "started")
+	c = buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(many, "*.log")), ""))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	appendLog(t, live, "Possible connection leak detected in the live log")
+	res = run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 1", "only the 1000 modified last are followed")
 }
 
 // lokiServer is a loopback server implementing the part of Loki's HTTP API that logscan
@@ -491,18 +544,25 @@ func FuzzParseLokiResponse(f *testing.F) {
 	})
 }
 
-// FuzzReadLines: readLines hands out every complete line once, none longer than
-// logLineMax, and consumes exactly the bytes up to the last newline (or a too-long tail).
+// FuzzReadLines: readLines hands out every complete line once, in pieces none longer than
+// logLineMax that make up the line, and consumes exactly the bytes up to the last newline
+// (or a too-long tail).
 func FuzzReadLines(f *testing.F) {
 	f.Add([]byte("a\nb\r\nc"))
 	f.Add([]byte(strings.Repeat("x", logLineMax+10) + "\nend\n"))
 	f.Add([]byte("\n\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var n int
-		consumed, err := readLines(strings.NewReader(string(data)), func(line []byte) {
-			n++
-			if len(line) > logLineMax {
-				t.Fatalf("line of %d bytes", len(line))
+		var got, line []byte
+		consumed, err := readLines(strings.NewReader(string(data)), func(piece []byte, end bool) {
+			if len(piece) > logLineMax {
+				t.Fatalf("a piece of %d bytes", len(piece))
+			}
+			line = append(line, piece...)
+			if end {
+				n++
+				got = append(append(got, line...), '\n')
+				line = line[:0]
 			}
 		})
 		if err != nil {
@@ -514,6 +574,11 @@ func FuzzReadLines(f *testing.F) {
 		}
 		if want := strings.Count(string(data[:last]), "\n"); n < want {
 			t.Fatalf("%d lines, want at least %d", n, want)
+		}
+		// The pieces make up the lines consumed, line ends aside.
+		strip := func(b []byte) string { return strings.NewReplacer("\r", "", "\n", "").Replace(string(b)) }
+		if len(line) > 0 || strip(got) != strip(data[:consumed]) {
+			t.Fatalf("the pieces handed out are not the bytes consumed")
 		}
 	})
 }
