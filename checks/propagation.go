@@ -23,7 +23,10 @@ var propagationVars = types.Map{
 	"write_status":   types.Int,
 }
 
-// cleanupGrace bounds the cleanup request when the run's deadline has already passed.
+// cleanupGrace is the most of a run's time kept for its cleanup (a tenth of it at most):
+// the readers are polled until the run's deadline less that, so the cleanup runs within
+// the timeout. A run cancelled before its cleanup (its window decided) still cleans up,
+// within this much.
 const cleanupGrace = 5 * time.Second
 
 // Propagation is the propagation kind, for writes that take too long to be seen (a release
@@ -68,7 +71,10 @@ type readerResult struct {
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
 	last       string
-	err        error // rendering failed: not worth polling
+	// cut is set while the last answer read was cut at max_body_bytes: a marker past the
+	// cut cannot be seen, and the failure says so.
+	cut int
+	err error // rendering failed: not worth polling
 }
 
 // Probe implements Prober.
@@ -104,13 +110,19 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		return nil
 	}
 
+	pollCtx := ctx
+	if dl, ok := ctx.Deadline(); ok && p.cleanup != nil {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithDeadline(ctx, dl.Add(-min(cleanupGrace, time.Until(dl)/10)))
+		defer cancel()
+	}
 	results := make([]readerResult, len(p.readers))
 	var wg sync.WaitGroup
 	for i, r := range p.readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = p.pollReader(ctx, r, data, nonce, acked, deployVersion(run, p.served))
+			results[i] = p.pollReader(pollCtx, r, data, nonce, acked, deployVersion(run, p.served))
 		}()
 	}
 	wg.Wait()
@@ -120,7 +132,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 
 	waited := time.Since(acked)
 	readers := map[string]float64{}
-	var stale, silent, oldOnly []string
+	var stale, silent, oldOnly, cut []string
 	var slowest time.Duration
 	unanswered := true // every silent reader's silence is the service's
 	for i, r := range p.readers {
@@ -151,6 +163,9 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			readers[r.name] = ms(waited)
 			slowest = waited
 			stale = append(stale, r.name)
+			if res.cut > 0 {
+				cut = append(cut, fmt.Sprintf("%s's answer was cut at max_body_bytes (%d bytes), and a marker past that is not seen: raise the reader's max_body_bytes, or read a page that puts the newest first", r.name, res.cut))
+			}
 			run.Transcript.Printf("reader %s never showed the marker in %d reads over %s%s; last answer: %s", r.name, res.judged, round(waited), res.versionNote(), run.Transcript.Excerpt(res.last, 124))
 		}
 	}
@@ -167,7 +182,11 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	run.Vars["propagation_ms"] = ms(slowest)
 	if len(stale) > 0 {
 		list := strings.Join(stale, ", ")
-		run.Failf("%d of %d readers never showed the marker within %s: %s", len(stale), len(p.readers), round(waited), list)
+		why := ""
+		if len(cut) > 0 {
+			why = " (" + strings.Join(cut, "; ") + ")"
+		}
+		run.Failf("%d of %d readers never showed the marker within %s: %s%s", len(stale), len(p.readers), round(waited), list, why)
 		run.Explain("stale", "never showed the marker: "+list)
 		run.Explain("propagation_ms", "a lower bound: "+list+" never showed the marker; vigil stopped waiting at the timeout")
 		return nil
@@ -259,6 +278,10 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			res.judged++
 			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).
 			res.last = fmt.Sprintf("%d %s", resp.Status, resp.Body[:min(len(resp.Body), 4096)])
+			res.cut = 0
+			if resp.Truncated {
+				res.cut = len(resp.Body)
+			}
 			ok, merr := r.match.shows(resp, nonce)
 			if merr != nil && !mismatchNoted {
 				mismatchNoted = true

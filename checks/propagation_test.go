@@ -3,6 +3,7 @@ package checks
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -242,4 +243,45 @@ checks:
     backoff: {max: 500ms}`, "checks[0].backoff.max", "shorter than poll")
 	wantBuildError(t, head+`    read: ["http://127.0.0.1:1/r"]
     assert: ["len(stail) == 0"]`, "checks[0].assert[0]", `did you mean "stale"?`)
+}
+
+// The cleanup runs within the run's timeout: the readers are polled until the deadline
+// less the time kept for it, and a cleanup that hangs is cut at the deadline (it ran up to
+// 5 s past it). A reader whose answer is cut at max_body_bytes, with the marker past the
+// cut, is stale, and the failure says why.
+func TestPropagationCleanupWithinTimeoutAndCutAnswers(t *testing.T) {
+	f := newFeed()
+	w := serve(t, f.writer(http.StatusCreated))
+	long := serve(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, strings.Repeat("x", 100<<10))
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for m := range f.items {
+			fmt.Fprint(rw, m)
+		}
+	}))
+	hole, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hole.Close() })
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: feed-propagation
+    kind: propagation
+    timeout: 2s
+    poll: 50ms
+    write: {url: "%s/api/items", body: '{"marker":"{{ .Nonce }}"}', headers: {Content-Type: application/json}}
+    read:
+      - {name: a, request: {url: "%s/api/items", max_body_bytes: 65536}}
+    cleanup: {url: "http://%s/api/items/{{ .Nonce }}"}
+`, w.URL, long.URL, hole.Addr()))
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "1 of 1 readers never showed the marker", "a's answer was cut at max_body_bytes (65536 bytes)")
+	if !strings.Contains(strings.Join(res.Transcript, "\n"), "cleanup failed (the marker may remain)") {
+		t.Errorf("the cleanup to a server that never answers: %q", res.Transcript)
+	}
+	if res.Duration > 3500*time.Millisecond { // 7 s when the cleanup had 5 s past the deadline
+		t.Errorf("the run took %s; its timeout is 2s", res.Duration)
+	}
 }
