@@ -159,7 +159,17 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	if limit <= 0 {
 		limit = configs.DefaultMaxBodyBytes
 	}
-	data, readErr := readBody(resp.Body, resp.ContentLength, limit)
+	body, length, readErr := decodedBody(resp, t)
+	if badCoding(readErr) {
+		if t != nil {
+			t.Printf("< %s; %v", resp.Status, readErr)
+		}
+		return nil, &faultError{fmt.Errorf("%s, but %w", resp.Status, readErr)}
+	}
+	var data []byte
+	if readErr == nil {
+		data, readErr = readBody(body, length, limit)
+	}
 	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(),
 		ContentLength: resp.ContentLength}
 	for prev := resp.Request.Response; prev != nil; prev = prev.Request.Response {

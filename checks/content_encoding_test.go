@@ -1,0 +1,74 @@
+package checks
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A compressed answer is judged as the service sent it and as it reads: the
+// Content-Encoding header is there to assert on whether Go asked for gzip itself (and
+// decoded it) or the request asked for it (and vigil decodes it); deflate too; a gzip bomb
+// is cut at max_body_bytes; a body that is not in the coding it names fails; a coding vigil
+// does not decode is left as sent, and the transcript says so.
+func TestCompressedAnswers(t *testing.T) {
+	const doc = `{"status":"up"}`
+	var gz, zl bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	fmt.Fprint(w, doc)
+	w.Close()
+	z := zlib.NewWriter(&zl)
+	fmt.Fprint(z, doc)
+	z.Close()
+	var bomb bytes.Buffer
+	w = gzip.NewWriter(&bomb)
+	_, _ = w.Write(bytes.Repeat([]byte("0"), 8<<20))
+	w.Close()
+	srv := serve(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		body, coding := []byte(doc), ""
+		accept := r.Header.Get("Accept-Encoding")
+		switch {
+		case r.URL.Path == "/bomb":
+			body, coding = bomb.Bytes(), "gzip"
+		case r.URL.Path == "/liar":
+			coding = "gzip"
+		case r.URL.Path == "/br" && strings.Contains(accept, "br"):
+			body, coding = []byte{0x0b, 0x07, 0x80}, "br"
+		case strings.Contains(accept, "gzip"):
+			body, coding = gz.Bytes(), "gzip"
+		case strings.Contains(accept, "deflate"):
+			body, coding = zl.Bytes(), "deflate"
+		}
+		if coding != "" {
+			rw.Header().Set("Content-Encoding", coding)
+		}
+		rw.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		_, _ = rw.Write(body)
+	}))
+	check := func(path, headers string, asserts ...string) *Result {
+		t.Helper()
+		return run(t, buildOne(t, fmt.Sprintf(`
+checks:
+  - name: api
+    kind: http
+    request: {url: "%s%s", max_body_bytes: 65536%s}
+    assert: [%s]
+`, srv.URL, path, headers, `"`+strings.Join(asserts, `", "`)+`"`)), Input{})
+	}
+	wantOutcome(t, check("/", "", "headers['Content-Encoding'] == 'gzip'", "json.status == 'up'", "content_length == -1"), Pass)
+	wantOutcome(t, check("/", ", headers: {Accept-Encoding: gzip}", "headers['Content-Encoding'] == 'gzip'", "json.status == 'up'"), Pass)
+	wantOutcome(t, check("/", ", headers: {Accept-Encoding: deflate}", "headers['Content-Encoding'] == 'deflate'", "json.status == 'up'"), Pass)
+	wantOutcome(t, check("/bomb", ", headers: {Accept-Encoding: gzip}", "body_truncated", "len(body) == 65536"), Pass)
+	wantOutcome(t, check("/liar", ", headers: {Accept-Encoding: gzip}", "status == 200"), Fail,
+		"200 OK, but the body says Content-Encoding: gzip and is not")
+	res := check("/br", ", headers: {Accept-Encoding: br}", "headers['Content-Encoding'] == 'br'", "json == nil")
+	wantOutcome(t, res, Pass)
+	if !strings.Contains(strings.Join(res.Transcript, "\n"), "the body is br-encoded, which vigil does not decode") {
+		t.Errorf("transcript: %q", res.Transcript)
+	}
+}
