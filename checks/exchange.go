@@ -53,6 +53,10 @@ type Response struct {
 	FinalURL string
 	Timings  Timings
 	Reused   bool
+	// Retried counts the times Go's transport sent the request again on a new connection
+	// after a kept-alive one closed without an answer (it does so for requests it may
+	// repeat): the service dropped it, unseen in the outcome.
+	Retried int
 	// CertExpiry is when the earliest-expiring certificate of the chain the server sent
 	// expires (blackbox_exporter's probe_ssl_earliest_cert_expiry); zero without TLS.
 	CertExpiry time.Time
@@ -95,9 +99,15 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		TLSHandshakeStart: func() { rec.mark(&rec.tlsStart) },
 		TLSHandshakeDone:  func(tls.ConnectionState, error) { rec.phase(&rec.tm.TLS, &rec.tlsStart) },
 		GotConn:           rec.gotConn,
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			rec.mu.Lock()
+			rec.wrote = true
+			rec.mu.Unlock()
+		},
 		GotFirstResponseByte: func() {
 			rec.mu.Lock()
 			rec.tm.TTFB = time.Since(start)
+			rec.wrote = false
 			rec.mu.Unlock()
 		},
 	}
@@ -189,6 +199,13 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	tm, reused := rec.result()
 	tm.Total = time.Since(start)
 	out.Body, out.BodyBytes, out.Timings, out.Reused = data, int64(len(data)), tm, reused
+	rec.mu.Lock()
+	out.Retried = rec.retried
+	rec.mu.Unlock()
+	if out.Retried > 0 && t != nil {
+		t.Printf("the request was sent again on a new connection: the kept-alive one it went out on closed without an answer " +
+			"(Go's client repeats a request it may; a service that drops requests shows as retried in an sla check)")
+	}
 	if resp.TLS != nil {
 		for _, c := range resp.TLS.PeerCertificates {
 			if out.CertExpiry.IsZero() || c.NotAfter.Before(out.CertExpiry) {
@@ -258,6 +275,10 @@ type timingRecorder struct {
 	tm                            Timings
 	dnsStart, connStart, tlsStart time.Time
 	reused, dnsDone               bool
+	// wrote is set from a request written until its answer's first byte: a connection got
+	// meanwhile is the transport sending it again (retried).
+	wrote   bool
+	retried int
 }
 
 // resolving says whether a host name lookup began and has not ended.
@@ -283,6 +304,10 @@ func (r *timingRecorder) phase(d *time.Duration, start *time.Time) {
 
 func (r *timingRecorder) gotConn(info httptrace.GotConnInfo) {
 	r.mu.Lock()
+	if r.wrote {
+		r.retried++
+		r.wrote = false
+	}
 	r.reused = info.Reused
 	if info.Reused {
 		r.tm.DNS, r.tm.Connect, r.tm.TLS = 0, 0, 0

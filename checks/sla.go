@@ -31,6 +31,7 @@ var slaVars = types.Map{
 	"statuses":   types.TypeOf(map[string]int{}),
 	"requests":   types.Int,
 	"errors":     types.Int,
+	"retried":    types.Int,
 }
 
 // Keys of statuses for requests that got no HTTP answer.
@@ -67,6 +68,9 @@ type slaSample struct {
 	// other is the version that answered when it is not the deploy's (served_version):
 	// the sample is left out of the figures.
 	other string
+	// retried counts the times the request was sent again after a connection closed
+	// without an answer (Response.Retried).
+	retried int
 }
 
 // due is when request i is scheduled to start; start itself without a rate.
@@ -142,6 +146,7 @@ func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSamp
 	default:
 		out.key = strconv.Itoa(resp.Status)
 		out.ok = s.isOK(resp.Status)
+		out.retried = resp.Retried
 		if s.served != nil && run.Deploy != nil && run.Deploy.Version != "" {
 			if v := versionOf(s.served, resp); v != "" && v != run.Deploy.Version {
 				out.other = v
@@ -162,7 +167,7 @@ func (s *SLA) isOK(status int) bool {
 func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) error {
 	var lat []float64
 	statuses := map[string]int{}
-	var errs, answered, others, unanswered int
+	var errs, answered, others, unanswered, retried int
 	var firstErrs []string
 	other := ""
 	for _, x := range samples {
@@ -176,6 +181,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		}
 		lat = append(lat, ms(x.latency))
 		statuses[x.key]++
+		retried += x.retried
 		if x.err == nil && x.key != slaNotSent {
 			answered++
 		}
@@ -213,6 +219,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	v["requests"] = n
 	v["errors"] = errs
 	v["error_rate"] = float64(errs) / float64(n)
+	v["retried"] = retried
 	v["statuses"] = statuses
 	v["rps"] = float64(n) / math.Max(elapsed.Seconds(), 1e-6)
 	v["min_ms"] = lat[0]
@@ -246,6 +253,13 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		fmtMS(v["max_ms"]), v["rps"], formatStatuses(statuses))
 	for _, e := range firstErrs {
 		run.Transcript.Printf("! %s", e)
+	}
+	if retried > 0 {
+		msg := fmt.Sprintf("%d requests were sent again on a new connection after a kept-alive one closed without an answer "+
+			"(Go's client repeats a request it may, as browsers do): the service dropped them, and error_rate counts only the answer to the repeat; "+
+			"assert retried == 0 to fail on it", retried)
+		run.Transcript.Printf("%s", msg)
+		run.Explain("retried", msg)
 	}
 	return nil
 }

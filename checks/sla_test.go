@@ -121,6 +121,32 @@ func TestSLAErrorsAndStatuses(t *testing.T) {
 	}
 }
 
+// TestSLARetriedRequests: a server that closes the connection on every other request
+// without answering is masked by Go's client, which sends such a request again on a new
+// connection; retried counts them, so an assertion can fail on it (error_rate stays 0:
+// every request got an answer in the end).
+func TestSLARetriedRequests(t *testing.T) {
+	var n atomic.Int64
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close() // dropped: no answer, the connection closed
+			}
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	res := run(t, buildOne(t, slaYAML(srv.URL, 20, 1, `    assert: ["error_rate == 0", "retried == 0"]`)), Input{})
+	wantOutcome(t, res, Fail, "retried == 0 is false", "sent again on a new connection")
+	if r := res.Vars["retried"].(int); r < 5 || res.Vars["errors"] != 0 {
+		t.Errorf("retried %d errors %v: want about 10 retried and no error", r, res.Vars["errors"])
+	}
+	n.Store(0) // the one request answered: none retried
+	ok := run(t, buildOne(t, slaYAML(srv.URL, 1, 1, `    assert: ["retried == 0"]`)), Input{})
+	wantOutcome(t, ok, Pass)
+}
+
 // TestSLABounded: a server that never answers half the time cannot hold the burst past
 // max_duration; a server that is down is an error (nothing measured), not a failure.
 func TestSLABounded(t *testing.T) {
