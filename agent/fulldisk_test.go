@@ -164,3 +164,39 @@ func TestLongPollOutlastsFailingReads(t *testing.T) {
 		t.Fatalf("a long-poll through failing reads: %d %v; want 200 failed", status, d)
 	}
 }
+
+// A full disk is waited out, not spun on: the outbox's claim (a write) fails while the
+// read of when the next entry is due still answers "now", and the run writer's batches
+// are refused; each backs off (the claim from 1 s up to 30 s, the writer from 200 ms up to
+// 10 s) and says so a few times, where the outbox logged thousands of lines a second at a
+// core's CPU. Once there is space the rollback goes out, once.
+func TestAFullDiskIsWaitedOut(t *testing.T) {
+	dir := smallDisk(t, 8<<20)
+	tg := newTarget(t)
+	hook := loopback.NewWebhook(t)
+	hook.Fail(loopback.Fault{Status: 503}) // the first attempt: the rollback stays due
+	h := startAgent(t, dir, webConfig{url: tg.srv.URL, every: "1s", verify: "interval: 200ms, count: 2",
+		service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String())
+	tg.set("broken")
+	id := h.deploy("web", "v2")
+	if d := h.verdict(id, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status %v", d["status"])
+	}
+	key := id + ":deploy_failed"
+	eventually(t, 10*time.Second, "the rollback refused once", func() bool { return hook.Attempts(key) >= 1 })
+
+	before := h.logs.String()
+	filler := fill(t, dir)
+	time.Sleep(5 * time.Second) // the rollback is due again within it, and runs are handed over every second
+	during := strings.TrimPrefix(h.logs.String(), before)
+	claims, saves := strings.Count(during, "reading the outbox failed"), strings.Count(during, "saving runs failed")
+	t.Logf("reliability: 5s of a full disk with a rollback due and runs to save: %d outbox claim errors logged, %d run-save errors", claims, saves)
+	if claims == 0 || claims > 10 || saves > 10 {
+		t.Errorf("in 5s of a full disk: %d outbox claim errors and %d run-save errors logged; want a few of each (backing off), and the claim's at least once", claims, saves)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the rollback once there is space", func() bool { return hook.Count(key) == 1 })
+}

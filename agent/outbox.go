@@ -72,12 +72,30 @@ func (a *Agent) signalOutbox() {
 	}
 }
 
+// outboxClaimRetry bounds the wait after the outbox could not be claimed (a full disk, a
+// locked store): from 1 s, doubled each time, up to this.
+const outboxClaimRetry = 30 * time.Second
+
 func (a *Agent) outboxLoop(ctx context.Context) {
+	var failing time.Duration // the wait after a failed claim; 0 while claims work
 	for ctx.Err() == nil {
-		a.deliverDue(ctx)
 		wait := time.Minute
-		if next, err := a.store.NextDue(ctx); err == nil && !next.IsZero() {
-			wait = min(max(next.Sub(a.clock.Now()), 0), time.Minute)
+		if err := a.deliverDue(ctx); err != nil {
+			// A claim is a write: on a full disk it fails while NextDue, a read, still
+			// answers an entry due now, and the loop would spin on it.
+			failing = min(max(2*failing, time.Second), outboxClaimRetry)
+			wait = failing
+			if ctx.Err() == nil {
+				a.log.Error("reading the outbox failed; trying again", "error", err, "in", wait)
+			}
+		} else {
+			if failing > 0 {
+				a.log.Info("the outbox can be read again")
+			}
+			failing = 0
+			if next, err := a.store.NextDue(ctx); err == nil && !next.IsZero() {
+				wait = min(max(next.Sub(a.clock.Now()), 0), time.Minute)
+			}
 		}
 		t := a.clock.NewTimer(wait)
 		select {
@@ -91,18 +109,15 @@ func (a *Agent) outboxLoop(ctx context.Context) {
 	}
 }
 
-// deliverDue makes one attempt at every entry due now.
-func (a *Agent) deliverDue(ctx context.Context) {
+// deliverDue makes one attempt at every entry due now; the error is a claim that failed.
+func (a *Agent) deliverDue(ctx context.Context) error {
 	for ctx.Err() == nil {
 		due, err := a.store.ClaimOutbox(ctx, a.name, a.clock.Now(), a.outboxLease(), outboxBatch)
 		if err != nil {
-			if ctx.Err() == nil {
-				a.log.Error("reading the outbox failed", "error", err)
-			}
-			return
+			return err
 		}
 		if len(due) == 0 {
-			return
+			return nil
 		}
 		byNotifier := map[string][]*store.OutboxEntry{}
 		for _, e := range due {
@@ -129,9 +144,10 @@ func (a *Agent) deliverDue(ctx context.Context) {
 		}
 		wg.Wait()
 		if len(due) < outboxBatch {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // deliver makes one attempt at e and records it; it reports whether e is finished.

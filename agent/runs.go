@@ -147,7 +147,13 @@ type runWriter struct {
 	grown   func(context.Context)
 	maxSize func() int64
 	written int64
+	// refused is set while the store refuses batches (a full disk): the writer waits
+	// longer between tries, from 200 ms up to 10 s, not every 100 ms.
+	refused bool
 }
+
+// runWriterRetry bounds the wait between tries while the store refuses batches.
+const runWriterRetry = 10 * time.Second
 
 // boardKeeper is what the writer does with the uptime board: count each run handed over,
 // and every so often save it as it holds the runs counted so far, with the newest run id
@@ -232,6 +238,7 @@ func (w *runWriter) count(r *store.RunRecord) {
 func (w *runWriter) run(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	var backoff time.Duration
 	for {
 		full := false
 		select { // nothing to write: sleep until a batch begins
@@ -255,7 +262,20 @@ func (w *runWriter) run(ctx context.Context) {
 		w.write(ctx, w.board.now().Sub(w.saved) >= w.board.every)
 		w.mu.Lock()
 		more := len(w.buf) > 0 // kept after a refused write, or added while writing
+		refused := w.refused
 		w.mu.Unlock()
+		if !refused {
+			backoff = 0
+		} else { // the runs wait in the buffer (at most maxUnwritten, the oldest dropped)
+			backoff = min(max(2*backoff, 200*time.Millisecond), runWriterRetry)
+			t.Reset(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
 		if more {
 			select {
 			case w.wake <- struct{}{}:
@@ -329,11 +349,21 @@ func (w *runWriter) writeBatch(ctx context.Context, batch []*store.RunRecord) bo
 			w.buf = w.buf[dropped:]
 		}
 		kept := len(w.buf)
+		first := !w.refused
+		w.refused = true
 		w.mu.Unlock()
-		w.log.Error("saving runs failed; kept for the next try", "runs", len(batch), "kept", kept, "dropped", max(dropped, 0), "error", err)
+		if first || dropped > 0 {
+			w.log.Error("saving runs failed; kept for the next try", "runs", len(batch), "kept", kept, "dropped", max(dropped, 0), "error", err)
+		} else {
+			w.log.Debug("saving runs failed again", "kept", kept, "error", err)
+		}
 		return false
 	}
 	w.mu.Lock()
+	if w.refused {
+		w.log.Info("runs are saved again")
+	}
+	w.refused = false
 	for _, r := range batch {
 		w.written += approxSize(r)
 	}
