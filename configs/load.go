@@ -108,6 +108,13 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	if err := k.Load(bytesProvider(data), yaml.Parser()); err != nil {
 		return nil, Errors{yamlError(name, err)}
 	}
+	if len(k.Keys()) == 0 {
+		// Never a config to run: caught mid-write (an editor or a tool that truncates, then
+		// writes), a reload to it would drop every check, incident and notifier, and a
+		// rollback due to one of them with it.
+		return nil, Errors{{File: name, Msg: "the file has no settings (empty, or only comments)",
+			Fix: "write the config (see configs/examples/); a reload of an empty file keeps the config in force"}}
+	}
 
 	// Environment and flags are layered over the file. Only VIGIL_SECTION__KEY variables
 	// are overrides; VIGIL_CONFIG, VIGIL_BROWSER and VIGIL_API_TOKEN are not keys.

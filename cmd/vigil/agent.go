@@ -300,7 +300,8 @@ func watchFile(ctx context.Context, path string, every time.Duration) <-chan str
 		return fmt.Sprintf("%s|%d|%d", resolved, fi.Size(), fi.ModTime().UnixNano())
 	}
 	go func() {
-		last := stat()
+		last := stat() // as loaded
+		prev := last   // as the previous poll saw it
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -309,13 +310,17 @@ func watchFile(ctx context.Context, path string, every time.Duration) <-chan str
 				return
 			case <-t.C:
 			}
-			if now := stat(); now != last && now != "missing" {
+			// A change is reloaded once the file has held still for a poll: a file caught
+			// mid-write (truncated, then written) is not the config to run.
+			now := stat()
+			if now != last && now != "missing" && now == prev {
 				last = now
 				select {
 				case out <- struct{}{}:
 				default:
 				}
 			}
+			prev = now
 		}
 	}()
 	return out

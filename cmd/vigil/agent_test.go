@@ -155,6 +155,18 @@ func TestAgentReloadAndSignals(t *testing.T) {
 	if len(out.Checks) != 2 || out.Checks[1].Name != "quick" {
 		t.Errorf("after reload: %+v", out.Checks)
 	}
+	// An empty file (a tool that truncates, then writes) is never a config to run: the one
+	// in force stays, with its checks, incidents and notifiers.
+	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the empty file refused", func() bool { return metric("vigil_config_last_reload_successful") == "0" })
+	if !strings.Contains(p.logs.String(), "the file has no settings") {
+		t.Errorf("the log should say the file is empty:\n%s", p.logs.String())
+	}
+	if code, _ := p.get("/api/v1/checks"); code != 401 {
+		t.Errorf("the config in force (with its token) was dropped: %d", code)
+	}
 	if code := p.terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0", code)
 	}
