@@ -169,8 +169,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	}
 	nt := rt.Notifiers[e.Notifier]
 	if nt == nil {
-		a.log.Error("notification dead-lettered: its notifier is no longer configured", "notifier", e.Notifier, "event", e.Event, "key", e.Key)
-		return record(store.OutboxDead, fmt.Sprintf("notifier %q is no longer in the config", e.Notifier), time.Time{})
+		return a.orphaned(ctx, e, now, record)
 	}
 	var ev alerting.Event
 	if err := json.Unmarshal(e.Payload, &ev); err != nil {
@@ -227,6 +226,32 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
 		"attempt", e.Attempts+1, "retry_in", wait.Round(time.Millisecond), "error", derr)
 	return record(store.OutboxPending, derr.Error(), a.clock.Now().Add(wait))
+}
+
+// orphanGrace is how long after it was queued an entry whose notifier left the config
+// waits for it to come back (a reload that renamed it, a file caught mid-edit) before it is
+// dead-lettered.
+const orphanGrace = time.Hour
+
+// orphaned handles an entry whose notifier is not in the config: it waits, without using
+// an attempt, a quarter of its age (2 s to 1 min) at a time, for an hour from when it was
+// queued, and is dead-lettered after that; a rollback is not lost to an edit.
+func (a *Agent) orphaned(ctx context.Context, e *store.OutboxEntry, now time.Time, record func(string, string, time.Time) bool) bool {
+	msg := fmt.Sprintf("notifier %q is not in the config (renamed or removed by a reload?)", e.Notifier)
+	age := now.Sub(e.CreatedAt)
+	if age >= orphanGrace {
+		a.log.Error("notification dead-lettered: its notifier has not been in the config for an hour since it was queued",
+			"notifier", e.Notifier, "event", e.Event, "key", e.Key)
+		return record(store.OutboxDead, msg+"; dead-lettered "+orphanGrace.String()+" after it was queued", time.Time{})
+	}
+	wait := min(max(age/4, 2*time.Second), time.Minute)
+	a.log.Warn("notification waits: its notifier is not in the config; put it back within an hour of the entry, or it is dead-lettered",
+		"notifier", e.Notifier, "event", e.Event, "key", e.Key, "retry_in", wait)
+	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
+		Attempts: e.Attempts, Next: now.Add(wait), LastError: msg, At: now}); err != nil {
+		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+	}
+	return false
 }
 
 // outboxBackoff spaces a notification's retries: exponential from one second, with

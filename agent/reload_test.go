@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/internal/vigiltest"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // publicListener reports the address of a socket bound to every interface, as agent.listen
@@ -122,4 +124,45 @@ func TestReloadAppliesAgentSettings(t *testing.T) {
 			t.Errorf("the reload log does not name %q:\n%s", s, h.logs.String())
 		}
 	}
+}
+
+// A reload that renames the notifier a rollback is due to does not lose the rollback: the
+// entry waits for its notifier, without using an attempt, and goes out once it is back
+// (it was dead-lettered at its next attempt).
+func TestReloadKeepsARollbackWhoseNotifierLeft(t *testing.T) {
+	tg := newTarget(t)
+	hook := loopback.NewWebhook(t)
+	hook.Fail(loopback.Fault{Status: 503}) // the first attempt: the rollback stays due
+	cfg := func(name string) string {
+		return webConfig{url: tg.srv.URL, verify: "interval: 200ms, count: 2", service: "on_failure: [" + name + "]",
+			top: "notifiers:" + webhookNotifier(name, "rollback", hook)}.String()
+	}
+	h := startAgent(t, "", cfg("rollback"))
+	tg.set("broken")
+	id := h.deploy("web", "v2")
+	if d := h.verdict(id, 30*time.Second); d["status"] != store.StatusFailed {
+		t.Fatalf("status %v", d["status"])
+	}
+	key := id + ":deploy_failed"
+	eventually(t, 10*time.Second, "the rollback refused once", func() bool { return hook.Attempts(key) >= 1 })
+	if err := reloadWith(t, h, cfg("rollback-web")); err != nil {
+		t.Fatal(err)
+	}
+	var waiting *store.OutboxEntry
+	eventually(t, 20*time.Second, "the rollback to wait for its notifier", func() bool {
+		entries, err := h.a.store.OutboxByKey(t.Context(), key)
+		if err != nil || len(entries) != 1 {
+			return false
+		}
+		waiting = entries[0]
+		return waiting.Status == store.OutboxPending && strings.Contains(waiting.LastError, `notifier "rollback" is not in the config`)
+	})
+	if waiting.Attempts != 1 {
+		t.Errorf("attempts %d while the notifier was gone; want the one real attempt", waiting.Attempts)
+	}
+	if err := reloadWith(t, h, cfg("rollback")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the rollback once its notifier is back", func() bool { return hook.Count(key) == 1 })
+	h.outboxSettled(key, map[string]string{"rollback": store.OutboxDelivered})
 }
