@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // Reload builds the config anew off to the side and swaps it in whole. A bad config is
@@ -46,11 +47,38 @@ func (a *Agent) Reload() error {
 		}
 	}
 	a.sched.Set(rt.Order)
+	a.endRemovedServices(rt)
 	a.closeLeftIncidents(context.WithoutCancel(a.runCtx))
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "checks", len(rt.Order))
 	return nil
+}
+
+// endRemovedServices ends, as inconclusive, the verifications of services a reload took
+// out of the config, as a restart would: with the service gone there is no on_failure to
+// route a verdict to, and a failed one would reach no one while vigil gate said failed.
+func (a *Agent) endRemovedServices(rt *Runtime) {
+	a.mu.Lock()
+	var gone []*verification
+	for _, v := range a.verify {
+		if rt.Config.Services[v.deploy.Service] == nil {
+			gone = append(gone, v)
+		}
+	}
+	a.mu.Unlock()
+	for _, v := range gone {
+		v.mu.Lock()
+		already := v.decided
+		v.decided = true
+		v.mu.Unlock()
+		if already {
+			continue
+		}
+		a.log.Warn("a reload removed the service of a deploy being verified; the deploy is inconclusive", "deploy", v.deploy.ID, "service", v.deploy.Service)
+		// Not under reloadMu: recording a verdict waits out a store that refuses writes.
+		go a.finishLocation(v, store.StatusInconclusive, fmt.Sprintf("service %q was removed from the config of location %s by a reload while its deploy was verified", v.deploy.Service, a.location))
+	}
 }
 
 // reloadAllowed refuses a config that would open the API to the network: the socket keeps

@@ -166,3 +166,29 @@ func TestReloadKeepsARollbackWhoseNotifierLeft(t *testing.T) {
 	eventually(t, 30*time.Second, "the rollback once its notifier is back", func() bool { return hook.Count(key) == 1 })
 	h.outboxSettled(key, map[string]string{"rollback": store.OutboxDelivered})
 }
+
+// A reload that takes out the service of a deploy being verified ends the deploy as
+// inconclusive, as a restart would: it was failed, with no on_failure left to tell.
+func TestReloadRemovingAServiceEndsItsVerification(t *testing.T) {
+	tg := newTarget(t)
+	hook := loopback.NewWebhook(t)
+	cfg := webConfig{url: tg.srv.URL, verify: "interval: 1s, count: 30", service: "on_failure: [rollback]",
+		top: "notifiers:" + webhookNotifier("rollback", "rollback", hook)}.String()
+	h := startAgent(t, "", cfg)
+	id := h.deploy("web", "v2")
+	without := strings.Replace(cfg, "services:\n  web:", "services:\n  other:", 1)
+	if without == cfg {
+		t.Fatalf("the test's config has no services.web:\n%s", cfg)
+	}
+	if err := reloadWith(t, h, without); err != nil {
+		t.Fatal(err)
+	}
+	tg.set("broken")
+	d := h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), `service "web" was removed from the config`) {
+		t.Errorf("status %v, reason %v; want inconclusive, naming the reload", d["status"], d["reason"])
+	}
+	if n := len(hook.Deliveries()); n != 0 {
+		t.Errorf("%d webhook deliveries for a service no longer configured", n)
+	}
+}
