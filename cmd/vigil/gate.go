@@ -130,13 +130,16 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		poll := max(min(left, 30*time.Second).Round(time.Second), time.Second)
 		got, raw, err := c.Deploy(ctx, id, poll)
 		if err != nil && (!errors.As(err, &apiErr) || apiErr.Status >= 500) {
-			// The agent may be restarting: verdicts survive restarts, so keep asking.
+			// The agent may be restarting, or rescheduled: verdicts survive restarts, so keep
+			// asking until --wait ends, saying so now and then.
 			failures++
 			lost = err
-			if failures >= 10 {
-				break
+			pause := min(time.Duration(failures)*time.Second, 10*time.Second, max(time.Until(deadline), 0))
+			if failures == 1 || failures%6 == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%v); asking again until the wait ends in %s\n",
+					c.Base(), err, time.Until(deadline).Round(time.Second))
 			}
-			time.Sleep(min(time.Duration(failures)*time.Second, time.Until(deadline)))
+			time.Sleep(pause)
 			continue
 		}
 		failures, lost = 0, nil

@@ -42,6 +42,9 @@ func TestGateSaysUnreachableWhenTheAgentDies(t *testing.T) {
 	if code != 2 || !strings.Contains(string(out), "unreachable") || strings.Contains(string(out), "still verifying") {
 		t.Errorf("exit %d after %s, want 2 and \"unreachable\":\n%s", code, time.Since(start).Round(time.Millisecond), out)
 	}
+	if !strings.Contains(string(out), "does not answer") || !strings.Contains(string(out), "asking again until the wait ends") {
+		t.Errorf("gate did not say it kept asking:\n%s", out)
+	}
 }
 
 func lastLine(s string) string {
