@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -326,6 +327,16 @@ func watchFile(ctx context.Context, path string, every time.Duration) <-chan str
 	return out
 }
 
+// openHint is what to do about a store that does not open: a full disk is not a path to
+// change (SQLite needs room for its write-ahead log and shared memory even to read).
+func openHint(err error) string {
+	msg := err.Error()
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "disk is full") || strings.Contains(msg, "(4874)") { // SQLITE_IOERR_SHMSIZE
+		return "the disk holding it is full: free some space (the store needs a few MB beside it to open), or move store.dsn"
+	}
+	return "set store.dsn to a writable path"
+}
+
 // agentStore is the agent's store, closed at exit.
 type agentStore interface {
 	agent.Store
@@ -346,7 +357,7 @@ func openStore(ctx context.Context, s configs.Store) (agentStore, error) {
 	}
 	st, err := store.Open(ctx, s.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("opening the store %s: %w (set store.dsn to a writable path)", s.DSN, err)
+		return nil, fmt.Errorf("opening the store %s: %w (%s)", s.DSN, err, openHint(err))
 	}
 	return st, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -367,5 +368,42 @@ func TestAgentBadInput(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("vigil %v: exit %d, stderr %q; want exit 2 mentioning %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// An agent whose store is on a full disk (a fresh start: SQLite needs room for its
+// write-ahead log and shared memory even to read) exits saying the disk is full, not
+// that store.dsn should be a writable path. Needs root to mount a small tmpfs.
+func TestAgentOnAFullDiskSaysSo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{64 << 10, 4096, 1} {
+		for {
+			if _, err := f.Write(make([]byte, size)); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	cfg := filepath.Join(t.TempDir(), "vigil.yaml")
+	body := fmt.Sprintf("store: {dsn: %q}\nchecks: [{name: home, kind: http, request: {url: \"http://127.0.0.1:1/\"}}]\n", filepath.Join(dir, "vigil.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, vigilBinary(t), "agent", "-c", cfg, "--listen", "127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the disk holding it is full") {
+		t.Errorf("vigil agent on a full disk: %v\n%s", err, out)
 	}
 }
