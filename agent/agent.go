@@ -91,7 +91,12 @@ type Agent struct {
 	last   map[string]*checks.Result // newest result per check
 	verify map[string]*verification  // deploys being verified, by id
 
+	// incMu serialises the changes of the incident state, store writes included; incView
+	// guards the maps below for readers (API, status page, metrics, preflight), which take
+	// it alone and so never wait for a store write, and writers, under incMu, take it only
+	// to change a map.
 	incMu     sync.Mutex
+	incView   sync.RWMutex
 	incidents map[string]*store.Incident      // the checks' incidents as last seen, by check
 	streaks   map[string]*store.CheckLocation // this location's runs of each check (incidents.go)
 	alive     map[string]bool                 // the agents sharing the store alive at the last heartbeat

@@ -53,7 +53,7 @@ func viewResult(r *checks.Result, runURL string, full bool) *resultView {
 
 func (a *Agent) listChecks(w http.ResponseWriter, r *http.Request) {
 	rt := a.Runtime()
-	a.incMu.Lock()
+	a.incView.RLock()
 	open, muted := map[string]bool{}, map[string]string{}
 	for n, in := range a.incidents {
 		open[n] = in.Open
@@ -61,7 +61,7 @@ func (a *Agent) listChecks(w http.ResponseWriter, r *http.Request) {
 			muted[n] = in.Muted
 		}
 	}
-	a.incMu.Unlock()
+	a.incView.RUnlock()
 	out := make([]*checkView, 0, len(rt.Order))
 	for _, c := range rt.Order {
 		v := &checkView{Name: c.Name, Kind: c.Kind, Services: rt.CheckServices[c.Name], Every: c.Config.Every.String(),

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -80,7 +79,7 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 			a.log.Error("saving a check's streak failed", "check", c.Name, "error", err)
 			return
 		}
-		a.streaks[c.Name] = &next
+		a.setStreak(c.Name, &next)
 		return
 	}
 	if err := a.writer.saveNow(context.WithoutCancel(ctx), sr); err != nil {
@@ -123,8 +122,10 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 		a.log.Error("saving a check's incident state failed", "check", c.Name, "error", err)
 		return
 	}
+	a.incView.Lock()
 	a.streaks[c.Name] = &next
 	a.incidents[c.Name] = updated
+	a.incView.Unlock()
 	if event != "" {
 		in := updated
 		kind, summary := event, in.Summary
@@ -301,8 +302,10 @@ func (a *Agent) closeLeftIncidents(ctx context.Context) {
 			a.log.Error("closing the incident of a removed check failed", "check", name, "error", err)
 			continue
 		}
+		a.incView.Lock()
 		delete(a.streaks, name)
 		a.incidents[name] = updated // kept, with its seq: a check added back under the name opens a new incident
+		a.incView.Unlock()
 		if !updated.Open && in.Open {
 			a.recordEvent(&store.Event{At: now, Kind: eventCheckClosed, Check: name, Incident: incident,
 				Summary: fmt.Sprintf("%s is no longer in the config (removed or renamed); the incident opened at %s is closed", name, in.OpenedAt.UTC().Format(time.RFC3339))})
@@ -333,7 +336,7 @@ func (a *Agent) dropLeftStreaks(ctx context.Context, rt *Runtime, now time.Time)
 				continue
 			}
 		}
-		delete(a.streaks, name)
+		a.setStreak(name, nil)
 	}
 }
 
@@ -352,94 +355,14 @@ func (a *Agent) aliveSince(now time.Time) time.Time {
 func (a *Agent) standBy(ctx context.Context, check string) {
 	cl, err := a.store.CheckLocation(context.WithoutCancel(ctx), check, a.location)
 	if err != nil || cl == nil { // gone meanwhile, or unreadable: the next run tries again
-		delete(a.streaks, check)
+		a.setStreak(check, nil)
 		return
 	}
-	a.streaks[check] = cl
+	a.setStreak(check, cl)
 	if cl.Agent != a.name {
+		a.incView.Lock()
 		a.alive[cl.Agent] = true // the store says so; the next heartbeat says again
+		a.incView.Unlock()
 		a.log.Debug("another agent of this location keeps the check's streak; standing by", "check", check, "keeper", cl.Agent)
 	}
-}
-
-// refreshStreaks takes the members read at a heartbeat and this location's streaks other
-// agents keep: a streak is taken over from where its keeper left it, and one its keeper
-// removed (the check left its config) is started afresh by this agent's next run.
-func (a *Agent) refreshStreaks(ctx context.Context, members []*store.Member, now time.Time) {
-	alive := map[string]bool{}
-	for _, m := range members {
-		if a.stateOf(m, now) == memberAlive {
-			alive[m.Name] = true
-		}
-	}
-	// The lock is held over the read (a streak written meanwhile would be overwritten by an
-	// older one), so the read has a heartbeat's time at most: runs wait for it.
-	rctx, cancel := context.WithTimeout(ctx, max(a.Runtime().Config.Agent.Heartbeat, time.Second))
-	defer cancel()
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
-	a.alive = alive
-	others, err := a.store.KeptByOthers(rctx, a.location, a.name)
-	if err != nil {
-		a.log.Warn("reading the streaks other agents of this location keep failed", "error", err)
-		return
-	}
-	for name, cl := range a.streaks {
-		if cl.Agent != a.name && others[name] == nil {
-			delete(a.streaks, name)
-		}
-	}
-	maps.Copy(a.streaks, others)
-}
-
-// streakCounts counts this location's streaks this agent keeps and those another agent
-// keeps while this one stands by (vigil_streaks_kept, vigil_streaks_standing_by).
-func (a *Agent) streakCounts() (kept, standingBy int) {
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
-	for _, cl := range a.streaks {
-		if cl.Agent == a.name {
-			kept++
-		} else {
-			standingBy++
-		}
-	}
-	return kept, standingBy
-}
-
-// loadIncidents reads the incidents and this location's streaks.
-func (a *Agent) loadIncidents(ctx context.Context) {
-	m, err := a.store.Incidents(ctx)
-	if err != nil {
-		a.log.Warn("could not load incident state", "error", err)
-		return
-	}
-	streaks, err := a.store.CheckLocations(ctx, a.location)
-	if err != nil {
-		a.log.Warn("could not load this location's check streaks", "error", err)
-		streaks = map[string]*store.CheckLocation{}
-	}
-	a.incMu.Lock()
-	a.incidents, a.streaks = m, streaks
-	a.incMu.Unlock()
-	if a.shared() {
-		if members, err := a.store.Members(ctx); err == nil {
-			a.refreshStreaks(ctx, members, a.clock.Now())
-		}
-	}
-}
-
-// refreshIncidents reads the incidents again: where agents share the store, another may
-// have opened, reminded of or closed one.
-func (a *Agent) refreshIncidents(ctx context.Context) {
-	if !a.shared() {
-		return
-	}
-	m, err := a.store.Incidents(ctx)
-	if err != nil {
-		return
-	}
-	a.incMu.Lock()
-	a.incidents = m
-	a.incMu.Unlock()
 }

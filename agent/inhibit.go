@@ -102,8 +102,8 @@ func failedBefore(list []*store.Deploy, now time.Time) *store.Deploy {
 // incidentCounts counts the open check incidents, as this agent last wrote or read them,
 // and those of them nobody has been told of (opened muted), for the metrics.
 func (a *Agent) incidentCounts() (open, untold int) {
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
+	a.incView.RLock()
+	defer a.incView.RUnlock()
 	for name, in := range a.incidents {
 		if !in.Open || isMembershipSubject(name) {
 			continue

@@ -260,14 +260,14 @@ func (a *Agent) watchMembers(ctx context.Context, now time.Time) {
 	for _, s := range silences(members, func(m *store.Member) memberState { return a.stateOf(m, now) }, now) {
 		current[s.subject] = s.summary
 	}
-	a.incMu.Lock()
+	a.incView.RLock()
 	var open []string
 	for subject, in := range a.incidents {
 		if in.Open && isMembershipSubject(subject) {
 			open = append(open, subject)
 		}
 	}
-	a.incMu.Unlock()
+	a.incView.RUnlock()
 	subjects := append(sortedKeys(current), open...)
 	done := map[string]bool{}
 	for _, subject := range subjects {
@@ -308,8 +308,10 @@ func (a *Agent) memberIncident(ctx context.Context, subject string, silent bool,
 		return
 	}
 	a.incMu.Lock()
+	a.incView.Lock()
 	before := a.incidents[subject]
 	a.incidents[subject] = in
+	a.incView.Unlock()
 	a.incMu.Unlock()
 	if before == nil || before.Open != in.Open {
 		if in.Open {

@@ -176,8 +176,8 @@ func (a *Agent) failingChecks(rt *Runtime, service string, now time.Time, afterF
 	case svc.Verify.RegisteredBeforeRollout:
 		then = "if the deploy does not end it, the verdict is inconclusive, not a rollback (only a failure it did not have fails the deploy)"
 	}
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
+	a.incView.RLock()
+	defer a.incView.RUnlock()
 	var out []PreflightNote
 	for _, name := range svc.Checks {
 		in := a.incidents[name]

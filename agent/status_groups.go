@@ -18,8 +18,8 @@ import (
 
 // openIncidents are the checks whose scheduled-monitoring incident is open.
 func (a *Agent) openIncidents() map[string]bool {
-	a.incMu.Lock()
-	defer a.incMu.Unlock()
+	a.incView.RLock()
+	defer a.incView.RUnlock()
 	open := map[string]bool{}
 	for n, in := range a.incidents {
 		open[n] = in.Open

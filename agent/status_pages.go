@@ -68,7 +68,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 		Timeout: c.Timeout.String(), Services: rt.CheckServices[c.Name], Labels: labelList(c.Config.Labels), Class: "warn", State: "not run yet"}
 	v.Owners, v.Runbook = a.contacts(rt, c)
 	v.Incident = a.openIncidents()[c.Name]
-	a.incMu.Lock()
+	a.incView.RLock()
 	var cl *store.CheckLocation
 	if in := a.incidents[c.Name]; in != nil && in.Open {
 		v.Untold = in.Muted
@@ -77,7 +77,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 		copied := *s
 		cl = &copied
 	}
-	a.incMu.Unlock()
+	a.incView.RUnlock()
 	v.Streak = streakNote(c.Config, cl)
 	v.Range = r.URL.Query().Get("range")
 	span := 24 * time.Hour

@@ -150,13 +150,13 @@ func (a *Agent) failingBefore(ctx context.Context, v *verification) {
 		return
 	}
 	open := map[string]time.Time{}
-	a.incMu.Lock()
+	a.incView.RLock()
 	for _, c := range v.checks {
 		if in := a.incidents[c.Name]; in != nil && in.Open && in.OpenedAt.Before(v.deploy.CreatedAt) {
 			open[c.Name] = in.OpenedAt
 		}
 	}
-	a.incMu.Unlock()
+	a.incView.RUnlock()
 	for name, since := range open {
 		runs, err := a.store.BaselineRuns(ctx, name, a.location, v.deploy.CreatedAt, 1)
 		if err != nil {
