@@ -122,3 +122,32 @@ func TestHealthFollowsWrites(t *testing.T) {
 		}
 	})
 }
+
+// A database file deleted or replaced while the store is open is unhealthy: every write
+// goes to the old, unlinked file, which the next start no longer finds.
+func TestHealthSeesTheFileGoing(t *testing.T) {
+	for _, change := range []string{"deleted", "replaced"} {
+		t.Run(change, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vigil.db")
+			s, err := Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Health(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if change == "replaced" {
+				if err := os.WriteFile(path, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Health(context.Background()); err == nil || !strings.Contains(err.Error(), "was "+change+" while the agent runs") {
+				t.Errorf("Health after the file was %s: %v", change, err)
+			}
+		})
+	}
+}

@@ -17,6 +17,10 @@ import (
 // SQLite is the embedded store.
 type SQLite struct {
 	*common
+	// path and file are the database file as opened: Health compares them with what the
+	// path holds now.
+	path string
+	file os.FileInfo
 }
 
 // WALCheckpointPages is how many pages the write-ahead log holds before they are written
@@ -56,13 +60,35 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	} else {
 		db.SetMaxOpenConns(4)
 	}
-	s := &SQLite{newCommon(db, dialect{lock: func(context.Context, *txn, string) error { return nil }, insertOrder: "rowid", bulkRead: smallCache}, false)}
+	s := &SQLite{common: newCommon(db, dialect{lock: func(context.Context, *txn, string) error { return nil }, insertOrder: "rowid", bulkRead: smallCache}, false)}
 	s.db.writes, s.db.wait = make(chan struct{}, 1), busyTimeout
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	if path != ":memory:" {
+		s.path = path
+		s.file, _ = os.Stat(path)
+	}
 	return s, nil
+}
+
+// Health is the store's health, and its file's: a database file deleted or replaced while
+// the agent runs (a cleanup job, a volume mounted over it) takes every write into the old,
+// unlinked file, which the next start no longer finds, with its pending rollbacks.
+func (s *SQLite) Health(ctx context.Context) error {
+	if s.file != nil {
+		now, err := os.Stat(s.path)
+		if err != nil || !os.SameFile(now, s.file) {
+			what := "replaced"
+			if err != nil {
+				what = "deleted"
+			}
+			return fmt.Errorf("the database file %s was %s while the agent runs: every write goes to the old file, which a restart does not find; "+
+				"a restart starts a new store, without the history and anything pending (copy the old file back first from the process's open file, /proc/PID/fd)", s.path, what)
+		}
+	}
+	return s.common.Health(ctx)
 }
 
 // scanCacheKiB is the page cache a connection reads the board's history with. That read
