@@ -124,8 +124,11 @@ type Agent struct {
 	startedAt time.Time
 	// unrecorded counts verdicts the store has not taken yet (readiness).
 	unrecorded atomic.Int64
-	verifyWG   sync.WaitGroup
-	outboxSig  chan struct{}
+	// longPolls counts the GETs of a deploy waiting for its verdict (?wait=): at most half
+	// of agent.max_connections wait at once, so busy connections never fill the cap.
+	longPolls atomic.Int64
+	verifyWG  sync.WaitGroup
+	outboxSig chan struct{}
 	// stopping closes when shutdown begins: verifications stop waiting for their next
 	// round (they resume after a restart) while runs in flight finish.
 	stopping chan struct{}

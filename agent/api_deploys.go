@@ -183,6 +183,19 @@ func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		wait = d
+		if wait > 0 {
+			// A connection waiting here is busy and is never closed to make room: past
+			// half the cap the rest are told to come back, so a probe on a fresh
+			// connection is still let in (hundreds of waiting pipelines stalled /healthz).
+			limit := int64(max(a.Runtime().Config.Agent.MaxConnections/2, 1))
+			if n := a.longPolls.Add(1); n > limit {
+				a.longPolls.Add(-1)
+				w.Header().Set("Retry-After", "2")
+				writeError(w, http.StatusServiceUnavailable, "%d requests already wait for a verdict, the most at once (half of agent.max_connections): ask again in a few seconds", limit)
+				return
+			}
+			defer a.longPolls.Add(-1)
+		}
 		a.extendWriteDeadline(w, wait)
 	}
 	d, err := a.WaitDeploy(r.Context(), id, wait)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +134,52 @@ func TestHugeHeadersRefused(t *testing.T) {
 	req.Header.Set("X-Pad", strings.Repeat("a", 30<<10))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Errorf("a 30 KiB header: %v %v", err, resp)
+	}
+}
+
+// Pipelines long-polling a deploy by the hundred do not keep a probe out: at most half of
+// agent.max_connections wait for a verdict at once, the rest are answered 503 with
+// Retry-After, and their connections, idle then, make room for a fresh one. (Every waiting
+// connection was busy, never closed for room: 600 of them held /healthz for 19 s.)
+func TestLongPollsLeaveRoomForAProbe(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", "agent: {api_token: s3cret-token, max_connections: 32}\n"+webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 3"}.String())
+	id := h.deploy("web", "v2")
+	const polls = 120
+	var wg sync.WaitGroup
+	var waited, refused atomic.Int32
+	for range polls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
+			defer c.CloseIdleConnections()
+			req, _ := http.NewRequest("GET", h.url+"/api/v1/deploys/"+id+"?wait=8s", nil)
+			req.Header.Set("Authorization", "Bearer s3cret-token")
+			resp, err := c.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+				refused.Add(1)
+			case resp.StatusCode == http.StatusOK:
+				waited.Add(1)
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond) // the long-polls are in
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	start := time.Now()
+	resp, err := c.Get(h.url + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz with %d long-polls open: %v", polls, err)
+	}
+	resp.Body.Close()
+	t.Logf("reliability: /healthz with %d long-polls on an agent of max_connections 32: %d in %s", polls, resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	wg.Wait()
+	if refused.Load() == 0 || waited.Load() > 16 {
+		t.Errorf("%d long-polls waited and %d were told to come back; want at most 16 waiting (half of 32)", waited.Load(), refused.Load())
 	}
 }
