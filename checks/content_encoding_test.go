@@ -72,3 +72,27 @@ checks:
 		t.Errorf("transcript: %q", res.Transcript)
 	}
 }
+
+// A body that looks like JSON and does not parse says why, where json is nil: nested
+// past encoding/json's 10,000 levels, or not one value.
+func TestJSONThatDoesNotParseSaysWhy(t *testing.T) {
+	deep := strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000)
+	srv := serve(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/deep" {
+			fmt.Fprint(rw, deep)
+			return
+		}
+		fmt.Fprint(rw, `{"a":1} {"b":2}`)
+	}))
+	for path, why := range map[string]string{"/deep": "exceeded max depth", "/two": "invalid character"} {
+		res := run(t, buildOne(t, fmt.Sprintf(`
+checks:
+  - name: api
+    kind: http
+    request: {url: "%s%s"}
+    assert: ["json != nil"]
+`, srv.URL, path)), Input{})
+		wantOutcome(t, res, Fail, "the body looks like JSON and does not parse: ", why)
+	}
+}

@@ -53,6 +53,9 @@ type Response struct {
 	FinalURL string
 	Timings  Timings
 	Reused   bool
+	// JSONError is why a body that looks like JSON did not parse ("" when it did, or does
+	// not look like JSON): nested past 10,000 levels, cut, not one value.
+	JSONError string
 	// Retried counts the times Go's transport sent the request again on a new connection
 	// after a kept-alive one closed without an answer (it does so for requests it may
 	// repeat): the service dropped it, unseen in the outcome.
@@ -215,8 +218,10 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	}
 	if !out.Truncated && looksJSON(resp.Header.Get("Content-Type"), data) {
 		var v any
-		if json.Unmarshal(data, &v) == nil { // one value, nothing but space after it
+		if err := json.Unmarshal(data, &v); err == nil { // one value, nothing but space after it
 			out.JSON = v
+		} else {
+			out.JSONError = err.Error()
 		}
 	}
 	if t != nil {

@@ -150,6 +150,8 @@ func SetHTTPVars(run *Run, prefix string, resp *Response, now time.Time) {
 	if resp.Truncated {
 		run.Explain(prefix+"body", "cut at the body size cap")
 		run.Explain(prefix+"json", "not parsed: the body was cut at the size cap")
+	} else if resp.JSON == nil && resp.JSONError != "" {
+		run.Explain(prefix+"json", "the body looks like JSON and does not parse: "+Trim(resp.JSONError, 200))
 	} else if resp.JSON == nil {
 		run.Explain(prefix+"json", "the body is not JSON")
 	}
