@@ -68,11 +68,7 @@ func (a *Agent) endRemovedServices(rt *Runtime) {
 	}
 	a.mu.Unlock()
 	for _, v := range gone {
-		v.mu.Lock()
-		already := v.decided
-		v.decided = true
-		v.mu.Unlock()
-		if already {
+		if !v.decide() {
 			continue
 		}
 		a.log.Warn("a reload removed the service of a deploy being verified; the deploy is inconclusive", "deploy", v.deploy.ID, "service", v.deploy.Service)

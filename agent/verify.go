@@ -42,6 +42,15 @@ type verification struct {
 	ended   sync.Once
 }
 
+// decide marks v decided, by whatever ended it; false when something else already had.
+func (v *verification) decide() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	already := v.decided
+	v.decided = true
+	return !already
+}
+
 // endVerification is the one way a verification ends, whatever ended it: its runs are
 // cancelled, its connections closed, its waiters woken. It runs once.
 func (a *Agent) endVerification(v *verification) {

@@ -74,11 +74,7 @@ func (a *Agent) stopDecidedElsewhere(verifying map[string]bool) {
 	}
 	a.mu.Unlock()
 	for _, v := range stop {
-		v.mu.Lock()
-		already := v.decided
-		v.decided = true
-		v.mu.Unlock()
-		if !already {
+		if v.decide() {
 			a.log.Info("deploy decided or superseded elsewhere; its verification here stops", "deploy", v.deploy.ID)
 			a.endVerification(v)
 		}

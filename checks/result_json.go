@@ -2,7 +2,10 @@ package checks
 
 import (
 	"encoding/json"
+	"iter"
+	"maps"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -35,28 +38,21 @@ func finite(v any) bool {
 	case float32:
 		return finite(float64(x))
 	case map[string]any:
-		for _, e := range x {
-			if !finite(e) {
-				return false
-			}
-		}
+		return allFinite(maps.Values(x))
 	case []any:
-		for _, e := range x {
-			if !finite(e) {
-				return false
-			}
-		}
+		return allFinite(slices.Values(x))
 	case map[string]float64:
-		for _, e := range x {
-			if !finite(e) {
-				return false
-			}
-		}
+		return allFinite(maps.Values(x))
 	case []float64:
-		for _, e := range x {
-			if !finite(e) {
-				return false
-			}
+		return allFinite(slices.Values(x))
+	}
+	return true
+}
+
+func allFinite[V any](values iter.Seq[V]) bool {
+	for e := range values {
+		if !finite(e) {
+			return false
 		}
 	}
 	return true
@@ -71,31 +67,31 @@ func finiteCopy(v any) any {
 	case float64, float32:
 		return nil
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = finiteCopy(e)
-		}
-		return out
+		return finiteMap(x)
 	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = finiteCopy(e)
-		}
-		return out
+		return finiteList(x)
 	case map[string]float64:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = finiteCopy(e)
-		}
-		return out
+		return finiteMap(x)
 	case []float64:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = finiteCopy(e)
-		}
-		return out
+		return finiteList(x)
 	}
 	return v
+}
+
+func finiteMap[V any](m map[string]V) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		out[k] = finiteCopy(e)
+	}
+	return out
+}
+
+func finiteList[V any](l []V) []any {
+	out := make([]any, len(l))
+	for i, e := range l {
+		out[i] = finiteCopy(e)
+	}
+	return out
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
