@@ -7,8 +7,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,7 +37,41 @@ func New(base, token, userAgent string) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9595", base)
 	}
-	return &Client{base: u, token: token, userAgent: userAgent, http: &http.Client{}}, nil
+	// A token read from a file or a Kubernetes secret often ends in a newline, which no
+	// header may hold.
+	return &Client{base: u, token: strings.TrimSpace(token), userAgent: userAgent, http: &http.Client{}}, nil
+}
+
+// Unreachable says why the agent could not be asked, with what to do when the cause is
+// on this side: a certificate this machine does not trust, a scheme that is not the
+// agent's.
+func Unreachable(err error) string {
+	var unknown x509.UnknownAuthorityError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unknown):
+		return msg + " (an agent behind a private CA: point SSL_CERT_FILE at its certificate, or at a bundle with it)"
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return msg + " (the agent speaks plain HTTP: use an http:// URL)"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"), strings.Contains(msg, "malformed HTTP response"):
+		return msg + " (check the URL's scheme: http:// or https://, as the agent listens)"
+	}
+	return msg
+}
+
+// Permanent says whether err, from a request to the agent, will not go away by asking
+// again: a certificate the machine does not trust, TLS spoken to plain HTTP or the other
+// way round, a header that cannot be sent.
+func Permanent(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var record tls.RecordHeaderError
+	if errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &record) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server gave HTTP response to HTTPS client") || strings.Contains(msg, "invalid header field")
 }
 
 // Base is the agent's URL.
@@ -224,6 +261,8 @@ func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest, retryFor
 		switch {
 		case ctx.Err() != nil:
 			return "", ctx.Err()
+		case err != nil && Permanent(err):
+			return "", err
 		case err != nil:
 		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 			err = &APIError{Status: status, Message: Message(raw)}

@@ -80,6 +80,10 @@ func TestGateExitCodes(t *testing.T) {
 		{"timed out", "good", []string{"--agent", p.url, "--service", "slow", "--version", "v1", "--wait", "2s"}, 3, "no verdict within 2s"},
 		{"unknown service", "good", []string{"--agent", p.url, "--service", "wbe", "--version", "v1"}, 2, `did you mean "web"?`},
 		{"wrong token", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--token", "nope"}, 2, "wrong token"},
+		// A token from a file or a Kubernetes secret, ending in a newline, is the token.
+		{"token with a newline", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1n", "--token", "gate-token\n"}, 0, "PASSED"},
+		// https:// to a plain-HTTP agent is not retried for a minute: it never works.
+		{"https to a plain agent", "good", []string{"--agent", strings.Replace(p.url, "http://", "https://", 1), "--service", "web", "--version", "v1"}, 2, "use an http:// URL"},
 		{"unreachable agent", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "2500ms"}, 2, "sending it again in 1s"},
 		{"unreachable agent, sent once", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "0"}, 2, "cannot reach the agent"},
 		{"bad --register-retry", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--register-retry", "-1s"}, 2, "--register-retry must be 0"},
@@ -92,6 +96,17 @@ func TestGateExitCodes(t *testing.T) {
 				t.Errorf("exit %d (want %d); output should contain %q:\n%s", code, c.code, c.want, out)
 			}
 		})
+	}
+	// With --json, stdout is the JSON alone (a pipeline parses it); what gate says goes to stderr.
+	a.mode.Store("good")
+	cmd := exec.Command(bin, "gate", "--agent", p.url, "--service", "web", "--version", "v6", "--json")
+	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=gate-token")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.Output()
+	var d struct{ Status string }
+	if err := json.Unmarshal(stdout, &d); err != nil || d.Status != "passed" || !strings.Contains(stderr.String(), "PASSED") {
+		t.Errorf("gate --json: stdout %q (%v), stderr %q", stdout, err, stderr.String())
 	}
 	if code := p.terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0", code)

@@ -77,6 +77,10 @@ func parseLinks(values []string) ([]client.Link, error) {
 
 func runGate(cmd *cobra.Command, f gateFlags) error {
 	out := cmd.OutOrStdout()
+	text := out // what gate says; with --json, stdout holds the JSON alone and this goes to stderr
+	if f.json {
+		text = cmd.ErrOrStderr()
+	}
 	switch {
 	case f.agent == "":
 		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595"))
@@ -114,9 +118,9 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, apiErr.Message))
 	case err != nil:
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %v", c.Base(), err))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %s", c.Base(), client.Unreachable(err)))
 	}
-	fmt.Fprintf(out, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", id, f.service, f.version, f.wait)
+	fmt.Fprintf(text, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", id, f.service, f.version, f.wait)
 
 	d := &client.Deploy{}
 	var last []byte // the newest answer about the deploy: what --json prints
@@ -161,19 +165,19 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		_ = json.Indent(&pretty, last, "", "  ")
 		fmt.Fprintln(out, pretty.String())
 	}
-	printVerdict(out, d)
+	printVerdict(text, d)
 	switch {
 	case d.Status == "passed":
 		return nil
 	case d.Status == "failed" && d.RollbackOf != "":
 		// A rollback that fails too: rolling it back would go further back, or back to
 		// the version that failed. The pipeline waits for a person, as for inconclusive.
-		fmt.Fprintf(out, "vigil: this deploy rolled back deploy %s, which failed, and it fails too: the cause is likely neither version; not a rollback signal (exit 3): a person decides\n", d.RollbackOf)
+		fmt.Fprintf(text, "vigil: this deploy rolled back deploy %s, which failed, and it fails too: the cause is likely neither version; not a rollback signal (exit 3): a person decides\n", d.RollbackOf)
 		return exitWith(exitUnknown, nil)
 	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
 	case d.Status == "verifying" || d.Status == "":
-		fmt.Fprintf(out, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, d.URL)
+		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, d.URL)
 	}
 	return exitWith(exitUnknown, nil)
 }

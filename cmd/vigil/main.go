@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,6 +76,29 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
+// requireSubcommand makes a command that only groups others (silence, completion) refuse
+// a missing or unknown subcommand with a usage error (exit 2), where cobra prints its help
+// and exits 0: a script's typo would pass for success.
+func requireSubcommand(cmd *cobra.Command) {
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		what := "a subcommand is missing"
+		if len(args) > 0 {
+			what = fmt.Sprintf("unknown subcommand %q", args[0])
+		}
+		return exitWith(exitUsage, fmt.Errorf("vigil %s: %s: use one of %s (vigil %s --help)", cmd.Name(), what, strings.Join(names, ", "), cmd.Name()))
+	}
+}
+
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vigil",
@@ -91,8 +115,10 @@ Start with 'vigil demo'.`,
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newPreflightCmd(), newDemoCmd(),
 		newSilenceCmd(), newSchemaCmd())
+	root.InitDefaultCompletionCmd()
 	for _, cmd := range root.Commands() {
 		registerNameCompletion(cmd)
+		requireSubcommand(cmd)
 	}
 	return root
 }

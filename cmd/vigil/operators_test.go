@@ -195,3 +195,17 @@ checks:
 		t.Errorf("the summary's duration should be duration_seconds: %v", res.Summary)
 	}
 }
+
+// A command that only groups others refuses a missing or unknown subcommand with exit 2:
+// a script's typo (silence craete) printed the help and exited 0.
+func TestUnknownSubcommandsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"silence", "craete"}, {"silence"}, {"completion", "tcsh"}, {"completion"}} {
+		code, _, errOut := vigilRun(t, nil, args...)
+		if code != 2 || !strings.Contains(errOut, "use one of") {
+			t.Errorf("vigil %s: exit %d, stderr %q; want 2 and the subcommands", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if code, out, _ := vigilRun(t, nil, "completion", "bash"); code != 0 || !strings.Contains(out, "bash completion") {
+		t.Errorf("vigil completion bash: exit %d", code)
+	}
+}

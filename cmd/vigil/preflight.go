@@ -62,7 +62,7 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, apiErr.Message))
 	case err != nil:
-		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %v", c.Base(), err))
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", c.Base(), client.Unreachable(err)))
 	}
 	out := cmd.OutOrStdout()
 	if f.json {

@@ -43,7 +43,7 @@ func apiFailure(command string, c *client.Client, err error) error {
 	if errors.As(err, &apiErr) {
 		return exitWith(exitFailed, fmt.Errorf("vigil %s: the agent refused (HTTP %d): %s", command, apiErr.Status, apiErr.Message))
 	}
-	return exitWith(exitFailed, fmt.Errorf("vigil %s: cannot reach the agent at %s: %v", command, c.Base(), err))
+	return exitWith(exitUsage, fmt.Errorf("vigil %s: cannot reach the agent at %s: %s", command, c.Base(), client.Unreachable(err)))
 }
 
 func newSilenceCmd() *cobra.Command {
