@@ -127,6 +127,8 @@ type Agent struct {
 	// longPolls counts the GETs of a deploy waiting for its verdict (?wait=): at most half
 	// of agent.max_connections wait at once, so busy connections never fill the cap.
 	longPolls atomic.Int64
+	// lanes are the outbox's notifiers being delivered to now (outbox_lanes.go).
+	lanes     *outboxLanes
 	verifyWG  sync.WaitGroup
 	outboxSig chan struct{}
 	// stopping closes when shutdown begins: verifications stop waiting for their next
@@ -161,7 +163,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	began := opts.Clock.Now()
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
-		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), stopping: make(chan struct{}),
+		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), lanes: newOutboxLanes(), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}), seeded: make(chan struct{}),
 		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(began), boardFrom: began}
 	a.location = opts.Config.Agent.Location

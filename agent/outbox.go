@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -33,7 +32,7 @@ func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
 	lease := a.outboxLease()
 	if ok, err := a.store.RenewClaim(ctx, e.ID, a.name, a.clock.Now().Add(lease)); err != nil || !ok {
 		if err == nil {
-			a.log.Info("notification claimed by another agent meanwhile; leaving it to it", "notifier", e.Notifier, "key", e.Key)
+			a.log.Info("notification claimed by another agent meanwhile; leaving it to it", "notifier", e.Notifier, "idempotency_key", e.Key)
 		}
 		return false
 	}
@@ -50,7 +49,7 @@ func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
 			case <-t.C():
 			}
 			if _, err := a.store.RenewClaim(context.WithoutCancel(ctx), e.ID, a.name, a.clock.Now().Add(lease)); err != nil {
-				a.log.Warn("renewing the claim on a notification failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+				a.log.Warn("renewing the claim on a notification failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 			}
 		}
 	}()
@@ -58,96 +57,6 @@ func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
 	close(done)
 	<-renewed
 	return finished
-}
-
-const (
-	outboxBatch      = 100
-	outboxMaxBackoff = 5 * time.Minute
-)
-
-func (a *Agent) signalOutbox() {
-	select {
-	case a.outboxSig <- struct{}{}:
-	default:
-	}
-}
-
-// outboxClaimRetry bounds the wait after the outbox could not be claimed (a full disk, a
-// locked store): from 1 s, doubled each time, up to this.
-const outboxClaimRetry = 30 * time.Second
-
-func (a *Agent) outboxLoop(ctx context.Context) {
-	var failing time.Duration // the wait after a failed claim; 0 while claims work
-	for ctx.Err() == nil {
-		wait := time.Minute
-		if err := a.deliverDue(ctx); err != nil {
-			// A claim is a write: on a full disk it fails while NextDue, a read, still
-			// answers an entry due now, and the loop would spin on it.
-			failing = min(max(2*failing, time.Second), outboxClaimRetry)
-			wait = failing
-			if ctx.Err() == nil {
-				a.log.Error("reading the outbox failed; trying again", "error", err, "in", wait)
-			}
-		} else {
-			if failing > 0 {
-				a.log.Info("the outbox can be read again")
-			}
-			failing = 0
-			if next, err := a.store.NextDue(ctx); err == nil && !next.IsZero() {
-				wait = min(max(next.Sub(a.clock.Now()), 0), time.Minute)
-			}
-		}
-		t := a.clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-a.outboxSig:
-			t.Stop()
-		case <-t.C():
-		}
-	}
-}
-
-// deliverDue makes one attempt at every entry due now; the error is a claim that failed.
-func (a *Agent) deliverDue(ctx context.Context) error {
-	for ctx.Err() == nil {
-		due, err := a.store.ClaimOutbox(ctx, a.name, a.clock.Now(), a.outboxLease(), outboxBatch)
-		if err != nil {
-			return err
-		}
-		if len(due) == 0 {
-			return nil
-		}
-		byNotifier := map[string][]*store.OutboxEntry{}
-		for _, e := range due {
-			byNotifier[e.Notifier] = append(byNotifier[e.Notifier], e)
-		}
-		var wg sync.WaitGroup
-		for _, list := range byNotifier {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				blocked := map[string]bool{} // incidents whose earlier entry is still pending
-				for _, e := range list {
-					if ctx.Err() != nil {
-						return
-					}
-					if blocked[e.Incident] {
-						continue
-					}
-					if !a.deliverClaimed(ctx, e) {
-						blocked[e.Incident] = true
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if len(due) < outboxBatch {
-			return nil
-		}
-	}
-	return nil
 }
 
 // deliver makes one attempt at e and records it; it reports whether e is finished.
@@ -158,7 +67,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: status,
 			Attempts: e.Attempts + 1, Next: next, LastError: lastErr, At: a.clock.Now()})
 		if err != nil {
-			a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+			a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 		}
 		outcome := status
 		if status == store.OutboxPending {
@@ -193,7 +102,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	}
 	switch {
 	case derr == nil:
-		a.log.Info("notification delivered", "notifier", e.Notifier, "event", e.Event, "key", e.Key, "attempt", e.Attempts+1)
+		a.log.Info("notification delivered", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "attempt", e.Attempts+1)
 		if action != "" {
 			a.metrics.rollbacks.WithLabelValues(ev.Service).Inc()
 			a.actionResult(&ev, e.Notifier, action, actionAccepted(e.Notifier, action, &ev), now)
@@ -206,12 +115,15 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		}
 		return record(store.OutboxDryRun, derr.Error(), time.Time{})
 	case alerting.Permanent(derr):
-		a.log.Error("notification dead-lettered: the receiver refused it", "notifier", e.Notifier, "event", e.Event, "key", e.Key, "error", derr)
+		a.log.Error("notification dead-lettered: the receiver refused it", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "error", derr)
 		return record(store.OutboxDead, derr.Error(), time.Time{})
+	}
+	if a.paced(ctx, e, derr, now) {
+		return false
 	}
 	limit := rt.Config.Notifiers[e.Notifier].MaxAttempts
 	if e.Attempts+1 >= limit {
-		a.log.Error("notification dead-lettered: out of attempts", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
+		a.log.Error("notification dead-lettered: out of attempts", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
 			"attempts", e.Attempts+1, "error", derr)
 		if action != "" {
 			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s FAILED to %s %s after %d attempts: %v; nothing was rolled back or halted",
@@ -223,9 +135,30 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	if !ok {
 		wait = outboxBackoff.Delay(e.Attempts + 1)
 	}
-	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "key", e.Key,
+	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
 		"attempt", e.Attempts+1, "retry_in", wait.Round(time.Millisecond), "error", derr)
 	return record(store.OutboxPending, derr.Error(), a.clock.Now().Add(wait))
+}
+
+// paced handles an attempt the receiver answered by asking to wait (a 429 or 503 with
+// Retry-After: Slack's rate limit under a burst of incidents): the notifier's lane pauses
+// that long, and for an hour from when the entry was queued the attempt does not count
+// toward max_attempts (a burst of 100 pages is not dead-lettered by being paced); after
+// that it does. It reports whether it handled the attempt.
+func (a *Agent) paced(ctx context.Context, e *store.OutboxEntry, derr error, now time.Time) bool {
+	wait, ok := alerting.RetryAfter(derr)
+	if !ok || now.Sub(e.CreatedAt) >= orphanGrace {
+		return false
+	}
+	a.pauseLane(e.Notifier, now.Add(wait))
+	a.log.Warn("notification paced by the receiver; will retry", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
+		"retry_in", wait, "error", derr)
+	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
+		Attempts: e.Attempts, Next: now.Add(wait), LastError: derr.Error(), At: now}); err != nil {
+		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
+	}
+	a.metrics.notifications.WithLabelValues(e.Notifier, "retry").Inc()
+	return true
 }
 
 // orphanGrace is how long after it was queued an entry whose notifier left the config
@@ -241,15 +174,15 @@ func (a *Agent) orphaned(ctx context.Context, e *store.OutboxEntry, now time.Tim
 	age := now.Sub(e.CreatedAt)
 	if age >= orphanGrace {
 		a.log.Error("notification dead-lettered: its notifier has not been in the config for an hour since it was queued",
-			"notifier", e.Notifier, "event", e.Event, "key", e.Key)
+			"notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key)
 		return record(store.OutboxDead, msg+"; dead-lettered "+orphanGrace.String()+" after it was queued", time.Time{})
 	}
 	wait := min(max(age/4, 2*time.Second), time.Minute)
 	a.log.Warn("notification waits: its notifier is not in the config; put it back within an hour of the entry, or it is dead-lettered",
-		"notifier", e.Notifier, "event", e.Event, "key", e.Key, "retry_in", wait)
+		"notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "retry_in", wait)
 	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
 		Attempts: e.Attempts, Next: now.Add(wait), LastError: msg, At: now}); err != nil {
-		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "key", e.Key, "error", err)
+		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 	}
 	return false
 }

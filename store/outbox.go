@@ -101,13 +101,18 @@ func queryOutbox(ctx context.Context, db querier, q string, args ...any) ([]*Out
 // incident is still pending, so a thread's replies never overtake the message that opens
 // it. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED: agents claiming at once
 // each get other entries, and never wait for each other.
-func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int) ([]*OutboxEntry, error) {
+func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int, skip []string) ([]*OutboxEntry, error) {
 	var out []*OutboxEntry
 	err := s.tx(ctx, func(tx *txn) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?
+		args := []any{OutboxPending, nanos(now), nanos(now)}
+		for _, n := range skip {
+			args = append(args, n)
+		}
+		args = append(args, OutboxPending, limit)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?`+notIn("o.notifier", len(skip))+`
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
 				AND p.status = ? AND p.id < o.id)
-			ORDER BY id LIMIT ?`+s.d.skipLocked, OutboxPending, nanos(now), nanos(now), OutboxPending, limit)
+			ORDER BY id LIMIT ?`+s.d.skipLocked, args...)
 		if err != nil {
 			return err
 		}
@@ -124,7 +129,7 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 		if err := rows.Err(); err != nil || len(ids) == 0 {
 			return err
 		}
-		args := append([]any{agent, nanos(now.Add(lease))}, ids...)
+		args = append([]any{agent, nanos(now.Add(lease))}, ids...)
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN (`+inClause(len(ids))+`)`, args...); err != nil {
 			return err
 		}
@@ -160,10 +165,14 @@ func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error)
 
 // NextDue returns when the earliest pending entry can be claimed: its next attempt, or the
 // end of another agent's lease on it (zero when none is pending).
-func (s *common) NextDue(ctx context.Context) (time.Time, error) {
+func (s *common) NextDue(ctx context.Context, skip []string) (time.Time, error) {
 	var n sql.NullInt64
+	args := []any{OutboxPending}
+	for _, notifier := range skip {
+		args = append(args, notifier)
+	}
 	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
-		FROM outbox WHERE status = ?`, OutboxPending).Scan(&n)
+		FROM outbox WHERE status = ?`+notIn("notifier", len(skip)), args...).Scan(&n)
 	if err != nil || !n.Valid {
 		return time.Time{}, err
 	}
@@ -265,4 +274,12 @@ func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// notIn is " AND column NOT IN (?, ...)" for n values, "" for none.
+func notIn(column string, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return " AND " + column + " NOT IN (" + inClause(n) + ")"
 }

@@ -12,6 +12,34 @@ import (
 
 // The outbox on both drivers: claims, leases, keys.
 
+// A claim and NextDue leave out the notifiers an agent is busy delivering to (or whose
+// receiver asked it to wait): their lanes take their own entries in turn.
+func TestOutboxClaimSkipsNotifiers(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		e := func(notifier, key string, due time.Time) *OutboxEntry { // due when written
+			return &OutboxEntry{Notifier: notifier, Event: "check_failed", Key: key, Incident: key, Payload: []byte("{}"), CreatedAt: due}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "a", t0), e("slack", "b", t0), e("rollback", "c", t0.Add(time.Second)), e("pd", "d", t0.Add(time.Minute))}); err != nil {
+			t.Fatal(err)
+		}
+		if next, err := s.NextDue(ctx, []string{"slack"}); err != nil || !next.Equal(t0.Add(time.Second)) {
+			t.Errorf("NextDue skipping slack: %v %v, want the rollback's", next, err)
+		}
+		if next, err := s.NextDue(ctx, []string{"slack", "rollback", "pd"}); err != nil || !next.IsZero() {
+			t.Errorf("NextDue skipping every notifier: %v %v, want none", next, err)
+		}
+		got, err := s.ClaimOutbox(ctx, "a", t0.Add(2*time.Second), time.Minute, 10, []string{"slack"})
+		if err != nil || len(got) != 1 || got[0].Notifier != "rollback" {
+			t.Fatalf("claim skipping slack: %v %v, want the rollback alone", got, err)
+		}
+		if got, _ := s.ClaimOutbox(ctx, "a", t0.Add(2*time.Second), time.Minute, 10, nil); len(got) != 2 {
+			t.Errorf("claim skipping nothing: %d entries, want slack's two", len(got))
+		}
+	})
+}
+
 // Claims: an entry is delivered by one agent at a time; another takes it over only when
 // the lease runs out, and the first can then no longer record an attempt on it. A
 // restarted agent gives back what it held. Agents claiming at once share the work
@@ -26,19 +54,19 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", "d1"), e("slack", "d1:deploy_failed:rollback", "d1"), e("rollback", "d1:deploy_failed", "d1")}); err != nil {
 			t.Fatal(err)
 		}
-		a, _ := s.ClaimOutbox(ctx, "a", t0, 10*time.Second, 10)
+		a, _ := s.ClaimOutbox(ctx, "a", t0, 10*time.Second, 10, nil)
 		// The thread's reply waits for the message that opens it, even claimed by nobody.
 		if len(a) != 2 || a[0].Key != "d1:deploy_failed" || a[1].Notifier != "rollback" {
 			t.Fatalf("a claimed %s; want slack's first message and the rollback", describe(a))
 		}
-		if b, _ := s.ClaimOutbox(ctx, "b", t0.Add(5*time.Second), 10*time.Second, 10); len(b) != 0 {
+		if b, _ := s.ClaimOutbox(ctx, "b", t0.Add(5*time.Second), 10*time.Second, 10, nil); len(b) != 0 {
 			t.Fatalf("b claimed %s while a's lease runs", describe(b))
 		}
 		if ok, _ := s.RenewClaim(ctx, a[0].ID, "a", t0.Add(20*time.Second)); !ok {
 			t.Fatal("a could not renew its claim")
 		}
 		// a's claim on the rollback runs out at 10s (a was killed): b takes it over.
-		b, _ := s.ClaimOutbox(ctx, "b", t0.Add(11*time.Second), 10*time.Second, 10)
+		b, _ := s.ClaimOutbox(ctx, "b", t0.Add(11*time.Second), 10*time.Second, 10, nil)
 		if len(b) != 1 || b[0].ID != a[1].ID || b[0].ClaimedBy != "b" {
 			t.Fatalf("b claimed %s; want the rollback whose lease ran out", describe(b))
 		}
@@ -55,12 +83,12 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if n, err := s.ReleaseClaims(ctx, "a"); n != 1 || err != nil {
 			t.Fatalf("released %d, %v; want slack's first message", n, err)
 		}
-		a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10)
+		a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10, nil)
 		if len(a) != 1 || a[0].Key != "d1:deploy_failed" || a[0].Notifier != "slack" {
 			t.Fatalf("after the restart a claimed %s", describe(a))
 		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
-		if a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
+		if a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10, nil); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
 			t.Fatalf("the reply after its thread's first message: %s", describe(a))
 		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
@@ -81,7 +109,7 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					got, err := s.ClaimOutbox(ctx, agent, t0.Add(time.Minute), time.Hour, 7)
+					got, err := s.ClaimOutbox(ctx, agent, t0.Add(time.Minute), time.Hour, 7, nil)
 					if err != nil {
 						t.Error(err)
 						return

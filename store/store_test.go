@@ -156,7 +156,7 @@ func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	if len(all) != 1 || all[0].Notifier != "rollback" || all[0].Status != OutboxPending {
 		t.Fatalf("%d entries for d2:deploy_failed after three writes of it (the verdict, a second verdict, an Enqueue); want 1: %s", len(all), describe(all))
 	}
-	due, _ := s.ClaimOutbox(ctx, "a1", t0, time.Minute, 10)
+	due, _ := s.ClaimOutbox(ctx, "a1", t0, time.Minute, 10, nil)
 	if len(due) != 1 || due[0].ID != all[0].ID || due[0].ClaimedBy != "a1" || !due[0].LeaseUntil.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("due: %s", describe(due))
 	}
@@ -167,13 +167,13 @@ func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	if err := s.RecordAttempt(ctx, OutboxAttempt{ID: due[0].ID, Agent: "a1", Status: OutboxPending, Attempts: 1, Next: t0.Add(time.Minute), LastError: "500"}); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.ClaimOutbox(ctx, "a1", t0.Add(30*time.Second), time.Minute, 10); len(due) != 0 {
+	if due, _ := s.ClaimOutbox(ctx, "a1", t0.Add(30*time.Second), time.Minute, 10, nil); len(due) != 0 {
 		t.Error("not due yet")
 	}
-	if next, _ := s.NextDue(ctx); !next.Equal(t0.Add(time.Minute)) {
+	if next, _ := s.NextDue(ctx, nil); !next.Equal(t0.Add(time.Minute)) {
 		t.Errorf("next due %v", next)
 	}
-	due, _ = s.ClaimOutbox(ctx, "a1", t0.Add(time.Minute), time.Minute, 10)
+	due, _ = s.ClaimOutbox(ctx, "a1", t0.Add(time.Minute), time.Minute, 10, nil)
 	if len(due) != 1 {
 		t.Fatalf("due again: %s", describe(due))
 	}
@@ -186,7 +186,7 @@ func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	if err := s.Retry(ctx, dead[0].ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.ClaimOutbox(ctx, "a2", t0, time.Minute, 10); len(due) != 1 {
+	if due, _ := s.ClaimOutbox(ctx, "a2", t0, time.Minute, 10, nil); len(due) != 1 {
 		t.Error("retried entry not due")
 	}
 }

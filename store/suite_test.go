@@ -38,11 +38,11 @@ type testStore interface {
 	LocationReports(ctx context.Context, deployID string) ([]*LocationReport, error)
 
 	Enqueue(ctx context.Context, entries []*OutboxEntry) error
-	ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int) ([]*OutboxEntry, error)
+	ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int, skip []string) ([]*OutboxEntry, error)
 	RenewClaim(ctx context.Context, id int64, agent string, until time.Time) (bool, error)
 	ReleaseClaims(ctx context.Context, agent string) (int64, error)
 	RecordAttempt(ctx context.Context, a OutboxAttempt) error
-	NextDue(ctx context.Context) (time.Time, error)
+	NextDue(ctx context.Context, skip []string) (time.Time, error)
 	Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error)
 	OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error)
 	OutboxCounts(ctx context.Context) (map[string]int, error)

@@ -108,6 +108,17 @@ func (w *Webhook) Attempts(key string) int {
 	return w.attempts[key]
 }
 
+// AllAttempts is how many verified requests arrived, of every key, accepted or not.
+func (w *Webhook) AllAttempts() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, a := range w.attempts {
+		n += a
+	}
+	return n
+}
+
 // Deliveries returns the verified requests, in order.
 func (w *Webhook) Deliveries() []WebhookDelivery {
 	w.mu.Lock()
