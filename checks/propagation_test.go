@@ -118,9 +118,10 @@ func TestPropagationMeasuresTheLag(t *testing.T) {
 			got := time.Duration(readers["b"] * float64(time.Millisecond))
 			t.Logf("true lag %s, measured %s (error %s, poll interval at most %s); reader a %.1fms", lag, got, got-lag, tc.maxPoll, readers["a"])
 			// Reads start at most maxPoll apart, so the first read after the item appeared
-			// starts less than maxPoll after it (plus scheduling noise); a read can start a
-			// little before the replica looks, but not by more than the round trip.
-			if got < lag-150*time.Millisecond || got > lag+tc.maxPoll+250*time.Millisecond {
+			// starts less than maxPoll after it (plus scheduling noise: on a loaded 2-core
+			// machine a timer fired 400 ms late once); a read can start a little before the
+			// replica looks, but not by more than the round trip.
+			if got < lag-150*time.Millisecond || got > lag+tc.maxPoll+500*time.Millisecond {
 				t.Fatalf("measured %s for a lag of %s: not within the %s poll interval", got, lag, tc.maxPoll)
 			}
 			if readers["a"] >= float64(lag.Milliseconds())/2 {
