@@ -2,6 +2,8 @@ package alerting
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -196,6 +198,14 @@ func transportError(ctx context.Context, notifier, op string, err error, timeout
 	}
 	if errors.Is(err, errTooLarge) {
 		return retryablef(err, notifier, op, "answer too large")
+	}
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) {
+		// The receiver answered; this machine does not trust it, and asking again will not
+		// change that (it was called no answer and retried to max_attempts).
+		return permanentf(err, notifier, op, "the receiver's certificate is not trusted here (add its CA to the system's trust store, or point SSL_CERT_FILE at a bundle with it)")
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return retryablef(err, notifier, op, "no answer within the %s per-attempt timeout (or the caller's deadline)", timeout)

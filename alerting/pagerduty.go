@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -114,14 +115,16 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	}
 	dedup := DedupKey(incidentOf(ev))
 	var send func(ctx context.Context, c *pagerduty.Client) error
+	var rec *recorder // the attempt's exchange, for accepted
 	path := "/v2/enqueue"
 	switch {
 	case slices.Contains(pdTriggers, ev.Name):
 		e := p.trigger(ev, dedup)
 		send = func(ctx context.Context, c *pagerduty.Client) error {
 			_, err := c.ManageEventWithContext(ctx, e)
-			if err == nil {
+			if accepted(rec, err) {
 				st[pdTriggered], st[pdResolved] = dedup, ""
+				return nil
 			}
 			return err
 		}
@@ -135,8 +138,9 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 		e := &pagerduty.V2Event{RoutingKey: p.routingKey, Action: "resolve", DedupKey: dedup, Client: "vigil", ClientURL: ev.StatusURL}
 		send = func(ctx context.Context, c *pagerduty.Client) error {
 			_, err := c.ManageEventWithContext(ctx, e)
-			if err == nil {
+			if accepted(rec, err) {
 				st[pdResolved] = "1"
+				return nil
 			}
 			return err
 		}
@@ -145,6 +149,9 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 		e := p.change(ev)
 		send = func(ctx context.Context, c *pagerduty.Client) error {
 			_, err := c.CreateChangeEventWithContext(ctx, e)
+			if accepted(rec, err) {
+				return nil
+			}
 			return err
 		}
 	default:
@@ -157,7 +164,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 
 	ctx, cancel := p.attempt(ctx)
 	defer cancel()
-	rec := newRecorder(p.client, p.opts.UserAgent, maxPagerDutyAnswer)
+	rec = newRecorder(p.client, p.opts.UserAgent, maxPagerDutyAnswer)
 	c := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(p.endpoint))
 	c.HTTPClient = rec
 	err := send(ctx, c)
@@ -186,6 +193,20 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 			rec.status, orEmpty(quoteBody(rec.head)))
 	}
 	return retryablef(err, p.name, op, "")
+}
+
+// accepted says whether an Events API request went through: no error, or a 2xx with an
+// empty body (a proxy in front of PagerDuty that keeps the answer). The event was taken;
+// counting it as failed dead-lettered the trigger and so skipped its resolve, leaving the
+// incident open for good. A 2xx with a body that is not the API's (an HTML page) is still
+// an error: the url is likely not an Events v2 endpoint.
+func accepted(rec *recorder, err error) bool {
+	if err == nil {
+		return true
+	}
+	var syn *json.SyntaxError // what decoding nothing says
+	return rec != nil && rec.status >= 200 && rec.status <= 299 && len(bytes.TrimSpace(rec.head)) == 0 &&
+		(errors.As(err, &syn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
 // pdSeverities are PagerDuty's severities, most severe first.

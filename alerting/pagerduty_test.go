@@ -202,6 +202,22 @@ func TestPagerDutyErrors(t *testing.T) {
 			}
 		})
 	}
+	// An empty 202 (a proxy that keeps PagerDuty's answer) took the event: the trigger is
+	// delivered and recorded, so the resolve goes out later (it was an error, dead-lettered,
+	// and the resolve skipped: the incident stayed open for good).
+	for _, st := range []alerting.State{{}, nil} {
+		rx, n, _ := newPagerDuty(t)
+		rx.Fail("/v2/enqueue", loopback.Fault{Status: 202, Body: []byte(" ")})
+		if st == nil {
+			st = alerting.State{}
+		}
+		if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
+			t.Fatalf("an empty 202: %v", err)
+		}
+		if len(st) == 0 {
+			t.Errorf("an empty 202: the trigger was not recorded in the alert state: %v", st)
+		}
+	}
 	// A wrong routing key: PagerDuty says 400, nothing to retry, and the key is not quoted.
 	rx := loopback.NewPagerDuty(t)
 	cfg := pagerDutyConfig(rx.URL())

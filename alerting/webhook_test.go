@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -395,5 +396,18 @@ func TestWebhookConfigErrors(t *testing.T) {
 		if err == nil || !alerting.Permanent(err) || !strings.Contains(err.Error(), "notifiers.w") {
 			t.Errorf("%s: New = %v, want a permanent error naming notifiers.w", name, err)
 		}
+	}
+}
+
+// A receiver whose certificate this machine does not trust answered: asking again will not
+// change that, so the error is permanent and says what to do (it was "no answer", retried
+// to max_attempts).
+func TestWebhookUntrustedCertificateIsPermanent(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	err := newNotifier(t, webhookConfig(srv.URL+"/hook"), nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+	if err == nil || !alerting.Permanent(err) || !strings.Contains(err.Error(), "SSL_CERT_FILE") {
+		t.Errorf("Deliver to an untrusted certificate: %v (permanent %v)", err, alerting.Permanent(err))
 	}
 }
