@@ -72,6 +72,9 @@ func (a *Agent) retryOutbox(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no dead-lettered outbox entry %d (only dead entries can be retried)", id)
 		return
+	case errors.Is(err, store.ErrSuperseded):
+		writeError(w, http.StatusConflict, "outbox entry %d is not sent again: %v, and it would arrive after it (an incident's opening after its all-clear)", id, err)
+		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "retrying failed: %v", err)
 		return

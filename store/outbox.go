@@ -263,14 +263,27 @@ func (s *common) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 	return nil
 }
 
-// Retry puts a dead entry back in the queue, due now.
+// ErrSuperseded is Retry's answer for an entry a later one of its notifier and incident was
+// delivered after: sent now, it would arrive out of order (an incident's opening page after
+// its all-clear, opening it again for good).
+var ErrSuperseded = errors.New("a later notification of the same incident was delivered to the same notifier")
+
+// Retry puts a dead entry back in the queue, due now: ErrNotFound when there is no dead
+// entry of that id, ErrSuperseded when a later entry of its notifier and incident was
+// delivered.
 func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?`,
-		OutboxPending, nanos(now), id, OutboxDead)
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = outbox.notifier AND p.incident = outbox.incident AND p.incident <> ''
+			AND p.id > outbox.id AND p.status = ?)`,
+		OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		var dead int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE id = ? AND status = ?`, id, OutboxDead).Scan(&dead); err == nil && dead == 1 {
+			return ErrSuperseded
+		}
 		return ErrNotFound
 	}
 	return nil
