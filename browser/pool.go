@@ -332,6 +332,9 @@ func (p *Pool) Check(ctx context.Context) error {
 	}
 	_, err := cdp.Call(ctx, cur.browser, cdpbrowser.GetVersion, cdp.Empty{})
 	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			p.noteTabOpen(cur, false) // as a tab that does not open: three in a row replace it
+		}
 		return fmt.Errorf("the running browser (pid %d) does not answer: %w", cur.pid, err)
 	}
 	return nil

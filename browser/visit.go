@@ -270,10 +270,16 @@ func (vr *visitRun) tab() (*tab, error) {
 	}
 	begin := time.Now()
 	t := newTab(vr.inst)
-	t.open(max(time.Until(vr.deadline), time.Millisecond))
+	limit := max(time.Until(vr.deadline), time.Millisecond)
+	t.open(limit)
 	if t.err != nil {
 		err := t.err
-		if vr.caller.Err() == nil && !vr.inst.gone() && time.Now().Before(vr.deadline) {
+		// A browser that could not open a tab in a second or more is hung: counted, three
+		// in a row replace it. (The open's limit is the visit's deadline, so a hung
+		// browser ends the visit at its deadline: those were never counted, and a browser
+		// wedged by a page's storm of events failed every check until a restart.) An open
+		// cut short by the caller (its window decided) or with too little time says nothing.
+		if !errors.Is(vr.caller.Err(), context.Canceled) && !vr.inst.gone() && limit >= time.Second {
 			vr.p.noteTabOpen(vr.inst, false)
 		}
 		vr.rec = t.rec

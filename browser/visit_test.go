@@ -680,3 +680,36 @@ func TestStopAtTheFirstFatalProblem(t *testing.T) {
 		t.Errorf("without Stop: err %v, stopped %q, found %v", err, rep.StoppedEarly, rep.WaitForFound)
 	}
 }
+
+// A browser that is alive and answers nothing (here stopped with SIGSTOP; in the field,
+// wedged by a page's storm of events) is replaced after three visits in a row could not
+// open a tab, and the next visit passes in a new browser. (A tab's open was given the
+// visit's whole deadline, and an open that used it was never counted: every browser check
+// failed until the agent restarted.)
+func TestHungBrowserIsReplaced(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 8, NoSpareTab: true})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>ok</title><div id=app data-ready=1>ok</div>`)
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.BrowserPID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT); _ = syscall.Kill(pid, syscall.SIGKILL) })
+	for i := range 3 {
+		if _, _, err := visit(t, p, 2*time.Second, &Visit{URL: s.URL + "/"}); err == nil || !strings.Contains(err.Error(), "opening a browser tab") {
+			t.Fatalf("visit %d with the browser stopped: %v", i+1, err)
+		}
+	}
+	rep, _, err := visit(t, p, 30*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	if err != nil || !rep.WaitForFound {
+		t.Fatalf("the visit after three that could not open a tab: %v", err)
+	}
+	if np := p.BrowserPID(); np == pid || np == 0 {
+		t.Errorf("browser pid %d after the hung one (%d) should have been replaced", np, pid)
+	}
+}
