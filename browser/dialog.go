@@ -67,7 +67,7 @@ func (r *recorder) dialog(e *page.EventJavascriptDialogOpening) {
 	accept := r.acceptDialogs.Load()
 	d := Dialog{Type: string(e.Type), Message: text.Ellipsis(e.Message, maxMessage), URL: text.Ellipsis(e.URL, maxURL), Accepted: accept}
 	r.mu.Lock()
-	r.dialogs = appendCapped(r, r.dialogs, d)
+	r.dialogs = appendCapped(r, r.dialogs, d, &r.dropDialogs)
 	r.mu.Unlock()
 	a := r.answerer.Load()
 	if a == nil {

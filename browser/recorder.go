@@ -45,6 +45,10 @@ type recorder struct {
 	failed            []FailedRequest
 	dialogs           []Dialog
 	dropped           int
+	// dropped by kind: a list at its cap still counts what it did not keep, so a count
+	// (js_errors < 1000) is the page's, not the cap's. An exception is seen by CDP and by
+	// the page's listener both: each source counts its own.
+	dropExCDP, dropExPage, dropConsole, dropFailed, dropDialogs int
 	requests          map[network.RequestID]*request
 	// early holds statuses whose responseReceivedExtraInfo came before the request's
 	// requestWillBeSent: CDP does not order the two, and a warm tab answers fast enough to
@@ -109,7 +113,7 @@ func (r *recorder) record(ev any) {
 		if ex, err := decodePayload(e.Payload); err == nil {
 			r.mu.Lock()
 			r.seq++
-			r.fromPage = appendCapped(r, r.fromPage, seqException{ex, r.seq})
+			r.fromPage = appendCapped(r, r.fromPage, seqException{ex, r.seq}, &r.dropExPage)
 			r.mu.Unlock()
 		}
 	case *runtime.EventConsoleAPICalled:
@@ -122,7 +126,7 @@ func (r *recorder) record(ev any) {
 			c.URL, c.Line, c.Column = text.Ellipsis(f.URL, maxURL), int(f.LineNumber)+1, int(f.ColumnNumber)+1
 		}
 		r.mu.Lock()
-		r.console = appendCapped(r, r.console, c)
+		r.console = appendCapped(r, r.console, c, &r.dropConsole)
 		r.mu.Unlock()
 	case *network.EventRequestWillBeSent:
 		r.mu.Lock()
@@ -215,7 +219,7 @@ func (r *recorder) cdpException(d *runtime.ExceptionDetails) {
 	}
 	r.mu.Lock()
 	r.seq++
-	r.fromCDP = appendCapped(r, r.fromCDP, seqException{e, r.seq})
+	r.fromCDP = appendCapped(r, r.fromCDP, seqException{e, r.seq}, &r.dropExCDP)
 	r.mu.Unlock()
 }
 
@@ -297,14 +301,16 @@ func (r *recorder) addFailed(f FailedRequest) {
 	if slices.ContainsFunc(r.failed, same) {
 		return
 	}
-	r.failed = appendCapped(r, r.failed, f)
+	r.failed = appendCapped(r, r.failed, f, &r.dropFailed)
 }
 
-// appendCapped appends unless the list is full; r.mu must be held.
-func appendCapped[T any](r *recorder, list []T, v T) []T {
+// appendCapped appends unless the list is full, counting in *dropped what it does not
+// keep; r.mu must be held.
+func appendCapped[T any](r *recorder, list []T, v T, dropped *int) []T {
 	r.problems.Add(1)
 	if len(list) >= maxEntries {
 		r.dropped++
+		*dropped++
 		return list
 	}
 	return append(list, v)
@@ -361,6 +367,10 @@ func (r *recorder) fill(rep *Report) {
 	rep.FailedRequests = append([]FailedRequest(nil), r.failed...)
 	rep.Dialogs = append([]Dialog(nil), r.dialogs...)
 	rep.Dropped = r.dropped
+	// Each source sees every throw (most often): the one that saw more is the page's count.
+	thrown := max(len(r.fromCDP)+r.dropExCDP, len(r.fromPage)+r.dropExPage)
+	rep.DroppedBy = Dropped{Exceptions: max(thrown-len(rep.Exceptions), 0),
+		ConsoleErrors: r.dropConsole, FailedRequests: r.dropFailed, Dialogs: r.dropDialogs}
 	rep.Requests = r.requestCount
 	rep.Status = r.status
 	rep.ServedVersion = r.version

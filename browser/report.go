@@ -31,8 +31,10 @@ type Report struct {
 	// Dialogs are the JavaScript dialogs the page opened (alert, confirm, prompt,
 	// beforeunload), each answered as Visit.Dialogs asks.
 	Dialogs []Dialog
-	// Dropped counts problems not kept because a list reached its cap (a page in an error loop).
-	Dropped int
+	// Dropped counts problems not kept because a list reached its cap (a page in an error
+	// loop); DroppedBy, by kind, what each list would have held past its cap.
+	Dropped   int
+	DroppedBy Dropped
 	// Requests counts every request the page made.
 	Requests int
 	// Pending lists requests still open when a navigation gave up waiting for the load event.
@@ -162,4 +164,10 @@ func location(url string, line, col int) string {
 		return fmt.Sprintf("%s:%d", url, line)
 	}
 	return fmt.Sprintf("%s:%d:%d", url, line, col)
+}
+
+// Dropped counts, by kind, the problems a visit saw and did not keep (past a list's cap):
+// a count is the page's, whatever the cap.
+type Dropped struct {
+	Exceptions, ConsoleErrors, FailedRequests, Dialogs int
 }

@@ -88,9 +88,11 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 		steps = 0
 	}
 	v := run.Vars
-	v["js_errors"] = len(k.exceptions)
-	v["console_errors"] = len(k.console)
-	v["failed_requests"] = len(k.failed)
+	// Past a list's cap the page's problems are counted, not kept (nor filtered by
+	// ignore_errors: their text is gone): js_errors < 1000 judges the page, not the cap.
+	v["js_errors"] = len(k.exceptions) + rep.DroppedBy.Exceptions
+	v["console_errors"] = len(k.console) + rep.DroppedBy.ConsoleErrors
+	v["failed_requests"] = len(k.failed) + rep.DroppedBy.FailedRequests
 	v["failed_scripts"] = scripts
 	v["failed_stylesheets"] = styles
 	v["errors"] = errs
@@ -103,7 +105,7 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 	v["steps"] = steps
 	v["steps_total"] = rep.StepsTotal
 	v["failed_step"] = rep.FailedStep
-	v["dialogs"] = len(rep.Dialogs)
+	v["dialogs"] = len(rep.Dialogs) + rep.DroppedBy.Dialogs
 	v["timings"] = map[string]any{
 		"ttfb_ms":               ms(rep.Timings.TTFB),
 		"dom_content_loaded_ms": ms(rep.Timings.DOMContentLoaded),

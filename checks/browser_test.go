@@ -362,3 +362,37 @@ checks:
 		t.Errorf("built without a browser: %s %v", r.Outcome, r.Reasons)
 	}
 }
+
+// A page that throws and fails past the 200 problems a run keeps of each kind is counted
+// whole: js_errors < 1000 judges the page, not the cap (it passed a page with 5,000 errors,
+// js_errors stuck at 200).
+func TestBrowserCountsPastTheCap(t *testing.T) {
+	pool := browserPool(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/storm", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>storm</title><div id=app></div><script>
+for (let i = 0; i < 500; i++) setTimeout(() => { throw new Error('e' + i) }, 0);
+const f = [];
+for (let i = 0; i < 300; i++) f.push(fetch('/missing/' + i).catch(() => {}));
+Promise.allSettled(f).then(() => setTimeout(() => { document.getElementById('app').dataset.ready = '1' }, 300));
+</script>`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, `
+checks:
+  - name: storm
+    kind: browser
+    url: "${T}/storm"
+    wait_for: "#app[data-ready]"
+    timeout: 30s
+    assert: ["js_errors < 1000", "failed_requests < 1000"]
+`)
+	r := cs["storm"].Run(context.Background(), checks.Input{})
+	js, failed := r.Vars["js_errors"].(int), r.Vars["failed_requests"].(int)
+	t.Logf("a page throwing 500 errors and failing 300 requests: js_errors %d, failed_requests %d: %s %v", js, failed, r.Outcome, r.Reasons)
+	if js < 450 || js > 500 || failed < 290 || failed > 300 {
+		t.Errorf("outcome %s, js_errors %d (want about 500), failed_requests %d (want about 300)", r.Outcome, js, failed)
+	}
+}
