@@ -49,7 +49,7 @@ type recorder struct {
 	// (js_errors < 1000) is the page's, not the cap's. An exception is seen by CDP and by
 	// the page's listener both: each source counts its own.
 	dropExCDP, dropExPage, dropConsole, dropFailed, dropDialogs int
-	requests          map[network.RequestID]*request
+	requests                                                    map[network.RequestID]*request
 	// early holds statuses whose responseReceivedExtraInfo came before the request's
 	// requestWillBeSent: CDP does not order the two, and a warm tab answers fast enough to
 	// show it.
