@@ -114,7 +114,8 @@ func noAnswer(err error) error {
 func notHTTP(msg string) bool {
 	for _, s := range []string{"malformed HTTP response", "malformed HTTP status code", "malformed HTTP version",
 		"malformed MIME header", "server response headers exceeded", "failed to parse Location header",
-		"server gave HTTP response to HTTPS client", "unsupported transfer encoding", "too many transfer encodings"} {
+		"server gave HTTP response to HTTPS client", "unsupported transfer encoding", "too many transfer encodings",
+		"unsupported protocol scheme"} { // a redirect to file:, data: or ftp: (a check's own URL is http(s), validated)
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -171,7 +172,7 @@ func navigationFault(ctx context.Context, err error) error {
 	switch {
 	case noAnswerCodes[nav.Code]:
 		return &noAnswerError{err}
-	case nav.Code == "net::ERR_TOO_MANY_REDIRECTS":
+	case nav.Code == "net::ERR_TOO_MANY_REDIRECTS" || unusableAnswerCodes[nav.Code]:
 		return &faultError{err}
 	case strings.HasPrefix(nav.Code, "net::ERR_CERT_"):
 		if fault := certificateFault(ctx, nav.URL); fault != nil {
@@ -179,6 +180,14 @@ func navigationFault(ctx context.Context, err error) error {
 		}
 	}
 	return err
+}
+
+// unusableAnswerCodes are Chromium's network errors for an answer no visitor gets past: a
+// redirect to file:, data: or javascript: (unsafe), one without a usable Location, an
+// answer that is not HTTP or has headers past the limit.
+var unusableAnswerCodes = map[string]bool{
+	"net::ERR_UNSAFE_REDIRECT": true, "net::ERR_INVALID_REDIRECT": true, "net::ERR_INVALID_HTTP_RESPONSE": true,
+	"net::ERR_RESPONSE_HEADERS_TOO_BIG": true, "net::ERR_INVALID_RESPONSE": true,
 }
 
 // noAnswerCodes are Chromium's network errors for a page's request that mean the server

@@ -148,6 +148,7 @@ func TestAnswersThatAreNotHTTPFail(t *testing.T) {
 		{"headers past every limit", raw(t, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 1<<20)+"\r\n\r\n"), "server response headers exceeded"},
 		{"a redirect nowhere", raw(t, "HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n"), "failed to parse Location header"},
 		{"plain HTTP on https", strings.Replace(plain.URL, "http://", "https://", 1), "server gave HTTP response to HTTPS client"},
+		{"a redirect to file:", raw(t, "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n"), `unsupported protocol scheme "file"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res := RunWithRetries(t.Context(), buildOne(t, check(c.url)), Input{}, Retry{Attempts: 1, Backoff: time.Millisecond})
@@ -206,6 +207,13 @@ checks:
 	t.Run("out of date", func(t *testing.T) {
 		res := run(t, check(site(-48*time.Hour, nil, loopback)), Input{})
 		wantOutcome(t, res, Fail, "certificate has expired or is not yet valid: valid from")
+	})
+	// A redirect no visitor gets past: to file:, where a deploy's misconfigured rewrite sent it.
+	t.Run("a redirect to file:", func(t *testing.T) {
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+		}))
+		wantOutcome(t, run(t, check(srv.URL), Input{}), Fail, "net::ERR_UNSAFE_REDIRECT")
 	})
 	t.Run("an unknown authority alone is an error", func(t *testing.T) {
 		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
