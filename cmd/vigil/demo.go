@@ -1,6 +1,11 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/demo"
@@ -25,9 +30,16 @@ It needs Chromium (Debian's chromium package); scripts/demo installs it when mis
 				return exitWith(exitUsage, err)
 			}
 			defer env.Close()
-			err = demo.Run(cmd.Context(), demo.Options{Out: cmd.OutOrStdout(), Deps: env.deps, Tracing: env.tracing,
+			// Ctrl-C or SIGTERM ends the demo as it ends itself: the shop, the agent and
+			// Chromium stopped, their folders removed (the demo's config holds a secret).
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = demo.Run(ctx, demo.Options{Out: cmd.OutOrStdout(), Deps: env.deps, Tracing: env.tracing,
 				BrowserReady: env.browserReady, Keep: keep})
-			if err != nil {
+			switch {
+			case err != nil && ctx.Err() != nil && cmd.Context().Err() == nil:
+				return exitWith(exitFailed, errors.New("vigil demo: interrupted; stopped and cleaned up"))
+			case err != nil:
 				return exitWith(exitFailed, err)
 			}
 			return nil

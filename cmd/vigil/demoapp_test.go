@@ -98,3 +98,49 @@ func runBin(t *testing.T, bin string, args ...string) (int, string, string) {
 	_ = c.Run()
 	return c.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
+
+// `vigil demo --keep` ends on Ctrl-C as it ends by itself: exit 0, the shop, the agent
+// and Chromium stopped, and their folders gone (the demo's config holds a rollback
+// secret). Ctrl-C never reached it, and everything stayed in the temp folder.
+func TestDemoCleansUpOnCtrlC(t *testing.T) {
+	if _, err := exec.LookPath("chromium"); err != nil {
+		t.Skip("no chromium")
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(vigilBinary(t), "demo", "--keep")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	sc := bufio.NewScanner(out)
+	kept := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "press Ctrl-C to stop") {
+			kept = true
+			break
+		}
+	}
+	if !kept {
+		t.Fatal("the demo did not reach its kept state")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) == 0 {
+		t.Fatal("the demo wrote nothing under TMPDIR: the test would prove nothing")
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("vigil demo --keep after Ctrl-C: %v; want exit 0", err)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("left behind in TMPDIR after Ctrl-C: %v", names)
+	}
+}

@@ -103,6 +103,15 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		conc = cfg.Agent.Concurrency
 	}
 
+	// The JUnit file is created before any check runs: a path that cannot be written is a
+	// usage error at once, not after the checks ran (their results were lost with it).
+	var junit *os.File
+	if f.junit != "" {
+		if junit, err = createFile(f.junit); err != nil {
+			return exitWith(exitUsage, fmt.Errorf("--junit: %w", err))
+		}
+		defer junit.Close()
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, c := range list {
@@ -139,17 +148,23 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	p.Finish()
 	sum := report.Summarize(results, time.Since(started))
 
-	if f.junit != "" {
-		if err := writeFile(f.junit, func(w *os.File) error { return report.WriteJUnit(w, results, sum, started, env.tracing.TraceURL) }); err != nil {
-			return exitWith(exitUsage, fmt.Errorf("--junit: %w", err))
-		}
-	}
 	if f.json {
 		if err := report.WriteJSON(out, results, sum); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintln(out, sum)
+	}
+	if junit != nil {
+		err := report.WriteJUnit(junit, results, sum, started, env.tracing.TraceURL)
+		if cerr := junit.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil && sum.OK() {
+			return exitWith(exitUsage, fmt.Errorf("--junit: %w", err)) // a pass nobody can read is not a pass
+		} else if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "vigil run: --junit: %v\n", err)
+		}
 	}
 	if ctx.Err() != nil {
 		return exitWith(exitFailed, fmt.Errorf("interrupted"))
@@ -249,19 +264,12 @@ func isTerminal(w any) bool {
 	return ok && report.IsTerminal(f)
 }
 
-func writeFile(path string, write func(*os.File) error) error {
+// createFile creates path, and its folder when missing.
+func createFile(path string) (*os.File, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.Create(path)
 }

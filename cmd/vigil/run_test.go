@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vigil-monitor/vigil/internal/vigiltest"
@@ -204,5 +205,22 @@ services:
 				t.Errorf("exit %d (want %d), output:\n%s%s\nwant it to contain %q", code, c.code, out, errs, c.want)
 			}
 		})
+	}
+}
+
+// A --junit path that cannot be written is a usage error before any check runs (it was
+// found after every check ran, their results lost, exit 2 for a failed run).
+func TestRunJUnitPathCheckedFirst(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1); fmt.Fprint(w, `{"ok":true}`) }))
+	t.Cleanup(srv.Close)
+	cfg := writeConfig(t, config(srv.URL))
+	dir := filepath.Join(t.TempDir(), "report.xml")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := vigilRun(t, nil, "run", "-c", cfg, "--junit", dir)
+	if code != 2 || !strings.Contains(errOut, "--junit:") || hits.Load() != 0 {
+		t.Errorf("exit %d, %d requests to the target, stderr %q; want 2 before any check ran", code, hits.Load(), errOut)
 	}
 }
