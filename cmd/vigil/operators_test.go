@@ -55,6 +55,13 @@ func TestVersionAndValidateJSON(t *testing.T) {
 		res.Errors[0].Path != "checks[0].kind" || res.Errors[0].Line != 3 || !strings.Contains(res.Errors[0].Fix, `"http"`) {
 		t.Errorf("validate --json of a bad config: exit %d, %v: %s", code, err, out)
 	}
+	// A valid config's counts are there when they are 0 (a checks-only file has no notifiers).
+	checksOnly := writeConfig(t, "checks: [{name: x, kind: http, request: {url: \"http://127.0.0.1:1/\"}}]\n")
+	code, out, _ = vigilRun(t, nil, "validate", "--json", "-c", checksOnly)
+	var counts map[string]any
+	if err := json.Unmarshal([]byte(out), &counts); code != 0 || err != nil || counts["notifiers"] != 0.0 || counts["services"] != 0.0 || counts["checks"] != 1.0 {
+		t.Errorf("validate --json of a checks-only config: exit %d, %v: %s", code, err, out)
+	}
 }
 
 // Completion offers the config's check and service names.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent/client"
@@ -66,7 +67,7 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	if f.json {
-		fmt.Fprintln(out, string(raw))
+		fmt.Fprintln(out, strings.TrimRight(string(raw), "\n"))
 	} else {
 		verdict := "clear to deploy"
 		if !p.Clear {

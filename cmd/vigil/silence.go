@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
@@ -85,7 +86,7 @@ func newSilenceCreateCmd(f *apiFlags) *cobra.Command {
 			}
 			req.Duration = dur.String()
 			if req.CreatedBy == "" {
-				req.CreatedBy = os.Getenv("USER")
+				req.CreatedBy = whoami()
 			}
 			s, err := c.AddSilence(cmd.Context(), req)
 			if err != nil {
@@ -170,4 +171,16 @@ func silenced(s client.Silence) string {
 		return "check " + s.Check
 	}
 	return "service " + s.Service
+}
+
+// whoami is who runs the command: $USER, else the account's name (a container has no
+// $USER), else "".
+func whoami() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }

@@ -57,9 +57,9 @@ With --json the answer is one JSON object on stdout, valid or not (editors and C
 type validation struct {
 	Valid     bool              `json:"valid"`
 	File      string            `json:"file"`
-	Checks    int               `json:"checks,omitempty"`
-	Services  int               `json:"services,omitempty"`
-	Notifiers int               `json:"notifiers,omitempty"`
+	Checks    *int              `json:"checks,omitempty"` // set (0 too) when valid
+	Services  *int              `json:"services,omitempty"`
+	Notifiers *int              `json:"notifiers,omitempty"`
 	Errors    []validationError `json:"errors,omitempty"`
 }
 
@@ -78,7 +78,8 @@ func writeValidation(w io.Writer, file string, cfg *configs.Config, rt *agent.Ru
 		v.File = cfg.File
 	}
 	if err == nil {
-		v.Checks, v.Services, v.Notifiers = len(rt.Order), len(cfg.Services), len(rt.Notifiers)
+		checks, services, notifiers := len(rt.Order), len(cfg.Services), len(rt.Notifiers)
+		v.Checks, v.Services, v.Notifiers = &checks, &services, &notifiers
 	}
 	var es configs.Errors
 	var one *configs.Error
