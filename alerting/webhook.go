@@ -166,6 +166,15 @@ type webhookPayload struct {
 	OccurredAt string `json:"occurred_at,omitempty"`
 	Reminder   int    `json:"reminder,omitempty"`
 	Closed     string `json:"closed,omitempty"`
+
+	DetectedAfter float64     `json:"detected_after_seconds,omitempty"`
+	ReadyAfter    float64     `json:"ready_after_seconds,omitempty"`
+	ReadyBefore   []float64   `json:"ready_after_seconds_before,omitempty"`
+	ChecksPassed  int         `json:"checks_passed,omitempty"`
+	ChecksTotal   int         `json:"checks_total,omitempty"`
+	Owners        []string    `json:"owners,omitempty"`
+	RunbookURL    string      `json:"runbook_url,omitempty"`
+	LastDeploy    *LastDeploy `json:"last_deploy,omitempty"`
 }
 
 type webhookDeploy struct {
@@ -174,16 +183,23 @@ type webhookDeploy struct {
 	Version     string `json:"version"`
 	Environment string `json:"environment"`
 	Commit      string `json:"commit,omitempty"`
+	// PreviousVersion is what a rollback goes back to: what a rollback receiver deploys.
+	PreviousVersion string `json:"previous_version,omitempty"`
+	RollbackOf      string `json:"rollback_of,omitempty"`
+	Links           []Link `json:"links,omitempty"`
 }
 
 type webhookCheck struct {
-	Name     string `json:"name"`
-	Summary  string `json:"summary"`
-	RunURL   string `json:"run_url"`
-	Kind     string `json:"kind,omitempty"`
-	Outcome  string `json:"outcome,omitempty"`
-	TraceID  string `json:"trace_id,omitempty"`
-	TraceURL string `json:"trace_url,omitempty"`
+	Name       string   `json:"name"`
+	Summary    string   `json:"summary"`
+	RunURL     string   `json:"run_url"`
+	Kind       string   `json:"kind,omitempty"`
+	Outcome    string   `json:"outcome,omitempty"`
+	TraceID    string   `json:"trace_id,omitempty"`
+	TraceURL   string   `json:"trace_url,omitempty"`
+	Baseline   string   `json:"baseline,omitempty"`
+	Owners     []string `json:"owners,omitempty"`
+	RunbookURL string   `json:"runbook_url,omitempty"`
 }
 
 func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
@@ -201,19 +217,30 @@ func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
 		StatusURL:    ev.StatusURL,
 		Reminder:     ev.Reminder,
 		Closed:       ev.Closed,
+
+		DetectedAfter: ev.DetectedAfter,
+		ReadyAfter:    ev.ReadyAfter,
+		ReadyBefore:   ev.ReadyBefore,
+		ChecksPassed:  ev.ChecksPassed,
+		ChecksTotal:   ev.ChecksTotal,
+		Owners:        ev.Owners,
+		RunbookURL:    ev.RunbookURL,
+		LastDeploy:    ev.LastDeploy,
 	}
 	if !ev.OccurredAt.IsZero() {
 		p.OccurredAt = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
 	}
 	if d := ev.Deploy; d != nil {
-		p.Deploy = &webhookDeploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit}
+		p.Deploy = &webhookDeploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+			PreviousVersion: d.PreviousVersion, RollbackOf: d.RollbackOf, Links: d.Links}
 		if p.Service == "" {
 			p.Service = d.Service
 		}
 	}
 	for _, fc := range ev.FailedChecks {
 		p.FailedChecks = append(p.FailedChecks, webhookCheck{Name: fc.Name, Summary: fc.Summary, RunURL: fc.RunURL,
-			Kind: fc.Kind, Outcome: fc.Outcome, TraceID: fc.TraceID, TraceURL: fc.TraceURL})
+			Kind: fc.Kind, Outcome: fc.Outcome, TraceID: fc.TraceID, TraceURL: fc.TraceURL,
+			Baseline: fc.Baseline, Owners: fc.Owners, RunbookURL: fc.RunbookURL})
 	}
 	return json.Marshal(p)
 }
