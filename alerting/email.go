@@ -183,11 +183,26 @@ func (m *Email) send(ctx context.Context, data []byte) error {
 	if err := c.Mail(m.from.Address); err != nil {
 		return fail(err)
 	}
+	// A mailbox the server refuses for good (550: someone who left) does not cost the
+	// others their page: the message goes to the accepted ones, and the refusal is logged.
+	// A refusal for now (4xx) retries the whole message; all refused fails it.
+	var refused []string
+	var lastRefusal error
 	for _, to := range m.to {
 		step = "RCPT TO " + to
 		if err := c.Rcpt(to); err != nil {
-			return fail(err)
+			var tp *textproto.Error
+			if !errors.As(err, &tp) || tp.Code < 500 {
+				return fail(err)
+			}
+			refused, lastRefusal = append(refused, to), fail(err)
 		}
+	}
+	if len(refused) == len(m.to) {
+		return lastRefusal
+	}
+	if len(refused) > 0 {
+		m.log.Warn("email sent to some recipients: the server refused the others for good", "refused", refused, "error", lastRefusal)
 	}
 	step = "DATA"
 	w, err := c.Data()

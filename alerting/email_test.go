@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/smtptest"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 func emailConfig(s *smtptest.Server) *configs.Notifier {
@@ -175,7 +176,10 @@ func TestEmailRefusals(t *testing.T) {
 		says      string
 	}{
 		{"451 at MAIL is retried", smtptest.Options{}, func(s *smtptest.Server, _ *configs.Notifier) { s.Fail("MAIL", 451, "try later") }, false, "MAIL FROM: answered 451"},
-		{"550 at RCPT is permanent", smtptest.Options{}, func(s *smtptest.Server, _ *configs.Notifier) { s.Fail("RCPT", 550, "no such user") }, true, "check from and to"},
+		{"550 at every RCPT is permanent", smtptest.Options{}, func(s *smtptest.Server, _ *configs.Notifier) {
+			s.Fail("RCPT", 550, "no such user")
+			s.Fail("RCPT", 550, "no such user")
+		}, true, "check from and to"},
 		{"552 at DATA is permanent", smtptest.Options{}, func(s *smtptest.Server, _ *configs.Notifier) { s.Fail("DATA", 552, "too big") }, true, "DATA: answered 552"},
 		{"wrong password", smtptest.Options{}, func(_ *smtptest.Server, c *configs.Notifier) { c.Password = "not-the-password-123" }, true, "check username and password"},
 		{"untrusted certificate", smtptest.Options{}, func(_ *smtptest.Server, c *configs.Notifier) { c.TLS.CAFile = "" }, true, "tls.ca_file"},
@@ -197,6 +201,25 @@ func TestEmailRefusals(t *testing.T) {
 				t.Errorf("%d messages accepted", n)
 			}
 		})
+	}
+}
+
+// One mailbox the server refuses for good (someone who left) does not cost the others
+// their page: the message goes to the accepted ones, and the refusal is logged (the whole
+// send was aborted and dead-lettered, the on-call paged by nobody).
+func TestEmailOneRefusedRecipient(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	srv.Fail("RCPT", 550, "5.1.1 no such user")
+	logs := &vigiltest.Buffer{}
+	if err := newNotifier(t, emailConfig(srv), logs).Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
+		t.Fatalf("Deliver with one of two recipients refused: %v", err)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("%d messages accepted; want 1, to the other recipient", n)
+	}
+	if !strings.Contains(logs.String(), "oncall@example.com") || !strings.Contains(logs.String(), "refused the others for good") {
+		t.Errorf("the refused recipient is not logged:\n%s", logs.String())
 	}
 }
 
