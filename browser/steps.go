@@ -112,9 +112,26 @@ func (vr *visitRun) waitFor() (bool, error) {
 		vr.logf("wait_for %s: stopped waiting after %s", vr.v.WaitFor, since(begin))
 		return false, nil
 	}
+	if vr.work.Err() != nil && vr.rec.documents() > 0 {
+		// The page's time ran out, most often in the navigation (a subresource that never
+		// answers keeps the load event from firing, and the navigation has the whole
+		// timeout): one last look, from the evidence's reserve, at a page that answered. An
+		// element shown all along was reported never visible.
+		ctx, cancel := context.WithTimeout(vr.tabCtx, lastLook)
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
+		cancel()
+		if err == nil {
+			vr.rep.WaitForFound = true
+			vr.logf("wait_for %s: visible at a last look once the page's time ran out (it was still loading)", vr.v.WaitFor)
+			return true, nil
+		}
+	}
 	vr.logf("wait_for %s: not visible after %s", vr.v.WaitFor, since(begin))
 	return false, nil
 }
+
+// lastLook bounds waitFor's look at a page whose time ran out.
+const lastLook = 300 * time.Millisecond
 
 // step runs one action. failure says how the page failed it; err is set when the visit
 // could not go on measuring.

@@ -203,6 +203,17 @@ func TestNeverLoadingPageEndsAtTimeout(t *testing.T) {
 			t.Errorf("loaded %t, pending %v", rep.Loaded, rep.Pending)
 		}
 	})
+	// The navigation has the whole timeout (the default): it uses the page's time up, and
+	// wait_for still finds the element shown all along (it was reported never visible).
+	t.Run("shown while a subresource never answers", func(t *testing.T) {
+		s.html("/shown", `<!doctype html><title>shown</title><div id=app>ok</div><img src=/hang>`)
+		const timeout = 8 * time.Second
+		rep, took, err := visit(t, shared, timeout, &Visit{URL: s.URL + "/shown", WaitFor: "#app"})
+		checkEnded(t, took, timeout)
+		if err != nil || rep.Loaded || !rep.WaitForFound {
+			t.Errorf("err %v, loaded %t, wait_for_found %t; want the element found though the load never finished", err, rep.Loaded, rep.WaitForFound)
+		}
+	})
 }
 
 // A script stuck in a loop blocks the renderer: waits, evaluation and the screenshot never
