@@ -247,7 +247,16 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	}
 	if vr.rec.documents() == docs {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Errorf("GET %s: timed out: %w within %s", u, ErrNoResponse, since(begin))
+			// The service's silence only when the navigation had a fair share of the visit's
+			// time: one that vigil's own waiting (a browser slot, Chromium's start, a tab)
+			// left with a fraction of a second says nothing of the service, and a deploy's
+			// verification fails on the service's silence.
+			waited, total := since(begin), vr.deadline.Sub(vr.called)
+			if waited >= min(total/2, 5*time.Second) {
+				return "", fmt.Errorf("GET %s: timed out: %w within %s", u, ErrNoResponse, waited)
+			}
+			return "", fmt.Errorf("GET %s: timed out after %s: vigil's own waiting (a browser slot, the browser's start, a tab) left the page %s of the run's %s, too little to judge the service by",
+				u, waited.Round(time.Millisecond), waited.Round(time.Millisecond), total.Round(time.Millisecond))
 		}
 		return "", fmt.Errorf("GET %s: %w", u, err)
 	}

@@ -136,7 +136,7 @@ func (p *Pool) Visit(ctx context.Context, v *Visit) (*Report, error) {
 	// yet; the visit then fails to open its tab. Nothing of the page was measured, so it
 	// tries once more in a fresh browser, within the same deadline.
 	for attempt := 1; ; attempt++ {
-		vr, err := p.attempt(ctx, v, rep, steps, logf, deadline)
+		vr, err := p.attempt(ctx, v, rep, steps, logf, start, deadline)
 		if err != nil && attempt == 1 && vr != nil && vr.target == nil && vr.inst.gone() && ctx.Err() == nil {
 			logf("the browser was gone before the page opened (%v); retrying in a new browser", err)
 			continue
@@ -147,7 +147,7 @@ func (p *Pool) Visit(ctx context.Context, v *Visit) (*Report, error) {
 }
 
 // attempt runs the visit once in the current browser. vr is nil when it never got one.
-func (p *Pool) attempt(ctx context.Context, v *Visit, rep *Report, steps []Step, logf func(string, ...any), deadline time.Time) (*visitRun, error) {
+func (p *Pool) attempt(ctx context.Context, v *Visit, rep *Report, steps []Step, logf func(string, ...any), called, deadline time.Time) (*visitRun, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -165,7 +165,7 @@ func (p *Pool) attempt(ctx context.Context, v *Visit, rep *Report, steps []Step,
 		p.tabs.Done()
 		return nil, err
 	}
-	vr := &visitRun{p: p, inst: inst, v: v, rep: rep, steps: steps, logf: logf, caller: ctx, deadline: deadline, began: time.Now()}
+	vr := &visitRun{p: p, inst: inst, v: v, rep: rep, steps: steps, logf: logf, caller: ctx, called: called, deadline: deadline, began: time.Now()}
 	return vr, vr.run()
 }
 
@@ -180,6 +180,9 @@ type visitRun struct {
 	caller context.Context
 	// deadline is the caller's: nothing of the visit but the tab's close runs past it.
 	deadline time.Time
+	// called is when Visit was called: deadline less called is all the visit's time, the
+	// wait for a slot and the browser's start included.
+	called time.Time
 	began    time.Time
 
 	rec    *recorder

@@ -724,3 +724,32 @@ func TestHungBrowserIsReplaced(t *testing.T) {
 		t.Errorf("browser pid %d after the hung one (%d) should have been replaced", np, pid)
 	}
 }
+
+// A navigation that vigil's own waiting (here, for the one browser slot another visit
+// holds) left with too little of the visit's time is not the service's silence: a deploy's
+// verification fails on that, and the service had no fair chance to answer.
+func TestOwnWaitingIsNotTheServicesSilence(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 1, NoSpareTab: true})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.mux.HandleFunc("/hang", hang(nil))
+	s.mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Second)
+		fmt.Fprint(w, `<!doctype html><title>slow</title>`)
+	})
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/hang", NavigationTimeout: time.Millisecond}); err == nil {
+		t.Log("warm-up visit passed") // the browser is started either way
+	}
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		_, _, _ = visit(t, p, 5*time.Second, &Visit{URL: s.URL + "/hang"}) // holds the slot ~5 s
+	}()
+	time.Sleep(500 * time.Millisecond)
+	_, _, err := visit(t, p, 6500*time.Millisecond, &Visit{URL: s.URL + "/slow"})
+	<-busy
+	if err == nil || errors.Is(err, ErrNoResponse) || !strings.Contains(err.Error(), "vigil's own waiting") {
+		t.Errorf("a navigation left ~1 s of 6.5 s by the wait for a slot: %v; want vigil's own waiting, not the service's silence", err)
+	}
+}
