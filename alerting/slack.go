@@ -220,12 +220,27 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			ThreadTimestamp: st[slackTS],
 		})
 		if err != nil {
-			return s.classify(ctx, err, rec, "files upload (getUploadURLExternal, upload, completeUploadExternal)", now)
+			// The page is posted; its screenshot is evidence, not the page. A failing upload is
+			// tried with the entry's next two attempts, then given up (logged), so the entry
+			// is delivered, not dead, and the incident's recovery is not held behind it.
+			cerr := s.classify(ctx, err, rec, "files upload (getUploadURLExternal, upload, completeUploadExternal)", now)
+			tries, _ := strconv.Atoi(st[done+"/tries"])
+			if tries++; tries < screenshotTries && !Permanent(cerr) {
+				st[done+"/tries"] = strconv.Itoa(tries)
+				return cerr
+			}
+			s.log.WarnContext(ctx, "slack: screenshot not posted; the message is", "check", fc.Name, "incident", ev.Incident, "tries", tries, "error", cerr)
+			st[done] = "given up"
+			continue
 		}
 		st[done] = f.ID
 	}
 	return nil
 }
+
+// screenshotTries is how many attempts a message's screenshot upload gets before it is
+// given up.
+const screenshotTries = 3
 
 // slackRetryable are Web API error codes worth retrying; other codes (invalid_auth,
 // channel_not_found, not_in_channel, missing_scope, invalid_blocks, ...) are Permanent.

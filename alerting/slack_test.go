@@ -327,6 +327,28 @@ func TestSlackRetryAfterPartialSuccessPostsNoDuplicate(t *testing.T) {
 	}
 }
 
+// A screenshot upload that keeps failing is given up after three attempts, the message
+// posted and the entry delivered: the page is not dead-lettered for its evidence, nor its
+// incident's recovery held behind it for the entry's eight attempts.
+func TestSlackScreenshotIsBestEffort(t *testing.T) {
+	t.Parallel()
+	srv, n, logs := newSlack(t)
+	srv.Fail("upload", loopback.Fault{Status: 500, Times: 100})
+	st := alerting.State{}
+	var err error
+	for range 3 {
+		if err = n.Deliver(t.Context(), deployFailed(), st); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the third attempt with the upload failing: %v; want the message delivered without its screenshot", err)
+	}
+	if len(srv.Roots()) != 1 || len(srv.Files()) != 0 || !strings.Contains(logs.String(), "screenshot not posted") {
+		t.Errorf("%d roots, %d files; the give-up logged: %v", len(srv.Roots()), len(srv.Files()), strings.Contains(logs.String(), "screenshot not posted"))
+	}
+}
+
 func TestSlackRootGoneStillReplies(t *testing.T) {
 	t.Parallel()
 	srv, n, logs := newSlack(t)
