@@ -36,6 +36,8 @@ type Config struct {
 	// name; redactor is built from them and the config's other secrets once loaded.
 	expandedSecrets []string
 	redactor        *Redactor
+	// checksOnly is Options.ChecksOnly: loaded to run the checks once.
+	checksOnly bool
 }
 
 // Agent configures the long-running process: its listener and its limits.

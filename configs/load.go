@@ -30,6 +30,21 @@ type Options struct {
 	// Only flags the user changed apply.
 	Flags    *pflag.FlagSet
 	FlagKeys map[string]string
+	// ChecksOnly loads the config to run its checks once (vigil run): the agent's, the
+	// store's and the notifiers' secrets may be unset, and a listen address without a token
+	// is no error, since none of them is used. A pipeline step then needs the checks'
+	// secrets alone, not Slack's token or the API's.
+	ChecksOnly bool
+}
+
+// unusedWhenChecksOnly says whether a key path is one Options.ChecksOnly does not use.
+func unusedWhenChecksOnly(path string) bool {
+	for _, p := range []string{"agent.", "store.", "notifiers.", "tracing."} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (o Options) lookupEnv(name string) (string, bool) {
@@ -160,6 +175,13 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 		}
 	})
 
+	if opts.ChecksOnly {
+		for path := range unset {
+			if unusedWhenChecksOnly(path) {
+				delete(unset, path)
+			}
+		}
+	}
 	d := &decoder{unset: unset}
 	d.where = func(path string) (string, int, string) {
 		for p := path; p != ""; p = parentPath(p) {
@@ -177,8 +199,9 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	// decode would only restate that problem.
 	cfg.applyDefaults()
 	problems := d.errs
+	cfg.checksOnly = opts.ChecksOnly
 	for _, e := range cfg.validate() {
-		if !d.errs.covers(e.Path) {
+		if !d.errs.covers(e.Path) && !(opts.ChecksOnly && unusedWhenChecksOnly(e.Path)) {
 			problems = append(problems, e)
 		}
 	}

@@ -75,7 +75,7 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	if f.version == "" && (f.environment != "" || f.commit != "") {
 		return exitWith(exitUsage, fmt.Errorf("--environment and --commit describe the deploy --version names: add --version"))
 	}
-	cfg, err := loadConfig(f.config, configs.Options{})
+	cfg, err := loadConfig(f.config, configs.Options{ChecksOnly: true}) // the agent's, store's and notifiers' settings are not used
 	if err != nil {
 		return err
 	}

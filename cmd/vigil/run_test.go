@@ -224,3 +224,23 @@ func TestRunJUnitPathCheckedFirst(t *testing.T) {
 		t.Errorf("exit %d, %d requests to the target, stderr %q; want 2 before any check ran", code, hits.Load(), errOut)
 	}
 }
+
+// vigil run uses the checks alone: a pipeline step needs the checks' secrets, not the
+// agent's API token or Slack's (an unset one was a load error, exit 2), nor a token for a
+// listen address only the agent opens. vigil validate still holds the whole file to it.
+func TestRunNeedsNoAgentOrNotifierSecrets(t *testing.T) {
+	srv := target(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+agent: {listen: "0.0.0.0:9595", api_token: "${VIGIL_TEST_UNSET_TOKEN}"}
+checks:
+  - {name: up, kind: http, request: {url: "%s/ok"}, notify: [ops]}
+notifiers:
+  ops: {type: slack, token: "${VIGIL_TEST_UNSET_SLACK}", channel: "#deploys"}
+`, srv.URL))
+	if code, out, errOut := vigilRun(t, nil, "run", "-c", cfg); code != 0 {
+		t.Errorf("vigil run with the agent's and Slack's secrets unset: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := vigilRun(t, nil, "validate", "-c", cfg); code != 2 || !strings.Contains(errOut, "VIGIL_TEST_UNSET_SLACK") {
+		t.Errorf("vigil validate of the same file: exit %d, %s; want 2 naming the unset secret", code, errOut)
+	}
+}
