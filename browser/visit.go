@@ -183,7 +183,7 @@ type visitRun struct {
 	// called is when Visit was called: deadline less called is all the visit's time, the
 	// wait for a slot and the browser's start included.
 	called time.Time
-	began    time.Time
+	began  time.Time
 
 	rec    *recorder
 	tabCtx context.Context
