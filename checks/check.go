@@ -97,6 +97,9 @@ type Result struct {
 	// answer and that was retried (retries): a run that passed on its retry still saw the
 	// service go away and come back. Only the run's own verdict reads it; not stored.
 	RetriedSilence string `json:"-"`
+	// NotRun says the run never started: `vigil run` was interrupted first. Its outcome is
+	// error; a report counts it apart (JUnit: skipped).
+	NotRun bool `json:"not_run,omitempty"`
 }
 
 // Summary is the first reason, or the outcome when there is none: one line for a list.

@@ -91,7 +91,28 @@ func RunAll(ctx context.Context, list []*Check, concurrency int, in func(*Check)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, c := range list {
-		sem <- struct{}{}
+		acquired := false
+		select {
+		case sem <- struct{}{}:
+			acquired = true
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C, SIGTERM): the rest are not started, and say so (they
+			// were started with the cancelled context and reported as errors).
+			if acquired {
+				<-sem
+			}
+			res := &Result{Check: c.Name, Kind: c.Kind, Outcome: Error, NotRun: true, Vars: map[string]any{},
+				Reasons: []string{"not run: interrupted before it started"}, Started: time.Now()}
+			results[i] = res
+			if onDone != nil {
+				mu.Lock()
+				onDone(c, res)
+				mu.Unlock()
+			}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()

@@ -44,6 +44,7 @@ type junitCase struct {
 	Properties *junitProperties `xml:"properties,omitempty"`
 	Failure    *junitProblem    `xml:"failure,omitempty"`
 	Error      *junitProblem    `xml:"error,omitempty"`
+	Skipped    *junitSkipped    `xml:"skipped,omitempty"`
 	SystemOut  string           `xml:"system-out,omitempty"`
 }
 
@@ -58,6 +59,10 @@ type junitProperty struct {
 	Value string `xml:"value,attr"`
 }
 
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
 type junitProblem struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
@@ -69,7 +74,7 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 // WriteJUnit writes results as JUnit XML. traceURL turns a trace id into a link (nil: no links).
 func WriteJUnit(w io.Writer, results []*checks.Result, s Summary, started time.Time, traceURL func(string) string) error {
 	host, _ := os.Hostname()
-	suite := junitSuite{Name: "vigil", Tests: s.Total, Failures: s.Failed + s.Inconclusive, Errors: s.Errors,
+	suite := junitSuite{Name: "vigil", Tests: s.Total, Failures: s.Failed + s.Inconclusive, Errors: s.Errors, Skipped: s.NotRun,
 		Time: seconds(s.Duration), Timestamp: started.UTC().Format("2006-01-02T15:04:05"), Hostname: host}
 	for _, r := range results {
 		c := junitCase{Name: r.Check, Classname: "vigil." + r.Kind, Time: seconds(r.Duration)}
@@ -80,6 +85,11 @@ func WriteJUnit(w io.Writer, results []*checks.Result, s Summary, started time.T
 					c.Properties.List = append(c.Properties.List, junitProperty{Name: "trace_url", Value: u})
 				}
 			}
+		}
+		if r.NotRun {
+			c.Skipped = &junitSkipped{Message: xmlSafe(r.Summary())}
+			suite.Cases = append(suite.Cases, c)
+			continue
 		}
 		if r.Outcome != checks.Pass {
 			body := strings.Join(r.Reasons, "\n")

@@ -19,18 +19,25 @@ import (
 
 // Summary counts outcomes.
 type Summary struct {
-	Total        int           `json:"total"`
-	Passed       int           `json:"passed"`
-	Failed       int           `json:"failed"`
-	Errors       int           `json:"errors"`
-	Inconclusive int           `json:"inconclusive"`
-	Duration     time.Duration `json:"-"` // JSON: duration_seconds (MarshalJSON)
+	Total        int `json:"total"`
+	Passed       int `json:"passed"`
+	Failed       int `json:"failed"`
+	Errors       int `json:"errors"`
+	Inconclusive int `json:"inconclusive"`
+	// NotRun counts the checks an interruption kept from starting (not in Errors).
+	NotRun   int           `json:"not_run,omitempty"`
+	Duration time.Duration `json:"-"` // JSON: duration_seconds (MarshalJSON)
 }
 
 // Summarize counts the outcomes of results.
 func Summarize(results []*checks.Result, took time.Duration) Summary {
 	s := Summary{Total: len(results), Duration: took}
 	for _, r := range results {
+		switch {
+		case r.NotRun:
+			s.NotRun++
+			continue
+		}
 		switch r.Outcome {
 		case checks.Pass:
 			s.Passed++
@@ -58,8 +65,12 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d checks: %d passed, %d failed, %d errors, %d inconclusive in %s",
-		s.Total, s.Passed, s.Failed, s.Errors, s.Inconclusive, s.Duration.Round(time.Millisecond))
+	notRun := ""
+	if s.NotRun > 0 {
+		notRun = fmt.Sprintf(", %d not run (interrupted)", s.NotRun)
+	}
+	return fmt.Sprintf("%d checks: %d passed, %d failed, %d errors, %d inconclusive%s in %s",
+		s.Total, s.Passed, s.Failed, s.Errors, s.Inconclusive, notRun, s.Duration.Round(time.Millisecond))
 }
 
 // Printer reports progress while checks run. On a terminal it keeps a status line of

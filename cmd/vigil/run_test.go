@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
@@ -242,5 +243,50 @@ notifiers:
 	}
 	if code, _, errOut := vigilRun(t, nil, "validate", "-c", cfg); code != 2 || !strings.Contains(errOut, "VIGIL_TEST_UNSET_SLACK") {
 		t.Errorf("vigil validate of the same file: exit %d, %s; want 2 naming the unset secret", code, errOut)
+	}
+}
+
+// An interrupted run says which checks it never started: they are "not run" in the summary
+// and skipped in the JUnit file, not errors (168 of 200 checks that never started were
+// reported as errors, "cancelled").
+func TestInterruptedRunSaysWhatDidNotRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var body strings.Builder
+	body.WriteString("checks:\n")
+	for i := range 20 {
+		fmt.Fprintf(&body, "  - {name: c%02d, kind: http, timeout: 5s, retries: 0, request: {url: %q}}\n", i, srv.URL+"/")
+	}
+	cfg := writeConfig(t, body.String())
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	cmd := exec.Command(vigilBinary(t), "run", "-c", cfg, "--concurrency", "2", "--junit", junit)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "not run (interrupted)") {
+		t.Errorf("exit %d; want 1 and the checks not run counted:\n%s", code, out.String())
+	}
+	data, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Suites []struct {
+			Skipped int `xml:"skipped,attr"`
+			Errors  int `xml:"errors,attr"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(data, &doc); err != nil || len(doc.Suites) != 1 || doc.Suites[0].Skipped < 15 || doc.Suites[0].Errors > 5 {
+		t.Errorf("JUnit: %v %+v; want most of the 20 skipped, the 2 in flight errors", err, doc.Suites)
 	}
 }
