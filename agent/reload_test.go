@@ -192,3 +192,23 @@ func TestReloadRemovingAServiceEndsItsVerification(t *testing.T) {
 		t.Errorf("%d webhook deliveries for a service no longer configured", n)
 	}
 }
+
+// agent.public_url is how people reach the agent: the links vigil hands out (a deploy's
+// page, a run's) use it, not the listen address, and a reload changes them.
+func TestPublicURLMakesTheLinks(t *testing.T) {
+	tg := newTarget(t)
+	cfg := func(public string) string {
+		return "agent: {api_token: s3cret-token, public_url: \"" + public + "\"}\n" + webConfig{url: tg.srv.URL, verify: "interval: 200ms, count: 2"}.String()
+	}
+	h := startAgent(t, "", cfg("https://vigil.example.com"))
+	id := h.deploy("web", "v1")
+	if d := h.verdict(id, 30*time.Second); d["url"] != "https://vigil.example.com/deploys/"+id {
+		t.Errorf("deploy url %v; want it under public_url", d["url"])
+	}
+	if err := reloadWith(t, h, cfg("https://status.example.org/vigil")); err != nil {
+		t.Fatal(err)
+	}
+	if _, d := h.request("GET", "/api/v1/deploys/"+id, ""); d["url"] != "https://status.example.org/vigil/deploys/"+id {
+		t.Errorf("deploy url after a reload %v; want the new public_url", d["url"])
+	}
+}

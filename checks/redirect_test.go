@@ -86,3 +86,31 @@ func headerNames(h http.Header) string {
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
+
+// follow_redirects: false judges the redirect itself (a login page's 302 to the identity
+// provider, say): status is the 3xx and its Location is a header to assert on; by default
+// the redirect is followed.
+func TestFollowRedirectsFalse(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			http.Redirect(w, r, "/idp", http.StatusFound)
+		}
+	}))
+	defer target.Close()
+	cs := build(t, target.URL, `
+checks:
+  - name: stays
+    kind: http
+    request: {url: "${T}/login", follow_redirects: false}
+    assert: ["status == 302", "headers['Location'] == '/idp'", "redirects == 0"]
+  - name: follows
+    kind: http
+    request: {url: "${T}/login"}
+    assert: ["status == 200", "redirects == 1"]
+`)
+	for _, name := range []string{"stays", "follows"} {
+		if r := cs[name].Run(context.Background(), checks.Input{}); r.Outcome != checks.Pass {
+			t.Errorf("%s: %s %v", name, r.Outcome, r.Reasons)
+		}
+	}
+}
