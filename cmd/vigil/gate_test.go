@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -32,7 +33,37 @@ func TestGateSaysUnreachableWhenTheAgentDies(t *testing.T) {
 		fmt.Fprint(w, `{"id":"d-1","status":"verifying"}`)
 	}))
 	defer agent.Close()
-	go func() { <-registered; agent.Close() }() // gone before the first poll
+	// Gone before the first poll, its port kept by a listener that drops every connection:
+	// gate now asks until --wait ends, long enough for another test's server to take a freed
+	// port and answer 404.
+	addr := agent.Listener.Addr().String()
+	dead := make(chan net.Listener, 1)
+	go func() {
+		<-registered
+		agent.Close()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			close(dead)
+			return
+		}
+		dead <- ln
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case ln, ok := <-dead:
+			if ok {
+				ln.Close()
+			}
+		case <-time.After(time.Second): // never registered: nothing listens
+		}
+	})
 	start := time.Now()
 	cmd := exec.Command(vigilBinary(t), "gate", "--agent", agent.URL, "--service", "web", "--version", "v2", "--wait", "4s")
 	cmd.Env = os.Environ()
