@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
@@ -131,6 +132,38 @@ services:
 	d := h.verdict(id, 60*time.Second)
 	if d["status"] == store.StatusFailed || strings.Contains(fmt.Sprint(d["reason"]), "not ready") {
 		t.Fatalf("after the restart: %v %q; want it not failed as not ready: home passed before the restart", d["status"], d["reason"])
+	}
+}
+
+// Metrics that arrive late say nothing of whether the new version is up: a promql check
+// against a real Prometheus whose series the new pods export only after the round due
+// ready_within is inconclusive (no data yet) until then, and the deploy is judged on the
+// series once it is there, not failed as "not ready". What fails a deploy under
+// ready_within is news of the new version: the old one answering, silence, failures
+// (TestDeployReadyWithin).
+func TestReadyWithinWaitsForLateMetrics(t *testing.T) {
+	reg, prom := scrapedRegistry(t)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: pool, kind: promql, every: 1h, retries: 0, server: %q, query: "max(max_over_time(late_ready_pool[10s]))", assert: ["value < 50"]}
+services:
+  app: {checks: [pool], verify: {interval: 300ms, count: 20, ready_within: 600ms}}
+`, prom.URL))
+	id := h.deploy("app", "v2")
+	eventually(t, 20*time.Second, "the round due ready_within, without data", func() bool {
+		runs, _ := h.a.store.DeployRuns(t.Context(), id)
+		return len(runs) >= 4
+	})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "late_ready_pool", Help: "pool in use"})
+	g.Set(3)
+	reg.MustRegister(g)
+	d := h.verdict(id, 60*time.Second)
+	c := checkOf(t, d, "pool")
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("status %v, reason %q; want passed once the series appeared, not failed as not ready", d["status"], d["reason"])
+	}
+	if c["inconclusive"].(float64) < 3 {
+		t.Errorf("%v inconclusive rounds; want the three due by ready_within at least (the test did not reproduce late metrics)", c["inconclusive"])
 	}
 }
 

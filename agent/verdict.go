@@ -67,8 +67,12 @@ type tally struct {
 	lateInconclusive int
 	errStreak        int
 	maxErrStreak     int
-	// silentStreak counts runs in a row in which the service gave no answer.
-	silentStreak, maxSilentStreak int
+	// silentStreak counts runs in a row in which the service gave no answer, silent all
+	// such runs.
+	silentStreak, maxSilentStreak, silent int
+	// notServed counts inconclusive runs that the deploy's version did not answer
+	// (checks.Result.NotServed): news that it is not up yet, unlike the others.
+	notServed int
 	// answeredBefore is set when the check passed before the deploy (it has a baseline).
 	answeredBefore bool
 	// silentAfterAnswer counts silent runs after the first answer in the window, and
@@ -109,6 +113,7 @@ func (t *tally) add(res *checks.Result, runID int64) {
 	}
 	silent := res.Outcome == checks.Error && res.NoAnswer
 	if silent {
+		t.silent++
 		t.silentStreak++
 		t.maxSilentStreak = max(t.maxSilentStreak, t.silentStreak)
 	} else {
@@ -141,6 +146,9 @@ func (t *tally) add(res *checks.Result, runID int64) {
 		}
 	case checks.Inconclusive:
 		t.inconclusive++
+		if res.NotServed {
+			t.notServed++
+		}
 		if t.answered {
 			t.lateInconclusive++
 		}
@@ -182,9 +190,13 @@ func failFast(check string, t *tally, limits configs.Verify, last *checks.Result
 // and so does one not passed by its round due slowdownLimit, verify.ready_slowdown times
 // its usual startup. That round's run did not pass either, and says why: the old version
 // still answering (served_version), the new one not yet answering, or failing within
-// failure_limit. It returns "" while the check may still come up in time.
+// failure_limit. It returns "" while the check may still come up in time, and also past
+// its limit while no run said anything of the new version: runs with nothing to measure
+// (a query whose metrics arrive late, no baseline yet) and vigil's own errors are no
+// evidence that the service is not up, and such a check is inconclusive at the window's
+// end if it never answers.
 func notReady(check string, t *tally, limits configs.Verify, sinceDeploy time.Duration, last *checks.Result) (status, reason string) {
-	if t.passed > 0 || t.readyAfter > 0 || t.before != nil {
+	if t.passed > 0 || t.readyAfter > 0 || t.before != nil || t.failed+t.silent+t.notServed == 0 {
 		return "", ""
 	}
 	var rule string

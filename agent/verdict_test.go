@@ -15,8 +15,9 @@ import (
 func runs(s string) []*checks.Result {
 	var out []*checks.Result
 	for _, c := range s {
-		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'E': checks.Error, 'N': checks.Error, 'R': checks.Pass}[c]
-		r := &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}, NoAnswer: c == 'N'}
+		o := map[rune]checks.Outcome{'P': checks.Pass, 'F': checks.Fail, 'I': checks.Inconclusive, 'V': checks.Inconclusive,
+			'E': checks.Error, 'N': checks.Error, 'R': checks.Pass}[c]
+		r := &checks.Result{Outcome: o, Reasons: []string{string(o) + " reason"}, NoAnswer: c == 'N', NotServed: c == 'V'}
 		if c == 'R' {
 			r.RetriedSilence = "refused on the first attempt"
 		}
@@ -139,22 +140,26 @@ func TestNotReady(t *testing.T) {
 		failAt   int // the run (1-based) that finds it not ready; 0: none
 		reason   string
 	}{
-		{"ready in time", 30 * time.Second, 0, 0, "IIPP", 0, ""},
-		{"ready at the deadline's round", 30 * time.Second, 0, 0, "IIIP", 0, ""},
-		{"old pods answer past the deadline", 30 * time.Second, 0, 0, "IIIIP", 4, "a: not ready 30s after the deploy (verify.ready_within 30s): no run passed in 4 rounds (4 inconclusive); the round due 30s after the deploy: inconclusive reason"},
+		{"ready in time", 30 * time.Second, 0, 0, "VVPP", 0, ""},
+		{"ready at the deadline's round", 30 * time.Second, 0, 0, "VVVP", 0, ""},
+		{"old pods answer past the deadline", 30 * time.Second, 0, 0, "VVVVP", 4, "a: not ready 30s after the deploy (verify.ready_within 30s): no run passed in 4 rounds (4 inconclusive); the round due 30s after the deploy: inconclusive reason"},
 		{"not answering yet, then failing", 30 * time.Second, 0, 0, "NNEF", 4, "no run passed in 4 rounds (1 failed, 3 errors)"},
 		{"passed once, then failing within failure_limit", 30 * time.Second, 0, 0, "PFFFF", 0, ""},
 		{"no limit", 0, 0, 0, "IIIIIII", 0, ""},
-		{"a short limit", 5 * time.Second, 0, 0, "EIP", 2, "(1 inconclusive, 1 error)"},
-		{"three times slower than usual", 0, 3, 5 * time.Second, "IIIP", 3,
+		{"a short limit", 5 * time.Second, 0, 0, "NVP", 2, "(1 inconclusive, 1 error)"},
+		{"metrics that arrive late say nothing of the new version", 30 * time.Second, 0, 0, "IIIIIP", 0, ""},
+		{"nor do vigil's own errors", 30 * time.Second, 0, 0, "EIEIEP", 0, ""},
+		{"late metrics, then the old version", 30 * time.Second, 0, 0, "IIIIVP", 5, "no run passed in 5 rounds (5 inconclusive)"},
+		{"late metrics, then a failure", 30 * time.Second, 0, 0, "IIIIFP", 5, "(1 failed, 4 inconclusive)"},
+		{"three times slower than usual", 0, 3, 5 * time.Second, "VVVP", 3,
 			"a: not ready 15s after the deploy, far slower than usual (verify.ready_slowdown 3: it first passed 5s after the deploy, the median of the service's last 3 deploys that passed): no run passed in 3 rounds (3 inconclusive); the round due 20s after the deploy: inconclusive reason"},
-		{"usually ready at once, up one round later", 0, 3, time.Second, "IP", 0, ""},
-		{"usually ready at once, not up two rounds later", 0, 3, time.Second, "IIIP", 3, "not ready 11s after the deploy, far slower than usual"},
-		{"within the factor", 0, 3, 15 * time.Second, "IIIIP", 0, ""},
+		{"usually ready at once, up one round later", 0, 3, time.Second, "VP", 0, ""},
+		{"usually ready at once, not up two rounds later", 0, 3, time.Second, "VVVP", 3, "not ready 11s after the deploy, far slower than usual"},
+		{"within the factor", 0, 3, 15 * time.Second, "VVVVP", 0, ""},
 		{"no usual startup yet", 0, 3, 0, "IIIIIII", 0, ""},
 		{"off, with a usual startup", 0, 0, time.Second, "IIIIIII", 0, ""},
-		{"the SLA before the slowdown", 30 * time.Second, 3, 20 * time.Second, "IIIIP", 4, "(verify.ready_within 30s)"},
-		{"the slowdown before the SLA", 50 * time.Second, 2, 5 * time.Second, "IIIIP", 3, "not ready 15s after the deploy, far slower than usual (verify.ready_slowdown 2:"},
+		{"the SLA before the slowdown", 30 * time.Second, 3, 20 * time.Second, "VVVVP", 4, "(verify.ready_within 30s)"},
+		{"the slowdown before the SLA", 50 * time.Second, 2, 5 * time.Second, "VVVVP", 3, "not ready 15s after the deploy, far slower than usual (verify.ready_slowdown 2:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			limits := configs.Verify{FailureLimit: 10, ConsecutiveErrorLimit: &four, ReadyWithin: tc.within, ReadySlowdown: tc.slowdown,

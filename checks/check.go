@@ -97,6 +97,11 @@ type Result struct {
 	// answer and that was retried (retries): a run that passed on its retry still saw the
 	// service go away and come back. Only the run's own verdict reads it; not stored.
 	RetriedSilence string `json:"-"`
+	// NotServed says an inconclusive outcome was the deploy's version not answering yet
+	// (NotServedf), not vigil having nothing to measure (a query with no data yet, no
+	// baseline): the startup rules (verify.ready_within, ready_slowdown) count the one as
+	// "not ready" and not the other. Only the run's own verdict reads it; not stored.
+	NotServed bool `json:"-"`
 	// NotRun says the run never started: `vigil run` was interrupted first. Its outcome is
 	// error; a report counts it apart (JUnit: skipped).
 	NotRun bool `json:"not_run,omitempty"`
@@ -238,13 +243,25 @@ func (r *Run) AddArtifact(name, contentType string, data []byte) {
 	r.Artifacts = append(r.Artifacts, &Artifact{Name: name, ContentType: contentType, Data: data})
 }
 
-type inconclusiveError struct{ msg string }
+type inconclusiveError struct {
+	msg string
+	// notServed: the deploy's version was not what answered (NotServedf).
+	notServed bool
+}
 
 func (e *inconclusiveError) Error() string { return e.msg }
 
 // Inconclusivef is the error a Prober returns when there was nothing to judge.
 func Inconclusivef(format string, args ...any) error {
 	return &inconclusiveError{msg: fmt.Sprintf(format, args...)}
+}
+
+// NotServedf is Inconclusivef for a run that nothing of the deploy's version answered:
+// another version did (served_version), or the new one has not made itself known yet (no
+// heartbeat from it). Nothing to judge the new version by, but news of it all the same:
+// it is not up yet, which the startup rules count (Result.NotServed).
+func NotServedf(format string, args ...any) error {
+	return &inconclusiveError{msg: fmt.Sprintf(format, args...), notServed: true}
 }
 
 // Check is a configured, compiled check, ready to run any number of times concurrently.
@@ -316,7 +333,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 			res.Halt = run.halt
 		}
 	case inc != nil:
-		res.Outcome, res.Reasons = Inconclusive, []string{inc.msg}
+		res.Outcome, res.Reasons, res.NotServed = Inconclusive, []string{inc.msg}, inc.notServed
 	case faultOf(err) != nil:
 		res.Outcome, res.Reasons = Fail, []string{err.Error()}
 	default:

@@ -188,7 +188,7 @@ func (h *Heartbeat) judgeDeploy(run *Run, fromDeploy []Beat, now time.Time) erro
 	}
 	waited := now.Sub(d.StartedAt)
 	if waited < h.window {
-		return Inconclusivef("no beat from version %s yet: the deploy began %s ago and the window is %s",
+		return NotServedf("no beat from version %s yet: the deploy began %s ago and the window is %s",
 			d.Version, waited.Round(time.Second), h.window)
 	}
 	run.Failf("no beat from version %s in the %s since the deploy (window %s)", d.Version, waited.Round(time.Second), h.window)

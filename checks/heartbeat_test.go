@@ -117,10 +117,12 @@ func TestHeartbeatDeployVersion(t *testing.T) {
 
 	clock.Advance(time.Minute)
 	book.Record(t.Context(), "nightly", Beat{Version: "v1"}) // an old worker still beating
-	wantOutcome(t, run(t, c, Input{Deploy: deploy}), Inconclusive, "no beat from version v2 yet: the deploy began 1m0s ago")
+	res := run(t, c, Input{Deploy: deploy})
+	wantOutcome(t, res, Inconclusive, "no beat from version v2 yet: the deploy began 1m0s ago")
+	wantNotServed(t, res, true)
 
 	book.Record(t.Context(), "nightly", Beat{Version: "v2"})
-	res := run(t, c, Input{Deploy: deploy})
+	res = run(t, c, Input{Deploy: deploy})
 	wantOutcome(t, res, Pass)
 	if res.Vars["deploy_version_beats"] != 1 {
 		t.Errorf("deploy_version_beats = %v", res.Vars["deploy_version_beats"])

@@ -114,7 +114,7 @@ func judgeServed(run *Run, got, where string) error {
 	shown := Trim(got, 100)
 	run.Transcript.Printf("served version: %s (%s)", shown, where)
 	if d := run.Deploy; d != nil && d.Version != "" && got != d.Version {
-		return Inconclusivef("answered by version %s, not %s (the deploy's): the new version does not serve this yet", shown, d.Version)
+		return NotServedf("answered by version %s, not %s (the deploy's): the new version does not serve this yet", shown, d.Version)
 	}
 	return nil
 }

@@ -82,6 +82,16 @@ func wantOutcome(t *testing.T, res *Result, want Outcome, reasonFragments ...str
 	}
 }
 
+// wantNotServed fails unless res is inconclusive as the startup rules read it: news that
+// the deploy's version did not answer (Result.NotServed) when notServed, nothing to
+// measure otherwise.
+func wantNotServed(t *testing.T, res *Result, notServed bool) {
+	t.Helper()
+	if res.Outcome != Inconclusive || res.NotServed != notServed {
+		t.Errorf("%s, NotServed %v; want inconclusive with NotServed %v: %q", res.Outcome, res.NotServed, notServed, res.Reasons)
+	}
+}
+
 // serve starts a loopback server that stops at the test's end.
 func serve(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()

@@ -96,6 +96,7 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 	t.Run("empty is inconclusive", func(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, `pool_active_connections{pool="nope"}`, "value < 50")), Input{})
 		wantOutcome(t, res, Inconclusive, `returned no series: no data to judge`)
+		wantNotServed(t, res, false)
 	})
 	t.Run("rejected query is an error", func(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections", "value < 50")), Input{})

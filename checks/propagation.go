@@ -102,7 +102,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	defer p.clean(ctx, data, run.Transcript)
 	if p.served != nil {
 		if err := servedBy(run, p.served, resp); err != nil {
-			return Inconclusivef("the write: %v", err)
+			return NotServedf("the write: %v", err)
 		}
 	}
 	if resp.Status >= 300 {
@@ -192,7 +192,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		return nil
 	}
 	if len(oldOnly) > 0 {
-		return Inconclusivef("%d of %d readers were answered only by another version than %s (the deploy's) in %s, so the new version's propagation could not be measured: %s",
+		return NotServedf("%d of %d readers were answered only by another version than %s (the deploy's) in %s, so the new version's propagation could not be measured: %s",
 			len(oldOnly), len(p.readers), run.Deploy.Version, round(waited), strings.Join(oldOnly, "; "))
 	}
 	return nil

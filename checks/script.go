@@ -81,7 +81,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		}
 		if s.served != nil {
 			if err := judgeServed(run, ans.version, ans.where); err != nil {
-				return Inconclusivef("step %d (%s): %v", i+1, st.label, err)
+				return NotServedf("step %d (%s): %v", i+1, st.label, err)
 			}
 		}
 		ans.run.Vars["vars"] = extracted

@@ -89,6 +89,7 @@ checks:
 	// served_version reads the answer's metadata: v2 serves, a deploy of v3 has not landed
 	res = run(t, journey("{{ .order }}", "    served_version: {header: X-App-Version}\n"), Input{Deploy: &Deploy{ID: "d1", Version: "v3"}})
 	wantOutcome(t, res, Inconclusive, "step 2 (get order): answered by version v2, not v3 (the deploy's)")
+	wantNotServed(t, res, true)
 	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "served version: v2 (metadata x-app-version)") {
 		t.Errorf("transcript:\n%s", tr)
 	}

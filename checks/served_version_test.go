@@ -45,6 +45,7 @@ checks:
 	wantOutcome(t, run(t, byHeader, Input{}), Pass)
 	res := run(t, byHeader, inDeploy)
 	wantOutcome(t, res, Inconclusive, "answered by version v1, not v2 (the deploy's): the new version does not serve this yet")
+	wantNotServed(t, res, true)
 	if !strings.Contains(strings.Join(res.Transcript, "\n"), "served version: v1 (header X-App-Version)") {
 		t.Errorf("transcript:\n%s", strings.Join(res.Transcript, "\n"))
 	}
@@ -149,7 +150,9 @@ checks:
 	mu.Lock()
 	allOld = true
 	mu.Unlock()
-	wantOutcome(t, run(t, c, inDeploy), Inconclusive, "all 30 answers came from another version than v2 (the deploy's), such as v1")
+	res = run(t, c, inDeploy)
+	wantOutcome(t, res, Inconclusive, "all 30 answers came from another version than v2 (the deploy's), such as v1")
+	wantNotServed(t, res, true)
 }
 
 // versioned answers with h and names version v; rolling answers from old and new in
@@ -225,6 +228,7 @@ func TestPropagationServedVersion(t *testing.T) {
 		res := run(t, check(writeV2.URL, newNow.URL, oldOnly.URL, "700ms", byHeader), inDeploy)
 		wantOutcome(t, res, Inconclusive, "1 of 2 readers were answered only by another version than v2 (the deploy's) in",
 			"so the new version's propagation could not be measured: b (", "answers, such as version v1)")
+		wantNotServed(t, res, true)
 		// outside a deploy every answer is judged, and its version shown
 		res = run(t, check(writeV2.URL, newNow.URL, oldOnly.URL, "700ms", byHeader), Input{})
 		wantOutcome(t, res, Pass)
@@ -236,6 +240,7 @@ func TestPropagationServedVersion(t *testing.T) {
 		before := len(f.deletions())
 		res := run(t, check(writeV1.URL, newNow.URL, newNow.URL+"/", "10s", byHeader), inDeploy)
 		wantOutcome(t, res, Inconclusive, "the write: answered by version v1, not v2 (the deploy's): the new version does not serve this yet")
+		wantNotServed(t, res, true)
 		if len(f.deletions()) != before+1 {
 			t.Errorf("the marker written by the old version was not cleaned up: %q", f.deletions())
 		}

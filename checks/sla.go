@@ -197,7 +197,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	}
 	n := len(lat)
 	if n == 0 && others > 0 {
-		return Inconclusivef("all %d answers came from another version than %s (the deploy's), such as %s: the new version does not serve this yet",
+		return NotServedf("all %d answers came from another version than %s (the deploy's), such as %s: the new version does not serve this yet",
 			others, run.Deploy.Version, Trim(other, 100))
 	}
 	if n == 0 {
