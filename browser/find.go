@@ -36,6 +36,16 @@ func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("Chromium not found (looked for %s); %s", strings.Join(e.Tried, ", "), InstallHint)
 }
 
+// NoConfigError is Error for a command that reads no config (vigil demo): the hint names
+// only what such a command can be given, the environment.
+func (e *NotFoundError) NoConfigError() string {
+	hint := "install it with `sudo apt-get install -y chromium`, or set " + EnvPath + " in the environment to a Chromium or Chrome binary"
+	if e.Source != "" {
+		return fmt.Sprintf("Chromium not found: %s is %q: %v; %s", e.Source, e.Path, e.Err, hint)
+	}
+	return fmt.Sprintf("Chromium not found (looked for %s); %s", strings.Join(e.Tried, ", "), hint)
+}
+
 func (e *NotFoundError) Unwrap() error { return e.Err }
 
 // ErrNotFound matches every NotFoundError with errors.Is.

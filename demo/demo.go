@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-monitor/vigil/agent"
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -117,6 +118,10 @@ func Run(ctx context.Context, o Options) error {
 	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err := o.BrowserReady(readyCtx)
 	cancel()
+	if nf := (*browser.NotFoundError)(nil); errors.As(err, &nf) {
+		// The demo reads no config: browser.path is not a way out here.
+		return fmt.Errorf("vigil demo needs Chromium for its browser check: %s\n(scripts/demo installs it)", nf.NoConfigError())
+	}
 	if err != nil {
 		return fmt.Errorf("vigil demo needs Chromium for its browser check: %w\n(scripts/demo installs it)", err)
 	}

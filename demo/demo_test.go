@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -51,5 +52,25 @@ func TestDemo(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "verdict: PASSED"); n != 2 {
 		t.Errorf("want the good deploy and the rollback to pass, got %d passes", n)
+	}
+}
+
+// Without Chromium the demo says how to get one, and names only ways out it can use: it
+// reads no config, so not browser.path. (The search for a binary cannot be made to miss on
+// a machine with Chromium installed: its error is given as the pool gives it.)
+func TestDemoWithoutChromiumSaysHowToGetIt(t *testing.T) {
+	var out bytes.Buffer
+	missing := func(context.Context) error {
+		return fmt.Errorf("starting the browser: %w", &browser.NotFoundError{Tried: []string{"/usr/lib/chromium/chromium", "chromium"}})
+	}
+	err := Run(t.Context(), Options{Out: &out, BrowserReady: missing})
+	msg := fmt.Sprint(err)
+	for _, want := range []string{"vigil demo needs Chromium", "sudo apt-get install -y chromium", "VIGIL_BROWSER", "scripts/demo installs it"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "browser.path") {
+		t.Errorf("%q names browser.path, a config key the demo has no config for", msg)
 	}
 }
