@@ -59,6 +59,9 @@ func TestRedactText(t *testing.T) {
 		{"escaped: q%22uote%26%3Csecret%3E and q&#34;uote&amp;&lt;secret&gt;", "escaped: **** and ****"},
 		{"nothing to hide: status == 200 is false: status = 500", "nothing to hide: status == 200 is false: status = 500"},
 		{"the basic scheme", "the basic scheme"},
+		// a value masked by its place runs to a delimiter: a full stop after it goes too (README, "What is redacted")
+		{"login failed for token=abc123.", "login failed for token=****"},
+		{"sent Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "sent Bearer ****"},
 	} {
 		if got := r.String(c.in); got != c.want {
 			t.Errorf("String(%q)\n got %q\nwant %q", c.in, got, c.want)
