@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,5 +395,67 @@ checks:
 	t.Logf("a page throwing 500 errors and failing 300 requests: js_errors %d, failed_requests %d: %s %v", js, failed, r.Outcome, r.Reasons)
 	if js < 450 || js > 500 || failed < 290 || failed > 300 {
 		t.Errorf("outcome %s, js_errors %d (want about 500), failed_requests %d (want about 300)", r.Outcome, js, failed)
+	}
+}
+
+// navigation_timeout bounds each navigation's wait for the load event, not the run: two
+// pages whose image never answers each give up loading after it, and the journey goes on
+// to its last step. Ignored, the first navigation waits the check's whole timeout and the
+// steps never run.
+func TestBrowserNavigationTimeout(t *testing.T) {
+	pool := browserPool(t)
+	quit := make(chan struct{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	mux := http.NewServeMux()
+	for _, p := range []string{"/stuck-a", "/stuck-b"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen[r.URL.Path]++
+			mu.Unlock()
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<!doctype html><title>%[1]s</title><p id=msg></p><button id=go type=button>go</button>
+<img src=/never.png><script>document.getElementById('go').onclick = function () {
+  document.getElementById('msg').textContent = 'clicked %[1]s';
+};</script>`, r.URL.Path[1:])
+		})
+	}
+	mux.HandleFunc("/never.png", func(w http.ResponseWriter, r *http.Request) {
+		select { // the load event never comes while this is open
+		case <-r.Context().Done():
+		case <-quit:
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(quit) }) // runs first: the hanging handlers return, then Close
+	cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, `
+checks:
+  - name: journey
+    kind: browser
+    url: "${T}/stuck-a"
+    timeout: 40s
+    navigation_timeout: 3s
+    steps:
+      - click: "#go"
+      - assert_text: {selector: "#msg", contains: "clicked stuck-a"}
+      - navigate: "${T}/stuck-b"
+      - click: "#go"
+      - assert_text: {selector: "#msg", contains: "clicked stuck-b"}
+    assert: ["steps == steps_total", "!loaded", 'title == "stuck-b"']
+`)
+	r := cs["journey"].Run(context.Background(), checks.Input{})
+	transcript := strings.Join(r.Transcript, "\n")
+	t.Logf("%s %v\n%s", r.Outcome, r.Reasons, transcript)
+	if r.Outcome != checks.Pass {
+		t.Fatalf("outcome %s: %v; want each navigation to stop waiting for the load after navigation_timeout (3s) and the journey to finish within the 40s timeout", r.Outcome, r.Reasons)
+	}
+	if n := strings.Count(transcript, "did not finish loading within"); n != 2 {
+		t.Errorf("the transcript says %d navigations gave up waiting for the load event; want 2 (both pages)", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["/stuck-a"] != 1 || seen["/stuck-b"] != 1 {
+		t.Errorf("pages asked for: %v; want each once", seen)
 	}
 }

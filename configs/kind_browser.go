@@ -18,7 +18,8 @@ type BrowserSpec struct {
 	Viewport     Viewport          `koanf:"viewport"`
 	IgnoreErrors []string          `koanf:"ignore_errors"`
 	ignore       []*regexp.Regexp  // IgnoreErrors, compiled by validation
-	// NavigationTimeout bounds the first navigation inside the check's timeout.
+	// NavigationTimeout bounds each navigation's wait for the load event (the url, and
+	// every navigate step) inside the check's timeout; unset or longer, the timeout.
 	NavigationTimeout time.Duration `koanf:"navigation_timeout"`
 	// Dialogs answers the page's JavaScript dialogs: "dismiss" or "accept". Unset, they are
 	// dismissed and any dialog fails the default assertions; set, the check expects them.
