@@ -35,6 +35,9 @@ type PoolOptions struct {
 	ConnectTimeout time.Duration
 }
 
+// minHealthCheck is the shortest period of the pool's check of its idle connections.
+const minHealthCheck = 250 * time.Millisecond
+
 // migrationLock is the advisory lock migrations hold: agents starting at once migrate one
 // after the other, and the later ones find nothing left to do.
 const migrationLock = 0x76696731 // "vig1"
@@ -59,6 +62,14 @@ func OpenPostgres(ctx context.Context, dsn string, o PoolOptions) (*Postgres, er
 	}
 	if o.MaxConnIdleTime > 0 {
 		cfg.MaxConnIdleTime = o.MaxConnIdleTime
+	}
+	// pgx closes idle and expired connections only at its health check, every minute by
+	// default: an idle time of 1s kept connections for a minute, past a firewall's or a
+	// proxy's idle cutoff the key is set to stay under. Check often enough to keep to them.
+	for _, d := range []time.Duration{cfg.MaxConnIdleTime, cfg.MaxConnLifetime} {
+		if d > 0 {
+			cfg.HealthCheckPeriod = min(cfg.HealthCheckPeriod, max(d/2, minHealthCheck))
+		}
 	}
 	switch {
 	case o.ConnectTimeout > 0:
