@@ -22,6 +22,8 @@ type zone struct {
 	// truncateUDP answers over UDP with the TC bit and no records, as a big answer would.
 	truncateUDP bool
 	queries     atomic.Int64
+	// rd is the RD (recursion desired) bit of each query, in the order they came.
+	rd []bool
 	// onQuery runs before each answer (a test's way to change records after n queries).
 	onQuery func(n int64, z *zone)
 }
@@ -94,6 +96,7 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	m.SetReply(q)
 	m.Authoritative = true
 	z.mu.Lock()
+	z.rd = append(z.rd, q.RecursionDesired)
 	m.Rcode = z.rcode
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	if udp && z.truncateUDP {
@@ -190,6 +193,49 @@ func TestDNSExpectedAnswerMissing(t *testing.T) {
 
 // A truncated UDP answer is asked again over TCP, as resolvers do; transport: tcp asks
 // over TCP from the start.
+// recursion sets the RD bit of every query, over either transport and in propagation mode
+// too: true (the default) asks a resolver to recurse, false asks an authoritative server
+// for its own data. The zone answers either way, as an authoritative server does: only
+// the bits it saw tell the key's effect.
+func TestDNSRecursion(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		want      bool
+	}{
+		{"unset", "", true},
+		{"true", "    recursion: true\n", true},
+		{"false", "    recursion: false\n", false},
+	} {
+		for _, mode := range []string{"udp", "tcp", "propagation"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				a := newZone(t, "www.example.test. 60 IN A 192.0.2.20")
+				zones := []*zone{a}
+				where := fmt.Sprintf("    server: %s\n    transport: %s\n", a.addr, mode)
+				if mode == "propagation" {
+					b := newZone(t, "www.example.test. 60 IN A 192.0.2.20")
+					zones = append(zones, b)
+					where = fmt.Sprintf("    servers: [%s, %s]\n    expect: [192.0.2.20]\n", a.addr, b.addr)
+				}
+				c := buildOne(t, dnsCheck(where+"    query_name: www.example.test\n"+tc.key))
+				res := run(t, c, Input{})
+				wantOutcome(t, res, Pass)
+				for _, z := range zones {
+					z.with(func() {
+						if len(z.rd) == 0 {
+							t.Errorf("%s saw no query", z.addr)
+						}
+						for i, rd := range z.rd {
+							if rd != tc.want {
+								t.Errorf("query %d to %s had RD %t; want %t (recursion %s)", i+1, z.addr, rd, tc.want, tc.name)
+							}
+						}
+					})
+				}
+			})
+		}
+	}
+}
+
 func TestDNSTruncatedRetriesOverTCP(t *testing.T) {
 	z := newZone(t, "big.example.test. 300 IN TXT \"large\"")
 	z.with(func() { z.truncateUDP = true })

@@ -22,7 +22,9 @@ type DNSSpec struct {
 	Type    string   `koanf:"query_type"`
 	// Transport is udp (the default; a truncated answer is asked again over tcp) or tcp.
 	Transport string `koanf:"transport"`
-	Recursion *bool  `koanf:"recursion"`
+	// Recursion is the RD bit of every query (true when unset): false asks an
+	// authoritative server for its own data, not a resolver's cache.
+	Recursion *bool `koanf:"recursion"`
 	// Expect lists answers that must all be present, in the form DNSAnswer gives.
 	Expect []string `koanf:"expect"`
 	// Poll is how often propagation mode asks the servers that are not there yet.
