@@ -35,6 +35,9 @@ type Options struct {
 	ImplicitTLS bool
 	// NoTLS: offer no STARTTLS at all (a relay without TLS).
 	NoTLS bool
+	// CertNames, when set, are the only names the server's certificate is for (no
+	// address): a server reached at 127.0.0.1 by a name it is not issued for.
+	CertNames []string
 }
 
 // Message is an accepted message.
@@ -46,6 +49,8 @@ type Message struct {
 	TLS bool
 	// User is who authenticated ("" for nobody).
 	User string
+	// ServerName is the name the client asked for in its TLS hello (SNI); "" for none.
+	ServerName string
 }
 
 // Server is a running SMTP server.
@@ -64,7 +69,7 @@ type Server struct {
 // Start starts a server for the test and stops it at the test's cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	cert, caFile := certificate(t)
+	cert, caFile := certificate(t, opts.CertNames)
 	s := &Server{CAFile: caFile, faults: map[string][]*smtp.SMTPError{}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, c: c}, nil }))
 	srv.Domain = "localhost"
@@ -168,9 +173,10 @@ func (se *session) Data(r io.Reader) error {
 	if err := se.s.fault("DATA"); err != nil {
 		return err
 	}
-	_, encrypted := se.c.TLSConnectionState()
+	state, encrypted := se.c.TLSConnectionState()
 	se.s.mu.Lock()
-	se.s.msgs = append(se.s.msgs, Message{From: se.from, To: slices.Clone(se.to), Data: bytes.Clone(data), TLS: encrypted, User: se.user})
+	se.s.msgs = append(se.s.msgs, Message{From: se.from, To: slices.Clone(se.to), Data: bytes.Clone(data), TLS: encrypted, User: se.user,
+		ServerName: state.ServerName})
 	se.s.mu.Unlock()
 	return nil
 }
@@ -178,11 +184,14 @@ func (se *session) Data(r io.Reader) error {
 func (se *session) Reset()        { se.from, se.to = "", nil }
 func (se *session) Logout() error { return nil }
 
-// certificate makes a self-signed certificate for 127.0.0.1 and localhost, and writes it
-// as a PEM file clients can trust (tls.ca_file).
-func certificate(t testing.TB) (tls.Certificate, string) {
+// certificate makes a self-signed certificate for 127.0.0.1 and localhost (or for names
+// only), and writes it as a PEM file clients can trust (tls.ca_file).
+func certificate(t testing.TB, names []string) (tls.Certificate, string) {
 	t.Helper()
 	certPEM, keyPEM, err := selfsigned.Loopback("vigil smtptest")
+	if names != nil {
+		certPEM, keyPEM, err = selfsigned.Certificate("vigil smtptest", names, nil)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
