@@ -59,7 +59,9 @@ func (vr *visitRun) wantEvidence() bool {
 // screenshot keeps a PNG of the viewport, within its own short deadline.
 func (vr *visitRun) screenshot() {
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(vr.tabCtx, screenshotTimeout)
+	// What the visit has left, less the version's and the timings' reads after it.
+	wait := min(max(time.Until(vr.deadline)-2*collectTimeout, screenshotTimeout), screenshotMax)
+	ctx, cancel := context.WithTimeout(vr.tabCtx, wait)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {

@@ -14,10 +14,14 @@ import (
 // DefaultTimeout bounds a visit whose context has no deadline.
 const DefaultTimeout = 30 * time.Second
 
-// Evidence budget: the screenshot gets its own short deadline, because a renderer that is
-// busy (a script in a loop) never answers, and the visit must still end in time.
+// Evidence budget: the screenshot gets its own deadline, because a renderer that is busy
+// (a script in a loop) never answers, and the visit must still end in time. It waits at
+// least screenshotTimeout and, when the visit has more time left (it stopped early at a
+// fatal error), up to screenshotMax of it: a renderer busy for a while after the error, or
+// slow on a loaded machine, answers late, and the picture is the evidence people read first.
 const (
 	screenshotTimeout = time.Second
+	screenshotMax     = 5 * time.Second
 	collectTimeout    = 500 * time.Millisecond
 	evidenceReserve   = 2 * time.Second
 )

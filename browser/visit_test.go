@@ -692,6 +692,35 @@ func TestStopAtTheFirstFatalProblem(t *testing.T) {
 	}
 }
 
+// A page that throws and then keeps its renderer busy (a framework hydrating for seconds
+// after the error, or any page on a loaded machine: a CI runner, a busy node) answers a
+// screenshot late. The visit stopped at the error has most of its time left, and the
+// screenshot may use it: the evidence is what people read first. (With a fixed second,
+// the broken page of scripts/imagetest lost its screenshot on a loaded CI machine.)
+func TestScreenshotWaitsForABusyRenderer(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>Shop</title><div id=app>Shop</div><script src=/bundle.js></script>
+<script>setTimeout(() => { const t = Date.now(); while (Date.now() - t < 2500) {} }, 0)</script>`)
+	s.js("/bundle.js", "window.app.start();\n")
+	stop := func(r *Report) string {
+		if len(r.Exceptions) > 0 {
+			return "an exception: " + r.Exceptions[0].Message
+		}
+		return ""
+	}
+	var lines []string
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]", Stop: stop,
+		Logf: func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }})
+	checkEnded(t, took, 20*time.Second)
+	if err != nil || !strings.HasPrefix(rep.StoppedEarly, "an exception: TypeError") {
+		t.Fatalf("visit: %v, stopped %q; want it stopped at the exception", err, rep.StoppedEarly)
+	}
+	if !isPNG(rep.Screenshot) {
+		t.Errorf("no screenshot of the page whose renderer was busy 2.5 s; transcript:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
 // A browser that is alive and answers nothing (here stopped with SIGSTOP; in the field,
 // wedged by a page's storm of events) is replaced after three visits in a row could not
 // open a tab, and the next visit passes in a new browser. (A tab's open was given the
