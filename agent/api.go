@@ -246,4 +246,5 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return n, true
 }
 
-var outboxStates = []string{"", store.OutboxPending, store.OutboxDelivered, store.OutboxDead, store.OutboxDryRun, store.OutboxSilenced}
+var outboxStates = []string{"", store.OutboxPending, store.OutboxDelivered, store.OutboxDead, store.OutboxDryRun, store.OutboxSilenced,
+	store.OutboxSkipped}

@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
 			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",
-			Help: "Notification delivery attempts by notifier and outcome (delivered, retry, dead, dry_run, silenced)."}, []string{"notifier", "outcome"}),
+			Help: "Notification delivery attempts by notifier and outcome (delivered, retry, dead, dry_run, silenced, skipped)."}, []string{"notifier", "outcome"}),
 		rollbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rollbacks_total",
 			Help: "Rollback and halt webhooks delivered, by service."}, []string{"service"}),
 		reloadOK: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_config_last_reload_successful",

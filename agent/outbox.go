@@ -108,6 +108,11 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 			a.actionResult(&ev, e.Notifier, action, actionAccepted(e.Notifier, action, &ev), now)
 		}
 		return record(store.OutboxDelivered, "", time.Time{})
+	case errors.Is(derr, alerting.ErrSkipped):
+		// Not sent, and not to be: recorded as such, never as delivered.
+		a.log.Info("notification skipped", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "incident", e.Incident,
+			"why", derr.Error())
+		return record(store.OutboxSkipped, derr.Error(), time.Time{})
 	case errors.Is(derr, alerting.ErrDryRun):
 		a.log.Info("dry run: notification not sent", "notifier", e.Notifier, "event", e.Event, "would", derr.Error())
 		if action != "" {

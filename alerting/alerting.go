@@ -176,8 +176,9 @@ type Notifier interface {
 	Wants(event string) bool
 	// Deliver makes ONE attempt, bounded by ctx and the notifier's per-attempt timeout.
 	// st is the notifier's state for ev.Incident: load it before, save it after, even when
-	// Deliver fails. A nil error means delivered; otherwise see Permanent, RetryAfter and
-	// ErrDryRun.
+	// Deliver fails. A nil error means delivered (by this attempt, or by an earlier one st
+	// remembers); a Deliver that sends nothing returns ErrSkipped, never nil. Otherwise see
+	// Permanent, RetryAfter and ErrDryRun.
 	Deliver(ctx context.Context, ev *Event, st State) error
 }
 

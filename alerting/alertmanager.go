@@ -114,14 +114,19 @@ func (a *Alertmanager) Deliver(ctx context.Context, ev *Event, st State) error {
 		}
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
 		var labels map[string]string
-		if st[stOpened] == "" || st[amResolved] != "" || json.Unmarshal([]byte(st[amLabels]), &labels) != nil {
-			return nil // nothing of ours is firing
+		switch {
+		case st[stOpened] == "":
+			return a.skipped(ev, "no alert of this notifier's is firing for its incident")
+		case st[amResolved] != "":
+			return nil // resolved by an earlier attempt of this event, whose answer was not recorded
+		case json.Unmarshal([]byte(st[amLabels]), &labels) != nil:
+			return permanentf(nil, a.name, "deliver", "the firing alert's labels, kept in the alert state, are unreadable: %.80q", st[amLabels])
 		}
 		alert = amAlert{Labels: labels, StartsAt: st[amStarts], EndsAt: now.Format(time.RFC3339Nano),
 			Annotations: map[string]string{"summary": text.Ellipsis(title(ev)+noteSuffix(ev), 1000)}, GeneratorURL: httpOnly(ev.StatusURL)}
 		done = func() { st[amResolved] = "1" }
 	default:
-		return nil
+		return a.skipped(ev, "Alertmanager has no alert for it") // see Wants
 	}
 	if starts, err := time.Parse(time.RFC3339Nano, alert.StartsAt); err == nil {
 		if ends, err := time.Parse(time.RFC3339Nano, alert.EndsAt); err == nil && ends.Before(starts) {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +30,8 @@ const (
 // per failing check (reason, run, trace, screenshot's run page), the halt and the rollback
 // webhooks. allowed_mentions is empty, so nothing in a check's text can ping @everyone or a
 // role. Like Teams, each event is a message of its own, and the follow-ups go out only for
-// an incident this notifier posted. A 429 is retried after Discord's retry_after.
+// an incident this notifier posted (or an action's result whose failure was lost). A 429
+// is retried after Discord's retry_after.
 type Discord struct {
 	base
 	url    string // with ?wait=true: Discord reports errors instead of dropping the message
@@ -77,12 +77,13 @@ func (d *Discord) Deliver(ctx context.Context, ev *Event, st State) error {
 	if st == nil {
 		st = State{}
 	}
-	if d.skipFollowUp(ev, st) {
-		return nil
+	if err := d.followUpSkipped(ev, st); err != nil {
+		return err
 	}
 	if d.dryRun {
 		return d.dryRunError(http.MethodPost, d.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
+	attempting(ev, st)
 	ctx, cancel := d.attempt(ctx)
 	defer cancel()
 	err := d.post(ctx, d.client, jsonPost{url: d.url, shown: d.shown, body: discordMessage(ev, st), retryAfter: discordRetryAfter},
@@ -90,9 +91,7 @@ func (d *Discord) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(incidentOpeners, ev.Name) {
-		st[stOpened] = "1"
-	}
+	told(ev, st)
 	return nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +26,8 @@ const defaultEmailTimeout = 30 * time.Second
 // default) or implicit TLS (465), AUTH PLAIN only over TLS, a text and an HTML rendering of
 // the evidence with the failure screenshots attached. Message-ID derives from the
 // idempotency key, so a retry after a lost answer is the same message to a mail client;
-// the follow-ups of an incident answer its first message (In-Reply-To, References), so
-// clients thread them.
+// the follow-ups of an incident answer its first message sent (In-Reply-To, References),
+// so clients thread them; which follow-ups go out is as for Teams (followUpSkipped).
 type Email struct {
 	base
 	addr      string // host:port
@@ -107,13 +106,14 @@ func (m *Email) Deliver(ctx context.Context, ev *Event, st State) error {
 	if st == nil {
 		st = State{}
 	}
-	if m.skipFollowUp(ev, st) {
-		return nil
+	if err := m.followUpSkipped(ev, st); err != nil {
+		return err
 	}
 	msg := m.message(ev, st, m.opts.Now())
 	if m.dryRun {
 		return m.dryRunError("SMTP", "smtp://"+m.addr, "", ev.Name+" for "+describeSubject(ev)+" to "+fmt.Sprint(m.to))
 	}
+	attempting(ev, st)
 	ctx, cancel := m.attempt(ctx)
 	defer cancel()
 	if err := m.send(ctx, msg.data); err != nil {
@@ -122,9 +122,7 @@ func (m *Email) Deliver(ctx context.Context, ev *Event, st State) error {
 	if st[mailRoot] == "" {
 		st[mailRoot], st[mailSubject] = msg.id, msg.subject
 	}
-	if slices.Contains(incidentOpeners, ev.Name) {
-		st[stOpened] = "1"
-	}
+	told(ev, st)
 	return nil
 }
 

@@ -66,14 +66,14 @@ func RetryAfter(err error) (time.Duration, bool) {
 }
 
 // Permanent reports whether retrying cannot help: a 4xx other than 408 and 429, Slack's
-// invalid_auth or channel_not_found, a configuration error, a dry run. Everything else —
+// invalid_auth or channel_not_found, a configuration error, a dry run, a skip. Everything else —
 // 5xx, 429, network errors, timeouts, garbage answers — is worth retrying with backoff.
 func Permanent(err error) bool {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Permanent
 	}
-	return errors.Is(err, ErrDryRun)
+	return errors.Is(err, ErrDryRun) || errors.Is(err, ErrSkipped)
 }
 
 // ErrDryRun is what Deliver returns, wrapped in a *DryRunError, when it did not call
@@ -104,6 +104,32 @@ func (e *DryRunError) Error() string {
 }
 
 func (e *DryRunError) Is(target error) bool { return target == ErrDryRun }
+
+// ErrSkipped is what Deliver returns, wrapped in a *SkippedError, when the event is not
+// this notifier's to send: a follow-up of an incident it did not post (a deploy that passed
+// with nothing failing before it, the all-clear of a failure whose message never reached
+// the channel). Nothing was sent and nothing will be: it is not a delivery, and not a
+// failure. Record the SkippedError's message (why) and do not retry.
+var ErrSkipped = errors.New("skipped: not sent")
+
+// SkippedError says why Deliver sent nothing. errors.Is(err, ErrSkipped).
+type SkippedError struct {
+	Notifier string
+	Event    string
+	// Why is what the event follows, or does not: "it follows no incident this notifier posted".
+	Why string
+}
+
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("notifier %s: %s not sent: %s", e.Notifier, e.Event, e.Why)
+}
+
+func (e *SkippedError) Is(target error) bool { return target == ErrSkipped }
+
+// skipped is the SkippedError of ev: why, with fmt's arguments.
+func (b *base) skipped(ev *Event, why string, args ...any) error {
+	return &SkippedError{Notifier: b.name, Event: ev.Name, Why: fmt.Sprintf(why, args...)}
+}
 
 func permanentf(err error, notifier, op, format string, args ...any) *Error {
 	return &Error{Notifier: notifier, Op: op, Permanent: true, msg: fmt.Sprintf(format, args...), err: err}

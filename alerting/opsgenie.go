@@ -105,21 +105,24 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 		req = jsonPost{url: o.apiURL + "/v2/alerts", shown: o.shown + "/v2/alerts", body: o.alert(ev, alias)}
 		done = func() { st[stOpened], st[ogClosed] = alias, "" }
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
-		if st[stOpened] == "" || st[ogClosed] != "" {
-			return nil // nothing of ours to close: it closes only what it opened
+		switch {
+		case st[stOpened] == "":
+			return o.skipped(ev, "no alert of this notifier's to close: it closes only what it opened")
+		case st[ogClosed] != "":
+			return nil // closed by an earlier attempt of this event, whose answer was not recorded
 		}
 		req = jsonPost{url: byAlias + "/close?identifierType=alias", shown: o.shown + "/v2/alerts/{alias}/close",
 			body: ogAction{Source: "vigil", User: "vigil", Note: text.Ellipsis(title(ev)+noteSuffix(ev), 25000)}}
 		done = func() { st[ogClosed] = "1" }
 	case ev.Name == EventActionResult:
 		if st[stOpened] == "" {
-			return nil // no alert to note it on
+			return o.skipped(ev, "no alert of this notifier's to add it to as a note")
 		}
 		req = jsonPost{url: byAlias + "/notes?identifierType=alias", shown: o.shown + "/v2/alerts/{alias}/notes",
 			body: ogAction{Source: "vigil", User: "vigil", Note: text.Ellipsis(plainText(ev), 25000)}}
 		done = func() {}
 	default:
-		return nil // deploy_started: see Wants
+		return o.skipped(ev, "Opsgenie has no change events") // deploy_started: see Wants
 	}
 	if o.dryRun {
 		return o.dryRunError(http.MethodPost, req.shown, "", ev.Name+" for "+describeSubject(ev))

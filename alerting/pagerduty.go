@@ -130,10 +130,10 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 		}
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
 		if ev.Name == configs.EventDeployPassed && st[pdTriggered] == "" {
-			return nil // a deploy that passed with no alert of ours to resolve
+			return p.skipped(ev, "no alert of this notifier's to resolve: none was triggered for its incident")
 		}
 		if st[pdResolved] != "" {
-			return nil
+			return nil // resolved by an earlier attempt of this event, whose answer was not recorded
 		}
 		e := &pagerduty.V2Event{RoutingKey: p.routingKey, Action: "resolve", DedupKey: dedup, Client: "vigil", ClientURL: ev.StatusURL}
 		send = func(ctx context.Context, c *pagerduty.Client) error {
@@ -155,7 +155,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 			return err
 		}
 	default:
-		return nil // action_result: nothing to tell PagerDuty
+		return p.skipped(ev, "PagerDuty takes no action results") // see Wants
 	}
 	op := "POST " + p.shown + path
 	if p.dryRun {

@@ -88,9 +88,9 @@ func TestPagerDutyDeployIncident(t *testing.T) {
 	if d["runbook_url"] != "https://wiki.example/runbooks/web" || d["checks_passed"] != "4 of 6" || d["detected_after_seconds"] != 1.4 {
 		t.Errorf("custom_details lack the triage: %v", d)
 	}
-	// action_result is none of PagerDuty's business.
-	if err := n.Deliver(t.Context(), actionResult(), st); err != nil {
-		t.Fatal(err)
+	// action_result is none of PagerDuty's business: skipped.
+	if err := n.Deliver(t.Context(), actionResult(), st); !errors.Is(err, alerting.ErrSkipped) {
+		t.Fatalf("action_result: %v; want it skipped", err)
 	}
 	// A later deploy of the service passes, carrying the incident: resolve.
 	if err := n.Deliver(t.Context(), resolvedBy(), st); err != nil {
@@ -99,13 +99,14 @@ func TestPagerDutyDeployIncident(t *testing.T) {
 	if rx.Open(key) || len(rx.Events()) != 2 || rx.Events()[1].DedupKey != key {
 		t.Fatalf("resolve: %+v", rx.Events())
 	}
-	// A deploy that passes with no alert of ours sends nothing.
+	// A deploy that passes with no alert of ours sends nothing, and says it skipped it.
 	fresh := resolvedBy()
 	fresh.Incident = "d-43"
-	if err := n.Deliver(t.Context(), fresh, alerting.State{}); err != nil {
-		t.Fatal(err)
+	if err := n.Deliver(t.Context(), fresh, alerting.State{}); !errors.Is(err, alerting.ErrSkipped) {
+		t.Fatalf("a pass with no alert of ours: %v; want it skipped", err)
 	}
-	// And a resolution already sent is not sent again.
+	// And a resolution already sent is not sent again: the same event once more is an
+	// attempt whose answer was not recorded, and it was delivered.
 	if err := n.Deliver(t.Context(), resolvedBy(), st); err != nil {
 		t.Fatal(err)
 	}

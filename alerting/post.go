@@ -77,10 +77,16 @@ func checkURL(cfg *configs.Notifier, key, raw, fix string) error {
 	return nil
 }
 
-// opened reports whether a failure was sent for the incident; the follow-ups of an
-// incident (recovery, a passing deploy, an action's result) go out only then, unless the
-// notifier's events list names them.
-const stOpened = "opened"
+// State keys of the channel notifiers. stOpened says the channel heard of the incident: its
+// failure was sent, or, that lost, the action's result; the follow-ups (recovery, resolving
+// deploy, action's result) go out then, or when the notifier's events list names them.
+// stAttempted names the failure that was meant for the channel and attempted: without
+// stOpened, it never got through (refused, or out of attempts: the outbox sends an
+// incident's follow-ups once its earlier entries are done).
+const (
+	stOpened    = "opened"
+	stAttempted = "open_attempted"
+)
 
 // incidentOpeners are the events that open an incident in the channel notifiers.
 var incidentOpeners = []string{configs.EventDeployFailed, configs.EventDeployHalted, configs.EventDeployInconclusive,
@@ -98,8 +104,8 @@ func plainText(ev *Event) string {
 
 // wantsIncident is the default events filter of the channel notifiers that post a message
 // per event (Teams, Discord, email): the failures open an incident; check_recovered,
-// deploy_passed and action_result follow one it opened (Deliver skips them otherwise,
-// unless listed). With an events list, the listed events and the follow-ups.
+// deploy_passed and action_result follow one (Deliver skips them otherwise, see
+// followUpSkipped). With an events list, the listed events and the follow-ups.
 func (b *base) wantsIncident(event string) bool {
 	if event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult {
 		return true
@@ -110,13 +116,44 @@ func (b *base) wantsIncident(event string) bool {
 	return slices.Contains(incidentOpeners, event)
 }
 
-// skipFollowUp reports whether Deliver should send nothing: a follow-up of an incident this
-// notifier never opened, that its events list does not name.
-func (b *base) skipFollowUp(ev *Event, st State) bool {
-	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted {
-		return false
+// attempting notes, before a failure's request, that the incident's failure was meant for
+// this channel, so its follow-ups know when it was lost.
+func attempting(ev *Event, st State) {
+	if slices.Contains(incidentOpeners, ev.Name) && st[stAttempted] == "" {
+		st[stAttempted] = ev.Name
 	}
-	return st[stOpened] == "" && !b.listed(ev.Name)
+}
+
+// told records that ev, just sent, told the channel of its incident.
+func told(ev *Event, st State) {
+	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == EventActionResult {
+		st[stOpened] = "1"
+	}
+}
+
+// followUpSkipped is why a channel without threads sends nothing for ev (nil when it
+// sends): ev follows an incident (a recovery, the resolving deploy, an action's result)
+// the channel did not hear of, and its events list does not name it. The message of each
+// event stands alone, so one that needs nothing from the failure's message is sent
+// without it where that failure was meant for the channel and lost: an action's result (a
+// rollback or halt changed production: news of its own, after which the incident's
+// all-clear follows it). An all-clear of a failure nobody there saw is not sent: it tells
+// them nothing to do.
+func (b *base) followUpSkipped(ev *Event, st State) error {
+	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted || st[stOpened] != "" || b.listed(ev.Name) {
+		return nil
+	}
+	lost := st[stAttempted]
+	switch {
+	case lost != "" && ev.Name == EventActionResult:
+		return nil
+	case lost != "":
+		return b.skipped(ev, "the incident's %s never reached the channel (it was dead-lettered), and an all-clear of a failure "+
+			"nobody there saw is not sent", lost)
+	case ev.Name == EventActionResult:
+		return b.skipped(ev, "this notifier did not post the incident it reports on")
+	}
+	return b.skipped(ev, "this notifier did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
 }
 
 // tone is how an event reads at a glance: "bad" (a failure), "warn" (inconclusive),

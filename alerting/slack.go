@@ -126,7 +126,12 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	key := keyOf(ev)
 	thread := st[slackTS] != ""
 	if !thread && followUp(ev.Name) && ev.Name != EventActionResult && !s.listed(ev.Name) {
-		return nil // nothing to update, and not asked for on its own
+		// Nothing to update, and not asked for on its own.
+		if st[slackFailed] != "" {
+			return s.skipped(ev, "the incident's failure never reached the channel (it was dead-lettered), and an all-clear "+
+				"of a failure nobody there saw is not sent")
+		}
+		return s.skipped(ev, "no thread of this notifier's to update: it did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
 	}
 	if s.dryRun {
 		return s.dryRunError(http.MethodPost, configs.RedactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))

@@ -3,7 +3,6 @@ package alerting
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +22,9 @@ const maxTeamsActions = 6
 // and buttons to the status page, the first failing run and its trace. A Workflows webhook
 // cannot reply in a thread, so each event is a card of its own; the follow-ups of an
 // incident (recovery, the resolving deploy, an action's result) are posted only for an
-// incident this notifier opened. A Workflows webhook answers 202: that is the delivery.
+// incident this notifier opened, or an action's result whose failure card was lost (see
+// followUpSkipped); otherwise Deliver skips them (ErrSkipped). A Workflows webhook answers
+// 202: that is the delivery.
 type Teams struct {
 	base
 	url    string
@@ -41,7 +42,8 @@ func newTeams(cfg *configs.Notifier, opts Options) (*Teams, error) {
 
 // Wants: by default deploy_failed, deploy_halted, deploy_inconclusive and check_failed;
 // check_recovered, deploy_passed and action_result follow an incident it posted (and are
-// posted on their own only when `events` lists them). With `events`, the listed events.
+// posted on their own only when `events` lists them, or, an action's result, when the
+// failure's card was lost). With `events`, the listed events.
 func (m *Teams) Wants(event string) bool { return m.wantsIncident(event) }
 
 // Deliver posts the event's card once.
@@ -52,12 +54,13 @@ func (m *Teams) Deliver(ctx context.Context, ev *Event, st State) error {
 	if st == nil {
 		st = State{}
 	}
-	if m.skipFollowUp(ev, st) {
-		return nil
+	if err := m.followUpSkipped(ev, st); err != nil {
+		return err
 	}
 	if m.dryRun {
 		return m.dryRunError(http.MethodPost, m.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
+	attempting(ev, st)
 	ctx, cancel := m.attempt(ctx)
 	defer cancel()
 	err := m.post(ctx, m.client, jsonPost{url: m.url, shown: m.shown, body: teamsMessage(ev, st)},
@@ -65,9 +68,7 @@ func (m *Teams) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(incidentOpeners, ev.Name) {
-		st[stOpened] = "1"
-	}
+	told(ev, st)
 	return nil
 }
 

@@ -39,6 +39,9 @@ const (
 	OutboxDead      = "dead"
 	OutboxDryRun    = "dry_run"
 	OutboxSilenced  = "silenced"
+	// OutboxSkipped is an entry its notifier had no message for (a follow-up of an incident
+	// it did not post), with why in its last error: not sent, and never to be.
+	OutboxSkipped = "skipped"
 )
 
 // common is the tables and queries SQLite and Postgres share, over database/sql. Queries

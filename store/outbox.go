@@ -237,7 +237,7 @@ type OutboxAttempt struct {
 	ID int64
 	// Agent is the agent that claimed the entry and made the attempt.
 	Agent     string
-	Status    string // pending (retry at Next), delivered, dead, dry_run, silenced
+	Status    string // pending (retry at Next), delivered, dead, dry_run, silenced, skipped
 	Attempts  int
 	Next      time.Time
 	LastError string
@@ -264,18 +264,19 @@ func (s *common) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 }
 
 // ErrSuperseded is Retry's answer for an entry a later one of its notifier and incident was
-// delivered after: sent now, it would arrive out of order (an incident's opening page after
-// its all-clear, opening it again for good).
-var ErrSuperseded = errors.New("a later notification of the same incident was delivered to the same notifier")
+// delivered or skipped after: sent now, it would arrive out of order (an incident's opening
+// page after its all-clear, opening it again for good; or after the all-clear skipped
+// because this page was lost, opening it for good too).
+var ErrSuperseded = errors.New("a later notification of the same incident was delivered to the same notifier, or skipped")
 
 // Retry puts a dead entry back in the queue, due now: ErrNotFound when there is no dead
 // entry of that id, ErrSuperseded when a later entry of its notifier and incident was
-// delivered.
+// delivered or skipped.
 func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?
 		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = outbox.notifier AND p.incident = outbox.incident AND p.incident <> ''
-			AND p.id > outbox.id AND p.status = ?)`,
-		OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered)
+			AND p.id > outbox.id AND p.status IN (?, ?))`,
+		OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered, OutboxSkipped)
 	if err != nil {
 		return err
 	}

@@ -41,36 +41,41 @@ func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 }
 
 // A dead entry after which a later one of its notifier and incident was delivered (a page
-// whose all-clear went out) is not retried: it would open the incident again, for good.
+// whose all-clear went out), or skipped (the all-clear of that lost page, not sent), is not
+// retried: it would open the incident again, for good.
 func TestOutboxRetryRefusesWhatALaterEntrySuperseded(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, drv driver) {
-		ctx := context.Background()
-		s := drv.fresh(t)
-		e := func(event string) *OutboxEntry {
-			return &OutboxEntry{Notifier: "pd", Event: event, Key: "check:home:2:" + event, Incident: "check:home:2", Payload: []byte("{}"), CreatedAt: t0}
-		}
-		if err := s.Enqueue(ctx, []*OutboxEntry{e("check_failed"), e("check_recovered")}); err != nil {
-			t.Fatal(err)
-		}
-		open, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
-		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 1, LastError: "400", At: t0})
-		if err := s.Retry(ctx, open[0].ID, t0); err != nil {
-			t.Fatalf("retrying the opener before its all-clear went out: %v", err)
-		}
-		open, _ = s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
-		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 2, LastError: "400", At: t0})
-		closing, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
-		if len(closing) != 1 || closing[0].Event != "check_recovered" {
-			t.Fatalf("the all-clear: %v", closing)
-		}
-		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: closing[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
-		if err := s.Retry(ctx, open[0].ID, t0); !errors.Is(err, ErrSuperseded) {
-			t.Errorf("retrying the opener after its all-clear went out: %v, want ErrSuperseded", err)
-		}
-		if err := s.Retry(ctx, 99999, t0); !errors.Is(err, ErrNotFound) {
-			t.Errorf("retrying nothing: %v", err)
-		}
-	})
+	for _, closed := range []string{OutboxDelivered, OutboxSkipped} {
+		t.Run(closed, func(t *testing.T) {
+			forEachDriver(t, func(t *testing.T, drv driver) {
+				ctx := context.Background()
+				s := drv.fresh(t)
+				e := func(event string) *OutboxEntry {
+					return &OutboxEntry{Notifier: "pd", Event: event, Key: "check:home:2:" + event, Incident: "check:home:2", Payload: []byte("{}"), CreatedAt: t0}
+				}
+				if err := s.Enqueue(ctx, []*OutboxEntry{e("check_failed"), e("check_recovered")}); err != nil {
+					t.Fatal(err)
+				}
+				open, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
+				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 1, LastError: "400", At: t0})
+				if err := s.Retry(ctx, open[0].ID, t0); err != nil {
+					t.Fatalf("retrying the opener before its all-clear was done: %v", err)
+				}
+				open, _ = s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
+				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 2, LastError: "400", At: t0})
+				closing, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
+				if len(closing) != 1 || closing[0].Event != "check_recovered" {
+					t.Fatalf("the all-clear: %v", closing)
+				}
+				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: closing[0].ID, Agent: "a", Status: closed, Attempts: 1, At: t0})
+				if err := s.Retry(ctx, open[0].ID, t0); !errors.Is(err, ErrSuperseded) {
+					t.Errorf("retrying the opener after its all-clear was %s: %v, want ErrSuperseded", closed, err)
+				}
+				if err := s.Retry(ctx, 99999, t0); !errors.Is(err, ErrNotFound) {
+					t.Errorf("retrying nothing: %v", err)
+				}
+			})
+		})
+	}
 }
 
 // Claims: an entry is delivered by one agent at a time; another takes it over only when
