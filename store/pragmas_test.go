@@ -75,3 +75,36 @@ func TestEventsKeepTheLogBounded(t *testing.T) {
 			wal.Size(), limit, WALCheckpointPages, db.Size())
 	}
 }
+
+// A path is a path, whatever it holds: the store is opened as a file: URI, where '#' would
+// start a fragment SQLite drops (every store under "deploys #1/" and "deploys #2/" was then
+// one file named "deploys ", outside both folders: two parallel subtests, "x" and "x#01",
+// shared a database), '?' the parameters and '%' an escape.
+func TestOpenAPathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var stores []*SQLite
+	for _, name := range []string{"deploys #1", "deploys #2", "a?b=c", "50%25 done"} {
+		path := filepath.Join(dir, name, "vigil.db")
+		s := open(t, path)
+		if err := s.Enqueue(ctx, []*OutboxEntry{{Notifier: "pd", Event: "check_failed", Key: name, Incident: name, Payload: []byte("{}"), CreatedAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: the database is not at its path: %v", name, err)
+		}
+		var fk int
+		if err := s.db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+			t.Errorf("%s: foreign_keys %d %v; want the DSN's pragmas applied", name, fk, err)
+		}
+		stores = append(stores, s)
+	}
+	for i, s := range stores {
+		if got, err := s.Outbox(ctx, "", 10); err != nil || len(got) != 1 {
+			t.Errorf("store %d holds %d entries (%v); want its own one", i, len(got), err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 4 {
+		t.Errorf("%d entries in the folder; want the 4 stores' folders and nothing beside them", len(entries))
+	}
+}

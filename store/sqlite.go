@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -38,7 +39,7 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		if err := notEmptied(path); err != nil {
 			return nil, err
 		}
-		dsn = "file:" + path
+		dsn = "file:" + uriPath(path)
 	}
 	// auto_vacuum must come before journal_mode: it only takes on a database that has no
 	// tables yet, and it lets PurgeToSize give freed pages back to the file system. An
@@ -121,6 +122,12 @@ func smallCache(ctx context.Context, c *sql.Conn) (restore func() error, err err
 // (0 when none was under way), a wait given up at the bound or the caller's deadline
 // included: the store's contention, before any write is refused.
 func (s *SQLite) ObserveWriteWaits(f func(time.Duration)) { s.db.waited.Store(&f) }
+
+// uriPath escapes what a file: URI reads otherwise in a path: '%' an escape, '?' the
+// parameters, '#' a fragment SQLite drops ("deploys #1/vigil.db" opened "deploys ").
+func uriPath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
 
 // notEmptied refuses a database file that exists with 0 bytes: SQLite would take it for a
 // new database and vigil would start with no history, no pending verdicts and no outbox,
