@@ -286,10 +286,18 @@ func (b *base) attempt(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, b.timeout)
 }
 
-// dryRunError is what Deliver returns instead of sending when the notifier is in dry run.
-func (b *base) dryRunError(method, target, action, what string) error {
+// dryRunError is what Deliver returns instead of sending ev when the notifier is in dry
+// run. An incident's failure announced so is noted in st (stDryRun): its follow-ups are
+// announced too (unopened), as they would be sent after the failure that would have been.
+func (b *base) dryRunError(ev *Event, st State, method, target, action, what string) error {
+	if st != nil && slices.Contains(incidentOpeners, ev.Name) {
+		st[stDryRun] = "1"
+	}
 	return &DryRunError{Notifier: b.name, Method: method, URL: target, Action: action, What: what}
 }
+
+// stDryRun notes that a notifier in dry run announced a failure of the incident.
+const stDryRun = "dry_run_opened"
 
 // keyOf is the event's idempotency key; the outbox always sets Key, the rest is a fallback
 // that keeps the "<deploy id>:<event>" shape.

@@ -116,7 +116,7 @@ func (a *Alertmanager) Deliver(ctx context.Context, ev *Event, st State) error {
 		var labels map[string]string
 		switch {
 		case st[stOpened] == "":
-			return a.skipped(ev, "no alert of this notifier's is firing for its incident")
+			return a.unopened(ev, st, "no alert of this notifier's is firing for its incident")
 		case st[amResolved] != "":
 			return nil // resolved by an earlier attempt of this event, whose answer was not recorded
 		case json.Unmarshal([]byte(st[amLabels]), &labels) != nil:
@@ -136,7 +136,7 @@ func (a *Alertmanager) Deliver(ctx context.Context, ev *Event, st State) error {
 		}
 	}
 	if a.dryRun {
-		return a.dryRunError(http.MethodPost, a.shown, "", ev.Name+" for "+describeSubject(ev))
+		return a.dryRunError(ev, st, http.MethodPost, a.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
 	ctx, cancel := a.attempt(ctx)
 	defer cancel()

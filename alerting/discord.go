@@ -81,7 +81,7 @@ func (d *Discord) Deliver(ctx context.Context, ev *Event, st State) error {
 		return err
 	}
 	if d.dryRun {
-		return d.dryRunError(http.MethodPost, d.shown, "", ev.Name+" for "+describeSubject(ev))
+		return d.dryRunError(ev, st, http.MethodPost, d.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
 	attempting(ev, st)
 	ctx, cancel := d.attempt(ctx)

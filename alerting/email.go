@@ -111,7 +111,7 @@ func (m *Email) Deliver(ctx context.Context, ev *Event, st State) error {
 	}
 	msg := m.message(ev, st, m.opts.Now())
 	if m.dryRun {
-		return m.dryRunError("SMTP", "smtp://"+m.addr, "", ev.Name+" for "+describeSubject(ev)+" to "+fmt.Sprint(m.to))
+		return m.dryRunError(ev, st, "SMTP", "smtp://"+m.addr, "", ev.Name+" for "+describeSubject(ev)+" to "+fmt.Sprint(m.to))
 	}
 	attempting(ev, st)
 	ctx, cancel := m.attempt(ctx)

@@ -94,6 +94,9 @@ type DryRunError struct {
 
 func (e *DryRunError) Error() string {
 	s := fmt.Sprintf("notifier %s: dry run: would have called %s %s", e.Notifier, e.Method, e.URL)
+	if e.Method == "" && e.URL == "" {
+		s = fmt.Sprintf("notifier %s: dry run: would have sent it", e.Notifier)
+	}
 	if e.Action != "" {
 		s += " (" + e.Action + ")"
 	}
@@ -125,6 +128,16 @@ func (e *SkippedError) Error() string {
 }
 
 func (e *SkippedError) Is(target error) bool { return target == ErrSkipped }
+
+// unopened is what Deliver returns for a follow-up of an incident the notifier has nothing
+// of to follow (no thread, no alert): skipped, why with fmt's arguments; but in a dry run
+// that announced the incident's failure, a follow-up is announced as it would be sent.
+func (b *base) unopened(ev *Event, st State, why string, args ...any) error {
+	if b.dryRun && st[stDryRun] != "" {
+		return b.dryRunError(ev, st, "", "", "", ev.Name+" for "+describeSubject(ev)+", after the failure this dry run announced")
+	}
+	return b.skipped(ev, why, args...)
+}
 
 // skipped is the SkippedError of ev: why, with fmt's arguments.
 func (b *base) skipped(ev *Event, why string, args ...any) error {

@@ -182,3 +182,36 @@ func TestClosingWithoutAnAlertIsSkipped(t *testing.T) {
 		})
 	}
 }
+
+// A notifier in dry run sends nothing and says what it would have sent. After a failure it
+// announced, the incident's all-clear would follow it, so that is announced too, not
+// skipped for want of a thread or an alert that a dry run never makes (the outbox would
+// have read "skipped: no thread" where the real notifier posts a reply). An all-clear
+// with no announced failure before it is skipped, as it would be for real.
+func TestDryRunFollowUpsAreAnnounced(t *testing.T) {
+	t.Parallel()
+	teams, discord, genie := loopback.NewTeams(t), loopback.NewDiscord(t), loopback.NewOpsgenie(t)
+	slack, pd, am := loopback.NewSlack(t), loopback.NewPagerDuty(t), newRecorder(t)
+	mail := smtptest.Start(t, smtptest.Options{})
+	sent := func() int {
+		return len(teams.Accepted()) + len(discord.Accepted()) + len(genie.Calls()) + len(slack.Calls()) + len(pd.Events()) +
+			len(am.bodies()) + len(mail.Messages())
+	}
+	for _, cfg := range []*configs.Notifier{teamsConfig(teams), discordConfig(discord), emailConfig(mail), opsgenieConfig(genie),
+		slackConfig(slack.APIURL()), pagerDutyConfig(pd.URL()), alertmanagerConfig(am.srv.URL)} {
+		cfg.DryRun = true
+		n := newNotifier(t, cfg, nil)
+		st := alerting.State{}
+		for _, ev := range []*alerting.Event{deployFailed(), resolvedBy()} {
+			if err := n.Deliver(t.Context(), ev, st); !errors.Is(err, alerting.ErrDryRun) {
+				t.Errorf("%s, %s after the failure it announced: %v; want it announced as a dry run", cfg.Type, ev.Name, err)
+			}
+		}
+		if err := n.Deliver(t.Context(), resolvedBy(), alerting.State{}); !errors.Is(err, alerting.ErrSkipped) {
+			t.Errorf("%s, an all-clear with no failure announced: %v; want it skipped", cfg.Type, err)
+		}
+	}
+	if n := sent(); n != 0 {
+		t.Errorf("%d requests or messages reached a receiver; a dry run sends none", n)
+	}
+}

@@ -107,7 +107,7 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
 		switch {
 		case st[stOpened] == "":
-			return o.skipped(ev, "no alert of this notifier's to close: it closes only what it opened")
+			return o.unopened(ev, st, "no alert of this notifier's to close: it closes only what it opened")
 		case st[ogClosed] != "":
 			return nil // closed by an earlier attempt of this event, whose answer was not recorded
 		}
@@ -116,7 +116,7 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 		done = func() { st[ogClosed] = "1" }
 	case ev.Name == EventActionResult:
 		if st[stOpened] == "" {
-			return o.skipped(ev, "no alert of this notifier's to add it to as a note")
+			return o.unopened(ev, st, "no alert of this notifier's to add it to as a note")
 		}
 		req = jsonPost{url: byAlias + "/notes?identifierType=alias", shown: o.shown + "/v2/alerts/{alias}/notes",
 			body: ogAction{Source: "vigil", User: "vigil", Note: text.Ellipsis(plainText(ev), 25000)}}
@@ -125,7 +125,7 @@ func (o *Opsgenie) Deliver(ctx context.Context, ev *Event, st State) error {
 		return o.skipped(ev, "Opsgenie has no change events") // deploy_started: see Wants
 	}
 	if o.dryRun {
-		return o.dryRunError(http.MethodPost, req.shown, "", ev.Name+" for "+describeSubject(ev))
+		return o.dryRunError(ev, st, http.MethodPost, req.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
 	req.header = http.Header{"Authorization": {"GenieKey " + o.apiKey}}
 	ctx, cancel := o.attempt(ctx)

@@ -130,7 +130,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 		}
 	case ev.Name == configs.EventCheckRecovered || ev.Name == configs.EventDeployPassed:
 		if ev.Name == configs.EventDeployPassed && st[pdTriggered] == "" {
-			return p.skipped(ev, "no alert of this notifier's to resolve: none was triggered for its incident")
+			return p.unopened(ev, st, "no alert of this notifier's to resolve: none was triggered for its incident")
 		}
 		if st[pdResolved] != "" {
 			return nil // resolved by an earlier attempt of this event, whose answer was not recorded
@@ -159,7 +159,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	}
 	op := "POST " + p.shown + path
 	if p.dryRun {
-		return p.dryRunError(http.MethodPost, p.shown+path, "", ev.Name+" for "+describeSubject(ev))
+		return p.dryRunError(ev, st, http.MethodPost, p.shown+path, "", ev.Name+" for "+describeSubject(ev))
 	}
 
 	ctx, cancel := p.attempt(ctx)

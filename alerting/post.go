@@ -151,9 +151,9 @@ func (b *base) followUpSkipped(ev *Event, st State) error {
 		return b.skipped(ev, "the incident's %s never reached the channel (it was dead-lettered), and an all-clear of a failure "+
 			"nobody there saw is not sent", lost)
 	case ev.Name == EventActionResult:
-		return b.skipped(ev, "this notifier did not post the incident it reports on")
+		return b.unopened(ev, st, "this notifier did not post the incident it reports on")
 	}
-	return b.skipped(ev, "this notifier did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
+	return b.unopened(ev, st, "this notifier did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
 }
 
 // tone is how an event reads at a glance: "bad" (a failure), "warn" (inconclusive),

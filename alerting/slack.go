@@ -131,10 +131,10 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			return s.skipped(ev, "the incident's failure never reached the channel (it was dead-lettered), and an all-clear "+
 				"of a failure nobody there saw is not sent")
 		}
-		return s.skipped(ev, "no thread of this notifier's to update: it did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
+		return s.unopened(ev, st, "no thread of this notifier's to update: it did not post a failure of its incident; it is sent on its own only when events lists %s", ev.Name)
 	}
 	if s.dryRun {
-		return s.dryRunError(http.MethodPost, configs.RedactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))
+		return s.dryRunError(ev, st, http.MethodPost, configs.RedactURL(s.apiURL+"chat.postMessage"), "", ev.Name+" for "+describeSubject(ev))
 	}
 
 	ctx, cancel := s.attempt(ctx)

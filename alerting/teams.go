@@ -58,7 +58,7 @@ func (m *Teams) Deliver(ctx context.Context, ev *Event, st State) error {
 		return err
 	}
 	if m.dryRun {
-		return m.dryRunError(http.MethodPost, m.shown, "", ev.Name+" for "+describeSubject(ev))
+		return m.dryRunError(ev, st, http.MethodPost, m.shown, "", ev.Name+" for "+describeSubject(ev))
 	}
 	attempting(ev, st)
 	ctx, cancel := m.attempt(ctx)

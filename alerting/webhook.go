@@ -101,7 +101,7 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
 	}
 	if w.dryRun || (w.action != "" && ev.DryRun) {
 		what := ev.Name + " for " + describeSubject(ev)
-		return w.dryRunError(http.MethodPost, w.shown, w.action, what)
+		return w.dryRunError(ev, nil, http.MethodPost, w.shown, w.action, what)
 	}
 
 	ctx, cancel := w.attempt(ctx)
