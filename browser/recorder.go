@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/inspector"
 	"github.com/chromedp/cdproto/network"
@@ -65,6 +66,13 @@ type recorder struct {
 	versionHeader, version string
 	docResponses           int
 	crashed                string
+	// doc is the last main-frame document's answer; downloads counts the downloads
+	// Chromium began in the main frame, lastDownload names the last one's file, and
+	// downloadBegan is signalled at each (download.go).
+	doc           docAnswer
+	downloads     int
+	lastDownload  string
+	downloadBegan chan struct{}
 }
 
 type cancelledRequest struct {
@@ -89,7 +97,7 @@ type request struct {
 
 func newRecorder() *recorder {
 	return &recorder{requests: map[network.RequestID]*request{}, early: map[network.RequestID]int{},
-		cancelled: map[network.RequestID]cancelledRequest{}}
+		cancelled: map[network.RequestID]cancelledRequest{}, downloadBegan: make(chan struct{}, 1)}
 }
 
 // listen is the chromedp listener (chromedp.WithListener).
@@ -170,6 +178,8 @@ func (r *recorder) record(ev any) {
 		r.loadingFailed(e)
 	case *page.EventJavascriptDialogOpening:
 		r.dialog(e)
+	case *cdpbrowser.EventDownloadWillBegin:
+		r.downloadWillBegin(e)
 	case *inspector.EventTargetCrashed:
 		r.crash("the page's renderer process crashed")
 	case *inspector.EventDetached:
@@ -239,6 +249,12 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 	if e.Type == network.ResourceTypeDocument && (e.FrameID == r.mainFrame || r.mainFrame == "") {
 		r.status = int(e.Response.Status)
 		r.docResponses++
+		contentType := headerValue(e.Response.Headers, "Content-Type")
+		if contentType == "" {
+			contentType = e.Response.MimeType
+		}
+		r.doc = docAnswer{url: text.Ellipsis(e.Response.URL, maxURL), status: r.status, contentType: contentType,
+			disposition: headerValue(e.Response.Headers, "Content-Disposition")}
 		if r.versionHeader != "" {
 			r.version = headerValue(e.Response.Headers, r.versionHeader)
 		}

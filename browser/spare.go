@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -56,6 +57,14 @@ func (t *tab) open(limit time.Duration) {
 		}
 		if _, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: injectedScript}); err != nil {
 			return fmt.Errorf("injecting the error listeners: %w", err)
+		}
+		// Denied, with their events: a document served as a download is told from
+		// another aborted navigation (download.go), and nothing lands on vigil's disk.
+		events := true
+		if _, err := cdp.Call(ctx, target, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny, BrowserContextID: chromedp.FromContext(tabCtx).BrowserContextID,
+			EventsEnabled: &events}); err != nil {
+			return fmt.Errorf("denying downloads: %w", err)
 		}
 		tree, err := cdp.Call(ctx, target, page.GetFrameTree, cdp.Empty{})
 		if err != nil {

@@ -224,6 +224,7 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	defer cancel()
 	begin := time.Now()
 	docs := vr.rec.documents()
+	downloads, _ := vr.rec.downloadsBegun()
 	err := chromedp.Do(ctx, chromedp.Navigate(u))
 	switch {
 	case err == nil:
@@ -238,6 +239,12 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	case errors.Is(err, chromedp.ErrPageLoad):
 		var le *chromedp.LoadError
 		if errors.As(err, &le) {
+			if le.ErrorText == "net::ERR_ABORTED" && vr.rec.documents() > docs {
+				if de := vr.servedAsDownload(downloads); de != nil {
+					vr.logf("!! %s was served as a download, not a page (%s)", u, de.sent())
+					return "", de
+				}
+			}
 			return "", &NavigationError{URL: u, Code: le.ErrorText}
 		}
 		return "", fmt.Errorf("GET %s: %w", u, err)

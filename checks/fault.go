@@ -158,11 +158,16 @@ func targetFault(err error) error {
 	return noAnswer(err)
 }
 
-// navigationFault is targetFault for a browser visit's error: a redirect loop, and a
-// certificate Chromium refused whose names or dates are wrong (certificateFault); no
-// answer to the page's request (Chromium's network errors for it, or none in time).
+// navigationFault is targetFault for a browser visit's error: a redirect loop, a page
+// served as a download (visitors get a file, not the page), and a certificate Chromium
+// refused whose names or dates are wrong (certificateFault); no answer to the page's
+// request (Chromium's network errors for it, or none in time).
 func navigationFault(ctx context.Context, err error) error {
 	var nav *browser.NavigationError
+	var download *browser.DownloadError
+	if errors.As(err, &download) {
+		return &faultError{err}
+	}
 	if !errors.As(err, &nav) {
 		if errors.Is(err, browser.ErrNoResponse) {
 			return &noAnswerError{err}

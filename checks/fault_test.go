@@ -215,6 +215,18 @@ checks:
 		}))
 		wantOutcome(t, run(t, check(srv.URL), Input{}), Fail, "net::ERR_UNSAFE_REDIRECT")
 	})
+	// A page served as a download: every visitor gets a file, not the page
+	// (TestPageServedAsADownload has Chromium's side).
+	t.Run("a page served as a download", func(t *testing.T) {
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Disposition", `attachment; filename="index.html"`)
+			fmt.Fprint(w, `<!doctype html><title>Shop</title><div id=app data-ready=1>ok</div>`)
+		}))
+		res := run(t, check(srv.URL), Input{})
+		wantOutcome(t, res, Fail, "served as a download", "200", "Content-Type: application/octet-stream",
+			`Content-Disposition: attachment; filename="index.html"`, "visitors get a file")
+	})
 	t.Run("an unknown authority alone is an error", func(t *testing.T) {
 		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
 		wantOutcome(t, res, Error, "net::ERR_CERT_AUTHORITY_INVALID")
