@@ -3,10 +3,12 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/expr-lang/expr/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,6 +172,9 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		v.Headers = headers
 	}
 	rep, err := b.runner.Visit(ctx, v)
+	if errors.Is(err, browser.ErrRendererCrashed) {
+		rep, err = b.revisit(ctx, run, v, rep, err)
+	}
 	if rep == nil {
 		rep = &browser.Report{}
 	}
@@ -206,6 +211,46 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		run.Failf("%s: %s", rep.FailedStep, rep.StepError)
 	}
 	return nil
+}
+
+// revisitMin is the least of a run's time a second visit after a renderer crash needs to
+// tell anything: a tab, the page's load, the wait for it to render.
+const revisitMin = 2 * time.Second
+
+// revisit visits the page once more, in a fresh tab, after the first visit crashed
+// Chromium's renderer (first, with its report). One crash says little of the page (the
+// kernel's OOM killer chose the renderer, a Chromium bug); the same crash again is the
+// page's doing, as every visitor's tab would crash (a script that allocates until the
+// renderer dies): a fault. A second visit that loads is what the run is judged on. The
+// browser itself exiting is not retried here: that is vigil's machine, an error.
+func (b *Browser) revisit(ctx context.Context, run *Run, v *browser.Visit, first *browser.Report, err error) (*browser.Report, error) {
+	deadline, _ := ctx.Deadline()
+	left := time.Until(deadline)
+	if ctx.Err() != nil || left < revisitMin {
+		run.Transcript.Printf("!! the page crashed Chromium's renderer with %s of the run's timeout left, too little to visit it again", left.Round(time.Millisecond))
+		return first, err
+	}
+	after := time.Duration(0)
+	if first != nil {
+		after = first.Duration.Round(10 * time.Millisecond)
+	}
+	run.Transcript.Printf("!! the page crashed Chromium's renderer %s into the visit; visiting it once more in a fresh tab, with %s of the run's timeout left",
+		after, left.Round(time.Millisecond))
+	rep, err := b.runner.Visit(ctx, v)
+	switch {
+	case errors.Is(err, browser.ErrRendererCrashed):
+		var took [2]time.Duration
+		for i, r := range []*browser.Report{first, rep} {
+			if r != nil {
+				took[i] = r.Duration.Round(10 * time.Millisecond)
+			}
+		}
+		return rep, &faultError{fmt.Errorf("the page crashed Chromium's renderer twice in a row, each time in a fresh tab (%s, then %s into the visit): "+
+			"every visitor's tab crashes too; a script that allocates without bound, or a page that trips a renderer bug?", took[0], took[1])}
+	case err == nil:
+		run.Transcript.Printf("the first visit crashed Chromium's renderer; the run is judged on this second visit, whose renderer did not crash")
+	}
+	return rep, err
 }
 
 // visit turns the config into a browser.Visit.

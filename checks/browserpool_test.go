@@ -22,3 +22,12 @@ func BrowserPool(t *testing.T) *browser.Pool {
 	t.Cleanup(func() { p.Close() })
 	return p
 }
+
+// BrowserPoolWith is BrowserPool with options (extra Chromium flags, a concurrency).
+func BrowserPoolWith(t *testing.T, opts browser.Options) *browser.Pool {
+	t.Helper()
+	BrowserPool(t) // skips without Chromium
+	p := browser.NewPool(opts)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
