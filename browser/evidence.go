@@ -36,6 +36,16 @@ func (vr *visitRun) collect(visitErr error) {
 	if shot {
 		vr.screenshot()
 	}
+	if rep.Unresponsive > 0 {
+		// Nothing more can come from a page that answers nothing; the evidence reserve is
+		// not spent asking.
+		what := "no timings"
+		if vr.v.VersionSelector != "" {
+			what = "no timings, no served version"
+		}
+		vr.logf("%s: the page does not respond", what)
+		return
+	}
 	if vr.v.VersionSelector != "" && alive() {
 		vr.readVersion()
 		vr.rec.fill(rep)
@@ -65,6 +75,10 @@ func (vr *visitRun) screenshot() {
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
+		if d := vr.rep.Unresponsive; d > 0 {
+			vr.logf("no screenshot: Chromium draws the page on its main thread, which has not responded for %s (%v)", (d + since(begin)).Round(100*time.Millisecond), err)
+			return
+		}
 		vr.logf("no screenshot: the page did not answer within %s (%v)", since(begin), err)
 		return
 	}
@@ -89,5 +103,5 @@ func (vr *visitRun) timings() {
 // hasProblems is the default Evidence: anything a person would want to see.
 func hasProblems(r *Report) bool {
 	return len(r.Exceptions)+len(r.ConsoleErrors)+len(r.FailedRequests) > 0 || !r.WaitForFound ||
-		r.StepError != "" || !r.Loaded || r.Status >= 400
+		r.StepError != "" || !r.Loaded || r.Status >= 400 || r.Unresponsive > 0
 }

@@ -54,6 +54,11 @@ type Report struct {
 	// Steps and Timings were then not measured to the end.
 	StoppedEarly string
 
+	// Unresponsive is how long the page's main thread had answered nothing when one of
+	// its waits ran out (the load event, WaitFor, a step): a script busy in a loop. 0 when
+	// it answered, or when nothing it was asked to do was left undone.
+	Unresponsive time.Duration
+
 	// Screenshot is a PNG of the viewport, taken when the visit's Evidence asked for one or
 	// the visit ended in an error (when the renderer still answered).
 	Screenshot []byte

@@ -98,7 +98,7 @@ func (vr *visitRun) journey() error {
 // visit cannot go on measuring (crash, browser gone, caller gone).
 func (vr *visitRun) waitFor() (bool, error) {
 	begin := time.Now()
-	err := chromedp.Do(vr.work, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
+	_, err := bounded(vr.work, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
 	if err == nil {
 		vr.rep.WaitForFound = true
 		vr.logf("wait_for %s: visible after %s", vr.v.WaitFor, since(begin))
@@ -118,7 +118,7 @@ func (vr *visitRun) waitFor() (bool, error) {
 		// timeout): one last look, from the evidence's reserve, at a page that answered. An
 		// element shown all along was reported never visible.
 		ctx, cancel := context.WithTimeout(vr.tabCtx, lastLook)
-		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
+		_, err := bounded(ctx, chromedp.WaitVisible(chromedp.CSS(vr.v.WaitFor)))
 		cancel()
 		if err == nil {
 			vr.rep.WaitForFound = true
@@ -151,15 +151,15 @@ func (vr *visitRun) step(st Step) (failure string, err error) {
 	case StepNavigate:
 		return vr.navigate(st.URL)
 	case StepClick:
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(st.Selector))); err != nil {
+		if _, err := bounded(ctx, chromedp.Click(chromedp.CSS(st.Selector))); err != nil {
 			return notFound(err, "click")
 		}
 	case StepType:
-		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(st.Selector), st.Text, chromedp.NodeVisible)); err != nil {
+		if _, err := bounded(ctx, chromedp.SendKeys(chromedp.CSS(st.Selector), st.Text, chromedp.NodeVisible)); err != nil {
 			return notFound(err, "type into")
 		}
 	case StepWaitFor:
-		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(st.Selector))); err != nil {
+		if _, err := bounded(ctx, chromedp.WaitVisible(chromedp.CSS(st.Selector))); err != nil {
 			return notFound(err, "wait for")
 		}
 	case StepAssertText:
@@ -187,7 +187,7 @@ func (vr *visitRun) assertText(st Step) (string, error) {
 	defer cancel()
 	last, found := "", false
 	for {
-		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(st.Selector), chromedp.NodeVisible))
+		got, err := bounded(ctx, chromedp.Text(chromedp.CSS(st.Selector), chromedp.NodeVisible))
 		if err == nil {
 			found, last = true, got
 			if strings.Contains(got, st.Text) {

@@ -261,7 +261,9 @@ func (vr *visitRun) run() error {
 	if err := vr.configureTab(); err != nil {
 		return err
 	}
+	pulse := vr.startPulse()
 	err = vr.journey()
+	vr.noteSilence(pulse.end(), err)
 	if why := vr.stopped(); why != "" && err == nil {
 		vr.rep.StoppedEarly = why
 		vr.logf("!! stopped at the first fatal error, %s after the visit began: %s", since(vr.began), why)

@@ -207,6 +207,9 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 			return err
 		}
 	}
+	if rep.Unresponsive > 0 {
+		run.Failf("%s", unresponsive(rep))
+	}
 	if rep.StepError != "" {
 		run.Failf("%s: %s", rep.FailedStep, rep.StepError)
 	}

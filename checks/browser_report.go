@@ -148,11 +148,15 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 	if k.ignored > 0 {
 		run.Explain("errors", fmt.Sprintf("%d more matched ignore_errors", k.ignored))
 	}
+	stuck := ""
+	if rep.Unresponsive > 0 {
+		stuck = ": the page stopped responding"
+	}
 	if !rep.WaitForFound {
-		run.Explain("wait_for_found", fmt.Sprintf("%s never became visible", rep.WaitFor))
+		run.Explain("wait_for_found", fmt.Sprintf("%s never became visible%s", rep.WaitFor, stuck))
 	}
 	if !rep.Loaded {
-		d := "the load event never fired"
+		d := "the load event never fired" + stuck
 		if len(rep.Pending) > 0 {
 			d += "; still loading: " + strings.Join(rep.Pending, ", ")
 		}
@@ -167,7 +171,7 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 // failing tells, before the run is judged, whether it will fail: a step failed or an
 // assertion that can be judged now is false.
 func (b *Browser) failing(run *Run, rep *browser.Report) bool {
-	if rep.StepError != "" {
+	if rep.StepError != "" || rep.Unresponsive > 0 {
 		return true
 	}
 	env := assertionEnv(run)
@@ -216,6 +220,9 @@ func (b *Browser) transcript(run *Run, rep *browser.Report, k keptProblems) {
 // errorList is the errors.txt evidence: every problem counted, with stacks.
 func errorList(rep *browser.Report, k keptProblems) string {
 	var sb strings.Builder
+	if rep.Unresponsive > 0 {
+		sb.WriteString(unresponsive(rep) + "\n\n")
+	}
 	if rep.FailedStep != "" {
 		fmt.Fprintf(&sb, "%s failed: %s\n\n", rep.FailedStep, rep.StepError)
 	}
@@ -247,4 +254,10 @@ func errorList(rep *browser.Report, k keptProblems) string {
 		fmt.Fprintf(&sb, "(%d problems matched ignore_errors and are not listed)\n", k.ignored)
 	}
 	return sb.String()
+}
+
+// unresponsive is the reason a frozen page fails (Report.Unresponsive).
+func unresponsive(rep *browser.Report) string {
+	return fmt.Sprintf("the page did not respond for %s: its main thread answered nothing vigil asked while the run waited (a script busy in a loop?)",
+		rep.Unresponsive.Round(100*time.Millisecond))
 }
