@@ -71,6 +71,9 @@ func (vr *visitRun) screenshot() {
 	begin := time.Now()
 	// What the visit has left, less the version's and the timings' reads after it.
 	wait := min(max(time.Until(vr.deadline)-2*collectTimeout, screenshotTimeout), screenshotMax)
+	if vr.rep.Unresponsive > 0 {
+		wait = screenshotTimeout // a frozen page draws nothing however long it is given
+	}
 	ctx, cancel := context.WithTimeout(vr.tabCtx, wait)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
