@@ -59,8 +59,10 @@ type recorder struct {
 	// a 404 that arrives for one afterwards is a failed request.
 	cancelled    map[network.RequestID]cancelledRequest
 	requestCount int
-	mainFrame    cdp.FrameID
-	status       int
+	// sent numbers the requests in the order they were sent.
+	sent      int
+	mainFrame cdp.FrameID
+	status    int
 	// versionHeader names the response header in which a document says which version of
 	// the service served it; version is the last main-frame document's.
 	versionHeader, version string
@@ -89,6 +91,8 @@ type seqException struct {
 // hours holds no more than it has open.
 type request struct {
 	method, url string
+	// sent is its number in the order of sending (recorder.sent).
+	sent int
 	// status is the HTTP status once headers arrived (0 before); reported is set once the
 	// request is on the failed list, so a request is never counted twice.
 	status   int
@@ -141,7 +145,8 @@ func (r *recorder) record(ev any) {
 			r.requestCount++
 		}
 		if e.Request != nil {
-			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL)}
+			r.sent++
+			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL), sent: r.sent}
 			if st, ok := r.early[e.RequestID]; ok {
 				q.status = st
 				delete(r.early, e.RequestID)
@@ -257,6 +262,15 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 			disposition: headerValue(e.Response.Headers, "Content-Disposition")}
 		if r.versionHeader != "" {
 			r.version = headerValue(e.Response.Headers, r.versionHeader)
+		}
+		if q != nil {
+			// A new page: what the one before left in flight is not its loading (Chromium
+			// does not always say it dropped those).
+			for id, o := range r.requests {
+				if o.sent < q.sent {
+					delete(r.requests, id)
+				}
+			}
 		}
 	}
 	if q != nil {

@@ -203,6 +203,24 @@ func TestNeverLoadingPageEndsAtTimeout(t *testing.T) {
 			t.Errorf("loaded %t, pending %v", rep.Loaded, rep.Pending)
 		}
 	})
+	// A journey's second page whose own image never answers lists that image as still
+	// loading, not the first page's too (a request the navigation left behind).
+	t.Run("the next page's pending requests are its own", func(t *testing.T) {
+		s.html("/first", `<!doctype html><title>first</title><img src=/hang-first.png>`)
+		s.html("/second", `<!doctype html><title>second</title><img src=/hang-second.png>`)
+		s.mux.HandleFunc("/hang-first.png", hang(nil))
+		s.mux.HandleFunc("/hang-second.png", hang(nil))
+		const timeout = 20 * time.Second
+		rep, took, err := visit(t, shared, timeout, &Visit{URL: s.URL + "/first", NavigationTimeout: 2 * time.Second,
+			Steps: []Step{{Kind: StepNavigate, URL: s.URL + "/second"}}})
+		checkEnded(t, took, timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(rep.Pending, " "); !strings.Contains(got, "/hang-second.png") || strings.Contains(got, "/hang-first.png") {
+			t.Errorf("pending %v; want the second page's image alone", rep.Pending)
+		}
+	})
 	// The navigation has the whole timeout (the default): it uses the page's time up, and
 	// wait_for still finds the element shown all along (it was reported never visible).
 	t.Run("shown while a subresource never answers", func(t *testing.T) {
