@@ -51,14 +51,36 @@ func (e *DownloadError) sent() string {
 	return strings.Join(sent, ", ")
 }
 
+// NoPageError is a visit's error when a navigation's document answered with a status
+// that has no page (204 No Content, 205 Reset Content): Chromium keeps what it showed
+// before and aborts the navigation, and a visitor who follows the link sees nothing.
+type NoPageError struct {
+	URL    string
+	Status int
+}
+
+func (e *NoPageError) Error() string {
+	return fmt.Sprintf("GET %s: answered %d %s, which has no page: Chromium showed nothing (net::ERR_ABORTED); visitors get an empty answer instead of the page",
+		e.URL, e.Status, http.StatusText(e.Status))
+}
+
+// noPage returns the NoPageError of a navigation that Chromium aborted after its
+// document answered 204 or 205, at once: no download follows such an answer.
+func (vr *visitRun) noPage() *NoPageError {
+	doc := vr.rec.lastDocument()
+	if doc.status != http.StatusNoContent && doc.status != http.StatusResetContent {
+		return nil
+	}
+	return &NoPageError{URL: doc.url, Status: doc.status}
+}
+
 // downloadWait bounds the wait for Chromium's download event after the navigation it
 // aborted: the event follows the navigation's end by a few milliseconds.
 const downloadWait = time.Second
 
 // servedAsDownload returns the DownloadError of a navigation that Chromium aborted after
 // its document answered (downloadsBefore is how many downloads began before it), when
-// the answer became a download; nil when it did not (a 204, a navigation cut short by
-// another).
+// the answer became a download; nil when it did not (a navigation cut short by another).
 func (vr *visitRun) servedAsDownload(downloadsBefore int) *DownloadError {
 	doc := vr.rec.lastDocument()
 	de := &DownloadError{URL: doc.url, Status: doc.status, ContentType: doc.contentType, Disposition: doc.disposition}

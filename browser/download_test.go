@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -68,16 +69,39 @@ func TestPageServedAsADownload(t *testing.T) {
 			}
 		})
 	}
-	// Chromium aborts a 204 too, with no download: that stays the NavigationError it was.
-	t.Run("204 No Content", func(t *testing.T) {
-		s.mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-		_, _, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/empty"})
-		var de *DownloadError
-		var ne *NavigationError
-		if errors.As(err, &de) || !errors.As(err, &ne) || ne.Code != "net::ERR_ABORTED" {
-			t.Fatalf("want a NavigationError net::ERR_ABORTED, got %v", err)
-		}
-	})
+	// Chromium aborts a 204 or 205 too, with no download: nothing to show, at once, not
+	// after the wait for a download event.
+	for _, status := range []int{http.StatusNoContent, http.StatusResetContent} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			path := fmt.Sprintf("/empty%d", status)
+			s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) })
+			for _, v := range []Visit{{URL: s.URL + path}, {URL: s.URL + "/", WaitFor: "#app", Steps: []Step{{Kind: StepNavigate, URL: s.URL + path}}}} {
+				var mu sync.Mutex
+				var transcript strings.Builder
+				v.Logf = func(f string, a ...any) {
+					mu.Lock()
+					defer mu.Unlock()
+					fmt.Fprintf(&transcript, f+"\n", a...)
+				}
+				_, _, err := visit(t, shared, 15*time.Second, &v)
+				mu.Lock()
+				defer mu.Unlock()
+				t.Logf("transcript:\n%s", transcript.String())
+				var np *NoPageError
+				if !errors.As(err, &np) || np.Status != status || np.URL != s.URL+path {
+					t.Fatalf("want a NoPageError for %d, got %v", status, err)
+				}
+				for _, want := range []string{"GET " + s.URL + path, fmt.Sprint(status), "has no page", "net::ERR_ABORTED"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				if !strings.Contains(transcript.String(), "no page to show") {
+					t.Error("the transcript does not say the answer had no page")
+				}
+			}
+		})
+	}
 	// A page that loads is no download, and a download a journey's click starts (an
 	// invoice link) is the page working, not a page served as a file.
 	t.Run("a page, and a download it links to", func(t *testing.T) {

@@ -240,6 +240,10 @@ func (vr *visitRun) navigate(u string) (string, error) {
 		var le *chromedp.LoadError
 		if errors.As(err, &le) {
 			if le.ErrorText == "net::ERR_ABORTED" && vr.rec.documents() > docs {
+				if ne := vr.noPage(); ne != nil {
+					vr.logf("!! %s answered %d: no page to show", u, ne.Status)
+					return "", ne
+				}
 				if de := vr.servedAsDownload(downloads); de != nil {
 					vr.logf("!! %s was served as a download, not a page (%s)", u, de.sent())
 					return "", de

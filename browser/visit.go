@@ -117,7 +117,7 @@ func (e *stopError) Error() string { return "stopped at the first fatal error: "
 // what happened. It returns an error when it could not measure (no browser, the page
 // unreachable, the renderer crashed, the browser died, ctx ended) or when the page's answer
 // is one no visitor gets past (a NavigationError such as a redirect loop, a DownloadError:
-// the page served as a file), for the caller to tell which. The report is returned
+// the page served as a file, a NoPageError: a 204), for the caller to tell which. The report is returned
 // with the error too, filled as far as the visit got. A visit never outlives ctx's deadline
 // (DefaultTimeout when ctx has none); the tab is closed in the background after it returns.
 func (p *Pool) Visit(ctx context.Context, v *Visit) (*Report, error) {

@@ -159,13 +159,15 @@ func targetFault(err error) error {
 }
 
 // navigationFault is targetFault for a browser visit's error: a redirect loop, a page
-// served as a download (visitors get a file, not the page), and a certificate Chromium
+// served as a download (visitors get a file, not the page) or answered 204 (nothing to
+// show), and a certificate Chromium
 // refused whose names or dates are wrong (certificateFault); no answer to the page's
 // request (Chromium's network errors for it, or none in time).
 func navigationFault(ctx context.Context, err error) error {
 	var nav *browser.NavigationError
 	var download *browser.DownloadError
-	if errors.As(err, &download) {
+	var noPage *browser.NoPageError
+	if errors.As(err, &download) || errors.As(err, &noPage) {
 		return &faultError{err}
 	}
 	if !errors.As(err, &nav) {

@@ -227,6 +227,11 @@ checks:
 		wantOutcome(t, res, Fail, "served as a download", "200", "Content-Type: application/octet-stream",
 			`Content-Disposition: attachment; filename="index.html"`, "visitors get a file")
 	})
+	// A page that answers 204: there is nothing to show, whatever the status says.
+	t.Run("a page that answers 204", func(t *testing.T) {
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		wantOutcome(t, run(t, check(srv.URL), Input{}), Fail, "answered 204 No Content, which has no page", "net::ERR_ABORTED")
+	})
 	t.Run("an unknown authority alone is an error", func(t *testing.T) {
 		res := run(t, check(site(30*24*time.Hour, nil, loopback)), Input{})
 		wantOutcome(t, res, Error, "net::ERR_CERT_AUTHORITY_INVALID")
