@@ -263,20 +263,27 @@ func (s *common) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
 	return nil
 }
 
-// ErrSuperseded is Retry's answer for an entry a later one of its notifier and incident was
-// delivered or skipped after: sent now, it would arrive out of order (an incident's opening
-// page after its all-clear, opening it again for good; or after the all-clear skipped
-// because this page was lost, opening it for good too).
-var ErrSuperseded = errors.New("a later notification of the same incident was delivered to the same notifier, or skipped")
+// ErrSuperseded is Retry's answer for an entry whose incident a later all-clear of its
+// notifier (deploy_passed, check_recovered) was delivered or skipped after: sent now, it
+// would arrive out of order (an incident's opening page after its all-clear, opening it
+// again for good; or after the all-clear skipped because this page was lost, opening it
+// for good too).
+var ErrSuperseded = errors.New("the same incident's all-clear to the same notifier was delivered, or skipped")
+
+// allClears are the events that close an incident (configs.EventDeployPassed,
+// configs.EventCheckRecovered). Only they make an earlier dead entry of the incident too
+// late to send: a rollback's result or a reminder delivered after a lost page leaves the
+// incident open, and the page still owed.
+var allClears = []any{"deploy_passed", "check_recovered"}
 
 // Retry puts a dead entry back in the queue, due now: ErrNotFound when there is no dead
-// entry of that id, ErrSuperseded when a later entry of its notifier and incident was
+// entry of that id, ErrSuperseded when a later all-clear of its notifier and incident was
 // delivered or skipped.
 func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
+	args := append([]any{OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered, OutboxSkipped}, allClears...)
 	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?
 		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = outbox.notifier AND p.incident = outbox.incident AND p.incident <> ''
-			AND p.id > outbox.id AND p.status IN (?, ?))`,
-		OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered, OutboxSkipped)
+			AND p.id > outbox.id AND p.status IN (?, ?) AND p.event IN (`+inClause(len(allClears))+`))`, args...)
 	if err != nil {
 		return err
 	}

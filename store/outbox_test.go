@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/configs"
 )
 
 // The outbox on both drivers: claims, leases, keys.
@@ -40,25 +42,43 @@ func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 	})
 }
 
-// A dead entry after which a later one of its notifier and incident was delivered (a page
+// A dead entry after which an all-clear of its notifier and incident was delivered (a page
 // whose all-clear went out), or skipped (the all-clear of that lost page, not sent), is not
-// retried: it would open the incident again, for good.
+// retried: it would open the incident again, for good. What else came after it (the
+// rollback's result, a reminder) leaves the incident open: the page is still owed.
 func TestOutboxRetryRefusesWhatALaterEntrySuperseded(t *testing.T) {
+	if fmt.Sprint(allClears) != fmt.Sprint([]string{configs.EventDeployPassed, configs.EventCheckRecovered}) {
+		t.Fatalf("the store's all-clears %v are not the events that close an incident", allClears)
+	}
 	for _, closed := range []string{OutboxDelivered, OutboxSkipped} {
 		t.Run(closed, func(t *testing.T) {
 			forEachDriver(t, func(t *testing.T, drv driver) {
 				ctx := context.Background()
 				s := drv.fresh(t)
-				e := func(event string) *OutboxEntry {
-					return &OutboxEntry{Notifier: "pd", Event: event, Key: "check:home:2:" + event, Incident: "check:home:2", Payload: []byte("{}"), CreatedAt: t0}
+				e := func(event, key string) *OutboxEntry {
+					return &OutboxEntry{Notifier: "pd", Event: event, Key: "check:home:2:" + key, Incident: "check:home:2", Payload: []byte("{}"), CreatedAt: t0}
 				}
-				if err := s.Enqueue(ctx, []*OutboxEntry{e("check_failed"), e("check_recovered")}); err != nil {
+				if err := s.Enqueue(ctx, []*OutboxEntry{e(configs.EventCheckFailed, "failed"), e("action_result", "rollback"),
+					e(configs.EventCheckFailed, "reminder:1"), e(configs.EventCheckRecovered, "recovered")}); err != nil {
 					t.Fatal(err)
 				}
 				open, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
 				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 1, LastError: "400", At: t0})
 				if err := s.Retry(ctx, open[0].ID, t0); err != nil {
 					t.Fatalf("retrying the opener before its all-clear was done: %v", err)
+				}
+				open, _ = s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
+				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 2, LastError: "400", At: t0})
+				// The rollback's result and a reminder, done after the lost page.
+				for _, event := range []string{"action_result", "check_failed"} {
+					next, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
+					if len(next) != 1 || next[0].Event != event {
+						t.Fatalf("claimed %s, want the %s", describe(next), event)
+					}
+					_ = s.RecordAttempt(ctx, OutboxAttempt{ID: next[0].ID, Agent: "a", Status: closed, Attempts: 1, At: t0})
+				}
+				if err := s.Retry(ctx, open[0].ID, t0); err != nil {
+					t.Fatalf("retrying the opener after the rollback's result and a reminder were %s (the incident still open): %v", closed, err)
 				}
 				open, _ = s.ClaimOutbox(ctx, "a", t0, time.Minute, 1, nil)
 				_ = s.RecordAttempt(ctx, OutboxAttempt{ID: open[0].ID, Agent: "a", Status: OutboxDead, Attempts: 2, LastError: "400", At: t0})
