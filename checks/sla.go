@@ -71,6 +71,10 @@ type slaSample struct {
 	// retried counts the times the request was sent again after a connection closed
 	// without an answer (Response.Retried).
 	retried int
+	// cut is set when the burst's end (max_duration, or the run's deadline) stopped the
+	// request in flight, or found it due and not sent: vigil's limit, not the service's
+	// answer (see summarise).
+	cut bool
 }
 
 // due is when request i is scheduled to start; start itself without a rate.
@@ -119,7 +123,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 		// They count, with the time they waited, or the queue would vanish from the numbers.
 		for i := range samples {
 			if !samples[i].sent && !s.due(start, i).After(end) {
-				samples[i] = slaSample{sent: true, latency: end.Sub(s.due(start, i)), key: slaNotSent}
+				samples[i] = slaSample{sent: true, latency: end.Sub(s.due(start, i)), key: slaNotSent, cut: true}
 			}
 		}
 	}
@@ -139,7 +143,13 @@ func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSamp
 	resp, err := s.client.Do(ctx, req, t)
 	out := slaSample{sent: true, latency: time.Since(begin)}
 	switch {
-	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out")):
+	case err != nil && ctx.Err() != nil:
+		// The burst ended with the request in flight: its own timeout (which would have
+		// said "within 20s") did not run out, vigil's did.
+		out.key, out.cut = slaTimeout, true
+		out.err = fmt.Errorf("%s %s: no answer after %s, when the burst ended (max_duration %s): %w",
+			req.Method, req.URL, round(out.latency), s.maxDuration, errNoAnswerInTime)
+	case err != nil && strings.Contains(err.Error(), "timed out"):
 		out.key, out.err = slaTimeout, err
 	case err != nil:
 		out.key, out.err = slaError, err
@@ -167,16 +177,34 @@ func (s *SLA) isOK(status int) bool {
 func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) error {
 	var lat []float64
 	statuses := map[string]int{}
-	var errs, answered, others, unanswered, retried int
+	var errs, answered, others, unanswered, retried, sent, cut int
 	var firstErrs []string
 	other := ""
+	// A request the burst's end cut (or found due and not sent) is known only to take
+	// longer than it had waited. Waiting longer than every answered request, it counts as
+	// a timeout (a hang is not hidden by the burst ending on it); cut sooner, its outcome
+	// is unknown and it is left out: a healthy service asked for more than max_duration
+	// leaves time for would otherwise fail on the requests vigil itself cut.
+	var slowest time.Duration
+	for _, x := range samples {
+		if x.sent && x.other == "" && x.err == nil && x.key != slaNotSent {
+			slowest = max(slowest, x.latency)
+		}
+	}
 	for _, x := range samples {
 		if !x.sent {
 			continue
 		}
+		if x.key != slaNotSent {
+			sent++
+		}
 		if x.other != "" {
 			others++
 			other = x.other
+			continue
+		}
+		if x.cut && x.latency <= slowest {
+			cut++
 			continue
 		}
 		lat = append(lat, ms(x.latency))
@@ -234,13 +262,20 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	if s.rate > 0 {
 		how += fmt.Sprintf(", %g/s; latency counted from each request's scheduled start", s.rate)
 	}
+	if sent < s.requests {
+		how += fmt.Sprintf("; %d of %d requests sent before max_duration %s ended the burst", sent, s.requests, s.maxDuration)
+	}
+	if cut > 0 {
+		how += fmt.Sprintf("; %d cut by the burst's end sooner than the slowest answer (%s) left out, their outcome unknown",
+			cut, round(slowest))
+	}
 	if others > 0 {
 		how += fmt.Sprintf("; %d answers from another version than %s (such as %s) left out", others, run.Deploy.Version, Trim(other, 100))
 	}
 	for _, p := range []string{"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps"} {
 		run.Explain(p, how)
 	}
-	if others > 0 {
+	if others > 0 || cut > 0 || sent < s.requests {
 		run.Explain("requests", how)
 		run.Explain("error_rate", how) // replaced by the failures below when there are any
 	}
