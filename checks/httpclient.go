@@ -58,7 +58,7 @@ func (h *HTTPClient) NewSession() *HTTPClient {
 	if h.parent != nil {
 		root = h.parent
 	}
-	return &HTTPClient{UserAgent: root.UserAgent, Wrap: root.Wrap, transports: map[tlsKey]http.RoundTripper{}, parent: root}
+	return &HTTPClient{UserAgent: root.UserAgent, Wrap: root.Wrap, Resolver: root.Resolver, transports: map[tlsKey]http.RoundTripper{}, parent: root}
 }
 
 type sessionKey struct{}

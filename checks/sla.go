@@ -89,6 +89,13 @@ func (s *SLA) due(start time.Time, i int) time.Time {
 func (s *SLA) Probe(ctx context.Context, run *Run) error {
 	burst, cancel := context.WithTimeout(ctx, s.maxDuration)
 	defer cancel()
+	// Each burst opens connections of its own and closes them at its end. Behind a
+	// connection-level balancer (kube-proxy, a network load balancer) a kept-alive
+	// connection stays on the backend it was given, draining or not: a burst that reused
+	// the last one's would measure the same few pods run after run, and in a deploy's
+	// later rounds the old ones a rollout is replacing instead of the new.
+	client := s.client.NewSession()
+	defer client.CloseIdle()
 	samples := make([]slaSample, s.requests)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -109,7 +116,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 						return
 					}
 				}
-				samples[i] = s.one(burst, run, i, begin)
+				samples[i] = s.one(burst, client, run, i, begin)
 			}
 		}()
 	}
@@ -131,7 +138,7 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 }
 
 // one sends request i and measures it from begin.
-func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSample {
+func (s *SLA) one(ctx context.Context, client *HTTPClient, run *Run, i int, begin time.Time) slaSample {
 	req, err := s.req.Render(s.req.nonceData())
 	if err != nil {
 		return slaSample{sent: true, key: slaError, err: err}
@@ -140,7 +147,7 @@ func (s *SLA) one(ctx context.Context, run *Run, i int, begin time.Time) slaSamp
 	if i == 0 {
 		t = run.Transcript // the first exchange in full; the rest as a summary
 	}
-	resp, err := s.client.Do(ctx, req, t)
+	resp, err := client.Do(ctx, req, t)
 	out := slaSample{sent: true, latency: time.Since(begin)}
 	switch {
 	case err != nil && ctx.Err() != nil:
