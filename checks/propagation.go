@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -94,6 +96,11 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	}
 	resp, err := p.client.Do(ctx, wreq, run.Transcript)
 	if err != nil {
+		if mayHaveLanded(err) {
+			// No answer is not no write: the marker may be stored all the same (its
+			// acknowledgement lost or late), and a retried run writes another.
+			p.clean(ctx, data, run.Transcript)
+		}
 		return targetFault(fmt.Errorf("write: %w", err))
 	}
 	acked := time.Now()
@@ -196,6 +203,13 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			len(oldOnly), len(p.readers), run.Deploy.Version, round(waited), strings.Join(oldOnly, "; "))
 	}
 	return nil
+}
+
+// mayHaveLanded says whether a request that got no answer may have reached the service:
+// anything but a connection refused or a name that did not resolve.
+func mayHaveLanded(err error) bool {
+	var dns *net.DNSError
+	return !errors.Is(err, syscall.ECONNREFUSED) && !errors.As(err, &dns)
 }
 
 // deployVersion is the version a run's answers are judged against: the deploy's, in a
