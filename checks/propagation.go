@@ -94,19 +94,24 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	resp, err := p.client.Do(ctx, wreq, run.Transcript)
+	// A run opens connections of its own and closes them at its end: behind a
+	// connection-level balancer a kept-alive connection stays on one pod, and a deploy's
+	// later rounds would write to and read from the pods its first round was given.
+	client := p.client.NewSession()
+	defer client.CloseIdle()
+	resp, err := client.Do(ctx, wreq, run.Transcript)
 	if err != nil {
 		if mayHaveLanded(err) {
 			// No answer is not no write: the marker may be stored all the same (its
 			// acknowledgement lost or late), and a retried run writes another.
-			p.clean(ctx, data, run.Transcript)
+			p.clean(ctx, client, data, run.Transcript)
 		}
 		return targetFault(fmt.Errorf("write: %w", err))
 	}
 	acked := time.Now()
 	run.Vars["write_status"] = resp.Status
 	run.Vars["write_ms"] = ms(resp.Timings.Total)
-	defer p.clean(ctx, data, run.Transcript)
+	defer p.clean(ctx, client, data, run.Transcript)
 	if p.served != nil {
 		if err := servedBy(run, p.served, resp); err != nil {
 			return NotServedf("the write: %v", err)
@@ -240,7 +245,10 @@ func (r *readerResult) versionNote() string {
 // With served_version each answer's version is read; in a deploy (want set) an answer
 // from another version is left out, and polling goes on: through a load balancer in the
 // middle of a rollout the same reader is answered by old and new pods in turn, and only
-// the new ones' showing the marker measures the new version.
+// the new ones' showing the marker measures the new version. The reader has connections of
+// its own, and the one an answer from another version came on is closed: a
+// connection-level balancer keeps a connection on one pod, so the next read goes out on a
+// new one, which it may give to a new pod.
 func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time, want string) readerResult {
 	var res readerResult
 	req, err := r.req.Render(data)
@@ -249,6 +257,8 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 		return res
 	}
 	res.last = "no answer yet"
+	client := p.client.NewSession()
+	defer client.CloseIdle()
 	interval := p.poll
 	next := acked
 	var prev time.Time
@@ -264,7 +274,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			}
 		}
 		start := time.Now()
-		resp, err := p.client.Do(ctx, req, nil)
+		resp, err := client.Do(ctx, req, nil)
 		if err != nil && ctx.Err() != nil {
 			// Cut by the run's deadline: not the reader's answer, unless it is the first
 			// read, sent and never answered (a hung reader).
@@ -287,6 +297,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			if want != "" && version != "" && version != want {
 				res.others++
 				res.other = version
+				client.CloseIdle()
 				break // left out: not a read of the new version, and no measure of its interval
 			}
 			res.judged++
@@ -317,7 +328,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 
 // clean sends the cleanup request, if any. It runs even when the deadline has passed, with
 // a short grace of its own, so a timed-out run does not leave its marker behind.
-func (p *Propagation) clean(ctx context.Context, data map[string]any, t *Transcript) {
+func (p *Propagation) clean(ctx context.Context, client *HTTPClient, data map[string]any, t *Transcript) {
 	if p.cleanup == nil {
 		return
 	}
@@ -332,7 +343,7 @@ func (p *Propagation) clean(ctx context.Context, data map[string]any, t *Transcr
 		defer cancel()
 	}
 	t.Printf("-- cleanup")
-	resp, err := p.client.Do(ctx, req, t)
+	resp, err := client.Do(ctx, req, t)
 	switch {
 	case err != nil:
 		t.Printf("cleanup failed (the marker may remain): %v", err)
