@@ -70,7 +70,7 @@ func instancesOf(v any) map[string]baselineInstance {
 	read := func(u string, m map[string]any) {
 		h, _ := m["healthy"].(bool)
 		ver, _ := m["version"].(string)
-		out[u] = baselineInstance{healthy: h, version: ver}
+		out[instanceURL(u)] = baselineInstance{healthy: h, version: ver}
 	}
 	switch x := v.(type) {
 	case map[string]map[string]any:

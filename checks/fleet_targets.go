@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,12 +29,28 @@ type fleetTargets struct {
 }
 
 func newFleetTargets(client *HTTPClient, t configs.FleetTargets, timeout time.Duration) *fleetTargets {
-	ft := &fleetTargets{client: client, static: t.Static, path: t.Path}
+	ft := &fleetTargets{client: client, path: t.Path}
+	for _, u := range t.Static {
+		if u = instanceURL(u); !slices.Contains(ft.static, u) {
+			ft.static = append(ft.static, u)
+		}
+	}
 	if t.URL != "" {
 		ft.discovery = &Request{Method: http.MethodGet, URL: t.URL, Header: headerOf(t.Headers), Timeout: timeout,
 			MaxBodyBytes: fleetDiscoveryBytes, FollowRedirects: true}
 	}
 	return ft
+}
+
+// instanceURL is how an instance is known, in a run and in the baseline: its base URL
+// without trailing slashes. Its requests go to the same paths either way (probeInstance
+// trims them), so http://a:8080/ listed beside http://a:8080 is one instance, not two, and
+// a registry that changes how it writes it does not make it missing and new.
+func instanceURL(s string) string {
+	if t := strings.TrimRight(s, "/"); strings.Contains(t, "://") {
+		return t
+	}
+	return s
 }
 
 // list gives this run's instances.
@@ -91,7 +108,7 @@ func ParseTargets(body []byte, path string) ([]string, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("discovered %q, which is not an absolute http(s) URL", Trim(s, 100))
 		}
-		s = u.Scheme + s[len(u.Scheme):] // a scheme is case-insensitive: HTTP://a is http://a
+		s = instanceURL(u.Scheme + s[len(u.Scheme):]) // a scheme is case-insensitive: HTTP://a is http://a
 		if !seen[s] {
 			if len(out) == fleetMaxInstances {
 				return fmt.Errorf("more than %d instances discovered; split the fleet into several checks", fleetMaxInstances)
