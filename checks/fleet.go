@@ -106,8 +106,38 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 		}
 		return fmt.Errorf("the check's timeout ran out with %d of %d instances probed; raise timeout or concurrency, or lower health.timeout", done, len(list))
 	}
-	f.judge(run, found)
+	f.judge(run, f.withoutLeavers(ctx, run, found))
 	return nil
+}
+
+// withoutLeavers drops the instances that failed and were no longer listed when discovery
+// was asked again. In a rollout or a scale-down an instance deregisters and exits: one
+// listed when the run began and gone by the time it was asked is the rollout at work, not
+// a failure (it counts as missing when it was healthy before the deploy). One that fails
+// and stays listed is judged unhealthy, as a crashed instance is (seed 004).
+func (f *Fleet) withoutLeavers(ctx context.Context, run *Run, found []*fleetInstance) []*fleetInstance {
+	if f.targets.discovery == nil || !slices.ContainsFunc(found, func(in *fleetInstance) bool { return !in.Healthy }) {
+		return found
+	}
+	run.Transcript.Printf("-- discovery asked again: a failed instance no longer listed has left the fleet")
+	again, err := f.targets.list(ctx, run.Transcript)
+	if err != nil {
+		run.Transcript.Printf("%v; every failed instance is judged", err)
+		return found
+	}
+	listed := make(map[string]bool, len(again))
+	for _, u := range again {
+		listed[u] = true
+	}
+	kept := make([]*fleetInstance, 0, len(found))
+	for _, in := range found {
+		if !in.Healthy && !listed[in.URL] {
+			run.Transcript.Printf("%s: left the fleet during the run (%s, and no longer listed), not judged", in.URL, in.Problem)
+			continue
+		}
+		kept = append(kept, in)
+	}
+	return kept
 }
 
 // probeInstance asks one instance for its health and, at the same time, its version.
