@@ -89,13 +89,6 @@ func (s *SLA) due(start time.Time, i int) time.Time {
 func (s *SLA) Probe(ctx context.Context, run *Run) error {
 	burst, cancel := context.WithTimeout(ctx, s.maxDuration)
 	defer cancel()
-	// Each burst opens connections of its own and closes them at its end. Behind a
-	// connection-level balancer (kube-proxy, a network load balancer) a kept-alive
-	// connection stays on the backend it was given, draining or not: a burst that reused
-	// the last one's would measure the same few pods run after run, and in a deploy's
-	// later rounds the old ones a rollout is replacing instead of the new.
-	client := s.client.NewSession()
-	defer client.CloseIdle()
 	samples := make([]slaSample, s.requests)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -104,6 +97,15 @@ func (s *SLA) Probe(ctx context.Context, run *Run) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A worker is one client: a connection of its own, opened in this burst and
+			// closed at its end. Behind a connection-level balancer (kube-proxy, a
+			// network load balancer) a connection stays on the pod it was given,
+			// draining or not: bursts that reused the last one's connections measured
+			// the same pods run after run (in a deploy's later rounds, the old ones),
+			// and one shared transport put a whole HTTPS burst on one HTTP/2
+			// connection, one pod, or redialled past its 64 idle connections a host.
+			client := s.client.NewSession()
+			defer client.CloseIdle()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= s.requests || burst.Err() != nil {
