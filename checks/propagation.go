@@ -72,6 +72,10 @@ type readerResult struct {
 	// unanswered is set while its last read had no answer from the service (refused,
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
+	// failing is set while its last read had no answer, whoever's the trouble; lastAnswer
+	// is when the last read that had one started, from the write's acknowledgement.
+	failing    bool
+	lastAnswer time.Duration
 	last       string
 	// cut is set while the last answer read was cut at max_body_bytes: a marker past the
 	// cut cannot be seen, and the failure says so.
@@ -171,6 +175,14 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		case res.judged == 0: // every answer came from another version
 			oldOnly = append(oldOnly, fmt.Sprintf("%s (%d answers, such as version %s)", r.name, res.others, Trim(res.other, 100)))
 			run.Transcript.Printf("reader %s was answered only by another version than the deploy's in %d reads over %s%s", r.name, res.others, round(waited), res.versionNote())
+		case res.failing && waited-res.lastAnswer > p.maxPoll:
+			// It answered, then stopped (scaled down, crashed) for longer than polling
+			// ever waits between reads: what it would have shown since its last answer is
+			// unknown, so "never showed the marker" is no claim to make of the time it
+			// was not read. (One read lost at the end changes nothing: stale.)
+			silent = append(silent, fmt.Sprintf("%s stopped answering: its last answer, %s after the write, did not show the marker; since then %s",
+				r.name, round(res.lastAnswer), res.last))
+			unanswered = unanswered && res.unanswered
 		default:
 			readers[r.name] = ms(waited)
 			slowest = waited
@@ -288,8 +300,9 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 		case err != nil:
 			res.last = err.Error()
 			res.unanswered = gaveNoAnswer(err)
+			res.failing = true
 		default:
-			res.answered = true
+			res.answered, res.failing, res.lastAnswer = true, false, start.Sub(acked)
 			version := ""
 			if p.served != nil {
 				version = versionOf(p.served, resp)
