@@ -284,6 +284,12 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	for _, p := range []string{"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps"} {
 		run.Explain(p, how)
 	}
+	for _, p := range []int{90, 95, 99} {
+		// Nearest rank: below 100/(100-p) requests, pN is the maximum, one request.
+		if need := 100 / (100 - p); n > 1 && n < need {
+			run.Explain(fmt.Sprintf("p%d_ms", p), fmt.Sprintf("%s; p%d of fewer than %d requests is the slowest one: 1 of %d decides it", how, p, need, n))
+		}
+	}
 	if others > 0 || cut > 0 || sent < s.requests {
 		run.Explain("requests", how)
 		run.Explain("error_rate", how) // replaced by the failures below when there are any

@@ -43,3 +43,19 @@ func TestSLACutByMaxDurationIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestSLAFewSamplesSayWhatAPercentileIs: nearest-rank p99 of 20 requests is the slowest of
+// them, so one slow request (a cold cache, a GC pause) decides `p99_ms < 200`. The result
+// still fails, as the assertion asks, but the reason says that p99 here is one request, so
+// nobody reads it as "1% of requests were slow".
+func TestSLAFewSamplesSayWhatAPercentileIs(t *testing.T) {
+	var n atomic.Int64
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	res := run(t, buildOne(t, slaYAML(srv.URL, 20, 2, `    assert: ["p99_ms < 200", "p50_ms < 200"]`)), Input{})
+	wantOutcome(t, res, Fail, "p99_ms < 200 is false", "p99 of fewer than 100 requests is the slowest one: 1 of 20 decides it")
+}
