@@ -33,7 +33,7 @@ checks:
 	res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "feed", Version: "v2"}})
 	wantOutcome(t, res, Pass)
 	got := res.Vars["readers"].(map[string]float64)["replicas"]
-	if got < 200 {
+	if got < 190 { // the lag counts from the commit, a little before the write's answer
 		t.Fatalf("propagation to the new pod measured %.0fms; it is 200ms behind", got)
 	}
 	t.Logf("measured %.0fms over %d connections to the balancer", got, lb.conns.Load())

@@ -67,7 +67,7 @@ checks:
     kind: propagation
     timeout: 1s
     poll: 100ms
-    backoff: {factor: 1, max: 400ms}
+    backoff: {factor: 1, max: 600ms}
     write: {url: "%s/api/items", body: '{"marker":"{{ .Nonce }}"}', headers: {Content-Type: application/json}}
     read: [{name: b, request: {url: "%s/api/items"}}]
 `, w.URL, b.URL))
