@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ and exits with a code the pipeline acts on:
   3  inconclusive, superseded by a newer deploy, no verdict within --wait, or a
      rollback that failed too (the deploy before it failed, and this one put the
      version that passed before it back: rolling it back again would not help)
+  130, 143  interrupted by SIGINT or SIGTERM (Ctrl-C, a cancelled job): the wait ends,
+     the verification does not; gate says so and prints the deploy as it stands
 
 An agent that cannot be reached, or answers 502, 503 or 504 (restarting, its store
 refusing writes for a moment), is asked again for up to --register-retry; the deploy is
@@ -103,7 +106,10 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: --agent: %w", err))
 	}
 	deadline := time.Now().Add(f.wait)
-	ctx := cmd.Context()
+	// A runner cancelling the job (SIGTERM; GitHub Actions sends SIGINT first) or a
+	// person's Ctrl-C ends the wait, not the verification: gate says what it leaves behind.
+	ctx, stop := notifyInterrupt(cmd.Context())
+	defer stop()
 	// An agent restarting (its own rollout, a node drained) or a store refusing writes for
 	// a moment is ridden out for up to --register-retry; the registration is sent again
 	// under the same key, so an answer lost on the way registers nothing twice.
@@ -112,6 +118,10 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%v); sending it again in %s\n", c.Base(), err, wait)
 		})
 	var apiErr *client.APIError
+	if sig, ok := interruption(ctx); ok {
+		return exitWith(sig.code(), fmt.Errorf("vigil gate: %v before the agent at %s answered the registration: %s %s may or may not be registered (GET /api/v1/deploys?service=%s shows it)",
+			sig, c.Base(), f.service, f.version, f.service))
+	}
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Status >= 500:
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", c.Base(), apiErr.Status, apiErr.Message))
@@ -133,6 +143,9 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		}
 		poll := max(min(left, 30*time.Second).Round(time.Second), time.Second)
 		got, raw, err := c.Deploy(ctx, id, poll)
+		if ctx.Err() != nil {
+			break
+		}
 		if err != nil && (!errors.As(err, &apiErr) || apiErr.Status >= 500) {
 			// The agent may be restarting, or rescheduled: verdicts survive restarts, so keep
 			// asking until --wait ends, saying so now and then.
@@ -143,7 +156,12 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%v); asking again until the wait ends in %s\n",
 					c.Base(), err, time.Until(deadline).Round(time.Second))
 			}
-			time.Sleep(pause)
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
 			continue
 		}
 		failures, lost = 0, nil
@@ -155,16 +173,31 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			break
 		}
 	}
+	if sig, ok := interruption(ctx); ok {
+		// The deploy as it stands now, read on a context of its own: what the pipeline's
+		// log and --json keep. A verdict that came meanwhile is reported as any verdict.
+		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		got, raw, err := c.Deploy(rctx, id, 0)
+		cancel()
+		if err == nil {
+			d, last, lost = got, raw, nil
+		}
+		if d.Status == "" || d.Status == "verifying" {
+			printJSON(out, f.json, last)
+			where := d.URL
+			if where == "" {
+				where = c.Base() + "/api/v1/deploys/" + id
+			}
+			return exitWith(sig.code(), fmt.Errorf("vigil gate: %v while waiting for the verdict: deploy %s (%s %s) has none yet; the agent goes on verifying it, and calls its rollback and halt webhooks should it fail: %s",
+				sig, id, f.service, f.version, where))
+		}
+	}
 	if lost != nil {
 		// No answer at the end: whether the deploy passed is unknown, and that is the
 		// pipeline's problem to look at (exit 2), not a verification still running (3).
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%v); deploy %s has no verdict from it", c.Base(), lost, id))
 	}
-	if f.json && last != nil {
-		var pretty bytes.Buffer
-		_ = json.Indent(&pretty, last, "", "  ")
-		fmt.Fprintln(out, pretty.String())
-	}
+	printJSON(out, f.json, last)
 	printVerdict(text, d)
 	switch {
 	case d.Status == "passed":
@@ -180,6 +213,16 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, d.URL)
 	}
 	return exitWith(exitUnknown, nil)
+}
+
+// printJSON prints the agent's answer about the deploy, indented (--json), when there is one.
+func printJSON(w io.Writer, on bool, raw []byte) {
+	if !on || raw == nil {
+		return
+	}
+	var pretty bytes.Buffer
+	_ = json.Indent(&pretty, raw, "", "  ")
+	fmt.Fprintln(w, pretty.String())
 }
 
 func printVerdict(w io.Writer, d *client.Deploy) {

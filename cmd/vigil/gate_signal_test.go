@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
+)
+
+// A pipeline's runner cancels the job (SIGTERM; GitHub Actions sends SIGINT first), or a
+// person presses Ctrl-C, while gate waits for a verdict. gate says what it leaves behind
+// (the deploy, still verifying: the agent goes on, and still calls rollback if it fails),
+// --json still prints the deploy as it stands, and the exit code is the shell's for that
+// signal (130, 143): neither a verdict (0, 1, 3) nor a pipeline error (2). It was killed
+// by the signal, silent, with nothing on stdout.
+func TestGateInterrupted(t *testing.T) {
+	_, cfg := gateSetup(t)
+	p := startAgentProc(t, cfg, "")
+	bin := vigilBinary(t)
+	for _, c := range []struct {
+		name string
+		sig  syscall.Signal
+		code int
+	}{{"SIGTERM", syscall.SIGTERM, 143}, {"SIGINT", syscall.SIGINT, 130}} {
+		t.Run(c.name, func(t *testing.T) {
+			version := "v-" + strings.ToLower(c.name)
+			cmd := exec.Command(bin, "gate", "--agent", p.url, "--service", "slow", "--version", version, "--wait", "5m", "--json")
+			cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=gate-token")
+			var stdout, stderr vigiltest.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				select {
+				case <-done:
+				default:
+					_ = cmd.Process.Kill()
+					<-done
+				}
+			})
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(stderr.String(), "registered") {
+				if time.Now().After(deadline) {
+					t.Fatalf("gate did not register the deploy within 30s:\n%s", stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(300 * time.Millisecond) // waiting on the long-poll
+			_ = cmd.Process.Signal(c.sig)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("gate did not stop within 30s of %s:\n%s", c.name, stderr.String())
+			}
+			code := cmd.ProcessState.ExitCode()
+			var d struct{ ID, Version, Status, URL string }
+			err := json.Unmarshal([]byte(stdout.String()), &d)
+			if code != c.code || err != nil || d.Status != "verifying" || d.Version != version || d.URL == "" {
+				t.Errorf("exit %d (want %d); stdout %q (%v); want the deploy, verifying, as JSON", code, c.code, stdout.String(), err)
+			}
+			for _, want := range []string{"interrupted", "deploy " + d.ID, "the agent goes on verifying it", d.URL} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+				}
+			}
+		})
+	}
+}
