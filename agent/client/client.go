@@ -244,36 +244,64 @@ func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest, retryFor
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	header := http.Header{"Idempotency-Key": {"vigil-" + hex.EncodeToString(k[:])}}
+	status, raw, err := c.retrying(ctx, http.MethodPost, "/api/v1/deploys", req, header, retryFor, onRetry)
+	switch {
+	case err != nil:
+		return "", err
+	case status != http.StatusAccepted:
+		return "", &APIError{Status: status, Message: Message(raw)}
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.ID == "" {
+		return "", fmt.Errorf("the agent registered the deploy but named no id: %s", Clip(string(raw), 300))
+	}
+	return out.ID, nil
+}
+
+// Busy says whether an answer of status is the agent (or a proxy in front of it) saying
+// "not now": 502, 503 or 504. Asking again later may well be answered.
+func Busy(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// RetryAfter is how long an answer's Retry-After (in seconds) asks the caller to wait, at
+// most 30 s; 0 when it says nothing usable.
+func RetryAfter(h http.Header) time.Duration {
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		return min(time.Duration(s)*time.Second, 30*time.Second)
+	}
+	return 0
+}
+
+// retrying sends a request (each within 30 s) and, while the agent gives no answer or
+// answers 502, 503 or 504, sends it again until retryFor has passed, waiting 1 s, then
+// twice as long each time up to 10 s, or as the answer's Retry-After says; onRetry, when
+// not nil, is told of each. It returns the first other answer, or why there was none (an
+// *APIError for the last 502-504, the context's error when it ended).
+func (c *Client) retrying(ctx context.Context, method, path string, body any, header http.Header, retryFor time.Duration, onRetry func(err error, wait time.Duration)) (int, []byte, error) {
 	until := time.Now().Add(retryFor)
 	backoff := time.Second
 	for {
-		status, h, raw, err := c.do(ctx, http.MethodPost, "/api/v1/deploys", req, header, 30*time.Second)
-		if err == nil && status == http.StatusAccepted {
-			var out struct {
-				ID string `json:"id"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil || out.ID == "" {
-				return "", fmt.Errorf("the agent registered the deploy but named no id: %s", Clip(string(raw), 300))
-			}
-			return out.ID, nil
-		}
+		status, h, raw, err := c.do(ctx, method, path, body, header, 30*time.Second)
 		wait := backoff
 		switch {
+		case err == nil && !Busy(status):
+			return status, raw, nil
 		case ctx.Err() != nil:
-			return "", ctx.Err()
+			return 0, nil, ctx.Err()
 		case err != nil && Permanent(err):
-			return "", err
+			return 0, nil, err
 		case err != nil:
-		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
-			err = &APIError{Status: status, Message: Message(raw)}
-			if s, perr := strconv.Atoi(h.Get("Retry-After")); perr == nil && s > 0 {
-				wait = min(time.Duration(s)*time.Second, 30*time.Second)
-			}
 		default:
-			return "", &APIError{Status: status, Message: Message(raw)}
+			err = &APIError{Status: status, Message: Message(raw)}
+			if d := RetryAfter(h); d > 0 {
+				wait = d
+			}
 		}
 		if time.Now().Add(wait).After(until) {
-			return "", err
+			return 0, nil, err
 		}
 		if onRetry != nil {
 			onRetry(err, wait)
@@ -282,7 +310,7 @@ func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest, retryFor
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return "", ctx.Err()
+			return 0, nil, ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 10*time.Second)
@@ -390,9 +418,15 @@ type PreflightNote struct {
 }
 
 // Preflight asks the agent whether version of service may be deployed now. A blocked
-// answer (409) is an answer, not an error; the raw answer is returned too (--json).
-func (c *Client) Preflight(ctx context.Context, service, version string) (*Preflight, []byte, error) {
-	status, raw, err := c.Do(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(service)+"/preflight?version="+url.QueryEscape(version), nil, 30*time.Second)
+// answer (409) is an answer, not an error; the raw answer is returned too (--json). While
+// the agent gives no answer or answers 502, 503 or 504 it is asked again, as RegisterDeploy
+// sends a deploy again, for up to retryFor (0: once).
+func (c *Client) Preflight(ctx context.Context, service, version string, retryFor time.Duration, onRetry func(err error, wait time.Duration)) (*Preflight, []byte, error) {
+	status, raw, err := c.retrying(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(service)+"/preflight?version="+url.QueryEscape(version), nil, nil, retryFor, onRetry)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return nil, nil, apiErr
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent/client"
@@ -13,6 +14,7 @@ type preflightFlags struct {
 	apiFlags
 	service, version string
 	json, warnOnly   bool
+	retry            time.Duration
 }
 
 func newPreflightCmd() *cobra.Command {
@@ -27,14 +29,17 @@ knows against doing so, and exits with a code the pipeline acts on:
   1  blocked: this version failed verification before (anywhere: another environment,
      an earlier attempt), or the service's rollout was halted and this is not the
      version to go back to
-  2  usage error, or the agent could not be reached or did not answer
+  2  usage error, or the agent could not be reached or did not answer within --retry
 
 Warnings do not block: a deploy still being verified (this one would supersede it), a
 last deploy that failed with nothing passed since, checks already failing (and what a
 deploy that does not end it gets), checks with no passing run to
 compare with, a silence or maintenance window (a failed verdict would page no one and
 call no rollback). --warn-only prints what
-blocks and exits 0. The token comes from --token or $VIGIL_API_TOKEN.`,
+blocks and exits 0. An agent that cannot be reached, or answers 502, 503 or 504
+(restarting, its store busy, a proxy with nothing behind it), is asked again, as its
+Retry-After says or 1 s, 2 s, 4 s... up to 10 s apart, for up to --retry. The token comes
+from --token or $VIGIL_API_TOKEN.`,
 		Example: `  vigil preflight --agent http://vigil:9595 --service web --version v2 && kubectl apply -f web.yaml
   vigil preflight --service api --version "$GIT_SHA" --json`,
 		Args: cobra.NoArgs,
@@ -46,18 +51,24 @@ blocks and exits 0. The token comes from --token or $VIGIL_API_TOKEN.`,
 	fl.StringVar(&f.version, "version", "", "the version about to go out (required)")
 	fl.BoolVar(&f.json, "json", false, "print the agent's answer as JSON")
 	fl.BoolVar(&f.warnOnly, "warn-only", false, "print what blocks the deploy, and exit 0 all the same")
+	fl.DurationVar(&f.retry, "retry", time.Minute, "how long to keep asking an agent that does not answer (unreachable, restarting, 502-504); 0 asks once")
 	return cmd
 }
 
 func runPreflight(cmd *cobra.Command, f preflightFlags) error {
-	if f.service == "" || f.version == "" {
+	switch {
+	case f.service == "" || f.version == "":
 		return exitWith(exitUsage, errors.New("vigil preflight: --service and --version are required"))
+	case f.retry < 0:
+		return exitWith(exitUsage, errors.New("vigil preflight: --retry must be 0 (ask once) or positive, e.g. 1m"))
 	}
 	c, err := f.client("preflight")
 	if err != nil {
 		return err
 	}
-	p, raw, err := c.Preflight(cmd.Context(), f.service, f.version)
+	p, raw, err := c.Preflight(cmd.Context(), f.service, f.version, f.retry, func(err error, wait time.Duration) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%v); asking again in %s\n", c.Base(), err, wait)
+	})
 	var apiErr *client.APIError
 	switch {
 	case errors.As(err, &apiErr):
