@@ -58,22 +58,67 @@ func main() {
 
 // execute runs the CLI and returns the process exit code; tests call it directly.
 func execute(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	out := &countingWriter{w: stdout}
+	root := newRoot(out, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
+	code, msg := exitUsage, ""
 	var ee *exitError
 	if errors.As(err, &ee) {
+		code = ee.code
 		if ee.err != nil {
+			msg = ee.err.Error()
 			fmt.Fprintln(stderr, ee.err)
 		}
-		return ee.code
+	} else {
+		// cobra's own errors: unknown command or flag, bad arguments.
+		msg = "vigil: " + err.Error()
+		fmt.Fprintf(stderr, "%s\nRun 'vigil --help' for usage.\n", msg)
 	}
-	// cobra's own errors: unknown command or flag, bad arguments.
-	fmt.Fprintf(stderr, "vigil: %v\nRun 'vigil --help' for usage.\n", err)
-	return exitUsage
+	if out.n == 0 && wantsJSON(cmd, args) {
+		// With --json, stdout is JSON whatever happened: a pipeline reading it finds why
+		// there is no result, not an empty file.
+		_ = json.NewEncoder(stdout).Encode(struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}{strings.TrimSpace(msg), code})
+	}
+	return code
+}
+
+// wantsJSON says whether cmd was asked for --json: its flag, or the word among the
+// arguments when a bad flag stopped parsing before it.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if cmd == nil || cmd.Flags().Lookup("json") == nil {
+		return false
+	}
+	if on, err := cmd.Flags().GetBool("json"); err == nil && on {
+		return true
+	}
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true":
+			return true
+		}
+	}
+	return false
+}
+
+// countingWriter counts what a command wrote to stdout.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 // requireSubcommand makes a command that only groups others (silence, completion) refuse

@@ -260,6 +260,9 @@ func selectChecks(cfg *configs.Config, names []string, service string) (map[stri
 }
 
 func isTerminal(w any) bool {
+	if c, ok := w.(*countingWriter); ok {
+		w = c.w
+	}
 	f, ok := w.(*os.File)
 	return ok && report.IsTerminal(f)
 }
