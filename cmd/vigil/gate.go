@@ -51,12 +51,12 @@ twice. The token comes from --token or $VIGIL_API_TOKEN.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGate(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.agent, "agent", os.Getenv("VIGIL_AGENT"), "the agent's URL (default $VIGIL_AGENT)")
-	fl.StringVar(&f.service, "service", "", "the service being deployed (required)")
-	fl.StringVar(&f.version, "version", "", "the version going out (required)")
-	fl.StringVar(&f.environment, "environment", "", "the environment, e.g. prod")
-	fl.StringVar(&f.commit, "commit", "", "the commit being deployed")
-	fl.StringVar(&f.token, "token", "", "API token (default $VIGIL_API_TOKEN)")
+	stringOnce(fl, &f.agent, "agent", "", os.Getenv("VIGIL_AGENT"), "the agent's URL (default $VIGIL_AGENT)")
+	stringOnce(fl, &f.service, "service", "", "", "the service being deployed (required)")
+	stringOnce(fl, &f.version, "version", "", "", "the version going out (required)")
+	stringOnce(fl, &f.environment, "environment", "", "", "the environment, e.g. prod")
+	stringOnce(fl, &f.commit, "commit", "", "", "the commit being deployed")
+	stringOnce(fl, &f.token, "token", "", "", "API token (default $VIGIL_API_TOKEN)")
 	fl.DurationVar(&f.wait, "wait", 10*time.Minute, "how long to wait for the verdict")
 	fl.DurationVar(&f.registerRetry, "register-retry", time.Minute, "how long to keep sending the deploy to an agent that does not take it (unreachable, restarting); 0 sends it once")
 	fl.BoolVar(&f.json, "json", false, "print the final deploy as JSON")

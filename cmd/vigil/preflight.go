@@ -47,8 +47,8 @@ from --token or $VIGIL_API_TOKEN.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.service, "service", "", "the service about to be deployed (required)")
-	fl.StringVar(&f.version, "version", "", "the version about to go out (required)")
+	stringOnce(fl, &f.service, "service", "", "", "the service about to be deployed (required)")
+	stringOnce(fl, &f.version, "version", "", "", "the version about to go out (required)")
 	fl.BoolVar(&f.json, "json", false, "print the agent's answer as JSON")
 	fl.BoolVar(&f.warnOnly, "warn-only", false, "print what blocks the deploy, and exit 0 all the same")
 	fl.DurationVar(&f.retry, "retry", time.Minute, "how long to keep asking an agent that does not answer (unreachable, restarting, 502-504); 0 asks once")

@@ -56,18 +56,18 @@ inconclusive verdict).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runChecks(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.config, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
+	stringOnce(fl, &f.config, "config", "c", "", "config file (default $VIGIL_CONFIG, then ./vigil.yaml)")
 	fl.StringArrayVar(&f.checks, "check", nil, "run this check (repeatable; default: all)")
-	fl.StringVar(&f.service, "service", "", "run the checks of this service")
-	fl.StringVar(&f.junit, "junit", "", "write JUnit XML results to this file")
+	stringOnce(fl, &f.service, "service", "", "", "run the checks of this service")
+	stringOnce(fl, &f.junit, "junit", "", "", "write JUnit XML results to this file")
 	fl.BoolVar(&f.json, "json", false, "print results as JSON on stdout instead of lines")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "checks at once (default agent.concurrency)")
-	fl.StringVar(&f.artifacts, "artifacts", "", "folder for evidence such as screenshots (default: a new temporary folder)")
+	stringOnce(fl, &f.artifacts, "artifacts", "", "", "folder for evidence such as screenshots (default: a new temporary folder)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the transcript of every check that did not pass")
 	fl.BoolVar(&f.noRetry, "no-retry", false, "do not retry checks that end in error")
-	fl.StringVar(&f.version, "version", "", "the version just deployed: judge it, not what else still answers (served_version)")
-	fl.StringVar(&f.environment, "environment", "", "the deploy's environment, for queries and assertions (with --version)")
-	fl.StringVar(&f.commit, "commit", "", "the deploy's commit, for queries and assertions (with --version)")
+	stringOnce(fl, &f.version, "version", "", "", "the version just deployed: judge it, not what else still answers (served_version)")
+	stringOnce(fl, &f.environment, "environment", "", "", "the deploy's environment, for queries and assertions (with --version)")
+	stringOnce(fl, &f.commit, "commit", "", "", "the deploy's commit, for queries and assertions (with --version)")
 	return cmd
 }
 

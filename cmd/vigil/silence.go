@@ -19,8 +19,8 @@ type apiFlags struct {
 }
 
 func (f *apiFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.agent, "agent", os.Getenv("VIGIL_AGENT"), "the agent's URL (default $VIGIL_AGENT)")
-	cmd.PersistentFlags().StringVar(&f.token, "token", "", "API token (default $VIGIL_API_TOKEN)")
+	stringOnce(cmd.PersistentFlags(), &f.agent, "agent", "", os.Getenv("VIGIL_AGENT"), "the agent's URL (default $VIGIL_AGENT)")
+	stringOnce(cmd.PersistentFlags(), &f.token, "token", "", "", "API token (default $VIGIL_API_TOKEN)")
 }
 
 func (f *apiFlags) client(command string) (*client.Client, error) {
