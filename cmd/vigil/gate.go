@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vigil-monitor/vigil/agent/client"
-	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 type gateFlags struct {
@@ -115,7 +112,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	// under the same key, so an answer lost on the way registers nothing twice.
 	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit, Links: links},
 		min(f.registerRetry, f.wait), func(err error, wait time.Duration) {
-			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%v); sending it again in %s\n", c.Base(), err, wait)
+			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%s); sending it again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
 		})
 	var apiErr *client.APIError
 	if sig, ok := interruption(ctx); ok {
@@ -124,13 +121,14 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	}
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Status >= 500:
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", c.Base(), apiErr.Status, apiErr.Message))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", c.Base(), apiErr.Status, shown(apiErr.Message, shownField)))
 	case errors.As(err, &apiErr):
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, apiErr.Message))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
 	case err != nil:
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %s", c.Base(), client.Unreachable(err)))
 	}
-	fmt.Fprintf(text, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", id, f.service, f.version, f.wait)
+	shownID := shown(id, 200) // what the agent named it, as it is printed
+	fmt.Fprintf(text, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", shownID, f.service, f.version, f.wait)
 
 	d := &client.Deploy{}
 	var last []byte // the newest answer about the deploy: what --json prints
@@ -153,8 +151,8 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			lost = err
 			pause := min(time.Duration(failures)*time.Second, 10*time.Second, max(time.Until(deadline), 0))
 			if failures == 1 || failures%6 == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%v); asking again until the wait ends in %s\n",
-					c.Base(), err, time.Until(deadline).Round(time.Second))
+				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%s); asking again until the wait ends in %s\n",
+					c.Base(), shown(err.Error(), shownField), time.Until(deadline).Round(time.Second))
 			}
 			t := time.NewTimer(pause)
 			select {
@@ -166,7 +164,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		}
 		failures, lost = 0, nil
 		if err != nil {
-			return exitWith(exitUsage, fmt.Errorf("vigil gate: reading deploy %s failed: %v", id, err))
+			return exitWith(exitUsage, fmt.Errorf("vigil gate: reading deploy %s failed: %s", shownID, shown(err.Error(), shownField)))
 		}
 		d, last = got, raw
 		if d.Status != "verifying" {
@@ -186,16 +184,16 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			printJSON(out, f.json, last)
 			where := d.URL
 			if where == "" {
-				where = c.Base() + "/api/v1/deploys/" + id
+				where = c.Base() + "/api/v1/deploys/" + url.PathEscape(id)
 			}
 			return exitWith(sig.code(), fmt.Errorf("vigil gate: %v while waiting for the verdict: deploy %s (%s %s) has none yet; the agent goes on verifying it, and calls its rollback and halt webhooks should it fail: %s",
-				sig, id, f.service, f.version, where))
+				sig, shownID, f.service, f.version, shown(where, shownField)))
 		}
 	}
 	if lost != nil {
 		// No answer at the end: whether the deploy passed is unknown, and that is the
 		// pipeline's problem to look at (exit 2), not a verification still running (3).
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%v); deploy %s has no verdict from it", c.Base(), lost, id))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%s); deploy %s has no verdict from it", c.Base(), shown(lost.Error(), shownField), shownID))
 	}
 	printJSON(out, f.json, last)
 	printVerdict(text, d)
@@ -205,84 +203,12 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	case d.Status == "failed" && d.RollbackOf != "":
 		// A rollback that fails too: rolling it back would go further back, or back to
 		// the version that failed. The pipeline waits for a person, as for inconclusive.
-		fmt.Fprintf(text, "vigil: this deploy rolled back deploy %s, which failed, and it fails too: the cause is likely neither version; not a rollback signal (exit 3): a person decides\n", d.RollbackOf)
+		fmt.Fprintf(text, "vigil: this deploy rolled back deploy %s, which failed, and it fails too: the cause is likely neither version; not a rollback signal (exit 3): a person decides\n", shown(d.RollbackOf, 200))
 		return exitWith(exitUnknown, nil)
 	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
 	case d.Status == "verifying" || d.Status == "":
-		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, d.URL)
+		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, shown(d.URL, shownField))
 	}
 	return exitWith(exitUnknown, nil)
-}
-
-// printJSON prints the agent's answer about the deploy, indented (--json), when there is one.
-func printJSON(w io.Writer, on bool, raw []byte) {
-	if !on || raw == nil {
-		return
-	}
-	var pretty bytes.Buffer
-	_ = json.Indent(&pretty, raw, "", "  ")
-	fmt.Fprintln(w, pretty.String())
-}
-
-func printVerdict(w io.Writer, d *client.Deploy) {
-	if d.Status == "" || d.Status == "verifying" {
-		return
-	}
-	fmt.Fprintf(w, "vigil: %s %s: %s\n", d.Service, d.Version, strings.ToUpper(d.Status))
-	if d.Reason != "" {
-		fmt.Fprintf(w, "  %s\n", d.Reason)
-	}
-	if d.Halt != "" {
-		fmt.Fprintf(w, "  halt the rollout: %s\n", d.Halt)
-	}
-	if d.ReadyMS != nil {
-		usual := ""
-		if u := usualReady(d.Checks); u != nil {
-			usual = fmt.Sprintf(" (usually by %s)", time.Duration(*u)*time.Millisecond)
-		}
-		fmt.Fprintf(w, "  ready %s after the deploy: every check passed once by then%s\n", time.Duration(*d.ReadyMS)*time.Millisecond, usual)
-	}
-	if len(d.Locations) > 1 { // one report is the verdict above, word for word
-		for _, l := range d.Locations {
-			fmt.Fprintf(w, "  %s (%s): %s: %s\n", l.Location, l.Agent, l.Status, text.Ellipsis(l.Reason, 300))
-		}
-	}
-	for _, c := range d.Checks {
-		if c.Failed == 0 && c.Errors == 0 && (c.LastOutcome == "pass" || c.LastOutcome == "") {
-			continue
-		}
-		fmt.Fprintf(w, "  ✗ %s (%d of %d runs failed, %d errors)\n", c.Name, c.Failed, c.Runs, c.Errors)
-		for i, r := range c.Reasons {
-			if i == 3 {
-				fmt.Fprintf(w, "      … %d more\n", len(c.Reasons)-3)
-				break
-			}
-			fmt.Fprintf(w, "      %s\n", r)
-		}
-		if c.RunURL != "" {
-			fmt.Fprintf(w, "      %s\n", c.RunURL)
-		}
-	}
-	if d.URL != "" {
-		fmt.Fprintf(w, "  details: %s\n", d.URL)
-	}
-	for _, l := range d.Links {
-		fmt.Fprintf(w, "  %s: %s\n", l.Name, l.URL)
-	}
-}
-
-// usualReady is by when every check usually passed once (the slowest check's usual
-// startup), or nil when one has none yet.
-func usualReady(list []client.DeployCheck) *int64 {
-	var out *int64
-	for _, c := range list {
-		if c.UsualReadyMS == nil {
-			return nil
-		}
-		if out == nil || *c.UsualReadyMS > *out {
-			out = c.UsualReadyMS
-		}
-	}
-	return out
 }

@@ -67,14 +67,14 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 		return err
 	}
 	p, raw, err := c.Preflight(cmd.Context(), f.service, f.version, f.retry, func(err error, wait time.Duration) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%v); asking again in %s\n", c.Base(), err, wait)
+		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%s); asking again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
 	})
 	var apiErr *client.APIError
 	switch {
 	case errors.As(err, &apiErr):
-		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, apiErr.Message))
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
 	case err != nil:
-		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", c.Base(), client.Unreachable(err)))
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", c.Base(), shown(client.Unreachable(err), shownField)))
 	}
 	out := cmd.OutOrStdout()
 	if f.json {
@@ -84,15 +84,17 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 		if !p.Clear {
 			verdict = "blocked"
 		}
-		fmt.Fprintf(out, "vigil: %s %s: %s\n", p.Service, p.Version, verdict)
+		// The agent's text, as gate prints it: one line each, control characters escaped.
+		f := func(s string) string { return shown(s, 4*shownField) }
+		fmt.Fprintf(out, "vigil: %s %s: %s\n", f(p.Service), f(p.Version), verdict)
 		for _, n := range p.Blocked {
-			fmt.Fprintf(out, "  blocked (%s): %s\n", n.Rule, n.Message)
+			fmt.Fprintf(out, "  blocked (%s): %s\n", f(n.Rule), f(n.Message))
 			if n.URL != "" {
-				fmt.Fprintf(out, "    %s\n", n.URL)
+				fmt.Fprintf(out, "    %s\n", f(n.URL))
 			}
 		}
 		for _, n := range p.Warnings {
-			fmt.Fprintf(out, "  warning (%s): %s\n", n.Rule, n.Message)
+			fmt.Fprintf(out, "  warning (%s): %s\n", f(n.Rule), f(n.Message))
 		}
 	}
 	if !p.Clear {
@@ -100,7 +102,7 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 			fmt.Fprintln(cmd.ErrOrStderr(), "vigil preflight: --warn-only: going on all the same")
 			return nil
 		}
-		return exitWith(exitFailed, fmt.Errorf("vigil preflight: %s %s is blocked", p.Service, p.Version))
+		return exitWith(exitFailed, fmt.Errorf("vigil preflight: %s %s is blocked", shown(p.Service, shownField), shown(p.Version, shownField)))
 	}
 	return nil
 }
