@@ -115,7 +115,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%s); sending it again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
 		})
 	var apiErr *client.APIError
-	if sig, ok := interruption(ctx); ok {
+	if sig, ok := interruption(ctx); ok && err != nil { // registered, it is reported below as any interrupted wait
 		return exitWith(sig.code(), fmt.Errorf("vigil gate: %v before the agent at %s answered the registration: %s %s may or may not be registered (GET /api/v1/deploys?service=%s shows it)",
 			sig, c.Base(), f.service, f.version, f.service))
 	}

@@ -74,3 +74,47 @@ func TestGateInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// Interrupted while the agent is not taking the deploy yet (not up, here nothing listens):
+// gate says the deploy may or may not be registered, with the shell's code for the signal,
+// and --json is the error as JSON.
+func TestGateInterruptedWhileRegistering(t *testing.T) {
+	cmd := exec.Command(vigilBinary(t), "gate", "--agent", "http://"+freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "5m", "--json")
+	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=x")
+	var stdout, stderr vigiltest.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "sending it again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("gate did not try twice within 30s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gate did not stop within 30s of SIGTERM:\n%s", stderr.String())
+	}
+	var doc struct {
+		Error    string `json:"error"`
+		ExitCode int    `json:"exit_code"`
+	}
+	err := json.Unmarshal([]byte(stdout.String()), &doc)
+	if code := cmd.ProcessState.ExitCode(); code != 143 || err != nil || doc.ExitCode != 143 || !strings.Contains(stderr.String(), "may or may not be registered") {
+		t.Errorf("exit %d (want 143), stdout %q (%v):\n%s", code, stdout.String(), err, stderr.String())
+	}
+}
