@@ -140,6 +140,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			break
 		}
 		poll := max(min(left, 30*time.Second).Round(time.Second), time.Second)
+		asked := time.Now()
 		got, raw, err := c.Deploy(ctx, id, poll)
 		if ctx.Err() != nil {
 			break
@@ -154,12 +155,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%s); asking again until the wait ends in %s\n",
 					c.Base(), shown(err.Error(), shownField), time.Until(deadline).Round(time.Second))
 			}
-			t := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
+			pauseFor(ctx, pause)
 			continue
 		}
 		failures, lost = 0, nil
@@ -170,6 +166,9 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if d.Status != "verifying" {
 			break
 		}
+		// A long-poll answered at once (an agent or a proxy that drops ?wait=) is not
+		// asked again at once: at most one poll a second.
+		pauseFor(ctx, min(time.Second-time.Since(asked), time.Until(deadline)))
 	}
 	if sig, ok := interruption(ctx); ok {
 		// The deploy as it stands now, read on a context of its own: what the pipeline's
@@ -211,4 +210,17 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, shown(d.URL, shownField))
 	}
 	return exitWith(exitUnknown, nil)
+}
+
+// pauseFor waits d (nothing when d <= 0), or until ctx ends.
+func pauseFor(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
