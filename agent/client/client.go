@@ -33,12 +33,12 @@ type Client struct {
 // New checks base (the agent's http(s) URL) and returns a client that sends token as a
 // bearer token when it is not empty.
 func New(base, token, userAgent string) (*Client, error) {
-	u, err := url.Parse(strings.TrimSuffix(base, "/"))
+	// A URL or token read from a file or a Kubernetes secret often ends in a newline,
+	// which neither a URL nor a header may hold.
+	u, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(base), "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an http(s) URL of an agent, e.g. http://127.0.0.1:9595", base)
 	}
-	// A token read from a file or a Kubernetes secret often ends in a newline, which no
-	// header may hold.
 	return &Client{base: u, token: strings.TrimSpace(token), userAgent: userAgent, http: &http.Client{}}, nil
 }
 

@@ -108,3 +108,23 @@ func TestRegisterDeployRetries(t *testing.T) {
 		t.Errorf("retryFor 1s, Retry-After 2s: %v; want the 503", err)
 	}
 }
+
+// An agent URL read from a file or a Kubernetes secret ($VIGIL_AGENT) often ends in a
+// newline, as a token does: it is the URL, not "not an http(s) URL" (exit 2 in gate).
+func TestNewTrimsTheAgentURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"id":"d-1"}`))
+	}))
+	defer srv.Close()
+	c, err := New(" "+srv.URL+"/\n", "tok\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Base() != srv.URL {
+		t.Errorf("Base() = %q, want %q", c.Base(), srv.URL)
+	}
+	if id, err := c.RegisterDeploy(context.Background(), DeployRequest{Service: "web", Version: "v1"}, 0, nil); err != nil || id != "d-1" {
+		t.Errorf("RegisterDeploy: %q, %v", id, err)
+	}
+}
