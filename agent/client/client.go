@@ -61,13 +61,14 @@ func Unreachable(err error) string {
 
 // Permanent says whether err, from a request to the agent, will not go away by asking
 // again: a certificate the machine does not trust, TLS spoken to plain HTTP or the other
-// way round, a header that cannot be sent.
+// way round, a header that cannot be sent, an answer over 8 MiB.
 func Permanent(err error) bool {
 	var unknown x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var record tls.RecordHeaderError
-	if errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &record) {
+	var big *TooBigError
+	if errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &record) || errors.As(err, &big) {
 		return true
 	}
 	msg := err.Error()
@@ -86,7 +87,8 @@ type APIError struct {
 func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
 
 // Do sends one request (body, when not nil, as JSON) within timeout and returns the status
-// and at most 8 MiB of the answer. Any status is returned as it is; err is for no answer.
+// and at most 8 MiB of the answer. Any status is returned as it is; err is for no answer,
+// or one over 8 MiB (a *TooBigError).
 func (c *Client) Do(ctx context.Context, method, path string, body any, timeout time.Duration) (int, []byte, error) {
 	status, _, raw, err := c.do(ctx, method, path, body, nil, timeout)
 	return status, raw, err
@@ -125,8 +127,23 @@ func (c *Client) do(ctx context.Context, method, path string, body any, header h
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err == nil && len(b) > maxAnswer {
+		// Cut, it is not the answer: not JSON that fails to parse, nor "no answer".
+		return resp.StatusCode, resp.Header, b[:maxAnswer], &TooBigError{Method: method, Path: path}
+	}
 	return resp.StatusCode, resp.Header, b, err
+}
+
+// maxAnswer is the most of an answer the client reads.
+const maxAnswer = 8 << 20
+
+// TooBigError is an answer longer than the client reads (8 MiB): asking again would get
+// the same.
+type TooBigError struct{ Method, Path string }
+
+func (e *TooBigError) Error() string {
+	return fmt.Sprintf("the agent's answer to %s %s is over 8 MiB, more than vigil reads", e.Method, e.Path)
 }
 
 // call is Do that decodes a success into out and turns anything else into an APIError.

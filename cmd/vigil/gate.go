@@ -145,7 +145,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if err != nil && (!errors.As(err, &apiErr) || apiErr.Status >= 500) {
+		if err != nil && !client.Permanent(err) && (!errors.As(err, &apiErr) || apiErr.Status >= 500) {
 			// The agent may be restarting, or rescheduled: verdicts survive restarts, so keep
 			// asking until --wait ends, saying so now and then.
 			failures++

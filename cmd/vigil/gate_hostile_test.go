@@ -77,3 +77,23 @@ func TestPreflightPrintsAHostileAnswerSafely(t *testing.T) {
 		t.Errorf("exit %d (want 1), %d bytes, control characters or lines of the agent's own:\n%q", code, len(all), all[:min(len(all), 1000)])
 	}
 }
+
+// An answer over the client's 8 MiB cut is not "the agent does not answer": gate said so,
+// asked again for all of --wait, then called the agent unreachable. It says the answer
+// is too big, where to read the deploy instead, and stops (exit 2) at once.
+func TestGateSaysAnAnswerIsTooBig(t *testing.T) {
+	big := `{"id":"d-1","service":"web","version":"v2","status":"failed","reason":"` + strings.Repeat("x", 9<<20) + `"}`
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"id":"d-1"}`)
+			return
+		}
+		fmt.Fprint(w, big)
+	}))
+	t.Cleanup(agent.Close)
+	code, out, errOut := vigilRun(t, nil, "gate", "--agent", agent.URL, "--service", "web", "--version", "v2", "--wait", "1m")
+	if code != 2 || !strings.Contains(errOut, "over 8 MiB") || strings.Contains(errOut, "does not answer") || !strings.Contains(errOut, "/api/v1/deploys/d-1") {
+		t.Errorf("exit %d, want 2 saying the answer is over 8 MiB:\n%s%.2000s", code, out, errOut)
+	}
+}
