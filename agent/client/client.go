@@ -82,6 +82,9 @@ func (c *Client) Base() string { return c.base.String() }
 type APIError struct {
 	Status  int
 	Message string
+	// RetryAfter is how long the answer's Retry-After asked the caller to wait (0: it
+	// did not), as RetryAfter reads it.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
@@ -148,12 +151,12 @@ func (e *TooBigError) Error() string {
 
 // call is Do that decodes a success into out and turns anything else into an APIError.
 func (c *Client) call(ctx context.Context, method, path string, body any, want int, out any, timeout time.Duration) ([]byte, error) {
-	status, raw, err := c.Do(ctx, method, path, body, timeout)
+	status, h, raw, err := c.do(ctx, method, path, body, nil, timeout)
 	if err != nil {
 		return nil, err
 	}
 	if status != want {
-		return raw, &APIError{Status: status, Message: Message(raw)}
+		return raw, &APIError{Status: status, Message: Message(raw), RetryAfter: RetryAfter(h)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -312,7 +315,7 @@ func (c *Client) retrying(ctx context.Context, method, path string, body any, he
 			return 0, nil, err
 		case err != nil:
 		default:
-			err = &APIError{Status: status, Message: Message(raw)}
+			err = &APIError{Status: status, Message: Message(raw), RetryAfter: RetryAfter(h)}
 			if d := RetryAfter(h); d > 0 {
 				wait = d
 			}

@@ -150,10 +150,18 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			// asking until --wait ends, saying so now and then.
 			failures++
 			lost = err
-			pause := min(time.Duration(failures)*time.Second, 10*time.Second, max(time.Until(deadline), 0))
+			pause := min(time.Duration(failures)*time.Second, 10*time.Second)
+			what := "does not answer (" + err.Error() + ")"
+			if errors.As(err, &apiErr) {
+				what = "answered " + apiErr.Error() // a 5xx: restarting, busy, a proxy with nothing behind it
+				if apiErr.RetryAfter > 0 {
+					pause = apiErr.RetryAfter // when the agent said to come back
+				}
+			}
+			pause = min(pause, max(time.Until(deadline), 0))
 			if failures == 1 || failures%6 == 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s does not answer (%s); asking again until the wait ends in %s\n",
-					c.Base(), shown(err.Error(), shownField), time.Until(deadline).Round(time.Second))
+				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s %s; asking again until the wait ends in %s\n",
+					c.Base(), shown(what, shownField), time.Until(deadline).Round(time.Second))
 			}
 			pauseFor(ctx, pause)
 			continue
