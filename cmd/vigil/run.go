@@ -61,7 +61,7 @@ inconclusive verdict).`,
 	stringOnce(fl, &f.service, "service", "", "", "run the checks of this service")
 	stringOnce(fl, &f.junit, "junit", "", "", "write JUnit XML results to this file")
 	fl.BoolVar(&f.json, "json", false, "print results as JSON on stdout instead of lines")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "checks at once (default agent.concurrency)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "checks at once (0, the default: agent.concurrency)")
 	stringOnce(fl, &f.artifacts, "artifacts", "", "", "folder for evidence such as screenshots (default: a new temporary folder)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the transcript of every check that did not pass")
 	fl.BoolVar(&f.noRetry, "no-retry", false, "do not retry checks that end in error")
@@ -72,8 +72,11 @@ inconclusive verdict).`,
 }
 
 func runChecks(cmd *cobra.Command, f runFlags) error {
-	if f.version == "" && (f.environment != "" || f.commit != "") {
+	switch {
+	case f.version == "" && (f.environment != "" || f.commit != ""):
 		return exitWith(exitUsage, fmt.Errorf("--environment and --commit describe the deploy --version names: add --version"))
+	case f.concurrency < 0:
+		return exitWith(exitUsage, fmt.Errorf("--concurrency %d: give a number of checks at once, or 0 for the config's agent.concurrency", f.concurrency))
 	}
 	cfg, err := loadConfig(f.config, configs.Options{ChecksOnly: true}) // the agent's, store's and notifiers' settings are not used
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,18 @@ func TestRunConcurrencyAndNoRetry(t *testing.T) {
 	}
 	if p, n := run(); p < 2 || n != 3 {
 		t.Errorf("agent.concurrency 4, retries 2: %d requests at once, the refused check tried %v times; want more than 1 and 3", p, n)
+	}
+}
+
+// A negative --concurrency (a typo, a variable gone wrong: --concurrency "-$N") is a usage
+// error, not the config's concurrency taken silently; 0 still means "the config's".
+func TestRunRefusesANegativeConcurrency(t *testing.T) {
+	srv := target(t)
+	cfg := writeConfig(t, config(srv.URL))
+	if code, out, errs := run("run", "-c", cfg, "--service", "good", "--concurrency", "-3"); code != 2 || !strings.Contains(errs, "--concurrency") {
+		t.Errorf("--concurrency -3: exit %d, want 2:\n%s%s", code, out, errs)
+	}
+	if code, out, errs := run("run", "-c", cfg, "--service", "good", "--concurrency", "0"); code != 0 {
+		t.Errorf("--concurrency 0: exit %d, want 0:\n%s%s", code, out, errs)
 	}
 }
