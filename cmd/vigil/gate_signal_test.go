@@ -118,3 +118,47 @@ func TestGateInterruptedWhileRegistering(t *testing.T) {
 		t.Errorf("exit %d (want 143), stdout %q (%v):\n%s", code, stdout.String(), err, stderr.String())
 	}
 }
+
+// preflight now asks again for up to --retry: a job cancelled meanwhile ends it as gate
+// ends, with the shell's code for the signal and, under --json, the reason as JSON (it
+// was killed by the signal, stdout empty).
+func TestPreflightInterrupted(t *testing.T) {
+	cmd := exec.Command(vigilBinary(t), "preflight", "--agent", "http://"+freeAddr(t), "--service", "web", "--version", "v1", "--retry", "5m", "--json")
+	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=x")
+	var stdout, stderr vigiltest.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "asking again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("preflight did not ask twice within 30s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("preflight did not stop within 30s of SIGINT:\n%s", stderr.String())
+	}
+	var doc struct {
+		Error    string `json:"error"`
+		ExitCode int    `json:"exit_code"`
+	}
+	err := json.Unmarshal([]byte(stdout.String()), &doc)
+	if code := cmd.ProcessState.ExitCode(); code != 130 || err != nil || doc.ExitCode != 130 || !strings.Contains(doc.Error, "interrupted") {
+		t.Errorf("exit %d (want 130), stdout %q (%v):\n%s", code, stdout.String(), err, stderr.String())
+	}
+}

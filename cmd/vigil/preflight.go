@@ -30,6 +30,7 @@ knows against doing so, and exits with a code the pipeline acts on:
      an earlier attempt), or the service's rollout was halted and this is not the
      version to go back to
   2  usage error, or the agent could not be reached or did not answer within --retry
+  130, 143  interrupted by SIGINT or SIGTERM before the agent answered
 
 Warnings do not block: a deploy still being verified (this one would supersede it), a
 last deploy that failed with nothing passed since, checks already failing (and what a
@@ -66,11 +67,16 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 	if err != nil {
 		return err
 	}
-	p, raw, err := c.Preflight(cmd.Context(), f.service, f.version, f.retry, func(err error, wait time.Duration) {
+	ctx, stop := notifyInterrupt(cmd.Context()) // a cancelled job while it asks again
+	defer stop()
+	p, raw, err := c.Preflight(ctx, f.service, f.version, f.retry, func(err error, wait time.Duration) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%s); asking again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
 	})
 	var apiErr *client.APIError
+	sig, interrupted := interruption(ctx)
 	switch {
+	case err != nil && interrupted:
+		return exitWith(sig.code(), fmt.Errorf("vigil preflight: %v before the agent at %s answered: no answer on %s %s", sig, c.Base(), f.service, f.version))
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
 	case err != nil:
