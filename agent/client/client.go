@@ -16,7 +16,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,17 +135,6 @@ func (c *Client) do(ctx context.Context, method, path string, body any, header h
 		return resp.StatusCode, resp.Header, b[:maxAnswer], &TooBigError{Method: method, Path: path}
 	}
 	return resp.StatusCode, resp.Header, b, err
-}
-
-// maxAnswer is the most of an answer the client reads.
-const maxAnswer = 8 << 20
-
-// TooBigError is an answer longer than the client reads (8 MiB): asking again would get
-// the same.
-type TooBigError struct{ Method, Path string }
-
-func (e *TooBigError) Error() string {
-	return fmt.Sprintf("the agent's answer to %s %s is over 8 MiB, more than vigil reads", e.Method, e.Path)
 }
 
 // call is Do that decodes a success into out and turns anything else into an APIError.
@@ -278,63 +266,6 @@ func (c *Client) RegisterDeploy(ctx context.Context, req DeployRequest, retryFor
 		return "", fmt.Errorf("the agent registered the deploy but named no id: %s", Clip(string(raw), 300))
 	}
 	return out.ID, nil
-}
-
-// Busy says whether an answer of status is the agent (or a proxy in front of it) saying
-// "not now": 502, 503 or 504. Asking again later may well be answered.
-func Busy(status int) bool {
-	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
-}
-
-// RetryAfter is how long an answer's Retry-After (in seconds) asks the caller to wait, at
-// most 30 s; 0 when it says nothing usable.
-func RetryAfter(h http.Header) time.Duration {
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
-		return min(time.Duration(s)*time.Second, 30*time.Second)
-	}
-	return 0
-}
-
-// retrying sends a request (each within 30 s) and, while the agent gives no answer or
-// answers 502, 503 or 504, sends it again until retryFor has passed, waiting 1 s, then
-// twice as long each time up to 10 s, or as the answer's Retry-After says; onRetry, when
-// not nil, is told of each. It returns the first other answer, or why there was none (an
-// *APIError for the last 502-504, the context's error when it ended).
-func (c *Client) retrying(ctx context.Context, method, path string, body any, header http.Header, retryFor time.Duration, onRetry func(err error, wait time.Duration)) (int, []byte, error) {
-	until := time.Now().Add(retryFor)
-	backoff := time.Second
-	for {
-		status, h, raw, err := c.do(ctx, method, path, body, header, 30*time.Second)
-		wait := backoff
-		switch {
-		case err == nil && !Busy(status):
-			return status, raw, nil
-		case ctx.Err() != nil:
-			return 0, nil, ctx.Err()
-		case err != nil && Permanent(err):
-			return 0, nil, err
-		case err != nil:
-		default:
-			err = &APIError{Status: status, Message: Message(raw), RetryAfter: RetryAfter(h)}
-			if d := RetryAfter(h); d > 0 {
-				wait = d
-			}
-		}
-		if time.Now().Add(wait).After(until) {
-			return 0, nil, err
-		}
-		if onRetry != nil {
-			onRetry(err, wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, nil, ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
 }
 
 // Deploy reads a deploy, waiting up to wait (long-poll) while it is verifying. It returns
