@@ -141,7 +141,14 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		}
 		poll := max(min(left, 30*time.Second).Round(time.Second), time.Second)
 		asked := time.Now()
-		got, raw, err := c.Deploy(ctx, id, poll)
+		// An agent that holds the poll and never answers is given until the wait ends,
+		// and a little for an answer on its way: --wait bounds gate, whatever the agent does.
+		pctx, cancel := context.WithDeadline(ctx, deadline.Add(pollGrace))
+		got, raw, err := c.Deploy(pctx, id, poll)
+		if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("it took the poll and gave no answer by the end of --wait %s", f.wait)
+		}
+		cancel()
 		if ctx.Err() != nil {
 			break
 		}
@@ -219,6 +226,9 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	}
 	return exitWith(exitUnknown, nil)
 }
+
+// pollGrace is how long past --wait gate waits for a poll's answer already on its way.
+const pollGrace = 3 * time.Second
 
 // pauseFor waits d (nothing when d <= 0), or until ctx ends.
 func pauseFor(ctx context.Context, d time.Duration) {

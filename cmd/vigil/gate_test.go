@@ -197,3 +197,36 @@ func TestGateRegistersOnceThroughARestartAndALostAnswer(t *testing.T) {
 	}
 	t.Logf("reliability: gate rode out an agent starting late and a lost answer; deploys %v", got)
 }
+
+// An agent (or a proxy before it) that takes the long-poll and never answers: --wait
+// bounds gate all the same. Each poll had a timeout of its own, the wait it asked for
+// plus 30 s, so a gate with --wait 2s hung 32 s before it said anything.
+func TestGateEndsAtItsWaitWhenTheAgentHangs(t *testing.T) {
+	hold := make(chan struct{})
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"id":"d-1"}`)
+			return
+		}
+		select { // holds the poll until gate gives up on it
+		case <-r.Context().Done():
+		case <-hold:
+		}
+	}))
+	defer agent.Close()
+	defer close(hold)
+	cmd := exec.Command(vigilBinary(t), "gate", "--agent", agent.URL, "--service", "web", "--version", "v2", "--wait", "2s")
+	cmd.Env = os.Environ()
+	start := time.Now()
+	out, _ := cmd.CombinedOutput()
+	took := time.Since(start)
+	code := cmd.ProcessState.ExitCode()
+	t.Logf("gate against an agent that never answers its poll: exit %d after %s: %s", code, took.Round(time.Millisecond), strings.TrimSpace(lastLine(string(out))))
+	if took > 20*time.Second { // --wait 2s plus pollGrace, with a loaded machine's room; 32 s before
+		t.Fatalf("gate took %s with --wait 2s", took)
+	}
+	if code != 2 || !strings.Contains(string(out), "unreachable") {
+		t.Errorf("exit %d, want 2 and \"unreachable\":\n%s", code, out)
+	}
+}
