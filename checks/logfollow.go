@@ -17,8 +17,9 @@ import (
 )
 
 const (
-	logMaxFiles = 1000    // files one glob may follow
-	logMaxHits  = 200_000 // remembered match records
+	logClockSlack = time.Minute // how far ahead of vigil's clock a line's timestamp is still believed
+	logMaxFiles   = 1000        // files one glob may follow
+	logMaxHits    = 200_000     // remembered match records
 )
 
 // fileSource follows the files a glob matches, across runs, like tail -F.
@@ -36,7 +37,9 @@ const (
 //     earlier than the last run;
 //   - truncation (size below the checkpoint, copytruncate): read again from the start;
 //   - the first time a file is read, only timestamped lines can be dated; a file not
-//     modified within the window is skipped whole.
+//     modified within the window is skipped whole;
+//   - a timestamp later than when vigil looked at the file (by more than logClockSlack) is
+//     wrong, a zone the line does not name: the line is dated as if it had none.
 //
 // Matches are remembered (time, pattern) for the window, so a run counts every match since
 // the cutoff even though it reads each byte once. At most max_bytes are read per run; past
@@ -221,6 +224,10 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		case tg.info.ModTime().Before(keepFrom):
 			from = size // untouched within the window: nothing in it can count
 		}
+		// A line was written before vigil saw the file hold it: a timestamp later than that
+		// (a zone the line does not name, ahead of vigil's) is wrong, and would date old
+		// lines after a deploy still to come.
+		notAfter := tg.statAt.Add(logClockSlack)
 		skipFirst := false
 		if size-from > budget {
 			skipped := size - from - budget
@@ -231,7 +238,8 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		offset := from
 		if size > from {
 			var hits []lineHit // the patterns the line being read matched, in its pieces so far
-			n, err := s.readFile(tg.path, from, size, skipFirst, func(piece []byte, ts time.Time, end bool) {
+			future := 0
+			n, err := s.readFile(tg.path, from, size, skipFirst, notAfter, &future, func(piece []byte, ts time.Time, end bool) {
 				for _, i := range q.match(piece, matched) {
 					if !slices.ContainsFunc(hits, func(h lineHit) bool { return h.pattern == i }) {
 						text := piece
@@ -259,6 +267,9 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 				}
 				hits = hits[:0]
 			}, now)
+			if future > 0 {
+				t.Printf("%s: %d lines carry a timestamp later than when vigil read them (a time zone the lines do not name?); they are placed by when vigil saw the file grow, as if they had none", tg.path, future)
+			}
 			tally.bytes += n
 			budget -= size - from
 			offset = from + n
@@ -282,7 +293,10 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 
 // readFile reads [from, to) of path line by line and returns the bytes consumed: up to the
 // end of the last complete line, so a line still being written is read whole next time.
-func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn func(piece []byte, ts time.Time, end bool), now time.Time) (int64, error) {
+// A timestamp after notAfter is not believed (counted in future): the line, and the
+// continuation lines after it, are handed on as undated.
+func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, notAfter time.Time, future *int,
+	fn func(piece []byte, ts time.Time, end bool), now time.Time) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -301,6 +315,10 @@ func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, fn fu
 		if start {
 			if ts, ok := ParseLogTime(piece, now, time.Local); ok {
 				last = ts
+				if ts.After(notAfter) {
+					last = time.Time{}
+					*future++
+				}
 			}
 		}
 		start = end

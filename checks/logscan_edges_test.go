@@ -1,0 +1,42 @@
+package checks
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An application that writes local times without a zone, in a zone ahead of vigil's (a
+// JVM container on Europe/Berlin beside a vigil container on UTC), stamps its lines an hour
+// in the future as vigil reads them. A line cannot have been written after vigil saw the
+// file hold it: such a timestamp is wrong, and the line is placed by when vigil saw it, as
+// if it had none. Before, v2's warnings, read before the rollback, were dated after it and
+// failed the rollback's verification.
+func TestLogscanTimestampsInTheFuture(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	ahead := func(d time.Duration) string {
+		return time.Now().Add(time.Hour + d).Format("2006-01-02 15:04:05,000")
+	}
+	appendLog(t, log,
+		ahead(-3*time.Minute)+" WARN Possible connection leak detected (v2)",
+		ahead(-2*time.Minute)+" WARN Possible connection leak detected (v2)")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), ""))
+	res := run(t, c, Input{}) // a scheduled run reads v2's warnings
+	if res.Outcome == Error || res.Vars["matches"] != 0 || res.Vars["undated"] != 2 {
+		t.Errorf("first read: %s matches %v undated %v; want the two lines of unknown age undated", res.Outcome, res.Vars["matches"], res.Vars["undated"])
+	}
+	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "2 lines carry a timestamp later than when vigil read them") {
+		t.Errorf("the transcript does not say why: %s", tr)
+	}
+
+	rollback := time.Now()
+	appendLog(t, log, ahead(0)+" INFO v1 started")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
+
+	// After the rollback v1 leaks too: appended since the last run, its line counts.
+	appendLog(t, log, ahead(0)+" WARN Possible connection leak detected (v1)")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1", "(v1)")
+}
