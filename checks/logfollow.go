@@ -175,13 +175,14 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 	}
 	// Files followed before and no longer under the glob: rotated out (app.log -> app.log.1).
 	// Find them by identity next to their old name and read what was appended before the
-	// rename; keep following them while they are recent.
+	// rename; keep following them, under the name they were found by, while they are
+	// recent: the writer goes on in the renamed file until it reopens its log.
 	for _, cp := range s.cps {
 		if claimed[cp] {
 			continue
 		}
 		siblings, _ := filepath.Glob(escapeGlob(cp.path) + "?*")
-		for _, p := range siblings {
+		for _, p := range append([]string{cp.path}, siblings...) {
 			at := time.Now()
 			info, err := os.Stat(p)
 			if err != nil || !info.Mode().IsRegular() || !os.SameFile(cp.info, info) || info.ModTime().Before(keepFrom) {
@@ -189,7 +190,9 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 			}
 			claimed[cp] = true
 			targets = append(targets, &target{path: p, info: info, statAt: at, cp: cp})
-			t.Printf("%s was rotated to %s; reading what was written before the rotation", cp.path, p)
+			if p != cp.path {
+				t.Printf("%s was rotated to %s; reading what was written before the rotation", cp.path, p)
+			}
 			break
 		}
 	}

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,4 +40,26 @@ func TestLogscanTimestampsInTheFuture(t *testing.T) {
 	// After the rollback v1 leaks too: appended since the last run, its line counts.
 	appendLog(t, log, ahead(0)+" WARN Possible connection leak detected (v1)")
 	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1", "(v1)")
+}
+
+// After a rotation by rename the application writes on into the renamed file until it
+// reopens its log (logrotate's postrotate signal, a reopen on the next write): the renamed
+// file is followed, not read once and dropped with what was written after that read.
+func TestLogscanFollowsTheRotatedFile(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLog(t, log, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+
+	deploy := time.Now()
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, log, "v2 started")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Pass)
+
+	appendLog(t, log+".1", "Possible connection leak detected (written before the reopen)")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1", "before the reopen")
+
 }
