@@ -211,9 +211,13 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		size := tg.info.Size()
 		var from int64
 		var lower time.Time
+		flush := false
 		switch {
 		case tg.cp != nil && size >= tg.cp.offset && tg.cp.sameTail(tg.path):
 			from, lower = tg.cp.offset, tg.cp.at
+			// A last line without a newline that stayed as it was for a whole run is not
+			// being written: its writer was killed or moved on. It is a line; read it.
+			flush = size == tg.cp.info.Size() && tg.info.ModTime().Equal(tg.cp.info.ModTime())
 		case tg.cp != nil && size >= tg.cp.offset:
 			// Truncated and written past the old offset since (copytruncate, then a burst):
 			// the bytes before the checkpoint are not those read there.
@@ -242,7 +246,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		if size > from {
 			var hits []lineHit // the patterns the line being read matched, in its pieces so far
 			future := 0
-			n, err := s.readFile(tg.path, from, size, skipFirst, notAfter, &future, func(piece []byte, ts time.Time, end bool) {
+			n, err := s.readFile(tg.path, from, size, skipFirst, flush, notAfter, &future, func(piece []byte, ts time.Time, end bool) {
 				for _, i := range q.match(piece, matched) {
 					if !slices.ContainsFunc(hits, func(h lineHit) bool { return h.pattern == i }) {
 						text := piece
@@ -295,10 +299,10 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 }
 
 // readFile reads [from, to) of path line by line and returns the bytes consumed: up to the
-// end of the last complete line, so a line still being written is read whole next time.
-// A timestamp after notAfter is not believed (counted in future): the line, and the
+// end of the last complete line, so a line still being written is read whole next time
+// (unless flush: then the last line is read, newline or not). A timestamp after notAfter is not believed (counted in future): the line, and the
 // continuation lines after it, are handed on as undated.
-func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, notAfter time.Time, future *int,
+func (s *fileSource) readFile(path string, from, to int64, skipFirst, flush bool, notAfter time.Time, future *int,
 	fn func(piece []byte, ts time.Time, end bool), now time.Time) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -310,7 +314,7 @@ func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, notAf
 	}
 	var last time.Time
 	skip, start := skipFirst, true // start: the next piece begins a line
-	return readLines(io.LimitReader(f, to-from), func(piece []byte, end bool) {
+	return readLines(io.LimitReader(f, to-from), flush, func(piece []byte, end bool) {
 		if skip {
 			skip = !end
 			return // cut at the byte cap: a partial line
@@ -333,8 +337,8 @@ func (s *fileSource) readFile(path string, from, to int64, skipFirst bool, notAf
 // bytes consumed. A line longer than logLineMax comes in pieces of at most that, end true
 // on its last (so a match anywhere in a long line is seen; one across two pieces is not).
 // fn must not keep a piece: the buffer is reused. A final partial line is not consumed
-// unless it is already longer than logLineMax (some of it was handed out).
-func readLines(r io.Reader, fn func(piece []byte, end bool)) (int64, error) {
+// unless it is already longer than logLineMax (some of it was handed out) or flush is set.
+func readLines(r io.Reader, flush bool, fn func(piece []byte, end bool)) (int64, error) {
 	br := bufio.NewReaderSize(r, logLineMax)
 	var consumed, pending int64
 	for {
@@ -348,7 +352,7 @@ func readLines(r io.Reader, fn func(piece []byte, end bool)) (int64, error) {
 			fn(chunk, false)
 			pending += int64(len(chunk))
 		case errors.Is(err, io.EOF):
-			if pending > 0 {
+			if pending > 0 || (flush && len(chunk) > 0) {
 				fn(trimEOL(chunk), true)
 				consumed += pending + int64(len(chunk))
 			}

@@ -63,3 +63,50 @@ func TestLogscanFollowsTheRotatedFile(t *testing.T) {
 	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1", "before the reopen")
 
 }
+
+// writeLog appends s to path as it is, without a newline of its own.
+func writeLog(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A last line without a newline that nobody finished for a whole run (the old pod was
+// killed mid-write by the deploy, a crash cut the panic short) is a line: it is read, not
+// left waiting for a newline that will never come, and counted once. In the renamed file
+// of a rotation, and in the live one.
+func TestLogscanUnfinishedLastLine(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLog(t, log, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	deploy := time.Now()
+
+	// The first run after it cannot tell the line from one still being written; the next
+	// sees it unchanged and reads it.
+	writeLog(t, log, "Possible connection leak detected (cut short")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Pass)
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, log, "v2 started")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1", "(cut short")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1")
+
+	writeLog(t, log, "Possible connection leak detected (live, cut short")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 2", "(live, cut short")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 2")
+	// A writer that finishes the line later: the rest is a line of its own, which does not
+	// match, and the line is not counted again.
+	writeLog(t, log, " and finished later)\n")
+	res := run(t, c, Input{Since: deploy})
+	wantOutcome(t, res, Fail, "matches = 2")
+}

@@ -546,15 +546,16 @@ func FuzzParseLokiResponse(f *testing.F) {
 
 // FuzzReadLines: readLines hands out every complete line once, in pieces none longer than
 // logLineMax that make up the line, and consumes exactly the bytes up to the last newline
-// (or a too-long tail).
+// (or a too-long tail), or with flush every byte.
 func FuzzReadLines(f *testing.F) {
-	f.Add([]byte("a\nb\r\nc"))
-	f.Add([]byte(strings.Repeat("x", logLineMax+10) + "\nend\n"))
-	f.Add([]byte("\n\n\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte("a\nb\r\nc"), false)
+	f.Add([]byte("a\nb\r\nc"), true)
+	f.Add([]byte(strings.Repeat("x", logLineMax+10)+"\nend\n"), false)
+	f.Add([]byte("\n\n\n"), true)
+	f.Fuzz(func(t *testing.T, data []byte, flush bool) {
 		var n int
 		var got, line []byte
-		consumed, err := readLines(strings.NewReader(string(data)), func(piece []byte, end bool) {
+		consumed, err := readLines(strings.NewReader(string(data)), flush, func(piece []byte, end bool) {
 			if len(piece) > logLineMax {
 				t.Fatalf("a piece of %d bytes", len(piece))
 			}
@@ -569,6 +570,9 @@ func FuzzReadLines(f *testing.F) {
 			t.Fatal(err)
 		}
 		last := strings.LastIndexByte(string(data), '\n') + 1
+		if flush {
+			last = len(data)
+		}
 		if consumed < int64(last) || consumed > int64(len(data)) {
 			t.Fatalf("consumed %d of %d (last newline ends at %d)", consumed, len(data), last)
 		}
