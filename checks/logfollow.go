@@ -35,7 +35,8 @@ const (
 //   - rotation (rename + new file): the renamed file is found again by identity, under the
 //     glob or as a sibling such as app.log.1, and read to its end; the new file is dated no
 //     earlier than the last run;
-//   - truncation (size below the checkpoint, copytruncate): read again from the start;
+//   - truncation (size below the checkpoint, copytruncate): read again from the start,
+//     and the copy beside it read on from the checkpoint (findCopies);
 //   - the first time a file is read, only timestamped lines can be dated; a file not
 //     modified within the window is skipped whole;
 //   - a timestamp later than when vigil looked at the file (by more than logClockSlack) is
@@ -150,13 +151,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		paths = newest(paths, logMaxFiles)
 	}
 
-	type target struct {
-		path   string
-		info   os.FileInfo
-		statAt time.Time
-		cp     *checkpoint
-	}
-	var targets []*target
+	var targets []*logTarget
 	claimed := map[*checkpoint]bool{}
 	for _, p := range paths {
 		at := time.Now()
@@ -164,7 +159,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		if err != nil || !info.Mode().IsRegular() || compressed(p) {
 			continue
 		}
-		tg := &target{path: p, info: info, statAt: at}
+		tg := &logTarget{path: p, info: info, statAt: at}
 		for _, cp := range s.cps {
 			if !claimed[cp] && os.SameFile(cp.info, info) {
 				tg.cp, claimed[cp] = cp, true
@@ -189,13 +184,14 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 				continue
 			}
 			claimed[cp] = true
-			targets = append(targets, &target{path: p, info: info, statAt: at, cp: cp})
+			targets = append(targets, &logTarget{path: p, info: info, statAt: at, cp: cp})
 			if p != cp.path {
 				t.Printf("%s was rotated to %s; reading what was written before the rotation", cp.path, p)
 			}
 			break
 		}
 	}
+	targets = findCopies(targets, t)
 
 	if len(targets) == 0 {
 		// Not a pass: a glob that matches nothing (a typo, logs moved) would pass forever.

@@ -110,3 +110,56 @@ func TestLogscanUnfinishedLastLine(t *testing.T) {
 	res := run(t, c, Input{Since: deploy})
 	wantOutcome(t, res, Fail, "matches = 2")
 }
+
+// logrotate's copytruncate copies app.log to app.log.1, then cuts app.log to nothing. The
+// copy is a new file holding old lines: under the glob, it is not read again from its
+// start as lines written since the last run (which blamed the warnings of the release
+// before on the deploy, and counted them twice); outside the glob, the lines written
+// between vigil's last read and the copy, now only in the copy, are read from it.
+func TestLogscanCopytruncate(t *testing.T) {
+	copyTruncate := func(t *testing.T, log string) {
+		t.Helper()
+		b, err := os.ReadFile(log)
+		if err == nil {
+			err = os.WriteFile(log+".1", b, 0o600)
+		}
+		if err == nil {
+			err = os.Truncate(log, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamp := func(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02T15:04:05.000Z") }
+	t.Run("the copy under the glob", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendLog(t, log, "undated: Possible connection leak detected (v1)", stamp(-2*time.Minute)+" WARN Possible connection leak detected (v1)")
+		c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "app.log*")), ""))
+		wantOutcome(t, run(t, c, Input{}), Fail, "matches = 1")
+		deploy := time.Now()
+		wantOutcome(t, run(t, c, Input{Since: deploy}), Pass)
+		copyTruncate(t, log)
+		appendLog(t, log, "v2 started")
+		wantOutcome(t, run(t, c, Input{Since: deploy}), Pass)
+		wantOutcome(t, run(t, c, Input{}), Fail, "matches = 1 ")
+	})
+	t.Run("the copy outside the glob", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendLog(t, log, "boot")
+		c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
+		wantOutcome(t, run(t, c, Input{}), Pass)
+		deploy := time.Now()
+		wantOutcome(t, run(t, c, Input{Since: deploy}), Pass)
+		appendLog(t, log, "Possible connection leak detected (just before the rotation)")
+		copyTruncate(t, log)
+		appendLog(t, log, "after the rotation")
+		res := run(t, c, Input{Since: deploy})
+		wantOutcome(t, res, Fail, "matches = 1 ", "just before the rotation")
+		if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, log+".1 is a copy of "+log) {
+			t.Fatalf("the transcript does not name the copy: %s", tr)
+		}
+		wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1 ")
+	})
+}
