@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -37,6 +38,8 @@ type PromQL struct {
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
+	now      func() time.Time // vigil's clock
+	skew     atomic.Int64     // Prometheus's clock minus vigil's, as last measured beyond promSkewSlack (ns)
 }
 
 // PromSample is one element of an instant query's result.
@@ -135,7 +138,7 @@ func promValue(raw json.RawMessage) (float64, error) {
 func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	// the query's time, to the millisecond Prometheus is given, and the end of {{ .Window }}:
 	// a range cut to whole milliseconds from it never starts before the deploy
-	at := time.Now().Add(-p.delay).Truncate(time.Millisecond)
+	at := p.now().Add(-p.delay).Truncate(time.Millisecond)
 	if p.delay > 0 && !run.Since.IsZero() && !at.After(run.Since) {
 		return Inconclusivef("no data yet: evaluation_delay %s puts the query at %s, before the deploy started at %s",
 			p.delay, at.UTC().Format("15:04:05.000Z"), run.Since.UTC().Format("15:04:05.000Z"))
@@ -144,31 +147,12 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
-	if dl, ok := ctx.Deadline(); ok {
-		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
-		if left := time.Until(dl); left > 0 {
-			form.Set("timeout", strconv.FormatInt(max(left.Milliseconds(), 1), 10)+"ms")
-		}
-	}
-	h := p.header.Clone()
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	req := &Request{Method: http.MethodPost, URL: p.endpoint, Header: h, Body: form.Encode(), Timeout: p.timeout,
-		Auth: p.auth, MaxBodyBytes: promMaxBytes, FollowRedirects: true}
-	run.Transcript.Printf("query: %s", query)
 	if p.delay > 0 {
 		run.Transcript.Printf("evaluated at %s, evaluation_delay %s before the run", at.UTC().Format(time.RFC3339Nano), p.delay)
 	}
-	resp, err := p.client.Do(ctx, req, run.Transcript)
+	res, err := p.askAtPromTime(ctx, run.Transcript, query, at)
 	if err != nil {
-		return fmt.Errorf("could not query Prometheus: %w", err)
-	}
-	if resp.Truncated {
-		return fmt.Errorf("the Prometheus API at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
-	}
-	res, err := ParsePromResponse(resp.Status, resp.Body)
-	if err != nil {
-		return fmt.Errorf("the Prometheus API at %s: %w", p.endpoint, err)
+		return err
 	}
 	for _, w := range res.Warnings {
 		run.Transcript.Printf("warning from Prometheus: %s", w)
@@ -196,6 +180,37 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	}
 	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), formatValue(values))
 	return nil
+}
+
+// ask runs query at time at (Prometheus's clock) and returns the result and the answer's
+// Date header with the moment vigil read the answer (zero when there is none).
+func (p *PromQL) ask(ctx context.Context, t *Transcript, query string, at time.Time) (*PromResult, promDate, error) {
+	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	if dl, ok := ctx.Deadline(); ok {
+		// Tell Prometheus when vigil stops waiting, so it stops evaluating too.
+		if left := time.Until(dl); left > 0 {
+			form.Set("timeout", strconv.FormatInt(max(left.Milliseconds(), 1), 10)+"ms")
+		}
+	}
+	h := p.header.Clone()
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := &Request{Method: http.MethodPost, URL: p.endpoint, Header: h, Body: form.Encode(), Timeout: p.timeout,
+		Auth: p.auth, MaxBodyBytes: promMaxBytes, FollowRedirects: true}
+	t.Printf("query: %s", query)
+	resp, err := p.client.Do(ctx, req, t)
+	if err != nil {
+		return nil, promDate{}, fmt.Errorf("could not query Prometheus: %w", err)
+	}
+	date := promDate{read: p.now()}
+	date.date, _ = http.ParseTime(resp.Header.Get("Date"))
+	if resp.Truncated {
+		return nil, date, fmt.Errorf("the Prometheus API at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)
+	}
+	res, err := ParsePromResponse(resp.Status, resp.Body)
+	if err != nil {
+		return nil, date, fmt.Errorf("the Prometheus API at %s: %w", p.endpoint, err)
+	}
+	return res, date, nil
 }
 
 // lookBack is what {{ .Window }} stands for in a query evaluated at now: the configured
@@ -244,5 +259,5 @@ func (promqlKind) build(b *builder, c *configs.Check) Prober {
 	if window == 0 {
 		window = 5 * time.Minute
 	}
-	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, window: window, delay: s.EvaluationDelay, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout}
+	return &PromQL{client: b.deps.HTTP, endpoint: endpoint, query: query, window: window, delay: s.EvaluationDelay, header: headerOf(s.Headers), auth: s.Auth, timeout: c.Timeout, now: time.Now}
 }
