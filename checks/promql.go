@@ -48,11 +48,13 @@ type PromSample struct {
 	Value  float64
 }
 
-// PromResult is an instant query's result: a vector, or a scalar as one unlabelled sample.
+// PromResult is an instant query's result: a vector, or a scalar as one unlabelled sample,
+// with Prometheus's warnings and info-level notes.
 type PromResult struct {
 	Type     string
 	Samples  []PromSample
 	Warnings []string
+	Infos    []string
 }
 
 // ParsePromResponse reads a /api/v1/query answer, given its HTTP status. A query error
@@ -63,6 +65,7 @@ func ParsePromResponse(status int, body []byte) (*PromResult, error) {
 		ErrorType string   `json:"errorType"`
 		Error     string   `json:"error"`
 		Warnings  []string `json:"warnings"`
+		Infos     []string `json:"infos"`
 		Data      struct {
 			ResultType string          `json:"resultType"`
 			Result     json.RawMessage `json:"result"`
@@ -81,7 +84,7 @@ func ParsePromResponse(status int, body []byte) (*PromResult, error) {
 		}
 		return nil, fmt.Errorf("the query was rejected by Prometheus (%s): %s", r.ErrorType, msg)
 	}
-	out := &PromResult{Type: r.Data.ResultType, Warnings: r.Warnings}
+	out := &PromResult{Type: r.Data.ResultType, Warnings: r.Warnings, Infos: r.Infos}
 	switch r.Data.ResultType {
 	case "scalar":
 		v, err := promValue(r.Data.Result)
@@ -154,8 +157,8 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range res.Warnings {
-		run.Transcript.Printf("warning from Prometheus: %s", w)
+	if err := promWarnings(res, run.Transcript); err != nil {
+		return err
 	}
 	if len(res.Samples) == 0 {
 		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", query)
@@ -211,6 +214,35 @@ func (p *PromQL) ask(ctx context.Context, t *Transcript, query string, at time.T
 		return nil, date, fmt.Errorf("the Prometheus API at %s: %w", p.endpoint, err)
 	}
 	return res, date, nil
+}
+
+// promWarnings writes Prometheus's warnings and notes to the transcript, and returns an
+// error when a warning says the result cannot be judged. Prometheus warns of "errors that
+// do not inhibit the request execution": a remote read that failed, a Thanos store or a
+// Mimir ingester that did not answer, and it answers with what it could reach. The part
+// missing may be the new pods': a max, a ratio, a count over the rest passes a deploy it
+// should fail (or fails one it should pass). A PromQL warning (a histogram without its le
+// label, a quantile outside 0..1) says the number itself is wrong. Info-level notes ("PromQL
+// info: metric might not be a counter"), which Prometheus 2.50 and 2.51 sent among the
+// warnings and later sends apart, are only written down.
+func promWarnings(res *PromResult, t *Transcript) error {
+	var warns []string
+	for _, w := range res.Warnings {
+		if strings.HasPrefix(w, "PromQL info:") {
+			t.Printf("note from Prometheus: %s", w)
+			continue
+		}
+		t.Printf("warning from Prometheus: %s", w)
+		warns = append(warns, w)
+	}
+	for _, w := range res.Infos {
+		t.Printf("note from Prometheus: %s", w)
+	}
+	if len(warns) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the answer came with a warning from Prometheus, so the result may be partial or wrong, and it is not judged: %s",
+		Trim(strings.Join(warns, "; "), 500))
 }
 
 // lookBack is what {{ .Window }} stands for in a query evaluated at now: the configured

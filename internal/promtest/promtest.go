@@ -30,6 +30,9 @@ type Options struct {
 	Targets []string
 	// ScrapeInterval defaults to 500ms, so the first scrape comes quickly.
 	ScrapeInterval time.Duration
+	// RemoteRead are remote read URLs (another Prometheus's /api/v1/read) queried with the
+	// local data, recent samples included: a Prometheus that answers for several.
+	RemoteRead []string
 }
 
 // Server is a running Prometheus.
@@ -72,6 +75,12 @@ func config(o Options) string {
 		fmt.Fprintf(&b, "%q", t)
 	}
 	b.WriteString("]\n")
+	if len(o.RemoteRead) > 0 {
+		b.WriteString("remote_read:\n")
+		for _, u := range o.RemoteRead {
+			fmt.Fprintf(&b, "  - url: %q\n    read_recent: true\n", u)
+		}
+	}
 	return b.String()
 }
 
