@@ -19,6 +19,7 @@ import (
 const (
 	logClockSlack = time.Minute // how far ahead of vigil's clock a line's timestamp is still believed
 	logMaxFiles   = 1000        // files one glob may follow
+	logMtimeSlack = time.Second // a file's modification time comes from a coarser clock than vigil's
 	logMaxHits    = 200_000     // remembered match records
 )
 
@@ -33,8 +34,10 @@ const (
 //
 //   - appended lines: read from the checkpoint, dated no earlier than the last run;
 //   - rotation (rename + new file): the renamed file is found again by identity, under the
-//     glob or as a sibling such as app.log.1, and read to its end; the new file is dated no
-//     earlier than the last run;
+//     glob or as a sibling such as app.log.1, and read to its end; the new file's lines are
+//     dated by their timestamps, undated ones no earlier than the last run (a file that
+//     comes back under the glob holds old lines); one not modified since is read as a first
+//     time;
 //   - truncation (size below the checkpoint, copytruncate): read again from the start,
 //     and the copy beside it read on from the checkpoint (findCopies);
 //   - the first time a file is read, only timestamped lines can be dated; a file not
@@ -207,7 +210,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		size := tg.info.Size()
 		var from int64
 		var lower time.Time
-		flush := false
+		flush, ownTime := false, false
 		switch {
 		case tg.cp != nil && size >= tg.cp.offset && tg.cp.sameTail(tg.path):
 			from, lower = tg.cp.offset, tg.cp.at
@@ -222,8 +225,12 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		case tg.cp != nil:
 			lower = tg.cp.at
 			t.Printf("%s was truncated (%d bytes, %d before); reading it from the start", tg.path, size, tg.cp.offset)
-		case !s.lastRun.IsZero():
-			lower = s.lastRun // appeared since the last run, e.g. the new file after a rotation
+		case !s.lastRun.IsZero() && !tg.info.ModTime().Before(s.lastRun.Add(-logMtimeSlack)):
+			// New under the glob and written since the last run: the new file after a
+			// rotation, a new pod's; or an old file come back (a release directory swapped
+			// in on a rollback) and written again. Its first bytes may be older than the
+			// last run: a line with a timestamp of its own is dated by it.
+			lower, ownTime = s.lastRun, true
 		case tg.info.ModTime().Before(keepFrom):
 			from = size // untouched within the window: nothing in it can count
 		}
@@ -257,7 +264,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 				}
 				tally.lines++
 				at := ts
-				if lower.After(at) {
+				if lower.After(at) && (!ownTime || at.IsZero()) {
 					at = lower
 				}
 				for _, h := range hits {

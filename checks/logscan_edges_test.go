@@ -163,3 +163,51 @@ func TestLogscanCopytruncate(t *testing.T) {
 		wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1 ")
 	})
 }
+
+// A file that comes (back) under the glob holds lines written before vigil saw it: a
+// release directory swapped in by a symlink (Capistrano's current -> releases/v1) on a
+// rollback holds v1's log as v1 left it. Its lines were dated no earlier than the last
+// run, as if all of it had just been written: v1's warnings of minutes before failed
+// the rollback to v1. A line with a timestamp of its own is dated by it.
+func TestLogscanFileBackUnderTheGlob(t *testing.T) {
+	dir := t.TempDir()
+	release := func(v string) string {
+		p := filepath.Join(dir, "releases", v, "log")
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(p, "app.log")
+	}
+	current := filepath.Join(dir, "current")
+	deploy := func(v string) {
+		t.Helper()
+		tmp := current + ".new"
+		if err := os.Symlink(filepath.Join(dir, "releases", v), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, current); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamp := func(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02T15:04:05.000Z") }
+	v1, v2 := release("v1"), release("v2")
+	appendLog(t, v1, stamp(-4*time.Minute)+" INFO v1 started",
+		stamp(-3*time.Minute)+" WARN Possible connection leak detected (v1, the database was slow)")
+	deploy("v1")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(current, "log", "*.log")), ""))
+	wantOutcome(t, run(t, c, Input{}), Fail, "matches = 1")
+
+	appendLog(t, v2, stamp(0)+" INFO v2 started")
+	deploy("v2")
+	wantOutcome(t, run(t, c, Input{Since: time.Now()}), Pass)
+
+	// The rollback is registered; its first round runs while v2 is still current.
+	rollback := time.Now()
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
+	deploy("v1")
+	appendLog(t, v1, stamp(0)+" INFO v1 started again")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
+	// v1 leaks now: that counts.
+	appendLog(t, v1, stamp(0)+" WARN Possible connection leak detected (v1, after the rollback)")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1 ", "(v1, after the r")
+}
