@@ -54,8 +54,9 @@ type fileSource struct {
 	mu      sync.Mutex
 	lastRun time.Time // when the previous run listed the files; zero before the first
 	cps     []*checkpoint
-	hits    []logHit // oldest first, roughly
-	recent  []logHit // the latest matching lines, with their text
+	away    []*checkpoint // files that left the glob, kept for the window (leftTheGlob)
+	hits    []logHit      // oldest first, roughly
+	recent  []logHit      // the latest matching lines, with their text
 }
 
 type checkpoint struct {
@@ -66,6 +67,7 @@ type checkpoint struct {
 	// tail is the bytes just before offset: a file truncated and written past the offset
 	// again between two runs has its size and identity, not these bytes.
 	tail []byte
+	left time.Time // when the file was last seen under the glob, once it has left it
 }
 
 // checkpointTail is how many bytes before its offset a checkpoint keeps.
@@ -106,29 +108,6 @@ type lineHit struct {
 	text    []byte
 }
 
-// newest is the n of paths modified last, in name order.
-func newest(paths []string, n int) []string {
-	type file struct {
-		path string
-		mod  time.Time
-	}
-	files := make([]file, 0, len(paths))
-	for _, p := range paths {
-		var mod time.Time
-		if info, err := os.Stat(p); err == nil {
-			mod = info.ModTime()
-		}
-		files = append(files, file{p, mod})
-	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) })
-	out := make([]string, 0, n)
-	for _, f := range files[:n] {
-		out = append(out, f.path)
-	}
-	sort.Strings(out)
-	return out
-}
-
 type logHit struct {
 	at      time.Time
 	pattern int
@@ -156,6 +135,10 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 
 	var targets []*logTarget
 	claimed := map[*checkpoint]bool{}
+	known := s.cps
+	if len(s.away) > 0 {
+		known = append(slices.Clip(s.cps), s.away...)
+	}
 	for _, p := range paths {
 		at := time.Now()
 		info, err := os.Stat(p)
@@ -163,8 +146,9 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 			continue
 		}
 		tg := &logTarget{path: p, info: info, statAt: at}
-		for _, cp := range s.cps {
-			if !claimed[cp] && os.SameFile(cp.info, info) {
+		for _, cp := range known {
+			if !claimed[cp] && os.SameFile(cp.info, info) && (cp.left.IsZero() || info.Size() >= cp.offset && cp.sameTail(p)) {
+				// (a file back under the glob must hold what vigil read: not an inode reused)
 				tg.cp, claimed[cp] = cp, true
 				break
 			}
@@ -296,6 +280,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		}
 		next = append(next, cp)
 	}
+	s.away = leftTheGlob(s.away, s.cps, claimed, listed, keepFrom)
 	s.cps = next
 	s.lastRun = listed
 	return s.count(len(q.patterns), cutoff, keepFrom, q.samples)
@@ -413,25 +398,4 @@ func (s *fileSource) count(patterns int, cutoff, keepFrom time.Time, samples int
 		out = out[len(out)-samples:]
 	}
 	return counts, out, nil
-}
-
-// compressed reports whether a path names a compressed (rotated) log, which logscan skips.
-func compressed(p string) bool {
-	switch strings.ToLower(filepath.Ext(p)) {
-	case ".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4":
-		return true
-	}
-	return false
-}
-
-// escapeGlob quotes the glob metacharacters of a literal path.
-func escapeGlob(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -171,24 +171,8 @@ func TestLogscanCopytruncate(t *testing.T) {
 // the rollback to v1. A line with a timestamp of its own is dated by it.
 func TestLogscanFileBackUnderTheGlob(t *testing.T) {
 	dir := t.TempDir()
-	release := func(v string) string {
-		p := filepath.Join(dir, "releases", v, "log")
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return filepath.Join(p, "app.log")
-	}
+	release, deploy := releases(t, dir)
 	current := filepath.Join(dir, "current")
-	deploy := func(v string) {
-		t.Helper()
-		tmp := current + ".new"
-		if err := os.Symlink(filepath.Join(dir, "releases", v), tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, current); err != nil {
-			t.Fatal(err)
-		}
-	}
 	stamp := func(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02T15:04:05.000Z") }
 	v1, v2 := release("v1"), release("v2")
 	appendLog(t, v1, stamp(-4*time.Minute)+" INFO v1 started",
@@ -209,5 +193,57 @@ func TestLogscanFileBackUnderTheGlob(t *testing.T) {
 	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
 	// v1 leaks now: that counts.
 	appendLog(t, v1, stamp(0)+" WARN Possible connection leak detected (v1, after the rollback)")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1 ", "(v1, after the r")
+}
+
+// releases makes Capistrano-style release directories under dir: release(v) is the path
+// of v's log file, deploy(v) points dir/current at v's directory, as a deploy does.
+func releases(t *testing.T, dir string) (release func(v string) string, deploy func(v string)) {
+	current := filepath.Join(dir, "current")
+	release = func(v string) string {
+		p := filepath.Join(dir, "releases", v, "log")
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(p, "app.log")
+	}
+	deploy = func(v string) {
+		t.Helper()
+		tmp := current + ".new"
+		if err := os.Symlink(filepath.Join(dir, "releases", v), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, current); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return release, deploy
+}
+
+// A file vigil followed and that left the glob (the release directory swapped out) is
+// remembered, where vigil had read it to, for the window: when it comes back, it is read
+// on from there. Its undated lines, which nothing else can place, are not read again as
+// written since the last run.
+func TestLogscanRemembersFilesThatLeftTheGlob(t *testing.T) {
+	dir := t.TempDir()
+	release, deploy := releases(t, dir)
+	v1, v2 := release("v1"), release("v2")
+	appendLog(t, v1, "WARN Possible connection leak detected (v1, undated)")
+	deploy("v1")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "current", "log", "*.log")), ""))
+	if res := run(t, c, Input{}); res.Outcome != Pass || res.Vars["undated"] != 1 {
+		t.Fatalf("first look: %s undated %v", res.Outcome, res.Vars["undated"])
+	}
+	appendLog(t, v2, "INFO v2 started")
+	deploy("v2")
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	wantOutcome(t, run(t, c, Input{}), Pass)
+
+	rollback := time.Now()
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
+	deploy("v1")
+	appendLog(t, v1, "INFO v1 started again")
+	wantOutcome(t, run(t, c, Input{Since: rollback}), Pass)
+	appendLog(t, v1, "WARN Possible connection leak detected (v1, after the rollback)")
 	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1 ", "(v1, after the r")
 }

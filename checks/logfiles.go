@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -67,4 +69,72 @@ func findCopies(targets []*logTarget, t *Transcript) []*logTarget {
 		}
 	}
 	return targets
+}
+
+// leftTheGlob is what becomes of the checkpoints of files no longer under the glob nor
+// found beside their old name (a release directory a symlink pointed away from): kept for
+// the window, from when they left, so that a file that comes back (the rollback that
+// points the symlink back) is read on from where vigil had read it, and its undated lines
+// are not taken for lines written since the last run. At most logMaxFiles, the latest.
+func leftTheGlob(away, cps []*checkpoint, claimed map[*checkpoint]bool, now, keepFrom time.Time) []*checkpoint {
+	var out []*checkpoint
+	for _, cp := range away {
+		if !claimed[cp] && !cp.left.Before(keepFrom) {
+			out = append(out, cp)
+		}
+	}
+	for _, cp := range cps {
+		if !claimed[cp] {
+			cp.left = now
+			out = append(out, cp)
+		}
+	}
+	if len(out) > logMaxFiles {
+		out = out[len(out)-logMaxFiles:]
+	}
+	return out
+}
+
+// newest is the n of paths modified last, in name order.
+func newest(paths []string, n int) []string {
+	type file struct {
+		path string
+		mod  time.Time
+	}
+	files := make([]file, 0, len(paths))
+	for _, p := range paths {
+		var mod time.Time
+		if info, err := os.Stat(p); err == nil {
+			mod = info.ModTime()
+		}
+		files = append(files, file{p, mod})
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) })
+	out := make([]string, 0, n)
+	for _, f := range files[:n] {
+		out = append(out, f.path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// compressed reports whether a path names a compressed (rotated) log, which logscan skips.
+func compressed(p string) bool {
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4":
+		return true
+	}
+	return false
+}
+
+// escapeGlob quotes the glob metacharacters of a literal path.
+func escapeGlob(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
