@@ -247,3 +247,23 @@ func TestLogscanRemembersFilesThatLeftTheGlob(t *testing.T) {
 	appendLog(t, v1, "WARN Possible connection leak detected (v1, after the rollback)")
 	wantOutcome(t, run(t, c, Input{Since: rollback}), Fail, "matches = 1 ", "(v1, after the r")
 }
+
+// Loki has been seen to answer a query_range with lines from before its start (grafana/loki
+// issues 3428 and 5451, direction=forward, shortly after ingestion). A warning from before
+// the deploy that comes back so is not the deploy's: only lines within the interval asked
+// for count.
+func TestLogscanLokiLinesOutsideTheInterval(t *testing.T) {
+	loki := &lokiServer{early: time.Minute}
+	srv := serve(t, loki)
+	deploy := time.Now().Add(-30 * time.Second)
+	loki.push(map[string]string{"app": "web"}, deploy.Add(-10*time.Second), "WARNING: Possible connection leak detected (before the deploy)")
+	loki.push(map[string]string{"app": "web"}, deploy.Add(time.Second), "INFO: v2 started")
+	c := buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, srv.URL), ""))
+	res := run(t, c, Input{Since: deploy})
+	wantOutcome(t, res, Pass)
+	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "Loki answered 1 lines outside the interval asked for") {
+		t.Fatalf("the transcript does not say Loki answered lines outside the interval: %s", tr)
+	}
+	loki.push(map[string]string{"app": "web"}, deploy.Add(2*time.Second), "WARNING: Possible connection leak detected (v2)")
+	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1 ", "(v2)")
+}
