@@ -55,8 +55,13 @@ type fileSource struct {
 	lastRun time.Time // when the previous run listed the files; zero before the first
 	cps     []*checkpoint
 	away    []*checkpoint // files that left the glob, kept for the window (leftTheGlob)
-	hits    []logHit      // oldest first, roughly
-	recent  []logHit      // the latest matching lines, with their text
+	hitLog
+}
+
+// hitLog is the matches remembered for the window.
+type hitLog struct {
+	hits   []logHit // oldest first, roughly
+	recent []logHit // the latest matching lines, with their text
 }
 
 type checkpoint struct {
@@ -186,6 +191,9 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 	}
 	budget := q.maxBytes
 	var next []*checkpoint
+	// This run's matches, remembered only if it ends well: a run that fails part way
+	// leaves the checkpoints where they were, and the next reads the same bytes again.
+	var noted hitLog
 	matched := make([]int, 0, len(q.patterns))
 	for _, tg := range targets {
 		if err := ctx.Err(); err != nil {
@@ -256,7 +264,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 					case at.IsZero():
 						tally.undated++
 					case !at.Before(keepFrom):
-						s.remember(at, h.pattern, h.text, q.samples)
+						noted.remember(at, h.pattern, h.text, q.samples)
 					}
 				}
 				hits = hits[:0]
@@ -283,6 +291,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 	s.away = leftTheGlob(s.away, s.cps, claimed, listed, keepFrom)
 	s.cps = next
 	s.lastRun = listed
+	s.merge(&noted, q.samples)
 	return s.count(len(q.patterns), cutoff, keepFrom, q.samples)
 }
 
@@ -356,22 +365,42 @@ func trimEOL(b []byte) []byte {
 }
 
 // remember records a match for later runs within the window.
-func (s *fileSource) remember(at time.Time, pattern int, line []byte, samples int) {
-	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(at) && s.hits[n-1].pattern == pattern {
-		s.hits[n-1].n++
-	} else {
-		if len(s.hits) >= logMaxHits {
-			s.hits = append(s.hits[:0], s.hits[len(s.hits)/2:]...) // pathological logs: keep the newer half
-		}
-		s.hits = append(s.hits, logHit{at: at, pattern: pattern, n: 1})
-	}
+func (s *hitLog) remember(at time.Time, pattern int, line []byte, samples int) {
+	s.add(logHit{at: at, pattern: pattern, n: 1})
 	if samples > 0 {
-		keep := samples * 4
-		if len(s.recent) >= keep {
-			s.recent = append(s.recent[:0], s.recent[len(s.recent)-keep+1:]...)
-		}
-		s.recent = append(s.recent, logHit{at: at, pattern: pattern, line: Trim(strings.TrimSpace(string(line)), logSampleMax)})
+		s.addRecent(logHit{at: at, pattern: pattern, line: Trim(strings.TrimSpace(string(line)), logSampleMax)}, samples)
 	}
+}
+
+// merge remembers what another log noted.
+func (s *hitLog) merge(o *hitLog, samples int) {
+	for _, h := range o.hits {
+		s.add(h)
+	}
+	for _, h := range o.recent {
+		s.addRecent(h, samples)
+	}
+}
+
+func (s *hitLog) add(h logHit) {
+	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(h.at) && s.hits[n-1].pattern == h.pattern {
+		s.hits[n-1].n += h.n
+		return
+	}
+	if len(s.hits) >= logMaxHits {
+		s.hits = append(s.hits[:0], s.hits[len(s.hits)/2:]...) // pathological logs: keep the newer half
+	}
+	s.hits = append(s.hits, h)
+}
+
+func (s *hitLog) addRecent(h logHit, samples int) {
+	if samples <= 0 {
+		return
+	}
+	if keep := samples * 4; len(s.recent) >= keep {
+		s.recent = append(s.recent[:0], s.recent[len(s.recent)-keep+1:]...)
+	}
+	s.recent = append(s.recent, h)
 }
 
 // count forgets matches older than keepFrom and counts those since cutoff.

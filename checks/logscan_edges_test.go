@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -266,4 +267,40 @@ func TestLogscanLokiLinesOutsideTheInterval(t *testing.T) {
 	}
 	loki.push(map[string]string{"app": "web"}, deploy.Add(2*time.Second), "WARNING: Possible connection leak detected (v2)")
 	wantOutcome(t, run(t, c, Input{Since: deploy}), Fail, "matches = 1 ", "(v2)")
+}
+
+// A run that ends in an error part way through its files (its deadline passed while it
+// read a large one, a file deleted between the listing and the read) has read nothing:
+// the next run reads the same bytes again from the same checkpoints, and must not count
+// the matches the failed run had already noted a second time.
+func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	appendLog(t, a, "boot")
+	appendLog(t, b, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+
+	// a.log gets three warnings and then 16 MiB of ordinary lines, read in more than the
+	// 5 ms the run is given; b.log is listed after it.
+	appendLog(t, a, "Possible connection leak detected 1", "Possible connection leak detected 2", "Possible connection leak detected 3")
+	f, err := os.OpenFile(a, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := strings.Repeat("INFO request served in 3 ms by the pool of ten\n", 1<<10)
+	for range 16 << 20 / len(filler) {
+		if _, err := f.WriteString(filler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	res := c.Run(ctx, Input{})
+	if res.Outcome != Error {
+		t.Fatalf("the run with 5 ms for 16 MiB: %s %v; want an error (its deadline)", res.Outcome, res.Reasons)
+	}
+	res = run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 3 ")
 }
