@@ -106,7 +106,7 @@ func (logscanKind) vars() types.Map { return logscanVars }
 
 func (logscanKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.LogscanSpec)
-	l := &Logscan{logQuery: logQuery{window: s.Window, samples: s.Samples, maxBytes: s.MaxBytes}}
+	l := &Logscan{logQuery: logQuery{window: s.Window, samples: *s.Samples, maxBytes: s.MaxBytes}}
 	srcs := s.Patterns
 	if s.Pattern != "" {
 		srcs = append([]string{s.Pattern}, srcs...)

@@ -304,3 +304,28 @@ func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
 	res = run(t, c, Input{})
 	wantOutcome(t, res, Fail, "matches = 3 ")
 }
+
+// samples: 0 (the range is 0 to 100) keeps no line as evidence: log lines may hold what
+// must not reach a Slack channel. It was accepted and read as the default, 5.
+func TestLogscanNoSamples(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLog(t, log, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), "    samples: 0\n"))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	appendLog(t, log, "Possible connection leak detected for user alice@example.com")
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 1 ")
+	if s := res.Vars["samples"].([]string); len(s) != 0 || strings.Contains(strings.Join(res.Reasons, "\n"), "alice") {
+		t.Fatalf("samples %q, reasons %q: want no line kept", s, res.Reasons)
+	}
+
+	loki := &lokiServer{}
+	loki.push(map[string]string{"app": "web"}, time.Now().Add(-time.Second), "Possible connection leak detected for user alice@example.com")
+	c = buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, serve(t, loki).URL), "    samples: 0\n"))
+	res = run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 1 ")
+	if s := res.Vars["samples"].([]string); len(s) != 0 || strings.Contains(strings.Join(res.Reasons, "\n"), "alice") {
+		t.Fatalf("Loki: samples %q, reasons %q: want no line kept", s, res.Reasons)
+	}
+}

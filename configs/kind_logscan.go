@@ -17,7 +17,9 @@ type LogscanSpec struct {
 	Pattern  string        `koanf:"pattern"`
 	Patterns []string      `koanf:"patterns"`
 	Window   time.Duration `koanf:"window"`
-	Samples  int           `koanf:"samples"`
+	// Samples is how many matching lines a run keeps as evidence: nil is 5, 0 keeps none
+	// (lines may hold what must not reach a chat channel).
+	Samples *int `koanf:"samples"`
 	// MaxBytes caps the log bytes one run reads (files) or downloads (url); past it the
 	// run notes what it skipped instead of reading without bound.
 	MaxBytes int64 `koanf:"max_bytes"`
@@ -42,7 +44,10 @@ func (l *LogscanSpec) Regexps() []*regexp.Regexp { return l.compiled }
 
 func (l *LogscanSpec) applyDefaults(c *Config, _ *Check) {
 	setDur(&l.Window, 5*time.Minute)
-	setInt(&l.Samples, 5)
+	if l.Samples == nil {
+		l.Samples = new(int)
+		*l.Samples = 5
+	}
 	if l.MaxBytes == 0 {
 		l.MaxBytes = logscanMaxBytes
 	}
@@ -81,8 +86,8 @@ func (l *LogscanSpec) validate(v *validator, _ *Check, p string) {
 	if l.Window < time.Second {
 		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", l.Window)
 	}
-	if l.Samples < 0 || l.Samples > 100 {
-		v.errf(p+".samples", "use 0 to 100", "%d is out of range", l.Samples)
+	if n := *l.Samples; n < 0 || n > 100 {
+		v.errf(p+".samples", "use 0 to 100 (0 keeps no line)", "%d is out of range", n)
 	}
 	if l.MaxBytes < 4096 {
 		v.errf(p+".max_bytes", fmt.Sprintf("use at least 4096, e.g. %d (the default)", logscanMaxBytes), "%d is too small", l.MaxBytes)
