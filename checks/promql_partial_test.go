@@ -2,6 +2,8 @@ package checks
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +71,23 @@ func TestPromQLWarningsAndNotes(t *testing.T) {
 		if !strings.Contains(strings.Join(tr.Lines(), "\n"), "from Prometheus: PromQL") {
 			t.Fatalf("%s: not in the transcript: %q", tc.body, tr.Lines())
 		}
+	}
+}
+
+// The query carries vigil's remaining time as Prometheus's timeout (the README says so), so
+// that Prometheus can stop evaluating when vigil stops waiting.
+func TestPromQLTellsPrometheusItsTimeout(t *testing.T) {
+	var timeouts []string
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		timeouts = append(timeouts, r.FormValue("timeout"))
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]}]}}`)
+	}))
+	wantOutcome(t, run(t, buildOne(t, promqlYAML(srv.URL, "max(up)", "value < 50")), Input{}), Pass)
+	if len(timeouts) != 1 {
+		t.Fatalf("asked %d times", len(timeouts))
+	}
+	d, err := time.ParseDuration(timeouts[0])
+	if err != nil || d <= 0 || d > 5*time.Second || !strings.HasSuffix(timeouts[0], "ms") {
+		t.Fatalf("timeout %q (%v); want the time left of the check's 5s, in milliseconds", timeouts[0], err)
 	}
 }
