@@ -186,7 +186,7 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 }
 
 // ask runs query at time at (Prometheus's clock) and returns the result and the answer's
-// Date header with the moment vigil read the answer (zero when there is none).
+// Date header with the moment its headers came (zero when there is none).
 func (p *PromQL) ask(ctx context.Context, t *Transcript, query string, at time.Time) (*PromResult, promDate, error) {
 	form := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
 	if dl, ok := ctx.Deadline(); ok {
@@ -204,7 +204,9 @@ func (p *PromQL) ask(ctx context.Context, t *Transcript, query string, at time.T
 	if err != nil {
 		return nil, promDate{}, fmt.Errorf("could not query Prometheus: %w", err)
 	}
-	date := promDate{read: p.now()}
+	// The Date header was written as the answer began: compare it with when its headers
+	// came, not with the end of a body that took seconds.
+	date := promDate{read: p.now().Add(-max(resp.Timings.Total-resp.Timings.TTFB, 0))}
 	date.date, _ = http.ParseTime(resp.Header.Get("Date"))
 	if resp.Truncated {
 		return nil, date, fmt.Errorf("the Prometheus API at %s answered more than %d bytes; aggregate the query (sum by, max, topk)", p.endpoint, promMaxBytes)

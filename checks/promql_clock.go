@@ -10,11 +10,11 @@ import (
 // told apart from the header's rounding.
 const promSkewSlack = 2 * time.Second
 
-// promDate is an answer's Date header (zero without one) and when vigil read the answer.
+// promDate is an answer's Date header (zero without one) and when its headers came.
 type promDate struct{ date, read time.Time }
 
 // skew estimates Prometheus's clock minus vigil's: the header was written within the
-// second it names, just before vigil read it.
+// second it names, just before its headers came.
 func (d promDate) skew() (time.Duration, bool) {
 	if d.date.IsZero() {
 		return 0, false

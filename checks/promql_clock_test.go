@@ -2,8 +2,11 @@ package checks
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,5 +73,25 @@ func TestPromQLClockSkew(t *testing.T) {
 	res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections)", "value < 50")), Input{})
 	if n := strings.Count(strings.Join(res.Transcript, "\n"), "query: "); n != 1 || strings.Contains(strings.Join(res.Transcript, "\n"), "clock") {
 		t.Fatalf("clocks that agree: asked %d times; transcript %q", n, res.Transcript)
+	}
+}
+
+// The Date header is written when the answer starts: a large answer that takes seconds to
+// arrive is not a Prometheus clock seconds behind vigil's.
+func TestPromQLSlowAnswerIsNotSkew(t *testing.T) {
+	var asked atomic.Int32
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]}]}`)
+		w.(http.Flusher).Flush()
+		time.Sleep(3500 * time.Millisecond) // the rest of a large answer, slowly
+		fmt.Fprint(w, `}`)
+	}))
+	res := run(t, buildOne(t, promqlYAML(srv.URL, "max(up)", "value < 50")), Input{})
+	wantOutcome(t, res, Pass)
+	if n := asked.Load(); n != 1 || strings.Contains(strings.Join(res.Transcript, "\n"), "clock") {
+		t.Fatalf("asked %d times; transcript %q", n, res.Transcript)
 	}
 }
