@@ -161,7 +161,9 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		return err
 	}
 	if len(res.Samples) == 0 {
-		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels)", query)
+		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels; "+
+			"a labelled counter has no series until its first count, such as code=\"500\" before any error: "+
+			"where none means zero, add `or vector(0)`)", query)
 	}
 	if allNaN(res.Samples) {
 		// 0/0: an error ratio over a window with no requests (new pods not yet in the load
