@@ -41,18 +41,22 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		}
 		dsn = "file:" + uriPath(path)
 	}
-	// auto_vacuum must come before journal_mode: it only takes on a database that has no
-	// tables yet, and it lets PurgeToSize give freed pages back to the file system. An
-	// older database keeps reusing its freed pages instead. The WAL is written into the
-	// file every WALCheckpointPages pages (SQLite's default is 1,000): a checkpoint
-	// writes each page once however often it changed since the last, and at a thousand
-	// runs a second each check's newest index page changes every second; a run's write
-	// costs about a tenth less (BenchmarkSaveRuns). journal_size_limit then truncates the
-	// WAL to 16 MiB after each checkpoint, so it cannot keep the size of its largest burst.
-	dsn += "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+	// The WAL is written into the file every WALCheckpointPages pages (SQLite's default is
+	// 1,000): a checkpoint writes each page once however often it changed since the last,
+	// and at a thousand runs a second each check's newest index page changes every second;
+	// a run's write costs about a tenth less (BenchmarkSaveRuns). journal_size_limit then
+	// truncates the WAL to 16 MiB after each checkpoint, so it cannot keep the size of its
+	// largest burst.
+	params := "_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(" + strconv.Itoa(WALCheckpointPages) + ")" +
 		"&_pragma=journal_size_limit(16777216)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	vacuum := "_pragma=auto_vacuum(INCREMENTAL)&" // before journal_mode, see incrementalVacuum
+	if path == ":memory:" {
+		params = vacuum + params // one connection, and no other process
+	} else if err := incrementalVacuum(ctx, dsn+"?"+vacuum+params); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", dsn+"?"+params)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
@@ -72,6 +76,24 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 		s.file, _ = os.Stat(path)
 	}
 	return s, nil
+}
+
+// incrementalVacuum makes a new database one whose freed pages PurgeToSize can give back
+// to the file system (auto_vacuum INCREMENTAL), on a connection of its own: the setting
+// only takes on a database with no tables yet, before its journal mode is WAL, and it is
+// kept in the file from then on. An older database keeps reusing its freed pages instead.
+// Setting it takes the database's write lock, even to the value it has, so the pool's
+// connections must not: each new one waited for any write in progress, another process's
+// for up to the busy timeout, and a status page or an API read that needed a new
+// connection waited with it (TestReadsDoNotWaitForALockedStore).
+func incrementalVacuum(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var mode string
+	return db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
 }
 
 // Health is the store's health, and its file's: a database file deleted or replaced while
