@@ -79,43 +79,10 @@ func TestGateInterrupted(t *testing.T) {
 // gate says the deploy may or may not be registered, with the shell's code for the signal,
 // and --json is the error as JSON.
 func TestGateInterruptedWhileRegistering(t *testing.T) {
-	cmd := exec.Command(vigilBinary(t), "gate", "--agent", "http://"+freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "5m", "--json")
-	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=x")
-	var stdout, stderr vigiltest.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "sending it again") {
-		if time.Now().After(deadline) {
-			t.Fatalf("gate did not try twice within 30s:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("gate did not stop within 30s of SIGTERM:\n%s", stderr.String())
-	}
-	var doc struct {
-		Error    string `json:"error"`
-		ExitCode int    `json:"exit_code"`
-	}
-	err := json.Unmarshal([]byte(stdout.String()), &doc)
-	if code := cmd.ProcessState.ExitCode(); code != 143 || err != nil || doc.ExitCode != 143 || !strings.Contains(stderr.String(), "may or may not be registered") {
-		t.Errorf("exit %d (want 143), stdout %q (%v):\n%s", code, stdout.String(), err, stderr.String())
+	code, doc, stderr := interruptWhileAskingAgain(t, syscall.SIGTERM, "sending it again",
+		"gate", "--register-retry", "5m")
+	if code != 143 || doc.ExitCode != 143 || !strings.Contains(stderr, "may or may not be registered") {
+		t.Errorf("exit %d (want 143), JSON %+v:\n%s", code, doc, stderr)
 	}
 }
 
@@ -123,7 +90,26 @@ func TestGateInterruptedWhileRegistering(t *testing.T) {
 // ends, with the shell's code for the signal and, under --json, the reason as JSON (it
 // was killed by the signal, stdout empty).
 func TestPreflightInterrupted(t *testing.T) {
-	cmd := exec.Command(vigilBinary(t), "preflight", "--agent", "http://"+freeAddr(t), "--service", "web", "--version", "v1", "--retry", "5m", "--json")
+	code, doc, stderr := interruptWhileAskingAgain(t, syscall.SIGINT, "asking again",
+		"preflight", "--retry", "5m")
+	if code != 130 || doc.ExitCode != 130 || !strings.Contains(doc.Error, "interrupted") {
+		t.Errorf("exit %d (want 130), JSON %+v:\n%s", code, doc, stderr)
+	}
+}
+
+// jsonError is what a command prints on stdout under --json when it fails.
+type jsonError struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// interruptWhileAskingAgain runs command (gate or preflight, with --json, args after it)
+// against an agent address nothing listens on, sends sig once its stderr says waitFor (it
+// is asking again), and returns its exit code, the JSON it printed and its stderr.
+func interruptWhileAskingAgain(t *testing.T, sig syscall.Signal, waitFor, command string, args ...string) (int, jsonError, string) {
+	t.Helper()
+	args = append([]string{command, "--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--json"}, args...)
+	cmd := exec.Command(vigilBinary(t), args...)
 	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=x")
 	var stdout, stderr vigiltest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -141,24 +127,21 @@ func TestPreflightInterrupted(t *testing.T) {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "asking again") {
+	for !strings.Contains(stderr.String(), waitFor) {
 		if time.Now().After(deadline) {
-			t.Fatalf("preflight did not ask twice within 30s:\n%s", stderr.String())
+			t.Fatalf("%s did not ask twice within 30s:\n%s", command, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Process.Signal(sig)
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("preflight did not stop within 30s of SIGINT:\n%s", stderr.String())
+		t.Fatalf("%s did not stop within 30s of %s:\n%s", command, sig, stderr.String())
 	}
-	var doc struct {
-		Error    string `json:"error"`
-		ExitCode int    `json:"exit_code"`
+	var doc jsonError
+	if err := json.Unmarshal([]byte(stdout.String()), &doc); err != nil {
+		t.Errorf("%s printed no JSON on stdout (%v): %q", command, err, stdout.String())
 	}
-	err := json.Unmarshal([]byte(stdout.String()), &doc)
-	if code := cmd.ProcessState.ExitCode(); code != 130 || err != nil || doc.ExitCode != 130 || !strings.Contains(doc.Error, "interrupted") {
-		t.Errorf("exit %d (want 130), stdout %q (%v):\n%s", code, stdout.String(), err, stderr.String())
-	}
+	return cmd.ProcessState.ExitCode(), doc, stderr.String()
 }
