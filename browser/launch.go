@@ -47,13 +47,26 @@ func (p *Pool) launch() (*instance, error) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-quic", true),
+		// Every frame in the page's own process, so that the page's session sees it all from
+		// its first script: an iframe from another site (a checkout or widget served from
+		// another domain) otherwise runs in a process of its own, and its exceptions, console
+		// errors, failed requests and dialogs never reach the page's listeners.
+		chromedp.Flag("disable-site-isolation-trials", true),
 	)
+	disabled := []string{"Translate", "BlinkGenPropertyTrees", "site-per-process", "IsolateOrigins"}
 	for _, f := range p.opts.Flags {
 		name, value := parseFlag(f)
-		if name != "" {
+		switch v, isString := value.(string); {
+		case name == "":
+		case name == "disable-features" && isString:
+			// Added to vigil's list, not in its place: a feature turned off for the
+			// operator's reasons must not turn site isolation back on.
+			disabled = append(disabled, strings.Split(v, ",")...)
+		default:
 			opts = append(opts, chromedp.Flag(name, value))
 		}
 	}
+	opts = append(opts, chromedp.Flag("disable-features", strings.Join(disabled, ",")))
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithBrowserOption(
 		chromedp.WithBrowserLogf(func(string, ...any) {}),

@@ -99,6 +99,12 @@ checks:
     wait_for: "#app[data-ready]"
     ignore_errors: ["^Error: ads\\.example: "]
     timeout: 20s
+  - name: noisy-ignored-by-address
+    kind: browser
+    url: "${T}/noisy"
+    wait_for: "#app[data-ready]"
+    ignore_errors: ['\(http://127\.0\.0\.1:[0-9]+/noisy:[0-9]+:[0-9]+\)$']
+    timeout: 20s
   - name: login
     kind: browser
     url: "${T}/login"
@@ -213,6 +219,10 @@ func TestBrowserCheck(t *testing.T) {
 		}
 		if !strings.Contains(strings.Join(r.Transcript, "\n"), "1 problems matched ignore_errors") {
 			t.Error("the transcript should say what was ignored")
+		}
+		// the README: ignore_errors matches the problem's address too (a third-party frame's)
+		if r := run(t, "noisy-ignored-by-address"); r.Outcome != checks.Pass || r.Vars["js_errors"] != 0 {
+			t.Errorf("an error ignored by its address still counted: %s %v %v", r.Outcome, r.Reasons, r.Vars["js_errors"])
 		}
 	})
 	t.Run("journey", func(t *testing.T) {
