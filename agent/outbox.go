@@ -121,6 +121,9 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		return record(store.OutboxDryRun, derr.Error(), time.Time{})
 	case alerting.Permanent(derr):
 		a.log.Error("notification dead-lettered: the receiver refused it", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "error", derr)
+		if action != "" {
+			a.actionResult(&ev, e.Notifier, action, actionFailed(e.Notifier, action, &ev, e.Attempts+1, derr), now)
+		}
 		return record(store.OutboxDead, derr.Error(), time.Time{})
 	}
 	if a.paced(ctx, e, derr, now) {
@@ -131,8 +134,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		a.log.Error("notification dead-lettered: out of attempts", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
 			"attempts", e.Attempts+1, "error", derr)
 		if action != "" {
-			a.actionResult(&ev, e.Notifier, action, fmt.Sprintf("%s FAILED to %s %s after %d attempts: %v; nothing was rolled back or halted",
-				e.Notifier, action, subject(&ev), e.Attempts+1, derr), now)
+			a.actionResult(&ev, e.Notifier, action, actionFailed(e.Notifier, action, &ev, e.Attempts+1, derr), now)
 		}
 		return record(store.OutboxDead, derr.Error(), time.Time{})
 	}
@@ -240,6 +242,25 @@ func subject(ev *alerting.Event) string {
 		return ev.Deploy.Service + " " + ev.Deploy.Version + " (" + ev.Deploy.ID + ")"
 	}
 	return "check " + ev.Check
+}
+
+// actionFailed says what an action webhook that was refused or ran out of attempts means.
+// A receiver that answered (a 401, a 404, a redirect, a 5xx) did not act, nor one never
+// called (an untrusted certificate). One that never answered may have: the request can
+// have reached it, and vigil cannot tell.
+func actionFailed(notifier, action string, ev *alerting.Event, attempts int, derr error) string {
+	tries := "1 attempt"
+	if attempts != 1 {
+		tries = fmt.Sprintf("%d attempts", attempts)
+	}
+	s := fmt.Sprintf("%s FAILED to %s %s after %s: %v; ", notifier, action, subject(ev), tries, derr)
+	if ae := (*alerting.Error)(nil); alerting.Permanent(derr) || (errors.As(derr, &ae) && ae.StatusCode != 0) {
+		if action == alerting.ActionHalt {
+			return s + "nothing was halted"
+		}
+		return s + "nothing was rolled back"
+	}
+	return s + "it never answered, so it may have acted: check it before you act"
 }
 
 // actionAccepted says what an action webhook's success means: "rollback-web accepted the
