@@ -29,7 +29,7 @@ type Error struct {
 	// Permanent: retrying the same request cannot succeed (4xx other than 408 and 429,
 	// invalid_auth, channel_not_found, bad configuration).
 	Permanent bool
-	// RetryAfter is how long a 429 asked us to wait; 0 when it did not say.
+	// RetryAfter is how long a 429 or 503 asked us to wait; 0 when it did not say.
 	RetryAfter time.Duration
 	msg        string
 	err        error
@@ -56,7 +56,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.err }
 
-// RetryAfter reports how long the far end asked us to wait (a 429 with Retry-After).
+// RetryAfter reports how long the far end asked us to wait (a 429 or 503 with Retry-After).
 func RetryAfter(err error) (time.Duration, bool) {
 	var e *Error
 	if errors.As(err, &e) && e.RetryAfter > 0 {
@@ -160,7 +160,8 @@ func statusError(notifier, op string, status int, header http.Header, body []byt
 		e.msg += ": " + q
 	}
 	switch {
-	case status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable:
+		// A 503's Retry-After is how long the receiver expects to be down (RFC 9110).
 		e.RetryAfter, _ = parseRetryAfter(header.Get("Retry-After"), now)
 	case status == http.StatusRequestTimeout, status >= 500:
 	case status >= 300 && status < 400:

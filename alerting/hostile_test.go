@@ -39,6 +39,7 @@ func testHostileReceiver(t *testing.T, rx receiver) {
 		{"401", loopback.Fault{Status: 401}, true, 0, "401 Unauthorized"},
 		{"404", loopback.Fault{Status: 404}, true, 0, "404"},
 		{"429 with Retry-After", loopback.Fault{Status: 429, RetryAfter: "7"}, false, 7 * time.Second, "429"},
+		{"503 with Retry-After", loopback.Fault{Status: 503, RetryAfter: "9"}, false, 9 * time.Second, "503"},
 		{"302 is not followed", loopback.Fault{Status: 302}, true, 0, "302"},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,7 @@ func TestWebhookAnswers(t *testing.T) {
 	}{
 		{"500", loopback.Fault{Status: 500, Body: []byte("db down")}, false, -1},
 		{"503", loopback.Fault{Status: 503}, false, -1},
+		{"503 with Retry-After", loopback.Fault{Status: 503, RetryAfter: "7"}, false, 7 * time.Second},
 		{"408", loopback.Fault{Status: 408}, false, -1},
 		{"429 seconds", loopback.Fault{Status: 429, RetryAfter: "7"}, false, 7 * time.Second},
 		{"429 http-date", loopback.Fault{Status: 429, RetryAfter: date}, false, 90 * time.Second},
