@@ -195,18 +195,22 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	return retryablef(err, p.name, op, "")
 }
 
-// accepted says whether an Events API request went through: no error, or a 2xx with an
-// empty body (a proxy in front of PagerDuty that keeps the answer). The event was taken;
-// counting it as failed dead-lettered the trigger and so skipped its resolve, leaving the
-// incident open for good. A 2xx with a body that is not the API's (an HTML page) is still
-// an error: the url is likely not an Events v2 endpoint.
+// accepted says whether an Events API request went through: no error, a 2xx with an
+// empty body (a proxy in front of PagerDuty that keeps the answer), or a 2xx whose answer
+// the connection cut short. The event was taken; counting it as failed dead-lettered the
+// trigger and so skipped its resolve, leaving the incident open for good. A 2xx with a
+// whole body that is not the API's (an HTML page) is still an error: the url is likely
+// not an Events v2 endpoint.
 func accepted(rec *recorder, err error) bool {
 	if err == nil {
 		return true
 	}
+	if rec == nil || rec.status < 200 || rec.status > 299 {
+		return false
+	}
 	var syn *json.SyntaxError // what decoding nothing says
-	return rec != nil && rec.status >= 200 && rec.status <= 299 && len(bytes.TrimSpace(rec.head)) == 0 &&
-		(errors.As(err, &syn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
+	return rec.cut || (len(bytes.TrimSpace(rec.head)) == 0 &&
+		(errors.As(err, &syn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)))
 }
 
 // pdSeverities are PagerDuty's severities, most severe first.

@@ -219,6 +219,29 @@ func TestPagerDutyErrors(t *testing.T) {
 			t.Errorf("an empty 202: the trigger was not recorded in the alert state: %v", st)
 		}
 	}
+	// A 202 whose answer the connection cut short (a proxy or PagerDuty's edge dying
+	// mid-answer) took the event: the 202 is PagerDuty's word. It was retried as "not an
+	// Events API answer", and a cut that kept happening dead-lettered a trigger PagerDuty
+	// had, and so skipped its resolve.
+	for _, ev := range []*alerting.Event{deployFailed(), {Name: configs.EventDeployStarted, Key: "d-42:deploy_started", Incident: "d-42",
+		Deploy: &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2"}}} {
+		rx, n, _ := newPagerDuty(t)
+		path := "/v2/enqueue"
+		if ev.Name == configs.EventDeployStarted {
+			path = "/v2/change/enqueue"
+		}
+		rx.Fail(path, loopback.Fault{Status: 202, Cut: true, Body: []byte(`{"status":"success","mess`)})
+		st := alerting.State{}
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatalf("%s: a 202 cut short: %v", ev.Name, err)
+		}
+		if ev.Name == configs.EventDeployFailed && len(st) == 0 {
+			t.Errorf("a 202 cut short: the trigger was not recorded in the alert state: %v", st)
+		}
+		if c := rx.Calls(); len(c) != 1 || c[0].Status != 202 {
+			t.Errorf("%s: %d calls; want the one cut short", ev.Name, len(c))
+		}
+	}
 	// A wrong routing key: PagerDuty says 400, nothing to retry, and the key is not quoted.
 	rx := loopback.NewPagerDuty(t)
 	cfg := pagerDutyConfig(rx.URL())

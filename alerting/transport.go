@@ -54,6 +54,9 @@ type recorder struct {
 	status int
 	header http.Header
 	head   []byte
+	// cut: reading the answer's body failed after its status came (the connection died
+	// mid-answer, or the attempt ran out while it trickled); never set for errTooLarge.
+	cut bool
 }
 
 func newRecorder(client *http.Client, userAgent string, max int64) *recorder {
@@ -61,7 +64,7 @@ func newRecorder(client *http.Client, userAgent string, max int64) *recorder {
 }
 
 func (r *recorder) Do(req *http.Request) (*http.Response, error) {
-	r.status, r.header, r.head = 0, nil, nil
+	r.status, r.header, r.head, r.cut = 0, nil, nil, false
 	req.Header.Set("User-Agent", r.userAgent)
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -71,6 +74,7 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	head, err := io.ReadAll(io.LimitReader(resp.Body, headSize))
 	r.head = head
 	if err != nil {
+		r.cut = true
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
@@ -78,6 +82,7 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 		r:      io.MultiReader(bytes.NewReader(head), resp.Body),
 		left:   r.max,
 		closer: resp.Body,
+		cut:    &r.cut,
 	}
 	return resp, nil
 }
@@ -87,6 +92,7 @@ type cappedBody struct {
 	r      io.Reader
 	left   int64
 	closer io.Closer
+	cut    *bool // set when reading fails other than at the end or over the limit
 }
 
 func (c *cappedBody) Read(p []byte) (int, error) {
@@ -104,6 +110,9 @@ func (c *cappedBody) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
+	if err != nil && err != io.EOF && c.cut != nil {
+		*c.cut = true
+	}
 	return n, err
 }
 

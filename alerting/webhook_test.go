@@ -412,3 +412,20 @@ func TestWebhookUntrustedCertificateIsPermanent(t *testing.T) {
 		t.Errorf("Deliver to an untrusted certificate: %v (permanent %v)", err, alerting.Permanent(err))
 	}
 }
+
+// A receiver that answers and then dies mid-answer has answered: a 2xx cut short is
+// delivered (the status is its word), a 5xx cut short is retried with what came quoted.
+func TestWebhookAnswerCutShort(t *testing.T) {
+	t.Parallel()
+	rx := loopback.NewWebhook(t)
+	n := newNotifier(t, webhookConfig(rx.URL()), nil)
+	rx.Fail(loopback.Fault{Status: 200, Cut: true, Body: []byte(`{"rollback":"sta`)})
+	if err := n.Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
+		t.Fatalf("200 cut short: %v", err)
+	}
+	rx.Fail(loopback.Fault{Status: 502, Cut: true, Body: []byte(`bad gate`)})
+	err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
+	if err == nil || alerting.Permanent(err) || !strings.Contains(err.Error(), "502") || !strings.Contains(err.Error(), "cut short") {
+		t.Fatalf("502 cut short: %v; want a retryable error quoting it", err)
+	}
+}

@@ -45,6 +45,9 @@ type Fault struct {
 	AcceptThenHang bool
 	// Stall answers the status and headers, then holds the body open without writing.
 	Stall bool
+	// Cut answers the status and headers promising more body than it writes (Body), then
+	// closes the connection: a receiver that accepted and died mid-answer.
+	Cut bool
 }
 
 // server is the listener, fault queues and lifecycle the three receivers share.
@@ -177,6 +180,10 @@ func (s *server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
 		return
 	}
 	status := f.status()
+	if f.Cut {
+		cut(w, status, f.Body)
+		return
+	}
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
@@ -213,6 +220,25 @@ func (s *server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
 			left -= n
 		}
 	}
+}
+
+// cut writes status and body on the raw connection, with a Content-Length a kilobyte
+// longer than body, and closes it.
+func cut(w http.ResponseWriter, status int, body []byte) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot cut this connection", http.StatusInternalServerError)
+		return
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		status, http.StatusText(status), len(body)+1024)
+	_, _ = buf.Write(body)
+	_ = buf.Flush()
 }
 
 func mustStart(tb testing.TB, start func() error, closer func()) {
