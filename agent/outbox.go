@@ -138,7 +138,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		}
 		return record(store.OutboxDead, derr.Error(), time.Time{})
 	}
-	wait, ok := alerting.RetryAfter(derr)
+	wait, ok := retryAfter(derr)
 	if !ok {
 		wait = outboxBackoff.Delay(e.Attempts + 1)
 	}
@@ -153,7 +153,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 // toward max_attempts (a burst of 100 pages is not dead-lettered by being paced); after
 // that it does. It reports whether it handled the attempt.
 func (a *Agent) paced(ctx context.Context, e *store.OutboxEntry, derr error, now time.Time) bool {
-	wait, ok := alerting.RetryAfter(derr)
+	wait, ok := retryAfter(derr)
 	if !ok || now.Sub(e.CreatedAt) >= orphanGrace {
 		return false
 	}
@@ -166,6 +166,14 @@ func (a *Agent) paced(ctx context.Context, e *store.OutboxEntry, derr error, now
 	}
 	a.metrics.notifications.WithLabelValues(e.Notifier, "retry").Inc()
 	return true
+}
+
+// retryAfter is how long the receiver asked to wait, at most outboxMaxBackoff: a day's
+// Retry-After (a proxy's rate limit, a misread header) would hold the lane, and every page
+// behind it, for a day; asking again in 5 minutes costs one request.
+func retryAfter(derr error) (time.Duration, bool) {
+	wait, ok := alerting.RetryAfter(derr)
+	return min(wait, outboxMaxBackoff), ok
 }
 
 // orphanGrace is how long after it was queued an entry whose notifier left the config
