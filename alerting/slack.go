@@ -267,13 +267,12 @@ var slackHints = map[string]string{
 
 func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op string, now time.Time) error {
 	var rl *slack.RateLimitedError
-	if errors.As(err, &rl) {
-		return &Error{Notifier: s.name, Op: op, StatusCode: http.StatusTooManyRequests, RetryAfter: rl.RetryAfter,
-			msg: "rate limited by Slack (429)"}
-	}
-	if rec.status == http.StatusTooManyRequests {
-		// No Retry-After, or an HTTP-date slack-go cannot read.
-		return statusError(s.name, op, rec.status, rec.header, rec.head, now)
+	if rec.status == http.StatusTooManyRequests || errors.As(err, &rl) {
+		// Retry-After read as for every receiver: slack-go's RateLimitedError overflows on a
+		// huge value and fails on an HTTP-date.
+		e := statusError(s.name, op, http.StatusTooManyRequests, rec.header, rec.head, now)
+		e.msg = "rate limited by Slack: " + e.msg
+		return e
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {

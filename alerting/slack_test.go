@@ -211,6 +211,13 @@ func TestSlackRateLimited(t *testing.T) {
 	if alerting.Permanent(err) || len(srv.Messages()) != 0 {
 		t.Fatalf("429: permanent %v, messages %d", alerting.Permanent(err), len(srv.Messages()))
 	}
+	// A Retry-After past what a Duration holds was read as whatever the overflow gave; it is
+	// at most a day, as for every other receiver (the outbox waits at most 5 minutes).
+	srv.Fail("chat.postMessage", loopback.Fault{Status: 429, RetryAfter: "99999999999"})
+	err = n.Deliver(t.Context(), deployFailed(), st)
+	if d, ok := alerting.RetryAfter(err); !ok || d != 24*time.Hour || !strings.Contains(err.Error(), "rate limited by Slack") {
+		t.Fatalf("a huge Retry-After: RetryAfter(%v) = %v %v, want 24h", err, d, ok)
+	}
 	if err := n.Deliver(t.Context(), deployFailed(), st); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
