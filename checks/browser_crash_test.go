@@ -83,3 +83,58 @@ checks:
 		}
 	})
 }
+
+// slowCrash is a runner whose first visit crashes the renderer (a real one) and then takes
+// the run's time up to a second before its end, as a crash that came late in a slow load
+// would: it counts the visits it was asked for.
+type slowCrash struct {
+	pool   checks.BrowserRunner
+	visits atomic.Int32
+}
+
+func (s *slowCrash) Visit(ctx context.Context, v *browser.Visit) (*browser.Report, error) {
+	if s.visits.Add(1) > 1 {
+		return s.pool.Visit(ctx, v)
+	}
+	rep, err := s.pool.Visit(ctx, v)
+	if deadline, ok := ctx.Deadline(); ok {
+		select {
+		case <-time.After(time.Until(deadline) - time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return rep, err
+}
+
+// A renderer crash with too little of the run left to load the page again (under 2 s) is
+// not visited again: the second visit could only be cut short, and would say nothing of
+// the page. The run is an error that says why, not a failure: one crash is not the page's
+// doing for sure.
+func TestRendererCrashWithNoTimeLeftIsNotVisitedAgain(t *testing.T) {
+	pool := checks.BrowserPoolWith(t, browser.Options{Concurrency: 1, Flags: []string{"--js-flags=--max-old-space-size=64"}})
+	runner := &slowCrash{pool: pool}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, leakPage)
+	}))
+	t.Cleanup(srv.Close)
+	cs := buildDeps(t, checks.Deps{Browser: runner}, srv.URL, `
+checks:
+  - {name: leak, kind: browser, url: "${T}/", wait_for: "#app[data-ready]", timeout: 15s}
+`)
+	r := cs["leak"].Run(context.Background(), checks.Input{})
+	transcript := strings.Join(r.Transcript, "\n")
+	t.Logf("%s %v in %s\n%s", r.Outcome, r.Reasons, r.Duration, transcript)
+	if n := runner.visits.Load(); n != 1 {
+		t.Fatalf("the page was visited %d times, want once: there was no time for a second visit", n)
+	}
+	if r.Outcome != checks.Error || len(r.Reasons) == 0 || !strings.Contains(r.Reasons[0], "renderer") {
+		t.Errorf("%s %v, want an error that names the renderer's crash", r.Outcome, r.Reasons)
+	}
+	if !strings.Contains(transcript, "too little to visit it again") {
+		t.Error("the transcript does not say why the page was not visited again")
+	}
+	if r.Duration > 20*time.Second {
+		t.Errorf("the run took %s, past its 15s timeout", r.Duration)
+	}
+}
