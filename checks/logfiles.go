@@ -2,6 +2,8 @@ package checks
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +18,61 @@ type logTarget struct {
 	info   os.FileInfo
 	statAt time.Time
 	cp     *checkpoint
+	gz     *gzipStream // a compressed copy, read on from cp (gzipCopy)
+}
+
+func (tg *logTarget) close() {
+	if tg.gz != nil {
+		tg.gz.Close()
+		tg.gz = nil
+	}
+}
+
+// openTarget opens tg's file to read it. logrotate may have renamed or deleted it since
+// the listing: a file found by its identity beside its old name (app.log.1) is opened
+// there, and tg.path becomes that name; one not found is noted, and nil returned. Any
+// other failure to open it (permission denied, EIO) is an error.
+func (s *fileSource) openTarget(tg *logTarget, t *Transcript) (*os.File, error) {
+	if s.opening != nil {
+		s.opening(tg.path)
+	}
+	if f, err := openSame(tg.path, tg.info); f != nil || err != nil {
+		return f, err
+	}
+	siblings, _ := filepath.Glob(escapeGlob(tg.path) + "?*")
+	for _, p := range siblings {
+		if info, err := os.Stat(p); err != nil || compressed(p) || !os.SameFile(info, tg.info) {
+			continue
+		}
+		f, err := openSame(p, tg.info)
+		if f != nil {
+			t.Printf("%s was rotated to %s after vigil listed it; reading it there", tg.path, p)
+			tg.path = p
+		}
+		if f != nil || err != nil {
+			return f, err
+		}
+	}
+	t.Printf("%s was deleted or rotated away after vigil listed it, and no file beside it is the one listed: not read", tg.path)
+	return nil, nil
+}
+
+// openSame opens path if it is the file info describes; nil, and no error, if path does
+// not exist or is another file.
+func openSame(path string, info os.FileInfo) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now, err := f.Stat()
+	if err != nil || !os.SameFile(now, info) {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // findCopies recognises the copy that logrotate's copytruncate made of a followed file it
@@ -24,9 +81,10 @@ type logTarget struct {
 // not read from its start as new lines (which dated the old ones after the last run and
 // counted them twice); outside it, it is added, so that the lines written between vigil's
 // last read and the copy, which are only there now, are read. Returns targets with copies
-// found outside the glob appended.
-func findCopies(targets []*logTarget, t *Transcript) []*logTarget {
-	var truncated []*checkpoint
+// found outside the glob appended, and the checkpoints of truncated files without a copy
+// (logrotate may have compressed it: gzipCopy).
+func findCopies(targets []*logTarget, t *Transcript) ([]*logTarget, []*checkpoint) {
+	var truncated, uncopied []*checkpoint
 	have := make(map[string]bool, len(targets))
 	for _, tg := range targets {
 		have[tg.path] = true
@@ -35,7 +93,7 @@ func findCopies(targets []*logTarget, t *Transcript) []*logTarget {
 		}
 	}
 	if len(truncated) == 0 {
-		return targets
+		return targets, nil
 	}
 	isCopy := func(path string, info os.FileInfo, cp *checkpoint) bool {
 		return info.Mode().IsRegular() && !compressed(path) && info.Size() >= cp.offset && !os.SameFile(info, cp.info) &&
@@ -63,12 +121,15 @@ func findCopies(targets []*logTarget, t *Transcript) []*logTarget {
 			if have[p] || err != nil || !isCopy(p, info, cp) {
 				continue
 			}
-			have[p] = true
+			have[p], found = true, true
 			targets = append(targets, &logTarget{path: p, info: info, statAt: at, cp: from(cp, p, info)})
 			break
 		}
+		if !found {
+			uncopied = append(uncopied, cp)
+		}
 	}
-	return targets
+	return targets, uncopied
 }
 
 // leftTheGlob is what becomes of the checkpoints of files no longer under the glob nor

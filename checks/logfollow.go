@@ -1,17 +1,14 @@
 package checks
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +37,11 @@ const (
 //     time;
 //   - truncation (size below the checkpoint, copytruncate): read again from the start,
 //     and the copy beside it read on from the checkpoint (findCopies);
+//   - compression at rotation (app.log.1.gz at once): the gzip copy beside a file gone or
+//     truncated that holds the bytes before its checkpoint is read on from there, once
+//     (gzipCopy);
+//   - a file renamed or deleted between the listing and the read: read under its new
+//     name, or passed over (openTarget);
 //   - the first time a file is read, only timestamped lines can be dated; a file not
 //     modified within the window is skipped whole;
 //   - a timestamp later than when vigil looked at the file (by more than logClockSlack) is
@@ -56,12 +58,10 @@ type fileSource struct {
 	cps     []*checkpoint
 	away    []*checkpoint // files that left the glob, kept for the window (leftTheGlob)
 	hitLog
-}
 
-// hitLog is the matches remembered for the window.
-type hitLog struct {
-	hits   []logHit // oldest first, roughly
-	recent []logHit // the latest matching lines, with their text
+	// opening, when set, is called just before a listed file is opened to be read: tests
+	// rotate or delete it there, as logrotate can between vigil's listing and its read.
+	opening func(path string)
 }
 
 type checkpoint struct {
@@ -81,15 +81,21 @@ const checkpointTail = 64
 // tailBefore is the checkpointTail bytes (fewer at a file's start) before offset in path;
 // nil when they cannot be read.
 func tailBefore(path string, offset int64) []byte {
-	n := min(offset, checkpointTail)
-	if n <= 0 {
-		return nil
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	return tailAt(f, offset)
+}
+
+// tailAt is the checkpointTail bytes (fewer at the start) before offset in f; nil when
+// they cannot be read.
+func tailAt(f io.ReaderAt, offset int64) []byte {
+	n := min(offset, checkpointTail)
+	if n <= 0 {
+		return nil
+	}
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, offset-n); err != nil {
 		return nil
@@ -98,26 +104,23 @@ func tailBefore(path string, offset int64) []byte {
 }
 
 // sameTail says whether path still has cp's tail just before cp's offset (true when the
-// checkpoint has none to compare).
+// checkpoint has none to compare, or it cannot be read).
 func (cp *checkpoint) sameTail(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	return cp.sameTailAt(f)
+}
+
+// sameTailAt is sameTail of the file open as f.
+func (cp *checkpoint) sameTailAt(f io.ReaderAt) bool {
 	if len(cp.tail) == 0 {
 		return true
 	}
-	now := tailBefore(path, cp.offset)
+	now := tailAt(f, cp.offset)
 	return now == nil || bytes.Equal(now, cp.tail)
-}
-
-// lineHit is a pattern a line matched and the text it matched in (for samples).
-type lineHit struct {
-	pattern int
-	text    []byte
-}
-
-type logHit struct {
-	at      time.Time
-	pattern int
-	n       int
-	line    string
 }
 
 // scan reads what was written since the last run and returns the counts per pattern since
@@ -172,8 +175,8 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 		for _, p := range append([]string{cp.path}, siblings...) {
 			at := time.Now()
 			info, err := os.Stat(p)
-			if err != nil || !info.Mode().IsRegular() || !os.SameFile(cp.info, info) || info.ModTime().Before(keepFrom) {
-				continue
+			if err != nil || !info.Mode().IsRegular() || compressed(p) || !os.SameFile(cp.info, info) || info.ModTime().Before(keepFrom) {
+				continue // (a compressed file is a new one: its identity, one reused; gzipCopy)
 			}
 			claimed[cp] = true
 			targets = append(targets, &logTarget{path: p, info: info, statAt: at, cp: cp})
@@ -183,224 +186,82 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 			break
 		}
 	}
-	targets = findCopies(targets, t)
+	targets, uncopied := findCopies(targets, t)
+	defer func() {
+		for _, tg := range targets {
+			tg.close()
+		}
+	}()
+	r := &logRead{q: q, t: t, tally: tally, lastRun: s.lastRun, keepFrom: keepFrom, now: now,
+		budget: q.maxBytes, matched: make([]int, 0, len(q.patterns))}
+	if d, ok := ctx.Deadline(); ok {
+		r.gzipBy = time.Now().Add(time.Until(d) / 2)
+	}
+	// Files gone, and files truncated without a plain copy beside them: logrotate's
+	// compress may have made the copy a .gz at once.
+	for _, cp := range s.cps {
+		if !claimed[cp] {
+			uncopied = append(uncopied, cp)
+		}
+	}
+	for _, cp := range uncopied {
+		tg, err := r.gzipCopy(ctx, cp)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the compressed copies of %s: %w", cp.path, err)
+		}
+		if tg != nil {
+			claimed[cp] = true
+			targets = append(targets, tg)
+		}
+	}
 
 	if len(targets) == 0 {
 		// Not a pass: a glob that matches nothing (a typo, logs moved) would pass forever.
 		return nil, nil, Inconclusivef("no file matches source.file %q: no log to read", s.glob)
 	}
-	budget := q.maxBytes
 	var next []*checkpoint
-	// This run's matches, remembered only if it ends well: a run that fails part way
-	// leaves the checkpoints where they were, and the next reads the same bytes again.
-	var noted hitLog
-	matched := make([]int, 0, len(q.patterns))
-	for _, tg := range targets {
+	for i, tg := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
 		}
-		size := tg.info.Size()
-		var from int64
-		var lower time.Time
-		flush, ownTime := false, false
-		switch {
-		case tg.cp != nil && size >= tg.cp.offset && tg.cp.sameTail(tg.path):
-			from, lower = tg.cp.offset, tg.cp.at
-			// A last line without a newline that stayed as it was for a whole run is not
-			// being written: its writer was killed or moved on. It is a line; read it.
-			flush = size == tg.cp.info.Size() && tg.info.ModTime().Equal(tg.cp.info.ModTime())
-		case tg.cp != nil && size >= tg.cp.offset:
-			// Truncated and written past the old offset since (copytruncate, then a burst):
-			// the bytes before the checkpoint are not those read there.
-			lower = tg.cp.at
-			t.Printf("%s was truncated and written again (%d bytes; the bytes before offset %d changed); reading it from the start", tg.path, size, tg.cp.offset)
-		case tg.cp != nil:
-			lower = tg.cp.at
-			t.Printf("%s was truncated (%d bytes, %d before); reading it from the start", tg.path, size, tg.cp.offset)
-		case !s.lastRun.IsZero() && !tg.info.ModTime().Before(s.lastRun.Add(-logMtimeSlack)):
-			// New under the glob and written since the last run: the new file after a
-			// rotation, a new pod's; or an old file come back (a release directory swapped
-			// in on a rollback) and written again. Its first bytes may be older than the
-			// last run: a line with a timestamp of its own is dated by it.
-			lower, ownTime = s.lastRun, true
-		case tg.info.ModTime().Before(keepFrom):
-			from = size // untouched within the window: nothing in it can count
-		}
-		// A line was written before vigil saw the file hold it: a timestamp later than that
-		// (a zone the line does not name, ahead of vigil's) is wrong, and would date old
-		// lines after a deploy still to come.
-		notAfter := tg.statAt.Add(logClockSlack)
-		skipFirst := false
-		if size-from > budget {
-			skipped := size - from - budget
-			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("%s: %d bytes skipped (max_bytes %d per run)", tg.path, skipped, q.maxBytes))
-			from, skipFirst = size-budget, true
-		}
-		offset := from
-		if size > from {
-			var hits []lineHit // the patterns the line being read matched, in its pieces so far
-			future := 0
-			n, err := s.readFile(tg.path, from, size, skipFirst, flush, notAfter, &future, func(piece []byte, ts time.Time, end bool) {
-				for _, i := range q.match(piece, matched) {
-					if !slices.ContainsFunc(hits, func(h lineHit) bool { return h.pattern == i }) {
-						text := piece
-						if !end { // the reader's buffer is reused for the next piece
-							text = bytes.Clone(piece[:min(len(piece), 2*logSampleMax)])
-						}
-						hits = append(hits, lineHit{pattern: i, text: text})
-					}
-				}
-				if !end {
-					return
-				}
-				tally.lines++
-				at := ts
-				if lower.After(at) && (!ownTime || at.IsZero()) {
-					at = lower
-				}
-				for _, h := range hits {
-					switch {
-					case at.IsZero():
-						tally.undated++
-					case !at.Before(keepFrom):
-						noted.remember(at, h.pattern, h.text, q.samples)
-					}
-				}
-				hits = hits[:0]
-			}, now)
-			if future > 0 {
-				t.Printf("%s: %d lines carry a timestamp later than when vigil read them (a time zone the lines do not name?); they are placed by when vigil saw the file grow, as if they had none", tg.path, future)
-			}
-			tally.bytes += n
-			budget -= size - from
-			offset = from + n
+		if tg.gz == nil {
+			f, err := s.openTarget(tg, t)
 			if err != nil {
 				return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
 			}
+			if f != nil {
+				cp, err := r.plain(f, tg)
+				f.Close()
+				if err != nil {
+					return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
+				}
+				next = append(next, cp)
+				continue
+			}
+			if tg.cp == nil {
+				continue
+			}
+			// Gone between the listing and now, and not beside its old name: compressed
+			// at once, or deleted.
+			gz, err := r.gzipCopy(ctx, tg.cp)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading the compressed copies of %s: %w", tg.cp.path, err)
+			}
+			if gz == nil {
+				delete(claimed, tg.cp) // remembered as a file that left the glob
+				continue
+			}
+			targets[i], tg = gz, gz
 		}
-		tally.files++
-		cp := &checkpoint{path: tg.path, info: tg.info, offset: offset, at: tg.statAt}
-		if tg.cp != nil && offset == tg.cp.offset && from == offset {
-			cp.tail = tg.cp.tail // nothing read: the same bytes end at the offset
-		} else {
-			cp.tail = tailBefore(tg.path, offset)
+		if err := r.compressed(ctx, tg); err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
 		}
-		next = append(next, cp)
 	}
 	s.away = leftTheGlob(s.away, s.cps, claimed, listed, keepFrom)
 	s.cps = next
 	s.lastRun = listed
-	s.merge(&noted, q.samples)
+	s.merge(&r.noted, q.samples)
 	return s.count(len(q.patterns), cutoff, keepFrom, q.samples)
-}
-
-// readFile reads [from, to) of path line by line and returns the bytes consumed: up to the
-// end of the last complete line, so a line still being written is read whole next time
-// (unless flush: then the last line is read, newline or not). A timestamp after notAfter is not believed (counted in future): the line, and the
-// continuation lines after it, are handed on as undated.
-func (s *fileSource) readFile(path string, from, to int64, skipFirst, flush bool, notAfter time.Time, future *int,
-	fn func(piece []byte, ts time.Time, end bool), now time.Time) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return 0, err
-	}
-	var last time.Time
-	skip, start := skipFirst, true // start: the next piece begins a line
-	return readLines(io.LimitReader(f, to-from), flush, func(piece []byte, end bool) {
-		if skip {
-			skip = !end
-			return // cut at the byte cap: a partial line
-		}
-		if start {
-			if ts, ok := ParseLogTime(piece, now, time.Local); ok {
-				last = ts
-				if ts.After(notAfter) {
-					last = time.Time{}
-					*future++
-				}
-			}
-		}
-		start = end
-		fn(piece, last, end)
-	})
-}
-
-// readLines calls fn for each complete line of r, without its newline, and returns the
-// bytes consumed. A line longer than logLineMax comes in pieces of at most that, end true
-// on its last (so a match anywhere in a long line is seen; one across two pieces is not).
-// fn must not keep a piece: the buffer is reused. A final partial line is not consumed
-// unless it is already longer than logLineMax (some of it was handed out) or flush is set.
-func readLines(r io.Reader, flush bool, fn func(piece []byte, end bool)) (int64, error) {
-	br := bufio.NewReaderSize(r, logLineMax)
-	var consumed, pending int64
-	for {
-		chunk, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			fn(trimEOL(chunk), true)
-			consumed += pending + int64(len(chunk))
-			pending = 0
-		case errors.Is(err, bufio.ErrBufferFull):
-			fn(chunk, false)
-			pending += int64(len(chunk))
-		case errors.Is(err, io.EOF):
-			if pending > 0 || (flush && len(chunk) > 0) {
-				fn(trimEOL(chunk), true)
-				consumed += pending + int64(len(chunk))
-			}
-			return consumed, nil
-		default:
-			return consumed, err
-		}
-	}
-}
-
-func trimEOL(b []byte) []byte {
-	return bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
-}
-
-// remember records a match for later runs within the window.
-func (s *hitLog) remember(at time.Time, pattern int, line []byte, samples int) {
-	s.add(logHit{at: at, pattern: pattern, n: 1})
-	if samples > 0 {
-		s.addRecent(logHit{at: at, pattern: pattern, line: Trim(strings.TrimSpace(string(line)), logSampleMax)}, samples)
-	}
-}
-
-// merge remembers what another log noted.
-func (s *hitLog) merge(o *hitLog, samples int) {
-	for _, h := range o.hits {
-		s.add(h)
-	}
-	for _, h := range o.recent {
-		s.addRecent(h, samples)
-	}
-}
-
-func (s *hitLog) add(h logHit) {
-	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(h.at) && s.hits[n-1].pattern == h.pattern {
-		s.hits[n-1].n += h.n
-		return
-	}
-	if len(s.hits) >= logMaxHits {
-		s.hits = append(s.hits[:0], s.hits[len(s.hits)/2:]...) // pathological logs: keep the newer half
-	}
-	s.hits = append(s.hits, h)
-}
-
-func (s *hitLog) addRecent(h logHit, samples int) {
-	if samples <= 0 {
-		return
-	}
-	if keep := samples * 4; len(s.recent) >= keep {
-		s.recent = append(s.recent[:0], s.recent[len(s.recent)-keep+1:]...)
-	}
-	s.recent = append(s.recent, h)
 }
 
 // count forgets matches older than keepFrom and counts those since cutoff.

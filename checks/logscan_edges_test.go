@@ -270,9 +270,9 @@ func TestLogscanLokiLinesOutsideTheInterval(t *testing.T) {
 }
 
 // A run that ends in an error part way through its files (its deadline passed while it
-// read a large one, a file deleted between the listing and the read) has read nothing:
-// the next run reads the same bytes again from the same checkpoints, and must not count
-// the matches the failed run had already noted a second time.
+// read a large one) has read nothing: the next run reads the same bytes again from the
+// same checkpoints, and must not count the matches the failed run had already noted a
+// second time.
 func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
