@@ -281,7 +281,7 @@ func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
 	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", filepath.Join(dir, "*.log")), ""))
 	wantOutcome(t, run(t, c, Input{}), Pass)
 
-	// a.log gets three warnings and then 16 MiB of ordinary lines, read in more than the
+	// a.log gets three warnings and then 4 MiB of ordinary lines, read in more than the
 	// 5 ms the run is given; b.log is listed after it.
 	appendLog(t, a, "Possible connection leak detected 1", "Possible connection leak detected 2", "Possible connection leak detected 3")
 	f, err := os.OpenFile(a, os.O_APPEND|os.O_WRONLY, 0)
@@ -289,7 +289,7 @@ func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	filler := strings.Repeat("INFO request served in 3 ms by the pool of ten\n", 1<<10)
-	for range 16 << 20 / len(filler) {
+	for range 4 << 20 / len(filler) {
 		if _, err := f.WriteString(filler); err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestLogscanErrorPartWayCountsNothing(t *testing.T) {
 	defer cancel()
 	res := c.Run(ctx, Input{})
 	if res.Outcome != Error {
-		t.Fatalf("the run with 5 ms for 16 MiB: %s %v; want an error (its deadline)", res.Outcome, res.Reasons)
+		t.Fatalf("the run with 5 ms for 4 MiB: %s %v; want an error (its deadline)", res.Outcome, res.Reasons)
 	}
 	res = run(t, c, Input{})
 	wantOutcome(t, res, Fail, "matches = 3 ")
