@@ -65,6 +65,8 @@ type fleetInstance struct {
 	Status  int
 	Problem string // why it is unhealthy
 	Version string // as reported now; "" when it did not say
+	// Waited is how long a failing instance was asked again before it was judged (settle).
+	Waited time.Duration
 }
 
 // Probe implements Prober.
@@ -76,24 +78,7 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 	if len(list) == 0 {
 		return Inconclusivef("no instances: the discovery answer lists none")
 	}
-	found := make([]*fleetInstance, len(list))
-	sem := make(chan struct{}, f.concurrency)
-	var wg sync.WaitGroup
-	for i, base := range list {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			found[i] = f.probeInstance(ctx, base)
-		}()
-	}
-	wg.Wait()
+	found := f.probeAll(ctx, list)
 	if err := ctx.Err(); err != nil {
 		done := 0
 		for _, in := range found {
@@ -105,6 +90,10 @@ func (f *Fleet) Probe(ctx context.Context, run *Run) error {
 			return fmt.Errorf("cancelled after probing %d of %d instances", done, len(list))
 		}
 		return fmt.Errorf("the check's timeout ran out with %d of %d instances probed; raise timeout or concurrency, or lower health.timeout", done, len(list))
+	}
+	found = f.settle(ctx, run, found)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("cancelled while waiting for starting instances")
 	}
 	f.judge(run, f.withoutLeavers(ctx, run, found))
 	return nil
@@ -189,6 +178,14 @@ func (f *Fleet) probeInstance(ctx context.Context, base string) *fleetInstance {
 	return in
 }
 
+// problem is why the instance is unhealthy, for a reason.
+func (in *fleetInstance) problem() string {
+	if in.Waited > 0 {
+		return fmt.Sprintf("%s; still failing after %s of asking again", in.Problem, in.Waited.Round(100*time.Millisecond))
+	}
+	return in.Problem
+}
+
 // shortHTTPError drops the "GET url: " prefix the client puts on its errors.
 func shortHTTPError(err error) string {
 	s := err.Error()
@@ -244,7 +241,7 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 		} else {
 			versions[key]["unhealthy"]++
 			unhealthy = append(unhealthy, in.URL)
-			unhealthyWhy = append(unhealthyWhy, fmt.Sprintf("%s (%s)", in.URL, in.Problem))
+			unhealthyWhy = append(unhealthyWhy, fmt.Sprintf("%s (%s)", in.URL, in.problem()))
 			run.Transcript.Printf("%s: UNHEALTHY: %s, version %s", in.URL, in.Problem, key)
 		}
 		switch {

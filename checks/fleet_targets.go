@@ -53,7 +53,8 @@ func instanceURL(s string) string {
 	return s
 }
 
-// list gives this run's instances.
+// list gives this run's instances. Its request and answer go to t; nil leaves them out
+// (discovery asked again while instances are waited for).
 func (f *fleetTargets) list(ctx context.Context, t *Transcript) ([]string, error) {
 	if f.discovery == nil {
 		return f.static, nil
@@ -64,7 +65,11 @@ func (f *fleetTargets) list(ctx context.Context, t *Transcript) ([]string, error
 	}
 	switch {
 	case resp.Status != http.StatusOK:
-		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, t.Excerpt(string(resp.Body), 200))
+		body := Trim(string(resp.Body), 200) // t is nil when the answer is only for vigil
+		if t != nil {
+			body = t.Excerpt(string(resp.Body), 200)
+		}
+		return nil, fmt.Errorf("discovery %s answered %d: %s", f.discovery.URL, resp.Status, body)
 	case resp.Truncated:
 		return nil, fmt.Errorf("discovery %s answered more than %d bytes; is it the right URL?", f.discovery.URL, fleetDiscoveryBytes)
 	}

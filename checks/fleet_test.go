@@ -17,6 +17,7 @@ import (
 // its health is whatever the test's model of the incident says it is at that moment.
 type fleetNode struct {
 	srv *httptest.Server
+	url string // set when the node is listed before it listens (lateNode)
 
 	mu      sync.Mutex
 	version string
@@ -29,7 +30,12 @@ func newFleetNode(t *testing.T, version string, health func(n *fleetNode) (int, 
 	return n
 }
 
-func (n *fleetNode) URL() string { return n.srv.URL }
+func (n *fleetNode) URL() string {
+	if n.url != "" {
+		return n.url
+	}
+	return n.srv.URL
+}
 
 func (n *fleetNode) Version() string {
 	n.mu.Lock()
