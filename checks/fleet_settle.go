@@ -13,11 +13,13 @@ import (
 var fleetAskAgain = backoff.Policy{First: 200 * time.Millisecond, Max: 2 * time.Second}
 
 // settle gives the instances a rolling update is starting time to become healthy. In a
-// deploy, an instance that fails and that the baseline does not know (new: a registry that
-// lists instances before they are ready, a pod listed while it starts) is asked again until
-// it is healthy or the run's deadline is one health.timeout away; only then is it judged. A
-// crash-looping new version still fails, later in the run. Outside a deploy nothing is
-// starting that vigil knows of, and a failure is reported at once.
+// deploy, an instance that fails is asked again until it is healthy or the run's deadline
+// is one health.timeout away, and only then judged, when it may be starting: new to the
+// baseline (a registry that lists instances before they are ready, a pod listed while it
+// starts), or healthy in it (an instance at a fixed address restarted in place for the
+// upgrade). One already failing before the deploy is not waited for. A crash-looping new
+// version still fails, later in the run. Outside a deploy nothing is starting that vigil
+// knows of, and a failure is reported at once.
 func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []*fleetInstance {
 	if run.Deploy == nil {
 		return found
@@ -25,9 +27,16 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 	base, _ := fleetBaseline(run.Baseline)
 	red := run.Transcript.Redactor()
 	var waiting []int
+	var why []string
 	for i, in := range found {
-		if _, known := base[red.String(in.URL)]; !in.Healthy && !known {
+		switch b, known := base[red.String(in.URL)]; {
+		case in.Healthy || (known && !b.healthy): // failing before the deploy: not the rollout's
+		case known:
 			waiting = append(waiting, i)
+			why = append(why, "healthy before the deploy, and failing (%s): maybe restarting in place for the rollout")
+		default:
+			waiting = append(waiting, i)
+			why = append(why, "new, not seen before the deploy, and failing (%s): maybe still starting")
 		}
 	}
 	if len(waiting) == 0 {
@@ -36,12 +45,11 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 	deadline, ok := ctx.Deadline()
 	until := deadline.Add(-f.timeout) // room for the last discovery request, and to judge
 	if !ok || time.Until(until) <= 0 {
-		run.Transcript.Printf("-- %d new instances fail, and the run has no time left to ask them again", len(waiting))
+		run.Transcript.Printf("-- %d instances fail that may be starting, and the run has no time left to ask them again", len(waiting))
 		return found
 	}
-	for _, i := range waiting {
-		run.Transcript.Printf("%s: new, not seen before the deploy, and failing (%s): maybe still starting; asked again until it is healthy or %s before the check's deadline",
-			found[i].URL, found[i].Problem, f.timeout)
+	for k, i := range waiting {
+		run.Transcript.Printf("%s: "+why[k]+"; asked again until it is healthy or %s before the check's deadline", found[i].URL, found[i].Problem, f.timeout)
 	}
 	wctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()

@@ -120,9 +120,9 @@ func fleetYAML(discovery, assert string) string {
 checks:
   - name: fleet
     kind: fleet
-    timeout: 10s
+    timeout: 5s
     targets: {url: "%s/api/instances", path: "instances.#.url"}
-    health: {path: /healthz, timeout: 2s}
+    health: {path: /healthz, timeout: 1s}
     version: {path: /version, field: version}
     assert: %s
 `, discovery, assert)
@@ -261,9 +261,9 @@ checks:
 	if good.Vars["regressed"] != 0 || good.Vars["healthy"] != 5 {
 		t.Fatalf("after the fix regressed %v healthy %v", good.Vars["regressed"], good.Vars["healthy"])
 	}
-	// Three before the deploy, the bad release (twice: with instances failing, it is asked
-	// again to tell them from instances that left the fleet), the fix.
-	if reg.asked != 6 {
+	// Three before the deploy, the bad release (more than once: with instances failing, it
+	// is asked again to tell them from instances that left the fleet), the fix.
+	if reg.asked < 6 {
 		t.Fatalf("discovery asked %d times; it must be asked again on every run", reg.asked)
 	}
 }

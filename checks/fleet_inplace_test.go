@@ -1,0 +1,115 @@
+package checks
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// staticFleetYAML is a fleet over a static list, as behind Consul or on fixed hosts: a
+// rolling update there restarts each instance in place, at the same address.
+func staticFleetYAML(assert string, nodes ...*fleetNode) string {
+	list := make([]string, len(nodes))
+	for i, n := range nodes {
+		list[i] = fmt.Sprintf("%q", n.URL())
+	}
+	return fmt.Sprintf(`
+checks:
+  - name: fleet
+    kind: fleet
+    timeout: 10s
+    targets: {static: [%s]}
+    health: {path: /healthz, timeout: 2s}
+    version: {path: /version, field: version}
+    assert: %s
+`, strings.Join(list, ", "), assert)
+}
+
+// stop ends n's process: its connections close and new ones are refused. From n's own
+// handler, use crash: stop waits for the handlers that are running.
+func (n *fleetNode) stop() {
+	if n.url == "" {
+		panic("stop a pinned node: fleetNode.url must be set before the run")
+	}
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	srv.Close()
+}
+
+// crash is stop from n's own handler: the process goes once this answer is out.
+func (n *fleetNode) crash() { go n.stop() }
+
+// pin fixes n's URL, so that it keeps its address across stop and listen.
+func (n *fleetNode) pin() *fleetNode {
+	n.url = n.srv.URL
+	return n
+}
+
+// listen starts n's process again at its address, answering with health.
+func (n *fleetNode) listen(t *testing.T, health func(*fleetNode) (int, string)) {
+	l, err := net.Listen("tcp", strings.TrimPrefix(n.url, "http://"))
+	if err != nil {
+		t.Errorf("the instance cannot listen again at %s: %v", n.url, err)
+		return
+	}
+	srv := httptest.NewUnstartedServer(n)
+	srv.Listener.Close()
+	srv.Listener = l
+	n.mu.Lock()
+	n.health = health
+	n.srv = srv
+	n.mu.Unlock()
+	srv.Start()
+	t.Cleanup(srv.Close)
+}
+
+// restartInPlace stops n now and starts it on version after a moment, answering with
+// health from then on: the way a rolling update over fixed addresses upgrades it.
+func restartInPlace(t *testing.T, n *fleetNode, version string, health func(*fleetNode) (int, string)) {
+	n.stop()
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		n.setVersion(version)
+		n.listen(t, health)
+	})
+	t.Cleanup(func() { timer.Stop() })
+}
+
+// TestFleetInPlaceRestart: a rolling update over a static list stops each instance,
+// upgrades it and starts it again at the same address. An instance caught restarting
+// (connections refused, then 503 while it warms up) was healthy before and comes back on
+// the new version. Before, it was unhealthy, regressed and, as the baseline said it ran
+// v1, an old-version failure: the deploy failed and the halt webhook stopped an ordinary
+// rollout. It is now asked again, as a new instance is, and the deploy passes.
+func TestFleetInPlaceRestart(t *testing.T) {
+	up := func(*fleetNode) (int, string) { return http.StatusOK, "" }
+	a, b := newFleetNode(t, "v1", up).pin(), newFleetNode(t, "v1", up)
+	c := buildOne(t, staticFleetYAML(`["unhealthy == 0", "regressed == 0", "old_version_unhealthy == 0"]`, a, b))
+	baseline := c.Baseline(baselineRuns(t, c, 2), 5)
+
+	warm := &countingHealth{at: func(k int) (int, string) {
+		if k <= 2 {
+			return http.StatusServiceUnavailable, "warming up"
+		}
+		return http.StatusOK, ""
+	}}
+	restartInPlace(t, a, "v2", warm.health)
+	res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}, Baseline: baseline})
+	wantOutcome(t, res, Pass)
+	if res.Halt != "" {
+		t.Fatalf("halted an in-place rolling update: %q", res.Halt)
+	}
+	if v := res.Vars["versions"].(map[string]map[string]int); v["v2"]["healthy"] != 1 || v["v1"]["healthy"] != 1 {
+		t.Fatalf("versions = %v, want v1 and v2 healthy once each", v)
+	}
+	log := strings.Join(res.Transcript, "\n")
+	for _, want := range []string{a.URL() + ": healthy before the deploy, and failing", a.URL() + ": healthy after "} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("transcript lacks %q:\n%s", want, log)
+		}
+	}
+}
