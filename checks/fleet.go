@@ -65,6 +65,8 @@ type fleetInstance struct {
 	Status  int
 	Problem string // why it is unhealthy
 	Version string // as reported now; "" when it did not say
+	// Earlier: Version is what it said earlier in this run, as it cannot say now (settle).
+	Earlier bool
 	// Waited is how long a failing instance was asked again before it was judged (settle).
 	Waited time.Duration
 }
@@ -234,15 +236,27 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 			versions[key] = map[string]int{"healthy": 0, "unhealthy": 0}
 		}
 		instances[in.URL] = map[string]any{"healthy": in.Healthy, "version": version, "status": in.Status, "problem": in.Problem}
+		// Where the version came from, when it is not simply what the instance said now: an
+		// instance upgraded in place that then failed is named with the version it ran.
+		label, note := key, ""
+		if in.Earlier {
+			label += " when it last answered"
+		}
+		if known && in.Version != "" && b.version != "" && in.Version != b.version {
+			label += ", upgraded in place from " + b.version
+		}
+		if label != key {
+			note = "; on " + label
+		}
 		if in.Healthy {
 			healthy++
 			versions[key]["healthy"]++
-			run.Transcript.Printf("%s: healthy (%d), version %s", in.URL, in.Status, key)
+			run.Transcript.Printf("%s: healthy (%d), version %s", in.URL, in.Status, label)
 		} else {
 			versions[key]["unhealthy"]++
 			unhealthy = append(unhealthy, in.URL)
-			unhealthyWhy = append(unhealthyWhy, fmt.Sprintf("%s (%s)", in.URL, in.problem()))
-			run.Transcript.Printf("%s: UNHEALTHY: %s, version %s", in.URL, in.Problem, key)
+			unhealthyWhy = append(unhealthyWhy, fmt.Sprintf("%s (%s%s)", in.URL, in.problem(), note))
+			run.Transcript.Printf("%s: UNHEALTHY: %s, version %s", in.URL, in.Problem, label)
 		}
 		switch {
 		case hasBase && !known:
@@ -251,7 +265,7 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 			regressed = append(regressed, in.URL)
 			if deployVersion != "" && version != "" && version != deployVersion {
 				oldVersion = append(oldVersion, in.URL)
-				oldWhy = append(oldWhy, fmt.Sprintf("%s (%s: %s)", in.URL, version, in.Problem))
+				oldWhy = append(oldWhy, fmt.Sprintf("%s (%s: %s)", in.URL, label, in.Problem))
 			}
 		}
 	}

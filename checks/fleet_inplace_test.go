@@ -21,9 +21,9 @@ func staticFleetYAML(assert string, nodes ...*fleetNode) string {
 checks:
   - name: fleet
     kind: fleet
-    timeout: 10s
+    timeout: 5s
     targets: {static: [%s]}
-    health: {path: /healthz, timeout: 2s}
+    health: {path: /healthz, timeout: 1s}
     version: {path: /version, field: version}
     assert: %s
 `, strings.Join(list, ", "), assert)
@@ -111,5 +111,38 @@ func TestFleetInPlaceRestart(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Fatalf("transcript lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestFleetUpgradedInPlaceThenCrashed: an instance upgraded in place answers once on the
+// new version (503 while it warms up), then crashes and refuses connections. The verdict
+// fails either way, but the reason must name the version it was on when it failed. Before,
+// a crashed instance took the version the baseline saw, v1, and the halt reason blamed
+// an old-version instance killed by v2 (seed 004), which sent the on-call after the wrong
+// problem: it is v2 itself that crashes once an instance is upgraded.
+func TestFleetUpgradedInPlaceThenCrashed(t *testing.T) {
+	up := func(*fleetNode) (int, string) { return http.StatusOK, "" }
+	a, b := newFleetNode(t, "v1", up).pin(), newFleetNode(t, "v1", up)
+	c := buildOne(t, staticFleetYAML(`["unhealthy == 0", "regressed == 0", "old_version_unhealthy == 0"]`, a, b))
+	baseline := c.Baseline(baselineRuns(t, c, 2), 5)
+
+	dies := &countingHealth{at: func(k int) (int, string) {
+		if k == 2 { // its health and version requests are answered, then it crashes
+			a.crash()
+		}
+		return http.StatusServiceUnavailable, "warming up"
+	}}
+	restartInPlace(t, a, "v2", dies.health)
+	res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}, Baseline: baseline})
+	wantOutcome(t, res, Fail, "unhealthy = 1 ("+a.URL()+" (", "connection refused", "on v2 when it last answered, upgraded in place from v1",
+		"regressed = 1 (healthy before the deploy, unhealthy now: "+a.URL())
+	if res.Vars["old_version_unhealthy"] != 0 || res.Halt != "" {
+		t.Fatalf("old_version_unhealthy = %v, halt %q: a ran v2 when it failed", res.Vars["old_version_unhealthy"], res.Halt)
+	}
+	if v := res.Vars["versions"].(map[string]map[string]int); v["v2"]["unhealthy"] != 1 {
+		t.Fatalf("versions = %v, want a counted as an unhealthy v2", v)
+	}
+	if dies.count() < 2 {
+		t.Fatalf("a answered %d requests on v2; the test needs it to answer before it crashes", dies.count())
 	}
 }

@@ -83,6 +83,10 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 				continue
 			}
 			asked[i]++
+			if in.Version == "" && found[i].Version != "" {
+				// It cannot say now; it said before, maybe already on the new version.
+				in.Version, in.Earlier = found[i].Version, true
+			}
 			found[i] = in
 			if in.Healthy {
 				run.Transcript.Printf("%s: healthy after %s (asked again %d times), version %s", in.URL, time.Since(start).Round(time.Millisecond), asked[i], orUnknown(in.Version))
