@@ -193,3 +193,33 @@ func TestFleetScaleUpCrashLoop(t *testing.T) {
 		t.Fatalf("took %s; the check's timeout is 5s", res.Duration)
 	}
 }
+
+// TestFleetRolloutBegunBeforeTheDeploy: a pipeline that registers its deploy after it
+// started the rollout has a scheduled run in between that saw a new instance starting, so
+// the baseline holds it as unhealthy. In the deploy's run it is still warming up at the
+// first answer. It was not asked again (it was "failing before the deploy"), and the
+// deploy failed unhealthy == 0 on an instance that was healthy a moment later.
+func TestFleetRolloutBegunBeforeTheDeploy(t *testing.T) {
+	up := func(*fleetNode) (int, string) { return http.StatusOK, "" }
+	reg := &fleetRegistry{}
+	reg.add(newFleetNode(t, "v1", up))
+	c := buildOne(t, fleetYAML(serve(t, reg).URL, `["unhealthy == 0", "regressed == 0"]`))
+	warm := &countingHealth{at: func(k int) (int, string) {
+		if k <= 4 { // the scheduled run before the deploy, and the deploy's first answer
+			return http.StatusServiceUnavailable, "warming up"
+		}
+		return http.StatusOK, ""
+	}}
+	starting := newFleetNode(t, "v2", warm.health)
+	reg.add(starting)
+	baseline := c.Baseline(baselineRuns(t, c, 1), 5)
+	if h := baseline["instances"].(map[string]map[string]any)[starting.URL()]["healthy"]; h != false {
+		t.Fatalf("the baseline says the starting instance's health is %v", h)
+	}
+
+	res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}, Baseline: baseline})
+	wantOutcome(t, res, Pass)
+	if log := strings.Join(res.Transcript, "\n"); !strings.Contains(log, starting.URL()+": healthy after ") {
+		t.Fatalf("transcript does not say the instance was waited for:\n%s", log)
+	}
+}

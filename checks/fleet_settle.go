@@ -17,8 +17,8 @@ var fleetAskAgain = backoff.Policy{First: 200 * time.Millisecond, Max: 2 * time.
 // is one health.timeout away, and only then judged, when it may be starting: new to the
 // baseline (a registry that lists instances before they are ready, a pod listed while it
 // starts), or healthy in it (an instance at a fixed address restarted in place for the
-// upgrade). One already failing before the deploy is not waited for. A crash-looping new
-// version still fails, later in the run. Outside a deploy nothing is starting that vigil
+// upgrade), or failing in it too (a rollout begun before its deploy was registered). A
+// crash-looping new version still fails, later in the run. Outside a deploy nothing is starting that vigil
 // knows of, and a failure is reported at once.
 func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []*fleetInstance {
 	if run.Deploy == nil {
@@ -30,7 +30,12 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 	var why []string
 	for i, in := range found {
 		switch b, known := base[red.String(in.URL)]; {
-		case in.Healthy || (known && !b.healthy): // failing before the deploy: not the rollout's
+		case in.Healthy:
+		case known && !b.healthy:
+			// Failing before the deploy too: broken, or starting already (a rollout begun
+			// before its deploy was registered). Waiting costs time, not a verdict.
+			waiting = append(waiting, i)
+			why = append(why, "failing before the deploy too, and now (%s): maybe starting since")
 		case known:
 			waiting = append(waiting, i)
 			why = append(why, "healthy before the deploy, and failing (%s): maybe restarting in place for the rollout")
