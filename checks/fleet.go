@@ -239,8 +239,11 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 		// Where the version came from, when it is not simply what the instance said now: an
 		// instance upgraded in place that then failed is named with the version it ran.
 		label, note := key, ""
-		if in.Earlier {
+		switch {
+		case in.Earlier:
 			label += " when it last answered"
+		case in.Version == "" && version != "":
+			label += " before the deploy, no answer since" // a guess, and the reason says so
 		}
 		if known && in.Version != "" && b.version != "" && in.Version != b.version {
 			label += ", upgraded in place from " + b.version

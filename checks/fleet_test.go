@@ -310,6 +310,10 @@ func TestFleetSeed004(t *testing.T) {
 	if !strings.Contains(res.Halt, "3 instances on older versions failed once B appeared (1 instances run it)") {
 		t.Fatalf("halt reason: %q", res.Halt)
 	}
+	// They could not say their version: the reason says it is the one they ran before.
+	if !strings.Contains(res.Halt, nodes[1].URL()+" (A before the deploy, no answer since: ") {
+		t.Fatalf("halt reason does not say where the version came from: %q", res.Halt)
+	}
 	if strings.Contains(res.Halt, broken.URL()) {
 		t.Fatalf("halt blames the node that was down before the deploy: %q", res.Halt)
 	}
