@@ -480,6 +480,12 @@ func TestParseTargets(t *testing.T) {
 	if got, err := ParseTargets([]byte(`{"leader":"https://x"}`), "leader"); err != nil || len(got) != 1 {
 		t.Fatalf("single: %v %v", got, err)
 	}
+	// A registry that lists instances that are starting or shutting down, filtered to the
+	// ready ones, as the README suggests.
+	ready := `{"instances":[{"url":"http://a:1","ready":true},{"url":"http://b:1","ready":false},{"url":"http://c:1","ready":true}]}`
+	if got, err := ParseTargets([]byte(ready), "instances.#(ready==true)#.url"); err != nil || !slices.Equal(got, []string{"http://a:1", "http://c:1"}) {
+		t.Fatalf("ready ones: %v %v", got, err)
+	}
 	// A scheme is case-insensitive: one instance, written in lower case.
 	if got, err := ParseTargets([]byte(`["HTTP://a:1"," htTp://a:1","http://a:1"]`), "@this"); err != nil || !slices.Equal(got, []string{"http://a:1"}) {
 		t.Fatalf("schemes in capitals: %v %v", got, err)
