@@ -18,8 +18,8 @@ var fleetAskAgain = backoff.Policy{First: 200 * time.Millisecond, Max: 2 * time.
 // baseline (a registry that lists instances before they are ready, a pod listed while it
 // starts), or healthy in it (an instance at a fixed address restarted in place for the
 // upgrade), or failing in it too (a rollout begun before its deploy was registered). A
-// crash-looping new version still fails, later in the run. Outside a deploy nothing is starting that vigil
-// knows of, and a failure is reported at once.
+// crash-looping new version still fails, later in the run. Outside a deploy nothing is
+// starting that vigil knows of, and a failure is reported at once.
 func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []*fleetInstance {
 	if run.Deploy == nil {
 		return found
