@@ -146,3 +146,35 @@ func TestFleetUpgradedInPlaceThenCrashed(t *testing.T) {
 		t.Fatalf("a answered %d requests on v2; the test needs it to answer before it crashes", dies.count())
 	}
 }
+
+// TestFleetOldPeersRestartedBySupervisor is seed 004 where a supervisor (systemd,
+// Kubernetes) starts each crashed old-version peer again: version B made the A peers
+// crash, and each was back on A a moment later. Asked again while they may be restarting
+// for the rollout, they answered healthy on A, and the run passed: the halt never fired.
+// An instance that comes back on the version it ran before, not the deploy's, was not
+// upgraded: it went down on its own, and is judged as failing.
+func TestFleetOldPeersRestartedBySupervisor(t *testing.T) {
+	up := func(*fleetNode) (int, string) { return http.StatusOK, "" }
+	b, a1, a2 := newFleetNode(t, "A", up).pin(), newFleetNode(t, "A", up).pin(), newFleetNode(t, "A", up).pin()
+	c := buildOne(t, staticFleetYAML(`["regressed == 0", "old_version_unhealthy == 0"]`, b, a1, a2))
+	baseline := c.Baseline(baselineRuns(t, c, 2), 5)
+
+	// b is upgraded in place to B; once it runs, the A peers segfault and their
+	// supervisor starts them again, on A.
+	b.setVersion("B")
+	restartInPlace(t, a1, "A", up)
+	restartInPlace(t, a2, "A", up)
+	res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "gunk", Version: "B"}, Baseline: baseline})
+	wantOutcome(t, res, Fail, "old_version_unhealthy = 2 ", "then back on A after ", "not upgraded: it went down during the deploy")
+	for _, n := range []*fleetNode{a1, a2} {
+		if !strings.Contains(res.Halt, n.URL()) {
+			t.Fatalf("halt reason does not name %s: %q", n.URL(), res.Halt)
+		}
+	}
+	if strings.Contains(res.Halt, b.URL()) {
+		t.Fatalf("halt names the instance that runs B: %q", res.Halt)
+	}
+	if !strings.Contains(strings.Join(res.Transcript, "\n"), a1.URL()+": answers again on A, the version it ran before the deploy of B") {
+		t.Fatalf("transcript does not say a1 restarted without an upgrade:\n%s", strings.Join(res.Transcript, "\n"))
+	}
+}

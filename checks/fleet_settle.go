@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -92,6 +93,14 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 				// It cannot say now; it said before, maybe already on the new version.
 				in.Version, in.Earlier = found[i].Version, true
 			}
+			if b, known := base[red.String(in.URL)]; in.Healthy && restartedOld(b, known, in.Version, run.Deploy.Version) {
+				// Back, but on the version it ran before: nothing upgraded it, it went down
+				// on its own (seed 004: old peers crash once the new version talks to them,
+				// and their supervisor starts them again). It is judged as it failed.
+				found[i].Problem += fmt.Sprintf("; then back on %s after %s, not upgraded: it went down during the deploy", in.Version, time.Since(start).Round(time.Millisecond))
+				run.Transcript.Printf("%s: answers again on %s, the version it ran before the deploy of %s: it restarted without being upgraded, so it went down on its own; judged as failing", in.URL, in.Version, run.Deploy.Version)
+				continue
+			}
 			found[i] = in
 			if in.Healthy {
 				run.Transcript.Printf("%s: healthy after %s (asked again %d times), version %s", in.URL, time.Since(start).Round(time.Millisecond), asked[i], orUnknown(in.Version))
@@ -115,6 +124,13 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 		}
 	}
 	return kept
+}
+
+// restartedOld says whether an instance that was healthy on version before the deploy
+// (b), failed in it, and answers healthy again on that same version, which is not the
+// deploy's, restarted without being upgraded.
+func restartedOld(b baselineInstance, known bool, version, deployed string) bool {
+	return known && b.healthy && b.version != "" && version == b.version && version != deployed
 }
 
 // dropLeavers asks discovery again while instances are waited for: one no longer listed
