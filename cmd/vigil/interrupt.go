@@ -13,7 +13,18 @@ import (
 // pipeline's runner cancelling the job.
 type interrupted struct{ sig os.Signal }
 
-func (i interrupted) Error() string { return fmt.Sprintf("interrupted (%v)", i.sig) }
+func (i interrupted) Error() string { return fmt.Sprintf("interrupted (%s)", i.name()) }
+
+// name is the signal's name as a shell and a runner's log write it: SIGINT, SIGTERM.
+func (i interrupted) name() string {
+	switch i.sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return i.sig.String()
+}
 
 // code is the exit code a shell reports for a process the signal ended: 130 for SIGINT,
 // 143 for SIGTERM.

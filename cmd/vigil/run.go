@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,9 +46,13 @@ from another version (served_version) is inconclusive, not a pass on the old pod
 or a draining load balancer still routes to; PromQL and Loki queries read .Deploy.Version;
 assertions read deploy.version; a fleet check groups its instances by it.
 
+SIGINT or SIGTERM (Ctrl-C, a cancelled job) stops the checks under way and starts no
+more; the report of what ran is printed, with the checks never started as "not run"
+(--json names the signal in "interrupted"). A second signal ends vigil at once.
+
 Exit codes: 0 every check passed; 1 a check failed or errored; 2 bad config or usage;
 3 no check failed or errored but some were inconclusive (as 'vigil gate' exits for an
-inconclusive verdict).`,
+inconclusive verdict); 130, 143 interrupted by SIGINT or SIGTERM (as 'vigil gate').`,
 		Example: `  vigil run -c vigil.yaml
   vigil run --service web --junit results.xml
   vigil run --service web --version "$GIT_SHA" --environment prod
@@ -115,8 +120,12 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		}
 		defer junit.Close()
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C, or a runner cancelling the job, stops the checks under way (each ends within
+	// its deadline) and starts no more; the report of what ran is still printed. A second
+	// signal ends vigil at once, should printing it hang (a stalled log reader).
+	ctx, stop := notifyInterrupt(cmd.Context())
 	defer stop()
+	told := tellInterrupted(ctx, cmd.ErrOrStderr())
 	for _, c := range list {
 		if c.Resource() == checks.BrowserSlot {
 			// Start Chromium while the other checks run, rather than in the first browser
@@ -151,8 +160,12 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	p.Finish()
 	sum := report.Summarize(results, time.Since(started))
 
+	sig, interrupted := interruption(ctx)
+	if interrupted {
+		<-told // its notice before the report
+	}
 	if f.json {
-		if err := report.WriteJSON(out, results, sum); err != nil {
+		if err := writeRunJSON(out, results, sum, sig, interrupted); err != nil {
 			return err
 		}
 	} else {
@@ -169,8 +182,11 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "vigil run: --junit: %v\n", err)
 		}
 	}
-	if ctx.Err() != nil {
-		return exitWith(exitFailed, fmt.Errorf("interrupted"))
+	if interrupted {
+		// The shell's code for the signal (130, 143), as gate exits: neither a verdict on
+		// the checks (0, 1, 3) nor a pipeline error (2).
+		return exitWith(sig.code(), fmt.Errorf("vigil run: %v: the checks under way were stopped; %d of %d not run",
+			sig, sum.NotRun, sum.Total))
 	}
 	switch {
 	case sum.OK():
@@ -181,6 +197,36 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		return exitWith(exitUnknown, nil)
 	}
 	return exitWith(exitFailed, nil)
+}
+
+// tellInterrupted says on w, as soon as a signal ends ctx, that vigil is stopping; the
+// channel is closed once it has said so, or once ctx ended otherwise.
+func tellInterrupted(ctx context.Context, w io.Writer) <-chan struct{} {
+	told := make(chan struct{})
+	go func() {
+		defer close(told)
+		<-ctx.Done()
+		if sig, ok := interruption(ctx); ok {
+			fmt.Fprintf(w, "vigil run: %v: stopping the checks under way, starting no more; a second signal ends vigil at once\n", sig)
+		}
+	}()
+	return told
+}
+
+// writeRunJSON writes the results and their summary as one JSON document, with the signal
+// that interrupted the run, if one did.
+func writeRunJSON(w io.Writer, results []*checks.Result, sum report.Summary, sig interrupted, interrupted bool) error {
+	doc := struct {
+		Summary     report.Summary   `json:"summary"`
+		Interrupted string           `json:"interrupted,omitempty"` // SIGINT or SIGTERM
+		Results     []*checks.Result `json:"results"`
+	}{Summary: sum, Results: results}
+	if interrupted {
+		doc.Interrupted = sig.name()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }
 
 // input is what a check's run knows of the deploy it follows: nil without --version. The

@@ -273,8 +273,8 @@ func TestInterruptedRunSaysWhatDidNotRun(t *testing.T) {
 	time.Sleep(time.Second)
 	_ = cmd.Process.Signal(os.Interrupt)
 	_ = cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "not run (interrupted)") {
-		t.Errorf("exit %d; want 1 and the checks not run counted:\n%s", code, out.String())
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(out.String(), "not run (interrupted)") {
+		t.Errorf("exit %d; want 130 and the checks not run counted:\n%s", code, out.String())
 	}
 	data, err := os.ReadFile(junit)
 	if err != nil {
