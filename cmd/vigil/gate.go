@@ -67,7 +67,8 @@ func parseLinks(values []string) ([]client.Link, error) {
 	for _, v := range values {
 		name, u, ok := strings.Cut(v, "=")
 		name, u = strings.TrimSpace(name), strings.TrimSpace(u)
-		if !ok || name == "" || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+		pu, err := url.Parse(u)
+		if !ok || name == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return nil, fmt.Errorf("vigil gate: --link %q: write NAME=URL with an http(s) URL, e.g. --link diff=https://git.example/compare/v1...v2", v)
 		}
 		out = append(out, client.Link{Name: name, URL: u})
@@ -83,7 +84,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	}
 	switch {
 	case f.agent == "":
-		return exitWith(exitUsage, errors.New("vigil gate: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595"))
+		return agentRequired("gate")
 	case f.service == "" || f.version == "":
 		return exitWith(exitUsage, errors.New("vigil gate: --service and --version are required"))
 	case f.wait <= 0:
@@ -95,12 +96,9 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
-	if f.token == "" {
-		f.token = os.Getenv("VIGIL_API_TOKEN")
-	}
-	c, err := client.New(f.agent, f.token, userAgent())
+	c, err := newClient("gate", f.agent, f.token)
 	if err != nil {
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: --agent: %w", err))
+		return err
 	}
 	deadline := time.Now().Add(f.wait)
 	// A runner cancelling the job (SIGTERM; GitHub Actions sends SIGINT first) or a
@@ -112,20 +110,20 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	// under the same key, so an answer lost on the way registers nothing twice.
 	id, err := c.RegisterDeploy(ctx, client.DeployRequest{Service: f.service, Version: f.version, Environment: f.environment, Commit: f.commit, Links: links},
 		min(f.registerRetry, f.wait), func(err error, wait time.Duration) {
-			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%s); sending it again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
+			fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not take the deploy (%s); sending it again in %s\n", agentURL(c), shown(err.Error(), shownField), wait)
 		})
 	var apiErr *client.APIError
 	if sig, ok := interruption(ctx); ok && err != nil { // registered, it is reported below as any interrupted wait
 		return exitWith(sig.code(), fmt.Errorf("vigil gate: %v before the agent at %s answered the registration: %s %s may or may not be registered (GET /api/v1/deploys?service=%s shows it)",
-			sig, c.Base(), f.service, f.version, f.service))
+			sig, agentURL(c), f.service, f.version, f.service))
 	}
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Status >= 500:
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", c.Base(), apiErr.Status, shown(apiErr.Message, shownField)))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", agentURL(c), apiErr.Status, shown(apiErr.Message, shownField)))
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
 	case err != nil:
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %s", c.Base(), client.Unreachable(err)))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %s", agentURL(c), client.Unreachable(err)))
 	}
 	shownID := shown(id, 200) // what the agent named it, as it is printed
 	fmt.Fprintf(text, "vigil: deploy %s registered: %s %s; waiting up to %s for the verdict\n", shownID, f.service, f.version, f.wait)
@@ -168,7 +166,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			pause = min(pause, max(time.Until(deadline), 0))
 			if failures == 1 || failures%6 == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s %s; asking again until the wait ends in %s\n",
-					c.Base(), shown(what, shownField), time.Until(deadline).Round(time.Second))
+					agentURL(c), shown(what, shownField), time.Until(deadline).Round(time.Second))
 			}
 			pauseFor(ctx, pause)
 			continue
@@ -198,7 +196,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 			printJSON(out, f.json, last)
 			where := d.URL
 			if where == "" {
-				where = c.Base() + "/api/v1/deploys/" + url.PathEscape(id)
+				where = agentURL(c) + "/api/v1/deploys/" + url.PathEscape(id)
 			}
 			return exitWith(sig.code(), fmt.Errorf("vigil gate: %v while waiting for the verdict: deploy %s (%s %s) has none yet; the agent goes on verifying it, and calls its rollback and halt webhooks should it fail: %s",
 				sig, shownID, f.service, f.version, shown(where, shownField)))
@@ -207,7 +205,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	if lost != nil {
 		// No answer at the end: whether the deploy passed is unknown, and that is the
 		// pipeline's problem to look at (exit 2), not a verification still running (3).
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%s); deploy %s has no verdict from it", c.Base(), shown(lost.Error(), shownField), shownID))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s is unreachable (%s); deploy %s has no verdict from it", agentURL(c), shown(lost.Error(), shownField), shownID))
 	}
 	printJSON(out, f.json, last)
 	printVerdict(text, d)

@@ -70,17 +70,17 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 	ctx, stop := notifyInterrupt(cmd.Context()) // a cancelled job while it asks again
 	defer stop()
 	p, raw, err := c.Preflight(ctx, f.service, f.version, f.retry, func(err error, wait time.Duration) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%s); asking again in %s\n", c.Base(), shown(err.Error(), shownField), wait)
+		fmt.Fprintf(cmd.ErrOrStderr(), "vigil: the agent at %s did not answer (%s); asking again in %s\n", agentURL(c), shown(err.Error(), shownField), wait)
 	})
 	var apiErr *client.APIError
 	sig, interrupted := interruption(ctx)
 	switch {
 	case err != nil && interrupted:
-		return exitWith(sig.code(), fmt.Errorf("vigil preflight: %v before the agent at %s answered: no answer on %s %s", sig, c.Base(), f.service, f.version))
+		return exitWith(sig.code(), fmt.Errorf("vigil preflight: %v before the agent at %s answered: no answer on %s %s", sig, agentURL(c), f.service, f.version))
 	case errors.As(err, &apiErr):
 		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
 	case err != nil:
-		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", c.Base(), shown(client.Unreachable(err), shownField)))
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", agentURL(c), shown(client.Unreachable(err), shownField)))
 	}
 	out := cmd.OutOrStdout()
 	if f.json {

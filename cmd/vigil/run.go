@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +113,13 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		conc = cfg.Agent.Concurrency
 	}
 
+	// --artifacts is made, and written to, before any check runs too: a failure's
+	// screenshot is the evidence of the run, not something to lose at its end.
+	if f.artifacts != "" {
+		if err := writableDir(f.artifacts); err != nil {
+			return exitWith(exitUsage, fmt.Errorf("--artifacts: %w", err))
+		}
+	}
 	// The JUnit file is created before any check runs: a path that cannot be written is a
 	// usage error at once, not after the checks ran (their results were lost with it).
 	var junit *os.File
@@ -281,10 +290,10 @@ func selectChecks(cfg *configs.Config, names []string, service string) (map[stri
 	if service != "" {
 		s, ok := cfg.Services[service]
 		if !ok {
-			var svcs []string
-			for n := range cfg.Services {
-				svcs = append(svcs, n)
+			if len(cfg.Services) == 0 {
+				return nil, fmt.Errorf("--service %s: %s defines no services: select checks with --check, or add a services: section", service, cfg.File)
 			}
+			svcs := slices.Sorted(maps.Keys(cfg.Services))
 			return nil, fmt.Errorf("--service %s: no such service in %s; %s", service, cfg.File, configs.DidYouMean(service, svcs))
 		}
 		for _, n := range s.Checks {
@@ -314,6 +323,19 @@ func isTerminal(w any) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && report.IsTerminal(f)
+}
+
+// writableDir makes dir when missing, and proves a file can be written in it.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".vigil-write-test-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // createFile creates path, and its folder when missing.

@@ -24,18 +24,7 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 }
 
 func (f *apiFlags) client(command string) (*client.Client, error) {
-	if f.agent == "" {
-		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595", command))
-	}
-	token := f.token
-	if token == "" {
-		token = os.Getenv("VIGIL_API_TOKEN")
-	}
-	c, err := client.New(f.agent, token, userAgent())
-	if err != nil {
-		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent: %w", command, err))
-	}
-	return c, nil
+	return newClient(command, f.agent, f.token)
 }
 
 // apiFailure turns an API call's error into the exit code and message a person acts on.
@@ -44,7 +33,7 @@ func apiFailure(command string, c *client.Client, err error) error {
 	if errors.As(err, &apiErr) {
 		return exitWith(exitFailed, fmt.Errorf("vigil %s: the agent refused (HTTP %d): %s", command, apiErr.Status, apiErr.Message))
 	}
-	return exitWith(exitUsage, fmt.Errorf("vigil %s: cannot reach the agent at %s: %s", command, c.Base(), client.Unreachable(err)))
+	return exitWith(exitUsage, fmt.Errorf("vigil %s: cannot reach the agent at %s: %s", command, agentURL(c), client.Unreachable(err)))
 }
 
 func newSilenceCmd() *cobra.Command {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/vigil-monitor/vigil/agent/client"
+)
+
+// newClient builds the API client of gate, preflight and silence from --agent and
+// --token (else $VIGIL_API_TOKEN). What could only fail later, under another name, is a
+// usage error now: a token no HTTP header can carry was "cannot reach the agent", and an
+// agent URL with a query or fragment sent every request to the wrong path.
+func newClient(command, agent, token string) (*client.Client, error) {
+	if agent == "" {
+		return nil, agentRequired(command)
+	}
+	if token == "" {
+		token = os.Getenv("VIGIL_API_TOKEN")
+	}
+	if i := strings.IndexFunc(strings.TrimSpace(token), func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }); i >= 0 {
+		// The token itself is never printed: a secret in a CI log.
+		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: the API token (--token, else $VIGIL_API_TOKEN) holds a control character at byte %d, which no HTTP header can carry: set it again from agent.api_token", command, i))
+	}
+	if u, err := url.Parse(strings.TrimSpace(agent)); err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
+		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent %s: leave out the query and fragment (?..., #...): vigil adds the API's paths to the agent's URL, e.g. http://127.0.0.1:9595 or https://ci.example/vigil", command, u.Redacted()))
+	}
+	c, err := client.New(agent, token, userAgent())
+	if err != nil {
+		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent: %w", command, err))
+	}
+	return c, nil
+}
+
+func agentRequired(command string) error {
+	return exitWith(exitUsage, fmt.Errorf("vigil %s: --agent is required (or set $VIGIL_AGENT), e.g. --agent http://127.0.0.1:9595", command))
+}
+
+// agentURL is the agent's URL as messages print it: a password in it (a proxy's basic
+// auth) is shown as ***, as Go's own errors show it.
+func agentURL(c *client.Client) string {
+	u, err := url.Parse(c.Base())
+	if err != nil {
+		return c.Base()
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// recorder is a loopback agent that answers 404 to everything and counts what reached it.
+func recorder(t *testing.T) (url string, hits *atomic.Int32) {
+	t.Helper()
+	hits = &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, hits
+}
+
+// A token with a control character inside (a secret pasted with its line break, a file
+// with CRLF) cannot be sent in a header: gate, preflight and silence said "cannot reach
+// the agent at ...", an outage to chase that is not one. Now it is a usage error that
+// names the token, and prints no byte of it.
+func TestAPICommandsRefuseATokenNoHeaderCarries(t *testing.T) {
+	agent, hits := recorder(t)
+	const token = "s3cret\r\nX-Injected: 1"
+	for _, args := range [][]string{
+		{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
+		{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+		{"silence", "list"},
+	} {
+		for _, viaEnv := range []bool{false, true} {
+			t.Setenv("VIGIL_API_TOKEN", "")
+			a := append([]string{}, args...)
+			if viaEnv {
+				t.Setenv("VIGIL_API_TOKEN", token)
+			} else {
+				a = append(a, "--token", token)
+			}
+			a = append(a, "--agent", agent)
+			code, out, errOut := run(a...)
+			if code != 2 || !strings.Contains(errOut, "the API token (--token, else $VIGIL_API_TOKEN) holds a control character") ||
+				strings.Contains(out+errOut, "s3cret") || strings.Contains(errOut, "cannot reach") {
+				t.Errorf("%s (token in the environment: %v): exit %d; want 2, the token named and not shown:\n%s%s", args[0], viaEnv, code, out, errOut)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the agent", n)
+	}
+}
+
+// A proxy's basic auth in --agent (https://user:password@host) was printed as it is in
+// every message that names the agent ("cannot reach the agent at http://user:pa55@..."),
+// into the CI log. Go's own error already hid it; now vigil's words hide it too.
+func TestAgentURLPasswordIsNotPrinted(t *testing.T) {
+	agent := "http://ci:pa55word@" + freeAddr(t) // nothing listens
+	for _, args := range [][]string{
+		{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
+		{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+		{"silence", "list"},
+	} {
+		code, out, errOut := run(append(args, "--agent", agent, "--token", "t")...)
+		if code != 2 || strings.Contains(out+errOut, "pa55word") || !strings.Contains(errOut, "cannot reach the agent at http://ci:") {
+			t.Errorf("%s: exit %d; want 2 and the agent's URL without its password:\n%s%s", args[0], code, out, errOut)
+		}
+	}
+}
+
+// vigil adds the API's paths to --agent: with a query or a fragment in it (a URL copied
+// from a browser), every request went to the wrong path (…/?x=1/api/v1/deploys is path
+// "/"), and the agent's 404 read as a refusal. Now it is a usage error, before asking.
+func TestAgentURLWithAQueryOrFragmentIsRefused(t *testing.T) {
+	agent, hits := recorder(t)
+	for _, suffix := range []string{"/?tab=deploys", "/#deploys", "/vigil?"} {
+		for _, args := range [][]string{
+			{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
+			{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+			{"silence", "list"},
+		} {
+			code, out, errOut := run(append(args, "--agent", agent+suffix, "--token", "t")...)
+			if code != 2 || !strings.Contains(errOut, "leave out the query and fragment") {
+				t.Errorf("%s --agent %s: exit %d; want 2, the query or fragment refused:\n%s%s", args[0], agent+suffix, code, out, errOut)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the agent", n)
+	}
+}
+
+// --link NAME=URL took any text after "http://": "CI=https://" (an unset $CI_JOB_URL's
+// host) and a URL with an escape sequence in it were sent to the agent, for Slack and
+// the status page to show. Now a link is a URL with a host, or a usage error.
+func TestGateRefusesALinkThatIsNoURL(t *testing.T) {
+	agent, hits := recorder(t)
+	for _, link := range []string{"CI=https://", "CI=https:///job/1", "diff=https://git.example/\x1b[2J", "CI=http//ci.example/1"} {
+		code, out, errOut := run("gate", "--agent", agent, "--token", "t", "--service", "web", "--version", "v1", "--register-retry", "0", "--link", link)
+		if code != 2 || !strings.Contains(errOut, "write NAME=URL with an http(s) URL") {
+			t.Errorf("--link %q: exit %d; want 2 and the link refused:\n%s%s", link, code, out, errOut)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the agent", n)
+	}
+}
+
+// --artifacts that cannot be written (a file's path, here) was found out only when a
+// check brought evidence: the checks ran, and a failure's screenshot was lost, a reason
+// among the check's. As --junit, it is now a usage error before any check runs.
+func TestRunArtifactsFolderCheckedFirst(t *testing.T) {
+	agent, hits := recorder(t) // the target
+	cfg := writeConfig(t, "checks:\n  - {name: a, kind: http, retries: 0, request: {url: \""+agent+"/\"}}\n")
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "below")} {
+		code, out, errOut := run("run", "-c", cfg, "--artifacts", dir)
+		if code != 2 || !strings.Contains(errOut, "--artifacts: ") {
+			t.Errorf("--artifacts %s: exit %d; want 2 before any check ran:\n%s%s", dir, code, out, errOut)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d checks ran", n)
+	}
+	dir := filepath.Join(t.TempDir(), "new", "folder")
+	if code, out, errOut := run("run", "-c", cfg, "--artifacts", dir); code != 1 {
+		t.Errorf("--artifacts in a new folder: exit %d; want 1 (the target answers 404):\n%s%s", code, out, errOut)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("--artifacts %s: %v, %d entries; want it made, and empty", dir, err, len(entries))
+	}
+}
+
+// --service in a file with no services: section said "no such service in FILE; " and
+// stopped; with services, the names it offered came in a random order.
+func TestRunServiceNotInTheFile(t *testing.T) {
+	srv := target(t)
+	none := writeConfig(t, "checks:\n  - {name: up, kind: http, request: {url: \""+srv.URL+"/ok\"}}\n")
+	if code, _, errOut := run("run", "-c", none, "--service", "web"); code != 2 || !strings.Contains(errOut, "defines no services: select checks with --check") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	some := writeConfig(t, config(srv.URL))
+	for range 5 {
+		if code, _, errOut := run("run", "-c", some, "--service", "zzz"); code != 2 || !strings.Contains(errOut, "valid: all, good") {
+			t.Errorf("exit %d: %s; want the services named in order", code, errOut)
+		}
+	}
+}
