@@ -183,21 +183,25 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		// asked again at once: at most one poll a second.
 		pauseFor(ctx, min(time.Second-time.Since(asked), time.Until(deadline)))
 	}
-	if sig, ok := interruption(ctx); ok {
+	sig, interrupted := interruption(ctx)
+	if interrupted || (last == nil && lost == nil) {
 		// The deploy as it stands now, read on a context of its own: what the pipeline's
-		// log and --json keep. A verdict that came meanwhile is reported as any verdict.
+		// log and --json keep after a signal, or when the registration took all of --wait
+		// and no poll was sent. A verdict that came meanwhile is reported as any verdict.
 		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		got, raw, err := c.Deploy(rctx, id, 0)
 		cancel()
 		if err == nil {
 			d, last, lost = got, raw, nil
 		}
+	}
+	where := d.URL
+	if where == "" {
+		where = agentURL(c) + "/api/v1/deploys/" + url.PathEscape(id)
+	}
+	if interrupted {
 		if d.Status == "" || d.Status == "verifying" {
 			printJSON(out, f.json, last)
-			where := d.URL
-			if where == "" {
-				where = agentURL(c) + "/api/v1/deploys/" + url.PathEscape(id)
-			}
 			return exitWith(sig.code(), fmt.Errorf("vigil gate: %v while waiting for the verdict: deploy %s (%s %s) has none yet; the agent goes on verifying it, and calls its rollback and halt webhooks should it fail: %s",
 				sig, shownID, f.service, f.version, shown(where, shownField)))
 		}
@@ -220,7 +224,11 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
 	case d.Status == "verifying" || d.Status == "":
-		fmt.Fprintf(text, "vigil: no verdict within %s; the agent is still verifying: %s\n", f.wait, shown(d.URL, shownField))
+		msg := fmt.Sprintf("vigil: no verdict within %s; the agent is still verifying: %s", f.wait, shown(where, shownField))
+		if last == nil { // no answer about the deploy to print: --json prints this instead
+			return exitWith(exitUnknown, errors.New(msg))
+		}
+		fmt.Fprintln(text, msg)
 	}
 	return exitWith(exitUnknown, nil)
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -151,5 +154,49 @@ func TestRunServiceNotInTheFile(t *testing.T) {
 		if code, _, errOut := run("run", "-c", some, "--service", "zzz"); code != 2 || !strings.Contains(errOut, "valid: all, good") {
 			t.Errorf("exit %d: %s; want the services named in order", code, errOut)
 		}
+	}
+}
+
+// --wait used up before gate read the deploy once (a tiny --wait here; in a pipeline, an
+// agent that took the registration only at the end of a --register-retry as long as
+// --wait): gate printed "the agent is still verifying: " with no URL, and --json printed
+// {"error": "", "exit_code": 3}, not the deploy. Now it reads the deploy once, as after
+// a signal; an agent that does not answer that read leaves the error named.
+func TestGateWaitUsedUpBeforeAnyRead(t *testing.T) {
+	answer := true
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"id":"d1"}`)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !answer {
+			http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{"id":"d1","service":"web","version":"v1","status":"verifying","url":"http://127.0.0.1:1/deploys/d1"}`)
+	}))
+	t.Cleanup(srv.Close)
+	gate := []string{"gate", "--agent", srv.URL, "--token", "t", "--service", "web", "--version", "v1", "--wait", "1ns"}
+	code, out, errOut := run(append(gate, "--json")...)
+	var d struct{ Status, URL string }
+	if err := json.Unmarshal([]byte(out), &d); code != 3 || err != nil || d.Status != "verifying" || d.URL == "" {
+		t.Errorf("--json: exit %d (want 3), stdout %q (%v); want the deploy\n%s", code, out, err, errOut)
+	}
+	code, out, errOut = run(gate...)
+	if code != 3 || !strings.Contains(out, "the agent is still verifying: http://127.0.0.1:1/deploys/d1") {
+		t.Errorf("exit %d (want 3); want the deploy's page named:\n%s%s", code, out, errOut)
+	}
+	mu.Lock()
+	answer = false
+	mu.Unlock()
+	code, out, errOut = run(append(gate, "--json")...)
+	var e jsonError
+	if err := json.Unmarshal([]byte(out), &e); code != 3 || err != nil || e.ExitCode != 3 ||
+		!strings.Contains(e.Error, "no verdict within 1ns; the agent is still verifying: "+srv.URL+"/api/v1/deploys/d1") {
+		t.Errorf("--json, the read refused: exit %d (want 3), stdout %q (%v)\n%s", code, out, err, errOut)
 	}
 }
