@@ -24,8 +24,15 @@ func newClient(command, agent, token string) (*client.Client, error) {
 		// The token itself is never printed: a secret in a CI log.
 		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: the API token (--token, else $VIGIL_API_TOKEN) holds a control character at byte %d, which no HTTP header can carry: set it again from agent.api_token", command, i))
 	}
-	if u, err := url.Parse(strings.TrimSpace(agent)); err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
-		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent %s: leave out the query and fragment (?..., #...): vigil adds the API's paths to the agent's URL, e.g. http://127.0.0.1:9595 or https://ci.example/vigil", command, u.Redacted()))
+	if u, err := url.Parse(strings.TrimSpace(agent)); err == nil {
+		switch {
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent %s: leave out the query and fragment (?..., #...): vigil adds the API's paths to the agent's URL, e.g. http://127.0.0.1:9595 or https://ci.example/vigil", command, u.Redacted()))
+		case u.Host != "" && (u.Hostname() == "" || strings.HasSuffix(u.Host, ":")):
+			// http://:9595 or http://vigil: is what an unset $HOST or $PORT leaves; Go would
+			// dial this machine, or port 80.
+			return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent %s: the host or the port is empty (an unset variable?), e.g. http://127.0.0.1:9595", command, u.Redacted()))
+		}
 	}
 	c, err := client.New(agent, token, userAgent())
 	if err != nil {

@@ -77,18 +77,28 @@ func TestAgentURLPasswordIsNotPrinted(t *testing.T) {
 
 // vigil adds the API's paths to --agent: with a query or a fragment in it (a URL copied
 // from a browser), every request went to the wrong path (…/?x=1/api/v1/deploys is path
-// "/"), and the agent's 404 read as a refusal. Now it is a usage error, before asking.
+// "/"), and the agent's 404 read as a refusal. An empty host or port (an unset variable)
+// sent the deploy to this machine's port, or to port 80. Now these are usage errors.
 func TestAgentURLWithAQueryOrFragmentIsRefused(t *testing.T) {
 	agent, hits := recorder(t)
-	for _, suffix := range []string{"/?tab=deploys", "/#deploys", "/vigil?"} {
+	_, port, _ := strings.Cut(strings.TrimPrefix(agent, "http://"), ":")
+	for _, c := range []struct{ url, want string }{
+		{agent + "/?tab=deploys", "leave out the query and fragment"},
+		{agent + "/#deploys", "leave out the query and fragment"},
+		{agent + "/vigil?", "leave out the query and fragment"},
+		// What an unset $HOST or $PORT leaves: Go dialled this machine, or port 80.
+		{"http://:" + port, "the host or the port is empty"},
+		{"http://127.0.0.1:", "the host or the port is empty"},
+		{"http://127.0.0.1:/vigil", "the host or the port is empty"},
+	} {
 		for _, args := range [][]string{
 			{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
 			{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
 			{"silence", "list"},
 		} {
-			code, out, errOut := run(append(args, "--agent", agent+suffix, "--token", "t")...)
-			if code != 2 || !strings.Contains(errOut, "leave out the query and fragment") {
-				t.Errorf("%s --agent %s: exit %d; want 2, the query or fragment refused:\n%s%s", args[0], agent+suffix, code, out, errOut)
+			code, out, errOut := run(append(args, "--agent", c.url, "--token", "t")...)
+			if code != 2 || !strings.Contains(errOut, c.want) {
+				t.Errorf("%s --agent %s: exit %d; want 2 and %q:\n%s%s", args[0], c.url, code, c.want, out, errOut)
 			}
 		}
 	}
