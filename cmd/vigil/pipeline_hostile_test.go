@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -208,5 +209,37 @@ func TestGateWaitUsedUpBeforeAnyRead(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &e); code != 3 || err != nil || e.ExitCode != 3 ||
 		!strings.Contains(e.Error, "no verdict within 1ns; the agent is still verifying: "+srv.URL+"/api/v1/deploys/d1") {
 		t.Errorf("--json, the read refused: exit %d (want 3), stdout %q (%v)\n%s", code, out, err, errOut)
+	}
+}
+
+// stdout that cannot be written (a full disk under a redirect; /dev/full here). run --json
+// returned the write error bare: exit 2 for a failed check too (a pipeline error, not a
+// failed deploy), with "Run 'vigil --help' for usage." as for a mistyped flag; validate
+// --json said the same. Now run exits as its checks say (2 only for a pass nobody can
+// read, as --junit), and both name what failed.
+func TestJSONToAStdoutThatCannotBeWritten(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	srv := target(t)
+	cfg := writeConfig(t, config(srv.URL))
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "-c", cfg, "--check", "up", "--json"}, 2, "vigil run: --json: writing the results: "},
+		{[]string{"run", "-c", cfg, "--check", "down", "--json"}, 1, "vigil run: --json: writing the results: "},
+		{[]string{"validate", "-c", cfg, "--json"}, 2, "vigil validate: --json: writing the answer: "},
+	} {
+		cmd := exec.Command(vigilBinary(t), c.args...)
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = full, &stderr
+		_ = cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != c.code || !strings.Contains(stderr.String(), c.want) || strings.Contains(stderr.String(), "--help") {
+			t.Errorf("%v: exit %d (want %d), stderr %q; want %q", c.args, code, c.code, stderr.String(), c.want)
+		}
 	}
 }

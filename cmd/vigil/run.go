@@ -173,12 +173,14 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 	if interrupted {
 		<-told // its notice before the report
 	}
+	var jsonErr error
 	if f.json {
-		if err := writeRunJSON(out, results, sum, sig, interrupted); err != nil {
-			return err
-		}
+		jsonErr = writeRunJSON(out, results, sum, sig, interrupted)
 	} else {
 		fmt.Fprintln(out, sum)
+	}
+	if jsonErr != nil && !sum.OK() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "vigil run: --json: writing the results: %v\n", jsonErr)
 	}
 	if junit != nil {
 		err := report.WriteJUnit(junit, results, sum, started, env.tracing.TraceURL)
@@ -190,6 +192,10 @@ func runChecks(cmd *cobra.Command, f runFlags) error {
 		} else if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "vigil run: --junit: %v\n", err)
 		}
+	}
+	if jsonErr != nil && sum.OK() {
+		// As for --junit: a pass nobody can read is not a pass.
+		return exitWith(exitUsage, fmt.Errorf("vigil run: --json: writing the results: %w", jsonErr))
 	}
 	if interrupted {
 		// The shell's code for the signal (130, 143), as gate exits: neither a verdict on

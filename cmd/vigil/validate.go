@@ -102,7 +102,7 @@ func writeValidation(w io.Writer, file string, cfg *configs.Config, rt *agent.Ru
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if werr := enc.Encode(v); werr != nil {
-		return werr
+		return exitWith(exitUsage, fmt.Errorf("vigil validate: --json: writing the answer: %w", werr))
 	}
 	if err != nil {
 		return exitWith(exitUsage, nil)
