@@ -2,6 +2,8 @@ package configs
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -77,7 +79,7 @@ func Load(path string, opts Options) (*Config, error) {
 // when building it, which is how `vigil validate` and the agent report, in one list, what
 // loading and building find.
 func LoadPartial(path string, opts Options) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfig(path)
 	if err != nil {
 		fix := "check the path, or pass -c FILE"
 		if errors.Is(err, fs.ErrNotExist) {
@@ -86,6 +88,25 @@ func LoadPartial(path string, opts Options) (*Config, error) {
 		return nil, Errors{{File: path, Msg: "cannot read config: " + unwrapPathErr(err), Fix: fix}}
 	}
 	return parsePartial(path, data, opts)
+}
+
+// maxConfigSize is the largest config file read: a config of 10,000 checks is a few
+// megabytes. Past it, the file is not a config (-c /dev/zero, a log file by mistake).
+const maxConfigSize = 64 << 20
+
+// readConfig reads the file at path, at most maxConfigSize bytes. Not only regular files:
+// -c /dev/stdin and a shell's <(...) are pipes.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err == nil && len(data) > maxConfigSize {
+		err = &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("the file is over %d MiB, far more than a config", maxConfigSize>>20)}
+	}
+	return data, err
 }
 
 func unwrapPathErr(err error) string {
@@ -113,16 +134,15 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 		cfg.Dir = abs
 	}
 
+	k := koanf.New(".")
+	if err := k.Load(bytesProvider(data), yaml.Parser()); err != nil {
+		return nil, Errors{yamlError(name, err)}
+	}
 	lines, err := lineIndex(data)
 	if err != nil {
 		return nil, Errors{yamlError(name, err)}
 	}
 	cfg.lines = lines
-
-	k := koanf.New(".")
-	if err := k.Load(bytesProvider(data), yaml.Parser()); err != nil {
-		return nil, Errors{yamlError(name, err)}
-	}
 	if len(k.Keys()) == 0 {
 		// Never a config to run: caught mid-write (an editor or a tool that truncates, then
 		// writes), a reload to it would drop every check, incident and notifier, and a
@@ -233,8 +253,19 @@ func yamlError(file string, err error) *Error {
 	if strings.Contains(msg, "cannot unmarshal") {
 		return &Error{File: file, Msg: "the top level must be a mapping of sections (agent, checks, services, ...)", Fix: "see configs/examples/"}
 	}
+	if strings.Contains(msg, "excessive aliasing") || errors.Is(err, errTooManyKeys) {
+		return &Error{File: file, Msg: "invalid YAML: " + msg,
+			Fix: "the file's anchors and aliases (&name, *name) expand to more values than a config holds: write the repeated parts out, or share them through defaults"}
+	}
 	return &Error{File: file, Msg: "invalid YAML: " + msg}
 }
+
+// maxKeys is the most key paths a config may expand to, its aliases followed: 10,000
+// checks of 50 keys each, twice over. A file past it is refused, not indexed: a few lines
+// of nested aliases (a "billion laughs") expand to billions.
+const maxKeys = 1 << 20
+
+var errTooManyKeys = fmt.Errorf("the document expands to more than %d keys", maxKeys)
 
 // lineIndex maps every key path in the YAML document to its line.
 func lineIndex(data []byte) (map[string]int, error) {
@@ -243,8 +274,12 @@ func lineIndex(data []byte) (map[string]int, error) {
 		return nil, err
 	}
 	lines := map[string]int{}
+	visited := 0
 	var walk func(path string, n *yamlv3.Node)
 	walk = func(path string, n *yamlv3.Node) {
+		if visited++; visited > maxKeys {
+			return
+		}
 		switch n.Kind {
 		case yamlv3.DocumentNode:
 			for _, c := range n.Content {
@@ -274,6 +309,9 @@ func lineIndex(data []byte) (map[string]int, error) {
 		}
 	}
 	walk("", &doc)
+	if visited > maxKeys {
+		return nil, errTooManyKeys
+	}
 	return lines, nil
 }
 

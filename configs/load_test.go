@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,5 +249,29 @@ maintenance:
 	}
 	if m := cfg.Maintenance[1]; m.Duration != 2*time.Hour || m.Timezone != "Europe/Prague" || len(m.Days) != 2 {
 		t.Errorf("weekly window %+v", m)
+	}
+}
+
+// A hostile config ends at once with an error that names the file and the fix: a few lines
+// of nested aliases (a "billion laughs", 9^9 values) took a gigabyte and never finished,
+// as the key index followed every alias before the YAML decoder's own guard ran; a file
+// with no end (-c /dev/zero) was read for ever. An agent's reload reads the same way.
+func TestHostileConfigFiles(t *testing.T) {
+	laughs := []string{`a: &a ["x","x","x","x","x","x","x","x","x"]`}
+	prev := "a"
+	for _, n := range "bcdefghi" {
+		refs := strings.TrimSuffix(strings.Repeat("*"+prev+",", 9), ",")
+		laughs = append(laughs, fmt.Sprintf("%c: &%c [%s]", n, n, refs))
+		prev = string(n)
+	}
+	p := write(t, strings.Join(laughs, "\n")+"\nchecks: []\n")
+	_, err := configs.Load(p, configs.Options{})
+	if err == nil || !strings.Contains(err.Error(), "excessive aliasing") || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "anchors and aliases") {
+		t.Errorf("nested aliases: %v", err)
+	}
+
+	_, err = configs.Load("/dev/zero", configs.Options{})
+	if err == nil || !strings.Contains(err.Error(), "/dev/zero") || !strings.Contains(err.Error(), "over 64 MiB") {
+		t.Errorf("/dev/zero: %v", err)
 	}
 }
