@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -20,7 +21,9 @@ const (
 	maxOpsgenieMessage     = 130
 	maxOpsgenieDescription = 15000
 	maxOpsgenieDetail      = 1000
+	maxOpsgenieDetails     = 8000 // characters in all of the details' keys and values
 	maxOpsgenieTags        = 20
+	maxOpsgenieTag         = 50
 	maxOpsgenieChecks      = 10
 )
 
@@ -178,12 +181,14 @@ func (o *Opsgenie) priorityOf(ev *Event) string {
 // text rendering (RenderText) as the description, and the facts, the failing checks'
 // reasons, runs and traces as details, which Opsgenie shows as a table and can route on.
 func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
-	d := map[string]string{"event": ev.Name, "incident": incidentOf(ev)}
-	set := func(k, v string) {
-		if v != "" {
-			d[k] = text.Ellipsis(v, maxOpsgenieDetail)
-		}
-	}
+	// Opsgenie takes 8000 characters of details in all: the facts go first, then the
+	// actions, then the failing checks while they fit (a long reason cut shorter), the
+	// rest counted in room kept for it.
+	const countRoom = 120
+	d := &ogDetails{m: map[string]string{}}
+	set := func(k, v string) { d.put(k, v, countRoom) }
+	set("event", ev.Name)
+	set("incident", incidentOf(ev))
 	service, env := ev.Service, ""
 	if dep := ev.Deploy; dep != nil {
 		service, env = dep.Service, dep.Environment
@@ -211,28 +216,6 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 			set("link: "+l.Name, l.URL)
 		}
 	}
-	for i, fc := range ev.FailedChecks {
-		if i == maxOpsgenieChecks {
-			set("more failing checks", moreChecks(len(ev.FailedChecks)-i))
-			break
-		}
-		reason := strings.Join(checkTags(fc), " · ")
-		if fc.Summary != "" {
-			reason = strings.TrimPrefix(reason+": "+fc.Summary, ": ")
-		}
-		set("failing: "+fc.Name, reason)
-		set("run: "+fc.Name, fc.RunURL)
-		set("baseline: "+fc.Name, fc.Baseline)
-		set("runbook: "+fc.Name, fc.RunbookURL)
-		if fc.TraceURL != "" {
-			set("trace: "+fc.Name, fc.TraceURL)
-		} else {
-			set("trace: "+fc.Name, fc.TraceID)
-		}
-		if len(fc.Screenshot) > 0 {
-			set("screenshot: "+fc.Name, fc.RunURL)
-		}
-	}
 	for _, a := range ev.Actions {
 		what := a.Action
 		if a.Withheld != "" {
@@ -240,9 +223,15 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 		}
 		set("action: "+a.Notifier, what)
 	}
+	for i, fc := range ev.FailedChecks {
+		if i == maxOpsgenieChecks || !d.check(fc, countRoom) {
+			d.put("more failing checks", moreChecks(len(ev.FailedChecks)-i), 0)
+			break
+		}
+	}
 	tags := slices.Clone(o.tags)
 	for _, t := range []string{"vigil", ev.Name, service, env} {
-		if t != "" && len(t) <= 50 && !slices.Contains(tags, t) && len(tags) < maxOpsgenieTags {
+		if t != "" && utf8.RuneCountInString(t) <= maxOpsgenieTag && !slices.Contains(tags, t) && len(tags) < maxOpsgenieTags {
 			tags = append(tags, t)
 		}
 	}
@@ -255,11 +244,67 @@ func (o *Opsgenie) alert(ev *Event, alias string) ogAlert {
 		Alias:       alias,
 		Description: text.Ellipsis(plainText(ev), maxOpsgenieDescription),
 		Tags:        tags,
-		Details:     d,
+		Details:     d.m,
 		Entity:      service,
 		Source:      source,
 		Priority:    o.priorityOf(ev),
 	}
+}
+
+// ogDetails are an alert's details, kept within Opsgenie's limit.
+type ogDetails struct {
+	m    map[string]string
+	used int // characters, keys and values
+}
+
+func detailSize(k, v string) int {
+	if v == "" {
+		return 0
+	}
+	return utf8.RuneCountInString(k) + utf8.RuneCountInString(text.Ellipsis(v, maxOpsgenieDetail))
+}
+
+// put sets k to v, cut to Opsgenie's 1000 characters, when that leaves room characters of
+// the limit free.
+func (d *ogDetails) put(k, v string, room int) bool {
+	n := detailSize(k, v)
+	if n == 0 || d.used+n > maxOpsgenieDetails-room {
+		return n == 0
+	}
+	d.m[k], d.used = text.Ellipsis(v, maxOpsgenieDetail), d.used+n
+	return true
+}
+
+// check puts a failing check's details, its reason cut shorter when the whole does not
+// fit; it reports false, putting nothing, when even that does not.
+func (d *ogDetails) check(fc FailedCheck, room int) bool {
+	trace, shot := fc.TraceURL, ""
+	if trace == "" {
+		trace = fc.TraceID
+	}
+	if len(fc.Screenshot) > 0 {
+		shot = fc.RunURL
+	}
+	for _, cut := range []int{maxOpsgenieDetail, 200} {
+		reason := strings.Join(checkTags(fc), " · ")
+		if fc.Summary != "" {
+			reason = strings.TrimPrefix(reason+": "+text.Ellipsis(fc.Summary, cut), ": ")
+		}
+		kv := [][2]string{{"failing: " + fc.Name, reason}, {"run: " + fc.Name, fc.RunURL}, {"baseline: " + fc.Name, fc.Baseline},
+			{"runbook: " + fc.Name, fc.RunbookURL}, {"trace: " + fc.Name, trace}, {"screenshot: " + fc.Name, shot}}
+		n := 0
+		for _, e := range kv {
+			n += detailSize(e[0], e[1])
+		}
+		if d.used+n > maxOpsgenieDetails-room {
+			continue
+		}
+		for _, e := range kv {
+			d.put(e[0], e[1], 0)
+		}
+		return true
+	}
+	return false
 }
 
 // validHTTPURL reports whether raw is an absolute http or https URL.

@@ -3,6 +3,7 @@ package alerting_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,54 @@ func TestOpsgenieConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !alerting.Permanent(err) {
 			t.Errorf("New(%+v) = %v, want %q", tt.cfg, err, tt.want)
 		}
+	}
+}
+
+// Opsgenie's limits, as its Alert API enforces them (the receiver refuses what Opsgenie
+// would): a config may name up to 16 tags, and vigil's own four make 20; the details of a
+// deploy with many long reasons stay within 8000 characters in all, the first checks'
+// reasons kept and the rest counted, so the alert is created rather than refused.
+func TestOpsgenieLimits(t *testing.T) {
+	t.Parallel()
+	rx := loopback.NewOpsgenie(t)
+	cfg := opsgenieConfig(rx)
+	cfg.Tags = nil
+	for i := range 16 {
+		cfg.Tags = append(cfg.Tags, fmt.Sprintf("team-%02d", i))
+	}
+	cfg.Tags[15] = strings.Repeat("é", 50) // 50 characters, 100 bytes
+	ev := deployFailed()
+	for i := range 12 {
+		ev.FailedChecks = append(ev.FailedChecks, alerting.FailedCheck{Name: fmt.Sprintf("api-%02d", i), Kind: "http", Outcome: "fail",
+			Summary: fmt.Sprintf("reason %02d: ", i) + strings.Repeat("upstream connect error or disconnect/reset before headers ", 30),
+			RunURL:  fmt.Sprintf("http://vigil.example/runs/%d", 2000+i), RunbookURL: "https://wiki.example/runbooks/api",
+			TraceURL: "http://tempo.example/trace/" + strings.Repeat("f", 32), Baseline: "duration 2.1 s, 180 ms before the deploy"})
+	}
+	if err := newNotifier(t, cfg, nil).Deliver(t.Context(), ev, alerting.State{}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	c := rx.Alert("vigil:d-42").Create
+	tags, _ := c["tags"].([]any)
+	if len(tags) != 20 || tags[15] != strings.Repeat("é", 50) || tags[16] != "vigil" || tags[17] != "deploy_failed" || tags[18] != "web" || tags[19] != "prod" {
+		t.Errorf("tags %v: want the 16 configured, then vigil, the event, the service, the environment", tags)
+	}
+	details, _ := c["details"].(map[string]any)
+	total := 0
+	for k, v := range details {
+		total += len([]rune(k)) + len([]rune(v.(string)))
+	}
+	if total > 8000 {
+		t.Errorf("details are %d characters", total)
+	}
+	for _, k := range []string{"failing: home", "run: home", "failing: login", "action: rollback-web", "version", "status_url"} {
+		if details[k] == nil {
+			t.Errorf("details lack %q: %v", k, details)
+		}
+	}
+	if more, _ := details["more failing checks"].(string); !strings.Contains(more, "more failing checks") {
+		t.Errorf("the checks left out are not counted: %v", details)
+	}
+	if !strings.Contains(fmt.Sprint(details["failing: api-00"]), "reason 00") {
+		t.Errorf("the third failing check's reason is missing: %v", details["failing: api-00"])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // OpsgeniePriorities are Opsgenie's alert priorities, most urgent first.
@@ -58,7 +59,7 @@ func (v *validator) channel(p string, n *Notifier) {
 				"%d tags", len(n.Tags))
 		}
 		for i, t := range n.Tags {
-			if t == "" || len(t) > 50 || strings.ContainsAny(t, ", ") {
+			if t == "" || utf8.RuneCountInString(t) > 50 || strings.ContainsAny(t, ", ") { // characters, as Opsgenie counts
 				v.errf(indexPath(p+".tags", i), "a tag is 1 to 50 characters without spaces or commas", "%q is not a valid Opsgenie tag", t)
 			}
 		}

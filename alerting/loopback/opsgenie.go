@@ -19,7 +19,8 @@ const OpsgenieAPIKey = "0a1b2c3d-vigil-test-opsgenie-key-0000"
 // Opsgenie is a loopback Opsgenie Alert API: POST /v2/alerts (create), POST
 // /v2/alerts/{alias}/close?identifierType=alias and /notes?identifierType=alias. It checks
 // the GenieKey and the fields as Opsgenie does (message of at most 130 characters, an alias,
-// priorities P1 to P5, at most 20 tags), answers 202 as Opsgenie does, and keeps the
+// priorities P1 to P5, at most 20 tags of at most 50 characters, details of at most 8000
+// characters in all, keys and values), answers 202 as Opsgenie does, and keeps the
 // alerts by alias: a create for an open alias counts again, as Opsgenie de-duplicates.
 type Opsgenie struct {
 	server
@@ -186,6 +187,20 @@ func (o *Opsgenie) create(body map[string]any) string {
 		return "Priority should be one of [P1, P2, P3, P4, P5]"
 	case len(tags) > 20:
 		return "Tags can not have more than 20 elements"
+	}
+	for _, t := range tags {
+		if s, _ := t.(string); s == "" || len([]rune(s)) > 50 {
+			return "A tag can not be empty or longer than 50 characters."
+		}
+	}
+	details, _ := body["details"].(map[string]any)
+	total := 0
+	for k, v := range details {
+		s, _ := v.(string)
+		total += len([]rune(k)) + len([]rune(s))
+	}
+	if total > 8000 {
+		return fmt.Sprintf("Details can not be longer than 8000 characters in total (%d).", total)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
