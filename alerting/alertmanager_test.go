@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -235,4 +236,43 @@ func TestAlertmanagerHeaders(t *testing.T) {
 			t.Errorf("header %s: %v", h, err)
 		}
 	}
+}
+
+// An Alertmanager that is down (restarting, not yet scheduled) refuses the connection: a
+// retryable error, nothing recorded as fired. Once it is up at the same address, the
+// retry fires the alert, and the recovery resolves it.
+func TestAlertmanagerDownThenUp(t *testing.T) {
+	t.Parallel()
+	am := amtest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // down: nothing listens there
+	n := newNotifier(t, alertmanagerConfig("http://"+addr), nil)
+	st := alerting.State{}
+	err = n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "3"), st)
+	if err == nil || alerting.Permanent(err) {
+		t.Fatalf("Deliver to a down Alertmanager = %v; want a retryable error", err)
+	}
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckRecovered, "3"), st); !errors.Is(err, alerting.ErrSkipped) {
+		t.Fatalf("a recovery of an alert that never fired: %v; want it skipped", err)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	target, _ := url.Parse(am.URL)
+	up := &http.Server{Handler: httputil.NewSingleHostReverseProxy(target), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = up.Serve(ln) }()
+	t.Cleanup(func() { _ = up.Close() })
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckFailed, "3"), st); err != nil {
+		t.Fatalf("the retry once Alertmanager is up: %v", err)
+	}
+	waitAlerts(t, am, 1, `check="home"`)
+	if err := n.Deliver(t.Context(), checkEvent(configs.EventCheckRecovered, "3"), st); err != nil {
+		t.Fatal(err)
+	}
+	waitAlerts(t, am, 0, `check="home"`)
 }

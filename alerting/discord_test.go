@@ -148,3 +148,48 @@ func TestDiscordErrorsAndDryRun(t *testing.T) {
 		t.Errorf("New without url: %v", err)
 	}
 }
+
+// The embed's colour by verdict: yellow for inconclusive, blue for what is neither a
+// failure nor a pass (an action's result). Red and green: TestDiscordEmbeds.
+func TestDiscordColours(t *testing.T) {
+	t.Parallel()
+	rx := loopback.NewDiscord(t)
+	inconclusive := deployFailed()
+	inconclusive.Name, inconclusive.Key = configs.EventDeployInconclusive, "d-42:deploy_inconclusive"
+	n := newNotifier(t, discordConfig(rx), nil)
+	st := alerting.State{}
+	for _, ev := range []*alerting.Event{inconclusive, actionResult()} {
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatalf("%s: %v", ev.Name, err)
+		}
+	}
+	posts := rx.Accepted()
+	if c := embed(t, posts[0])["color"]; c != float64(0xECB22E) {
+		t.Errorf("inconclusive: colour %v", c)
+	}
+	if c := embed(t, posts[1])["color"]; c != float64(0x4A90D9) {
+		t.Errorf("action result: colour %v", c)
+	}
+}
+
+// Many failing checks with short reasons stay under Discord's 25 fields (the size limit
+// does not trim them): the facts, the first checks and a count of the rest.
+func TestDiscordFieldLimit(t *testing.T) {
+	t.Parallel()
+	rx := loopback.NewDiscord(t)
+	ev := deployFailed()
+	ev.LastDeploy = &alerting.LastDeploy{ID: "d-41", Service: "web", Version: "v2.0.9", Status: "passed",
+		RegisteredAt: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC), Before: 7200}
+	for i := range 40 {
+		ev.FailedChecks = append(ev.FailedChecks, alerting.FailedCheck{Name: fmt.Sprintf("c%d", i), Outcome: "fail", Summary: "502"})
+	}
+	if err := newNotifier(t, discordConfig(rx), nil).Deliver(t.Context(), ev, alerting.State{}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	e := embed(t, rx.Accepted()[0])
+	fields, _ := e["fields"].([]any)
+	last, _ := fields[len(fields)-1].(map[string]any)
+	if len(fields) > 25 || !strings.Contains(fmt.Sprint(last["value"]), "more failing checks") {
+		t.Errorf("%d fields, the last %v", len(fields), last)
+	}
+}

@@ -279,3 +279,76 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// A check incident is one thread too: the reminder and the recovery answer the failure's
+// message (In-Reply-To, References) under its subject with Re:.
+func TestEmailCheckIncidentThread(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{})
+	n := newNotifier(t, emailConfig(srv), nil)
+	reminder := checkEvent(configs.EventCheckFailed, "3")
+	reminder.Key, reminder.Reminder = reminder.Key+":reminder:1", 1
+	st := alerting.State{}
+	for _, ev := range []*alerting.Event{checkEvent(configs.EventCheckFailed, "3"), reminder, checkEvent(configs.EventCheckRecovered, "3")} {
+		if err := n.Deliver(t.Context(), ev, st); err != nil {
+			t.Fatalf("%s: %v", ev.Name, err)
+		}
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages, want 3", len(msgs))
+	}
+	first := parseMail(t, msgs[0].Data).header
+	root, subject := first.Get("Message-ID"), first.Get("Subject")
+	if root != "<check.home.3.check_failed@example.com>" || !strings.HasPrefix(subject, "[vigil] ") || first.Get("In-Reply-To") != "" {
+		t.Fatalf("the first message: Message-ID %q, Subject %q, In-Reply-To %q", root, subject, first.Get("In-Reply-To"))
+	}
+	if first.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("Auto-Submitted %q", first.Get("Auto-Submitted"))
+	}
+	ids := map[string]bool{root: true}
+	for i, m := range msgs[1:] {
+		h := parseMail(t, m.Data).header
+		if h.Get("In-Reply-To") != root || h.Get("References") != root || h.Get("Subject") != "Re: "+subject {
+			t.Errorf("message %d: In-Reply-To %q, References %q, Subject %q", i+2, h.Get("In-Reply-To"), h.Get("References"), h.Get("Subject"))
+		}
+		if ids[h.Get("Message-ID")] {
+			t.Errorf("message %d repeats Message-ID %q", i+2, h.Get("Message-ID"))
+		}
+		ids[h.Get("Message-ID")] = true
+	}
+}
+
+// A server's 421 (closing the session: shutting down, too busy) in the middle of the
+// conversation is for now: retried, and nothing was accepted.
+func TestEmail421MidSession(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"MAIL", "RCPT", "DATA"} {
+		t.Run(step, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{})
+			srv.Fail(step, 421, "4.3.2 service shutting down")
+			n := newNotifier(t, emailConfig(srv), nil)
+			err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
+			if err == nil || alerting.Permanent(err) || !strings.Contains(err.Error(), "421") {
+				t.Fatalf("Deliver = %v; want a retryable error quoting the 421", err)
+			}
+			if err := n.Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil || len(srv.Messages()) != 1 {
+				t.Fatalf("the retry: %v, %d messages", err, len(srv.Messages()))
+			}
+		})
+	}
+}
+
+// starttls: false sends to a relay that offers no STARTTLS, in clear, without a password.
+func TestEmailPlainRelay(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{NoTLS: true})
+	cfg := emailConfig(srv)
+	cfg.Username, cfg.Password, cfg.StartTLS = "", "", new(bool)
+	if err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if m := srv.Messages(); len(m) != 1 || m[0].TLS || m[0].User != "" {
+		t.Fatalf("messages %d; want one, in clear, unauthenticated", len(m))
+	}
+}

@@ -163,3 +163,44 @@ func TestTeamsDryRunAndConfig(t *testing.T) {
 		t.Errorf("New with a bad url: %v", err)
 	}
 }
+
+// The card is full width, and its title sits on a band coloured by the verdict: red for a
+// failure, yellow for inconclusive, green for a pass or a recovery.
+func TestTeamsCardBandAndWidth(t *testing.T) {
+	t.Parallel()
+	inconclusive := deployFailed()
+	inconclusive.Name, inconclusive.Key = configs.EventDeployInconclusive, "d-42:deploy_inconclusive"
+	recovered := checkEvent(configs.EventCheckRecovered, "3")
+	for _, tt := range []struct {
+		name  string
+		evs   []*alerting.Event // the last one's card is judged
+		style string
+	}{
+		{"failure", []*alerting.Event{deployFailed()}, "attention"},
+		{"check failure", []*alerting.Event{checkEvent(configs.EventCheckFailed, "3")}, "attention"},
+		{"inconclusive", []*alerting.Event{inconclusive}, "warning"},
+		{"resolving pass", []*alerting.Event{deployFailed(), resolvedBy()}, "good"},
+		{"recovery", []*alerting.Event{checkEvent(configs.EventCheckFailed, "3"), recovered}, "good"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rx := loopback.NewTeams(t)
+			n := newNotifier(t, teamsConfig(rx), nil)
+			st := alerting.State{}
+			for _, ev := range tt.evs {
+				if err := n.Deliver(t.Context(), ev, st); err != nil {
+					t.Fatalf("%s: %v", ev.Name, err)
+				}
+			}
+			posts := rx.Accepted()
+			c := card(t, posts[len(posts)-1])
+			if ms, _ := c["msteams"].(map[string]any); ms["width"] != "Full" {
+				t.Errorf("msteams %v; want width Full", c["msteams"])
+			}
+			body, _ := c["body"].([]any)
+			band, _ := body[0].(map[string]any)
+			if band["type"] != "Container" || band["style"] != tt.style || band["bleed"] != true {
+				t.Errorf("the first element %v; want a bleeding Container of style %s", band, tt.style)
+			}
+		})
+	}
+}
