@@ -46,6 +46,7 @@ func TestAPIAuthAndBadInput(t *testing.T) {
 		{"silence without reason", "POST", "/api/v1/silences", `{"check":"home","duration":"1h"}`, nil, 400, "say why"},
 		{"silence of both", "POST", "/api/v1/silences", `{"check":"home","service":"web","duration":"1h","reason":"x"}`, nil, 400, "exactly one"},
 		{"silence too long", "POST", "/api/v1/silences", `{"check":"home","duration":"9000h","reason":"x"}`, nil, 400, "at most"},
+		{"silence of 30 days and a minute", "POST", "/api/v1/silences", `{"check":"home","duration":"720h1m","reason":"x"}`, nil, 400, "at most 720h0m0s"},
 		{"silence of nothing", "POST", "/api/v1/silences", `{"check":"nope","duration":"1h","reason":"x"}`, nil, 422, `no check "nope"`},
 		{"bad outbox state", "GET", "/api/v1/outbox?state=lost", "", nil, 400, "state must be one of"},
 		{"bad limit", "GET", "/api/v1/outbox?limit=-1", "", nil, 400, "limit must be"},
