@@ -149,7 +149,7 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	d := &store.Deploy{ID: newDeployID(now), Service: service, Version: req.Version, Environment: req.Environment,
 		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Location: a.location,
 		Locations: a.verifyingLocations(ctx, service, now)}
-	d.Baseline = a.baseline(ctx, list, svc, now)
+	d.Baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, service, "", now))
 	d.RequestKey = req.Key
 	d.RollbackOf = a.rolledBack(ctx, service, req.Version)
 	superseded, err := a.store.CreateDeploy(ctx, d)

@@ -76,7 +76,7 @@ func (a *Agent) endVerification(v *verification) {
 func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *configs.Service, list []*checks.Check, start time.Time) {
 	baseline := d.Baseline
 	if d.Location != "" && d.Location != a.location {
-		baseline = a.baseline(ctx, list, svc, d.CreatedAt)
+		baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, d.Service, d.ID, d.CreatedAt))
 	}
 	vctx, cancel := context.WithCancel(a.runCtx)
 	v := &verification{deploy: d, svc: svc, checks: list, start: start, cancel: cancel, done: make(chan struct{}),
@@ -196,6 +196,40 @@ func (a *Agent) baseline(ctx context.Context, list []*checks.Check, svc *configs
 		}
 	}
 	return out
+}
+
+// baselineAt is when the runs that make a deploy's baseline end: its registration, at, or,
+// when it superseded deploys of its service still verifying (a pipeline's retry, a second
+// deploy or a rollback while the first verified), the first of them's registration: the
+// runs since were of versions no verdict accepted, and a slow one must not become the
+// measure of the next. id is the deploy; "" for one being registered, which supersedes
+// the one verifying now.
+func (a *Agent) baselineAt(ctx context.Context, service, id string, at time.Time) time.Time {
+	list, err := a.store.ServiceDeploys(ctx, service, 50)
+	if err != nil {
+		a.log.Warn("reading the service's deploys failed; the baseline is from the runs just before this one", "service", service, "error", err)
+		return at
+	}
+	return supersededSince(list, id, at)
+}
+
+// supersededSince follows the deploys that id superseded (newest first in list) back to
+// the first, and returns its registration; at when id superseded none.
+func supersededSince(list []*store.Deploy, id string, at time.Time) time.Time {
+	for range list {
+		var prev *store.Deploy
+		for _, d := range list {
+			if (id == "" && d.Status == store.StatusVerifying) || (id != "" && d.Status == store.StatusSuperseded && d.SupersededBy == id) {
+				prev = d
+				break
+			}
+		}
+		if prev == nil || !prev.CreatedAt.Before(at) {
+			return at
+		}
+		id, at = prev.ID, prev.CreatedAt
+	}
+	return at
 }
 
 func (a *Agent) runVerification(ctx context.Context, v *verification) {
