@@ -87,3 +87,39 @@ func TestSupersededSince(t *testing.T) {
 		t.Errorf("nothing verifying: %s; want the registration", got.Format("15:04"))
 	}
 }
+
+// The baseline is the newest passing runs before the deploy, however many failed since:
+// a hotfix shipped into an outage comes after a run of failures, and only the 50 newest
+// runs were read, so a check every 10 s failing for nine minutes had no baseline, and the
+// hotfix's verification was inconclusive on every assertion that compares with it.
+func TestTheBaselineReachesBackPastAnOutage(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2, baseline_runs: 3",
+		assert: `"status == 200", "duration_ms < baseline.duration_ms * 3 + 150"`}.String())
+	start := time.Now().Add(-time.Hour)
+	var past []*store.RunRecord
+	for i := range 3 {
+		past = append(past, &store.RunRecord{Check: "home", Kind: "http", Started: start.Add(time.Duration(i) * time.Second),
+			Duration: 20 * time.Millisecond, Outcome: "pass", Attempts: 1, Location: h.a.location,
+			Vars: map[string]any{"status": 200, "duration_ms": 20 + i}})
+	}
+	for i := range 300 { // then fifty minutes of an outage
+		past = append(past, &store.RunRecord{Check: "home", Kind: "http", Started: start.Add(time.Minute + time.Duration(i)*10*time.Second),
+			Duration: time.Millisecond, Outcome: "fail", Attempts: 1, Location: h.a.location, Reasons: []string{"status == 200 is false: status = 500"},
+			Vars: map[string]any{"status": 500, "duration_ms": 1}})
+	}
+	if err := h.a.store.SaveRuns(t.Context(), past); err != nil {
+		t.Fatal(err)
+	}
+	id := h.deploy("web", "hotfix")
+	d, err := h.a.store.Deploy(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := d.Baseline["home"]["duration_ms"].(float64); ms != 21 {
+		t.Fatalf("the hotfix's baseline is %v; want the median of the three passing runs before the outage, duration_ms 21", d.Baseline["home"])
+	}
+	if v := h.verdict(id, 30*time.Second); v["status"] != store.StatusPassed {
+		t.Errorf("the hotfix: %v, %v; want passed", v["status"], v["reason"])
+	}
+}

@@ -182,20 +182,45 @@ func (a *Agent) failingBefore(ctx context.Context, v *verification) {
 func (a *Agent) baseline(ctx context.Context, list []*checks.Check, svc *configs.Service, at time.Time) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for _, c := range list {
-		prev, err := a.store.BaselineRuns(ctx, c.Name, a.location, at, 50)
+		results, err := a.runsBefore(ctx, c.Name, at, svc.Verify.BaselineRuns)
 		if err != nil {
 			a.log.Warn("reading the baseline of a check failed; it has none in this verification", "check", c.Name, "error", err)
 			continue
-		}
-		results := make([]*checks.Result, len(prev))
-		for i, r := range prev {
-			results[i] = fromStoreRun(r)
 		}
 		if b := c.Baseline(results, svc.Verify.BaselineRuns); b != nil {
 			out[c.Name] = b
 		}
 	}
 	return out
+}
+
+// baselineScan is how many runs before a deploy are read, at most, for a check's newest
+// passing ones: a hotfix shipped into an outage comes after a long run of failures, and
+// its baseline is from before them.
+const baselineScan = 5000
+
+// runsBefore is check's runs in this location before at, newest first, back to its
+// passing-th passing run (or baselineScan runs).
+func (a *Agent) runsBefore(ctx context.Context, check string, at time.Time, passing int) ([]*checks.Result, error) {
+	page := 50 // enough for most: the newest runs before a deploy usually pass
+	var out []*checks.Result
+	for ; len(out) < baselineScan; page = 500 {
+		runs, err := a.store.BaselineRuns(ctx, check, a.location, at, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			out = append(out, fromStoreRun(r))
+			if r.Outcome == string(checks.Pass) {
+				passing--
+			}
+		}
+		if len(runs) < page || passing <= 0 {
+			break
+		}
+		at = runs[len(runs)-1].Started
+	}
+	return out, nil
 }
 
 // baselineAt is when the runs that make a deploy's baseline end: its registration, at, or,

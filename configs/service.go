@@ -186,6 +186,9 @@ func (v *validator) services(checks map[string]bool) {
 		if s.InhibitChecks < 0 || s.InhibitChecks > 24*time.Hour {
 			v.errf(p+".inhibit_checks", "use 0s (never) to 24h, about as long as a rollback takes to pass, e.g. 15m", "%s is out of range", s.InhibitChecks)
 		}
+		if vf.BaselineRuns < 1 || vf.BaselineRuns > 1000 {
+			v.errf(p+".verify.baseline_runs", "use 1 to 1000 passing runs, e.g. 5 (the default)", "%d is out of range", vf.BaselineRuns)
+		}
 		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
 			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")
 		}
