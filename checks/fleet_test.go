@@ -464,7 +464,10 @@ func TestFleetDiscoveryErrors(t *testing.T) {
 		{"huge", hugeBody(`{"instances":[`, 8<<20), Error, "answered more than 4194304 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := buildOne(t, fleetYAML(serve(t, tc.handler).URL, `["unhealthy == 0"]`))
+			// A request's timeout is health.timeout: 4 s, not the shared 1 s, so that the
+			// huge answer is cut by its size, not its time, on a loaded machine under -race.
+			yaml := strings.Replace(fleetYAML(serve(t, tc.handler).URL, `["unhealthy == 0"]`), "timeout: 1s}", "timeout: 4s}", 1)
+			c := buildOne(t, yaml)
 			wantOutcome(t, run(t, c, Input{}), tc.want, tc.reason)
 		})
 	}
