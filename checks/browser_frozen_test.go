@@ -30,7 +30,9 @@ func TestFrozenPageFails(t *testing.T) {
 	page("/idle", `<!doctype html><title>Shop</title><div id=app></div>`)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	const timeout = 8 * time.Second
+	// 12 s: on a loaded machine under -race, the tab and the load took 3 s of an 8 s run, and
+	// the wait that ran out had seen under 2 s of silence, too little to call a page frozen.
+	const timeout = 12 * time.Second
 	cs := buildDeps(t, checks.Deps{Browser: pool}, srv.URL, fmt.Sprintf(`
 checks:
   - {name: frozen, kind: browser, url: "${T}/frozen", wait_for: "#app[data-ready]", timeout: %s}
