@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // Summary counts outcomes.
@@ -159,18 +160,20 @@ func WriteResult(w io.Writer, r *checks.Result, verbose bool) {
 	if r.Attempts > 1 {
 		extra = fmt.Sprintf("  (%d attempts: retried after error)", r.Attempts)
 	}
-	fmt.Fprintf(w, "%-12s %-24s %-11s %8s%s\n", marks[r.Outcome], r.Check, r.Kind, fmtDuration(r.Duration), extra)
+	// Reasons and transcripts quote what the service answered: printed inert, so that a
+	// hostile or broken answer can neither drive the terminal nor forge lines of a CI log.
+	fmt.Fprintf(w, "%-12s %-24s %-11s %8s%s\n", marks[r.Outcome], text.Inert(r.Check), r.Kind, fmtDuration(r.Duration), extra)
 	for _, reason := range r.Reasons {
-		fmt.Fprintf(w, "    %s\n", reason)
+		fmt.Fprintf(w, "    %s\n", text.Inert(reason))
 	}
 	for _, a := range r.Artifacts {
 		if a.Path != "" {
-			fmt.Fprintf(w, "    %s: %s\n", a.Name, a.Path)
+			fmt.Fprintf(w, "    %s: %s\n", text.Inert(a.Name), text.Inert(a.Path))
 		}
 	}
 	if verbose && r.Outcome != checks.Pass {
 		for _, line := range r.Transcript {
-			fmt.Fprintf(w, "      | %s\n", line)
+			fmt.Fprintf(w, "      | %s\n", text.Inert(line))
 		}
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/vigil-monitor/vigil/agent/client"
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -35,20 +33,10 @@ func printJSON(w io.Writer, on bool, raw []byte) {
 // overwrite a line, a newline start one a CI runner reads as a command, "::error::"), cut
 // to n bytes. The agent's text quotes what the service under test sent.
 func shown(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() > n+len(`\x00`) {
-			break
-		}
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
+	if len(s) > 8*n {
+		s = s[:text.CutAt(s, 8*n)] // megabytes from the agent: escape only what can be shown
 	}
-	return text.Ellipsis(b.String(), n)
+	return text.Ellipsis(text.Inert(s), n)
 }
 
 func printVerdict(w io.Writer, d *client.Deploy) {

@@ -1,10 +1,13 @@
 // Package text shortens text that people read (a reason, a transcript line, an excerpt of
 // a body) without breaking it: a cut falls on a rune boundary, so what is kept is valid
 // UTF-8 whenever the whole was, and a clipped string says that it was cut and from how long.
+// Inert makes such text safe to print to a terminal or a CI log.
 package text
 
 import (
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -36,4 +39,36 @@ func Ellipsis(s string, n int) string {
 		return s
 	}
 	return s[:CutAt(s, n-len("…"))] + "…"
+}
+
+// Inert returns s with what a terminal or a CI log would act on written out as Go escapes
+// (`\x1b`, `\r`, `\u202e`): control characters, bidirectional controls and the Unicode
+// line and paragraph separators. A tab is kept. Invalid UTF-8 becomes U+FFFD. Text a
+// service under test chose (an answer's body, a header) goes through it before it is
+// printed, so that it can neither clear the screen nor forge a line of the log.
+func Inert(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || inertEscaped(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if inertEscaped(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func inertEscaped(r rune) bool {
+	return r != '\t' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029')
 }

@@ -74,3 +74,44 @@ func TestEllipsis(t *testing.T) {
 		}
 	}
 }
+
+func TestInert(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain text, é and 日本", "plain text, é and 日本"},
+		{"tab\tkept", "tab\tkept"},
+		{"\x1b[2J\x1b[31mred", `\x1b[2J\x1b[31mred`},
+		{"line\n::error::forged", `line\n::error::forged`},
+		{"over\rwrite", `over\rwrite`},
+		{"nul\x00bel\x07del\x7f", `nul\x00bel\adel\x7f`},
+		{"c1\u0085\u009b", `c1\u0085\u009b`},
+		{"bidi \u202eevil\u2066", `bidi \u202eevil\u2066`},
+		{"sep\u2028\u2029", `sep\u2028\u2029`},
+		{"bad \xff utf8", "bad \uFFFD utf8"},
+	} {
+		if got := Inert(c.in); got != c.want {
+			t.Errorf("Inert(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// Whatever goes in, what comes out is valid UTF-8 with nothing a terminal acts on but a
+// tab, and text with nothing to escape comes back as it was.
+func FuzzInert(f *testing.F) {
+	for _, s := range []string{"", "ok", "\x1b]0;title\x07", "a\r\nb", "\u202e", "\xff\xfe", "\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Inert(s)
+		if !utf8.ValidString(got) {
+			t.Fatalf("Inert(%q) = %q: not valid UTF-8", s, got)
+		}
+		for _, r := range got {
+			if inertEscaped(r) {
+				t.Fatalf("Inert(%q) = %q keeps %U", s, got, r)
+			}
+		}
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, inertEscaped) && got != s {
+			t.Fatalf("Inert(%q) = %q: changed clean text", s, got)
+		}
+	})
+}
