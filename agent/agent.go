@@ -68,6 +68,9 @@ type Options struct {
 	// APIWriteTimeout bounds how long the API server takes to answer a request, long-polls
 	// and manual runs apart; 0 is 30s.
 	APIWriteTimeout time.Duration
+	// StoreHoldWait is how long Run waits for another agent holding the same SQLite file
+	// to stop before it gives up (store.SQLite.Hold); 0 is 15s.
+	StoreHoldWait time.Duration
 }
 
 // Agent is a running vigil agent.
@@ -244,6 +247,11 @@ func (a *Agent) Listen() error {
 // flight agent.shutdown_grace to finish before cancelling them, flushes the store and
 // returns nil.
 func (a *Agent) Run(ctx context.Context) error {
+	release, err := a.holdStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := a.Listen(); err != nil {
 		return err
 	}
@@ -284,7 +292,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	schedDone := make(chan struct{})
 	go func() { a.sched.Run(schedCtx); close(schedDone) }()
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
@@ -318,4 +325,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// holdStore takes a SQLite store for this agent, waiting a while for an agent that still
+// holds it (a restart whose old process is flushing), then refusing to run: two agents on
+// one file ran every check twice and delivered each other's notifications again.
+func (a *Agent) holdStore(ctx context.Context) (release func(), err error) {
+	h, ok := a.store.(interface {
+		Hold(context.Context, time.Duration, func(string)) (func(), error)
+	})
+	if !ok { // PostgreSQL: agents share it
+		return func() {}, nil
+	}
+	wait := a.opts.StoreHoldWait
+	if wait <= 0 {
+		wait = 15 * time.Second
+	}
+	release, err = h.Hold(ctx, wait, func(holder string) {
+		a.log.Warn("the store is held by another agent; waiting for it to stop", "holder", holder, "wait", wait)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return release, nil
 }
