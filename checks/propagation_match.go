@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
@@ -27,7 +28,6 @@ var readMatchVars = types.Map{
 // readMatcher decides whether a read response shows the marker.
 type readMatcher struct {
 	contains *template.Template // rendered with {{ .Nonce }}
-	literal  string             // contains without a template
 	path     string             // gjson path whose value (or an element of it) equals the nonce
 	program  *vm.Program        // expr over readMatchVars
 	source   string
@@ -44,8 +44,6 @@ func (m *readMatcher) shows(resp *Response, nonce string) (bool, error) {
 			return false, err
 		}
 		return bytes.Contains(resp.Body, []byte(b.String())), nil
-	case m.literal != "":
-		return bytes.Contains(resp.Body, []byte(m.literal)), nil
 	case m.path != "":
 		return gjsonHas(gjson.GetBytes(resp.Body, m.path), nonce, 0), nil
 	case m.program != nil:
@@ -82,15 +80,22 @@ func (b *builder) readMatch(path string, m configs.ReadMatch) *readMatcher {
 			b.errf(path+".contains", "templates look like {{ .Nonce }}", "%v", err)
 			return nil
 		}
+		var fields []string
 		if t != nil {
-			for _, f := range templateFields(t) {
-				if f != "Nonce" {
-					b.errf(path+".contains", "only {{ .Nonce }} is available here", "template reads .%s", f)
-					return nil
-				}
+			fields = templateFields(t)
+		}
+		for _, f := range fields {
+			if f != "Nonce" {
+				b.errf(path+".contains", "only {{ .Nonce }} is available here", "template reads .%s", f)
+				return nil
 			}
 		}
-		return &readMatcher{contains: t, literal: m.Contains, source: "contains " + m.Contains}
+		if len(fields) == 0 {
+			b.errf(path+".contains", `put the run's marker in it, e.g. contains: '"marker":"{{ .Nonce }}"'`,
+				"%q does not read {{ .Nonce }}: %s", m.Contains, matchWithoutMarker)
+			return nil
+		}
+		return &readMatcher{contains: t, source: "contains " + m.Contains}
 	case m.Path != "":
 		return &readMatcher{path: m.Path, source: "path " + m.Path}
 	case m.Expr != "":
@@ -100,7 +105,35 @@ func (b *builder) readMatch(path string, m configs.ReadMatch) *readMatcher {
 				explainCompileError(err, readMatchVars))
 			return nil
 		}
+		if !readsIdentifier(program.Node(), "nonce") {
+			b.errf(path+".expr", "compare something in the answer with nonce, e.g. any(json.items, .id == nonce)",
+				"the expression does not read nonce: %s", matchWithoutMarker)
+			return nil
+		}
 		return &readMatcher{program: program, source: "expr " + m.Expr}
 	}
 	return &readMatcher{source: "body contains the marker"}
+}
+
+// matchWithoutMarker says why a match must read the run's marker: one that does not is
+// true of an answer from before the write (an old item, a page a CDN cached), so the
+// first read shows it and the run passes on nothing measured.
+const matchWithoutMarker = "it is true of an answer from before the write (a page a cache kept), so every reader would show it at once and nothing is measured"
+
+// readsIdentifier reports whether the expression reads the variable name.
+func readsIdentifier(node ast.Node, name string) bool {
+	v := &identFinder{name: name}
+	ast.Walk(&node, v)
+	return v.found
+}
+
+type identFinder struct {
+	name  string
+	found bool
+}
+
+func (v *identFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == v.name {
+		v.found = true
+	}
 }

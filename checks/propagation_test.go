@@ -239,6 +239,14 @@ checks:
 		"checks[0].read[0].match.expr", `unknown variable "nonse"`, `did you mean "nonce"?`)
 	wantBuildError(t, head+`    read: ["http://127.0.0.1:1/r"]
     match: {contains: "{{ .Nonse }}"}`, "checks[0].match.contains", "template reads .Nonse")
+	// A match that does not read the run's marker is true of an answer from before the
+	// write, such as a page a CDN cached: every reader showed it on its first read, and
+	// the run passed with propagation_ms near 0 while the replicas lagged.
+	wantBuildError(t, head+`    read: ["http://127.0.0.1:1/r"]
+    match: {contains: '"marker"'}`, "checks[0].match.contains", `does not read {{ .Nonce }}`, "a page a cache kept")
+	wantBuildError(t, head+`    read: [{request: {url: "http://127.0.0.1:1/r"}, match: {expr: "status == 200 && len(json.items) > 0"}}]`,
+		"checks[0].read[0].match.expr", "does not read nonce")
+	buildOne(t, head+`    read: [{request: {url: "http://127.0.0.1:1/r"}, match: {expr: "any(json.items, .marker == nonce)"}}]`)
 	wantBuildError(t, head+`    read: ["http://127.0.0.1:1/r"]
     poll: 1s
     backoff: {max: 500ms}`, "checks[0].backoff.max", "shorter than poll")
