@@ -186,6 +186,7 @@ func (d *DNS) propagate(ctx context.Context, run *Run) error {
 	start := time.Now()
 	type state struct {
 		answers []string
+		rcode   int
 		err     error
 		done    time.Duration // when it first showed every expected answer
 		ok      bool
@@ -207,7 +208,7 @@ func (d *DNS) propagate(ctx context.Context, run *Run) error {
 					st.err = err
 					return
 				}
-				st.answers, st.err = a.answers, nil
+				st.answers, st.rcode, st.err = a.answers, a.msg.Rcode, nil
 				if len(d.missing(a.answers)) == 0 {
 					st.ok, st.done = true, time.Since(start)
 				}
@@ -239,7 +240,7 @@ func (d *DNS) propagate(ctx context.Context, run *Run) error {
 		staleServers = append(staleServers, s)
 		if st.answers != nil {
 			answered = true
-			problems = append(problems, fmt.Sprintf("%s answered %s", s, orNone(st.answers)))
+			problems = append(problems, fmt.Sprintf("%s answered %s", s, rcodeAndAnswers(st.rcode, st.answers)))
 		} else {
 			problems = append(problems, st.err.Error())
 		}
@@ -272,6 +273,15 @@ func waitPoll(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// rcodeAndAnswers is a server's answer for a reason: its records, with the rcode before them
+// when it is not NOERROR (a SERVFAIL or a REFUSED is not "no records").
+func rcodeAndAnswers(rcode int, answers []string) string {
+	if rcode == dns.RcodeSuccess {
+		return orNone(answers)
+	}
+	return dns.RcodeToString[rcode] + ": " + orNone(answers)
 }
 
 func orNone(list []string) string {

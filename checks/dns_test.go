@@ -356,3 +356,14 @@ func FuzzDNSAnswers(f *testing.F) {
 		}
 	})
 }
+
+// A server that answers SERVFAIL (a zone it failed to load) or REFUSED (not its zone: a
+// wrong server in the list) is named with its rcode, not as one that answered "no records".
+func TestDNSPropagationNamesTheRcode(t *testing.T) {
+	a := newZone(t, "www.example.test. 60 IN A 192.0.2.20")
+	broken := newZone(t)
+	broken.with(func() { broken.rcode = dns.RcodeServerFailure })
+	c := buildOne(t, strings.Replace(dnsCheck(fmt.Sprintf("    servers: [%s, %s]\n    query_name: www.example.test\n    expect: [192.0.2.20]\n    poll: 20ms\n", a.addr, broken.addr)), "timeout: 2s", "timeout: 300ms", 1))
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "1 of 2 servers did not show 192.0.2.20", broken.addr+" answered SERVFAIL: no records")
+}
