@@ -71,7 +71,9 @@ func ParsePromResponse(status int, body []byte) (*PromResult, error) {
 			Result     json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil || r.Status == "" {
+	// Prometheus answers "success" or "error"; any other JSON is another API behind the
+	// URL (a proxy's login or health answer), not a query Prometheus rejected.
+	if err := json.Unmarshal(body, &r); err != nil || (r.Status != "success" && r.Status != "error") {
 		if status != http.StatusOK {
 			return nil, fmt.Errorf("answered %d: %s", status, Trim(strings.TrimSpace(string(body)), 300))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -108,6 +109,18 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, "pool_active_connections[1m]", "value < 50")), Input{})
 		wantOutcome(t, res, Error, "returned a range vector", "rate(...[5m])")
 	})
+	t.Run("string is an error", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, `"pool"`, "value < 50")), Input{})
+		wantOutcome(t, res, Error, "the query returned a string; write one that returns a number")
+	})
+	// An infinity is a number past every threshold (histogram_quantile in the +Inf
+	// bucket, a rate over a zero): judged, never taken for no data as NaN is.
+	t.Run("infinities are judged", func(t *testing.T) {
+		res := run(t, buildOne(t, promqlYAML(prom.URL, "max(pool_active_connections) / 0", "value < 50")), Input{})
+		wantOutcome(t, res, Fail, "value < 50 is false: value = +Inf")
+		res = run(t, buildOne(t, promqlYAML(prom.URL, "-max(pool_active_connections) / 0", "value > -50")), Input{})
+		wantOutcome(t, res, Fail, "value > -50 is false: value = -Inf")
+	})
 	// A query that names the deploy judges its series only; outside a deploy the matcher
 	// is left out. (The pool label stands in for a version label here.)
 	t.Run("query names the deploy", func(t *testing.T) {
@@ -209,18 +222,30 @@ func TestPromQLNotPrometheus(t *testing.T) {
 		name    string
 		handler http.HandlerFunc
 		timeout time.Duration
-		reason  string
+		reason  []string
 	}{
-		{"html", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>Grafana</html>") }, time.Second, "the answer is not Prometheus's query API"},
-		{"502", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }, time.Second, "answered 502: bad gateway"},
-		{"hangs", hang(done), time.Second, "timed out"},
+		{"html", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<html>Grafana</html>") }, time.Second, []string{"the answer is not Prometheus's query API"}},
+		{"502", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }, time.Second, []string{"answered 502: bad gateway"}},
+		// An auth proxy in front of Prometheus: the query is sent to its login page, which
+		// answers 200 with HTML.
+		{"login page", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/login" {
+				http.Redirect(w, r, "/login?rd="+url.QueryEscape(r.URL.Path), http.StatusFound)
+				return
+			}
+			fmt.Fprint(w, "<!DOCTYPE html><html><title>Sign in</title></html>")
+		}, time.Second, []string{"the answer is not Prometheus's query API", "Sign in"}},
+		// Another API's JSON is not a query Prometheus rejected.
+		{"other json", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"status":"ok","app":"gateway"}`) },
+			time.Second, []string{"the answer is not Prometheus's query API", `"app":"gateway"`}},
+		{"hangs", hang(done), time.Second, []string{"timed out"}},
 		// Enough time to read to the cap: the cap, not the deadline, must stop it.
-		{"huge", hugeBody(`{"status":"success","data":{"resultType":"vector","result":[`, 20<<20), 30 * time.Second, "answered more than 16777216 bytes"},
+		{"huge", hugeBody(`{"status":"success","data":{"resultType":"vector","result":[`, 20<<20), 30 * time.Second, []string{"answered more than 16777216 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			y := strings.Replace(promqlYAML(serve(t, tc.handler).URL, "up", "value == 1"), "timeout: 5s", "timeout: "+tc.timeout.String(), 1)
 			res := run(t, buildOne(t, y), Input{})
-			wantOutcome(t, res, Error, tc.reason)
+			wantOutcome(t, res, Error, tc.reason...)
 			if res.Duration > tc.timeout+3*time.Second {
 				t.Fatalf("took %s with a %s timeout", res.Duration, tc.timeout)
 			}
