@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -295,7 +296,14 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		run.Explain("error_rate", how) // replaced by the failures below when there are any
 	}
 	if errs > 0 {
-		run.Explain("error_rate", fmt.Sprintf("%d of %d failed: %s", errs, n, formatStatuses(statuses)))
+		why := fmt.Sprintf("%d of %d failed: %s", errs, n, formatStatuses(statuses))
+		if statuses["429"] > 0 && !s.isOK(http.StatusTooManyRequests) {
+			// The burst met a rate limiter: the clients it stands for are refused too, but the
+			// service behind it was not measured on those requests.
+			why += "; 429 is a rate limiter refusing part of the burst, so the service behind it was not asked: " +
+				"exempt vigil's requests from the limit, or lower concurrency or rate under it"
+		}
+		run.Explain("error_rate", why)
 		run.Explain("errors", formatStatuses(statuses))
 	}
 	run.Transcript.Printf("%s in %s: p50 %s, p90 %s, p95 %s, p99 %s, max %s; %.1f/s; statuses %s",

@@ -121,6 +121,25 @@ func TestSLAErrorsAndStatuses(t *testing.T) {
 	}
 }
 
+// TestSLARateLimited: a burst against a rate limiter that answers 429 fails on its
+// error rate, and the reason says that a limiter, not the service, refused those requests.
+func TestSLARateLimited(t *testing.T) {
+	var n atomic.Int64
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 10 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	res := run(t, buildOne(t, slaYAML(srv.URL, 40, 4, `    assert: ["error_rate < 0.01"]`)), Input{})
+	wantOutcome(t, res, Fail, "error_rate = 0.75 (30 of 40 failed: 200×10, 429×30; 429 is a rate limiter refusing part of the burst")
+	// Counted as the service's answer when ok_status says so.
+	ok := run(t, buildOne(t, slaYAML(srv.URL, 8, 2, "    ok_status: [200, 429]\n    assert: [\"error_rate == 0\"]\n")), Input{})
+	wantOutcome(t, ok, Pass)
+}
+
 // TestSLARetriedRequests: a server that closes the connection on every other request
 // without answering is masked by Go's client, which sends such a request again on a new
 // connection; retried counts them, so an assertion can fail on it (error_rate stays 0:
