@@ -3,10 +3,12 @@ package checks
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -366,4 +368,23 @@ func TestDNSPropagationNamesTheRcode(t *testing.T) {
 	c := buildOne(t, strings.Replace(dnsCheck(fmt.Sprintf("    servers: [%s, %s]\n    query_name: www.example.test\n    expect: [192.0.2.20]\n    poll: 20ms\n", a.addr, broken.addr)), "timeout: 2s", "timeout: 300ms", 1))
 	res := run(t, c, Input{})
 	wantOutcome(t, res, Fail, "1 of 2 servers did not show 192.0.2.20", broken.addr+" answered SERVFAIL: no records")
+}
+
+// TestDNSDefaults holds KINDS.md's defaults: query_type A, transport udp, query_timeout
+// min(2s, timeout), poll 1s in propagation mode, port 53 when left out.
+func TestDNSDefaults(t *testing.T) {
+	one := func(extra string) *DNS { return buildOne(t, dnsCheck(extra)).prober.(*DNS) }
+	d := one("    server: 127.0.0.1\n    query_name: www.example.test\n")
+	if d.typeName != "A" || d.qtype != dns.TypeA || d.transport != "udp" || !d.recursion || d.qtimeout != 2*time.Second || d.server != "127.0.0.1:53" {
+		t.Fatalf("type %s, transport %s, recursion %t, query_timeout %s, server %s", d.typeName, d.transport, d.recursion, d.qtimeout, d.server)
+	}
+	d = buildOne(t, strings.Replace(dnsCheck("    server: 127.0.0.1:5353\n    query_name: www.example.test\n"), "timeout: 2s", "timeout: 700ms", 1)).prober.(*DNS)
+	if d.qtimeout != 700*time.Millisecond {
+		t.Fatalf("query_timeout %s with a 700ms timeout", d.qtimeout)
+	}
+	d = one("    servers: [127.0.0.1, \"[::1]:5353\"]\n    query_name: www.example.test\n    expect: [192.0.2.1]\n")
+	if d.poll != time.Second || !slices.Equal(d.servers, []string{"127.0.0.1:53", "[::1]:5353"}) {
+		t.Fatalf("poll %s, servers %q", d.poll, d.servers)
+	}
+	wantBuildError(t, dnsCheck("    server: 127.0.0.1\n    query_name: www.example.test\n    poll: 1s\n"), "checks[0].poll")
 }

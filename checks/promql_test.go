@@ -384,3 +384,19 @@ func FuzzDeployQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestPromQLDefaults holds the README: /api/v1/query is appended to server (once), and
+// {{ .Window }} is 5m unless window says otherwise.
+func TestPromQLDefaults(t *testing.T) {
+	for server, want := range map[string]string{
+		"http://127.0.0.1:9091":                    "http://127.0.0.1:9091/api/v1/query",
+		"http://127.0.0.1:9091/prom/":              "http://127.0.0.1:9091/prom/api/v1/query",
+		"http://127.0.0.1:9091/api/v1/query":       "http://127.0.0.1:9091/api/v1/query",
+		"http://127.0.0.1:9091/prom/api/v1/query/": "http://127.0.0.1:9091/prom/api/v1/query",
+	} {
+		p := buildOne(t, promqlYAML(server, "sum(rate(x[{{ .Window }}]))")).prober.(*PromQL)
+		if p.endpoint != want || p.window != 5*time.Minute || p.delay != 0 {
+			t.Errorf("server %s: endpoint %s, window %s, evaluation_delay %s", server, p.endpoint, p.window, p.delay)
+		}
+	}
+}

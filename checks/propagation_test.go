@@ -294,3 +294,19 @@ checks:
 		t.Errorf("the run took %s; its timeout is 2s", res.Duration)
 	}
 }
+
+// TestPropagationDefaults holds the README's defaults: poll 100ms, backoff factor 1.2 up to
+// ten times poll, a POST write and a DELETE cleanup.
+func TestPropagationDefaults(t *testing.T) {
+	head := "\nchecks:\n  - name: p\n    kind: propagation\n    write: {url: \"http://127.0.0.1:1/w\"}\n    read: [\"http://127.0.0.1:1/r\"]\n    cleanup: {url: \"http://127.0.0.1:1/w/{{ .Nonce }}\"}\n"
+	p := buildOne(t, head).prober.(*Propagation)
+	if p.poll != 100*time.Millisecond || p.factor != 1.2 || p.maxPoll != time.Second {
+		t.Fatalf("poll %s, factor %g, max %s", p.poll, p.factor, p.maxPoll)
+	}
+	if w, c := p.write.base.Method, p.cleanup.base.Method; w != http.MethodPost || c != http.MethodDelete {
+		t.Fatalf("write %s, cleanup %s", w, c)
+	}
+	if p := buildOne(t, head+"    poll: 50ms\n").prober.(*Propagation); p.maxPoll != 500*time.Millisecond {
+		t.Fatalf("backoff.max %s with poll 50ms, want 10 x poll", p.maxPoll)
+	}
+}

@@ -221,3 +221,20 @@ func TestPercentile(t *testing.T) {
 		t.Error("p50 of none should be NaN")
 	}
 }
+
+// TestSLADefaults holds the README's defaults: 100 requests, concurrency 10, max_duration
+// the timeout, any 2xx or 3xx ok.
+func TestSLADefaults(t *testing.T) {
+	c := buildOne(t, "\nchecks:\n  - name: s\n    kind: sla\n    timeout: 7s\n    request: {url: \"http://127.0.0.1:1/\"}\n")
+	s := c.prober.(*SLA)
+	if s.requests != 100 || s.concurrency != 10 || s.maxDuration != 7*time.Second || s.rate != 0 {
+		t.Fatalf("requests %d, concurrency %d, max_duration %s, rate %g", s.requests, s.concurrency, s.maxDuration, s.rate)
+	}
+	for status, want := range map[int]bool{200: true, 204: true, 304: true, 399: true, 199: false, 404: false, 429: false, 500: false} {
+		if s.isOK(status) != want {
+			t.Errorf("status %d ok = %t by default", status, !want)
+		}
+	}
+	wantBuildError(t, "\nchecks:\n  - name: s\n    kind: sla\n    request: {url: \"http://127.0.0.1:1/\"}\n    requests: 2001\n", "checks[0].requests")
+	buildOne(t, "\nchecks:\n  - name: s\n    kind: sla\n    request: {url: \"http://127.0.0.1:1/\"}\n    requests: 2001\n    allow_load: true\n")
+}
