@@ -96,13 +96,17 @@ func ParsePromResponse(status int, body []byte) (*PromResult, error) {
 		out.Samples = []PromSample{{Labels: map[string]string{}, Value: v}}
 	case "vector":
 		var vec []struct {
-			Metric map[string]string `json:"metric"`
-			Value  json.RawMessage   `json:"value"`
+			Metric    map[string]string `json:"metric"`
+			Value     json.RawMessage   `json:"value"`
+			Histogram json.RawMessage   `json:"histogram"`
 		}
 		if err := json.Unmarshal(r.Data.Result, &vec); err != nil {
 			return nil, fmt.Errorf("vector result is malformed: %v", err)
 		}
 		for i, s := range vec {
+			if s.Value == nil && s.Histogram != nil {
+				return nil, fmt.Errorf("series %d is a native histogram, not a number: ask for one, such as histogram_quantile(0.99, ...), histogram_count(...) or histogram_sum(...)", i)
+			}
 			v, err := promValue(s.Value)
 			if err != nil {
 				return nil, fmt.Errorf("series %d: %w", i, err)

@@ -265,6 +265,11 @@ func TestParsePromResponse(t *testing.T) {
 	if _, err := ParsePromResponse(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,2]}]}}`)); err == nil {
 		t.Fatal("an unquoted value was accepted")
 	}
+	// A native histogram's sample has no value to judge; the error says what to ask.
+	_, err = ParsePromResponse(200, []byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"rpc_seconds"},"histogram":[1700000000,{"count":"3","sum":"0.5","buckets":[[0,"0.1","0.2","3"]]}]}]}}`))
+	if err == nil || !strings.Contains(err.Error(), "series 0 is a native histogram, not a number") || !strings.Contains(err.Error(), "histogram_quantile(0.99, ...)") {
+		t.Fatalf("native histogram: %v", err)
+	}
 }
 
 // FuzzParsePromResponse: any answer parses or is an error; a success has finite label maps
