@@ -12,10 +12,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // grpcServer is a real gRPC server on loopback; register adds its services. It records
@@ -172,4 +174,42 @@ func TestGRPCConfigErrors(t *testing.T) {
 	wantBuildError(t, grpcCheck("127.0.0.1", ""), `checks[0].address: "127.0.0.1" is not host:port`)
 	wantBuildError(t, grpcCheck("127.0.0.1:50051", "    tls_config: {server_name: x}\n"), "checks[0].tls_config: tls_config is set but the connection is plaintext")
 	wantBuildError(t, grpcCheck("127.0.0.1:50051", "    metadata: {X-Tenant: a}\n"), `checks[0].metadata.X-Tenant: "X-Tenant" is not a metadata key`)
+}
+
+// deniedHealth is a health service behind an auth interceptor that refuses vigil.
+type deniedHealth struct {
+	healthpb.UnimplementedHealthServer
+}
+
+func (deniedHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	return nil, status.Error(codes.PermissionDenied, "no token")
+}
+
+// TestGRPCHealthOutcomes holds KINDS.md's table: each answer's status and grpc_code, and
+// that a server which answers (UNKNOWN, an unknown service, no health service, any other
+// error status) fails, never errors.
+func TestGRPCHealthOutcomes(t *testing.T) {
+	unknown := map[string]healthpb.HealthCheckResponse_ServingStatus{"": healthpb.HealthCheckResponse_UNKNOWN}
+	for _, tc := range []struct {
+		name, service, status, code, reason string
+		register                            func(*grpc.Server)
+	}{
+		{"unknown", "", "UNKNOWN", "OK", "reports UNKNOWN for the server as a whole", withHealth(unknown)},
+		{"service unknown", "nope", "SERVICE_UNKNOWN", "NotFound", `does not know service "nope"`, withHealth(serving)},
+		{"unimplemented", "", "UNKNOWN", "Unimplemented", "does not implement grpc.health.v1 (UNIMPLEMENTED): register the health service", func(*grpc.Server) {}},
+		{"denied", "", "UNKNOWN", "PermissionDenied", "answered PermissionDenied: no token", func(s *grpc.Server) { healthpb.RegisterHealthServer(s, deniedHealth{}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newGRPCServer(t, nil, tc.register)
+			extra := ""
+			if tc.service != "" {
+				extra = "    service: " + tc.service + "\n"
+			}
+			res := run(t, buildOne(t, grpcCheck(srv.addr, extra)), Input{})
+			wantOutcome(t, res, Fail, tc.reason)
+			if res.Vars["status"] != tc.status || res.Vars["grpc_code"] != tc.code {
+				t.Fatalf("status %v, grpc_code %v; want %s, %s", res.Vars["status"], res.Vars["grpc_code"], tc.status, tc.code)
+			}
+		})
+	}
 }
