@@ -10,11 +10,13 @@ import (
 	"mime"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -75,7 +77,7 @@ func (a *Agent) Handler() http.Handler {
 	page("GET /badges/{name}/{badge}", a.badgeSVG)             // badges.go
 	page("GET /badges/{name}/shields.json", a.shieldsEndpoint) // badges.go
 	mux.HandleFunc("GET /theme/{mode}", a.setTheme)
-	h := securityHeaders(a.redactOutput(mux))
+	h := securityHeaders(a.redactOutput(sameOrigin(mux)))
 	if !a.opts.Pprof {
 		return h
 	}
@@ -100,20 +102,46 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// methods dispatches on the method and answers anything else with a JSON 405.
+// sameOrigin refuses a POST or DELETE that a browser sends from another site's page (its
+// Sec-Fetch-Site or Origin says so): with no token on a loopback agent, or with a token the
+// browser keeps for the status page, such a page could otherwise run checks, retry
+// notifications or add silences. curl, vigil and Flagger send neither header.
+func sameOrigin(next http.Handler) http.Handler {
+	p := http.NewCrossOriginProtection()
+	p.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "%s %s from another site's page is refused: call the API from a pipeline or a shell", r.Method, r.URL.Path)
+	}))
+	return p.Handler(next)
+}
+
+// methods dispatches on the method and answers anything else with a JSON 405. HEAD is
+// served as GET (without the body) and OPTIONS lists the methods.
 func methods(h map[string]http.HandlerFunc) http.Handler {
-	allowed := make([]string, 0, len(h))
+	named := make([]string, 0, len(h))
 	for m := range h {
-		allowed = append(allowed, m)
+		named = append(named, m)
+	}
+	sort.Strings(named)
+	allowed := append(slices.Clone(named), "OPTIONS")
+	if h["GET"] != nil {
+		allowed = append(allowed, "HEAD")
 	}
 	sort.Strings(allowed)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f := h[r.Method]; f != nil {
+		f := h[r.Method]
+		if r.Method == http.MethodHead {
+			f = h["GET"]
+		}
+		if f != nil {
 			f(w, r)
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, http.StatusMethodNotAllowed, "%s is not allowed here; use %s", r.Method, strings.Join(allowed, " or "))
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		writeError(w, http.StatusMethodNotAllowed, "%s is not allowed here; use %s", r.Method, strings.Join(named, " or "))
 	})
 }
 
@@ -198,7 +226,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // decodeJSON decodes exactly one JSON object with no unknown fields from r. Its errors
 // say what is wrong in words a caller can act on.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	var raw bytes.Buffer // what the decoder read: the whole body once it has decoded it
+	dec := json.NewDecoder(io.TeeReader(r, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
@@ -230,17 +259,84 @@ func decodeJSON(r io.Reader, v any) error {
 		}
 		return errors.New("malformed JSON: send one object, with nothing after it")
 	}
+	if k, dup := duplicateKey(raw.Bytes()); dup {
+		return fmt.Errorf("field %q is given twice: send each field once", k)
+	}
 	return nil
 }
 
+// duplicateKey finds a key given twice in one object of well-formed JSON. Go keeps the
+// last and other parsers the first, so a proxy that checked the body may have read another
+// value than vigil; keys that differ only in case count as the same, as Go reads them.
+func duplicateKey(data []byte) (string, bool) {
+	type frame struct {
+		keys    map[string]bool
+		wantKey bool // an object, between its values
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].keys != nil {
+				stack[len(stack)-1].wantKey = true
+			}
+			continue
+		}
+		switch {
+		case top == nil || top.keys == nil:
+		case top.wantKey:
+			k, _ := tok.(string)
+			if top.keys[strings.ToLower(k)] {
+				return k, true
+			}
+			top.keys[strings.ToLower(k)], top.wantKey = true, false
+		default:
+			top.wantKey = true
+		}
+	}
+}
+
+// queryParam is the query parameter name, given at most once; else it has answered 400 (a
+// parameter given twice is read one way by vigil and perhaps another by a proxy).
+func queryParam(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	vals := r.URL.Query()[name]
+	if len(vals) > 1 {
+		writeError(w, http.StatusBadRequest, "give %s once, not %d times", name, len(vals))
+		return "", false
+	}
+	if len(vals) == 0 {
+		return "", true
+	}
+	return vals[0], true
+}
+
 func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
-	s := r.URL.Query().Get("limit")
+	s, ok := queryParam(w, r, "limit")
+	if !ok {
+		return 0, false
+	}
 	if s == "" {
 		return listDefault, true
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > listMax {
-		writeError(w, http.StatusBadRequest, "limit must be a number from 1 to %d, not %q", listMax, s)
+		writeError(w, http.StatusBadRequest, "limit must be a number from 1 to %d, not %q", listMax, text.Ellipsis(s, 40))
 		return 0, false
 	}
 	return n, true

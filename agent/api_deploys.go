@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/internal/text"
@@ -126,6 +128,8 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 // maxIdempotencyKey bounds an Idempotency-Key: a pipeline's run id and attempt, a UUID.
 const maxIdempotencyKey = 255
 
+var deployStatuses = []string{"", store.StatusVerifying, store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded}
+
 // idempotencyKey is the request's Idempotency-Key, "" when it has none; ok is false for a
 // key that is empty, too long or not printable ASCII (a quoted form, as the header's
 // draft writes it, is taken as it is).
@@ -155,12 +159,28 @@ func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	service, ok := queryParam(w, r, "service")
+	if !ok {
+		return
+	}
+	status, ok := queryParam(w, r, "status")
+	if !ok {
+		return
+	}
+	if !slices.Contains(deployStatuses, status) {
+		writeError(w, http.StatusBadRequest, "status must be one of %s, not %q", strings.Join(deployStatuses[1:], ", "), text.Ellipsis(status, 40))
+		return
+	}
 	var list []*store.Deploy
 	var err error
-	if s := r.URL.Query().Get("service"); s != "" {
-		list, err = a.store.ServiceDeploys(r.Context(), s, limit)
-	} else {
-		list, err = a.store.Deploys(r.Context(), r.URL.Query().Get("status"), limit)
+	switch {
+	case service != "" && status != "":
+		writeError(w, http.StatusBadRequest, "ask for service or status, not both")
+		return
+	case service != "":
+		list, err = a.store.ServiceDeploys(r.Context(), service, limit)
+	default:
+		list, err = a.store.Deploys(r.Context(), status, limit)
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading deploys failed: %v", err)
@@ -176,10 +196,14 @@ func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) getDeploy(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var wait time.Duration
-	if s := r.URL.Query().Get("wait"); s != "" {
+	s, ok := queryParam(w, r, "wait")
+	if !ok {
+		return
+	}
+	if s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > maxWait {
-			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 30s, not %q", maxWait, s)
+			writeError(w, http.StatusBadRequest, "wait must be a duration from 0s to %s, like 30s, not %q", maxWait, text.Ellipsis(s, 40))
 			return
 		}
 		wait = d

@@ -31,7 +31,10 @@ type outboxView struct {
 }
 
 func (a *Agent) listOutbox(w http.ResponseWriter, r *http.Request) {
-	state := r.URL.Query().Get("state")
+	state, ok := queryParam(w, r, "state")
+	if !ok {
+		return
+	}
 	if !slices.Contains(outboxStates, state) {
 		writeError(w, http.StatusBadRequest, "state must be one of %s, not %q", strings.Join(outboxStates[1:], ", "), text.Ellipsis(state, 40))
 		return

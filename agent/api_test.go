@@ -50,6 +50,18 @@ func TestAPIAuthAndBadInput(t *testing.T) {
 		{"silence of nothing", "POST", "/api/v1/silences", `{"check":"nope","duration":"1h","reason":"x"}`, nil, 422, `no check "nope"`},
 		{"bad outbox state", "GET", "/api/v1/outbox?state=lost", "", nil, 400, "state must be one of"},
 		{"bad limit", "GET", "/api/v1/outbox?limit=-1", "", nil, 400, "limit must be"},
+		{"a key twice", "POST", "/api/v1/deploys", `{"service":"web","service":"api","version":"v2"}`, nil, 400, `field "service" is given twice`},
+		{"a key twice in other case", "POST", "/api/v1/deploys", `{"service":"web","Version":"v2","version":"v3"}`, nil, 400, `field "version" is given twice`},
+		{"a key twice in a link", "POST", "/api/v1/deploys", `{"service":"web","version":"v2","links":[{"name":"CI","url":"https://ci.example/1","url":"https://evil.example"}]}`, nil, 400, `field "url" is given twice`},
+		{"garbage after the object", "POST", "/api/v1/deploys", `{"service":"web","version":"v2"} garbage`, nil, 400, "send one object"},
+		{"truncated body", "POST", "/api/v1/deploys", `{"service":"web","vers`, nil, 400, "malformed JSON"},
+		{"token in the query", "GET", "/api/v1/checks?access_token=s3cret-token&token=s3cret-token", "", []string{"Authorization", ""}, 401, "missing credentials"},
+		{"limit twice", "GET", "/api/v1/deploys?limit=5&limit=-1", "", nil, 400, "give limit once"},
+		{"limit of 10^18", "GET", "/api/v1/deploys?limit=1000000000000000000", "", nil, 400, "limit must be"},
+		{"unknown status", "GET", "/api/v1/deploys?status=faild", "", nil, 400, "status must be one of verifying, passed"},
+		{"service and status", "GET", "/api/v1/deploys?service=web&status=failed", "", nil, 400, "not both"},
+		{"state twice", "GET", "/api/v1/outbox?state=pending&state=lost", "", nil, 400, "give state once"},
+		{"wait twice", "GET", "/api/v1/deploys/nope?wait=1s&wait=10m", "", nil, 400, "give wait once"},
 		{"retry a live entry", "POST", "/api/v1/outbox/12345/retry", "", nil, 404, "no dead-lettered outbox entry"},
 	}
 	for _, tc := range cases {
@@ -171,5 +183,38 @@ func TestWriteJSONThatCannotBeEncoded(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusInternalServerError || e.Status != 500 ||
 		!strings.Contains(e.Error, "could not encode") {
 		t.Errorf("%d %s (%v)", w.Code, w.Body, err)
+	}
+}
+
+// The deploy list is newest first, cut at limit, and filtered by service or status.
+func TestListDeploysFiltersAndLimits(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", withToken(webConfig{url: tg.srv.URL, verify: "interval: 1m, count: 2"}.String()))
+	var ids []string
+	for _, v := range []string{"v1", "v2", "v3"} {
+		ids = append(ids, h.deploy("web", v))
+	}
+	list := func(query string) []string {
+		status, out := h.request("GET", "/api/v1/deploys"+query, "")
+		if status != 200 {
+			t.Fatalf("GET /api/v1/deploys%s = %d %v", query, status, out)
+		}
+		var got []string
+		for _, d := range out["deploys"].([]any) {
+			got = append(got, d.(map[string]any)["id"].(string))
+		}
+		return got
+	}
+	for query, want := range map[string][]string{
+		"":                   {ids[2], ids[1], ids[0]},
+		"?limit=2":           {ids[2], ids[1]},
+		"?status=superseded": {ids[1], ids[0]},
+		"?status=verifying":  {ids[2]},
+		"?service=web":       {ids[2], ids[1], ids[0]},
+		"?service=api":       nil,
+	} {
+		if got := list(query); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("GET /api/v1/deploys%s = %v, want %v", query, got, want)
+		}
 	}
 }
