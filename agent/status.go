@@ -195,11 +195,22 @@ func (a *Agent) setTheme(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, c)
-	back := r.URL.Query().Get("back")
-	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.HasPrefix(back, "/\\") {
-		back = "/"
+	http.Redirect(w, r, localPath(r.URL.Query().Get("back")), http.StatusSeeOther)
+}
+
+// localPath is back if it is a path on this agent, else "/". Browsers drop tabs and line
+// breaks from a URL and read a backslash as a slash, so "/\t/evil.example" or "/\\evil" would
+// lead to another host: a back holding any of them goes to "/".
+func localPath(back string) string {
+	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.ContainsFunc(back, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == '\\'
+	}) {
+		return "/"
 	}
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	if u, err := url.Parse(back); err != nil || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return back
 }
 
 // ---- a run ----
