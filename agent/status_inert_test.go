@@ -52,7 +52,26 @@ services:
 		"/deploys/" + dep, run, "/badges/home/health.svg?label=" + strings.ReplaceAll(script, "<", "%3C")}
 	shown := 0
 	for _, p := range pages {
-		body := getOK(t, h.url+p)
+		resp, body := send(t, "GET", h.url+p, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d %.200s", p, resp.StatusCode, body)
+		}
+		// No script and nothing from elsewhere: the headers forbid it as well.
+		csp := "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+		if strings.HasSuffix(p, ".svg") || strings.Contains(p, ".svg?") {
+			csp = "default-src 'none'; style-src 'unsafe-inline'"
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != csp {
+			t.Errorf("%s: Content-Security-Policy %q, want %q", p, got, csp)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: X-Content-Type-Options %q, X-Frame-Options %q", p, resp.Header.Get("X-Content-Type-Options"), resp.Header.Get("X-Frame-Options"))
+		}
+		for _, far := range []string{`src="http`, `src="//`, `href="//`, `rel="stylesheet"`} {
+			if strings.Contains(body, far) {
+				t.Errorf("%s loads something (%s): the page is to need nothing from elsewhere", p, far)
+			}
+		}
 		for _, bad := range []string{"<script", "<img src=x"} {
 			if i := strings.Index(body, bad); i >= 0 {
 				t.Errorf("%s holds %q raw: …%s…", p, bad, body[max(0, i-80):min(len(body), i+80)])
