@@ -55,6 +55,16 @@ func decodedBody(resp *http.Response, t *Transcript) (io.Reader, int64, error) {
 	return resp.Body, resp.ContentLength, nil
 }
 
+// decodes says whether vigil reads a body in coding as text (decodedBody decodes it, or it
+// is not encoded).
+func decodes(coding string) bool {
+	switch strings.ToLower(strings.TrimSpace(coding)) {
+	case "", "identity", "gzip", "x-gzip", "deflate":
+		return true
+	}
+	return false
+}
+
 // codingError is err from starting to decode a body: a header that is not the coding's is
 // the service's answer (badCoding), anything else the body breaking off.
 func codingError(coding string, err error) error {

@@ -148,7 +148,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 			return lines
 		})
 	}
-	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects)}
+	client := &http.Client{Transport: rt, CheckRedirect: redirectPolicy(r.FollowRedirects), Jar: jarFor(ctx, r.FollowRedirects)}
 	resp, err := client.Do(req)
 	if err != nil {
 		var dnsErr *net.DNSError
@@ -201,7 +201,9 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	}
 	tm, reused := rec.result()
 	tm.Total = time.Since(start)
-	out.Body, out.BodyBytes, out.Timings, out.Reused = data, int64(len(data)), tm, reused
+	out.BodyBytes, out.Timings, out.Reused = int64(len(data)), tm, reused
+	data = textOf(resp, data, t)
+	out.Body = data
 	rec.mu.Lock()
 	out.Retried = rec.retried
 	rec.mu.Unlock()

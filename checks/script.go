@@ -57,6 +57,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	run.Vars["status"] = 0
 	start := time.Now()
 	defer func() { run.Vars["duration_ms"] = ms(time.Since(start)) }()
+	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
 	for i, st := range s.steps {
 		run.Vars["steps"] = i + 1
 		run.Transcript.Printf("-- step %d: %s", i+1, st.label)
