@@ -25,7 +25,7 @@ import (
 func decodedBody(resp *http.Response, t *Transcript) (io.Reader, int64, error) {
 	if resp.Uncompressed {
 		resp.Header.Set("Content-Encoding", "gzip")
-		return resp.Body, -1, nil
+		return codingReader{resp.Body, "gzip"}, -1, nil // Go's decoder: its errors say less
 	}
 	coding := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	switch coding {
@@ -36,7 +36,7 @@ func decodedBody(resp *http.Response, t *Transcript) (io.Reader, int64, error) {
 		if err != nil {
 			return nil, 0, codingError(coding, err)
 		}
-		return zr, -1, nil
+		return codingReader{zr, coding}, -1, nil
 	case "deflate":
 		// RFC 9110's deflate is zlib-wrapped; some servers send it raw.
 		br := bufio.NewReader(resp.Body)
@@ -45,9 +45,9 @@ func decodedBody(resp *http.Response, t *Transcript) (io.Reader, int64, error) {
 			if err != nil {
 				return nil, 0, codingError(coding, err)
 			}
-			return zr, -1, nil
+			return codingReader{zr, coding}, -1, nil
 		}
-		return flate.NewReader(br), -1, nil
+		return codingReader{flate.NewReader(br), coding}, -1, nil
 	}
 	if t != nil {
 		t.Printf("the body is %s-encoded, which vigil does not decode: body and json read it as sent", coding)
@@ -65,17 +65,44 @@ func decodes(coding string) bool {
 	return false
 }
 
-// codingError is err from starting to decode a body: a header that is not the coding's is
-// the service's answer (badCoding), anything else the body breaking off.
+// codingReader reads a decoder of coding, saying so when the bytes are not in it.
+type codingReader struct {
+	io.Reader
+	coding string
+}
+
+func (c codingReader) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	if err != nil && err != io.EOF {
+		err = codingError(c.coding, err)
+	}
+	return n, err
+}
+
+// codingError is err from decoding a body: bytes that are not the coding's (a header,
+// a checksum, a stream that does not decode) are the service's answer (badCoding),
+// anything else the body breaking off.
 func codingError(coding string, err error) error {
-	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, zlib.ErrHeader) {
-		return fmt.Errorf("the body says Content-Encoding: %s and is not: %w", coding, err)
+	if notInCoding(err) {
+		return &wrongCoding{fmt.Errorf("the body says Content-Encoding: %s and is not: %w", coding, err)}
 	}
 	return err
+}
+
+// wrongCoding is a body that is not in the coding it names.
+type wrongCoding struct{ error }
+
+func (w *wrongCoding) Unwrap() error { return w.error }
+
+func notInCoding(err error) bool {
+	var corrupt flate.CorruptInputError
+	return errors.Is(err, gzip.ErrHeader) || errors.Is(err, zlib.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.Is(err, zlib.ErrChecksum) || errors.As(err, &corrupt)
 }
 
 // badCoding says whether err is a body that is not in the coding it says it is in, which
 // no client decodes.
 func badCoding(err error) bool {
-	return err != nil && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, zlib.ErrHeader))
+	var w *wrongCoding
+	return errors.As(err, &w)
 }

@@ -13,7 +13,9 @@ import (
 // A compressed answer is judged as the service sent it and as it reads: the
 // Content-Encoding header is there to assert on whether Go asked for gzip itself (and
 // decoded it) or the request asked for it (and vigil decodes it); deflate too; a gzip bomb
-// is cut at max_body_bytes; a body that is not in the coding it names fails; a coding vigil
+// is cut at max_body_bytes; a body that is not in the coding it names (its header or its
+// checksum), whoever asked for the coding, fails, and one whose stream ends early is an
+// error, as any body that breaks off; a coding vigil
 // does not decode is left as sent, and the transcript says so.
 func TestCompressedAnswers(t *testing.T) {
 	const doc = `{"status":"up"}`
@@ -37,6 +39,11 @@ func TestCompressedAnswers(t *testing.T) {
 			body, coding = bomb.Bytes(), "gzip"
 		case r.URL.Path == "/liar":
 			coding = "gzip"
+		case r.URL.Path == "/corrupt": // a checksum that does not match
+			body, coding = append(bytes.Clone(gz.Bytes()[:gz.Len()-8]), 0, 0, 0, 0, 0, 0, 0, 0), "gzip"
+			body = append(body[:len(body)-4], gz.Bytes()[gz.Len()-4:]...)
+		case r.URL.Path == "/cut": // the stream ends early: the body broke off
+			body, coding = gz.Bytes()[:gz.Len()/2], "gzip"
 		case r.URL.Path == "/br" && strings.Contains(accept, "br"):
 			body, coding = []byte{0x0b, 0x07, 0x80}, "br"
 		case strings.Contains(accept, "gzip"):
@@ -66,6 +73,12 @@ checks:
 	wantOutcome(t, check("/bomb", ", headers: {Accept-Encoding: gzip}", "body_truncated", "len(body) == 65536"), Pass)
 	wantOutcome(t, check("/liar", ", headers: {Accept-Encoding: gzip}", "status == 200"), Fail,
 		"200 OK, but the body says Content-Encoding: gzip and is not")
+	// The same when Go asked for gzip itself (no Accept-Encoding of the check's own), which
+	// was an error, "the body broke off after 0 bytes", retried as if the service were silent.
+	wantOutcome(t, check("/liar", "", "status == 200"), Fail, "200 OK, but the body says Content-Encoding: gzip and is not: gzip: invalid header")
+	wantOutcome(t, check("/corrupt", "", "status == 200"), Fail, "the body says Content-Encoding: gzip and is not: gzip: invalid checksum")
+	wantOutcome(t, check("/corrupt", ", headers: {Accept-Encoding: gzip}", "status == 200"), Fail, "gzip: invalid checksum")
+	wantOutcome(t, check("/cut", "", "status == 200"), Error, "the body broke off", "unexpected EOF")
 	res := check("/br", ", headers: {Accept-Encoding: br}", "headers['Content-Encoding'] == 'br'", "json == nil")
 	wantOutcome(t, res, Pass)
 	if !strings.Contains(strings.Join(res.Transcript, "\n"), "the body is br-encoded, which vigil does not decode") {

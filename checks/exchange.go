@@ -173,15 +173,15 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		limit = configs.DefaultMaxBodyBytes
 	}
 	body, length, readErr := decodedBody(resp, t)
-	if badCoding(readErr) {
+	var data []byte
+	if readErr == nil {
+		data, readErr = readBody(body, length, limit)
+	}
+	if badCoding(readErr) { // at its start or further in: an answer no client reads
 		if t != nil {
 			t.Printf("< %s; %v", resp.Status, readErr)
 		}
 		return nil, &faultError{fmt.Errorf("%s, but %w", resp.Status, readErr)}
-	}
-	var data []byte
-	if readErr == nil {
-		data, readErr = readBody(body, length, limit)
 	}
 	out := &Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header, FinalURL: resp.Request.URL.String(),
 		ContentLength: resp.ContentLength}
