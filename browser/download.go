@@ -109,7 +109,9 @@ func (vr *visitRun) servedAsDownload(downloadsBefore int) *DownloadError {
 // docAnswer is what the last main-frame document's response said.
 type docAnswer struct {
 	url, contentType, disposition string
-	status                        int
+	// challenge is its WWW-Authenticate (or Proxy-Authenticate) header (auth.go).
+	challenge string
+	status    int
 }
 
 // lastDocument is the last main-frame document's answer.

@@ -259,7 +259,8 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 			contentType = e.Response.MimeType
 		}
 		r.doc = docAnswer{url: text.Ellipsis(e.Response.URL, maxURL), status: r.status, contentType: contentType,
-			disposition: headerValue(e.Response.Headers, "Content-Disposition")}
+			disposition: headerValue(e.Response.Headers, "Content-Disposition"),
+			challenge:   text.Ellipsis(headerValue(e.Response.Headers, "WWW-Authenticate")+headerValue(e.Response.Headers, "Proxy-Authenticate"), maxMessage)}
 		if r.versionHeader != "" {
 			r.version = headerValue(e.Response.Headers, r.versionHeader)
 		}

@@ -239,6 +239,12 @@ func (vr *visitRun) navigate(u string) (string, error) {
 	case errors.Is(err, chromedp.ErrPageLoad):
 		var le *chromedp.LoadError
 		if errors.As(err, &le) {
+			if le.ErrorText == "net::ERR_INVALID_AUTH_CREDENTIALS" && vr.rec.documents() > docs {
+				if lp := vr.loginPrompt(); lp != nil {
+					vr.logf("!! %s answered %d: a sign-in prompt, not a page", u, lp.Status)
+					return "", lp
+				}
+			}
 			if le.ErrorText == "net::ERR_ABORTED" && vr.rec.documents() > docs {
 				if ne := vr.noPage(); ne != nil {
 					vr.logf("!! %s answered %d: no page to show", u, ne.Status)

@@ -193,6 +193,10 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 		}
 	}
 	if err != nil {
+		var prompt *browser.LoginPromptError
+		if errors.As(err, &prompt) {
+			return &faultError{err} // the server's answer: a sign-in prompt, not the page
+		}
 		return navigationFault(ctx, err)
 	}
 	if sv := b.spec.ServedVersion; sv != nil {
