@@ -18,8 +18,10 @@ type LoginPromptError struct {
 	URL       string
 	Status    int
 	Challenge string
-	// Sent says whether the visit sent an Authorization header to the page's origin.
-	Sent bool
+	// Sent says whether the visit sent an Authorization header to the page's origin;
+	// Elsewhere, that it has one for the origins it navigates to, and a redirect took the
+	// document to another, which never gets it.
+	Sent, Elsewhere bool
 }
 
 func (e *LoginPromptError) Error() string {
@@ -33,8 +35,11 @@ func (e *LoginPromptError) Error() string {
 	}
 	msg := fmt.Sprintf("GET %s: answered %d %s asking for %s (%s: %s): a browser shows a sign-in prompt, not the page (net::ERR_INVALID_AUTH_CREDENTIALS)",
 		e.URL, e.Status, http.StatusText(e.Status), whose, header, challenge)
-	if e.Sent {
+	switch {
+	case e.Sent:
 		return msg + "; the Authorization header the check sends was refused"
+	case e.Elsewhere:
+		return msg + "; the check's headers go only to the origins it navigates to, and a redirect brought the page to another: navigate to this one"
 	}
 	return msg + "; a check of a page behind HTTP authentication sends its credentials in headers (Authorization)"
 }
@@ -46,6 +51,10 @@ func (vr *visitRun) loginPrompt() *LoginPromptError {
 	if doc.status != http.StatusUnauthorized && doc.status != http.StatusProxyAuthRequired {
 		return nil
 	}
-	_, sent := lookupFold(vr.v.Headers, "Authorization")
-	return &LoginPromptError{URL: doc.url, Status: doc.status, Challenge: doc.challenge, Sent: sent}
+	_, auth := lookupFold(vr.v.Headers, "Authorization")
+	ours := false
+	for _, st := range vr.steps {
+		ours = ours || (st.Kind == StepNavigate && origin(st.URL) == origin(doc.url))
+	}
+	return &LoginPromptError{URL: doc.url, Status: doc.status, Challenge: doc.challenge, Sent: auth && ours, Elsewhere: auth && !ours}
 }

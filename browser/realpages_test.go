@@ -26,25 +26,31 @@ func TestPageBehindHTTPAuth(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, `<!doctype html><title>Admin</title><div id=app data-ready=1>in</div>`)
 	})
+	// Another origin of the same server (cookies and headers are scoped by host name):
+	// the check's headers never go there, even when a redirect takes the page there.
+	other := strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+	s.mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, other+"/admin", http.StatusFound) })
+	right := map[string]string{"Authorization": "Basic c3ludGhldGljOnMzY3JldA=="}
 	for _, c := range []struct {
-		name    string
-		headers map[string]string
-		sent    bool
+		name, path, url, says string
+		headers               map[string]string
+		sent, elsewhere       bool
 	}{
-		{"no credentials", nil, false},
-		{"wrong credentials", map[string]string{"Authorization": "Basic d3Jvbmc6d3Jvbmc="}, true},
+		{"no credentials", "/admin", s.URL + "/admin", "sends its credentials in headers", nil, false, false},
+		{"wrong credentials", "/admin", s.URL + "/admin", "was refused", map[string]string{"Authorization": "Basic d3Jvbmc6d3Jvbmc="}, true, false},
+		{"redirected to another origin", "/moved", other + "/admin", "a redirect brought the page to another", right, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/admin", WaitFor: "#app[data-ready]", Headers: c.headers})
+			rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + c.path, WaitFor: "#app[data-ready]", Headers: c.headers})
 			checkEnded(t, took, 15*time.Second)
 			var lp *LoginPromptError
 			if !errors.As(err, &lp) {
 				t.Fatalf("err = %v; want a LoginPromptError", err)
 			}
-			if lp.Status != 401 || lp.Challenge != `Basic realm="shop admin"` || lp.URL != s.URL+"/admin" || lp.Sent != c.sent {
+			if lp.Status != 401 || lp.Challenge != `Basic realm="shop admin"` || lp.URL != c.url || lp.Sent != c.sent || lp.Elsewhere != c.elsewhere {
 				t.Errorf("got %+v", lp)
 			}
-			for _, w := range []string{"answered 401 Unauthorized asking for credentials", `WWW-Authenticate: Basic realm="shop admin"`, "sign-in prompt"} {
+			for _, w := range []string{"answered 401 Unauthorized asking for credentials", `WWW-Authenticate: Basic realm="shop admin"`, "sign-in prompt", c.says} {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
@@ -56,7 +62,7 @@ func TestPageBehindHTTPAuth(t *testing.T) {
 	}
 	t.Run("credentials in headers", func(t *testing.T) {
 		rep, _, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/admin", WaitFor: "#app[data-ready]",
-			Headers: map[string]string{"Authorization": "Basic c3ludGhldGljOnMzY3JldA=="}})
+			Headers: right})
 		if err != nil || !rep.WaitForFound || rep.Status != 200 || len(rep.Problems()) > 0 {
 			t.Fatalf("err %v, status %d, found %t, problems:\n%s", err, rep.Status, rep.WaitForFound, problems(rep))
 		}
