@@ -93,3 +93,34 @@ func TestInjectedListenersUnderAStrictCSP(t *testing.T) {
 		t.Errorf("want the TypeError at app.js:2 once; got:\n%s", problems(rep))
 	}
 }
+
+// A document that redirects twice, and a page that replaces itself while it loads
+// (location.replace), are judged on the page they end on: its status, URL, title and
+// version header, with no failed request and no error.
+func TestRedirectsAndSelfNavigation(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", "v0")
+		http.Redirect(w, r, "/mid", http.StatusMovedPermanently)
+	})
+	s.mux.HandleFunc("/mid", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/app", http.StatusFound) })
+	s.html("/replace", `<!doctype html><title>Old</title><script>location.replace('/app')</script><img src=/slow.png>`)
+	s.mux.HandleFunc("/slow.png", func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
+	s.mux.HandleFunc("/app", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", "v2")
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>App</title><div id=app data-ready=1>app</div>`)
+	})
+	for _, path := range []string{"/old", "/replace"} {
+		t.Run(path, func(t *testing.T) {
+			rep, _, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + path, WaitFor: "#app[data-ready]", VersionHeader: "X-App-Version"})
+			if err != nil || !rep.WaitForFound || !rep.Loaded || len(rep.Problems()) > 0 {
+				t.Fatalf("err %v, found %t, loaded %t, problems:\n%s", err, rep.WaitForFound, rep.Loaded, problems(rep))
+			}
+			if rep.Status != 200 || rep.URL != s.URL+"/app" || rep.Title != "App" || rep.ServedVersion != "v2" {
+				t.Errorf("status %d, url %q, title %q, version %q; want the last page's", rep.Status, rep.URL, rep.Title, rep.ServedVersion)
+			}
+		})
+	}
+}
