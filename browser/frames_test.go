@@ -107,3 +107,21 @@ func TestOperatorDisableFeaturesKeepsFramesSeen(t *testing.T) {
 		}
 	}
 }
+
+// A dedicated Web Worker (a search index, a PDF renderer) that throws as it starts is the
+// page's problem: its uncaught error reaches the page's Worker object, and the run.
+func TestProblemsInAWorker(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/", `<!doctype html><title>Search</title><div id=app></div>
+<script>new Worker('/index-worker.js'); setTimeout(function () { document.getElementById('app').dataset.ready = '1'; }, 500);</script>`)
+	s.js("/index-worker.js", "var index = null;\nindex.terms;\n")
+	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	checkEnded(t, took, 20*time.Second)
+	if err != nil {
+		t.Fatalf("visit: %v", err)
+	}
+	if len(rep.Exceptions) != 1 || !strings.Contains(rep.Exceptions[0].Message, "terms") || rep.Exceptions[0].URL != s.URL+"/index-worker.js" || rep.Exceptions[0].Line != 2 {
+		t.Errorf("want the worker's TypeError at index-worker.js:2; got:\n%s", problems(rep))
+	}
+}
