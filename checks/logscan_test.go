@@ -269,6 +269,12 @@ type lokiServer struct {
 	// seen to (grafana/loki issues 3428 and 5451: lines from before start, shortly after
 	// ingestion, with direction=forward).
 	early time.Duration
+	// maxEntries, when set, is Loki's max_entries_limit_per_query: a larger limit is a
+	// 400 with Loki's message.
+	maxEntries int
+	// warnings, when set, go in every answer as Loki's top-level "warnings".
+	warnings []string
+	headers  []http.Header
 }
 
 type lokiTestEntry struct {
@@ -296,6 +302,7 @@ func (s *lokiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
 	s.queries = append(s.queries, q)
+	s.headers = append(s.headers, r.Header.Clone())
 	s.mu.Unlock()
 	query := q.Get("query")
 	if !strings.HasPrefix(query, "{") || !strings.Contains(query, "}") {
@@ -323,6 +330,10 @@ func (s *lokiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit, err3 := strconv.Atoi(q.Get("limit"))
 	if err1 != nil || err2 != nil || err3 != nil || q.Get("direction") != "forward" {
 		http.Error(w, "invalid start, end, limit or direction", http.StatusBadRequest)
+		return
+	}
+	if s.maxEntries > 0 && limit > s.maxEntries {
+		http.Error(w, fmt.Sprintf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, s.maxEntries), http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
@@ -361,7 +372,11 @@ func (s *lokiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.Values = append(st.Values, [2]string{strconv.FormatInt(e.ts, 10), e.line})
 	}
 	w.Header().Set("Content-Type", "application/json")
-	writeJSON(w, map[string]any{"status": "success", "data": map[string]any{"resultType": "streams", "result": streams}})
+	answer := map[string]any{"status": "success", "data": map[string]any{"resultType": "streams", "result": streams}}
+	if len(s.warnings) > 0 {
+		answer["warnings"] = s.warnings
+	}
+	writeJSON(w, answer)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -469,8 +484,14 @@ func TestLogscanLokiErrors(t *testing.T) {
 		reason  string
 	}{
 		{"rejected", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "max entries limit per query exceeded, limit > max_entries_limit (1000 > 500)", http.StatusBadRequest)
-		}, "answered 400: max entries limit per query exceeded"},
+			http.Error(w, "parse error at line 1, col 12: syntax error: unexpected IDENTIFIER", http.StatusBadRequest)
+		}, "answered 400: parse error"},
+		{"too many requests", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "too many outstanding requests", http.StatusTooManyRequests)
+		}, "answered 429: too many outstanding requests"},
+		{"query failed", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, map[string]any{"status": "error", "errorType": "timeout", "error": "context deadline exceeded"})
+		}, "the Loki answer says error: context deadline exceeded"},
 		{"metric query", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": []any{}}})
 		}, `the query returned "matrix", not log lines`},

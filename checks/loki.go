@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,56 +76,70 @@ type LokiEntry struct {
 // ParseLokiResponse reads a query_range answer ({"status":"success","data":{"resultType":
 // "streams","result":[{"stream":{...},"values":[["<ns>","<line>"],...]}]}}).
 func ParseLokiResponse(body []byte) ([]LokiEntry, error) {
+	entries, _, err := parseLoki(body)
+	return entries, err
+}
+
+// parseLoki is ParseLokiResponse that also returns the answer's warnings: Loki answers
+// "success" with a top-level "warnings" list when it cut its answer short (a limit it
+// reached, a part of the range it could not read).
+func parseLoki(body []byte) ([]LokiEntry, []string, error) {
 	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
+		Status   string   `json:"status"`
+		Error    string   `json:"error"`
+		Warnings []string `json:"warnings"`
+		Data     struct {
 			ResultType string          `json:"resultType"`
 			Result     json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("not a Loki query_range answer (%v): %s", err, Trim(string(body), 200))
+		return nil, nil, fmt.Errorf("not a Loki query_range answer (%v): %s", err, Trim(string(body), 200))
 	}
 	if r.Status != "success" {
 		if r.Error != "" {
-			return nil, fmt.Errorf("the Loki answer says %s: %s", r.Status, r.Error)
+			return nil, nil, fmt.Errorf("the Loki answer says %s: %s", r.Status, r.Error)
 		}
-		return nil, fmt.Errorf("not a Loki query_range answer (status %q): %s", r.Status, Trim(string(body), 200))
+		return nil, nil, fmt.Errorf("not a Loki query_range answer (status %q): %s", r.Status, Trim(string(body), 200))
 	}
 	if r.Data.ResultType != "streams" {
-		return nil, fmt.Errorf("the query returned %q, not log lines: use a log query ({app=\"web\"} |= \"...\"), not a metric query", r.Data.ResultType)
+		return nil, nil, fmt.Errorf("the query returned %q, not log lines: use a log query ({app=\"web\"} |= \"...\"), not a metric query", r.Data.ResultType)
 	}
 	var streams []struct {
 		Stream map[string]string   `json:"stream"`
 		Values [][]json.RawMessage `json:"values"`
 	}
 	if err := json.Unmarshal(r.Data.Result, &streams); err != nil {
-		return nil, fmt.Errorf("the Loki result is not a list of streams: %v", err)
+		return nil, nil, fmt.Errorf("the Loki result is not a list of streams: %v", err)
 	}
 	var out []LokiEntry
 	for si, st := range streams {
 		labels := formatLabels("", st.Stream)
 		for vi, v := range st.Values {
 			if len(v) < 2 {
-				return nil, fmt.Errorf("stream %d value %d: want [timestamp, line], got %d items", si, vi, len(v))
+				return nil, nil, fmt.Errorf("stream %d value %d: want [timestamp, line], got %d items", si, vi, len(v))
 			}
 			var ts, line string
 			if err := json.Unmarshal(v[0], &ts); err != nil {
-				return nil, fmt.Errorf("stream %d value %d: the timestamp is not a string of nanoseconds: %s", si, vi, Trim(string(v[0]), 40))
+				return nil, nil, fmt.Errorf("stream %d value %d: the timestamp is not a string of nanoseconds: %s", si, vi, Trim(string(v[0]), 40))
 			}
 			n, err := strconv.ParseInt(ts, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("stream %d value %d: timestamp %q is not nanoseconds since 1970", si, vi, Trim(ts, 40))
+				return nil, nil, fmt.Errorf("stream %d value %d: timestamp %q is not nanoseconds since 1970", si, vi, Trim(ts, 40))
 			}
 			if err := json.Unmarshal(v[1], &line); err != nil {
-				return nil, fmt.Errorf("stream %d value %d: the line is not a string", si, vi)
+				return nil, nil, fmt.Errorf("stream %d value %d: the line is not a string", si, vi)
 			}
 			out = append(out, LokiEntry{TS: n, Stream: labels, Line: line})
 		}
 	}
-	return out, nil
+	return out, r.Warnings, nil
 }
+
+// lokiEntriesLimit reads the limit from the error Loki answers when a query asks for more
+// lines than its max_entries_limit_per_query: "max entries limit per query exceeded,
+// limit > max_entries_limit (1000 > 500)".
+var lokiEntriesLimit = regexp.MustCompile(`max entries limit per query exceeded.*\(\d+ > (\d+)\)`)
 
 // scan pages forward through [cutoff, now] and counts matches per pattern.
 func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, now time.Time, tally *logScan) ([]int, []string, error) {
@@ -140,12 +155,14 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 	first := start
 	outside := 0 // lines Loki answered from outside [first, end)
 	budget := q.maxBytes
+	limit := lokiPageLimit           // lines a page; lowered to what the Loki allows
 	seenAtStart := map[string]bool{} // entries at the first timestamp of a page, already counted
+	warned := map[string]bool{}
 	matched := make([]int, 0, len(q.patterns))
 	for page := 0; ; page++ {
 		if page == lokiMaxPages {
 			tally.truncated = true
-			tally.notes = append(tally.notes, fmt.Sprintf("stopped after %d pages of %d lines", lokiMaxPages, lokiPageLimit))
+			tally.notes = append(tally.notes, fmt.Sprintf("stopped after %d pages of %d lines", lokiMaxPages, limit))
 			break
 		}
 		if budget <= 0 {
@@ -155,7 +172,7 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 		}
 		capBytes := min(int64(lokiPageBytes), budget)
 		params := url.Values{"query": {query}, "start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)},
-			"limit": {strconv.Itoa(lokiPageLimit)}, "direction": {"forward"}}
+			"limit": {strconv.Itoa(limit)}, "direction": {"forward"}}
 		req := &Request{Method: http.MethodGet, URL: s.endpoint + "?" + params.Encode(), Header: s.header.Clone(),
 			Timeout: s.timeout, Auth: s.auth, MaxBodyBytes: capBytes, FollowRedirects: true}
 		var tr *Transcript
@@ -168,20 +185,40 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 		}
 		tally.bytes += resp.BodyBytes
 		budget -= resp.BodyBytes
+		if resp.Status == http.StatusBadRequest {
+			// A Loki whose max_entries_limit_per_query is below vigil's page: page by its limit.
+			if m := lokiEntriesLimit.FindSubmatch(resp.Body); m != nil {
+				if n, err := strconv.Atoi(string(m[1])); err == nil && n > 0 && n < limit {
+					t.Printf("Loki answers at most %d lines a query (max_entries_limit_per_query): asking for pages of %d", n, n)
+					limit = n
+					page--
+					continue
+				}
+			}
+		}
 		if resp.Status != http.StatusOK {
 			return nil, nil, fmt.Errorf("the Loki API at %s answered %d: %s", s.endpoint, resp.Status, Trim(strings.TrimSpace(string(resp.Body)), 300))
 		}
 		if resp.Truncated {
 			if capBytes == lokiPageBytes {
-				return nil, nil, fmt.Errorf("the Loki API at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, lokiPageLimit)
+				return nil, nil, fmt.Errorf("the Loki API at %s answered more than %d bytes for %d lines; narrow the query or the patterns", s.endpoint, lokiPageBytes, limit)
 			}
 			tally.truncated = true
 			tally.notes = append(tally.notes, fmt.Sprintf("stopped at max_bytes (%d) of Loki answers", q.maxBytes))
 			break
 		}
-		entries, err := ParseLokiResponse(resp.Body)
+		entries, warnings, err := parseLoki(resp.Body)
 		if err != nil {
 			return nil, nil, fmt.Errorf("the Loki API at %s: %w", s.endpoint, err)
+		}
+		for _, w := range warnings {
+			// Loki warns when it answered part of what was asked (a limit reached, a
+			// store it could not read): what it left out may hold matches.
+			if !warned[w] {
+				warned[w] = true
+				tally.truncated = true
+				tally.notes = append(tally.notes, "Loki warned: "+Trim(w, 300))
+			}
 		}
 		sort.SliceStable(entries, func(i, j int) bool { return entries[i].TS < entries[j].TS })
 		for _, e := range entries {
@@ -195,11 +232,9 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 				continue // the previous page ended at this timestamp
 			}
 			tally.lines++
-			line := []byte(e.Line)
-			if len(line) > logLineMax {
-				line = line[:logLineMax]
-			}
-			for _, i := range q.match(line, matched) {
+			// The whole line: Loki's filter matched it anywhere, a stack dump of
+			// megabytes on one line included.
+			for _, i := range q.match([]byte(e.Line), matched) {
 				counts[i]++
 				samples = append(samples, Trim(strings.TrimSpace(e.Line), logSampleMax))
 				if len(samples) > q.samples {
@@ -207,16 +242,17 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 				}
 			}
 		}
-		if len(entries) < lokiPageLimit {
+		if len(entries) < limit {
 			break
 		}
 		last := entries[len(entries)-1].TS
 		if last <= start {
 			// A whole page at one nanosecond (or, answered out of range, before it): step
-			// past it rather than loop.
+			// past it rather than loop. What else Loki holds at that nanosecond is not read.
 			start++
 			if last == start-1 {
-				tally.notes = append(tally.notes, "more than a page of lines share one timestamp; some may be missed")
+				tally.truncated = true
+				tally.notes = append(tally.notes, fmt.Sprintf("more than a page (%d lines) share one timestamp; the rest of them were not read", limit))
 			}
 			clear(seenAtStart)
 			continue
