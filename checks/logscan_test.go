@@ -521,6 +521,13 @@ func TestParseLogTime(t *testing.T) {
 		`{"level":"warn","time":"2026-11-23T10:15:04.123Z","msg":"x"}`,
 		`{"ts":1795428904.123,"msg":"x"}`,
 		`time="2026-11-23T10:15:04.123Z" level=warning`,
+		`level=warn ts=2026-11-23T10:15:04.123Z caller=pool.go:42 msg="leak"`,
+		`level=warn msg="a quoted ts=2020-01-01T00:00:00Z is not the time" ts=2026-11-23T10:15:04.123Z`,
+		`level=warn ts=1795428904.123 msg=x`,
+		`{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1795428904123000","MESSAGE":"x"}`,
+		`__REALTIME_TIMESTAMP=1795428904123000`,
+		"2026-11-23T15:45:04.123+05:30 x",
+		"2026-11-23 02:15:04,123 -0800 x",
 	} {
 		got, ok := ParseLogTime([]byte(line), now, time.UTC)
 		if !ok || !got.Equal(want) {
@@ -532,6 +539,20 @@ func TestParseLogTime(t *testing.T) {
 	}
 	if got, ok := ParseLogTime([]byte("Dec 31 23:59:59 host app: x"), now, time.UTC); !ok || got.Year() != 2025 {
 		t.Errorf("syslog from last year: %v %v", got, ok)
+	}
+	// Syslog has no year: in the first minutes of January, December's lines are last year's,
+	// and January's this year's.
+	newYear := time.Date(2027, 1, 1, 0, 5, 0, 0, time.UTC)
+	if got, ok := ParseLogTime([]byte("Dec 31 23:59:58 host app: x"), newYear, time.UTC); !ok || !got.Equal(time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC)) {
+		t.Errorf("syslog of December 31 read on January 1: %v %v", got, ok)
+	}
+	if got, ok := ParseLogTime([]byte("Jan  1 00:04:00 host app: x"), newYear, time.UTC); !ok || !got.Equal(time.Date(2027, 1, 1, 0, 4, 0, 0, time.UTC)) {
+		t.Errorf("syslog of January 1: %v %v", got, ok)
+	}
+	for _, line := range []string{"level=info msg=started", "MESSAGE=Possible connection leak detected", "count=3 t=5ms"} {
+		if got, ok := ParseLogTime([]byte(line), now, time.UTC); ok {
+			t.Errorf("%q parsed as %v", line, got)
+		}
 	}
 	for _, line := range []string{"", "WARNING: no time", "2026-13-45T99:00:00Z", "\tat Pool.java:42"} {
 		if got, ok := ParseLogTime([]byte(line), now, time.UTC); ok {

@@ -17,6 +17,8 @@ import (
 //	Nov 23 10:15:04                                         syslog (the year is inferred from now)
 //	[Mon Nov 23 10:15:04.123456 2026]                       Apache's error log
 //	{"time":"2026-11-23T10:15:04Z",...}, time=... / ts=...  JSON (slog, zap, logrus) and logfmt
+//	level=warn ts=2026-11-23T10:15:04Z msg=...              logfmt with the time after other keys
+//	{"__REALTIME_TIMESTAMP":"1795428904123456",...}          journald (journalctl -o json / export)
 //
 // A leading "[" around the timestamp is allowed.
 func ParseLogTime(line []byte, now time.Time, loc *time.Location) (time.Time, bool) {
@@ -27,11 +29,8 @@ func ParseLogTime(line []byte, now time.Time, loc *time.Location) (time.Time, bo
 	if line[0] == '{' {
 		return jsonLogTime(line, loc)
 	}
-	for _, key := range []string{"time=", "ts=", "t=", "timestamp="} {
-		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
-			rest = bytes.TrimPrefix(rest, []byte(`"`))
-			return ParseLogTime(rest, now, loc)
-		}
+	if t, ok, kv := logfmtTime(line, now, loc); kv {
+		return t, ok
 	}
 	line = bytes.TrimPrefix(line, []byte("["))
 	if t, ok := isoTime(line, loc); ok {
@@ -58,18 +57,79 @@ func jsonLogTime(line []byte, loc *time.Location) (time.Time, bool) {
 	if len(line) > 64<<10 {
 		line = line[:64<<10] // a timestamp key comes early; gjson stops at the first match
 	}
-	for _, key := range []string{"time", "ts", "timestamp", "@timestamp", "t"} {
+	for _, key := range []string{"time", "ts", "timestamp", "@timestamp", "t", "__REALTIME_TIMESTAMP"} {
 		r := gjson.GetBytes(line, key)
 		switch r.Type {
 		case gjson.String:
 			if t, ok := isoTime([]byte(r.Str), loc); ok {
 				return t, true
 			}
+			if f, err := strconv.ParseFloat(r.Str, 64); err == nil { // journald: microseconds, as a string
+				return epochTime(f)
+			}
 		case gjson.Number:
 			return epochTime(r.Num)
 		}
 	}
 	return time.Time{}, false
+}
+
+// logfmtKeys are the keys whose value logfmtTime reads as the line's time.
+var logfmtKeys = map[string]bool{"time": true, "ts": true, "t": true, "timestamp": true, "__REALTIME_TIMESTAMP": true}
+
+// logfmtTime reads the time of a logfmt line (key=value pairs, values quoted when they
+// hold spaces) from its time, ts, t or timestamp key, wherever it is among the first 1 KiB:
+// go-kit's loggers write level=warn ts=... . kv reports whether the line is logfmt at all.
+// journald's export format (-o export) is a line per field: its __REALTIME_TIMESTAMP line
+// dates the MESSAGE line after it.
+func logfmtTime(line []byte, now time.Time, loc *time.Location) (t time.Time, ok, kv bool) {
+	if len(line) > 1024 {
+		line = line[:1024]
+	}
+	for first := true; ; first = false {
+		line = bytes.TrimLeft(line, " \t")
+		eq := 0
+		for eq < len(line) && (line[eq] == '_' || line[eq] == '.' || line[eq] == '-' || line[eq] >= 'a' && line[eq] <= 'z' ||
+			line[eq] >= 'A' && line[eq] <= 'Z' || eq > 0 && line[eq] >= '0' && line[eq] <= '9') {
+			eq++
+		}
+		if eq == 0 || eq == len(line) || line[eq] != '=' {
+			return time.Time{}, false, !first
+		}
+		key, rest := string(line[:eq]), line[eq+1:]
+		quoted := len(rest) > 0 && rest[0] == '"'
+		end := bytes.IndexAny(rest, " \t")
+		if quoted {
+			rest = rest[1:]
+			end = 0
+			for end < len(rest) && rest[end] != '"' {
+				if rest[end] == '\\' {
+					end++
+				}
+				end++
+			}
+		}
+		if end < 0 || end > len(rest) {
+			end = len(rest)
+		}
+		if logfmtKeys[key] {
+			if f, err := strconv.ParseFloat(string(rest[:end]), 64); err == nil {
+				t, ok = epochTime(f)
+				return t, ok, true
+			}
+			// The value, or a timestamp with spaces in it that starts there.
+			if t, ok := ParseLogTime(rest, now, loc); ok {
+				return t, true, true
+			}
+		}
+		if quoted {
+			end++
+		}
+		if end >= len(rest) {
+			return time.Time{}, false, true
+		}
+		line = rest[end:]
+	}
 }
 
 // epochTime reads seconds, milliseconds, microseconds or nanoseconds since 1970, by size.
