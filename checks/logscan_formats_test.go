@@ -2,10 +2,15 @@ package checks
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/configs"
 )
 
 // go-kit's loggers (Loki's, Prometheus's) write level=warn ts=..., and journald's exports
@@ -28,5 +33,86 @@ func TestLogscanLogfmtAndJournaldTimes(t *testing.T) {
 	wantOutcome(t, res, Fail, "matches = 3 ")
 	if res.Vars["undated"] != 0 {
 		t.Fatalf("undated = %v", res.Vars["undated"])
+	}
+}
+
+// What a config leaves out: window 5m, samples 5 (the latest), max_bytes 64 MiB; and a
+// relative glob is relative to the config file.
+func TestLogscanDefaults(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "logs", "app.log")
+	if err := os.MkdirAll(filepath.Dir(log), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, log, "boot")
+	cfg, err := configs.Parse(filepath.Join(dir, "vigil.yaml"), []byte(`
+checks:
+  - name: leak-log
+    kind: logscan
+    source: {file: "logs/*.log"}
+    pattern: "Possible connection leak detected"
+    assert: ["matches == 0"]
+`), configs.Options{Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := NewHTTPClient("vigil-test")
+	t.Cleanup(client.CloseIdle)
+	list, err := Build(cfg, Deps{HTTP: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := list[0]
+	if l := c.prober.(*Logscan); l.window != 5*time.Minute || l.samples != 5 || l.maxBytes != 64<<20 {
+		t.Fatalf("window %s, samples %d, max_bytes %d", l.window, l.samples, l.maxBytes)
+	}
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	for i := range 7 {
+		appendLog(t, log, fmt.Sprintf("Possible connection leak detected %d", i))
+	}
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 7 ", "in lines written since the last 5m0s")
+	if s := res.Vars["samples"].([]string); len(s) != 5 || s[0] != "Possible connection leak detected 2" || s[4] != "Possible connection leak detected 6" {
+		t.Fatalf("samples %q, want the latest 5", s)
+	}
+}
+
+// Windows services write CRLF: the \r is not part of the line, so a pattern anchored at
+// its end matches. A line with bytes that are not UTF-8 (a Latin-1 name) is matched, and
+// its sample is valid UTF-8: it goes into JSON, the store and chat messages. Patterns see
+// a JSON line as written, escapes included.
+func TestLogscanCRLFAndNotUTF8(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLog(t, log, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), `    patterns: ["pool exhausted$"]`))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	writeLog(t, log, "ERROR pool exhausted\r\nWARNING: Possible connection leak detected for Jos\xe9 M\xfcller\r\n")
+	// The line as written: a JSON logger that escaped the space is not matched.
+	appendLog(t, log, `{"level":"warn","msg":"Possible connection\u0020leak detected"}`)
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 2 ")
+	s := res.Vars["samples"].([]string)
+	if len(s) != 2 || s[0] != "ERROR pool exhausted" || !utf8.ValidString(s[1]) || !strings.HasPrefix(s[1], "WARNING: Possible connection leak detected for Jos") {
+		t.Fatalf("samples %q: want the lines without \\r, in valid UTF-8", s)
+	}
+}
+
+// A last line longer than 64 KiB without a newline (a stack dump still being written) is
+// read as far as it goes: vigil cannot hold it back whole. What is written after it later
+// is a line of its own.
+func TestLogscanLongUnfinishedLine(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLog(t, log, "boot")
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), ""))
+	wantOutcome(t, run(t, c, Input{}), Pass)
+	writeLog(t, log, "Possible connection leak detected, then "+strings.Repeat("at Pool.borrow ", 100<<10/15))
+	wantOutcome(t, run(t, c, Input{}), Fail, "matches = 1 ")
+	writeLog(t, log, "at Pool.release Possible connection leak detected\n")
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Fail, "matches = 2 ")
+	if res.Vars["lines"] != 1 {
+		t.Fatalf("lines %v, want 1 (the rest)", res.Vars["lines"])
 	}
 }

@@ -205,11 +205,13 @@ func trimEOL(b []byte) []byte {
 	return bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
 }
 
-// remember records a match for later runs within the window.
+// remember records a match for later runs within the window. A sample is made valid
+// UTF-8 (a Latin-1 name in a log line): it goes into JSON, the store and chat messages.
 func (s *hitLog) remember(at time.Time, pattern int, line []byte, samples int) {
 	s.add(logHit{at: at, pattern: pattern, n: 1})
 	if samples > 0 {
-		s.addRecent(logHit{at: at, pattern: pattern, line: Trim(strings.TrimSpace(string(line)), logSampleMax)}, samples)
+		text := strings.ToValidUTF8(strings.TrimSpace(string(line)), "\uFFFD")
+		s.addRecent(logHit{at: at, pattern: pattern, line: Trim(text, logSampleMax)}, samples)
 	}
 }
 
