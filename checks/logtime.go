@@ -96,7 +96,7 @@ func logfmtTime(line []byte, now time.Time, loc *time.Location) (t time.Time, ok
 		if eq == 0 || eq == len(line) || line[eq] != '=' {
 			return time.Time{}, false, !first
 		}
-		key, rest := string(line[:eq]), line[eq+1:]
+		key, rest := line[:eq], line[eq+1:]
 		quoted := len(rest) > 0 && rest[0] == '"'
 		end := bytes.IndexAny(rest, " \t")
 		if quoted {
@@ -112,7 +112,7 @@ func logfmtTime(line []byte, now time.Time, loc *time.Location) (t time.Time, ok
 		if end < 0 || end > len(rest) {
 			end = len(rest)
 		}
-		if logfmtKeys[key] {
+		if logfmtKeys[string(key)] {
 			if f, err := strconv.ParseFloat(string(rest[:end]), 64); err == nil {
 				t, ok = epochTime(f)
 				return t, ok, true
