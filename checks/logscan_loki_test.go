@@ -103,3 +103,22 @@ func TestLogscanLokiHeadersAndAuth(t *testing.T) {
 		}
 	}
 }
+
+// max_bytes bounds what one run downloads from Loki too: past it, matches is a lower bound.
+func TestLogscanLokiMaxBytes(t *testing.T) {
+	loki := &lokiServer{}
+	srv := serve(t, loki)
+	deploy := time.Now().Add(-time.Minute)
+	for i := range 200 {
+		loki.push(map[string]string{"app": "web"}, deploy.Add(time.Duration(i+1)*time.Millisecond), "WARNING: Possible connection leak detected "+strings.Repeat("x", 100))
+	}
+	c := buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, srv.URL), "    max_bytes: 4096"))
+	res := run(t, c, Input{Since: deploy})
+	wantOutcome(t, res, Pass) // nothing counted: the first page was cut, and truncated says so
+	if res.Vars["truncated"] != true || res.Vars["bytes"].(int) > 4096 {
+		t.Fatalf("truncated %v, bytes %v", res.Vars["truncated"], res.Vars["bytes"])
+	}
+	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "stopped at max_bytes (4096) of Loki answers") {
+		t.Fatalf("transcript: %s", tr)
+	}
+}
