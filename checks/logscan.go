@@ -90,6 +90,11 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	if tally.truncated {
 		run.Explain("truncated", strings.Join(tally.notes, "; "))
 		run.Explain("matches", expl+"; a lower bound: "+strings.Join(tally.notes, "; "))
+		if tally.lines == 0 {
+			// Cut before a single line was read (a Loki page larger than max_bytes): 0 is
+			// no count at all, and matches == 0 must not pass on it.
+			run.Unmeasured("no line was read within max_bytes: "+strings.Join(tally.notes, "; "), "matches", "by_pattern", "samples")
+		}
 	}
 	run.Transcript.Printf("%d matching lines since %s (%s); read %d lines, %d bytes", total, cutoff.Format(time.RFC3339Nano),
 		formatStatuses(byPattern), tally.lines, tally.bytes)
