@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -64,6 +65,17 @@ func TestRelease(t *testing.T) {
 	if want := hex.EncodeToString(sum[:]) + "  " + bin + "\n"; string(sums) != want {
 		t.Errorf("SHA256SUMS:\n%s\nwant:\n%s", sums, want)
 	}
+	// Static: no interpreter and no shared library, so it runs on any Linux of its
+	// architecture (a CI runner's, Alpine's).
+	f, err := elf.Open(filepath.Join(dir, bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	libs, _ := f.ImportedLibraries()
+	if f.Section(".interp") != nil || len(libs) > 0 {
+		t.Errorf("%s is not static: interpreter %v, libraries %v", bin, f.Section(".interp") != nil, libs)
+	}
+	f.Close()
 	out, err := exec.Command(filepath.Join(dir, bin), "version").Output()
 	commit, _ := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil || !strings.HasPrefix(string(out), "vigil "+releaseVersion+" (commit "+strings.TrimSpace(string(commit))) {
