@@ -310,6 +310,33 @@ func TestHelmChart(t *testing.T) {
 		}
 	})
 
+	// Setting another store key (retention, max_size) keeps the store on the volume: vigil's
+	// own default, vigil.db beside the config, is the read-only ConfigMap mount.
+	t.Run("store keys without a dsn", func(t *testing.T) {
+		objs := render(t, "--set", "config.store.retention=720h")
+		sts := objs["StatefulSet/rel-vigil"]
+		checkChartPod(t, objs, sts, "9595")
+		config := str(get(objs["ConfigMap/"+mountedConfigMap(t, sts, container(t, sts, "vigil"), "/etc/vigil")], "data", "vigil.yaml"))
+		if !strings.Contains(config, "dsn: /data/vigil.db") || !strings.Contains(config, "retention: 720h") {
+			t.Errorf("config.store.retention alone: the store must stay at /data/vigil.db, with the retention:\n%s", config)
+		}
+	})
+
+	// OpenShift's restricted policy picks the UID (and refuses 10001): the values drop the
+	// pod's user, group and fsGroup, and the pod keeps runAsNonRoot and the container's
+	// lock-down. The image runs as any UID in group 0 (scripts/imagetest).
+	t.Run("OpenShift: no fixed UID", func(t *testing.T) {
+		sts := render(t, "--set", "podSecurityContext.runAsUser=null", "--set", "podSecurityContext.runAsGroup=null",
+			"--set", "podSecurityContext.fsGroup=null")["StatefulSet/rel-vigil"]
+		psc := get(sts, "spec", "template", "spec", "securityContext").(map[string]any)
+		if hasKey(psc, "runAsUser") || hasKey(psc, "runAsGroup") || hasKey(psc, "fsGroup") || psc["runAsNonRoot"] != true {
+			t.Errorf("the pod's securityContext: %v; want runAsNonRoot and no fixed user, group or fsGroup", psc)
+		}
+		if get(container(t, sts, "vigil"), "securityContext", "readOnlyRootFilesystem") != true {
+			t.Error("the container lost its read-only root filesystem")
+		}
+	})
+
 	t.Run("replicas on PostgreSQL", func(t *testing.T) {
 		objs := render(t, "--set", "replicas=2", "--set", "persistence.enabled=false",
 			"--set", "config.store.driver=postgres", "--set-string", "config.store.dsn=postgres://vigil@db.monitoring:5432/vigil")
@@ -363,6 +390,12 @@ func TestHelmChart(t *testing.T) {
 		{"service.port=0", "/service/port"},
 		{"config.agent.listen=0.0.0.0:1", "config.agent.listen is set by the chart"},
 		{"config.agent.api_token=null", "api_token"},
+		// An empty token stops the agent at start (it listens beyond loopback): a crash loop
+		// rather than a refused install. A token written in the values sits in a ConfigMap.
+		{"config.agent.api_token=", "config.agent.api_token must be ${VIGIL_API_TOKEN}"},
+		{"config.agent.api_token=s3cret-literal-token", "config.agent.api_token must be ${VIGIL_API_TOKEN}"},
+		// The store is written: a read-only volume stops the agent at start.
+		{"persistence.accessModes[0]=ReadOnlyMany", "/persistence/accessModes/0"},
 		{"networkPolicy.egres[0].to=x", "egres"},
 		{"replicas=0", "/replicas"},
 		{"podDisruptionBudget.maxUnavailable=0", "/podDisruptionBudget/maxUnavailable"},
@@ -424,4 +457,132 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestHelmEveryValueChanges holds the chart's rule that a value is never accepted to do
+// nothing: every leaf of values.yaml, changed, changes what the chart renders (or is refused
+// with the reason). A value that acts only with another (serviceMonitor.interval once the
+// ServiceMonitor is enabled) is changed over that context, and compared with the context
+// alone. A new value without a case here fails the test.
+func TestHelmEveryValueChanges(t *testing.T) {
+	const pg = "config: {store: {driver: postgres, dsn: \"postgres://vigil@db.monitoring:5432/vigil\"}}\npersistence: {enabled: false}\n"
+	const sm, np = "serviceMonitor: {enabled: true}\n", "networkPolicy: {enabled: true}\n"
+	cases := map[string]struct{ context, change, refused string }{
+		"image.repository":                         {change: "image: {repository: registry.example.com/vigil}"},
+		"image.tag":                                {change: "image: {tag: \"9.9.9\"}"},
+		"image.pullPolicy":                         {change: "image: {pullPolicy: Always}"},
+		"imagePullSecrets":                         {change: "imagePullSecrets: [{name: regcred}]"},
+		"nameOverride":                             {change: "nameOverride: watcher"},
+		"fullnameOverride":                         {change: "fullnameOverride: watcher"},
+		"config.agent.api_token":                   {change: "config: {agent: {api_token: \"${OTHER}\"}}", refused: "config.agent.api_token must be ${VIGIL_API_TOKEN}"},
+		"config.defaults.every":                    {change: "config: {defaults: {every: 5m}}"},
+		"config.defaults.timeout":                  {change: "config: {defaults: {timeout: 20s}}"},
+		"config.checks":                            {change: "config: {checks: [{name: home, kind: http, request: {url: \"http://shop/\"}}]}"},
+		"config.services":                          {change: "config: {services: {shop: {checks: []}}}"},
+		"apiToken.existingSecret":                  {change: "apiToken: {existingSecret: vigil-api}"},
+		"apiToken.key":                             {change: "apiToken: {key: token}"},
+		"secretEnv":                                {change: "secretEnv: [{name: SLACK_TOKEN, secret: vigil-notifiers, key: slack-token}]"},
+		"env":                                      {change: "env: [{name: TZ, value: Europe/Prague}]"},
+		"replicas":                                 {context: pg, change: "replicas: 2"},
+		"persistence.enabled":                      {change: "persistence: {enabled: false}"},
+		"persistence.size":                         {change: "persistence: {size: 10Gi}"},
+		"persistence.storageClassName":             {change: "persistence: {storageClassName: fast-ssd}"},
+		"persistence.accessModes":                  {change: "persistence: {accessModes: [ReadWriteOncePod]}"},
+		"service.type":                             {change: "service: {type: NodePort}"},
+		"service.port":                             {change: "service: {port: 8080}"},
+		"resources.requests.cpu":                   {change: "resources: {requests: {cpu: 200m}}"},
+		"resources.requests.memory":                {change: "resources: {requests: {memory: 512Mi}}"},
+		"resources.limits.memory":                  {change: "resources: {limits: {memory: 2Gi}}"},
+		"podSecurityContext.runAsNonRoot":          {change: "podSecurityContext: {runAsNonRoot: false}"},
+		"podSecurityContext.runAsUser":             {change: "podSecurityContext: {runAsUser: 1000680000}"},
+		"podSecurityContext.runAsGroup":            {change: "podSecurityContext: {runAsGroup: 0}"},
+		"podSecurityContext.fsGroup":               {change: "podSecurityContext: {fsGroup: 1000680000}"},
+		"podSecurityContext.seccompProfile.type":   {change: "podSecurityContext: {seccompProfile: {type: Localhost}}"},
+		"securityContext.allowPrivilegeEscalation": {change: "securityContext: {allowPrivilegeEscalation: true}"},
+		"securityContext.readOnlyRootFilesystem":   {change: "securityContext: {readOnlyRootFilesystem: false}"},
+		"securityContext.capabilities.drop":        {change: "securityContext: {capabilities: {drop: [NET_RAW]}}"},
+		"podAnnotations":                           {change: "podAnnotations: {example.com/team: sre}"},
+		"podLabels":                                {change: "podLabels: {team: sre}"},
+		"nodeSelector":                             {change: "nodeSelector: {kubernetes.io/os: linux}"},
+		"tolerations":                              {change: "tolerations: [{key: dedicated, operator: Exists}]"},
+		"affinity":                                 {change: "affinity: {nodeAffinity: {}}"},
+		"topologySpreadConstraints":                {change: "topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule}]"},
+		"podDisruptionBudget.enabled":              {context: pg + "replicas: 2\n", change: "podDisruptionBudget: {enabled: false}"},
+		"podDisruptionBudget.maxUnavailable":       {context: pg + "replicas: 2\n", change: "podDisruptionBudget: {maxUnavailable: 2}"},
+		"serviceMonitor.enabled":                   {change: sm},
+		"serviceMonitor.interval":                  {context: sm, change: "serviceMonitor: {interval: 1m}"},
+		"serviceMonitor.scrapeTimeout":             {context: sm, change: "serviceMonitor: {scrapeTimeout: 20s}"},
+		"serviceMonitor.labels":                    {context: sm, change: "serviceMonitor: {labels: {release: prometheus}}"},
+		"networkPolicy.enabled":                    {change: np},
+		"networkPolicy.ingressFrom":                {context: np, change: "networkPolicy: {ingressFrom: [{namespaceSelector: {}}]}"},
+		"networkPolicy.egress":                     {context: np, change: "networkPolicy: {egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}"},
+	}
+	values := yamlFile(t, chart+"/values.yaml")[0]
+	var leaves []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			for k, e := range m {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+			return
+		}
+		leaves = append(leaves, prefix)
+	}
+	walk("", values)
+	slices.Sort(leaves)
+
+	dir := t.TempDir()
+	n := 0
+	file := func(content string) string {
+		n++
+		path := filepath.Join(dir, fmt.Sprintf("values-%d.yaml", n))
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	rendered := map[string]string{}
+	template := func(files ...string) (string, error) {
+		args := []string{"template", "rel", chart, "--namespace", "monitoring"}
+		for _, f := range files {
+			args = append(args, "-f", f)
+		}
+		return helm(t, args...)
+	}
+	for _, leaf := range leaves {
+		c, ok := cases[leaf]
+		if !ok {
+			t.Errorf("values.yaml has %s, and this test no case that changes it", leaf)
+			continue
+		}
+		var files []string
+		if c.context != "" {
+			files = append(files, file(c.context))
+		}
+		before, ok := rendered[c.context]
+		if !ok {
+			out, err := template(files...)
+			if err != nil {
+				t.Fatalf("%s: helm template over %q: %v\n%s", leaf, c.context, err, out)
+			}
+			before, rendered[c.context] = out, out
+		}
+		after, err := template(append(files, file(c.change))...)
+		switch {
+		case c.refused != "":
+			if err == nil || !strings.Contains(after, c.refused) {
+				t.Errorf("%s: %q renders (%v); want it refused: %s", leaf, c.change, err, c.refused)
+			}
+		case err != nil:
+			t.Errorf("%s: %q: %v\n%s", leaf, c.change, err, after)
+		case after == before:
+			t.Errorf("%s: %q changes nothing the chart renders", leaf, c.change)
+		}
+	}
+	for k := range cases {
+		if !slices.Contains(leaves, k) {
+			t.Errorf("a case for %s, which values.yaml does not have", k)
+		}
+	}
 }

@@ -28,8 +28,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* vigil.yaml: the values' config with agent.listen from service.port and, unless the
-     values set a store, store.dsn on the data volume. Keys the chart owns are refused
-     rather than silently replaced. */}}
+     values set store.dsn or a PostgreSQL store, store.dsn on the data volume. Keys the chart
+     owns are refused rather than silently replaced. */}}
 {{- define "vigil.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $agent := dict -}}
@@ -37,15 +37,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if hasKey $agent "listen" -}}
 {{- fail "config.agent.listen is set by the chart (0.0.0.0:<service.port>): remove it and set service.port" -}}
 {{- end -}}
-{{- if not (hasKey $agent "api_token") -}}
-{{- fail "config.agent.api_token must be set (the agent listens beyond loopback): api_token: ${VIGIL_API_TOKEN}" -}}
+{{- if ne (toString (get $agent "api_token")) "${VIGIL_API_TOKEN}" -}}
+{{- fail "config.agent.api_token must be ${VIGIL_API_TOKEN}, the token of apiToken's Secret: the agent listens beyond loopback, so an empty token stops it at start, and a token written here would sit in a ConfigMap" -}}
 {{- end -}}
 {{- $_ := set $agent "listen" (printf "0.0.0.0:%v" .Values.service.port) -}}
 {{- $_ := set $cfg "agent" $agent -}}
-{{- if not (hasKey $cfg "store") -}}
-{{- $_ := set $cfg "store" (dict "dsn" "/data/vigil.db") -}}
+{{- $store := dict -}}
+{{- if hasKey $cfg "store" -}}{{- $store = get $cfg "store" -}}{{- end -}}
+{{- /* vigil's own default, vigil.db beside the config, is the read-only ConfigMap mount. */ -}}
+{{- if and (not (hasKey $store "dsn")) (ne (toString (get $store "driver")) "postgres") -}}
+{{- $_ := set $store "dsn" "/data/vigil.db" -}}
 {{- end -}}
-{{- if and (gt (int .Values.replicas) 1) (ne (toString (get (get $cfg "store") "driver")) "postgres") -}}
+{{- $_ := set $cfg "store" $store -}}
+{{- if and (gt (int .Values.replicas) 1) (ne (toString (get $store "driver")) "postgres") -}}
 {{- fail "replicas above 1 need config.store.driver: postgres and its dsn: the replicas share one location through PostgreSQL (with SQLite each would keep its own history and verdicts)" -}}
 {{- end -}}
 {{- toYaml $cfg -}}
