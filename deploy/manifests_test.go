@@ -54,8 +54,13 @@ func TestComposeSidecar(t *testing.T) {
 	var config string
 	for _, m := range list(v["volumes"]) {
 		src, dst, _ := strings.Cut(strings.TrimSuffix(str(m), ":ro"), ":")
+		// A bind mount of the file itself keeps the inode it found: an edit saved by rename
+		// (most editors, sed -i) never reaches the agent, whose reload the docs promise.
 		if dst == "/etc/vigil/vigil.yaml" {
-			data, err := os.ReadFile(filepath.Join("compose", src))
+			t.Errorf("vigil.yaml is bind-mounted as a file (%s): an edit saved by rename never reaches the agent; mount its folder at /etc/vigil", m)
+		}
+		if dst == "/etc/vigil" {
+			data, err := os.ReadFile(filepath.Join("compose", src, "vigil.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,13 +71,13 @@ func TestComposeSidecar(t *testing.T) {
 		}
 	}
 	if config == "" {
-		t.Fatal("no vigil.yaml mounted at /etc/vigil/vigil.yaml")
+		t.Fatal("no folder with vigil.yaml mounted at /etc/vigil")
 	}
 	if !strings.Contains(config, "dsn: /data/vigil.db") || !strings.Contains(config, "listen: 0.0.0.0:9595") {
 		t.Error("the config must keep its store on the /data volume and listen on :9595")
 	}
 	env := composeEnv(v["environment"].(map[string]any))
-	validate(t, "compose/vigil.yaml", config, env)
+	validate(t, "compose/config/vigil.yaml", config, env)
 	// The secret the shop verifies rollbacks with is the one vigil signs them with.
 	if composeEnv(shop["environment"].(map[string]any))["VIGIL_DEMO_ROLLBACK_SECRET"] != env["ROLLBACK_SECRET"] {
 		t.Error("the shop and vigil must share ROLLBACK_SECRET")
