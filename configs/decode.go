@@ -79,14 +79,14 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 	case reflect.Struct:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			d.errorf(path, "write it as a mapping of keys, e.g. `key: value` on indented lines", "expected a mapping, got %s", describe(raw))
+			d.errorf(path, d.shapeFix(path, "write it as a mapping of keys, e.g. `key: value` on indented lines"), "expected a mapping, got %s", describe(raw))
 			return
 		}
 		d.decodeStruct(path, m, dst, nil)
 	case reflect.Slice:
 		list, ok := raw.([]any)
 		if !ok {
-			d.errorf(path, "write it as a list, e.g. [a, b] or one `- item` per line", "expected a list, got %s", describe(raw))
+			d.errorf(path, d.shapeFix(path, "write it as a list, e.g. [a, b] or one `- item` per line"), "expected a list, got %s", describe(raw))
 			return
 		}
 		out := reflect.MakeSlice(t, len(list), len(list))
@@ -97,7 +97,7 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 	case reflect.Map:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			d.errorf(path, "write it as a mapping, e.g. `name: value` on indented lines", "expected a mapping, got %s", describe(raw))
+			d.errorf(path, d.shapeFix(path, "write it as a mapping, e.g. `name: value` on indented lines"), "expected a mapping, got %s", describe(raw))
 			return
 		}
 		out := reflect.MakeMapWithSize(t, len(m))
@@ -126,12 +126,18 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 			d.errorf(path, "use true or false", "expected true or false, got %s", describe(raw))
 		}
 	case reflect.Int, reflect.Int64, reflect.Int32:
-		n, ok := toFloat(raw)
-		if !ok || n != math.Trunc(n) {
+		n, ok := wholeNumber(raw)
+		if !ok {
 			d.errorf(path, "write a whole number, e.g. 10", "expected a whole number, got %s", describe(raw))
 			return
 		}
-		dst.SetInt(int64(n))
+		if n.big || dst.OverflowInt(n.v) {
+			// Converted as it came, 1e23 or 2^63 read as -9223372036854775808: a limit of
+			// "at least 1" then named a number nobody wrote.
+			d.errorf(path, "write a whole number of the size the key means, e.g. 10", "%s is too large a number", describe(raw))
+			return
+		}
+		dst.SetInt(n.v)
 	case reflect.Float64:
 		n, ok := toFloat(raw)
 		if !ok {
@@ -159,6 +165,20 @@ func (d *decoder) decodeStruct(path string, m map[string]any, dst reflect.Value,
 		}
 		d.decode(joinPath(path, k), m[k], dst.Field(idx))
 	}
+}
+
+// envShapeFix is the fix for a value of the wrong shape that an environment variable
+// set: a variable holds one text value, so the file's list syntax is no help there.
+const envShapeFix = "an environment variable (VIGIL_SECTION__KEY) sets one text value, not a list, a mapping or an item of one: set this key in the file"
+
+// shapeFix is fix, or envShapeFix when the value at path came from the environment.
+func (d *decoder) shapeFix(path, fix string) string {
+	if d.where != nil {
+		if _, _, src := d.where(path); strings.HasPrefix(src, "environment ") {
+			return envShapeFix
+		}
+	}
+	return fix
 }
 
 func (d *decoder) unknownKey(path, key string, known []string) {
@@ -196,11 +216,19 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err == nil {
 			rest := time.Duration(0)
 			if i+1 < len(s) {
+				if strings.ContainsAny(s[i+1:i+2], "+-") {
+					return 0, fmt.Errorf("%q: a sign belongs before the days only", s)
+				}
 				if rest, err = time.ParseDuration(s[i+1:]); err != nil {
 					return 0, err
 				}
 			}
-			return time.Duration(days)*24*time.Hour + rest, nil
+			total := time.Duration(days)*24*time.Hour + rest
+			if total < rest {
+				// 100000d200000h wrapped around to a negative duration.
+				return 0, fmt.Errorf("%q is out of range", s)
+			}
+			return total, nil
 		}
 	}
 	return time.ParseDuration(s)
@@ -225,8 +253,35 @@ func (d *decoder) scalarString(path string, raw any) (string, bool) {
 		// the RFC 3339 text the user wrote, offset included.
 		return v.Format(time.RFC3339Nano), true
 	}
-	d.errorf(path, "write a single value; quote it if it contains ':' or starts with '{' or '['", "expected a text value, got %s", describe(raw))
+	d.errorf(path, d.shapeFix(path, "write a single value; quote it if it contains ':' or starts with '{' or '['"), "expected a text value, got %s", describe(raw))
 	return "", false
+}
+
+// intRead is a whole number as read: v, or big when it does not fit an int64.
+type intRead struct {
+	v   int64
+	big bool
+}
+
+// wholeNumber reads raw as a whole number. Integers are taken exactly; a float (1e3, or
+// an integer too long for int64, which YAML reads as one) only when it has no fraction.
+func wholeNumber(raw any) (intRead, bool) {
+	switch v := raw.(type) {
+	case int:
+		return intRead{v: int64(v)}, true
+	case int64:
+		return intRead{v: v}, true
+	case uint64:
+		return intRead{v: int64(v), big: v > math.MaxInt64}, true
+	}
+	n, ok := toFloat(raw)
+	if !ok || n != math.Trunc(n) {
+		return intRead{}, false
+	}
+	if n >= math.MaxInt64 || n < math.MinInt64 {
+		return intRead{big: true}, true
+	}
+	return intRead{v: int64(n)}, true
 }
 
 func toFloat(raw any) (float64, bool) {

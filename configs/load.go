@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -188,8 +190,8 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 			return nil, Errors{{Source: "flags", Msg: err.Error()}}
 		}
 	}
-	unset := map[string][]string{}
-	raw := expandMap("", k.Raw(), opts, unset, func(path, name, value string) {
+	unset, nested := map[string][]string{}, map[string]string{}
+	raw := expandMap("", k.Raw(), opts, unset, nested, func(path, name, value string) {
 		if SensitiveName(name) || SensitiveName(lastKey(path)) {
 			cfg.expandedSecrets = append(cfg.expandedSecrets, value)
 		}
@@ -212,7 +214,18 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 				return "", 0, src
 			}
 		}
+		// VIGIL_CHECKS__0__NAME or VIGIL_AGENT__LISTEN__X turned the key into a mapping:
+		// the variable is the problem, not the file's line.
+		for _, p := range slices.Sorted(maps.Keys(envSources)) {
+			if strings.HasPrefix(p, path+".") {
+				return "", 0, "environment " + envSources[p]
+			}
+		}
 		return name, cfg.lineOf(path), ""
+	}
+	for _, path := range slices.Sorted(maps.Keys(nested)) {
+		d.errorf(path, fmt.Sprintf("write the default out in full, or set %s", nested[path]),
+			"the default of ${%s:-...} holds another ${...}; vigil expands one level", nested[path])
 	}
 	d.decode("", raw, reflect.ValueOf(cfg).Elem())
 	// Validation goes on over what did decode; its findings under a key that did not
@@ -241,7 +254,10 @@ func lastKey(path string) string {
 	return path
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLine      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlDuplicate = regexp.MustCompile(`^line (\d+): (mapping key .* already defined at line \d+)`)
+)
 
 func yamlError(file string, err error) *Error {
 	msg := err.Error()
@@ -249,6 +265,12 @@ func yamlError(file string, err error) *Error {
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2], Fix: "check indentation and quoting from this line on"}
+	}
+	if m := yamlDuplicate.FindStringSubmatch(msg); m != nil {
+		// Said without a line and a fix, it read as a problem of the whole file.
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2],
+			Fix: "a key may appear once in a mapping: remove one of the two, or merge them"}
 	}
 	if strings.Contains(msg, "cannot unmarshal") {
 		return &Error{File: file, Msg: "the top level must be a mapping of sections (agent, checks, services, ...)", Fix: "see configs/examples/"}
@@ -318,19 +340,21 @@ func lineIndex(data []byte) (map[string]int, error) {
 // envRef matches ${NAME} and ${NAME:-default}; $${ is a literal ${.
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
-// expandMap replaces ${VAR} in every string of v. A reference to an unset variable with no
-// default expands to "" and is recorded under its key path in unset, so secrets can fail.
+// expandMap replaces ${VAR} in every string of v. A variable's value is used as it is: a
+// ${...} in it is not expanded again. A reference to an unset variable with no
+// default expands to "" and is recorded under its key path in unset, so secrets can fail;
+// a default that holds another ${...} is recorded in nested, with its variable's name.
 // expanded receives every value put in, with its key path and variable name.
-func expandMap(path string, v any, opts Options, unset map[string][]string, expanded func(path, name, value string)) any {
+func expandMap(path string, v any, opts Options, unset map[string][]string, nested map[string]string, expanded func(path, name, value string)) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
-			x[k] = expandMap(joinPath(path, k), val, opts, unset, expanded)
+			x[k] = expandMap(joinPath(path, k), val, opts, unset, nested, expanded)
 		}
 		return x
 	case []any:
 		for i, val := range x {
-			x[i] = expandMap(indexPath(path, i), val, opts, unset, expanded)
+			x[i] = expandMap(indexPath(path, i), val, opts, unset, nested, expanded)
 		}
 		return x
 	case string:
@@ -342,6 +366,12 @@ func expandMap(path string, v any, opts Options, unset map[string][]string, expa
 				return "${"
 			}
 			m := envRef.FindStringSubmatch(ref)
+			if strings.Contains(m[2], "${") {
+				// ${A:-${B}} reads as A with the default "${B", then a stray "}": a header
+				// or a body carried that text.
+				nested[path] = m[1]
+				return ""
+			}
 			if val, ok := opts.lookupEnv(m[1]); ok && val != "" {
 				expanded(path, m[1], val)
 				return val

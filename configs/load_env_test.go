@@ -1,0 +1,60 @@
+package configs_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vigil-monitor/vigil/configs"
+)
+
+// An environment override holds one text value. One aimed at a list, a mapping or an item
+// of a list is an error that names the variable, not the file's line, and whose fix is not
+// the file's list syntax.
+func TestEnvOverridesOfListsAndMaps(t *testing.T) {
+	p := write(t, `
+agent: {listen: 127.0.0.1:7000}
+defaults: {notify: [ops]}
+checks: [{name: a, kind: http, request: {url: "http://127.0.0.1:8080/"}}]
+services: {web: {checks: [a]}}
+notifiers: {ops: {type: webhook, url: "http://127.0.0.1:9/hook", secret: s3cret}}
+`)
+	const fix = "an environment variable (VIGIL_SECTION__KEY) sets one text value, not a list, a mapping or an item of one: set this key in the file"
+	for env, want := range map[string]string{
+		"VIGIL_DEFAULTS__NOTIFY=ops,pager":  `environment VIGIL_DEFAULTS__NOTIFY: defaults.notify: expected a list, got "ops,pager"; ` + fix,
+		"VIGIL_SERVICES__WEB__CHECKS=a":     `environment VIGIL_SERVICES__WEB__CHECKS: services.web.checks: expected a list, got "a"; ` + fix,
+		"VIGIL_CHECKS__0__NAME=b":           `environment VIGIL_CHECKS__0__NAME: checks: expected a list, got a mapping; ` + fix,
+		"VIGIL_AGENT__LISTEN__HOST=0.0.0.0": `environment VIGIL_AGENT__LISTEN__HOST: agent.listen: expected a text value, got a mapping; ` + fix,
+		"VIGIL_STORE__POOL=8":               `environment VIGIL_STORE__POOL: store.pool: expected a mapping, got "8"; ` + fix,
+	} {
+		_, err := configs.Load(p, configs.Options{Environ: []string{env}})
+		// The first line; a check list that did not decode also leaves services.web.checks
+		// naming a check that is not there.
+		if err == nil || strings.Split(err.Error(), "\n")[0] != want {
+			t.Errorf("%s:\n got: %v\nwant: %s", env, err, want)
+		}
+	}
+	// A scalar override inside a map works as documented.
+	cfg, err := configs.Load(p, configs.Options{Environ: []string{"VIGIL_NOTIFIERS__OPS__URL=http://127.0.0.1:10/hook"}})
+	if err != nil || cfg.Notifiers["ops"].URL != "http://127.0.0.1:10/hook" {
+		t.Errorf("notifiers.ops.url from the environment: %v", err)
+	}
+}
+
+// A variable's value is used as it is: a ${...} in it is not expanded again, so a value
+// cannot pull in another variable (or loop).
+func TestVariableValuesAreNotExpandedAgain(t *testing.T) {
+	p := write(t, `
+checks:
+  - name: a
+    kind: http
+    request: {url: "http://127.0.0.1:8080/", headers: {X-Env: "${APP_ENV}", X-Loop: "${LOOP}"}}
+`)
+	cfg, err := configs.Load(p, configs.Options{Environ: []string{"APP_ENV=${SECRET_ENV}", "SECRET_ENV=leaked", "LOOP=${LOOP}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Checks[0].Spec.(*configs.HTTPSpec).Request.Headers
+	if h["X-Env"] != "${SECRET_ENV}" || h["X-Loop"] != "${LOOP}" {
+		t.Errorf("headers %v; want the variables' values as they are", h)
+	}
+}
