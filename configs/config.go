@@ -30,6 +30,8 @@ type Config struct {
 	Dir string `koanf:"-"`
 
 	lines map[string]int // key path -> line in File, for errors raised after load
+	// overrides maps the key paths set by VIGIL_* variables and flags to their names.
+	overrides map[string]string
 	// problems are what LoadPartial found (see Broken).
 	problems Errors
 	// expandedSecrets are ${VAR} values that are credentials by their variable's or key's

@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -119,8 +120,40 @@ func (c *Config) Err(path, fix, format string, args ...any) *Error {
 	e := &Error{File: c.File, Path: path, Msg: fmt.Sprintf(format, args...), Fix: fix}
 	if c != nil {
 		e.Line = c.lineOf(path)
+		// A value an environment variable or a flag set is not the file's: naming the
+		// file's nearest line sent people to a line that did not hold it.
+		e.Source = c.sourceOf(path)
 	}
 	return e
+}
+
+// sourceOf names the environment variable or flag the value at path came from: one that
+// set path or a key above it, or one below it that made path a mapping, or that made a
+// key above it the file does not have (VIGIL_NOTIFIERS__OPS__URL beside a notifier named
+// "Ops"). "" when the value is the file's.
+func (c *Config) sourceOf(path string) string {
+	if len(c.overrides) == 0 {
+		return ""
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if src, ok := c.overrides[p]; ok {
+			return src
+		}
+	}
+	if c.lines == nil { // forgotten: no telling what the file has
+		return ""
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if _, inFile := c.lines[p]; inFile && p != path {
+			break
+		}
+		for _, q := range slices.Sorted(maps.Keys(c.overrides)) {
+			if strings.HasPrefix(q, p+".") {
+				return c.overrides[q]
+			}
+		}
+	}
+	return ""
 }
 
 // ForgetLines drops the index of key paths to lines once the configuration is built into a

@@ -159,7 +159,7 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	if environ == nil {
 		environ = os.Environ()
 	}
-	envSources := map[string]string{}
+	cfg.overrides = map[string]string{}
 	ep := envprovider.Provider(".", envprovider.Opt{
 		Prefix:      envPrefix,
 		EnvironFunc: func() []string { return environ },
@@ -169,21 +169,20 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 				return "", nil
 			}
 			path := strings.ToLower(strings.ReplaceAll(rest, "__", "."))
-			envSources[path] = key
+			cfg.overrides[path] = "environment " + key
 			return path, value
 		},
 	})
 	if err := k.Load(ep, nil); err != nil {
 		return nil, Errors{{Source: "environment", Msg: err.Error()}}
 	}
-	flagSources := map[string]string{}
 	if opts.Flags != nil {
 		fp := posflag.ProviderWithFlag(opts.Flags, ".", nil, func(f *pflag.Flag) (string, any) {
 			key, ok := opts.FlagKeys[f.Name]
 			if !ok || !f.Changed {
 				return "", nil
 			}
-			flagSources[key] = "flag --" + f.Name
+			cfg.overrides[key] = "flag --" + f.Name
 			return key, posflag.FlagVal(opts.Flags, f)
 		})
 		if err := k.Load(fp, nil); err != nil {
@@ -206,20 +205,8 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	}
 	d := &decoder{unset: unset}
 	d.where = func(path string) (string, int, string) {
-		for p := path; p != ""; p = parentPath(p) {
-			if src, ok := envSources[p]; ok {
-				return "", 0, "environment " + src
-			}
-			if src, ok := flagSources[p]; ok {
-				return "", 0, src
-			}
-		}
-		// VIGIL_CHECKS__0__NAME or VIGIL_AGENT__LISTEN__X turned the key into a mapping:
-		// the variable is the problem, not the file's line.
-		for _, p := range slices.Sorted(maps.Keys(envSources)) {
-			if strings.HasPrefix(p, path+".") {
-				return "", 0, "environment " + envSources[p]
-			}
+		if src := cfg.sourceOf(path); src != "" {
+			return "", 0, src
 		}
 		return name, cfg.lineOf(path), ""
 	}

@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,5 +57,33 @@ checks:
 	h := cfg.Checks[0].Spec.(*configs.HTTPSpec).Request.Headers
 	if h["X-Env"] != "${SECRET_ENV}" || h["X-Loop"] != "${LOOP}" {
 		t.Errorf("headers %v; want the variables' values as they are", h)
+	}
+}
+
+// A value an environment variable set that validation refuses names the variable, not the
+// file's nearest line (the file's agent: line did not hold concurrency). A variable names
+// keys in lower case: beside a notifier named "Ops" it makes a notifier "ops" of its own.
+func TestValidationErrorsNameTheOverride(t *testing.T) {
+	p := write(t, `
+agent: {location: eu}
+checks: [{name: a, kind: http, every: 10ms, notify: [Ops], request: {url: "http://127.0.0.1:8080/"}}]
+notifiers: {Ops: {type: webhook, url: "http://127.0.0.1:9/hook", secret: s3cret}}
+`)
+	_, err := configs.Load(p, configs.Options{Environ: []string{"VIGIL_AGENT__CONCURRENCY=-1", "VIGIL_DEFAULTS__EVERY=10ms",
+		"VIGIL_NOTIFIERS__OPS__URL=http://127.0.0.1:10/hook"}})
+	want := []string{
+		"environment VIGIL_AGENT__CONCURRENCY: agent.concurrency: must be at least 1, got -1; use 1 or more",
+		"environment VIGIL_DEFAULTS__EVERY: defaults.every: 10ms is too frequent; use 1s or more",
+		p + ":3: checks[0].every: 10ms is too frequent; use 1s or more",
+		"environment VIGIL_NOTIFIERS__OPS__URL: notifiers.ops.type: missing; set type to one of: alertmanager, discord, email, opsgenie, pagerduty, slack, teams, webhook",
+	}
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	got := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing %q in:\n%s", w, err)
+		}
 	}
 }
