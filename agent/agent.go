@@ -290,7 +290,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	schedCtx, stopSched := context.WithCancel(runCtx)
 	a.sched.Set(a.Runtime().Order)
 	schedDone := make(chan struct{})
-	go func() { a.sched.Run(schedCtx); close(schedDone) }()
+	// The runs get runCtx, not schedCtx: stopping the schedule leaves the runs in flight
+	// their agent.shutdown_grace (given schedCtx, they were cancelled at once).
+	go func() { a.sched.RunUntil(schedCtx, runCtx); close(schedDone) }()
 
 	select {
 	case <-ctx.Done():

@@ -138,7 +138,13 @@ func (s *Scheduler) poke() {
 
 // Run schedules until ctx ends. Runs in flight get ctx too: cancelling it cancels them;
 // Wait waits for them.
-func (s *Scheduler) Run(ctx context.Context) {
+func (s *Scheduler) Run(ctx context.Context) { s.RunUntil(ctx, ctx) }
+
+// RunUntil schedules until stop ends; the runs get runs, so that runs in flight outlive
+// the schedule (the agent's shutdown grace) until runs ends. A run still waiting for its
+// slot when stop ends does not start.
+func (s *Scheduler) RunUntil(stop, runs context.Context) {
+	ctx := stop
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
@@ -196,12 +202,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		if s.scarce(c.Resource()) != nil {
-			go s.dispatch(ctx, c, due, nil) // waits for a browser page, then a run slot
+			go s.dispatch(ctx, runs, c, due, nil) // waits for a browser page, then a run slot
 			continue
 		}
 		// A run waiting for a slot waits as a closure in the slot queue, not as a parked
 		// goroutine: ten thousand checks due at once at start were ten thousand stacks.
-		s.conc.acquireLater(func() { s.dispatch(ctx, c, due, s.conc.release) })
+		s.conc.acquireLater(func() { s.dispatch(ctx, runs, c, due, s.conc.release) })
 	}
 }
 
@@ -214,9 +220,9 @@ func (s *Scheduler) skip(check string, n int) {
 	}
 }
 
-// dispatch does one run of c. release gives back the slot it was started with; nil: it
-// takes its slots first.
-func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time, release func()) {
+// dispatch does one run of c under runs, unless stop ended first. release gives back
+// the slot it was started with; nil: it takes its slots first.
+func (s *Scheduler) dispatch(ctx, runs context.Context, c *checks.Check, due time.Time, release func()) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.running, c.Name)
@@ -236,7 +242,7 @@ func (s *Scheduler) dispatch(ctx context.Context, c *checks.Check, due time.Time
 	if s.onLag != nil {
 		s.onLag(due, s.clock.Now().Sub(due))
 	}
-	s.execute(ctx, c, due)
+	s.execute(runs, c, due)
 }
 
 // Acquire takes the slots a run of c needs: a slot of the scarce resource its kind holds
