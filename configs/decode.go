@@ -100,6 +100,9 @@ func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 			d.errorf(path, d.shapeFix(path, "write it as a mapping, e.g. `name: value` on indented lines"), "expected a mapping, got %s", describe(raw))
 			return
 		}
+		if lastKey(path) == "headers" {
+			d.headerNames(path, m)
+		}
 		out := reflect.MakeMapWithSize(t, len(m))
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			v := reflect.New(t.Elem()).Elem()
@@ -179,6 +182,20 @@ func (d *decoder) shapeFix(path, fix string) string {
 		}
 	}
 	return fix
+}
+
+// headerNames refuses header names that differ only in case: they name one header, and
+// which value was sent depended on the order a map was walked in.
+func (d *decoder) headerNames(path string, m map[string]any) {
+	seen := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		low := strings.ToLower(k)
+		if first, ok := seen[low]; ok {
+			d.errorf(joinPath(path, k), "keep one of them; header names ignore case", "%q and %q name the same header", first, k)
+			continue
+		}
+		seen[low] = k
+	}
 }
 
 func (d *decoder) unknownKey(path, key string, known []string) {
