@@ -50,7 +50,8 @@ func (b *ByteSize) decodeRaw(d *decoder, path string, raw any) {
 	switch v := raw.(type) {
 	case int, int64, uint64, float64:
 		n, _ := toFloat(v)
-		if n < 0 || n != math.Trunc(n) {
+		if n < 0 || n != math.Trunc(n) || n > math.MaxInt64/2 {
+			// 1e30 was converted as it came and read as -9223372036854775808B.
 			d.errorf(path, fix, "%v is not a size", v)
 			return
 		}

@@ -2,9 +2,12 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // decodeRaw reads a check: the common keys into the Check, the rest into its kind's spec.
@@ -173,6 +176,17 @@ func (v *validator) check(ch *Check, p string) {
 	for j, a := range ch.Assert {
 		if strings.TrimSpace(a) == "" {
 			v.errf(indexPath(p+".assert", j), "remove it or write an expression such as status == 200", "empty assertion")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(ch.Labels)) {
+		// The status page searches "key=value" and groups by "label:key": a key that is
+		// empty or holds a space or "=" could be neither searched nor told apart.
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r == '=' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			at := p + ".labels"
+			if k != "" {
+				at = joinPath(at, k)
+			}
+			v.errf(at, "name the label with letters, digits, '-', '_', '.' or '/', e.g. team", "%q is not a label name", k)
 		}
 	}
 	if ch.Spec != nil {
