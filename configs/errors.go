@@ -127,6 +127,17 @@ func (c *Config) Err(path, fix, format string, args ...any) *Error {
 	return e
 }
 
+// written says whether the file (or an override) holds path itself. A value a key took
+// from another one (a request's timeout from its check's) is not: a bad one restates the
+// other key's error, said there. Without a line index, everything counts as written.
+func (c *Config) written(path string) bool {
+	if c.lines == nil {
+		return true
+	}
+	_, ok := c.lines[path]
+	return ok || c.overrides[path] != ""
+}
+
 // sourceOf names the environment variable or flag the value at path came from: one that
 // set path or a key above it, or one below it that made path a mapping, or that made a
 // key above it the file does not have (VIGIL_NOTIFIERS__OPS__URL beside a notifier named

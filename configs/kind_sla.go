@@ -52,7 +52,9 @@ func (s *SLASpec) validate(v *validator, ch *Check, p string) {
 	}
 	switch {
 	case s.MaxDuration <= 0:
-		v.errf(p+".max_duration", "use a positive duration such as 10s", "must be positive")
+		if v.c.written(p + ".max_duration") { // else the check's timeout, said there
+			v.errf(p+".max_duration", "use a positive duration such as 10s", "must be positive")
+		}
 	case s.MaxDuration > timeout:
 		v.errf(p+".max_duration", fmt.Sprintf("lower it to the check's timeout (%s) or raise timeout", timeout),
 			"%s is longer than the check's timeout, which would cut the burst", s.MaxDuration)

@@ -60,7 +60,7 @@ func (v *validator) request(p string, r *Request) {
 	if !slices.Contains(methods, r.Method) {
 		v.errf(p+".method", DidYouMean(strings.ToUpper(r.Method), methods), "%q is not an HTTP method", r.Method)
 	}
-	if r.Timeout <= 0 {
+	if r.Timeout <= 0 && v.c.written(p+".timeout") {
 		v.errf(p+".timeout", "use a positive duration such as 5s", "must be positive")
 	}
 	if r.MaxBodyBytes < 0 {
