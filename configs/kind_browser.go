@@ -84,7 +84,7 @@ func (b *BrowserSpec) validate(v *validator, _ *Check, p string) {
 	} else if b.URL != "" {
 		v.url(p+".url", b.URL)
 	}
-	if b.NavigationTimeout < 0 {
+	if b.NavigationTimeout < 0 && v.c.written(p+".navigation_timeout") {
 		v.errf(p+".navigation_timeout", "use a positive duration up to the check's timeout, e.g. 10s, or leave it out (the check's timeout)", "%s is negative", b.NavigationTimeout)
 	}
 	for i, st := range b.Steps {

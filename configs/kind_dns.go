@@ -107,7 +107,7 @@ func (s *DNSSpec) validate(v *validator, ch *Check, p string) {
 	if s.Transport != "udp" && s.Transport != "tcp" {
 		v.errf(p+".transport", "use udp or tcp", "%q is not a DNS transport", s.Transport)
 	}
-	if s.QueryTimeout <= 0 || s.QueryTimeout > ch.Timeout {
+	if (s.QueryTimeout <= 0 || s.QueryTimeout > ch.Timeout) && v.c.written(p+".query_timeout") {
 		v.errf(p+".query_timeout", fmt.Sprintf("use a positive duration up to the check's timeout (%s)", ch.Timeout), "%s is out of range", s.QueryTimeout)
 	}
 	switch {

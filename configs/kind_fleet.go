@@ -55,7 +55,7 @@ func (f *FleetSpec) validate(v *validator, ch *Check, p string) {
 		v.errf(p+".health.path", "start it with /, e.g. /healthz", "%q is not a path", f.Health.Path)
 	}
 	v.statuses(p+".health.status", f.Health.Status)
-	if timeout := ch.Timeout; f.Health.Timeout <= 0 || f.Health.Timeout > timeout {
+	if timeout := ch.Timeout; (f.Health.Timeout <= 0 || f.Health.Timeout > timeout) && v.c.written(p+".health.timeout") {
 		v.errf(p+".health.timeout", fmt.Sprintf("use a positive duration up to the check's timeout (%s), e.g. 2s", timeout),
 			"%s is out of range", f.Health.Timeout)
 	}
