@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +19,6 @@ import (
 func TestGateInterrupted(t *testing.T) {
 	_, cfg := gateSetup(t)
 	p := startAgentProc(t, cfg, "")
-	bin := vigilBinary(t)
 	for _, c := range []struct {
 		name string
 		sig  syscall.Signal
@@ -29,30 +26,9 @@ func TestGateInterrupted(t *testing.T) {
 	}{{"SIGTERM", syscall.SIGTERM, 143}, {"SIGINT", syscall.SIGINT, 130}} {
 		t.Run(c.name, func(t *testing.T) {
 			version := "v-" + strings.ToLower(c.name)
-			cmd := exec.Command(bin, "gate", "--agent", p.url, "--service", "slow", "--version", version, "--wait", "5m", "--json")
-			cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=gate-token")
-			var stdout, stderr vigiltest.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			t.Cleanup(func() {
-				select {
-				case <-done:
-				default:
-					_ = cmd.Process.Kill()
-					<-done
-				}
-			})
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(stderr.String(), "registered") {
-				if time.Now().After(deadline) {
-					t.Fatalf("gate did not register the deploy within 30s:\n%s", stderr.String())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			var stdout vigiltest.Buffer
+			cmd, stderr, done := startRun(t, []string{"VIGIL_API_TOKEN=gate-token"}, &stdout, "gate", "--agent", p.url, "--service", "slow", "--version", version, "--wait", "5m", "--json")
+			waitStderr(t, stderr, "registered", "gate registering the deploy")
 			time.Sleep(300 * time.Millisecond) // waiting on the long-poll
 			_ = cmd.Process.Signal(c.sig)
 			select {
@@ -109,30 +85,9 @@ type jsonError struct {
 func interruptWhileAskingAgain(t *testing.T, sig syscall.Signal, waitFor, command string, args ...string) (int, jsonError, string) {
 	t.Helper()
 	args = append([]string{command, "--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--json"}, args...)
-	cmd := exec.Command(vigilBinary(t), args...)
-	cmd.Env = append(os.Environ(), "VIGIL_API_TOKEN=x")
-	var stdout, stderr vigiltest.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), waitFor) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not ask twice within 30s:\n%s", command, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var stdout vigiltest.Buffer
+	cmd, stderr, done := startRun(t, []string{"VIGIL_API_TOKEN=x"}, &stdout, args...)
+	waitStderr(t, stderr, waitFor, command+" asking twice")
 	_ = cmd.Process.Signal(sig)
 	select {
 	case <-done:

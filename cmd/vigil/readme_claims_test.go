@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // The README: "The config file is -c FILE, else $VIGIL_CONFIG, else ./vigil.yaml." Three
@@ -107,29 +105,9 @@ func TestGateSecondSignalEndsItAtOnce(t *testing.T) {
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	cmd := exec.Command(vigilBinary(t), "gate", "--agent", srv.URL, "--token", "t", "--service", "web", "--version", "v1", "--wait", "5m", "--json")
-	var stderr vigiltest.Buffer // with --json, what gate says goes there
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "registered") {
-		if time.Now().After(deadline) {
-			t.Fatalf("gate did not register within 30s:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// with --json, what gate says goes to stderr
+	cmd, stderr, done := startRun(t, nil, nil, "gate", "--agent", srv.URL, "--token", "t", "--service", "web", "--version", "v1", "--wait", "5m", "--json")
+	waitStderr(t, stderr, "registered", "gate registering the deploy")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-reread:

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,19 +36,17 @@ func hangingTarget(t *testing.T) (url string, arrived <-chan struct{}) {
 	return srv.URL, ch
 }
 
-// startRun starts a built vigil with args, its stderr in a buffer, and stops it when the
+// startRun starts a built vigil with args and env added to this process's environment,
+// its stdout to stdout (nil: discarded) and its stderr in a buffer, and stops it when the
 // test ends. done is closed once it exited.
-func startRun(t *testing.T, stdout any, args ...string) (cmd *exec.Cmd, stderr *vigiltest.Buffer, done <-chan struct{}) {
+func startRun(t *testing.T, env []string, stdout io.Writer, args ...string) (cmd *exec.Cmd, stderr *vigiltest.Buffer, done <-chan struct{}) {
 	t.Helper()
 	cmd = exec.Command(vigilBinary(t), args...)
-	stderr = &vigiltest.Buffer{}
-	switch w := stdout.(type) {
-	case *os.File:
-		cmd.Stdout = w
-	case *vigiltest.Buffer:
-		cmd.Stdout = w
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.Stderr = stderr
+	stderr = &vigiltest.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +61,18 @@ func startRun(t *testing.T, stdout any, args ...string) (cmd *exec.Cmd, stderr *
 		}
 	})
 	return cmd, stderr, ch
+}
+
+// waitStderr waits up to 30 s for stderr to say marker.
+func waitStderr(t *testing.T, stderr *vigiltest.Buffer, marker, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s:\n%s", what, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitFor waits up to 30 s for n values on ch.
@@ -101,7 +112,7 @@ func TestRunInterrupted(t *testing.T) {
 				args = append(args, "--json")
 			}
 			stdout := &vigiltest.Buffer{}
-			cmd, stderr, done := startRun(t, stdout, args...)
+			cmd, stderr, done := startRun(t, nil, stdout, args...)
 			// Two checks hang: a-fast passed first, both slots are held, four wait.
 			waitFor(t, arrived, 2, "two checks reaching the target")
 			_ = cmd.Process.Signal(c.sig)
@@ -177,7 +188,7 @@ func TestRunSecondSignalEndsItAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close() // nobody reads it until then
-	cmd, stderr, done := startRun(t, w, "run", "-c", writeConfig(t, body.String()), "--concurrency", "1", "--json")
+	cmd, stderr, done := startRun(t, nil, w, "run", "-c", writeConfig(t, body.String()), "--concurrency", "1", "--json")
 	w.Close()
 	waitFor(t, arrived, 1, "the first check reaching the target")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
