@@ -53,9 +53,18 @@ notifiers:
 // every page of the burst goes out, once, none dead-lettered (most of a burst of 100 were,
 // each 429 spending one of the entry's attempts while its siblings hit the limit too).
 func TestAPacingReceiverLosesNoPage(t *testing.T) {
+	pacedReceiverLosesNoPage(t, loopback.Fault{Status: 429, RetryAfter: "1", Times: 6}, "the four pages through the receiver's pacing")
+	t.Logf("reliability: 4 pages through a receiver that answered 429 (Retry-After: 1) six times, with max_attempts 2: all delivered once, none dead")
+}
+
+// pacedReceiverLosesNoPage fails four checks whose pages go to a webhook that first answers
+// with fault (a 429 or 503 with Retry-After), max_attempts 2: every page must be delivered
+// once, none dead-lettered.
+func pacedReceiverLosesNoPage(t *testing.T, fault loopback.Fault, what string) {
+	t.Helper()
 	tg := newTarget(t)
 	hook := loopback.NewWebhook(t)
-	hook.Fail(loopback.Fault{Status: 429, RetryAfter: "1", Times: 6})
+	hook.Fail(fault)
 	var cfg strings.Builder
 	cfg.WriteString("checks:\n")
 	for i := range 4 {
@@ -64,12 +73,11 @@ func TestAPacingReceiverLosesNoPage(t *testing.T) {
 	fmt.Fprintf(&cfg, "notifiers:\n  paced: {type: webhook, url: %q, secret: %s, max_attempts: 2}\n", hook.URL(), loopback.WebhookSecret)
 	h := startAgent(t, "", cfg.String())
 	tg.set("broken")
-	eventually(t, 60*time.Second, "the four pages through the receiver's pacing", func() bool { return len(hook.Counts()) == 4 })
+	eventually(t, 60*time.Second, what, func() bool { return len(hook.Counts()) == 4 })
 	for key, n := range hook.Counts() {
 		if n != 1 {
 			t.Errorf("%s accepted %d times", key, n)
 		}
 		h.outboxSettled(key, map[string]string{"paced": store.OutboxDelivered})
 	}
-	t.Logf("reliability: 4 pages through a receiver that answered 429 (Retry-After: 1) six times, with max_attempts 2: all delivered once, none dead")
 }

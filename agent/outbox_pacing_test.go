@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,24 +13,7 @@ import (
 // pauses its lane and spends none of the entries' attempts (a 503's Retry-After was not
 // read: each 503 spent an attempt, and with max_attempts 2 every page was dead-lettered).
 func TestAReceiverInMaintenanceLosesNoPage(t *testing.T) {
-	tg := newTarget(t)
-	hook := loopback.NewWebhook(t)
-	hook.Fail(loopback.Fault{Status: 503, RetryAfter: "1", Times: 8})
-	var cfg strings.Builder
-	cfg.WriteString("checks:\n")
-	for i := range 4 {
-		fmt.Fprintf(&cfg, "  - {name: c%d, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [paced], request: {url: %q}}\n", i, tg.srv.URL+"/")
-	}
-	fmt.Fprintf(&cfg, "notifiers:\n  paced: {type: webhook, url: %q, secret: %s, max_attempts: 2}\n", hook.URL(), loopback.WebhookSecret)
-	h := startAgent(t, "", cfg.String())
-	tg.set("broken")
-	eventually(t, 60*time.Second, "the four pages after the receiver's maintenance", func() bool { return len(hook.Counts()) == 4 })
-	for key, n := range hook.Counts() {
-		if n != 1 {
-			t.Errorf("%s accepted %d times", key, n)
-		}
-		h.outboxSettled(key, map[string]string{"paced": store.OutboxDelivered})
-	}
+	pacedReceiverLosesNoPage(t, loopback.Fault{Status: 503, RetryAfter: "1", Times: 8}, "the four pages after the receiver's maintenance")
 }
 
 // A receiver that asks for a day's wait (a proxy's rate limit, a misread header) holds
