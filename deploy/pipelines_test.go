@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -126,6 +127,13 @@ type actionRun struct {
 // GITHUB_OUTPUT and GITHUB_PATH files, and the action's outputs from its steps' outputs.
 func runAction(t *testing.T, action map[string]any, inputs map[string]string) actionRun {
 	t.Helper()
+	return runActionCancelled(t, action, inputs, "", 0)
+}
+
+// runActionCancelled runs the action as runAction does, and cancels the job while the step
+// with the id cancelIn runs vigil, as GitHub's runner does: sig to the step's shell only.
+func runActionCancelled(t *testing.T, action map[string]any, inputs map[string]string, cancelIn string, sig syscall.Signal) actionRun {
+	t.Helper()
 	in := map[string]string{}
 	for name, spec := range get(action, "inputs").(map[string]any) {
 		if d, ok := spec.(map[string]any)["default"]; ok {
@@ -199,7 +207,13 @@ func runAction(t *testing.T, action map[string]any, inputs map[string]string) ac
 				cmd.Env = append(cmd.Env, k+"="+eval(str(v)))
 			}
 		}
-		b, err := cmd.CombinedOutput()
+		var b []byte
+		var err error
+		if cancelIn != "" && str(get(step, "id")) == cancelIn {
+			b, err = cancelStep(t, cmd, sig)
+		} else {
+			b, err = cmd.CombinedOutput()
+		}
 		fmt.Fprintf(&log, "--- step %q\n%s", get(step, "name"), b)
 		if id := str(get(step, "id")); id != "" {
 			f, _ := os.Open(out)
