@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"slices"
 	"text/template"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -46,6 +48,24 @@ type GRPC struct {
 	requestT *template.Template
 	creds    credentials.TransportCredentials
 	metadata metadata.MD
+	tracing  *tracing.Tracing
+}
+
+// outgoing is ctx with what every call sends besides its message: the configured metadata,
+// and the run's trace context (traceparent, tracestate) as a traced HTTP request carries it.
+func (g *GRPC) outgoing(ctx context.Context) context.Context {
+	md := g.metadata.Copy()
+	if g.tracing.On() {
+		h := http.Header{}
+		g.tracing.Inject(ctx, h)
+		for k, vs := range h {
+			md.Append(k, vs...) // metadata keys are lowercased
+		}
+	}
+	if len(md) == 0 {
+		return ctx
+	}
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // Probe implements Prober.
@@ -57,9 +77,7 @@ func (g *GRPC) Probe(ctx context.Context, run *Run) error {
 		return fmt.Errorf("gRPC client for %s: %w", g.address, err)
 	}
 	defer conn.Close()
-	if len(g.metadata) > 0 {
-		ctx = metadata.NewOutgoingContext(ctx, g.metadata.Copy())
-	}
+	ctx = g.outgoing(ctx)
 	if g.method != "" {
 		run.Unmeasured("status is the health check's answer; this check calls "+g.method, "status")
 		return g.call(ctx, conn, run)
@@ -149,7 +167,8 @@ func (grpcKind) build(b *builder, c *configs.Check) Prober {
 // request may read the template variables known; fix and lacks word the error for one it
 // reads that is not. Nil when it is bad (reported through b).
 func (b *builder) grpcClient(path string, s *configs.GRPCSpec, known []string, fix, lacks string) *GRPC {
-	g := &GRPC{address: s.Address, service: s.Service, method: s.Method, request: s.Request, creds: insecure.NewCredentials()}
+	g := &GRPC{address: s.Address, service: s.Service, method: s.Method, request: s.Request, creds: insecure.NewCredentials(),
+		tracing: b.deps.Tracing}
 	if s.TLS {
 		d, err := newTLSDialer(s.TLSConfig, s.Address)
 		if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/vigil-monitor/vigil/configs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 )
 
 // scriptGRPCStepVars are a gRPC step's variables: the call, plus what earlier steps
@@ -54,9 +53,7 @@ func (s *Script) grpcStep(ctx context.Context, g *GRPC, t *Transcript, data map[
 		return nil, "", fmt.Errorf("gRPC client for %s: %w", g.address, err)
 	}
 	defer conn.Close()
-	if len(g.metadata) > 0 {
-		ctx = metadata.NewOutgoingContext(ctx, g.metadata.Copy())
-	}
+	ctx = g.outgoing(ctx)
 	sr := &Run{Vars: map[string]any{"grpc_message": ""}, Transcript: t}
 	a, err := g.invoke(ctx, conn, sr, data)
 	switch {

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/expr-lang/expr/types"
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/tracing"
 )
 
 // websocketVars are the websocket kind's variables.
@@ -39,6 +40,7 @@ type WebSocket struct {
 	tls          tlsDialer
 	steps        []tcpStep
 	maxMessage   int64
+	tracing      *tracing.Tracing
 }
 
 // Probe implements Prober.
@@ -53,8 +55,10 @@ func (w *WebSocket) Probe(ctx context.Context, run *Run) error {
 	defer tr.CloseIdleConnections()
 	start := time.Now()
 	run.Transcript.Printf("dialing %s", w.url)
+	header := w.header.Clone()
+	w.tracing.Inject(ctx, header) // the upgrade is a request to the target like any other
 	conn, resp, err := websocket.Dial(ctx, w.url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr},
-		HTTPHeader: w.header.Clone(), Subprotocols: w.subprotocols})
+		HTTPHeader: header, Subprotocols: w.subprotocols})
 	if err != nil {
 		if resp != nil {
 			// The server answered, and not with an upgrade: the application's doing.
@@ -163,7 +167,7 @@ func (websocketKind) build(b *builder, c *configs.Check) Prober {
 	case s.Auth.Username != "":
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(s.Auth.Username+":"+s.Auth.Password.Value())))
 	}
-	w := &WebSocket{url: s.URL, header: h, subprotocols: s.Subprotocols, tls: d, maxMessage: int64(s.MaxMessageBytes)}
+	w := &WebSocket{url: s.URL, header: h, subprotocols: s.Subprotocols, tls: d, maxMessage: int64(s.MaxMessageBytes), tracing: b.deps.Tracing}
 	for _, st := range s.Steps {
 		step := tcpStep{send: st.Send}
 		if st.Expect != "" {
