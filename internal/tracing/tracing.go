@@ -189,10 +189,11 @@ func (t *Tracing) TraceURL(traceID string) string {
 	return strings.ReplaceAll(t.traceURL, "{trace_id}", traceID)
 }
 
-// TraceID returns the trace id of ctx's span ("" when there is none or tracing is off).
+// TraceID returns the trace id of ctx's span: "" when there is none, tracing is off, or
+// the sampler dropped the trace (it was recorded nowhere, so a link to it opens nothing).
 func TraceID(ctx context.Context) string {
 	sc := trace.SpanContextFromContext(ctx)
-	if !sc.HasTraceID() {
+	if !sc.HasTraceID() || !sc.IsSampled() {
 		return ""
 	}
 	return sc.TraceID().String()
