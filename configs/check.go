@@ -59,7 +59,9 @@ func (c *Check) applyDefaults(cfg *Config, i int) {
 	c.Index = i
 	c.inherited = map[string]bool{"every": c.Every == 0, "timeout": c.Timeout == 0, "retries": c.Retries == nil,
 		"failure_threshold": c.FailureThreshold == 0, "failure_window": c.FailureWindow == nil,
-		"success_threshold": c.SuccessThreshold == 0, "repeat_interval": c.RepeatInterval == 0, "no_data": c.NoData == ""}
+		"success_threshold": c.SuccessThreshold == 0, "no_data": c.NoData == ""}
+	// A written repeat_interval: 0 turns this check's reminders off (zero.go).
+	c.inherited["repeat_interval"] = c.RepeatInterval == 0 && !cfg.zeroWritten(c.Path()+".repeat_interval")
 	setDur(&c.Every, d.Every)
 	setDur(&c.Timeout, d.Timeout)
 	if c.Retries == nil {
@@ -70,7 +72,9 @@ func (c *Check) applyDefaults(cfg *Config, i int) {
 		c.FailureWindow = ptr(*d.FailureWindow)
 	}
 	setInt(&c.SuccessThreshold, d.SuccessThreshold)
-	setDur(&c.RepeatInterval, d.RepeatInterval)
+	if c.inherited["repeat_interval"] {
+		c.RepeatInterval = d.RepeatInterval
+	}
 	if c.NoData == "" {
 		c.NoData = d.NoData
 	}

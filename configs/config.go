@@ -32,6 +32,9 @@ type Config struct {
 	lines map[string]int // key path -> line in File, for errors raised after load
 	// overrides maps the key paths set by VIGIL_* variables and flags to their names.
 	overrides map[string]string
+	// zeros are the key paths written as a 0 that means something (zero.go): the defaults
+	// leave them.
+	zeros map[string]bool
 	// problems are what LoadPartial found (see Broken).
 	problems Errors
 	// expandedSecrets are ${VAR} values that are credentials by their variable's or key's

@@ -21,6 +21,8 @@ type decoder struct {
 	where func(path string) (file string, line int, source string)
 	// unset holds the key paths whose value used a ${VAR} that is not set, with the names.
 	unset map[string][]string
+	// zeros holds the key paths written as a 0 that is kept (zero.go).
+	zeros map[string]bool
 }
 
 // rawDecoder is implemented by types whose YAML has more than one shape.
@@ -166,7 +168,11 @@ func (d *decoder) decodeStruct(path string, m map[string]any, dst reflect.Value,
 			d.unknownKey(joinPath(path, k), k, keysOf(fields))
 			continue
 		}
+		before := len(d.errs)
 		d.decode(joinPath(path, k), m[k], dst.Field(idx))
+		if m[k] != nil && len(d.errs) == before && dst.Field(idx).IsZero() {
+			d.writtenZero(dst.Type(), joinPath(path, k), k)
+		}
 	}
 }
 

@@ -215,6 +215,7 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 			"the default of ${%s:-...} holds another ${...}; vigil expands one level", nested[path])
 	}
 	d.decode("", raw, reflect.ValueOf(cfg).Elem())
+	cfg.zeros = d.zeros
 	// Validation goes on over what did decode; its findings under a key that did not
 	// decode would only restate that problem.
 	cfg.applyDefaults()

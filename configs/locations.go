@@ -71,13 +71,15 @@ func SilentAfter(heartbeat time.Duration) time.Duration { return 3 * heartbeat }
 func (c *Config) ServiceQuorum(s *Service) Quorum {
 	q := c.Locations.Quorum()
 	if o := s.Verify.Locations; o != nil {
-		if o.Min != 0 {
+		// A written min: 0 or wait: 0s means every location or no wait (zero.go).
+		at := "services." + s.Name + ".verify.locations."
+		if o.Min != 0 || c.zeroWritten(at+"min") {
 			q.Min = o.Min
 		}
 		if o.Fail != 0 {
 			q.Fail = o.Fail
 		}
-		if o.Wait != 0 {
+		if o.Wait != 0 || c.zeroWritten(at+"wait") {
 			q.Wait = o.Wait
 		}
 	}
@@ -88,7 +90,9 @@ func (c *Config) defaultLocations() {
 	setDur(&c.Agent.Heartbeat, DefaultHeartbeat)
 	setDur(&c.Agent.OutboxLease, DefaultOutboxLease)
 	setInt(&c.Locations.Fail, 1)
-	setDur(&c.Locations.Wait, DefaultLocationsWait)
+	if !c.zeroWritten("locations.wait") { // a written 0s is no wait (zero.go)
+		setDur(&c.Locations.Wait, DefaultLocationsWait)
+	}
 	if c.Locations.Notify == nil {
 		c.Locations.Notify = append([]string(nil), c.Defaults.Notify...)
 	}
