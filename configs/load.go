@@ -154,18 +154,27 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	}
 
 	// Environment and flags are layered over the file. Only VIGIL_SECTION__KEY variables
-	// are overrides; VIGIL_CONFIG, VIGIL_BROWSER and VIGIL_API_TOKEN are not keys.
+	// are overrides; VIGIL_CONFIG, VIGIL_BROWSER and VIGIL_API_TOKEN are not keys. One
+	// that names a key with a single underscore (VIGIL_AGENT_LISTEN) is an error: it set
+	// nothing, and its operator meant it to.
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ()
 	}
 	cfg.overrides = map[string]string{}
+	var misnamed Errors
 	ep := envprovider.Provider(".", envprovider.Opt{
 		Prefix:      envPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(key, value string) (string, any) {
 			rest := strings.TrimPrefix(key, envPrefix)
 			if !strings.Contains(rest, "__") {
+				if path := singleUnderscoreKey(key); path != "" && !(opts.ChecksOnly && unusedWhenChecksOnly(path)) {
+					want := envPrefix + strings.ToUpper(strings.Replace(path, ".", "__", -1))
+					misnamed = append(misnamed, &Error{Source: "environment " + key, Path: path,
+						Msg: "this variable sets nothing: an override has two underscores between section and key",
+						Fix: fmt.Sprintf("set %s (two underscores between section and key), or unset %s", want, key)})
+				}
 				return "", nil
 			}
 			path := strings.ToLower(strings.ReplaceAll(rest, "__", "."))
@@ -219,7 +228,7 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	// Validation goes on over what did decode; its findings under a key that did not
 	// decode would only restate that problem.
 	cfg.applyDefaults()
-	problems := d.errs
+	problems := append(d.errs, misnamed...)
 	cfg.checksOnly = opts.ChecksOnly
 	for _, e := range cfg.validate() {
 		if !d.errs.covers(e.Path) && !(opts.ChecksOnly && unusedWhenChecksOnly(e.Path)) {

@@ -87,3 +87,53 @@ notifiers: {Ops: {type: webhook, url: "http://127.0.0.1:9/hook", secret: s3cret}
 		}
 	}
 }
+
+// VIGIL_ variables: VIGIL_SECTION__KEY overrides a key. One with a single underscore that
+// names a key (VIGIL_AGENT_LISTEN) set nothing, without a word; it is an error that says
+// how to write it, unless the key is one `vigil run` does not use. Variables that name no
+// key (vigil's own, the scripts') stay quiet, and an override of a key that does not exist
+// is an error with a suggestion.
+func TestMisnamedEnvironmentVariables(t *testing.T) {
+	p := write(t, `
+agent: {listen: 127.0.0.1:7000}
+checks: [{name: a, kind: http, request: {url: "http://127.0.0.1:8080/"}}]
+services: {web: {checks: [a]}}
+`)
+	for _, c := range []struct {
+		env        string
+		checksOnly bool
+		want       string // the error; "" for none
+	}{
+		{env: "VIGIL_AGENT_LISTEN=0.0.0.0:9595",
+			want: "environment VIGIL_AGENT_LISTEN: agent.listen: this variable sets nothing: an override has two underscores between section and key; set VIGIL_AGENT__LISTEN (two underscores between section and key), or unset VIGIL_AGENT_LISTEN"},
+		{env: "VIGIL_AGENT_API_TOKEN=t",
+			want: "environment VIGIL_AGENT_API_TOKEN: agent.api_token: this variable sets nothing: an override has two underscores between section and key; set VIGIL_AGENT__API_TOKEN (two underscores between section and key), or unset VIGIL_AGENT_API_TOKEN"},
+		{env: "VIGIL_DEFAULTS_TIMEOUT=30s", checksOnly: true,
+			want: "environment VIGIL_DEFAULTS_TIMEOUT: defaults.timeout: this variable sets nothing: an override has two underscores between section and key; set VIGIL_DEFAULTS__TIMEOUT (two underscores between section and key), or unset VIGIL_DEFAULTS_TIMEOUT"},
+		{env: "VIGIL_SERVICES_WEB_DRY_RUN=true",
+			want: "environment VIGIL_SERVICES_WEB_DRY_RUN: services.web.dry_run: this variable sets nothing: an override has two underscores between section and key; set VIGIL_SERVICES__WEB__DRY_RUN (two underscores between section and key), or unset VIGIL_SERVICES_WEB_DRY_RUN"},
+		{env: "VIGIL_AGENT__LISTN=127.0.0.1:1",
+			want: `environment VIGIL_AGENT__LISTN: agent.listn: unknown key "listn"; did you mean "listen"?`},
+		{env: "VIGIL_AGENT__CONCURRENCY=0",
+			want: "environment VIGIL_AGENT__CONCURRENCY: agent.concurrency: 0 is not a setting of this key: it means neither none nor unlimited; leave the key out for the default 32, or use 1 or more"},
+		{env: "VIGIL_AGENT_LISTEN=0.0.0.0:9595", checksOnly: true}, // vigil run uses no agent.* key
+		{env: "VIGIL_AGENT__LISTEN=127.0.0.1:7001"},
+		{env: "VIGIL_CONFIG=/etc/vigil.yaml"},
+		{env: "VIGIL_BROWSER=/usr/bin/chromium"},
+		{env: "VIGIL_API_TOKEN=t"},
+		{env: "VIGIL_AGENT=http://127.0.0.1:9595"}, // a section, not a key
+		{env: "VIGIL_STORE_SECONDS=5"},
+		{env: "VIGIL_BROWSER_TEST_MARKER=1"},
+		{env: "VIGIL_REQUIRE_BROWSER=1"},
+		{env: "VIGIL_PUBLIC_URL=http://127.0.0.1:9595"},
+	} {
+		_, err := configs.Load(p, configs.Options{Environ: []string{c.env}, ChecksOnly: c.checksOnly})
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.want {
+			t.Errorf("%s (checks only %v):\n got: %s\nwant: %s", c.env, c.checksOnly, got, c.want)
+		}
+	}
+}

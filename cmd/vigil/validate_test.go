@@ -49,3 +49,26 @@ notifiers:
 		}
 	}
 }
+
+// A 0 written for a key whose default is not 0, and a VIGIL_ variable with one underscore
+// where an override has two, set nothing the operator meant: vigil validate says both,
+// with the file's line, the variable, and what to write instead.
+func TestValidateRefusesWrittenZerosAndMisnamedVariables(t *testing.T) {
+	t.Setenv("VIGIL_AGENT_LISTEN", "0.0.0.0:9595")
+	cfg := writeConfig(t, `
+checks:
+  - {name: home, kind: http, timeout: 0s, request: {url: "http://127.0.0.1:1/"}}
+`)
+	code, out, errs := run("validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d; want 2\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		cfg + ":3: checks[0].timeout: 0 is not a setting of this key: it means neither none nor unlimited; leave the key out for defaults.timeout, or give a positive duration such as 30s",
+		"environment VIGIL_AGENT_LISTEN: agent.listen: this variable sets nothing: an override has two underscores between section and key; set VIGIL_AGENT__LISTEN (two underscores between section and key), or unset VIGIL_AGENT_LISTEN",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+}
