@@ -3,7 +3,6 @@ package checks
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -85,35 +83,9 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
 	}
-	// Trace callbacks run on the transport's dial goroutines, which can outlive the
-	// request's choice of connection (a dial racing an idle connection), so they lock.
 	rec := &timingRecorder{}
 	start := time.Now()
-	trace := &httptrace.ClientTrace{
-		DNSStart: func(httptrace.DNSStartInfo) { rec.mark(&rec.dnsStart) },
-		DNSDone: func(httptrace.DNSDoneInfo) {
-			rec.phase(&rec.tm.DNS, &rec.dnsStart)
-			rec.mu.Lock()
-			rec.dnsDone = true
-			rec.mu.Unlock()
-		},
-		ConnectStart:      func(string, string) { rec.mark(&rec.connStart) },
-		ConnectDone:       func(string, string, error) { rec.phase(&rec.tm.Connect, &rec.connStart) },
-		TLSHandshakeStart: func() { rec.mark(&rec.tlsStart) },
-		TLSHandshakeDone:  func(tls.ConnectionState, error) { rec.phase(&rec.tm.TLS, &rec.tlsStart) },
-		GotConn:           rec.gotConn,
-		WroteRequest: func(httptrace.WroteRequestInfo) {
-			rec.mu.Lock()
-			rec.wrote = true
-			rec.mu.Unlock()
-		},
-		GotFirstResponseByte: func() {
-			rec.mu.Lock()
-			rec.tm.TTFB = time.Since(start)
-			rec.wrote = false
-			rec.mu.Unlock()
-		},
-	}
+	trace := rec.trace(start)
 	var body io.Reader
 	if r.Body != "" {
 		body = strings.NewReader(r.Body)
@@ -167,6 +139,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 		return nil, err
 	}
 	defer resp.Body.Close()
+	rec.gotFinal(start)
 
 	limit := r.MaxBodyBytes
 	if limit <= 0 {
@@ -276,64 +249,6 @@ func readBody(body io.Reader, length, limit int64) ([]byte, error) {
 
 // maxUpfront bounds the buffer readBody takes for a body's announced length.
 const maxUpfront = 64 << 10
-
-type timingRecorder struct {
-	mu                            sync.Mutex
-	tm                            Timings
-	dnsStart, connStart, tlsStart time.Time
-	reused, dnsDone               bool
-	// wrote is set from a request written until its answer's first byte: a connection got
-	// meanwhile is the transport sending it again (retried).
-	wrote   bool
-	retried int
-}
-
-// resolving says whether a host name lookup began and has not ended.
-func (r *timingRecorder) resolving() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return !r.dnsStart.IsZero() && !r.dnsDone
-}
-
-func (r *timingRecorder) mark(t *time.Time) {
-	r.mu.Lock()
-	*t = time.Now()
-	r.mu.Unlock()
-}
-
-func (r *timingRecorder) phase(d *time.Duration, start *time.Time) {
-	r.mu.Lock()
-	if !start.IsZero() && !r.reused { // after a reused conn, phases belong to a background dial
-		*d = time.Since(*start)
-	}
-	r.mu.Unlock()
-}
-
-func (r *timingRecorder) gotConn(info httptrace.GotConnInfo) {
-	r.mu.Lock()
-	if r.wrote {
-		r.retried++
-		r.wrote = false
-	}
-	r.reused = info.Reused
-	if info.Reused {
-		r.tm.DNS, r.tm.Connect, r.tm.TLS = 0, 0, 0
-	}
-	r.mu.Unlock()
-}
-
-func (r *timingRecorder) result() (Timings, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.tm, r.reused
-}
-
-func round(d time.Duration) time.Duration {
-	if d > time.Second {
-		return d.Round(time.Millisecond)
-	}
-	return d.Round(10 * time.Microsecond)
-}
 
 // describeHTTPError turns transport errors into a sentence that says what happened.
 func describeHTTPError(ctx context.Context, r *Request, err error) error {

@@ -109,7 +109,7 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 256 << 10,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 	if h.Wrap != nil {
 		rt = h.Wrap(rt)
@@ -117,6 +117,9 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 	h.transports[key] = rt
 	return rt, nil
 }
+
+// maxHeaderBytes caps an answer's headers, and those of the 1xx answers before it.
+const maxHeaderBytes = 256 << 10
 
 // CloseIdle closes kept-alive connections (tests, shutdown, the end of a session).
 func (h *HTTPClient) CloseIdle() {
