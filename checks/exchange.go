@@ -30,6 +30,8 @@ type Request struct {
 	TLS             configs.TLS
 	Auth            configs.Auth
 	MaxBodyBytes    int64
+	// Protocol is configs.Request's: "" or h2c.
+	Protocol string
 }
 
 // Timings are a request's phases. Connection phases are zero when a kept-alive connection
@@ -71,7 +73,7 @@ type Response struct {
 // a timeout before the response, a broken body. A response with any status is not an error.
 func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Response, error) {
 	h = h.forContext(ctx)
-	rt, err := h.transport(r.TLS)
+	rt, err := h.transport(r.TLS, r.Protocol)
 	if err != nil {
 		return nil, err
 	}

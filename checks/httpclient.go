@@ -17,7 +17,7 @@ import (
 )
 
 // HTTPClient is the HTTP machinery every HTTP-based kind shares: one tuned transport per
-// TLS setup, so a thousand checks a second against a few targets hold a few dozen kept-alive
+// TLS setup and protocol, so a thousand checks a second against a few targets hold a few dozen kept-alive
 // connections instead of thousands in TIME_WAIT.
 type HTTPClient struct {
 	// UserAgent is sent with every request.
@@ -29,20 +29,22 @@ type HTTPClient struct {
 	Resolver *net.Resolver
 
 	mu         sync.Mutex
-	transports map[tlsKey]http.RoundTripper
+	transports map[transportKey]http.RoundTripper
 	// parent is the shared client a session was made from; nil for a shared client.
 	parent *HTTPClient
 }
 
-type tlsKey struct {
+// transportKey tells transports apart: a TLS setup and a protocol ("" or h2c).
+type transportKey struct {
 	insecure   bool
 	caFile     string
 	serverName string
+	protocol   string
 }
 
 // NewHTTPClient returns a client with no transports built yet.
 func NewHTTPClient(userAgent string) *HTTPClient {
-	return &HTTPClient{UserAgent: userAgent, transports: map[tlsKey]http.RoundTripper{}}
+	return &HTTPClient{UserAgent: userAgent, transports: map[transportKey]http.RoundTripper{}}
 }
 
 // NewSession returns a client with the same settings and none of h's connections. A
@@ -58,7 +60,7 @@ func (h *HTTPClient) NewSession() *HTTPClient {
 	if h.parent != nil {
 		root = h.parent
 	}
-	return &HTTPClient{UserAgent: root.UserAgent, Wrap: root.Wrap, Resolver: root.Resolver, transports: map[tlsKey]http.RoundTripper{}, parent: root}
+	return &HTTPClient{UserAgent: root.UserAgent, Wrap: root.Wrap, Resolver: root.Resolver, transports: map[transportKey]http.RoundTripper{}, parent: root}
 }
 
 type sessionKey struct{}
@@ -80,8 +82,8 @@ func (h *HTTPClient) forContext(ctx context.Context) *HTTPClient {
 	return h
 }
 
-func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
-	key := tlsKey{opts.InsecureSkipVerify, opts.CAFile, opts.ServerName}
+func (h *HTTPClient) transport(opts configs.TLS, protocol string) (http.RoundTripper, error) {
+	key := transportKey{opts.InsecureSkipVerify, opts.CAFile, opts.ServerName, protocol}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t, ok := h.transports[key]; ok {
@@ -99,7 +101,7 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 		}
 		tc.RootCAs = pool
 	}
-	var rt http.RoundTripper = &http.Transport{
+	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
 		DialContext:            (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: h.Resolver}).DialContext,
 		TLSClientConfig:        tc,
@@ -111,6 +113,15 @@ func (h *HTTPClient) transport(opts configs.TLS) (http.RoundTripper, error) {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
+	if protocol == configs.ProtocolH2C {
+		// HTTP/2 alone: with prior knowledge over plain http (HTTP/1.1 left out, or Go
+		// would speak it), and by ALPN over TLS, should a redirect lead there.
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		p.SetHTTP2(true)
+		tr.Protocols = &p
+	}
+	var rt http.RoundTripper = tr
 	if h.Wrap != nil {
 		rt = h.Wrap(rt)
 	}

@@ -102,7 +102,7 @@ func (rt *requestTemplate) Fields() map[string]string {
 // Render fills the templates from data.
 func (rt *requestTemplate) Render(data map[string]any) (*Request, error) {
 	r := &Request{Method: rt.base.Method, URL: rt.base.URL, Body: rt.base.Body, Header: http.Header{},
-		Timeout: rt.base.Timeout, TLS: rt.base.TLS, Auth: rt.base.Auth, MaxBodyBytes: rt.base.MaxBodyBytes,
+		Timeout: rt.base.Timeout, TLS: rt.base.TLS, Auth: rt.base.Auth, MaxBodyBytes: rt.base.MaxBodyBytes, Protocol: rt.base.Protocol,
 		FollowRedirects: rt.base.FollowRedirects == nil || *rt.base.FollowRedirects}
 	var err error
 	if r.URL, err = execTemplate(rt.url, rt.base.URL, data); err != nil {

@@ -18,7 +18,14 @@ type Request struct {
 	TLS             TLS               `koanf:"tls"`
 	Auth            Auth              `koanf:"auth"`
 	MaxBodyBytes    int64             `koanf:"max_body_bytes"`
+	// Protocol is how the request speaks HTTP. Unset, as a browser does: HTTP/1.1 over
+	// plain http, HTTP/2 when TLS negotiates it. h2c: HTTP/2 over plain http with prior
+	// knowledge, for a service that speaks nothing else (gRPC-gateway, Envoy listeners).
+	Protocol string `koanf:"protocol" jsonschema:"enum=h2c"`
 }
+
+// ProtocolH2C is HTTP/2 over plain http, with prior knowledge (RFC 9113, section 3.3).
+const ProtocolH2C = "h2c"
 
 // TLS options for a request.
 type TLS struct {
@@ -68,6 +75,13 @@ func (v *validator) request(p string, r *Request) {
 	}
 	v.tls(p+".tls", &r.TLS)
 	v.auth(p+".auth", r.Auth)
+	switch {
+	case r.Protocol != "" && r.Protocol != ProtocolH2C:
+		v.errf(p+".protocol", DidYouMean(r.Protocol, []string{ProtocolH2C}),
+			"%q is not a protocol this key sets: h2c is HTTP/2 over plain http; over https, HTTP/2 is negotiated without it", r.Protocol)
+	case r.Protocol == ProtocolH2C && strings.HasPrefix(strings.ToLower(r.URL), "https:"):
+		v.errf(p+".protocol", "remove it: over https, HTTP/2 is negotiated without it", "h2c is HTTP/2 over plain http, and the url is https")
+	}
 }
 
 var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
