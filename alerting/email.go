@@ -12,19 +12,21 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // defaultEmailTimeout bounds one attempt: the whole SMTP conversation.
 const defaultEmailTimeout = 30 * time.Second
 
 // Email sends one message per event over SMTP: submission with STARTTLS (port 587, the
-// default) or implicit TLS (465), AUTH PLAIN only over TLS, a text and an HTML rendering of
-// the evidence with the failure screenshots attached. Message-ID derives from the
+// default) or implicit TLS (465), AUTH PLAIN or LOGIN only over TLS, a text and an HTML
+// rendering of the evidence with the failure screenshots attached. Message-ID derives from the
 // idempotency key, so a retry after a lost answer is the same message to a mail client;
 // the follow-ups of an incident answer its first message sent (In-Reply-To, References),
 // so clients thread them; which follow-ups go out is as for Teams (followUpSkipped).
@@ -173,7 +175,11 @@ func (m *Email) send(ctx context.Context, data []byte) error {
 	}
 	if m.user != "" {
 		step = "AUTH"
-		if err := c.Auth(smtp.PlainAuth("", m.user, m.password, m.host)); err != nil {
+		auth, err := m.auth(c)
+		if err != nil {
+			return err
+		}
+		if err := c.Auth(auth); err != nil {
 			return fail(err)
 		}
 	}
@@ -215,6 +221,57 @@ func (m *Email) send(ctx context.Context, data []byte) error {
 	}
 	_ = c.Quit() // the message is accepted; a lost goodbye does not undo that
 	return nil
+}
+
+// auth is the mechanism the server offers that vigil speaks: PLAIN, or else LOGIN (what
+// Exchange servers, smtp.office365.com among them, and some relays offer alone).
+func (m *Email) auth(c *smtp.Client) (smtp.Auth, error) {
+	_, offered := c.Extension("AUTH")
+	mechs := strings.Fields(strings.ToUpper(offered))
+	switch {
+	case slices.Contains(mechs, "PLAIN"):
+		return smtp.PlainAuth("", m.user, m.password, m.host), nil
+	case slices.Contains(mechs, "LOGIN"):
+		return &loginAuth{user: m.user, password: m.password}, nil
+	}
+	what := "no AUTH mechanism"
+	if len(mechs) > 0 {
+		what = "only AUTH " + strings.Join(mechs, ", ")
+	}
+	return nil, permanentf(nil, m.name, m.op("AUTH"), "the server offers %s; vigil authenticates with PLAIN or LOGIN: enable one of them "+
+		"for the account, or remove username and password for a relay that needs none", text.Clip(what, 200))
+}
+
+// loginAuth is AUTH LOGIN, the mechanism Exchange servers offer without PLAIN: the server
+// prompts for the user name, then the password, and the client answers each (net/smtp
+// base64-encodes the answers and decodes the prompts). Like net/smtp's PlainAuth it
+// refuses to run without TLS, and more strictly: not even to localhost.
+type loginAuth struct {
+	user, password string
+	step           int
+}
+
+func (a *loginAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
+	if !server.TLS {
+		return "", nil, errors.New("AUTH LOGIN refused without TLS: the password would cross the network in clear")
+	}
+	return "LOGIN", nil, nil
+}
+
+// Next answers a prompt by what it asks for ("Username:", "Password:", as servers send
+// them), or by its place when it names neither: the user name first, the password second.
+func (a *loginAuth) Next(fromServer []byte, more bool) ([]byte, error) {
+	if !more {
+		return nil, nil
+	}
+	if a.step++; a.step > 2 {
+		return nil, fmt.Errorf("AUTH LOGIN: a third prompt, after the user name and the password: %q", text.Clip(string(fromServer), 100))
+	}
+	prompt := strings.ToLower(string(fromServer))
+	if strings.Contains(prompt, "pass") || !strings.Contains(prompt, "user") && a.step == 2 {
+		return []byte(a.password), nil
+	}
+	return []byte(a.user), nil
 }
 
 func (m *Email) op(step string) string { return "SMTP " + m.addr + " " + step }

@@ -1,6 +1,7 @@
 // Package smtptest runs a real SMTP server (github.com/emersion/go-smtp) on 127.0.0.1 for
-// tests: STARTTLS or implicit TLS with a certificate made for the test, AUTH PLAIN, and the
-// messages it accepted, with what the session looked like (TLS, the authenticated user).
+// tests: STARTTLS or implicit TLS with a certificate made for the test, AUTH PLAIN (or the
+// mechanisms a test names: LOGIN, as Office 365 offers it), and the messages it accepted,
+// with what the session looked like (TLS, the authenticated user and mechanism).
 // It can refuse a step with an SMTP reply, as a real server does. Only tests import it.
 package smtptest
 
@@ -38,6 +39,9 @@ type Options struct {
 	// CertNames, when set, are the only names the server's certificate is for (no
 	// address): a server reached at 127.0.0.1 by a name it is not issued for.
 	CertNames []string
+	// AuthMechanisms are the AUTH mechanisms the server offers (after TLS); nil is PLAIN.
+	// It speaks PLAIN and LOGIN; any other it offers, it refuses when asked for.
+	AuthMechanisms []string
 }
 
 // Message is an accepted message.
@@ -47,8 +51,9 @@ type Message struct {
 	Data []byte
 	// TLS: the session was encrypted when the message arrived.
 	TLS bool
-	// User is who authenticated ("" for nobody).
-	User string
+	// User is who authenticated ("" for nobody), and Mechanism how (PLAIN, LOGIN).
+	User      string
+	Mechanism string
 	// ServerName is the name the client asked for in its TLS hello (SNI); "" for none.
 	ServerName string
 }
@@ -61,6 +66,7 @@ type Server struct {
 	CAFile string
 
 	srv    *smtp.Server
+	mechs  []string
 	mu     sync.Mutex
 	msgs   []Message
 	faults map[string][]*smtp.SMTPError
@@ -70,7 +76,10 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	cert, caFile := certificate(t, opts.CertNames)
-	s := &Server{CAFile: caFile, faults: map[string][]*smtp.SMTPError{}}
+	s := &Server{CAFile: caFile, faults: map[string][]*smtp.SMTPError{}, mechs: opts.AuthMechanisms}
+	if s.mechs == nil {
+		s.mechs = []string{sasl.Plain}
+	}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, c: c}, nil }))
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -133,20 +142,55 @@ type session struct {
 	s    *Server
 	c    *smtp.Conn
 	user string
+	mech string
 	from string
 	to   []string
 }
 
-func (se *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (se *session) AuthMechanisms() []string { return se.s.mechs }
 
-func (se *session) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, username, password string) error {
+func (se *session) Auth(mech string) (sasl.Server, error) {
+	check := func(username, password string) error {
 		if username != Username || password != Password {
 			return smtp.ErrAuthFailed
 		}
-		se.user = username
+		se.user, se.mech = username, mech
 		return nil
-	}), nil
+	}
+	switch {
+	case !slices.Contains(se.s.mechs, mech):
+		return nil, smtp.ErrAuthUnknownMechanism
+	case mech == sasl.Plain:
+		return sasl.NewPlainServer(func(_, username, password string) error { return check(username, password) }), nil
+	case mech == sasl.Login:
+		return &loginServer{check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// loginServer is AUTH LOGIN with Office 365's prompts, "Username:" and "Password:", each
+// answered with the value in base64 (go-smtp encodes the prompts and decodes the answers:
+// an answer that is not base64 is refused there). It wants no initial response, so a
+// client that passes has waited for the prompts.
+type loginServer struct {
+	check func(username, password string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	l.step++
+	switch l.step {
+	case 1:
+		if response != nil {
+			return nil, false, &smtp.SMTPError{Code: 501, Message: "AUTH LOGIN takes no initial response here"}
+		}
+		return []byte("Username:"), false, nil
+	case 2:
+		l.user = string(response)
+		return []byte("Password:"), false, nil
+	}
+	return nil, true, l.check(l.user, string(response))
 }
 
 func (se *session) Mail(from string, _ *smtp.MailOptions) error {
@@ -176,7 +220,7 @@ func (se *session) Data(r io.Reader) error {
 	state, encrypted := se.c.TLSConnectionState()
 	se.s.mu.Lock()
 	se.s.msgs = append(se.s.msgs, Message{From: se.from, To: slices.Clone(se.to), Data: bytes.Clone(data), TLS: encrypted, User: se.user,
-		ServerName: state.ServerName})
+		Mechanism: se.mech, ServerName: state.ServerName})
 	se.s.mu.Unlock()
 	return nil
 }
