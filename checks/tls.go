@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -84,11 +86,7 @@ func (d tlsDialer) handshake(ctx context.Context, conn net.Conn, run *Run) (*tls
 	start := time.Now()
 	tc := tls.Client(conn, &tls.Config{ServerName: d.serverName, InsecureSkipVerify: true}) //nolint:gosec // verified below
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
-			// The connection's deadline is the run's: it may fire a moment before ctx says so.
-			return nil, fmt.Errorf("TLS handshake with %s: timed out: the server did not finish it before the check's timeout", conn.RemoteAddr())
-		}
-		return nil, fmt.Errorf("TLS handshake with %s: %w", conn.RemoteAddr(), err)
+		return nil, handshakeErr(ctx, conn.RemoteAddr(), err)
 	}
 	run.Vars["handshake_ms"] = ms(time.Since(start))
 	st := tc.ConnectionState()
@@ -104,6 +102,21 @@ func (d tlsDialer) handshake(ctx context.Context, conn net.Conn, run *Run) (*tls
 		}
 	}
 	return tc, nil
+}
+
+// handshakeErr says why a TLS handshake with addr failed. A server that closes or resets
+// the connection, or never finishes the handshake (a load balancer with no backend, a TLS
+// terminator that hangs), gave no answer, as it is for the http kind; one that answers
+// with an alert, or with something that is not TLS, did answer.
+func handshakeErr(ctx context.Context, addr net.Addr, err error) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil:
+		// The connection's deadline is the run's: it may fire a moment before ctx says so.
+		return &noAnswerError{fmt.Errorf("TLS handshake with %s: timed out: the server did not finish it before the check's timeout", addr)}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return noAnswer(fmt.Errorf("TLS handshake with %s: %s before finishing it: %w", addr, readErr(err), err))
+	}
+	return fmt.Errorf("TLS handshake with %s: %w", addr, err)
 }
 
 // verify checks the presented chain against the roots for the server name.

@@ -159,3 +159,27 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Fatal("tls variables lack cert_expiry_days")
 	}
 }
+
+// A server that accepts and closes at once (a load balancer with no healthy backend) or
+// never finishes the handshake gave no answer, in the tls kind and in a tcp check that
+// speaks TLS, as the http kind has it: a deploy's verification counts the silence.
+func TestTLSHandshakeWithNoAnswer(t *testing.T) {
+	closes := tcpServer(t, func(net.Conn, <-chan struct{}) {})
+	stalls := tcpServer(t, silent)
+	short := func(s string) string { return strings.Replace(s, "timeout: 2s", "timeout: 300ms", 1) }
+	// Closed at once, before reading the hello, is a close or a reset, as the kernel has it.
+	for _, tc := range []struct{ name, yaml, reason string }{
+		{"tls: closed", tlsCheck(closes, ""), "the connection before finishing it"},
+		{"tls: stalled", short(tlsCheck(stalls, "")), "timed out: the server did not finish it"},
+		{"tcp: closed", tcpCheck(closes, "    tls: true\n"), "the connection before finishing it"},
+		{"tcp: stalled", short(tcpCheck(stalls, "    tls: true\n")), "timed out: the server did not finish it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := run(t, buildOne(t, tc.yaml), Input{})
+			wantOutcome(t, res, Error, "TLS handshake with 127.0.0.1:", tc.reason)
+			if !res.NoAnswer {
+				t.Errorf("NoAnswer = false; a server that drops or stalls the handshake gave no answer (%s)", res.Summary())
+			}
+		})
+	}
+}
