@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -129,6 +131,25 @@ func (d tlsDialer) verify(certs []*x509.Certificate, now time.Time) error {
 		inter.AddCert(c)
 	}
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: d.roots, Intermediates: inter, DNSName: d.serverName, CurrentTime: now})
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &host) && net.ParseIP(d.serverName) != nil && len(certs[0].IPAddresses) == 0:
+		// x509 says only "doesn't contain any IP SANs": what was served, and why, is the news.
+		return fmt.Errorf("%w: it is for %s (with no server_name the check sends no SNI, and a server that picks "+
+			"its certificate by name serves its default one)", err, strings.Join(certs[0].DNSNames, ", "))
+	case errors.As(err, &unknown) && len(certs) == 1 && !bytes.Equal(certs[0].RawIssuer, certs[0].RawSubject):
+		// Browsers fetch a missing intermediate from the leaf's AIA URL; Go clients and
+		// curl do not, so "unknown authority" is often a chain served incomplete.
+		return fmt.Errorf("%w: the server sent only its own certificate, issued by %q: a server whose certificate an "+
+			"intermediate issued must send that intermediate too (Go clients and curl do not fetch it, as browsers may); "+
+			"a private CA's certificate goes in tls_config.ca_file", err, certs[0].Issuer.String())
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil:
+		// x509 does not say which certificate: an intermediate's expiry reads as the leaf's.
+		return fmt.Errorf("%w (the certificate of %q, valid until %s)", err, invalid.Cert.Subject.String(),
+			invalid.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	return err
 }
 
@@ -147,12 +168,13 @@ func setTLSVars(run *Run, st tls.ConnectionState, verr error, now time.Time) {
 		return
 	}
 	leaf := st.PeerCertificates[0]
-	earliest := leaf.NotAfter
+	first := leaf
 	for _, c := range st.PeerCertificates[1:] {
-		if c.NotAfter.Before(earliest) {
-			earliest = c.NotAfter
+		if c.NotAfter.Before(first.NotAfter) {
+			first = c
 		}
 	}
+	earliest := first.NotAfter
 	run.Vars["cert_expiry_days"] = days(earliest.Sub(now))
 	run.Vars["cert_expiry_timestamp"] = float64(earliest.Unix())
 	run.Vars["leaf_expiry_days"] = days(leaf.NotAfter.Sub(now))
@@ -170,7 +192,7 @@ func setTLSVars(run *Run, st tls.ConnectionState, verr error, now time.Time) {
 	sum := sha256.Sum256(leaf.Raw)
 	run.Vars["fingerprint_sha256"] = hex.EncodeToString(sum[:])
 	if d := run.Vars["cert_expiry_days"].(float64); d < 30 {
-		run.Explain("cert_expiry_days", fmt.Sprintf("a certificate in the chain expires %s", earliest.UTC().Format(time.RFC3339)))
+		run.Explain("cert_expiry_days", fmt.Sprintf("a certificate in the chain expires %s: %q", earliest.UTC().Format(time.RFC3339), first.Subject.String()))
 	}
 }
 

@@ -1,11 +1,18 @@
 package checks
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +188,111 @@ func TestTLSHandshakeWithNoAnswer(t *testing.T) {
 				t.Errorf("NoAnswer = false; a server that drops or stalls the handshake gave no answer (%s)", res.Summary())
 			}
 		})
+	}
+}
+
+// intermediate is a CA that root signed, expiring after ttl (negative: already expired);
+// its certificate is in no PEM file: a server sends it, or a client has no way to it.
+func intermediate(t *testing.T, root *testCA, ttl time.Duration) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notBefore := time.Now().Add(-time.Hour)
+	if ttl < 0 {
+		notBefore = time.Now().Add(ttl - time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "vigil test intermediate"},
+		NotBefore: notBefore, NotAfter: time.Now().Add(ttl),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, &key.PublicKey, root.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key}
+}
+
+// Chains a deploy can get wrong while the leaf itself is fine: the intermediate left out
+// (browsers may fetch it, Go clients and curl fail), an intermediate out of date, one that
+// expires before the leaf. Each is judged on the whole chain, and the reason names the
+// certificate at fault.
+func TestTLSIntermediates(t *testing.T) {
+	root := newTestCA(t)
+	leafOf := func(in *testCA, full bool) tls.Certificate {
+		c := in.leaf(t, 60*24*time.Hour)
+		if full {
+			c.Certificate = append(c.Certificate, in.cert.Raw)
+		}
+		return c
+	}
+	good, soon, expired := intermediate(t, root, 300*24*time.Hour), intermediate(t, root, 10*24*time.Hour), intermediate(t, root, -24*time.Hour)
+	for _, tc := range []struct {
+		name    string
+		cert    tls.Certificate
+		assert  string
+		outcome Outcome
+		reasons []string
+	}{
+		{"full chain", leafOf(good, true), `["verified", "chain_length == 2", "cert_expiry_days > 59", "leaf_expiry_days > 59"]`, Pass, nil},
+		{"intermediate missing", leafOf(good, false), `["chain_length == 1"]`, Fail,
+			[]string{"is not valid for 127.0.0.1", "unknown authority", `the server sent only its own certificate, issued by "CN=vigil test intermediate"`}},
+		{"intermediate expired", leafOf(expired, true), `["leaf_expiry_days > 59"]`, Fail,
+			[]string{"is not valid for 127.0.0.1", "expired", `(the certificate of "CN=vigil test intermediate", valid until`}},
+		// Verified, and cert_expiry_days is the intermediate's 10 days, not the leaf's 60:
+		// the assertion fails and says which certificate.
+		{"intermediate expires first", leafOf(soon, true), `["verified", "leaf_expiry_days > 59", "cert_expiry_days >= 14"]`, Fail,
+			[]string{"cert_expiry_days >= 14 is false: cert_expiry_days = 10 (a certificate in the chain expires", `"CN=vigil test intermediate"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tlsServer(t, serverTLS(tc.cert))
+			extra := fmt.Sprintf("    tls_config: {ca_file: %q}\n", root.pemFile)
+			if tc.assert != "" {
+				extra += "    assert: " + tc.assert + "\n"
+			}
+			res := run(t, buildOne(t, tlsCheck(addr, extra)), Input{})
+			wantOutcome(t, res, tc.outcome, tc.reasons...)
+		})
+	}
+	// The tcp kind judges a chain the same way, before any step.
+	addr := tcpServer(t, func(c net.Conn, done <-chan struct{}) {
+		redis("+PONG")(tls.Server(c, serverTLS(leafOf(good, false))), done)
+	})
+	res := run(t, buildOne(t, tcpCheck(addr, fmt.Sprintf("    tls: true\n    tls_config: {ca_file: %q}\n%s", root.pemFile, pingSteps))), Input{})
+	wantOutcome(t, res, Fail, "the server sent only its own certificate")
+}
+
+// server_name is sent as SNI: a server that picks its certificate by name (an ingress)
+// serves its default one to a client without it, and vigil judges what was served. An
+// address's IP is not sent, as TLS has it.
+func TestTLSServerNameIsSNI(t *testing.T) {
+	ca := newTestCA(t)
+	api := ca.leafFor(t, 60*24*time.Hour, []string{"api.example.com"}, nil)
+	fallback := ca.leafFor(t, 60*24*time.Hour, []string{"ingress.local"}, nil)
+	var mu sync.Mutex
+	var seen []string
+	addr := tlsServer(t, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		mu.Lock()
+		seen = append(seen, h.ServerName)
+		mu.Unlock()
+		if h.ServerName == "api.example.com" {
+			return &api, nil
+		}
+		return &fallback, nil
+	}})
+	res := run(t, buildOne(t, tlsCheck(addr, fmt.Sprintf("    tls_config: {ca_file: %q, server_name: api.example.com}\n    assert: [\"verified\", \"'api.example.com' in sans\"]\n", ca.pemFile))), Input{})
+	wantOutcome(t, res, Pass)
+	res = run(t, buildOne(t, tlsCheck(addr, fmt.Sprintf("    tls_config: {ca_file: %q}\n", ca.pemFile))), Input{})
+	wantOutcome(t, res, Fail, "is not valid for 127.0.0.1", "ingress.local")
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"api.example.com", ""}) {
+		t.Errorf("the server saw SNI %q; want api.example.com, then none", seen)
 	}
 }
