@@ -207,7 +207,8 @@ func (t *TLS) Probe(ctx context.Context, run *Run) error {
 	defer conn.Close()
 	if t.startTLS != "" {
 		if err := startTLS(conn, t.startTLS, run); err != nil {
-			return err
+			run.Failf("%v", err) // the server answered, and no client gets TLS from it: as the tcp kind has it
+			return nil
 		}
 	}
 	tc, err := t.tls.handshake(ctx, conn, run)

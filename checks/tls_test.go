@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -143,6 +144,21 @@ func TestTLSStartTLS(t *testing.T) {
 	addr := tcpServer(t, mailServer("smtp", serverTLS(ca.leaf(t, 60*24*time.Hour))))
 	res := run(t, buildOne(t, tlsCheck(addr, fmt.Sprintf("    starttls: smtp\n    tls_config: {ca_file: %q}\n", ca.pemFile))), Input{})
 	wantOutcome(t, res, Pass)
+}
+
+// A refused STARTTLS is the server's answer, and no client gets TLS from it: the run fails,
+// as in the tcp kind, rather than ending in an error no verification counts.
+func TestTLSStartTLSRefused(t *testing.T) {
+	addr := tcpServer(t, func(c net.Conn, _ <-chan struct{}) {
+		r := bufio.NewReader(c)
+		fmt.Fprint(c, "220 ready\r\n")
+		_, _ = r.ReadString('\n')
+		fmt.Fprint(c, "250 mail.test\r\n")
+		_, _ = r.ReadString('\n')
+		fmt.Fprint(c, "454 TLS not available due to temporary reason\r\n")
+	})
+	res := run(t, buildOne(t, tlsCheck(addr, "    starttls: smtp\n")), Input{})
+	wantOutcome(t, res, Fail, "smtp STARTTLS was refused", "454 TLS not available")
 }
 
 // baseline.fingerprint_sha256 catches a deploy that makes the ingress serve another certificate.
