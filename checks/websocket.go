@@ -46,7 +46,18 @@ type WebSocket struct {
 // Probe implements Prober.
 func (w *WebSocket) Probe(ctx context.Context, run *Run) error {
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{}).DialContext,
+		// The run's deadline on the connection itself: the WebSocket library reads the body
+		// of an upgrade it refuses for up to 3 s whatever the context says, and a server that
+		// answers 101 wrongly and holds the connection open would keep the run past its timeout.
+		DialContext: func(dctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+			if err == nil {
+				if dl, ok := ctx.Deadline(); ok {
+					_ = c.SetDeadline(dl)
+				}
+			}
+			return c, err
+		},
 		TLSClientConfig:       &tls.Config{ServerName: w.tls.serverName, RootCAs: w.tls.roots, InsecureSkipVerify: w.tls.insecure}, //nolint:gosec // opt-in per check
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 10 * time.Second,
@@ -65,6 +76,12 @@ func (w *WebSocket) Probe(ctx context.Context, run *Run) error {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			_ = resp.Body.Close()
 			run.Vars["connect_ms"] = ms(time.Since(start))
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// A 101 that is no WebSocket's (a wrong Sec-WebSocket-Accept, a subprotocol
+				// never offered): only the handshake's error says what is wrong with it.
+				run.Failf("%s answered the WebSocket upgrade with %s, not as a WebSocket server does: %v", w.url, resp.Status, Trim(err.Error(), 200))
+				return nil
+			}
 			run.Failf("%s answered the WebSocket upgrade with %s: %s", w.url, resp.Status, Trim(strings.TrimSpace(string(body)), 200))
 			return nil
 		}
