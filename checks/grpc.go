@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"text/template"
 	"time"
 
@@ -47,6 +48,7 @@ type GRPC struct {
 	// requestT renders request when it has templates: {{ .Nonce }}, a fresh marker per run.
 	requestT *template.Template
 	creds    credentials.TransportCredentials
+	tls      bool // creds speak TLS
 	metadata metadata.MD
 	tracing  *tracing.Tracing
 }
@@ -95,6 +97,10 @@ func (g *GRPC) Probe(ctx context.Context, run *Run) error {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		// Nothing answered: connection refused, no HTTP/2 server, or no answer in time.
 		run.Unmeasured("the server did not answer", "status")
+		if m := g.mismatch(ctx, st); m != nil {
+			run.Failf("gRPC health check of %v", m)
+			return nil
+		}
 		return grpcNoAnswer(st, fmt.Errorf("gRPC health check of %s: %s: %s", g.address, st.Code(), Trim(st.Message(), 300)))
 	case codes.NotFound:
 		run.Vars["status"] = "SERVICE_UNKNOWN"
@@ -116,6 +122,35 @@ func (g *GRPC) Probe(ctx context.Context, run *Run) error {
 		run.Failf("%s reports %s for %s", g.address, s, serviceName(g.service))
 	}
 	return nil
+}
+
+// mismatch says, for a call the server did not answer (st), whether it speaks the other
+// transport than the check: TLS to a plaintext check, plaintext to one with tls: true. The
+// server answered, and no client configured as the check is gets through: a failure that
+// names the fix, not silence. gRPC keeps the transport's error only as text; a plaintext
+// check whose HTTP/2 preface the server dropped asks it for a TLS handshake to tell.
+func (g *GRPC) mismatch(ctx context.Context, st *status.Status) error {
+	msg := st.Message()
+	switch {
+	case st.Code() != codes.Unavailable:
+	case g.tls && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Errorf("%s: the server does not speak TLS (%s): set tls: false if it serves plaintext gRPC, "+
+			"or point address at its TLS port", g.address, Trim(msg, 200))
+	case !g.tls && strings.Contains(msg, "error reading server preface") && speaksTLS(ctx, g.address):
+		return fmt.Errorf("%s: the server speaks TLS and the check is plaintext (%s): set tls: true", g.address, Trim(msg, 200))
+	}
+	return nil
+}
+
+// speaksTLS says whether address completes a TLS handshake, whatever its certificate.
+func speaksTLS(ctx context.Context, address string) bool {
+	d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only whether it speaks TLS
+	c, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 func serviceName(s string) string {
@@ -168,7 +203,7 @@ func (grpcKind) build(b *builder, c *configs.Check) Prober {
 // reads that is not. Nil when it is bad (reported through b).
 func (b *builder) grpcClient(path string, s *configs.GRPCSpec, known []string, fix, lacks string) *GRPC {
 	g := &GRPC{address: s.Address, service: s.Service, method: s.Method, request: s.Request, creds: insecure.NewCredentials(),
-		tracing: b.deps.Tracing}
+		tls: s.TLS, tracing: b.deps.Tracing}
 	if s.TLS {
 		d, err := newTLSDialer(s.TLSConfig, s.Address)
 		if err != nil {

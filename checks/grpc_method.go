@@ -103,6 +103,10 @@ func (g *GRPC) invoke(ctx context.Context, conn *grpc.ClientConn, run *Run, data
 		}
 		if unreached(err) {
 			run.Unmeasured("the server did not answer", "response")
+			if m := g.mismatch(ctx, status.Convert(err)); m != nil {
+				run.Failf("%s on %v", g.method, m)
+				return nil, nil
+			}
 			return nil, grpcNoAnswer(status.Convert(err), fmt.Errorf("gRPC call of %s on %s: %w", g.method, g.address, err))
 		}
 		run.Unmeasured("the method was not called", "response")
