@@ -292,3 +292,29 @@ func TestTCPDripAndReset(t *testing.T) {
 	})
 	wantOutcome(t, run(t, buildOne(t, tcpCheck(reset, pingSteps)), Input{}), Fail, "the server reset the connection")
 }
+
+// A banner that arrives in pieces is one line. A load balancer that accepts and closes at
+// once (no healthy backend) passes a check with no steps, the connect being all it
+// measures; an expect tells the two apart.
+func TestTCPBannerInPiecesAndAcceptClose(t *testing.T) {
+	pieces := tcpServer(t, func(c net.Conn, done <-chan struct{}) {
+		for _, p := range []string{"220 mail", ".test ES", "MTP ready\r", "\n"} {
+			if _, err := c.Write([]byte(p)); err != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		<-done
+	})
+	res := run(t, buildOne(t, tcpCheck(pieces, `    steps: [{expect: "^220 mail\\.test ESMTP ready$"}]`+"\n")), Input{})
+	wantOutcome(t, res, Pass)
+
+	closes := tcpServer(t, func(net.Conn, <-chan struct{}) {})
+	wantOutcome(t, run(t, buildOne(t, tcpCheck(closes, "")), Input{}), Pass)
+	res = run(t, buildOne(t, tcpCheck(closes, `    steps: [{expect: "^220 "}]`+"\n")), Input{})
+	wantOutcome(t, res, Fail, `steps[0]: no line matched "^220 "`, "(read no line at all)")
+}
