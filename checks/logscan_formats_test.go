@@ -116,3 +116,46 @@ func TestLogscanLongUnfinishedLine(t *testing.T) {
 		t.Fatalf("lines %v, want 1 (the rest)", res.Vars["lines"])
 	}
 }
+
+// RFC 5424 syslog lines ("<34>1 2026-...") carried no time vigil read, and offsets of hours
+// alone ("+01", PostgreSQL's for a zone without an abbreviation) were read in vigil's
+// zone, hours off: the warnings logged before the deploy could not be told from those
+// after it. Only those after it count.
+func TestLogscanSyslogAndHourOffsets(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	now := time.Now()
+	deploy := now.Add(-2 * time.Minute)
+	plus1, minus3 := time.FixedZone("", 3600), time.FixedZone("", -3*3600)
+	at := func(d time.Duration, zone *time.Location, layout string) string {
+		return now.Add(d).In(zone).Format(layout)
+	}
+	const (
+		rfc5424 = "2006-01-02T15:04:05.000000Z07:00"
+		hours   = "2006-01-02T15:04:05.000Z07"
+		pg      = "2006-01-02 15:04:05.000 Z07"
+		hhmm    = "2006-01-02T15:04:05.000Z0700"
+	)
+	for _, d := range []time.Duration{-4 * time.Minute, -time.Minute} {
+		when := "before the deploy"
+		if d > -2*time.Minute {
+			when = "after the deploy"
+		}
+		appendLog(t, log,
+			"<34>1 "+at(d, plus1, rfc5424)+" web-1 app 812 - - WARNING: Possible connection leak detected (RFC 5424, "+when+")",
+			at(d, plus1, hours)+" WARNING: Possible connection leak detected (+01, "+when+")",
+			at(d, minus3, pg)+" [812] WARNING: Possible connection leak detected (PostgreSQL -03, "+when+")",
+			at(d, plus1, hhmm)+" WARNING: Possible connection leak detected (+0100, "+when+")")
+	}
+	c := buildOne(t, logscanYAML(fmt.Sprintf("{file: %q}", log), "    samples: 10"))
+	res := run(t, c, Input{Since: deploy})
+	wantOutcome(t, res, Fail, "matches = 4 ")
+	if res.Vars["undated"] != 0 {
+		t.Fatalf("undated = %v; transcript %q", res.Vars["undated"], res.Transcript)
+	}
+	for _, s := range res.Vars["samples"].([]string) {
+		if !strings.Contains(s, "after the deploy") {
+			t.Fatalf("a line from before the deploy counted: %q", s)
+		}
+	}
+}

@@ -528,6 +528,13 @@ func TestParseLogTime(t *testing.T) {
 		`__REALTIME_TIMESTAMP=1795428904123000`,
 		"2026-11-23T15:45:04.123+05:30 x",
 		"2026-11-23 02:15:04,123 -0800 x",
+		"2026-11-23T11:15:04.123+0100 x",
+		"2026-11-23T11:15:04.123+01 x",
+		"2026-11-23 07:15:04.123 -03 x",
+		"2026-11-23T11:15:04.123+01",
+		`{"time":"2026-11-23T11:15:04.123+01","msg":"x"}`,
+		"<34>1 2026-11-23T11:15:04.123+01:00 host app - - - x",
+		"<165>1 2026-11-23T10:15:04.123Z host app 1234 ID47 [exampleSDID@32473 iut=\"3\"] x",
 	} {
 		got, ok := ParseLogTime([]byte(line), now, time.UTC)
 		if !ok || !got.Equal(want) {
@@ -536,6 +543,9 @@ func TestParseLogTime(t *testing.T) {
 	}
 	if got, ok := ParseLogTime([]byte("Nov 23 10:15:04 host app: x"), now, time.UTC); !ok || !got.Equal(want.Truncate(time.Second)) {
 		t.Errorf("syslog: %v %v", got, ok)
+	}
+	if got, ok := ParseLogTime([]byte("<34>Nov 23 10:15:04 host app: x"), now, time.UTC); !ok || !got.Equal(want.Truncate(time.Second)) {
+		t.Errorf("syslog with a priority (RFC 3164): %v %v", got, ok)
 	}
 	if got, ok := ParseLogTime([]byte("Dec 31 23:59:59 host app: x"), now, time.UTC); !ok || got.Year() != 2025 {
 		t.Errorf("syslog from last year: %v %v", got, ok)
@@ -549,12 +559,18 @@ func TestParseLogTime(t *testing.T) {
 	if got, ok := ParseLogTime([]byte("Jan  1 00:04:00 host app: x"), newYear, time.UTC); !ok || !got.Equal(time.Date(2027, 1, 1, 0, 4, 0, 0, time.UTC)) {
 		t.Errorf("syslog of January 1: %v %v", got, ok)
 	}
+	// Not offsets vigil can be sure of: the time is read in loc, as without one.
+	for _, line := range []string{"2026-11-23T10:15:04.123+012 x", "2026-11-23T10:15:04.123+15 x", "2026-11-23 10:15:04.123 Zurich"} {
+		if got, ok := ParseLogTime([]byte(line), now, time.UTC); !ok || !got.Equal(want) {
+			t.Errorf("%s: %v %v, want %v", line, got, ok, want)
+		}
+	}
 	for _, line := range []string{"level=info msg=started", "MESSAGE=Possible connection leak detected", "count=3 t=5ms"} {
 		if got, ok := ParseLogTime([]byte(line), now, time.UTC); ok {
 			t.Errorf("%q parsed as %v", line, got)
 		}
 	}
-	for _, line := range []string{"", "WARNING: no time", "2026-13-45T99:00:00Z", "\tat Pool.java:42"} {
+	for _, line := range []string{"", "WARNING: no time", "2026-13-45T99:00:00Z", "\tat Pool.java:42", "<34>1 - host app - - - x", "<34>"} {
 		if got, ok := ParseLogTime([]byte(line), now, time.UTC); ok {
 			t.Errorf("%q parsed as %v", line, got)
 		}
@@ -565,7 +581,8 @@ func TestParseLogTime(t *testing.T) {
 // a panic, whatever the bytes.
 func FuzzParseLogTime(f *testing.F) {
 	for _, s := range []string{"2026-11-23T10:15:04.123Z x", "2026/11/23 10:15:04 x", "Nov 23 10:15:04 x",
-		"[Mon Nov 23 10:15:04.123456 2026] x", `{"time":1795428904}`, "time=ts=t=2026-11-23 10:15:04 +01", "2026-11-23 10:15:04 -1"} {
+		"[Mon Nov 23 10:15:04.123456 2026] x", `{"time":1795428904}`, "time=ts=t=2026-11-23 10:15:04 +01", "2026-11-23 10:15:04 -1",
+		"<34>1 2026-11-23T10:15:04.123+01:00 host app - - - x", "<34>Nov 23 10:15:04 x", "2026-11-23T10:15:04+01", "2026-11-23T10:15:04-0930"} {
 		f.Add([]byte(s))
 	}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -573,6 +590,9 @@ func FuzzParseLogTime(f *testing.F) {
 		got, ok := ParseLogTime(line, now, time.UTC)
 		if !ok && !got.IsZero() {
 			t.Fatalf("no timestamp, yet %v", got)
+		}
+		if _, off := got.Zone(); off < -14*3600 || off > 14*3600 {
+			t.Fatalf("%v: an offset no zone has", got)
 		}
 	})
 }

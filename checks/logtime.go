@@ -14,7 +14,9 @@ import (
 //
 //	2026-11-23T10:15:04.123Z, 2026-11-23 10:15:04,123 +0100  ISO 8601 / RFC 3339, log4j, Python
 //	2026/11/23 10:15:04                                     Go's log package, nginx
+//	2026-11-23T10:15:04+01, 2026-11-23 10:15:04 +01        offsets of hours alone (PostgreSQL)
 //	Nov 23 10:15:04                                         syslog (the year is inferred from now)
+//	<34>1 2026-11-23T10:15:04.123+01:00 host app - - - x    syslog RFC 5424; RFC 3164 with its <PRI>
 //	[Mon Nov 23 10:15:04.123456 2026]                       Apache's error log
 //	{"time":"2026-11-23T10:15:04Z",...}, time=... / ts=...  JSON (slog, zap, logrus) and logfmt
 //	level=warn ts=2026-11-23T10:15:04Z msg=...              logfmt with the time after other keys
@@ -25,6 +27,9 @@ func ParseLogTime(line []byte, now time.Time, loc *time.Location) (time.Time, bo
 	line = bytes.TrimLeft(line, " \t")
 	if len(line) == 0 {
 		return time.Time{}, false
+	}
+	if line[0] == '<' {
+		line = syslogHeader(line)
 	}
 	if line[0] == '{' {
 		return jsonLogTime(line, loc)
@@ -150,8 +155,8 @@ func epochTime(f float64) (time.Time, bool) {
 	}
 }
 
-// isoTime parses YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH:MM|±HHMM| ±HHMM] or the same
-// with slashes in the date, at the start of b.
+// isoTime parses YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH:MM|±HHMM|±HH] (the offset also
+// after a space) or the same with slashes in the date, at the start of b.
 func isoTime(b []byte, loc *time.Location) (time.Time, bool) {
 	if len(b) < 19 {
 		return time.Time{}, false
@@ -197,32 +202,73 @@ func isoTime(b []byte, loc *time.Location) (time.Time, bool) {
 	}
 	zone := loc
 	rest := b[i:]
-	if len(rest) > 0 && rest[0] == ' ' && len(rest) >= 6 && (rest[1] == '+' || rest[1] == '-') {
-		rest = rest[1:] // "2026-11-23 10:15:04 +0100"
-	}
-	switch {
-	case len(rest) > 0 && rest[0] == 'Z':
-		zone = time.UTC
-	case len(rest) >= 5 && (rest[0] == '+' || rest[0] == '-'):
-		h, okh := strconv.Atoi(string(rest[1:3]))
-		mpos := 3
-		if rest[3] == ':' {
-			mpos = 4
-		}
-		var m int
-		okm := error(nil)
-		if len(rest) >= mpos+2 {
-			m, okm = strconv.Atoi(string(rest[mpos : mpos+2]))
-		}
-		if okh == nil && okm == nil && h <= 14 && m < 60 {
-			off := h*3600 + m*60
-			if rest[0] == '-' {
-				off = -off
-			}
-			zone = time.FixedZone("", off)
+	if z, ok := isoZone(rest); ok {
+		zone = z
+	} else if len(rest) > 1 && rest[0] == ' ' && rest[1] != 'Z' {
+		if z, ok := isoZone(rest[1:]); ok { // "2026-11-23 10:15:04 +0100"
+			zone = z
 		}
 	}
 	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, zone), true
+}
+
+// isoZone reads the zone at the start of b: Z, ±hh:mm, ±hhmm or ±hh. ISO 8601 allows all
+// four; PostgreSQL writes ±hh for a zone without an abbreviation, and a strftime %z
+// ±hhmm. A time followed by a lone ±hh was read in vigil's zone, hours off.
+func isoZone(b []byte) (*time.Location, bool) {
+	if len(b) > 0 && b[0] == 'Z' {
+		return time.UTC, true
+	}
+	digit := func(i int) bool { return i < len(b) && b[i] >= '0' && b[i] <= '9' }
+	two := func(i int) int { return int(b[i]-'0')*10 + int(b[i+1]-'0') }
+	if len(b) < 3 || (b[0] != '+' && b[0] != '-') || !digit(1) || !digit(2) {
+		return nil, false
+	}
+	h, m := two(1), 0
+	switch {
+	case len(b) > 3 && b[3] == ':' && digit(4) && digit(5):
+		m = two(4)
+	case digit(3) && digit(4):
+		m = two(3)
+	case digit(3):
+		return nil, false // "+012": not an offset vigil can be sure of
+	}
+	if h > 14 || m > 59 {
+		return nil, false
+	}
+	off := h*3600 + m*60
+	if b[0] == '-' {
+		off = -off
+	}
+	return time.FixedZone("", off), true
+}
+
+// syslogHeader returns line after a syslog priority ("<34>") and, in RFC 5424, the
+// version after it ("<34>1 2026-11-23T10:15:04.123+01:00 host app - - - msg"), where the
+// timestamp starts; line itself when it does not start with a priority. RFC 3164's
+// "<34>Nov 23 10:15:04 host app: msg" leaves the syslog time.
+func syslogHeader(line []byte) []byte {
+	end := bytes.IndexByte(line, '>')
+	if end < 2 || end > 4 {
+		return line
+	}
+	for _, c := range line[1:end] {
+		if c < '0' || c > '9' {
+			return line
+		}
+	}
+	rest := line[end+1:]
+	v := 0 // the version: 1 to 3 digits, not starting with 0
+	for v < len(rest) && v < 3 && rest[v] >= '0' && rest[v] <= '9' && rest[0] != '0' {
+		v++
+	}
+	if v > 0 && v < len(rest) && rest[v] == ' ' {
+		rest = rest[v+1:]
+	}
+	if len(rest) == 0 {
+		return line
+	}
+	return rest
 }
 
 var months = map[string]time.Month{"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul": 7,
