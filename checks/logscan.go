@@ -98,6 +98,9 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	}
 	run.Transcript.Printf("%d matching lines since %s (%s); read %d lines, %d bytes", total, cutoff.Format(time.RFC3339Nano),
 		formatStatuses(byPattern), tally.lines, tally.bytes)
+	if tally.excluded > 0 {
+		run.Transcript.Printf("%d lines read matched a pattern and an exclude pattern: not counted", tally.excluded)
+	}
 	for _, n := range tally.notes {
 		run.Transcript.Printf("note: %s", n)
 	}
@@ -111,7 +114,7 @@ func (logscanKind) vars() types.Map { return logscanVars }
 
 func (logscanKind) build(b *builder, c *configs.Check) Prober {
 	s := c.Spec.(*configs.LogscanSpec)
-	l := &Logscan{logQuery: logQuery{window: s.Window, samples: *s.Samples, maxBytes: s.MaxBytes}}
+	l := &Logscan{logQuery: logQuery{exclude: s.ExcludeRegexps(), window: s.Window, samples: *s.Samples, maxBytes: s.MaxBytes}}
 	srcs := s.Patterns
 	if s.Pattern != "" {
 		srcs = append([]string{s.Pattern}, srcs...)
@@ -119,7 +122,7 @@ func (logscanKind) build(b *builder, c *configs.Check) Prober {
 	l.patterns, l.names = s.Regexps(), srcs // compiled once, when the config was validated
 	if s.Source.URL != "" {
 		var err error
-		if l.loki, err = newLokiSource(b.deps.HTTP, &s.Source, srcs, c.Timeout); err != nil {
+		if l.loki, err = newLokiSource(b.deps.HTTP, &s.Source, srcs, s.Exclude, c.Timeout); err != nil {
 			b.errf(c.Path()+".source.query", "a query can name the deploy it verifies: "+deployQueryFields+" (empty outside a deploy), e.g. {app=\"web\", version=\"{{ .Deploy.Version }}\"}", "%v", err)
 			return nil
 		}

@@ -119,6 +119,7 @@ func (r *logRead) plain(f *os.File, tg *logTarget) (*checkpoint, error) {
 func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lower time.Time, ownTime bool) (int64, error) {
 	notAfter := tg.statAt.Add(logClockSlack)
 	var hits []lineHit // the patterns the line being read matched, in its pieces so far
+	excluded := false  // an exclude pattern matched one of the line's pieces so far
 	var last time.Time
 	future := 0
 	skip, start := skipFirst, true // start: the next piece begins a line
@@ -136,6 +137,7 @@ func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lowe
 				}
 			}
 		}
+		whole := start && end
 		start = end
 		for _, i := range r.q.match(piece, r.matched) {
 			if !slices.ContainsFunc(hits, func(h lineHit) bool { return h.pattern == i }) {
@@ -146,9 +148,18 @@ func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lowe
 				hits = append(hits, lineHit{pattern: i, text: text})
 			}
 		}
+		// A line in pieces may match a pattern in one and an exclude pattern in another.
+		if !excluded && (len(hits) > 0 || !whole) && r.q.excludes(piece) {
+			excluded = true
+		}
 		if !end {
 			return
 		}
+		if excluded && len(hits) > 0 {
+			r.tally.excluded++
+			hits = hits[:0]
+		}
+		excluded = false
 		r.tally.lines++
 		at := last
 		if lower.After(at) && (!ownTime || at.IsZero()) {

@@ -22,20 +22,22 @@ const (
 	lokiMaxPages  = 1000
 )
 
-// lokiSource reads a logscan's lines from Loki's query_range API. The patterns are pushed
-// into the query as a line filter, so only matching lines travel; they are matched again
-// here to count them per pattern.
+// lokiSource reads a logscan's lines from Loki's query_range API. The patterns and the
+// exclude patterns are pushed into the query as line filters, so only matching lines
+// travel; they are matched again here, to count them per pattern and because a proxy or
+// a Loki may not apply a filter.
 type lokiSource struct {
 	client   *HTTPClient
 	endpoint string // .../loki/api/v1/query_range
 	query    *deployQuery
 	patterns []string // pushed into the query as a line filter
+	exclude  []string // pushed into the query as a negative line filter
 	header   http.Header
 	auth     configs.Auth
 	timeout  time.Duration
 }
 
-func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string, timeout time.Duration) (*lokiSource, error) {
+func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns, exclude []string, timeout time.Duration) (*lokiSource, error) {
 	endpoint := strings.TrimRight(src.URL, "/")
 	if !strings.HasSuffix(endpoint, "/query_range") {
 		endpoint += "/loki/api/v1/query_range"
@@ -47,23 +49,31 @@ func newLokiSource(client *HTTPClient, src *configs.LogSource, patterns []string
 	if query.readsWindow { // the run's interval is the query_range's start and end
 		return nil, fmt.Errorf("a log query has no range for {{ .Window }}: the lines read are those since max(deploy start, now - window) already")
 	}
-	return &lokiSource{client: client, endpoint: endpoint, query: query, patterns: patterns, header: headerOf(src.Headers),
+	return &lokiSource{client: client, endpoint: endpoint, query: query, patterns: patterns, exclude: exclude, header: headerOf(src.Headers),
 		auth: src.Auth, timeout: timeout}, nil
 }
 
-// lokiQuery appends a line filter matching any of patterns to a LogQL log query. Loki's
-// regexes are Go's RE2, like vigil's.
-func lokiQuery(query string, patterns []string) string {
-	alts := make([]string, len(patterns))
-	for i, p := range patterns {
+// lokiQuery appends a line filter matching any of patterns to a LogQL log query, and one
+// leaving out lines any of exclude matches. Loki's regexes are Go's RE2, like vigil's.
+func lokiQuery(query string, patterns, exclude []string) string {
+	query = strings.TrimSpace(query) + " |~ " + lokiRegexp(patterns)
+	if len(exclude) > 0 {
+		query += " !~ " + lokiRegexp(exclude)
+	}
+	return query
+}
+
+// lokiRegexp is a LogQL string literal of a regex matching any of res.
+func lokiRegexp(res []string) string {
+	alts := make([]string, len(res))
+	for i, p := range res {
 		alts[i] = "(?:" + p + ")"
 	}
 	re := strings.Join(alts, "|")
-	lit := "`" + re + "`"
 	if strings.Contains(re, "`") {
-		lit = strconv.Quote(re)
+		return strconv.Quote(re)
 	}
-	return strings.TrimSpace(query) + " |~ " + lit
+	return "`" + re + "`"
 }
 
 // LokiEntry is one log line from a query_range answer.
@@ -147,7 +157,7 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 	if err != nil {
 		return nil, nil, err
 	}
-	query = lokiQuery(query, s.patterns)
+	query = lokiQuery(query, s.patterns, s.exclude)
 	t := run.Transcript
 	counts := make([]int, len(q.patterns))
 	var samples []string
@@ -234,7 +244,13 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 			tally.lines++
 			// The whole line: Loki's filter matched it anywhere, a stack dump of
 			// megabytes on one line included.
-			for _, i := range q.match([]byte(e.Line), matched) {
+			line := []byte(e.Line)
+			matched = q.match(line, matched)
+			if len(matched) > 0 && q.excludes(line) {
+				tally.excluded++
+				continue
+			}
+			for _, i := range matched {
 				counts[i]++
 				samples = append(samples, Trim(strings.TrimSpace(e.Line), logSampleMax))
 				if len(samples) > q.samples {

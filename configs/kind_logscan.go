@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,10 +14,13 @@ const KindLogscan = "logscan"
 
 // LogscanSpec is the logscan kind: count regex matches in logs written since the deploy.
 type LogscanSpec struct {
-	Source   LogSource     `koanf:"source"`
-	Pattern  string        `koanf:"pattern"`
-	Patterns []string      `koanf:"patterns"`
-	Window   time.Duration `koanf:"window"`
+	Source   LogSource `koanf:"source"`
+	Pattern  string    `koanf:"pattern"`
+	Patterns []string  `koanf:"patterns"`
+	// Exclude leaves out lines the patterns match that are not the fault's: vigil's own
+	// probe requests in an access log, a known noisy line.
+	Exclude []string      `koanf:"exclude"`
+	Window  time.Duration `koanf:"window"`
 	// Samples is how many matching lines a run keeps as evidence: nil is 5, 0 keeps none
 	// (lines may hold what must not reach a chat channel).
 	Samples *int `koanf:"samples"`
@@ -25,6 +29,7 @@ type LogscanSpec struct {
 	MaxBytes int64 `koanf:"max_bytes"`
 
 	compiled []*regexp.Regexp // Pattern then Patterns, compiled by validation
+	excluded []*regexp.Regexp // Exclude, compiled by validation
 }
 
 // LogSource is a file glob or a Loki-style query_range API.
@@ -41,6 +46,9 @@ const logscanMaxBytes = 64 << 20
 
 // Regexps returns pattern and patterns, compiled when the config was validated.
 func (l *LogscanSpec) Regexps() []*regexp.Regexp { return l.compiled }
+
+// ExcludeRegexps returns exclude, compiled when the config was validated.
+func (l *LogscanSpec) ExcludeRegexps() []*regexp.Regexp { return l.excluded }
 
 func (l *LogscanSpec) applyDefaults(c *Config, _ *Check) {
 	setDur(&l.Window, 5*time.Minute)
@@ -82,6 +90,16 @@ func (l *LogscanSpec) validate(v *validator, _ *Check, p string) {
 			v.errf(ip, "remove the duplicate", "pattern %q is listed twice", re)
 		}
 		seen[re] = true
+	}
+	l.excluded = l.excluded[:0]
+	for i, src := range l.Exclude {
+		ip := indexPath(p+".exclude", i)
+		if re := v.regexp(ip, src); re != nil {
+			l.excluded = append(l.excluded, re)
+		}
+		if src == l.Pattern || slices.Contains(l.Patterns, src) {
+			v.errf(ip, "remove it, or the pattern: a line it matches would never count", "%q is also a pattern", src)
+		}
 	}
 	if l.Window < time.Second {
 		v.errf(p+".window", "use 1s or more, e.g. 5m", "%s is too short", l.Window)
