@@ -1,9 +1,12 @@
 package checks
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -122,5 +125,83 @@ func TestLogscanLokiMaxBytes(t *testing.T) {
 	}
 	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "stopped at max_bytes (4096) of Loki answers") {
 		t.Fatalf("transcript: %s", tr)
+	}
+}
+
+// Loki's query frontend answers 429 "too many outstanding requests" when a tenant's queue
+// is full, and 503 while a querier restarts: one such answer made the run an error.
+// vigil asks again within the run's deadline: after the Retry-After when it fits, else
+// after a short backoff.
+func TestLogscanLokiRateLimited(t *testing.T) {
+	loki := &lokiServer{}
+	deploy := time.Now().Add(-time.Minute)
+	for i := range 5 {
+		loki.push(map[string]string{"app": "web"}, deploy.Add(time.Duration(i+1)*time.Second), "WARNING: Possible connection leak detected")
+	}
+	for _, tc := range []struct {
+		name       string
+		status     int
+		retryAfter string
+		want       string
+	}{
+		{"429 with Retry-After", http.StatusTooManyRequests, "1", "Loki answered 429 (Loki's rate limit: it refused the query as one too many): asked again after 1s, as its Retry-After asks"},
+		{"503", http.StatusServiceUnavailable, "", "Loki answered 503 (Loki unavailable): asked again after "},
+		{"429 with a Retry-After past the deadline", http.StatusTooManyRequests, "3600", "its Retry-After (1h0m0s) ends too close to the run's deadline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked atomic.Int32
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if asked.Add(1) == 1 {
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					http.Error(w, "too many outstanding requests", tc.status)
+					return
+				}
+				loki.ServeHTTP(w, r)
+			}))
+			c := buildOne(t, logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, srv.URL), ""))
+			res := run(t, c, Input{Since: deploy})
+			wantOutcome(t, res, Fail, "matches = 5 ")
+			if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, tc.want) {
+				t.Fatalf("the transcript lacks %q:\n%s", tc.want, tr)
+			}
+			if n := asked.Load(); n != 2 {
+				t.Fatalf("Loki was asked %d times, want 2", n)
+			}
+		})
+	}
+}
+
+// A Loki that answers 429 (or 503) every time: vigil asks again until the run's deadline
+// leaves no room for another attempt, then the run is an error that names Loki's rate
+// limit (or Loki unavailable), not a deadline passed.
+func TestLogscanLokiAlwaysRateLimited(t *testing.T) {
+	for status, why := range map[int]string{
+		http.StatusTooManyRequests:    "answered 429 (Loki's rate limit: it refused the query as one too many), asked ",
+		http.StatusServiceUnavailable: "answered 503 (Loki unavailable), asked ",
+	} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			var asked atomic.Int32
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				asked.Add(1)
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many outstanding requests", status)
+			}))
+			c := buildOne(t, strings.Replace(logscanYAML(fmt.Sprintf(`{url: %q, query: '{app="web"}'}`, srv.URL), ""), "timeout: 10s", "timeout: 3s", 1))
+			done := make(chan *Result, 1)
+			go func() { done <- c.Run(context.Background(), Input{}) }()
+			var res *Result
+			select {
+			case res = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("the run did not end within a minute; its timeout is 3s")
+			}
+			t.Logf("%s: %s %v (%s)", c.Name, res.Outcome, res.Reasons, res.Duration.Round(time.Millisecond))
+			wantOutcome(t, res, Error, "the Loki API at ", why, "too many outstanding requests", "give the check a longer timeout")
+			if n := asked.Load(); n < 2 {
+				t.Fatalf("Loki was asked %d times: not again", n)
+			}
+		})
 	}
 }

@@ -486,9 +486,6 @@ func TestLogscanLokiErrors(t *testing.T) {
 		{"rejected", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "parse error at line 1, col 12: syntax error: unexpected IDENTIFIER", http.StatusBadRequest)
 		}, "answered 400: parse error"},
-		{"too many requests", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "too many outstanding requests", http.StatusTooManyRequests)
-		}, "answered 429: too many outstanding requests"},
 		{"query failed", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, map[string]any{"status": "error", "errorType": "timeout", "error": "context deadline exceeded"})
 		}, "the Loki answer says error: context deadline exceeded"},

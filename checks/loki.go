@@ -14,13 +14,21 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/backoff"
 )
 
 const (
 	lokiPageLimit = 1000     // entries per page; below Loki's default max_entries_limit_per_query (5000)
 	lokiPageBytes = 16 << 20 // one page's body cap
 	lokiMaxPages  = 1000
+	// lokiRetryRoom is the least time an answer to a query asked again is given before the
+	// run's deadline: less, and asking again could only end in the deadline.
+	lokiRetryRoom = 500 * time.Millisecond
 )
+
+// lokiBusy paces the queries asked again of a Loki that answered 429 or 503 without a
+// Retry-After that ends in time.
+var lokiBusy = backoff.Policy{First: 250 * time.Millisecond, Max: 2 * time.Second, Jitter: true}
 
 // lokiSource reads a logscan's lines from Loki's query_range API. The patterns and the
 // exclude patterns are pushed into the query as line filters, so only matching lines
@@ -189,9 +197,12 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 		if page == 0 {
 			tr = t
 		}
-		resp, err := s.client.Do(ctx, req, tr)
+		resp, refused, err := s.ask(ctx, req, tr, t, tally)
 		if err != nil {
 			return nil, nil, fmt.Errorf("could not query Loki: %w", err)
+		}
+		if refused != "" {
+			return nil, nil, errors.New(refused)
 		}
 		tally.bytes += resp.BodyBytes
 		budget -= resp.BodyBytes
@@ -295,4 +306,51 @@ func (s *lokiSource) scan(ctx context.Context, q *logQuery, run *Run, cutoff, no
 		return nil, nil, ctx.Err()
 	}
 	return counts, samples, nil
+}
+
+// ask sends req and, while Loki answers 429 (its rate limit: too many outstanding
+// requests, a tenant's query limits) or 503 (unavailable: a querier restarting), asks
+// again, within the run's deadline: after the answer's Retry-After when the answer to
+// the next attempt would still fit before the deadline, else after a short backoff. When
+// the deadline leaves no room for another attempt, refused says what Loki answered.
+func (s *lokiSource) ask(ctx context.Context, req *Request, tr, t *Transcript, tally *logScan) (resp *Response, refused string, err error) {
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
+		resp, err = s.client.Do(ctx, req, tr)
+		if err != nil || (resp.Status != http.StatusTooManyRequests && resp.Status != http.StatusServiceUnavailable) {
+			return resp, "", err
+		}
+		tally.bytes += resp.BodyBytes
+		why := "Loki's rate limit: it refused the query as one too many"
+		if resp.Status == http.StatusServiceUnavailable {
+			why = "Loki unavailable"
+		}
+		wait, how := lokiBusy.Delay(attempt), ""
+		deadline, ok := ctx.Deadline()
+		left := time.Until(deadline)
+		if after, ok := lokiRetryAfter(resp.Header, time.Now()); ok {
+			how = "; its Retry-After (" + after.String() + ") ends too close to the run's deadline"
+			if after+lokiRetryRoom <= left {
+				wait, how = after, ", as its Retry-After asks"
+			}
+		}
+		if !ok || wait+lokiRetryRoom > left || !waitPoll(ctx, wait) {
+			return resp, fmt.Sprintf("the Loki API at %s answered %d (%s), asked %d× over %s until the run's deadline left no time to ask again: %s; "+
+				"give the check a longer timeout, or raise the tenant's query limits in Loki", s.endpoint, resp.Status, why, attempt,
+				time.Since(first).Round(time.Millisecond), Trim(strings.TrimSpace(string(resp.Body)), 300)), nil
+		}
+		t.Printf("Loki answered %d (%s): asked again after %s%s", resp.Status, why, wait.Round(time.Millisecond), how)
+	}
+}
+
+// lokiRetryAfter reads an answer's Retry-After: seconds, or an HTTP date.
+func lokiRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(min(n, 86400)) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(at.Sub(now), 0), true
+	}
+	return 0, false
 }
