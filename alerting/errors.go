@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/internal/backoff"
 )
 
 // Error is a failed delivery attempt: which notifier, which step, what the far end said,
@@ -175,32 +176,20 @@ func statusError(notifier, op string, status int, header http.Header, body []byt
 	return e
 }
 
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date.
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date, a date at
+// least a second away (a receiver's clock a little behind ours still asked for a wait).
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
+	d, ok := backoff.RetryAfter(v, now)
+	if ok && !isSeconds(v) {
+		d = max(d, time.Second).Round(time.Second)
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > 86400 {
-			n = 86400
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < time.Second {
-			d = time.Second
-		}
-		if d > 24*time.Hour {
-			d = 24 * time.Hour
-		}
-		return d.Round(time.Second), true
-	}
-	return 0, false
+	return d, ok
+}
+
+// isSeconds says whether a Retry-After value is delay seconds, not a date.
+func isSeconds(v string) bool {
+	_, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	return err == nil
 }
 
 // maxQuote is how much of an answer's body an error quotes.

@@ -328,7 +328,7 @@ func (s *lokiSource) ask(ctx context.Context, req *Request, tr, t *Transcript, t
 		wait, how := lokiBusy.Delay(attempt), ""
 		deadline, ok := ctx.Deadline()
 		left := time.Until(deadline)
-		if after, ok := lokiRetryAfter(resp.Header, time.Now()); ok {
+		if after, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			how = "; its Retry-After (" + after.String() + ") ends too close to the run's deadline"
 			if after+lokiRetryRoom <= left {
 				wait, how = after, ", as its Retry-After asks"
@@ -341,16 +341,4 @@ func (s *lokiSource) ask(ctx context.Context, req *Request, tr, t *Transcript, t
 		}
 		t.Printf("Loki answered %d (%s): asked again after %s%s", resp.Status, why, wait.Round(time.Millisecond), how)
 	}
-}
-
-// lokiRetryAfter reads an answer's Retry-After: seconds, or an HTTP date.
-func lokiRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(min(n, 86400)) * time.Second, true
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(at.Sub(now), 0), true
-	}
-	return 0, false
 }

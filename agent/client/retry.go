@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/backoff"
 )
 
 // maxAnswer is the most of an answer the client reads.
@@ -25,13 +26,11 @@ func Busy(status int) bool {
 	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
-// RetryAfter is how long an answer's Retry-After (in seconds) asks the caller to wait, at
-// most 30 s; 0 when it says nothing usable.
+// RetryAfter is how long an answer's Retry-After (seconds, or an HTTP-date as some proxies
+// send) asks the caller to wait, at most 30 s; 0 when it says nothing usable.
 func RetryAfter(h http.Header) time.Duration {
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
-		return min(time.Duration(s)*time.Second, 30*time.Second)
-	}
-	return 0
+	d, _ := backoff.RetryAfter(h.Get("Retry-After"), time.Now())
+	return min(d, 30*time.Second)
 }
 
 // retrying sends a request (each within 30 s) and, while the agent gives no answer or

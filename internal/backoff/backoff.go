@@ -6,6 +6,9 @@ package backoff
 
 import (
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,4 +34,22 @@ func (p Policy) Delay(attempt int) time.Duration {
 		return d/2 + rand.N(d/2+1)
 	}
 	return d
+}
+
+// RetryAfter reads a Retry-After value, as a server that refused for now (429, 503) asks
+// to be waited for: delay seconds or an HTTP-date, at most a day; ok is false when it says
+// nothing usable (absent, negative, not a number or a date). A date already past is 0.
+// Each caller caps it further by what it can wait.
+func RetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, 86400)) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return min(max(at.Sub(now), 0), 24*time.Hour), true
+	}
+	return 0, false
 }

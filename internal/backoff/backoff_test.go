@@ -22,3 +22,39 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 2 * time.Minute, true},
+		{" 5 ", 5 * time.Second, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"soon", 0, false},
+		{"999999999999", 24 * time.Hour, true}, // a day at most
+		{"Mon, 07 Dec 2026 10:00:30 GMT", 30 * time.Second, true},
+		{"Mon, 07 Dec 2026 09:59:00 GMT", 0, true}, // past
+		{"Mon, 07 Dec 2027 10:00:00 GMT", 24 * time.Hour, true},
+	} {
+		if d, ok := RetryAfter(c.v, now); d != c.want || ok != c.ok {
+			t.Errorf("RetryAfter(%q) = %v, %v; want %v, %v", c.v, d, ok, c.want, c.ok)
+		}
+	}
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "-1", "Mon, 07 Dec 2026 10:00:30 GMT", "", "1e9"} {
+		f.Add(s)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, v string) {
+		if d, ok := RetryAfter(v, now); d < 0 || d > 24*time.Hour || (!ok && d != 0) {
+			t.Errorf("RetryAfter(%q) = %v, %v", v, d, ok)
+		}
+	})
+}
