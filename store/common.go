@@ -52,6 +52,9 @@ type common struct {
 
 	mu      sync.Mutex
 	failing map[string]*writeFailure // by what was being written
+
+	// purgeBatch fixes the rows of each batch of an age purge (0: as long as purgeTurn).
+	purgeBatch int
 }
 
 // dialect is what differs between the two databases in the shared queries.
@@ -293,32 +296,3 @@ func inClause(n int) string {
 
 // scanner is a row or rows.
 type scanner interface{ Scan(...any) error }
-
-// Purge deletes runs and finished outbox entries older than before, expired silences, and
-// agents not heard from since before.
-func (s *common) Purge(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	err := s.tx(ctx, func(tx *txn) error {
-		for _, q := range []string{
-			`DELETE FROM runs WHERE started_at < ?`,
-			`DELETE FROM outbox WHERE status != 'pending' AND created_at < ?`,
-			`DELETE FROM silences WHERE ends_at < ?`,
-			`DELETE FROM alert_state WHERE updated_at < ?`,
-			`DELETE FROM agents WHERE heartbeat_at < ?`,
-			// an agent's board from before: its runs are gone (each new pod's name its own)
-			`DELETE FROM boards WHERE saved_at < ?`,
-			// a check's last beat stays: a weekly job's window may be longer than retention
-			`DELETE FROM beats WHERE received_at < ? AND id NOT IN (SELECT MAX(id) FROM beats GROUP BY check_name)`,
-		} {
-			res, err := tx.ExecContext(ctx, q, nanos(before))
-			if err != nil {
-				return err
-			}
-			n, _ := res.RowsAffected()
-			total += n
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM board_parts WHERE agent NOT IN (SELECT agent FROM boards)`)
-		return err
-	})
-	return total, err
-}

@@ -58,13 +58,10 @@ func (s *common) AddEvent(ctx context.Context, e *Event) error {
 	})
 }
 
-// PurgeEvents deletes events older than before (store.retention, as runs).
+// PurgeEvents deletes events older than before (store.retention, as runs), in batches as
+// Purge does, each a range of the events_at index.
 func (s *common) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, nanos(before))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return s.inBatches(ctx, purgeEventsQuery, nanos(before))
 }
 
 // DeployEntry is a deploy as a timeline shows it: its verdict, its links, the run that
