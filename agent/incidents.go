@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -93,6 +94,10 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 	if flipped && next.Failing || announce {
 		last = a.lastDeploy(ctx, c.Name, now)
 	}
+	var heard []string
+	if flipped && !next.Failing && in != nil && in.Open {
+		heard = a.heardOf(ctx, c.Name, in.Seq)
+	}
 	updated, err := a.store.UpdateIncident(context.WithoutCancel(ctx), store.IncidentUpdate{Subject: c.Name, Location: &next, AliveSince: a.aliveSince(now)},
 		func(cur *store.Incident, locs []*store.CheckLocation) (*store.Incident, []*store.OutboxEntry) {
 			out, ev, summary := a.nextIncident(c, cur, locs, incidentChange{now: now, remind: remind, announce: announce, muted: muted}, windowSummary(next, c.Config, res))
@@ -100,17 +105,19 @@ func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *che
 				return nil, nil
 			}
 			event, evSummary, announced = ev, summary, cur.Open && cur.Muted != "" && out.Open && out.Muted == ""
-			why := muted
+			why, notify := muted, c.Config.Notify
 			if ev == configs.EventCheckRecovered {
 				// The all-clear of an incident that was told is never muted: muted, it
 				// would leave its PagerDuty alert and Slack thread open for ever. One
-				// told to no one is not told by its closing either.
-				why = ""
+				// told to no one is not told by its closing either. It goes to whoever
+				// heard of the opening too: a notify list changed meanwhile would leave
+				// the page of the notifier no longer listed open.
+				why, notify = "", append(slices.Clone(notify), heard...)
 				if cur.Muted != "" {
 					why = neverAnnounced(cur.Muted)
 				}
 			}
-			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, why, last, announced)
+			entries := a.incidentNotifications(c, out, ev, summary, res, a.runURL(sr.ID), now, why, last, announced, notify)
 			sent = len(entries)
 			return out, entries
 		})
@@ -213,7 +220,7 @@ func names(list []*store.CheckLocation) string {
 // incidentNotifications builds the outbox entries of a check incident's event.
 // last is the newest deploy of the check's services, told with the event that opens the
 // incident.
-func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string, last *alerting.LastDeploy, announced bool) []*store.OutboxEntry {
+func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event, summary string, res *checks.Result, runURL string, now time.Time, muted string, last *alerting.LastDeploy, announced bool, notify []string) []*store.OutboxEntry {
 	rt := a.Runtime()
 	key := fmt.Sprintf("check:%s:%d:%s", c.Name, in.Seq, event)
 	reminder := 0
@@ -244,9 +251,20 @@ func (a *Agent) incidentNotifications(c *checks.Check, in *store.Incident, event
 		ev.FailedChecks = []alerting.FailedCheck{a.failedCheck(res, runURL)}
 		ev.LastDeploy = last
 	}
-	out := a.entries(ev, a.route(rt, c.Config.Notify, event), muted, now)
+	out := a.entries(ev, a.route(rt, notify, event), muted, now)
 	a.log.Info("check incident", "check", c.Name, "event", event, "reminder", reminder, "summary", ev.Summary, "notifications", len(out))
 	return out
+}
+
+// heardOf lists the notifiers that heard of a check's incident, read before the
+// transaction that may close it; none when unreadable (the closing then goes to the
+// check's notify list alone).
+func (a *Agent) heardOf(ctx context.Context, check string, seq int) []string {
+	heard, err := a.store.IncidentNotifiers(context.WithoutCancel(ctx), fmt.Sprintf("check:%s:%d", check, seq))
+	if err != nil {
+		a.log.Warn("reading who heard of an incident failed; its closing goes to the check's notify list", "check", check, "error", err)
+	}
+	return heard
 }
 
 // neverAnnounced is why the closing of an incident that opened muted and was announced to

@@ -169,3 +169,35 @@ notifiers:%s%s
 		t.Errorf("dead letters: %v", entries[0].LastError)
 	}
 }
+
+// A check's notify list changes while its incident is open (the check moves to another
+// team's PagerDuty service, by a reload): its all-clear still reaches the notifier that
+// was paged, or that page would stay open for ever, and the new one hears of it too.
+func TestARecoveryReachesWhoWasPagedAfterNotifyChanged(t *testing.T) {
+	tg := newTarget(t)
+	oldPD, newPD := loopback.NewPagerDuty(t), loopback.NewPagerDuty(t)
+	cfg := func(notify string) string {
+		return fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1s, timeout: 2s, retries: 0, failure_threshold: 1, notify: [%s], request: {url: %q}}
+notifiers:
+  old-team: {type: pagerduty, routing_key: %s, url: %s}
+  new-team: {type: pagerduty, routing_key: %s, url: %s}
+`, notify, tg.srv.URL+"/", loopback.PagerDutyRoutingKey, oldPD.URL(), loopback.PagerDutyRoutingKey, newPD.URL())
+	}
+	h := startAgent(t, "", cfg("old-team"))
+	tg.set("broken")
+	eventually(t, 30*time.Second, "the old team's page", func() bool { return len(oldPD.Events()) == 1 })
+	page := oldPD.Events()[0]
+	if err := os.WriteFile(h.cfgPath, []byte(cfg("new-team")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	tg.set("good")
+	h.outboxSettled("check:home:1:check_recovered", map[string]string{"old-team": store.OutboxDelivered, "new-team": store.OutboxDelivered})
+	if oldPD.Open(page.DedupKey) {
+		t.Errorf("the old team's page %s is still open after the check recovered", page.DedupKey)
+	}
+}
