@@ -201,3 +201,40 @@ notifiers:
 		t.Errorf("the old team's page %s is still open after the check recovered", page.DedupKey)
 	}
 }
+
+// The same for a deploy's incident: on_failure changed between the failed deploy and the
+// one that passes after it, and the pass still resolves the page the failure sent.
+func TestAPassResolvesWhoWasPagedAfterOnFailureChanged(t *testing.T) {
+	tg := newTarget(t)
+	oldPD, newPD := loopback.NewPagerDuty(t), loopback.NewPagerDuty(t)
+	cfg := func(route string) string {
+		return webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [" + route + "]",
+			top: fmt.Sprintf(`notifiers:
+  old-team: {type: pagerduty, routing_key: %s, url: %s}
+  new-team: {type: pagerduty, routing_key: %s, url: %s}`, loopback.PagerDutyRoutingKey, oldPD.URL(), loopback.PagerDutyRoutingKey, newPD.URL())}.String()
+	}
+	h := startAgent(t, "", cfg("old-team"))
+	tg.set("broken")
+	bad := h.deploy("web", "v2")
+	if v := h.verdict(bad, 30*time.Second); v["status"] != store.StatusFailed {
+		t.Fatalf("the broken deploy: %v", v["status"])
+	}
+	eventually(t, 30*time.Second, "the old team's page", func() bool { return len(oldPD.Events()) == 1 })
+	page := oldPD.Events()[0]
+	if err := os.WriteFile(h.cfgPath, []byte(cfg("new-team")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	tg.set("good")
+	good := h.deploy("web", "v3")
+	if v := h.verdict(good, 30*time.Second); v["status"] != store.StatusPassed {
+		t.Fatalf("the fix: %v", v["status"])
+	}
+	// new-team triggered nothing for the incident: PagerDuty's notifier skips its resolve.
+	h.outboxSettled(good+":deploy_passed", map[string]string{"old-team": store.OutboxDelivered, "new-team": store.OutboxSkipped})
+	if oldPD.Open(page.DedupKey) {
+		t.Errorf("the old team's page %s is still open after a deploy passed", page.DedupKey)
+	}
+}

@@ -24,6 +24,9 @@ import (
 type verdictContext struct {
 	silenced     string // the silence or maintenance window muting the service
 	openIncident string // the deploy incident a pass resolves
+	// heard are the notifiers that heard of openIncident: its resolution reaches them
+	// though on_failure no longer names them.
+	heard []string
 	// triage is what triage.go adds to the verdict's event (owners, runbook, previous
 	// version, links, checks passed here), read from the store beforehand.
 	triage alerting.Event
@@ -37,6 +40,12 @@ func (a *Agent) verdictContext(d *store.Deploy, v *verification) verdictContext 
 	rt := a.Runtime()
 	now := a.clock.Now()
 	vc := verdictContext{silenced: a.silencedBy(rt, d.Service, "", now), openIncident: a.openDeployIncident(d)}
+	if vc.openIncident != "" {
+		var err error
+		if vc.heard, err = a.store.IncidentNotifiers(context.WithoutCancel(a.runCtx), vc.openIncident); err != nil {
+			a.log.Warn("reading who heard of a deploy's incident failed; its resolution goes to on_failure alone", "deploy", vc.openIncident, "error", err)
+		}
+	}
 	if svc := rt.Config.Services[d.Service]; svc != nil {
 		vc.triage = alerting.Event{OccurredAt: now, Deploy: &alerting.Deploy{}}
 		a.triage(context.WithoutCancel(a.runCtx), rt, svc, d, v, &vc.triage)
@@ -111,8 +120,12 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 		e := *ev
 		e.Name = name
 		e.Key = d.ID + ":" + name
+		routed := svc.OnFailure.For(name)
+		if name == configs.EventDeployPassed {
+			routed = append(slices.Clone(routed), vc.heard...)
+		}
 		var targets []string
-		for _, n := range a.route(rt, svc.OnFailure.For(name), name) {
+		for _, n := range a.route(rt, routed, name) {
 			if w, ok := rt.Notifiers[n].(*alerting.Webhook); ok && w.Action() != "" {
 				e.Actions = append(e.Actions, alerting.ActionNote{Notifier: n, Action: w.Action(), DryRun: svc.DryRun || w.DryRun(), Withheld: why})
 				if why != "" {
