@@ -152,6 +152,8 @@ func targetFault(err error) error {
 		return &faultError{err}
 	case errors.As(err, &record) || notHTTP(err.Error()):
 		return &faultError{fmt.Errorf("%w (the service answered, and no HTTP client can read the answer)", err)}
+	case isRemoteAlert(err):
+		return &faultError{fmt.Errorf("%w (the service refused the TLS handshake, as it refuses every client like this one)", err)}
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%w (a private CA? give its certificate in the check's tls.ca_file)", err)
 	}

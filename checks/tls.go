@@ -108,17 +108,32 @@ func (d tlsDialer) handshake(ctx context.Context, conn net.Conn, run *Run) (*tls
 
 // handshakeErr says why a TLS handshake with addr failed. A server that closes or resets
 // the connection, or never finishes the handshake (a load balancer with no backend, a TLS
-// terminator that hangs), gave no answer, as it is for the http kind; one that answers
-// with an alert, or with something that is not TLS, did answer.
+// terminator that hangs), gave no answer, as it is for the http kind. One that answers
+// with an alert (a certificate its key does not match, only protocols or ciphers no
+// current client speaks), or with something that is not TLS, did answer, and fails the
+// run: every client is refused as this one was. The chain is verified apart, after the
+// handshake, so no certificate problem of the client's own making ends up here.
 func handshakeErr(ctx context.Context, addr net.Addr, err error) error {
+	var record tls.RecordHeaderError
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil:
 		// The connection's deadline is the run's: it may fire a moment before ctx says so.
 		return &noAnswerError{fmt.Errorf("TLS handshake with %s: timed out: the server did not finish it before the check's timeout", addr)}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return noAnswer(fmt.Errorf("TLS handshake with %s: %s before finishing it: %w", addr, readErr(err), err))
+	case errors.As(err, &record):
+		return &faultError{fmt.Errorf("TLS handshake with %s: %w (the server answered, not in TLS: no TLS client can connect)", addr, err)}
+	case isRemoteAlert(err):
+		return &faultError{fmt.Errorf("TLS handshake with %s: the server refused it: %w", addr, err)}
 	}
-	return fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	return &faultError{fmt.Errorf("TLS handshake with %s: %w (the server's side of the handshake, which no TLS client completes)", addr, err)}
+}
+
+// isRemoteAlert says whether err is a TLS alert the server sent ("remote error: tls:
+// internal error"): crypto/tls gives it as a net.OpError whose Op says so.
+func isRemoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // verify checks the presented chain against the roots for the server name.

@@ -131,12 +131,37 @@ func TestTLSStalledHandshakeIsError(t *testing.T) {
 	wantOutcome(t, res, Error, "TLS handshake with 127.0.0.1:", "timed out")
 }
 
-// A server that speaks something else than TLS is an error: there is no chain to judge.
-func TestTLSNotTLSIsError(t *testing.T) {
-	addr := tcpServer(t, func(c net.Conn, _ <-chan struct{}) {
-		fmt.Fprint(c, "SSH-2.0-OpenSSH_9.2\r\n")
-	})
-	wantOutcome(t, run(t, buildOne(t, tlsCheck(addr, "")), Input{}), Error, "TLS handshake")
+// A server that speaks something else than TLS on the check's port (a deploy that left
+// the terminator out, an ingress serving plain HTTP) refuses every TLS client: the run
+// fails. It was an error, and an error never fails a deploy.
+func TestTLSNotTLSFails(t *testing.T) {
+	for name, banner := range map[string]string{"ssh": "SSH-2.0-OpenSSH_9.2\r\n",
+		"plain http": "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"} {
+		addr := tcpServer(t, func(c net.Conn, _ <-chan struct{}) { fmt.Fprint(c, banner) })
+		t.Run(name, func(t *testing.T) {
+			wantOutcome(t, run(t, buildOne(t, tlsCheck(addr, "")), Input{}), Fail, "TLS handshake", "not in TLS")
+		})
+	}
+}
+
+// A server that refuses the handshake with an alert (here its certificate cannot be
+// loaded: a key that does not match, a secret not mounted) refuses every client: the run
+// fails, for the tls kind and the http kind alike. Both called it an error.
+func TestTLSHandshakeRefusedFails(t *testing.T) {
+	broken := &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return nil, fmt.Errorf("tls: private key does not match public key")
+	}}
+	addr := tlsServer(t, broken)
+	wantOutcome(t, run(t, buildOne(t, tlsCheck(addr, "")), Input{}), Fail, "the server refused it", "remote error: tls: internal error")
+	res := run(t, buildOne(t, fmt.Sprintf(`
+checks:
+  - name: home
+    kind: http
+    timeout: 2s
+    request: {url: "https://%s/"}
+`, addr)), Input{})
+	wantOutcome(t, res, Fail, "remote error: tls: internal error", "refused the TLS handshake")
+	wantOutcome(t, run(t, buildOne(t, tcpCheck(addr, "    tls: true\n")), Input{}), Fail, "the server refused it")
 }
 
 func TestTLSStartTLS(t *testing.T) {
