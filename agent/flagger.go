@@ -30,21 +30,22 @@ import (
 // (http://vigil:TOKEN@host/...), which Go's HTTP client, and so Flagger, sends as basic
 // auth: the same check as every /api call.
 
-// flaggerPayload is what Flagger POSTs (pkg/apis/flagger/v1beta1 CanaryWebhookPayload).
-// Unknown fields are ignored, unlike the rest of the API: Flagger adds fields over
-// releases (buildId, failedChecks, canaryWeight, ...) and vigil must not break on them.
+// flaggerPayload is what Flagger POSTs (pkg/apis/flagger/v1beta1 CanaryWebhookPayload):
+// name, namespace, phase, checksum and the webhook's own metadata. Unknown fields are
+// ignored, unlike the rest of the API, so that a field a later Flagger adds breaks nothing.
 type flaggerPayload struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
 	Phase     string            `json:"phase"`
 	Checksum  string            `json:"checksum"`
-	Type      string            `json:"type"`
 	Metadata  map[string]string `json:"metadata"`
 }
 
 // flaggerGates are the webhook types whose 2xx means "go on". Others are refused:
 // confirm-rollout runs before the canary is up (vigil would verify the old version),
 // rollback reads a 2xx as "roll back now", post-rollout and event are notifications.
+// Flagger's payload does not say which hook called, so the type is the webhook's
+// metadata.type; an event hook is known by the eventType Flagger puts in its metadata.
 var flaggerGates = []string{"pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion"}
 
 // flaggerDone are canary phases after the analysis: nothing is left to verify.
@@ -89,12 +90,16 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	if service == "" {
 		service = p.Name
 	}
+	typ := p.Metadata["type"]
+	if _, ok := p.Metadata["eventType"]; ok && typ == "" {
+		typ = "event"
+	}
 	switch {
 	case p.Name == "" || p.Checksum == "":
 		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: name and checksum are required (Flagger sends both)")
 		return
-	case p.Type != "" && !slices.Contains(flaggerGates, p.Type):
-		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s", text.Ellipsis(p.Type, 40), strings.Join(flaggerGates, ", "))
+	case typ != "" && !slices.Contains(flaggerGates, typ):
+		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s (and say it in the webhook's metadata.type)", text.Ellipsis(typ, 40), strings.Join(flaggerGates, ", "))
 		return
 	case slices.Contains(flaggerDone, p.Phase):
 		writeError(w, http.StatusBadRequest, "canary %s.%s is %s: its analysis is over and there is nothing to verify", text.Ellipsis(p.Name, 80), text.Ellipsis(p.Namespace, 80), p.Phase)
@@ -117,7 +122,7 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if created {
 		h.a.log.Info("flagger webhook: deploy registered for the canary", "deploy", d.ID, "service", service,
-			"canary", p.Name+"."+p.Namespace, "checksum", p.Checksum, "type", p.Type)
+			"canary", p.Name+"."+p.Namespace, "checksum", p.Checksum, "type", typ)
 	}
 	if d.Status == store.StatusVerifying && wait > 0 {
 		if d, err = h.a.WaitDeploy(r.Context(), d.ID, wait); err != nil {

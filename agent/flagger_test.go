@@ -44,17 +44,24 @@ const flaggerDocsPayload = `{
   }
 }`
 
-// flaggerFullPayload is what Flagger's CallWebhook (pkg/controller/webhook.go) sends since
-// it added build ids and analysis progress: its own metadata keys, then the webhook's.
-func flaggerFullPayload(name, namespace, checksum, typ string, metadata map[string]string) string {
-	md := map[string]string{"timestamp": "1767225600000", "phase": "Progressing", "failedChecks": "0",
-		"canaryWeight": "0", "iterations": "0", "lastBuildId": "", "lastAppliedSpec": "5d8fb6bdf5", "lastPromotedSpec": "7c9f8c8b4"}
-	for k, v := range metadata {
-		md[k] = v
-	}
-	b, _ := json.Marshal(map[string]any{"name": name, "namespace": namespace, "phase": "Progressing", "checksum": checksum,
-		"buildId": "", "type": typ, "failedChecks": 0, "canaryWeight": 0, "iterations": 0, "remainingTime": 0, "metadata": md})
+// flaggerHookPayload is what Flagger's CallWebhook (pkg/controller/webhook.go) sends: the
+// canary's name and namespace, the phase, the checksum of its spec, and the webhook's
+// metadata as written in the Canary. Nothing else: not the hook's type, not the weight.
+func flaggerHookPayload(name, namespace, phase, checksum string, metadata map[string]string) string {
+	b, _ := json.Marshal(map[string]any{"name": name, "namespace": namespace, "phase": phase, "checksum": checksum, "metadata": metadata})
 	return string(b)
+}
+
+// flaggerEventPayload is what Flagger's CallEventWebhook sends an event hook: its own
+// metadata keys first, then the webhook's.
+func flaggerEventPayload(checksum string, metadata map[string]string) string {
+	md := map[string]string{"eventMessage": "New revision detected! Scaling up podinfo.test", "eventType": "Normal", "timestamp": "1767225600000"}
+	for k, v := range metadata {
+		if _, ok := md[k]; !ok {
+			md[k] = v
+		}
+	}
+	return flaggerHookPayload("podinfo", "test", "Progressing", checksum, md)
 }
 
 // flaggerCall posts a payload the way Flagger does: Go's HTTP client, Content-Type
@@ -150,12 +157,13 @@ func TestFlaggerWebhookLifecycle(t *testing.T) {
 	}
 }
 
-// What Flagger's controller sends today carries more fields than its documentation shows,
-// and the webhook's own metadata; vigil must read it and ignore what it does not need.
+// Flagger sends the webhook's metadata as written, and its extra keys (cmd, a load
+// tester's) are none of vigil's business; metadata.type names the hook, since Flagger's
+// payload does not.
 func TestFlaggerWebhookFullPayload(t *testing.T) {
 	tg := newTarget(t)
 	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 100ms, count: 2"))
-	payload := flaggerFullPayload("shop", "prod", "5d8fb6bdf5", "pre-rollout", map[string]string{"service": "podinfo", "cmd": "ignored"})
+	payload := flaggerHookPayload("shop", "prod", "Progressing", "5d8fb6bdf5", map[string]string{"service": "podinfo", "type": "pre-rollout", "cmd": "ignored"})
 	status, out := flaggerCall(t, h, "?wait=20s", h.token, payload)
 	if status != http.StatusOK || out["verdict"] != "passed" || out["service"] != "podinfo" {
 		t.Fatalf("%d %v; want 200 passed for the service named in metadata", status, out)
@@ -163,10 +171,14 @@ func TestFlaggerWebhookFullPayload(t *testing.T) {
 	if u, _ := out["url"].(string); !strings.HasSuffix(u, "/deploys/"+out["deploy"].(string)) {
 		t.Errorf("url %q does not link the deploy", u)
 	}
-	for _, typ := range []string{"rollout", "confirm-traffic-increase", "confirm-promotion"} {
-		status, out := flaggerCall(t, h, "", h.token, flaggerFullPayload("shop", "prod", "5d8fb6bdf5", typ, map[string]string{"service": "podinfo"}))
+	for _, typ := range []string{"rollout", "confirm-traffic-increase", "confirm-promotion", ""} {
+		md := map[string]string{"service": "podinfo"}
+		if typ != "" {
+			md["type"] = typ
+		}
+		status, out := flaggerCall(t, h, "", h.token, flaggerHookPayload("shop", "prod", "Progressing", "5d8fb6bdf5", md))
 		if status != http.StatusOK {
-			t.Errorf("a %s hook of the same canary: %d %v; want 200", typ, status, out)
+			t.Errorf("a %q hook of the same canary: %d %v; want 200", typ, status, out)
 		}
 	}
 	if n := len(deploysOf(t, h, "podinfo")); n != 1 {
@@ -177,8 +189,8 @@ func TestFlaggerWebhookFullPayload(t *testing.T) {
 func TestFlaggerWebhookRefuses(t *testing.T) {
 	tg := newTarget(t)
 	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"))
-	full := func(typ string) string {
-		return flaggerFullPayload("podinfo", "test", "85d557f47b", typ, nil)
+	typed := func(typ, phase string) string {
+		return flaggerHookPayload("podinfo", "test", phase, "85d557f47b", map[string]string{"type": typ})
 	}
 	cases := []struct {
 		name, query, payload string
@@ -186,9 +198,12 @@ func TestFlaggerWebhookRefuses(t *testing.T) {
 		status               int
 		want                 string
 	}{
-		{"an event hook", "", full("event"), nil, 400, "a event webhook cannot gate on vigil"},
-		{"a rollback hook (2xx would mean roll back)", "", full("rollback"), nil, 400, "a rollback webhook cannot gate"},
-		{"confirm-rollout (the canary is not up yet)", "", full("confirm-rollout"), nil, 400, "confirm-rollout webhook cannot gate"},
+		{"an event hook, as Flagger calls it", "", flaggerEventPayload("85d557f47b", nil), nil, 400, "a event webhook cannot gate on vigil"},
+		{"an event hook with the webhook's metadata", "", flaggerEventPayload("85d557f47b", map[string]string{"service": "podinfo"}), nil, 400, "a event webhook cannot gate on vigil"},
+		{"a rollback hook (2xx would mean roll back)", "", typed("rollback", "Progressing"), nil, 400, "a rollback webhook cannot gate"},
+		{"a rollback hook while waiting", "", typed("rollback", "Waiting"), nil, 400, "a rollback webhook cannot gate"},
+		{"confirm-rollout (the canary is not up yet)", "", typed("confirm-rollout", "Progressing"), nil, 400, "confirm-rollout webhook cannot gate"},
+		{"post-rollout, typed", "", typed("post-rollout", "Succeeded"), nil, 400, "post-rollout webhook cannot gate"},
 		{"post-rollout without a type", "", strings.Replace(flaggerDocsPayload, "Progressing", "Succeeded", 1), nil, 400, "its analysis is over"},
 		{"no checksum (Flagger before checksums)", "", `{"name":"podinfo","namespace":"test","phase":"Progressing","metadata":{}}`, nil, 400, "name and checksum are required"},
 		{"metadata that is not strings", "", `{"name":"podinfo","checksum":"1","metadata":{"n":1}}`, nil, 400, "not a Flagger webhook payload"},

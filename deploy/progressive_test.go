@@ -255,6 +255,9 @@ func TestFlaggerCanary(t *testing.T) {
 	for k, v := range get(hook, "metadata").(map[string]any) {
 		metadata[k] = str(v)
 	}
+	if metadata["type"] != str(hook["type"]) {
+		t.Errorf("metadata.type %q: Flagger's payload does not say the hook's type, so the metadata must, as %q", metadata["type"], hook["type"])
+	}
 
 	s := startShop(t)
 	agent := startAgent(t, agentConfig(metadata["service"], "interval: 200ms, count: 2"), s)
@@ -264,12 +267,9 @@ func TestFlaggerCanary(t *testing.T) {
 	u.Host = target.Host
 	u.User = url.UserPassword(u.User.Username(), agentToken)
 	call := func(checksum string) (int, map[string]any) {
-		md := map[string]string{"timestamp": "1767225600000", "phase": "Progressing"}
-		for k, v := range metadata {
-			md[k] = v
-		}
+		// Flagger's CanaryWebhookPayload: these five fields, the metadata as the Canary has it.
 		body, _ := json.Marshal(map[string]any{"name": get(canary, "metadata", "name"), "namespace": get(canary, "metadata", "namespace"),
-			"phase": "Progressing", "checksum": checksum, "type": hook["type"], "failedChecks": 0, "canaryWeight": 0, "metadata": md})
+			"phase": "Progressing", "checksum": checksum, "metadata": metadata})
 		req, _ := http.NewRequest("POST", u.String(), bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := (&http.Client{Timeout: timeout}).Do(req)
