@@ -186,13 +186,31 @@ func TestArgoRolloutsAnalysisTemplate(t *testing.T) {
 	if str(metric["count"]) != "1" {
 		t.Errorf("count %v: one measurement is one verdict", metric["count"])
 	}
+	// Argo ends a metric Inconclusive at its first inconclusive measurement past
+	// inconclusiveLimit, and Successful once count is reached whatever came under it: a
+	// limit would let "verifying" answers add up to a pass.
+	if l := str(metric["inconclusiveLimit"]); l != "" && l != "0" {
+		t.Errorf("inconclusiveLimit %s: a verifying answer must end the analysis Inconclusive, not count towards a pass", l)
+	}
 
 	s := startShop(t)
-	agent := startAgent(t, agentConfig("shop", "interval: 200ms, count: 2")+`
+	// versioned reads the version each answer names: a deploy of a version the shop does
+	// not serve gets no answer of its own, and its verdict is inconclusive.
+	config := strings.Replace(agentConfig("shop", "interval: 200ms, count: 2"), "services:\n", `  - name: versioned
+    kind: http
+    every: 1h
+    request: {url: "${SHOP}/healthz"}
+    served_version: {header: X-App-Version}
+services:
+`, 1) + `
   slow:
     checks: [health]
     verify: {interval: 1m, count: 2}
-`, s)
+  fresh:
+    checks: [versioned]
+    verify: {interval: 200ms, count: 2}
+`
+	agent := startAgent(t, config, s)
 	// What the AnalysisRun holds once Argo resolved the args: the token from the Secret,
 	// vigil's URL as the controller reaches it, the id from the annotation.
 	run := func(id, wait string) (string, any) {
@@ -218,10 +236,24 @@ func TestArgoRolloutsAnalysisTemplate(t *testing.T) {
 	if phase, result := run(register(t, agent, "slow", "v2"), "1s"); phase != "Inconclusive" || result != "verifying" {
 		t.Errorf("a verification longer than the wait: %s (%v); want Inconclusive (verifying), so the rollout pauses", phase, result)
 	}
+	// Inconclusive and superseded match neither condition: Inconclusive, and the rollout
+	// pauses for a person, as the template says, never aborts.
+	if phase, result := run(register(t, agent, "fresh", "v9"), ""); phase != "Inconclusive" || result != "inconclusive" {
+		t.Errorf("an inconclusive verdict: %s (%v); want Inconclusive (inconclusive)", phase, result)
+	}
+	older := register(t, agent, "slow", "v3")
+	register(t, agent, "slow", "v4")
+	if phase, result := run(older, ""); phase != "Inconclusive" || result != "superseded" {
+		t.Errorf("a superseded deploy: %s (%v); want Inconclusive (superseded)", phase, result)
+	}
+	m := renderArgs(t, metric, map[string]string{"deploy-id": older, "vigil-url": "http://127.0.0.1:1", "api-token": agentToken}).(map[string]any)
+	if phase, _ := measure(t, m); phase != "Error" {
+		t.Errorf("vigil unreachable: %s; want Error (retried up to consecutiveErrorLimit)", phase)
+	}
 	if phase, _ := run("20260101-000000-00000000", ""); phase != "Error" {
 		t.Errorf("an unknown deploy id: %s; want Error (vigil answers 404)", phase)
 	}
-	m := renderArgs(t, metric, map[string]string{"deploy-id": "x", "vigil-url": agent.url, "api-token": "wrong"}).(map[string]any)
+	m = renderArgs(t, metric, map[string]string{"deploy-id": "x", "vigil-url": agent.url, "api-token": "wrong"}).(map[string]any)
 	if phase, _ := measure(t, m); phase != "Error" {
 		t.Errorf("a wrong token: %s; want Error", phase)
 	}
