@@ -295,3 +295,32 @@ func TestFlaggerWebhookStoreRefused(t *testing.T) {
 		t.Errorf("%d deploys; want the canary's one", n)
 	}
 }
+
+// Flagger calls a rollout hook at every analysis step, and again while it waits: each
+// call is the same canary's deploy, none registers another or restarts its verification.
+func TestFlaggerWebhookCalledEveryStep(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 100ms, count: 6"))
+	payload := flaggerHookPayload("podinfo", "test", "Progressing", "85d557f47b", map[string]string{"type": "rollout"})
+	var first string
+	for i := range 12 {
+		status, out := flaggerCall(t, h, "", h.token, payload)
+		if first == "" {
+			first, _ = out["deploy"].(string)
+		}
+		if (status != http.StatusTooEarly && status != http.StatusOK) || out["deploy"] != first {
+			t.Fatalf("call %d: %d %v; want 425 or 200 for deploy %s", i, status, out, first)
+		}
+	}
+	if status, out := flaggerCall(t, h, "?wait=20s", h.token, payload); status != http.StatusOK || out["deploy"] != first {
+		t.Fatalf("last call: %d %v; want 200 passed for deploy %s", status, out, first)
+	}
+	d := h.verdict(first, 5*time.Second)
+	checks, _ := d["checks"].([]any)
+	if len(checks) != 1 || checks[0].(map[string]any)["runs"] != float64(6) {
+		t.Errorf("the verification ran %v; want one check with its 6 rounds, not restarted", d["checks"])
+	}
+	if n := len(deploysOf(t, h, "podinfo")); n != 1 {
+		t.Errorf("%d deploys after 13 calls of one canary; want 1", n)
+	}
+}
