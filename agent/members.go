@@ -43,8 +43,13 @@ func agentName(a configs.Agent) string {
 	return host + "/" + a.Location
 }
 
-// member is this agent as the store keeps it.
+// member is this agent as the store keeps it, beating now; where agents share the store,
+// the store stamps the beat with the database's clock instead, which every agent judges
+// beats by (heartbeatAge): agents' clocks need not agree.
 func (a *Agent) member(now time.Time) *store.Member {
+	if a.shared() {
+		now = time.Time{}
+	}
 	rt := a.Runtime()
 	services := make([]string, 0, len(rt.Config.Services))
 	for s := range rt.Config.Services {
@@ -160,10 +165,19 @@ func (a *Agent) stateOf(m *store.Member, now time.Time) memberState {
 	switch {
 	case !m.Stopped.IsZero():
 		return memberStopped
-	case now.Sub(m.Heartbeat) > configs.SilentAfter(a.Runtime().Config.Agent.Heartbeat):
+	case heartbeatAge(m, now) > configs.SilentAfter(a.Runtime().Config.Agent.Heartbeat):
 		return memberSilent
 	}
 	return memberAlive
+}
+
+// heartbeatAge is how long ago m beat: by the database's clock, which stamped the beat,
+// where the store has one (PostgreSQL); by this agent's, now, on SQLite.
+func heartbeatAge(m *store.Member, now time.Time) time.Duration {
+	if !m.ReadAt.IsZero() {
+		return m.ReadAt.Sub(m.Heartbeat)
+	}
+	return now.Sub(m.Heartbeat)
 }
 
 // verifyingLocations are the locations expected to verify a deploy of service registered
@@ -220,11 +234,11 @@ func silences(members []*store.Member, state func(*store.Member) memberState, no
 				}
 			}
 			out = append(out, silence{subject: "location:" + loc, summary: fmt.Sprintf("location %s stopped reporting: no heartbeat from its %s (%s) since %s (%s ago); its checks do not run and its deploys are not verified there",
-				loc, plural(len(silent), "agent"), strings.Join(names, ", "), last.Heartbeat.UTC().Format(time.RFC3339), now.Sub(last.Heartbeat).Round(time.Second))})
+				loc, plural(len(silent), "agent"), strings.Join(names, ", "), last.Heartbeat.UTC().Format(time.RFC3339), heartbeatAge(last, now).Round(time.Second))})
 		case len(silent) > 0:
 			for _, m := range silent {
 				out = append(out, silence{subject: "agent:" + m.Name, summary: fmt.Sprintf("agent %s in %s stopped reporting: last heartbeat %s (%s ago); %s still has %d %s alive",
-					m.Name, loc, m.Heartbeat.UTC().Format(time.RFC3339), now.Sub(m.Heartbeat).Round(time.Second), loc, len(alive), plural(len(alive), "agent"))})
+					m.Name, loc, m.Heartbeat.UTC().Format(time.RFC3339), heartbeatAge(m, now).Round(time.Second), loc, len(alive), plural(len(alive), "agent"))})
 			}
 		}
 	}

@@ -27,15 +27,17 @@ func (a *Agent) outboxLease() time.Duration { return a.Runtime().Config.Agent.Ou
 // deliverClaimed delivers e while holding its claim: the lease is renewed as the attempt
 // starts and every third of a lease while it lasts (a webhook may take longer than a
 // lease), so no other agent sends it meanwhile. An entry whose claim was lost is another
-// agent's now, and is left to it.
+// agent's now, and is left to it: a renewal that finds the claim lost ends the send at
+// once, and an attempt that ends after the claim was lost (this agent was paused past its
+// lease) records nothing; the agent that took it over sends it with the same
+// Idempotency-Key and records the result.
 func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
-	lease := a.outboxLease()
-	if ok, err := a.store.RenewClaim(ctx, e.ID, a.name, a.clock.Now().Add(lease)); err != nil || !ok {
-		if err == nil {
-			a.log.Info("notification claimed by another agent meanwhile; leaving it to it", "notifier", e.Notifier, "idempotency_key", e.Key)
-		}
+	if !a.holds(ctx, e) {
 		return false
 	}
+	lease := a.outboxLease()
+	sendCtx, lost := context.WithCancel(ctx)
+	defer lost()
 	done := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
@@ -48,15 +50,31 @@ func (a *Agent) deliverClaimed(ctx context.Context, e *store.OutboxEntry) bool {
 				return
 			case <-t.C():
 			}
-			if _, err := a.store.RenewClaim(context.WithoutCancel(ctx), e.ID, a.name, a.clock.Now().Add(lease)); err != nil {
-				a.log.Warn("renewing the claim on a notification failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
+			if !a.holds(ctx, e) {
+				lost()
+				return
 			}
 		}
 	}()
-	finished := a.deliver(ctx, e)
+	finished := a.deliver(sendCtx, e)
 	close(done)
 	<-renewed
 	return finished
+}
+
+// holds renews the claim on e and says whether it is still this agent's. A renewal that
+// failed (the store did not answer) holds it: the attempt's record is refused if the claim
+// was lost meanwhile.
+func (a *Agent) holds(ctx context.Context, e *store.OutboxEntry) bool {
+	ok, err := a.store.RenewClaim(context.WithoutCancel(ctx), e.ID, a.name, a.clock.Now(), a.outboxLease())
+	switch {
+	case err != nil:
+		a.log.Warn("renewing the claim on a notification failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
+	case !ok:
+		a.log.Warn("the claim on a notification was lost (its lease ran out: this agent paused, or could not renew it) and another agent "+
+			"took it over; leaving it to that one, which sends it with the same Idempotency-Key", "notifier", e.Notifier, "idempotency_key", e.Key)
+	}
+	return ok || err != nil
 }
 
 // deliver makes one attempt at e and records it; it reports whether e is finished.
@@ -66,6 +84,11 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	record := func(status, lastErr string, next time.Time) bool {
 		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: status,
 			Attempts: e.Attempts + 1, Next: next, LastError: lastErr, At: a.clock.Now()})
+		if errors.Is(err, store.ErrLostClaim) {
+			a.log.Warn("the claim on a notification was lost before its attempt was recorded; the agent that took it over records its own",
+				"notifier", e.Notifier, "idempotency_key", e.Key)
+			return false
+		}
 		if err != nil {
 			a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 		}
@@ -90,6 +113,9 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		return false
 	}
 	derr := nt.Deliver(ctx, &ev, alerting.State(st))
+	if !a.holds(ctx, e) {
+		return false // another agent's now, result and all
+	}
 	if err := a.store.SaveAlertState(context.WithoutCancel(ctx), e.Notifier, e.Incident, st, a.clock.Now()); err != nil {
 		a.log.Error("saving alert state failed", "notifier", e.Notifier, "incident", e.Incident, "error", err)
 	}

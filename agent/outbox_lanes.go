@@ -96,7 +96,7 @@ func (a *Agent) outboxLoop(ctx context.Context) {
 			}
 			failing = 0
 			now := a.clock.Now()
-			if next, err := a.store.NextDue(ctx, a.lanes.skip(now)); err == nil && !next.IsZero() {
+			if next, err := a.store.NextDue(ctx, now, a.lanes.skip(now)); err == nil && !next.IsZero() {
 				wait = min(max(next.Sub(now), 0), time.Minute)
 			}
 			for _, n := range a.lanes.skip(now) { // a paused lane wakes the loop when its pause ends

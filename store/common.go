@@ -73,6 +73,11 @@ type dialect struct {
 	// fake clock): SQLite's rowid keeps the order they were written; PostgreSQL has none
 	// and orders them by id, whose time part is the same and whose rest is random.
 	insertOrder string
+	// now is the database's clock as SQL, in nanoseconds since the epoch (PostgreSQL's
+	// clock_timestamp()): what leases and heartbeats are stamped and judged by where agents
+	// on several hosts share the store, so that no agent's clock decides them. "" on
+	// SQLite, one host and one clock: the caller's time (a test's fake clock) is used.
+	now string
 	// bulkRead readies a connection for a read that passes a large part of the runs once
 	// (the board's history at start), and returns what sets it back; nil: none needed.
 	bulkRead func(ctx context.Context, c *sql.Conn) (restore func() error, err error)

@@ -26,11 +26,17 @@ type Member struct {
 	Heartbeat time.Time
 	// Stopped is when it shut down cleanly (zero while it runs, or when it died).
 	Stopped time.Time
+	// ReadAt is when Members read it by the clock Heartbeat was stamped with, the
+	// database's, on PostgreSQL: ReadAt - Heartbeat is how long ago it beat, whatever the
+	// reader's clock says. Zero on SQLite, where the reader's clock is the writer's.
+	ReadAt time.Time
 }
 
 const memberColumns = `name, instance, location, version, url, services, started_at, heartbeat_at, stopped_at`
 
-// Heartbeat records m as alive at m.Heartbeat. When the name was held by another instance
+// Heartbeat records m as alive at m.Heartbeat or, when that is zero, now by the store's
+// clock: the database's on PostgreSQL, so that agents on several hosts are judged by one
+// clock and none is taken for silent because its own is behind. When the name was held by another instance
 // it returns that instance: this agent's run before a restart, or, when it keeps
 // happening, a second agent running under the same name.
 func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
@@ -43,10 +49,19 @@ func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
 		if previous == m.Instance {
 			previous = ""
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO agents(`+memberColumns+`) VALUES (?,?,?,?,?,?,?,?,0)
+		beat, beatArgs := "?", []any{nanos(m.Heartbeat)}
+		switch {
+		case !m.Heartbeat.IsZero():
+		case s.d.now != "":
+			beat, beatArgs = s.d.now, nil
+		default:
+			beatArgs = []any{nanos(time.Now())}
+		}
+		args := append([]any{m.Name, m.Instance, m.Location, m.Version, m.URL, mustJSON(m.Services), nanos(m.Started)}, beatArgs...)
+		_, err = tx.ExecContext(ctx, `INSERT INTO agents(`+memberColumns+`) VALUES (?,?,?,?,?,?,?,`+beat+`,0)
 			ON CONFLICT(name) DO UPDATE SET instance = excluded.instance, location = excluded.location, version = excluded.version,
 			url = excluded.url, services = excluded.services, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = 0`,
-			m.Name, m.Instance, m.Location, m.Version, m.URL, mustJSON(m.Services), nanos(m.Started), nanos(m.Heartbeat))
+			args...)
 		return err
 	})
 	return previous, s.noted("heartbeats", err)
@@ -79,7 +94,11 @@ func (s *common) ForgetMember(ctx context.Context, name string) error {
 
 // Members returns every agent, by location and name.
 func (s *common) Members(ctx context.Context) ([]*Member, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+memberColumns+` FROM agents ORDER BY location, name`)
+	readAt := "0"
+	if s.d.now != "" {
+		readAt = s.d.now
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+memberColumns+`, `+readAt+` FROM agents ORDER BY location, name`)
 	if err != nil {
 		return nil, err
 	}
@@ -88,11 +107,11 @@ func (s *common) Members(ctx context.Context) ([]*Member, error) {
 	for rows.Next() {
 		var m Member
 		var services string
-		var started, beat, stopped int64
-		if err := rows.Scan(&m.Name, &m.Instance, &m.Location, &m.Version, &m.URL, &services, &started, &beat, &stopped); err != nil {
+		var started, beat, stopped, read int64
+		if err := rows.Scan(&m.Name, &m.Instance, &m.Location, &m.Version, &m.URL, &services, &started, &beat, &stopped, &read); err != nil {
 			return nil, err
 		}
-		m.Started, m.Heartbeat, m.Stopped = fromNanos(started), fromNanos(beat), fromNanos(stopped)
+		m.Started, m.Heartbeat, m.Stopped, m.ReadAt = fromNanos(started), fromNanos(beat), fromNanos(stopped), fromNanos(read)
 		_ = json.Unmarshal([]byte(services), &m.Services)
 		out = append(out, &m)
 	}

@@ -95,21 +95,33 @@ func queryOutbox(ctx context.Context, db querier, q string, args ...any) ([]*Out
 	return out, rows.Err()
 }
 
+// leaseClock is the SQL for the time leases are stamped and judged by, and its arguments:
+// the database's clock on PostgreSQL, so that no agent's clock, however far off, can cut
+// another's lease short or stretch its own; the caller's now on SQLite.
+func (s *common) leaseClock(now time.Time) (string, []any) {
+	if s.d.now != "" {
+		return s.d.now, nil
+	}
+	return "?", []any{nanos(now)}
+}
+
 // ClaimOutbox claims for agent up to limit pending entries due at now that no agent holds
-// (or whose holder's lease ran out), leases them until now+lease, and returns them in the
-// order they were written. An entry waits while an earlier entry of the same notifier and
-// incident is still pending, so a thread's replies never overtake the message that opens
-// it. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED: agents claiming at once
-// each get other entries, and never wait for each other.
+// (or whose holder's lease ran out), leases them for lease, and returns them in the order
+// they were written. Leases are judged by the database's clock on PostgreSQL (see
+// leaseClock), by now on SQLite; an entry's next attempt, by now. An entry waits while an
+// earlier entry of the same notifier and incident is still pending, so a thread's replies
+// never overtake the message that opens it. On PostgreSQL the rows are picked FOR UPDATE
+// SKIP LOCKED: agents claiming at once each get other entries, and never wait for each other.
 func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int, skip []string) ([]*OutboxEntry, error) {
 	var out []*OutboxEntry
+	clock, clockArgs := s.leaseClock(now)
 	err := s.tx(ctx, func(tx *txn) error {
-		args := []any{OutboxPending, nanos(now), nanos(now)}
+		args := append([]any{OutboxPending, nanos(now)}, clockArgs...)
 		for _, n := range skip {
 			args = append(args, n)
 		}
 		args = append(args, OutboxPending, limit)
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?`+notIn("o.notifier", len(skip))+`
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= `+clock+notIn("o.notifier", len(skip))+`
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
 				AND p.status = ? AND p.id < o.id)
 			ORDER BY id LIMIT ?`+s.d.skipLocked, args...)
@@ -129,8 +141,8 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 		if err := rows.Err(); err != nil || len(ids) == 0 {
 			return err
 		}
-		args = append([]any{agent, nanos(now.Add(lease))}, ids...)
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET claimed_by = ?, lease_until = ? WHERE id IN (`+inClause(len(ids))+`)`, args...); err != nil {
+		args = append(append(append([]any{agent}, clockArgs...), int64(lease)), ids...)
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET claimed_by = ?, lease_until = `+clock+` + ? WHERE id IN (`+inClause(len(ids))+`)`, args...); err != nil {
 			return err
 		}
 		out, err = queryOutbox(ctx, tx, `SELECT `+outboxColumns+` FROM outbox WHERE id IN (`+inClause(len(ids))+`) ORDER BY id`, ids...)
@@ -139,12 +151,13 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 	return out, s.noted("claiming notifications", err)
 }
 
-// RenewClaim extends agent's lease on a pending entry to until; false when the entry is no
-// longer the agent's to deliver (its lease ran out and another agent claimed it, or it is
-// done).
-func (s *common) RenewClaim(ctx context.Context, id int64, agent string, until time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET lease_until = ? WHERE id = ? AND claimed_by = ? AND status = ?`,
-		nanos(until), id, agent, OutboxPending)
+// RenewClaim extends agent's lease on a pending entry to lease from now (by the clock of
+// leaseClock); false when the entry is no longer the agent's to deliver (its lease ran out
+// and another agent claimed it, or it is done).
+func (s *common) RenewClaim(ctx context.Context, id int64, agent string, now time.Time, lease time.Duration) (bool, error) {
+	clock, args := s.leaseClock(now)
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET lease_until = `+clock+` + ? WHERE id = ? AND claimed_by = ? AND status = ?`,
+		append(args, int64(lease), id, agent, OutboxPending)...)
 	if err != nil {
 		return false, s.noted("claiming notifications", err)
 	}
@@ -163,15 +176,22 @@ func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error)
 	return n, s.noted("claiming notifications", nil)
 }
 
-// NextDue returns when the earliest pending entry can be claimed: its next attempt, or the
-// end of another agent's lease on it (zero when none is pending).
-func (s *common) NextDue(ctx context.Context, skip []string) (time.Time, error) {
+// NextDue returns when, by the clock that says it is now, the earliest pending entry can
+// be claimed: its next attempt, or the end of another agent's lease on it (zero when none
+// is pending). A lease the database's clock judges is told in the caller's: an agent whose
+// clock is off waits for the lease's real end, neither past it nor polling until it.
+func (s *common) NextDue(ctx context.Context, now time.Time, skip []string) (time.Time, error) {
 	var n sql.NullInt64
-	args := []any{OutboxPending}
+	lease, args := "lease_until", []any{}
+	if s.d.now != "" {
+		lease = "(CASE WHEN lease_until = 0 THEN 0 ELSE lease_until - " + s.d.now + " + ? END)"
+		args = []any{nanos(now), nanos(now)}
+	}
+	args = append(args, OutboxPending)
 	for _, notifier := range skip {
 		args = append(args, notifier)
 	}
-	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN `+lease+` > next_attempt_at THEN `+lease+` ELSE next_attempt_at END)
 		FROM outbox WHERE status = ?`+notIn("notifier", len(skip)), args...).Scan(&n)
 	if err != nil || !n.Valid {
 		return time.Time{}, err

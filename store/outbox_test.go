@@ -26,10 +26,10 @@ func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "a", t0), e("slack", "b", t0), e("rollback", "c", t0.Add(time.Second)), e("pd", "d", t0.Add(time.Minute))}); err != nil {
 			t.Fatal(err)
 		}
-		if next, err := s.NextDue(ctx, []string{"slack"}); err != nil || !next.Equal(t0.Add(time.Second)) {
+		if next, err := s.NextDue(ctx, t0, []string{"slack"}); err != nil || !next.Equal(t0.Add(time.Second)) {
 			t.Errorf("NextDue skipping slack: %v %v, want the rollback's", next, err)
 		}
-		if next, err := s.NextDue(ctx, []string{"slack", "rollback", "pd"}); err != nil || !next.IsZero() {
+		if next, err := s.NextDue(ctx, t0, []string{"slack", "rollback", "pd"}); err != nil || !next.IsZero() {
 			t.Errorf("NextDue skipping every notifier: %v %v, want none", next, err)
 		}
 		got, err := s.ClaimOutbox(ctx, "a", t0.Add(2*time.Second), time.Minute, 10, []string{"slack"})
@@ -101,7 +101,8 @@ func TestOutboxRetryRefusesWhatALaterEntrySuperseded(t *testing.T) {
 // Claims: an entry is delivered by one agent at a time; another takes it over only when
 // the lease runs out, and the first can then no longer record an attempt on it. A
 // restarted agent gives back what it held. Agents claiming at once share the work
-// without overlap.
+// without overlap. The leases run on real time: PostgreSQL judges them by its own clock,
+// whatever time the claimer says it is.
 func TestOutboxClaimsAndLeases(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, drv driver) {
 		ctx := context.Background()
@@ -112,23 +113,35 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", "d1"), e("slack", "d1:deploy_failed:rollback", "d1"), e("rollback", "d1:deploy_failed", "d1")}); err != nil {
 			t.Fatal(err)
 		}
-		a, _ := s.ClaimOutbox(ctx, "a", t0, 10*time.Second, 10, nil)
+		const lease = 2 * time.Second
+		a, _ := s.ClaimOutbox(ctx, "a", time.Now(), lease, 10, nil)
 		// The thread's reply waits for the message that opens it, even claimed by nobody.
 		if len(a) != 2 || a[0].Key != "d1:deploy_failed" || a[1].Notifier != "rollback" {
 			t.Fatalf("a claimed %s; want slack's first message and the rollback", describe(a))
 		}
-		if b, _ := s.ClaimOutbox(ctx, "b", t0.Add(5*time.Second), 10*time.Second, 10, nil); len(b) != 0 {
+		if b, _ := s.ClaimOutbox(ctx, "b", time.Now(), lease, 10, nil); len(b) != 0 {
 			t.Fatalf("b claimed %s while a's lease runs", describe(b))
 		}
-		if ok, _ := s.RenewClaim(ctx, a[0].ID, "a", t0.Add(20*time.Second)); !ok {
+		if drv.name == "postgres" {
+			// b's clock is an hour ahead: the database's clock says a's leases run on, and
+			// b is told when the rollback's ends by its own clock.
+			ahead := time.Now().Add(time.Hour)
+			if b, _ := s.ClaimOutbox(ctx, "b", ahead, lease, 10, nil); len(b) != 0 {
+				t.Fatalf("b, its clock an hour ahead, claimed %s while a's lease runs", describe(b))
+			}
+			if next, err := s.NextDue(ctx, ahead, []string{"slack"}); err != nil || next.Before(ahead) || next.After(ahead.Add(lease)) {
+				t.Errorf("NextDue to a clock an hour ahead: %v, %v; want the lease's end by that clock, within %s of %v", next, err, lease, ahead)
+			}
+		}
+		if ok, _ := s.RenewClaim(ctx, a[0].ID, "a", time.Now(), time.Hour); !ok {
 			t.Fatal("a could not renew its claim")
 		}
-		// a's claim on the rollback runs out at 10s (a was killed): b takes it over.
-		b, _ := s.ClaimOutbox(ctx, "b", t0.Add(11*time.Second), 10*time.Second, 10, nil)
+		time.Sleep(lease + 100*time.Millisecond) // a was killed: its claim on the rollback runs out, b takes it over
+		b, _ := s.ClaimOutbox(ctx, "b", time.Now(), lease, 10, nil)
 		if len(b) != 1 || b[0].ID != a[1].ID || b[0].ClaimedBy != "b" {
 			t.Fatalf("b claimed %s; want the rollback whose lease ran out", describe(b))
 		}
-		if ok, _ := s.RenewClaim(ctx, a[1].ID, "a", t0.Add(30*time.Second)); ok {
+		if ok, _ := s.RenewClaim(ctx, a[1].ID, "a", time.Now(), lease); ok {
 			t.Error("a renewed a claim b holds")
 		}
 		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: a[1].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0}); !errors.Is(err, ErrLostClaim) {
@@ -141,12 +154,12 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if n, err := s.ReleaseClaims(ctx, "a"); n != 1 || err != nil {
 			t.Fatalf("released %d, %v; want slack's first message", n, err)
 		}
-		a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10, nil)
+		a, _ = s.ClaimOutbox(ctx, "a", time.Now(), lease, 10, nil)
 		if len(a) != 1 || a[0].Key != "d1:deploy_failed" || a[0].Notifier != "slack" {
 			t.Fatalf("after the restart a claimed %s", describe(a))
 		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
-		if a, _ = s.ClaimOutbox(ctx, "a", t0.Add(12*time.Second), 10*time.Second, 10, nil); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
+		if a, _ = s.ClaimOutbox(ctx, "a", time.Now(), lease, 10, nil); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
 			t.Fatalf("the reply after its thread's first message: %s", describe(a))
 		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})

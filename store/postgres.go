@@ -90,6 +90,7 @@ func OpenPostgres(ctx context.Context, dsn string, o PoolOptions) (*Postgres, er
 	}
 	p := &Postgres{pool: pool, common: newCommon(stdlib.OpenDBFromPool(pool), dialect{
 		forUpdate: " FOR UPDATE", skipLocked: " FOR UPDATE SKIP LOCKED", insertOrder: "id",
+		now: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)",
 		lock: func(ctx context.Context, tx *txn, key string) error {
 			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, key)
 			return err

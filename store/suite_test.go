@@ -39,10 +39,10 @@ type testStore interface {
 
 	Enqueue(ctx context.Context, entries []*OutboxEntry) error
 	ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int, skip []string) ([]*OutboxEntry, error)
-	RenewClaim(ctx context.Context, id int64, agent string, until time.Time) (bool, error)
+	RenewClaim(ctx context.Context, id int64, agent string, now time.Time, lease time.Duration) (bool, error)
 	ReleaseClaims(ctx context.Context, agent string) (int64, error)
 	RecordAttempt(ctx context.Context, a OutboxAttempt) error
-	NextDue(ctx context.Context, skip []string) (time.Time, error)
+	NextDue(ctx context.Context, now time.Time, skip []string) (time.Time, error)
 	Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error)
 	OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, error)
 	OutboxCounts(ctx context.Context) (map[string]int, error)
