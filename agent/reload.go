@@ -106,6 +106,12 @@ func restartOnly(old, cfg *configs.Config) []string {
 		{"agent.name", old.Agent.Name, cfg.Agent.Name},
 		{"store.driver", old.Store.Driver, cfg.Store.Driver},
 		{"store.dsn", old.Store.DSN, cfg.Store.DSN},
+		// PostgreSQL's pool is sized when the store opens.
+		{"store.pool.max_conns", old.Store.Pool.MaxConns, cfg.Store.Pool.MaxConns},
+		{"store.pool.min_conns", old.Store.Pool.MinConns, cfg.Store.Pool.MinConns},
+		{"store.pool.max_conn_lifetime", old.Store.Pool.MaxConnLifetime, cfg.Store.Pool.MaxConnLifetime},
+		{"store.pool.max_conn_idle_time", old.Store.Pool.MaxConnIdleTime, cfg.Store.Pool.MaxConnIdleTime},
+		{"store.pool.connect_timeout", old.Store.Pool.ConnectTimeout, cfg.Store.Pool.ConnectTimeout},
 		{"browser.path", old.Browser.Path, cfg.Browser.Path},
 		{"browser.flags", strings.Join(old.Browser.Flags, " "), strings.Join(cfg.Browser.Flags, " ")},
 		{"tracing.otlp_endpoint", old.Tracing.OTLPEndpoint, cfg.Tracing.OTLPEndpoint},

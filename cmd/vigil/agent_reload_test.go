@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-monitor/vigil/internal/pgtest"
 )
 
 // metricValue is the value of an unlabelled metric on the agent's /metrics, or "".
@@ -228,5 +230,35 @@ func TestAgentOnAReadOnlyStoreDirExits1(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), filepath.Join(dir, "vigil.db")) ||
 		!strings.Contains(string(out), "set store.dsn to a writable path") {
 		t.Errorf("vigil agent on a read-only store directory: exit %d, want 1 naming the file and what to do:\n%s", code, out)
+	}
+}
+
+// PostgreSQL's pool is sized when the store opens: a reload that changes store.pool
+// applies the rest and says, naming the keys, that they wait for a restart (it was
+// swapped in silently, the old pool kept).
+func TestAgentReloadNamesThePoolAsRestartOnly(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.Options{})
+	dsn := srv.Database(t)
+	a := newApp(t)
+	cfg := filepath.Join(t.TempDir(), "vigil.yaml")
+	write := func(pool, check string) {
+		body := fmt.Sprintf("store: {driver: postgres, dsn: %q, pool: {%s}}\nchecks: [{name: %s, kind: http, every: 1h, request: {url: %q}}]\n", dsn, pool, check, a.URL)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("max_conns: 4, connect_timeout: 5s", "home")
+	p := startAgentProc(t, cfg, "")
+	write("max_conns: 8, connect_timeout: 2s", "home2")
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 20*time.Second, "the reload", func() bool { return p.reloads() == 1 })
+	logs := p.logs.String()
+	for _, key := range []string{"store.pool.max_conns", "store.pool.connect_timeout"} {
+		if !strings.Contains(logs, key) || !strings.Contains(logs, "take effect only at the next restart") {
+			t.Errorf("the reload's warning does not name %s:\n%s", key, logs)
+		}
+	}
+	if code := p.terminate(); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
 	}
 }
