@@ -140,7 +140,12 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	env, err := newRuntime(cfg, log)
+	// The scheduler bounds every browser run the agent makes (scheduled, verification,
+	// manual) by agent.browser_concurrency, and follows it on reload; a pool bounded by
+	// the value at start held a raised limit to it until a restart.
+	envCfg := *cfg
+	envCfg.Agent.BrowserConcurrency = agentBrowserVisits
+	env, err := newRuntime(&envCfg, log)
 	if err != nil {
 		return exitWith(exitUsage, err)
 	}
@@ -196,6 +201,10 @@ func runAgent(cmd *cobra.Command, f agentFlags) error {
 	}
 	return nil
 }
+
+// agentBrowserVisits is the browser pool's own bound on visits at once in the agent: one
+// the scheduler's limit always stays under.
+const agentBrowserVisits = 1 << 16
 
 // dropBinaryPages leaves mapped only the pages of the agent's binary it runs from then on
 // (see binpages), and says whether this system can.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/internal/pgtest"
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 )
 
 // metricValue is the value of an unlabelled metric on the agent's /metrics, or "".
@@ -257,6 +260,63 @@ func TestAgentReloadNamesThePoolAsRestartOnly(t *testing.T) {
 		if !strings.Contains(logs, key) || !strings.Contains(logs, "take effect only at the next restart") {
 			t.Errorf("the reload's warning does not name %s:\n%s", key, logs)
 		}
+	}
+	if code := p.terminate(); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+}
+
+// agent.browser_concurrency applies on reload: raised from 1 to 3, three browser checks
+// on a slow page load at once (Chromium's visit slots were sized at start, so the
+// scheduler let three go and the pool still took them one at a time).
+func TestAgentReloadRaisesBrowserConcurrency(t *testing.T) {
+	if _, err := browser.Find("", nil); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_BROWSER") != "" {
+			t.Fatalf("VIGIL_REQUIRE_BROWSER is set: %v", err)
+		}
+		t.Skipf("Chromium is not installed (set VIGIL_REQUIRE_BROWSER=1 to make this a failure): %v", err)
+	}
+	var inflight vigiltest.InFlight
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		defer inflight.Enter()()
+		time.Sleep(1500 * time.Millisecond)
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>Shop</title><p>ok</p>`)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yaml")
+	write := func(conc int) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "agent: {browser_concurrency: %d}\nstore: {dsn: %q}\nchecks:\n", conc, filepath.Join(dir, "v.db"))
+		for i := range 3 {
+			fmt.Fprintf(&b, "  - {name: page-%d, kind: browser, url: \"%s/\", every: 2s, timeout: 20s, retries: 0}\n", i, srv.URL)
+		}
+		if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	p := startAgentProc(t, cfg, "")
+	waitUntil(t, 60*time.Second, "browser runs", func() bool { return inflight.Peak() >= 1 })
+	time.Sleep(4 * time.Second)
+	if peak := inflight.Peak(); peak != 1 {
+		t.Fatalf("browser_concurrency 1: %d page loads at once", peak)
+	}
+	write(3)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 20*time.Second, "the reload", func() bool { return p.reloads() >= 1 })
+	inflight.ResetPeak()
+	deadline := time.Now().Add(30 * time.Second)
+	for inflight.Peak() < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if peak := inflight.Peak(); peak < 2 {
+		t.Errorf("after a reload to browser_concurrency 3, at most %d page load at once in 30s", peak)
 	}
 	if code := p.terminate(); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0", code)
