@@ -46,7 +46,11 @@ func (d *decoder) errorf(path, fix, format string, args ...any) {
 // decode fills dst (addressable) from raw at path.
 func (d *decoder) decode(path string, raw any, dst reflect.Value) {
 	if raw == nil {
-		return // an empty YAML value leaves the zero value (or the default) in place
+		if dst.Kind() == reflect.Pointer && strings.HasSuffix(path, "]") {
+			return // a list's empty item: its owner's validation says "empty check" (or step, ...)
+		}
+		d.writtenNull(path, dst.Type(), false, nil) // zero.go
+		return
 	}
 	if dst.CanAddr() {
 		if rd, ok := dst.Addr().Interface().(rawDecoder); ok {
@@ -168,9 +172,13 @@ func (d *decoder) decodeStruct(path string, m map[string]any, dst reflect.Value,
 			d.unknownKey(joinPath(path, k), k, keysOf(fields))
 			continue
 		}
+		if m[k] == nil {
+			d.writtenNull(joinPath(path, k), dst.Field(idx).Type(), true, zeroRuleOf(dst.Type(), k))
+			continue
+		}
 		before := len(d.errs)
 		d.decode(joinPath(path, k), m[k], dst.Field(idx))
-		if m[k] != nil && len(d.errs) == before && dst.Field(idx).IsZero() {
+		if len(d.errs) == before && dst.Field(idx).IsZero() {
 			d.writtenZero(dst.Type(), joinPath(path, k), k)
 		}
 	}

@@ -137,3 +137,36 @@ services: {web: {checks: [a]}}
 		}
 	}
 }
+
+// A ${VAR} that expands to nothing (unset, or set to "") is the text "", not a written
+// null (zero.go): a header keeps its empty value, and a duration says "" is not one, as
+// before nulls were refused. VIGIL_SECTION__KEY= is the same "".
+func TestEmptyExpansionIsNotANull(t *testing.T) {
+	p := write(t, `
+checks:
+  - name: a
+    kind: http
+    request: {url: "http://127.0.0.1:8080/", headers: {X-Env: "${APP_ENV}", X-Empty: "${EMPTY}"}}
+`)
+	cfg, err := configs.Load(p, configs.Options{Environ: []string{"EMPTY="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Checks[0].Spec.(*configs.HTTPSpec).Request.Headers
+	if v, ok := h["X-Env"]; !ok || v != "" || h["X-Empty"] != "" {
+		t.Errorf("headers %q; want X-Env and X-Empty empty", h)
+	}
+	p = write(t, `
+checks: [{name: a, kind: http, timeout: "${CHECK_TIMEOUT}", request: {url: "http://127.0.0.1:8080/"}}]
+`)
+	for _, env := range [][]string{{}, {"CHECK_TIMEOUT="}} {
+		_, err = configs.Load(p, configs.Options{Environ: env})
+		if want := p + `:2: checks[0].timeout: "" is not a duration; write it like 500ms, 30s, 5m, 1h30m or 7d`; err == nil || err.Error() != want {
+			t.Errorf("%v:\n got: %v\nwant: %s", env, err, want)
+		}
+	}
+	_, err = configs.Load(p, configs.Options{Environ: []string{"CHECK_TIMEOUT=5s", "VIGIL_DEFAULTS__TIMEOUT="}})
+	if want := `environment VIGIL_DEFAULTS__TIMEOUT: defaults.timeout: "" is not a duration; write it like 500ms, 30s, 5m, 1h30m or 7d`; err == nil || err.Error() != want {
+		t.Errorf("VIGIL_DEFAULTS__TIMEOUT=:\n got: %v\nwant: %s", err, want)
+	}
+}

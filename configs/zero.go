@@ -3,6 +3,7 @@ package configs
 import (
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // A written 0. The defaults are applied to what is zero, so a key whose default is not 0
@@ -18,74 +19,80 @@ type zeroRule struct {
 	key string
 	// doc is the key as docs/CONFIG.md's "A written 0" names it.
 	doc string
-	// fix, for a refused 0, says what to write instead; means, for a 0 that is kept,
+	// def is what the key left out takes: its default, or where it takes it from.
+	def string
+	// use, for a refused 0, says what to write instead; means, for a 0 that is kept,
 	// says what it does.
-	fix, means string
+	use, means string
 }
 
-// refused is the fix of a key whose 0 is refused: the default, and the values it takes.
-func refused(def, use string) string {
-	return "leave the key out for " + def + ", or " + use
+// fix is the fix of a refused 0: the default, and the values the key takes; "" for a 0
+// that is kept.
+func (r *zeroRule) fix() string {
+	if r.use == "" {
+		return ""
+	}
+	return "leave the key out for " + r.def + ", or " + r.use
 }
 
 // zeroRules lists every key whose written 0 is refused or means something other than
 // the default. A key not in it has 0 as its default (or no default), or refuses 0 in its
 // own validation.
 var zeroRules = []zeroRule{
-	{typ: reflect.TypeFor[Agent](), key: "concurrency", doc: "`agent.concurrency`", fix: refused("the default 32", "use 1 or more")},
-	{typ: reflect.TypeFor[Agent](), key: "browser_concurrency", doc: "`agent.browser_concurrency`", fix: refused("the default 2", "use 1 or more")},
-	{typ: reflect.TypeFor[Agent](), key: "max_connections", doc: "`agent.max_connections`", fix: refused("the default 512", "use 32 or more")},
-	{typ: reflect.TypeFor[Agent](), key: "shutdown_grace", doc: "`agent.shutdown_grace`", fix: refused("the default 10s", "use 1s to 1h")},
-	{typ: reflect.TypeFor[Agent](), key: "heartbeat", doc: "`agent.heartbeat`", fix: refused("the default 10s", "use 100ms to 5m")},
-	{typ: reflect.TypeFor[Agent](), key: "outbox_lease", doc: "`agent.outbox_lease`", fix: refused("the default 30s", "use 1s to 10m")},
-	{typ: reflect.TypeFor[Store](), key: "retention", doc: "`store.retention`", fix: refused("the default 168h", "keep at least 1h of history")},
-	{typ: reflect.TypeFor[Store](), key: "max_size", doc: "`store.max_size`", fix: refused("the default 1GiB (SQLite; PostgreSQL takes no max_size)", "use at least 1MiB")},
+	{typ: reflect.TypeFor[Agent](), key: "concurrency", doc: "`agent.concurrency`", def: "the default 32", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Agent](), key: "browser_concurrency", doc: "`agent.browser_concurrency`", def: "the default 2", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Agent](), key: "max_connections", doc: "`agent.max_connections`", def: "the default 512", use: "use 32 or more"},
+	{typ: reflect.TypeFor[Agent](), key: "shutdown_grace", doc: "`agent.shutdown_grace`", def: "the default 10s", use: "use 1s to 1h"},
+	{typ: reflect.TypeFor[Agent](), key: "heartbeat", doc: "`agent.heartbeat`", def: "the default 10s", use: "use 100ms to 5m"},
+	{typ: reflect.TypeFor[Agent](), key: "outbox_lease", doc: "`agent.outbox_lease`", def: "the default 30s", use: "use 1s to 10m"},
+	{typ: reflect.TypeFor[Store](), key: "retention", doc: "`store.retention`", def: "the default 168h", use: "keep at least 1h of history"},
+	{typ: reflect.TypeFor[Store](), key: "max_size", doc: "`store.max_size`", def: "the default 1GiB (SQLite; PostgreSQL takes no max_size)", use: "use at least 1MiB"},
 
-	{typ: reflect.TypeFor[Defaults](), key: "every", doc: "`defaults.every`", fix: refused("the default 1m", "use 1s or more")},
-	{typ: reflect.TypeFor[Defaults](), key: "timeout", doc: "`defaults.timeout`", fix: refused("the default 10s", "give a positive duration such as 30s; a check always has a timeout")},
-	{typ: reflect.TypeFor[Defaults](), key: "failure_threshold", doc: "`defaults.failure_threshold`", fix: refused("the default 2", "use 1 or more")},
-	{typ: reflect.TypeFor[Defaults](), key: "success_threshold", doc: "`defaults.success_threshold`", fix: refused("the default 1", "use 1 or more")},
-	{typ: reflect.TypeFor[Defaults](), key: "repeat_interval", doc: "`defaults.repeat_interval`", means: "no reminders (the default)"},
-	{typ: reflect.TypeFor[Check](), key: "every", doc: "`checks[].every`", fix: refused("defaults.every", "use 1s or more")},
-	{typ: reflect.TypeFor[Check](), key: "timeout", doc: "`checks[].timeout`", fix: refused("defaults.timeout", "give a positive duration such as 30s; a check always has a timeout")},
-	{typ: reflect.TypeFor[Check](), key: "failure_threshold", doc: "`checks[].failure_threshold`", fix: refused("defaults.failure_threshold", "use 1 or more")},
-	{typ: reflect.TypeFor[Check](), key: "success_threshold", doc: "`checks[].success_threshold`", fix: refused("defaults.success_threshold", "use 1 or more")},
-	{typ: reflect.TypeFor[Check](), key: "repeat_interval", doc: "`checks[].repeat_interval`", means: "no reminders for this check, whatever defaults.repeat_interval says"},
+	{typ: reflect.TypeFor[Defaults](), key: "every", doc: "`defaults.every`", def: "the default 1m", use: "use 1s or more"},
+	{typ: reflect.TypeFor[Defaults](), key: "timeout", doc: "`defaults.timeout`", def: "the default 10s", use: "give a positive duration such as 30s; a check always has a timeout"},
+	{typ: reflect.TypeFor[Defaults](), key: "failure_threshold", doc: "`defaults.failure_threshold`", def: "the default 2", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Defaults](), key: "success_threshold", doc: "`defaults.success_threshold`", def: "the default 1", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Defaults](), key: "repeat_interval", doc: "`defaults.repeat_interval`", def: "no reminders", means: "no reminders (the default)"},
+	{typ: reflect.TypeFor[Check](), key: "every", doc: "`checks[].every`", def: "defaults.every", use: "use 1s or more"},
+	{typ: reflect.TypeFor[Check](), key: "timeout", doc: "`checks[].timeout`", def: "defaults.timeout", use: "give a positive duration such as 30s; a check always has a timeout"},
+	{typ: reflect.TypeFor[Check](), key: "failure_threshold", doc: "`checks[].failure_threshold`", def: "defaults.failure_threshold", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Check](), key: "success_threshold", doc: "`checks[].success_threshold`", def: "defaults.success_threshold", use: "use 1 or more"},
+	{typ: reflect.TypeFor[Check](), key: "repeat_interval", doc: "`checks[].repeat_interval`", def: "defaults.repeat_interval", means: "no reminders for this check, whatever defaults.repeat_interval says"},
 
-	{typ: reflect.TypeFor[Request](), key: "timeout", doc: "`request.timeout`", fix: refused("the check's timeout", "give a positive duration up to it")},
-	{typ: reflect.TypeFor[Request](), key: "max_body_bytes", doc: "`request.max_body_bytes`", fix: refused("the default 1048576 (1MiB)", "give a positive number of bytes")},
-	{typ: reflect.TypeFor[BrowserSpec](), key: "navigation_timeout", doc: "`navigation_timeout` (browser)", fix: refused("the check's timeout", "give a positive duration up to it")},
-	{typ: reflect.TypeFor[Viewport](), key: "width", doc: "`viewport.width` (browser)", fix: refused("the default 1280", "use 100 to 7680")},
-	{typ: reflect.TypeFor[Viewport](), key: "height", doc: "`viewport.height` (browser)", fix: refused("the default 800", "use 100 to 4320")},
-	{typ: reflect.TypeFor[DNSSpec](), key: "query_timeout", doc: "`query_timeout` (dns)", fix: refused("2s (the check's timeout if shorter)", "give a positive duration up to the check's timeout")},
-	{typ: reflect.TypeFor[DNSSpec](), key: "poll", doc: "`poll` (dns)", fix: refused("the default 1s", "use 10ms or more")},
-	{typ: reflect.TypeFor[FleetSpec](), key: "concurrency", doc: "`concurrency` (fleet)", fix: refused("the default 16", "use 1 to 256")},
-	{typ: reflect.TypeFor[FleetHealth](), key: "timeout", doc: "`health.timeout` (fleet)", fix: refused("5s (half the check's timeout if shorter)", "give a positive duration up to the check's timeout")},
-	{typ: reflect.TypeFor[LogscanSpec](), key: "window", doc: "`window` (logscan)", fix: refused("the default 5m", "give a positive duration such as 10m")},
-	{typ: reflect.TypeFor[LogscanSpec](), key: "max_bytes", doc: "`max_bytes` (logscan)", fix: refused("the default 67108864 (64MiB)", "give a positive number of bytes")},
-	{typ: reflect.TypeFor[PromQLSpec](), key: "window", doc: "`window` (promql)", fix: refused("the default 5m", "use 1s or more")},
-	{typ: reflect.TypeFor[PropagationSpec](), key: "poll", doc: "`poll` (propagation)", fix: refused("the default 100ms", "use 10ms or more")},
-	{typ: reflect.TypeFor[BackoffCfg](), key: "factor", doc: "`backoff.factor` (propagation)", fix: refused("the default 1.2", "use 1 (no backoff) to 4")},
-	{typ: reflect.TypeFor[BackoffCfg](), key: "max", doc: "`backoff.max` (propagation)", fix: refused("ten times poll", "use at least poll")},
-	{typ: reflect.TypeFor[SLASpec](), key: "requests", doc: "`requests` (sla)", fix: refused("the default 100", "use 1 or more")},
-	{typ: reflect.TypeFor[SLASpec](), key: "concurrency", doc: "`concurrency` (sla)", fix: refused("the default 10", "use 1 to 1000")},
-	{typ: reflect.TypeFor[SLASpec](), key: "max_duration", doc: "`max_duration` (sla)", fix: refused("the check's timeout", "give a positive duration up to it")},
-	{typ: reflect.TypeFor[WebSocketSpec](), key: "max_message_bytes", doc: "`max_message_bytes` (websocket)", fix: refused("the default 1MiB", "give a positive size such as 4MiB")},
+	{typ: reflect.TypeFor[Request](), key: "timeout", doc: "`request.timeout`", def: "the check's timeout", use: "give a positive duration up to it"},
+	{typ: reflect.TypeFor[Request](), key: "max_body_bytes", doc: "`request.max_body_bytes`", def: "the default 1048576 (1MiB)", use: "give a positive number of bytes"},
+	{typ: reflect.TypeFor[BrowserSpec](), key: "navigation_timeout", doc: "`navigation_timeout` (browser)", def: "the check's timeout", use: "give a positive duration up to it"},
+	{typ: reflect.TypeFor[Viewport](), key: "width", doc: "`viewport.width` (browser)", def: "the default 1280", use: "use 100 to 7680"},
+	{typ: reflect.TypeFor[Viewport](), key: "height", doc: "`viewport.height` (browser)", def: "the default 800", use: "use 100 to 4320"},
+	{typ: reflect.TypeFor[DNSSpec](), key: "query_timeout", doc: "`query_timeout` (dns)", def: "2s (the check's timeout if shorter)", use: "give a positive duration up to the check's timeout"},
+	{typ: reflect.TypeFor[DNSSpec](), key: "poll", doc: "`poll` (dns)", def: "the default 1s", use: "use 10ms or more"},
+	{typ: reflect.TypeFor[FleetSpec](), key: "concurrency", doc: "`concurrency` (fleet)", def: "the default 16", use: "use 1 to 256"},
+	{typ: reflect.TypeFor[FleetHealth](), key: "timeout", doc: "`health.timeout` (fleet)", def: "5s (half the check's timeout if shorter)", use: "give a positive duration up to the check's timeout"},
+	{typ: reflect.TypeFor[LogscanSpec](), key: "window", doc: "`window` (logscan)", def: "the default 5m", use: "give a positive duration such as 10m"},
+	{typ: reflect.TypeFor[LogscanSpec](), key: "max_bytes", doc: "`max_bytes` (logscan)", def: "the default 67108864 (64MiB)", use: "give a positive number of bytes"},
+	{typ: reflect.TypeFor[PromQLSpec](), key: "window", doc: "`window` (promql)", def: "the default 5m", use: "use 1s or more"},
+	{typ: reflect.TypeFor[PropagationSpec](), key: "poll", doc: "`poll` (propagation)", def: "the default 100ms", use: "use 10ms or more"},
+	{typ: reflect.TypeFor[BackoffCfg](), key: "factor", doc: "`backoff.factor` (propagation)", def: "the default 1.2", use: "use 1 (no backoff) to 4"},
+	{typ: reflect.TypeFor[BackoffCfg](), key: "max", doc: "`backoff.max` (propagation)", def: "ten times poll", use: "use at least poll"},
+	{typ: reflect.TypeFor[SLASpec](), key: "requests", doc: "`requests` (sla)", def: "the default 100", use: "use 1 or more"},
+	{typ: reflect.TypeFor[SLASpec](), key: "concurrency", doc: "`concurrency` (sla)", def: "the default 10", use: "use 1 to 1000"},
+	{typ: reflect.TypeFor[SLASpec](), key: "max_duration", doc: "`max_duration` (sla)", def: "the check's timeout", use: "give a positive duration up to it"},
+	{typ: reflect.TypeFor[WebSocketSpec](), key: "max_message_bytes", doc: "`max_message_bytes` (websocket)", def: "the default 1MiB", use: "give a positive size such as 4MiB"},
 
-	{typ: reflect.TypeFor[Verify](), key: "interval", doc: "`services.NAME.verify.interval`", fix: refused("the default 5s", "use 100ms or more")},
-	{typ: reflect.TypeFor[Verify](), key: "count", doc: "`services.NAME.verify.count`", fix: refused("the default 6", "use 1 or more rounds")},
-	{typ: reflect.TypeFor[Verify](), key: "baseline_runs", doc: "`services.NAME.verify.baseline_runs`", fix: refused("the default 5", "use 1 to 1000")},
-	{typ: reflect.TypeFor[Locations](), key: "fail", doc: "`locations.fail`", fix: refused("the default 1", "use a number of failing locations, e.g. 2")},
-	{typ: reflect.TypeFor[Locations](), key: "min", doc: "`locations.min`", means: "every location verifying the deploy (the default)"},
-	{typ: reflect.TypeFor[Locations](), key: "wait", doc: "`locations.wait`", means: "no wait: a location that has finished gives the verdict with the answers there are"},
-	{typ: reflect.TypeFor[Quorum](), key: "fail", doc: "`services.NAME.verify.locations.fail`", fix: refused("locations.fail", "use a number of failing locations, e.g. 2")},
-	{typ: reflect.TypeFor[Quorum](), key: "min", doc: "`services.NAME.verify.locations.min`", means: "every location verifying the deploy, whatever locations.min says"},
-	{typ: reflect.TypeFor[Quorum](), key: "wait", doc: "`services.NAME.verify.locations.wait`", means: "no wait, whatever locations.wait says"},
+	{typ: reflect.TypeFor[Verify](), key: "interval", doc: "`services.NAME.verify.interval`", def: "the default 5s", use: "use 100ms or more"},
+	{typ: reflect.TypeFor[Verify](), key: "count", doc: "`services.NAME.verify.count`", def: "the default 6", use: "use 1 or more rounds"},
+	{typ: reflect.TypeFor[Verify](), key: "baseline_runs", doc: "`services.NAME.verify.baseline_runs`", def: "the default 5", use: "use 1 to 1000"},
+	{typ: reflect.TypeFor[Locations](), key: "fail", doc: "`locations.fail`", def: "the default 1", use: "use a number of failing locations, e.g. 2"},
+	{typ: reflect.TypeFor[Locations](), key: "min", doc: "`locations.min`", def: "every location verifying the deploy", means: "every location verifying the deploy (the default)"},
+	{typ: reflect.TypeFor[Locations](), key: "wait", doc: "`locations.wait`", def: "the default 15s", means: "no wait: a location that has finished gives the verdict with the answers there are"},
+	{typ: reflect.TypeFor[Quorum](), key: "fail", doc: "`services.NAME.verify.locations.fail`", def: "locations.fail", use: "use a number of failing locations, e.g. 2"},
+	{typ: reflect.TypeFor[Quorum](), key: "min", doc: "`services.NAME.verify.locations.min`", def: "locations.min", means: "every location verifying the deploy, whatever locations.min says"},
+	{typ: reflect.TypeFor[Quorum](), key: "wait", doc: "`services.NAME.verify.locations.wait`", def: "locations.wait", means: "no wait, whatever locations.wait says"},
 
-	{typ: reflect.TypeFor[Notifier](), key: "timeout", doc: "`notifiers.NAME.timeout`", fix: refused("the default 10s (30s for slack and email)", "give a positive duration up to 5m")},
-	{typ: reflect.TypeFor[Notifier](), key: "max_attempts", doc: "`notifiers.NAME.max_attempts`", fix: refused("the default 8", "use 1 to 50")},
-	{typ: reflect.TypeFor[Notifier](), key: "port", doc: "`notifiers.NAME.port`", fix: refused("the default 587", "give the SMTP server's port")},
-	{typ: reflect.TypeFor[Notifier](), key: "alert_ttl", doc: "`notifiers.NAME.alert_ttl`", fix: refused("the default 1h", "use 1m to 168h")},
+	{typ: reflect.TypeFor[Notifier](), key: "timeout", doc: "`notifiers.NAME.timeout`", def: "the default 10s (30s for slack and email)", use: "give a positive duration up to 5m"},
+	{typ: reflect.TypeFor[Notifier](), key: "max_attempts", doc: "`notifiers.NAME.max_attempts`", def: "the default 8", use: "use 1 to 50"},
+	{typ: reflect.TypeFor[Notifier](), key: "port", doc: "`notifiers.NAME.port`", def: "the default 587", use: "give the SMTP server's port"},
+	{typ: reflect.TypeFor[Notifier](), key: "alert_ttl", doc: "`notifiers.NAME.alert_ttl`", def: "the default 1h", use: "use 1m to 168h"},
 }
 
 // zeroRuleOf is the rule of key in struct t, or nil.
@@ -103,8 +110,8 @@ func (d *decoder) writtenZero(t reflect.Type, path, key string) {
 	r := zeroRuleOf(t, key)
 	switch {
 	case r == nil:
-	case r.fix != "":
-		d.errorf(path, r.fix, "0 is not a setting of this key: it means neither none nor unlimited")
+	case r.use != "":
+		d.errorf(path, r.fix(), "0 is not a setting of this key: it means neither none nor unlimited")
 	default:
 		if d.zeros == nil {
 			d.zeros = map[string]bool{}
@@ -115,3 +122,50 @@ func (d *decoder) writtenZero(t reflect.Type, path, key string) {
 
 // zeroWritten says whether the file or an override wrote path as 0, where 0 is kept.
 func (c *Config) zeroWritten(path string) bool { return c.zeros[path] }
+
+// A written null. A key written with no value (`timeout:`, `timeout: ~`, `timeout: null`)
+// took its default without a word, like a written 0: the value was to come from a
+// template, or was deleted. No key takes null for a setting: an empty list is [], an empty
+// mapping {}, and a list left out is not an empty one (a check's notify left out takes
+// defaults.notify; notify: [] tells nobody). A ${VAR} that expands to nothing is "", not
+// null, and stays the value's own rule's business.
+
+// writtenNull refuses the null written at path, whose value would fill a t. inStruct says
+// path is a key of a struct (else an entry of a mapping, or an item of a list); r, when
+// the key has a zeroRule, names what the key left out takes.
+func (d *decoder) writtenNull(path string, t reflect.Type, inStruct bool, r *zeroRule) {
+	const msg = "no value: the key is written empty, ~ or null"
+	if strings.HasSuffix(path, "]") {
+		d.errorf(path, "give the item its value, or remove the item", "no value: the item is written empty, ~ or null")
+		return
+	}
+	give, def := "give a value", "its default"
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == durationType:
+	case t == secretType:
+		def = ""
+	case t.Kind() == reflect.Slice:
+		give = "give a list ([] for an empty one)"
+	case t.Kind() == reflect.Map:
+		give = "give a mapping ({} for an empty one)"
+	case t.Kind() == reflect.Struct:
+		give, def = "give its keys ({} for none)", "its defaults"
+	}
+	switch {
+	case !inStruct:
+		d.errorf(path, give+", or remove the entry", msg)
+		return
+	case r != nil:
+		def = r.def
+	case lastKey(path) == "notify" && strings.HasPrefix(path, "checks["):
+		def = "defaults.notify (notify: [] tells nobody)"
+	}
+	if def == "" {
+		d.errorf(path, give+", or remove the key", msg)
+		return
+	}
+	d.errorf(path, give+", or remove the key for "+def, msg)
+}

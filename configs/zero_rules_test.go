@@ -19,13 +19,13 @@ func TestEveryRefusedZeroIsInTheCorpus(t *testing.T) {
 	}
 	refusedKeys := 0
 	for _, r := range zeroRules {
-		if r.fix == "" {
+		if r.use == "" {
 			continue
 		}
 		refusedKeys++
 		found := false
 		for _, e := range es {
-			found = found || e.Fix == r.fix && strings.HasSuffix(e.Path, "."+r.key)
+			found = found || e.Fix == r.fix() && strings.HasSuffix(e.Path, "."+r.key)
 		}
 		if !found {
 			t.Errorf("%s: %s writes it 0 and it is not refused with its fix", r.doc, file)
