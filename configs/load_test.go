@@ -233,12 +233,14 @@ func FuzzLoad(f *testing.F) {
 }
 
 // YAML reads an unquoted RFC 3339 time as a timestamp; a maintenance window's start and
-// end must still load, offset intact, and a weekly window's days in any case.
+// end must still load, offset intact, and a weekly window's days in any case. A timezone
+// written "" is UTC, as one left out (docs/CONFIG.md), in a weekly window and a one-off.
 func TestMaintenanceWindowsLoad(t *testing.T) {
 	p := write(t, `
 maintenance:
-  - {name: upgrade, start: 2026-12-02T22:00:00+01:00, end: "2026-12-02T23:30:00Z"}
+  - {name: upgrade, start: 2026-12-02T22:00:00+01:00, end: "2026-12-02T23:30:00Z", timezone: ""}
   - {name: nightly, days: [Mon, TUE], at: "23:30", duration: 2h, timezone: Europe/Prague}
+  - {name: backups, at: "02:00", duration: 1h, timezone: ""}
 `)
 	cfg, err := configs.Load(p, configs.Options{Environ: []string{}})
 	if err != nil {
@@ -249,6 +251,9 @@ maintenance:
 	}
 	if m := cfg.Maintenance[1]; m.Duration != 2*time.Hour || m.Timezone != "Europe/Prague" || len(m.Days) != 2 {
 		t.Errorf("weekly window %+v", m)
+	}
+	if s, err := cfg.Maintenance[2].Schedule(); err != nil || s.Location != time.UTC {
+		t.Errorf("weekly window with timezone \"\": %+v, %v; want UTC", s, err)
 	}
 }
 

@@ -132,7 +132,10 @@ func (m *Maintenance) parse() []schedProblem {
 			}
 		}
 		s.Location = time.UTC
-		if m.Timezone != "" {
+		if hostZone(m.Timezone) {
+			bad("timezone", "name the zone: an IANA name such as Europe/Berlin, or UTC",
+				"%q is the zone of the machine vigil runs on: the window would move with the host's TZ (a container's is usually UTC, a laptop's is not)", m.Timezone)
+		} else if m.Timezone != "" {
 			loc, err := time.LoadLocation(m.Timezone)
 			if err != nil {
 				bad("timezone", "use an IANA name such as Europe/Prague, America/New_York or UTC", "unknown time zone %q", m.Timezone)
@@ -145,6 +148,13 @@ func (m *Maintenance) parse() []schedProblem {
 	}
 	m.schedule, m.problems = s, probs
 	return probs
+}
+
+// hostZone says whether a timezone names the host's zone rather than one: "Local" is
+// time.Local to time.LoadLocation, and "localtime" is, on Debian and its kin, a link in
+// /usr/share/zoneinfo to /etc/localtime.
+func hostZone(tz string) bool {
+	return strings.EqualFold(tz, "Local") || strings.EqualFold(tz, "localtime")
 }
 
 func (v *validator) maintenance(checks map[string]bool) {
