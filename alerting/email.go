@@ -276,14 +276,47 @@ func (a *loginAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 
 func (m *Email) op(step string) string { return "SMTP " + m.addr + " " + step }
 
-// smtpHints say what to do about the replies a configuration causes.
+// smtpHints say what to do about the replies a configuration causes, at any step but
+// AUTH (authHint) and, for 550 and 553, at MAIL FROM and RCPT TO alone: a 550 is a
+// refused mailbox there, and at AUTH Exchange Online's "basic authentication disabled".
 var smtpHints = map[int]string{
 	530: "the server wants authentication: set username and password",
 	534: "the server wants a stronger authentication mechanism or an app password",
-	535: "the server refused the credentials: check username and password",
 	550: "the server refused a mailbox: check from and to",
 	553: "the server refused an address: check from (the account may only send as itself)",
 	554: "the server refused the message",
+}
+
+// smtpHint is what to do about a reply to step.
+func smtpHint(step string, code int, msg string) string {
+	if step == "AUTH" {
+		return authHint(code, msg)
+	}
+	if (code == 550 || code == 553) && step != "MAIL FROM" && !strings.HasPrefix(step, "RCPT TO") {
+		return ""
+	}
+	return smtpHints[code]
+}
+
+// basicAuthOff is what a server says when the provider has turned password authentication
+// off: Exchange Online answers 535 5.7.139 or 550 5.7.30, and its words name it.
+var basicAuthOff = []string{"5.7.139", "5.7.30", "basic auth"}
+
+// authHint is what to do about a refused AUTH: the credentials, or a provider that has
+// turned password authentication off, which vigil cannot get past (it speaks no OAuth).
+func authHint(code int, msg string) string {
+	lower := strings.ToLower(msg)
+	switch {
+	case code < 500:
+		return ""
+	case slices.ContainsFunc(basicAuthOff, func(s string) bool { return strings.Contains(lower, s) }):
+		return "the provider has disabled password (basic) authentication for SMTP; vigil authenticates with a password only " +
+			"(OAuth is not supported): enable authenticated SMTP for this account (Microsoft 365: SMTP AUTH), or send through a relay"
+	case code == 534:
+		return smtpHints[534]
+	}
+	return "the server refused the credentials: check username and password; if they are right, the provider may have " +
+		"disabled password (basic) authentication for SMTP, and vigil does not support OAuth"
 }
 
 // classify turns an SMTP step's failure into an Error: 4xx replies are worth a retry, 5xx
@@ -294,7 +327,7 @@ func (m *Email) classify(ctx context.Context, step string, err error) error {
 	var tp *textproto.Error
 	if errors.As(err, &tp) {
 		e := &Error{Notifier: m.name, Op: op, Permanent: tp.Code >= 500, msg: fmt.Sprintf("answered %d %s", tp.Code, quoteBody([]byte(tp.Msg)))}
-		if h := smtpHints[tp.Code]; h != "" {
+		if h := smtpHint(step, tp.Code, tp.Msg); h != "" {
 			e.msg += " (" + h + ")"
 		}
 		return e

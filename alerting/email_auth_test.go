@@ -89,3 +89,59 @@ func TestEmailAuthLoginOnlyOverTLS(t *testing.T) {
 		t.Errorf("a third prompt: %q; want an error", got)
 	}
 }
+
+// A hint follows the step a reply answers, not its code alone: a 535 or Exchange Online's
+// 550 5.7.30 to AUTH is about the account (its credentials, or password authentication
+// the provider has turned off, past which vigil cannot go: it speaks no OAuth), never
+// "check from and to"; a 550 to MAIL FROM or RCPT TO is. Each is permanent and sends
+// nothing.
+func TestEmailHintsFollowTheStep(t *testing.T) {
+	t.Parallel()
+	const (
+		creds  = "check username and password"
+		basic  = "the provider has disabled password (basic) authentication for SMTP"
+		oauth  = "OAuth is not supported"
+		fromTo = "check from and to"
+	)
+	for _, tt := range []struct {
+		name, step string
+		code       int
+		reply      string
+		says, not  []string
+	}{
+		{"535 to AUTH", "AUTH", 535, "5.7.8 Authentication credentials invalid",
+			[]string{"AUTH: answered 535", creds}, []string{fromTo}},
+		{"Exchange Online 535 5.7.139", "AUTH", 535, "5.7.139 Authentication unsuccessful, basic authentication is disabled.",
+			[]string{"AUTH: answered 535", basic, oauth}, []string{fromTo}},
+		{"Exchange Online 550 5.7.30", "AUTH", 550, "5.7.30 Basic authentication is not supported for Client Submission.",
+			[]string{"AUTH: answered 550", basic, oauth}, []string{fromTo}},
+		{"550 to MAIL FROM", "MAIL", 550, "5.7.1 Sender not allowed", []string{"MAIL FROM: answered 550", fromTo}, []string{creds}},
+		{"550 to DATA", "DATA", 550, "5.7.1 Message rejected as spam", []string{"DATA: answered 550"}, []string{fromTo, creds}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.Start(t, smtptest.Options{AuthMechanisms: []string{"LOGIN"}})
+			srv.Fail(tt.step, tt.code, tt.reply)
+			err := newNotifier(t, emailConfig(srv), nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+			if err == nil || !alerting.Permanent(err) {
+				t.Fatalf("Deliver = %v; want a permanent error", err)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("%v\ndoes not say %q", err, s)
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("%v\nsays %q", err, s)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.reply) {
+				t.Errorf("%v\ndoes not quote the server's %q", err, tt.reply)
+			}
+			if n := len(srv.Messages()); n != 0 {
+				t.Errorf("%d messages accepted", n)
+			}
+		})
+	}
+}

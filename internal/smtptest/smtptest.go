@@ -2,7 +2,8 @@
 // tests: STARTTLS or implicit TLS with a certificate made for the test, AUTH PLAIN (or the
 // mechanisms a test names: LOGIN, as Office 365 offers it), and the messages it accepted,
 // with what the session looked like (TLS, the authenticated user and mechanism).
-// It can refuse a step with an SMTP reply, as a real server does. Only tests import it.
+// It can refuse a step (AUTH, MAIL, RCPT, DATA) with an SMTP reply, as a real server does.
+// Only tests import it.
 package smtptest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -112,13 +114,26 @@ func (s *Server) Port() int {
 	return n
 }
 
-// Fail makes the next command of a step ("MAIL", "RCPT", "DATA") answer with an SMTP error,
-// e.g. 451 (try again later) or 550 (no such mailbox).
+// Fail makes the next command of a step ("AUTH", "MAIL", "RCPT", "DATA") answer with an
+// SMTP error, e.g. 451 (try again later) or 550 (no such mailbox). An AUTH fails once the
+// client has given its credentials, right or wrong, as a server refuses an account:
+// Exchange Online's 535 5.7.139 when basic authentication is disabled. A msg that starts
+// with an enhanced status code ("5.7.139 Authentication unsuccessful") is sent with that
+// code, as the server would; without one, go-smtp adds the generic X.0.0.
 func (s *Server) Fail(step string, code int, msg string) {
+	e := &smtp.SMTPError{Code: code, Message: msg}
+	if m := enhanced.FindStringSubmatch(msg); m != nil {
+		for i := range 3 {
+			e.EnhancedCode[i], _ = strconv.Atoi(m[i+1])
+		}
+		e.Message = msg[len(m[0]):]
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults[step] = append(s.faults[step], &smtp.SMTPError{Code: code, Message: msg})
+	s.faults[step] = append(s.faults[step], e)
 }
+
+var enhanced = regexp.MustCompile(`^([245])\.(\d{1,3})\.(\d{1,3}) `)
 
 func (s *Server) fault(step string) error {
 	s.mu.Lock()
@@ -151,6 +166,9 @@ func (se *session) AuthMechanisms() []string { return se.s.mechs }
 
 func (se *session) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
+		if err := se.s.fault("AUTH"); err != nil {
+			return err
+		}
 		if username != Username || password != Password {
 			return smtp.ErrAuthFailed
 		}
