@@ -152,6 +152,11 @@ func (d *decoder) writtenNull(path string, t reflect.Type, inStruct bool, r *zer
 	case t.Kind() == reflect.Map:
 		give = "give a mapping ({} for an empty one)"
 	case t.Kind() == reflect.Struct:
+		if inStruct {
+			// A section whose keys are all commented out (`agent:` and nothing under it)
+			// means what {} and leaving it out mean: nothing is lost, so it is not refused.
+			return
+		}
 		give, def = "give its keys ({} for none)", "its defaults"
 	}
 	switch {
