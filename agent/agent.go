@@ -172,6 +172,10 @@ func New(opts Options) (*Agent, error) {
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.metrics.streaks, a.metrics.incidents = a.streakCounts, a.incidentCounts
+	a.metrics.configured = func(name, kind string) bool {
+		c := a.Runtime().Checks[name]
+		return c != nil && (kind == "" || c.Kind == kind)
+	}
 	if s, ok := opts.Store.(interface{ ObserveWriteWaits(func(time.Duration)) }); ok { // SQLite: writes queue
 		wait := a.metrics.storeWait
 		s.ObserveWriteWaits(func(d time.Duration) { wait.Observe(d.Seconds()) })
@@ -194,7 +198,7 @@ func New(opts Options) (*Agent, error) {
 				opts.OnLag(due, d)
 			}
 		},
-		OnSkip: a.metrics.checks.skip,
+		OnSkip: a.metrics.skip,
 	})
 	maxSize := func() configs.ByteSize { return a.Runtime().Config.Store.MaxSize }
 	every := opts.BoardSaveInterval

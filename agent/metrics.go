@@ -2,6 +2,7 @@ package agent
 
 import (
 	"runtime"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -33,6 +34,12 @@ type metrics struct {
 	// incidents counts the open check incidents and those nobody was told of; set by the
 	// agent.
 	incidents func() (open, untold int)
+	// configured says whether the config in force has a check of that name and kind (""
+	// any kind); set by the agent. A run that ends after a reload removed its check records
+	// nothing: its series were forgotten, and nothing would forget them again. gate makes
+	// the test and the record one step against forget.
+	configured func(name, kind string) bool
+	gate       sync.RWMutex
 }
 
 func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
@@ -72,6 +79,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		unrecorded: f.NewGauge(prometheus.GaugeOpts{Name: "vigil_verdicts_unrecorded",
 			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
 		streaks: func() (int, int) { return 0, 0 }, incidents: func() (int, int) { return 0, 0 },
+		configured: func(string, string) bool { return true },
 	}
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_held_up_seconds_total",
 		Help: "How long the agent's process was held up (short of CPU, or paused): how late its stall clock's wake-ups came, in all."},
@@ -92,13 +100,28 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 }
 
 func (m *metrics) observe(r *checks.Result) {
-	m.checks.observe(r)
-	m.kinds.Observe(r)
+	m.gate.RLock()
+	defer m.gate.RUnlock()
+	if m.configured(r.Check, r.Kind) {
+		m.checks.observe(r)
+		m.kinds.Observe(r)
+	}
+}
+
+// skip counts a skipped scheduled run of a configured check.
+func (m *metrics) skip(name string) {
+	m.gate.RLock()
+	defer m.gate.RUnlock()
+	if m.configured(name, "") {
+		m.checks.skip(name)
+	}
 }
 
 // forget drops the series of a check a reload removed, so it does not look alive forever
-// and renamed checks do not pile up series.
+// and renamed checks do not pile up series. It is called once the new config is in force.
 func (m *metrics) forget(name, kind string) {
+	m.gate.Lock()
+	defer m.gate.Unlock()
 	m.checks.forget(name)
 	m.kinds.Forget(name, kind)
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -118,4 +119,61 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A run in flight when a reload removes its check (a slow target: often why the check is
+// removed) ends after the reload: it must not bring the check's series back, where nothing
+// would remove them again. A check the reload keeps keeps its counters.
+func TestMetricsOfACheckRemovedMidRun(t *testing.T) {
+	var hang atomic.Bool
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			arrived <- struct{}{}
+			<-release
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	kept := fmt.Sprintf("agent: {api_token: s3cret-token}\nchecks:\n  - name: kept\n    kind: http\n    every: 1h\n    request: {url: %q}\n", srv.URL)
+	yaml := kept + fmt.Sprintf("  - name: slow\n    kind: http\n    every: 1h\n    retries: 0\n    request: {url: %q, timeout: 30s}\n", srv.URL+"/slow")
+	h := startAgent(t, "", yaml)
+	for _, name := range []string{"slow", "kept", "kept"} {
+		if _, out := h.request("POST", "/api/v1/checks/"+name+"/run", ""); out["outcome"] != "pass" {
+			t.Fatalf("a run of %s: %v", name, out)
+		}
+	}
+	before := grepLines(h.scrape(), `vigil_check_runs_total{check="kept",kind="http",result="pass"}`)
+
+	hang.Store(true)
+	done := make(chan map[string]any)
+	go func() {
+		_, out := h.request("POST", "/api/v1/checks/slow/run", "")
+		done <- out
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run of slow never reached the target")
+	}
+	if err := reloadWith(t, h, kept); err != nil {
+		t.Fatal(err)
+	}
+	if left := grepLines(h.scrape(), `check="slow"`); left != "" {
+		t.Fatalf("right after the reload, series of the removed check remain:\n%s", left)
+	}
+	hang.Store(false)
+	release <- struct{}{}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run of slow never ended")
+	}
+	body := h.scrape()
+	if left := grepLines(body, `check="slow"`); left != "" {
+		t.Errorf("the run that ended after the reload brought back the removed check's series:\n%s", left)
+	}
+	if after := grepLines(body, `vigil_check_runs_total{check="kept",kind="http",result="pass"}`); after != before || before == "" {
+		t.Errorf("the kept check's pass counter across the reload: %q, then %q", before, after)
+	}
 }
