@@ -187,6 +187,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.rt.Store(rt)
+	a.metrics.configure(rt.Config)
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
 	a.sched = NewScheduler(SchedulerOptions{

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // metrics are what /metrics serves (the README's Metrics section lists them):
@@ -97,6 +99,26 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 		Help: "Open check incidents nobody has been told of: opened during a silence, a maintenance window or an inhibition, and sent once it is over if still open."},
 		func() float64 { _, untold := m.incidents(); return float64(untold) })
 	return m
+}
+
+// configure gives every configured service's verdicts and rollbacks, and every configured
+// notifier's outcomes, a series at 0, at start and at each reload: an alert on
+// increase(vigil_notifications_total{outcome="dead"}[15m]) sees the first dead letter
+// since the agent started only if the series was scraped at 0 before it (a series first
+// scraped at 1 has increased by nothing). The services and notifiers are the config's,
+// so the series are as bounded as it is.
+func (m *metrics) configure(cfg *configs.Config) {
+	for service := range cfg.Services {
+		for _, v := range [...]string{store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded} {
+			m.verdicts.WithLabelValues(service, v)
+		}
+		m.rollbacks.WithLabelValues(service)
+	}
+	for notifier := range cfg.Notifiers {
+		for _, o := range [...]string{store.OutboxDelivered, "retry", store.OutboxDead, store.OutboxDryRun, store.OutboxSilenced, store.OutboxSkipped} {
+			m.notifications.WithLabelValues(notifier, o)
+		}
+	}
 }
 
 func (m *metrics) observe(r *checks.Result) {

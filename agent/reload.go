@@ -47,6 +47,7 @@ func (a *Agent) Reload() error {
 		}
 	}
 	a.sched.Set(rt.Order)
+	a.metrics.configure(cfg)
 	a.endRemovedServices(rt)
 	a.closeLeftIncidents(context.WithoutCancel(a.runCtx))
 	a.metrics.reloadOK.Set(1)
