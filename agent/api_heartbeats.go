@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -53,8 +54,8 @@ func (a *Agent) postHeartbeat(w http.ResponseWriter, r *http.Request) {
 		if err := decodeJSON(r.Body, &body); err != nil {
 			status := http.StatusBadRequest
 			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				status = http.StatusRequestEntityTooLarge
+			if errors.As(err, &tooBig) { // decodeJSON's message gives the API's limit, not a beat's
+				status, err = http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than %d bytes", maxBeatBody)
 			}
 			writeError(w, status, "%v (a beat's body is optional: {\"version\": \"v2\", \"status\": \"ok\" or \"fail\", \"message\": \"...\"})", err)
 			return
