@@ -3,6 +3,7 @@ package docs
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -11,31 +12,53 @@ import (
 var tableName = regexp.MustCompile("`([a-z_]+)`")
 
 // Every metric the agent exports (the catalogue TestMetricCatalogue pins in the agent's
-// golden file) has a row in METRICS.md, and every row names a metric the agent exports: a
-// dashboard built from the reference finds what it reads.
+// golden file) has a row in METRICS.md, and every row there and in KINDS.md's metrics table
+// names a metric the agent exports, with its type and labels: a dashboard or alert rule
+// built from the reference finds what it reads.
 func TestMetricsAreDocumented(t *testing.T) {
 	catalogue, err := os.ReadFile("../agent/testdata/golden/metrics.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	exported := map[string]bool{}
+	exported := map[string]string{} // name: "type {labels}", as the catalogue has them
 	for _, line := range strings.Split(strings.TrimSpace(string(catalogue)), "\n") {
-		exported[strings.Fields(line)[0]] = true
-	}
-	page, err := os.ReadFile("METRICS.md")
-	if err != nil {
-		t.Fatal(err)
+		f := strings.Fields(line)
+		labels := strings.Split(strings.Trim(f[2], "{}"), ",")
+		slices.Sort(labels)
+		exported[f[0]] = f[1] + " {" + strings.Join(labels, ",") + "}"
 	}
 	documented := map[string]bool{}
-	for _, line := range strings.Split(string(page), "\n") {
-		if !strings.HasPrefix(line, "| `") {
-			continue
+	// METRICS.md's table, and KINDS.md's of the kinds' own: metric, type, labels, ...
+	for _, file := range []string{"METRICS.md", "KINDS.md"} {
+		page, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
 		}
-		first := strings.Split(line, "|")[1]
-		for _, m := range tableName.FindAllStringSubmatch(first, -1) {
-			documented[m[1]] = true
-			if !exported[m[1]] {
-				t.Errorf("METRICS.md documents %s, which the agent does not export", m[1])
+		text := string(page)
+		if file == "KINDS.md" {
+			_, text, _ = strings.Cut(text, "\n## Metrics\n")
+		}
+		for _, line := range strings.Split(text, "\n") {
+			if !strings.HasPrefix(line, "| `") {
+				continue
+			}
+			cols := strings.Split(line, "|")
+			var labels []string
+			for _, l := range strings.Split(cols[3], ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					labels = append(labels, l)
+				}
+			}
+			slices.Sort(labels)
+			row := strings.TrimSpace(cols[2]) + " {" + strings.Join(labels, ",") + "}"
+			for _, m := range tableName.FindAllStringSubmatch(cols[1], -1) {
+				documented[m[1]] = true
+				switch want, ok := exported[m[1]]; {
+				case !ok:
+					t.Errorf("%s documents %s, which the agent does not export", file, m[1])
+				case row != want:
+					t.Errorf("%s documents %s as %s; the agent exports it as %s", file, m[1], row, want)
+				}
 			}
 		}
 	}
