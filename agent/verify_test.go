@@ -63,12 +63,14 @@ func indent(s, by string) string {
 }
 
 func webhookNotifier(name, action string, hook *loopback.Webhook) string {
+	if action != "" {
+		action = "\n    action: " + action // a key written empty is refused: leave it out
+	}
 	return fmt.Sprintf(`
   %s:
     type: webhook
     url: %s
-    secret: %s
-    action: %s
+    secret: %s%s
     max_attempts: 20`, name, hook.URL(), loopback.WebhookSecret, action)
 }
 
