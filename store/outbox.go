@@ -179,7 +179,12 @@ func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error)
 // NextDue returns when, by the clock that says it is now, the earliest pending entry can
 // be claimed: its next attempt, or the end of another agent's lease on it (zero when none
 // is pending). A lease the database's clock judges is told in the caller's: an agent whose
-// clock is off waits for the lease's real end, neither past it nor polling until it.
+// clock is off waits for the lease's real end, neither past it nor polling until it. An
+// entry behind an earlier pending one of its notifier and incident (a thread's reply
+// behind its opener, which ClaimOutbox skips it for) is left out: it cannot be claimed
+// before that one is done, which is no sooner than that one's own time here. Its own next
+// attempt, long past, would wake the caller at once to claim nothing, again and again, for
+// as long as the opener is retried or another agent holds it.
 func (s *common) NextDue(ctx context.Context, now time.Time, skip []string) (time.Time, error) {
 	var n sql.NullInt64
 	lease, args := "lease_until", []any{}
@@ -191,8 +196,11 @@ func (s *common) NextDue(ctx context.Context, now time.Time, skip []string) (tim
 	for _, notifier := range skip {
 		args = append(args, notifier)
 	}
+	args = append(args, OutboxPending)
 	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN `+lease+` > next_attempt_at THEN `+lease+` ELSE next_attempt_at END)
-		FROM outbox WHERE status = ?`+notIn("notifier", len(skip)), args...).Scan(&n)
+		FROM outbox o WHERE status = ?`+notIn("o.notifier", len(skip))+`
+			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
+				AND p.status = ? AND p.id < o.id)`, args...).Scan(&n)
 	if err != nil || !n.Valid {
 		return time.Time{}, err
 	}

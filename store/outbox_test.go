@@ -42,6 +42,50 @@ func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 	})
 }
 
+// NextDue leaves out a thread's reply waiting behind its opener: the reply cannot be
+// claimed before the opener is done, so the earliest time is the opener's (its retry, or
+// the end of the lease another agent holds it by), not the reply's own, long past. Once
+// the opener is delivered, the reply is due at once.
+func TestOutboxNextDueWaitsForTheOpener(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv driver) {
+		ctx := context.Background()
+		s := drv.fresh(t)
+		e := func(notifier, key string, at time.Time) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte("{}"), CreatedAt: at}
+		}
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", t0), e("slack", "d1:deploy_passed", t0),
+			e("pd", "d1:deploy_failed", t0.Add(time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+		opener, err := s.ClaimOutbox(ctx, "a", t0, time.Minute, 10, []string{"pd"})
+		if err != nil || len(opener) != 1 || opener[0].Key != "d1:deploy_failed" {
+			t.Fatalf("claimed %s, %v; want slack's opener alone", describe(opener), err)
+		}
+		// The opener failed: it is retried in 10 s.
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: opener[0].ID, Agent: "a", Status: OutboxPending, Attempts: 1,
+			Next: t0.Add(10 * time.Second), LastError: "503", At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if next, err := s.NextDue(ctx, t0, nil); err != nil || !next.Equal(t0.Add(10*time.Second)) {
+			t.Errorf("NextDue with the opener retried in 10 s: %v, %v; want the opener's retry, %v", next, err, t0.Add(10*time.Second))
+		}
+		// Another agent holds it, for 30 s.
+		at := t0.Add(10 * time.Second)
+		if held, err := s.ClaimOutbox(ctx, "b", at, 30*time.Second, 10, []string{"pd"}); err != nil || len(held) != 1 || held[0].ID != opener[0].ID {
+			t.Fatalf("b claimed %s, %v; want the opener alone", describe(held), err)
+		}
+		if next, err := s.NextDue(ctx, at, nil); err != nil || next.Before(at.Add(25*time.Second)) || next.After(at.Add(30*time.Second)) {
+			t.Errorf("NextDue with the opener held by b for 30 s: %v, %v; want the lease's end, within 5 s before %v", next, err, at.Add(30*time.Second))
+		}
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: opener[0].ID, Agent: "b", Status: OutboxDelivered, Attempts: 2, At: at}); err != nil {
+			t.Fatal(err)
+		}
+		if next, err := s.NextDue(ctx, at, nil); err != nil || !next.Equal(t0) {
+			t.Errorf("NextDue with the opener delivered: %v, %v; want the reply's, %v", next, err, t0)
+		}
+	})
+}
+
 // A dead entry after which an all-clear of its notifier and incident was delivered (a page
 // whose all-clear went out), or skipped (the all-clear of that lost page, not sent), is not
 // retried: it would open the incident again, for good. What else came after it (the
