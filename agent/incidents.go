@@ -35,6 +35,13 @@ import (
 func (a *Agent) onScheduledResult(ctx context.Context, c *checks.Check, res *checks.Result, sr *store.RunRecord) {
 	a.incMu.Lock()
 	defer a.incMu.Unlock()
+	// Tested under incMu, which closeLeftIncidents takes once the new config is in force:
+	// a run tested before it is closed by it, one tested after it is not kept (inConfig).
+	if !a.inConfig(c.Name, c.Kind) {
+		a.writer.add(sr)
+		a.log.Debug("the check left the config while it ran: the run is stored, its streak and incident are left alone", "check", c.Name)
+		return
+	}
 	cl := a.streaks[c.Name]
 	if cl != nil && cl.Agent != a.name && a.alive[cl.Agent] {
 		a.writer.add(sr) // another agent of this location keeps the streak

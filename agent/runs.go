@@ -47,6 +47,15 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	}
 	res.Location = a.location
 	a.metrics.observe(res)
+	if !a.inConfig(c.Name, c.Kind) {
+		// A reload removed the check while it ran (the scheduler does not cancel such a
+		// run; an API or verification run is not the scheduler's): the run is stored by
+		// the caller, as history, but it is no longer the newest result of a configured
+		// check, and its streak and incident are the reload's to end (onScheduledResult).
+		a.log.Info("a reload removed the check while it ran: the run is stored, but changes no last result, streak or incident",
+			"check", c.Name, "kind", c.Kind, "outcome", res.Outcome, "deploy", deployID)
+		return res, true
+	}
 	a.mu.Lock()
 	a.last[c.Name] = summaryOf(res)
 	a.mu.Unlock()
@@ -54,6 +63,18 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 		a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
 	}
 	return res, true
+}
+
+// inConfig says whether the config in force has a check of that name and kind ("" any
+// kind). A run of a check that is not, which ended after a reload removed it, changes no
+// last result, streak, incident or metric: nothing would ever end what it started (the
+// reload closed the check's incident and dropped its streak before it ended). A check the
+// reload kept under its name and kind but changed (its URL, assertions, thresholds) still
+// records the run: it is the same check, its next runs judge the new definition, and they
+// close what this one opens.
+func (a *Agent) inConfig(name, kind string) bool {
+	c := a.Runtime().Checks[name]
+	return c != nil && (kind == "" || c.Kind == kind)
 }
 
 // summaryOf is what the agent keeps in memory of a check's newest result: the outcome,
