@@ -92,7 +92,9 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 }
 
 // Set replaces the scheduled checks. A check that stays keeps its phase (a reload does not
-// make every check fire at once); a new check gets a random offset; a removed one stops.
+// make every check fire at once), unless its interval shortened and its next run (or the
+// phase after a run at start still queued) is further away than the new interval: that
+// gets a new phase within it. A new check gets a random offset; a removed one stops.
 func (s *Scheduler) Set(list []*checks.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,6 +110,10 @@ func (s *Scheduler) Set(list []*checks.Check) {
 				e.every = every
 				if e.next.Sub(now) > every {
 					e.next = s.phase(now, c)
+				}
+				// A run at start not yet taken from the queue: the phase after it, too.
+				if e.then.Sub(now) > every {
+					e.then = s.phase(now.Add(time.Millisecond), c)
 				}
 				heap.Fix(&s.queue, e.index)
 			}

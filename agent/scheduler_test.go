@@ -467,3 +467,96 @@ func TestSchedulerBatchesFitTheRunSlots(t *testing.T) {
 		}
 	}
 }
+
+// A reload that shortens a check's interval (1h to 10s) brings its next run within 10 s of
+// the reload, then every 10 s: in the ordinary case (its phase up to an hour away), and
+// when the reload lands while its run at start is still queued, waiting for a run slot or
+// not yet taken by the scheduler at all (the phase after it was an hour's).
+func TestSchedulerReloadShorteningEveryComesWithinTheNewInterval(t *testing.T) {
+	const every = 10 * time.Second
+	for _, tc := range []struct {
+		name    string
+		atStart bool
+		queued  string // "slot": the run at start waits for a run slot; "taken": not yet taken
+	}{
+		{"ordinary", false, ""},
+		{"run at start waiting for its slot", true, "slot"},
+		{"run at start not yet taken", true, "taken"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := clock.NewFake(epoch)
+			log := &startLog{starts: map[string][]time.Time{}, dues: map[string][]time.Time{}}
+			s := NewScheduler(SchedulerOptions{Clock: fc, Concurrency: 1, Seed: 11, RunAtStart: tc.atStart,
+				Execute: func(_ context.Context, c *checks.Check, due time.Time) { log.add(c.Name, due, fc.Now()) }})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func() { cancel(); s.Wait() }()
+			settle := func() { fc.BlockUntil(1); time.Sleep(time.Millisecond) }
+			// phase is where c's hourly schedule has its next run (after a run at start).
+			phase := func() time.Time {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if e := s.entries["c"]; !e.then.IsZero() {
+					return e.then
+				}
+				return s.entries["c"].next
+			}
+			s.Set([]*checks.Check{fakeCheck("c", "http", time.Hour)})
+			release := func() {}
+			switch tc.queued {
+			case "": // the hourly check idles at its phase
+				go s.Run(ctx)
+				step(fc, 30*time.Second, 250*time.Millisecond, settle)
+			case "slot": // a verification round holds the one run slot
+				var ok bool
+				if release, ok = s.Acquire(ctx, fakeCheck("round", "http", time.Hour)); !ok {
+					t.Fatal("no run slot for the round")
+				}
+				go s.Run(ctx)
+				eventually(t, 5*time.Second, "the run at start taken, waiting for its slot", func() bool {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					return s.entries["c"].then.IsZero() && s.running["c"]
+				})
+				fc.Advance(2 * time.Second)
+			case "taken": // the reload comes before the scheduler took the run at start
+				fc.Advance(2 * time.Second)
+			}
+			if away := phase().Sub(fc.Now()); away <= time.Minute {
+				t.Fatalf("the hourly phase is %s away; the test needs one far beyond the new interval (another seed)", away)
+			}
+			reload, was := fc.Now(), phase()
+			s.Set([]*checks.Check{fakeCheck("c", "http", every)})
+			if tc.queued == "taken" {
+				go s.Run(ctx)
+			}
+			release()
+			step(fc, 3*every, 250*time.Millisecond, settle)
+			cancel()
+			s.Wait()
+
+			due := log.due("c")
+			if tc.atStart && (len(due) == 0 || !due[0].Equal(epoch)) {
+				t.Fatalf("due %v: the run at start must still run once", due)
+			}
+			var after []time.Time
+			for _, d := range due {
+				if d.After(reload) {
+					after = append(after, d)
+				}
+			}
+			if len(after) < 2 || after[0].Sub(reload) > every+time.Millisecond {
+				var first any = "none"
+				if len(after) > 0 {
+					first = after[0].Sub(reload)
+				}
+				t.Fatalf("after the reload to every=10s, %d runs in 30 s, the first due %v after it (hourly phase was %s away); want within 10s",
+					len(after), first, was.Sub(reload))
+			}
+			for k := 1; k < len(after); k++ {
+				if gap := after[k].Sub(after[k-1]); gap != every {
+					t.Errorf("runs %d and %d after the reload are %s apart, want 10s", k-1, k, gap)
+				}
+			}
+		})
+	}
+}
