@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/internal/clock"
 	"github.com/vigil-monitor/vigil/internal/vigiltest"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -190,6 +191,52 @@ func TestReloadRemovingAServiceEndsItsVerification(t *testing.T) {
 	}
 	if n := len(hook.Deliveries()); n != 0 {
 		t.Errorf("%d webhook deliveries for a service no longer configured", n)
+	}
+}
+
+// A reload while a deploy is verifying does not change how that deploy is judged: the
+// verification keeps the service's checks and verify settings it started with (as an Argo
+// Rollouts AnalysisRun keeps the template it was created from), so its verdict does not
+// depend on when a reload landed. Here the reload, between rounds 1 and 2, makes the
+// check's assertion one the service fails and doubles the rounds: the deploy still passes
+// after its 3 rounds. The next deploy is judged by the reloaded config, and fails.
+func TestReloadMidVerificationKeepsTheConfigItStartedWith(t *testing.T) {
+	tg := newTarget(t)
+	fc := clock.NewFake(time.Now().Truncate(time.Second))
+	cfg := webConfig{url: tg.srv.URL, verify: "interval: 10s, count: 3"}
+	h := startAgentWith(t, t.TempDir(), cfg.String(), Options{Clock: fc,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	runs := func(id string) int {
+		list, err := h.a.store.DeployRuns(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	id := h.deploy("web", "v2")
+	eventually(t, 10*time.Second, "round 1", func() bool { return runs(id) == 1 })
+	cfg.assert, cfg.verify = `"status == 201"`, "interval: 10s, count: 6"
+	if err := reloadWith(t, h, cfg.String()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.a.Runtime().Config.Services["web"].Verify.Count; got != 6 {
+		t.Fatalf("the reload did not apply: verify.count %d", got)
+	}
+	for round := 2; round <= 3; round++ {
+		fc.Advance(10 * time.Second)
+		eventually(t, 10*time.Second, fmt.Sprintf("round %d or a verdict", round), func() bool {
+			_, d := h.request("GET", "/api/v1/deploys/"+id, "")
+			return runs(id) >= round || d["status"] != store.StatusVerifying
+		})
+	}
+	d := h.verdict(id, 30*time.Second)
+	if d["status"] != store.StatusPassed || runs(id) != 3 {
+		t.Errorf("status %v after %d runs, reason %v; want passed after the 3 rounds of the config it was registered under",
+			d["status"], runs(id), d["reason"])
+	}
+	next := h.deploy("web", "v3")
+	if d := h.verdict(next, 30*time.Second); d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "status == 201") {
+		t.Errorf("the deploy registered after the reload: status %v, reason %v; want failed on status == 201", d["status"], d["reason"])
 	}
 }
 

@@ -22,6 +22,9 @@ import (
 // rounds never overlap.
 type verification struct {
 	deploy *store.Deploy
+	// svc and checks are the config the window started under; a reload does not change
+	// them, so a verdict does not depend on when a reload landed (README, "A reload does
+	// not re-judge a deploy under way").
 	svc    *configs.Service
 	checks []*checks.Check
 	start  time.Time
