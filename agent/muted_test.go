@@ -38,25 +38,7 @@ maintenance:
 		Options{Clock: fc, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	t.Cleanup(func() { _ = l.stop() })
 	a := l.a
-	eventually(t, 10*time.Second, "both checks to be scheduled", func() bool {
-		a.sched.mu.Lock()
-		defer a.sched.mu.Unlock()
-		return len(a.sched.entries) == 2
-	})
-	step := func(dbMode, cacheMode string) {
-		t.Helper()
-		db.set(dbMode)
-		cache.set(cacheMode)
-		d, c := db.hits.Load(), cache.hits.Load()
-		fc.Advance(10 * time.Minute)
-		eventually(t, 20*time.Second, "both checks' runs", func() bool {
-			a.sched.mu.Lock()
-			idle := len(a.sched.running) == 0
-			a.sched.mu.Unlock()
-			return db.hits.Load() > d && cache.hits.Load() > c && idle
-		})
-		a.writer.flush(t.Context())
-	}
+	step := stepper(t, a, fc, db, cache)
 	entries := func() map[string]*store.OutboxEntry { // by key, of the pager
 		t.Helper()
 		list, err := a.store.Outbox(t.Context(), "", 1000)
@@ -306,5 +288,31 @@ func TestFailedBefore(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: %q; want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// stepper waits until the agent schedules its two checks, and returns a step of 10 minutes
+// on the fake clock: x and y answer as their modes say, and step returns once both checks
+// ran and their runs are stored.
+func stepper(t *testing.T, a *Agent, fc *clock.Fake, x, y *target) func(xMode, yMode string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "both checks to be scheduled", func() bool {
+		a.sched.mu.Lock()
+		defer a.sched.mu.Unlock()
+		return len(a.sched.entries) == 2
+	})
+	return func(xMode, yMode string) {
+		t.Helper()
+		x.set(xMode)
+		y.set(yMode)
+		hx, hy := x.hits.Load(), y.hits.Load()
+		fc.Advance(10 * time.Minute)
+		eventually(t, 20*time.Second, "both checks' runs", func() bool {
+			a.sched.mu.Lock()
+			idle := len(a.sched.running) == 0
+			a.sched.mu.Unlock()
+			return x.hits.Load() > hx && y.hits.Load() > hy && idle
+		})
+		a.writer.flush(t.Context())
 	}
 }

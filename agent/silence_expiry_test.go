@@ -34,25 +34,7 @@ notifiers:%s
 		Options{Clock: fc, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	t.Cleanup(func() { _ = l.stop() })
 	a := l.a
-	eventually(t, 10*time.Second, "both checks to be scheduled", func() bool {
-		a.sched.mu.Lock()
-		defer a.sched.mu.Unlock()
-		return len(a.sched.entries) == 2
-	})
-	step := func(toldMode, quietMode string) {
-		t.Helper()
-		told.set(toldMode)
-		quiet.set(quietMode)
-		d, c := told.hits.Load(), quiet.hits.Load()
-		fc.Advance(10 * time.Minute)
-		eventually(t, 20*time.Second, "both checks' runs", func() bool {
-			a.sched.mu.Lock()
-			idle := len(a.sched.running) == 0
-			a.sched.mu.Unlock()
-			return told.hits.Load() > d && quiet.hits.Load() > c && idle
-		})
-		a.writer.flush(t.Context())
-	}
+	step := stepper(t, a, fc, told, quiet)
 	keys := func() []string { // the pager's entries, "key status"
 		t.Helper()
 		list, err := a.store.Outbox(t.Context(), "", 1000)
