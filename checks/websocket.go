@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -153,7 +154,8 @@ func wsErr(err error) string {
 	switch {
 	case errors.As(err, &ce):
 		return fmt.Sprintf("the server closed the WebSocket (%d %s)", int(ce.Code), Trim(ce.Reason, 120))
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		// The connection's deadline is the run's (Probe): either may fire first.
 		return "nothing more arrived before the check's timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the server dropped the connection"
