@@ -109,7 +109,10 @@ exporters:
     trace_storage: mem
 `
 
-// Start starts Jaeger and waits until it is healthy. It is killed at t's cleanup.
+// Start starts Jaeger and waits until it is healthy. It is killed at t's cleanup. Jaeger
+// needs four ports, and any of them can be taken between the probe that found it free
+// and Jaeger's bind, by a process a parallel test package starts: a start that fails
+// that way is tried again on new ports.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
@@ -119,48 +122,68 @@ func Start(t testing.TB) *Server {
 		}
 		t.Fatalf("jaegertest: %v", err)
 	}
+	for attempt := 1; ; attempt++ {
+		s, stop, err := start(bin, t.TempDir())
+		if err == nil {
+			t.Cleanup(func() {
+				stop()
+				if t.Failed() {
+					t.Logf("jaeger log:\n%s", s.logs.String())
+				}
+			})
+			return s
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("jaegertest: %v", err)
+		}
+		t.Logf("jaegertest: a port was taken before Jaeger bound it; trying again on new ports (%d of 3)", attempt+1)
+	}
+}
+
+// start runs one Jaeger on fresh free ports and waits until it is healthy; on error it
+// has already stopped it.
+func start(bin, dir string) (*Server, func(), error) {
 	var ports [4]int
 	for i := range ports {
+		var err error
 		if ports[i], err = freePort(); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 	}
-	dir := t.TempDir()
 	cfg := filepath.Join(dir, "jaeger.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, ports[0], ports[1], ports[2], ports[3])), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	s := &Server{OTLP: fmt.Sprintf("http://127.0.0.1:%d", ports[3]), Query: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), logs: &vigiltest.Buffer{}}
 	cmd := exec.Command(bin, "--config=file:"+cfg)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("jaegertest: starting %s: %v", bin, err)
+		return nil, nil, fmt.Errorf("starting %s: %v", bin, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stop := func() {
 		_ = cmd.Process.Kill()
 		<-exited
-		if t.Failed() {
-			t.Logf("jaeger log:\n%s", s.logs.String())
-		}
-	})
+	}
 	health := fmt.Sprintf("http://127.0.0.1:%d/status", ports[0])
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("jaegertest: Jaeger exited at start:\n%s", s.logs.String())
+			return nil, nil, fmt.Errorf("jaeger exited at start:\n%s", s.logs.String())
 		default:
 		}
-		if resp, err := http.Get(health); err == nil {
+		if resp, err := probe.Get(health); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return s, stop, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jaegertest: not healthy after 60s:\n%s", s.logs.String())
+			stop()
+			return nil, nil, fmt.Errorf("not healthy after 60s:\n%s", s.logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
