@@ -51,9 +51,10 @@ func TestConfigMapUpdateReachesTheAgent(t *testing.T) {
 	cm := &configMapDir{dir: t.TempDir()}
 	base := agentConfig("shop", "interval: 200ms, count: 2") + "store: {dsn: " + filepath.Join(t.TempDir(), "vigil.db") + "}\n"
 	cm.write(t, base)
-	addr := freeAddr(t)
-	agent := start(t, addr, "/readyz", []string{"VIGIL_API_TOKEN=" + agentToken, "SHOP=" + s.url},
-		"agent", "-c", filepath.Join(cm.dir, "vigil.yaml"), "--listen", addr)
+	agent := start(t, "/readyz", []string{"VIGIL_API_TOKEN=" + agentToken, "SHOP=" + s.url},
+		func(addr string) []string {
+			return []string{"agent", "-c", filepath.Join(cm.dir, "vigil.yaml"), "--listen", addr}
+		})
 
 	get := func(path string) string {
 		req, _ := http.NewRequest("GET", agent.url+path, nil)

@@ -229,14 +229,30 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 // start runs vigil with args and waits until url+ready answers 200.
-func start(t *testing.T, addr, ready string, env []string, args ...string) *proc {
+func start(t *testing.T, ready string, env []string, args func(addr string) []string) *proc {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := tryStart(t, freeAddr(t), ready, env, args)
+		if err == nil {
+			return p
+		}
+		// The free port can be taken between the probe and vigil's bind.
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("a port was taken before vigil bound it; trying again on a new one (%d of 3)", attempt+1)
+	}
+}
+
+func tryStart(t *testing.T, addr, ready string, env []string, argsFor func(string) []string) (*proc, error) {
+	t.Helper()
+	args := argsFor(addr)
 	p := &proc{url: "http://" + addr, out: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd := exec.Command(vigil(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = lockedWriter{p.mu, p.out}, lockedWriter{p.mu, p.out}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -249,21 +265,24 @@ func start(t *testing.T, addr, ready string, env []string, args ...string) *proc
 			p.mu.Unlock()
 		}
 	})
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if resp, err := http.Get(p.url + ready); err == nil {
+		if resp, err := probe.Get(p.url + ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-done:
-			t.Fatalf("vigil %s exited:\n%s", strings.Join(args, " "), p.out.String())
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return nil, fmt.Errorf("vigil %s exited:\n%s", strings.Join(args, " "), p.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("vigil %s: %s did not answer within 30s", strings.Join(args, " "), ready)
+			return nil, fmt.Errorf("vigil %s: %s did not answer within 30s", strings.Join(args, " "), ready)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -274,8 +293,7 @@ type shop struct{ *proc }
 
 func startShop(t *testing.T) shop {
 	t.Helper()
-	addr := freeAddr(t)
-	return shop{start(t, addr, "/healthz", nil, "demo", "app", "--listen", addr)}
+	return shop{start(t, "/healthz", nil, func(addr string) []string { return []string{"demo", "app", "--listen", addr} })}
 }
 
 // deploy switches the shop's version: v1 renders, v2's bundle dies at startup.
@@ -322,7 +340,6 @@ func startAgent(t *testing.T, config string, s shop) *proc {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	return start(t, addr, "/readyz", []string{"VIGIL_API_TOKEN=" + agentToken, "SHOP=" + s.url},
-		"agent", "-c", path, "--listen", addr)
+	return start(t, "/readyz", []string{"VIGIL_API_TOKEN=" + agentToken, "SHOP=" + s.url},
+		func(addr string) []string { return []string{"agent", "-c", path, "--listen", addr} })
 }

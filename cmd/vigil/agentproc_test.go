@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,21 +116,41 @@ func startAgentProcArgs(t *testing.T, cfg string, args ...string) *agentProc {
 func startAgent(t *testing.T, cfg, addr string, env []string, args ...string) *agentProc {
 	t.Helper()
 	bin := vigilBinary(t)
-	if addr == "" {
-		addr = freeAddr(t)
+	for attempt := 1; ; attempt++ {
+		listen := addr
+		if listen == "" {
+			listen = freeAddr(t)
+		}
+		cmd := exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", listen}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		p, err := tryAgentCmd(t, cmd, listen)
+		if err == nil {
+			return p
+		}
+		// A port this helper picked can be taken between the probe and the agent's bind.
+		if addr != "" || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("the agent's port was taken before it bound it; trying again on a new one (%d of 3)", attempt+1)
 	}
-	cmd := exec.Command(bin, append([]string{"agent", "-c", cfg, "--listen", addr}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	return runAgentCmd(t, cmd, addr)
 }
 
 // runAgentCmd starts cmd, a `vigil agent` listening on addr, and waits for /healthz.
 func runAgentCmd(t *testing.T, cmd *exec.Cmd, addr string) *agentProc {
 	t.Helper()
+	p, err := tryAgentCmd(t, cmd, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tryAgentCmd(t *testing.T, cmd *exec.Cmd, addr string) (*agentProc, error) {
+	t.Helper()
 	p := &agentProc{t: t, cmd: cmd, url: "http://" + addr, logs: &vigiltest.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -138,22 +159,24 @@ func runAgentCmd(t *testing.T, cmd *exec.Cmd, addr string) *agentProc {
 			t.Logf("agent output:\n%s", p.logs.String())
 		}
 	})
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/healthz")
+		resp, err := probe.Get(p.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("the agent exited: %s", p.logs.String())
+			return nil, fmt.Errorf("the agent exited: %s", p.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not answer /healthz within 30s:\n%s", p.logs.String())
+			p.kill()
+			return nil, fmt.Errorf("the agent did not answer /healthz within 30s:\n%s", p.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
