@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,48 @@ func TestARestartMidVerification(t *testing.T) {
 	}
 	if before.Baseline["home"] == nil || !reflect.DeepEqual(after.Baseline, before.Baseline) {
 		t.Errorf("v2's baseline %v after the restart; want the one fixed at its registration, %v", after.Baseline, before.Baseline)
+	}
+}
+
+// A verification cut off by a restart starts again under the config the agent restarted
+// with, not the one it was registered under: the restart is where a fixed config reaches
+// the agent (a new ConfigMap rolled out with the agent's own pods), and there is no
+// verification left in memory to keep the old one.
+func TestARestartMidVerificationJudgesByTheConfigItRestartedWith(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		after          webConfig
+		status         string
+		roundsAfter    int
+		reasonContains string
+	}{
+		{"verify.count lowered", webConfig{verify: "interval: 200ms, count: 3"}, store.StatusPassed, 3, ""},
+		{"assertion changed", webConfig{verify: "interval: 200ms, count: 30", assert: `"status == 201"`}, store.StatusFailed, 1, "status == 201"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := newTarget(t)
+			dir := t.TempDir()
+			h := startAgent(t, dir, webConfig{url: tg.srv.URL, verify: "interval: 200ms, count: 30"}.String())
+			id := h.deploy("web", "v2")
+			eventually(t, 20*time.Second, "the first rounds", func() bool {
+				runs, _ := h.a.store.DeployRuns(t.Context(), id)
+				return len(runs) >= 2
+			})
+			h.stop()
+			cut, err := openSQLite(t, dir).DeployRuns(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := tc.after
+			after.url = tg.srv.URL
+			h = startAgent(t, dir, after.String())
+			d := h.verdict(id, 60*time.Second)
+			if d["status"] != tc.status || !strings.Contains(fmt.Sprint(d["reason"]), tc.reasonContains) {
+				t.Fatalf("after the restart: %v %q; want %s (%s)", d["status"], d["reason"], tc.status, tc.reasonContains)
+			}
+			if c := checkOf(t, d, "home"); c["runs"] != float64(len(cut)+tc.roundsAfter) {
+				t.Errorf("%v rounds in all, %d before the restart; want %d after it, as the new config says", c["runs"], len(cut), tc.roundsAfter)
+			}
+		})
 	}
 }
