@@ -5,6 +5,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"time"
 )
@@ -67,4 +69,39 @@ func (s *common) Beats(ctx context.Context, check string, since time.Time) ([]*B
 	}
 	slices.Reverse(recent)
 	return recent, last, nil
+}
+
+// BeatsTaken is how long beats for check have been taken without a break, by the store's
+// clock (the database's on PostgreSQL, so that agents' clocks do not decide it; now on
+// SQLite): since the store's agents last began to take them after a gap (see Heartbeat),
+// or since the check's beats were first asked about, whichever is later, so that a check
+// added to the config is not blamed for the time before it. Zero when no agent counts as
+// alive now. A missed beat is the job's only over that time: one posted while no agent
+// was there was lost.
+func (s *common) BeatsTaken(ctx context.Context, check string, now time.Time) (time.Duration, error) {
+	clock, args := s.leaseClock(now)
+	read := func() (taken time.Duration, found bool, err error) {
+		var serving, until sql.NullInt64
+		var since, at int64
+		err = s.db.QueryRowContext(ctx, `SELECT s.since_at, s.until_at, c.since_at, `+clock+` FROM beat_checks c
+			LEFT JOIN beat_service s ON s.store = '' WHERE c.check_name = ?`, append(args, check)...).Scan(&serving, &until, &since, &at)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return 0, false, nil
+		case err != nil || !serving.Valid || at > until.Int64:
+			return 0, err == nil, err
+		}
+		return time.Duration(at - max(serving.Int64, since)), true, nil
+	}
+	taken, found, err := read()
+	if err != nil || found {
+		return max(taken, 0), err
+	}
+	// The check's first read: written once, the earliest kept whichever agent writes first.
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO beat_checks(check_name, since_at) VALUES (?, `+clock+`)
+		ON CONFLICT(check_name) DO NOTHING`, append([]any{check}, args...)...); err != nil {
+		return 0, err
+	}
+	taken, _, err = read()
+	return max(taken, 0), err
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -47,4 +48,41 @@ func TestBeats(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Beats are taken without a break while each heartbeat, of any agent, comes within the
+// last one's AliveFor, and no longer once it has run out; a heartbeat after begins it
+// again. A check is judged from its first read on. (SQLite, on the caller's clock; the
+// agent's tests run it on PostgreSQL's.)
+func TestBeatsTaken(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	beat := func(name string, at time.Duration) {
+		t.Helper()
+		m := &Member{Name: name, Instance: name, Location: "eu", Started: t0, Heartbeat: t0.Add(at), AliveFor: 30 * time.Second}
+		if _, err := s.Heartbeat(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(check string, at, taken time.Duration) {
+		t.Helper()
+		if got, err := s.BeatsTaken(ctx, check, t0.Add(at)); err != nil || got != taken {
+			t.Errorf("%s at t0+%s: taken for %s, %v; want %s", check, at, got, err, taken)
+		}
+	}
+	want("nightly", 0, 0) // no agent yet
+	beat("eu-1", 0)
+	beat("eu-1", 10*time.Second)
+	beat("eu-2", 35*time.Second) // eu-1 stopped at 10s; eu-2 took over within its 30s
+	want("nightly", 40*time.Second, 40*time.Second)
+	want("weekly", 40*time.Second, 0) // added to the config now
+	want("weekly", 50*time.Second, 10*time.Second)
+	want("nightly", 66*time.Second, 0) // eu-2's 30s ran out at 65s: no agent takes beats
+	beat("eu-1", 2*time.Minute)
+	want("nightly", 2*time.Minute+20*time.Second, 20*time.Second)
+	want("weekly", 2*time.Minute+20*time.Second, 20*time.Second)
 }

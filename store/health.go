@@ -52,7 +52,8 @@ var probes = map[string][]string{
 	"recording deliveries":   {`INSERT INTO outbox(notifier, event, idem_key, payload, created_at, next_attempt_at, status) VALUES ('~probe', '', '~probe', '', 0, 0, 'delivered')`},
 	"saving incidents": {`INSERT INTO incidents(check_name, open, seq, opened_at) VALUES ('~probe', 0, 0, 0)`,
 		`INSERT INTO check_locations(check_name, location, failing, failures, successes, since, updated_at) VALUES ('~probe', '~probe', 0, 0, 0, 0, 0)`},
-	"heartbeats":   {`INSERT INTO agents(name, instance, location, started_at, heartbeat_at) VALUES ('~probe', '~probe', '~probe', 0, 0)`},
+	"heartbeats": {`INSERT INTO agents(name, instance, location, started_at, heartbeat_at) VALUES ('~probe', '~probe', '~probe', 0, 0)`,
+		`INSERT INTO beat_service(store, since_at, until_at) VALUES ('~probe', 0, 0)`},
 	"saving beats": {`INSERT INTO beats(check_name, received_at, status) VALUES ('~probe', 0, 'ok')`},
 }
 

@@ -30,6 +30,10 @@ type Member struct {
 	// database's, on PostgreSQL: ReadAt - Heartbeat is how long ago it beat, whatever the
 	// reader's clock says. Zero on SQLite, where the reader's clock is the writer's.
 	ReadAt time.Time
+	// AliveFor is how long after this heartbeat the agent counts as alive without another
+	// (configs.SilentAfter), and as taking heartbeat checks' beats (BeatsTaken). Written,
+	// never read back.
+	AliveFor time.Duration
 }
 
 const memberColumns = `name, instance, location, version, url, services, started_at, heartbeat_at, stopped_at`
@@ -38,7 +42,10 @@ const memberColumns = `name, instance, location, version, url, services, started
 // clock: the database's on PostgreSQL, so that agents on several hosts are judged by one
 // clock and none is taken for silent because its own is behind. When the name was held by another instance
 // it returns that instance: this agent's run before a restart, or, when it keeps
-// happening, a second agent running under the same name.
+// happening, a second agent running under the same name. It also extends the time the
+// store's agents take beats without a break (BeatsTaken): a heartbeat that comes while the
+// last one's AliveFor lasts, from this agent or another, continues it; one after starts it
+// again.
 func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
 	var previous string
 	err := s.tx(ctx, func(tx *txn) error {
@@ -62,6 +69,18 @@ func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
 			ON CONFLICT(name) DO UPDATE SET instance = excluded.instance, location = excluded.location, version = excluded.version,
 			url = excluded.url, services = excluded.services, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = 0`,
 			args...)
+		if err != nil {
+			return err
+		}
+		until, untilArgs := beat+` + CAST(? AS BIGINT)`, []any{int64(m.AliveFor)}
+		if beatArgs != nil {
+			until, untilArgs = "?", []any{beatArgs[0].(int64) + int64(m.AliveFor)}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO beat_service(store, since_at, until_at) VALUES ('', `+beat+`, `+until+`)
+			ON CONFLICT(store) DO UPDATE SET
+			since_at = CASE WHEN excluded.since_at > beat_service.until_at THEN excluded.since_at ELSE beat_service.since_at END,
+			until_at = CASE WHEN excluded.until_at > beat_service.until_at THEN excluded.until_at ELSE beat_service.until_at END`,
+			append(beatArgs, untilArgs...)...)
 		return err
 	})
 	return previous, s.noted("heartbeats", err)

@@ -214,6 +214,19 @@ var migrations = []string{
 	// 14: the silence or maintenance window that muted a check incident's opening notice,
 	// kept while the incident is announced to no one, so that it is sent once the mute ends.
 	`ALTER TABLE incidents ADD COLUMN muted TEXT NOT NULL DEFAULT '';`,
+	// 15: since when the agents sharing the store have taken heartbeat checks' beats without
+	// a break (one row, which every agent's heartbeat extends), and since when each check's
+	// beats were first expected: a missed beat is judged over the time an agent was there to
+	// take it, not over one process's uptime (beats.go).
+	`CREATE TABLE beat_service (
+		store TEXT PRIMARY KEY,
+		since_at INTEGER NOT NULL,
+		until_at INTEGER NOT NULL
+	);
+	CREATE TABLE beat_checks (
+		check_name TEXT PRIMARY KEY,
+		since_at INTEGER NOT NULL
+	);`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers
