@@ -104,6 +104,12 @@ func (s storedBeats) Beats(ctx context.Context, check string, since time.Time) (
 	return out, &l, nil
 }
 
+// Taken implements checks.BeatStore: since the store's agents, any of them, have taken
+// beats without a break (each heartbeat extends it), or since the check was first read.
+func (s storedBeats) Taken(ctx context.Context, check string, now time.Time) (time.Duration, error) {
+	return s.st.BeatsTaken(ctx, check, now)
+}
+
 // problem says what is wrong with a beat's fields, "" when nothing.
 func (b *beatBody) problem() string {
 	switch {

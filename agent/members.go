@@ -45,7 +45,9 @@ func agentName(a configs.Agent) string {
 
 // member is this agent as the store keeps it, beating now; where agents share the store,
 // the store stamps the beat with the database's clock instead, which every agent judges
-// beats by (heartbeatAge): agents' clocks need not agree.
+// beats by (heartbeatAge): agents' clocks need not agree. It counts as alive, and as taking
+// heartbeat checks' beats, until it is silent: a restart within that keeps the beats taken
+// without a break (store.BeatsTaken).
 func (a *Agent) member(now time.Time) *store.Member {
 	if a.shared() {
 		now = time.Time{}
@@ -57,7 +59,7 @@ func (a *Agent) member(now time.Time) *store.Member {
 	}
 	sort.Strings(services)
 	return &store.Member{Name: a.name, Instance: a.instance, Location: a.location, Version: a.opts.Version, URL: a.baseURL(),
-		Services: services, Started: a.startedAt, Heartbeat: now}
+		Services: services, Started: a.startedAt, Heartbeat: now, AliveFor: configs.SilentAfter(rt.Config.Agent.Heartbeat)}
 }
 
 // join announces the agent and takes back the notifications it was delivering before a

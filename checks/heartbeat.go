@@ -38,9 +38,12 @@ type Beat struct {
 
 // Heartbeats is the agent's record of the beats jobs posted, by check name: in its store
 // when it has one (BeatStore), where every agent sharing the store reads them and a restart
-// loses none, in memory otherwise. After the agent starts, a check waits one window for a
-// beat before it fails (a job cannot be blamed for beats sent to an agent that was not
-// running). Safe for concurrent use.
+// loses none, in memory otherwise. A missed beat is judged over the time beats were taken
+// without a break: a check waits one window for a beat after that time began (a job cannot
+// be blamed for beats sent while no agent was there to take them). With a store, that is
+// the time any agent sharing it was alive, so a restart of a few seconds, or of one agent of
+// several, does not begin it again; in memory, the time since this record began. Safe for
+// concurrent use.
 type Heartbeats struct {
 	now     func() time.Time
 	started time.Time
@@ -56,6 +59,9 @@ type BeatStore interface {
 	// Beats returns the check's beats at or after since, oldest first, and its last beat
 	// (nil: none).
 	Beats(ctx context.Context, check string, since time.Time) (recent []Beat, last *Beat, err error)
+	// Taken is how long, at now, the check's beats have been taken without a break, by any
+	// agent sharing the store.
+	Taken(ctx context.Context, check string, now time.Time) (time.Duration, error)
 }
 
 // NewHeartbeats starts a record of beats in st (nil: in memory); now is the agent's clock.
@@ -102,6 +108,14 @@ func (h *Heartbeats) since(ctx context.Context, name string, t time.Time) (recen
 	return recent, &l, nil
 }
 
+// taken is how long, at now, the check's beats have been taken without a break.
+func (h *Heartbeats) taken(ctx context.Context, name string, now time.Time) (time.Duration, error) {
+	if h.store != nil {
+		return h.store.Taken(ctx, name, now)
+	}
+	return now.Sub(h.started), nil
+}
+
 // Heartbeat is the heartbeat kind: it reads the beats the agent received for this check.
 // It measures nothing over the network, so there is no connection to keep fresh.
 type Heartbeat struct {
@@ -131,29 +145,40 @@ func (h *Heartbeat) Probe(ctx context.Context, run *Run) error {
 	recent := beats[beatsFrom(beats, now.Add(-h.window)):]
 	run.Vars["beats"] = len(recent)
 	run.Vars["deploy_version_beats"] = 0
-	up := now.Sub(h.book.started)
+	up, err := h.book.taken(ctx, h.name, now)
+	if err != nil {
+		return fmt.Errorf("reading since when the check's beats were taken from the store: %w", err)
+	}
+	since := now.Add(-up).UTC().Format(time.RFC3339)
 	if last == nil {
 		run.Unmeasured("no beat received yet", "since_last_s", "last_version", "last_status")
 		if up < h.window {
-			return Inconclusivef("no beat yet: the agent started %s ago and the window is %s", up.Round(time.Second), h.window)
+			return Inconclusivef("no beat yet: beats have been expected since %s (%s ago) and the window is %s",
+				since, up.Round(time.Second), h.window)
 		}
-		run.Failf("no beat in the %s since the agent started (window %s): is the job running, and posting to /api/v1/heartbeats/%s?",
-			up.Round(time.Second), h.window, h.name)
+		run.Failf("no beat since %s, when beats began to be expected (%s ago, window %s): is the job running, and posting to /api/v1/heartbeats/%s?",
+			since, up.Round(time.Second), h.window, h.name)
 		return nil
 	}
 	ago := now.Sub(last.At)
 	run.Vars["since_last_s"] = ago.Seconds()
 	run.Vars["last_version"] = last.Version
 	run.Vars["last_status"] = last.Status
-	run.Transcript.Printf("last beat %s ago (%s, version %q, status %s); %d in the last %s", ago.Round(time.Second),
-		last.At.UTC().Format(time.RFC3339), last.Version, last.Status, len(recent), h.window)
+	run.Transcript.Printf("last beat %s ago (%s, version %q, status %s); %d in the last %s; beats taken without a break since %s", ago.Round(time.Second),
+		last.At.UTC().Format(time.RFC3339), last.Version, last.Status, len(recent), h.window, since)
 	switch {
 	case ago > h.window && up < h.window:
-		// Beats due while no agent was running were lost, not missed by the job.
-		return Inconclusivef("no beat for %s (window %s), but the agent started %s ago: waiting a window for one",
-			ago.Round(time.Second), h.window, up.Round(time.Second))
+		// Beats posted while no agent was there to take them were lost, not missed by the job.
+		return Inconclusivef("no beat for %s (window %s), but beats have been taken without a break only since %s (%s ago): waiting a window for one",
+			ago.Round(time.Second), h.window, since, up.Round(time.Second))
 	case ago > h.window:
-		run.Failf("no beat for %s (window %s); the last at %s", ago.Round(time.Second), h.window, last.At.UTC().Format(time.RFC3339))
+		due := last.At // the first beat expected after the last, or after the break
+		if start := now.Add(-up); start.After(due) {
+			due = start
+		}
+		due = due.Add(h.window)
+		run.Failf("no beat for %s (window %s); the last at %s, one was due by %s (beats expected without a break since %s)",
+			ago.Round(time.Second), h.window, last.At.UTC().Format(time.RFC3339), due.UTC().Format(time.RFC3339), since)
 	case last.Status == "fail":
 		run.Failf("the last beat (%s ago) reported a failure: %s", ago.Round(time.Second), Trim(orDash(last.Message), 300))
 	}

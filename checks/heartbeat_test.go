@@ -50,9 +50,9 @@ func TestHeartbeatWindow(t *testing.T) {
 	c := heartbeatCheck(t, book)
 
 	// Just started: no beat yet is no verdict yet.
-	wantOutcome(t, run(t, c, Input{}), Inconclusive, "no beat yet: the agent started 0s ago")
+	wantOutcome(t, run(t, c, Input{}), Inconclusive, "no beat yet: beats have been expected since 2026-12-01T03:00:00Z (0s ago)")
 	clock.Advance(61 * time.Minute)
-	wantOutcome(t, run(t, c, Input{}), Fail, "no beat in the 1h1m0s since the agent started")
+	wantOutcome(t, run(t, c, Input{}), Fail, "no beat since 2026-12-01T03:00:00Z, when beats began to be expected (1h1m0s ago, window 1h0m0s)")
 
 	book.Record(t.Context(), "nightly", Beat{Version: "v1"})
 	clock.Advance(10 * time.Minute)
@@ -63,14 +63,18 @@ func TestHeartbeatWindow(t *testing.T) {
 	}
 	book.Record(t.Context(), "other", Beat{}) // another check's beats are not this one's
 	clock.Advance(55 * time.Minute)
-	wantOutcome(t, run(t, c, Input{}), Fail, "no beat for 1h5m0s (window 1h0m0s); the last at 2026-12-01T04:01:00Z")
+	wantOutcome(t, run(t, c, Input{}), Fail, "no beat for 1h5m0s (window 1h0m0s); the last at 2026-12-01T04:01:00Z, one was due by 2026-12-01T05:01:00Z")
 
 	book.Record(t.Context(), "nightly", Beat{Status: "fail", Message: "backup: disk full"})
 	wantOutcome(t, run(t, c, Input{}), Fail, "reported a failure: backup: disk full")
 }
 
-// bookStore keeps beats in another record: a store of beats from before the agent started.
-type bookStore struct{ h *Heartbeats }
+// bookStore keeps beats in another record: a store of beats from before the agent started,
+// taken without a break since *from.
+type bookStore struct {
+	h    *Heartbeats
+	from *time.Time
+}
 
 func (s bookStore) SaveBeat(ctx context.Context, name string, b Beat) error {
 	_, err := s.h.Record(ctx, name, b)
@@ -81,22 +85,35 @@ func (s bookStore) Beats(ctx context.Context, name string, since time.Time) ([]B
 	return s.h.since(ctx, name, since)
 }
 
+func (s bookStore) Taken(_ context.Context, _ string, now time.Time) (time.Duration, error) {
+	return now.Sub(*s.from), nil
+}
+
 // With a store, an agent reads the beats from before it started: a recent one passes at
-// once; an old one is no verdict for a window after the start (beats posted while no agent
-// ran were lost, not missed), then a failure; a beat recorded now is in the store.
+// once. An old one is judged over the time the store's agents took beats without a break,
+// not over this process's: after a long outage it is no verdict for a window (beats posted
+// while no agent ran were lost, not missed), then a failure; across a restart that broke
+// nothing, a failure stays one at once. A beat recorded now is in the store.
 func TestHeartbeatStoredBeatsAfterARestart(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)}
+	from := clock.Now()
 	before := NewHeartbeats(clock.Now, nil)
 	before.Record(t.Context(), "nightly", Beat{Version: "v1"})
 	clock.Advance(10 * time.Minute)
-	wantOutcome(t, run(t, heartbeatCheck(t, NewHeartbeats(clock.Now, bookStore{before})), Input{}), Pass)
+	wantOutcome(t, run(t, heartbeatCheck(t, NewHeartbeats(clock.Now, bookStore{before, &from})), Input{}), Pass)
 
 	clock.Advance(26 * time.Hour)
-	book := NewHeartbeats(clock.Now, bookStore{before})
+	from = clock.Now() // no agent took beats for 26h
+	book := NewHeartbeats(clock.Now, bookStore{before, &from})
 	c := heartbeatCheck(t, book)
-	wantOutcome(t, run(t, c, Input{}), Inconclusive, "no beat for 26h10m0s (window 1h0m0s), but the agent started 0s ago")
+	wantOutcome(t, run(t, c, Input{}), Inconclusive,
+		"no beat for 26h10m0s (window 1h0m0s), but beats have been taken without a break only since 2026-12-02T05:10:00Z (0s ago)")
 	clock.Advance(time.Hour + time.Minute)
-	wantOutcome(t, run(t, c, Input{}), Fail, "no beat for 27h11m0s (window 1h0m0s)")
+	wantOutcome(t, run(t, c, Input{}), Fail,
+		"no beat for 27h11m0s (window 1h0m0s); the last at 2026-12-01T03:00:00Z, one was due by 2026-12-02T06:10:00Z (beats expected without a break since 2026-12-02T05:10:00Z)")
+	// A restart the store's agents took beats across: the new process fails at once.
+	clock.Advance(5 * time.Second)
+	wantOutcome(t, run(t, heartbeatCheck(t, NewHeartbeats(clock.Now, bookStore{before, &from})), Input{}), Fail, "no beat for 27h11m5s")
 	if _, err := book.Record(t.Context(), "nightly", Beat{Version: "v2"}); err != nil {
 		t.Fatal(err)
 	}
