@@ -172,10 +172,8 @@ func New(opts Options) (*Agent, error) {
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.metrics.streaks, a.metrics.incidents = a.streakCounts, a.incidentCounts
-	a.metrics.configured = func(name, kind string) bool {
-		c := a.Runtime().Checks[name]
-		return c != nil && (kind == "" || c.Kind == kind)
-	}
+	// The runs' own test (runs.go): a run the metrics drop is one the runs drop too.
+	a.metrics.configured = a.inConfig
 	if s, ok := opts.Store.(interface{ ObserveWriteWaits(func(time.Duration)) }); ok { // SQLite: writes queue
 		wait := a.metrics.storeWait
 		s.ObserveWriteWaits(func(d time.Duration) { wait.Observe(d.Seconds()) })

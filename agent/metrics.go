@@ -37,9 +37,10 @@ type metrics struct {
 	// agent.
 	incidents func() (open, untold int)
 	// configured says whether the config in force has a check of that name and kind (""
-	// any kind); set by the agent. A run that ends after a reload removed its check records
-	// nothing: its series were forgotten, and nothing would forget them again. gate makes
-	// the test and the record one step against forget.
+	// any kind): the agent sets its inConfig, the test its runs make too. A run that ends
+	// after a reload removed its check records nothing: its series were forgotten, and
+	// nothing would forget them again. gate makes the test and the record one step against
+	// forget.
 	configured func(name, kind string) bool
 	gate       sync.RWMutex
 }
