@@ -174,6 +174,7 @@ func New(opts Options) (*Agent, error) {
 	a.metrics.streaks, a.metrics.incidents = a.streakCounts, a.incidentCounts
 	// The runs' own test (runs.go): a run the metrics drop is one the runs drop too.
 	a.metrics.configured = a.inConfig
+	a.metrics.stored.scope = a.storedScope
 	if s, ok := opts.Store.(interface{ ObserveWriteWaits(func(time.Duration)) }); ok { // SQLite: writes queue
 		wait := a.metrics.storeWait
 		s.ObserveWriteWaits(func(d time.Duration) { wait.Observe(d.Seconds()) })

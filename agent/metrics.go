@@ -18,7 +18,8 @@ import (
 type metrics struct {
 	checks        *checkSeries
 	kinds         checks.KindMetrics
-	own           *ownFamilies // checks' and kinds' series kept beside the registry
+	own           *ownFamilies  // checks' and kinds' series kept beside the registry
+	stored        *storedSeries // the last verdicts and beats, read from the store at each scrape
 	verdicts      *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	rollbacks     *prometheus.CounterVec
@@ -83,7 +84,9 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 			Help: "Verdicts decided but not yet written to the store (it refuses writes); retried until it takes them."}),
 		streaks: func() (int, int) { return 0, 0 }, incidents: func() (int, int) { return 0, 0 },
 		configured: func(string, string) bool { return true },
+		stored:     newStoredSeries(),
 	}
+	reg.MustRegister(m.stored)
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_held_up_seconds_total",
 		Help: "How long the agent's process was held up (short of CPU, or paused): how late its stall clock's wake-ups came, in all."},
 		func() float64 { return checks.HeldUp().Seconds() })

@@ -14,19 +14,24 @@ import (
 // fire, in a real Prometheus scraping the agent, on the first such event since the agent
 // started: increase() sees a counter go from 0 to 1, but a series first scraped at 1 has
 // increased by nothing. So every configured service's verdicts and every configured
-// notifier's outcomes are exported at 0 from the start.
+// notifier's outcomes are exported at 0 from the start. The rules on the service's last
+// verdict and on a heartbeat job's failing beat fire too.
 func TestAlertsOnTheFirstFailedDeployAndDeadLetter(t *testing.T) {
 	tg := newTarget(t)
 	refuser := loopback.NewWebhook(t)
 	refuser.Fail(loopback.Fault{Status: 400, Times: 100})
-	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [rollback]",
-		top: "notifiers:" + webhookNotifier("rollback", "rollback", refuser)}.String())
+	const token = "beat-token-0123456789"
+	yaml := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [rollback]",
+		top: "notifiers:" + webhookNotifier("rollback", "rollback", refuser)}.String()
+	yaml = strings.Replace(yaml, "\nservices:", "\n  - {name: nightly, kind: heartbeat, every: 1h, window: 25h, token: "+token+"}\nservices:", 1)
+	h := startAgent(t, "", yaml)
 	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(h.url, "http://")}})
 	prom.WaitForScrape(t, 30*time.Second)
 	for q, want := range map[string]string{
 		`vigil_notifications_total{notifier="rollback",outcome="dead"}`: "0",
 		`vigil_deploy_verdicts_total{service="web",verdict="failed"}`:   "0",
 		`vigil_rollbacks_total{service="web"}`:                          "0",
+		`vigil_deploy_last_verdict{service="web",verdict="failed"}`:     "0",
 	} {
 		if got, err := prom.Query(t.Context(), q); got != want {
 			t.Errorf("before any deploy, %s = %q (%v), want %s", q, got, err, want)
@@ -37,9 +42,12 @@ func TestAlertsOnTheFirstFailedDeployAndDeadLetter(t *testing.T) {
 	id := h.deploy("web", "v2")
 	h.verdict(id, 30*time.Second)
 	h.outboxSettled(id+":deploy_failed", map[string]string{"rollback": store.OutboxDead})
+	h.beat("nightly", token, `{"status":"fail"}`)
 	for _, alert := range []string{
 		`increase(vigil_deploy_verdicts_total{verdict="failed"}[15m]) > 0`,
 		`increase(vigil_notifications_total{outcome="dead"}[15m]) > 0`,
+		`vigil_deploy_last_verdict{verdict="failed"} == 1`,
+		`vigil_heartbeat_last_beat_status{status="fail"} == 1`,
 	} {
 		var got string
 		deadline := time.Now().Add(30 * time.Second)
@@ -48,8 +56,9 @@ func TestAlertsOnTheFirstFailedDeployAndDeadLetter(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		if got == "" {
-			t.Errorf("%s did not fire after the first failed deploy and dead letter; /metrics:\n%s", alert,
-				grepLines(h.scrape(), "vigil_deploy_verdicts_total")+"\n"+grepLines(h.scrape(), "vigil_notifications_total"))
+			body := h.scrape()
+			t.Errorf("%s did not fire after the first failed deploy, dead letter and failing beat; /metrics:\n%s", alert,
+				grepLines(body, "vigil_deploy_")+"\n"+grepLines(body, "vigil_notifications_total")+"\n"+grepLines(body, "vigil_heartbeat_last_beat"))
 		}
 	}
 }

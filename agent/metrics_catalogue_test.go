@@ -12,10 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-monitor/vigil/checks"
 	"github.com/vigil-monitor/vigil/internal/golden"
+	"github.com/vigil-monitor/vigil/store"
 )
 
 // touch gives every vector one series, so that Gather reports every metric with its type.
-func touch(m *metrics) {
+func touch(t *testing.T, m *metrics) {
 	m.checks.observe(&checks.Result{Check: "c", Kind: "http", Location: "local", Outcome: checks.Pass, Duration: time.Millisecond})
 	// The kinds' own metrics: one result each that they record (a check has one kind, so
 	// kinds that share a series name have checks of their own).
@@ -33,6 +34,25 @@ func touch(m *metrics) {
 	m.notifications.WithLabelValues("ops", "delivered")
 	m.rollbacks.WithLabelValues("web")
 	m.checks.skip("c")
+	// The series read from the store: a decided deploy and a beat in a real one.
+	st, err := store.Open(t.Context(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Unix(1_800_000_000, 0)
+	if _, err := st.CreateDeploy(t.Context(), &store.Deploy{ID: "d1", Service: "web", Version: "v1", CreatedAt: now, Status: store.StatusVerifying}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DecideDeploy(t.Context(), &store.Decision{DeployID: "d1", Status: store.StatusPassed, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveBeat(t.Context(), "nightly", &store.Beat{At: now, Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	m.stored.scope = func() storedScope {
+		return storedScope{services: []string{"web"}, heartbeats: []string{"nightly"}, st: st}
+	}
 }
 
 // The metric catalogue: every metric the agent exports, with its type, labels and help,
@@ -42,7 +62,7 @@ func touch(m *metrics) {
 func TestMetricCatalogue(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, "v1.2.3", "abc123")
-	touch(m)
+	touch(t, m)
 	registerConnMetrics(reg, func() float64 { return 0 }, func() float64 { return 0 })
 	mfs, _, err := seriesGatherer{reg, m.own}.Gather()
 	if err != nil {
