@@ -14,10 +14,11 @@ import (
 // Each page-side report is paired with an unpaired CDP report of the same kind and message
 // (or any message, for the opaque "Script error." of a cross-origin script); what pairs is
 // one exception seen twice, what does not was seen by one source only. So an exception
-// thrown n times counts n times, whichever source saw it.
-func mergeExceptions(fromCDP, fromPage []seqException) []Exception {
+// thrown n times counts n times, whichever source saw it. others (a service worker's,
+// each seen once) join the list in their order.
+func mergeExceptions(fromCDP, fromPage, others []seqException) []Exception {
 	paired := make([]bool, len(fromCDP))
-	all := append([]seqException(nil), fromCDP...)
+	all := append(append([]seqException(nil), fromCDP...), others...)
 	for _, p := range fromPage {
 		match := -1
 		for i, c := range fromCDP {

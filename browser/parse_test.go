@@ -95,7 +95,7 @@ func TestMergeExceptionsCountsEachThrowOnce(t *testing.T) {
 		{Exception{Kind: KindException, Message: "Error: hidden by preventDefault", URL: "u", Line: 9}, 5},
 		{Exception{Kind: KindException, Message: "Script error."}, 6},
 	}
-	got := mergeExceptions(cdp, page)
+	got := mergeExceptions(cdp, page, nil)
 	if len(got) != 4 || got[0].Stack != "s" || got[2].Message != "Error: hidden by preventDefault" || got[3].Message != "Script error." {
 		t.Errorf("merged: %+v", got)
 	}

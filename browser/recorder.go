@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/vigil-monitor/vigil/internal/text"
 )
 
@@ -75,6 +76,8 @@ type recorder struct {
 	downloads     int
 	lastDownload  string
 	downloadBegan chan struct{}
+	// sw is what the tab's service workers reported (serviceworker.go).
+	sw swState
 }
 
 type cancelledRequest struct {
@@ -185,6 +188,10 @@ func (r *recorder) record(ev any) {
 		r.dialog(e)
 	case *cdpbrowser.EventDownloadWillBegin:
 		r.downloadWillBegin(e)
+	case *serviceworker.EventWorkerVersionUpdated:
+		r.workerVersions(e)
+	case *serviceworker.EventWorkerErrorReported:
+		r.workerError(e)
 	case *inspector.EventTargetCrashed:
 		r.crash("the page's renderer process crashed")
 	case *inspector.EventDetached:
@@ -392,14 +399,15 @@ func (r *recorder) crashReason() string {
 func (r *recorder) fill(rep *Report) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rep.Exceptions = mergeExceptions(r.fromCDP, r.fromPage)
+	rep.Exceptions = mergeExceptions(r.fromCDP, r.fromPage, r.workerExceptions())
 	rep.ConsoleErrors = append([]ConsoleError(nil), r.console...)
 	rep.FailedRequests = append([]FailedRequest(nil), r.failed...)
 	rep.Dialogs = append([]Dialog(nil), r.dialogs...)
 	rep.Dropped = r.dropped
 	// Each source sees every throw (most often): the one that saw more is the page's count.
 	thrown := max(len(r.fromCDP)+r.dropExCDP, len(r.fromPage)+r.dropExPage)
-	rep.DroppedBy = Dropped{Exceptions: max(thrown-len(rep.Exceptions), 0),
+	page := len(rep.Exceptions) - len(r.sw.reports)
+	rep.DroppedBy = Dropped{Exceptions: max(thrown-page, 0) + r.sw.dropped,
 		ConsoleErrors: r.dropConsole, FailedRequests: r.dropFailed, Dialogs: r.dropDialogs}
 	rep.Requests = r.requestCount
 	rep.Status = r.status

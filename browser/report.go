@@ -89,6 +89,10 @@ const (
 
 // Exception is an uncaught exception or an unhandled promise rejection.
 type Exception struct {
+	// Source says where the exception happened when not in the page itself (its frames
+	// and dedicated workers included): "service worker URL" (the worker's script) or
+	// "window URL" (a window the page opened).
+	Source  string
 	Kind    string // KindException or KindRejection
 	Message string // "TypeError: r.formatPrice is not a function", without "Uncaught"
 	URL     string
@@ -100,20 +104,31 @@ type Exception struct {
 // Location is "url:line:col", as far as it is known.
 func (e Exception) Location() string { return location(e.URL, e.Line, e.Column) }
 
-// String is "message (url:line:col)", the form of one entry of the `errors` variable.
+// String is "message (url:line:col)", the form of one entry of the `errors` variable,
+// after "source: " when the exception was not the page's own.
 func (e Exception) String() string {
 	msg := e.Message
 	if e.Kind == KindRejection {
 		msg = "unhandled rejection: " + msg
 	}
 	if loc := e.Location(); loc != "" {
-		return msg + " (" + loc + ")"
+		msg += " (" + loc + ")"
 	}
-	return msg
+	return withSource(e.Source, msg)
+}
+
+// withSource prefixes a problem with where it happened, when that was not the page itself.
+func withSource(source, s string) string {
+	if source == "" {
+		return s
+	}
+	return source + ": " + s
 }
 
 // ConsoleError is one console.error (or failed console.assert) call.
 type ConsoleError struct {
+	// Source is as an Exception's.
+	Source string
 	Text   string
 	URL    string
 	Line   int // 1-based; 0 when unknown
@@ -125,12 +140,14 @@ func (c ConsoleError) String() string {
 	if loc := location(c.URL, c.Line, c.Column); loc != "" {
 		s += " (" + loc + ")"
 	}
-	return s
+	return withSource(c.Source, s)
 }
 
 // FailedRequest is a request that failed at the network level, or a document, script,
 // stylesheet, fetch or XHR answered with HTTP >= 400.
 type FailedRequest struct {
+	// Source is as an Exception's.
+	Source string
 	Method string
 	URL    string
 	// Type is the resource type in lower case: document, script, stylesheet, fetch, xhr, image...
@@ -147,7 +164,7 @@ func (f FailedRequest) String() string {
 	if f.Status != 0 {
 		what = fmt.Sprintf("%d %s", f.Status, f.StatusText)
 	}
-	return fmt.Sprintf("%s %s: %s (%s)", f.Method, f.URL, strings.TrimSpace(what), f.Type)
+	return withSource(f.Source, fmt.Sprintf("%s %s: %s (%s)", f.Method, f.URL, strings.TrimSpace(what), f.Type))
 }
 
 // Timings of the last document, from the page's Navigation Timing and Largest Contentful

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
 )
 
@@ -65,6 +66,10 @@ func (t *tab) open(limit time.Duration) {
 			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny, BrowserContextID: chromedp.FromContext(tabCtx).BrowserContextID,
 			EventsEnabled: &events}); err != nil {
 			return fmt.Errorf("denying downloads: %w", err)
+		}
+		// The tab's (fresh) browser context's service workers report their errors here.
+		if _, err := cdp.Call(ctx, target, serviceworker.Enable, cdp.Empty{}); err != nil {
+			return fmt.Errorf("watching service workers: %w", err)
 		}
 		tree, err := cdp.Call(ctx, target, page.GetFrameTree, cdp.Empty{})
 		if err != nil {
