@@ -66,18 +66,34 @@ type dialogAnswerer struct {
 func (r *recorder) dialog(e *page.EventJavascriptDialogOpening) {
 	accept := r.acceptDialogs.Load()
 	d := Dialog{Type: string(e.Type), Message: text.Ellipsis(e.Message, maxMessage), URL: text.Ellipsis(e.URL, maxURL), Accepted: accept}
-	r.mu.Lock()
-	r.dialogs = appendCapped(r, r.dialogs, d, &r.dropDialogs)
-	r.mu.Unlock()
-	a := r.answerer.Load()
-	if a == nil {
-		return // no page has loaded in a tab that is not open yet
-	}
 	params := page.HandleJavaScriptDialogParams{Accept: accept}
 	if accept {
 		params.PromptText = e.DefaultPrompt
 	}
-	go func() { _, _ = cdp.Call(a.tabCtx, a.target, page.HandleJavaScriptDialog, params) }()
+	r.mu.Lock()
+	r.dialogs = appendCapped(r, r.dialogs, d, &r.dropDialogs)
+	a := r.answerer.Load()
+	if a == nil {
+		// A window the page opened can show one while its session is still being set
+		// up: it is answered as soon as the answerer is there.
+		r.pendingDialog = &params
+	}
+	r.mu.Unlock()
+	if a != nil {
+		go func() { _, _ = cdp.Call(a.tabCtx, a.target, page.HandleJavaScriptDialog, params) }()
+	}
+}
+
+// setAnswerer sets where dialog answers go, and answers a dialog that came before it.
+func (r *recorder) setAnswerer(a *dialogAnswerer) {
+	r.mu.Lock()
+	r.answerer.Store(a)
+	params := r.pendingDialog
+	r.pendingDialog = nil
+	r.mu.Unlock()
+	if params != nil {
+		go func() { _, _ = cdp.Call(a.tabCtx, a.target, page.HandleJavaScriptDialog, *params) }()
+	}
 }
 
 // answerDialogs sets how the visit answers dialogs.

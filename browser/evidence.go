@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -76,6 +77,10 @@ func (vr *visitRun) screenshot() {
 	}
 	ctx, cancel := context.WithTimeout(vr.tabCtx, wait)
 	defer cancel()
+	if vr.rec.openedWindows() {
+		// A window the page opened is in front, and a page behind it draws nothing.
+		_, _ = chromedp.Call(ctx, page.BringToFront, cdp.Empty{})
+	}
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		if d := vr.rep.Unresponsive; d > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/serviceworker"
+	"github.com/chromedp/cdproto/target"
 	"github.com/vigil-monitor/vigil/internal/text"
 )
 
@@ -76,8 +77,12 @@ type recorder struct {
 	downloads     int
 	lastDownload  string
 	downloadBegan chan struct{}
-	// sw is what the tab's service workers reported (serviceworker.go).
-	sw swState
+	// sw is what the tab's service workers reported (serviceworker.go); win, the windows
+	// its page opened (windows.go); pendingDialog, a dialog to answer once the answerer is
+	// set (dialog.go).
+	sw            swState
+	win           windowState
+	pendingDialog *page.HandleJavaScriptDialogParams
 }
 
 type cancelledRequest struct {
@@ -188,6 +193,10 @@ func (r *recorder) record(ev any) {
 		r.dialog(e)
 	case *cdpbrowser.EventDownloadWillBegin:
 		r.downloadWillBegin(e)
+	case *target.EventTargetCreated:
+		r.windowCreated(e.TargetInfo)
+	case *target.EventTargetInfoChanged:
+		r.windowChanged(e.TargetInfo)
 	case *serviceworker.EventWorkerVersionUpdated:
 		r.workerVersions(e)
 	case *serviceworker.EventWorkerErrorReported:
@@ -412,4 +421,5 @@ func (r *recorder) fill(rep *Report) {
 	rep.Requests = r.requestCount
 	rep.Status = r.status
 	rep.ServedVersion = r.version
+	r.fillWindows(rep)
 }

@@ -79,7 +79,8 @@ func (t *tab) open(limit time.Duration) {
 			t.rec.setMainFrame(tree.FrameTree.Frame.ID)
 		}
 		t.target = target
-		t.rec.answerer.Store(&dialogAnswerer{tabCtx: tabCtx, target: target})
+		t.rec.setAnswerer(&dialogAnswerer{tabCtx: tabCtx, target: target})
+		t.rec.watchWindows(tabCtx, target.TargetID, chromedp.FromContext(tabCtx).BrowserContextID)
 		return nil
 	}))
 	if !timer.Stop() && t.err == nil {
