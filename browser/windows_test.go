@@ -27,7 +27,7 @@ func TestProblemsInAWindowThePageOpens(t *testing.T) {
 	s := newSite(t)
 	s.html("/", openerPage("/pay", "window"))
 	// The exception and console error come at once (Chromium replays them to a session
-	// that attaches late); the request and the dialog a second after the window loaded
+	// that attaches late); the request and the dialog three seconds after the window loaded
 	// (vigil's session sees those from the attach on, which on a loaded machine can come
 	// well after the window opened), then the window tells its opener it is done.
 	s.html("/pay", `<!doctype html><title>Pay</title>
@@ -35,7 +35,7 @@ func TestProblemsInAWindowThePageOpens(t *testing.T) {
 <script>addEventListener('load', () => setTimeout(() => {
   const s = document.createElement('script'); s.src = '/gone.js'; document.head.append(s);
   s.onerror = () => { alert('card declined'); opener.document.getElementById('app').dataset.ready = '1'; };
-}, 1000));</script>
+}, 3000));</script>
 <script>var form = null;
 form.submit();</script>`)
 	rep, took, err := visit(t, shared, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
