@@ -43,6 +43,8 @@ func (a *Agent) Handler() http.Handler {
 	}
 	api("/api/v1/deploys", map[string]http.HandlerFunc{"POST": a.postDeploys, "GET": a.listDeploys})
 	api("/api/v1/deploys/{id}", map[string]http.HandlerFunc{"GET": a.getDeploy})
+	api("/api/v1/deploys/{id}/cancel", map[string]http.HandlerFunc{"POST": a.cancelDeploy})
+	api("/api/v1/services/{name}/deploys/cancel", map[string]http.HandlerFunc{"POST": a.cancelServiceDeploy})
 	api("/api/v1/services/{name}/preflight", map[string]http.HandlerFunc{"GET": a.getPreflight}) // preflight.go
 	api("/api/v1/checks", map[string]http.HandlerFunc{"GET": a.listChecks})
 	api("/api/v1/checks/{name}/run", map[string]http.HandlerFunc{"POST": a.runCheck})

@@ -128,7 +128,8 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 // maxIdempotencyKey bounds an Idempotency-Key: a pipeline's run id and attempt, a UUID.
 const maxIdempotencyKey = 255
 
-var deployStatuses = []string{"", store.StatusVerifying, store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded}
+var deployStatuses = []string{"", store.StatusVerifying, store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded,
+	store.StatusCancelled}
 
 // idempotencyKey is the request's Idempotency-Key, "" when it has none; ok is false for a
 // key that is empty, too long or not printable ASCII (a quoted form, as the header's

@@ -381,6 +381,8 @@ func statusClass(s string) string {
 		return "err"
 	case "verifying":
 		return "run"
+	case "cancelled":
+		return "muted" // called off: no verdict, and nothing wrong
 	}
 	return "warn" // inconclusive, superseded, not run yet
 }

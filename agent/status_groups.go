@@ -388,6 +388,8 @@ func timeToVerdict(d *store.Deploy, now time.Time) string {
 		return "passed in " + took
 	case store.StatusSuperseded:
 		return "superseded after " + took
+	case store.StatusCancelled:
+		return "cancelled " + took + " after it was registered"
 	}
 	return d.Status + " after " + took
 }
@@ -410,6 +412,8 @@ func viewEvent(e *store.Event) *eventView {
 		v.Icon, v.Class, v.Title = "✓", "ok", "deploy of "+e.Service+" passed"
 	case "deploy_inconclusive":
 		v.Icon, v.Class, v.Title = "?", "warn", "deploy of "+e.Service+" inconclusive"
+	case "deploy_cancelled":
+		v.Icon, v.Class, v.Title = "⊘", "muted", "deploy of "+e.Service+" cancelled"
 	case eventRollback:
 		v.Icon, v.Class, v.Title = "↩", "run", "rollback of "+e.Service
 	case eventHalt:

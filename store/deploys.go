@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// StatusCancelled is a deploy whose verification was called off on request (its rollout
+// aborted): it has no verdict, and sent none.
+const StatusCancelled = "cancelled"
+
 // Deploy is a deploy and its verdict.
 type Deploy struct {
 	ID           string

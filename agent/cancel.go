@@ -1,0 +1,123 @@
+package agent
+
+// Cancelling a deploy's verification: the rollout it verifies was called off (Argo Rollouts
+// aborted it, a person rolled back by hand, the pipeline was cancelled before the rollout),
+// so the checks now see the old version and a verdict on them would be about nothing. A
+// cancelled deploy ends as a superseded one does: its runs stop and are not recorded, its
+// waiters see it, and it sends nothing (no rollback or halt webhook, no page).
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/vigil-monitor/vigil/internal/text"
+	"github.com/vigil-monitor/vigil/store"
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// maxCancelReason bounds the reason a caller gives: it is shown on the status page, in
+// gate's output and in the log.
+const maxCancelReason = 500
+
+// checkCancelReason says what is wrong with a cancel's reason, "" when nothing is.
+func checkCancelReason(reason string) string {
+	switch {
+	case len(reason) > maxCancelReason:
+		return fmt.Sprintf("reason is at most %d bytes, not %d: say why the rollout was called off, e.g. \"Argo Rollouts aborted shop\"", maxCancelReason, len(reason))
+	case !utf8.ValidString(reason):
+		return "reason must be UTF-8 text"
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return "reason must be one line of text, without control characters"
+	}
+	return ""
+}
+
+// CancelDeploy ends the verification of deploy id as cancelled, for reason (may be ""). It
+// returns the deploy as it stands after, and whether it is cancelled (by this call or an
+// earlier one): a deploy decided otherwise first (passed, failed, inconclusive,
+// superseded) keeps its verdict. store.ErrNotFound when there is no such deploy.
+func (a *Agent) CancelDeploy(ctx context.Context, id, reason string) (*store.Deploy, bool, error) {
+	if msg := checkCancelReason(reason); msg != "" {
+		return nil, false, &requestError{400, msg}
+	}
+	why := "cancelled through the API"
+	if r := strings.TrimSpace(reason); r != "" {
+		why = "cancelled: " + r
+	}
+	now := a.clock.Now()
+	// Decided in the store's transaction that holds the deploy, as a verdict is: a verdict
+	// reported at the same moment either comes first (and the cancel finds it) or finds
+	// the deploy cancelled and sends nothing.
+	d, decided, err := a.store.ReportLocation(ctx, id, nil, func(*store.Deploy, []*store.LocationReport) *store.Decision {
+		return &store.Decision{DeployID: id, Status: store.StatusCancelled, Reason: why, At: now}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !decided {
+		return d, d.Status == store.StatusCancelled, nil
+	}
+	a.stopCancelled(d)
+	return d, true, nil
+}
+
+// stopCancelled ends this agent's verification of d, now cancelled in the store (other
+// agents sharing the store stop theirs at their next look, watch.go), and says so.
+func (a *Agent) stopCancelled(d *store.Deploy) {
+	a.metrics.verdicts.WithLabelValues(d.Service, store.StatusCancelled).Inc()
+	a.mu.Lock()
+	v := a.verify[d.ID]
+	delete(a.waiting, d.ID)
+	a.mu.Unlock()
+	if v != nil {
+		v.decide()
+		if v.span != nil {
+			v.span.SetAttributes(attribute.String("vigil.verdict", store.StatusCancelled), attribute.String("vigil.reason", d.Reason))
+		}
+		a.endVerification(v)
+	}
+	a.recordEvent(&store.Event{At: d.DecidedAt, Kind: "deploy_" + store.StatusCancelled, Service: d.Service, DeployID: d.ID,
+		Summary: d.Service + " " + d.Version + ": " + d.Reason})
+	a.log.Info("deploy cancelled; its verification stops and sends nothing", "deploy", d.ID, "service", d.Service,
+		"version", d.Version, "reason", d.Reason, "after", d.DecidedAt.Sub(d.CreatedAt))
+}
+
+// serviceDeployOf finds the deploy of version of service that a cancel by service and
+// version means: the service's deploy verifying now when it is of that version, else the
+// newest deploy of that version (decided: the cancel answers with its verdict).
+// store.ErrNotFound when the service has no deploy of that version among its last 100.
+func (a *Agent) serviceDeployOf(ctx context.Context, service, version string) (*store.Deploy, error) {
+	if _, ok := a.Runtime().Config.Services[service]; !ok {
+		return nil, &requestError{404, unknownService(a.Runtime(), service).msg}
+	}
+	list, err := a.store.ServiceDeploys(ctx, service, 100)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deploys of %s: %w", service, err)
+	}
+	var newest *store.Deploy
+	for _, d := range list { // newest first
+		if d.Version != version {
+			continue
+		}
+		if d.Status == store.StatusVerifying {
+			return d, nil
+		}
+		if newest == nil {
+			newest = d
+		}
+	}
+	if newest == nil {
+		what := "it has no deploy verifying"
+		for _, d := range list {
+			if d.Status == store.StatusVerifying {
+				what = fmt.Sprintf("the one verifying is %s (deploy %s)", text.Ellipsis(d.Version, 80), d.ID)
+				break
+			}
+		}
+		return nil, &requestError{404, fmt.Sprintf("no deploy of %s %s to cancel: %s", service, text.Ellipsis(version, 80), what)}
+	}
+	return newest, nil
+}
