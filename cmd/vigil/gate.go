@@ -32,9 +32,10 @@ and exits with a code the pipeline acts on:
   0  passed
   1  failed (roll back)
   2  usage error, or the agent could not be reached or refused the deploy
-  3  inconclusive, superseded by a newer deploy, no verdict within --wait, or a
-     rollback that failed too (the deploy before it failed, and this one put the
-     version that passed before it back: rolling it back again would not help)
+  3  inconclusive, superseded by a newer deploy, cancelled (its rollout was called
+     off: vigil cancel), no verdict within --wait, or a rollback that failed too (the
+     deploy before it failed, and this one put the version that passed before it
+     back: rolling it back again would not help)
   130, 143  interrupted by SIGINT or SIGTERM (Ctrl-C, a cancelled job): the wait ends,
      the verification does not; gate says so and prints the deploy as it stands
 
@@ -223,6 +224,10 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		return exitWith(exitUnknown, nil)
 	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
+	case d.Status == "cancelled":
+		// Neither a pass nor a failure: the rollout was called off, and there is nothing
+		// to roll back; the pipeline stops for a person, as for a superseded deploy.
+		fmt.Fprintln(text, "vigil: the deploy was cancelled: its rollout was called off, and vigil gives no verdict on it; nothing to roll back (exit 3)")
 	case d.Status == "verifying" || d.Status == "":
 		msg := fmt.Sprintf("vigil: no verdict within %s; the agent is still verifying: %s", f.wait, shown(where, shownField))
 		if last == nil { // no answer about the deploy to print: --json prints this instead

@@ -158,8 +158,8 @@ Start with 'vigil demo'.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newPreflightCmd(), newDemoCmd(),
-		newSilenceCmd(), newSchemaCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newRunCmd(), newAgentCmd(), newGateCmd(), newPreflightCmd(), newCancelCmd(),
+		newDemoCmd(), newSilenceCmd(), newSchemaCmd())
 	root.InitDefaultCompletionCmd()
 	for _, cmd := range root.Commands() {
 		registerNameCompletion(cmd)

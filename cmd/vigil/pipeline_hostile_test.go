@@ -36,6 +36,7 @@ func TestAPICommandsRefuseATokenNoHeaderCarries(t *testing.T) {
 	for _, args := range [][]string{
 		{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
 		{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+		{"cancel", "--service", "web", "--version", "v1", "--retry", "0"},
 		{"silence", "list"},
 	} {
 		for _, viaEnv := range []bool{false, true} {
@@ -67,6 +68,7 @@ func TestAgentURLPasswordIsNotPrinted(t *testing.T) {
 	for _, args := range [][]string{
 		{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
 		{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+		{"cancel", "--service", "web", "--version", "v1", "--retry", "0"},
 		{"silence", "list"},
 	} {
 		code, out, errOut := run(append(args, "--agent", agent, "--token", "t")...)
@@ -95,6 +97,7 @@ func TestAgentURLWithAQueryOrFragmentIsRefused(t *testing.T) {
 		for _, args := range [][]string{
 			{"gate", "--service", "web", "--version", "v1", "--register-retry", "0"},
 			{"preflight", "--service", "web", "--version", "v1", "--retry", "0"},
+			{"cancel", "--service", "web", "--version", "v1", "--retry", "0"},
 			{"silence", "list"},
 		} {
 			code, out, errOut := run(append(args, "--agent", c.url, "--token", "t")...)
