@@ -93,7 +93,7 @@ func TestACancelledDeployCallsNoRollback(t *testing.T) {
 	}
 
 	deployPage := h.page("/deploys/" + v3)
-	for _, want := range []string{`<span class="pill muted" id="verdict">cancelled</span>`, "cancelled: Argo Rollouts aborted web"} {
+	for _, want := range []string{`<span class="pill muted" id="verdict">cancelled</span>`, "cancelled: Argo Rollouts aborted web", " after it was registered</div>", `<div class="v" id="took">cancelled `} {
 		if !strings.Contains(deployPage, want) {
 			t.Errorf("the cancelled deploy's page lacks %q", want)
 		}
