@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,8 +54,8 @@ func TestACancelledDeployCallsNoRollback(t *testing.T) {
 
 	v3 := h.deploy("web", "v3")
 	waited := make(chan map[string]any, 1)
-	go func() { // gate's, Argo's and Flagger's long-poll
-		_, d := h.request("GET", "/api/v1/deploys/"+v3+"?wait=30s", "")
+	go func() { // gate's and Argo's long-poll
+		_, d := h.held("GET", "/api/v1/deploys/"+v3+"?wait=30s", "")
 		waited <- d
 	}()
 	status, out = h.request("POST", "/api/v1/deploys/"+v3+"/cancel", `{"reason":"Argo Rollouts aborted web"}`)
@@ -116,6 +117,25 @@ func TestACancelledDeployCallsNoRollback(t *testing.T) {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
+
+// held is h.request for a goroutine (a call held by a long-poll): it fails nothing, and
+// answers a nil map when the request fails.
+func (h *harness) held(method, path, body string) (int, map[string]any) {
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
 
 // Every malformed or hostile cancel is a JSON error with the status that says what to fix,
 // and cancels nothing; a cancel by service and version finds the deploy verifying that
@@ -180,5 +200,35 @@ func TestCancelRequests(t *testing.T) {
 	}
 	if status, out := h.request("GET", "/api/v1/deploys?status=cancelled", ""); status != 200 || len(out["deploys"].([]any)) != 1 {
 		t.Errorf("listing the cancelled deploys: %d %v; want v2", status, out)
+	}
+}
+
+// Flagger's call held by ?wait is answered when the deploy is cancelled, and every call
+// after it: 409, verdict cancelled (Flagger counts a failed check; the canary goes no
+// further).
+func TestFlaggerWaitSeesACancel(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "initial_delay: 1m, interval: 1s, count: 2"}.String())
+	payload := `{"name":"web","namespace":"prod","phase":"Progressing","checksum":"7c9f8c8b4","metadata":{"type":"pre-rollout"}}`
+	if status, out := h.request("POST", "/api/v1/flagger", payload, "Content-Type", "application/json"); status != http.StatusTooEarly {
+		t.Fatalf("the first call: %d %v; want 425 verifying", status, out)
+	}
+	answered := make(chan map[string]any, 1)
+	go func() {
+		status, out := h.held("POST", "/api/v1/flagger?wait=30s", payload)
+		out["http"] = float64(status)
+		answered <- out
+	}()
+	// Whether the cancel lands while the call is held or just before it, the answer is the same.
+	if status, out := h.request("POST", "/api/v1/services/web/deploys/cancel", `{"version":"7c9f8c8b4","reason":"canary called off"}`); status != http.StatusOK {
+		t.Fatalf("cancel: %d %v", status, out)
+	}
+	select {
+	case out := <-answered:
+		if out["http"] != float64(http.StatusConflict) || out["verdict"] != store.StatusCancelled {
+			t.Errorf("Flagger's held call: %v; want 409, verdict cancelled", out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Flagger's held call was not answered within 20s of the cancel")
 	}
 }
