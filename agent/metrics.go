@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 			Help:    "Time a write to the SQLite store waited for the agent's other writes to finish; one that waits 10 s is refused and retried.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 		verdicts: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_deploy_verdicts_total",
-			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded)."}, []string{"service", "verdict"}),
+			Help: "Deploy verdicts by service and verdict (passed, failed, inconclusive, superseded, cancelled)."}, []string{"service", "verdict"}),
 		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_notifications_total",
 			Help: "Notification delivery attempts by notifier and outcome (delivered, retry, dead, dry_run, silenced, skipped)."}, []string{"notifier", "outcome"}),
 		rollbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "vigil_rollbacks_total",
@@ -113,7 +113,7 @@ func newMetrics(reg prometheus.Registerer, version, revision string) *metrics {
 // so the series are as bounded as it is.
 func (m *metrics) configure(cfg *configs.Config) {
 	for service := range cfg.Services {
-		for _, v := range [...]string{store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded} {
+		for _, v := range [...]string{store.StatusPassed, store.StatusFailed, store.StatusInconclusive, store.StatusSuperseded, store.StatusCancelled} {
 			m.verdicts.WithLabelValues(service, v)
 		}
 		m.rollbacks.WithLabelValues(service)

@@ -28,10 +28,11 @@ func TestAlertsOnTheFirstFailedDeployAndDeadLetter(t *testing.T) {
 	prom := promtest.Start(t, promtest.Options{Targets: []string{strings.TrimPrefix(h.url, "http://")}})
 	prom.WaitForScrape(t, 30*time.Second)
 	for q, want := range map[string]string{
-		`vigil_notifications_total{notifier="rollback",outcome="dead"}`: "0",
-		`vigil_deploy_verdicts_total{service="web",verdict="failed"}`:   "0",
-		`vigil_rollbacks_total{service="web"}`:                          "0",
-		`vigil_deploy_last_verdict{service="web",verdict="failed"}`:     "0",
+		`vigil_notifications_total{notifier="rollback",outcome="dead"}`:  "0",
+		`vigil_deploy_verdicts_total{service="web",verdict="failed"}`:    "0",
+		`vigil_deploy_verdicts_total{service="web",verdict="cancelled"}`: "0",
+		`vigil_rollbacks_total{service="web"}`:                           "0",
+		`vigil_deploy_last_verdict{service="web",verdict="failed"}`:      "0",
 	} {
 		if got, err := prom.Query(t.Context(), q); got != want {
 			t.Errorf("before any deploy, %s = %q (%v), want %s", q, got, err, want)

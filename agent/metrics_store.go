@@ -53,7 +53,7 @@ type storedReader interface {
 const storedReadTimeout = 2 * time.Second
 
 // verdictStates are vigil_deploy_last_verdict's verdicts, in the order of their names.
-var verdictStates = [...]string{store.StatusFailed, store.StatusInconclusive, store.StatusPassed, store.StatusSuperseded}
+var verdictStates = [...]string{store.StatusCancelled, store.StatusFailed, store.StatusInconclusive, store.StatusPassed, store.StatusSuperseded}
 
 // beatStates are vigil_heartbeat_last_beat_status's statuses, in the order of their names.
 var beatStates = [...]string{"fail", "ok"}
@@ -65,7 +65,7 @@ var noBeatSince = time.Unix(0, math.MaxInt64)
 func newStoredSeries() *storedSeries {
 	return &storedSeries{
 		verdict: prometheus.NewDesc("vigil_deploy_last_verdict",
-			"1 for the verdict of the service's last decided deploy (passed, failed, inconclusive, superseded), 0 for the others; all 0 before its first. Read from the store.",
+			"1 for the verdict of the service's last decided deploy (passed, failed, inconclusive, superseded, cancelled), 0 for the others; all 0 before its first. Read from the store.",
 			[]string{"service", "verdict"}, nil),
 		verdictAt: prometheus.NewDesc("vigil_deploy_last_verdict_timestamp_seconds",
 			"When the service's last decided deploy was decided, in Unix seconds. Read from the store.",
