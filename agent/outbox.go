@@ -81,9 +81,9 @@ func (a *Agent) holds(ctx context.Context, e *store.OutboxEntry) bool {
 func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	rt := a.Runtime()
 	now := a.clock.Now()
-	record := func(status, lastErr string, next time.Time) bool {
+	record := func(status, lastErr string, wait time.Duration) bool {
 		err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: status,
-			Attempts: e.Attempts + 1, Next: next, LastError: lastErr, At: a.clock.Now()})
+			Attempts: e.Attempts + 1, Wait: wait, LastError: lastErr, At: a.clock.Now()})
 		if errors.Is(err, store.ErrLostClaim) {
 			a.log.Warn("the claim on a notification was lost before its attempt was recorded; the agent that took it over records its own",
 				"notifier", e.Notifier, "idempotency_key", e.Key)
@@ -105,7 +105,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	}
 	var ev alerting.Event
 	if err := json.Unmarshal(e.Payload, &ev); err != nil {
-		return record(store.OutboxDead, "the stored event is not valid JSON: "+err.Error(), time.Time{})
+		return record(store.OutboxDead, "the stored event is not valid JSON: "+err.Error(), 0)
 	}
 	st, err := a.store.AlertState(ctx, e.Notifier, e.Incident)
 	if err != nil {
@@ -133,24 +133,24 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 			a.metrics.rollbacks.WithLabelValues(ev.Service).Inc()
 			a.actionResult(&ev, e.Notifier, action, actionAccepted(e.Notifier, action, &ev), now)
 		}
-		return record(store.OutboxDelivered, "", time.Time{})
+		return record(store.OutboxDelivered, "", 0)
 	case errors.Is(derr, alerting.ErrSkipped):
 		// Not sent, and not to be: recorded as such, never as delivered.
 		a.log.Info("notification skipped", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "incident", e.Incident,
 			"why", derr.Error())
-		return record(store.OutboxSkipped, derr.Error(), time.Time{})
+		return record(store.OutboxSkipped, derr.Error(), 0)
 	case errors.Is(derr, alerting.ErrDryRun):
 		a.log.Info("dry run: notification not sent", "notifier", e.Notifier, "event", e.Event, "would", derr.Error())
 		if action != "" {
 			a.actionResult(&ev, e.Notifier, action, "dry run: "+derr.Error(), now)
 		}
-		return record(store.OutboxDryRun, derr.Error(), time.Time{})
+		return record(store.OutboxDryRun, derr.Error(), 0)
 	case alerting.Permanent(derr):
 		a.log.Error("notification dead-lettered: the receiver refused it", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "error", derr)
 		if action != "" {
 			a.actionResult(&ev, e.Notifier, action, actionFailed(e.Notifier, action, &ev, e.Attempts+1, derr), now)
 		}
-		return record(store.OutboxDead, derr.Error(), time.Time{})
+		return record(store.OutboxDead, derr.Error(), 0)
 	}
 	if a.paced(ctx, e, derr, now) {
 		return false
@@ -162,7 +162,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 		if action != "" {
 			a.actionResult(&ev, e.Notifier, action, actionFailed(e.Notifier, action, &ev, e.Attempts+1, derr), now)
 		}
-		return record(store.OutboxDead, derr.Error(), time.Time{})
+		return record(store.OutboxDead, derr.Error(), 0)
 	}
 	wait, ok := retryAfter(derr)
 	if !ok {
@@ -170,7 +170,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	}
 	a.log.Warn("notification failed; will retry", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
 		"attempt", e.Attempts+1, "retry_in", wait.Round(time.Millisecond), "error", derr)
-	return record(store.OutboxPending, derr.Error(), a.clock.Now().Add(wait))
+	return record(store.OutboxPending, derr.Error(), wait)
 }
 
 // paced handles an attempt the receiver answered by asking to wait (a 429 or 503 with
@@ -187,7 +187,7 @@ func (a *Agent) paced(ctx context.Context, e *store.OutboxEntry, derr error, now
 	a.log.Warn("notification paced by the receiver; will retry", "notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key,
 		"retry_in", wait, "error", derr)
 	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
-		Attempts: e.Attempts, Next: now.Add(wait), LastError: derr.Error(), At: now}); err != nil {
+		Attempts: e.Attempts, Wait: wait, LastError: derr.Error(), At: now}); err != nil {
 		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 	}
 	a.metrics.notifications.WithLabelValues(e.Notifier, "retry").Inc()
@@ -210,19 +210,19 @@ const orphanGrace = time.Hour
 // orphaned handles an entry whose notifier is not in the config: it waits, without using
 // an attempt, a quarter of its age (2 s to 1 min) at a time, for an hour from when it was
 // queued, and is dead-lettered after that; a rollback is not lost to an edit.
-func (a *Agent) orphaned(ctx context.Context, e *store.OutboxEntry, now time.Time, record func(string, string, time.Time) bool) bool {
+func (a *Agent) orphaned(ctx context.Context, e *store.OutboxEntry, now time.Time, record func(string, string, time.Duration) bool) bool {
 	msg := fmt.Sprintf("notifier %q is not in the config (renamed or removed by a reload?)", e.Notifier)
 	age := now.Sub(e.CreatedAt)
 	if age >= orphanGrace {
 		a.log.Error("notification dead-lettered: its notifier has not been in the config for an hour since it was queued",
 			"notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key)
-		return record(store.OutboxDead, msg+"; dead-lettered "+orphanGrace.String()+" after it was queued", time.Time{})
+		return record(store.OutboxDead, msg+"; dead-lettered "+orphanGrace.String()+" after it was queued", 0)
 	}
 	wait := min(max(age/4, 2*time.Second), time.Minute)
 	a.log.Warn("notification waits: its notifier is not in the config; put it back within an hour of the entry, or it is dead-lettered",
 		"notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key, "retry_in", wait)
 	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
-		Attempts: e.Attempts, Next: now.Add(wait), LastError: msg, At: now}); err != nil {
+		Attempts: e.Attempts, Wait: wait, LastError: msg, At: now}); err != nil {
 		a.log.Error("recording a delivery attempt failed", "notifier", e.Notifier, "idempotency_key", e.Key, "error", err)
 	}
 	return false

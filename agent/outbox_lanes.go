@@ -174,8 +174,9 @@ func (a *Agent) deliverLane(ctx context.Context, list []*store.OutboxEntry) {
 
 // defer_ puts e back, unattempted and unclaimed, due at until.
 func (a *Agent) defer_(ctx context.Context, e *store.OutboxEntry, until time.Time) {
+	now := a.clock.Now()
 	if err := a.store.RecordAttempt(context.WithoutCancel(ctx), store.OutboxAttempt{ID: e.ID, Agent: a.name, Status: store.OutboxPending,
-		Attempts: e.Attempts, Next: until, LastError: e.LastError, At: a.clock.Now()}); err != nil {
+		Attempts: e.Attempts, Wait: until.Sub(now), LastError: e.LastError, At: now}); err != nil {
 		a.log.Warn("putting back a notification its receiver's pause defers failed; its claim runs out instead", "notifier", e.Notifier,
 			"idempotency_key", e.Key, "error", err)
 	}

@@ -240,7 +240,7 @@ func (s *common) ReportLocation(ctx context.Context, deployID string, r *Locatio
 		}
 		d.Status, d.Reason, d.Halt, d.DecidedAt = dec.Status, dec.Reason, dec.Halt, dec.At
 		decided = true
-		return enqueue(ctx, tx, dec.Outbox)
+		return s.enqueue(ctx, tx, dec.Outbox)
 	})
 	return d, decided, s.noted("recording verdicts", err)
 }

@@ -264,7 +264,7 @@ func (s *common) UpdateIncident(ctx context.Context, u IncidentUpdate, decide In
 			return err
 		}
 		next.Check, out = u.Subject, next
-		return enqueue(ctx, tx, outbox)
+		return s.enqueue(ctx, tx, outbox)
 	})
 	return out, s.noted("saving incidents", err)
 }

@@ -34,16 +34,20 @@ type OutboxEntry struct {
 // ran out and was taken by another agent, or whose entry is no longer pending.
 var ErrLostClaim = errors.New("the claim on the notification was lost: its lease ran out and another agent claimed it")
 
-func enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) error {
+// enqueue writes entries in tx, each due at once: at the database's clock on PostgreSQL
+// (an entry stamped by the clock of an agent a minute ahead waited a minute for the
+// others), at its CreatedAt on SQLite.
+func (s *common) enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) error {
 	for _, e := range entries {
+		due, dueArgs := s.nowSQL(e.CreatedAt)
 		status := e.Status
 		if status == "" {
 			status = OutboxPending
 		}
 		var id int64
+		args := append(append([]any{e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt)}, dueArgs...), status, nanos(e.DoneAt), e.LastError)
 		err := tx.QueryRowContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
-			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING RETURNING id`,
-			e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt), nanos(e.CreatedAt), status, nanos(e.DoneAt), e.LastError).Scan(&id)
+			VALUES (?,?,?,?,?,?,`+due+`,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING RETURNING id`, args...).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // already written: the notifier hears of the event once
 		case err != nil:
@@ -57,7 +61,7 @@ func enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) error {
 
 // Enqueue adds entries outside any other change (action results, manual sends).
 func (s *common) Enqueue(ctx context.Context, entries []*OutboxEntry) error {
-	return s.noted("queueing notifications", s.tx(ctx, func(tx *txn) error { return enqueue(ctx, tx, entries) }))
+	return s.noted("queueing notifications", s.tx(ctx, func(tx *txn) error { return s.enqueue(ctx, tx, entries) }))
 }
 
 const outboxColumns = `id, notifier, event, idem_key, incident, payload, created_at, next_attempt_at, attempts, status, last_error, done_at,
@@ -95,10 +99,11 @@ func queryOutbox(ctx context.Context, db querier, q string, args ...any) ([]*Out
 	return out, rows.Err()
 }
 
-// leaseClock is the SQL for the time leases are stamped and judged by, and its arguments:
-// the database's clock on PostgreSQL, so that no agent's clock, however far off, can cut
-// another's lease short or stretch its own; the caller's now on SQLite.
-func (s *common) leaseClock(now time.Time) (string, []any) {
+// nowSQL is the SQL for the time leases and due times are stamped and judged by, and its
+// arguments: the database's clock on PostgreSQL, so that no agent's clock, however far
+// off, can cut another's lease short or stretch its own, nor send a retry before the
+// receiver's Retry-After is over or a minute after; the caller's now on SQLite.
+func (s *common) nowSQL(now time.Time) (string, []any) {
 	if s.d.now != "" {
 		return s.d.now, nil
 	}
@@ -107,21 +112,21 @@ func (s *common) leaseClock(now time.Time) (string, []any) {
 
 // ClaimOutbox claims for agent up to limit pending entries due at now that no agent holds
 // (or whose holder's lease ran out), leases them for lease, and returns them in the order
-// they were written. Leases are judged by the database's clock on PostgreSQL (see
-// leaseClock), by now on SQLite; an entry's next attempt, by now. An entry waits while an
+// they were written. Leases and next attempts are judged by the database's clock on
+// PostgreSQL (see nowSQL), by now on SQLite. An entry waits while an
 // earlier entry of the same notifier and incident is still pending, so a thread's replies
 // never overtake the message that opens it. On PostgreSQL the rows are picked FOR UPDATE
 // SKIP LOCKED: agents claiming at once each get other entries, and never wait for each other.
 func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, lease time.Duration, limit int, skip []string) ([]*OutboxEntry, error) {
 	var out []*OutboxEntry
-	clock, clockArgs := s.leaseClock(now)
+	clock, clockArgs := s.nowSQL(now)
 	err := s.tx(ctx, func(tx *txn) error {
-		args := append([]any{OutboxPending, nanos(now)}, clockArgs...)
+		args := append(append([]any{OutboxPending}, clockArgs...), clockArgs...)
 		for _, n := range skip {
 			args = append(args, n)
 		}
 		args = append(args, OutboxPending, limit)
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= ? AND lease_until <= `+clock+notIn("o.notifier", len(skip))+`
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= `+clock+` AND lease_until <= `+clock+notIn("o.notifier", len(skip))+`
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
 				AND p.status = ? AND p.id < o.id)
 			ORDER BY id LIMIT ?`+s.d.skipLocked, args...)
@@ -152,10 +157,10 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 }
 
 // RenewClaim extends agent's lease on a pending entry to lease from now (by the clock of
-// leaseClock); false when the entry is no longer the agent's to deliver (its lease ran out
+// nowSQL); false when the entry is no longer the agent's to deliver (its lease ran out
 // and another agent claimed it, or it is done).
 func (s *common) RenewClaim(ctx context.Context, id int64, agent string, now time.Time, lease time.Duration) (bool, error) {
-	clock, args := s.leaseClock(now)
+	clock, args := s.nowSQL(now)
 	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET lease_until = `+clock+` + ? WHERE id = ? AND claimed_by = ? AND status = ?`,
 		append(args, int64(lease), id, agent, OutboxPending)...)
 	if err != nil {
@@ -178,8 +183,9 @@ func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error)
 
 // NextDue returns when, by the clock that says it is now, the earliest pending entry can
 // be claimed: its next attempt, or the end of another agent's lease on it (zero when none
-// is pending). A lease the database's clock judges is told in the caller's: an agent whose
-// clock is off waits for the lease's real end, neither past it nor polling until it. An
+// is pending). Both are the database's clock's on PostgreSQL (see nowSQL), and are told in
+// the caller's: an agent whose clock is off waits for their real end, neither past it nor
+// polling until it. An
 // entry behind an earlier pending one of its notifier and incident (a thread's reply
 // behind its opener, which ClaimOutbox skips it for) is left out: it cannot be claimed
 // before that one is done, which is no sooner than that one's own time here. Its own next
@@ -187,17 +193,16 @@ func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error)
 // as long as the opener is retried or another agent holds it.
 func (s *common) NextDue(ctx context.Context, now time.Time, skip []string) (time.Time, error) {
 	var n sql.NullInt64
-	lease, args := "lease_until", []any{}
+	due, args := "MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)", []any{}
 	if s.d.now != "" {
-		lease = "(CASE WHEN lease_until = 0 THEN 0 ELSE lease_until - " + s.d.now + " + ? END)"
-		args = []any{nanos(now), nanos(now)}
+		due, args = due+" - "+s.d.now+" + ?", []any{nanos(now)}
 	}
 	args = append(args, OutboxPending)
 	for _, notifier := range skip {
 		args = append(args, notifier)
 	}
 	args = append(args, OutboxPending)
-	err := s.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN `+lease+` > next_attempt_at THEN `+lease+` ELSE next_attempt_at END)
+	err := s.db.QueryRowContext(ctx, `SELECT `+due+`
 		FROM outbox o WHERE status = ?`+notIn("o.notifier", len(skip))+`
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
 				AND p.status = ? AND p.id < o.id)`, args...).Scan(&n)
@@ -264,24 +269,31 @@ func (s *common) OutboxCounts(ctx context.Context) (map[string]int, error) {
 type OutboxAttempt struct {
 	ID int64
 	// Agent is the agent that claimed the entry and made the attempt.
-	Agent     string
-	Status    string // pending (retry at Next), delivered, dead, dry_run, silenced, skipped
-	Attempts  int
-	Next      time.Time
+	Agent    string
+	Status   string // pending (tried again after Wait), delivered, dead, dry_run, silenced, skipped
+	Attempts int
+	// Wait is how long a pending entry waits for its next attempt: from the database's
+	// clock on PostgreSQL (see nowSQL), so that a receiver's Retry-After or a backoff is
+	// kept whatever the clock of the agent that claims it next; from At on SQLite.
+	Wait      time.Duration
 	LastError string
-	At        time.Time
+	At        time.Time // when the attempt was made, by the caller's clock
 }
 
 // RecordAttempt stores a delivery attempt's result and gives the claim back. It returns
 // ErrLostClaim, and writes nothing, when the entry is no longer a.Agent's.
 func (s *common) RecordAttempt(ctx context.Context, a OutboxAttempt) error {
+	next, args := "0", []any{a.Status, a.Attempts}
 	done := int64(0)
-	if a.Status != OutboxPending {
+	if a.Status == OutboxPending {
+		clock, clockArgs := s.nowSQL(a.At)
+		next, args = clock+" + ?", append(append(args, clockArgs...), int64(a.Wait))
+	} else {
 		done = nanos(a.At)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, done_at = ?,
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = `+next+`, last_error = ?, done_at = ?,
 		claimed_by = '', lease_until = 0 WHERE id = ? AND claimed_by = ? AND status = ?`,
-		a.Status, a.Attempts, nanos(a.Next), a.LastError, done, a.ID, a.Agent, OutboxPending)
+		append(args, a.LastError, done, a.ID, a.Agent, OutboxPending)...)
 	if err = s.noted("recording deliveries", err); err != nil {
 		return err
 	}
@@ -304,12 +316,13 @@ var ErrSuperseded = errors.New("the same incident's all-clear to the same notifi
 // incident open, and the page still owed.
 var allClears = []any{"deploy_passed", "check_recovered"}
 
-// Retry puts a dead entry back in the queue, due now: ErrNotFound when there is no dead
+// Retry puts a dead entry back in the queue, due now (by the clock of nowSQL): ErrNotFound when there is no dead
 // entry of that id, ErrSuperseded when a later all-clear of its notifier and incident was
 // delivered or skipped.
 func (s *common) Retry(ctx context.Context, id int64, now time.Time) error {
-	args := append([]any{OutboxPending, nanos(now), id, OutboxDead, OutboxDelivered, OutboxSkipped}, allClears...)
-	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = ?, done_at = 0 WHERE id = ? AND status = ?
+	clock, clockArgs := s.nowSQL(now)
+	args := append(append(append([]any{OutboxPending}, clockArgs...), id, OutboxDead, OutboxDelivered, OutboxSkipped), allClears...)
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET status = ?, next_attempt_at = `+clock+`, done_at = 0 WHERE id = ? AND status = ?
 		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = outbox.notifier AND p.incident = outbox.incident AND p.incident <> ''
 			AND p.id > outbox.id AND p.status IN (?, ?) AND p.event IN (`+inClause(len(allClears))+`))`, args...)
 	if err != nil {

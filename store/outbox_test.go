@@ -15,28 +15,41 @@ import (
 // The outbox on both drivers: claims, leases, keys.
 
 // A claim and NextDue leave out the notifiers an agent is busy delivering to (or whose
-// receiver asked it to wait): their lanes take their own entries in turn.
+// receiver asked it to wait): their lanes take their own entries in turn. Times are the
+// host's: PostgreSQL judges due times by its own clock.
 func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, drv driver) {
 		ctx := context.Background()
 		s := drv.fresh(t)
-		e := func(notifier, key string, due time.Time) *OutboxEntry { // due when written
-			return &OutboxEntry{Notifier: notifier, Event: "check_failed", Key: key, Incident: key, Payload: []byte("{}"), CreatedAt: due}
+		now := time.Now()
+		e := func(notifier, key string) *OutboxEntry { // due when written
+			return &OutboxEntry{Notifier: notifier, Event: "check_failed", Key: key, Incident: key, Payload: []byte("{}"), CreatedAt: now}
 		}
-		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "a", t0), e("slack", "b", t0), e("rollback", "c", t0.Add(time.Second)), e("pd", "d", t0.Add(time.Minute))}); err != nil {
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "a"), e("slack", "b"), e("rollback", "c"), e("pd", "d")}); err != nil {
 			t.Fatal(err)
 		}
-		if next, err := s.NextDue(ctx, t0, []string{"slack"}); err != nil || !next.Equal(t0.Add(time.Second)) {
-			t.Errorf("NextDue skipping slack: %v %v, want the rollback's", next, err)
+		// pd's entry failed: it is retried in an hour.
+		pd, err := s.ClaimOutbox(ctx, "a", now, time.Minute, 10, []string{"slack", "rollback"})
+		if err != nil || len(pd) != 1 {
+			t.Fatalf("claimed %s, %v; want pd's entry", describe(pd), err)
 		}
-		if next, err := s.NextDue(ctx, t0, []string{"slack", "rollback", "pd"}); err != nil || !next.IsZero() {
+		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: pd[0].ID, Agent: "a", Status: OutboxPending, Attempts: 1, Wait: time.Hour, At: now}); err != nil {
+			t.Fatal(err)
+		}
+		if next, err := s.NextDue(ctx, now, []string{"slack"}); err != nil || next.IsZero() || next.After(now) {
+			t.Errorf("NextDue skipping slack: %v %v, want the rollback's, due now", next, err)
+		}
+		if next, err := s.NextDue(ctx, now, []string{"slack", "rollback"}); err != nil || next.Before(now.Add(59*time.Minute)) || next.After(now.Add(time.Hour)) {
+			t.Errorf("NextDue skipping slack and the rollback: %v %v, want pd's, in an hour", next, err)
+		}
+		if next, err := s.NextDue(ctx, now, []string{"slack", "rollback", "pd"}); err != nil || !next.IsZero() {
 			t.Errorf("NextDue skipping every notifier: %v %v, want none", next, err)
 		}
-		got, err := s.ClaimOutbox(ctx, "a", t0.Add(2*time.Second), time.Minute, 10, []string{"slack"})
+		got, err := s.ClaimOutbox(ctx, "a", time.Now(), time.Minute, 10, []string{"slack"})
 		if err != nil || len(got) != 1 || got[0].Notifier != "rollback" {
 			t.Fatalf("claim skipping slack: %v %v, want the rollback alone", got, err)
 		}
-		if got, _ := s.ClaimOutbox(ctx, "a", t0.Add(2*time.Second), time.Minute, 10, nil); len(got) != 2 {
+		if got, _ := s.ClaimOutbox(ctx, "a", time.Now(), time.Minute, 10, nil); len(got) != 2 {
 			t.Errorf("claim skipping nothing: %d entries, want slack's two", len(got))
 		}
 	})
@@ -45,43 +58,47 @@ func TestOutboxClaimSkipsNotifiers(t *testing.T) {
 // NextDue leaves out a thread's reply waiting behind its opener: the reply cannot be
 // claimed before the opener is done, so the earliest time is the opener's (its retry, or
 // the end of the lease another agent holds it by), not the reply's own, long past. Once
-// the opener is delivered, the reply is due at once.
+// the opener is delivered, the reply is due at once. Times are the host's: PostgreSQL
+// judges due times by its own clock.
 func TestOutboxNextDueWaitsForTheOpener(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, drv driver) {
 		ctx := context.Background()
 		s := drv.fresh(t)
-		e := func(notifier, key string, at time.Time) *OutboxEntry {
-			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte("{}"), CreatedAt: at}
+		e := func(notifier, key string) *OutboxEntry {
+			return &OutboxEntry{Notifier: notifier, Event: "deploy_failed", Key: key, Incident: "d1", Payload: []byte("{}"), CreatedAt: time.Now()}
 		}
-		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed", t0), e("slack", "d1:deploy_passed", t0),
-			e("pd", "d1:deploy_failed", t0.Add(time.Hour))}); err != nil {
+		if err := s.Enqueue(ctx, []*OutboxEntry{e("slack", "d1:deploy_failed"), e("slack", "d1:deploy_passed"), e("pd", "d1:deploy_failed")}); err != nil {
 			t.Fatal(err)
 		}
-		opener, err := s.ClaimOutbox(ctx, "a", t0, time.Minute, 10, []string{"pd"})
+		queued := time.Now()
+		opener, err := s.ClaimOutbox(ctx, "a", queued, time.Minute, 10, []string{"pd"})
 		if err != nil || len(opener) != 1 || opener[0].Key != "d1:deploy_failed" {
 			t.Fatalf("claimed %s, %v; want slack's opener alone", describe(opener), err)
 		}
-		// The opener failed: it is retried in 10 s.
+		// The opener failed: it is retried in 2 s.
+		const wait = 2 * time.Second
+		failed := time.Now()
 		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: opener[0].ID, Agent: "a", Status: OutboxPending, Attempts: 1,
-			Next: t0.Add(10 * time.Second), LastError: "503", At: t0}); err != nil {
+			Wait: wait, LastError: "503", At: failed}); err != nil {
 			t.Fatal(err)
 		}
-		if next, err := s.NextDue(ctx, t0, nil); err != nil || !next.Equal(t0.Add(10*time.Second)) {
-			t.Errorf("NextDue with the opener retried in 10 s: %v, %v; want the opener's retry, %v", next, err, t0.Add(10*time.Second))
+		if next, err := s.NextDue(ctx, failed, []string{"pd"}); err != nil || !next.After(queued) || next.After(failed.Add(wait)) {
+			t.Errorf("NextDue with the opener retried in %s: %v, %v; want the opener's retry, %v", wait, next, err, failed.Add(wait))
 		}
+		time.Sleep(wait)
 		// Another agent holds it, for 30 s.
-		at := t0.Add(10 * time.Second)
+		at := time.Now()
 		if held, err := s.ClaimOutbox(ctx, "b", at, 30*time.Second, 10, []string{"pd"}); err != nil || len(held) != 1 || held[0].ID != opener[0].ID {
 			t.Fatalf("b claimed %s, %v; want the opener alone", describe(held), err)
 		}
-		if next, err := s.NextDue(ctx, at, nil); err != nil || next.Before(at.Add(25*time.Second)) || next.After(at.Add(30*time.Second)) {
+		if next, err := s.NextDue(ctx, at, []string{"pd"}); err != nil || next.Before(at.Add(25*time.Second)) || next.After(at.Add(30*time.Second)) {
 			t.Errorf("NextDue with the opener held by b for 30 s: %v, %v; want the lease's end, within 5 s before %v", next, err, at.Add(30*time.Second))
 		}
 		if err := s.RecordAttempt(ctx, OutboxAttempt{ID: opener[0].ID, Agent: "b", Status: OutboxDelivered, Attempts: 2, At: at}); err != nil {
 			t.Fatal(err)
 		}
-		if next, err := s.NextDue(ctx, at, nil); err != nil || !next.Equal(t0) {
-			t.Errorf("NextDue with the opener delivered: %v, %v; want the reply's, %v", next, err, t0)
+		if next, err := s.NextDue(ctx, at, []string{"pd"}); err != nil || next.IsZero() || next.After(queued) {
+			t.Errorf("NextDue with the opener delivered: %v, %v; want the reply's, due since it was queued at %v", next, err, queued)
 		}
 	})
 }
