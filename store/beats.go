@@ -79,7 +79,7 @@ func (s *common) Beats(ctx context.Context, check string, since time.Time) ([]*B
 // alive now. A missed beat is the job's only over that time: one posted while no agent
 // was there was lost.
 func (s *common) BeatsTaken(ctx context.Context, check string, now time.Time) (time.Duration, error) {
-	clock, args := s.leaseClock(now)
+	clock, args := s.nowSQL(now)
 	read := func() (taken time.Duration, found bool, err error) {
 		var serving, until sql.NullInt64
 		var since, at int64

@@ -227,6 +227,13 @@ var migrations = []string{
 		check_name TEXT PRIMARY KEY,
 		since_at INTEGER NOT NULL
 	);`,
+	// 16: the outbox's reads by time, by state and by incident, which scanned every entry
+	// (TestOutboxReadsUseIndexes): the oldest finished entries for the purges (created_at),
+	// the newest of a state for the API's list (status, id: no sort), and the notifiers
+	// that heard of an incident, asked as it closes (incident).
+	`CREATE INDEX outbox_created ON outbox(created_at);
+	CREATE INDEX outbox_listed ON outbox(status, id);
+	CREATE INDEX outbox_heard ON outbox(incident, notifier);`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

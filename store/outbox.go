@@ -212,18 +212,25 @@ func (s *common) NextDue(ctx context.Context, now time.Time, skip []string) (tim
 	return fromNanos(n.Int64), nil
 }
 
+// The outbox's reads that an index serves (TestOutboxReadsUseIndexes): a state's newest
+// entries (outbox_listed), an incident's notifiers (outbox_heard).
+const (
+	outboxByStateQuery   = `SELECT ` + outboxColumns + ` FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?`
+	incidentHeardByQuery = `SELECT DISTINCT notifier FROM outbox WHERE incident = ? ORDER BY notifier`
+)
+
 // Outbox lists entries, newest first, optionally only those with a status.
 func (s *common) Outbox(ctx context.Context, status string, limit int) ([]*OutboxEntry, error) {
 	if status == "" {
 		return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
 	}
-	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?`, status, limit)
+	return s.queryOutbox(ctx, outboxByStateQuery, status, limit)
 }
 
 // IncidentNotifiers lists the notifiers an incident's events were written for, so its
 // closing news reaches whoever heard of its opening.
 func (s *common) IncidentNotifiers(ctx context.Context, incident string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT notifier FROM outbox WHERE incident = ? ORDER BY notifier`, incident)
+	rows, err := s.db.QueryContext(ctx, incidentHeardByQuery, incident)
 	if err != nil {
 		return nil, err
 	}

@@ -275,7 +275,7 @@ func TestPurgeBatchesReadRanges(t *testing.T) {
 		read  string // the step of the inner SELECT
 	}{
 		{purgeRunsQuery, []any{1, 1}, "SEARCH runs USING COVERING INDEX runs_time (started_at<?)"},
-		{purgeOutboxQuery, []any{1, 1, 1}, "SCAN outbox"},
+		{purgeOutboxQuery, []any{1, 1, 1}, "SEARCH outbox USING INDEX outbox_created (created_at<?)"},
 		{purgeEventsQuery, []any{1, 1}, "SEARCH events USING COVERING INDEX events_at (at<?)"},
 	} {
 		plan := queryPlan(t, s, q.query, q.args...)

@@ -23,15 +23,18 @@ const (
 )
 
 // The age purge's batches (TestPurgeBatchesReadRanges). Runs go oldest first, a range of
-// the runs_time index. The outbox has no index by time, but its ids grow with it: a batch
-// reads from the lowest id and stops at its last row. Its outer test is the inner one
-// again: on PostgreSQL an entry retried (dead to pending) since the inner SELECT read it is
-// then kept, as the one statement kept it.
+// the runs_time index; the outbox's finished entries too, a range of outbox_created (in id
+// order, with no index by time, each batch and the last one short of it read every entry:
+// 100-250 ms on SQLite, 50 ms on PostgreSQL, of a write transaction, for 100,000 entries).
+// Its outer test is the inner one again: on PostgreSQL an entry retried (dead to pending)
+// since the inner SELECT read it is then kept, as the one statement kept it.
 const (
 	purgeRunsQuery   = `DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE started_at < ? ORDER BY started_at LIMIT ?)`
 	purgeOutboxQuery = `DELETE FROM outbox WHERE status != 'pending' AND created_at < ? AND id IN
-		(SELECT id FROM outbox WHERE status != 'pending' AND created_at < ? ORDER BY id LIMIT ?)`
+		(SELECT id FROM outbox WHERE status != 'pending' AND created_at < ? ORDER BY created_at LIMIT ?)`
 	purgeEventsQuery = `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)`
+	// purgeOutboxToSizeQuery deletes the oldest finished entries, for PurgeToSize.
+	purgeOutboxToSizeQuery = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status != 'pending' ORDER BY created_at LIMIT 100)`
 )
 
 // Purge deletes what is older than before: runs with their evidence, finished outbox
@@ -169,8 +172,7 @@ func (s *SQLite) PurgeToSize(ctx context.Context, limit int64) (int64, int64, er
 		n, _ := res.RowsAffected()
 		runs -= n
 		if n == 0 {
-			res, err = s.db.ExecContext(ctx, `DELETE FROM outbox WHERE id IN
-				(SELECT id FROM outbox WHERE status != 'pending' ORDER BY created_at LIMIT 100)`)
+			res, err = s.db.ExecContext(ctx, purgeOutboxToSizeQuery)
 			if err != nil {
 				return deleted, size, fmt.Errorf("purging the oldest notifications: %w", err)
 			}
