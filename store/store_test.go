@@ -300,6 +300,11 @@ func TestLocationReportsByAgent(t *testing.T) {
 		ALTER TABLE deploys DROP COLUMN rollback_of;
 		ALTER TABLE check_locations DROP COLUMN recent;
 		ALTER TABLE incidents DROP COLUMN muted;
+		DROP TABLE beat_service;
+		DROP TABLE beat_checks;
+		DROP INDEX outbox_created;
+		DROP INDEX outbox_listed;
+		DROP INDEX outbox_heard;
 		DELETE FROM schema_version WHERE version >= 8;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)
