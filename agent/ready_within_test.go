@@ -88,7 +88,13 @@ notifiers:%s
 	if passed == nil || len(passed.ReadyBefore) != 1 || passed.ReadyBefore[0] < 0.2 {
 		t.Errorf("the second deploy's verdict: %+v; want the first's startup (at least 0.2 s) in ready_after_seconds_before", passed)
 	}
+	// The histogram is observed just after the verdict is recorded, which is when the
+	// long-poll above may already have answered: wait for it, not a moment.
 	metrics := h.page("/metrics")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 2`) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		metrics = h.page("/metrics")
+	}
 	if !strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web3"} 2`) || strings.Contains(metrics, `vigil_deploy_ready_seconds_count{service="web"}`) {
 		t.Errorf("vigil_deploy_ready_seconds: want two observations for web3, none for web, which never passed:\n%s", grepLines(metrics, "vigil_deploy_ready"))
 	}
