@@ -34,20 +34,8 @@ type cancelConflict struct {
 // decodeOptionalBody reads a JSON body into v as decodeBody does, where no body at all
 // (curl -X POST without -d) is a body with no fields.
 func decodeOptionalBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", text.Ellipsis(ct, 80))
-			return false
-		}
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxBody)
-		} else {
-			writeError(w, http.StatusBadRequest, "reading the body failed: %v", err)
-		}
+	raw, ok := readJSONBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
@@ -58,6 +46,28 @@ func decodeOptionalBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// readJSONBody reads a request's body, at most maxBody bytes, sent as JSON or with no
+// Content-Type at all (curl -d, Flagger); false when it answered the request with an error.
+func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", text.Ellipsis(ct, 80))
+			return nil, false
+		}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxBody)
+		} else {
+			writeError(w, http.StatusBadRequest, "reading the body failed: %v", err)
+		}
+		return nil, false
+	}
+	return raw, true
 }
 
 // cancelDeploy serves POST /api/v1/deploys/{id}/cancel, body {"reason": "..."} or none.

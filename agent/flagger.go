@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -173,20 +171,8 @@ func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPaylo
 // decodeFlagger reads the payload: JSON, at most 1 MiB, unknown fields allowed.
 func decodeFlagger(w http.ResponseWriter, r *http.Request) (flaggerPayload, bool) {
 	var p flaggerPayload
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json, not %q", text.Ellipsis(ct, 80))
-			return p, false
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxBody)
-		} else {
-			writeError(w, http.StatusBadRequest, "reading the body failed: %v", err)
-		}
+	body, ok := readJSONBody(w, r)
+	if !ok {
 		return p, false
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
