@@ -147,7 +147,7 @@ func (a *Agent) readyBefore(ctx context.Context, v *verification) {
 // failingBefore marks the checks that were failing when the deploy was registered: an
 // incident open since before it, and a newest run in this location before it that failed
 // (verdict.go: such a check failing the same way after the deploy is not the deploy's),
-// when the service's deploys are registered before their rollouts
+// outside the spans of rollouts called off before it (baseline.go), when the service's deploys are registered before their rollouts
 // (verify.registered_before_rollout) and its newest verdict before this one did not fail.
 func (a *Agent) failingBefore(ctx context.Context, v *verification) {
 	// Only a pipeline that registers its deploys before the rollout says a run before the
@@ -169,95 +169,19 @@ func (a *Agent) failingBefore(ctx context.Context, v *verification) {
 		}
 	}
 	a.incView.RUnlock()
+	// The runs of a rollout called off before this deploy are not "before" it: a failure of
+	// the aborted version must not excuse the same failure of the next.
+	skip := calledOff(list, v.deploy.CreatedAt, rollbackTime(v.svc.Verify))
 	for name, since := range open {
-		runs, err := a.store.BaselineRuns(ctx, name, a.location, v.deploy.CreatedAt, 1)
+		r, err := a.newestRunBefore(ctx, name, v.deploy.CreatedAt, skip)
 		if err != nil {
 			a.log.Warn("reading a failing check's last run before the deploy failed; its failures count as the deploy's", "check", name, "error", err)
 			continue
 		}
-		if len(runs) == 1 && runs[0].Outcome == string(checks.Fail) {
-			v.tallies[name].before = newFailingBefore(runs[0].Reasons, since)
+		if r != nil && r.Outcome == string(checks.Fail) {
+			v.tallies[name].before = newFailingBefore(r.Reasons, since)
 		}
 	}
-}
-
-// baseline is each check's baseline in this location, from its runs before at.
-func (a *Agent) baseline(ctx context.Context, list []*checks.Check, svc *configs.Service, at time.Time) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	for _, c := range list {
-		results, err := a.runsBefore(ctx, c.Name, at, svc.Verify.BaselineRuns)
-		if err != nil {
-			a.log.Warn("reading the baseline of a check failed; it has none in this verification", "check", c.Name, "error", err)
-			continue
-		}
-		if b := c.Baseline(results, svc.Verify.BaselineRuns); b != nil {
-			out[c.Name] = b
-		}
-	}
-	return out
-}
-
-// baselineScan is how many runs before a deploy are read, at most, for a check's newest
-// passing ones: a hotfix shipped into an outage comes after a long run of failures, and
-// its baseline is from before them.
-const baselineScan = 5000
-
-// runsBefore is check's runs in this location before at, newest first, back to its
-// passing-th passing run (or baselineScan runs).
-func (a *Agent) runsBefore(ctx context.Context, check string, at time.Time, passing int) ([]*checks.Result, error) {
-	page := 50 // enough for most: the newest runs before a deploy usually pass
-	var out []*checks.Result
-	for ; len(out) < baselineScan; page = 500 {
-		runs, err := a.store.BaselineRuns(ctx, check, a.location, at, page)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range runs {
-			out = append(out, fromStoreRun(r))
-			if r.Outcome == string(checks.Pass) {
-				passing--
-			}
-		}
-		if len(runs) < page || passing <= 0 {
-			break
-		}
-		at = runs[len(runs)-1].Started
-	}
-	return out, nil
-}
-
-// baselineAt is when the runs that make a deploy's baseline end: its registration, at, or,
-// when it superseded deploys of its service still verifying (a pipeline's retry, a second
-// deploy or a rollback while the first verified), the first of them's registration: the
-// runs since were of versions no verdict accepted, and a slow one must not become the
-// measure of the next. id is the deploy; "" for one being registered, which supersedes
-// the one verifying now.
-func (a *Agent) baselineAt(ctx context.Context, service, id string, at time.Time) time.Time {
-	list, err := a.store.ServiceDeploys(ctx, service, 50)
-	if err != nil {
-		a.log.Warn("reading the service's deploys failed; the baseline is from the runs just before this one", "service", service, "error", err)
-		return at
-	}
-	return supersededSince(list, id, at)
-}
-
-// supersededSince follows the deploys that id superseded (newest first in list) back to
-// the first, and returns its registration; at when id superseded none.
-func supersededSince(list []*store.Deploy, id string, at time.Time) time.Time {
-	for range list {
-		var prev *store.Deploy
-		for _, d := range list {
-			if (id == "" && d.Status == store.StatusVerifying) || (id != "" && d.Status == store.StatusSuperseded && d.SupersededBy == id) {
-				prev = d
-				break
-			}
-		}
-		if prev == nil || !prev.CreatedAt.Before(at) {
-			return at
-		}
-		id, at = prev.ID, prev.CreatedAt
-	}
-	return at
 }
 
 func (a *Agent) runVerification(ctx context.Context, v *verification) {
