@@ -4,7 +4,9 @@ package agent
 // aborted it, a person rolled back by hand, the pipeline was cancelled before the rollout),
 // so the checks now see the old version and a verdict on them would be about nothing. A
 // cancelled deploy ends as a superseded one does: its runs stop and are not recorded, its
-// waiters see it, and it sends nothing (no rollback or halt webhook, no page).
+// waiters see it, and it calls no rollback or halt webhook and pages nobody. What its
+// deploy_started opened (a Slack thread saying "verifying", a deploy tracker's entry) is
+// closed by a deploy_cancelled with the reason (notify.go).
 
 import (
 	"context"
@@ -47,12 +49,28 @@ func (a *Agent) CancelDeploy(ctx context.Context, id, reason string) (*store.Dep
 	if r := strings.TrimSpace(reason); r != "" {
 		why = "cancelled: " + r
 	}
+	// Who heard the deploy start, and whether a silence mutes its service, are read before
+	// the transaction, as a verdict's context is (verdictContext).
+	before, err := a.store.Deploy(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	var heard []string
+	silenced := ""
+	if before.Status == store.StatusVerifying {
+		if heard, err = a.store.IncidentNotifiers(ctx, id); err != nil {
+			return nil, false, fmt.Errorf("reading who heard deploy %s start: %w", id, err)
+		}
+		silenced = a.silencedBy(a.Runtime(), before.Service, "", a.clock.Now())
+	}
 	now := a.clock.Now()
-	// Decided in the store's transaction that holds the deploy, as a verdict is: a verdict
-	// reported at the same moment either comes first (and the cancel finds it) or finds
-	// the deploy cancelled and sends nothing.
-	d, decided, err := a.store.ReportLocation(ctx, id, nil, func(*store.Deploy, []*store.LocationReport) *store.Decision {
-		return &store.Decision{DeployID: id, Status: store.StatusCancelled, Reason: why, At: now}
+	// Decided in the store's transaction that holds the deploy, as a verdict is, with the
+	// deploy_cancelled that closes what its deploy_started opened: a verdict reported at
+	// the same moment either comes first (and the cancel finds it, and sends nothing) or
+	// finds the deploy cancelled and sends nothing.
+	d, decided, err := a.store.ReportLocation(ctx, id, nil, func(d *store.Deploy, _ []*store.LocationReport) *store.Decision {
+		return &store.Decision{DeployID: id, Status: store.StatusCancelled, Reason: why, At: now,
+			Outbox: a.deployCancelled(d, why, now, heard, silenced)}
 	})
 	if err != nil {
 		return nil, false, err
@@ -61,6 +79,7 @@ func (a *Agent) CancelDeploy(ctx context.Context, id, reason string) (*store.Dep
 		return d, d.Status == store.StatusCancelled, nil
 	}
 	a.stopCancelled(d)
+	a.signalOutbox()
 	return d, true, nil
 }
 
@@ -81,7 +100,7 @@ func (a *Agent) stopCancelled(d *store.Deploy) {
 	}
 	a.recordEvent(&store.Event{At: d.DecidedAt, Kind: "deploy_" + store.StatusCancelled, Service: d.Service, DeployID: d.ID,
 		Summary: d.Service + " " + d.Version + ": " + d.Reason})
-	a.log.Info("deploy cancelled; its verification stops and sends nothing", "deploy", d.ID, "service", d.Service,
+	a.log.Info("deploy cancelled; its verification stops, and deploy_cancelled closes what its deploy_started opened", "deploy", d.ID, "service", d.Service,
 		"version", d.Version, "reason", d.Reason, "after", d.DecidedAt.Sub(d.CreatedAt))
 }
 

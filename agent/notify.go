@@ -154,6 +154,27 @@ func (a *Agent) deployStarted(d *store.Deploy, now time.Time) []*store.OutboxEnt
 	return a.entries(ev, a.route(rt, svc.OnFailure.For(ev.Name), ev.Name), a.silencedBy(rt, d.Service, "", now), now)
 }
 
+// deployCancelled closes, for the notifiers that heard d start, what its deploy_started
+// opened (the Slack thread, the deploy tracker's entry): those routed deploy_started or
+// deploy_cancelled for d's service now, and heard, the notifiers that were written
+// anything of d (on_failure changed since). Each keeps it only when it wants it: never a
+// rollback or halt webhook, never PagerDuty, Opsgenie or Alertmanager (nothing was paged).
+// reason is the deploy's ("cancelled: Argo Rollouts aborted web").
+func (a *Agent) deployCancelled(d *store.Deploy, reason string, now time.Time, heard []string, silenced string) []*store.OutboxEntry {
+	rt := a.Runtime()
+	name := configs.EventDeployCancelled
+	ev := &alerting.Event{Name: name, Key: d.ID + ":" + name, Incident: d.ID, OccurredAt: now, Service: d.Service,
+		Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID, Summary: reason,
+		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+			RollbackOf: d.RollbackOf}}
+	var names []string
+	if svc := rt.Config.Services[d.Service]; svc != nil {
+		ev.DryRun = svc.DryRun
+		names = append(a.route(rt, svc.OnFailure.For(configs.EventDeployStarted), configs.EventDeployStarted), svc.OnFailure.For(name)...)
+	}
+	return a.entries(ev, a.route(rt, append(names, heard...), name), silenced, now)
+}
+
 // openDeployIncident returns the id of the service's newest failed or inconclusive deploy
 // registered before d, unless a passing deploy already came after it.
 func (a *Agent) openDeployIncident(d *store.Deploy) string {

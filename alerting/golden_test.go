@@ -33,6 +33,9 @@ func incidents() map[string][]*alerting.Event {
 	started := &alerting.Event{Name: configs.EventDeployStarted, Key: "d-42:deploy_started", Incident: "d-42",
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), Service: "web", Summary: "deploy of web v2.1.0 registered; verifying",
 		Deploy: &alerting.Deploy{ID: "d-42", Service: "web", Version: "v2.1.0", Environment: "prod"}, StatusURL: "http://vigil.example/deploys/d-42"}
+	cancelled := &alerting.Event{Name: configs.EventDeployCancelled, Key: "d-42:deploy_cancelled", Incident: "d-42",
+		OccurredAt: time.Date(2026, 1, 1, 12, 0, 40, 0, time.UTC), Service: "web", Summary: "cancelled: Argo Rollouts aborted web",
+		Deploy: started.Deploy, StatusURL: started.StatusURL, Location: "eu-west"}
 	passed := resolvedBy()
 	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal, passed.ReadyAfter = "d-43", 61.2, 6, 6, 46.5
 	passed.ReadyBefore = []float64{4.1, 6, 5.2} // seed 002: far slower to start than the last three
@@ -47,6 +50,7 @@ func incidents() map[string][]*alerting.Event {
 		"deploy-halted-halt-accepted":        {halted, haltResult},
 		"deploy-failed-rolled-back-resolved": {deployFailed(), actionResult(), resolvedBy()},
 		"deploy-started-then-failed":         {started, deployFailed()},
+		"deploy-started-then-cancelled":      {started, cancelled},
 		"deploy-halted":                      {halted},
 		"deploy-inconclusive":                {inconclusive},
 		"deploy-failed-dry-run":              {deployFailed(), dryRun},

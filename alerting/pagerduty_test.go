@@ -141,8 +141,8 @@ func TestPagerDutyWants(t *testing.T) {
 	t.Parallel()
 	n := newNotifier(t, pagerDutyConfig(""), nil)
 	for _, ev := range configs.Events {
-		if !n.Wants(ev) {
-			t.Errorf("default Wants(%s) = false", ev)
+		if n.Wants(ev) != (ev != configs.EventDeployCancelled) {
+			t.Errorf("default Wants(%s) = %v; want every event but deploy_cancelled (nothing was paged)", ev, n.Wants(ev))
 		}
 	}
 	if n.Wants(alerting.EventActionResult) {
@@ -156,8 +156,8 @@ func TestPagerDutyWants(t *testing.T) {
 	}
 	cfg.Events = []string{configs.EventDeployStarted}
 	n = newNotifier(t, cfg, nil)
-	if n.Wants(configs.EventCheckRecovered) {
-		t.Errorf("events [deploy_started] wants resolutions")
+	if n.Wants(configs.EventCheckRecovered) || n.Wants(configs.EventDeployCancelled) {
+		t.Errorf("events [deploy_started] wants resolutions, or a cancel")
 	}
 }
 

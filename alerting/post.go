@@ -86,6 +86,8 @@ func checkURL(cfg *configs.Notifier, key, raw, fix string) error {
 const (
 	stOpened    = "opened"
 	stAttempted = "open_attempted"
+	// stStarted says the channel was told the deploy started: its deploy_cancelled follows.
+	stStarted = "started"
 )
 
 // incidentOpeners are the events that open an incident in the channel notifiers.
@@ -107,7 +109,8 @@ func plainText(ev *Event) string {
 // deploy_passed and action_result follow one (Deliver skips them otherwise, see
 // followUpSkipped). With an events list, the listed events and the follow-ups.
 func (b *base) wantsIncident(event string) bool {
-	if event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult {
+	if event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult ||
+		event == configs.EventDeployCancelled {
 		return true
 	}
 	if len(b.events) > 0 {
@@ -129,6 +132,9 @@ func told(ev *Event, st State) {
 	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == EventActionResult {
 		st[stOpened] = "1"
 	}
+	if ev.Name == configs.EventDeployStarted {
+		st[stStarted] = "1"
+	}
 }
 
 // followUpSkipped is why a channel without threads sends nothing for ev (nil when it
@@ -140,7 +146,8 @@ func told(ev *Event, st State) {
 // all-clear follows it). An all-clear of a failure nobody there saw is not sent: it tells
 // them nothing to do.
 func (b *base) followUpSkipped(ev *Event, st State) error {
-	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted || st[stOpened] != "" || b.listed(ev.Name) {
+	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted || st[stOpened] != "" || b.listed(ev.Name) ||
+		(ev.Name == configs.EventDeployCancelled && st[stStarted] != "") {
 		return nil
 	}
 	lost := st[stAttempted]

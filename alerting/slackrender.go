@@ -75,6 +75,8 @@ func render(ev *Event, resolves bool) rendered {
 
 	r.fallback = plainEmoji(r.emoji) + " " + r.title
 	switch {
+	case ev.Name == configs.EventDeployCancelled && ev.Summary != "":
+		r.fallback += ": " + strings.TrimPrefix(ev.Summary, "cancelled: ")
 	case v.summary != "":
 		r.fallback += ": " + v.summary
 	case len(v.checks) > 0 && v.checks[0].Summary != "":
@@ -107,6 +109,8 @@ func title(ev *Event) string {
 		return "Deploy of " + subject + " passed verification"
 	case configs.EventDeployStarted:
 		return "Verifying the deploy of " + subject
+	case configs.EventDeployCancelled:
+		return "Verification of " + subject + " cancelled"
 	case configs.EventCheckFailed:
 		if ev.Reminder > 0 {
 			return fmt.Sprintf("%s is still failing (reminder %d)", strings.ToUpper(check[:1])+check[1:], ev.Reminder)
@@ -147,6 +151,17 @@ func status(ev *Event, resolves bool) (emoji, text string) {
 		return ":white_check_mark:", "Resolved: " + title(ev)
 	case configs.EventDeployStarted:
 		return ":rocket:", "Verifying"
+	case configs.EventDeployCancelled:
+		// The reason is the agent's "cancelled: Argo Rollouts aborted web" (or "cancelled
+		// through the API"): the status line says it once.
+		reason := strings.TrimSpace(ev.Summary)
+		switch {
+		case reason == "":
+			return ":heavy_minus_sign:", "Cancelled"
+		case strings.HasPrefix(reason, "cancelled"):
+			return ":heavy_minus_sign:", "C" + reason[1:]
+		}
+		return ":heavy_minus_sign:", "Cancelled: " + reason
 	case configs.EventCheckFailed:
 		if ev.Reminder > 0 {
 			return ":red_circle:", "Still failing"

@@ -51,7 +51,8 @@ type actionLine struct{ notifier, what string }
 func newView(ev *Event, resolves bool) view {
 	v := view{title: title(ev), halt: ev.Halt, statusURL: ev.StatusURL}
 	v.emoji, v.status = status(ev, resolves)
-	if ev.Name != EventActionResult && !quoted(ev.Summary, ev.FailedChecks, ev.Deploy != nil) {
+	// An action's result and a cancel say their summary as their status.
+	if ev.Name != EventActionResult && ev.Name != configs.EventDeployCancelled && !quoted(ev.Summary, ev.FailedChecks, ev.Deploy != nil) {
 		v.summary = ev.Summary
 	}
 	v.headline = headline(ev)
@@ -67,7 +68,7 @@ func newView(ev *Event, resolves bool) view {
 		add("Environment", d.Environment, false)
 		add("Commit", d.Commit, true)
 		add("Deploy", d.ID, false)
-		if ev.Name != configs.EventDeployStarted && ev.Name != configs.EventDeployPassed {
+		if ev.Name != configs.EventDeployStarted && ev.Name != configs.EventDeployPassed && ev.Name != configs.EventDeployCancelled {
 			add("Rollback target", d.PreviousVersion, false)
 		}
 		v.links = d.Links

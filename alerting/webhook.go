@@ -64,8 +64,10 @@ func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
 }
 
 // Wants: a rollback webhook takes only deploy_failed and a halt webhook only
-// deploy_halted, whatever `events` says; a plain webhook takes its `events`, or every
-// event in configs.Events when the list is empty.
+// deploy_halted, whatever `events` says (never a deploy_cancelled); a plain webhook takes
+// its `events`, or every event in configs.Events when the list is empty. A list with
+// deploy_started brings deploy_cancelled along: a deploy tracker told of the start hears
+// the end.
 func (w *Webhook) Wants(event string) bool {
 	switch w.action {
 	case ActionRollback:
@@ -74,7 +76,7 @@ func (w *Webhook) Wants(event string) bool {
 		return event == configs.EventDeployHalted
 	}
 	if len(w.events) > 0 {
-		return w.listed(event)
+		return w.listed(event) || (event == configs.EventDeployCancelled && w.listed(configs.EventDeployStarted))
 	}
 	return slices.Contains(configs.Events, event)
 }

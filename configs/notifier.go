@@ -75,13 +75,25 @@ const (
 	EventDeployInconclusive = "deploy_inconclusive"
 	EventDeployPassed       = "deploy_passed"
 	EventDeployStarted      = "deploy_started"
-	EventCheckFailed        = "check_failed"
-	EventCheckRecovered     = "check_recovered"
+	// EventDeployCancelled closes what a deploy_started opened when the deploy's rollout
+	// is called off: no verdict, so nothing is paged and no action webhook is called.
+	EventDeployCancelled = "deploy_cancelled"
+	EventCheckFailed     = "check_failed"
+	EventCheckRecovered  = "check_recovered"
 )
 
 // Events lists every event name.
 var Events = []string{EventDeployFailed, EventDeployHalted, EventDeployInconclusive, EventDeployPassed,
-	EventDeployStarted, EventCheckFailed, EventCheckRecovered}
+	EventDeployStarted, EventDeployCancelled, EventCheckFailed, EventCheckRecovered}
+
+// neverTaken are the events a notifier type never takes, whatever its events list says:
+// PagerDuty, Opsgenie and Alertmanager paged or alerted nothing for a deploy that only
+// started, so there is nothing of theirs for a cancel to close.
+var neverTaken = map[string][]string{
+	NotifierPagerDuty:    {EventDeployCancelled},
+	NotifierOpsgenie:     {EventDeployCancelled},
+	NotifierAlertmanager: {EventDeployCancelled},
+}
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
 var notifierKeys = map[string][]string{
@@ -146,8 +158,12 @@ func (v *validator) notifiers() {
 			continue
 		}
 		for i, ev := range n.Events {
-			if !slices.Contains(Events, ev) {
+			switch {
+			case !slices.Contains(Events, ev):
 				v.errf(indexPath(p+".events", i), DidYouMean(ev, Events), "unknown event %q", ev)
+			case slices.Contains(neverTaken[n.Type], ev):
+				v.errf(indexPath(p+".events", i), "remove it: a cancelled deploy had nothing paged or alerted to close",
+					"%s notifiers never take %s", n.Type, ev)
 			}
 		}
 		switch n.Type {

@@ -24,8 +24,8 @@ func newCancelCmd() *cobra.Command {
 		Short: "Tell an agent a deploy's rollout was called off: its verification ends, with no verdict",
 		Long: `cancel tells a running vigil agent that the rollout of a deploy it is verifying was called
 off (aborted, rolled back by hand, the pipeline cancelled before it): the verification
-stops, the deploy ends "cancelled", and nothing is sent for it, no rollback or halt
-webhook, no page. Whoever waits for its verdict (vigil gate, which then exits 3) is told.
+stops, the deploy ends "cancelled" with no verdict: no rollback or halt webhook, no
+page; who heard it start (a Slack thread, a deploy tracker) is told it was cancelled. Whoever waits for its verdict (vigil gate, which then exits 3) is told.
 Name the deploy by --deploy ID, or by --service and --version (the service's deploy of
 that version verifying now, and no other). Exit codes:
 
@@ -99,7 +99,7 @@ func runCancel(cmd *cobra.Command, f cancelFlags) error {
 	}
 	d := got.Deploy
 	if got.Cancelled {
-		fmt.Fprintf(text, "vigil: deploy %s (%s %s) cancelled: its verification stopped, and nothing is sent for it\n",
+		fmt.Fprintf(text, "vigil: deploy %s (%s %s) cancelled: its verification stopped; no verdict, no rollback, no page\n",
 			shown(d.ID, 200), shown(d.Service, shownField), shown(d.Version, shownField))
 		if d.URL != "" {
 			fmt.Fprintf(text, "  details: %s\n", shown(d.URL, shownField))
