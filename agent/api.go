@@ -190,6 +190,32 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...), Status: status})
 }
 
+// unavailable is what a handler says when the agent, not the caller, failed (its store
+// refused or timed out): Retry-After and a 503 whose message, a format with one %v for
+// the error, says what to do; log is the line the agent logs, and args its attributes.
+type unavailable struct {
+	message, log string
+	args         []any
+}
+
+// answerFailed answers err and says whether there was one: a *requestError is the caller's
+// mistake, its status and message (plus hint, when there is one: where the message's
+// subject came from); anything else is u, logged as an error.
+func (a *Agent) answerFailed(w http.ResponseWriter, err error, hint string, u unavailable) bool {
+	var rerr *requestError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &rerr):
+		writeError(w, rerr.status, "%s%s", rerr.msg, hint)
+	default:
+		a.log.Error(u.log, append(u.args, "error", err)...)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, u.message, err)
+	}
+	return true
+}
+
 // writeJSON answers v, encoded before the status is sent: a value that cannot be encoded
 // is a 500 that says so, never a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -104,14 +104,8 @@ func (a *Agent) cancelServiceDeploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := a.serviceDeployOf(r.Context(), service, req.Version)
-	var rerr *requestError
-	switch {
-	case errors.As(err, &rerr):
-		writeError(w, rerr.status, "%s", rerr.msg)
-		return
-	case err != nil:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "%v: send the cancel again", err)
+	if a.answerFailed(w, err, "", unavailable{"%v: send the cancel again",
+		"finding the deploy to cancel failed; the caller was told to send it again", []any{"service", service}}) {
 		return
 	}
 	a.answerCancel(w, r, d.ID, req.Reason)
@@ -122,18 +116,12 @@ func (a *Agent) cancelServiceDeploy(w http.ResponseWriter, r *http.Request) {
 // decided before it, 404 for no such deploy.
 func (a *Agent) answerCancel(w http.ResponseWriter, r *http.Request, id, reason string) {
 	d, cancelled, err := a.CancelDeploy(r.Context(), id, reason)
-	var rerr *requestError
-	switch {
-	case errors.As(err, &rerr):
-		writeError(w, rerr.status, "%s", rerr.msg)
-		return
-	case errors.Is(err, store.ErrNotFound):
+	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no deploy %q (deploy ids come from POST /api/v1/deploys)", text.Ellipsis(id, 80))
 		return
-	case err != nil:
-		a.log.Error("cancelling a deploy failed; the caller was told to send it again", "deploy", id, "error", err)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "cancelling the deploy failed (%v): send the cancel again", err)
+	}
+	if a.answerFailed(w, err, "", unavailable{"cancelling the deploy failed (%v): send the cancel again",
+		"cancelling a deploy failed; the caller was told to send it again", []any{"deploy", id}}) {
 		return
 	}
 	view := a.viewDeploy(r.Context(), d, true)

@@ -99,19 +99,11 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Key = key
 	list, err := a.StartDeploys(r.Context(), req)
-	var rerr *requestError
-	switch {
-	case errors.As(err, &rerr):
-		writeError(w, rerr.status, "%s", rerr.msg)
-		return
-	case err != nil:
-		a.log.Error("registering a deploy failed; the caller was told to send it again", "error", err, "registered", len(list))
-		w.Header().Set("Retry-After", "5")
-		how := "send it again"
-		if key == "" {
-			how = "send it again (under an Idempotency-Key, so that a service registered already is not registered twice)"
-		}
-		writeError(w, http.StatusServiceUnavailable, "registering the deploy failed (%v): %s", err, how)
+	how := "registering the deploy failed (%v): send it again"
+	if key == "" {
+		how += " (under an Idempotency-Key, so that a service registered already is not registered twice)"
+	}
+	if a.answerFailed(w, err, "", unavailable{how, "registering a deploy failed; the caller was told to send it again", []any{"registered", len(list)}}) {
 		return
 	}
 	out := struct {

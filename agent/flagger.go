@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -105,17 +104,11 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	d, created, err := h.deploy(r.Context(), service, p)
-	var rerr *requestError
-	switch {
-	case errors.As(err, &rerr):
-		writeError(w, rerr.status, "%s (the service is metadata.service, else the canary's name)", rerr.msg)
-		return
-	case err != nil:
-		// Flagger calls again after its interval whatever the status; a 503 with
-		// Retry-After says the same to anything else in front (a proxy, a person).
-		h.a.log.Error("flagger webhook: registering the deploy failed; Flagger calls again", "service", service, "checksum", p.Checksum, "error", err)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "registering the deploy failed (%v): Flagger calls again, and the canary's checksum finds the deploy once it is registered", err)
+	// Flagger calls again after its interval whatever the status; a 503 with Retry-After
+	// says the same to anything else in front (a proxy, a person).
+	if h.a.answerFailed(w, err, " (the service is metadata.service, else the canary's name)", unavailable{
+		"registering the deploy failed (%v): Flagger calls again, and the canary's checksum finds the deploy once it is registered",
+		"flagger webhook: registering the deploy failed; Flagger calls again", []any{"service", service, "checksum", p.Checksum}}) {
 		return
 	}
 	if created {

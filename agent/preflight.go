@@ -14,7 +14,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -61,15 +60,8 @@ func (a *Agent) getPreflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := a.Preflight(r.Context(), service, version)
-	var rerr *requestError
-	switch {
-	case errors.As(err, &rerr):
-		writeError(w, rerr.status, "%s", rerr.msg)
-		return
-	case err != nil:
-		a.log.Warn("reading the deploys for a preflight failed; the caller was told to ask again", "service", service, "error", err)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "reading the service's deploys failed (%v): ask again", err)
+	if a.answerFailed(w, err, "", unavailable{"reading the service's deploys failed (%v): ask again",
+		"reading the deploys for a preflight failed; the caller was told to ask again", []any{"service", service}}) {
 		return
 	}
 	status := http.StatusOK
