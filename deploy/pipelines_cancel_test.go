@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +119,42 @@ func TestPipelineTemplatesFailACancelledDeploy(t *testing.T) {
 			if code != 3 || env["VIGIL_VERDICT"] != "cancelled" || !strings.Contains(log, want) {
 				t.Errorf("exit %d, %v; want 3, VIGIL_VERDICT=cancelled and the log saying %q:\n%s", code, env, want, log)
 			}
+			// The job failed, so the example's rollback job runs: it must not roll back a
+			// rollout that did not happen.
+			if rolledBack, log := runExampleRollback(t, env); rolledBack {
+				t.Errorf("the example's rollback job rolled back a cancelled rollout:\n%s", log)
+			}
 		})
 	}
+}
+
+// runExampleRollback runs the GitLab example's rollback job, as GitLab does after the verify
+// job failed, with verify's dotenv report: whether it ran ./rollback.sh, and its log.
+func runExampleRollback(t *testing.T, dotenv map[string]string) (bool, string) {
+	t.Helper()
+	job, _ := yamlFile(t, "gitlab/example.gitlab-ci.yml")[0]["rollback"].(map[string]any)
+	if job == nil || str(job["when"]) != "on_failure" {
+		t.Fatalf("the GitLab example has no rollback job run on failure: %v", job)
+	}
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "rolled-back")
+	if err := os.WriteFile(filepath.Join(dir, "rollback.sh"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	for _, line := range list(job["script"]) {
+		script.WriteString(str(line) + "\n")
+	}
+	cmd := exec.Command("sh", "-e", "-c", script.String())
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	for k, v := range dotenv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the example's rollback job failed: %v\n%s", err, out)
+	}
+	_, statErr := os.Stat(marker)
+	return statErr == nil, string(out)
 }

@@ -411,6 +411,9 @@ func TestGitLabTemplate(t *testing.T) {
 	if code != 1 || env["VIGIL_VERDICT"] != "failed" {
 		t.Errorf("a broken deploy: exit %d, %v; want 1 and failed\n%s", code, env, log)
 	}
+	if rolledBack, log := runExampleRollback(t, env); !rolledBack {
+		t.Errorf("the example's rollback job did not roll back a failed deploy:\n%s", log)
+	}
 	code, log, _ = runGitLab(t, job, vars("v2", "VIGIL_RELEASE", releaseVersion+"-tampered"))
 	if code == 0 || !strings.Contains(log, "does not match SHA256SUMS") {
 		t.Errorf("a tampered binary: exit %d\n%s", code, log)
