@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
@@ -95,6 +96,9 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	case p.Name == "" || p.Checksum == "":
 		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: name and checksum are required (Flagger sends both)")
 		return
+	case len(p.Checksum) > 200 || strings.ContainsFunc(p.Checksum, unicode.IsControl):
+		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: its checksum is at most 200 characters of one line (Flagger's is a hash)")
+		return
 	case typ != "" && !slices.Contains(flaggerGates, typ):
 		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s (and say it in the webhook's metadata.type)", text.Ellipsis(typ, 40), strings.Join(flaggerGates, ", "))
 		return
@@ -140,25 +144,57 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // deploy returns the deploy verifying this canary checksum, registering it when the
-// service's newest deploy is of another version or environment. A checksum deployed again
-// after another one (A, B, A) is a new deploy: only the newest deploy can be the canary's.
+// service's newest deploy is not of it. A checksum deployed again after another one (A, B,
+// A) is a new deploy: only the newest deploy can be the canary's. The deploy's version is
+// the webhook's metadata.version when the Canary says it, else the checksum.
+//
+// The deploy is registered under a key made of the checksum and the deploy it follows, so
+// that two calls for one canary that miss each other (a retry, or two agents sharing the
+// store behind one Kubernetes Service) register it once, and A after B after A is a key
+// of its own. The checksum tells canaries of one version apart (a changed ConfigMap or
+// resource, the same image): each is verified.
 func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPayload) (*store.Deploy, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	version := p.Checksum
+	if v := p.Metadata["version"]; v != "" {
+		version = v
+	}
+	after := ""
 	if h.a.Runtime().Config.Services[service] != nil {
 		newest, err := h.a.store.ServiceDeploys(ctx, service, 1)
 		if err != nil {
 			return nil, false, fmt.Errorf("reading the deploys of %s: %w", service, err)
 		}
-		if len(newest) == 1 && newest[0].Version == p.Checksum && newest[0].Environment == p.Namespace {
-			return newest[0], false, nil
+		if len(newest) == 1 {
+			n := newest[0]
+			// A deploy registered by a vigil before keys were used has none.
+			checksum, keyed := flaggerChecksum(n.RequestKey)
+			if n.Version == version && n.Environment == p.Namespace && (checksum == p.Checksum || !keyed && n.Version == p.Checksum) {
+				return n, false, nil
+			}
+			after = n.ID
 		}
 	}
-	list, err := h.a.StartDeploys(ctx, DeployRequest{Service: service, Version: p.Checksum, Environment: p.Namespace})
+	now := h.a.clock.Now()
+	list, err := h.a.StartDeploys(ctx, DeployRequest{Service: service, Version: version, Environment: p.Namespace,
+		Key: "flagger:" + after + ":" + p.Checksum})
 	if err != nil {
 		return nil, false, err
 	}
-	return list[0], true, nil
+	return list[0], !list[0].CreatedAt.Before(now), nil
+}
+
+// flaggerChecksum is the canary checksum a deploy's registration key holds
+// ("flagger:AFTER:CHECKSUM", AFTER the id of the deploy it followed, "" for the
+// service's first; deploy ids hold no colon), and whether it is such a key.
+func flaggerChecksum(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "flagger:")
+	if !ok {
+		return "", false
+	}
+	_, checksum, ok := strings.Cut(rest, ":")
+	return checksum, ok
 }
 
 // decodeFlagger reads the payload: JSON, at most 1 MiB, unknown fields allowed.

@@ -112,14 +112,14 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline,
-	location, locations, rollback_of`
+	location, locations, rollback_of, request_key`
 
 func scanDeploy(sc scanner) (*Deploy, error) {
 	var d Deploy
 	var created, decided int64
 	var baseline, locations string
 	if err := sc.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &d.Commit, &created, &d.Status, &d.Reason,
-		&decided, &d.SupersededBy, &d.Halt, &baseline, &d.Location, &locations, &d.RollbackOf); err != nil {
+		&decided, &d.SupersededBy, &d.Halt, &baseline, &d.Location, &locations, &d.RollbackOf, &d.RequestKey); err != nil {
 		return nil, err
 	}
 	d.CreatedAt, d.DecidedAt = fromNanos(created), fromNanos(decided)
