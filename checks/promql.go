@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,13 @@ var promqlVars = types.Map{
 	"values": types.TypeOf(map[string]float64{}),
 	"series": types.Int,
 }
+
+// promStrings are a query's string literals, and promGuarded finds its and/unless
+// operators once they are blanked (a label value "and" is not one).
+var (
+	promStrings = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
+	promGuarded = regexp.MustCompile(`(?i)\b(?:and|unless)\b\s*(?:[(\w]|$)`)
+)
 
 // promMaxBytes caps a query's answer: more than this is a query that should aggregate.
 const promMaxBytes = 16 << 20
@@ -167,6 +175,12 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		return err
 	}
 	if len(res.Samples) == 0 {
+		if promGuarded.MatchString(promStrings.ReplaceAllString(query, `""`)) {
+			// A guard such as "and sum(increase(x_count[w])) >= 20" leaves no series until
+			// enough requests came: `or vector(0)` would turn that into a pass on 0.
+			return Inconclusivef("query %s returned no series: no data to judge (its `and`/`unless` leaves none until its condition holds, "+
+				"such as enough requests for a quantile: that is no data yet, not zero, so do not add `or vector(0)`)", query)
+		}
 		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels; "+
 			"a labelled counter has no series until its first count, such as code=\"500\" before any error: "+
 			"where none means zero, add `or vector(0)`)", query)
