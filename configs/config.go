@@ -37,6 +37,9 @@ type Config struct {
 	zeros map[string]bool
 	// problems are what LoadPartial found (see Broken).
 	problems Errors
+	// unsetVars maps the key paths whose ${VAR} was not set in the environment to the
+	// variables' names: a rule broken by the empty value names the variable.
+	unsetVars map[string][]string
 	// expandedSecrets are ${VAR} values that are credentials by their variable's or key's
 	// name; redactor is built from them and the config's other secrets once loaded.
 	expandedSecrets []string

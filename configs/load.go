@@ -230,9 +230,10 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	cfg.applyDefaults()
 	problems := append(d.errs, misnamed...)
 	cfg.checksOnly = opts.ChecksOnly
+	cfg.unsetVars = unset
 	for _, e := range cfg.validate() {
 		if !d.errs.covers(e.Path) && !(opts.ChecksOnly && unusedWhenChecksOnly(e.Path)) {
-			problems = append(problems, e)
+			problems = append(problems, namingUnsetVariable(e, unset[e.Path]))
 		}
 	}
 	if len(problems) > 0 {
@@ -241,6 +242,21 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 	}
 	cfg.redactor = NewRedactor(cfg.secretValues()...)
 	return cfg, nil
+}
+
+// namingUnsetVariable says that a value broke its rule because a ${VAR} in it is not set:
+// "url: ${TEAMS_WEBHOOK_URL}" with the variable unset was "missing; set the Workflows
+// webhook URL", which sent the reader to a file that already sets it.
+func namingUnsetVariable(e *Error, names []string) *Error {
+	if len(names) == 0 {
+		return e
+	}
+	fix := "export " + names[0] + " before starting vigil"
+	if e.Fix != "" {
+		fix += ", or " + e.Fix
+	}
+	return &Error{File: e.File, Line: e.Line, Source: e.Source, Path: e.Path, Fix: fix,
+		Msg: fmt.Sprintf("uses ${%s}, which is not set in the environment (%s)", names[0], e.Msg)}
 }
 
 // lastKey is the last key of a path: "password" of checks[0].request.auth.password.

@@ -25,7 +25,9 @@ func (v *validator) agent() {
 	host, _, err := net.SplitHostPort(a.Listen)
 	if err != nil {
 		v.errf("agent.listen", "write host:port, e.g. 127.0.0.1:9595 or :9595", "%q is not an address: %v", a.Listen, err)
-	} else if !IsLoopbackHost(host) && !a.APIToken.IsSet() && !v.c.checksOnly {
+	} else if !IsLoopbackHost(host) && !a.APIToken.IsSet() && len(v.c.unsetVars["agent.api_token"]) == 0 && !v.c.checksOnly {
+		// A token written as ${VAR} with VAR unset is reported at agent.api_token: saying
+		// here to set the token the file sets would send the reader the wrong way.
 		v.errf("agent.listen", "set agent.api_token (e.g. api_token: ${VIGIL_API_TOKEN}), or listen on 127.0.0.1",
 			"%q is reachable from other hosts, so the API needs a token", a.Listen)
 	}

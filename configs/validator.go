@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -33,6 +34,10 @@ func (v *validator) url(p, s string) {
 		v.errf(p, "write an absolute URL starting with http:// or https://", "%q needs an http or https scheme", s)
 	case u.Host == "":
 		v.errf(p, "write an absolute URL such as http://127.0.0.1:8080/path", "%q has no host", s)
+	case u.Hostname() == "" || strings.HasSuffix(u.Host, ":"):
+		// http://:8080/ or http://web:/ is what an unset ${HOST} or ${PORT} leaves: the
+		// first failed every run with "no Host in request URL", after validate passed.
+		v.errf(p, "write an absolute URL such as http://127.0.0.1:8080/path", "%q has an empty host or port", s)
 	}
 }
 
