@@ -38,19 +38,44 @@ func (c *Check) decodeRaw(d *decoder, path string, raw any) {
 	specFields := structFields(spec.Type())
 	known := append(keysOf(common), keysOf(specFields)...)
 	rest := map[string]any{}
+	misplaced := map[string]any{}
 	for k := range extra {
 		if _, ok := specFields[k]; ok {
 			rest[k] = m[k]
 			continue
 		}
 		p := joinPath(path, k)
+		if underRequest(spec.Type(), specFields, k) {
+			// Gatus and Checkly put url, method and body on the check itself, and a
+			// `request:` indented one level too little does the same here.
+			d.errorf(p, fmt.Sprintf("move it under request: (indented below it), e.g. request: {%s: ...}", k),
+				"not a key of %s checks, but of their request", c.Kind)
+			misplaced[k] = m[k]
+			continue
+		}
 		if other := kindWithKey(k); other != "" {
 			d.errorf(p, fmt.Sprintf("%s is a key of %s checks; remove it or change kind", k, other), "not a key of %s checks", c.Kind)
 			continue
 		}
 		d.unknownKey(p, k, known)
 	}
+	if len(misplaced) > 0 && rest["request"] == nil {
+		// Read where they belong, so the request is not also reported "missing" a url
+		// the file gives one line off.
+		rest["request"] = misplaced
+	}
 	d.decodeStruct(path, rest, spec, nil)
+}
+
+// underRequest reports whether key, not a key of the check, is one of the request's keys
+// in a kind whose spec has a request (http, sla).
+func underRequest(spec reflect.Type, specFields map[string]int, key string) bool {
+	i, ok := specFields["request"]
+	if !ok || spec.Field(i).Type != reflect.TypeOf(Request{}) {
+		return false
+	}
+	_, ok = structFields(reflect.TypeOf(Request{}))[key]
+	return ok
 }
 
 // applyDefaults fills the check's common keys from the defaults block, then its kind's.
