@@ -138,11 +138,11 @@ func parsePartial(name string, data []byte, opts Options) (*Config, error) {
 
 	k := koanf.New(".")
 	if err := k.Load(bytesProvider(data), yaml.Parser()); err != nil {
-		return nil, Errors{yamlError(name, err)}
+		return nil, Errors{yamlError(name, data, err)}
 	}
 	lines, err := lineIndex(data)
 	if err != nil {
-		return nil, Errors{yamlError(name, err)}
+		return nil, Errors{yamlError(name, data, err)}
 	}
 	cfg.lines = lines
 	if len(k.Keys()) == 0 {
@@ -272,11 +272,17 @@ var (
 	yamlDuplicate = regexp.MustCompile(`^line (\d+): (mapping key .* already defined at line \d+)`)
 )
 
-func yamlError(file string, err error) *Error {
+func yamlError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if tab := tabIndented(data, line); tab > 0 {
+			// The parser's words ("found character that cannot start any token") do not
+			// say tab, and an editor shows a tab as spaces.
+			return &Error{File: file, Line: tab, Msg: "invalid YAML: this line is indented with a tab",
+				Fix: "indent with spaces: YAML does not allow tabs in indentation"}
+		}
 		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2], Fix: "check indentation and quoting from this line on"}
 	}
 	if m := yamlDuplicate.FindStringSubmatch(msg); m != nil {
@@ -293,6 +299,23 @@ func yamlError(file string, err error) *Error {
 			Fix: "the file's anchors and aliases (&name, *name) expand to more values than a config holds: write the repeated parts out, or share them through defaults"}
 	}
 	return &Error{File: file, Msg: "invalid YAML: " + msg}
+}
+
+// tabIndented returns the line, of the one the parser named and the next (it names one
+// or the other), whose indentation holds a tab; 0 when neither does.
+func tabIndented(data []byte, line int) int {
+	lines := strings.Split(string(data), "\n")
+	for _, n := range []int{line, line + 1} {
+		if n < 1 || n > len(lines) {
+			continue
+		}
+		text := lines[n-1]
+		indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
+		if strings.Contains(indent, "\t") && strings.TrimSpace(text) != "" {
+			return n
+		}
+	}
+	return 0
 }
 
 // maxKeys is the most key paths a config may expand to, its aliases followed: 10,000
