@@ -52,7 +52,13 @@ func Build(cfg *configs.Config, deps Deps) ([]*Check, error) {
 	b := &builder{cfg: cfg, deps: deps, redact: cfg.Redactor()}
 	out := make([]*Check, 0, len(cfg.Checks))
 	for _, c := range cfg.Checks {
-		if c == nil || cfg.Broken(c.Path()) {
+		if c == nil {
+			continue
+		}
+		if cfg.Broken(c.Path()) {
+			// The check is not built, but its assertions depend on its kind alone: one
+			// pass of vigil validate lists their problems beside the load's.
+			b.assertionsOnly(c)
 			continue
 		}
 		if ch := b.build(c); ch != nil {
@@ -99,6 +105,21 @@ func (b *builder) build(c *configs.Check) *Check {
 		ch.tracer = b.deps.Tracing.Tracer("checks")
 	}
 	return ch
+}
+
+// assertionsOnly compiles the written assertions of a check that has a load problem
+// elsewhere (a bad URL, a misspelt key): "status = 200" beside a URL without a scheme was
+// reported only once the URL was fixed.
+func (b *builder) assertionsOnly(c *configs.Check) {
+	k, ok := kinds[c.Kind]
+	if !ok || b.cfg.Broken(c.Path()+".kind") || b.cfg.Broken(c.Path()+".assert") {
+		return
+	}
+	for i, src := range c.Assert {
+		if _, err := b.assertion(c.Kind, k, src); err != nil {
+			b.errf(fmt.Sprintf("%s.assert[%d]", c.Path(), i), "", "%v", err)
+		}
+	}
 }
 
 // Resource returns the scarce resource a run of c holds, "" for none.

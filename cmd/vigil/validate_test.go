@@ -72,3 +72,37 @@ checks:
 		}
 	}
 }
+
+// A check with a load problem (a URL without its scheme, a misspelt key) is not built, and
+// its assertions were then not compiled: their mistakes came out one validate later, after
+// the first was fixed. They are listed in the same pass.
+func TestValidateCompilesTheAssertionsOfACheckWithOtherProblems(t *testing.T) {
+	cfg := writeConfig(t, `
+checks:
+  - name: health
+    kind: http
+    request: {url: "127.0.0.1:8080/healthz"}
+    assert: ["status = 200", "duration_ms < 500"]
+  - name: search
+    kind: http
+    request: {url: "http://127.0.0.1:8080/search", methd: GET}
+    assert: ["stauts == 200"]
+`)
+	code, out, errs := run("validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d; want 2\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		`vigil.yaml:5: checks[0].request.url: "127.0.0.1:8080/healthz" is not a URL`,
+		`vigil.yaml:6: checks[0].assert[0]: unexpected token Operator("=") (at column 8); compare with ==`,
+		`vigil.yaml:9: checks[1].request.methd: unknown key "methd"; did you mean "method"?`,
+		`vigil.yaml:10: checks[1].assert[0]: unknown variable "stauts"; did you mean "status"?`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+	if n := strings.Count(strings.TrimSpace(errs), "\n") + 1; n != 4 {
+		t.Errorf("%d lines; want the 4 problems once each:\n%s", n, errs)
+	}
+}
