@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -23,6 +24,14 @@ func newClient(command, agent, token string) (*client.Client, error) {
 	if i := strings.IndexFunc(strings.TrimSpace(token), func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }); i >= 0 {
 		// The token itself is never printed: a secret in a CI log.
 		return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: the API token (--token, else $VIGIL_API_TOKEN) holds a control character at byte %d, which no HTTP header can carry: set it again from agent.api_token", command, i))
+	}
+	if a := strings.TrimSpace(agent); !strings.Contains(a, "://") {
+		// 127.0.0.1:9595 does not parse as a URL, and localhost:9595 parses as one whose
+		// scheme is "localhost": say what to write instead of "not an http(s) URL".
+		if u, err := url.Parse("http://" + a); err == nil && u.Hostname() != "" {
+			hostPort := strings.TrimPrefix(u.Redacted(), "http://")
+			return nil, exitWith(exitUsage, fmt.Errorf("vigil %s: --agent %s has no scheme: write http://%s (https:// when a proxy in front of the agent serves TLS)", command, hostPort, hostPort))
+		}
 	}
 	if u, err := url.Parse(strings.TrimSpace(agent)); err == nil {
 		switch {
@@ -53,4 +62,19 @@ func agentURL(c *client.Client) string {
 		return c.Base()
 	}
 	return u.Redacted()
+}
+
+// refusal is what a command prints of the agent's refusal: its message and, for the two a
+// user fixes in the command itself, what to change. The agent's 401 speaks HTTP ("send
+// Authorization: Bearer"); a person running vigil sets --token. An --agent with a path no
+// agent serves got the router's bare "404 page not found".
+func refusal(apiErr *client.APIError, max int) string {
+	msg := shown(apiErr.Message, max)
+	switch {
+	case apiErr.Status == http.StatusUnauthorized:
+		return msg + " (vigil sends --token, else $VIGIL_API_TOKEN: set it to the agent's agent.api_token)"
+	case apiErr.Status == http.StatusNotFound && strings.TrimSpace(apiErr.Message) == "404 page not found":
+		return msg + " (no vigil API there: --agent is the agent's own URL, e.g. http://127.0.0.1:9595, or a proxy's path that leads to it)"
+	}
+	return msg
 }

@@ -87,7 +87,7 @@ func runCancel(cmd *cobra.Command, f cancelFlags) error {
 	case err != nil && interrupted:
 		return exitWith(sig.code(), fmt.Errorf("vigil cancel: %v before the agent at %s answered: %s may or may not be cancelled", sig, agentURL(c), what))
 	case errors.As(err, &apiErr):
-		return exitWith(exitUsage, fmt.Errorf("vigil cancel: the agent refused to cancel %s (HTTP %d): %s", what, apiErr.Status, shown(apiErr.Message, 4*shownField)))
+		return exitWith(exitUsage, fmt.Errorf("vigil cancel: the agent refused to cancel %s (HTTP %d): %s", what, apiErr.Status, refusal(apiErr, 4*shownField)))
 	case err != nil:
 		return exitWith(exitUsage, fmt.Errorf("vigil cancel: cannot reach the agent at %s: %s", agentURL(c), shown(client.Unreachable(err), shownField)))
 	}

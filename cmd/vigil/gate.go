@@ -122,7 +122,7 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 	case errors.As(err, &apiErr) && apiErr.Status >= 500:
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent at %s did not take the deploy (HTTP %d): %s", agentURL(c), apiErr.Status, shown(apiErr.Message, shownField)))
 	case errors.As(err, &apiErr):
-		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
+		return exitWith(exitUsage, fmt.Errorf("vigil gate: the agent refused the deploy (HTTP %d): %s", apiErr.Status, refusal(apiErr, shownField)))
 	case err != nil:
 		return exitWith(exitUsage, fmt.Errorf("vigil gate: cannot reach the agent at %s: %s", agentURL(c), client.Unreachable(err)))
 	}

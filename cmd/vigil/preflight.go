@@ -78,7 +78,7 @@ func runPreflight(cmd *cobra.Command, f preflightFlags) error {
 	case err != nil && interrupted:
 		return exitWith(sig.code(), fmt.Errorf("vigil preflight: %v before the agent at %s answered: no answer on %s %s", sig, agentURL(c), f.service, f.version))
 	case errors.As(err, &apiErr):
-		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, shown(apiErr.Message, shownField)))
+		return exitWith(exitUsage, fmt.Errorf("vigil preflight: the agent refused (HTTP %d): %s", apiErr.Status, refusal(apiErr, shownField)))
 	case err != nil:
 		return exitWith(exitUsage, fmt.Errorf("vigil preflight: cannot reach the agent at %s: %s", agentURL(c), shown(client.Unreachable(err), shownField)))
 	}

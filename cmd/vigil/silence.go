@@ -31,7 +31,7 @@ func (f *apiFlags) client(command string) (*client.Client, error) {
 func apiFailure(command string, c *client.Client, err error) error {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {
-		return exitWith(exitFailed, fmt.Errorf("vigil %s: the agent refused (HTTP %d): %s", command, apiErr.Status, apiErr.Message))
+		return exitWith(exitFailed, fmt.Errorf("vigil %s: the agent refused (HTTP %d): %s", command, apiErr.Status, refusal(apiErr, 4*shownField)))
 	}
 	return exitWith(exitUsage, fmt.Errorf("vigil %s: cannot reach the agent at %s: %s", command, agentURL(c), client.Unreachable(err)))
 }
