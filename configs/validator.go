@@ -27,6 +27,14 @@ func (v *validator) errf(path, fix, format string, args ...any) {
 // url checks an absolute http(s) URL.
 func (v *validator) url(p, s string) {
 	u, err := url.Parse(s)
+	if !strings.Contains(s, "://") {
+		// 127.0.0.1:8080/healthz is not a URL to Go, and localhost:8080 is one whose scheme
+		// is "localhost": give the URL to write.
+		if w, werr := url.Parse("http://" + s); werr == nil && w.Hostname() != "" && !strings.HasSuffix(w.Host, ":") {
+			v.errf(p, "write it with its scheme: http://"+s+" or https://"+s, "%q has no scheme", s)
+			return
+		}
+	}
 	switch {
 	case err != nil:
 		v.errf(p, "write an absolute URL such as http://127.0.0.1:8080/path", "%q is not a URL", s)

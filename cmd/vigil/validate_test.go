@@ -93,7 +93,7 @@ checks:
 		t.Fatalf("exit %d; want 2\n%s%s", code, out, errs)
 	}
 	for _, want := range []string{
-		`vigil.yaml:5: checks[0].request.url: "127.0.0.1:8080/healthz" is not a URL`,
+		`vigil.yaml:5: checks[0].request.url: "127.0.0.1:8080/healthz" has no scheme; write it with its scheme: http://127.0.0.1:8080/healthz`,
 		`vigil.yaml:6: checks[0].assert[0]: unexpected token Operator("=") (at column 8); compare with ==`,
 		`vigil.yaml:9: checks[1].request.methd: unknown key "methd"; did you mean "method"?`,
 		`vigil.yaml:10: checks[1].assert[0]: unknown variable "stauts"; did you mean "status"?`,
