@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -279,22 +280,30 @@ func subject(ev *alerting.Event) string {
 }
 
 // actionFailed says what an action webhook that was refused or ran out of attempts means.
-// A receiver that answered (a 401, a 404, a redirect, a 5xx) did not act, nor one never
-// called (an untrusted certificate). One that never answered may have: the request can
-// have reached it, and vigil cannot tell.
+// A receiver that got a request and did not answer it (a timeout, a connection that died,
+// a 409 saying it still works on an earlier attempt) may have acted, whatever later
+// attempts heard, and vigil cannot tell. One that refused every request it got (a 401, a
+// 404, a redirect, a 5xx), or was never reached (its name did not resolve, the connection
+// was refused, an untrusted certificate), did not act.
 func actionFailed(notifier, action string, ev *alerting.Event, attempts int, derr error) string {
 	tries := "1 attempt"
 	if attempts != 1 {
 		tries = fmt.Sprintf("%d attempts", attempts)
 	}
 	s := fmt.Sprintf("%s FAILED to %s %s after %s: %v; ", notifier, action, subject(ev), tries, derr)
-	if ae := (*alerting.Error)(nil); alerting.Permanent(derr) || (errors.As(derr, &ae) && ae.StatusCode != 0) {
-		if action == alerting.ActionHalt {
-			return s + "nothing was halted"
-		}
-		return s + "nothing was rolled back"
+	ae := (*alerting.Error)(nil)
+	answered := errors.As(derr, &ae) && ae.StatusCode != 0
+	switch {
+	case alerting.MayHaveArrived(derr) && answered && ae.StatusCode == http.StatusConflict:
+		return s + "it was still working on an earlier attempt, so it may have acted: check it before you act"
+	case alerting.MayHaveArrived(derr) && answered:
+		return s + "an earlier attempt got no answer, so it may have acted: check it before you act"
+	case alerting.MayHaveArrived(derr):
+		return s + "it never answered, so it may have acted: check it before you act"
+	case action == alerting.ActionHalt:
+		return s + "nothing was halted"
 	}
-	return s + "it never answered, so it may have acted: check it before you act"
+	return s + "nothing was rolled back"
 }
 
 // actionAccepted says what an action webhook's success means: "rollback-web accepted the

@@ -27,13 +27,19 @@ type Error struct {
 	Op string
 	// StatusCode is the HTTP status the far end answered; 0 when there was no answer.
 	StatusCode int
-	// Permanent: retrying the same request cannot succeed (4xx other than 408 and 429,
-	// invalid_auth, channel_not_found, bad configuration).
+	// Permanent: retrying the same request cannot succeed (4xx other than 408 and 429, and
+	// 409 for a webhook; invalid_auth, channel_not_found, bad configuration).
 	Permanent bool
 	// RetryAfter is how long a 429 or 503 asked us to wait; 0 when it did not say.
 	RetryAfter time.Duration
-	msg        string
-	err        error
+	// MayHaveArrived (webhooks): this attempt, or an earlier one of the same event, was
+	// sent whole and no answer refused it (it timed out, the connection died, or the
+	// receiver said 409, still working on it): the receiver may have acted. False when
+	// every attempt was refused by an answer or never left this machine (DNS, a refused
+	// connection, a TLS handshake): then it did not.
+	MayHaveArrived bool
+	msg            string
+	err            error
 }
 
 func (e *Error) Error() string {
@@ -64,6 +70,13 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return e.RetryAfter, true
 	}
 	return 0, false
+}
+
+// MayHaveArrived reports whether the receiver may have the request and act on it: see
+// Error.MayHaveArrived.
+func MayHaveArrived(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.MayHaveArrived
 }
 
 // Permanent reports whether retrying cannot help: a 4xx other than 408 and 429, Slack's

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -84,10 +86,15 @@ func (w *Webhook) Wants(event string) bool {
 // Action is the webhook's action: rollback, halt or "".
 func (w *Webhook) Action() string { return w.action }
 
-// Deliver POSTs the event once. 2xx is delivered; 5xx, 408, 429 and no answer are worth a
-// retry (429 with RetryAfter); other 4xx and 3xx (redirects are not followed) are Permanent.
-// In dry run it sends nothing and returns a *DryRunError (errors.Is(err, ErrDryRun)).
-func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
+// Deliver POSTs the event once. 2xx is delivered; 5xx, 408, 409, 429 and no answer are
+// worth a retry (429 with RetryAfter); other 4xx and 3xx (redirects are not followed) are
+// Permanent. Every attempt of an event sends the same body (sent_at is the first
+// attempt's, kept in st) with a fresh X-Vigil-Timestamp and signature: a receiver that
+// keys its work by Idempotency-Key and compares the body with the key's first request's
+// takes a retry for the same request. The error's MayHaveArrived says whether this attempt
+// or an earlier one was sent whole without an answer that refused it. In dry run it sends
+// nothing and returns a *DryRunError (errors.Is(err, ErrDryRun)).
+func (w *Webhook) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err := checkEvent(w.name, ev); err != nil {
 		return err
 	}
@@ -96,8 +103,16 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
 		return permanentf(nil, w.name, "deliver", "a %s webhook fires only on %s, not on %s; nothing sent",
 			w.action, w.firesOn(), ev.Name)
 	}
+	if st == nil {
+		st = State{}
+	}
+	key := keyOf(ev)
 	now := w.opts.Now()
-	body, err := w.payload(ev, now)
+	sentAt := now
+	if first, err := strconv.ParseInt(st[key+whSentAt], 10, 64); err == nil {
+		sentAt = time.Unix(first, 0)
+	}
+	body, err := w.payload(ev, sentAt)
 	if err != nil {
 		return permanentf(err, w.name, "deliver", "encoding the payload")
 	}
@@ -109,6 +124,12 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
 	ctx, cancel := w.attempt(ctx)
 	defer cancel()
 	op := "POST " + w.shown
+	var sent atomic.Bool // the request went out whole: the receiver may act on it
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			sent.Store(true)
+		}
+	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
 		return permanentf(nil, w.name, op, "building the request failed")
@@ -122,16 +143,26 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
 	req.Header.Set(HeaderEvent, ev.Name)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(w.secret, ts, body))
-	req.Header.Set(HeaderIdempotencyKey, keyOf(ev))
+	req.Header.Set(HeaderIdempotencyKey, key)
+	st[key+whSentAt] = strconv.FormatInt(sentAt.Unix(), 10)
 
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return transportError(ctx, w.name, op, err, w.timeout)
+		e := transportError(ctx, w.name, op, err, w.timeout)
+		if sent.Load() {
+			st[key+whUnanswered] = "1"
+		} else {
+			e.msg += " (the request was not sent)"
+		}
+		e.MayHaveArrived = st[key+whUnanswered] != ""
+		return e
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		// The status is the receiver's word: its body is not read, so a receiver that
 		// stalls after answering cannot hold the attempt.
+		delete(st, key+whSentAt)
+		delete(st, key+whUnanswered)
 		return nil
 	}
 	answer, readErr := io.ReadAll(io.LimitReader(resp.Body, headSize))
@@ -139,8 +170,24 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, _ State) error {
 	if readErr != nil {
 		e.msg += " (answer cut short)"
 	}
+	if resp.StatusCode == http.StatusConflict {
+		// What a receiver keyed by Idempotency-Key answers while it still works on an
+		// earlier attempt of the key (one whose answer came after our timeout): the request
+		// is in, its answer comes with a later attempt.
+		e.Permanent = false
+		e.msg += " (the receiver is still working on an earlier attempt with this Idempotency-Key; asking again later)"
+		st[key+whUnanswered] = "1"
+	}
+	e.MayHaveArrived = st[key+whUnanswered] != ""
 	return e
 }
+
+// Webhook State keys, after the event's idempotency key: the unix second of the event's
+// first attempt (its sent_at), and that an attempt of it was sent and not answered.
+const (
+	whSentAt     = "/sent_at"
+	whUnanswered = "/unanswered"
+)
 
 func (w *Webhook) firesOn() string {
 	if w.action == ActionHalt {

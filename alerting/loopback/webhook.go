@@ -1,6 +1,7 @@
 package loopback
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -35,12 +36,29 @@ type Webhook struct {
 	Secret []byte
 	// Tolerance is how far X-Vigil-Timestamp may be from now; 0 is five minutes.
 	Tolerance time.Duration
+	// Idempotent makes it a receiver that keys its work by Idempotency-Key as the IETF
+	// Idempotency-Key draft has it (and Stripe does): the first request of a key is acted
+	// on (counted as accepted) and takes Work to finish, whether or not its sender is still
+	// waiting; a request of the key while that runs is answered 409 Conflict; one after it,
+	// with the same body, gets the first one's answer again without a second action; one
+	// with another body is refused, 422 Unprocessable Content. Set before the first request.
+	Idempotent bool
+	// Work is how long an Idempotent receiver takes to act on a key (a rollback that takes
+	// 40 s) before it answers 200.
+	Work time.Duration
 
 	mu         sync.Mutex
 	deliveries []WebhookDelivery
 	attempts   map[string]int
 	accepted   map[string]int
 	rejected   []WebhookRejection
+	keys       map[string]*keyed // Idempotent: the work per key
+}
+
+// keyed is an Idempotent receiver's record of one Idempotency-Key.
+type keyed struct {
+	body []byte        // the first request's body
+	done chan struct{} // closed when its work is finished
 }
 
 // WebhookDelivery is a request that passed verification, accepted or answered with a fault.
@@ -76,7 +94,7 @@ func NewWebhook(tb testing.TB) *Webhook {
 
 // Start listens on addr ("" for 127.0.0.1 and a free port).
 func (w *Webhook) Start(addr string) error {
-	w.attempts, w.accepted = map[string]int{}, map[string]int{}
+	w.attempts, w.accepted, w.keys = map[string]int{}, map[string]int{}, map[string]*keyed{}
 	return w.start(addr, http.HandlerFunc(w.handle))
 }
 
@@ -87,7 +105,8 @@ func (w *Webhook) URL() string { return "http://" + w.Addr() + "/hook" }
 func (w *Webhook) Fail(f Fault) { w.fail("", f) }
 
 // Count is how many deliveries with the Idempotency-Key were accepted (answered 2xx, or
-// accepted with the answer held: Fault.AcceptThenHang).
+// accepted with the answer held: Fault.AcceptThenHang); for an Idempotent receiver, how
+// many times it acted on the key.
 func (w *Webhook) Count(key string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -180,6 +199,10 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 	d := WebhookDelivery{Key: key, Event: r.Header.Get(alerting.HeaderEvent), Timestamp: r.Header.Get(alerting.HeaderTimestamp),
 		Signature: r.Header.Get(alerting.HeaderSignature), Header: r.Header.Clone(), Body: body, At: time.Now()}
 	_ = json.Unmarshal(body, &d.Payload)
+	if w.Idempotent {
+		w.handleKeyed(rw, r, d)
+		return
+	}
 	f, faulted := w.takeFault("")
 	d.Status = http.StatusOK
 	if faulted {
@@ -199,6 +222,65 @@ func (w *Webhook) handle(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]any{"ok": true, "key": key})
+}
+
+// handleKeyed answers a verified delivery as an Idempotent receiver does.
+func (w *Webhook) handleKeyed(rw http.ResponseWriter, r *http.Request, d WebhookDelivery) {
+	w.mu.Lock()
+	k := w.keys[d.Key]
+	first := k == nil
+	d.Status = http.StatusOK
+	switch {
+	case first:
+		k = &keyed{body: d.Body, done: make(chan struct{})}
+		w.keys[d.Key] = k
+		w.accepted[d.Key]++
+	case !bytes.Equal(k.body, d.Body):
+		d.Status = http.StatusUnprocessableEntity
+	default:
+		select {
+		case <-k.done:
+		default:
+			d.Status = http.StatusConflict
+		}
+	}
+	d.Accepted = first
+	w.attempts[d.Key]++
+	w.deliveries = append(w.deliveries, d)
+	w.mu.Unlock()
+	switch d.Status {
+	case http.StatusUnprocessableEntity:
+		writeJSON(rw, d.Status, map[string]string{"error": "this Idempotency-Key was used with another body"})
+		return
+	case http.StatusConflict:
+		writeJSON(rw, d.Status, map[string]string{"error": "a request with this Idempotency-Key is still being processed"})
+		return
+	}
+	if first {
+		// The work goes on when the sender gives up waiting, as a real rollback does.
+		select {
+		case <-time.After(w.Work):
+		case <-w.done:
+		}
+		close(k.done)
+	}
+	writeJSON(rw, http.StatusOK, map[string]any{"ok": true, "key": d.Key})
+}
+
+// Finished says whether an Idempotent receiver finished the work of key.
+func (w *Webhook) Finished(key string) bool {
+	w.mu.Lock()
+	k := w.keys[key]
+	w.mu.Unlock()
+	if k == nil {
+		return false
+	}
+	select {
+	case <-k.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // verifySignature checks a delivery the way the README tells receivers to, written here
