@@ -246,6 +246,10 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	return nil
 }
 
+// slackPace is how long a lane waits after Slack said ratelimited without a Retry-After:
+// Slack takes about one message a second per channel.
+const slackPace = time.Second
+
 // screenshotTries is how many attempts a message's screenshot upload gets before it is
 // given up.
 const screenshotTries = 3
@@ -287,6 +291,16 @@ func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op strin
 			msg: fmt.Sprintf("Slack said %q", se.Err)}
 		if h := slackHints[se.Err]; h != "" {
 			e.msg += ": " + h
+		}
+		if se.Err == "ratelimited" || se.Err == "rate_limited" {
+			// Posting too fast can be answered 200 {"ok":false}, with the wait in Retry-After
+			// or (too many messages to the channel) without one: the lane pauses either way,
+			// or a burst of pages spends its attempts on Slack's limit.
+			e.RetryAfter, _ = parseRetryAfter(rec.header.Get("Retry-After"), now)
+			if e.RetryAfter <= 0 {
+				e.RetryAfter = slackPace
+			}
+			e.msg = "rate limited by Slack: " + e.msg
 		}
 		return e
 	}

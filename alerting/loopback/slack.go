@@ -255,6 +255,9 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.takeFault(method); ok {
 		if f.SlackError != "" && f.Status == 0 {
+			if f.RetryAfter != "" { // Slack's ratelimited can come as a 200 with Retry-After
+				w.Header().Set("Retry-After", f.RetryAfter)
+			}
 			fail(f.SlackError)
 			return
 		}
