@@ -249,6 +249,12 @@ func transportError(ctx context.Context, notifier, op string, err error, timeout
 		// change that (it was called no answer and retried to max_attempts).
 		return permanentf(err, notifier, op, "the receiver's certificate is not trusted here (add its CA to the system's trust store, or point SSL_CERT_FILE at a bundle with it)")
 	}
+	var rh tls.RecordHeaderError
+	if errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh) {
+		// An https URL on a port that speaks plain HTTP (or something else): a
+		// configuration error, which every retry meets again.
+		return permanentf(err, notifier, op, "the receiver does not speak TLS on this port (is the URL meant to be http://?)")
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return retryablef(err, notifier, op, "no answer within the %s per-attempt timeout (or the caller's deadline)", timeout)
 	}

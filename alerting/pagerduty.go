@@ -177,7 +177,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	now := p.opts.Now()
 	switch {
 	case rec.status == 0:
-		return transportError(ctx, p.name, op, err, p.timeout)
+		return transportError(ctx, p.name, op, rec.cause(err), p.timeout)
 	case rec.status < 200 || rec.status > 299:
 		e := statusError(p.name, op, rec.status, rec.header, rec.head, now)
 		if e.StatusCode == http.StatusBadRequest {
@@ -187,7 +187,7 @@ func (p *PagerDuty) Deliver(ctx context.Context, ev *Event, st State) error {
 	case errors.Is(err, errTooLarge):
 		return retryablef(nil, p.name, op, "answered %d with over %d KiB; is url an Events v2 endpoint?", rec.status, maxPagerDutyAnswer>>10)
 	case ctx.Err() != nil:
-		return transportError(ctx, p.name, op, err, p.timeout)
+		return transportError(ctx, p.name, op, rec.cause(err), p.timeout)
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError

@@ -308,7 +308,7 @@ func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op strin
 		return retryablef(nil, s.name, op, "Slack's answer is over %d MiB; is api_url a Slack Web API?", maxSlackAnswer>>20)
 	}
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-		return transportError(ctx, s.name, op, err, s.timeout)
+		return transportError(ctx, s.name, op, rec.cause(err), s.timeout)
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -317,7 +317,7 @@ func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op strin
 			rec.status, orEmpty(quoteBody(rec.head)))
 	}
 	if rec.status == 0 {
-		return transportError(ctx, s.name, op, err, s.timeout)
+		return transportError(ctx, s.name, op, rec.cause(err), s.timeout)
 	}
 	return retryablef(err, s.name, op, "")
 }

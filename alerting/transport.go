@@ -57,6 +57,19 @@ type recorder struct {
 	// cut: reading the answer's body failed after its status came (the connection died
 	// mid-answer, or the attempt ran out while it trickled); never set for errTooLarge.
 	cut bool
+	// failed is the last request's own error when it got no answer: the libraries wrap it
+	// with %v, losing what transportError tells apart (an untrusted certificate, a port
+	// without TLS).
+	failed error
+}
+
+// cause is what to classify for err, the library's error of an attempt: the request's own
+// error when it got no answer.
+func (r *recorder) cause(err error) error {
+	if r != nil && r.failed != nil {
+		return r.failed
+	}
+	return err
 }
 
 func newRecorder(client *http.Client, userAgent string, max int64) *recorder {
@@ -64,10 +77,11 @@ func newRecorder(client *http.Client, userAgent string, max int64) *recorder {
 }
 
 func (r *recorder) Do(req *http.Request) (*http.Response, error) {
-	r.status, r.header, r.head, r.cut = 0, nil, nil, false
+	r.status, r.header, r.head, r.cut, r.failed = 0, nil, nil, false, nil
 	req.Header.Set("User-Agent", r.userAgent)
 	resp, err := r.client.Do(req)
 	if err != nil {
+		r.failed = err
 		return nil, err
 	}
 	r.status, r.header = resp.StatusCode, resp.Header

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
+	"github.com/vigil-monitor/vigil/configs"
 )
 
 // MayHaveArrived tells the outbox whether a rollback that ran out of attempts may have
@@ -108,4 +110,31 @@ func serveDNS(t *testing.T, answer func(dns.Question) (dns.RR, int)) string {
 	go func() { _ = srv.ActivateAndServe() }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return pc.LocalAddr().String()
+}
+
+// An https URL pointed at a port that speaks plain HTTP (a receiver on an internal network,
+// the scheme written by habit) is a configuration error: refused at once, saying so, and
+// not sent; and so is a receiver whose certificate is not trusted here, on Slack and
+// PagerDuty as on a webhook. (Both were "no answer", retried for max_attempts, minutes,
+// before anyone heard: the libraries' wrapping hid the cause.)
+func TestAnHTTPSURLOnAPlainHTTPPortIsPermanent(t *testing.T) {
+	t.Parallel()
+	tls := func(raw string) string { return strings.Replace(raw, "http://", "https://", 1) }
+	hook := webhookConfig(tls(loopback.NewWebhook(t).URL()))
+	hook.Action = alerting.ActionRollback
+	for _, cfg := range []*configs.Notifier{hook, slackConfig(tls(loopback.NewSlack(t).APIURL())),
+		pagerDutyConfig(tls(loopback.NewPagerDuty(t).URL()))} {
+		err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+		if !alerting.Permanent(err) || alerting.MayHaveArrived(err) || !strings.Contains(err.Error(), "does not speak TLS") {
+			t.Errorf("%s: %v (permanent %v); want a permanent error saying the port does not speak TLS", cfg.Type, err, alerting.Permanent(err))
+		}
+	}
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(untrusted.Close)
+	for _, cfg := range []*configs.Notifier{slackConfig(untrusted.URL + "/api/"), pagerDutyConfig(untrusted.URL + "/v2/enqueue")} {
+		err := newNotifier(t, cfg, nil).Deliver(t.Context(), deployFailed(), alerting.State{})
+		if !alerting.Permanent(err) || !strings.Contains(err.Error(), "SSL_CERT_FILE") {
+			t.Errorf("%s, an untrusted certificate: %v (permanent %v); want a permanent error saying what to do", cfg.Type, err, alerting.Permanent(err))
+		}
+	}
 }
