@@ -97,6 +97,11 @@ func (p *Pool) launch() (*instance, error) {
 		if proc := c.Browser.Process(); proc != nil {
 			inst.pid = proc.Pid
 		}
+		if err := holdNewPages(ctx, inst.browser, &inst.held, &p.bg); err != nil {
+			cancel()
+			allocCancel()
+			return nil, fmt.Errorf("starting Chromium (%s): asking it to hold new pages until their run listens: %w", path, err)
+		}
 	}
 	p.log.Info("browser started", "path", path, "pid", inst.pid, "took", time.Since(begin).Round(time.Millisecond))
 	return inst, nil

@@ -87,6 +87,8 @@ type instance struct {
 	allocCancel context.CancelFunc
 	pid         int
 	started     time.Time
+	// held routes the new pages Chromium holds to their runs (held.go).
+	held heldPages
 
 	// Guarded by Pool.mu.
 	refs    int

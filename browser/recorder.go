@@ -193,8 +193,6 @@ func (r *recorder) record(ev any) {
 		r.dialog(e)
 	case *cdpbrowser.EventDownloadWillBegin:
 		r.downloadWillBegin(e)
-	case *target.EventTargetCreated:
-		r.windowCreated(e.TargetInfo)
 	case *target.EventTargetInfoChanged:
 		r.windowChanged(e.TargetInfo)
 	case *serviceworker.EventWorkerVersionUpdated:

@@ -80,7 +80,14 @@ func (t *tab) open(limit time.Duration) {
 		}
 		t.target = target
 		t.rec.setAnswerer(&dialogAnswerer{tabCtx: tabCtx, target: target})
-		t.rec.watchWindows(tabCtx, target.TargetID, chromedp.FromContext(tabCtx).BrowserContextID)
+		bc := chromedp.FromContext(tabCtx).BrowserContextID
+		t.rec.watchWindows(tabCtx, target.TargetID, bc)
+		context.AfterFunc(tabCtx, t.inst.held.watch(bc, t.rec.windowCreated))
+		// Chromium holds every new page until its run listens (held.go): this one's
+		// recorder and error listeners are in, so it may load.
+		if err := t.inst.held.letGo(ctx, t.inst.browser, target.TargetID); err != nil {
+			return fmt.Errorf("letting the tab load: %w", err)
+		}
 		return nil
 	}))
 	if !timer.Stop() && t.err == nil {

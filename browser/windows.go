@@ -2,13 +2,12 @@ package browser
 
 // Windows the page opens. A checkout that opens a payment or sign-in window (window.open,
 // a target=_blank link) is broken when that window throws, and the page's own session sees
-// nothing of it: a window is a target of its own. Every page target created in the tab's
-// browser context (a run's own, fresh one) other than the tab itself was opened by the run's
-// page, so the tab attaches to each as it appears, with a recorder of its own: its
-// exceptions, console errors, failed requests and dialogs are the run's, named
-// "window URL". Chromium replays a target's earlier exceptions and console messages when a
-// session enables Runtime, so what the window did before the attach is not lost. Nothing of
-// the run waits for a window: one that never loads costs nothing, and the attach ends with
+// nothing of it: a window is a target of its own. Chromium holds every new page before its
+// first navigation (held.go) and hands each one created in the tab's browser context (a
+// run's own, fresh one) to the tab, which attaches to it with a recorder of its own and then
+// lets it load: its exceptions, console errors, failed requests and dialogs, from its first
+// request and its first script on, are the run's, named "window URL". Nothing of the run
+// waits for a window to load: one that never does costs nothing, and the attach ends with
 // the tab.
 
 import (
@@ -52,27 +51,31 @@ func (r *recorder) watchWindows(tabCtx context.Context, self target.ID, bc cdp.B
 	r.win.attach = func(id target.ID, w *recorder) { go attachWindow(tabCtx, id, w) }
 }
 
-// windowCreated is called on the tab's event loop for every target Chromium creates.
+// windowCreated is called for each page Chromium holds in the tab's browser context
+// (held.go). Every one is let go: past maxWindows without a recorder.
 func (r *recorder) windowCreated(info *target.Info) {
 	if info == nil || info.Type != "page" {
 		return
 	}
 	r.mu.Lock()
-	if r.win.attach == nil || info.BrowserContextID != r.win.browserContext || info.TargetID == r.win.self || len(r.win.list) >= maxWindows {
+	if r.win.attach == nil || info.BrowserContextID != r.win.browserContext || info.TargetID == r.win.self {
 		r.mu.Unlock()
 		return
 	}
-	w := newRecorder()
-	w.setMainFrame(cdp.FrameID(info.TargetID))
-	w.acceptDialogs.Store(r.acceptDialogs.Load())
-	// A window's problem is the run's: Visit.Stop hears of it as of the page's own.
-	onProblem := func() {
-		if f := r.onProblem.Load(); f != nil {
-			(*f)()
+	var w *recorder
+	if len(r.win.list) < maxWindows {
+		w = newRecorder()
+		w.setMainFrame(cdp.FrameID(info.TargetID))
+		w.acceptDialogs.Store(r.acceptDialogs.Load())
+		// A window's problem is the run's: Visit.Stop hears of it as of the page's own.
+		onProblem := func() {
+			if f := r.onProblem.Load(); f != nil {
+				(*f)()
+			}
 		}
+		w.onProblem.Store(&onProblem)
+		r.win.list = append(r.win.list, &window{id: info.TargetID, url: text.Ellipsis(info.URL, maxURL), rec: w})
 	}
-	w.onProblem.Store(&onProblem)
-	r.win.list = append(r.win.list, &window{id: info.TargetID, url: text.Ellipsis(info.URL, maxURL), rec: w})
 	attach := r.win.attach
 	r.mu.Unlock()
 	attach(info.TargetID, w)
@@ -100,44 +103,57 @@ func (r *recorder) openedWindows() bool {
 	return len(r.win.list) > 0
 }
 
-// attachWindow attaches to a window with w listening from the session's first message,
-// installs the error listeners for its next documents and answers its dialogs. It ends with
-// the tab (tabCtx), which closes the window.
+// attachWindow attaches to a held window with w listening from the session's first
+// message, installs the error listeners for its documents, then lets it load: its first
+// request and script come after. With w nil (past maxWindows) it only lets it load. It
+// ends with the tab (tabCtx), which closes the window.
 //
-// A dialog the window opens stops its process, which it shares with the opener, until it
-// is answered; and chromedp's attach runs commands in the page (Runtime.evaluate) before it
-// enables the Page domain that reports dialogs, and those wait while a dialog is open. So
-// the window's Page and Network domains are enabled, and its answerer set, at the session's
-// first event (Runtime was just enabled), without waiting for the attach to finish. The
-// session's Target is set before its first event is delivered, so the listener reads it
-// safely. What happens in the window before that (a few milliseconds after it opened, most
-// often before its document arrived) is seen only as far as Chromium replays it: its
-// exceptions and console messages, not its requests nor a dialog already open.
+// The page that opened a window can still run script in it while it is held (its blank
+// first document is the opener's to write into), and a dialog shown there stops the
+// window's process, which it shares with the opener, until it is answered; chromedp's
+// attach runs commands in the page (Runtime.evaluate) before it enables the Page domain
+// that reports dialogs, and those wait while a dialog is open. So the window's Page and
+// Network domains are enabled, and its answerer set, at the session's first event (Runtime
+// was just enabled), without waiting for the attach to finish. The session's Target is set
+// before its first event is delivered, so the listener reads it safely.
 func attachWindow(tabCtx context.Context, id target.ID, w *recorder) {
+	opts := []chromedp.ContextOption{chromedp.WithTargetID(id)}
 	var wctx context.Context
-	var once sync.Once
-	listen := func(ev any) {
-		once.Do(func() {
-			c := chromedp.FromContext(wctx)
-			if c == nil || c.Target == nil {
-				return
-			}
-			t := c.Target
-			w.setAnswerer(&dialogAnswerer{tabCtx: wctx, target: t})
-			go func() {
-				_, _ = cdp.Call(wctx, t, page.Enable, page.EnableParams{})
-				_, _ = cdp.Call(wctx, t, network.Enable, network.EnableParams{})
-			}()
-		})
-		w.listen(ev)
+	if w != nil {
+		var once sync.Once
+		opts = append(opts, chromedp.WithListener(func(ev any) {
+			once.Do(func() {
+				c := chromedp.FromContext(wctx)
+				if c == nil || c.Target == nil {
+					return
+				}
+				t := c.Target
+				w.setAnswerer(&dialogAnswerer{tabCtx: wctx, target: t})
+				go func() {
+					_, _ = cdp.Call(wctx, t, page.Enable, page.EnableParams{})
+					_, _ = cdp.Call(wctx, t, network.Enable, network.EnableParams{})
+				}()
+			})
+			w.listen(ev)
+		}))
 	}
-	wctx, cancel := chromedp.NewContext(tabCtx, chromedp.WithTargetID(id), chromedp.WithListener(listen))
+	wctx, cancel := chromedp.NewContext(tabCtx, opts...)
 	defer cancel()
-	_ = chromedp.Do(wctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	err := chromedp.Do(wctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if w == nil {
+			return nil
+		}
 		if _, err := cdp.Call(ctx, t, runtime.AddBinding, runtime.AddBindingParams{Name: bindingName}); err != nil {
 			return err
 		}
 		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: injectedScript})
+		return err
+	}))
+	if err != nil {
+		return // the window or the tab is gone
+	}
+	_ = chromedp.Do(wctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, runtime.RunIfWaitingForDebugger, cdp.Empty{})
 		return err
 	}))
 	<-wctx.Done()

@@ -1,9 +1,13 @@
 package browser
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/target"
+	"github.com/chromedp/chromedp"
 )
 
 // openerPage opens path in a new window and marks #app ready when: "now", "load" (a
@@ -26,10 +30,9 @@ func TestProblemsInAWindowThePageOpens(t *testing.T) {
 	needBrowser(t)
 	s := newSite(t)
 	s.html("/", openerPage("/pay", "window"))
-	// The exception and console error come at once (Chromium replays them to a session
-	// that attaches late); the request and the dialog three seconds after the window loaded
-	// (vigil's session sees those from the attach on, which on a loaded machine can come
-	// well after the window opened), then the window tells its opener it is done.
+	// The exception and console error come at once; the request and the dialog three
+	// seconds after the window loaded, then the window tells its opener it is done (a
+	// window whose first script does it all at once: TestAWindowIsSeenFromItsFirstMoment).
 	s.html("/pay", `<!doctype html><title>Pay</title>
 <script>console.error('3-D Secure unavailable');</script>
 <script>addEventListener('load', () => setTimeout(() => {
@@ -93,5 +96,136 @@ func TestWindowsThatAreFineOrNeverLoad(t *testing.T) {
 	case <-started:
 	default:
 		t.Error("the window's document was never requested")
+	}
+}
+
+// A payment window whose first script throws at once, then fetches a missing address,
+// logs an error and alerts, all before any timer: vigil sees every bit of it, and the
+// alert, shown while the window was still loading, stalls nothing. Chromium holds each new
+// window before its first request until the run's session on it is ready, so nothing the
+// window does comes before vigil listens. A checkout often opens its window blank, at the
+// click (popup blockers allow no later), and sends it to the payment page once its own
+// request answered: that later navigation is seen the same way.
+func TestAWindowIsSeenFromItsFirstMoment(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/", openerPage("/pay", "window"))
+	s.html("/blank-first", `<!doctype html><title>Checkout</title><div id=app></div><script>
+const pay = window.open('', 'pay');
+setTimeout(() => { pay.location = '/pay'; }, 300);
+</script>`)
+	s.html("/pay", `<!doctype html><title>Pay</title>
+<script>null.submit();</script>
+<script>fetch('/gone');
+console.error('3-D Secure unavailable');
+alert('card declined');
+opener.document.getElementById('app').dataset.ready = '1';</script>`)
+	for _, page := range []string{"/", "/blank-first"} {
+		t.Run(page, func(t *testing.T) {
+			rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + page, WaitFor: "#app[data-ready]"})
+			checkEnded(t, took, 15*time.Second)
+			if err != nil {
+				t.Fatalf("visit: %v", err)
+			}
+			if !rep.WaitForFound {
+				t.Fatalf("the window's alert stalled it and its opener; got:\n%s", problems(rep))
+			}
+			source := "window " + s.URL + "/pay"
+			if e := rep.Exceptions; len(e) != 1 || e[0].Source != source || !strings.Contains(e[0].Message, "submit") || e[0].Line != 2 {
+				t.Errorf("want the window's TypeError at /pay:2, once; got:\n%s", problems(rep))
+			}
+			if c := rep.ConsoleErrors; len(c) != 1 || c[0].Source != source || c[0].Text != "3-D Secure unavailable" {
+				t.Errorf("console errors: %+v", c)
+			}
+			if f := rep.FailedRequests; len(f) != 1 || f[0].Source != source || f[0].URL != s.URL+"/gone" || f[0].Status != 404 {
+				t.Errorf("failed requests: %+v", f)
+			}
+			if d := rep.Dialogs; len(d) != 1 || d[0].Message != "card declined" || d[0].Accepted {
+				t.Errorf("dialogs: %+v", d)
+			}
+		})
+	}
+
+	// The opener can also write into the window's blank first document at once, before
+	// vigil is on it: what that script threw and logged is replayed to vigil, and its
+	// alert, which stops the window and its opener, is answered once vigil is there.
+	s.html("/written", `<!doctype html><title>Checkout</title><div id=app></div><script>
+const pay = window.open('', 'pay');
+pay.document.write('<script>console.error("3-D Secure unavailable"); alert("card declined"); null.submit();<\/script>');
+document.getElementById('app').dataset.ready = '1';
+</script>`)
+	rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/written", WaitFor: "#app[data-ready]"})
+	checkEnded(t, took, 15*time.Second)
+	if err != nil || !rep.WaitForFound {
+		t.Fatalf("a window written into by its opener: err %v, found %v, problems:\n%s", err, rep.WaitForFound, problems(rep))
+	}
+	if e, c, d := rep.Exceptions, rep.ConsoleErrors, rep.Dialogs; len(e) != 1 || e[0].Source != "window" || !strings.Contains(e[0].Message, "submit") ||
+		len(c) != 1 || c[0].Text != "3-D Secure unavailable" || len(d) != 1 || d[0].Message != "card declined" {
+		t.Errorf("a window written into by its opener: dialogs %+v, problems:\n%s", d, problems(rep))
+	}
+}
+
+// Chromium holds every new page of the shared browser until the run it belongs to lets it
+// go: one run's held window must hold no other run. A's window is kept held (its run is
+// slow to let it go) while B loads a page whose own window reports to B; only then is A's
+// let go. The order the site saw is the proof: B's window loaded and B's run ended before
+// A's window asked for its page.
+func TestAHeldWindowHoldsNoOtherRun(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.html("/a", `<!doctype html><title>A</title><script>window.open('/a-pay', 'pay');</script>`)
+	s.html("/a-pay", `<!doctype html><title>A pays</title>`)
+	s.html("/b", openerPage("/b-pay", "window"))
+	s.html("/b-pay", `<!doctype html><title>B pays</title><script>console.error('B declined');
+opener.document.getElementById('app').dataset.ready = '1';</script>`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inst, err := shared.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.release(inst)
+	a := newTab(inst)
+	a.open(spareLimit)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	defer a.close()
+	held := make(chan target.ID, 1)
+	stop := inst.held.watch(chromedp.FromContext(a.ctx).BrowserContextID, func(info *target.Info) {
+		if info.TargetID != a.target.TargetID {
+			held <- info.TargetID
+		}
+	})
+	defer stop()
+	// The opener's load waits for its held window: navigate without waiting.
+	go func() { _ = chromedp.Do(a.ctx, chromedp.Navigate(s.URL+"/a")) }()
+	var window target.ID
+	select {
+	case window = <-held:
+	case <-ctx.Done():
+		t.Fatal("A's window was never reported held")
+	}
+
+	rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/b", WaitFor: "#app[data-ready]"})
+	checkEnded(t, took, 15*time.Second)
+	if err != nil || !rep.WaitForFound {
+		t.Fatalf("B, beside A's held window: err %v, found %v, problems:\n%s", err, rep.WaitForFound, problems(rep))
+	}
+	if c := rep.ConsoleErrors; len(c) != 1 || c[0].Text != "B declined" || c[0].Source != "window "+s.URL+"/b-pay" {
+		t.Errorf("B's console errors: %+v", c)
+	}
+	if n := s.hitCount("/a-pay"); n != 0 {
+		t.Fatalf("A's window asked for its page %d times while held", n)
+	}
+
+	go attachWindow(a.ctx, window, newRecorder())
+	for s.hitCount("/a-pay") == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("A's window never loaded once let go")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
