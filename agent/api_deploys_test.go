@@ -93,11 +93,11 @@ type refusingRegistrations struct {
 	only     string
 }
 
-func (s *refusingRegistrations) CreateDeploy(ctx context.Context, d *store.Deploy) ([]string, error) {
+func (s *refusingRegistrations) CreateDeploy(ctx context.Context, d *store.Deploy, supersede store.Superseder) ([]string, error) {
 	if s.refusing.Load() && (s.only == "" || s.only == d.Service) {
 		return nil, errors.New("database is locked (5)")
 	}
-	return s.Store.CreateDeploy(ctx, d)
+	return s.Store.CreateDeploy(ctx, d, supersede)
 }
 
 // A registration the store cannot take now is a 503 with Retry-After, to be sent again (a

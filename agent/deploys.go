@@ -152,7 +152,7 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	d.Baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, service, "", now))
 	d.RequestKey = req.Key
 	d.RollbackOf = a.rolledBack(ctx, service, req.Version)
-	superseded, err := a.store.CreateDeploy(ctx, d)
+	superseded, err := a.store.CreateDeploy(ctx, d, nil)
 	var again *store.RegisteredError
 	switch {
 	case errors.As(err, &again):

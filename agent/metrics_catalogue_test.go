@@ -41,7 +41,7 @@ func touch(t *testing.T, m *metrics) {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Unix(1_800_000_000, 0)
-	if _, err := st.CreateDeploy(t.Context(), &store.Deploy{ID: "d1", Service: "web", Version: "v1", CreatedAt: now, Status: store.StatusVerifying}); err != nil {
+	if _, err := st.CreateDeploy(t.Context(), &store.Deploy{ID: "d1", Service: "web", Version: "v1", CreatedAt: now, Status: store.StatusVerifying}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.DecideDeploy(t.Context(), &store.Decision{DeployID: "d1", Status: store.StatusPassed, At: now}); err != nil {

@@ -101,7 +101,7 @@ services:
 	// environment: every version but the one to go back to is blocked.
 	ctx := t.Context()
 	halted := "20261206-120000-0000beef"
-	if _, err := h.a.store.CreateDeploy(ctx, &store.Deploy{ID: halted, Service: "web", Version: "v4", Environment: "eu", CreatedAt: time.Now(), Status: store.StatusVerifying}); err != nil {
+	if _, err := h.a.store.CreateDeploy(ctx, &store.Deploy{ID: halted, Service: "web", Version: "v4", Environment: "eu", CreatedAt: time.Now(), Status: store.StatusVerifying}, nil); err != nil {
 		t.Fatal(err)
 	}
 	halt := "3 instances on older versions failed once v4 appeared (1 instances run it); stop the rollout, do not push through it"
@@ -121,7 +121,7 @@ services:
 
 	// Warnings: a deploy still verifying, a check already failing, a silence.
 	verifying := "20261206-120000-0000cafe"
-	if _, err := h.a.store.CreateDeploy(ctx, &store.Deploy{ID: verifying, Service: "api", Version: "a1", CreatedAt: time.Now(), Status: store.StatusVerifying}); err != nil {
+	if _, err := h.a.store.CreateDeploy(ctx, &store.Deploy{ID: verifying, Service: "api", Version: "a1", CreatedAt: time.Now(), Status: store.StatusVerifying}, nil); err != nil {
 		t.Fatal(err)
 	}
 	api.set("broken")

@@ -79,7 +79,7 @@ func benchStatusPage(b *testing.B, n int, path string) {
 		for i := range 200 {
 			at := now.Add(-time.Duration(200-i) * 30 * time.Minute)
 			id := fmt.Sprintf("%s-%03d", svc, i)
-			if _, err := a.store.CreateDeploy(ctx, &store.Deploy{ID: id, Service: svc, Version: fmt.Sprint("v", i), CreatedAt: at, Status: store.StatusVerifying}); err != nil {
+			if _, err := a.store.CreateDeploy(ctx, &store.Deploy{ID: id, Service: svc, Version: fmt.Sprint("v", i), CreatedAt: at, Status: store.StatusVerifying}, nil); err != nil {
 				b.Fatal(err)
 			}
 			status, outcome := store.StatusPassed, "pass"

@@ -138,7 +138,7 @@ func seedHistory(t *testing.T, st *store.SQLite, now time.Time) {
 		{"20260101-000000-aaaa0003", "v0.9", store.StatusPassed, "4 checks, 8 runs over 2 rounds: within limits", 96*time.Hour - 4*time.Minute, 2000 * time.Millisecond},
 	} {
 		at := now.Add(-d.at)
-		if _, err := st.CreateDeploy(ctx, &store.Deploy{ID: d.id, Service: "shop", Version: d.version, Environment: "prod", CreatedAt: at, Status: store.StatusVerifying}); err != nil {
+		if _, err := st.CreateDeploy(ctx, &store.Deploy{ID: d.id, Service: "shop", Version: d.version, Environment: "prod", CreatedAt: at, Status: store.StatusVerifying}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := st.DecideDeploy(ctx, &store.Decision{DeployID: d.id, Status: d.status, Reason: d.reason, At: at.Add(d.took)}); err != nil {

@@ -45,7 +45,7 @@ type runStore interface {
 
 // deployStore keeps deploys, their locations' reports and their verdicts.
 type deployStore interface {
-	CreateDeploy(ctx context.Context, d *store.Deploy) ([]string, error)
+	CreateDeploy(ctx context.Context, d *store.Deploy, supersede store.Superseder) ([]string, error)
 	Deploy(ctx context.Context, id string) (*store.Deploy, error)
 	Deploys(ctx context.Context, status string, limit int) ([]*store.Deploy, error)
 	ServiceDeploys(ctx context.Context, service string, limit int) ([]*store.Deploy, error)

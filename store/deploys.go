@@ -53,14 +53,21 @@ func (e *RegisteredError) Error() string {
 	return fmt.Sprintf("deploy %s of %s was registered under this request key already", e.Deploy.ID, e.Deploy.Service)
 }
 
+// Superseder gives the notifications that tell of old's supersede: old as it stands after,
+// superseded by the deploy being registered. CreateDeploy writes them in the transaction
+// that supersedes old, so they are written exactly when it is superseded.
+type Superseder func(old *Deploy) []*OutboxEntry
+
 // CreateDeploy records a new deploy and marks any deploy of the same service still
-// verifying as superseded by it. It returns the IDs it superseded. A deploy whose
-// RequestKey registered one of its service before is not recorded: the error is a
-// *RegisteredError with that deploy.
-func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) {
+// verifying as superseded by it, writing what supersede (nil: nothing) gives for each in
+// the same transaction. It returns the IDs it superseded. A deploy whose RequestKey
+// registered one of its service before is not recorded: the error is a *RegisteredError
+// with that deploy.
+func (s *common) CreateDeploy(ctx context.Context, d *Deploy, supersede Superseder) ([]string, error) {
 	var superseded []string
 	var registered *RegisteredError
 	err := s.tx(ctx, func(tx *txn) error {
+		superseded = nil
 		// Two agents registering deploys of one service at once must not both find the
 		// same deploy verifying and leave two verifying, nor both register one key.
 		if err := s.d.lock(ctx, tx, "deploys:"+d.Service); err != nil {
@@ -77,24 +84,23 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM deploys WHERE service = ? AND status = ?`, d.Service, StatusVerifying)
+		old, err := s.verifying(ctx, tx, d.Service)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		for _, o := range old {
+			done, err := s.markSuperseded(ctx, tx, o, d)
+			if err != nil {
 				return err
 			}
-			superseded = append(superseded, id)
-		}
-		rows.Close()
-		if len(superseded) > 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, superseded_by = ?, decided_at = ?, reason = ?
-				WHERE service = ? AND status = ?`,
-				StatusSuperseded, d.ID, nanos(d.CreatedAt), "superseded by deploy "+d.ID, d.Service, StatusVerifying); err != nil {
-				return err
+			if !done {
+				continue
+			}
+			superseded = append(superseded, o.ID)
+			if supersede != nil {
+				if err := s.enqueue(ctx, tx, supersede(o)); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deploys(id, service, version, environment, commit_sha, created_at, status, baseline,
@@ -109,6 +115,43 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy) ([]string, error) 
 		return nil, registered
 	}
 	return superseded, nil
+}
+
+// verifying reads, in tx, the service's deploys still verifying, oldest first, and locks
+// them (PostgreSQL; SQLite's write transactions run one at a time): a verdict being
+// written for one finishes first, and that one, decided, is not read.
+func (s *common) verifying(ctx context.Context, tx *txn, service string) ([]*Deploy, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+deployColumns+` FROM deploys WHERE service = ? AND status = ? ORDER BY created_at`+s.d.forUpdate,
+		service, StatusVerifying)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Deploy
+	for rows.Next() {
+		o, err := scanDeploy(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// markSuperseded marks old, verifying, as superseded by d, and reports whether it was still
+// verifying (a verdict, or another agent's registration, may have come first).
+func (s *common) markSuperseded(ctx context.Context, tx *txn, old, d *Deploy) (bool, error) {
+	reason := "superseded by deploy " + d.ID
+	res, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, superseded_by = ?, decided_at = ?, reason = ? WHERE id = ? AND status = ?`,
+		StatusSuperseded, d.ID, nanos(d.CreatedAt), reason, old.ID, StatusVerifying)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	old.Status, old.SupersededBy, old.DecidedAt, old.Reason = StatusSuperseded, d.ID, d.CreatedAt, reason
+	return true, nil
 }
 
 const deployColumns = `id, service, version, environment, commit_sha, created_at, status, reason, decided_at, superseded_by, halt, baseline,

@@ -20,7 +20,7 @@ func testOverview(t *testing.T, s testStore) {
 		for _, svc := range []string{"web", "api"} {
 			d := &Deploy{ID: fmt.Sprintf("%s-%d", svc, i), Service: svc, Version: fmt.Sprintf("v%d", i), CreatedAt: t0.Add(time.Duration(i) * time.Hour),
 				Status: StatusVerifying}
-			if _, err := s.CreateDeploy(ctx, d); err != nil {
+			if _, err := s.CreateDeploy(ctx, d, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -123,7 +123,7 @@ func testCheckPage(t *testing.T, s testStore) {
 		t.Errorf("FirstRun: %v, %v, %v; want the older check's run, %v", first, ok, err, t0.Add(-90*time.Minute))
 	}
 	for i, at := range []time.Duration{30 * time.Minute, 90 * time.Minute, 3 * time.Hour} {
-		if _, err := s.CreateDeploy(ctx, &Deploy{ID: fmt.Sprint("d", i), Service: "web", Version: fmt.Sprint("v", i), CreatedAt: t0.Add(at), Status: StatusPassed}); err != nil {
+		if _, err := s.CreateDeploy(ctx, &Deploy{ID: fmt.Sprint("d", i), Service: "web", Version: fmt.Sprint("v", i), CreatedAt: t0.Add(at), Status: StatusPassed}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

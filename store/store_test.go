@@ -109,11 +109,11 @@ func testDeployVerdictOnceWithOutbox(t *testing.T, drv driver) {
 	s := drv.openAt(t, path)
 	d1 := &Deploy{ID: "d1", Service: "web", Version: "v1", CreatedAt: t0, Status: StatusVerifying,
 		Baseline: map[string]map[string]any{"home": {"duration_ms": 12.5}}, Location: "eu", Locations: []string{"eu", "us"}}
-	if sup, err := s.CreateDeploy(ctx, d1); err != nil || len(sup) != 0 {
+	if sup, err := s.CreateDeploy(ctx, d1, nil); err != nil || len(sup) != 0 {
 		t.Fatal(sup, err)
 	}
 	d2 := &Deploy{ID: "d2", Service: "web", Version: "v2", CreatedAt: t0.Add(time.Minute), Status: StatusVerifying, RollbackOf: "d0"}
-	sup, err := s.CreateDeploy(ctx, d2)
+	sup, err := s.CreateDeploy(ctx, d2, nil)
 	if err != nil || len(sup) != 1 || sup[0] != "d1" {
 		t.Fatalf("supersede: %v %v", sup, err)
 	}
@@ -215,7 +215,7 @@ func TestLocationReportsDecideOnce(t *testing.T) {
 		const deploys = 20
 		for i := range deploys {
 			d := &Deploy{ID: fmt.Sprintf("d%d", i), Service: fmt.Sprintf("s%d", i), Version: "v", CreatedAt: t0, Status: StatusVerifying, Locations: locations}
-			if _, err := s.CreateDeploy(ctx, d); err != nil {
+			if _, err := s.CreateDeploy(ctx, d, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -282,7 +282,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		path := drv.where(t)
 		s := drv.openAt(t, path)
 		d := &Deploy{ID: "d1", Service: "web", Version: "v2", CreatedAt: t0, Status: StatusVerifying, Locations: []string{"eu"}}
-		if _, err := s.CreateDeploy(ctx, d); err != nil {
+		if _, err := s.CreateDeploy(ctx, d, nil); err != nil {
 			t.Fatal(err)
 		}
 		// the table as migration 5 made it, with a report written then
@@ -628,7 +628,7 @@ func testDeployRequestKey(t *testing.T, drv driver) {
 	s := drv.openAt(t, path)
 	again := func(d *Deploy, wantID, wantStatus string) {
 		t.Helper()
-		sup, err := s.CreateDeploy(ctx, d)
+		sup, err := s.CreateDeploy(ctx, d, nil)
 		var reg *RegisteredError
 		if !errors.As(err, &reg) || reg.Deploy.ID != wantID || reg.Deploy.Status != wantStatus || sup != nil {
 			t.Fatalf("%s sent again under %q: %v %v; want deploy %s (%s)", d.ID, d.RequestKey, sup, err, wantID, wantStatus)
@@ -640,7 +640,7 @@ func testDeployRequestKey(t *testing.T, drv driver) {
 	web := func(id, key string) *Deploy {
 		return &Deploy{ID: id, Service: "web", Version: "v2", CreatedAt: t0, Status: StatusVerifying, RequestKey: key}
 	}
-	if _, err := s.CreateDeploy(ctx, web("d1", "ci-run-7")); err != nil {
+	if _, err := s.CreateDeploy(ctx, web("d1", "ci-run-7"), nil); err != nil {
 		t.Fatal(err)
 	}
 	again(web("d1-again", "ci-run-7"), "d1", StatusVerifying)
@@ -649,12 +649,12 @@ func testDeployRequestKey(t *testing.T, drv driver) {
 	}
 	// the same key for another service of the request: a deploy of its own
 	api := &Deploy{ID: "d2", Service: "api", Version: "v2", CreatedAt: t0, Status: StatusVerifying, RequestKey: "ci-run-7"}
-	if _, err := s.CreateDeploy(ctx, api); err != nil {
+	if _, err := s.CreateDeploy(ctx, api, nil); err != nil {
 		t.Fatal(err)
 	}
 	// deploys without a key are all new; a newer one supersedes d1, and the key still names it
 	for _, id := range []string{"d3", "d4"} {
-		if _, err := s.CreateDeploy(ctx, web(id, "")); err != nil {
+		if _, err := s.CreateDeploy(ctx, web(id, ""), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -665,7 +665,7 @@ func testDeployRequestKey(t *testing.T, drv driver) {
 	errs := make(chan error, 2)
 	for i, st := range []testStore{s, other} {
 		go func() {
-			_, err := st.CreateDeploy(ctx, web(fmt.Sprint("race-", i), "ci-run-8"))
+			_, err := st.CreateDeploy(ctx, web(fmt.Sprint("race-", i), "ci-run-8"), nil)
 			errs <- err
 		}()
 	}

@@ -31,7 +31,7 @@ type testStore interface {
 	Purge(ctx context.Context, before time.Time) (int64, error)
 	Size(ctx context.Context) (int64, error)
 
-	CreateDeploy(ctx context.Context, d *Deploy) ([]string, error)
+	CreateDeploy(ctx context.Context, d *Deploy, supersede Superseder) ([]string, error)
 	Deploy(ctx context.Context, id string) (*Deploy, error)
 	Deploys(ctx context.Context, status string, limit int) ([]*Deploy, error)
 	ReportLocation(ctx context.Context, deployID string, r *LocationReport, decide DeployDecider) (*Deploy, bool, error)
