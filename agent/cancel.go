@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 	"go.opentelemetry.io/otel/attribute"
@@ -55,13 +56,11 @@ func (a *Agent) CancelDeploy(ctx context.Context, id, reason string) (*store.Dep
 	if err != nil {
 		return nil, false, err
 	}
-	var heard []string
-	silenced := ""
+	var heard startHeard
 	if before.Status == store.StatusVerifying {
-		if heard, err = a.store.IncidentNotifiers(ctx, id); err != nil {
-			return nil, false, fmt.Errorf("reading who heard deploy %s start: %w", id, err)
+		if heard, err = a.startHeard(ctx, before); err != nil {
+			return nil, false, err
 		}
-		silenced = a.silencedBy(a.Runtime(), before.Service, "", a.clock.Now())
 	}
 	now := a.clock.Now()
 	// Decided in the store's transaction that holds the deploy, as a verdict is, with the
@@ -70,7 +69,7 @@ func (a *Agent) CancelDeploy(ctx context.Context, id, reason string) (*store.Dep
 	// finds the deploy cancelled and sends nothing.
 	d, decided, err := a.store.ReportLocation(ctx, id, nil, func(d *store.Deploy, _ []*store.LocationReport) *store.Decision {
 		return &store.Decision{DeployID: id, Status: store.StatusCancelled, Reason: why, At: now,
-			Outbox: a.deployCancelled(d, why, now, heard, silenced)}
+			Outbox: a.deployClosed(d, configs.EventDeployCancelled, why, nil, now, heard)}
 	})
 	if err != nil {
 		return nil, false, err

@@ -152,7 +152,20 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	d.Baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, service, "", now))
 	d.RequestKey = req.Key
 	d.RollbackOf = a.rolledBack(ctx, service, req.Version)
-	superseded, err := a.store.CreateDeploy(ctx, d, nil)
+	// The deploy_superseded that closes what a superseded deploy's deploy_started opened is
+	// written in the transaction that supersedes it, as a verdict's notifications are: a
+	// verdict reported at the same moment comes first (the deploy is not superseded, and
+	// no deploy_superseded is written) or finds it superseded and decides nothing. Who
+	// heard it start is read before, as for a cancel.
+	heard, rest := a.startsHeard(ctx, service)
+	by := fmt.Sprintf("superseded by %s %s (deploy %s)", service, d.Version, d.ID)
+	superseded, err := a.store.CreateDeploy(ctx, d, func(old *store.Deploy) []*store.OutboxEntry {
+		h, ok := heard[old.ID]
+		if !ok {
+			h = rest
+		}
+		return a.deployClosed(old, configs.EventDeploySuperseded, by, d, now, h)
+	})
 	var again *store.RegisteredError
 	switch {
 	case errors.As(err, &again):
@@ -206,7 +219,8 @@ func (a *Agent) registeredAgain(prev *store.Deploy, req DeployRequest) (*store.D
 }
 
 // stopVerification ends a superseded verification: its runs are cancelled (and not
-// recorded) and its waiters see the superseded status.
+// recorded) and its waiters see the superseded status. Its deploy_superseded was written
+// with the supersede.
 func (a *Agent) stopVerification(id, service string) {
 	a.metrics.verdicts.WithLabelValues(service, store.StatusSuperseded).Inc()
 	a.mu.Lock()
@@ -222,7 +236,7 @@ func (a *Agent) stopVerification(id, service string) {
 		v.span.SetAttributes(attribute.String("vigil.verdict", store.StatusSuperseded))
 	}
 	a.endVerification(v)
-	a.log.Info("deploy superseded", "deploy", id, "service", service)
+	a.log.Info("deploy superseded; its verification stops, and deploy_superseded closes what its deploy_started opened", "deploy", id, "service", service)
 }
 
 // WaitDeploy returns the deploy, waiting up to wait (in real time) for a verdict while it

@@ -154,25 +154,76 @@ func (a *Agent) deployStarted(d *store.Deploy, now time.Time) []*store.OutboxEnt
 	return a.entries(ev, a.route(rt, svc.OnFailure.For(ev.Name), ev.Name), a.silencedBy(rt, d.Service, "", now), now)
 }
 
-// deployCancelled closes, for the notifiers that heard d start, what its deploy_started
-// opened (the Slack thread, the deploy tracker's entry): those routed deploy_started or
-// deploy_cancelled for d's service now, and heard, the notifiers that were written
-// anything of d (on_failure changed since). Each keeps it only when it wants it: never a
-// rollback or halt webhook, never PagerDuty, Opsgenie or Alertmanager (nothing was paged).
-// reason is the deploy's ("cancelled: Argo Rollouts aborted web").
-func (a *Agent) deployCancelled(d *store.Deploy, reason string, now time.Time, heard []string, silenced string) []*store.OutboxEntry {
+// startHeard is who heard a deploy start and the silence muting its service, read before
+// the transaction that ends the deploy without a verdict (a cancel, a supersede), as a
+// verdict's context is (verdictContext).
+type startHeard struct {
+	// notifiers were written anything of the deploy: they hear its end though on_failure
+	// no longer names them.
+	notifiers []string
+	silenced  string
+}
+
+// startHeard reads it for d.
+func (a *Agent) startHeard(ctx context.Context, d *store.Deploy) (startHeard, error) {
+	heard, err := a.store.IncidentNotifiers(ctx, d.ID)
+	if err != nil {
+		return startHeard{}, fmt.Errorf("reading who heard deploy %s start: %w", d.ID, err)
+	}
+	return startHeard{notifiers: heard, silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now())}, nil
+}
+
+// startsHeard reads startHeard, before a registration's transaction, for each deploy of
+// service verifying now: those the registration supersedes. rest is for a deploy another
+// agent sharing the store registers meanwhile, superseded too: the silence alone, so its
+// deploy_superseded goes where on_failure routes it. A read that fails is logged, not
+// returned: the registration goes on, and the notifiers that heard a start only through an
+// on_failure since changed miss its end.
+func (a *Agent) startsHeard(ctx context.Context, service string) (heard map[string]startHeard, rest startHeard) {
+	rest = startHeard{silenced: a.silencedBy(a.Runtime(), service, "", a.clock.Now())}
+	heard = map[string]startHeard{}
+	// A registration supersedes every deploy of its service verifying, so one, the newest,
+	// verifies at a time; a few more are read for deploys registered on a clock behind.
+	list, err := a.store.ServiceDeploys(ctx, service, 5)
+	if err != nil {
+		a.log.Warn("reading the deploy a registration supersedes failed; its deploy_superseded goes where on_failure routes it", "service", service, "error", err)
+		return heard, rest
+	}
+	for _, d := range list {
+		if d.Status != store.StatusVerifying {
+			continue
+		}
+		h := rest
+		if h.notifiers, err = a.store.IncidentNotifiers(ctx, d.ID); err != nil {
+			a.log.Warn("reading who heard a deploy start failed; its deploy_superseded goes where on_failure routes it", "deploy", d.ID, "error", err)
+		}
+		heard[d.ID] = h
+	}
+	return heard, rest
+}
+
+// deployClosed closes, for the notifiers that heard d start, what its deploy_started
+// opened (the Slack thread, the deploy tracker's entry), with event name: deploy_cancelled
+// (summary is the cancel's reason, "cancelled: Argo Rollouts aborted web") or
+// deploy_superseded (by is the newer deploy, which summary names). It goes to those
+// routed deploy_started or name for d's service now, and to h.notifiers. Each keeps it
+// only when it wants it: never a rollback or halt webhook, never PagerDuty, Opsgenie or
+// Alertmanager (nothing was paged).
+func (a *Agent) deployClosed(d *store.Deploy, name, summary string, by *store.Deploy, now time.Time, h startHeard) []*store.OutboxEntry {
 	rt := a.Runtime()
-	name := configs.EventDeployCancelled
 	ev := &alerting.Event{Name: name, Key: d.ID + ":" + name, Incident: d.ID, OccurredAt: now, Service: d.Service,
-		Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID, Summary: reason,
+		Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID, Summary: summary,
 		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
 			RollbackOf: d.RollbackOf}}
+	if by != nil {
+		ev.SupersededBy = &alerting.Deploy{ID: by.ID, Service: by.Service, Version: by.Version, Environment: by.Environment, Commit: by.Commit}
+	}
 	var names []string
 	if svc := rt.Config.Services[d.Service]; svc != nil {
 		ev.DryRun = svc.DryRun
 		names = append(a.route(rt, svc.OnFailure.For(configs.EventDeployStarted), configs.EventDeployStarted), svc.OnFailure.For(name)...)
 	}
-	return a.entries(ev, a.route(rt, append(names, heard...), name), silenced, now)
+	return a.entries(ev, a.route(rt, append(names, h.notifiers...), name), h.silenced, now)
 }
 
 // openDeployIncident returns the id of the service's newest failed or inconclusive deploy

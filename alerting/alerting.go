@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/configs"
@@ -46,8 +47,11 @@ type Event struct {
 	Incident   string    `json:"incident"`
 	OccurredAt time.Time `json:"occurred_at"`
 	// Deploy is the deploy the event is about; nil for check events.
-	Deploy  *Deploy `json:"deploy,omitempty"`
-	Service string  `json:"service,omitempty"`
+	Deploy *Deploy `json:"deploy,omitempty"`
+	// SupersededBy is, on a deploy_superseded, the newer deploy of the service registered
+	// while Deploy was verifying.
+	SupersededBy *Deploy `json:"superseded_by,omitempty"`
+	Service      string  `json:"service,omitempty"`
 	// Check names the check of check_* events.
 	Check string `json:"check,omitempty"`
 	// Summary is one line: why (the verdict's reason), or what an action did.
@@ -128,6 +132,11 @@ type Deploy struct {
 	Links []Link `json:"links,omitempty"`
 	// RollbackOf is the failed deploy this one rolled back; "" when it is not a rollback.
 	RollbackOf string `json:"rollback_of,omitempty"`
+}
+
+// String names the deploy as messages do: "web v2.2.0 (deploy d-43)".
+func (d *Deploy) String() string {
+	return strings.TrimSpace(d.Service+" "+d.Version) + " (deploy " + d.ID + ")"
 }
 
 // Link is a named URL passed with a deploy.

@@ -73,7 +73,7 @@ func newAlertmanager(cfg *configs.Notifier, opts Options) (*Alertmanager, error)
 // `events` list, the resolving events come along whenever a failure is listed.
 func (a *Alertmanager) Wants(event string) bool {
 	switch {
-	case event == configs.EventDeployStarted || event == configs.EventDeployCancelled || event == EventActionResult:
+	case event == configs.EventDeployStarted || configs.ClosesStart(event) || event == EventActionResult:
 		return false
 	case len(a.events) == 0:
 		return slices.Contains(configs.Events, event)

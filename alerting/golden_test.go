@@ -36,6 +36,10 @@ func incidents() map[string][]*alerting.Event {
 	cancelled := &alerting.Event{Name: configs.EventDeployCancelled, Key: "d-42:deploy_cancelled", Incident: "d-42",
 		OccurredAt: time.Date(2026, 1, 1, 12, 0, 40, 0, time.UTC), Service: "web", Summary: "cancelled: Argo Rollouts aborted web",
 		Deploy: started.Deploy, StatusURL: started.StatusURL, Location: "eu-west"}
+	superseded := &alerting.Event{Name: configs.EventDeploySuperseded, Key: "d-42:deploy_superseded", Incident: "d-42",
+		OccurredAt: time.Date(2026, 1, 1, 12, 0, 30, 0, time.UTC), Service: "web", Summary: "superseded by web v2.1.1 (deploy d-43)",
+		Deploy: started.Deploy, StatusURL: started.StatusURL, Location: "eu-west",
+		SupersededBy: &alerting.Deploy{ID: "d-43", Service: "web", Version: "v2.1.1", Environment: "prod"}}
 	passed := resolvedBy()
 	passed.Incident, passed.DetectedAfter, passed.ChecksPassed, passed.ChecksTotal, passed.ReadyAfter = "d-43", 61.2, 6, 6, 46.5
 	passed.ReadyBefore = []float64{4.1, 6, 5.2} // seed 002: far slower to start than the last three
@@ -51,6 +55,7 @@ func incidents() map[string][]*alerting.Event {
 		"deploy-failed-rolled-back-resolved": {deployFailed(), actionResult(), resolvedBy()},
 		"deploy-started-then-failed":         {started, deployFailed()},
 		"deploy-started-then-cancelled":      {started, cancelled},
+		"deploy-started-then-superseded":     {started, superseded},
 		"deploy-halted":                      {halted},
 		"deploy-inconclusive":                {inconclusive},
 		"deploy-failed-dry-run":              {deployFailed(), dryRun},

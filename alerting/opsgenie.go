@@ -77,7 +77,7 @@ func newOpsgenie(cfg *configs.Notifier, opts Options) (*Opsgenie, error) {
 // would page for nothing.
 func (o *Opsgenie) Wants(event string) bool {
 	switch {
-	case event == configs.EventDeployStarted || event == configs.EventDeployCancelled:
+	case event == configs.EventDeployStarted || configs.ClosesStart(event):
 		return false
 	case event == EventActionResult:
 		return true

@@ -82,7 +82,7 @@ var pdTriggers = []string{configs.EventDeployFailed, configs.EventDeployHalted, 
 // the listed events, plus check_recovered and deploy_passed whenever a trigger event is
 // listed: an incident PagerDuty opened must be able to resolve.
 func (p *PagerDuty) Wants(event string) bool {
-	if event == configs.EventDeployCancelled {
+	if configs.ClosesStart(event) {
 		return false // nothing was paged for a deploy that only started
 	}
 	if len(p.events) == 0 {

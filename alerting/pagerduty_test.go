@@ -141,8 +141,8 @@ func TestPagerDutyWants(t *testing.T) {
 	t.Parallel()
 	n := newNotifier(t, pagerDutyConfig(""), nil)
 	for _, ev := range configs.Events {
-		if n.Wants(ev) != (ev != configs.EventDeployCancelled) {
-			t.Errorf("default Wants(%s) = %v; want every event but deploy_cancelled (nothing was paged)", ev, n.Wants(ev))
+		if n.Wants(ev) != !configs.ClosesStart(ev) {
+			t.Errorf("default Wants(%s) = %v; want every event but deploy_cancelled and deploy_superseded (nothing was paged)", ev, n.Wants(ev))
 		}
 	}
 	if n.Wants(alerting.EventActionResult) {
@@ -156,8 +156,8 @@ func TestPagerDutyWants(t *testing.T) {
 	}
 	cfg.Events = []string{configs.EventDeployStarted}
 	n = newNotifier(t, cfg, nil)
-	if n.Wants(configs.EventCheckRecovered) || n.Wants(configs.EventDeployCancelled) {
-		t.Errorf("events [deploy_started] wants resolutions, or a cancel")
+	if n.Wants(configs.EventCheckRecovered) || n.Wants(configs.EventDeployCancelled) || n.Wants(configs.EventDeploySuperseded) {
+		t.Errorf("events [deploy_started] wants resolutions, a cancel or a supersede")
 	}
 }
 

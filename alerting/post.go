@@ -86,7 +86,8 @@ func checkURL(cfg *configs.Notifier, key, raw, fix string) error {
 const (
 	stOpened    = "opened"
 	stAttempted = "open_attempted"
-	// stStarted says the channel was told the deploy started: its deploy_cancelled follows.
+	// stStarted says the channel was told the deploy started: its deploy_cancelled or
+	// deploy_superseded follows.
 	stStarted = "started"
 )
 
@@ -106,11 +107,12 @@ func plainText(ev *Event) string {
 
 // wantsIncident is the default events filter of the channel notifiers that post a message
 // per event (Teams, Discord, email): the failures open an incident; check_recovered,
-// deploy_passed and action_result follow one (Deliver skips them otherwise, see
-// followUpSkipped). With an events list, the listed events and the follow-ups.
+// deploy_passed and action_result follow one, deploy_cancelled and deploy_superseded a
+// deploy_started (Deliver skips them otherwise, see followUpSkipped). With an events
+// list, the listed events and the follow-ups.
 func (b *base) wantsIncident(event string) bool {
 	if event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult ||
-		event == configs.EventDeployCancelled {
+		configs.ClosesStart(event) {
 		return true
 	}
 	if len(b.events) > 0 {
@@ -147,7 +149,7 @@ func told(ev *Event, st State) {
 // them nothing to do.
 func (b *base) followUpSkipped(ev *Event, st State) error {
 	if slices.Contains(incidentOpeners, ev.Name) || ev.Name == configs.EventDeployStarted || st[stOpened] != "" || b.listed(ev.Name) ||
-		(ev.Name == configs.EventDeployCancelled && st[stStarted] != "") {
+		(configs.ClosesStart(ev.Name) && st[stStarted] != "") {
 		return nil
 	}
 	lost := st[stAttempted]

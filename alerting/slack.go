@@ -96,14 +96,14 @@ var slackOpens = []string{configs.EventDeployFailed, configs.EventDeployHalted, 
 // followUp reports whether an event continues an incident rather than opening one.
 func followUp(event string) bool {
 	return event == configs.EventCheckRecovered || event == configs.EventDeployPassed || event == EventActionResult ||
-		event == configs.EventDeployCancelled
+		configs.ClosesStart(event)
 }
 
 // Wants: the events in `events` (default: deploy_failed, deploy_halted,
 // deploy_inconclusive, check_failed) open a thread; check_recovered, deploy_passed,
-// deploy_cancelled and action_result are always wanted, because they update the thread of
-// an incident this notifier opened (a deploy_cancelled, the thread its deploy_started
-// opened). Without such a thread, Deliver posts them only when `events` lists them
+// deploy_cancelled, deploy_superseded and action_result are always wanted, because they
+// update the thread of an incident this notifier opened (a deploy_cancelled or
+// deploy_superseded, the thread its deploy_started opened). Without such a thread, Deliver posts them only when `events` lists them
 // (action_result always: a machine acted on production).
 func (s *Slack) Wants(event string) bool {
 	if followUp(event) {
@@ -147,10 +147,10 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	r := render(ev, st[slackFailed] != "")
 	failure := slices.Contains(slackOpens, ev.Name)
 	// The root shows the latest verdict: a failure's evidence, also when deploy_started
-	// opened the thread, and a pass or a cancel when nothing failed before it (the root no
-	// longer says "Verifying"). A recovery or an action keeps the failure's evidence on the
-	// root and only changes its status.
-	verdict := failure || ((ev.Name == configs.EventDeployPassed || ev.Name == configs.EventDeployCancelled) && st[slackFailed] == "")
+	// opened the thread, and a pass, a cancel or a supersede when nothing failed before it
+	// (the root no longer says "Verifying"). A recovery or an action keeps the failure's
+	// evidence on the root and only changes its status.
+	verdict := failure || ((ev.Name == configs.EventDeployPassed || configs.ClosesStart(ev.Name)) && st[slackFailed] == "")
 
 	if st[key+"/posted"] == "" {
 		if !thread {

@@ -77,6 +77,8 @@ func render(ev *Event, resolves bool) rendered {
 	switch {
 	case ev.Name == configs.EventDeployCancelled && ev.Summary != "":
 		r.fallback += ": " + strings.TrimPrefix(ev.Summary, "cancelled: ")
+	case ev.Name == configs.EventDeploySuperseded && ev.SupersededBy != nil:
+		r.fallback += " by " + ev.SupersededBy.String()
 	case v.summary != "":
 		r.fallback += ": " + v.summary
 	case len(v.checks) > 0 && v.checks[0].Summary != "":
@@ -111,6 +113,8 @@ func title(ev *Event) string {
 		return "Verifying the deploy of " + subject
 	case configs.EventDeployCancelled:
 		return "Verification of " + subject + " cancelled"
+	case configs.EventDeploySuperseded:
+		return "Verification of " + subject + " superseded"
 	case configs.EventCheckFailed:
 		if ev.Reminder > 0 {
 			return fmt.Sprintf("%s is still failing (reminder %d)", strings.ToUpper(check[:1])+check[1:], ev.Reminder)
@@ -162,6 +166,11 @@ func status(ev *Event, resolves bool) (emoji, text string) {
 			return ":heavy_minus_sign:", "C" + reason[1:]
 		}
 		return ":heavy_minus_sign:", "Cancelled: " + reason
+	case configs.EventDeploySuperseded:
+		if by := ev.SupersededBy; by != nil && by.Version != "" {
+			return ":fast_forward:", "Superseded by " + by.Version
+		}
+		return ":fast_forward:", "Superseded"
 	case configs.EventCheckFailed:
 		if ev.Reminder > 0 {
 			return ":red_circle:", "Still failing"
@@ -416,6 +425,8 @@ func plainEmoji(code string) string {
 		return "⏸️"
 	case ":memo:":
 		return "📝"
+	case ":fast_forward:":
+		return "⏩"
 	}
 	return "ℹ️"
 }

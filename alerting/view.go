@@ -51,8 +51,9 @@ type actionLine struct{ notifier, what string }
 func newView(ev *Event, resolves bool) view {
 	v := view{title: title(ev), halt: ev.Halt, statusURL: ev.StatusURL}
 	v.emoji, v.status = status(ev, resolves)
-	// An action's result and a cancel say their summary as their status.
-	if ev.Name != EventActionResult && ev.Name != configs.EventDeployCancelled && !quoted(ev.Summary, ev.FailedChecks, ev.Deploy != nil) {
+	// An action's result, a cancel and a supersede say their summary as their status (and
+	// a supersede's fact).
+	if ev.Name != EventActionResult && !configs.ClosesStart(ev.Name) && !quoted(ev.Summary, ev.FailedChecks, ev.Deploy != nil) {
 		v.summary = ev.Summary
 	}
 	v.headline = headline(ev)
@@ -68,8 +69,11 @@ func newView(ev *Event, resolves bool) view {
 		add("Environment", d.Environment, false)
 		add("Commit", d.Commit, true)
 		add("Deploy", d.ID, false)
-		if ev.Name != configs.EventDeployStarted && ev.Name != configs.EventDeployPassed && ev.Name != configs.EventDeployCancelled {
+		if ev.Name != configs.EventDeployStarted && ev.Name != configs.EventDeployPassed && !configs.ClosesStart(ev.Name) {
 			add("Rollback target", d.PreviousVersion, false)
+		}
+		if by := ev.SupersededBy; by != nil {
+			add("Superseded by", by.String(), false)
 		}
 		v.links = d.Links
 	} else {

@@ -66,10 +66,10 @@ func newWebhook(cfg *configs.Notifier, opts Options) (*Webhook, error) {
 }
 
 // Wants: a rollback webhook takes only deploy_failed and a halt webhook only
-// deploy_halted, whatever `events` says (never a deploy_cancelled); a plain webhook takes
-// its `events`, or every event in configs.Events when the list is empty. A list with
-// deploy_started brings deploy_cancelled along: a deploy tracker told of the start hears
-// the end.
+// deploy_halted, whatever `events` says (never a deploy_cancelled or deploy_superseded); a
+// plain webhook takes its `events`, or every event in configs.Events when the list is
+// empty. A list with deploy_started brings deploy_cancelled and deploy_superseded along: a
+// deploy tracker told of the start hears the end.
 func (w *Webhook) Wants(event string) bool {
 	switch w.action {
 	case ActionRollback:
@@ -78,7 +78,7 @@ func (w *Webhook) Wants(event string) bool {
 		return event == configs.EventDeployHalted
 	}
 	if len(w.events) > 0 {
-		return w.listed(event) || (event == configs.EventDeployCancelled && w.listed(configs.EventDeployStarted))
+		return w.listed(event) || (configs.ClosesStart(event) && w.listed(configs.EventDeployStarted))
 	}
 	return slices.Contains(configs.Events, event)
 }
@@ -224,6 +224,8 @@ type webhookPayload struct {
 	Owners        []string    `json:"owners,omitempty"`
 	RunbookURL    string      `json:"runbook_url,omitempty"`
 	LastDeploy    *LastDeploy `json:"last_deploy,omitempty"`
+	// SupersededBy is, on a deploy_superseded, the newer deploy that superseded Deploy.
+	SupersededBy *webhookDeploy `json:"superseded_by,omitempty"`
 }
 
 type webhookDeploy struct {
@@ -236,6 +238,11 @@ type webhookDeploy struct {
 	PreviousVersion string `json:"previous_version,omitempty"`
 	RollbackOf      string `json:"rollback_of,omitempty"`
 	Links           []Link `json:"links,omitempty"`
+}
+
+func newWebhookDeploy(d *Deploy) *webhookDeploy {
+	return &webhookDeploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+		PreviousVersion: d.PreviousVersion, RollbackOf: d.RollbackOf, Links: d.Links}
 }
 
 type webhookCheck struct {
@@ -280,11 +287,13 @@ func (w *Webhook) payload(ev *Event, now time.Time) ([]byte, error) {
 		p.OccurredAt = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
 	}
 	if d := ev.Deploy; d != nil {
-		p.Deploy = &webhookDeploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
-			PreviousVersion: d.PreviousVersion, RollbackOf: d.RollbackOf, Links: d.Links}
+		p.Deploy = newWebhookDeploy(d)
 		if p.Service == "" {
 			p.Service = d.Service
 		}
+	}
+	if d := ev.SupersededBy; d != nil {
+		p.SupersededBy = newWebhookDeploy(d)
 	}
 	for _, fc := range ev.FailedChecks {
 		p.FailedChecks = append(p.FailedChecks, webhookCheck{Name: fc.Name, Summary: fc.Summary, RunURL: fc.RunURL,

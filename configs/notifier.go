@@ -78,21 +78,31 @@ const (
 	// EventDeployCancelled closes what a deploy_started opened when the deploy's rollout
 	// is called off: no verdict, so nothing is paged and no action webhook is called.
 	EventDeployCancelled = "deploy_cancelled"
-	EventCheckFailed     = "check_failed"
-	EventCheckRecovered  = "check_recovered"
+	// EventDeploySuperseded closes it when a newer deploy of the service is registered
+	// before the verdict: the same, and it names the newer deploy.
+	EventDeploySuperseded = "deploy_superseded"
+	EventCheckFailed      = "check_failed"
+	EventCheckRecovered   = "check_recovered"
 )
 
 // Events lists every event name.
 var Events = []string{EventDeployFailed, EventDeployHalted, EventDeployInconclusive, EventDeployPassed,
-	EventDeployStarted, EventDeployCancelled, EventCheckFailed, EventCheckRecovered}
+	EventDeployStarted, EventDeployCancelled, EventDeploySuperseded, EventCheckFailed, EventCheckRecovered}
+
+// ClosesStart reports whether event ends a deploy without a verdict (deploy_cancelled,
+// deploy_superseded): it closes what the deploy's deploy_started opened, pages nobody and
+// calls no rollback or halt webhook.
+func ClosesStart(event string) bool {
+	return event == EventDeployCancelled || event == EventDeploySuperseded
+}
 
 // neverTaken are the events a notifier type never takes, whatever its events list says:
 // PagerDuty, Opsgenie and Alertmanager paged or alerted nothing for a deploy that only
-// started, so there is nothing of theirs for a cancel to close.
+// started, so there is nothing of theirs for a cancel or a supersede to close.
 var neverTaken = map[string][]string{
-	NotifierPagerDuty:    {EventDeployCancelled},
-	NotifierOpsgenie:     {EventDeployCancelled},
-	NotifierAlertmanager: {EventDeployCancelled},
+	NotifierPagerDuty:    {EventDeployCancelled, EventDeploySuperseded},
+	NotifierOpsgenie:     {EventDeployCancelled, EventDeploySuperseded},
+	NotifierAlertmanager: {EventDeployCancelled, EventDeploySuperseded},
 }
 
 // notifierKeys lists the keys each notifier type accepts, besides type, events and dry_run.
@@ -162,7 +172,7 @@ func (v *validator) notifiers() {
 			case !slices.Contains(Events, ev):
 				v.errf(indexPath(p+".events", i), DidYouMean(ev, Events), "unknown event %q", ev)
 			case slices.Contains(neverTaken[n.Type], ev):
-				v.errf(indexPath(p+".events", i), "remove it: a cancelled deploy had nothing paged or alerted to close",
+				v.errf(indexPath(p+".events", i), "remove it: a "+strings.TrimPrefix(ev, "deploy_")+" deploy had nothing paged or alerted to close",
 					"%s notifiers never take %s", n.Type, ev)
 			}
 		}
