@@ -363,8 +363,27 @@ func setAction(st State, notifier, what string) {
 	st[slackActions] = strings.Join(append(lines, line), "\n")
 }
 
+// rootFallback is the root's notification text: its title and status, the status's first
+// word left out when the title ends with it ("… cancelled: Argo Rollouts aborted web", not
+// "… cancelled: Cancelled: Argo Rollouts aborted web").
 func rootFallback(st State) string {
-	return text.Ellipsis(plainEmoji(st[slackEmoji])+" "+st[slackTitle]+": "+st[slackStatus], maxFallbackChars)
+	title, status := st[slackTitle], st[slackStatus]
+	line := title + ": " + status
+	if i := strings.LastIndexByte(title, ' '); i >= 0 {
+		last := title[i+1:]
+		if rest, ok := cutPrefixFold(status, last); ok && (rest == "" || rest[0] == ':' || rest[0] == ' ') {
+			line = title + rest
+		}
+	}
+	return text.Ellipsis(plainEmoji(st[slackEmoji])+" "+line, maxFallbackChars)
+}
+
+// cutPrefixFold is strings.CutPrefix, ignoring case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
 }
 
 // historyLine is one event on the root's timeline (already mrkdwn-escaped).
