@@ -104,10 +104,15 @@ func (s storedBeats) Beats(ctx context.Context, check string, since time.Time) (
 	return out, &l, nil
 }
 
-// Taken implements checks.BeatStore: since the store's agents, any of them, have taken
-// beats without a break (each heartbeat extends it), or since the check was first read.
-func (s storedBeats) Taken(ctx context.Context, check string, now time.Time) (time.Duration, error) {
-	return s.st.BeatsTaken(ctx, check, now)
+// Taken implements checks.BeatStore: when the store's agents whose configs have the check,
+// any of them, have taken its beats without a break (each heartbeat extends it).
+func (s storedBeats) Taken(ctx context.Context, check string, now time.Time) (checks.Taking, error) {
+	tk, err := s.st.BeatsTaken(ctx, check, now)
+	out := checks.Taking{Since: tk.Since}
+	for _, b := range tk.Before {
+		out.Before = append(out.Before, checks.Span{From: b.From, Until: b.Until})
+	}
+	return out, err
 }
 
 // problem says what is wrong with a beat's fields, "" when nothing.

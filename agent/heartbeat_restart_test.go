@@ -37,11 +37,12 @@ func wantRun(t *testing.T, h *harness, check, outcome, reason string) {
 }
 
 // A heartbeat check failing before a restart of a few seconds still fails right after it:
-// a missed beat is judged over the time the store's agents took beats without a break, not
-// over the new process's uptime (it was inconclusive for a window after any restart, which
-// hid a job failing for days and stalled its incident). A check added with the restart is
-// still given a window, and so is every check after an outage longer than an agent's
-// silence (beats posted then were lost). SQLite, on a clock the test moves.
+// the job missed its beat while the agent was there to take it, and a missed beat is
+// judged over the times the store's agents took beats without a break, not over the new
+// process's uptime (it was inconclusive for a window after any restart, which hid a job
+// failing for days and stalled its incident). A check added with the restart is given a
+// window, and so is a job that beat in time before an outage (beats posted then were
+// lost, not missed). SQLite, on a clock the test moves.
 func TestHeartbeatFailingStaysFailingAcrossARestart(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, dir)
@@ -52,15 +53,7 @@ checks:
 `
 	const added = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
 	start := func(yaml string) *harness { return startAgentWith(t, dir, yaml, Options{Store: st, Clock: fc}) }
-	// step moves the clock by a heartbeat and waits for the agent to write it.
-	step := func() {
-		t.Helper()
-		fc.Advance(10 * time.Second)
-		eventually(t, 20*time.Second, "the heartbeat at "+fc.Now().Format(time.TimeOnly), func() bool {
-			ms, err := st.Members(t.Context())
-			return err == nil && len(ms) == 1 && ms[0].Heartbeat.Equal(fc.Now())
-		})
-	}
+	step := func() { t.Helper(); stepHeartbeat(t, st, fc) }
 
 	h := start(yaml)
 	wantRun(t, h, "nightly", "inconclusive", "no beat yet")
@@ -73,22 +66,35 @@ checks:
 	h.stop()
 	fc.Advance(3 * time.Second) // a restart of a few seconds
 	h = start(yaml + added)
-	wantRun(t, h, "nightly", "fail", "no beat for 1m13s (window 1m0s); the last at 2026-12-01T03:00:00Z, one was due by 2026-12-01T03:01:00Z (beats expected without a break since 2026-12-01T03:00:00Z)")
+	wantRun(t, h, "nightly", "fail", "no beat for 1m13s (window 1m0s); the last at 2026-12-01T03:00:00Z, one was due by 2026-12-01T03:01:00Z (beats expected without a break from 2026-12-01T03:00:00Z to 2026-12-01T03:01:10Z)")
 	wantRun(t, h, "weekly", "inconclusive", "no beat yet: beats have been expected since 2026-12-01T03:01:13Z (0s ago)")
+	h.postBeat()
 
 	h.stop()
 	fc.Advance(time.Hour) // an outage: no agent took beats
 	h = start(yaml)
-	wantRun(t, h, "nightly", "inconclusive", "no beat for 1h1m13s (window 1m0s), but beats have been taken without a break only since 2026-12-01T04:01:13Z (0s ago)")
+	wantRun(t, h, "nightly", "inconclusive", "no beat for 1h0m0s (window 1m0s), but beats have been taken without a break only since 2026-12-01T04:01:13Z (0s ago)")
 	for range 7 {
 		step()
 	}
 	wantRun(t, h, "nightly", "fail", "one was due by 2026-12-01T04:02:13Z (beats expected without a break since 2026-12-01T04:01:13Z)")
 }
 
+// stepHeartbeat moves the clock by a heartbeat (10s) and waits for the agent to write it.
+func stepHeartbeat(t *testing.T, st *store.SQLite, fc *clock.Fake) {
+	t.Helper()
+	fc.Advance(10 * time.Second)
+	eventually(t, 20*time.Second, "the heartbeat at "+fc.Now().Format(time.TimeOnly), func() bool {
+		ms, err := st.Members(t.Context())
+		return err == nil && len(ms) == 1 && ms[0].Heartbeat.Equal(fc.Now())
+	})
+}
+
 // Where agents share a PostgreSQL store, one alive is enough: an agent restarted after
 // longer than its own silence still fails a job that missed its beat while the other agent
-// took beats; once no agent ran for longer than that, the job has a window again.
+// took beats; and once no agent ran for longer than that, a job that missed its beat while
+// one did still fails at once (TestHeartbeatBreaksWithSharedStore: one that did not gets a
+// window).
 func TestHeartbeatTakenByAnyAgentOnPostgres(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	dsn := srv.Database(t)
@@ -143,5 +149,5 @@ checks:
 	two.stop()
 	gone("eu-1", "eu-2")
 	one = start("eu-1")
-	wantRun(t, one, "nightly", "inconclusive", "but beats have been taken without a break only since ")
+	wantRun(t, one, "nightly", "fail", "(beats expected without a break from ")
 }

@@ -46,8 +46,8 @@ func agentName(a configs.Agent) string {
 // member is this agent as the store keeps it, beating now; where agents share the store,
 // the store stamps the beat with the database's clock instead, which every agent judges
 // beats by (heartbeatAge): agents' clocks need not agree. It counts as alive, and as taking
-// heartbeat checks' beats, until it is silent: a restart within that keeps the beats taken
-// without a break (store.BeatsTaken).
+// the beats of the heartbeat checks in its config, until it is silent or stops cleanly
+// (store.BeatsTaken).
 func (a *Agent) member(now time.Time) *store.Member {
 	if a.shared() {
 		now = time.Time{}
@@ -58,8 +58,14 @@ func (a *Agent) member(now time.Time) *store.Member {
 		services = append(services, s)
 	}
 	sort.Strings(services)
+	beats := map[string]time.Duration{}
+	for _, c := range rt.Order {
+		if c.Kind == configs.KindHeartbeat {
+			beats[c.Name] = c.Config.Spec.(*configs.HeartbeatSpec).Window
+		}
+	}
 	return &store.Member{Name: a.name, Instance: a.instance, Location: a.location, Version: a.opts.Version, URL: a.baseURL(),
-		Services: services, Started: a.startedAt, Heartbeat: now, AliveFor: configs.SilentAfter(rt.Config.Agent.Heartbeat)}
+		Services: services, Started: a.startedAt, Heartbeat: now, AliveFor: configs.SilentAfter(rt.Config.Agent.Heartbeat), BeatChecks: beats}
 }
 
 // join announces the agent and takes back the notifications it was delivering before a
@@ -79,7 +85,7 @@ func (a *Agent) join(ctx context.Context) {
 	}
 }
 
-// leave records a clean stop: a stopped agent is not a silent one.
+// leave records a clean stop: a stopped agent is not a silent one, and takes no beats.
 func (a *Agent) leave(ctx context.Context) {
 	if err := a.store.StopMember(ctx, a.name, a.instance, a.clock.Now()); err != nil {
 		a.log.Warn("recording this agent's stop failed; other agents will take it for silent", "error", err)

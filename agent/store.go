@@ -26,7 +26,7 @@ type Store interface {
 type beatStore interface {
 	SaveBeat(ctx context.Context, check string, b *store.Beat) error
 	Beats(ctx context.Context, check string, since time.Time) ([]*store.Beat, *store.Beat, error)
-	BeatsTaken(ctx context.Context, check string, now time.Time) (time.Duration, error)
+	BeatsTaken(ctx context.Context, check string, now time.Time) (store.BeatsTaking, error)
 }
 
 // runStore keeps runs and their evidence.

@@ -59,9 +59,43 @@ type BeatStore interface {
 	// Beats returns the check's beats at or after since, oldest first, and its last beat
 	// (nil: none).
 	Beats(ctx context.Context, check string, since time.Time) (recent []Beat, last *Beat, err error)
-	// Taken is how long, at now, the check's beats have been taken without a break, by any
-	// agent sharing the store.
-	Taken(ctx context.Context, check string, now time.Time) (time.Duration, error)
+	// Taken is when, at now, the check's beats have been taken without a break, by any
+	// agent sharing the store, told in the agent's clock.
+	Taken(ctx context.Context, check string, now time.Time) (Taking, error)
+}
+
+// Span is a time a check's beats were taken without a break.
+type Span struct{ From, Until time.Time }
+
+// Taking is when a check's beats have been taken, by the agent's clock.
+type Taking struct {
+	// Since is when the current time without a break began (zero: no agent takes them now).
+	Since time.Time
+	// Before are earlier times without a break, newest first: those the store keeps to
+	// judge a job by (the last that lasted a window; see store.BeatsTaking).
+	Before []Span
+}
+
+// missed finds a window in which no beat came after from (the last beat; zero: none ever)
+// while beats were taken without a break, now or before a break: the job's miss, proven.
+// It returns the span the window lies in and when the window began; ok is false when
+// there is none. A miss proven before a break stays one after it: a clean restart, or an
+// outage, does not give a job already overdue another window.
+func (t Taking) missed(from time.Time, window time.Duration, now time.Time) (in Span, start time.Time, ok bool) {
+	spans := t.Before
+	if !t.Since.IsZero() {
+		spans = append([]Span{{From: t.Since, Until: now}}, spans...)
+	}
+	for _, sp := range spans {
+		start := sp.From
+		if from.After(start) {
+			start = from
+		}
+		if sp.Until.Sub(start) >= window {
+			return sp, start, true
+		}
+	}
+	return Span{}, time.Time{}, false
 }
 
 // NewHeartbeats starts a record of beats in st (nil: in memory); now is the agent's clock.
@@ -108,12 +142,12 @@ func (h *Heartbeats) since(ctx context.Context, name string, t time.Time) (recen
 	return recent, &l, nil
 }
 
-// taken is how long, at now, the check's beats have been taken without a break.
-func (h *Heartbeats) taken(ctx context.Context, name string, now time.Time) (time.Duration, error) {
+// taken is when, at now, the check's beats have been taken without a break.
+func (h *Heartbeats) taken(ctx context.Context, name string, now time.Time) (Taking, error) {
 	if h.store != nil {
 		return h.store.Taken(ctx, name, now)
 	}
-	return now.Sub(h.started), nil
+	return Taking{Since: h.started}, nil
 }
 
 // Heartbeat is the heartbeat kind: it reads the beats the agent received for this check.
@@ -145,19 +179,28 @@ func (h *Heartbeat) Probe(ctx context.Context, run *Run) error {
 	recent := beats[beatsFrom(beats, now.Add(-h.window)):]
 	run.Vars["beats"] = len(recent)
 	run.Vars["deploy_version_beats"] = 0
-	up, err := h.book.taken(ctx, h.name, now)
+	tk, err := h.book.taken(ctx, h.name, now)
 	if err != nil {
 		return fmt.Errorf("reading since when the check's beats were taken from the store: %w", err)
 	}
-	since := now.Add(-up).UTC().Format(time.RFC3339)
+	up, since := time.Duration(0), now
+	if !tk.Since.IsZero() {
+		up, since = now.Sub(tk.Since), tk.Since
+	}
+	sinceText := since.UTC().Format(time.RFC3339)
+	var lastAt time.Time
+	if last != nil {
+		lastAt = last.At
+	}
+	span, start, proven := tk.missed(lastAt, h.window, now)
 	if last == nil {
 		run.Unmeasured("no beat received yet", "since_last_s", "last_version", "last_status")
-		if up < h.window {
+		if !proven {
 			return Inconclusivef("no beat yet: beats have been expected since %s (%s ago) and the window is %s",
-				since, up.Round(time.Second), h.window)
+				sinceText, up.Round(time.Second), h.window)
 		}
 		run.Failf("no beat since %s, when beats began to be expected (%s ago, window %s): is the job running, and posting to /api/v1/heartbeats/%s?",
-			since, up.Round(time.Second), h.window, h.name)
+			start.UTC().Format(time.RFC3339), now.Sub(start).Round(time.Second), h.window, h.name)
 		return nil
 	}
 	ago := now.Sub(last.At)
@@ -165,20 +208,19 @@ func (h *Heartbeat) Probe(ctx context.Context, run *Run) error {
 	run.Vars["last_version"] = last.Version
 	run.Vars["last_status"] = last.Status
 	run.Transcript.Printf("last beat %s ago (%s, version %q, status %s); %d in the last %s; beats taken without a break since %s", ago.Round(time.Second),
-		last.At.UTC().Format(time.RFC3339), last.Version, last.Status, len(recent), h.window, since)
+		last.At.UTC().Format(time.RFC3339), last.Version, last.Status, len(recent), h.window, sinceText)
 	switch {
-	case ago > h.window && up < h.window:
+	case ago > h.window && !proven:
 		// Beats posted while no agent was there to take them were lost, not missed by the job.
 		return Inconclusivef("no beat for %s (window %s), but beats have been taken without a break only since %s (%s ago): waiting a window for one",
-			ago.Round(time.Second), h.window, since, up.Round(time.Second))
+			ago.Round(time.Second), h.window, sinceText, up.Round(time.Second))
 	case ago > h.window:
-		due := last.At // the first beat expected after the last, or after the break
-		if start := now.Add(-up); start.After(due) {
-			due = start
+		taken := "since " + span.From.UTC().Format(time.RFC3339)
+		if !span.Until.Equal(now) {
+			taken = "from " + span.From.UTC().Format(time.RFC3339) + " to " + span.Until.UTC().Format(time.RFC3339)
 		}
-		due = due.Add(h.window)
-		run.Failf("no beat for %s (window %s); the last at %s, one was due by %s (beats expected without a break since %s)",
-			ago.Round(time.Second), h.window, last.At.UTC().Format(time.RFC3339), due.UTC().Format(time.RFC3339), since)
+		run.Failf("no beat for %s (window %s); the last at %s, one was due by %s (beats expected without a break %s)",
+			ago.Round(time.Second), h.window, last.At.UTC().Format(time.RFC3339), start.Add(h.window).UTC().Format(time.RFC3339), taken)
 	case last.Status == "fail":
 		run.Failf("the last beat (%s ago) reported a failure: %s", ago.Round(time.Second), Trim(orDash(last.Message), 300))
 	}

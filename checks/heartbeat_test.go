@@ -85,8 +85,8 @@ func (s bookStore) Beats(ctx context.Context, name string, since time.Time) ([]B
 	return s.h.since(ctx, name, since)
 }
 
-func (s bookStore) Taken(_ context.Context, _ string, now time.Time) (time.Duration, error) {
-	return now.Sub(*s.from), nil
+func (s bookStore) Taken(context.Context, string, time.Time) (Taking, error) {
+	return Taking{Since: *s.from}, nil
 }
 
 // With a store, an agent reads the beats from before it started: a recent one passes at

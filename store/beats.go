@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 )
@@ -71,37 +72,142 @@ func (s *common) Beats(ctx context.Context, check string, since time.Time) ([]*B
 	return recent, last, nil
 }
 
-// BeatsTaken is how long beats for check have been taken without a break, by the store's
-// clock (the database's on PostgreSQL, so that agents' clocks do not decide it; now on
-// SQLite): since the store's agents last began to take them after a gap (see Heartbeat),
-// or since the check's beats were first asked about, whichever is later, so that a check
-// added to the config is not blamed for the time before it. Zero when no agent counts as
-// alive now. A missed beat is the job's only over that time: one posted while no agent
-// was there was lost.
-func (s *common) BeatsTaken(ctx context.Context, check string, now time.Time) (time.Duration, error) {
+// BeatSpan is a time beats for a check were taken without a break: [From, Until].
+type BeatSpan struct{ From, Until time.Time }
+
+// BeatsTaking is when a check's beats have been taken, told in the caller's clock.
+type BeatsTaking struct {
+	// Since is when the current time without a break began: zero when no agent takes them
+	// now.
+	Since time.Time
+	// Before are earlier times without a break, newest first: the one that ended last, when
+	// no agent takes them now, and the last one before that, at least as long as the
+	// check's window when it ended. A job whose last beat came a window before one of them
+	// ended missed a beat while an agent was there to take it, whatever came after.
+	Before []BeatSpan
+}
+
+// BeatsTaken is when, at now, the beats of check have been taken (see BeatsTaking), by the
+// store's clock (the database's on PostgreSQL, so that agents' clocks do not decide it;
+// now on SQLite), told in the caller's. A check's beats are taken while an agent whose
+// config has it is alive: each heartbeat of such an agent vouches for them until it would
+// be silent (Member.BeatChecks); a clean stop, or a reload that takes the check out of
+// the config, ends that at once. Beats posted while no agent took them were lost, not
+// missed by the job.
+func (s *common) BeatsTaken(ctx context.Context, check string, now time.Time) (BeatsTaking, error) {
 	clock, args := s.nowSQL(now)
-	read := func() (taken time.Duration, found bool, err error) {
-		var serving, until sql.NullInt64
-		var since, at int64
-		err = s.db.QueryRowContext(ctx, `SELECT s.since_at, s.until_at, c.since_at, `+clock+` FROM beat_checks c
-			LEFT JOIN beat_service s ON s.store = '' WHERE c.check_name = ?`, append(args, check)...).Scan(&serving, &until, &since, &at)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return 0, false, nil
-		case err != nil || !serving.Valid || at > until.Int64:
-			return 0, err == nil, err
+	var since, until, prevSince, prevUntil, at int64
+	err := s.db.QueryRowContext(ctx, `SELECT since_at, until_at, prev_since, prev_until, `+clock+` FROM beat_checks WHERE check_name = ?`,
+		append(args, check)...).Scan(&since, &until, &prevSince, &prevUntil, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return BeatsTaking{}, nil // no agent has taken its beats yet
+	}
+	if err != nil {
+		return BeatsTaking{}, err
+	}
+	told := func(t int64) time.Time { return fromNanos(t - at + nanos(now)) }
+	var out BeatsTaking
+	if at <= until {
+		out.Since = told(since)
+	} else {
+		out.Before = append(out.Before, BeatSpan{told(since), told(until)})
+	}
+	if prevUntil != 0 {
+		out.Before = append(out.Before, BeatSpan{told(prevSince), told(prevUntil)})
+	}
+	return out, nil
+}
+
+// stamp is a time as SQL, and its arguments: the database's clock, or a caller's time.
+type stamp struct {
+	q    string
+	args []any
+}
+
+// takeBeats records in tx that agent, alive from at until until, takes the beats of
+// checks (by name, with their windows), and no longer those of the checks it took before
+// and does not now: a reload took them out of its config (removed), or it stopped (no
+// checks, not removed; see leaveBeats). Checks are locked in name
+// order, whoever writes, so agents beating at once never wait for each other in a circle.
+func (s *common) takeBeats(ctx context.Context, tx *txn, agent string, checks map[string]time.Duration, at, until stamp, removed bool) error {
+	rows, err := tx.QueryContext(ctx, `SELECT check_name FROM beat_takers WHERE agent = ?`, agent)
+	if err != nil {
+		return err
+	}
+	names := slices.Collect(maps.Keys(checks))
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
 		}
-		return time.Duration(at - max(serving.Int64, since)), true, nil
+		if _, ok := checks[name]; !ok {
+			names = append(names, name)
+		}
 	}
-	taken, found, err := read()
-	if err != nil || found {
-		return max(taken, 0), err
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
 	}
-	// The check's first read: written once, the earliest kept whichever agent writes first.
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO beat_checks(check_name, since_at) VALUES (?, `+clock+`)
-		ON CONFLICT(check_name) DO NOTHING`, append([]any{check}, args...)...); err != nil {
-		return 0, err
+	slices.Sort(names)
+	for _, name := range names {
+		window, ok := checks[name]
+		if !ok {
+			if err := s.leaveBeats(ctx, tx, name, agent, at, removed); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO beat_takers(check_name, agent, until_at) VALUES (?, ?, `+until.q+`)
+			ON CONFLICT(check_name, agent) DO UPDATE SET until_at = excluded.until_at`, append([]any{name, agent}, until.args...)...); err != nil {
+			return err
+		}
+		// A heartbeat after the last one's time ran out begins the time again; the time it
+		// ends is kept as the one before if it lasted a window (a job's miss within it is
+		// proven), else the one kept before stays.
+		args := append(append(append([]any{name}, at.args...), until.args...), int64(window), int64(window))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO beat_checks(check_name, since_at, until_at) VALUES (?, `+at.q+`, `+until.q+`)
+			ON CONFLICT(check_name) DO UPDATE SET
+			prev_since = CASE WHEN excluded.since_at > beat_checks.until_at AND beat_checks.until_at - beat_checks.since_at >= ?
+				THEN beat_checks.since_at ELSE beat_checks.prev_since END,
+			prev_until = CASE WHEN excluded.since_at > beat_checks.until_at AND beat_checks.until_at - beat_checks.since_at >= ?
+				THEN beat_checks.until_at ELSE beat_checks.prev_until END,
+			since_at = CASE WHEN excluded.since_at > beat_checks.until_at THEN excluded.since_at ELSE beat_checks.since_at END,
+			until_at = CASE WHEN excluded.until_at > beat_checks.until_at THEN excluded.until_at ELSE beat_checks.until_at END`,
+			args...); err != nil {
+			return err
+		}
 	}
-	taken, _, err = read()
-	return max(taken, 0), err
+	return nil
+}
+
+// leaveBeats records in tx that agent no longer takes check's beats, from at on. Another
+// agent that still does keeps the time going. Otherwise a clean stop ends it at at (beats
+// posted after are not the job's to miss, and a restart begins it again); a check taken
+// out of the config (removed) is forgotten, so that put back it is judged from then, not
+// from its first run long ago. A stopped agent's word is kept, ended, so that the config
+// it comes back with, without the check, forgets it too.
+func (s *common) leaveBeats(ctx context.Context, tx *txn, check, agent string, at stamp, removed bool) error {
+	if removed {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM beat_takers WHERE check_name = ? AND agent = ?`, check, agent); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM beat_checks WHERE check_name = ?
+			AND NOT EXISTS (SELECT 1 FROM beat_takers t WHERE t.check_name = ? AND t.until_at > `+at.q+`)`,
+			append([]any{check, check}, at.args...)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+	} else if _, err := tx.ExecContext(ctx, `UPDATE beat_takers SET until_at = `+at.q+` WHERE check_name = ? AND agent = ?`,
+		append(append([]any{}, at.args...), check, agent)...); err != nil {
+		return err
+	}
+	args := append(append(append([]any{}, at.args...), at.args...), check)
+	_, err := tx.ExecContext(ctx, `UPDATE beat_checks SET until_at = COALESCE((SELECT MAX(t.until_at) FROM beat_takers t
+			WHERE t.check_name = beat_checks.check_name AND t.until_at > `+at.q+`), `+at.q+`)
+		WHERE check_name = ? AND until_at > `+at.q, append(args, at.args...)...)
+	return err
 }

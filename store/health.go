@@ -53,7 +53,7 @@ var probes = map[string][]string{
 	"saving incidents": {`INSERT INTO incidents(check_name, open, seq, opened_at) VALUES ('~probe', 0, 0, 0)`,
 		`INSERT INTO check_locations(check_name, location, failing, failures, successes, since, updated_at) VALUES ('~probe', '~probe', 0, 0, 0, 0, 0)`},
 	"heartbeats": {`INSERT INTO agents(name, instance, location, started_at, heartbeat_at) VALUES ('~probe', '~probe', '~probe', 0, 0)`,
-		`INSERT INTO beat_service(store, since_at, until_at) VALUES ('~probe', 0, 0)`},
+		`INSERT INTO beat_takers(check_name, agent, until_at) VALUES ('~probe', '~probe', 0)`},
 	"saving beats": {`INSERT INTO beats(check_name, received_at, status) VALUES ('~probe', 0, 'ok')`},
 }
 

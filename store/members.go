@@ -31,9 +31,12 @@ type Member struct {
 	// reader's clock says. Zero on SQLite, where the reader's clock is the writer's.
 	ReadAt time.Time
 	// AliveFor is how long after this heartbeat the agent counts as alive without another
-	// (configs.SilentAfter), and as taking heartbeat checks' beats (BeatsTaken). Written,
+	// (configs.SilentAfter), and as taking the beats of BeatChecks (BeatsTaken). Written,
 	// never read back.
 	AliveFor time.Duration
+	// BeatChecks are the heartbeat checks in its config, with their windows: the checks
+	// whose beats it takes. Written, never read back.
+	BeatChecks map[string]time.Duration
 }
 
 const memberColumns = `name, instance, location, version, url, services, started_at, heartbeat_at, stopped_at`
@@ -43,9 +46,10 @@ const memberColumns = `name, instance, location, version, url, services, started
 // clock and none is taken for silent because its own is behind. When the name was held by another instance
 // it returns that instance: this agent's run before a restart, or, when it keeps
 // happening, a second agent running under the same name. It also extends the time the
-// store's agents take beats without a break (BeatsTaken): a heartbeat that comes while the
-// last one's AliveFor lasts, from this agent or another, continues it; one after starts it
-// again.
+// beats of each of m.BeatChecks are taken without a break (BeatsTaken): a heartbeat that
+// comes while the last one's AliveFor lasts, from this agent or another that has the
+// check, continues it; one after starts it again. A check the agent took beats for and no
+// longer has (a reload took it out) is no longer this agent's (see leaveBeats).
 func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
 	var previous string
 	err := s.tx(ctx, func(tx *txn) error {
@@ -76,20 +80,27 @@ func (s *common) Heartbeat(ctx context.Context, m *Member) (string, error) {
 		if beatArgs != nil {
 			until, untilArgs = "?", []any{beatArgs[0].(int64) + int64(m.AliveFor)}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO beat_service(store, since_at, until_at) VALUES ('', `+beat+`, `+until+`)
-			ON CONFLICT(store) DO UPDATE SET
-			since_at = CASE WHEN excluded.since_at > beat_service.until_at THEN excluded.since_at ELSE beat_service.since_at END,
-			until_at = CASE WHEN excluded.until_at > beat_service.until_at THEN excluded.until_at ELSE beat_service.until_at END`,
-			append(beatArgs, untilArgs...)...)
-		return err
+		return s.takeBeats(ctx, tx, m.Name, m.BeatChecks, stamp{beat, beatArgs}, stamp{until, untilArgs}, true)
 	})
 	return previous, s.noted("heartbeats", err)
 }
 
-// StopMember records that an agent shut down cleanly: it is stopped, not silent.
+// StopMember records that an agent shut down cleanly: it is stopped, not silent, and no
+// longer takes beats; where no other agent takes a check's, the time they were taken
+// without a break ends now, by the store's clock (see nowSQL), not when this agent's last
+// heartbeat would have run out: beats posted after the stop were lost, not missed.
 func (s *common) StopMember(ctx context.Context, name, instance string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE agents SET stopped_at = ? WHERE name = ? AND instance = ?`, nanos(at), name, instance)
-	return s.noted("heartbeats", err)
+	return s.noted("heartbeats", s.tx(ctx, func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET stopped_at = ? WHERE name = ? AND instance = ?`, nanos(at), name, instance)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another instance runs under the name now: the beats it takes are its own
+		}
+		clock, args := s.nowSQL(at)
+		return s.takeBeats(ctx, tx, name, nil, stamp{clock, args}, stamp{}, false)
+	}))
 }
 
 // ForgetMember removes an agent that will not come back, so that it is no longer reported
@@ -102,6 +113,9 @@ func (s *common) ForgetMember(ctx context.Context, name string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		if _, err = tx.ExecContext(ctx, `DELETE FROM beat_takers WHERE agent = ?`, name); err != nil {
+			return err
 		}
 		if _, err = tx.ExecContext(ctx, `DELETE FROM boards WHERE agent = ?`, name); err != nil {
 			return err

@@ -234,6 +234,25 @@ var migrations = []string{
 	`CREATE INDEX outbox_created ON outbox(created_at);
 	CREATE INDEX outbox_listed ON outbox(status, id);
 	CREATE INDEX outbox_heard ON outbox(incident, notifier);`,
+	// 17: the beats of each heartbeat check are taken while an agent whose config has it is
+	// alive (beats.go): each agent's word for each check (beat_takers) until it would be
+	// silent, withdrawn at a clean stop or when a reload takes the check out; the check's
+	// time without a break (beat_checks, from the store-wide one of migration 15, which only
+	// agents of the version before still write), and the last one before it that lasted a
+	// window, in which a job's miss was proven.
+	`ALTER TABLE beat_checks ADD COLUMN until_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE beat_checks ADD COLUMN prev_since INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE beat_checks ADD COLUMN prev_until INTEGER NOT NULL DEFAULT 0;
+	UPDATE beat_checks SET
+		since_at = CASE WHEN (SELECT since_at FROM beat_service WHERE store = '') > since_at
+			THEN (SELECT since_at FROM beat_service WHERE store = '') ELSE since_at END,
+		until_at = COALESCE((SELECT until_at FROM beat_service WHERE store = ''), 0);
+	CREATE TABLE beat_takers (
+		check_name TEXT NOT NULL,
+		agent TEXT NOT NULL,
+		until_at INTEGER NOT NULL,
+		PRIMARY KEY (check_name, agent)
+	);`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

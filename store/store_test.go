@@ -302,6 +302,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		ALTER TABLE incidents DROP COLUMN muted;
 		DROP TABLE beat_service;
 		DROP TABLE beat_checks;
+		DROP TABLE beat_takers;
 		DROP INDEX outbox_created;
 		DROP INDEX outbox_listed;
 		DROP INDEX outbox_heard;
