@@ -253,6 +253,60 @@ var migrations = []string{
 		until_at INTEGER NOT NULL,
 		PRIMARY KEY (check_name, agent)
 	);`,
+	// 18: the outbox's count of entries by state, kept as it changes (outbox_tally.go): each
+	// change of the outbox adds its entries to the state they are in and takes them from the
+	// one they left, as rows of its own transaction (never one counter row every writer
+	// waits on); reading sums them, and folds them into a row per state now and then. The
+	// triggers come before the count of what is there, so no write falls between the two
+	// (PostgreSQL's form is in postgresMigrations).
+	`CREATE TABLE outbox_tally (
+		id INTEGER PRIMARY KEY,
+		status TEXT NOT NULL,
+		n INTEGER NOT NULL
+	);
+	CREATE TRIGGER outbox_tally_insert AFTER INSERT ON outbox BEGIN
+		INSERT INTO outbox_tally(status, n) VALUES (NEW.status, 1);
+	END;
+	CREATE TRIGGER outbox_tally_update AFTER UPDATE OF status ON outbox WHEN OLD.status <> NEW.status BEGIN
+		INSERT INTO outbox_tally(status, n) VALUES (OLD.status, -1), (NEW.status, 1);
+	END;
+	CREATE TRIGGER outbox_tally_delete AFTER DELETE ON outbox BEGIN
+		INSERT INTO outbox_tally(status, n) VALUES (OLD.status, -1);
+	END;
+	INSERT INTO outbox_tally(status, n) SELECT status, COUNT(*) FROM outbox GROUP BY status;`,
+}
+
+// postgresMigrations are the migrations whose PostgreSQL form is not postgresSQL's, by
+// number. 18: statement triggers, which see each statement's rows as tables, so that a
+// purge of ten thousand entries adds a row per state, not one per entry; an update counts
+// only states that changed (a claim or a lease renewal adds nothing).
+var postgresMigrations = map[int]string{
+	18: `CREATE TABLE outbox_tally (
+		id BIGSERIAL PRIMARY KEY,
+		status TEXT NOT NULL,
+		n BIGINT NOT NULL
+	);
+	CREATE FUNCTION outbox_tally_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+		INSERT INTO outbox_tally(status, n) SELECT status, COUNT(*) FROM outbox_new GROUP BY status;
+		RETURN NULL;
+	END $$;
+	CREATE FUNCTION outbox_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+		INSERT INTO outbox_tally(status, n) SELECT status, SUM(n) FROM
+			(SELECT status, 1 AS n FROM outbox_new UNION ALL SELECT status, -1 FROM outbox_old) AS changed
+			GROUP BY status HAVING SUM(n) <> 0;
+		RETURN NULL;
+	END $$;
+	CREATE FUNCTION outbox_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+		INSERT INTO outbox_tally(status, n) SELECT status, -COUNT(*) FROM outbox_old GROUP BY status;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER outbox_tally_insert AFTER INSERT ON outbox REFERENCING NEW TABLE AS outbox_new
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_tally_insert();
+	CREATE TRIGGER outbox_tally_update AFTER UPDATE ON outbox REFERENCING OLD TABLE AS outbox_old NEW TABLE AS outbox_new
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_tally_update();
+	CREATE TRIGGER outbox_tally_delete AFTER DELETE ON outbox REFERENCING OLD TABLE AS outbox_old
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_tally_delete();
+	INSERT INTO outbox_tally(status, n) SELECT status, COUNT(*) FROM outbox GROUP BY status;`,
 }
 
 // postgresSQL is a migration in PostgreSQL's names for the same types: 64-bit integers

@@ -253,25 +253,6 @@ func (s *common) OutboxByKey(ctx context.Context, key string) ([]*OutboxEntry, e
 	return s.queryOutbox(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE idem_key = ? ORDER BY id`, key)
 }
 
-// OutboxCounts counts entries by status.
-func (s *common) OutboxCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
-}
-
 // OutboxAttempt records the result of one delivery attempt.
 type OutboxAttempt struct {
 	ID int64

@@ -55,7 +55,7 @@ func TestOutboxReadsUseIndexes(t *testing.T) {
 
 // fillFinishedOutbox writes n entries over a week, as twenty notifiers' outbox holds them:
 // one in a hundred dead, the last fifty pending, the others delivered; four per incident.
-func fillFinishedOutbox(t *testing.T, s *common, pg bool, n int) {
+func fillFinishedOutbox(t testing.TB, s *common, pg bool, n int) {
 	t.Helper()
 	ctx := context.Background()
 	step := int64(7*24*time.Hour) / int64(n)

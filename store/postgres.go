@@ -140,7 +140,11 @@ func (p *Postgres) migrate(ctx context.Context) error {
 			return newerSchema(v)
 		}
 		for i := v; i < len(migrations); i++ {
-			if _, err := tx.Exec(ctx, postgresSQL(migrations[i])); err != nil {
+			q, ok := postgresMigrations[i+1]
+			if !ok {
+				q = postgresSQL(migrations[i])
+			}
+			if _, err := tx.Exec(ctx, q); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_version(version) VALUES ($1)`, i+1); err != nil {

@@ -307,9 +307,15 @@ func TestLocationReportsByAgent(t *testing.T) {
 		DROP INDEX outbox_listed;
 		DROP INDEX outbox_heard;
 		DELETE FROM schema_version WHERE version >= 8;`
+		tally := `DROP TRIGGER outbox_tally_insert; DROP TRIGGER outbox_tally_update; DROP TRIGGER outbox_tally_delete;
+		DROP TABLE outbox_tally;`
 		if drv.name == "postgres" {
 			old = postgresSQL(old)
+			tally = `DROP TRIGGER outbox_tally_insert ON outbox; DROP TRIGGER outbox_tally_update ON outbox;
+			DROP TRIGGER outbox_tally_delete ON outbox; DROP FUNCTION outbox_tally_insert; DROP FUNCTION outbox_tally_update;
+			DROP FUNCTION outbox_tally_delete; DROP TABLE outbox_tally;`
 		}
+		old = tally + old
 		if _, err := s.self().db.ExecContext(ctx, old); err != nil {
 			t.Fatal(err)
 		}

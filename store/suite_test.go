@@ -94,16 +94,16 @@ func (s *common) self() *common { return s }
 type driver struct {
 	name string
 	// where returns the location of a new, empty store: a file path or a DSN.
-	where func(t *testing.T) string
+	where func(t testing.TB) string
 	open  func(ctx context.Context, where string) (testStore, error)
 }
 
 var drivers = []driver{
 	{name: "sqlite",
-		where: func(t *testing.T) string { return filepath.Join(t.TempDir(), "vigil.db") },
+		where: func(t testing.TB) string { return filepath.Join(t.TempDir(), "vigil.db") },
 		open:  func(ctx context.Context, path string) (testStore, error) { return Open(ctx, path) }},
 	{name: "postgres",
-		where: func(t *testing.T) string { return pgtest.Database(t) },
+		where: func(t testing.TB) string { return pgtest.Database(t) },
 		open: func(ctx context.Context, dsn string) (testStore, error) {
 			return OpenPostgres(ctx, dsn, PoolOptions{MaxConns: 8})
 		}},
@@ -121,7 +121,7 @@ func forEachDriver(t *testing.T, test func(t *testing.T, d driver)) {
 }
 
 // openAt opens the store at where; it is closed at cleanup.
-func (d driver) openAt(t *testing.T, where string) testStore {
+func (d driver) openAt(t testing.TB, where string) testStore {
 	t.Helper()
 	s, err := d.open(context.Background(), where)
 	if err != nil {
@@ -132,7 +132,7 @@ func (d driver) openAt(t *testing.T, where string) testStore {
 }
 
 // fresh opens a new, empty store.
-func (d driver) fresh(t *testing.T) testStore {
+func (d driver) fresh(t testing.TB) testStore {
 	t.Helper()
 	return d.openAt(t, d.where(t))
 }
