@@ -176,12 +176,12 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 
 // paced handles an attempt the receiver answered by asking to wait (a 429 or 503 with
 // Retry-After: Slack's rate limit under a burst of incidents): the notifier's lane pauses
-// that long, and for an hour from when the entry was queued the attempt does not count
-// toward max_attempts (a burst of 100 pages is not dead-lettered by being paced); after
-// that it does. It reports whether it handled the attempt.
+// that long, and for an hour from when the entry was queued (by the store's clock: see
+// store.OutboxEntry.Queued) the attempt does not count toward max_attempts (a burst of
+// 100 pages is not dead-lettered by being paced); after that it does. It reports whether it handled the attempt.
 func (a *Agent) paced(ctx context.Context, e *store.OutboxEntry, derr error, now time.Time) bool {
 	wait, ok := retryAfter(derr)
-	if !ok || now.Sub(e.CreatedAt) >= orphanGrace {
+	if !ok || now.Sub(e.Queued) >= orphanGrace {
 		return false
 	}
 	a.pauseLane(e.Notifier, now.Add(wait))
@@ -203,8 +203,9 @@ func retryAfter(derr error) (time.Duration, bool) {
 	return min(wait, outboxMaxBackoff), ok
 }
 
-// orphanGrace is how long after it was queued an entry whose notifier left the config
-// waits for it to come back (a reload that renamed it, a file caught mid-edit) before it is
+// orphanGrace is how long after it was queued (by the store's clock, the database's on
+// PostgreSQL: no agent's clock ahead or behind shortens or stretches it) an entry whose
+// notifier left the config waits for it to come back (a reload that renamed it, a file caught mid-edit) before it is
 // dead-lettered.
 const orphanGrace = time.Hour
 
@@ -213,7 +214,7 @@ const orphanGrace = time.Hour
 // queued, and is dead-lettered after that; a rollback is not lost to an edit.
 func (a *Agent) orphaned(ctx context.Context, e *store.OutboxEntry, now time.Time, record func(string, string, time.Duration) bool) bool {
 	msg := fmt.Sprintf("notifier %q is not in the config (renamed or removed by a reload?)", e.Notifier)
-	age := now.Sub(e.CreatedAt)
+	age := now.Sub(e.Queued) // by the store's clock, not the queuing agent's
 	if age >= orphanGrace {
 		a.log.Error("notification dead-lettered: its notifier has not been in the config for an hour since it was queued",
 			"notifier", e.Notifier, "event", e.Event, "idempotency_key", e.Key)

@@ -274,6 +274,12 @@ var migrations = []string{
 		INSERT INTO outbox_tally(status, n) VALUES (OLD.status, -1);
 	END;
 	INSERT INTO outbox_tally(status, n) SELECT status, COUNT(*) FROM outbox GROUP BY status;`,
+	// 19: when each outbox entry was queued by the store's clock (the database's on
+	// PostgreSQL, as next_attempt_at): the hour an entry may wait for its notifier, or be
+	// paced by its receiver, is judged by it, not by the queuing agent's clock against the
+	// sending one's. Entries queued before are taken as queued at created_at.
+	`ALTER TABLE outbox ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+	UPDATE outbox SET queued_at = created_at;`,
 }
 
 // postgresMigrations are the migrations whose PostgreSQL form is not postgresSQL's, by

@@ -28,15 +28,20 @@ type OutboxEntry struct {
 	// agent may claim the entry again.
 	ClaimedBy  string
 	LeaseUntil time.Time
+	// Queued is when the entry was queued, by the store's clock (the database's on
+	// PostgreSQL, see nowSQL) told in the clock of the caller that claimed it: how long it
+	// has waited is now - Queued by that caller's clock, whatever the queuing agent's clock
+	// said (CreatedAt). Set by ClaimOutbox only.
+	Queued time.Time
 }
 
 // ErrLostClaim is returned for an attempt recorded by an agent whose claim on the entry
 // ran out and was taken by another agent, or whose entry is no longer pending.
 var ErrLostClaim = errors.New("the claim on the notification was lost: its lease ran out and another agent claimed it")
 
-// enqueue writes entries in tx, each due at once: at the database's clock on PostgreSQL
-// (an entry stamped by the clock of an agent a minute ahead waited a minute for the
-// others), at its CreatedAt on SQLite.
+// enqueue writes entries in tx, each due at once and queued then: at the database's clock
+// on PostgreSQL (an entry stamped by the clock of an agent a minute ahead waited a minute
+// for the others), at its CreatedAt on SQLite.
 func (s *common) enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) error {
 	for _, e := range entries {
 		due, dueArgs := s.nowSQL(e.CreatedAt)
@@ -45,9 +50,10 @@ func (s *common) enqueue(ctx context.Context, tx *txn, entries []*OutboxEntry) e
 			status = OutboxPending
 		}
 		var id int64
-		args := append(append([]any{e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt)}, dueArgs...), status, nanos(e.DoneAt), e.LastError)
-		err := tx.QueryRowContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, status, done_at, last_error)
-			VALUES (?,?,?,?,?,?,`+due+`,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING RETURNING id`, args...).Scan(&id)
+		args := append(append(append([]any{e.Notifier, e.Event, e.Key, e.Incident, e.Payload, nanos(e.CreatedAt)}, dueArgs...), dueArgs...),
+			status, nanos(e.DoneAt), e.LastError)
+		err := tx.QueryRowContext(ctx, `INSERT INTO outbox(notifier, event, idem_key, incident, payload, created_at, next_attempt_at, queued_at, status, done_at, last_error)
+			VALUES (?,?,?,?,?,?,`+due+`,`+due+`,?,?,?) ON CONFLICT(notifier, idem_key) DO NOTHING RETURNING id`, args...).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // already written: the notifier hears of the event once
 		case err != nil:
@@ -151,9 +157,37 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 			return err
 		}
 		out, err = queryOutbox(ctx, tx, `SELECT `+outboxColumns+` FROM outbox WHERE id IN (`+inClause(len(ids))+`) ORDER BY id`, ids...)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.queuedAt(ctx, tx, out, clock, clockArgs, now)
 	})
 	return out, s.noted("claiming notifications", err)
+}
+
+// queuedAt sets entries' Queued: how long before the store's clock (clock) each was
+// queued, taken from the caller's now.
+func (s *common) queuedAt(ctx context.Context, tx *txn, entries []*OutboxEntry, clock string, clockArgs []any, now time.Time) error {
+	ids := make([]any, len(entries))
+	byID := make(map[int64]*OutboxEntry, len(entries))
+	for i, e := range entries {
+		ids[i], byID[e.ID] = e.ID, e
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, `+clock+` - queued_at FROM outbox WHERE id IN (`+inClause(len(ids))+`)`, append(clockArgs, ids...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, age int64
+		if err := rows.Scan(&id, &age); err != nil {
+			return err
+		}
+		if e := byID[id]; e != nil {
+			e.Queued = now.Add(-time.Duration(age))
+		}
+	}
+	return rows.Err()
 }
 
 // RenewClaim extends agent's lease on a pending entry to lease from now (by the clock of

@@ -300,6 +300,7 @@ func TestLocationReportsByAgent(t *testing.T) {
 		ALTER TABLE deploys DROP COLUMN rollback_of;
 		ALTER TABLE check_locations DROP COLUMN recent;
 		ALTER TABLE incidents DROP COLUMN muted;
+		ALTER TABLE outbox DROP COLUMN queued_at;
 		DROP TABLE beat_service;
 		DROP TABLE beat_checks;
 		DROP TABLE beat_takers;
