@@ -369,21 +369,11 @@ func setAction(st State, notifier, what string) {
 func rootFallback(st State) string {
 	title, status := st[slackTitle], st[slackStatus]
 	line := title + ": " + status
-	if i := strings.LastIndexByte(title, ' '); i >= 0 {
-		last := title[i+1:]
-		if rest, ok := cutPrefixFold(status, last); ok && (rest == "" || rest[0] == ':' || rest[0] == ' ') {
-			line = title + rest
-		}
+	last := title[strings.LastIndexByte(title, ' ')+1:]
+	if n := len(last); n > 0 && len(status) >= n && strings.EqualFold(status[:n], last) && (len(status) == n || status[n] == ':' || status[n] == ' ') {
+		line = title + status[n:]
 	}
 	return text.Ellipsis(plainEmoji(st[slackEmoji])+" "+line, maxFallbackChars)
-}
-
-// cutPrefixFold is strings.CutPrefix, ignoring case.
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
-		return s, false
-	}
-	return s[len(prefix):], true
 }
 
 // historyLine is one event on the root's timeline (already mrkdwn-escaped).
