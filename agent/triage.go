@@ -185,7 +185,7 @@ var baselineVars = []struct{ key, label string }{
 }
 
 // baselineNote compares a run with the deploy's baseline (the median of the passing runs
-// before it): "p95 412 ms, 180 ms before the deploy"; "" without a baseline.
+// before it): "p95 412 ms (180 ms before the deploy)"; "" without a baseline.
 func baselineNote(res *checks.Result, base map[string]any) string {
 	if res == nil || len(base) == 0 {
 		return ""
@@ -195,7 +195,7 @@ func baselineNote(res *checks.Result, base map[string]any) string {
 		before, ok2 := number(lookup(base, bv.key))
 		// A time of 0 was not measured (a page that died before its load event): no comparison.
 		if ok1 && ok2 && now > 0 {
-			return fmt.Sprintf("%s %s, %s before the deploy", bv.label, fmtMS(now), fmtMS(before))
+			return fmt.Sprintf("%s %s (%s before the deploy)", bv.label, fmtMS(now), fmtMS(before))
 		}
 	}
 	return ""

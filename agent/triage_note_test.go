@@ -15,10 +15,12 @@ func TestBaselineNote(t *testing.T) {
 		now, base map[string]any
 		want      string
 	}{
-		{"sla", map[string]any{"p95_ms": 412.0, "duration_ms": 900.0}, map[string]any{"p95_ms": 180.0, "duration_ms": 300.0}, "p95 412 ms, 180 ms before the deploy"},
-		{"browser that loaded", map[string]any{"timings": map[string]any{"load_ms": 2400.0}}, map[string]any{"timings.load_ms": 400.0}, "load 2.4 s, 400 ms before the deploy"},
+		{"sla", map[string]any{"p95_ms": 412.0, "duration_ms": 900.0}, map[string]any{"p95_ms": 180.0, "duration_ms": 300.0}, "p95 412 ms (180 ms before the deploy)"},
+		{"browser that loaded", map[string]any{"timings": map[string]any{"load_ms": 2400.0}}, map[string]any{"timings.load_ms": 400.0}, "load 2.4 s (400 ms before the deploy)"},
 		{"browser that died first", map[string]any{"timings": map[string]any{"load_ms": 0.0}, "duration_ms": 950.0},
-			map[string]any{"timings.load_ms": 408.0, "duration_ms": 700.0}, "duration 950 ms, 700 ms before the deploy"},
+			map[string]any{"timings.load_ms": 408.0, "duration_ms": 700.0}, "duration 950 ms (700 ms before the deploy)"},
+		// A user read "duration 390 ms, 1.1 s before the deploy" as a run 1.1 s before the deploy.
+		{"faster than before", map[string]any{"duration_ms": 390.0}, map[string]any{"duration_ms": 1100.0}, "duration 390 ms (1.1 s before the deploy)"},
 		{"no baseline", map[string]any{"p95_ms": 412.0}, nil, ""},
 		{"nothing in common", map[string]any{"status": 500}, map[string]any{"p95_ms": 180.0}, ""},
 	} {

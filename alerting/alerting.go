@@ -156,8 +156,8 @@ type FailedCheck struct {
 	TraceID string `json:"trace_id,omitempty"`
 	// TraceURL opens the trace where traces are viewed (tracing.trace_url); "" without it.
 	TraceURL string `json:"trace_url,omitempty"`
-	// Baseline compares the run with the passing runs before the deploy, e.g. "p95 412 ms,
-	// 180 ms before the deploy"; "" without a baseline.
+	// Baseline compares the run with the passing runs before the deploy, e.g. "p95 412 ms
+	// (180 ms before the deploy)": the run's value, then the baseline's; "" without a baseline.
 	Baseline string `json:"baseline,omitempty"`
 	// Owners and RunbookURL are the check's own, when they differ from the event's.
 	Owners     []string `json:"owners,omitempty"`

@@ -47,7 +47,7 @@ func deployFailed() *alerting.Event {
 				RunURL: "http://vigil.example/runs/981", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Screenshot: png,
 				Owners: []string{"U024BE7LH"}, RunbookURL: "https://wiki.example/runbooks/home"},
 			{Name: "login", Kind: "http", Outcome: "fail", Summary: "status == 200 was false: status = 502",
-				RunURL: "http://vigil.example/runs/982", Baseline: "duration 412 ms, 180 ms before the deploy"},
+				RunURL: "http://vigil.example/runs/982", Baseline: "duration 412 ms (180 ms before the deploy)"},
 		},
 		DetectedAfter: 1.4, ChecksPassed: 4, ChecksTotal: 6,
 		Owners: []string{"S0614TZR7"}, RunbookURL: "https://wiki.example/runbooks/web",

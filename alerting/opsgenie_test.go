@@ -52,7 +52,7 @@ func TestOpsgenieCreateNoteClose(t *testing.T) {
 	for _, want := range []string{"Deploy of web v2.1.0 in prod failed verification", "TypeError: e.init is not a function",
 		"http://vigil.example/runs/981", "4bf92f3577b34da6a3ce929d0e0e4736", "abc1234", "status == 200 was false",
 		"http://vigil.example/deploys/d-42", `"team-web"`, `"deploy_failed"`, "rollback-web", "https://wiki.example/runbooks/web",
-		"https://ci.example/runs/7", "4 of 6 checks passed", "duration 412 ms, 180 ms before the deploy"} {
+		"https://ci.example/runs/7", "4 of 6 checks passed", "duration 412 ms (180 ms before the deploy)"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the alert lacks %q: %s", want, body)
 		}
@@ -213,7 +213,7 @@ func TestOpsgenieLimits(t *testing.T) {
 		ev.FailedChecks = append(ev.FailedChecks, alerting.FailedCheck{Name: fmt.Sprintf("api-%02d", i), Kind: "http", Outcome: "fail",
 			Summary: fmt.Sprintf("reason %02d: ", i) + strings.Repeat("upstream connect error or disconnect/reset before headers ", 30),
 			RunURL:  fmt.Sprintf("http://vigil.example/runs/%d", 2000+i), RunbookURL: "https://wiki.example/runbooks/api",
-			TraceURL: "http://tempo.example/trace/" + strings.Repeat("f", 32), Baseline: "duration 2.1 s, 180 ms before the deploy"})
+			TraceURL: "http://tempo.example/trace/" + strings.Repeat("f", 32), Baseline: "duration 2.1 s (180 ms before the deploy)"})
 	}
 	if err := newNotifier(t, cfg, nil).Deliver(t.Context(), ev, alerting.State{}); err != nil {
 		t.Fatalf("Deliver: %v", err)

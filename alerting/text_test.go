@@ -23,7 +23,7 @@ Owners: S0614TZR7
       Run: http://vigil.example/runs/981 · Runbook: https://wiki.example/runbooks/home · trace 4bf92f3577b34da6a3ce929d0e0e4736 · screenshot in the thread
   ✗ login · http · fail
       status == 200 was false: status = 502
-      duration 412 ms, 180 ms before the deploy
+      duration 412 ms (180 ms before the deploy)
       Run: http://vigil.example/runs/982
 rollback-web: calling rollback
 Runbook: https://wiki.example/runbooks/web
