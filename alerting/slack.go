@@ -292,6 +292,11 @@ func (s *Slack) classify(ctx context.Context, err error, rec *recorder, op strin
 		if h := slackHints[se.Err]; h != "" {
 			e.msg += ": " + h
 		}
+		if m := se.ResponseMetadata.Messages; len(m) > 0 {
+			// What Slack found wrong, where: "[ERROR] must be less than 3001 characters
+			// [json-pointer:/blocks/3/text/text]".
+			e.msg += " " + quoteBody([]byte(strings.Join(m, "; ")))
+		}
 		if se.Err == "ratelimited" || se.Err == "rate_limited" {
 			// Posting too fast can be answered 200 {"ok":false}, with the wait in Retry-After
 			// or (too many messages to the channel) without one: the lane pauses either way,

@@ -1,10 +1,8 @@
 package alerting
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/vigil-monitor/vigil/configs"
@@ -20,6 +18,8 @@ const (
 	maxChecksShown   = 15
 	maxHistoryLines  = 12
 	maxFallbackChars = 1000
+	maxLinkURL       = 2000
+	maxLinkLabel     = 200
 )
 
 // rendered is an event as Slack shows it.
@@ -266,11 +266,12 @@ func contextLinks(v view) []string {
 // do, then the links; nil when there is neither.
 func contextBlock(actions []actionLine, links []string) slack.Block {
 	var ctx []slack.MixedElement
+	// Each element is a text of at most 3000 characters: Slack refuses the message otherwise.
 	for _, a := range actions {
-		ctx = append(ctx, mrkdwn("*"+esc(a.notifier)+"*: "+esc(a.what)))
+		ctx = append(ctx, mrkdwn(text.Ellipsis("*"+esc(a.notifier)+"*: "+esc(text.Ellipsis(a.what, maxReason)), maxSectionText)))
 	}
 	for _, l := range links {
-		ctx = append(ctx, mrkdwn(l))
+		ctx = append(ctx, mrkdwn(text.Ellipsis(l, maxSectionText)))
 	}
 	if len(ctx) == 0 {
 		return nil
@@ -315,87 +316,6 @@ func failedCheck(fc FailedCheck) string {
 	return text.Ellipsis(b.String(), maxSectionText)
 }
 
-// rootBlocks is the root message for the incident's current state.
-func rootBlocks(st State) []slack.Block {
-	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, text.Ellipsis(st[slackEmoji]+" "+st[slackTitle], maxHeader), true, false)),
-		section("*Status:* " + esc(st[slackStatus])),
-	}
-	if h := st[slackHistory]; strings.Contains(h, "\n") {
-		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(text.Ellipsis(h, maxSectionText))))
-	}
-	var body slack.Blocks
-	if st[slackBody] != "" && json.Unmarshal([]byte(st[slackBody]), &body) == nil {
-		blocks = append(blocks, body.BlockSet...)
-	}
-	var actions []actionLine
-	var links []string
-	for _, line := range splitLines(st[slackActions]) {
-		notifier, what, _ := strings.Cut(line, "\t")
-		actions = append(actions, actionLine{notifier, what})
-	}
-	links = splitLines(st[slackLinks])
-	if c := contextBlock(actions, links); c != nil {
-		blocks = append(blocks, c)
-	}
-	return blocks
-}
-
-func splitLines(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
-// setAction records on the root what an action webhook did (or will do), replacing the
-// notifier's earlier line.
-func setAction(st State, notifier, what string) {
-	lines := splitLines(st[slackActions])
-	line := notifier + "\t" + strings.ReplaceAll(what, "\n", " ")
-	for i, l := range lines {
-		if n, _, _ := strings.Cut(l, "\t"); n == notifier {
-			lines[i] = line
-			st[slackActions] = strings.Join(lines, "\n")
-			return
-		}
-	}
-	st[slackActions] = strings.Join(append(lines, line), "\n")
-}
-
-// rootFallback is the root's notification text: its title and status, the status's first
-// word left out when the title ends with it ("… cancelled: Argo Rollouts aborted web", not
-// "… cancelled: Cancelled: Argo Rollouts aborted web").
-func rootFallback(st State) string {
-	title, status := st[slackTitle], st[slackStatus]
-	line := title + ": " + status
-	last := title[strings.LastIndexByte(title, ' ')+1:]
-	if n := len(last); n > 0 && len(status) >= n && strings.EqualFold(status[:n], last) && (len(status) == n || status[n] == ':' || status[n] == ' ') {
-		line = title + status[n:]
-	}
-	return text.Ellipsis(plainEmoji(st[slackEmoji])+" "+line, maxFallbackChars)
-}
-
-// historyLine is one event on the root's timeline (already mrkdwn-escaped).
-func historyLine(ev *Event, r rendered, now time.Time) string {
-	at := ev.OccurredAt
-	if at.IsZero() {
-		at = now
-	}
-	return at.UTC().Format("15:04:05Z") + " " + r.emoji + " " + esc(text.Ellipsis(r.status, 300))
-}
-
-func appendHistory(h, line string) string {
-	lines := append(strings.Split(h, "\n"), line)
-	if h == "" {
-		lines = lines[1:]
-	}
-	if len(lines) > maxHistoryLines {
-		lines = append(lines[:1], lines[len(lines)-maxHistoryLines+1:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
 func section(s string) *slack.SectionBlock {
 	return slack.NewSectionBlock(mrkdwn(text.Ellipsis(s, maxSectionText)), nil, nil)
 }
@@ -409,10 +329,16 @@ func esc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// link is a mrkdwn link; characters that would end it early are percent-encoded.
-func link(u, text string) string {
+// link is a mrkdwn link; characters that would end it early are percent-encoded. A URL
+// over maxLinkURL is left out (the label alone): cut, it would lead nowhere, and whole it
+// would take the room of a block's text.
+func link(u, label string) string {
+	label = esc(text.Ellipsis(label, maxLinkLabel))
+	if len(u) > maxLinkURL {
+		return label
+	}
 	u = strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C", " ", "%20").Replace(u)
-	return "<" + u + "|" + esc(text) + ">"
+	return "<" + u + "|" + label + ">"
 }
 
 // plainEmoji turns a status emoji code into a character for notification text.

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -15,6 +16,10 @@ const defaultTeamsTimeout = 10 * time.Second
 
 // maxTeamsActions is how many buttons a card gets (Teams shows up to six).
 const maxTeamsActions = 6
+
+// maxTeamsMessage is how large a message's JSON may grow, of the 28 KB a Workflows webhook
+// takes: the reasons are cut shorter, then failing checks left out (counted), until it fits.
+const maxTeamsMessage = 26 << 10
 
 // Teams posts an Adaptive Card (1.4) per event to a Microsoft Teams channel through a
 // Workflows webhook ("Post to a channel when a webhook request is received"): the status,
@@ -77,8 +82,31 @@ var acStyles = map[string]string{"bad": "attention", "warn": "warning", "good": 
 
 // teamsMessage is the Workflows message envelope around the card. Text from checks goes in
 // TextRuns, which Teams shows as plain text: a reason cannot turn into a link or markup.
+// It fits in maxTeamsMessage: a failing check's reason is cut shorter, then checks are left
+// out and counted, as for Discord.
 func teamsMessage(ev *Event, st State) map[string]any {
 	v := channelView(ev, st)
+	var m map[string]any
+	for reason := maxReason; ; reason /= 2 {
+		m = teamsMessageOf(ev, v, reason)
+		if jsonSize(m) <= maxTeamsMessage || reason < 50 {
+			break
+		}
+	}
+	for jsonSize(m) > maxTeamsMessage && len(v.checks) > 0 {
+		v.checks, v.more = v.checks[:len(v.checks)-1], v.more+1
+		m = teamsMessageOf(ev, v, 50)
+	}
+	return m
+}
+
+// jsonSize is how many bytes v takes as JSON.
+func jsonSize(v any) int {
+	b, _ := json.Marshal(v)
+	return len(b)
+}
+
+func teamsMessageOf(ev *Event, v view, reason int) map[string]any {
 	head := []any{richText(acRun(plainEmoji(v.emoji)+" "+v.title, "size", "Large", "weight", "Bolder"))}
 	if v.status != v.title {
 		head = append(head, richText(acRun(v.status, "weight", "Bolder")))
@@ -98,16 +126,16 @@ func teamsMessage(ev *Event, st State) map[string]any {
 		body = append(body, richText(acRun(text.Ellipsis(v.summary, maxSectionText))))
 	}
 	for _, fc := range v.checks {
-		head := []any{acRun("✗ "+fc.Name, "weight", "Bolder")}
+		head := []any{acRun("✗ "+text.Ellipsis(fc.Name, maxLinkLabel), "weight", "Bolder")}
 		if tags := checkTags(fc); len(tags) > 0 {
 			head = append(head, acRun(" · "+strings.Join(tags, " · "), "isSubtle", true))
 		}
 		items := []any{richText(head...)}
 		if fc.Summary != "" {
-			items = append(items, richText(acRun(text.Ellipsis(fc.Summary, maxReason), "fontType", "Monospace")))
+			items = append(items, richText(acRun(text.Ellipsis(fc.Summary, reason), "fontType", "Monospace")))
 		}
 		if fc.Baseline != "" {
-			items = append(items, richText(acRun(fc.Baseline, "isSubtle", true)))
+			items = append(items, richText(acRun(text.Ellipsis(fc.Baseline, reason), "isSubtle", true)))
 		}
 		if links := checkLinks(fc); len(links) > 0 {
 			items = append(items, richText(links...))
@@ -118,10 +146,10 @@ func teamsMessage(ev *Event, st State) map[string]any {
 		body = append(body, richText(acRun(moreChecks(v.more), "isSubtle", true)))
 	}
 	if v.halt != "" {
-		body = append(body, richText(acRun("🛑 "+haltLabel+" ", "weight", "Bolder"), acRun(v.halt)))
+		body = append(body, richText(acRun("🛑 "+haltLabel+" ", "weight", "Bolder"), acRun(text.Ellipsis(v.halt, maxSectionText))))
 	}
 	for _, a := range v.actions {
-		body = append(body, richText(acRun(a.notifier+": ", "weight", "Bolder"), acRun(a.what)))
+		body = append(body, richText(acRun(a.notifier+": ", "weight", "Bolder"), acRun(text.Ellipsis(a.what, maxReason))))
 	}
 	card := map[string]any{
 		"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -173,7 +201,7 @@ func checkLinks(fc FailedCheck) []any {
 func teamsActions(v view) []any {
 	var out []any
 	add := func(title, u string) {
-		if u != "" && validHTTPURL(u) && len(out) < maxTeamsActions {
+		if u != "" && len(u) <= maxLinkURL && validHTTPURL(u) && len(out) < maxTeamsActions {
 			out = append(out, map[string]any{"type": "Action.OpenUrl", "title": text.Ellipsis(title, 40), "url": u})
 		}
 	}
@@ -204,7 +232,7 @@ func acRun(s string, opts ...any) map[string]any {
 
 func acLink(s, u string) map[string]any {
 	r := acRun(s)
-	if validHTTPURL(u) {
+	if len(u) <= maxLinkURL && validHTTPURL(u) {
 		r["selectAction"] = map[string]any{"type": "Action.OpenUrl", "url": u}
 	}
 	return r

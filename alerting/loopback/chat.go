@@ -27,6 +27,10 @@ type Chat struct {
 	posts []ChatPost
 }
 
+// maxChatBody is the largest request the chat receivers read; a larger one is answered
+// 413, as the services answer a request far over their limits.
+const maxChatBody = 1 << 20
+
 // ChatPost is one request as it arrived, accepted or not.
 type ChatPost struct {
 	Path   string
@@ -91,7 +95,7 @@ func (c *Chat) Accepted() []ChatPost {
 
 func (c *Chat) handle(w http.ResponseWriter, r *http.Request) {
 	p := ChatPost{Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), At: time.Now()}
-	p.Body, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	p.Body, _ = io.ReadAll(io.LimitReader(r.Body, maxChatBody+1))
 	_ = json.Unmarshal(p.Body, &p.Payload)
 	c.mu.Lock()
 	idx := len(c.posts)
@@ -112,6 +116,14 @@ func (c *Chat) handle(w http.ResponseWriter, r *http.Request) {
 		secret = "/" + DiscordToken
 	}
 	switch {
+	case len(p.Body) > maxChatBody:
+		record(http.StatusRequestEntityTooLarge)
+		answer := map[string]any{"message": "Request entity too large"}
+		if c.flavour == "discord" {
+			answer["code"] = 40005
+		}
+		writeJSON(w, http.StatusRequestEntityTooLarge, answer)
+		return
 	case r.Method != http.MethodPost:
 		record(http.StatusMethodNotAllowed)
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -201,8 +202,36 @@ func TestSlackServerIsStrictLikeSlack(t *testing.T) {
 	if r := call("chat.postMessage", url.Values{"channel": {"#deploys"}, "text": {"x"}, "thread_ts": {"1.2"}}); r["error"] != "thread_not_found" {
 		t.Errorf("reply to no thread: %v", r)
 	}
-	if r := call("chat.postMessage", url.Values{"channel": {"#deploys"}, "blocks": {"not json"}}); r["error"] != "invalid_blocks" {
+	if r := call("chat.postMessage", url.Values{"channel": {"#deploys"}, "blocks": {"not json"}}); r["error"] != "invalid_blocks_format" {
 		t.Errorf("bad blocks: %v", r)
+	}
+	// Block Kit's limits, refused as Slack refuses them.
+	section := func(n int) string {
+		return `{"type":"section","text":{"type":"mrkdwn","text":"` + strings.Repeat("é", n) + `"}}`
+	}
+	for _, c := range []struct{ name, blocks, text, want string }{
+		{"section of 3000 characters", "[" + section(3000) + "]", "", ""},
+		{"section of 3001 characters", "[" + section(3000) + "," + section(3001) + "]", "", "must be less than 3001 characters [json-pointer:/blocks/1/text/text]"},
+		{"empty section", "[" + section(0) + "]", "", "must be more than 0 characters"},
+		{"header of 151", `[{"type":"header","text":{"type":"plain_text","text":"` + strings.Repeat("h", 151) + `"}}]`, "", "less than 151"},
+		{"11 fields", `[{"type":"section","fields":[` + strings.TrimSuffix(strings.Repeat(`{"type":"mrkdwn","text":"f"},`, 11), ",") + `]}]`, "", "no more than 10 items"},
+		{"51 blocks", "[" + strings.TrimSuffix(strings.Repeat(section(1)+",", 51), ",") + "]", "", "no more than 50 items"},
+		{"11 context elements", `[{"type":"context","elements":[` + strings.TrimSuffix(strings.Repeat(`{"type":"mrkdwn","text":"c"},`, 11), ",") + `]}]`, "", "1 to 10 items"},
+		{"text of 40,001", "", strings.Repeat("t", 40001), "msg_too_long"},
+	} {
+		args := url.Values{"channel": {"#deploys"}, "text": {c.text}}
+		if c.blocks != "" {
+			args.Set("blocks", c.blocks)
+		}
+		r := call("chat.postMessage", args)
+		switch {
+		case c.want == "" && r["ok"] != true:
+			t.Errorf("%s: refused: %v", c.name, r)
+		case c.want == "msg_too_long" && r["error"] != "msg_too_long":
+			t.Errorf("%s: %v, want msg_too_long", c.name, r)
+		case c.want != "" && c.want != "msg_too_long" && (r["error"] != "invalid_blocks" || !strings.Contains(fmt.Sprint(r["response_metadata"]), c.want)):
+			t.Errorf("%s: %v, want invalid_blocks saying %q", c.name, r, c.want)
+		}
 	}
 	if r := call("files.completeUploadExternal", url.Values{"files": {`[{"id":"F404"}]`}}); r["error"] != "file_not_found" {
 		t.Errorf("completing an upload that never happened: %v", r)
@@ -215,7 +244,7 @@ func TestSlackServerIsStrictLikeSlack(t *testing.T) {
 			t.Errorf("fault: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	}
-	if len(s.Messages()) != 1 {
-		t.Errorf("%d messages", len(s.Messages()))
+	if len(s.Messages()) != 2 {
+		t.Errorf("%d messages, want the first and the 3000 characters' one", len(s.Messages()))
 	}
 }

@@ -18,8 +18,9 @@ const SlackToken = "xoxb-vigil-test-token"
 
 // Slack is a loopback Slack Web API server. It speaks the methods vigil uses —
 // chat.postMessage, chat.update, files.getUploadURLExternal, the upload URL it hands out,
-// files.completeUploadExternal, auth.test — checks the token, and records every call with
-// its decoded arguments.
+// files.completeUploadExternal, auth.test — checks the token, refuses a message over Block
+// Kit's limits as Slack does (invalid_blocks with response_metadata, msg_too_long; see
+// checkBlocks), and records every call with its decoded arguments.
 type Slack struct {
 	server
 	// Token is the bot token it accepts; anything else is invalid_auth.
@@ -295,7 +296,12 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		slackErr = "unknown_method"
 	}
 	if slackErr != "" {
-		fail(slackErr)
+		record(http.StatusOK, slackErr)
+		refusal := map[string]any{"ok": false, "error": slackErr}
+		for k, v := range answer {
+			refusal[k] = v
+		}
+		writeJSON(w, http.StatusOK, refusal)
 		return
 	}
 	record(http.StatusOK, "")

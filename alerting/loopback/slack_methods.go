@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // channelID maps a channel name or id to an id, creating one for a new name.
@@ -50,20 +51,108 @@ func (s *Slack) find(channel, ts string) *SlackMessage {
 	return nil
 }
 
-func validBlocks(b string) bool {
-	if b == "" {
-		return true
+// Slack's limits on a message, as chat.postMessage and chat.update enforce them (in
+// characters): at most 50 blocks; a header's text at most 150; a section's text at most
+// 3000 and at most 10 fields of at most 2000; a context's elements at most 10, each text
+// at most 3000; no text empty; the text argument at most 40,000.
+const (
+	maxBlocks        = 50
+	maxHeaderText    = 150
+	maxSectionText   = 3000
+	maxSectionFields = 10
+	maxFieldText     = 2000
+	maxContextItems  = 10
+	maxMessageText   = 40000
+)
+
+// checkBlocks checks a blocks argument as Slack does: "" when it passes (or there is
+// none), else the error code and, as Slack's response_metadata says it, what is wrong where.
+func checkBlocks(raw string) (code, detail string) {
+	if raw == "" {
+		return "", ""
 	}
-	var v []map[string]any
-	if json.Unmarshal([]byte(b), &v) != nil || len(v) > 50 {
-		return false
+	var blocks []map[string]any
+	if json.Unmarshal([]byte(raw), &blocks) != nil {
+		return "invalid_blocks_format", "[ERROR] blocks must be a JSON array of objects"
 	}
-	for _, blk := range v {
-		if _, ok := blk["type"].(string); !ok {
-			return false
+	if len(blocks) > maxBlocks {
+		return "invalid_blocks", fmt.Sprintf("[ERROR] no more than %d items allowed [json-pointer:/blocks]", maxBlocks)
+	}
+	for i, b := range blocks {
+		at := fmt.Sprintf("/blocks/%d", i)
+		if msg := checkBlock(b, at); msg != "" {
+			return "invalid_blocks", "[ERROR] " + msg
 		}
 	}
-	return true
+	return "", ""
+}
+
+func checkBlock(b map[string]any, at string) string {
+	text := func(v any, max int, at string) string {
+		t, _ := v.(map[string]any)
+		s, _ := t["text"].(string)
+		switch n := utf8.RuneCountInString(s); {
+		case t == nil || (t["type"] != "mrkdwn" && t["type"] != "plain_text"):
+			return "must be a text object [json-pointer:" + at + "]"
+		case n == 0:
+			return "must be more than 0 characters [json-pointer:" + at + "/text]"
+		case n > max:
+			return fmt.Sprintf("must be less than %d characters [json-pointer:%s/text]", max+1, at)
+		}
+		return ""
+	}
+	switch b["type"] {
+	case "header":
+		return text(b["text"], maxHeaderText, at+"/text")
+	case "section":
+		fields, _ := b["fields"].([]any)
+		if b["text"] == nil && len(fields) == 0 {
+			return "a section needs text or fields [json-pointer:" + at + "]"
+		}
+		if b["text"] != nil {
+			if msg := text(b["text"], maxSectionText, at+"/text"); msg != "" {
+				return msg
+			}
+		}
+		if len(fields) > maxSectionFields {
+			return fmt.Sprintf("no more than %d items allowed [json-pointer:%s/fields]", maxSectionFields, at)
+		}
+		for j, f := range fields {
+			if msg := text(f, maxFieldText, fmt.Sprintf("%s/fields/%d", at, j)); msg != "" {
+				return msg
+			}
+		}
+	case "context":
+		elems, _ := b["elements"].([]any)
+		if len(elems) == 0 || len(elems) > maxContextItems {
+			return fmt.Sprintf("must have 1 to %d items [json-pointer:%s/elements]", maxContextItems, at)
+		}
+		for j, e := range elems {
+			if msg := text(e, maxSectionText, fmt.Sprintf("%s/elements/%d", at, j)); msg != "" {
+				return msg
+			}
+		}
+	case "divider", "image", "actions", "rich_text", "file", "input", "video":
+	default:
+		return "unknown block type [json-pointer:" + at + "/type]"
+	}
+	return ""
+}
+
+// checkMessage checks a chat.postMessage or chat.update's text and blocks.
+func checkMessage(f url.Values) (code, detail string) {
+	if utf8.RuneCountInString(f.Get("text")) > maxMessageText {
+		return "msg_too_long", ""
+	}
+	return checkBlocks(f.Get("blocks"))
+}
+
+// refused is the answer's extra fields for a refused message: Slack's response_metadata.
+func refused(detail string) map[string]any {
+	if detail == "" {
+		return nil
+	}
+	return map[string]any{"response_metadata": map[string]any{"messages": []string{detail}}}
 }
 
 func (s *Slack) postMessage(f url.Values) (map[string]any, string) {
@@ -75,8 +164,8 @@ func (s *Slack) postMessage(f url.Values) (map[string]any, string) {
 	if f.Get("text") == "" && f.Get("blocks") == "" {
 		return nil, "no_text"
 	}
-	if !validBlocks(f.Get("blocks")) {
-		return nil, "invalid_blocks"
+	if code, detail := checkMessage(f); code != "" {
+		return refused(detail), code
 	}
 	ch := s.channelID(f.Get("channel"))
 	thread := f.Get("thread_ts")
@@ -100,8 +189,8 @@ func (s *Slack) update(f url.Values) (map[string]any, string) {
 	if !s.knownID(ch) {
 		return nil, "channel_not_found" // chat.update takes a channel id, never a name
 	}
-	if !validBlocks(f.Get("blocks")) {
-		return nil, "invalid_blocks"
+	if code, detail := checkMessage(f); code != "" {
+		return refused(detail), code
 	}
 	m := s.find(ch, f.Get("ts"))
 	if m == nil {
