@@ -27,12 +27,14 @@ func mailNotifier(name string, srv *smtptest.Server) string {
 }
 
 // lostFailures starts an agent whose service routes failures to Teams, Discord and email
-// (and to more, in also), and queues a refusal for good of each channel's next message.
+// (and to more, in also), and queues a refusal for good of each channel's next message. (Not
+// a 400: that refuses the message's content, and its plain form goes instead, see
+// TestAFailedDeployRefusedForItsFormattingStillReachesTheChannels.)
 func lostFailures(t *testing.T, tg *target, also, notifiers string) (*harness, map[string]*loopback.Chat, *smtptest.Server) {
 	teams := loopback.NewTeams(t)
-	teams.Fail(loopback.Fault{Status: 400, Body: []byte("Bad Request: card rejected")})
+	teams.Fail(loopback.Fault{Status: 403, Body: []byte("Forbidden: the flow's owner left")})
 	discord := loopback.NewDiscord(t)
-	discord.Fail(loopback.Fault{Status: 400, Body: []byte(`{"message": "Invalid Form Body", "code": 50035}`), ContentType: "application/json"})
+	discord.Fail(loopback.Fault{Status: 404, Body: []byte(`{"message": "Unknown Webhook", "code": 10015}`), ContentType: "application/json"})
 	smtp := smtptest.Start(t, smtptest.Options{})
 	smtp.Fail("MAIL", 554, "sender rejected")
 	h := startAgent(t, "", webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2",

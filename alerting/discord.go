@@ -86,7 +86,8 @@ func (d *Discord) Deliver(ctx context.Context, ev *Event, st State) error {
 	attempting(ev, st)
 	ctx, cancel := d.attempt(ctx)
 	defer cancel()
-	err := d.post(ctx, d.client, jsonPost{url: d.url, shown: d.shown, body: discordMessage(ev, st), retryAfter: discordRetryAfter},
+	full := jsonPost{url: d.url, shown: d.shown, body: discordMessage(ev, st), retryAfter: discordRetryAfter, refused: answerRefusal}
+	err := d.postOrMinimal(ctx, d.client, ev, st, full, func(refused string) any { return discordPlain(ev, st, refused) },
 		"Discord refused the webhook or it was deleted: copy the channel's webhook URL again")
 	if err != nil {
 		return err

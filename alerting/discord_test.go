@@ -102,7 +102,7 @@ func TestDiscordHostileText(t *testing.T) {
 func TestDiscordHostileReceiver(t *testing.T) {
 	t.Parallel()
 	rx := loopback.NewDiscord(t)
-	testHostileReceiver(t, receiver{fail: rx.Fail, secrets: []string{loopback.DiscordToken},
+	testHostileReceiver(t, receiver{fail: rx.Fail, secrets: []string{loopback.DiscordToken}, plain: true,
 		build: func(t *testing.T, timeout time.Duration) alerting.Notifier {
 			cfg := discordConfig(rx)
 			cfg.Timeout = timeout

@@ -38,8 +38,12 @@ type Error struct {
 	// every attempt was refused by an answer or never left this machine (DNS, a refused
 	// connection, a TLS handshake): then it did not.
 	MayHaveArrived bool
-	msg            string
-	err            error
+	// refused is set when the receiver refused the message for its content (Slack's
+	// invalid_blocks, a Discord or Teams 400): what it said, in short. The same event in
+	// the minimal form the service always takes can still go through (see postOrMinimal).
+	refused string
+	msg     string
+	err     error
 }
 
 func (e *Error) Error() string {
@@ -88,6 +92,16 @@ func Permanent(err error) bool {
 		return e.Permanent
 	}
 	return errors.Is(err, ErrDryRun) || errors.Is(err, ErrSkipped)
+}
+
+// refusedContent is what the receiver said when it refused the message for its content
+// ("" for any other error): see Error.refused.
+func refusedContent(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.refused
+	}
+	return ""
 }
 
 // ErrDryRun is what Deliver returns, wrapped in a *DryRunError, when it did not call

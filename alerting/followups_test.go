@@ -31,8 +31,9 @@ func channels(t *testing.T) map[string]channel {
 		}
 	}
 	return map[string]channel{
-		"teams":   {newNotifier(t, teamsConfig(teams), nil), func() { teams.Fail(loopback.Fault{Status: 400}) }, bodies(teams)},
-		"discord": {newNotifier(t, discordConfig(discord), nil), func() { discord.Fail(loopback.Fault{Status: 400}) }, bodies(discord)},
+		// A 403, not a 400: a 400 refuses the message's content, and its plain form is sent instead.
+		"teams":   {newNotifier(t, teamsConfig(teams), nil), func() { teams.Fail(loopback.Fault{Status: 403}) }, bodies(teams)},
+		"discord": {newNotifier(t, discordConfig(discord), nil), func() { discord.Fail(loopback.Fault{Status: 403}) }, bodies(discord)},
 		"email": {newNotifier(t, emailConfig(srv), nil), func() { srv.Fail("MAIL", 554, "sender rejected") }, func() []string {
 			var out []string
 			for _, m := range srv.Messages() {

@@ -18,6 +18,9 @@ type receiver struct {
 	build func(t *testing.T, timeout time.Duration) alerting.Notifier
 	// secrets must never show in an error.
 	secrets []string
+	// plain: the receiver is a chat service whose 400 refuses the message's content, and
+	// the notifier sends its plain form then; the 400 is answered to both.
+	plain bool
 }
 
 // testHostileReceiver checks how a channel notifier reads a receiver that never answers,
@@ -49,6 +52,9 @@ func testHostileReceiver(t *testing.T, rx receiver) {
 				timeout = 200 * time.Millisecond
 			}
 			n := rx.build(t, timeout)
+			if rx.plain && tt.fault.Status == 400 {
+				tt.fault.Times, tt.says = 2, "the plain form, sent because the full message was refused (400 Bad Request: bad payload): answered 400 Bad Request: «"+string(tt.fault.Body)+"»"
+			}
 			rx.fail(tt.fault)
 			err := n.Deliver(t.Context(), deployFailed(), alerting.State{})
 			if err == nil {

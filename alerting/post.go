@@ -23,6 +23,9 @@ type jsonPost struct {
 	// retryAfter reads how long a 429 without a Retry-After header asks to wait from the
 	// answer's body (Discord's retry_after); nil when the channel has no such field.
 	retryAfter func(answer []byte) time.Duration
+	// refused says whether an answer that is not a success refuses the message for its
+	// content, and how (Error.refused); nil when no answer does.
+	refused func(status int, answer []byte) string
 }
 
 // post sends one request within the attempt's context and classifies the answer like the
@@ -59,6 +62,9 @@ func (b *base) post(ctx context.Context, client *http.Client, p jsonPost, hint s
 	e := statusError(b.name, op, resp.StatusCode, resp.Header, answer, b.opts.Now())
 	if readErr != nil {
 		e.msg += " (answer cut short)"
+	}
+	if p.refused != nil {
+		e.refused = p.refused(resp.StatusCode, answer)
 	}
 	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter == 0 && p.retryAfter != nil {
 		e.RetryAfter = p.retryAfter(answer)

@@ -49,22 +49,12 @@ const (
 	slackFailed  = "failed"  // a failure was posted in this incident
 	slackActions = "actions" // what each action webhook did: "notifier\twhat" lines
 	slackLinks   = "links"   // the root's context links, mrkdwn, one a line
+	slackLine    = "line"    // the root's event in one line (its notification text)
+	slackURL     = "url"     // the root's status page
+	// slackPlain is the error Slack refused the root's blocks with (invalid_blocks,
+	// msg_too_long, …): the root is text alone from then on, its updates too.
+	slackPlain = "plain"
 )
-
-// setRoot makes the event the root's title and evidence.
-func setRoot(st State, r rendered) error {
-	body, err := json.Marshal(slack.Blocks{BlockSet: r.body})
-	if err != nil {
-		return err
-	}
-	st[slackTitle], st[slackBody] = r.title, string(body)
-	st[slackLinks] = strings.Join(r.links, "\n")
-	delete(st, slackActions)
-	for _, a := range r.actions {
-		setAction(st, a.notifier, a.what)
-	}
-	return nil
-}
 
 func newSlack(cfg *configs.Notifier, opts Options) (*Slack, error) {
 	p := "notifiers." + cfg.Name
@@ -117,7 +107,9 @@ func (s *Slack) Wants(event string) bool {
 
 // Deliver posts the event (a new root message, or a reply in the incident's thread plus an
 // update of the root), then uploads the screenshots into the thread. Each step that
-// succeeds is recorded in st, so a retry does not repeat it.
+// succeeds is recorded in st, so a retry does not repeat it. A message whose blocks Slack
+// refuses for their content is sent as text alone (richOrPlain), and a root so sent stays
+// text.
 func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err := checkEvent(s.name, ev); err != nil {
 		return err
@@ -163,20 +155,34 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			st[slackEmoji], st[slackStatus] = r.emoji, r.status
 			st[slackHistory] = historyLine(ev, r, now)
 			st[key+"/history"] = "1"
-			ch, ts, err := api.PostMessageContext(ctx, s.channel,
-				slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(r.fallback, false),
-				slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+			var ch, ts string
+			err := s.richOrPlain(ctx, ev, "chat.postMessage", st, slackPlain, func(rich bool) (err error) {
+				opts := []slack.MsgOption{slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(r.fallback, false)}
+				if !rich {
+					opts = []slack.MsgOption{slack.MsgOptionText(plainRoot(st, mentions(ev.Owners)), false)}
+				}
+				ch, ts, err = api.PostMessageContext(ctx, s.channel,
+					append(opts, slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
+				return err
+			})
 			if err != nil {
-				return s.classify(ctx, err, rec, "chat.postMessage", now)
+				return s.classify(ctx, err, rec, asText("chat.postMessage", st[slackPlain]), now)
 			}
 			st[slackChannel], st[slackTS] = ch, ts
 			st[key+"/posted"], st[key+"/updated"] = ts, "root"
 		} else {
-			_, ts, err := api.PostMessageContext(ctx, st[slackChannel], slack.MsgOptionTS(st[slackTS]),
-				slack.MsgOptionBlocks(r.reply...), slack.MsgOptionText(r.fallback, false),
-				slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+			var ts string
+			err := s.richOrPlain(ctx, ev, "chat.postMessage (thread reply)", st, key+"/plain", func(rich bool) (err error) {
+				opts := []slack.MsgOption{slack.MsgOptionBlocks(r.reply...), slack.MsgOptionText(r.fallback, false)}
+				if !rich {
+					opts = []slack.MsgOption{slack.MsgOptionText(slackPlainText([]string{r.fallback}, "", r.statusURL, st[key+"/plain"]), false)}
+				}
+				_, ts, err = api.PostMessageContext(ctx, st[slackChannel], append(opts, slack.MsgOptionTS(st[slackTS]),
+					slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
+				return err
+			})
 			if err != nil {
-				return s.classify(ctx, err, rec, "chat.postMessage (thread reply)", now)
+				return s.classify(ctx, err, rec, asText("chat.postMessage (thread reply)", st[key+"/plain"]), now)
 			}
 			st[key+"/posted"] = ts
 		}
@@ -200,15 +206,23 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			}
 			st[key+"/history"] = "1"
 		}
-		_, _, _, err := api.UpdateMessageContext(ctx, st[slackChannel], st[slackTS],
-			slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(rootFallback(st), false))
+		err := s.richOrPlain(ctx, ev, "chat.update", st, slackPlain, func(rich bool) (err error) {
+			// No blocks ([]) takes the root's blocks away: a root Slack refused stays text.
+			blocks, txt := rootBlocks(st), rootFallback(st)
+			if !rich {
+				blocks, txt = []slack.Block{}, plainRoot(st, "")
+			}
+			_, _, _, err = api.UpdateMessageContext(ctx, st[slackChannel], st[slackTS], slack.MsgOptionBlocks(blocks...),
+				slack.MsgOptionText(txt, false))
+			return err
+		})
 		var se slack.SlackErrorResponse
 		switch {
 		case errors.As(err, &se) && slices.Contains([]string{"message_not_found", "cant_update_message", "edit_window_closed"}, se.Err):
 			// Someone deleted or froze the root; the reply in the thread carries the news.
 			s.log.WarnContext(ctx, "slack: root message not updated", "incident", ev.Incident, "error", se.Err)
 		case err != nil:
-			return s.classify(ctx, err, rec, "chat.update", now)
+			return s.classify(ctx, err, rec, asText("chat.update", st[slackPlain]), now)
 		}
 		st[key+"/updated"] = "1"
 	}
@@ -256,6 +270,8 @@ const screenshotTries = 3
 
 // slackRetryable are Web API error codes worth retrying; other codes (invalid_auth,
 // channel_not_found, not_in_channel, missing_scope, invalid_blocks, ...) are Permanent.
+// (Deliver meets a content refusal such as invalid_blocks by sending the text alone first:
+// slackContentErrors.)
 var slackRetryable = []string{"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
 	"request_timeout", "team_added_to_org", "upload_failed"}
 

@@ -34,13 +34,16 @@ type rendered struct {
 	// so an action's result replaces "calling rollback" there.
 	actions []actionLine
 	links   []string
+	// statusURL is the event's status page, shown as text where Slack refuses the blocks.
+	statusURL string
 }
 
 // render renders ev; resolves says whether the incident had a failure, so that a
 // deploy_passed reads "Resolved" rather than "Passed verification".
 func render(ev *Event, resolves bool) rendered {
 	v := newView(ev, resolves)
-	r := rendered{title: v.title, emoji: v.emoji, status: v.status, actions: v.actions, links: contextLinks(v)}
+	r := rendered{title: v.title, emoji: v.emoji, status: v.status, actions: v.actions, links: contextLinks(v),
+		statusURL: v.statusURL}
 	facts, details := evidence(v)
 	lead := leadText(v)
 
@@ -73,19 +76,26 @@ func render(ev *Event, resolves bool) rendered {
 		r.reply = append(r.reply, c)
 	}
 
-	r.fallback = plainEmoji(r.emoji) + " " + r.title
+	r.fallback = notification(ev, v)
+	return r
+}
+
+// notification is the event in one line, as text: the notification of a Slack message, and
+// the heart of the minimal form a chat service that refused the full message is sent
+// (see plain.go). The emoji, the title and what happened.
+func notification(ev *Event, v view) string {
+	line := plainEmoji(v.emoji) + " " + v.title
 	switch {
 	case ev.Name == configs.EventDeployCancelled && ev.Summary != "":
-		r.fallback += ": " + strings.TrimPrefix(ev.Summary, "cancelled: ")
+		line += ": " + strings.TrimPrefix(ev.Summary, "cancelled: ")
 	case ev.Name == configs.EventDeploySuperseded && ev.SupersededBy != nil:
-		r.fallback += " by " + ev.SupersededBy.String()
+		line += " by " + ev.SupersededBy.String()
 	case v.summary != "":
-		r.fallback += ": " + v.summary
+		line += ": " + v.summary
 	case len(v.checks) > 0 && v.checks[0].Summary != "":
-		r.fallback += ": " + v.checks[0].Name + ": " + v.checks[0].Summary
+		line += ": " + v.checks[0].Name + ": " + v.checks[0].Summary
 	}
-	r.fallback = text.Ellipsis(r.fallback, maxFallbackChars)
-	return r
+	return text.Ellipsis(line, maxFallbackChars)
 }
 
 func title(ev *Event) string {

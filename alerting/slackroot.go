@@ -13,6 +13,22 @@ import (
 	"github.com/vigil-monitor/vigil/internal/text"
 )
 
+// setRoot makes the event the root's title and evidence.
+func setRoot(st State, r rendered) error {
+	body, err := json.Marshal(slack.Blocks{BlockSet: r.body})
+	if err != nil {
+		return err
+	}
+	st[slackTitle], st[slackBody] = r.title, string(body)
+	st[slackLinks] = strings.Join(r.links, "\n")
+	st[slackLine], st[slackURL] = r.fallback, r.statusURL
+	delete(st, slackActions)
+	for _, a := range r.actions {
+		setAction(st, a.notifier, a.what)
+	}
+	return nil
+}
+
 // rootBlocks is the root message for the incident's current state.
 func rootBlocks(st State) []slack.Block {
 	blocks := []slack.Block{

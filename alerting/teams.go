@@ -68,7 +68,8 @@ func (m *Teams) Deliver(ctx context.Context, ev *Event, st State) error {
 	attempting(ev, st)
 	ctx, cancel := m.attempt(ctx)
 	defer cancel()
-	err := m.post(ctx, m.client, jsonPost{url: m.url, shown: m.shown, body: teamsMessage(ev, st)},
+	full := jsonPost{url: m.url, shown: m.shown, body: teamsMessage(ev, st), refused: answerRefusal}
+	err := m.postOrMinimal(ctx, m.client, ev, st, full, func(refused string) any { return teamsPlain(ev, st, refused) },
 		"the workflow refused the request or is gone: copy its webhook URL again, the sig parameter included")
 	if err != nil {
 		return err

@@ -141,7 +141,7 @@ func TestTeamsFollowUps(t *testing.T) {
 func TestTeamsHostileReceiver(t *testing.T) {
 	t.Parallel()
 	rx := loopback.NewTeams(t)
-	testHostileReceiver(t, receiver{fail: rx.Fail, secrets: []string{loopback.TeamsSig},
+	testHostileReceiver(t, receiver{fail: rx.Fail, secrets: []string{loopback.TeamsSig}, plain: true,
 		build: func(t *testing.T, timeout time.Duration) alerting.Notifier {
 			cfg := teamsConfig(rx)
 			cfg.Timeout = timeout

@@ -139,7 +139,13 @@ func (c *Chat) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg := c.check(p.Payload); msg != "" {
 		record(http.StatusBadRequest)
-		writeJSON(w, http.StatusBadRequest, map[string]any{"message": msg})
+		answer := map[string]any{"message": msg}
+		if c.flavour == "discord" {
+			// As Discord says it: 50035, with what is wrong under errors.
+			answer = map[string]any{"message": "Invalid Form Body", "code": 50035,
+				"errors": map[string]any{"_errors": []any{map[string]any{"code": "BASE_TYPE_INVALID", "message": msg}}}}
+		}
+		writeJSON(w, http.StatusBadRequest, answer)
 		return
 	}
 	switch {
