@@ -27,8 +27,10 @@ type Assertion struct {
 	usesBaseline bool
 	// roots are the variables the assertion reads (the first name of each reference).
 	roots map[string]bool
-	// tree is the parsed expression, for FalseForGood.
+	// tree is the parsed expression, for FalseForGood and to explain an evaluation error;
+	// env is the variables' types it was compiled against.
 	tree ast.Node
+	env  types.Map
 }
 
 // operand is a variable reference inside an assertion, evaluated on failure so the reason
@@ -109,7 +111,7 @@ func CompileAssertion(src string, env types.Map) (*Assertion, error) {
 	if err != nil {
 		return nil, explainCompileError(err, env)
 	}
-	a := &Assertion{Source: src, program: program, roots: map[string]bool{}}
+	a := &Assertion{Source: src, program: program, roots: map[string]bool{}, env: env}
 	tree, err := parser.Parse(code)
 	if err != nil {
 		return a, nil
@@ -356,7 +358,8 @@ func (a *Assertion) Eval(env map[string]any, details map[string]string) (bool, s
 func (a *Assertion) eval(env map[string]any, details map[string]string, red *configs.Redactor) (bool, string) {
 	out, err := expr.Run(a.program, env)
 	if err != nil {
-		return false, fmt.Sprintf("%s could not be evaluated: %s", a.Source, firstLine(err.Error()))
+		return false, fmt.Sprintf("%s could not be evaluated: %s", a.Source,
+			explainEvalError(err, a.tree, evalScope{env: a.env, vars: env, details: details, red: red}))
 	}
 	if ok, _ := out.(bool); ok {
 		return true, ""

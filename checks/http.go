@@ -149,15 +149,26 @@ func SetHTTPVars(run *Run, prefix string, resp *Response, now time.Time) {
 	}
 	if resp.Truncated {
 		run.Explain(prefix+"body", "cut at the body size cap")
-		run.Explain(prefix+"json", "not parsed: the body was cut at the size cap")
-	} else if resp.JSON == nil && resp.JSONError != "" {
-		run.Explain(prefix+"json", "the body looks like JSON and does not parse: "+Trim(resp.JSONError, 200))
-	} else if resp.JSON == nil {
-		run.Explain(prefix+"json", "the body is not JSON")
+	}
+	if why := noJSON(resp); why != "" {
+		run.Explain(prefix+"json", why)
 	}
 	if resp.Reused {
 		run.Explain(prefix+"connect_ms", "a kept-alive connection was reused")
 	}
+}
+
+// noJSON says why an answer has no json, "" when it has.
+func noJSON(resp *Response) string {
+	switch {
+	case resp.Truncated:
+		return "not parsed: the body was cut at the size cap"
+	case resp.JSON == nil && resp.JSONError != "":
+		return "the body looks like JSON and does not parse: " + Trim(resp.JSONError, 200)
+	case resp.JSON == nil:
+		return "the body is not JSON"
+	}
+	return ""
 }
 
 func flattenHeaders(h http.Header) map[string]string {

@@ -5,11 +5,13 @@ package checks
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"text/template"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 	"github.com/tidwall/gjson"
@@ -30,6 +32,7 @@ type readMatcher struct {
 	contains *template.Template // rendered with {{ .Nonce }}
 	path     string             // gjson path whose value (or an element of it) equals the nonce
 	program  *vm.Program        // expr over readMatchVars
+	tree     ast.Node           // the expression parsed, to explain an evaluation error
 	source   string
 }
 
@@ -47,10 +50,12 @@ func (m *readMatcher) shows(resp *Response, nonce string) (bool, error) {
 	case m.path != "":
 		return gjsonHas(gjson.GetBytes(resp.Body, m.path), nonce, 0), nil
 	case m.program != nil:
-		out, err := expr.Run(m.program, map[string]any{"status": resp.Status, "body": string(resp.Body),
-			"json": resp.JSON, "headers": flattenHeaders(resp.Header), "nonce": nonce})
+		vars := map[string]any{"status": resp.Status, "body": string(resp.Body),
+			"json": resp.JSON, "headers": flattenHeaders(resp.Header), "nonce": nonce}
+		out, err := expr.Run(m.program, vars)
 		if err != nil {
-			return false, err
+			return false, errors.New(explainEvalError(err, m.tree, evalScope{env: readMatchVars, vars: vars,
+				details: map[string]string{"json": noJSON(resp)}}))
 		}
 		ok, _ := out.(bool)
 		return ok, nil
@@ -110,7 +115,11 @@ func (b *builder) readMatch(path string, m configs.ReadMatch) *readMatcher {
 				"the expression does not read nonce: %s", matchWithoutMarker)
 			return nil
 		}
-		return &readMatcher{program: program, source: "expr " + m.Expr}
+		var tree ast.Node
+		if t, err := parser.Parse(m.Expr); err == nil {
+			tree = t.Node
+		}
+		return &readMatcher{program: program, tree: tree, source: "expr " + m.Expr}
 	}
 	return &readMatcher{source: "body contains the marker"}
 }
