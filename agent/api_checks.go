@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
-	"github.com/vigil-monitor/vigil/configs"
-	"github.com/vigil-monitor/vigil/internal/text"
 )
 
 // checkView is a check with its last result.
@@ -79,11 +77,7 @@ func (a *Agent) runCheck(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	c := rt.Checks[name]
 	if c == nil {
-		known := make([]string, 0, len(rt.Order))
-		for _, c := range rt.Order {
-			known = append(known, c.Name)
-		}
-		writeError(w, http.StatusNotFound, "no check %q; %s", text.Ellipsis(name, 80), configs.DidYouMean(name, known))
+		writeError(w, http.StatusNotFound, "%s", unknownCheck(rt, name))
 		return
 	}
 	if r.ContentLength > 0 {

@@ -161,7 +161,8 @@ func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(deployStatuses, status) {
-		writeError(w, http.StatusBadRequest, "status must be one of %s, not %q", strings.Join(deployStatuses[1:], ", "), text.Ellipsis(status, 40))
+		writeError(w, http.StatusBadRequest, "status must be one of %s, not %q%s", strings.Join(deployStatuses[1:], ", "), text.Ellipsis(status, 40),
+			nearestValue(status, deployStatuses[1:]))
 		return
 	}
 	var list []*store.Deploy
@@ -177,6 +178,12 @@ func (a *Agent) listDeploys(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading deploys failed: %v", err)
+		return
+	}
+	if rt := a.Runtime(); service != "" && len(list) == 0 && rt.Config.Services[service] == nil {
+		// A service taken out of the config still lists the deploys it had; one that
+		// never had any is a name misspelt, not an empty history.
+		writeError(w, http.StatusUnprocessableEntity, "%s", unknownService(rt, service).msg)
 		return
 	}
 	out := make([]*deployView, 0, len(list))

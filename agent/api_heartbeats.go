@@ -45,7 +45,8 @@ func (a *Agent) postHeartbeat(w http.ResponseWriter, r *http.Request) {
 	g, t := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	if want == "" || subtle.ConstantTimeCompare(g[:], t[:]) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil heartbeats", error="invalid_token"`)
-		writeError(w, http.StatusUnauthorized, "no heartbeat check of that name takes this token: check the URL's name and the check's token")
+		writeError(w, http.StatusUnauthorized, "no heartbeat check of that name takes this token: check the URL's name and the check's token%s",
+			a.beatNameHint(name, g))
 		return
 	}
 	var body beatBody
@@ -73,6 +74,30 @@ func (a *Agent) postHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"check": name, "received_at": b.At, "status": b.Status})
+}
+
+// beatNameHint is, for a beat whose token (hashed: g) is another heartbeat check's, the
+// name it is for: `did you mean "nightly"?`. The name is told only to a caller who holds
+// that check's token, which may beat for it anyway; any other caller learns no name.
+func (a *Agent) beatNameHint(name string, g [sha256.Size]byte) string {
+	var owners []string
+	for _, c := range a.Runtime().Order {
+		if c.Kind != configs.KindHeartbeat || c.Name == name {
+			continue
+		}
+		t := sha256.Sum256([]byte(c.Config.Spec.(*configs.HeartbeatSpec).Token.Value()))
+		if subtle.ConstantTimeCompare(g[:], t[:]) == 1 {
+			owners = append(owners, c.Name)
+		}
+	}
+	if len(owners) == 0 {
+		return ""
+	}
+	best := configs.Nearest(name, owners)
+	if best == "" {
+		best = owners[0]
+	}
+	return fmt.Sprintf("; did you mean %q? (this token is that heartbeat check's)", best)
 }
 
 // storedBeats keeps beats in the agent's store (checks.BeatStore): every agent sharing it

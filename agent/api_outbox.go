@@ -36,7 +36,8 @@ func (a *Agent) listOutbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(outboxStates, state) {
-		writeError(w, http.StatusBadRequest, "state must be one of %s, not %q", strings.Join(outboxStates[1:], ", "), text.Ellipsis(state, 40))
+		writeError(w, http.StatusBadRequest, "state must be one of %s, not %q%s", strings.Join(outboxStates[1:], ", "), text.Ellipsis(state, 40),
+			nearestValue(state, outboxStates[1:]))
 		return
 	}
 	limit, ok := limitParam(w, r)

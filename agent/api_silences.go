@@ -44,10 +44,10 @@ func (a *Agent) postSilence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `name exactly one of check or service: {"check":"login","duration":"2h","reason":"db migration"}`)
 		return
 	case req.Check != "" && rt.Checks[req.Check] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no check %q in the config", text.Ellipsis(req.Check, 80))
+		writeError(w, http.StatusUnprocessableEntity, "%s", unknownCheck(rt, req.Check))
 		return
 	case req.Service != "" && rt.Config.Services[req.Service] == nil:
-		writeError(w, http.StatusUnprocessableEntity, "no service %q in the config", text.Ellipsis(req.Service, 80))
+		writeError(w, http.StatusUnprocessableEntity, "%s", unknownService(rt, req.Service).msg)
 		return
 	case strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 || len(req.CreatedBy) > 200:
 		writeError(w, http.StatusBadRequest, "say why in reason (1 to 500 characters): people will see it next to muted alerts")

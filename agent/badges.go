@@ -6,6 +6,7 @@ package agent
 // read the uptime board and the last result: no query.
 
 import (
+	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -38,8 +39,8 @@ var badgeWindows = map[string]int{"1h": hourRing, "24h": dayRing, "7d": weekRing
 // checkBadge works out a check's badge for a metric (health, uptime, response) over a
 // window; the error is a message for whoever wrote the URL.
 func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
-	if a.Runtime().Checks[name] == nil {
-		return badge{}, fmt.Errorf("no check %q", text.Ellipsis(name, 80))
+	if rt := a.Runtime(); rt.Checks[name] == nil {
+		return badge{}, errors.New(unknownCheck(rt, name))
 	}
 	if window == "" {
 		window = "24h"

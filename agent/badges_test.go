@@ -52,7 +52,7 @@ func TestBadges(t *testing.T) {
 		t.Errorf("shields endpoint: %d %v", status, out)
 	}
 	for _, c := range []struct{ path, want string }{
-		{"/badges/nope/health.svg", `no check "nope"`},
+		{"/badges/nope/health.svg", `unknown check "nope"`},
 		{"/badges/home/uptime.svg?window=2d", "window must be 1h, 24h or 7d"},
 		{"/badges/home/health.png", "badges end in .svg"},
 	} {

@@ -2,15 +2,18 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/configs"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -21,6 +24,9 @@ type indexView struct {
 	Query, GroupBy string
 	Groupings      []option
 	Total, Shown   int
+	// Suggest is, for a search that matches no check, the search with a misspelt term
+	// replaced by the nearest name a check has; SuggestURL runs it.
+	Suggest, SuggestURL string
 	// Hidden are the rows the page leaves out past overviewRows; All shows them.
 	Hidden       int
 	All          string
@@ -222,6 +228,13 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 		v.Groups = append(v.Groups, gv)
 	}
 	v.Shown = len(shown)
+	if v.Shown == 0 && v.Query != "" {
+		if v.Suggest = didYouSearch(rt, v.Query); v.Suggest != "" {
+			sq := cloneQuery(q)
+			sq.Set("q", v.Suggest)
+			v.SuggestURL = withQuery("/", sq)
+		}
+	}
 	limit := overviewRows
 	if all, _ := strconv.ParseBool(q.Get("all")); all { // ?all=0 or ?all=junk: the limit holds
 		limit = math.MaxInt
@@ -244,6 +257,37 @@ func (a *Agent) statusPage(w http.ResponseWriter, r *http.Request) {
 		v.Agents, _ = a.memberViews(r.Context())
 	}
 	a.render(w, "index.html", v, began)
+}
+
+// didYouSearch is, for a search that matches no check, the search with each term found in
+// nothing a check has replaced by the nearest name, service, kind or label there is ("wbe"
+// by "web"); "" when no term is near one.
+func didYouSearch(rt *Runtime, query string) string {
+	vocab := map[string]bool{"failing": true}
+	for _, c := range rt.Order {
+		vocab[strings.ToLower(c.Name)], vocab[c.Kind] = true, true
+		for k, v := range c.Config.Labels {
+			vocab[strings.ToLower(k+"="+v)] = true
+		}
+	}
+	for s := range rt.Config.Services {
+		vocab[strings.ToLower(s)] = true
+	}
+	words := slices.Sorted(maps.Keys(vocab))
+	terms := strings.Fields(strings.ToLower(query))
+	changed := false
+	for i, t := range terms {
+		if slices.ContainsFunc(words, func(w string) bool { return strings.Contains(w, t) }) {
+			continue
+		}
+		if n := configs.Nearest(t, words); n != "" {
+			terms[i], changed = n, true
+		}
+	}
+	if !changed {
+		return ""
+	}
+	return strings.Join(terms, " ")
 }
 
 func cloneQuery(q url.Values) url.Values {

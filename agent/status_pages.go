@@ -60,7 +60,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	rt := a.Runtime()
 	c := rt.Checks[r.PathValue("name")]
 	if c == nil {
-		http.Error(w, "no such check", http.StatusNotFound)
+		http.Error(w, unknownCheck(rt, r.PathValue("name")), http.StatusNotFound)
 		return
 	}
 	now := a.clock.Now()

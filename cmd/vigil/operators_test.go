@@ -116,7 +116,8 @@ func TestSilenceCommand(t *testing.T) {
 	}{
 		{[]string{"silence", "create", "--service", "web", "--check", "home", "--for", "1h", "--reason", "x"}, 2, "exactly one"},
 		{[]string{"silence", "create", "--service", "web", "--for", "1h"}, 2, "--reason is required"},
-		{[]string{"silence", "create", "--service", "nope", "--for", "1h", "--reason", "x"}, 1, `no service "nope"`},
+		{[]string{"silence", "create", "--service", "wbe", "--for", "1h", "--reason", "x"}, 1, `the agent refused (HTTP 422): unknown service "wbe"; did you mean "web"?`},
+		{[]string{"silence", "create", "--check", "hme", "--for", "1h", "--reason", "x"}, 1, `the agent refused (HTTP 422): unknown check "hme"; did you mean "home"?`},
 		{[]string{"silence", "delete", "nope"}, 1, `no silence "nope"`},
 	} {
 		if code, _, errOut := vigilRun(t, env, c.args...); code != c.code || !strings.Contains(errOut, c.want) {
