@@ -159,7 +159,9 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	// heard it start is read before, as for a cancel.
 	heard, rest := a.startsHeard(ctx, service)
 	by := fmt.Sprintf("superseded by %s %s (deploy %s)", service, d.Version, d.ID)
+	olds := map[string]*store.Deploy{} // what the supersede found, for the timeline
 	superseded, err := a.store.CreateDeploy(ctx, d, func(old *store.Deploy) []*store.OutboxEntry {
+		olds[old.ID] = old
 		h, ok := heard[old.ID]
 		if !ok {
 			h = rest
@@ -179,7 +181,11 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		}
 	}
 	for _, id := range superseded {
-		a.stopVerification(id, service)
+		old := olds[id]
+		if old == nil {
+			old = &store.Deploy{ID: id, Service: service}
+		}
+		a.stopVerification(old, by, now)
 	}
 	a.log.Info("deploy registered; verifying", "deploy", d.ID, "service", service, "version", d.Version,
 		"locations", d.Locations, "rounds", svc.Verify.Count, "interval", svc.Verify.Interval, "initial_delay", svc.Verify.InitialDelay, "checks", len(list))
@@ -219,10 +225,15 @@ func (a *Agent) registeredAgain(prev *store.Deploy, req DeployRequest) (*store.D
 }
 
 // stopVerification ends a superseded verification: its runs are cancelled (and not
-// recorded) and its waiters see the superseded status. Its deploy_superseded was written
-// with the supersede.
-func (a *Agent) stopVerification(id, service string) {
+// recorded) and its waiters see the superseded status. Its deploy_superseded notification
+// was written with the supersede; the timeline gets the event here, as a cancel's, by (the
+// deploy that superseded it) in its summary. The agent that registered the newer deploy
+// records it, once: one verifying it elsewhere only stops (watch.go).
+func (a *Agent) stopVerification(old *store.Deploy, by string, at time.Time) {
+	id, service := old.ID, old.Service
 	a.metrics.verdicts.WithLabelValues(service, store.StatusSuperseded).Inc()
+	a.recordEvent(&store.Event{At: at, Kind: "deploy_" + store.StatusSuperseded, Service: service, DeployID: id,
+		Summary: strings.TrimSpace(service+" "+old.Version) + ": " + by})
 	a.mu.Lock()
 	v := a.verify[id]
 	a.mu.Unlock()

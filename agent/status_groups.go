@@ -414,6 +414,8 @@ func viewEvent(e *store.Event) *eventView {
 		v.Icon, v.Class, v.Title = "?", "warn", "deploy of "+e.Service+" inconclusive"
 	case "deploy_cancelled":
 		v.Icon, v.Class, v.Title = "⊘", "muted", "deploy of "+e.Service+" cancelled"
+	case "deploy_superseded":
+		v.Icon, v.Class, v.Title = "↷", "muted", "deploy of "+e.Service+" superseded"
 	case eventRollback:
 		v.Icon, v.Class, v.Title = "↩", "run", "rollback of "+e.Service
 	case eventHalt:
