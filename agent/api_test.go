@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -211,10 +212,14 @@ func TestListDeploysFiltersAndLimits(t *testing.T) {
 		"?status=superseded": {ids[1], ids[0]},
 		"?status=verifying":  {ids[2]},
 		"?service=web":       {ids[2], ids[1], ids[0]},
-		"?service=api":       nil,
 	} {
 		if got := list(query); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("GET /api/v1/deploys%s = %v, want %v", query, got, want)
 		}
+	}
+	// A service the config does not have, and that has no deploys, is a typo: said so, not
+	// answered with an empty list (TestAnUnknownNameIsAnsweredWithTheNearest).
+	if status, out := h.request("GET", "/api/v1/deploys?service=api", ""); status != 422 || !strings.Contains(fmt.Sprint(out["error"]), `unknown service "api"`) {
+		t.Errorf("GET /api/v1/deploys?service=api = %d %v; want 422 naming the unknown service", status, out)
 	}
 }
