@@ -21,7 +21,6 @@ package browser
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/target"
@@ -34,8 +33,8 @@ type heldPages struct {
 	mu   sync.Mutex
 	runs map[cdp.BrowserContextID]func(*target.Info)
 	// tabs are the held pages no run watches: the tabs being opened, each let go by its
-	// own opening (letGo). One never claimed (a window whose run just ended) is forgotten
-	// after a minute.
+	// own opening (letGo). One never claimed (an opening cut short, a window opened while
+	// its run's browser context was closing) is forgotten when its page is gone.
 	tabs map[target.ID]*heldTab
 }
 
@@ -44,10 +43,10 @@ type heldPages struct {
 type heldTab struct {
 	session target.SessionID
 	ready   chan struct{}
-	at      time.Time
 }
 
-// watch hands the pages held in bc to opened until the returned func is called.
+// watch hands the pages held in bc to opened until the returned func is called. opened
+// runs on the browser connection's reader: it must not block or call the browser.
 func (h *heldPages) watch(bc cdp.BrowserContextID, opened func(*target.Info)) (stop func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -72,11 +71,6 @@ func (h *heldPages) route(ev *target.EventAttachedToTarget) {
 	h.mu.Lock()
 	opened := h.runs[info.BrowserContextID]
 	if opened == nil {
-		for id, t := range h.tabs {
-			if t.session != "" && time.Since(t.at) > time.Minute {
-				delete(h.tabs, id)
-			}
-		}
 		t := h.tabLocked(info.TargetID)
 		if t.session == "" {
 			t.session = ev.SessionID
@@ -96,10 +90,25 @@ func (h *heldPages) tabLocked(id target.ID) *heldTab {
 	}
 	t := h.tabs[id]
 	if t == nil {
-		t = &heldTab{ready: make(chan struct{}), at: time.Now()}
+		t = &heldTab{ready: make(chan struct{})}
 		h.tabs[id] = t
 	}
 	return t
+}
+
+// gone forgets the held page of session, if one is kept: its page was closed (its tab's
+// opening was cut short, its browser context disposed) or let go.
+func (h *heldPages) gone(session target.SessionID) {
+	if session == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, t := range h.tabs {
+		if t.session == session {
+			delete(h.tabs, id)
+		}
+	}
 }
 
 // letGo lets a tab being opened load: it ends the session holding it. A held tab whose
@@ -124,28 +133,27 @@ func (h *heldPages) letGo(ctx context.Context, b *chromedp.Browser, id target.ID
 }
 
 // holdNewPages makes Chromium hold every page created from now on, and routes each to its
-// run until ctx (the browser's) ends. The watch subscribes before it asks, so no page is
-// missed; it runs on bg.
-func holdNewPages(ctx context.Context, b *chromedp.Browser, h *heldPages, bg *sync.WaitGroup) error {
-	ctx, cancel := context.WithCancel(ctx)
-	held := cdp.Events(ctx, b, target.AttachedToTarget)
-	bg.Go(func() {
-		defer cancel()
-		for ev, err := range held {
-			if err != nil {
-				return
-			}
+// run until ctx (the browser's) ends. The routing listens before it asks, so no page is
+// missed, and on the connection's reader, in the order Chromium sent: a page's hold is
+// routed before the answer to the command that created it reaches its caller, and before
+// the end of the session that held it, which forgets it.
+func holdNewPages(ctx context.Context, b *chromedp.Browser, h *heldPages) error {
+	err := chromedp.ListenBrowser(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *target.EventAttachedToTarget:
 			// A session attached on request (a run's) is reported too, never waiting.
 			if ev.WaitingForDebugger {
-				h.route(&ev)
+				h.route(ev)
 			}
+		case *target.EventDetachedFromTarget:
+			h.gone(ev.SessionID)
 		}
 	})
-	yes := true
-	_, err := cdp.Call(ctx, b, target.SetAutoAttach, target.SetAutoAttachParams{
-		AutoAttach: true, WaitForDebuggerOnStart: true, Flatten: &yes, Filter: target.Filter{{Type: "page"}}})
 	if err != nil {
-		cancel()
+		return err
 	}
+	yes := true
+	_, err = cdp.Call(ctx, b, target.SetAutoAttach, target.SetAutoAttachParams{
+		AutoAttach: true, WaitForDebuggerOnStart: true, Flatten: &yes, Filter: target.Filter{{Type: "page"}}})
 	return err
 }

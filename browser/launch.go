@@ -97,7 +97,7 @@ func (p *Pool) launch() (*instance, error) {
 		if proc := c.Browser.Process(); proc != nil {
 			inst.pid = proc.Pid
 		}
-		if err := holdNewPages(ctx, inst.browser, &inst.held, &p.bg); err != nil {
+		if err := holdNewPages(ctx, inst.browser, &inst.held); err != nil {
 			cancel()
 			allocCancel()
 			return nil, fmt.Errorf("starting Chromium (%s): asking it to hold new pages until their run listens: %w", path, err)

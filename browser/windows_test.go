@@ -195,7 +195,10 @@ opener.document.getElementById('app').dataset.ready = '1';</script>`)
 	held := make(chan target.ID, 1)
 	stop := inst.held.watch(chromedp.FromContext(a.ctx).BrowserContextID, func(info *target.Info) {
 		if info.TargetID != a.target.TargetID {
-			held <- info.TargetID
+			select { // on the browser connection's reader: it must not block
+			case held <- info.TargetID:
+			default:
+			}
 		}
 	})
 	defer stop()
