@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,20 @@ func settled(t *testing.T, p *Pool, spare bool) {
 	}
 }
 
+// goroutinesBack waits (a bound on hangs) until no more goroutines run than base.
+func goroutinesBack(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:n])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // A page that opens a window every few milliseconds until its run's deadline closes it:
 // windows appear in the run's last moments and while its browser context is being closed,
 // when no run watches them any more. None stays held or routed, and the next runs, whose
@@ -103,4 +118,45 @@ opener.document.getElementById('app').dataset.ready = '1';</script>`)
 		}
 	}
 	settled(t, p, false)
+}
+
+// A run cancelled, or out of time, while its tab is being opened and held: nothing of it
+// stays routed, no goroutine stays behind, no page is left, and the pool runs the next 20
+// runs as before.
+func TestRunsCutShortWhileTheirTabOpens(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 2, NoSpareTab: true})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.html("/", openerPage("/pay", "load"))
+	s.html("/pay", `<!doctype html><title>Pay</title>`)
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, p, false)
+	base := runtime.NumGoroutine()
+
+	for i := range 24 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		after := time.Duration(i%12) * 40 * time.Millisecond
+		if i < 12 {
+			// Out of time: the open's own limit ends it, wherever it is.
+			cancel()
+			ctx, cancel = context.WithTimeout(context.Background(), after+time.Millisecond)
+		} else {
+			time.AfterFunc(after, cancel)
+		}
+		_, err := p.Visit(ctx, &Visit{URL: s.URL + "/"})
+		cancel()
+		t.Logf("cut after %s: %v", after, err)
+	}
+	for i := range 20 {
+		rep, took, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+		checkEnded(t, took, 20*time.Second)
+		if err != nil || !rep.WaitForFound {
+			t.Fatalf("run %d after the cut ones: err %v, found %v", i, err, rep.WaitForFound)
+		}
+	}
+	settled(t, p, false)
+	goroutinesBack(t, base)
 }

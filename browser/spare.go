@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/serviceworker"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -95,8 +96,31 @@ func (t *tab) open(limit time.Duration) {
 	}
 	if t.err != nil {
 		t.close()
+		disposeOrphan(t.inst, tabCtx)
 	}
 }
+
+// disposeOrphan disposes of the browser context of a tab whose opening was cut short
+// before chromedp attached to it (the limit came while the context or its page was being
+// created): chromedp closes only what it attached to, so the page, held by Chromium for a
+// run that no longer comes, would stay open for the browser's life. It runs in the
+// background: the visit's time is up. A context whose creation was cut is not known, and
+// stays (empty: no page was made in it).
+func disposeOrphan(inst *instance, tabCtx context.Context) {
+	c := chromedp.FromContext(tabCtx)
+	if c == nil || c.Target != nil || c.BrowserContextID == "" {
+		return // none made, or chromedp attached and closes it
+	}
+	bc := c.BrowserContextID
+	go func() {
+		ctx, cancel := context.WithTimeout(inst.ctx, orphanTimeout)
+		defer cancel()
+		_, _ = cdp.Call(ctx, inst.browser, target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc})
+	}()
+}
+
+// orphanTimeout bounds disposing of an orphaned browser context.
+const orphanTimeout = 10 * time.Second
 
 // spareLimit bounds the opening of a spare tab: a browser that cannot open one in this
 // time is not one to wait for.
