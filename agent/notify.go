@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
@@ -161,7 +162,26 @@ type startHeard struct {
 	// notifiers were written anything of the deploy: they hear its end though on_failure
 	// no longer names them.
 	notifiers []string
-	silenced  string
+	// muted is, for each notifier written the deploy's deploy_started, what muted it ("" when
+	// it was told). The end of a start that was told is never muted, as a check incident's
+	// all-clear is not: muted, it would leave the Slack thread saying "Verifying" and the
+	// deploy tracker's entry open for ever. The end of one told to no one is told to no one.
+	muted map[string]string
+	// silenced is the silence or maintenance window muting the service now: it mutes the
+	// end for a notifier not written the start (one routed deploy_cancelled on its own).
+	silenced string
+}
+
+// mutedFor is what mutes the deploy's end for notifier n, "" when nothing does.
+func (h startHeard) mutedFor(n string) string {
+	why, ok := h.muted[n]
+	switch {
+	case !ok:
+		return h.silenced
+	case why != "":
+		return neverAnnounced(why)
+	}
+	return ""
 }
 
 // startHeard reads it for d.
@@ -170,7 +190,19 @@ func (a *Agent) startHeard(ctx context.Context, d *store.Deploy) (startHeard, er
 	if err != nil {
 		return startHeard{}, fmt.Errorf("reading who heard deploy %s start: %w", d.ID, err)
 	}
-	return startHeard{notifiers: heard, silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now())}, nil
+	started, err := a.store.OutboxByKey(ctx, d.ID+":"+configs.EventDeployStarted)
+	if err != nil {
+		return startHeard{}, fmt.Errorf("reading whether deploy %s's start was told: %w", d.ID, err)
+	}
+	h := startHeard{notifiers: heard, muted: map[string]string{}, silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now())}
+	for _, e := range started {
+		why := ""
+		if e.Status == store.OutboxSilenced {
+			why = strings.TrimPrefix(e.LastError, "silenced by ")
+		}
+		h.muted[e.Notifier] = why
+	}
+	return h, nil
 }
 
 // startsHeard reads startHeard, before a registration's transaction, for each deploy of
@@ -193,9 +225,10 @@ func (a *Agent) startsHeard(ctx context.Context, service string) (heard map[stri
 		if d.Status != store.StatusVerifying {
 			continue
 		}
-		h := rest
-		if h.notifiers, err = a.store.IncidentNotifiers(ctx, d.ID); err != nil {
+		h, err := a.startHeard(ctx, d)
+		if err != nil {
 			a.log.Warn("reading who heard a deploy start failed; its deploy_superseded goes where on_failure routes it", "deploy", d.ID, "error", err)
+			h = rest
 		}
 		heard[d.ID] = h
 	}
@@ -223,7 +256,11 @@ func (a *Agent) deployClosed(d *store.Deploy, name, summary string, by *store.De
 		ev.DryRun = svc.DryRun
 		names = append(a.route(rt, svc.OnFailure.For(configs.EventDeployStarted), configs.EventDeployStarted), svc.OnFailure.For(name)...)
 	}
-	return a.entries(ev, a.route(rt, append(names, h.notifiers...), name), h.silenced, now)
+	var out []*store.OutboxEntry
+	for _, n := range a.route(rt, append(names, h.notifiers...), name) {
+		out = append(out, a.entries(ev, []string{n}, h.mutedFor(n), now)...)
+	}
+	return out
 }
 
 // openDeployIncident returns the id of the service's newest failed or inconclusive deploy
