@@ -151,7 +151,8 @@ func (a *Agent) deployStarted(d *store.Deploy, now time.Time) []*store.OutboxEnt
 	ev := &alerting.Event{Name: configs.EventDeployStarted, Key: d.ID + ":" + configs.EventDeployStarted, Incident: d.ID,
 		OccurredAt: now, Service: d.Service, Location: a.location, StatusURL: a.baseURL() + "/deploys/" + d.ID,
 		Summary: fmt.Sprintf("deploy of %s %s registered; verifying", d.Service, d.Version), DryRun: svc.DryRun,
-		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit}}
+		Deploy: &alerting.Deploy{ID: d.ID, Service: d.Service, Version: d.Version, Environment: d.Environment, Commit: d.Commit,
+			RollbackOf: d.RollbackOf}}
 	return a.entries(ev, a.route(rt, svc.OnFailure.For(ev.Name), ev.Name), a.silencedBy(rt, d.Service, "", now), now)
 }
 
