@@ -204,6 +204,8 @@ type Deploy struct {
 	Halt        string `json:"halt"`
 	// RollbackOf is the failed deploy this one rolled back ("" when it is not a rollback).
 	RollbackOf string `json:"rollback_of"`
+	// SupersededBy is the newer deploy of the service that superseded this one ("" when none).
+	SupersededBy string `json:"superseded_by"`
 	// ReadyMS is how long after registration every check had passed once (nil until then).
 	ReadyMS *int64        `json:"ready_ms"`
 	URL     string        `json:"url"`

@@ -224,6 +224,8 @@ func runGate(cmd *cobra.Command, f gateFlags) error {
 		return exitWith(exitUnknown, nil)
 	case d.Status == "failed":
 		return exitWith(exitFailed, nil)
+	case d.Status == "superseded":
+		fmt.Fprintf(text, "vigil: %s: vigil gives no verdict on this deploy; the newer one's is the one to wait for; nothing to roll back (exit 3)\n", supersededBy(c, d))
 	case d.Status == "cancelled":
 		// Neither a pass nor a failure: the rollout was called off, and there is nothing
 		// to roll back; the pipeline stops for a person, as for a superseded deploy.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,4 +114,21 @@ func usualReady(list []client.DeployCheck) *int64 {
 		}
 	}
 	return out
+}
+
+// supersededBy names the deploy that superseded d, "superseded by web v3 (deploy …)", as
+// Slack and the timeline do: the agent's reason gives its id alone, and a pipeline's log
+// should say which version went out on top. Its id alone when the agent does not say more.
+func supersededBy(c *client.Client, d *client.Deploy) string {
+	if d.SupersededBy == "" {
+		return "superseded by a newer deploy"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	id := shown(d.SupersededBy, 200)
+	newer, _, err := c.Deploy(ctx, d.SupersededBy, 0)
+	if err != nil {
+		return "superseded by deploy " + id
+	}
+	return fmt.Sprintf("superseded by %s %s (deploy %s)", shown(newer.Service, shownField), shown(newer.Version, shownField), id)
 }

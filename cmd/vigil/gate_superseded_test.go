@@ -13,12 +13,13 @@ import (
 // A gate whose deploy a newer one supersedes (the pipeline ran again, a hotfix went out
 // on top) ends at once with exit 3, saying so, rather than waiting out --wait for a
 // verdict that will never come; the agent's URL and token come from $VIGIL_AGENT and
-// $VIGIL_API_TOKEN, as the README promises.
+// $VIGIL_API_TOKEN, as the README promises. It says which deploy superseded it, by
+// version, and its --json names it in superseded_by.
 func TestGateSuperseded(t *testing.T) {
 	_, cfg := gateSetup(t)
 	p := startAgentProc(t, cfg, "")
 	env := append(os.Environ(), "VIGIL_AGENT="+p.url, "VIGIL_API_TOKEN=gate-token")
-	first := exec.Command(vigilBinary(t), "gate", "--service", "slow", "--version", "v1", "--wait", "5m")
+	first := exec.Command(vigilBinary(t), "gate", "--service", "slow", "--version", "v1", "--wait", "5m", "--json")
 	first.Env = env
 	var out vigiltest.Buffer
 	first.Stdout, first.Stderr = &out, &out
@@ -42,8 +43,13 @@ func TestGateSuperseded(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code, o, e := vigilRun(t, []string{"VIGIL_AGENT=" + p.url, "VIGIL_API_TOKEN=gate-token"}, "gate", "--service", "slow", "--version", "v2", "--wait", "1s"); code != 3 {
+	code, o, e := vigilRun(t, []string{"VIGIL_AGENT=" + p.url, "VIGIL_API_TOKEN=gate-token"}, "gate", "--service", "slow", "--version", "v2", "--wait", "1s")
+	if code != 3 {
 		t.Fatalf("the newer gate: exit %d, want 3 (no verdict in 1s):\n%s%s", code, o, e)
+	}
+	var v2 string
+	if _, after, ok := strings.Cut(o+e, "vigil: deploy "); ok {
+		v2, _, _ = strings.Cut(after, " ")
 	}
 	select {
 	case <-done:
@@ -52,6 +58,10 @@ func TestGateSuperseded(t *testing.T) {
 	}
 	if code := first.ProcessState.ExitCode(); code != 3 || !strings.Contains(out.String(), "SUPERSEDED") {
 		t.Errorf("the superseded gate: exit %d, want 3 and SUPERSEDED:\n%s", code, out.String())
+	}
+	if by := "superseded by slow v2 (deploy " + v2 + ")"; v2 == "" || !strings.Contains(out.String(), by) ||
+		!strings.Contains(out.String(), `"superseded_by": "`+v2+`"`) {
+		t.Errorf("the superseded gate does not say %q, nor name it in its --json's superseded_by:\n%s", by, out.String())
 	}
 	t.Logf("superseded gate said:\n%s", out.String())
 }
