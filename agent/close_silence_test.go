@@ -3,6 +3,7 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/alerting/loopback"
 	"github.com/vigil-monitor/vigil/store"
@@ -63,5 +64,66 @@ func TestAnEndOfAStartThatWasToldIsNeverMuted(t *testing.T) {
 	if n, roots := len(tracker.Deliveries()), sl.Roots(); n != 2 || len(roots) != 1 || len(sl.Replies(roots[0].TS)) != 1 {
 		t.Errorf("the tracker got %d deliveries (want v2's start and end), Slack has %d roots and v2's thread %d replies (want 1 and 1): %v",
 			n, len(roots), len(sl.Replies(roots[0].TS)), tracker.Counts())
+	}
+}
+
+// The pass that resolves a failed deploy's page is its all-clear, and a silence does not
+// hold it back: v2 fails and pages, the service is silenced (people are on it), and the
+// fix v3 passes during the silence: PagerDuty gets the resolve and v2's Slack thread says
+// resolved (it stayed triggered for ever: the next pass resolves nothing, v3 having
+// passed). A failure told to no one is not resolved for anyone either: v4 fails during
+// the silence, the silence ends, and v5's pass is muted, not a resolve of a page PagerDuty
+// never had.
+func TestAPassResolvesAPageToldBeforeTheSilence(t *testing.T) {
+	tg := newTarget(t)
+	pd := loopback.NewPagerDuty(t)
+	sl := loopback.NewSlack(t)
+	yaml := webConfig{url: tg.srv.URL, verify: "interval: 100ms, count: 2", service: "on_failure: [pager, slack]",
+		top: "notifiers:" + pagerDutyNotifier(pd) + slackNotifier(sl)}.String()
+	h := startAgent(t, "", yaml)
+	told := map[string]string{"pager": store.OutboxDelivered, "slack": store.OutboxDelivered}
+	muted := map[string]string{"pager": store.OutboxSilenced, "slack": store.OutboxSilenced}
+	decide := func(version, want string) string {
+		t.Helper()
+		id := h.deploy("web", version)
+		if d := h.verdict(id, 30*time.Second); d["status"] != want {
+			t.Fatalf("%s: %v %v; want %s", version, d["status"], d["reason"], want)
+		}
+		return id
+	}
+
+	tg.set("broken")
+	v2 := decide("v2", store.StatusFailed)
+	h.outboxSettled(v2+":deploy_failed", told)
+	status, sil := h.request("POST", "/api/v1/silences", `{"service":"web","duration":"2h","reason":"on it"}`)
+	if status >= 300 {
+		t.Fatalf("creating the silence: %d %v", status, sil)
+	}
+	tg.set("good")
+	v3 := decide("v3", store.StatusPassed)
+	h.outboxSettled(v3+":deploy_passed", told)
+	h.deliverNow()
+	if root := sl.Roots(); len(root) != 1 || !strings.Contains(string(root[0].Blocks), "Resolved") {
+		t.Errorf("Slack after v3 passed: %+v; want v2's thread, resolved", root)
+	}
+
+	tg.set("broken")
+	v4 := decide("v4", store.StatusFailed)
+	h.outboxSettled(v4+":deploy_failed", muted)
+	id, _ := sil["id"].(string)
+	if status, out := h.request("DELETE", "/api/v1/silences/"+id, ""); status >= 300 {
+		t.Fatalf("deleting the silence: %d %v", status, out)
+	}
+	tg.set("good")
+	v5 := decide("v5", store.StatusPassed)
+	h.outboxSettled(v5+":deploy_passed", muted)
+	h.deliverNow()
+
+	var got []string
+	for _, e := range pd.Events() {
+		got = append(got, e.Action+" "+e.DedupKey)
+	}
+	if want := []string{"trigger vigil:" + v2, "resolve vigil:" + v2}; strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("PagerDuty events: %v; want %v", got, want)
 	}
 }

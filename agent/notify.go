@@ -28,6 +28,9 @@ type verdictContext struct {
 	// heard are the notifiers that heard of openIncident: its resolution reaches them
 	// though on_failure no longer names them.
 	heard []string
+	// told is, for each notifier written openIncident's failure, what muted it ("" when
+	// it was told): the pass that resolves a failure told is an all-clear, never muted.
+	told map[string]string
 	// triage is what triage.go adds to the verdict's event (owners, runbook, previous
 	// version, links, checks passed here), read from the store beforehand.
 	triage alerting.Event
@@ -46,6 +49,7 @@ func (a *Agent) verdictContext(d *store.Deploy, v *verification) verdictContext 
 		if vc.heard, err = a.store.IncidentNotifiers(context.WithoutCancel(a.runCtx), vc.openIncident); err != nil {
 			a.log.Warn("reading who heard of a deploy's incident failed; its resolution goes to on_failure alone", "deploy", vc.openIncident, "error", err)
 		}
+		vc.told = a.toldOf(vc.openIncident, configs.EventDeployFailed, configs.EventDeployHalted, configs.EventDeployInconclusive)
 	}
 	if svc := rt.Config.Services[d.Service]; svc != nil {
 		vc.triage = alerting.Event{OccurredAt: now, Deploy: &alerting.Deploy{}}
@@ -135,9 +139,56 @@ func (a *Agent) deployNotifications(d *store.Deploy, failed []alerting.FailedChe
 			}
 			targets = append(targets, n)
 		}
-		out = append(out, a.entries(&e, targets, silenced, now)...)
+		if name != configs.EventDeployPassed || vc.openIncident == "" {
+			out = append(out, a.entries(&e, targets, silenced, now)...)
+			continue
+		}
+		for _, n := range targets {
+			out = append(out, a.entries(&e, []string{n}, endMuted(vc.told, n, silenced), now)...)
+		}
 	}
 	return out
+}
+
+// toldOf reads, for each notifier written an event of incident (deploy_started, or a
+// verdict), what muted it: "" when it was told. A read that fails leaves the notifier out
+// (the silence in force then decides, as for one never written).
+func (a *Agent) toldOf(incident string, events ...string) map[string]string {
+	told := map[string]string{}
+	for _, ev := range events {
+		list, err := a.store.OutboxByKey(context.WithoutCancel(a.runCtx), incident+":"+ev)
+		if err != nil {
+			a.log.Warn("reading whom a deploy's event was told failed; its end is muted as the silence in force says", "deploy", incident, "event", ev, "error", err)
+			continue
+		}
+		for _, e := range list {
+			why := ""
+			if e.Status == store.OutboxSilenced {
+				why = strings.TrimPrefix(e.LastError, "silenced by ")
+			}
+			if prev, seen := told[e.Notifier]; !seen || prev != "" {
+				told[e.Notifier] = why // told once is told
+			}
+		}
+	}
+	return told
+}
+
+// endMuted is what mutes, for notifier n, the end of what told says n was written (a
+// deploy's start, a failed verdict): nothing when n was told, as a check incident's
+// all-clear is never muted (muted, it would leave a page, a Slack thread saying
+// "Verifying", a tracker's entry open for ever); its opening's mute when that was muted (told
+// to no one, not told by its end either); silenced, the mute in force, when n was not
+// written it.
+func endMuted(told map[string]string, n, silenced string) string {
+	why, ok := told[n]
+	switch {
+	case !ok:
+		return silenced
+	case why != "":
+		return neverAnnounced(why)
+	}
+	return ""
 }
 
 // deployStarted announces a deploy to the notifiers that want deploy_started (PagerDuty
@@ -163,26 +214,12 @@ type startHeard struct {
 	// notifiers were written anything of the deploy: they hear its end though on_failure
 	// no longer names them.
 	notifiers []string
-	// muted is, for each notifier written the deploy's deploy_started, what muted it ("" when
-	// it was told). The end of a start that was told is never muted, as a check incident's
-	// all-clear is not: muted, it would leave the Slack thread saying "Verifying" and the
-	// deploy tracker's entry open for ever. The end of one told to no one is told to no one.
-	muted map[string]string
+	// told is, for each notifier written the deploy's deploy_started, what muted it (""
+	// when it was told): the end is muted as endMuted says.
+	told map[string]string
 	// silenced is the silence or maintenance window muting the service now: it mutes the
 	// end for a notifier not written the start (one routed deploy_cancelled on its own).
 	silenced string
-}
-
-// mutedFor is what mutes the deploy's end for notifier n, "" when nothing does.
-func (h startHeard) mutedFor(n string) string {
-	why, ok := h.muted[n]
-	switch {
-	case !ok:
-		return h.silenced
-	case why != "":
-		return neverAnnounced(why)
-	}
-	return ""
 }
 
 // startHeard reads it for d.
@@ -191,19 +228,8 @@ func (a *Agent) startHeard(ctx context.Context, d *store.Deploy) (startHeard, er
 	if err != nil {
 		return startHeard{}, fmt.Errorf("reading who heard deploy %s start: %w", d.ID, err)
 	}
-	started, err := a.store.OutboxByKey(ctx, d.ID+":"+configs.EventDeployStarted)
-	if err != nil {
-		return startHeard{}, fmt.Errorf("reading whether deploy %s's start was told: %w", d.ID, err)
-	}
-	h := startHeard{notifiers: heard, muted: map[string]string{}, silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now())}
-	for _, e := range started {
-		why := ""
-		if e.Status == store.OutboxSilenced {
-			why = strings.TrimPrefix(e.LastError, "silenced by ")
-		}
-		h.muted[e.Notifier] = why
-	}
-	return h, nil
+	return startHeard{notifiers: heard, told: a.toldOf(d.ID, configs.EventDeployStarted),
+		silenced: a.silencedBy(a.Runtime(), d.Service, "", a.clock.Now())}, nil
 }
 
 // startsHeard reads startHeard, before a registration's transaction, for each deploy of
@@ -259,7 +285,7 @@ func (a *Agent) deployClosed(d *store.Deploy, name, summary string, by *store.De
 	}
 	var out []*store.OutboxEntry
 	for _, n := range a.route(rt, append(names, h.notifiers...), name) {
-		out = append(out, a.entries(ev, []string{n}, h.mutedFor(n), now)...)
+		out = append(out, a.entries(ev, []string{n}, endMuted(h.told, n, h.silenced), now)...)
 	}
 	return out
 }
