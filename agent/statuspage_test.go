@@ -173,7 +173,7 @@ func TestStatusPagesInChromium(t *testing.T) {
 		if err := chromedp.Do(tb.ctx, chromedp.Click(chromedp.CSS(`footer a[href^="/theme/`+c.link+`"]`)), chromedp.WaitReady(chromedp.CSS("footer"))); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "the "+c.link+" theme", func() bool { return (background(tb) < 0.5) == c.dark })
+		eventually(t, 10*time.Second, "the "+c.link+" theme", func() bool { dark, ok := backgroundDark(tb); return ok && dark == c.dark })
 		tb.open(st.url + "/checks/login")
 		if (background(tb) < 0.5) != c.dark {
 			t.Errorf("the %s theme is not kept on the next page", c.link)

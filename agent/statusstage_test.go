@@ -404,3 +404,17 @@ func background(tb *tab) float64 {
 	}
 	return (0.2126*r + 0.7152*g + 0.0722*b) / 255
 }
+
+// backgroundDark says whether the page's background is dark, and false for "not yet"
+// while a navigation has no body to ask (a click that loads the next page).
+func backgroundDark(tb *tab) (dark, ok bool) {
+	rgb, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.body ? getComputedStyle(document.body).backgroundColor : ""`))
+	var r, g, b float64
+	if err != nil || rgb == "" {
+		return false, false
+	}
+	if _, err := fmt.Sscanf(rgb, "rgb(%f, %f, %f)", &r, &g, &b); err != nil {
+		return false, false
+	}
+	return (0.2126*r+0.7152*g+0.0722*b)/255 < 0.5, true
+}
