@@ -88,8 +88,8 @@ func (w *Webhook) Action() string { return w.action }
 
 // Deliver POSTs the event once. 2xx is delivered; 5xx, 408, 409, 429 and no answer are
 // worth a retry (429 with RetryAfter); other 4xx and 3xx (redirects are not followed) are
-// Permanent. Every attempt of an event sends the same body (sent_at is the first
-// attempt's, kept in st) with a fresh X-Vigil-Timestamp and signature: a receiver that
+// Permanent. Every attempt of an event sends the same body (sent_at is when the event was
+// queued: sentAtOf), also after a restart, with a fresh X-Vigil-Timestamp and signature: a receiver that
 // keys its work by Idempotency-Key and compares the body with the key's first request's
 // takes a retry for the same request. The error's MayHaveArrived says whether this attempt
 // or an earlier one was sent whole without an answer that refused it. In dry run it sends
@@ -108,10 +108,7 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, st State) error {
 	}
 	key := keyOf(ev)
 	now := w.opts.Now()
-	sentAt := now
-	if first, err := strconv.ParseInt(st[key+whSentAt], 10, 64); err == nil {
-		sentAt = time.Unix(first, 0)
-	}
+	sentAt := sentAtOf(ev, st, key, now)
 	body, err := w.payload(ev, sentAt)
 	if err != nil {
 		return permanentf(err, w.name, "deliver", "encoding the payload")
@@ -144,7 +141,9 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, st State) error {
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(w.secret, ts, body))
 	req.Header.Set(HeaderIdempotencyKey, key)
-	st[key+whSentAt] = strconv.FormatInt(sentAt.Unix(), 10)
+	if ev.OccurredAt.IsZero() {
+		st[key+whSentAt] = strconv.FormatInt(sentAt.Unix(), 10)
+	}
 
 	resp, err := w.client.Do(req)
 	if err != nil {
@@ -182,8 +181,26 @@ func (w *Webhook) Deliver(ctx context.Context, ev *Event, st State) error {
 	return e
 }
 
+// sentAtOf is the body's sent_at, the same in every attempt of the event: when the event
+// was queued (its OccurredAt, which the outbox stores with the entry), to the second. It does
+// not depend on a State saved after an attempt: an agent killed while its first POST was in
+// flight (OOM, a node drain) saves none, and its retry after the restart, or another agent's
+// after the lease, must still be the same request to a receiver that compares bodies under
+// one Idempotency-Key. A sent_at kept in st (an attempt by an earlier vigil, or an event
+// without a time, from a caller other than the agent) is the first attempt's and wins.
+func sentAtOf(ev *Event, st State, key string, now time.Time) time.Time {
+	if first, err := strconv.ParseInt(st[key+whSentAt], 10, 64); err == nil {
+		return time.Unix(first, 0)
+	}
+	if !ev.OccurredAt.IsZero() {
+		return ev.OccurredAt.Truncate(time.Second)
+	}
+	return now
+}
+
 // Webhook State keys, after the event's idempotency key: the unix second of the event's
-// first attempt (its sent_at), and that an attempt of it was sent and not answered.
+// first attempt (its sent_at; kept only for an event without OccurredAt), and that an
+// attempt of it was sent and not answered.
 const (
 	whSentAt     = "/sent_at"
 	whUnanswered = "/unanswered"
