@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -35,6 +36,9 @@ type Slack struct {
 	channel string
 	apiURL  string
 	client  *http.Client
+
+	mu        sync.Mutex
+	channelID string // the channel's id, as Slack answered a root post (slackadopt.go)
 }
 
 // Slack State keys; per-event step flags are "<event key>/<step>".
@@ -109,7 +113,8 @@ func (s *Slack) Wants(event string) bool {
 // update of the root), then uploads the screenshots into the thread. Each step that
 // succeeds is recorded in st, so a retry does not repeat it. A message whose blocks Slack
 // refuses for their content is sent as text alone (richOrPlain), and a root so sent stays
-// text.
+// text. A root an earlier attempt sent whole without an answer is looked for in the
+// channel before it is sent again (findRoot).
 func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err := checkEvent(s.name, ev); err != nil {
 		return err
@@ -156,18 +161,26 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			st[slackHistory] = historyLine(ev, r, now)
 			st[key+"/history"] = "1"
 			var ch, ts string
-			err := s.richOrPlain(ctx, ev, "chat.postMessage", st, slackPlain, func(rich bool) (err error) {
-				opts := []slack.MsgOption{slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(r.fallback, false)}
-				if !rich {
-					opts = []slack.MsgOption{slack.MsgOptionText(plainRoot(st, mentions(ev.Owners)), false)}
-				}
-				ch, ts, err = api.PostMessageContext(ctx, s.channel,
-					append(opts, slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
-				return err
-			})
-			if err != nil {
-				return s.classify(ctx, err, rec, asText("chat.postMessage", st[slackPlain]), now)
+			if st[key+slackRootSent] != "" {
+				ch, ts = s.findRoot(ctx, api, rec, ev, key, st, now) // an earlier attempt may have posted it
 			}
+			if ts == "" {
+				err := s.richOrPlain(ctx, ev, "chat.postMessage", st, slackPlain, func(rich bool) (err error) {
+					opts := []slack.MsgOption{slack.MsgOptionBlocks(rootBlocks(st)...), slack.MsgOptionText(r.fallback, false)}
+					if !rich {
+						opts = []slack.MsgOption{slack.MsgOptionText(plainRoot(st, mentions(ev.Owners)), false)}
+					}
+					ch, ts, err = api.PostMessageContext(ctx, s.channel, append(opts, s.rootMetadata(ev, key),
+						slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
+					return err
+				})
+				if err != nil {
+					rootUnanswered(st, key, rec, err, now)
+					return s.classify(ctx, err, rec, asText("chat.postMessage", st[slackPlain]), now)
+				}
+				s.learn(ch)
+			}
+			delete(st, key+slackRootSent)
 			st[slackChannel], st[slackTS] = ch, ts
 			st[key+"/posted"], st[key+"/updated"] = ts, "root"
 		} else {

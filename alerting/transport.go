@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,6 +63,9 @@ type recorder struct {
 	// with %v, losing what transportError tells apart (an untrusted certificate, a port
 	// without TLS).
 	failed error
+	// wrote: the last request went out whole (httptrace's WroteRequest without an error):
+	// without an answer, the far end may have acted on it.
+	wrote atomic.Bool
 }
 
 // cause is what to classify for err, the library's error of an attempt: the request's own
@@ -78,6 +83,10 @@ func newRecorder(client *http.Client, userAgent string, max int64) *recorder {
 
 func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	r.status, r.header, r.head, r.cut, r.failed = 0, nil, nil, false, nil
+	r.wrote.Store(false)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { r.wrote.Store(i.Err == nil) },
+	}))
 	req.Header.Set("User-Agent", r.userAgent)
 	resp, err := r.client.Do(req)
 	if err != nil {

@@ -248,3 +248,80 @@ func TestSlackServerIsStrictLikeSlack(t *testing.T) {
 		t.Errorf("%d messages, want the first and the 3000 characters' one", len(s.Messages()))
 	}
 }
+
+// conversations.history as Slack answers it: a channel id (a name is channel_not_found),
+// root messages newest first after oldest, a page at a time with a cursor, metadata only
+// with include_all_metadata, missing_scope for a token without the history scopes; and a
+// Drop fault posts the message and closes the connection without an answer.
+func TestSlackServerHistoryLikeSlack(t *testing.T) {
+	s := loopback.NewSlack(t)
+	call := func(method string, args url.Values) (map[string]any, error) {
+		args.Set("token", s.Token)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.APIURL()+method, strings.NewReader(args.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		return out, json.NewDecoder(resp.Body).Decode(&out)
+	}
+	meta := `{"event_type":"vigil_notification","event_payload":{"idempotency_key":"d-1:deploy_failed"}}`
+	s.Fail("chat.postMessage", loopback.Fault{Drop: true})
+	if r, err := call("chat.postMessage", url.Values{"channel": {"#deploys"}, "text": {"first"}, "metadata": {meta}}); err == nil {
+		t.Fatalf("a dropped post was answered: %v", r)
+	}
+	if len(s.Roots()) != 1 {
+		t.Fatalf("the dropped post was not carried out: %d roots", len(s.Roots()))
+	}
+	root := s.Roots()[0]
+	if _, err := call("chat.postMessage", url.Values{"channel": {root.Channel}, "text": {"reply"}, "thread_ts": {root.TS}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call("chat.postMessage", url.Values{"channel": {"#deploys"}, "text": {"second"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := call("conversations.history", url.Values{"channel": {"#deploys"}}); r["error"] != "channel_not_found" {
+		t.Errorf("history by channel name: %v", r)
+	}
+	texts := func(r map[string]any) (out []string) {
+		msgs, _ := r["messages"].([]any)
+		for _, m := range msgs {
+			out = append(out, m.(map[string]any)["text"].(string))
+		}
+		return out
+	}
+	r, _ := call("conversations.history", url.Values{"channel": {root.Channel}})
+	if fmt.Sprint(texts(r)) != "[second first]" || r["ok"] != true {
+		t.Errorf("history: %v; want the two roots, newest first, and no reply", r)
+	}
+	if strings.Contains(fmt.Sprint(r), "vigil_notification") {
+		t.Errorf("metadata without include_all_metadata: %v", r)
+	}
+	r, _ = call("conversations.history", url.Values{"channel": {root.Channel}, "limit": {"1"}, "include_all_metadata": {"true"}})
+	if fmt.Sprint(texts(r)) != "[second]" || r["has_more"] != true {
+		t.Fatalf("first page of 1: %v", r)
+	}
+	cursor := r["response_metadata"].(map[string]any)["next_cursor"].(string)
+	r, _ = call("conversations.history", url.Values{"channel": {root.Channel}, "limit": {"1"}, "include_all_metadata": {"true"}, "cursor": {cursor}})
+	msgs, _ := r["messages"].([]any)
+	if len(msgs) != 1 || r["has_more"] != false {
+		t.Fatalf("second page: %v", r)
+	}
+	m := msgs[0].(map[string]any)
+	if md, _ := m["metadata"].(map[string]any); md["event_type"] != "vigil_notification" || m["thread_ts"] != root.TS {
+		t.Errorf("the first root with include_all_metadata: %v; want its metadata and its thread", m)
+	}
+	if r, _ := call("conversations.history", url.Values{"channel": {root.Channel}, "oldest": {root.TS}}); fmt.Sprint(texts(r)) != "[second]" {
+		t.Errorf("history after oldest %s: %v", root.TS, r)
+	}
+	s = &loopback.Slack{NoHistoryScope: true}
+	if err := s.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if r, _ := call("conversations.history", url.Values{"channel": {root.Channel}}); r["error"] != "missing_scope" || r["needed"] != "channels:history" {
+		t.Errorf("a token without channels:history: %v", r)
+	}
+}

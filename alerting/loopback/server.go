@@ -48,6 +48,10 @@ type Fault struct {
 	// Cut answers the status and headers promising more body than it writes (Body), then
 	// closes the connection: a receiver that accepted and died mid-answer.
 	Cut bool
+	// Drop (Slack server): the method is carried out (the message is posted) and the
+	// connection is then closed without an answer: a connection that died after Slack
+	// posted, or an answer lost to a timeout.
+	Drop bool
 }
 
 // server is the listener, fault queues and lifecycle the three receivers share.
@@ -218,6 +222,15 @@ func (s *server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
 				break
 			}
 			left -= n
+		}
+	}
+}
+
+// drop closes the request's connection without writing an answer.
+func drop(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
 		}
 	}
 }

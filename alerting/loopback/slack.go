@@ -17,14 +17,18 @@ import (
 const SlackToken = "xoxb-vigil-test-token"
 
 // Slack is a loopback Slack Web API server. It speaks the methods vigil uses —
-// chat.postMessage, chat.update, files.getUploadURLExternal, the upload URL it hands out,
-// files.completeUploadExternal, auth.test — checks the token, refuses a message over Block
-// Kit's limits as Slack does (invalid_blocks with response_metadata, msg_too_long; see
-// checkBlocks), and records every call with its decoded arguments.
+// chat.postMessage (with message metadata), chat.update, conversations.history,
+// files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
+// auth.test — checks the token, refuses a message over Block Kit's limits as Slack does
+// (invalid_blocks with response_metadata, msg_too_long; see checkBlocks), and records every
+// call with its decoded arguments.
 type Slack struct {
 	server
 	// Token is the bot token it accepts; anything else is invalid_auth.
 	Token string
+	// NoHistoryScope: the token lacks channels:history and groups:history, so
+	// conversations.history answers missing_scope, as Slack does. Set before the first request.
+	NoHistoryScope bool
 
 	mu       sync.Mutex
 	calls    []SlackCall
@@ -32,7 +36,7 @@ type Slack struct {
 	channels map[string]string // name -> id
 	uploads  map[string]*SlackFile
 	files    []SlackFile
-	nextTS   int64
+	lastTS   int64 // the last message's ts, in microseconds
 	nextFile int
 }
 
@@ -64,6 +68,9 @@ type SlackMessage struct {
 	ThreadTS string // "" for a root message
 	Text     string
 	Blocks   json.RawMessage
+	// Metadata is the message metadata it was posted with ({"event_type","event_payload"}),
+	// nil without.
+	Metadata json.RawMessage
 	// Updates counts the chat.update calls that changed it.
 	Updates int
 }
@@ -92,12 +99,19 @@ func (s *Slack) Start(addr string) error {
 	}
 	s.channels = map[string]string{}
 	s.uploads = map[string]*SlackFile{}
-	s.nextTS = 1767225600
 	return s.start(addr, http.HandlerFunc(s.handle))
 }
 
 // APIURL is the value for a notifier's api_url.
 func (s *Slack) APIURL() string { return "http://" + s.Addr() + "/api/" }
+
+// Channel returns the id of the channel named name (without "#"), creating it: for a
+// notifier configured with a channel id, as conversations.history needs.
+func (s *Slack) Channel(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.channelID("#" + name)
+}
 
 // Fail queues a fault for a method ("chat.postMessage", "chat.update",
 // "files.getUploadURLExternal", "upload", "files.completeUploadExternal").
@@ -254,7 +268,9 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": slackErr})
 	}
 
-	if f, ok := s.takeFault(method); ok {
+	f, faulted := s.takeFault(method)
+	dropped := faulted && f.Drop // carried out, then the answer is lost
+	if faulted && !dropped {
 		if f.SlackError != "" && f.Status == 0 {
 			if f.RetryAfter != "" { // Slack's ratelimited can come as a 200 with Retry-After
 				w.Header().Set("Retry-After", f.RetryAfter)
@@ -279,6 +295,8 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		answer, slackErr = s.postMessage(r.PostForm)
 	case "chat.update":
 		answer, slackErr = s.update(r.PostForm)
+	case "conversations.history":
+		answer, slackErr = s.history(r.PostForm)
 	case "files.getUploadURLExternal":
 		answer, slackErr = s.uploadURL(r.PostForm)
 	case "upload":
@@ -294,6 +312,11 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		answer, slackErr = s.complete(r.PostForm)
 	default:
 		slackErr = "unknown_method"
+	}
+	if dropped {
+		record(0, slackErr)
+		drop(w)
+		return
 	}
 	if slackErr != "" {
 		record(http.StatusOK, slackErr)

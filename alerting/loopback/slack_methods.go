@@ -1,7 +1,7 @@
 package loopback
 
 // The Slack Web API methods the loopback Slack answers: chat.postMessage, chat.update and
-// the three steps of a file upload.
+// the three steps of a file upload (conversations.history: slack_history.go).
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -175,9 +176,10 @@ func (s *Slack) postMessage(f url.Values) (map[string]any, string) {
 			return nil, "thread_not_found"
 		}
 	}
-	s.nextTS++
-	m := &SlackMessage{Channel: ch, TS: strconv.FormatInt(s.nextTS, 10) + ".000100", ThreadTS: thread,
-		Text: f.Get("text"), Blocks: json.RawMessage(f.Get("blocks"))}
+	// A ts is Slack's clock at the post, to the microsecond, unique in the channel.
+	s.lastTS = max(s.lastTS+1, time.Now().UnixMicro())
+	m := &SlackMessage{Channel: ch, TS: fmt.Sprintf("%d.%06d", s.lastTS/1e6, s.lastTS%1e6), ThreadTS: thread,
+		Text: f.Get("text"), Blocks: json.RawMessage(f.Get("blocks")), Metadata: metadataOf(f.Get("metadata"))}
 	s.messages = append(s.messages, m)
 	return map[string]any{"channel": ch, "ts": m.TS, "message": map[string]any{"text": m.Text, "ts": m.TS}}, ""
 }

@@ -1,0 +1,104 @@
+package loopback
+
+// conversations.history as Slack answers it: a channel's messages (not thread replies),
+// newest first, between oldest and latest, a page of limit at a time with a cursor, each
+// message's metadata only when include_all_metadata is set, and missing_scope for a token
+// without channels:history / groups:history (Slack.NoHistoryScope).
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+)
+
+// Slack's limit argument: 100 by default, at most 999.
+const (
+	historyDefaultLimit = 100
+	historyMaxLimit     = 999
+)
+
+// metadataOf keeps a chat.postMessage metadata argument that is a JSON object with an
+// event_type, as Slack stores it; nil otherwise.
+func metadataOf(raw string) json.RawMessage {
+	var m struct {
+		EventType    string         `json:"event_type"`
+		EventPayload map[string]any `json:"event_payload"`
+	}
+	if raw == "" || json.Unmarshal([]byte(raw), &m) != nil || m.EventType == "" {
+		return nil
+	}
+	return json.RawMessage(raw)
+}
+
+func (s *Slack) history(f url.Values) (map[string]any, string) {
+	if s.NoHistoryScope {
+		return map[string]any{"needed": "channels:history",
+			"provided": "chat:write,files:write"}, "missing_scope"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := f.Get("channel")
+	if !s.knownID(ch) {
+		return nil, "channel_not_found" // conversations.history takes a channel id, never a name
+	}
+	limit := historyDefaultLimit
+	if v := f.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, "invalid_limit"
+		}
+		if n > 0 {
+			limit = min(n, historyMaxLimit)
+		}
+	}
+	oldest, _ := strconv.ParseFloat(f.Get("oldest"), 64)
+	latest, err := strconv.ParseFloat(f.Get("latest"), 64)
+	if err != nil {
+		latest = 1e18
+	}
+	start := 0
+	if c := f.Get("cursor"); c != "" {
+		if start, err = strconv.Atoi(c); err != nil || start < 0 {
+			return nil, "invalid_cursor"
+		}
+	}
+	withMeta := f.Get("include_all_metadata") == "1" || f.Get("include_all_metadata") == "true"
+	var all []*SlackMessage
+	for i := len(s.messages) - 1; i >= 0; i-- { // newest first
+		m := s.messages[i]
+		ts, _ := strconv.ParseFloat(m.TS, 64)
+		if m.Channel == ch && m.ThreadTS == "" && ts > oldest && ts < latest {
+			all = append(all, m)
+		}
+	}
+	page := []map[string]any{}
+	end := min(start+limit, len(all))
+	for _, m := range all[min(start, len(all)):end] {
+		msg := map[string]any{"type": "message", "user": "U0VIGIL", "bot_id": "B0VIGIL", "text": m.Text, "ts": m.TS}
+		if len(m.Blocks) > 0 {
+			msg["blocks"] = m.Blocks
+		}
+		if s.hasReplies(m) {
+			msg["thread_ts"] = m.TS
+		}
+		if withMeta && m.Metadata != nil {
+			msg["metadata"] = m.Metadata
+		}
+		page = append(page, msg)
+	}
+	answer := map[string]any{"messages": page, "has_more": end < len(all), "pin_count": 0}
+	if end < len(all) {
+		answer["response_metadata"] = map[string]any{"next_cursor": strconv.Itoa(end)}
+	}
+	return answer, ""
+}
+
+// hasReplies says whether a root message has a thread.
+func (s *Slack) hasReplies(root *SlackMessage) bool {
+	for _, m := range s.messages {
+		if m.Channel == root.Channel && m.ThreadTS == root.TS {
+			return true
+		}
+	}
+	return false
+}
