@@ -22,7 +22,8 @@ import (
 // answers with that deploy's verdict: 200 once it passed, 425 while it is verifying, 409
 // when it failed, was inconclusive or was superseded. ?wait=D holds the call until the
 // verdict or D (keep D under the webhook's timeout), so a short verification passes on the
-// first call instead of costing Flagger a failed check.
+// first call instead of costing Flagger a failed check. The post-rollout call after the
+// analysis cancels the deploy of a canary Flagger did not promote (flagger_post.go).
 //
 // Flagger sends no headers of its own; the API token travels as the URL's user info
 // (http://vigil:TOKEN@host/...), which Go's HTTP client, and so Flagger, sends as basic
@@ -39,11 +40,13 @@ type flaggerPayload struct {
 	Metadata  map[string]string `json:"metadata"`
 }
 
-// flaggerGates are the webhook types whose 2xx means "go on". Others are refused:
-// confirm-rollout runs before the canary is up (vigil would verify the old version),
-// rollback reads a 2xx as "roll back now", post-rollout and event are notifications.
-// Flagger's payload does not say which hook called, so the type is the webhook's
-// metadata.type; an event hook is known by the eventType Flagger puts in its metadata.
+// flaggerGates are the webhook types whose 2xx means "go on". A post-rollout hook tells
+// how the analysis ended (flagger_post.go). Others are refused: confirm-rollout runs before
+// the canary is up (vigil would verify the old version), rollback reads a 2xx as "roll
+// back now", event is a notification of every step. Flagger's payload does not say which
+// hook called, so the type is the webhook's metadata.type; an event hook is known by the
+// eventType Flagger puts in its metadata, and a post-rollout hook by its phase, which only
+// it carries past the analysis (Succeeded, Failed).
 var flaggerGates = []string{"pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion"}
 
 // flaggerDone are canary phases after the analysis: nothing is left to verify.
@@ -54,11 +57,11 @@ type flaggerAnswer struct {
 	Error   string `json:"error,omitempty"`
 	Status  int    `json:"status"`
 	Verdict string `json:"verdict"`
-	Deploy  string `json:"deploy"`
+	Deploy  string `json:"deploy,omitempty"`
 	Service string `json:"service"`
-	Version string `json:"version"`
+	Version string `json:"version,omitempty"`
 	Reason  string `json:"reason,omitempty"`
-	URL     string `json:"url"`
+	URL     string `json:"url,omitempty"`
 }
 
 // flaggerHook serves the webhook. Its lock makes "find the canary's deploy, else register
@@ -99,6 +102,9 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 	case len(p.Checksum) > 200 || strings.ContainsFunc(p.Checksum, unicode.IsControl):
 		writeError(w, http.StatusBadRequest, "not a Flagger webhook payload: its checksum is at most 200 characters of one line (Flagger's is a hash)")
 		return
+	case typ == "post-rollout" || typ == "" && slices.Contains(flaggerDone, p.Phase):
+		h.postRollout(w, r, service, p, wait)
+		return
 	case typ != "" && !slices.Contains(flaggerGates, typ):
 		writeError(w, http.StatusBadRequest, "a %s webhook cannot gate on vigil: use type %s (and say it in the webhook's metadata.type)", text.Ellipsis(typ, 40), strings.Join(flaggerGates, ", "))
 		return
@@ -119,14 +125,19 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 		h.a.log.Info("flagger webhook: deploy registered for the canary", "deploy", d.ID, "service", service,
 			"canary", p.Name+"."+p.Namespace, "checksum", p.Checksum, "type", typ)
 	}
+	h.answer(w, r, d, wait)
+}
+
+// answer answers with d's verdict, after holding the call until it or wait.
+func (h *flaggerHook) answer(w http.ResponseWriter, r *http.Request, d *store.Deploy, wait time.Duration) {
 	if d.Status == store.StatusVerifying && wait > 0 {
+		var err error
 		if d, err = h.a.WaitDeploy(r.Context(), d.ID, wait); err != nil {
 			writeError(w, http.StatusInternalServerError, "reading the deploy failed: %v", err)
 			return
 		}
 	}
-	ans := flaggerAnswer{Verdict: d.Status, Deploy: d.ID, Service: d.Service, Version: d.Version, Reason: d.Reason,
-		URL: h.a.baseURL() + "/deploys/" + d.ID}
+	ans := h.verdict(d)
 	switch d.Status {
 	case store.StatusPassed:
 		ans.Status = http.StatusOK
@@ -141,6 +152,12 @@ func (h *flaggerHook) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, ans.Status, ans)
+}
+
+// verdict is the answer's account of d, without its status.
+func (h *flaggerHook) verdict(d *store.Deploy) flaggerAnswer {
+	return flaggerAnswer{Verdict: d.Status, Deploy: d.ID, Service: d.Service, Version: d.Version, Reason: d.Reason,
+		URL: h.a.baseURL() + "/deploys/" + d.ID}
 }
 
 // deploy returns the deploy verifying this canary checksum, registering it when the
