@@ -22,8 +22,10 @@ import (
 // answers with that deploy's verdict: 200 once it passed, 425 while it is verifying, 409
 // when it failed, was inconclusive or was superseded. ?wait=D holds the call until the
 // verdict or D (keep D under the webhook's timeout), so a short verification passes on the
-// first call instead of costing Flagger a failed check. The post-rollout call after the
-// analysis cancels the deploy of a canary Flagger did not promote (flagger_post.go).
+// first call instead of costing Flagger a failed check. A canary of another namespace
+// than the one the service verifies is refused (namespaceConflict); the post-rollout call
+// after the analysis cancels the deploy of a canary Flagger did not promote
+// (flagger_post.go).
 //
 // Flagger sends no headers of its own; the API token travels as the URL's user info
 // (http://vigil:TOKEN@host/...), which Go's HTTP client, and so Flagger, sends as basic
@@ -190,6 +192,9 @@ func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPaylo
 			if n.Version == version && n.Environment == p.Namespace && (checksum == p.Checksum || !keyed && n.Version == p.Checksum) {
 				return n, false, nil
 			}
+			if keyed && n.Status == store.StatusVerifying && n.Environment != p.Namespace {
+				return nil, false, namespaceConflict(service, n, p.Namespace)
+			}
 			after = n.ID
 		}
 	}
@@ -200,6 +205,22 @@ func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPaylo
 		return nil, false, err
 	}
 	return list[0], !list[0].CreatedAt.Before(now), nil
+}
+
+// namespaceConflict refuses a canary of namespace ns while the service verifies a canary of
+// another namespace (inflight). Registering it would supersede that verification, and the
+// service's checks test one set of URLs: one canary would be judged on the other's
+// answers. A canary of the same namespace supersedes as a pipeline's deploy does (the
+// newer revision replaced the older), and one namespace after the other is no conflict: a
+// check can read the deploy's namespace ({{ .Deploy.Environment }} in a query, the
+// environment variable in an assertion).
+func namespaceConflict(service string, inflight *store.Deploy, ns string) error {
+	other, ns, svc := text.Ellipsis(inflight.Environment, 80), text.Ellipsis(ns, 80), text.Ellipsis(service, 80)
+	return &requestError{http.StatusConflict, fmt.Sprintf("vigil's service %s is verifying a canary of namespace %s (deploy %s, version %s); "+
+		"a canary of namespace %s would supersede it, and %s's checks, one set of URLs, would judge each canary on the other's answers. "+
+		"Nothing was registered: give this canary a service of its own, metadata: {service: %s-%s} in its webhooks, "+
+		"with checks that call its canary; or wait until %s's verification ends",
+		svc, other, inflight.ID, text.Ellipsis(inflight.Version, 80), ns, svc, svc, ns, other)}
 }
 
 // flaggerChecksum is the canary checksum a deploy's registration key holds
