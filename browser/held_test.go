@@ -369,3 +369,72 @@ opener.document.getElementById('app').dataset.ready = '1';</script>`)
 	}
 	goroutinesBack(t, base)
 }
+
+// browserContexts is how many browser contexts inst's browser has, its default one aside.
+func browserContexts(t testing.TB, inst *instance) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(inst.ctx, 10*time.Second)
+	defer cancel()
+	res, err := cdp.Call(ctx, inst.browser, target.GetBrowserContexts, cdp.Empty{})
+	if err != nil {
+		t.Fatalf("Target.getBrowserContexts: %v", err)
+	}
+	return len(res.BrowserContextIDs)
+}
+
+// Runs cut by their deadline while Chromium creates their tab's browser context (the
+// browser, stopped with SIGSTOP, answers only after the run gave up, as a loaded one
+// does): each context Chromium then creates is disposed of once its creation returns, so
+// the count of browser contexts comes back to what it was, and the pool runs on.
+func TestAnOpeningCutWhileItsContextIsCreated(t *testing.T) {
+	needBrowser(t)
+	p := NewPool(Options{Concurrency: 1, NoSpareTab: true})
+	t.Cleanup(func() { p.Close() })
+	s := newSite(t)
+	s.html("/", openerPage("/pay", "window"))
+	s.html("/pay", `<!doctype html><title>Pay</title><script>console.error('declined');
+opener.document.getElementById('app').dataset.ready = '1';</script>`)
+	s.html("/plain", `<!doctype html><title>Plain</title>`)
+	if _, _, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, p, false)
+	inst := current(t, p)
+	base := browserContexts(t, inst)
+	pid := p.BrowserPID()
+	const cuts = 3
+	for i := range cuts {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// Below a second: a cut this short does not count towards replacing the browser.
+		_, took, err := visit(t, p, 400*time.Millisecond, &Visit{URL: s.URL + "/"})
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		checkEnded(t, took, 400*time.Millisecond)
+		if err == nil {
+			t.Fatalf("cut %d: a run whose browser was stopped succeeded", i)
+		}
+		t.Logf("cut %d: %v", i, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for n := browserContexts(t, inst); n != base; n = browserContexts(t, inst) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d browser contexts after %d runs cut while their context was created, %d before", n, cuts, base)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep, took, err := visit(t, p, 20*time.Second, &Visit{URL: s.URL + "/", WaitFor: "#app[data-ready]"})
+	checkEnded(t, took, 20*time.Second)
+	if err != nil || !rep.WaitForFound || len(rep.ConsoleErrors) != 1 {
+		t.Fatalf("the run after the cut ones: err %v, found %v, problems:\n%s", err, rep.WaitForFound, problems(rep))
+	}
+	if p.BrowserPID() != pid {
+		t.Errorf("the browser was replaced (pid %d, now %d)", pid, p.BrowserPID())
+	}
+	settled(t, p, false)
+	if n := browserContexts(t, inst); n != base {
+		t.Errorf("%d browser contexts at the end, %d before", n, base)
+	}
+}

@@ -11,6 +11,7 @@ package browser
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
@@ -44,16 +45,43 @@ func newTab(inst *instance) *tab {
 
 // open opens the tab and installs the error listeners, within limit, then closes ready.
 // The tab's first command must run on the tab's own context (the tab lives as long as it),
-// so the limit is a timer that closes the tab, not a deadline on that context.
+// so the limit is a timer that closes the tab, not a deadline on that context. The tab's
+// browser context is vigil's, not chromedp's (newBrowserContext): the tab's close disposes
+// of it, which closes whatever page is in it, attached to or not.
 func (t *tab) open(limit time.Duration) {
 	defer close(t.ready)
 	t.began = time.Now()
 	runCtx, runCancel := context.WithCancel(t.inst.ctx)
-	tabCtx, tabCancel := chromedp.NewContext(runCtx, chromedp.WithNewBrowserContext(), chromedp.WithListener(t.rec.listen))
-	t.ctx = tabCtx
-	t.close = func() { tabCancel(); runCancel() }
+	t.ctx, t.close = runCtx, runCancel
 	timer := time.AfterFunc(limit, runCancel)
-	t.err = chromedp.Do(tabCtx, chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+	bc, err := newBrowserContext(runCtx, t.inst)
+	if err != nil {
+		t.err = fmt.Errorf("creating a browser context: %w", err)
+	} else {
+		tabCtx, tabCancel := chromedp.NewContext(runCtx, chromedp.WithExistingBrowserContext(bc), chromedp.WithListener(t.rec.listen))
+		var dispose sync.Once
+		t.ctx = tabCtx
+		t.close = func() {
+			tabCancel()
+			runCancel()
+			dispose.Do(func() { disposeBrowserContext(t.inst, bc) })
+		}
+		t.err = t.prepare(tabCtx, bc)
+	}
+	if !timer.Stop() && t.err == nil {
+		t.err = fmt.Errorf("opening the tab took longer than %s", limit)
+	}
+	if t.err != nil {
+		// In the background: the visit's time is up, and the page may not even be attached
+		// (the limit came while it was being created), which only the disposal closes.
+		go t.close()
+	}
+}
+
+// prepare installs the error listeners on the tab being opened, starts watching the
+// windows it opens and lets it load.
+func (t *tab) prepare(tabCtx context.Context, bc cdp.BrowserContextID) error {
+	return chromedp.Do(tabCtx, chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, target, runtime.AddBinding, runtime.AddBindingParams{Name: bindingName}); err != nil {
 			return fmt.Errorf("adding the error-report binding: %w", err)
 		}
@@ -64,8 +92,7 @@ func (t *tab) open(limit time.Duration) {
 		// another aborted navigation (download.go), and nothing lands on vigil's disk.
 		events := true
 		if _, err := cdp.Call(ctx, target, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
-			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny, BrowserContextID: chromedp.FromContext(tabCtx).BrowserContextID,
-			EventsEnabled: &events}); err != nil {
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny, BrowserContextID: bc, EventsEnabled: &events}); err != nil {
 			return fmt.Errorf("denying downloads: %w", err)
 		}
 		// The tab's (fresh) browser context's service workers report their errors here.
@@ -81,7 +108,6 @@ func (t *tab) open(limit time.Duration) {
 		}
 		t.target = target
 		t.rec.setAnswerer(&dialogAnswerer{tabCtx: tabCtx, target: target})
-		bc := chromedp.FromContext(tabCtx).BrowserContextID
 		t.rec.watchWindows(tabCtx, target.TargetID, bc)
 		context.AfterFunc(tabCtx, t.inst.held.watch(bc, t.rec.windowCreated))
 		// Chromium holds every new page until its run listens (held.go): this one's
@@ -91,36 +117,51 @@ func (t *tab) open(limit time.Duration) {
 		}
 		return nil
 	}))
-	if !timer.Stop() && t.err == nil {
-		t.err = fmt.Errorf("opening the tab took longer than %s", limit)
-	}
-	if t.err != nil {
-		t.close()
-		disposeOrphan(t.inst, tabCtx)
-	}
 }
 
-// disposeOrphan disposes of the browser context of a tab whose opening was cut short
-// before chromedp attached to it (the limit came while the context or its page was being
-// created): chromedp closes only what it attached to, so the page, held by Chromium for a
-// run that no longer comes, would stay open for the browser's life. It runs in the
-// background: the visit's time is up. A context whose creation was cut is not known, and
-// stays (empty: no page was made in it).
-func disposeOrphan(inst *instance, tabCtx context.Context) {
-	c := chromedp.FromContext(tabCtx)
-	if c == nil || c.Target != nil || c.BrowserContextID == "" {
-		return // none made, or chromedp attached and closes it
+// newBrowserContext creates a fresh browser context for a tab, within ctx. Chromium
+// creates it whether or not its caller still waits, and an answer that comes after the
+// caller gave up is forgotten: the context would stay, empty, for the browser's life, one
+// for each run cut by its deadline while a loaded browser was slow to answer. So the
+// creation is not cut by ctx: when ctx ends first, it runs on in the background until
+// Chromium answers (or the browser is gone), and the context it made is disposed of.
+func newBrowserContext(ctx context.Context, inst *instance) (cdp.BrowserContextID, error) {
+	type answer struct {
+		id  cdp.BrowserContextID
+		err error
 	}
-	bc := c.BrowserContextID
+	// Unbuffered: an answer is either taken by the caller, who owns the context, or
+	// disposed of here, never both or neither.
+	answered := make(chan answer)
 	go func() {
-		ctx, cancel := context.WithTimeout(inst.ctx, orphanTimeout)
-		defer cancel()
-		_, _ = cdp.Call(ctx, inst.browser, target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc})
+		yes := true // and disposed of by Chromium if vigil's connection goes
+		res, err := cdp.Call(inst.ctx, inst.browser, target.CreateBrowserContext, target.CreateBrowserContextParams{DisposeOnDetach: &yes})
+		select {
+		case answered <- answer{res.BrowserContextID, err}:
+		case <-ctx.Done():
+			if err == nil {
+				disposeBrowserContext(inst, res.BrowserContextID)
+			}
+		}
 	}()
+	select {
+	case a := <-answered:
+		return a.id, a.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
-// orphanTimeout bounds disposing of an orphaned browser context.
-const orphanTimeout = 10 * time.Second
+// disposeBrowserContext disposes of a tab's browser context, which closes the pages in
+// it, within disposeTimeout.
+func disposeBrowserContext(inst *instance, bc cdp.BrowserContextID) {
+	ctx, cancel := context.WithTimeout(inst.ctx, disposeTimeout)
+	defer cancel()
+	_, _ = cdp.Call(ctx, inst.browser, target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc})
+}
+
+// disposeTimeout bounds disposing of a browser context.
+const disposeTimeout = 10 * time.Second
 
 // spareLimit bounds the opening of a spare tab: a browser that cannot open one in this
 // time is not one to wait for.
