@@ -108,14 +108,22 @@ func (r *recorder) openedWindows() bool {
 // request and script come after. With w nil (past maxWindows) it only lets it load. It
 // ends with the tab (tabCtx), which closes the window.
 //
-// The page that opened a window can still run script in it while it is held (its blank
-// first document is the opener's to write into), and a dialog shown there stops the
-// window's process, which it shares with the opener, until it is answered; chromedp's
-// attach runs commands in the page (Runtime.evaluate) before it enables the Page domain
-// that reports dialogs, and those wait while a dialog is open. So the window's Page and
-// Network domains are enabled, and its answerer set, at the session's first event (Runtime
-// was just enabled), without waiting for the attach to finish. The session's Target is set
-// before its first event is delivered, so the listener reads it safely.
+// The window is let go only once chromedp's attach has returned, and the attach enables
+// the window's Network and Page domains before it returns: the window's first request is
+// seen, and so is every request of a blank window its opener scripts (a script written
+// into it, its own fetch called, its address set), because the opener's window.open does
+// not return while the window is held (Chromium 156: they share a process, and the
+// opener's script stays in window.open until the let-go). TestRequestsOfAWindowItsOpenerScripts
+// fails when the window is let go before its Network domain is on.
+//
+// A dialog shown in a window stops its process, which it shares with the opener, until it
+// is answered, and chromedp's attach runs commands in the page (Runtime.evaluate) before
+// it enables the Page domain that reports dialogs; those would wait while a dialog is
+// open. So, should a window have one open as it is attached (one Chromium did not hold),
+// its Page and Network domains are enabled, and its answerer set, at the session's first
+// event (Runtime was just enabled), without waiting for the attach to finish. The
+// session's Target is set before its first event is delivered, so the listener reads it
+// safely.
 func attachWindow(tabCtx context.Context, id target.ID, w *recorder) {
 	opts := []chromedp.ContextOption{chromedp.WithTargetID(id)}
 	var wctx context.Context

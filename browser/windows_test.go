@@ -2,10 +2,14 @@ package browser
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -146,9 +150,10 @@ opener.document.getElementById('app').dataset.ready = '1';</script>`)
 		})
 	}
 
-	// The opener can also write into the window's blank first document at once, before
-	// vigil is on it: what that script threw and logged is replayed to vigil, and its
-	// alert, which stops the window and its opener, is answered once vigil is there.
+	// The opener can also write into the window's blank first document at once: its
+	// window.open returns only once the window is let go, so vigil is on the window when
+	// that script throws, logs and alerts (the alert stops the window and its opener until
+	// vigil answers it). Its requests: TestRequestsOfAWindowItsOpenerScripts.
 	s.html("/written", `<!doctype html><title>Checkout</title><div id=app></div><script>
 const pay = window.open('', 'pay');
 pay.document.write('<script>console.error("3-D Secure unavailable"); alert("card declined"); null.submit();<\/script>');
@@ -228,6 +233,134 @@ opener.document.getElementById('app').dataset.ready = '1';</script>`)
 		select {
 		case <-ctx.Done():
 			t.Fatal("A's window never loaded once let go")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// A checkout that opens its payment window blank, at the click, and scripts it at once:
+// writes a script into it that posts to the payment API, calls the window's own fetch, or
+// sends it to a page. Chromium holds the window, and with it the opener's window.open
+// (they share a process), until the run's session on it listens with its Network domain
+// on: each request the window makes, answered 500 by the site, which records it, is the
+// run's failed request, its method included (which only the request's own event tells).
+func TestRequestsOfAWindowItsOpenerScripts(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	ready := `opener.app.dataset.ready = 1`
+	s.mux.HandleFunc("/api/pay", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "payment service down", http.StatusInternalServerError)
+	})
+	s.mux.HandleFunc("/pay-down", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `<!doctype html><title>Down</title><script>`+ready+`</script>`)
+	})
+	for _, c := range []struct {
+		name, script, source, method, url, typ string
+	}{
+		{"written", `pay.document.write('<script>fetch("/api/pay?via=written", {method: "POST"}).finally(() => { ` + ready + `; });<\/script>');`,
+			"window", "POST", "/api/pay?via=written", "fetch"},
+		{"window-fetch", `pay.fetch('/api/pay?via=window-fetch', {method: 'PUT'}).finally(() => { pay.eval("` + ready + `"); });`,
+			"window", "PUT", "/api/pay?via=window-fetch", "fetch"},
+		{"location", `pay.location = '/pay-down';`,
+			"window " + s.URL + "/pay-down", "GET", "/pay-down", "document"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s.html("/"+c.name, `<!doctype html><title>Checkout</title><div id=app></div><script>
+const pay = window.open('', 'pay');
+`+c.script+`
+</script>`)
+			rep, took, err := visit(t, shared, 15*time.Second, &Visit{URL: s.URL + "/" + c.name, WaitFor: "#app[data-ready]"})
+			checkEnded(t, took, 15*time.Second)
+			if err != nil || !rep.WaitForFound {
+				t.Fatalf("err %v, found %v, problems:\n%s", err, rep.WaitForFound, problems(rep))
+			}
+			path, _, _ := strings.Cut(c.url, "?")
+			if got := s.requestsTo(path); len(got) == 0 || got[len(got)-1].Method != c.method {
+				t.Fatalf("the site did not get the window's %s %s", c.method, c.url)
+			}
+			f := rep.FailedRequests
+			if len(f) != 1 || f[0].Source != c.source || f[0].Method != c.method || f[0].URL != s.URL+c.url || f[0].Status != 500 || f[0].Type != c.typ {
+				t.Fatalf("want the window's %s %s answered 500 (%s), as %q, once; got:\n%s", c.method, c.url, c.typ, c.source, problems(rep))
+			}
+		})
+	}
+}
+
+// Why the requests of a blank window its opener scripts are seen: the opener stays in its
+// window.open while the window is held, even once a session is on the window, and goes on
+// (and scripts the window) only once the window is let go.
+func TestAnOpenerStaysInWindowOpenWhileItsWindowIsHeld(t *testing.T) {
+	needBrowser(t)
+	s := newSite(t)
+	s.mux.HandleFunc("/api/pay", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "payment service down", http.StatusInternalServerError)
+	})
+	s.html("/a", `<!doctype html><title>A</title><script>
+window.step = 'opening';
+const pay = window.open('', 'pay');
+window.step = 'opened';
+pay.document.write('<script>fetch("/api/pay")<\/script>');
+</script>`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inst, err := shared.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.release(inst)
+	a := newTab(inst)
+	a.open(spareLimit)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	defer a.close()
+	held := make(chan target.ID, 1)
+	stop := inst.held.watch(chromedp.FromContext(a.ctx).BrowserContextID, func(info *target.Info) {
+		if info.TargetID != a.target.TargetID {
+			select { // on the browser connection's reader: it must not block
+			case held <- info.TargetID:
+			default:
+			}
+		}
+	})
+	defer stop()
+	go func() { _ = chromedp.Do(a.ctx, chromedp.Navigate(s.URL+"/a")) }()
+	var window target.ID
+	select {
+	case window = <-held:
+	case <-ctx.Done():
+		t.Fatal("the window was never reported held")
+	}
+	step := func() string {
+		t.Helper()
+		res, err := cdp.Call(ctx, a.target, runtime.Evaluate, runtime.EvaluateParams{Expression: "String(window.step)"})
+		if err != nil {
+			t.Fatalf("reading the opener's step: %v", err)
+		}
+		return strings.Trim(string(res.Result.Value), `"`)
+	}
+	// On the window, as a run is before it lets it go: attached, Network on.
+	wctx, wcancel := chromedp.NewContext(a.ctx, chromedp.WithTargetID(window))
+	defer wcancel()
+	if err := chromedp.Do(wctx, chromedp.Func(func(context.Context, *chromedp.Target) error { return nil })); err != nil {
+		t.Fatalf("attaching to the held window: %v", err)
+	}
+	time.Sleep(time.Second) // a window for the opener to go on in, if it could
+	if got, n := step(), s.hitCount("/api/pay"); got != "opening" || n != 0 {
+		t.Fatalf("while its window is held the opener is at %q and the site saw %d window requests; want \"opening\" and none", got, n)
+	}
+	if err := chromedp.Do(wctx, chromedp.Func(func(ctx context.Context, w *chromedp.Target) error {
+		_, err := cdp.Call(ctx, w, runtime.RunIfWaitingForDebugger, cdp.Empty{})
+		return err
+	})); err != nil {
+		t.Fatalf("letting the window go: %v", err)
+	}
+	for step() != "opened" || s.hitCount("/api/pay") == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("once the window was let go the opener is at %q and the site saw %d window requests", step(), s.hitCount("/api/pay"))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
