@@ -99,6 +99,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	for k, vs := range r.Header {
 		req.Header[k] = vs
 	}
+	resendable(req)
 	if req.Header.Get("User-Agent") == "" && h.UserAgent != "" {
 		req.Header.Set("User-Agent", h.UserAgent)
 	}
@@ -184,7 +185,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	rec.mu.Unlock()
 	if out.Retried > 0 && t != nil {
 		t.Printf("the request was sent again on a new connection: the kept-alive one it went out on closed without an answer " +
-			"(Go's client repeats a request it may; a service that drops requests shows as retried in an sla check)")
+			"(as a browser does, whatever the method; a service that drops requests shows as retried in an sla check)")
 	}
 	if resp.TLS != nil {
 		for _, c := range resp.TLS.PeerCertificates {
@@ -293,6 +294,9 @@ func headerBytes(h http.Header) int {
 func headerLines(h http.Header, request bool) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if h[k] == nil {
+			continue // never sent (resendable's mark)
+		}
 		v := strings.Join(h[k], ", ")
 		if configs.SensitiveName(k) || (request && !configs.PlainHeader(k)) {
 			v = configs.Masked

@@ -129,6 +129,26 @@ func (h *HTTPClient) transport(opts configs.TLS, protocol string) (http.RoundTri
 	return rt, nil
 }
 
+// resendable lets Go's transport send req again on a new connection when the kept-alive
+// connection it went out on closes before any answer, whatever its method, as browsers do
+// (Chromium resends any request that got nothing back on a reused connection). Go resends
+// only what it may repeat: GET, HEAD, OPTIONS, TRACE, and a request with an Idempotency-Key.
+// A draining backend, or a balancer's idle timeout, that resets a kept-alive connection as
+// the next request arrives made a POST no answer that no visitor sees: an sla burst of
+// POSTs behind a rollout failed on error_rate, an http check erred in a verification's
+// second round. An Idempotency-Key with a nil value marks it, and is not sent. A request
+// dropped on a new connection is not sent again (the service gave no answer), and one sent
+// again is counted (Response.Retried: an sla check's retried).
+func resendable(req *http.Request) {
+	if _, ok := req.Header["Idempotency-Key"]; ok {
+		return
+	}
+	if _, ok := req.Header["X-Idempotency-Key"]; ok {
+		return
+	}
+	req.Header["Idempotency-Key"] = nil
+}
+
 // maxHeaderBytes caps an answer's headers, and those of the 1xx answers before it.
 const maxHeaderBytes = 256 << 10
 

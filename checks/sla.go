@@ -314,7 +314,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	}
 	if retried > 0 {
 		msg := fmt.Sprintf("%d requests were sent again on a new connection after a kept-alive one closed without an answer "+
-			"(Go's client repeats a request it may, as browsers do): the service dropped them, and error_rate counts only the answer to the repeat; "+
+			"(as browsers do, whatever the method): the service dropped them, and error_rate counts only the answer to the repeat; "+
 			"assert retried == 0 to fail on it", retried)
 		run.Transcript.Printf("%s", msg)
 		run.Explain("retried", msg)

@@ -1,0 +1,129 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// connRequests is the key of a connection's request count in a drainingBackend's contexts.
+type connRequests struct{}
+
+// drainingBackend is an old pod behind a load balancer in a rollout: it answers the first
+// request on each connection, and drops the connection without an answer when a kept-alive
+// one carries another (the request read, then the socket reset: a backend past its drain
+// timeout, or a balancer's idle timeout closing the connection as the request arrives).
+// dropFresh drops every request instead, on new connections too: a backend that crashes on
+// it. drops counts the requests dropped.
+func drainingBackend(t *testing.T, dropFresh bool, drops *atomic.Int64) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := r.Context().Value(connRequests{}).(*atomic.Int64).Add(1); n > 1 || dropFresh {
+			drops.Add(1)
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0) // a reset, as a balancer's idle timeout sends
+				}
+				c.Close()
+			}
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-App-Version", "v2")
+		fmt.Fprint(w, `{"token":"t"}`)
+	}))
+	srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connRequests{}, new(atomic.Int64))
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestDrainedKeptAliveConnectionIsSentAgain: in a rollout, a backend resets a kept-alive
+// connection as the next request arrives on it. A browser sends that request again on a
+// new connection, whatever its method (Chromium resends a request that got no answer on a
+// reused connection), and the visitor never sees it. Go's client did so for a GET only: a
+// POST (a login, a checkout API) came back as no answer, an sla burst of POSTs counted
+// every drop in error_rate and failed a good rollout, and an http check erred in the
+// verification's second round. vigil sends it again as a browser does, and an sla burst
+// counts it in retried, as it did for a GET.
+func TestDrainedKeptAliveConnectionIsSentAgain(t *testing.T) {
+	var drops atomic.Int64
+	lb := newL4Balancer(t, drainingBackend(t, false, &drops).URL)
+
+	t.Run("sla burst of POSTs", func(t *testing.T) {
+		drops.Store(0)
+		y := fmt.Sprintf(`
+checks:
+  - name: login-sla
+    kind: sla
+    timeout: 20s
+    request: {method: POST, url: %q, body: '{"user":"synthetic"}'}
+    requests: 20
+    concurrency: 4
+    assert: ["error_rate == 0"]
+`, lb.URL()+"/api/login")
+		res := run(t, buildOne(t, y), Input{})
+		wantOutcome(t, res, Pass)
+		// each worker's first request goes out on a new connection; every later one on a kept-alive
+		// connection that the backend drops, and again on a new one
+		if r := res.Vars["retried"].(int); r == 0 || int64(r) != drops.Load() || res.Vars["requests"] != 20 {
+			t.Fatalf("retried %d, %d dropped, requests %v: every drop sent again and counted", r, drops.Load(), res.Vars["requests"])
+		}
+		// and a burst that asserts on it fails on it
+		res = run(t, buildOne(t, strings.Replace(y, `["error_rate == 0"]`, `["error_rate == 0", "retried == 0"]`, 1)), Input{})
+		wantOutcome(t, res, Fail, "retried == 0 is false", "sent again on a new connection")
+	})
+
+	t.Run("http POST in a verification's second round", func(t *testing.T) {
+		drops.Store(0)
+		c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: login
+    kind: http
+    timeout: 5s
+    request: {method: POST, url: %q, body: '{"user":"synthetic"}'}
+    assert: ["status == 200", "json.token != nil"]
+`, lb.URL()+"/api/login"))
+		session := c.prober.(*HTTP).client.NewSession() // one verification, its rounds in it
+		t.Cleanup(session.CloseIdle)
+		ctx := WithSession(context.Background(), session)
+		in := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
+		for round := 1; round <= 3; round++ {
+			res := c.Run(ctx, in)
+			t.Logf("round %d: %s %q", round, res.Outcome, res.Reasons)
+			wantOutcome(t, res, Pass)
+			if round > 1 && !strings.Contains(strings.Join(res.Transcript, "\n"), "the request was sent again on a new connection") {
+				t.Fatalf("round %d: the transcript does not say the request was sent again:\n%s", round, strings.Join(res.Transcript, "\n"))
+			}
+		}
+		if drops.Load() != 2 {
+			t.Fatalf("%d requests dropped; want the second and third rounds' first tries", drops.Load())
+		}
+	})
+
+	// A request dropped on a new connection is not the keep-alive race: the service gave no
+	// answer (it crashed on the request), and it is not sent again.
+	t.Run("dropped on a new connection", func(t *testing.T) {
+		var crashes atomic.Int64
+		crashing := newL4Balancer(t, drainingBackend(t, true, &crashes).URL)
+		res := run(t, buildOne(t, fmt.Sprintf(`
+checks:
+  - name: login
+    kind: http
+    timeout: 5s
+    request: {method: POST, url: %q, body: '{"user":"synthetic"}'}
+`, crashing.URL()+"/api/login")), Input{})
+		wantOutcome(t, res, Error)
+		if !res.NoAnswer || crashes.Load() != 1 {
+			t.Fatalf("NoAnswer %v, %d requests dropped: want no answer, asked once", res.NoAnswer, crashes.Load())
+		}
+	})
+}
