@@ -181,9 +181,15 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 			return Inconclusivef("query %s returned no series: no data to judge (its `and`/`unless` leaves none until its condition holds, "+
 				"such as enough requests for a quantile: that is no data yet, not zero, so do not add `or vector(0)`)", query)
 		}
+		// A bare `or vector(0)` at the end would also answer 0 while the new version's
+		// metrics have not arrived (a scrape interval, a remote write's batch): a pass on no
+		// data. The fallback goes to the counter that may have no series, beside one that
+		// says the requests came.
 		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels; "+
 			"a labelled counter has no series until its first count, such as code=\"500\" before any error: "+
-			"where none means zero, add `or vector(0)`)", query)
+			"where none means zero, give the fallback to that counter and keep a series that says the data came, "+
+			"(sum(rate(errors[w])) or vector(0)) / sum(rate(requests[w])), or sum(rate(errors[w])) or vector(0) and on() sum(rate(requests[w])) > 0; "+
+			"a bare `or vector(0)` at the end passes on metrics that have not arrived yet)", query)
 	}
 	if allNaN(res.Samples) {
 		// 0/0: an error ratio over a window with no requests (new pods not yet in the load

@@ -54,7 +54,7 @@ func TestPromQLHistogramQuantileFewObservations(t *testing.T) {
 		"not zero, so do not add `or vector(0)`")
 	// "and" in a label's value is not a guard: the usual hint
 	res = run(t, buildOne(t, promqlYAML(prom.URL, `max(req_seconds_count{path="/a and b"})`, "value < 1")), Input{})
-	wantOutcome(t, res, Inconclusive, "where none means zero, add `or vector(0)`")
+	wantOutcome(t, res, Inconclusive, "where none means zero, give the fallback to that counter")
 
 	for range 300 {
 		latency.Observe(0.01)

@@ -96,7 +96,7 @@ func TestPromQLAgainstPrometheus(t *testing.T) {
 	})
 	t.Run("empty is inconclusive", func(t *testing.T) {
 		res := run(t, buildOne(t, promqlYAML(prom.URL, `pool_active_connections{pool="nope"}`, "value < 50")), Input{})
-		wantOutcome(t, res, Inconclusive, `returned no series: no data to judge`, "where none means zero, add `or vector(0)`")
+		wantOutcome(t, res, Inconclusive, `returned no series: no data to judge`, "where none means zero, give the fallback to that counter")
 		// and with it, no errors yet is zero, and judged
 		wantOutcome(t, run(t, buildOne(t, promqlYAML(prom.URL, `sum(pool_active_connections{pool="nope"}) or vector(0)`, "value < 50")), Input{}), Pass)
 		wantNotServed(t, res, false)
