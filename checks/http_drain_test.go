@@ -127,3 +127,116 @@ checks:
 		}
 	})
 }
+
+// goAwayBackend is an old pod speaking HTTP/2 (prior knowledge, as behind an h2c listener)
+// that shuts down gracefully in a rollout: it answers the first request on each
+// connection, and when a second arrives it sends GOAWAY naming the first as the last it
+// processed, and closes the connection, as a server's graceful shutdown does to a request
+// that crossed its GOAWAY on the wire. requests counts the requests it answered.
+func goAwayBackend(t *testing.T, requests *atomic.Int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
+		n := len(payload)
+		return append([]byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags,
+			byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}, payload...)
+	}
+	serve := func(c net.Conn) {
+		defer c.Close()
+		preface := make([]byte, len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+		if _, err := io.ReadFull(c, preface); err != nil {
+			return
+		}
+		if _, err := c.Write(frame(0x4, 0, 0, nil)); err != nil { // SETTINGS
+			return
+		}
+		var first uint32
+		for {
+			head := make([]byte, 9)
+			if _, err := io.ReadFull(c, head); err != nil {
+				return
+			}
+			payload := make([]byte, int(head[0])<<16|int(head[1])<<8|int(head[2]))
+			if _, err := io.ReadFull(c, payload); err != nil {
+				return
+			}
+			typ, flags := head[3], head[4]
+			stream := (uint32(head[5])<<24 | uint32(head[6])<<16 | uint32(head[7])<<8 | uint32(head[8])) & 0x7fffffff
+			switch {
+			case typ == 0x4 && flags&0x1 == 0: // SETTINGS: acknowledged
+				_, _ = c.Write(frame(0x4, 0x1, 0, nil))
+			case typ == 0x1 && first != 0 && stream != first: // a request after the first: GOAWAY, last stream the first
+				goAway := []byte{byte(first >> 24), byte(first >> 16), byte(first >> 8), byte(first), 0, 0, 0, 0}
+				_, _ = c.Write(frame(0x7, 0, 0, goAway))
+				return
+			case typ == 0x1 && first == 0:
+				first = stream
+				fallthrough
+			case typ == 0x0 && stream == first:
+				if flags&0x1 != 0 { // END_STREAM: the request is whole; 200 (HPACK static index 8) and a body
+					requests.Add(1)
+					_, _ = c.Write(append(frame(0x1, 0x4, first, []byte{0x88}), frame(0x0, 0x1, first, []byte(`{"token":"t"}`))...))
+				}
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestGoAwayInARolloutIsSentAgain: over HTTP/2 a draining backend says GOAWAY, naming the
+// last request it processed; a request it did not process is sent again on a new
+// connection, a POST too (Go's HTTP/2 client does this itself, as browsers do: the server
+// said it did not see it). Through a verification's rounds in one session and an sla burst
+// of POSTs, a good rollout passes, and the burst counts the repeats in retried.
+func TestGoAwayInARolloutIsSentAgain(t *testing.T) {
+	var answered atomic.Int64
+	lb := newL4Balancer(t, goAwayBackend(t, &answered))
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: login
+    kind: http
+    timeout: 5s
+    request: {method: POST, url: %q, body: '{"user":"synthetic"}', protocol: h2c}
+    assert: ["status == 200", "proto == 'HTTP/2.0'", "json.token != nil"]
+`, lb.URL()+"/api/login"))
+	session := c.prober.(*HTTP).client.NewSession()
+	t.Cleanup(session.CloseIdle)
+	ctx := WithSession(context.Background(), session)
+	for round := 1; round <= 3; round++ {
+		res := c.Run(ctx, Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}})
+		t.Logf("round %d: %s %q", round, res.Outcome, res.Reasons)
+		wantOutcome(t, res, Pass)
+	}
+	// (Go's client may dial a spare connection as a GOAWAY comes: at least one a round)
+	if answered.Load() != 3 || lb.conns.Load() < 3 {
+		t.Fatalf("%d answered over %d connections; want each round's request answered once, on a new connection after the GOAWAY", answered.Load(), lb.conns.Load())
+	}
+
+	res := run(t, buildOne(t, fmt.Sprintf(`
+checks:
+  - name: login-sla
+    kind: sla
+    timeout: 20s
+    request: {method: POST, url: %q, body: '{"user":"synthetic"}', protocol: h2c}
+    requests: 20
+    concurrency: 4
+    assert: ["error_rate == 0"]
+`, lb.URL()+"/api/login")), Input{})
+	wantOutcome(t, res, Pass)
+	if r := res.Vars["retried"].(int); r == 0 || res.Vars["requests"] != 20 {
+		t.Fatalf("retried %d, requests %v: want the requests after each GOAWAY sent again and counted", r, res.Vars["requests"])
+	}
+}
