@@ -69,6 +69,8 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
+	ctx, done := h.client.perRun(ctx)
+	defer done()
 	resp, err := h.client.Do(ctx, r, run.Transcript)
 	if err != nil {
 		return targetFault(err)

@@ -51,8 +51,8 @@ func drainingBackend(t *testing.T, dropFresh bool, drops *atomic.Int64) *httptes
 // new connection, whatever its method (Chromium resends a request that got no answer on a
 // reused connection), and the visitor never sees it. Go's client did so for a GET only: a
 // POST (a login, a checkout API) came back as no answer, an sla burst of POSTs counted
-// every drop in error_rate and failed a good rollout, and an http check erred in the
-// verification's second round. vigil sends it again as a browser does, and an sla burst
+// every drop in error_rate and failed a good rollout, and a scheduled http check erred on
+// each run whose request went out on the last run's connection. vigil sends it again as a browser does, and an sla burst
 // counts it in retried, as it did for a GET.
 func TestDrainedKeptAliveConnectionIsSentAgain(t *testing.T) {
 	var drops atomic.Int64
@@ -82,7 +82,10 @@ checks:
 		wantOutcome(t, res, Fail, "retried == 0 is false", "sent again on a new connection")
 	})
 
-	t.Run("http POST in a verification's second round", func(t *testing.T) {
+	// Scheduled runs share the client's kept-alive connections (a verification's rounds each
+	// open their own: TestHTTPRoundsOpenTheirOwnConnections): the next run's POST goes out on
+	// the last one's connection, which the balancer resets.
+	t.Run("http POST in scheduled runs", func(t *testing.T) {
 		drops.Store(0)
 		c := buildOne(t, fmt.Sprintf(`
 checks:
@@ -92,20 +95,15 @@ checks:
     request: {method: POST, url: %q, body: '{"user":"synthetic"}'}
     assert: ["status == 200", "json.token != nil"]
 `, lb.URL()+"/api/login"))
-		session := c.prober.(*HTTP).client.NewSession() // one verification, its rounds in it
-		t.Cleanup(session.CloseIdle)
-		ctx := WithSession(context.Background(), session)
-		in := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
-		for round := 1; round <= 3; round++ {
-			res := c.Run(ctx, in)
-			t.Logf("round %d: %s %q", round, res.Outcome, res.Reasons)
+		for i := 1; i <= 3; i++ {
+			res := run(t, c, Input{})
 			wantOutcome(t, res, Pass)
-			if round > 1 && !strings.Contains(strings.Join(res.Transcript, "\n"), "the request was sent again on a new connection") {
-				t.Fatalf("round %d: the transcript does not say the request was sent again:\n%s", round, strings.Join(res.Transcript, "\n"))
+			if i > 1 && !strings.Contains(strings.Join(res.Transcript, "\n"), "the request was sent again on a new connection") {
+				t.Fatalf("run %d: the transcript does not say the request was sent again:\n%s", i, strings.Join(res.Transcript, "\n"))
 			}
 		}
 		if drops.Load() != 2 {
-			t.Fatalf("%d requests dropped; want the second and third rounds' first tries", drops.Load())
+			t.Fatalf("%d requests dropped; want the second and third runs' first tries", drops.Load())
 		}
 	})
 
@@ -199,8 +197,8 @@ func goAwayBackend(t *testing.T, requests *atomic.Int64) string {
 // TestGoAwayInARolloutIsSentAgain: over HTTP/2 a draining backend says GOAWAY, naming the
 // last request it processed; a request it did not process is sent again on a new
 // connection, a POST too (Go's HTTP/2 client does this itself, as browsers do: the server
-// said it did not see it). Through a verification's rounds in one session and an sla burst
-// of POSTs, a good rollout passes, and the burst counts the repeats in retried.
+// said it did not see it). Scheduled POST checks and an sla burst of POSTs pass, and the
+// burst counts the repeats in retried.
 func TestGoAwayInARolloutIsSentAgain(t *testing.T) {
 	var answered atomic.Int64
 	lb := newL4Balancer(t, goAwayBackend(t, &answered))
@@ -212,17 +210,12 @@ checks:
     request: {method: POST, url: %q, body: '{"user":"synthetic"}', protocol: h2c}
     assert: ["status == 200", "proto == 'HTTP/2.0'", "json.token != nil"]
 `, lb.URL()+"/api/login"))
-	session := c.prober.(*HTTP).client.NewSession()
-	t.Cleanup(session.CloseIdle)
-	ctx := WithSession(context.Background(), session)
-	for round := 1; round <= 3; round++ {
-		res := c.Run(ctx, Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}})
-		t.Logf("round %d: %s %q", round, res.Outcome, res.Reasons)
-		wantOutcome(t, res, Pass)
+	for i := 1; i <= 3; i++ { // scheduled runs: the next run's request goes out on the last one's connection
+		wantOutcome(t, run(t, c, Input{}), Pass)
 	}
-	// (Go's client may dial a spare connection as a GOAWAY comes: at least one a round)
+	// (Go's client may dial a spare connection as a GOAWAY comes: at least one a run)
 	if answered.Load() != 3 || lb.conns.Load() < 3 {
-		t.Fatalf("%d answered over %d connections; want each round's request answered once, on a new connection after the GOAWAY", answered.Load(), lb.conns.Load())
+		t.Fatalf("%d answered over %d connections; want each run's request answered once, on a new connection after the GOAWAY", answered.Load(), lb.conns.Load())
 	}
 
 	res := run(t, buildOne(t, fmt.Sprintf(`

@@ -74,6 +74,24 @@ func WithSession(ctx context.Context, s *HTTPClient) context.Context {
 	return context.WithValue(ctx, sessionKey{}, s)
 }
 
+// perRun gives one run of a deploy's verification connections of its own: when ctx carries
+// a session made from h (WithSession), the ctx returned carries a new one, and done closes
+// its connections at the run's end; otherwise ctx is returned as it is (scheduled runs keep
+// the shared client's kept-alive connections). A verification's rounds each stand for a new
+// visitor: behind a connection-level balancer (kube-proxy, a cloud network load balancer) a
+// kept-alive connection stays on the pod it was given, also once that pod has left the
+// rotation and drains, for 30 s or more. Rounds that shared the verification's session were
+// all carried to the pod the first round reached: an old one, while the rollout went on,
+// so a broken new version passed on the old one's answers, and with served_version a good
+// one was "answered by version v1" round after round (not ready, under ready_within).
+func (h *HTTPClient) perRun(ctx context.Context) (_ context.Context, done func()) {
+	if s, ok := ctx.Value(sessionKey{}).(*HTTPClient); !ok || s.parent != h {
+		return ctx, func() {}
+	}
+	run := h.NewSession()
+	return context.WithValue(ctx, sessionKey{}, run), run.CloseIdle
+}
+
 // forContext is the client a request under ctx uses: ctx's session when it was made from h.
 func (h *HTTPClient) forContext(ctx context.Context) *HTTPClient {
 	if s, ok := ctx.Value(sessionKey{}).(*HTTPClient); ok && s.parent == h {
