@@ -24,6 +24,10 @@ type connRequests struct{}
 func drainingBackend(t *testing.T, dropFresh bool, drops *atomic.Int64) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, sent := r.Header["Idempotency-Key"]; sent {
+			http.Error(w, "vigil's mark went on the wire", http.StatusBadRequest) // it must not
+			return
+		}
 		if n := r.Context().Value(connRequests{}).(*atomic.Int64).Add(1); n > 1 || dropFresh {
 			drops.Add(1)
 			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
