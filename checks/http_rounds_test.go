@@ -62,3 +62,38 @@ checks:
 		})
 	}
 }
+
+// TestScriptRoundsOpenTheirOwnConnections: the same rollout for a multi-step journey. Its
+// steps share a connection within a round, as a browser tab's requests would, but each round
+// of the verification is a new visitor: the rounds after the first must reach v2, not ride
+// the first round's connection to the draining v1.
+func TestScriptRoundsOpenTheirOwnConnections(t *testing.T) {
+	broken := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "broken", http.StatusInternalServerError) })
+	v1 := serve(t, versioned("v1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })))
+	v2 := serve(t, versioned("v2", broken))
+	lb := newL4Balancer(t, v1.URL)
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: journey
+    kind: script
+    timeout: 5s
+    steps:
+      - {name: home, request: {url: %q}}
+      - {name: cart, request: {url: %q}}
+`, lb.URL()+"/", lb.URL()+"/cart"))
+	session := c.prober.(*Script).client.NewSession()
+	t.Cleanup(session.CloseIdle)
+	ctx := WithSession(context.Background(), session)
+	in := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
+
+	wantOutcome(t, c.Run(ctx, in), Pass) // only v1 is in rotation yet
+	if n := lb.conns.Load(); n != 1 {
+		t.Fatalf("the first round's two steps took %d connections; want 1 (steps share a round's connection)", n)
+	}
+	lb.rotate(v2.URL) // the new pods are in; v1 drains, its connections kept
+	for round := 2; round <= 3; round++ {
+		res := c.Run(ctx, in)
+		t.Logf("round %d: %s %q; the balancer accepted %d connections", round, res.Outcome, res.Reasons, lb.conns.Load())
+		wantOutcome(t, res, Fail)
+	}
+}

@@ -57,6 +57,8 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	run.Vars["status"] = 0
 	start := time.Now()
 	defer func() { run.Vars["duration_ms"] = ms(time.Since(start)) }()
+	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
+	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
 	for i, st := range s.steps {
 		run.Vars["steps"] = i + 1
