@@ -125,6 +125,8 @@ type Agent struct {
 	waiting map[string]waitingDeploy
 	// startedAt is when this run of the agent joined its store (members.go).
 	startedAt time.Time
+	// beats lets one heartbeat write run at a time (heartbeat.go).
+	beats *beatTurn
 	// unrecorded counts verdicts the store has not taken yet (readiness).
 	unrecorded atomic.Int64
 	// longPolls counts the GETs of a deploy waiting for its verdict (?wait=): at most half
@@ -168,7 +170,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{opts: opts, clock: opts.Clock, store: opts.Store, metrics: newMetrics(opts.Registry, opts.Version, opts.Revision),
 		last: map[string]*checks.Result{}, verify: map[string]*verification{}, outboxSig: make(chan struct{}, 1), lanes: newOutboxLanes(), stopping: make(chan struct{}),
 		incidents: map[string]*store.Incident{}, streaks: map[string]*store.CheckLocation{}, alive: map[string]bool{}, started: make(chan struct{}), seeded: make(chan struct{}),
-		waiting: map[string]waitingDeploy{}, instance: newInstanceID(), board: newBoard(began), boardFrom: began}
+		waiting: map[string]waitingDeploy{}, beats: newBeatTurn(), instance: newInstanceID(), board: newBoard(began), boardFrom: began}
 	a.location = opts.Config.Agent.Location
 	a.name = agentName(opts.Config.Agent)
 	a.metrics.streaks, a.metrics.incidents = a.streakCounts, a.incidentCounts

@@ -43,8 +43,9 @@ checks:
 
 // A heartbeat check taken out of the config and put back ten minutes later is judged from
 // when it came back, not from its first run (it failed at once, as if beats had been
-// taken all along, though the agent refused every one of them meanwhile). SQLite, on a
-// clock the test moves.
+// taken all along, though the agent refused every one of them meanwhile): from the reload
+// itself, which writes the agent's heartbeat checks, not from the heartbeat after it.
+// SQLite, on a clock the test moves.
 func TestHeartbeatCheckPutBackIsJudgedFromThen(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, dir)
@@ -70,16 +71,16 @@ checks:
 		stepHeartbeat(t, st, fc)
 	}
 	wantRun(t, h, "weekly", "fail", "no beat since 2026-12-01T03:00:00Z")
-	reload(base) // at 03:01:20
+	reload(base) // at 03:01:10
 	for range 59 {
 		stepHeartbeat(t, st, fc) // the agent runs all along, without the check
 	}
-	reload(base + weekly) // at 03:11:20
-	wantRun(t, h, "weekly", "inconclusive", "no beat yet: beats have been expected since 2026-12-01T03:11:20Z (0s ago)")
+	reload(base + weekly) // at 03:11:10
+	wantRun(t, h, "weekly", "inconclusive", "no beat yet: beats have been expected since 2026-12-01T03:11:10Z (10s ago)")
 	for range 6 {
 		stepHeartbeat(t, st, fc)
 	}
-	wantRun(t, h, "weekly", "fail", "no beat since 2026-12-01T03:11:20Z")
+	wantRun(t, h, "weekly", "fail", "no beat since 2026-12-01T03:11:10Z")
 }
 
 // Where agents share a PostgreSQL store, a check taken out of one agent's config by a

@@ -72,7 +72,7 @@ func (a *Agent) member(now time.Time) *store.Member {
 // restart (they would wait out their leases otherwise).
 func (a *Agent) join(ctx context.Context) {
 	a.startedAt = a.clock.Now()
-	prev, err := a.store.Heartbeat(ctx, a.member(a.startedAt))
+	prev, err := a.joinBeat(ctx, a.startedAt)
 	if err != nil {
 		a.log.Error("writing the first heartbeat failed; retrying with the next", "agent", a.name, "error", err)
 	} else if prev != "" {
@@ -87,7 +87,7 @@ func (a *Agent) join(ctx context.Context) {
 
 // leave records a clean stop: a stopped agent is not a silent one, and takes no beats.
 func (a *Agent) leave(ctx context.Context) {
-	if err := a.store.StopMember(ctx, a.name, a.instance, a.clock.Now()); err != nil {
+	if err := a.stopBeat(ctx, a.clock.Now()); err != nil {
 		a.log.Warn("recording this agent's stop failed; other agents will take it for silent", "error", err)
 	}
 }
@@ -121,8 +121,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		now = a.clock.Now()
-		prev, err := a.store.Heartbeat(ctx, a.member(now))
+		prev, err := a.beat(ctx)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {

@@ -49,6 +49,7 @@ func (a *Agent) Reload() error {
 	a.sched.Set(rt.Order)
 	a.metrics.configure(cfg)
 	a.endRemovedServices(rt)
+	a.beatReloaded(rt)
 	a.closeLeftIncidents(context.WithoutCancel(a.runCtx))
 	a.metrics.reloadOK.Set(1)
 	a.metrics.reloadTime.Set(float64(a.clock.Now().Unix()))
