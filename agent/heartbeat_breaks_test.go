@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/vigil-monitor/vigil/internal/clock"
 	"github.com/vigil-monitor/vigil/internal/pgtest"
-	"github.com/vigil-monitor/vigil/store"
 )
 
 // A clean stop of the only agent ends the time beats are taken at once: a job whose beat
@@ -92,29 +89,14 @@ func TestHeartbeatBreaksWithSharedStore(t *testing.T) {
 	dsn := srv.Database(t)
 	const nightly = "  - {name: nightly, kind: heartbeat, every: 1s, window: 3s, token: beat-token-0123456789}\n"
 	yaml := func(name, checks string) string {
-		return fmt.Sprintf(`
-agent: {api_token: s3cret-token, location: eu, name: %s, heartbeat: 1s}
-store: {driver: postgres, dsn: %q}
-checks:
-  - {name: other, kind: heartbeat, every: 1s, window: 3s, token: beat-token-9876543210}
-%s`, name, dsn, checks)
+		return onPostgres(dsn, name, "1s", "  - {name: other, kind: heartbeat, every: 1s, window: 3s, token: beat-token-9876543210}\n"+checks)
 	}
-	start := func(name, checks string) *harness {
-		st, err := store.OpenPostgres(context.Background(), dsn, store.PoolOptions{MaxConns: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() }) // after the agent stops: cleanups run last first
-		return startAgentWith(t, t.TempDir(), yaml(name, checks), Options{Store: st})
-	}
+	start := func(name, checks string) *harness { return startOnPostgres(t, dsn, yaml(name, checks)) }
 	one, two := start("eu-1", nightly), start("eu-2", nightly)
 	one.postBeat()
 	eventually(t, 30*time.Second, "a window without a beat", func() bool { o, _ := one.runCheck("nightly"); return o == "fail" })
 
-	if err := os.WriteFile(two.cfgPath, []byte(yaml("eu-2", "")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := two.a.Reload(); err != nil {
+	if err := reloadWith(t, two, yaml("eu-2", "")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // two heartbeats of eu-2 without the check

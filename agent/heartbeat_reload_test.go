@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -26,27 +23,12 @@ func TestHeartbeatReloadReachesOtherAgentsAtOnce(t *testing.T) {
 		daily  = "  - {name: daily, kind: heartbeat, every: 1s, window: 3s, token: beat-token-5555555555}\n"
 	)
 	yaml := func(name, checks string) string {
-		return fmt.Sprintf(`
-agent: {api_token: s3cret-token, location: eu, name: %s, heartbeat: 5m}
-store: {driver: postgres, dsn: %q}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1s, window: 3s, token: beat-token-0123456789}
-%s`, name, dsn, checks)
+		return onPostgres(dsn, name, "5m", "  - {name: nightly, kind: heartbeat, every: 1s, window: 3s, token: beat-token-0123456789}\n"+checks)
 	}
-	start := func(name, checks string) *harness {
-		st, err := store.OpenPostgres(context.Background(), dsn, store.PoolOptions{MaxConns: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() }) // after the agent stops: cleanups run last first
-		return startAgentWith(t, t.TempDir(), yaml(name, checks), Options{Store: st})
-	}
+	start := func(name, checks string) *harness { return startOnPostgres(t, dsn, yaml(name, checks)) }
 	reload := func(h *harness, name, checks string) {
 		t.Helper()
-		if err := os.WriteFile(h.cfgPath, []byte(yaml(name, checks)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.a.Reload(); err != nil {
+		if err := reloadWith(t, h, yaml(name, checks)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -80,6 +80,28 @@ checks:
 	wantRun(t, h, "nightly", "fail", "one was due by 2026-12-01T04:02:13Z (beats expected without a break since 2026-12-01T04:01:13Z)")
 }
 
+// onPostgres is the config of agent name in location eu on the PostgreSQL at dsn, beating
+// every heartbeat, with checks (YAML list items, one a line).
+func onPostgres(dsn, name, heartbeat, checks string) string {
+	return fmt.Sprintf(`
+agent: {api_token: s3cret-token, location: eu, name: %s, heartbeat: %s}
+store: {driver: postgres, dsn: %q}
+checks:
+%s`, name, heartbeat, dsn, checks)
+}
+
+// startOnPostgres runs an agent on yaml with a pool of its own on the PostgreSQL at dsn,
+// as an agent on another host would have, stopped (then its pool closed) at cleanup.
+func startOnPostgres(t *testing.T, dsn, yaml string) *harness {
+	t.Helper()
+	st, err := store.OpenPostgres(context.Background(), dsn, store.PoolOptions{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after the agent stops: cleanups run last first
+	return startAgentWith(t, t.TempDir(), yaml, Options{Store: st})
+}
+
 // stepHeartbeat moves the clock by a heartbeat (10s) and waits for the agent to write it.
 func stepHeartbeat(t *testing.T, st *store.SQLite, fc *clock.Fake) {
 	t.Helper()
@@ -104,17 +126,8 @@ func TestHeartbeatTakenByAnyAgentOnPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { watch.Close() })
 	start := func(name string) *harness {
-		st, err := store.OpenPostgres(context.Background(), dsn, store.PoolOptions{MaxConns: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() }) // after the agent stops: cleanups run last first
-		return startAgentWith(t, t.TempDir(), fmt.Sprintf(`
-agent: {api_token: s3cret-token, location: eu, name: %s, heartbeat: 200ms}
-store: {driver: postgres, dsn: %q}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1s, window: 3s, token: beat-token-0123456789}
-`, name, dsn), Options{Store: st})
+		return startOnPostgres(t, dsn, onPostgres(dsn, name, "200ms",
+			"  - {name: nightly, kind: heartbeat, every: 1s, window: 3s, token: beat-token-0123456789}\n"))
 	}
 	// gone waits until the named agents' last heartbeats are older than their silence
 	// (3 × 200ms), by the database's clock: no restart within it.
