@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,82 +17,35 @@ import (
 // called, and PagerDuty (a change event at the start, nothing paged) is sent nothing. The
 // registration of v3 sent again supersedes nothing and sends nothing more.
 func TestASupersededDeployClosesWhatItsStartOpened(t *testing.T) {
-	tg := newTarget(t)
-	sl := loopback.NewSlack(t)
-	pd := loopback.NewPagerDuty(t)
-	tracker := loopback.NewWebhook(t)
-	rollback := loopback.NewWebhook(t)
-	yaml := webConfig{url: tg.srv.URL, verify: "initial_delay: 1m, interval: 1s, count: 2",
-		service: "on_failure: [slack, pager, tracker, rollback]",
-		top: "notifiers:" + slackNotifier(sl) + "\n    events: [deploy_started, deploy_failed]" + pagerDutyNotifier(pd) +
-			webhookNotifier("tracker", "", tracker) + "\n    events: [deploy_started, deploy_failed]" +
-			webhookNotifier("rollback", "rollback", rollback)}.String()
-	h := startAgent(t, "", yaml)
-
-	v2 := h.deploy("web", "v2")
-	h.outboxSettled(v2+":deploy_started", map[string]string{"slack": store.OutboxDelivered, "pager": store.OutboxDelivered,
-		"tracker": store.OutboxDelivered})
-	roots := sl.Roots()
-	if len(roots) != 1 || !strings.Contains(roots[0].Text, "Verifying the deploy of web v2") {
-		t.Fatalf("Slack roots after deploy_started: %+v; want one, verifying web v2", roots)
-	}
-
+	d := startDeploy(t, "v2")
 	register := `{"service":"web","version":"v3","environment":"test"}`
-	status, out := h.request("POST", "/api/v1/deploys", register, "Idempotency-Key", "ci-run-3")
+	status, out := d.h.request("POST", "/api/v1/deploys", register, "Idempotency-Key", "ci-run-3")
 	if status != 202 {
 		t.Fatalf("registering v3: %d %v", status, out)
 	}
 	v3, _ := out["id"].(string)
-	if d, err := h.a.store.Deploy(t.Context(), v2); err != nil || d.Status != store.StatusSuperseded || d.SupersededBy != v3 {
-		t.Fatalf("v2 after v3's registration: %+v %v; want superseded by %s", d, err, v3)
+	if dp, err := d.h.a.store.Deploy(t.Context(), d.id); err != nil || dp.Status != store.StatusSuperseded || dp.SupersededBy != v3 {
+		t.Fatalf("v2 after v3's registration: %+v %v; want superseded by %s", dp, err, v3)
 	}
-	key := v2 + ":deploy_superseded"
-	h.outboxSettled(key, map[string]string{"slack": store.OutboxDelivered, "tracker": store.OutboxDelivered})
-
 	by := "web v3 (deploy " + v3 + ")"
-	replies := sl.Replies(roots[0].TS)
-	if len(replies) != 1 || !strings.Contains(replies[0].Text, "superseded by "+by) ||
-		!strings.Contains(string(replies[0].Blocks), "Superseded by v3") {
-		t.Errorf("v2's thread's replies: %d, the first %q; want one saying \"Superseded by v3\", by %s", len(replies), firstText(replies), by)
-	}
-	root := sl.Roots()[0]
-	if root.Updates != 1 || !strings.Contains(string(root.Blocks), "*Status:* Superseded by v3") ||
-		!strings.Contains(string(root.Blocks), `*Superseded by*\n`+by) || strings.Contains(string(root.Blocks), "Cancelled") {
-		t.Errorf("v2's root after the supersede (%d updates): %s %s; want one update, superseded by %s", root.Updates, root.Text, root.Blocks, by)
-	}
-
-	if n := tracker.Count(key); n != 1 {
-		t.Errorf("the tracker got %s %d times; want once", key, n)
-	}
-	for _, d := range tracker.Deliveries() {
-		if d.Key != key {
-			continue
-		}
-		newer, _ := d.Payload["superseded_by"].(map[string]any)
-		old, _ := d.Payload["deploy"].(map[string]any)
-		if d.Event != "deploy_superseded" || d.Payload["event"] != "deploy_superseded" || d.Payload["summary"] != "superseded by "+by ||
-			d.Payload["incident"] != v2 || old["id"] != v2 || newer["id"] != v3 || newer["version"] != "v3" || newer["service"] != "web" {
-			t.Errorf("the tracker's deploy_superseded: event %q, payload %v", d.Event, d.Payload)
-		}
-	}
-	if n := rollback.AllAttempts(); n != 0 {
-		t.Errorf("the rollback webhook was called %d times for a supersede; want never: %v", n, rollback.Counts())
-	}
-	if evs := pd.Events(); len(evs) != 0 {
-		t.Errorf("PagerDuty got %d Events v2 events for a deploy that started and was superseded; want none: %+v", len(evs), evs)
-	}
+	superseded := closing{event: "deploy_superseded", summary: "superseded by " + by, reply: "Superseded by v3",
+		root: []string{"*Status:* Superseded by v3", `*Superseded by*\n` + by}, notRoot: "Cancelled", updates: 1,
+		payload: func(p map[string]any) string {
+			newer, _ := p["superseded_by"].(map[string]any)
+			old, _ := p["deploy"].(map[string]any)
+			if old["id"] != d.id || newer["id"] != v3 || newer["version"] != "v3" || newer["service"] != "web" {
+				return fmt.Sprintf("(want deploy %s, superseded_by web v3 %s)", d.id, v3)
+			}
+			return ""
+		}}
+	d.closed(superseded)
 
 	// v3's registration sent again (its answer lost) supersedes nothing, so it writes and
 	// sends nothing more.
-	if status, again := h.request("POST", "/api/v1/deploys", register, "Idempotency-Key", "ci-run-3"); status != 202 || again["id"] != v3 {
+	if status, again := d.h.request("POST", "/api/v1/deploys", register, "Idempotency-Key", "ci-run-3"); status != 202 || again["id"] != v3 {
 		t.Fatalf("v3's registration again: %d %v", status, again)
 	}
-	h.outboxSettled(key, map[string]string{"slack": store.OutboxDelivered, "tracker": store.OutboxDelivered})
-	h.deliverNow()
-	if n, r := tracker.Count(key), sl.Replies(roots[0].TS); n != 1 || len(r) != 1 || sl.Roots()[0].Updates != 1 {
-		t.Errorf("after v3's registration again: the tracker got it %d times, v2's thread has %d replies and %d root updates; want 1, 1 and 1",
-			n, len(r), sl.Roots()[0].Updates)
-	}
+	d.closedOnce(superseded)
 }
 
 // A deploy's failing verdict and the registration of a newer deploy at the same moment,
