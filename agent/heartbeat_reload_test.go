@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"context"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/clock"
 	"github.com/vigil-monitor/vigil/internal/pgtest"
 	"github.com/vigil-monitor/vigil/store"
 )
@@ -61,5 +65,71 @@ func TestHeartbeatReloadReachesOtherAgentsAtOnce(t *testing.T) {
 	reload(one, "eu-1", daily)
 	if tk := taken("daily"); tk.Since.IsZero() || tk.Since.Before(before.Add(-time.Second)) {
 		t.Fatalf("daily right after eu-1's reload added it: %+v, want its beats taken since the reload (%s)", tk, before.Format(time.RFC3339Nano))
+	}
+}
+
+// heldBeat is a store whose next heartbeat write, once armed, waits until released: a
+// store slow to take one.
+type heldBeat struct {
+	Store
+	armed   atomic.Bool
+	held    chan struct{} // closed when a write is held
+	release chan struct{}
+	written atomic.Int64
+}
+
+func (s *heldBeat) Heartbeat(ctx context.Context, m *store.Member) (string, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.held)
+		<-s.release
+	}
+	defer s.written.Add(1)
+	return s.Store.Heartbeat(ctx, m)
+}
+
+// A heartbeat written from the config before a reload, and slow to reach the store, does
+// not land after the reload's own write: it would give the store back, until the next
+// heartbeat, the check the reload took out. The reload's write waits for it. SQLite, on a
+// clock the test moves.
+func TestHeartbeatBeforeAReloadDoesNotLandAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	st := openSQLite(t, dir)
+	hs := &heldBeat{Store: st, held: make(chan struct{}), release: make(chan struct{})}
+	fc := clock.NewFake(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
+	const base = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
+checks:
+  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
+`
+	const weekly = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
+	h := startAgentWith(t, dir, base+weekly, Options{Store: hs, Clock: fc})
+	hs.armed.Store(true)
+	fc.Advance(10 * time.Second) // the heartbeat, built with weekly, is held
+	select {
+	case <-hs.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the heartbeat was not written within 20s")
+	}
+	if err := os.WriteFile(h.cfgPath, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- h.a.Reload() }()
+	select {
+	case err := <-reloaded: // a reload that did not wait for the heartbeat under way
+		reloaded <- err
+	case <-time.After(time.Second):
+	}
+	close(hs.release)
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reload did not return within 20s")
+	}
+	eventually(t, 20*time.Second, "the held heartbeat and the reload's written", func() bool { return hs.written.Load() >= 3 })
+	if tk, err := st.BeatsTaken(t.Context(), "weekly", fc.Now()); err != nil || !tk.Since.IsZero() {
+		t.Fatalf("weekly after the reload took it out: %+v %v; want it forgotten", tk, err)
 	}
 }
