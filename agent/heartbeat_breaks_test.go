@@ -18,11 +18,7 @@ func TestHeartbeatNotBlamedForBeatsDueWhileStopped(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, dir)
 	fc := clock.NewFake(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
-	const yaml = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
-`
-	h := startAgentWith(t, dir, yaml, Options{Store: st, Clock: fc})
+	h := startAgentWith(t, dir, nightlyAgent, Options{Store: st, Clock: fc})
 	wantRun(t, h, "nightly", "inconclusive", "no beat yet")
 	h.postBeat()
 	for range 4 {
@@ -30,7 +26,7 @@ checks:
 	}
 	h.stop()                     // at 03:00:40, a clean stop
 	fc.Advance(25 * time.Second) // the job's beat due at 03:01:00 reaches no agent
-	h = startAgentWith(t, dir, yaml, Options{Store: st, Clock: fc})
+	h = startAgentWith(t, dir, nightlyAgent, Options{Store: st, Clock: fc})
 	wantRun(t, h, "nightly", "inconclusive", "no beat for 1m5s (window 1m0s), but beats have been taken without a break only since 2026-12-01T03:01:05Z (0s ago)")
 	for range 6 {
 		stepHeartbeat(t, st, fc)
@@ -47,12 +43,7 @@ func TestHeartbeatCheckPutBackIsJudgedFromThen(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, dir)
 	fc := clock.NewFake(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
-	const base = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
-`
-	const weekly = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
-	h := startAgentWith(t, dir, base+weekly, Options{Store: st, Clock: fc})
+	h := startAgentWith(t, dir, nightlyAgent+weeklyCheck, Options{Store: st, Clock: fc})
 	reload := func(yaml string) {
 		t.Helper()
 		if err := os.WriteFile(h.cfgPath, []byte(yaml), 0o600); err != nil {
@@ -68,11 +59,11 @@ checks:
 		stepHeartbeat(t, st, fc)
 	}
 	wantRun(t, h, "weekly", "fail", "no beat since 2026-12-01T03:00:00Z")
-	reload(base) // at 03:01:10
+	reload(nightlyAgent) // at 03:01:10
 	for range 59 {
 		stepHeartbeat(t, st, fc) // the agent runs all along, without the check
 	}
-	reload(base + weekly) // at 03:11:10
+	reload(nightlyAgent + weeklyCheck) // at 03:11:10
 	wantRun(t, h, "weekly", "inconclusive", "no beat yet: beats have been expected since 2026-12-01T03:11:10Z (10s ago)")
 	for range 6 {
 		stepHeartbeat(t, st, fc)

@@ -96,12 +96,7 @@ func TestHeartbeatBeforeAReloadDoesNotLandAfterIt(t *testing.T) {
 	st := openSQLite(t, dir)
 	hs := &heldBeat{Store: st, held: make(chan struct{}), release: make(chan struct{})}
 	fc := clock.NewFake(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
-	const base = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
-`
-	const weekly = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
-	h := startAgentWith(t, dir, base+weekly, Options{Store: hs, Clock: fc})
+	h := startAgentWith(t, dir, nightlyAgent+weeklyCheck, Options{Store: hs, Clock: fc})
 	hs.armed.Store(true)
 	fc.Advance(10 * time.Second) // the heartbeat, built with weekly, is held
 	select {
@@ -109,7 +104,7 @@ checks:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the heartbeat was not written within 20s")
 	}
-	if err := os.WriteFile(h.cfgPath, []byte(base), 0o600); err != nil {
+	if err := os.WriteFile(h.cfgPath, []byte(nightlyAgent), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reloaded := make(chan error, 1)

@@ -13,6 +13,16 @@ import (
 	"github.com/vigil-monitor/vigil/store"
 )
 
+// nightlyAgent is agent eu-1 on a store of its own, beating every 10s, with the heartbeat
+// check nightly; weeklyCheck is a second heartbeat check, to add to its checks.
+const (
+	nightlyAgent = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
+checks:
+  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
+`
+	weeklyCheck = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
+)
+
 // runCheck runs a check through the API and returns its outcome and its whole answer.
 func (h *harness) runCheck(name string) (string, string) {
 	h.t.Helper()
@@ -47,15 +57,10 @@ func TestHeartbeatFailingStaysFailingAcrossARestart(t *testing.T) {
 	dir := t.TempDir()
 	st := openSQLite(t, dir)
 	fc := clock.NewFake(time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
-	const yaml = `agent: {api_token: s3cret-token, name: eu-1, heartbeat: 10s}
-checks:
-  - {name: nightly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-0123456789}
-`
-	const added = "  - {name: weekly, kind: heartbeat, every: 1m, window: 1m, token: beat-token-9876543210}\n"
 	start := func(yaml string) *harness { return startAgentWith(t, dir, yaml, Options{Store: st, Clock: fc}) }
 	step := func() { t.Helper(); stepHeartbeat(t, st, fc) }
 
-	h := start(yaml)
+	h := start(nightlyAgent)
 	wantRun(t, h, "nightly", "inconclusive", "no beat yet")
 	h.postBeat()
 	for range 7 {
@@ -65,14 +70,14 @@ checks:
 
 	h.stop()
 	fc.Advance(3 * time.Second) // a restart of a few seconds
-	h = start(yaml + added)
+	h = start(nightlyAgent + weeklyCheck)
 	wantRun(t, h, "nightly", "fail", "no beat for 1m13s (window 1m0s); the last at 2026-12-01T03:00:00Z, one was due by 2026-12-01T03:01:00Z (beats expected without a break from 2026-12-01T03:00:00Z to 2026-12-01T03:01:10Z)")
 	wantRun(t, h, "weekly", "inconclusive", "no beat yet: beats have been expected since 2026-12-01T03:01:13Z (0s ago)")
 	h.postBeat()
 
 	h.stop()
 	fc.Advance(time.Hour) // an outage: no agent took beats
-	h = start(yaml)
+	h = start(nightlyAgent)
 	wantRun(t, h, "nightly", "inconclusive", "no beat for 1h0m0s (window 1m0s), but beats have been taken without a break only since 2026-12-01T04:01:13Z (0s ago)")
 	for range 7 {
 		step()
