@@ -34,6 +34,10 @@ type DeployRequest struct {
 	// Key is the caller's Idempotency-Key (a header, not the body): a registration sent
 	// again under it registers nothing new and answers with the deploys it registered.
 	Key string `json:"-"`
+	// Source is the prefix of the keys of the source registering the deploy, when it may
+	// not supersede its own deploys of another environment (store.Deploy.Source): set by
+	// a webhook's handler, never by the body.
+	Source string `json:"-"`
 }
 
 // Limits on a deploy's links.
@@ -150,7 +154,7 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Location: a.location,
 		Locations: a.verifyingLocations(ctx, service, now)}
 	d.Baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, service, "", now))
-	d.RequestKey = req.Key
+	d.RequestKey, d.Source = req.Key, req.Source
 	d.RollbackOf = a.rolledBack(ctx, service, req.Version)
 	// The deploy_superseded that closes what a superseded deploy's deploy_started opened is
 	// written in the transaction that supersedes it, as a verdict's notifications are: a
@@ -169,9 +173,12 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 		return a.deployClosed(old, configs.EventDeploySuperseded, by, d, now, h)
 	})
 	var again *store.RegisteredError
+	var conflict *store.SourceConflictError
 	switch {
 	case errors.As(err, &again):
 		return a.registeredAgain(again.Deploy, req)
+	case errors.As(err, &conflict):
+		return nil, conflict
 	case err != nil:
 		return nil, fmt.Errorf("recording the deploy: %w", err)
 	}

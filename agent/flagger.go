@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -192,15 +193,19 @@ func (h *flaggerHook) deploy(ctx context.Context, service string, p flaggerPaylo
 			if n.Version == version && n.Environment == p.Namespace && (checksum == p.Checksum || !keyed && n.Version == p.Checksum) {
 				return n, false, nil
 			}
-			if keyed && n.Status == store.StatusVerifying && n.Environment != p.Namespace {
-				return nil, false, namespaceConflict(service, n, p.Namespace)
-			}
 			after = n.ID
 		}
 	}
 	now := h.a.clock.Now()
+	// A canary of another namespace than the one the service verifies is refused by the
+	// store, under the lock that supersedes: two agents sharing it that take the first
+	// calls of two namespaces at once register one of them.
 	list, err := h.a.StartDeploys(ctx, DeployRequest{Service: service, Version: version, Environment: p.Namespace,
-		Key: "flagger:" + after + ":" + p.Checksum})
+		Key: flaggerKeys + after + ":" + p.Checksum, Source: flaggerKeys})
+	var conflict *store.SourceConflictError
+	if errors.As(err, &conflict) {
+		return nil, false, namespaceConflict(service, conflict.Verifying, p.Namespace)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -223,11 +228,14 @@ func namespaceConflict(service string, inflight *store.Deploy, ns string) error 
 		svc, other, inflight.ID, text.Ellipsis(inflight.Version, 80), ns, svc, svc, ns, other)}
 }
 
+// flaggerKeys begins the key of every deploy the webhook registers: the deploys' source.
+const flaggerKeys = "flagger:"
+
 // flaggerChecksum is the canary checksum a deploy's registration key holds
 // ("flagger:AFTER:CHECKSUM", AFTER the id of the deploy it followed, "" for the
 // service's first; deploy ids hold no colon), and whether it is such a key.
 func flaggerChecksum(key string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, "flagger:")
+	rest, ok := strings.CutPrefix(key, flaggerKeys)
 	if !ok {
 		return "", false
 	}

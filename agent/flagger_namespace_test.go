@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/vigil-monitor/vigil/internal/pgtest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -74,5 +78,85 @@ func TestFlaggerWebhookCanariesOfTwoNamespaces(t *testing.T) {
 	}
 	if status, out := canary("prod", "7d2beef001", nil); status != http.StatusTooEarly || out["service"] != "podinfo" {
 		t.Errorf("prod's canary after staging's ended: %d %v; want 425, a deploy of podinfo", status, out)
+	}
+}
+
+// Two agents sharing a PostgreSQL store behind one Kubernetes Service take the first calls
+// of podinfo's canaries in staging and in prod at the same instant: exactly one is
+// registered, the other refused with the 409 that names it, round after round, whichever
+// agent is first; odd rounds the two canaries have one checksum (one spec in both
+// namespaces). Before, each agent read the store's newest deploy outside the registration,
+// both found nothing verifying, both registered, and the later superseded the earlier: the
+// ping-pong the refusal exists to stop. On SQLite one agent takes both calls (an agent
+// holds its file); the rule is the same store step.
+func TestFlaggerWebhookCanariesOfTwoNamespacesAtOnce(t *testing.T) {
+	t.Run("postgres, two agents", func(t *testing.T) {
+		tg := newTarget(t)
+		dsn := pgtest.Start(t, pgtest.Options{}).Database(t)
+		var agents []*harness
+		for _, name := range []string{"vigil-0", "vigil-1"} {
+			st, err := store.OpenPostgres(t.Context(), dsn, store.PoolOptions{MaxConns: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := strings.Replace(flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"), "agent: {api_token: s3cret-token}",
+				"agent: {api_token: s3cret-token, name: "+name+"}", 1)
+			h := startAgentWith(t, t.TempDir(), cfg, Options{Store: st})
+			t.Cleanup(func() { h.stop(); st.Close() })
+			agents = append(agents, h)
+		}
+		canariesAtOnce(t, agents)
+	})
+	t.Run("sqlite, one agent", func(t *testing.T) {
+		tg := newTarget(t)
+		h := startAgent(t, "", flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"))
+		canariesAtOnce(t, []*harness{h, h})
+	})
+}
+
+// canariesAtOnce sends the first calls of staging's and prod's canaries at once, through
+// agents[0] and agents[1] in turn, for 30 rounds; each round's registered canary is then
+// ended by its post-rollout Failed, so that the next round starts with nothing verifying.
+func canariesAtOnce(t *testing.T, agents []*harness) {
+	namespaces := []string{"staging", "prod"}
+	for round := range 30 {
+		checksums := []string{fmt.Sprintf("5f1c%04d", round), fmt.Sprintf("7d2b%04d", round)}
+		if round%2 == 1 {
+			checksums[1] = checksums[0]
+		}
+		statuses, outs := make([]int, 2), make([]map[string]any, 2)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, ns := range namespaces {
+			h := agents[(i+round)%2]
+			payload := flaggerHookPayload("podinfo", ns, "Progressing", checksums[i], map[string]string{"type": "pre-rollout"})
+			wg.Go(func() {
+				<-start
+				statuses[i], outs[i] = flaggerCall(t, h, "", h.token, payload)
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := slices.Index(statuses, http.StatusTooEarly)
+		lost := 1 - won
+		if won == -1 || statuses[lost] != http.StatusConflict {
+			t.Fatalf("round %d, the first calls of both canaries at once: staging %d %v, prod %d %v; want one 425 verifying, the other 409",
+				round, statuses[0], outs[0], statuses[1], outs[1])
+		}
+		msg := str(outs[lost]["error"])
+		for _, want := range []string{"is verifying a canary of namespace " + namespaces[won] + " (deploy " + str(outs[won]["deploy"]),
+			"a canary of namespace " + namespaces[lost] + " would supersede it", "Nothing was registered"} {
+			if !strings.Contains(msg, want) {
+				t.Fatalf("round %d: the refusal %q lacks %q", round, msg, want)
+			}
+		}
+		if n := len(deploysOf(t, agents[0], "podinfo")); n != round+1 {
+			t.Fatalf("round %d: %d deploys of podinfo; want %d, one a round", round, n, round+1)
+		}
+		h := agents[(won+round)%2]
+		status, out := flaggerCall(t, h, "", h.token, flaggerHookPayload("podinfo", namespaces[won], "Failed", checksums[won], map[string]string{"type": "post-rollout"}))
+		if status != http.StatusOK || out["verdict"] != store.StatusCancelled {
+			t.Fatalf("round %d: %s's post-rollout Failed: %d %v; want its deploy cancelled", round, namespaces[won], status, out)
+		}
 	}
 }

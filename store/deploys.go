@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,13 @@ type Deploy struct {
 	RequestKey string
 	// RollbackOf is the failed deploy this one rolled back ("" when it is not a rollback).
 	RollbackOf string
+	// Source matters only to the registration, and is not stored: the source of deploys
+	// that registers this one (a webhook), known by the prefix of the request keys it
+	// registers them under ("" for none). Such a deploy does not supersede a deploy of its
+	// source verifying another Environment: the service's checks test one set of URLs and
+	// would judge each on the other's answers. CreateDeploy refuses it instead, with a
+	// *SourceConflictError, deciding it under the lock that supersedes.
+	Source string
 }
 
 // RegisteredError is CreateDeploy's answer when the deploy's request key has registered a
@@ -53,6 +61,16 @@ func (e *RegisteredError) Error() string {
 	return fmt.Sprintf("deploy %s of %s was registered under this request key already", e.Deploy.ID, e.Deploy.Service)
 }
 
+// SourceConflictError is CreateDeploy's answer when the deploy would supersede Verifying,
+// a deploy of its Source verifying another environment: nothing was written.
+type SourceConflictError struct{ Verifying *Deploy }
+
+func (e *SourceConflictError) Error() string {
+	v := e.Verifying
+	return fmt.Sprintf("deploy %s of %s, of environment %q and of the same source, is verifying: a deploy of another environment would supersede it",
+		v.ID, v.Service, v.Environment)
+}
+
 // Superseder gives the notifications that tell of old's supersede: old as it stands after,
 // superseded by the deploy being registered. CreateDeploy writes them in the transaction
 // that supersedes old, so they are written exactly when it is superseded.
@@ -62,16 +80,30 @@ type Superseder func(old *Deploy) []*OutboxEntry
 // verifying as superseded by it, writing what supersede (nil: nothing) gives for each in
 // the same transaction. It returns the IDs it superseded. A deploy whose RequestKey
 // registered one of its service before is not recorded: the error is a *RegisteredError
-// with that deploy.
+// with that deploy; one with a Source that would supersede a deploy of its source verifying
+// another environment is not recorded either: a *SourceConflictError.
 func (s *common) CreateDeploy(ctx context.Context, d *Deploy, supersede Superseder) ([]string, error) {
 	var superseded []string
 	var registered *RegisteredError
+	var conflict *SourceConflictError
 	err := s.tx(ctx, func(tx *txn) error {
-		superseded = nil
+		superseded, registered, conflict = nil, nil, nil
 		// Two agents registering deploys of one service at once must not both find the
-		// same deploy verifying and leave two verifying, nor both register one key.
+		// same deploy verifying and leave two verifying, nor both register one key, nor
+		// both find no deploy of their source verifying and supersede each other's.
 		if err := s.d.lock(ctx, tx, "deploys:"+d.Service); err != nil {
 			return err
+		}
+		old, err := s.verifying(ctx, tx, d.Service)
+		if err != nil {
+			return err
+		}
+		// Before the key: two environments' first registrations may come under one key
+		// (a webhook's key names no environment), and the second is this conflict, not
+		// the first sent again.
+		if v := otherEnvironment(d, old); v != nil {
+			conflict = &SourceConflictError{Verifying: v}
+			return nil
 		}
 		if d.RequestKey != "" {
 			prev, err := scanDeploy(tx.QueryRowContext(ctx, `SELECT `+deployColumns+` FROM deploys WHERE request_key = ? AND service = ?`,
@@ -83,10 +115,6 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy, supersede Supersed
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-		}
-		old, err := s.verifying(ctx, tx, d.Service)
-		if err != nil {
-			return err
 		}
 		for _, o := range old {
 			done, err := s.markSuperseded(ctx, tx, o, d)
@@ -111,10 +139,27 @@ func (s *common) CreateDeploy(ctx context.Context, d *Deploy, supersede Supersed
 	if err = s.noted("registering deploys", err); err != nil {
 		return nil, err
 	}
-	if registered != nil {
+	switch {
+	case registered != nil:
 		return nil, registered
+	case conflict != nil:
+		return nil, conflict
 	}
 	return superseded, nil
+}
+
+// otherEnvironment is the deploy among verifying that d, with a Source, may not supersede:
+// one of d's source (its request key has the source's prefix) in another environment.
+func otherEnvironment(d *Deploy, verifying []*Deploy) *Deploy {
+	if d.Source == "" {
+		return nil
+	}
+	for _, v := range verifying {
+		if strings.HasPrefix(v.RequestKey, d.Source) && v.Environment != d.Environment {
+			return v
+		}
+	}
+	return nil
 }
 
 // verifying reads, in tx, the service's deploys still verifying, oldest first, and locks
