@@ -94,6 +94,13 @@ func (a *Agent) postDeploys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters, e.g. the pipeline's run id and attempt", maxIdempotencyKey)
 		return
 	}
+	if strings.HasPrefix(key, flaggerKeys) {
+		// The keys of the Flagger webhook's registrations: the store reads a deploy under one
+		// as a canary's (its namespace rule, the checksum it follows).
+		writeError(w, http.StatusBadRequest, "Idempotency-Key %q begins with %q, which vigil keeps for the Flagger webhook's registrations; use another, e.g. the pipeline's run id and attempt",
+			text.Ellipsis(key, 80), flaggerKeys)
+		return
+	}
 	if !decodeBody(w, r, &req) {
 		return
 	}

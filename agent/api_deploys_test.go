@@ -63,6 +63,11 @@ func TestDeployIdempotencyKey(t *testing.T) {
 			t.Errorf("key %q: %d %v; want 400", bad, status, out)
 		}
 	}
+	// the keys of the Flagger webhook's registrations are its own: the store reads a deploy
+	// under one as a canary's
+	if status, out := post("flagger:d-1:5f1c", `{"service":"web","version":"v5"}`); status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), `begins with "flagger:", which vigil keeps for the Flagger webhook`) {
+		t.Errorf("a key in the Flagger webhook's form: %d %v; want 400", status, out)
+	}
 	list, err := h.a.store.Deploys(context.Background(), "", 100)
 	if err != nil {
 		t.Fatal(err)
