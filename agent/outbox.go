@@ -108,6 +108,7 @@ func (a *Agent) deliver(ctx context.Context, e *store.OutboxEntry) bool {
 	if err := json.Unmarshal(e.Payload, &ev); err != nil {
 		return record(store.OutboxDead, "the stored event is not valid JSON: "+err.Error(), 0)
 	}
+	ev.Interrupted = e.Interrupted
 	st, err := a.store.AlertState(ctx, e.Notifier, e.Incident)
 	if err != nil {
 		a.log.Warn("reading alert state failed; will retry", "notifier", e.Notifier, "error", err)

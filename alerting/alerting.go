@@ -92,6 +92,10 @@ type Event struct {
 	// LastDeploy is, on the check_failed that opens an incident, the newest deploy of the
 	// check's services then: the first question is whether it broke production.
 	LastDeploy *LastDeploy `json:"last_deploy,omitempty"`
+	// Interrupted is set by the outbox, never stored: an earlier attempt at this event was
+	// cut off without a result (the agent was killed or stopped mid-send, or lost its
+	// lease), so the receiver may have it. Slack looks for the message before posting it.
+	Interrupted bool `json:"-"`
 }
 
 // LastDeploy is a check's service's newest deploy when the check's incident opened.

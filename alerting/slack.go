@@ -113,8 +113,9 @@ func (s *Slack) Wants(event string) bool {
 // update of the root), then uploads the screenshots into the thread. Each step that
 // succeeds is recorded in st, so a retry does not repeat it. A message whose blocks Slack
 // refuses for their content is sent as text alone (richOrPlain), and a root so sent stays
-// text. A root an earlier attempt sent whole without an answer is looked for in the
-// channel before it is sent again (findRoot).
+// text. A message an earlier attempt sent whole without an answer, or whose attempt was
+// cut off, is looked for in the channel or thread before it is sent again (findRoot,
+// findReply).
 func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 	if err := checkEvent(s.name, ev); err != nil {
 		return err
@@ -161,7 +162,7 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			st[slackHistory] = historyLine(ev, r, now)
 			st[key+"/history"] = "1"
 			var ch, ts string
-			if st[key+slackRootSent] != "" {
+			if mayBePosted(ev, st, key+slackRootSent) {
 				ch, ts = s.findRoot(ctx, api, rec, ev, key, st, now) // an earlier attempt may have posted it
 			}
 			if ts == "" {
@@ -170,12 +171,12 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 					if !rich {
 						opts = []slack.MsgOption{slack.MsgOptionText(plainRoot(st, mentions(ev.Owners)), false)}
 					}
-					ch, ts, err = api.PostMessageContext(ctx, s.channel, append(opts, s.rootMetadata(ev, key),
+					ch, ts, err = api.PostMessageContext(ctx, s.channel, append(opts, s.metadata(ev, key),
 						slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
 					return err
 				})
 				if err != nil {
-					rootUnanswered(st, key, rec, err, now)
+					unanswered(st, key+slackRootSent, rec, err, now)
 					return s.classify(ctx, err, rec, asText("chat.postMessage", st[slackPlain]), now)
 				}
 				s.learn(ch)
@@ -185,18 +186,25 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 			st[key+"/posted"], st[key+"/updated"] = ts, "root"
 		} else {
 			var ts string
-			err := s.richOrPlain(ctx, ev, "chat.postMessage (thread reply)", st, key+"/plain", func(rich bool) (err error) {
-				opts := []slack.MsgOption{slack.MsgOptionBlocks(r.reply...), slack.MsgOptionText(r.fallback, false)}
-				if !rich {
-					opts = []slack.MsgOption{slack.MsgOptionText(slackPlainText([]string{r.fallback}, "", r.statusURL, st[key+"/plain"]), false)}
-				}
-				_, ts, err = api.PostMessageContext(ctx, st[slackChannel], append(opts, slack.MsgOptionTS(st[slackTS]),
-					slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
-				return err
-			})
-			if err != nil {
-				return s.classify(ctx, err, rec, asText("chat.postMessage (thread reply)", st[key+"/plain"]), now)
+			if mayBePosted(ev, st, key+slackReplySent) {
+				ts = s.findReply(ctx, api, rec, ev, key, st, now) // an earlier attempt may have posted it
 			}
+			if ts == "" {
+				err := s.richOrPlain(ctx, ev, "chat.postMessage (thread reply)", st, key+"/plain", func(rich bool) (err error) {
+					opts := []slack.MsgOption{slack.MsgOptionBlocks(r.reply...), slack.MsgOptionText(r.fallback, false)}
+					if !rich {
+						opts = []slack.MsgOption{slack.MsgOptionText(slackPlainText([]string{r.fallback}, "", r.statusURL, st[key+"/plain"]), false)}
+					}
+					_, ts, err = api.PostMessageContext(ctx, st[slackChannel], append(opts, slack.MsgOptionTS(st[slackTS]), s.metadata(ev, key),
+						slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
+					return err
+				})
+				if err != nil {
+					unanswered(st, key+slackReplySent, rec, err, now)
+					return s.classify(ctx, err, rec, asText("chat.postMessage (thread reply)", st[key+"/plain"]), now)
+				}
+			}
+			delete(st, key+slackReplySent)
 			st[key+"/posted"] = ts
 		}
 	}

@@ -1,14 +1,16 @@
 package alerting
 
-// A root message whose chat.postMessage went out whole and got no answer (the connection
-// died after Slack posted it, or the attempt timed out while Slack was posting) may be in
-// the channel already, and chat.postMessage has no idempotency key: posting it again would
-// open a second thread and split the incident. So every root carries message metadata
-// naming its event, and before a root is sent again after such an attempt, the channel's
-// recent history (conversations.history, scope channels:history or groups:history) is read
-// for it; a root found there is adopted as the thread. When the history cannot be read (the
-// token lacks the scope, the channel is known only by name, Slack did not answer), the root
-// is posted again, as it was before this lookup existed, and the log and the State say why.
+// A message whose chat.postMessage went out whole and got no answer (the connection died
+// after Slack posted it, the attempt timed out while Slack was posting), or whose attempt
+// was cut off (the agent was killed mid-send: Event.Interrupted), may be in Slack already,
+// and chat.postMessage has no idempotency key: posting it again would open a second thread
+// and split the incident, or say the same thing twice in it. So every message vigil posts
+// carries message metadata naming its event, and before such a message is sent again, it
+// is looked for: a root in the channel's recent history (conversations.history), a reply in
+// its thread (conversations.replies), both with channels:history or groups:history. Found,
+// it is adopted. When it cannot be looked for (the token lacks the scope, the channel is
+// known only by name, Slack did not answer), it is posted again, as it was before this
+// lookup existed, and the log and the State say why.
 
 import (
 	"context"
@@ -20,21 +22,24 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// slackEventType is the metadata event_type on every root message vigil posts.
+// slackEventType is the metadata event_type on every message vigil posts.
 const slackEventType = "vigil_notification"
 
-// Slack State keys after an event's idempotency key: the unix second of the first root
-// attempt that was sent whole and not answered, and what the lookup before sending it
-// again found.
+// Slack State keys after an event's idempotency key: the unix second of the first attempt
+// at its root, or at its reply, that was sent whole and not answered, and what the lookup
+// before sending it again found.
 const (
-	slackRootSent   = "/root_unanswered"
-	slackRootLookup = "/root_lookup"
+	slackRootSent    = "/root_unanswered"
+	slackRootLookup  = "/root_lookup"
+	slackReplySent   = "/reply_unanswered"
+	slackReplyLookup = "/reply_lookup"
 )
 
-// The history read for a lost root: from rootLookBack before its first unanswered attempt
-// (vigil's clock against Slack's), historyPage messages a page, at most historyPages pages.
+// The read for a lost message: from lookBack before its first unanswered attempt (or
+// before its event, when the attempt was cut off) by vigil's clock against Slack's,
+// historyPage messages a page, at most historyPages pages.
 const (
-	rootLookBack = 10 * time.Minute
+	lookBack     = 10 * time.Minute
 	historyPage  = 200
 	historyPages = 5
 )
@@ -43,24 +48,28 @@ const (
 // lower case.
 var channelIDPattern = regexp.MustCompile(`^[CG][A-Z0-9]{8,}$`)
 
-// rootMetadata is the metadata a root message is posted with: what a retry looks for.
-func (s *Slack) rootMetadata(ev *Event, key string) slack.MsgOption {
+// metadata is the metadata a message is posted with: what a retry looks for.
+func (s *Slack) metadata(ev *Event, key string) slack.MsgOption {
 	return slack.MsgOptionMetadata(slack.SlackMetadata{EventType: slackEventType, EventPayload: map[string]any{
 		"idempotency_key": key, "notifier": s.name, "incident": incidentOf(ev)}})
 }
 
-// rootUnanswered notes in st that the root attempt that failed with err may have been
-// posted: it went out whole and no answer refused it (Slack's ok:false, a 4xx or a 429 say
-// it was not posted).
-func rootUnanswered(st State, key string, rec *recorder, err error, at time.Time) {
+// unanswered notes in st at mark (key+slackRootSent, key+slackReplySent) that the attempt
+// that failed with err may have been posted: it went out whole and no answer refused it
+// (Slack's ok:false, a 4xx or a 429 say it was not posted).
+func unanswered(st State, mark string, rec *recorder, err error, at time.Time) {
 	var se slack.SlackErrorResponse
 	if !rec.wrote.Load() || errors.As(err, &se) || (rec.status >= 400 && rec.status < 500) {
 		return
 	}
-	if st[key+slackRootSent] == "" {
-		st[key+slackRootSent] = strconv.FormatInt(at.Unix(), 10)
+	if st[mark] == "" {
+		st[mark] = strconv.FormatInt(at.Unix(), 10)
 	}
 }
+
+// mayBePosted says whether the message of ev whose unanswered attempt st notes at mark may
+// be in Slack already.
+func mayBePosted(ev *Event, st State, mark string) bool { return st[mark] != "" || ev.Interrupted }
 
 // learn remembers the channel id Slack answered a root post with, for a channel
 // configured by name.
@@ -85,54 +94,116 @@ func (s *Slack) historyChannel() string {
 	return s.channelID
 }
 
+// page is one page of a read: its messages and the next page's cursor ("" at the end).
+type page func(ctx context.Context, cursor, oldest string) ([]slack.Message, string, error)
+
+// lost is a message looked for: what it is (for the log), its State keys, where it is
+// read from and how it is known.
+type lost struct {
+	what, op, sent, lookup string
+	read                   page
+	is                     func(m slack.Message) bool
+}
+
 // findRoot looks for the event's root message in the channel's recent history by its
 // metadata and returns its channel id and ts; "" when it is not there or the history could
 // not be read (st[key+slackRootLookup] says which).
 func (s *Slack) findRoot(ctx context.Context, api *slack.Client, rec *recorder, ev *Event, key string, st State, now time.Time) (string, string) {
-	note := func(what string, args ...any) {
-		st[key+slackRootLookup] = what
-		s.log.WarnContext(ctx, "slack: an earlier attempt of this root message went out and got no answer; "+what,
-			append([]any{"incident", ev.Incident, "idempotency_key", key}, args...)...)
-	}
 	ch := s.historyChannel()
+	l := lost{what: "root message", op: "conversations.history", sent: key + slackRootSent, lookup: key + slackRootLookup,
+		read: func(ctx context.Context, cursor, oldest string) ([]slack.Message, string, error) {
+			h, err := api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{ChannelID: ch, Limit: historyPage,
+				IncludeAllMetadata: true, Oldest: oldest, Cursor: cursor})
+			switch {
+			case err != nil:
+				return nil, "", err
+			case !h.HasMore:
+				return h.Messages, "", nil
+			}
+			return h.Messages, h.ResponseMetaData.NextCursor, nil
+		},
+		is: func(m slack.Message) bool { return m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp }}
 	if ch == "" {
-		note("its channel is configured by name and its id is not known yet (set channel to the id, C…, to let a retry look for it): posted again")
+		s.noteLookup(ctx, ev, key, st, l, "its channel is configured by name and its id is not known yet (set channel to the id, C…, "+
+			"to let a retry look for it): posted again")
 		return "", ""
 	}
-	sent, _ := strconv.ParseInt(st[key+slackRootSent], 10, 64)
-	params := &slack.GetConversationHistoryParameters{ChannelID: ch, Limit: historyPage, IncludeAllMetadata: true,
-		Oldest: strconv.FormatInt(sent-int64(rootLookBack/time.Second), 10)}
+	if ts := s.find(ctx, rec, ev, key, st, now, l); ts != "" {
+		return ch, ts
+	}
+	return "", ""
+}
+
+// findReply looks for the event's reply in the incident's thread by its metadata and
+// returns its ts; "" when it is not there or the thread could not be read
+// (st[key+slackReplyLookup] says which).
+func (s *Slack) findReply(ctx context.Context, api *slack.Client, rec *recorder, ev *Event, key string, st State, now time.Time) string {
+	thread := st[slackTS]
+	return s.find(ctx, rec, ev, key, st, now, lost{what: "thread reply", op: "conversations.replies", sent: key + slackReplySent, lookup: key + slackReplyLookup,
+		read: func(ctx context.Context, cursor, oldest string) ([]slack.Message, string, error) {
+			ms, more, next, err := api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{ChannelID: st[slackChannel],
+				Timestamp: thread, Limit: historyPage, IncludeAllMetadata: true, Oldest: oldest, Cursor: cursor})
+			if !more {
+				next = ""
+			}
+			return ms, next, err
+		},
+		is: func(m slack.Message) bool { return m.Timestamp != thread && m.ThreadTimestamp == thread }})
+}
+
+// find reads l's pages for a message that is l and carries ev's metadata, and returns its
+// ts; "" when none does or the read failed (st[l.lookup] says which).
+func (s *Slack) find(ctx context.Context, rec *recorder, ev *Event, key string, st State, now time.Time, l lost) string {
+	since := ev.OccurredAt.Unix()
+	if sent, err := strconv.ParseInt(st[l.sent], 10, 64); err == nil {
+		since = sent
+	}
+	oldest := ""
+	if since > 0 {
+		oldest = strconv.FormatInt(since-int64(lookBack/time.Second), 10)
+	}
+	cursor := ""
 	for range historyPages {
-		h, err := api.GetConversationHistoryContext(ctx, params)
+		ms, next, err := l.read(ctx, cursor, oldest)
 		var se slack.SlackErrorResponse
 		switch {
 		case errors.As(err, &se) && se.Err == "missing_scope":
-			note("the token lacks the scope to read the channel's history (channels:history, or groups:history for a private channel), "+
-				"so it could not be looked for: posted again, which may open a second thread", "error", se.Err)
-			return "", ""
+			s.noteLookup(ctx, ev, key, st, l, "the token lacks the scope to read the channel's messages (channels:history, or "+
+				"groups:history for a private channel), so it could not be looked for: posted again, which may post it twice", "error", se.Err)
+			return ""
 		case err != nil:
-			cerr := s.classify(ctx, err, rec, "conversations.history", now)
-			note("the channel's history could not be read, so it could not be looked for: posted again, which may open a second thread",
-				"error", cerr)
-			return "", ""
+			cerr := s.classify(ctx, err, rec, l.op, now)
+			s.noteLookup(ctx, ev, key, st, l, "the channel's messages could not be read, so it could not be looked for: posted again, "+
+				"which may post it twice", "error", cerr)
+			return ""
 		}
-		for _, m := range h.Messages {
+		for _, m := range ms {
 			p := m.Metadata.EventPayload
-			if m.Metadata.EventType == slackEventType && p["idempotency_key"] == key && p["notifier"] == s.name &&
-				(m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp) {
-				st[key+slackRootLookup] = "found in the channel, ts " + m.Timestamp + ": adopted, not posted again"
-				s.log.InfoContext(ctx, "slack: the root message an unanswered attempt posted is in the channel; adopting it, not posting again",
+			if m.Metadata.EventType == slackEventType && p["idempotency_key"] == key && p["notifier"] == s.name && l.is(m) {
+				st[l.lookup] = "found, ts " + m.Timestamp + ": adopted, not posted again"
+				s.log.InfoContext(ctx, "slack: the "+l.what+" an earlier attempt posted is in Slack; adopting it, not posting again",
 					"incident", ev.Incident, "idempotency_key", key, "ts", m.Timestamp)
-				return ch, m.Timestamp
+				return m.Timestamp
 			}
 		}
-		if !h.HasMore || h.ResponseMetaData.NextCursor == "" {
+		if next == "" {
 			break
 		}
-		params.Cursor = h.ResponseMetaData.NextCursor
+		cursor = next
 	}
-	st[key+slackRootLookup] = "not in the channel's history: posted"
-	s.log.InfoContext(ctx, "slack: the root message an unanswered attempt sent is not in the channel; posting it",
+	st[l.lookup] = "not found: posted"
+	s.log.InfoContext(ctx, "slack: the "+l.what+" an earlier attempt sent is not in Slack; posting it",
 		"incident", ev.Incident, "idempotency_key", key)
-	return "", ""
+	return ""
+}
+
+// noteLookup records in st and the log why the message l could not be looked for.
+func (s *Slack) noteLookup(ctx context.Context, ev *Event, key string, st State, l lost, what string, args ...any) {
+	st[l.lookup] = what
+	why := "went out and got no answer"
+	if st[l.sent] == "" {
+		why = "was cut off (the agent stopped or lost its lease while sending it)"
+	}
+	s.log.WarnContext(ctx, "slack: an earlier attempt of this "+l.what+" "+why+"; "+what,
+		append([]any{"incident", ev.Incident, "idempotency_key", key}, args...)...)
 }

@@ -33,6 +33,10 @@ type OutboxEntry struct {
 	// has waited is now - Queued by that caller's clock, whatever the queuing agent's clock
 	// said (CreatedAt). Set by ClaimOutbox only.
 	Queued time.Time
+	// Interrupted: an earlier claim on the entry ended without a recorded attempt (the
+	// agent holding it was killed or stopped mid-send, or lost its lease), so that attempt
+	// may have reached the receiver. Set by ClaimOutbox only.
+	Interrupted bool
 }
 
 // ErrLostClaim is returned for an attempt recorded by an agent whose claim on the entry
@@ -132,7 +136,9 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 			args = append(args, n)
 		}
 		args = append(args, OutboxPending, limit)
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox o WHERE status = ? AND next_attempt_at <= `+clock+` AND lease_until <= `+clock+notIn("o.notifier", len(skip))+`
+		// claimed_by is cleared by RecordAttempt only: set on a claimable entry, it names an
+		// agent whose claim ended without a result.
+		rows, err := tx.QueryContext(ctx, `SELECT id, claimed_by FROM outbox o WHERE status = ? AND next_attempt_at <= `+clock+` AND lease_until <= `+clock+notIn("o.notifier", len(skip))+`
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.incident = o.incident
 				AND p.status = ? AND p.id < o.id)
 			ORDER BY id LIMIT ?`+s.d.skipLocked, args...)
@@ -140,13 +146,15 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 			return err
 		}
 		var ids []any
+		cut := map[int64]bool{}
 		for rows.Next() {
 			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var by string
+			if err := rows.Scan(&id, &by); err != nil {
 				rows.Close()
 				return err
 			}
-			ids = append(ids, id)
+			ids, cut[id] = append(ids, id), by != ""
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil || len(ids) == 0 {
@@ -159,6 +167,9 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 		out, err = queryOutbox(ctx, tx, `SELECT `+outboxColumns+` FROM outbox WHERE id IN (`+inClause(len(ids))+`) ORDER BY id`, ids...)
 		if err != nil {
 			return err
+		}
+		for _, e := range out {
+			e.Interrupted = cut[e.ID]
 		}
 		return s.queuedAt(ctx, tx, out, clock, clockArgs, now)
 	})
@@ -205,9 +216,11 @@ func (s *common) RenewClaim(ctx context.Context, id int64, agent string, now tim
 }
 
 // ReleaseClaims gives back the entries agent holds: what an agent does as it starts, for
-// the claims it held before a restart (they would wait out their leases otherwise).
+// the claims it held before a restart (they would wait out their leases otherwise). Their
+// lease ends; claimed_by stays, so the next claim knows the attempt was cut
+// (OutboxEntry.Interrupted).
 func (s *common) ReleaseClaims(ctx context.Context, agent string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET claimed_by = '', lease_until = 0 WHERE claimed_by = ? AND status = ?`, agent, OutboxPending)
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET lease_until = 0 WHERE claimed_by = ? AND status = ? AND lease_until <> 0`, agent, OutboxPending)
 	if err != nil {
 		return 0, s.noted("claiming notifications", err)
 	}

@@ -202,6 +202,10 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if len(b) != 1 || b[0].ID != a[1].ID || b[0].ClaimedBy != "b" {
 			t.Fatalf("b claimed %s; want the rollback whose lease ran out", describe(b))
 		}
+		if !b[0].Interrupted || a[0].Interrupted || a[1].Interrupted {
+			t.Errorf("interrupted: b's claim %v, a's first claims %v %v; want a's claim that ran out without a result told to b only",
+				b[0].Interrupted, a[0].Interrupted, a[1].Interrupted)
+		}
 		if ok, _ := s.RenewClaim(ctx, a[1].ID, "a", time.Now(), lease); ok {
 			t.Error("a renewed a claim b holds")
 		}
@@ -215,13 +219,22 @@ func TestOutboxClaimsAndLeases(t *testing.T) {
 		if n, err := s.ReleaseClaims(ctx, "a"); n != 1 || err != nil {
 			t.Fatalf("released %d, %v; want slack's first message", n, err)
 		}
+		if n, err := s.ReleaseClaims(ctx, "a"); n != 0 || err != nil {
+			t.Errorf("a second release took back %d, %v; want none (the first did)", n, err)
+		}
 		a, _ = s.ClaimOutbox(ctx, "a", time.Now(), lease, 10, nil)
 		if len(a) != 1 || a[0].Key != "d1:deploy_failed" || a[0].Notifier != "slack" {
 			t.Fatalf("after the restart a claimed %s", describe(a))
 		}
+		if !a[0].Interrupted {
+			t.Error("after the restart, the message a was sending when it stopped is not told interrupted: its retry cannot know it may have gone out")
+		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
 		if a, _ = s.ClaimOutbox(ctx, "a", time.Now(), lease, 10, nil); len(a) != 1 || a[0].Key != "d1:deploy_failed:rollback" {
 			t.Fatalf("the reply after its thread's first message: %s", describe(a))
+		}
+		if a[0].Interrupted {
+			t.Error("an entry never claimed before is told interrupted")
 		}
 		_ = s.RecordAttempt(ctx, OutboxAttempt{ID: a[0].ID, Agent: "a", Status: OutboxDelivered, Attempts: 1, At: t0})
 

@@ -316,12 +316,30 @@ func TestSlackServerHistoryLikeSlack(t *testing.T) {
 	if r, _ := call("conversations.history", url.Values{"channel": {root.Channel}, "oldest": {root.TS}}); fmt.Sprint(texts(r)) != "[second]" {
 		t.Errorf("history after oldest %s: %v", root.TS, r)
 	}
+	// conversations.replies: the thread, its parent first, oldest first, metadata on ask.
+	if _, err := call("chat.postMessage", url.Values{"channel": {root.Channel}, "text": {"reply 2"}, "thread_ts": {root.TS}, "metadata": {meta}}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = call("conversations.replies", url.Values{"channel": {root.Channel}, "ts": {root.TS}, "include_all_metadata": {"1"}})
+	if msgs, _ := r["messages"].([]any); fmt.Sprint(texts(r)) != "[first reply reply 2]" || r["ok"] != true ||
+		msgs[2].(map[string]any)["thread_ts"] != root.TS || msgs[2].(map[string]any)["metadata"] == nil {
+		t.Errorf("replies: %v; want the parent, then the replies with their thread_ts and metadata", r)
+	}
+	r, _ = call("conversations.replies", url.Values{"channel": {root.Channel}, "ts": {root.TS}, "limit": {"2"}})
+	if fmt.Sprint(texts(r)) != "[first reply]" || r["has_more"] != true || strings.Contains(fmt.Sprint(r), "vigil_notification") {
+		t.Errorf("replies, a page of 2 without include_all_metadata: %v", r)
+	}
+	if r, _ := call("conversations.replies", url.Values{"channel": {root.Channel}, "ts": {"1.000001"}}); r["error"] != "thread_not_found" {
+		t.Errorf("replies of no message: %v", r)
+	}
 	s = &loopback.Slack{NoHistoryScope: true}
 	if err := s.Start(""); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if r, _ := call("conversations.history", url.Values{"channel": {root.Channel}}); r["error"] != "missing_scope" || r["needed"] != "channels:history" {
-		t.Errorf("a token without channels:history: %v", r)
+	for _, m := range []string{"conversations.history", "conversations.replies"} {
+		if r, _ := call(m, url.Values{"channel": {root.Channel}, "ts": {root.TS}}); r["error"] != "missing_scope" || r["needed"] != "channels:history" {
+			t.Errorf("%s with a token without channels:history: %v", m, r)
+		}
 	}
 }

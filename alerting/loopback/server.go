@@ -39,9 +39,10 @@ type Fault struct {
 	// Hang holds the request without answering until the client gives up or the
 	// receiver closes.
 	Hang bool
-	// AcceptThenHang (webhook receiver): the delivery is accepted and counted, as if
-	// the receiver acted on it, and then the answer is held as with Hang. A sender killed
-	// now never learns that it was accepted.
+	// AcceptThenHang (webhook receiver, Slack server): the delivery is accepted and
+	// counted, as if the receiver acted on it (the Slack server carries the method out: the
+	// message is posted), and then the answer is held as with Hang. A sender killed now
+	// never learns that it was accepted.
 	AcceptThenHang bool
 	// Stall answers the status and headers, then holds the body open without writing.
 	Stall bool

@@ -17,7 +17,8 @@ import (
 const SlackToken = "xoxb-vigil-test-token"
 
 // Slack is a loopback Slack Web API server. It speaks the methods vigil uses —
-// chat.postMessage (with message metadata), chat.update, conversations.history,
+// chat.postMessage (with message metadata), chat.update, conversations.history and
+// conversations.replies,
 // files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
 // auth.test — checks the token, refuses a message over Block Kit's limits as Slack does
 // (invalid_blocks with response_metadata, msg_too_long; see checkBlocks), and records every
@@ -269,8 +270,9 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f, faulted := s.takeFault(method)
-	dropped := faulted && f.Drop // carried out, then the answer is lost
-	if faulted && !dropped {
+	dropped := faulted && f.Drop        // carried out, then the answer is lost
+	held := faulted && f.AcceptThenHang // carried out, then the answer is held
+	if faulted && !dropped && !held {
 		if f.SlackError != "" && f.Status == 0 {
 			if f.RetryAfter != "" { // Slack's ratelimited can come as a 200 with Retry-After
 				w.Header().Set("Retry-After", f.RetryAfter)
@@ -297,6 +299,8 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		answer, slackErr = s.update(r.PostForm)
 	case "conversations.history":
 		answer, slackErr = s.history(r.PostForm)
+	case "conversations.replies":
+		answer, slackErr = s.replies(r.PostForm)
 	case "files.getUploadURLExternal":
 		answer, slackErr = s.uploadURL(r.PostForm)
 	case "upload":
@@ -313,9 +317,13 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 	default:
 		slackErr = "unknown_method"
 	}
-	if dropped {
+	if dropped || held {
 		record(0, slackErr)
-		drop(w)
+		if held {
+			s.answerFault(w, r, f)
+		} else {
+			drop(w)
+		}
 		return
 	}
 	if slackErr != "" {

@@ -1,7 +1,8 @@
 package loopback
 
-// conversations.history as Slack answers it: a channel's messages (not thread replies),
-// newest first, between oldest and latest, a page of limit at a time with a cursor, each
+// conversations.history and conversations.replies as Slack answers them: a channel's
+// messages (not thread replies) newest first, or a thread's (its parent, then its replies)
+// oldest first; between oldest and latest, a page of limit at a time with a cursor, each
 // message's metadata only when include_all_metadata is set, and missing_scope for a token
 // without channels:history / groups:history (Slack.NoHistoryScope).
 
@@ -31,6 +32,15 @@ func metadataOf(raw string) json.RawMessage {
 }
 
 func (s *Slack) history(f url.Values) (map[string]any, string) {
+	return s.read(f, false)
+}
+
+func (s *Slack) replies(f url.Values) (map[string]any, string) {
+	return s.read(f, true)
+}
+
+// read answers conversations.history, or conversations.replies when thread is set.
+func (s *Slack) read(f url.Values, thread bool) (map[string]any, string) {
 	if s.NoHistoryScope {
 		return map[string]any{"needed": "channels:history",
 			"provided": "chat:write,files:write"}, "missing_scope"
@@ -39,7 +49,11 @@ func (s *Slack) history(f url.Values) (map[string]any, string) {
 	defer s.mu.Unlock()
 	ch := f.Get("channel")
 	if !s.knownID(ch) {
-		return nil, "channel_not_found" // conversations.history takes a channel id, never a name
+		return nil, "channel_not_found" // both take a channel id, never a name
+	}
+	parent := f.Get("ts")
+	if thread && s.find(ch, parent) == nil {
+		return nil, "thread_not_found"
 	}
 	limit := historyDefaultLimit
 	if v := f.Get("limit"); v != "" {
@@ -64,10 +78,17 @@ func (s *Slack) history(f url.Values) (map[string]any, string) {
 	}
 	withMeta := f.Get("include_all_metadata") == "1" || f.Get("include_all_metadata") == "true"
 	var all []*SlackMessage
-	for i := len(s.messages) - 1; i >= 0; i-- { // newest first
+	for i := range s.messages {
 		m := s.messages[i]
+		if !thread { // newest first
+			m = s.messages[len(s.messages)-1-i]
+		}
 		ts, _ := strconv.ParseFloat(m.TS, 64)
-		if m.Channel == ch && m.ThreadTS == "" && ts > oldest && ts < latest {
+		in := m.ThreadTS == ""
+		if thread {
+			in = m.TS == parent || m.ThreadTS == parent
+		}
+		if m.Channel == ch && in && ts > oldest && ts < latest {
 			all = append(all, m)
 		}
 	}
@@ -78,7 +99,10 @@ func (s *Slack) history(f url.Values) (map[string]any, string) {
 		if len(m.Blocks) > 0 {
 			msg["blocks"] = m.Blocks
 		}
-		if s.hasReplies(m) {
+		switch {
+		case m.ThreadTS != "":
+			msg["thread_ts"], msg["parent_user_id"] = m.ThreadTS, "U0VIGIL"
+		case s.hasReplies(m):
 			msg["thread_ts"] = m.TS
 		}
 		if withMeta && m.Metadata != nil {
@@ -86,7 +110,10 @@ func (s *Slack) history(f url.Values) (map[string]any, string) {
 		}
 		page = append(page, msg)
 	}
-	answer := map[string]any{"messages": page, "has_more": end < len(all), "pin_count": 0}
+	answer := map[string]any{"messages": page, "has_more": end < len(all)}
+	if !thread {
+		answer["pin_count"] = 0
+	}
 	if end < len(all) {
 		answer["response_metadata"] = map[string]any{"next_cursor": strconv.Itoa(end)}
 	}
