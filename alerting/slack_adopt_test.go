@@ -14,9 +14,10 @@ import (
 // connection died after Slack posted it): the retry, by a notifier built anew on the State
 // saved after the failed attempt (as after a restart), finds the message in the channel's
 // history by its metadata and adopts it: one root, and the incident's follow-ups go into
-// its thread. Without the scope to read the history, or with a channel known only by name,
-// the root is posted again, as before the lookup, and the State says why. (The retry
-// posted a second root: the thread split, the follow-ups went to the second.)
+// its thread; for a channel configured by name whose id no post told, the id is found among
+// the bot's channels (users.conversations). Without the scope to read the history, or to
+// find a name's id, the root is posted again, as before the lookup, and the State says why.
+// (The retry posted a second root: the thread split, the follow-ups went to the second.)
 func TestSlackRootWhoseAnswerWasLostIsNotPostedTwice(t *testing.T) {
 	t.Parallel()
 	const key = "d-42:deploy_failed"
@@ -25,18 +26,20 @@ func TestSlackRootWhoseAnswerWasLostIsNotPostedTwice(t *testing.T) {
 		byName     bool // channel configured as "#deploys", not its id
 		warm       bool // the notifier posted to the channel before (it learned the id)
 		noScope    bool // the token lacks channels:history
+		noRead     bool // the token lacks channels:read
 		wantRoots  int
 		wantLookup string
 	}{
 		{name: "channel id", wantRoots: 1, wantLookup: "adopted"},
 		{name: "channel name, id learned from an earlier post", byName: true, warm: true, wantRoots: 1, wantLookup: "adopted"},
 		{name: "token without channels:history", noScope: true, wantRoots: 2, wantLookup: "lacks the scope"},
-		{name: "channel name, id not known", byName: true, wantRoots: 2, wantLookup: "configured by name"},
+		{name: "channel name, id found among the bot's channels", byName: true, wantRoots: 1, wantLookup: "adopted"},
+		{name: "channel name, token without channels:read", byName: true, noRead: true, wantRoots: 2, wantLookup: "channels:read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := loopback.NewSlack(t)
-			srv.NoHistoryScope = tc.noScope
+			srv.NoHistoryScope, srv.NoReadScope = tc.noScope, tc.noRead
 			cfg := slackConfig(srv.APIURL())
 			if !tc.byName {
 				cfg.Channel = srv.Channel("deploys")

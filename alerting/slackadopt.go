@@ -17,6 +17,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -124,9 +125,9 @@ func (s *Slack) findRoot(ctx context.Context, api *slack.Client, rec *recorder, 
 		},
 		is: func(m slack.Message) bool { return m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp }}
 	if ch == "" {
-		s.noteLookup(ctx, ev, key, st, l, "its channel is configured by name and its id is not known yet (set channel to the id, C…, "+
-			"to let a retry look for it): posted again")
-		return "", ""
+		if ch = s.resolveChannel(ctx, api, rec, ev, key, st, now, l); ch == "" {
+			return "", ""
+		}
 	}
 	if ts := s.find(ctx, rec, ev, key, st, now, l); ts != "" {
 		return ch, ts
@@ -206,4 +207,44 @@ func (s *Slack) noteLookup(ctx context.Context, ev *Event, key string, st State,
 	}
 	s.log.WarnContext(ctx, "slack: an earlier attempt of this "+l.what+" "+why+"; "+what,
 		append([]any{"incident", ev.Incident, "idempotency_key", key}, args...)...)
+}
+
+// channelPages bounds the read of the bot's channels for a channel's id: channelPages
+// pages of historyPage.
+const channelPages = 10
+
+// resolveChannel finds the id of the channel configured by name among the bot's channels
+// (users.conversations, scopes channels:read and groups:read), for a root looked for after
+// a restart, before any post told the id; "" when it could not (st[l.lookup] says why).
+func (s *Slack) resolveChannel(ctx context.Context, api *slack.Client, rec *recorder, ev *Event, key string, st State, now time.Time, l lost) string {
+	name := strings.TrimPrefix(s.channel, "#")
+	params := &slack.GetConversationsForUserParameters{Types: []string{"public_channel", "private_channel"}, Limit: historyPage,
+		ExcludeArchived: true}
+	for range channelPages {
+		chs, next, err := api.GetConversationsForUserContext(ctx, params)
+		var se slack.SlackErrorResponse
+		switch {
+		case errors.As(err, &se) && se.Err == "missing_scope":
+			s.noteLookup(ctx, ev, key, st, l, "its channel is configured by name and the token lacks the scopes to find its id "+
+				"(channels:read and groups:read; or set channel to the id, C…): posted again, which may post it twice", "error", se.Err)
+			return ""
+		case err != nil:
+			s.noteLookup(ctx, ev, key, st, l, "its channel is configured by name and the bot's channels could not be read to find its id: "+
+				"posted again, which may post it twice", "error", s.classify(ctx, err, rec, "users.conversations", now))
+			return ""
+		}
+		for _, c := range chs {
+			if c.Name == name {
+				s.learn(c.ID)
+				return c.ID
+			}
+		}
+		if next == "" {
+			break
+		}
+		params.Cursor = next
+	}
+	s.noteLookup(ctx, ev, key, st, l, "its channel is configured by name and is not among the bot's channels (set channel to the id, C…): "+
+		"posted again, which may post it twice")
+	return ""
 }

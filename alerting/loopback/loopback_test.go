@@ -332,11 +332,20 @@ func TestSlackServerHistoryLikeSlack(t *testing.T) {
 	if r, _ := call("conversations.replies", url.Values{"channel": {root.Channel}, "ts": {"1.000001"}}); r["error"] != "thread_not_found" {
 		t.Errorf("replies of no message: %v", r)
 	}
-	s = &loopback.Slack{NoHistoryScope: true}
+	// users.conversations: the bot's channels, by id and name, a page at a time.
+	r, _ = call("users.conversations", url.Values{"types": {"public_channel,private_channel"}, "limit": {"1"}})
+	if chs, _ := r["channels"].([]any); len(chs) != 1 || chs[0].(map[string]any)["id"] != root.Channel ||
+		chs[0].(map[string]any)["name"] != "deploys" || r["response_metadata"].(map[string]any)["next_cursor"] != "" {
+		t.Errorf("users.conversations: %v; want the one channel, deploys, and no next page", r)
+	}
+	s = &loopback.Slack{NoHistoryScope: true, NoReadScope: true}
 	if err := s.Start(""); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if r, _ := call("users.conversations", url.Values{}); r["error"] != "missing_scope" || r["needed"] != "channels:read" {
+		t.Errorf("users.conversations with a token without channels:read: %v", r)
+	}
 	for _, m := range []string{"conversations.history", "conversations.replies"} {
 		if r, _ := call(m, url.Values{"channel": {root.Channel}, "ts": {root.TS}}); r["error"] != "missing_scope" || r["needed"] != "channels:history" {
 			t.Errorf("%s with a token without channels:history: %v", m, r)

@@ -17,9 +17,8 @@ import (
 const SlackToken = "xoxb-vigil-test-token"
 
 // Slack is a loopback Slack Web API server. It speaks the methods vigil uses —
-// chat.postMessage (with message metadata), chat.update, conversations.history and
-// conversations.replies,
-// files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
+// chat.postMessage (with message metadata), chat.update, conversations.history,
+// conversations.replies, users.conversations, files.getUploadURLExternal, the upload URL it hands out, files.completeUploadExternal,
 // auth.test — checks the token, refuses a message over Block Kit's limits as Slack does
 // (invalid_blocks with response_metadata, msg_too_long; see checkBlocks), and records every
 // call with its decoded arguments.
@@ -30,6 +29,9 @@ type Slack struct {
 	// NoHistoryScope: the token lacks channels:history and groups:history, so
 	// conversations.history answers missing_scope, as Slack does. Set before the first request.
 	NoHistoryScope bool
+	// NoReadScope: the token lacks channels:read and groups:read, so users.conversations
+	// answers missing_scope. Set before the first request.
+	NoReadScope bool
 
 	mu       sync.Mutex
 	calls    []SlackCall
@@ -301,6 +303,8 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		answer, slackErr = s.history(r.PostForm)
 	case "conversations.replies":
 		answer, slackErr = s.replies(r.PostForm)
+	case "users.conversations":
+		answer, slackErr = s.userChannels(r.PostForm)
 	case "files.getUploadURLExternal":
 		answer, slackErr = s.uploadURL(r.PostForm)
 	case "upload":

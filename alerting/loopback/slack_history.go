@@ -9,6 +9,7 @@ package loopback
 import (
 	"encoding/json"
 	"net/url"
+	"sort"
 	"strconv"
 )
 
@@ -128,4 +129,36 @@ func (s *Slack) hasReplies(root *SlackMessage) bool {
 		}
 	}
 	return false
+}
+
+// channels answers users.conversations: the channels the bot is in (here, every channel
+// the server knows), by id, a page of limit at a time with a cursor, and missing_scope for
+// a token without channels:read (Slack.NoReadScope).
+func (s *Slack) userChannels(f url.Values) (map[string]any, string) {
+	if s.NoReadScope {
+		return map[string]any{"needed": "channels:read", "provided": "chat:write,files:write"}, "missing_scope"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.channels))
+	for name := range s.channels {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return s.channels[names[i]] < s.channels[names[j]] })
+	limit := historyDefaultLimit
+	if n, err := strconv.Atoi(f.Get("limit")); err == nil && n > 0 {
+		limit = min(n, historyMaxLimit)
+	}
+	start, _ := strconv.Atoi(f.Get("cursor"))
+	start = min(max(start, 0), len(names))
+	end := min(start+limit, len(names))
+	page := []map[string]any{}
+	for _, name := range names[start:end] {
+		page = append(page, map[string]any{"id": s.channels[name], "name": name, "is_channel": true, "is_private": false, "is_archived": false})
+	}
+	next := ""
+	if end < len(names) {
+		next = strconv.Itoa(end)
+	}
+	return map[string]any{"channels": page, "response_metadata": map[string]any{"next_cursor": next}}, ""
 }

@@ -19,12 +19,25 @@ import (
 // attempt (its notifier State is saved after an attempt ends). After the restart the
 // outbox tells the retry that an earlier claim ended without a result, so the root is
 // looked for in the channel's history by its metadata and adopted: one root, the State's
-// thread. (The retry posted a second root: the incident's thread split.)
+// thread. A channel configured by name is found among the bot's channels for its id,
+// which the restarted agent never heard from a post. (The retry posted a second root: the
+// incident's thread split.)
 func TestAKilledAgentsSlackRootIsNotPostedTwice(t *testing.T) {
+	for _, byName := range []bool{false, true} {
+		t.Run(map[bool]string{false: "channel id", true: "channel name"}[byName], func(t *testing.T) {
+			killedWhilePosting(t, byName)
+		})
+	}
+}
+
+func killedWhilePosting(t *testing.T, byName bool) {
 	a := newApp(t)
 	a.mode.Store("broken")
 	slack := loopback.NewSlack(t)
 	channel := slack.Channel("deploys")
+	if byName {
+		channel = "#deploys"
+	}
 	slack.Fail("chat.postMessage", loopback.Fault{AcceptThenHang: true}) // posted; the answer is held
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yaml")
