@@ -15,12 +15,17 @@ import (
 
 // unknownCheck is the message for a check the config does not have, with the nearest name.
 func unknownCheck(rt *Runtime, name string) string {
+	return fmt.Sprintf("unknown check %q; %s", text.Ellipsis(name, 80), configs.DidYouMean(name, checkNames(rt)))
+}
+
+// checkNames are the config's check names, sorted.
+func checkNames(rt *Runtime) []string {
 	known := make([]string, 0, len(rt.Order))
 	for _, c := range rt.Order {
 		known = append(known, c.Name)
 	}
 	slices.Sort(known)
-	return fmt.Sprintf("unknown check %q; %s", text.Ellipsis(name, 80), configs.DidYouMean(name, known))
+	return known
 }
 
 // nearestValue is `; did you mean "x"?` for a value close to one of valid, "" otherwise

@@ -6,7 +6,6 @@ package agent
 // read the uptime board and the last result: no query.
 
 import (
-	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -31,23 +30,29 @@ const (
 var shieldsColor = map[string]string{badgeGreen: "brightgreen", badgeYellowGreen: "yellowgreen", badgeYellow: "yellow",
 	badgeOrange: "orange", badgeRed: "red", badgeBlue: "blue", badgeGrey: "lightgrey"}
 
-type badge struct{ label, message, color string }
+// badge is what a badge says; detail, when set, is said on hover (its SVG title): why it
+// says "unknown check".
+type badge struct{ label, message, color, detail string }
+
+// badgeError is why a badge cannot be drawn: short, what the badge says instead (in grey),
+// and msg, what is wrong with the URL and how to fix it.
+type badgeError struct{ short, msg string }
 
 // badgeWindows are the windows uptime and response time badges accept.
 var badgeWindows = map[string]int{"1h": hourRing, "24h": dayRing, "7d": weekRing}
 
 // checkBadge works out a check's badge for a metric (health, uptime, response) over a
-// window; the error is a message for whoever wrote the URL.
-func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
+// window, or why it cannot.
+func (a *Agent) checkBadge(name, metric, window string) (badge, *badgeError) {
 	if rt := a.Runtime(); rt.Checks[name] == nil {
-		return badge{}, errors.New(unknownCheck(rt, name))
+		return badge{}, &badgeError{"unknown check", unknownCheck(rt, name)}
 	}
 	if window == "" {
 		window = "24h"
 	}
 	ring, ok := badgeWindows[window]
 	if !ok {
-		return badge{}, fmt.Errorf("window must be 1h, 24h or 7d, not %q", text.Ellipsis(window, 20))
+		return badge{}, &badgeError{"unknown window", fmt.Sprintf("window must be 1h, 24h or 7d, not %q", text.Ellipsis(window, 20))}
 	}
 	st, _ := a.board.stats(name, a.clock.Now())
 	b := [3]runTotals{st.Hour, st.Day, st.Week}[ring]
@@ -112,19 +117,29 @@ func (a *Agent) checkBadge(name, metric, window string) (badge, error) {
 		}
 		return bg, nil
 	}
-	return badge{}, fmt.Errorf("the badge is health, uptime or response, not %q", text.Ellipsis(metric, 40))
+	return badge{}, &badgeError{"unknown badge", fmt.Sprintf("the badge is health, uptime or response, not %q", text.Ellipsis(metric, 40))}
 }
 
+// badgeSVG draws a badge. A badge that cannot be drawn (a check renamed, a mistyped URL in
+// a README) is still a badge: grey, "unknown check", with the reason and the nearest name
+// on hover, and it is answered 200, as Shields.io answers its own "not found" badges:
+// READMEs show badges through an image proxy (GitHub's camo), which shows a broken image
+// for an answer that is not a 2xx, whatever its body. A client asking for JSON (a script
+// checking its badge URLs) gets the API's error and its 404.
 func (a *Agent) badgeSVG(w http.ResponseWriter, r *http.Request) {
-	metric, ok := strings.CutSuffix(r.PathValue("badge"), ".svg")
-	if !ok {
-		http.Error(w, "badges end in .svg (or use shields.json)", http.StatusNotFound)
-		return
+	w.Header().Add("Vary", "Accept")
+	name := r.PathValue("name")
+	var bg badge
+	be := &badgeError{"unknown badge", "badges end in .svg (or use shields.json)"}
+	if metric, ok := strings.CutSuffix(r.PathValue("badge"), ".svg"); ok {
+		bg, be = a.checkBadge(name, metric, r.URL.Query().Get("window"))
 	}
-	bg, err := a.checkBadge(r.PathValue("name"), metric, r.URL.Query().Get("window"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
+	if be != nil {
+		if wantsJSON(r) {
+			writeError(w, http.StatusNotFound, "%s", be.msg)
+			return
+		}
+		bg = badge{label: text.Ellipsis(name, 40), message: be.short, color: badgeGrey, detail: be.msg}
 	}
 	if l := r.URL.Query().Get("label"); l != "" && len(l) <= 40 {
 		bg.label = l
@@ -144,9 +159,9 @@ func (a *Agent) shieldsEndpoint(w http.ResponseWriter, r *http.Request) {
 	if metric == "" {
 		metric = "health"
 	}
-	bg, err := a.checkBadge(r.PathValue("name"), metric, q.Get("window"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "%v", err)
+	bg, be := a.checkBadge(r.PathValue("name"), metric, q.Get("window"))
+	if be != nil {
+		writeError(w, http.StatusNotFound, "%s", be.msg)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"schemaVersion": 1, "label": bg.label, "message": bg.message,
@@ -159,9 +174,13 @@ func renderBadge(b badge) []byte {
 	lw, mw := textWidth(b.label)+10, textWidth(b.message)+10
 	total := lw + mw
 	esc := template.HTMLEscapeString
+	title := b.label + ": " + b.message
+	if b.detail != "" {
+		title += " (" + b.detail + ")"
+	}
 	var s strings.Builder
-	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="20" role="img" aria-label="%s: %s"><title>%s: %s</title>`,
-		total, esc(b.label), esc(b.message), esc(b.label), esc(b.message))
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="20" role="img" aria-label="%s: %s"><title>%s</title>`,
+		total, esc(b.label), esc(b.message), esc(title))
 	s.WriteString(`<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>`)
 	fmt.Fprintf(&s, `<clipPath id="r"><rect width="%d" height="20" rx="3" fill="#fff"/></clipPath>`, total)
 	fmt.Fprintf(&s, `<g clip-path="url(#r)"><rect width="%d" height="20" fill="#555"/><rect x="%d" width="%d" height="20" fill="%s"/><rect width="%d" height="20" fill="url(#s)"/></g>`,

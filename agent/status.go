@@ -127,6 +127,11 @@ func withQuery(path string, q url.Values) string {
 // writes how long building it took where the layout asked for it. The overview's rows are
 // not in the buffer: they are written as the page is sent (status_parts.go).
 func (a *Agent) render(w http.ResponseWriter, name string, data any, began time.Time) {
+	a.renderStatus(w, http.StatusOK, name, data, began)
+}
+
+// renderStatus is render answering status (an error page's: status_errors.go).
+func (a *Agent) renderStatus(w http.ResponseWriter, status int, name string, data any, began time.Time) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'")
 	// The buffer starts at the size this page had last time: a buffer doubling its way
@@ -142,6 +147,9 @@ func (a *Agent) render(w http.ResponseWriter, name string, data any, began time.
 	}
 	page := b.Bytes()
 	a.pageSizes.set(name, len(page))
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+	}
 	if g, ok := data.(rowGroups); ok { // the overview: its rows written as it is sent (status_parts.go)
 		parts := pageParts(page, g.rowGroups(), began)
 		if h, ok := w.(interface{ handOverParts(iter.Seq[[]byte]) bool }); ok && h.handOverParts(parts) {
@@ -191,7 +199,7 @@ func (a *Agent) setTheme(w http.ResponseWriter, r *http.Request) {
 	case "auto":
 		c.Value, c.MaxAge = "", -1
 	default:
-		http.Error(w, "the theme is light, dark or auto", http.StatusNotFound)
+		a.pageError(w, r, http.StatusNotFound, fmt.Sprintf("the theme is light, dark or auto, not %q", text.Ellipsis(mode, 40)), nil)
 		return
 	}
 	http.SetCookie(w, c)
@@ -218,15 +226,15 @@ func localPath(back string) string {
 func (a *Agent) runFromPath(ctx context.Context, w http.ResponseWriter, r *http.Request) *store.RunRecord {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		http.Error(w, "run ids are numbers", http.StatusBadRequest)
+		a.pageError(w, r, http.StatusBadRequest, fmt.Sprintf("run ids are numbers, not %q", text.Ellipsis(r.PathValue("id"), 80)), nil)
 		return nil
 	}
 	run, err := a.store.RunByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, "no such run (it may be past the retention period)", http.StatusNotFound)
+		a.pageError(w, r, http.StatusNotFound, fmt.Sprintf("no such run #%d: it may be %s, or from an agent with another store", id, a.pastRetention()), nil)
 		return nil
 	} else if err != nil {
-		http.Error(w, "reading the run failed", http.StatusInternalServerError)
+		a.storeFailedPage(w, r, "run", r.PathValue("id"), err)
 		return nil
 	}
 	return run
@@ -254,8 +262,11 @@ func (a *Agent) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	art, err := a.store.ArtifactData(r.Context(), run.ID, r.PathValue("name"))
-	if err != nil {
-		http.Error(w, "no such artifact", http.StatusNotFound)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.storeFailedPage(w, r, "run", r.PathValue("id"), err)
+		return
+	} else if err != nil {
+		a.pageError(w, r, http.StatusNotFound, fmt.Sprintf("run #%d has no evidence named %q", run.ID, text.Ellipsis(r.PathValue("name"), 80)), nil)
 		return
 	}
 	// Never let stored evidence run as a page: text is shown as plain text, a binary

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-monitor/vigil/checks"
+	"github.com/vigil-monitor/vigil/internal/text"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -60,7 +62,7 @@ func (a *Agent) checkPage(w http.ResponseWriter, r *http.Request) {
 	rt := a.Runtime()
 	c := rt.Checks[r.PathValue("name")]
 	if c == nil {
-		http.Error(w, unknownCheck(rt, r.PathValue("name")), http.StatusNotFound)
+		a.unknownCheckPage(w, r, rt, r.PathValue("name"))
 		return
 	}
 	now := a.clock.Now()
@@ -173,8 +175,12 @@ type deployCheckView struct {
 func (a *Agent) deployPage(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	d, err := a.store.Deploy(r.Context(), r.PathValue("id"))
-	if err != nil {
-		http.Error(w, "no such deploy", http.StatusNotFound)
+	if errors.Is(err, store.ErrNotFound) {
+		a.pageError(w, r, http.StatusNotFound, fmt.Sprintf("no such deploy %q: it may be %s, mistyped, or from an agent with another store",
+			text.Ellipsis(r.PathValue("id"), 80), a.pastRetention()), nil)
+		return
+	} else if err != nil {
+		a.storeFailedPage(w, r, "deploy", r.PathValue("id"), err)
 		return
 	}
 	now := a.clock.Now()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"strings"
@@ -59,7 +60,8 @@ func TestAnUnknownNameIsAnsweredWithTheNearest(t *testing.T) {
 		{"beat with the check's token", "POST", "/api/v1/heartbeats/nightlyy", "", beat("beat-token-0123456789"), 401, `did you mean "nightly"?`, ""},
 		{"beat with a wrong token", "POST", "/api/v1/heartbeats/nightlyy", "", beat("beat-token-x"), 401, "takes this token", "nightly\""},
 		{"shields badge", "GET", "/badges/hom/shields.json", "", nil, 404, check, ""},
-		{"SVG badge", "GET", "/badges/hom/health.svg", "", nil, 404, check, ""},
+		{"SVG badge", "GET", "/badges/hom/health.svg", "", nil, 200, check, ""}, // still an image (badges.go)
+		{"SVG badge asked as JSON", "GET", "/badges/hom/health.svg", "", []string{"Accept", "application/json"}, 404, check, ""},
 		{"check page", "GET", "/checks/hom", "", nil, 404, check, ""},
 		{"search", "GET", "/?q=wbe", "", nil, 200, `No check matches “wbe”: did you mean <a id="did-you-mean" href="/?q=web">web</a>?`, ""},
 		{"search of two terms", "GET", "/?q=http+hmoe", "", nil, 200, `did you mean <a id="did-you-mean" href="/?q=http&#43;home">http home</a>?`, ""},
@@ -89,6 +91,8 @@ func TestAnUnknownNameIsAnsweredWithTheNearest(t *testing.T) {
 					t.Errorf("the JSON error %s: %v; want its status %d", raw, err, c.status)
 				}
 				msg = out.Error
+			} else if resp.StatusCode >= 400 || strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg") { // an error page or badge: its text escaped
+				msg = html.UnescapeString(msg)
 			}
 			if resp.StatusCode != c.status || !strings.Contains(msg, c.want) || (c.not != "" && strings.Contains(msg, c.not)) {
 				t.Errorf("%d %q\nwant %d with %q%s", resp.StatusCode, shortAnswer(msg), c.status, c.want, map[bool]string{true: " and without " + c.not}[c.not != ""])
