@@ -165,19 +165,35 @@ func (a *Agent) authorized(required func() bool, next http.Handler) http.Handler
 			got, ok = pw, true
 		}
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			writeError(w, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <agent.api_token>")
+			challenge(w, r, "")
+			hint := ""
+			if !strings.HasPrefix(r.URL.Path, "/api/") {
+				hint = " (in a browser: any user name, and the token as the password)"
+			}
+			writeError(w, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <agent.api_token>%s", hint)
 			return
 		}
 		// Hashes have equal lengths: ConstantTimeCompare returns at once on a length
 		// mismatch, which told a caller the token's length (heartbeats compare so too).
 		if g, t := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token)); subtle.ConstantTimeCompare(g[:], t[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
+			challenge(w, r, `, error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "wrong token: send the agent's api_token as Authorization: Bearer <token>")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// challenge asks for the token: as a bearer token (RFC 6750), and on the pages people open
+// in a browser also as basic auth's password. A browser has no handler for Bearer, so on a
+// 401 that offers only it, it shows the answer and asks nothing: with status_page_auth on,
+// no one could open the status page from a browser (nor with the token in the URL,
+// http://vigil:TOKEN@host/, which a browser sends only to a Basic challenge).
+func challenge(w http.ResponseWriter, r *http.Request, bearerError string) {
+	w.Header().Add("WWW-Authenticate", `Bearer realm="vigil"`+bearerError)
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		w.Header().Add("WWW-Authenticate", `Basic realm="vigil status page", charset="UTF-8"`)
+	}
 }
 
 // apiError is the body of every API error.

@@ -28,7 +28,7 @@ import (
 // another origin showing a badge of a renamed check shows a badge, not a broken image.
 func TestErrorPagesInChromium(t *testing.T) {
 	path := chromium(t)
-	base := startPlainAgent(t)
+	base := startPlainAgent(t, "")
 	tb := newTab(t, path)
 	within := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -79,7 +79,7 @@ func TestErrorPagesInChromium(t *testing.T) {
 
 // startPlainAgent runs an agent with one http check, home, against a loopback target, and
 // returns its URL.
-func startPlainAgent(t *testing.T) string {
+func startPlainAgent(t *testing.T, agentYAML string) string {
 	t.Helper()
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	t.Cleanup(target.Close)
@@ -89,7 +89,7 @@ func startPlainAgent(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	path := vigiltest.WriteConfig(t, dir, "checks:\n  - {name: home, kind: http, every: 1h, request: {url: \""+target.URL+"/\"}}\n")
+	path := vigiltest.WriteConfig(t, dir, agentYAML+"checks:\n  - {name: home, kind: http, every: 1h, request: {url: \""+target.URL+"/\"}}\n")
 	load := func() (*configs.Config, error) { return configs.Load(path, configs.Options{}) }
 	cfg, err := load()
 	if err != nil {
