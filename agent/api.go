@@ -80,7 +80,7 @@ func (a *Agent) Handler() http.Handler {
 	page("GET /badges/{name}/{badge}", a.badgeSVG)             // badges.go
 	page("GET /badges/{name}/shields.json", a.shieldsEndpoint) // badges.go
 	mux.HandleFunc("GET /theme/{mode}", a.setTheme)
-	h := securityHeaders(a.redactOutput(sameOrigin(mux)))
+	h := securityHeaders(a.redactOutput(sameOrigin(pagesOr404(mux, a.authorized(pageAuth, http.HandlerFunc(a.noSuchPage))))))
 	if !a.opts.Pprof {
 		return h
 	}
@@ -93,6 +93,22 @@ func (a *Agent) Handler() http.Handler {
 	outer.Handle("/debug/pprof/trace", a.authorized(always, http.HandlerFunc(pprof.Trace)))
 	outer.Handle("/", h)
 	return outer
+}
+
+// pagesOr404 hands a GET of a path no pattern of mux has, outside /api/, to notFound (the
+// status page's 404): as a pattern, "GET /" would conflict with every route registered
+// without a method. Method-less routes match every method, and no page's path is
+// registered for other methods only, so such a GET is a 404, never a 405.
+func pagesOr404(mux *http.ServeMux, notFound http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			if _, pattern := mux.Handler(r); pattern == "" {
+				notFound.ServeHTTP(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func securityHeaders(next http.Handler) http.Handler {

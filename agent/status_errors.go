@@ -113,3 +113,23 @@ func wantsJSON(r *http.Request) bool {
 	}
 	return jsonQ > htmlQ
 }
+
+// pageSections are the first segments of the pages' paths, for noSuchPage's nearest one.
+var pageSections = []string{"checks", "deploys", "runs", "badges", "theme", "api", "metrics", "healthz", "readyz"}
+
+// noSuchPage answers a GET of a path no page has (a link typed by hand, /check/web for
+// /checks/web, an old bookmark): 404 as a page with the way back, and the path with its
+// first segment corrected when one is near.
+func (a *Agent) noSuchPage(w http.ResponseWriter, r *http.Request) {
+	var suggest *option
+	first, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if near := configs.Nearest(first, pageSections); near != "" && near != first {
+		u := "/" + near
+		if rest != "" {
+			u += "/" + rest
+		}
+		suggest = &option{Label: u, URL: (&url.URL{Path: u, RawQuery: r.URL.Query().Encode()}).String()}
+	}
+	a.pageError(w, r, http.StatusNotFound, fmt.Sprintf("no page at %q: the status page is /, a check's /checks/{name}, a deploy's /deploys/{id}, a run's /runs/{id}",
+		text.Ellipsis(r.URL.Path, 120)), suggest)
+}

@@ -86,6 +86,10 @@ func TestPageErrorsArePagesWithAWayBack(t *testing.T) {
 		{"artifact of a run past retention", "/runs/123456789/artifacts/screenshot.png", 404, "no such run #123456789", ""},
 		{"artifact not kept", fmt.Sprintf("/runs/%d/artifacts/%%3Cscript%%3E.png", run.ID), 404, fmt.Sprintf(`run #%d has no evidence named "<script>.png"`, run.ID), ""},
 		{"unknown theme", "/theme/%3Cb%3Eneon", 404, `the theme is light, dark or auto, not "<b>neon"`, ""},
+		{"no such page", "/favicon.ico", 404, `no page at "/favicon.ico": the status page is /`, ""},
+		{"a section in the singular", "/check/home?range=7d", 404, `no page at "/check/home"`, "/checks/home?range=7d"},
+		{"a deploy's page in the singular", "/deploy/d-1", 404, `no page at "/deploy/d-1"`, "/deploys/d-1"},
+		{"no such page, with a script", "/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 404, `no page at "/<script>alert(1)</script>"`, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := getWith(t, h.url, c.path, browserAccept)
@@ -260,5 +264,43 @@ func TestPastRetention(t *testing.T) {
 		if got := a.pastRetention(); got != "past the store's retention ("+want+")" {
 			t.Errorf("%s: %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A path no page has is the status page's 404 only for GET and HEAD outside /api/: another
+// method on a page's path stays a 405, an unknown API path the API's JSON 404, and with
+// status_page_auth the 404 page asks for the token first (it says which pages exist).
+func TestNoSuchPageKeepsMethodsAndAuth(t *testing.T) {
+	tg := newTarget(t)
+	h := startAgent(t, "", namesConfig(tg.srv.URL))
+	for _, c := range []struct {
+		method, path string
+		status       int
+		ctype        string
+	}{
+		{"GET", "/nope", 404, "text/html; charset=utf-8"},
+		{"HEAD", "/nope", 404, "text/html; charset=utf-8"},
+		{"POST", "/checks/home", 405, "text/plain; charset=utf-8"},
+		{"DELETE", "/nope", 404, "text/plain; charset=utf-8"},
+		{"GET", "/api/v1/nope", 404, "application/json"},
+		{"GET", "/healthz", 200, "application/json"},
+		{"GET", "/metrics", 200, ""},
+	} {
+		req, _ := http.NewRequest(c.method, h.url+c.path, nil)
+		req.Header.Set("Accept", browserAccept)
+		req.Header.Set("Authorization", "Bearer s3cret-token") // the API's; pages need none here
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status || c.ctype != "" && !strings.HasPrefix(resp.Header.Get("Content-Type"), c.ctype) {
+			t.Errorf("%s %s: %d %q; want %d %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.status, c.ctype)
+		}
+	}
+
+	guarded := startAgent(t, "", strings.Replace(namesConfig(tg.srv.URL), "agent: {api_token: s3cret-token}", "agent: {api_token: s3cret-token, status_page_auth: true}", 1))
+	if resp, body := getWith(t, guarded.url, "/deploy/d-1", browserAccept); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "/deploys/") {
+		t.Errorf("a path no page has, with status_page_auth and no token: %d %s; want 401 and nothing of the pages", resp.StatusCode, shortAnswer(body))
 	}
 }
