@@ -99,6 +99,7 @@ func (h *HTTPClient) Do(ctx context.Context, r *Request, t *Transcript) (*Respon
 	for k, vs := range r.Header {
 		req.Header[k] = vs
 	}
+	askRevalidation(ctx, req.Header) // in a verification (http_cache.go)
 	resendable(req)
 	if req.Header.Get("User-Agent") == "" && h.UserAgent != "" {
 		req.Header.Set("User-Agent", h.UserAgent)

@@ -30,6 +30,8 @@ var HTTPVars = types.Map{
 	"redirects":             types.Int,
 	"body_truncated":        types.Bool,
 	"conn_reused":           types.Bool,
+	"cached":                types.Bool,
+	"age_s":                 types.Int,
 }
 
 // defaultHTTPAssert is blackbox_exporter's default: any 2xx.
@@ -71,15 +73,40 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 	}
 	ctx, done := h.client.perRun(ctx)
 	defer done()
+	if run.Deploy != nil {
+		ctx = revalidating(ctx)
+	}
 	resp, err := h.client.Do(ctx, r, run.Transcript)
 	if err != nil {
 		return targetFault(err)
 	}
-	SetHTTPVars(run, "", resp, time.Now())
+	now := time.Now()
+	SetHTTPVars(run, "", resp, now)
+	version, where := "", ""
 	if h.served != nil {
-		return servedBy(run, h.served, resp)
+		version, where = versionOf(h.served, resp), servedWhere(h.served)
 	}
-	return nil
+	return judgeAnswer(run, h.served != nil, version, where, cacheOf(resp.Header.Get), now)
+}
+
+// judgeAnswer decides whose an answer is in a deploy's verification: the version it names
+// (served_version) when it names one, else the age a cache gave it. A cached answer that
+// names the deploy's version is the new version's, whenever it was stored.
+func judgeAnswer(run *Run, served bool, version, where string, c cacheInfo, now time.Time) error {
+	if served {
+		if err := judgeServed(run, version, where); err != nil || version != "" {
+			return err
+		}
+	}
+	return judgeCached(run, c, now)
+}
+
+// servedWhere says where sv reads the version, for the transcript.
+func servedWhere(sv *configs.ServedVersion) string {
+	if sv.Header != "" {
+		return "header " + sv.Header
+	}
+	return "field " + sv.Field
 }
 
 // servedBy reads the version an answer names and, in a deploy's verification, makes an
@@ -88,11 +115,7 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 // passed on it would be a false pass. An answer that names no version is judged: a load
 // balancer's 502 names none, and it is what visitors get.
 func servedBy(run *Run, sv *configs.ServedVersion, resp *Response) error {
-	where := "field " + sv.Field
-	if sv.Header != "" {
-		where = "header " + sv.Header
-	}
-	return judgeServed(run, versionOf(sv, resp), where)
+	return judgeServed(run, versionOf(sv, resp), servedWhere(sv))
 }
 
 // versionOf is the version resp names where sv says; "" when it names none.
@@ -158,6 +181,7 @@ func SetHTTPVars(run *Run, prefix string, resp *Response, now time.Time) {
 	if resp.Reused {
 		run.Explain(prefix+"connect_ms", "a kept-alive connection was reused")
 	}
+	setCacheVars(run, prefix, cacheOf(resp.Header.Get))
 }
 
 // noJSON says why an answer has no json, "" when it has.

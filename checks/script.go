@@ -60,6 +60,9 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
 	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
+	if run.Deploy != nil {
+		ctx = revalidating(ctx) // caches asked to revalidate (http_cache.go)
+	}
 	for i, st := range s.steps {
 		run.Vars["steps"] = i + 1
 		run.Transcript.Printf("-- step %d: %s", i+1, st.label)
@@ -82,7 +85,12 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		if status, ok := ans.run.Vars["status"]; ok {
 			run.Vars["status"] = status
 		}
-		if s.served != nil {
+		if st.grpc == nil {
+			headers, _ := ans.run.Vars["headers"].(map[string]string)
+			if err := judgeAnswer(run, s.served != nil, ans.version, ans.where, cacheOf(flatGetter(headers)), time.Now()); err != nil {
+				return NotServedf("step %d (%s): %v", i+1, st.label, err)
+			}
+		} else if s.served != nil {
 			if err := judgeServed(run, ans.version, ans.where); err != nil {
 				return NotServedf("step %d (%s): %v", i+1, st.label, err)
 			}
