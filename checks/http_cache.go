@@ -15,7 +15,10 @@ import (
 // every cache on the way to revalidate with the origin (Cache-Control: no-cache, and
 // Pragma for the HTTP/1.0 ones and the nginx setups that read it), and an answer that still
 // comes from a cache and was stored before the deploy was registered is not the new
-// version's: inconclusive, as one served_version names another version for. Scheduled runs
+// version's: inconclusive, with nothing of the new version to judge. It is not news that the
+// new version is not up (NotServedf): the cache's max-age is not the service's startup, and
+// verify.ready_within counting it would fail a good deploy behind a CDN that keeps copies
+// longer than the limit. Scheduled runs
 // are left as they are: what the cache answers there is what visitors get.
 
 type revalidateKey struct{}
@@ -129,11 +132,11 @@ func judgeCached(run *Run, c cacheInfo, now time.Time) error {
 	}
 	since := now.Sub(d.StartedAt)
 	if c.age < 0 {
-		return NotServedf("answered from a cache (%s) that gives no Age: whether it was stored before the deploy cannot be told, so it is not taken "+
+		return Inconclusivef("answered from a cache (%s) that gives no Age: whether it was stored before the deploy cannot be told, so it is not taken "+
 			"for the new version's (make the cache revalidate on Cache-Control: no-cache, have it send Age, or check the origin)", from)
 	}
 	if time.Duration(c.age)*time.Second > since {
-		return NotServedf("answered from a cache (%s): a copy stored before the deploy was registered (%s ago), so the old version's answer, "+
+		return Inconclusivef("answered from a cache (%s): a copy stored before the deploy was registered (%s ago), so the old version's answer, "+
 			"not the new one's (the cache did not revalidate on Cache-Control: no-cache: make it, or check the origin)", from, roundSince(since))
 	}
 	run.Transcript.Printf("stored after the deploy was registered (%s ago): judged", roundSince(since))
