@@ -277,7 +277,9 @@ var migrations = []string{
 	// 19: when each outbox entry was queued by the store's clock (the database's on
 	// PostgreSQL, as next_attempt_at): the hour an entry may wait for its notifier, or be
 	// paced by its receiver, is judged by it, not by the queuing agent's clock against the
-	// sending one's. Entries queued before are taken as queued at created_at.
+	// sending one's. Entries queued before are taken as queued at created_at, and so are
+	// those a vigil of before it writes after it, beside a newer one in a rolling upgrade
+	// (queued_at 0: see queuedAt).
 	`ALTER TABLE outbox ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE outbox SET queued_at = created_at;`,
 }

@@ -177,14 +177,17 @@ func (s *common) ClaimOutbox(ctx context.Context, agent string, now time.Time, l
 }
 
 // queuedAt sets entries' Queued: how long before the store's clock (clock) each was
-// queued, taken from the caller's now.
+// queued, taken from the caller's now. An entry with no queued_at (0) was written by a
+// vigil older than migration 19, still running beside a newer one in a rolling upgrade: it
+// was queued when it was created, as migration 19 takes the entries before it (read as
+// queued in 1970, it was past the hour a receiver's pacing is free in, and dead-lettered).
 func (s *common) queuedAt(ctx context.Context, tx *txn, entries []*OutboxEntry, clock string, clockArgs []any, now time.Time) error {
 	ids := make([]any, len(entries))
 	byID := make(map[int64]*OutboxEntry, len(entries))
 	for i, e := range entries {
 		ids[i], byID[e.ID] = e.ID, e
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, `+clock+` - queued_at FROM outbox WHERE id IN (`+inClause(len(ids))+`)`, append(clockArgs, ids...)...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, `+clock+` - CASE WHEN queued_at = 0 THEN created_at ELSE queued_at END FROM outbox WHERE id IN (`+inClause(len(ids))+`)`, append(clockArgs, ids...)...)
 	if err != nil {
 		return err
 	}
