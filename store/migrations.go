@@ -2,6 +2,13 @@ package store
 
 // Migrations: the schema, one step at a time, each applied once. They are written for
 // SQLite; PostgreSQL runs the same steps with its names for the same types (postgresSQL).
+//
+// On PostgreSQL the agents of the previous release run on over a schema the first agent of
+// a new one migrated, until a rolling upgrade replaces them: a step adds (tables, columns
+// with a default, triggers) and renames or drops nothing they use, and a new column's
+// default is what their rows, which never name it, are read as (queued_at 0: queuedAt).
+// TestRollingUpgradeFromThePreviousRelease (cmd/vigil) runs a release before the newest
+// steps beside this one; with a new step, point its previousRelease at the commit before.
 
 import (
 	"context"
