@@ -119,13 +119,7 @@ func judgeCached(run *Run, c cacheInfo, now time.Time) error {
 	if !c.cached() {
 		return nil
 	}
-	from := "Age " + strconv.Itoa(c.age) + " s"
-	switch {
-	case c.hit != "" && c.age >= 0:
-		from = c.hit + ", " + from
-	case c.hit != "":
-		from = c.hit
-	}
+	from := c.from()
 	run.Transcript.Printf("from a cache: %s", from)
 	if d == nil || d.StartedAt.IsZero() {
 		return nil
@@ -135,12 +129,35 @@ func judgeCached(run *Run, c cacheInfo, now time.Time) error {
 		return Inconclusivef("answered from a cache (%s) that gives no Age: whether it was stored before the deploy cannot be told, so it is not taken "+
 			"for the new version's (make the cache revalidate on Cache-Control: no-cache, have it send Age, or check the origin)", from)
 	}
-	if time.Duration(c.age)*time.Second > since {
+	if c.storedBefore(d, now) {
 		return Inconclusivef("answered from a cache (%s): a copy stored before the deploy was registered (%s ago), so the old version's answer, "+
 			"not the new one's (the cache did not revalidate on Cache-Control: no-cache: make it, or check the origin)", from, roundSince(since))
 	}
 	run.Transcript.Printf("stored after the deploy was registered (%s ago): judged", roundSince(since))
 	return nil
+}
+
+// from says what the answer said of its cache: "X-Cache: HIT, Age 120 s".
+func (c cacheInfo) from() string {
+	from := "Age " + strconv.Itoa(c.age) + " s"
+	switch {
+	case c.hit != "" && c.age >= 0:
+		from = c.hit + ", " + from
+	case c.hit != "":
+		from = c.hit
+	}
+	return from
+}
+
+// storedBefore: in the verification of d, an answer (received at now) that a cache may
+// have stored before the deploy was registered: its Age is longer than the time since, or
+// it is a hit that gives no Age and cannot be dated. Outside a verification, or from the
+// origin, false.
+func (c cacheInfo) storedBefore(d *Deploy, now time.Time) bool {
+	if !c.cached() || d == nil || d.StartedAt.IsZero() {
+		return false
+	}
+	return c.age < 0 || time.Duration(c.age)*time.Second > now.Sub(d.StartedAt)
 }
 
 // roundSince shows a time since the deploy to the tenth of a second.

@@ -33,6 +33,11 @@ var slaVars = types.Map{
 	"requests":   types.Int,
 	"errors":     types.Int,
 	"retried":    types.Int,
+	// cached counts the answers that came out of a cache (an Age above 0, a cache status
+	// header naming a hit); cached_before_deploy, in a verification, those a cache may
+	// have stored before the deploy was registered (sla_cache.go).
+	"cached":               types.Int,
+	"cached_before_deploy": types.Int,
 }
 
 // Keys of statuses for requests that got no HTTP answer.
@@ -72,6 +77,10 @@ type slaSample struct {
 	// retried counts the times the request was sent again after a connection closed
 	// without an answer (Response.Retried).
 	retried int
+	// cache is what the answer said of a cache in front of the service; before, in a
+	// verification, that a cache may have stored it before the deploy (sla_cache.go).
+	cache  cacheInfo
+	before bool
 	// cut is set when the burst's end (max_duration, or the run's deadline) stopped the
 	// request in flight, or found it due and not sent: vigil's limit, not the service's
 	// answer (see summarise).
@@ -88,6 +97,9 @@ func (s *SLA) due(start time.Time, i int) time.Time {
 
 // Probe implements Prober.
 func (s *SLA) Probe(ctx context.Context, run *Run) error {
+	if run.Deploy != nil {
+		ctx = revalidating(ctx) // caches asked to revalidate (http_cache.go)
+	}
 	burst, cancel := context.WithTimeout(ctx, s.maxDuration)
 	defer cancel()
 	samples := make([]slaSample, s.requests)
@@ -167,11 +179,15 @@ func (s *SLA) one(ctx context.Context, client *HTTPClient, run *Run, i int, begi
 		out.key = strconv.Itoa(resp.Status)
 		out.ok = s.isOK(resp.Status)
 		out.retried = resp.Retried
+		named := ""
 		if s.served != nil && run.Deploy != nil && run.Deploy.Version != "" {
-			if v := versionOf(s.served, resp); v != "" && v != run.Deploy.Version {
-				out.other = v
+			if named = versionOf(s.served, resp); named != "" && named != run.Deploy.Version {
+				out.other = named
 			}
 		}
+		out.cache = cacheOf(resp.Header.Get)
+		// A copy that names the deploy's version is the new version's, however old (as for http).
+		out.before = named == "" && out.cache.storedBefore(run.Deploy, time.Now())
 	}
 	return out
 }
@@ -188,6 +204,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	var lat []float64
 	statuses := map[string]int{}
 	var errs, answered, others, unanswered, retried, sent, cut int
+	hits := cacheHits{verifying: run.Deploy != nil}
 	var firstErrs []string
 	other := ""
 	// A request the burst's end cut (or found due and not sent) is known only to take
@@ -197,7 +214,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	// leaves time for would otherwise fail on the requests vigil itself cut.
 	var slowest time.Duration
 	for _, x := range samples {
-		if x.sent && x.other == "" && x.err == nil && x.key != slaNotSent {
+		if x.sent && x.other == "" && x.err == nil && x.key != slaNotSent && !hits.leftOut(x) {
 			slowest = max(slowest, x.latency)
 		}
 	}
@@ -211,6 +228,9 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		if x.other != "" {
 			others++
 			other = x.other
+			continue
+		}
+		if hits.count(x) {
 			continue
 		}
 		if x.cut && x.latency <= slowest {
@@ -234,6 +254,10 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		}
 	}
 	n := len(lat)
+	hits.setVars(run)
+	if n == 0 && hits.all > 0 && hits.verifying {
+		return hits.nothingMeasured(run, others)
+	}
 	if n == 0 && others > 0 {
 		return NotServedf("all %d answers came from another version than %s (the deploy's), such as %s: the new version does not serve this yet",
 			others, run.Deploy.Version, Trim(other, 100))
@@ -282,6 +306,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	if others > 0 {
 		how += fmt.Sprintf("; %d answers from another version than %s (such as %s) left out", others, run.Deploy.Version, Trim(other, 100))
 	}
+	how += hits.leftOutNote()
 	for _, p := range []string{"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps"} {
 		run.Explain(p, how)
 	}
@@ -291,7 +316,7 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 			run.Explain(fmt.Sprintf("p%d_ms", p), fmt.Sprintf("%s; p%d of fewer than %d requests is the slowest one: 1 of %d decides it", how, p, need, n))
 		}
 	}
-	if others > 0 || cut > 0 || sent < s.requests {
+	if others > 0 || cut > 0 || sent < s.requests || hits.leftOutNote() != "" {
 		run.Explain("requests", how)
 		run.Explain("error_rate", how) // replaced by the failures below when there are any
 	}
