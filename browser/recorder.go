@@ -74,6 +74,7 @@ type recorder struct {
 	// Chromium began in the main frame, lastDownload names the last one's file, and
 	// downloadBegan is signalled at each (download.go).
 	doc           docAnswer
+	docAnswers    []Document // every main-frame document's answer, up to maxDocuments (documents.go)
 	downloads     int
 	lastDownload  string
 	downloadBegan chan struct{}
@@ -278,6 +279,7 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 		if r.versionHeader != "" {
 			r.version = headerValue(e.Response.Headers, r.versionHeader)
 		}
+		r.noteDocument(e.Response)
 		if q != nil {
 			// A new page: what the one before left in flight is not its loading (Chromium
 			// does not always say it dropped those).
@@ -419,5 +421,6 @@ func (r *recorder) fill(rep *Report) {
 	rep.Requests = r.requestCount
 	rep.Status = r.status
 	rep.ServedVersion = r.version
+	rep.Documents = append([]Document(nil), r.docAnswers...)
 	r.fillWindows(rep)
 }

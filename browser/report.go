@@ -18,6 +18,10 @@ type Report struct {
 	// response, or of the element Visit.VersionSelector finds at the end of the visit: the
 	// version of the service that served the page ("" when it named none).
 	ServedVersion string
+	// Documents are the answers of the main frame's documents, in order (redirects,
+	// journey navigations, reloads), the first maxDocuments of them: what each said of
+	// the server and the caches in front of it.
+	Documents []Document
 	// Loaded is true when every navigation reached the load event within its deadline.
 	Loaded bool
 	// WaitFor is the selector that proves the page rendered ("" when none was asked for)

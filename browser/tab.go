@@ -1,12 +1,13 @@
 package browser
 
 // Preparing a visit's tab before any page script runs: viewport, cookies, first-party
-// headers. Opening the tab itself (a fresh isolated browser context with the error
-// listeners) is in spare.go.
+// headers and a verification's revalidation of the page's documents. Opening the tab
+// itself (a fresh isolated browser context with the error listeners) is in spare.go.
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -34,7 +35,7 @@ func (vr *visitRun) configureTab() error {
 		}
 		return nil
 	}))
-	if err == nil && len(vr.v.Headers) > 0 {
+	if err == nil && (len(vr.v.Headers) > 0 || vr.v.revalidation() != nil) {
 		err = vr.interceptHeaders()
 	}
 	if err != nil {
@@ -46,8 +47,12 @@ func (vr *visitRun) configureTab() error {
 	return nil
 }
 
-// interceptHeaders adds the configured headers to first-party requests (Fetch domain).
+// interceptHeaders adds the configured headers to first-party requests, and a
+// verification's revalidation to the main frame's documents from those origins (Fetch
+// domain). Revalidation alone pauses the documents only: the page's other requests go
+// out untouched, with no round trip through vigil.
 func (vr *visitRun) interceptHeaders() error {
+	extra, revalidate := vr.v.Headers, vr.v.revalidation()
 	var patterns []*fetch.RequestPattern
 	seen := map[string]bool{}
 	for _, st := range vr.steps {
@@ -56,7 +61,11 @@ func (vr *visitRun) interceptHeaders() error {
 		}
 		if o := origin(st.URL); o != "" && !seen[o] {
 			seen[o] = true
-			patterns = append(patterns, &fetch.RequestPattern{URLPattern: o + "/*"})
+			p := &fetch.RequestPattern{URLPattern: o + "/*"}
+			if len(extra) == 0 {
+				p.ResourceType = network.ResourceTypeDocument
+			}
+			patterns = append(patterns, p)
 		}
 	}
 	if len(patterns) == 0 {
@@ -65,15 +74,23 @@ func (vr *visitRun) interceptHeaders() error {
 	// Subscribe before enabling, so no paused request is missed: a paused request that is
 	// never continued hangs the page.
 	paused := chromedp.Events(vr.tabCtx, fetch.RequestPaused)
-	t := vr.target
-	extra := vr.v.Headers
+	t, rec := vr.target, vr.rec
 	vr.p.bg.Go(func() {
 		for ev, err := range paused {
 			if err != nil {
 				return
 			}
-			_, _ = cdp.Call(vr.tabCtx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{
-				RequestID: ev.RequestID, Headers: mergeHeaders(ev.Request, extra)})
+			add := extra
+			if revalidate != nil && rec.mainFrameDocument(ev.ResourceType, ev.FrameID) {
+				add = make(map[string]string, len(extra)+len(revalidate))
+				maps.Copy(add, extra)
+				maps.Copy(add, revalidate)
+			}
+			cont := fetch.ContinueRequestParams{RequestID: ev.RequestID}
+			if len(add) > 0 {
+				cont.Headers = mergeHeaders(ev.Request, add)
+			}
+			_, _ = cdp.Call(vr.tabCtx, t, fetch.ContinueRequest, cont)
 		}
 	})
 	return chromedp.Do(vr.tabCtx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {

@@ -38,7 +38,13 @@ type Visit struct {
 	// third parties (an Authorization header must not leak to a CDN, and extra headers on
 	// cross-origin requests trigger CORS preflights the page never asked for).
 	Headers map[string]string
-	Cookies []Cookie
+	// Revalidate asks the caches in front of the site (a CDN, Varnish, nginx) to revalidate
+	// the main frame's documents with the origin (Cache-Control: no-cache, Pragma:
+	// no-cache), unless Headers sets either: a deploy's verification must see the new
+	// version's page, not a copy of the old one. Only those requests: the header on the
+	// page's cross-origin fetches would be a CORS preflight the page never asked for.
+	Revalidate bool
+	Cookies    []Cookie
 	// Viewport sets the window size; zero keeps Chromium's default.
 	Viewport Viewport
 	// Dialogs is how the page's JavaScript dialogs are answered: each one is recorded in

@@ -51,6 +51,8 @@ var browserVars = types.Map{
 	"failed_step":        types.String,
 	"dialogs":            types.Int,
 	"timings":            timingsType,
+	"cached":             types.Bool,
+	"age_s":              types.Int,
 }
 
 // defaultBrowserAssert is what a browser check judges when the config gives no assertions:
@@ -211,6 +213,9 @@ func (b *Browser) Probe(ctx context.Context, run *Run) error {
 			return err
 		}
 	}
+	if err := judgeDocuments(run, rep, b.spec.ServedVersion != nil && rep.ServedVersion != ""); err != nil {
+		return err
+	}
 	if rep.Unresponsive > 0 {
 		run.Failf("%s", unresponsive(rep))
 	}
@@ -268,6 +273,7 @@ func (b *Browser) visit(run *Run) *browser.Visit {
 		Viewport:          browser.Viewport{Width: s.Viewport.Width, Height: s.Viewport.Height},
 		NavigationTimeout: s.NavigationTimeout,
 		Logf:              run.Transcript.Printf,
+		Revalidate:        run.Deploy != nil, // caches asked to revalidate the page (browser_cache.go)
 	}
 	if s.Dialogs == "accept" {
 		v.Dialogs = browser.AcceptDialogs

@@ -106,6 +106,7 @@ func (b *Browser) setVars(run *Run, rep *browser.Report) keptProblems {
 	v["steps_total"] = rep.StepsTotal
 	v["failed_step"] = rep.FailedStep
 	v["dialogs"] = len(rep.Dialogs) + rep.DroppedBy.Dialogs
+	setDocumentCacheVars(run, rep) // cached, age_s (browser_cache.go)
 	v["timings"] = map[string]any{
 		"ttfb_ms":               ms(rep.Timings.TTFB),
 		"dom_content_loaded_ms": ms(rep.Timings.DOMContentLoaded),
