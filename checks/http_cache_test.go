@@ -297,7 +297,11 @@ checks:
 			proxy.backdate(2 * time.Minute)
 			proxy.deploy(brokenV2(t))
 			wantOutcome(t, run(t, c, Input{}), Pass) // a scheduled run: the cache's answer, what visitors get
-			wantOutcome(t, run(t, c, Input{Deploy: &Deploy{ID: "d1", Version: "v2", StartedAt: time.Now()}}), tc.want, tc.reason)
+			res := run(t, c, Input{Deploy: &Deploy{ID: "d1", Version: "v2", StartedAt: time.Now()}})
+			wantOutcome(t, res, tc.want, tc.reason)
+			if tc.want == Inconclusive {
+				wantNotServed(t, res, false) // nothing of v2 seen, not "v2 is not up", as for http
+			}
 		})
 	}
 }

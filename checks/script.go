@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -88,7 +89,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		if st.grpc == nil {
 			headers, _ := ans.run.Vars["headers"].(map[string]string)
 			if err := judgeAnswer(run, s.served != nil, ans.version, ans.where, cacheOf(flatGetter(headers)), time.Now()); err != nil {
-				return NotServedf("step %d (%s): %v", i+1, st.label, err)
+				return inStep(err, i+1, st.label) // a cache's copy is nothing seen, not "not up yet"
 			}
 		} else if s.served != nil {
 			if err := judgeServed(run, ans.version, ans.where); err != nil {
@@ -237,4 +238,14 @@ func (scriptKind) build(b *builder, c *configs.Check) Prober {
 		return nil
 	}
 	return s
+}
+
+// inStep names step n (label) in err, an answer's judgement (judgeAnswer), keeping its kind:
+// another version answering is NotServed, a cache's copy from before the deploy is not.
+func inStep(err error, n int, label string) error {
+	var ie *inconclusiveError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	return &inconclusiveError{msg: fmt.Sprintf("step %d (%s): %s", n, label, ie.msg), notServed: ie.notServed}
 }
