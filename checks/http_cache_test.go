@@ -162,7 +162,7 @@ func TestVerificationThroughACache(t *testing.T) {
 	}{
 		{"a cache that revalidates on no-cache (Varnish, nginx set up for it)", true, true, Fail, []string{"status = 500"}},
 		{"a CDN that ignores no-cache", false, true, Inconclusive, []string{
-			"answered from a cache (X-Cache: HIT, Age 120 s): a copy stored before the deploy was registered (", "so the old version's answer, not the new one's"}},
+			"answered from a cache (X-Cache: HIT, Age 12", " s): a copy stored before the deploy was registered (", "so the old version's answer, not the new one's"}},
 		{"nginx: no Age, ignoring no-cache", false, false, Inconclusive, []string{
 			"answered from a cache (X-Cache: HIT) that gives no Age: whether it was stored before the deploy cannot be told"}},
 	} {
@@ -282,7 +282,7 @@ func TestScriptThroughACache(t *testing.T) {
 		reason        string
 	}{
 		{"revalidating cache", true, Fail, "step 1 (feed): status == 200 is false: status = 500"},
-		{"CDN ignoring no-cache", false, Inconclusive, "step 1 (feed): answered from a cache (X-Cache: HIT, Age 120 s)"},
+		{"CDN ignoring no-cache", false, Inconclusive, "step 1 (feed): answered from a cache (X-Cache: HIT, Age 12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			proxy, front := newCachingProxy(t, cacheableV1(t), tc.honourNoCache, true)

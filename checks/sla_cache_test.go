@@ -24,7 +24,7 @@ func TestSLAThroughACache(t *testing.T) {
 	}{
 		{"a cache that revalidates on no-cache", true, true, Fail, []string{"error_rate = 1 (20 of 20 failed: 500×20)"}, 0, 0},
 		{"a CDN that ignores no-cache", false, true, Inconclusive, []string{
-			"all 20 answers came from a cache (such as X-Cache: HIT, Age 120 s): copies stored before the deploy was registered (",
+			"all 20 answers came from a cache (such as X-Cache: HIT, Age 12", " s): copies stored before the deploy was registered (",
 			"so the old version's answers, not the new one's"}, 20, 20},
 		{"nginx: no Age, ignoring no-cache", false, false, Inconclusive, []string{
 			"all 20 answers came from a cache (such as X-Cache: HIT): copies stored before the deploy was registered (",
