@@ -213,7 +213,7 @@ func TestDeployThatKeepsGoingAwayIsFailed(t *testing.T) {
 			t.Cleanup(func() { _ = srv.Close() })
 
 			rollback := loopback.NewWebhook(t)
-			h := startAgent(t, "", webConfig{url: "http://" + inner.Addr().String(), verify: "interval: 100ms, count: 6", retries: tc.retries,
+			h := startAgent(t, "", webConfig{url: "http://" + inner.Addr().String(), verify: "interval: 100ms, count: 6, visitors: 1", retries: tc.retries,
 				service: "on_failure: [rollback]", top: "notifiers:" + webhookNotifier("rollback", "rollback", rollback)}.String())
 			if d := h.verdict(h.deploy("web", "v1"), 30*time.Second); d["status"] != store.StatusPassed {
 				t.Fatalf("before: verdict %v, reason %v; want passed", d["status"], d["reason"])

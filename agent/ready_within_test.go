@@ -39,8 +39,8 @@ checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
   - {name: v3-home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
 services:
-  web: {checks: [home], verify: {interval: 100ms, count: 10, ready_within: 500ms}}
-  web3: {checks: [v3-home], verify: {interval: 100ms, count: 4, ready_within: 300ms}, on_failure: [hook]}
+  web: {checks: [home], verify: {interval: 100ms, count: 10, ready_within: 500ms, visitors: 1}}
+  web3: {checks: [v3-home], verify: {interval: 100ms, count: 4, ready_within: 300ms, visitors: 1}, on_failure: [hook]}
 notifiers:%s
 `, srv.URL+"/?next=v2", srv.URL+"/?next=v3", webhookNotifier("hook", "", hook)))
 
@@ -196,7 +196,7 @@ func TestDeployReadySlowdown(t *testing.T) {
 checks:
   - {name: home, kind: http, every: 1h, retries: 0, request: {url: %q}, served_version: {header: X-App-Version}}
 services:
-  web: {checks: [home], verify: {interval: 300ms, count: 6, ready_slowdown: 3}}
+  web: {checks: [home], verify: {interval: 300ms, count: 6, ready_slowdown: 3, visitors: 1}}
 `, srv.URL))
 	rollout := func(version string, old int32) map[string]any {
 		t.Helper()

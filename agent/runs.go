@@ -29,6 +29,16 @@ func (a *Agent) scheduledRun(ctx context.Context, c *checks.Check, due time.Time
 // reloaded away, the agent is shutting down): such a run measured nothing about the
 // target, so it changes no metric, no last result, no incident and no history.
 func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, deployID string) (res *checks.Result, ok bool) {
+	res = a.attempt(ctx, c, in)
+	if ctx.Err() != nil {
+		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))
+		return res, false
+	}
+	return a.record(ctx, c, res, deployID), true
+}
+
+// attempt runs c with its retries inside a hard deadline, and records nothing.
+func (a *Agent) attempt(ctx context.Context, c *checks.Check, in checks.Input) *checks.Result {
 	retries := *c.Config.Retries
 	// Every attempt has its own timeout; the whole run, retries and backoff included, has
 	// one more bound so nothing can hold a concurrency slot forever.
@@ -40,11 +50,11 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 		runCtx, cancel = context.WithTimeout(ctx, limit)
 		defer cancel()
 	}
-	res = checks.RunWithRetries(runCtx, c, in, checks.Retry{Attempts: retries})
-	if ctx.Err() != nil {
-		a.log.Debug("run cancelled; not recorded", "check", c.Name, "deploy", deployID, "cause", context.Cause(ctx))
-		return res, false
-	}
+	return checks.RunWithRetries(runCtx, c, in, checks.Retry{Attempts: retries})
+}
+
+// record keeps the result of a run that ended in memory and metrics, and returns it.
+func (a *Agent) record(ctx context.Context, c *checks.Check, res *checks.Result, deployID string) *checks.Result {
 	res.Location = a.location
 	a.metrics.observe(res)
 	if !a.inConfig(c.Name, c.Kind) {
@@ -54,7 +64,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 		// check, and its streak and incident are the reload's to end (onScheduledResult).
 		a.log.Info("a reload removed the check while it ran: the run is stored, but changes no last result, streak or incident",
 			"check", c.Name, "kind", c.Kind, "outcome", res.Outcome, "deploy", deployID)
-		return res, true
+		return res
 	}
 	a.mu.Lock()
 	a.last[c.Name] = summaryOf(res)
@@ -62,7 +72,7 @@ func (a *Agent) execute(ctx context.Context, c *checks.Check, in checks.Input, d
 	if a.log.Enabled(ctx, slog.LevelDebug) { // the arguments alone are allocated for every run
 		a.log.Debug("run", "check", c.Name, "outcome", res.Outcome, "duration", res.Duration, "deploy", deployID)
 	}
-	return res, true
+	return res
 }
 
 // inConfig says whether the config in force has a check of that name and kind ("" any

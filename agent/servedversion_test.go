@@ -43,8 +43,8 @@ checks:
   - {name: any-answer, kind: http, every: 1h, retries: 0, request: {url: %[1]q}}
   - {name: new-version, kind: http, every: 1h, retries: 0, request: {url: %[1]q}, served_version: {header: X-App-Version}}
 services:
-  unversioned: {checks: [any-answer], verify: {interval: 200ms, count: 3}}
-  versioned: {checks: [new-version], verify: {interval: 200ms, count: 3}}
+  unversioned: {checks: [any-answer], verify: {interval: 200ms, count: 3, visitors: 1}}
+  versioned: {checks: [new-version], verify: {interval: 200ms, count: 3, visitors: 1}}
 `, srv.URL+"/"))
 
 	// the rollout never reached the pods in the window

@@ -200,15 +200,10 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 					return
 				}
 				in := checks.Input{Deploy: info, Baseline: v.baseline[c.Name], Since: d.CreatedAt}
-				release, ok := a.sched.Acquire(ctx, c)
-				if !ok {
-					return
-				}
 				rctx, rspan := a.opts.Tracing.Tracer("agent").Start(ctx, fmt.Sprintf("round %d %s", round+1, c.Name),
 					trace.WithAttributes(attribute.Int("vigil.round", round+1), attribute.String("vigil.check", c.Name)))
-				res, ok := a.execute(rctx, c, in, d.ID)
+				res, ok := a.round(rctx, c, in, d.ID, v.svc.Verify) // verify_visitors.go
 				rspan.End()
-				release()
 				if !ok {
 					return // cut short by a verdict, a newer deploy or shutdown: it is not a result
 				}

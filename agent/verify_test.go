@@ -230,7 +230,7 @@ func TestEarlyErrorsThenPassesIsPassed(t *testing.T) {
 		_, _ = w.Write([]byte("ok"))
 	}))
 	t.Cleanup(srv.Close)
-	h := startAgent(t, "", webConfig{url: srv.URL, verify: "interval: 100ms, count: 5, consecutive_error_limit: 2"}.String())
+	h := startAgent(t, "", webConfig{url: srv.URL, verify: "interval: 100ms, count: 5, consecutive_error_limit: 2, visitors: 1"}.String())
 	d := h.verdict(h.deploy("web", "v1"), 30*time.Second)
 	if d["status"] != store.StatusPassed {
 		t.Fatalf("status = %v, reason %v; want passed: 2 early errors are within the limit", d["status"], d["reason"])

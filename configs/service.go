@@ -50,6 +50,11 @@ type Verify struct {
 	// inconclusive, not failed. Off, a run before the registration may already be the new
 	// version's (a gate after the rollout step), and every failure counts.
 	RegisteredBeforeRollout bool `koanf:"registered_before_rollout"`
+	// Visitors is how many runs make each round of a check whose run is one client on
+	// connections of its own (http, script, grpc, websocket, tcp, tls): each opens its own,
+	// so behind a balancer that picks a pod per connection a round samples several pods,
+	// and a failure of any is the round's (agent/verify_visitors.go).
+	Visitors int `koanf:"visitors"`
 	// BaselineRuns is how many passing runs before the deploy make up the baseline.
 	BaselineRuns int `koanf:"baseline_runs"`
 	// Locations overrides the top-level locations quorum for this service (locations.go).
@@ -61,6 +66,10 @@ const (
 	defaultVerifyInterval = 5 * time.Second
 	defaultVerifyCount    = 6
 	defaultBaselineRuns   = 5
+	// defaultVisitors: with the default 6 rounds, 24 connections, so a Deployment with one
+	// broken pod of four passes one verification in a thousand (0.75^24), not one in six.
+	defaultVisitors = 4
+	maxVisitors     = 20
 	// DefaultConsecutiveErrorLimit is Argo Rollouts' default: four errors in a row end a
 	// verification as inconclusive.
 	DefaultConsecutiveErrorLimit = 4
@@ -121,6 +130,7 @@ func (s *Service) applyDefaults(c *Config, name string) {
 	setDur(&v.Interval, defaultVerifyInterval)
 	setInt(&v.Count, defaultVerifyCount)
 	setInt(&v.BaselineRuns, defaultBaselineRuns)
+	setInt(&v.Visitors, defaultVisitors)
 	if v.ConsecutiveErrorLimit == nil {
 		v.ConsecutiveErrorLimit = ptr(DefaultConsecutiveErrorLimit)
 	}
@@ -188,6 +198,9 @@ func (v *validator) services(checks map[string]bool) {
 		}
 		if vf.BaselineRuns < 1 || vf.BaselineRuns > 1000 {
 			v.errf(p+".verify.baseline_runs", "use 1 to 1000 passing runs, e.g. 5 (the default)", "%d is out of range", vf.BaselineRuns)
+		}
+		if vf.Visitors < 1 || vf.Visitors > maxVisitors {
+			v.errf(p+".verify.visitors", fmt.Sprintf("use 1 (one run a round) to %d, e.g. 4 (the default)", maxVisitors), "%d is out of range", vf.Visitors)
 		}
 		if vf.FailureLimit < 0 || vf.InconclusiveLimit < 0 || *vf.ConsecutiveErrorLimit < 0 {
 			v.errf(p+".verify", "limits count runs: use 0 or more", "limits must not be negative")

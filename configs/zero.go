@@ -81,6 +81,7 @@ var zeroRules = []zeroRule{
 
 	{typ: reflect.TypeFor[Verify](), key: "interval", doc: "`services.NAME.verify.interval`", def: "the default 5s", use: "use 100ms or more"},
 	{typ: reflect.TypeFor[Verify](), key: "count", doc: "`services.NAME.verify.count`", def: "the default 6", use: "use 1 or more rounds"},
+	{typ: reflect.TypeFor[Verify](), key: "visitors", doc: "`services.NAME.verify.visitors`", def: "the default 4", use: "use 1 to 20"},
 	{typ: reflect.TypeFor[Verify](), key: "baseline_runs", doc: "`services.NAME.verify.baseline_runs`", def: "the default 5", use: "use 1 to 1000"},
 	{typ: reflect.TypeFor[Locations](), key: "fail", doc: "`locations.fail`", def: "the default 1", use: "use a number of failing locations, e.g. 2"},
 	{typ: reflect.TypeFor[Locations](), key: "min", doc: "`locations.min`", def: "every location verifying the deploy", means: "every location verifying the deploy (the default)"},
