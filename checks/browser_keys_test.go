@@ -10,17 +10,19 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigil-monitor/vigil/browser"
 	"github.com/vigil-monitor/vigil/checks"
 )
 
 // A browser check's cookies (with their domain and path) and viewport are the config's:
 // each key, ignored between the YAML and Chromium, changes what the server or the page
-// sees here. The journey starts on 127.0.0.1 and goes on to localhost (the same loopback
-// server under another host name): a cookie whose domain is localhost reaches only the
+// sees here. The journey starts on 127.0.0.1 and goes on to there.test (the same loopback
+// server under another host name, mapped to 127.0.0.1 by --host-resolver-rules): a cookie
+// whose domain is there.test reaches only the
 // second, one whose path is /app only the pages under /app, and the page titles itself
 // with the window size it was given.
 func TestBrowserCookiesAndViewportAreTheConfigs(t *testing.T) {
-	pool := browserPool(t)
+	pool := checks.BrowserPoolWith(t, browser.Options{Concurrency: 1, Flags: []string{"--host-resolver-rules=MAP there.test 127.0.0.1"}})
 	var mu sync.Mutex
 	seen := map[string]string{} // host+path -> Cookie header
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,9 +50,9 @@ checks:
     cookies:
       - {name: consent, value: "yes"}
       - {name: scoped, value: "s1", domain: "127.0.0.1", path: /app}
-      - {name: there, value: "t1", domain: localhost, path: /}
+      - {name: there, value: "t1", domain: there.test, path: /}
     steps:
-      - navigate: "http://localhost:`+port+`/app/next"
+      - navigate: "http://there.test:`+port+`/app/next"
     assert: ['title == "390x844"']
 `)
 	r := cs["journey"].Run(context.Background(), checks.Input{})
@@ -63,8 +65,8 @@ checks:
 	for _, tc := range []struct{ at, want string }{
 		{"127.0.0.1/app/home", "consent=yes; scoped=s1"},
 		{"127.0.0.1/other.png", "consent=yes"},
-		{"localhost/app/next", "there=t1"},
-		{"localhost/other.png", "there=t1"},
+		{"there.test/app/next", "there=t1"},
+		{"there.test/other.png", "there=t1"},
 	} {
 		got, ok := seen[tc.at]
 		sent := strings.Split(got, "; ")
