@@ -118,6 +118,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any, header h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json") // an agent's pages answer their errors as JSON then
+	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}

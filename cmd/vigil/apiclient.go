@@ -67,13 +67,14 @@ func agentURL(c *client.Client) string {
 // refusal is what a command prints of the agent's refusal: its message and, for the two a
 // user fixes in the command itself, what to change. The agent's 401 speaks HTTP ("send
 // Authorization: Bearer"); a person running vigil sets --token. An --agent with a path no
-// agent serves got the router's bare "404 page not found".
+// agent serves got the router's bare "404 page not found" (for a POST) or the agent's "no
+// page at ..." (for a GET: the status page's 404, as JSON since the client asks for it).
 func refusal(apiErr *client.APIError, max int) string {
 	msg := shown(apiErr.Message, max)
 	switch {
 	case apiErr.Status == http.StatusUnauthorized:
 		return msg + " (vigil sends --token, else $VIGIL_API_TOKEN: set it to the agent's agent.api_token)"
-	case apiErr.Status == http.StatusNotFound && strings.TrimSpace(apiErr.Message) == "404 page not found":
+	case apiErr.Status == http.StatusNotFound && (strings.TrimSpace(apiErr.Message) == "404 page not found" || strings.HasPrefix(apiErr.Message, "no page at ")):
 		return msg + " (no vigil API there: --agent is the agent's own URL, e.g. http://127.0.0.1:9595, or a proxy's path that leads to it)"
 	}
 	return msg
