@@ -3,112 +3,20 @@ package agent
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-monitor/vigil/internal/vigiltest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
-// randomBalancer is a loopback TCP balancer as kube-proxy in iptables mode is one: each
-// new connection goes to a backend picked at random, and stays on it for its life.
-type randomBalancer struct {
-	ln       net.Listener
-	backends []string // host:port
-	conns    atomic.Int64
-	mu       sync.Mutex
-	open     map[net.Conn]bool
-	wg       sync.WaitGroup
-}
-
-// newRandomBalancer starts a balancer over the backends' URLs that stops at the test's end.
-func newRandomBalancer(t *testing.T, backends ...string) *randomBalancer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &randomBalancer{ln: ln, open: map[net.Conn]bool{}}
-	for _, u := range backends {
-		b.backends = append(b.backends, strings.TrimPrefix(u, "http://"))
-	}
-	b.wg.Add(1)
-	go b.accept()
-	t.Cleanup(b.close)
-	return b
-}
-
-func (b *randomBalancer) URL() string { return "http://" + b.ln.Addr().String() }
-
-func (b *randomBalancer) accept() {
-	defer b.wg.Done()
-	for {
-		c, err := b.ln.Accept()
-		if err != nil {
-			return
-		}
-		b.conns.Add(1)
-		b.wg.Add(1)
-		go b.pipe(c, b.backends[rand.IntN(len(b.backends))])
-	}
-}
-
-func (b *randomBalancer) track(c net.Conn, on bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.open == nil {
-		return false // closed
-	}
-	if on {
-		b.open[c] = true
-	} else {
-		delete(b.open, c)
-	}
-	return true
-}
-
-func (b *randomBalancer) pipe(c net.Conn, to string) {
-	defer b.wg.Done()
-	defer c.Close()
-	up, err := net.Dial("tcp", to)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	if !b.track(c, true) || !b.track(up, true) {
-		return
-	}
-	defer b.track(c, false)
-	defer b.track(up, false)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	c.Close()
-	up.Close()
-	<-done
-}
-
-func (b *randomBalancer) close() {
-	b.ln.Close()
-	b.mu.Lock()
-	for c := range b.open {
-		c.Close()
-	}
-	b.open = nil
-	b.mu.Unlock()
-	b.wg.Wait()
-}
-
-// pods starts n loopback pods of a Deployment behind a random balancer; the pods listed in
-// bad answer 500, the others 200. It returns the balancer and each pod's request count.
-func pods(t *testing.T, n int, bad ...int) (*randomBalancer, []*atomic.Int64) {
+// pods starts n loopback pods of a Deployment behind a random balancer (vigiltest.Balancer);
+// the pods listed in bad answer 500, the others 200. It returns the balancer and each pod's request count.
+func pods(t *testing.T, n int, bad ...int) (*vigiltest.Balancer, []*atomic.Int64) {
 	t.Helper()
 	var urls []string
 	hits := make([]*atomic.Int64, n)
@@ -130,7 +38,7 @@ func pods(t *testing.T, n int, bad ...int) (*randomBalancer, []*atomic.Int64) {
 		t.Cleanup(srv.Close)
 		urls = append(urls, srv.URL)
 	}
-	return newRandomBalancer(t, urls...), hits
+	return vigiltest.NewBalancer(t, true, urls...), hits // at random per connection, as kube-proxy's iptables mode
 }
 
 // verifyMany registers one deploy of each of n services, every one of them verified by its
@@ -196,7 +104,7 @@ func TestOneBadPodOfFour(t *testing.T) {
 	const deploys = 60
 	lb, hits := pods(t, 4, 3)
 	counts, reasons := verifyMany(t, deploys, lb.URL(), httpCheckYAML, "interval: 100ms")
-	t.Logf("http, one bad pod of four: %v; %d connections; pods hit %d %d %d %d", counts, lb.conns.Load(),
+	t.Logf("http, one bad pod of four: %v; %d connections; pods hit %d %d %d %d", counts, lb.Conns(),
 		hits[0].Load(), hits[1].Load(), hits[2].Load(), hits[3].Load())
 	if counts[store.StatusPassed] > 2 || counts[store.StatusFailed] != deploys-counts[store.StatusPassed] {
 		t.Errorf("%d of %d deploys with one broken pod of four passed (%v); want at most 2 (expected 0.06)", counts[store.StatusPassed], deploys, counts)
@@ -218,7 +126,7 @@ func TestOneBadPodOfFour(t *testing.T) {
 	if !strings.Contains(reasons[store.StatusPassed], "6 runs over 6 rounds") {
 		t.Errorf("a passed verdict's reason: %q; want a round counted as one run", reasons[store.StatusPassed])
 	}
-	if n := good.conns.Load(); n != deploys*6*4 {
+	if n := good.Conns(); n != deploys*6*4 {
 		t.Errorf("four good pods: %d connections for %d deploys; want 6 rounds × 4 visitors each (%d)", n, deploys, deploys*6*4)
 	}
 }
@@ -228,12 +136,12 @@ func TestOneBadPodOfFour(t *testing.T) {
 func TestVisitorsOne(t *testing.T) {
 	good, _ := pods(t, 4)
 	counts, reasons := verifyMany(t, 3, good.URL(), httpCheckYAML, "interval: 100ms, count: 2, visitors: 1")
-	if counts[store.StatusPassed] != 3 || good.conns.Load() != 3*2 {
-		t.Errorf("visitors 1: %v %v, %d connections; want 3 passed deploys of 2 rounds, one connection each", counts, reasons, good.conns.Load())
+	if counts[store.StatusPassed] != 3 || good.Conns() != 3*2 {
+		t.Errorf("visitors 1: %v %v, %d connections; want 3 passed deploys of 2 rounds, one connection each", counts, reasons, good.Conns())
 	}
 	sla, _ := pods(t, 4)
 	counts, reasons = verifyMany(t, 1, sla.URL(), slaCheckYAML, "interval: 100ms, count: 2, visitors: 5")
-	if counts[store.StatusPassed] != 1 || sla.conns.Load() != 2*10 {
-		t.Errorf("sla with visitors 5: %v %v, %d connections; want 2 bursts of 10 connections", counts, reasons, sla.conns.Load())
+	if counts[store.StatusPassed] != 1 || sla.Conns() != 2*10 {
+		t.Errorf("sla with visitors 5: %v %v, %d connections; want 2 bursts of 10 connections", counts, reasons, sla.Conns())
 	}
 }

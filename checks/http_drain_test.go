@@ -218,8 +218,8 @@ checks:
 		wantOutcome(t, run(t, c, Input{}), Pass)
 	}
 	// (Go's client may dial a spare connection as a GOAWAY comes: at least one a run)
-	if answered.Load() != 3 || lb.conns.Load() < 3 {
-		t.Fatalf("%d answered over %d connections; want each run's request answered once, on a new connection after the GOAWAY", answered.Load(), lb.conns.Load())
+	if answered.Load() != 3 || lb.Conns() < 3 {
+		t.Fatalf("%d answered over %d connections; want each run's request answered once, on a new connection after the GOAWAY", answered.Load(), lb.Conns())
 	}
 
 	res := run(t, buildOne(t, fmt.Sprintf(`

@@ -50,10 +50,10 @@ checks:
 			in := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
 
 			tc.first(t, c.Run(ctx, in))
-			lb.rotate(v2.URL) // the new pods are in; v1 drains, its connections kept
+			lb.Rotate(v2.URL) // the new pods are in; v1 drains, its connections kept
 			for round := 2; round <= 3; round++ {
 				res := c.Run(ctx, in)
-				t.Logf("round %d: %s %q; the balancer accepted %d connections", round, res.Outcome, res.Reasons, lb.conns.Load())
+				t.Logf("round %d: %s %q; the balancer accepted %d connections", round, res.Outcome, res.Reasons, lb.Conns())
 				wantOutcome(t, res, tc.want)
 				if res.Vars["conn_reused"] != false {
 					t.Fatalf("round %d: conn_reused %v; a round opens its own connection", round, res.Vars["conn_reused"])
@@ -87,13 +87,13 @@ checks:
 	in := Input{Deploy: &Deploy{ID: "d1", Service: "web", Version: "v2"}}
 
 	wantOutcome(t, c.Run(ctx, in), Pass) // only v1 is in rotation yet
-	if n := lb.conns.Load(); n != 1 {
+	if n := lb.Conns(); n != 1 {
 		t.Fatalf("the first round's two steps took %d connections; want 1 (steps share a round's connection)", n)
 	}
-	lb.rotate(v2.URL) // the new pods are in; v1 drains, its connections kept
+	lb.Rotate(v2.URL) // the new pods are in; v1 drains, its connections kept
 	for round := 2; round <= 3; round++ {
 		res := c.Run(ctx, in)
-		t.Logf("round %d: %s %q; the balancer accepted %d connections", round, res.Outcome, res.Reasons, lb.conns.Load())
+		t.Logf("round %d: %s %q; the balancer accepted %d connections", round, res.Outcome, res.Reasons, lb.Conns())
 		wantOutcome(t, res, Fail)
 	}
 }

@@ -36,5 +36,5 @@ checks:
 	if got < 190 { // the lag counts from the commit, a little before the write's answer
 		t.Fatalf("propagation to the new pod measured %.0fms; it is 200ms behind", got)
 	}
-	t.Logf("measured %.0fms over %d connections to the balancer", got, lb.conns.Load())
+	t.Logf("measured %.0fms over %d connections to the balancer", got, lb.Conns())
 }

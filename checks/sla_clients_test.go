@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func TestSLAConcurrencyIsThatManyClients(t *testing.T) {
 	t.Run("http2 behind a connection balancer", func(t *testing.T) {
 		a, b := newCountingServer(t, true), newCountingServer(t, true)
 		lb := newL4Balancer(t, a.srv.URL[len("https://"):], b.srv.URL[len("https://"):])
-		url := "https://" + lb.ln.Addr().String()
+		url := "https://" + strings.TrimPrefix(lb.URL(), "http://")
 		res := run(t, buildOne(t, fmt.Sprintf(`
 checks:
   - name: burst

@@ -48,9 +48,9 @@ checks:
 
 	first := c.Run(ctx, in)
 	wantNotServed(t, first, true) // only v1 in rotation yet
-	lb.rotate(v2.URL)             // the new pods are in; v1 drains
+	lb.Rotate(v2.URL)             // the new pods are in; v1 drains
 	second := c.Run(ctx, in)
-	t.Logf("second round: %s %q; the balancer accepted %d connections", second.Outcome, second.Reasons, lb.conns.Load())
+	t.Logf("second round: %s %q; the balancer accepted %d connections", second.Outcome, second.Reasons, lb.Conns())
 	wantOutcome(t, second, Pass)
 	if second.Vars["requests"] != 20 {
 		t.Fatalf("requests = %v, want all 20 answered by v2", second.Vars["requests"])
