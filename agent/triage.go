@@ -190,12 +190,19 @@ func baselineNote(res *checks.Result, base map[string]any) string {
 	if res == nil || len(base) == 0 {
 		return ""
 	}
+	// Like with like: the baseline's times leave out its runs' connection setup, and so
+	// does the run's, when it opened a connection (checks.WithoutSetup).
+	vars, lessSetup := checks.WithoutSetup(res.Vars)
 	for _, bv := range baselineVars {
-		now, ok1 := number(lookup(res.Vars, bv.key))
+		now, ok1 := number(lookup(vars, bv.key))
 		before, ok2 := number(lookup(base, bv.key))
 		// A time of 0 was not measured (a page that died before its load event): no comparison.
 		if ok1 && ok2 && now > 0 {
-			return fmt.Sprintf("%s %s (%s before the deploy)", bv.label, fmtMS(now), fmtMS(before))
+			note := ""
+			if lessSetup && bv.key == "duration_ms" {
+				note = " less connection setup"
+			}
+			return fmt.Sprintf("%s %s%s (%s before the deploy)", bv.label, fmtMS(now), note, fmtMS(before))
 		}
 	}
 	return ""

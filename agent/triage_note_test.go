@@ -21,6 +21,12 @@ func TestBaselineNote(t *testing.T) {
 			map[string]any{"timings.load_ms": 408.0, "duration_ms": 700.0}, "duration 950 ms (700 ms before the deploy)"},
 		// A user read "duration 390 ms, 1.1 s before the deploy" as a run 1.1 s before the deploy.
 		{"faster than before", map[string]any{"duration_ms": 390.0}, map[string]any{"duration_ms": 1100.0}, "duration 390 ms (1.1 s before the deploy)"},
+		// An http run of a verification opened its connection; the baseline's runs are timed
+		// without theirs: it read "duration 2.7 ms (0.3 ms before the deploy)" for a good one.
+		{"http on a new connection", map[string]any{"duration_ms": 2.7, "dns_ms": 0.0, "connect_ms": 0.1, "tls_ms": 2.2, "conn_reused": false},
+			map[string]any{"duration_ms": 0.3}, "duration 0.4 ms less connection setup (0.3 ms before the deploy)"},
+		{"http on a kept-alive connection", map[string]any{"duration_ms": 2.7, "dns_ms": 0.0, "connect_ms": 0.0, "tls_ms": 0.0, "conn_reused": true},
+			map[string]any{"duration_ms": 0.3}, "duration 2.7 ms (0.3 ms before the deploy)"},
 		{"no baseline", map[string]any{"p95_ms": 412.0}, nil, ""},
 		{"nothing in common", map[string]any{"status": 500}, map[string]any{"p95_ms": 180.0}, ""},
 	} {

@@ -7,7 +7,11 @@ import (
 )
 
 // MedianBaseline aggregates previous passing runs: the median of each numeric variable, and
-// the most recent value of the others. It returns nil when no run passed.
+// the most recent value of the others. It returns nil when no run passed. The variables
+// timed from before a connection was opened (setupTimed) are taken less each run's own
+// connection setup: a scheduled run on a kept-alive connection paid none, a verification's
+// run or a scheduled one whose connection had closed paid its DNS lookup, connect and TLS
+// handshake, and a median of the two measures neither (see setupFree).
 func MedianBaseline(previous []*Result) map[string]any {
 	var passing []*Result
 	for _, r := range previous {
@@ -22,8 +26,12 @@ func MedianBaseline(previous []*Result) map[string]any {
 	numbers := map[string][]float64{}
 	out := map[string]any{}
 	for _, r := range passing {
+		setup, timed := connectionSetup(r.Vars)
 		for k, v := range r.Vars {
 			if f, ok := asFloat(v); ok {
+				if timed && isSetupTimed(k) {
+					f = lessSetup(f, setup)
+				}
 				numbers[k] = append(numbers[k], f)
 				continue
 			}

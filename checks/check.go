@@ -398,6 +398,7 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 		}
 	}()
 	var noBaseline, skipped []string
+	view := baselineView{env: env, details: run.details}
 	for _, a := range c.asserts {
 		if why := a.unmeasuredBy(run.unmeasured); why != "" {
 			skipped = append(skipped, a.Source+": "+why)
@@ -414,7 +415,7 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 			noBaseline = append(noBaseline, a.Source)
 			continue
 		}
-		if ok, why := a.eval(env, run.details, run.Transcript.Redactor()); !ok {
+		if ok, why := a.eval(view.of(a), view.detailsOf(a), run.Transcript.Redactor()); !ok {
 			reasons = append(reasons, why)
 		}
 	}
@@ -442,6 +443,3 @@ func (a *Assertion) unmeasuredBy(unmeasured map[string]string) string {
 // deployType is the type of the deploy variable in every assertion.
 var deployType = types.Map{"id": types.String, "service": types.String, "version": types.String,
 	"environment": types.String, "commit": types.String}
-
-// ms converts a duration to float milliseconds, the unit of every *_ms variable.
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

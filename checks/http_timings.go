@@ -3,6 +3,7 @@ package checks
 import (
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -132,3 +133,39 @@ func round(d time.Duration) time.Duration {
 	}
 	return d.Round(10 * time.Microsecond)
 }
+
+// setupTimed are the variables timed from the start of a request, before its connection
+// was opened: on a new connection they include the DNS lookup, the TCP connect and the TLS
+// handshake, on a kept-alive one none of it.
+var setupTimed = [...]string{"duration_ms", "ttfb_ms"}
+
+func isSetupTimed(name string) bool { return name == setupTimed[0] || name == setupTimed[1] }
+
+// connectionSetup is how much of a run's setupTimed variables went on opening connections:
+// a script journey's setup_ms, an HTTP answer's dns_ms + connect_ms + tls_ms (0 on a
+// kept-alive connection). false for the other kinds' runs: a tcp, websocket or grpc run
+// opens its own connection every time, scheduled or not, so theirs compare as they are.
+func connectionSetup(vars map[string]any) (float64, bool) {
+	if s, ok := asFloat(vars["setup_ms"]); ok {
+		return s, true
+	}
+	if _, http := vars["conn_reused"].(bool); !http {
+		return 0, false
+	}
+	var sum float64
+	for _, k := range [...]string{"dns_ms", "connect_ms", "tls_ms"} {
+		if f, ok := asFloat(vars[k]); ok {
+			sum += f
+		}
+	}
+	return sum, true
+}
+
+// lessSetup is a time less the connection setup within it, to the microsecond (the *_ms
+// variables' precision), never below 0.
+func lessSetup(ms, setup float64) float64 {
+	return max(math.Round((ms-setup)*1000)/1000, 0)
+}
+
+// ms converts a duration to float milliseconds, the unit of every *_ms variable.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

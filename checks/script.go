@@ -46,6 +46,7 @@ var scriptVars = types.Map{
 	"failed_step": types.String,
 	"vars":        types.TypeOf(map[string]any{}),
 	"status":      types.Int,
+	"setup_ms":    types.Float64,
 }
 
 // Probe implements Prober.
@@ -57,7 +58,8 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	run.Vars["vars"] = extracted
 	run.Vars["status"] = 0
 	start := time.Now()
-	defer func() { run.Vars["duration_ms"] = ms(time.Since(start)) }()
+	var setup float64 // the HTTP steps' connection setup, within duration_ms
+	defer func() { run.Vars["duration_ms"], run.Vars["setup_ms"] = ms(time.Since(start)), lessSetup(setup, 0) }()
 	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
 	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
@@ -87,6 +89,8 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 			run.Vars["status"] = status
 		}
 		if st.grpc == nil {
+			spent, _ := connectionSetup(ans.run.Vars)
+			setup += spent
 			headers, _ := ans.run.Vars["headers"].(map[string]string)
 			if err := judgeAnswer(run, s.served != nil, ans.version, ans.where, cacheOf(flatGetter(headers)), time.Now()); err != nil {
 				return inStep(err, i+1, st.label) // a cache's copy is nothing seen, not "not up yet"
@@ -97,9 +101,9 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 			}
 		}
 		ans.run.Vars["vars"] = extracted
-		env := assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars})
+		view := baselineView{env: assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars}), details: ans.run.details}
 		for _, a := range st.asserts {
-			if ok, why := a.eval(env, ans.run.details, run.Transcript.Redactor()); !ok {
+			if ok, why := a.eval(view.of(a), view.detailsOf(a), run.Transcript.Redactor()); !ok {
 				run.Vars["failed_step"] = st.label
 				run.Failf("step %d (%s): %s%s%s", i+1, st.label, why, ans.note, varsNote(run.Transcript, extracted))
 				return nil
