@@ -63,6 +63,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
 	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
+	noBaseline := "" // the first step assertion left unjudged for want of a baseline
 	if run.Deploy != nil {
 		ctx = revalidating(ctx) // caches asked to revalidate (http_cache.go)
 	}
@@ -103,6 +104,15 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		ans.run.Vars["vars"] = extracted
 		view := baselineView{env: assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars}), details: ans.run.details}
 		for _, a := range st.asserts {
+			switch {
+			case a.usesBaseline && run.Deploy == nil:
+				continue // baseline.* is "before the deploy": nothing to compare with outside one (as a check's own assertions)
+			case a.usesBaseline && run.Baseline == nil:
+				if noBaseline == "" {
+					noBaseline = fmt.Sprintf("no baseline yet: step %d (%s): %q compares with runs from before the deploy, and there are none that passed", i+1, st.label, a.Source)
+				}
+				continue
+			}
 			if ok, why := a.eval(view.of(a), view.detailsOf(a), run.Transcript.Redactor()); !ok {
 				run.Vars["failed_step"] = st.label
 				run.Failf("step %d (%s): %s%s%s", i+1, st.label, why, ans.note, varsNote(run.Transcript, extracted))
@@ -124,6 +134,9 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 			data[name] = v
 			run.Transcript.Printf("   %s = %s", name, shownValue(run.Transcript, name, v))
 		}
+	}
+	if noBaseline != "" {
+		return Inconclusivef("%s", noBaseline)
 	}
 	return nil
 }
