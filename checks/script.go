@@ -63,7 +63,7 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
 	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
-	noBaseline := "" // the first step assertion left unjudged for want of a baseline
+	noBaseline := ""         // the first step assertion left unjudged for want of a baseline
 	if run.Deploy != nil {
 		ctx = revalidating(ctx) // caches asked to revalidate (http_cache.go)
 	}
