@@ -61,17 +61,31 @@ func TestVerificationIsATraceInJaeger(t *testing.T) {
 	if err := tr.Shutdown(t.Context()); err != nil { // flush what the batcher holds
 		t.Fatal(err)
 	}
-	spans := j.Trace(t, id, 4, 30*time.Second)
+	spans := j.Trace(t, id, 10, 30*time.Second) // the verification, round 1, and 4 visitors' runs and requests
 	byName := map[string]jaegertest.Span{}
+	ids := map[string]string{} // span id -> operation name
 	for _, s := range spans {
 		byName[s.OperationName] = s
+		ids[s.SpanID] = s.OperationName
 	}
 	root, round, run, req := byName["verify web v2"], byName["round 1 home"], byName["check home"], byName["GET"]
+	visitors, nested := 0, true // a round's runs: one per visitor (verify.visitors, 4)
+	for _, s := range spans {
+		switch parent := ids[s.Parent()]; s.OperationName {
+		case "check home":
+			nested = nested && strings.HasPrefix(parent, "round ")
+			if s.Parent() == round.SpanID {
+				visitors++
+			}
+		case "GET":
+			nested = nested && parent == "check home"
+		}
+	}
 	switch {
 	case root.SpanID == "" || round.SpanID == "" || run.SpanID == "" || req.SpanID == "":
 		t.Fatalf("missing spans; got %v", keys(byName))
-	case round.Parent() != root.SpanID || run.Parent() != round.SpanID || req.Parent() != run.SpanID:
-		t.Errorf("the spans do not nest verification > round > check > request: %+v", spans)
+	case round.Parent() != root.SpanID || visitors != 4 || !nested:
+		t.Errorf("the spans do not nest verification > round > a check run per visitor (%d of 4) > request: %+v", visitors, spans)
 	case root.Tag("deploy.version") != "v2" || root.Tag("vigil.verdict") != "failed" || run.Tag("vigil.outcome") != "fail":
 		t.Errorf("attributes: verification %v, run %v", root.Tags, run.Tags)
 	case req.Tag("http.response.status_code") != "500":

@@ -126,8 +126,10 @@ func TestOneBadPodOfFour(t *testing.T) {
 	if !strings.Contains(reasons[store.StatusPassed], "6 runs over 6 rounds") {
 		t.Errorf("a passed verdict's reason: %q; want a round counted as one run", reasons[store.StatusPassed])
 	}
-	if n := good.Conns(); n != deploys*6*4 {
-		t.Errorf("four good pods: %d connections for %d deploys; want 6 rounds × 4 visitors each (%d)", n, deploys, deploys*6*4)
+	// Each visitor's run opens its own connection; a run's retry (an attempt that erred on a
+	// loaded machine) opens another, so a few more are no fault.
+	if n := good.Conns(); n < deploys*6*4 {
+		t.Errorf("four good pods: %d connections for %d deploys; want at least 6 rounds × 4 visitors each (%d): a visitor rode another's connection", n, deploys, deploys*6*4)
 	}
 }
 
