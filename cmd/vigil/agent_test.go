@@ -84,8 +84,8 @@ func TestGateExitCodes(t *testing.T) {
 		{"token with a newline", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1n", "--token", "gate-token\n"}, 0, "PASSED"},
 		// https:// to a plain-HTTP agent is not retried for a minute: it never works.
 		{"https to a plain agent", "good", []string{"--agent", strings.Replace(p.url, "http://", "https://", 1), "--service", "web", "--version", "v1"}, 2, "use an http:// URL"},
-		{"unreachable agent", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "2500ms"}, 2, "sending it again in 1s"},
-		{"unreachable agent, sent once", "good", []string{"--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--register-retry", "0"}, 2, "cannot reach the agent"},
+		{"unreachable agent", "good", []string{"--agent", nowhereAgent, "--service", "web", "--version", "v1", "--register-retry", "2500ms"}, 2, "sending it again in 1s"},
+		{"unreachable agent, sent once", "good", []string{"--agent", nowhereAgent, "--service", "web", "--version", "v1", "--register-retry", "0"}, 2, "cannot reach the agent"},
 		{"bad --register-retry", "good", []string{"--agent", p.url, "--service", "web", "--version", "v1", "--register-retry", "-1s"}, 2, "--register-retry must be 0"},
 		{"no service", "good", []string{"--agent", p.url, "--version", "v1"}, 2, "--service and --version are required"},
 		{"bad agent URL", "good", []string{"--agent", "ftp://x", "--service", "web", "--version", "v1"}, 2, "not an http(s) URL"},

@@ -215,3 +215,8 @@ func (p *agentProc) get(path string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// nowhereAgent is an agent address nothing listens on: the discard port. A port freeAddr
+// released can be taken by a server of a test running beside the one that dials it (seen in
+// CI: a loopback Slack answered a gate {"ok":true}).
+const nowhereAgent = "http://127.0.0.1:9"

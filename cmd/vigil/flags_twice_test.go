@@ -12,7 +12,7 @@ import (
 func TestFlagsGivenTwiceAreRefused(t *testing.T) {
 	srv := target(t)
 	cfg := writeConfig(t, config(srv.URL))
-	nowhere := "http://" + freeAddr(t)
+	nowhere := nowhereAgent
 	for _, c := range []struct {
 		args []string
 		want string

@@ -84,7 +84,7 @@ type jsonError struct {
 // is asking again), and returns its exit code, the JSON it printed and its stderr.
 func interruptWhileAskingAgain(t *testing.T, sig syscall.Signal, waitFor, command string, args ...string) (int, jsonError, string) {
 	t.Helper()
-	args = append([]string{command, "--agent", "http://" + freeAddr(t), "--service", "web", "--version", "v1", "--json"}, args...)
+	args = append([]string{command, "--agent", nowhereAgent, "--service", "web", "--version", "v1", "--json"}, args...)
 	var stdout vigiltest.Buffer
 	cmd, stderr, done := startRun(t, []string{"VIGIL_API_TOKEN=x"}, &stdout, args...)
 	waitStderr(t, stderr, waitFor, command+" asking twice")

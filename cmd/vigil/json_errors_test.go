@@ -15,7 +15,7 @@ import (
 func TestJSONErrorsAreJSON(t *testing.T) {
 	srv := target(t)
 	cfg := writeConfig(t, config(srv.URL))
-	nowhere := "http://" + freeAddr(t)
+	nowhere := nowhereAgent
 	for _, c := range []struct {
 		name string
 		args []string
