@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vigil-monitor/vigil/internal/pgtest"
 	"github.com/vigil-monitor/vigil/store"
 )
 
@@ -92,20 +91,7 @@ func TestFlaggerWebhookCanariesOfTwoNamespaces(t *testing.T) {
 func TestFlaggerWebhookCanariesOfTwoNamespacesAtOnce(t *testing.T) {
 	t.Run("postgres, two agents", func(t *testing.T) {
 		tg := newTarget(t)
-		dsn := pgtest.Start(t, pgtest.Options{}).Database(t)
-		var agents []*harness
-		for _, name := range []string{"vigil-0", "vigil-1"} {
-			st, err := store.OpenPostgres(t.Context(), dsn, store.PoolOptions{MaxConns: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := strings.Replace(flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"), "agent: {api_token: s3cret-token}",
-				"agent: {api_token: s3cret-token, name: "+name+"}", 1)
-			h := startAgentWith(t, t.TempDir(), cfg, Options{Store: st})
-			t.Cleanup(func() { h.stop(); st.Close() })
-			agents = append(agents, h)
-		}
-		canariesAtOnce(t, agents)
+		canariesAtOnce(t, flaggerAgentsSharingPostgres(t, tg))
 	})
 	t.Run("sqlite, one agent", func(t *testing.T) {
 		tg := newTarget(t)

@@ -14,27 +14,18 @@ import (
 // flaggerNotifyConfig is Flagger's podinfo and a service api on the same check, both
 // paging and rolling back on failure, with verify as given.
 func flaggerNotifyConfig(tg *target, verify string, pd *loopback.PagerDuty, hook *loopback.Webhook) string {
-	return fmt.Sprintf(`
-agent: {api_token: s3cret-token}
-checks:
-  - name: home
-    kind: http
-    every: 1h
-    timeout: 2s
-    retries: 0
-    request: {url: %q}
-    assert: ["status == 200"]
+	return flaggerHead(tg.srv.URL) + fmt.Sprintf(`
 services:
   podinfo:
     checks: [home]
-    verify: {%[2]s}
+    verify: {%[1]s}
     on_failure: [pager, rollback]
   api:
     checks: [home]
-    verify: {%[2]s}
+    verify: {%[1]s}
     on_failure: [pager, rollback]
 notifiers:%s%s
-`, tg.srv.URL+"/", verify, pagerDutyNotifier(pd), webhookNotifier("rollback", "rollback", hook))
+`, verify, pagerDutyNotifier(pd), webhookNotifier("rollback", "rollback", hook))
 }
 
 // Flagger failed the canary on its own (its metric analysis, the progress deadline, an

@@ -15,6 +15,16 @@ import (
 // flaggerConfig is a service named like Flagger's example canary (podinfo), so the
 // documentation's payload works as it is.
 func flaggerConfig(targetURL, verify string) string {
+	return flaggerHead(targetURL) + fmt.Sprintf(`
+services:
+  podinfo:
+    checks: [home]
+    verify: {%s}
+`, verify)
+}
+
+// flaggerHead is the agent and the one check (home, on targetURL) of every Flagger test.
+func flaggerHead(targetURL string) string {
 	return fmt.Sprintf(`
 agent: {api_token: s3cret-token}
 checks:
@@ -24,12 +34,7 @@ checks:
     timeout: 2s
     retries: 0
     request: {url: %q}
-    assert: ["status == 200"]
-services:
-  podinfo:
-    checks: [home]
-    verify: {%s}
-`, targetURL+"/", verify)
+    assert: ["status == 200"]`, targetURL+"/")
 }
 
 // The payload Flagger's documentation shows (docs/gitbook/usage/webhooks.md).

@@ -63,20 +63,7 @@ func TestFlaggerWebhookVersionFromMetadata(t *testing.T) {
 // canary land on either, at once, and register one deploy, whichever registers first.
 func TestFlaggerWebhookTwoAgentsOneCanary(t *testing.T) {
 	tg := newTarget(t)
-	srv := pgtest.Start(t, pgtest.Options{})
-	dsn := srv.Database(t)
-	var agents []*harness
-	for _, name := range []string{"vigil-0", "vigil-1"} {
-		st, err := store.OpenPostgres(t.Context(), dsn, store.PoolOptions{MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := strings.Replace(flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"), "agent: {api_token: s3cret-token}",
-			"agent: {api_token: s3cret-token, name: "+name+"}", 1)
-		h := startAgentWith(t, t.TempDir(), cfg, Options{Store: st})
-		t.Cleanup(func() { h.stop(); st.Close() })
-		agents = append(agents, h)
-	}
+	agents := flaggerAgentsSharingPostgres(t, tg)
 	for round, checksum := range []string{"85d557f47b", "9f3c21aa07", "85d557f47b"} {
 		ids := make([]string, 6)
 		var wg sync.WaitGroup
@@ -99,4 +86,24 @@ func TestFlaggerWebhookTwoAgentsOneCanary(t *testing.T) {
 			t.Fatalf("after round %d: %d deploys; want %d (A, B, A again are three)", round, n, round+1)
 		}
 	}
+}
+
+// flaggerAgentsSharingPostgres starts two agents (vigil-0, vigil-1) on one real PostgreSQL
+// database, each with flaggerConfig on tg: two replicas behind one Kubernetes Service.
+func flaggerAgentsSharingPostgres(t *testing.T, tg *target) []*harness {
+	t.Helper()
+	dsn := pgtest.Start(t, pgtest.Options{}).Database(t)
+	var agents []*harness
+	for _, name := range []string{"vigil-0", "vigil-1"} {
+		st, err := store.OpenPostgres(t.Context(), dsn, store.PoolOptions{MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := strings.Replace(flaggerConfig(tg.srv.URL, "interval: 1m, count: 2"), "agent: {api_token: s3cret-token}",
+			"agent: {api_token: s3cret-token, name: "+name+"}", 1)
+		h := startAgentWith(t, t.TempDir(), cfg, Options{Store: st})
+		t.Cleanup(func() { h.stop(); st.Close() })
+		agents = append(agents, h)
+	}
+	return agents
 }
