@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -248,46 +246,12 @@ func (s *Slack) Deliver(ctx context.Context, ev *Event, st State) error {
 		st[key+"/updated"] = "1"
 	}
 
-	for i, fc := range ev.FailedChecks {
-		done := key + "/file/" + strconv.Itoa(i)
-		if len(fc.Screenshot) == 0 || st[done] != "" {
-			continue
-		}
-		f, err := api.UploadFileContext(ctx, slack.UploadFileParameters{
-			Reader:          bytes.NewReader(fc.Screenshot),
-			FileSize:        len(fc.Screenshot),
-			Filename:        fileName(fc.Name) + "-screenshot.png",
-			Title:           fc.Name + ": screenshot at the failure",
-			AltTxt:          "Screenshot of " + fc.Name + " when it failed",
-			Channel:         st[slackChannel],
-			ThreadTimestamp: st[slackTS],
-		})
-		if err != nil {
-			// The page is posted; its screenshot is evidence, not the page. A failing upload is
-			// tried with the entry's next two attempts, then given up (logged), so the entry
-			// is delivered, not dead, and the incident's recovery is not held behind it.
-			cerr := s.classify(ctx, err, rec, "files upload (getUploadURLExternal, upload, completeUploadExternal)", now)
-			tries, _ := strconv.Atoi(st[done+"/tries"])
-			if tries++; tries < screenshotTries && !Permanent(cerr) {
-				st[done+"/tries"] = strconv.Itoa(tries)
-				return cerr
-			}
-			s.log.WarnContext(ctx, "slack: screenshot not posted; the message is", "check", fc.Name, "incident", ev.Incident, "tries", tries, "error", cerr)
-			st[done] = "given up"
-			continue
-		}
-		st[done] = f.ID
-	}
-	return nil
+	return s.screenshots(ctx, api, rec, ev, key, st, now)
 }
 
 // slackPace is how long a lane waits after Slack said ratelimited without a Retry-After:
 // Slack takes about one message a second per channel.
 const slackPace = time.Second
-
-// screenshotTries is how many attempts a message's screenshot upload gets before it is
-// given up.
-const screenshotTries = 3
 
 // slackRetryable are Web API error codes worth retrying; other codes (invalid_auth,
 // channel_not_found, not_in_channel, missing_scope, invalid_blocks, ...) are Permanent.

@@ -98,12 +98,24 @@ func (s *Slack) historyChannel() string {
 // page is one page of a read: its messages and the next page's cursor ("" at the end).
 type page func(ctx context.Context, cursor, oldest string) ([]slack.Message, string, error)
 
-// lost is a message looked for: what it is (for the log), its State keys, where it is
-// read from and how it is known.
+// lost is a message (or a file shared in one) looked for: what it is (for the log), its
+// State keys, where it is read from, and match: its ts (or file id, as found names it) in
+// m, "" when m is not it.
 type lost struct {
-	what, op, sent, lookup string
-	read                   page
-	is                     func(m slack.Message) bool
+	what, op, sent, lookup, found string
+	read                          page
+	match                         func(m slack.Message) string
+}
+
+// posted matches a message of the event key that is, by its metadata, at its ts.
+func (s *Slack) posted(key string, is func(m slack.Message) bool) func(m slack.Message) string {
+	return func(m slack.Message) string {
+		p := m.Metadata.EventPayload
+		if m.Metadata.EventType == slackEventType && p["idempotency_key"] == key && p["notifier"] == s.name && is(m) {
+			return m.Timestamp
+		}
+		return ""
+	}
 }
 
 // findRoot looks for the event's root message in the channel's recent history by its
@@ -123,7 +135,7 @@ func (s *Slack) findRoot(ctx context.Context, api *slack.Client, rec *recorder, 
 			}
 			return h.Messages, h.ResponseMetaData.NextCursor, nil
 		},
-		is: func(m slack.Message) bool { return m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp }}
+		found: "ts", match: s.posted(key, func(m slack.Message) bool { return m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp })}
 	if ch == "" {
 		if ch = s.resolveChannel(ctx, api, rec, ev, key, st, now, l); ch == "" {
 			return "", ""
@@ -149,11 +161,11 @@ func (s *Slack) findReply(ctx context.Context, api *slack.Client, rec *recorder,
 			}
 			return ms, next, err
 		},
-		is: func(m slack.Message) bool { return m.Timestamp != thread && m.ThreadTimestamp == thread }})
+		found: "ts", match: s.posted(key, func(m slack.Message) bool { return m.Timestamp != thread && m.ThreadTimestamp == thread })})
 }
 
-// find reads l's pages for a message that is l and carries ev's metadata, and returns its
-// ts; "" when none does or the read failed (st[l.lookup] says which).
+// find reads l's pages for a message l matches and returns what the match found (a ts, a
+// file id); "" when none does or the read failed (st[l.lookup] says which).
 func (s *Slack) find(ctx context.Context, rec *recorder, ev *Event, key string, st State, now time.Time, l lost) string {
 	since := ev.OccurredAt.Unix()
 	if sent, err := strconv.ParseInt(st[l.sent], 10, 64); err == nil {
@@ -179,12 +191,11 @@ func (s *Slack) find(ctx context.Context, rec *recorder, ev *Event, key string, 
 			return ""
 		}
 		for _, m := range ms {
-			p := m.Metadata.EventPayload
-			if m.Metadata.EventType == slackEventType && p["idempotency_key"] == key && p["notifier"] == s.name && l.is(m) {
-				st[l.lookup] = "found, ts " + m.Timestamp + ": adopted, not posted again"
+			if id := l.match(m); id != "" {
+				st[l.lookup] = "found, " + l.found + " " + id + ": adopted, not posted again"
 				s.log.InfoContext(ctx, "slack: the "+l.what+" an earlier attempt posted is in Slack; adopting it, not posting again",
-					"incident", ev.Incident, "idempotency_key", key, "ts", m.Timestamp)
-				return m.Timestamp
+					"incident", ev.Incident, "idempotency_key", key, l.found, id)
+				return id
 			}
 		}
 		if next == "" {

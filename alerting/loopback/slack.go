@@ -64,7 +64,8 @@ type SlackCall struct {
 // OK reports whether the call succeeded.
 func (c SlackCall) OK() bool { return c.Status == http.StatusOK && c.Error == "" }
 
-// SlackMessage is a message as it stands now (after any chat.update).
+// SlackMessage is a message as it stands now (after any chat.update): one posted with
+// chat.postMessage, or the message files.completeUploadExternal shares files with (Files set).
 type SlackMessage struct {
 	Channel  string // channel id
 	TS       string
@@ -76,6 +77,9 @@ type SlackMessage struct {
 	Metadata json.RawMessage
 	// Updates counts the chat.update calls that changed it.
 	Updates int
+	// Files are the files the message shares, as files.completeUploadExternal posted them
+	// (without their bytes); nil for a chat.postMessage.
+	Files []SlackFile
 }
 
 // SlackFile is an upload shared by files.completeUploadExternal.
@@ -85,7 +89,9 @@ type SlackFile struct {
 	Title    string
 	Channel  string
 	ThreadTS string
-	Data     []byte
+	// TS is the message that shares it in the channel or thread ("" without a channel).
+	TS   string
+	Data []byte
 }
 
 // NewSlack starts a Slack server on 127.0.0.1 for the test and closes it at its end.
@@ -138,13 +144,17 @@ func (s *Slack) CallsTo(method string) []SlackCall {
 	return out
 }
 
-// Messages returns every posted message as it stands now, in the order posted.
+// Messages returns every message posted with chat.postMessage as it stands now, in the
+// order posted. The messages that share uploads, which conversations.history and
+// conversations.replies list as Slack does, are not among them: Files has the uploads.
 func (s *Slack) Messages() []SlackMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]SlackMessage, len(s.messages))
-	for i, m := range s.messages {
-		out[i] = *m
+	out := make([]SlackMessage, 0, len(s.messages))
+	for _, m := range s.messages {
+		if m.Files == nil {
+			out = append(out, *m)
+		}
 	}
 	return out
 }
@@ -171,7 +181,9 @@ func (s *Slack) Replies(ts string) []SlackMessage {
 	return out
 }
 
-// Files returns the uploads that were completed (shared), in order.
+// Files returns the uploads that were completed (shared), in order: each share is also a
+// message in its channel or thread, which conversations.history and conversations.replies
+// list with its files, after files.completeUploadExternal and never before.
 func (s *Slack) Files() []SlackFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -311,6 +323,15 @@ func (s *Slack) handle(w http.ResponseWriter, r *http.Request) {
 		if !s.receiveUpload(fileID, call.File) {
 			record(http.StatusNotFound, "")
 			http.Error(w, "no such upload", http.StatusNotFound)
+			return
+		}
+		if dropped || held { // the bytes are in; the answer is lost or held
+			record(0, "")
+			if held {
+				s.answerFault(w, r, f)
+			} else {
+				drop(w)
+			}
 			return
 		}
 		record(http.StatusOK, "")

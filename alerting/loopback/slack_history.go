@@ -2,15 +2,18 @@ package loopback
 
 // conversations.history and conversations.replies as Slack answers them: a channel's
 // messages (not thread replies) newest first, or a thread's (its parent, then its replies)
-// oldest first; between oldest and latest, a page of limit at a time with a cursor, each
+// oldest first, a share of uploads among them with its files (id, name, title); between oldest and latest, a page of limit at a time with a cursor, each
 // message's metadata only when include_all_metadata is set, and missing_scope for a token
 // without channels:history / groups:history (Slack.NoHistoryScope).
 
 import (
 	"encoding/json"
+	"mime"
 	"net/url"
+	"path"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Slack's limit argument: 100 by default, at most 999.
@@ -108,6 +111,15 @@ func (s *Slack) read(f url.Values, thread bool) (map[string]any, string) {
 		}
 		if withMeta && m.Metadata != nil {
 			msg["metadata"] = m.Metadata
+		}
+		if m.Files != nil { // a share of uploads, as Slack lists it
+			files := []map[string]any{}
+			for _, fl := range m.Files {
+				ext := path.Ext(fl.Filename)
+				files = append(files, map[string]any{"id": fl.ID, "name": fl.Filename, "title": fl.Title,
+					"mimetype": mime.TypeByExtension(ext), "filetype": strings.TrimPrefix(ext, "."), "user": "U0VIGIL", "mode": "hosted"})
+			}
+			msg["files"], msg["upload"], msg["display_as_bot"] = files, true, false
 		}
 		page = append(page, msg)
 	}

@@ -176,12 +176,18 @@ func (s *Slack) postMessage(f url.Values) (map[string]any, string) {
 			return nil, "thread_not_found"
 		}
 	}
+	m := s.post(ch, thread, f.Get("text"), f.Get("blocks"), metadataOf(f.Get("metadata")))
+	return map[string]any{"channel": ch, "ts": m.TS, "message": map[string]any{"text": m.Text, "ts": m.TS}}, ""
+}
+
+// post adds a message to the channel ch (to the thread of thread, when set); s.mu is held.
+func (s *Slack) post(ch, thread, text, blocks string, metadata json.RawMessage) *SlackMessage {
 	// A ts is Slack's clock at the post, to the microsecond, unique in the channel.
 	s.lastTS = max(s.lastTS+1, time.Now().UnixMicro())
 	m := &SlackMessage{Channel: ch, TS: fmt.Sprintf("%d.%06d", s.lastTS/1e6, s.lastTS%1e6), ThreadTS: thread,
-		Text: f.Get("text"), Blocks: json.RawMessage(f.Get("blocks")), Metadata: metadataOf(f.Get("metadata"))}
+		Text: text, Blocks: json.RawMessage(blocks), Metadata: metadata}
 	s.messages = append(s.messages, m)
-	return map[string]any{"channel": ch, "ts": m.TS, "message": map[string]any{"text": m.Text, "ts": m.TS}}, ""
+	return m
 }
 
 func (s *Slack) update(f url.Values) (map[string]any, string) {
@@ -245,13 +251,28 @@ func (s *Slack) complete(f url.Values) (map[string]any, string) {
 		return nil, "thread_not_found"
 	}
 	var out []map[string]any
+	var shared []*SlackFile
 	for _, fl := range files {
 		u, ok := s.uploads[fl.ID]
 		if !ok || u.Data == nil {
 			return nil, "file_not_found"
 		}
-		delete(s.uploads, fl.ID)
-		u.Title, u.Channel, u.ThreadTS = fl.Title, ch, thread
+		shared = append(shared, u)
+	}
+	// Shared into a channel, the files are a message there (in the thread with thread_ts),
+	// which conversations.history and conversations.replies list with the files' ids,
+	// names and titles; the initial_comment is its text.
+	var share *SlackMessage
+	if ch != "" {
+		share = s.post(ch, thread, f.Get("initial_comment"), "", nil)
+	}
+	for i, u := range shared {
+		delete(s.uploads, u.ID)
+		u.Title, u.Channel, u.ThreadTS = files[i].Title, ch, thread
+		if share != nil {
+			u.TS = share.TS
+			share.Files = append(share.Files, SlackFile{ID: u.ID, Filename: u.Filename, Title: u.Title, Channel: ch, ThreadTS: thread, TS: u.TS})
+		}
 		s.files = append(s.files, *u)
 		out = append(out, map[string]any{"id": u.ID, "title": u.Title})
 	}
