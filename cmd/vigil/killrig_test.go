@@ -27,19 +27,26 @@ type killRig struct {
 // newKillRig starts the agent with notifier, the YAML of ops's value, against app.
 func newKillRig(t *testing.T, app *app, notifier string) *killRig {
 	t.Helper()
+	return newKillRigOf(t, app, fmt.Sprintf(`{name: home, kind: http, every: 1h, retries: 0, request: {url: "%s/"}, assert: ["status == 200"]}`, app.URL), notifier)
+}
+
+// newKillRigOf is newKillRig with home, web's one check, as the YAML check (a browser check
+// of app, for a screenshot).
+func newKillRigOf(t *testing.T, app *app, check, notifier string) *killRig {
+	t.Helper()
 	app.mode.Store("broken")
 	dir := t.TempDir()
 	k := &killRig{t: t, cfg: filepath.Join(dir, "vigil.yaml"), dbPath: filepath.Join(dir, "v.db"), addr: freeAddr(t)}
 	body := fmt.Sprintf(`
 agent: {outbox_lease: 2s}
 checks:
-  - {name: home, kind: http, every: 1h, retries: 0, request: {url: "%s/"}, assert: ["status == 200"]}
+  - %s
 services:
   web: {checks: [home], verify: {interval: 1h, count: 2}, on_failure: [ops]}
 notifiers:
   ops: %s
 store: {dsn: %q}
-`, app.URL, notifier, k.dbPath)
+`, check, notifier, k.dbPath)
 	if err := os.WriteFile(k.cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
