@@ -41,7 +41,7 @@ func TestDemo(t *testing.T) {
 		"/static/app.js:6:54",
 		"the shop rolled back: v2 → v1",
 		"Deploy of shop v2 in demo failed verification",
-		"uploaded home-page-screenshot.png",
+		"uploaded home-page-screenshot-", // then a tag of the delivery: home-page-screenshot-1a2b3c4d5e6f.png
 		"Deploy history of the sample shop: v1 → v2 → v1",
 		"== 4. the pipeline tries v2 again",
 		"   blocked (version_failed): shop v2 failed verification ",
