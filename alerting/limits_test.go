@@ -3,6 +3,7 @@ package alerting_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-monitor/vigil/alerting"
 	"github.com/vigil-monitor/vigil/alerting/loopback"
@@ -47,6 +48,9 @@ func hostileDeploy() *alerting.Event {
 // invalid_blocks, a context element over 3000 characters: a withheld webhook's why and the
 // pipeline's links were not cut; Teams got a card of several MB, nothing of it cut to a
 // budget.)
+//
+// The test is of sizes, not time: Discord and Teams get a minute an attempt, as rendering
+// 8 MB of hostile text under -race on a loaded machine took over the default 10 s.
 func TestAHostileCheckResultFitsEveryChatService(t *testing.T) {
 	t.Parallel()
 	slack := loopback.NewSlack(t)
@@ -67,7 +71,7 @@ func TestAHostileCheckResultFitsEveryChatService(t *testing.T) {
 	}
 
 	discord := loopback.NewDiscord(t)
-	if err := newNotifier(t, &configs.Notifier{Type: configs.NotifierDiscord, URL: discord.URL()}, nil).
+	if err := newNotifier(t, &configs.Notifier{Type: configs.NotifierDiscord, URL: discord.URL(), Timeout: time.Minute}, nil).
 		Deliver(t.Context(), hostileDeploy(), alerting.State{}); err != nil {
 		t.Errorf("Discord: %v", err)
 	}
@@ -76,7 +80,7 @@ func TestAHostileCheckResultFitsEveryChatService(t *testing.T) {
 	}
 
 	teams := loopback.NewTeams(t)
-	if err := newNotifier(t, &configs.Notifier{Type: configs.NotifierTeams, URL: teams.URL()}, nil).
+	if err := newNotifier(t, &configs.Notifier{Type: configs.NotifierTeams, URL: teams.URL(), Timeout: time.Minute}, nil).
 		Deliver(t.Context(), hostileDeploy(), alerting.State{}); err != nil {
 		t.Errorf("Teams: %v", err)
 	}

@@ -183,7 +183,7 @@ func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
 		if err == nil || alerting.Permanent(err) {
 			t.Fatalf("%+v: Deliver = %v, want a retryable error", f, err)
 		}
-		if took > 3*time.Second {
+		if took > 10*time.Second { // not a speed: the timeout ended it (margin for -race under load)
 			t.Fatalf("%+v: Deliver took %v with a 300ms timeout", f, took)
 		}
 		if f.Hang && !strings.Contains(err.Error(), "timeout") {
@@ -193,14 +193,14 @@ func TestWebhookAttemptIsBoundedByTimeout(t *testing.T) {
 	// A receiver that answers 200 and then stalls the body has answered: delivered at once.
 	rx := loopback.NewWebhook(t)
 	cfg := webhookConfig(rx.URL())
-	cfg.Timeout = 5 * time.Second
+	cfg.Timeout = time.Minute // far from the stalled body's answer: waiting for it would show
 	n := newNotifier(t, cfg, nil)
 	rx.Fail(loopback.Fault{Status: 200, Stall: true})
 	start := time.Now()
 	if err := n.Deliver(t.Context(), deployFailed(), alerting.State{}); err != nil {
 		t.Fatalf("200 then a stalled body: %v", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
+	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("Deliver waited %v for a body it does not need", took)
 	}
 }
