@@ -266,7 +266,7 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 			fresh = append(fresh, in.URL)
 		case known && b.healthy && !in.Healthy:
 			regressed = append(regressed, in.URL)
-			if deployVersion != "" && version != "" && version != deployVersion {
+			if deployVersion != "" && version != "" && !sameVersion(version, deployVersion) {
 				oldVersion = append(oldVersion, in.URL)
 				oldWhy = append(oldWhy, fmt.Sprintf("%s (%s: %s)", in.URL, label, in.Problem))
 			}
@@ -319,7 +319,12 @@ func (f *Fleet) judge(run *Run, found []*fleetInstance) {
 	case len(oldVersion) > 0:
 		why := fmt.Sprintf("not on %s, healthy before it, failing since it appeared: %s", deployVersion, listOf(oldWhy))
 		run.Explain("old_version_unhealthy", why)
-		onNew := versions[deployVersion]["healthy"] + versions[deployVersion]["unhealthy"]
+		onNew := 0
+		for v, n := range versions {
+			if sameVersion(v, deployVersion) {
+				onNew += n["healthy"] + n["unhealthy"]
+			}
+		}
 		run.Halt(fmt.Sprintf("%d instances on older versions failed once %s appeared (%d instances run it): %s; stop the rollout, do not push through it",
 			len(oldVersion), deployVersion, onNew, listOf(oldWhy)))
 	}

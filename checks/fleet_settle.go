@@ -128,9 +128,9 @@ func (f *Fleet) settle(ctx context.Context, run *Run, found []*fleetInstance) []
 
 // restartedOld says whether an instance that was healthy on version before the deploy
 // (b), failed in it, and answers healthy again on that same version, which is not the
-// deploy's, restarted without being upgraded.
+// deploy's (as sameVersion reads them), restarted without being upgraded.
 func restartedOld(b baselineInstance, known bool, version, deployed string) bool {
-	return known && b.healthy && b.version != "" && version == b.version && version != deployed
+	return known && b.healthy && b.version != "" && version == b.version && !sameVersion(version, deployed)
 }
 
 // dropLeavers asks discovery again while instances are waited for: one no longer listed
