@@ -111,14 +111,10 @@ func (f *Fleet) withoutLeavers(ctx context.Context, run *Run, found []*fleetInst
 		return found
 	}
 	run.Transcript.Printf("-- discovery asked again: a failed instance no longer listed has left the fleet")
-	again, err := f.targets.list(ctx, run.Transcript)
+	listed, err := f.targets.relisted(ctx, run.Transcript)
 	if err != nil {
 		run.Transcript.Printf("%v; every failed instance is judged", err)
 		return found
-	}
-	listed := make(map[string]bool, len(again))
-	for _, u := range again {
-		listed[u] = true
 	}
 	kept := make([]*fleetInstance, 0, len(found))
 	for _, in := range found {

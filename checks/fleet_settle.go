@@ -139,13 +139,9 @@ func (f *Fleet) dropLeavers(ctx context.Context, run *Run, found []*fleetInstanc
 	if f.targets.discovery == nil {
 		return waiting
 	}
-	again, err := f.targets.list(ctx, nil)
+	listed, err := f.targets.relisted(ctx, nil)
 	if err != nil {
 		return waiting // asked again at the end of the run; judged then
-	}
-	listed := make(map[string]bool, len(again))
-	for _, u := range again {
-		listed[u] = true
 	}
 	still := waiting[:0]
 	for _, i := range waiting {

@@ -128,3 +128,23 @@ func ParseTargets(body []byte, path string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// relisted asks discovery again, to see which instances left the fleet during a run, and
+// gives the URLs it lists now. A list of none says nothing of who left: the instances
+// that answered healthy a moment ago would have gone too, all at once, and a registry
+// catching up in a rollout, an endpoints list recreated or a cache answering before it
+// filled lists none for a moment. It is an error, as an answer that is not a list is.
+func (f *fleetTargets) relisted(ctx context.Context, t *Transcript) (map[string]bool, error) {
+	again, err := f.list(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if len(again) == 0 {
+		return nil, fmt.Errorf("discovery lists no instance now, which says nothing of who left (a registry catching up, an endpoints list recreated)")
+	}
+	listed := make(map[string]bool, len(again))
+	for _, u := range again {
+		listed[u] = true
+	}
+	return listed, nil
+}
