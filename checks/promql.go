@@ -206,8 +206,13 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 	if len(res.Samples) == 1 {
 		run.Vars["value"] = res.Samples[0].Value
 	} else {
+		// Not measured, so not judged: the run is inconclusive, never failed on the shape
+		// of the query. In a rollout the count of series changes under the query's author:
+		// the old pods' and the new pods' are both there for a while, and a check of a
+		// service's one series would roll a healthy release back at its first round.
 		run.Vars["value"] = math.NaN()
-		run.Explain("value", fmt.Sprintf("the query returned %d series, so there is no single value: use values, or aggregate (max(...), sum(...))", len(res.Samples)))
+		run.Unmeasured(fmt.Sprintf("the query returned %d series, so there is no single value (in a rollout, the old and new pods' series are both there for a while): "+
+			"aggregate it (max(...), sum(...)) or read values", len(res.Samples)), "value")
 	}
 	run.Transcript.Printf("%s: %d series: %s", res.Type, len(res.Samples), formatValue(values))
 	return nil
