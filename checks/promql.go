@@ -160,7 +160,8 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		return Inconclusivef("no data yet: evaluation_delay %s puts the query at %s, before the deploy started at %s",
 			p.delay, at.UTC().Format("15:04:05.000Z"), run.Since.UTC().Format("15:04:05.000Z"))
 	}
-	query, err := p.query.render(run.Deploy, p.lookBack(run.Since, at))
+	window := p.lookBack(run.Since, at)
+	query, err := p.query.render(run.Deploy, window)
 	if err != nil {
 		return err
 	}
@@ -185,11 +186,19 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		// metrics have not arrived (a scrape interval, a remote write's batch): a pass on no
 		// data. The fallback goes to the counter that may have no series, beside one that
 		// says the requests came.
-		return Inconclusivef("query %s returned no series: no data to judge (is the metric scraped? check the labels; "+
+		first := "is the metric scraped? check the labels"
+		if p.query.readsWindow && window < p.window {
+			// Right after a deploy the range cannot hold two scrapes: that comes first, or
+			// the advice about labels sends someone after a query that is right.
+			first = fmt.Sprintf("{{ .Window }} is %s, the time since the deploy, and rate() and increase() give no series until it holds "+
+				"two samples of one, two scrapes: no data yet; if none come once it is longer than two scrape intervals, is the "+
+				"metric scraped? check the labels", promDuration(window))
+		}
+		return Inconclusivef("query %s returned no series: no data to judge (%s; "+
 			"a labelled counter has no series until its first count, such as code=\"500\" before any error: "+
 			"where none means zero, give the fallback to that counter and keep a series that says the data came, "+
 			"(sum(rate(errors[w])) or vector(0)) / sum(rate(requests[w])), or sum(rate(errors[w])) or vector(0) and on() sum(rate(requests[w])) > 0; "+
-			"a bare `or vector(0)` at the end passes on metrics that have not arrived yet)", query)
+			"a bare `or vector(0)` at the end passes on metrics that have not arrived yet)", query, first)
 	}
 	if allNaN(res.Samples) {
 		// 0/0: an error ratio over a window with no requests (new pods not yet in the load
