@@ -204,6 +204,12 @@ func (p *PromQL) Probe(ctx context.Context, run *Run) error {
 		// 0/0: an error ratio over a window with no requests (new pods not yet in the load
 		// balancer, a quiet hour). Nothing to judge, as with no series; read as a number it
 		// would fail every threshold and roll back a deploy nobody has used yet.
+		if res.Type == "scalar" {
+			// scalar() of no series or of several is NaN: in a rollout, the old and new
+			// pods' series beside each other.
+			return Inconclusivef("query %s returned NaN: no data to judge (a ratio of rates over a window with no requests is 0/0, "+
+				"and scalar() of anything but one series is NaN: in a rollout the old and new pods' series are both there for a while; aggregate inside it, scalar(max(...)))", query)
+		}
 		return Inconclusivef("query %s returned NaN for every series (%d): no data to judge (a ratio of rates over a window with no requests is 0/0)", query, len(res.Samples))
 	}
 	values := make(map[string]float64, len(res.Samples))

@@ -17,7 +17,8 @@ import (
 // was NaN, "value < 50" was false, and a healthy release (3 and 4 connections) failed at
 // its first round and was rolled back on the shape of the query. An assertion that reads
 // value is now not judged when there are several: the run is inconclusive, and says to
-// aggregate; assertions over values and series are still judged.
+// aggregate; assertions over values and series are still judged. scalar() of the two is
+// NaN, and its reason said only "a ratio of rates over a window with no requests is 0/0".
 func TestPromQLSeveralSeriesInARollout(t *testing.T) {
 	pod := func(version string) (*prometheus.Registry, prometheus.Gauge) {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pool_active_connections", Help: "Connections in use.",
@@ -56,6 +57,10 @@ func TestPromQLSeveralSeriesInARollout(t *testing.T) {
 	if res.Vars["series"] != 2 {
 		t.Fatalf("series = %v, want 2", res.Vars["series"])
 	}
+	// scalar() of two series is NaN: no data, and the reason says why
+	c = buildOne(t, promqlYAML(prom.URL, `scalar(pool_active_connections{app="payments"})`, "value < 50"))
+	wantOutcome(t, run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "payments", Version: "v2"}}), Inconclusive,
+		"returned NaN: no data to judge", "scalar() of anything but one series is NaN")
 	// values and series are measured, and judged
 	c = buildOne(t, promqlYAML(prom.URL, `pool_active_connections{app="payments"}`, "value < 50", "series == 1"))
 	wantOutcome(t, run(t, c, Input{Deploy: &Deploy{ID: "d1", Service: "payments", Version: "v2"}}), Fail, "series == 1 is false: series = 2")
