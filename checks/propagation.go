@@ -69,6 +69,12 @@ type readerResult struct {
 	other  string
 	// version is what the answer that showed the marker named (served_version).
 	version string
+	// cached counts the answers left out as a cache's copy that may predate the write
+	// (cachedBeforeWrite), fromCache what the last of them said of its cache; seenCached
+	// what the answer that showed the marker said of its cache, when one gave it.
+	cached     int
+	fromCache  string
+	seenCached string
 	// unanswered is set while its last read had no answer from the service (refused,
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
@@ -148,7 +154,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 
 	waited := time.Since(acked)
 	readers := map[string]float64{}
-	var stale, silent, oldOnly, cut []string
+	var stale, silent, oldOnly, cacheOnly, cut []string
 	var slowest time.Duration
 	unanswered := true // every silent reader's silence is the service's
 	for i, r := range p.readers {
@@ -172,9 +178,21 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		case !res.answered:
 			silent = append(silent, fmt.Sprintf("%s (%s)", r.name, res.last))
 			unanswered = unanswered && res.unanswered
-		case res.judged == 0: // every answer came from another version
-			oldOnly = append(oldOnly, fmt.Sprintf("%s (%d answers, such as version %s)", r.name, res.others, Trim(res.other, 100)))
-			run.Transcript.Printf("reader %s was answered only by another version than the deploy's in %d reads over %s%s", r.name, res.others, round(waited), res.versionNote())
+		case res.judged == 0: // every answer came from another version or a cache's old copy
+			if res.others > 0 {
+				oldOnly = append(oldOnly, fmt.Sprintf("%s (%d answers, such as version %s)", r.name, res.others, Trim(res.other, 100)))
+			}
+			if res.cached > 0 {
+				cacheOnly = append(cacheOnly, fmt.Sprintf("%s (%d answers, such as %s)", r.name, res.cached, res.fromCache))
+			}
+			by := "by another version than the deploy's"
+			switch {
+			case res.others == 0:
+				by = "from a cache's copy stored before the write"
+			case res.cached > 0:
+				by = "by another version or a cache's copy stored before the write"
+			}
+			run.Transcript.Printf("reader %s was answered only %s in %d reads over %s%s", r.name, by, res.others+res.cached, round(waited), res.versionNote())
 		case res.failing && waited-res.lastAnswer > p.maxPoll:
 			// It answered, then stopped (scaled down, crashed) for longer than polling
 			// ever waits between reads: what it would have shown since its last answer is
@@ -215,6 +233,14 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		run.Explain("propagation_ms", "a lower bound: "+list+" never showed the marker; vigil stopped waiting at the timeout")
 		return nil
 	}
+	if len(cacheOnly) > 0 {
+		why := fmt.Sprintf("%d of %d readers were answered only from a cache's copy stored before the write in %s, so what the service shows could not be read "+
+			"(the cache did not revalidate on Cache-Control: no-cache: make it, or read the origin): %s", len(cacheOnly), len(p.readers), round(waited), strings.Join(cacheOnly, "; "))
+		if len(oldOnly) > 0 {
+			why += fmt.Sprintf("; %d were answered only by another version than %s (the deploy's): %s", len(oldOnly), run.Deploy.Version, strings.Join(oldOnly, "; "))
+		}
+		return Inconclusivef("%s", why)
+	}
 	if len(oldOnly) > 0 {
 		return NotServedf("%d of %d readers were answered only by another version than %s (the deploy's) in %s, so the new version's propagation could not be measured: %s",
 			len(oldOnly), len(p.readers), run.Deploy.Version, round(waited), strings.Join(oldOnly, "; "))
@@ -236,107 +262,6 @@ func deployVersion(run *Run, sv *configs.ServedVersion) string {
 		return ""
 	}
 	return run.Deploy.Version
-}
-
-// versionNote says, for the transcript, which version showed the marker and how many
-// answers from other versions were left out.
-func (r *readerResult) versionNote() string {
-	note := ""
-	if r.version != "" {
-		note = ", answered by version " + Trim(r.version, 100)
-	}
-	if r.others > 0 {
-		note += fmt.Sprintf("; %d answers from another version (such as %s) left out", r.others, Trim(r.other, 100))
-	}
-	return note
-}
-
-// pollReader reads one endpoint until it shows the marker or ctx ends. Reads are spaced
-// start to start, so a slow answer does not stretch the interval.
-//
-// With served_version each answer's version is read; in a deploy (want set) an answer
-// from another version is left out, and polling goes on: through a load balancer in the
-// middle of a rollout the same reader is answered by old and new pods in turn, and only
-// the new ones' showing the marker measures the new version. The reader has connections of
-// its own, and the one an answer from another version came on is closed: a
-// connection-level balancer keeps a connection on one pod, so the next read goes out on a
-// new one, which it may give to a new pod.
-func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time, want string) readerResult {
-	var res readerResult
-	req, err := r.req.Render(data)
-	if err != nil {
-		res.err = err
-		return res
-	}
-	res.last = "no answer yet"
-	client := p.client.NewSession()
-	defer client.CloseIdle()
-	interval := p.poll
-	next := acked
-	var prev time.Time
-	var mismatchNoted bool
-	for {
-		if wait := time.Until(next); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return res
-			case <-t.C:
-			}
-		}
-		start := time.Now()
-		resp, err := client.Do(ctx, req, nil)
-		if err != nil && ctx.Err() != nil {
-			// Cut by the run's deadline: not the reader's answer, unless it is the first
-			// read, sent and never answered (a hung reader).
-			if res.polls == 0 {
-				res.unanswered, res.last = true, "the first read had no answer before the run's deadline"
-			}
-			return res
-		}
-		res.polls++
-		switch {
-		case err != nil:
-			res.last = err.Error()
-			res.unanswered = gaveNoAnswer(err)
-			res.failing = true
-		default:
-			res.answered, res.failing, res.lastAnswer = true, false, start.Sub(acked)
-			version := ""
-			if p.served != nil {
-				version = versionOf(p.served, resp)
-			}
-			if want != "" && version != "" && version != want {
-				res.others++
-				res.other = version
-				client.CloseIdle()
-				break // left out: not a read of the new version, and no measure of its interval
-			}
-			res.judged++
-			// Kept whole-ish and cut when shown, after redaction (Transcript.Excerpt).
-			res.last = fmt.Sprintf("%d %s", resp.Status, resp.Body[:min(len(resp.Body), 4096)])
-			res.cut = 0
-			if resp.Truncated {
-				res.cut = len(resp.Body)
-			}
-			ok, merr := r.match.shows(resp, nonce)
-			if merr != nil && !mismatchNoted {
-				mismatchNoted = true
-				res.last = fmt.Sprintf("%d, and match %s could not be evaluated: %v", resp.Status, r.match, merr)
-			}
-			if ok {
-				res.seen, res.after, res.version = true, start.Sub(acked), version
-				if !prev.IsZero() {
-					res.gap = start.Sub(prev)
-				}
-				return res
-			}
-			prev = start
-		}
-		next = start.Add(interval)
-		interval = min(time.Duration(float64(interval)*p.factor), p.maxPoll)
-	}
 }
 
 // clean sends the cleanup request, if any. It runs even when the deadline has passed, with
