@@ -38,8 +38,13 @@ type readMatcher struct {
 
 func (m *readMatcher) String() string { return m.source }
 
-// shows reports whether resp shows nonce.
+// shows reports whether resp shows nonce. Only a 2xx answer can: an error page that names
+// the path or the query asked (a 404 for /api/items/{marker}, as many frameworks' are)
+// holds the marker without the reader having it.
 func (m *readMatcher) shows(resp *Response, nonce string) (bool, error) {
+	if resp.Status < 200 || resp.Status > 299 {
+		return false, nil
+	}
 	switch {
 	case m.contains != nil:
 		var b strings.Builder
