@@ -46,6 +46,7 @@ type Propagation struct {
 	poll    time.Duration
 	maxPoll time.Duration
 	factor  float64
+	confirm int // reads in a row that must show the marker
 	served  *configs.ServedVersion
 }
 
@@ -72,9 +73,13 @@ type readerResult struct {
 	// cached counts the answers left out as a cache's copy that may predate the write
 	// (cachedBeforeWrite), fromCache what the last of them said of its cache; seenCached
 	// what the answer that showed the marker said of its cache, when one gave it.
-	cached     int
-	fromCache  string
-	seenCached string
+	cached int
+	// streak counts the reads in a row, up to the last, that showed the marker (after and
+	// gap are of the first of them, read number first); flaps counts the runs of them a
+	// read without it ended.
+	streak, first, flaps int
+	fromCache            string
+	seenCached           string
 	// unanswered is set while its last read had no answer from the service (refused,
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
@@ -166,14 +171,14 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			readers[r.name] = ms(res.after)
 			slowest = max(slowest, res.after)
 			switch {
-			case res.polls == 1:
+			case res.first == 1:
 				run.Transcript.Printf("reader %s showed the marker on the first read, %s after the write%s", r.name, round(res.after), res.versionNote())
 			case res.gap == 0:
 				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d, the first that could have shown it)%s",
-					r.name, round(res.after), res.polls, res.versionNote())
+					r.name, round(res.after), res.first, res.versionNote())
 			default:
 				run.Transcript.Printf("reader %s showed the marker %s after the write (read %d; the last read before it that could have shown it started %s earlier)%s",
-					r.name, round(res.after), res.polls, round(res.gap), res.versionNote())
+					r.name, round(res.after), res.first, round(res.gap), res.versionNote())
 			}
 		case !res.answered:
 			silent = append(silent, fmt.Sprintf("%s (%s)", r.name, res.last))
@@ -318,7 +323,7 @@ func (propagationKind) build(b *builder, c *configs.Check) Prober {
 	p := c.Path()
 	known := []string{"Nonce"}
 	ok := true
-	pr := &Propagation{client: b.deps.HTTP, poll: s.Poll, maxPoll: s.Backoff.Max, factor: s.Backoff.Factor, served: s.ServedVersion}
+	pr := &Propagation{client: b.deps.HTTP, poll: s.Poll, maxPoll: s.Backoff.Max, factor: s.Backoff.Factor, confirm: s.Confirm, served: s.ServedVersion}
 	if pr.write = b.request(p+".write", &s.Write, known); pr.write == nil {
 		ok = false
 	}

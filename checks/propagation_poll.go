@@ -22,14 +22,20 @@ func (r *readerResult) versionNote() string {
 	if r.others > 0 {
 		note += fmt.Sprintf("; %d answers from another version (such as %s) left out", r.others, Trim(r.other, 100))
 	}
+	if r.flaps > 0 {
+		note += fmt.Sprintf("; it showed the marker, then did not, %d times before (a backend behind it lagged)", r.flaps)
+	}
 	if r.cached > 0 {
 		note += fmt.Sprintf("; %d answers from a cache's copy stored before the write left out (such as %s)", r.cached, r.fromCache)
 	}
 	return note
 }
 
-// pollReader reads one endpoint until it shows the marker or ctx ends. Reads are spaced
-// start to start, so a slow answer does not stretch the interval.
+// pollReader reads one endpoint until it shows the marker on confirm reads in a row, or ctx
+// ends. Reads are spaced start to start, so a slow answer does not stretch the interval.
+// Behind a balancer each read may land on another backend, and the first that has the
+// marker is not every backend: a read without it after one with it starts the count over,
+// and the time measured is the first read of the run of reads that held.
 //
 // With served_version each answer's version is read; in a deploy (want set) an answer
 // from another version is left out, and polling goes on: through a load balancer in the
@@ -46,8 +52,12 @@ func (r *readerResult) versionNote() string {
 // max-age, not the service's propagation. An answer without the marker from a cache that
 // did not revalidate and whose copy may predate the write (cachedBeforeWrite) is left out:
 // it is no read of the service. One with the marker was stored after the write and shows it.
-func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time, want string) readerResult {
-	var res readerResult
+func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[string]any, nonce string, acked time.Time, want string) (res readerResult) {
+	defer func() {
+		// Cut by the deadline in the middle of a run of reads that showed it: shown, and
+		// no read since said otherwise.
+		res.seen = res.seen || res.streak > 0
+	}()
 	req, err := r.req.Render(data)
 	if err != nil {
 		res.err = err
@@ -121,14 +131,27 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 				res.last = fmt.Sprintf("%d, and match %s could not be evaluated: %v", resp.Status, r.match, merr)
 			}
 			if ok {
-				res.seen, res.after, res.version = true, start.Sub(acked), version
-				if cache.cached() {
-					res.seenCached = cache.from()
+				if res.streak == 0 {
+					res.after, res.version, res.first, res.gap = start.Sub(acked), version, res.polls, 0
+					res.seenCached = ""
+					if cache.cached() {
+						res.seenCached = cache.from()
+					}
+					if !prev.IsZero() {
+						res.gap = start.Sub(prev)
+					}
 				}
-				if !prev.IsZero() {
-					res.gap = start.Sub(prev)
+				if res.streak++; res.streak >= p.confirm {
+					res.seen = true
+					return res
 				}
-				return res
+				// The next read on a new connection, which a connection-level balancer may
+				// give to another backend.
+				client.CloseIdle()
+				break
+			}
+			if res.streak > 0 { // shown, then not: a backend behind the reader lacks it
+				res.flaps, res.streak = res.flaps+1, 0
 			}
 			prev = start
 		}

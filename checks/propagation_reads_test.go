@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -55,5 +56,51 @@ checks:
 				t.Fatalf("propagation measured %.0fms; the reader answered 404 for %s", got, lag)
 			}
 		})
+	}
+}
+
+// roundRobin hands each request to the next backend in turn, as a request-level balancer
+// (nginx, Envoy, an L7 cloud balancer) does.
+func roundRobin(backends ...http.Handler) http.HandlerFunc {
+	var mu sync.Mutex
+	n := 0
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := backends[n%len(backends)]
+		n++
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}
+}
+
+// TestPropagationReaderBehindABalancerWithOneLaggingBackend: the reader is a balancer over
+// three replicas, one a second behind, and each read lands on the next. The first read that
+// landed on a replica with the marker ended the reader: the run passed at about 0 ms while
+// one read in three, for a second, did not show the item. Now a reader shows the marker when
+// `confirm` reads in a row (3 by default, on new connections) show it; a read without it in
+// between starts over, and the time measured is the first read of the run that held.
+func TestPropagationReaderBehindABalancerWithOneLaggingBackend(t *testing.T) {
+	const lag = time.Second
+	f := newFeed()
+	w := serve(t, f.writer(http.StatusCreated))
+	lb := serve(t, roundRobin(f.replica(0), f.replica(lag), f.replica(0)))
+	c := buildOne(t, fmt.Sprintf(`
+checks:
+  - name: p
+    kind: propagation
+    timeout: 5s
+    poll: 50ms
+    backoff: {factor: 1, max: 50ms}
+    write: {url: "%s/api/items", body: '{"marker":"{{ .Nonce }}"}'}
+    read: [{name: replicas, request: {url: "%s/api/items"}}]
+`, w.URL, lb.URL))
+	res := run(t, c, Input{})
+	wantOutcome(t, res, Pass)
+	if got := res.Vars["propagation_ms"].(float64); got < float64(lag.Milliseconds())/2 { // the streak's first read, up to 2 reads before the lagging one; margins for a busy CI
+		t.Fatalf("propagation measured %.0fms; one replica of three behind the reader is %s behind", got, lag)
+	}
+	t.Logf("measured %.0fms", res.Vars["propagation_ms"].(float64))
+	if tr := strings.Join(res.Transcript, "\n"); !strings.Contains(tr, "then did not") {
+		t.Errorf("the transcript does not say the marker came and went:\n%s", tr)
 	}
 }

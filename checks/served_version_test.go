@@ -218,10 +218,17 @@ func TestPropagationServedVersion(t *testing.T) {
 			t.Errorf("transcript:\n%s", tr)
 		}
 		// the false measurement served_version is for: the old pods' first answer shows it
-		res = run(t, check(writeV2.URL, newNow.URL, rollingOut.URL, "10s", ""), inDeploy)
+		// (confirm: 1; with the default 3, the new pods' reads in between without the
+		// marker start the count over, and their lag is measured too)
+		res = run(t, check(writeV2.URL, newNow.URL, rollingOut.URL, "10s", "    confirm: 1\n"), inDeploy)
 		wantOutcome(t, res, Pass)
 		if got := msOf(res, "b"); got >= lag-150*time.Millisecond {
 			t.Errorf("without served_version reader b measured %s; want the old pods' answer, well under %s", got, lag)
+		}
+		res = run(t, check(writeV2.URL, newNow.URL, rollingOut.URL, "10s", ""), inDeploy)
+		wantOutcome(t, res, Pass)
+		if got := msOf(res, "b"); got < lag/2 { // the first of 3 reads that showed it, one of them the new pod's
+			t.Errorf("without served_version, confirm 3, reader b measured %s; the new pods are %s behind", got, lag)
 		}
 	})
 	t.Run("reader answered by the old version only", func(t *testing.T) {

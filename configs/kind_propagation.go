@@ -17,6 +17,10 @@ type PropagationSpec struct {
 	Cleanup *Request      `koanf:"cleanup"`
 	Match   ReadMatch     `koanf:"match"`
 	Backoff BackoffCfg    `koanf:"backoff"`
+	// Confirm is how many reads in a row must show the marker for a reader to show it:
+	// behind a balancer each read may land on another backend, and one that lags shows up
+	// as a read without it after one with it.
+	Confirm int `koanf:"confirm"`
 	// ServedVersion is where the write's and every reader's answer name the version that
 	// gave them: in a deploy's verification a write answered by another version makes the
 	// run inconclusive, and a reader's answers from another version are left out (the old
@@ -77,6 +81,7 @@ func (s *PropagationSpec) applyDefaults(_ *Config, ch *Check) {
 		s.Backoff.Factor = 1.2
 	}
 	setDur(&s.Backoff.Max, 10*s.Poll)
+	setInt(&s.Confirm, 3)
 }
 
 func (s *PropagationSpec) validate(v *validator, _ *Check, p string) {
@@ -110,6 +115,10 @@ func (s *PropagationSpec) validate(v *validator, _ *Check, p string) {
 	}
 	if s.Backoff.Factor < 1 || s.Backoff.Factor > 4 {
 		v.errf(p+".backoff.factor", "use 1 (no backoff) to 4", "%g is out of range", s.Backoff.Factor)
+	}
+	if s.Confirm < 1 || s.Confirm > 100 {
+		v.errf(p+".confirm", "use 1 (the first read that shows it) to 100; at least the number of backends behind a balanced reader",
+			"%d is out of range", s.Confirm)
 	}
 	if s.Backoff.Max < s.Poll {
 		v.errf(p+".backoff.max", fmt.Sprintf("use at least poll (%s); it caps how far polling slows down", s.Poll),
