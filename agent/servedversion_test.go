@@ -114,7 +114,10 @@ func TestDeployJudgesTheNewVersionsPropagation(t *testing.T) {
      write: {url: %q, body: "{{ .Nonce }}"}, read: [%q]}
 `, name, served, srv.URL+"/items", srv.URL+"/items")
 	}
-	h := startAgent(t, "", "checks:\n"+prop("any-answer", "")+prop("new-version", "served_version: {header: X-App-Version},")+`
+	// any-answer takes the first read that shows the marker (confirm: 1): with the default
+	// 3 reads in a row, the new pods' reads in between would fail it too (checks'
+	// TestPropagationServedVersion).
+	h := startAgent(t, "", "checks:\n"+prop("any-answer", "confirm: 1,")+prop("new-version", "served_version: {header: X-App-Version},")+`
 services:
   unversioned: {checks: [any-answer], verify: {interval: 200ms, count: 3}}
   versioned: {checks: [new-version], verify: {interval: 200ms, count: 3}}
