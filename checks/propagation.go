@@ -78,8 +78,10 @@ type readerResult struct {
 	// gap are of the first of them, read number first); flaps counts the runs of them a
 	// read without it ended.
 	streak, first, flaps int
-	fromCache            string
-	seenCached           string
+	// serverErrors counts the judged answers that were 5xx.
+	serverErrors int
+	fromCache    string
+	seenCached   string
 	// unanswered is set while its last read had no answer from the service (refused,
 	// dropped, none before the run's deadline), not vigil's own trouble (noAnswer).
 	unanswered bool
@@ -206,6 +208,11 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 			silent = append(silent, fmt.Sprintf("%s stopped answering: its last answer, %s after the write, did not show the marker; since then %s",
 				r.name, round(res.lastAnswer), res.last))
 			unanswered = unanswered && res.unanswered
+		case res.serverErrors == res.judged:
+			// Every answer it gave was a 5xx: it could not be read, which is not never
+			// showing the marker.
+			silent = append(silent, fmt.Sprintf("%s answered only server errors (%d reads; last: %s)", r.name, res.judged, Trim(res.last, 200)))
+			unanswered = false
 		default:
 			readers[r.name] = ms(waited)
 			slowest = waited

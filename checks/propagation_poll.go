@@ -130,6 +130,12 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 				mismatchNoted = true
 				res.last = fmt.Sprintf("%d, and match %s could not be evaluated: %v", resp.Status, r.match, merr)
 			}
+			if resp.Status >= 500 {
+				// The reader failed to answer (draining, no healthy upstream): nothing said
+				// of the marker, so neither a read toward the count nor one that breaks it.
+				res.serverErrors++
+				break
+			}
 			if ok {
 				if res.streak == 0 {
 					res.after, res.version, res.first, res.gap = start.Sub(acked), version, res.polls, 0

@@ -104,3 +104,44 @@ checks:
 		t.Errorf("the transcript does not say the marker came and went:\n%s", tr)
 	}
 }
+
+// draining answers 503, as a pod being drained behind its balancer, or a proxy with no
+// healthy upstream, does.
+var draining = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "no healthy upstream", http.StatusServiceUnavailable)
+})
+
+// TestPropagationReaderAnsweringServerErrors: a 5xx answer is the reader failing to
+// answer, which says nothing of the marker. Behind a balancer where one of two pods is
+// draining (503 every other read) and the other has the marker at once, the 503s broke
+// every run of reads that showed it (a2e6f1f): the run failed, or measured the last
+// run's start, near the timeout. They now neither count toward nor break the run. A
+// reader that answered nothing but 5xx until the timeout could not be read: `error`
+// (retried), where it was a `fail` saying it never showed the marker.
+func TestPropagationReaderAnsweringServerErrors(t *testing.T) {
+	f := newFeed()
+	w := serve(t, f.writer(http.StatusCreated))
+	check := func(reader string) *Check {
+		return buildOne(t, fmt.Sprintf(`
+checks:
+  - name: p
+    kind: propagation
+    timeout: 2s
+    poll: 50ms
+    backoff: {factor: 1, max: 50ms}
+    write: {url: "%s/api/items", body: '{"marker":"{{ .Nonce }}"}'}
+    read: [{name: r, request: {url: "%s/api/items"}}]
+`, w.URL, reader))
+	}
+	t.Run("one pod draining", func(t *testing.T) {
+		res := run(t, check(serve(t, roundRobin(f.replica(0), draining)).URL), Input{})
+		wantOutcome(t, res, Pass)
+		if got := res.Vars["propagation_ms"].(float64); got > 500 {
+			t.Fatalf("propagation measured %.0fms; the pod that answers had the marker at once", got)
+		}
+	})
+	t.Run("only server errors", func(t *testing.T) {
+		res := run(t, check(serve(t, draining).URL), Input{})
+		wantOutcome(t, res, Error, "no answer from 1 of 1 readers", "r answered only server errors", "503 no healthy upstream")
+	})
+}
