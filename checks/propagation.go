@@ -211,7 +211,7 @@ func (p *Propagation) Probe(ctx context.Context, run *Run) error {
 		case res.serverErrors == res.judged:
 			// Every answer it gave was a 5xx: it could not be read, which is not never
 			// showing the marker.
-			silent = append(silent, fmt.Sprintf("%s answered only server errors (%d reads; last: %s)", r.name, res.judged, Trim(res.last, 200)))
+			silent = append(silent, fmt.Sprintf("%s answered only server errors (%d reads; last: %s)", r.name, res.judged, run.Transcript.Excerpt(res.last, 200)))
 			unanswered = false
 		default:
 			readers[r.name] = ms(waited)
