@@ -71,11 +71,15 @@ func TestAReadMatchThatCannotBeEvaluatedSaysWhatWasMissing(t *testing.T) {
 	}{
 		{&Response{Status: 200, Body: []byte(`{"items": []}`), JSON: map[string]any{"items": []any{}}},
 			`any(json.rows, .marker == nonce): json.rows is missing (json has no "rows"; its keys: items)`},
-		{&Response{Status: 502, Body: []byte(`bad gateway`)}, `json.rows is missing (the body is not JSON)`},
+		{&Response{Status: 200, Body: []byte(`<html>maintenance</html>`)}, `json.rows is missing (the body is not JSON)`},
 	} {
 		ok, err := m.shows(c.resp, "n1")
 		if ok || err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%s: %v, %v; want the error %s", c.resp.Body, ok, err, c.want)
 		}
+	}
+	// Only a 2xx answer shows the marker: a 502 is not evaluated (TestPropagationAnErrorPageIsNoShowing).
+	if ok, err := m.shows(&Response{Status: 502, Body: []byte(`bad gateway`)}, "n1"); ok || err != nil {
+		t.Errorf("a 502: %v, %v; want not shown, and no error", ok, err)
 	}
 }
