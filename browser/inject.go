@@ -19,8 +19,12 @@ const bindingName = "__vigilReport"
 // first of all listeners, so they see every uncaught exception and unhandled rejection even
 // when an error-reporting SDK later calls preventDefault() on the event, which hides it from
 // CDP's Runtime.exceptionThrown. Resource load failures also fire "error" events on window
-// in the capture phase; they are plain Events, not ErrorEvents, and the network events cover
-// them, so they are skipped here.
+// in the capture phase; they are plain Events, not ErrorEvents. Those of a <script src> or a
+// stylesheet <link> are reported ("load"): the network events see most of them, but not a
+// file the browser received and refused (a module script or a nosniff script served as
+// text/html), which never ran (refused.go). An inline
+// script the page's Content-Security-Policy blocked never ran either, and makes no request:
+// its enforced violation is reported ("csp").
 const injectedScript = `(() => {
   const send = globalThis.` + bindingName + `;
   if (typeof send !== 'function') return;
@@ -32,11 +36,22 @@ const injectedScript = `(() => {
     if (v !== null && typeof v === 'object') return (v.constructor && v.constructor.name) || 'Object';
     return str(v);
   };
+  const Script = globalThis.HTMLScriptElement, Link = globalThis.HTMLLinkElement;
   addEventListener('error', (e) => {
-    if (!(e instanceof ErrorEvent)) return;
+    if (!(e instanceof ErrorEvent)) {
+      const el = e.target;
+      if (Script && el instanceof Script && el.src) post({t: 'load', k: 'script', u: str(el.src)});
+      else if (Link && el instanceof Link && el.href && /(^|\s)stylesheet(\s|$)/i.test(el.rel)) post({t: 'load', k: 'stylesheet', u: str(el.href)});
+      return;
+    }
     const err = e.error;
     post({t: 'error', m: str(e.message), u: str(e.filename || ''), l: e.lineno | 0, c: e.colno | 0,
           s: err && err.stack ? str(err.stack) : ''});
+  }, true);
+  addEventListener('securitypolicyviolation', (e) => {
+    if (e.disposition !== 'enforce' || e.blockedURI !== 'inline' || !/^script-src/.test(e.effectiveDirective)) return;
+    post({t: 'csp', m: str(e.effectiveDirective), s: str(e.originalPolicy), u: str(e.sourceFile || location.href),
+          l: e.lineNumber | 0, c: e.columnNumber | 0});
   }, true);
   addEventListener('unhandledrejection', (e) => {
     const r = e.reason;

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -84,6 +85,12 @@ type recorder struct {
 	sw            swState
 	win           windowState
 	pendingDialog *page.HandleJavaScriptDialogParams
+	// refused are the page's scripts and stylesheets that never ran or applied; servedAs,
+	// how those of an unexpected type were answered; failedFiles, the addresses of the
+	// scripts and stylesheets whose requests failed (refused.go).
+	refused     []refusal
+	servedAs    map[string]string
+	failedFiles map[string]bool
 }
 
 type cancelledRequest struct {
@@ -102,6 +109,8 @@ type request struct {
 	method, url string
 	// sent is its number in the order of sending (recorder.sent).
 	sent int
+	// first is where its redirects began ("" when it was not redirected).
+	first string
 	// status is the HTTP status once headers arrived (0 before); reported is set once the
 	// request is on the failed list, so a request is never counted twice.
 	status   int
@@ -110,7 +119,8 @@ type request struct {
 
 func newRecorder() *recorder {
 	return &recorder{requests: map[network.RequestID]*request{}, early: map[network.RequestID]int{},
-		cancelled: map[network.RequestID]cancelledRequest{}, downloadBegan: make(chan struct{}, 1)}
+		cancelled: map[network.RequestID]cancelledRequest{}, downloadBegan: make(chan struct{}, 1),
+		servedAs: map[string]string{}, failedFiles: map[string]bool{}}
 }
 
 // listen is the chromedp listener (chromedp.WithListener).
@@ -135,6 +145,10 @@ func (r *recorder) record(ev any) {
 			r.seq++
 			r.fromPage = appendCapped(r, r.fromPage, seqException{ex, r.seq}, &r.dropExPage)
 			r.mu.Unlock()
+		} else if rf, err := decodeRefusal(e.Payload); err == nil {
+			r.mu.Lock()
+			r.addRefusal(rf)
+			r.mu.Unlock()
 		}
 	case *runtime.EventConsoleAPICalled:
 		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeAssert {
@@ -156,6 +170,9 @@ func (r *recorder) record(ev any) {
 		if e.Request != nil {
 			r.sent++
 			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL), sent: r.sent}
+			if prev := r.requests[e.RequestID]; prev != nil && e.RedirectResponse != nil {
+				q.first = cmp.Or(prev.first, prev.url)
+			}
 			if st, ok := r.early[e.RequestID]; ok {
 				q.status = st
 				delete(r.early, e.RequestID)
@@ -178,7 +195,9 @@ func (r *recorder) record(ev any) {
 			delete(r.cancelled, e.RequestID)
 			if e.StatusCode >= 400 {
 				st := int(e.StatusCode)
-				r.addFailed(FailedRequest{Method: c.method, URL: c.url, Type: strings.ToLower(string(c.typ)), Status: st, StatusText: http.StatusText(st)})
+				f := FailedRequest{Method: c.method, URL: c.url, Type: strings.ToLower(string(c.typ)), Status: st, StatusText: http.StatusText(st)}
+				r.addFailed(f)
+				r.noteFailedFile(f, "")
 			}
 		case q == nil && len(r.early) < maxEntries:
 			r.early[e.RequestID] = int(e.StatusCode)
@@ -293,14 +312,17 @@ func (r *recorder) response(e *network.EventResponseReceived) {
 	if q != nil {
 		q.status = int(e.Response.Status)
 	}
+	r.noteServed(e.Type, e.Response)
 	if e.Response.Status >= 400 && failingTypes[e.Type] {
-		method := "GET"
+		method, first := "GET", ""
 		if q != nil {
-			method = q.method
+			method, first = q.method, q.first
 			q.reported = true
 		}
-		r.addFailed(FailedRequest{Method: method, URL: text.Ellipsis(e.Response.URL, maxURL),
-			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: text.Ellipsis(e.Response.StatusText, 200)})
+		f := FailedRequest{Method: method, URL: text.Ellipsis(e.Response.URL, maxURL),
+			Type: strings.ToLower(string(e.Type)), Status: int(e.Response.Status), StatusText: text.Ellipsis(e.Response.StatusText, 200)}
+		r.addFailed(f)
+		r.noteFailedFile(f, first)
 	}
 }
 
@@ -319,8 +341,9 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 		// aborted fetch): that is the page's choice, not a failure.
 		switch {
 		case q.status >= 400 && failingTypes[e.Type]:
-			r.addFailed(FailedRequest{Method: q.method, URL: q.url,
-				Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)})
+			f := FailedRequest{Method: q.method, URL: q.url, Type: strings.ToLower(string(e.Type)), Status: q.status, StatusText: http.StatusText(q.status)}
+			r.addFailed(f)
+			r.noteFailedFile(f, q.first)
 		case q.status == 0 && failingTypes[e.Type] && len(r.cancelled) < maxEntries:
 			r.cancelled[e.RequestID] = cancelledRequest{method: q.method, url: q.url, typ: e.Type}
 		}
@@ -333,8 +356,9 @@ func (r *recorder) loadingFailed(e *network.EventLoadingFailed) {
 	if e.CorsErrorStatus != nil {
 		msg += " (CORS: " + string(e.CorsErrorStatus.CorsError) + ")"
 	}
-	r.addFailed(FailedRequest{Method: q.method, URL: text.Ellipsis(q.url, maxURL),
-		Type: strings.ToLower(string(e.Type)), Error: msg})
+	f := FailedRequest{Method: q.method, URL: text.Ellipsis(q.url, maxURL), Type: strings.ToLower(string(e.Type)), Error: msg}
+	r.addFailed(f)
+	r.noteFailedFile(f, q.first)
 }
 
 // addFailed records a failed request once: Chromium may fetch one URL twice (the preload
@@ -410,7 +434,7 @@ func (r *recorder) fill(rep *Report) {
 	defer r.mu.Unlock()
 	rep.Exceptions = mergeExceptions(r.fromCDP, r.fromPage, r.workerExceptions())
 	rep.ConsoleErrors = append([]ConsoleError(nil), r.console...)
-	rep.FailedRequests = append([]FailedRequest(nil), r.failed...)
+	rep.FailedRequests = append(append([]FailedRequest(nil), r.failed...), r.refusedFiles()...)
 	rep.Dialogs = append([]Dialog(nil), r.dialogs...)
 	rep.Dropped = r.dropped
 	// Each source sees every throw (most often): the one that saw more is the page's count.

@@ -157,7 +157,10 @@ type FailedRequest struct {
 	// Type is the resource type in lower case: document, script, stylesheet, fetch, xhr, image...
 	Type string
 	// Status and StatusText are set for HTTP failures, Error for network failures
-	// ("net::ERR_CONNECTION_REFUSED").
+	// ("net::ERR_CONNECTION_REFUSED") and for a script or stylesheet the browser refused
+	// although its request did not fail (refused.go): one served as text/html, or an inline
+	// script the page's Content-Security-Policy blocked, which has no Method and whose URL
+	// is its document's.
 	Status     int
 	StatusText string
 	Error      string
@@ -167,6 +170,9 @@ func (f FailedRequest) String() string {
 	what := f.Error
 	if f.Status != 0 {
 		what = fmt.Sprintf("%d %s", f.Status, f.StatusText)
+	}
+	if f.Method == "" {
+		return withSource(f.Source, fmt.Sprintf("%s: %s (%s)", f.URL, strings.TrimSpace(what), f.Type))
 	}
 	return withSource(f.Source, fmt.Sprintf("%s %s: %s (%s)", f.Method, f.URL, strings.TrimSpace(what), f.Type))
 }
