@@ -10,6 +10,12 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 )
 
+// seqException is an exception with its place in the order of the recorder's events.
+type seqException struct {
+	Exception
+	seq int
+}
+
 // mergeExceptions joins the two sources into one list in the order the exceptions happened.
 // Each page-side report is paired with an unpaired CDP report of the same kind and message
 // (or any message, for the opaque "Script error." of a cross-origin script); what pairs is

@@ -31,8 +31,9 @@ type recorder struct {
 	// they are read and set atomically.
 	onCrash   atomic.Pointer[func(reason string)]
 	onProblem atomic.Pointer[func()]
-	// problems counts problems recorded (kept or dropped), so listen can tell one arrived.
-	problems atomic.Int64
+	// problems counts problems recorded (kept or dropped), so listen can tell one arrived;
+	// active is when the page's network was last active, in Unix nanoseconds (settle.go).
+	problems, active atomic.Int64
 	// answerer sends a dialog's answer (set once the tab is open); acceptDialogs is the
 	// answer of the visit using the tab (dialog.go).
 	answerer      atomic.Pointer[dialogAnswerer]
@@ -98,15 +99,11 @@ type cancelledRequest struct {
 	typ         network.ResourceType
 }
 
-type seqException struct {
-	Exception
-	seq int
-}
-
 // request is one request in flight; finished ones are forgotten, so a page that polls for
 // hours holds no more than it has open.
 type request struct {
 	method, url string
+	typ         network.ResourceType
 	// sent is its number in the order of sending (recorder.sent).
 	sent int
 	// first is where its redirects began ("" when it was not redirected).
@@ -126,6 +123,7 @@ func newRecorder() *recorder {
 // listen is the chromedp listener (chromedp.WithListener).
 func (r *recorder) listen(ev any) {
 	before := r.problems.Load()
+	r.noteActivity(ev)
 	r.record(ev)
 	if f := r.onProblem.Load(); f != nil && r.problems.Load() != before {
 		(*f)()
@@ -146,9 +144,7 @@ func (r *recorder) record(ev any) {
 			r.fromPage = appendCapped(r, r.fromPage, seqException{ex, r.seq}, &r.dropExPage)
 			r.mu.Unlock()
 		} else if rf, err := decodeRefusal(e.Payload); err == nil {
-			r.mu.Lock()
 			r.addRefusal(rf)
-			r.mu.Unlock()
 		}
 	case *runtime.EventConsoleAPICalled:
 		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeAssert {
@@ -169,7 +165,7 @@ func (r *recorder) record(ev any) {
 		}
 		if e.Request != nil {
 			r.sent++
-			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL), sent: r.sent}
+			q := &request{method: e.Request.Method, url: text.Ellipsis(e.Request.URL, maxURL), sent: r.sent, typ: e.Type}
 			if prev := r.requests[e.RequestID]; prev != nil && e.RedirectResponse != nil {
 				q.first = cmp.Or(prev.first, prev.url)
 			}

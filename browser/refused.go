@@ -71,9 +71,11 @@ func withoutFragment(u string) string {
 	return u
 }
 
-// addRefusal records a refusal; r.mu must be held. Past the cap they are not kept, nor
-// counted: most are a failed request's second report, told apart only when the list is filled.
+// addRefusal records a refusal. Past the cap they are not kept, nor counted: most are a
+// failed request's second report, told apart only when the list is filled.
 func (r *recorder) addRefusal(rf refusal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.problems.Add(1)
 	if len(r.refused) < maxEntries {
 		r.refused = append(r.refused, rf)

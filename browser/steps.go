@@ -59,7 +59,7 @@ func (s Step) String() string {
 // journey runs the steps. It returns an error only when the visit could not measure; a
 // step the page fails is recorded in the report.
 func (vr *visitRun) journey() error {
-	navigated := false
+	navigated, settle := false, false
 	for i, st := range vr.steps {
 		label := fmt.Sprintf("step %d (%s)", i+1, st)
 		if len(vr.steps) == 1 {
@@ -79,17 +79,24 @@ func (vr *visitRun) journey() error {
 			return nil
 		}
 		vr.rep.Steps = i + 1
+		// A journey that ends at a load event, with no wait_for after it, lets the page
+		// settle (settle.go).
+		settle = st.Kind == StepNavigate && vr.rep.Loaded
 		if st.Kind == StepNavigate && !navigated {
 			navigated = true
 			if vr.v.WaitFor == "" {
 				continue
 			}
+			settle = false
 			if found, err := vr.waitFor(); err != nil || !found || vr.stopped() != "" {
 				// The page did not render; the steps after this would only wait for
 				// things that cannot appear. wait_for_found tells the story.
 				return err
 			}
 		}
+	}
+	if settle {
+		vr.settle()
 	}
 	return nil
 }
