@@ -46,6 +46,10 @@ const (
 //     modified within the window is skipped whole;
 //   - a timestamp later than when vigil looked at the file (by more than logClockSlack) is
 //     wrong, a zone the line does not name: the line is dated as if it had none.
+//   - when a deploy is registered, the agent has each file's size noted just before and
+//     just after the deploy's time (markDeploy): bytes past a mark were written after
+//     it, bytes before it before; an undated line still placed only between two looks
+//     with the cutoff in between is counted as undated, not dated by the earlier look.
 //
 // Matches are remembered (time, pattern) for the window, so a run counts every match since
 // the cutoff even though it reads each byte once. At most max_bytes are read per run; past
@@ -57,6 +61,7 @@ type fileSource struct {
 	lastRun time.Time // when the previous run listed the files; zero before the first
 	cps     []*checkpoint
 	away    []*checkpoint // files that left the glob, kept for the window (leftTheGlob)
+	marks   []fileMark    // sizes seen since the last run, when a deploy was registered (markDeploy)
 	hitLog
 
 	// opening, when set, is called just before a listed file is opened to be read: tests
@@ -230,7 +235,7 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 				return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
 			}
 			if f != nil {
-				cp, err := r.plain(f, tg)
+				cp, err := r.plain(f, tg, s.marksOf(tg.info))
 				f.Close()
 				if err != nil {
 					return nil, nil, fmt.Errorf("reading %s: %w", tg.path, err)
@@ -260,25 +265,35 @@ func (s *fileSource) scan(ctx context.Context, q *logQuery, t *Transcript, cutof
 	s.away = leftTheGlob(s.away, s.cps, claimed, listed, keepFrom)
 	s.cps = next
 	s.lastRun = listed
+	s.marks = nil // the checkpoints are later than any of them
 	s.merge(&r.noted, q.samples)
-	return s.count(len(q.patterns), cutoff, keepFrom, q.samples)
+	counts, samples, unplaced := s.count(len(q.patterns), cutoff, keepFrom, q.samples)
+	if unplaced > 0 {
+		tally.undated += unplaced
+		t.Printf("%d matching lines were written at a time vigil can only bound, from before %s to after it (lines without a timestamp, appended between two looks at the files with the cutoff between them): not counted, in undated", unplaced, cutoff.Format(time.RFC3339Nano))
+	}
+	return counts, samples, nil
 }
 
-// count forgets matches older than keepFrom and counts those since cutoff.
-func (s *fileSource) count(patterns int, cutoff, keepFrom time.Time, samples int) ([]int, []string, error) {
+// count forgets matches older than keepFrom and counts those since cutoff, and those
+// that may or may not be (unplaced: written at a time bounded from before cutoff to after).
+func (s *fileSource) count(patterns int, cutoff, keepFrom time.Time, samples int) (counts []int, out []string, unplaced int) {
 	kept := s.hits[:0]
-	counts := make([]int, patterns)
+	counts = make([]int, patterns)
 	for _, h := range s.hits {
-		if h.at.Before(keepFrom) {
+		if h.upto.Before(keepFrom) {
 			continue
 		}
 		kept = append(kept, h)
-		if !h.at.Before(cutoff) {
+		switch {
+		case !h.at.Before(cutoff):
 			counts[h.pattern] += h.n
+		case !h.upto.Before(cutoff):
+			unplaced += h.n
 		}
 	}
 	s.hits = kept
-	out := []string{}
+	out = []string{}
 	for _, h := range s.recent {
 		if !h.at.Before(cutoff) {
 			out = append(out, h.line)
@@ -287,5 +302,5 @@ func (s *fileSource) count(patterns int, cutoff, keepFrom time.Time, samples int
 	if len(out) > samples {
 		out = out[len(out)-samples:]
 	}
-	return counts, out, nil
+	return counts, out, unplaced
 }

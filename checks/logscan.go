@@ -85,7 +85,7 @@ func (l *Logscan) Probe(ctx context.Context, run *Run) error {
 	run.Explain("matches", expl)
 	run.Explain("by_pattern", expl)
 	if tally.undated > 0 {
-		run.Explain("undated", "matching lines vigil read for the first time and that carry no timestamp (or one later than when vigil read them): their age is unknown, so they are not counted")
+		run.Explain("undated", "matching lines without a timestamp (or with one later than when vigil read them) that vigil read for the first time, or that were written between two of its looks at the files with the cutoff in between: their age is unknown, so they are not counted")
 	}
 	if tally.truncated {
 		run.Explain("truncated", strings.Join(tally.notes, "; "))

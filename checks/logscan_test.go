@@ -618,7 +618,7 @@ func FuzzReadLines(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, flush bool) {
 		var n int
 		var got, line []byte
-		consumed, err := readLines(strings.NewReader(string(data)), flush, func(piece []byte, end bool) {
+		consumed, err := readLines(strings.NewReader(string(data)), flush, func(piece []byte, end bool, _ int) {
 			if len(piece) > logLineMax {
 				t.Fatalf("a piece of %d bytes", len(piece))
 			}

@@ -129,7 +129,7 @@ func (r *logRead) openGzipAt(ctx context.Context, path string, cp *checkpoint) (
 func (r *logRead) compressed(ctx context.Context, tg *logTarget) error {
 	defer tg.close()
 	limit := r.budget
-	n, err := r.read(tg, io.LimitReader(tg.gz, limit), false, true, tg.cp.at, false)
+	n, err := r.read(tg, io.LimitReader(tg.gz, limit), false, true, &dating{lower: tg.cp.at, upper: tg.statAt, base: tg.cp.offset})
 	r.budget -= n
 	r.tally.files++
 	r.t.Printf("%s is a compressed copy of %s: read %d bytes from where vigil had read %s, offset %d", tg.path, tg.cp.path, n, tg.cp.path, tg.cp.offset)

@@ -26,6 +26,7 @@ type lineHit struct {
 
 type logHit struct {
 	at      time.Time
+	upto    time.Time // the latest the line can have been written (at, when it was dated exactly)
 	pattern int
 	n       int
 	line    string
@@ -49,7 +50,7 @@ type logRead struct {
 
 // plain reads what tg's file, open as f, holds past its checkpoint, and returns the
 // checkpoint the next run goes on from.
-func (r *logRead) plain(f *os.File, tg *logTarget) (*checkpoint, error) {
+func (r *logRead) plain(f *os.File, tg *logTarget, marks []fileMark) (*checkpoint, error) {
 	size := tg.info.Size()
 	var from int64
 	var lower time.Time
@@ -78,6 +79,10 @@ func (r *logRead) plain(f *os.File, tg *logTarget) (*checkpoint, error) {
 	case tg.info.ModTime().Before(r.keepFrom):
 		from = size // untouched within the window: nothing in it can count
 	}
+	d := dating{lower: lower, ownTime: ownTime, upper: tg.statAt}
+	if tg.cp == nil || from == tg.cp.offset {
+		d.marks = marks // (not after a truncation: the offsets marked are another content's)
+	}
 	skipFirst := false
 	if size-from > r.budget {
 		skipped := size - from - r.budget
@@ -90,7 +95,8 @@ func (r *logRead) plain(f *os.File, tg *logTarget) (*checkpoint, error) {
 		if _, err := f.Seek(from, io.SeekStart); err != nil {
 			return nil, err
 		}
-		n, err := r.read(tg, io.LimitReader(f, size-from), skipFirst, flush, lower, ownTime)
+		d.base = from
+		n, err := r.read(tg, io.LimitReader(f, size-from), skipFirst, flush, &d)
 		r.budget -= size - from
 		offset = from + n
 		if err != nil {
@@ -111,24 +117,28 @@ func (r *logRead) plain(f *os.File, tg *logTarget) (*checkpoint, error) {
 // matches, and returns the bytes consumed: up to the end of the last complete line, so a
 // line still being written is read whole next time (unless flush: then the last line is
 // read, newline or not). skipFirst: src starts in the middle of a line (the byte cap).
-// A line is dated by its timestamp, or the last before it, and no earlier than lower
-// (unless ownTime and it has one). A timestamp later than when vigil saw the file hold the
+// A line is dated by its timestamp, or the last before it, and no earlier than d's lower
+// bound (unless ownTime and it has one); one without a timestamp may have been written
+// any time up to d's upper bound (dating.bounds). A timestamp later than when vigil saw the file hold the
 // line (by more than logClockSlack) is not believed: a zone the line does not name, ahead
 // of vigil's, would date old lines after a deploy still to come. The line, and the
 // continuation lines after it, are then undated.
-func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lower time.Time, ownTime bool) (int64, error) {
+func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, d *dating) (int64, error) {
 	notAfter := tg.statAt.Add(logClockSlack)
 	var hits []lineHit // the patterns the line being read matched, in its pieces so far
 	excluded := false  // an exclude pattern matched one of the line's pieces so far
 	var last time.Time
 	future := 0
 	skip, start := skipFirst, true // start: the next piece begins a line
-	n, err := readLines(src, flush, func(piece []byte, end bool) {
+	pos, lineAt := d.base, d.base  // file offsets: of the next piece, of the line's start
+	n, err := readLines(src, flush, func(piece []byte, end bool, raw int) {
+		pos += int64(raw)
 		if skip {
 			skip = !end
 			return // cut at the byte cap: a partial line
 		}
 		if start {
+			lineAt = pos - int64(raw)
 			if ts, ok := ParseLogTime(piece, r.now, time.Local); ok {
 				last = ts
 				if ts.After(notAfter) {
@@ -161,16 +171,22 @@ func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lowe
 		}
 		excluded = false
 		r.tally.lines++
-		at := last
+		at, upto := last, last
+		lower, upper, ownTime := d.bounds(lineAt, pos)
 		if lower.After(at) && (!ownTime || at.IsZero()) {
+			if at.IsZero() {
+				upto = upper // undated: written any time up to when vigil saw the file hold it
+			} else {
+				upto = lower // its timestamp says before lower: not later than that
+			}
 			at = lower
 		}
 		for _, h := range hits {
 			switch {
 			case at.IsZero():
 				r.tally.undated++
-			case !at.Before(r.keepFrom):
-				r.noted.remember(at, h.pattern, h.text, r.q.samples)
+			case !upto.Before(r.keepFrom):
+				r.noted.remember(at, upto, h.pattern, h.text, r.q.samples)
 			}
 		}
 		hits = hits[:0]
@@ -187,22 +203,23 @@ func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, lowe
 // on its last (so a match anywhere in a long line is seen; one across two pieces is not).
 // fn must not keep a piece: the buffer is reused. A final partial line is not consumed
 // unless it is already longer than logLineMax (some of it was handed out) or flush is set.
-func readLines(r io.Reader, flush bool, fn func(piece []byte, end bool)) (int64, error) {
+// raw is how many bytes of r the piece took, its line end included.
+func readLines(r io.Reader, flush bool, fn func(piece []byte, end bool, raw int)) (int64, error) {
 	br := bufio.NewReaderSize(r, logLineMax)
 	var consumed, pending int64
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			fn(trimEOL(chunk), true)
+			fn(trimEOL(chunk), true, len(chunk))
 			consumed += pending + int64(len(chunk))
 			pending = 0
 		case errors.Is(err, bufio.ErrBufferFull):
-			fn(chunk, false)
+			fn(chunk, false, len(chunk))
 			pending += int64(len(chunk))
 		case errors.Is(err, io.EOF):
 			if pending > 0 || (flush && len(chunk) > 0) {
-				fn(trimEOL(chunk), true)
+				fn(trimEOL(chunk), true, len(chunk))
 				consumed += pending + int64(len(chunk))
 			}
 			return consumed, nil
@@ -218,8 +235,8 @@ func trimEOL(b []byte) []byte {
 
 // remember records a match for later runs within the window. A sample is made valid
 // UTF-8 (a Latin-1 name in a log line): it goes into JSON, the store and chat messages.
-func (s *hitLog) remember(at time.Time, pattern int, line []byte, samples int) {
-	s.add(logHit{at: at, pattern: pattern, n: 1})
+func (s *hitLog) remember(at, upto time.Time, pattern int, line []byte, samples int) {
+	s.add(logHit{at: at, upto: upto, pattern: pattern, n: 1})
 	if samples > 0 {
 		text := strings.ToValidUTF8(strings.TrimSpace(string(line)), "\uFFFD")
 		s.addRecent(logHit{at: at, pattern: pattern, line: Trim(text, logSampleMax)}, samples)
@@ -237,7 +254,7 @@ func (s *hitLog) merge(o *hitLog, samples int) {
 }
 
 func (s *hitLog) add(h logHit) {
-	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(h.at) && s.hits[n-1].pattern == h.pattern {
+	if n := len(s.hits); n > 0 && s.hits[n-1].at.Equal(h.at) && s.hits[n-1].upto.Equal(h.upto) && s.hits[n-1].pattern == h.pattern {
 		s.hits[n-1].n += h.n
 		return
 	}
