@@ -149,6 +149,11 @@ func (a *Agent) createDeploy(ctx context.Context, rt *Runtime, service string, r
 	// superseded.
 	a.registerMu.Lock()
 	defer a.registerMu.Unlock()
+	// Where the logs stood just before the deploy's time, and (startVerification) just
+	// after: a log line without a timestamp is dated by them (checks.Check.MarkDeploy).
+	for _, c := range list {
+		c.MarkDeploy()
+	}
 	now := a.clock.Now()
 	d := &store.Deploy{ID: newDeployID(now), Service: service, Version: req.Version, Environment: req.Environment,
 		Commit: req.Commit, CreatedAt: now, Status: store.StatusVerifying, Location: a.location,

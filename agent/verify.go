@@ -77,6 +77,9 @@ func (a *Agent) endVerification(v *verification) {
 // registration when the deploy was registered here, and otherwise this location's own,
 // from the runs before the deploy: latencies differ from one location to another.
 func (a *Agent) startVerification(ctx context.Context, d *store.Deploy, svc *configs.Service, list []*checks.Check, start time.Time) {
+	for _, c := range list {
+		c.MarkDeploy() // what the logs hold from here on was written after the deploy's time
+	}
 	baseline := d.Baseline
 	if d.Location != "" && d.Location != a.location {
 		baseline = a.baseline(ctx, list, svc, a.baselineAt(ctx, d.Service, d.ID, d.CreatedAt))
