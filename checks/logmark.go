@@ -26,20 +26,20 @@ type dating struct {
 	marks   []fileMark // the file's sizes seen in between
 }
 
-// bounds are the times the line from offset start to end was written between, and
-// whether its own timestamp may place it before lower. A mark the line starts at or
-// after raises lower; one it ends before lowers upper.
-func (d *dating) bounds(start, end int64) (lower, upper time.Time, ownTime bool) {
-	lower, upper, ownTime = d.lower, d.upper, d.ownTime
+// bounds are the times an undated line from offset start to end was written between: a
+// mark the line starts at or after raises the lower bound, one it ends before lowers the
+// upper. A zero lower bound: vigil cannot tell (a first read).
+func (d *dating) bounds(start, end int64) (lower, upper time.Time) {
+	lower, upper = d.lower, d.upper
 	for _, m := range d.marks {
 		if m.size <= start && m.at.After(lower) {
-			lower, ownTime = m.at, false
+			lower = m.at
 		}
 		if end <= m.size && m.done.Before(upper) {
 			upper = m.done
 		}
 	}
-	return lower, upper, ownTime
+	return lower, upper
 }
 
 // deployMarker is implemented by probers that note where things stand when a deploy is
@@ -53,7 +53,8 @@ type deployMarker interface {
 // restart). A logscan file source notes how far each of its files has grown: a line
 // written past that point is dated after it, a line before it before it, although its
 // first run after the deploy comes minutes later and the line has no timestamp. Without
-// the marks, such lines could only be dated by the run before the deploy.
+// the marks, such lines could only be dated by the run before the deploy. A line with a
+// timestamp is dated as before: by it, and no earlier than vigil's look before it.
 func (c *Check) MarkDeploy() {
 	if m, ok := c.prober.(deployMarker); ok {
 		m.markDeploy()

@@ -40,7 +40,9 @@ func (w *logWriter) println(lines ...string) {
 // only be dated by that scheduled run, before the deploy: the leaky release passed with
 // matches = 0 and undated = 0, in every round. The agent marks where the files stand
 // just before and just after it takes the deploy's time (Check.MarkDeploy): what is
-// written past the marks counts, and what was written before them does not.
+// written past the marks counts, and what was written before them does not. A line with
+// a timestamp is still dated by it: the old version's buffered lines, flushed as it stops
+// after the registration, are not the deploy's.
 func TestLogscanUndatedLinesAfterTheDeploy(t *testing.T) {
 	dir := t.TempDir()
 	app := openLogWriter(t, filepath.Join(dir, "app.log"))
@@ -54,6 +56,9 @@ func TestLogscanUndatedLinesAfterTheDeploy(t *testing.T) {
 	deploy := time.Now()
 	c.MarkDeploy()
 	app.println("v2 started", "WARNING: Possible connection leak detected (v2, at startup)")
+	// v1 stops once v2 is up: its async appender flushes what it held, stamped before
+	// the deploy.
+	app.println(time.Now().Add(-2*time.Second).UTC().Format(time.RFC3339Nano) + " WARN Possible connection leak detected (v1, flushed as it stopped)")
 
 	for round := 1; round <= 2; round++ {
 		res := run(t, c, Input{Since: deploy})

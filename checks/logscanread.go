@@ -172,14 +172,16 @@ func (r *logRead) read(tg *logTarget, src io.Reader, skipFirst, flush bool, d *d
 		excluded = false
 		r.tally.lines++
 		at, upto := last, last
-		lower, upper, ownTime := d.bounds(lineAt, pos)
-		if lower.After(at) && (!ownTime || at.IsZero()) {
-			if at.IsZero() {
-				upto = upper // undated: written any time up to when vigil saw the file hold it
-			} else {
-				upto = lower // its timestamp says before lower: not later than that
-			}
-			at = lower
+		switch {
+		case at.IsZero():
+			// Undated: written between the bounds vigil has of the line's bytes.
+			at, upto = d.bounds(lineAt, pos)
+		case d.lower.After(at) && !d.ownTime:
+			// Its timestamp says before the bound: the later of the two, and not later
+			// than the bound. (The marks are not such a bound: an old version's buffered
+			// lines, flushed as it stops after the deploy was registered, carry their
+			// times from before it.)
+			at, upto = d.lower, d.lower
 		}
 		for _, h := range hits {
 			switch {
