@@ -307,7 +307,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 
 	stall.start()
 	run := &Run{Input: in, Vars: make(map[string]any, 24), Transcript: newRunTranscript(c.redact)}
-	err := c.probe(ctx, run)
+	run, outcome, reasons, err := c.probeJudged(ctx, run, start)
 	elapsed := time.Since(start)
 	if _, set := run.Vars["duration_ms"]; !set {
 		run.Vars["duration_ms"] = ms(elapsed)
@@ -328,7 +328,7 @@ func (c *Check) Run(ctx context.Context, in Input) *Result {
 	}()
 	switch inc := inconclusive(err); {
 	case err == nil:
-		res.Outcome, res.Reasons = c.judge(run)
+		res.Outcome, res.Reasons = outcome, reasons
 		if res.Outcome == Fail {
 			res.Halt = run.halt
 		}

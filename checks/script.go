@@ -49,6 +49,27 @@ var scriptVars = types.Map{
 	"setup_ms":    types.Float64,
 }
 
+// stepFailure is why the first of a step's assertions that does not hold fails; "" when
+// every one holds or waits for a baseline (the first such is put in noBaseline).
+func stepFailure(run *Run, st *scriptStep, ans *stepAnswer, i int, noBaseline *string) string {
+	view := baselineView{env: assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars}), details: ans.run.details}
+	for _, a := range st.asserts {
+		switch {
+		case a.usesBaseline && run.Deploy == nil:
+			continue // baseline.* is "before the deploy": nothing to compare with outside one (as a check's own assertions)
+		case a.usesBaseline && run.Baseline == nil:
+			if *noBaseline == "" {
+				*noBaseline = fmt.Sprintf("no baseline yet: step %d (%s): %q compares with runs from before the deploy, and there are none that passed", i+1, st.label, a.Source)
+			}
+			continue
+		}
+		if ok, why := a.eval(view.of(a), view.detailsOf(a), run.Transcript.Redactor()); !ok {
+			return why
+		}
+	}
+	return ""
+}
+
 // Probe implements Prober.
 func (s *Script) Probe(ctx context.Context, run *Run) error {
 	extracted := map[string]any{}
@@ -58,8 +79,11 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 	run.Vars["vars"] = extracted
 	run.Vars["status"] = 0
 	start := time.Now()
-	var setup float64 // the HTTP steps' connection setup, within duration_ms
-	defer func() { run.Vars["duration_ms"], run.Vars["setup_ms"] = ms(time.Since(start)), lessSetup(setup, 0) }()
+	var setup float64           // the HTTP steps' connection setup, within duration_ms
+	var waitedFor time.Duration // on a rate limiter, as its 429s asked: not the journey's (ratelimit.go)
+	defer func() {
+		run.Vars["duration_ms"], run.Vars["setup_ms"] = ms(time.Since(start)-waitedFor), lessSetup(setup, 0)
+	}()
 	ctx, done := s.client.perRun(ctx) // a verification's round is a new visitor (HTTPClient.perRun)
 	defer done()
 	ctx = withCookieJar(ctx) // the journey's steps share cookies, as a browser's tab would
@@ -71,53 +95,60 @@ func (s *Script) Probe(ctx context.Context, run *Run) error {
 		run.Vars["steps"] = i + 1
 		run.Transcript.Printf("-- step %d: %s", i+1, st.label)
 		var ans *stepAnswer
-		var fail string
-		var err error
-		if st.grpc != nil {
-			ans, fail, err = s.grpcStep(ctx, st.grpc, run.Transcript, data)
-		} else {
-			ans, fail, err = s.httpStep(ctx, st, run.Transcript, data)
-		}
-		switch {
-		case err != nil:
-			return fmt.Errorf("step %d (%s): %w", i+1, st.label, err)
-		case fail != "":
-			run.Vars["failed_step"] = st.label
-			run.Failf("step %d (%s): %s%s", i+1, st.label, fail, varsNote(run.Transcript, extracted))
-			return nil
-		}
-		if status, ok := ans.run.Vars["status"]; ok {
-			run.Vars["status"] = status
-		}
-		if st.grpc == nil {
-			spent, _ := connectionSetup(ans.run.Vars)
-			setup += spent
-			headers, _ := ans.run.Vars["headers"].(map[string]string)
-			if err := judgeAnswer(run, s.served != nil, ans.version, ans.where, cacheOf(flatGetter(headers)), time.Now()); err != nil {
-				return inStep(err, i+1, st.label) // a cache's copy is nothing seen, not "not up yet"
+		for waited := 0; ; waited++ {
+			var fail string
+			var err error
+			if st.grpc != nil {
+				ans, fail, err = s.grpcStep(ctx, st.grpc, run.Transcript, data)
+			} else {
+				ans, fail, err = s.httpStep(ctx, st, run.Transcript, data)
 			}
-		} else if s.served != nil {
-			if err := judgeServed(run, ans.version, ans.where); err != nil {
-				return NotServedf("step %d (%s): %v", i+1, st.label, err)
-			}
-		}
-		ans.run.Vars["vars"] = extracted
-		view := baselineView{env: assertionEnv(&Run{Input: run.Input, Vars: ans.run.Vars}), details: ans.run.details}
-		for _, a := range st.asserts {
 			switch {
-			case a.usesBaseline && run.Deploy == nil:
-				continue // baseline.* is "before the deploy": nothing to compare with outside one (as a check's own assertions)
-			case a.usesBaseline && run.Baseline == nil:
-				if noBaseline == "" {
-					noBaseline = fmt.Sprintf("no baseline yet: step %d (%s): %q compares with runs from before the deploy, and there are none that passed", i+1, st.label, a.Source)
-				}
-				continue
-			}
-			if ok, why := a.eval(view.of(a), view.detailsOf(a), run.Transcript.Redactor()); !ok {
+			case err != nil:
+				return fmt.Errorf("step %d (%s): %w", i+1, st.label, err)
+			case fail != "":
 				run.Vars["failed_step"] = st.label
-				run.Failf("step %d (%s): %s%s%s", i+1, st.label, why, ans.note, varsNote(run.Transcript, extracted))
+				run.Failf("step %d (%s): %s%s", i+1, st.label, fail, varsNote(run.Transcript, extracted))
 				return nil
 			}
+			if status, ok := ans.run.Vars["status"]; ok {
+				run.Vars["status"] = status
+			}
+			if st.grpc == nil {
+				spent, _ := connectionSetup(ans.run.Vars)
+				setup += spent
+				headers, _ := ans.run.Vars["headers"].(map[string]string)
+				if err := judgeAnswer(run, s.served != nil, ans.version, ans.where, cacheOf(flatGetter(headers)), time.Now()); err != nil {
+					return inStep(err, i+1, st.label) // a cache's copy is nothing seen, not "not up yet"
+				}
+			} else if s.served != nil {
+				if err := judgeServed(run, ans.version, ans.where); err != nil {
+					return NotServedf("step %d (%s): %v", i+1, st.label, err)
+				}
+			}
+			ans.run.Vars["vars"] = extracted
+			why := stepFailure(run, st, ans, i, &noBaseline)
+			if why == "" {
+				break
+			}
+			// A rate limiter's 429 in a verification: asked again as it asks (ratelimit.go).
+			wait, asked, limited := rateLimited(run, ans.run.Vars)
+			step := fmt.Sprintf("step %d (%s)", i+1, st.label)
+			if limited && st.grpc == nil {
+				began := time.Now()
+				if limitWait(ctx, run.Transcript, step, wait, asked) {
+					waitedFor += time.Since(began)
+					continue
+				}
+				note, inc := limitOutcome(waited, wait, asked, step)
+				if inc != nil {
+					return inc
+				}
+				why += note
+			}
+			run.Vars["failed_step"] = st.label
+			run.Failf("%s: %s%s%s", step, why, ans.note, varsNote(run.Transcript, extracted))
+			return nil
 		}
 		for _, name := range slices.Sorted(maps.Keys(st.extract)) {
 			v, ok := ans.extract(st.extract[name])
