@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -82,6 +83,7 @@ func (h *HTTP) Probe(ctx context.Context, run *Run) error {
 	}
 	now := time.Now()
 	SetHTTPVars(run, "", resp, now)
+	leftTheSite(run, r.URL, resp.FinalURL)
 	version, where := "", ""
 	if h.served != nil {
 		version, where = versionOf(h.served, resp), servedWhere(h.served)
@@ -204,3 +206,30 @@ func flattenHeaders(h http.Header) map[string]string {
 	}
 	return out
 }
+
+// leftTheSite fails a run of a deploy's verification whose answer, after redirects, came
+// from another site than the one asked, where the runs before the deploy ended on it: a
+// deploy that lost its session or auth settings sends every visitor to an identity
+// provider's login page, a 200 that passed any status assertion (a loopback app whose
+// every page went 302 to another host's "Sign in" form passed "status >= 200 && status
+// < 300" and "status == 200" alike). A check whose answers already left the site before
+// the deploy (a page behind a login) is judged as ever, and so is one whose baseline
+// ended elsewhere (its url changed by a reload).
+func leftTheSite(run *Run, asked, final string) {
+	if run.Deploy == nil || run.Baseline == nil {
+		return
+	}
+	before, _ := run.Baseline["url"].(string)
+	a, err1 := url.Parse(asked)
+	f, err2 := url.Parse(final)
+	b, err3 := url.Parse(before)
+	if before == "" || err1 != nil || err2 != nil || err3 != nil || !site(a, b) || site(a, f) {
+		return
+	}
+	run.Failf("redirected off the site: the answer came from %s, where the runs before the deploy ended on %s (a login page at an "+
+		"identity provider or a maintenance host answers 200 to a visitor who wanted the page)", Trim(final, 200), Trim(before, 200))
+}
+
+// site: a and b are one site (one's host is the other's or a subdomain of it; http to https
+// is the same site).
+func site(a, b *url.URL) bool { return sameSite(a, b) || sameSite(b, a) }
