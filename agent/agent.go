@@ -93,6 +93,8 @@ type Agent struct {
 	mu     sync.Mutex
 	last   map[string]*checks.Result // newest result per check
 	verify map[string]*verification  // deploys being verified, by id
+	// measured is since when each check has measured what it measures (measured.go).
+	measured map[string]measured
 
 	// incMu serialises the changes of the incident state, store writes included; incView
 	// guards the maps below for readers (API, status page, metrics, preflight), which take
@@ -265,6 +267,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.loadLatest(ctx)
 	a.loadIncidents(ctx)
 	a.closeLeftIncidents(ctx)
+	a.noteMeasured(ctx, a.Runtime())
 
 	runCtx, cancelRuns := a.runCtx, a.cancelRuns
 	defer cancelRuns()

@@ -62,13 +62,14 @@ const baselineScan = 5000
 
 // runsBefore is check's runs in this location before at, newest first, back to its
 // passing-th passing run (or baselineScan runs), leaving out those that started within a
-// span of skip: the reads jump over a span to its start.
+// span of skip (the reads jump over a span to its start) and before the check last
+// changed what it measures (measured.go).
 func (a *Agent) runsBefore(ctx context.Context, check string, at time.Time, skip []span, passing int) ([]*checks.Result, error) {
 	page := 50 // enough for most: the newest runs before a deploy usually pass
 	var out []*checks.Result
 	for len(out) < baselineScan {
 		at = before(skip, at)
-		runs, err := a.store.BaselineRuns(ctx, check, a.location, at, page)
+		runs, err := a.store.BaselineRuns(ctx, check, a.location, a.measuredSince(check), at, page)
 		if err != nil {
 			return nil, err
 		}
@@ -182,11 +183,11 @@ func supersededSince(list []*store.Deploy, id string, at time.Time) time.Time {
 }
 
 // newestRunBefore is check's newest run in this location before at outside the spans of
-// skip; nil when it has none.
+// skip, since the check measures what it measures now; nil when it has none.
 func (a *Agent) newestRunBefore(ctx context.Context, check string, at time.Time, skip []span) (*store.RunRecord, error) {
 	for range len(skip) + 1 {
 		at = before(skip, at)
-		runs, err := a.store.BaselineRuns(ctx, check, a.location, at, 1)
+		runs, err := a.store.BaselineRuns(ctx, check, a.location, a.measuredSince(check), at, 1)
 		if err != nil || len(runs) == 0 {
 			return nil, err
 		}

@@ -87,7 +87,7 @@ func (h *harness) waitPassingRuns(check string, n int) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		runs, err := h.a.store.BaselineRuns(h.t.Context(), check, h.a.location, time.Now(), 50)
+		runs, err := h.a.store.BaselineRuns(h.t.Context(), check, h.a.location, time.Time{}, time.Now(), 50)
 		if err != nil {
 			h.t.Fatal(err)
 		}

@@ -190,7 +190,8 @@ func (a *Agent) unbaselined(ctx context.Context, rt *Runtime, service string, no
 	a.writer.flush(ctx) // runs not yet written are runs all the same
 	var out []PreflightNote
 	for _, name := range rt.Config.Services[service].Checks {
-		runs, err := a.store.BaselineRuns(ctx, name, a.location, now, 50)
+		since := a.measuredSince(name)
+		runs, err := a.store.BaselineRuns(ctx, name, a.location, since, now, 50)
 		if err != nil {
 			a.log.Warn("reading a check's runs for a preflight failed", "check", name, "error", err)
 			continue
@@ -199,6 +200,9 @@ func (a *Agent) unbaselined(ctx context.Context, rt *Runtime, service string, no
 			seen := fmt.Sprintf("in its last %d runs here", len(runs))
 			if len(runs) == 0 {
 				seen = "here yet"
+			}
+			if !since.IsZero() {
+				seen += fmt.Sprintf(" since its request changed at %s", since.UTC().Format(time.RFC3339))
 			}
 			out = append(out, PreflightNote{Rule: "no_baseline", Check: name, Message: fmt.Sprintf("%s has no passing run %s: "+
 				"a deploy now has no baseline for it, and its verification cannot compare it with before the deploy", name, seen)})

@@ -36,6 +36,7 @@ func (a *Agent) Reload() error {
 		return err
 	}
 	old := a.rt.Swap(rt)
+	a.noteMeasured(context.WithoutCancel(a.runCtx), rt)
 	if later := restartOnly(old.Config, cfg); len(later) > 0 {
 		a.log.Warn("config reloaded, but these settings changed and take effect only at the next restart: "+strings.Join(later, ", "),
 			"settings", later)

@@ -202,7 +202,7 @@ func (a *Agent) runVerification(ctx context.Context, v *verification) {
 				if !a.sleepUntil(ctx, at) {
 					return
 				}
-				in := checks.Input{Deploy: info, Baseline: v.baseline[c.Name], Since: d.CreatedAt}
+				in := checks.Input{Deploy: info, Baseline: v.baseline[c.Name], Since: d.CreatedAt, MeasuredSince: a.measuredSince(c.Name)}
 				rctx, rspan := a.opts.Tracing.Tracer("agent").Start(ctx, fmt.Sprintf("round %d %s", round+1, c.Name),
 					trace.WithAttributes(attribute.Int("vigil.round", round+1), attribute.String("vigil.check", c.Name)))
 				res, ok := a.round(rctx, c, in, d.ID, v.svc.Verify) // verify_visitors.go

@@ -6,6 +6,7 @@ package checks
 import (
 	"fmt"
 	"maps"
+	"time"
 )
 
 // noBaseline and noDeploy are what assertions see of a run outside a deploy's
@@ -155,4 +156,13 @@ func WithoutSetup(vars map[string]any) (map[string]any, bool) {
 	}
 	out, _ := setupFree(vars, nil)
 	return out, true
+}
+
+// changed ends a "no baseline yet" reason of a check whose request changed: the runs
+// before the change measured something else.
+func (in Input) changed() string {
+	if in.MeasuredSince.IsZero() {
+		return ""
+	}
+	return " since the check's request changed at " + in.MeasuredSince.UTC().Format(time.RFC3339)
 }

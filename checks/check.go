@@ -52,6 +52,10 @@ type Input struct {
 	Baseline map[string]any
 	// Since bounds windows such as logscan's: only what happened after it counts.
 	Since time.Time
+	// MeasuredSince is when the check started measuring what it measures now (a reload or
+	// restart changed its request or spec), zero when it always has: its baseline is of
+	// the runs from then, and a missing one says so.
+	MeasuredSince time.Time
 	// TranscriptOnFailure drops the transcript of a run that passes. Scheduled runs set
 	// it: a transcript explains a failure, and rendering, redacting and storing one for
 	// every passing run was a large part of what a run cost. Deploy verifications and
@@ -423,7 +427,7 @@ func (c *Check) judge(run *Run) (Outcome, []string) {
 	case len(reasons) > 0:
 		return Fail, reasons
 	case len(noBaseline) > 0:
-		return Inconclusive, []string{fmt.Sprintf("no baseline yet: %q compares with runs from before the deploy, and there are none that passed", noBaseline[0])}
+		return Inconclusive, []string{fmt.Sprintf("no baseline yet: %q compares with runs from before the deploy, and there are none that passed%s", noBaseline[0], run.changed())}
 	case len(skipped) > 0:
 		return Inconclusive, []string{"not measured: " + skipped[0]}
 	}

@@ -59,7 +59,7 @@ func stepFailure(run *Run, st *scriptStep, ans *stepAnswer, i int, noBaseline *s
 			continue // baseline.* is "before the deploy": nothing to compare with outside one (as a check's own assertions)
 		case a.usesBaseline && run.Baseline == nil:
 			if *noBaseline == "" {
-				*noBaseline = fmt.Sprintf("no baseline yet: step %d (%s): %q compares with runs from before the deploy, and there are none that passed", i+1, st.label, a.Source)
+				*noBaseline = fmt.Sprintf("no baseline yet: step %d (%s): %q compares with runs from before the deploy, and there are none that passed%s", i+1, st.label, a.Source, run.changed())
 			}
 			continue
 		}

@@ -175,12 +175,13 @@ func (s *common) RecentRuns(ctx context.Context, check string, before time.Time,
 		ORDER BY started_at DESC LIMIT ?`, check, nanos(before), limit)
 }
 
-// BaselineRuns returns up to limit runs of check in location that started before before,
-// newest first: the runs a deploy's baseline in that location is made of (latencies
-// differ from one location to another).
-func (s *common) BaselineRuns(ctx context.Context, check, location string, before time.Time, limit int) ([]*RunRecord, error) {
-	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND location = ? AND started_at < ?
-		ORDER BY started_at DESC LIMIT ?`, check, location, nanos(before), limit)
+// BaselineRuns returns up to limit runs of check in location that started from since
+// (zero: any time) and before before, newest first: the runs a deploy's baseline in that
+// location is made of (latencies differ from one location to another), since the check
+// last changed what it measures (MeasuredSince).
+func (s *common) BaselineRuns(ctx context.Context, check, location string, since, before time.Time, limit int) ([]*RunRecord, error) {
+	return s.queryRuns(ctx, `SELECT `+runColumns+` FROM runs WHERE check_name = ? AND location = ? AND started_at >= ? AND started_at < ?
+		ORDER BY started_at DESC LIMIT ?`, check, location, nanos(since), nanos(before), limit)
 }
 
 // DeployRuns returns the runs of a deploy's verification, oldest first.

@@ -72,8 +72,12 @@ func testRunsSurviveReopen(t *testing.T, d driver) {
 		t.Errorf("recent newest first: %d", len(recent))
 	}
 	// A baseline is made in one location: latencies differ from one to another.
-	if base, _ := s.BaselineRuns(ctx, "home", "us", t0.Add(90*time.Second), 10); len(base) != 1 || base[0].ID != runs[3].ID {
+	if base, _ := s.BaselineRuns(ctx, "home", "us", time.Time{}, t0.Add(90*time.Second), 10); len(base) != 1 || base[0].ID != runs[3].ID {
 		t.Errorf("baseline runs in us: %+v", base)
+	}
+	// Since the check last changed what it measures: the runs before are of another request.
+	if base, _ := s.BaselineRuns(ctx, "home", "eu", t0.Add(time.Minute), t0.Add(90*time.Second), 10); len(base) != 1 || base[0].ID != runs[1].ID {
+		t.Errorf("baseline runs in eu since t0+1m: %+v", base)
 	}
 	latest, _ := s.LatestRuns(ctx, "eu")
 	if len(latest) != 2 {

@@ -22,7 +22,7 @@ type testStore interface {
 	RunByID(ctx context.Context, id int64) (*RunRecord, error)
 	ArtifactData(ctx context.Context, runID int64, name string) (*Artifact, error)
 	RecentRuns(ctx context.Context, check string, before time.Time, limit int) ([]*RunRecord, error)
-	BaselineRuns(ctx context.Context, check, location string, before time.Time, limit int) ([]*RunRecord, error)
+	BaselineRuns(ctx context.Context, check, location string, since, before time.Time, limit int) ([]*RunRecord, error)
 	LatestRuns(ctx context.Context, location string) ([]*RunRecord, error)
 	History(ctx context.Context, check string, since time.Time, limit int) ([]RunPoint, error)
 	DeployRuns(ctx context.Context, deployID string) ([]*RunRecord, error)
@@ -83,6 +83,7 @@ type testStore interface {
 
 	Health(ctx context.Context) error
 	Writable(ctx context.Context) error
+	MeasuredSince(ctx context.Context, key, fingerprint string, now time.Time) (time.Time, error)
 
 	self() *common
 }
