@@ -243,13 +243,19 @@ func beatsFrom(beats []Beat, t time.Time) int {
 // since the deploy, and a failure after.
 func (h *Heartbeat) judgeDeploy(run *Run, fromDeploy []Beat, now time.Time) error {
 	d := run.Deploy
-	n := 0
+	n, apart := 0, ""
 	for _, b := range fromDeploy {
-		if b.Version == d.Version {
+		if sameVersion(b.Version, d.Version) { // a job that says 1.4.0+g3f2a1c runs the deploy's v1.4.0
 			n++
+			if b.Version != d.Version {
+				apart = b.Version
+			}
 		}
 	}
 	run.Vars["deploy_version_beats"] = n
+	if apart != "" {
+		run.Transcript.Printf("beats from version %s%s, counted as the deploy's", Trim(apart, 100), apartNote(apart, d.Version))
+	}
 	if !h.requireDeploy || n > 0 {
 		return nil
 	}

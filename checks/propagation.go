@@ -68,8 +68,9 @@ type readerResult struct {
 	judged int
 	others int
 	other  string
-	// version is what the answer that showed the marker named (served_version).
-	version string
+	// version is what the answer that showed the marker named (served_version); want the
+	// deploy's version it was judged against ("" outside a deploy).
+	version, want string
 	// cached counts the answers left out as a cache's copy that may predate the write
 	// (cachedBeforeWrite), fromCache what the last of them said of its cache; seenCached
 	// what the answer that showed the marker said of its cache, when one gave it.

@@ -14,7 +14,7 @@ import (
 func (r *readerResult) versionNote() string {
 	note := ""
 	if r.version != "" {
-		note = ", answered by version " + Trim(r.version, 100)
+		note = ", answered by version " + Trim(r.version, 100) + apartNote(r.version, r.want)
 	}
 	if r.seenCached != "" {
 		note += ", from a cache (" + r.seenCached + ")"
@@ -38,7 +38,7 @@ func (r *readerResult) versionNote() string {
 // and the time measured is the first read of the run of reads that held.
 //
 // With served_version each answer's version is read; in a deploy (want set) an answer
-// from another version is left out, and polling goes on: through a load balancer in the
+// from another version (as sameVersion reads them: v1.4.0 is 1.4.0+g3f2a1c) is left out, and polling goes on: through a load balancer in the
 // middle of a rollout the same reader is answered by old and new pods in turn, and only
 // the new ones' showing the marker measures the new version. The reader has connections of
 // its own, and the one an answer from another version came on is closed: a
@@ -58,6 +58,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 		// no read since said otherwise.
 		res.seen = res.seen || res.streak > 0
 	}()
+	res.want = want
 	req, err := r.req.Render(data)
 	if err != nil {
 		res.err = err
@@ -106,7 +107,7 @@ func (p *Propagation) pollReader(ctx context.Context, r *propReader, data map[st
 			if p.served != nil {
 				version = versionOf(p.served, resp)
 			}
-			if want != "" && version != "" && version != want {
+			if want != "" && version != "" && !sameVersion(version, want) {
 				res.others++
 				res.other = version
 				client.CloseIdle()

@@ -71,9 +71,10 @@ type slaSample struct {
 	key     string // status code, or one of slaTimeout, slaError, slaNotSent
 	ok      bool
 	err     error
-	// other is the version that answered when it is not the deploy's (served_version):
-	// the sample is left out of the figures.
-	other string
+	// other is the version that answered when it is not the deploy's (served_version, as
+	// sameVersion reads them): the sample is left out of the figures. apart is the version
+	// that answered when it is the deploy's written apart (1.4.0+g3f2a1c for v1.4.0).
+	other, apart string
 	// retried counts the times the request was sent again after a connection closed
 	// without an answer (Response.Retried).
 	retried int
@@ -181,7 +182,11 @@ func (s *SLA) one(ctx context.Context, client *HTTPClient, run *Run, i int, begi
 		out.retried = resp.Retried
 		named := ""
 		if s.served != nil && run.Deploy != nil && run.Deploy.Version != "" {
-			if named = versionOf(s.served, resp); named != "" && named != run.Deploy.Version {
+			switch named = versionOf(s.served, resp); {
+			case named == "" || named == run.Deploy.Version:
+			case sameVersion(named, run.Deploy.Version):
+				out.apart = named
+			default:
 				out.other = named
 			}
 		}
@@ -206,7 +211,8 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 	var errs, answered, others, unanswered, retried, sent, cut int
 	hits := cacheHits{verifying: run.Deploy != nil}
 	var firstErrs []string
-	other := ""
+	other, apart := "", ""
+	apartN := 0
 	// A request the burst's end cut (or found due and not sent) is known only to take
 	// longer than it had waited. Waiting longer than every answered request, it counts as
 	// a timeout (a hang is not hidden by the burst ending on it); cut sooner, its outcome
@@ -229,6 +235,10 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 			others++
 			other = x.other
 			continue
+		}
+		if x.apart != "" {
+			apartN++
+			apart = x.apart
 		}
 		if hits.count(x) {
 			continue
@@ -336,6 +346,9 @@ func (s *SLA) summarise(run *Run, samples []slaSample, elapsed time.Duration) er
 		fmtMS(v["max_ms"]), v["rps"], formatStatuses(statuses))
 	for _, e := range firstErrs {
 		run.Transcript.Printf("! %s", e)
+	}
+	if apartN > 0 {
+		run.Transcript.Printf("served version: %d answers named %s%s: counted as the deploy's", apartN, Trim(apart, 100), apartNote(apart, run.Deploy.Version))
 	}
 	if retried > 0 {
 		msg := fmt.Sprintf("%d requests were sent again on a new connection after a kept-alive one closed without an answer "+

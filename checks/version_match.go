@@ -28,3 +28,13 @@ func splitVersion(v string) (core, build string) {
 	core, build, _ = strings.Cut(v, "+")
 	return core, build
 }
+
+// apartNote says, for a transcript, that reported was taken for deployed only as written
+// apart (sameVersion, not equality): ", the deploy's v1.4.0, written apart"; "" when the
+// two are written alike or are not one version.
+func apartNote(reported, deployed string) string {
+	if reported == deployed || !sameVersion(reported, deployed) {
+		return ""
+	}
+	return ", the deploy's " + Trim(deployed, 100) + ", written apart"
+}
