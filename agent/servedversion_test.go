@@ -140,3 +140,56 @@ services:
 		t.Fatalf("served_version, half-way: %v %v; want failed on the new version's lag", d["status"], d["reason"])
 	}
 }
+
+// A pipeline registers its deploys from the git tag (v1.4.0) of a binary that says
+// 1.4.0+g3f2a1c. The service is well and serves the new build from the first request; a
+// real agent's verification passes it. Before, every answer was "another version": the
+// check under ready_within failed the deploy as not ready, the propagation check's verdict
+// was inconclusive. A tag the service does not run (v1.4.1) is still another version.
+func TestDeployVersionWrittenApart(t *testing.T) {
+	var mu sync.Mutex
+	items := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App-Version", "1.4.0+g3f2a1c")
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			items[string(body)] = true
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		for it := range items {
+			fmt.Fprintln(w, it)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	h := startAgent(t, "", fmt.Sprintf(`
+checks:
+  - {name: home, kind: http, every: 1h, retries: 0, request: {url: %[1]q}, served_version: {header: X-App-Version}}
+  - {name: feed, kind: propagation, every: 1h, retries: 0, timeout: 1s, poll: 50ms, served_version: {header: X-App-Version},
+     write: {url: %[1]q, body: "{{ .Nonce }}"}, read: [%[1]q]}
+services:
+  web: {checks: [home], verify: {interval: 200ms, count: 3, ready_within: 400ms, visitors: 1}}
+  feed: {checks: [feed], verify: {interval: 200ms, count: 3}}
+`, srv.URL+"/items"))
+
+	d := h.verdict(h.deploy("web", "v1.4.0"), 30*time.Second)
+	if d["status"] != store.StatusPassed {
+		t.Fatalf("web v1.4.0, served as 1.4.0+g3f2a1c: %v %q; want passed", d["status"], d["reason"])
+	}
+	if ready, ok := d["ready_ms"].(float64); !ok || ready >= 400 {
+		t.Errorf("ready_ms %v; want the first round's, under ready_within", d["ready_ms"])
+	}
+	if d := h.verdict(h.deploy("feed", "v1.4.0"), 30*time.Second); d["status"] != store.StatusPassed {
+		t.Fatalf("feed v1.4.0, served as 1.4.0+g3f2a1c: %v %q; want passed", d["status"], d["reason"])
+	}
+	d = h.verdict(h.deploy("feed", "v1.4.1"), 30*time.Second)
+	if d["status"] != store.StatusInconclusive || !strings.Contains(fmt.Sprint(d["reason"]), "answered by version 1.4.0+g3f2a1c, not v1.4.1") {
+		t.Fatalf("feed v1.4.1, not served yet: %v %q; want inconclusive", d["status"], d["reason"])
+	}
+	d = h.verdict(h.deploy("web", "v1.4.1"), 30*time.Second)
+	if d["status"] != store.StatusFailed || !strings.Contains(fmt.Sprint(d["reason"]), "home: not ready 400ms after the deploy") {
+		t.Fatalf("web v1.4.1, not served yet: %v %q; want failed, not ready", d["status"], d["reason"])
+	}
+}
